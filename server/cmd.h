@@ -1,0 +1,112 @@
+/* cmd.h - executes memcached requests against the store: the one place where
+ * protocol/ (parse, format) meets storage/ (cask). Knows nothing of sockets,
+ * libevent or threads: a connection hands it bytes and an output sink, and it
+ * parses one request, runs it and writes the reply into the sink. The server's
+ * conn.c drives it; tests drive it directly with an in-memory sink.
+ */
+#ifndef BITCACHED_CMD_H
+#define BITCACHED_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/proto.h"
+#include "storage/cask.h"
+
+/* Where replies go. Implemented by conn.c over its output queue, and by tests
+ * over a growable buffer. */
+struct cmd_sink {
+    /* Append n bytes (copied before return). */
+    void (*bytes)(void *arg, const void *p, size_t n);
+    /* Append n bytes of buf and take ownership of it: buf was malloc'd and is
+     * freed with free() once written (or when the connection goes). Lets a
+     * value read by cask_get reach the socket without another copy. */
+    void (*value)(void *arg, char *buf, size_t n);
+    void *arg;
+};
+
+/* Per-thread counters behind memcached's `stats`. Each worker owns one and
+ * only its thread writes it; stats.c sums them (reads may be slightly stale). */
+struct cmd_counters {
+    uint64_t cmd_get;       /* keys looked up by get/gets/gat/gats/mg */
+    uint64_t cmd_set;       /* storage commands, including failed ones */
+    uint64_t cmd_touch;
+    uint64_t cmd_flush;
+    uint64_t get_hits;
+    uint64_t get_misses;
+    uint64_t get_expired;
+    uint64_t get_flushed;
+    uint64_t delete_hits;
+    uint64_t delete_misses;
+    uint64_t incr_hits;
+    uint64_t incr_misses;
+    uint64_t decr_hits;
+    uint64_t decr_misses;
+    uint64_t cas_hits;
+    uint64_t cas_misses;
+    uint64_t cas_badval;
+    uint64_t touch_hits;
+    uint64_t touch_misses;
+    uint64_t store_too_large;
+    uint64_t total_items;   /* items successfully stored */
+    uint64_t meta_cmds;
+};
+
+/* Shared by every connection; set up once before the workers start and
+ * read-only afterwards. */
+struct cmd_env {
+    struct cask *store;
+    uint32_t item_max;            /* -I: largest value accepted */
+    bool enable_shutdown;         /* --enable-shutdown (memcached's -A) */
+    const char *version;          /* for `version` */
+    /* Unix time in seconds, used to turn exptimes into absolute times; must
+     * be the same clock the store was opened with. NULL means time(NULL). */
+    int64_t (*clock)(void *arg);
+    void *clock_arg;
+    /* `stats [args]`: write the whole reply (STAT lines and END, or an error
+     * line) to out. args/len is the text after "stats " (may be empty). */
+    void (*stats)(void *arg, const char *args, size_t len,
+                  const struct cmd_sink *out);
+    void *stats_arg;
+    /* `verbosity N`: set the server's log level. May be NULL. */
+    void (*verbosity)(void *arg, unsigned level);
+    void *verbosity_arg;
+};
+
+/* Per connection. Owned by the connection; touched only by its thread. */
+struct cmd_conn {
+    const struct cmd_env *env;
+    struct cmd_counters *ctr;     /* the owning worker's counters */
+    struct cmd_sink out;
+    struct proto_parser parser;   /* incremental parser state */
+};
+
+enum cmd_status {
+    CMD_DONE = 0,    /* consumed *used > 0 bytes (a request ran, or bytes of
+                      * a swallowed data block were dropped); call again */
+    CMD_NEED_MORE,   /* no complete request in buf: read more, then call again
+                      * with the same unconsumed bytes first */
+    CMD_CLOSE,       /* write out what is queued, then close (quit, or the
+                      * framing is lost: memcached closes too) */
+    CMD_SHUTDOWN,    /* `shutdown` accepted: the server should stop */
+};
+
+/* Set up a connection's state. */
+void cmd_conn_init(struct cmd_conn *cc, const struct cmd_env *env,
+                   struct cmd_counters *ctr, const struct cmd_sink *out);
+/* Release whatever cmd_conn_init set up. */
+void cmd_conn_deinit(struct cmd_conn *cc);
+
+/* Run at most one request from buf[0..len). *used is set to the bytes
+ * consumed (0 on CMD_NEED_MORE). The buffer is only read during the call.
+ * Blocks while the store does (see cask.h). Never aborts on any input. */
+enum cmd_status cmd_execute(struct cmd_conn *cc, const char *buf, size_t len,
+                            size_t *used);
+
+/* Hint for the read buffer: total bytes the request at the start of buf needs
+ * (line and data block), or 0 when that is not yet known. Lets the
+ * connection grow its buffer once for a large value. */
+size_t cmd_bytes_wanted(const struct cmd_conn *cc);
+
+#endif

@@ -1,0 +1,215 @@
+/* cask.h - public API of the storage engine: a store of N bitcask shards.
+ *
+ * Knows keys, values, flags, absolute expiry times and cas numbers; knows
+ * nothing of sockets, libevent or the memcached protocol. Every call is safe
+ * from many threads at once. Calls may block on disk I/O (reads hit the page
+ * cache in the common case); under CASK_SYNC_ALWAYS a modification blocks until
+ * an fdatasync covers it (group commit: concurrent writers share one sync).
+ *
+ * Time: the store reads the clock through cask_options.clock (unix seconds).
+ * An item with exp_abs_s != 0 and exp_abs_s <= now is expired: never returned,
+ * treated as absent by every operation, and dropped by compaction. exp_abs_s 0
+ * means never. The caller turns memcached's relative/absolute/negative exptime
+ * into an absolute time before calling (a negative exptime becomes 1, i.e. an
+ * instant long past).
+ */
+#ifndef BITCACHED_CASK_H
+#define BITCACHED_CASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CASK_KEY_MAX            250u
+#define CASK_DEFAULT_SHARDS     16u
+#define CASK_DEFAULT_SEGMENT    (64u * 1024 * 1024)
+#define CASK_DEFAULT_VALUE_MAX  (1024u * 1024)
+#define CASK_DEFAULT_SYNC_MS    1000u
+#define CASK_DEFAULT_COMPACT    0.5
+
+/* Status codes. 0 is success, a positive value is an errno, and the store's
+ * own conditions sit in a negative range. */
+enum cask_err {
+    CASK_OK = 0,
+    CASK_ENOTFOUND = -1001, /* no such (live) key, or cas given for a missing key */
+    CASK_ENOTSTORED,        /* add: key exists; replace/append/prepend: key missing */
+    CASK_EEXISTS,           /* cas mismatch */
+    CASK_ETOOBIG,           /* value (or append/prepend result) above value_max */
+    CASK_EBADKEY,           /* key length 0 or above CASK_KEY_MAX */
+    CASK_ENONNUMERIC,       /* incr/decr on a value that is not a decimal u64 */
+    CASK_ECORRUPT,          /* a record failed its checksum on read */
+    CASK_EFAILED,           /* shard latched read-only after an I/O error */
+    CASK_ELOCKED,           /* data directory locked by another process */
+    CASK_EINVAL,            /* bad argument or option */
+};
+
+/* Text for any status above or errno; never NULL. */
+const char *cask_strerror(int err);
+
+enum cask_sync {
+    CASK_SYNC_NEVER = 0,  /* left to the OS */
+    CASK_SYNC_INTERVAL,   /* a background thread syncs every sync_interval_ms */
+    CASK_SYNC_ALWAYS,     /* a modification returns only after fdatasync */
+};
+
+/* Log levels for cask_options.log. */
+enum cask_log_level {
+    CASK_LOG_ERROR = 0,
+    CASK_LOG_WARN,
+    CASK_LOG_INFO,
+    CASK_LOG_DEBUG,
+};
+
+struct cask_options {
+    unsigned shards;             /* number of shards; fixed when the directory
+                                  * is first created; reopening with another
+                                  * number is CASK_EINVAL */
+    enum cask_sync sync;
+    unsigned sync_interval_ms;   /* for CASK_SYNC_INTERVAL */
+    uint64_t segment_size;       /* active segment rolls over at this size */
+    uint32_t value_max;          /* largest value accepted, bytes */
+    double compact_ratio;        /* dead fraction that makes a closed segment
+                                  * a compaction candidate, 0 < r <= 1 */
+    bool compact_background;     /* run per-shard background compaction */
+    /* Clock in unix seconds; NULL means time(NULL). Tests set a fake one. */
+    int64_t (*clock)(void *arg);
+    void *clock_arg;
+    /* Log sink; NULL means stderr for WARN and ERROR only. msg has no newline.
+     * May be called from any thread, including background threads. */
+    void (*log)(void *arg, enum cask_log_level level, const char *msg);
+    void *log_arg;
+    /* Called during cask_open after each shard has recovered (for systemd's
+     * STATUS=). May be NULL. */
+    void (*progress)(void *arg, unsigned shards_done, unsigned shards_total);
+    void *progress_arg;
+};
+
+/* Fill *o with the defaults above (interval sync, background compaction on). */
+void cask_options_init(struct cask_options *o);
+
+struct cask; /* opaque */
+
+/* Open (creating if missing) the store in dir, lock it against other
+ * processes, and recover every shard: hint files first, then the log tail.
+ * A torn or corrupt tail is truncated and logged, never a refusal to open.
+ * Returns CASK_OK and *out, or CASK_ELOCKED, CASK_EINVAL, or an errno. */
+int cask_open(struct cask **out, const char *dir, const struct cask_options *o);
+
+/* Stop background threads, sync every shard, write hints for the active
+ * segments' successors as needed, release the lock, free everything, and set
+ * *c to NULL. Safe on *c == NULL. */
+void cask_close(struct cask **c);
+
+/* Sync every shard now, whatever the policy. Returns CASK_OK or an error. */
+int cask_sync(struct cask *c);
+
+/* What the store keeps with a key. */
+struct cask_item {
+    uint32_t flags;    /* client flags, opaque to the store */
+    int64_t exp_abs_s; /* 0 = never */
+    uint64_t cas;      /* unique per modification, never reused */
+    uint32_t vlen;     /* value length in bytes */
+    /* Set only when a get/touch returns CASK_ENOTFOUND: why the key is not
+     * there (for memcached's get_expired/get_flushed counters). */
+    enum { CASK_GONE_ABSENT = 0, CASK_GONE_EXPIRED, CASK_GONE_FLUSHED } gone;
+};
+
+/* Look a key up. With val != NULL the value is read and checked against its
+ * record checksum; *val receives a malloc'd buffer of it->vlen bytes (plus a
+ * NUL after them, not counted) that the caller frees. With val == NULL only
+ * the metadata is returned (no disk read).
+ * Returns CASK_OK, CASK_ENOTFOUND, CASK_ECORRUPT, or an errno. */
+int cask_get(struct cask *c, const void *key, size_t klen,
+             struct cask_item *it, char **val);
+
+/* Like cask_get, and atomically set the item's expiry to exp_abs_s (gat, gats,
+ * touch, mg with T). The cas does not change, as in memcached. it and val as
+ * for cask_get (both may be NULL). */
+int cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
+               struct cask_item *it, char **val);
+
+enum cask_store_mode {
+    CASK_SET = 0,  /* store unconditionally */
+    CASK_ADD,      /* only if absent, else CASK_ENOTSTORED */
+    CASK_REPLACE,  /* only if present, else CASK_ENOTSTORED */
+    CASK_APPEND,   /* present: value += data (flags, expiry kept) */
+    CASK_PREPEND,  /* present: value = data + value (flags, expiry kept) */
+};
+
+/* Store a value. mode picks the condition; cas_in != 0 additionally requires
+ * the current item's cas to equal cas_in (memcached's cas command, or ms/C):
+ * absent -> CASK_ENOTFOUND, different -> CASK_EEXISTS. The value is copied
+ * before return. On CASK_OK, *cas_out (if not NULL) gets the new cas.
+ * Returns CASK_OK, CASK_ENOTSTORED, CASK_ENOTFOUND, CASK_EEXISTS,
+ * CASK_ETOOBIG, CASK_EBADKEY, CASK_EFAILED, or an errno. */
+int cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
+               size_t klen, const void *val, size_t vlen, uint32_t flags,
+               int64_t exp_abs_s, uint64_t cas_in, uint64_t *cas_out);
+
+/* Delete a key. cas_in != 0 requires a match (CASK_EEXISTS otherwise).
+ * Returns CASK_OK, CASK_ENOTFOUND, CASK_EEXISTS, CASK_EFAILED or an errno. */
+int cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in);
+
+/* incr/decr with memcached's semantics: the value must be a decimal u64
+ * (digits, optionally followed by spaces), else CASK_ENONNUMERIC; incr wraps
+ * at 2^64, decr floors at 0. The new value is written as decimal; when it is
+ * shorter than the old one it is right-padded with spaces to the old length,
+ * as memcached does. Flags and expiry are kept; the cas changes.
+ *   arith->vivify: on a miss, create the item with value arith->initial,
+ *                  flags 0, expiry arith->vivify_exp_abs_s (meta ma N/J);
+ *                  without it a miss is CASK_ENOTFOUND.
+ *   arith->cas_in: != 0 requires a match (meta ma C).
+ * On CASK_OK: *value_out = the new number, *it (if not NULL) = the new item. */
+struct cask_arith {
+    bool incr;              /* true: incr, false: decr */
+    uint64_t delta;
+    bool vivify;
+    uint64_t initial;
+    int64_t vivify_exp_abs_s;
+    uint64_t cas_in;
+};
+int cask_arith(struct cask *c, const void *key, size_t klen,
+               const struct cask_arith *arith, uint64_t *value_out,
+               struct cask_item *it);
+
+/* flush_all: every item stored at or before time at_abs_s becomes invalid;
+ * items stored after it stay. at_abs_s <= now flushes now. A later call
+ * replaces a pending (future) flush, as in memcached. Durable: the flush
+ * point survives a restart. Returns CASK_OK or an error. */
+int cask_flush(struct cask *c, int64_t at_abs_s);
+
+/* Ask for compaction of shard `shard` (or every shard when shard < 0).
+ * wait: block until it has run; otherwise hand it to the background thread.
+ * Compaction rewrites the live records of closed segments whose dead fraction
+ * passed compact_ratio (every closed segment with any dead bytes when forced
+ * through this call) and unlinks the old files. */
+int cask_compact(struct cask *c, int shard, bool wait);
+
+/* Figures for `stats storage`. */
+struct cask_stats {
+    uint64_t live_keys;        /* keys in the keydir (expired ones not yet
+                                * reclaimed included) */
+    uint64_t live_bytes;       /* on-disk bytes of the records they point to */
+    uint64_t dead_bytes;       /* on-disk bytes of superseded records */
+    uint64_t segments;         /* segment files */
+    uint64_t disk_bytes;       /* bytes of segment and hint files */
+    uint64_t keydir_bytes;     /* memory used by the keydir */
+    uint64_t compactions;      /* compaction runs completed */
+    uint64_t bytes_reclaimed;  /* disk bytes freed by compaction */
+    uint64_t syncs;            /* fdatasync calls on segments */
+    uint64_t records_recovered;/* records (or hint entries) read at open */
+    uint64_t bytes_truncated;  /* torn/corrupt tail bytes dropped at open */
+    double recovery_s;         /* time cask_open spent recovering */
+    bool failed;               /* shard latched read-only */
+};
+
+unsigned cask_shards(const struct cask *c);
+
+/* Figures of one shard (0 <= shard < cask_shards) or, for shard < 0, the
+ * total over all shards (recovery_s: the whole open). */
+int cask_stats(struct cask *c, int shard, struct cask_stats *st);
+
+/* The shard a key belongs to (for tests and stats). */
+unsigned cask_shard_of(const struct cask *c, const void *key, size_t klen);
+
+#endif
