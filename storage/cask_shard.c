@@ -861,7 +861,9 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
         (*ids)[(*n)++] = id;
     }
     closedir(d);
-    qsort(*ids, *n, sizeof(uint32_t), cmp_u32);
+    if (*n > 1) {
+        qsort(*ids, *n, sizeof(uint32_t), cmp_u32);
+    }
     return 0;
 }
 
