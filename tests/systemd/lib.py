@@ -49,7 +49,8 @@ class Server:
                                      env=full_env, cwd=workdir)
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
@@ -93,6 +94,10 @@ def wait_port(server, port, timeout=20.0):
     return False
 
 
+class CommandError(OSError):
+    """The server answered ERROR (unknown command)."""
+
+
 def request(sock, line, end=b"END\r\n", timeout=5.0):
     """Send one command line, read until the reply ends with end."""
     sock.settimeout(timeout)
@@ -104,8 +109,19 @@ def request(sock, line, end=b"END\r\n", timeout=5.0):
             raise OSError("connection closed after %r" % buf[-200:])
         buf += chunk
         if buf.startswith(b"ERROR") and buf.endswith(b"\r\n"):
-            raise OSError("server replied %r" % buf)
+            raise CommandError(buf)
     return buf
+
+
+def speaks_protocol(port):
+    """False if the server answers ERROR even to `version` (a build whose
+    protocol parser is still a stub)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        try:
+            return request(s, b"version\r\n", end=b"\r\n").startswith(
+                b"VERSION ")
+        except CommandError:
+            return False
 
 
 def stats_settings(port):
