@@ -19,6 +19,8 @@ tests_integration_test_commands_CFLAGS = $(ITEST_CFLAGS)
 tests_integration_test_commands_LDADD = $(ITEST_LDADD)
 TESTS += tests/integration/test_commands
 
-dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py
+dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
+	tests/compare/test_compare.py
 EXTRA_DIST += tests/integration/bcserver.py
-TESTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py
+TESTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
+	tests/compare/test_compare.py
