@@ -2,7 +2,7 @@
  * Owns the child processes it forks and their temp directories; every server
  * it started is stopped by PID at exit or on failure. Depends on libc and
  * libmemcached only, never on the server's own code. */
-#include "config.h"
+#include <config.h>
 
 #include "tests/integration/harness.h"
 

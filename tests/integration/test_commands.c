@@ -4,7 +4,7 @@
  * a raw socket (libmemcached has no gat), multi-get across shards, large
  * values and the -I limit, noreply, expiry and delayed flush_all.
  * Depends on the harness and libmemcached only. */
-#include "config.h"
+#include <config.h>
 
 #include "tests/integration/harness.h"
 
