@@ -2,7 +2,7 @@
  * store, bind listeners, start workers, tell systemd we are ready, and on
  * SIGTERM/SIGINT (or `shutdown`) stop in order: stop accepting, drain
  * connections, close the store, remove the pidfile. Owns struct server. */
-#include "config.h"
+#include <config.h> /* autoconf's, not server/config.h */
 #include "server/cmd.h"
 #include "server/listen.h"
 #include "server/log.h"

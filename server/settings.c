@@ -3,7 +3,7 @@
  * one-line errors for bad flags; touches no other server state. */
 #include "server/settings.h"
 
-#include "config.h"
+#include <config.h> /* autoconf's, not server/config.h */
 #include "server/config.h"
 
 #include <errno.h>
@@ -458,7 +458,7 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
             return SETTINGS_EXIT_ERR;
         }
         rc = parse_vector(s, cargc, cargv, true);
-        config_free(cargc, cargv);
+        config_free(&cargv);
         if (rc < 0) {
             *exit_code = EX_USAGE;
             return SETTINGS_EXIT_ERR;

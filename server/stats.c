@@ -4,7 +4,7 @@
  * that `stats reset` subtracts. */
 #include "server/stats.h"
 
-#include "config.h"
+#include <config.h> /* autoconf's, not server/config.h */
 #include "server/log.h"
 #include "server/server.h"
 #include "server/worker.h"

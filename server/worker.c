@@ -1,6 +1,8 @@
 /* worker.c - worker threads. Each owns an event_base and the connections the
  * listener hands it; the main thread reaches a worker only through its queue
  * and notify pipe (memcached's thread.c model). */
+#include <config.h> /* first: feature macros (pipe2) */
+
 #include "server/worker.h"
 
 #include "server/conn.h"
