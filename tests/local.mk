@@ -19,6 +19,24 @@ tests_integration_test_commands_CFLAGS = $(ITEST_CFLAGS)
 tests_integration_test_commands_LDADD = $(ITEST_LDADD)
 TESTS += tests/integration/test_commands
 
+check_PROGRAMS += tests/integration/test_cas_race
+tests_integration_test_cas_race_SOURCES = tests/integration/test_cas_race.c
+tests_integration_test_cas_race_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_cas_race_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_cas_race
+
+check_PROGRAMS += tests/integration/test_persist
+tests_integration_test_persist_SOURCES = tests/integration/test_persist.c
+tests_integration_test_persist_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_persist_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_persist
+
+check_PROGRAMS += tests/integration/test_hostile
+tests_integration_test_hostile_SOURCES = tests/integration/test_hostile.c
+tests_integration_test_hostile_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_hostile_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_hostile
+
 dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py
 EXTRA_DIST += tests/integration/bcserver.py

@@ -2,7 +2,8 @@
  * (ascii protocol) against the real binary: set add replace append prepend cas
  * get gets mget touch delete incr decr flush_all version stats, plus gat over
  * a raw socket (libmemcached has no gat), multi-get across shards, large
- * values and the -I limit, noreply, expiry and delayed flush_all.
+ * values and the -I limit, noreply, expiry, delayed flush_all, and a unix
+ * socket (-s).
  * Depends on the harness and libmemcached only. */
 #include <config.h>
 
@@ -10,6 +11,7 @@
 
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 static char *
 get_str(memcached_st *memc, const char *key, uint32_t *flags,
@@ -414,6 +416,25 @@ test_expiry_and_flush(memcached_st *memc)
     expect_value(memc, "f:3", "3", 0);
 }
 
+static void
+test_unix_socket(void)
+{
+    struct harness_server *srv = harness_create(NULL, 1);
+    memcached_st *memc;
+    struct stat st;
+
+    HARNESS_CHECK(harness_start(srv, 10000) == 0);
+    HARNESS_CHECK(stat(srv->sock_path, &st) == 0 && S_ISSOCK(st.st_mode));
+    memc = harness_client(srv);
+    HARNESS_CHECK_RC(memc, memcached_set(memc, "u:1", 3, "via-unix", 8, 0, 3),
+                     MEMCACHED_SUCCESS);
+    expect_value(memc, "u:1", "via-unix", 3);
+    HARNESS_CHECK((st.st_mode & 0777) == 0700); /* -a default */
+    memcached_free(memc);
+    HARNESS_CHECK(harness_stop(srv) == 0);
+    harness_destroy(&srv);
+}
+
 int
 main(void)
 {
@@ -438,6 +459,7 @@ main(void)
     harness_destroy(&srv);
 
     test_item_limit();
+    test_unix_socket();
     printf("ok\n");
     return 0;
 }
