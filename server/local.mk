@@ -1,1 +1,16 @@
-# server/local.mk - build rules for server/ (included by the top Makefile.am).
+# server/local.mk - the bitcached binary (included by the top Makefile.am).
+# cmd.c comes from protocol/local.mk (CMD_SOURCES), config.c and notify.c
+# from systemd/local.mk (CONFIG_SOURCES, NOTIFY_SOURCES).
+bin_PROGRAMS += bitcached
+bitcached_SOURCES = \
+	server/main.c server/server.h \
+	server/settings.c server/settings.h \
+	server/listen.c server/listen.h \
+	server/worker.c server/worker.h \
+	server/conn.c server/conn.h \
+	server/stats.c server/stats.h \
+	server/log.c server/log.h \
+	$(CMD_SOURCES) $(CONFIG_SOURCES) $(NOTIFY_SOURCES)
+bitcached_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBSYSTEMD_CFLAGS)
+bitcached_LDADD = $(PROTOCOL_LIBS) $(STORAGE_LIBS) $(LIBEVENT_LIBS) \
+	$(LIBSYSTEMD_LIBS) $(PTHREAD_LIBS)

@@ -1,1 +1,44 @@
 # tests/local.mk - build rules for tests/ (included by the top Makefile.am).
+# Integration tests start the built server ($BITCACHED) on a free port with a
+# temp data dir; they skip (77) when it or a tool they drive is missing.
+# `make check BITCACHED=/path/to/other/server` runs them against another
+# binary that takes the same options.
+AM_TESTS_ENVIRONMENT += test -z '$(BITCACHED)' || { BITCACHED='$(BITCACHED)'; export BITCACHED; };
+
+noinst_LIBRARIES += tests/integration/libharness.a
+tests_integration_libharness_a_SOURCES = \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_libharness_a_CFLAGS = $(AM_CFLAGS) $(LIBMEMCACHED_CFLAGS)
+
+ITEST_LDADD = tests/integration/libharness.a $(LIBMEMCACHED_LIBS) $(PTHREAD_LIBS)
+ITEST_CFLAGS = $(AM_CFLAGS) $(LIBMEMCACHED_CFLAGS)
+
+check_PROGRAMS += tests/integration/test_commands
+tests_integration_test_commands_SOURCES = tests/integration/test_commands.c
+tests_integration_test_commands_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_commands_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_commands
+
+check_PROGRAMS += tests/integration/test_cas_race
+tests_integration_test_cas_race_SOURCES = tests/integration/test_cas_race.c
+tests_integration_test_cas_race_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_cas_race_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_cas_race
+
+check_PROGRAMS += tests/integration/test_persist
+tests_integration_test_persist_SOURCES = tests/integration/test_persist.c
+tests_integration_test_persist_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_persist_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_persist
+
+check_PROGRAMS += tests/integration/test_hostile
+tests_integration_test_hostile_SOURCES = tests/integration/test_hostile.c
+tests_integration_test_hostile_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_hostile_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_hostile
+
+dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
+	tests/compare/test_compare.py
+EXTRA_DIST += tests/integration/bcserver.py
+TESTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
+	tests/compare/test_compare.py

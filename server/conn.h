@@ -1,0 +1,23 @@
+/* conn.h - one client connection: read buffer, parse/execute through cmd.c,
+ * output queue with backpressure. A connection belongs to one worker and is
+ * touched only by that worker's thread. */
+#ifndef BITCACHED_CONN_H
+#define BITCACHED_CONN_H
+
+#include <stdbool.h>
+
+struct worker;
+
+/* Take over an accepted, non-blocking socket. On failure the socket is
+ * closed. Worker thread. */
+void conn_new(struct worker *w, int fd, bool is_unix);
+
+/* Every connection of w: stop reading; close now if nothing is queued, else
+ * once the queue has been written. For graceful shutdown. Worker thread. */
+void conn_drain_all(struct worker *w);
+
+/* Close and free every connection of w now. Worker thread, or any thread
+ * once the worker's loop has ended. */
+void conn_close_all(struct worker *w);
+
+#endif

@@ -1,0 +1,343 @@
+/* main.c - bitcached's entry point: settings, daemon/pidfile/user, open the
+ * store, bind listeners, start workers, tell systemd we are ready, and on
+ * SIGTERM/SIGINT (or `shutdown`) stop in order: stop accepting, drain
+ * connections, close the store, remove the pidfile. Owns struct server. */
+#include <config.h> /* autoconf's, not server/config.h */
+#include "server/cmd.h"
+#include "server/listen.h"
+#include "server/log.h"
+#include "server/notify.h"
+#include "server/server.h"
+#include "server/settings.h"
+#include "server/stats.h"
+#include "server/worker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+void
+server_request_stop(struct server *srv)
+{
+    (void)srv;
+    /* Any thread: libevent's signal handling delivers SIGTERM to the main
+     * loop whichever thread receives it. */
+    kill(getpid(), SIGTERM);
+}
+
+static void
+on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+
+    (void)what;
+    if (atomic_exchange(&srv->stopping, true)) {
+        return;
+    }
+    log_msg(LOG_INFO, "signal %d: stopping", (int)sig);
+    notify_stopping();
+    event_base_loopbreak(srv->main_base);
+}
+
+static void
+cask_log(void *arg, enum cask_log_level level, const char *msg)
+{
+    (void)arg;
+    log_msg(level <= CASK_LOG_WARN ? LOG_WARN
+                                   : (level == CASK_LOG_INFO ? LOG_INFO
+                                                             : LOG_DEBUG),
+            "storage: %s", msg);
+}
+
+static void
+cask_progress(void *arg, unsigned done, unsigned total)
+{
+    (void)arg;
+    notify_status("Recovering: %u of %u shards done", done, total);
+}
+
+static void
+set_verbosity(void *arg, unsigned level)
+{
+    (void)arg;
+    log_set_level((int)level);
+}
+
+static int
+write_pidfile(const char *path)
+{
+    char buf[32];
+    int fd, n;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return errno;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (write(fd, buf, (size_t)n) != n) {
+        int e = errno;
+        close(fd);
+        return e ? e : EIO;
+    }
+    return close(fd) == 0 ? 0 : errno;
+}
+
+static int
+drop_privileges(const char *user)
+{
+    struct passwd *pw;
+
+    if (getuid() != 0 && geteuid() != 0) {
+        if (user != NULL) {
+            log_msg(LOG_INFO, "not root: -u %s ignored", user);
+        }
+        return 0;
+    }
+    if (user == NULL) {
+        log_msg(LOG_WARN, "running as root; consider -u USER");
+        return 0;
+    }
+    pw = getpwnam(user);
+    if (pw == NULL) {
+        fprintf(stderr, "bitcached: unknown user '%s' for -u\n", user);
+        return EX_NOUSER;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "bitcached: cannot switch to user '%s': %s\n", user,
+                strerror(errno));
+        return EX_OSERR;
+    }
+    return 0;
+}
+
+/* The data directory as an absolute path, so that -d's chdir("/") and
+ * relative defaults agree. */
+static char *
+absolute_dir(const char *dir)
+{
+    char cwd[PATH_MAX];
+    char *out;
+
+    if (dir[0] == '/') {
+        return strdup(dir);
+    }
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        return strdup(dir);
+    }
+    if (asprintf(&out, "%s/%s", cwd, dir) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+static int
+daemonize(void)
+{
+    pid_t pid = fork();
+    int fd;
+
+    if (pid < 0) {
+        return errno;
+    }
+    if (pid > 0) {
+        _exit(0);
+    }
+    if (setsid() < 0) {
+        return errno;
+    }
+    if (chdir("/") != 0) {
+        return errno;
+    }
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        /* stderr stays: with -v the operator redirects it themselves. */
+        if (fd > STDERR_FILENO) {
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+static int
+open_store(struct server *srv)
+{
+    const struct settings *s = srv->settings;
+    struct cask_options o;
+    int rc;
+
+    cask_options_init(&o);
+    o.shards = s->shards;
+    o.sync = s->sync;
+    o.sync_interval_ms = s->sync_interval_ms;
+    o.segment_size = s->segment_size;
+    o.value_max = s->item_size_max;
+    o.compact_ratio = s->compact_ratio;
+    o.log = cask_log;
+    o.progress = cask_progress;
+    notify_status("Recovering data in %s", s->data_dir);
+    rc = cask_open(&srv->store, s->data_dir, &o);
+    if (rc == CASK_OK) {
+        struct cask_stats st;
+        if (cask_stats(srv->store, -1, &st) == CASK_OK) {
+            log_msg(LOG_INFO,
+                    "store %s open: %llu keys, %u shards, recovered in %.3f s",
+                    s->data_dir, (unsigned long long)st.live_keys,
+                    cask_shards(srv->store), st.recovery_s);
+        }
+        return 0;
+    }
+    fprintf(stderr, "bitcached: cannot open data directory %s: %s\n",
+            s->data_dir, cask_strerror(rc));
+    if (rc == CASK_ELOCKED) {
+        return EX_CANTCREAT;
+    }
+    if (rc == CASK_EINVAL) {
+        return EX_CONFIG;
+    }
+    return EX_CANTCREAT;
+}
+
+int
+main(int argc, char **argv)
+{
+    static struct settings settings;
+    static struct server srv;
+    struct listeners *listeners = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    int exit_code = 0, rc;
+    char *dir;
+
+    switch (settings_parse(&settings, argc, argv, &exit_code)) {
+    case SETTINGS_EXIT_OK:
+        return 0;
+    case SETTINGS_EXIT_ERR:
+        return exit_code;
+    case SETTINGS_RUN:
+        break;
+    }
+    log_set_level(settings.verbose);
+    dir = absolute_dir(settings.data_dir);
+    if (dir == NULL) {
+        return EX_OSERR;
+    }
+    free(settings.data_dir);
+    settings.data_dir = dir;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (settings.daemonize && (rc = daemonize()) != 0) {
+        fprintf(stderr, "bitcached: cannot daemonize: %s\n", strerror(rc));
+        return EX_OSERR;
+    }
+    if (settings.pidfile != NULL &&
+        (rc = write_pidfile(settings.pidfile)) != 0) {
+        fprintf(stderr, "bitcached: cannot write pidfile %s: %s\n",
+                settings.pidfile, strerror(rc));
+        return EX_CANTCREAT;
+    }
+    if ((rc = drop_privileges(settings.user)) != 0) {
+        exit_code = rc;
+        goto out;
+    }
+
+    srv.settings = &settings;
+    srv.started = time(NULL);
+    if (evthread_use_pthreads() != 0) {
+        exit_code = EX_OSERR;
+        goto out;
+    }
+    srv.main_base = event_base_new();
+    if (srv.main_base == NULL) {
+        exit_code = EX_OSERR;
+        goto out;
+    }
+    /* Bind before the (possibly long) recovery so that a port clash fails
+     * at once; nothing is accepted until the store is open. */
+    if ((rc = listen_open(&srv, &listeners)) != 0) {
+        exit_code = EX_CANTCREAT;
+        goto out;
+    }
+    if ((exit_code = open_store(&srv)) != 0) {
+        goto out;
+    }
+    srv.env.store = srv.store;
+    srv.env.item_max = settings.item_size_max;
+    srv.env.enable_shutdown = settings.enable_shutdown;
+    srv.env.version = PACKAGE_VERSION;
+    srv.env.stats = stats_reply;
+    srv.env.stats_arg = &srv;
+    srv.env.verbosity = set_verbosity;
+
+    if (worker_create_all(&srv, settings.threads) != 0 ||
+        worker_start_all(&srv) != 0) {
+        fprintf(stderr, "bitcached: cannot start worker threads\n");
+        exit_code = EX_OSERR;
+        goto out;
+    }
+    sigterm = evsignal_new(srv.main_base, SIGTERM, on_stop_signal, &srv);
+    sigint = evsignal_new(srv.main_base, SIGINT, on_stop_signal, &srv);
+    if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) != 0 ||
+        event_add(sigint, NULL) != 0 || listen_enable(listeners) != 0) {
+        exit_code = EX_OSERR;
+        goto out;
+    }
+    atomic_store(&srv.accepting, true);
+    notify_ready();
+    log_msg(LOG_INFO, "bitcached %s ready: %u threads, sync=%s",
+            PACKAGE_VERSION, settings.threads,
+            settings_sync_name(settings.sync));
+
+    event_base_dispatch(srv.main_base);
+
+    /* Stop accepting, let the workers finish and drain, then close the
+     * store so that everything acknowledged is on disk. */
+    atomic_store(&srv.accepting, false);
+    atomic_store(&srv.stopping, true);
+    listen_close(&listeners);
+    worker_stop_all(&srv);
+
+out:
+    if (srv.workers != NULL) {
+        worker_destroy_all(&srv);
+    }
+    listen_close(&listeners);
+    if (srv.store != NULL) {
+        int src = cask_sync(srv.store);
+        if (src != CASK_OK) {
+            log_msg(LOG_WARN, "final sync: %s", cask_strerror(src));
+        }
+        cask_close(&srv.store);
+    }
+    if (sigterm != NULL) {
+        event_free(sigterm);
+    }
+    if (sigint != NULL) {
+        event_free(sigint);
+    }
+    if (srv.main_base != NULL) {
+        event_base_free(srv.main_base);
+    }
+    if (settings.pidfile != NULL && unlink(settings.pidfile) != 0 &&
+        errno != ENOENT) {
+        log_msg(LOG_WARN, "cannot remove pidfile %s: %s", settings.pidfile,
+                strerror(errno));
+    }
+    if (exit_code == 0) {
+        log_msg(LOG_INFO, "stopped");
+    }
+    settings_deinit(&settings);
+    return exit_code;
+}

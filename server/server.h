@@ -1,0 +1,36 @@
+/* server.h - state shared by the server's threads: settings, the store, the
+ * command environment, the workers and the connection counters. main.c owns
+ * the one instance; workers and stats read it, and write only the atomics. */
+#ifndef BITCACHED_SERVER_H
+#define BITCACHED_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "server/cmd.h"
+#include "server/settings.h"
+
+struct worker;
+struct event_base;
+
+struct server {
+    struct settings *settings;
+    struct cask *store;
+    struct cmd_env env;
+    struct event_base *main_base;
+    struct worker *workers;
+    unsigned nworkers;
+    time_t started;               /* wall clock at start, for uptime */
+    atomic_uint curr_conns;       /* client connections open now */
+    atomic_uint_fast64_t total_conns;
+    atomic_uint_fast64_t rejected_conns;
+    atomic_bool stopping;
+    atomic_bool accepting;
+};
+
+/* Start a graceful stop from any thread (shutdown command, signals). */
+void server_request_stop(struct server *srv);
+
+#endif

@@ -1,0 +1,528 @@
+/* settings.c - defaults, memcached-compatible command line, and the config
+ * file (read through config.c) into struct settings. Prints usage and the
+ * one-line errors for bad flags; touches no other server state. */
+#include "server/settings.h"
+
+#include <config.h> /* autoconf's, not server/config.h */
+#include "server/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+enum {
+    OPT_DATA_DIR = 1000,
+    OPT_SHARDS,
+    OPT_SYNC,
+    OPT_SYNC_INTERVAL,
+    OPT_SEGMENT_SIZE,
+    OPT_COMPACT_RATIO,
+    OPT_IDLE_TIMEOUT,
+    OPT_CONFIG,
+};
+
+static const char short_opts[] = "p:l:t:c:I:U:s:a:P:du:vm:AMkrhV";
+
+static const struct option long_opts[] = {
+    {"port", required_argument, NULL, 'p'},
+    {"listen", required_argument, NULL, 'l'},
+    {"threads", required_argument, NULL, 't'},
+    {"conn-limit", required_argument, NULL, 'c'},
+    {"max-item-size", required_argument, NULL, 'I'},
+    {"udp-port", required_argument, NULL, 'U'},
+    {"unix-socket", required_argument, NULL, 's'},
+    {"unix-mask", required_argument, NULL, 'a'},
+    {"pidfile", required_argument, NULL, 'P'},
+    {"daemon", no_argument, NULL, 'd'},
+    {"user", required_argument, NULL, 'u'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"memory-limit", required_argument, NULL, 'm'},
+    {"enable-shutdown", no_argument, NULL, 'A'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"shards", required_argument, NULL, OPT_SHARDS},
+    {"sync", required_argument, NULL, OPT_SYNC},
+    {"sync-interval-ms", required_argument, NULL, OPT_SYNC_INTERVAL},
+    {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
+    {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {NULL, 0, NULL, 0},
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+"Usage: bitcached [OPTION]...\n"
+"A memcached-compatible caching server that keeps its data on disk.\n"
+"\n"
+"memcached's options:\n"
+"  -p, --port=NUM            TCP port to listen on (default 11211; 0 = off)\n"
+"  -l, --listen=ADDR[,ADDR]  interfaces to listen on (default 127.0.0.1)\n"
+"  -t, --threads=NUM         worker threads (default 4)\n"
+"  -c, --conn-limit=NUM      max simultaneous connections (default 1024)\n"
+"  -I, --max-item-size=SIZE  largest value, k/m/g suffix (default 1m)\n"
+"  -U, --udp-port=NUM        must be 0: UDP is not served\n"
+"  -s, --unix-socket=PATH    also listen on a unix socket\n"
+"  -a, --unix-mask=MASK      unix socket permissions, octal (default 0700)\n"
+"  -P, --pidfile=FILE        write the process id to FILE\n"
+"  -d, --daemon              run in the background\n"
+"  -u, --user=USER           drop privileges to USER when started as root\n"
+"  -v, --verbose             more logging (-vv per connection, -vvv more)\n"
+"  -m, --memory-limit=MB     shown in stats as limit_maxbytes (not enforced\n"
+"                            yet)\n"
+"  -A, --enable-shutdown     allow the shutdown command\n"
+"  -M, -k, -r                accepted for memcached.conf compatibility; no\n"
+"                            effect\n"
+"  -h, --help                this text\n"
+"  -V, --version             print the version\n"
+"\n"
+"Storage options:\n"
+"  --data-dir=DIR            data directory (default ./bitcached-data)\n"
+"  --shards=NUM              shards (default 16; fixed at creation)\n"
+"  --sync=MODE               always | interval | never (default interval)\n"
+"  --sync-interval-ms=MS     sync period for --sync=interval (default 1000)\n"
+"  --segment-size=SIZE       segment roll-over size (default 64m)\n"
+"  --compact-ratio=R         dead fraction that triggers compaction\n"
+"                            (default 0.5)\n"
+"  --idle-timeout=SECONDS    close idle clients (default 0 = never)\n"
+"  --config=FILE             read options from FILE first, one per line\n");
+}
+
+static void
+set_defaults(struct settings *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->port = 11211;
+    s->threads = 4;
+    s->maxconns = 1024;
+    s->item_size_max = CASK_DEFAULT_VALUE_MAX;
+    s->unix_mask = 0700;
+    s->maxbytes = 64ull * 1024 * 1024;
+    s->shards = CASK_DEFAULT_SHARDS;
+    s->sync = CASK_SYNC_INTERVAL;
+    s->sync_interval_ms = CASK_DEFAULT_SYNC_MS;
+    s->segment_size = CASK_DEFAULT_SEGMENT;
+    s->compact_ratio = CASK_DEFAULT_COMPACT;
+}
+
+static int
+bad_value(const char *flag, const char *arg, const char *why)
+{
+    fprintf(stderr, "bitcached: invalid value '%s' for %s: %s\n", arg, flag,
+            why);
+    return -1;
+}
+
+/* Unsigned decimal within [min, max]. */
+static int
+parse_uint(const char *flag, const char *arg, unsigned long long min,
+           unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    if (arg[0] == '-' || arg[0] == '\0') {
+        return bad_value(flag, arg, "expected a non-negative number");
+    }
+    v = strtoull(arg, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        return bad_value(flag, arg, "expected a number");
+    }
+    if (v < min || v > max) {
+        char why[96];
+        snprintf(why, sizeof(why), "must be between %llu and %llu", min, max);
+        return bad_value(flag, arg, why);
+    }
+    *out = v;
+    return 0;
+}
+
+/* A size with an optional k/m/g suffix (binary units). unit multiplies a
+ * bare number (1 for bytes, 1 MiB for -m). */
+static int
+parse_size(const char *flag, const char *arg, unsigned long long unit,
+           unsigned long long min, unsigned long long max,
+           unsigned long long *out)
+{
+    char *end;
+    unsigned long long v, mul = unit;
+
+    errno = 0;
+    if (arg[0] == '-' || arg[0] == '\0') {
+        return bad_value(flag, arg, "expected a size");
+    }
+    v = strtoull(arg, &end, 10);
+    if (errno != 0 || end == arg) {
+        return bad_value(flag, arg, "expected a size");
+    }
+    if (*end != '\0') {
+        switch (*end) {
+        case 'k': case 'K': mul = 1024ull; break;
+        case 'm': case 'M': mul = 1024ull * 1024; break;
+        case 'g': case 'G': mul = 1024ull * 1024 * 1024; break;
+        default:
+            return bad_value(flag, arg, "unknown size suffix");
+        }
+        if (end[1] != '\0' && !((end[1] == 'b' || end[1] == 'B') &&
+                                end[2] == '\0')) {
+            return bad_value(flag, arg, "unknown size suffix");
+        }
+    }
+    if (v > ULLONG_MAX / mul) {
+        return bad_value(flag, arg, "too large");
+    }
+    v *= mul;
+    if (v < min || v > max) {
+        char why[96];
+        snprintf(why, sizeof(why), "must be between %llu and %llu bytes", min,
+                 max);
+        return bad_value(flag, arg, why);
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+add_listen(struct settings *s, const char *arg)
+{
+    const char *p = arg;
+
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == 0) {
+            return bad_value("-l", arg, "empty address");
+        }
+        if (s->nlisten == SETTINGS_MAX_LISTEN) {
+            return bad_value("-l", arg, "too many addresses");
+        }
+        s->listen[s->nlisten++] = strndup(p, n);
+        p += n;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    return 0;
+}
+
+static void
+replace_str(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = strdup(src);
+}
+
+/* Apply one option. Returns 0, 1 for "exit 0 now", or -1 on error. */
+static int
+apply(struct settings *s, int opt, const char *arg, const char *flagname)
+{
+    unsigned long long v;
+    char *end;
+
+    switch (opt) {
+    case 'p':
+        if (parse_uint("-p", arg, 0, 65535, &v) < 0) {
+            return -1;
+        }
+        s->port = (int)v;
+        return 0;
+    case 'l':
+        return add_listen(s, arg);
+    case 't':
+        if (parse_uint("-t", arg, 1, 256, &v) < 0) {
+            return -1;
+        }
+        s->threads = (unsigned)v;
+        return 0;
+    case 'c':
+        if (parse_uint("-c", arg, 1, 1000000, &v) < 0) {
+            return -1;
+        }
+        s->maxconns = (unsigned)v;
+        return 0;
+    case 'I':
+        if (parse_size("-I", arg, 1, 1024, 1024ull * 1024 * 1024, &v) < 0) {
+            return -1;
+        }
+        s->item_size_max = (uint32_t)v;
+        return 0;
+    case 'U':
+        if (parse_uint("-U", arg, 0, 65535, &v) < 0) {
+            return -1;
+        }
+        if (v != 0) {
+            return bad_value("-U", arg,
+                             "UDP is not served by bitcached; use -U 0");
+        }
+        s->udp_port = 0;
+        return 0;
+    case 's':
+        replace_str(&s->unix_socket, arg);
+        return 0;
+    case 'a':
+        errno = 0;
+        v = strtoull(arg, &end, 8);
+        if (errno != 0 || *end != '\0' || arg[0] == '\0' || v > 0777) {
+            return bad_value("-a", arg, "expected an octal mask like 0700");
+        }
+        s->unix_mask = (unsigned)v;
+        return 0;
+    case 'P':
+        replace_str(&s->pidfile, arg);
+        return 0;
+    case 'd':
+        s->daemonize = true;
+        return 0;
+    case 'u':
+        replace_str(&s->user, arg);
+        return 0;
+    case 'v':
+        s->verbose++;
+        return 0;
+    case 'm':
+        if (parse_size("-m", arg, 1024ull * 1024, 0, 1ull << 50, &v) < 0) {
+            return -1;
+        }
+        s->maxbytes = v;
+        return 0;
+    case 'A':
+        s->enable_shutdown = true;
+        return 0;
+    case 'M':
+    case 'k':
+    case 'r':
+        return 0;
+    case 'h':
+        usage(stdout);
+        return 1;
+    case 'V':
+        printf("bitcached %s\n", PACKAGE_VERSION);
+        return 1;
+    case OPT_DATA_DIR:
+        if (arg[0] == '\0') {
+            return bad_value("--data-dir", arg, "empty path");
+        }
+        replace_str(&s->data_dir, arg);
+        return 0;
+    case OPT_SHARDS:
+        if (parse_uint("--shards", arg, 1, 1024, &v) < 0) {
+            return -1;
+        }
+        s->shards = (unsigned)v;
+        return 0;
+    case OPT_SYNC:
+        if (strcmp(arg, "always") == 0) {
+            s->sync = CASK_SYNC_ALWAYS;
+        } else if (strcmp(arg, "interval") == 0) {
+            s->sync = CASK_SYNC_INTERVAL;
+        } else if (strcmp(arg, "never") == 0) {
+            s->sync = CASK_SYNC_NEVER;
+        } else {
+            return bad_value("--sync", arg,
+                             "expected always, interval or never");
+        }
+        return 0;
+    case OPT_SYNC_INTERVAL:
+        if (parse_uint("--sync-interval-ms", arg, 1, 3600000, &v) < 0) {
+            return -1;
+        }
+        s->sync_interval_ms = (unsigned)v;
+        return 0;
+    case OPT_SEGMENT_SIZE:
+        if (parse_size("--segment-size", arg, 1, 64 * 1024,
+                       4ull * 1024 * 1024 * 1024 - 1, &v) < 0) {
+            return -1;
+        }
+        s->segment_size = v;
+        return 0;
+    case OPT_COMPACT_RATIO: {
+        double r;
+        errno = 0;
+        r = strtod(arg, &end);
+        if (errno != 0 || *end != '\0' || arg[0] == '\0' || !(r > 0.0) ||
+            r > 1.0) {
+            return bad_value("--compact-ratio", arg,
+                             "expected a number in (0, 1]");
+        }
+        s->compact_ratio = r;
+        return 0;
+    }
+    case OPT_IDLE_TIMEOUT:
+        if (parse_uint("--idle-timeout", arg, 0, 86400 * 365, &v) < 0) {
+            return -1;
+        }
+        s->idle_timeout_s = (unsigned)v;
+        return 0;
+    case OPT_CONFIG:
+        replace_str(&s->config_file, arg);
+        return 0;
+    default:
+        fprintf(stderr,
+                "bitcached: unknown or incomplete option '%s' "
+                "(try --help)\n",
+                flagname);
+        return -1;
+    }
+}
+
+/* Run getopt over one argument vector. from_config: reject --config (no
+ * nesting) and name the file in errors. */
+static int
+parse_vector(struct settings *s, int argc, char **argv, bool from_config)
+{
+    int opt, idx;
+
+    optind = 0; /* glibc: full re-initialisation between vectors */
+    opterr = 0;
+    for (;;) {
+        int prev = optind ? optind : 1;
+        idx = -1;
+        opt = getopt_long(argc, argv, short_opts, long_opts, &idx);
+        if (opt == -1) {
+            break;
+        }
+        if (opt == '?' || opt == ':') {
+            const char *name = prev < argc ? argv[prev] : "?";
+            if (optopt != 0 && strchr(short_opts, optopt) != NULL) {
+                fprintf(stderr, "bitcached: option -%c needs a value\n",
+                        optopt);
+            } else {
+                fprintf(stderr,
+                        "bitcached: unknown option '%s'%s (try --help)\n",
+                        name, from_config ? " in the config file" : "");
+            }
+            return -1;
+        }
+        if (opt == OPT_CONFIG && from_config) {
+            fprintf(stderr, "bitcached: --config is not allowed inside a "
+                            "config file\n");
+            return -1;
+        }
+        int rc = apply(s, opt, optarg, prev < argc ? argv[prev] : "?");
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "bitcached: unexpected argument '%s' (try --help)\n",
+                argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Find --config on the command line before anything else is applied, so that
+ * the file's options come first and the command line wins. */
+static const char *
+find_config(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            break;
+        }
+        if (strncmp(argv[i], "--config=", 9) == 0) {
+            return argv[i] + 9;
+        }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            return argv[i + 1];
+        }
+    }
+    return NULL;
+}
+
+enum settings_action
+settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
+{
+    const char *cfg;
+    int rc;
+
+    set_defaults(s);
+    *exit_code = 0;
+    cfg = find_config(argc, argv);
+    if (cfg != NULL) {
+        int cargc = 0;
+        char **cargv = NULL;
+        char err[512];
+        int e = config_read(cfg, &cargc, &cargv, err, sizeof(err));
+        if (e != 0) {
+            fprintf(stderr, "bitcached: %s\n", err);
+            *exit_code = e == ENOENT ? EX_NOINPUT : EX_USAGE;
+            return SETTINGS_EXIT_ERR;
+        }
+        rc = parse_vector(s, cargc, cargv, true);
+        config_free(&cargv);
+        if (rc < 0) {
+            *exit_code = EX_USAGE;
+            return SETTINGS_EXIT_ERR;
+        }
+        /* Addresses on the command line replace the file's, as any other
+         * option does. */
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "-l") == 0 ||
+                strncmp(argv[i], "--listen", 8) == 0 ||
+                (strncmp(argv[i], "-l", 2) == 0 && argv[i][2] != '\0')) {
+                for (unsigned j = 0; j < s->nlisten; j++) {
+                    free(s->listen[j]);
+                    s->listen[j] = NULL;
+                }
+                s->nlisten = 0;
+                break;
+            }
+        }
+    }
+    rc = parse_vector(s, argc, argv, false);
+    if (rc < 0) {
+        *exit_code = EX_USAGE;
+        return SETTINGS_EXIT_ERR;
+    }
+    if (rc > 0) {
+        return SETTINGS_EXIT_OK;
+    }
+    if (s->nlisten == 0) {
+        s->listen[s->nlisten++] = strdup("127.0.0.1");
+    }
+    if (s->data_dir == NULL) {
+        s->data_dir = strdup("./bitcached-data");
+    }
+    if (s->port == 0 && s->unix_socket == NULL) {
+        fprintf(stderr, "bitcached: nothing to listen on: -p 0 and no -s\n");
+        *exit_code = EX_USAGE;
+        return SETTINGS_EXIT_ERR;
+    }
+    return SETTINGS_RUN;
+}
+
+void
+settings_deinit(struct settings *s)
+{
+    for (unsigned i = 0; i < s->nlisten; i++) {
+        free(s->listen[i]);
+    }
+    free(s->unix_socket);
+    free(s->pidfile);
+    free(s->user);
+    free(s->data_dir);
+    free(s->config_file);
+    memset(s, 0, sizeof(*s));
+}
+
+const char *
+settings_sync_name(enum cask_sync sync)
+{
+    switch (sync) {
+    case CASK_SYNC_ALWAYS:
+        return "always";
+    case CASK_SYNC_NEVER:
+        return "never";
+    default:
+        return "interval";
+    }
+}

@@ -1,0 +1,57 @@
+/* settings.h - the server's configuration: defaults, command line and config
+ * file parsing into one struct. Owns nothing at run time; main() fills one
+ * struct settings and everything else reads it. */
+#ifndef BITCACHED_SETTINGS_H
+#define BITCACHED_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/cask.h"
+
+#define SETTINGS_MAX_LISTEN 16
+
+struct settings {
+    int port;                     /* -p; 0 = no TCP */
+    char *listen[SETTINGS_MAX_LISTEN]; /* -l, split at commas */
+    unsigned nlisten;
+    unsigned threads;             /* -t */
+    unsigned maxconns;            /* -c */
+    uint32_t item_size_max;       /* -I */
+    int udp_port;                 /* -U; must be 0 */
+    char *unix_socket;            /* -s */
+    unsigned unix_mask;           /* -a */
+    char *pidfile;                /* -P */
+    bool daemonize;               /* -d */
+    char *user;                   /* -u */
+    int verbose;                  /* -v count */
+    uint64_t maxbytes;            /* -m, in bytes; shown, not enforced */
+    bool enable_shutdown;         /* -A */
+    char *data_dir;               /* --data-dir */
+    unsigned shards;              /* --shards */
+    enum cask_sync sync;          /* --sync */
+    unsigned sync_interval_ms;    /* --sync-interval-ms */
+    uint64_t segment_size;        /* --segment-size */
+    double compact_ratio;         /* --compact-ratio */
+    unsigned idle_timeout_s;      /* --idle-timeout; 0 = never */
+    char *config_file;            /* --config */
+};
+
+/* What settings_parse decided. */
+enum settings_action {
+    SETTINGS_RUN = 0,
+    SETTINGS_EXIT_OK,  /* --help or --version printed */
+    SETTINGS_EXIT_ERR, /* error printed to stderr; exit with *exit_code */
+};
+
+/* Fill s with defaults, read --config FILE (if given on the command line),
+ * then apply the command line on top. Errors are one line on stderr naming
+ * the flag; *exit_code is a sysexits.h code. Strings in s are malloc'd. */
+enum settings_action settings_parse(struct settings *s, int argc, char **argv,
+                                    int *exit_code);
+void settings_deinit(struct settings *s);
+
+const char *settings_sync_name(enum cask_sync sync);
+
+#endif

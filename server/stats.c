@@ -1,0 +1,339 @@
+/* stats.c - formats the `stats` groups. Reads the workers' counters (owned
+ * and written by each worker; read here without locks, so a figure may be a
+ * moment stale), the server's atomics and cask_stats. Owns only the baseline
+ * that `stats reset` subtracts. */
+#include "server/stats.h"
+
+#include <config.h> /* autoconf's, not server/config.h */
+#include "server/log.h"
+#include "server/server.h"
+#include "server/worker.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NCOUNTERS (sizeof(struct cmd_counters) / sizeof(uint64_t))
+
+/* Counters as of the last `stats reset`; reported = sum - baseline. */
+static pthread_mutex_t base_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cmd_counters base_ctr;
+static uint64_t base_bytes_read, base_bytes_written, base_total_conns,
+        base_rejected;
+
+struct out_buf {
+    char buf[16384];
+    size_t len;
+    const struct cmd_sink *out;
+};
+
+static void
+flush_buf(struct out_buf *b)
+{
+    if (b->len > 0) {
+        b->out->bytes(b->out->arg, b->buf, b->len);
+        b->len = 0;
+    }
+}
+
+static void stat_line(struct out_buf *b, const char *name, const char *fmt,
+                      ...) __attribute__((format(printf, 3, 4)));
+
+static void
+stat_line(struct out_buf *b, const char *name, const char *fmt, ...)
+{
+    char val[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    vsnprintf(val, sizeof(val), fmt, ap);
+    va_end(ap);
+    if (b->len + 300 + strlen(name) > sizeof(b->buf)) {
+        flush_buf(b);
+    }
+    n = snprintf(b->buf + b->len, sizeof(b->buf) - b->len, "STAT %s %s\r\n",
+                 name, val);
+    if (n > 0) {
+        b->len += (size_t)n;
+    }
+}
+
+static void
+end_reply(struct out_buf *b)
+{
+    if (b->len + 5 > sizeof(b->buf)) {
+        flush_buf(b);
+    }
+    memcpy(b->buf + b->len, "END\r\n", 5);
+    b->len += 5;
+    flush_buf(b);
+}
+
+/* Sum the workers' counters. */
+static void
+sum_workers(struct server *srv, struct cmd_counters *ctr, uint64_t *rd,
+            uint64_t *wr)
+{
+    uint64_t *dst = (uint64_t *)ctr;
+
+    memset(ctr, 0, sizeof(*ctr));
+    *rd = *wr = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct worker *w = &srv->workers[i];
+        const uint64_t *src = (const uint64_t *)&w->ctr;
+        for (size_t k = 0; k < NCOUNTERS; k++) {
+            dst[k] += src[k];
+        }
+        *rd += w->bytes_read;
+        *wr += w->bytes_written;
+    }
+}
+
+static void
+stats_general(struct server *srv, struct out_buf *b)
+{
+    struct cmd_counters c;
+    struct cask_stats cs;
+    struct rusage ru;
+    uint64_t rd, wr, total, rejected;
+    time_t now = time(NULL);
+
+    sum_workers(srv, &c, &rd, &wr);
+    total = atomic_load(&srv->total_conns);
+    rejected = atomic_load(&srv->rejected_conns);
+    pthread_mutex_lock(&base_mu);
+    {
+        uint64_t *cur = (uint64_t *)&c;
+        const uint64_t *base = (const uint64_t *)&base_ctr;
+        for (size_t k = 0; k < NCOUNTERS; k++) {
+            cur[k] -= base[k];
+        }
+        rd -= base_bytes_read;
+        wr -= base_bytes_written;
+        total -= base_total_conns;
+        rejected -= base_rejected;
+    }
+    pthread_mutex_unlock(&base_mu);
+    memset(&cs, 0, sizeof(cs));
+    cask_stats(srv->store, -1, &cs);
+    getrusage(RUSAGE_SELF, &ru);
+
+    stat_line(b, "pid", "%ld", (long)getpid());
+    stat_line(b, "uptime", "%ld", (long)(now - srv->started));
+    stat_line(b, "time", "%ld", (long)now);
+    stat_line(b, "version", "%s", PACKAGE_VERSION);
+    stat_line(b, "libevent", "%s", event_get_version());
+    stat_line(b, "pointer_size", "%zu", 8 * sizeof(void *));
+    stat_line(b, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec,
+              (long)ru.ru_utime.tv_usec);
+    stat_line(b, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec,
+              (long)ru.ru_stime.tv_usec);
+    stat_line(b, "max_connections", "%u", srv->settings->maxconns);
+    stat_line(b, "curr_connections", "%u", atomic_load(&srv->curr_conns));
+    stat_line(b, "total_connections", "%llu", (unsigned long long)total);
+    stat_line(b, "rejected_connections", "%llu",
+              (unsigned long long)rejected);
+    stat_line(b, "cmd_get", "%llu", (unsigned long long)c.cmd_get);
+    stat_line(b, "cmd_set", "%llu", (unsigned long long)c.cmd_set);
+    stat_line(b, "cmd_flush", "%llu", (unsigned long long)c.cmd_flush);
+    stat_line(b, "cmd_touch", "%llu", (unsigned long long)c.cmd_touch);
+    stat_line(b, "cmd_meta", "%llu", (unsigned long long)c.meta_cmds);
+    stat_line(b, "get_hits", "%llu", (unsigned long long)c.get_hits);
+    stat_line(b, "get_misses", "%llu", (unsigned long long)c.get_misses);
+    stat_line(b, "get_expired", "%llu", (unsigned long long)c.get_expired);
+    stat_line(b, "get_flushed", "%llu", (unsigned long long)c.get_flushed);
+    stat_line(b, "delete_misses", "%llu",
+              (unsigned long long)c.delete_misses);
+    stat_line(b, "delete_hits", "%llu", (unsigned long long)c.delete_hits);
+    stat_line(b, "incr_misses", "%llu", (unsigned long long)c.incr_misses);
+    stat_line(b, "incr_hits", "%llu", (unsigned long long)c.incr_hits);
+    stat_line(b, "decr_misses", "%llu", (unsigned long long)c.decr_misses);
+    stat_line(b, "decr_hits", "%llu", (unsigned long long)c.decr_hits);
+    stat_line(b, "cas_misses", "%llu", (unsigned long long)c.cas_misses);
+    stat_line(b, "cas_hits", "%llu", (unsigned long long)c.cas_hits);
+    stat_line(b, "cas_badval", "%llu", (unsigned long long)c.cas_badval);
+    stat_line(b, "touch_hits", "%llu", (unsigned long long)c.touch_hits);
+    stat_line(b, "touch_misses", "%llu", (unsigned long long)c.touch_misses);
+    stat_line(b, "store_too_large", "%llu",
+              (unsigned long long)c.store_too_large);
+    stat_line(b, "auth_cmds", "0");
+    stat_line(b, "auth_errors", "0");
+    stat_line(b, "bytes_read", "%llu", (unsigned long long)rd);
+    stat_line(b, "bytes_written", "%llu", (unsigned long long)wr);
+    stat_line(b, "limit_maxbytes", "%llu",
+              (unsigned long long)srv->settings->maxbytes);
+    stat_line(b, "accepting_conns", "%d",
+              atomic_load(&srv->accepting) ? 1 : 0);
+    stat_line(b, "threads", "%u", srv->settings->threads);
+    stat_line(b, "bytes", "%llu", (unsigned long long)cs.live_bytes);
+    stat_line(b, "curr_items", "%llu", (unsigned long long)cs.live_keys);
+    stat_line(b, "total_items", "%llu", (unsigned long long)c.total_items);
+    stat_line(b, "evictions", "0");
+    end_reply(b);
+}
+
+static void
+stats_settings(struct server *srv, struct out_buf *b)
+{
+    const struct settings *s = srv->settings;
+    char inter[512];
+    size_t n = 0;
+
+    inter[0] = '\0';
+    for (unsigned i = 0; i < s->nlisten && n < sizeof(inter) - 1; i++) {
+        int k = snprintf(inter + n, sizeof(inter) - n, "%s%s", i ? "," : "",
+                         s->listen[i]);
+        if (k < 0) {
+            break;
+        }
+        n += (size_t)k;
+    }
+    stat_line(b, "maxbytes", "%llu", (unsigned long long)s->maxbytes);
+    stat_line(b, "maxconns", "%u", s->maxconns);
+    stat_line(b, "tcpport", "%d", s->port);
+    stat_line(b, "udpport", "%d", s->udp_port);
+    stat_line(b, "inter", "%s", inter);
+    stat_line(b, "verbosity", "%d", log_get_level());
+    stat_line(b, "evictions", "off");
+    stat_line(b, "domain_socket", "%s",
+              s->unix_socket ? s->unix_socket : "NULL");
+    stat_line(b, "umask", "%o", s->unix_mask);
+    stat_line(b, "shutdown_command", "%s", s->enable_shutdown ? "yes" : "no");
+    stat_line(b, "num_threads", "%u", s->threads);
+    stat_line(b, "cas_enabled", "yes");
+    stat_line(b, "item_size_max", "%u", s->item_size_max);
+    stat_line(b, "flush_enabled", "yes");
+    stat_line(b, "idle_timeout", "%u", s->idle_timeout_s);
+    stat_line(b, "data_dir", "%s", s->data_dir);
+    stat_line(b, "shards", "%u", s->shards);
+    stat_line(b, "sync", "%s", settings_sync_name(s->sync));
+    stat_line(b, "sync_interval_ms", "%u", s->sync_interval_ms);
+    stat_line(b, "segment_size", "%llu", (unsigned long long)s->segment_size);
+    stat_line(b, "compact_ratio", "%.2f", s->compact_ratio);
+    end_reply(b);
+}
+
+static void
+storage_lines(struct out_buf *b, const char *prefix,
+              const struct cask_stats *st)
+{
+    char name[64];
+#define STORAGE_STAT(field)                                                   \
+    do {                                                                      \
+        snprintf(name, sizeof(name), "%s%s", prefix, #field);                 \
+        stat_line(b, name, "%llu", (unsigned long long)st->field);            \
+    } while (0)
+    STORAGE_STAT(live_keys);
+    STORAGE_STAT(live_bytes);
+    STORAGE_STAT(dead_bytes);
+    STORAGE_STAT(segments);
+    STORAGE_STAT(disk_bytes);
+    STORAGE_STAT(keydir_bytes);
+    STORAGE_STAT(compactions);
+    STORAGE_STAT(bytes_reclaimed);
+    STORAGE_STAT(syncs);
+    STORAGE_STAT(records_recovered);
+    STORAGE_STAT(bytes_truncated);
+#undef STORAGE_STAT
+    snprintf(name, sizeof(name), "%srecovery_s", prefix);
+    stat_line(b, name, "%.6f", st->recovery_s);
+    snprintf(name, sizeof(name), "%sfailed", prefix);
+    stat_line(b, name, "%d", st->failed ? 1 : 0);
+}
+
+static void
+stats_storage(struct server *srv, struct out_buf *b)
+{
+    struct cask_stats st;
+    unsigned n = cask_shards(srv->store);
+
+    memset(&st, 0, sizeof(st));
+    cask_stats(srv->store, -1, &st);
+    stat_line(b, "shards", "%u", n);
+    stat_line(b, "sync", "%s", settings_sync_name(srv->settings->sync));
+    storage_lines(b, "", &st);
+    for (unsigned i = 0; i < n; i++) {
+        char prefix[24];
+        memset(&st, 0, sizeof(st));
+        cask_stats(srv->store, (int)i, &st);
+        snprintf(prefix, sizeof(prefix), "shard%u:", i);
+        storage_lines(b, prefix, &st);
+    }
+    end_reply(b);
+}
+
+static void
+stats_reset(struct server *srv)
+{
+    struct cmd_counters c;
+    uint64_t rd, wr;
+
+    sum_workers(srv, &c, &rd, &wr);
+    pthread_mutex_lock(&base_mu);
+    base_ctr = c;
+    base_bytes_read = rd;
+    base_bytes_written = wr;
+    base_total_conns = atomic_load(&srv->total_conns);
+    base_rejected = atomic_load(&srv->rejected_conns);
+    pthread_mutex_unlock(&base_mu);
+}
+
+static bool
+is(const char *args, size_t len, const char *word)
+{
+    return strlen(word) == len && memcmp(args, word, len) == 0;
+}
+
+static void
+send_str(const struct cmd_sink *out, const char *s)
+{
+    out->bytes(out->arg, s, strlen(s));
+}
+
+void
+stats_reply(void *arg, const char *args, size_t len,
+            const struct cmd_sink *out)
+{
+    struct server *srv = arg;
+    struct out_buf b;
+
+    b.len = 0;
+    b.out = out;
+    while (len > 0 && args[len - 1] == ' ') {
+        len--;
+    }
+    while (len > 0 && args[0] == ' ') {
+        args++;
+        len--;
+    }
+    if (len == 0) {
+        stats_general(srv, &b);
+    } else if (is(args, len, "settings")) {
+        stats_settings(srv, &b);
+    } else if (is(args, len, "storage")) {
+        stats_storage(srv, &b);
+    } else if (is(args, len, "items") || is(args, len, "slabs")) {
+        /* No slab allocator: nothing per class to report. */
+        end_reply(&b);
+    } else if (is(args, len, "sizes")) {
+        stat_line(&b, "sizes_status", "disabled");
+        end_reply(&b);
+    } else if (is(args, len, "reset")) {
+        stats_reset(srv);
+        send_str(out, "RESET\r\n");
+    } else if (is(args, len, "detail on") || is(args, len, "detail off")) {
+        send_str(out, "OK\r\n");
+    } else if (is(args, len, "detail dump")) {
+        send_str(out, "END\r\n");
+    } else if (len >= 6 && memcmp(args, "detail", 6) == 0) {
+        send_str(out, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+    } else {
+        send_str(out, "ERROR\r\n");
+    }
+}

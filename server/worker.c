@@ -1,0 +1,228 @@
+/* worker.c - worker threads. Each owns an event_base and the connections the
+ * listener hands it; the main thread reaches a worker only through its queue
+ * and notify pipe (memcached's thread.c model). */
+#include <config.h> /* first: feature macros (pipe2) */
+
+#include "server/worker.h"
+
+#include "server/conn.h"
+#include "server/log.h"
+#include "server/server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STOP_DRAIN_S 3 /* how long a stopping worker waits for slow readers */
+
+static void
+on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(w->base);
+}
+
+static void
+begin_stop(struct worker *w)
+{
+    struct timeval tv = {.tv_sec = STOP_DRAIN_S};
+
+    w->stopping = true;
+    conn_drain_all(w);
+    if (TAILQ_EMPTY(&w->conns)) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    evtimer_add(w->stop_timer, &tv);
+}
+
+static void
+on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    char cmds[64];
+    ssize_t n;
+
+    (void)what;
+    n = read(fd, cmds, sizeof(cmds));
+    if (n <= 0) {
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (cmds[i] == 'c') {
+            struct worker_item *it;
+            pthread_mutex_lock(&w->qmu);
+            it = w->qhead;
+            if (it != NULL) {
+                w->qhead = it->next;
+                if (w->qhead == NULL) {
+                    w->qtail = NULL;
+                }
+            }
+            pthread_mutex_unlock(&w->qmu);
+            if (it == NULL) {
+                continue;
+            }
+            if (w->stopping) {
+                close(it->fd);
+                atomic_fetch_sub(&w->srv->curr_conns, 1);
+            } else {
+                conn_new(w, it->fd, it->is_unix);
+            }
+            free(it);
+        } else if (cmds[i] == 's') {
+            begin_stop(w);
+        }
+    }
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int
+worker_create_all(struct server *srv, unsigned n)
+{
+    srv->workers = calloc(n, sizeof(*srv->workers));
+    if (srv->workers == NULL) {
+        return ENOMEM;
+    }
+    srv->nworkers = n;
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = &srv->workers[i];
+        int fds[2];
+
+        w->srv = srv;
+        w->id = i;
+        TAILQ_INIT(&w->conns);
+        pthread_mutex_init(&w->qmu, NULL);
+        if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+            return errno;
+        }
+        w->notify_rd = fds[0];
+        w->notify_wr = fds[1];
+        w->base = event_base_new();
+        if (w->base == NULL) {
+            return ENOMEM;
+        }
+        w->notify_ev = event_new(w->base, w->notify_rd, EV_READ | EV_PERSIST,
+                                 on_notify, w);
+        w->stop_timer = evtimer_new(w->base, on_stop_timer, w);
+        if (w->notify_ev == NULL || w->stop_timer == NULL ||
+            event_add(w->notify_ev, NULL) != 0) {
+            return ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int
+worker_start_all(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        int rc = pthread_create(&srv->workers[i].tid, NULL, worker_main,
+                                &srv->workers[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void
+notify(struct worker *w, char cmd)
+{
+    for (;;) {
+        ssize_t n = write(w->notify_wr, &cmd, 1);
+        if (n == 1) {
+            return;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        /* The pipe holds 64 KiB of commands; full means the worker is
+         * wedged, which a stop will not fix either. */
+        log_msg(LOG_WARN, "worker %u notify pipe: %s", w->id,
+                n < 0 ? strerror(errno) : "short write");
+        return;
+    }
+}
+
+void
+worker_dispatch(struct server *srv, int fd, bool is_unix)
+{
+    static unsigned next;
+    struct worker *w = &srv->workers[next++ % srv->nworkers];
+    struct worker_item *it = malloc(sizeof(*it));
+
+    if (it == NULL) {
+        close(fd);
+        atomic_fetch_sub(&srv->curr_conns, 1);
+        return;
+    }
+    it->fd = fd;
+    it->is_unix = is_unix;
+    it->next = NULL;
+    pthread_mutex_lock(&w->qmu);
+    if (w->qtail != NULL) {
+        w->qtail->next = it;
+    } else {
+        w->qhead = it;
+    }
+    w->qtail = it;
+    pthread_mutex_unlock(&w->qmu);
+    notify(w, 'c');
+}
+
+void
+worker_stop_all(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        notify(&srv->workers[i], 's');
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        pthread_join(srv->workers[i].tid, NULL);
+    }
+}
+
+void
+worker_destroy_all(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        struct worker_item *it;
+
+        conn_close_all(w);
+        while ((it = w->qhead) != NULL) {
+            w->qhead = it->next;
+            close(it->fd);
+            free(it);
+        }
+        if (w->notify_ev) {
+            event_free(w->notify_ev);
+        }
+        if (w->stop_timer) {
+            event_free(w->stop_timer);
+        }
+        if (w->base) {
+            event_base_free(w->base);
+        }
+        close(w->notify_rd);
+        close(w->notify_wr);
+        pthread_mutex_destroy(&w->qmu);
+    }
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->nworkers = 0;
+}

@@ -1,0 +1,55 @@
+/* worker.h - worker threads: each runs its own libevent event_base and owns
+ * the connections handed to it. Work reaches a worker only through its queue
+ * plus notify pipe (new connections, stop). */
+#ifndef BITCACHED_WORKER_H
+#define BITCACHED_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "server/cmd.h"
+
+struct server;
+struct conn;
+struct event_base;
+struct event;
+
+struct worker_item {
+    int fd;
+    bool is_unix;
+    struct worker_item *next;
+};
+
+struct worker {
+    struct server *srv;
+    unsigned id;
+    pthread_t tid;
+    struct event_base *base;
+    int notify_rd, notify_wr;      /* pipe: 'c' new connection, 's' stop */
+    struct event *notify_ev;
+    struct event *stop_timer;      /* bounds the graceful drain */
+    pthread_mutex_t qmu;           /* covers qhead/qtail */
+    struct worker_item *qhead, *qtail;
+    bool stopping;
+    TAILQ_HEAD(conn_list, conn) conns; /* this worker's connections */
+    /* Counters written only by this worker's thread; stats.c sums them and
+     * may read a slightly stale value. */
+    struct cmd_counters ctr;
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+};
+
+/* Create n workers (event bases and pipes); no threads yet. */
+int worker_create_all(struct server *srv, unsigned n);
+/* Start their threads. */
+int worker_start_all(struct server *srv);
+/* Hand an accepted socket to the next worker, round robin. Main thread. */
+void worker_dispatch(struct server *srv, int fd, bool is_unix);
+/* Ask every worker to drain and stop, and join them. Main thread. */
+void worker_stop_all(struct server *srv);
+/* Free what worker_create_all made. */
+void worker_destroy_all(struct server *srv);
+
+#endif

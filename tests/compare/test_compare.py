@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+# test_compare.py - differential test: Debian's memcached ($MEMCACHED) and the
+# server under test ($BITCACHED) get the same raw byte sequences; their replies
+# must be byte-identical once cas values, stats bodies and version strings are
+# masked. Each case runs on a fresh connection with its own keys, so both
+# servers start each case equal. Python 3 stdlib and tests/integration/bcserver.py.
+import os
+import re
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
+import bcserver  # noqa: E402
+
+SENTINEL = b"mn\r\n"
+SENTINEL_REPLY = b"MN\r\n"
+LONGKEY = b"x" * 251
+MAXKEY = b"y" * 250
+
+
+class Raw(bytes):
+    """A step after which the server may still be waiting for input (inside a
+    data block, a swallow, a partial line): read until quiet, no sentinel."""
+
+
+# Each case: (name, [step, ...]). A step is bytes; "{k}" and "{k2}" become the
+# case's own keys, "{cas}" the cas value of the last "VALUE" line this server
+# sent on this connection, "{c}" the last meta "c" value.
+CASES = [
+    # --- storage commands ---
+    ("set get", [b"set {k} 5 0 3\r\nabc\r\n", b"get {k}\r\n"]),
+    ("set empty value", [b"set {k} 0 0 0\r\n\r\n", b"get {k}\r\n"]),
+    ("set binary value", [b"set {k} 1 0 4\r\n\x00\r\n\xff\r\n", b"get {k}\r\n"]),
+    ("set max flags", [b"set {k} 4294967295 0 1\r\na\r\n", b"get {k}\r\n"]),
+    ("set flags overflow", [b"set {k} 4294967296 0 1\r\na\r\n", b"get {k}\r\n"]),
+    ("set negative flags", [b"set {k} -1 0 1\r\na\r\n", b"get {k}\r\n"]),
+    ("set overwrite", [b"set {k} 0 0 1\r\na\r\n", b"set {k} 2 0 2\r\nbb\r\n", b"get {k}\r\n"]),
+    ("set noreply", [b"set {k} 0 0 1 noreply\r\na\r\n", b"get {k}\r\n"]),
+    ("add", [b"add {k} 0 0 1\r\na\r\n", b"add {k} 0 0 1\r\nb\r\n", b"get {k}\r\n"]),
+    ("add noreply", [b"add {k} 0 0 1 noreply\r\na\r\nadd {k} 0 0 1 noreply\r\nb\r\nget {k}\r\n"]),
+    ("replace", [b"replace {k} 0 0 1\r\na\r\n", b"set {k} 0 0 1\r\na\r\n",
+                 b"replace {k} 3 0 1\r\nb\r\n", b"get {k}\r\n"]),
+    ("append prepend", [b"append {k} 0 0 1\r\na\r\n", b"prepend {k} 0 0 1\r\na\r\n",
+                        b"set {k} 7 0 1\r\nm\r\n", b"append {k} 9 0 2\r\n>>\r\n",
+                        b"prepend {k} 9 0 2\r\n<<\r\n", b"get {k}\r\n"]),
+    ("append noreply", [b"set {k} 0 0 1\r\nm\r\nappend {k} 0 0 1 noreply\r\nz\r\nget {k}\r\n"]),
+    ("set bad data chunk", [Raw(b"set {k} 0 0 3\r\nabcde\r\n"), b"get {k}\r\n"]),
+    ("set short data chunk", [Raw(b"set {k} 0 0 3\r\nab\r\n"), Raw(b"\r\n"), b"get {k}\r\n"]),
+    ("set missing exptime", [b"set {k} 0 1\r\n", b"get {k}\r\n"]),
+    ("set bad length", [b"set {k} 0 0 abc\r\n", b"get {k}\r\n"]),
+    ("set negative length", [b"set {k} 0 0 -1\r\n", b"get {k}\r\n"]),
+    ("set bad flags", [b"set {k} x 0 1\r\n", b"get {k}\r\n"]),
+    ("set bad exptime", [b"set {k} 0 x 1\r\n", b"get {k}\r\n"]),
+    ("set too many tokens", [b"set {k} 0 0 1 noreply extra\r\n", b"get {k}\r\n"]),
+    ("set too large", [Raw(b"set {k} 0 0 2000000\r\n" + b"z" * 2000000 + b"\r\n"), b"get {k}\r\n"]),
+    ("set negative exptime", [b"set {k} 0 -1 1\r\na\r\n", b"get {k}\r\n"]),
+    ("key too long", [b"set " + LONGKEY + b" 0 0 1\r\na\r\n", b"get " + LONGKEY + b"\r\n"]),
+    ("key max length", [b"set " + MAXKEY + b" 0 0 1\r\na\r\n", b"get " + MAXKEY + b"\r\n",
+                        b"delete " + MAXKEY + b"\r\n"]),
+    ("key with control char", [b"get a\x01b\r\n"]),
+    # --- cas ---
+    ("gets cas", [b"set {k} 3 0 2\r\nhi\r\n", b"gets {k}\r\n", b"cas {k} 0 0 2 {cas}\r\nho\r\n",
+                  b"cas {k} 0 0 2 {cas}\r\nhu\r\n", b"get {k}\r\n"]),
+    ("cas missing", [b"cas {k} 0 0 1 12345\r\na\r\n"]),
+    ("cas wrong", [b"set {k} 0 0 1\r\na\r\n", b"gets {k}\r\n", b"cas {k} 0 0 1 999999999\r\nb\r\n",
+                   b"get {k}\r\n"]),
+    ("cas noreply", [b"set {k} 0 0 1\r\na\r\n", b"gets {k}\r\n",
+                     b"cas {k} 0 0 1 {cas} noreply\r\nb\r\nget {k}\r\n"]),
+    ("cas bad value", [b"cas {k} 0 0 1 abc\r\n", b"get {k}\r\n"]),
+    ("cas missing token", [b"cas {k} 0 0 1\r\n", b"get {k}\r\n"]),
+    # --- retrieval ---
+    ("get missing", [b"get {k}\r\n"]),
+    ("get multi", [b"set {k} 0 0 1\r\n1\r\nset {k2} 0 0 1\r\n2\r\n", b"get {k} nokey {k2} {k}\r\n"]),
+    ("gets multi", [b"set {k} 0 0 1\r\n1\r\n", b"gets {k} {k2}\r\n"]),
+    ("get no key", [b"get\r\n"]),
+    ("get extra spaces", [b"set {k} 0 0 1\r\n1\r\n", b"get   {k}   \r\n"]),
+    ("get long key list", [b"get " + b" ".join(b"{k}%d" % i for i in range(100)) + b"\r\n"]),
+    ("gat", [b"set {k} 1 0 1\r\na\r\n", b"gat 100 {k} {k2}\r\n", b"gats 100 {k}\r\n"]),
+    ("gat bad exptime", [b"gat abc {k}\r\n"]),
+    ("gat missing key", [b"gat 100\r\n"]),
+    ("touch", [b"touch {k} 10\r\n", b"set {k} 0 0 1\r\na\r\n", b"touch {k} 10\r\n",
+               b"touch {k} 10 noreply\r\n", b"get {k}\r\n"]),
+    ("touch bad", [b"touch {k}\r\n", b"touch {k} abc\r\n"]),
+    ("touch expire", [b"set {k} 0 0 1\r\na\r\n", b"touch {k} -1\r\n", b"get {k}\r\n"]),
+    # --- delete ---
+    ("delete", [b"delete {k}\r\n", b"set {k} 0 0 1\r\na\r\n", b"delete {k}\r\n", b"get {k}\r\n"]),
+    ("delete noreply", [b"set {k} 0 0 1\r\na\r\ndelete {k} noreply\r\nget {k}\r\n"]),
+    ("delete with time 0", [b"set {k} 0 0 1\r\na\r\n", b"delete {k} 0\r\n"]),
+    ("delete with time", [b"set {k} 0 0 1\r\na\r\n", b"delete {k} 10\r\n", b"get {k}\r\n"]),
+    ("delete no key", [b"delete\r\n"]),
+    # --- incr/decr ---
+    ("incr", [b"incr {k} 1\r\n", b"set {k} 0 0 1\r\n5\r\n", b"incr {k} 10\r\n", b"get {k}\r\n"]),
+    ("decr floor", [b"set {k} 0 0 2\r\n10\r\n", b"decr {k} 3\r\n", b"decr {k} 100\r\n"]),
+    ("incr wrap", [b"set {k} 0 0 20\r\n18446744073709551615\r\n", b"incr {k} 1\r\n", b"get {k}\r\n"]),
+    ("incr non numeric", [b"set {k} 0 0 3\r\nabc\r\n", b"incr {k} 1\r\n", b"decr {k} 1\r\n"]),
+    ("incr bad delta", [b"set {k} 0 0 1\r\n1\r\n", b"incr {k} abc\r\n", b"incr {k} -1\r\n",
+                        b"incr {k} 18446744073709551616\r\n"]),
+    ("incr noreply", [b"set {k} 0 0 1\r\n1\r\nincr {k} 5 noreply\r\ndecr {k} 2 noreply\r\nget {k}\r\n"]),
+    ("incr keeps flags", [b"set {k} 77 0 1\r\n9\r\n", b"incr {k} 1\r\n", b"gets {k}\r\n"]),
+    ("incr missing arg", [b"incr {k}\r\n"]),
+    ("incr leading spaces value", [b"set {k} 0 0 3\r\n 12\r\n", b"incr {k} 1\r\n"]),
+    ("incr too long number", [b"set {k} 0 0 21\r\n123456789012345678901\r\n", b"incr {k} 1\r\n"]),
+    # --- flush_all, version, verbosity, misc ---
+    ("flush_all", [b"set {k} 0 0 1\r\na\r\n", b"flush_all\r\n", b"get {k}\r\n",
+                   b"set {k} 0 0 1\r\nb\r\n", b"get {k}\r\n"]),
+    ("flush_all noreply", [b"set {k} 0 0 1\r\na\r\nflush_all noreply\r\nget {k}\r\n"]),
+    ("flush_all delay", [b"set {k} 0 0 1\r\na\r\n", b"flush_all 100\r\n", b"get {k}\r\n",
+                         b"flush_all 0\r\n", b"get {k}\r\n"]),
+    ("flush_all bad", [b"flush_all abc\r\n", b"flush_all 1 2 3\r\n"]),
+    ("version", [b"version\r\n"]),
+    ("verbosity", [b"verbosity 1\r\n", b"verbosity 0 noreply\r\n", b"verbosity\r\n"]),
+    ("stats", [b"stats\r\n"]),
+    ("stats settings", [b"stats settings\r\n"]),
+    ("stats unknown", [b"stats nonsense\r\n"]),
+    ("shutdown disabled", [b"shutdown\r\n"]),
+    ("unknown command", [b"frobnicate\r\n", b"\r\n", b"  \r\n", b"GET {k}\r\n"]),
+    ("bare newline endings", [b"set {k} 0 0 1\na\r\nget {k}\ndelete {k}\n"]),
+    ("quit", [b"quit\r\n"]),
+    ("quit pipelined", [b"set {k} 0 0 1\r\na\r\nget {k}\r\nquit\r\nget {k}\r\n"]),
+    ("pipelined mixed", [b"set {k} 0 0 1\r\na\r\nget {k}\r\nappend {k} 0 0 1\r\nb\r\n"
+                         b"incr {k} 1\r\nget {k} {k2}\r\ndelete {k}\r\nget {k}\r\n"]),
+    ("pipelined many gets", [b"set {k} 0 0 3\r\nabc\r\n" + b"get {k}\r\n" * 200]),
+    ("line too long", [Raw(b"get " + b"a" * 5000)]),
+    ("long line of keys", [b"get " + b" ".join([b"{k}"] * 300) + b"\r\n"]),
+    ("binary junk", [Raw(b"\x80\x01\x00\x03\x00\x00\x00\x00\x00\x00\x00\x03abc")]),
+    ("nul in command", [b"get a\x00b\r\n"]),
+    ("http request", [Raw(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")]),
+    ("http post", [Raw(b"POST /x HTTP/1.0\r\n\r\n")]),
+    # --- meta commands ---
+    ("mn", [b"mn\r\n"]),
+    ("ms mg", [b"ms {k} 2\r\nhi\r\n", b"mg {k} v\r\n", b"mg {k} v f s k\r\n", b"mg {k}\r\n"]),
+    ("mg miss", [b"mg {k} v\r\n", b"mg {k} v q\r\n", b"mg {k} k O123\r\n"]),
+    ("mg opaque", [b"ms {k} 1 T0 F5\r\na\r\n", b"mg {k} O99 v f t\r\n"]),
+    ("ms flags", [b"ms {k} 1 F7 I\r\nx\r\n", b"ms {k} 1 q\r\ny\r\n", b"mg {k} v f\r\n"]),
+    ("ms modes", [b"ms {k} 1 ME\r\na\r\n", b"ms {k} 1 ME\r\nb\r\n", b"ms {k} 1 MA\r\nc\r\n",
+                  b"ms {k} 1 MP\r\nd\r\n", b"ms {k} 1 MR\r\ne\r\n", b"ms {k2} 1 MR\r\ne\r\n",
+                  b"mg {k} v\r\n"]),
+    ("ms cas", [b"ms {k} 1 c\r\na\r\n", b"mg {k} c v\r\n", b"ms {k} 1 C{c}\r\nb\r\n",
+                b"ms {k} 1 C1\r\nc\r\n", b"mg {k} v\r\n"]),
+    ("ms bad", [b"ms {k}\r\n", b"ms {k} abc\r\n", Raw(b"ms {k} 2\r\nabcd\r\n")]),
+    ("ms invalid mode", [b"ms {k} 1 MZ\r\na\r\n"]),
+    ("md", [b"md {k}\r\n", b"ms {k} 1\r\na\r\n", b"md {k}\r\n", b"md {k} q\r\n", b"mg {k} v\r\n"]),
+    ("md opaque", [b"md {k} O5 k\r\n"]),
+    ("ma", [b"ma {k}\r\n", b"ms {k} 1\r\n5\r\n", b"ma {k}\r\n", b"ma {k} v\r\n",
+            b"ma {k} MD D2 v\r\n", b"ma {k} D100 MD v\r\n"]),
+    ("ma autoviv", [b"ma {k} N0 J13 v\r\n", b"ma {k} v\r\n"]),
+    ("ma non numeric", [b"ms {k} 1\r\nx\r\n", b"ma {k}\r\n"]),
+    ("mg base64 key", [b"ms {k} 1\r\nz\r\n", b"mg e2t9 b v k\r\n"]),
+    ("meta quiet pipeline", [b"ms {k} 1 q\r\na\r\nmg {k} v q\r\nmg {k2} v q\r\nmd {k2} q\r\n"]),
+    ("meta too long key", [b"mg " + LONGKEY + b" v\r\n"]),
+    ("meta no key", [b"mg\r\n", b"md\r\n", b"ma\r\n"]),
+    ("meta bad flag", [b"mg {k} !\r\n"]),
+    ("me", [b"me {k}\r\n"]),
+]
+
+VALUE_RE = re.compile(rb"^(VALUE \S+ \d+ \d+) (\d+)\r$", re.M)
+C_TOKEN_RE = re.compile(rb" c(\d+)")
+STATS_RE = re.compile(rb"(STAT [^\r\n]*\r\n)+")
+
+
+def mask(data):
+    data = VALUE_RE.sub(rb"\1 <cas>\r", data)
+    lines = data.split(b"\r\n")
+    for i, line in enumerate(lines):
+        if line[:3] in (b"VA ", b"HD ", b"EN ", b"NF ", b"NS ", b"EX "):
+            lines[i] = C_TOKEN_RE.sub(b" c<cas>", line)
+    data = b"\r\n".join(lines)
+    data = STATS_RE.sub(b"STAT <masked>\r\n", data)
+    data = re.sub(rb"^VERSION [^\r\n]*", b"VERSION <masked>", data, flags=re.M)
+    data = re.sub(rb"^ME [^\r\n]*", b"ME <masked>", data, flags=re.M)
+    return data
+
+
+def substitute(step, keys, state):
+    out = step.replace(b"{k}", keys[0]).replace(b"{k2}", keys[1])
+    out = out.replace(b"{cas}", state.get("cas", b"0")).replace(b"{c}", state.get("c", b"0"))
+    return out
+
+
+def learn(reply, state):
+    m = None
+    for m in VALUE_RE.finditer(reply):
+        pass
+    if m is not None:
+        state["cas"] = m.group(2)
+    for line in reply.split(b"\r\n"):
+        if line[:2] in (b"VA", b"HD"):
+            c = C_TOKEN_RE.search(line)
+            if c:
+                state["c"] = c.group(1)
+
+
+def run_case(srv, idx, steps):
+    keys = (b"cmp%03d_a" % idx, b"cmp%03d_b" % idx)
+    state = {}
+    replies = []
+    sock = srv.connect(timeout=2.0)
+    closed = False
+    for step in steps:
+        if closed:
+            replies.append((b"", "closed"))
+            continue
+        data = substitute(step, keys, state)
+        try:
+            sock.sendall(data)
+            if isinstance(step, Raw):
+                reply, closed = bcserver.recv_until(sock, (), quiet=0.3)
+            else:
+                sock.sendall(SENTINEL)
+                sock.settimeout(2.0)
+                reply, closed = bcserver.recv_until(sock, (SENTINEL_REPLY,))
+                if reply.endswith(SENTINEL_REPLY):
+                    reply = reply[:-len(SENTINEL_REPLY)]
+                elif not closed:
+                    reply += b"<timeout>"
+        except (BrokenPipeError, ConnectionResetError):
+            reply, closed = b"", True
+        learn(reply, state)
+        replies.append((mask(reply), "closed" if closed else "open"))
+    sock.close()
+    return replies
+
+
+def main():
+    bc = os.environ.get("BITCACHED", "")
+    mc = os.environ.get("MEMCACHED", "")
+    if not bcserver.executable(bc):
+        bcserver.skip("BITCACHED (%s) is not an executable" % bc)
+    if not bcserver.executable(mc):
+        bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
+    only = os.environ.get("COMPARE_ONLY")
+    ref = bcserver.Server(mc, kind="memcached", args=["-U", "0"])
+    sut = bcserver.Server(bc)
+    fails = 0
+    try:
+        ref.start()
+        sut.start()
+        for idx, (name, steps) in enumerate(CASES):
+            if only and only not in name:
+                continue
+            want = run_case(ref, idx, steps)
+            got = run_case(sut, idx, steps)
+            if os.environ.get("COMPARE_VERBOSE"):
+                print("case %r: %r" % (name, want))
+            for n, (w, g) in enumerate(zip(want, got)):
+                if w != g:
+                    fails += 1
+                    shown = steps[n] if len(steps[n]) < 200 else steps[n][:200] + b"..."
+                    print("FAIL case %r step %d %r:\n  memcached: %r\n  bitcached: %r"
+                          % (name, n, shown, w, g))
+                    break
+            if not sut.alive():
+                print("FAIL case %r: server under test died" % name)
+                fails += 1
+                break
+    finally:
+        ref.close()
+        sut.close()
+    print("compare: %d cases, %d failures" % (len(CASES), fails))
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

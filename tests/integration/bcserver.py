@@ -1,0 +1,119 @@
+# bcserver.py - start and stop a memcached-compatible server for the Python
+# tests: free port on 127.0.0.1, temp data dir, stop by PID. Owns the child
+# process and its temp dir. Python 3 standard library only.
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def skip(msg):
+    print("SKIP: " + msg)
+    sys.exit(77)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def executable(path):
+    return bool(path) and os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+class Server:
+    """One server process. kind is "bitcached" (gets --data-dir) or
+    "memcached" (gets -u when run as root, which memcached demands)."""
+
+    def __init__(self, binary, kind="bitcached", args=()):
+        self.binary = binary
+        self.kind = kind
+        self.args = list(args)
+        self.tmp = tempfile.mkdtemp(prefix="bc-pytest.")
+        self.proc = None
+        self.port = 0
+
+    def argv(self):
+        argv = [self.binary, "-l", "127.0.0.1", "-p", str(self.port)]
+        if self.kind == "bitcached":
+            argv.insert(1, "--data-dir=" + os.path.join(self.tmp, "data"))
+        elif os.geteuid() == 0:
+            argv += ["-u", pwd.getpwuid(0).pw_name]
+        return argv + self.args
+
+    def start(self, timeout=10.0):
+        # The port may be taken between picking and binding: retry.
+        for _ in range(5):
+            self.port = free_port()
+            self.proc = subprocess.Popen(self.argv())
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), 1).close()
+                    return
+                except OSError:
+                    time.sleep(0.02)
+            if self.proc.poll() is None:
+                self.kill()
+                raise RuntimeError("server did not start in time")
+        raise RuntimeError("server exited at start-up: %s" % self.proc.returncode)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        """SIGTERM, wait up to 10 s, SIGKILL. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def connect(self, timeout=5.0):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+
+def recv_until(sock, ends, quiet=0.0):
+    """Read until the data ends with one of ends (bytes), the peer closes, or
+    the socket times out. With quiet > 0, instead read until nothing arrives
+    for that many seconds. Returns (data, closed)."""
+    data = b""
+    if quiet > 0:
+        sock.settimeout(quiet)
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return data, False
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+        if quiet <= 0 and any(data.endswith(e) for e in ends):
+            return data, False
