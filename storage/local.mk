@@ -30,7 +30,8 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_keydir \
 	tests/unit/test_cask_ops \
 	tests/unit/test_cask_recovery \
-	tests/unit/test_cask_merge
+	tests/unit/test_cask_merge \
+	tests/unit/test_cask_io
 check_PROGRAMS += $(STORAGE_TESTS)
 TESTS += $(STORAGE_TESTS)
 EXTRA_DIST += tests/unit/test_cask_util.h
@@ -56,3 +57,7 @@ tests_unit_test_cask_recovery_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_merge_SOURCES = tests/unit/test_cask_merge.c
 tests_unit_test_cask_merge_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_merge_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_io_SOURCES = tests/unit/test_cask_io.c
+tests_unit_test_cask_io_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_io_LDADD = $(STORAGE_TEST_LDADD)
