@@ -31,7 +31,8 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_ops \
 	tests/unit/test_cask_recovery \
 	tests/unit/test_cask_merge \
-	tests/unit/test_cask_io
+	tests/unit/test_cask_io \
+	tests/unit/test_cask_model
 check_PROGRAMS += $(STORAGE_TESTS)
 TESTS += $(STORAGE_TESTS)
 EXTRA_DIST += tests/unit/test_cask_util.h
@@ -61,3 +62,7 @@ tests_unit_test_cask_merge_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_io_SOURCES = tests/unit/test_cask_io.c
 tests_unit_test_cask_io_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_io_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_model_SOURCES = tests/unit/test_cask_model.c
+tests_unit_test_cask_model_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_model_LDADD = $(STORAGE_TEST_LDADD)
