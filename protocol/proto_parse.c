@@ -1,10 +1,51 @@
-/* proto_parse.c - incremental parser for the memcached text protocol.
+/* proto_parse.c - incremental parser for the memcached text protocol
+ * (classic and meta commands). Turns bytes into one struct proto_req at a
+ * time, with memcached 1.6's exact error lines for bad input.
  * Pure: no I/O, no allocation, no globals. Must not depend on server/ or
  * storage/.
  */
 #include "protocol/proto.h"
 
 #include <string.h>
+
+/* memcached splits a line into at most this many tokens (the last one
+ * keeping the rest of the line); commands check counts against it. */
+#define MAX_TOKENS 24
+
+struct tok {
+    const char *p;
+    size_t n;
+};
+
+struct line {
+    struct tok t[MAX_TOKENS];
+    unsigned n;    /* tokens found, at most MAX_TOKENS */
+    bool more;     /* text left after the last token */
+    const char *end;
+};
+
+static const char ERR_ERROR[] = "ERROR\r\n";
+static const char ERR_FORMAT[] = "CLIENT_ERROR bad command line format\r\n";
+static const char ERR_CHUNK[] = "CLIENT_ERROR bad data chunk\r\n";
+static const char ERR_TOOBIG[] = "SERVER_ERROR object too large for cache\r\n";
+static const char ERR_EXPTIME[] = "CLIENT_ERROR invalid exptime argument\r\n";
+static const char ERR_DELTA[] =
+        "CLIENT_ERROR invalid numeric delta argument\r\n";
+static const char ERR_DELETE[] = "CLIENT_ERROR bad command line format.  "
+                                 "Usage: delete <key> [noreply]\r\n";
+static const char ERR_BADFLAG[] = "CLIENT_ERROR invalid flag\r\n";
+static const char ERR_DUPFLAG[] = "CLIENT_ERROR duplicate flag\r\n";
+static const char ERR_INVDUP[] = "CLIENT_ERROR invalid or duplicate flag\r\n";
+static const char ERR_TOOMANY[] =
+        "CLIENT_ERROR options flags are too long\r\n";
+static const char ERR_OPAQUE[] = "CLIENT_ERROR opaque token too long\r\n";
+static const char ERR_B64[] = "CLIENT_ERROR error decoding key\r\n";
+static const char ERR_BADTOK[] =
+        "CLIENT_ERROR bad token in command line format\r\n";
+static const char ERR_MSMODE[] =
+        "CLIENT_ERROR invalid mode for ms M token\r\n";
+static const char ERR_MAMODE[] =
+        "CLIENT_ERROR invalid mode for ma M token\r\n";
 
 void
 proto_parser_init(struct proto_parser *p, uint32_t item_max)
@@ -13,19 +54,785 @@ proto_parser_init(struct proto_parser *p, uint32_t item_max)
     p->item_max = item_max;
 }
 
+static void
+tokenize(struct line *l, const char *s, const char *end)
+{
+    l->n = 0;
+    l->more = false;
+    l->end = end;
+    while (s < end) {
+        const char *e;
+
+        if (*s == ' ') {
+            s++;
+            continue;
+        }
+        if (l->n == MAX_TOKENS) {
+            l->more = true;
+            return;
+        }
+        e = memchr(s, ' ', (size_t)(end - s));
+        if (e == NULL) {
+            e = end;
+        }
+        l->t[l->n].p = s;
+        l->t[l->n].n = (size_t)(e - s);
+        l->n++;
+        s = e;
+    }
+}
+
+static bool
+tok_is(const struct tok *t, const char *s)
+{
+    size_t n = strlen(s);
+
+    return t->n == n && memcmp(t->p, s, n) == 0;
+}
+
+/* Unsigned decimal as strtoull would take it in full: digits only (a leading
+ * '+' allowed), no overflow. memcached rejects a '-' sign too. */
+static bool
+parse_u64(const char *p, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+
+    if (n > 0 && p[0] == '+') {
+        i = 1;
+    }
+    if (i == n) {
+        return false;
+    }
+    for (; i < n; i++) {
+        unsigned d;
+
+        if (p[i] < '0' || p[i] > '9') {
+            return false;
+        }
+        d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static bool
+parse_i64(const char *p, size_t n, int64_t *out)
+{
+    bool neg = false;
+    uint64_t v;
+
+    if (n > 0 && p[0] == '-') {
+        neg = true;
+        p++;
+        n--;
+        if (n > 0 && p[0] == '+') {
+            return false;
+        }
+    }
+    if (!parse_u64(p, n, &v)) {
+        return false;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1) {
+            return false;
+        }
+        *out = (int64_t)(0 - v);
+    } else {
+        if (v > (uint64_t)INT64_MAX) {
+            return false;
+        }
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+static bool
+tok_u64(const struct tok *t, uint64_t *out)
+{
+    return parse_u64(t->p, t->n, out);
+}
+
+/* memcached reads exptimes with strtol and keeps 32 bits of the result. */
+static bool
+tok_exptime(const struct tok *t, int64_t *out)
+{
+    int64_t v;
+
+    if (!parse_i64(t->p, t->n, &v)) {
+        return false;
+    }
+    *out = (int32_t)(uint32_t)(uint64_t)v;
+    return true;
+}
+
+static enum proto_status
+fail(struct proto_req *req, const char *err)
+{
+    req->err = err;
+    return PROTO_ERROR;
+}
+
+/* ---- base64 ---- */
+
+static int
+b64_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '+') {
+        return 62;
+    }
+    if (c == '/') {
+        return 63;
+    }
+    return -1;
+}
+
+int
+proto_b64_decode(const char *src, size_t n, char *dst, size_t cap)
+{
+    size_t i;
+    size_t out = 0;
+
+    if (n == 0 || n % 4 != 0) {
+        return -1;
+    }
+    for (i = 0; i < n; i += 4) {
+        int v[4];
+        unsigned pad = 0;
+        unsigned j;
+        uint32_t w;
+
+        for (j = 0; j < 4; j++) {
+            unsigned char c = (unsigned char)src[i + j];
+
+            if (c == '=' && i + 4 == n && j >= 2) {
+                v[j] = 0;
+                pad++;
+                continue;
+            }
+            if (pad > 0) {
+                return -1;
+            }
+            v[j] = b64_val(c);
+            if (v[j] < 0) {
+                return -1;
+            }
+        }
+        w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) |
+            ((uint32_t)v[2] << 6) | (uint32_t)v[3];
+        if (out + 3 - pad > cap) {
+            return -1;
+        }
+        dst[out++] = (char)(w >> 16);
+        if (pad < 2) {
+            dst[out++] = (char)(w >> 8);
+        }
+        if (pad < 1) {
+            dst[out++] = (char)w;
+        }
+    }
+    return (int)out;
+}
+
+int
+proto_b64_encode(const void *src, size_t n, char *dst, size_t cap)
+{
+    static const char tab[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *s = src;
+    size_t need = (n + 2) / 3 * 4;
+    size_t i;
+    size_t o = 0;
+
+    if (need > cap || need > INT32_MAX) {
+        return -1;
+    }
+    for (i = 0; i + 2 < n; i += 3) {
+        uint32_t w = ((uint32_t)s[i] << 16) | ((uint32_t)s[i + 1] << 8) |
+                     s[i + 2];
+
+        dst[o++] = tab[(w >> 18) & 63];
+        dst[o++] = tab[(w >> 12) & 63];
+        dst[o++] = tab[(w >> 6) & 63];
+        dst[o++] = tab[w & 63];
+    }
+    if (i < n) {
+        uint32_t w = (uint32_t)s[i] << 16;
+
+        if (i + 1 < n) {
+            w |= (uint32_t)s[i + 1] << 8;
+        }
+        dst[o++] = tab[(w >> 18) & 63];
+        dst[o++] = tab[(w >> 12) & 63];
+        dst[o++] = i + 1 < n ? tab[(w >> 6) & 63] : '=';
+        dst[o++] = '=';
+    }
+    return (int)o;
+}
+
+/* ---- get lines ---- */
+
+bool
+proto_key_next(const struct proto_req *req, size_t *pos, const char **key,
+               size_t *klen)
+{
+    size_t i = *pos;
+    size_t s;
+
+    while (i < req->keys_len && req->keys[i] == ' ') {
+        i++;
+    }
+    if (i >= req->keys_len) {
+        *pos = i;
+        return false;
+    }
+    s = i;
+    while (i < req->keys_len && req->keys[i] != ' ') {
+        i++;
+    }
+    *key = req->keys + s;
+    *klen = i - s;
+    *pos = i;
+    return true;
+}
+
+/* Keys of a get-like line start at `from`; every one must fit. */
+static enum proto_status
+parse_keys(struct proto_req *req, const char *from, const char *end)
+{
+    size_t pos = 0;
+    const char *k;
+    size_t kn;
+
+    req->keys = from;
+    req->keys_len = (size_t)(end - from);
+    if (!proto_key_next(req, &pos, &k, &kn)) {
+        return fail(req, ERR_ERROR);
+    }
+    req->key = k;
+    req->klen = kn;
+    req->raw_key = k;
+    req->raw_klen = kn;
+    do {
+        if (kn > PROTO_KEY_MAX) {
+            return fail(req, ERR_FORMAT);
+        }
+    } while (proto_key_next(req, &pos, &k, &kn));
+    return PROTO_OK;
+}
+
+/* ---- data blocks ---- */
+
+/* The line (line_len bytes with its '\n') announced a data block of
+ * req->nbytes: hand it over if all of it is here. */
+static enum proto_status
+take_data(struct proto_parser *p, struct proto_req *req, const char *buf,
+          size_t len, size_t line_len, size_t *used)
+{
+    size_t need = line_len + (size_t)req->nbytes + 2;
+    const char *d = buf + line_len;
+
+    if (len < need) {
+        p->wanted = need;
+        return PROTO_NEED_MORE;
+    }
+    p->wanted = 0;
+    *used = need;
+    if (d[req->nbytes] != '\r' || d[req->nbytes + 1] != '\n') {
+        return fail(req, ERR_CHUNK);
+    }
+    req->data = d;
+    return PROTO_OK;
+}
+
+/* A data block that is refused before it arrived: error now, drop it as it
+ * comes (memcached's conn_swallow). */
+static enum proto_status
+swallow(struct proto_parser *p, struct proto_req *req, const char *err)
+{
+    p->swallow = (uint64_t)req->nbytes + 2;
+    return fail(req, err);
+}
+
+/* ---- classic commands ---- */
+
+static bool
+last_is_noreply(const struct line *l)
+{
+    return l->n > 0 && tok_is(&l->t[l->n - 1], "noreply");
+}
+
+static void
+set_key(struct proto_req *req, const struct tok *t)
+{
+    req->key = t->p;
+    req->klen = t->n;
+    req->raw_key = t->p;
+    req->raw_klen = t->n;
+}
+
+static enum proto_status
+parse_update(struct proto_parser *p, struct proto_req *req,
+             const struct line *l, const char *buf, size_t len,
+             size_t line_len, size_t *used)
+{
+    bool is_cas = req->cmd == PROTO_CMD_CAS;
+    unsigned want = is_cas ? 6 : 5;
+    uint64_t fl;
+    int64_t vlen;
+
+    if (l->more || (l->n != want && l->n != want + 1)) {
+        return fail(req, ERR_ERROR);
+    }
+    req->noreply = last_is_noreply(l);
+    set_key(req, &l->t[1]);
+    if (l->t[1].n > PROTO_KEY_MAX) {
+        return fail(req, ERR_FORMAT);
+    }
+    /* memcached keeps the low 32 bits of flags parsed as unsigned long */
+    if (!tok_u64(&l->t[2], &fl) || !tok_exptime(&l->t[3], &req->exptime) ||
+        !parse_i64(l->t[4].p, l->t[4].n, &vlen)) {
+        return fail(req, ERR_FORMAT);
+    }
+    req->flags = (uint32_t)fl;
+    if (vlen < 0 || vlen > INT32_MAX - 2) {
+        return fail(req, ERR_FORMAT);
+    }
+    if (is_cas && !tok_u64(&l->t[5], &req->cas)) {
+        return fail(req, ERR_FORMAT);
+    }
+    req->nbytes = (uint32_t)vlen;
+    if (req->nbytes > p->item_max) {
+        *used = line_len;
+        req->unlink = req->cmd == PROTO_CMD_SET;
+        return swallow(p, req, ERR_TOOBIG);
+    }
+    return take_data(p, req, buf, len, line_len, used);
+}
+
+static enum proto_status
+parse_classic(struct proto_parser *p, struct proto_req *req,
+              const struct line *l, const char *buf, size_t len,
+              size_t line_len, size_t *used)
+{
+    const struct tok *c = &l->t[0];
+    size_t n = c->n;
+    const char *s = c->p;
+
+    *used = line_len;
+    if ((n == 3 && memcmp(s, "get", 3) == 0) ||
+        (n == 4 && memcmp(s, "gets", 4) == 0)) {
+        req->cmd = n == 3 ? PROTO_CMD_GET : PROTO_CMD_GETS;
+        if (l->n < 2) {
+            return fail(req, ERR_ERROR);
+        }
+        return parse_keys(req, l->t[1].p, l->end);
+    }
+    if ((n == 3 && memcmp(s, "gat", 3) == 0) ||
+        (n == 4 && memcmp(s, "gats", 4) == 0)) {
+        req->cmd = n == 3 ? PROTO_CMD_GAT : PROTO_CMD_GATS;
+        if (l->n < 3) {
+            return fail(req, ERR_ERROR);
+        }
+        if (!tok_exptime(&l->t[1], &req->exptime)) {
+            return fail(req, ERR_EXPTIME);
+        }
+        return parse_keys(req, l->t[2].p, l->end);
+    }
+    if (tok_is(c, "set") || tok_is(c, "add") || tok_is(c, "replace") ||
+        tok_is(c, "append") || tok_is(c, "prepend") || tok_is(c, "cas")) {
+        switch (s[0]) {
+        case 's':
+            req->cmd = PROTO_CMD_SET;
+            break;
+        case 'a':
+            req->cmd = s[1] == 'd' ? PROTO_CMD_ADD : PROTO_CMD_APPEND;
+            break;
+        case 'r':
+            req->cmd = PROTO_CMD_REPLACE;
+            break;
+        case 'p':
+            req->cmd = PROTO_CMD_PREPEND;
+            break;
+        default:
+            req->cmd = PROTO_CMD_CAS;
+            break;
+        }
+        return parse_update(p, req, l, buf, len, line_len, used);
+    }
+    if (tok_is(c, "delete")) {
+        req->cmd = PROTO_CMD_DELETE;
+        if (l->more || l->n < 2 || l->n > 4) {
+            return fail(req, ERR_ERROR);
+        }
+        set_key(req, &l->t[1]);
+        if (l->t[1].n > PROTO_KEY_MAX) {
+            return fail(req, ERR_FORMAT);
+        }
+        if (l->n > 2) {
+            bool zero = tok_is(&l->t[2], "0");
+            bool valid;
+
+            req->noreply = last_is_noreply(l);
+            valid = (l->n == 3 && (zero || req->noreply)) ||
+                    (l->n == 4 && zero && req->noreply);
+            if (!valid) {
+                return fail(req, ERR_DELETE);
+            }
+        }
+        return PROTO_OK;
+    }
+    if (tok_is(c, "incr") || tok_is(c, "decr")) {
+        req->cmd = s[0] == 'i' ? PROTO_CMD_INCR : PROTO_CMD_DECR;
+        if (l->more || (l->n != 3 && l->n != 4)) {
+            return fail(req, ERR_ERROR);
+        }
+        req->noreply = last_is_noreply(l);
+        set_key(req, &l->t[1]);
+        if (l->t[1].n > PROTO_KEY_MAX) {
+            return fail(req, ERR_FORMAT);
+        }
+        if (!tok_u64(&l->t[2], &req->delta)) {
+            return fail(req, ERR_DELTA);
+        }
+        return PROTO_OK;
+    }
+    if (tok_is(c, "touch")) {
+        req->cmd = PROTO_CMD_TOUCH;
+        if (l->more || (l->n != 3 && l->n != 4)) {
+            return fail(req, ERR_ERROR);
+        }
+        req->noreply = last_is_noreply(l);
+        set_key(req, &l->t[1]);
+        if (l->t[1].n > PROTO_KEY_MAX) {
+            return fail(req, ERR_FORMAT);
+        }
+        if (!tok_exptime(&l->t[2], &req->exptime)) {
+            return fail(req, ERR_EXPTIME);
+        }
+        return PROTO_OK;
+    }
+    if (tok_is(c, "flush_all")) {
+        req->cmd = PROTO_CMD_FLUSH_ALL;
+        if (l->more || l->n > 3) {
+            return fail(req, ERR_ERROR);
+        }
+        req->noreply = last_is_noreply(l);
+        if (l->n == (req->noreply ? 2u : 1u)) {
+            return PROTO_OK;
+        }
+        req->has_delay = true;
+        if (!tok_exptime(&l->t[1], &req->delay)) {
+            return fail(req, ERR_EXPTIME);
+        }
+        return PROTO_OK;
+    }
+    if (tok_is(c, "stats")) {
+        req->cmd = PROTO_CMD_STATS;
+        if (l->n > 1) {
+            req->args = l->t[1].p;
+            req->args_len = (size_t)(l->end - l->t[1].p);
+        } else {
+            req->args = l->end;
+        }
+        return PROTO_OK;
+    }
+    if (tok_is(c, "version")) {
+        req->cmd = PROTO_CMD_VERSION;
+        return PROTO_OK;
+    }
+    if (tok_is(c, "verbosity")) {
+        uint64_t v;
+
+        req->cmd = PROTO_CMD_VERBOSITY;
+        if (l->more || l->n < 2 || l->n > 3) {
+            return fail(req, ERR_ERROR);
+        }
+        req->noreply = last_is_noreply(l);
+        if (!tok_u64(&l->t[1], &v)) {
+            return fail(req, ERR_FORMAT);
+        }
+        req->level = v > 0xffffffffu ? 0xffffffffu : (unsigned)v;
+        return PROTO_OK;
+    }
+    if (tok_is(c, "quit")) {
+        req->cmd = PROTO_CMD_QUIT;
+        return PROTO_OK;
+    }
+    if (tok_is(c, "shutdown")) {
+        req->cmd = PROTO_CMD_SHUTDOWN;
+        return PROTO_OK;
+    }
+    return fail(req, ERR_ERROR);
+}
+
+/* ---- meta commands ---- */
+
+/* Which flags each meta command takes (memcached 1.6.18), and which of them
+ * need a numeric token. */
+static const char MG_FLAGS[] = "bcfhklOqstuvENRT";
+static const char MS_FLAGS[] = "bcCEFIkOqsSTMN";
+static const char MD_FLAGS[] = "bCEIkOqTx";
+static const char MA_FLAGS[] = "bCEkOqtcvNJDTM";
+static const char NUM_FLAGS[] = "CEFNRTJD";
+
+static enum proto_status
+parse_meta(struct proto_parser *p, struct proto_req *req,
+           const struct line *l, const char *buf, size_t len,
+           size_t line_len, size_t *used)
+{
+    char which = l->t[0].p[1];
+    const char *allowed;
+    const char *dup_err = ERR_DUPFLAG;
+    const char *bad_err = ERR_BADFLAG;
+    unsigned first = 2;
+    uint32_t seen[2] = {0, 0};
+    unsigned i;
+
+    *used = line_len;
+    switch (which) {
+    case 'n':
+        req->cmd = PROTO_CMD_MN;
+        return PROTO_OK;
+    case 'g':
+        req->cmd = PROTO_CMD_MG;
+        allowed = MG_FLAGS;
+        break;
+    case 's':
+        req->cmd = PROTO_CMD_MS;
+        allowed = MS_FLAGS;
+        first = 3;
+        break;
+    case 'd':
+        req->cmd = PROTO_CMD_MD;
+        allowed = MD_FLAGS;
+        dup_err = bad_err = ERR_INVDUP;
+        break;
+    case 'a':
+        req->cmd = PROTO_CMD_MA;
+        allowed = MA_FLAGS;
+        dup_err = bad_err = ERR_INVDUP;
+        break;
+    case 'e':
+        req->cmd = PROTO_CMD_ME;
+        if (l->n < 2 || l->t[1].n > PROTO_KEY_MAX) {
+            return fail(req, ERR_FORMAT);
+        }
+        set_key(req, &l->t[1]);
+        return PROTO_OK;
+    default:
+        return fail(req, ERR_ERROR);
+    }
+    if (l->n < 2) {
+        return fail(req, ERR_ERROR);
+    }
+    set_key(req, &l->t[1]);
+    if (l->t[1].n > PROTO_KEY_MAX) {
+        return fail(req, ERR_FORMAT);
+    }
+    if (req->cmd == PROTO_CMD_MS) {
+        int64_t vlen;
+
+        if (l->n < 3 || !parse_i64(l->t[2].p, l->t[2].n, &vlen) ||
+            vlen < 0 || vlen > INT32_MAX - 2) {
+            return fail(req, ERR_FORMAT);
+        }
+        req->nbytes = (uint32_t)vlen;
+    }
+    if (l->more || l->n == MAX_TOKENS) {
+        req->err = ERR_TOOMANY;
+        goto error;
+    }
+    for (i = first; i < l->n; i++) {
+        const struct tok *t = &l->t[i];
+        unsigned char f = (unsigned char)t->p[0];
+        struct proto_mflag *m;
+
+        if (f < 64 || f > 127 || strchr(allowed, f) == NULL) {
+            req->err = bad_err;
+            goto error;
+        }
+        if (seen[(f - 64) / 32] & (1u << ((f - 64) % 32))) {
+            req->err = dup_err;
+            goto error;
+        }
+        seen[(f - 64) / 32] |= 1u << ((f - 64) % 32);
+        if (t->n - 1 > 255) {
+            req->err = ERR_BADTOK;
+            goto error;
+        }
+        m = &req->mflags[req->nmflags++];
+        m->flag = (char)f;
+        m->tok = t->p + 1;
+        m->len = (uint8_t)(t->n - 1);
+        if (strchr(NUM_FLAGS, f) != NULL) {
+            int64_t v;
+
+            if (m->len == 0 || !parse_i64(m->tok, m->len, &v)) {
+                req->err = ERR_BADTOK;
+                goto error;
+            }
+        }
+        switch (f) {
+        case 'O':
+            if (m->len > PROTO_OPAQUE_MAX) {
+                req->err = ERR_OPAQUE;
+                goto error;
+            }
+            break;
+        case 'q':
+            req->noreply = true;
+            break;
+        case 'b':
+            req->key_b64 = true;
+            break;
+        case 'M':
+            if (m->len != 1) {
+                req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
+                goto error;
+            }
+            if (strchr(req->cmd == PROTO_CMD_MS ? "EeAaPpRrSs" : "IiDd+-",
+                       m->tok[0]) == NULL) {
+                req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
+                goto error;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (req->key_b64) {
+        int n = proto_b64_decode(req->raw_key, req->raw_klen, req->keybuf,
+                                 sizeof(req->keybuf) - 1);
+
+        if (n <= 0 || (unsigned)n > PROTO_KEY_MAX) {
+            req->err = ERR_B64;
+            goto error;
+        }
+        req->key = req->keybuf;
+        req->klen = (size_t)n;
+    }
+    if (req->cmd == PROTO_CMD_MS) {
+        if (req->nbytes > p->item_max) {
+            return swallow(p, req, ERR_TOOBIG);
+        }
+        return take_data(p, req, buf, len, line_len, used);
+    }
+    return PROTO_OK;
+
+error:
+    /* ms has announced a data block: drop it with the request */
+    if (req->cmd == PROTO_CMD_MS) {
+        return swallow(p, req, req->err);
+    }
+    return PROTO_ERROR;
+}
+
+/* ---- entry point ---- */
+
+/* A line with no '\n' yet: wait, unless it is already longer than memcached
+ * tolerates. Only get/gets lines may grow past PROTO_LINE_MAX. */
+static enum proto_status
+no_newline(struct proto_req *req, const char *buf, size_t len)
+{
+    size_t i = 0;
+
+    if (len <= PROTO_LINE_MAX) {
+        return PROTO_NEED_MORE;
+    }
+    while (i < len && buf[i] == ' ') {
+        i++;
+    }
+    if (i <= 100 && len <= PROTO_MULTIGET_MAX &&
+        ((len - i > 4 && memcmp(buf + i, "get ", 4) == 0) ||
+         (len - i > 5 && memcmp(buf + i, "gets ", 5) == 0))) {
+        return PROTO_NEED_MORE;
+    }
+    req->err = NULL;
+    return PROTO_CLOSE;
+}
+
 enum proto_status
 proto_parse(struct proto_parser *p, struct proto_req *req, const char *buf,
             size_t len, size_t *used)
 {
-    const char *nl = memchr(buf, '\n', len);
+    const char *nl;
+    const char *end;
+    size_t line_len;
+    struct line l;
 
-    (void)p;
-    memset(req, 0, sizeof(*req));
+    req->cmd = PROTO_CMD_NONE;
+    req->err = NULL;
+    req->noreply = false;
+    req->unlink = false;
+    req->key = req->raw_key = req->keys = req->data = req->args = NULL;
+    req->klen = req->raw_klen = req->keys_len = req->args_len = 0;
+    req->nbytes = 0;
+    req->has_delay = false;
+    req->key_b64 = false;
+    req->nmflags = 0;
+    req->flags = 0;
+    req->exptime = 0;
+    req->cas = 0;
+    req->delta = 0;
+    req->delay = 0;
+    req->level = 0;
     *used = 0;
-    if (nl == NULL) {
-        return PROTO_NEED_MORE;
+
+    if (p->swallow > 0) {
+        size_t n = len < p->swallow ? len : (size_t)p->swallow;
+
+        if (n == 0) {
+            return PROTO_NEED_MORE;
+        }
+        p->swallow -= n;
+        *used = n;
+        return PROTO_SWALLOW;
     }
-    *used = (size_t)(nl - buf) + 1;
-    req->err = "ERROR\r\n";
-    return PROTO_ERROR;
+    nl = len > 0 ? memchr(buf, '\n', len) : NULL;
+    if (nl == NULL) {
+        p->wanted = 0;
+        return no_newline(req, buf, len);
+    }
+    line_len = (size_t)(nl - buf) + 1;
+    end = nl;
+    if (end - buf > 1 && end[-1] == '\r') {
+        end--;
+    }
+    tokenize(&l, buf, end);
+    /* every command has at least two letters */
+    if (l.n == 0 || l.t[0].n < 2) {
+        *used = line_len;
+        return fail(req, ERR_ERROR);
+    }
+    if (l.t[0].p[0] == 'm' && l.t[0].n == 2) {
+        return parse_meta(p, req, &l, buf, len, line_len, used);
+    }
+    return parse_classic(p, req, &l, buf, len, line_len, used);
+}
+
+const struct proto_mflag *
+proto_mflag_find(const struct proto_req *req, char f)
+{
+    unsigned i;
+
+    for (i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == f) {
+            return &req->mflags[i];
+        }
+    }
+    return NULL;
 }

@@ -1,13 +1,24 @@
 /* cmd.c - runs parsed memcached requests against the store (implements
- * cmd.h). Owns nothing beyond the per-connection parser state; knows nothing
- * of sockets or threads.
+ * cmd.h): the one place where protocol/ meets storage/. Owns only the
+ * per-connection parser state inside struct cmd_conn; knows nothing of
+ * sockets, libevent or threads. Replies go to the connection's sink; values
+ * read by cask_get are handed to it without a copy.
  */
 #include "server/cmd.h"
 
 #include "protocol/proto.h"
 #include "storage/cask.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* memcached: exptimes above this many seconds are absolute unix times */
+#define REL_MAX_S (60 * 60 * 24 * 30)
+/* values up to this size are copied into the reply line instead of being
+ * handed to the sink as a separate buffer */
+#define INLINE_VALUE_MAX 512
+#define LINE_CAP 4096
 
 void
 cmd_conn_init(struct cmd_conn *cc, const struct cmd_env *env,
@@ -23,33 +34,864 @@ cmd_conn_init(struct cmd_conn *cc, const struct cmd_env *env,
 void
 cmd_conn_deinit(struct cmd_conn *cc)
 {
-    (void)cc;
-}
-
-enum cmd_status
-cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
-{
-    struct proto_req req;
-    enum proto_status st = proto_parse(&cc->parser, &req, buf, len, used);
-
-    switch (st) {
-    case PROTO_NEED_MORE:
-        return CMD_NEED_MORE;
-    case PROTO_CLOSE:
-        if (req.err != NULL) {
-            cc->out.bytes(cc->out.arg, req.err, strlen(req.err));
-        }
-        return CMD_CLOSE;
-    case PROTO_SWALLOW:
-        return CMD_DONE;
-    default:
-        cc->out.bytes(cc->out.arg, "ERROR\r\n", 7);
-        return CMD_DONE;
-    }
+    memset(&cc->parser, 0, sizeof(cc->parser));
 }
 
 size_t
 cmd_bytes_wanted(const struct cmd_conn *cc)
 {
     return cc->parser.wanted;
+}
+
+static int64_t
+now_s(const struct cmd_env *env)
+{
+    if (env->clock != NULL) {
+        return env->clock(env->clock_arg);
+    }
+    return (int64_t)time(NULL);
+}
+
+/* memcached's realtime(): 0 never; negative expired; up to 30 days relative;
+ * above that absolute, and already past means expired. 1 is "long ago". */
+static int64_t
+exp_abs(const struct cmd_env *env, int64_t exptime)
+{
+    int64_t now;
+
+    if (exptime == 0) {
+        return 0;
+    }
+    if (exptime < 0) {
+        return 1;
+    }
+    now = now_s(env);
+    if (exptime > REL_MAX_S) {
+        return exptime <= now ? 1 : exptime;
+    }
+    return now + exptime;
+}
+
+static void
+emit(struct cmd_conn *cc, const void *p, size_t n)
+{
+    cc->out.bytes(cc->out.arg, p, n);
+}
+
+static void
+emit_str(struct cmd_conn *cc, const char *s)
+{
+    emit(cc, s, strlen(s));
+}
+
+static void
+emit_out(struct cmd_conn *cc, struct proto_out *o)
+{
+    if (o->overflow) {
+        emit_str(cc, "SERVER_ERROR response line too long\r\n");
+        return;
+    }
+    emit(cc, o->buf, o->len);
+}
+
+/* A store error that has no protocol meaning of its own. */
+static void
+emit_server_error(struct cmd_conn *cc, int err)
+{
+    char line[256];
+    struct proto_out o;
+
+    proto_out_init(&o, line, sizeof(line));
+    if (err == CASK_ETOOBIG) {
+        proto_out_str(&o, "SERVER_ERROR object too large for cache");
+    } else {
+        proto_out_str(&o, "SERVER_ERROR ");
+        proto_out_str(&o, cask_strerror(err));
+    }
+    o.overflow = false;
+    if (o.len > sizeof(line) - 2) {
+        o.len = sizeof(line) - 2;
+    }
+    proto_out_mem(&o, "\r\n", 2);
+    emit_out(cc, &o);
+}
+
+/* Send the value (ownership of val moves here), then CRLF. The line built
+ * so far in o goes first. */
+static void
+emit_value(struct cmd_conn *cc, struct proto_out *o, char *val, size_t n)
+{
+    if (n <= INLINE_VALUE_MAX && o->cap - o->len >= n + 2) {
+        proto_out_mem(o, val, n);
+        proto_out_mem(o, "\r\n", 2);
+        free(val);
+        emit_out(cc, o);
+        return;
+    }
+    emit_out(cc, o);
+    cc->out.value(cc->out.arg, val, n);
+    emit(cc, "\r\n", 2);
+}
+
+static void
+count_miss(struct cmd_conn *cc, const struct cask_item *it)
+{
+    cc->ctr->get_misses++;
+    if (it->gone == CASK_GONE_EXPIRED) {
+        cc->ctr->get_expired++;
+    } else if (it->gone == CASK_GONE_FLUSHED) {
+        cc->ctr->get_flushed++;
+    }
+}
+
+/* ---- classic commands ---- */
+
+static void
+do_get(struct cmd_conn *cc, const struct proto_req *req)
+{
+    bool touch = req->cmd == PROTO_CMD_GAT || req->cmd == PROTO_CMD_GATS;
+    bool with_cas = req->cmd == PROTO_CMD_GETS || req->cmd == PROTO_CMD_GATS;
+    int64_t exp = touch ? exp_abs(cc->env, req->exptime) : 0;
+    size_t pos = 0;
+    const char *key;
+    size_t klen;
+    char line[LINE_CAP];
+
+    while (proto_key_next(req, &pos, &key, &klen)) {
+        struct cask_item it;
+        char *val = NULL;
+        int rc;
+
+        memset(&it, 0, sizeof(it));
+        cc->ctr->cmd_get++;
+        if (touch) {
+            cc->ctr->cmd_touch++;
+            rc = cask_touch(cc->env->store, key, klen, exp, &it, &val);
+        } else {
+            rc = cask_get(cc->env->store, key, klen, &it, &val);
+        }
+        if (rc == CASK_OK) {
+            struct proto_out o;
+
+            cc->ctr->get_hits++;
+            if (touch) {
+                cc->ctr->touch_hits++;
+            }
+            proto_out_init(&o, line, sizeof(line));
+            proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas,
+                            it.cas);
+            emit_value(cc, &o, val, it.vlen);
+        } else if (rc == CASK_ENOTFOUND) {
+            count_miss(cc, &it);
+            if (touch) {
+                cc->ctr->touch_misses++;
+            }
+        } else {
+            /* never hand out bytes that failed their checksum */
+            free(val);
+            emit_server_error(cc, rc);
+            return;
+        }
+    }
+    emit(cc, "END\r\n", 5);
+}
+
+static void
+reply(struct cmd_conn *cc, const struct proto_req *req, const char *s)
+{
+    if (!req->noreply) {
+        emit_str(cc, s);
+    }
+}
+
+static void
+do_store(struct cmd_conn *cc, const struct proto_req *req)
+{
+    enum cask_store_mode mode = CASK_SET;
+    int64_t exp = exp_abs(cc->env, req->exptime);
+    int rc;
+
+    switch (req->cmd) {
+    case PROTO_CMD_ADD:
+        mode = CASK_ADD;
+        break;
+    case PROTO_CMD_REPLACE:
+        mode = CASK_REPLACE;
+        break;
+    case PROTO_CMD_APPEND:
+        mode = CASK_APPEND;
+        break;
+    case PROTO_CMD_PREPEND:
+        mode = CASK_PREPEND;
+        break;
+    default:
+        break;
+    }
+    cc->ctr->cmd_set++;
+    if (req->cmd == PROTO_CMD_CAS && req->cas == 0) {
+        /* no item ever has cas 0, and the store reads 0 as "no check" */
+        struct cask_item it;
+
+        rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+        rc = rc == CASK_OK ? CASK_EEXISTS : rc;
+    } else {
+        rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
+                        req->nbytes, req->flags, exp, req->cas, NULL);
+    }
+    switch (rc) {
+    case CASK_OK:
+        cc->ctr->total_items++;
+        if (req->cmd == PROTO_CMD_CAS) {
+            cc->ctr->cas_hits++;
+        }
+        reply(cc, req, "STORED\r\n");
+        break;
+    case CASK_ENOTSTORED:
+        reply(cc, req, "NOT_STORED\r\n");
+        break;
+    case CASK_EEXISTS:
+        cc->ctr->cas_badval++;
+        reply(cc, req, "EXISTS\r\n");
+        break;
+    case CASK_ENOTFOUND:
+        cc->ctr->cas_misses++;
+        reply(cc, req, "NOT_FOUND\r\n");
+        break;
+    case CASK_EBADKEY:
+        reply(cc, req, "CLIENT_ERROR bad command line format\r\n");
+        break;
+    default:
+        if (rc == CASK_ETOOBIG) {
+            cc->ctr->store_too_large++;
+        }
+        if (!req->noreply) {
+            emit_server_error(cc, rc);
+        }
+        break;
+    }
+}
+
+static void
+do_delete(struct cmd_conn *cc, const struct proto_req *req)
+{
+    int rc = cask_delete(cc->env->store, req->key, req->klen, 0);
+
+    if (rc == CASK_OK) {
+        cc->ctr->delete_hits++;
+        reply(cc, req, "DELETED\r\n");
+    } else if (rc == CASK_ENOTFOUND) {
+        cc->ctr->delete_misses++;
+        reply(cc, req, "NOT_FOUND\r\n");
+    } else if (!req->noreply) {
+        emit_server_error(cc, rc);
+    }
+}
+
+static void
+do_arith(struct cmd_conn *cc, const struct proto_req *req)
+{
+    struct cask_arith a;
+    uint64_t v = 0;
+    int rc;
+    bool incr = req->cmd == PROTO_CMD_INCR;
+
+    memset(&a, 0, sizeof(a));
+    a.incr = incr;
+    a.delta = req->delta;
+    rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, NULL);
+    if (rc == CASK_OK) {
+        char line[32];
+        struct proto_out o;
+
+        if (incr) {
+            cc->ctr->incr_hits++;
+        } else {
+            cc->ctr->decr_hits++;
+        }
+        if (!req->noreply) {
+            proto_out_init(&o, line, sizeof(line));
+            proto_out_u64(&o, v);
+            proto_out_mem(&o, "\r\n", 2);
+            emit_out(cc, &o);
+        }
+    } else if (rc == CASK_ENOTFOUND) {
+        if (incr) {
+            cc->ctr->incr_misses++;
+        } else {
+            cc->ctr->decr_misses++;
+        }
+        reply(cc, req, "NOT_FOUND\r\n");
+    } else if (rc == CASK_ENONNUMERIC) {
+        reply(cc, req, "CLIENT_ERROR cannot increment or decrement "
+                       "non-numeric value\r\n");
+    } else if (!req->noreply) {
+        emit_server_error(cc, rc);
+    }
+}
+
+static void
+do_touch(struct cmd_conn *cc, const struct proto_req *req)
+{
+    struct cask_item it;
+    int rc;
+
+    memset(&it, 0, sizeof(it));
+    cc->ctr->cmd_touch++;
+    rc = cask_touch(cc->env->store, req->key, req->klen,
+                    exp_abs(cc->env, req->exptime), &it, NULL);
+    if (rc == CASK_OK) {
+        cc->ctr->touch_hits++;
+        reply(cc, req, "TOUCHED\r\n");
+    } else if (rc == CASK_ENOTFOUND) {
+        cc->ctr->touch_misses++;
+        reply(cc, req, "NOT_FOUND\r\n");
+    } else if (!req->noreply) {
+        emit_server_error(cc, rc);
+    }
+}
+
+static void
+do_flush(struct cmd_conn *cc, const struct proto_req *req)
+{
+    int64_t at = now_s(cc->env);
+    int rc;
+
+    if (req->has_delay && req->delay != 0) {
+        at = exp_abs(cc->env, req->delay);
+    }
+    cc->ctr->cmd_flush++;
+    rc = cask_flush(cc->env->store, at);
+    if (rc == CASK_OK) {
+        reply(cc, req, "OK\r\n");
+    } else if (!req->noreply) {
+        emit_server_error(cc, rc);
+    }
+}
+
+/* ---- meta commands ---- */
+
+/* Return flags shared by every meta reply: O, k (b-encoded when the key
+ * came in base64). */
+static void
+meta_common_flag(struct proto_out *o, const struct proto_req *req,
+                 const struct proto_mflag *m)
+{
+    if (m->flag == 'O') {
+        proto_out_mem(o, " O", 2);
+        proto_out_mem(o, m->tok, m->len);
+    } else if (m->flag == 'k') {
+        proto_out_mem(o, " k", 2);
+        proto_out_mem(o, req->raw_key, req->raw_klen);
+    }
+}
+
+static void
+meta_tail(struct proto_out *o, const struct proto_req *req)
+{
+    if (req->key_b64 && proto_mflag_find(req, 'k') != NULL) {
+        proto_out_mem(o, " b", 2);
+    }
+    proto_out_mem(o, "\r\n", 2);
+}
+
+/* A reply with just a code and the O/k flags (misses, HD of ms/md). */
+static void
+meta_simple(struct cmd_conn *cc, const struct proto_req *req,
+            const char *code)
+{
+    char line[LINE_CAP];
+    struct proto_out o;
+    unsigned i;
+
+    proto_out_init(&o, line, sizeof(line));
+    proto_out_str(&o, code);
+    for (i = 0; i < req->nmflags; i++) {
+        meta_common_flag(&o, req, &req->mflags[i]);
+    }
+    meta_tail(&o, req);
+    emit_out(cc, &o);
+}
+
+static uint64_t
+mflag_u64(const struct proto_req *req, char f, uint64_t dflt)
+{
+    const struct proto_mflag *m = proto_mflag_find(req, f);
+    uint64_t v = 0;
+    size_t i;
+
+    if (m == NULL) {
+        return dflt;
+    }
+    for (i = 0; i < m->len; i++) {
+        if (m->tok[i] < '0' || m->tok[i] > '9') {
+            return 0;
+        }
+        v = v * 10 + (uint64_t)(m->tok[i] - '0');
+    }
+    return v;
+}
+
+static int64_t
+mflag_i64(const struct proto_req *req, char f)
+{
+    const struct proto_mflag *m = proto_mflag_find(req, f);
+
+    if (m != NULL && m->len > 0 && m->tok[0] == '-') {
+        return -1;
+    }
+    return (int64_t)mflag_u64(req, f, 0);
+}
+
+static void
+out_ttl(struct proto_out *o, const struct cmd_env *env, int64_t exp)
+{
+    if (exp == 0) {
+        proto_out_str(o, "-1");
+        return;
+    }
+    exp -= now_s(env);
+    proto_out_i64(o, exp < 0 ? -1 : exp);
+}
+
+static void
+do_mg(struct cmd_conn *cc, const struct proto_req *req)
+{
+    bool want_val = proto_mflag_find(req, 'v') != NULL;
+    bool quiet = proto_mflag_find(req, 'q') != NULL;
+    const struct proto_mflag *t = proto_mflag_find(req, 'T');
+    struct cask_item it;
+    char *val = NULL;
+    char line[LINE_CAP];
+    struct proto_out o;
+    unsigned i;
+    int rc;
+
+    memset(&it, 0, sizeof(it));
+    cc->ctr->cmd_get++;
+    if (t != NULL) {
+        cc->ctr->cmd_touch++;
+        rc = cask_touch(cc->env->store, req->key, req->klen,
+                        exp_abs(cc->env, mflag_i64(req, 'T')), &it,
+                        want_val ? &val : NULL);
+    } else {
+        rc = cask_get(cc->env->store, req->key, req->klen, &it,
+                      want_val ? &val : NULL);
+    }
+    if (rc == CASK_ENOTFOUND) {
+        count_miss(cc, &it);
+        if (!quiet) {
+            meta_simple(cc, req, "EN");
+        }
+        return;
+    }
+    if (rc != CASK_OK) {
+        free(val);
+        emit_server_error(cc, rc);
+        return;
+    }
+    cc->ctr->get_hits++;
+    proto_out_init(&o, line, sizeof(line));
+    if (want_val) {
+        proto_out_mem(&o, "VA ", 3);
+        proto_out_u64(&o, it.vlen);
+    } else {
+        proto_out_mem(&o, "HD", 2);
+    }
+    for (i = 0; i < req->nmflags; i++) {
+        const struct proto_mflag *m = &req->mflags[i];
+
+        switch (m->flag) {
+        case 'c':
+            proto_out_mem(&o, " c", 2);
+            proto_out_u64(&o, it.cas);
+            break;
+        case 'f':
+            proto_out_mem(&o, " f", 2);
+            proto_out_u64(&o, it.flags);
+            break;
+        case 's':
+            proto_out_mem(&o, " s", 2);
+            proto_out_u64(&o, it.vlen);
+            break;
+        case 't':
+            proto_out_mem(&o, " t", 2);
+            out_ttl(&o, cc->env, it.exp_abs_s);
+            break;
+        case 'h':
+            proto_out_mem(&o, " h0", 3);
+            break;
+        case 'l':
+            proto_out_mem(&o, " l0", 3);
+            break;
+        default:
+            meta_common_flag(&o, req, m);
+            break;
+        }
+    }
+    if (req->key_b64 && proto_mflag_find(req, 'k') != NULL) {
+        proto_out_mem(&o, " b", 2);
+    }
+    proto_out_mem(&o, "\r\n", 2);
+    if (want_val) {
+        emit_value(cc, &o, val, it.vlen);
+    } else {
+        emit_out(cc, &o);
+    }
+}
+
+static void
+do_ms(struct cmd_conn *cc, const struct proto_req *req)
+{
+    const struct proto_mflag *m = proto_mflag_find(req, 'M');
+    enum cask_store_mode mode = CASK_SET;
+    bool quiet = proto_mflag_find(req, 'q') != NULL;
+    uint64_t cas_out = 0;
+    char line[LINE_CAP];
+    struct proto_out o;
+    const char *code;
+    unsigned i;
+    int rc;
+
+    if (m != NULL) {
+        switch (m->tok[0]) {
+        case 'E':
+        case 'e':
+            mode = CASK_ADD;
+            break;
+        case 'A':
+        case 'a':
+            mode = CASK_APPEND;
+            break;
+        case 'P':
+        case 'p':
+            mode = CASK_PREPEND;
+            break;
+        case 'R':
+        case 'r':
+            mode = CASK_REPLACE;
+            break;
+        default:
+            break;
+        }
+    }
+    cc->ctr->cmd_set++;
+    rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
+                    req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
+                    exp_abs(cc->env, mflag_i64(req, 'T')),
+                    mflag_u64(req, 'C', 0), &cas_out);
+    switch (rc) {
+    case CASK_OK:
+        cc->ctr->total_items++;
+        code = "HD";
+        break;
+    case CASK_ENOTSTORED:
+        code = "NS";
+        break;
+    case CASK_EEXISTS:
+        code = "EX";
+        break;
+    case CASK_ENOTFOUND:
+        code = "NF";
+        break;
+    default:
+        if (rc == CASK_ETOOBIG) {
+            cc->ctr->store_too_large++;
+        }
+        emit_server_error(cc, rc);
+        return;
+    }
+    if (rc == CASK_OK && quiet) {
+        return;
+    }
+    proto_out_init(&o, line, sizeof(line));
+    proto_out_str(&o, code);
+    for (i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == 'c' && rc == CASK_OK) {
+            proto_out_mem(&o, " c", 2);
+            proto_out_u64(&o, cas_out);
+        } else {
+            meta_common_flag(&o, req, &req->mflags[i]);
+        }
+    }
+    meta_tail(&o, req);
+    emit_out(cc, &o);
+}
+
+static void
+do_md(struct cmd_conn *cc, const struct proto_req *req)
+{
+    bool quiet = proto_mflag_find(req, 'q') != NULL;
+    int rc = cask_delete(cc->env->store, req->key, req->klen,
+                         mflag_u64(req, 'C', 0));
+
+    switch (rc) {
+    case CASK_OK:
+        cc->ctr->delete_hits++;
+        if (!quiet) {
+            meta_simple(cc, req, "HD");
+        }
+        break;
+    case CASK_ENOTFOUND:
+        cc->ctr->delete_misses++;
+        meta_simple(cc, req, "NF");
+        break;
+    case CASK_EEXISTS:
+        meta_simple(cc, req, "EX");
+        break;
+    default:
+        emit_server_error(cc, rc);
+        break;
+    }
+}
+
+static void
+do_ma(struct cmd_conn *cc, const struct proto_req *req)
+{
+    const struct proto_mflag *m = proto_mflag_find(req, 'M');
+    bool quiet = proto_mflag_find(req, 'q') != NULL;
+    bool want_val = proto_mflag_find(req, 'v') != NULL;
+    struct cask_arith a;
+    struct cask_item it;
+    uint64_t v = 0;
+    char line[LINE_CAP];
+    char num[24];
+    struct proto_out o;
+    struct proto_out no;
+    unsigned i;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    memset(&it, 0, sizeof(it));
+    a.incr = m == NULL || strchr("Ii+", m->tok[0]) != NULL;
+    a.delta = mflag_u64(req, 'D', 1);
+    a.vivify = proto_mflag_find(req, 'N') != NULL;
+    a.initial = mflag_u64(req, 'J', 0);
+    a.vivify_exp_abs_s = exp_abs(cc->env, mflag_i64(req, 'N'));
+    a.cas_in = mflag_u64(req, 'C', 0);
+    rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    switch (rc) {
+    case CASK_OK:
+        if (a.incr) {
+            cc->ctr->incr_hits++;
+        } else {
+            cc->ctr->decr_hits++;
+        }
+        break;
+    case CASK_ENOTFOUND:
+        if (a.incr) {
+            cc->ctr->incr_misses++;
+        } else {
+            cc->ctr->decr_misses++;
+        }
+        meta_simple(cc, req, "NF");
+        return;
+    case CASK_EEXISTS:
+        meta_simple(cc, req, "EX");
+        return;
+    case CASK_ENONNUMERIC:
+        emit_str(cc, "CLIENT_ERROR cannot increment or decrement "
+                     "non-numeric value\r\n");
+        return;
+    default:
+        emit_server_error(cc, rc);
+        return;
+    }
+    if (quiet && !want_val) {
+        return;
+    }
+    proto_out_init(&no, num, sizeof(num));
+    proto_out_u64(&no, v);
+    proto_out_init(&o, line, sizeof(line));
+    if (want_val) {
+        proto_out_mem(&o, "VA ", 3);
+        proto_out_u64(&o, no.len);
+    } else {
+        proto_out_mem(&o, "HD", 2);
+    }
+    for (i = 0; i < req->nmflags; i++) {
+        const struct proto_mflag *f = &req->mflags[i];
+
+        if (f->flag == 'c') {
+            proto_out_mem(&o, " c", 2);
+            proto_out_u64(&o, it.cas);
+        } else if (f->flag == 't') {
+            proto_out_mem(&o, " t", 2);
+            out_ttl(&o, cc->env, it.exp_abs_s);
+        } else {
+            meta_common_flag(&o, req, f);
+        }
+    }
+    meta_tail(&o, req);
+    if (want_val) {
+        proto_out_mem(&o, num, no.len);
+        proto_out_mem(&o, "\r\n", 2);
+    }
+    emit_out(cc, &o);
+}
+
+static void
+do_me(struct cmd_conn *cc, const struct proto_req *req)
+{
+    struct cask_item it;
+    char line[LINE_CAP];
+    struct proto_out o;
+    int rc;
+
+    memset(&it, 0, sizeof(it));
+    rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+    if (rc == CASK_ENOTFOUND) {
+        emit(cc, "EN\r\n", 4);
+        return;
+    }
+    if (rc != CASK_OK) {
+        emit_server_error(cc, rc);
+        return;
+    }
+    /* memcached's item-internal figures (slab class, item size) have no
+     * meaning here; la and fetch are not tracked */
+    proto_out_init(&o, line, sizeof(line));
+    proto_out_mem(&o, "ME ", 3);
+    proto_out_mem(&o, req->key, req->klen);
+    proto_out_str(&o, " exp=");
+    out_ttl(&o, cc->env, it.exp_abs_s);
+    proto_out_str(&o, " la=0 cas=");
+    proto_out_u64(&o, it.cas);
+    proto_out_str(&o, " fetch=no cls=1 size=");
+    proto_out_u64(&o, 56 + req->klen + 1 + it.vlen + 2);
+    proto_out_mem(&o, "\r\n", 2);
+    emit_out(cc, &o);
+}
+
+/* ---- dispatch ---- */
+
+static enum cmd_status
+run(struct cmd_conn *cc, const struct proto_req *req)
+{
+    const struct cmd_env *env = cc->env;
+
+    switch (req->cmd) {
+    case PROTO_CMD_GET:
+    case PROTO_CMD_GETS:
+    case PROTO_CMD_GAT:
+    case PROTO_CMD_GATS:
+        do_get(cc, req);
+        break;
+    case PROTO_CMD_SET:
+    case PROTO_CMD_ADD:
+    case PROTO_CMD_REPLACE:
+    case PROTO_CMD_APPEND:
+    case PROTO_CMD_PREPEND:
+    case PROTO_CMD_CAS:
+        do_store(cc, req);
+        break;
+    case PROTO_CMD_DELETE:
+        do_delete(cc, req);
+        break;
+    case PROTO_CMD_INCR:
+    case PROTO_CMD_DECR:
+        do_arith(cc, req);
+        break;
+    case PROTO_CMD_TOUCH:
+        do_touch(cc, req);
+        break;
+    case PROTO_CMD_FLUSH_ALL:
+        do_flush(cc, req);
+        break;
+    case PROTO_CMD_STATS:
+        if (env->stats != NULL) {
+            env->stats(env->stats_arg, req->args, req->args_len, &cc->out);
+        } else {
+            emit_str(cc, "END\r\n");
+        }
+        break;
+    case PROTO_CMD_VERSION:
+        emit_str(cc, "VERSION ");
+        emit_str(cc, env->version != NULL ? env->version : "0");
+        emit(cc, "\r\n", 2);
+        break;
+    case PROTO_CMD_VERBOSITY:
+        if (env->verbosity != NULL) {
+            env->verbosity(env->verbosity_arg, req->level);
+        }
+        reply(cc, req, "OK\r\n");
+        break;
+    case PROTO_CMD_QUIT:
+        return CMD_CLOSE;
+    case PROTO_CMD_SHUTDOWN:
+        if (env->enable_shutdown) {
+            return CMD_SHUTDOWN;
+        }
+        emit_str(cc, "ERROR: shutdown not enabled\r\n");
+        break;
+    case PROTO_CMD_MG:
+        cc->ctr->meta_cmds++;
+        do_mg(cc, req);
+        break;
+    case PROTO_CMD_MS:
+        cc->ctr->meta_cmds++;
+        do_ms(cc, req);
+        break;
+    case PROTO_CMD_MD:
+        cc->ctr->meta_cmds++;
+        do_md(cc, req);
+        break;
+    case PROTO_CMD_MA:
+        cc->ctr->meta_cmds++;
+        do_ma(cc, req);
+        break;
+    case PROTO_CMD_MN:
+        cc->ctr->meta_cmds++;
+        emit(cc, "MN\r\n", 4);
+        break;
+    case PROTO_CMD_ME:
+        cc->ctr->meta_cmds++;
+        do_me(cc, req);
+        break;
+    default:
+        emit_str(cc, "ERROR\r\n");
+        break;
+    }
+    return CMD_DONE;
+}
+
+static bool
+is_meta(enum proto_cmd c)
+{
+    return c >= PROTO_CMD_MG;
+}
+
+enum cmd_status
+cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
+{
+    struct proto_req req;
+    enum proto_status st;
+
+    st = proto_parse(&cc->parser, &req, buf, len, used);
+    switch (st) {
+    case PROTO_NEED_MORE:
+        return CMD_NEED_MORE;
+    case PROTO_SWALLOW:
+        return CMD_DONE;
+    case PROTO_CLOSE:
+        if (req.err != NULL) {
+            emit_str(cc, req.err);
+        }
+        return CMD_CLOSE;
+    case PROTO_ERROR:
+        if (req.unlink) {
+            /* memcached drops the old value rather than keep stale data */
+            cc->ctr->cmd_set++;
+            cc->ctr->store_too_large++;
+            (void)cask_delete(cc->env->store, req.key, req.klen, 0);
+        }
+        /* noreply silences errors of classic commands; meta errors always
+         * go out */
+        if (!req.noreply || is_meta(req.cmd)) {
+            emit_str(cc, req.err);
+        }
+        return CMD_DONE;
+    case PROTO_OK:
+        break;
+    }
+    return run(cc, &req);
 }

@@ -1,1 +1,43 @@
 # storage/local.mk - build rules for storage/ (included by the top Makefile.am).
+# libstorage.a is the engine; link it with $(STORAGE_LIBS).
+
+noinst_LIBRARIES += libstorage.a
+libstorage_a_SOURCES = \
+	storage/cask.h \
+	storage/cask.c \
+	storage/cask_internal.h \
+	storage/cask_shard.h \
+	storage/cask_shard.c \
+	storage/cask_merge.c \
+	storage/cask_record.h \
+	storage/cask_record.c \
+	storage/cask_segment.h \
+	storage/cask_segment.c \
+	storage/cask_keydir.h \
+	storage/cask_keydir.c \
+	storage/cask_hint.h \
+	storage/cask_hint.c \
+	storage/cask_io.h \
+	storage/cask_io.c
+libstorage_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
+
+STORAGE_LIBS = libstorage.a $(XXHASH_LIBS) $(PTHREAD_LIBS)
+EXTRA_DIST += storage/FORMAT.md
+
+# Unit tests: cmocka, linked against libstorage only.
+STORAGE_TESTS = \
+	tests/unit/test_cask_record \
+	tests/unit/test_cask_ops
+check_PROGRAMS += $(STORAGE_TESTS)
+TESTS += $(STORAGE_TESTS)
+EXTRA_DIST += tests/unit/test_cask_util.h
+STORAGE_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+STORAGE_TEST_LDADD = $(STORAGE_LIBS) $(CMOCKA_LIBS)
+
+tests_unit_test_cask_record_SOURCES = tests/unit/test_cask_record.c
+tests_unit_test_cask_record_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_record_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_ops_SOURCES = tests/unit/test_cask_ops.c
+tests_unit_test_cask_ops_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_ops_LDADD = $(STORAGE_TEST_LDADD)

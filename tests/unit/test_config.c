@@ -310,6 +310,39 @@ test_getopt_reads_it(void **state)
     config_free(&argv);
 }
 
+/* The configuration file we install parses, and its active lines are only
+ * ones that suit the service: no -d, -P or -u (systemd keeps the process in
+ * the foreground, tracks its PID and picks its user), and no --data-dir
+ * (the unit passes its StateDirectory). */
+static void
+test_shipped_conf(void **state)
+{
+    const char *top = getenv("top_srcdir");
+    char *path;
+    char err[256] = "";
+    char **argv = NULL;
+    int argc = 0;
+
+    (void)state;
+    if (top == NULL) {
+        skip();
+    }
+    assert_true(asprintf(&path, "%s/systemd/bitcached.conf", top) > 0);
+    assert_int_equal(config_read(path, &argc, &argv, err, sizeof(err)), 0);
+    assert_true(argc > 1);
+    for (int i = 1; i < argc; i++) {
+        assert_false(strncmp(argv[i], "-d", 2) == 0);
+        assert_false(strncmp(argv[i], "-P", 2) == 0);
+        assert_false(strncmp(argv[i], "-u", 2) == 0);
+        assert_false(strncmp(argv[i], "--daemon", 8) == 0);
+        assert_false(strncmp(argv[i], "--pidfile", 9) == 0);
+        assert_false(strncmp(argv[i], "--user", 6) == 0);
+        assert_false(strncmp(argv[i], "--data-dir", 10) == 0);
+    }
+    config_free(&argv);
+    free(path);
+}
+
 static void
 test_free_null(void **state)
 {
@@ -335,6 +368,7 @@ main(void)
             cmocka_unit_test(test_nul_byte),
             cmocka_unit_test(test_long_line_and_small_err),
             cmocka_unit_test(test_getopt_reads_it),
+            cmocka_unit_test(test_shipped_conf),
             cmocka_unit_test(test_free_null),
     };
 

@@ -1,0 +1,701 @@
+/* cask.c - the store: options, open/close, key -> shard (XXH3 % N), the data
+ * directory lock, the cas counter and its persisted high-water mark, the
+ * flush point, the background sync and maintenance threads, stats totals.
+ *
+ * Owns the struct cask, the meta file and the LOCK file; the shards own
+ * everything below their directories. Must not depend on anything above
+ * storage/ (no protocol, no server).
+ */
+#include "storage/cask.h"
+
+#include "storage/cask_internal.h"
+#include "storage/cask_io.h"
+#include "storage/cask_keydir.h"
+#include "storage/cask_record.h"
+#include "storage/cask_segment.h"
+#include "storage/cask_shard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define META_NAME "meta"
+#define META_TAG  "bitcached-meta"
+#define META_VERSION 1
+
+const char *
+cask_strerror(int err)
+{
+    switch (err) {
+    case CASK_OK:
+        return "ok";
+    case CASK_ENOTFOUND:
+        return "not found";
+    case CASK_ENOTSTORED:
+        return "not stored";
+    case CASK_EEXISTS:
+        return "cas mismatch";
+    case CASK_ETOOBIG:
+        return "value too large";
+    case CASK_EBADKEY:
+        return "bad key length";
+    case CASK_ENONNUMERIC:
+        return "value is not a number";
+    case CASK_ECORRUPT:
+        return "record failed its checksum";
+    case CASK_EFAILED:
+        return "shard failed after an I/O error (read-only)";
+    case CASK_ELOCKED:
+        return "data directory locked by another process";
+    case CASK_EINVAL:
+        return "invalid argument";
+    default:
+        break;
+    }
+    if (err > 0) {
+        return strerror(err);
+    }
+    return "unknown error";
+}
+
+void
+cask_options_init(struct cask_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->shards = CASK_DEFAULT_SHARDS;
+    o->sync = CASK_SYNC_INTERVAL;
+    o->sync_interval_ms = CASK_DEFAULT_SYNC_MS;
+    o->segment_size = CASK_DEFAULT_SEGMENT;
+    o->value_max = CASK_DEFAULT_VALUE_MAX;
+    o->compact_ratio = CASK_DEFAULT_COMPACT;
+    o->compact_background = true;
+}
+
+void
+cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt,
+          ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->opt.log != NULL) {
+        c->opt.log(c->opt.log_arg, level, msg);
+    } else if (level <= CASK_LOG_WARN) {
+        fprintf(stderr, "cask: %s\n", msg);
+    }
+}
+
+int64_t
+cask_now(const struct cask *c)
+{
+    if (c->opt.clock != NULL) {
+        return c->opt.clock(c->opt.clock_arg);
+    }
+    return (int64_t)time(NULL);
+}
+
+/* ---- meta file --------------------------------------------------------- */
+
+struct meta {
+    unsigned shards;
+    uint64_t cas_reserved;
+    uint64_t flush_cas;
+    int64_t flush_pending_at;
+};
+
+/* Replace the meta file: temp, fdatasync, rename, fsync dir. */
+static int
+meta_write(const struct cask *c, const struct meta *m)
+{
+    char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8], buf[256];
+    snprintf(path, sizeof(path), "%s/%s", c->dir, META_NAME);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int n = snprintf(buf, sizeof(buf),
+                     "%s %d\nshards %u\ncas_reserved %" PRIu64
+                     "\nflush_cas %" PRIu64 "\nflush_pending_at %" PRId64 "\n",
+                     META_TAG, META_VERSION, m->shards, m->cas_reserved,
+                     m->flush_cas, m->flush_pending_at);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return errno;
+    }
+    int rc = cask_io_pwrite_all(fd, buf, (size_t)n, 0);
+    if (rc == 0) {
+        rc = cask_io_fdatasync(fd);
+    }
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = errno;
+    }
+    if (rc == 0) {
+        rc = cask_fsync_dir(c->dir);
+    }
+    if (rc != 0) {
+        unlink(tmp);
+        cask_logf(c, CASK_LOG_ERROR, "write %s: %s", path, strerror(rc));
+    }
+    return rc;
+}
+
+/* Read the meta file: 0, ENOENT when there is none, EINVAL when damaged. */
+static int
+meta_read(const struct cask *c, struct meta *m)
+{
+    char path[CASK_PATH_MAX], tag[32];
+    int version;
+    snprintf(path, sizeof(path), "%s/%s", c->dir, META_NAME);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return errno == ENOENT ? ENOENT : errno;
+    }
+    int n = fscanf(f,
+                   "%31s %d shards %u cas_reserved %" SCNu64
+                   " flush_cas %" SCNu64 " flush_pending_at %" SCNd64,
+                   tag, &version, &m->shards, &m->cas_reserved, &m->flush_cas,
+                   &m->flush_pending_at);
+    fclose(f);
+    if (n != 6 || strcmp(tag, META_TAG) != 0 || version != META_VERSION) {
+        return EINVAL;
+    }
+    return 0;
+}
+
+static struct meta
+meta_now(struct cask *c)
+{
+    struct meta m = {
+        .shards = c->nshards,
+        .cas_reserved = atomic_load(&c->cas_reserved),
+        .flush_cas = atomic_load(&c->flush_cas),
+        .flush_pending_at = atomic_load(&c->flush_pending_at),
+    };
+    return m;
+}
+
+uint64_t
+cask_cas_next(struct cask *c)
+{
+    uint64_t v = atomic_fetch_add(&c->next_cas, 1);
+    if (v >= atomic_load(&c->cas_reserved)) {
+        pthread_mutex_lock(&c->meta_mu);
+        uint64_t r = atomic_load(&c->cas_reserved);
+        if (v >= r) {
+            /* Persist the new mark before any cas under it is used, so a
+             * restart never hands one out again. A failed write is logged;
+             * the in-memory counter stays unique regardless. */
+            atomic_store(&c->cas_reserved, v + CASK_CAS_BLOCK);
+            struct meta m = meta_now(c);
+            (void)meta_write(c, &m);
+        }
+        pthread_mutex_unlock(&c->meta_mu);
+    }
+    return v;
+}
+
+uint64_t
+cask_flush_point(struct cask *c, int64_t now)
+{
+    int64_t at = atomic_load(&c->flush_pending_at);
+    if (at != 0 && now >= at) {
+        pthread_mutex_lock(&c->meta_mu);
+        if (atomic_load(&c->flush_pending_at) == at) {
+            atomic_store(&c->flush_cas, atomic_load(&c->next_cas) - 1);
+            atomic_store(&c->flush_pending_at, 0);
+            struct meta m = meta_now(c);
+            (void)meta_write(c, &m);
+        }
+        pthread_mutex_unlock(&c->meta_mu);
+    }
+    return atomic_load(&c->flush_cas);
+}
+
+int
+cask_flush(struct cask *c, int64_t at_abs_s)
+{
+    int64_t now = cask_now(c);
+    pthread_mutex_lock(&c->meta_mu);
+    if (at_abs_s <= now) {
+        atomic_store(&c->flush_cas, atomic_load(&c->next_cas) - 1);
+        atomic_store(&c->flush_pending_at, 0);
+    } else {
+        atomic_store(&c->flush_pending_at, at_abs_s);
+    }
+    struct meta m = meta_now(c);
+    int rc = meta_write(c, &m);
+    pthread_mutex_unlock(&c->meta_mu);
+    return rc;
+}
+
+/* ---- background threads ----------------------------------------------- */
+
+static void
+deadline_in(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* INTERVAL: fdatasync every shard each sync_interval_ms. NEVER: hand the
+ * append buffers to the kernel at the same pace (no fdatasync). */
+static void *
+sync_main(void *arg)
+{
+    struct cask *c = arg;
+    unsigned ms = c->opt.sync_interval_ms ? c->opt.sync_interval_ms : 1000;
+    pthread_mutex_lock(&c->bg_mu);
+    while (!c->stopping) {
+        struct timespec ts;
+        deadline_in(&ts, ms);
+        pthread_cond_timedwait(&c->bg_cv, &c->bg_mu, &ts);
+        if (c->stopping) {
+            break;
+        }
+        pthread_mutex_unlock(&c->bg_mu);
+        for (unsigned i = 0; i < c->nshards; i++) {
+            if (c->opt.sync == CASK_SYNC_INTERVAL) {
+                (void)cask_shard_sync(c->shards[i]);
+            } else {
+                cask_shard_flush_buffer(c->shards[i]);
+            }
+        }
+        (void)cask_flush_point(c, cask_now(c));
+        pthread_mutex_lock(&c->bg_mu);
+    }
+    pthread_mutex_unlock(&c->bg_mu);
+    return NULL;
+}
+
+/* Hints for closed segments, then compaction, shard by shard. */
+static void *
+maint_main(void *arg)
+{
+    struct cask *c = arg;
+    pthread_mutex_lock(&c->bg_mu);
+    while (!c->stopping) {
+        if (!c->compact_kick) {
+            struct timespec ts;
+            deadline_in(&ts, 1000);
+            pthread_cond_timedwait(&c->bg_cv, &c->bg_mu, &ts);
+        }
+        c->compact_kick = false;
+        for (unsigned i = 0; i < c->nshards && !c->stopping; i++) {
+            pthread_mutex_unlock(&c->bg_mu);
+            struct cask_shard *sh = c->shards[i];
+            cask_shard_write_hints(sh);
+            pthread_mutex_lock(&sh->mu);
+            bool forced = sh->compact_req;
+            sh->compact_req = false;
+            pthread_mutex_unlock(&sh->mu);
+            if (forced || c->opt.compact_background) {
+                (void)cask_shard_compact(sh, forced);
+            }
+            pthread_mutex_lock(&c->bg_mu);
+        }
+    }
+    pthread_mutex_unlock(&c->bg_mu);
+    return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static int
+check_options(const struct cask_options *o)
+{
+    if (o->shards == 0 || o->shards > 4096) {
+        return CASK_EINVAL;
+    }
+    if (o->segment_size < 4096 || o->segment_size > (1ull << 31)) {
+        return CASK_EINVAL;
+    }
+    if (o->value_max > CASK_REC_VMAX) {
+        return CASK_EINVAL;
+    }
+    if (!(o->compact_ratio > 0 && o->compact_ratio <= 1)) {
+        return CASK_EINVAL;
+    }
+    if (o->sync != CASK_SYNC_NEVER && o->sync != CASK_SYNC_INTERVAL &&
+        o->sync != CASK_SYNC_ALWAYS) {
+        return CASK_EINVAL;
+    }
+    return 0;
+}
+
+static double
+mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+store_free(struct cask *c)
+{
+    if (c->shards != NULL) {
+        for (unsigned i = 0; i < c->nshards; i++) {
+            cask_shard_close(&c->shards[i]);
+        }
+        free(c->shards);
+    }
+    if (c->lock_fd >= 0) {
+        close(c->lock_fd);
+    }
+    pthread_mutex_destroy(&c->meta_mu);
+    pthread_mutex_destroy(&c->bg_mu);
+    pthread_cond_destroy(&c->bg_cv);
+    free(c->dir);
+    free(c);
+}
+
+int
+cask_open(struct cask **out, const char *dir, const struct cask_options *o)
+{
+    struct cask_options defaults;
+    struct meta m;
+    int rc;
+
+    *out = NULL;
+    if (o == NULL) {
+        cask_options_init(&defaults);
+        o = &defaults;
+    }
+    if (dir == NULL || check_options(o) != 0) {
+        return CASK_EINVAL;
+    }
+    struct cask *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return ENOMEM;
+    }
+    c->lock_fd = -1;
+    c->opt = *o;
+    if (c->opt.sync_interval_ms == 0) {
+        c->opt.sync_interval_ms = CASK_DEFAULT_SYNC_MS;
+    }
+    c->nshards = o->shards;
+    pthread_mutex_init(&c->meta_mu, NULL);
+    pthread_mutex_init(&c->bg_mu, NULL);
+    pthread_cond_init(&c->bg_cv, NULL);
+    c->dir = strdup(dir);
+    if (c->dir == NULL) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    double t0 = mono_s();
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rc = errno;
+        cask_logf(c, CASK_LOG_ERROR, "mkdir %s: %s", dir, strerror(rc));
+        goto fail;
+    }
+    char path[CASK_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (c->lock_fd < 0) {
+        rc = errno;
+        cask_logf(c, CASK_LOG_ERROR, "open %s: %s", path, strerror(rc));
+        goto fail;
+    }
+    if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? CASK_ELOCKED : errno;
+        cask_logf(c, CASK_LOG_ERROR,
+                  "data directory %s is in use by another process (%s)", dir,
+                  path);
+        goto fail;
+    }
+    rc = meta_read(c, &m);
+    if (rc == 0) {
+        if (m.shards != o->shards) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "data directory %s was created with %u shards, not %u; "
+                      "refusing to open it with another count", dir, m.shards,
+                      o->shards);
+            rc = CASK_EINVAL;
+            goto fail;
+        }
+    } else if (rc == ENOENT) {
+        memset(&m, 0, sizeof(m));
+        m.shards = o->shards;
+        m.cas_reserved = 1;
+        rc = meta_write(c, &m);
+        if (rc != 0) {
+            goto fail;
+        }
+    } else {
+        cask_logf(c, CASK_LOG_ERROR, "meta file in %s is damaged", dir);
+        rc = CASK_EINVAL;
+        goto fail;
+    }
+    atomic_store(&c->flush_cas, m.flush_cas);
+    atomic_store(&c->flush_pending_at, m.flush_pending_at);
+    c->shards = calloc(c->nshards, sizeof(*c->shards));
+    if (c->shards == NULL) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    uint64_t max_cas = 0;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        rc = cask_shard_open(&c->shards[i], c, i);
+        if (rc != 0) {
+            cask_logf(c, CASK_LOG_ERROR, "open shard %u of %s: %s", i, dir,
+                      cask_strerror(rc));
+            goto fail;
+        }
+        if (c->shards[i]->max_cas > max_cas) {
+            max_cas = c->shards[i]->max_cas;
+        }
+        if (o->progress != NULL) {
+            o->progress(o->progress_arg, i + 1, c->nshards);
+        }
+    }
+    /* cas never goes backwards: start above both the persisted mark and
+     * anything found on disk, and reserve the next block before serving. */
+    uint64_t next = m.cas_reserved > max_cas + 1 ? m.cas_reserved : max_cas + 1;
+    atomic_store(&c->next_cas, next);
+    atomic_store(&c->cas_reserved, next + CASK_CAS_BLOCK);
+    if (m.flush_pending_at != 0 && cask_now(c) >= m.flush_pending_at) {
+        /* The delayed flush came due while the store was closed. */
+        atomic_store(&c->flush_cas, next - 1);
+        atomic_store(&c->flush_pending_at, 0);
+    }
+    m = meta_now(c);
+    rc = meta_write(c, &m);
+    if (rc != 0) {
+        goto fail;
+    }
+    c->recovery_s = mono_s() - t0;
+    if (c->opt.sync != CASK_SYNC_ALWAYS) {
+        rc = pthread_create(&c->sync_thread, NULL, sync_main, c);
+        if (rc != 0) {
+            goto fail;
+        }
+        c->sync_thread_on = true;
+    }
+    rc = pthread_create(&c->maint_thread, NULL, maint_main, c);
+    if (rc != 0) {
+        goto fail_threads;
+    }
+    c->maint_thread_on = true;
+    *out = c;
+    return 0;
+fail_threads:
+    pthread_mutex_lock(&c->bg_mu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->bg_cv);
+    pthread_mutex_unlock(&c->bg_mu);
+    if (c->sync_thread_on) {
+        pthread_join(c->sync_thread, NULL);
+    }
+fail:
+    store_free(c);
+    return rc;
+}
+
+void
+cask_close(struct cask **cp)
+{
+    struct cask *c = *cp;
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&c->bg_mu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->bg_cv);
+    pthread_mutex_unlock(&c->bg_mu);
+    if (c->sync_thread_on) {
+        pthread_join(c->sync_thread, NULL);
+    }
+    if (c->maint_thread_on) {
+        pthread_join(c->maint_thread, NULL);
+    }
+    for (unsigned i = 0; i < c->nshards; i++) {
+        cask_shard_close(&c->shards[i]);
+    }
+    pthread_mutex_lock(&c->meta_mu);
+    struct meta m = meta_now(c);
+    (void)meta_write(c, &m);
+    pthread_mutex_unlock(&c->meta_mu);
+    store_free(c);
+    *cp = NULL;
+}
+
+int
+cask_sync(struct cask *c)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        int r = cask_shard_sync(c->shards[i]);
+        if (r != 0 && rc == 0) {
+            rc = r;
+        }
+    }
+    return rc;
+}
+
+/* ---- per-key entry points ---------------------------------------------- */
+
+static inline struct cask_shard *
+shard_for(const struct cask *c, uint64_t h)
+{
+    return c->shards[h % c->nshards];
+}
+
+unsigned
+cask_shards(const struct cask *c)
+{
+    return c->nshards;
+}
+
+unsigned
+cask_shard_of(const struct cask *c, const void *key, size_t klen)
+{
+    return (unsigned)(cask_kd_hash(key, klen) % c->nshards);
+}
+
+static inline bool
+key_ok(const void *key, size_t klen)
+{
+    return key != NULL && klen > 0 && klen <= CASK_KEY_MAX;
+}
+
+int
+cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
+         char **val)
+{
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    return cask_shard_get(shard_for(c, h), h, key, klen, it, val);
+}
+
+int
+cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
+           struct cask_item *it, char **val)
+{
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    return cask_shard_touch(shard_for(c, h), h, key, klen, exp_abs_s, it, val);
+}
+
+int
+cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
+           size_t klen, const void *val, size_t vlen, uint32_t flags,
+           int64_t exp_abs_s, uint64_t cas_in, uint64_t *cas_out)
+{
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    if (vlen > c->opt.value_max) {
+        return CASK_ETOOBIG;
+    }
+    if (val == NULL && vlen != 0) {
+        return CASK_EINVAL;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    return cask_shard_store(shard_for(c, h), h, mode, key, klen, val, vlen,
+                            flags, exp_abs_s, cas_in, cas_out);
+}
+
+int
+cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
+{
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    return cask_shard_delete(shard_for(c, h), h, key, klen, cas_in);
+}
+
+int
+cask_arith(struct cask *c, const void *key, size_t klen,
+           const struct cask_arith *arith, uint64_t *value_out,
+           struct cask_item *it)
+{
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    if (arith == NULL) {
+        return CASK_EINVAL;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    return cask_shard_arith(shard_for(c, h), h, key, klen, arith, value_out,
+                            it);
+}
+
+int
+cask_compact(struct cask *c, int shard, bool wait)
+{
+    if (shard >= (int)c->nshards) {
+        return CASK_EINVAL;
+    }
+    unsigned lo = shard < 0 ? 0 : (unsigned)shard;
+    unsigned hi = shard < 0 ? c->nshards : (unsigned)shard + 1;
+    int rc = 0;
+    for (unsigned i = lo; i < hi; i++) {
+        struct cask_shard *sh = c->shards[i];
+        if (wait) {
+            int r = cask_shard_compact(sh, true);
+            if (r != 0 && rc == 0) {
+                rc = r;
+            }
+        } else {
+            pthread_mutex_lock(&sh->mu);
+            sh->compact_req = true;
+            pthread_mutex_unlock(&sh->mu);
+        }
+    }
+    if (!wait) {
+        pthread_mutex_lock(&c->bg_mu);
+        c->compact_kick = true;
+        pthread_cond_broadcast(&c->bg_cv);
+        pthread_mutex_unlock(&c->bg_mu);
+    }
+    return rc;
+}
+
+int
+cask_stats(struct cask *c, int shard, struct cask_stats *st)
+{
+    if (shard >= (int)c->nshards || st == NULL) {
+        return CASK_EINVAL;
+    }
+    if (shard >= 0) {
+        cask_shard_stats(c->shards[shard], st);
+        return 0;
+    }
+    memset(st, 0, sizeof(*st));
+    for (unsigned i = 0; i < c->nshards; i++) {
+        struct cask_stats s;
+        cask_shard_stats(c->shards[i], &s);
+        st->live_keys += s.live_keys;
+        st->live_bytes += s.live_bytes;
+        st->dead_bytes += s.dead_bytes;
+        st->segments += s.segments;
+        st->disk_bytes += s.disk_bytes;
+        st->keydir_bytes += s.keydir_bytes;
+        st->compactions += s.compactions;
+        st->bytes_reclaimed += s.bytes_reclaimed;
+        st->syncs += s.syncs;
+        st->records_recovered += s.records_recovered;
+        st->bytes_truncated += s.bytes_truncated;
+        st->failed = st->failed || s.failed;
+    }
+    st->recovery_s = c->recovery_s;
+    return 0;
+}

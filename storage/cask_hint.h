@@ -1,0 +1,32 @@
+/* cask_hint.h - hint files: a compact list of a segment's records (key and
+ * metadata, no values) so that start-up need not read whole segments.
+ *
+ * A hint lists exactly what a full scan of its segment up to covered_len
+ * would find. Owns no state. Depends on cask_segment, cask_record, cask_io.
+ */
+#ifndef BITCACHED_CASK_HINT_H
+#define BITCACHED_CASK_HINT_H
+
+#include <stdint.h>
+
+#include "storage/cask_segment.h"
+
+#define CASK_HINT_VERSION 1u
+
+/* Scan s up to its flushed end and write dir/<id>.hint atomically (temp,
+ * fdatasync, rename, fsync dir). The segment must not take appends while
+ * this runs. On success sets s->hint_len. Returns 0 or an errno. */
+int cask_hint_write(const char *dir, struct cask_segment *s, uint32_t vmax);
+
+/* Load dir/<id>.hint for s: fn(arg, rec, key, off) per entry. Returns 0 and
+ * *covered (bytes of the segment it describes), ENOENT when there is none,
+ * or EINVAL when it is damaged or does not fit the segment (nothing was
+ * passed to fn then: the caller scans instead). */
+int cask_hint_load(const char *dir, const struct cask_segment *s,
+                   uint32_t vmax, cask_seg_scan_fn fn, void *arg,
+                   uint64_t *covered);
+
+/* Remove the hint of segment id (when it takes appends again or is gone). */
+void cask_hint_remove(const char *dir, uint32_t id);
+
+#endif

@@ -1,0 +1,64 @@
+/* cask_internal.h - what the store (cask.c) shares with its shards and the
+ * compactor: the store struct, the cas allocator, the clock, the flush point
+ * and logging. Private to storage/; nothing outside it includes this.
+ */
+#ifndef BITCACHED_CASK_INTERNAL_H
+#define BITCACHED_CASK_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "storage/cask.h"
+
+struct cask_shard;
+
+/* Bytes of the per-shard user-space append buffer. */
+#define CASK_APPEND_BUF (256u * 1024)
+/* cas numbers reserved in the meta file at a time. */
+#define CASK_CAS_BLOCK  (1u << 20)
+
+/* The store. cask.c owns it; shards read opt, the clock and the flush point
+ * through the functions below and never write its fields. */
+struct cask {
+    char *dir;
+    struct cask_options opt;
+    unsigned nshards;
+    struct cask_shard **shards;
+    int lock_fd;
+
+    _Atomic uint64_t next_cas;       /* next cas/seq to hand out */
+    _Atomic uint64_t cas_reserved;   /* all cas below it may be in use */
+    _Atomic uint64_t flush_cas;      /* items with cas <= it are flushed */
+    _Atomic int64_t flush_pending_at; /* delayed flush time, 0 none */
+    pthread_mutex_t meta_mu;         /* covers meta file writes */
+
+    pthread_mutex_t bg_mu;           /* covers stopping, compact_kick */
+    pthread_cond_t bg_cv;
+    bool stopping;
+    bool compact_kick;
+    bool sync_thread_on;
+    bool maint_thread_on;
+    pthread_t sync_thread;
+    pthread_t maint_thread;
+
+    double recovery_s;
+};
+
+/* A fresh cas (also used as record sequence number); never reused, never
+ * below one handed out before a restart. Lock-free except once per
+ * CASK_CAS_BLOCK numbers, when it writes the meta file. */
+uint64_t cask_cas_next(struct cask *c);
+
+/* The clock, in unix seconds. */
+int64_t cask_now(const struct cask *c);
+
+/* The flush threshold at time now: a pending delayed flush whose time has
+ * come becomes a threshold (and is persisted) here. */
+uint64_t cask_flush_point(struct cask *c, int64_t now);
+
+void cask_logf(const struct cask *c, enum cask_log_level level,
+               const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,100 @@
+/* cask_io.c - the syscall seam: write paths and syncs go through a table of
+ * function pointers that tests may replace. Owns that table only; depends on
+ * no other storage module.
+ */
+#include "storage/cask_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static ssize_t
+sys_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    return pwrite(fd, buf, n, off);
+}
+
+static int
+sys_fdatasync(int fd)
+{
+    return fdatasync(fd);
+}
+
+static int
+sys_ftruncate(int fd, off_t len)
+{
+    return ftruncate(fd, len);
+}
+
+static int
+sys_fallocate(int fd, off_t off, off_t len)
+{
+    return posix_fallocate(fd, off, len);
+}
+
+static const struct cask_io_ops sys_ops = {
+    .pwrite = sys_pwrite,
+    .fdatasync = sys_fdatasync,
+    .ftruncate = sys_ftruncate,
+    .fallocate = sys_fallocate,
+};
+
+static struct cask_io_ops cur_ops = {
+    .pwrite = sys_pwrite,
+    .fdatasync = sys_fdatasync,
+    .ftruncate = sys_ftruncate,
+    .fallocate = sys_fallocate,
+};
+
+void
+cask_io_set(const struct cask_io_ops *ops)
+{
+    cur_ops = ops != NULL ? *ops : sys_ops;
+}
+
+const struct cask_io_ops *
+cask_io_default(void)
+{
+    return &sys_ops;
+}
+
+int
+cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off)
+{
+    const char *p = buf;
+
+    while (n > 0) {
+        ssize_t w = cur_ops.pwrite(fd, p, n, off);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno != 0 ? errno : EIO;
+        }
+        if (w == 0) {
+            return ENOSPC;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+int
+cask_io_fdatasync(int fd)
+{
+    if (cur_ops.fdatasync(fd) != 0) {
+        return errno != 0 ? errno : EIO;
+    }
+    return 0;
+}
+
+int
+cask_io_ftruncate(int fd, off_t len)
+{
+    if (cur_ops.ftruncate(fd, len) != 0) {
+        return errno != 0 ? errno : EIO;
+    }
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* cask_io.h - the syscall seam of the storage engine.
+ *
+ * Every write, pwrite, fdatasync, ftruncate and fallocate on segment, hint and
+ * meta files goes through the function pointers below, so tests can inject
+ * ENOSPC, EIO or short writes. Owns nothing but the table of pointers; must
+ * not depend on any other storage module.
+ */
+#ifndef BITCACHED_CASK_IO_H
+#define BITCACHED_CASK_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef ssize_t (*cask_io_pwrite_fn)(int fd, const void *buf, size_t n,
+                                     off_t off);
+typedef int (*cask_io_fdatasync_fn)(int fd);
+typedef int (*cask_io_ftruncate_fn)(int fd, off_t len);
+typedef int (*cask_io_fallocate_fn)(int fd, off_t off, off_t len);
+
+struct cask_io_ops {
+    cask_io_pwrite_fn pwrite;
+    cask_io_fdatasync_fn fdatasync;
+    cask_io_ftruncate_fn ftruncate;
+    cask_io_fallocate_fn fallocate;
+};
+
+/* Replace the operations (NULL restores the system calls). Tests only: not
+ * safe while a store is doing I/O on another thread. */
+void cask_io_set(const struct cask_io_ops *ops);
+
+/* The system calls, for tests that wrap them. */
+const struct cask_io_ops *cask_io_default(void);
+
+/* Write all n bytes at off, looping over short writes. Returns 0 or an errno;
+ * on error some prefix may have been written (the caller truncates back). */
+int cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off);
+
+/* fdatasync; returns 0 or an errno. Never retried by callers. */
+int cask_io_fdatasync(int fd);
+
+/* ftruncate; returns 0 or an errno. */
+int cask_io_ftruncate(int fd, off_t len);
+
+#endif

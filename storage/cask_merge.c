@@ -1,0 +1,401 @@
+/* cask_merge.c - compaction of one shard.
+ *
+ * Picks closed segments whose dead fraction passed compact_ratio (or any dead
+ * bytes when forced), copies their live records to new segments, switches a
+ * keydir entry only where it still points at the old place, writes hints for
+ * the new segments, syncs them, and only then unlinks the old files. The
+ * shard mutex is held for short batches only, so reads and writes keep
+ * flowing; maint_mu keeps a second compaction (and the hint writer) out.
+ * Owns nothing beyond one run; works on the shard's structures through the
+ * helpers in cask_shard.h.
+ */
+#include "storage/cask_shard.h"
+
+#include "storage/cask_hint.h"
+#include "storage/cask_io.h"
+#include "storage/cask_record.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MERGE_BATCH   256u           /* records per hold of the shard mutex */
+#define MERGE_BUF     (1024u * 1024) /* output append buffer */
+
+struct merge {
+    struct cask_shard *sh;
+    struct cask_segment **in;
+    size_t nin;
+    struct cask_segment **out;
+    size_t nout;
+    size_t out_cap;
+    int64_t now;
+    uint64_t flush_cas;
+    int err;
+    char *tmp;
+    size_t tmp_cap;
+};
+
+static int
+out_new(struct merge *m)
+{
+    struct cask_shard *sh = m->sh;
+    struct cask *c = sh->store;
+    struct cask_segment *s = NULL;
+    if (m->nout == m->out_cap) {
+        size_t nc = m->out_cap ? m->out_cap * 2 : 4;
+        struct cask_segment **n = realloc(m->out, nc * sizeof(*n));
+        if (n == NULL) {
+            return ENOMEM;
+        }
+        m->out = n;
+        m->out_cap = nc;
+    }
+    int rc = cask_seg_create(&s, sh->dir, sh->next_id, MERGE_BUF,
+                             (size_t)c->opt.segment_size);
+    if (rc != 0) {
+        return rc;
+    }
+    s->is_output = true;
+    rc = cask_shard_add_slot(sh, s);
+    if (rc != 0) {
+        unlink(s->path);
+        cask_seg_close(&s);
+        return rc;
+    }
+    sh->next_id++;
+    m->out[m->nout++] = s;
+    return 0;
+}
+
+/* With mu held: copy an encoded record to the current output segment. */
+static int
+out_append(struct merge *m, const char *rec, size_t len, uint64_t cas,
+           uint16_t *slot, uint32_t *off)
+{
+    struct cask *c = m->sh->store;
+    int rc;
+    struct cask_segment *o = m->nout ? m->out[m->nout - 1] : NULL;
+    if (o == NULL ||
+        (o->size + len > c->opt.segment_size && o->size > CASK_SEG_HDR)) {
+        if (o != NULL) {
+            rc = cask_seg_flush(o);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        rc = out_new(m);
+        if (rc != 0) {
+            return rc;
+        }
+        o = m->out[m->nout - 1];
+    }
+    uint64_t at = o->size;
+    char *p = cask_seg_reserve(o, len);
+    if (p == NULL && len <= o->buf_cap) {
+        rc = cask_seg_flush(o);
+        if (rc != 0) {
+            return rc;
+        }
+        p = cask_seg_reserve(o, len);
+    }
+    if (p != NULL) {
+        memcpy(p, rec, len);
+    } else {
+        rc = cask_seg_write_direct(o, rec, len);
+        if (rc != 0) {
+            return rc;
+        }
+        at = o->flushed - len;
+    }
+    if (cas < o->min_cas) {
+        o->min_cas = cas;
+    }
+    if (cas > o->max_cas) {
+        o->max_cas = cas;
+    }
+    *slot = o->slot;
+    *off = (uint32_t)at;
+    return 0;
+}
+
+/* With mu held: the verified record at off of s, or NULL at the end of the
+ * valid data. */
+static const char *
+record_at(struct merge *m, struct cask_segment *s, uint64_t off,
+          struct cask_rec *r, size_t *len)
+{
+    char hb[CASK_REC_HDR];
+    if (off + CASK_REC_HDR > s->flushed ||
+        cask_seg_pread(s, off, CASK_REC_HDR, hb) != 0 ||
+        !cask_rec_decode(hb, CASK_REC_VMAX, r)) {
+        return NULL;
+    }
+    *len = cask_rec_len(r->klen, r->vlen);
+    if (off + *len > s->flushed) {
+        return NULL;
+    }
+    const char *rec = cask_seg_view(s, off, *len);
+    if (rec == NULL) {
+        if (m->tmp_cap < *len) {
+            char *n = realloc(m->tmp, *len);
+            if (n == NULL) {
+                return NULL;
+            }
+            m->tmp = n;
+            m->tmp_cap = *len;
+        }
+        if (cask_seg_pread(s, off, *len, m->tmp) != 0) {
+            return NULL;
+        }
+        rec = m->tmp;
+    }
+    return cask_rec_verify(rec, *len) ? rec : NULL;
+}
+
+/* With mu held: keep, move or drop one record of an input segment. */
+static int
+merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
+          const struct cask_rec *r, const char *rec, size_t len)
+{
+    struct cask_shard *sh = m->sh;
+    const char *key = rec + CASK_REC_HDR;
+    uint64_t h = cask_kd_hash(key, r->klen);
+    struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, r->klen);
+    uint16_t slot;
+    uint32_t noff;
+
+    if (r->type == CASK_REC_TOMB) {
+        /* A live entry means a newer put; a flushed tombstone shadows only
+         * flushed records. Otherwise keep it while an older record of the
+         * key may survive elsewhere. */
+        if (e != NULL || r->cas <= m->flush_cas ||
+            !cask_shard_tomb_needed(sh, r->cas)) {
+            return 0;
+        }
+        return out_append(m, rec, len, r->cas, &slot, &noff);
+    }
+    if (e == NULL || e->seg != s->slot || e->off != off) {
+        return 0; /* superseded */
+    }
+    if (cask_kd_cas(e) <= m->flush_cas) {
+        s->live_bytes -= len;
+        cask_kd_remove(sh->kd, h, e);
+        return 0;
+    }
+    if (e->exp != 0 && (int64_t)e->exp <= m->now) {
+        /* Dropping an expired record could uncover an older one of the same
+         * key on recovery: leave a tombstone with its cas where needed. */
+        if (cask_shard_tomb_needed(sh, r->cas)) {
+            char tb[CASK_REC_HDR + CASK_KEY_MAX];
+            struct cask_rec t = {
+                .seq = cask_cas_next(sh->store),
+                .cas = r->cas,
+                .klen = r->klen,
+                .type = CASK_REC_TOMB,
+            };
+            cask_rec_encode(tb, &t, key, NULL, 0, NULL, 0);
+            int rc = out_append(m, tb, cask_rec_len(r->klen, 0), t.cas, &slot,
+                                &noff);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        s->live_bytes -= len;
+        cask_kd_remove(sh->kd, h, e);
+        return 0;
+    }
+    int rc = out_append(m, rec, len, r->cas, &slot, &noff);
+    if (rc != 0) {
+        return rc;
+    }
+    s->live_bytes -= len;
+    e->seg = slot;
+    e->off = noff;
+    sh->segs[slot]->live_bytes += len;
+    return 0;
+}
+
+static int
+cmp_seg(const void *a, const void *b)
+{
+    const struct cask_segment *x = *(struct cask_segment *const *)a;
+    const struct cask_segment *y = *(struct cask_segment *const *)b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static bool
+pick(struct cask_shard *sh, struct cask_segment *s, bool force,
+     uint64_t flush_cas)
+{
+    uint64_t total = s->flushed - CASK_SEG_HDR;
+    uint64_t dead = total - s->live_bytes;
+    if (total == 0 || (s->max_cas != 0 && s->max_cas <= flush_cas)) {
+        return true;
+    }
+    if (force) {
+        return dead > 0;
+    }
+    return (double)dead >= sh->store->opt.compact_ratio * (double)total;
+}
+
+/* Choose the inputs (mu held). Forced runs first close the active segment
+ * when it holds dead bytes, so that everything can be reclaimed. */
+static int
+choose(struct merge *m, bool force)
+{
+    struct cask_shard *sh = m->sh;
+    struct cask_segment *a = sh->active;
+    if (force && a->size > CASK_SEG_HDR &&
+        a->size - CASK_SEG_HDR > a->live_bytes && !sh->failed) {
+        int rc = cask_shard_roll(sh);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    m->in = calloc(sh->nslots ? sh->nslots : 1, sizeof(*m->in));
+    if (m->in == NULL) {
+        return ENOMEM;
+    }
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s == NULL || s == sh->active || s->is_output || s->compacting) {
+            continue;
+        }
+        if (pick(sh, s, force, m->flush_cas)) {
+            s->compacting = true;
+            m->in[m->nin++] = s;
+        }
+    }
+    qsort(m->in, m->nin, sizeof(*m->in), cmp_seg);
+    return 0;
+}
+
+/* Copy the live records of input s, MERGE_BATCH at a time under mu. */
+static int
+merge_segment(struct merge *m, struct cask_segment *s)
+{
+    struct cask_shard *sh = m->sh;
+    uint64_t off = CASK_SEG_HDR;
+    int rc = 0;
+    while (rc == 0 && off < s->flushed) {
+        pthread_mutex_lock(&sh->mu);
+        for (unsigned n = 0; n < MERGE_BATCH && off < s->flushed; n++) {
+            struct cask_rec r;
+            size_t len;
+            const char *rec = record_at(m, s, off, &r, &len);
+            if (rec == NULL) {
+                cask_logf(sh->store, CASK_LOG_ERROR,
+                          "shard %u: compaction: bad record in segment %08x "
+                          "at %" PRIu64 "; segment kept", sh->idx, s->id, off);
+                rc = CASK_ECORRUPT;
+                break;
+            }
+            rc = merge_one(m, s, off, &r, rec, len);
+            if (rc != 0) {
+                break;
+            }
+            off += len;
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return rc;
+}
+
+int
+cask_shard_compact(struct cask_shard *sh, bool force)
+{
+    struct cask *c = sh->store;
+    struct merge m = {.sh = sh};
+    int rc;
+    uint64_t in_bytes = 0, out_bytes = 0;
+
+    pthread_mutex_lock(&sh->maint_mu);
+    pthread_mutex_lock(&sh->mu);
+    m.now = cask_now(c);
+    m.flush_cas = cask_flush_point(c, m.now);
+    rc = choose(&m, force);
+    pthread_mutex_unlock(&sh->mu);
+    if (rc != 0 || m.nin == 0) {
+        goto done;
+    }
+    for (size_t i = 0; i < m.nin && rc == 0; i++) {
+        rc = merge_segment(&m, m.in[i]);
+    }
+    /* Make the outputs complete and durable before any input goes. */
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; i < m.nout && rc == 0; i++) {
+        rc = cask_seg_flush(m.out[i]);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    for (size_t i = 0; i < m.nout && rc == 0; i++) {
+        rc = cask_io_fdatasync(m.out[i]->fd);
+        if (rc != 0) {
+            pthread_mutex_lock(&sh->mu);
+            sh->failed = true;
+            pthread_mutex_unlock(&sh->mu);
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: fdatasync seg %08x: %s; shard is now "
+                      "read-only", sh->idx, m.out[i]->id, strerror(rc));
+        }
+    }
+    for (size_t i = 0; i < m.nout && rc == 0; i++) {
+        rc = cask_hint_write(sh->dir, m.out[i], CASK_REC_VMAX);
+    }
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; i < m.nout; i++) {
+        m.out[i]->is_output = false;
+        if (m.out[i]->buf_len > 0) {
+            (void)cask_seg_flush(m.out[i]);
+        }
+        cask_seg_make_closed(m.out[i]);
+        out_bytes += m.out[i]->size + m.out[i]->hint_bytes;
+    }
+    for (size_t i = 0; i < m.nin && rc == 0; i++) {
+        if (m.in[i]->live_bytes != 0) {
+            /* Something still points there: keep every input, or a dropped
+             * tombstone could let an older record come back. */
+            rc = EAGAIN;
+        }
+    }
+    if (rc != 0) {
+        cask_logf(c, rc == EAGAIN ? CASK_LOG_WARN : CASK_LOG_ERROR,
+                  "shard %u: compaction stopped (%s); old segments kept",
+                  sh->idx, cask_strerror(rc));
+        for (size_t i = 0; i < m.nin; i++) {
+            m.in[i]->compacting = false;
+        }
+        pthread_mutex_unlock(&sh->mu);
+        goto done;
+    }
+    /* The group-commit syncer may hold the fd of a just-closed segment. */
+    while (sh->syncing) {
+        pthread_cond_wait(&sh->sync_cv, &sh->mu);
+    }
+    for (size_t i = 0; i < m.nin; i++) {
+        sh->segs[m.in[i]->slot] = NULL;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    for (size_t i = 0; i < m.nin; i++) {
+        struct cask_segment *s = m.in[i];
+        in_bytes += s->size + s->hint_bytes;
+        unlink(s->path);
+        cask_hint_remove(sh->dir, s->id);
+        cask_seg_close(&m.in[i]);
+    }
+    (void)cask_fsync_dir(sh->dir);
+    pthread_mutex_lock(&sh->mu);
+    sh->compactions++;
+    if (in_bytes > out_bytes) {
+        sh->bytes_reclaimed += in_bytes - out_bytes;
+    }
+    pthread_mutex_unlock(&sh->mu);
+done:
+    free(m.in);
+    free(m.out);
+    free(m.tmp);
+    pthread_mutex_unlock(&sh->maint_mu);
+    return rc == EAGAIN ? 0 : rc;
+}

@@ -1,0 +1,107 @@
+/* cask_segment.h - one append-only segment file of a shard.
+ *
+ * A segment owns its fd, its read mapping and (while it takes appends) a
+ * user-space buffer holding the unflushed tail. Records never straddle the
+ * buffer and the file: a record is either wholly flushed or wholly buffered.
+ * Not thread-safe: the shard mutex covers a segment. Depends on cask_io and
+ * cask_record only.
+ */
+#ifndef BITCACHED_CASK_SEGMENT_H
+#define BITCACHED_CASK_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/cask_record.h"
+
+#define CASK_SEG_HDR     32u
+#define CASK_SEG_VERSION 1u
+#define CASK_PATH_MAX    4096
+
+struct cask_segment {
+    uint32_t id;          /* file name; larger = created later */
+    uint16_t slot;        /* index in the shard's segment table */
+    int fd;
+    char *map;            /* read-only mapping of [0, map_len), or NULL */
+    size_t map_len;
+    uint64_t size;        /* logical end: flushed + buffered */
+    uint64_t flushed;     /* bytes written to the file */
+    char *buf;            /* unflushed tail, starts at `flushed` */
+    size_t buf_len;
+    size_t buf_cap;
+    uint64_t live_bytes;  /* bytes of records the keydir points at */
+    uint64_t min_cas;     /* smallest cas of any record in it */
+    uint64_t max_cas;     /* largest cas of any record in it */
+    uint64_t hint_bytes;  /* size of the hint file, 0 none */
+    uint64_t hint_len;    /* bytes covered by the hint file on disk, 0 none */
+    bool compacting;      /* input of a running compaction */
+    bool is_output;       /* being written by a running compaction */
+    char path[CASK_PATH_MAX];
+};
+
+/* Build "dir/NNNNNNNN.ext". */
+void cask_seg_path(char *out, size_t cap, const char *dir, uint32_t id,
+                   const char *ext);
+
+/* Create a new segment file (header written, directory synced) that will take
+ * appends through a buffer of buf_cap bytes; map_len is the read mapping to
+ * reserve. Returns 0 or an errno. */
+int cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
+                    size_t buf_cap, size_t map_len);
+
+/* Open an existing segment. A missing or bad header is repaired to an empty
+ * segment (bytes dropped are reported in *dropped). Returns 0 or an errno. */
+int cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
+                  uint64_t *dropped);
+
+/* Give an opened segment an append buffer and a mapping of at least map_len
+ * bytes (when it becomes the active one). Returns 0 or an errno. */
+int cask_seg_make_active(struct cask_segment *s, size_t buf_cap,
+                         size_t map_len);
+
+/* Drop the append buffer (after a final flush) and remap to the file size. */
+void cask_seg_make_closed(struct cask_segment *s);
+
+/* Room for len bytes at the end of the buffer, or NULL when they do not fit
+ * (flush first, or write the record directly). */
+char *cask_seg_reserve(struct cask_segment *s, size_t len);
+
+/* Write the buffered tail to the file. On failure the file is truncated back
+ * to what was flushed before, the buffer is kept, and an errno returned. */
+int cask_seg_flush(struct cask_segment *s);
+
+/* Flush, then write buf[0..len) at the end of the file, bypassing the buffer.
+ * Leaves no partial record on failure. Returns 0 or an errno. */
+int cask_seg_write_direct(struct cask_segment *s, const char *buf, size_t len);
+
+/* Forget the buffered tail back to logical size `size` (>= flushed). */
+void cask_seg_unbuffer(struct cask_segment *s, uint64_t size);
+
+/* Pointer to bytes [off, off+len) when they are mapped or buffered, else
+ * NULL (use cask_seg_pread). */
+const char *cask_seg_view(const struct cask_segment *s, uint64_t off,
+                          size_t len);
+
+/* Read [off, off+len) into dst. Returns 0 or an errno (EIO on short read). */
+int cask_seg_pread(const struct cask_segment *s, uint64_t off, size_t len,
+                   char *dst);
+
+/* Truncate the file to len (recovery of a torn tail). Returns 0 or errno. */
+int cask_seg_truncate(struct cask_segment *s, uint64_t len);
+
+/* Iterate the valid records in [start, flushed). For each: fn(arg, rec, key,
+ * off). Stops at the first record that is torn, impossible or fails its
+ * checksum and returns the offset where valid data ends. */
+typedef void (*cask_seg_scan_fn)(void *arg, const struct cask_rec *r,
+                                 const char *key, uint64_t off);
+uint64_t cask_seg_scan(struct cask_segment *s, uint64_t start, uint32_t vmax,
+                       cask_seg_scan_fn fn, void *arg);
+
+/* Close fd, unmap, free. Safe on NULL. */
+void cask_seg_close(struct cask_segment **s);
+
+/* fsync a directory. Returns 0 or an errno. */
+int cask_fsync_dir(const char *dir);
+
+#endif

@@ -1,0 +1,1120 @@
+/* cask_shard.c - one bitcask: recovery, the per-key operations, appends with
+ * group commit, segment roll-over, hints for closed segments, stats.
+ *
+ * Owns the shard's directory, segments, keydir and mutexes. Every operation
+ * runs under the shard mutex; under CASK_SYNC_ALWAYS a writer then waits on
+ * sync_cv until a sync that started after its append has finished, and one
+ * of the waiters does the fdatasync with the mutex released (group commit).
+ * Must not depend on anything above storage/.
+ */
+#include "storage/cask_shard.h"
+
+#include "storage/cask_hint.h"
+#include "storage/cask_io.h"
+#include "storage/cask_record.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+uint64_t
+cask_shard_entry_len(const struct cask_kd_entry *e)
+{
+    return cask_rec_len(e->klen, e->vlen);
+}
+
+int
+cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s)
+{
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        if (sh->segs[i] == NULL) {
+            sh->segs[i] = s;
+            s->slot = (uint16_t)i;
+            return 0;
+        }
+    }
+    if (sh->nslots >= CASK_MAX_SLOTS) {
+        return EMFILE;
+    }
+    uint32_t n = sh->nslots ? sh->nslots * 2 : 16;
+    if (n > CASK_MAX_SLOTS) {
+        n = CASK_MAX_SLOTS;
+    }
+    struct cask_segment **ns = realloc(sh->segs, n * sizeof(*ns));
+    if (ns == NULL) {
+        return ENOMEM;
+    }
+    for (uint32_t i = sh->nslots; i < n; i++) {
+        ns[i] = NULL;
+    }
+    sh->segs = ns;
+    s->slot = (uint16_t)sh->nslots;
+    sh->segs[sh->nslots] = s;
+    sh->nslots = n;
+    return 0;
+}
+
+/* A tombstone (or expiry) for a key with this cas must stay on disk while a
+ * segment outside the running compaction could hold an older record. */
+bool
+cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas)
+{
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s != NULL && !s->compacting && !s->is_output && s->min_cas < cas) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- validity ---------------------------------------------------------- */
+
+static int
+entry_state(const struct cask_kd_entry *e, int64_t now, uint64_t flush_cas)
+{
+    if (cask_kd_cas(e) <= flush_cas) {
+        return CASK_GONE_FLUSHED;
+    }
+    if (e->exp != 0 && (int64_t)e->exp <= now) {
+        return CASK_GONE_EXPIRED;
+    }
+    return CASK_GONE_ABSENT; /* i.e. alive */
+}
+
+/* The live entry for key, or NULL with *gone saying why. */
+static struct cask_kd_entry *
+lookup(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+       int *gone)
+{
+    struct cask *c = sh->store;
+    struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, klen);
+    *gone = CASK_GONE_ABSENT;
+    if (e == NULL) {
+        return NULL;
+    }
+    int64_t now = cask_now(c);
+    int st = entry_state(e, now, cask_flush_point(c, now));
+    if (st != CASK_GONE_ABSENT) {
+        *gone = st;
+        return NULL;
+    }
+    return e;
+}
+
+static void
+fill_item(struct cask_item *it, const struct cask_kd_entry *e)
+{
+    if (it == NULL) {
+        return;
+    }
+    it->flags = e->flags;
+    it->exp_abs_s = e->exp;
+    it->cas = cask_kd_cas(e);
+    it->vlen = e->vlen;
+    it->gone = CASK_GONE_ABSENT;
+}
+
+/* Read and check the value of e into a malloc'd buffer (NUL after it). */
+static int
+read_value(struct cask_shard *sh, const struct cask_kd_entry *e, char **val)
+{
+    struct cask_segment *s = sh->segs[e->seg];
+    size_t len = cask_rec_len(e->klen, e->vlen);
+    char *tmp = NULL;
+    int rc = 0;
+
+    const char *rec = cask_seg_view(s, e->off, len);
+    if (rec == NULL) {
+        tmp = malloc(len);
+        if (tmp == NULL) {
+            return ENOMEM;
+        }
+        rc = cask_seg_pread(s, e->off, len, tmp);
+        if (rc != 0) {
+            free(tmp);
+            return rc;
+        }
+        rec = tmp;
+    }
+    struct cask_rec r;
+    if (!cask_rec_verify(rec, len) ||
+        !cask_rec_decode(rec, UINT32_MAX, &r) || r.type != CASK_REC_PUT ||
+        r.klen != e->klen || r.vlen != e->vlen ||
+        memcmp(rec + CASK_REC_HDR, e->key, e->klen) != 0) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: corrupt record in segment %08x at %" PRIu32,
+                  sh->idx, s->id, e->off);
+        free(tmp);
+        return CASK_ECORRUPT;
+    }
+    char *v = malloc((size_t)e->vlen + 1);
+    if (v == NULL) {
+        free(tmp);
+        return ENOMEM;
+    }
+    memcpy(v, rec + CASK_REC_HDR + e->klen, e->vlen);
+    v[e->vlen] = '\0';
+    free(tmp);
+    *val = v;
+    return 0;
+}
+
+/* ---- appends, roll-over, group commit ---------------------------------- */
+
+int
+cask_shard_roll(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    struct cask_segment *old = sh->active, *n = NULL;
+    int rc = cask_seg_flush(old);
+    if (rc != 0) {
+        return rc;
+    }
+    /* A closed segment is immutable and complete on disk: sync it now so a
+     * concurrent group-commit sync of the new one covers everything. */
+    rc = cask_io_fdatasync(old->fd);
+    sh->syncs++;
+    if (rc != 0) {
+        sh->failed = true;
+        cask_logf(c, CASK_LOG_ERROR, "shard %u: fdatasync seg %08x: %s",
+                  sh->idx, old->id, strerror(rc));
+        return CASK_EFAILED;
+    }
+    rc = cask_seg_create(&n, sh->dir, sh->next_id, CASK_APPEND_BUF,
+                         (size_t)c->opt.segment_size);
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR, "shard %u: create segment %08x: %s",
+                  sh->idx, sh->next_id, strerror(rc));
+        return rc;
+    }
+    rc = cask_shard_add_slot(sh, n);
+    if (rc != 0) {
+        unlink(n->path);
+        cask_seg_close(&n);
+        return rc;
+    }
+    sh->next_id++;
+    cask_seg_make_closed(old);
+    sh->active = n;
+    sh->synced_seq = sh->app_seq;
+    pthread_cond_broadcast(&sh->sync_cv);
+    return 0;
+}
+
+/* Append one record to the active segment. On success *slot and *off say
+ * where it went. Leaves nothing behind on failure. */
+static int
+append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
+       const void *v1, size_t l1, const void *v2, size_t l2, uint16_t *slot,
+       uint32_t *off)
+{
+    struct cask *c = sh->store;
+    size_t len = cask_rec_len(r->klen, l1 + l2);
+    int rc;
+
+    if (sh->failed) {
+        return CASK_EFAILED;
+    }
+    if (sh->active->size + len > c->opt.segment_size &&
+        sh->active->size > CASK_SEG_HDR) {
+        rc = cask_shard_roll(sh);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    struct cask_segment *s = sh->active;
+    uint64_t at = s->size;
+    char *p = cask_seg_reserve(s, len);
+    if (p == NULL && len <= s->buf_cap) {
+        rc = cask_seg_flush(s);
+        if (rc != 0) {
+            cask_logf(c, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
+                      sh->idx, s->id, strerror(rc));
+            return rc;
+        }
+        p = cask_seg_reserve(s, len);
+    }
+    if (p != NULL) {
+        cask_rec_encode(p, r, key, v1, l1, v2, l2);
+        if (c->opt.sync == CASK_SYNC_ALWAYS) {
+            rc = cask_seg_flush(s);
+            if (rc != 0) {
+                cask_seg_unbuffer(s, at);
+                cask_logf(c, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
+                          sh->idx, s->id, strerror(rc));
+                return rc;
+            }
+        }
+    } else {
+        char *tmp = malloc(len);
+        if (tmp == NULL) {
+            return ENOMEM;
+        }
+        cask_rec_encode(tmp, r, key, v1, l1, v2, l2);
+        rc = cask_seg_write_direct(s, tmp, len);
+        free(tmp);
+        if (rc != 0) {
+            cask_logf(c, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
+                      sh->idx, s->id, strerror(rc));
+            return rc;
+        }
+        at = s->flushed - len;
+    }
+    if (r->cas < s->min_cas) {
+        s->min_cas = r->cas;
+    }
+    if (r->cas > s->max_cas) {
+        s->max_cas = r->cas;
+    }
+    sh->app_seq++;
+    *slot = s->slot;
+    *off = (uint32_t)at;
+    return 0;
+}
+
+/* With mu held: return once a sync covering append number `seq` finished.
+ * The caller that finds no sync running does it, with mu released. */
+static int
+wait_durable(struct cask_shard *sh, uint64_t seq)
+{
+    while (sh->synced_seq < seq && !sh->failed) {
+        if (sh->syncing) {
+            pthread_cond_wait(&sh->sync_cv, &sh->mu);
+            continue;
+        }
+        struct cask_segment *s = sh->active;
+        int rc = cask_seg_flush(s);
+        if (rc != 0) {
+            cask_logf(sh->store, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
+                      sh->idx, s->id, strerror(rc));
+            return rc;
+        }
+        uint64_t target = sh->app_seq;
+        int fd = s->fd;
+        sh->syncing = true;
+        pthread_mutex_unlock(&sh->mu);
+        rc = cask_io_fdatasync(fd);
+        pthread_mutex_lock(&sh->mu);
+        sh->syncing = false;
+        sh->syncs++;
+        if (rc != 0) {
+            /* Never retry: the kernel may have dropped the dirty pages. */
+            sh->failed = true;
+            cask_logf(sh->store, CASK_LOG_ERROR,
+                      "shard %u: fdatasync seg %08x: %s; shard is now "
+                      "read-only", sh->idx, s->id, strerror(rc));
+        } else if (target > sh->synced_seq) {
+            sh->synced_seq = target;
+        }
+        pthread_cond_broadcast(&sh->sync_cv);
+    }
+    return sh->failed && sh->synced_seq < seq ? CASK_EFAILED : 0;
+}
+
+static int
+durable(struct cask_shard *sh)
+{
+    if (sh->store->opt.sync != CASK_SYNC_ALWAYS) {
+        return 0;
+    }
+    return wait_durable(sh, sh->app_seq);
+}
+
+int
+cask_shard_sync(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    int rc = 0;
+    if (sh->synced_seq < sh->app_seq || sh->active->buf_len > 0) {
+        rc = wait_durable(sh, sh->app_seq);
+    }
+    if (rc == 0 && sh->failed) {
+        rc = CASK_EFAILED;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+void
+cask_shard_flush_buffer(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    int rc = cask_seg_flush(sh->active);
+    if (rc != 0) {
+        cask_logf(sh->store, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
+                  sh->idx, sh->active->id, strerror(rc));
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* Point key at a freshly appended put record (e may be NULL: insert). */
+static void
+index_put(struct cask_shard *sh, struct cask_kd_entry *e,
+          const struct cask_rec *r, uint16_t slot, uint32_t off)
+{
+    if (e->off != 0) { /* 0: a fresh entry (records start past the header) */
+        sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
+    }
+    cask_kd_set_cas(e, r->cas);
+    e->off = off;
+    e->vlen = r->vlen;
+    e->flags = r->flags;
+    e->exp = cask_kd_exp32(r->exp_abs_s);
+    e->seg = slot;
+    sh->segs[slot]->live_bytes += cask_rec_len(r->klen, r->vlen);
+}
+
+/* Write a put record for key and index it. old is the current entry for the
+ * key (live or not) or NULL. */
+static int
+put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
+    const void *key, size_t klen, uint64_t cas, uint32_t flags,
+    int64_t exp_abs_s, const void *v1, size_t l1, const void *v2, size_t l2)
+{
+    struct cask_rec r = {
+        .seq = cas,
+        .cas = cas,
+        .exp_abs_s = exp_abs_s,
+        .vlen = (uint32_t)(l1 + l2),
+        .flags = flags,
+        .klen = (uint8_t)klen,
+        .type = CASK_REC_PUT,
+    };
+    uint16_t slot;
+    uint32_t off;
+    struct cask_kd_entry *e = old;
+
+    if (e == NULL) {
+        /* Index first so an out-of-memory keydir writes nothing. */
+        e = cask_kd_insert(sh->kd, h, key, klen);
+        if (e == NULL) {
+            return ENOMEM;
+        }
+    }
+    int rc = append(sh, &r, key, v1, l1, v2, l2, &slot, &off);
+    if (rc != 0) {
+        if (old == NULL) {
+            cask_kd_remove(sh->kd, h, e);
+        }
+        return rc;
+    }
+    index_put(sh, e, &r, slot, off);
+    return 0;
+}
+
+/* ---- operations -------------------------------------------------------- */
+
+int
+cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key,
+               size_t klen, struct cask_item *it, char **val)
+{
+    int gone, rc = 0;
+    pthread_mutex_lock(&sh->mu);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    if (e == NULL) {
+        if (it != NULL) {
+            memset(it, 0, sizeof(*it));
+            it->gone = gone;
+        }
+        rc = CASK_ENOTFOUND;
+        goto out;
+    }
+    if (val != NULL) {
+        rc = read_value(sh, e, val);
+        if (rc != 0) {
+            goto out;
+        }
+    }
+    fill_item(it, e);
+out:
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+int
+cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
+                 size_t klen, int64_t exp_abs_s, struct cask_item *it,
+                 char **val)
+{
+    int gone, rc;
+    char *v = NULL;
+    pthread_mutex_lock(&sh->mu);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    if (e == NULL) {
+        if (it != NULL) {
+            memset(it, 0, sizeof(*it));
+            it->gone = gone;
+        }
+        rc = CASK_ENOTFOUND;
+        goto out;
+    }
+    rc = read_value(sh, e, &v);
+    if (rc != 0) {
+        goto out;
+    }
+    /* Same cas (memcached keeps it on touch); a fresh seq orders this
+     * record after the one it replaces. */
+    struct cask_rec r = {
+        .seq = cask_cas_next(sh->store),
+        .cas = cask_kd_cas(e),
+        .exp_abs_s = exp_abs_s,
+        .vlen = e->vlen,
+        .flags = e->flags,
+        .klen = (uint8_t)klen,
+        .type = CASK_REC_PUT,
+    };
+    uint16_t slot;
+    uint32_t off;
+    rc = append(sh, &r, key, v, e->vlen, NULL, 0, &slot, &off);
+    if (rc != 0) {
+        goto out;
+    }
+    index_put(sh, e, &r, slot, off);
+    fill_item(it, e);
+    rc = durable(sh);
+    if (rc == 0 && val != NULL) {
+        *val = v;
+        v = NULL;
+    }
+out:
+    free(v);
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+int
+cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
+                 const void *key, size_t klen, const void *val, size_t vlen,
+                 uint32_t flags, int64_t exp_abs_s, uint64_t cas_in,
+                 uint64_t *cas_out)
+{
+    struct cask *c = sh->store;
+    int gone, rc;
+    char *old = NULL;
+
+    pthread_mutex_lock(&sh->mu);
+    struct cask_kd_entry *raw = cask_kd_find(sh->kd, h, key, klen);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    if (cas_in != 0) {
+        if (e == NULL) {
+            rc = CASK_ENOTFOUND;
+            goto out;
+        }
+        if (cask_kd_cas(e) != cas_in) {
+            rc = CASK_EEXISTS;
+            goto out;
+        }
+    }
+    switch (mode) {
+    case CASK_ADD:
+        if (e != NULL) {
+            rc = CASK_ENOTSTORED;
+            goto out;
+        }
+        break;
+    case CASK_REPLACE:
+    case CASK_APPEND:
+    case CASK_PREPEND:
+        if (e == NULL) {
+            rc = CASK_ENOTSTORED;
+            goto out;
+        }
+        break;
+    case CASK_SET:
+        break;
+    default:
+        rc = CASK_EINVAL;
+        goto out;
+    }
+    uint64_t cas = cask_cas_next(c);
+    if (mode == CASK_APPEND || mode == CASK_PREPEND) {
+        if ((uint64_t)e->vlen + vlen > c->opt.value_max) {
+            rc = CASK_ETOOBIG;
+            goto out;
+        }
+        rc = read_value(sh, e, &old);
+        if (rc != 0) {
+            goto out;
+        }
+        size_t ol = e->vlen;
+        int64_t exp = e->exp;
+        if (mode == CASK_APPEND) {
+            rc = put(sh, h, raw, key, klen, cas, e->flags, exp, old, ol, val,
+                     vlen);
+        } else {
+            rc = put(sh, h, raw, key, klen, cas, e->flags, exp, val, vlen,
+                     old, ol);
+        }
+    } else {
+        rc = put(sh, h, raw, key, klen, cas, flags, exp_abs_s, val, vlen,
+                 NULL, 0);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    rc = durable(sh);
+    if (rc == 0 && cas_out != NULL) {
+        *cas_out = cas;
+    }
+out:
+    free(old);
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+int
+cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
+                  size_t klen, uint64_t cas_in)
+{
+    int gone, rc;
+    pthread_mutex_lock(&sh->mu);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    if (e == NULL) {
+        rc = CASK_ENOTFOUND;
+        goto out;
+    }
+    if (cas_in != 0 && cask_kd_cas(e) != cas_in) {
+        rc = CASK_EEXISTS;
+        goto out;
+    }
+    uint64_t cas = cask_cas_next(sh->store);
+    struct cask_rec r = {
+        .seq = cas,
+        .cas = cas,
+        .klen = (uint8_t)klen,
+        .type = CASK_REC_TOMB,
+    };
+    uint16_t slot;
+    uint32_t off;
+    rc = append(sh, &r, key, NULL, 0, NULL, 0, &slot, &off);
+    if (rc != 0) {
+        goto out;
+    }
+    sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
+    cask_kd_remove(sh->kd, h, e);
+    rc = durable(sh);
+out:
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+/* memcached's rule: digits, then optionally spaces (left by an earlier
+ * shrinking incr/decr); anything else, or more than 64 bits, is not a
+ * number. */
+static bool
+parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    if (n == 0 || s[0] < '0' || s[0] > '9') {
+        return false;
+    }
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    for (; i < n; i++) {
+        if (s[i] != ' ') {
+            return false;
+        }
+    }
+    *out = v;
+    return true;
+}
+
+int
+cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
+                 size_t klen, const struct cask_arith *a, uint64_t *value_out,
+                 struct cask_item *it)
+{
+    struct cask *c = sh->store;
+    int gone, rc;
+    char *old = NULL;
+    char num[24];
+    uint64_t v;
+
+    pthread_mutex_lock(&sh->mu);
+    struct cask_kd_entry *raw = cask_kd_find(sh->kd, h, key, klen);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    if (e == NULL) {
+        if (!a->vivify || a->cas_in != 0) {
+            rc = CASK_ENOTFOUND;
+            goto out;
+        }
+        v = a->initial;
+        int n = snprintf(num, sizeof(num), "%" PRIu64, v);
+        uint64_t cas = cask_cas_next(c);
+        rc = put(sh, h, raw, key, klen, cas, 0, a->vivify_exp_abs_s, num,
+                 (size_t)n, NULL, 0);
+        if (rc != 0) {
+            goto out;
+        }
+        goto done;
+    }
+    if (a->cas_in != 0 && cask_kd_cas(e) != a->cas_in) {
+        rc = CASK_EEXISTS;
+        goto out;
+    }
+    rc = read_value(sh, e, &old);
+    if (rc != 0) {
+        goto out;
+    }
+    uint64_t cur;
+    if (!parse_u64(old, e->vlen, &cur)) {
+        rc = CASK_ENONNUMERIC;
+        goto out;
+    }
+    if (a->incr) {
+        v = cur + a->delta; /* wraps at 2^64, as memcached */
+    } else {
+        v = a->delta > cur ? 0 : cur - a->delta;
+    }
+    int n = snprintf(num, sizeof(num), "%" PRIu64, v);
+    size_t nlen = (size_t)n;
+    char *pad = NULL;
+    if (nlen < e->vlen) {
+        pad = malloc(e->vlen);
+        if (pad == NULL) {
+            rc = ENOMEM;
+            goto out;
+        }
+        memcpy(pad, num, nlen);
+        memset(pad + nlen, ' ', e->vlen - nlen);
+        nlen = e->vlen;
+    }
+    uint64_t cas = cask_cas_next(c);
+    rc = put(sh, h, raw, key, klen, cas, e->flags, e->exp,
+             pad != NULL ? pad : num, nlen, NULL, 0);
+    free(pad);
+    if (rc != 0) {
+        goto out;
+    }
+done:
+    e = cask_kd_find(sh->kd, h, key, klen);
+    fill_item(it, e);
+    rc = durable(sh);
+    if (rc == 0 && value_out != NULL) {
+        *value_out = v;
+    }
+out:
+    free(old);
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+/* ---- recovery ---------------------------------------------------------- */
+
+struct recov {
+    struct cask_shard *sh;
+    struct cask_segment *seg;
+    struct cask_keydir *tombs; /* newest tombstone per deleted key; the
+                                * entry's off/vlen hold its seq */
+    uint64_t flush_cas;
+    int err;
+};
+
+static uint64_t
+entry_seq(struct cask_shard *sh, const struct cask_kd_entry *e)
+{
+    char hb[CASK_REC_HDR];
+    if (cask_seg_pread(sh->segs[e->seg], e->off, sizeof(hb), hb) != 0) {
+        return 0;
+    }
+    return cask_get64(hb + 8);
+}
+
+/* Is record (cas, seq) newer than what e indexes? Ties on cas are touches
+ * (or copies left by an interrupted compaction): seq decides. */
+static bool
+newer_than(struct cask_shard *sh, uint64_t cas, uint64_t seq,
+           const struct cask_kd_entry *e)
+{
+    uint64_t ec = cask_kd_cas(e);
+    if (cas != ec) {
+        return cas > ec;
+    }
+    return seq > entry_seq(sh, e);
+}
+
+static void
+recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
+{
+    struct recov *rv = arg;
+    struct cask_shard *sh = rv->sh;
+    struct cask_segment *seg = rv->seg;
+
+    sh->records_recovered++;
+    if (r->cas < seg->min_cas) {
+        seg->min_cas = r->cas;
+    }
+    if (r->cas > seg->max_cas) {
+        seg->max_cas = r->cas;
+    }
+    if (r->cas > sh->max_cas) {
+        sh->max_cas = r->cas;
+    }
+    if (r->seq > sh->max_cas) {
+        sh->max_cas = r->seq;
+    }
+    if (r->cas <= rv->flush_cas) {
+        return; /* flushed, and so is every older record of the key */
+    }
+    uint64_t h = cask_kd_hash(key, r->klen);
+    struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, r->klen);
+    struct cask_kd_entry *t = cask_kd_find(rv->tombs, h, key, r->klen);
+    if (r->type == CASK_REC_TOMB) {
+        if (e != NULL) {
+            if (!newer_than(sh, r->cas, r->seq, e)) {
+                return;
+            }
+            sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
+            cask_kd_remove(sh->kd, h, e);
+        }
+        if (t == NULL) {
+            t = cask_kd_insert(rv->tombs, h, key, r->klen);
+            if (t == NULL) {
+                rv->err = ENOMEM;
+                return;
+            }
+        } else {
+            uint64_t tseq = (uint64_t)t->vlen << 32 | t->off;
+            if (r->cas < cask_kd_cas(t) ||
+                (r->cas == cask_kd_cas(t) && r->seq <= tseq)) {
+                return;
+            }
+        }
+        cask_kd_set_cas(t, r->cas);
+        t->off = (uint32_t)r->seq;
+        t->vlen = (uint32_t)(r->seq >> 32);
+        return;
+    }
+    if (t != NULL) {
+        uint64_t tseq = (uint64_t)t->vlen << 32 | t->off;
+        if (r->cas < cask_kd_cas(t) ||
+            (r->cas == cask_kd_cas(t) && r->seq <= tseq)) {
+            return; /* deleted after this was written */
+        }
+    }
+    if (e == NULL) {
+        e = cask_kd_insert(sh->kd, h, key, r->klen);
+        if (e == NULL) {
+            rv->err = ENOMEM;
+            return;
+        }
+    } else if (!newer_than(sh, r->cas, r->seq, e)) {
+        return;
+    }
+    index_put(sh, e, r, seg->slot, (uint32_t)off);
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Segment ids in the shard directory, sorted; stale temp files removed. */
+static int
+list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
+{
+    DIR *d = opendir(sh->dir);
+    size_t cap = 0;
+    *ids = NULL;
+    *n = 0;
+    if (d == NULL) {
+        return errno;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        unsigned id;
+        char ext[16];
+        size_t nl = strlen(de->d_name);
+        if (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0) {
+            /* A hint or meta temp file left by a crash. */
+            unlinkat(dirfd(d), de->d_name, 0);
+            continue;
+        }
+        if (sscanf(de->d_name, "%8x.%15s", &id, ext) != 2 ||
+            strcmp(ext, "seg") != 0 || nl != 12) {
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint32_t *ni = realloc(*ids, cap * sizeof(uint32_t));
+            if (ni == NULL) {
+                closedir(d);
+                return ENOMEM;
+            }
+            *ids = ni;
+        }
+        (*ids)[(*n)++] = id;
+    }
+    closedir(d);
+    if (*n > 1) {
+        qsort(*ids, *n, sizeof(uint32_t), cmp_u32);
+    }
+    return 0;
+}
+
+static void
+hint_size(struct cask_shard *sh, struct cask_segment *s)
+{
+    char p[CASK_PATH_MAX];
+    struct stat st;
+    cask_seg_path(p, sizeof(p), sh->dir, s->id, "hint");
+    s->hint_bytes = stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static int
+recover(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    struct recov rv = {.sh = sh, .flush_cas = atomic_load(&c->flush_cas)};
+    int rc = list_segments(sh, &ids, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    rv.tombs = cask_kd_create();
+    if (rv.tombs == NULL) {
+        free(ids);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct cask_segment *s = NULL;
+        uint64_t dropped = 0, cov = 0;
+        rc = cask_seg_open(&s, sh->dir, ids[i], &dropped);
+        if (rc != 0) {
+            cask_logf(c, CASK_LOG_ERROR, "shard %u: open segment %08x: %s",
+                      sh->idx, ids[i], strerror(rc));
+            goto out;
+        }
+        if (dropped > 0) {
+            cask_logf(c, CASK_LOG_WARN,
+                      "shard %u: segment %08x had a bad header; dropped "
+                      "%" PRIu64 " bytes", sh->idx, s->id, dropped);
+            sh->bytes_truncated += dropped;
+        }
+        rc = cask_shard_add_slot(sh, s);
+        if (rc != 0) {
+            cask_seg_close(&s);
+            goto out;
+        }
+        rv.seg = s;
+        rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv,
+                            &cov);
+        if (rc == 0) {
+            s->hint_len = cov;
+            hint_size(sh, s);
+        } else {
+            if (rc != ENOENT) {
+                cask_logf(c, CASK_LOG_WARN,
+                          "shard %u: hint of segment %08x unusable; "
+                          "scanning the segment", sh->idx, s->id);
+                cask_hint_remove(sh->dir, s->id);
+            }
+            cov = CASK_SEG_HDR;
+        }
+        uint64_t end = cask_seg_scan(s, cov, CASK_REC_VMAX, recover_rec,
+                                     &rv);
+        if (end < s->flushed) {
+            uint64_t lost = s->flushed - end;
+            cask_logf(c, CASK_LOG_WARN,
+                      "shard %u: segment %08x: torn or corrupt tail, "
+                      "truncated %" PRIu64 " bytes at offset %" PRIu64,
+                      sh->idx, s->id, lost, end);
+            sh->bytes_truncated += lost;
+            rc = cask_seg_truncate(s, end);
+            if (rc != 0) {
+                cask_logf(c, CASK_LOG_ERROR, "shard %u: truncate %08x: %s",
+                          sh->idx, s->id, strerror(rc));
+                goto out;
+            }
+        }
+        if (rv.err != 0) {
+            rc = rv.err;
+            goto out;
+        }
+        if (s->id >= sh->next_id) {
+            sh->next_id = s->id + 1;
+        }
+    }
+    /* Keep appending to the newest segment when it has room. */
+    struct cask_segment *last = NULL;
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s != NULL && (last == NULL || s->id > last->id)) {
+            last = s;
+        }
+    }
+    if (last != NULL && last->flushed < c->opt.segment_size) {
+        rc = cask_seg_make_active(last, CASK_APPEND_BUF,
+                                  (size_t)c->opt.segment_size);
+        if (rc != 0) {
+            goto out;
+        }
+        cask_hint_remove(sh->dir, last->id);
+        last->hint_len = 0;
+        last->hint_bytes = 0;
+        sh->active = last;
+    } else {
+        struct cask_segment *s = NULL;
+        rc = cask_seg_create(&s, sh->dir, sh->next_id, CASK_APPEND_BUF,
+                             (size_t)c->opt.segment_size);
+        if (rc != 0) {
+            goto out;
+        }
+        rc = cask_shard_add_slot(sh, s);
+        if (rc != 0) {
+            cask_seg_close(&s);
+            goto out;
+        }
+        sh->next_id++;
+        sh->active = s;
+    }
+out:
+    cask_kd_destroy(&rv.tombs);
+    free(ids);
+    return rc;
+}
+
+int
+cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx)
+{
+    struct cask_shard *sh = calloc(1, sizeof(*sh));
+    int rc;
+    if (sh == NULL) {
+        return ENOMEM;
+    }
+    sh->store = c;
+    sh->idx = idx;
+    sh->next_id = 1;
+    pthread_mutex_init(&sh->mu, NULL);
+    pthread_mutex_init(&sh->maint_mu, NULL);
+    pthread_cond_init(&sh->sync_cv, NULL);
+    snprintf(sh->dir, sizeof(sh->dir), "%s/shard-%03u", c->dir, idx);
+    if (mkdir(sh->dir, 0755) != 0 && errno != EEXIST) {
+        rc = errno;
+        cask_logf(c, CASK_LOG_ERROR, "mkdir %s: %s", sh->dir, strerror(rc));
+        goto fail;
+    }
+    sh->kd = cask_kd_create();
+    if (sh->kd == NULL) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    rc = recover(sh);
+    if (rc != 0) {
+        goto fail;
+    }
+    *out = sh;
+    return 0;
+fail:
+    cask_shard_close(&sh);
+    return rc;
+}
+
+void
+cask_shard_write_hints(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->maint_mu);
+    for (uint32_t i = 0;; i++) {
+        pthread_mutex_lock(&sh->mu);
+        if (i >= sh->nslots) {
+            pthread_mutex_unlock(&sh->mu);
+            break;
+        }
+        struct cask_segment *s = sh->segs[i];
+        bool need = s != NULL && s != sh->active && !s->is_output &&
+                    s->hint_len != s->flushed;
+        pthread_mutex_unlock(&sh->mu);
+        /* Closed segments are immutable and only freed under maint_mu, so
+         * the scan runs without the shard mutex. */
+        if (need) {
+            int rc = cask_hint_write(sh->dir, s, CASK_REC_VMAX);
+            if (rc != 0) {
+                cask_logf(sh->store, CASK_LOG_WARN,
+                          "shard %u: write hint %08x: %s", sh->idx, s->id,
+                          strerror(rc));
+            }
+        }
+    }
+    pthread_mutex_unlock(&sh->maint_mu);
+}
+
+void
+cask_shard_close(struct cask_shard **shp)
+{
+    struct cask_shard *sh = *shp;
+    if (sh == NULL) {
+        return;
+    }
+    struct cask *c = sh->store;
+    if (sh->active != NULL) {
+        struct cask_segment *a = sh->active;
+        int rc = cask_seg_flush(a);
+        if (rc == 0 && !sh->failed && (sh->synced_seq < sh->app_seq ||
+                                       c->opt.sync != CASK_SYNC_ALWAYS)) {
+            rc = cask_io_fdatasync(a->fd);
+            sh->syncs++;
+        }
+        if (rc != 0) {
+            cask_logf(c, CASK_LOG_ERROR, "shard %u: close seg %08x: %s",
+                      sh->idx, a->id, strerror(rc));
+        }
+        /* From here on the active segment takes no appends: give it a hint
+         * too, so the next start reads no segment in full. */
+        sh->active = NULL;
+        if (rc == 0 && !sh->failed) {
+            cask_shard_write_hints(sh);
+        }
+    }
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        cask_seg_close(&sh->segs[i]);
+    }
+    free(sh->segs);
+    cask_kd_destroy(&sh->kd);
+    pthread_mutex_destroy(&sh->mu);
+    pthread_mutex_destroy(&sh->maint_mu);
+    pthread_cond_destroy(&sh->sync_cv);
+    free(sh);
+    *shp = NULL;
+}
+
+void
+cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&sh->mu);
+    st->live_keys = cask_kd_count(sh->kd);
+    st->keydir_bytes = cask_kd_bytes(sh->kd);
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s == NULL) {
+            continue;
+        }
+        st->segments++;
+        st->live_bytes += s->live_bytes;
+        st->dead_bytes += s->size - CASK_SEG_HDR - s->live_bytes;
+        st->disk_bytes += s->size + s->hint_bytes;
+    }
+    st->compactions = sh->compactions;
+    st->bytes_reclaimed = sh->bytes_reclaimed;
+    st->syncs = sh->syncs;
+    st->records_recovered = sh->records_recovered;
+    st->bytes_truncated = sh->bytes_truncated;
+    st->failed = sh->failed;
+    pthread_mutex_unlock(&sh->mu);
+}

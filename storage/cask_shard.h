@@ -1,0 +1,93 @@
+/* cask_shard.h - one bitcask: a directory of segments, a keydir, a mutex.
+ *
+ * The shard owns its directory, segments, keydir and locks; nothing outside
+ * cask_shard.c and cask_merge.c dereferences it. Lock order: maint_mu, then
+ * mu, then the store's meta_mu.
+ */
+#ifndef BITCACHED_CASK_SHARD_H
+#define BITCACHED_CASK_SHARD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "storage/cask.h"
+#include "storage/cask_internal.h"
+#include "storage/cask_keydir.h"
+#include "storage/cask_segment.h"
+
+#define CASK_MAX_SLOTS 65535u
+
+struct cask_shard {
+    struct cask *store;
+    unsigned idx;
+    char dir[CASK_PATH_MAX];
+
+    pthread_mutex_t mu;          /* covers everything below but maint state */
+    pthread_cond_t sync_cv;      /* group commit: a sync finished */
+    pthread_mutex_t maint_mu;    /* one compaction or hint writer at a time */
+
+    struct cask_keydir *kd;
+    struct cask_segment **segs;  /* slot table, NULL = free slot */
+    uint32_t nslots;
+    struct cask_segment *active; /* the only segment that takes appends */
+    uint32_t next_id;
+
+    uint64_t app_seq;            /* appends so far */
+    uint64_t synced_seq;         /* appends covered by a finished sync */
+    bool syncing;                /* a thread is in fdatasync for the shard */
+    bool failed;                 /* latched after an fdatasync failure */
+    bool compact_req;            /* forced compaction asked for */
+
+    uint64_t max_cas;            /* largest cas seen at recovery */
+    uint64_t compactions;
+    uint64_t bytes_reclaimed;
+    uint64_t syncs;
+    uint64_t records_recovered;
+    uint64_t bytes_truncated;
+};
+
+/* Open (create) shard idx under the store's directory and recover it. */
+int cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx);
+
+/* Flush, sync, write the hints still missing, free. Safe on NULL. */
+void cask_shard_close(struct cask_shard **sh);
+
+int cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key,
+                   size_t klen, struct cask_item *it, char **val);
+int cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
+                     size_t klen, int64_t exp_abs_s, struct cask_item *it,
+                     char **val);
+int cask_shard_store(struct cask_shard *sh, uint64_t h,
+                     enum cask_store_mode mode, const void *key, size_t klen,
+                     const void *val, size_t vlen, uint32_t flags,
+                     int64_t exp_abs_s, uint64_t cas_in, uint64_t *cas_out);
+int cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
+                      size_t klen, uint64_t cas_in);
+int cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
+                     size_t klen, const struct cask_arith *a,
+                     uint64_t *value_out, struct cask_item *it);
+
+/* Make everything appended so far durable (INTERVAL thread, cask_sync). */
+int cask_shard_sync(struct cask_shard *sh);
+
+/* Push the append buffer to the kernel without syncing (NEVER policy). */
+void cask_shard_flush_buffer(struct cask_shard *sh);
+
+/* Write hint files for closed segments that lack an up-to-date one. */
+void cask_shard_write_hints(struct cask_shard *sh);
+
+/* Compact the shard (cask_merge.c): force = every closed segment with any
+ * dead bytes, else those past compact_ratio. Blocks; returns 0 or an error. */
+int cask_shard_compact(struct cask_shard *sh, bool force);
+
+void cask_shard_stats(struct cask_shard *sh, struct cask_stats *st);
+
+/* Helpers shared with cask_merge.c; call with mu held. */
+int cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s);
+uint64_t cask_shard_entry_len(const struct cask_kd_entry *e);
+bool cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas);
+/* Close the active segment (flush, sync) and start a new one. */
+int cask_shard_roll(struct cask_shard *sh);
+
+#endif

@@ -1,0 +1,453 @@
+/* test_cask_ops.c - every per-key operation of the store and its edge cases:
+ * set/add/replace/cas/append/prepend, incr/decr, touch, delete, expiry with a
+ * fake clock, flush_all (now, delayed, across a restart), cas uniqueness and
+ * monotonicity across restarts, key and value limits, the shard-count check.
+ */
+#include "storage/cask.h"
+
+#include "tests/unit/test_cask_util.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+struct fx {
+    char *dir;
+    struct cask *c;
+    struct cask_options o;
+};
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    f->dir = tc_mkdtemp();
+    tc_now = 1700000000;
+    tc_options(&f->o);
+    if (cask_open(&f->c, f->dir, &f->o) != CASK_OK) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    cask_close(&f->c);
+    tc_rmrf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static void
+reopen(struct fx *f)
+{
+    cask_close(&f->c);
+    assert_null(f->c);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+}
+
+static void
+test_set_get_delete(void **state)
+{
+    struct fx *f = *state;
+    struct cask_item it;
+    char *v = NULL;
+    uint64_t cas1 = 0, cas2 = 0;
+
+    assert_true(tc_absent(f->c, "a"));
+    assert_int_equal(cask_store(f->c, CASK_SET, "a", 1, "xyz", 3, 17, 0, 0,
+                                &cas1), CASK_OK);
+    assert_int_equal(cask_get(f->c, "a", 1, &it, &v), CASK_OK);
+    assert_int_equal(it.vlen, 3);
+    assert_int_equal(it.flags, 17);
+    assert_int_equal(it.cas, cas1);
+    assert_int_equal(it.exp_abs_s, 0);
+    assert_memory_equal(v, "xyz", 4); /* NUL after the value */
+    free(v);
+    /* metadata only */
+    assert_int_equal(cask_get(f->c, "a", 1, &it, NULL), CASK_OK);
+    assert_int_equal(it.vlen, 3);
+
+    assert_int_equal(cask_store(f->c, CASK_SET, "a", 1, "", 0, 0, 0, 0, &cas2),
+                     CASK_OK);
+    assert_true(cas2 > cas1);
+    assert_true(tc_is(f->c, "a", ""));
+
+    assert_int_equal(cask_delete(f->c, "a", 1, 0), CASK_OK);
+    assert_true(tc_absent(f->c, "a"));
+    assert_int_equal(cask_delete(f->c, "a", 1, 0), CASK_ENOTFOUND);
+
+    /* binary-safe keys and values */
+    char key[3] = {'k', '\0', 'z'};
+    char val[4] = {'\0', '\r', '\n', '\0'};
+    assert_int_equal(cask_store(f->c, CASK_SET, key, 3, val, 4, 0, 0, 0, NULL),
+                     CASK_OK);
+    assert_int_equal(cask_get(f->c, key, 3, &it, &v), CASK_OK);
+    assert_memory_equal(v, val, 4);
+    free(v);
+    assert_int_equal(cask_get(f->c, "k", 1, &it, NULL), CASK_ENOTFOUND);
+}
+
+static void
+test_add_replace_cas(void **state)
+{
+    struct fx *f = *state;
+    uint64_t cas = 0, cas2 = 0;
+
+    assert_int_equal(cask_store(f->c, CASK_REPLACE, "k", 1, "1", 1, 0, 0, 0,
+                                NULL), CASK_ENOTSTORED);
+    assert_int_equal(cask_store(f->c, CASK_ADD, "k", 1, "1", 1, 0, 0, 0, &cas),
+                     CASK_OK);
+    assert_int_equal(cask_store(f->c, CASK_ADD, "k", 1, "2", 1, 0, 0, 0, NULL),
+                     CASK_ENOTSTORED);
+    assert_true(tc_is(f->c, "k", "1"));
+    assert_int_equal(cask_store(f->c, CASK_REPLACE, "k", 1, "3", 1, 0, 0, 0,
+                                &cas2), CASK_OK);
+    assert_true(tc_is(f->c, "k", "3"));
+    /* cas */
+    assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, "4", 1, 0, 0, cas,
+                                NULL), CASK_EEXISTS);
+    assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, "4", 1, 0, 0, cas2,
+                                &cas), CASK_OK);
+    assert_true(tc_is(f->c, "k", "4"));
+    assert_int_equal(cask_store(f->c, CASK_SET, "nope", 4, "4", 1, 0, 0, cas,
+                                NULL), CASK_ENOTFOUND);
+    /* delete with cas */
+    assert_int_equal(cask_delete(f->c, "k", 1, cas + 1000), CASK_EEXISTS);
+    assert_int_equal(cask_delete(f->c, "k", 1, cas), CASK_OK);
+    /* add succeeds on an expired item */
+    assert_int_equal(cask_store(f->c, CASK_SET, "e", 1, "old", 3, 0,
+                                tc_now + 5, 0, NULL), CASK_OK);
+    tc_now += 5;
+    assert_int_equal(cask_store(f->c, CASK_ADD, "e", 1, "new", 3, 0, 0, 0,
+                                NULL), CASK_OK);
+    assert_true(tc_is(f->c, "e", "new"));
+}
+
+static void
+test_append_prepend(void **state)
+{
+    struct fx *f = *state;
+    struct cask_item it;
+    assert_int_equal(cask_store(f->c, CASK_APPEND, "k", 1, "x", 1, 0, 0, 0,
+                                NULL), CASK_ENOTSTORED);
+    assert_int_equal(cask_store(f->c, CASK_PREPEND, "k", 1, "x", 1, 0, 0, 0,
+                                NULL), CASK_ENOTSTORED);
+    assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, "mid", 3, 9,
+                                tc_now + 100, 0, NULL), CASK_OK);
+    assert_int_equal(cask_store(f->c, CASK_APPEND, "k", 1, "-end", 4, 1, 0, 0,
+                                NULL), CASK_OK);
+    assert_int_equal(cask_store(f->c, CASK_PREPEND, "k", 1, "start-", 6, 2, 0,
+                                0, NULL), CASK_OK);
+    assert_true(tc_is(f->c, "k", "start-mid-end"));
+    assert_int_equal(cask_get(f->c, "k", 1, &it, NULL), CASK_OK);
+    assert_int_equal(it.flags, 9);             /* kept */
+    assert_int_equal(it.exp_abs_s, tc_now + 100); /* kept */
+    /* too big after appending */
+    f->o.value_max = 16;
+    reopen(f);
+    assert_int_equal(cask_store(f->c, CASK_APPEND, "k", 1, "1234", 4, 0, 0, 0,
+                                NULL), CASK_ETOOBIG);
+    assert_true(tc_is(f->c, "k", "start-mid-end"));
+    assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, "12345678901234567",
+                                17, 0, 0, 0, NULL), CASK_ETOOBIG);
+}
+
+static void
+test_arith(void **state)
+{
+    struct fx *f = *state;
+    struct cask_arith a = {.incr = true, .delta = 5};
+    uint64_t v = 0;
+    struct cask_item it;
+
+    assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, NULL), CASK_ENOTFOUND);
+    assert_int_equal(tc_set(f->c, "n", "10"), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, &it), CASK_OK);
+    assert_int_equal(v, 15);
+    assert_true(tc_is(f->c, "n", "15"));
+    /* decr floors at 0 and pads to the old length */
+    a.incr = false;
+    a.delta = 6;
+    assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, NULL), CASK_OK);
+    assert_int_equal(v, 9);
+    assert_true(tc_is(f->c, "n", "9 "));
+    a.delta = 100;
+    assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, NULL), CASK_OK);
+    assert_int_equal(v, 0);
+    assert_true(tc_is(f->c, "n", "0 "));
+    /* the padded value is still a number */
+    a.incr = true;
+    a.delta = 123;
+    assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, NULL), CASK_OK);
+    assert_int_equal(v, 123);
+    assert_true(tc_is(f->c, "n", "123"));
+    /* incr wraps at 2^64 */
+    assert_int_equal(tc_set(f->c, "w", "18446744073709551615"), CASK_OK);
+    a.delta = 2;
+    assert_int_equal(cask_arith(f->c, "w", 1, &a, &v, NULL), CASK_OK);
+    assert_int_equal(v, 1);
+    assert_true(tc_is(f->c, "w", "1                   "));
+    /* non-numeric */
+    assert_int_equal(tc_set(f->c, "s", "abc"), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    assert_int_equal(tc_set(f->c, "s", "12a"), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    assert_int_equal(tc_set(f->c, "s", ""), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    assert_int_equal(tc_set(f->c, "s", "18446744073709551616"), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    /* flags and expiry kept, cas changes */
+    uint64_t cas;
+    assert_int_equal(cask_store(f->c, CASK_SET, "f", 1, "7", 1, 33,
+                                tc_now + 50, 0, &cas), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "f", 1, &a, &v, &it), CASK_OK);
+    assert_int_equal(it.flags, 33);
+    assert_int_equal(it.exp_abs_s, tc_now + 50);
+    assert_true(it.cas > cas);
+    /* cas_in */
+    a.cas_in = cas;
+    assert_int_equal(cask_arith(f->c, "f", 1, &a, &v, NULL), CASK_EEXISTS);
+    a.cas_in = it.cas;
+    assert_int_equal(cask_arith(f->c, "f", 1, &a, &v, NULL), CASK_OK);
+    /* vivify */
+    struct cask_arith viv = {.incr = true, .delta = 1, .vivify = true,
+                             .initial = 42, .vivify_exp_abs_s = tc_now + 9};
+    assert_int_equal(cask_arith(f->c, "v", 1, &viv, &v, &it), CASK_OK);
+    assert_int_equal(v, 42);
+    assert_int_equal(it.exp_abs_s, tc_now + 9);
+    assert_true(tc_is(f->c, "v", "42"));
+    assert_int_equal(cask_arith(f->c, "v", 1, &viv, &v, NULL), CASK_OK);
+    assert_int_equal(v, 43);
+}
+
+static void
+test_touch_and_expiry(void **state)
+{
+    struct fx *f = *state;
+    struct cask_item it;
+    char *v = NULL;
+    uint64_t cas;
+
+    assert_int_equal(cask_store(f->c, CASK_SET, "t", 1, "val", 3, 5,
+                                tc_now + 10, 0, &cas), CASK_OK);
+    tc_now += 9;
+    assert_true(tc_is(f->c, "t", "val"));
+    assert_int_equal(cask_touch(f->c, "t", 1, tc_now + 100, &it, &v), CASK_OK);
+    assert_int_equal(it.cas, cas); /* touch keeps the cas */
+    assert_int_equal(it.exp_abs_s, tc_now + 100);
+    assert_memory_equal(v, "val", 3);
+    free(v);
+    tc_now += 50;
+    assert_true(tc_is(f->c, "t", "val"));
+    /* survives a restart with its new expiry and old cas */
+    reopen(f);
+    assert_int_equal(cask_get(f->c, "t", 1, &it, NULL), CASK_OK);
+    assert_int_equal(it.cas, cas);
+    assert_int_equal(it.exp_abs_s, tc_now + 50);
+    tc_now += 50;
+    assert_int_equal(cask_get(f->c, "t", 1, &it, NULL), CASK_ENOTFOUND);
+    assert_int_equal(it.gone, CASK_GONE_EXPIRED);
+    assert_int_equal(cask_touch(f->c, "t", 1, 0, &it, NULL), CASK_ENOTFOUND);
+    assert_int_equal(it.gone, CASK_GONE_EXPIRED);
+    assert_int_equal(cask_touch(f->c, "zz", 2, 0, &it, NULL), CASK_ENOTFOUND);
+    assert_int_equal(it.gone, CASK_GONE_ABSENT);
+    /* exp 1 = long past: immediately expired */
+    assert_int_equal(cask_store(f->c, CASK_SET, "p", 1, "x", 1, 0, 1, 0, NULL),
+                     CASK_OK);
+    assert_true(tc_absent(f->c, "p"));
+    assert_int_equal(cask_delete(f->c, "p", 1, 0), CASK_ENOTFOUND);
+    assert_int_equal(cask_store(f->c, CASK_REPLACE, "p", 1, "y", 1, 0, 0, 0,
+                                NULL), CASK_ENOTSTORED);
+}
+
+static void
+test_flush(void **state)
+{
+    struct fx *f = *state;
+    struct cask_item it;
+    assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "b", "2"), CASK_OK);
+    assert_int_equal(cask_flush(f->c, tc_now), CASK_OK);
+    assert_int_equal(cask_get(f->c, "a", 1, &it, NULL), CASK_ENOTFOUND);
+    assert_int_equal(it.gone, CASK_GONE_FLUSHED);
+    assert_int_equal(tc_set(f->c, "c", "3"), CASK_OK);
+    reopen(f);
+    assert_true(tc_absent(f->c, "a"));
+    assert_true(tc_absent(f->c, "b"));
+    assert_true(tc_is(f->c, "c", "3"));
+    assert_int_equal(cask_store(f->c, CASK_ADD, "a", 1, "new", 3, 0, 0, 0,
+                                NULL), CASK_OK);
+    assert_true(tc_is(f->c, "a", "new"));
+
+    /* delayed flush: pending until the clock passes it */
+    assert_int_equal(cask_flush(f->c, tc_now + 10), CASK_OK);
+    tc_now += 5;
+    assert_true(tc_is(f->c, "c", "3"));
+    tc_now += 5;
+    assert_true(tc_absent(f->c, "c"));
+    assert_int_equal(tc_set(f->c, "d", "4"), CASK_OK);
+    reopen(f);
+    assert_true(tc_absent(f->c, "c"));
+    assert_true(tc_is(f->c, "d", "4"));
+
+    /* a pending flush that comes due while the store is closed */
+    assert_int_equal(cask_flush(f->c, tc_now + 10), CASK_OK);
+    cask_close(&f->c);
+    tc_now += 20;
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_absent(f->c, "d"));
+    assert_int_equal(tc_set(f->c, "e", "5"), CASK_OK);
+    assert_true(tc_is(f->c, "e", "5"));
+
+    /* a later call replaces a pending flush */
+    assert_int_equal(cask_flush(f->c, tc_now + 10), CASK_OK);
+    assert_int_equal(cask_flush(f->c, tc_now + 100), CASK_OK);
+    tc_now += 20;
+    assert_true(tc_is(f->c, "e", "5"));
+    tc_now += 100;
+    assert_true(tc_absent(f->c, "e"));
+}
+
+static void
+test_cas_monotonic(void **state)
+{
+    struct fx *f = *state;
+    uint64_t last = 0, cas = 0;
+    for (int r = 0; r < 3; r++) {
+        for (int i = 0; i < 50; i++) {
+            char k[16];
+            snprintf(k, sizeof(k), "k%d", i % 7);
+            assert_int_equal(cask_store(f->c, CASK_SET, k, strlen(k), "v", 1, 0,
+                                        0, 0, &cas), CASK_OK);
+            assert_true(cas > last);
+            last = cas;
+        }
+        /* delete what carries the highest cas, compact it away, reopen */
+        for (int i = 0; i < 7; i++) {
+            char k[16];
+            snprintf(k, sizeof(k), "k%d", i);
+            assert_int_equal(cask_delete(f->c, k, strlen(k), 0), CASK_OK);
+        }
+        assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
+        reopen(f);
+        assert_int_equal(tc_set(f->c, "x", "1"), CASK_OK);
+        assert_int_equal(cask_store(f->c, CASK_SET, "y", 1, "v", 1, 0, 0, 0,
+                                    &cas), CASK_OK);
+        assert_true(cas > last);
+        last = cas;
+    }
+}
+
+static void
+test_limits(void **state)
+{
+    struct fx *f = *state;
+    char key[CASK_KEY_MAX + 1];
+    memset(key, 'k', sizeof(key));
+    assert_int_equal(cask_store(f->c, CASK_SET, key, 0, "v", 1, 0, 0, 0, NULL),
+                     CASK_EBADKEY);
+    assert_int_equal(cask_store(f->c, CASK_SET, key, CASK_KEY_MAX + 1, "v", 1,
+                                0, 0, 0, NULL), CASK_EBADKEY);
+    assert_int_equal(cask_store(f->c, CASK_SET, key, CASK_KEY_MAX, "v", 1, 0,
+                                0, 0, NULL), CASK_OK);
+    assert_int_equal(cask_get(f->c, key, CASK_KEY_MAX + 1, NULL, NULL),
+                     CASK_EBADKEY);
+    char *big = malloc(CASK_DEFAULT_VALUE_MAX + 1);
+    memset(big, 'b', CASK_DEFAULT_VALUE_MAX + 1);
+    assert_int_equal(cask_store(f->c, CASK_SET, "big", 3, big,
+                                CASK_DEFAULT_VALUE_MAX + 1, 0, 0, 0, NULL),
+                     CASK_ETOOBIG);
+    assert_int_equal(cask_store(f->c, CASK_SET, "big", 3, big,
+                                CASK_DEFAULT_VALUE_MAX, 0, 0, 0, NULL),
+                     CASK_OK);
+    struct cask_item it;
+    char *v = NULL;
+    assert_int_equal(cask_get(f->c, "big", 3, &it, &v), CASK_OK);
+    assert_int_equal(it.vlen, CASK_DEFAULT_VALUE_MAX);
+    assert_memory_equal(v, big, CASK_DEFAULT_VALUE_MAX);
+    free(v);
+    free(big);
+    assert_string_equal(cask_strerror(CASK_ENOTFOUND), "not found");
+    assert_non_null(cask_strerror(12345678));
+}
+
+static void
+test_big_values(void **state)
+{
+    struct fx *f = *state;
+    /* 128 MiB must work (with value_max raised), across a restart */
+    size_t n = 128u << 20;
+    f->o.value_max = (uint32_t)n;
+    f->o.segment_size = 64u << 20;
+    reopen(f);
+    char *big = malloc(n);
+    for (size_t i = 0; i < n; i += 4096) {
+        big[i] = (char)(i >> 12);
+    }
+    assert_int_equal(tc_set(f->c, "before", "1"), CASK_OK);
+    assert_int_equal(cask_store(f->c, CASK_SET, "huge", 4, big, n, 0, 0, 0,
+                                NULL), CASK_OK);
+    assert_int_equal(tc_set(f->c, "after", "2"), CASK_OK);
+    reopen(f);
+    char *v = NULL;
+    struct cask_item it;
+    assert_int_equal(cask_get(f->c, "huge", 4, &it, &v), CASK_OK);
+    assert_int_equal(it.vlen, n);
+    assert_memory_equal(v, big, n);
+    free(v);
+    free(big);
+    assert_true(tc_is(f->c, "before", "1"));
+    assert_true(tc_is(f->c, "after", "2"));
+}
+
+static void
+test_shard_count_recorded(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
+    cask_close(&f->c);
+    struct cask_options o = f->o;
+    o.shards = 8;
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &o), CASK_EINVAL);
+    assert_null(f->c);
+    assert_non_null(strstr(tc_log, "shards"));
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_is(f->c, "a", "1"));
+    assert_int_equal(cask_shards(f->c), 4);
+    assert_true(cask_shard_of(f->c, "a", 1) < 4);
+    struct cask_stats st;
+    assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+    assert_int_equal(st.live_keys, 1);
+    assert_int_equal(cask_stats(f->c, 4, &st), CASK_EINVAL);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_set_get_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_replace_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_prepend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arith, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_touch_and_expiry, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cas_monotonic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shard_count_recorded, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
