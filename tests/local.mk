@@ -42,3 +42,10 @@ dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smo
 EXTRA_DIST += tests/integration/bcserver.py
 TESTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py
+
+# Server benchmark (not part of make check): tests/bench/bench_server.sh.
+noinst_PROGRAMS += tests/bench/bench_load
+tests_bench_bench_load_SOURCES = tests/bench/bench_load.c
+tests_bench_bench_load_CFLAGS = $(AM_CFLAGS) $(LIBMEMCACHED_CFLAGS)
+tests_bench_bench_load_LDADD = $(LIBMEMCACHED_LIBS)
+EXTRA_DIST += tests/bench/bench_server.sh

@@ -1,0 +1,147 @@
+#!/bin/sh
+# bench_server.sh - throughput of bitcached against Debian's memcached with
+# memaslap (memcaslap), alternating A B A B so drift hits both alike, and
+# bitcached's memory and restart time with 1,000,000 keys. Not part of make
+# check: run it from the build tree after `make`. Prints name=value lines.
+#
+# Environment: BITCACHED (default ./bitcached), MEMCACHED, MEMASLAP,
+# BENCH_LOAD (default tests/bench/bench_load), ROUNDS (3), SECS (8 per run),
+# THREADS (server threads for both, 4), CONC (64), NKEYS (1000000).
+set -u
+
+top=${top_builddir:-.}
+BITCACHED=${BITCACHED:-$top/bitcached}
+MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
+MEMASLAP=${MEMASLAP:-$(command -v memcaslap || command -v memaslap || true)}
+BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-8}
+THREADS=${THREADS:-4}
+CONC=${CONC:-64}
+NKEYS=${NKEYS:-1000000}
+
+for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
+    if [ -z "$tool" ] || [ ! -x "$tool" ]; then
+        echo "bench_server.sh: missing tool '$tool' (build with make; install memcached and libmemcached-tools)" >&2
+        exit 77
+    fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bc-bench.XXXXXX") || exit 1
+pid=
+stop_server() {
+    if [ -n "$pid" ]; then
+        kill -TERM "$pid" 2>/dev/null
+        i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        pid=
+    fi
+}
+cleanup() {
+    stop_server
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_server bitcached|memcached: sets pid and port; retries on a port race.
+start_server() {
+    for attempt in 1 2 3 4 5; do
+        port=$(free_port)
+        if [ "$1" = bitcached ]; then
+            "$BITCACHED" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
+                -l 127.0.0.1 -p "$port" 2>>"$tmp/server.log" &
+        else
+            user=
+            [ "$(id -u)" = 0 ] && user="-u root"
+            # shellcheck disable=SC2086
+            "$MEMCACHED" -U 0 -m 2048 -t "$THREADS" -l 127.0.0.1 -p "$port" $user \
+                2>>"$tmp/server.log" &
+        fi
+        pid=$!
+        if "$BENCH_LOAD" wait "$port" 60000 && kill -0 "$pid" 2>/dev/null; then
+            return 0
+        fi
+        stop_server
+    done
+    echo "bench_server.sh: $1 did not start" >&2
+    cat "$tmp/server.log" >&2
+    exit 1
+}
+
+# write_cfg FILE SET_PROPORTION GET_PROPORTION: 32-byte keys, 100-byte values.
+write_cfg() {
+    printf 'key\n32 32 1\nvalue\n100 100 1\ncmd\n0 %s\n1 %s\n' "$2" "$3" > "$1"
+}
+write_cfg "$tmp/get90.cfg" 0.1 0.9
+write_cfg "$tmp/set100.cfg" 1.0 0.0
+
+# run_one SERVER CFG: prints the TPS of one memaslap run against a fresh server.
+run_one() {
+    rm -rf "$tmp/data"
+    start_server "$1"
+    out=$("$MEMASLAP" -s "127.0.0.1:$port" -F "$2" -t "${SECS}s" -c "$CONC" -T 2 2>&1)
+    stop_server
+    tps=$(printf '%s\n' "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
+    if [ -z "$tps" ]; then
+        echo "bench_server.sh: no TPS from memaslap against $1:" >&2
+        printf '%s\n' "$out" | tail -5 >&2
+        tps=0
+    fi
+    echo "$tps"
+}
+
+median() {
+    tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+for workload in get90 set100; do
+    bc_all=
+    mc_all=
+    r=0
+    while [ $r -lt "$ROUNDS" ]; do
+        bc_all="$bc_all $(run_one bitcached "$tmp/$workload.cfg")"
+        mc_all="$mc_all $(run_one memcached "$tmp/$workload.cfg")"
+        r=$((r + 1))
+    done
+    bc=$(echo "$bc_all" | median)
+    mc=$(echo "$mc_all" | median)
+    echo "${workload}_bitcached_ops_s=$bc"
+    echo "${workload}_memcached_ops_s=$mc"
+    echo "${workload}_bitcached_runs=\"$(echo $bc_all)\""
+    echo "${workload}_memcached_runs=\"$(echo $mc_all)\""
+    awk -v a="$bc" -v b="$mc" -v n="$workload" \
+        'BEGIN { printf "%s_ratio=%.3f\n", n, (b > 0 ? a / b : 0) }'
+done
+
+# Memory and restart time with NKEYS keys of 100 bytes.
+rm -rf "$tmp/data"
+start_server bitcached
+t0=$(date +%s.%N)
+"$BENCH_LOAD" load "$port" "$NKEYS" 100 || exit 1
+t1=$(date +%s.%N)
+sleep 1
+rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status")
+awk -v a="$t0" -v b="$t1" -v n="$NKEYS" 'BEGIN { printf "load_1m_keys_s=%.2f\n", b - a }'
+echo "rss_kb_after_1m_keys=$rss"
+stop_server
+t0=$(date +%s.%N)
+"$BITCACHED" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
+    -l 127.0.0.1 -p "$port" 2>>"$tmp/server.log" &
+pid=$!
+if ! "$BENCH_LOAD" probe "$port" "bench:$((NKEYS / 2))" 120000; then
+    echo "bench_server.sh: loaded key missing after restart" >&2
+    exit 1
+fi
+t1=$(date +%s.%N)
+awk -v a="$t0" -v b="$t1" 'BEGIN { printf "restart_s_1m_keys=%.2f\n", b - a }'
+rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status")
+echo "rss_kb_after_restart_1m_keys=$rss"
+stop_server
+exit 0
