@@ -261,9 +261,13 @@ main(int argc, char **argv)
     }
     if (settings.pidfile != NULL &&
         (rc = write_pidfile(settings.pidfile)) != 0) {
-        fprintf(stderr, "bitcached: cannot write pidfile %s: %s\n",
-                settings.pidfile, strerror(rc));
-        return EX_CANTCREAT;
+        /* As memcached: a pidfile that cannot be written is reported, not
+         * fatal (Debian's memcached.conf names a directory that may not
+         * exist). */
+        log_msg(LOG_WARN, "cannot write pidfile %s: %s", settings.pidfile,
+                strerror(rc));
+        free(settings.pidfile);
+        settings.pidfile = NULL;
     }
     if ((rc = drop_privileges(settings.user, settings.data_dir)) != 0) {
         exit_code = rc;
