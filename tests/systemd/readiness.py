@@ -4,8 +4,9 @@
 # it must send READY=1 only once its port accepts connections, and
 # STOPPING=1 after SIGTERM, then exit 0. Checked for a TCP listener and for
 # a unix socket; a second server on the same (locked) data directory must
-# exit 73 without ever sending READY=1. Skips (77) until the server binary is built, or when the
-# build has no libsystemd (the server then sends nothing by design).
+# exit 73 without ever sending READY=1. Skips (77) until the server binary
+# is built, or when the build has no libsystemd (the server then sends
+# nothing by design).
 
 import os
 import socket
