@@ -66,3 +66,9 @@ tests_unit_test_cask_io_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_model_SOURCES = tests/unit/test_cask_model.c
 tests_unit_test_cask_model_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_model_LDADD = $(STORAGE_TEST_LDADD)
+
+# Crash test: SIGKILL a writer under sync=always, every ack must survive.
+check_PROGRAMS += tests/crash/test_kill9_always
+TESTS += tests/crash/test_kill9_always
+tests_crash_test_kill9_always_SOURCES = tests/crash/test_kill9_always.c
+tests_crash_test_kill9_always_LDADD = $(STORAGE_LIBS)
