@@ -72,3 +72,8 @@ check_PROGRAMS += tests/crash/test_kill9_always
 TESTS += tests/crash/test_kill9_always
 tests_crash_test_kill9_always_SOURCES = tests/crash/test_kill9_always.c
 tests_crash_test_kill9_always_LDADD = $(STORAGE_LIBS)
+
+# Storage figures (not in make check): tests/bench/bench_storage [--keys N] [--dir D]
+noinst_PROGRAMS += tests/bench/bench_storage
+tests_bench_bench_storage_SOURCES = tests/bench/bench_storage.c
+tests_bench_bench_storage_LDADD = $(STORAGE_LIBS)
