@@ -11,7 +11,7 @@
 
 #include "storage/cask_segment.h"
 
-#define CASK_HINT_VERSION 1u
+#define CASK_HINT_VERSION 2u
 
 /* Scan s up to its flushed end and write dir/<id>.hint atomically (temp,
  * fdatasync, rename, fsync dir). The segment must not take appends while

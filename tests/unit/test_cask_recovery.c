@@ -305,6 +305,28 @@ test_hint_equals_scan(void **state)
 }
 
 static void
+test_damaged_hint_ignored(void **state)
+{
+    struct fx *f = *state;
+    char seg[2048], hint[2100];
+    fill(f, 100);
+    cask_close(&f->c);
+    newest_segment(f, seg, sizeof(seg), NULL);
+    snprintf(hint, sizeof(hint), "%.*s.hint", (int)(strlen(seg) - 4), seg);
+    int fd = open(hint, O_RDWR);
+    assert_true(fd >= 0);
+    char x;
+    assert_int_equal(pread(fd, &x, 1, 40), 1);
+    x ^= 1;
+    assert_int_equal(pwrite(fd, &x, 1, 40), 1);
+    close(fd);
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_non_null(strstr(tc_log, "unusable"));
+    assert_int_equal(count_present(f, 100), 100);
+}
+
+static void
 test_deletes_survive(void **state)
 {
     struct fx *f = *state;
@@ -380,6 +402,8 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_corrupt_value_read, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hint_equals_scan, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_hint_ignored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deletes_survive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_refuses_second_process,
