@@ -184,7 +184,8 @@ decode_entry(const char *p, const char *end, struct cask_rec *r,
 }
 
 int
-cask_hint_write(const char *dir, struct cask_segment *s, uint32_t vmax)
+cask_hint_write(const char *dir, const struct cask_segment *s, uint32_t vmax,
+                uint64_t *covered, uint64_t *bytes)
 {
     char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
     struct hbuf b = {.next_off = CASK_SEG_HDR};
@@ -199,7 +200,8 @@ cask_hint_write(const char *dir, struct cask_segment *s, uint32_t vmax)
     memcpy(h, hint_magic, 8);
     cask_put32(h + 8, CASK_HINT_VERSION);
     cask_put32(h + 12, s->id);
-    uint64_t end = cask_seg_scan(s, CASK_SEG_HDR, vmax, add_entry, &b);
+    uint64_t end = cask_seg_scan((struct cask_segment *)s, CASK_SEG_HDR, vmax,
+                                 add_entry, &b);
     char *t = hbuf_grow(&b, 8);
     if (b.oom || t == NULL) {
         rc = ENOMEM;
@@ -231,8 +233,8 @@ cask_hint_write(const char *dir, struct cask_segment *s, uint32_t vmax)
         unlink(tmp);
         goto out;
     }
-    s->hint_len = end;
-    s->hint_bytes = b.len;
+    *covered = end;
+    *bytes = b.len;
 out:
     free(b.p);
     return rc;

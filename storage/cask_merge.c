@@ -175,7 +175,11 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
             !cask_shard_tomb_needed(sh, r->cas)) {
             return 0;
         }
-        return out_append(m, rec, len, r->cas, &slot, &noff);
+        int rc = out_append(m, rec, len, r->cas, &slot, &noff);
+        if (rc == 0) {
+            sh->segs[slot]->kept_bytes += len;
+        }
+        return rc;
     }
     if (e == NULL || e->seg != s->slot || e->off != off) {
         return 0; /* superseded */
@@ -202,6 +206,7 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
             if (rc != 0) {
                 return rc;
             }
+            sh->segs[slot]->kept_bytes += cask_rec_len(r->klen, 0);
         }
         s->live_bytes -= len;
         cask_kd_remove(sh->kd, h, e);
@@ -231,7 +236,9 @@ pick(struct cask_shard *sh, struct cask_segment *s, bool force,
      uint64_t flush_cas)
 {
     uint64_t total = s->flushed - CASK_SEG_HDR;
-    uint64_t dead = total - s->live_bytes;
+    /* Tombstones a compaction had to keep are not reclaimable yet: counting
+     * them as dead would rewrite the same segment over and over. */
+    uint64_t dead = total - s->live_bytes - s->kept_bytes;
     if (total == 0 || (s->max_cas != 0 && s->max_cas <= flush_cas)) {
         return true;
     }
@@ -309,6 +316,7 @@ cask_shard_compact(struct cask_shard *sh, bool force)
 {
     struct cask *c = sh->store;
     struct merge m = {.sh = sh};
+    uint64_t *cov = NULL;
     int rc;
     uint64_t in_bytes = 0, out_bytes = 0;
 
@@ -341,11 +349,20 @@ cask_shard_compact(struct cask_shard *sh, bool force)
                       "read-only", sh->idx, m.out[i]->id, strerror(rc));
         }
     }
+    cov = calloc(m.nout ? m.nout : 1, 2 * sizeof(uint64_t));
+    if (cov == NULL && rc == 0) {
+        rc = ENOMEM;
+    }
     for (size_t i = 0; i < m.nout && rc == 0; i++) {
-        rc = cask_hint_write(sh->dir, m.out[i], CASK_REC_VMAX);
+        rc = cask_hint_write(sh->dir, m.out[i], CASK_REC_VMAX, &cov[2 * i],
+                             &cov[2 * i + 1]);
     }
     pthread_mutex_lock(&sh->mu);
     for (size_t i = 0; i < m.nout; i++) {
+        if (rc == 0) {
+            m.out[i]->hint_len = cov[2 * i];
+            m.out[i]->hint_bytes = cov[2 * i + 1];
+        }
         m.out[i]->is_output = false;
         if (m.out[i]->buf_len > 0) {
             (void)cask_seg_flush(m.out[i]);
@@ -393,6 +410,7 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     }
     pthread_mutex_unlock(&sh->mu);
 done:
+    free(cov);
     free(m.in);
     free(m.out);
     free(m.tmp);

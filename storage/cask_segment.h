@@ -31,6 +31,7 @@ struct cask_segment {
     size_t buf_len;
     size_t buf_cap;
     uint64_t live_bytes;  /* bytes of records the keydir points at */
+    uint64_t kept_bytes;  /* tombstones compaction had to carry over */
     uint64_t min_cas;     /* smallest cas of any record in it */
     uint64_t max_cas;     /* largest cas of any record in it */
     uint64_t hint_bytes;  /* size of the hint file, 0 none */

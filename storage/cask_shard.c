@@ -1047,11 +1047,17 @@ cask_shard_write_hints(struct cask_shard *sh)
         /* Closed segments are immutable and only freed under maint_mu, so
          * the scan runs without the shard mutex. */
         if (need) {
-            int rc = cask_hint_write(sh->dir, s, CASK_REC_VMAX);
+            uint64_t cov, bytes;
+            int rc = cask_hint_write(sh->dir, s, CASK_REC_VMAX, &cov, &bytes);
             if (rc != 0) {
                 cask_logf(sh->store, CASK_LOG_WARN,
                           "shard %u: write hint %08x: %s", sh->idx, s->id,
                           strerror(rc));
+            } else {
+                pthread_mutex_lock(&sh->mu);
+                s->hint_len = cov;
+                s->hint_bytes = bytes;
+                pthread_mutex_unlock(&sh->mu);
             }
         }
     }
