@@ -2,7 +2,8 @@
  * writes from several threads and reports every acknowledged key through a
  * pipe; the parent SIGKILLs it mid-write, reopens the store, and checks that
  * every acknowledged write is there with its value. Repeated a few times on
- * the same directory so recovery also runs over torn tails.
+ * the same directory so recovery also runs over torn tails. Then the same
+ * under CASK_SYNC_INTERVAL: writes older than a few intervals must survive.
  */
 #include "config.h"
 
@@ -99,11 +100,96 @@ rmrf(const char *dir)
     }
 }
 
+/* INTERVAL child: write 5000 keys, report once, then idle until killed. */
+static int
+interval_child(const char *dir, int fd)
+{
+    struct cask_options o;
+    struct cask *c = NULL;
+    cask_options_init(&o);
+    o.shards = 4;
+    o.sync = CASK_SYNC_INTERVAL;
+    o.sync_interval_ms = 50;
+    if (cask_open(&c, dir, &o) != CASK_OK) {
+        return 2;
+    }
+    char k[32], v[64];
+    for (uint32_t i = 0; i < 5000; i++) {
+        snprintf(k, sizeof(k), "ikey%u", i);
+        snprintf(v, sizeof(v), "ival%u", i);
+        if (cask_store(c, CASK_SET, k, strlen(k), v, strlen(v), 0, 0, 0,
+                       NULL) != CASK_OK) {
+            return 3;
+        }
+    }
+    uint32_t done = 5000;
+    if (write(fd, &done, sizeof(done)) != (ssize_t)sizeof(done)) {
+        return 4;
+    }
+    for (;;) {
+        pause();
+    }
+}
+
+static int
+interval_round(const char *self, const char *dir)
+{
+    int p[2];
+    if (pipe(p) != 0) {
+        return 99;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        char fdbuf[16];
+        snprintf(fdbuf, sizeof(fdbuf), "%d", p[1]);
+        execl(self, self, "--interval-child", dir, fdbuf, (char *)NULL);
+        _exit(98);
+    }
+    close(p[1]);
+    uint32_t done = 0;
+    if (read(p[0], &done, sizeof(done)) != (ssize_t)sizeof(done)) {
+        fprintf(stderr, "interval child failed\n");
+        return 1;
+    }
+    usleep(300 * 1000); /* six intervals */
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(p[0]);
+    struct cask_options o;
+    struct cask *c = NULL;
+    cask_options_init(&o);
+    o.shards = 4;
+    if (cask_open(&c, dir, &o) != CASK_OK) {
+        return 1;
+    }
+    unsigned missing = 0;
+    for (uint32_t i = 0; i < done; i++) {
+        char k[32], want[64];
+        snprintf(k, sizeof(k), "ikey%u", i);
+        snprintf(want, sizeof(want), "ival%u", i);
+        char *v = NULL;
+        struct cask_item it;
+        if (cask_get(c, k, strlen(k), &it, &v) != CASK_OK ||
+            strcmp(v, want) != 0) {
+            missing++;
+        }
+        free(v);
+    }
+    cask_close(&c);
+    printf("interval: %u writes older than the interval, %u missing\n", done,
+           missing);
+    return missing ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--child") == 0) {
         return child_main(argv[2], atoi(argv[3]), atoi(argv[4]));
+    }
+    if (argc == 4 && strcmp(argv[1], "--interval-child") == 0) {
+        return interval_child(argv[2], atoi(argv[3]));
     }
     char tmpl[512];
     const char *base = getenv("TMPDIR");
@@ -216,6 +302,11 @@ main(int argc, char **argv)
         }
     }
     free(acked);
+    char idir[700];
+    snprintf(idir, sizeof(idir), "%s/interval", tmpl);
+    if (interval_round(argv[0], idir) != 0) {
+        failures++;
+    }
     rmrf(tmpl);
     return failures ? 1 : 0;
 }
