@@ -15,6 +15,7 @@
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -337,6 +338,26 @@ check_options(const struct cask_options *o)
     return 0;
 }
 
+/* Shard directories present (for a directory whose meta file is gone). */
+static unsigned
+count_shard_dirs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    unsigned n = 0;
+    if (d == NULL) {
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        unsigned idx;
+        if (sscanf(de->d_name, "shard-%u", &idx) == 1) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 static double
 mono_s(void)
 {
@@ -429,6 +450,15 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
             goto fail;
         }
     } else if (rc == ENOENT) {
+        unsigned found = count_shard_dirs(dir);
+        if (found != 0 && found != o->shards) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "data directory %s has %u shard directories but no meta "
+                      "file; refusing to open it with %u shards", dir, found,
+                      o->shards);
+            rc = CASK_EINVAL;
+            goto fail;
+        }
         memset(&m, 0, sizeof(m));
         m.shards = o->shards;
         m.cas_reserved = 1;

@@ -322,6 +322,12 @@ cask_shard_compact(struct cask_shard *sh, bool force)
 
     pthread_mutex_lock(&sh->maint_mu);
     pthread_mutex_lock(&sh->mu);
+    if (sh->failed) {
+        /* A latched shard writes nothing more, compaction output included. */
+        pthread_mutex_unlock(&sh->mu);
+        rc = CASK_EFAILED;
+        goto done;
+    }
     m.now = cask_now(c);
     m.flush_cas = cask_flush_point(c, m.now);
     rc = choose(&m, force);

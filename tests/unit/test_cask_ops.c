@@ -424,6 +424,14 @@ test_shard_count_recorded(void **state)
     assert_non_null(strstr(tc_log, "shards"));
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
     assert_true(tc_is(f->c, "a", "1"));
+    /* without the meta file the shard directories still decide */
+    cask_close(&f->c);
+    char meta[1100];
+    snprintf(meta, sizeof(meta), "%s/meta", f->dir);
+    assert_int_equal(unlink(meta), 0);
+    assert_int_equal(cask_open(&f->c, f->dir, &o), CASK_EINVAL);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_is(f->c, "a", "1"));
     assert_int_equal(cask_shards(f->c), 4);
     assert_true(cask_shard_of(f->c, "a", 1) < 4);
     struct cask_stats st;
