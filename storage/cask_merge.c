@@ -268,7 +268,8 @@ choose(struct merge *m, bool force)
     }
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
-        if (s == NULL || s == sh->active || s->is_output || s->compacting) {
+        if (s == NULL || s == sh->active || s->is_output || s->compacting ||
+            s->damaged) {
             continue;
         }
         if (pick(sh, s, force, m->flush_cas)) {
@@ -297,6 +298,7 @@ merge_segment(struct merge *m, struct cask_segment *s)
                 cask_logf(sh->store, CASK_LOG_ERROR,
                           "shard %u: compaction: bad record in segment %08x "
                           "at %" PRIu64 "; segment kept", sh->idx, s->id, off);
+                s->damaged = true;
                 rc = CASK_ECORRUPT;
                 break;
             }

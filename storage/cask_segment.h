@@ -38,6 +38,7 @@ struct cask_segment {
     uint64_t hint_len;    /* bytes covered by the hint file on disk, 0 none */
     bool compacting;      /* input of a running compaction */
     bool is_output;       /* being written by a running compaction */
+    bool damaged;         /* compaction met a bad record: not picked again */
     char path[CASK_PATH_MAX];
 };
 
