@@ -609,17 +609,33 @@ out:
     return rc;
 }
 
-/* memcached's rule: digits, then optionally spaces (left by an earlier
- * shrinking incr/decr); anything else, or more than 64 bits, is not a
- * number. */
+/* memcached's rule (strtoull, then a check on what follows): optional
+ * leading white space, an optional sign, at least one digit, no overflow,
+ * and then white space or the end of the value (a NUL ends it too);
+ * whatever comes after that white space is ignored. A '-' is accepted only
+ * when the negated result does not look negative as a signed number ("-0"
+ * is 0). */
+static bool
+is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' ||
+           ch == '\f' || ch == '\r';
+}
+
 static bool
 parse_u64(const char *s, size_t n, uint64_t *out)
 {
-    uint64_t v = 0;
     size_t i = 0;
-    if (n == 0 || s[0] < '0' || s[0] > '9') {
-        return false;
+    bool neg = false;
+    uint64_t v = 0;
+    while (i < n && is_space(s[i])) {
+        i++;
     }
+    if (i < n && (s[i] == '+' || s[i] == '-')) {
+        neg = s[i] == '-';
+        i++;
+    }
+    size_t start = i;
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
         unsigned d = (unsigned)(s[i] - '0');
         if (v > (UINT64_MAX - d) / 10) {
@@ -627,8 +643,15 @@ parse_u64(const char *s, size_t n, uint64_t *out)
         }
         v = v * 10 + d;
     }
-    for (; i < n; i++) {
-        if (s[i] != ' ') {
+    if (i == start) {
+        return false;
+    }
+    if (i < n && !is_space(s[i]) && s[i] != '\0') {
+        return false;
+    }
+    if (neg) {
+        v = (uint64_t)0 - v;
+        if ((int64_t)v < 0) {
             return false;
         }
     }

@@ -8,6 +8,7 @@
 
 #include "tests/unit/test_cask_util.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,25 +59,25 @@ key_of(char *k, int i)
     snprintf(k, 32, "model-key-%d", i);
 }
 
+/* memcached's incr/decr number rule, written independently of the store */
 static bool
 parse_num(const char *s, size_t n, uint64_t *out)
 {
-    uint64_t v = 0;
-    size_t i = 0;
-    if (n == 0 || s[0] < '0' || s[0] > '9') {
+    char buf[VMAX + 32];
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (errno == ERANGE || end == buf) {
         return false;
     }
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-        unsigned d = (unsigned)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return false;
-        }
-        v = v * 10 + d;
+    if (!(*end == '\0' || *end == ' ' || *end == '\t' || *end == '\n' ||
+          *end == '\v' || *end == '\f' || *end == '\r')) {
+        return false;
     }
-    for (; i < n; i++) {
-        if (s[i] != ' ') {
-            return false;
-        }
+    if ((long long)v < 0 && memchr(buf, '-', (size_t)(end - buf)) != NULL) {
+        return false;
     }
     *out = v;
     return true;

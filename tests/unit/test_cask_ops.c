@@ -206,6 +206,27 @@ test_arith(void **state)
     assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
     assert_int_equal(tc_set(f->c, "s", "18446744073709551616"), CASK_OK);
     assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    assert_int_equal(tc_set(f->c, "s", " "), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    assert_int_equal(tc_set(f->c, "s", "-1"), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    /* what memcached (strtoull) accepts: leading white space, a sign,
+     * anything after white space following the digits */
+    static const struct {
+        const char *in;
+        uint64_t out;
+        const char *stored;
+    } ok[] = {
+        {" 12", 14, "14 "},    {"\t12", 14, "14 "}, {"+12", 14, "14 "},
+        {"12 x", 14, "14  "},  {"-0", 2, "2 "},     {"00012", 14, "14   "},
+        {"12\r", 14, "14 "},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_int_equal(tc_set(f->c, "m", ok[i].in), CASK_OK);
+        assert_int_equal(cask_arith(f->c, "m", 1, &a, &v, NULL), CASK_OK);
+        assert_int_equal(v, ok[i].out);
+        assert_true(tc_is(f->c, "m", ok[i].stored));
+    }
     /* flags and expiry kept, cas changes */
     uint64_t cas;
     assert_int_equal(cask_store(f->c, CASK_SET, "f", 1, "7", 1, 33,
