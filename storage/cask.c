@@ -509,6 +509,13 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         goto fail;
     }
     c->recovery_s = mono_s() - t0;
+    struct cask_stats st;
+    (void)cask_stats(c, -1, &st);
+    cask_logf(c, CASK_LOG_INFO,
+              "opened %s: %u shards, %" PRIu64 " keys, %" PRIu64
+              " records read, %" PRIu64 " bytes truncated, %.3f s", dir,
+              c->nshards, st.live_keys, st.records_recovered,
+              st.bytes_truncated, c->recovery_s);
     if (c->opt.sync != CASK_SYNC_ALWAYS) {
         rc = pthread_create(&c->sync_thread, NULL, sync_main, c);
         if (rc != 0) {

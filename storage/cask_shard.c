@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 uint64_t
@@ -1042,10 +1043,15 @@ cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx)
         rc = ENOMEM;
         goto fail;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = recover(sh);
     if (rc != 0) {
         goto fail;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sh->recovery_s = (double)(t1.tv_sec - t0.tv_sec) +
+                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     *out = sh;
     return 0;
 fail:
@@ -1148,6 +1154,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->syncs = sh->syncs;
     st->records_recovered = sh->records_recovered;
     st->bytes_truncated = sh->bytes_truncated;
+    st->recovery_s = sh->recovery_s;
     st->failed = sh->failed;
     pthread_mutex_unlock(&sh->mu);
 }

@@ -45,6 +45,7 @@ struct cask_shard {
     uint64_t syncs;
     uint64_t records_recovered;
     uint64_t bytes_truncated;
+    double recovery_s;           /* time spent recovering this shard */
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */
