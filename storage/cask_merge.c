@@ -406,8 +406,11 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     for (size_t i = 0; i < m.nin; i++) {
         struct cask_segment *s = m.in[i];
         in_bytes += s->size + s->hint_bytes;
-        unlink(s->path);
+        /* Hint first: a crash in between leaves a segment that is simply
+         * scanned again (its records lose to the copies on cas/seq), never
+         * a hint without its segment. */
         cask_hint_remove(sh->dir, s->id);
+        unlink(s->path);
         cask_seg_close(&m.in[i]);
     }
     (void)cask_fsync_dir(sh->dir);
