@@ -252,6 +252,7 @@ test_model(void **state)
     struct cask_options o;
     struct cask *c = NULL;
     unsigned seed = 12345;
+    uint64_t compactions = 0;
     if (getenv("CASK_MODEL_SEED") != NULL) {
         seed = (unsigned)strtoul(getenv("CASK_MODEL_SEED"), NULL, 10);
     }
@@ -266,11 +267,19 @@ test_model(void **state)
         if (n % 100 == 0) {
             compare_all(c);
         }
+        if (n % 250 == 0) {
+            /* a forced compaction on the background thread, racing the
+             * operations that follow */
+            assert_int_equal(cask_compact(c, (n / 250) % 4, false), CASK_OK);
+        }
         if (n % 1000 == 0) {
             int what = (n / 1000) % 4;
             if (what == 1) {
                 assert_int_equal(cask_compact(c, -1, true), CASK_OK);
             }
+            struct cask_stats st;
+            assert_int_equal(cask_stats(c, -1, &st), CASK_OK);
+            compactions += st.compactions;
             cask_close(&c);
             if (what == 2) {
                 /* drop every hint: recovery must scan */
@@ -287,6 +296,9 @@ test_model(void **state)
             compare_all(c);
         }
     }
+    print_message("model: %d ops, %llu compactions\n", NOPS,
+                  (unsigned long long)compactions);
+    assert_true(compactions > 0);
     cask_close(&c);
     tc_rmrf(dir);
     free(dir);
