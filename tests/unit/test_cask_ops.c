@@ -432,6 +432,30 @@ test_big_values(void **state)
 }
 
 static void
+test_smaller_value_max_reads_old_records(void **state)
+{
+    struct fx *f = *state;
+    char big[1000];
+    memset(big, 'q', sizeof(big));
+    assert_int_equal(cask_store(f->c, CASK_SET, "big", 3, big, sizeof(big), 0,
+                                0, 0, NULL), CASK_OK);
+    assert_int_equal(tc_set(f->c, "small", "s"), CASK_OK);
+    f->o.value_max = 100;
+    reopen(f);
+    struct cask_item it;
+    char *v = NULL;
+    assert_int_equal(cask_get(f->c, "big", 3, &it, &v), CASK_OK);
+    assert_int_equal(it.vlen, sizeof(big));
+    free(v);
+    assert_true(tc_is(f->c, "small", "s"));
+    struct cask_stats st;
+    cask_stats(f->c, -1, &st);
+    assert_int_equal(st.bytes_truncated, 0);
+    assert_int_equal(cask_store(f->c, CASK_SET, "big2", 4, big, sizeof(big), 0,
+                                0, 0, NULL), CASK_ETOOBIG);
+}
+
+static void
 test_shard_count_recorded(void **state)
 {
     struct fx *f = *state;
@@ -475,6 +499,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cas_monotonic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+                test_smaller_value_max_reads_old_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shard_count_recorded, setup,
                                         teardown),
     };
