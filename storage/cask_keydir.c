@@ -4,8 +4,9 @@
  * Owns its table and arena. Not thread-safe (the shard mutex covers it).
  * Depends on nothing in storage/ but xxHash.
  *
- * A reference is (chunk << 16 | offset / 4): entries are 4-byte aligned in
- * 256 KiB chunks, at most 4095 chunks (1 GiB) per keydir. A table slot holds
+ * A reference is (chunk << 14 | offset / 4): entries are 4-byte aligned in
+ * 64 KiB chunks (small, so a shard wastes little on its last one), at most
+ * 16383 chunks (1 GiB) per keydir. A table slot holds
  * (4-bit hash tag << 28 | ref + 1), 0 marking an empty slot; the tag lets a
  * probe skip most non-matching entries without touching them (a cache miss
  * each). Freed entries go on a free list per key length, so a key deleted
@@ -19,10 +20,11 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define CHUNK_BITS  18u
+#define CHUNK_BITS  16u
 #define CHUNK_SIZE  (1u << CHUNK_BITS)
-#define MAX_CHUNKS  4095u
+#define MAX_CHUNKS  16383u
 #define REF_MASK    0x0fffffffu
+#define OFF_MASK    ((CHUNK_SIZE >> 2) - 1)
 #define LOAD_NUM    4u /* grow past 4/5 full */
 #define LOAD_DEN    5u
 #define MIN_CAP     64u
@@ -47,8 +49,8 @@ entry_size(size_t klen)
 static inline struct cask_kd_entry *
 deref(const struct cask_keydir *kd, uint32_t ref)
 {
-    return (struct cask_kd_entry *)(kd->chunks[ref >> 16] +
-                                    ((size_t)(ref & 0xffffu) << 2));
+    return (struct cask_kd_entry *)(kd->chunks[ref >> (CHUNK_BITS - 2)] +
+                                    ((size_t)(ref & OFF_MASK) << 2));
 }
 
 static inline uint32_t
@@ -193,7 +195,7 @@ alloc_entry(struct cask_keydir *kd, size_t klen, uint32_t *ref)
         kd->chunks[kd->nchunks++] = c;
         kd->used = 0;
     }
-    *ref = (kd->nchunks - 1) << 16 | kd->used >> 2;
+    *ref = (kd->nchunks - 1) << (CHUNK_BITS - 2) | kd->used >> 2;
     kd->used += sz;
     return true;
 }
