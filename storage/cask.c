@@ -338,6 +338,34 @@ check_options(const struct cask_options *o)
     return 0;
 }
 
+/* mkdir -p: create dir and any missing parents. Returns 0 or an errno. */
+static int
+mkdir_p(const char *dir)
+{
+    char p[CASK_PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(p)) {
+        return n == 0 ? EINVAL : ENAMETOOLONG;
+    }
+    memcpy(p, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') {
+            continue;
+        }
+        char saved = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            return errno;
+        }
+        p[i] = saved;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        return errno;
+    }
+    return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
 /* Shard directories present (for a directory whose meta file is gone). */
 static unsigned
 count_shard_dirs(const char *dir)
@@ -419,8 +447,8 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         goto fail;
     }
     double t0 = mono_s();
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = errno;
+    rc = mkdir_p(dir);
+    if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "mkdir %s: %s", dir, strerror(rc));
         goto fail;
     }

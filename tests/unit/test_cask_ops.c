@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -478,6 +479,15 @@ test_shard_count_recorded(void **state)
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
     assert_true(tc_is(f->c, "a", "1"));
     assert_int_equal(cask_shards(f->c), 4);
+    /* missing parents are created; a file in the way is an error */
+    char nested[1200];
+    snprintf(nested, sizeof(nested), "%s/a/b/c", f->dir);
+    struct cask *c2 = NULL;
+    assert_int_equal(cask_open(&c2, nested, &f->o), CASK_OK);
+    cask_close(&c2);
+    snprintf(nested, sizeof(nested), "%s/meta/x", f->dir);
+    assert_int_equal(cask_open(&c2, nested, &f->o), ENOTDIR);
+    assert_null(c2);
     assert_true(cask_shard_of(f->c, "a", 1) < 4);
     struct cask_stats st;
     assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
