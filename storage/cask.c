@@ -28,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define META_NAME "meta"
-#define META_TAG  "bitcached-meta"
+#define META_NAME    "meta"
+#define META_TAG     "bitcached-meta"
 #define META_VERSION 1
 
 const char *
@@ -81,8 +81,7 @@ cask_options_init(struct cask_options *o)
 }
 
 void
-cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt,
-          ...)
+cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -175,10 +174,10 @@ static struct meta
 meta_now(struct cask *c)
 {
     struct meta m = {
-        .shards = c->nshards,
-        .cas_reserved = atomic_load(&c->cas_reserved),
-        .flush_cas = atomic_load(&c->flush_cas),
-        .flush_pending_at = atomic_load(&c->flush_pending_at),
+            .shards = c->nshards,
+            .cas_reserved = atomic_load(&c->cas_reserved),
+            .flush_cas = atomic_load(&c->flush_cas),
+            .flush_pending_at = atomic_load(&c->flush_pending_at),
     };
     return m;
 }
@@ -472,8 +471,8 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         if (m.shards != o->shards) {
             cask_logf(c, CASK_LOG_ERROR,
                       "data directory %s was created with %u shards, not %u; "
-                      "refusing to open it with another count", dir, m.shards,
-                      o->shards);
+                      "refusing to open it with another count",
+                      dir, m.shards, o->shards);
             rc = CASK_EINVAL;
             goto fail;
         }
@@ -482,8 +481,8 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         if (found != 0 && found != o->shards) {
             cask_logf(c, CASK_LOG_ERROR,
                       "data directory %s has %u shard directories but no meta "
-                      "file; refusing to open it with %u shards", dir, found,
-                      o->shards);
+                      "file; refusing to open it with %u shards",
+                      dir, found, o->shards);
             rc = CASK_EINVAL;
             goto fail;
         }
@@ -541,8 +540,8 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     (void)cask_stats(c, -1, &st);
     cask_logf(c, CASK_LOG_INFO,
               "opened %s: %u shards, %" PRIu64 " keys, %" PRIu64
-              " records read, %" PRIu64 " bytes truncated, %.3f s", dir,
-              c->nshards, st.live_keys, st.records_recovered,
+              " records read, %" PRIu64 " bytes truncated, %.3f s",
+              dir, c->nshards, st.live_keys, st.records_recovered,
               st.bytes_truncated, c->recovery_s);
     if (c->opt.sync != CASK_SYNC_ALWAYS) {
         rc = pthread_create(&c->sync_thread, NULL, sync_main, c);

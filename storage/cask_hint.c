@@ -20,14 +20,14 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define HINT_HDR   24u
-#define HINT_MAXE  (2 + 5 * 10 + 255) /* largest encoded entry */
+#define HINT_HDR  24u
+#define HINT_MAXE (2 + 5 * 10 + 255) /* largest encoded entry */
 
 /* Entry flag bits (byte 0). */
-#define HF_TYPE     0x03u /* enum cask_rec_type */
-#define HF_CAS_SEQ  0x04u /* cas == seq, cas omitted */
-#define HF_EXP      0x08u /* exp present (else 0) */
-#define HF_FLAGS    0x10u /* flags present (else 0) */
+#define HF_TYPE    0x03u /* enum cask_rec_type */
+#define HF_CAS_SEQ 0x04u /* cas == seq, cas omitted */
+#define HF_EXP     0x08u /* exp present (else 0) */
+#define HF_FLAGS   0x10u /* flags present (else 0) */
 
 static const char hint_magic[8] = {'B', 'C', 'S', 'K', 'H', 'N', 'T', '\n'};
 
@@ -37,7 +37,7 @@ struct hbuf {
     size_t cap;
     uint64_t next_off; /* where the next record must start */
     bool oom;
-    bool gap;          /* records were not back to back (cannot happen) */
+    bool gap; /* records were not back to back (cannot happen) */
 };
 
 static char *

@@ -20,23 +20,23 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define CHUNK_BITS  16u
-#define CHUNK_SIZE  (1u << CHUNK_BITS)
-#define MAX_CHUNKS  16383u
-#define REF_MASK    0x0fffffffu
-#define OFF_MASK    ((CHUNK_SIZE >> 2) - 1)
-#define LOAD_NUM    4u /* grow past 4/5 full */
-#define LOAD_DEN    5u
-#define MIN_CAP     64u
+#define CHUNK_BITS 16u
+#define CHUNK_SIZE (1u << CHUNK_BITS)
+#define MAX_CHUNKS 16383u
+#define REF_MASK   0x0fffffffu
+#define OFF_MASK   ((CHUNK_SIZE >> 2) - 1)
+#define LOAD_NUM   4u /* grow past 4/5 full */
+#define LOAD_DEN   5u
+#define MIN_CAP    64u
 
 struct cask_keydir {
-    uint32_t *slots;   /* ref + 1, 0 = empty */
+    uint32_t *slots; /* ref + 1, 0 = empty */
     uint32_t cap;
     uint32_t count;
     char **chunks;
     uint32_t nchunks;
     uint32_t chunks_cap;
-    uint32_t used;     /* bytes used in the last chunk */
+    uint32_t used;       /* bytes used in the last chunk */
     uint32_t freel[256]; /* per key length: ref + 1 of a free entry */
 };
 
@@ -201,8 +201,7 @@ alloc_entry(struct cask_keydir *kd, size_t klen, uint32_t *ref)
 }
 
 struct cask_kd_entry *
-cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key,
-               size_t klen)
+cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
 {
     assert(klen > 0 && klen < 256);
     if ((uint64_t)(kd->count + 1) * LOAD_DEN > (uint64_t)kd->cap * LOAD_NUM) {

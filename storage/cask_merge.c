@@ -21,8 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MERGE_BATCH   256u           /* records per hold of the shard mutex */
-#define MERGE_BUF     (1024u * 1024) /* output append buffer */
+#define MERGE_BATCH 256u           /* records per hold of the shard mutex */
+#define MERGE_BUF   (1024u * 1024) /* output append buffer */
 
 struct merge {
     struct cask_shard *sh;
@@ -195,10 +195,10 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
         if (cask_shard_tomb_needed(sh, r->cas)) {
             char tb[CASK_REC_HDR + CASK_KEY_MAX];
             struct cask_rec t = {
-                .seq = cask_cas_next(sh->store),
-                .cas = r->cas,
-                .klen = r->klen,
-                .type = CASK_REC_TOMB,
+                    .seq = cask_cas_next(sh->store),
+                    .cas = r->cas,
+                    .klen = r->klen,
+                    .type = CASK_REC_TOMB,
             };
             cask_rec_encode(tb, &t, key, NULL, 0, NULL, 0);
             int rc = out_append(m, tb, cask_rec_len(r->klen, 0), t.cas, &slot,
@@ -297,7 +297,8 @@ merge_segment(struct merge *m, struct cask_segment *s)
             if (rec == NULL) {
                 cask_logf(sh->store, CASK_LOG_ERROR,
                           "shard %u: compaction: bad record in segment %08x "
-                          "at %" PRIu64 "; segment kept", sh->idx, s->id, off);
+                          "at %" PRIu64 "; segment kept",
+                          sh->idx, s->id, off);
                 s->damaged = true;
                 rc = CASK_ECORRUPT;
                 break;
@@ -354,7 +355,8 @@ cask_shard_compact(struct cask_shard *sh, bool force)
             pthread_mutex_unlock(&sh->mu);
             cask_logf(c, CASK_LOG_ERROR,
                       "shard %u: fdatasync seg %08x: %s; shard is now "
-                      "read-only", sh->idx, m.out[i]->id, strerror(rc));
+                      "read-only",
+                      sh->idx, m.out[i]->id, strerror(rc));
         }
     }
     cov = calloc(m.nout ? m.nout : 1, 2 * sizeof(uint64_t));

@@ -20,25 +20,25 @@
 #define CASK_PATH_MAX    4096
 
 struct cask_segment {
-    uint32_t id;          /* file name; larger = created later */
-    uint16_t slot;        /* index in the shard's segment table */
+    uint32_t id;   /* file name; larger = created later */
+    uint16_t slot; /* index in the shard's segment table */
     int fd;
-    char *map;            /* read-only mapping of [0, map_len), or NULL */
+    char *map; /* read-only mapping of [0, map_len), or NULL */
     size_t map_len;
-    uint64_t size;        /* logical end: flushed + buffered */
-    uint64_t flushed;     /* bytes written to the file */
-    char *buf;            /* unflushed tail, starts at `flushed` */
+    uint64_t size;    /* logical end: flushed + buffered */
+    uint64_t flushed; /* bytes written to the file */
+    char *buf;        /* unflushed tail, starts at `flushed` */
     size_t buf_len;
     size_t buf_cap;
-    uint64_t live_bytes;  /* bytes of records the keydir points at */
-    uint64_t kept_bytes;  /* tombstones compaction had to carry over */
-    uint64_t min_cas;     /* smallest cas of any record in it */
-    uint64_t max_cas;     /* largest cas of any record in it */
-    uint64_t hint_bytes;  /* size of the hint file, 0 none */
-    uint64_t hint_len;    /* bytes covered by the hint file on disk, 0 none */
-    bool compacting;      /* input of a running compaction */
-    bool is_output;       /* being written by a running compaction */
-    bool damaged;         /* compaction met a bad record: not picked again */
+    uint64_t live_bytes; /* bytes of records the keydir points at */
+    uint64_t kept_bytes; /* tombstones compaction had to carry over */
+    uint64_t min_cas;    /* smallest cas of any record in it */
+    uint64_t max_cas;    /* largest cas of any record in it */
+    uint64_t hint_bytes; /* size of the hint file, 0 none */
+    uint64_t hint_len;   /* bytes covered by the hint file on disk, 0 none */
+    bool compacting;     /* input of a running compaction */
+    bool is_output;      /* being written by a running compaction */
+    bool damaged;        /* compaction met a bad record: not picked again */
     char path[CASK_PATH_MAX];
 };
 

@@ -14,8 +14,8 @@
 #include "storage/cask_record.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,9 +149,8 @@ read_value(struct cask_shard *sh, const struct cask_kd_entry *e, char **val)
         rec = tmp;
     }
     struct cask_rec r;
-    if (!cask_rec_verify(rec, len) ||
-        !cask_rec_decode(rec, UINT32_MAX, &r) || r.type != CASK_REC_PUT ||
-        r.klen != e->klen || r.vlen != e->vlen ||
+    if (!cask_rec_verify(rec, len) || !cask_rec_decode(rec, UINT32_MAX, &r) ||
+        r.type != CASK_REC_PUT || r.klen != e->klen || r.vlen != e->vlen ||
         memcmp(rec + CASK_REC_HDR, e->key, e->klen) != 0) {
         cask_logf(sh->store, CASK_LOG_ERROR,
                   "shard %u: corrupt record in segment %08x at %" PRIu32,
@@ -314,7 +313,8 @@ wait_durable(struct cask_shard *sh, uint64_t seq)
             sh->failed = true;
             cask_logf(sh->store, CASK_LOG_ERROR,
                       "shard %u: fdatasync seg %08x: %s; shard is now "
-                      "read-only", sh->idx, s->id, strerror(rc));
+                      "read-only",
+                      sh->idx, s->id, strerror(rc));
         } else if (target > sh->synced_seq) {
             sh->synced_seq = target;
         }
@@ -384,13 +384,13 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
     int64_t exp_abs_s, const void *v1, size_t l1, const void *v2, size_t l2)
 {
     struct cask_rec r = {
-        .seq = cas,
-        .cas = cas,
-        .exp_abs_s = exp_abs_s,
-        .vlen = (uint32_t)(l1 + l2),
-        .flags = flags,
-        .klen = (uint8_t)klen,
-        .type = CASK_REC_PUT,
+            .seq = cas,
+            .cas = cas,
+            .exp_abs_s = exp_abs_s,
+            .vlen = (uint32_t)(l1 + l2),
+            .flags = flags,
+            .klen = (uint8_t)klen,
+            .type = CASK_REC_PUT,
     };
     uint16_t slot;
     uint32_t off;
@@ -417,8 +417,8 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
 /* ---- operations -------------------------------------------------------- */
 
 int
-cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key,
-               size_t klen, struct cask_item *it, char **val)
+cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+               struct cask_item *it, char **val)
 {
     int gone, rc = 0;
     pthread_mutex_lock(&sh->mu);
@@ -467,13 +467,13 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
     /* Same cas (memcached keeps it on touch); a fresh seq orders this
      * record after the one it replaces. */
     struct cask_rec r = {
-        .seq = cask_cas_next(sh->store),
-        .cas = cask_kd_cas(e),
-        .exp_abs_s = exp_abs_s,
-        .vlen = e->vlen,
-        .flags = e->flags,
-        .klen = (uint8_t)klen,
-        .type = CASK_REC_PUT,
+            .seq = cask_cas_next(sh->store),
+            .cas = cask_kd_cas(e),
+            .exp_abs_s = exp_abs_s,
+            .vlen = e->vlen,
+            .flags = e->flags,
+            .klen = (uint8_t)klen,
+            .type = CASK_REC_PUT,
     };
     uint16_t slot;
     uint32_t off;
@@ -554,12 +554,12 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
             rc = put(sh, h, raw, key, klen, cas, e->flags, exp, old, ol, val,
                      vlen);
         } else {
-            rc = put(sh, h, raw, key, klen, cas, e->flags, exp, val, vlen,
-                     old, ol);
+            rc = put(sh, h, raw, key, klen, cas, e->flags, exp, val, vlen, old,
+                     ol);
         }
     } else {
-        rc = put(sh, h, raw, key, klen, cas, flags, exp_abs_s, val, vlen,
-                 NULL, 0);
+        rc = put(sh, h, raw, key, klen, cas, flags, exp_abs_s, val, vlen, NULL,
+                 0);
     }
     if (rc != 0) {
         goto out;
@@ -591,10 +591,10 @@ cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
     }
     uint64_t cas = cask_cas_next(sh->store);
     struct cask_rec r = {
-        .seq = cas,
-        .cas = cas,
-        .klen = (uint8_t)klen,
-        .type = CASK_REC_TOMB,
+            .seq = cas,
+            .cas = cas,
+            .klen = (uint8_t)klen,
+            .type = CASK_REC_TOMB,
     };
     uint16_t slot;
     uint32_t off;
@@ -619,8 +619,8 @@ out:
 static bool
 is_space(char ch)
 {
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' ||
-           ch == '\f' || ch == '\r';
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' ||
+           ch == '\r';
 }
 
 static bool
@@ -932,7 +932,8 @@ recover(struct cask_shard *sh)
         if (dropped > 0) {
             cask_logf(c, CASK_LOG_WARN,
                       "shard %u: segment %08x had a bad header; dropped "
-                      "%" PRIu64 " bytes", sh->idx, s->id, dropped);
+                      "%" PRIu64 " bytes",
+                      sh->idx, s->id, dropped);
             sh->bytes_truncated += dropped;
         }
         rc = cask_shard_add_slot(sh, s);
@@ -941,8 +942,7 @@ recover(struct cask_shard *sh)
             goto out;
         }
         rv.seg = s;
-        rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv,
-                            &cov);
+        rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv, &cov);
         if (rc == 0) {
             s->hint_len = cov;
             hint_size(sh, s);
@@ -950,13 +950,13 @@ recover(struct cask_shard *sh)
             if (rc != ENOENT) {
                 cask_logf(c, CASK_LOG_WARN,
                           "shard %u: hint of segment %08x unusable; "
-                          "scanning the segment", sh->idx, s->id);
+                          "scanning the segment",
+                          sh->idx, s->id);
                 cask_hint_remove(sh->dir, s->id);
             }
             cov = CASK_SEG_HDR;
         }
-        uint64_t end = cask_seg_scan(s, cov, CASK_REC_VMAX, recover_rec,
-                                     &rv);
+        uint64_t end = cask_seg_scan(s, cov, CASK_REC_VMAX, recover_rec, &rv);
         if (end < s->flushed) {
             uint64_t lost = s->flushed - end;
             cask_logf(c, CASK_LOG_WARN,
@@ -1104,8 +1104,8 @@ cask_shard_close(struct cask_shard **shp)
     if (sh->active != NULL) {
         struct cask_segment *a = sh->active;
         int rc = cask_seg_flush(a);
-        if (rc == 0 && !sh->failed && (sh->synced_seq < sh->app_seq ||
-                                       c->opt.sync != CASK_SYNC_ALWAYS)) {
+        if (rc == 0 && !sh->failed &&
+            (sh->synced_seq < sh->app_seq || c->opt.sync != CASK_SYNC_ALWAYS)) {
             rc = cask_io_fdatasync(a->fd);
             sh->syncs++;
         }

@@ -266,8 +266,8 @@ main(int argc, char **argv)
         double until = now_s() + 2.0;
         t0 = now_s();
         for (int i = 0; i < 8; i++) {
-            args[i] = (struct always_arg){.c = c, .id = i, .until = until,
-                                          .ops = &ops};
+            args[i] = (struct always_arg){
+                    .c = c, .id = i, .until = until, .ops = &ops};
             pthread_create(&th[i], NULL, always_writer, &args[i]);
         }
         for (int i = 0; i < 8; i++) {

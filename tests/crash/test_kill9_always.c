@@ -295,8 +295,8 @@ main(int argc, char **argv)
         cask_stats(c, -1, &st);
         cask_close(&c);
         printf("round %d: %u acknowledged writes, %u missing, %llu bytes "
-               "truncated at recovery\n", round, n, missing,
-               (unsigned long long)st.bytes_truncated);
+               "truncated at recovery\n",
+               round, n, missing, (unsigned long long)st.bytes_truncated);
         if (missing > 0 || n == 0) {
             failures++;
         }

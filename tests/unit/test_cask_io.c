@@ -20,8 +20,8 @@
 
 #include <cmocka.h>
 
-static int fail_write;    /* 0 off, 1 ENOSPC, 2 short write then ENOSPC */
-static int fail_sync;     /* fdatasync returns EIO */
+static int fail_write; /* 0 off, 1 ENOSPC, 2 short write then ENOSPC */
+static int fail_sync;  /* fdatasync returns EIO */
 static int sync_calls;
 
 static ssize_t
@@ -237,12 +237,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_short_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buffered_enospc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fdatasync_eio_latches, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_random_faults, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_short_write, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_buffered_enospc, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_fdatasync_eio_latches, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_random_faults, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,7 +122,8 @@ test_no_resurrection(void **state)
     }
     assert_int_equal(cask_delete(f->c, "gone", 4, 0), CASK_OK);
     assert_int_equal(cask_store(f->c, CASK_SET, "exp", 3, "new", 3, 0,
-                                tc_now + 5, 0, NULL), CASK_OK);
+                                tc_now + 5, 0, NULL),
+                     CASK_OK);
     for (int i = 0; i < 300; i++) {
         snprintf(k, sizeof(k), "fill%d", i);
         val_of(v, sizeof(v), i, 1);
@@ -150,8 +151,9 @@ test_touch_survives_compaction(void **state)
     struct fx *f = *state;
     char k[32], v[96];
     uint64_t cas;
-    assert_int_equal(cask_store(f->c, CASK_SET, "t", 1, "tv", 2, 0,
-                                tc_now + 10, 0, &cas), CASK_OK);
+    assert_int_equal(cask_store(f->c, CASK_SET, "t", 1, "tv", 2, 0, tc_now + 10,
+                                0, &cas),
+                     CASK_OK);
     for (int i = 0; i < 300; i++) {
         snprintf(k, sizeof(k), "fill%d", i);
         val_of(v, sizeof(v), i, 0);
@@ -208,7 +210,8 @@ test_partial_keeps_tombstone(void **state)
     for (int pass = 0; pass < 2; pass++) {
         reopen(f);
         assert_true(tc_absent(f->c, "victim"));
-        assert_true(tc_is(f->c, "live7", "key 7 version 0 padding....................."));
+        assert_true(tc_is(f->c, "live7",
+                          "key 7 version 0 padding....................."));
     }
 }
 
@@ -218,7 +221,7 @@ enum { NKEYS = 200, NWRITERS = 2, NREADERS = 2 };
 
 struct conc {
     struct cask *c;
-    _Atomic int acked[NKEYS];  /* latest acknowledged version per key */
+    _Atomic int acked[NKEYS]; /* latest acknowledged version per key */
     _Atomic bool stop;
     _Atomic int errors;
 };
@@ -355,17 +358,18 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reclaims_and_keeps, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_no_resurrection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_survives_compaction, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_partial_keeps_tombstone, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_compaction, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_background_compaction, setup,
-                                        teardown),
+            cmocka_unit_test_setup_teardown(test_reclaims_and_keeps, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_no_resurrection, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_touch_survives_compaction,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_partial_keeps_tombstone, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_concurrent_compaction, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_background_compaction, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,13 +95,15 @@ compare_all(struct cask *c)
         int rc = cask_get(c, k, strlen(k), &it, &v);
         if (!alive(&model[i])) {
             if (rc != CASK_ENOTFOUND) {
-                fail_msg("op %d key %d: expected absent, got rc %d", op_no, i, rc);
+                fail_msg("op %d key %d: expected absent, got rc %d", op_no, i,
+                         rc);
             }
             continue;
         }
         if (rc != CASK_OK) {
-            fail_msg("op %d key %d: expected present, got rc %d (exp %lld now %lld)", op_no, i,
-                     rc, (long long)model[i].exp, (long long)tc_now);
+            fail_msg("op %d key %d: expected present, got rc %d (exp %lld now "
+                     "%lld)",
+                     op_no, i, rc, (long long)model[i].exp, (long long)tc_now);
         }
         assert_int_equal(it.vlen, model[i].vlen);
         assert_memory_equal(v, model[i].val, it.vlen);
@@ -206,8 +208,8 @@ one_op(struct cask *c, unsigned *seed)
             return;
         }
         assert_int_equal(rc, CASK_OK);
-        uint64_t want = a.incr ? cur + a.delta
-                               : (a.delta > cur ? 0 : cur - a.delta);
+        uint64_t want =
+                a.incr ? cur + a.delta : (a.delta > cur ? 0 : cur - a.delta);
         assert_int_equal(nv, want);
         char num[32];
         size_t n = (size_t)snprintf(num, sizeof(num), "%" PRIu64, want);
@@ -308,7 +310,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model),
+            cmocka_unit_test(test_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

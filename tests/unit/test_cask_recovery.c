@@ -234,10 +234,9 @@ collect(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
     struct rec_list *l = arg;
     l->lines = realloc(l->lines, (l->n + 1) * sizeof(*l->lines));
     snprintf(l->lines[l->n], sizeof(l->lines[0]),
-             "%llu %llu %lld %u %u %u %u %llu %.*s",
-             (unsigned long long)r->seq, (unsigned long long)r->cas,
-             (long long)r->exp_abs_s, r->vlen, r->flags, r->klen, r->type,
-             (unsigned long long)off, r->klen, key);
+             "%llu %llu %lld %u %u %u %u %llu %.*s", (unsigned long long)r->seq,
+             (unsigned long long)r->cas, (long long)r->exp_abs_s, r->vlen,
+             r->flags, r->klen, r->type, (unsigned long long)off, r->klen, key);
     l->n++;
 }
 
@@ -272,11 +271,12 @@ test_hint_equals_scan(void **state)
         uint64_t dropped, cov = 0;
         assert_int_equal(cask_seg_open(&s, d, id, &dropped), 0);
         struct rec_list a = {0}, b = {0};
-        assert_int_equal(cask_hint_load(d, s, CASK_REC_VMAX, collect, &a,
-                                        &cov), 0);
+        assert_int_equal(cask_hint_load(d, s, CASK_REC_VMAX, collect, &a, &cov),
+                         0);
         assert_int_equal(cov, s->flushed);
-        assert_int_equal(cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect,
-                                       &b), s->flushed);
+        assert_int_equal(
+                cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect, &b),
+                s->flushed);
         assert_int_equal(a.n, b.n);
         for (size_t i = 0; i < a.n; i++) {
             assert_string_equal(a.lines[i], b.lines[i]);
@@ -396,18 +396,20 @@ main(int argc, char **argv)
         return try_open(argv[2]);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_truncated_tail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_appended, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_value_read, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_hint_equals_scan, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_hint_ignored, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_deletes_survive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_refuses_second_process,
-                                        setup, teardown),
+            cmocka_unit_test_setup_teardown(test_truncated_tail, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_garbage_appended, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_corrupt_value_read, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_hint_equals_scan, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_damaged_hint_ignored, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_deletes_survive, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_lock_refuses_second_process,
+                                            setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
