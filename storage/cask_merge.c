@@ -53,6 +53,9 @@ out_new(struct merge *m)
         m->out = n;
         m->out_cap = nc;
     }
+    /* An id can come back after its segment was compacted away: never
+     * let a hint of that old file describe the new one. */
+    cask_hint_remove(sh->dir, sh->next_id);
     int rc = cask_seg_create(&s, sh->dir, sh->next_id, MERGE_BUF,
                              (size_t)c->opt.segment_size);
     if (rc != 0) {

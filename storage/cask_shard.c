@@ -191,6 +191,9 @@ cask_shard_roll(struct cask_shard *sh)
                   sh->idx, old->id, strerror(rc));
         return CASK_EFAILED;
     }
+    /* An id can come back after its segment was compacted away: never
+     * let a hint of that old file describe the new one. */
+    cask_hint_remove(sh->dir, sh->next_id);
     rc = cask_seg_create(&n, sh->dir, sh->next_id, CASK_APPEND_BUF,
                          (size_t)c->opt.segment_size);
     if (rc != 0) {
@@ -888,10 +891,26 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
         }
         (*ids)[(*n)++] = id;
     }
-    closedir(d);
     if (*n > 1) {
         qsort(*ids, *n, sizeof(uint32_t), cmp_u32);
     }
+    /* A hint whose segment is gone would wrongly describe a later segment
+     * that gets the same id: remove it. */
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) {
+        unsigned id;
+        char ext[16];
+        if (sscanf(de->d_name, "%8x.%15s", &id, ext) != 2 ||
+            strcmp(ext, "hint") != 0 || strlen(de->d_name) != 13) {
+            continue;
+        }
+        uint32_t key = id;
+        if (*n == 0 ||
+            bsearch(&key, *ids, *n, sizeof(uint32_t), cmp_u32) == NULL) {
+            unlinkat(dirfd(d), de->d_name, 0);
+        }
+    }
+    closedir(d);
     return 0;
 }
 
@@ -999,6 +1018,9 @@ recover(struct cask_shard *sh)
         sh->active = last;
     } else {
         struct cask_segment *s = NULL;
+        /* An id can come back after its segment was compacted away: never
+         * let a hint of that old file describe the new one. */
+        cask_hint_remove(sh->dir, sh->next_id);
         rc = cask_seg_create(&s, sh->dir, sh->next_id, CASK_APPEND_BUF,
                              (size_t)c->opt.segment_size);
         if (rc != 0) {

@@ -324,6 +324,15 @@ test_damaged_hint_ignored(void **state)
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
     assert_non_null(strstr(tc_log, "unusable"));
     assert_int_equal(count_present(f, 100), 100);
+    /* a hint without its segment is removed at open */
+    char orphan[1100];
+    snprintf(orphan, sizeof(orphan), "%s/shard-000/00000fff.hint", f->dir);
+    int ofd = open(orphan, O_WRONLY | O_CREAT, 0644);
+    assert_true(ofd >= 0);
+    close(ofd);
+    cask_close(&f->c);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_int_not_equal(access(orphan, F_OK), 0);
 }
 
 static void
