@@ -23,6 +23,7 @@
 
 #define MERGE_BATCH 256u           /* records per hold of the shard mutex */
 #define MERGE_BUF   (1024u * 1024) /* output append buffer */
+#define MERGE_SMALL 4u             /* this many small segments get merged */
 
 struct merge {
     struct cask_shard *sh;
@@ -269,13 +270,25 @@ choose(struct merge *m, bool force)
     if (m->in == NULL) {
         return ENOMEM;
     }
+    /* Small closed segments (each clean restart starts a new one) are
+     * merged once there are several, so their number stays bounded. */
+    uint64_t small = sh->store->opt.segment_size / 8;
+    unsigned nsmall = 0;
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s != NULL && s != sh->active && !s->is_output && !s->compacting &&
+            !s->damaged && s->flushed < small) {
+            nsmall++;
+        }
+    }
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
         if (s == NULL || s == sh->active || s->is_output || s->compacting ||
             s->damaged) {
             continue;
         }
-        if (pick(sh, s, force, m->flush_cas)) {
+        if (pick(sh, s, force, m->flush_cas) ||
+            (nsmall >= MERGE_SMALL && s->flushed < small)) {
             s->compacting = true;
             m->in[m->nin++] = s;
         }

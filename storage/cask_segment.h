@@ -52,10 +52,12 @@ void cask_seg_path(char *out, size_t cap, const char *dir, uint32_t id,
 int cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
                     size_t buf_cap, size_t map_len);
 
-/* Open an existing segment. A missing or bad header is repaired to an empty
- * segment (bytes dropped are reported in *dropped). Returns 0 or an errno. */
+/* Open an existing segment. A file too short for its header is reset to an
+ * empty segment (bytes dropped in *dropped); a damaged header is rewritten
+ * in place (*bad_header set) and the records after it are left to the scan.
+ * Returns 0 or an errno. */
 int cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
-                  uint64_t *dropped);
+                  uint64_t *dropped, bool *bad_header);
 
 /* Give an opened segment an append buffer and a mapping of at least map_len
  * bytes (when it becomes the active one). Returns 0 or an errno. */

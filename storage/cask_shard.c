@@ -942,7 +942,8 @@ recover(struct cask_shard *sh)
     for (size_t i = 0; i < n; i++) {
         struct cask_segment *s = NULL;
         uint64_t dropped = 0, cov = 0;
-        rc = cask_seg_open(&s, sh->dir, ids[i], &dropped);
+        bool bad_header;
+        rc = cask_seg_open(&s, sh->dir, ids[i], &dropped, &bad_header);
         if (rc != 0) {
             cask_logf(c, CASK_LOG_ERROR, "shard %u: open segment %08x: %s",
                       sh->idx, ids[i], strerror(rc));
@@ -950,10 +951,16 @@ recover(struct cask_shard *sh)
         }
         if (dropped > 0) {
             cask_logf(c, CASK_LOG_WARN,
-                      "shard %u: segment %08x had a bad header; dropped "
+                      "shard %u: segment %08x had a torn header; dropped "
                       "%" PRIu64 " bytes",
                       sh->idx, s->id, dropped);
             sh->bytes_truncated += dropped;
+        }
+        if (bad_header) {
+            cask_logf(c, CASK_LOG_WARN,
+                      "shard %u: segment %08x had a damaged header; "
+                      "rewritten, records checked one by one",
+                      sh->idx, s->id);
         }
         rc = cask_shard_add_slot(sh, s);
         if (rc != 0) {
@@ -998,7 +1005,6 @@ recover(struct cask_shard *sh)
             sh->next_id = s->id + 1;
         }
     }
-    /* Keep appending to the newest segment when it has room. */
     struct cask_segment *last = NULL;
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
@@ -1006,7 +1012,12 @@ recover(struct cask_shard *sh)
             last = s;
         }
     }
-    if (last != NULL && last->flushed < c->opt.segment_size) {
+    /* Keep appending to the newest segment only when recovery scanned all
+     * of it (it had no hint: the store stopped without closing). After a
+     * clean close its hint was trusted unverified, and appending would
+     * later force a rescan that a damaged record could cut short. */
+    if (last != NULL && last->flushed < c->opt.segment_size &&
+        (last->hint_len == 0 || last->flushed == CASK_SEG_HDR)) {
         rc = cask_seg_make_active(last, CASK_APPEND_BUF,
                                   (size_t)c->opt.segment_size);
         if (rc != 0) {

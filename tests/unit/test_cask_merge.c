@@ -215,6 +215,43 @@ test_partial_keeps_tombstone(void **state)
     }
 }
 
+/* Every clean restart starts a new segment; compaction folds the small
+ * ones together so their number stays bounded. */
+static void
+test_small_segments_merged(void **state)
+{
+    struct fx *f = *state;
+    char k[32], v[96];
+    cask_close(&f->c);
+    f->o.shards = 1;
+    f->o.segment_size = 65536;
+    tc_rmrf(f->dir);
+    for (int r = 0; r < 20; r++) {
+        assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+        for (int i = 0; i < 5; i++) {
+            snprintf(k, sizeof(k), "r%di%d", r, i);
+            val_of(v, sizeof(v), i, r);
+            assert_int_equal(tc_set(f->c, k, v), CASK_OK);
+        }
+        cask_close(&f->c);
+    }
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    struct cask_stats st;
+    cask_stats(f->c, -1, &st);
+    assert_true(st.segments >= 20);
+    assert_int_equal(cask_shard_compact(f->c->shards[0], false), CASK_OK);
+    cask_stats(f->c, -1, &st);
+    assert_true(st.segments <= 3);
+    reopen(f);
+    for (int r = 0; r < 20; r++) {
+        for (int i = 0; i < 5; i++) {
+            snprintf(k, sizeof(k), "r%di%d", r, i);
+            val_of(v, sizeof(v), i, r);
+            assert_true(tc_is(f->c, k, v));
+        }
+    }
+}
+
 /* ---- concurrent readers and writers while compacting ------------------ */
 
 enum { NKEYS = 200, NWRITERS = 2, NREADERS = 2 };
@@ -365,6 +402,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_touch_survives_compaction,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_partial_keeps_tombstone, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_small_segments_merged, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_concurrent_compaction, setup,
                                             teardown),
