@@ -249,8 +249,7 @@ one_op(struct cask *c, unsigned *seed)
 static void
 test_model(void **state)
 {
-    (void)state;
-    char *dir = tc_mkdtemp();
+    char *dir = *state;
     struct cask_options o;
     struct cask *c = NULL;
     unsigned seed = 12345;
@@ -302,15 +301,29 @@ test_model(void **state)
                   (unsigned long long)compactions);
     assert_true(compactions > 0);
     cask_close(&c);
-    tc_rmrf(dir);
-    free(dir);
+}
+
+static int
+setup(void **state)
+{
+    *state = tc_mkdtemp();
+    return *state != NULL ? 0 : -1;
+}
+
+/* Runs after a failure too, so no data directory is left behind. */
+static int
+teardown(void **state)
+{
+    tc_rmrf(*state);
+    free(*state);
+    return 0;
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_model),
+            cmocka_unit_test_setup_teardown(test_model, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
