@@ -466,6 +466,8 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
                   path);
         goto fail;
     }
+    snprintf(path, sizeof(path), "%s/%s.tmp", dir, META_NAME);
+    (void)unlink(path); /* a meta replacement cut short by a crash */
     rc = meta_read(c, &m);
     if (rc == 0) {
         if (m.shards != o->shards) {
