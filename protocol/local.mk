@@ -24,3 +24,10 @@ tests_golden_test_golden_SOURCES = tests/golden/test_golden.c \
 tests_golden_test_golden_LDADD = libcmd.a libprotocol.a
 EXTRA_DIST += tests/golden/gen_golden.py tests/golden/README.md \
 	tests/golden/cases
+
+# Parser unit tests link the pure library only.
+check_PROGRAMS += tests/unit/test_proto_parse
+TESTS += tests/unit/test_proto_parse
+tests_unit_test_proto_parse_SOURCES = tests/unit/test_proto_parse.c
+tests_unit_test_proto_parse_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_proto_parse_LDADD = libprotocol.a $(CMOCKA_LIBS)

@@ -347,6 +347,7 @@ take_data(struct proto_parser *p, struct proto_req *req, const char *buf,
 
     if (len < need) {
         p->wanted = need;
+        *used = 0;
         return PROTO_NEED_MORE;
     }
     p->wanted = 0;
