@@ -19,7 +19,7 @@ libcmd_a_CFLAGS = $(AM_CFLAGS)
 # cmd.c over a fake in-memory store (regenerate with gen_golden.py).
 check_PROGRAMS += tests/golden/test_golden
 TESTS += tests/golden/test_golden
-tests_golden_test_golden_SOURCES = tests/golden/test_golden.c \
+tests_golden_test_golden_SOURCES = tests/golden/test_golden.c tests/golden/fake_cask.h \
 	tests/golden/fake_cask.c
 tests_golden_test_golden_LDADD = libcmd.a libprotocol.a
 EXTRA_DIST += tests/golden/gen_golden.py tests/golden/README.md \
@@ -31,3 +31,11 @@ TESTS += tests/unit/test_proto_parse
 tests_unit_test_proto_parse_SOURCES = tests/unit/test_proto_parse.c
 tests_unit_test_proto_parse_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_proto_parse_LDADD = libprotocol.a $(CMOCKA_LIBS)
+
+# cmd.c over the fake in-memory store.
+check_PROGRAMS += tests/unit/test_cmd
+TESTS += tests/unit/test_cmd
+tests_unit_test_cmd_SOURCES = tests/unit/test_cmd.c tests/golden/fake_cask.c \
+	tests/golden/fake_cask.h
+tests_unit_test_cmd_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_cmd_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS)

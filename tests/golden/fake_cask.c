@@ -7,6 +7,8 @@
  */
 #include "storage/cask.h"
 
+#include "tests/golden/fake_cask.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,18 @@ struct cask {
     int64_t flush_at_s;     /* pending flush point, 0 = none */
     uint64_t nkeys;
 };
+
+int fake_cask_fail_rc;
+
+/* Take the injected failure, if any. */
+static int
+injected(void)
+{
+    int rc = fake_cask_fail_rc;
+
+    fake_cask_fail_rc = 0;
+    return rc;
+}
 
 const char *
 cask_strerror(int err)
@@ -215,6 +229,9 @@ cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
     int gone;
     struct fitem *f = lookup(c, key, klen, &gone);
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (f == NULL) {
         if (it != NULL) {
             memset(it, 0, sizeof(*it));
@@ -232,6 +249,9 @@ cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
     int gone;
     struct fitem *f = lookup(c, key, klen, &gone);
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (f == NULL) {
         if (it != NULL) {
             memset(it, 0, sizeof(*it));
@@ -290,6 +310,9 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
     char *v;
     size_t n = vlen;
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (klen == 0 || klen > CASK_KEY_MAX) {
         return CASK_EBADKEY;
     }
@@ -341,6 +364,9 @@ cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
     struct fitem *f = lookup(c, key, klen, &gone);
     struct fitem **pp;
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (f == NULL) {
         return CASK_ENOTFOUND;
     }
@@ -398,6 +424,9 @@ cask_arith(struct cask *c, const void *key, size_t klen,
     char *nv;
     int rc;
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (f == NULL) {
         if (!a->vivify) {
             return CASK_ENOTFOUND;
@@ -451,6 +480,9 @@ cask_arith(struct cask *c, const void *key, size_t klen,
 int
 cask_flush(struct cask *c, int64_t at_abs_s)
 {
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (at_abs_s <= now_s(c)) {
         c->flushed_cas = c->next_cas - 1;
         c->flush_at_s = 0;
