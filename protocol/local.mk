@@ -39,3 +39,15 @@ tests_unit_test_cmd_SOURCES = tests/unit/test_cmd.c tests/golden/fake_cask.c \
 	tests/golden/fake_cask.h
 tests_unit_test_cmd_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_cmd_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS)
+
+# libFuzzer target: parser and executor compiled with coverage
+# instrumentation (FUZZ_CFLAGS), over the fake store.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_proto
+tests_fuzz_fuzz_proto_SOURCES = tests/fuzz/fuzz_proto.c \
+	protocol/proto_parse.c protocol/proto_format.c protocol/proto.h \
+	server/cmd.c server/cmd.h tests/golden/fake_cask.c tests/golden/fake_cask.h
+tests_fuzz_fuzz_proto_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_proto_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
+endif
+EXTRA_DIST += tests/fuzz/fuzz_proto.c tests/fuzz/corpus
