@@ -442,7 +442,13 @@ cask_arith(struct cask *c, const void *key, size_t klen,
         if (rc == CASK_OK) {
             *value_out = a->initial;
             f = lookup(c, key, klen, &gone);
-            (void)copy_out(f, it, NULL);
+            /* created already expired (negative N): gone again */
+            if (f != NULL) {
+                (void)copy_out(f, it, NULL);
+            } else if (it != NULL) {
+                memset(it, 0, sizeof(*it));
+                it->exp_abs_s = a->vivify_exp_abs_s;
+            }
         }
         return rc;
     }
