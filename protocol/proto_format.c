@@ -83,20 +83,32 @@ static const char *
 cmd_name(enum proto_cmd c)
 {
     static const char *const names[] = {
-        [PROTO_CMD_GET] = "get",         [PROTO_CMD_GETS] = "gets",
-        [PROTO_CMD_GAT] = "gat",         [PROTO_CMD_GATS] = "gats",
-        [PROTO_CMD_SET] = "set",         [PROTO_CMD_ADD] = "add",
-        [PROTO_CMD_REPLACE] = "replace", [PROTO_CMD_APPEND] = "append",
-        [PROTO_CMD_PREPEND] = "prepend", [PROTO_CMD_CAS] = "cas",
-        [PROTO_CMD_DELETE] = "delete",   [PROTO_CMD_INCR] = "incr",
-        [PROTO_CMD_DECR] = "decr",       [PROTO_CMD_TOUCH] = "touch",
-        [PROTO_CMD_FLUSH_ALL] = "flush_all",
-        [PROTO_CMD_STATS] = "stats",     [PROTO_CMD_VERSION] = "version",
-        [PROTO_CMD_VERBOSITY] = "verbosity",
-        [PROTO_CMD_QUIT] = "quit",       [PROTO_CMD_SHUTDOWN] = "shutdown",
-        [PROTO_CMD_MG] = "mg",           [PROTO_CMD_MS] = "ms",
-        [PROTO_CMD_MD] = "md",           [PROTO_CMD_MA] = "ma",
-        [PROTO_CMD_MN] = "mn",           [PROTO_CMD_ME] = "me",
+            [PROTO_CMD_GET] = "get",
+            [PROTO_CMD_GETS] = "gets",
+            [PROTO_CMD_GAT] = "gat",
+            [PROTO_CMD_GATS] = "gats",
+            [PROTO_CMD_SET] = "set",
+            [PROTO_CMD_ADD] = "add",
+            [PROTO_CMD_REPLACE] = "replace",
+            [PROTO_CMD_APPEND] = "append",
+            [PROTO_CMD_PREPEND] = "prepend",
+            [PROTO_CMD_CAS] = "cas",
+            [PROTO_CMD_DELETE] = "delete",
+            [PROTO_CMD_INCR] = "incr",
+            [PROTO_CMD_DECR] = "decr",
+            [PROTO_CMD_TOUCH] = "touch",
+            [PROTO_CMD_FLUSH_ALL] = "flush_all",
+            [PROTO_CMD_STATS] = "stats",
+            [PROTO_CMD_VERSION] = "version",
+            [PROTO_CMD_VERBOSITY] = "verbosity",
+            [PROTO_CMD_QUIT] = "quit",
+            [PROTO_CMD_SHUTDOWN] = "shutdown",
+            [PROTO_CMD_MG] = "mg",
+            [PROTO_CMD_MS] = "ms",
+            [PROTO_CMD_MD] = "md",
+            [PROTO_CMD_MA] = "ma",
+            [PROTO_CMD_MN] = "mn",
+            [PROTO_CMD_ME] = "me",
     };
 
     if ((unsigned)c >= sizeof(names) / sizeof(names[0]) || names[c] == NULL) {
@@ -206,8 +218,8 @@ proto_format_req(char *out, size_t cap, const struct proto_req *req)
         proto_out_str(&o, " noreply");
     }
     proto_out_mem(&o, "\r\n", 2);
-    if (req->cmd == PROTO_CMD_MS || (req->cmd >= PROTO_CMD_SET &&
-                                     req->cmd <= PROTO_CMD_CAS)) {
+    if (req->cmd == PROTO_CMD_MS ||
+        (req->cmd >= PROTO_CMD_SET && req->cmd <= PROTO_CMD_CAS)) {
         proto_out_mem(&o, req->data, req->nbytes);
         proto_out_mem(&o, "\r\n", 2);
     }

@@ -19,8 +19,8 @@ struct tok {
 
 struct line {
     struct tok t[MAX_TOKENS];
-    unsigned n;    /* tokens found, at most MAX_TOKENS */
-    bool more;     /* text left after the last token */
+    unsigned n; /* tokens found, at most MAX_TOKENS */
+    bool more;  /* text left after the last token */
     const char *end;
 };
 
@@ -36,16 +36,13 @@ static const char ERR_DELETE[] = "CLIENT_ERROR bad command line format.  "
 static const char ERR_BADFLAG[] = "CLIENT_ERROR invalid flag\r\n";
 static const char ERR_DUPFLAG[] = "CLIENT_ERROR duplicate flag\r\n";
 static const char ERR_INVDUP[] = "CLIENT_ERROR invalid or duplicate flag\r\n";
-static const char ERR_TOOMANY[] =
-        "CLIENT_ERROR options flags are too long\r\n";
+static const char ERR_TOOMANY[] = "CLIENT_ERROR options flags are too long\r\n";
 static const char ERR_OPAQUE[] = "CLIENT_ERROR opaque token too long\r\n";
 static const char ERR_B64[] = "CLIENT_ERROR error decoding key\r\n";
 static const char ERR_BADTOK[] =
         "CLIENT_ERROR bad token in command line format\r\n";
-static const char ERR_MSMODE[] =
-        "CLIENT_ERROR invalid mode for ms M token\r\n";
-static const char ERR_MAMODE[] =
-        "CLIENT_ERROR invalid mode for ma M token\r\n";
+static const char ERR_MSMODE[] = "CLIENT_ERROR invalid mode for ms M token\r\n";
+static const char ERR_MAMODE[] = "CLIENT_ERROR invalid mode for ma M token\r\n";
 
 void
 proto_parser_init(struct proto_parser *p, uint32_t item_max)
@@ -261,8 +258,8 @@ proto_b64_encode(const void *src, size_t n, char *dst, size_t cap)
         return -1;
     }
     for (i = 0; i + 2 < n; i += 3) {
-        uint32_t w = ((uint32_t)s[i] << 16) | ((uint32_t)s[i + 1] << 8) |
-                     s[i + 2];
+        uint32_t w =
+                ((uint32_t)s[i] << 16) | ((uint32_t)s[i + 1] << 8) | s[i + 2];
 
         dst[o++] = tab[(w >> 18) & 63];
         dst[o++] = tab[(w >> 12) & 63];
@@ -387,8 +384,8 @@ set_key(struct proto_req *req, const struct tok *t)
 
 static enum proto_status
 parse_update(struct proto_parser *p, struct proto_req *req,
-             const struct line *l, const char *buf, size_t len,
-             size_t line_len, size_t *used)
+             const struct line *l, const char *buf, size_t len, size_t line_len,
+             size_t *used)
 {
     bool is_cas = req->cmd == PROTO_CMD_CAS;
     unsigned want = is_cas ? 6 : 5;
@@ -601,9 +598,8 @@ static const char MA_FLAGS[] = "bCEkOqtcvNJDTM";
 static const char NUM_FLAGS[] = "CEFNRTJD";
 
 static enum proto_status
-parse_meta(struct proto_parser *p, struct proto_req *req,
-           const struct line *l, const char *buf, size_t len,
-           size_t line_len, size_t *used)
+parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
+           const char *buf, size_t len, size_t line_len, size_t *used)
 {
     char which = l->t[0].p[1];
     const char *allowed;
@@ -658,8 +654,8 @@ parse_meta(struct proto_parser *p, struct proto_req *req,
     if (req->cmd == PROTO_CMD_MS) {
         int64_t vlen;
 
-        if (l->n < 3 || !parse_i64(l->t[2].p, l->t[2].n, &vlen) ||
-            vlen < 0 || vlen > INT32_MAX - 2) {
+        if (l->n < 3 || !parse_i64(l->t[2].p, l->t[2].n, &vlen) || vlen < 0 ||
+            vlen > INT32_MAX - 2) {
             return fail(req, ERR_FORMAT);
         }
         req->nbytes = (uint32_t)vlen;

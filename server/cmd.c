@@ -18,7 +18,7 @@
 /* values up to this size are copied into the reply line instead of being
  * handed to the sink as a separate buffer */
 #define INLINE_VALUE_MAX 512
-#define LINE_CAP 4096
+#define LINE_CAP         4096
 
 void
 cmd_conn_init(struct cmd_conn *cc, const struct cmd_env *env,
@@ -178,8 +178,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
                 cc->ctr->touch_hits++;
             }
             proto_out_init(&o, line, sizeof(line));
-            proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas,
-                            it.cas);
+            proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas, it.cas);
             emit_value(cc, &o, val, it.vlen);
         } else if (rc == CASK_ENOTFOUND) {
             count_miss(cc, &it);
@@ -322,8 +321,9 @@ do_arith(struct cmd_conn *cc, const struct proto_req *req)
         }
         reply(cc, req, "NOT_FOUND\r\n");
     } else if (rc == CASK_ENONNUMERIC) {
-        reply(cc, req, "CLIENT_ERROR cannot increment or decrement "
-                       "non-numeric value\r\n");
+        reply(cc, req,
+              "CLIENT_ERROR cannot increment or decrement "
+              "non-numeric value\r\n");
     } else if (!req->noreply) {
         emit_server_error(cc, rc);
     }
@@ -396,8 +396,7 @@ meta_tail(struct proto_out *o, const struct proto_req *req)
 
 /* A reply with just a code and the O/k flags (misses, HD of ms/md). */
 static void
-meta_simple(struct cmd_conn *cc, const struct proto_req *req,
-            const char *code)
+meta_simple(struct cmd_conn *cc, const struct proto_req *req, const char *code)
 {
     char line[LINE_CAP];
     struct proto_out o;

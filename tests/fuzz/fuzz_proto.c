@@ -52,8 +52,8 @@ parse_all(const char *buf, size_t len)
     proto_parser_init(&p, ITEM_MAX);
     while (off < len) {
         size_t used = 0;
-        enum proto_status st = proto_parse(&p, &req, buf + off, len - off,
-                                           &used);
+        enum proto_status st =
+                proto_parse(&p, &req, buf + off, len - off, &used);
 
         if (used > len - off) {
             abort();

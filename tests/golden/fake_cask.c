@@ -33,8 +33,8 @@ struct cask {
     struct cask_options o;
     struct fitem *b[NBUCKETS];
     uint64_t next_cas;
-    uint64_t flushed_cas;   /* items with cas <= this were flushed */
-    int64_t flush_at_s;     /* pending flush point, 0 = none */
+    uint64_t flushed_cas; /* items with cas <= this were flushed */
+    int64_t flush_at_s;   /* pending flush point, 0 = none */
     uint64_t nkeys;
 };
 

@@ -28,7 +28,7 @@ struct fixture {
     struct cmd_conn cc;
     char out[65536];
     size_t n;
-    unsigned values;       /* buffers handed over through sink.value */
+    unsigned values; /* buffers handed over through sink.value */
     int64_t now;
     char stats_args[64];
     unsigned verbosity;
@@ -178,10 +178,11 @@ test_noreply(void **state)
 {
     struct fixture *f = *state;
 
-    expect(f, "set a 0 0 1 noreply\r\nx\r\nadd a 0 0 1 noreply\r\nx\r\n"
-              "incr a 1 noreply\r\ndelete a noreply\r\ndelete a noreply\r\n"
-              "touch a 1 noreply\r\nflush_all noreply\r\n"
-              "verbosity 2 noreply\r\nincr a x noreply\r\n",
+    expect(f,
+           "set a 0 0 1 noreply\r\nx\r\nadd a 0 0 1 noreply\r\nx\r\n"
+           "incr a 1 noreply\r\ndelete a noreply\r\ndelete a noreply\r\n"
+           "touch a 1 noreply\r\nflush_all noreply\r\n"
+           "verbosity 2 noreply\r\nincr a x noreply\r\n",
            "");
     assert_int_equal(f->verbosity, 2);
 }
@@ -197,8 +198,7 @@ test_exptime(void **state)
            "STORED\r\nHD t2592000\r\n");
     /* above 30 days: absolute, here long past */
     expect(f, "set a 0 2592001 1\r\nx\r\nmg a t\r\n", "STORED\r\nEN\r\n");
-    snprintf(req, sizeof(req), "set a 0 %d 1\r\nx\r\nmg a t\r\n",
-             NOW_S + 500);
+    snprintf(req, sizeof(req), "set a 0 %d 1\r\nx\r\nmg a t\r\n", NOW_S + 500);
     expect(f, req, "STORED\r\nHD t500\r\n");
     snprintf(req, sizeof(req), "set a 0 %d 1\r\nx\r\nget a\r\n", NOW_S);
     expect(f, req, "STORED\r\nEND\r\n");
@@ -374,17 +374,17 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_noreply, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exptime, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_handover, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_basic, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_noreply, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_exptime, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_store_errors, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_value_handover, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,53 +25,53 @@ struct ok_case {
 
 /* Valid requests: each must parse to cmd with key (NULL: no key). */
 static const struct ok_case OK_CASES[] = {
-    {"get a\r\n", PROTO_CMD_GET, "a"},
-    {"get a b c\r\n", PROTO_CMD_GET, "a"},
-    {"gets  a \r\n", PROTO_CMD_GETS, "a"},
-    {"  get a\n", PROTO_CMD_GET, "a"},
-    {"gat 10 a b\r\n", PROTO_CMD_GAT, "a"},
-    {"gats -1 a\r\n", PROTO_CMD_GATS, "a"},
-    {"gat 10\r\n", PROTO_CMD_GAT, NULL},
-    {"set k 1 2 3\r\nabc\r\n", PROTO_CMD_SET, "k"},
-    {"set k 1 2 3 noreply\r\nabc\r\n", PROTO_CMD_SET, "k"},
-    {"set k 1 2 0\r\n\r\n", PROTO_CMD_SET, "k"},
-    {"add k 0 0 1\r\nx\r\n", PROTO_CMD_ADD, "k"},
-    {"replace k 0 0 1\r\nx\r\n", PROTO_CMD_REPLACE, "k"},
-    {"append k 0 0 1\r\nx\r\n", PROTO_CMD_APPEND, "k"},
-    {"prepend k 0 0 1\r\nx\r\n", PROTO_CMD_PREPEND, "k"},
-    {"cas k 0 0 1 77\r\nx\r\n", PROTO_CMD_CAS, "k"},
-    {"cas k 0 0 1 77 noreply\r\nx\r\n", PROTO_CMD_CAS, "k"},
-    {"delete k\r\n", PROTO_CMD_DELETE, "k"},
-    {"delete k 0\r\n", PROTO_CMD_DELETE, "k"},
-    {"delete k noreply\r\n", PROTO_CMD_DELETE, "k"},
-    {"delete k 0 noreply\r\n", PROTO_CMD_DELETE, "k"},
-    {"incr k 5\r\n", PROTO_CMD_INCR, "k"},
-    {"decr k 5 noreply\r\n", PROTO_CMD_DECR, "k"},
-    {"touch k 10\r\n", PROTO_CMD_TOUCH, "k"},
-    {"flush_all\r\n", PROTO_CMD_FLUSH_ALL, NULL},
-    {"flush_all 10\r\n", PROTO_CMD_FLUSH_ALL, NULL},
-    {"flush_all noreply\r\n", PROTO_CMD_FLUSH_ALL, NULL},
-    {"stats\r\n", PROTO_CMD_STATS, NULL},
-    {"stats settings\r\n", PROTO_CMD_STATS, NULL},
-    {"version\r\n", PROTO_CMD_VERSION, NULL},
-    {"verbosity 1\r\n", PROTO_CMD_VERBOSITY, NULL},
-    {"quit\r\n", PROTO_CMD_QUIT, NULL},
-    {"shutdown\r\n", PROTO_CMD_SHUTDOWN, NULL},
-    {"mg k v f t c s k Oabc q\r\n", PROTO_CMD_MG, "k"},
-    {"mg k\r\n", PROTO_CMD_MG, "k"},
-    {"ms k 2 T10 F3 MA c\r\nhi\r\n", PROTO_CMD_MS, "k"},
-    {"md k q C5\r\n", PROTO_CMD_MD, "k"},
-    {"ma k N0 J5 D3 MD v\r\n", PROTO_CMD_MA, "k"},
-    {"mn\r\n", PROTO_CMD_MN, NULL},
-    {"me k\r\n", PROTO_CMD_ME, "k"},
-    {"mg a2V5 b k v\r\n", PROTO_CMD_MG, "key"},
+        {"get a\r\n", PROTO_CMD_GET, "a"},
+        {"get a b c\r\n", PROTO_CMD_GET, "a"},
+        {"gets  a \r\n", PROTO_CMD_GETS, "a"},
+        {"  get a\n", PROTO_CMD_GET, "a"},
+        {"gat 10 a b\r\n", PROTO_CMD_GAT, "a"},
+        {"gats -1 a\r\n", PROTO_CMD_GATS, "a"},
+        {"gat 10\r\n", PROTO_CMD_GAT, NULL},
+        {"set k 1 2 3\r\nabc\r\n", PROTO_CMD_SET, "k"},
+        {"set k 1 2 3 noreply\r\nabc\r\n", PROTO_CMD_SET, "k"},
+        {"set k 1 2 0\r\n\r\n", PROTO_CMD_SET, "k"},
+        {"add k 0 0 1\r\nx\r\n", PROTO_CMD_ADD, "k"},
+        {"replace k 0 0 1\r\nx\r\n", PROTO_CMD_REPLACE, "k"},
+        {"append k 0 0 1\r\nx\r\n", PROTO_CMD_APPEND, "k"},
+        {"prepend k 0 0 1\r\nx\r\n", PROTO_CMD_PREPEND, "k"},
+        {"cas k 0 0 1 77\r\nx\r\n", PROTO_CMD_CAS, "k"},
+        {"cas k 0 0 1 77 noreply\r\nx\r\n", PROTO_CMD_CAS, "k"},
+        {"delete k\r\n", PROTO_CMD_DELETE, "k"},
+        {"delete k 0\r\n", PROTO_CMD_DELETE, "k"},
+        {"delete k noreply\r\n", PROTO_CMD_DELETE, "k"},
+        {"delete k 0 noreply\r\n", PROTO_CMD_DELETE, "k"},
+        {"incr k 5\r\n", PROTO_CMD_INCR, "k"},
+        {"decr k 5 noreply\r\n", PROTO_CMD_DECR, "k"},
+        {"touch k 10\r\n", PROTO_CMD_TOUCH, "k"},
+        {"flush_all\r\n", PROTO_CMD_FLUSH_ALL, NULL},
+        {"flush_all 10\r\n", PROTO_CMD_FLUSH_ALL, NULL},
+        {"flush_all noreply\r\n", PROTO_CMD_FLUSH_ALL, NULL},
+        {"stats\r\n", PROTO_CMD_STATS, NULL},
+        {"stats settings\r\n", PROTO_CMD_STATS, NULL},
+        {"version\r\n", PROTO_CMD_VERSION, NULL},
+        {"verbosity 1\r\n", PROTO_CMD_VERBOSITY, NULL},
+        {"quit\r\n", PROTO_CMD_QUIT, NULL},
+        {"shutdown\r\n", PROTO_CMD_SHUTDOWN, NULL},
+        {"mg k v f t c s k Oabc q\r\n", PROTO_CMD_MG, "k"},
+        {"mg k\r\n", PROTO_CMD_MG, "k"},
+        {"ms k 2 T10 F3 MA c\r\nhi\r\n", PROTO_CMD_MS, "k"},
+        {"md k q C5\r\n", PROTO_CMD_MD, "k"},
+        {"ma k N0 J5 D3 MD v\r\n", PROTO_CMD_MA, "k"},
+        {"mn\r\n", PROTO_CMD_MN, NULL},
+        {"me k\r\n", PROTO_CMD_ME, "k"},
+        {"mg a2V5 b k v\r\n", PROTO_CMD_MG, "key"},
 };
 
 struct err_case {
     const char *in;
-    const char *err;   /* NULL: PROTO_CLOSE */
-    size_t used;       /* 0: the whole input, 1: the first line */
-    unsigned swallow;  /* data bytes left to drop */
+    const char *err;  /* NULL: PROTO_CLOSE */
+    size_t used;      /* 0: the whole input, 1: the first line */
+    unsigned swallow; /* data bytes left to drop */
 };
 
 static const char K251[] =
@@ -85,60 +85,65 @@ static const char K251[] =
 #define E_EXPTIME "CLIENT_ERROR invalid exptime argument\r\n"
 
 static const struct err_case ERR_CASES[] = {
-    {"foo\r\n", E_ERROR, 0, 0},
-    {"\r\n", E_ERROR, 0, 0},
-    {"x\r\n", E_ERROR, 0, 0},
-    {"GET a\r\n", E_ERROR, 0, 0},
-    {"get\r\n", E_ERROR, 0, 0},
-    {"gat\r\n", E_ERROR, 0, 0},
-    {"gat x a\r\n", E_EXPTIME, 0, 0},
-    {"set a 0 0\r\n", E_ERROR, 0, 0},
-    {"set a 0 0 1 2 3\r\n", E_ERROR, 0, 0},
-    {"set a x 0 1\r\nx\r\n", E_FORMAT, 1, 0},
-    {"set a -1 0 1\r\nx\r\n", E_FORMAT, 1, 0},
-    {"set a 0 x 1\r\nx\r\n", E_FORMAT, 1, 0},
-    {"set a 0 0 -1\r\nx\r\n", E_FORMAT, 1, 0},
-    {"set a 0 0 2147483647\r\n", E_FORMAT, 0, 0},
-    {"cas a 0 0 1\r\nx\r\n", E_ERROR, 1, 0},
-    {"cas a 0 0 1 x\r\nx\r\n", E_FORMAT, 1, 0},
-    {"set a 0 0 1\r\nxyz\r\n", "CLIENT_ERROR bad data chunk\r\n", 16, 0},
-    {"set a 0 0 2000\r\n", "SERVER_ERROR object too large for cache\r\n",
-     0, 2002},
-    {"ms a 2000\r\n", "SERVER_ERROR object too large for cache\r\n", 0, 2002},
-    {"delete a 1\r\n", "CLIENT_ERROR bad command line format.  Usage: "
-                       "delete <key> [noreply]\r\n", 0, 0},
-    {"delete a b c d\r\n", E_ERROR, 0, 0},
-    {"incr a x\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n", 0, 0},
-    {"incr a -1\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n", 0,
-     0},
-    {"incr a 18446744073709551616\r\n",
-     "CLIENT_ERROR invalid numeric delta argument\r\n", 0, 0},
-    {"incr a\r\n", E_ERROR, 0, 0},
-    {"touch a x\r\n", E_EXPTIME, 0, 0},
-    {"touch a\r\n", E_ERROR, 0, 0},
-    {"flush_all x\r\n", E_EXPTIME, 0, 0},
-    {"flush_all 1 2 3\r\n", E_ERROR, 0, 0},
-    {"verbosity\r\n", E_ERROR, 0, 0},
-    {"verbosity x\r\n", E_FORMAT, 0, 0},
-    {"mx\r\n", E_ERROR, 0, 0},
-    {"mg\r\n", E_ERROR, 0, 0},
-    {"me\r\n", E_FORMAT, 0, 0},
-    {"mg a x\r\n", "CLIENT_ERROR invalid flag\r\n", 0, 0},
-    {"mg a v v\r\n", "CLIENT_ERROR duplicate flag\r\n", 0, 0},
-    {"mg a T\r\n", "CLIENT_ERROR bad token in command line format\r\n", 0, 0},
-    {"md a x\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n", 0, 0},
-    {"ma a D\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n", 0, 0},
-    {"ma a MX\r\n", "CLIENT_ERROR invalid mode for ma M token\r\n", 0, 0},
-    {"ms a 1 MX\r\n", "CLIENT_ERROR invalid mode for ms M token\r\n", 0, 3},
-    {"ms a 1 x\r\n", "CLIENT_ERROR invalid flag\r\n", 0, 3},
-    {"ms a\r\n", E_FORMAT, 0, 0},
-    {"ms a x\r\n", E_FORMAT, 0, 0},
-    {"mg a O123456789012345678901234567890123\r\n",
-     "CLIENT_ERROR opaque token too long\r\n", 0, 0},
-    {"mg a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n",
-     "CLIENT_ERROR options flags are too long\r\n", 0, 0},
-    {"mg a! b\r\n", "CLIENT_ERROR error decoding key\r\n", 0, 0},
-    {"GET / HTTP/1.1\r\n", NULL, 0, 0},
+        {"foo\r\n", E_ERROR, 0, 0},
+        {"\r\n", E_ERROR, 0, 0},
+        {"x\r\n", E_ERROR, 0, 0},
+        {"GET a\r\n", E_ERROR, 0, 0},
+        {"get\r\n", E_ERROR, 0, 0},
+        {"gat\r\n", E_ERROR, 0, 0},
+        {"gat x a\r\n", E_EXPTIME, 0, 0},
+        {"set a 0 0\r\n", E_ERROR, 0, 0},
+        {"set a 0 0 1 2 3\r\n", E_ERROR, 0, 0},
+        {"set a x 0 1\r\nx\r\n", E_FORMAT, 1, 0},
+        {"set a -1 0 1\r\nx\r\n", E_FORMAT, 1, 0},
+        {"set a 0 x 1\r\nx\r\n", E_FORMAT, 1, 0},
+        {"set a 0 0 -1\r\nx\r\n", E_FORMAT, 1, 0},
+        {"set a 0 0 2147483647\r\n", E_FORMAT, 0, 0},
+        {"cas a 0 0 1\r\nx\r\n", E_ERROR, 1, 0},
+        {"cas a 0 0 1 x\r\nx\r\n", E_FORMAT, 1, 0},
+        {"set a 0 0 1\r\nxyz\r\n", "CLIENT_ERROR bad data chunk\r\n", 16, 0},
+        {"set a 0 0 2000\r\n", "SERVER_ERROR object too large for cache\r\n", 0,
+         2002},
+        {"ms a 2000\r\n", "SERVER_ERROR object too large for cache\r\n", 0,
+         2002},
+        {"delete a 1\r\n",
+         "CLIENT_ERROR bad command line format.  Usage: "
+         "delete <key> [noreply]\r\n",
+         0, 0},
+        {"delete a b c d\r\n", E_ERROR, 0, 0},
+        {"incr a x\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n", 0,
+         0},
+        {"incr a -1\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n", 0,
+         0},
+        {"incr a 18446744073709551616\r\n",
+         "CLIENT_ERROR invalid numeric delta argument\r\n", 0, 0},
+        {"incr a\r\n", E_ERROR, 0, 0},
+        {"touch a x\r\n", E_EXPTIME, 0, 0},
+        {"touch a\r\n", E_ERROR, 0, 0},
+        {"flush_all x\r\n", E_EXPTIME, 0, 0},
+        {"flush_all 1 2 3\r\n", E_ERROR, 0, 0},
+        {"verbosity\r\n", E_ERROR, 0, 0},
+        {"verbosity x\r\n", E_FORMAT, 0, 0},
+        {"mx\r\n", E_ERROR, 0, 0},
+        {"mg\r\n", E_ERROR, 0, 0},
+        {"me\r\n", E_FORMAT, 0, 0},
+        {"mg a x\r\n", "CLIENT_ERROR invalid flag\r\n", 0, 0},
+        {"mg a v v\r\n", "CLIENT_ERROR duplicate flag\r\n", 0, 0},
+        {"mg a T\r\n", "CLIENT_ERROR bad token in command line format\r\n", 0,
+         0},
+        {"md a x\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n", 0, 0},
+        {"ma a D\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n", 0, 0},
+        {"ma a MX\r\n", "CLIENT_ERROR invalid mode for ma M token\r\n", 0, 0},
+        {"ms a 1 MX\r\n", "CLIENT_ERROR invalid mode for ms M token\r\n", 0, 3},
+        {"ms a 1 x\r\n", "CLIENT_ERROR invalid flag\r\n", 0, 3},
+        {"ms a\r\n", E_FORMAT, 0, 0},
+        {"ms a x\r\n", E_FORMAT, 0, 0},
+        {"mg a O123456789012345678901234567890123\r\n",
+         "CLIENT_ERROR opaque token too long\r\n", 0, 0},
+        {"mg a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n",
+         "CLIENT_ERROR options flags are too long\r\n", 0, 0},
+        {"mg a! b\r\n", "CLIENT_ERROR error decoding key\r\n", 0, 0},
+        {"GET / HTTP/1.1\r\n", NULL, 0, 0},
 };
 
 static size_t
@@ -341,7 +346,8 @@ test_fields(void **state)
     struct proto_parser p;
     struct proto_req req;
     size_t used;
-    static const char set[] = "set k 4294967297 4294967301 3 noreply\r\nabc\r\n";
+    static const char set[] =
+            "set k 4294967297 4294967301 3 noreply\r\nabc\r\n";
     static const char cas[] = "cas k 5 -1 1 18446744073709551615\r\nx\r\n";
     static const char ms[] = "ms k 2 T10 F3 Oab\r\nhi\r\n";
     const char *key;
@@ -352,8 +358,8 @@ test_fields(void **state)
     proto_parser_init(&p, ITEM_MAX);
     assert_int_equal(proto_parse(&p, &req, set, sizeof(set) - 1, &used),
                      PROTO_OK);
-    assert_int_equal(req.flags, 1);      /* low 32 bits, like memcached */
-    assert_int_equal(req.exptime, 5);    /* 32-bit truncation */
+    assert_int_equal(req.flags, 1);   /* low 32 bits, like memcached */
+    assert_int_equal(req.exptime, 5); /* 32-bit truncation */
     assert_int_equal(req.nbytes, 3);
     assert_true(req.noreply);
     assert_memory_equal(req.data, "abc", 3);
@@ -386,8 +392,9 @@ test_fields(void **state)
     assert_memory_equal(key, "ccc", 3);
     assert_false(proto_key_next(&req, &pos, &key, &klen));
 
-    assert_int_equal(proto_parse(&p, &req, "flush_all -5 noreply\r\n", 22,
-                                 &used), PROTO_OK);
+    assert_int_equal(
+            proto_parse(&p, &req, "flush_all -5 noreply\r\n", 22, &used),
+            PROTO_OK);
     assert_true(req.has_delay);
     assert_int_equal(req.delay, -5);
     assert_true(req.noreply);
@@ -626,9 +633,17 @@ static void
 test_hostile(void **state)
 {
     static const char *const in[] = {
-        "\0\0\0\n", "\r\r\r\n", "get \0\n", "set \0 0 0 0\r\n\r\n",
-        "mg \xff\xfe b\r\n", "ms k 0\r\n\r\n", "\n", "g\n",
-        "mg k O\r\n", "ma k N-5 J1\r\n", "mg k T-1 v\r\n",
+            "\0\0\0\n",
+            "\r\r\r\n",
+            "get \0\n",
+            "set \0 0 0 0\r\n\r\n",
+            "mg \xff\xfe b\r\n",
+            "ms k 0\r\n\r\n",
+            "\n",
+            "g\n",
+            "mg k O\r\n",
+            "ma k N-5 J1\r\n",
+            "mg k T-1 v\r\n",
     };
     size_t i;
 
@@ -645,8 +660,8 @@ test_hostile(void **state)
         }
         proto_parser_init(&p, ITEM_MAX);
         st = proto_parse(&p, &req, in[i], n, &used);
-        assert_true(st == PROTO_OK || st == PROTO_ERROR ||
-                    st == PROTO_CLOSE || st == PROTO_NEED_MORE);
+        assert_true(st == PROTO_OK || st == PROTO_ERROR || st == PROTO_CLOSE ||
+                    st == PROTO_NEED_MORE);
         assert_true(used <= n);
         if (st == PROTO_OK || st == PROTO_ERROR) {
             assert_true(used > 0);
@@ -658,20 +673,20 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ok_whole),
-        cmocka_unit_test(test_ok_bytewise),
-        cmocka_unit_test(test_ok_pipelined),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_errors_bytewise),
-        cmocka_unit_test(test_fields),
-        cmocka_unit_test(test_key_limits),
-        cmocka_unit_test(test_long_lines),
-        cmocka_unit_test(test_swallow_split),
-        cmocka_unit_test(test_wanted),
-        cmocka_unit_test(test_b64),
-        cmocka_unit_test(test_format),
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_hostile),
+            cmocka_unit_test(test_ok_whole),
+            cmocka_unit_test(test_ok_bytewise),
+            cmocka_unit_test(test_ok_pipelined),
+            cmocka_unit_test(test_errors),
+            cmocka_unit_test(test_errors_bytewise),
+            cmocka_unit_test(test_fields),
+            cmocka_unit_test(test_key_limits),
+            cmocka_unit_test(test_long_lines),
+            cmocka_unit_test(test_swallow_split),
+            cmocka_unit_test(test_wanted),
+            cmocka_unit_test(test_b64),
+            cmocka_unit_test(test_format),
+            cmocka_unit_test(test_round_trip),
+            cmocka_unit_test(test_hostile),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
