@@ -51,3 +51,8 @@ tests_fuzz_fuzz_proto_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_proto_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
 endif
 EXTRA_DIST += tests/fuzz/fuzz_proto.c tests/fuzz/corpus
+
+# Parser benchmark: built with the tree, run by hand (not in make check).
+noinst_PROGRAMS += tests/bench/bench_protocol
+tests_bench_bench_protocol_SOURCES = tests/bench/bench_protocol.c
+tests_bench_bench_protocol_LDADD = libprotocol.a
