@@ -591,11 +591,11 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
 
 /* Which flags each meta command takes (memcached 1.6.18), and which of them
  * need a numeric token. */
-static const char MG_FLAGS[] = "bcfhklOqstuvENRT";
-static const char MS_FLAGS[] = "bcCEFIkOqsSTMN";
-static const char MD_FLAGS[] = "bCEIkOqT";
-static const char MA_FLAGS[] = "bCEkOqtcvNJDTM";
-static const char NUM_FLAGS[] = "CEFNRTJD";
+static const char MG_FLAGS[] = "bcfhklOqstuvNRT";
+static const char MS_FLAGS[] = "bcCFIkOqsTMN";
+static const char MD_FLAGS[] = "bCIkOqT";
+static const char MA_FLAGS[] = "bCkOqtcvNJDTM";
+static const char NUM_FLAGS[] = "CFNRTJD";
 
 static enum proto_status
 parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,

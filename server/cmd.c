@@ -462,6 +462,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     char *val = NULL;
     char line[LINE_CAP];
     struct proto_out o;
+    bool won = false;
     unsigned i;
     int rc;
 
@@ -476,8 +477,26 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         rc = cask_get(cc->env->store, req->key, req->klen, &it,
                       want_val ? &val : NULL);
     }
-    if (rc == CASK_ENOTFOUND) {
+    if (rc == CASK_ENOTFOUND && proto_mflag_find(req, 'N') != NULL) {
+        /* autovivify: create an empty item and tell this client it won
+         * the right to fill it (W) */
+        int64_t exp = exp_abs(cc->env, mflag_i64(req, 'N'));
+
         count_miss(cc, &it);
+        rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
+                        exp, 0, NULL);
+        if (rc == CASK_OK || rc == CASK_ENOTSTORED) {
+            rc = cask_get(cc->env->store, req->key, req->klen, &it,
+                          want_val ? &val : NULL);
+        }
+        won = rc == CASK_OK;
+    } else if (rc == CASK_OK) {
+        cc->ctr->get_hits++;
+    }
+    if (rc == CASK_ENOTFOUND) {
+        if (proto_mflag_find(req, 'N') == NULL) {
+            count_miss(cc, &it);
+        }
         if (!quiet) {
             meta_simple(cc, req, "EN");
         }
@@ -488,7 +507,6 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         emit_server_error(cc, rc);
         return;
     }
-    cc->ctr->get_hits++;
     proto_out_init(&o, line, sizeof(line));
     if (want_val) {
         proto_out_mem(&o, "VA ", 3);
@@ -526,6 +544,9 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
             meta_common_flag(&o, req, m);
             break;
         }
+    }
+    if (won) {
+        proto_out_mem(&o, " W", 2);
     }
     if (req->key_b64 && proto_mflag_find(req, 'k') != NULL) {
         proto_out_mem(&o, " b", 2);
@@ -668,6 +689,14 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.vivify_exp_abs_s = exp_abs(cc->env, mflag_i64(req, 'N'));
     a.cas_in = mflag_u64(req, 'C', 0);
     rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    if (rc == CASK_OK && proto_mflag_find(req, 'T') != NULL) {
+        int64_t exp = exp_abs(cc->env, mflag_i64(req, 'T'));
+
+        if (cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL) ==
+            CASK_OK) {
+            it.exp_abs_s = exp;
+        }
+    }
     switch (rc) {
     case CASK_OK:
         if (a.incr) {

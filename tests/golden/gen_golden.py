@@ -2,8 +2,8 @@
 # gen_golden.py - regenerate the golden transcripts in tests/golden/cases/.
 #
 # Each case below is a byte string of requests. For every case this script
-# writes NAME.req (the requests, followed by a final "mn" whose "MN" reply
-# marks the end), starts a fresh memcached on 127.0.0.1 and a free port with
+# writes NAME.req (the requests, followed by a final END_REQ whose reply
+# END_RSP marks the end), starts a fresh memcached on 127.0.0.1 and a free port with
 # the same item size limit test_golden.c passes as item_max, sends the bytes
 # on one connection and writes the reply bytes to NAME.rsp.
 #
@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+END_REQ = b"mg golden-end k\r\n"
+END_RSP = b"EN kgolden-end\r\n"
 ITEM_MAX = 65536  # keep in step with ITEM_MAX in test_golden.c
 BIG = ITEM_MAX + 1000
 K250 = b"k" * 250
@@ -116,6 +118,16 @@ CASES = {
     "meta_b64": b"mg bWtleQ== b k v\r\nmg bWtleQ b k v\r\nmg m! b\r\n"
                 b"ms bWtleQ== 2 b k\r\nhi\r\nmg bWtleQ== b k v\r\nget mkey\r\n"
                 b"md bWtleQ== b\r\nmg bWtleQ== b v\r\n",
+    "meta_more": b"ms bWtleQ== 2 b\r\nhi\r\nmg bWtleQ== b v\r\n"
+                 b"mg bWtleQ== b O1 s\r\nma zz q\r\nma zz q O1\r\n"
+                 b"ms " + K251 + b" 2\r\nhi\r\nmd " + K251 + b"\r\n"
+                 b"ms k 2 S2\r\nhi\r\nms k 2 I\r\nho\r\nmg k v\r\n"
+                 b"mg k v u\r\nmg k E5\r\nmg k R30 v\r\nmg zz N30 v\r\n"
+                 b"ma k\r\nms n 1 T0\r\n5\r\nma n T30 t v\r\n"
+                 b"ms k 1 MS F1 T0 b\r\nx\r\nms k 2 E5\r\nhi\r\n"
+                 b"md k E5\r\nma k E5\r\nms k 2 s\r\nhi\r\nmg k E\r\n"
+                 b"ms k 2 N5\r\nhi\r\nma k q N5 J1\r\nmd k x\r\n"
+                 b"ms v 2 MA N30\r\nhi\r\nmg v v\r\nmg w N30 c v\r\n",
     "meta_noop": b"mn\r\nmn x\r\nme zz\r\n",
     "quit": b"set a 0 0 1\r\nx\r\nget a\r\nquit\r\nget a\r\n",
     "quit_args": b"quit x\r\nget a\r\n",
@@ -155,7 +167,7 @@ def run_case(memcached, data):
         s.sendall(data)
         s.settimeout(5)
         out = b""
-        while not out.endswith(b"MN\r\n"):
+        while not out.endswith(END_RSP):
             b = s.recv(65536)
             if not b:
                 break
@@ -174,7 +186,7 @@ def main():
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
     os.makedirs(here, exist_ok=True)
     for name, data in sorted(CASES.items()):
-        data += b"mn\r\n"
+        data += END_REQ
         with open(os.path.join(here, name + ".req"), "wb") as f:
             f.write(data)
         with open(os.path.join(here, name + ".rsp"), "wb") as f:
