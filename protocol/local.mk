@@ -50,7 +50,7 @@ tests_fuzz_fuzz_proto_SOURCES = tests/fuzz/fuzz_proto.c \
 tests_fuzz_fuzz_proto_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_proto_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
 endif
-EXTRA_DIST += tests/fuzz/fuzz_proto.c tests/fuzz/corpus
+EXTRA_DIST += tests/fuzz/fuzz_proto.c tests/fuzz/corpus protocol/PROTOCOL.md
 
 # Parser benchmark: built with the tree, run by hand (not in make check).
 noinst_PROGRAMS += tests/bench/bench_protocol
