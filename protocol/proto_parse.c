@@ -595,7 +595,7 @@ static const char MG_FLAGS[] = "bcfhklOqstuvNRT";
 static const char MS_FLAGS[] = "bcCFIkOqsTMN";
 static const char MD_FLAGS[] = "bCIkOqT";
 static const char MA_FLAGS[] = "bCkOqtcvNJDTM";
-static const char NUM_FLAGS[] = "CFNRTJD";
+static const char NUM_FLAGS[] = "CNRTJD";
 
 static enum proto_status
 parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
@@ -664,6 +664,9 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         req->err = ERR_TOOMANY;
         goto error;
     }
+    /* memcached checks in stages, and the first failing stage names the
+     * error: flag letters (unknown, repeated), then numeric tokens, then
+     * the base64 key, then per-flag limits (opaque length, modes). */
     for (i = first; i < l->n; i++) {
         const struct tok *t = &l->t[i];
         unsigned char f = (unsigned char)t->p[0];
@@ -679,47 +682,27 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         }
         seen[(f - 64) / 32] |= 1u << ((f - 64) % 32);
         if (t->n - 1 > 255) {
-            req->err = ERR_BADTOK;
+            req->err = tok_err;
             goto error;
         }
         m = &req->mflags[req->nmflags++];
         m->flag = (char)f;
         m->tok = t->p + 1;
         m->len = (uint8_t)(t->n - 1);
-        if (strchr(NUM_FLAGS, f) != NULL) {
-            int64_t v;
-
-            if (m->len == 0 || !parse_i64(m->tok, m->len, &v)) {
-                req->err = tok_err;
-                goto error;
-            }
-        }
-        switch (f) {
-        case 'O':
-            if (m->len > PROTO_OPAQUE_MAX) {
-                req->err = ERR_OPAQUE;
-                goto error;
-            }
-            break;
-        case 'q':
+        if (f == 'q') {
             req->noreply = true;
-            break;
-        case 'b':
+        } else if (f == 'b') {
             req->key_b64 = true;
-            break;
-        case 'M':
-            if (m->len != 1) {
-                req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
-                goto error;
-            }
-            if (strchr(req->cmd == PROTO_CMD_MS ? "EeAaPpRrSs" : "IiDd+-",
-                       m->tok[0]) == NULL) {
-                req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
-                goto error;
-            }
-            break;
-        default:
-            break;
+        }
+    }
+    for (i = 0; i < req->nmflags; i++) {
+        const struct proto_mflag *m = &req->mflags[i];
+        int64_t v;
+
+        if (strchr(NUM_FLAGS, m->flag) != NULL &&
+            (m->len == 0 || !parse_i64(m->tok, m->len, &v))) {
+            req->err = tok_err;
+            goto error;
         }
     }
     if (req->key_b64) {
@@ -727,11 +710,33 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
                                  sizeof(req->keybuf) - 1);
 
         if (n <= 0 || (unsigned)n > PROTO_KEY_MAX) {
-            req->err = ERR_B64;
+            req->err = tok_err == ERR_BADTOK ? ERR_B64 : tok_err;
             goto error;
         }
         req->key = req->keybuf;
         req->klen = (size_t)n;
+    }
+    for (i = 0; i < req->nmflags; i++) {
+        const struct proto_mflag *m = &req->mflags[i];
+        const char *modes = req->cmd == PROTO_CMD_MS ? "EeAaPpRrSs" : "IiDd+-";
+        uint64_t u;
+
+        /* ms reads its client flags late, with the classic error */
+        if (m->flag == 'F' &&
+            (m->len == 0 || !parse_u64(m->tok, m->len, &u) ||
+             u > UINT32_MAX)) {
+            req->err = ERR_FORMAT;
+            goto error;
+        }
+        if (m->flag == 'O' && m->len > PROTO_OPAQUE_MAX) {
+            req->err = ERR_OPAQUE;
+            goto error;
+        }
+        if (m->flag == 'M' && (m->len != 1 || m->tok[0] == '\0' ||
+                               strchr(modes, m->tok[0]) == NULL)) {
+            req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
+            goto error;
+        }
     }
     if (req->cmd == PROTO_CMD_MS) {
         if (req->nbytes > p->item_max) {

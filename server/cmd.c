@@ -559,6 +559,24 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     }
 }
 
+/* Meta C0: the store reads cas 0 as "no check", but memcached compares it
+ * and no item has cas 0. Returns true (and sets *rc) when C0 was given. */
+static bool
+cas_zero(struct cmd_conn *cc, const struct proto_req *req, int *rc)
+{
+    const struct proto_mflag *m = proto_mflag_find(req, 'C');
+    struct cask_item it;
+
+    if (m == NULL || mflag_u64(req, 'C', 0) != 0) {
+        return false;
+    }
+    *rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+    if (*rc == CASK_OK) {
+        *rc = CASK_EEXISTS;
+    }
+    return true;
+}
+
 static void
 do_ms(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -595,10 +613,12 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
         }
     }
     cc->ctr->cmd_set++;
-    rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
-                    req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
-                    exp_abs(cc->env, mflag_i64(req, 'T')),
-                    mflag_u64(req, 'C', 0), &cas_out);
+    if (!cas_zero(cc, req, &rc)) {
+        rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
+                        req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
+                        exp_abs(cc->env, mflag_i64(req, 'T')),
+                        mflag_u64(req, 'C', 0), &cas_out);
+    }
     switch (rc) {
     case CASK_OK:
         cc->ctr->total_items++;
@@ -641,8 +661,12 @@ static void
 do_md(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool quiet = proto_mflag_find(req, 'q') != NULL;
-    int rc = cask_delete(cc->env->store, req->key, req->klen,
+    int rc;
+
+    if (!cas_zero(cc, req, &rc)) {
+        rc = cask_delete(cc->env->store, req->key, req->klen,
                          mflag_u64(req, 'C', 0));
+    }
 
     switch (rc) {
     case CASK_OK:
@@ -688,7 +712,9 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.initial = mflag_u64(req, 'J', 0);
     a.vivify_exp_abs_s = exp_abs(cc->env, mflag_i64(req, 'N'));
     a.cas_in = mflag_u64(req, 'C', 0);
-    rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    if (!cas_zero(cc, req, &rc)) {
+        rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    }
     if (rc == CASK_OK && proto_mflag_find(req, 'T') != NULL) {
         int64_t exp = exp_abs(cc->env, mflag_i64(req, 'T'));
 
