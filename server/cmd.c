@@ -646,7 +646,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     proto_out_init(&o, line, sizeof(line));
     proto_out_str(&o, code);
     for (i = 0; i < req->nmflags; i++) {
-        if (req->mflags[i].flag == 'c' && rc == CASK_OK) {
+        if (req->mflags[i].flag == 'c') {
             proto_out_mem(&o, " c", 2);
             proto_out_u64(&o, cas_out);
         } else {
@@ -701,6 +701,8 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     char num[24];
     struct proto_out o;
     struct proto_out no;
+    bool existed = false;
+    int64_t exp;
     unsigned i;
     int rc;
 
@@ -712,16 +714,12 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.initial = mflag_u64(req, 'J', 0);
     a.vivify_exp_abs_s = exp_abs(cc->env, mflag_i64(req, 'N'));
     a.cas_in = mflag_u64(req, 'C', 0);
+    if (a.vivify &&
+        cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
+        existed = true;
+    }
     if (!cas_zero(cc, req, &rc)) {
         rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
-    }
-    if (rc == CASK_OK && proto_mflag_find(req, 'T') != NULL) {
-        int64_t exp = exp_abs(cc->env, mflag_i64(req, 'T'));
-
-        if (cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL) ==
-            CASK_OK) {
-            it.exp_abs_s = exp;
-        }
     }
     switch (rc) {
     case CASK_OK:
@@ -750,9 +748,9 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
         emit_server_error(cc, rc);
         return;
     }
-    if (quiet && !want_val) {
-        return;
-    }
+    /* memcached applies T (and, for a created item, N) while it writes
+     * the return flags, so a t before them shows the earlier TTL */
+    exp = existed || !a.vivify ? it.exp_abs_s : 0;
     proto_out_init(&no, num, sizeof(num));
     proto_out_u64(&no, v);
     proto_out_init(&o, line, sizeof(line));
@@ -770,10 +768,20 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             proto_out_u64(&o, it.cas);
         } else if (f->flag == 't') {
             proto_out_mem(&o, " t", 2);
-            out_ttl(&o, cc->env, it.exp_abs_s);
+            out_ttl(&o, cc->env, exp);
+        } else if (f->flag == 'T') {
+            exp = exp_abs(cc->env, mflag_i64(req, 'T'));
+        } else if (f->flag == 'N' && a.vivify && !existed) {
+            exp = a.vivify_exp_abs_s;
         } else {
             meta_common_flag(&o, req, f);
         }
+    }
+    if (exp != it.exp_abs_s) {
+        (void)cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL);
+    }
+    if (quiet && !want_val) {
+        return;
     }
     meta_tail(&o, req);
     if (want_val) {
