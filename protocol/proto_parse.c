@@ -699,8 +699,9 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         const struct proto_mflag *m = &req->mflags[i];
         int64_t v;
 
-        if (strchr(NUM_FLAGS, m->flag) != NULL &&
-            (m->len == 0 || !parse_i64(m->tok, m->len, &v))) {
+        /* an empty token is only noticed after the key is decoded */
+        if (strchr(NUM_FLAGS, m->flag) != NULL && m->len > 0 &&
+            !parse_i64(m->tok, m->len, &v)) {
             req->err = tok_err;
             goto error;
         }
@@ -717,14 +718,20 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         req->klen = (size_t)n;
     }
     for (i = 0; i < req->nmflags; i++) {
+        if (strchr(NUM_FLAGS, req->mflags[i].flag) != NULL &&
+            req->mflags[i].len == 0) {
+            req->err = tok_err;
+            goto error;
+        }
+    }
+    for (i = 0; i < req->nmflags; i++) {
         const struct proto_mflag *m = &req->mflags[i];
         const char *modes = req->cmd == PROTO_CMD_MS ? "EeAaPpRrSs" : "IiDd+-";
         uint64_t u;
 
         /* ms reads its client flags late, with the classic error */
         if (m->flag == 'F' &&
-            (m->len == 0 || !parse_u64(m->tok, m->len, &u) ||
-             u > UINT32_MAX)) {
+            (m->len == 0 || !parse_u64(m->tok, m->len, &u) || u > UINT32_MAX)) {
             req->err = ERR_FORMAT;
             goto error;
         }

@@ -657,13 +657,47 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     emit_out(cc, &o);
 }
 
+/* md I: memcached keeps the item (marked stale) and bumps its cas, so a
+ * later add fails and gets still see it. The stale mark itself (X/W on the
+ * next mg) is not kept by the store; rewriting the item bumps the cas.
+ * T, if given, sets the new TTL. */
+static int
+invalidate(struct cmd_conn *cc, const struct proto_req *req)
+{
+    struct cask_item it;
+    char *val = NULL;
+    uint64_t cas_in = mflag_u64(req, 'C', 0);
+    int64_t exp;
+    int rc;
+
+    rc = cask_get(cc->env->store, req->key, req->klen, &it, &val);
+    if (rc != CASK_OK) {
+        return rc;
+    }
+    if (cas_in != 0 && cas_in != it.cas) {
+        free(val);
+        return CASK_EEXISTS;
+    }
+    exp = proto_mflag_find(req, 'T') != NULL
+                  ? exp_abs(cc->env, mflag_i64(req, 'T'))
+                  : it.exp_abs_s;
+    rc = cask_store(cc->env->store, CASK_SET, req->key, req->klen, val, it.vlen,
+                    it.flags, exp, it.cas, NULL);
+    free(val);
+    return rc;
+}
+
 static void
 do_md(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool quiet = proto_mflag_find(req, 'q') != NULL;
     int rc;
 
-    if (!cas_zero(cc, req, &rc)) {
+    if (cas_zero(cc, req, &rc)) {
+        /* rc is set */
+    } else if (proto_mflag_find(req, 'I') != NULL) {
+        rc = invalidate(cc, req);
+    } else {
         rc = cask_delete(cc->env->store, req->key, req->klen,
                          mflag_u64(req, 'C', 0));
     }
