@@ -606,6 +606,7 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
     const char *dup_err = ERR_DUPFLAG;
     const char *bad_err = ERR_BADFLAG;
     const char *tok_err = ERR_BADTOK;
+    const char *noted = NULL;
     unsigned first = 2;
     uint32_t seen[2] = {0, 0};
     unsigned i;
@@ -664,13 +665,16 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         req->err = ERR_TOOMANY;
         goto error;
     }
-    /* memcached checks in stages, and the first failing stage names the
-     * error: flag letters (unknown, repeated), then numeric tokens, then
-     * the base64 key, then per-flag limits (opaque length, modes). */
+    /* memcached checks in stages, and the stage decides which error is
+     * reported: one pass over the flags in order, where an unknown or
+     * repeated letter stops at once while a bad numeric token or an
+     * undecodable base64 key is noted and the last one noted wins; then the
+     * client flags (ms F), then modes (M), then the opaque length. */
     for (i = first; i < l->n; i++) {
         const struct tok *t = &l->t[i];
         unsigned char f = (unsigned char)t->p[0];
         struct proto_mflag *m;
+        int64_t v;
 
         if (f < 64 || f > 127 || strchr(allowed, f) == NULL) {
             req->err = bad_err;
@@ -689,44 +693,30 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         m->flag = (char)f;
         m->tok = t->p + 1;
         m->len = (uint8_t)(t->n - 1);
-        if (f == 'q') {
+        if (strchr(NUM_FLAGS, f) != NULL &&
+            (m->len == 0 || !parse_i64(m->tok, m->len, &v))) {
+            noted = tok_err;
+        } else if (f == 'q') {
             req->noreply = true;
         } else if (f == 'b') {
+            int n = proto_b64_decode(req->raw_key, req->raw_klen, req->keybuf,
+                                     sizeof(req->keybuf) - 1);
+
             req->key_b64 = true;
+            if (n <= 0 || (unsigned)n > PROTO_KEY_MAX) {
+                noted = tok_err == ERR_BADTOK ? ERR_B64 : tok_err;
+            } else {
+                req->key = req->keybuf;
+                req->klen = (size_t)n;
+            }
         }
+    }
+    if (noted != NULL) {
+        req->err = noted;
+        goto error;
     }
     for (i = 0; i < req->nmflags; i++) {
         const struct proto_mflag *m = &req->mflags[i];
-        int64_t v;
-
-        /* an empty token is only noticed after the key is decoded */
-        if (strchr(NUM_FLAGS, m->flag) != NULL && m->len > 0 &&
-            !parse_i64(m->tok, m->len, &v)) {
-            req->err = tok_err;
-            goto error;
-        }
-    }
-    if (req->key_b64) {
-        int n = proto_b64_decode(req->raw_key, req->raw_klen, req->keybuf,
-                                 sizeof(req->keybuf) - 1);
-
-        if (n <= 0 || (unsigned)n > PROTO_KEY_MAX) {
-            req->err = tok_err == ERR_BADTOK ? ERR_B64 : tok_err;
-            goto error;
-        }
-        req->key = req->keybuf;
-        req->klen = (size_t)n;
-    }
-    for (i = 0; i < req->nmflags; i++) {
-        if (strchr(NUM_FLAGS, req->mflags[i].flag) != NULL &&
-            req->mflags[i].len == 0) {
-            req->err = tok_err;
-            goto error;
-        }
-    }
-    for (i = 0; i < req->nmflags; i++) {
-        const struct proto_mflag *m = &req->mflags[i];
-        const char *modes = req->cmd == PROTO_CMD_MS ? "EeAaPpRrSs" : "IiDd+-";
         uint64_t u;
 
         /* ms reads its client flags late, with the classic error */
@@ -735,13 +725,21 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
             req->err = ERR_FORMAT;
             goto error;
         }
-        if (m->flag == 'O' && m->len > PROTO_OPAQUE_MAX) {
-            req->err = ERR_OPAQUE;
-            goto error;
-        }
+    }
+    for (i = 0; i < req->nmflags; i++) {
+        const struct proto_mflag *m = &req->mflags[i];
+        const char *modes = req->cmd == PROTO_CMD_MS ? "EeAaPpRrSs" : "IiDd+-";
+
         if (m->flag == 'M' && (m->len != 1 || m->tok[0] == '\0' ||
                                strchr(modes, m->tok[0]) == NULL)) {
             req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
+            goto error;
+        }
+    }
+    for (i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == 'O' &&
+            req->mflags[i].len > PROTO_OPAQUE_MAX) {
+            req->err = ERR_OPAQUE;
             goto error;
         }
     }

@@ -370,8 +370,8 @@ do_flush(struct cmd_conn *cc, const struct proto_req *req)
 
 /* ---- meta commands ---- */
 
-/* Return flags shared by every meta reply: O, k (b-encoded when the key
- * came in base64). */
+/* Return flags shared by every meta reply: O and k (a base64 key is
+ * returned as sent, followed by b). */
 static void
 meta_common_flag(struct proto_out *o, const struct proto_req *req,
                  const struct proto_mflag *m)
@@ -382,16 +382,11 @@ meta_common_flag(struct proto_out *o, const struct proto_req *req,
     } else if (m->flag == 'k') {
         proto_out_mem(o, " k", 2);
         proto_out_mem(o, req->raw_key, req->raw_klen);
+        /* a base64 key comes back as sent, flagged right after it */
+        if (req->key_b64) {
+            proto_out_mem(o, " b", 2);
+        }
     }
-}
-
-static void
-meta_tail(struct proto_out *o, const struct proto_req *req)
-{
-    if (req->key_b64 && proto_mflag_find(req, 'k') != NULL) {
-        proto_out_mem(o, " b", 2);
-    }
-    proto_out_mem(o, "\r\n", 2);
 }
 
 /* A reply with just a code and the O/k flags (misses, HD of ms/md). */
@@ -407,7 +402,7 @@ meta_simple(struct cmd_conn *cc, const struct proto_req *req, const char *code)
     for (i = 0; i < req->nmflags; i++) {
         meta_common_flag(&o, req, &req->mflags[i]);
     }
-    meta_tail(&o, req);
+    proto_out_mem(&o, "\r\n", 2);
     emit_out(cc, &o);
 }
 
@@ -548,9 +543,6 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     if (won) {
         proto_out_mem(&o, " W", 2);
     }
-    if (req->key_b64 && proto_mflag_find(req, 'k') != NULL) {
-        proto_out_mem(&o, " b", 2);
-    }
     proto_out_mem(&o, "\r\n", 2);
     if (want_val) {
         emit_value(cc, &o, val, it.vlen);
@@ -653,7 +645,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
             meta_common_flag(&o, req, &req->mflags[i]);
         }
     }
-    meta_tail(&o, req);
+    proto_out_mem(&o, "\r\n", 2);
     emit_out(cc, &o);
 }
 
@@ -817,7 +809,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     if (quiet && !want_val) {
         return;
     }
-    meta_tail(&o, req);
+    proto_out_mem(&o, "\r\n", 2);
     if (want_val) {
         proto_out_mem(&o, num, no.len);
         proto_out_mem(&o, "\r\n", 2);
