@@ -806,7 +806,8 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     if (exp != it.exp_abs_s) {
         (void)cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL);
     }
-    if (quiet && !want_val) {
+    /* q hides HD, except for an item this call created (memcached) */
+    if (quiet && !want_val && (existed || !a.vivify)) {
         return;
     }
     proto_out_mem(&o, "\r\n", 2);

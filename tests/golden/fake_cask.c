@@ -381,8 +381,16 @@ cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
     return CASK_OK;
 }
 
-/* memcached's strtoull check: optional leading spaces, digits, then only
- * spaces (or the end). */
+/* memcached's safe_strtoull over the value: leading white space, an
+ * optional '+', digits, then the end or a white-space character (whatever
+ * follows it is ignored: "99 abc" counts as 99). */
+static bool
+is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' ||
+           ch == '\r';
+}
+
 static bool
 as_u64(const char *p, size_t n, uint64_t *out)
 {
@@ -390,7 +398,10 @@ as_u64(const char *p, size_t n, uint64_t *out)
     uint64_t v = 0;
     bool any = false;
 
-    while (i < n && p[i] == ' ') {
+    while (i < n && is_space(p[i])) {
+        i++;
+    }
+    if (i < n && p[i] == '+') {
         i++;
     }
     for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
@@ -402,13 +413,11 @@ as_u64(const char *p, size_t n, uint64_t *out)
         v = v * 10 + d;
         any = true;
     }
-    for (; i < n; i++) {
-        if (p[i] != ' ' && p[i] != '\r' && p[i] != '\n') {
-            return false;
-        }
+    if (!any || (i < n && !is_space(p[i]))) {
+        return false;
     }
     *out = v;
-    return any;
+    return true;
 }
 
 int
