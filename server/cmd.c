@@ -551,8 +551,9 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     }
 }
 
-/* Meta C0: the store reads cas 0 as "no check", but memcached compares it
- * and no item has cas 0. Returns true (and sets *rc) when C0 was given. */
+/* Meta C0 on ms and md: the store reads cas 0 as "no check", but memcached
+ * compares it and no item has cas 0. Returns true (and sets *rc) when C0 was
+ * given. */
 static bool
 cas_zero(struct cmd_conn *cc, const struct proto_req *req, int *rc)
 {
@@ -744,9 +745,8 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
         cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
         existed = true;
     }
-    if (!cas_zero(cc, req, &rc)) {
-        rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
-    }
+    /* unlike ms and md, ma takes C0 as "no compare" (memcached) */
+    rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
     switch (rc) {
     case CASK_OK:
         if (a.incr) {
