@@ -12,6 +12,7 @@
 # Run it from the top of the source tree after changing a case, and check in
 # both files. Uses only the python3 standard library.
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -135,6 +136,83 @@ CASES = {
     "long_get": b"get k " + b"k" * 3000 + b"\r\nset k 0 0 1\r\nx\r\n"
                 b"get " + b"k " * 1500 + b"\r\n",
 }
+
+
+def random_case(seed, n=40):
+    """A stream of n random, mostly valid commands over a few keys: mixes
+    every classic command with meta commands, odd flags and numbers, wrong
+    data lengths and noreply. Deterministic for a given seed."""
+    rnd = random.Random(seed)
+    keys = [b"a", b"b", b"n", b"k1", b"bWtleQ==", b"mkey", K250]
+
+    def num():
+        return rnd.choice([b"0", b"1", b"5", b"10", b"-1", b"abc", b"",
+                           b"18446744073709551615", b"18446744073709551616",
+                           b"4294967296", b"007", b"+3", b"2592001", b"1000"])
+
+    def val():
+        return rnd.choice([b"", b"1", b"10", b"hi", b"99 ", b" 5", b"x" * 200,
+                           b"18446744073709551615", b"abc", b"99 abc"])
+
+    def line():
+        c = rnd.randrange(20)
+        k = rnd.choice(keys)
+        nr = rnd.choice([b"", b"", b" noreply"])
+        if c < 5:
+            cmd = rnd.choice([b"set", b"add", b"replace", b"append",
+                              b"prepend", b"cas"])
+            v = val()
+            n = len(v) if rnd.random() < 0.9 else rnd.choice([0, 1, 3])
+            extra = b" " + num() if cmd == b"cas" else b""
+            exp = rnd.choice([b"0", b"-1", b"1000", b"2592001", b"0"])
+            fl = rnd.choice([b"0", b"5", b"4294967295"])
+            return b"%s %s %s %s %d%s%s\r\n%s\r\n" % (cmd, k, fl, exp, n,
+                                                     extra, nr, v)
+        if c < 8:
+            cmd = rnd.choice([b"get", b"gets", b"gat 1000", b"gats 0",
+                              b"gat -1"])
+            ks = [rnd.choice(keys[:6]) for _ in range(rnd.randrange(1, 4))]
+            return cmd + b" " + b" ".join(ks) + b"\r\n"
+        if c < 10:
+            return b"%s %s %s%s\r\n" % (rnd.choice([b"incr", b"decr"]), k,
+                                         num(), nr)
+        if c == 10:
+            return b"delete %s%s%s\r\n" % (k, rnd.choice([b"", b" 0", b" 1"]),
+                                           nr)
+        if c == 11:
+            return b"touch %s %s%s\r\n" % (
+                k, rnd.choice([b"0", b"1000", b"-1"]), nr)
+        if c == 12:
+            return rnd.choice([b"flush_all\r\n", b"flush_all 0\r\n",
+                               b"flush_all noreply\r\n", b"version\r\n",
+                               b"verbosity 1\r\n", b"mn\r\n"])
+        mflags = {b"mg": b"bcfkOqstuvT", b"ms": b"bcCFIkOqsTM",
+                  b"md": b"bCIkOqT", b"ma": b"bCkOqtcvNJDTM"}
+        cmd = rnd.choice(list(mflags))
+        fl = []
+        for _ in range(rnd.randrange(0, 5)):
+            f = bytes([rnd.choice(mflags[cmd] + b"xE")])
+            if f in b"CFTNJD":
+                f += rnd.choice([b"0", b"1", b"30", b"x", b""])
+            elif f == b"O":
+                f += rnd.choice([b"1", b"abc", b""])
+            elif f == b"M":
+                modes = ([b"E", b"A", b"P", b"R", b"S", b"X"] if cmd == b"ms"
+                         else [b"I", b"D", b"+", b"-", b"X"])
+                f += rnd.choice(modes)
+            fl.append(f)
+        flags = b"".join(b" " + f for f in fl)
+        if cmd == b"ms":
+            v = val()
+            return b"ms %s %d%s\r\n%s\r\n" % (k, len(v), flags, v)
+        return b"%s %s%s\r\n" % (cmd, k, flags)
+
+    # a few harmless lines at the end, in case a short data block eats some
+    return b"".join(line() for _ in range(n)) + b"version\r\n" * 4
+
+
+for seed in range(1, 9):
+    CASES["random_%d" % seed] = random_case(seed)
 
 
 def free_port():
