@@ -143,6 +143,19 @@ static const struct err_case ERR_CASES[] = {
         {"mg a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n",
          "CLIENT_ERROR options flags are too long\r\n", 0, 0},
         {"mg a! b\r\n", "CLIENT_ERROR error decoding key\r\n", 0, 0},
+        /* meta error precedence, as memcached 1.6.18 orders it */
+        {"mg a T b\r\n", "CLIENT_ERROR error decoding key\r\n", 0, 0},
+        {"mg a b T\r\n", "CLIENT_ERROR bad token in command line format\r\n", 0,
+         0},
+        {"mg k v v x\r\n", "CLIENT_ERROR duplicate flag\r\n", 0, 0},
+        {"mg k x v v\r\n", "CLIENT_ERROR invalid flag\r\n", 0, 0},
+        {"mg k Tx x\r\n", "CLIENT_ERROR invalid flag\r\n", 0, 0},
+        {"md k! b\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n", 0, 0},
+        {"ms a 1 F\r\n", E_FORMAT, 0, 3},
+        {"ms a 1 F T\r\n", "CLIENT_ERROR bad token in command line format\r\n",
+         0, 3},
+        {"ms a 1 O123456789012345678901234567890123 MX\r\n",
+         "CLIENT_ERROR invalid mode for ms M token\r\n", 0, 3},
         {"GET / HTTP/1.1\r\n", NULL, 0, 0},
 };
 
