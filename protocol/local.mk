@@ -56,3 +56,10 @@ EXTRA_DIST += tests/fuzz/fuzz_proto.c tests/fuzz/corpus protocol/PROTOCOL.md
 noinst_PROGRAMS += tests/bench/bench_protocol
 tests_bench_bench_protocol_SOURCES = tests/bench/bench_protocol.c
 tests_bench_bench_protocol_LDADD = libprotocol.a
+
+# Hostile input (HTTP lines, huge keys, NUL bytes, garbage) on its own.
+check_PROGRAMS += tests/unit/test_proto_hostile
+TESTS += tests/unit/test_proto_hostile
+tests_unit_test_proto_hostile_SOURCES = tests/unit/test_proto_hostile.c
+tests_unit_test_proto_hostile_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_proto_hostile_LDADD = libprotocol.a $(CMOCKA_LIBS)
