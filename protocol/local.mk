@@ -19,8 +19,47 @@ libcmd_a_CFLAGS = $(AM_CFLAGS)
 # cmd.c over a fake in-memory store (regenerate with gen_golden.py).
 check_PROGRAMS += tests/golden/test_golden
 TESTS += tests/golden/test_golden
-tests_golden_test_golden_SOURCES = tests/golden/test_golden.c \
+tests_golden_test_golden_SOURCES = tests/golden/test_golden.c tests/golden/fake_cask.h \
 	tests/golden/fake_cask.c
 tests_golden_test_golden_LDADD = libcmd.a libprotocol.a
 EXTRA_DIST += tests/golden/gen_golden.py tests/golden/README.md \
 	tests/golden/cases
+
+# Parser unit tests link the pure library only.
+check_PROGRAMS += tests/unit/test_proto_parse
+TESTS += tests/unit/test_proto_parse
+tests_unit_test_proto_parse_SOURCES = tests/unit/test_proto_parse.c
+tests_unit_test_proto_parse_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_proto_parse_LDADD = libprotocol.a $(CMOCKA_LIBS)
+
+# cmd.c over the fake in-memory store.
+check_PROGRAMS += tests/unit/test_cmd
+TESTS += tests/unit/test_cmd
+tests_unit_test_cmd_SOURCES = tests/unit/test_cmd.c tests/golden/fake_cask.c \
+	tests/golden/fake_cask.h
+tests_unit_test_cmd_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_cmd_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS)
+
+# libFuzzer target: parser and executor compiled with coverage
+# instrumentation (FUZZ_CFLAGS), over the fake store.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_proto
+tests_fuzz_fuzz_proto_SOURCES = tests/fuzz/fuzz_proto.c \
+	protocol/proto_parse.c protocol/proto_format.c protocol/proto.h \
+	server/cmd.c server/cmd.h tests/golden/fake_cask.c tests/golden/fake_cask.h
+tests_fuzz_fuzz_proto_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_proto_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
+endif
+EXTRA_DIST += tests/fuzz/fuzz_proto.c tests/fuzz/corpus protocol/PROTOCOL.md
+
+# Parser benchmark: built with the tree, run by hand (not in make check).
+noinst_PROGRAMS += tests/bench/bench_protocol
+tests_bench_bench_protocol_SOURCES = tests/bench/bench_protocol.c
+tests_bench_bench_protocol_LDADD = libprotocol.a
+
+# Hostile input (HTTP lines, huge keys, NUL bytes, garbage) on its own.
+check_PROGRAMS += tests/unit/test_proto_hostile
+TESTS += tests/unit/test_proto_hostile
+tests_unit_test_proto_hostile_SOURCES = tests/unit/test_proto_hostile.c
+tests_unit_test_proto_hostile_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_proto_hostile_LDADD = libprotocol.a $(CMOCKA_LIBS)

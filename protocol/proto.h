@@ -13,17 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_KEY_MAX        250u
+#define PROTO_KEY_MAX 250u
 /* A line without '\n' longer than this is a protocol violation unless it is
  * a get/gets (memcached's 2048-byte rule); the connection is closed. */
-#define PROTO_LINE_MAX       2048u
+#define PROTO_LINE_MAX 2048u
 /* Multi-key get lines may be longer, up to this cap (about 4000 keys of 250
  * bytes); a longer one closes the connection. memcached has no cap. */
-#define PROTO_MULTIGET_MAX   (1024u * 1024)
+#define PROTO_MULTIGET_MAX (1024u * 1024)
 /* Meta flags accepted on one line (memcached's token limit). */
 #define PROTO_META_FLAGS_MAX 24u
 /* Longest opaque (O) token memcached accepts. */
-#define PROTO_OPAQUE_MAX     32u
+#define PROTO_OPAQUE_MAX 32u
 
 enum proto_cmd {
     PROTO_CMD_NONE = 0,
@@ -85,19 +85,19 @@ struct proto_req {
     const char *keys;
     size_t keys_len;
     uint32_t flags;
-    int64_t exptime;   /* as sent; cmd.c converts it */
-    uint32_t nbytes;   /* data block length (without CRLF) */
-    const char *data;  /* nbytes bytes into the caller's buffer */
-    uint64_t cas;      /* cas command's unique */
-    uint64_t delta;    /* incr/decr */
-    int64_t delay;     /* flush_all; has_delay says if given */
+    int64_t exptime;  /* as sent; cmd.c converts it */
+    uint32_t nbytes;  /* data block length (without CRLF) */
+    const char *data; /* nbytes bytes into the caller's buffer */
+    uint64_t cas;     /* cas command's unique */
+    uint64_t delta;   /* incr/decr */
+    int64_t delay;    /* flush_all; has_delay says if given */
     bool has_delay;
-    unsigned level;    /* verbosity */
+    unsigned level; /* verbosity */
     bool noreply;
-    const char *args;  /* stats: text after "stats " */
+    const char *args; /* stats: text after "stats " */
     size_t args_len;
-    const char *err;   /* PROTO_ERROR/PROTO_CLOSE: whole line with CRLF */
-    bool unlink;       /* too-large set: memcached drops the old key */
+    const char *err; /* PROTO_ERROR/PROTO_CLOSE: whole line with CRLF */
+    bool unlink;     /* too-large set: memcached drops the old key */
     /* meta commands */
     bool key_b64;
     unsigned nmflags;
@@ -107,9 +107,9 @@ struct proto_req {
 
 /* Per-connection parser state; embedded in the connection, init'ed once. */
 struct proto_parser {
-    uint32_t item_max;  /* largest data block accepted */
-    uint64_t swallow;   /* bytes of a rejected data block still to drop */
-    size_t wanted;      /* bytes the pending request needs, 0 = unknown */
+    uint32_t item_max; /* largest data block accepted */
+    uint64_t swallow;  /* bytes of a rejected data block still to drop */
+    size_t wanted;     /* bytes the pending request needs, 0 = unknown */
 };
 
 void proto_parser_init(struct proto_parser *p, uint32_t item_max);
@@ -121,12 +121,11 @@ enum proto_status proto_parse(struct proto_parser *p, struct proto_req *req,
                               const char *buf, size_t len, size_t *used);
 
 /* Next key of a get line: *pos starts at 0. Returns false when none left. */
-bool proto_key_next(const struct proto_req *req, size_t *pos,
-                    const char **key, size_t *klen);
+bool proto_key_next(const struct proto_req *req, size_t *pos, const char **key,
+                    size_t *klen);
 
 /* Meta flag lookup: the first flag f of req, or NULL. */
-const struct proto_mflag *proto_mflag_find(const struct proto_req *req,
-                                           char f);
+const struct proto_mflag *proto_mflag_find(const struct proto_req *req, char f);
 
 /* Decode standard base64 src[0..n) into dst (cap bytes). Returns the decoded
  * length, or -1 on bad input or overflow. */

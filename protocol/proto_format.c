@@ -78,3 +78,150 @@ proto_fmt_value(struct proto_out *o, const char *key, size_t klen,
     }
     proto_out_mem(o, "\r\n", 2);
 }
+
+static const char *
+cmd_name(enum proto_cmd c)
+{
+    static const char *const names[] = {
+            [PROTO_CMD_GET] = "get",
+            [PROTO_CMD_GETS] = "gets",
+            [PROTO_CMD_GAT] = "gat",
+            [PROTO_CMD_GATS] = "gats",
+            [PROTO_CMD_SET] = "set",
+            [PROTO_CMD_ADD] = "add",
+            [PROTO_CMD_REPLACE] = "replace",
+            [PROTO_CMD_APPEND] = "append",
+            [PROTO_CMD_PREPEND] = "prepend",
+            [PROTO_CMD_CAS] = "cas",
+            [PROTO_CMD_DELETE] = "delete",
+            [PROTO_CMD_INCR] = "incr",
+            [PROTO_CMD_DECR] = "decr",
+            [PROTO_CMD_TOUCH] = "touch",
+            [PROTO_CMD_FLUSH_ALL] = "flush_all",
+            [PROTO_CMD_STATS] = "stats",
+            [PROTO_CMD_VERSION] = "version",
+            [PROTO_CMD_VERBOSITY] = "verbosity",
+            [PROTO_CMD_QUIT] = "quit",
+            [PROTO_CMD_SHUTDOWN] = "shutdown",
+            [PROTO_CMD_MG] = "mg",
+            [PROTO_CMD_MS] = "ms",
+            [PROTO_CMD_MD] = "md",
+            [PROTO_CMD_MA] = "ma",
+            [PROTO_CMD_MN] = "mn",
+            [PROTO_CMD_ME] = "me",
+    };
+
+    if ((unsigned)c >= sizeof(names) / sizeof(names[0]) || names[c] == NULL) {
+        return NULL;
+    }
+    return names[c];
+}
+
+size_t
+proto_format_req(char *out, size_t cap, const struct proto_req *req)
+{
+    const char *name = cmd_name(req->cmd);
+    struct proto_out o;
+    unsigned i;
+
+    if (name == NULL) {
+        return 0;
+    }
+    proto_out_init(&o, out, cap);
+    proto_out_str(&o, name);
+    switch (req->cmd) {
+    case PROTO_CMD_GAT:
+    case PROTO_CMD_GATS:
+        proto_out_mem(&o, " ", 1);
+        proto_out_i64(&o, req->exptime);
+        /* fall through */
+    case PROTO_CMD_GET:
+    case PROTO_CMD_GETS:
+        if (req->keys_len > 0) {
+            proto_out_mem(&o, " ", 1);
+            proto_out_mem(&o, req->keys, req->keys_len);
+        }
+        break;
+    case PROTO_CMD_SET:
+    case PROTO_CMD_ADD:
+    case PROTO_CMD_REPLACE:
+    case PROTO_CMD_APPEND:
+    case PROTO_CMD_PREPEND:
+    case PROTO_CMD_CAS:
+        proto_out_mem(&o, " ", 1);
+        proto_out_mem(&o, req->raw_key, req->raw_klen);
+        proto_out_mem(&o, " ", 1);
+        proto_out_u64(&o, req->flags);
+        proto_out_mem(&o, " ", 1);
+        proto_out_i64(&o, req->exptime);
+        proto_out_mem(&o, " ", 1);
+        proto_out_u64(&o, req->nbytes);
+        if (req->cmd == PROTO_CMD_CAS) {
+            proto_out_mem(&o, " ", 1);
+            proto_out_u64(&o, req->cas);
+        }
+        break;
+    case PROTO_CMD_DELETE:
+        proto_out_mem(&o, " ", 1);
+        proto_out_mem(&o, req->raw_key, req->raw_klen);
+        break;
+    case PROTO_CMD_INCR:
+    case PROTO_CMD_DECR:
+        proto_out_mem(&o, " ", 1);
+        proto_out_mem(&o, req->raw_key, req->raw_klen);
+        proto_out_mem(&o, " ", 1);
+        proto_out_u64(&o, req->delta);
+        break;
+    case PROTO_CMD_TOUCH:
+        proto_out_mem(&o, " ", 1);
+        proto_out_mem(&o, req->raw_key, req->raw_klen);
+        proto_out_mem(&o, " ", 1);
+        proto_out_i64(&o, req->exptime);
+        break;
+    case PROTO_CMD_FLUSH_ALL:
+        if (req->has_delay) {
+            proto_out_mem(&o, " ", 1);
+            proto_out_i64(&o, req->delay);
+        }
+        break;
+    case PROTO_CMD_STATS:
+        if (req->args_len > 0) {
+            proto_out_mem(&o, " ", 1);
+            proto_out_mem(&o, req->args, req->args_len);
+        }
+        break;
+    case PROTO_CMD_VERBOSITY:
+        proto_out_mem(&o, " ", 1);
+        proto_out_u64(&o, req->level);
+        break;
+    case PROTO_CMD_MG:
+    case PROTO_CMD_MS:
+    case PROTO_CMD_MD:
+    case PROTO_CMD_MA:
+    case PROTO_CMD_ME:
+        proto_out_mem(&o, " ", 1);
+        proto_out_mem(&o, req->raw_key, req->raw_klen);
+        if (req->cmd == PROTO_CMD_MS) {
+            proto_out_mem(&o, " ", 1);
+            proto_out_u64(&o, req->nbytes);
+        }
+        for (i = 0; i < req->nmflags; i++) {
+            proto_out_mem(&o, " ", 1);
+            proto_out_mem(&o, &req->mflags[i].flag, 1);
+            proto_out_mem(&o, req->mflags[i].tok, req->mflags[i].len);
+        }
+        break;
+    default:
+        break;
+    }
+    if (req->noreply && req->cmd < PROTO_CMD_MG) {
+        proto_out_str(&o, " noreply");
+    }
+    proto_out_mem(&o, "\r\n", 2);
+    if (req->cmd == PROTO_CMD_MS ||
+        (req->cmd >= PROTO_CMD_SET && req->cmd <= PROTO_CMD_CAS)) {
+        proto_out_mem(&o, req->data, req->nbytes);
+        proto_out_mem(&o, "\r\n", 2);
+    }
+    return o.overflow ? 0 : o.len;
+}

@@ -19,8 +19,8 @@ struct tok {
 
 struct line {
     struct tok t[MAX_TOKENS];
-    unsigned n;    /* tokens found, at most MAX_TOKENS */
-    bool more;     /* text left after the last token */
+    unsigned n; /* tokens found, at most MAX_TOKENS */
+    bool more;  /* text left after the last token */
     const char *end;
 };
 
@@ -36,16 +36,13 @@ static const char ERR_DELETE[] = "CLIENT_ERROR bad command line format.  "
 static const char ERR_BADFLAG[] = "CLIENT_ERROR invalid flag\r\n";
 static const char ERR_DUPFLAG[] = "CLIENT_ERROR duplicate flag\r\n";
 static const char ERR_INVDUP[] = "CLIENT_ERROR invalid or duplicate flag\r\n";
-static const char ERR_TOOMANY[] =
-        "CLIENT_ERROR options flags are too long\r\n";
+static const char ERR_TOOMANY[] = "CLIENT_ERROR options flags are too long\r\n";
 static const char ERR_OPAQUE[] = "CLIENT_ERROR opaque token too long\r\n";
 static const char ERR_B64[] = "CLIENT_ERROR error decoding key\r\n";
 static const char ERR_BADTOK[] =
         "CLIENT_ERROR bad token in command line format\r\n";
-static const char ERR_MSMODE[] =
-        "CLIENT_ERROR invalid mode for ms M token\r\n";
-static const char ERR_MAMODE[] =
-        "CLIENT_ERROR invalid mode for ma M token\r\n";
+static const char ERR_MSMODE[] = "CLIENT_ERROR invalid mode for ms M token\r\n";
+static const char ERR_MAMODE[] = "CLIENT_ERROR invalid mode for ma M token\r\n";
 
 void
 proto_parser_init(struct proto_parser *p, uint32_t item_max)
@@ -261,8 +258,8 @@ proto_b64_encode(const void *src, size_t n, char *dst, size_t cap)
         return -1;
     }
     for (i = 0; i + 2 < n; i += 3) {
-        uint32_t w = ((uint32_t)s[i] << 16) | ((uint32_t)s[i + 1] << 8) |
-                     s[i + 2];
+        uint32_t w =
+                ((uint32_t)s[i] << 16) | ((uint32_t)s[i + 1] << 8) | s[i + 2];
 
         dst[o++] = tab[(w >> 18) & 63];
         dst[o++] = tab[(w >> 12) & 63];
@@ -347,6 +344,7 @@ take_data(struct proto_parser *p, struct proto_req *req, const char *buf,
 
     if (len < need) {
         p->wanted = need;
+        *used = 0;
         return PROTO_NEED_MORE;
     }
     p->wanted = 0;
@@ -386,8 +384,8 @@ set_key(struct proto_req *req, const struct tok *t)
 
 static enum proto_status
 parse_update(struct proto_parser *p, struct proto_req *req,
-             const struct line *l, const char *buf, size_t len,
-             size_t line_len, size_t *used)
+             const struct line *l, const char *buf, size_t len, size_t line_len,
+             size_t *used)
 {
     bool is_cas = req->cmd == PROTO_CMD_CAS;
     unsigned want = is_cas ? 6 : 5;
@@ -593,22 +591,22 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
 
 /* Which flags each meta command takes (memcached 1.6.18), and which of them
  * need a numeric token. */
-static const char MG_FLAGS[] = "bcfhklOqstuvENRT";
-static const char MS_FLAGS[] = "bcCEFIkOqsSTMN";
-static const char MD_FLAGS[] = "bCEIkOqT";
-static const char MA_FLAGS[] = "bCEkOqtcvNJDTM";
-static const char NUM_FLAGS[] = "CEFNRTJD";
+static const char MG_FLAGS[] = "bcfhklOqstuvNRT";
+static const char MS_FLAGS[] = "bcCFIkOqsTMN";
+static const char MD_FLAGS[] = "bCIkOqT";
+static const char MA_FLAGS[] = "bCkOqtcvNJDTM";
+static const char NUM_FLAGS[] = "CNRTJD";
 
 static enum proto_status
-parse_meta(struct proto_parser *p, struct proto_req *req,
-           const struct line *l, const char *buf, size_t len,
-           size_t line_len, size_t *used)
+parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
+           const char *buf, size_t len, size_t line_len, size_t *used)
 {
     char which = l->t[0].p[1];
     const char *allowed;
     const char *dup_err = ERR_DUPFLAG;
     const char *bad_err = ERR_BADFLAG;
     const char *tok_err = ERR_BADTOK;
+    const char *noted = NULL;
     unsigned first = 2;
     uint32_t seen[2] = {0, 0};
     unsigned i;
@@ -657,8 +655,8 @@ parse_meta(struct proto_parser *p, struct proto_req *req,
     if (req->cmd == PROTO_CMD_MS) {
         int64_t vlen;
 
-        if (l->n < 3 || !parse_i64(l->t[2].p, l->t[2].n, &vlen) ||
-            vlen < 0 || vlen > INT32_MAX - 2) {
+        if (l->n < 3 || !parse_i64(l->t[2].p, l->t[2].n, &vlen) || vlen < 0 ||
+            vlen > INT32_MAX - 2) {
             return fail(req, ERR_FORMAT);
         }
         req->nbytes = (uint32_t)vlen;
@@ -667,10 +665,16 @@ parse_meta(struct proto_parser *p, struct proto_req *req,
         req->err = ERR_TOOMANY;
         goto error;
     }
+    /* memcached checks in stages, and the stage decides which error is
+     * reported: one pass over the flags in order, where an unknown or
+     * repeated letter stops at once while a bad numeric token or an
+     * undecodable base64 key is noted and the last one noted wins; then the
+     * client flags (ms F), then modes (M), then the opaque length. */
     for (i = first; i < l->n; i++) {
         const struct tok *t = &l->t[i];
         unsigned char f = (unsigned char)t->p[0];
         struct proto_mflag *m;
+        int64_t v;
 
         if (f < 64 || f > 127 || strchr(allowed, f) == NULL) {
             req->err = bad_err;
@@ -682,59 +686,62 @@ parse_meta(struct proto_parser *p, struct proto_req *req,
         }
         seen[(f - 64) / 32] |= 1u << ((f - 64) % 32);
         if (t->n - 1 > 255) {
-            req->err = ERR_BADTOK;
+            req->err = tok_err;
             goto error;
         }
         m = &req->mflags[req->nmflags++];
         m->flag = (char)f;
         m->tok = t->p + 1;
         m->len = (uint8_t)(t->n - 1);
-        if (strchr(NUM_FLAGS, f) != NULL) {
-            int64_t v;
-
-            if (m->len == 0 || !parse_i64(m->tok, m->len, &v)) {
-                req->err = tok_err;
-                goto error;
-            }
-        }
-        switch (f) {
-        case 'O':
-            if (m->len > PROTO_OPAQUE_MAX) {
-                req->err = ERR_OPAQUE;
-                goto error;
-            }
-            break;
-        case 'q':
+        if (strchr(NUM_FLAGS, f) != NULL &&
+            (m->len == 0 || !parse_i64(m->tok, m->len, &v))) {
+            noted = tok_err;
+        } else if (f == 'q') {
             req->noreply = true;
-            break;
-        case 'b':
+        } else if (f == 'b') {
+            int n = proto_b64_decode(req->raw_key, req->raw_klen, req->keybuf,
+                                     sizeof(req->keybuf) - 1);
+
             req->key_b64 = true;
-            break;
-        case 'M':
-            if (m->len != 1) {
-                req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
-                goto error;
+            if (n <= 0 || (unsigned)n > PROTO_KEY_MAX) {
+                noted = tok_err == ERR_BADTOK ? ERR_B64 : tok_err;
+            } else {
+                req->key = req->keybuf;
+                req->klen = (size_t)n;
             }
-            if (strchr(req->cmd == PROTO_CMD_MS ? "EeAaPpRrSs" : "IiDd+-",
-                       m->tok[0]) == NULL) {
-                req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
-                goto error;
-            }
-            break;
-        default:
-            break;
         }
     }
-    if (req->key_b64) {
-        int n = proto_b64_decode(req->raw_key, req->raw_klen, req->keybuf,
-                                 sizeof(req->keybuf) - 1);
+    if (noted != NULL) {
+        req->err = noted;
+        goto error;
+    }
+    for (i = 0; i < req->nmflags; i++) {
+        const struct proto_mflag *m = &req->mflags[i];
+        uint64_t u;
 
-        if (n <= 0 || (unsigned)n > PROTO_KEY_MAX) {
-            req->err = ERR_B64;
+        /* ms reads its client flags late, with the classic error */
+        if (m->flag == 'F' &&
+            (m->len == 0 || !parse_u64(m->tok, m->len, &u) || u > UINT32_MAX)) {
+            req->err = ERR_FORMAT;
             goto error;
         }
-        req->key = req->keybuf;
-        req->klen = (size_t)n;
+    }
+    for (i = 0; i < req->nmflags; i++) {
+        const struct proto_mflag *m = &req->mflags[i];
+        const char *modes = req->cmd == PROTO_CMD_MS ? "EeAaPpRrSs" : "IiDd+-";
+
+        if (m->flag == 'M' && (m->len != 1 || m->tok[0] == '\0' ||
+                               strchr(modes, m->tok[0]) == NULL)) {
+            req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
+            goto error;
+        }
+    }
+    for (i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == 'O' &&
+            req->mflags[i].len > PROTO_OPAQUE_MAX) {
+            req->err = ERR_OPAQUE;
+            goto error;
+        }
     }
     if (req->cmd == PROTO_CMD_MS) {
         if (req->nbytes > p->item_max) {

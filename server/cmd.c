@@ -18,7 +18,7 @@
 /* values up to this size are copied into the reply line instead of being
  * handed to the sink as a separate buffer */
 #define INLINE_VALUE_MAX 512
-#define LINE_CAP 4096
+#define LINE_CAP         4096
 
 void
 cmd_conn_init(struct cmd_conn *cc, const struct cmd_env *env,
@@ -178,8 +178,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
                 cc->ctr->touch_hits++;
             }
             proto_out_init(&o, line, sizeof(line));
-            proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas,
-                            it.cas);
+            proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas, it.cas);
             emit_value(cc, &o, val, it.vlen);
         } else if (rc == CASK_ENOTFOUND) {
             count_miss(cc, &it);
@@ -322,8 +321,9 @@ do_arith(struct cmd_conn *cc, const struct proto_req *req)
         }
         reply(cc, req, "NOT_FOUND\r\n");
     } else if (rc == CASK_ENONNUMERIC) {
-        reply(cc, req, "CLIENT_ERROR cannot increment or decrement "
-                       "non-numeric value\r\n");
+        reply(cc, req,
+              "CLIENT_ERROR cannot increment or decrement "
+              "non-numeric value\r\n");
     } else if (!req->noreply) {
         emit_server_error(cc, rc);
     }
@@ -370,8 +370,8 @@ do_flush(struct cmd_conn *cc, const struct proto_req *req)
 
 /* ---- meta commands ---- */
 
-/* Return flags shared by every meta reply: O, k (b-encoded when the key
- * came in base64). */
+/* Return flags shared by every meta reply: O and k (a base64 key is
+ * returned as sent, followed by b). */
 static void
 meta_common_flag(struct proto_out *o, const struct proto_req *req,
                  const struct proto_mflag *m)
@@ -382,22 +382,16 @@ meta_common_flag(struct proto_out *o, const struct proto_req *req,
     } else if (m->flag == 'k') {
         proto_out_mem(o, " k", 2);
         proto_out_mem(o, req->raw_key, req->raw_klen);
+        /* a base64 key comes back as sent, flagged right after it */
+        if (req->key_b64) {
+            proto_out_mem(o, " b", 2);
+        }
     }
-}
-
-static void
-meta_tail(struct proto_out *o, const struct proto_req *req)
-{
-    if (req->key_b64 && proto_mflag_find(req, 'k') != NULL) {
-        proto_out_mem(o, " b", 2);
-    }
-    proto_out_mem(o, "\r\n", 2);
 }
 
 /* A reply with just a code and the O/k flags (misses, HD of ms/md). */
 static void
-meta_simple(struct cmd_conn *cc, const struct proto_req *req,
-            const char *code)
+meta_simple(struct cmd_conn *cc, const struct proto_req *req, const char *code)
 {
     char line[LINE_CAP];
     struct proto_out o;
@@ -408,7 +402,7 @@ meta_simple(struct cmd_conn *cc, const struct proto_req *req,
     for (i = 0; i < req->nmflags; i++) {
         meta_common_flag(&o, req, &req->mflags[i]);
     }
-    meta_tail(&o, req);
+    proto_out_mem(&o, "\r\n", 2);
     emit_out(cc, &o);
 }
 
@@ -463,6 +457,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     char *val = NULL;
     char line[LINE_CAP];
     struct proto_out o;
+    bool won = false;
     unsigned i;
     int rc;
 
@@ -477,8 +472,26 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         rc = cask_get(cc->env->store, req->key, req->klen, &it,
                       want_val ? &val : NULL);
     }
-    if (rc == CASK_ENOTFOUND) {
+    if (rc == CASK_ENOTFOUND && proto_mflag_find(req, 'N') != NULL) {
+        /* autovivify: create an empty item and tell this client it won
+         * the right to fill it (W) */
+        int64_t exp = exp_abs(cc->env, mflag_i64(req, 'N'));
+
         count_miss(cc, &it);
+        rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
+                        exp, 0, NULL);
+        if (rc == CASK_OK || rc == CASK_ENOTSTORED) {
+            rc = cask_get(cc->env->store, req->key, req->klen, &it,
+                          want_val ? &val : NULL);
+        }
+        won = rc == CASK_OK;
+    } else if (rc == CASK_OK) {
+        cc->ctr->get_hits++;
+    }
+    if (rc == CASK_ENOTFOUND) {
+        if (proto_mflag_find(req, 'N') == NULL) {
+            count_miss(cc, &it);
+        }
         if (!quiet) {
             meta_simple(cc, req, "EN");
         }
@@ -489,7 +502,6 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         emit_server_error(cc, rc);
         return;
     }
-    cc->ctr->get_hits++;
     proto_out_init(&o, line, sizeof(line));
     if (want_val) {
         proto_out_mem(&o, "VA ", 3);
@@ -528,8 +540,8 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
             break;
         }
     }
-    if (req->key_b64 && proto_mflag_find(req, 'k') != NULL) {
-        proto_out_mem(&o, " b", 2);
+    if (won) {
+        proto_out_mem(&o, " W", 2);
     }
     proto_out_mem(&o, "\r\n", 2);
     if (want_val) {
@@ -537,6 +549,25 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     } else {
         emit_out(cc, &o);
     }
+}
+
+/* Meta C0 on ms and md: the store reads cas 0 as "no check", but memcached
+ * compares it and no item has cas 0. Returns true (and sets *rc) when C0 was
+ * given. */
+static bool
+cas_zero(struct cmd_conn *cc, const struct proto_req *req, int *rc)
+{
+    const struct proto_mflag *m = proto_mflag_find(req, 'C');
+    struct cask_item it;
+
+    if (m == NULL || mflag_u64(req, 'C', 0) != 0) {
+        return false;
+    }
+    *rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+    if (*rc == CASK_OK) {
+        *rc = CASK_EEXISTS;
+    }
+    return true;
 }
 
 static void
@@ -575,10 +606,12 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
         }
     }
     cc->ctr->cmd_set++;
-    rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
-                    req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
-                    exp_abs(cc->env, mflag_i64(req, 'T')),
-                    mflag_u64(req, 'C', 0), &cas_out);
+    if (!cas_zero(cc, req, &rc)) {
+        rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
+                        req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
+                        exp_abs(cc->env, mflag_i64(req, 'T')),
+                        mflag_u64(req, 'C', 0), &cas_out);
+    }
     switch (rc) {
     case CASK_OK:
         cc->ctr->total_items++;
@@ -606,23 +639,61 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     proto_out_init(&o, line, sizeof(line));
     proto_out_str(&o, code);
     for (i = 0; i < req->nmflags; i++) {
-        if (req->mflags[i].flag == 'c' && rc == CASK_OK) {
+        if (req->mflags[i].flag == 'c') {
             proto_out_mem(&o, " c", 2);
             proto_out_u64(&o, cas_out);
         } else {
             meta_common_flag(&o, req, &req->mflags[i]);
         }
     }
-    meta_tail(&o, req);
+    proto_out_mem(&o, "\r\n", 2);
     emit_out(cc, &o);
+}
+
+/* md I: memcached keeps the item (marked stale) and bumps its cas, so a
+ * later add fails and gets still see it. The stale mark itself (X/W on the
+ * next mg) is not kept by the store; rewriting the item bumps the cas.
+ * T, if given, sets the new TTL. */
+static int
+invalidate(struct cmd_conn *cc, const struct proto_req *req)
+{
+    struct cask_item it;
+    char *val = NULL;
+    uint64_t cas_in = mflag_u64(req, 'C', 0);
+    int64_t exp;
+    int rc;
+
+    rc = cask_get(cc->env->store, req->key, req->klen, &it, &val);
+    if (rc != CASK_OK) {
+        return rc;
+    }
+    if (cas_in != 0 && cas_in != it.cas) {
+        free(val);
+        return CASK_EEXISTS;
+    }
+    exp = proto_mflag_find(req, 'T') != NULL
+                  ? exp_abs(cc->env, mflag_i64(req, 'T'))
+                  : it.exp_abs_s;
+    rc = cask_store(cc->env->store, CASK_SET, req->key, req->klen, val, it.vlen,
+                    it.flags, exp, it.cas, NULL);
+    free(val);
+    return rc;
 }
 
 static void
 do_md(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool quiet = proto_mflag_find(req, 'q') != NULL;
-    int rc = cask_delete(cc->env->store, req->key, req->klen,
+    int rc;
+
+    if (cas_zero(cc, req, &rc)) {
+        /* rc is set */
+    } else if (proto_mflag_find(req, 'I') != NULL) {
+        rc = invalidate(cc, req);
+    } else {
+        rc = cask_delete(cc->env->store, req->key, req->klen,
                          mflag_u64(req, 'C', 0));
+    }
 
     switch (rc) {
     case CASK_OK:
@@ -657,6 +728,8 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     char num[24];
     struct proto_out o;
     struct proto_out no;
+    bool existed = false;
+    int64_t exp;
     unsigned i;
     int rc;
 
@@ -668,6 +741,11 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.initial = mflag_u64(req, 'J', 0);
     a.vivify_exp_abs_s = exp_abs(cc->env, mflag_i64(req, 'N'));
     a.cas_in = mflag_u64(req, 'C', 0);
+    if (a.vivify &&
+        cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
+        existed = true;
+    }
+    /* unlike ms and md, ma takes C0 as "no compare" (memcached) */
     rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
     switch (rc) {
     case CASK_OK:
@@ -696,9 +774,9 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
         emit_server_error(cc, rc);
         return;
     }
-    if (quiet && !want_val) {
-        return;
-    }
+    /* memcached applies T (and, for a created item, N) while it writes
+     * the return flags, so a t before them shows the earlier TTL */
+    exp = existed || !a.vivify ? it.exp_abs_s : 0;
     proto_out_init(&no, num, sizeof(num));
     proto_out_u64(&no, v);
     proto_out_init(&o, line, sizeof(line));
@@ -716,12 +794,23 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             proto_out_u64(&o, it.cas);
         } else if (f->flag == 't') {
             proto_out_mem(&o, " t", 2);
-            out_ttl(&o, cc->env, it.exp_abs_s);
+            out_ttl(&o, cc->env, exp);
+        } else if (f->flag == 'T') {
+            exp = exp_abs(cc->env, mflag_i64(req, 'T'));
+        } else if (f->flag == 'N' && a.vivify && !existed) {
+            exp = a.vivify_exp_abs_s;
         } else {
             meta_common_flag(&o, req, f);
         }
     }
-    meta_tail(&o, req);
+    if (exp != it.exp_abs_s) {
+        (void)cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL);
+    }
+    /* q hides HD, except for an item this call created (memcached) */
+    if (quiet && !want_val && (existed || !a.vivify)) {
+        return;
+    }
+    proto_out_mem(&o, "\r\n", 2);
     if (want_val) {
         proto_out_mem(&o, num, no.len);
         proto_out_mem(&o, "\r\n", 2);

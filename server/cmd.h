@@ -109,4 +109,10 @@ enum cmd_status cmd_execute(struct cmd_conn *cc, const char *buf, size_t len,
  * connection grow its buffer once for a large value. */
 size_t cmd_bytes_wanted(const struct cmd_conn *cc);
 
+/* The longest request line the parser waits for: a get/gets line may grow up
+ * to this before the connection is closed (other lines: 2048 bytes, as in
+ * memcached). cmd_bytes_wanted() is 0 while such a line is incomplete, so a
+ * read buffer must be able to grow to this size by itself. */
+#define CMD_LINE_MAX PROTO_MULTIGET_MAX
+
 #endif

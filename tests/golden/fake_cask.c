@@ -7,6 +7,8 @@
  */
 #include "storage/cask.h"
 
+#include "tests/golden/fake_cask.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +33,22 @@ struct cask {
     struct cask_options o;
     struct fitem *b[NBUCKETS];
     uint64_t next_cas;
-    uint64_t flushed_cas;   /* items with cas <= this were flushed */
-    int64_t flush_at_s;     /* pending flush point, 0 = none */
+    uint64_t flushed_cas; /* items with cas <= this were flushed */
+    int64_t flush_at_s;   /* pending flush point, 0 = none */
     uint64_t nkeys;
 };
+
+int fake_cask_fail_rc;
+
+/* Take the injected failure, if any. */
+static int
+injected(void)
+{
+    int rc = fake_cask_fail_rc;
+
+    fake_cask_fail_rc = 0;
+    return rc;
+}
 
 const char *
 cask_strerror(int err)
@@ -215,6 +229,9 @@ cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
     int gone;
     struct fitem *f = lookup(c, key, klen, &gone);
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (f == NULL) {
         if (it != NULL) {
             memset(it, 0, sizeof(*it));
@@ -232,6 +249,9 @@ cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
     int gone;
     struct fitem *f = lookup(c, key, klen, &gone);
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (f == NULL) {
         if (it != NULL) {
             memset(it, 0, sizeof(*it));
@@ -290,6 +310,9 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
     char *v;
     size_t n = vlen;
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (klen == 0 || klen > CASK_KEY_MAX) {
         return CASK_EBADKEY;
     }
@@ -341,6 +364,9 @@ cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
     struct fitem *f = lookup(c, key, klen, &gone);
     struct fitem **pp;
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (f == NULL) {
         return CASK_ENOTFOUND;
     }
@@ -355,8 +381,16 @@ cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
     return CASK_OK;
 }
 
-/* memcached's strtoull check: optional leading spaces, digits, then only
- * spaces (or the end). */
+/* memcached's safe_strtoull over the value: leading white space, an
+ * optional '+', digits, then the end or a white-space character (whatever
+ * follows it is ignored: "99 abc" counts as 99). */
+static bool
+is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' ||
+           ch == '\r';
+}
+
 static bool
 as_u64(const char *p, size_t n, uint64_t *out)
 {
@@ -364,7 +398,10 @@ as_u64(const char *p, size_t n, uint64_t *out)
     uint64_t v = 0;
     bool any = false;
 
-    while (i < n && p[i] == ' ') {
+    while (i < n && is_space(p[i])) {
+        i++;
+    }
+    if (i < n && p[i] == '+') {
         i++;
     }
     for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
@@ -376,13 +413,11 @@ as_u64(const char *p, size_t n, uint64_t *out)
         v = v * 10 + d;
         any = true;
     }
-    for (; i < n; i++) {
-        if (p[i] != ' ' && p[i] != '\r' && p[i] != '\n') {
-            return false;
-        }
+    if (!any || (i < n && !is_space(p[i]))) {
+        return false;
     }
     *out = v;
-    return any;
+    return true;
 }
 
 int
@@ -398,6 +433,9 @@ cask_arith(struct cask *c, const void *key, size_t klen,
     char *nv;
     int rc;
 
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (f == NULL) {
         if (!a->vivify) {
             return CASK_ENOTFOUND;
@@ -413,7 +451,13 @@ cask_arith(struct cask *c, const void *key, size_t klen,
         if (rc == CASK_OK) {
             *value_out = a->initial;
             f = lookup(c, key, klen, &gone);
-            (void)copy_out(f, it, NULL);
+            /* created already expired (negative N): gone again */
+            if (f != NULL) {
+                (void)copy_out(f, it, NULL);
+            } else if (it != NULL) {
+                memset(it, 0, sizeof(*it));
+                it->exp_abs_s = a->vivify_exp_abs_s;
+            }
         }
         return rc;
     }
@@ -451,6 +495,9 @@ cask_arith(struct cask *c, const void *key, size_t klen,
 int
 cask_flush(struct cask *c, int64_t at_abs_s)
 {
+    if (fake_cask_fail_rc != 0) {
+        return injected();
+    }
     if (at_abs_s <= now_s(c)) {
         c->flushed_cas = c->next_cas - 1;
         c->flush_at_s = 0;

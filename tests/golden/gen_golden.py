@@ -2,8 +2,8 @@
 # gen_golden.py - regenerate the golden transcripts in tests/golden/cases/.
 #
 # Each case below is a byte string of requests. For every case this script
-# writes NAME.req (the requests, followed by a final "mn" whose "MN" reply
-# marks the end), starts a fresh memcached on 127.0.0.1 and a free port with
+# writes NAME.req (the requests, followed by a final END_REQ whose reply
+# END_RSP marks the end), starts a fresh memcached on 127.0.0.1 and a free port with
 # the same item size limit test_golden.c passes as item_max, sends the bytes
 # on one connection and writes the reply bytes to NAME.rsp.
 #
@@ -12,12 +12,15 @@
 # Run it from the top of the source tree after changing a case, and check in
 # both files. Uses only the python3 standard library.
 import os
+import random
 import shutil
 import socket
 import subprocess
 import sys
 import time
 
+END_REQ = b"mg golden-end k\r\n"
+END_RSP = b"EN kgolden-end\r\n"
 ITEM_MAX = 65536  # keep in step with ITEM_MAX in test_golden.c
 BIG = ITEM_MAX + 1000
 K250 = b"k" * 250
@@ -116,6 +119,16 @@ CASES = {
     "meta_b64": b"mg bWtleQ== b k v\r\nmg bWtleQ b k v\r\nmg m! b\r\n"
                 b"ms bWtleQ== 2 b k\r\nhi\r\nmg bWtleQ== b k v\r\nget mkey\r\n"
                 b"md bWtleQ== b\r\nmg bWtleQ== b v\r\n",
+    "meta_more": b"ms bWtleQ== 2 b\r\nhi\r\nmg bWtleQ== b v\r\n"
+                 b"mg bWtleQ== b O1 s\r\nma zz q\r\nma zz q O1\r\n"
+                 b"ms " + K251 + b" 2\r\nhi\r\nmd " + K251 + b"\r\n"
+                 b"ms k 2 S2\r\nhi\r\nms k 2 I\r\nho\r\nmg k v\r\n"
+                 b"mg k v u\r\nmg k E5\r\nmg k R30 v\r\nmg zz N30 v\r\n"
+                 b"ma k\r\nms n 1 T0\r\n5\r\nma n T30 t v\r\n"
+                 b"ms k 1 MS F1 T0 b\r\nx\r\nms k 2 E5\r\nhi\r\n"
+                 b"md k E5\r\nma k E5\r\nms k 2 s\r\nhi\r\nmg k E\r\n"
+                 b"ms k 2 N5\r\nhi\r\nma k q N5 J1\r\nmd k x\r\n"
+                 b"ms v 2 MA N30\r\nhi\r\nmg v v\r\nmg w N30 c v\r\n",
     "meta_noop": b"mn\r\nmn x\r\nme zz\r\n",
     "quit": b"set a 0 0 1\r\nx\r\nget a\r\nquit\r\nget a\r\n",
     "quit_args": b"quit x\r\nget a\r\n",
@@ -123,6 +136,83 @@ CASES = {
     "long_get": b"get k " + b"k" * 3000 + b"\r\nset k 0 0 1\r\nx\r\n"
                 b"get " + b"k " * 1500 + b"\r\n",
 }
+
+
+def random_case(seed, n=40):
+    """A stream of n random, mostly valid commands over a few keys: mixes
+    every classic command with meta commands, odd flags and numbers, wrong
+    data lengths and noreply. Deterministic for a given seed."""
+    rnd = random.Random(seed)
+    keys = [b"a", b"b", b"n", b"k1", b"bWtleQ==", b"mkey", K250]
+
+    def num():
+        return rnd.choice([b"0", b"1", b"5", b"10", b"-1", b"abc", b"",
+                           b"18446744073709551615", b"18446744073709551616",
+                           b"4294967296", b"007", b"+3", b"2592001", b"1000"])
+
+    def val():
+        return rnd.choice([b"", b"1", b"10", b"hi", b"99 ", b" 5", b"x" * 200,
+                           b"18446744073709551615", b"abc", b"99 abc"])
+
+    def line():
+        c = rnd.randrange(20)
+        k = rnd.choice(keys)
+        nr = rnd.choice([b"", b"", b" noreply"])
+        if c < 5:
+            cmd = rnd.choice([b"set", b"add", b"replace", b"append",
+                              b"prepend", b"cas"])
+            v = val()
+            n = len(v) if rnd.random() < 0.9 else rnd.choice([0, 1, 3])
+            extra = b" " + num() if cmd == b"cas" else b""
+            exp = rnd.choice([b"0", b"-1", b"1000", b"2592001", b"0"])
+            fl = rnd.choice([b"0", b"5", b"4294967295"])
+            return b"%s %s %s %s %d%s%s\r\n%s\r\n" % (cmd, k, fl, exp, n,
+                                                     extra, nr, v)
+        if c < 8:
+            cmd = rnd.choice([b"get", b"gets", b"gat 1000", b"gats 0",
+                              b"gat -1"])
+            ks = [rnd.choice(keys[:6]) for _ in range(rnd.randrange(1, 4))]
+            return cmd + b" " + b" ".join(ks) + b"\r\n"
+        if c < 10:
+            return b"%s %s %s%s\r\n" % (rnd.choice([b"incr", b"decr"]), k,
+                                         num(), nr)
+        if c == 10:
+            return b"delete %s%s%s\r\n" % (k, rnd.choice([b"", b" 0", b" 1"]),
+                                           nr)
+        if c == 11:
+            return b"touch %s %s%s\r\n" % (
+                k, rnd.choice([b"0", b"1000", b"-1"]), nr)
+        if c == 12:
+            return rnd.choice([b"flush_all\r\n", b"flush_all 0\r\n",
+                               b"flush_all noreply\r\n", b"version\r\n",
+                               b"verbosity 1\r\n", b"mn\r\n"])
+        mflags = {b"mg": b"bcfkOqstuvT", b"ms": b"bcCFIkOqsTM",
+                  b"md": b"bCIkOqT", b"ma": b"bCkOqtcvNJDTM"}
+        cmd = rnd.choice(list(mflags))
+        fl = []
+        for _ in range(rnd.randrange(0, 5)):
+            f = bytes([rnd.choice(mflags[cmd] + b"xE")])
+            if f in b"CFTNJD":
+                f += rnd.choice([b"0", b"1", b"30", b"x", b""])
+            elif f == b"O":
+                f += rnd.choice([b"1", b"abc", b""])
+            elif f == b"M":
+                modes = ([b"E", b"A", b"P", b"R", b"S", b"X"] if cmd == b"ms"
+                         else [b"I", b"D", b"+", b"-", b"X"])
+                f += rnd.choice(modes)
+            fl.append(f)
+        flags = b"".join(b" " + f for f in fl)
+        if cmd == b"ms":
+            v = val()
+            return b"ms %s %d%s\r\n%s\r\n" % (k, len(v), flags, v)
+        return b"%s %s%s\r\n" % (cmd, k, flags)
+
+    # a few harmless lines at the end, in case a short data block eats some
+    return b"".join(line() for _ in range(n)) + b"version\r\n" * 4
+
+
+for seed in range(1, 9):
+    CASES["random_%d" % seed] = random_case(seed)
 
 
 def free_port():
@@ -155,7 +245,7 @@ def run_case(memcached, data):
         s.sendall(data)
         s.settimeout(5)
         out = b""
-        while not out.endswith(b"MN\r\n"):
+        while not out.endswith(END_RSP):
             b = s.recv(65536)
             if not b:
                 break
@@ -174,7 +264,7 @@ def main():
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
     os.makedirs(here, exist_ok=True)
     for name, data in sorted(CASES.items()):
-        data += b"mn\r\n"
+        data += END_REQ
         with open(os.path.join(here, name + ".req"), "wb") as f:
             f.write(data)
         with open(os.path.join(here, name + ".rsp"), "wb") as f:

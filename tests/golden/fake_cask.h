@@ -1,0 +1,10 @@
+/* fake_cask.h - test hooks of the in-memory fake store (fake_cask.c), for
+ * tests that need the store to fail. Test-only. */
+#ifndef BITCACHED_FAKE_CASK_H
+#define BITCACHED_FAKE_CASK_H
+
+/* When not 0, the next store call (get, touch, store, delete, arith, flush)
+ * returns this status instead of running, and the hook resets to 0. */
+extern int fake_cask_fail_rc;
+
+#endif
