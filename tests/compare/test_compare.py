@@ -23,6 +23,10 @@ class Raw(bytes):
     data block, a swallow, a partial line): read until quiet, no sentinel."""
 
 
+class Trickle(bytes):
+    """A step sent one byte per send(), to exercise incremental parsing."""
+
+
 # Each case: (name, [step, ...]). A step is bytes; "{k}" and "{k2}" become the
 # case's own keys, "{cas}" the cas value of the last "VALUE" line this server
 # sent on this connection, "{c}" the last meta "c" value.
@@ -151,6 +155,22 @@ CASES = [
     ("meta no key", [b"mg\r\n", b"md\r\n", b"ma\r\n"]),
     ("meta bad flag", [b"mg {k} !\r\n"]),
     ("me", [b"me {k}\r\n"]),
+    # --- exptime rules, byte-at-a-time input, more odd corners ---
+    ("exptime 30 days relative", [b"set {k} 0 2592000 1\r\na\r\n", b"get {k}\r\n"]),
+    ("exptime absolute past", [b"set {k} 0 2592001 1\r\na\r\n", b"get {k}\r\n"]),
+    ("exptime absolute future", [b"set {k} 0 2000000000 1\r\na\r\n", b"get {k}\r\n"]),
+    ("trickle set get", [Trickle(b"set {k} 3 0 5\r\nhello\r\n"), Trickle(b"get {k} {k2}\r\n"),
+                         Trickle(b"gets {k}\r\n")]),
+    ("trickle meta", [Trickle(b"ms {k} 2 T0 F4\r\nhi\r\n"), Trickle(b"mg {k} v f k O7\r\n")]),
+    ("trickle noreply pipeline", [Trickle(b"set {k} 0 0 1 noreply\r\na\r\nappend {k} 0 0 1 noreply\r\n"
+                                          b"b\r\nget {k}\r\n")]),
+    ("decr missing", [b"decr {k} 1\r\n"]),
+    ("touch noreply missing", [b"touch {k} 10 noreply\r\n", b"get {k}\r\n"]),
+    ("gets no key", [b"gets\r\n"]),
+    ("flush_all negative", [b"flush_all -1\r\n"]),
+    ("noreply misspelt", [b"set {k} 0 0 1 norepl\r\na\r\n", b"get {k}\r\n"]),
+    ("tab separated", [b"set\t{k} 0 0 1\r\na\r\n", b"get {k}\r\n"]),
+    ("value with crlf inside", [b"set {k} 0 0 6\r\na\r\nb\r\n\r\n", b"get {k}\r\n"]),
 ]
 
 VALUE_RE = re.compile(rb"^(VALUE \S+ \d+ \d+) (\d+)\r$", re.M)
@@ -172,7 +192,7 @@ def mask(data):
 
 
 def substitute(step, keys, state):
-    out = step.replace(b"{k}", keys[0]).replace(b"{k2}", keys[1])
+    out = bytes(step).replace(b"{k}", keys[0]).replace(b"{k2}", keys[1])
     out = out.replace(b"{cas}", state.get("cas", b"0")).replace(b"{c}", state.get("c", b"0"))
     return out
 
@@ -202,7 +222,11 @@ def run_case(srv, idx, steps):
             continue
         data = substitute(step, keys, state)
         try:
-            sock.sendall(data)
+            if isinstance(step, Trickle):
+                for i in range(len(data)):
+                    sock.sendall(data[i:i + 1])
+            else:
+                sock.sendall(data)
             if isinstance(step, Raw):
                 reply, closed = bcserver.recv_until(sock, (), quiet=0.3)
             else:
