@@ -123,6 +123,8 @@ CASES = [
     ("quit pipelined", [b"set {k} 0 0 1\r\na\r\nget {k}\r\nquit\r\nget {k}\r\n"]),
     ("pipelined mixed", [b"set {k} 0 0 1\r\na\r\nget {k}\r\nappend {k} 0 0 1\r\nb\r\n"
                          b"incr {k} 1\r\nget {k} {k2}\r\ndelete {k}\r\nget {k}\r\n"]),
+    ("pipelined many sets", [b"".join(b"set {k}%d 0 0 100\r\n" % i + b"s" * 100 + b"\r\n"
+                                      for i in range(300)) + b"get {k}299\r\n"]),
     ("pipelined many gets", [b"set {k} 0 0 3\r\nabc\r\n" + b"get {k}\r\n" * 200]),
     ("line too long", [Raw(b"get " + b"a" * 5000)]),
     ("long line of keys", [b"get " + b" ".join([b"{k}"] * 300) + b"\r\n"]),
@@ -245,6 +247,18 @@ def run_case(srv, idx, steps):
     return replies
 
 
+def excerpt(reply, other):
+    """Short replies whole; long ones around the first byte that differs."""
+    data, state = reply
+    if len(data) <= 300:
+        return reply
+    at = next((i for i, (a, b) in enumerate(zip(data, other[0])) if a != b),
+              min(len(data), len(other[0])))
+    start = max(0, at - 60)
+    return ("%d bytes, first difference at byte %d: ...%r..." % (len(data), at, data[start:at + 60]),
+            state)
+
+
 def joined(replies):
     return (b"".join(r for r, _ in replies), replies[-1][1] if replies else "open")
 
@@ -278,7 +292,7 @@ def main():
                     if w != g:
                         shown = steps[n] if len(steps[n]) < 200 else steps[n][:200] + b"..."
                         print("FAIL case %r step %d %r:\n  memcached: %r\n  bitcached: %r"
-                              % (name, n, shown, w, g))
+                              % (name, n, shown, excerpt(w, g), excerpt(g, w)))
                         break
             if not sut.alive():
                 print("FAIL case %r: server under test died" % name)
