@@ -444,11 +444,16 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
     if ((n == 3 && memcmp(s, "gat", 3) == 0) ||
         (n == 4 && memcmp(s, "gats", 4) == 0)) {
         req->cmd = n == 3 ? PROTO_CMD_GAT : PROTO_CMD_GATS;
-        if (l->n < 3) {
+        if (l->n < 2) {
             return fail(req, ERR_ERROR);
         }
         if (!tok_exptime(&l->t[1], &req->exptime)) {
             return fail(req, ERR_EXPTIME);
+        }
+        /* "gat <exptime>" with no key at all is an empty hit list */
+        if (l->n < 3) {
+            req->keys = l->end;
+            return PROTO_OK;
         }
         return parse_keys(req, l->t[2].p, l->end);
     }
@@ -576,6 +581,11 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
         req->cmd = PROTO_CMD_SHUTDOWN;
         return PROTO_OK;
     }
+    /* memcached hangs up on what looks like an HTTP request line */
+    if (l->n >= 2 && l->t[l->n - 1].n >= 5 &&
+        memcmp(l->t[l->n - 1].p, "HTTP/", 5) == 0) {
+        return PROTO_CLOSE;
+    }
     return fail(req, ERR_ERROR);
 }
 
@@ -585,7 +595,7 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
  * need a numeric token. */
 static const char MG_FLAGS[] = "bcfhklOqstuvENRT";
 static const char MS_FLAGS[] = "bcCEFIkOqsSTMN";
-static const char MD_FLAGS[] = "bCEIkOqTx";
+static const char MD_FLAGS[] = "bCEIkOqT";
 static const char MA_FLAGS[] = "bCEkOqtcvNJDTM";
 static const char NUM_FLAGS[] = "CEFNRTJD";
 
@@ -598,6 +608,7 @@ parse_meta(struct proto_parser *p, struct proto_req *req,
     const char *allowed;
     const char *dup_err = ERR_DUPFLAG;
     const char *bad_err = ERR_BADFLAG;
+    const char *tok_err = ERR_BADTOK;
     unsigned first = 2;
     uint32_t seen[2] = {0, 0};
     unsigned i;
@@ -619,12 +630,12 @@ parse_meta(struct proto_parser *p, struct proto_req *req,
     case 'd':
         req->cmd = PROTO_CMD_MD;
         allowed = MD_FLAGS;
-        dup_err = bad_err = ERR_INVDUP;
+        dup_err = bad_err = tok_err = ERR_INVDUP;
         break;
     case 'a':
         req->cmd = PROTO_CMD_MA;
         allowed = MA_FLAGS;
-        dup_err = bad_err = ERR_INVDUP;
+        dup_err = bad_err = tok_err = ERR_INVDUP;
         break;
     case 'e':
         req->cmd = PROTO_CMD_ME;
@@ -682,7 +693,7 @@ parse_meta(struct proto_parser *p, struct proto_req *req,
             int64_t v;
 
             if (m->len == 0 || !parse_i64(m->tok, m->len, &v)) {
-                req->err = ERR_BADTOK;
+                req->err = tok_err;
                 goto error;
             }
         }

@@ -256,7 +256,10 @@ process(struct conn *c)
         }
         st = cmd_execute(&c->cc, c->rbuf + c->rstart, c->rend - c->rstart,
                          &used);
-        c->rstart += used;
+        if (st != CMD_NEED_MORE) {
+            /* A request that is still incomplete consumes nothing. */
+            c->rstart += used;
+        }
         if (evbuffer_get_length(c->out) > c->out_cap) {
             log_msg(LOG_INFO, "<%d output queue above %zu bytes; closing",
                     c->fd, c->out_cap);

@@ -93,8 +93,11 @@ write_pidfile(const char *path)
     return close(fd) == 0 ? 0 : errno;
 }
 
+/* Drop root for -u USER. The data directory is created first and given to
+ * USER, so that memcached.conf-style "-u memcache" works from a root-owned
+ * working directory; an existing directory is left as it is. */
 static int
-drop_privileges(const char *user)
+drop_privileges(const char *user, const char *data_dir)
 {
     struct passwd *pw;
 
@@ -112,6 +115,17 @@ drop_privileges(const char *user)
     if (pw == NULL) {
         fprintf(stderr, "bitcached: unknown user '%s' for -u\n", user);
         return EX_NOUSER;
+    }
+    if (mkdir(data_dir, 0750) == 0) {
+        if (chown(data_dir, pw->pw_uid, pw->pw_gid) != 0) {
+            fprintf(stderr, "bitcached: cannot give %s to user '%s': %s\n",
+                    data_dir, user, strerror(errno));
+            return EX_CANTCREAT;
+        }
+    } else if (errno != EEXIST) {
+        fprintf(stderr, "bitcached: cannot create data directory %s: %s\n",
+                data_dir, strerror(errno));
+        return EX_CANTCREAT;
     }
     if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
         setuid(pw->pw_uid) != 0) {
@@ -135,6 +149,9 @@ absolute_dir(const char *dir)
     }
     if (getcwd(cwd, sizeof(cwd)) == NULL) {
         return strdup(dir);
+    }
+    while (dir[0] == '.' && dir[1] == '/') {
+        dir += 2;
     }
     if (asprintf(&out, "%s/%s", cwd, dir) < 0) {
         return NULL;
@@ -244,11 +261,15 @@ main(int argc, char **argv)
     }
     if (settings.pidfile != NULL &&
         (rc = write_pidfile(settings.pidfile)) != 0) {
-        fprintf(stderr, "bitcached: cannot write pidfile %s: %s\n",
-                settings.pidfile, strerror(rc));
-        return EX_CANTCREAT;
+        /* As memcached: a pidfile that cannot be written is reported, not
+         * fatal (Debian's memcached.conf names a directory that may not
+         * exist). */
+        log_msg(LOG_WARN, "cannot write pidfile %s: %s", settings.pidfile,
+                strerror(rc));
+        free(settings.pidfile);
+        settings.pidfile = NULL;
     }
-    if ((rc = drop_privileges(settings.user)) != 0) {
+    if ((rc = drop_privileges(settings.user, settings.data_dir)) != 0) {
         exit_code = rc;
         goto out;
     }

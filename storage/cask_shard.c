@@ -94,13 +94,17 @@ lookup(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
        int *gone)
 {
     struct cask *c = sh->store;
+    /* Always consult the flush point, even for a missing key: a delayed
+     * flush that came due must become a threshold before this operation
+     * takes a cas, or the item it writes would fall under it. */
+    int64_t now = cask_now(c);
+    uint64_t flush_cas = cask_flush_point(c, now);
     struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, klen);
     *gone = CASK_GONE_ABSENT;
     if (e == NULL) {
         return NULL;
     }
-    int64_t now = cask_now(c);
-    int st = entry_state(e, now, cask_flush_point(c, now));
+    int st = entry_state(e, now, flush_cas);
     if (st != CASK_GONE_ABSENT) {
         *gone = st;
         return NULL;

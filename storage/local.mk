@@ -27,7 +27,12 @@ EXTRA_DIST += storage/FORMAT.md
 # Unit tests: cmocka, linked against libstorage only.
 STORAGE_TESTS = \
 	tests/unit/test_cask_record \
-	tests/unit/test_cask_ops
+	tests/unit/test_cask_keydir \
+	tests/unit/test_cask_ops \
+	tests/unit/test_cask_recovery \
+	tests/unit/test_cask_merge \
+	tests/unit/test_cask_io \
+	tests/unit/test_cask_model
 check_PROGRAMS += $(STORAGE_TESTS)
 TESTS += $(STORAGE_TESTS)
 EXTRA_DIST += tests/unit/test_cask_util.h
@@ -41,3 +46,23 @@ tests_unit_test_cask_record_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_ops_SOURCES = tests/unit/test_cask_ops.c
 tests_unit_test_cask_ops_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_ops_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_keydir_SOURCES = tests/unit/test_cask_keydir.c
+tests_unit_test_cask_keydir_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_keydir_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_recovery_SOURCES = tests/unit/test_cask_recovery.c
+tests_unit_test_cask_recovery_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_recovery_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_merge_SOURCES = tests/unit/test_cask_merge.c
+tests_unit_test_cask_merge_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_merge_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_io_SOURCES = tests/unit/test_cask_io.c
+tests_unit_test_cask_io_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_io_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_model_SOURCES = tests/unit/test_cask_model.c
+tests_unit_test_cask_model_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_model_LDADD = $(STORAGE_TEST_LDADD)

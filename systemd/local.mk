@@ -26,8 +26,7 @@ tests_unit_test_notify_LDADD = $(CMOCKA_LIBS) $(LIBSYSTEMD_LIBS)
 # prefix the unit runs /usr/local/bin/bitcached with /usr/local/etc's config;
 # packagers configure --prefix=/usr --sysconfdir=/etc.
 BITCACHED_UNIT = systemd/bitcached.service
-EXTRA_DIST += systemd/bitcached.service.in systemd/bitcached.conf \
-	systemd/README-service.md
+EXTRA_DIST += systemd/bitcached.service.in systemd/bitcached.conf
 CLEANFILES += $(BITCACHED_UNIT)
 
 $(BITCACHED_UNIT): $(srcdir)/systemd/bitcached.service.in Makefile

@@ -3,8 +3,10 @@
 # sees it: started with NOTIFY_SOCKET pointing at a datagram socket of ours,
 # it must send READY=1 only once its port accepts connections, and
 # STOPPING=1 after SIGTERM, then exit 0. Checked for a TCP listener and for
-# a unix socket. Skips (77) until the server binary is built, or when the
-# build has no libsystemd (the server then sends nothing by design).
+# a unix socket; a second server on the same (locked) data directory must
+# exit 73 without ever sending READY=1. Skips (77) until the server binary
+# is built, or when the build has no libsystemd (the server then sends
+# nothing by design).
 
 import os
 import socket
@@ -64,6 +66,32 @@ def connects(family, addr):
             return False
 
 
+def second_instance(f, binary, tmp, data):
+    """A second server on a data directory in use must fail (73) without
+    ever claiming to be ready, so systemd reports the start as failed."""
+    notify_path = os.path.join(tmp, "second.notify")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(notify_path)
+    port = lib.free_port()
+    server = lib.Server([binary, "--data-dir", data, "-p", str(port),
+                         "-l", "127.0.0.1"], tmp,
+                        env={"NOTIFY_SOCKET": notify_path}, name="second")
+    try:
+        try:
+            rc = server.proc.wait(15)
+        except Exception:
+            rc = None
+        ready, seen = recv_until(ns, server, "READY=1", 0.5)
+        for m in seen:
+            print("second: got %r" % m)
+        f.check(rc == 73, "second instance on a locked data dir exits 73 "
+                "(got %r)" % rc)
+        f.check(not ready, "second instance never sends READY=1")
+    finally:
+        server.kill()
+        ns.close()
+
+
 def run(f, binary, tmp, name, extra, family, addr):
     notify_path = os.path.join(tmp, name + ".notify")
     data = os.path.join(tmp, name + "-data")
@@ -82,6 +110,8 @@ def run(f, binary, tmp, name, extra, family, addr):
             return
         f.check(connects(family, addr),
                 "%s: listener accepts and answers as soon as READY=1 arrives" % name)
+        if family == socket.AF_INET:
+            second_instance(f, binary, tmp, data)
         os.kill(server.proc.pid, 15)
         stopping, seen = recv_until(ns, server, "STOPPING=1", 15)
         for m in seen:

@@ -1,0 +1,495 @@
+/* fake_cask.c - test-only, in-memory implementation of storage/cask.h: a
+ * plain chained hash map, no disk, no threads. Lets the command executor be
+ * tested (unit, golden transcript, fuzz) without the real engine. Follows
+ * the contract in cask.h and memcached's item semantics where tests can
+ * tell the difference (cas numbering, incr padding, flush points).
+ * Must not be linked into the server.
+ */
+#include "storage/cask.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NBUCKETS 1024u
+
+struct fitem {
+    struct fitem *next;
+    char *key;
+    size_t klen;
+    char *val;
+    uint32_t vlen;
+    uint32_t flags;
+    int64_t exp_abs_s;
+    uint64_t cas;
+    int64_t stored_s;
+};
+
+struct cask {
+    struct cask_options o;
+    struct fitem *b[NBUCKETS];
+    uint64_t next_cas;
+    uint64_t flushed_cas;   /* items with cas <= this were flushed */
+    int64_t flush_at_s;     /* pending flush point, 0 = none */
+    uint64_t nkeys;
+};
+
+const char *
+cask_strerror(int err)
+{
+    switch (err) {
+    case CASK_OK:
+        return "ok";
+    case CASK_ENOTFOUND:
+        return "not found";
+    case CASK_ENOTSTORED:
+        return "not stored";
+    case CASK_EEXISTS:
+        return "exists";
+    case CASK_ETOOBIG:
+        return "object too large for cache";
+    case CASK_EBADKEY:
+        return "bad key";
+    case CASK_ENONNUMERIC:
+        return "non-numeric value";
+    case CASK_ECORRUPT:
+        return "corrupt record";
+    case CASK_EFAILED:
+        return "store failed";
+    case CASK_ELOCKED:
+        return "locked";
+    case CASK_EINVAL:
+        return "invalid argument";
+    default:
+        return err > 0 ? strerror(err) : "unknown error";
+    }
+}
+
+void
+cask_options_init(struct cask_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->shards = CASK_DEFAULT_SHARDS;
+    o->sync = CASK_SYNC_INTERVAL;
+    o->sync_interval_ms = CASK_DEFAULT_SYNC_MS;
+    o->segment_size = CASK_DEFAULT_SEGMENT;
+    o->value_max = CASK_DEFAULT_VALUE_MAX;
+    o->compact_ratio = CASK_DEFAULT_COMPACT;
+    o->compact_background = true;
+}
+
+int
+cask_open(struct cask **out, const char *dir, const struct cask_options *o)
+{
+    struct cask *c = calloc(1, sizeof(*c));
+
+    (void)dir;
+    if (c == NULL) {
+        return ENOMEM;
+    }
+    c->o = *o;
+    c->next_cas = 1;
+    *out = c;
+    return CASK_OK;
+}
+
+static void
+free_item(struct fitem *it)
+{
+    free(it->key);
+    free(it->val);
+    free(it);
+}
+
+void
+cask_close(struct cask **cp)
+{
+    struct cask *c = *cp;
+    unsigned i;
+
+    if (c == NULL) {
+        return;
+    }
+    for (i = 0; i < NBUCKETS; i++) {
+        while (c->b[i] != NULL) {
+            struct fitem *it = c->b[i];
+
+            c->b[i] = it->next;
+            free_item(it);
+        }
+    }
+    free(c);
+    *cp = NULL;
+}
+
+int
+cask_sync(struct cask *c)
+{
+    (void)c;
+    return CASK_OK;
+}
+
+static int64_t
+now_s(const struct cask *c)
+{
+    if (c->o.clock != NULL) {
+        return c->o.clock(c->o.clock_arg);
+    }
+    return (int64_t)time(NULL);
+}
+
+static unsigned
+bucket(const void *key, size_t klen)
+{
+    const unsigned char *p = key;
+    uint32_t h = 2166136261u;
+    size_t i;
+
+    for (i = 0; i < klen; i++) {
+        h = (h ^ p[i]) * 16777619u;
+    }
+    return h % NBUCKETS;
+}
+
+/* Find a key; expired or flushed items are unlinked and reported in *gone. */
+static struct fitem *
+lookup(struct cask *c, const void *key, size_t klen, int *gone)
+{
+    struct fitem **pp = &c->b[bucket(key, klen)];
+    int64_t now = now_s(c);
+
+    *gone = CASK_GONE_ABSENT;
+    if (c->flush_at_s != 0 && c->flush_at_s <= now) {
+        /* approximation: everything stored until now goes */
+        c->flushed_cas = c->next_cas - 1;
+        c->flush_at_s = 0;
+    }
+    for (; *pp != NULL; pp = &(*pp)->next) {
+        struct fitem *it = *pp;
+
+        if (it->klen != klen || memcmp(it->key, key, klen) != 0) {
+            continue;
+        }
+        if (it->cas <= c->flushed_cas) {
+            *gone = CASK_GONE_FLUSHED;
+        } else if (it->exp_abs_s != 0 && it->exp_abs_s <= now) {
+            *gone = CASK_GONE_EXPIRED;
+        } else {
+            return it;
+        }
+        *pp = it->next;
+        free_item(it);
+        c->nkeys--;
+        return NULL;
+    }
+    return NULL;
+}
+
+static int
+copy_out(const struct fitem *f, struct cask_item *it, char **val)
+{
+    if (it != NULL) {
+        it->flags = f->flags;
+        it->exp_abs_s = f->exp_abs_s;
+        it->cas = f->cas;
+        it->vlen = f->vlen;
+        it->gone = CASK_GONE_ABSENT;
+    }
+    if (val != NULL) {
+        *val = malloc((size_t)f->vlen + 1);
+        if (*val == NULL) {
+            return ENOMEM;
+        }
+        memcpy(*val, f->val, f->vlen);
+        (*val)[f->vlen] = '\0';
+    }
+    return CASK_OK;
+}
+
+int
+cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
+         char **val)
+{
+    int gone;
+    struct fitem *f = lookup(c, key, klen, &gone);
+
+    if (f == NULL) {
+        if (it != NULL) {
+            memset(it, 0, sizeof(*it));
+            it->gone = gone;
+        }
+        return CASK_ENOTFOUND;
+    }
+    return copy_out(f, it, val);
+}
+
+int
+cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
+           struct cask_item *it, char **val)
+{
+    int gone;
+    struct fitem *f = lookup(c, key, klen, &gone);
+
+    if (f == NULL) {
+        if (it != NULL) {
+            memset(it, 0, sizeof(*it));
+            it->gone = gone;
+        }
+        return CASK_ENOTFOUND;
+    }
+    f->exp_abs_s = exp_abs_s;
+    return copy_out(f, it, val);
+}
+
+/* Replace f's value (or create the item) with v; takes ownership of v. */
+static int
+put(struct cask *c, const void *key, size_t klen, char *v, size_t vlen,
+    uint32_t flags, int64_t exp_abs_s, uint64_t *cas_out)
+{
+    int gone;
+    struct fitem *f = lookup(c, key, klen, &gone);
+
+    if (f == NULL) {
+        unsigned b = bucket(key, klen);
+
+        f = calloc(1, sizeof(*f));
+        if (f == NULL || (f->key = malloc(klen + 1)) == NULL) {
+            free(f);
+            free(v);
+            return ENOMEM;
+        }
+        memcpy(f->key, key, klen);
+        f->klen = klen;
+        f->next = c->b[b];
+        c->b[b] = f;
+        c->nkeys++;
+    } else {
+        free(f->val);
+    }
+    f->val = v;
+    f->vlen = (uint32_t)vlen;
+    f->flags = flags;
+    f->exp_abs_s = exp_abs_s;
+    f->cas = c->next_cas++;
+    f->stored_s = now_s(c);
+    if (cas_out != NULL) {
+        *cas_out = f->cas;
+    }
+    return CASK_OK;
+}
+
+int
+cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
+           size_t klen, const void *val, size_t vlen, uint32_t flags,
+           int64_t exp_abs_s, uint64_t cas_in, uint64_t *cas_out)
+{
+    int gone;
+    struct fitem *f;
+    char *v;
+    size_t n = vlen;
+
+    if (klen == 0 || klen > CASK_KEY_MAX) {
+        return CASK_EBADKEY;
+    }
+    if (vlen > c->o.value_max) {
+        return CASK_ETOOBIG;
+    }
+    f = lookup(c, key, klen, &gone);
+    if (cas_in != 0) {
+        if (f == NULL) {
+            return CASK_ENOTFOUND;
+        }
+        if (f->cas != cas_in) {
+            return CASK_EEXISTS;
+        }
+    }
+    if ((mode == CASK_ADD && f != NULL) ||
+        (mode != CASK_ADD && mode != CASK_SET && f == NULL)) {
+        return CASK_ENOTSTORED;
+    }
+    if (mode == CASK_APPEND || mode == CASK_PREPEND) {
+        n = (size_t)f->vlen + vlen;
+        if (n > c->o.value_max) {
+            return CASK_ETOOBIG;
+        }
+        flags = f->flags;
+        exp_abs_s = f->exp_abs_s;
+    }
+    v = malloc(n + 1);
+    if (v == NULL) {
+        return ENOMEM;
+    }
+    if (mode == CASK_APPEND) {
+        memcpy(v, f->val, f->vlen);
+        memcpy(v + f->vlen, val, vlen);
+    } else if (mode == CASK_PREPEND) {
+        memcpy(v, val, vlen);
+        memcpy(v + vlen, f->val, f->vlen);
+    } else if (vlen > 0) {
+        memcpy(v, val, vlen);
+    }
+    v[n] = '\0';
+    return put(c, key, klen, v, n, flags, exp_abs_s, cas_out);
+}
+
+int
+cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
+{
+    int gone;
+    struct fitem *f = lookup(c, key, klen, &gone);
+    struct fitem **pp;
+
+    if (f == NULL) {
+        return CASK_ENOTFOUND;
+    }
+    if (cas_in != 0 && f->cas != cas_in) {
+        return CASK_EEXISTS;
+    }
+    for (pp = &c->b[bucket(key, klen)]; *pp != f; pp = &(*pp)->next) {
+    }
+    *pp = f->next;
+    free_item(f);
+    c->nkeys--;
+    return CASK_OK;
+}
+
+/* memcached's strtoull check: optional leading spaces, digits, then only
+ * spaces (or the end). */
+static bool
+as_u64(const char *p, size_t n, uint64_t *out)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+    bool any = false;
+
+    while (i < n && p[i] == ' ') {
+        i++;
+    }
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        unsigned d = (unsigned)(p[i] - '0');
+
+        if (v > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+        any = true;
+    }
+    for (; i < n; i++) {
+        if (p[i] != ' ' && p[i] != '\r' && p[i] != '\n') {
+            return false;
+        }
+    }
+    *out = v;
+    return any;
+}
+
+int
+cask_arith(struct cask *c, const void *key, size_t klen,
+           const struct cask_arith *a, uint64_t *value_out,
+           struct cask_item *it)
+{
+    int gone;
+    struct fitem *f = lookup(c, key, klen, &gone);
+    uint64_t v;
+    char num[24];
+    size_t n;
+    char *nv;
+    int rc;
+
+    if (f == NULL) {
+        if (!a->vivify) {
+            return CASK_ENOTFOUND;
+        }
+        n = (size_t)snprintf(num, sizeof(num), "%llu",
+                             (unsigned long long)a->initial);
+        nv = malloc(n + 1);
+        if (nv == NULL) {
+            return ENOMEM;
+        }
+        memcpy(nv, num, n + 1);
+        rc = put(c, key, klen, nv, n, 0, a->vivify_exp_abs_s, NULL);
+        if (rc == CASK_OK) {
+            *value_out = a->initial;
+            f = lookup(c, key, klen, &gone);
+            (void)copy_out(f, it, NULL);
+        }
+        return rc;
+    }
+    if (a->cas_in != 0 && a->cas_in != f->cas) {
+        return CASK_EEXISTS;
+    }
+    if (!as_u64(f->val, f->vlen, &v)) {
+        return CASK_ENONNUMERIC;
+    }
+    if (a->incr) {
+        v += a->delta;
+    } else {
+        v = a->delta > v ? 0 : v - a->delta;
+    }
+    n = (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+    /* memcached pads in place rather than shrink the item */
+    nv = malloc((n < f->vlen ? f->vlen : n) + 1);
+    if (nv == NULL) {
+        return ENOMEM;
+    }
+    memcpy(nv, num, n);
+    if (n < f->vlen) {
+        memset(nv + n, ' ', f->vlen - n);
+        n = f->vlen;
+    }
+    nv[n] = '\0';
+    rc = put(c, key, klen, nv, n, f->flags, f->exp_abs_s, NULL);
+    if (rc == CASK_OK) {
+        *value_out = v;
+        (void)copy_out(f, it, NULL);
+    }
+    return rc;
+}
+
+int
+cask_flush(struct cask *c, int64_t at_abs_s)
+{
+    if (at_abs_s <= now_s(c)) {
+        c->flushed_cas = c->next_cas - 1;
+        c->flush_at_s = 0;
+    } else {
+        c->flush_at_s = at_abs_s;
+    }
+    return CASK_OK;
+}
+
+int
+cask_compact(struct cask *c, int shard, bool wait)
+{
+    (void)c;
+    (void)shard;
+    (void)wait;
+    return CASK_OK;
+}
+
+int
+cask_stats(struct cask *c, int shard, struct cask_stats *st)
+{
+    (void)shard;
+    memset(st, 0, sizeof(*st));
+    st->live_keys = c->nkeys;
+    return CASK_OK;
+}
+
+unsigned
+cask_shards(const struct cask *c)
+{
+    (void)c;
+    return 1;
+}
+
+unsigned
+cask_shard_of(const struct cask *c, const void *key, size_t klen)
+{
+    (void)c;
+    (void)key;
+    (void)klen;
+    return 0;
+}

@@ -1,0 +1,136 @@
+/* test_cask_keydir.c - the keydir: insert/find/remove against a shadow array,
+ * growth, backward-shift deletion keeping every key reachable, entry reuse,
+ * and the memory per key for 16-32 byte keys.
+ */
+#include "storage/cask_keydir.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static size_t
+mkkey(char *buf, unsigned i)
+{
+    /* 16..32 bytes, like the benchmark's keys */
+    int n = snprintf(buf, 64, "key:%010u:", i);
+    size_t want = 16 + i % 17;
+    while ((size_t)n < want) {
+        buf[n] = (char)('a' + (i + (unsigned)n) % 26);
+        n++;
+    }
+    return (size_t)n;
+}
+
+static void
+count(void *arg, struct cask_kd_entry *e)
+{
+    (void)e;
+    (*(unsigned *)arg)++;
+}
+
+static void
+test_insert_find_remove(void **state)
+{
+    (void)state;
+    struct cask_keydir *kd = cask_kd_create();
+    enum { N = 20000 };
+    char k[64];
+    bool *present = calloc(N, sizeof(bool));
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = mkkey(k, i);
+        uint64_t h = cask_kd_hash(k, n);
+        assert_null(cask_kd_find(kd, h, k, n));
+        struct cask_kd_entry *e = cask_kd_insert(kd, h, k, n);
+        assert_non_null(e);
+        cask_kd_set_cas(e, (uint64_t)i << 33 | i);
+        e->off = i;
+        e->vlen = i * 3;
+        present[i] = true;
+    }
+    assert_int_equal(cask_kd_count(kd), N);
+    /* remove every third, then check everything */
+    for (unsigned i = 0; i < N; i += 3) {
+        size_t n = mkkey(k, i);
+        uint64_t h = cask_kd_hash(k, n);
+        struct cask_kd_entry *e = cask_kd_find(kd, h, k, n);
+        assert_non_null(e);
+        cask_kd_remove(kd, h, e);
+        present[i] = false;
+    }
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = mkkey(k, i);
+        struct cask_kd_entry *e = cask_kd_find(kd, cask_kd_hash(k, n), k, n);
+        if (present[i]) {
+            assert_non_null(e);
+            assert_int_equal(cask_kd_cas(e), (uint64_t)i << 33 | i);
+            assert_int_equal(e->off, i);
+            assert_int_equal(e->vlen, i * 3);
+            assert_int_equal(e->klen, n);
+            assert_memory_equal(e->key, k, n);
+        } else {
+            assert_null(e);
+        }
+    }
+    /* re-adding reuses freed entries: memory does not grow */
+    size_t before = cask_kd_bytes(kd);
+    for (unsigned i = 0; i < N; i += 3) {
+        size_t n = mkkey(k, i);
+        assert_non_null(cask_kd_insert(kd, cask_kd_hash(k, n), k, n));
+    }
+    assert_int_equal(cask_kd_count(kd), N);
+    assert_true(cask_kd_bytes(kd) <= before + (before / 4));
+    unsigned seen = 0;
+    cask_kd_foreach(kd, count, &seen);
+    assert_int_equal(seen, N);
+    cask_kd_destroy(&kd);
+    assert_null(kd);
+    free(present);
+}
+
+static void
+test_memory_per_key(void **state)
+{
+    (void)state;
+    struct cask_keydir *kd = cask_kd_create();
+    enum { N = 200000 };
+    char k[64];
+    size_t keybytes = 0;
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = mkkey(k, i);
+        keybytes += n;
+        assert_non_null(cask_kd_insert(kd, cask_kd_hash(k, n), k, n));
+    }
+    double per = (double)cask_kd_bytes(kd) / N;
+    print_message("keydir: %.1f bytes/key (avg key %.1f bytes)\n", per,
+                  (double)keybytes / N);
+    assert_true(per <= 64.0);
+    cask_kd_destroy(&kd);
+}
+
+static void
+test_exp_clamp(void **state)
+{
+    (void)state;
+    assert_int_equal(cask_kd_exp32(0), 0);
+    assert_int_equal(cask_kd_exp32(-5), 1);
+    assert_int_equal(cask_kd_exp32(100), 100);
+    assert_int_equal(cask_kd_exp32(INT64_MAX), UINT32_MAX);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_insert_find_remove),
+        cmocka_unit_test(test_memory_per_key),
+        cmocka_unit_test(test_exp_clamp),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
