@@ -11,15 +11,15 @@
 
 #include <libmemcached/memcached.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 static long
 now_ms(void)
@@ -109,8 +109,8 @@ check_keys(memcached_st *memc, long n, const char *val, size_t vlen, int fix)
                 continue;
             }
             missing++;
-            if (fix && memcached_set(memc, keys[i], lens[i], val, vlen, 0,
-                                     0) != MEMCACHED_SUCCESS) {
+            if (fix && memcached_set(memc, keys[i], lens[i], val, vlen, 0, 0) !=
+                               MEMCACHED_SUCCESS) {
                 return -1;
             }
         }
@@ -240,6 +240,6 @@ main(int argc, char **argv)
         return do_probe(atoi(argv[2]), argv[3], atol(argv[4]));
     }
     fprintf(stderr, "usage: bench_load load PORT N [VALUE_BYTES] | wait PORT "
-            "TIMEOUT_MS | probe PORT KEY TIMEOUT_MS\n");
+                    "TIMEOUT_MS | probe PORT KEY TIMEOUT_MS\n");
     return 64;
 }

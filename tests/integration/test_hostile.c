@@ -12,9 +12,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/socket.h>
 
 #define BIG_VALUE 4000
 
@@ -81,8 +81,8 @@ test_never_reads(struct harness_server *srv)
     int fd;
 
     memset(val, 'v', sizeof(val));
-    HARNESS_CHECK_RC(memc, memcached_set(memc, "bigv", 4, val, sizeof(val), 0,
-                                         0),
+    HARNESS_CHECK_RC(memc,
+                     memcached_set(memc, "bigv", 4, val, sizeof(val), 0, 0),
                      MEMCACHED_SUCCESS);
     memcached_free(memc);
     for (size_t i = 0; i + 10 <= sizeof(reqs); i += 10) {
@@ -93,8 +93,8 @@ test_never_reads(struct harness_server *srv)
     HARNESS_CHECK(fd >= 0);
     HARNESS_CHECK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
     while (sent < max_send && !blocked && !closed) {
-        ssize_t n = send(fd, reqs, sizeof(reqs) - sizeof(reqs) % 10,
-                         MSG_NOSIGNAL);
+        ssize_t n =
+                send(fd, reqs, sizeof(reqs) - sizeof(reqs) % 10, MSG_NOSIGNAL);
 
         if (n > 0) {
             sent += (size_t)n;
@@ -114,8 +114,10 @@ test_never_reads(struct harness_server *srv)
         }
     }
     if (!blocked && !closed) {
-        fprintf(stderr, "the server read %zu bytes of gets from a client that "
-                "never reads replies\n", sent);
+        fprintf(stderr,
+                "the server read %zu bytes of gets from a client that "
+                "never reads replies\n",
+                sent);
         harness_fail();
     }
     check_others_work(srv, "while a client is not reading");
@@ -194,13 +196,13 @@ static void
 test_junk(struct harness_server *srv)
 {
     static const char *const lines[] = {
-        "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: x\r\n\r\n",
-        "POST /cache HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello",
-        "\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00"
-        "\x00\x00\x00\x00\x00\x00\x00\x00hello",
-        "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
-        "set k 0 0 99999999999999999999999\r\n",
-        "get \x01\x02\x03\r\n",
+            "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: x\r\n\r\n",
+            "POST /cache HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello",
+            "\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00"
+            "\x00\x00\x00\x00\x00\x00\x00\x00hello",
+            "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            "set k 0 0 99999999999999999999999\r\n",
+            "get \x01\x02\x03\r\n",
     };
     static char random_junk[256 * 1024];
     static char reply[64 * 1024];
@@ -212,8 +214,7 @@ test_junk(struct harness_server *srv)
         /* Either nothing (closed) or error lines, never a crash; a server
          * that speaks the binary protocol may answer in it (magic 0x81). */
         if (reply[0] != '\0' && (unsigned char)reply[0] != 0x81 &&
-            strstr(reply, "ERROR") == NULL &&
-            strstr(reply, "END") == NULL) {
+            strstr(reply, "ERROR") == NULL && strstr(reply, "END") == NULL) {
             fprintf(stderr, "junk %zu: unexpected reply [%s]\n", i, reply);
             harness_fail();
         }

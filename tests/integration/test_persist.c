@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NKEYS 2000
+#define NKEYS    2000
 #define NWRITERS 4
 
 static void
@@ -42,9 +42,10 @@ check_key(memcached_st *memc, const char *key, const char *want, size_t wlen,
 
     if (rc != MEMCACHED_SUCCESS || len != wlen || flags != wflags ||
         (wlen > 0 && memcmp(v, want, wlen) != 0)) {
-        fprintf(stderr, "after restart, %s: rc=%s len=%zu flags=%u; want "
-                "len=%zu flags=%u\n", key, memcached_strerror(memc, rc), len,
-                flags, wlen, wflags);
+        fprintf(stderr,
+                "after restart, %s: rc=%s len=%zu flags=%u; want "
+                "len=%zu flags=%u\n",
+                key, memcached_strerror(memc, rc), len, flags, wlen, wflags);
         free(v);
         harness_fail();
     }
@@ -67,9 +68,10 @@ test_sigterm_restart(void)
 
         snprintf(key, sizeof(key), "p:%d", i);
         make_value(i, val, sizeof(val), &len);
-        HARNESS_CHECK_RC(memc, memcached_set(memc, key, strlen(key), val, len,
-                                             i % 3 == 0 ? 3600 : 0,
-                                             (uint32_t)i * 2654435761u),
+        HARNESS_CHECK_RC(memc,
+                         memcached_set(memc, key, strlen(key), val, len,
+                                       i % 3 == 0 ? 3600 : 0,
+                                       (uint32_t)i * 2654435761u),
                          MEMCACHED_SUCCESS);
     }
     /* overwrites, deletes, appends and counters must come back as last left */
@@ -170,8 +172,8 @@ test_sigkill(const char *const *args, int lag_ms, const char *what)
     }
     HARNESS_CHECK(harness_start(kill_srv, 10000) == 0);
     for (int i = 0; i < NWRITERS; i++) {
-        HARNESS_CHECK(pthread_create(&th[i], NULL, writer,
-                                     (void *)(intptr_t)i) == 0);
+        HARNESS_CHECK(
+                pthread_create(&th[i], NULL, writer, (void *)(intptr_t)i) == 0);
     }
     usleep(700 * 1000);
     for (int i = 0; i < NWRITERS; i++) {
@@ -213,8 +215,8 @@ main(void)
     test_sigterm_restart();
     {
         static const char *const always[] = {"--sync=always", NULL};
-        static const char *const interval[] = {
-                "--sync=interval", "--sync-interval-ms=100", NULL};
+        static const char *const interval[] = {"--sync=interval",
+                                               "--sync-interval-ms=100", NULL};
 
         test_sigkill(always, 0, "--sync=always (every acknowledged write)");
         /* A kill of the process (not of the machine) loses nothing the

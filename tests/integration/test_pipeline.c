@@ -8,11 +8,11 @@
 #include "tests/integration/harness.h"
 
 #include <string.h>
-#include <unistd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define NSETS 2000
-#define VLEN 100
+#define VLEN  100
 
 static char *
 build_sets(const char *prefix, int noreply, size_t *len)
@@ -27,8 +27,8 @@ build_sets(const char *prefix, int noreply, size_t *len)
     val[VLEN] = '\0';
     for (int i = 0; i < NSETS; i++) {
         off += (size_t)snprintf(buf + off, cap - off,
-                                "set %s:%d 0 0 %d%s\r\n%s\r\n", prefix, i,
-                                VLEN, noreply ? " noreply" : "", val);
+                                "set %s:%d 0 0 %d%s\r\n%s\r\n", prefix, i, VLEN,
+                                noreply ? " noreply" : "", val);
     }
     *len = off;
     return buf;
@@ -53,8 +53,8 @@ count_present(struct harness_server *srv, const char *prefix)
         }
         off += (size_t)snprintf(cmd + off, sizeof(cmd) - off, "\r\n");
         HARNESS_CHECK(harness_send_all(fd, cmd, off) == 0);
-        HARNESS_CHECK(harness_recv_until(fd, reply, sizeof(reply),
-                                         "END\r\n") > 0);
+        HARNESS_CHECK(harness_recv_until(fd, reply, sizeof(reply), "END\r\n") >
+                      0);
         for (char *p = reply; (p = strstr(p, "VALUE ")) != NULL; p += 6) {
             found++;
         }
@@ -91,9 +91,11 @@ test_burst_of_sets(struct harness_server *srv)
     if (stored != NSETS || have != (size_t)NSETS * 8) {
         char *bad = strstr(reply, "ERROR");
 
-        fprintf(stderr, "burst of %d pipelined sets (%zu bytes): %d STORED, "
-                "%zu reply bytes; first ERROR at reply byte %ld\n", NSETS,
-                len, stored, have, bad != NULL ? (long)(bad - reply) : -1L);
+        fprintf(stderr,
+                "burst of %d pipelined sets (%zu bytes): %d STORED, "
+                "%zu reply bytes; first ERROR at reply byte %ld\n",
+                NSETS, len, stored, have,
+                bad != NULL ? (long)(bad - reply) : -1L);
         harness_fail();
     }
     close(fd);
@@ -121,8 +123,8 @@ test_noreply_then_close(struct harness_server *srv)
         usleep(100000);
     }
     if (found != NSETS) {
-        fprintf(stderr, "%d noreply sets sent, then close: %d applied\n",
-                NSETS, found);
+        fprintf(stderr, "%d noreply sets sent, then close: %d applied\n", NSETS,
+                found);
         harness_fail();
     }
     free(buf);
