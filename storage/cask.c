@@ -15,6 +15,7 @@
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define META_NAME "meta"
-#define META_TAG  "bitcached-meta"
+#define META_NAME    "meta"
+#define META_TAG     "bitcached-meta"
 #define META_VERSION 1
 
 const char *
@@ -80,8 +81,7 @@ cask_options_init(struct cask_options *o)
 }
 
 void
-cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt,
-          ...)
+cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -174,10 +174,10 @@ static struct meta
 meta_now(struct cask *c)
 {
     struct meta m = {
-        .shards = c->nshards,
-        .cas_reserved = atomic_load(&c->cas_reserved),
-        .flush_cas = atomic_load(&c->flush_cas),
-        .flush_pending_at = atomic_load(&c->flush_pending_at),
+            .shards = c->nshards,
+            .cas_reserved = atomic_load(&c->cas_reserved),
+            .flush_cas = atomic_load(&c->flush_cas),
+            .flush_pending_at = atomic_load(&c->flush_pending_at),
     };
     return m;
 }
@@ -337,6 +337,54 @@ check_options(const struct cask_options *o)
     return 0;
 }
 
+/* mkdir -p: create dir and any missing parents. Returns 0 or an errno. */
+static int
+mkdir_p(const char *dir)
+{
+    char p[CASK_PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(p)) {
+        return n == 0 ? EINVAL : ENAMETOOLONG;
+    }
+    memcpy(p, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') {
+            continue;
+        }
+        char saved = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            return errno;
+        }
+        p[i] = saved;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        return errno;
+    }
+    return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+/* Shard directories present (for a directory whose meta file is gone). */
+static unsigned
+count_shard_dirs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    unsigned n = 0;
+    if (d == NULL) {
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        unsigned idx;
+        if (sscanf(de->d_name, "shard-%u", &idx) == 1) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 static double
 mono_s(void)
 {
@@ -398,8 +446,8 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         goto fail;
     }
     double t0 = mono_s();
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = errno;
+    rc = mkdir_p(dir);
+    if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "mkdir %s: %s", dir, strerror(rc));
         goto fail;
     }
@@ -418,17 +466,28 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
                   path);
         goto fail;
     }
+    snprintf(path, sizeof(path), "%s/%s.tmp", dir, META_NAME);
+    (void)unlink(path); /* a meta replacement cut short by a crash */
     rc = meta_read(c, &m);
     if (rc == 0) {
         if (m.shards != o->shards) {
             cask_logf(c, CASK_LOG_ERROR,
                       "data directory %s was created with %u shards, not %u; "
-                      "refusing to open it with another count", dir, m.shards,
-                      o->shards);
+                      "refusing to open it with another count",
+                      dir, m.shards, o->shards);
             rc = CASK_EINVAL;
             goto fail;
         }
     } else if (rc == ENOENT) {
+        unsigned found = count_shard_dirs(dir);
+        if (found != 0 && found != o->shards) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "data directory %s has %u shard directories but no meta "
+                      "file; refusing to open it with %u shards",
+                      dir, found, o->shards);
+            rc = CASK_EINVAL;
+            goto fail;
+        }
         memset(&m, 0, sizeof(m));
         m.shards = o->shards;
         m.cas_reserved = 1;
@@ -479,6 +538,13 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         goto fail;
     }
     c->recovery_s = mono_s() - t0;
+    struct cask_stats st;
+    (void)cask_stats(c, -1, &st);
+    cask_logf(c, CASK_LOG_INFO,
+              "opened %s: %u shards, %" PRIu64 " keys, %" PRIu64
+              " records read, %" PRIu64 " bytes truncated, %.3f s",
+              dir, c->nshards, st.live_keys, st.records_recovered,
+              st.bytes_truncated, c->recovery_s);
     if (c->opt.sync != CASK_SYNC_ALWAYS) {
         rc = pthread_create(&c->sync_thread, NULL, sync_main, c);
         if (rc != 0) {

@@ -150,8 +150,10 @@ int cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
  * Returns CASK_OK, CASK_ENOTFOUND, CASK_EEXISTS, CASK_EFAILED or an errno. */
 int cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in);
 
-/* incr/decr with memcached's semantics: the value must be a decimal u64
- * (digits, optionally followed by spaces), else CASK_ENONNUMERIC; incr wraps
+/* incr/decr with memcached's semantics: the value must be a decimal u64 as
+ * memcached reads it (strtoull: optional leading white space and sign,
+ * digits, then white space or the end; "-0" is 0, other negatives are not
+ * numbers), else CASK_ENONNUMERIC; incr wraps
  * at 2^64, decr floors at 0. The new value is written as decimal; when it is
  * shorter than the old one it is right-padded with spaces to the old length,
  * as memcached does. Flags and expiry are kept; the cas changes.

@@ -1,8 +1,9 @@
 /* cask_hint.c - write and load hint files (format in storage/FORMAT.md).
  *
  * Layout: header "BCSKHNT\n", u32 version, u32 segment id, u64 covered_len;
- * then per record u64 seq, u64 cas, i64 exp, u32 off, u32 vlen, u32 flags,
- * u8 klen, u8 type, key; then u64 XXH3-64 of everything before it.
+ * then per record (in file order, offsets implied) a flag byte, klen, varint
+ * seq, [varint cas], [varint exp], varint vlen, [varint flags], key; then
+ * u64 XXH3-64 of everything before it.
  * Owns no state; depends on cask_segment, cask_record and cask_io.
  */
 #include "storage/cask_hint.h"
@@ -19,8 +20,14 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define HINT_HDR   24u
-#define HINT_ENTRY 38u
+#define HINT_HDR  24u
+#define HINT_MAXE (2 + 5 * 10 + 255) /* largest encoded entry */
+
+/* Entry flag bits (byte 0). */
+#define HF_TYPE    0x03u /* enum cask_rec_type */
+#define HF_CAS_SEQ 0x04u /* cas == seq, cas omitted */
+#define HF_EXP     0x08u /* exp present (else 0) */
+#define HF_FLAGS   0x10u /* flags present (else 0) */
 
 static const char hint_magic[8] = {'B', 'C', 'S', 'K', 'H', 'N', 'T', '\n'};
 
@@ -28,7 +35,9 @@ struct hbuf {
     char *p;
     size_t len;
     size_t cap;
+    uint64_t next_off; /* where the next record must start */
     bool oom;
+    bool gap; /* records were not back to back (cannot happen) */
 };
 
 static char *
@@ -52,30 +61,134 @@ hbuf_grow(struct hbuf *b, size_t n)
     return r;
 }
 
+static size_t
+put_varint(char *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (char)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (char)v;
+    return n;
+}
+
+/* Decode a varint from p[0..end); 0 on overrun or overlong. */
+static size_t
+get_varint(const char *p, const char *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (size_t n = 0; n < 10 && p + n < end; n++) {
+        unsigned char c = (unsigned char)p[n];
+        r |= (uint64_t)(c & 0x7f) << (7 * n);
+        if ((c & 0x80) == 0) {
+            *v = r;
+            return n + 1;
+        }
+    }
+    return 0;
+}
+
 static void
 add_entry(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
 {
     struct hbuf *b = arg;
-    char *e = hbuf_grow(b, HINT_ENTRY + r->klen);
-    if (e == NULL) {
-        return;
+    char e[HINT_MAXE];
+    size_t n = 2;
+    unsigned fl = r->type & HF_TYPE;
+
+    if (off != b->next_off) {
+        b->gap = true;
     }
-    cask_put64(e, r->seq);
-    cask_put64(e + 8, r->cas);
-    cask_put64(e + 16, (uint64_t)r->exp_abs_s);
-    cask_put32(e + 24, (uint32_t)off);
-    cask_put32(e + 28, r->vlen);
-    cask_put32(e + 32, r->flags);
-    e[36] = (char)r->klen;
-    e[37] = (char)r->type;
-    memcpy(e + HINT_ENTRY, key, r->klen);
+    b->next_off = off + cask_rec_len(r->klen, r->vlen);
+    n += put_varint(e + n, r->seq);
+    if (r->cas == r->seq) {
+        fl |= HF_CAS_SEQ;
+    } else {
+        n += put_varint(e + n, r->cas);
+    }
+    if (r->exp_abs_s != 0) {
+        fl |= HF_EXP;
+        n += put_varint(e + n, (uint64_t)r->exp_abs_s);
+    }
+    n += put_varint(e + n, r->vlen);
+    if (r->flags != 0) {
+        fl |= HF_FLAGS;
+        n += put_varint(e + n, r->flags);
+    }
+    e[0] = (char)fl;
+    e[1] = (char)r->klen;
+    memcpy(e + n, key, r->klen);
+    n += r->klen;
+    char *d = hbuf_grow(b, n);
+    if (d != NULL) {
+        memcpy(d, e, n);
+    }
+}
+
+/* Decode one entry at p; returns its length or 0 when it is malformed. */
+static size_t
+decode_entry(const char *p, const char *end, struct cask_rec *r,
+             const char **key)
+{
+    const char *q = p + 2;
+    uint64_t v;
+    size_t n;
+    if (end - p < 2) {
+        return 0;
+    }
+    unsigned fl = (unsigned char)p[0];
+    r->type = (uint8_t)(fl & HF_TYPE);
+    r->klen = (uint8_t)p[1];
+    if ((fl & ~0x1fu) != 0 || r->klen == 0 ||
+        (r->type != CASK_REC_PUT && r->type != CASK_REC_TOMB)) {
+        return 0;
+    }
+    if ((n = get_varint(q, end, &r->seq)) == 0) {
+        return 0;
+    }
+    q += n;
+    r->cas = r->seq;
+    if (!(fl & HF_CAS_SEQ)) {
+        if ((n = get_varint(q, end, &r->cas)) == 0) {
+            return 0;
+        }
+        q += n;
+    }
+    r->exp_abs_s = 0;
+    if (fl & HF_EXP) {
+        if ((n = get_varint(q, end, &v)) == 0) {
+            return 0;
+        }
+        r->exp_abs_s = (int64_t)v;
+        q += n;
+    }
+    if ((n = get_varint(q, end, &v)) == 0 || v > CASK_REC_VMAX) {
+        return 0;
+    }
+    r->vlen = (uint32_t)v;
+    q += n;
+    r->flags = 0;
+    if (fl & HF_FLAGS) {
+        if ((n = get_varint(q, end, &v)) == 0 || v > UINT32_MAX) {
+            return 0;
+        }
+        r->flags = (uint32_t)v;
+        q += n;
+    }
+    if (end - q < r->klen) {
+        return 0;
+    }
+    *key = q;
+    return (size_t)(q + r->klen - p);
 }
 
 int
-cask_hint_write(const char *dir, struct cask_segment *s, uint32_t vmax)
+cask_hint_write(const char *dir, const struct cask_segment *s, uint32_t vmax,
+                uint64_t *covered, uint64_t *bytes)
 {
     char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
-    struct hbuf b = {0};
+    struct hbuf b = {.next_off = CASK_SEG_HDR};
     int rc = 0, fd = -1;
 
     cask_seg_path(path, sizeof(path), dir, s->id, "hint");
@@ -87,10 +200,15 @@ cask_hint_write(const char *dir, struct cask_segment *s, uint32_t vmax)
     memcpy(h, hint_magic, 8);
     cask_put32(h + 8, CASK_HINT_VERSION);
     cask_put32(h + 12, s->id);
-    uint64_t end = cask_seg_scan(s, CASK_SEG_HDR, vmax, add_entry, &b);
+    uint64_t end = cask_seg_scan((struct cask_segment *)s, CASK_SEG_HDR, vmax,
+                                 add_entry, &b);
     char *t = hbuf_grow(&b, 8);
     if (b.oom || t == NULL) {
         rc = ENOMEM;
+        goto out;
+    }
+    if (b.gap) {
+        rc = EINVAL;
         goto out;
     }
     cask_put64(b.p + 16, end);
@@ -115,8 +233,8 @@ cask_hint_write(const char *dir, struct cask_segment *s, uint32_t vmax)
         unlink(tmp);
         goto out;
     }
-    s->hint_len = end;
-    s->hint_bytes = b.len;
+    *covered = end;
+    *bytes = b.len;
 out:
     free(b.p);
     return rc;
@@ -170,35 +288,37 @@ cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
         goto out;
     }
     /* Validate every entry before handing any out, so that a damaged hint
-     * falls back to a scan with nothing half-applied. */
-    size_t end = len - 8;
-    for (size_t o = HINT_HDR; o < end;) {
-        if (o + HINT_ENTRY > end) {
-            rc = EINVAL;
-            goto out;
-        }
-        unsigned klen = (unsigned char)p[o + 36];
-        uint64_t roff = cask_get32(p + o + 24);
-        uint32_t vlen = cask_get32(p + o + 28);
-        if (klen == 0 || o + HINT_ENTRY + klen > end || vlen > vmax ||
-            roff + cask_rec_len(klen, vlen) > cov) {
-            rc = EINVAL;
-            goto out;
-        }
-        o += HINT_ENTRY + klen;
-    }
-    for (size_t o = HINT_HDR; o < end;) {
+     * falls back to a scan with nothing half-applied. Offsets are implied:
+     * records are back to back from the segment header, and must end
+     * exactly at covered_len. */
+    const char *end = p + len - 8;
+    uint64_t off = CASK_SEG_HDR;
+    for (const char *q = p + HINT_HDR; q < end;) {
         struct cask_rec r;
-        r.seq = cask_get64(p + o);
-        r.cas = cask_get64(p + o + 8);
-        r.exp_abs_s = (int64_t)cask_get64(p + o + 16);
-        uint64_t roff = cask_get32(p + o + 24);
-        r.vlen = cask_get32(p + o + 28);
-        r.flags = cask_get32(p + o + 32);
-        r.klen = (uint8_t)p[o + 36];
-        r.type = (uint8_t)p[o + 37];
-        fn(arg, &r, p + o + HINT_ENTRY, roff);
-        o += HINT_ENTRY + r.klen;
+        const char *key;
+        size_t n = decode_entry(q, end, &r, &key);
+        if (n == 0) {
+            rc = EINVAL;
+            goto out;
+        }
+        off += cask_rec_len(r.klen, r.vlen);
+        if (off > cov || r.vlen > vmax) {
+            rc = EINVAL;
+            goto out;
+        }
+        q += n;
+    }
+    if (off != cov) {
+        rc = EINVAL;
+        goto out;
+    }
+    off = CASK_SEG_HDR;
+    for (const char *q = p + HINT_HDR; q < end;) {
+        struct cask_rec r;
+        const char *key;
+        q += decode_entry(q, end, &r, &key);
+        fn(arg, &r, key, off);
+        off += cask_rec_len(r.klen, r.vlen);
     }
     *covered = cov;
 out:

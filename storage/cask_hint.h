@@ -11,20 +11,22 @@
 
 #include "storage/cask_segment.h"
 
-#define CASK_HINT_VERSION 1u
+#define CASK_HINT_VERSION 2u
 
 /* Scan s up to its flushed end and write dir/<id>.hint atomically (temp,
  * fdatasync, rename, fsync dir). The segment must not take appends while
- * this runs. On success sets s->hint_len. Returns 0 or an errno. */
-int cask_hint_write(const char *dir, struct cask_segment *s, uint32_t vmax);
+ * this runs; it is only read, so the shard mutex need not be held. Returns 0
+ * with *covered (segment bytes described) and *bytes (hint file size), or an
+ * errno. */
+int cask_hint_write(const char *dir, const struct cask_segment *s,
+                    uint32_t vmax, uint64_t *covered, uint64_t *bytes);
 
 /* Load dir/<id>.hint for s: fn(arg, rec, key, off) per entry. Returns 0 and
  * *covered (bytes of the segment it describes), ENOENT when there is none,
  * or EINVAL when it is damaged or does not fit the segment (nothing was
  * passed to fn then: the caller scans instead). */
-int cask_hint_load(const char *dir, const struct cask_segment *s,
-                   uint32_t vmax, cask_seg_scan_fn fn, void *arg,
-                   uint64_t *covered);
+int cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
+                   cask_seg_scan_fn fn, void *arg, uint64_t *covered);
 
 /* Remove the hint of segment id (when it takes appends again or is gone). */
 void cask_hint_remove(const char *dir, uint32_t id);

@@ -17,7 +17,7 @@ struct cask_shard;
 /* Bytes of the per-shard user-space append buffer. */
 #define CASK_APPEND_BUF (256u * 1024)
 /* cas numbers reserved in the meta file at a time. */
-#define CASK_CAS_BLOCK  (1u << 20)
+#define CASK_CAS_BLOCK (1u << 20)
 
 /* The store. cask.c owns it; shards read opt, the clock and the flush point
  * through the functions below and never write its fields. */
@@ -28,13 +28,13 @@ struct cask {
     struct cask_shard **shards;
     int lock_fd;
 
-    _Atomic uint64_t next_cas;       /* next cas/seq to hand out */
-    _Atomic uint64_t cas_reserved;   /* all cas below it may be in use */
-    _Atomic uint64_t flush_cas;      /* items with cas <= it are flushed */
+    _Atomic uint64_t next_cas;        /* next cas/seq to hand out */
+    _Atomic uint64_t cas_reserved;    /* all cas below it may be in use */
+    _Atomic uint64_t flush_cas;       /* items with cas <= it are flushed */
     _Atomic int64_t flush_pending_at; /* delayed flush time, 0 none */
-    pthread_mutex_t meta_mu;         /* covers meta file writes */
+    pthread_mutex_t meta_mu;          /* covers meta file writes */
 
-    pthread_mutex_t bg_mu;           /* covers stopping, compact_kick */
+    pthread_mutex_t bg_mu; /* covers stopping, compact_kick */
     pthread_cond_t bg_cv;
     bool stopping;
     bool compact_kick;
@@ -58,7 +58,7 @@ int64_t cask_now(const struct cask *c);
  * come becomes a threshold (and is persisted) here. */
 uint64_t cask_flush_point(struct cask *c, int64_t now);
 
-void cask_logf(const struct cask *c, enum cask_log_level level,
-               const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt,
+               ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -33,17 +33,17 @@ sys_fallocate(int fd, off_t off, off_t len)
 }
 
 static const struct cask_io_ops sys_ops = {
-    .pwrite = sys_pwrite,
-    .fdatasync = sys_fdatasync,
-    .ftruncate = sys_ftruncate,
-    .fallocate = sys_fallocate,
+        .pwrite = sys_pwrite,
+        .fdatasync = sys_fdatasync,
+        .ftruncate = sys_ftruncate,
+        .fallocate = sys_fallocate,
 };
 
 static struct cask_io_ops cur_ops = {
-    .pwrite = sys_pwrite,
-    .fdatasync = sys_fdatasync,
-    .ftruncate = sys_ftruncate,
-    .fallocate = sys_fallocate,
+        .pwrite = sys_pwrite,
+        .fdatasync = sys_fdatasync,
+        .ftruncate = sys_ftruncate,
+        .fallocate = sys_fallocate,
 };
 
 void

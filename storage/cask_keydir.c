@@ -4,9 +4,13 @@
  * Owns its table and arena. Not thread-safe (the shard mutex covers it).
  * Depends on nothing in storage/ but xxHash.
  *
- * A reference is (chunk << CHUNK_BITS | byte offset); the table stores ref+1
- * so that 0 marks an empty slot. Freed entries go on a free list per key
- * length, so a key deleted and re-added reuses its bytes.
+ * A reference is (chunk << 14 | offset / 4): entries are 4-byte aligned in
+ * 64 KiB chunks (small, so a shard wastes little on its last one), at most
+ * 16383 chunks (1 GiB) per keydir. A table slot holds
+ * (4-bit hash tag << 28 | ref + 1), 0 marking an empty slot; the tag lets a
+ * probe skip most non-matching entries without touching them (a cache miss
+ * each). Freed entries go on a free list per key length, so a key deleted
+ * and re-added reuses its bytes.
  */
 #include "storage/cask_keydir.h"
 
@@ -16,21 +20,23 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define CHUNK_BITS  18u
-#define CHUNK_SIZE  (1u << CHUNK_BITS)
-#define MAX_CHUNKS  ((1u << (32 - CHUNK_BITS)) - 1)
-#define LOAD_NUM    4u /* grow past 4/5 full */
-#define LOAD_DEN    5u
-#define MIN_CAP     64u
+#define CHUNK_BITS 16u
+#define CHUNK_SIZE (1u << CHUNK_BITS)
+#define MAX_CHUNKS 16383u
+#define REF_MASK   0x0fffffffu
+#define OFF_MASK   ((CHUNK_SIZE >> 2) - 1)
+#define LOAD_NUM   4u /* grow past 4/5 full */
+#define LOAD_DEN   5u
+#define MIN_CAP    64u
 
 struct cask_keydir {
-    uint32_t *slots;   /* ref + 1, 0 = empty */
+    uint32_t *slots; /* ref + 1, 0 = empty */
     uint32_t cap;
     uint32_t count;
     char **chunks;
     uint32_t nchunks;
     uint32_t chunks_cap;
-    uint32_t used;     /* bytes used in the last chunk */
+    uint32_t used;       /* bytes used in the last chunk */
     uint32_t freel[256]; /* per key length: ref + 1 of a free entry */
 };
 
@@ -43,8 +49,27 @@ entry_size(size_t klen)
 static inline struct cask_kd_entry *
 deref(const struct cask_keydir *kd, uint32_t ref)
 {
-    return (struct cask_kd_entry *)(kd->chunks[ref >> CHUNK_BITS] +
-                                    (ref & (CHUNK_SIZE - 1)));
+    return (struct cask_kd_entry *)(kd->chunks[ref >> (CHUNK_BITS - 2)] +
+                                    ((size_t)(ref & OFF_MASK) << 2));
+}
+
+static inline uint32_t
+tag_of(uint64_t h)
+{
+    /* bits the shard choice (low bits) and home slot (high bits) leave */
+    return (uint32_t)(h >> 24) & 0xfu;
+}
+
+static inline uint32_t
+slot_val(uint32_t tag, uint32_t ref)
+{
+    return tag << 28 | (ref + 1);
+}
+
+static inline uint32_t
+slot_ref(uint32_t s)
+{
+    return (s & REF_MASK) - 1;
 }
 
 static inline uint32_t
@@ -95,14 +120,17 @@ struct cask_kd_entry *
 cask_kd_find(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
 {
     uint32_t i = home(h, kd->cap);
+    uint32_t tag = tag_of(h);
     for (;;) {
         uint32_t s = kd->slots[i];
         if (s == 0) {
             return NULL;
         }
-        struct cask_kd_entry *e = deref(kd, s - 1);
-        if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
-            return e;
+        if (s >> 28 == tag) {
+            struct cask_kd_entry *e = deref(kd, slot_ref(s));
+            if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
+                return e;
+            }
         }
         if (++i == kd->cap) {
             i = 0;
@@ -123,7 +151,7 @@ grow(struct cask_keydir *kd)
         if (s == 0) {
             continue;
         }
-        struct cask_kd_entry *e = deref(kd, s - 1);
+        struct cask_kd_entry *e = deref(kd, slot_ref(s));
         uint32_t i = home(cask_kd_hash(e->key, e->klen), ncap);
         while (ns[i] != 0) {
             if (++i == ncap) {
@@ -167,14 +195,13 @@ alloc_entry(struct cask_keydir *kd, size_t klen, uint32_t *ref)
         kd->chunks[kd->nchunks++] = c;
         kd->used = 0;
     }
-    *ref = (kd->nchunks - 1) << CHUNK_BITS | kd->used;
+    *ref = (kd->nchunks - 1) << (CHUNK_BITS - 2) | kd->used >> 2;
     kd->used += sz;
     return true;
 }
 
 struct cask_kd_entry *
-cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key,
-               size_t klen)
+cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
 {
     assert(klen > 0 && klen < 256);
     if ((uint64_t)(kd->count + 1) * LOAD_DEN > (uint64_t)kd->cap * LOAD_NUM) {
@@ -196,7 +223,7 @@ cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key,
             i = 0;
         }
     }
-    kd->slots[i] = ref + 1;
+    kd->slots[i] = slot_val(tag_of(h), ref);
     kd->count++;
     return e;
 }
@@ -208,14 +235,14 @@ cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
     for (;;) {
         uint32_t s = kd->slots[i];
         assert(s != 0);
-        if (deref(kd, s - 1) == e) {
+        if (deref(kd, slot_ref(s)) == e) {
             break;
         }
         if (++i == kd->cap) {
             i = 0;
         }
     }
-    uint32_t ref = kd->slots[i] - 1;
+    uint32_t ref = slot_ref(kd->slots[i]);
     kd->slots[i] = 0;
     /* Backward shift: pull later members of the cluster into the hole when
      * their home position does not lie cyclically in (hole, j]. */
@@ -228,7 +255,7 @@ cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
         if (s == 0) {
             break;
         }
-        struct cask_kd_entry *o = deref(kd, s - 1);
+        struct cask_kd_entry *o = deref(kd, slot_ref(s));
         uint32_t k = home(cask_kd_hash(o->key, o->klen), kd->cap);
         bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
@@ -248,7 +275,7 @@ cask_kd_foreach(struct cask_keydir *kd,
 {
     for (uint32_t j = 0; j < kd->cap; j++) {
         if (kd->slots[j] != 0) {
-            fn(arg, deref(kd, kd->slots[j] - 1));
+            fn(arg, deref(kd, slot_ref(kd->slots[j])));
         }
     }
 }

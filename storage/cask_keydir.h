@@ -17,13 +17,13 @@
 struct cask_kd_entry {
     uint32_t cas_lo;
     uint32_t cas_hi;
-    uint32_t off;    /* record offset in its segment */
+    uint32_t off; /* record offset in its segment */
     uint32_t vlen;
     uint32_t flags;
-    uint32_t exp;    /* absolute unix seconds, 0 = never (clamped to u32) */
-    uint16_t seg;    /* slot in the shard's segment table */
+    uint32_t exp; /* absolute unix seconds, 0 = never (clamped to u32) */
+    uint16_t seg; /* slot in the shard's segment table */
     uint8_t klen;
-    uint8_t mark;    /* free for the owner's use (recovery) */
+    uint8_t mark; /* free for the owner's use (recovery) */
     char key[];
 };
 
@@ -73,8 +73,7 @@ void cask_kd_remove(struct cask_keydir *kd, uint64_t h,
 
 /* Call fn on every entry; fn must not insert or remove. */
 void cask_kd_foreach(struct cask_keydir *kd,
-                     void (*fn)(void *arg, struct cask_kd_entry *e),
-                     void *arg);
+                     void (*fn)(void *arg, struct cask_kd_entry *e), void *arg);
 
 size_t cask_kd_count(const struct cask_keydir *kd);
 

@@ -21,8 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MERGE_BATCH   256u           /* records per hold of the shard mutex */
-#define MERGE_BUF     (1024u * 1024) /* output append buffer */
+#define MERGE_BATCH 256u           /* records per hold of the shard mutex */
+#define MERGE_BUF   (1024u * 1024) /* output append buffer */
+#define MERGE_SMALL 4u             /* this many small segments get merged */
 
 struct merge {
     struct cask_shard *sh;
@@ -53,6 +54,9 @@ out_new(struct merge *m)
         m->out = n;
         m->out_cap = nc;
     }
+    /* An id can come back after its segment was compacted away: never
+     * let a hint of that old file describe the new one. */
+    cask_hint_remove(sh->dir, sh->next_id);
     int rc = cask_seg_create(&s, sh->dir, sh->next_id, MERGE_BUF,
                              (size_t)c->opt.segment_size);
     if (rc != 0) {
@@ -175,7 +179,11 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
             !cask_shard_tomb_needed(sh, r->cas)) {
             return 0;
         }
-        return out_append(m, rec, len, r->cas, &slot, &noff);
+        int rc = out_append(m, rec, len, r->cas, &slot, &noff);
+        if (rc == 0) {
+            sh->segs[slot]->kept_bytes += len;
+        }
+        return rc;
     }
     if (e == NULL || e->seg != s->slot || e->off != off) {
         return 0; /* superseded */
@@ -191,10 +199,10 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
         if (cask_shard_tomb_needed(sh, r->cas)) {
             char tb[CASK_REC_HDR + CASK_KEY_MAX];
             struct cask_rec t = {
-                .seq = cask_cas_next(sh->store),
-                .cas = r->cas,
-                .klen = r->klen,
-                .type = CASK_REC_TOMB,
+                    .seq = cask_cas_next(sh->store),
+                    .cas = r->cas,
+                    .klen = r->klen,
+                    .type = CASK_REC_TOMB,
             };
             cask_rec_encode(tb, &t, key, NULL, 0, NULL, 0);
             int rc = out_append(m, tb, cask_rec_len(r->klen, 0), t.cas, &slot,
@@ -202,6 +210,7 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
             if (rc != 0) {
                 return rc;
             }
+            sh->segs[slot]->kept_bytes += cask_rec_len(r->klen, 0);
         }
         s->live_bytes -= len;
         cask_kd_remove(sh->kd, h, e);
@@ -231,7 +240,9 @@ pick(struct cask_shard *sh, struct cask_segment *s, bool force,
      uint64_t flush_cas)
 {
     uint64_t total = s->flushed - CASK_SEG_HDR;
-    uint64_t dead = total - s->live_bytes;
+    /* Tombstones a compaction had to keep are not reclaimable yet: counting
+     * them as dead would rewrite the same segment over and over. */
+    uint64_t dead = total - s->live_bytes - s->kept_bytes;
     if (total == 0 || (s->max_cas != 0 && s->max_cas <= flush_cas)) {
         return true;
     }
@@ -259,12 +270,25 @@ choose(struct merge *m, bool force)
     if (m->in == NULL) {
         return ENOMEM;
     }
+    /* Small closed segments (each clean restart starts a new one) are
+     * merged once there are several, so their number stays bounded. */
+    uint64_t small = sh->store->opt.segment_size / 8;
+    unsigned nsmall = 0;
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
-        if (s == NULL || s == sh->active || s->is_output || s->compacting) {
+        if (s != NULL && s != sh->active && !s->is_output && !s->compacting &&
+            !s->damaged && s->flushed < small) {
+            nsmall++;
+        }
+    }
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s == NULL || s == sh->active || s->is_output || s->compacting ||
+            s->damaged) {
             continue;
         }
-        if (pick(sh, s, force, m->flush_cas)) {
+        if (pick(sh, s, force, m->flush_cas) ||
+            (nsmall >= MERGE_SMALL && s->flushed < small)) {
             s->compacting = true;
             m->in[m->nin++] = s;
         }
@@ -289,7 +313,9 @@ merge_segment(struct merge *m, struct cask_segment *s)
             if (rec == NULL) {
                 cask_logf(sh->store, CASK_LOG_ERROR,
                           "shard %u: compaction: bad record in segment %08x "
-                          "at %" PRIu64 "; segment kept", sh->idx, s->id, off);
+                          "at %" PRIu64 "; segment kept",
+                          sh->idx, s->id, off);
+                s->damaged = true;
                 rc = CASK_ECORRUPT;
                 break;
             }
@@ -309,11 +335,18 @@ cask_shard_compact(struct cask_shard *sh, bool force)
 {
     struct cask *c = sh->store;
     struct merge m = {.sh = sh};
+    uint64_t *cov = NULL;
     int rc;
     uint64_t in_bytes = 0, out_bytes = 0;
 
     pthread_mutex_lock(&sh->maint_mu);
     pthread_mutex_lock(&sh->mu);
+    if (sh->failed) {
+        /* A latched shard writes nothing more, compaction output included. */
+        pthread_mutex_unlock(&sh->mu);
+        rc = CASK_EFAILED;
+        goto done;
+    }
     m.now = cask_now(c);
     m.flush_cas = cask_flush_point(c, m.now);
     rc = choose(&m, force);
@@ -338,14 +371,24 @@ cask_shard_compact(struct cask_shard *sh, bool force)
             pthread_mutex_unlock(&sh->mu);
             cask_logf(c, CASK_LOG_ERROR,
                       "shard %u: fdatasync seg %08x: %s; shard is now "
-                      "read-only", sh->idx, m.out[i]->id, strerror(rc));
+                      "read-only",
+                      sh->idx, m.out[i]->id, strerror(rc));
         }
     }
+    cov = calloc(m.nout ? m.nout : 1, 2 * sizeof(uint64_t));
+    if (cov == NULL && rc == 0) {
+        rc = ENOMEM;
+    }
     for (size_t i = 0; i < m.nout && rc == 0; i++) {
-        rc = cask_hint_write(sh->dir, m.out[i], CASK_REC_VMAX);
+        rc = cask_hint_write(sh->dir, m.out[i], CASK_REC_VMAX, &cov[2 * i],
+                             &cov[2 * i + 1]);
     }
     pthread_mutex_lock(&sh->mu);
     for (size_t i = 0; i < m.nout; i++) {
+        if (rc == 0) {
+            m.out[i]->hint_len = cov[2 * i];
+            m.out[i]->hint_bytes = cov[2 * i + 1];
+        }
         m.out[i]->is_output = false;
         if (m.out[i]->buf_len > 0) {
             (void)cask_seg_flush(m.out[i]);
@@ -381,8 +424,11 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     for (size_t i = 0; i < m.nin; i++) {
         struct cask_segment *s = m.in[i];
         in_bytes += s->size + s->hint_bytes;
-        unlink(s->path);
+        /* Hint first: a crash in between leaves a segment that is simply
+         * scanned again (its records lose to the copies on cas/seq), never
+         * a hint without its segment. */
         cask_hint_remove(sh->dir, s->id);
+        unlink(s->path);
         cask_seg_close(&m.in[i]);
     }
     (void)cask_fsync_dir(sh->dir);
@@ -393,6 +439,7 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     }
     pthread_mutex_unlock(&sh->mu);
 done:
+    free(cov);
     free(m.in);
     free(m.out);
     free(m.tmp);

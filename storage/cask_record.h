@@ -15,7 +15,7 @@
 /* Largest value the format admits (value_max may not exceed it). Decoding
  * uses this, not value_max, so a store reopened with a smaller value_max
  * still reads its larger records. */
-#define CASK_REC_VMAX    (1u << 30)
+#define CASK_REC_VMAX (1u << 30)
 
 enum cask_rec_type {
     CASK_REC_PUT = 1,
@@ -24,13 +24,13 @@ enum cask_rec_type {
 
 /* A decoded record header. */
 struct cask_rec {
-    uint64_t seq;      /* store-wide order of writes; recovery keeps the max */
+    uint64_t seq; /* store-wide order of writes; recovery keeps the max */
     uint64_t cas;
     int64_t exp_abs_s;
     uint32_t vlen;
     uint32_t flags;
     uint8_t klen;
-    uint8_t type;      /* enum cask_rec_type */
+    uint8_t type; /* enum cask_rec_type */
 };
 
 static inline size_t

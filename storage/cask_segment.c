@@ -139,12 +139,13 @@ fail:
 
 int
 cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
-              uint64_t *dropped)
+              uint64_t *dropped, bool *bad_header)
 {
     int rc;
     struct stat st;
     struct cask_segment *s = seg_alloc(dir, id);
     *dropped = 0;
+    *bad_header = false;
     if (s == NULL) {
         return ENOMEM;
     }
@@ -155,9 +156,8 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
     }
     char h[CASK_SEG_HDR];
     ssize_t n = pread(s->fd, h, sizeof(h), 0);
-    if (n != (ssize_t)sizeof(h) || !header_ok(h, id)) {
-        /* A segment created just before a crash may have a torn header:
-         * nothing after it can be trusted, so start it over empty. */
+    if (n != (ssize_t)sizeof(h)) {
+        /* Created just before a crash, header torn: nothing to keep. */
         *dropped = (uint64_t)st.st_size;
         encode_header(h, id);
         rc = cask_io_ftruncate(s->fd, 0);
@@ -168,6 +168,15 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
             goto fail;
         }
         st.st_size = CASK_SEG_HDR;
+    } else if (!header_ok(h, id)) {
+        /* A damaged header says nothing about the records after it (they
+         * carry their own checksums): rewrite it and let the scan decide. */
+        *bad_header = true;
+        encode_header(h, id);
+        rc = cask_io_pwrite_all(s->fd, h, sizeof(h), 0);
+        if (rc != 0) {
+            goto fail;
+        }
     }
     s->size = s->flushed = (uint64_t)st.st_size;
     remap(s, s->size);

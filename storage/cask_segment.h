@@ -20,23 +20,25 @@
 #define CASK_PATH_MAX    4096
 
 struct cask_segment {
-    uint32_t id;          /* file name; larger = created later */
-    uint16_t slot;        /* index in the shard's segment table */
+    uint32_t id;   /* file name; larger = created later */
+    uint16_t slot; /* index in the shard's segment table */
     int fd;
-    char *map;            /* read-only mapping of [0, map_len), or NULL */
+    char *map; /* read-only mapping of [0, map_len), or NULL */
     size_t map_len;
-    uint64_t size;        /* logical end: flushed + buffered */
-    uint64_t flushed;     /* bytes written to the file */
-    char *buf;            /* unflushed tail, starts at `flushed` */
+    uint64_t size;    /* logical end: flushed + buffered */
+    uint64_t flushed; /* bytes written to the file */
+    char *buf;        /* unflushed tail, starts at `flushed` */
     size_t buf_len;
     size_t buf_cap;
-    uint64_t live_bytes;  /* bytes of records the keydir points at */
-    uint64_t min_cas;     /* smallest cas of any record in it */
-    uint64_t max_cas;     /* largest cas of any record in it */
-    uint64_t hint_bytes;  /* size of the hint file, 0 none */
-    uint64_t hint_len;    /* bytes covered by the hint file on disk, 0 none */
-    bool compacting;      /* input of a running compaction */
-    bool is_output;       /* being written by a running compaction */
+    uint64_t live_bytes; /* bytes of records the keydir points at */
+    uint64_t kept_bytes; /* tombstones compaction had to carry over */
+    uint64_t min_cas;    /* smallest cas of any record in it */
+    uint64_t max_cas;    /* largest cas of any record in it */
+    uint64_t hint_bytes; /* size of the hint file, 0 none */
+    uint64_t hint_len;   /* bytes covered by the hint file on disk, 0 none */
+    bool compacting;     /* input of a running compaction */
+    bool is_output;      /* being written by a running compaction */
+    bool damaged;        /* compaction met a bad record: not picked again */
     char path[CASK_PATH_MAX];
 };
 
@@ -50,10 +52,12 @@ void cask_seg_path(char *out, size_t cap, const char *dir, uint32_t id,
 int cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
                     size_t buf_cap, size_t map_len);
 
-/* Open an existing segment. A missing or bad header is repaired to an empty
- * segment (bytes dropped are reported in *dropped). Returns 0 or an errno. */
+/* Open an existing segment. A file too short for its header is reset to an
+ * empty segment (bytes dropped in *dropped); a damaged header is rewritten
+ * in place (*bad_header set) and the records after it are left to the scan.
+ * Returns 0 or an errno. */
 int cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
-                  uint64_t *dropped);
+                  uint64_t *dropped, bool *bad_header);
 
 /* Give an opened segment an append buffer and a mapping of at least map_len
  * bytes (when it becomes the active one). Returns 0 or an errno. */

@@ -14,13 +14,14 @@
 #include "storage/cask_record.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 uint64_t
@@ -148,9 +149,8 @@ read_value(struct cask_shard *sh, const struct cask_kd_entry *e, char **val)
         rec = tmp;
     }
     struct cask_rec r;
-    if (!cask_rec_verify(rec, len) ||
-        !cask_rec_decode(rec, UINT32_MAX, &r) || r.type != CASK_REC_PUT ||
-        r.klen != e->klen || r.vlen != e->vlen ||
+    if (!cask_rec_verify(rec, len) || !cask_rec_decode(rec, UINT32_MAX, &r) ||
+        r.type != CASK_REC_PUT || r.klen != e->klen || r.vlen != e->vlen ||
         memcmp(rec + CASK_REC_HDR, e->key, e->klen) != 0) {
         cask_logf(sh->store, CASK_LOG_ERROR,
                   "shard %u: corrupt record in segment %08x at %" PRIu32,
@@ -191,6 +191,9 @@ cask_shard_roll(struct cask_shard *sh)
                   sh->idx, old->id, strerror(rc));
         return CASK_EFAILED;
     }
+    /* An id can come back after its segment was compacted away: never
+     * let a hint of that old file describe the new one. */
+    cask_hint_remove(sh->dir, sh->next_id);
     rc = cask_seg_create(&n, sh->dir, sh->next_id, CASK_APPEND_BUF,
                          (size_t)c->opt.segment_size);
     if (rc != 0) {
@@ -313,7 +316,8 @@ wait_durable(struct cask_shard *sh, uint64_t seq)
             sh->failed = true;
             cask_logf(sh->store, CASK_LOG_ERROR,
                       "shard %u: fdatasync seg %08x: %s; shard is now "
-                      "read-only", sh->idx, s->id, strerror(rc));
+                      "read-only",
+                      sh->idx, s->id, strerror(rc));
         } else if (target > sh->synced_seq) {
             sh->synced_seq = target;
         }
@@ -383,13 +387,13 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
     int64_t exp_abs_s, const void *v1, size_t l1, const void *v2, size_t l2)
 {
     struct cask_rec r = {
-        .seq = cas,
-        .cas = cas,
-        .exp_abs_s = exp_abs_s,
-        .vlen = (uint32_t)(l1 + l2),
-        .flags = flags,
-        .klen = (uint8_t)klen,
-        .type = CASK_REC_PUT,
+            .seq = cas,
+            .cas = cas,
+            .exp_abs_s = exp_abs_s,
+            .vlen = (uint32_t)(l1 + l2),
+            .flags = flags,
+            .klen = (uint8_t)klen,
+            .type = CASK_REC_PUT,
     };
     uint16_t slot;
     uint32_t off;
@@ -416,8 +420,8 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
 /* ---- operations -------------------------------------------------------- */
 
 int
-cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key,
-               size_t klen, struct cask_item *it, char **val)
+cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+               struct cask_item *it, char **val)
 {
     int gone, rc = 0;
     pthread_mutex_lock(&sh->mu);
@@ -466,13 +470,13 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
     /* Same cas (memcached keeps it on touch); a fresh seq orders this
      * record after the one it replaces. */
     struct cask_rec r = {
-        .seq = cask_cas_next(sh->store),
-        .cas = cask_kd_cas(e),
-        .exp_abs_s = exp_abs_s,
-        .vlen = e->vlen,
-        .flags = e->flags,
-        .klen = (uint8_t)klen,
-        .type = CASK_REC_PUT,
+            .seq = cask_cas_next(sh->store),
+            .cas = cask_kd_cas(e),
+            .exp_abs_s = exp_abs_s,
+            .vlen = e->vlen,
+            .flags = e->flags,
+            .klen = (uint8_t)klen,
+            .type = CASK_REC_PUT,
     };
     uint16_t slot;
     uint32_t off;
@@ -553,12 +557,12 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
             rc = put(sh, h, raw, key, klen, cas, e->flags, exp, old, ol, val,
                      vlen);
         } else {
-            rc = put(sh, h, raw, key, klen, cas, e->flags, exp, val, vlen,
-                     old, ol);
+            rc = put(sh, h, raw, key, klen, cas, e->flags, exp, val, vlen, old,
+                     ol);
         }
     } else {
-        rc = put(sh, h, raw, key, klen, cas, flags, exp_abs_s, val, vlen,
-                 NULL, 0);
+        rc = put(sh, h, raw, key, klen, cas, flags, exp_abs_s, val, vlen, NULL,
+                 0);
     }
     if (rc != 0) {
         goto out;
@@ -590,10 +594,10 @@ cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
     }
     uint64_t cas = cask_cas_next(sh->store);
     struct cask_rec r = {
-        .seq = cas,
-        .cas = cas,
-        .klen = (uint8_t)klen,
-        .type = CASK_REC_TOMB,
+            .seq = cas,
+            .cas = cas,
+            .klen = (uint8_t)klen,
+            .type = CASK_REC_TOMB,
     };
     uint16_t slot;
     uint32_t off;
@@ -609,17 +613,33 @@ out:
     return rc;
 }
 
-/* memcached's rule: digits, then optionally spaces (left by an earlier
- * shrinking incr/decr); anything else, or more than 64 bits, is not a
- * number. */
+/* memcached's rule (strtoull, then a check on what follows): optional
+ * leading white space, an optional sign, at least one digit, no overflow,
+ * and then white space or the end of the value (a NUL ends it too);
+ * whatever comes after that white space is ignored. A '-' is accepted only
+ * when the negated result does not look negative as a signed number ("-0"
+ * is 0). */
+static bool
+is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' ||
+           ch == '\r';
+}
+
 static bool
 parse_u64(const char *s, size_t n, uint64_t *out)
 {
-    uint64_t v = 0;
     size_t i = 0;
-    if (n == 0 || s[0] < '0' || s[0] > '9') {
-        return false;
+    bool neg = false;
+    uint64_t v = 0;
+    while (i < n && is_space(s[i])) {
+        i++;
     }
+    if (i < n && (s[i] == '+' || s[i] == '-')) {
+        neg = s[i] == '-';
+        i++;
+    }
+    size_t start = i;
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
         unsigned d = (unsigned)(s[i] - '0');
         if (v > (UINT64_MAX - d) / 10) {
@@ -627,8 +647,15 @@ parse_u64(const char *s, size_t n, uint64_t *out)
         }
         v = v * 10 + d;
     }
-    for (; i < n; i++) {
-        if (s[i] != ' ') {
+    if (i == start) {
+        return false;
+    }
+    if (i < n && !is_space(s[i]) && s[i] != '\0') {
+        return false;
+    }
+    if (neg) {
+        v = (uint64_t)0 - v;
+        if ((int64_t)v < 0) {
             return false;
         }
     }
@@ -864,10 +891,26 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
         }
         (*ids)[(*n)++] = id;
     }
-    closedir(d);
     if (*n > 1) {
         qsort(*ids, *n, sizeof(uint32_t), cmp_u32);
     }
+    /* A hint whose segment is gone would wrongly describe a later segment
+     * that gets the same id: remove it. */
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) {
+        unsigned id;
+        char ext[16];
+        if (sscanf(de->d_name, "%8x.%15s", &id, ext) != 2 ||
+            strcmp(ext, "hint") != 0 || strlen(de->d_name) != 13) {
+            continue;
+        }
+        uint32_t key = id;
+        if (*n == 0 ||
+            bsearch(&key, *ids, *n, sizeof(uint32_t), cmp_u32) == NULL) {
+            unlinkat(dirfd(d), de->d_name, 0);
+        }
+    }
+    closedir(d);
     return 0;
 }
 
@@ -899,7 +942,8 @@ recover(struct cask_shard *sh)
     for (size_t i = 0; i < n; i++) {
         struct cask_segment *s = NULL;
         uint64_t dropped = 0, cov = 0;
-        rc = cask_seg_open(&s, sh->dir, ids[i], &dropped);
+        bool bad_header;
+        rc = cask_seg_open(&s, sh->dir, ids[i], &dropped, &bad_header);
         if (rc != 0) {
             cask_logf(c, CASK_LOG_ERROR, "shard %u: open segment %08x: %s",
                       sh->idx, ids[i], strerror(rc));
@@ -907,9 +951,16 @@ recover(struct cask_shard *sh)
         }
         if (dropped > 0) {
             cask_logf(c, CASK_LOG_WARN,
-                      "shard %u: segment %08x had a bad header; dropped "
-                      "%" PRIu64 " bytes", sh->idx, s->id, dropped);
+                      "shard %u: segment %08x had a torn header; dropped "
+                      "%" PRIu64 " bytes",
+                      sh->idx, s->id, dropped);
             sh->bytes_truncated += dropped;
+        }
+        if (bad_header) {
+            cask_logf(c, CASK_LOG_WARN,
+                      "shard %u: segment %08x had a damaged header; "
+                      "rewritten, records checked one by one",
+                      sh->idx, s->id);
         }
         rc = cask_shard_add_slot(sh, s);
         if (rc != 0) {
@@ -917,8 +968,7 @@ recover(struct cask_shard *sh)
             goto out;
         }
         rv.seg = s;
-        rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv,
-                            &cov);
+        rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv, &cov);
         if (rc == 0) {
             s->hint_len = cov;
             hint_size(sh, s);
@@ -926,13 +976,13 @@ recover(struct cask_shard *sh)
             if (rc != ENOENT) {
                 cask_logf(c, CASK_LOG_WARN,
                           "shard %u: hint of segment %08x unusable; "
-                          "scanning the segment", sh->idx, s->id);
+                          "scanning the segment",
+                          sh->idx, s->id);
                 cask_hint_remove(sh->dir, s->id);
             }
             cov = CASK_SEG_HDR;
         }
-        uint64_t end = cask_seg_scan(s, cov, CASK_REC_VMAX, recover_rec,
-                                     &rv);
+        uint64_t end = cask_seg_scan(s, cov, CASK_REC_VMAX, recover_rec, &rv);
         if (end < s->flushed) {
             uint64_t lost = s->flushed - end;
             cask_logf(c, CASK_LOG_WARN,
@@ -955,7 +1005,6 @@ recover(struct cask_shard *sh)
             sh->next_id = s->id + 1;
         }
     }
-    /* Keep appending to the newest segment when it has room. */
     struct cask_segment *last = NULL;
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
@@ -963,7 +1012,12 @@ recover(struct cask_shard *sh)
             last = s;
         }
     }
-    if (last != NULL && last->flushed < c->opt.segment_size) {
+    /* Keep appending to the newest segment only when recovery scanned all
+     * of it (it had no hint: the store stopped without closing). After a
+     * clean close its hint was trusted unverified, and appending would
+     * later force a rescan that a damaged record could cut short. */
+    if (last != NULL && last->flushed < c->opt.segment_size &&
+        (last->hint_len == 0 || last->flushed == CASK_SEG_HDR)) {
         rc = cask_seg_make_active(last, CASK_APPEND_BUF,
                                   (size_t)c->opt.segment_size);
         if (rc != 0) {
@@ -975,6 +1029,9 @@ recover(struct cask_shard *sh)
         sh->active = last;
     } else {
         struct cask_segment *s = NULL;
+        /* An id can come back after its segment was compacted away: never
+         * let a hint of that old file describe the new one. */
+        cask_hint_remove(sh->dir, sh->next_id);
         rc = cask_seg_create(&s, sh->dir, sh->next_id, CASK_APPEND_BUF,
                              (size_t)c->opt.segment_size);
         if (rc != 0) {
@@ -1019,10 +1076,15 @@ cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx)
         rc = ENOMEM;
         goto fail;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = recover(sh);
     if (rc != 0) {
         goto fail;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sh->recovery_s = (double)(t1.tv_sec - t0.tv_sec) +
+                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     *out = sh;
     return 0;
 fail:
@@ -1047,11 +1109,17 @@ cask_shard_write_hints(struct cask_shard *sh)
         /* Closed segments are immutable and only freed under maint_mu, so
          * the scan runs without the shard mutex. */
         if (need) {
-            int rc = cask_hint_write(sh->dir, s, CASK_REC_VMAX);
+            uint64_t cov, bytes;
+            int rc = cask_hint_write(sh->dir, s, CASK_REC_VMAX, &cov, &bytes);
             if (rc != 0) {
                 cask_logf(sh->store, CASK_LOG_WARN,
                           "shard %u: write hint %08x: %s", sh->idx, s->id,
                           strerror(rc));
+            } else {
+                pthread_mutex_lock(&sh->mu);
+                s->hint_len = cov;
+                s->hint_bytes = bytes;
+                pthread_mutex_unlock(&sh->mu);
             }
         }
     }
@@ -1069,8 +1137,8 @@ cask_shard_close(struct cask_shard **shp)
     if (sh->active != NULL) {
         struct cask_segment *a = sh->active;
         int rc = cask_seg_flush(a);
-        if (rc == 0 && !sh->failed && (sh->synced_seq < sh->app_seq ||
-                                       c->opt.sync != CASK_SYNC_ALWAYS)) {
+        if (rc == 0 && !sh->failed &&
+            (sh->synced_seq < sh->app_seq || c->opt.sync != CASK_SYNC_ALWAYS)) {
             rc = cask_io_fdatasync(a->fd);
             sh->syncs++;
         }
@@ -1119,6 +1187,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->syncs = sh->syncs;
     st->records_recovered = sh->records_recovered;
     st->bytes_truncated = sh->bytes_truncated;
+    st->recovery_s = sh->recovery_s;
     st->failed = sh->failed;
     pthread_mutex_unlock(&sh->mu);
 }

@@ -23,28 +23,29 @@ struct cask_shard {
     unsigned idx;
     char dir[CASK_PATH_MAX];
 
-    pthread_mutex_t mu;          /* covers everything below but maint state */
-    pthread_cond_t sync_cv;      /* group commit: a sync finished */
-    pthread_mutex_t maint_mu;    /* one compaction or hint writer at a time */
+    pthread_mutex_t mu;       /* covers everything below but maint state */
+    pthread_cond_t sync_cv;   /* group commit: a sync finished */
+    pthread_mutex_t maint_mu; /* one compaction or hint writer at a time */
 
     struct cask_keydir *kd;
-    struct cask_segment **segs;  /* slot table, NULL = free slot */
+    struct cask_segment **segs; /* slot table, NULL = free slot */
     uint32_t nslots;
     struct cask_segment *active; /* the only segment that takes appends */
     uint32_t next_id;
 
-    uint64_t app_seq;            /* appends so far */
-    uint64_t synced_seq;         /* appends covered by a finished sync */
-    bool syncing;                /* a thread is in fdatasync for the shard */
-    bool failed;                 /* latched after an fdatasync failure */
-    bool compact_req;            /* forced compaction asked for */
+    uint64_t app_seq;    /* appends so far */
+    uint64_t synced_seq; /* appends covered by a finished sync */
+    bool syncing;        /* a thread is in fdatasync for the shard */
+    bool failed;         /* latched after an fdatasync failure */
+    bool compact_req;    /* forced compaction asked for */
 
-    uint64_t max_cas;            /* largest cas seen at recovery */
+    uint64_t max_cas; /* largest cas seen at recovery */
     uint64_t compactions;
     uint64_t bytes_reclaimed;
     uint64_t syncs;
     uint64_t records_recovered;
     uint64_t bytes_truncated;
+    double recovery_s; /* time spent recovering this shard */
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */

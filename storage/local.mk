@@ -66,3 +66,14 @@ tests_unit_test_cask_io_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_model_SOURCES = tests/unit/test_cask_model.c
 tests_unit_test_cask_model_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_model_LDADD = $(STORAGE_TEST_LDADD)
+
+# Crash test: SIGKILL a writer under sync=always, every ack must survive.
+check_PROGRAMS += tests/crash/test_kill9_always
+TESTS += tests/crash/test_kill9_always
+tests_crash_test_kill9_always_SOURCES = tests/crash/test_kill9_always.c
+tests_crash_test_kill9_always_LDADD = $(STORAGE_LIBS)
+
+# Storage figures (not in make check): tests/bench/bench_storage [--keys N] [--dir D]
+noinst_PROGRAMS += tests/bench/bench_storage
+tests_bench_bench_storage_SOURCES = tests/bench/bench_storage.c
+tests_bench_bench_storage_LDADD = $(STORAGE_LIBS)

@@ -14,13 +14,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
-static int fail_write;    /* 0 off, 1 ENOSPC, 2 short write then ENOSPC */
-static int fail_sync;     /* fdatasync returns EIO */
+static int fail_write; /* 0 off, 1 ENOSPC, 2 short write then ENOSPC */
+static int fail_sync;  /* fdatasync returns EIO */
 static int sync_calls;
 
 static ssize_t
@@ -176,15 +177,74 @@ test_fdatasync_eio_latches(void **state)
     assert_int_equal(tc_set(f->c, "c", "3"), CASK_OK);
 }
 
+/* Random write faults (ENOSPC, short writes) across roll-overs: a failed
+ * operation changes nothing, a successful one is there after a restart. */
+static void
+test_random_faults(void **state)
+{
+    struct fx *f = *state;
+    enum { NK = 32 };
+    char want[NK][64];
+    bool have[NK] = {false};
+    unsigned seed = 99;
+    int failures = 0;
+    cask_close(&f->c);
+    f->o.segment_size = 4096;
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    for (int n = 0; n < 3000; n++) {
+        int i = (int)(rand_r(&seed) % NK);
+        char k[16], v[64];
+        snprintf(k, sizeof(k), "k%d", i);
+        snprintf(v, sizeof(v), "value %d of key %d", n, i);
+        unsigned r = rand_r(&seed) % 10;
+        fail_write = r == 0 ? 1 : r == 1 ? 2 : 0;
+        int rc;
+        bool del = rand_r(&seed) % 5 == 0;
+        if (del) {
+            rc = cask_delete(f->c, k, strlen(k), 0);
+        } else {
+            rc = tc_set(f->c, k, v);
+        }
+        fail_write = 0;
+        if (rc == CASK_OK) {
+            if (del) {
+                have[i] = false;
+            } else {
+                have[i] = true;
+                strcpy(want[i], v);
+            }
+        } else if (!(del && rc == CASK_ENOTFOUND && !have[i])) {
+            assert_true(rc == ENOSPC);
+            failures++;
+        }
+        if (n % 500 == 499) {
+            check_clean_reopen(f);
+        }
+        int j = (int)(rand_r(&seed) % NK);
+        snprintf(k, sizeof(k), "k%d", j);
+        assert_true(have[j] ? tc_is(f->c, k, want[j]) : tc_absent(f->c, k));
+    }
+    assert_true(failures > 100);
+    check_clean_reopen(f);
+    for (int i = 0; i < NK; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i);
+        assert_true(have[i] ? tc_is(f->c, k, want[i]) : tc_absent(f->c, k));
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_short_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buffered_enospc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fdatasync_eio_latches, setup,
-                                        teardown),
+            cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_short_write, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_buffered_enospc, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_fdatasync_eio_latches, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_random_faults, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

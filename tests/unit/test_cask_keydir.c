@@ -128,9 +128,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_insert_find_remove),
-        cmocka_unit_test(test_memory_per_key),
-        cmocka_unit_test(test_exp_clamp),
+            cmocka_unit_test(test_insert_find_remove),
+            cmocka_unit_test(test_memory_per_key),
+            cmocka_unit_test(test_exp_clamp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,8 @@
  */
 #include "storage/cask.h"
 
+#include "storage/cask_internal.h"
+#include "storage/cask_shard.h"
 #include "tests/unit/test_cask_util.h"
 
 #include <pthread.h>
@@ -120,7 +122,8 @@ test_no_resurrection(void **state)
     }
     assert_int_equal(cask_delete(f->c, "gone", 4, 0), CASK_OK);
     assert_int_equal(cask_store(f->c, CASK_SET, "exp", 3, "new", 3, 0,
-                                tc_now + 5, 0, NULL), CASK_OK);
+                                tc_now + 5, 0, NULL),
+                     CASK_OK);
     for (int i = 0; i < 300; i++) {
         snprintf(k, sizeof(k), "fill%d", i);
         val_of(v, sizeof(v), i, 1);
@@ -148,8 +151,9 @@ test_touch_survives_compaction(void **state)
     struct fx *f = *state;
     char k[32], v[96];
     uint64_t cas;
-    assert_int_equal(cask_store(f->c, CASK_SET, "t", 1, "tv", 2, 0,
-                                tc_now + 10, 0, &cas), CASK_OK);
+    assert_int_equal(cask_store(f->c, CASK_SET, "t", 1, "tv", 2, 0, tc_now + 10,
+                                0, &cas),
+                     CASK_OK);
     for (int i = 0; i < 300; i++) {
         snprintf(k, sizeof(k), "fill%d", i);
         val_of(v, sizeof(v), i, 0);
@@ -166,13 +170,95 @@ test_touch_survives_compaction(void **state)
     assert_int_equal(it.exp_abs_s, tc_now - 100 + 1000);
 }
 
+/* Only the segment holding the tombstone is a candidate (by ratio); the
+ * older segment with the deleted key's record stays, so the tombstone must
+ * be carried over, or the key would come back at the next start. */
+static void
+test_partial_keeps_tombstone(void **state)
+{
+    struct fx *f = *state;
+    char k[32], v[96];
+    cask_close(&f->c);
+    f->o.shards = 1;
+    tc_rmrf(f->dir);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_int_equal(tc_set(f->c, "victim", "old value"), CASK_OK);
+    for (int i = 0; i < 200; i++) { /* live filler: segment 1 stays */
+        snprintf(k, sizeof(k), "live%d", i);
+        val_of(v, sizeof(v), i, 0);
+        assert_int_equal(tc_set(f->c, k, v), CASK_OK);
+    }
+    assert_int_equal(cask_delete(f->c, "victim", 6, 0), CASK_OK);
+    for (int r = 0; r < 20; r++) { /* churn: later segments mostly dead */
+        for (int i = 0; i < 20; i++) {
+            snprintf(k, sizeof(k), "churn%d", i);
+            val_of(v, sizeof(v), i, r);
+            assert_int_equal(tc_set(f->c, k, v), CASK_OK);
+        }
+    }
+    struct cask_shard *sh = f->c->shards[0];
+    struct cask_stats before, after;
+    cask_stats(f->c, -1, &before);
+    assert_int_equal(cask_shard_compact(sh, false), CASK_OK);
+    cask_stats(f->c, -1, &after);
+    assert_true(after.compactions > before.compactions);
+    /* run again: carried tombstones must not make it rewrite forever */
+    assert_int_equal(cask_shard_compact(sh, false), CASK_OK);
+    struct cask_stats again;
+    cask_stats(f->c, -1, &again);
+    assert_int_equal(again.compactions, after.compactions);
+    for (int pass = 0; pass < 2; pass++) {
+        reopen(f);
+        assert_true(tc_absent(f->c, "victim"));
+        assert_true(tc_is(f->c, "live7",
+                          "key 7 version 0 padding....................."));
+    }
+}
+
+/* Every clean restart starts a new segment; compaction folds the small
+ * ones together so their number stays bounded. */
+static void
+test_small_segments_merged(void **state)
+{
+    struct fx *f = *state;
+    char k[32], v[96];
+    cask_close(&f->c);
+    f->o.shards = 1;
+    f->o.segment_size = 65536;
+    tc_rmrf(f->dir);
+    for (int r = 0; r < 20; r++) {
+        assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+        for (int i = 0; i < 5; i++) {
+            snprintf(k, sizeof(k), "r%di%d", r, i);
+            val_of(v, sizeof(v), i, r);
+            assert_int_equal(tc_set(f->c, k, v), CASK_OK);
+        }
+        cask_close(&f->c);
+    }
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    struct cask_stats st;
+    cask_stats(f->c, -1, &st);
+    assert_true(st.segments >= 20);
+    assert_int_equal(cask_shard_compact(f->c->shards[0], false), CASK_OK);
+    cask_stats(f->c, -1, &st);
+    assert_true(st.segments <= 3);
+    reopen(f);
+    for (int r = 0; r < 20; r++) {
+        for (int i = 0; i < 5; i++) {
+            snprintf(k, sizeof(k), "r%di%d", r, i);
+            val_of(v, sizeof(v), i, r);
+            assert_true(tc_is(f->c, k, v));
+        }
+    }
+}
+
 /* ---- concurrent readers and writers while compacting ------------------ */
 
 enum { NKEYS = 200, NWRITERS = 2, NREADERS = 2 };
 
 struct conc {
     struct cask *c;
-    _Atomic int acked[NKEYS];  /* latest acknowledged version per key */
+    _Atomic int acked[NKEYS]; /* latest acknowledged version per key */
     _Atomic bool stop;
     _Atomic int errors;
 };
@@ -309,15 +395,20 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reclaims_and_keeps, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_no_resurrection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_survives_compaction, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_compaction, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_background_compaction, setup,
-                                        teardown),
+            cmocka_unit_test_setup_teardown(test_reclaims_and_keeps, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_no_resurrection, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_touch_survives_compaction,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_partial_keeps_tombstone, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_small_segments_merged, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_concurrent_compaction, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_background_compaction, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 
 #include "tests/unit/test_cask_util.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,25 +59,25 @@ key_of(char *k, int i)
     snprintf(k, 32, "model-key-%d", i);
 }
 
+/* memcached's incr/decr number rule, written independently of the store */
 static bool
 parse_num(const char *s, size_t n, uint64_t *out)
 {
-    uint64_t v = 0;
-    size_t i = 0;
-    if (n == 0 || s[0] < '0' || s[0] > '9') {
+    char buf[VMAX + 32];
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (errno == ERANGE || end == buf) {
         return false;
     }
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-        unsigned d = (unsigned)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return false;
-        }
-        v = v * 10 + d;
+    if (!(*end == '\0' || *end == ' ' || *end == '\t' || *end == '\n' ||
+          *end == '\v' || *end == '\f' || *end == '\r')) {
+        return false;
     }
-    for (; i < n; i++) {
-        if (s[i] != ' ') {
-            return false;
-        }
+    if ((long long)v < 0 && memchr(buf, '-', (size_t)(end - buf)) != NULL) {
+        return false;
     }
     *out = v;
     return true;
@@ -94,13 +95,15 @@ compare_all(struct cask *c)
         int rc = cask_get(c, k, strlen(k), &it, &v);
         if (!alive(&model[i])) {
             if (rc != CASK_ENOTFOUND) {
-                fail_msg("op %d key %d: expected absent, got rc %d", op_no, i, rc);
+                fail_msg("op %d key %d: expected absent, got rc %d", op_no, i,
+                         rc);
             }
             continue;
         }
         if (rc != CASK_OK) {
-            fail_msg("op %d key %d: expected present, got rc %d (exp %lld now %lld)", op_no, i,
-                     rc, (long long)model[i].exp, (long long)tc_now);
+            fail_msg("op %d key %d: expected present, got rc %d (exp %lld now "
+                     "%lld)",
+                     op_no, i, rc, (long long)model[i].exp, (long long)tc_now);
         }
         assert_int_equal(it.vlen, model[i].vlen);
         assert_memory_equal(v, model[i].val, it.vlen);
@@ -205,8 +208,8 @@ one_op(struct cask *c, unsigned *seed)
             return;
         }
         assert_int_equal(rc, CASK_OK);
-        uint64_t want = a.incr ? cur + a.delta
-                               : (a.delta > cur ? 0 : cur - a.delta);
+        uint64_t want =
+                a.incr ? cur + a.delta : (a.delta > cur ? 0 : cur - a.delta);
         assert_int_equal(nv, want);
         char num[32];
         size_t n = (size_t)snprintf(num, sizeof(num), "%" PRIu64, want);
@@ -246,11 +249,11 @@ one_op(struct cask *c, unsigned *seed)
 static void
 test_model(void **state)
 {
-    (void)state;
-    char *dir = tc_mkdtemp();
+    char *dir = *state;
     struct cask_options o;
     struct cask *c = NULL;
     unsigned seed = 12345;
+    uint64_t compactions = 0;
     if (getenv("CASK_MODEL_SEED") != NULL) {
         seed = (unsigned)strtoul(getenv("CASK_MODEL_SEED"), NULL, 10);
     }
@@ -265,11 +268,19 @@ test_model(void **state)
         if (n % 100 == 0) {
             compare_all(c);
         }
+        if (n % 250 == 0) {
+            /* a forced compaction on the background thread, racing the
+             * operations that follow */
+            assert_int_equal(cask_compact(c, (n / 250) % 4, false), CASK_OK);
+        }
         if (n % 1000 == 0) {
             int what = (n / 1000) % 4;
             if (what == 1) {
                 assert_int_equal(cask_compact(c, -1, true), CASK_OK);
             }
+            struct cask_stats st;
+            assert_int_equal(cask_stats(c, -1, &st), CASK_OK);
+            compactions += st.compactions;
             cask_close(&c);
             if (what == 2) {
                 /* drop every hint: recovery must scan */
@@ -286,16 +297,33 @@ test_model(void **state)
             compare_all(c);
         }
     }
+    print_message("model: %d ops, %llu compactions\n", NOPS,
+                  (unsigned long long)compactions);
+    assert_true(compactions > 0);
     cask_close(&c);
-    tc_rmrf(dir);
-    free(dir);
+}
+
+static int
+setup(void **state)
+{
+    *state = tc_mkdtemp();
+    return *state != NULL ? 0 : -1;
+}
+
+/* Runs after a failure too, so no data directory is left behind. */
+static int
+teardown(void **state)
+{
+    tc_rmrf(*state);
+    free(*state);
+    return 0;
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model),
+            cmocka_unit_test_setup_teardown(test_model, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

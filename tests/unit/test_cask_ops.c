@@ -7,6 +7,7 @@
 
 #include "tests/unit/test_cask_util.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,8 +65,9 @@ test_set_get_delete(void **state)
     uint64_t cas1 = 0, cas2 = 0;
 
     assert_true(tc_absent(f->c, "a"));
-    assert_int_equal(cask_store(f->c, CASK_SET, "a", 1, "xyz", 3, 17, 0, 0,
-                                &cas1), CASK_OK);
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "a", 1, "xyz", 3, 17, 0, 0, &cas1),
+            CASK_OK);
     assert_int_equal(cask_get(f->c, "a", 1, &it, &v), CASK_OK);
     assert_int_equal(it.vlen, 3);
     assert_int_equal(it.flags, 17);
@@ -103,33 +105,40 @@ test_add_replace_cas(void **state)
     struct fx *f = *state;
     uint64_t cas = 0, cas2 = 0;
 
-    assert_int_equal(cask_store(f->c, CASK_REPLACE, "k", 1, "1", 1, 0, 0, 0,
-                                NULL), CASK_ENOTSTORED);
+    assert_int_equal(
+            cask_store(f->c, CASK_REPLACE, "k", 1, "1", 1, 0, 0, 0, NULL),
+            CASK_ENOTSTORED);
     assert_int_equal(cask_store(f->c, CASK_ADD, "k", 1, "1", 1, 0, 0, 0, &cas),
                      CASK_OK);
     assert_int_equal(cask_store(f->c, CASK_ADD, "k", 1, "2", 1, 0, 0, 0, NULL),
                      CASK_ENOTSTORED);
     assert_true(tc_is(f->c, "k", "1"));
-    assert_int_equal(cask_store(f->c, CASK_REPLACE, "k", 1, "3", 1, 0, 0, 0,
-                                &cas2), CASK_OK);
+    assert_int_equal(
+            cask_store(f->c, CASK_REPLACE, "k", 1, "3", 1, 0, 0, 0, &cas2),
+            CASK_OK);
     assert_true(tc_is(f->c, "k", "3"));
     /* cas */
-    assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, "4", 1, 0, 0, cas,
-                                NULL), CASK_EEXISTS);
-    assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, "4", 1, 0, 0, cas2,
-                                &cas), CASK_OK);
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "k", 1, "4", 1, 0, 0, cas, NULL),
+            CASK_EEXISTS);
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "k", 1, "4", 1, 0, 0, cas2, &cas),
+            CASK_OK);
     assert_true(tc_is(f->c, "k", "4"));
-    assert_int_equal(cask_store(f->c, CASK_SET, "nope", 4, "4", 1, 0, 0, cas,
-                                NULL), CASK_ENOTFOUND);
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "nope", 4, "4", 1, 0, 0, cas, NULL),
+            CASK_ENOTFOUND);
     /* delete with cas */
     assert_int_equal(cask_delete(f->c, "k", 1, cas + 1000), CASK_EEXISTS);
     assert_int_equal(cask_delete(f->c, "k", 1, cas), CASK_OK);
     /* add succeeds on an expired item */
-    assert_int_equal(cask_store(f->c, CASK_SET, "e", 1, "old", 3, 0,
-                                tc_now + 5, 0, NULL), CASK_OK);
+    assert_int_equal(cask_store(f->c, CASK_SET, "e", 1, "old", 3, 0, tc_now + 5,
+                                0, NULL),
+                     CASK_OK);
     tc_now += 5;
-    assert_int_equal(cask_store(f->c, CASK_ADD, "e", 1, "new", 3, 0, 0, 0,
-                                NULL), CASK_OK);
+    assert_int_equal(
+            cask_store(f->c, CASK_ADD, "e", 1, "new", 3, 0, 0, 0, NULL),
+            CASK_OK);
     assert_true(tc_is(f->c, "e", "new"));
 }
 
@@ -138,28 +147,35 @@ test_append_prepend(void **state)
 {
     struct fx *f = *state;
     struct cask_item it;
-    assert_int_equal(cask_store(f->c, CASK_APPEND, "k", 1, "x", 1, 0, 0, 0,
-                                NULL), CASK_ENOTSTORED);
-    assert_int_equal(cask_store(f->c, CASK_PREPEND, "k", 1, "x", 1, 0, 0, 0,
-                                NULL), CASK_ENOTSTORED);
+    assert_int_equal(
+            cask_store(f->c, CASK_APPEND, "k", 1, "x", 1, 0, 0, 0, NULL),
+            CASK_ENOTSTORED);
+    assert_int_equal(
+            cask_store(f->c, CASK_PREPEND, "k", 1, "x", 1, 0, 0, 0, NULL),
+            CASK_ENOTSTORED);
     assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, "mid", 3, 9,
-                                tc_now + 100, 0, NULL), CASK_OK);
-    assert_int_equal(cask_store(f->c, CASK_APPEND, "k", 1, "-end", 4, 1, 0, 0,
-                                NULL), CASK_OK);
-    assert_int_equal(cask_store(f->c, CASK_PREPEND, "k", 1, "start-", 6, 2, 0,
-                                0, NULL), CASK_OK);
+                                tc_now + 100, 0, NULL),
+                     CASK_OK);
+    assert_int_equal(
+            cask_store(f->c, CASK_APPEND, "k", 1, "-end", 4, 1, 0, 0, NULL),
+            CASK_OK);
+    assert_int_equal(
+            cask_store(f->c, CASK_PREPEND, "k", 1, "start-", 6, 2, 0, 0, NULL),
+            CASK_OK);
     assert_true(tc_is(f->c, "k", "start-mid-end"));
     assert_int_equal(cask_get(f->c, "k", 1, &it, NULL), CASK_OK);
-    assert_int_equal(it.flags, 9);             /* kept */
+    assert_int_equal(it.flags, 9);                /* kept */
     assert_int_equal(it.exp_abs_s, tc_now + 100); /* kept */
     /* too big after appending */
     f->o.value_max = 16;
     reopen(f);
-    assert_int_equal(cask_store(f->c, CASK_APPEND, "k", 1, "1234", 4, 0, 0, 0,
-                                NULL), CASK_ETOOBIG);
+    assert_int_equal(
+            cask_store(f->c, CASK_APPEND, "k", 1, "1234", 4, 0, 0, 0, NULL),
+            CASK_ETOOBIG);
     assert_true(tc_is(f->c, "k", "start-mid-end"));
-    assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, "12345678901234567",
-                                17, 0, 0, 0, NULL), CASK_ETOOBIG);
+    assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, "12345678901234567", 17,
+                                0, 0, 0, NULL),
+                     CASK_ETOOBIG);
 }
 
 static void
@@ -206,10 +222,32 @@ test_arith(void **state)
     assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
     assert_int_equal(tc_set(f->c, "s", "18446744073709551616"), CASK_OK);
     assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    assert_int_equal(tc_set(f->c, "s", " "), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    assert_int_equal(tc_set(f->c, "s", "-1"), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "s", 1, &a, &v, NULL), CASK_ENONNUMERIC);
+    /* what memcached (strtoull) accepts: leading white space, a sign,
+     * anything after white space following the digits */
+    static const struct {
+        const char *in;
+        uint64_t out;
+        const char *stored;
+    } ok[] = {
+            {" 12", 14, "14 "},   {"\t12", 14, "14 "}, {"+12", 14, "14 "},
+            {"12 x", 14, "14  "}, {"-0", 2, "2 "},     {"00012", 14, "14   "},
+            {"12\r", 14, "14 "},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_int_equal(tc_set(f->c, "m", ok[i].in), CASK_OK);
+        assert_int_equal(cask_arith(f->c, "m", 1, &a, &v, NULL), CASK_OK);
+        assert_int_equal(v, ok[i].out);
+        assert_true(tc_is(f->c, "m", ok[i].stored));
+    }
     /* flags and expiry kept, cas changes */
     uint64_t cas;
-    assert_int_equal(cask_store(f->c, CASK_SET, "f", 1, "7", 1, 33,
-                                tc_now + 50, 0, &cas), CASK_OK);
+    assert_int_equal(cask_store(f->c, CASK_SET, "f", 1, "7", 1, 33, tc_now + 50,
+                                0, &cas),
+                     CASK_OK);
     assert_int_equal(cask_arith(f->c, "f", 1, &a, &v, &it), CASK_OK);
     assert_int_equal(it.flags, 33);
     assert_int_equal(it.exp_abs_s, tc_now + 50);
@@ -220,8 +258,11 @@ test_arith(void **state)
     a.cas_in = it.cas;
     assert_int_equal(cask_arith(f->c, "f", 1, &a, &v, NULL), CASK_OK);
     /* vivify */
-    struct cask_arith viv = {.incr = true, .delta = 1, .vivify = true,
-                             .initial = 42, .vivify_exp_abs_s = tc_now + 9};
+    struct cask_arith viv = {.incr = true,
+                             .delta = 1,
+                             .vivify = true,
+                             .initial = 42,
+                             .vivify_exp_abs_s = tc_now + 9};
     assert_int_equal(cask_arith(f->c, "v", 1, &viv, &v, &it), CASK_OK);
     assert_int_equal(v, 42);
     assert_int_equal(it.exp_abs_s, tc_now + 9);
@@ -239,7 +280,8 @@ test_touch_and_expiry(void **state)
     uint64_t cas;
 
     assert_int_equal(cask_store(f->c, CASK_SET, "t", 1, "val", 3, 5,
-                                tc_now + 10, 0, &cas), CASK_OK);
+                                tc_now + 10, 0, &cas),
+                     CASK_OK);
     tc_now += 9;
     assert_true(tc_is(f->c, "t", "val"));
     assert_int_equal(cask_touch(f->c, "t", 1, tc_now + 100, &it, &v), CASK_OK);
@@ -266,8 +308,9 @@ test_touch_and_expiry(void **state)
                      CASK_OK);
     assert_true(tc_absent(f->c, "p"));
     assert_int_equal(cask_delete(f->c, "p", 1, 0), CASK_ENOTFOUND);
-    assert_int_equal(cask_store(f->c, CASK_REPLACE, "p", 1, "y", 1, 0, 0, 0,
-                                NULL), CASK_ENOTSTORED);
+    assert_int_equal(
+            cask_store(f->c, CASK_REPLACE, "p", 1, "y", 1, 0, 0, 0, NULL),
+            CASK_ENOTSTORED);
 }
 
 static void
@@ -285,8 +328,9 @@ test_flush(void **state)
     assert_true(tc_absent(f->c, "a"));
     assert_true(tc_absent(f->c, "b"));
     assert_true(tc_is(f->c, "c", "3"));
-    assert_int_equal(cask_store(f->c, CASK_ADD, "a", 1, "new", 3, 0, 0, 0,
-                                NULL), CASK_OK);
+    assert_int_equal(
+            cask_store(f->c, CASK_ADD, "a", 1, "new", 3, 0, 0, 0, NULL),
+            CASK_OK);
     assert_true(tc_is(f->c, "a", "new"));
 
     /* delayed flush: pending until the clock passes it */
@@ -328,7 +372,8 @@ test_cas_monotonic(void **state)
             char k[16];
             snprintf(k, sizeof(k), "k%d", i % 7);
             assert_int_equal(cask_store(f->c, CASK_SET, k, strlen(k), "v", 1, 0,
-                                        0, 0, &cas), CASK_OK);
+                                        0, 0, &cas),
+                             CASK_OK);
             assert_true(cas > last);
             last = cas;
         }
@@ -341,8 +386,9 @@ test_cas_monotonic(void **state)
         assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
         reopen(f);
         assert_int_equal(tc_set(f->c, "x", "1"), CASK_OK);
-        assert_int_equal(cask_store(f->c, CASK_SET, "y", 1, "v", 1, 0, 0, 0,
-                                    &cas), CASK_OK);
+        assert_int_equal(
+                cask_store(f->c, CASK_SET, "y", 1, "v", 1, 0, 0, 0, &cas),
+                CASK_OK);
         assert_true(cas > last);
         last = cas;
     }
@@ -357,9 +403,11 @@ test_limits(void **state)
     assert_int_equal(cask_store(f->c, CASK_SET, key, 0, "v", 1, 0, 0, 0, NULL),
                      CASK_EBADKEY);
     assert_int_equal(cask_store(f->c, CASK_SET, key, CASK_KEY_MAX + 1, "v", 1,
-                                0, 0, 0, NULL), CASK_EBADKEY);
-    assert_int_equal(cask_store(f->c, CASK_SET, key, CASK_KEY_MAX, "v", 1, 0,
-                                0, 0, NULL), CASK_OK);
+                                0, 0, 0, NULL),
+                     CASK_EBADKEY);
+    assert_int_equal(cask_store(f->c, CASK_SET, key, CASK_KEY_MAX, "v", 1, 0, 0,
+                                0, NULL),
+                     CASK_OK);
     assert_int_equal(cask_get(f->c, key, CASK_KEY_MAX + 1, NULL, NULL),
                      CASK_EBADKEY);
     char *big = malloc(CASK_DEFAULT_VALUE_MAX + 1);
@@ -395,8 +443,9 @@ test_big_values(void **state)
         big[i] = (char)(i >> 12);
     }
     assert_int_equal(tc_set(f->c, "before", "1"), CASK_OK);
-    assert_int_equal(cask_store(f->c, CASK_SET, "huge", 4, big, n, 0, 0, 0,
-                                NULL), CASK_OK);
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "huge", 4, big, n, 0, 0, 0, NULL),
+            CASK_OK);
     assert_int_equal(tc_set(f->c, "after", "2"), CASK_OK);
     reopen(f);
     char *v = NULL;
@@ -408,6 +457,32 @@ test_big_values(void **state)
     free(big);
     assert_true(tc_is(f->c, "before", "1"));
     assert_true(tc_is(f->c, "after", "2"));
+}
+
+static void
+test_smaller_value_max_reads_old_records(void **state)
+{
+    struct fx *f = *state;
+    char big[1000];
+    memset(big, 'q', sizeof(big));
+    assert_int_equal(cask_store(f->c, CASK_SET, "big", 3, big, sizeof(big), 0,
+                                0, 0, NULL),
+                     CASK_OK);
+    assert_int_equal(tc_set(f->c, "small", "s"), CASK_OK);
+    f->o.value_max = 100;
+    reopen(f);
+    struct cask_item it;
+    char *v = NULL;
+    assert_int_equal(cask_get(f->c, "big", 3, &it, &v), CASK_OK);
+    assert_int_equal(it.vlen, sizeof(big));
+    free(v);
+    assert_true(tc_is(f->c, "small", "s"));
+    struct cask_stats st;
+    cask_stats(f->c, -1, &st);
+    assert_int_equal(st.bytes_truncated, 0);
+    assert_int_equal(cask_store(f->c, CASK_SET, "big2", 4, big, sizeof(big), 0,
+                                0, 0, NULL),
+                     CASK_ETOOBIG);
 }
 
 static void
@@ -424,7 +499,24 @@ test_shard_count_recorded(void **state)
     assert_non_null(strstr(tc_log, "shards"));
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
     assert_true(tc_is(f->c, "a", "1"));
+    /* without the meta file the shard directories still decide */
+    cask_close(&f->c);
+    char meta[1100];
+    snprintf(meta, sizeof(meta), "%s/meta", f->dir);
+    assert_int_equal(unlink(meta), 0);
+    assert_int_equal(cask_open(&f->c, f->dir, &o), CASK_EINVAL);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_is(f->c, "a", "1"));
     assert_int_equal(cask_shards(f->c), 4);
+    /* missing parents are created; a file in the way is an error */
+    char nested[1200];
+    snprintf(nested, sizeof(nested), "%s/a/b/c", f->dir);
+    struct cask *c2 = NULL;
+    assert_int_equal(cask_open(&c2, nested, &f->o), CASK_OK);
+    cask_close(&c2);
+    snprintf(nested, sizeof(nested), "%s/meta/x", f->dir);
+    assert_int_equal(cask_open(&c2, nested, &f->o), ENOTDIR);
+    assert_null(c2);
     assert_true(cask_shard_of(f->c, "a", 1) < 4);
     struct cask_stats st;
     assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
@@ -436,18 +528,24 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_set_get_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_add_replace_cas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_prepend, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_arith, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_and_expiry, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cas_monotonic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_big_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shard_count_recorded, setup,
-                                        teardown),
+            cmocka_unit_test_setup_teardown(test_set_get_delete, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_add_replace_cas, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_append_prepend, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_arith, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_touch_and_expiry, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_cas_monotonic, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_big_values, setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_smaller_value_max_reads_old_records, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_shard_count_recorded, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,12 +18,12 @@ test_round_trip(void **state)
     (void)state;
     char buf[256];
     struct cask_rec r = {
-        .seq = 77,
-        .cas = 42,
-        .exp_abs_s = 1234567890123,
-        .flags = 0xdeadbeef,
-        .klen = 5,
-        .type = CASK_REC_PUT,
+            .seq = 77,
+            .cas = 42,
+            .exp_abs_s = 1234567890123,
+            .flags = 0xdeadbeef,
+            .klen = 5,
+            .type = CASK_REC_PUT,
     };
     cask_rec_encode(buf, &r, "hello", "wor", 3, "ld\0!", 4);
     size_t len = cask_rec_len(5, 7);
@@ -69,8 +69,12 @@ test_every_flip_detected(void **state)
     (void)state;
     char buf[256];
     struct cask_rec r = {
-        .seq = 3, .cas = 3, .exp_abs_s = 0, .flags = 7, .klen = 8,
-        .type = CASK_REC_PUT,
+            .seq = 3,
+            .cas = 3,
+            .exp_abs_s = 0,
+            .flags = 7,
+            .klen = 8,
+            .type = CASK_REC_PUT,
     };
     cask_rec_encode(buf, &r, "some-key", "a value of 20 bytes!", 20, NULL, 0);
     size_t len = cask_rec_len(8, 20);
@@ -92,9 +96,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_tombstone),
-        cmocka_unit_test(test_every_flip_detected),
+            cmocka_unit_test(test_round_trip),
+            cmocka_unit_test(test_tombstone),
+            cmocka_unit_test(test_every_flip_detected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -234,10 +235,9 @@ collect(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
     struct rec_list *l = arg;
     l->lines = realloc(l->lines, (l->n + 1) * sizeof(*l->lines));
     snprintf(l->lines[l->n], sizeof(l->lines[0]),
-             "%llu %llu %lld %u %u %u %u %llu %.*s",
-             (unsigned long long)r->seq, (unsigned long long)r->cas,
-             (long long)r->exp_abs_s, r->vlen, r->flags, r->klen, r->type,
-             (unsigned long long)off, r->klen, key);
+             "%llu %llu %lld %u %u %u %u %llu %.*s", (unsigned long long)r->seq,
+             (unsigned long long)r->cas, (long long)r->exp_abs_s, r->vlen,
+             r->flags, r->klen, r->type, (unsigned long long)off, r->klen, key);
     l->n++;
 }
 
@@ -270,13 +270,16 @@ test_hint_equals_scan(void **state)
         }
         struct cask_segment *s = NULL;
         uint64_t dropped, cov = 0;
-        assert_int_equal(cask_seg_open(&s, d, id, &dropped), 0);
+        bool bad;
+        assert_int_equal(cask_seg_open(&s, d, id, &dropped, &bad), 0);
+        assert_false(bad);
         struct rec_list a = {0}, b = {0};
-        assert_int_equal(cask_hint_load(d, s, CASK_REC_VMAX, collect, &a,
-                                        &cov), 0);
+        assert_int_equal(cask_hint_load(d, s, CASK_REC_VMAX, collect, &a, &cov),
+                         0);
         assert_int_equal(cov, s->flushed);
-        assert_int_equal(cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect,
-                                       &b), s->flushed);
+        assert_int_equal(
+                cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect, &b),
+                s->flushed);
         assert_int_equal(a.n, b.n);
         for (size_t i = 0; i < a.n; i++) {
             assert_string_equal(a.lines[i], b.lines[i]);
@@ -305,6 +308,37 @@ test_hint_equals_scan(void **state)
 }
 
 static void
+test_damaged_hint_ignored(void **state)
+{
+    struct fx *f = *state;
+    char seg[2048], hint[2100];
+    fill(f, 100);
+    cask_close(&f->c);
+    newest_segment(f, seg, sizeof(seg), NULL);
+    snprintf(hint, sizeof(hint), "%.*s.hint", (int)(strlen(seg) - 4), seg);
+    int fd = open(hint, O_RDWR);
+    assert_true(fd >= 0);
+    char x;
+    assert_int_equal(pread(fd, &x, 1, 40), 1);
+    x ^= 1;
+    assert_int_equal(pwrite(fd, &x, 1, 40), 1);
+    close(fd);
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_non_null(strstr(tc_log, "unusable"));
+    assert_int_equal(count_present(f, 100), 100);
+    /* a hint without its segment is removed at open */
+    char orphan[1100];
+    snprintf(orphan, sizeof(orphan), "%s/shard-000/00000fff.hint", f->dir);
+    int ofd = open(orphan, O_WRONLY | O_CREAT, 0644);
+    assert_true(ofd >= 0);
+    close(ofd);
+    cask_close(&f->c);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_int_not_equal(access(orphan, F_OK), 0);
+}
+
+static void
 test_deletes_survive(void **state)
 {
     struct fx *f = *state;
@@ -321,6 +355,76 @@ test_deletes_survive(void **state)
         assert_true(tc_absent(f->c, "key-0"));
         cask_close(&f->c);
         remove_hints(f);
+    }
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+}
+
+/* Flip random bytes in segment and hint files: the store still opens, and
+ * a key is either its one written value, absent, or CASK_ECORRUPT, never a
+ * wrong value. */
+static void
+test_random_damage(void **state)
+{
+    struct fx *f = *state;
+    unsigned seed = 4242;
+    cask_close(&f->c);
+    f->o.segment_size = 4096;
+    for (int round = 0; round < 30; round++) {
+        tc_rmrf(f->dir);
+        assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+        fill(f, 120);
+        cask_close(&f->c);
+        char d[1024];
+        snprintf(d, sizeof(d), "%s/shard-000", f->dir);
+        DIR *dir = opendir(d);
+        struct dirent *de;
+        while ((de = readdir(dir)) != NULL) {
+            if (de->d_name[0] == '.' || rand_r(&seed) % 2) {
+                continue;
+            }
+            char p[2048];
+            snprintf(p, sizeof(p), "%s/%s", d, de->d_name);
+            int fd = open(p, O_RDWR);
+            struct stat st;
+            fstat(fd, &st);
+            for (int k = 0; k < 3 && st.st_size > 0; k++) {
+                off_t at = (off_t)(rand_r(&seed) % (unsigned)st.st_size);
+                char x = (char)rand_r(&seed);
+                assert_int_equal(pwrite(fd, &x, 1, at), 1);
+            }
+            if (rand_r(&seed) % 4 == 0 && st.st_size > 10) {
+                assert_int_equal(ftruncate(fd, (off_t)(rand_r(&seed) %
+                                                       (unsigned)st.st_size)),
+                                 0);
+            }
+            close(fd);
+        }
+        closedir(dir);
+        assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+        for (int i = 0; i < 120; i++) {
+            char k[32], want[64];
+            snprintf(k, sizeof(k), "key-%d", i);
+            snprintf(want, sizeof(want), "value-%d-%0*d", i, i % 40, 0);
+            char *v = NULL;
+            struct cask_item it;
+            int rc = cask_get(f->c, k, strlen(k), &it, &v);
+            if (rc == CASK_OK) {
+                assert_int_equal(it.vlen, strlen(want));
+                assert_memory_equal(v, want, it.vlen);
+            } else {
+                assert_true(rc == CASK_ENOTFOUND || rc == CASK_ECORRUPT);
+            }
+            free(v);
+        }
+        /* and it keeps working */
+        assert_int_equal(tc_set(f->c, "fresh", "ok"), CASK_OK);
+        cask_close(&f->c);
+        tc_log[0] = '\0';
+        assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+        if (!tc_is(f->c, "fresh", "ok")) {
+            fail_msg("round %d: fresh lost; log:\n%s", round, tc_log);
+        }
+        cask_close(&f->c);
     }
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
 }
@@ -374,16 +478,22 @@ main(int argc, char **argv)
         return try_open(argv[2]);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_truncated_tail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_appended, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_value_read, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_hint_equals_scan, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_deletes_survive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_refuses_second_process,
-                                        setup, teardown),
+            cmocka_unit_test_setup_teardown(test_truncated_tail, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_garbage_appended, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_corrupt_value_read, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_hint_equals_scan, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_damaged_hint_ignored, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_deletes_survive, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_random_damage, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_lock_refuses_second_process,
+                                            setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
