@@ -2,7 +2,8 @@
  * connections: one that pipelines gets and never reads the replies (the
  * server must stop reading it or close it, not buffer without bound), ones
  * that vanish in the middle of a value, and ones that send binary junk or
- * HTTP request lines (they get errors or are closed; the server stays up).
+ * HTTP request lines (they get errors or are closed; the server stays up),
+ * and clients past the -c connection limit (memcached's error, then closed).
  * Depends on the harness and libmemcached only. */
 #include <config.h>
 
@@ -235,6 +236,54 @@ test_junk(struct harness_server *srv)
     check_others_work(srv, "after junk");
 }
 
+/* Past -c, a new client gets memcached's error line and is closed; the ones
+ * already in keep working, and once they leave new clients get in again. */
+static void
+test_conn_limit(void)
+{
+    enum { LIMIT = 32, TRIES = 60 };
+    static const char *const args[] = {"-c", "32", "-t", "2", NULL};
+    static const char too_many[] = "ERROR Too many open connections\r\n";
+    struct harness_server *srv = harness_create(args, 0);
+    int fds[TRIES];
+    int served = 0;
+    int rejected = 0;
+
+    HARNESS_CHECK(harness_start(srv, 10000) == 0);
+    for (int i = 0; i < TRIES; i++) {
+        char buf[256];
+        ssize_t n;
+
+        fds[i] = harness_connect(srv);
+        HARNESS_CHECK(fds[i] >= 0);
+        HARNESS_CHECK(harness_send_all(fds[i], "version\r\n", 9) == 0 ||
+                      errno == EPIPE || errno == ECONNRESET);
+        n = harness_recv_until(fds[i], buf, sizeof(buf), "\r\n");
+        if (n > 0 && strncmp(buf, "VERSION ", 8) == 0) {
+            served++;
+        } else if (n > 0 && strcmp(buf, too_many) == 0) {
+            rejected++;
+            /* and then the server closes it */
+            HARNESS_CHECK(recv(fds[i], buf, sizeof(buf), 0) <= 0);
+        } else {
+            fprintf(stderr, "connection %d: unexpected reply [%s]\n", i,
+                    n > 0 ? buf : "(none)");
+            harness_fail();
+        }
+    }
+    printf("-c %d: %d of %d connections served, %d rejected\n", LIMIT, served,
+           TRIES, rejected);
+    HARNESS_CHECK(served > 0 && served <= LIMIT);
+    HARNESS_CHECK(served + rejected == TRIES);
+    for (int i = 0; i < TRIES; i++) {
+        close(fds[i]);
+    }
+    usleep(200 * 1000);
+    check_others_work(srv, "after the connection limit was hit");
+    HARNESS_CHECK(harness_stop(srv) == 0);
+    harness_destroy(&srv);
+}
+
 int
 main(void)
 {
@@ -249,6 +298,7 @@ main(void)
     HARNESS_CHECK(harness_alive(srv));
     HARNESS_CHECK(harness_stop(srv) == 0);
     harness_destroy(&srv);
+    test_conn_limit();
     printf("ok\n");
     return 0;
 }
