@@ -5,6 +5,7 @@
  *
  *   bench_load load  PORT N [VALUE_BYTES]   keys "bench:0" .. "bench:N-1",
  *                                           then checks every key is there
+ *   bench_load verify PORT N                 print how many keys are missing
  *   bench_load wait  PORT TIMEOUT_MS        exit 0 once connect succeeds
  *   bench_load probe PORT KEY TIMEOUT_MS    exit 0 once get KEY hits */
 #include <config.h>
@@ -176,6 +177,26 @@ do_load(int port, long n, size_t vlen)
     return 0;
 }
 
+/* Print how many of the n loaded keys a server does not have. */
+static int
+do_verify(int port, long n)
+{
+    memcached_st *memc = client(port);
+    long missing;
+
+    if (memc == NULL) {
+        return 1;
+    }
+    missing = check_keys(memc, n, NULL, 0, 0);
+    memcached_free(memc);
+    if (missing < 0) {
+        fprintf(stderr, "bench_load: verify failed\n");
+        return 1;
+    }
+    printf("restart_missing_keys=%ld\n", missing);
+    return 0;
+}
+
 static int
 do_wait(int port, long timeout_ms)
 {
@@ -233,13 +254,17 @@ main(int argc, char **argv)
         return do_load(atoi(argv[2]), atol(argv[3]),
                        argc > 4 ? (size_t)atol(argv[4]) : 100);
     }
+    if (argc == 4 && strcmp(argv[1], "verify") == 0) {
+        return do_verify(atoi(argv[2]), atol(argv[3]));
+    }
     if (argc == 4 && strcmp(argv[1], "wait") == 0) {
         return do_wait(atoi(argv[2]), atol(argv[3]));
     }
     if (argc == 5 && strcmp(argv[1], "probe") == 0) {
         return do_probe(atoi(argv[2]), argv[3], atol(argv[4]));
     }
-    fprintf(stderr, "usage: bench_load load PORT N [VALUE_BYTES] | wait PORT "
-                    "TIMEOUT_MS | probe PORT KEY TIMEOUT_MS\n");
+    fprintf(stderr, "usage: bench_load load PORT N [VALUE_BYTES] | "
+                    "verify PORT N | wait PORT TIMEOUT_MS | "
+                    "probe PORT KEY TIMEOUT_MS\n");
     return 64;
 }
