@@ -37,6 +37,12 @@ tests_integration_test_hostile_CFLAGS = $(ITEST_CFLAGS)
 tests_integration_test_hostile_LDADD = $(ITEST_LDADD)
 TESTS += tests/integration/test_hostile
 
+check_PROGRAMS += tests/integration/test_pipeline
+tests_integration_test_pipeline_SOURCES = tests/integration/test_pipeline.c
+tests_integration_test_pipeline_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_pipeline_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_pipeline
+
 dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py
 EXTRA_DIST += tests/integration/bcserver.py

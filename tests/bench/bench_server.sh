@@ -143,5 +143,6 @@ t1=$(date +%s.%N)
 awk -v a="$t0" -v b="$t1" 'BEGIN { printf "restart_s_1m_keys=%.2f\n", b - a }'
 rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status")
 echo "rss_kb_after_restart_1m_keys=$rss"
+"$BENCH_LOAD" verify "$port" "$NKEYS" || exit 1
 stop_server
 exit 0

@@ -23,6 +23,10 @@ class Raw(bytes):
     data block, a swallow, a partial line): read until quiet, no sentinel."""
 
 
+class Trickle(bytes):
+    """A step sent one byte per send(), to exercise incremental parsing."""
+
+
 # Each case: (name, [step, ...]). A step is bytes; "{k}" and "{k2}" become the
 # case's own keys, "{cas}" the cas value of the last "VALUE" line this server
 # sent on this connection, "{c}" the last meta "c" value.
@@ -119,6 +123,8 @@ CASES = [
     ("quit pipelined", [b"set {k} 0 0 1\r\na\r\nget {k}\r\nquit\r\nget {k}\r\n"]),
     ("pipelined mixed", [b"set {k} 0 0 1\r\na\r\nget {k}\r\nappend {k} 0 0 1\r\nb\r\n"
                          b"incr {k} 1\r\nget {k} {k2}\r\ndelete {k}\r\nget {k}\r\n"]),
+    ("pipelined many sets", [b"".join(b"set {k}%d 0 0 100\r\n" % i + b"s" * 100 + b"\r\n"
+                                      for i in range(300)) + b"get {k}299\r\n"]),
     ("pipelined many gets", [b"set {k} 0 0 3\r\nabc\r\n" + b"get {k}\r\n" * 200]),
     ("line too long", [Raw(b"get " + b"a" * 5000)]),
     ("long line of keys", [b"get " + b" ".join([b"{k}"] * 300) + b"\r\n"]),
@@ -127,7 +133,7 @@ CASES = [
     ("http request", [Raw(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")]),
     ("http post", [Raw(b"POST /x HTTP/1.0\r\n\r\n")]),
     # --- meta commands ---
-    ("mn", [b"mn\r\n"]),
+    ("mn", [Raw(b"mn\r\n")]),
     ("ms mg", [b"ms {k} 2\r\nhi\r\n", b"mg {k} v\r\n", b"mg {k} v f s k\r\n", b"mg {k}\r\n"]),
     ("mg miss", [b"mg {k} v\r\n", b"mg {k} v q\r\n", b"mg {k} k O123\r\n"]),
     ("mg opaque", [b"ms {k} 1 T0 F5\r\na\r\n", b"mg {k} O99 v f t\r\n"]),
@@ -151,6 +157,37 @@ CASES = [
     ("meta no key", [b"mg\r\n", b"md\r\n", b"ma\r\n"]),
     ("meta bad flag", [b"mg {k} !\r\n"]),
     ("me", [b"me {k}\r\n"]),
+    # --- exptime rules, byte-at-a-time input, more odd corners ---
+    ("exptime 30 days relative", [b"set {k} 0 2592000 1\r\na\r\n", b"get {k}\r\n"]),
+    ("exptime absolute past", [b"set {k} 0 2592001 1\r\na\r\n", b"get {k}\r\n"]),
+    ("exptime absolute future", [b"set {k} 0 2000000000 1\r\na\r\n", b"get {k}\r\n"]),
+    ("trickle set get", [Trickle(b"set {k} 3 0 5\r\nhello\r\n"), Trickle(b"get {k} {k2}\r\n"),
+                         Trickle(b"gets {k}\r\n")]),
+    ("trickle meta", [Trickle(b"ms {k} 2 T0 F4\r\nhi\r\n"), Trickle(b"mg {k} v f k O7\r\n")]),
+    ("trickle noreply pipeline", [Trickle(b"set {k} 0 0 1 noreply\r\na\r\nappend {k} 0 0 1 noreply\r\n"
+                                          b"b\r\nget {k}\r\n")]),
+    ("decr missing", [b"decr {k} 1\r\n"]),
+    ("touch noreply missing", [b"touch {k} 10 noreply\r\n", b"get {k}\r\n"]),
+    ("gets no key", [b"gets\r\n"]),
+    ("flush_all negative", [b"flush_all -1\r\n"]),
+    ("noreply misspelt", [b"set {k} 0 0 1 norepl\r\na\r\n", b"get {k}\r\n"]),
+    ("tab separated", [b"set\t{k} 0 0 1\r\na\r\n", b"get {k}\r\n"]),
+    ("stats reset", [b"stats reset\r\n"]),
+    ("delete extra tokens", [b"set {k} 0 0 1\r\na\r\n", b"delete {k} noreply extra\r\n",
+                             b"delete {k} 0 noreply\r\n", b"get {k}\r\n"]),
+    ("max key in multi get", [b"set " + MAXKEY + b" 0 0 1\r\nm\r\n",
+                              b"get {k} " + MAXKEY + b" {k2}\r\n", b"delete " + MAXKEY + b"\r\n"]),
+    ("too long key in multi get", [b"get {k} " + LONGKEY + b"\r\n"]),
+    ("meta max key", [b"ms " + MAXKEY + b" 1\r\nm\r\n", b"mg " + MAXKEY + b" v\r\n",
+                      b"md " + MAXKEY + b"\r\n"]),
+    ("mg vivify", [b"mg {k} N30 v c\r\n", b"mg {k} v\r\n"]),
+    ("ms base64 key", [b"ms Zm9vYmFy 1 b\r\nx\r\n", b"mg Zm9vYmFy b v k\r\n", b"md Zm9vYmFy b\r\n"]),
+    ("ms invalid flag", [b"ms {k} 1 !\r\na\r\n", b"mg {k} v\r\n"]),
+    ("incr max value", [b"set {k} 0 0 20\r\n18446744073709551614\r\n", b"incr {k} 1\r\n",
+                        b"incr {k} 1\r\n", b"decr {k} 18446744073709551615\r\n"]),
+    ("big flags in cas", [b"set {k} 4294967295 0 1\r\na\r\n", b"gets {k}\r\n",
+                          b"cas {k} 123 0 1 {cas}\r\nb\r\n", b"get {k}\r\n"]),
+    ("value with crlf inside", [b"set {k} 0 0 6\r\na\r\nb\r\n\r\n", b"get {k}\r\n"]),
 ]
 
 VALUE_RE = re.compile(rb"^(VALUE \S+ \d+ \d+) (\d+)\r$", re.M)
@@ -172,7 +209,7 @@ def mask(data):
 
 
 def substitute(step, keys, state):
-    out = step.replace(b"{k}", keys[0]).replace(b"{k2}", keys[1])
+    out = bytes(step).replace(b"{k}", keys[0]).replace(b"{k2}", keys[1])
     out = out.replace(b"{cas}", state.get("cas", b"0")).replace(b"{c}", state.get("c", b"0"))
     return out
 
@@ -202,7 +239,11 @@ def run_case(srv, idx, steps):
             continue
         data = substitute(step, keys, state)
         try:
-            sock.sendall(data)
+            if isinstance(step, Trickle):
+                for i in range(len(data)):
+                    sock.sendall(data[i:i + 1])
+            else:
+                sock.sendall(data)
             if isinstance(step, Raw):
                 reply, closed = bcserver.recv_until(sock, (), quiet=0.3)
             else:
@@ -219,6 +260,18 @@ def run_case(srv, idx, steps):
         replies.append((mask(reply), "closed" if closed else "open"))
     sock.close()
     return replies
+
+
+def excerpt(reply, other):
+    """Short replies whole; long ones around the first byte that differs."""
+    data, state = reply
+    if len(data) <= 300:
+        return reply
+    at = next((i for i, (a, b) in enumerate(zip(data, other[0])) if a != b),
+              min(len(data), len(other[0])))
+    start = max(0, at - 60)
+    return ("%d bytes, first difference at byte %d: ...%r..." % (len(data), at, data[start:at + 60]),
+            state)
 
 
 def joined(replies):
@@ -254,7 +307,7 @@ def main():
                     if w != g:
                         shown = steps[n] if len(steps[n]) < 200 else steps[n][:200] + b"..."
                         print("FAIL case %r step %d %r:\n  memcached: %r\n  bitcached: %r"
-                              % (name, n, shown, w, g))
+                              % (name, n, shown, excerpt(w, g), excerpt(g, w)))
                         break
             if not sut.alive():
                 print("FAIL case %r: server under test died" % name)

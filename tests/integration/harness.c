@@ -6,20 +6,20 @@
 
 #include "tests/integration/harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <signal.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MAX_SERVERS 16
 
@@ -251,8 +251,8 @@ harness_start(struct harness_server *srv, int timeout_ms)
             harness_kill(srv);
             return -1;
         }
-        fprintf(stderr, "server exited at start-up (status 0x%x)%s\n",
-                status, srv->use_unix ? "" : ", retrying on another port");
+        fprintf(stderr, "server exited at start-up (status 0x%x)%s\n", status,
+                srv->use_unix ? "" : ", retrying on another port");
         if (srv->use_unix) {
             return -1;
         }

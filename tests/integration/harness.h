@@ -16,36 +16,36 @@
 /* One server under test. tmp_dir holds data/ (the --data-dir) and sock (the
  * unix socket, when use_unix is set). Everything belongs to the harness. */
 struct harness_server {
-    pid_t pid;                       /* 0 when not running */
-    int port;                        /* TCP port, 0 when use_unix */
-    int use_unix;                    /* listen on sock_path with -p 0 */
+    pid_t pid;    /* 0 when not running */
+    int port;     /* TCP port, 0 when use_unix */
+    int use_unix; /* listen on sock_path with -p 0 */
     char tmp_dir[96];
     char data_dir[128];
-    char sock_path[108];           /* sun_path size */
+    char sock_path[108]; /* sun_path size */
     int nargs;
-    char *args[HARNESS_MAX_ARGS];    /* extra args, owned copies */
+    char *args[HARNESS_MAX_ARGS]; /* extra args, owned copies */
 };
 
 /* Fail the test with a message naming the place. */
-#define HARNESS_CHECK(cond)                                                   \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,  \
-                    #cond);                                                   \
-            harness_fail();                                                   \
-        }                                                                     \
+#define HARNESS_CHECK(cond)                                                    \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+            harness_fail();                                                    \
+        }                                                                      \
     } while (0)
 
-#define HARNESS_CHECK_RC(memc, rc, want)                                      \
-    do {                                                                      \
-        memcached_return_t rc_ = (rc);                                        \
-        if (rc_ != (want)) {                                                  \
-            fprintf(stderr, "%s:%d: %s: got %s, want %s (%s)\n", __FILE__,    \
-                    __LINE__, #rc, memcached_strerror((memc), rc_),           \
-                    memcached_strerror((memc), (want)),                       \
-                    memcached_last_error_message(memc));                      \
-            harness_fail();                                                   \
-        }                                                                     \
+#define HARNESS_CHECK_RC(memc, rc, want)                                       \
+    do {                                                                       \
+        memcached_return_t rc_ = (rc);                                         \
+        if (rc_ != (want)) {                                                   \
+            fprintf(stderr, "%s:%d: %s: got %s, want %s (%s)\n", __FILE__,     \
+                    __LINE__, #rc, memcached_strerror((memc), rc_),            \
+                    memcached_strerror((memc), (want)),                        \
+                    memcached_last_error_message(memc));                       \
+            harness_fail();                                                    \
+        }                                                                      \
     } while (0)
 
 /* Exit 77 (automake SKIP) unless $BITCACHED names an executable file. Also
@@ -56,7 +56,7 @@ void harness_init(void);
 const char *harness_binary(void);
 
 /* A TCP port that was free a moment ago on 127.0.0.1 (bind port 0, read it,
- * close). The caller must cope with losing a race for it. Returns -1 on error. */
+ * close). The caller must cope with losing a race for it. -1 on error. */
 int harness_free_port(void);
 
 /* Create a server description with a fresh temp dir; argv is NULL-terminated

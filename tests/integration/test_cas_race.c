@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define NTHREADS 4
-#define ROUNDS 100
+#define ROUNDS   100
 
 static struct harness_server *srv;
 static pthread_barrier_t barrier;
@@ -54,8 +54,7 @@ racer(void *arg)
         cas = fetch_cas(memc, key);
         HARNESS_CHECK(cas != 0);
         pthread_barrier_wait(&barrier); /* everyone holds the same cas */
-        rc = memcached_cas(memc, key, strlen(key), val, strlen(val), 0, 0,
-                           cas);
+        rc = memcached_cas(memc, key, strlen(key), val, strlen(val), 0, 0, cas);
         if (rc == MEMCACHED_SUCCESS) {
             pthread_mutex_lock(&mu);
             winners[r]++;
@@ -82,16 +81,16 @@ main(void)
     memc = harness_client(srv);
     HARNESS_CHECK(pthread_barrier_init(&barrier, NULL, NTHREADS + 1) == 0);
     for (int i = 0; i < NTHREADS; i++) {
-        HARNESS_CHECK(pthread_create(&th[i], NULL, racer,
-                                     (void *)(intptr_t)i) == 0);
+        HARNESS_CHECK(
+                pthread_create(&th[i], NULL, racer, (void *)(intptr_t)i) == 0);
     }
     for (int r = 0; r < ROUNDS; r++) {
         char key[32];
 
         snprintf(key, sizeof(key), "race:%d", r);
-        HARNESS_CHECK_RC(memc, memcached_set(memc, key, strlen(key), "start",
-                                             5, 0, 0),
-                         MEMCACHED_SUCCESS);
+        HARNESS_CHECK_RC(
+                memc, memcached_set(memc, key, strlen(key), "start", 5, 0, 0),
+                MEMCACHED_SUCCESS);
         pthread_barrier_wait(&barrier);
         pthread_barrier_wait(&barrier);
         pthread_barrier_wait(&barrier);

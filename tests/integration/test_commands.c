@@ -10,8 +10,8 @@
 #include "tests/integration/harness.h"
 
 #include <string.h>
-#include <unistd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char *
 get_str(memcached_st *memc, const char *key, uint32_t *flags,
@@ -213,13 +213,14 @@ test_mget_many(memcached_st *memc)
             continue; /* every fifth key is missing */
         }
         snprintf(val, sizeof(val), "value-%d", i * 7);
-        HARNESS_CHECK_RC(memc, memcached_set(memc, keys[i], lens[i], val,
-                                             strlen(val), 0, (uint32_t)i),
+        HARNESS_CHECK_RC(memc,
+                         memcached_set(memc, keys[i], lens[i], val, strlen(val),
+                                       0, (uint32_t)i),
                          MEMCACHED_SUCCESS);
     }
-    HARNESS_CHECK_RC(memc, memcached_mget(memc, (const char *const *)keys,
-                                          lens, NKEYS),
-                     MEMCACHED_SUCCESS);
+    HARNESS_CHECK_RC(
+            memc, memcached_mget(memc, (const char *const *)keys, lens, NKEYS),
+            MEMCACHED_SUCCESS);
     while ((res = memcached_fetch_result(memc, NULL, &rc)) != NULL) {
         const char *k = memcached_result_key_value(res);
         char want[64];
@@ -230,8 +231,8 @@ test_mget_many(memcached_st *memc)
         seen[i] = 1;
         snprintf(want, sizeof(want), "value-%d", i * 7);
         HARNESS_CHECK(memcached_result_length(res) == strlen(want));
-        HARNESS_CHECK(memcmp(memcached_result_value(res), want,
-                             strlen(want)) == 0);
+        HARNESS_CHECK(memcmp(memcached_result_value(res), want, strlen(want)) ==
+                      0);
         HARNESS_CHECK(memcached_result_flags(res) == (uint32_t)i);
         got++;
         memcached_result_free(res);
@@ -285,8 +286,8 @@ test_item_limit(void)
     HARNESS_CHECK(harness_start(srv, 10000) == 0);
     memc = harness_client(srv);
     /* 1 MiB and a little more must work once -I allows 2 MiB */
-    HARNESS_CHECK_RC(memc, memcached_set(memc, "m1", 2, big, 1024 * 1024 + 10,
-                                         0, 0),
+    HARNESS_CHECK_RC(memc,
+                     memcached_set(memc, "m1", 2, big, 1024 * 1024 + 10, 0, 0),
                      MEMCACHED_SUCCESS);
     HARNESS_CHECK_RC(memc, memcached_set(memc, "under", 5, big, under, 0, 0),
                      MEMCACHED_SUCCESS);

@@ -2,7 +2,8 @@
  * connections: one that pipelines gets and never reads the replies (the
  * server must stop reading it or close it, not buffer without bound), ones
  * that vanish in the middle of a value, and ones that send binary junk or
- * HTTP request lines (they get errors or are closed; the server stays up).
+ * HTTP request lines (they get errors or are closed; the server stays up),
+ * and clients past the -c connection limit (memcached's error, then closed).
  * Depends on the harness and libmemcached only. */
 #include <config.h>
 
@@ -12,9 +13,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/socket.h>
 
 #define BIG_VALUE 4000
 
@@ -81,8 +82,8 @@ test_never_reads(struct harness_server *srv)
     int fd;
 
     memset(val, 'v', sizeof(val));
-    HARNESS_CHECK_RC(memc, memcached_set(memc, "bigv", 4, val, sizeof(val), 0,
-                                         0),
+    HARNESS_CHECK_RC(memc,
+                     memcached_set(memc, "bigv", 4, val, sizeof(val), 0, 0),
                      MEMCACHED_SUCCESS);
     memcached_free(memc);
     for (size_t i = 0; i + 10 <= sizeof(reqs); i += 10) {
@@ -93,8 +94,8 @@ test_never_reads(struct harness_server *srv)
     HARNESS_CHECK(fd >= 0);
     HARNESS_CHECK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
     while (sent < max_send && !blocked && !closed) {
-        ssize_t n = send(fd, reqs, sizeof(reqs) - sizeof(reqs) % 10,
-                         MSG_NOSIGNAL);
+        ssize_t n =
+                send(fd, reqs, sizeof(reqs) - sizeof(reqs) % 10, MSG_NOSIGNAL);
 
         if (n > 0) {
             sent += (size_t)n;
@@ -114,8 +115,10 @@ test_never_reads(struct harness_server *srv)
         }
     }
     if (!blocked && !closed) {
-        fprintf(stderr, "the server read %zu bytes of gets from a client that "
-                "never reads replies\n", sent);
+        fprintf(stderr,
+                "the server read %zu bytes of gets from a client that "
+                "never reads replies\n",
+                sent);
         harness_fail();
     }
     check_others_work(srv, "while a client is not reading");
@@ -194,13 +197,13 @@ static void
 test_junk(struct harness_server *srv)
 {
     static const char *const lines[] = {
-        "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: x\r\n\r\n",
-        "POST /cache HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello",
-        "\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00"
-        "\x00\x00\x00\x00\x00\x00\x00\x00hello",
-        "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
-        "set k 0 0 99999999999999999999999\r\n",
-        "get \x01\x02\x03\r\n",
+            "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: x\r\n\r\n",
+            "POST /cache HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello",
+            "\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00"
+            "\x00\x00\x00\x00\x00\x00\x00\x00hello",
+            "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            "set k 0 0 99999999999999999999999\r\n",
+            "get \x01\x02\x03\r\n",
     };
     static char random_junk[256 * 1024];
     static char reply[64 * 1024];
@@ -212,8 +215,7 @@ test_junk(struct harness_server *srv)
         /* Either nothing (closed) or error lines, never a crash; a server
          * that speaks the binary protocol may answer in it (magic 0x81). */
         if (reply[0] != '\0' && (unsigned char)reply[0] != 0x81 &&
-            strstr(reply, "ERROR") == NULL &&
-            strstr(reply, "END") == NULL) {
+            strstr(reply, "ERROR") == NULL && strstr(reply, "END") == NULL) {
             fprintf(stderr, "junk %zu: unexpected reply [%s]\n", i, reply);
             harness_fail();
         }
@@ -234,6 +236,54 @@ test_junk(struct harness_server *srv)
     check_others_work(srv, "after junk");
 }
 
+/* Past -c, a new client gets memcached's error line and is closed; the ones
+ * already in keep working, and once they leave new clients get in again. */
+static void
+test_conn_limit(void)
+{
+    enum { LIMIT = 32, TRIES = 60 };
+    static const char *const args[] = {"-c", "32", "-t", "2", NULL};
+    static const char too_many[] = "ERROR Too many open connections\r\n";
+    struct harness_server *srv = harness_create(args, 0);
+    int fds[TRIES];
+    int served = 0;
+    int rejected = 0;
+
+    HARNESS_CHECK(harness_start(srv, 10000) == 0);
+    for (int i = 0; i < TRIES; i++) {
+        char buf[256];
+        ssize_t n;
+
+        fds[i] = harness_connect(srv);
+        HARNESS_CHECK(fds[i] >= 0);
+        HARNESS_CHECK(harness_send_all(fds[i], "version\r\n", 9) == 0 ||
+                      errno == EPIPE || errno == ECONNRESET);
+        n = harness_recv_until(fds[i], buf, sizeof(buf), "\r\n");
+        if (n > 0 && strncmp(buf, "VERSION ", 8) == 0) {
+            served++;
+        } else if (n > 0 && strcmp(buf, too_many) == 0) {
+            rejected++;
+            /* and then the server closes it */
+            HARNESS_CHECK(recv(fds[i], buf, sizeof(buf), 0) <= 0);
+        } else {
+            fprintf(stderr, "connection %d: unexpected reply [%s]\n", i,
+                    n > 0 ? buf : "(none)");
+            harness_fail();
+        }
+    }
+    printf("-c %d: %d of %d connections served, %d rejected\n", LIMIT, served,
+           TRIES, rejected);
+    HARNESS_CHECK(served > 0 && served <= LIMIT);
+    HARNESS_CHECK(served + rejected == TRIES);
+    for (int i = 0; i < TRIES; i++) {
+        close(fds[i]);
+    }
+    usleep(200 * 1000);
+    check_others_work(srv, "after the connection limit was hit");
+    HARNESS_CHECK(harness_stop(srv) == 0);
+    harness_destroy(&srv);
+}
+
 int
 main(void)
 {
@@ -248,6 +298,7 @@ main(void)
     HARNESS_CHECK(harness_alive(srv));
     HARNESS_CHECK(harness_stop(srv) == 0);
     harness_destroy(&srv);
+    test_conn_limit();
     printf("ok\n");
     return 0;
 }

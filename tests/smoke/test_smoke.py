@@ -6,6 +6,7 @@
 import os
 import sys
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
 import bcserver  # noqa: E402
 
