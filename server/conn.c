@@ -30,7 +30,7 @@
 #define OUT_HIGH     (4u * 1024 * 1024)
 #define OUT_LOW      (1u * 1024 * 1024)
 #define OUT_CAP_MIN  (64u * 1024 * 1024)
-#define RBUF_LIMIT_SLACK (2u * 1024 * 1024)
+#define RBUF_LIMIT_SLACK (64u * 1024)
 #define READS_PER_EVENT 4   /* fairness between connections of a worker */
 
 struct conn {
@@ -272,7 +272,7 @@ process(struct conn *c)
         if (st == CMD_NEED_MORE) {
             size_t want = cmd_bytes_wanted(&c->cc);
             size_t limit = (size_t)c->w->srv->settings->item_size_max +
-                           RBUF_LIMIT_SLACK;
+                           CMD_LINE_MAX + RBUF_LIMIT_SLACK;
             if (want > limit || c->rend - c->rstart > limit) {
                 /* The parser bounds requests; this is a last line of
                  * defence against a buffer that would only grow. */
