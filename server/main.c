@@ -297,7 +297,7 @@ main(int argc, char **argv)
     srv.env.store = srv.store;
     srv.env.item_max = settings.item_size_max;
     srv.env.enable_shutdown = settings.enable_shutdown;
-    srv.env.version = PACKAGE_VERSION;
+    srv.env.version = SERVER_VERSION_STRING;
     srv.env.stats = stats_reply;
     srv.env.stats_arg = &srv;
     srv.env.verbosity = set_verbosity;

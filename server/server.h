@@ -12,6 +12,14 @@
 #include "server/cmd.h"
 #include "server/settings.h"
 
+/* What `version` and `stats` report: the memcached release whose text
+ * protocol we follow, then our own version as semver build metadata.
+ * Clients read the leading number as memcached's: libmemcached rejects a
+ * major version of 0, and memcached's own conformance tool expects 1.6
+ * behaviour only from a server that says 1.6 or later. */
+#define SERVER_PROTOCOL_VERSION "1.6.18"
+#define SERVER_VERSION_STRING SERVER_PROTOCOL_VERSION "+bitcached-" PACKAGE_VERSION
+
 struct worker;
 struct event_base;
 
