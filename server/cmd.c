@@ -406,34 +406,31 @@ meta_simple(struct cmd_conn *cc, const struct proto_req *req, const char *code)
     emit_out(cc, &o);
 }
 
+/* A meta flag's numeric token (validated by the parser), or dflt when the
+ * flag is absent. */
 static uint64_t
 mflag_u64(const struct proto_req *req, char f, uint64_t dflt)
 {
     const struct proto_mflag *m = proto_mflag_find(req, f);
-    uint64_t v = 0;
-    size_t i;
+    uint64_t v;
 
-    if (m == NULL) {
+    if (m == NULL || !proto_strtou64(m->tok, m->len, &v)) {
         return dflt;
-    }
-    for (i = 0; i < m->len; i++) {
-        if (m->tok[i] < '0' || m->tok[i] > '9') {
-            return 0;
-        }
-        v = v * 10 + (uint64_t)(m->tok[i] - '0');
     }
     return v;
 }
 
+/* A meta TTL token (T, N): read as memcached does, keeping 32 bits. */
 static int64_t
-mflag_i64(const struct proto_req *req, char f)
+mflag_exptime(const struct proto_req *req, char f)
 {
     const struct proto_mflag *m = proto_mflag_find(req, f);
+    int64_t v;
 
-    if (m != NULL && m->len > 0 && m->tok[0] == '-') {
-        return -1;
+    if (m == NULL || !proto_strtoi64(m->tok, m->len, &v)) {
+        return 0;
     }
-    return (int64_t)mflag_u64(req, f, 0);
+    return (int32_t)(uint32_t)(uint64_t)v;
 }
 
 static void
@@ -466,7 +463,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     if (t != NULL) {
         cc->ctr->cmd_touch++;
         rc = cask_touch(cc->env->store, req->key, req->klen,
-                        exp_abs(cc->env, mflag_i64(req, 'T')), &it,
+                        exp_abs(cc->env, mflag_exptime(req, 'T')), &it,
                         want_val ? &val : NULL);
     } else {
         rc = cask_get(cc->env->store, req->key, req->klen, &it,
@@ -475,7 +472,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     if (rc == CASK_ENOTFOUND && proto_mflag_find(req, 'N') != NULL) {
         /* autovivify: create an empty item and tell this client it won
          * the right to fill it (W) */
-        int64_t exp = exp_abs(cc->env, mflag_i64(req, 'N'));
+        int64_t exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
 
         count_miss(cc, &it);
         rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
@@ -609,7 +606,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     if (!cas_zero(cc, req, &rc)) {
         rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
                         req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
-                        exp_abs(cc->env, mflag_i64(req, 'T')),
+                        exp_abs(cc->env, mflag_exptime(req, 'T')),
                         mflag_u64(req, 'C', 0), &cas_out);
     }
     switch (rc) {
@@ -672,7 +669,7 @@ invalidate(struct cmd_conn *cc, const struct proto_req *req)
         return CASK_EEXISTS;
     }
     exp = proto_mflag_find(req, 'T') != NULL
-                  ? exp_abs(cc->env, mflag_i64(req, 'T'))
+                  ? exp_abs(cc->env, mflag_exptime(req, 'T'))
                   : it.exp_abs_s;
     rc = cask_store(cc->env->store, CASK_SET, req->key, req->klen, val, it.vlen,
                     it.flags, exp, it.cas, NULL);
@@ -739,7 +736,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.delta = mflag_u64(req, 'D', 1);
     a.vivify = proto_mflag_find(req, 'N') != NULL;
     a.initial = mflag_u64(req, 'J', 0);
-    a.vivify_exp_abs_s = exp_abs(cc->env, mflag_i64(req, 'N'));
+    a.vivify_exp_abs_s = exp_abs(cc->env, mflag_exptime(req, 'N'));
     a.cas_in = mflag_u64(req, 'C', 0);
     if (a.vivify &&
         cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
@@ -796,7 +793,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             proto_out_mem(&o, " t", 2);
             out_ttl(&o, cc->env, exp);
         } else if (f->flag == 'T') {
-            exp = exp_abs(cc->env, mflag_i64(req, 'T'));
+            exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
         } else if (f->flag == 'N' && a.vivify && !existed) {
             exp = a.vivify_exp_abs_s;
         } else {

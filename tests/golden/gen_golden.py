@@ -32,6 +32,15 @@ CASES = {
                b"get   a   c  \r\n  get c\r\nget c\n",
     "flags": b"set a 4294967295 0 1\r\nx\r\nget a\r\nset a 4294967297 0 1\r\n"
              b"x\r\nget a\r\nset a -1 0 1\r\nx\r\nset a x 0 1\r\nx\r\n",
+    "numbers": b"set q1 0 0 4294967297\r\nx\r\nget q1\r\nincr q1 -0\r\n"
+               b"set q2 0 0 1\r\n5\r\nincr q2 -0\r\nincr q2 1\t\r\n"
+               b"incr q2 \t1\r\nincr q2 -1\r\nincr q2 +2\r\n"
+               b"set q3 -0 0 1\r\nx\r\nms q4 4294967297\r\ny\r\n"
+               b"mg q4 v\r\nmg q4 T-0 v\r\nincr q2 5\r\r\n"
+               b"ms q5 1 F4294967297\r\nz\r\nmg q5 f\r\n"
+               b"set q6 0 4294967301 1\r\nx\r\nmg q6 t\r\n"
+               b"ma q7 N0 J18446744073709551615 v\r\nma q7 D-0 v\r\n"
+               b"gets q1\r\ncas q1 0 0 1 -0\r\nx\r\n",
     "storage_modes": b"add a 0 0 1\r\n1\r\nadd a 0 0 1\r\n2\r\nreplace a 0 0 1\r\n3\r\n"
                      b"replace zz 0 0 1\r\n3\r\nappend a 0 0 2\r\n45\r\n"
                      b"prepend a 0 0 2\r\n01\r\nget a\r\nappend zz 0 0 1\r\nx\r\n"
