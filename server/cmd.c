@@ -574,6 +574,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     enum cask_store_mode mode = CASK_SET;
     bool quiet = proto_mflag_find(req, 'q') != NULL;
     uint64_t cas_out = 0;
+    uint64_t cas_in;
     char line[LINE_CAP];
     struct proto_out o;
     const char *code;
@@ -603,11 +604,21 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
         }
     }
     cc->ctr->cmd_set++;
-    if (!cas_zero(cc, req, &rc)) {
+    /* C as memcached's ms applies it: ignored by add; on set and replace a
+     * compare like the cas command (C0 never matches); on append and
+     * prepend C0 means no compare and a missing key is NS */
+    cas_in = mode == CASK_ADD ? 0 : mflag_u64(req, 'C', 0);
+    if ((mode == CASK_SET || mode == CASK_REPLACE) && cas_zero(cc, req, &rc)) {
+        /* rc is set */
+    } else {
         rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
                         req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
-                        exp_abs(cc->env, mflag_exptime(req, 'T')),
-                        mflag_u64(req, 'C', 0), &cas_out);
+                        exp_abs(cc->env, mflag_exptime(req, 'T')), cas_in,
+                        &cas_out);
+        if (rc == CASK_ENOTFOUND &&
+            (mode == CASK_APPEND || mode == CASK_PREPEND)) {
+            rc = CASK_ENOTSTORED;
+        }
     }
     switch (rc) {
     case CASK_OK:

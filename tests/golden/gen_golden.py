@@ -118,6 +118,14 @@ CASES = {
                 b"ms m 2 T-1\r\nhi\r\nmg m v\r\n",
     "meta_cas": b"ms m 2 c\r\nhi\r\nms m 2 C999\r\nho\r\nmg m c v\r\n"
                 b"ms m 2 C2\r\nho\r\nmg m v c\r\nmd m C999\r\nmd m C3 q\r\nmg m\r\n",
+    "meta_set_modes_cas": b"ms c1 1 ME C1\r\na\r\nms c1 1 ME C1\r\na\r\n"
+                          b"ms c1 1 MA C1\r\nb\r\nms c1 1 MP C999\r\nc\r\n"
+                          b"ms c1 1 MR C999\r\nd\r\nmg c1 v c\r\n"
+                          b"ms c2 1 MA C1\r\nb\r\nms c3 1 MR C1\r\nb\r\n"
+                          b"ms c1 1 MS C999\r\ne\r\nms c1 1 MR C0\r\nf\r\n"
+                          b"ms c1 1 MA C0\r\nf\r\nms c1 1 MS C0\r\ng\r\n"
+                          b"ms c4 1 C0\r\ng\r\nms c1 1 MR C1\r\nh\r\n"
+                          b"mg c1 v\r\n",
     "meta_delete": b"set m 0 0 2\r\nhi\r\nmd m\r\nmd m q\r\nmd m\r\nmd m x\r\n"
                    b"md zz k Oa\r\nmd zz q\r\nset m 0 0 2\r\nhi\r\nmd m q\r\nmg m\r\n",
     "meta_arith": b"ma n\r\nma n N0 J5\r\nma n MD D10\r\nma n v\r\nma n q\r\n"
