@@ -444,6 +444,23 @@ out_ttl(struct proto_out *o, const struct cmd_env *env, int64_t exp)
     proto_out_i64(o, exp < 0 ? -1 : exp);
 }
 
+/* Whether a t flag comes before the T flag. */
+static bool
+t_before_T(const struct proto_req *req)
+{
+    unsigned i;
+
+    for (i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == 'T') {
+            return false;
+        }
+        if (req->mflags[i].flag == 't') {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void
 do_mg(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -455,15 +472,26 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     char line[LINE_CAP];
     struct proto_out o;
     bool won = false;
+    int64_t exp = 0;
+    int64_t new_exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
     unsigned i;
     int rc;
 
     memset(&it, 0, sizeof(it));
     cc->ctr->cmd_get++;
+    if (t != NULL && t_before_T(req)) {
+        /* memcached applies T where it stands among the return flags, so
+         * a t before it shows the TTL the item had */
+        struct cask_item old;
+
+        if (cask_get(cc->env->store, req->key, req->klen, &old, NULL) ==
+            CASK_OK) {
+            exp = old.exp_abs_s;
+        }
+    }
     if (t != NULL) {
         cc->ctr->cmd_touch++;
-        rc = cask_touch(cc->env->store, req->key, req->klen,
-                        exp_abs(cc->env, mflag_exptime(req, 'T')), &it,
+        rc = cask_touch(cc->env->store, req->key, req->klen, new_exp, &it,
                         want_val ? &val : NULL);
     } else {
         rc = cask_get(cc->env->store, req->key, req->klen, &it,
@@ -472,11 +500,11 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     if (rc == CASK_ENOTFOUND && proto_mflag_find(req, 'N') != NULL) {
         /* autovivify: create an empty item and tell this client it won
          * the right to fill it (W) */
-        int64_t exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
+        int64_t viv_exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
 
         count_miss(cc, &it);
         rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
-                        exp, 0, NULL);
+                        viv_exp, 0, NULL);
         if (rc == CASK_OK || rc == CASK_ENOTSTORED) {
             rc = cask_get(cc->env->store, req->key, req->klen, &it,
                           want_val ? &val : NULL);
@@ -499,6 +527,9 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         emit_server_error(cc, rc);
         return;
     }
+    if (t == NULL || !t_before_T(req) || won) {
+        exp = t != NULL && !won ? new_exp : it.exp_abs_s;
+    }
     proto_out_init(&o, line, sizeof(line));
     if (want_val) {
         proto_out_mem(&o, "VA ", 3);
@@ -510,6 +541,9 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         const struct proto_mflag *m = &req->mflags[i];
 
         switch (m->flag) {
+        case 'T':
+            exp = new_exp;
+            break;
         case 'c':
             proto_out_mem(&o, " c", 2);
             proto_out_u64(&o, it.cas);
@@ -524,7 +558,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
             break;
         case 't':
             proto_out_mem(&o, " t", 2);
-            out_ttl(&o, cc->env, it.exp_abs_s);
+            out_ttl(&o, cc->env, exp);
             break;
         case 'h':
             proto_out_mem(&o, " h0", 3);
@@ -814,8 +848,8 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     if (exp != it.exp_abs_s) {
         (void)cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL);
     }
-    /* q hides HD, except for an item this call created (memcached) */
-    if (quiet && !want_val && (existed || !a.vivify)) {
+    /* q hides HD and VA, except for an item this call created (memcached) */
+    if (quiet && (existed || !a.vivify)) {
         return;
     }
     proto_out_mem(&o, "\r\n", 2);

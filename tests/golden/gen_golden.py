@@ -126,6 +126,9 @@ CASES = {
                           b"ms c1 1 MA C0\r\nf\r\nms c1 1 MS C0\r\ng\r\n"
                           b"ms c4 1 C0\r\ng\r\nms c1 1 MR C1\r\nh\r\n"
                           b"mg c1 v\r\n",
+    "meta_order": b"set a 0 0 2\r\n10\r\nmg a O1 u t T30\r\nmg a t\r\n"
+                  b"mg a T60 t\r\nmg a t T90 t\r\nma a q c v\r\nmg a v\r\n"
+                  b"ma a t T10\r\nma a T20 t\r\nma z q N30 v\r\n",
     "meta_delete": b"set m 0 0 2\r\nhi\r\nmd m\r\nmd m q\r\nmd m\r\nmd m x\r\n"
                    b"md zz k Oa\r\nmd zz q\r\nset m 0 0 2\r\nhi\r\nmd m q\r\nmg m\r\n",
     "meta_arith": b"ma n\r\nma n N0 J5\r\nma n MD D10\r\nma n v\r\nma n q\r\n"
