@@ -601,6 +601,27 @@ cas_zero(struct cmd_conn *cc, const struct proto_req *req, int *rc)
     return true;
 }
 
+/* ms I with a cas older than the item's: memcached stores anyway (and marks
+ * the item stale, which the store does not keep). */
+static int
+store_older_cas(struct cmd_conn *cc, const struct proto_req *req,
+                enum cask_store_mode mode, uint64_t cas_in, uint64_t *cas_out)
+{
+    struct cask_item it;
+    int rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+
+    if (rc != CASK_OK) {
+        return rc;
+    }
+    if (cas_in >= it.cas) {
+        return CASK_EEXISTS;
+    }
+    return cask_store(cc->env->store, mode, req->key, req->klen, req->data,
+                      req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
+                      exp_abs(cc->env, mflag_exptime(req, 'T')), it.cas,
+                      cas_out);
+}
+
 static void
 do_ms(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -652,6 +673,9 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
         if (rc == CASK_ENOTFOUND &&
             (mode == CASK_APPEND || mode == CASK_PREPEND)) {
             rc = CASK_ENOTSTORED;
+        }
+        if (rc == CASK_EEXISTS && proto_mflag_find(req, 'I') != NULL) {
+            rc = store_older_cas(cc, req, mode, cas_in, &cas_out);
         }
     }
     switch (rc) {
