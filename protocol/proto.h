@@ -124,6 +124,13 @@ enum proto_status proto_parse(struct proto_parser *p, struct proto_req *req,
 bool proto_key_next(const struct proto_req *req, size_t *pos, const char **key,
                     size_t *klen);
 
+/* Numbers as memcached reads them (strtoull/strtol, then its check of what
+ * follows): leading white space and a sign allowed, then digits, then the
+ * end, white space or a NUL. proto_strtou64 refuses a '-' number whose
+ * value wraps (so "-0" is 0 but "-1" fails); both fail on overflow. */
+bool proto_strtou64(const char *p, size_t n, uint64_t *out);
+bool proto_strtoi64(const char *p, size_t n, int64_t *out);
+
 /* Meta flag lookup: the first flag f of req, or NULL. */
 const struct proto_mflag *proto_mflag_find(const struct proto_req *req, char f);
 

@@ -87,63 +87,87 @@ tok_is(const struct tok *t, const char *s)
     return t->n == n && memcmp(t->p, s, n) == 0;
 }
 
-/* Unsigned decimal as strtoull would take it in full: digits only (a leading
- * '+' allowed), no overflow. memcached rejects a '-' sign too. */
 static bool
-parse_u64(const char *p, size_t n, uint64_t *out)
+is_space(char c)
 {
-    uint64_t v = 0;
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
+           c == '\r';
+}
+
+/* A number as strtoull/strtol read one, plus memcached's check of what
+ * follows it: leading white space, an optional sign, at least one digit,
+ * then the end of the token, white space or a NUL (memcached's tokens are C
+ * strings). *mag gets the magnitude; false if it overflows 64 bits. */
+static bool
+scan_num(const char *p, size_t n, bool *neg, uint64_t *mag)
+{
     size_t i = 0;
+    uint64_t v = 0;
+    bool any = false;
 
-    if (n > 0 && p[0] == '+') {
-        i = 1;
+    while (i < n && is_space(p[i])) {
+        i++;
     }
-    if (i == n) {
-        return false;
+    *neg = false;
+    if (i < n && (p[i] == '+' || p[i] == '-')) {
+        *neg = p[i] == '-';
+        i++;
     }
-    for (; i < n; i++) {
-        unsigned d;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        unsigned d = (unsigned)(p[i] - '0');
 
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        d = (unsigned)(p[i] - '0');
         if (v > (UINT64_MAX - d) / 10) {
             return false;
         }
         v = v * 10 + d;
+        any = true;
+    }
+    if (!any || (i < n && p[i] != '\0' && !is_space(p[i]))) {
+        return false;
+    }
+    *mag = v;
+    return true;
+}
+
+bool
+proto_strtou64(const char *p, size_t n, uint64_t *out)
+{
+    bool neg;
+    uint64_t mag;
+    uint64_t v;
+
+    if (!scan_num(p, n, &neg, &mag)) {
+        return false;
+    }
+    /* strtoull negates a '-' number; memcached refuses it only when the
+     * result looks negative as a signed number */
+    v = neg ? 0 - mag : mag;
+    if (neg && v > (uint64_t)INT64_MAX) {
+        return false;
     }
     *out = v;
     return true;
 }
 
-static bool
-parse_i64(const char *p, size_t n, int64_t *out)
+bool
+proto_strtoi64(const char *p, size_t n, int64_t *out)
 {
-    bool neg = false;
-    uint64_t v;
+    bool neg;
+    uint64_t mag;
 
-    if (n > 0 && p[0] == '-') {
-        neg = true;
-        p++;
-        n--;
-        if (n > 0 && p[0] == '+') {
-            return false;
-        }
-    }
-    if (!parse_u64(p, n, &v)) {
+    if (!scan_num(p, n, &neg, &mag)) {
         return false;
     }
     if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1) {
+        if (mag > (uint64_t)INT64_MAX + 1) {
             return false;
         }
-        *out = (int64_t)(0 - v);
+        *out = (int64_t)(0 - mag);
     } else {
-        if (v > (uint64_t)INT64_MAX) {
+        if (mag > (uint64_t)INT64_MAX) {
             return false;
         }
-        *out = (int64_t)v;
+        *out = (int64_t)mag;
     }
     return true;
 }
@@ -151,7 +175,7 @@ parse_i64(const char *p, size_t n, int64_t *out)
 static bool
 tok_u64(const struct tok *t, uint64_t *out)
 {
-    return parse_u64(t->p, t->n, out);
+    return proto_strtou64(t->p, t->n, out);
 }
 
 /* memcached reads exptimes with strtol and keeps 32 bits of the result. */
@@ -160,7 +184,7 @@ tok_exptime(const struct tok *t, int64_t *out)
 {
     int64_t v;
 
-    if (!parse_i64(t->p, t->n, &v)) {
+    if (!proto_strtoi64(t->p, t->n, &v)) {
         return false;
     }
     *out = (int32_t)(uint32_t)(uint64_t)v;
@@ -402,10 +426,12 @@ parse_update(struct proto_parser *p, struct proto_req *req,
     }
     /* memcached keeps the low 32 bits of flags parsed as unsigned long */
     if (!tok_u64(&l->t[2], &fl) || !tok_exptime(&l->t[3], &req->exptime) ||
-        !parse_i64(l->t[4].p, l->t[4].n, &vlen)) {
+        !proto_strtoi64(l->t[4].p, l->t[4].n, &vlen)) {
         return fail(req, ERR_FORMAT);
     }
     req->flags = (uint32_t)fl;
+    /* memcached keeps the low 32 bits of the length, then range-checks */
+    vlen = (int32_t)(uint32_t)(uint64_t)vlen;
     if (vlen < 0 || vlen > INT32_MAX - 2) {
         return fail(req, ERR_FORMAT);
     }
@@ -595,7 +621,6 @@ static const char MG_FLAGS[] = "bcfhklOqstuvNRT";
 static const char MS_FLAGS[] = "bcCFIkOqsTMN";
 static const char MD_FLAGS[] = "bCIkOqT";
 static const char MA_FLAGS[] = "bCkOqtcvNJDTM";
-static const char NUM_FLAGS[] = "CNRTJD";
 
 static enum proto_status
 parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
@@ -655,8 +680,11 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
     if (req->cmd == PROTO_CMD_MS) {
         int64_t vlen;
 
-        if (l->n < 3 || !parse_i64(l->t[2].p, l->t[2].n, &vlen) || vlen < 0 ||
-            vlen > INT32_MAX - 2) {
+        if (l->n < 3 || !proto_strtoi64(l->t[2].p, l->t[2].n, &vlen)) {
+            return fail(req, ERR_FORMAT);
+        }
+        vlen = (int32_t)(uint32_t)(uint64_t)vlen;
+        if (vlen < 0 || vlen > INT32_MAX - 2) {
             return fail(req, ERR_FORMAT);
         }
         req->nbytes = (uint32_t)vlen;
@@ -675,6 +703,7 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         unsigned char f = (unsigned char)t->p[0];
         struct proto_mflag *m;
         int64_t v;
+        uint64_t u;
 
         if (f < 64 || f > 127 || strchr(allowed, f) == NULL) {
             req->err = bad_err;
@@ -693,8 +722,8 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         m->flag = (char)f;
         m->tok = t->p + 1;
         m->len = (uint8_t)(t->n - 1);
-        if (strchr(NUM_FLAGS, f) != NULL &&
-            (m->len == 0 || !parse_i64(m->tok, m->len, &v))) {
+        if ((strchr("CJD", f) != NULL && !proto_strtou64(m->tok, m->len, &u)) ||
+            (strchr("NRT", f) != NULL && !proto_strtoi64(m->tok, m->len, &v))) {
             noted = tok_err;
         } else if (f == 'q') {
             req->noreply = true;
@@ -720,8 +749,7 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         uint64_t u;
 
         /* ms reads its client flags late, with the classic error */
-        if (m->flag == 'F' &&
-            (m->len == 0 || !parse_u64(m->tok, m->len, &u) || u > UINT32_MAX)) {
+        if (m->flag == 'F' && !proto_strtou64(m->tok, m->len, &u)) {
             req->err = ERR_FORMAT;
             goto error;
         }

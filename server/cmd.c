@@ -406,34 +406,31 @@ meta_simple(struct cmd_conn *cc, const struct proto_req *req, const char *code)
     emit_out(cc, &o);
 }
 
+/* A meta flag's numeric token (validated by the parser), or dflt when the
+ * flag is absent. */
 static uint64_t
 mflag_u64(const struct proto_req *req, char f, uint64_t dflt)
 {
     const struct proto_mflag *m = proto_mflag_find(req, f);
-    uint64_t v = 0;
-    size_t i;
+    uint64_t v;
 
-    if (m == NULL) {
+    if (m == NULL || !proto_strtou64(m->tok, m->len, &v)) {
         return dflt;
-    }
-    for (i = 0; i < m->len; i++) {
-        if (m->tok[i] < '0' || m->tok[i] > '9') {
-            return 0;
-        }
-        v = v * 10 + (uint64_t)(m->tok[i] - '0');
     }
     return v;
 }
 
+/* A meta TTL token (T, N): read as memcached does, keeping 32 bits. */
 static int64_t
-mflag_i64(const struct proto_req *req, char f)
+mflag_exptime(const struct proto_req *req, char f)
 {
     const struct proto_mflag *m = proto_mflag_find(req, f);
+    int64_t v;
 
-    if (m != NULL && m->len > 0 && m->tok[0] == '-') {
-        return -1;
+    if (m == NULL || !proto_strtoi64(m->tok, m->len, &v)) {
+        return 0;
     }
-    return (int64_t)mflag_u64(req, f, 0);
+    return (int32_t)(uint32_t)(uint64_t)v;
 }
 
 static void
@@ -447,6 +444,23 @@ out_ttl(struct proto_out *o, const struct cmd_env *env, int64_t exp)
     proto_out_i64(o, exp < 0 ? -1 : exp);
 }
 
+/* Whether a t flag comes before the T flag. */
+static bool
+t_before_T(const struct proto_req *req)
+{
+    unsigned i;
+
+    for (i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == 'T') {
+            return false;
+        }
+        if (req->mflags[i].flag == 't') {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void
 do_mg(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -458,15 +472,26 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     char line[LINE_CAP];
     struct proto_out o;
     bool won = false;
+    int64_t exp = 0;
+    int64_t new_exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
     unsigned i;
     int rc;
 
     memset(&it, 0, sizeof(it));
     cc->ctr->cmd_get++;
+    if (t != NULL && t_before_T(req)) {
+        /* memcached applies T where it stands among the return flags, so
+         * a t before it shows the TTL the item had */
+        struct cask_item old;
+
+        if (cask_get(cc->env->store, req->key, req->klen, &old, NULL) ==
+            CASK_OK) {
+            exp = old.exp_abs_s;
+        }
+    }
     if (t != NULL) {
         cc->ctr->cmd_touch++;
-        rc = cask_touch(cc->env->store, req->key, req->klen,
-                        exp_abs(cc->env, mflag_i64(req, 'T')), &it,
+        rc = cask_touch(cc->env->store, req->key, req->klen, new_exp, &it,
                         want_val ? &val : NULL);
     } else {
         rc = cask_get(cc->env->store, req->key, req->klen, &it,
@@ -475,11 +500,11 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     if (rc == CASK_ENOTFOUND && proto_mflag_find(req, 'N') != NULL) {
         /* autovivify: create an empty item and tell this client it won
          * the right to fill it (W) */
-        int64_t exp = exp_abs(cc->env, mflag_i64(req, 'N'));
+        int64_t viv_exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
 
         count_miss(cc, &it);
         rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
-                        exp, 0, NULL);
+                        viv_exp, 0, NULL);
         if (rc == CASK_OK || rc == CASK_ENOTSTORED) {
             rc = cask_get(cc->env->store, req->key, req->klen, &it,
                           want_val ? &val : NULL);
@@ -502,6 +527,9 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         emit_server_error(cc, rc);
         return;
     }
+    if (t == NULL || !t_before_T(req) || won) {
+        exp = t != NULL && !won ? new_exp : it.exp_abs_s;
+    }
     proto_out_init(&o, line, sizeof(line));
     if (want_val) {
         proto_out_mem(&o, "VA ", 3);
@@ -513,6 +541,9 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         const struct proto_mflag *m = &req->mflags[i];
 
         switch (m->flag) {
+        case 'T':
+            exp = new_exp;
+            break;
         case 'c':
             proto_out_mem(&o, " c", 2);
             proto_out_u64(&o, it.cas);
@@ -527,7 +558,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
             break;
         case 't':
             proto_out_mem(&o, " t", 2);
-            out_ttl(&o, cc->env, it.exp_abs_s);
+            out_ttl(&o, cc->env, exp);
             break;
         case 'h':
             proto_out_mem(&o, " h0", 3);
@@ -570,6 +601,27 @@ cas_zero(struct cmd_conn *cc, const struct proto_req *req, int *rc)
     return true;
 }
 
+/* ms I with a cas older than the item's: memcached stores anyway (and marks
+ * the item stale, which the store does not keep). */
+static int
+store_older_cas(struct cmd_conn *cc, const struct proto_req *req,
+                enum cask_store_mode mode, uint64_t cas_in, uint64_t *cas_out)
+{
+    struct cask_item it;
+    int rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+
+    if (rc != CASK_OK) {
+        return rc;
+    }
+    if (cas_in >= it.cas) {
+        return CASK_EEXISTS;
+    }
+    return cask_store(cc->env->store, mode, req->key, req->klen, req->data,
+                      req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
+                      exp_abs(cc->env, mflag_exptime(req, 'T')), it.cas,
+                      cas_out);
+}
+
 static void
 do_ms(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -577,6 +629,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     enum cask_store_mode mode = CASK_SET;
     bool quiet = proto_mflag_find(req, 'q') != NULL;
     uint64_t cas_out = 0;
+    uint64_t cas_in;
     char line[LINE_CAP];
     struct proto_out o;
     const char *code;
@@ -606,11 +659,24 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
         }
     }
     cc->ctr->cmd_set++;
-    if (!cas_zero(cc, req, &rc)) {
+    /* C as memcached's ms applies it: ignored by add; on set and replace a
+     * compare like the cas command (C0 never matches); on append and
+     * prepend C0 means no compare and a missing key is NS */
+    cas_in = mode == CASK_ADD ? 0 : mflag_u64(req, 'C', 0);
+    if ((mode == CASK_SET || mode == CASK_REPLACE) && cas_zero(cc, req, &rc)) {
+        /* rc is set */
+    } else {
         rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
                         req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
-                        exp_abs(cc->env, mflag_i64(req, 'T')),
-                        mflag_u64(req, 'C', 0), &cas_out);
+                        exp_abs(cc->env, mflag_exptime(req, 'T')), cas_in,
+                        &cas_out);
+        if (rc == CASK_ENOTFOUND &&
+            (mode == CASK_APPEND || mode == CASK_PREPEND)) {
+            rc = CASK_ENOTSTORED;
+        }
+        if (rc == CASK_EEXISTS && proto_mflag_find(req, 'I') != NULL) {
+            rc = store_older_cas(cc, req, mode, cas_in, &cas_out);
+        }
     }
     switch (rc) {
     case CASK_OK:
@@ -672,7 +738,7 @@ invalidate(struct cmd_conn *cc, const struct proto_req *req)
         return CASK_EEXISTS;
     }
     exp = proto_mflag_find(req, 'T') != NULL
-                  ? exp_abs(cc->env, mflag_i64(req, 'T'))
+                  ? exp_abs(cc->env, mflag_exptime(req, 'T'))
                   : it.exp_abs_s;
     rc = cask_store(cc->env->store, CASK_SET, req->key, req->klen, val, it.vlen,
                     it.flags, exp, it.cas, NULL);
@@ -739,7 +805,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.delta = mflag_u64(req, 'D', 1);
     a.vivify = proto_mflag_find(req, 'N') != NULL;
     a.initial = mflag_u64(req, 'J', 0);
-    a.vivify_exp_abs_s = exp_abs(cc->env, mflag_i64(req, 'N'));
+    a.vivify_exp_abs_s = exp_abs(cc->env, mflag_exptime(req, 'N'));
     a.cas_in = mflag_u64(req, 'C', 0);
     if (a.vivify &&
         cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
@@ -796,7 +862,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             proto_out_mem(&o, " t", 2);
             out_ttl(&o, cc->env, exp);
         } else if (f->flag == 'T') {
-            exp = exp_abs(cc->env, mflag_i64(req, 'T'));
+            exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
         } else if (f->flag == 'N' && a.vivify && !existed) {
             exp = a.vivify_exp_abs_s;
         } else {
@@ -806,8 +872,8 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     if (exp != it.exp_abs_s) {
         (void)cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL);
     }
-    /* q hides HD, except for an item this call created (memcached) */
-    if (quiet && !want_val && (existed || !a.vivify)) {
+    /* q hides HD and VA, except for an item this call created (memcached) */
+    if (quiet && (existed || !a.vivify)) {
         return;
     }
     proto_out_mem(&o, "\r\n", 2);

@@ -32,6 +32,15 @@ CASES = {
                b"get   a   c  \r\n  get c\r\nget c\n",
     "flags": b"set a 4294967295 0 1\r\nx\r\nget a\r\nset a 4294967297 0 1\r\n"
              b"x\r\nget a\r\nset a -1 0 1\r\nx\r\nset a x 0 1\r\nx\r\n",
+    "numbers": b"set q1 0 0 4294967297\r\nx\r\nget q1\r\nincr q1 -0\r\n"
+               b"set q2 0 0 1\r\n5\r\nincr q2 -0\r\nincr q2 1\t\r\n"
+               b"incr q2 \t1\r\nincr q2 -1\r\nincr q2 +2\r\n"
+               b"set q3 -0 0 1\r\nx\r\nms q4 4294967297\r\ny\r\n"
+               b"mg q4 v\r\nmg q4 T-0 v\r\nincr q2 5\r\r\n"
+               b"ms q5 1 F4294967297\r\nz\r\nmg q5 f\r\n"
+               b"set q6 0 4294967301 1\r\nx\r\nmg q6 t\r\n"
+               b"ma q7 N0 J18446744073709551615 v\r\nma q7 D-0 v\r\n"
+               b"gets q1\r\ncas q1 0 0 1 -0\r\nx\r\n",
     "storage_modes": b"add a 0 0 1\r\n1\r\nadd a 0 0 1\r\n2\r\nreplace a 0 0 1\r\n3\r\n"
                      b"replace zz 0 0 1\r\n3\r\nappend a 0 0 2\r\n45\r\n"
                      b"prepend a 0 0 2\r\n01\r\nget a\r\nappend zz 0 0 1\r\nx\r\n"
@@ -109,6 +118,17 @@ CASES = {
                 b"ms m 2 T-1\r\nhi\r\nmg m v\r\n",
     "meta_cas": b"ms m 2 c\r\nhi\r\nms m 2 C999\r\nho\r\nmg m c v\r\n"
                 b"ms m 2 C2\r\nho\r\nmg m v c\r\nmd m C999\r\nmd m C3 q\r\nmg m\r\n",
+    "meta_set_modes_cas": b"ms c1 1 ME C1\r\na\r\nms c1 1 ME C1\r\na\r\n"
+                          b"ms c1 1 MA C1\r\nb\r\nms c1 1 MP C999\r\nc\r\n"
+                          b"ms c1 1 MR C999\r\nd\r\nmg c1 v c\r\n"
+                          b"ms c2 1 MA C1\r\nb\r\nms c3 1 MR C1\r\nb\r\n"
+                          b"ms c1 1 MS C999\r\ne\r\nms c1 1 MR C0\r\nf\r\n"
+                          b"ms c1 1 MA C0\r\nf\r\nms c1 1 MS C0\r\ng\r\n"
+                          b"ms c4 1 C0\r\ng\r\nms c1 1 MR C1\r\nh\r\n"
+                          b"mg c1 v\r\n",
+    "meta_order": b"set a 0 0 2\r\n10\r\nmg a O1 u t T30\r\nmg a t\r\n"
+                  b"mg a T60 t\r\nmg a t T90 t\r\nma a q c v\r\nmg a v\r\n"
+                  b"ma a t T10\r\nma a T20 t\r\nma z q N30 v\r\n",
     "meta_delete": b"set m 0 0 2\r\nhi\r\nmd m\r\nmd m q\r\nmd m\r\nmd m x\r\n"
                    b"md zz k Oa\r\nmd zz q\r\nset m 0 0 2\r\nhi\r\nmd m q\r\nmg m\r\n",
     "meta_arith": b"ma n\r\nma n N0 J5\r\nma n MD D10\r\nma n v\r\nma n q\r\n"

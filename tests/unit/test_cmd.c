@@ -370,6 +370,31 @@ test_meta(void **state)
            "ME key exp=-1 la=0 cas=7 fetch=no cls=1 size=64\r\n");
 }
 
+/* Meta corners settled against memcached 1.6.18. */
+static void
+test_meta_corners(void **state)
+{
+    struct fixture *f = *state;
+
+    /* md I keeps the item (add fails, get sees it) with a new cas */
+    expect(f, "set a 0 0 1\r\nx\r\nmd a I\r\nadd a 0 0 1\r\ny\r\nget a\r\n",
+           "STORED\r\nHD\r\nNOT_STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
+    expect(f, "gets a\r\n", "VALUE a 0 1 2\r\nx\r\nEND\r\n");
+    /* C0 never matches on ms/md, means "no compare" on ma */
+    expect(f, "ms a 1 C0\r\ny\r\nmd a C0\r\nms zz 1 C0\r\ny\r\n",
+           "EX\r\nEX\r\nNF\r\n");
+    expect(f, "set n 0 0 1\r\n1\r\nma n C0 v\r\n", "STORED\r\nVA 1\r\n2\r\n");
+    /* ma q: silent on an existing item, answers when it created one */
+    expect(f, "ma n q\r\nma m q N0 J7\r\nmg m v\r\n", "HD\r\nVA 1\r\n7\r\n");
+    /* ma applies T where it stands */
+    expect(f, "ma n t T30\r\nma n T60 t\r\n", "HD t-1\r\nHD t60\r\n");
+    /* mg N creates the item and says this client won */
+    expect(f, "mg v N30 v t\r\nmg v v\r\n", "VA 0 t30 W\r\n\r\nVA 0\r\n\r\n");
+    /* ms c returns c0 on failure; b follows the returned key */
+    expect(f, "ms zz 1 c MR\r\ny\r\nmg bWs= b k O1\r\n",
+           "NS c0\r\nEN kbWs= b O1\r\n");
+}
+
 int
 main(void)
 {
@@ -385,6 +410,7 @@ main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_meta_corners, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
