@@ -49,12 +49,6 @@ bad_fdatasync(int fd)
     return cask_io_default()->fdatasync(fd);
 }
 
-struct fx {
-    char *dir;
-    struct cask *c;
-    struct cask_options o;
-};
-
 static int
 setup(void **state)
 {

@@ -23,44 +23,17 @@
 
 #include <cmocka.h>
 
-struct fx {
-    char *dir;
-    struct cask *c;
-    struct cask_options o;
-};
+static void
+small_segments(struct cask_options *o)
+{
+    o->shards = 2;
+    o->segment_size = 16384;
+}
 
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    f->dir = tc_mkdtemp();
-    tc_now = 1700000000;
-    tc_options(&f->o);
-    f->o.shards = 2;
-    f->o.segment_size = 16384;
-    if (cask_open(&f->c, f->dir, &f->o) != CASK_OK) {
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fx *f = *state;
-    cask_close(&f->c);
-    tc_rmrf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-static void
-reopen(struct fx *f)
-{
-    cask_close(&f->c);
-    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    return tc_fx_setup(state, small_segments);
 }
 
 static void
@@ -104,7 +77,7 @@ test_reclaims_and_keeps(void **state)
                 assert_true(tc_is(f->c, k, v));
             }
         }
-        reopen(f);
+        tc_fx_reopen(f);
     }
 }
 
@@ -134,7 +107,7 @@ test_no_resurrection(void **state)
      * records and their tombstones end up in different runs */
     for (int round = 0; round < 3; round++) {
         assert_int_equal(cask_compact(f->c, round % 2, true), CASK_OK);
-        reopen(f);
+        tc_fx_reopen(f);
         assert_true(tc_absent(f->c, "gone"));
         assert_true(tc_absent(f->c, "exp"));
         for (int i = 0; i < 300; i++) {
@@ -162,7 +135,7 @@ test_touch_survives_compaction(void **state)
     assert_int_equal(cask_touch(f->c, "t", 1, tc_now + 1000, NULL, NULL),
                      CASK_OK);
     assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
-    reopen(f);
+    tc_fx_reopen(f);
     tc_now += 100;
     struct cask_item it;
     assert_int_equal(cask_get(f->c, "t", 1, &it, NULL), CASK_OK);
@@ -208,7 +181,7 @@ test_partial_keeps_tombstone(void **state)
     cask_stats(f->c, -1, &again);
     assert_int_equal(again.compactions, after.compactions);
     for (int pass = 0; pass < 2; pass++) {
-        reopen(f);
+        tc_fx_reopen(f);
         assert_true(tc_absent(f->c, "victim"));
         assert_true(tc_is(f->c, "live7",
                           "key 7 version 0 padding....................."));
@@ -242,7 +215,7 @@ test_small_segments_merged(void **state)
     assert_int_equal(cask_shard_compact(f->c->shards[0], false), CASK_OK);
     cask_stats(f->c, -1, &st);
     assert_true(st.segments <= 3);
-    reopen(f);
+    tc_fx_reopen(f);
     for (int r = 0; r < 20; r++) {
         for (int i = 0; i < 5; i++) {
             snprintf(k, sizeof(k), "r%di%d", r, i);
@@ -348,7 +321,7 @@ test_concurrent_compaction(void **state)
     print_message("%d compaction calls, %llu runs\n", runs,
                   (unsigned long long)st.compactions);
     assert_true(st.compactions > 0);
-    reopen(f);
+    tc_fx_reopen(f);
     for (int i = 0; i < NKEYS; i++) {
         snprintf(k, sizeof(k), "ck%d", i);
         val_of(v, sizeof(v), i, atomic_load(&cc->acked[i]));
@@ -396,19 +369,19 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_reclaims_and_keeps, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_no_resurrection, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_touch_survives_compaction,
-                                            setup, teardown),
+                                            setup, tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_partial_keeps_tombstone, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_small_segments_merged, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_concurrent_compaction, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_background_compaction, setup,
-                                            teardown),
+                                            tc_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

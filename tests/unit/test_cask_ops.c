@@ -17,43 +17,10 @@
 
 #include <cmocka.h>
 
-struct fx {
-    char *dir;
-    struct cask *c;
-    struct cask_options o;
-};
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    f->dir = tc_mkdtemp();
-    tc_now = 1700000000;
-    tc_options(&f->o);
-    if (cask_open(&f->c, f->dir, &f->o) != CASK_OK) {
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fx *f = *state;
-    cask_close(&f->c);
-    tc_rmrf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-static void
-reopen(struct fx *f)
-{
-    cask_close(&f->c);
-    assert_null(f->c);
-    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    return tc_fx_setup(state, NULL);
 }
 
 static void
@@ -168,7 +135,7 @@ test_append_prepend(void **state)
     assert_int_equal(it.exp_abs_s, tc_now + 100); /* kept */
     /* too big after appending */
     f->o.value_max = 16;
-    reopen(f);
+    tc_fx_reopen(f);
     assert_int_equal(
             cask_store(f->c, CASK_APPEND, "k", 1, "1234", 4, 0, 0, 0, NULL),
             CASK_ETOOBIG);
@@ -292,7 +259,7 @@ test_touch_and_expiry(void **state)
     tc_now += 50;
     assert_true(tc_is(f->c, "t", "val"));
     /* survives a restart with its new expiry and old cas */
-    reopen(f);
+    tc_fx_reopen(f);
     assert_int_equal(cask_get(f->c, "t", 1, &it, NULL), CASK_OK);
     assert_int_equal(it.cas, cas);
     assert_int_equal(it.exp_abs_s, tc_now + 50);
@@ -324,7 +291,7 @@ test_flush(void **state)
     assert_int_equal(cask_get(f->c, "a", 1, &it, NULL), CASK_ENOTFOUND);
     assert_int_equal(it.gone, CASK_GONE_FLUSHED);
     assert_int_equal(tc_set(f->c, "c", "3"), CASK_OK);
-    reopen(f);
+    tc_fx_reopen(f);
     assert_true(tc_absent(f->c, "a"));
     assert_true(tc_absent(f->c, "b"));
     assert_true(tc_is(f->c, "c", "3"));
@@ -340,7 +307,7 @@ test_flush(void **state)
     tc_now += 5;
     assert_true(tc_absent(f->c, "c"));
     assert_int_equal(tc_set(f->c, "d", "4"), CASK_OK);
-    reopen(f);
+    tc_fx_reopen(f);
     assert_true(tc_absent(f->c, "c"));
     assert_true(tc_is(f->c, "d", "4"));
 
@@ -384,7 +351,7 @@ test_cas_monotonic(void **state)
             assert_int_equal(cask_delete(f->c, k, strlen(k), 0), CASK_OK);
         }
         assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
-        reopen(f);
+        tc_fx_reopen(f);
         assert_int_equal(tc_set(f->c, "x", "1"), CASK_OK);
         assert_int_equal(
                 cask_store(f->c, CASK_SET, "y", 1, "v", 1, 0, 0, 0, &cas),
@@ -437,7 +404,7 @@ test_big_values(void **state)
     size_t n = 128u << 20;
     f->o.value_max = (uint32_t)n;
     f->o.segment_size = 64u << 20;
-    reopen(f);
+    tc_fx_reopen(f);
     char *big = malloc(n);
     for (size_t i = 0; i < n; i += 4096) {
         big[i] = (char)(i >> 12);
@@ -447,7 +414,7 @@ test_big_values(void **state)
             cask_store(f->c, CASK_SET, "huge", 4, big, n, 0, 0, 0, NULL),
             CASK_OK);
     assert_int_equal(tc_set(f->c, "after", "2"), CASK_OK);
-    reopen(f);
+    tc_fx_reopen(f);
     char *v = NULL;
     struct cask_item it;
     assert_int_equal(cask_get(f->c, "huge", 4, &it, &v), CASK_OK);
@@ -470,7 +437,7 @@ test_smaller_value_max_reads_old_records(void **state)
                      CASK_OK);
     assert_int_equal(tc_set(f->c, "small", "s"), CASK_OK);
     f->o.value_max = 100;
-    reopen(f);
+    tc_fx_reopen(f);
     struct cask_item it;
     char *v = NULL;
     assert_int_equal(cask_get(f->c, "big", 3, &it, &v), CASK_OK);
@@ -529,23 +496,25 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_set_get_delete, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_add_replace_cas, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_append_prepend, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_arith, setup, teardown),
+                                            tc_fx_teardown),
+            cmocka_unit_test_setup_teardown(test_arith, setup, tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_touch_and_expiry, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+                                            tc_fx_teardown),
+            cmocka_unit_test_setup_teardown(test_flush, setup, tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_cas_monotonic, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_big_values, setup, teardown),
+                                            tc_fx_teardown),
+            cmocka_unit_test_setup_teardown(test_limits, setup, tc_fx_teardown),
+            cmocka_unit_test_setup_teardown(test_big_values, setup,
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(
-                    test_smaller_value_max_reads_old_records, setup, teardown),
+                    test_smaller_value_max_reads_old_records, setup,
+                    tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_shard_count_recorded, setup,
-                                            teardown),
+                                            tc_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

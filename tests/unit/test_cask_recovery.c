@@ -30,36 +30,16 @@
 
 static const char *self_path;
 
-struct fx {
-    char *dir;
-    struct cask *c;
-    struct cask_options o;
-};
+static void
+one_shard(struct cask_options *o)
+{
+    o->shards = 1;
+}
 
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    f->dir = tc_mkdtemp();
-    tc_now = 1700000000;
-    tc_options(&f->o);
-    f->o.shards = 1;
-    if (cask_open(&f->c, f->dir, &f->o) != CASK_OK) {
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fx *f = *state;
-    cask_close(&f->c);
-    tc_rmrf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
+    return tc_fx_setup(state, one_shard);
 }
 
 /* Path of the newest segment of shard 0 (and its id). */
@@ -479,21 +459,21 @@ main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_truncated_tail, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_garbage_appended, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_corrupt_value_read, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_hint_equals_scan, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_damaged_hint_ignored, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_deletes_survive, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_random_damage, setup,
-                                            teardown),
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_lock_refuses_second_process,
-                                            setup, teardown),
+                                            setup, tc_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

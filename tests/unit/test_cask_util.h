@@ -7,12 +7,17 @@
 #include "storage/cask.h"
 
 #include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 /* A fake clock the tests move by hand. */
 static int64_t tc_now = 1700000000;
@@ -115,6 +120,57 @@ tc_absent(struct cask *c, const char *k)
 {
     struct cask_item it;
     return cask_get(c, k, strlen(k), &it, NULL) == CASK_ENOTFOUND;
+}
+
+/* The fixture most storage tests share: a store in a fresh temporary
+ * directory with tc_options() adjusted by the caller's `tune` (may be NULL),
+ * opened at the fake clock's start. */
+struct fx {
+    char *dir;
+    struct cask *c;
+    struct cask_options o;
+};
+
+static inline int
+tc_fx_setup(void **state, void (*tune)(struct cask_options *o))
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    if (f == NULL) {
+        return -1;
+    }
+    f->dir = tc_mkdtemp();
+    tc_now = 1700000000;
+    tc_options(&f->o);
+    if (tune != NULL) {
+        tune(&f->o);
+    }
+    if (cask_open(&f->c, f->dir, &f->o) != CASK_OK) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static inline int
+tc_fx_teardown(void **state)
+{
+    struct fx *f = *state;
+
+    cask_close(&f->c);
+    tc_rmrf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Close and open again with the same options; the store must open. */
+static inline void
+tc_fx_reopen(struct fx *f)
+{
+    cask_close(&f->c);
+    assert_null(f->c);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
 }
 
 #endif
