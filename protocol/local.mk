@@ -20,7 +20,7 @@ libcmd_a_CFLAGS = $(AM_CFLAGS)
 check_PROGRAMS += tests/golden/test_golden
 TESTS += tests/golden/test_golden
 tests_golden_test_golden_SOURCES = tests/golden/test_golden.c tests/golden/fake_cask.h \
-	tests/golden/fake_cask.c
+	tests/golden/fake_cask.c storage/cask_defaults.c
 tests_golden_test_golden_LDADD = libcmd.a libprotocol.a
 EXTRA_DIST += tests/golden/gen_golden.py tests/golden/README.md \
 	tests/golden/cases
@@ -35,7 +35,7 @@ tests_unit_test_proto_parse_LDADD = libprotocol.a $(CMOCKA_LIBS)
 # cmd.c over the fake in-memory store.
 check_PROGRAMS += tests/unit/test_cmd
 TESTS += tests/unit/test_cmd
-tests_unit_test_cmd_SOURCES = tests/unit/test_cmd.c tests/golden/fake_cask.c \
+tests_unit_test_cmd_SOURCES = tests/unit/test_cmd.c tests/golden/fake_cask.c storage/cask_defaults.c \
 	tests/golden/fake_cask.h
 tests_unit_test_cmd_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_cmd_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS)
@@ -46,7 +46,7 @@ if ENABLE_FUZZ
 noinst_PROGRAMS += tests/fuzz/fuzz_proto
 tests_fuzz_fuzz_proto_SOURCES = tests/fuzz/fuzz_proto.c \
 	protocol/proto_parse.c protocol/proto_format.c protocol/proto.h \
-	server/cmd.c server/cmd.h tests/golden/fake_cask.c tests/golden/fake_cask.h
+	server/cmd.c server/cmd.h tests/golden/fake_cask.c storage/cask_defaults.c tests/golden/fake_cask.h
 tests_fuzz_fuzz_proto_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_proto_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
 endif

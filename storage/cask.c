@@ -32,54 +32,6 @@
 #define META_TAG     "bitcached-meta"
 #define META_VERSION 1
 
-const char *
-cask_strerror(int err)
-{
-    switch (err) {
-    case CASK_OK:
-        return "ok";
-    case CASK_ENOTFOUND:
-        return "not found";
-    case CASK_ENOTSTORED:
-        return "not stored";
-    case CASK_EEXISTS:
-        return "cas mismatch";
-    case CASK_ETOOBIG:
-        return "value too large";
-    case CASK_EBADKEY:
-        return "bad key length";
-    case CASK_ENONNUMERIC:
-        return "value is not a number";
-    case CASK_ECORRUPT:
-        return "record failed its checksum";
-    case CASK_EFAILED:
-        return "shard failed after an I/O error (read-only)";
-    case CASK_ELOCKED:
-        return "data directory locked by another process";
-    case CASK_EINVAL:
-        return "invalid argument";
-    default:
-        break;
-    }
-    if (err > 0) {
-        return strerror(err);
-    }
-    return "unknown error";
-}
-
-void
-cask_options_init(struct cask_options *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->shards = CASK_DEFAULT_SHARDS;
-    o->sync = CASK_SYNC_INTERVAL;
-    o->sync_interval_ms = CASK_DEFAULT_SYNC_MS;
-    o->segment_size = CASK_DEFAULT_SEGMENT;
-    o->value_max = CASK_DEFAULT_VALUE_MAX;
-    o->compact_ratio = CASK_DEFAULT_COMPACT;
-    o->compact_background = true;
-}
-
 void
 cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt, ...)
 {

@@ -5,6 +5,7 @@ noinst_LIBRARIES += libstorage.a
 libstorage_a_SOURCES = \
 	storage/cask.h \
 	storage/cask.c \
+	storage/cask_defaults.c \
 	storage/cask_internal.h \
 	storage/cask_shard.h \
 	storage/cask_shard.c \

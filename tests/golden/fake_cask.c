@@ -50,50 +50,6 @@ injected(void)
     return rc;
 }
 
-const char *
-cask_strerror(int err)
-{
-    switch (err) {
-    case CASK_OK:
-        return "ok";
-    case CASK_ENOTFOUND:
-        return "not found";
-    case CASK_ENOTSTORED:
-        return "not stored";
-    case CASK_EEXISTS:
-        return "exists";
-    case CASK_ETOOBIG:
-        return "object too large for cache";
-    case CASK_EBADKEY:
-        return "bad key";
-    case CASK_ENONNUMERIC:
-        return "non-numeric value";
-    case CASK_ECORRUPT:
-        return "corrupt record";
-    case CASK_EFAILED:
-        return "store failed";
-    case CASK_ELOCKED:
-        return "locked";
-    case CASK_EINVAL:
-        return "invalid argument";
-    default:
-        return err > 0 ? strerror(err) : "unknown error";
-    }
-}
-
-void
-cask_options_init(struct cask_options *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->shards = CASK_DEFAULT_SHARDS;
-    o->sync = CASK_SYNC_INTERVAL;
-    o->sync_interval_ms = CASK_DEFAULT_SYNC_MS;
-    o->segment_size = CASK_DEFAULT_SEGMENT;
-    o->value_max = CASK_DEFAULT_VALUE_MAX;
-    o->compact_ratio = CASK_DEFAULT_COMPACT;
-    o->compact_background = true;
-}
-
 int
 cask_open(struct cask **out, const char *dir, const struct cask_options *o)
 {
