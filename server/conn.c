@@ -26,12 +26,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define RBUF_INITIAL (16u * 1024)
-#define OUT_HIGH     (4u * 1024 * 1024)
-#define OUT_LOW      (1u * 1024 * 1024)
-#define OUT_CAP_MIN  (64u * 1024 * 1024)
+#define RBUF_INITIAL     (16u * 1024)
+#define OUT_HIGH         (4u * 1024 * 1024)
+#define OUT_LOW          (1u * 1024 * 1024)
+#define OUT_CAP_MIN      (64u * 1024 * 1024)
 #define RBUF_LIMIT_SLACK (64u * 1024)
-#define READS_PER_EVENT 4   /* fairness between connections of a worker */
+#define READS_PER_EVENT  4 /* fairness between connections of a worker */
 
 struct conn {
     int fd;
@@ -39,15 +39,15 @@ struct conn {
     struct event *rev;
     struct event *wev;
     char *rbuf;
-    size_t rsize;            /* allocated */
-    size_t rstart;           /* first unconsumed byte */
-    size_t rend;             /* end of data read */
+    size_t rsize;  /* allocated */
+    size_t rstart; /* first unconsumed byte */
+    size_t rend;   /* end of data read */
     struct evbuffer *out;
     size_t out_cap;
     struct cmd_conn cc;
-    bool reading;            /* rev is added */
-    bool paused;             /* stopped reading for backpressure */
-    bool closing;            /* close once out is written */
+    bool reading; /* rev is added */
+    bool paused;  /* stopped reading for backpressure */
+    bool closing; /* close once out is written */
     TAILQ_ENTRY(conn) link;
 };
 
@@ -119,8 +119,7 @@ conn_new(struct worker *w, int fd, bool is_unix)
     c->out = evbuffer_new();
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-    if (c->rbuf == NULL || c->out == NULL || c->rev == NULL ||
-        c->wev == NULL) {
+    if (c->rbuf == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL) {
         goto fail;
     }
     c->out_cap = OUT_CAP_MIN;
@@ -276,15 +275,17 @@ process(struct conn *c)
             if (want > limit || c->rend - c->rstart > limit) {
                 /* The parser bounds requests; this is a last line of
                  * defence against a buffer that would only grow. */
-                log_msg(LOG_INFO, "<%d request above %zu bytes; closing",
-                        c->fd, limit);
+                log_msg(LOG_INFO, "<%d request above %zu bytes; closing", c->fd,
+                        limit);
                 conn_close(c);
                 return -1;
             }
             if (want > c->rsize - c->rstart || c->rend == c->rsize) {
                 if (make_room(c, want) < 0) {
-                    log_msg(LOG_WARN, "<%d no memory for a %zu byte request;"
-                            " closing", c->fd, want);
+                    log_msg(LOG_WARN,
+                            "<%d no memory for a %zu byte request;"
+                            " closing",
+                            c->fd, want);
                     conn_close(c);
                     return -1;
                 }

@@ -4,9 +4,9 @@
 #define BITCACHED_LOG_H
 
 enum log_level {
-    LOG_ERR = 0,  /* always shown */
-    LOG_WARN = 0, /* always shown too: an operator must see these */
-    LOG_INFO = 1, /* -v */
+    LOG_ERR = 0,   /* always shown */
+    LOG_WARN = 0,  /* always shown too: an operator must see these */
+    LOG_INFO = 1,  /* -v */
     LOG_DEBUG = 2, /* -vv: per connection and per command */
     LOG_TRACE = 3, /* -vvv */
 };

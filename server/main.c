@@ -2,7 +2,6 @@
  * store, bind listeners, start workers, tell systemd we are ready, and on
  * SIGTERM/SIGINT (or `shutdown`) stop in order: stop accepting, drain
  * connections, close the store, remove the pidfile. Owns struct server. */
-#include <config.h> /* autoconf's, not server/config.h */
 #include "server/cmd.h"
 #include "server/listen.h"
 #include "server/log.h"
@@ -11,6 +10,7 @@
 #include "server/settings.h"
 #include "server/stats.h"
 #include "server/worker.h"
+#include <config.h> /* autoconf's, not server/config.h */
 
 #include <errno.h>
 #include <event2/event.h>
@@ -54,9 +54,9 @@ static void
 cask_log(void *arg, enum cask_log_level level, const char *msg)
 {
     (void)arg;
-    log_msg(level <= CASK_LOG_WARN ? LOG_WARN
-                                   : (level == CASK_LOG_INFO ? LOG_INFO
-                                                             : LOG_DEBUG),
+    log_msg(level <= CASK_LOG_WARN
+                    ? LOG_WARN
+                    : (level == CASK_LOG_INFO ? LOG_INFO : LOG_DEBUG),
             "storage: %s", msg);
 }
 

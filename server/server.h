@@ -18,7 +18,8 @@
  * major version of 0, and memcached's own conformance tool expects 1.6
  * behaviour only from a server that says 1.6 or later. */
 #define SERVER_PROTOCOL_VERSION "1.6.18"
-#define SERVER_VERSION_STRING SERVER_PROTOCOL_VERSION "+bitcached-" PACKAGE_VERSION
+#define SERVER_VERSION_STRING                                                  \
+    SERVER_PROTOCOL_VERSION "+bitcached-" PACKAGE_VERSION
 
 struct worker;
 struct event_base;
@@ -30,8 +31,8 @@ struct server {
     struct event_base *main_base;
     struct worker *workers;
     unsigned nworkers;
-    time_t started;               /* wall clock at start, for uptime */
-    atomic_uint curr_conns;       /* client connections open now */
+    time_t started;         /* wall clock at start, for uptime */
+    atomic_uint curr_conns; /* client connections open now */
     atomic_uint_fast64_t total_conns;
     atomic_uint_fast64_t rejected_conns;
     atomic_bool stopping;

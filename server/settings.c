@@ -3,8 +3,8 @@
  * one-line errors for bad flags; touches no other server state. */
 #include "server/settings.h"
 
-#include <config.h> /* autoconf's, not server/config.h */
 #include "server/config.h"
+#include <config.h> /* autoconf's, not server/config.h */
 
 #include <errno.h>
 #include <getopt.h>
@@ -28,36 +28,38 @@ enum {
 static const char short_opts[] = "p:l:t:c:I:U:s:a:P:du:vm:AMkrhV";
 
 static const struct option long_opts[] = {
-    {"port", required_argument, NULL, 'p'},
-    {"listen", required_argument, NULL, 'l'},
-    {"threads", required_argument, NULL, 't'},
-    {"conn-limit", required_argument, NULL, 'c'},
-    {"max-item-size", required_argument, NULL, 'I'},
-    {"udp-port", required_argument, NULL, 'U'},
-    {"unix-socket", required_argument, NULL, 's'},
-    {"unix-mask", required_argument, NULL, 'a'},
-    {"pidfile", required_argument, NULL, 'P'},
-    {"daemon", no_argument, NULL, 'd'},
-    {"user", required_argument, NULL, 'u'},
-    {"verbose", no_argument, NULL, 'v'},
-    {"memory-limit", required_argument, NULL, 'm'},
-    {"enable-shutdown", no_argument, NULL, 'A'},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
-    {"shards", required_argument, NULL, OPT_SHARDS},
-    {"sync", required_argument, NULL, OPT_SYNC},
-    {"sync-interval-ms", required_argument, NULL, OPT_SYNC_INTERVAL},
-    {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
-    {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
-    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
-    {"config", required_argument, NULL, OPT_CONFIG},
-    {NULL, 0, NULL, 0},
+        {"port", required_argument, NULL, 'p'},
+        {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},
+        {"conn-limit", required_argument, NULL, 'c'},
+        {"max-item-size", required_argument, NULL, 'I'},
+        {"udp-port", required_argument, NULL, 'U'},
+        {"unix-socket", required_argument, NULL, 's'},
+        {"unix-mask", required_argument, NULL, 'a'},
+        {"pidfile", required_argument, NULL, 'P'},
+        {"daemon", no_argument, NULL, 'd'},
+        {"user", required_argument, NULL, 'u'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"memory-limit", required_argument, NULL, 'm'},
+        {"enable-shutdown", no_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"shards", required_argument, NULL, OPT_SHARDS},
+        {"sync", required_argument, NULL, OPT_SYNC},
+        {"sync-interval-ms", required_argument, NULL, OPT_SYNC_INTERVAL},
+        {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
+        {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {NULL, 0, NULL, 0},
 };
 
 static void
 usage(FILE *f)
 {
+    /* One line of help per line of source. */
+    /* clang-format off */
     fprintf(f,
 "Usage: bitcached [OPTION]...\n"
 "A memcached-compatible caching server that keeps its data on disk.\n"
@@ -93,6 +95,7 @@ usage(FILE *f)
 "                            (default 0.5)\n"
 "  --idle-timeout=SECONDS    close idle clients (default 0 = never)\n"
 "  --config=FILE             read options from FILE first, one per line\n");
+    /* clang-format on */
 }
 
 static void
@@ -165,14 +168,23 @@ parse_size(const char *flag, const char *arg, unsigned long long unit,
     }
     if (*end != '\0') {
         switch (*end) {
-        case 'k': case 'K': mul = 1024ull; break;
-        case 'm': case 'M': mul = 1024ull * 1024; break;
-        case 'g': case 'G': mul = 1024ull * 1024 * 1024; break;
+        case 'k':
+        case 'K':
+            mul = 1024ull;
+            break;
+        case 'm':
+        case 'M':
+            mul = 1024ull * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mul = 1024ull * 1024 * 1024;
+            break;
         default:
             return bad_value(flag, arg, "unknown size suffix");
         }
-        if (end[1] != '\0' && !((end[1] == 'b' || end[1] == 'B') &&
-                                end[2] == '\0')) {
+        if (end[1] != '\0' &&
+            !((end[1] == 'b' || end[1] == 'B') && end[2] == '\0')) {
             return bad_value(flag, arg, "unknown size suffix");
         }
     }
@@ -396,8 +408,8 @@ parse_vector(struct settings *s, int argc, char **argv, bool from_config)
                         optopt);
             } else {
                 fprintf(stderr,
-                        "bitcached: unknown option '%s'%s (try --help)\n",
-                        name, from_config ? " in the config file" : "");
+                        "bitcached: unknown option '%s'%s (try --help)\n", name,
+                        from_config ? " in the config file" : "");
             }
             return -1;
         }

@@ -13,29 +13,29 @@
 #define SETTINGS_MAX_LISTEN 16
 
 struct settings {
-    int port;                     /* -p; 0 = no TCP */
+    int port;                          /* -p; 0 = no TCP */
     char *listen[SETTINGS_MAX_LISTEN]; /* -l, split at commas */
     unsigned nlisten;
-    unsigned threads;             /* -t */
-    unsigned maxconns;            /* -c */
-    uint32_t item_size_max;       /* -I */
-    int udp_port;                 /* -U; must be 0 */
-    char *unix_socket;            /* -s */
-    unsigned unix_mask;           /* -a */
-    char *pidfile;                /* -P */
-    bool daemonize;               /* -d */
-    char *user;                   /* -u */
-    int verbose;                  /* -v count */
-    uint64_t maxbytes;            /* -m, in bytes; shown, not enforced */
-    bool enable_shutdown;         /* -A */
-    char *data_dir;               /* --data-dir */
-    unsigned shards;              /* --shards */
-    enum cask_sync sync;          /* --sync */
-    unsigned sync_interval_ms;    /* --sync-interval-ms */
-    uint64_t segment_size;        /* --segment-size */
-    double compact_ratio;         /* --compact-ratio */
-    unsigned idle_timeout_s;      /* --idle-timeout; 0 = never */
-    char *config_file;            /* --config */
+    unsigned threads;          /* -t */
+    unsigned maxconns;         /* -c */
+    uint32_t item_size_max;    /* -I */
+    int udp_port;              /* -U; must be 0 */
+    char *unix_socket;         /* -s */
+    unsigned unix_mask;        /* -a */
+    char *pidfile;             /* -P */
+    bool daemonize;            /* -d */
+    char *user;                /* -u */
+    int verbose;               /* -v count */
+    uint64_t maxbytes;         /* -m, in bytes; shown, not enforced */
+    bool enable_shutdown;      /* -A */
+    char *data_dir;            /* --data-dir */
+    unsigned shards;           /* --shards */
+    enum cask_sync sync;       /* --sync */
+    unsigned sync_interval_ms; /* --sync-interval-ms */
+    uint64_t segment_size;     /* --segment-size */
+    double compact_ratio;      /* --compact-ratio */
+    unsigned idle_timeout_s;   /* --idle-timeout; 0 = never */
+    char *config_file;         /* --config */
 };
 
 /* What settings_parse decided. */

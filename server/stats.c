@@ -4,10 +4,10 @@
  * that `stats reset` subtracts. */
 #include "server/stats.h"
 
-#include <config.h> /* autoconf's, not server/config.h */
 #include "server/log.h"
 #include "server/server.h"
 #include "server/worker.h"
+#include <config.h> /* autoconf's, not server/config.h */
 
 #include <event2/event.h>
 #include <pthread.h>
@@ -41,8 +41,8 @@ flush_buf(struct out_buf *b)
     }
 }
 
-static void stat_line(struct out_buf *b, const char *name, const char *fmt,
-                      ...) __attribute__((format(printf, 3, 4)));
+static void stat_line(struct out_buf *b, const char *name, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 static void
 stat_line(struct out_buf *b, const char *name, const char *fmt, ...)
@@ -137,8 +137,7 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "max_connections", "%u", srv->settings->maxconns);
     stat_line(b, "curr_connections", "%u", atomic_load(&srv->curr_conns));
     stat_line(b, "total_connections", "%llu", (unsigned long long)total);
-    stat_line(b, "rejected_connections", "%llu",
-              (unsigned long long)rejected);
+    stat_line(b, "rejected_connections", "%llu", (unsigned long long)rejected);
     stat_line(b, "cmd_get", "%llu", (unsigned long long)c.cmd_get);
     stat_line(b, "cmd_set", "%llu", (unsigned long long)c.cmd_set);
     stat_line(b, "cmd_flush", "%llu", (unsigned long long)c.cmd_flush);
@@ -148,8 +147,7 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "get_misses", "%llu", (unsigned long long)c.get_misses);
     stat_line(b, "get_expired", "%llu", (unsigned long long)c.get_expired);
     stat_line(b, "get_flushed", "%llu", (unsigned long long)c.get_flushed);
-    stat_line(b, "delete_misses", "%llu",
-              (unsigned long long)c.delete_misses);
+    stat_line(b, "delete_misses", "%llu", (unsigned long long)c.delete_misses);
     stat_line(b, "delete_hits", "%llu", (unsigned long long)c.delete_hits);
     stat_line(b, "incr_misses", "%llu", (unsigned long long)c.incr_misses);
     stat_line(b, "incr_hits", "%llu", (unsigned long long)c.incr_hits);
@@ -168,8 +166,7 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "bytes_written", "%llu", (unsigned long long)wr);
     stat_line(b, "limit_maxbytes", "%llu",
               (unsigned long long)srv->settings->maxbytes);
-    stat_line(b, "accepting_conns", "%d",
-              atomic_load(&srv->accepting) ? 1 : 0);
+    stat_line(b, "accepting_conns", "%d", atomic_load(&srv->accepting) ? 1 : 0);
     stat_line(b, "threads", "%u", srv->settings->threads);
     stat_line(b, "bytes", "%llu", (unsigned long long)cs.live_bytes);
     stat_line(b, "curr_items", "%llu", (unsigned long long)cs.live_keys);
@@ -224,10 +221,10 @@ storage_lines(struct out_buf *b, const char *prefix,
               const struct cask_stats *st)
 {
     char name[64];
-#define STORAGE_STAT(field)                                                   \
-    do {                                                                      \
-        snprintf(name, sizeof(name), "%s%s", prefix, #field);                 \
-        stat_line(b, name, "%llu", (unsigned long long)st->field);            \
+#define STORAGE_STAT(field)                                                    \
+    do {                                                                       \
+        snprintf(name, sizeof(name), "%s%s", prefix, #field);                  \
+        stat_line(b, name, "%llu", (unsigned long long)st->field);             \
     } while (0)
     STORAGE_STAT(live_keys);
     STORAGE_STAT(live_bytes);
@@ -297,8 +294,7 @@ send_str(const struct cmd_sink *out, const char *s)
 }
 
 void
-stats_reply(void *arg, const char *args, size_t len,
-            const struct cmd_sink *out)
+stats_reply(void *arg, const char *args, size_t len, const struct cmd_sink *out)
 {
     struct server *srv = arg;
     struct out_buf b;

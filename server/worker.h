@@ -27,10 +27,10 @@ struct worker {
     unsigned id;
     pthread_t tid;
     struct event_base *base;
-    int notify_rd, notify_wr;      /* pipe: 'c' new connection, 's' stop */
+    int notify_rd, notify_wr; /* pipe: 'c' new connection, 's' stop */
     struct event *notify_ev;
-    struct event *stop_timer;      /* bounds the graceful drain */
-    pthread_mutex_t qmu;           /* covers qhead/qtail */
+    struct event *stop_timer; /* bounds the graceful drain */
+    pthread_mutex_t qmu;      /* covers qhead/qtail */
     struct worker_item *qhead, *qtail;
     bool stopping;
     TAILQ_HEAD(conn_list, conn) conns; /* this worker's connections */

@@ -20,36 +20,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CASK_KEY_MAX            250u
-#define CASK_DEFAULT_SHARDS     16u
-#define CASK_DEFAULT_SEGMENT    (64u * 1024 * 1024)
-#define CASK_DEFAULT_VALUE_MAX  (1024u * 1024)
-#define CASK_DEFAULT_SYNC_MS    1000u
-#define CASK_DEFAULT_COMPACT    0.5
+#define CASK_KEY_MAX           250u
+#define CASK_DEFAULT_SHARDS    16u
+#define CASK_DEFAULT_SEGMENT   (64u * 1024 * 1024)
+#define CASK_DEFAULT_VALUE_MAX (1024u * 1024)
+#define CASK_DEFAULT_SYNC_MS   1000u
+#define CASK_DEFAULT_COMPACT   0.5
 
 /* Status codes. 0 is success, a positive value is an errno, and the store's
  * own conditions sit in a negative range. */
 enum cask_err {
     CASK_OK = 0,
-    CASK_ENOTFOUND = -1001, /* no such (live) key, or cas given for a missing key */
-    CASK_ENOTSTORED,        /* add: key exists; replace/append/prepend: key missing */
-    CASK_EEXISTS,           /* cas mismatch */
-    CASK_ETOOBIG,           /* value (or append/prepend result) above value_max */
-    CASK_EBADKEY,           /* key length 0 or above CASK_KEY_MAX */
-    CASK_ENONNUMERIC,       /* incr/decr on a value that is not a decimal u64 */
-    CASK_ECORRUPT,          /* a record failed its checksum on read */
-    CASK_EFAILED,           /* shard latched read-only after an I/O error */
-    CASK_ELOCKED,           /* data directory locked by another process */
-    CASK_EINVAL,            /* bad argument or option */
+    CASK_ENOTFOUND =
+            -1001,    /* no such (live) key, or cas given for a missing key */
+    CASK_ENOTSTORED,  /* add: key exists; replace/append/prepend: key missing */
+    CASK_EEXISTS,     /* cas mismatch */
+    CASK_ETOOBIG,     /* value (or append/prepend result) above value_max */
+    CASK_EBADKEY,     /* key length 0 or above CASK_KEY_MAX */
+    CASK_ENONNUMERIC, /* incr/decr on a value that is not a decimal u64 */
+    CASK_ECORRUPT,    /* a record failed its checksum on read */
+    CASK_EFAILED,     /* shard latched read-only after an I/O error */
+    CASK_ELOCKED,     /* data directory locked by another process */
+    CASK_EINVAL,      /* bad argument or option */
 };
 
 /* Text for any status above or errno; never NULL. */
 const char *cask_strerror(int err);
 
 enum cask_sync {
-    CASK_SYNC_NEVER = 0,  /* left to the OS */
-    CASK_SYNC_INTERVAL,   /* a background thread syncs every sync_interval_ms */
-    CASK_SYNC_ALWAYS,     /* a modification returns only after fdatasync */
+    CASK_SYNC_NEVER = 0, /* left to the OS */
+    CASK_SYNC_INTERVAL,  /* a background thread syncs every sync_interval_ms */
+    CASK_SYNC_ALWAYS,    /* a modification returns only after fdatasync */
 };
 
 /* Log levels for cask_options.log. */
@@ -61,16 +62,16 @@ enum cask_log_level {
 };
 
 struct cask_options {
-    unsigned shards;             /* number of shards; fixed when the directory
-                                  * is first created; reopening with another
-                                  * number is CASK_EINVAL */
+    unsigned shards; /* number of shards; fixed when the directory
+                      * is first created; reopening with another
+                      * number is CASK_EINVAL */
     enum cask_sync sync;
-    unsigned sync_interval_ms;   /* for CASK_SYNC_INTERVAL */
-    uint64_t segment_size;       /* active segment rolls over at this size */
-    uint32_t value_max;          /* largest value accepted, bytes */
-    double compact_ratio;        /* dead fraction that makes a closed segment
-                                  * a compaction candidate, 0 < r <= 1 */
-    bool compact_background;     /* run per-shard background compaction */
+    unsigned sync_interval_ms; /* for CASK_SYNC_INTERVAL */
+    uint64_t segment_size;     /* active segment rolls over at this size */
+    uint32_t value_max;        /* largest value accepted, bytes */
+    double compact_ratio;      /* dead fraction that makes a closed segment
+                                * a compaction candidate, 0 < r <= 1 */
+    bool compact_background;   /* run per-shard background compaction */
     /* Clock in unix seconds; NULL means time(NULL). Tests set a fake one. */
     int64_t (*clock)(void *arg);
     void *clock_arg;
@@ -119,8 +120,8 @@ struct cask_item {
  * NUL after them, not counted) that the caller frees. With val == NULL only
  * the metadata is returned (no disk read).
  * Returns CASK_OK, CASK_ENOTFOUND, CASK_ECORRUPT, or an errno. */
-int cask_get(struct cask *c, const void *key, size_t klen,
-             struct cask_item *it, char **val);
+int cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
+             char **val);
 
 /* Like cask_get, and atomically set the item's expiry to exp_abs_s (gat, gats,
  * touch, mg with T). The cas does not change, as in memcached. it and val as
@@ -129,11 +130,11 @@ int cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
                struct cask_item *it, char **val);
 
 enum cask_store_mode {
-    CASK_SET = 0,  /* store unconditionally */
-    CASK_ADD,      /* only if absent, else CASK_ENOTSTORED */
-    CASK_REPLACE,  /* only if present, else CASK_ENOTSTORED */
-    CASK_APPEND,   /* present: value += data (flags, expiry kept) */
-    CASK_PREPEND,  /* present: value = data + value (flags, expiry kept) */
+    CASK_SET = 0, /* store unconditionally */
+    CASK_ADD,     /* only if absent, else CASK_ENOTSTORED */
+    CASK_REPLACE, /* only if present, else CASK_ENOTSTORED */
+    CASK_APPEND,  /* present: value += data (flags, expiry kept) */
+    CASK_PREPEND, /* present: value = data + value (flags, expiry kept) */
 };
 
 /* Store a value. mode picks the condition; cas_in != 0 additionally requires
@@ -163,7 +164,7 @@ int cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in);
  *   arith->cas_in: != 0 requires a match (meta ma C).
  * On CASK_OK: *value_out = the new number, *it (if not NULL) = the new item. */
 struct cask_arith {
-    bool incr;              /* true: incr, false: decr */
+    bool incr; /* true: incr, false: decr */
     uint64_t delta;
     bool vivify;
     uint64_t initial;
@@ -189,20 +190,20 @@ int cask_compact(struct cask *c, int shard, bool wait);
 
 /* Figures for `stats storage`. */
 struct cask_stats {
-    uint64_t live_keys;        /* keys in the keydir (expired ones not yet
-                                * reclaimed included) */
-    uint64_t live_bytes;       /* on-disk bytes of the records they point to */
-    uint64_t dead_bytes;       /* on-disk bytes of superseded records */
-    uint64_t segments;         /* segment files */
-    uint64_t disk_bytes;       /* bytes of segment and hint files */
-    uint64_t keydir_bytes;     /* memory used by the keydir */
-    uint64_t compactions;      /* compaction runs completed */
-    uint64_t bytes_reclaimed;  /* disk bytes freed by compaction */
-    uint64_t syncs;            /* fdatasync calls on segments */
-    uint64_t records_recovered;/* records (or hint entries) read at open */
-    uint64_t bytes_truncated;  /* torn/corrupt tail bytes dropped at open */
-    double recovery_s;         /* time cask_open spent recovering */
-    bool failed;               /* shard latched read-only */
+    uint64_t live_keys;         /* keys in the keydir (expired ones not yet
+                                 * reclaimed included) */
+    uint64_t live_bytes;        /* on-disk bytes of the records they point to */
+    uint64_t dead_bytes;        /* on-disk bytes of superseded records */
+    uint64_t segments;          /* segment files */
+    uint64_t disk_bytes;        /* bytes of segment and hint files */
+    uint64_t keydir_bytes;      /* memory used by the keydir */
+    uint64_t compactions;       /* compaction runs completed */
+    uint64_t bytes_reclaimed;   /* disk bytes freed by compaction */
+    uint64_t syncs;             /* fdatasync calls on segments */
+    uint64_t records_recovered; /* records (or hint entries) read at open */
+    uint64_t bytes_truncated;   /* torn/corrupt tail bytes dropped at open */
+    double recovery_s;          /* time cask_open spent recovering */
+    bool failed;                /* shard latched read-only */
 };
 
 unsigned cask_shards(const struct cask *c);
