@@ -39,7 +39,7 @@ struct cmd_meta {
     struct meta_stripe stripes[NSTRIPES];
 };
 
-/* FNV-1a: keys are short and the table is small. */
+/* FNV-1a plus a final mix: keys are short and the table is small. */
 static uint64_t
 key_hash(const void *key, size_t klen)
 {
@@ -51,6 +51,11 @@ key_hash(const void *key, size_t klen)
         h ^= p[i];
         h *= 1099511628211ull;
     }
+    /* FNV's top bits barely change between short keys that differ in the
+     * last byte; mix them before the stripe is taken from there */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     return h;
 }
 
