@@ -1,8 +1,10 @@
 /* cmd.c - runs parsed memcached requests against the store (implements
  * cmd.h): the one place where protocol/ meets storage/. Owns only the
- * per-connection parser state inside struct cmd_conn; knows nothing of
- * sockets, libevent or threads. Replies go to the connection's sink; values
- * read by cask_get are handed to it without a copy.
+ * per-connection parser state inside struct cmd_conn; the meta win/stale
+ * state lives in the shared table of cmd_meta.c (env->meta), which this file
+ * updates after the store call it belongs to. Knows nothing of sockets,
+ * libevent or threads. Replies go to the connection's sink; values read by
+ * cask_get are handed to it without a copy.
  */
 #include "server/cmd.h"
 
