@@ -299,8 +299,8 @@ do_delete(struct cmd_conn *cc, const struct proto_req *req)
  * another reference holds the old one, e.g. a pipelined mg reply not yet
  * written; that timing is not reproduced.) */
 struct arith_carry {
-    unsigned bits;  /* state of the item before the change */
-    uint32_t vlen;  /* its value length */
+    unsigned bits; /* state of the item before the change */
+    uint32_t vlen; /* its value length */
 };
 
 static void
@@ -716,8 +716,8 @@ store_older_cas(struct cmd_conn *cc, const struct proto_req *req,
     }
     bits = cmd_meta_bits(cc->env->meta, req->key, req->klen, it.cas);
     rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
-                    req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
-                    it.exp_abs_s, it.cas, cas_out);
+                    req->nbytes, (uint32_t)mflag_u64(req, 'F', 0), it.exp_abs_s,
+                    it.cas, cas_out);
     if (rc == CASK_OK) {
         cmd_meta_put(cc->env->meta, req->key, req->klen, *cas_out,
                      (bits & CMD_META_TOKEN) | CMD_META_STALE);

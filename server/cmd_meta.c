@@ -16,10 +16,10 @@
 #define NSTRIPES 64u
 
 struct meta_ent {
-    struct meta_ent *next;        /* bucket chain */
-    TAILQ_ENTRY(meta_ent) age;    /* oldest first */
+    struct meta_ent *next;     /* bucket chain */
+    TAILQ_ENTRY(meta_ent) age; /* oldest first */
     uint64_t hash;
-    uint64_t cas;                 /* the item these bits describe */
+    uint64_t cas; /* the item these bits describe */
     unsigned bits;
     size_t klen;
     char key[];
@@ -28,14 +28,14 @@ struct meta_ent {
 TAILQ_HEAD(meta_age, meta_ent);
 
 struct meta_stripe {
-    pthread_mutex_t mu;           /* covers everything below */
+    pthread_mutex_t mu; /* covers everything below */
     struct meta_ent **buckets;
     struct meta_age oldest;
     size_t count;
 };
 
 struct cmd_meta {
-    size_t per_stripe;            /* entries and buckets per stripe */
+    size_t per_stripe; /* entries and buckets per stripe */
     struct meta_stripe stripes[NSTRIPES];
 };
 

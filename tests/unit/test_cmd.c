@@ -395,8 +395,7 @@ test_meta_corners(void **state)
     /* ma applies T where it stands */
     expect(f, "ma n t T30\r\nma n T60 t\r\n", "HD t-1\r\nHD t60\r\n");
     /* mg N creates the item and says this client won */
-    expect(f, "mg v N30 v t\r\nmg v v\r\n",
-           "VA 0 t30 W\r\n\r\nVA 0 Z\r\n\r\n");
+    expect(f, "mg v N30 v t\r\nmg v v\r\n", "VA 0 t30 W\r\n\r\nVA 0 Z\r\n\r\n");
     /* ms c returns c0 on failure; b follows the returned key */
     expect(f, "ms zz 1 c MR\r\ny\r\nmg bWs= b k O1\r\n",
            "NS c0\r\nEN kbWs= b O1\r\n");
@@ -424,7 +423,8 @@ test_meta_state(void **state)
            "HD\r\nTOUCHED\r\nHD X W\r\nHD Z X\r\n"
            "VALUE a 0 1\r\nx\r\nEND\r\nHD Z X\r\n");
     /* ms I over an older cas: stored, old TTL, stale, token kept */
-    expect(f, "ms a 1 I C1 T5\r\ny\r\nmg a v t\r\n", "HD\r\nVA 1 t9 Z X\r\ny\r\n");
+    expect(f, "ms a 1 I C1 T5\r\ny\r\nmg a v t\r\n",
+           "HD\r\nVA 1 t9 Z X\r\ny\r\n");
     /* ... but not for append, and not without C */
     expect(f, "ms a 1 MA I C1\r\nz\r\nms a 1 I\r\nz\r\nmg a\r\n",
            "EX\r\nHD\r\nHD\r\n");
@@ -434,8 +434,9 @@ test_meta_state(void **state)
     expect(f, "set a 0 0 2\r\n10\r\nmg a\r\nmd a I\r\nmd a\r\nmg a N5\r\n",
            "STORED\r\nHD\r\nHD\r\nHD\r\nHD W\r\n");
     /* incr in place keeps the state, a longer number drops it */
-    expect(f, "set c 0 0 2\r\n10\r\nmd c I\r\nincr c 1\r\nmg c\r\n"
-              "ma c MD D5\r\nmg c v\r\nincr c 100\r\nmg c\r\n",
+    expect(f,
+           "set c 0 0 2\r\n10\r\nmd c I\r\nincr c 1\r\nmg c\r\n"
+           "ma c MD D5\r\nmg c v\r\nincr c 100\r\nmg c\r\n",
            "STORED\r\nHD\r\n11\r\nHD X W\r\nHD\r\nVA 2 Z X\r\n"
            "6 \r\n106\r\nHD\r\n");
     /* mg q still answers a hit, with its flags */
@@ -453,9 +454,9 @@ test_meta_cas_checked(void **state)
     uint64_t cas = 0;
 
     expect(f, "mg a N30\r\n", "HD W\r\n");
-    assert_int_equal(cask_store(f->store, CASK_SET, "a", 1, "v", 1, 0, 0, 0,
-                                &cas),
-                     CASK_OK);
+    assert_int_equal(
+            cask_store(f->store, CASK_SET, "a", 1, "v", 1, 0, 0, 0, &cas),
+            CASK_OK);
     expect(f, "mg a\r\n", "HD\r\n");
     /* the stale entry was dropped on sight */
     assert_int_equal(cmd_meta_count(m), 0);
@@ -502,8 +503,7 @@ test_meta_cap(void **state)
     }
     assert_true(cmd_meta_count(m) > 128);
     /* the newest key is still known, the first one was evicted */
-    assert_int_equal(cmd_meta_fetch(m, "key19999", 8, 20000, true),
-                     CMD_META_Z);
+    assert_int_equal(cmd_meta_fetch(m, "key19999", 8, 20000, true), CMD_META_Z);
     assert_int_equal(cmd_meta_fetch(m, "key0", 4, 1, true), CMD_META_W);
     cmd_meta_destroy(&m);
     assert_null(m);
