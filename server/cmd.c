@@ -493,7 +493,7 @@ out_ttl(struct proto_out *o, const struct cmd_env *env, int64_t exp)
     proto_out_i64(o, exp < 0 ? -1 : exp);
 }
 
-/* Whether flag f comes before the T flag (false if either is missing). */
+/* Whether flag f is given and no T flag comes before it. */
 static bool
 before_T(const struct proto_req *req, char f)
 {
