@@ -8,7 +8,7 @@ libprotocol_a_SOURCES = protocol/proto.h protocol/proto_parse.c \
 libprotocol_a_CFLAGS = $(AM_CFLAGS)
 
 PROTOCOL_LIBS = libprotocol.a
-CMD_SOURCES = server/cmd.c server/cmd.h
+CMD_SOURCES = server/cmd.c server/cmd.h server/cmd_meta.c server/cmd_meta.h
 
 # The executor as a library too, so tests can link it against a fake store.
 noinst_LIBRARIES += libcmd.a
@@ -21,7 +21,7 @@ check_PROGRAMS += tests/golden/test_golden
 TESTS += tests/golden/test_golden
 tests_golden_test_golden_SOURCES = tests/golden/test_golden.c tests/golden/fake_cask.h \
 	tests/golden/fake_cask.c storage/cask_defaults.c
-tests_golden_test_golden_LDADD = libcmd.a libprotocol.a
+tests_golden_test_golden_LDADD = libcmd.a libprotocol.a $(PTHREAD_LIBS)
 EXTRA_DIST += tests/golden/gen_golden.py tests/golden/README.md \
 	tests/golden/cases
 
@@ -35,10 +35,10 @@ tests_unit_test_proto_parse_LDADD = libprotocol.a $(CMOCKA_LIBS)
 # cmd.c over the fake in-memory store.
 check_PROGRAMS += tests/unit/test_cmd
 TESTS += tests/unit/test_cmd
-tests_unit_test_cmd_SOURCES = tests/unit/test_cmd.c tests/golden/fake_cask.c storage/cask_defaults.c \
-	tests/golden/fake_cask.h
+tests_unit_test_cmd_SOURCES = tests/unit/test_cmd.c tests/golden/fake_cask.c \
+	storage/cask_defaults.c tests/golden/fake_cask.h
 tests_unit_test_cmd_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_cmd_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS)
+tests_unit_test_cmd_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) $(PTHREAD_LIBS)
 
 # libFuzzer target: parser and executor compiled with coverage
 # instrumentation (FUZZ_CFLAGS), over the fake store.
@@ -46,7 +46,8 @@ if ENABLE_FUZZ
 noinst_PROGRAMS += tests/fuzz/fuzz_proto
 tests_fuzz_fuzz_proto_SOURCES = tests/fuzz/fuzz_proto.c \
 	protocol/proto_parse.c protocol/proto_format.c protocol/proto.h \
-	server/cmd.c server/cmd.h tests/golden/fake_cask.c storage/cask_defaults.c tests/golden/fake_cask.h
+	$(CMD_SOURCES) tests/golden/fake_cask.c storage/cask_defaults.c \
+	tests/golden/fake_cask.h
 tests_fuzz_fuzz_proto_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_proto_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
 endif

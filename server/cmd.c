@@ -1,12 +1,15 @@
 /* cmd.c - runs parsed memcached requests against the store (implements
  * cmd.h): the one place where protocol/ meets storage/. Owns only the
- * per-connection parser state inside struct cmd_conn; knows nothing of
- * sockets, libevent or threads. Replies go to the connection's sink; values
- * read by cask_get are handed to it without a copy.
+ * per-connection parser state inside struct cmd_conn; the meta win/stale
+ * state lives in the shared table of cmd_meta.c (env->meta), which this file
+ * updates after the store call it belongs to. Knows nothing of sockets,
+ * libevent or threads. Replies go to the connection's sink; values read by
+ * cask_get are handed to it without a copy.
  */
 #include "server/cmd.h"
 
 #include "protocol/proto.h"
+#include "server/cmd_meta.h"
 #include "storage/cask.h"
 
 #include <stdlib.h>
@@ -208,6 +211,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
 {
     enum cask_store_mode mode = CASK_SET;
     int64_t exp = exp_abs(cc->env, req->exptime);
+    uint64_t cas_out = 0;
     int rc;
 
     switch (req->cmd) {
@@ -235,10 +239,12 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
         rc = rc == CASK_OK ? CASK_EEXISTS : rc;
     } else {
         rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
-                        req->nbytes, req->flags, exp, req->cas, NULL);
+                        req->nbytes, req->flags, exp, req->cas, &cas_out);
     }
     switch (rc) {
     case CASK_OK:
+        /* a new item: memcached's win/stale bits start clear */
+        cmd_meta_forget(cc->env->meta, req->key, req->klen, cas_out);
         cc->ctr->total_items++;
         if (req->cmd == PROTO_CMD_CAS) {
             cc->ctr->cas_hits++;
@@ -276,6 +282,7 @@ do_delete(struct cmd_conn *cc, const struct proto_req *req)
     int rc = cask_delete(cc->env->store, req->key, req->klen, 0);
 
     if (rc == CASK_OK) {
+        cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
         cc->ctr->delete_hits++;
         reply(cc, req, "DELETED\r\n");
     } else if (rc == CASK_ENOTFOUND) {
@@ -286,22 +293,64 @@ do_delete(struct cmd_conn *cc, const struct proto_req *req)
     }
 }
 
+/* incr, decr and ma: memcached rewrites the number in place when it fits
+ * the old length, and the item keeps its win/stale bits; a longer number
+ * makes a new item without them. (memcached also makes a new item while
+ * another reference holds the old one, e.g. a pipelined mg reply not yet
+ * written; that timing is not reproduced.) */
+struct arith_carry {
+    unsigned bits; /* state of the item before the change */
+    uint32_t vlen; /* its value length */
+};
+
+static void
+carry_before(struct cmd_conn *cc, const struct proto_req *req,
+             struct arith_carry *k)
+{
+    struct cask_item old;
+
+    memset(k, 0, sizeof(*k));
+    if (!cmd_meta_has(cc->env->meta, req->key, req->klen) ||
+        cask_get(cc->env->store, req->key, req->klen, &old, NULL) != CASK_OK) {
+        return;
+    }
+    k->bits = cmd_meta_bits(cc->env->meta, req->key, req->klen, old.cas);
+    k->vlen = old.vlen;
+}
+
+/* After a successful change to *it (the new item). */
+static void
+carry_after(struct cmd_conn *cc, const struct proto_req *req,
+            const struct arith_carry *k, const struct cask_item *it)
+{
+    if (k->bits != 0 && it->vlen == k->vlen) {
+        cmd_meta_put(cc->env->meta, req->key, req->klen, it->cas, k->bits);
+    } else {
+        cmd_meta_forget(cc->env->meta, req->key, req->klen, it->cas);
+    }
+}
+
 static void
 do_arith(struct cmd_conn *cc, const struct proto_req *req)
 {
     struct cask_arith a;
+    struct arith_carry carry;
+    struct cask_item it;
     uint64_t v = 0;
     int rc;
     bool incr = req->cmd == PROTO_CMD_INCR;
 
     memset(&a, 0, sizeof(a));
+    memset(&it, 0, sizeof(it));
     a.incr = incr;
     a.delta = req->delta;
-    rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, NULL);
+    carry_before(cc, req, &carry);
+    rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
     if (rc == CASK_OK) {
         char line[32];
         struct proto_out o;
 
+        carry_after(cc, req, &carry, &it);
         if (incr) {
             cc->ctr->incr_hits++;
         } else {
@@ -444,9 +493,9 @@ out_ttl(struct proto_out *o, const struct cmd_env *env, int64_t exp)
     proto_out_i64(o, exp < 0 ? -1 : exp);
 }
 
-/* Whether a t flag comes before the T flag. */
+/* Whether flag f is given and no T flag comes before it. */
 static bool
-t_before_T(const struct proto_req *req)
+before_T(const struct proto_req *req, char f)
 {
     unsigned i;
 
@@ -454,11 +503,71 @@ t_before_T(const struct proto_req *req)
         if (req->mflags[i].flag == 'T') {
             return false;
         }
-        if (req->mflags[i].flag == 't') {
+        if (req->mflags[i].flag == f) {
             return true;
         }
     }
     return false;
+}
+
+/* mg: fetch (or touch) the item, creating it for N on a miss. On CASK_OK,
+ * *old_exp is the expiry the item had before this request's T (0 for an
+ * item it created) and *created says whether it did. */
+static int
+mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
+          struct cask_item *it, char **val, int64_t *old_exp, bool *created)
+{
+    bool has_T = proto_mflag_find(req, 'T') != NULL;
+    int rc;
+
+    *old_exp = 0;
+    *created = false;
+    if (has_T && (before_T(req, 't') || before_T(req, 'R'))) {
+        /* memcached applies T where it stands among the flags, so a t or R
+         * before it sees the TTL the item had */
+        struct cask_item old;
+
+        if (cask_get(cc->env->store, req->key, req->klen, &old, NULL) ==
+            CASK_OK) {
+            *old_exp = old.exp_abs_s;
+        }
+    }
+    if (has_T) {
+        cc->ctr->cmd_touch++;
+        rc = cask_touch(cc->env->store, req->key, req->klen,
+                        exp_abs(cc->env, mflag_exptime(req, 'T')), it,
+                        want_val ? val : NULL);
+    } else {
+        rc = cask_get(cc->env->store, req->key, req->klen, it,
+                      want_val ? val : NULL);
+        *old_exp = it->exp_abs_s;
+    }
+    if (rc == CASK_OK) {
+        cc->ctr->get_hits++;
+        return rc;
+    }
+    if (rc != CASK_ENOTFOUND) {
+        return rc;
+    }
+    count_miss(cc, it);
+    if (proto_mflag_find(req, 'N') == NULL) {
+        return rc;
+    }
+    /* autovivify: create an empty item; the client that created it wins
+     * the right to fill it (W). If another client created it first, this
+     * is a plain hit on that item. */
+    rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
+                    exp_abs(cc->env, mflag_exptime(req, 'N')), 0, NULL);
+    if (rc != CASK_OK && rc != CASK_ENOTSTORED) {
+        return rc;
+    }
+    *created = rc == CASK_OK;
+    rc = cask_get(cc->env->store, req->key, req->klen, it,
+                  want_val ? val : NULL);
+    if (rc == CASK_OK && !*created) {
+        *old_exp = it->exp_abs_s;
+    }
+    return rc;
 }
 
 static void
@@ -466,57 +575,21 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool want_val = proto_mflag_find(req, 'v') != NULL;
     bool quiet = proto_mflag_find(req, 'q') != NULL;
-    const struct proto_mflag *t = proto_mflag_find(req, 'T');
     struct cask_item it;
     char *val = NULL;
     char line[LINE_CAP];
     struct proto_out o;
-    bool won = false;
-    int64_t exp = 0;
-    int64_t new_exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
+    bool created;
+    bool win = false;
+    int64_t exp;
+    unsigned state;
     unsigned i;
     int rc;
 
     memset(&it, 0, sizeof(it));
     cc->ctr->cmd_get++;
-    if (t != NULL && t_before_T(req)) {
-        /* memcached applies T where it stands among the return flags, so
-         * a t before it shows the TTL the item had */
-        struct cask_item old;
-
-        if (cask_get(cc->env->store, req->key, req->klen, &old, NULL) ==
-            CASK_OK) {
-            exp = old.exp_abs_s;
-        }
-    }
-    if (t != NULL) {
-        cc->ctr->cmd_touch++;
-        rc = cask_touch(cc->env->store, req->key, req->klen, new_exp, &it,
-                        want_val ? &val : NULL);
-    } else {
-        rc = cask_get(cc->env->store, req->key, req->klen, &it,
-                      want_val ? &val : NULL);
-    }
-    if (rc == CASK_ENOTFOUND && proto_mflag_find(req, 'N') != NULL) {
-        /* autovivify: create an empty item and tell this client it won
-         * the right to fill it (W) */
-        int64_t viv_exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
-
-        count_miss(cc, &it);
-        rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
-                        viv_exp, 0, NULL);
-        if (rc == CASK_OK || rc == CASK_ENOTSTORED) {
-            rc = cask_get(cc->env->store, req->key, req->klen, &it,
-                          want_val ? &val : NULL);
-        }
-        won = rc == CASK_OK;
-    } else if (rc == CASK_OK) {
-        cc->ctr->get_hits++;
-    }
+    rc = mg_lookup(cc, req, want_val, &it, &val, &exp, &created);
     if (rc == CASK_ENOTFOUND) {
-        if (proto_mflag_find(req, 'N') == NULL) {
-            count_miss(cc, &it);
-        }
         if (!quiet) {
             meta_simple(cc, req, "EN");
         }
@@ -527,9 +600,6 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         emit_server_error(cc, rc);
         return;
     }
-    if (t == NULL || !t_before_T(req) || won) {
-        exp = t != NULL && !won ? new_exp : it.exp_abs_s;
-    }
     proto_out_init(&o, line, sizeof(line));
     if (want_val) {
         proto_out_mem(&o, "VA ", 3);
@@ -537,12 +607,26 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     } else {
         proto_out_mem(&o, "HD", 2);
     }
+    /* exp follows the item's expiry as memcached changes it, flag by flag */
     for (i = 0; i < req->nmflags; i++) {
         const struct proto_mflag *m = &req->mflags[i];
 
         switch (m->flag) {
         case 'T':
-            exp = new_exp;
+            exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
+            break;
+        case 'N':
+            if (created) {
+                exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
+                win = true;
+            }
+            break;
+        case 'R':
+            /* recache: win when the TTL left is below the token */
+            if (!created && exp != 0 &&
+                exp < exp_abs(cc->env, mflag_exptime(req, 'R'))) {
+                win = true;
+            }
             break;
         case 'c':
             proto_out_mem(&o, " c", 2);
@@ -571,7 +655,19 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
             break;
         }
     }
-    if (won) {
+    if (created && exp != it.exp_abs_s) {
+        /* a T after N: memcached keeps the TTL set last */
+        (void)cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL);
+    }
+    /* memcached appends these after the requested flags, in this order */
+    state = cmd_meta_fetch(cc->env->meta, req->key, req->klen, it.cas, win);
+    if (state & CMD_META_Z) {
+        proto_out_mem(&o, " Z", 2);
+    }
+    if (state & CMD_META_X) {
+        proto_out_mem(&o, " X", 2);
+    }
+    if (state & CMD_META_W) {
         proto_out_mem(&o, " W", 2);
     }
     proto_out_mem(&o, "\r\n", 2);
@@ -601,13 +697,15 @@ cas_zero(struct cmd_conn *cc, const struct proto_req *req, int *rc)
     return true;
 }
 
-/* ms I with a cas older than the item's: memcached stores anyway (and marks
- * the item stale, which the store does not keep). */
+/* ms I (set or replace with C) and a cas older than the item's: memcached
+ * stores anyway, keeps the old TTL, and marks the new item stale, keeping
+ * the old item's token-sent bit. */
 static int
 store_older_cas(struct cmd_conn *cc, const struct proto_req *req,
                 enum cask_store_mode mode, uint64_t cas_in, uint64_t *cas_out)
 {
     struct cask_item it;
+    unsigned bits;
     int rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
 
     if (rc != CASK_OK) {
@@ -616,10 +714,15 @@ store_older_cas(struct cmd_conn *cc, const struct proto_req *req,
     if (cas_in >= it.cas) {
         return CASK_EEXISTS;
     }
-    return cask_store(cc->env->store, mode, req->key, req->klen, req->data,
-                      req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
-                      exp_abs(cc->env, mflag_exptime(req, 'T')), it.cas,
-                      cas_out);
+    bits = cmd_meta_bits(cc->env->meta, req->key, req->klen, it.cas);
+    rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
+                    req->nbytes, (uint32_t)mflag_u64(req, 'F', 0), it.exp_abs_s,
+                    it.cas, cas_out);
+    if (rc == CASK_OK) {
+        cmd_meta_put(cc->env->meta, req->key, req->klen, *cas_out,
+                     (bits & CMD_META_TOKEN) | CMD_META_STALE);
+    }
+    return rc;
 }
 
 static void
@@ -674,7 +777,11 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
             (mode == CASK_APPEND || mode == CASK_PREPEND)) {
             rc = CASK_ENOTSTORED;
         }
-        if (rc == CASK_EEXISTS && proto_mflag_find(req, 'I') != NULL) {
+        if (rc == CASK_OK) {
+            cmd_meta_forget(cc->env->meta, req->key, req->klen, cas_out);
+        } else if (rc == CASK_EEXISTS && proto_mflag_find(req, 'I') != NULL &&
+                   (mode == CASK_SET || mode == CASK_REPLACE)) {
+            /* memcached's append and prepend never take the I path */
             rc = store_older_cas(cc, req, mode, cas_in, &cas_out);
         }
     }
@@ -716,16 +823,17 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     emit_out(cc, &o);
 }
 
-/* md I: memcached keeps the item (marked stale) and bumps its cas, so a
- * later add fails and gets still see it. The stale mark itself (X/W on the
- * next mg) is not kept by the store; rewriting the item bumps the cas.
- * T, if given, sets the new TTL. */
+/* md I: memcached keeps the item, bumps its cas and marks it stale (and
+ * not yet won), so a later add fails, gets still see it and the next mg
+ * gets X and W. Rewriting the item bumps the cas; the stale mark goes to
+ * the meta table. T, if given, sets the new TTL. */
 static int
 invalidate(struct cmd_conn *cc, const struct proto_req *req)
 {
     struct cask_item it;
     char *val = NULL;
     uint64_t cas_in = mflag_u64(req, 'C', 0);
+    uint64_t cas_out = 0;
     int64_t exp;
     int rc;
 
@@ -741,8 +849,12 @@ invalidate(struct cmd_conn *cc, const struct proto_req *req)
                   ? exp_abs(cc->env, mflag_exptime(req, 'T'))
                   : it.exp_abs_s;
     rc = cask_store(cc->env->store, CASK_SET, req->key, req->klen, val, it.vlen,
-                    it.flags, exp, it.cas, NULL);
+                    it.flags, exp, it.cas, &cas_out);
     free(val);
+    if (rc == CASK_OK) {
+        cmd_meta_put(cc->env->meta, req->key, req->klen, cas_out,
+                     CMD_META_STALE);
+    }
     return rc;
 }
 
@@ -759,6 +871,9 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
     } else {
         rc = cask_delete(cc->env->store, req->key, req->klen,
                          mflag_u64(req, 'C', 0));
+        if (rc == CASK_OK) {
+            cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
+        }
     }
 
     switch (rc) {
@@ -788,6 +903,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     bool quiet = proto_mflag_find(req, 'q') != NULL;
     bool want_val = proto_mflag_find(req, 'v') != NULL;
     struct cask_arith a;
+    struct arith_carry carry;
     struct cask_item it;
     uint64_t v = 0;
     char line[LINE_CAP];
@@ -812,9 +928,11 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
         existed = true;
     }
     /* unlike ms and md, ma takes C0 as "no compare" (memcached) */
+    carry_before(cc, req, &carry);
     rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
     switch (rc) {
     case CASK_OK:
+        carry_after(cc, req, &carry, &it);
         if (a.incr) {
             cc->ctr->incr_hits++;
         } else {
@@ -1038,6 +1156,7 @@ cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
             cc->ctr->cmd_set++;
             cc->ctr->store_too_large++;
             (void)cask_delete(cc->env->store, req.key, req.klen, 0);
+            cmd_meta_forget(cc->env->meta, req.key, req.klen, 0);
         }
         /* noreply silences errors of classic commands; meta errors always
          * go out */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "protocol/proto.h"
+#include "server/cmd_meta.h"
 #include "storage/cask.h"
 
 /* Where replies go. Implemented by conn.c over its output queue, and by tests
@@ -72,6 +73,10 @@ struct cmd_env {
     /* `verbosity N`: set the server's log level. May be NULL. */
     void (*verbosity)(void *arg, unsigned level);
     void *verbosity_arg;
+    /* Win/stale item state of the meta commands (cmd_meta.h), shared by
+     * every connection and locked inside. NULL: none is kept (mg N still
+     * answers W, nothing ever answers Z or X). */
+    struct cmd_meta *meta;
 };
 
 /* Per connection. Owned by the connection; touched only by its thread. */

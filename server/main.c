@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT (or `shutdown`) stop in order: stop accepting, drain
  * connections, close the store, remove the pidfile. Owns struct server. */
 #include "server/cmd.h"
+#include "server/cmd_meta.h"
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/notify.h"
@@ -301,6 +302,10 @@ main(int argc, char **argv)
     srv.env.stats = stats_reply;
     srv.env.stats_arg = &srv;
     srv.env.verbosity = set_verbosity;
+    if (cmd_meta_create(&srv.env.meta, CMD_META_CAP) != 0) {
+        exit_code = EX_OSERR;
+        goto out;
+    }
 
     if (worker_create_all(&srv, settings.threads) != 0 ||
         worker_start_all(&srv) != 0) {
@@ -342,6 +347,7 @@ out:
         }
         cask_close(&srv.store);
     }
+    cmd_meta_destroy(&srv.env.meta);
     if (sigterm != NULL) {
         event_free(sigterm);
     }

@@ -7,6 +7,7 @@
  */
 #include "protocol/proto.h"
 #include "server/cmd.h"
+#include "server/cmd_meta.h"
 #include "storage/cask.h"
 
 #include <stdint.h>
@@ -109,6 +110,11 @@ execute_all(const char *buf, size_t len, size_t step)
     env.item_max = ITEM_MAX;
     env.version = "fuzz";
     env.clock = fixed_clock;
+    /* a tiny meta table, so that eviction is exercised too */
+    if (cmd_meta_create(&env.meta, 8) != 0) {
+        cask_close(&store);
+        return;
+    }
     sink.bytes = sink_bytes;
     sink.value = sink_value;
     sink.arg = &total;
@@ -137,6 +143,7 @@ execute_all(const char *buf, size_t len, size_t step)
     }
     cmd_conn_deinit(&cc);
     cask_close(&store);
+    cmd_meta_destroy(&env.meta);
 }
 
 int

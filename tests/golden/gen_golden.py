@@ -107,6 +107,28 @@ CASES = {
                 b"mg m N\r\nmg m Tx\r\nmg m O12345678901234567890123456789012345 k\r\n"
                 b"mg m a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n"
                 b"mg m Oabc k c\r\nmg zz q k\r\nmg m q\r\n",
+    # win/stale state: W once, then Z; md I and ms I mark stale (X); a
+    # store or delete clears it. No mg of an item is pipelined before an
+    # incr of it: memcached then copies the item instead of changing it in
+    # place, and drops the bits.
+    "meta_state": b"mg a N30 v c\r\nmg a v\r\nmg a s t q\r\nmg a N30 k\r\n"
+                  b"mg a T60 N30 t\r\nms a 1 T100\r\nx\r\nmg a v\r\n"
+                  b"mg a R50 v\r\nmg a R200 v t\r\nmg a R200\r\nmg a v\r\n"
+                  b"mg a T10 R50 O1\r\nmd a I\r\nmg a c\r\nmg a v\r\n"
+                  b"md a I T30 q\r\nmg a t k O1\r\nmg a\r\nget a\r\n"
+                  b"ms a 1 I C1\r\ny\r\nmg a v t\r\nadd a 0 0 1\r\nz\r\n"
+                  b"md a I\r\nms a 1 MA I C1\r\nz\r\nms a 1 MR I C1 T5\r\nw\r\n"
+                  b"mg a v t\r\nms a 1 I\r\nw\r\nmg a v\r\n"
+                  b"md a I\r\ndelete a\r\nmg a N10\r\nmg a\r\n"
+                  b"md a I\r\nmd a\r\nmg a\r\nmg a N10 q\r\nmg a q\r\n"
+                  b"set b 0 0 1\r\nx\r\nmd b I\r\ntouch b 100\r\nmg b T50\r\n"
+                  b"mg b\r\nmd b I\r\nmg b q v\r\nmg b q v\r\nmg b R5000 k\r\n"
+                  b"set c 0 0 2\r\n10\r\nmd c I\r\nincr c 1\r\nma c\r\n"
+                  b"decr c 5\r\nmg c v\r\nincr c 100\r\nmg c\r\n"
+                  b"set d 0 0 1\r\n9\r\nmd d I\r\nincr d 1\r\nmg d v\r\n"
+                  b"mg e R30\r\nmg e R30 N30\r\nmg e R30\r\n"
+                  b"set f 0 0 1\r\nx\r\nmg f R30\r\nmd f I\r\n"
+                  b"flush_all\r\nmg f N30\r\nmg f\r\n",
     "meta_set": b"ms m 2\r\nhi\r\nms m 2 T0 F5 I\r\nhi\r\nmg m f v\r\n"
                 b"ms m S2\r\nhi\r\nms m 2 MA\r\nzz\r\nmg m v\r\n"
                 b"ms m 2 q\r\nyo\r\nms m 2 MX\r\nhi\r\nms m 2 x\r\nhi\r\n"

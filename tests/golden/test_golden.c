@@ -8,6 +8,7 @@
  */
 #include "server/cmd.h"
 
+#include "server/cmd_meta.h"
 #include "storage/cask.h"
 
 #include <dirent.h>
@@ -161,6 +162,9 @@ run(const struct buf *req, size_t chunk, struct buf *out)
     env.item_max = ITEM_MAX;
     env.version = "1.6.18";
     env.clock = fake_clock;
+    if (cmd_meta_create(&env.meta, 64) != 0) {
+        abort();
+    }
     sink.bytes = sink_bytes;
     sink.value = sink_value;
     sink.arg = out;
@@ -195,6 +199,7 @@ run(const struct buf *req, size_t chunk, struct buf *out)
     }
     cmd_conn_deinit(&cc);
     cask_close(&store);
+    cmd_meta_destroy(&env.meta);
 }
 
 static void

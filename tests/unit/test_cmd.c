@@ -1,13 +1,16 @@
 /* test_cmd.c - cmocka tests for server/cmd.c driven with an in-memory sink
  * over the fake store (tests/golden/fake_cask.c): exptime conversion,
  * counters, stats/verbosity/version/shutdown/quit, store error mapping,
- * value hand-over and noreply. No sockets, no disk.
+ * value hand-over, noreply, and the meta win/stale state of cmd_meta.c
+ * (also hit from several threads). No sockets, no disk.
  */
 #include "server/cmd.h"
 
+#include "server/cmd_meta.h"
 #include "storage/cask.h"
 #include "tests/golden/fake_cask.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,6 +101,7 @@ setup(void **state)
     f->env.stats_arg = f;
     f->env.verbosity = verbosity_fn;
     f->env.verbosity_arg = f;
+    assert_int_equal(cmd_meta_create(&f->env.meta, 64), 0);
     sink.bytes = sink_bytes;
     sink.value = sink_value;
     sink.arg = f;
@@ -113,6 +117,8 @@ teardown(void **state)
 
     cmd_conn_deinit(&f->cc);
     cask_close(&f->store);
+    cmd_meta_destroy(&f->env.meta);
+    assert_null(f->env.meta);
     free(f);
     return 0;
 }
@@ -389,10 +395,172 @@ test_meta_corners(void **state)
     /* ma applies T where it stands */
     expect(f, "ma n t T30\r\nma n T60 t\r\n", "HD t-1\r\nHD t60\r\n");
     /* mg N creates the item and says this client won */
-    expect(f, "mg v N30 v t\r\nmg v v\r\n", "VA 0 t30 W\r\n\r\nVA 0\r\n\r\n");
+    expect(f, "mg v N30 v t\r\nmg v v\r\n", "VA 0 t30 W\r\n\r\nVA 0 Z\r\n\r\n");
     /* ms c returns c0 on failure; b follows the returned key */
     expect(f, "ms zz 1 c MR\r\ny\r\nmg bWs= b k O1\r\n",
            "NS c0\r\nEN kbWs= b O1\r\n");
+}
+
+/* W once, then Z; R against the TTL left; md I and ms I make X; stores,
+ * deletes and a longer incr clear the state, touch and in-place incr keep
+ * it. Settled against memcached 1.6.18. */
+static void
+test_meta_state(void **state)
+{
+    struct fixture *f = *state;
+
+    expect(f, "mg a N30 v\r\nmg a\r\nmg a N30 k q\r\n",
+           "VA 0 W\r\n\r\nHD Z\r\nHD ka Z\r\n");
+    /* a T after N sets the TTL the item keeps */
+    expect(f, "mg b N30 T60 t\r\nmg b t\r\n", "HD t60 W\r\nHD t60 Z\r\n");
+    expect(f, "set a 0 100 1\r\nx\r\nmg a v\r\nmg a R50\r\n",
+           "STORED\r\nVA 1\r\nx\r\nHD\r\n");
+    f->now += 60;
+    expect(f, "mg a R50 t\r\nmg a R50\r\nmg a T500 R50\r\n",
+           "HD t40 W\r\nHD Z\r\nHD Z\r\n");
+    /* md I: stale, token cleared; touch keeps the state */
+    expect(f, "md a I\r\ntouch a 100\r\nmg a\r\nmg a\r\ngat 9 a\r\nmg a\r\n",
+           "HD\r\nTOUCHED\r\nHD X W\r\nHD Z X\r\n"
+           "VALUE a 0 1\r\nx\r\nEND\r\nHD Z X\r\n");
+    /* ms I over an older cas: stored, old TTL, stale, token kept */
+    expect(f, "ms a 1 I C1 T5\r\ny\r\nmg a v t\r\n",
+           "HD\r\nVA 1 t9 Z X\r\ny\r\n");
+    /* ... but not for append, and not without C */
+    expect(f, "ms a 1 MA I C1\r\nz\r\nms a 1 I\r\nz\r\nmg a\r\n",
+           "EX\r\nHD\r\nHD\r\n");
+    /* delete, set and md clear it */
+    expect(f, "md a I\r\ndelete a\r\nmg a N5\r\nmg a\r\n",
+           "HD\r\nDELETED\r\nHD W\r\nHD Z\r\n");
+    expect(f, "set a 0 0 2\r\n10\r\nmg a\r\nmd a I\r\nmd a\r\nmg a N5\r\n",
+           "STORED\r\nHD\r\nHD\r\nHD\r\nHD W\r\n");
+    /* incr in place keeps the state, a longer number drops it */
+    expect(f,
+           "set c 0 0 2\r\n10\r\nmd c I\r\nincr c 1\r\nmg c\r\n"
+           "ma c MD D5\r\nmg c v\r\nincr c 100\r\nmg c\r\n",
+           "STORED\r\nHD\r\n11\r\nHD X W\r\nHD\r\nVA 2 Z X\r\n"
+           "6 \r\n106\r\nHD\r\n");
+    /* mg q still answers a hit, with its flags */
+    expect(f, "set d 0 0 1\r\nx\r\nmd d I\r\nmg d q v\r\nmg d q k\r\n",
+           "STORED\r\nHD\r\nVA 1 X W\r\nx\r\nHD kd Z X\r\n");
+}
+
+/* The state is trusted only while the item keeps the cas recorded with it:
+ * a store through a path that does not clear it leaves no wrong Z. */
+static void
+test_meta_cas_checked(void **state)
+{
+    struct fixture *f = *state;
+    struct cmd_meta *m = f->env.meta;
+    uint64_t cas = 0;
+
+    expect(f, "mg a N30\r\n", "HD W\r\n");
+    assert_int_equal(
+            cask_store(f->store, CASK_SET, "a", 1, "v", 1, 0, 0, 0, &cas),
+            CASK_OK);
+    expect(f, "mg a\r\n", "HD\r\n");
+    /* the stale entry was dropped on sight */
+    assert_int_equal(cmd_meta_count(m), 0);
+
+    cmd_meta_put(m, "k", 1, 7, CMD_META_STALE);
+    assert_int_equal(cmd_meta_bits(m, "k", 1, 7), CMD_META_STALE);
+    assert_int_equal(cmd_meta_fetch(m, "k", 1, 7, false),
+                     CMD_META_X | CMD_META_W);
+    assert_int_equal(cmd_meta_bits(m, "k", 1, 7),
+                     CMD_META_STALE | CMD_META_TOKEN);
+    assert_int_equal(cmd_meta_fetch(m, "k", 1, 7, true),
+                     CMD_META_Z | CMD_META_X);
+    /* forget keeps an entry for the cas it is told to keep */
+    cmd_meta_forget(m, "k", 1, 7);
+    assert_true(cmd_meta_has(m, "k", 1));
+    cmd_meta_forget(m, "k", 1, 8);
+    assert_false(cmd_meta_has(m, "k", 1));
+    cmd_meta_put(m, "k", 1, 9, CMD_META_TOKEN);
+    cmd_meta_put(m, "k", 1, 9, 0);
+    assert_int_equal(cmd_meta_count(m), 0);
+    /* without a table: W for a win, nothing else */
+    assert_int_equal(cmd_meta_fetch(NULL, "k", 1, 1, true), CMD_META_W);
+    assert_int_equal(cmd_meta_fetch(NULL, "k", 1, 1, false), 0);
+    cmd_meta_put(NULL, "k", 1, 1, CMD_META_STALE);
+    assert_int_equal(cmd_meta_bits(NULL, "k", 1, 1), 0);
+}
+
+/* The table never grows past its cap; the oldest entries go first. */
+static void
+test_meta_cap(void **state)
+{
+    struct cmd_meta *m = NULL;
+    char key[32];
+    unsigned i;
+
+    (void)state;
+    assert_int_equal(cmd_meta_create(&m, 256), 0);
+    for (i = 0; i < 20000; i++) {
+        int n = snprintf(key, sizeof(key), "key%u", i);
+
+        assert_int_equal(cmd_meta_fetch(m, key, (size_t)n, i + 1, true),
+                         CMD_META_W);
+        assert_true(cmd_meta_count(m) <= 256);
+    }
+    assert_true(cmd_meta_count(m) > 128);
+    /* the newest key is still known, the first one was evicted */
+    assert_int_equal(cmd_meta_fetch(m, "key19999", 8, 20000, true), CMD_META_Z);
+    assert_int_equal(cmd_meta_fetch(m, "key0", 4, 1, true), CMD_META_W);
+    cmd_meta_destroy(&m);
+    assert_null(m);
+}
+
+#define RACE_THREADS 4
+#define RACE_KEYS    200
+
+struct race {
+    struct cmd_meta *m;
+    unsigned wins;
+};
+
+static void *
+race_worker(void *arg)
+{
+    struct race *r = arg;
+    char key[16];
+    unsigned round;
+    unsigned k;
+
+    for (round = 0; round < 5; round++) {
+        for (k = 0; k < RACE_KEYS; k++) {
+            int n = snprintf(key, sizeof(key), "r%u", k);
+
+            if (cmd_meta_fetch(r->m, key, (size_t)n, 1, true) & CMD_META_W) {
+                r->wins++;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Several threads race for the same tokens: each key wins exactly once. */
+static void
+test_meta_threads(void **state)
+{
+    struct race r[RACE_THREADS];
+    pthread_t t[RACE_THREADS];
+    struct cmd_meta *m = NULL;
+    unsigned total = 0;
+    unsigned i;
+
+    (void)state;
+    assert_int_equal(cmd_meta_create(&m, 4096), 0);
+    for (i = 0; i < RACE_THREADS; i++) {
+        r[i].m = m;
+        r[i].wins = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, race_worker, &r[i]), 0);
+    }
+    for (i = 0; i < RACE_THREADS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        total += r[i].wins;
+    }
+    assert_int_equal(total, RACE_KEYS);
+    assert_int_equal(cmd_meta_count(m), RACE_KEYS);
+    cmd_meta_destroy(&m);
 }
 
 int
@@ -411,6 +579,11 @@ main(void)
             cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta_corners, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_meta_state, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_meta_cas_checked, setup,
+                                            teardown),
+            cmocka_unit_test(test_meta_cap),
+            cmocka_unit_test(test_meta_threads),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
