@@ -28,10 +28,11 @@ struct cmd_sink {
 };
 
 /* Per-thread counters behind memcached's `stats`. Each worker owns one and
- * only its thread writes it; stats.c sums them (reads may be slightly stale). */
+ * only its thread writes it; stats.c sums them (reads may be slightly stale).
+ */
 struct cmd_counters {
-    uint64_t cmd_get;       /* keys looked up by get/gets/gat/gats/mg */
-    uint64_t cmd_set;       /* storage commands, including failed ones */
+    uint64_t cmd_get; /* keys looked up by get/gets/gat/gats/mg */
+    uint64_t cmd_set; /* storage commands, including failed ones */
     uint64_t cmd_touch;
     uint64_t cmd_flush;
     uint64_t get_hits;
@@ -50,7 +51,7 @@ struct cmd_counters {
     uint64_t touch_hits;
     uint64_t touch_misses;
     uint64_t store_too_large;
-    uint64_t total_items;   /* items successfully stored */
+    uint64_t total_items; /* items successfully stored */
     uint64_t meta_cmds;
 };
 
@@ -58,9 +59,9 @@ struct cmd_counters {
  * read-only afterwards. */
 struct cmd_env {
     struct cask *store;
-    uint32_t item_max;            /* -I: largest value accepted */
-    bool enable_shutdown;         /* --enable-shutdown (memcached's -A) */
-    const char *version;          /* for `version` */
+    uint32_t item_max;    /* -I: largest value accepted */
+    bool enable_shutdown; /* --enable-shutdown (memcached's -A) */
+    const char *version;  /* for `version` */
     /* Unix time in seconds, used to turn exptimes into absolute times; must
      * be the same clock the store was opened with. NULL means time(NULL). */
     int64_t (*clock)(void *arg);
@@ -82,19 +83,19 @@ struct cmd_env {
 /* Per connection. Owned by the connection; touched only by its thread. */
 struct cmd_conn {
     const struct cmd_env *env;
-    struct cmd_counters *ctr;     /* the owning worker's counters */
+    struct cmd_counters *ctr; /* the owning worker's counters */
     struct cmd_sink out;
-    struct proto_parser parser;   /* incremental parser state */
+    struct proto_parser parser; /* incremental parser state */
 };
 
 enum cmd_status {
-    CMD_DONE = 0,    /* consumed *used > 0 bytes (a request ran, or bytes of
-                      * a swallowed data block were dropped); call again */
-    CMD_NEED_MORE,   /* no complete request in buf: read more, then call again
-                      * with the same unconsumed bytes first */
-    CMD_CLOSE,       /* write out what is queued, then close (quit, or the
-                      * framing is lost: memcached closes too) */
-    CMD_SHUTDOWN,    /* `shutdown` accepted: the server should stop */
+    CMD_DONE = 0,  /* consumed *used > 0 bytes (a request ran, or bytes of
+                    * a swallowed data block were dropped); call again */
+    CMD_NEED_MORE, /* no complete request in buf: read more, then call again
+                    * with the same unconsumed bytes first */
+    CMD_CLOSE,     /* write out what is queued, then close (quit, or the
+                    * framing is lost: memcached closes too) */
+    CMD_SHUTDOWN,  /* `shutdown` accepted: the server should stop */
 };
 
 /* Set up a connection's state. */
