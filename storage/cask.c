@@ -77,23 +77,8 @@ meta_write(const struct cask *c, const struct meta *m)
                      "\nflush_cas %" PRIu64 "\nflush_pending_at %" PRId64 "\n",
                      META_TAG, META_VERSION, m->shards, m->cas_reserved,
                      m->flush_cas, m->flush_pending_at);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return errno;
-    }
-    int rc = cask_io_pwrite_all(fd, buf, (size_t)n, 0);
-    if (rc == 0) {
-        rc = cask_io_fdatasync(fd);
-    }
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = errno;
-    }
-    if (rc == 0) {
-        rc = cask_fsync_dir(c->dir);
-    }
+    int rc = cask_replace_file(c->dir, tmp, path, buf, (size_t)n);
     if (rc != 0) {
-        unlink(tmp);
         cask_logf(c, CASK_LOG_ERROR, "write %s: %s", path, strerror(rc));
     }
     return rc;

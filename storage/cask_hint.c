@@ -189,7 +189,7 @@ cask_hint_write(const char *dir, const struct cask_segment *s, uint32_t vmax,
 {
     char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
     struct hbuf b = {.next_off = CASK_SEG_HDR};
-    int rc = 0, fd = -1;
+    int rc = 0;
 
     cask_seg_path(path, sizeof(path), dir, s->id, "hint");
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -213,24 +213,8 @@ cask_hint_write(const char *dir, const struct cask_segment *s, uint32_t vmax,
     }
     cask_put64(b.p + 16, end);
     cask_put64(t, XXH3_64bits(b.p, b.len - 8));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = errno;
-        goto out;
-    }
-    rc = cask_io_pwrite_all(fd, b.p, b.len, 0);
-    if (rc == 0) {
-        rc = cask_io_fdatasync(fd);
-    }
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = errno;
-    }
-    if (rc == 0) {
-        rc = cask_fsync_dir(dir);
-    }
+    rc = cask_replace_file(dir, tmp, path, b.p, b.len);
     if (rc != 0) {
-        unlink(tmp);
         goto out;
     }
     *covered = end;

@@ -40,6 +40,31 @@ cask_fsync_dir(const char *dir)
     return rc;
 }
 
+int
+cask_replace_file(const char *dir, const char *tmp, const char *path,
+                  const void *buf, size_t len)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return errno;
+    }
+    int rc = cask_io_pwrite_all(fd, buf, len, 0);
+    if (rc == 0) {
+        rc = cask_io_fdatasync(fd);
+    }
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = errno;
+    }
+    if (rc == 0) {
+        rc = cask_fsync_dir(dir);
+    }
+    if (rc != 0) {
+        unlink(tmp);
+    }
+    return rc;
+}
+
 static void
 encode_header(char *h, uint32_t id)
 {

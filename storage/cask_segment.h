@@ -108,4 +108,10 @@ void cask_seg_close(struct cask_segment **s);
 /* fsync a directory. Returns 0 or an errno. */
 int cask_fsync_dir(const char *dir);
 
+/* Replace the file at path (in directory dir) by buf[0..len) so that a crash
+ * leaves either the old or the new file: write tmp, fdatasync, rename over
+ * path, fsync dir. tmp is removed on failure. Returns 0 or an errno. */
+int cask_replace_file(const char *dir, const char *tmp, const char *path,
+                      const void *buf, size_t len);
+
 #endif
