@@ -86,8 +86,22 @@ line_to_arg(const char *line, char **out, const char **why)
     size_t vlen;
     char *arg;
 
+    /* Debian's memcached.conf names its log file with a bare "logfile PATH"
+     * line (its init script reads it); take it as --log-file so that such a
+     * file can be used unchanged. */
+    if (strncmp(line, "logfile", 7) == 0 && is_blank(line[7])) {
+        val = line + 7;
+        while (is_blank(*val)) {
+            val++;
+        }
+        if (asprintf(&arg, "--log-file=%s", val) < 0) {
+            return ENOMEM;
+        }
+        *out = arg;
+        return 0;
+    }
     if (line[0] != '-' || line[1] == '\0' || is_blank(line[1])) {
-        *why = "expected an option starting with '-'";
+        *why = "expected an option starting with '-' (or 'logfile PATH')";
         return EINVAL;
     }
     while (line[flen] != '\0' && !is_blank(line[flen])) {

@@ -255,6 +255,17 @@ main(int argc, char **argv)
     free(settings.data_dir);
     settings.data_dir = dir;
 
+    if (settings.log_file != NULL) {
+        int fd = open(settings.log_file,
+                      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            fprintf(stderr, "bitcached: cannot open log file %s: %s\n",
+                    settings.log_file, strerror(errno));
+            return EX_CANTCREAT;
+        }
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
     signal(SIGPIPE, SIG_IGN);
     if (settings.daemonize && (rc = daemonize()) != 0) {
         fprintf(stderr, "bitcached: cannot daemonize: %s\n", strerror(rc));

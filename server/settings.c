@@ -23,6 +23,7 @@ enum {
     OPT_COMPACT_RATIO,
     OPT_IDLE_TIMEOUT,
     OPT_CONFIG,
+    OPT_LOG_FILE,
 };
 
 static const char short_opts[] = "p:l:t:c:I:U:s:a:P:du:vm:AMkrhV";
@@ -52,6 +53,7 @@ static const struct option long_opts[] = {
         {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"config", required_argument, NULL, OPT_CONFIG},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {NULL, 0, NULL, 0},
 };
 
@@ -94,7 +96,8 @@ usage(FILE *f)
 "  --compact-ratio=R         dead fraction that triggers compaction\n"
 "                            (default 0.5)\n"
 "  --idle-timeout=SECONDS    close idle clients (default 0 = never)\n"
-"  --config=FILE             read options from FILE first, one per line\n");
+"  --config=FILE             read options from FILE first, one per line\n"
+"  --log-file=FILE           append the log to FILE instead of stderr\n");
     /* clang-format on */
 }
 
@@ -376,6 +379,12 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
     case OPT_CONFIG:
         replace_str(&s->config_file, arg);
         return 0;
+    case OPT_LOG_FILE:
+        if (arg[0] == '\0') {
+            return bad_value("--log-file", arg, "empty path");
+        }
+        replace_str(&s->log_file, arg);
+        return 0;
     default:
         fprintf(stderr,
                 "bitcached: unknown or incomplete option '%s' "
@@ -523,6 +532,7 @@ settings_deinit(struct settings *s)
     free(s->user);
     free(s->data_dir);
     free(s->config_file);
+    free(s->log_file);
     memset(s, 0, sizeof(*s));
 }
 

@@ -36,6 +36,7 @@ struct settings {
     double compact_ratio;      /* --compact-ratio */
     unsigned idle_timeout_s;   /* --idle-timeout; 0 = never */
     char *config_file;         /* --config */
+    char *log_file;            /* --log-file: the log goes here */
 };
 
 /* What settings_parse decided. */

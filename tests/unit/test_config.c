@@ -101,6 +101,38 @@ test_memcached_conf_style(void **state)
     assert_null(argv);
 }
 
+/* Debian's /etc/memcached.conf as shipped: "-d", a bare "logfile" line
+ * (read by Debian's start script) and memcached's flags. */
+static void
+test_debian_memcached_conf(void **state)
+{
+    const char *text = "# memcached default config file\n"
+                       "-d\n"
+                       "logfile /var/log/memcached.log\n"
+                       "-m 64\n"
+                       "-p 11211\n"
+                       "-u memcache\n"
+                       "-l 127.0.0.1\n"
+                       "-P /var/run/memcached/memcached.pid\n";
+    const char *const want[] = {"bitcached",
+                                "-d",
+                                "--log-file=/var/log/memcached.log",
+                                "-m64",
+                                "-p11211",
+                                "-umemcache",
+                                "-l127.0.0.1",
+                                "-P/var/run/memcached/memcached.pid",
+                                NULL};
+    char err[256] = "";
+    char **argv = NULL;
+    int argc = 0;
+
+    (void)state;
+    assert_int_equal(read_text(text, &argc, &argv, err, sizeof(err)), 0);
+    assert_argv(argc, argv, want);
+    config_free(&argv);
+}
+
 static void
 test_empty_file(void **state)
 {
@@ -179,6 +211,8 @@ test_bad_lines(void **state)
             "--config /etc/x\n",
             "--conf=/etc/x\n",
             "11211\n",
+            "logfile\n",
+            "logfiles /x\n",
     };
 
     (void)state;
@@ -359,6 +393,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_memcached_conf_style),
+            cmocka_unit_test(test_debian_memcached_conf),
             cmocka_unit_test(test_empty_file),
             cmocka_unit_test(test_value_with_blanks),
             cmocka_unit_test(test_missing_file),
