@@ -53,7 +53,7 @@ static const struct option long_opts[] = {
         {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"config", required_argument, NULL, OPT_CONFIG},
-    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {NULL, 0, NULL, 0},
 };
 
