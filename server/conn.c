@@ -239,6 +239,24 @@ make_room(struct conn *c, size_t total)
     return 0;
 }
 
+/* -vv: the first line of what a request consumed, as memcached logs it,
+ * shortened and with unprintable bytes shown as '.'. */
+static void
+log_request(int fd, const char *p, size_t n)
+{
+    char line[96];
+    size_t i;
+
+    for (i = 0; i < n && i < sizeof(line) - 1; i++) {
+        if (p[i] == '\r' || p[i] == '\n') {
+            break;
+        }
+        line[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '.';
+    }
+    line[i] = '\0';
+    log_msg(LOG_DEBUG, "<%d %s", fd, line);
+}
+
 /* Execute every complete request in the read buffer, as long as output
  * backpressure allows. Returns -1 if the connection was closed. */
 static int
@@ -257,6 +275,9 @@ process(struct conn *c)
                          &used);
         if (st != CMD_NEED_MORE) {
             /* A request that is still incomplete consumes nothing. */
+            if (used > 0 && log_enabled(LOG_DEBUG)) {
+                log_request(c->fd, c->rbuf + c->rstart, used);
+            }
             c->rstart += used;
         }
         if (evbuffer_get_length(c->out) > c->out_cap) {

@@ -209,14 +209,7 @@ open_store(struct server *srv)
     notify_status("Recovering data in %s", s->data_dir);
     rc = cask_open(&srv->store, s->data_dir, &o);
     if (rc == CASK_OK) {
-        struct cask_stats st;
-        if (cask_stats(srv->store, -1, &st) == CASK_OK) {
-            log_msg(LOG_INFO,
-                    "store %s open: %llu keys, %u shards, recovered in %.3f s",
-                    s->data_dir, (unsigned long long)st.live_keys,
-                    cask_shards(srv->store), st.recovery_s);
-        }
-        return 0;
+        return 0; /* the store logs what it recovered */
     }
     fprintf(stderr, "bitcached: cannot open data directory %s: %s\n",
             s->data_dir, cask_strerror(rc));
