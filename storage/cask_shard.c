@@ -89,10 +89,12 @@ entry_state(const struct cask_kd_entry *e, int64_t now, uint64_t flush_cas)
     return CASK_GONE_ABSENT; /* i.e. alive */
 }
 
-/* The live entry for key, or NULL with *gone saying why. */
+/* The live entry for key, or NULL with *gone saying why. When raw is not
+ * NULL it gets the keydir entry whether live or not (what a write must
+ * overwrite), so a writer probes the keydir once. */
 static struct cask_kd_entry *
 lookup(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-       int *gone)
+       int *gone, struct cask_kd_entry **raw)
 {
     struct cask *c = sh->store;
     /* Always consult the flush point, even for a missing key: a delayed
@@ -101,6 +103,9 @@ lookup(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     int64_t now = cask_now(c);
     uint64_t flush_cas = cask_flush_point(c, now);
     struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, klen);
+    if (raw != NULL) {
+        *raw = e;
+    }
     *gone = CASK_GONE_ABSENT;
     if (e == NULL) {
         return NULL;
@@ -380,11 +385,13 @@ index_put(struct cask_shard *sh, struct cask_kd_entry *e,
 }
 
 /* Write a put record for key and index it. old is the current entry for the
- * key (live or not) or NULL. */
+ * key (live or not) or NULL. On success *indexed (when not NULL) is the
+ * entry that now points at the record. */
 static int
 put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
     const void *key, size_t klen, uint64_t cas, uint32_t flags,
-    int64_t exp_abs_s, const void *v1, size_t l1, const void *v2, size_t l2)
+    int64_t exp_abs_s, const void *v1, size_t l1, const void *v2, size_t l2,
+    struct cask_kd_entry **indexed)
 {
     struct cask_rec r = {
             .seq = cas,
@@ -414,6 +421,9 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
         return rc;
     }
     index_put(sh, e, &r, slot, off);
+    if (indexed != NULL) {
+        *indexed = e;
+    }
     return 0;
 }
 
@@ -425,7 +435,7 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
 {
     int gone, rc = 0;
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
     if (e == NULL) {
         if (it != NULL) {
             memset(it, 0, sizeof(*it));
@@ -454,7 +464,7 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
     int gone, rc;
     char *v = NULL;
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
     if (e == NULL) {
         if (it != NULL) {
             memset(it, 0, sizeof(*it));
@@ -508,8 +518,8 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
     char *old = NULL;
 
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *raw = cask_kd_find(sh->kd, h, key, klen);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *raw;
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, &raw);
     if (cas_in != 0) {
         if (e == NULL) {
             rc = CASK_ENOTFOUND;
@@ -555,14 +565,14 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
         int64_t exp = e->exp;
         if (mode == CASK_APPEND) {
             rc = put(sh, h, raw, key, klen, cas, e->flags, exp, old, ol, val,
-                     vlen);
+                     vlen, NULL);
         } else {
             rc = put(sh, h, raw, key, klen, cas, e->flags, exp, val, vlen, old,
-                     ol);
+                     ol, NULL);
         }
     } else {
         rc = put(sh, h, raw, key, klen, cas, flags, exp_abs_s, val, vlen, NULL,
-                 0);
+                 0, NULL);
     }
     if (rc != 0) {
         goto out;
@@ -583,7 +593,7 @@ cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
 {
     int gone, rc;
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
     if (e == NULL) {
         rc = CASK_ENOTFOUND;
         goto out;
@@ -675,8 +685,8 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
     uint64_t v;
 
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *raw = cask_kd_find(sh->kd, h, key, klen);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *raw;
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, &raw);
     if (e == NULL) {
         if (!a->vivify || a->cas_in != 0) {
             rc = CASK_ENOTFOUND;
@@ -686,7 +696,7 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
         int n = snprintf(num, sizeof(num), "%" PRIu64, v);
         uint64_t cas = cask_cas_next(c);
         rc = put(sh, h, raw, key, klen, cas, 0, a->vivify_exp_abs_s, num,
-                 (size_t)n, NULL, 0);
+                 (size_t)n, NULL, 0, &e);
         if (rc != 0) {
             goto out;
         }
@@ -725,13 +735,12 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
     }
     uint64_t cas = cask_cas_next(c);
     rc = put(sh, h, raw, key, klen, cas, e->flags, e->exp,
-             pad != NULL ? pad : num, nlen, NULL, 0);
+             pad != NULL ? pad : num, nlen, NULL, 0, &e);
     free(pad);
     if (rc != 0) {
         goto out;
     }
 done:
-    e = cask_kd_find(sh->kd, h, key, klen);
     fill_item(it, e);
     rc = durable(sh);
     if (rc == 0 && value_out != NULL) {
