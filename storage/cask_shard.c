@@ -61,6 +61,31 @@ cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s)
     return 0;
 }
 
+int
+cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap, bool is_output,
+                       struct cask_segment **out)
+{
+    struct cask_segment *s = NULL;
+    /* An id can come back after its segment was compacted away: never
+     * let a hint of that old file describe the new one. */
+    cask_hint_remove(sh->dir, sh->next_id);
+    int rc = cask_seg_create(&s, sh->dir, sh->next_id, buf_cap,
+                             (size_t)sh->store->opt.segment_size);
+    if (rc != 0) {
+        return rc;
+    }
+    s->is_output = is_output;
+    rc = cask_shard_add_slot(sh, s);
+    if (rc != 0) {
+        unlink(s->path);
+        cask_seg_close(&s);
+        return rc;
+    }
+    sh->next_id++;
+    *out = s;
+    return 0;
+}
+
 /* A tombstone (or expiry) for a key with this cas must stay on disk while a
  * segment outside the running compaction could hold an older record. */
 bool
@@ -196,23 +221,12 @@ cask_shard_roll(struct cask_shard *sh)
                   sh->idx, old->id, strerror(rc));
         return CASK_EFAILED;
     }
-    /* An id can come back after its segment was compacted away: never
-     * let a hint of that old file describe the new one. */
-    cask_hint_remove(sh->dir, sh->next_id);
-    rc = cask_seg_create(&n, sh->dir, sh->next_id, CASK_APPEND_BUF,
-                         (size_t)c->opt.segment_size);
+    rc = cask_shard_new_segment(sh, CASK_APPEND_BUF, false, &n);
     if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "shard %u: create segment %08x: %s",
                   sh->idx, sh->next_id, strerror(rc));
         return rc;
     }
-    rc = cask_shard_add_slot(sh, n);
-    if (rc != 0) {
-        unlink(n->path);
-        cask_seg_close(&n);
-        return rc;
-    }
-    sh->next_id++;
     cask_seg_make_closed(old);
     sh->active = n;
     sh->synced_seq = sh->app_seq;
@@ -1037,22 +1051,7 @@ recover(struct cask_shard *sh)
         last->hint_bytes = 0;
         sh->active = last;
     } else {
-        struct cask_segment *s = NULL;
-        /* An id can come back after its segment was compacted away: never
-         * let a hint of that old file describe the new one. */
-        cask_hint_remove(sh->dir, sh->next_id);
-        rc = cask_seg_create(&s, sh->dir, sh->next_id, CASK_APPEND_BUF,
-                             (size_t)c->opt.segment_size);
-        if (rc != 0) {
-            goto out;
-        }
-        rc = cask_shard_add_slot(sh, s);
-        if (rc != 0) {
-            cask_seg_close(&s);
-            goto out;
-        }
-        sh->next_id++;
-        sh->active = s;
+        rc = cask_shard_new_segment(sh, CASK_APPEND_BUF, false, &sh->active);
     }
 out:
     cask_kd_destroy(&rv.tombs);
