@@ -800,6 +800,15 @@ newer_than(struct cask_shard *sh, uint64_t cas, uint64_t seq,
     return seq > entry_seq(sh, e);
 }
 
+/* Is record (cas, seq) no newer than the tombstone t? */
+static bool
+tomb_covers(const struct cask_kd_entry *t, uint64_t cas, uint64_t seq)
+{
+    uint64_t tcas = cask_kd_cas(t);
+    uint64_t tseq = (uint64_t)t->vlen << 32 | t->off;
+    return cas < tcas || (cas == tcas && seq <= tseq);
+}
+
 static void
 recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
 {
@@ -840,24 +849,16 @@ recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
                 rv->err = ENOMEM;
                 return;
             }
-        } else {
-            uint64_t tseq = (uint64_t)t->vlen << 32 | t->off;
-            if (r->cas < cask_kd_cas(t) ||
-                (r->cas == cask_kd_cas(t) && r->seq <= tseq)) {
-                return;
-            }
+        } else if (tomb_covers(t, r->cas, r->seq)) {
+            return;
         }
         cask_kd_set_cas(t, r->cas);
         t->off = (uint32_t)r->seq;
         t->vlen = (uint32_t)(r->seq >> 32);
         return;
     }
-    if (t != NULL) {
-        uint64_t tseq = (uint64_t)t->vlen << 32 | t->off;
-        if (r->cas < cask_kd_cas(t) ||
-            (r->cas == cask_kd_cas(t) && r->seq <= tseq)) {
-            return; /* deleted after this was written */
-        }
+    if (t != NULL && tomb_covers(t, r->cas, r->seq)) {
+        return; /* deleted after this was written */
     }
     if (e == NULL) {
         e = cask_kd_insert(sh->kd, h, key, r->klen);
