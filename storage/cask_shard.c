@@ -938,15 +938,6 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
     return 0;
 }
 
-static void
-hint_size(struct cask_shard *sh, struct cask_segment *s)
-{
-    char p[CASK_PATH_MAX];
-    struct stat st;
-    cask_seg_path(p, sizeof(p), sh->dir, s->id, "hint");
-    s->hint_bytes = stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
-}
-
 static int
 recover(struct cask_shard *sh)
 {
@@ -992,10 +983,10 @@ recover(struct cask_shard *sh)
             goto out;
         }
         rv.seg = s;
-        rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv, &cov);
+        rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv, &cov,
+                            &s->hint_bytes);
         if (rc == 0) {
             s->hint_len = cov;
-            hint_size(sh, s);
         } else {
             if (rc != ENOENT) {
                 cask_logf(c, CASK_LOG_WARN,
