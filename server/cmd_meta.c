@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -36,6 +37,12 @@ struct meta_stripe {
 
 struct cmd_meta {
     size_t per_stripe; /* entries and buckets per stripe */
+    /* Entries over all stripes, changed under the stripe's mutex and read
+     * without one: while it is 0 (a store that has never seen a meta
+     * token), forget/has/bits return before hashing the key or taking a
+     * mutex, which keeps the classic set and delete path free of both. A
+     * reader that sees 0 is ordered before any concurrent insert. */
+    atomic_size_t entries;
     struct meta_stripe stripes[NSTRIPES];
 };
 
@@ -75,6 +82,7 @@ cmd_meta_create(struct cmd_meta **out, size_t cap)
         return ENOMEM;
     }
     m->per_stripe = per;
+    atomic_init(&m->entries, 0);
     for (i = 0; i < NSTRIPES; i++) {
         struct meta_stripe *s = &m->stripes[i];
 
@@ -151,13 +159,14 @@ find(struct cmd_meta *m, struct meta_stripe *s, uint64_t h, const void *key,
 }
 
 static void
-unlink_ent(struct meta_stripe *s, struct meta_ent **link)
+unlink_ent(struct cmd_meta *m, struct meta_stripe *s, struct meta_ent **link)
 {
     struct meta_ent *e = *link;
 
     *link = e->next;
     TAILQ_REMOVE(&s->oldest, e, age);
     s->count--;
+    atomic_fetch_sub(&m->entries, 1);
     free(e);
 }
 
@@ -178,7 +187,7 @@ store_ent(struct cmd_meta *m, struct meta_stripe *s, uint64_t h,
     if (s->count >= m->per_stripe) {
         struct meta_ent *old = TAILQ_FIRST(&s->oldest);
 
-        unlink_ent(s, find(m, s, old->hash, old->key, old->klen));
+        unlink_ent(m, s, find(m, s, old->hash, old->key, old->klen));
     }
     e = malloc(sizeof(*e) + klen);
     if (e == NULL) {
@@ -194,18 +203,20 @@ store_ent(struct cmd_meta *m, struct meta_stripe *s, uint64_t h,
     *link = e;
     TAILQ_INSERT_TAIL(&s->oldest, e, age);
     s->count++;
+    atomic_fetch_add(&m->entries, 1);
 }
 
 /* The bits valid for the item with cas; an entry for an older item of
  * the key is dropped (caller holds s->mu). */
 static unsigned
-valid_bits(struct meta_stripe *s, struct meta_ent **link, uint64_t cas)
+valid_bits(struct cmd_meta *m, struct meta_stripe *s, struct meta_ent **link,
+           uint64_t cas)
 {
     if (*link == NULL) {
         return 0;
     }
     if ((*link)->cas != cas) {
-        unlink_ent(s, link);
+        unlink_ent(m, s, link);
         return 0;
     }
     return (*link)->bits;
@@ -225,7 +236,7 @@ cmd_meta_fetch(struct cmd_meta *m, const void *key, size_t klen, uint64_t cas,
     }
     s = stripe_of(m, h);
     pthread_mutex_lock(&s->mu);
-    bits = valid_bits(s, find(m, s, h, key, klen), cas);
+    bits = valid_bits(m, s, find(m, s, h, key, klen), cas);
     /* memcached: Z for a token already out, X for stale, and a stale item
      * whose token is not out yet wins like a low TTL does */
     if (bits & CMD_META_TOKEN) {
@@ -245,16 +256,17 @@ cmd_meta_fetch(struct cmd_meta *m, const void *key, size_t klen, uint64_t cas,
 unsigned
 cmd_meta_bits(struct cmd_meta *m, const void *key, size_t klen, uint64_t cas)
 {
-    uint64_t h = key_hash(key, klen);
+    uint64_t h;
     struct meta_stripe *s;
     unsigned bits;
 
-    if (m == NULL) {
+    if (m == NULL || atomic_load(&m->entries) == 0) {
         return 0;
     }
+    h = key_hash(key, klen);
     s = stripe_of(m, h);
     pthread_mutex_lock(&s->mu);
-    bits = valid_bits(s, find(m, s, h, key, klen), cas);
+    bits = valid_bits(m, s, find(m, s, h, key, klen), cas);
     pthread_mutex_unlock(&s->mu);
     return bits;
 }
@@ -275,7 +287,7 @@ cmd_meta_put(struct cmd_meta *m, const void *key, size_t klen, uint64_t cas,
         struct meta_ent **link = find(m, s, h, key, klen);
 
         if (*link != NULL) {
-            unlink_ent(s, link);
+            unlink_ent(m, s, link);
         }
     } else {
         store_ent(m, s, h, key, klen, cas, bits);
@@ -287,18 +299,19 @@ void
 cmd_meta_forget(struct cmd_meta *m, const void *key, size_t klen,
                 uint64_t keep_cas)
 {
-    uint64_t h = key_hash(key, klen);
+    uint64_t h;
     struct meta_stripe *s;
     struct meta_ent **link;
 
-    if (m == NULL) {
+    if (m == NULL || atomic_load(&m->entries) == 0) {
         return;
     }
+    h = key_hash(key, klen);
     s = stripe_of(m, h);
     pthread_mutex_lock(&s->mu);
     link = find(m, s, h, key, klen);
     if (*link != NULL && (keep_cas == 0 || (*link)->cas != keep_cas)) {
-        unlink_ent(s, link);
+        unlink_ent(m, s, link);
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -306,13 +319,14 @@ cmd_meta_forget(struct cmd_meta *m, const void *key, size_t klen,
 bool
 cmd_meta_has(struct cmd_meta *m, const void *key, size_t klen)
 {
-    uint64_t h = key_hash(key, klen);
+    uint64_t h;
     struct meta_stripe *s;
     bool has;
 
-    if (m == NULL) {
+    if (m == NULL || atomic_load(&m->entries) == 0) {
         return false;
     }
+    h = key_hash(key, klen);
     s = stripe_of(m, h);
     pthread_mutex_lock(&s->mu);
     has = *find(m, s, h, key, klen) != NULL;
@@ -323,16 +337,8 @@ cmd_meta_has(struct cmd_meta *m, const void *key, size_t klen)
 size_t
 cmd_meta_count(struct cmd_meta *m)
 {
-    size_t n = 0;
-    unsigned i;
-
     if (m == NULL) {
         return 0;
     }
-    for (i = 0; i < NSTRIPES; i++) {
-        pthread_mutex_lock(&m->stripes[i].mu);
-        n += m->stripes[i].count;
-        pthread_mutex_unlock(&m->stripes[i].mu);
-    }
-    return n;
+    return atomic_load(&m->entries);
 }

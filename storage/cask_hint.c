@@ -226,7 +226,8 @@ out:
 
 int
 cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
-               cask_seg_scan_fn fn, void *arg, uint64_t *covered)
+               cask_seg_scan_fn fn, void *arg, uint64_t *covered,
+               uint64_t *bytes)
 {
     char path[CASK_PATH_MAX];
     struct stat st;
@@ -305,6 +306,9 @@ cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
         off += cask_rec_len(r.klen, r.vlen);
     }
     *covered = cov;
+    if (bytes != NULL) {
+        *bytes = (uint64_t)len;
+    }
 out:
     close(fd);
     free(p);

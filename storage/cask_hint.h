@@ -21,12 +21,14 @@
 int cask_hint_write(const char *dir, const struct cask_segment *s,
                     uint32_t vmax, uint64_t *covered, uint64_t *bytes);
 
-/* Load dir/<id>.hint for s: fn(arg, rec, key, off) per entry. Returns 0 and
- * *covered (bytes of the segment it describes), ENOENT when there is none,
- * or EINVAL when it is damaged or does not fit the segment (nothing was
- * passed to fn then: the caller scans instead). */
+/* Load dir/<id>.hint for s: fn(arg, rec, key, off) per entry. Returns 0,
+ * *covered (bytes of the segment it describes) and *bytes (the hint file's
+ * size; bytes may be NULL), ENOENT when there is none, or EINVAL when it is
+ * damaged or does not fit the segment (nothing was passed to fn then: the
+ * caller scans instead). */
 int cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
-                   cask_seg_scan_fn fn, void *arg, uint64_t *covered);
+                   cask_seg_scan_fn fn, void *arg, uint64_t *covered,
+                   uint64_t *bytes);
 
 /* Remove the hint of segment id (when it takes appends again or is gone). */
 void cask_hint_remove(const char *dir, uint32_t id);

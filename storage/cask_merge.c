@@ -43,7 +43,6 @@ static int
 out_new(struct merge *m)
 {
     struct cask_shard *sh = m->sh;
-    struct cask *c = sh->store;
     struct cask_segment *s = NULL;
     if (m->nout == m->out_cap) {
         size_t nc = m->out_cap ? m->out_cap * 2 : 4;
@@ -54,22 +53,10 @@ out_new(struct merge *m)
         m->out = n;
         m->out_cap = nc;
     }
-    /* An id can come back after its segment was compacted away: never
-     * let a hint of that old file describe the new one. */
-    cask_hint_remove(sh->dir, sh->next_id);
-    int rc = cask_seg_create(&s, sh->dir, sh->next_id, MERGE_BUF,
-                             (size_t)c->opt.segment_size);
+    int rc = cask_shard_new_segment(sh, MERGE_BUF, true, &s);
     if (rc != 0) {
         return rc;
     }
-    s->is_output = true;
-    rc = cask_shard_add_slot(sh, s);
-    if (rc != 0) {
-        unlink(s->path);
-        cask_seg_close(&s);
-        return rc;
-    }
-    sh->next_id++;
     m->out[m->nout++] = s;
     return 0;
 }

@@ -61,6 +61,31 @@ cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s)
     return 0;
 }
 
+int
+cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap, bool is_output,
+                       struct cask_segment **out)
+{
+    struct cask_segment *s = NULL;
+    /* An id can come back after its segment was compacted away: never
+     * let a hint of that old file describe the new one. */
+    cask_hint_remove(sh->dir, sh->next_id);
+    int rc = cask_seg_create(&s, sh->dir, sh->next_id, buf_cap,
+                             (size_t)sh->store->opt.segment_size);
+    if (rc != 0) {
+        return rc;
+    }
+    s->is_output = is_output;
+    rc = cask_shard_add_slot(sh, s);
+    if (rc != 0) {
+        unlink(s->path);
+        cask_seg_close(&s);
+        return rc;
+    }
+    sh->next_id++;
+    *out = s;
+    return 0;
+}
+
 /* A tombstone (or expiry) for a key with this cas must stay on disk while a
  * segment outside the running compaction could hold an older record. */
 bool
@@ -89,10 +114,12 @@ entry_state(const struct cask_kd_entry *e, int64_t now, uint64_t flush_cas)
     return CASK_GONE_ABSENT; /* i.e. alive */
 }
 
-/* The live entry for key, or NULL with *gone saying why. */
+/* The live entry for key, or NULL with *gone saying why. When raw is not
+ * NULL it gets the keydir entry whether live or not (what a write must
+ * overwrite), so a writer probes the keydir once. */
 static struct cask_kd_entry *
 lookup(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-       int *gone)
+       int *gone, struct cask_kd_entry **raw)
 {
     struct cask *c = sh->store;
     /* Always consult the flush point, even for a missing key: a delayed
@@ -101,6 +128,9 @@ lookup(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     int64_t now = cask_now(c);
     uint64_t flush_cas = cask_flush_point(c, now);
     struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, klen);
+    if (raw != NULL) {
+        *raw = e;
+    }
     *gone = CASK_GONE_ABSENT;
     if (e == NULL) {
         return NULL;
@@ -191,23 +221,12 @@ cask_shard_roll(struct cask_shard *sh)
                   sh->idx, old->id, strerror(rc));
         return CASK_EFAILED;
     }
-    /* An id can come back after its segment was compacted away: never
-     * let a hint of that old file describe the new one. */
-    cask_hint_remove(sh->dir, sh->next_id);
-    rc = cask_seg_create(&n, sh->dir, sh->next_id, CASK_APPEND_BUF,
-                         (size_t)c->opt.segment_size);
+    rc = cask_shard_new_segment(sh, CASK_APPEND_BUF, false, &n);
     if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "shard %u: create segment %08x: %s",
                   sh->idx, sh->next_id, strerror(rc));
         return rc;
     }
-    rc = cask_shard_add_slot(sh, n);
-    if (rc != 0) {
-        unlink(n->path);
-        cask_seg_close(&n);
-        return rc;
-    }
-    sh->next_id++;
     cask_seg_make_closed(old);
     sh->active = n;
     sh->synced_seq = sh->app_seq;
@@ -380,11 +399,13 @@ index_put(struct cask_shard *sh, struct cask_kd_entry *e,
 }
 
 /* Write a put record for key and index it. old is the current entry for the
- * key (live or not) or NULL. */
+ * key (live or not) or NULL. On success *indexed (when not NULL) is the
+ * entry that now points at the record. */
 static int
 put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
     const void *key, size_t klen, uint64_t cas, uint32_t flags,
-    int64_t exp_abs_s, const void *v1, size_t l1, const void *v2, size_t l2)
+    int64_t exp_abs_s, const void *v1, size_t l1, const void *v2, size_t l2,
+    struct cask_kd_entry **indexed)
 {
     struct cask_rec r = {
             .seq = cas,
@@ -414,6 +435,9 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
         return rc;
     }
     index_put(sh, e, &r, slot, off);
+    if (indexed != NULL) {
+        *indexed = e;
+    }
     return 0;
 }
 
@@ -425,7 +449,7 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
 {
     int gone, rc = 0;
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
     if (e == NULL) {
         if (it != NULL) {
             memset(it, 0, sizeof(*it));
@@ -454,7 +478,7 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
     int gone, rc;
     char *v = NULL;
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
     if (e == NULL) {
         if (it != NULL) {
             memset(it, 0, sizeof(*it));
@@ -508,8 +532,8 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
     char *old = NULL;
 
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *raw = cask_kd_find(sh->kd, h, key, klen);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *raw;
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, &raw);
     if (cas_in != 0) {
         if (e == NULL) {
             rc = CASK_ENOTFOUND;
@@ -555,14 +579,14 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
         int64_t exp = e->exp;
         if (mode == CASK_APPEND) {
             rc = put(sh, h, raw, key, klen, cas, e->flags, exp, old, ol, val,
-                     vlen);
+                     vlen, NULL);
         } else {
             rc = put(sh, h, raw, key, klen, cas, e->flags, exp, val, vlen, old,
-                     ol);
+                     ol, NULL);
         }
     } else {
         rc = put(sh, h, raw, key, klen, cas, flags, exp_abs_s, val, vlen, NULL,
-                 0);
+                 0, NULL);
     }
     if (rc != 0) {
         goto out;
@@ -583,7 +607,7 @@ cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
 {
     int gone, rc;
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
     if (e == NULL) {
         rc = CASK_ENOTFOUND;
         goto out;
@@ -675,8 +699,8 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
     uint64_t v;
 
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *raw = cask_kd_find(sh->kd, h, key, klen);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone);
+    struct cask_kd_entry *raw;
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, &raw);
     if (e == NULL) {
         if (!a->vivify || a->cas_in != 0) {
             rc = CASK_ENOTFOUND;
@@ -686,7 +710,7 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
         int n = snprintf(num, sizeof(num), "%" PRIu64, v);
         uint64_t cas = cask_cas_next(c);
         rc = put(sh, h, raw, key, klen, cas, 0, a->vivify_exp_abs_s, num,
-                 (size_t)n, NULL, 0);
+                 (size_t)n, NULL, 0, &e);
         if (rc != 0) {
             goto out;
         }
@@ -725,13 +749,12 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
     }
     uint64_t cas = cask_cas_next(c);
     rc = put(sh, h, raw, key, klen, cas, e->flags, e->exp,
-             pad != NULL ? pad : num, nlen, NULL, 0);
+             pad != NULL ? pad : num, nlen, NULL, 0, &e);
     free(pad);
     if (rc != 0) {
         goto out;
     }
 done:
-    e = cask_kd_find(sh->kd, h, key, klen);
     fill_item(it, e);
     rc = durable(sh);
     if (rc == 0 && value_out != NULL) {
@@ -777,6 +800,15 @@ newer_than(struct cask_shard *sh, uint64_t cas, uint64_t seq,
     return seq > entry_seq(sh, e);
 }
 
+/* Is record (cas, seq) no newer than the tombstone t? */
+static bool
+tomb_covers(const struct cask_kd_entry *t, uint64_t cas, uint64_t seq)
+{
+    uint64_t tcas = cask_kd_cas(t);
+    uint64_t tseq = (uint64_t)t->vlen << 32 | t->off;
+    return cas < tcas || (cas == tcas && seq <= tseq);
+}
+
 static void
 recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
 {
@@ -817,24 +849,16 @@ recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
                 rv->err = ENOMEM;
                 return;
             }
-        } else {
-            uint64_t tseq = (uint64_t)t->vlen << 32 | t->off;
-            if (r->cas < cask_kd_cas(t) ||
-                (r->cas == cask_kd_cas(t) && r->seq <= tseq)) {
-                return;
-            }
+        } else if (tomb_covers(t, r->cas, r->seq)) {
+            return;
         }
         cask_kd_set_cas(t, r->cas);
         t->off = (uint32_t)r->seq;
         t->vlen = (uint32_t)(r->seq >> 32);
         return;
     }
-    if (t != NULL) {
-        uint64_t tseq = (uint64_t)t->vlen << 32 | t->off;
-        if (r->cas < cask_kd_cas(t) ||
-            (r->cas == cask_kd_cas(t) && r->seq <= tseq)) {
-            return; /* deleted after this was written */
-        }
+    if (t != NULL && tomb_covers(t, r->cas, r->seq)) {
+        return; /* deleted after this was written */
     }
     if (e == NULL) {
         e = cask_kd_insert(sh->kd, h, key, r->klen);
@@ -914,15 +938,6 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
     return 0;
 }
 
-static void
-hint_size(struct cask_shard *sh, struct cask_segment *s)
-{
-    char p[CASK_PATH_MAX];
-    struct stat st;
-    cask_seg_path(p, sizeof(p), sh->dir, s->id, "hint");
-    s->hint_bytes = stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
-}
-
 static int
 recover(struct cask_shard *sh)
 {
@@ -968,10 +983,10 @@ recover(struct cask_shard *sh)
             goto out;
         }
         rv.seg = s;
-        rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv, &cov);
+        rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv, &cov,
+                            &s->hint_bytes);
         if (rc == 0) {
             s->hint_len = cov;
-            hint_size(sh, s);
         } else {
             if (rc != ENOENT) {
                 cask_logf(c, CASK_LOG_WARN,
@@ -1028,22 +1043,7 @@ recover(struct cask_shard *sh)
         last->hint_bytes = 0;
         sh->active = last;
     } else {
-        struct cask_segment *s = NULL;
-        /* An id can come back after its segment was compacted away: never
-         * let a hint of that old file describe the new one. */
-        cask_hint_remove(sh->dir, sh->next_id);
-        rc = cask_seg_create(&s, sh->dir, sh->next_id, CASK_APPEND_BUF,
-                             (size_t)c->opt.segment_size);
-        if (rc != 0) {
-            goto out;
-        }
-        rc = cask_shard_add_slot(sh, s);
-        if (rc != 0) {
-            cask_seg_close(&s);
-            goto out;
-        }
-        sh->next_id++;
-        sh->active = s;
+        rc = cask_shard_new_segment(sh, CASK_APPEND_BUF, false, &sh->active);
     }
 out:
     cask_kd_destroy(&rv.tombs);

@@ -86,6 +86,11 @@ void cask_shard_stats(struct cask_shard *sh, struct cask_stats *st);
 
 /* Helpers shared with cask_merge.c; call with mu held. */
 int cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s);
+/* Create segment next_id with an append buffer of buf_cap bytes, mark it as
+ * compaction output or not, give it a slot and advance next_id. Removes a
+ * stale hint of that id first; leaves no file behind on failure. */
+int cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap,
+                           bool is_output, struct cask_segment **out);
 uint64_t cask_shard_entry_len(const struct cask_kd_entry *e);
 bool cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas);
 /* Close the active segment (flush, sync) and start a new one. */

@@ -254,8 +254,9 @@ test_hint_equals_scan(void **state)
         assert_int_equal(cask_seg_open(&s, d, id, &dropped, &bad), 0);
         assert_false(bad);
         struct rec_list a = {0}, b = {0};
-        assert_int_equal(cask_hint_load(d, s, CASK_REC_VMAX, collect, &a, &cov),
-                         0);
+        assert_int_equal(
+                cask_hint_load(d, s, CASK_REC_VMAX, collect, &a, &cov, NULL),
+                0);
         assert_int_equal(cov, s->flushed);
         assert_int_equal(
                 cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect, &b),
