@@ -443,18 +443,30 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
 
 /* ---- operations -------------------------------------------------------- */
 
+/* lookup() for a reader: on a miss, *it (if not NULL) is cleared and says
+ * why the key is gone. Shard mutex held. */
+static struct cask_kd_entry *
+lookup_read(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+            struct cask_item *it)
+{
+    int gone;
+    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
+
+    if (e == NULL && it != NULL) {
+        memset(it, 0, sizeof(*it));
+        it->gone = gone;
+    }
+    return e;
+}
+
 int
 cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                struct cask_item *it, char **val)
 {
-    int gone, rc = 0;
+    int rc = 0;
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
+    struct cask_kd_entry *e = lookup_read(sh, h, key, klen, it);
     if (e == NULL) {
-        if (it != NULL) {
-            memset(it, 0, sizeof(*it));
-            it->gone = gone;
-        }
         rc = CASK_ENOTFOUND;
         goto out;
     }
@@ -475,15 +487,11 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                  size_t klen, int64_t exp_abs_s, struct cask_item *it,
                  char **val)
 {
-    int gone, rc;
+    int rc;
     char *v = NULL;
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
+    struct cask_kd_entry *e = lookup_read(sh, h, key, klen, it);
     if (e == NULL) {
-        if (it != NULL) {
-            memset(it, 0, sizeof(*it));
-            it->gone = gone;
-        }
         rc = CASK_ENOTFOUND;
         goto out;
     }
