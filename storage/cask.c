@@ -349,6 +349,25 @@ store_free(struct cask *c)
     free(c);
 }
 
+/* Wake the background threads with the stop flag set and join those that
+ * were started. */
+static void
+stop_threads(struct cask *c)
+{
+    pthread_mutex_lock(&c->bg_mu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->bg_cv);
+    pthread_mutex_unlock(&c->bg_mu);
+    if (c->sync_thread_on) {
+        pthread_join(c->sync_thread, NULL);
+        c->sync_thread_on = false;
+    }
+    if (c->maint_thread_on) {
+        pthread_join(c->maint_thread, NULL);
+        c->maint_thread_on = false;
+    }
+}
+
 int
 cask_open(struct cask **out, const char *dir, const struct cask_options *o)
 {
@@ -497,13 +516,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     *out = c;
     return 0;
 fail_threads:
-    pthread_mutex_lock(&c->bg_mu);
-    c->stopping = true;
-    pthread_cond_broadcast(&c->bg_cv);
-    pthread_mutex_unlock(&c->bg_mu);
-    if (c->sync_thread_on) {
-        pthread_join(c->sync_thread, NULL);
-    }
+    stop_threads(c);
 fail:
     store_free(c);
     return rc;
@@ -516,16 +529,7 @@ cask_close(struct cask **cp)
     if (c == NULL) {
         return;
     }
-    pthread_mutex_lock(&c->bg_mu);
-    c->stopping = true;
-    pthread_cond_broadcast(&c->bg_cv);
-    pthread_mutex_unlock(&c->bg_mu);
-    if (c->sync_thread_on) {
-        pthread_join(c->sync_thread, NULL);
-    }
-    if (c->maint_thread_on) {
-        pthread_join(c->maint_thread, NULL);
-    }
+    stop_threads(c);
     for (unsigned i = 0; i < c->nshards; i++) {
         cask_shard_close(&c->shards[i]);
     }
