@@ -178,21 +178,31 @@ copy_out(const struct fitem *f, struct cask_item *it, char **val)
     return CASK_OK;
 }
 
+/* lookup() for a reader: on a miss, *it (if not NULL) is cleared and says
+ * why the key is gone. */
+static struct fitem *
+lookup_read(struct cask *c, const void *key, size_t klen, struct cask_item *it)
+{
+    int gone;
+    struct fitem *f = lookup(c, key, klen, &gone);
+
+    if (f == NULL && it != NULL) {
+        memset(it, 0, sizeof(*it));
+        it->gone = gone;
+    }
+    return f;
+}
+
 int
 cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
          char **val)
 {
-    int gone;
-    struct fitem *f = lookup(c, key, klen, &gone);
+    struct fitem *f = lookup_read(c, key, klen, it);
 
     if (fake_cask_fail_rc != 0) {
         return injected();
     }
     if (f == NULL) {
-        if (it != NULL) {
-            memset(it, 0, sizeof(*it));
-            it->gone = gone;
-        }
         return CASK_ENOTFOUND;
     }
     return copy_out(f, it, val);
@@ -202,17 +212,12 @@ int
 cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
            struct cask_item *it, char **val)
 {
-    int gone;
-    struct fitem *f = lookup(c, key, klen, &gone);
+    struct fitem *f = lookup_read(c, key, klen, it);
 
     if (fake_cask_fail_rc != 0) {
         return injected();
     }
     if (f == NULL) {
-        if (it != NULL) {
-            memset(it, 0, sizeof(*it));
-            it->gone = gone;
-        }
         return CASK_ENOTFOUND;
     }
     f->exp_abs_s = exp_abs_s;
