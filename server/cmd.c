@@ -35,9 +35,17 @@ cmd_conn_init(struct cmd_conn *cc, const struct cmd_env *env,
 }
 
 void
+cmd_conn_set_throttle(struct cmd_conn *cc, bool (*full)(void *arg), void *arg)
+{
+    cc->out_full = full;
+    cc->out_full_arg = arg;
+}
+
+void
 cmd_conn_deinit(struct cmd_conn *cc)
 {
     memset(&cc->parser, 0, sizeof(cc->parser));
+    cc->get_paused = false;
 }
 
 size_t
@@ -149,22 +157,45 @@ count_miss(struct cmd_conn *cc, const struct cask_item *it)
 
 /* ---- classic commands ---- */
 
-static void
+/* A multi-get fetches one key at a time and asks out_full before each
+ * further key, so the queued reply never runs more than one value past the
+ * connection's cap: when full, it remembers where it stopped and returns
+ * CMD_PAUSE, and the connection calls again with the same line once the
+ * client has read. A key whose record cannot be read (checksum failure, I/O
+ * error; the store logs which) is answered as a miss and counted, so the
+ * reply always ends with END. */
+static enum cmd_status
 do_get(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool touch = req->cmd == PROTO_CMD_GAT || req->cmd == PROTO_CMD_GATS;
     bool with_cas = req->cmd == PROTO_CMD_GETS || req->cmd == PROTO_CMD_GATS;
     int64_t exp = touch ? exp_abs(cc->env, req->exptime) : 0;
     size_t pos = 0;
+    size_t fetched = 0;
     const char *key;
     size_t klen;
     char line[LINE_CAP];
 
-    while (proto_key_next(req, &pos, &key, &klen)) {
+    if (cc->get_paused) {
+        cc->get_paused = false;
+        pos = cc->get_pos;
+    }
+    for (;;) {
         struct cask_item it;
         char *val = NULL;
+        size_t at = pos;
         int rc;
 
+        if (!proto_key_next(req, &pos, &key, &klen)) {
+            break;
+        }
+        if (fetched > 0 && cc->out_full != NULL &&
+            cc->out_full(cc->out_full_arg)) {
+            cc->get_paused = true;
+            cc->get_pos = at;
+            return CMD_PAUSE;
+        }
+        fetched++;
         memset(&it, 0, sizeof(it));
         cc->ctr->cmd_get++;
         if (touch) {
@@ -191,11 +222,15 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         } else {
             /* never hand out bytes that failed their checksum */
             free(val);
-            emit_server_error(cc, rc);
-            return;
+            cc->ctr->get_misses++;
+            cc->ctr->get_corrupt++;
+            if (touch) {
+                cc->ctr->touch_misses++;
+            }
         }
     }
     emit(cc, "END\r\n", 5);
+    return CMD_DONE;
 }
 
 static void
@@ -1047,8 +1082,7 @@ run(struct cmd_conn *cc, const struct proto_req *req)
     case PROTO_CMD_GETS:
     case PROTO_CMD_GAT:
     case PROTO_CMD_GATS:
-        do_get(cc, req);
-        break;
+        return do_get(cc, req);
     case PROTO_CMD_SET:
     case PROTO_CMD_ADD:
     case PROTO_CMD_REPLACE:
@@ -1167,5 +1201,15 @@ cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
     case PROTO_OK:
         break;
     }
-    return run(cc, &req);
+    if (cc->get_paused && req.keys == NULL) {
+        /* Not the line that paused: the connection fed other bytes. */
+        cc->get_paused = false;
+    }
+    {
+        enum cmd_status rs = run(cc, &req);
+        if (rs == CMD_PAUSE) {
+            *used = 0;
+        }
+        return rs;
+    }
 }

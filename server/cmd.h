@@ -53,6 +53,9 @@ struct cmd_counters {
     uint64_t store_too_large;
     uint64_t total_items; /* items successfully stored */
     uint64_t meta_cmds;
+    uint64_t get_corrupt; /* keys of a get answered as a miss because their
+                           * record failed its checksum (or could not be
+                           * read) */
 };
 
 /* Shared by every connection; set up once before the workers start and
@@ -86,6 +89,13 @@ struct cmd_conn {
     struct cmd_counters *ctr; /* the owning worker's counters */
     struct cmd_sink out;
     struct proto_parser parser; /* incremental parser state */
+    /* Asked before each key of a multi-get after the first one of a call:
+     * true stops the reply there (CMD_PAUSE). NULL: never full. */
+    bool (*out_full)(void *arg);
+    void *out_full_arg;
+    /* A multi-get paused before the key at this offset of its key list. */
+    bool get_paused;
+    size_t get_pos;
 };
 
 enum cmd_status {
@@ -96,11 +106,19 @@ enum cmd_status {
     CMD_CLOSE,     /* write out what is queued, then close (quit, or the
                     * framing is lost: memcached closes too) */
     CMD_SHUTDOWN,  /* `shutdown` accepted: the server should stop */
+    CMD_PAUSE,     /* a multi-get stopped because out_full said so; *used is
+                    * 0: call again with the same bytes once the output has
+                    * drained, and the reply goes on from the next key */
 };
 
 /* Set up a connection's state. */
 void cmd_conn_init(struct cmd_conn *cc, const struct cmd_env *env,
                    struct cmd_counters *ctr, const struct cmd_sink *out);
+/* Bound a connection's output: full(arg) is asked between the keys of a
+ * multi-get, so that one request cannot queue more than the cap plus one
+ * value (see CMD_PAUSE). */
+void cmd_conn_set_throttle(struct cmd_conn *cc, bool (*full)(void *arg),
+                           void *arg);
 /* Release whatever cmd_conn_init set up. */
 void cmd_conn_deinit(struct cmd_conn *cc);
 

@@ -275,10 +275,15 @@ test_store_errors(void **state)
     struct fixture *f = *state;
 
     expect(f, "set a 0 0 1\r\nx\r\n", "STORED\r\n");
+    expect(f, "set b 0 0 1\r\ny\r\n", "STORED\r\n");
+    /* a damaged record is a miss; the other keys and END still come */
     fake_cask_fail_rc = CASK_ECORRUPT;
-    run(f, "get a\r\n");
-    assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
-    assert_null(strstr(f->out, "VALUE"));
+    expect(f, "get a b\r\n", "VALUE b 0 1\r\ny\r\nEND\r\n");
+    assert_int_equal(f->ctr.get_corrupt, 1);
+    assert_int_equal(f->ctr.get_misses, 1);
+    fake_cask_fail_rc = 5; /* EIO */
+    expect(f, "get a\r\n", "END\r\n");
+    assert_int_equal(f->ctr.get_corrupt, 2);
     fake_cask_fail_rc = CASK_ECORRUPT;
     run(f, "mg a v\r\n");
     assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
@@ -299,6 +304,47 @@ test_store_errors(void **state)
     assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
     /* every line ends in CRLF */
     assert_memory_equal(f->out + f->n - 2, "\r\n", 2);
+}
+
+static bool
+full_always(void *arg)
+{
+    (*(unsigned *)arg)++;
+    return true;
+}
+
+/* A throttled multi-get answers one key per call and picks up where it
+ * stopped; the caller feeds the same line again. */
+static void
+test_multiget_pause(void **state)
+{
+    struct fixture *f = *state;
+    static const char line[] = "gat 100 a nope b a\r\n";
+    unsigned asked = 0;
+    size_t used = 1;
+
+    expect(f, "set a 0 0 1\r\nx\r\n", "STORED\r\n");
+    expect(f, "set b 0 0 1\r\ny\r\n", "STORED\r\n");
+    cmd_conn_set_throttle(&f->cc, full_always, &asked);
+    f->n = 0;
+    assert_int_equal(cmd_execute(&f->cc, line, strlen(line), &used), CMD_PAUSE);
+    assert_int_equal(used, 0);
+    assert_int_equal(cmd_execute(&f->cc, line, strlen(line), &used), CMD_PAUSE);
+    assert_int_equal(cmd_execute(&f->cc, line, strlen(line), &used), CMD_PAUSE);
+    assert_int_equal(cmd_execute(&f->cc, line, strlen(line), &used), CMD_DONE);
+    assert_int_equal(used, strlen(line));
+    f->out[f->n] = '\0';
+    assert_string_equal(f->out, "VALUE a 0 1\r\nx\r\nVALUE b 0 1\r\ny\r\n"
+                                "VALUE a 0 1\r\nx\r\nEND\r\n");
+    assert_int_equal(asked, 3);
+    /* each key looked up and touched once, not once per call */
+    assert_int_equal(f->ctr.cmd_get, 4);
+    assert_int_equal(f->ctr.cmd_touch, 4);
+    assert_int_equal(f->ctr.get_hits, 3);
+    /* a single-key get never pauses */
+    asked = 0;
+    expect(f, "get b\r\n", "VALUE b 0 1\r\ny\r\nEND\r\n");
+    assert_int_equal(asked, 0);
 }
 
 static void
@@ -573,6 +619,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
             cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
             cmocka_unit_test_setup_teardown(test_store_errors, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_multiget_pause, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
             cmocka_unit_test_setup_teardown(test_value_handover, setup,
                                             teardown),
