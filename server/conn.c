@@ -4,14 +4,27 @@
  *
  * Backpressure: once the queued output passes OUT_HIGH the connection stops
  * executing requests and stops reading; it resumes when the client has read
- * the queue down to OUT_LOW. A single request whose replies push the queue
- * past the hard cap closes the connection, so memory per connection is
- * bounded even for a client that never reads.
+ * the queue down to OUT_LOW. A multi-get asks between keys (out_full) and
+ * pauses mid-reply the same way, so a connection holds at most OUT_HIGH plus
+ * one value whatever the request. The queues of all connections together
+ * are held to the output budget (outbudget.c): over it, connections with
+ * more than OUT_LOW queued are throttled as if over OUT_HIGH, and the
+ * worker closes its largest queue. A client that reads nothing of what is
+ * queued for --write-timeout (or --idle-timeout, if shorter) is closed.
+ *
+ * Fairness: at most -R requests of one connection run per turn; then it
+ * yields (conn_yields) and continues after the worker's other ready
+ * connections, on a zero timer so that the loop polls sockets in between.
+ *
+ * Read buffers grow for large requests and shrink back to RBUF_INITIAL once
+ * they hold little; freed memory is handed back to the OS by the worker's
+ * trim timer (worker.c).
  */
 #include "server/conn.h"
 
 #include "server/cmd.h"
 #include "server/log.h"
+#include "server/outbudget.h"
 #include "server/server.h"
 #include "server/worker.h"
 
@@ -27,26 +40,38 @@
 #include <unistd.h>
 
 #define RBUF_INITIAL     (16u * 1024)
-#define OUT_HIGH         (4u * 1024 * 1024)
-#define OUT_LOW          (1u * 1024 * 1024)
+#define RBUF_KEEP_MAX    (64u * 1024) /* larger buffers shrink when idle */
+#define OUT_HIGH         (256u * 1024)
+#define OUT_LOW          (64u * 1024)
 #define OUT_CAP_MIN      (64u * 1024 * 1024)
 #define RBUF_LIMIT_SLACK (64u * 1024)
 #define READS_PER_EVENT  4 /* fairness between connections of a worker */
+/* Reply bytes one connection may write in one turn: a multi-get to a client
+ * that reads fast (or a kernel buffer with room) yields between keys after
+ * this much, as a connection does after -R requests. */
+#define TURN_BYTES (512u * 1024)
 
 struct conn {
     int fd;
     struct worker *w;
     struct event *rev;
     struct event *wev;
+    struct event *resume_ev; /* zero timer: the next turn after a yield */
     char *rbuf;
     size_t rsize;  /* allocated */
     size_t rstart; /* first unconsumed byte */
     size_t rend;   /* end of data read */
     struct evbuffer *out;
     size_t out_cap;
+    size_t out_counted;  /* bytes of out reported to the output budget */
+    size_t rheld;        /* rend - rstart as last reported to the worker */
+    size_t turn_written; /* bytes written since this turn began */
     struct cmd_conn cc;
     bool reading; /* rev is added */
+    bool writing; /* wev is added (with the stall timeout) */
     bool paused;  /* stopped reading for backpressure */
+    bool yielded; /* resume_ev is pending */
+    bool broken;  /* a write failed: close at the next chance */
     bool closing; /* close once out is written */
     TAILQ_ENTRY(conn) link;
 };
@@ -54,6 +79,8 @@ struct conn {
 static void conn_close(struct conn *c);
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_resume(evutil_socket_t fd, short what, void *arg);
+static int process(struct conn *c);
 
 static void
 sink_bytes(void *arg, const void *p, size_t n)
@@ -84,6 +111,114 @@ sink_value(void *arg, char *buf, size_t n)
     if (evbuffer_add_reference(c->out, buf, n, free_value, NULL) != 0) {
         free(buf);
     }
+}
+
+/* Write what the socket takes now. Returns the bytes written; on a write
+ * error marks the connection broken (the caller closes it). */
+static size_t
+write_some(struct conn *c)
+{
+    size_t total = 0;
+
+    while (!c->broken && evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n > 0) {
+            c->w->bytes_written += (uint64_t)n;
+            c->turn_written += (size_t)n;
+            total += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        c->broken = true;
+    }
+    return total;
+}
+
+/* Should the connection stop producing replies? Over OUT_HIGH, or over
+ * OUT_LOW while all connections together are over the output budget. */
+static bool
+over_high(const struct conn *c)
+{
+    size_t len = evbuffer_get_length(c->out);
+
+    return c->broken || len >= OUT_HIGH || (len > OUT_LOW && outbudget_over());
+}
+
+/* Has this connection had its share of the worker for this turn? */
+static bool
+turn_over(const struct conn *c)
+{
+    return c->turn_written >= TURN_BYTES;
+}
+
+/* cmd.c asks between the keys of a multi-get: write first, so that a client
+ * that reads keeps its reply flowing, then pause if still over (or yield,
+ * when the turn's share is used up: see process). */
+static bool
+out_full(void *arg)
+{
+    struct conn *c = arg;
+
+    if (turn_over(c)) {
+        return true;
+    }
+    if (!over_high(c)) {
+        return false;
+    }
+    write_some(c);
+    return over_high(c) || turn_over(c);
+}
+
+/* Give the worker's other connections a turn; resume_ev continues. */
+static void
+yield(struct conn *c)
+{
+    static const struct timeval now = {0, 0};
+
+    c->yielded = true;
+    c->w->conn_yields++;
+    evtimer_add(c->resume_ev, &now);
+}
+
+/* Seconds without write progress after which the connection is closed: the
+ * write timeout, or the idle timeout when shorter (a connection paused for
+ * backpressure does not read, so the read event cannot time it out). */
+static unsigned
+stall_timeout_s(const struct conn *c)
+{
+    const struct settings *s = c->w->srv->settings;
+    unsigned t = s->write_timeout_s;
+
+    if (s->idle_timeout_s != 0 && (t == 0 || s->idle_timeout_s < t)) {
+        t = s->idle_timeout_s;
+    }
+    return t;
+}
+
+/* Tell the worker's read-buffer totals about a change of size or fill. */
+static void
+rbuf_account(struct conn *c, size_t old_size)
+{
+    size_t held = c->rend - c->rstart;
+
+    c->w->rbuf_bytes += c->rsize - old_size;
+    c->w->rbuf_held += held - c->rheld;
+    c->rheld = held;
+}
+
+/* Report the output queue's size to the budget. */
+static void
+out_account(struct conn *c)
+{
+    size_t len = evbuffer_get_length(c->out);
+
+    outbudget_add((int64_t)len - (int64_t)c->out_counted);
+    c->out_counted = len;
 }
 
 static void
@@ -119,7 +254,9 @@ conn_new(struct worker *w, int fd, bool is_unix)
     c->out = evbuffer_new();
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-    if (c->rbuf == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL) {
+    c->resume_ev = evtimer_new(w->base, on_resume, c);
+    if (c->rbuf == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL ||
+        c->resume_ev == NULL) {
         goto fail;
     }
     c->out_cap = OUT_CAP_MIN;
@@ -134,7 +271,10 @@ conn_new(struct worker *w, int fd, bool is_unix)
     sink.value = sink_value;
     sink.arg = c;
     cmd_conn_init(&c->cc, &srv->env, &w->ctr, &sink);
+    cmd_conn_set_throttle(&c->cc, out_full, c);
     TAILQ_INSERT_TAIL(&w->conns, c, link);
+    w->rbuf_count++;
+    rbuf_account(c, 0);
     set_reading(c, true);
     log_msg(LOG_DEBUG, "<%d new %s client connection", fd,
             is_unix ? "unix" : "tcp");
@@ -148,6 +288,9 @@ fail:
         }
         if (c->wev) {
             event_free(c->wev);
+        }
+        if (c->resume_ev) {
+            event_free(c->resume_ev);
         }
         if (c->out) {
             evbuffer_free(c->out);
@@ -168,8 +311,14 @@ conn_close(struct conn *c)
     TAILQ_REMOVE(&w->conns, c, link);
     event_free(c->rev);
     event_free(c->wev);
+    event_free(c->resume_ev);
     cmd_conn_deinit(&c->cc);
+    outbudget_add(-(int64_t)c->out_counted);
+    w->trim_credit += evbuffer_get_length(c->out) + c->rsize;
     evbuffer_free(c->out);
+    w->rbuf_count--;
+    w->rbuf_bytes -= c->rsize;
+    w->rbuf_held -= c->rheld;
     free(c->rbuf);
     close(c->fd);
     atomic_fetch_sub(&w->srv->curr_conns, 1);
@@ -179,35 +328,107 @@ conn_close(struct conn *c)
     }
 }
 
-/* Write what is queued. Returns -1 if the connection was closed. */
+/* Write what is queued, keep the write event (and its stall timeout) armed
+ * while anything is left, and report the queue to the output budget.
+ * Returns -1 if the connection was closed. */
 static int
 flush_out(struct conn *c)
 {
-    while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
-        if (n > 0) {
-            c->w->bytes_written += (uint64_t)n;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+    size_t before = evbuffer_get_length(c->out);
+    size_t wrote = write_some(c);
+
+    if (before > OUT_LOW) {
+        /* draining a large queue frees memory worth trimming */
+        c->w->trim_credit += wrote;
+    }
+    out_account(c);
+    if (c->broken) {
         conn_close(c);
         return -1;
     }
     if (evbuffer_get_length(c->out) > 0) {
-        event_add(c->wev, NULL);
+        /* Re-arm only on progress, so that the timeout counts from the
+         * last byte the client took. */
+        if (!c->writing || wrote > 0) {
+            unsigned t = stall_timeout_s(c);
+            struct timeval tv = {.tv_sec = (time_t)t};
+            event_add(c->wev, t ? &tv : NULL);
+            c->writing = true;
+        }
         return 0;
     }
-    event_del(c->wev);
+    if (c->writing) {
+        event_del(c->wev);
+        c->writing = false;
+    }
     if (c->closing) {
         conn_close(c);
         return -1;
     }
     return 0;
+}
+
+/* Resize the read buffer (its data already starts at rbuf). */
+static int
+rbuf_resize(struct conn *c, size_t nsize)
+{
+    size_t old = c->rsize;
+    char *nb = realloc(c->rbuf, nsize);
+
+    if (nb == NULL) {
+        c->w->rbuf_oom++;
+        return -1;
+    }
+    c->rbuf = nb;
+    c->rsize = nsize;
+    rbuf_account(c, old);
+    return 0;
+}
+
+/* After a large request: give the memory back once little is held. */
+static void
+shrink_rbuf(struct conn *c)
+{
+    size_t have = c->rend - c->rstart;
+
+    if (c->rsize <= RBUF_KEEP_MAX || have > RBUF_INITIAL / 2 ||
+        cmd_bytes_wanted(&c->cc) > RBUF_INITIAL / 2) {
+        return;
+    }
+    memmove(c->rbuf, c->rbuf + c->rstart, have);
+    c->rstart = 0;
+    c->rend = have;
+    c->w->trim_credit += c->rsize - RBUF_INITIAL;
+    rbuf_resize(c, RBUF_INITIAL); /* on failure the old buffer stays */
+}
+
+/* Over the output budget: close this worker's largest queue, if it is large
+ * enough to matter. Returns -1 if that was c. */
+static int
+enforce_budget(struct conn *c)
+{
+    struct conn *it, *worst = NULL;
+    size_t worst_len = OUT_LOW;
+
+    TAILQ_FOREACH(it, &c->w->conns, link) {
+        size_t len = evbuffer_get_length(it->out);
+        if (len > worst_len) {
+            worst = it;
+            worst_len = len;
+        }
+    }
+    if (worst == NULL) {
+        return 0;
+    }
+    if (outbudget_note_close()) {
+        log_msg(LOG_WARN,
+                "replies queued on all connections passed the output "
+                "budget (%llu bytes); closing the largest queues, "
+                "first <%d with %zu bytes",
+                (unsigned long long)outbudget_limit(), worst->fd, worst_len);
+    }
+    conn_close(worst);
+    return worst == c ? -1 : 0;
 }
 
 /* Make room to read at least `want` more bytes (or grow toward a request of
@@ -229,12 +450,9 @@ make_room(struct conn *c, size_t total)
         while (nsize < need) {
             nsize *= 2;
         }
-        char *nb = realloc(c->rbuf, nsize);
-        if (nb == NULL) {
+        if (rbuf_resize(c, nsize) < 0) {
             return -1;
         }
-        c->rbuf = nb;
-        c->rsize = nsize;
     }
     return 0;
 }
@@ -257,22 +475,43 @@ log_request(int fd, const char *p, size_t n)
     log_msg(LOG_DEBUG, "<%d %s", fd, line);
 }
 
-/* Execute every complete request in the read buffer, as long as output
- * backpressure allows. Returns -1 if the connection was closed. */
+/* Execute the complete requests in the read buffer, as long as output
+ * backpressure allows and at most -R of them before yielding. Returns -1 if
+ * the connection was closed. */
 static int
 process(struct conn *c)
 {
+    unsigned turn = c->w->srv->settings->reqs_per_event;
+    unsigned served = 0;
+
+    c->turn_written = 0;
     while (!c->closing && c->rstart < c->rend) {
         size_t used = 0;
         enum cmd_status st;
 
-        if (evbuffer_get_length(c->out) >= OUT_HIGH) {
+        if (over_high(c)) {
             c->paused = true;
             set_reading(c, false);
             break;
         }
+        if (served >= turn || turn_over(c)) {
+            yield(c);
+            break;
+        }
         st = cmd_execute(&c->cc, c->rbuf + c->rstart, c->rend - c->rstart,
                          &used);
+        if (st == CMD_PAUSE) {
+            /* A multi-get stopped between keys: on_write resumes it when
+             * the queue is over its cap, resume_ev when only the turn is
+             * over. */
+            if (over_high(c)) {
+                c->paused = true;
+                set_reading(c, false);
+            } else {
+                yield(c);
+            }
+            break;
+        }
         if (st != CMD_NEED_MORE) {
             /* A request that is still incomplete consumes nothing. */
             if (used > 0 && log_enabled(LOG_DEBUG)) {
@@ -287,6 +526,7 @@ process(struct conn *c)
             return -1;
         }
         if (st == CMD_DONE) {
+            served++;
             continue;
         }
         if (st == CMD_NEED_MORE) {
@@ -322,7 +562,26 @@ process(struct conn *c)
     if (c->rstart == c->rend) {
         c->rstart = c->rend = 0;
     }
-    return flush_out(c);
+    if (!c->closing) {
+        shrink_rbuf(c);
+    }
+    rbuf_account(c, c->rsize);
+    if (flush_out(c) < 0) {
+        return -1;
+    }
+    if (c->paused && !c->yielded && evbuffer_get_length(c->out) <= OUT_LOW) {
+        /* The client read it all at once: no write event will come to
+         * resume, so take another turn after the others. */
+        static const struct timeval now = {0, 0};
+        c->paused = false;
+        set_reading(c, true);
+        c->yielded = true;
+        evtimer_add(c->resume_ev, &now);
+    }
+    if (outbudget_over()) {
+        return enforce_budget(c);
+    }
+    return 0;
 }
 
 static void
@@ -334,6 +593,11 @@ on_read(evutil_socket_t fd, short what, void *arg)
         log_msg(LOG_INFO, "<%d idle for %u s; closing", (int)fd,
                 c->w->srv->settings->idle_timeout_s);
         conn_close(c);
+        return;
+    }
+    if (c->yielded || c->paused) {
+        /* Buffered requests come first; reading more now would only grow
+         * the buffer. resume_ev or on_write carries on. */
         return;
     }
     for (int i = 0; i < READS_PER_EVENT; i++) {
@@ -368,7 +632,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
         if (process(c) < 0) {
             return;
         }
-        if (!c->reading || (size_t)n < room) {
+        if (!c->reading || c->yielded || (size_t)n < room) {
             return;
         }
     }
@@ -379,18 +643,39 @@ on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
 
-    (void)fd;
-    (void)what;
+    if (what & EV_TIMEOUT) {
+        log_msg(LOG_INFO,
+                "<%d read none of its %zu queued reply bytes for "
+                "%u s; closing",
+                (int)fd, evbuffer_get_length(c->out), stall_timeout_s(c));
+        c->w->write_timeouts++;
+        conn_close(c);
+        return;
+    }
     if (flush_out(c) < 0) {
         return;
     }
-    if (c->paused && evbuffer_get_length(c->out) <= OUT_LOW) {
+    if (c->paused && !over_high(c) && evbuffer_get_length(c->out) <= OUT_LOW) {
         c->paused = false;
         if (!c->closing && !c->w->stopping) {
             set_reading(c, true);
             process(c);
         }
     }
+}
+
+static void
+on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    c->yielded = false;
+    if (c->paused || c->closing || c->w->stopping) {
+        return;
+    }
+    process(c);
 }
 
 void

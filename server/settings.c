@@ -24,9 +24,11 @@ enum {
     OPT_IDLE_TIMEOUT,
     OPT_CONFIG,
     OPT_LOG_FILE,
+    OPT_WRITE_TIMEOUT,
+    OPT_OUTPUT_BUDGET,
 };
 
-static const char short_opts[] = "p:l:t:c:I:U:s:a:P:du:vm:AMkrhV";
+static const char short_opts[] = "p:l:t:c:I:U:s:a:P:du:vm:AMkrhVR:";
 
 static const struct option long_opts[] = {
         {"port", required_argument, NULL, 'p'},
@@ -54,6 +56,9 @@ static const struct option long_opts[] = {
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"max-reqs-per-event", required_argument, NULL, 'R'},
+        {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+        {"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
         {NULL, 0, NULL, 0},
 };
 
@@ -82,6 +87,8 @@ usage(FILE *f)
 "  -m, --memory-limit=MB     shown in stats as limit_maxbytes (not enforced\n"
 "                            yet)\n"
 "  -A, --enable-shutdown     allow the shutdown command\n"
+"  -R, --max-reqs-per-event=NUM  requests served from one connection before\n"
+"                            the next gets a turn (default 20)\n"
 "  -M, -k, -r                accepted for memcached.conf compatibility; no\n"
 "                            effect\n"
 "  -h, --help                this text\n"
@@ -96,6 +103,11 @@ usage(FILE *f)
 "  --compact-ratio=R         dead fraction that triggers compaction\n"
 "                            (default 0.5)\n"
 "  --idle-timeout=SECONDS    close idle clients (default 0 = never)\n"
+"  --write-timeout=SECONDS   close a client that reads none of its pending\n"
+"                            replies for this long (default 60; 0 = never)\n"
+"  --output-budget=SIZE      replies queued on all connections together;\n"
+"                            past it the largest queue is closed (default\n"
+"                            256m; 0 = no budget)\n"
 "  --config=FILE             read options from FILE first, one per line\n"
 "  --log-file=FILE           append the log to FILE instead of stderr\n");
     /* clang-format on */
@@ -116,6 +128,9 @@ set_defaults(struct settings *s)
     s->sync_interval_ms = CASK_DEFAULT_SYNC_MS;
     s->segment_size = CASK_DEFAULT_SEGMENT;
     s->compact_ratio = CASK_DEFAULT_COMPACT;
+    s->write_timeout_s = 60;
+    s->reqs_per_event = 20;
+    s->output_budget = 256ull * 1024 * 1024;
 }
 
 static int
@@ -375,6 +390,24 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
             return -1;
         }
         s->idle_timeout_s = (unsigned)v;
+        return 0;
+    case 'R':
+        if (parse_uint("-R", arg, 1, 1000000, &v) < 0) {
+            return -1;
+        }
+        s->reqs_per_event = (unsigned)v;
+        return 0;
+    case OPT_WRITE_TIMEOUT:
+        if (parse_uint("--write-timeout", arg, 0, 86400 * 365, &v) < 0) {
+            return -1;
+        }
+        s->write_timeout_s = (unsigned)v;
+        return 0;
+    case OPT_OUTPUT_BUDGET:
+        if (parse_size("--output-budget", arg, 1, 0, 1ull << 50, &v) < 0) {
+            return -1;
+        }
+        s->output_budget = v;
         return 0;
     case OPT_CONFIG:
         replace_str(&s->config_file, arg);

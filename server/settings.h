@@ -35,6 +35,9 @@ struct settings {
     uint64_t segment_size;     /* --segment-size */
     double compact_ratio;      /* --compact-ratio */
     unsigned idle_timeout_s;   /* --idle-timeout; 0 = never */
+    unsigned write_timeout_s;  /* --write-timeout; 0 = never */
+    unsigned reqs_per_event;   /* -R */
+    uint64_t output_budget;    /* --output-budget, bytes; 0 = none */
     char *config_file;         /* --config */
     char *log_file;            /* --log-file: the log goes here */
 };

@@ -7,16 +7,36 @@
 
 #include "server/conn.h"
 #include "server/log.h"
+#include "server/outbudget.h"
 #include "server/server.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define STOP_DRAIN_S 3 /* how long a stopping worker waits for slow readers */
+#define STOP_DRAIN_S   3 /* how long a stopping worker waits for slow readers */
+#define TRIM_PERIOD_MS 500
+/* Freed bytes (closed connections, drained queues, shrunk buffers) that make
+ * a malloc_trim worth its cost: glibc keeps freed heap memory otherwise, and
+ * a burst of clients that never read would leave the process that big. */
+#define TRIM_CREDIT_MIN (8u * 1024 * 1024)
+
+static void
+on_trim_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (w->trim_credit >= TRIM_CREDIT_MIN) {
+        w->trim_credit = 0;
+        malloc_trim(0);
+    }
+}
 
 static void
 on_stop_timer(evutil_socket_t fd, short what, void *arg)
@@ -99,6 +119,7 @@ worker_create_all(struct server *srv, unsigned n)
         return ENOMEM;
     }
     srv->nworkers = n;
+    outbudget_init(srv->settings->output_budget);
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = &srv->workers[i];
         int fds[2];
@@ -119,9 +140,15 @@ worker_create_all(struct server *srv, unsigned n)
         w->notify_ev = event_new(w->base, w->notify_rd, EV_READ | EV_PERSIST,
                                  on_notify, w);
         w->stop_timer = evtimer_new(w->base, on_stop_timer, w);
+        w->trim_timer = event_new(w->base, -1, EV_PERSIST, on_trim_timer, w);
         if (w->notify_ev == NULL || w->stop_timer == NULL ||
-            event_add(w->notify_ev, NULL) != 0) {
+            w->trim_timer == NULL || event_add(w->notify_ev, NULL) != 0) {
             return ENOMEM;
+        }
+        {
+            struct timeval tv = {.tv_sec = TRIM_PERIOD_MS / 1000,
+                                 .tv_usec = (TRIM_PERIOD_MS % 1000) * 1000};
+            event_add(w->trim_timer, &tv);
         }
     }
     return 0;
@@ -214,6 +241,9 @@ worker_destroy_all(struct server *srv)
         }
         if (w->stop_timer) {
             event_free(w->stop_timer);
+        }
+        if (w->trim_timer) {
+            event_free(w->trim_timer);
         }
         if (w->base) {
             event_base_free(w->base);

@@ -39,6 +39,16 @@ struct worker {
     struct cmd_counters ctr;
     uint64_t bytes_read;
     uint64_t bytes_written;
+    uint64_t conn_yields;    /* turns given up after -R requests */
+    uint64_t write_timeouts; /* connections closed for not reading */
+    uint64_t rbuf_count;     /* read buffers (one per connection) */
+    uint64_t rbuf_bytes;     /* their allocated size */
+    uint64_t rbuf_held;      /* bytes of unprocessed requests in them */
+    uint64_t rbuf_oom;       /* a read buffer could not grow */
+    /* Bytes freed in large pieces since the last malloc_trim; the trim
+     * timer hands memory back to the OS once this is worth it. */
+    uint64_t trim_credit;
+    struct event *trim_timer;
 };
 
 /* Create n workers (event bases and pipes); no threads yet. */
