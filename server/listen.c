@@ -1,13 +1,27 @@
 /* listen.c - binds the listeners and accepts on the main thread. Owns the
- * listening sockets and the unix socket path; hands each accepted socket to
- * a worker through worker_dispatch and keeps no per-connection state. */
+ * listening sockets, the unix socket path and the accept back-off; hands
+ * each accepted socket to a worker through worker_dispatch and keeps no
+ * per-connection state.
+ *
+ * Past -c, or when a new socket would leave fewer than FDLIMIT_HEADROOM
+ * descriptors for the store, the client gets memcached's "ERROR Too many
+ * open connections" and is closed (memcached's maxconns_fast). If accept
+ * itself fails for want of descriptors, the spare one kept by fdlimit.c is
+ * given up to accept and answer one client the same way, and accepting
+ * stops for a back-off that doubles from ACCEPT_BACKOFF_MIN_MS while the
+ * condition lasts (memcached's listen_disabled_num counts these pauses).
+ * Either episode is logged once when it starts and once when it ends. */
+#include <config.h> /* first: feature macros (accept4) */
+
 #include "server/listen.h"
 
+#include "server/fdlimit.h"
 #include "server/log.h"
 #include "server/server.h"
 #include "server/worker.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -20,12 +34,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define LISTEN_BACKLOG 1024
-#define MAX_LISTENERS  64
+#define LISTEN_BACKLOG        1024
+#define MAX_LISTENERS         64
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
+
+struct listeners;
 
 struct listener {
     struct evconnlistener *ev;
     struct server *srv;
+    struct listeners *ls;
     bool is_unix;
 };
 
@@ -33,7 +52,90 @@ struct listeners {
     struct listener l[MAX_LISTENERS];
     unsigned n;
     char *unix_path;
+    struct event *backoff; /* re-enables accepting */
+    unsigned backoff_ms;   /* next pause; doubles while out of fds */
+    bool paused;           /* listeners disabled until backoff fires */
+    bool refusing;         /* an episode of refusals is going on */
+    uint64_t refused_in_episode;
 };
+
+static const char too_many[] = "ERROR Too many open connections\r\n";
+
+/* Answer a client we will not serve, and count it. */
+static void
+refuse(struct server *srv, int fd)
+{
+    if (write(fd, too_many, sizeof(too_many) - 1) < 0) {
+        /* The client goes either way. */
+    }
+    close(fd);
+    atomic_fetch_add(&srv->rejected_conns, 1);
+}
+
+static void
+episode_start(struct listeners *ls, const char *why)
+{
+    ls->refused_in_episode++;
+    if (!ls->refusing) {
+        ls->refusing = true;
+        log_msg(LOG_WARN, "%s: refusing new connections", why);
+    }
+}
+
+static void
+episode_end(struct listeners *ls)
+{
+    if (ls->refusing) {
+        log_msg(LOG_WARN, "accepting connections again; %llu refused",
+                (unsigned long long)ls->refused_in_episode);
+        ls->refusing = false;
+        ls->refused_in_episode = 0;
+    }
+    ls->backoff_ms = ACCEPT_BACKOFF_MIN_MS;
+}
+
+static void
+on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+    struct listeners *ls = arg;
+    struct server *srv = ls->l[0].srv;
+
+    (void)fd;
+    (void)what;
+    ls->paused = false;
+    if (atomic_load(&srv->stopping)) {
+        return;
+    }
+    for (unsigned i = 0; i < ls->n; i++) {
+        evconnlistener_enable(ls->l[i].ev);
+    }
+    atomic_store(&srv->accepting, true);
+}
+
+/* Out of descriptors: stop accepting for a while instead of spinning on a
+ * listener that stays readable. */
+static void
+pause_accepting(struct listeners *ls)
+{
+    struct server *srv = ls->l[0].srv;
+    struct timeval tv;
+
+    if (ls->paused) {
+        return;
+    }
+    for (unsigned i = 0; i < ls->n; i++) {
+        evconnlistener_disable(ls->l[i].ev);
+    }
+    ls->paused = true;
+    atomic_store(&srv->accepting, false);
+    atomic_fetch_add(&srv->listen_disabled_num, 1);
+    tv.tv_sec = ls->backoff_ms / 1000;
+    tv.tv_usec = (suseconds_t)(ls->backoff_ms % 1000) * 1000;
+    evtimer_add(ls->backoff, &tv);
+    if (ls->backoff_ms < ACCEPT_BACKOFF_MAX_MS) {
+        ls->backoff_ms *= 2;
+    }
+}
 
 static void
 on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
@@ -50,33 +152,48 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
         close(fd);
         return;
     }
-    now = atomic_fetch_add(&srv->curr_conns, 1) + 1;
     atomic_fetch_add(&srv->total_conns, 1);
-    if (now > srv->settings->maxconns) {
-        static const char msg[] = "ERROR Too many open connections\r\n";
-        if (write(fd, msg, sizeof(msg) - 1) < 0) {
-            /* The client goes either way. */
-        }
-        close(fd);
-        atomic_fetch_sub(&srv->curr_conns, 1);
-        atomic_fetch_add(&srv->rejected_conns, 1);
-        log_msg(LOG_INFO, "too many open connections (-c %u); rejected one",
-                srv->settings->maxconns);
+    if (fdlimit_near(fd)) {
+        refuse(srv, fd);
+        episode_start(l->ls, "open file limit nearly reached");
         return;
     }
+    now = atomic_fetch_add(&srv->curr_conns, 1) + 1;
+    if (now > srv->settings->maxconns) {
+        atomic_fetch_sub(&srv->curr_conns, 1);
+        refuse(srv, fd);
+        episode_start(l->ls, "too many open connections (-c)");
+        return;
+    }
+    episode_end(l->ls);
     worker_dispatch(srv, fd, l->is_unix);
 }
 
 static void
 on_accept_error(struct evconnlistener *ev, void *arg)
 {
+    struct listener *l = arg;
     int err = EVUTIL_SOCKET_ERROR();
 
-    (void)arg;
-    /* EMFILE and friends: keep the listener, the condition passes as
-     * clients leave; libevent retries on the next readiness. */
-    log_msg(LOG_WARN, "accept on fd %d: %s", (int)evconnlistener_get_fd(ev),
-            strerror(err));
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        log_msg(LOG_WARN, "accept on fd %d: %s", (int)evconnlistener_get_fd(ev),
+                strerror(err));
+        return;
+    }
+    /* Give up the spare descriptor for a moment so that one waiting client
+     * hears why, rather than hanging in the backlog. */
+    fdlimit_release();
+    {
+        int fd = accept4(evconnlistener_get_fd(ev), NULL, NULL,
+                         SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            atomic_fetch_add(&l->srv->total_conns, 1);
+            refuse(l->srv, fd);
+        }
+    }
+    fdlimit_reserve();
+    episode_start(l->ls, strerror(err));
+    pause_accepting(l->ls);
 }
 
 static int
@@ -90,6 +207,7 @@ add_listener(struct server *srv, struct listeners *ls, int fd, bool is_unix)
     }
     l = &ls->l[ls->n];
     l->srv = srv;
+    l->ls = ls;
     l->is_unix = is_unix;
     l->ev = evconnlistener_new(srv->main_base, on_accept, l,
                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED |
@@ -225,6 +343,17 @@ listen_open(struct server *srv, struct listeners **out)
     if (ls == NULL) {
         return ENOMEM;
     }
+    ls->backoff_ms = ACCEPT_BACKOFF_MIN_MS;
+    ls->backoff = evtimer_new(srv->main_base, on_backoff, ls);
+    if (ls->backoff == NULL) {
+        free(ls);
+        return ENOMEM;
+    }
+    fdlimit_raise(s->maxconns, s->shards, s->threads);
+    if ((rc = fdlimit_reserve()) != 0) {
+        log_msg(LOG_WARN, "cannot keep a spare descriptor: %s", strerror(rc));
+        rc = 0;
+    }
     if (s->port != 0) {
         for (unsigned i = 0; i < s->nlisten && rc == 0; i++) {
             rc = open_tcp(srv, ls, s->listen[i], s->port);
@@ -263,6 +392,10 @@ listen_close(struct listeners **lp)
     for (unsigned i = 0; i < ls->n; i++) {
         evconnlistener_free(ls->l[i].ev);
     }
+    if (ls->backoff != NULL) {
+        event_free(ls->backoff);
+    }
+    fdlimit_release();
     if (ls->unix_path != NULL) {
         unlink(ls->unix_path);
         free(ls->unix_path);

@@ -9,6 +9,7 @@ bitcached_SOURCES = \
 	server/worker.c server/worker.h \
 	server/conn.c server/conn.h \
 	server/outbudget.c server/outbudget.h \
+	server/fdlimit.c server/fdlimit.h \
 	server/stats.c server/stats.h \
 	server/log.c server/log.h \
 	$(CMD_SOURCES) $(CONFIG_SOURCES) $(NOTIFY_SOURCES)

@@ -35,6 +35,7 @@ struct server {
     atomic_uint curr_conns; /* client connections open now */
     atomic_uint_fast64_t total_conns;
     atomic_uint_fast64_t rejected_conns;
+    atomic_uint_fast64_t listen_disabled_num; /* accept paused, out of fds */
     atomic_bool stopping;
     atomic_bool accepting;
 };
