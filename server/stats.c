@@ -5,6 +5,7 @@
 #include "server/stats.h"
 
 #include "server/log.h"
+#include "server/outbudget.h"
 #include "server/server.h"
 #include "server/worker.h"
 #include <config.h> /* autoconf's, not server/config.h */
@@ -95,6 +96,40 @@ sum_workers(struct server *srv, struct cmd_counters *ctr, uint64_t *rd,
     }
 }
 
+/* The connection-guarding figures: memcached's names where it has one
+ * (conn_yields, listen_disabled_num, read_buf_*), own ones for the output
+ * budget. Gauges and counters that `stats reset` leaves alone. */
+static void
+stats_conn_guard(struct server *srv, struct out_buf *b)
+{
+    uint64_t yields = 0, wtimeouts = 0, rcount = 0, rbytes = 0, rheld = 0,
+             room = 0;
+
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct worker *w = &srv->workers[i];
+        yields += w->conn_yields;
+        wtimeouts += w->write_timeouts;
+        rcount += w->rbuf_count;
+        rbytes += w->rbuf_bytes;
+        rheld += w->rbuf_held;
+        room += w->rbuf_oom;
+    }
+    stat_line(b, "listen_disabled_num", "%llu",
+              (unsigned long long)atomic_load(&srv->listen_disabled_num));
+    stat_line(b, "conn_yields", "%llu", (unsigned long long)yields);
+    stat_line(b, "read_buf_count", "%llu", (unsigned long long)rcount);
+    stat_line(b, "read_buf_bytes", "%llu", (unsigned long long)rbytes);
+    stat_line(b, "read_buf_bytes_free", "%llu",
+              (unsigned long long)(rbytes > rheld ? rbytes - rheld : 0));
+    stat_line(b, "read_buf_oom", "%llu", (unsigned long long)room);
+    stat_line(b, "output_bytes", "%llu", (unsigned long long)outbudget_used());
+    stat_line(b, "output_budget", "%llu",
+              (unsigned long long)outbudget_limit());
+    stat_line(b, "output_budget_closes", "%llu",
+              (unsigned long long)outbudget_closes());
+    stat_line(b, "write_timeouts", "%llu", (unsigned long long)wtimeouts);
+}
+
 static void
 stats_general(struct server *srv, struct out_buf *b)
 {
@@ -138,6 +173,7 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "curr_connections", "%u", atomic_load(&srv->curr_conns));
     stat_line(b, "total_connections", "%llu", (unsigned long long)total);
     stat_line(b, "rejected_connections", "%llu", (unsigned long long)rejected);
+    stats_conn_guard(srv, b);
     stat_line(b, "cmd_get", "%llu", (unsigned long long)c.cmd_get);
     stat_line(b, "cmd_set", "%llu", (unsigned long long)c.cmd_set);
     stat_line(b, "cmd_flush", "%llu", (unsigned long long)c.cmd_flush);
@@ -147,6 +183,7 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "get_misses", "%llu", (unsigned long long)c.get_misses);
     stat_line(b, "get_expired", "%llu", (unsigned long long)c.get_expired);
     stat_line(b, "get_flushed", "%llu", (unsigned long long)c.get_flushed);
+    stat_line(b, "get_corrupt", "%llu", (unsigned long long)c.get_corrupt);
     stat_line(b, "delete_misses", "%llu", (unsigned long long)c.delete_misses);
     stat_line(b, "delete_hits", "%llu", (unsigned long long)c.delete_hits);
     stat_line(b, "incr_misses", "%llu", (unsigned long long)c.incr_misses);
@@ -207,6 +244,10 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "item_size_max", "%u", s->item_size_max);
     stat_line(b, "flush_enabled", "yes");
     stat_line(b, "idle_timeout", "%u", s->idle_timeout_s);
+    stat_line(b, "reqs_per_event", "%u", s->reqs_per_event);
+    stat_line(b, "maxconns_fast", "yes");
+    stat_line(b, "write_timeout", "%u", s->write_timeout_s);
+    stat_line(b, "output_budget", "%llu", (unsigned long long)s->output_budget);
     stat_line(b, "data_dir", "%s", s->data_dir);
     stat_line(b, "shards", "%u", s->shards);
     stat_line(b, "sync", "%s", settings_sync_name(s->sync));

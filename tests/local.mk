@@ -37,6 +37,13 @@ tests_integration_test_hostile_CFLAGS = $(ITEST_CFLAGS)
 tests_integration_test_hostile_LDADD = $(ITEST_LDADD)
 TESTS += tests/integration/test_hostile
 
+check_PROGRAMS += tests/integration/test_hostile_load
+tests_integration_test_hostile_load_SOURCES = \
+	tests/integration/test_hostile_load.c
+tests_integration_test_hostile_load_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_hostile_load_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_hostile_load
+
 check_PROGRAMS += tests/integration/test_pipeline
 tests_integration_test_pipeline_SOURCES = tests/integration/test_pipeline.c
 tests_integration_test_pipeline_CFLAGS = $(ITEST_CFLAGS)
