@@ -27,6 +27,20 @@
 
 #define MIB (1024L * 1024)
 
+/* Under AddressSanitizer (the server is built the same way as this test)
+ * freed memory sits in ASan's quarantine and malloc_trim does nothing, so
+ * RSS says nothing about our bounds: those builds check everything else. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECK(cond) ((void)0)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_CHECK(cond) ((void)0)
+#endif
+#endif
+#ifndef RSS_CHECK
+#define RSS_CHECK(cond) HARNESS_CHECK(cond)
+#endif
+
 static double
 now_ms(void)
 {
@@ -332,8 +346,8 @@ test_big_multiget(void)
     HARNESS_CHECK(values == COPIES);
     /* cap (256 KiB) + one value, plus socket and allocator slack; the
      * unbounded server needed 300 MiB */
-    HARNESS_CHECK(paused_kb - base_kb < 32 * 1024);
-    HARNESS_CHECK(w.rss_peak_kb - base_kb < 64 * 1024);
+    RSS_CHECK(paused_kb - base_kb < 32 * 1024);
+    RSS_CHECK(w.rss_peak_kb - base_kb < 64 * 1024);
     HARNESS_CHECK(harness_stop(srv) == 0);
     harness_destroy(&srv);
 }
@@ -409,8 +423,8 @@ test_non_readers(void)
     HARNESS_CHECK(stat_value(srv, "write_timeouts") >= CLIENTS);
     /* ~256 KiB cap + one 100 KB value per client: about 70 MiB; the
      * unbounded server took 1.4 GB */
-    HARNESS_CHECK(w.rss_peak_kb - base_kb < 160 * 1024);
-    HARNESS_CHECK(after_kb - base_kb < 48 * 1024);
+    RSS_CHECK(w.rss_peak_kb - base_kb < 160 * 1024);
+    RSS_CHECK(after_kb - base_kb < 48 * 1024);
     HARNESS_CHECK(harness_stop(srv) == 0);
     harness_destroy(&srv);
 }
