@@ -174,15 +174,23 @@ out_full(void *arg)
     return over_high(c) || turn_over(c);
 }
 
-/* Give the worker's other connections a turn; resume_ev continues. */
+/* Continue on a zero timer: after the worker's other ready connections,
+ * and after the loop has polled the sockets again. */
 static void
-yield(struct conn *c)
+next_turn(struct conn *c)
 {
     static const struct timeval now = {0, 0};
 
     c->yielded = true;
-    c->w->conn_yields++;
     evtimer_add(c->resume_ev, &now);
+}
+
+/* Give the worker's other connections a turn. */
+static void
+yield(struct conn *c)
+{
+    c->w->conn_yields++;
+    next_turn(c);
 }
 
 /* Seconds without write progress after which the connection is closed: the
@@ -572,11 +580,9 @@ process(struct conn *c)
     if (c->paused && !c->yielded && evbuffer_get_length(c->out) <= OUT_LOW) {
         /* The client read it all at once: no write event will come to
          * resume, so take another turn after the others. */
-        static const struct timeval now = {0, 0};
         c->paused = false;
         set_reading(c, true);
-        c->yielded = true;
-        evtimer_add(c->resume_ev, &now);
+        next_turn(c);
     }
     if (outbudget_over()) {
         return enforce_budget(c);
