@@ -225,8 +225,11 @@ out_account(struct conn *c)
 {
     size_t len = evbuffer_get_length(c->out);
 
-    outbudget_add((int64_t)len - (int64_t)c->out_counted);
-    c->out_counted = len;
+    if (len != c->out_counted) {
+        /* a shared cache line: touched only when the size changed */
+        outbudget_add((int64_t)len - (int64_t)c->out_counted);
+        c->out_counted = len;
+    }
 }
 
 static void
