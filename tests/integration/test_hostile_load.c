@@ -768,6 +768,59 @@ test_flood_fairness(void)
     harness_destroy(&srv);
 }
 
+/* A paused connection still meets the idle timeout; with both timeouts off
+ * a non-reader stays (paused, holding little). */
+static void
+idle_paused_case(const char *idle, int want_closed)
+{
+    const char *args[] = {"--idle-timeout", idle, "--write-timeout", "0", NULL};
+    struct harness_server *srv = harness_create(args, 0);
+    static char line[64 * 5 + 16];
+    size_t n;
+    int fd, small = 4096;
+    long long conns = -1;
+    double t0;
+
+    HARNESS_CHECK(harness_start(srv, 10000) == 0);
+    fd = harness_connect(srv);
+    HARNESS_CHECK(fd >= 0);
+    set_value(fd, "idle", 200 * 1000);
+    close(fd);
+    n = (size_t)snprintf(line, sizeof(line), "get");
+    for (int i = 0; i < 64; i++) {
+        n += (size_t)snprintf(line + n, sizeof(line) - n, " idle");
+    }
+    n += (size_t)snprintf(line + n, sizeof(line) - n, "\r\n");
+    fd = harness_connect(srv);
+    HARNESS_CHECK(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    HARNESS_CHECK(harness_send_all(fd, line, n) == 0);
+    t0 = now_ms();
+    while (now_ms() - t0 < 2500) {
+        usleep(250 * 1000);
+        conns = stat_value(srv, "curr_connections");
+        if (want_closed && conns == 1) {
+            break;
+        }
+    }
+    printf("non-reader, --idle-timeout %s --write-timeout 0: %s after "
+           "%.1f s\n",
+           idle, conns == 1 ? "closed" : "still open",
+           (now_ms() - t0) / 1000.0);
+    /* the stats connection itself is one */
+    HARNESS_CHECK(want_closed ? conns == 1 : conns == 2);
+    close(fd);
+    HARNESS_CHECK(harness_stop(srv) == 0);
+    harness_destroy(&srv);
+}
+
+static void
+test_idle_paused(void)
+{
+    idle_paused_case("1", 1);
+    idle_paused_case("0", 0);
+}
+
 /* ---- 5. a damaged record inside a multi-get ---- */
 
 /* Overwrite the first occurrence of pat in any file under dir with x's.
@@ -868,6 +921,7 @@ main(int argc, char **argv)
             {"fds", test_fd_exhaustion},
             {"flood", test_flood_fairness},
             {"corrupt", test_corrupt_in_multiget},
+            {"idle", test_idle_paused},
     };
 
     harness_init();
