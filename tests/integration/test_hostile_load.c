@@ -4,8 +4,10 @@
  * answers within a bound. Scenarios: one multi-get of 300 copies of a 1 MiB
  * value; 200 clients that pipeline large multi-gets and never read; 3000
  * connections against a lowered descriptor limit (prlimit on the server);
- * one pipelined flood sharing a worker with a latency-sensitive client.
- * Each prints the figures it measured. Depends on the harness only. */
+ * one pipelined flood sharing a worker with a latency-sensitive client. Also
+ * the output budget, the idle timeout of a paused connection, and a damaged
+ * record inside a multi-get. Each prints the figures it measured. Depends
+ * on the harness only. */
 #include <config.h>
 
 #include "tests/integration/harness.h"
