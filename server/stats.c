@@ -26,6 +26,23 @@ static pthread_mutex_t base_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct cmd_counters base_ctr;
 static uint64_t base_bytes_read, base_bytes_written, base_total_conns,
         base_rejected;
+/* the same for the connection-guarding counters (stats_conn_guard) */
+static uint64_t base_yields, base_wtimeouts, base_rbuf_oom,
+        base_listen_disabled, base_budget_closes;
+
+/* Sum the workers' connection-guarding counters. */
+static void
+sum_guard(struct server *srv, uint64_t *yields, uint64_t *wtimeouts,
+          uint64_t *rbuf_oom)
+{
+    *yields = *wtimeouts = *rbuf_oom = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct worker *w = &srv->workers[i];
+        *yields += w->conn_yields;
+        *wtimeouts += w->write_timeouts;
+        *rbuf_oom += w->rbuf_oom;
+    }
+}
 
 struct out_buf {
     char buf[16384];
@@ -98,24 +115,31 @@ sum_workers(struct server *srv, struct cmd_counters *ctr, uint64_t *rd,
 
 /* The connection-guarding figures: memcached's names where it has one
  * (conn_yields, listen_disabled_num, read_buf_*), own ones for the output
- * budget. Gauges and counters that `stats reset` leaves alone. */
+ * budget. Counters count from the last `stats reset`, as memcached's do;
+ * gauges are as of now. */
 static void
 stats_conn_guard(struct server *srv, struct out_buf *b)
 {
-    uint64_t yields = 0, wtimeouts = 0, rcount = 0, rbytes = 0, rheld = 0,
-             room = 0;
+    uint64_t yields, wtimeouts, room, disabled, closes;
+    uint64_t rcount = 0, rbytes = 0, rheld = 0;
 
+    sum_guard(srv, &yields, &wtimeouts, &room);
+    disabled = atomic_load(&srv->listen_disabled_num);
+    closes = outbudget_closes();
     for (unsigned i = 0; i < srv->nworkers; i++) {
         const struct worker *w = &srv->workers[i];
-        yields += w->conn_yields;
-        wtimeouts += w->write_timeouts;
         rcount += w->rbuf_count;
         rbytes += w->rbuf_bytes;
         rheld += w->rbuf_held;
-        room += w->rbuf_oom;
     }
-    stat_line(b, "listen_disabled_num", "%llu",
-              (unsigned long long)atomic_load(&srv->listen_disabled_num));
+    pthread_mutex_lock(&base_mu);
+    yields -= base_yields;
+    wtimeouts -= base_wtimeouts;
+    room -= base_rbuf_oom;
+    disabled -= base_listen_disabled;
+    closes -= base_budget_closes;
+    pthread_mutex_unlock(&base_mu);
+    stat_line(b, "listen_disabled_num", "%llu", (unsigned long long)disabled);
     stat_line(b, "conn_yields", "%llu", (unsigned long long)yields);
     stat_line(b, "read_buf_count", "%llu", (unsigned long long)rcount);
     stat_line(b, "read_buf_bytes", "%llu", (unsigned long long)rbytes);
@@ -125,8 +149,7 @@ stats_conn_guard(struct server *srv, struct out_buf *b)
     stat_line(b, "output_bytes", "%llu", (unsigned long long)outbudget_used());
     stat_line(b, "output_budget", "%llu",
               (unsigned long long)outbudget_limit());
-    stat_line(b, "output_budget_closes", "%llu",
-              (unsigned long long)outbudget_closes());
+    stat_line(b, "output_budget_closes", "%llu", (unsigned long long)closes);
     stat_line(b, "write_timeouts", "%llu", (unsigned long long)wtimeouts);
 }
 
@@ -319,6 +342,9 @@ stats_reset(struct server *srv)
     base_bytes_written = wr;
     base_total_conns = atomic_load(&srv->total_conns);
     base_rejected = atomic_load(&srv->rejected_conns);
+    sum_guard(srv, &base_yields, &base_wtimeouts, &base_rbuf_oom);
+    base_listen_disabled = atomic_load(&srv->listen_disabled_num);
+    base_budget_closes = outbudget_closes();
     pthread_mutex_unlock(&base_mu);
 }
 

@@ -766,6 +766,17 @@ test_flood_fairness(void)
            fl.requests, yields);
     HARNESS_CHECK(fl.requests > 1000);
     HARNESS_CHECK(yields > 0);
+    {
+        /* counted from `stats reset`, as memcached's thread stats are */
+        char buf[64];
+        fd = harness_connect(srv);
+        HARNESS_CHECK(fd >= 0);
+        HARNESS_CHECK(harness_send_all(fd, "stats reset\r\n", 13) == 0);
+        HARNESS_CHECK(harness_recv_until(fd, buf, sizeof(buf), "\r\n") > 0);
+        HARNESS_CHECK(strcmp(buf, "RESET\r\n") == 0);
+        close(fd);
+        HARNESS_CHECK(stat_value(srv, "conn_yields") == 0);
+    }
     HARNESS_CHECK(harness_stop(srv) == 0);
     harness_destroy(&srv);
 }
