@@ -49,7 +49,8 @@
 /* Reply bytes one connection may write in one turn: a multi-get to a client
  * that reads fast (or a kernel buffer with room) yields between keys after
  * this much, as a connection does after -R requests. */
-#define TURN_BYTES (512u * 1024)
+#define TURN_BYTES     (512u * 1024)
+#define BUDGET_SCAN_MS 10 /* at most one worst-offender walk this often */
 
 struct conn {
     int fd;
@@ -413,15 +414,25 @@ shrink_rbuf(struct conn *c)
     rbuf_resize(c, RBUF_INITIAL); /* on failure the old buffer stays */
 }
 
-/* Over the output budget: close this worker's largest queue, if it is large
- * enough to matter. Returns -1 if that was c. */
-static int
-enforce_budget(struct conn *c)
+/* Over the output budget: close w's largest queue, if it is large enough to
+ * matter. The walk over the worker's connections is done at most every
+ * BUDGET_SCAN_MS, so that a budget that stays exceeded does not cost every
+ * request a walk. Returns true if it closed c (which may be NULL). */
+static bool
+close_worst(struct worker *w, const struct conn *c)
 {
     struct conn *it, *worst = NULL;
     size_t worst_len = OUT_LOW;
+    struct timeval tv;
+    uint64_t now_ms;
 
-    TAILQ_FOREACH(it, &c->w->conns, link) {
+    event_base_gettimeofday_cached(w->base, &tv);
+    now_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    if (now_ms - w->budget_scan_ms < BUDGET_SCAN_MS) {
+        return false;
+    }
+    w->budget_scan_ms = now_ms;
+    TAILQ_FOREACH(it, &w->conns, link) {
         size_t len = evbuffer_get_length(it->out);
         if (len > worst_len) {
             worst = it;
@@ -429,7 +440,7 @@ enforce_budget(struct conn *c)
         }
     }
     if (worst == NULL) {
-        return 0;
+        return false;
     }
     if (outbudget_note_close()) {
         log_msg(LOG_WARN,
@@ -439,7 +450,15 @@ enforce_budget(struct conn *c)
                 (unsigned long long)outbudget_limit(), worst->fd, worst_len);
     }
     conn_close(worst);
-    return worst == c ? -1 : 0;
+    return worst == c;
+}
+
+void
+conn_budget_tick(struct worker *w)
+{
+    if (outbudget_over()) {
+        close_worst(w, NULL);
+    }
 }
 
 /* Make room to read at least `want` more bytes (or grow toward a request of
@@ -587,8 +606,8 @@ process(struct conn *c)
         set_reading(c, true);
         next_turn(c);
     }
-    if (outbudget_over()) {
-        return enforce_budget(c);
+    if (outbudget_over() && close_worst(c->w, c)) {
+        return -1;
     }
     return 0;
 }

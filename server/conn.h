@@ -12,6 +12,12 @@ struct worker;
  * closed. Worker thread. */
 void conn_new(struct worker *w, int fd, bool is_unix);
 
+/* While all connections' queued replies are over the output budget, close
+ * w's largest queue (at most one per call). The worker calls this on a
+ * timer, so that the budget is restored even when no request arrives.
+ * Worker thread. */
+void conn_budget_tick(struct worker *w);
+
 /* Every connection of w: stop reading; close now if nothing is queued, else
  * once the queue has been written. For graceful shutdown. Worker thread. */
 void conn_drain_all(struct worker *w);

@@ -18,21 +18,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STOP_DRAIN_S   3 /* how long a stopping worker waits for slow readers */
-#define TRIM_PERIOD_MS 500
+#define STOP_DRAIN_S     3 /* how long a stopping worker waits for slow readers */
+#define TICK_MS          100 /* the worker's housekeeping timer */
+#define TRIM_EVERY_TICKS 5   /* malloc_trim at most every 500 ms */
 /* Freed bytes (closed connections, drained queues, shrunk buffers) that make
  * a malloc_trim worth its cost: glibc keeps freed heap memory otherwise, and
  * a burst of clients that never read would leave the process that big. */
 #define TRIM_CREDIT_MIN (8u * 1024 * 1024)
 
+/* Housekeeping: the output budget, and handing freed memory back. */
 static void
-on_trim_timer(evutil_socket_t fd, short what, void *arg)
+on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
 
     (void)fd;
     (void)what;
-    if (w->trim_credit >= TRIM_CREDIT_MIN) {
+    conn_budget_tick(w);
+    if (++w->ticks % TRIM_EVERY_TICKS == 0 &&
+        w->trim_credit >= TRIM_CREDIT_MIN) {
         w->trim_credit = 0;
         malloc_trim(0);
     }
@@ -140,15 +144,15 @@ worker_create_all(struct server *srv, unsigned n)
         w->notify_ev = event_new(w->base, w->notify_rd, EV_READ | EV_PERSIST,
                                  on_notify, w);
         w->stop_timer = evtimer_new(w->base, on_stop_timer, w);
-        w->trim_timer = event_new(w->base, -1, EV_PERSIST, on_trim_timer, w);
+        w->tick_timer = event_new(w->base, -1, EV_PERSIST, on_tick, w);
         if (w->notify_ev == NULL || w->stop_timer == NULL ||
-            w->trim_timer == NULL || event_add(w->notify_ev, NULL) != 0) {
+            w->tick_timer == NULL || event_add(w->notify_ev, NULL) != 0) {
             return ENOMEM;
         }
         {
-            struct timeval tv = {.tv_sec = TRIM_PERIOD_MS / 1000,
-                                 .tv_usec = (TRIM_PERIOD_MS % 1000) * 1000};
-            event_add(w->trim_timer, &tv);
+            struct timeval tv = {.tv_sec = TICK_MS / 1000,
+                                 .tv_usec = (TICK_MS % 1000) * 1000};
+            event_add(w->tick_timer, &tv);
         }
     }
     return 0;
@@ -242,8 +246,8 @@ worker_destroy_all(struct server *srv)
         if (w->stop_timer) {
             event_free(w->stop_timer);
         }
-        if (w->trim_timer) {
-            event_free(w->trim_timer);
+        if (w->tick_timer) {
+            event_free(w->tick_timer);
         }
         if (w->base) {
             event_base_free(w->base);

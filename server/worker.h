@@ -48,7 +48,9 @@ struct worker {
     /* Bytes freed in large pieces since the last malloc_trim; the trim
      * timer hands memory back to the OS once this is worth it. */
     uint64_t trim_credit;
-    struct event *trim_timer;
+    struct event *tick_timer; /* housekeeping: budget, malloc_trim */
+    unsigned ticks;
+    uint64_t budget_scan_ms; /* last walk for the output budget (conn.c) */
 };
 
 /* Create n workers (event bases and pipes); no threads yet. */
