@@ -309,6 +309,13 @@ test_big_multiget(void)
     fd = harness_connect(srv);
     HARNESS_CHECK(fd >= 0);
     set_value(fd, "a", vlen);
+    /* The read buffer grew to take the 1 MiB value and shrank back: this
+     * connection's and the stats one's are 16 KiB each. */
+    {
+        long long rbytes = stat_value(srv, "read_buf_bytes");
+        printf("read buffers after a 1 MiB set: %lld bytes\n", rbytes);
+        HARNESS_CHECK(rbytes > 0 && rbytes <= 64 * 1024);
+    }
     close(fd);
     base_kb = rss_kb(srv->pid);
 
