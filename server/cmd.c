@@ -83,6 +83,18 @@ exp_abs(const struct cmd_env *env, int64_t exptime)
     return now + exptime;
 }
 
+int64_t
+cmd_now_s(const struct cmd_env *env)
+{
+    return now_s(env);
+}
+
+int64_t
+cmd_exp_abs(const struct cmd_env *env, int64_t exptime)
+{
+    return exp_abs(env, exptime);
+}
+
 static void
 emit(struct cmd_conn *cc, const void *p, size_t n)
 {

@@ -128,6 +128,12 @@ void cmd_conn_deinit(struct cmd_conn *cc);
 enum cmd_status cmd_execute(struct cmd_conn *cc, const char *buf, size_t len,
                             size_t *used);
 
+/* The env's clock (unix seconds), and an exptime as sent turned into the
+ * store's absolute expiry by memcached's rules; for the binary protocol
+ * (cmd_bin.c), which shares them with the text commands. */
+int64_t cmd_now_s(const struct cmd_env *env);
+int64_t cmd_exp_abs(const struct cmd_env *env, int64_t exptime);
+
 /* Hint for the read buffer: total bytes the request at the start of buf needs
  * (line and data block), or 0 when that is not yet known. Lets the
  * connection grow its buffer once for a large value. */

@@ -22,7 +22,9 @@
  */
 #include "server/conn.h"
 
+#include "protocol/proto_bin.h"
 #include "server/cmd.h"
+#include "server/cmd_bin.h"
 #include "server/log.h"
 #include "server/outbudget.h"
 #include "server/server.h"
@@ -68,6 +70,9 @@ struct conn {
     size_t rheld;        /* rend - rstart as last reported to the worker */
     size_t turn_written; /* bytes written since this turn began */
     struct cmd_conn cc;
+    struct cmd_bin bin; /* binary protocol state */
+    /* AUTO until the first byte decides */
+    enum settings_proto protocol;
     bool reading; /* rev is added */
     bool writing; /* wev is added (with the stall timeout) */
     bool paused;  /* stopped reading for backpressure */
@@ -284,6 +289,8 @@ conn_new(struct worker *w, int fd, bool is_unix)
     sink.arg = c;
     cmd_conn_init(&c->cc, &srv->env, &w->ctr, &sink);
     cmd_conn_set_throttle(&c->cc, out_full, c);
+    cmd_bin_init(&c->bin, &c->cc, srv->sasl_pwdb);
+    c->protocol = srv->settings->protocol;
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->rbuf_count++;
     rbuf_account(c, 0);
@@ -397,6 +404,16 @@ rbuf_resize(struct conn *c, size_t nsize)
     return 0;
 }
 
+/* What the request at the start of the read buffer needs, or 0. */
+static size_t
+bytes_wanted(const struct conn *c)
+{
+    if (c->protocol == SETTINGS_PROTO_BINARY) {
+        return cmd_bin_wanted(&c->bin);
+    }
+    return cmd_bytes_wanted(&c->cc);
+}
+
 /* After a large request: give the memory back once little is held. */
 static void
 shrink_rbuf(struct conn *c)
@@ -404,7 +421,7 @@ shrink_rbuf(struct conn *c)
     size_t have = c->rend - c->rstart;
 
     if (c->rsize <= RBUF_KEEP_MAX || have > RBUF_INITIAL / 2 ||
-        cmd_bytes_wanted(&c->cc) > RBUF_INITIAL / 2) {
+        bytes_wanted(c) > RBUF_INITIAL / 2) {
         return;
     }
     memmove(c->rbuf, c->rbuf + c->rstart, have);
@@ -528,8 +545,20 @@ process(struct conn *c)
             yield(c);
             break;
         }
-        st = cmd_execute(&c->cc, c->rbuf + c->rstart, c->rend - c->rstart,
-                         &used);
+        if (c->protocol == SETTINGS_PROTO_AUTO) {
+            /* memcached: a connection speaks binary if its first byte is
+             * the request magic, text otherwise, for good */
+            c->protocol = (unsigned char)c->rbuf[c->rstart] == PROTO_BIN_REQ
+                                  ? SETTINGS_PROTO_BINARY
+                                  : SETTINGS_PROTO_ASCII;
+        }
+        if (c->protocol == SETTINGS_PROTO_BINARY) {
+            st = cmd_bin_execute(&c->cc, &c->bin, c->rbuf + c->rstart,
+                                 c->rend - c->rstart, &used);
+        } else {
+            st = cmd_execute(&c->cc, c->rbuf + c->rstart, c->rend - c->rstart,
+                             &used);
+        }
         if (st == CMD_PAUSE) {
             /* A multi-get stopped between keys: on_write resumes it when
              * the queue is over its cap, resume_ev when only the turn is
@@ -544,7 +573,8 @@ process(struct conn *c)
         }
         if (st != CMD_NEED_MORE) {
             /* A request that is still incomplete consumes nothing. */
-            if (used > 0 && log_enabled(LOG_DEBUG)) {
+            if (used > 0 && c->protocol == SETTINGS_PROTO_ASCII &&
+                log_enabled(LOG_DEBUG)) {
                 log_request(c->fd, c->rbuf + c->rstart, used);
             }
             c->rstart += used;
@@ -560,7 +590,7 @@ process(struct conn *c)
             continue;
         }
         if (st == CMD_NEED_MORE) {
-            size_t want = cmd_bytes_wanted(&c->cc);
+            size_t want = bytes_wanted(c);
             size_t limit = (size_t)c->w->srv->settings->item_size_max +
                            CMD_LINE_MAX + RBUF_LIMIT_SLACK;
             if (want > limit || c->rend - c->rstart > limit) {

@@ -7,6 +7,7 @@
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/notify.h"
+#include "server/sasl.h"
 #include "server/server.h"
 #include "server/settings.h"
 #include "server/stats.h"
@@ -239,6 +240,15 @@ main(int argc, char **argv)
         return exit_code;
     case SETTINGS_RUN:
         break;
+    }
+    if (settings.sasl) {
+        /* memcached's variable; read once, the file on every auth */
+        srv.sasl_pwdb = getenv("MEMCACHED_SASL_PWDB");
+        if (!sasl_pwdb_readable(srv.sasl_pwdb)) {
+            fprintf(stderr, "bitcached: -S needs MEMCACHED_SASL_PWDB to name "
+                            "a readable password file (user:password lines)\n");
+            return EX_CONFIG;
+        }
     }
     log_set_level(settings.verbose);
     dir = absolute_dir(settings.data_dir);

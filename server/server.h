@@ -36,6 +36,8 @@ struct server {
     atomic_uint_fast64_t total_conns;
     atomic_uint_fast64_t rejected_conns;
     atomic_uint_fast64_t listen_disabled_num; /* accept paused, out of fds */
+    /* -S: the MEMCACHED_SASL_PWDB password file; NULL without -S. */
+    const char *sasl_pwdb;
     atomic_bool stopping;
     atomic_bool accepting;
 };

@@ -28,7 +28,7 @@ enum {
     OPT_OUTPUT_BUDGET,
 };
 
-static const char short_opts[] = "p:l:t:c:I:U:s:a:P:du:vm:AMkrhVR:";
+static const char short_opts[] = "p:l:t:c:I:U:s:a:P:du:vm:AMkrhVR:B:S";
 
 static const struct option long_opts[] = {
         {"port", required_argument, NULL, 'p'},
@@ -37,6 +37,8 @@ static const struct option long_opts[] = {
         {"conn-limit", required_argument, NULL, 'c'},
         {"max-item-size", required_argument, NULL, 'I'},
         {"udp-port", required_argument, NULL, 'U'},
+        {"protocol", required_argument, NULL, 'B'},
+        {"enable-sasl", no_argument, NULL, 'S'},
         {"unix-socket", required_argument, NULL, 's'},
         {"unix-mask", required_argument, NULL, 'a'},
         {"pidfile", required_argument, NULL, 'P'},
@@ -78,6 +80,9 @@ usage(FILE *f)
 "  -c, --conn-limit=NUM      max simultaneous connections (default 1024)\n"
 "  -I, --max-item-size=SIZE  largest value, k/m/g suffix (default 1m)\n"
 "  -U, --udp-port=NUM        must be 0: UDP is not served\n"
+"  -B, --protocol=PROTO      auto | ascii | binary (default auto)\n"
+"  -S, --enable-sasl         require SASL PLAIN (binary protocol; users in\n"
+"                            the file named by MEMCACHED_SASL_PWDB)\n"
 "  -s, --unix-socket=PATH    also listen on a unix socket\n"
 "  -a, --unix-mask=MASK      unix socket permissions, octal (default 0700)\n"
 "  -P, --pidfile=FILE        write the process id to FILE\n"
@@ -250,6 +255,10 @@ replace_str(char **dst, const char *src)
     *dst = strdup(src);
 }
 
+/* -B given (on the command line or in the config file): -S then insists on
+ * binary instead of choosing it. */
+static bool protocol_given;
+
 /* Apply one option. Returns 0, 1 for "exit 0 now", or -1 on error. */
 static int
 apply(struct settings *s, int opt, const char *arg, const char *flagname)
@@ -293,6 +302,21 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
                              "UDP is not served by bitcached; use -U 0");
         }
         s->udp_port = 0;
+        return 0;
+    case 'B':
+        if (strcmp(arg, "auto") == 0) {
+            s->protocol = SETTINGS_PROTO_AUTO;
+        } else if (strcmp(arg, "ascii") == 0) {
+            s->protocol = SETTINGS_PROTO_ASCII;
+        } else if (strcmp(arg, "binary") == 0) {
+            s->protocol = SETTINGS_PROTO_BINARY;
+        } else {
+            return bad_value("-B", arg, "expected auto, ascii or binary");
+        }
+        protocol_given = true;
+        return 0;
+    case 'S':
+        s->sasl = true;
         return 0;
     case 's':
         replace_str(&s->unix_socket, arg);
@@ -492,6 +516,25 @@ find_config(int argc, char **argv)
     return NULL;
 }
 
+/* memcached's -S rules: binary only (chosen when -B is not given), no UDP. */
+static int
+check_sasl(struct settings *s)
+{
+    if (!protocol_given) {
+        s->protocol = SETTINGS_PROTO_BINARY;
+    } else if (s->protocol != SETTINGS_PROTO_BINARY) {
+        fprintf(stderr, "ERROR: You cannot allow the ASCII protocol while "
+                        "using SASL.\n");
+        return -1;
+    }
+    if (s->udp_port != 0) {
+        fprintf(stderr, "ERROR: Cannot enable UDP while using binary SASL "
+                        "authentication.\n");
+        return -1;
+    }
+    return 0;
+}
+
 enum settings_action
 settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
 {
@@ -499,6 +542,7 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
     int rc;
 
     set_defaults(s);
+    protocol_given = false;
     *exit_code = 0;
     cfg = find_config(argc, argv);
     if (cfg != NULL) {
@@ -546,6 +590,10 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
     if (s->data_dir == NULL) {
         s->data_dir = strdup("./bitcached-data");
     }
+    if (s->sasl && check_sasl(s) < 0) {
+        *exit_code = EX_USAGE;
+        return SETTINGS_EXIT_ERR;
+    }
     if (s->port == 0 && s->unix_socket == NULL) {
         fprintf(stderr, "bitcached: nothing to listen on: -p 0 and no -s\n");
         *exit_code = EX_USAGE;
@@ -579,5 +627,18 @@ settings_sync_name(enum cask_sync sync)
         return "never";
     default:
         return "interval";
+    }
+}
+
+const char *
+settings_proto_name(enum settings_proto proto)
+{
+    switch (proto) {
+    case SETTINGS_PROTO_ASCII:
+        return "ascii";
+    case SETTINGS_PROTO_BINARY:
+        return "binary";
+    default:
+        return "auto-negotiate";
     }
 }

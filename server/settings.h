@@ -12,6 +12,13 @@
 
 #define SETTINGS_MAX_LISTEN 16
 
+/* -B: which protocols a connection may speak. */
+enum settings_proto {
+    SETTINGS_PROTO_AUTO = 0, /* from each connection's first byte */
+    SETTINGS_PROTO_ASCII,
+    SETTINGS_PROTO_BINARY,
+};
+
 struct settings {
     int port;                          /* -p; 0 = no TCP */
     char *listen[SETTINGS_MAX_LISTEN]; /* -l, split at commas */
@@ -40,6 +47,10 @@ struct settings {
     uint64_t output_budget;    /* --output-budget, bytes; 0 = none */
     char *config_file;         /* --config */
     char *log_file;            /* --log-file: the log goes here */
+
+    /* Binary protocol and SASL */
+    enum settings_proto protocol; /* -B */
+    bool sasl;                    /* -S */
 };
 
 /* What settings_parse decided. */
@@ -57,5 +68,8 @@ enum settings_action settings_parse(struct settings *s, int argc, char **argv,
 void settings_deinit(struct settings *s);
 
 const char *settings_sync_name(enum cask_sync sync);
+/* How memcached's stats settings shows -B: "auto-negotiate", "ascii" or
+ * "binary". */
+const char *settings_proto_name(enum settings_proto proto);
 
 #endif

@@ -264,6 +264,8 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "shutdown_command", "%s", s->enable_shutdown ? "yes" : "no");
     stat_line(b, "num_threads", "%u", s->threads);
     stat_line(b, "cas_enabled", "yes");
+    stat_line(b, "binding_protocol", "%s", settings_proto_name(s->protocol));
+    stat_line(b, "auth_enabled_sasl", "%s", s->sasl ? "yes" : "no");
     stat_line(b, "item_size_max", "%u", s->item_size_max);
     stat_line(b, "flush_enabled", "yes");
     stat_line(b, "idle_timeout", "%u", s->idle_timeout_s);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # test_memccapable.sh - memcached's own conformance tool (memccapable, ascii
-# tests only) against the server under test on a free port and temp data dir.
+# and binary tests) against the server under test on a free port and temp data dir.
 # Skips (77) when the server binary or memccapable is missing.
 set -u
 
@@ -49,7 +49,7 @@ for attempt in 1 2 3 4 5; do
 done
 [ -n "$started" ] || { echo "FAIL: server did not start"; exit 1; }
 
-"$MEMCCAPABLE" -a -t 10 -h 127.0.0.1 -p "$port" > "$tmp/out" 2>&1
+"$MEMCCAPABLE" -t 10 -h 127.0.0.1 -p "$port" > "$tmp/out" 2>&1
 rc=$?
 cat "$tmp/out"
 if [ $rc -ne 0 ]; then

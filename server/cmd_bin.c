@@ -1,0 +1,560 @@
+/* cmd_bin.c - runs memcached binary-protocol requests against the store
+ * (implements cmd_bin.h). Parsing and framing rules live in
+ * protocol/proto_bin.c; this file maps each command onto the same store
+ * calls and counters as the text commands of cmd.c, and builds memcached's
+ * response packets (status, error text, extras, key, value, cas, opaque).
+ * Owns only the per-connection binary state; SASL checks go to sasl.c.
+ */
+#include "server/cmd_bin.h"
+
+#include "protocol/proto_bin.h"
+#include "server/cmd.h"
+#include "server/cmd_meta.h"
+#include "server/sasl.h"
+#include "storage/cask.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Values up to this size are copied next to their header instead of being
+ * handed to the sink as a buffer of their own. */
+#define INLINE_VALUE_MAX 512
+/* incr/decr: memcached's "do not create" expiry. */
+#define ARITH_NO_CREATE 0xffffffffu
+
+void
+cmd_bin_init(struct cmd_bin *b, const struct cmd_conn *cc,
+             const char *sasl_pwdb)
+{
+    memset(b, 0, sizeof(*b));
+    proto_bin_parser_init(&b->parser, cc->env->item_max);
+    b->sasl_pwdb = sasl_pwdb;
+    b->parser.sasl = sasl_pwdb != NULL;
+}
+
+size_t
+cmd_bin_wanted(const struct cmd_bin *b)
+{
+    return b->parser.wanted;
+}
+
+static void
+emit(struct cmd_conn *cc, const void *p, size_t n)
+{
+    cc->out.bytes(cc->out.arg, p, n);
+}
+
+/* One response packet: header, extras, key, then body bytes. */
+static void
+respond(struct cmd_conn *cc, const struct proto_bin_req *req, uint16_t status,
+        const void *ext, uint8_t extlen, const void *key, uint16_t klen,
+        const void *body, uint32_t blen, uint64_t cas)
+{
+    unsigned char h[PROTO_BIN_HDR_LEN];
+
+    proto_bin_fmt_hdr(h, req->opcode, status, extlen, klen,
+                      (uint32_t)extlen + klen + blen, req->opaque, cas);
+    emit(cc, h, sizeof(h));
+    if (extlen > 0) {
+        emit(cc, ext, extlen);
+    }
+    if (klen > 0) {
+        emit(cc, key, klen);
+    }
+    if (blen > 0) {
+        emit(cc, body, blen);
+    }
+}
+
+/* memcached's error packet: the status and its text, cas 0. Sent even for
+ * quiet commands. */
+static void
+respond_error(struct cmd_conn *cc, const struct proto_bin_req *req,
+              uint16_t status)
+{
+    const char *s = proto_bin_errstr(status);
+
+    respond(cc, req, status, NULL, 0, NULL, 0, s, (uint32_t)strlen(s), 0);
+}
+
+/* A store error with no protocol meaning (I/O failure, corruption). */
+static void
+respond_store_error(struct cmd_conn *cc, const struct proto_bin_req *req,
+                    int err)
+{
+    const char *s = cask_strerror(err);
+
+    respond(cc, req, PROTO_BIN_EINTERNAL, NULL, 0, NULL, 0, s,
+            (uint32_t)strlen(s), 0);
+}
+
+/* Success without extras or body, unless the command is quiet. */
+static void
+respond_ok(struct cmd_conn *cc, const struct proto_bin_req *req, uint64_t cas)
+{
+    if (!req->quiet) {
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, NULL, 0, cas);
+    }
+}
+
+static void
+do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
+{
+    bool touch = req->cmd == PROTO_BIN_TOUCH || req->cmd == PROTO_BIN_GAT ||
+                 req->cmd == PROTO_BIN_GATK;
+    bool with_key = req->cmd == PROTO_BIN_GETK || req->cmd == PROTO_BIN_GATK;
+    bool with_val = req->cmd != PROTO_BIN_TOUCH;
+    struct cask_item it;
+    char *val = NULL;
+    int rc;
+
+    memset(&it, 0, sizeof(it));
+    if (touch) {
+        cc->ctr->cmd_touch++;
+        rc = cask_touch(cc->env->store, req->key, req->klen,
+                        cmd_exp_abs(cc->env, req->exptime), &it,
+                        with_val ? &val : NULL);
+    } else {
+        cc->ctr->cmd_get++;
+        rc = cask_get(cc->env->store, req->key, req->klen, &it, &val);
+    }
+    if (rc == CASK_OK) {
+        unsigned char pkt[PROTO_BIN_HDR_LEN + 4 + PROTO_BIN_KEY_MAX +
+                          INLINE_VALUE_MAX];
+        uint16_t klen = with_key ? (uint16_t)req->klen : 0;
+        uint32_t vlen = with_val ? it.vlen : 0;
+        size_t n = PROTO_BIN_HDR_LEN + 4 + klen;
+
+        if (touch) {
+            cc->ctr->touch_hits++;
+        } else {
+            cc->ctr->get_hits++;
+        }
+        proto_bin_fmt_hdr(pkt, req->opcode, PROTO_BIN_SUCCESS, 4, klen,
+                          4 + klen + vlen, req->opaque, it.cas);
+        proto_bin_put32(pkt + PROTO_BIN_HDR_LEN, it.flags);
+        memcpy(pkt + PROTO_BIN_HDR_LEN + 4, req->key, klen);
+        if (vlen <= INLINE_VALUE_MAX) {
+            memcpy(pkt + n, val, vlen);
+            emit(cc, pkt, n + vlen);
+            free(val);
+        } else {
+            emit(cc, pkt, n);
+            cc->out.value(cc->out.arg, val, vlen);
+        }
+        return;
+    }
+    /* never hand out bytes that failed their checksum */
+    free(val);
+    if (rc != CASK_ENOTFOUND) {
+        respond_store_error(cc, req, rc);
+        return;
+    }
+    if (touch) {
+        cc->ctr->touch_misses++;
+    } else {
+        cc->ctr->get_misses++;
+        if (it.gone == CASK_GONE_EXPIRED) {
+            cc->ctr->get_expired++;
+        } else if (it.gone == CASK_GONE_FLUSHED) {
+            cc->ctr->get_flushed++;
+        }
+    }
+    if (req->quiet) {
+        return;
+    }
+    if (with_key) {
+        /* a keyed miss carries the key and no error text */
+        respond(cc, req, PROTO_BIN_KEY_ENOENT, NULL, 0, req->key,
+                (uint16_t)req->klen, NULL, 0, 0);
+    } else {
+        respond_error(cc, req, PROTO_BIN_KEY_ENOENT);
+    }
+}
+
+static void
+do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
+{
+    enum cask_store_mode mode = CASK_SET;
+    uint64_t cas_out = 0;
+    int64_t exp = 0;
+    uint16_t status;
+    int rc;
+
+    switch (req->cmd) {
+    case PROTO_BIN_ADD:
+        mode = CASK_ADD;
+        break;
+    case PROTO_BIN_REPLACE:
+        mode = CASK_REPLACE;
+        break;
+    case PROTO_BIN_APPEND:
+        mode = CASK_APPEND;
+        break;
+    case PROTO_BIN_PREPEND:
+        mode = CASK_PREPEND;
+        break;
+    default:
+        break;
+    }
+    /* memcached: a cas on set, add or replace makes it a cas command;
+     * append and prepend keep their mode and compare it too */
+    if (req->cas != 0 && (mode == CASK_ADD || mode == CASK_REPLACE)) {
+        mode = CASK_SET;
+    }
+    if (mode != CASK_APPEND && mode != CASK_PREPEND) {
+        exp = cmd_exp_abs(cc->env, req->exptime);
+    }
+    cc->ctr->cmd_set++;
+    rc = cask_store(cc->env->store, mode, req->key, req->klen, req->val,
+                    req->vlen, req->flags, exp, req->cas, &cas_out);
+    switch (rc) {
+    case CASK_OK:
+        cmd_meta_forget(cc->env->meta, req->key, req->klen, cas_out);
+        cc->ctr->total_items++;
+        if (req->cas != 0) {
+            cc->ctr->cas_hits++;
+        }
+        respond_ok(cc, req, cas_out);
+        return;
+    case CASK_EEXISTS:
+        cc->ctr->cas_badval++;
+        status = PROTO_BIN_KEY_EEXISTS;
+        break;
+    case CASK_ENOTFOUND:
+        if (mode == CASK_APPEND || mode == CASK_PREPEND) {
+            /* append/prepend with a cas on a missing key: not stored */
+            status = PROTO_BIN_NOT_STORED;
+            break;
+        }
+        cc->ctr->cas_misses++;
+        status = PROTO_BIN_KEY_ENOENT;
+        break;
+    case CASK_ENOTSTORED:
+    case CASK_ETOOBIG:
+        if (rc == CASK_ETOOBIG) {
+            cc->ctr->store_too_large++;
+        }
+        /* memcached's mapping of "not stored" by command */
+        if (req->cmd == PROTO_BIN_ADD) {
+            status = PROTO_BIN_KEY_EEXISTS;
+        } else if (req->cmd == PROTO_BIN_REPLACE) {
+            status = PROTO_BIN_KEY_ENOENT;
+        } else {
+            status = PROTO_BIN_NOT_STORED;
+        }
+        break;
+    default:
+        respond_store_error(cc, req, rc);
+        return;
+    }
+    respond_error(cc, req, status);
+}
+
+static void
+do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
+{
+    int rc = cask_delete(cc->env->store, req->key, req->klen, req->cas);
+
+    switch (rc) {
+    case CASK_OK:
+        cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
+        cc->ctr->delete_hits++;
+        respond_ok(cc, req, 0);
+        break;
+    case CASK_ENOTFOUND:
+        cc->ctr->delete_misses++;
+        respond_error(cc, req, PROTO_BIN_KEY_ENOENT);
+        break;
+    case CASK_EEXISTS:
+        respond_error(cc, req, PROTO_BIN_KEY_EEXISTS);
+        break;
+    default:
+        respond_store_error(cc, req, rc);
+        break;
+    }
+}
+
+static void
+do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
+{
+    bool incr = req->cmd == PROTO_BIN_INCREMENT;
+    struct cask_arith a;
+    struct cask_item it;
+    unsigned char body[8];
+    uint64_t v = 0;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    memset(&it, 0, sizeof(it));
+    a.incr = incr;
+    a.delta = req->delta;
+    a.cas_in = req->cas;
+    if (req->exptime != ARITH_NO_CREATE) {
+        a.vivify = true;
+        a.initial = req->initial;
+        a.vivify_exp_abs_s = cmd_exp_abs(cc->env, req->exptime);
+    }
+    rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    switch (rc) {
+    case CASK_OK:
+        cmd_meta_forget(cc->env->meta, req->key, req->klen, it.cas);
+        if (incr) {
+            cc->ctr->incr_hits++;
+        } else {
+            cc->ctr->decr_hits++;
+        }
+        if (!req->quiet) {
+            proto_bin_put64(body, v);
+            respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, body,
+                    sizeof(body), it.cas);
+        }
+        break;
+    case CASK_ENOTFOUND:
+        if (incr) {
+            cc->ctr->incr_misses++;
+        } else {
+            cc->ctr->decr_misses++;
+        }
+        respond_error(cc, req, PROTO_BIN_KEY_ENOENT);
+        break;
+    case CASK_EEXISTS:
+        respond_error(cc, req, PROTO_BIN_KEY_EEXISTS);
+        break;
+    case CASK_ENONNUMERIC:
+        respond_error(cc, req, PROTO_BIN_DELTA_BADVAL);
+        break;
+    default:
+        respond_store_error(cc, req, rc);
+        break;
+    }
+}
+
+static void
+do_flush(struct cmd_conn *cc, const struct proto_bin_req *req)
+{
+    int64_t at = cmd_now_s(cc->env);
+    int rc;
+
+    if (req->exptime > 0) {
+        at = cmd_exp_abs(cc->env, req->exptime);
+    }
+    cc->ctr->cmd_flush++;
+    rc = cask_flush(cc->env->store, at);
+    if (rc != CASK_OK) {
+        respond_store_error(cc, req, rc);
+        return;
+    }
+    respond_ok(cc, req, 0);
+}
+
+/* A growable buffer to catch the text stats reply. */
+struct textbuf {
+    char *p;
+    size_t len;
+    size_t cap;
+    bool oom;
+};
+
+static void
+textbuf_bytes(void *arg, const void *p, size_t n)
+{
+    struct textbuf *t = arg;
+
+    if (t->oom) {
+        return;
+    }
+    if (t->len + n > t->cap) {
+        size_t ncap = t->cap ? t->cap : 4096;
+        char *np;
+
+        while (ncap < t->len + n) {
+            ncap *= 2;
+        }
+        np = realloc(t->p, ncap);
+        if (np == NULL) {
+            t->oom = true;
+            return;
+        }
+        t->p = np;
+        t->cap = ncap;
+    }
+    memcpy(t->p + t->len, p, n);
+    t->len += n;
+}
+
+static void
+textbuf_value(void *arg, char *buf, size_t n)
+{
+    textbuf_bytes(arg, buf, n);
+    free(buf);
+}
+
+/* stat [group]: the text reply of the same group, one packet per STAT line
+ * (key = name, value = value), then an empty packet; a group the text
+ * protocol refuses is "Not found", as memcached answers it. */
+static void
+do_stat(struct cmd_conn *cc, const struct proto_bin_req *req)
+{
+    struct textbuf t = {0};
+    struct cmd_sink sink = {textbuf_bytes, textbuf_value, &t};
+    size_t pos = 0;
+
+    if (cc->env->stats == NULL) {
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    cc->env->stats(cc->env->stats_arg, req->key, req->klen, &sink);
+    if (t.oom) {
+        free(t.p);
+        respond_error(cc, req, PROTO_BIN_ENOMEM);
+        return;
+    }
+    if (t.len >= 5 &&
+        (memcmp(t.p, "ERROR", 5) == 0 || memcmp(t.p, "CLIENT_ERROR", 5) == 0)) {
+        free(t.p);
+        respond_error(cc, req, PROTO_BIN_KEY_ENOENT);
+        return;
+    }
+    while (pos < t.len) {
+        const char *line = t.p + pos;
+        const char *eol = memchr(line, '\n', t.len - pos);
+        size_t n = eol != NULL ? (size_t)(eol - line) : t.len - pos;
+        const char *name, *sp, *end;
+
+        pos += n + 1;
+        if (n > 0 && line[n - 1] == '\r') {
+            n--;
+        }
+        if (n < 5 || memcmp(line, "STAT ", 5) != 0) {
+            continue;
+        }
+        name = line + 5;
+        end = line + n;
+        sp = memchr(name, ' ', (size_t)(end - name));
+        if (sp == NULL) {
+            sp = end;
+        }
+        if ((size_t)(sp - name) > UINT16_MAX) {
+            continue;
+        }
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, name,
+                (uint16_t)(sp - name), sp < end ? sp + 1 : sp,
+                (uint32_t)(sp < end ? end - sp - 1 : 0), 0);
+    }
+    free(t.p);
+    respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0);
+}
+
+static void
+do_sasl(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
+{
+    static const char mechs[] = "PLAIN";
+    static const char ok[] = "Authenticated";
+
+    if (req->cmd == PROTO_BIN_SASL_LIST_MECHS) {
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, mechs,
+                sizeof(mechs) - 1, 0);
+        return;
+    }
+    /* PLAIN finishes in one step, so a SASL step never succeeds */
+    if (req->cmd == PROTO_BIN_SASL_AUTH && req->klen == sizeof(mechs) - 1 &&
+        memcmp(req->key, mechs, req->klen) == 0 &&
+        sasl_plain_check(b->sasl_pwdb, req->val, req->vlen)) {
+        b->authenticated = true;
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, ok,
+                sizeof(ok) - 1, 0);
+        return;
+    }
+    respond_error(cc, req, PROTO_BIN_AUTH_ERROR);
+}
+
+static enum cmd_status
+run(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
+{
+    const char *version = cc->env->version != NULL ? cc->env->version : "0";
+
+    switch (req->cmd) {
+    case PROTO_BIN_GET:
+    case PROTO_BIN_GETK:
+    case PROTO_BIN_TOUCH:
+    case PROTO_BIN_GAT:
+    case PROTO_BIN_GATK:
+        do_get(cc, req);
+        break;
+    case PROTO_BIN_SET:
+    case PROTO_BIN_ADD:
+    case PROTO_BIN_REPLACE:
+    case PROTO_BIN_APPEND:
+    case PROTO_BIN_PREPEND:
+        do_store(cc, req);
+        break;
+    case PROTO_BIN_DELETE:
+        do_delete(cc, req);
+        break;
+    case PROTO_BIN_INCREMENT:
+    case PROTO_BIN_DECREMENT:
+        do_arith(cc, req);
+        break;
+    case PROTO_BIN_FLUSH:
+        do_flush(cc, req);
+        break;
+    case PROTO_BIN_NOOP:
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0);
+        break;
+    case PROTO_BIN_VERSION:
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, version,
+                (uint32_t)strlen(version), 0);
+        break;
+    case PROTO_BIN_STAT:
+        do_stat(cc, req);
+        break;
+    case PROTO_BIN_QUIT:
+        respond_ok(cc, req, 0);
+        return CMD_CLOSE;
+    case PROTO_BIN_SASL_LIST_MECHS:
+    case PROTO_BIN_SASL_AUTH:
+    case PROTO_BIN_SASL_STEP:
+        do_sasl(cc, b, req);
+        break;
+    default:
+        /* the parser lets only the commands above through */
+        respond_error(cc, req, PROTO_BIN_UNKNOWN_COMMAND);
+        break;
+    }
+    return CMD_DONE;
+}
+
+enum cmd_status
+cmd_bin_execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf,
+                size_t len, size_t *used)
+{
+    struct proto_bin_req req;
+    enum proto_bin_result st;
+
+    b->parser.auth_needed = b->sasl_pwdb != NULL && !b->authenticated;
+    st = proto_bin_parse(&b->parser, &req, buf, len, used);
+    switch (st) {
+    case PROTO_BIN_NEED_MORE:
+        return CMD_NEED_MORE;
+    case PROTO_BIN_SWALLOW:
+        return CMD_DONE;
+    case PROTO_BIN_CLOSE:
+        if (req.status != PROTO_BIN_SUCCESS) {
+            respond_error(cc, &req, req.status);
+        }
+        return CMD_CLOSE;
+    case PROTO_BIN_ERROR:
+        if (req.unlink) {
+            cc->ctr->cmd_set++;
+            cc->ctr->store_too_large++;
+            (void)cask_delete(cc->env->store, req.key, req.klen, 0);
+            cmd_meta_forget(cc->env->meta, req.key, req.klen, 0);
+        }
+        respond_error(cc, &req, req.status);
+        return CMD_DONE;
+    case PROTO_BIN_OK:
+        break;
+    }
+    return run(cc, b, &req);
+}
