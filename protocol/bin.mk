@@ -13,8 +13,9 @@ tests_unit_test_proto_bin_SOURCES = tests/unit/test_proto_bin.c
 tests_unit_test_proto_bin_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_proto_bin_LDADD = libprotocol.a $(CMOCKA_LIBS)
 
-# Against the built server: raw packets compared with memcached, and
-# pylibmc in binary mode.
+# Against the built server: raw packets compared with memcached, pylibmc
+# in binary mode, -B and -S (SASL refused and accepted).
 dist_check_SCRIPTS += tests/compare/test_compare_bin.py \
-	tests/integration/test_pylibmc_bin.py
-TESTS += tests/compare/test_compare_bin.py tests/integration/test_pylibmc_bin.py
+	tests/integration/test_pylibmc_bin.py tests/integration/test_bin_modes.py
+TESTS += tests/compare/test_compare_bin.py tests/integration/test_pylibmc_bin.py \
+	tests/integration/test_bin_modes.py
