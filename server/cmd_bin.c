@@ -135,7 +135,9 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
         proto_bin_put32(pkt + PROTO_BIN_HDR_LEN, it.flags);
         memcpy(pkt + PROTO_BIN_HDR_LEN + 4, req->key, klen);
         if (vlen <= INLINE_VALUE_MAX) {
-            memcpy(pkt + n, val, vlen);
+            if (vlen > 0) {
+                memcpy(pkt + n, val, vlen);
+            }
             emit(cc, pkt, n + vlen);
             free(val);
         } else {
@@ -361,7 +363,7 @@ textbuf_bytes(void *arg, const void *p, size_t n)
 {
     struct textbuf *t = arg;
 
-    if (t->oom) {
+    if (t->oom || n == 0) {
         return;
     }
     if (t->len + n > t->cap) {
