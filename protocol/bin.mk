@@ -1,10 +1,11 @@
 # protocol/bin.mk - build rules for memcached's binary protocol, SASL and
-# UDP (included by the top Makefile.am after protocol/local.mk): the pure
+# UDP (included by the top Makefile.am after server/local.mk): the pure
 # parser joins libprotocol.a, the executor and its helpers join the command
 # sources, and their tests.
 
 libprotocol_a_SOURCES += protocol/proto_bin.c protocol/proto_bin.h
 CMD_SOURCES += server/cmd_bin.c server/cmd_bin.h server/sasl.c server/sasl.h
+bitcached_SOURCES += server/udp.c server/udp.h
 
 # Parser unit tests link the pure library only.
 check_PROGRAMS += tests/unit/test_proto_bin
@@ -14,8 +15,9 @@ tests_unit_test_proto_bin_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_proto_bin_LDADD = libprotocol.a $(CMOCKA_LIBS)
 
 # Against the built server: raw packets compared with memcached, pylibmc
-# in binary mode, -B and -S (SASL refused and accepted).
+# in binary mode, -B and -S (SASL refused and accepted), UDP.
 dist_check_SCRIPTS += tests/compare/test_compare_bin.py \
-	tests/integration/test_pylibmc_bin.py tests/integration/test_bin_modes.py
+	tests/integration/test_pylibmc_bin.py tests/integration/test_bin_modes.py \
+	tests/integration/test_udp.py
 TESTS += tests/compare/test_compare_bin.py tests/integration/test_pylibmc_bin.py \
-	tests/integration/test_bin_modes.py
+	tests/integration/test_bin_modes.py tests/integration/test_udp.py

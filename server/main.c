@@ -11,6 +11,7 @@
 #include "server/server.h"
 #include "server/settings.h"
 #include "server/stats.h"
+#include "server/udp.h"
 #include "server/worker.h"
 #include <config.h> /* autoconf's, not server/config.h */
 
@@ -229,6 +230,7 @@ main(int argc, char **argv)
     static struct settings settings;
     static struct server srv;
     struct listeners *listeners = NULL;
+    struct udp *udp = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     int exit_code = 0, rc;
     char *dir;
@@ -306,6 +308,10 @@ main(int argc, char **argv)
         exit_code = EX_CANTCREAT;
         goto out;
     }
+    if (settings.udp_port != 0 && (rc = udp_open(&srv, &udp)) != 0) {
+        exit_code = EX_CANTCREAT;
+        goto out;
+    }
     if ((exit_code = open_store(&srv)) != 0) {
         goto out;
     }
@@ -322,7 +328,7 @@ main(int argc, char **argv)
     }
 
     if (worker_create_all(&srv, settings.threads) != 0 ||
-        worker_start_all(&srv) != 0) {
+        (udp != NULL && udp_enable(udp) != 0) || worker_start_all(&srv) != 0) {
         fprintf(stderr, "bitcached: cannot start worker threads\n");
         exit_code = EX_OSERR;
         goto out;
@@ -350,6 +356,8 @@ main(int argc, char **argv)
     worker_stop_all(&srv);
 
 out:
+    /* UDP events live on the workers' bases: free them first */
+    udp_close(&udp);
     if (srv.workers != NULL) {
         worker_destroy_all(&srv);
     }

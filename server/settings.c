@@ -79,7 +79,7 @@ usage(FILE *f)
 "  -t, --threads=NUM         worker threads (default 4)\n"
 "  -c, --conn-limit=NUM      max simultaneous connections (default 1024)\n"
 "  -I, --max-item-size=SIZE  largest value, k/m/g suffix (default 1m)\n"
-"  -U, --udp-port=NUM        must be 0: UDP is not served\n"
+"  -U, --udp-port=NUM        UDP port to listen on (default 0, off)\n"
 "  -B, --protocol=PROTO      auto | ascii | binary (default auto)\n"
 "  -S, --enable-sasl         require SASL PLAIN (binary protocol; users in\n"
 "                            the file named by MEMCACHED_SASL_PWDB)\n"
@@ -297,11 +297,7 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
         if (parse_uint("-U", arg, 0, 65535, &v) < 0) {
             return -1;
         }
-        if (v != 0) {
-            return bad_value("-U", arg,
-                             "UDP is not served by bitcached; use -U 0");
-        }
-        s->udp_port = 0;
+        s->udp_port = (int)v;
         return 0;
     case 'B':
         if (strcmp(arg, "auto") == 0) {

@@ -26,7 +26,7 @@ struct settings {
     unsigned threads;          /* -t */
     unsigned maxconns;         /* -c */
     uint32_t item_size_max;    /* -I */
-    int udp_port;              /* -U; must be 0 */
+    int udp_port;              /* -U; 0 = no UDP */
     char *unix_socket;         /* -s */
     unsigned unix_mask;        /* -a */
     char *pidfile;             /* -P */

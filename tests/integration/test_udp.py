@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+# test_udp.py - the UDP transport (-U) with a raw client: frame header,
+# one-datagram and multi-datagram replies (reassembled by sequence number),
+# text and binary requests, compared with memcached ($MEMCACHED) where the
+# two agree by design; then bitcached's bounds: one request per datagram, a
+# request split over datagrams dropped, short datagrams dropped, a reply
+# above the cap replaced by one error datagram; -S with -U refused.
+# Python 3 stdlib and bcserver.py.
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
+import bcserver  # noqa: E402
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what)
+    if not cond:
+        failures.append(what)
+
+
+class UdpServer(bcserver.Server):
+    """A server started with -U on its TCP port number."""
+
+    def argv(self):
+        return super().argv() + ["-U", str(self.port)]
+
+
+def frame(rid, seq=0, total=1):
+    return struct.pack(">HHHH", rid, seq, total, 0)
+
+
+def ask(port, payload, rid=0x1234, hdr=None, wait=1.0):
+    """Send one datagram, collect reply datagrams until quiet. Returns a list
+    of (rid, seq, total, reserved, len, data)."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    u.settimeout(wait)
+    try:
+        u.sendto((frame(rid) if hdr is None else hdr) + payload, ("127.0.0.1", port))
+        out = []
+        while True:
+            try:
+                d = u.recv(65536)
+            except socket.timeout:
+                break
+            out.append(struct.unpack(">HHHH", d[:8]) + (len(d), d[8:]))
+            u.settimeout(0.3)
+        return out
+    finally:
+        u.close()
+
+
+def reassemble(dgrams):
+    """The reply bytes if the datagrams form one complete set, else None."""
+    if not dgrams:
+        return b""
+    total = dgrams[0][2]
+    by_seq = {d[1]: d[5] for d in dgrams}
+    if len(dgrams) != total or sorted(by_seq) != list(range(total)):
+        return None
+    if any(d[2] != total or d[3] != 0 for d in dgrams):
+        return None
+    return b"".join(by_seq[i] for i in range(total))
+
+
+def tcp(srv, payload):
+    s = srv.connect()
+    try:
+        s.sendall(payload)
+        data, _ = bcserver.recv_until(s, (b"STORED\r\n",))
+        return data
+    finally:
+        s.close()
+
+
+def binpkt(op, key=b"", ext=b"", val=b"", opaque=5):
+    return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), len(ext), 0, 0,
+                       len(ext) + len(key) + len(val), opaque, 0) + ext + key + val
+
+
+def mask_cas(dgrams):
+    """Binary replies: zero the cas field (servers number items apart)."""
+    out = []
+    for d in dgrams:
+        body = d[5]
+        if body[:1] == b"\x81" and len(body) >= 24:
+            body = body[:16] + b"\0" * 8 + body[24:]
+        out.append(d[:5] + (body,))
+    return out
+
+
+COMMON = [
+    ("get hit", b"get a\r\n"),
+    ("get miss", b"get nope\r\n"),
+    ("get multi-datagram", b"get big\r\n"),
+    ("set", b"set u 0 0 1\r\nz\r\n"),
+    ("set noreply", b"set v 0 0 1 noreply\r\nz\r\n"),
+    ("delete", b"delete u\r\n"),
+    ("incr", b"incr n 5\r\n"),
+    ("bad command", b"bogus\r\n"),
+    ("binary noop", binpkt(0x0A)),
+    ("binary getk", binpkt(0x0C, b"a")),
+    ("binary getq miss", binpkt(0x09, b"nope")),
+    ("binary setq", binpkt(0x11, b"q", b"\0" * 8, b"v")),
+    ("binary quit", binpkt(0x07)),
+]
+
+
+def seed(srv):
+    big = b"x" * 100000
+    tcp(srv, b"set a 3 0 3\r\nabc\r\nset n 0 0 2\r\n10\r\nset big 0 0 %d\r\n%s\r\n"
+        % (len(big), big))
+
+
+def compare(mc, bc):
+    got = {}
+    for binary, kind in ((mc, "memcached"), (bc, "bitcached")):
+        srv = UdpServer(binary, kind)
+        try:
+            srv.start()
+            seed(srv)
+            got[kind] = [mask_cas(ask(srv.port, p)) for _, p in COMMON]
+            got[kind].append(ask(srv.port, b"get a\r\n", hdr=frame(9, 0, 2)))
+        finally:
+            srv.close()
+    names = [n for n, _ in COMMON] + ["request in two datagrams dropped"]
+    for i, name in enumerate(names):
+        a, b = got["memcached"][i], got["bitcached"][i]
+        check(a == b, "%s like memcached (%d / %d datagrams)" % (name, len(a), len(b)))
+    big = got["bitcached"][2]
+    check(len(big) > 50 and reassemble(big) is not None
+          and reassemble(big).startswith(b"VALUE big 0 100000\r\n")
+          and reassemble(big).endswith(b"\r\nEND\r\n")
+          and all(d[4] <= 1400 for d in big), "multi-datagram reply reassembles")
+
+
+def own(bc):
+    srv = UdpServer(bc, "bitcached", ["-I", "1m"])
+    try:
+        srv.start()
+        seed(srv)
+        r = ask(srv.port, b"version\r\n", rid=0xBEEF)
+        check(len(r) == 1 and r[0][:4] == (0xBEEF, 0, 1, 0)
+              and r[0][5].startswith(b"VERSION "), "version, request id echoed")
+        r = ask(srv.port, b"get a\r\nget a\r\nget a\r\n")
+        check(len(r) == 1 and reassemble(r) == b"VALUE a 3 3\r\nabc\r\nEND\r\n",
+              "one request per datagram: the rest dropped")
+        r = ask(srv.port, b"get a nope a\r\n")
+        check(reassemble(r) == b"VALUE a 3 3\r\nabc\r\nVALUE a 3 3\r\nabc\r\nEND\r\n",
+              "multi-key get in one datagram set")
+        check(ask(srv.port, b"", hdr=frame(1)) == [], "header-only datagram dropped")
+        check(ask(srv.port, b"", hdr=b"\0\1\0") == [], "short datagram dropped")
+        check(ask(srv.port, b"get a", wait=0.5) == [], "incomplete request dropped")
+        # a value of 1000000 bytes, asked for 9 times: past the 8 MiB cap
+        tcp(srv, b"set huge 0 0 1000000\r\n" + b"h" * 1000000 + b"\r\n")
+        r = ask(srv.port, b"get" + b" huge" * 9 + b"\r\n", wait=3.0)
+        check(reassemble(r) == b"SERVER_ERROR out of memory writing get response\r\n",
+              "reply over the cap: one error datagram")
+        r = ask(srv.port, binpkt(0x01, b"k", b"\0" * 8, b"v"))
+        check(len(r) == 1 and r[0][5][6:8] == b"\0\0", "binary set over UDP")
+        r = ask(srv.port, b"get k\r\n")
+        check(reassemble(r) == b"VALUE k 0 1\r\nv\r\nEND\r\n", "binary set visible to text")
+        check(srv.alive(), "server alive")
+    finally:
+        srv.close()
+    tmp = tempfile.mkdtemp(prefix="bc-udp.")
+    pw = os.path.join(tmp, "pw")
+    with open(pw, "w") as f:
+        f.write("u:p\n")
+    p = subprocess.run([bc, "--data-dir=" + tmp + "/d", "-l", "127.0.0.1", "-p",
+                        str(bcserver.free_port()), "-U", str(bcserver.free_port()), "-S"],
+                       env=dict(os.environ, MEMCACHED_SASL_PWDB=pw),
+                       capture_output=True, timeout=20)
+    check(p.returncode == 64 and b"Cannot enable UDP" in p.stderr, "-S with -U refused")
+
+
+def main():
+    bc = os.environ.get("BITCACHED", "")
+    mc = os.environ.get("MEMCACHED", "")
+    if not bcserver.executable(bc):
+        bcserver.skip("no server binary")
+    if bcserver.executable(mc):
+        compare(mc, bc)
+    else:
+        print("note: no memcached; comparisons not run")
+    own(bc)
+    print("%d failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
