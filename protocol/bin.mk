@@ -21,3 +21,17 @@ dist_check_SCRIPTS += tests/compare/test_compare_bin.py \
 	tests/integration/test_udp.py
 TESTS += tests/compare/test_compare_bin.py tests/integration/test_pylibmc_bin.py \
 	tests/integration/test_bin_modes.py tests/integration/test_udp.py
+
+# libFuzzer target for the binary parser and executor (beside fuzz_proto),
+# over the fake store; seeds in tests/fuzz/corpus_bin.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_bin
+tests_fuzz_fuzz_bin_SOURCES = tests/fuzz/fuzz_bin.c \
+	protocol/proto_parse.c protocol/proto_format.c protocol/proto.h \
+	protocol/proto_bin.c protocol/proto_bin.h \
+	$(CMD_SOURCES) tests/golden/fake_cask.c storage/cask_defaults.c \
+	tests/golden/fake_cask.h
+tests_fuzz_fuzz_bin_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_bin_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
+endif
+EXTRA_DIST += tests/fuzz/fuzz_bin.c tests/fuzz/corpus_bin
