@@ -258,6 +258,8 @@ replace_str(char **dst, const char *src)
 /* -B given (on the command line or in the config file): -S then insists on
  * binary instead of choosing it. */
 static bool protocol_given;
+/* -p given: without it, memcached's -U PORT moves TCP to PORT too. */
+static bool port_given;
 
 /* Apply one option. Returns 0, 1 for "exit 0 now", or -1 on error. */
 static int
@@ -272,6 +274,7 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
             return -1;
         }
         s->port = (int)v;
+        port_given = true;
         return 0;
     case 'l':
         return add_listen(s, arg);
@@ -539,6 +542,7 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
 
     set_defaults(s);
     protocol_given = false;
+    port_given = false;
     *exit_code = 0;
     cfg = find_config(argc, argv);
     if (cfg != NULL) {
@@ -585,6 +589,9 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
     }
     if (s->data_dir == NULL) {
         s->data_dir = strdup("./bitcached-data");
+    }
+    if (s->udp_port != 0 && !port_given) {
+        s->port = s->udp_port;
     }
     if (s->sasl && check_sasl(s) < 0) {
         *exit_code = EX_USAGE;

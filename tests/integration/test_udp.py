@@ -4,7 +4,8 @@
 # text and binary requests, compared with memcached ($MEMCACHED) where the
 # two agree by design; then bitcached's bounds: one request per datagram, a
 # request split over datagrams dropped, short datagrams dropped, a reply
-# above the cap replaced by one error datagram; -S with -U refused.
+# above the cap replaced by one error datagram; -U alone moves TCP to its
+# port as in memcached; -S with -U refused.
 # Python 3 stdlib and bcserver.py.
 import os
 import socket
@@ -12,6 +13,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
@@ -172,6 +174,26 @@ def own(bc):
     finally:
         srv.close()
     tmp = tempfile.mkdtemp(prefix="bc-udp.")
+    # memcached: -U PORT without -p serves TCP on PORT as well
+    port = bcserver.free_port()
+    proc = subprocess.Popen([bc, "--data-dir=" + tmp + "/u", "-l", "127.0.0.1", "-U", str(port)],
+                            stderr=subprocess.DEVNULL)
+    try:
+        ok = False
+        for _ in range(250):
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                ok = True
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.02)
+        r = ask(port, b"version\r\n") if ok else []
+        check(ok and len(r) == 1, "-U without -p: TCP and UDP on the same port")
+    finally:
+        proc.kill()
+        proc.wait()
     pw = os.path.join(tmp, "pw")
     with open(pw, "w") as f:
         f.write("u:p\n")
