@@ -14,6 +14,15 @@ tests_unit_test_proto_bin_SOURCES = tests/unit/test_proto_bin.c
 tests_unit_test_proto_bin_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_proto_bin_LDADD = libprotocol.a $(CMOCKA_LIBS)
 
+# The binary executor over the fake in-memory store.
+check_PROGRAMS += tests/unit/test_cmd_bin
+TESTS += tests/unit/test_cmd_bin
+tests_unit_test_cmd_bin_SOURCES = tests/unit/test_cmd_bin.c \
+	tests/golden/fake_cask.c storage/cask_defaults.c tests/golden/fake_cask.h
+tests_unit_test_cmd_bin_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_cmd_bin_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) \
+	$(PTHREAD_LIBS)
+
 # Against the built server: raw packets compared with memcached, pylibmc
 # in binary mode, -B and -S (SASL refused and accepted), UDP.
 dist_check_SCRIPTS += tests/compare/test_compare_bin.py \
