@@ -56,6 +56,8 @@ struct cmd_counters {
     uint64_t get_corrupt; /* keys of a get answered as a miss because their
                            * record failed its checksum (or could not be
                            * read) */
+    uint64_t auth_cmds;   /* SASL auth/step requests (binary, -S) */
+    uint64_t auth_errors; /* those that failed */
 };
 
 /* Shared by every connection; set up once before the workers start and

@@ -459,6 +459,7 @@ do_sasl(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
                 sizeof(mechs) - 1, 0);
         return;
     }
+    cc->ctr->auth_cmds++;
     /* PLAIN finishes in one step, so a SASL step never succeeds */
     if (req->cmd == PROTO_BIN_SASL_AUTH && req->klen == sizeof(mechs) - 1 &&
         memcmp(req->key, mechs, req->klen) == 0 &&
@@ -468,6 +469,7 @@ do_sasl(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
                 sizeof(ok) - 1, 0);
         return;
     }
+    cc->ctr->auth_errors++;
     respond_error(cc, req, PROTO_BIN_AUTH_ERROR);
 }
 

@@ -220,8 +220,8 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "touch_misses", "%llu", (unsigned long long)c.touch_misses);
     stat_line(b, "store_too_large", "%llu",
               (unsigned long long)c.store_too_large);
-    stat_line(b, "auth_cmds", "0");
-    stat_line(b, "auth_errors", "0");
+    stat_line(b, "auth_cmds", "%llu", (unsigned long long)c.auth_cmds);
+    stat_line(b, "auth_errors", "%llu", (unsigned long long)c.auth_errors);
     stat_line(b, "bytes_read", "%llu", (unsigned long long)rd);
     stat_line(b, "bytes_written", "%llu", (unsigned long long)wr);
     stat_line(b, "limit_maxbytes", "%llu",

@@ -546,6 +546,8 @@ test_sasl(void **state)
     req(f, PROTO_BIN_SASL_STEP, NULL, 0, "PLAIN", "\0alice\0secret", 13, 0);
     expect_error(f, PROTO_BIN_SASL_STEP, PROTO_BIN_AUTH_ERROR, "Auth failure.");
     assert_false(f->bin.authenticated);
+    assert_int_equal(f->ctr.auth_cmds, 4);
+    assert_int_equal(f->ctr.auth_errors, 4);
     req(f, PROTO_BIN_SASL_AUTH, NULL, 0, "PLAIN", "\0bob\0pw", 7, 0);
     assert_memory_equal(one(f).body, "Authenticated", 13);
     assert_int_equal(req(f, PROTO_BIN_GET, NULL, 0, "k", NULL, 0, 0), CMD_DONE);
