@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 # test_pylibmc_bin.py - pylibmc (libmemcached) with binary=True against the
 # server under test: the common client calls must work over the binary
-# protocol. Skips (77) when pylibmc or the server binary is missing.
+# protocol, and its SASL against -S. Skips (77) when pylibmc or the server
+# binary is missing.
 import os
+import shutil
 import sys
+import tempfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
@@ -77,6 +80,29 @@ def exercise(mc):
     check(mc.get("k1") is None, "flushed")
 
 
+def sasl(bc):
+    """-S with a password file: libmemcached's SASL PLAIN gets in with the
+    right password and is refused with a wrong one."""
+    tmp = tempfile.mkdtemp(prefix="bc-pylibmc.")
+    pwdb = os.path.join(tmp, "pwdb")
+    with open(pwdb, "w") as f:
+        f.write("alice:s3cret\n")
+    os.environ["MEMCACHED_SASL_PWDB"] = pwdb
+    srv = bcserver.Server(bc, "bitcached", ["-S"])
+    try:
+        srv.start()
+        addr = ["127.0.0.1:%d" % srv.port]
+        mc = pylibmc.Client(addr, binary=True, username="alice", password="s3cret")
+        check(mc.set("s", "1") and mc.get("s") == "1", "SASL accepted")
+        bad = pylibmc.Client(addr, binary=True, username="alice", password="nope")
+        check(fails(lambda: bad.set("s", "2")), "SASL refused")
+        check(mc.get("s") == "1", "refused client changed nothing")
+    finally:
+        srv.close()
+        os.environ.pop("MEMCACHED_SASL_PWDB", None)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     bc = os.environ.get("BITCACHED", "")
     if not bcserver.executable(bc):
@@ -91,6 +117,11 @@ def main():
     finally:
         srv.close()
     print("ok: pylibmc binary=True")
+    if pylibmc.support_sasl:
+        sasl(bc)
+        print("ok: pylibmc SASL (-S) accepted and refused")
+    else:
+        print("note: this pylibmc has no SASL; -S not tried")
     return 0
 
 
