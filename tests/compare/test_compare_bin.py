@@ -23,18 +23,22 @@ GATK, GATKQ = 0x23, 0x24
 CAS = object()  # placeholder: the cas of the last response that had one
 
 
-def req(op, key=b"", ext=b"", val=b"", cas=0, opaque=0xA1B2C3D4, bodylen=None, magic=0x80):
-    return [magic, op, key, ext, val, cas, opaque, bodylen]
+def req(op, key=b"", ext=b"", val=b"", cas=0, opaque=0xA1B2C3D4, bodylen=None, magic=0x80,
+        pad=False):
+    """pad: follow the packet with filler bytes for the extras and key
+    length: after an unknown command memcached swallows the whole body
+    length past extras and key, so that much more than the packet."""
+    return [magic, op, key, ext, val, cas, opaque, bodylen, pad]
 
 
 def render(r, last_cas):
-    magic, op, key, ext, val, cas, opaque, body = r
+    magic, op, key, ext, val, cas, opaque, body, pad = r
     if cas is CAS:
         cas = last_cas
     if body is None:
         body = len(ext) + len(key) + len(val)
     hdr = struct.pack(">BBHBBHIIQ", magic, op, len(key), len(ext), 0, 0, body, opaque, cas)
-    return hdr + ext + key + val
+    return hdr + ext + key + val + (b"\xee" * (len(ext) + len(key)) if pad else b"")
 
 
 def setx(flags=0, exp=0):
@@ -116,8 +120,8 @@ CASES = [
                      req(FLUSH, ext=u32(0)), req(GET, b"K")], False),
     ("noop version", [req(NOOP), req(VERSION)], False),
     ("stat unknown group", [req(STAT, b"nosuchgroup")], False),
-    ("verbosity unknown", [req(VERBOSITY, ext=u32(1))], False),
-    ("unknown opcode", [req(0x42), req(0x42, b"K"), req(GET, b"K")], False),
+    ("verbosity unknown", [req(VERBOSITY, ext=u32(1), pad=True)], False),
+    ("unknown opcode", [req(0x42), req(0x42, b"K", val=b"xy", pad=True), req(GET, b"K")], False),
     ("sasl off", [req(SASL_LIST), req(SASL_AUTH, b"PLAIN", val=b"\0u\0p"), req(GET, b"K")], False),
     ("too large set", [req(SET, b"K", setx(), b"v"),
                        req(SET, b"K", setx(), b"z" * (1024 * 1024 + 1)), req(GET, b"K")], False),
@@ -127,7 +131,7 @@ CASES = [
     ("quit", [req(QUIT)], True),
     ("quitq", [req(QUITQ)], True),
     ("quit with body", [req(QUIT, b"K")], True),
-    ("bad magic", [req(GET, b"K", magic=0x81)], True),
+    ("bad magic", [req(NOOP), req(GET, b"K", magic=0x81)], True),
     ("get with extras", [req(GET, b"K", ext=u32(0))], True),
     ("get with value", [req(GET, b"K", val=b"x")], True),
     ("set without extras", [req(SET, b"K", val=b"x")], True),

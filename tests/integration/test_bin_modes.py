@@ -33,7 +33,7 @@ def pkt(op, key=b"", ext=b"", val=b"", opaque=7):
                        len(ext) + len(key) + len(val), opaque, 0) + ext + key + val
 
 
-def read_all(sock, quiet=1.0):
+def read_all(sock, quiet=0.5):
     data, closed = bcserver.recv_until(sock, (), quiet=quiet)
     if not closed:
         # quiet period over: see whether the peer has closed meanwhile

@@ -39,7 +39,7 @@ def frame(rid, seq=0, total=1):
     return struct.pack(">HHHH", rid, seq, total, 0)
 
 
-def ask(port, payload, rid=0x1234, hdr=None, wait=1.0):
+def ask(port, payload, rid=0x1234, hdr=None, wait=0.6):
     """Send one datagram, collect reply datagrams until quiet. Returns a list
     of (rid, seq, total, reserved, len, data)."""
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -54,7 +54,7 @@ def ask(port, payload, rid=0x1234, hdr=None, wait=1.0):
             except socket.timeout:
                 break
             out.append(struct.unpack(">HHHH", d[:8]) + (len(d), d[8:]))
-            u.settimeout(0.3)
+            u.settimeout(0.15)
         return out
     finally:
         u.close()
