@@ -146,17 +146,16 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
         }
         return;
     }
-    /* never hand out bytes that failed their checksum */
+    /* never hand out bytes that failed their checksum: a damaged (or
+     * unreadable) record is a miss, as the text get answers it */
     free(val);
-    if (rc != CASK_ENOTFOUND) {
-        respond_store_error(cc, req, rc);
-        return;
-    }
     if (touch) {
         cc->ctr->touch_misses++;
     } else {
         cc->ctr->get_misses++;
-        if (it.gone == CASK_GONE_EXPIRED) {
+        if (rc != CASK_ENOTFOUND) {
+            cc->ctr->get_corrupt++;
+        } else if (it.gone == CASK_GONE_EXPIRED) {
             cc->ctr->get_expired++;
         } else if (it.gone == CASK_GONE_FLUSHED) {
             cc->ctr->get_flushed++;

@@ -444,8 +444,16 @@ test_store_failure(void **state)
     r = one(f);
     assert_int_equal(r.status, PROTO_BIN_EINTERNAL);
     assert_true(r.blen > 0);
+    /* a damaged record is a miss, as in the text get */
+    fake_cask_fail_rc = CASK_ECORRUPT;
+    req(f, PROTO_BIN_GET, NULL, 0, "k", NULL, 0, 0);
+    expect_error(f, PROTO_BIN_GET, PROTO_BIN_KEY_ENOENT, "Not found");
     fake_cask_fail_rc = CASK_ECORRUPT;
     req(f, PROTO_BIN_GETQ, NULL, 0, "k", NULL, 0, 0);
+    assert_int_equal(f->n, 0);
+    assert_int_equal(f->ctr.get_corrupt, 2);
+    fake_cask_fail_rc = CASK_EFAILED;
+    req(f, PROTO_BIN_DELETE, NULL, 0, "k", NULL, 0, 0);
     assert_int_equal(one(f).status, PROTO_BIN_EINTERNAL);
 }
 
