@@ -34,6 +34,8 @@ TESTS += tests/compare/test_compare_bin.py tests/integration/test_pylibmc_bin.py
 # libFuzzer target for the binary parser and executor (beside fuzz_proto),
 # over the fake store; seeds in tests/fuzz/corpus_bin.
 if ENABLE_FUZZ
+# fuzz_proto compiles CMD_SOURCES itself, cmd_bin.c included
+tests_fuzz_fuzz_proto_SOURCES += protocol/proto_bin.c protocol/proto_bin.h
 noinst_PROGRAMS += tests/fuzz/fuzz_bin
 tests_fuzz_fuzz_bin_SOURCES = tests/fuzz/fuzz_bin.c \
 	protocol/proto_parse.c protocol/proto_format.c protocol/proto.h \
