@@ -301,6 +301,7 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(compactions);
     STORAGE_STAT(bytes_reclaimed);
     STORAGE_STAT(syncs);
+    STORAGE_STAT(write_errors);
     STORAGE_STAT(records_recovered);
     STORAGE_STAT(bytes_truncated);
 #undef STORAGE_STAT

@@ -189,8 +189,9 @@ deadline_in(struct timespec *ts, unsigned ms)
     }
 }
 
-/* INTERVAL: fdatasync every shard each sync_interval_ms. NEVER: hand the
- * append buffers to the kernel at the same pace (no fdatasync). */
+/* INTERVAL: fdatasync every shard each sync_interval_ms. Both INTERVAL and
+ * NEVER: let a delayed flush_all that came due take effect. Appends are
+ * already in the kernel when acknowledged; there is no buffer to push. */
 static void *
 sync_main(void *arg)
 {
@@ -208,8 +209,6 @@ sync_main(void *arg)
         for (unsigned i = 0; i < c->nshards; i++) {
             if (c->opt.sync == CASK_SYNC_INTERVAL) {
                 (void)cask_shard_sync(c->shards[i]);
-            } else {
-                cask_shard_flush_buffer(c->shards[i]);
             }
         }
         (void)cask_flush_point(c, cask_now(c));
@@ -701,6 +700,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->compactions += s.compactions;
         st->bytes_reclaimed += s.bytes_reclaimed;
         st->syncs += s.syncs;
+        st->write_errors += s.write_errors;
         st->records_recovered += s.records_recovered;
         st->bytes_truncated += s.bytes_truncated;
         st->failed = st->failed || s.failed;

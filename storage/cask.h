@@ -200,6 +200,7 @@ struct cask_stats {
     uint64_t compactions;       /* compaction runs completed */
     uint64_t bytes_reclaimed;   /* disk bytes freed by compaction */
     uint64_t syncs;             /* fdatasync calls on segments */
+    uint64_t write_errors;      /* writes that failed (not acknowledged) */
     uint64_t records_recovered; /* records (or hint entries) read at open */
     uint64_t bytes_truncated;   /* torn/corrupt tail bytes dropped at open */
     double recovery_s;          /* time cask_open spent recovering */

@@ -14,8 +14,6 @@
 
 struct cask_shard;
 
-/* Bytes of the per-shard user-space append buffer. */
-#define CASK_APPEND_BUF (256u * 1024)
 /* cas numbers reserved in the meta file at a time. */
 #define CASK_CAS_BLOCK (1u << 20)
 

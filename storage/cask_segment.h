@@ -1,10 +1,11 @@
 /* cask_segment.h - one append-only segment file of a shard.
  *
- * A segment owns its fd, its read mapping and (while it takes appends) a
- * user-space buffer holding the unflushed tail. Records never straddle the
- * buffer and the file: a record is either wholly flushed or wholly buffered.
- * Not thread-safe: the shard mutex covers a segment. Depends on cask_io and
- * cask_record only.
+ * A segment owns its fd, its read mapping and, while compaction writes it
+ * as an output, a user-space buffer holding the unflushed tail (the active
+ * segment has none: appends that get acknowledged are written through). Records
+ * never straddle the buffer and the file: a record is either wholly flushed or
+ * wholly buffered. Not thread-safe: the shard mutex covers a segment. Depends
+ * on cask_io and cask_record only.
  */
 #ifndef BITCACHED_CASK_SEGMENT_H
 #define BITCACHED_CASK_SEGMENT_H

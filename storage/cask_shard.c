@@ -24,6 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Records up to this size are encoded in the shard's reusable scratch
+ * buffer; larger ones in a buffer of their own. */
+#define SCRATCH_MAX (64u * 1024)
+
 uint64_t
 cask_shard_entry_len(const struct cask_kd_entry *e)
 {
@@ -87,7 +91,8 @@ cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap, bool is_output,
 }
 
 /* A tombstone (or expiry) for a key with this cas must stay on disk while a
- * segment outside the running compaction could hold an older record. */
+ * segment outside the running compaction could hold a record it hides: one
+ * with a lower cas. */
 bool
 cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas)
 {
@@ -221,7 +226,7 @@ cask_shard_roll(struct cask_shard *sh)
                   sh->idx, old->id, strerror(rc));
         return CASK_EFAILED;
     }
-    rc = cask_shard_new_segment(sh, CASK_APPEND_BUF, false, &n);
+    rc = cask_shard_new_segment(sh, 0, false, &n);
     if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "shard %u: create segment %08x: %s",
                   sh->idx, sh->next_id, strerror(rc));
@@ -234,8 +239,11 @@ cask_shard_roll(struct cask_shard *sh)
     return 0;
 }
 
-/* Append one record to the active segment. On success *slot and *off say
- * where it went. Leaves nothing behind on failure. */
+/* Append one record to the active segment, written with one pwrite before
+ * returning: an acknowledgement always follows the kernel having the
+ * record, so a process crash loses nothing acknowledged in any sync mode.
+ * On success *slot and *off say where it went. A failed write is counted,
+ * logged and returned, and leaves no partial record behind. */
 static int
 append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
        const void *v1, size_t l1, const void *v2, size_t l2, uint16_t *slot,
@@ -256,42 +264,29 @@ append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
         }
     }
     struct cask_segment *s = sh->active;
-    uint64_t at = s->size;
-    char *p = cask_seg_reserve(s, len);
-    if (p == NULL && len <= s->buf_cap) {
-        rc = cask_seg_flush(s);
-        if (rc != 0) {
-            cask_logf(c, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
-                      sh->idx, s->id, strerror(rc));
-            return rc;
+    char *buf = sh->scratch;
+    char *big = NULL;
+    if (len > SCRATCH_MAX) {
+        big = buf = malloc(len);
+    } else if (len > sh->scratch_cap) {
+        buf = realloc(sh->scratch, len);
+        if (buf != NULL) {
+            sh->scratch = buf;
+            sh->scratch_cap = len;
         }
-        p = cask_seg_reserve(s, len);
     }
-    if (p != NULL) {
-        cask_rec_encode(p, r, key, v1, l1, v2, l2);
-        if (c->opt.sync == CASK_SYNC_ALWAYS) {
-            rc = cask_seg_flush(s);
-            if (rc != 0) {
-                cask_seg_unbuffer(s, at);
-                cask_logf(c, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
-                          sh->idx, s->id, strerror(rc));
-                return rc;
-            }
-        }
-    } else {
-        char *tmp = malloc(len);
-        if (tmp == NULL) {
-            return ENOMEM;
-        }
-        cask_rec_encode(tmp, r, key, v1, l1, v2, l2);
-        rc = cask_seg_write_direct(s, tmp, len);
-        free(tmp);
-        if (rc != 0) {
-            cask_logf(c, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
-                      sh->idx, s->id, strerror(rc));
-            return rc;
-        }
-        at = s->flushed - len;
+    if (buf == NULL) {
+        return ENOMEM;
+    }
+    uint64_t at = s->size;
+    cask_rec_encode(buf, r, key, v1, l1, v2, l2);
+    rc = cask_seg_write_direct(s, buf, len);
+    free(big);
+    if (rc != 0) {
+        sh->write_errors++;
+        cask_logf(c, CASK_LOG_ERROR, "shard %u: write seg %08x: %s", sh->idx,
+                  s->id, strerror(rc));
+        return rc;
     }
     if (r->cas < s->min_cas) {
         s->min_cas = r->cas;
@@ -367,18 +362,6 @@ cask_shard_sync(struct cask_shard *sh)
     }
     pthread_mutex_unlock(&sh->mu);
     return rc;
-}
-
-void
-cask_shard_flush_buffer(struct cask_shard *sh)
-{
-    pthread_mutex_lock(&sh->mu);
-    int rc = cask_seg_flush(sh->active);
-    if (rc != 0) {
-        cask_logf(sh->store, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
-                  sh->idx, sh->active->id, strerror(rc));
-    }
-    pthread_mutex_unlock(&sh->mu);
 }
 
 /* Point key at a freshly appended put record (e may be NULL: insert). */
@@ -1041,8 +1024,7 @@ recover(struct cask_shard *sh)
      * later force a rescan that a damaged record could cut short. */
     if (last != NULL && last->flushed < c->opt.segment_size &&
         (last->hint_len == 0 || last->flushed == CASK_SEG_HDR)) {
-        rc = cask_seg_make_active(last, CASK_APPEND_BUF,
-                                  (size_t)c->opt.segment_size);
+        rc = cask_seg_make_active(last, 0, (size_t)c->opt.segment_size);
         if (rc != 0) {
             goto out;
         }
@@ -1051,7 +1033,7 @@ recover(struct cask_shard *sh)
         last->hint_bytes = 0;
         sh->active = last;
     } else {
-        rc = cask_shard_new_segment(sh, CASK_APPEND_BUF, false, &sh->active);
+        rc = cask_shard_new_segment(sh, 0, false, &sh->active);
     }
 out:
     cask_kd_destroy(&rv.tombs);
@@ -1165,6 +1147,7 @@ cask_shard_close(struct cask_shard **shp)
         cask_seg_close(&sh->segs[i]);
     }
     free(sh->segs);
+    free(sh->scratch);
     cask_kd_destroy(&sh->kd);
     pthread_mutex_destroy(&sh->mu);
     pthread_mutex_destroy(&sh->maint_mu);
@@ -1193,6 +1176,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->compactions = sh->compactions;
     st->bytes_reclaimed = sh->bytes_reclaimed;
     st->syncs = sh->syncs;
+    st->write_errors = sh->write_errors;
     st->records_recovered = sh->records_recovered;
     st->bytes_truncated = sh->bytes_truncated;
     st->recovery_s = sh->recovery_s;

@@ -43,6 +43,9 @@ struct cask_shard {
     uint64_t compactions;
     uint64_t bytes_reclaimed;
     uint64_t syncs;
+    uint64_t write_errors; /* appends that failed to reach the kernel */
+    char *scratch;         /* encoding buffer for appends (mu) */
+    size_t scratch_cap;
     uint64_t records_recovered;
     uint64_t bytes_truncated;
     double recovery_s; /* time spent recovering this shard */
@@ -71,9 +74,6 @@ int cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
 
 /* Make everything appended so far durable (INTERVAL thread, cask_sync). */
 int cask_shard_sync(struct cask_shard *sh);
-
-/* Push the append buffer to the kernel without syncing (NEVER policy). */
-void cask_shard_flush_buffer(struct cask_shard *sh);
 
 /* Write hint files for closed segments that lack an up-to-date one. */
 void cask_shard_write_hints(struct cask_shard *sh);
