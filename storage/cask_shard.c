@@ -92,13 +92,14 @@ cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap, bool is_output,
 
 /* A tombstone (or expiry) for a key with this cas must stay on disk while a
  * segment outside the running compaction could hold a record it hides: one
- * with a lower cas. */
+ * with a lower cas, or with the same cas (a touch keeps the cas, so the put
+ * it re-stamped carries exactly this cas). */
 bool
 cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas)
 {
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
-        if (s != NULL && !s->compacting && !s->is_output && s->min_cas < cas) {
+        if (s != NULL && !s->compacting && !s->is_output && s->min_cas <= cas) {
             return true;
         }
     }

@@ -33,7 +33,8 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_recovery \
 	tests/unit/test_cask_merge \
 	tests/unit/test_cask_io \
-	tests/unit/test_cask_model
+	tests/unit/test_cask_model \
+	tests/unit/test_cask_trust
 check_PROGRAMS += $(STORAGE_TESTS)
 TESTS += $(STORAGE_TESTS)
 EXTRA_DIST += tests/unit/test_cask_util.h
@@ -67,6 +68,10 @@ tests_unit_test_cask_io_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_model_SOURCES = tests/unit/test_cask_model.c
 tests_unit_test_cask_model_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_model_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_trust_SOURCES = tests/unit/test_cask_trust.c
+tests_unit_test_cask_trust_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_trust_LDADD = $(STORAGE_TEST_LDADD)
 
 # Crash test: SIGKILL a writer under sync=always, every ack must survive.
 check_PROGRAMS += tests/crash/test_kill9_always
