@@ -365,7 +365,16 @@ out:
     if (srv.store != NULL) {
         int src = cask_sync(srv.store);
         if (src != CASK_OK) {
-            log_msg(LOG_WARN, "final sync: %s", cask_strerror(src));
+            /* Acknowledged writes are in the kernel but not known to be on
+             * disk: a power loss now could lose them. Say so, and do not
+             * let the service manager take this for a clean stop. */
+            log_msg(LOG_ERR,
+                    "final sync failed: %s; writes since the last good sync "
+                    "may not be on disk",
+                    cask_strerror(src));
+            if (exit_code == 0) {
+                exit_code = EX_IOERR;
+            }
         }
         cask_close(&srv.store);
     }

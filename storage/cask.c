@@ -27,10 +27,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define META_NAME    "meta"
 #define META_TAG     "bitcached-meta"
-#define META_VERSION 1
+#define META_VERSION 2
 
 void
 cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt, ...)
@@ -65,7 +66,8 @@ struct meta {
     int64_t flush_pending_at;
 };
 
-/* Replace the meta file: temp, fdatasync, rename, fsync dir. */
+/* Replace the meta file: temp, fdatasync, rename, fsync dir. The last line
+ * is an XXH3-64 checksum of every byte before it. */
 static int
 meta_write(const struct cask *c, const struct meta *m)
 {
@@ -77,6 +79,8 @@ meta_write(const struct cask *c, const struct meta *m)
                      "\nflush_cas %" PRIu64 "\nflush_pending_at %" PRId64 "\n",
                      META_TAG, META_VERSION, m->shards, m->cas_reserved,
                      m->flush_cas, m->flush_pending_at);
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "checksum %016" PRIx64 "\n",
+                  (uint64_t)XXH3_64bits(buf, (size_t)n));
     int rc = cask_replace_file(c->dir, tmp, path, buf, (size_t)n);
     if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "write %s: %s", path, strerror(rc));
@@ -84,25 +88,54 @@ meta_write(const struct cask *c, const struct meta *m)
     return rc;
 }
 
-/* Read the meta file: 0, ENOENT when there is none, EINVAL when damaged. */
+/* Read the meta file: 0, ENOENT when there is none, EINVAL when damaged
+ * (unparsable, or its checksum does not match), or an errno. Version 1
+ * files, written before the checksum existed, are read without one. */
 static int
 meta_read(const struct cask *c, struct meta *m)
 {
-    char path[CASK_PATH_MAX], tag[32];
+    char path[CASK_PATH_MAX], tag[32], buf[512];
     int version;
     snprintf(path, sizeof(path), "%s/%s", c->dir, META_NAME);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return errno == ENOENT ? ENOENT : errno;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno;
     }
-    int n = fscanf(f,
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            int err = errno;
+            close(fd);
+            return err;
+        }
+        if (r == 0 || len + (size_t)r >= sizeof(buf) - 1) {
+            len += (size_t)(r > 0 ? r : 0);
+            break;
+        }
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    int n = sscanf(buf,
                    "%31s %d shards %u cas_reserved %" SCNu64
                    " flush_cas %" SCNu64 " flush_pending_at %" SCNd64,
                    tag, &version, &m->shards, &m->cas_reserved, &m->flush_cas,
                    &m->flush_pending_at);
-    fclose(f);
-    if (n != 6 || strcmp(tag, META_TAG) != 0 || version != META_VERSION) {
+    if (n != 6 || strcmp(tag, META_TAG) != 0 || version < 1 ||
+        version > META_VERSION) {
         return EINVAL;
+    }
+    if (version >= 2) {
+        char *ck = strstr(buf, "\nchecksum ");
+        uint64_t want;
+        if (ck == NULL || sscanf(ck + 10, "%" SCNx64, &want) != 1 ||
+            want != (uint64_t)XXH3_64bits(buf, (size_t)(ck + 1 - buf))) {
+            return EINVAL;
+        }
     }
     return 0;
 }
@@ -119,24 +152,41 @@ meta_now(struct cask *c)
     return m;
 }
 
-uint64_t
-cask_cas_next(struct cask *c)
+int
+cask_cas_next(struct cask *c, uint64_t *out)
 {
+    int rc = atomic_load(&c->flush_err);
+    if (rc != 0) {
+        /* A flush_all came due but could not be persisted: nothing new may
+         * be acknowledged until it is (see cask_flush_point). */
+        (void)cask_flush_point(c, cask_now(c));
+        rc = atomic_load(&c->flush_err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     uint64_t v = atomic_fetch_add(&c->next_cas, 1);
     if (v >= atomic_load(&c->cas_reserved)) {
         pthread_mutex_lock(&c->meta_mu);
         uint64_t r = atomic_load(&c->cas_reserved);
         if (v >= r) {
             /* Persist the new mark before any cas under it is used, so a
-             * restart never hands one out again. A failed write is logged;
-             * the in-memory counter stays unique regardless. */
-            atomic_store(&c->cas_reserved, v + CASK_CAS_BLOCK);
+             * restart never hands one out again; publish it only once it
+             * is on disk. A failure fails the caller's operation. */
             struct meta m = meta_now(c);
-            (void)meta_write(c, &m);
+            m.cas_reserved = v + CASK_CAS_BLOCK;
+            rc = meta_write(c, &m);
+            if (rc == 0) {
+                atomic_store(&c->cas_reserved, m.cas_reserved);
+            }
         }
         pthread_mutex_unlock(&c->meta_mu);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    return v;
+    *out = v;
+    return 0;
 }
 
 uint64_t
@@ -146,14 +196,36 @@ cask_flush_point(struct cask *c, int64_t now)
     if (at != 0 && now >= at) {
         pthread_mutex_lock(&c->meta_mu);
         if (atomic_load(&c->flush_pending_at) == at) {
-            atomic_store(&c->flush_cas, atomic_load(&c->next_cas) - 1);
-            atomic_store(&c->flush_pending_at, 0);
-            struct meta m = meta_now(c);
-            (void)meta_write(c, &m);
+            if (c->flush_due_at != at) {
+                /* Fix the threshold once: what was written before the
+                 * flush came due. */
+                c->flush_due_at = at;
+                atomic_store(&c->flush_soft_cas, atomic_load(&c->next_cas) - 1);
+            }
+            /* Retry a failed write at most once a second. */
+            if (atomic_load(&c->flush_err) == 0 || now != c->flush_tried_s) {
+                c->flush_tried_s = now;
+                struct meta m = meta_now(c);
+                m.flush_cas = atomic_load(&c->flush_soft_cas);
+                m.flush_pending_at = 0;
+                int rc = meta_write(c, &m);
+                if (rc == 0) {
+                    atomic_store(&c->flush_cas, m.flush_cas);
+                    atomic_store(&c->flush_pending_at, 0);
+                }
+                atomic_store(&c->flush_err, rc);
+            }
         }
         pthread_mutex_unlock(&c->meta_mu);
     }
-    return atomic_load(&c->flush_cas);
+    uint64_t fc = atomic_load(&c->flush_cas);
+    if (atomic_load(&c->flush_err) != 0) {
+        /* Due but not yet persisted: readers already see it, writers are
+         * refused (cask_cas_next), compaction ignores it. */
+        uint64_t soft = atomic_load(&c->flush_soft_cas);
+        return soft > fc ? soft : fc;
+    }
+    return fc;
 }
 
 int
@@ -162,15 +234,25 @@ cask_flush(struct cask *c, int64_t at_abs_s)
     int64_t now = cask_now(c);
     /* A pending flush that already came due happened before this call. */
     (void)cask_flush_point(c, now);
-    pthread_mutex_lock(&c->meta_mu);
-    if (at_abs_s <= now) {
-        atomic_store(&c->flush_cas, atomic_load(&c->next_cas) - 1);
-        atomic_store(&c->flush_pending_at, 0);
-    } else {
-        atomic_store(&c->flush_pending_at, at_abs_s);
+    int rc = atomic_load(&c->flush_err);
+    if (rc != 0) {
+        return rc;
     }
+    pthread_mutex_lock(&c->meta_mu);
+    /* Persist first, apply after: a flush_all that fails changes nothing,
+     * and compaction never drops records by a point a restart forgets. */
     struct meta m = meta_now(c);
-    int rc = meta_write(c, &m);
+    if (at_abs_s <= now) {
+        m.flush_cas = atomic_load(&c->next_cas) - 1;
+        m.flush_pending_at = 0;
+    } else {
+        m.flush_pending_at = at_abs_s;
+    }
+    rc = meta_write(c, &m);
+    if (rc == 0) {
+        atomic_store(&c->flush_cas, m.flush_cas);
+        atomic_store(&c->flush_pending_at, m.flush_pending_at);
+    }
     pthread_mutex_unlock(&c->meta_mu);
     return rc;
 }
@@ -478,20 +560,13 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         }
     }
     /* cas never goes backwards: start above both the persisted mark and
-     * anything found on disk, and reserve the next block before serving. */
+     * anything found on disk. The next block is reserved (the meta file
+     * rewritten) by the first write, not here: a store on a full disk
+     * still opens and serves reads. A delayed flush that came due while
+     * the store was closed becomes a threshold at the first lookup. */
     uint64_t next = m.cas_reserved > max_cas + 1 ? m.cas_reserved : max_cas + 1;
     atomic_store(&c->next_cas, next);
-    atomic_store(&c->cas_reserved, next + CASK_CAS_BLOCK);
-    if (m.flush_pending_at != 0 && cask_now(c) >= m.flush_pending_at) {
-        /* The delayed flush came due while the store was closed. */
-        atomic_store(&c->flush_cas, next - 1);
-        atomic_store(&c->flush_pending_at, 0);
-    }
-    m = meta_now(c);
-    rc = meta_write(c, &m);
-    if (rc != 0) {
-        goto fail;
-    }
+    atomic_store(&c->cas_reserved, m.cas_reserved);
     c->recovery_s = mono_s() - t0;
     struct cask_stats st;
     (void)cask_stats(c, -1, &st);
@@ -532,10 +607,6 @@ cask_close(struct cask **cp)
     for (unsigned i = 0; i < c->nshards; i++) {
         cask_shard_close(&c->shards[i]);
     }
-    pthread_mutex_lock(&c->meta_mu);
-    struct meta m = meta_now(c);
-    (void)meta_write(c, &m);
-    pthread_mutex_unlock(&c->meta_mu);
     store_free(c);
     *cp = NULL;
 }

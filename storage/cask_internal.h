@@ -30,7 +30,13 @@ struct cask {
     _Atomic uint64_t cas_reserved;    /* all cas below it may be in use */
     _Atomic uint64_t flush_cas;       /* items with cas <= it are flushed */
     _Atomic int64_t flush_pending_at; /* delayed flush time, 0 none */
-    pthread_mutex_t meta_mu;          /* covers meta file writes */
+    /* A delayed flush that came due but whose threshold is not yet in the
+     * meta file: flush_err is the write's error (0 = none pending). */
+    _Atomic uint64_t flush_soft_cas;
+    _Atomic int flush_err;
+    int64_t flush_due_at;    /* meta_mu: flush_soft_cas is for this time */
+    int64_t flush_tried_s;   /* meta_mu: last persist attempt (clock) */
+    pthread_mutex_t meta_mu; /* covers meta file writes */
 
     pthread_mutex_t bg_mu; /* covers stopping, compact_kick */
     pthread_cond_t bg_cv;
@@ -44,16 +50,21 @@ struct cask {
     double recovery_s;
 };
 
-/* A fresh cas (also used as record sequence number); never reused, never
- * below one handed out before a restart. Lock-free except once per
- * CASK_CAS_BLOCK numbers, when it writes the meta file. */
-uint64_t cask_cas_next(struct cask *c);
+/* A fresh cas (also used as record sequence number) in *out; never reused,
+ * never below one handed out before a restart. Lock-free except once per
+ * CASK_CAS_BLOCK numbers, when it writes the meta file. Returns 0, or the
+ * errno of a meta file write that failed (the mark is then not advanced
+ * and the caller's operation must fail), or of a due flush_all that is not
+ * yet persisted. */
+int cask_cas_next(struct cask *c, uint64_t *out);
 
 /* The clock, in unix seconds. */
 int64_t cask_now(const struct cask *c);
 
-/* The flush threshold at time now: a pending delayed flush whose time has
- * come becomes a threshold (and is persisted) here. */
+/* The flush threshold at time now, for lookups: a pending delayed flush
+ * whose time has come becomes a threshold here, persisted before it is
+ * published (retried once a second while the write fails; meanwhile
+ * readers see it and writers get the error from cask_cas_next). */
 uint64_t cask_flush_point(struct cask *c, int64_t now);
 
 void cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt,

@@ -185,15 +185,20 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
          * key on recovery: leave a tombstone with its cas where needed. */
         if (cask_shard_tomb_needed(sh, r->cas)) {
             char tb[CASK_REC_HDR + CASK_KEY_MAX];
+            uint64_t seq;
+            int rc = cask_cas_next(sh->store, &seq);
+            if (rc != 0) {
+                return rc;
+            }
             struct cask_rec t = {
-                    .seq = cask_cas_next(sh->store),
+                    .seq = seq,
                     .cas = r->cas,
                     .klen = r->klen,
                     .type = CASK_REC_TOMB,
             };
             cask_rec_encode(tb, &t, key, NULL, 0, NULL, 0);
-            int rc = out_append(m, tb, cask_rec_len(r->klen, 0), t.cas, &slot,
-                                &noff);
+            rc = out_append(m, tb, cask_rec_len(r->klen, 0), t.cas, &slot,
+                            &noff);
             if (rc != 0) {
                 return rc;
             }
@@ -246,7 +251,7 @@ choose(struct merge *m, bool force)
 {
     struct cask_shard *sh = m->sh;
     struct cask_segment *a = sh->active;
-    if (force && a->size > CASK_SEG_HDR &&
+    if (force && a != NULL && a->size > CASK_SEG_HDR &&
         a->size - CASK_SEG_HDR > a->live_bytes && !sh->failed) {
         int rc = cask_shard_roll(sh);
         if (rc != 0) {
@@ -335,7 +340,9 @@ cask_shard_compact(struct cask_shard *sh, bool force)
         goto done;
     }
     m.now = cask_now(c);
-    m.flush_cas = cask_flush_point(c, m.now);
+    (void)cask_flush_point(c, m.now);
+    /* Only a persisted flush point may drop records for good. */
+    m.flush_cas = atomic_load(&c->flush_cas);
     rc = choose(&m, force);
     pthread_mutex_unlock(&sh->mu);
     if (rc != 0 || m.nin == 0) {

@@ -257,6 +257,16 @@ append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
     if (sh->failed) {
         return CASK_EFAILED;
     }
+    if (sh->active == NULL) {
+        /* Opened on a full disk: start the active segment now. */
+        rc = cask_shard_new_segment(sh, 0, false, &sh->active);
+        if (rc != 0) {
+            sh->write_errors++;
+            cask_logf(c, CASK_LOG_ERROR, "shard %u: create segment %08x: %s",
+                      sh->idx, sh->next_id, strerror(rc));
+            return rc;
+        }
+    }
     if (sh->active->size + len > c->opt.segment_size &&
         sh->active->size > CASK_SEG_HDR) {
         rc = cask_shard_roll(sh);
@@ -312,6 +322,10 @@ wait_durable(struct cask_shard *sh, uint64_t seq)
             continue;
         }
         struct cask_segment *s = sh->active;
+        if (s == NULL) {
+            sh->synced_seq = sh->app_seq; /* nothing appended since open */
+            break;
+        }
         int rc = cask_seg_flush(s);
         if (rc != 0) {
             cask_logf(sh->store, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
@@ -355,7 +369,7 @@ cask_shard_sync(struct cask_shard *sh)
 {
     pthread_mutex_lock(&sh->mu);
     int rc = 0;
-    if (sh->synced_seq < sh->app_seq || sh->active->buf_len > 0) {
+    if (sh->synced_seq < sh->app_seq) {
         rc = wait_durable(sh, sh->app_seq);
     }
     if (rc == 0 && sh->failed) {
@@ -485,8 +499,13 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
     }
     /* Same cas (memcached keeps it on touch); a fresh seq orders this
      * record after the one it replaces. */
+    uint64_t seq;
+    rc = cask_cas_next(sh->store, &seq);
+    if (rc != 0) {
+        goto out;
+    }
     struct cask_rec r = {
-            .seq = cask_cas_next(sh->store),
+            .seq = seq,
             .cas = cask_kd_cas(e),
             .exp_abs_s = exp_abs_s,
             .vlen = e->vlen,
@@ -557,7 +576,11 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
         rc = CASK_EINVAL;
         goto out;
     }
-    uint64_t cas = cask_cas_next(c);
+    uint64_t cas;
+    rc = cask_cas_next(c, &cas);
+    if (rc != 0) {
+        goto out;
+    }
     if (mode == CASK_APPEND || mode == CASK_PREPEND) {
         if ((uint64_t)e->vlen + vlen > c->opt.value_max) {
             rc = CASK_ETOOBIG;
@@ -608,7 +631,11 @@ cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
         rc = CASK_EEXISTS;
         goto out;
     }
-    uint64_t cas = cask_cas_next(sh->store);
+    uint64_t cas;
+    rc = cask_cas_next(sh->store, &cas);
+    if (rc != 0) {
+        goto out;
+    }
     struct cask_rec r = {
             .seq = cas,
             .cas = cas,
@@ -700,7 +727,11 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
         }
         v = a->initial;
         int n = snprintf(num, sizeof(num), "%" PRIu64, v);
-        uint64_t cas = cask_cas_next(c);
+        uint64_t cas;
+        rc = cask_cas_next(c, &cas);
+        if (rc != 0) {
+            goto out;
+        }
         rc = put(sh, h, raw, key, klen, cas, 0, a->vivify_exp_abs_s, num,
                  (size_t)n, NULL, 0, &e);
         if (rc != 0) {
@@ -739,7 +770,12 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
         memset(pad + nlen, ' ', e->vlen - nlen);
         nlen = e->vlen;
     }
-    uint64_t cas = cask_cas_next(c);
+    uint64_t cas;
+    rc = cask_cas_next(c, &cas);
+    if (rc != 0) {
+        free(pad);
+        goto out;
+    }
     rc = put(sh, h, raw, key, klen, cas, e->flags, e->exp,
              pad != NULL ? pad : num, nlen, NULL, 0, &e);
     free(pad);
@@ -1035,6 +1071,16 @@ recover(struct cask_shard *sh)
         sh->active = last;
     } else {
         rc = cask_shard_new_segment(sh, 0, false, &sh->active);
+        if (rc == ENOSPC || rc == EDQUOT) {
+            /* A full disk must not keep the store from starting: serve
+             * reads; the first write tries again. */
+            cask_logf(c, CASK_LOG_WARN,
+                      "shard %u: no space for a new segment (%s); writes "
+                      "fail until space returns",
+                      sh->idx, strerror(rc));
+            sh->active = NULL;
+            rc = 0;
+        }
     }
 out:
     cask_kd_destroy(&rv.tombs);

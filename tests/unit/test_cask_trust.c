@@ -27,6 +27,54 @@
 
 #include <cmocka.h>
 
+/* ---- fault injection through the cask_io seam ---- */
+
+static int fail_errno;      /* errno injected, 0 = none */
+static const char *fail_on; /* only files whose path ends so, NULL = any */
+
+static bool
+fd_matches(int fd)
+{
+    if (fail_on == NULL) {
+        return true;
+    }
+    /* Segments are opened read-write; temp files (meta, hints) write-only:
+     * tell them apart cheaply before looking at the path. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) != O_WRONLY) {
+        return false;
+    }
+    char link[64], path[4096];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n < 0) {
+        return false;
+    }
+    path[n] = '\0';
+    size_t sl = strlen(fail_on);
+    return (size_t)n >= sl && strcmp(path + n - sl, fail_on) == 0;
+}
+
+static ssize_t
+faulty_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (fail_errno != 0 && fd_matches(fd)) {
+        errno = fail_errno;
+        return -1;
+    }
+    return cask_io_default()->pwrite(fd, buf, n, off);
+}
+
+static void
+inject(int err, const char *suffix)
+{
+    struct cask_io_ops ops = *cask_io_default();
+    ops.pwrite = faulty_pwrite;
+    fail_errno = err;
+    fail_on = suffix;
+    cask_io_set(&ops);
+}
+
 static void
 one_shard(struct cask_options *o)
 {
@@ -42,6 +90,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
+    fail_errno = 0;
     cask_io_set(NULL);
     return tc_fx_teardown(state);
 }
@@ -139,6 +188,99 @@ test_expired_touch_not_resurrected(void **state)
     assert_true(tc_absent(f->c, "k"));
 }
 
+/* A flush_all whose flush point cannot be persisted fails and changes
+ * nothing, now or after a restart. */
+static void
+test_failed_flush_changes_nothing(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
+    inject(ENOSPC, "/meta.tmp");
+    assert_int_equal(cask_flush(f->c, 0), ENOSPC);
+    assert_true(tc_is(f->c, "k", "v"));
+    assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
+    fail_errno = 0;
+    tc_fx_reopen(f);
+    assert_true(tc_is(f->c, "k", "v"));
+    assert_int_equal(cask_flush(f->c, 0), CASK_OK);
+    assert_true(tc_absent(f->c, "k"));
+    tc_fx_reopen(f);
+    assert_true(tc_absent(f->c, "k"));
+}
+
+/* When the meta file cannot take the next block of cas numbers, the write
+ * that needed one fails instead of being acknowledged with a cas a restart
+ * could hand out again. */
+static void
+test_cas_reservation_failure_not_acked(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "k", "first"), CASK_OK);
+    inject(ENOSPC, "/meta.tmp");
+    int rc = CASK_OK;
+    for (unsigned i = 0; i < (1u << 20) + 16 && rc == CASK_OK; i++) {
+        rc = tc_set(f->c, "k", "again");
+    }
+    assert_int_equal(rc, ENOSPC);
+    assert_true(tc_is(f->c, "k", "again"));
+    fail_errno = 0;
+    assert_int_equal(tc_set(f->c, "k", "after"), CASK_OK);
+    tc_fx_reopen(f);
+    assert_true(tc_is(f->c, "k", "after"));
+}
+
+/* An edited or damaged meta file is refused (and logged), not trusted: its
+ * flush_cas could silently hide every key. */
+static void
+test_meta_checksum(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
+    cask_close(&f->c);
+    char path[4096], buf[512];
+    snprintf(path, sizeof(path), "%s/meta", f->dir);
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    buf[n] = '\0';
+    char *p = strstr(buf, "flush_cas 0");
+    assert_non_null(p);
+    p[10] = '9';
+    rewind(fp);
+    assert_int_equal(fwrite(buf, 1, n, fp), n);
+    fclose(fp);
+    tc_log[0] = '\0';
+    assert_int_not_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_null(f->c);
+    assert_non_null(strstr(tc_log, "damaged"));
+    p[10] = '0';
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(buf, 1, n, fp), n);
+    fclose(fp);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_is(f->c, "k", "v"));
+}
+
+/* A store on a full disk opens and serves reads; writes fail until space
+ * returns. */
+static void
+test_opens_on_full_disk(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
+    cask_close(&f->c);
+    inject(ENOSPC, NULL);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_is(f->c, "k", "v"));
+    assert_int_equal(tc_set(f->c, "k", "w"), ENOSPC);
+    assert_true(tc_is(f->c, "k", "v"));
+    fail_errno = 0;
+    assert_int_equal(tc_set(f->c, "k", "w"), CASK_OK);
+    tc_fx_reopen(f);
+    assert_true(tc_is(f->c, "k", "w"));
+}
+
 int
 main(void)
 {
@@ -149,6 +291,14 @@ main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_expired_touch_not_resurrected,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(test_failed_flush_changes_nothing,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_cas_reservation_failure_not_acked, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_meta_checksum, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_opens_on_full_disk, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
