@@ -304,6 +304,7 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(write_errors);
     STORAGE_STAT(records_recovered);
     STORAGE_STAT(bytes_truncated);
+    STORAGE_STAT(bytes_damaged);
 #undef STORAGE_STAT
     snprintf(name, sizeof(name), "%srecovery_s", prefix);
     stat_line(b, name, "%.6f", st->recovery_s);

@@ -774,6 +774,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->write_errors += s.write_errors;
         st->records_recovered += s.records_recovered;
         st->bytes_truncated += s.bytes_truncated;
+        st->bytes_damaged += s.bytes_damaged;
         st->failed = st->failed || s.failed;
     }
     st->recovery_s = c->recovery_s;

@@ -203,6 +203,9 @@ struct cask_stats {
     uint64_t write_errors;      /* writes that failed (not acknowledged) */
     uint64_t records_recovered; /* records (or hint entries) read at open */
     uint64_t bytes_truncated;   /* torn/corrupt tail bytes dropped at open */
+    uint64_t bytes_damaged;     /* damaged bytes skipped inside segments (at
+                                 * open or by compaction); records after
+                                 * them are kept */
     double recovery_s;          /* time cask_open spent recovering */
     bool failed;                /* shard latched read-only */
 };

@@ -200,8 +200,13 @@ cask_hint_write(const char *dir, const struct cask_segment *s, uint32_t vmax,
     memcpy(h, hint_magic, 8);
     cask_put32(h + 8, CASK_HINT_VERSION);
     cask_put32(h + 12, s->id);
+    int err;
     uint64_t end = cask_seg_scan((struct cask_segment *)s, CASK_SEG_HDR, vmax,
-                                 add_entry, &b);
+                                 add_entry, &b, &err);
+    if (err != 0) {
+        rc = err;
+        goto out;
+    }
     char *t = hbuf_grow(&b, 8);
     if (b.oom || t == NULL) {
         rc = ENOMEM;

@@ -1,5 +1,5 @@
-/* cask_io.c - the syscall seam: write paths and syncs go through a table of
- * function pointers that tests may replace. Owns that table only; depends on
+/* cask_io.c - the syscall seam: reads, write paths and syncs go through a table
+ * of function pointers that tests may replace. Owns that table only; depends on
  * no other storage module.
  */
 #include "storage/cask_io.h"
@@ -7,6 +7,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+
+static ssize_t
+sys_pread(int fd, void *buf, size_t n, off_t off)
+{
+    return pread(fd, buf, n, off);
+}
 
 static ssize_t
 sys_pwrite(int fd, const void *buf, size_t n, off_t off)
@@ -37,6 +43,7 @@ static const struct cask_io_ops sys_ops = {
         .fdatasync = sys_fdatasync,
         .ftruncate = sys_ftruncate,
         .fallocate = sys_fallocate,
+        .pread = sys_pread,
 };
 
 static struct cask_io_ops cur_ops = {
@@ -44,6 +51,7 @@ static struct cask_io_ops cur_ops = {
         .fdatasync = sys_fdatasync,
         .ftruncate = sys_ftruncate,
         .fallocate = sys_fallocate,
+        .pread = sys_pread,
 };
 
 void
@@ -77,6 +85,29 @@ cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off)
         p += w;
         n -= (size_t)w;
         off += w;
+    }
+    return 0;
+}
+
+int
+cask_io_pread_all(int fd, void *buf, size_t n, off_t off)
+{
+    char *p = buf;
+
+    while (n > 0) {
+        ssize_t r = cur_ops.pread(fd, p, n, off);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno != 0 ? errno : EIO;
+        }
+        if (r == 0) {
+            return EIO;
+        }
+        p += r;
+        n -= (size_t)r;
+        off += r;
     }
     return 0;
 }

@@ -1,9 +1,9 @@
 /* cask_io.h - the syscall seam of the storage engine.
  *
- * Every write, pwrite, fdatasync, ftruncate and fallocate on segment, hint and
- * meta files goes through the function pointers below, so tests can inject
- * ENOSPC, EIO or short writes. Owns nothing but the table of pointers; must
- * not depend on any other storage module.
+ * Every pread, pwrite, fdatasync, ftruncate and fallocate on segment, hint
+ * and meta files goes through the function pointers below, so tests can
+ * inject ENOSPC, EIO or short writes and read errors. Owns nothing but the
+ * table of pointers; must not depend on any other storage module.
  */
 #ifndef BITCACHED_CASK_IO_H
 #define BITCACHED_CASK_IO_H
@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+typedef ssize_t (*cask_io_pread_fn)(int fd, void *buf, size_t n, off_t off);
 typedef ssize_t (*cask_io_pwrite_fn)(int fd, const void *buf, size_t n,
                                      off_t off);
 typedef int (*cask_io_fdatasync_fn)(int fd);
@@ -22,6 +23,7 @@ struct cask_io_ops {
     cask_io_fdatasync_fn fdatasync;
     cask_io_ftruncate_fn ftruncate;
     cask_io_fallocate_fn fallocate;
+    cask_io_pread_fn pread;
 };
 
 /* Replace the operations (NULL restores the system calls). Tests only: not
@@ -34,6 +36,10 @@ const struct cask_io_ops *cask_io_default(void);
 /* Write all n bytes at off, looping over short writes. Returns 0 or an errno;
  * on error some prefix may have been written (the caller truncates back). */
 int cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off);
+
+/* Read all n bytes at off, looping over short reads. Returns 0, EIO when
+ * the file ends first, or the errno of the failed read. */
+int cask_io_pread_all(int fd, void *buf, size_t n, off_t off);
 
 /* fdatasync; returns 0 or an errno. Never retried by callers. */
 int cask_io_fdatasync(int fd);

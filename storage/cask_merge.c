@@ -35,8 +35,7 @@ struct merge {
     int64_t now;
     uint64_t flush_cas;
     int err;
-    char *tmp;
-    size_t tmp_cap;
+    struct cask_seg_reader rd; /* reads the input being copied */
 };
 
 static int
@@ -110,40 +109,6 @@ out_append(struct merge *m, const char *rec, size_t len, uint64_t cas,
     *slot = o->slot;
     *off = (uint32_t)at;
     return 0;
-}
-
-/* With mu held: the verified record at off of s, or NULL at the end of the
- * valid data. */
-static const char *
-record_at(struct merge *m, struct cask_segment *s, uint64_t off,
-          struct cask_rec *r, size_t *len)
-{
-    char hb[CASK_REC_HDR];
-    if (off + CASK_REC_HDR > s->flushed ||
-        cask_seg_pread(s, off, CASK_REC_HDR, hb) != 0 ||
-        !cask_rec_decode(hb, CASK_REC_VMAX, r)) {
-        return NULL;
-    }
-    *len = cask_rec_len(r->klen, r->vlen);
-    if (off + *len > s->flushed) {
-        return NULL;
-    }
-    const char *rec = cask_seg_view(s, off, *len);
-    if (rec == NULL) {
-        if (m->tmp_cap < *len) {
-            char *n = realloc(m->tmp, *len);
-            if (n == NULL) {
-                return NULL;
-            }
-            m->tmp = n;
-            m->tmp_cap = *len;
-        }
-        if (cask_seg_pread(s, off, *len, m->tmp) != 0) {
-            return NULL;
-        }
-        rec = m->tmp;
-    }
-    return cask_rec_verify(rec, *len) ? rec : NULL;
 }
 
 /* With mu held: keep, move or drop one record of an input segment. */
@@ -301,14 +266,30 @@ merge_segment(struct merge *m, struct cask_segment *s)
         for (unsigned n = 0; n < MERGE_BATCH && off < s->flushed; n++) {
             struct cask_rec r;
             size_t len;
-            const char *rec = record_at(m, s, off, &r, &len);
-            if (rec == NULL) {
+            const char *rec = NULL;
+            rc = cask_seg_read_record(s, &m->rd, off, CASK_REC_VMAX, &r, &len,
+                                      &rec);
+            if (rc == CASK_SEG_EINVALID) {
+                /* Damage inside a closed segment: skip to the next valid
+                 * record; what lies between is unreadable anyway. */
+                uint64_t next = cask_seg_resync(s, off, CASK_REC_VMAX, &rc);
+                if (rc == 0) {
+                    cask_logf(sh->store, CASK_LOG_WARN,
+                              "shard %u: compaction: %" PRIu64
+                              " damaged bytes in segment %08x at %" PRIu64
+                              " skipped",
+                              sh->idx, next - off, s->id, off);
+                    sh->bytes_damaged += next - off;
+                    off = next;
+                    continue;
+                }
+            }
+            if (rc != 0) {
                 cask_logf(sh->store, CASK_LOG_ERROR,
-                          "shard %u: compaction: bad record in segment %08x "
-                          "at %" PRIu64 "; segment kept",
-                          sh->idx, s->id, off);
+                          "shard %u: compaction: read segment %08x at "
+                          "%" PRIu64 ": %s; segment kept",
+                          sh->idx, s->id, off, cask_strerror(rc));
                 s->damaged = true;
-                rc = CASK_ECORRUPT;
                 break;
             }
             rc = merge_one(m, s, off, &r, rec, len);
@@ -436,7 +417,7 @@ done:
     free(cov);
     free(m.in);
     free(m.out);
-    free(m.tmp);
+    cask_seg_reader_deinit(&m.rd);
     pthread_mutex_unlock(&sh->maint_mu);
     return rc == EAGAIN ? 0 : rc;
 }

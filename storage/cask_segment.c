@@ -1,7 +1,9 @@
-/* cask_segment.c - one append-only segment file: header, buffered appends,
- * reads through a mapping or pread, and the scan used by recovery and hints.
+/* cask_segment.c - one append-only segment file: header, appends (buffered
+ * only for compaction output), reads with pread (never a mapping: a media
+ * error or a shortened file is an error, not a SIGBUS), and the scan and
+ * resynchronisation used by recovery, hints and compaction.
  *
- * Owns the segment's fd, mapping and buffer. Not thread-safe: the shard mutex
+ * Owns the segment's fd and buffer. Not thread-safe: the shard mutex
  * covers it. Depends on cask_io and cask_record only. Writes go through the
  * cask_io seam so tests can inject faults.
  */
@@ -14,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -83,32 +84,6 @@ header_ok(const char *h, uint32_t id)
            cask_get64(h + 24) == XXH3_64bits(h, 24);
 }
 
-static size_t
-page_round(size_t n)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    return (n + pg - 1) / pg * pg;
-}
-
-static void
-remap(struct cask_segment *s, size_t len)
-{
-    if (s->map != NULL) {
-        munmap(s->map, s->map_len);
-        s->map = NULL;
-        s->map_len = 0;
-    }
-    len = page_round(len);
-    if (len == 0) {
-        return;
-    }
-    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, s->fd, 0);
-    if (m != MAP_FAILED) {
-        s->map = m;
-        s->map_len = len;
-    }
-}
-
 static struct cask_segment *
 seg_alloc(const char *dir, uint32_t id)
 {
@@ -125,7 +100,7 @@ seg_alloc(const char *dir, uint32_t id)
 
 int
 cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
-                size_t buf_cap, size_t map_len)
+                size_t buf_cap)
 {
     int rc;
     struct cask_segment *s = seg_alloc(dir, id);
@@ -150,7 +125,7 @@ cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
         unlink(s->path);
         goto fail;
     }
-    rc = cask_seg_make_active(s, buf_cap, map_len);
+    rc = cask_seg_make_active(s, buf_cap);
     if (rc != 0) {
         unlink(s->path);
         goto fail;
@@ -180,8 +155,14 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
         goto fail;
     }
     char h[CASK_SEG_HDR];
-    ssize_t n = pread(s->fd, h, sizeof(h), 0);
-    if (n != (ssize_t)sizeof(h)) {
+    if (st.st_size >= (off_t)sizeof(h)) {
+        /* A read error is not a torn header: report it, change nothing. */
+        rc = cask_io_pread_all(s->fd, h, sizeof(h), 0);
+        if (rc != 0) {
+            goto fail;
+        }
+    }
+    if (st.st_size < (off_t)sizeof(h)) {
         /* Created just before a crash, header torn: nothing to keep. */
         *dropped = (uint64_t)st.st_size;
         encode_header(h, id);
@@ -204,7 +185,6 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
         }
     }
     s->size = s->flushed = (uint64_t)st.st_size;
-    remap(s, s->size);
     *out = s;
     return 0;
 fail:
@@ -213,7 +193,7 @@ fail:
 }
 
 int
-cask_seg_make_active(struct cask_segment *s, size_t buf_cap, size_t map_len)
+cask_seg_make_active(struct cask_segment *s, size_t buf_cap)
 {
     if (s->buf == NULL && buf_cap > 0) {
         s->buf = malloc(buf_cap);
@@ -223,10 +203,6 @@ cask_seg_make_active(struct cask_segment *s, size_t buf_cap, size_t map_len)
         s->buf_cap = buf_cap;
         s->buf_len = 0;
     }
-    if (map_len < s->size) {
-        map_len = s->size;
-    }
-    remap(s, map_len);
     return 0;
 }
 
@@ -238,7 +214,6 @@ cask_seg_make_closed(struct cask_segment *s)
         s->buf = NULL;
         s->buf_cap = 0;
     }
-    remap(s, s->flushed);
 }
 
 char *
@@ -300,14 +275,8 @@ cask_seg_write_direct(struct cask_segment *s, const char *buf, size_t len)
 const char *
 cask_seg_view(const struct cask_segment *s, uint64_t off, size_t len)
 {
-    if (off >= s->flushed) {
-        if (off + len <= s->size && s->buf != NULL) {
-            return s->buf + (off - s->flushed);
-        }
-        return NULL;
-    }
-    if (s->map != NULL && off + len <= s->map_len && off + len <= s->flushed) {
-        return s->map + off;
+    if (off >= s->flushed && off + len <= s->size && s->buf != NULL) {
+        return s->buf + (off - s->flushed);
     }
     return NULL;
 }
@@ -321,22 +290,7 @@ cask_seg_pread(const struct cask_segment *s, uint64_t off, size_t len,
         memcpy(dst, v, len);
         return 0;
     }
-    while (len > 0) {
-        ssize_t n = pread(s->fd, dst, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno;
-        }
-        if (n == 0) {
-            return EIO;
-        }
-        dst += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return cask_io_pread_all(s->fd, dst, len, (off_t)off);
 }
 
 int
@@ -348,54 +302,125 @@ cask_seg_truncate(struct cask_segment *s, uint64_t len)
     }
     s->size = s->flushed = len;
     s->buf_len = 0;
-    if (s->map_len > len) {
-        remap(s, len);
-    }
     return 0;
+}
+
+#define WIN_CAP (1024u * 1024)
+
+/* Bytes [off, off+n) of s, or NULL when they pass the flushed end (then
+ * *err is 0) or a read failed (*err set). */
+static const char *
+win_get(struct cask_segment *s, struct cask_seg_reader *w, uint64_t off,
+        size_t n, int *err)
+{
+    *err = 0;
+    if (off + n > s->flushed) {
+        return NULL;
+    }
+    if (w->seg == s && off >= w->start && off + n <= w->start + w->len) {
+        return w->buf + (off - w->start);
+    }
+    size_t want = n > WIN_CAP ? n : WIN_CAP;
+    if (want > s->flushed - off) {
+        want = (size_t)(s->flushed - off);
+    }
+    if (w->cap < want) {
+        char *nb = realloc(w->buf, want);
+        if (nb == NULL) {
+            *err = ENOMEM;
+            return NULL;
+        }
+        w->buf = nb;
+        w->cap = want;
+    }
+    w->seg = NULL;
+    int rc = cask_seg_pread(s, off, want, w->buf);
+    if (rc != 0) {
+        *err = rc;
+        return NULL;
+    }
+    w->seg = s;
+    w->start = off;
+    w->len = want;
+    return w->buf;
+}
+
+/* The verified record at off, or NULL (invalid data, or *err on a failed
+ * read). */
+static const char *
+valid_at(struct cask_segment *s, struct cask_seg_reader *w, uint64_t off,
+         uint32_t vmax, struct cask_rec *r, size_t *len, int *err)
+{
+    const char *hb = win_get(s, w, off, CASK_REC_HDR, err);
+    if (hb == NULL || !cask_rec_decode(hb, vmax, r)) {
+        return NULL;
+    }
+    *len = cask_rec_len(r->klen, r->vlen);
+    const char *rec = win_get(s, w, off, *len, err);
+    if (rec == NULL || !cask_rec_verify(rec, *len)) {
+        return NULL;
+    }
+    return rec;
+}
+
+int
+cask_seg_read_record(struct cask_segment *s, struct cask_seg_reader *rd,
+                     uint64_t off, uint32_t vmax, struct cask_rec *r,
+                     size_t *len, const char **rec)
+{
+    int err;
+    *rec = valid_at(s, rd, off, vmax, r, len, &err);
+    if (*rec != NULL) {
+        return 0;
+    }
+    return err != 0 ? err : CASK_SEG_EINVALID;
+}
+
+void
+cask_seg_reader_deinit(struct cask_seg_reader *rd)
+{
+    free(rd->buf);
+    memset(rd, 0, sizeof(*rd));
 }
 
 uint64_t
 cask_seg_scan(struct cask_segment *s, uint64_t start, uint32_t vmax,
-              cask_seg_scan_fn fn, void *arg)
+              cask_seg_scan_fn fn, void *arg, int *err)
 {
-    char *tmp = NULL;
-    size_t tmp_cap = 0;
+    struct cask_seg_reader w = {0};
     uint64_t off = start;
-    char hb[CASK_REC_HDR];
 
+    *err = 0;
     while (off + CASK_REC_HDR <= s->flushed) {
         struct cask_rec r;
-        if (cask_seg_pread(s, off, CASK_REC_HDR, hb) != 0 ||
-            !cask_rec_decode(hb, vmax, &r)) {
-            break;
-        }
-        size_t len = cask_rec_len(r.klen, r.vlen);
-        if (off + len > s->flushed) {
-            break;
-        }
-        const char *rec = cask_seg_view(s, off, len);
+        size_t len;
+        const char *rec = valid_at(s, &w, off, vmax, &r, &len, err);
         if (rec == NULL) {
-            if (tmp_cap < len) {
-                char *n = realloc(tmp, len);
-                if (n == NULL) {
-                    break;
-                }
-                tmp = n;
-                tmp_cap = len;
-            }
-            if (cask_seg_pread(s, off, len, tmp) != 0) {
-                break;
-            }
-            rec = tmp;
-        }
-        if (!cask_rec_verify(rec, len)) {
             break;
         }
         fn(arg, &r, rec + CASK_REC_HDR, off);
         off += len;
     }
-    free(tmp);
+    free(w.buf);
     return off;
+}
+
+uint64_t
+cask_seg_resync(struct cask_segment *s, uint64_t off, uint32_t vmax, int *err)
+{
+    struct cask_seg_reader w = {0};
+    uint64_t at = off + 1;
+
+    *err = 0;
+    for (; at + CASK_REC_HDR <= s->flushed; at++) {
+        struct cask_rec r;
+        size_t len;
+        if (valid_at(s, &w, at, vmax, &r, &len, err) != NULL || *err != 0) {
+            break;
+        }
+    }
+    free(w.buf);
+    return at + CASK_REC_HDR <= s->flushed ? at : s->flushed;
 }
 
 void
@@ -404,9 +429,6 @@ cask_seg_close(struct cask_segment **sp)
     struct cask_segment *s = *sp;
     if (s == NULL) {
         return;
-    }
-    if (s->map != NULL) {
-        munmap(s->map, s->map_len);
     }
     if (s->fd >= 0) {
         close(s->fd);

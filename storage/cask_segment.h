@@ -1,6 +1,6 @@
 /* cask_segment.h - one append-only segment file of a shard.
  *
- * A segment owns its fd, its read mapping and, while compaction writes it
+ * A segment owns its fd and, while compaction writes it
  * as an output, a user-space buffer holding the unflushed tail (the active
  * segment has none: appends that get acknowledged are written through). Records
  * never straddle the buffer and the file: a record is either wholly flushed or
@@ -24,8 +24,6 @@ struct cask_segment {
     uint32_t id;   /* file name; larger = created later */
     uint16_t slot; /* index in the shard's segment table */
     int fd;
-    char *map; /* read-only mapping of [0, map_len), or NULL */
-    size_t map_len;
     uint64_t size;    /* logical end: flushed + buffered */
     uint64_t flushed; /* bytes written to the file */
     char *buf;        /* unflushed tail, starts at `flushed` */
@@ -39,7 +37,10 @@ struct cask_segment {
     uint64_t hint_len;   /* bytes covered by the hint file on disk, 0 none */
     bool compacting;     /* input of a running compaction */
     bool is_output;      /* being written by a running compaction */
-    bool damaged;        /* compaction met a bad record: not picked again */
+    bool damaged;        /* compaction could not read it: not picked again */
+    bool hint_tried;     /* a hint write was attempted: not retried (a
+                          * scan that stops early or a failing disk would
+                          * otherwise rewrite it every second) */
     char path[CASK_PATH_MAX];
 };
 
@@ -48,24 +49,23 @@ void cask_seg_path(char *out, size_t cap, const char *dir, uint32_t id,
                    const char *ext);
 
 /* Create a new segment file (header written, directory synced) that will take
- * appends through a buffer of buf_cap bytes; map_len is the read mapping to
- * reserve. Returns 0 or an errno. */
+ * appends through a buffer of buf_cap bytes (0: written through). Returns 0
+ * or an errno. */
 int cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
-                    size_t buf_cap, size_t map_len);
+                    size_t buf_cap);
 
 /* Open an existing segment. A file too short for its header is reset to an
  * empty segment (bytes dropped in *dropped); a damaged header is rewritten
  * in place (*bad_header set) and the records after it are left to the scan.
- * Returns 0 or an errno. */
+ * Returns 0 or an errno (a read error changes nothing). */
 int cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
                   uint64_t *dropped, bool *bad_header);
 
-/* Give an opened segment an append buffer and a mapping of at least map_len
- * bytes (when it becomes the active one). Returns 0 or an errno. */
-int cask_seg_make_active(struct cask_segment *s, size_t buf_cap,
-                         size_t map_len);
+/* Give an opened segment an append buffer of buf_cap bytes (0: none).
+ * Returns 0 or an errno. */
+int cask_seg_make_active(struct cask_segment *s, size_t buf_cap);
 
-/* Drop the append buffer (after a final flush) and remap to the file size. */
+/* Drop the append buffer (after a final flush). */
 void cask_seg_make_closed(struct cask_segment *s);
 
 /* Room for len bytes at the end of the buffer, or NULL when they do not fit
@@ -83,7 +83,7 @@ int cask_seg_write_direct(struct cask_segment *s, const char *buf, size_t len);
 /* Forget the buffered tail back to logical size `size` (>= flushed). */
 void cask_seg_unbuffer(struct cask_segment *s, uint64_t size);
 
-/* Pointer to bytes [off, off+len) when they are mapped or buffered, else
+/* Pointer to bytes [off, off+len) when they sit in the append buffer, else
  * NULL (use cask_seg_pread). */
 const char *cask_seg_view(const struct cask_segment *s, uint64_t off,
                           size_t len);
@@ -97,13 +97,42 @@ int cask_seg_truncate(struct cask_segment *s, uint64_t len);
 
 /* Iterate the valid records in [start, flushed). For each: fn(arg, rec, key,
  * off). Stops at the first record that is torn, impossible or fails its
- * checksum and returns the offset where valid data ends. */
+ * checksum and returns the offset where valid data ends. *err is 0, or the
+ * errno of a read that failed (the returned offset is then where). */
 typedef void (*cask_seg_scan_fn)(void *arg, const struct cask_rec *r,
                                  const char *key, uint64_t off);
 uint64_t cask_seg_scan(struct cask_segment *s, uint64_t start, uint32_t vmax,
-                       cask_seg_scan_fn fn, void *arg);
+                       cask_seg_scan_fn fn, void *arg, int *err);
 
-/* Close fd, unmap, free. Safe on NULL. */
+/* Sequential reading of a closed segment through a read-ahead window of
+ * large preads (never a mapping: a media error or a file shortened
+ * underneath is an error, not a SIGBUS). Zero-initialise; deinit frees. */
+struct cask_seg_reader {
+    const struct cask_segment *seg; /* the window's segment */
+    char *buf;
+    size_t cap;
+    uint64_t start; /* file offset of buf[0] */
+    size_t len;     /* valid bytes in buf */
+};
+
+/* Returned by cask_seg_read_record for invalid data (not an errno). */
+#define CASK_SEG_EINVALID (-1)
+
+/* The verified record at off: *r, *len and *rec (valid until the next call
+ * on rd). Returns 0, CASK_SEG_EINVALID when the bytes there are not a
+ * whole valid record, or the errno of a failed read or allocation. */
+int cask_seg_read_record(struct cask_segment *s, struct cask_seg_reader *rd,
+                         uint64_t off, uint32_t vmax, struct cask_rec *r,
+                         size_t *len, const char **rec);
+void cask_seg_reader_deinit(struct cask_seg_reader *rd);
+
+/* After invalid data at off: the offset of the next valid record (one whose
+ * header decodes and whose checksum matches), or flushed when none follows.
+ * *err as for cask_seg_scan. */
+uint64_t cask_seg_resync(struct cask_segment *s, uint64_t off, uint32_t vmax,
+                         int *err);
+
+/* Close fd, free. Safe on NULL. */
 void cask_seg_close(struct cask_segment **s);
 
 /* fsync a directory. Returns 0 or an errno. */

@@ -73,8 +73,7 @@ cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap, bool is_output,
     /* An id can come back after its segment was compacted away: never
      * let a hint of that old file describe the new one. */
     cask_hint_remove(sh->dir, sh->next_id);
-    int rc = cask_seg_create(&s, sh->dir, sh->next_id, buf_cap,
-                             (size_t)sh->store->opt.segment_size);
+    int rc = cask_seg_create(&s, sh->dir, sh->next_id, buf_cap);
     if (rc != 0) {
         return rc;
     }
@@ -966,6 +965,59 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
     return 0;
 }
 
+/* Scan segment s from cov. Invalid data followed by a valid record is
+ * skipped (the scan resynchronises on that record; the bytes are logged
+ * and counted); invalid data up to the end is a torn tail and truncated
+ * (nothing valid follows it). A read error is returned: it says nothing
+ * about the data, so nothing is cut. */
+static int
+recover_scan(struct cask_shard *sh, struct cask_segment *s, uint64_t cov,
+             struct recov *rv)
+{
+    struct cask *c = sh->store;
+    uint64_t pos = cov;
+    int err;
+
+    for (;;) {
+        uint64_t end =
+                cask_seg_scan(s, pos, CASK_REC_VMAX, recover_rec, rv, &err);
+        if (err == 0 && end < s->flushed) {
+            uint64_t next = cask_seg_resync(s, end, CASK_REC_VMAX, &err);
+            if (err == 0 && next < s->flushed) {
+                cask_logf(c, CASK_LOG_WARN,
+                          "shard %u: segment %08x: %" PRIu64
+                          " damaged bytes at offset %" PRIu64
+                          " skipped; the records after them are kept",
+                          sh->idx, s->id, next - end, end);
+                sh->bytes_damaged += next - end;
+                pos = next;
+                continue;
+            }
+            if (err == 0) {
+                uint64_t lost = s->flushed - end;
+                cask_logf(c, CASK_LOG_WARN,
+                          "shard %u: segment %08x: torn or corrupt tail, "
+                          "truncated %" PRIu64 " bytes at offset %" PRIu64,
+                          sh->idx, s->id, lost, end);
+                sh->bytes_truncated += lost;
+                err = cask_seg_truncate(s, end);
+                if (err != 0) {
+                    cask_logf(c, CASK_LOG_ERROR, "shard %u: truncate %08x: %s",
+                              sh->idx, s->id, strerror(err));
+                }
+                return err;
+            }
+        }
+        if (err != 0) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: read segment %08x at %" PRIu64
+                      ": %s; refusing to open rather than cut the data",
+                      sh->idx, s->id, end, strerror(err));
+        }
+        return err;
+    }
+}
+
 static int
 recover(struct cask_shard *sh)
 {
@@ -1025,20 +1077,9 @@ recover(struct cask_shard *sh)
             }
             cov = CASK_SEG_HDR;
         }
-        uint64_t end = cask_seg_scan(s, cov, CASK_REC_VMAX, recover_rec, &rv);
-        if (end < s->flushed) {
-            uint64_t lost = s->flushed - end;
-            cask_logf(c, CASK_LOG_WARN,
-                      "shard %u: segment %08x: torn or corrupt tail, "
-                      "truncated %" PRIu64 " bytes at offset %" PRIu64,
-                      sh->idx, s->id, lost, end);
-            sh->bytes_truncated += lost;
-            rc = cask_seg_truncate(s, end);
-            if (rc != 0) {
-                cask_logf(c, CASK_LOG_ERROR, "shard %u: truncate %08x: %s",
-                          sh->idx, s->id, strerror(rc));
-                goto out;
-            }
+        rc = recover_scan(sh, s, cov, &rv);
+        if (rc != 0) {
+            goto out;
         }
         if (rv.err != 0) {
             rc = rv.err;
@@ -1061,7 +1102,7 @@ recover(struct cask_shard *sh)
      * later force a rescan that a damaged record could cut short. */
     if (last != NULL && last->flushed < c->opt.segment_size &&
         (last->hint_len == 0 || last->flushed == CASK_SEG_HDR)) {
-        rc = cask_seg_make_active(last, 0, (size_t)c->opt.segment_size);
+        rc = cask_seg_make_active(last, 0);
         if (rc != 0) {
             goto out;
         }
@@ -1141,7 +1182,10 @@ cask_shard_write_hints(struct cask_shard *sh)
         }
         struct cask_segment *s = sh->segs[i];
         bool need = s != NULL && s != sh->active && !s->is_output &&
-                    s->hint_len != s->flushed;
+                    !s->hint_tried && s->hint_len != s->flushed;
+        if (need) {
+            s->hint_tried = true;
+        }
         pthread_mutex_unlock(&sh->mu);
         /* Closed segments are immutable and only freed under maint_mu, so
          * the scan runs without the shard mutex. */
@@ -1226,6 +1270,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->write_errors = sh->write_errors;
     st->records_recovered = sh->records_recovered;
     st->bytes_truncated = sh->bytes_truncated;
+    st->bytes_damaged = sh->bytes_damaged;
     st->recovery_s = sh->recovery_s;
     st->failed = sh->failed;
     pthread_mutex_unlock(&sh->mu);

@@ -48,7 +48,8 @@ struct cask_shard {
     size_t scratch_cap;
     uint64_t records_recovered;
     uint64_t bytes_truncated;
-    double recovery_s; /* time spent recovering this shard */
+    uint64_t bytes_damaged; /* invalid bytes skipped inside segments */
+    double recovery_s;      /* time spent recovering this shard */
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */

@@ -251,6 +251,7 @@ test_hint_equals_scan(void **state)
         struct cask_segment *s = NULL;
         uint64_t dropped, cov = 0;
         bool bad;
+        int err;
         assert_int_equal(cask_seg_open(&s, d, id, &dropped, &bad), 0);
         assert_false(bad);
         struct rec_list a = {0}, b = {0};
@@ -258,9 +259,10 @@ test_hint_equals_scan(void **state)
                 cask_hint_load(d, s, CASK_REC_VMAX, collect, &a, &cov, NULL),
                 0);
         assert_int_equal(cov, s->flushed);
-        assert_int_equal(
-                cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect, &b),
-                s->flushed);
+        assert_int_equal(cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect,
+                                       &b, &err),
+                         s->flushed);
+        assert_int_equal(err, 0);
         assert_int_equal(a.n, b.n);
         for (size_t i = 0; i < a.n; i++) {
             assert_string_equal(a.lines[i], b.lines[i]);

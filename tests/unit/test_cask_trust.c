@@ -30,6 +30,8 @@
 /* ---- fault injection through the cask_io seam ---- */
 
 static int fail_errno;      /* errno injected, 0 = none */
+static int fail_read_errno; /* errno injected on segment preads, 0 = none */
+static int fail_count;      /* writes failed so far */
 static const char *fail_on; /* only files whose path ends so, NULL = any */
 
 static bool
@@ -59,10 +61,21 @@ static ssize_t
 faulty_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     if (fail_errno != 0 && fd_matches(fd)) {
+        fail_count++;
         errno = fail_errno;
         return -1;
     }
     return cask_io_default()->pwrite(fd, buf, n, off);
+}
+
+static ssize_t
+faulty_pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (fail_read_errno != 0) {
+        errno = fail_read_errno;
+        return -1;
+    }
+    return cask_io_default()->pread(fd, buf, n, off);
 }
 
 static void
@@ -70,7 +83,9 @@ inject(int err, const char *suffix)
 {
     struct cask_io_ops ops = *cask_io_default();
     ops.pwrite = faulty_pwrite;
+    ops.pread = faulty_pread;
     fail_errno = err;
+    fail_count = 0;
     fail_on = suffix;
     cask_io_set(&ops);
 }
@@ -90,7 +105,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    fail_errno = 0;
+    fail_errno = fail_read_errno = 0;
     cask_io_set(NULL);
     return tc_fx_teardown(state);
 }
@@ -281,6 +296,154 @@ test_opens_on_full_disk(void **state)
     assert_true(tc_is(f->c, "k", "w"));
 }
 
+/* Path of the one segment file of shard 0 with the given id. */
+static void
+seg_path(struct fx *f, unsigned id, const char *ext, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/shard-000/%08x.%s", f->dir, id, ext);
+}
+
+static off_t
+file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* Offset of the first occurrence of needle in the file, or -1. */
+static off_t
+find_in_file(const char *path, const char *needle)
+{
+    static char buf[1 << 16];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    size_t nl = strlen(needle);
+    for (ssize_t i = 0; n > 0 && i + (ssize_t)nl <= n; i++) {
+        if (memcmp(buf + i, needle, nl) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void
+poke(const char *path, off_t off, char ch)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, &ch, 1, off), 1);
+    close(fd);
+}
+
+/* A segment shortened underneath a running store: reading a value there is
+ * an error, not a SIGBUS. */
+static void
+test_short_segment_read_is_error(void **state)
+{
+    struct fx *f = *state;
+    set_big(f->c, "k", 'v');
+    tc_fx_reopen(f); /* k now sits in closed segment 1 */
+    char path[4096];
+    seg_path(f, 1, "seg", path, sizeof(path));
+    assert_int_equal(truncate(path, 100), 0);
+    struct cask_item it;
+    char *val = NULL;
+    int rc = cask_get(f->c, "k", 1, &it, &val);
+    assert_int_not_equal(rc, CASK_OK);
+    assert_null(val);
+}
+
+/* A read error while opening is reported and cuts nothing. */
+static void
+test_read_error_at_open_keeps_data(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
+    cask_close(&f->c);
+    char path[4096];
+    seg_path(f, 1, "seg", path, sizeof(path));
+    off_t before = file_size(path);
+    seg_path(f, 1, "hint", path, sizeof(path));
+    unlink(path); /* force a scan of the segment */
+    seg_path(f, 1, "seg", path, sizeof(path));
+    inject(0, NULL);
+    fail_read_errno = EIO;
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), EIO);
+    assert_null(f->c);
+    assert_int_equal(file_size(path), before);
+    fail_read_errno = 0;
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_is(f->c, "k", "v"));
+}
+
+/* One damaged record inside a closed segment costs that record only: the
+ * records after it, a tombstone among them, are kept. */
+static void
+test_closed_segment_damage_skipped(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "x", "deleted later"), CASK_OK);
+    tc_fx_reopen(f); /* x's put sits in segment 1 */
+    assert_int_equal(tc_set(f->c, "a", "first"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "b", "DAMAGED-VALUE"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "c", "after"), CASK_OK);
+    assert_int_equal(cask_delete(f->c, "x", 1, 0), CASK_OK);
+    tc_fx_reopen(f); /* segment 2 is closed; a new one takes writes */
+    char path[4096];
+    seg_path(f, 2, "hint", path, sizeof(path));
+    assert_int_equal(unlink(path), 0);
+    seg_path(f, 2, "seg", path, sizeof(path));
+    off_t at = find_in_file(path, "DAMAGED-VALUE");
+    assert_true(at > 0);
+    off_t size = file_size(path);
+    cask_close(&f->c);
+    poke(path, at + 3, 'X');
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_is(f->c, "a", "first"));
+    assert_true(tc_absent(f->c, "b"));
+    assert_true(tc_is(f->c, "c", "after"));
+    assert_true(tc_absent(f->c, "x"));
+    struct cask_stats st;
+    cask_stats(f->c, -1, &st);
+    assert_true(st.bytes_damaged > 0);
+    assert_int_equal(st.bytes_truncated, 0);
+    assert_int_equal(file_size(path), size);
+    assert_non_null(strstr(tc_log, "damaged bytes"));
+    /* compaction skips the damage too and keeps the rest */
+    assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
+    tc_fx_reopen(f);
+    assert_true(tc_is(f->c, "c", "after"));
+    assert_true(tc_absent(f->c, "x"));
+}
+
+/* A hint that cannot be written is tried once, not every second. */
+static void
+test_hint_writer_does_not_retry(void **state)
+{
+    struct fx *f = *state;
+    cask_close(&f->c);
+    f->o.segment_size = 4096;
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    inject(ENOSPC, ".hint.tmp");
+    for (int i = 0; i < 40; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i);
+        set_big(f->c, k, 'h');
+    }
+    usleep(1500 * 1000);
+    int first = fail_count;
+    assert_true(first > 0);
+    usleep(2500 * 1000);
+    assert_int_equal(fail_count, first);
+    fail_errno = 0;
+}
+
 int
 main(void)
 {
@@ -299,6 +462,14 @@ main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_opens_on_full_disk, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_short_segment_read_is_error,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_read_error_at_open_keeps_data,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_closed_segment_damage_skipped,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_hint_writer_does_not_retry,
+                                            setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
