@@ -325,5 +325,5 @@ cask_hint_remove(const char *dir, uint32_t id)
 {
     char path[CASK_PATH_MAX];
     cask_seg_path(path, sizeof(path), dir, id, "hint");
-    unlink(path);
+    (void)cask_io_unlink(path);
 }

@@ -27,6 +27,12 @@ sys_fdatasync(int fd)
 }
 
 static int
+sys_unlink(const char *path)
+{
+    return unlink(path);
+}
+
+static int
 sys_ftruncate(int fd, off_t len)
 {
     return ftruncate(fd, len);
@@ -44,6 +50,7 @@ static const struct cask_io_ops sys_ops = {
         .ftruncate = sys_ftruncate,
         .fallocate = sys_fallocate,
         .pread = sys_pread,
+        .unlink = sys_unlink,
 };
 
 static struct cask_io_ops cur_ops = {
@@ -52,6 +59,7 @@ static struct cask_io_ops cur_ops = {
         .ftruncate = sys_ftruncate,
         .fallocate = sys_fallocate,
         .pread = sys_pread,
+        .unlink = sys_unlink,
 };
 
 void
@@ -125,6 +133,15 @@ int
 cask_io_ftruncate(int fd, off_t len)
 {
     if (cur_ops.ftruncate(fd, len) != 0) {
+        return errno != 0 ? errno : EIO;
+    }
+    return 0;
+}
+
+int
+cask_io_unlink(const char *path)
+{
+    if (cur_ops.unlink(path) != 0) {
         return errno != 0 ? errno : EIO;
     }
     return 0;

@@ -1,9 +1,9 @@
 /* cask_io.h - the syscall seam of the storage engine.
  *
- * Every pread, pwrite, fdatasync, ftruncate and fallocate on segment, hint
- * and meta files goes through the function pointers below, so tests can
- * inject ENOSPC, EIO or short writes and read errors. Owns nothing but the
- * table of pointers; must not depend on any other storage module.
+ * Every pread, pwrite, fdatasync, ftruncate, fallocate and unlink on
+ * segment, hint and meta files goes through the function pointers below, so
+ * tests can inject ENOSPC, EIO or short writes and read errors. Owns nothing
+ * but the table of pointers; must not depend on any other storage module.
  */
 #ifndef BITCACHED_CASK_IO_H
 #define BITCACHED_CASK_IO_H
@@ -17,6 +17,7 @@ typedef ssize_t (*cask_io_pwrite_fn)(int fd, const void *buf, size_t n,
 typedef int (*cask_io_fdatasync_fn)(int fd);
 typedef int (*cask_io_ftruncate_fn)(int fd, off_t len);
 typedef int (*cask_io_fallocate_fn)(int fd, off_t off, off_t len);
+typedef int (*cask_io_unlink_fn)(const char *path);
 
 struct cask_io_ops {
     cask_io_pwrite_fn pwrite;
@@ -24,6 +25,7 @@ struct cask_io_ops {
     cask_io_ftruncate_fn ftruncate;
     cask_io_fallocate_fn fallocate;
     cask_io_pread_fn pread;
+    cask_io_unlink_fn unlink;
 };
 
 /* Replace the operations (NULL restores the system calls). Tests only: not
@@ -43,6 +45,9 @@ int cask_io_pread_all(int fd, void *buf, size_t n, off_t off);
 
 /* fdatasync; returns 0 or an errno. Never retried by callers. */
 int cask_io_fdatasync(int fd);
+
+/* unlink; returns 0 or an errno. */
+int cask_io_unlink(const char *path);
 
 /* ftruncate; returns 0 or an errno. */
 int cask_io_ftruncate(int fd, off_t len);

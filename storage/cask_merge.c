@@ -3,7 +3,8 @@
  * Picks closed segments whose dead fraction passed compact_ratio (or any dead
  * bytes when forced), copies their live records to new segments, switches a
  * keydir entry only where it still points at the old place, writes hints for
- * the new segments, syncs them, and only then unlinks the old files. The
+ * the new segments, syncs them, commits by writing the inputs' ids to the
+ * shard's retired file, and only then unlinks the old files. The
  * shard mutex is held for short batches only, so reads and writes keep
  * flowing; maint_mu keeps a second compaction (and the hint writer) out.
  * Owns nothing beyond one run; works on the shard's structures through the
@@ -14,6 +15,7 @@
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_record.h"
+#include "storage/cask_retire.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -309,6 +311,7 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     struct cask *c = sh->store;
     struct merge m = {.sh = sh};
     uint64_t *cov = NULL;
+    uint32_t *ids = NULL;
     int rc;
     uint64_t in_bytes = 0, out_bytes = 0;
 
@@ -388,6 +391,32 @@ cask_shard_compact(struct cask_shard *sh, bool force)
         pthread_mutex_unlock(&sh->mu);
         goto done;
     }
+    pthread_mutex_unlock(&sh->mu);
+    /* Commit point: the inputs' ids go into the retired file. Before it a
+     * crash leaves inputs and outputs (duplicates resolve by cas and seq);
+     * after it the next open removes every input still there, so dropped
+     * tombstones and the older puts they hid go together. Nothing can
+     * point into the inputs any more (only compaction moves entries, and
+     * maint_mu keeps other compactions out), so mu need not be held. */
+    ids = malloc((m.nin ? m.nin : 1) * sizeof(*ids));
+    rc = ids == NULL ? ENOMEM : 0;
+    for (size_t i = 0; i < m.nin && rc == 0; i++) {
+        ids[i] = m.in[i]->id;
+    }
+    if (rc == 0) {
+        rc = cask_retire_write(sh->dir, ids, m.nin);
+    }
+    pthread_mutex_lock(&sh->mu);
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: compaction commit: %s; old segments kept", sh->idx,
+                  strerror(rc));
+        for (size_t i = 0; i < m.nin; i++) {
+            m.in[i]->compacting = false;
+        }
+        pthread_mutex_unlock(&sh->mu);
+        goto done;
+    }
     /* The group-commit syncer may hold the fd of a just-closed segment. */
     while (sh->syncing) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
@@ -399,11 +428,15 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     for (size_t i = 0; i < m.nin; i++) {
         struct cask_segment *s = m.in[i];
         in_bytes += s->size + s->hint_bytes;
-        /* Hint first: a crash in between leaves a segment that is simply
-         * scanned again (its records lose to the copies on cas/seq), never
-         * a hint without its segment. */
+        /* Hint first: never a hint without its segment. A failed unlink
+         * is finished by the next open (the ids are committed). */
         cask_hint_remove(sh->dir, s->id);
-        unlink(s->path);
+        int urc = cask_io_unlink(s->path);
+        if (urc != 0) {
+            cask_logf(c, CASK_LOG_WARN,
+                      "shard %u: unlink %s: %s; removed at the next start",
+                      sh->idx, s->path, strerror(urc));
+        }
         cask_seg_close(&m.in[i]);
     }
     (void)cask_fsync_dir(sh->dir);
@@ -414,6 +447,7 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     }
     pthread_mutex_unlock(&sh->mu);
 done:
+    free(ids);
     free(cov);
     free(m.in);
     free(m.out);

@@ -12,6 +12,7 @@
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_record.h"
+#include "storage/cask_retire.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -958,6 +959,9 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
         uint32_t key = id;
         if (*n == 0 ||
             bsearch(&key, *ids, *n, sizeof(uint32_t), cmp_u32) == NULL) {
+            cask_logf(sh->store, CASK_LOG_WARN,
+                      "shard %u: hint %s has no segment; removed", sh->idx,
+                      de->d_name);
             unlinkat(dirfd(d), de->d_name, 0);
         }
     }
@@ -1025,7 +1029,30 @@ recover(struct cask_shard *sh)
     uint32_t *ids = NULL;
     size_t n = 0;
     struct recov rv = {.sh = sh, .flush_cas = atomic_load(&c->flush_cas)};
-    int rc = list_segments(sh, &ids, &n);
+    uint32_t retired_max;
+    unsigned removed;
+    /* Finish a committed compaction before reading anything. */
+    int rc = cask_retire_apply(sh->dir, &retired_max, &removed);
+    if (rc == EINVAL) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: the retired-segments file is damaged and "
+                  "ignored; if a compaction was cut short, keys it had "
+                  "deleted may be back",
+                  sh->idx);
+    } else if (rc != 0 && rc != ENOENT) {
+        cask_logf(c, CASK_LOG_ERROR, "shard %u: retired-segments file: %s",
+                  sh->idx, strerror(rc));
+        return rc;
+    } else if (removed > 0) {
+        cask_logf(c, CASK_LOG_INFO,
+                  "shard %u: removed %u segments of a committed compaction "
+                  "cut short",
+                  sh->idx, removed);
+    }
+    if (retired_max >= sh->next_id) {
+        sh->next_id = retired_max + 1; /* never reuse a listed id */
+    }
+    rc = list_segments(sh, &ids, &n);
     if (rc != 0) {
         return rc;
     }

@@ -18,6 +18,8 @@ libstorage_a_SOURCES = \
 	storage/cask_keydir.c \
 	storage/cask_hint.h \
 	storage/cask_hint.c \
+	storage/cask_retire.h \
+	storage/cask_retire.c \
 	storage/cask_io.h \
 	storage/cask_io.c
 libstorage_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)

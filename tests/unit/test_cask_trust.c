@@ -68,6 +68,18 @@ faulty_pwrite(int fd, const void *buf, size_t n, off_t off)
     return cask_io_default()->pwrite(fd, buf, n, off);
 }
 
+static int exit_at_unlink; /* _exit(0) at this unlink call, 0 = never */
+static int unlink_calls;
+
+static int
+crashing_unlink(const char *path)
+{
+    if (exit_at_unlink != 0 && ++unlink_calls == exit_at_unlink) {
+        _exit(0);
+    }
+    return cask_io_default()->unlink(path);
+}
+
 static ssize_t
 faulty_pread(int fd, void *buf, size_t n, off_t off)
 {
@@ -84,6 +96,7 @@ inject(int err, const char *suffix)
     struct cask_io_ops ops = *cask_io_default();
     ops.pwrite = faulty_pwrite;
     ops.pread = faulty_pread;
+    ops.unlink = crashing_unlink;
     fail_errno = err;
     fail_count = 0;
     fail_on = suffix;
@@ -444,6 +457,48 @@ test_hint_writer_does_not_retry(void **state)
     fail_errno = 0;
 }
 
+/* A compaction that drops a tombstone and the older put it hid, where the
+ * put sits in a higher-id segment (a copy made by an earlier compaction),
+ * killed at each unlink of its inputs: the key must stay deleted. */
+static void
+test_compaction_crash_no_resurrection(void **state)
+{
+    struct fx *f = *state;
+    for (int at = 1; at <= 4; at++) {
+        tc_fx_reopen(f);
+        char k[16];
+        snprintf(k, sizeof(k), "key%d", at);
+        assert_int_equal(tc_set(f->c, k, "v"), CASK_OK);
+        assert_int_equal(tc_set(f->c, "dead", "1"), CASK_OK);
+        assert_int_equal(tc_set(f->c, "dead", "2"), CASK_OK);
+        tc_fx_reopen(f); /* the put sits in a closed segment */
+        /* copy the put into a compaction output (a higher id) */
+        assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
+        assert_int_equal(cask_delete(f->c, k, strlen(k), 0), CASK_OK);
+        tc_fx_reopen(f); /* the tombstone sits in a lower-id segment */
+        cask_close(&f->c);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct cask *c = NULL;
+            if (cask_open(&c, f->dir, &f->o) != CASK_OK) {
+                _exit(1);
+            }
+            inject(0, NULL);
+            unlink_calls = 0;
+            exit_at_unlink = at;
+            cask_compact(c, -1, true);
+            _exit(2); /* the compaction did fewer unlinks than `at` */
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_not_equal(WEXITSTATUS(status), 1);
+        assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+        assert_true(tc_absent(f->c, k));
+    }
+}
+
 int
 main(void)
 {
@@ -470,6 +525,8 @@ main(void)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_hint_writer_does_not_retry,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_compaction_crash_no_resurrection, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,143 @@
+/* cask_retire.c - the per-shard retired-segments file (see cask_retire.h).
+ *
+ * Layout: magic "BCSKRET\n", u32 version (1), u32 count, count u32 segment
+ * ids, u64 XXH3-64 of every byte before it. Owns that file only; depends on
+ * cask_segment and cask_io.
+ */
+#include "storage/cask_retire.h"
+
+#include "storage/cask_io.h"
+#include "storage/cask_record.h"
+#include "storage/cask_segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define RETIRE_VERSION 1u
+#define RETIRE_HDR     16u
+#define RETIRE_MAX     65536u /* ids in one file (a shard has fewer slots) */
+
+static const char retire_magic[8] = {'B', 'C', 'S', 'K', 'R', 'E', 'T', '\n'};
+
+int
+cask_retire_write(const char *dir, const uint32_t *ids, size_t n)
+{
+    char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
+    if (n > RETIRE_MAX) {
+        return EINVAL;
+    }
+    size_t len = RETIRE_HDR + 4 * n + 8;
+    char *b = malloc(len);
+    if (b == NULL) {
+        return ENOMEM;
+    }
+    memcpy(b, retire_magic, 8);
+    cask_put32(b + 8, RETIRE_VERSION);
+    cask_put32(b + 12, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        cask_put32(b + RETIRE_HDR + 4 * i, ids[i]);
+    }
+    cask_put64(b + len - 8, XXH3_64bits(b, len - 8));
+    snprintf(path, sizeof(path), "%s/%s", dir, CASK_RETIRE_NAME);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int rc = cask_replace_file(dir, tmp, path, b, len);
+    free(b);
+    return rc;
+}
+
+/* Read and check the file into a malloc'd array. */
+static int
+retire_read(const char *dir, uint32_t **ids, size_t *n)
+{
+    char path[CASK_PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, CASK_RETIRE_NAME);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno;
+    }
+    int rc = 0;
+    char *b = NULL;
+    if (fstat(fd, &st) != 0) {
+        rc = errno;
+        goto out;
+    }
+    size_t len = (size_t)st.st_size;
+    if (len < RETIRE_HDR + 8 || len > RETIRE_HDR + 4 * RETIRE_MAX + 8 ||
+        (len - RETIRE_HDR - 8) % 4 != 0) {
+        rc = EINVAL;
+        goto out;
+    }
+    b = malloc(len);
+    if (b == NULL) {
+        rc = ENOMEM;
+        goto out;
+    }
+    rc = cask_io_pread_all(fd, b, len, 0);
+    if (rc != 0) {
+        goto out;
+    }
+    size_t cnt = (len - RETIRE_HDR - 8) / 4;
+    if (memcmp(b, retire_magic, 8) != 0 ||
+        cask_get32(b + 8) != RETIRE_VERSION || cask_get32(b + 12) != cnt ||
+        cask_get64(b + len - 8) != XXH3_64bits(b, len - 8)) {
+        rc = EINVAL;
+        goto out;
+    }
+    *ids = malloc(cnt ? cnt * sizeof(uint32_t) : 1);
+    if (*ids == NULL) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        (*ids)[i] = cask_get32(b + RETIRE_HDR + 4 * i);
+    }
+    *n = cnt;
+out:
+    free(b);
+    close(fd);
+    return rc;
+}
+
+int
+cask_retire_apply(const char *dir, uint32_t *max_id, unsigned *removed)
+{
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    *max_id = 0;
+    *removed = 0;
+    int rc = retire_read(dir, &ids, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char path[CASK_PATH_MAX];
+        if (ids[i] > *max_id) {
+            *max_id = ids[i];
+        }
+        /* Hint first, as compaction does: never a hint without its
+         * segment. */
+        cask_seg_path(path, sizeof(path), dir, ids[i], "hint");
+        rc = cask_io_unlink(path);
+        if (rc != 0 && rc != ENOENT) {
+            goto out;
+        }
+        cask_seg_path(path, sizeof(path), dir, ids[i], "seg");
+        rc = cask_io_unlink(path);
+        if (rc == 0) {
+            (*removed)++;
+        } else if (rc != ENOENT) {
+            goto out;
+        }
+    }
+    rc = *removed > 0 ? cask_fsync_dir(dir) : 0;
+out:
+    free(ids);
+    return rc;
+}

@@ -1,0 +1,32 @@
+/* cask_retire.h - the per-shard retired-segments file: the commit point of
+ * a compaction.
+ *
+ * A compaction first makes its outputs durable, then replaces DIR/retired
+ * (temp, fdatasync, rename, fsync dir) with the ids of its inputs, and only
+ * then unlinks them. Opening a shard finishes that removal before anything
+ * is read, so a crash between two unlinks can never leave a put without the
+ * tombstone that hid it. Format in storage/FORMAT.md. Owns that one file;
+ * depends on cask_segment (paths, file replacement) and cask_io only.
+ */
+#ifndef BITCACHED_CASK_RETIRE_H
+#define BITCACHED_CASK_RETIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CASK_RETIRE_NAME "retired"
+
+/* Commit: replace dir/retired by the list ids[0..n). Returns 0 or an errno
+ * (the file is then unchanged and the inputs must be kept). Blocks on
+ * fdatasync and a directory fsync. */
+int cask_retire_write(const char *dir, const uint32_t *ids, size_t n);
+
+/* At open, before the segments are listed: unlink every listed segment (and
+ * its hint) still present, and fsync dir when something was removed.
+ * *max_id gets the largest listed id (0 for none) so that no new segment
+ * reuses a listed id; *removed the number of segment files removed.
+ * Returns 0, ENOENT when there is no file, EINVAL when it is damaged
+ * (nothing removed), or an errno. */
+int cask_retire_apply(const char *dir, uint32_t *max_id, unsigned *removed);
+
+#endif
