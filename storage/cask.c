@@ -31,7 +31,7 @@
 
 #define META_NAME    "meta"
 #define META_TAG     "bitcached-meta"
-#define META_VERSION 2
+#define META_VERSION 3
 
 void
 cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt, ...)
@@ -66,77 +66,176 @@ struct meta {
     int64_t flush_pending_at;
 };
 
-/* Replace the meta file: temp, fdatasync, rename, fsync dir. The last line
- * is an XXH3-64 checksum of every byte before it. */
-static int
-meta_write(const struct cask *c, const struct meta *m)
+/* One slot of the meta file: the text below, NUL-padded. */
+#define META_SLOT 4096u
+
+/* Format m as a version 3 slot of generation gen into buf[META_SLOT]. */
+static void
+meta_format(char *buf, const struct meta *m, uint64_t gen)
 {
-    char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8], buf[256];
-    snprintf(path, sizeof(path), "%s/%s", c->dir, META_NAME);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int n = snprintf(buf, sizeof(buf),
-                     "%s %d\nshards %u\ncas_reserved %" PRIu64
-                     "\nflush_cas %" PRIu64 "\nflush_pending_at %" PRId64 "\n",
-                     META_TAG, META_VERSION, m->shards, m->cas_reserved,
+    memset(buf, 0, META_SLOT);
+    int n = snprintf(buf, META_SLOT,
+                     "%s %d\ngeneration %" PRIu64 "\nshards %u\ncas_reserved "
+                     "%" PRIu64 "\nflush_cas %" PRIu64
+                     "\nflush_pending_at %" PRId64 "\n",
+                     META_TAG, META_VERSION, gen, m->shards, m->cas_reserved,
                      m->flush_cas, m->flush_pending_at);
-    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "checksum %016" PRIx64 "\n",
-                  (uint64_t)XXH3_64bits(buf, (size_t)n));
-    int rc = cask_replace_file(c->dir, tmp, path, buf, (size_t)n);
-    if (rc != 0) {
-        cask_logf(c, CASK_LOG_ERROR, "write %s: %s", path, strerror(rc));
-    }
-    return rc;
+    snprintf(buf + n, META_SLOT - (size_t)n, "checksum %016" PRIx64 "\n",
+             (uint64_t)XXH3_64bits(buf, (size_t)n));
 }
 
-/* Read the meta file: 0, ENOENT when there is none, EINVAL when damaged
- * (unparsable, or its checksum does not match), or an errno. Version 1
- * files, written before the checksum existed, are read without one. */
+/* Parse one slot (NUL-terminated text). Version 3 carries a generation and
+ * a checksum; version 2 (one text file, replaced by rename) a checksum;
+ * version 1 neither. Older versions count as generation 0. Returns 0 or
+ * EINVAL. */
 static int
-meta_read(const struct cask *c, struct meta *m)
+meta_parse(const char *buf, struct meta *m, uint64_t *gen)
 {
-    char path[CASK_PATH_MAX], tag[32], buf[512];
-    int version;
-    snprintf(path, sizeof(path), "%s/%s", c->dir, META_NAME);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno;
+    char tag[32];
+    int version, n;
+    *gen = 0;
+    if (sscanf(buf, "%31s %d", tag, &version) != 2 ||
+        strcmp(tag, META_TAG) != 0 || version < 1 || version > META_VERSION) {
+        return EINVAL;
     }
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            int err = errno;
-            close(fd);
-            return err;
-        }
-        if (r == 0 || len + (size_t)r >= sizeof(buf) - 1) {
-            len += (size_t)(r > 0 ? r : 0);
-            break;
-        }
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    int n = sscanf(buf,
-                   "%31s %d shards %u cas_reserved %" SCNu64
-                   " flush_cas %" SCNu64 " flush_pending_at %" SCNd64,
-                   tag, &version, &m->shards, &m->cas_reserved, &m->flush_cas,
+    if (version >= 3) {
+        n = sscanf(buf,
+                   "%*s %*d generation %" SCNu64 " shards %u cas_reserved "
+                   "%" SCNu64 " flush_cas %" SCNu64
+                   " flush_pending_at %" SCNd64,
+                   gen, &m->shards, &m->cas_reserved, &m->flush_cas,
                    &m->flush_pending_at);
-    if (n != 6 || strcmp(tag, META_TAG) != 0 || version < 1 ||
-        version > META_VERSION) {
+    } else {
+        n = 1 + sscanf(buf,
+                       "%*s %*d shards %u cas_reserved %" SCNu64
+                       " flush_cas %" SCNu64 " flush_pending_at %" SCNd64,
+                       &m->shards, &m->cas_reserved, &m->flush_cas,
+                       &m->flush_pending_at);
+    }
+    if (n != 5) {
         return EINVAL;
     }
     if (version >= 2) {
-        char *ck = strstr(buf, "\nchecksum ");
+        const char *ck = strstr(buf, "\nchecksum ");
         uint64_t want;
         if (ck == NULL || sscanf(ck + 10, "%" SCNx64, &want) != 1 ||
             want != (uint64_t)XXH3_64bits(buf, (size_t)(ck + 1 - buf))) {
             return EINVAL;
         }
     }
+    return 0;
+}
+
+/* Persist m. The file holds two slots of META_SLOT bytes, each a complete
+ * state with a generation and a checksum; an update overwrites the older
+ * slot in place (pwrite, fdatasync), so a torn write leaves the other one
+ * intact, and an update needs no new disk blocks: it works on a full disk.
+ * The file is created (both slots, temp + rename) the first time. */
+static int
+meta_write(struct cask *c, const struct meta *m)
+{
+    char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
+    char *buf = malloc(2 * META_SLOT);
+    int rc = 0;
+    if (buf == NULL) {
+        return ENOMEM;
+    }
+    snprintf(path, sizeof(path), "%s/%s", c->dir, META_NAME);
+    uint64_t gen = c->meta_gen + 1;
+    if (c->meta_fd < 0) {
+        meta_format(buf, m, gen);
+        memcpy(buf + META_SLOT, buf, META_SLOT);
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        rc = cask_replace_file(c->dir, tmp, path, buf, 2 * META_SLOT);
+        if (rc == 0) {
+            c->meta_fd = open(path, O_RDWR | O_CLOEXEC);
+            if (c->meta_fd < 0) {
+                rc = errno;
+            }
+        }
+    } else {
+        meta_format(buf, m, gen);
+        rc = cask_io_pwrite_all(c->meta_fd, buf, META_SLOT,
+                                (off_t)((gen & 1) * META_SLOT));
+        if (rc == 0) {
+            rc = cask_io_fdatasync(c->meta_fd);
+        }
+    }
+    free(buf);
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR, "write %s: %s", path, strerror(rc));
+        return rc;
+    }
+    c->meta_gen = gen;
+    return 0;
+}
+
+/* Read the meta file (the valid slot with the highest generation) and keep
+ * it open for updates: 0, ENOENT when there is none, EINVAL when no slot is
+ * valid (unparsable, or checksum mismatch), or an errno. */
+static int
+meta_read(struct cask *c, struct meta *m)
+{
+    char path[CASK_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", c->dir, META_NAME);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        return errno;
+    }
+    char *buf = calloc(2, META_SLOT + 1);
+    int rc = buf == NULL ? ENOMEM : 0;
+    size_t len = 0;
+    while (rc == 0 && len < 2 * META_SLOT) {
+        ssize_t r = read(fd, buf + len, 2 * META_SLOT - len);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            rc = errno;
+        } else if (r == 0) {
+            break;
+        } else {
+            len += (size_t)r;
+        }
+    }
+    bool found = false;
+    unsigned bad = 0;
+    for (unsigned i = 0; rc == 0 && i < 2 && i * META_SLOT < len; i++) {
+        char slot[META_SLOT + 1];
+        struct meta t;
+        uint64_t gen;
+        memcpy(slot, buf + i * META_SLOT, META_SLOT);
+        slot[META_SLOT] = '\0';
+        if (meta_parse(slot, &t, &gen) != 0) {
+            bad++;
+        } else if (!found || gen > c->meta_gen) {
+            *m = t;
+            c->meta_gen = gen;
+            found = true;
+        }
+    }
+    if (found && bad > 0) {
+        /* A torn update (or damage) in one slot: the other holds the
+         * state before that update, which is what was in effect. */
+        cask_logf(c, CASK_LOG_WARN,
+                  "%s: one state slot is damaged; using generation %" PRIu64,
+                  path, c->meta_gen);
+    }
+    free(buf);
+    if (rc == 0 && !found) {
+        rc = EINVAL;
+    }
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    if (len < 2 * META_SLOT) {
+        /* An older single-slot file: the next update rewrites it whole
+         * (temp + rename) as two slots. */
+        close(fd);
+        return 0;
+    }
+    c->meta_fd = fd;
     return 0;
 }
 
@@ -423,6 +522,9 @@ store_free(struct cask *c)
     if (c->lock_fd >= 0) {
         close(c->lock_fd);
     }
+    if (c->meta_fd >= 0) {
+        close(c->meta_fd);
+    }
     pthread_mutex_destroy(&c->meta_mu);
     pthread_mutex_destroy(&c->bg_mu);
     pthread_cond_destroy(&c->bg_cv);
@@ -469,6 +571,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         return ENOMEM;
     }
     c->lock_fd = -1;
+    c->meta_fd = -1;
     c->opt = *o;
     if (c->opt.sync_interval_ms == 0) {
         c->opt.sync_interval_ms = CASK_DEFAULT_SYNC_MS;

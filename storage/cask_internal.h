@@ -36,7 +36,9 @@ struct cask {
     _Atomic int flush_err;
     int64_t flush_due_at;    /* meta_mu: flush_soft_cas is for this time */
     int64_t flush_tried_s;   /* meta_mu: last persist attempt (clock) */
-    pthread_mutex_t meta_mu; /* covers meta file writes */
+    pthread_mutex_t meta_mu; /* covers meta file writes, meta_fd/gen */
+    int meta_fd;             /* the meta file, open for in-place updates */
+    uint64_t meta_gen;       /* generation of the newest slot on disk */
 
     pthread_mutex_t bg_mu; /* covers stopping, compact_kick */
     pthread_cond_t bg_cv;

@@ -2,6 +2,7 @@
  * of function pointers that tests may replace. Owns that table only; depends on
  * no other storage module.
  */
+#define _GNU_SOURCE /* fallocate, FALLOC_FL_KEEP_SIZE */
 #include "storage/cask_io.h"
 
 #include <errno.h>
@@ -41,7 +42,7 @@ sys_ftruncate(int fd, off_t len)
 static int
 sys_fallocate(int fd, off_t off, off_t len)
 {
-    return posix_fallocate(fd, off, len);
+    return fallocate(fd, FALLOC_FL_KEEP_SIZE, off, len);
 }
 
 static const struct cask_io_ops sys_ops = {
@@ -142,6 +143,15 @@ int
 cask_io_unlink(const char *path)
 {
     if (cur_ops.unlink(path) != 0) {
+        return errno != 0 ? errno : EIO;
+    }
+    return 0;
+}
+
+int
+cask_io_fallocate(int fd, off_t off, off_t len)
+{
+    if (cur_ops.fallocate(fd, off, len) != 0) {
         return errno != 0 ? errno : EIO;
     }
     return 0;

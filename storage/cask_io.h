@@ -46,6 +46,11 @@ int cask_io_pread_all(int fd, void *buf, size_t n, off_t off);
 /* fdatasync; returns 0 or an errno. Never retried by callers. */
 int cask_io_fdatasync(int fd);
 
+/* Reserve disk blocks for [off, off+len) without changing the file size
+ * (fallocate with FALLOC_FL_KEEP_SIZE). Returns 0 or an errno (EOPNOTSUPP
+ * where the file system cannot). */
+int cask_io_fallocate(int fd, off_t off, off_t len);
+
 /* unlink; returns 0 or an errno. */
 int cask_io_unlink(const char *path);
 

@@ -119,7 +119,7 @@ cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
         unlink(s->path);
         goto fail;
     }
-    s->size = s->flushed = CASK_SEG_HDR;
+    s->size = s->flushed = s->prealloc_end = CASK_SEG_HDR;
     rc = cask_fsync_dir(dir);
     if (rc != 0) {
         unlink(s->path);
@@ -185,6 +185,11 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
         }
     }
     s->size = s->flushed = (uint64_t)st.st_size;
+    /* Blocks a previous run reserved past the end are still there. */
+    s->prealloc_end = (uint64_t)st.st_blocks * 512;
+    if (s->prealloc_end < s->size) {
+        s->prealloc_end = s->size;
+    }
     *out = s;
     return 0;
 fail:

@@ -29,18 +29,20 @@ struct cask_segment {
     char *buf;        /* unflushed tail, starts at `flushed` */
     size_t buf_len;
     size_t buf_cap;
-    uint64_t live_bytes; /* bytes of records the keydir points at */
-    uint64_t kept_bytes; /* tombstones compaction had to carry over */
-    uint64_t min_cas;    /* smallest cas of any record in it */
-    uint64_t max_cas;    /* largest cas of any record in it */
-    uint64_t hint_bytes; /* size of the hint file, 0 none */
-    uint64_t hint_len;   /* bytes covered by the hint file on disk, 0 none */
-    bool compacting;     /* input of a running compaction */
-    bool is_output;      /* being written by a running compaction */
-    bool damaged;        /* compaction could not read it: not picked again */
-    bool hint_tried;     /* a hint write was attempted: not retried (a
-                          * scan that stops early or a failing disk would
-                          * otherwise rewrite it every second) */
+    uint64_t live_bytes;   /* bytes of records the keydir points at */
+    uint64_t kept_bytes;   /* tombstones compaction had to carry over */
+    uint64_t min_cas;      /* smallest cas of any record in it */
+    uint64_t max_cas;      /* largest cas of any record in it */
+    uint64_t hint_bytes;   /* size of the hint file, 0 none */
+    uint64_t hint_len;     /* bytes covered by the hint file on disk, 0 none */
+    uint64_t prealloc_end; /* disk blocks are reserved up to here (beyond
+                            * size: fallocate, keeping the file size) */
+    bool compacting;       /* input of a running compaction */
+    bool is_output;        /* being written by a running compaction */
+    bool damaged;          /* compaction could not read it: not picked again */
+    bool hint_tried;       /* a hint write was attempted: not retried (a
+                            * scan that stops early or a failing disk would
+                            * otherwise rewrite it every second) */
     char path[CASK_PATH_MAX];
 };
 

@@ -29,6 +29,11 @@
  * buffer; larger ones in a buffer of their own. */
 #define SCRATCH_MAX (64u * 1024)
 
+/* Disk kept reserved in the active segment for deletes on a full disk, and
+ * the step in which the reservation grows. */
+#define CASK_RESERVE        (64u * 1024)
+#define CASK_PREALLOC_CHUNK (1024u * 1024)
+
 uint64_t
 cask_shard_entry_len(const struct cask_kd_entry *e)
 {
@@ -240,6 +245,33 @@ cask_shard_roll(struct cask_shard *sh)
     return 0;
 }
 
+/* Keep CASK_RESERVE bytes of disk blocks reserved past what a put leaves
+ * behind, extended a chunk at a time, so that deletes still work on a full
+ * disk: a put that cannot keep the reserve fails with ENOSPC before writing
+ * anything, a tombstone may use it. File systems without fallocate get no
+ * reserve. */
+static int
+reserve(struct cask_shard *sh, struct cask_segment *s, size_t len, bool tomb)
+{
+    uint64_t need = s->size + len + (tomb ? 0 : CASK_RESERVE);
+    if (sh->no_prealloc || need <= s->prealloc_end) {
+        return 0;
+    }
+    uint64_t want = need + CASK_PREALLOC_CHUNK;
+    int rc = cask_io_fallocate(s->fd, (off_t)s->prealloc_end,
+                               (off_t)(want - s->prealloc_end));
+    if (rc == 0) {
+        s->prealloc_end = want;
+        return 0;
+    }
+    if (rc == EOPNOTSUPP || rc == ENOSYS) {
+        sh->no_prealloc = true;
+        return 0;
+    }
+    /* A tombstone still tries: it may fit in what is reserved. */
+    return tomb ? 0 : rc;
+}
+
 /* Append one record to the active segment, written with one pwrite before
  * returning: an acknowledgement always follows the kernel having the
  * record, so a process crash loses nothing acknowledged in any sync mode.
@@ -267,14 +299,25 @@ append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
             return rc;
         }
     }
+    bool tomb = r->type == CASK_REC_TOMB;
+    /* A tombstone that fits in the reserve goes there, past the size
+     * limit if need be: on a full disk a new segment cannot be made. */
     if (sh->active->size + len > c->opt.segment_size &&
-        sh->active->size > CASK_SEG_HDR) {
+        sh->active->size > CASK_SEG_HDR &&
+        !(tomb && sh->active->size + len <= sh->active->prealloc_end)) {
         rc = cask_shard_roll(sh);
         if (rc != 0) {
             return rc;
         }
     }
     struct cask_segment *s = sh->active;
+    rc = reserve(sh, s, len, tomb);
+    if (rc != 0) {
+        sh->write_errors++;
+        cask_logf(c, CASK_LOG_ERROR, "shard %u: reserve space in seg %08x: %s",
+                  sh->idx, s->id, strerror(rc));
+        return rc;
+    }
     char *buf = sh->scratch;
     char *big = NULL;
     if (len > SCRATCH_MAX) {
@@ -1141,13 +1184,20 @@ recover(struct cask_shard *sh)
         rc = cask_shard_new_segment(sh, 0, false, &sh->active);
         if (rc == ENOSPC || rc == EDQUOT) {
             /* A full disk must not keep the store from starting: serve
-             * reads; the first write tries again. */
+             * reads; sets fail until space returns. Deletes go to the
+             * newest segment, into the reserve it kept. */
             cask_logf(c, CASK_LOG_WARN,
-                      "shard %u: no space for a new segment (%s); writes "
-                      "fail until space returns",
+                      "shard %u: no space for a new segment (%s); sets "
+                      "fail until space returns, deletes use the reserve",
                       sh->idx, strerror(rc));
             sh->active = NULL;
             rc = 0;
+            if (last != NULL && cask_seg_make_active(last, 0) == 0) {
+                cask_hint_remove(sh->dir, last->id);
+                last->hint_len = 0;
+                last->hint_bytes = 0;
+                sh->active = last;
+            }
         }
     }
 out:

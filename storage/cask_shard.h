@@ -37,6 +37,7 @@ struct cask_shard {
     uint64_t synced_seq; /* appends covered by a finished sync */
     bool syncing;        /* a thread is in fdatasync for the shard */
     bool failed;         /* latched after an fdatasync failure */
+    bool no_prealloc;    /* the file system has no fallocate */
     bool compact_req;    /* forced compaction asked for */
 
     uint64_t max_cas; /* largest cas seen at recovery */

@@ -34,17 +34,19 @@ static int fail_read_errno; /* errno injected on segment preads, 0 = none */
 static int fail_count;      /* writes failed so far */
 static const char *fail_on; /* only files whose path ends so, NULL = any */
 
+static ino_t fail_ino; /* only this inode, 0 = by path (fail_on) */
+
+/* Whether writes to fd fail: it is fail_ino, or its path ends with
+ * fail_on. */
 static bool
 fd_matches(int fd)
 {
+    struct stat st;
+    if (fail_ino != 0) {
+        return fstat(fd, &st) == 0 && st.st_ino == fail_ino;
+    }
     if (fail_on == NULL) {
         return true;
-    }
-    /* Segments are opened read-write; temp files (meta, hints) write-only:
-     * tell them apart cheaply before looking at the path. */
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || (fl & O_ACCMODE) != O_WRONLY) {
-        return false;
     }
     char link[64], path[4096];
     snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
@@ -90,6 +92,20 @@ faulty_pread(int fd, void *buf, size_t n, off_t off)
     return cask_io_default()->pread(fd, buf, n, off);
 }
 
+static void inject(int err, const char *suffix);
+
+/* Fail writes to the store's meta file (updated in place). */
+static void
+inject_meta(struct fx *f, int err)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/meta", f->dir);
+    assert_int_equal(stat(path, &st), 0);
+    inject(err, NULL);
+    fail_ino = st.st_ino;
+}
+
 static void
 inject(int err, const char *suffix)
 {
@@ -100,6 +116,7 @@ inject(int err, const char *suffix)
     fail_errno = err;
     fail_count = 0;
     fail_on = suffix;
+    fail_ino = 0;
     cask_io_set(&ops);
 }
 
@@ -223,7 +240,7 @@ test_failed_flush_changes_nothing(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
-    inject(ENOSPC, "/meta.tmp");
+    inject_meta(f, ENOSPC);
     assert_int_equal(cask_flush(f->c, 0), ENOSPC);
     assert_true(tc_is(f->c, "k", "v"));
     assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
@@ -244,7 +261,7 @@ test_cas_reservation_failure_not_acked(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(tc_set(f->c, "k", "first"), CASK_OK);
-    inject(ENOSPC, "/meta.tmp");
+    inject_meta(f, ENOSPC);
     int rc = CASK_OK;
     for (unsigned i = 0; i < (1u << 20) + 16 && rc == CASK_OK; i++) {
         rc = tc_set(f->c, "k", "again");
@@ -265,15 +282,20 @@ test_meta_checksum(void **state)
     struct fx *f = *state;
     assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
     cask_close(&f->c);
-    char path[4096], buf[512];
+    char path[4096];
+    static char buf[16384];
     snprintf(path, sizeof(path), "%s/meta", f->dir);
     FILE *fp = fopen(path, "r+");
     assert_non_null(fp);
     size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
     buf[n] = '\0';
+    /* the file holds two copies of the state: edit both */
     char *p = strstr(buf, "flush_cas 0");
     assert_non_null(p);
     p[10] = '9';
+    char *q = memmem(p + 1, n - (size_t)(p + 1 - buf), "flush_cas 0", 11);
+    assert_non_null(q);
+    q[10] = '9';
     rewind(fp);
     assert_int_equal(fwrite(buf, 1, n, fp), n);
     fclose(fp);
@@ -282,6 +304,7 @@ test_meta_checksum(void **state)
     assert_null(f->c);
     assert_non_null(strstr(tc_log, "damaged"));
     p[10] = '0';
+    q[10] = '0';
     fp = fopen(path, "w");
     assert_non_null(fp);
     assert_int_equal(fwrite(buf, 1, n, fp), n);
@@ -499,6 +522,122 @@ test_compaction_crash_no_resurrection(void **state)
     }
 }
 
+/* ---- a file system that fills up: blocks are tracked per inode; once
+ * full, fallocate fails and a write past a file's allocated end fails ---- */
+
+static bool disk_full;
+static struct {
+    ino_t ino;
+    uint64_t end;
+} allocs[256];
+static unsigned nallocs;
+
+static uint64_t *
+alloc_end(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < nallocs; i++) {
+        if (allocs[i].ino == st.st_ino) {
+            return &allocs[i].end;
+        }
+    }
+    if (nallocs == sizeof(allocs) / sizeof(allocs[0])) {
+        return NULL;
+    }
+    allocs[nallocs].ino = st.st_ino;
+    allocs[nallocs].end = (uint64_t)st.st_size;
+    return &allocs[nallocs++].end;
+}
+
+static ssize_t
+fs_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    uint64_t *end = alloc_end(fd);
+    if (end == NULL) {
+        errno = EIO;
+        return -1;
+    }
+    if (disk_full && (uint64_t)off + n > *end) {
+        errno = ENOSPC;
+        return -1;
+    }
+    ssize_t w = cask_io_default()->pwrite(fd, buf, n, off);
+    if (w > 0 && (uint64_t)off + (uint64_t)w > *end) {
+        *end = (uint64_t)off + (uint64_t)w;
+    }
+    return w;
+}
+
+static int
+fs_fallocate(int fd, off_t off, off_t len)
+{
+    uint64_t *end = alloc_end(fd);
+    if (end == NULL || disk_full) {
+        errno = end == NULL ? EIO : ENOSPC;
+        return -1;
+    }
+    int rc = cask_io_default()->fallocate(fd, off, len);
+    if (rc == 0 && (uint64_t)(off + len) > *end) {
+        *end = (uint64_t)(off + len);
+    }
+    return rc;
+}
+
+/* Sets go on while the space reserved ahead lasts, then fail. */
+static void
+fill_until_full(struct cask *c)
+{
+    static int n;
+    int rc = CASK_OK;
+    char v[4000];
+    memset(v, 'f', sizeof(v));
+    for (int i = 0; i < 1000 && rc == CASK_OK; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "fill%d", n++);
+        rc = cask_store(c, CASK_SET, k, strlen(k), v, sizeof(v), 0, 0, 0, NULL);
+    }
+    assert_int_equal(rc, ENOSPC);
+}
+
+/* Deletes keep working on a full disk, across a restart too; sets fail
+ * until space returns. */
+static void
+test_deletes_work_on_full_disk(void **state)
+{
+    struct fx *f = *state;
+    struct cask_io_ops ops = *cask_io_default();
+    ops.pwrite = fs_pwrite;
+    ops.fallocate = fs_fallocate;
+    cask_io_set(&ops);
+    disk_full = false;
+    nallocs = 0;
+    tc_fx_reopen(f);
+    const char *keys[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tc_set(f->c, keys[i], "value"), CASK_OK);
+    }
+    disk_full = true;
+    fill_until_full(f->c);
+    assert_int_equal(cask_delete(f->c, "a", 1, 0), CASK_OK);
+    assert_true(tc_absent(f->c, "a"));
+    tc_fx_reopen(f); /* still full */
+    assert_true(tc_absent(f->c, "a"));
+    assert_true(tc_is(f->c, "b", "value"));
+    fill_until_full(f->c);
+    assert_int_equal(cask_delete(f->c, "b", 1, 0), CASK_OK);
+    assert_int_equal(cask_flush(f->c, tc_now + 100), CASK_OK);
+    disk_full = false;
+    assert_int_equal(tc_set(f->c, "e", "value"), CASK_OK);
+    tc_fx_reopen(f);
+    assert_true(tc_absent(f->c, "a"));
+    assert_true(tc_absent(f->c, "b"));
+    assert_true(tc_is(f->c, "c", "value"));
+    assert_true(tc_is(f->c, "e", "value"));
+}
+
 int
 main(void)
 {
@@ -527,6 +666,8 @@ main(void)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(
                     test_compaction_crash_no_resurrection, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_deletes_work_on_full_disk,
+                                            setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
