@@ -30,9 +30,29 @@
 #define SCRATCH_MAX (64u * 1024)
 
 /* Disk kept reserved in the active segment for deletes on a full disk, and
- * the step in which the reservation grows. */
-#define CASK_RESERVE        (64u * 1024)
-#define CASK_PREALLOC_CHUNK (1024u * 1024)
+ * the step in which the reservation grows: segment_size / 16 and / 4 within
+ * these bounds, so that tiny segments do not reserve more than they hold. */
+#define RESERVE_MIN (1024u)
+#define RESERVE_MAX (64u * 1024)
+#define CHUNK_MIN   (4096u)
+#define CHUNK_MAX   (1024u * 1024)
+
+static uint64_t
+clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Give back the blocks reserved past the end of a segment that takes no
+ * more appends (truncating to the current size frees them). */
+static void
+release_reserve(struct cask_segment *s)
+{
+    if (s->prealloc_end > s->size) {
+        (void)cask_io_ftruncate(s->fd, (off_t)s->size);
+        s->prealloc_end = s->size;
+    }
+}
 
 uint64_t
 cask_shard_entry_len(const struct cask_kd_entry *e)
@@ -239,25 +259,27 @@ cask_shard_roll(struct cask_shard *sh)
         return rc;
     }
     cask_seg_make_closed(old);
+    release_reserve(old);
     sh->active = n;
     sh->synced_seq = sh->app_seq;
     pthread_cond_broadcast(&sh->sync_cv);
     return 0;
 }
 
-/* Keep CASK_RESERVE bytes of disk blocks reserved past what a put leaves
- * behind, extended a chunk at a time, so that deletes still work on a full
- * disk: a put that cannot keep the reserve fails with ENOSPC before writing
- * anything, a tombstone may use it. File systems without fallocate get no
- * reserve. */
+/* Keep a reserve of disk blocks past what a put leaves behind, extended a chunk
+ * at a time, so that deletes still work on a full disk: a put that cannot keep
+ * the reserve fails with ENOSPC before writing anything, a tombstone may use
+ * it. File systems without fallocate get no reserve. */
 static int
 reserve(struct cask_shard *sh, struct cask_segment *s, size_t len, bool tomb)
 {
-    uint64_t need = s->size + len + (tomb ? 0 : CASK_RESERVE);
+    uint64_t seg = sh->store->opt.segment_size;
+    uint64_t need = s->size + len +
+                    (tomb ? 0 : clamp_u64(seg / 16, RESERVE_MIN, RESERVE_MAX));
     if (sh->no_prealloc || need <= s->prealloc_end) {
         return 0;
     }
-    uint64_t want = need + CASK_PREALLOC_CHUNK;
+    uint64_t want = need + clamp_u64(seg / 4, CHUNK_MIN, CHUNK_MAX);
     int rc = cask_io_fallocate(s->fd, (off_t)s->prealloc_end,
                                (off_t)(want - s->prealloc_end));
     if (rc == 0) {
@@ -1182,6 +1204,11 @@ recover(struct cask_shard *sh)
         sh->active = last;
     } else {
         rc = cask_shard_new_segment(sh, 0, false, &sh->active);
+        if (rc == 0 && last != NULL) {
+            /* The newest segment kept its reserve through the restart in
+             * case the disk was full; it was not. */
+            release_reserve(last);
+        }
         if (rc == ENOSPC || rc == EDQUOT) {
             /* A full disk must not keep the store from starting: serve
              * reads; sets fail until space returns. Deletes go to the
@@ -1306,7 +1333,7 @@ cask_shard_close(struct cask_shard **shp)
         }
         /* From here on the active segment takes no appends: give it a hint
          * too, so the next start reads no segment in full. */
-        sh->active = NULL;
+        sh->active = NULL; /* keeps its reserve: see recover() */
         if (rc == 0 && !sh->failed) {
             cask_shard_write_hints(sh);
         }

@@ -586,6 +586,17 @@ fs_fallocate(int fd, off_t off, off_t len)
     return rc;
 }
 
+static int
+fs_ftruncate(int fd, off_t len)
+{
+    uint64_t *end = alloc_end(fd);
+    int rc = cask_io_default()->ftruncate(fd, len);
+    if (rc == 0 && end != NULL) {
+        *end = (uint64_t)len; /* blocks past the new end are freed */
+    }
+    return rc;
+}
+
 /* Sets go on while the space reserved ahead lasts, then fail. */
 static void
 fill_until_full(struct cask *c)
@@ -611,6 +622,7 @@ test_deletes_work_on_full_disk(void **state)
     struct cask_io_ops ops = *cask_io_default();
     ops.pwrite = fs_pwrite;
     ops.fallocate = fs_fallocate;
+    ops.ftruncate = fs_ftruncate;
     cask_io_set(&ops);
     disk_full = false;
     nallocs = 0;
