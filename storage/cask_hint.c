@@ -141,7 +141,8 @@ decode_entry(const char *p, const char *end, struct cask_rec *r,
     r->type = (uint8_t)(fl & HF_TYPE);
     r->klen = (uint8_t)p[1];
     if ((fl & ~0x1fu) != 0 || r->klen == 0 ||
-        (r->type != CASK_REC_PUT && r->type != CASK_REC_TOMB)) {
+        (r->type != CASK_REC_PUT && r->type != CASK_REC_TOMB &&
+         r->type != CASK_REC_TOUCH)) {
         return 0;
     }
     if ((n = get_varint(q, end, &r->seq)) == 0) {

@@ -38,6 +38,8 @@ struct merge {
     uint64_t flush_cas;
     int err;
     struct cask_seg_reader rd; /* reads the input being copied */
+    char *stamp;               /* a record re-stamped with a new expiry */
+    size_t stamp_cap;
 };
 
 static int
@@ -139,6 +141,21 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
         }
         return rc;
     }
+    if (r->type == CASK_REC_TOUCH) {
+        /* Still needed only while it carries the expiry in effect for a
+         * put that stays where it is; a put this compaction copies gets
+         * that expiry stamped into the copy instead. */
+        if (e == NULL || cask_kd_cas(e) != r->cas || r->cas <= m->flush_cas ||
+            e->exp != cask_kd_exp32(r->exp_abs_s) ||
+            sh->segs[e->seg]->compacting || sh->segs[e->seg]->is_output) {
+            return 0;
+        }
+        int rc = out_append(m, rec, len, r->cas, &slot, &noff);
+        if (rc == 0) {
+            sh->segs[slot]->kept_bytes += len;
+        }
+        return rc;
+    }
     if (e == NULL || e->seg != s->slot || e->off != off) {
         return 0; /* superseded */
     }
@@ -174,6 +191,27 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
         s->live_bytes -= len;
         cask_kd_remove(sh->kd, h, e);
         return 0;
+    }
+    if (e->exp != cask_kd_exp32(r->exp_abs_s)) {
+        /* Touched since it was written: the copy carries the expiry in
+         * effect, with a fresh seq so that no older touch record
+         * elsewhere overrides it at recovery. */
+        uint64_t seq;
+        int rc = cask_cas_next(sh->store, &seq);
+        if (rc != 0) {
+            return rc;
+        }
+        if (m->stamp_cap < len) {
+            char *n = realloc(m->stamp, len);
+            if (n == NULL) {
+                return ENOMEM;
+            }
+            m->stamp = n;
+            m->stamp_cap = len;
+        }
+        memcpy(m->stamp, rec, len);
+        cask_rec_restamp(m->stamp, len, seq, (int64_t)e->exp);
+        rec = m->stamp;
     }
     int rc = out_append(m, rec, len, r->cas, &slot, &noff);
     if (rc != 0) {
@@ -452,6 +490,7 @@ done:
     free(m.in);
     free(m.out);
     cask_seg_reader_deinit(&m.rd);
+    free(m.stamp);
     pthread_mutex_unlock(&sh->maint_mu);
     return rc == EAGAIN ? 0 : rc;
 }

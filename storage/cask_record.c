@@ -55,13 +55,14 @@ cask_rec_decode(const char *buf, uint32_t vmax, struct cask_rec *r)
     if (r->klen == 0 || r->klen > 250) {
         return false;
     }
-    if (r->type != CASK_REC_PUT && r->type != CASK_REC_TOMB) {
+    if (r->type != CASK_REC_PUT && r->type != CASK_REC_TOMB &&
+        r->type != CASK_REC_TOUCH) {
         return false;
     }
     if (buf[42] != 0 || buf[43] != 0) {
         return false;
     }
-    if (r->vlen > vmax || (r->type == CASK_REC_TOMB && r->vlen != 0)) {
+    if (r->vlen > vmax || (r->type != CASK_REC_PUT && r->vlen != 0)) {
         return false;
     }
     return true;

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CASK_REC_VERSION 1u
+#define CASK_REC_VERSION 2u
 #define CASK_REC_HDR     44u /* fixed header bytes before key and value */
 /* Largest value the format admits (value_max may not exceed it). Decoding
  * uses this, not value_max, so a store reopened with a smaller value_max
@@ -20,6 +20,9 @@
 enum cask_rec_type {
     CASK_REC_PUT = 1,
     CASK_REC_TOMB = 2,
+    /* Version 2: a new expiry (exp_abs_s) for the put of this key with this
+     * cas, ordered by seq; no value. */
+    CASK_REC_TOUCH = 3,
 };
 
 /* A decoded record header. */

@@ -79,8 +79,8 @@ encode_header(char *h, uint32_t id)
 static bool
 header_ok(const char *h, uint32_t id)
 {
-    return memcmp(h, seg_magic, 8) == 0 &&
-           cask_get32(h + 8) == CASK_SEG_VERSION && cask_get32(h + 12) == id &&
+    return memcmp(h, seg_magic, 8) == 0 && cask_get32(h + 8) >= 1 &&
+           cask_get32(h + 8) <= CASK_SEG_VERSION && cask_get32(h + 12) == id &&
            cask_get64(h + 24) == XXH3_64bits(h, 24);
 }
 

@@ -17,7 +17,7 @@
 #include "storage/cask_record.h"
 
 #define CASK_SEG_HDR     32u
-#define CASK_SEG_VERSION 1u
+#define CASK_SEG_VERSION 2u /* 2: may hold touch records; 1 still read */
 #define CASK_PATH_MAX    4096
 
 struct cask_segment {

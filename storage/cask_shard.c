@@ -558,12 +558,15 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
         rc = CASK_ENOTFOUND;
         goto out;
     }
-    rc = read_value(sh, e, &v);
-    if (rc != 0) {
-        goto out;
+    if (val != NULL) {
+        rc = read_value(sh, e, &v);
+        if (rc != 0) {
+            goto out;
+        }
     }
-    /* Same cas (memcached keeps it on touch); a fresh seq orders this
-     * record after the one it replaces. */
+    /* A touch record: key, the item's cas (memcached keeps it on touch),
+     * the new expiry, and a fresh seq that orders it after the put and
+     * any earlier touch. The value stays where it is. */
     uint64_t seq;
     rc = cask_cas_next(sh->store, &seq);
     if (rc != 0) {
@@ -573,18 +576,16 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
             .seq = seq,
             .cas = cask_kd_cas(e),
             .exp_abs_s = exp_abs_s,
-            .vlen = e->vlen,
-            .flags = e->flags,
             .klen = (uint8_t)klen,
-            .type = CASK_REC_PUT,
+            .type = CASK_REC_TOUCH,
     };
     uint16_t slot;
     uint32_t off;
-    rc = append(sh, &r, key, v, e->vlen, NULL, 0, &slot, &off);
+    rc = append(sh, &r, key, NULL, 0, NULL, 0, &slot, &off);
     if (rc != 0) {
         goto out;
     }
-    index_put(sh, e, &r, slot, off);
+    e->exp = cask_kd_exp32(exp_abs_s);
     fill_item(it, e);
     rc = durable(sh);
     if (rc == 0 && val != NULL) {
@@ -864,8 +865,10 @@ out:
 struct recov {
     struct cask_shard *sh;
     struct cask_segment *seg;
-    struct cask_keydir *tombs; /* newest tombstone per deleted key; the
-                                * entry's off/vlen hold its seq */
+    struct cask_keydir *tombs;   /* newest tombstone per deleted key; the
+                                  * entry's off/vlen hold its seq */
+    struct cask_keydir *touches; /* newest touch record per key: cas, seq
+                                  * (in off/vlen) and exp */
     uint64_t flush_cas;
     int err;
 };
@@ -926,6 +929,25 @@ recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
         return; /* flushed, and so is every older record of the key */
     }
     uint64_t h = cask_kd_hash(key, r->klen);
+    if (r->type == CASK_REC_TOUCH) {
+        /* Applied once every segment is read (touch_apply): the put it
+         * belongs to may come later, from a higher-id compaction output. */
+        struct cask_kd_entry *u = cask_kd_find(rv->touches, h, key, r->klen);
+        if (u == NULL) {
+            u = cask_kd_insert(rv->touches, h, key, r->klen);
+            if (u == NULL) {
+                rv->err = ENOMEM;
+                return;
+            }
+        } else if (tomb_covers(u, r->cas, r->seq)) {
+            return; /* a newer touch is already known */
+        }
+        cask_kd_set_cas(u, r->cas);
+        u->off = (uint32_t)r->seq;
+        u->vlen = (uint32_t)(r->seq >> 32);
+        u->exp = cask_kd_exp32(r->exp_abs_s);
+        return;
+    }
     struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, r->klen);
     struct cask_kd_entry *t = cask_kd_find(rv->tombs, h, key, r->klen);
     if (r->type == CASK_REC_TOMB) {
@@ -963,6 +985,23 @@ recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
         return;
     }
     index_put(sh, e, r, seg->slot, (uint32_t)off);
+}
+
+/* A touch record sets the expiry of the put with its cas, unless that put
+ * was rewritten later (a compaction copy re-stamped with the expiry in
+ * effect and a fresh seq). */
+static void
+touch_apply(void *arg, struct cask_kd_entry *u)
+{
+    struct recov *rv = arg;
+    struct cask_shard *sh = rv->sh;
+    uint64_t h = cask_kd_hash(u->key, u->klen);
+    struct cask_kd_entry *e = cask_kd_find(sh->kd, h, u->key, u->klen);
+    uint64_t useq = (uint64_t)u->vlen << 32 | u->off;
+    if (e != NULL && cask_kd_cas(e) == cask_kd_cas(u) &&
+        useq > entry_seq(sh, e)) {
+        e->exp = u->exp;
+    }
 }
 
 static int
@@ -1122,7 +1161,10 @@ recover(struct cask_shard *sh)
         return rc;
     }
     rv.tombs = cask_kd_create();
-    if (rv.tombs == NULL) {
+    rv.touches = cask_kd_create();
+    if (rv.tombs == NULL || rv.touches == NULL) {
+        cask_kd_destroy(&rv.tombs);
+        cask_kd_destroy(&rv.touches);
         free(ids);
         return ENOMEM;
     }
@@ -1181,6 +1223,7 @@ recover(struct cask_shard *sh)
             sh->next_id = s->id + 1;
         }
     }
+    cask_kd_foreach(rv.touches, touch_apply, &rv);
     struct cask_segment *last = NULL;
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
@@ -1229,6 +1272,7 @@ recover(struct cask_shard *sh)
     }
 out:
     cask_kd_destroy(&rv.tombs);
+    cask_kd_destroy(&rv.touches);
     free(ids);
     return rc;
 }

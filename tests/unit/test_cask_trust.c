@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <cmocka.h>
 
@@ -650,6 +651,108 @@ test_deletes_work_on_full_disk(void **state)
     assert_true(tc_is(f->c, "e", "value"));
 }
 
+/* A touch writes a small record (key, cas, expiry), not a copy of the
+ * value; its expiry survives restarts and compaction of either side. */
+static void
+test_touch_is_small_record(void **state)
+{
+    struct fx *f = *state;
+    enum { BIG = 100 * 1024 };
+    char *v = malloc(BIG);
+    assert_non_null(v);
+    memset(v, 't', BIG);
+    assert_int_equal(cask_store(f->c, CASK_SET, "k", 1, v, BIG, 7, 0, 0, NULL),
+                     CASK_OK);
+    assert_int_equal(tc_set(f->c, "filler", "1"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "filler", "2"), CASK_OK);
+    tc_fx_reopen(f);
+    char path[4096];
+    seg_path(f, 2, "seg", path, sizeof(path));
+    off_t before = file_size(path);
+    struct cask_item it;
+    char *got = NULL;
+    assert_int_equal(cask_touch(f->c, "k", 1, tc_now + 100, &it, &got),
+                     CASK_OK);
+    assert_int_equal(it.vlen, BIG);
+    assert_memory_equal(got, v, BIG);
+    free(got);
+    assert_int_equal(cask_touch(f->c, "k", 1, tc_now + 50, NULL, NULL),
+                     CASK_OK);
+    assert_true(file_size(path) - before < 1024);
+    tc_fx_reopen(f);
+    assert_int_equal(cask_get(f->c, "k", 1, &it, NULL), CASK_OK);
+    assert_int_equal(it.exp_abs_s, tc_now + 50);
+    assert_int_equal(it.flags, 7);
+    /* compact everything (the put, the touches), then restart */
+    assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
+    assert_int_equal(cask_get(f->c, "k", 1, &it, NULL), CASK_OK);
+    assert_int_equal(it.exp_abs_s, tc_now + 50);
+    tc_fx_reopen(f);
+    got = NULL;
+    assert_int_equal(cask_get(f->c, "k", 1, &it, &got), CASK_OK);
+    assert_int_equal(it.exp_abs_s, tc_now + 50);
+    assert_memory_equal(got, v, BIG);
+    free(got);
+    tc_now += 60;
+    assert_true(tc_absent(f->c, "k"));
+    assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
+    tc_fx_reopen(f);
+    assert_true(tc_absent(f->c, "k"));
+    free(v);
+}
+
+/* Rewrite a segment header as format version 1 (what stores made before
+ * touch records have). */
+static void
+make_v1_header(const char *path)
+{
+    char h[32];
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    h[8] = 1;
+    h[9] = h[10] = h[11] = 0;
+    uint64_t x = XXH3_64bits(h, 24);
+    for (int i = 0; i < 8; i++) {
+        h[24 + i] = (char)(x >> (8 * i));
+    }
+    assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    close(fd);
+}
+
+/* A store of the previous format (version 1 segments, a version 1 meta
+ * file) opens, keeps its data and takes writes. */
+static void
+test_previous_version_opens(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "k", "old"), CASK_OK);
+    assert_int_equal(cask_delete(f->c, "k", 1, 0), CASK_OK);
+    assert_int_equal(tc_set(f->c, "j", "kept"), CASK_OK);
+    cask_close(&f->c);
+    char path[4096];
+    seg_path(f, 1, "seg", path, sizeof(path));
+    make_v1_header(path);
+    seg_path(f, 1, "hint", path, sizeof(path));
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/meta", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "bitcached-meta 1\nshards 1\ncas_reserved 1048577\n"
+                "flush_cas 0\nflush_pending_at 0\n");
+    fclose(fp);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_absent(f->c, "k"));
+    assert_true(tc_is(f->c, "j", "kept"));
+    assert_int_equal(tc_set(f->c, "n", "new"), CASK_OK);
+    assert_int_equal(cask_touch(f->c, "j", 1, tc_now + 100, NULL, NULL),
+                     CASK_OK);
+    tc_fx_reopen(f);
+    assert_true(tc_is(f->c, "j", "kept"));
+    assert_true(tc_is(f->c, "n", "new"));
+    assert_true(tc_absent(f->c, "k"));
+}
+
 int
 main(void)
 {
@@ -680,6 +783,10 @@ main(void)
                     test_compaction_crash_no_resurrection, setup, teardown),
             cmocka_unit_test_setup_teardown(test_deletes_work_on_full_disk,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(test_touch_is_small_record, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_previous_version_opens, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
