@@ -729,10 +729,13 @@ cask_sync(struct cask *c)
 
 /* ---- per-key entry points ---------------------------------------------- */
 
+/* Shard placement: unseeded XXH3-64 of the key, so a key stays in its
+ * shard across restarts (FORMAT.md). The keydir hashes with its own
+ * per-process seed. */
 static inline struct cask_shard *
-shard_for(const struct cask *c, uint64_t h)
+shard_for(const struct cask *c, const void *key, size_t klen)
 {
-    return c->shards[h % c->nshards];
+    return c->shards[XXH3_64bits(key, klen) % c->nshards];
 }
 
 unsigned
@@ -744,7 +747,7 @@ cask_shards(const struct cask *c)
 unsigned
 cask_shard_of(const struct cask *c, const void *key, size_t klen)
 {
-    return (unsigned)(cask_kd_hash(key, klen) % c->nshards);
+    return (unsigned)(XXH3_64bits(key, klen) % c->nshards);
 }
 
 static inline bool
@@ -761,7 +764,7 @@ cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
         return CASK_EBADKEY;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_get(shard_for(c, h), h, key, klen, it, val);
+    return cask_shard_get(shard_for(c, key, klen), h, key, klen, it, val);
 }
 
 int
@@ -772,7 +775,8 @@ cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
         return CASK_EBADKEY;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_touch(shard_for(c, h), h, key, klen, exp_abs_s, it, val);
+    return cask_shard_touch(shard_for(c, key, klen), h, key, klen, exp_abs_s,
+                            it, val);
 }
 
 int
@@ -790,8 +794,8 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
         return CASK_EINVAL;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_store(shard_for(c, h), h, mode, key, klen, val, vlen,
-                            flags, exp_abs_s, cas_in, cas_out);
+    return cask_shard_store(shard_for(c, key, klen), h, mode, key, klen, val,
+                            vlen, flags, exp_abs_s, cas_in, cas_out);
 }
 
 int
@@ -801,7 +805,7 @@ cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
         return CASK_EBADKEY;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_delete(shard_for(c, h), h, key, klen, cas_in);
+    return cask_shard_delete(shard_for(c, key, klen), h, key, klen, cas_in);
 }
 
 int
@@ -816,8 +820,8 @@ cask_arith(struct cask *c, const void *key, size_t klen,
         return CASK_EINVAL;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_arith(shard_for(c, h), h, key, klen, arith, value_out,
-                            it);
+    return cask_shard_arith(shard_for(c, key, klen), h, key, klen, arith,
+                            value_out, it);
 }
 
 int

@@ -4,6 +4,13 @@
  * Owns its table and arena. Not thread-safe (the shard mutex covers it).
  * Depends on nothing in storage/ but xxHash.
  *
+ * The table is split into STRIPES independent open-addressing tables picked
+ * by hash bits; each grows on its own, so one insert rehashes at most
+ * 1/STRIPES of the keys (growth is incremental: no pause proportional to
+ * the whole keydir under the shard mutex). The hash is XXH3 with a seed
+ * drawn once per process, so keys crafted to collide cannot be prepared in
+ * advance (hash flooding); nothing on disk depends on it.
+ *
  * A reference is (chunk << 14 | offset / 4): entries are 4-byte aligned in
  * 64 KiB chunks (small, so a shard wastes little on its last one), at most
  * 16383 chunks (1 GiB) per keydir. A table slot holds
@@ -15,23 +22,35 @@
 #include "storage/cask_keydir.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
-#define CHUNK_BITS 16u
-#define CHUNK_SIZE (1u << CHUNK_BITS)
-#define MAX_CHUNKS 16383u
-#define REF_MASK   0x0fffffffu
-#define OFF_MASK   ((CHUNK_SIZE >> 2) - 1)
-#define LOAD_NUM   4u /* grow past 4/5 full */
-#define LOAD_DEN   5u
-#define MIN_CAP    64u
+#define CHUNK_BITS  16u
+#define CHUNK_SIZE  (1u << CHUNK_BITS)
+#define MAX_CHUNKS  16383u
+#define REF_MASK    0x0fffffffu
+#define OFF_MASK    ((CHUNK_SIZE >> 2) - 1)
+#define LOAD_NUM    4u /* grow past 4/5 full */
+#define LOAD_DEN    5u
+#define MIN_CAP     16u
+#define STRIPE_BITS 8u
+#define STRIPES     (1u << STRIPE_BITS)
+
+/* One open-addressing table of the keydir. */
+struct stripe {
+    uint32_t *slots; /* tag << 28 | ref + 1, 0 = empty */
+    uint32_t cap;
+    uint32_t count;
+};
 
 struct cask_keydir {
-    uint32_t *slots; /* ref + 1, 0 = empty */
-    uint32_t cap;
+    struct stripe st[STRIPES];
     uint32_t count;
     char **chunks;
     uint32_t nchunks;
@@ -56,8 +75,14 @@ deref(const struct cask_keydir *kd, uint32_t ref)
 static inline uint32_t
 tag_of(uint64_t h)
 {
-    /* bits the shard choice (low bits) and home slot (high bits) leave */
+    /* bits the stripe (16..23) and home slot (high bits) leave */
     return (uint32_t)(h >> 24) & 0xfu;
+}
+
+static inline struct stripe *
+stripe_of(struct cask_keydir *kd, uint64_t h)
+{
+    return &kd->st[(h >> 16) & (STRIPES - 1)];
 }
 
 static inline uint32_t
@@ -78,10 +103,28 @@ home(uint64_t h, uint32_t cap)
     return (uint32_t)(((h >> 32) * (uint64_t)cap) >> 32);
 }
 
+static uint64_t kd_seed;
+static pthread_once_t kd_seed_once = PTHREAD_ONCE_INIT;
+
+static void
+seed_init(void)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(seed)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
+               (uint64_t)ts.tv_sec ^ (uint64_t)getpid() << 32;
+    }
+    kd_seed = seed;
+}
+
 uint64_t
 cask_kd_hash(const void *key, size_t klen)
 {
-    return XXH3_64bits(key, klen);
+    pthread_once(&kd_seed_once, seed_init);
+    return XXH3_64bits_withSeed(key, klen, kd_seed);
 }
 
 struct cask_keydir *
@@ -91,11 +134,13 @@ cask_kd_create(void)
     if (kd == NULL) {
         return NULL;
     }
-    kd->cap = MIN_CAP;
-    kd->slots = calloc(kd->cap, sizeof(uint32_t));
-    if (kd->slots == NULL) {
-        free(kd);
-        return NULL;
+    for (uint32_t i = 0; i < STRIPES; i++) {
+        kd->st[i].cap = MIN_CAP;
+        kd->st[i].slots = calloc(MIN_CAP, sizeof(uint32_t));
+        if (kd->st[i].slots == NULL) {
+            cask_kd_destroy(&kd);
+            return NULL;
+        }
     }
     return kd;
 }
@@ -110,8 +155,10 @@ cask_kd_destroy(struct cask_keydir **kdp)
     for (uint32_t i = 0; i < kd->nchunks; i++) {
         free(kd->chunks[i]);
     }
+    for (uint32_t i = 0; i < STRIPES; i++) {
+        free(kd->st[i].slots);
+    }
     free(kd->chunks);
-    free(kd->slots);
     free(kd);
     *kdp = NULL;
 }
@@ -119,10 +166,11 @@ cask_kd_destroy(struct cask_keydir **kdp)
 struct cask_kd_entry *
 cask_kd_find(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
 {
-    uint32_t i = home(h, kd->cap);
+    struct stripe *t = stripe_of(kd, h);
+    uint32_t i = home(h, t->cap);
     uint32_t tag = tag_of(h);
     for (;;) {
-        uint32_t s = kd->slots[i];
+        uint32_t s = t->slots[i];
         if (s == 0) {
             return NULL;
         }
@@ -132,22 +180,22 @@ cask_kd_find(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
                 return e;
             }
         }
-        if (++i == kd->cap) {
+        if (++i == t->cap) {
             i = 0;
         }
     }
 }
 
 static bool
-grow(struct cask_keydir *kd)
+grow(struct cask_keydir *kd, struct stripe *t)
 {
-    uint32_t ncap = kd->cap + kd->cap / 2;
+    uint32_t ncap = t->cap + t->cap / 2;
     uint32_t *ns = calloc(ncap, sizeof(uint32_t));
     if (ns == NULL) {
         return false;
     }
-    for (uint32_t j = 0; j < kd->cap; j++) {
-        uint32_t s = kd->slots[j];
+    for (uint32_t j = 0; j < t->cap; j++) {
+        uint32_t s = t->slots[j];
         if (s == 0) {
             continue;
         }
@@ -160,9 +208,9 @@ grow(struct cask_keydir *kd)
         }
         ns[i] = s;
     }
-    free(kd->slots);
-    kd->slots = ns;
-    kd->cap = ncap;
+    free(t->slots);
+    t->slots = ns;
+    t->cap = ncap;
     return true;
 }
 
@@ -204,8 +252,9 @@ struct cask_kd_entry *
 cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
 {
     assert(klen > 0 && klen < 256);
-    if ((uint64_t)(kd->count + 1) * LOAD_DEN > (uint64_t)kd->cap * LOAD_NUM) {
-        if (!grow(kd)) {
+    struct stripe *t = stripe_of(kd, h);
+    if ((uint64_t)(t->count + 1) * LOAD_DEN > (uint64_t)t->cap * LOAD_NUM) {
+        if (!grow(kd, t)) {
             return NULL;
         }
     }
@@ -217,13 +266,14 @@ cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
     memset(e, 0, sizeof(*e));
     e->klen = (uint8_t)klen;
     memcpy(e->key, key, klen);
-    uint32_t i = home(h, kd->cap);
-    while (kd->slots[i] != 0) {
-        if (++i == kd->cap) {
+    uint32_t i = home(h, t->cap);
+    while (t->slots[i] != 0) {
+        if (++i == t->cap) {
             i = 0;
         }
     }
-    kd->slots[i] = slot_val(tag_of(h), ref);
+    t->slots[i] = slot_val(tag_of(h), ref);
+    t->count++;
     kd->count++;
     return e;
 }
@@ -231,41 +281,43 @@ cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
 void
 cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
 {
-    uint32_t i = home(h, kd->cap);
+    struct stripe *t = stripe_of(kd, h);
+    uint32_t i = home(h, t->cap);
     for (;;) {
-        uint32_t s = kd->slots[i];
+        uint32_t s = t->slots[i];
         assert(s != 0);
         if (deref(kd, slot_ref(s)) == e) {
             break;
         }
-        if (++i == kd->cap) {
+        if (++i == t->cap) {
             i = 0;
         }
     }
-    uint32_t ref = slot_ref(kd->slots[i]);
-    kd->slots[i] = 0;
+    uint32_t ref = slot_ref(t->slots[i]);
+    t->slots[i] = 0;
     /* Backward shift: pull later members of the cluster into the hole when
      * their home position does not lie cyclically in (hole, j]. */
     uint32_t j = i;
     for (;;) {
-        if (++j == kd->cap) {
+        if (++j == t->cap) {
             j = 0;
         }
-        uint32_t s = kd->slots[j];
+        uint32_t s = t->slots[j];
         if (s == 0) {
             break;
         }
         struct cask_kd_entry *o = deref(kd, slot_ref(s));
-        uint32_t k = home(cask_kd_hash(o->key, o->klen), kd->cap);
+        uint32_t k = home(cask_kd_hash(o->key, o->klen), t->cap);
         bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
-            kd->slots[i] = s;
-            kd->slots[j] = 0;
+            t->slots[i] = s;
+            t->slots[j] = 0;
             i = j;
         }
     }
     e->cas_lo = kd->freel[e->klen];
     kd->freel[e->klen] = ref + 1;
+    t->count--;
     kd->count--;
 }
 
@@ -273,9 +325,12 @@ void
 cask_kd_foreach(struct cask_keydir *kd,
                 void (*fn)(void *arg, struct cask_kd_entry *e), void *arg)
 {
-    for (uint32_t j = 0; j < kd->cap; j++) {
-        if (kd->slots[j] != 0) {
-            fn(arg, deref(kd, slot_ref(kd->slots[j])));
+    for (uint32_t i = 0; i < STRIPES; i++) {
+        const struct stripe *t = &kd->st[i];
+        for (uint32_t j = 0; j < t->cap; j++) {
+            if (t->slots[j] != 0) {
+                fn(arg, deref(kd, slot_ref(t->slots[j])));
+            }
         }
     }
 }
@@ -289,7 +344,10 @@ cask_kd_count(const struct cask_keydir *kd)
 size_t
 cask_kd_bytes(const struct cask_keydir *kd)
 {
-    return sizeof(*kd) + (size_t)kd->cap * sizeof(uint32_t) +
-           (size_t)kd->chunks_cap * sizeof(char *) +
-           (size_t)kd->nchunks * CHUNK_SIZE;
+    size_t n = sizeof(*kd) + (size_t)kd->chunks_cap * sizeof(char *) +
+               (size_t)kd->nchunks * CHUNK_SIZE;
+    for (uint32_t i = 0; i < STRIPES; i++) {
+        n += (size_t)kd->st[i].cap * sizeof(uint32_t);
+    }
+    return n;
 }

@@ -55,7 +55,8 @@ struct cask_keydir;
 struct cask_keydir *cask_kd_create(void);
 void cask_kd_destroy(struct cask_keydir **kd);
 
-/* The hash the keydir indexes by (the store also shards by it). */
+/* The hash the keydir indexes by: XXH3 with a per-process random seed (not
+ * stable across restarts; shard placement uses its own, unseeded hash). */
 uint64_t cask_kd_hash(const void *key, size_t klen);
 
 /* Entry for key, or NULL. h must be cask_kd_hash(key, klen). */

@@ -9,6 +9,7 @@
 #include "storage/cask.h"
 
 #include "storage/cask_io.h"
+#include "storage/cask_keydir.h"
 #include "tests/unit/test_cask_util.h"
 
 #include <errno.h>
@@ -753,6 +754,34 @@ test_previous_version_opens(void **state)
     assert_true(tc_absent(f->c, "k"));
 }
 
+/* The keydir hash is seeded per process (keys cannot be crafted to collide
+ * in advance), while shard placement stays the documented unseeded XXH3,
+ * stable across restarts. */
+static void
+test_keydir_seeded_placement_stable(void **state)
+{
+    struct fx *f = *state;
+    cask_close(&f->c);
+    f->o.shards = 7;
+    tc_rmrf(f->dir);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    const char *k = "some key";
+    assert_int_not_equal(cask_kd_hash(k, strlen(k)), XXH3_64bits(k, strlen(k)));
+    for (unsigned i = 0; i < 100; i++) {
+        char key[32];
+        int n = snprintf(key, sizeof(key), "key:%u", i);
+        assert_int_equal(cask_shard_of(f->c, key, (size_t)n),
+                         (unsigned)(XXH3_64bits(key, (size_t)n) % 7));
+        assert_int_equal(tc_set(f->c, key, "v"), CASK_OK);
+    }
+    tc_fx_reopen(f);
+    for (unsigned i = 0; i < 100; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "key:%u", i);
+        assert_true(tc_is(f->c, key, "v"));
+    }
+}
+
 int
 main(void)
 {
@@ -787,6 +816,8 @@ main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_previous_version_opens, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_keydir_seeded_placement_stable,
+                                            setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
