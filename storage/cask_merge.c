@@ -475,6 +475,18 @@ cask_shard_compact(struct cask_shard *sh, bool force)
                       "shard %u: unlink %s: %s; removed at the next start",
                       sh->idx, s->path, strerror(urc));
         }
+    }
+    /* A get may still be reading an input without the mutex (no new one
+     * can start: nothing points there); the last such reader frees it. */
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; i < m.nin; i++) {
+        m.in[i]->retired = true;
+        if (m.in[i]->readers != 0) {
+            m.in[i] = NULL;
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    for (size_t i = 0; i < m.nin; i++) {
         cask_seg_close(&m.in[i]);
     }
     (void)cask_fsync_dir(sh->dir);

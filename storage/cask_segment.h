@@ -37,6 +37,8 @@ struct cask_segment {
     uint64_t hint_len;     /* bytes covered by the hint file on disk, 0 none */
     uint64_t prealloc_end; /* disk blocks are reserved up to here (beyond
                             * size: fallocate, keeping the file size) */
+    unsigned readers;      /* gets reading it without the shard mutex */
+    bool retired;          /* compacted away: the last reader frees it */
     bool compacting;       /* input of a running compaction */
     bool is_output;        /* being written by a running compaction */
     bool damaged;          /* compaction could not read it: not picked again */

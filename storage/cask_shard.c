@@ -2,9 +2,12 @@
  * group commit, segment roll-over, hints for closed segments, stats.
  *
  * Owns the shard's directory, segments, keydir and mutexes. Every operation
- * runs under the shard mutex; under CASK_SYNC_ALWAYS a writer then waits on
- * sync_cv until a sync that started after its append has finished, and one
- * of the waiters does the fdatasync with the mutex released (group commit).
+ * runs under the shard mutex, except the value read of a get: the segment
+ * is pinned (readers) and read with the mutex released, so a cold or slow
+ * read stalls only its own request. Under CASK_SYNC_ALWAYS a writer then
+ * waits on sync_cv until a sync that started after its append has finished,
+ * and one of the waiters does the fdatasync with the mutex released (group
+ * commit).
  * Must not depend on anything above storage/.
  */
 #include "storage/cask_shard.h"
@@ -187,48 +190,48 @@ fill_item(struct cask_item *it, const struct cask_kd_entry *e)
     it->gone = CASK_GONE_ABSENT;
 }
 
-/* Read and check the value of e into a malloc'd buffer (NUL after it). */
+/* Read and check the record of key at off of s (vlen value bytes) and hand
+ * its value out in a malloc'd buffer with a NUL after it. The record must
+ * be flushed (or mu held, for a compaction output's buffered tail). */
+static int
+read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
+              const void *key, size_t klen, uint32_t vlen, char **val)
+{
+    size_t len = cask_rec_len(klen, vlen);
+    char *buf = malloc(len + 1);
+    if (buf == NULL) {
+        return ENOMEM;
+    }
+    int rc = cask_seg_pread(s, off, len, buf);
+    if (rc != 0) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: read segment %08x at %" PRIu32 ": %s", sh->idx,
+                  s->id, off, strerror(rc));
+        free(buf);
+        return rc;
+    }
+    struct cask_rec r;
+    if (!cask_rec_verify(buf, len) || !cask_rec_decode(buf, UINT32_MAX, &r) ||
+        r.type != CASK_REC_PUT || r.klen != klen || r.vlen != vlen ||
+        memcmp(buf + CASK_REC_HDR, key, klen) != 0) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: corrupt record in segment %08x at %" PRIu32,
+                  sh->idx, s->id, off);
+        free(buf);
+        return CASK_ECORRUPT;
+    }
+    memmove(buf, buf + CASK_REC_HDR + klen, vlen);
+    buf[vlen] = '\0';
+    *val = buf;
+    return 0;
+}
+
+/* Read and check the value of e (mu held). */
 static int
 read_value(struct cask_shard *sh, const struct cask_kd_entry *e, char **val)
 {
-    struct cask_segment *s = sh->segs[e->seg];
-    size_t len = cask_rec_len(e->klen, e->vlen);
-    char *tmp = NULL;
-    int rc = 0;
-
-    const char *rec = cask_seg_view(s, e->off, len);
-    if (rec == NULL) {
-        tmp = malloc(len);
-        if (tmp == NULL) {
-            return ENOMEM;
-        }
-        rc = cask_seg_pread(s, e->off, len, tmp);
-        if (rc != 0) {
-            free(tmp);
-            return rc;
-        }
-        rec = tmp;
-    }
-    struct cask_rec r;
-    if (!cask_rec_verify(rec, len) || !cask_rec_decode(rec, UINT32_MAX, &r) ||
-        r.type != CASK_REC_PUT || r.klen != e->klen || r.vlen != e->vlen ||
-        memcmp(rec + CASK_REC_HDR, e->key, e->klen) != 0) {
-        cask_logf(sh->store, CASK_LOG_ERROR,
-                  "shard %u: corrupt record in segment %08x at %" PRIu32,
-                  sh->idx, s->id, e->off);
-        free(tmp);
-        return CASK_ECORRUPT;
-    }
-    char *v = malloc((size_t)e->vlen + 1);
-    if (v == NULL) {
-        free(tmp);
-        return ENOMEM;
-    }
-    memcpy(v, rec + CASK_REC_HDR + e->klen, e->vlen);
-    v[e->vlen] = '\0';
-    free(tmp);
-    *val = v;
-    return 0;
+    return read_value_at(sh, sh->segs[e->seg], e->off, e->key, e->klen, e->vlen,
+                         val);
 }
 
 /* ---- appends, roll-over, group commit ---------------------------------- */
@@ -526,22 +529,40 @@ int
 cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                struct cask_item *it, char **val)
 {
-    int rc = 0;
+    struct cask_item snap;
     pthread_mutex_lock(&sh->mu);
     struct cask_kd_entry *e = lookup_read(sh, h, key, klen, it);
     if (e == NULL) {
-        rc = CASK_ENOTFOUND;
-        goto out;
+        pthread_mutex_unlock(&sh->mu);
+        return CASK_ENOTFOUND;
     }
-    if (val != NULL) {
+    fill_item(&snap, e);
+    struct cask_segment *s = sh->segs[e->seg];
+    uint32_t off = e->off;
+    int rc = 0;
+    if (val != NULL &&
+        off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
+        /* In a compaction output's buffer: copy it under the mutex. */
         rc = read_value(sh, e, val);
-        if (rc != 0) {
-            goto out;
+    } else if (val != NULL) {
+        /* Written records never change, and a pinned segment is not freed:
+         * read without holding up the shard's other requests. */
+        s->readers++;
+        pthread_mutex_unlock(&sh->mu);
+        rc = read_value_at(sh, s, off, key, klen, snap.vlen, val);
+        pthread_mutex_lock(&sh->mu);
+        bool last = --s->readers == 0 && s->retired;
+        pthread_mutex_unlock(&sh->mu);
+        if (last) {
+            cask_seg_close(&s);
         }
+        goto done;
     }
-    fill_item(it, e);
-out:
     pthread_mutex_unlock(&sh->mu);
+done:
+    if (rc == 0 && it != NULL) {
+        *it = snap;
+    }
     return rc;
 }
 

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -34,6 +36,7 @@
 static int fail_errno;      /* errno injected, 0 = none */
 static int fail_read_errno; /* errno injected on segment preads, 0 = none */
 static int fail_count;      /* writes failed so far */
+static int slow_read_ms;    /* every pread takes this long, 0 = no delay */
 static const char *fail_on; /* only files whose path ends so, NULL = any */
 
 static ino_t fail_ino; /* only this inode, 0 = by path (fail_on) */
@@ -91,6 +94,9 @@ faulty_pread(int fd, void *buf, size_t n, off_t off)
         errno = fail_read_errno;
         return -1;
     }
+    if (slow_read_ms != 0) {
+        usleep((useconds_t)slow_read_ms * 1000);
+    }
     return cask_io_default()->pread(fd, buf, n, off);
 }
 
@@ -137,7 +143,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    fail_errno = fail_read_errno = 0;
+    fail_errno = fail_read_errno = slow_read_ms = 0;
     cask_io_set(NULL);
     return tc_fx_teardown(state);
 }
@@ -782,6 +788,49 @@ test_keydir_seeded_placement_stable(void **state)
     }
 }
 
+static double
+mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *
+slow_get(void *arg)
+{
+    struct cask *c = arg;
+    struct cask_item it;
+    char *v = NULL;
+    int rc = cask_get(c, "cold", 4, &it, &v);
+    free(v);
+    return (void *)(intptr_t)rc;
+}
+
+/* A value read that is slow (cold data, a struggling disk) holds up only
+ * its own request, not every other request of the shard. */
+static void
+test_slow_read_stalls_only_itself(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "cold", "value"), CASK_OK);
+    inject(0, NULL);
+    slow_read_ms = 600;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_get, f->c), 0);
+    usleep(100 * 1000);
+    double t0 = mono_now();
+    assert_int_equal(tc_set(f->c, "other", "x"), CASK_OK);
+    struct cask_item it;
+    assert_int_equal(cask_get(f->c, "other", 5, &it, NULL), CASK_OK);
+    double dt = mono_now() - t0;
+    void *res;
+    pthread_join(t, &res);
+    slow_read_ms = 0;
+    assert_int_equal((int)(intptr_t)res, CASK_OK);
+    assert_true(dt < 0.3);
+}
+
 int
 main(void)
 {
@@ -817,6 +866,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_previous_version_opens, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_keydir_seeded_placement_stable,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_slow_read_stalls_only_itself,
                                             setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
