@@ -245,21 +245,22 @@ cask_shard_roll(struct cask_shard *sh)
     if (rc != 0) {
         return rc;
     }
+    /* The new segment first: when it cannot be made (a full disk), every
+     * later attempt must not cost an fdatasync of the old one. */
+    rc = cask_shard_new_segment(sh, 0, false, &n);
+    if (rc != 0) {
+        return rc;
+    }
     /* A closed segment is immutable and complete on disk: sync it now so a
      * concurrent group-commit sync of the new one covers everything. */
     rc = cask_io_fdatasync(old->fd);
     sh->syncs++;
     if (rc != 0) {
         sh->failed = true;
-        cask_logf(c, CASK_LOG_ERROR, "shard %u: fdatasync seg %08x: %s",
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: fdatasync seg %08x: %s; shard is now read-only",
                   sh->idx, old->id, strerror(rc));
         return CASK_EFAILED;
-    }
-    rc = cask_shard_new_segment(sh, 0, false, &n);
-    if (rc != 0) {
-        cask_logf(c, CASK_LOG_ERROR, "shard %u: create segment %08x: %s",
-                  sh->idx, sh->next_id, strerror(rc));
-        return rc;
     }
     cask_seg_make_closed(old);
     release_reserve(old);
@@ -297,6 +298,21 @@ reserve(struct cask_shard *sh, struct cask_segment *s, size_t len, bool tomb)
     return tomb ? 0 : rc;
 }
 
+/* Count a write that failed and log it, once per run of failures (a full
+ * disk would otherwise log every request). */
+static void
+write_failed(struct cask_shard *sh, const char *what, int rc)
+{
+    sh->write_errors++;
+    if (!sh->write_failing) {
+        sh->write_failing = true;
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: %s: %s; writes fail (and are counted in "
+                  "write_errors) until it succeeds again",
+                  sh->idx, what, strerror(rc));
+    }
+}
+
 /* Append one record to the active segment, written with one pwrite before
  * returning: an acknowledgement always follows the kernel having the
  * record, so a process crash loses nothing acknowledged in any sync mode.
@@ -318,9 +334,7 @@ append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
         /* Opened on a full disk: start the active segment now. */
         rc = cask_shard_new_segment(sh, 0, false, &sh->active);
         if (rc != 0) {
-            sh->write_errors++;
-            cask_logf(c, CASK_LOG_ERROR, "shard %u: create segment %08x: %s",
-                      sh->idx, sh->next_id, strerror(rc));
+            write_failed(sh, "create segment", rc);
             return rc;
         }
     }
@@ -332,15 +346,14 @@ append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
         !(tomb && sh->active->size + len <= sh->active->prealloc_end)) {
         rc = cask_shard_roll(sh);
         if (rc != 0) {
+            write_failed(sh, "roll over to a new segment", rc);
             return rc;
         }
     }
     struct cask_segment *s = sh->active;
     rc = reserve(sh, s, len, tomb);
     if (rc != 0) {
-        sh->write_errors++;
-        cask_logf(c, CASK_LOG_ERROR, "shard %u: reserve space in seg %08x: %s",
-                  sh->idx, s->id, strerror(rc));
+        write_failed(sh, "reserve disk space", rc);
         return rc;
     }
     char *buf = sh->scratch;
@@ -362,10 +375,12 @@ append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
     rc = cask_seg_write_direct(s, buf, len);
     free(big);
     if (rc != 0) {
-        sh->write_errors++;
-        cask_logf(c, CASK_LOG_ERROR, "shard %u: write seg %08x: %s", sh->idx,
-                  s->id, strerror(rc));
+        write_failed(sh, "write segment", rc);
         return rc;
+    }
+    if (sh->write_failing) {
+        sh->write_failing = false;
+        cask_logf(c, CASK_LOG_WARN, "shard %u: writes succeed again", sh->idx);
     }
     if (r->cas < s->min_cas) {
         s->min_cas = r->cas;

@@ -38,6 +38,7 @@ struct cask_shard {
     bool syncing;        /* a thread is in fdatasync for the shard */
     bool failed;         /* latched after an fdatasync failure */
     bool no_prealloc;    /* the file system has no fallocate */
+    bool write_failing;  /* the last write failed (logged once) */
     bool compact_req;    /* forced compaction asked for */
 
     uint64_t max_cas; /* largest cas seen at recovery */
