@@ -33,11 +33,12 @@
 #define SCRATCH_MAX (64u * 1024)
 
 /* Disk kept reserved in the active segment for deletes on a full disk, and
- * the step in which the reservation grows: segment_size / 16 and / 4 within
- * these bounds, so that tiny segments do not reserve more than they hold. */
-#define RESERVE_MIN (1024u)
-#define RESERVE_MAX (64u * 1024)
-#define CHUNK_MIN   (4096u)
+ * the step in which the reservation grows: segment_size / 4 and / 2 within
+ * these bounds (a few hundred tombstones at least; no more than a small
+ * segment holds). */
+#define RESERVE_MIN (16u * 1024)
+#define RESERVE_MAX (256u * 1024)
+#define CHUNK_MIN   (16u * 1024)
 #define CHUNK_MAX   (1024u * 1024)
 
 static uint64_t
@@ -279,11 +280,11 @@ reserve(struct cask_shard *sh, struct cask_segment *s, size_t len, bool tomb)
 {
     uint64_t seg = sh->store->opt.segment_size;
     uint64_t need = s->size + len +
-                    (tomb ? 0 : clamp_u64(seg / 16, RESERVE_MIN, RESERVE_MAX));
+                    (tomb ? 0 : clamp_u64(seg / 4, RESERVE_MIN, RESERVE_MAX));
     if (sh->no_prealloc || need <= s->prealloc_end) {
         return 0;
     }
-    uint64_t want = need + clamp_u64(seg / 4, CHUNK_MIN, CHUNK_MAX);
+    uint64_t want = need + clamp_u64(seg / 2, CHUNK_MIN, CHUNK_MAX);
     int rc = cask_io_fallocate(s->fd, (off_t)s->prealloc_end,
                                (off_t)(want - s->prealloc_end));
     if (rc == 0) {
@@ -1298,11 +1299,25 @@ recover(struct cask_shard *sh)
                       sh->idx, strerror(rc));
             sh->active = NULL;
             rc = 0;
-            if (last != NULL && cask_seg_make_active(last, 0) == 0) {
-                cask_hint_remove(sh->dir, last->id);
-                last->hint_len = 0;
-                last->hint_bytes = 0;
-                sh->active = last;
+            /* The segment with the most space reserved past its end (the
+             * active one before the restart, usually) takes appends. */
+            struct cask_segment *best = NULL;
+            for (uint32_t i = 0; i < sh->nslots; i++) {
+                struct cask_segment *s = sh->segs[i];
+                if (s != NULL && s->prealloc_end > s->size &&
+                    (best == NULL || s->prealloc_end - s->size >
+                                             best->prealloc_end - best->size)) {
+                    best = s;
+                }
+            }
+            if (best == NULL) {
+                best = last;
+            }
+            if (best != NULL && cask_seg_make_active(best, 0) == 0) {
+                cask_hint_remove(sh->dir, best->id);
+                best->hint_len = 0;
+                best->hint_bytes = 0;
+                sh->active = best;
             }
         }
     }
