@@ -302,8 +302,13 @@ merge_segment(struct merge *m, struct cask_segment *s)
     uint64_t off = CASK_SEG_HDR;
     int rc = 0;
     while (rc == 0 && off < s->flushed) {
+        /* Read ahead without the mutex: the input is immutable, and the
+         * requests of the shard should not wait for its disk reads. */
+        (void)cask_seg_reader_prefetch(s, &m->rd, off);
         pthread_mutex_lock(&sh->mu);
-        for (unsigned n = 0; n < MERGE_BATCH && off < s->flushed; n++) {
+        for (unsigned n = 0; n < MERGE_BATCH && off < s->flushed &&
+                             (n == 0 || cask_seg_reader_covers(&m->rd, s, off));
+             n++) {
             struct cask_rec r;
             size_t len;
             const char *rec = NULL;

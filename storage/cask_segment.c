@@ -381,6 +381,39 @@ cask_seg_read_record(struct cask_segment *s, struct cask_seg_reader *rd,
     return err != 0 ? err : CASK_SEG_EINVALID;
 }
 
+int
+cask_seg_reader_prefetch(struct cask_segment *s, struct cask_seg_reader *rd,
+                         uint64_t off)
+{
+    int err = 0;
+    if (off + CASK_REC_HDR <= s->flushed &&
+        !cask_seg_reader_covers(rd, s, off)) {
+        const char *hb = win_get(s, rd, off, CASK_REC_HDR, &err);
+        struct cask_rec r;
+        if (hb != NULL && cask_rec_decode(hb, CASK_REC_VMAX, &r)) {
+            /* A record larger than the window: load all of it. */
+            (void)win_get(s, rd, off, cask_rec_len(r.klen, r.vlen), &err);
+        }
+    }
+    return err;
+}
+
+bool
+cask_seg_reader_covers(const struct cask_seg_reader *rd,
+                       const struct cask_segment *s, uint64_t off)
+{
+    if (rd->seg != s || off < rd->start ||
+        off + CASK_REC_HDR > rd->start + rd->len) {
+        return false;
+    }
+    struct cask_rec r;
+    const char *hb = rd->buf + (off - rd->start);
+    if (!cask_rec_decode(hb, CASK_REC_VMAX, &r)) {
+        return true;
+    }
+    return off + cask_rec_len(r.klen, r.vlen) <= rd->start + rd->len;
+}
+
 void
 cask_seg_reader_deinit(struct cask_seg_reader *rd)
 {

@@ -130,6 +130,17 @@ int cask_seg_read_record(struct cask_segment *s, struct cask_seg_reader *rd,
                          size_t *len, const char **rec);
 void cask_seg_reader_deinit(struct cask_seg_reader *rd);
 
+/* Load the window at off unless it already holds the record there,
+ * so that the records read next come from memory (compaction calls it
+ * before it takes the shard mutex). Returns 0 or an errno. */
+int cask_seg_reader_prefetch(struct cask_segment *s, struct cask_seg_reader *rd,
+                             uint64_t off);
+
+/* Whether the window holds the whole record at off of s (as far as its
+ * header says; an invalid header counts as held). */
+bool cask_seg_reader_covers(const struct cask_seg_reader *rd,
+                            const struct cask_segment *s, uint64_t off);
+
 /* After invalid data at off: the offset of the next valid record (one whose
  * header decodes and whose checksum matches), or flushed when none follows.
  * *err as for cask_seg_scan. */

@@ -831,6 +831,55 @@ test_slow_read_stalls_only_itself(void **state)
     assert_true(dt < 0.3);
 }
 
+static void *
+compact_thread(void *arg)
+{
+    return (void *)(intptr_t)cask_compact(arg, -1, true);
+}
+
+/* Compaction reads its input without the shard mutex: with slow reads, the
+ * shard's writes are not held up for the duration of a read. */
+static void
+test_compaction_reads_outside_mutex(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 200; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i % 50);
+        set_big(f->c, k, (char)('a' + i % 26));
+    }
+    tc_fx_reopen(f); /* one closed segment, three quarters dead */
+    inject(0, NULL);
+    slow_read_ms = 150;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, compact_thread, f->c), 0);
+    double worst = 0;
+    for (int i = 0; i < 20; i++) {
+        usleep(20 * 1000);
+        double t0 = mono_now();
+        assert_int_equal(tc_set(f->c, "w", "x"), CASK_OK);
+        double dt = mono_now() - t0;
+        if (dt > worst) {
+            worst = dt;
+        }
+    }
+    void *res;
+    pthread_join(t, &res);
+    slow_read_ms = 0;
+    assert_int_equal((int)(intptr_t)res, CASK_OK);
+    struct cask_stats st;
+    cask_stats(f->c, -1, &st);
+    assert_true(st.compactions > 0);
+    assert_true(worst < 0.1);
+    tc_fx_reopen(f);
+    for (int i = 150; i < 200; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i % 50);
+        struct cask_item it;
+        assert_int_equal(cask_get(f->c, k, strlen(k), &it, NULL), CASK_OK);
+    }
+}
+
 int
 main(void)
 {
@@ -868,6 +917,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_keydir_seeded_placement_stable,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_slow_read_stalls_only_itself,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_compaction_reads_outside_mutex,
                                             setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
