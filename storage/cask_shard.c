@@ -32,6 +32,10 @@
  * buffer; larger ones in a buffer of their own. */
 #define SCRATCH_MAX (64u * 1024)
 
+/* append() had to release the shard mutex (a roll-over): the operation
+ * starts over from its lookup. Never leaves this file. */
+#define RETRY (-2000)
+
 /* Disk kept reserved in the active segment for deletes on a full disk, and
  * the step in which the reservation grows: segment_size / 4 and / 2 within
  * these bounds (a few hundred tombstones at least; no more than a small
@@ -242,29 +246,59 @@ cask_shard_roll(struct cask_shard *sh)
 {
     struct cask *c = sh->store;
     struct cask_segment *old = sh->active, *n = NULL;
+    while (sh->rolling) {
+        pthread_cond_wait(&sh->sync_cv, &sh->mu);
+    }
+    if (sh->active != old) {
+        return 0; /* another writer rolled it meanwhile */
+    }
+    if (sh->failed) {
+        return CASK_EFAILED;
+    }
     int rc = cask_seg_flush(old);
     if (rc != 0) {
         return rc;
     }
-    /* The new segment first: when it cannot be made (a full disk), every
-     * later attempt must not cost an fdatasync of the old one. */
-    rc = cask_shard_new_segment(sh, 0, false, &n);
+    /* Create the next segment and sync the old one with the mutex
+     * released: reads go on, writers wait in append() (so nothing lands in
+     * the old segment after its sync). The new segment first: when it
+     * cannot be made (a full disk), a retry must not cost a sync. */
+    uint32_t id = sh->next_id++;
+    sh->rolling = true;
+    pthread_mutex_unlock(&sh->mu);
+    cask_hint_remove(sh->dir, id); /* a stale hint of a compacted-away id */
+    rc = cask_seg_create(&n, sh->dir, id, 0);
+    int src = 0;
+    if (rc == 0) {
+        /* A closed segment is immutable and complete on disk: sync it now
+         * so a group-commit sync of the new one covers everything. */
+        src = cask_io_fdatasync(old->fd);
+        if (src == 0) {
+            release_reserve(old);
+        }
+    }
+    pthread_mutex_lock(&sh->mu);
+    sh->rolling = false;
+    pthread_cond_broadcast(&sh->sync_cv);
     if (rc != 0) {
         return rc;
     }
-    /* A closed segment is immutable and complete on disk: sync it now so a
-     * concurrent group-commit sync of the new one covers everything. */
-    rc = cask_io_fdatasync(old->fd);
     sh->syncs++;
-    if (rc != 0) {
+    if (src == 0) {
+        src = cask_shard_add_slot(sh, n);
+    } else {
         sh->failed = true;
         cask_logf(c, CASK_LOG_ERROR,
                   "shard %u: fdatasync seg %08x: %s; shard is now read-only",
-                  sh->idx, old->id, strerror(rc));
-        return CASK_EFAILED;
+                  sh->idx, old->id, strerror(src));
+        src = CASK_EFAILED;
+    }
+    if (src != 0) {
+        (void)cask_io_unlink(n->path);
+        cask_seg_close(&n);
+        return src;
     }
     cask_seg_make_closed(old);
-    release_reserve(old);
     sh->active = n;
     sh->synced_seq = sh->app_seq;
     pthread_cond_broadcast(&sh->sync_cv);
@@ -314,6 +348,50 @@ write_failed(struct cask_shard *sh, const char *what, int rc)
     }
 }
 
+/* Make sure the active segment can take a record of len bytes: wait for a
+ * roll-over in progress, start a segment when there is none, roll over
+ * when it is full. Returns 0 with mu held throughout, RETRY when mu had to
+ * be released (keydir entries the caller holds may have been moved or
+ * removed by compaction meanwhile: start over from the lookup), or an
+ * error. */
+static int
+make_room(struct cask_shard *sh, size_t len, bool tomb)
+{
+    struct cask *c = sh->store;
+    int rc;
+
+    if (sh->rolling) {
+        while (sh->rolling) {
+            pthread_cond_wait(&sh->sync_cv, &sh->mu);
+        }
+        return RETRY;
+    }
+    if (sh->failed) {
+        return CASK_EFAILED;
+    }
+    if (sh->active == NULL) {
+        /* Opened on a full disk: start the active segment now. */
+        rc = cask_shard_new_segment(sh, 0, false, &sh->active);
+        if (rc != 0) {
+            write_failed(sh, "create segment", rc);
+            return rc;
+        }
+    }
+    /* A tombstone that fits in the reserve goes there, past the size
+     * limit if need be: on a full disk a new segment cannot be made. */
+    if (sh->active->size + len > c->opt.segment_size &&
+        sh->active->size > CASK_SEG_HDR &&
+        !(tomb && sh->active->size + len <= sh->active->prealloc_end)) {
+        rc = cask_shard_roll(sh);
+        if (rc != 0) {
+            write_failed(sh, "roll over to a new segment", rc);
+            return rc;
+        }
+        return RETRY;
+    }
+    return 0;
+}
+
 /* Append one record to the active segment, written with one pwrite before
  * returning: an acknowledgement always follows the kernel having the
  * record, so a process crash loses nothing acknowledged in any sync mode.
@@ -328,28 +406,10 @@ append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
     size_t len = cask_rec_len(r->klen, l1 + l2);
     int rc;
 
-    if (sh->failed) {
-        return CASK_EFAILED;
-    }
-    if (sh->active == NULL) {
-        /* Opened on a full disk: start the active segment now. */
-        rc = cask_shard_new_segment(sh, 0, false, &sh->active);
-        if (rc != 0) {
-            write_failed(sh, "create segment", rc);
-            return rc;
-        }
-    }
     bool tomb = r->type == CASK_REC_TOMB;
-    /* A tombstone that fits in the reserve goes there, past the size
-     * limit if need be: on a full disk a new segment cannot be made. */
-    if (sh->active->size + len > c->opt.segment_size &&
-        sh->active->size > CASK_SEG_HDR &&
-        !(tomb && sh->active->size + len <= sh->active->prealloc_end)) {
-        rc = cask_shard_roll(sh);
-        if (rc != 0) {
-            write_failed(sh, "roll over to a new segment", rc);
-            return rc;
-        }
+    rc = make_room(sh, len, tomb);
+    if (rc != 0) {
+        return rc;
     }
     struct cask_segment *s = sh->active;
     rc = reserve(sh, s, len, tomb);
@@ -502,6 +562,12 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
     uint32_t off;
     struct cask_kd_entry *e = old;
 
+    /* Room first (it may release mu), so that no entry for a record not
+     * yet written is ever visible to compaction or readers. */
+    int rc = make_room(sh, cask_rec_len(klen, l1 + l2), false);
+    if (rc != 0) {
+        return rc;
+    }
     if (e == NULL) {
         /* Index first so an out-of-memory keydir writes nothing. */
         e = cask_kd_insert(sh->kd, h, key, klen);
@@ -509,7 +575,7 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
             return ENOMEM;
         }
     }
-    int rc = append(sh, &r, key, v1, l1, v2, l2, &slot, &off);
+    rc = append(sh, &r, key, v1, l1, v2, l2, &slot, &off);
     if (rc != 0) {
         if (old == NULL) {
             cask_kd_remove(sh->kd, h, e);
@@ -582,14 +648,12 @@ done:
     return rc;
 }
 
-int
-cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
-                 size_t klen, int64_t exp_abs_s, struct cask_item *it,
-                 char **val)
+static int
+touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+             int64_t exp_abs_s, struct cask_item *it, char **val)
 {
     int rc;
     char *v = NULL;
-    pthread_mutex_lock(&sh->mu);
     struct cask_kd_entry *e = lookup_read(sh, h, key, klen, it);
     if (e == NULL) {
         rc = CASK_ENOTFOUND;
@@ -631,21 +695,33 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
     }
 out:
     free(v);
-    pthread_mutex_unlock(&sh->mu);
     return rc;
 }
 
 int
-cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
-                 const void *key, size_t klen, const void *val, size_t vlen,
-                 uint32_t flags, int64_t exp_abs_s, uint64_t cas_in,
-                 uint64_t *cas_out)
+cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
+                 size_t klen, int64_t exp_abs_s, struct cask_item *it,
+                 char **val)
+{
+    int rc;
+    pthread_mutex_lock(&sh->mu);
+    do {
+        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val);
+    } while (rc == RETRY);
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+static int
+store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
+             const void *key, size_t klen, const void *val, size_t vlen,
+             uint32_t flags, int64_t exp_abs_s, uint64_t cas_in,
+             uint64_t *cas_out)
 {
     struct cask *c = sh->store;
     int gone, rc;
     char *old = NULL;
 
-    pthread_mutex_lock(&sh->mu);
     struct cask_kd_entry *raw;
     struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, &raw);
     if (cas_in != 0) {
@@ -715,16 +791,30 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
     }
 out:
     free(old);
-    pthread_mutex_unlock(&sh->mu);
     return rc;
 }
 
 int
-cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
-                  size_t klen, uint64_t cas_in)
+cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
+                 const void *key, size_t klen, const void *val, size_t vlen,
+                 uint32_t flags, int64_t exp_abs_s, uint64_t cas_in,
+                 uint64_t *cas_out)
+{
+    int rc;
+    pthread_mutex_lock(&sh->mu);
+    do {
+        rc = store_locked(sh, h, mode, key, klen, val, vlen, flags, exp_abs_s,
+                          cas_in, cas_out);
+    } while (rc == RETRY);
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+static int
+delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+              uint64_t cas_in)
 {
     int gone, rc;
-    pthread_mutex_lock(&sh->mu);
     struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
     if (e == NULL) {
         rc = CASK_ENOTFOUND;
@@ -755,6 +845,18 @@ cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
     cask_kd_remove(sh->kd, h, e);
     rc = durable(sh);
 out:
+    return rc;
+}
+
+int
+cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
+                  size_t klen, uint64_t cas_in)
+{
+    int rc;
+    pthread_mutex_lock(&sh->mu);
+    do {
+        rc = delete_locked(sh, h, key, klen, cas_in);
+    } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     return rc;
 }
@@ -809,10 +911,10 @@ parse_u64(const char *s, size_t n, uint64_t *out)
     return true;
 }
 
-int
-cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
-                 size_t klen, const struct cask_arith *a, uint64_t *value_out,
-                 struct cask_item *it)
+static int
+arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+             const struct cask_arith *a, uint64_t *value_out,
+             struct cask_item *it)
 {
     struct cask *c = sh->store;
     int gone, rc;
@@ -820,7 +922,6 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
     char num[24];
     uint64_t v;
 
-    pthread_mutex_lock(&sh->mu);
     struct cask_kd_entry *raw;
     struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, &raw);
     if (e == NULL) {
@@ -893,6 +994,19 @@ done:
     }
 out:
     free(old);
+    return rc;
+}
+
+int
+cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
+                 size_t klen, const struct cask_arith *a, uint64_t *value_out,
+                 struct cask_item *it)
+{
+    int rc;
+    pthread_mutex_lock(&sh->mu);
+    do {
+        rc = arith_locked(sh, h, key, klen, a, value_out, it);
+    } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     return rc;
 }

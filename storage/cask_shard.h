@@ -39,6 +39,8 @@ struct cask_shard {
     bool failed;         /* latched after an fdatasync failure */
     bool no_prealloc;    /* the file system has no fallocate */
     bool write_failing;  /* the last write failed (logged once) */
+    bool rolling;        /* a roll-over runs with mu released: appends
+                          * wait on sync_cv */
     bool compact_req;    /* forced compaction asked for */
 
     uint64_t max_cas; /* largest cas seen at recovery */
@@ -96,7 +98,9 @@ int cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap,
                            bool is_output, struct cask_segment **out);
 uint64_t cask_shard_entry_len(const struct cask_kd_entry *e);
 bool cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas);
-/* Close the active segment (flush, sync) and start a new one. */
+/* Close the active segment (flush, sync) and start a new one. Called with
+ * mu held; releases it while creating and syncing (appends wait), so the
+ * caller must re-read what it needs afterwards. */
 int cask_shard_roll(struct cask_shard *sh);
 
 #endif

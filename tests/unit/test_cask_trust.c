@@ -37,6 +37,7 @@ static int fail_errno;      /* errno injected, 0 = none */
 static int fail_read_errno; /* errno injected on segment preads, 0 = none */
 static int fail_count;      /* writes failed so far */
 static int slow_read_ms;    /* every pread takes this long, 0 = no delay */
+static int slow_sync_ms;    /* every fdatasync takes this long */
 static const char *fail_on; /* only files whose path ends so, NULL = any */
 
 static ino_t fail_ino; /* only this inode, 0 = by path (fail_on) */
@@ -77,6 +78,15 @@ faulty_pwrite(int fd, const void *buf, size_t n, off_t off)
 
 static int exit_at_unlink; /* _exit(0) at this unlink call, 0 = never */
 static int unlink_calls;
+
+static int
+slow_fdatasync(int fd)
+{
+    if (slow_sync_ms != 0) {
+        usleep((useconds_t)slow_sync_ms * 1000);
+    }
+    return cask_io_default()->fdatasync(fd);
+}
 
 static int
 crashing_unlink(const char *path)
@@ -121,6 +131,7 @@ inject(int err, const char *suffix)
     ops.pwrite = faulty_pwrite;
     ops.pread = faulty_pread;
     ops.unlink = crashing_unlink;
+    ops.fdatasync = slow_fdatasync;
     fail_errno = err;
     fail_count = 0;
     fail_on = suffix;
@@ -143,7 +154,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    fail_errno = fail_read_errno = slow_read_ms = 0;
+    fail_errno = fail_read_errno = slow_read_ms = slow_sync_ms = 0;
     cask_io_set(NULL);
     return tc_fx_teardown(state);
 }
@@ -880,6 +891,42 @@ test_compaction_reads_outside_mutex(void **state)
     }
 }
 
+static void *
+rolling_set(void *arg)
+{
+    return (void *)(intptr_t)tc_set(arg, "w", "x");
+}
+
+/* A roll-over (creating a segment, syncing the old one) does not hold up
+ * the shard's reads. */
+static void
+test_roll_over_stalls_only_writers(void **state)
+{
+    struct fx *f = *state;
+    cask_close(&f->c);
+    f->o.segment_size = 4096;
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    set_big(f->c, "k0", 'r'); /* the next write rolls over */
+    inject(0, NULL);
+    slow_sync_ms = 300;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, rolling_set, f->c), 0);
+    usleep(100 * 1000);
+    double t0 = mono_now();
+    char *v = NULL;
+    struct cask_item it;
+    assert_int_equal(cask_get(f->c, "k0", 2, &it, &v), CASK_OK);
+    double dt = mono_now() - t0;
+    free(v);
+    void *res;
+    pthread_join(t, &res);
+    slow_sync_ms = 0;
+    assert_int_equal((int)(intptr_t)res, CASK_OK);
+    assert_true(dt < 0.1);
+    tc_fx_reopen(f);
+    assert_true(tc_is(f->c, "w", "x"));
+}
+
 int
 main(void)
 {
@@ -919,6 +966,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_slow_read_stalls_only_itself,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_compaction_reads_outside_mutex,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_roll_over_stalls_only_writers,
                                             setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
