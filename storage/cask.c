@@ -628,6 +628,15 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
             rc = CASK_EINVAL;
             goto fail;
         }
+        if (found != 0) {
+            /* Say what the loss costs: the flush point is gone, and the cas
+             * mark is rebuilt from the records on disk. */
+            cask_logf(c, CASK_LOG_WARN,
+                      "data directory %s has shard directories but no meta "
+                      "file: a new one is made; items invalidated by an "
+                      "earlier flush_all may be served again",
+                      dir);
+        }
         memset(&m, 0, sizeof(m));
         m.shards = o->shards;
         m.cas_reserved = 1;

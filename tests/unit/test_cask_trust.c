@@ -927,6 +927,22 @@ test_roll_over_stalls_only_writers(void **state)
     assert_true(tc_is(f->c, "w", "x"));
 }
 
+/* A missing meta file is logged at start with what it costs. */
+static void
+test_missing_meta_logged(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
+    cask_close(&f->c);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/meta", f->dir);
+    assert_int_equal(unlink(path), 0);
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_non_null(strstr(tc_log, "no meta file"));
+    assert_true(tc_is(f->c, "k", "v"));
+}
+
 int
 main(void)
 {
@@ -969,6 +985,8 @@ main(void)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_roll_over_stalls_only_writers,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(test_missing_meta_logged, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
