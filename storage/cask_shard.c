@@ -239,6 +239,56 @@ read_value(struct cask_shard *sh, const struct cask_kd_entry *e, char **val)
                          val);
 }
 
+/* A value read for a read-modify-write operation (append, prepend, incr,
+ * decr, gat) with the shard mutex released. */
+struct readahead {
+    bool have;
+    uint64_t cas; /* the record it was read for: cas names a value */
+    int rc;
+    char *val;
+};
+
+/* The value of the live entry e (mu held) in *val (malloc'd, the caller's).
+ * When ra does not already hold it, it is read with mu released (segment
+ * pinned) into ra and RETRY returned: the operation starts over from its
+ * lookup and finds it here, if the entry still has that cas. */
+static int
+value_for(struct cask_shard *sh, const struct cask_kd_entry *e,
+          struct readahead *ra, char **val)
+{
+    uint64_t cas = cask_kd_cas(e);
+    if (ra->have && ra->cas == cas) {
+        ra->have = false;
+        if (ra->rc != 0) {
+            return ra->rc;
+        }
+        *val = ra->val;
+        ra->val = NULL;
+        return 0;
+    }
+    struct cask_segment *s = sh->segs[e->seg];
+    uint32_t off = e->off;
+    if (off + cask_rec_len(e->klen, e->vlen) > s->flushed) {
+        return read_value(sh, e, val); /* in a compaction output's buffer */
+    }
+    char key[CASK_KEY_MAX];
+    size_t klen = e->klen;
+    uint32_t vlen = e->vlen;
+    memcpy(key, e->key, klen);
+    free(ra->val);
+    ra->val = NULL;
+    s->readers++;
+    pthread_mutex_unlock(&sh->mu);
+    ra->rc = read_value_at(sh, s, off, key, klen, vlen, &ra->val);
+    pthread_mutex_lock(&sh->mu);
+    if (--s->readers == 0 && s->retired) {
+        cask_seg_close(&s);
+    }
+    ra->have = true;
+    ra->cas = cas;
+    return RETRY;
+}
+
 /* ---- appends, roll-over, group commit ---------------------------------- */
 
 int
@@ -650,7 +700,8 @@ done:
 
 static int
 touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-             int64_t exp_abs_s, struct cask_item *it, char **val)
+             int64_t exp_abs_s, struct cask_item *it, char **val,
+             struct readahead *ra)
 {
     int rc;
     char *v = NULL;
@@ -660,7 +711,7 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         goto out;
     }
     if (val != NULL) {
-        rc = read_value(sh, e, &v);
+        rc = value_for(sh, e, ra, &v);
         if (rc != 0) {
             goto out;
         }
@@ -704,11 +755,13 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                  char **val)
 {
     int rc;
+    struct readahead ra = {0};
     pthread_mutex_lock(&sh->mu);
     do {
-        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val);
+        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val, &ra);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
+    free(ra.val);
     return rc;
 }
 
@@ -716,7 +769,7 @@ static int
 store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
              const void *key, size_t klen, const void *val, size_t vlen,
              uint32_t flags, int64_t exp_abs_s, uint64_t cas_in,
-             uint64_t *cas_out)
+             uint64_t *cas_out, struct readahead *ra)
 {
     struct cask *c = sh->store;
     int gone, rc;
@@ -765,7 +818,7 @@ store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
             rc = CASK_ETOOBIG;
             goto out;
         }
-        rc = read_value(sh, e, &old);
+        rc = value_for(sh, e, ra, &old);
         if (rc != 0) {
             goto out;
         }
@@ -801,12 +854,14 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
                  uint64_t *cas_out)
 {
     int rc;
+    struct readahead ra = {0};
     pthread_mutex_lock(&sh->mu);
     do {
         rc = store_locked(sh, h, mode, key, klen, val, vlen, flags, exp_abs_s,
-                          cas_in, cas_out);
+                          cas_in, cas_out, &ra);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
+    free(ra.val);
     return rc;
 }
 
@@ -914,7 +969,7 @@ parse_u64(const char *s, size_t n, uint64_t *out)
 static int
 arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
              const struct cask_arith *a, uint64_t *value_out,
-             struct cask_item *it)
+             struct cask_item *it, struct readahead *ra)
 {
     struct cask *c = sh->store;
     int gone, rc;
@@ -947,7 +1002,7 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         rc = CASK_EEXISTS;
         goto out;
     }
-    rc = read_value(sh, e, &old);
+    rc = value_for(sh, e, ra, &old);
     if (rc != 0) {
         goto out;
     }
@@ -1003,11 +1058,13 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
                  struct cask_item *it)
 {
     int rc;
+    struct readahead ra = {0};
     pthread_mutex_lock(&sh->mu);
     do {
-        rc = arith_locked(sh, h, key, klen, a, value_out, it);
+        rc = arith_locked(sh, h, key, klen, a, value_out, it, &ra);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
+    free(ra.val);
     return rc;
 }
 

@@ -943,6 +943,49 @@ test_missing_meta_logged(void **state)
     assert_true(tc_is(f->c, "k", "v"));
 }
 
+static void *
+slow_append(void *arg)
+{
+    return (void *)(intptr_t)cask_store(arg, CASK_APPEND, "cold", 4, "+", 1, 0,
+                                        0, 0, NULL);
+}
+
+/* append, prepend, incr/decr and gat read the old value without holding
+ * the shard mutex too: a slow read stalls only its own request. */
+static void
+test_slow_rmw_read_stalls_only_itself(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "cold", "value"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "n", "41"), CASK_OK);
+    inject(0, NULL);
+    slow_read_ms = 600;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_append, f->c), 0);
+    usleep(100 * 1000);
+    double t0 = mono_now();
+    assert_int_equal(tc_set(f->c, "other", "x"), CASK_OK);
+    double dt = mono_now() - t0;
+    void *res;
+    pthread_join(t, &res);
+    slow_read_ms = 0;
+    assert_int_equal((int)(intptr_t)res, CASK_OK);
+    assert_true(dt < 0.3);
+    assert_true(tc_is(f->c, "cold", "value+"));
+    struct cask_arith a = {.incr = true, .delta = 1};
+    uint64_t nv;
+    assert_int_equal(cask_arith(f->c, "n", 1, &a, &nv, NULL), CASK_OK);
+    assert_int_equal(nv, 42);
+    char *v = NULL;
+    assert_int_equal(cask_touch(f->c, "cold", 4, tc_now + 10, NULL, &v),
+                     CASK_OK);
+    assert_string_equal(v, "value+");
+    free(v);
+    tc_fx_reopen(f);
+    assert_true(tc_is(f->c, "cold", "value+"));
+    assert_true(tc_is(f->c, "n", "42"));
+}
+
 int
 main(void)
 {
@@ -987,6 +1030,8 @@ main(void)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_missing_meta_logged, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_slow_rmw_read_stalls_only_itself, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
