@@ -211,12 +211,15 @@ class Server:
                 return None
         return self.proc.returncode
 
-    def wait_exit(self, timeout):
+    def reap(self, timeout=5.0):
+        """After a dropped connection: give the server time to exit by
+        itself, then SIGKILL it. Returns its status as text."""
         try:
             self.proc.wait(timeout)
-            return True
+            return "exit status %s" % self.proc.returncode
         except subprocess.TimeoutExpired:
-            return False
+            self.kill()
+            return "still running, killed"
 
     def log_tail(self, n=15):
         try:
@@ -325,6 +328,16 @@ def parse_value(key, val, flags):
     return opid
 
 
+def describe(key, got):
+    """A read's result as text: miss, op N, or what was wrong."""
+    if isinstance(got, str):
+        return got
+    if got is None:
+        return "miss"
+    opid = parse_value(key.name, got[0], got[1])
+    return "op %d" % opid if opid is not None else "corrupt"
+
+
 # ---- the model -----------------------------------------------------------
 
 def window(ttl, ts, ta):
@@ -341,6 +354,10 @@ class Key:
         # states: {opid or None: (lo, hi)}; None = absent (window unused)
         self.states = {None: (0.0, 0.0)}
         self.written = set()
+        self.hist = collections.deque(maxlen=6)  # the last operations
+
+    def note(self, text):
+        self.hist.append("%s %s" % (time.strftime("%H:%M:%S"), text))
 
     def add(self, states, opid, win):
         if opid in states:
@@ -382,14 +399,18 @@ class Key:
 
 
 class RWLock:
+    """Readers-writer lock that lets a waiting writer in first (flush_all
+    would otherwise starve behind a steady stream of operations)."""
+
     def __init__(self):
         self.cv = threading.Condition()
         self.readers = 0
         self.writer = False
+        self.waiting = 0
 
     def rlock(self):
         with self.cv:
-            while self.writer:
+            while self.writer or self.waiting:
                 self.cv.wait()
             self.readers += 1
 
@@ -401,8 +422,10 @@ class RWLock:
 
     def wlock(self):
         with self.cv:
+            self.waiting += 1
             while self.writer or self.readers:
                 self.cv.wait()
+            self.waiting -= 1
             self.writer = True
 
     def wunlock(self):
@@ -437,7 +460,8 @@ class Model:
 
     def error(self, cat, where, key, expected, got):
         with self.err_lock:
-            self.errors.append((cat, where, key.name, expected, got))
+            self.errors.append((cat, where, key.name, expected, got,
+                                list(key.hist)))
 
     def value_size(self, rnd):
         r = rnd.random() * sum(w for w, _, _ in self.sizes)
@@ -484,6 +508,15 @@ class Model:
     def op(self, conn, rnd, key, kind):
         """Run one operation; raises Dead when the server is gone (the
         operation is then recorded as possibly applied)."""
+        info = {"what": kind, "reply": "?"}
+        try:
+            self.op1(conn, rnd, key, kind, info)
+        except Dead:
+            key.note("%s -> no reply (server gone)" % info["what"])
+            raise
+        key.note("%s -> %s" % (info["what"], info["reply"]))
+
+    def op1(self, conn, rnd, key, kind, info):
         post = {}
         ts = time.time()
         try:
@@ -493,6 +526,7 @@ class Model:
                 ttl = 0 if r < 0.7 else (-1 if r < 0.73 else rnd.randint(1, 4))
                 val = make_value(key.name, opid, self.value_size(rnd))
                 key.written.add(opid)
+                info["what"] = "set op %d ttl %d" % (opid, ttl)
                 if ttl < 0:
                     post = {None: (0.0, 0.0)}
                 else:
@@ -500,6 +534,7 @@ class Model:
                 conn.send(b"set %s %d %d %d\r\n%s\r\n" % (
                     key.name.encode(), flags_of(opid), ttl, len(val), val))
                 reply = conn.line()
+                info["reply"] = reply.decode(errors="replace")
                 ta = time.time()
                 if reply == b"STORED":
                     if ttl >= 0:
@@ -511,6 +546,7 @@ class Model:
                 post = {None: (0.0, 0.0)}
                 conn.send(b"delete %s\r\n" % key.name.encode())
                 reply = conn.line()
+                info["reply"] = reply.decode(errors="replace")
                 ta = time.time()
                 if reply in (b"DELETED", b"NOT_FOUND"):
                     if reply == b"DELETED" and not key.may_be_present(ts):
@@ -524,11 +560,13 @@ class Model:
                     return
             elif kind in ("touch", "gat"):
                 ttl = 0 if rnd.random() < 0.3 else rnd.randint(1, 4)
+                info["what"] = "%s ttl %d" % (kind, ttl)
                 for o in key.may_be_present(ts):
                     key.add(post, o, window(ttl, ts, ts + 3600))
                 if kind == "touch":
                     conn.send(b"touch %s %d\r\n" % (key.name.encode(), ttl))
                     reply = conn.line()
+                    info["reply"] = reply.decode(errors="replace")
                     ta = time.time()
                     if reply == b"TOUCHED":
                         live = key.may_be_present(ts)
@@ -549,6 +587,7 @@ class Model:
                     got = conn.retrieve(b"gat %d %s\r\n" % (
                         ttl, key.name.encode()))
                     ta = time.time()
+                    info["reply"] = describe(key, got)
                     reply = got.encode() if isinstance(got, str) else b""
                     if not isinstance(got, str):
                         bad = self.judge(key, got, ts, ta, "live gat")
@@ -560,6 +599,7 @@ class Model:
             elif kind == "get":
                 got = conn.retrieve(b"get %s\r\n" % key.name.encode())
                 ta = time.time()
+                info["reply"] = describe(key, got)
                 if not isinstance(got, str):
                     self.judge(key, got, ts, ta, "live get")
                     self.bump("acked")
@@ -576,6 +616,10 @@ class Model:
         if reply.startswith(b"SERVER_ERROR"):
             self.bump("server_error")
             self.bump("server_error " + kind)
+            if kind == "set":
+                # memcached drops the old value of a failed set rather than
+                # keep serving stale data: absent is a third outcome.
+                post[None] = (0.0, 0.0)
         else:
             self.other.append("%s %s -> %r" % (kind, key.name, reply[:80]))
         self.merge(key, post)
@@ -594,12 +638,17 @@ class Model:
         except Dead:
             self.bump("unanswered")
             for k in self.keys:
+                k.note("flush_all -> no reply (server gone)")
                 self.merge(k, {None: (0.0, 0.0)})
             raise
+        text = reply.decode(errors="replace")
+        for k in self.keys:
+            k.note("flush_all -> " + text)
         if reply == b"OK":
             for k in self.keys:
                 k.states = {None: (0.0, 0.0)}
             self.bump("acked")
+            self.bump("flush_all ok")
             return
         if reply.startswith(b"SERVER_ERROR"):
             self.bump("server_error")
@@ -670,6 +719,7 @@ class Model:
                 if isinstance(got, str):
                     self.other.append("verify get %s -> %s" % (key.name, got))
                     continue
+                key.note("restart, get -> " + describe(key, got))
                 if self.judge(key, got, tq, tr, where) is not None:
                     # Leave the key in a known state for the next round.
                     conn.send(b"delete %s\r\n" % key.name.encode())
@@ -697,9 +747,13 @@ def report_errors(model, limit=25):
     c = model.counts()
     say("violations: LOST %d, RESURRECTED %d, FOREIGN %d" % (
         c["LOST"], c["RESURRECTED"], c["FOREIGN"]))
-    for cat, where, key, exp, got in model.errors[:limit]:
+    for i, (cat, where, key, exp, got, hist) in enumerate(
+            model.errors[:limit]):
         say("  %s key %s (%s): expected %s; got %s" % (
             cat, key, where, exp, got))
+        if i < 5:
+            for h in hist:
+                say("      history: " + h)
     if len(model.errors) > limit:
         say("  ... and %d more" % (len(model.errors) - limit))
     if model.other:

@@ -89,9 +89,8 @@ class Run:
         try:
             model.verify(srv.port, "%s after %s" % (sync, label))
         except cm.Dead as e:
-            srv.kill()
-            self.hard.append("%s %s: %s (status %s)\n%s" % (
-                sync, label, e, srv.proc.returncode, srv.log_tail()))
+            self.hard.append("%s %s: %s (%s)\n%s" % (
+                sync, label, e, srv.reap(), srv.log_tail()))
             return counters, False
         srv.kill()
         c = model.counts(model.errors[before:])
@@ -180,9 +179,10 @@ def main():
         for sync in modes:
             model = run.mode(sync, rounds)
             c = model.counts()
-            cm.say("%s: %d acknowledged ops, %d SERVER_ERROR, %d unanswered; "
-                   "LOST %d, RESURRECTED %d, FOREIGN %d" % (
+            cm.say("%s: %d acknowledged ops (%d flush_all), %d SERVER_ERROR, "
+                   "%d unanswered; LOST %d, RESURRECTED %d, FOREIGN %d" % (
                        sync, model.stats["acked"],
+                       model.stats["flush_all ok"],
                        model.stats["server_error"],
                        model.stats["unanswered"], c["LOST"],
                        c["RESURRECTED"], c["FOREIGN"]))

@@ -83,9 +83,8 @@ class Faults:
         try:
             model.verify(srv.port, label)
         except cm.Dead as e:
-            srv.kill()
-            self.hard.append("%s: %s (status %s)\n%s" % (
-                label, e, srv.proc.returncode, srv.log_tail()))
+            self.hard.append("%s: %s (%s)\n%s" % (
+                label, e, srv.reap(), srv.log_tail()))
             return False
         return True
 
