@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # the source tree may be read-only
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crashmodel as cm  # noqa: E402
 
@@ -157,6 +158,7 @@ class Run:
 
 
 def main():
+    t_start = time.monotonic()
     binary = cm.binary()
     seed = cm.seed()
     rounds = cm.iterations()
@@ -197,7 +199,8 @@ def main():
             cm.say("data kept in %s" % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    cm.say("%s (seed %d)" % ("FAIL" if failed else "PASS", seed))
+    cm.say("%s (seed %d, %.0f s)" % ("FAIL" if failed else "PASS", seed,
+                                     time.monotonic() - t_start))
     return 1 if failed else 0
 
 
