@@ -54,6 +54,7 @@ GROUPS = {
     "alloc": ["fallocate", "fallocate64", "posix_fallocate",
               "posix_fallocate64"],
     "open": ["open", "open64", "openat", "openat64", "creat"],
+    "read": ["read", "pread", "pread64", "preadv", "preadv2"],
 }
 
 CATEGORIES = ("LOST", "RESURRECTED", "FOREIGN")

@@ -6,6 +6,8 @@
  * must not be built with the sanitizers (ASan wants to be first in the
  * preload order), so the tests skip the shim against a sanitizer build.
  *
+ * Reads (read, pread, preadv) are counted and can be failed too.
+ *
  * Environment (all optional but CRASHSHIM_DIR; without it the shim does
  * nothing but pass calls through):
  *   CRASHSHIM_DIR=/abs/dir      only calls on files under this directory count
@@ -480,6 +482,65 @@ ssize_t
 pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
     return do_writev("pwritev2", fd, iov, cnt, off, flags, 2);
+}
+
+/* ---- reads: only failed (a kill at a read is a kill at a random moment) - */
+
+static bool
+read_ok(const char *name, int fd, ssize_t *ret)
+{
+    int err = 0;
+    enum verdict v = fd_under(fd) ? judge(name, &err) : PASS;
+    if (v == FAIL) {
+        errno = err;
+        *ret = -1;
+        return false;
+    }
+    if (v != PASS) {
+        die();
+    }
+    return true;
+}
+
+ssize_t
+read(int fd, void *buf, size_t n)
+{
+    REAL(ssize_t, read, (int, void *, size_t));
+    ssize_t r;
+    return read_ok("read", fd, &r) ? real_read(fd, buf, n) : r;
+}
+
+ssize_t
+pread(int fd, void *buf, size_t n, off_t off)
+{
+    REAL(ssize_t, pread, (int, void *, size_t, off_t));
+    ssize_t r;
+    return read_ok("pread", fd, &r) ? real_pread(fd, buf, n, off) : r;
+}
+
+ssize_t
+pread64(int fd, void *buf, size_t n, off64_t off)
+{
+    REAL(ssize_t, pread64, (int, void *, size_t, off64_t));
+    ssize_t r;
+    return read_ok("pread64", fd, &r) ? real_pread64(fd, buf, n, off) : r;
+}
+
+ssize_t
+preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    REAL(ssize_t, preadv, (int, const struct iovec *, int, off_t));
+    ssize_t r;
+    return read_ok("preadv", fd, &r) ? real_preadv(fd, iov, cnt, off) : r;
+}
+
+ssize_t
+preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+    REAL(ssize_t, preadv2, (int, const struct iovec *, int, off_t, int));
+    ssize_t r;
+    return read_ok("preadv2", fd, &r) ? real_preadv2(fd, iov, cnt, off, flags)
+                                      : r;
 }
 
 /* ---- calls on one fd that return 0 or -1 ------------------------------- */

@@ -2,7 +2,7 @@
 # test_fault_model.py - model-based fault test (issue 8): the workload and
 # model of the crash test (crashmodel.py) while the LD_PRELOAD shim makes the
 # server's file syscalls fail (EIO and ENOSPC on writes and syncs, EIO and
-# ENOSPC on rename, EMFILE on open) for about a second, and on a size-limited
+# ENOSPC on rename, EMFILE on open, EIO on reads) for about a second, and on a size-limited
 # tmpfs data dir that fills up. Checked:
 #   - no error acknowledged as success: a write that did not persist must not
 #     have been answered STORED/DELETED/...; found after SIGKILL + restart as
@@ -41,6 +41,7 @@ FAULTS = [
     ("rename", "EIO", "interval"),
     ("rename", "ENOSPC", "interval"),
     ("open", "EMFILE", "interval"),
+    ("read", "EIO", "interval"),
     ("alloc", "ENOSPC", "interval"),
     ("write", "ENOSPC", "always"),
     ("sync", "EIO", "always"),
@@ -120,7 +121,6 @@ class Faults:
                "CRASHSHIM_FAIL": "%s:1:%s" % (",".join(cm.GROUPS[group]), err),
                "CRASHSHIM_FAIL_WHILE": flag}
         before = len(model.errors)
-        s0 = dict(model.stats)
         if not srv.start(env):
             self.hard.append("%s: start failed (status %s)\n%s" % (
                 label, srv.proc.returncode, srv.log_tail()))
@@ -186,9 +186,14 @@ class Faults:
             return
         self.serves_again(srv, model, label)
         srv.kill()
-        self.restart_verify(srv, model, "after serving again, " + label)
+        if self.restart_verify(srv, model, "after serving again, " + label):
+            # A clean stop, so that what the verification wrote is not
+            # charged to the next scenario.
+            st = srv.stop()
+            if st != 0:
+                self.hard.append("%s: SIGTERM with no fault left: %s\n%s" % (
+                    label, st, srv.log_tail()))
         srv.kill()
-        del s0
 
     def tmpfs(self):
         """A tmpfs data dir that fills up: errors are SERVER_ERROR, nothing
