@@ -176,8 +176,8 @@ def main():
         cm.say("sanitizer build: the LD_PRELOAD shim cannot run under ASan; "
                "only random kills are tested")
     elif not shim:
-        cm.say("FAIL: crashshim.so not built (make check builds it)")
-        return 1
+        cm.say("ERROR: crashshim.so not built (make check builds it)")
+        return 99
     tmp = tempfile.mkdtemp(prefix="bc-crash.")
     tmp = os.path.realpath(tmp)
     run = Run(binary, shim, tmp, cm.random.Random(seed))
@@ -195,6 +195,10 @@ def main():
                        c["RESURRECTED"], c["FOREIGN"]))
             if model.errors or model.other:
                 cm.report_errors(model)
+                failed = True
+            if model.stats["timeout"]:
+                cm.say("FAIL: %s: %d requests got no reply within 15 s from a "
+                       "running server" % (sync, model.stats["timeout"]))
                 failed = True
         for h in run.hard:
             cm.say("FAIL: " + h)

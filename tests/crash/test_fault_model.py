@@ -291,8 +291,8 @@ def main():
         cm.say("SKIP injected faults: the LD_PRELOAD shim cannot run under "
                "ASan (sanitizer build)")
     elif not shim:
-        cm.say("FAIL: crashshim.so not built (make check builds it)")
-        return 1
+        cm.say("ERROR: crashshim.so not built (make check builds it)")
+        return 99
     tmp = os.path.realpath(tempfile.mkdtemp(prefix="bc-fault."))
     f = Faults(binary, shim, tmp, cm.random.Random(seed))
     ran = False
@@ -307,6 +307,10 @@ def main():
                     cm.say("--- %s" % sync)
                     cm.report_errors(model)
                     f.hard.append("%s: model violations" % sync)
+                if model.stats["timeout"]:
+                    f.hard.append("%s: %d requests got no reply within 15 s "
+                                  "from a running server" % (
+                                      sync, model.stats["timeout"]))
         if f.tmpfs():
             ran = True
     finally:
