@@ -56,7 +56,7 @@ GROUPS = {
     "alloc": ["fallocate", "fallocate64", "posix_fallocate",
               "posix_fallocate64"],
     "open": ["open", "open64", "openat", "openat64", "creat"],
-    "read": ["read", "pread", "pread64", "preadv", "preadv2"],
+    "read": ["read", "pread", "pread64", "preadv", "preadv64", "preadv2"],
 }
 
 CATEGORIES = ("LOST", "RESURRECTED", "FOREIGN")

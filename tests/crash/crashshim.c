@@ -535,6 +535,14 @@ preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 }
 
 ssize_t
+preadv64(int fd, const struct iovec *iov, int cnt, off64_t off)
+{
+    REAL(ssize_t, preadv64, (int, const struct iovec *, int, off64_t));
+    ssize_t r;
+    return read_ok("preadv64", fd, &r) ? real_preadv64(fd, iov, cnt, off) : r;
+}
+
+ssize_t
 preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
     REAL(ssize_t, preadv2, (int, const struct iovec *, int, off_t, int));

@@ -124,6 +124,10 @@ class Run:
                                          counting=True)
             if not ok:
                 break
+            if self.shim and not any(cm.group_count(counters, g)
+                                     for g in cm.GROUPS):
+                raise RuntimeError("the shim counted no file calls of the "
+                                   "server: it is not working")
             # Another at a random moment, early ones included (the server
             # may still be recovering or compacting what it found).
             t = self.rnd.uniform(0.0, RUN_S)
