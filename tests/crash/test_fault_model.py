@@ -15,6 +15,7 @@
 # Environment: BITCACHED, CRASH_ITER=N (N rounds), CRASH_SEED (replay).
 # The shim part is skipped against a sanitizer build, the tmpfs part where
 # mounting is not allowed; with both skipped the test exits 77.
+import collections
 import os
 import shutil
 import subprocess
@@ -134,10 +135,10 @@ class Faults:
             if phase["on"] is None and t >= WARMUP_S:
                 open(flag, "w").close()
                 phase["on"] = t
-                marks["on"] = dict(model.stats)
+                marks["on"] = collections.Counter(model.stats)
             elif phase["on"] is not None and phase["off"] is None and \
                     t >= WARMUP_S + FAULT_S:
-                marks["off"] = dict(model.stats)
+                marks["off"] = collections.Counter(model.stats)
                 if term:
                     st = srv.stop()
                     phase["status"] = "exit %s" % st
@@ -147,7 +148,7 @@ class Faults:
                 phase["off"] = t
             elif phase["off"] is not None and t >= WARMUP_S + FAULT_S + \
                     AFTER_S:
-                marks["end"] = dict(model.stats)
+                marks["end"] = collections.Counter(model.stats)
                 return True
             return not srv.alive()
 
@@ -225,7 +226,7 @@ class Faults:
             stop, threads = model.run(
                 srv.port, CLIENTS, lambda: time.monotonic() - t0 > 2.5, 0.0)
             cm.stop_clients(stop, threads)
-            full = dict(model.stats)
+            full = collections.Counter(model.stats)
             srv.kill()
             cm.say("%s: %d ok, %d SERVER_ERROR (%d on set, %d on delete) "
                    "while filling" % (
