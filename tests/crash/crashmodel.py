@@ -51,7 +51,7 @@ GROUPS = {
               "pwritev64", "pwritev2"],
     "sync": ["fsync", "fdatasync", "sync_file_range", "msync"],
     "rename": ["rename", "renameat", "renameat2"],
-    "unlink": ["unlink", "unlinkat"],
+    "unlink": ["unlink", "unlinkat", "remove"],
     "truncate": ["ftruncate", "ftruncate64", "truncate"],
     "alloc": ["fallocate", "fallocate64", "posix_fallocate",
               "posix_fallocate64"],

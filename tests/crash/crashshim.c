@@ -768,6 +768,19 @@ unlink(const char *path)
     return post(v, real_unlink(path));
 }
 
+/* glibc's remove() unlinks without going through unlink(): its own entry. */
+int
+remove(const char *path)
+{
+    REAL(int, remove, (const char *));
+    enum verdict v;
+    int r;
+    if (!pre("remove", at_under(AT_FDCWD, path), &v, &r)) {
+        return r;
+    }
+    return post(v, real_remove(path));
+}
+
 int
 unlinkat(int fd, const char *path, int flags)
 {
