@@ -177,10 +177,14 @@ class Faults:
         line += "; lost %d resurrected %d foreign %d" % (
             c["LOST"], c["RESURRECTED"], c["FOREIGN"])
         cm.say(line)
-        if term and phase.get("exit") == 0 and (c["LOST"] or
-                                                 c["RESURRECTED"]):
-            self.hard.append("%s: SIGTERM exited 0 but acknowledged "
-                             "operations were lost" % label)
+        # Only what the restart found counts against the clean stop; what
+        # was seen live was wrong before the stop.
+        after = [e for e in model.errors[before:]
+                 if e[1].startswith("after ") and e[0] != "FOREIGN"]
+        if term and phase.get("exit") == 0 and after:
+            self.hard.append("%s: SIGTERM exited 0 but %d acknowledged "
+                             "operations were undone after the restart" % (
+                                 label, len(after)))
         if failed_calls == 0:
             cm.say("    (no %s call failed: the server made none)" % group)
         if not ok:
