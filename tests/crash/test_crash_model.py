@@ -30,7 +30,6 @@ SIZES = [(80, 10, 400), (15, 400, 4000), (5, 4000, 20000)]
 KILL_GROUPS = ["write", "sync", "rename", "unlink", "truncate", "alloc"]
 
 
-
 def server_args(sync):
     return ["--sync=" + sync, "--segment-size=64k", "--compact-ratio=0.2",
             "--shards=2", "--sync-interval-ms=200", "-t", "2"]
@@ -82,7 +81,8 @@ class Run:
             if not srv.start(self.shim_env(recovery_env, rstats)):
                 note += " (recovery died, status %s)" % srv.proc.returncode
             srv.kill()
-            fired = cm.read_stats(rstats).get("#fired", 0) == 1
+            if cm.read_stats(rstats).get("#fired", 0) != 1:
+                note += " (recovery made no such truncate)"
         if not srv.start():
             self.hard.append("%s %s: restart failed (status %s)\n%s" % (
                 sync, label, srv.proc.returncode, srv.log_tail()))
@@ -152,7 +152,8 @@ class Run:
             for g in KILL_GROUPS:
                 n = cm.group_count(counters, g)
                 if n == 0:
-                    self.lines.append("%-8s %-34s no calls seen" % (sync, g))
+                    self.lines.append("%-8s %-34s no calls in the counting run"
+                                      % (sync, g))
                     cm.say(self.lines[-1])
                     continue
                 at = self.rnd.randint(1, n)
