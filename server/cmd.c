@@ -231,14 +231,21 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             if (touch) {
                 cc->ctr->touch_misses++;
             }
-        } else {
-            /* never hand out bytes that failed their checksum */
+        } else if (rc == CASK_ECORRUPT) {
+            /* never hand out bytes that failed their checksum: the key
+             * is a miss and the other keys and END still come */
             free(val);
             cc->ctr->get_misses++;
             cc->ctr->get_corrupt++;
             if (touch) {
                 cc->ctr->touch_misses++;
             }
+        } else {
+            /* an I/O error, or a touch that could not be written, is not
+             * a miss: the client must not take the key for absent */
+            free(val);
+            emit_server_error(cc, rc);
+            return CMD_DONE;
         }
     }
     emit(cc, "END\r\n", 5);

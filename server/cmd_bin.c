@@ -146,9 +146,14 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
         }
         return;
     }
-    /* never hand out bytes that failed their checksum: a damaged (or
-     * unreadable) record is a miss, as the text get answers it */
+    /* never hand out bytes that failed their checksum: a damaged record is
+     * a miss, as the text get answers it; an I/O error (or a touch that
+     * could not be written) is an error, never taken for an absent key */
     free(val);
+    if (rc != CASK_ENOTFOUND && rc != CASK_ECORRUPT) {
+        respond_store_error(cc, req, rc);
+        return;
+    }
     if (touch) {
         cc->ctr->touch_misses++;
     } else {

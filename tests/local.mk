@@ -62,3 +62,20 @@ tests_bench_bench_load_SOURCES = tests/bench/bench_load.c
 tests_bench_bench_load_CFLAGS = $(AM_CFLAGS) $(LIBMEMCACHED_CFLAGS)
 tests_bench_bench_load_LDADD = $(LIBMEMCACHED_LIBS)
 EXTRA_DIST += tests/bench/bench_server.sh
+
+# Model-based crash and fault tests against the real binary (tests/crash/).
+# The shim is an LD_PRELOAD object that kills or fails the server's file
+# syscalls; it is built without the sanitizers, and the tests run without it
+# (or skip) when $BITCACHED is a sanitizer build. CRASH_ITER=N runs them longer.
+# test_crashshim.py checks the shim itself, so a broken one cannot make the
+# other two pass by doing nothing.
+check_PROGRAMS += tests/crash/crashshim.so
+tests_crash_crashshim_so_SOURCES = tests/crash/crashshim.c
+tests_crash_crashshim_so_CFLAGS = $(WARN_CFLAGS) $(PTHREAD_CFLAGS) -fPIC
+tests_crash_crashshim_so_LDFLAGS = -shared
+tests_crash_crashshim_so_LDADD = -ldl $(PTHREAD_LIBS)
+EXTRA_DIST += tests/crash/crashmodel.py
+dist_check_SCRIPTS += tests/crash/test_crashshim.py \
+	tests/crash/test_crash_model.py tests/crash/test_fault_model.py
+TESTS += tests/crash/test_crashshim.py \
+	tests/crash/test_crash_model.py tests/crash/test_fault_model.py
