@@ -224,7 +224,8 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
                 cc->ctr->touch_hits++;
             }
             proto_out_init(&o, line, sizeof(line));
-            proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas, it.cas);
+            proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas,
+                            cc->env->cas_disabled ? 0 : it.cas);
             emit_value(cc, &o, val, it.vlen);
         } else if (rc == CASK_ENOTFOUND) {
             count_miss(cc, &it);
@@ -285,8 +286,9 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
         break;
     }
     cc->ctr->cmd_set++;
-    if (req->cmd == PROTO_CMD_CAS && req->cas == 0) {
-        /* no item ever has cas 0, and the store reads 0 as "no check" */
+    if (req->cmd == PROTO_CMD_CAS && (req->cas == 0 || cc->env->cas_disabled)) {
+        /* no item ever has cas 0, and the store reads 0 as "no check";
+         * with -C memcached answers EXISTS for any unique */
         struct cask_item it;
 
         rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
@@ -461,6 +463,10 @@ do_flush(struct cmd_conn *cc, const struct proto_req *req)
 
     if (req->has_delay && req->delay != 0) {
         at = exp_abs(cc->env, req->delay);
+    }
+    if (cc->env->flush_disabled) {
+        reply(cc, req, "CLIENT_ERROR flush_all not allowed\r\n");
+        return;
     }
     cc->ctr->cmd_flush++;
     rc = cask_flush(cc->env->store, at);
@@ -684,7 +690,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
             break;
         case 'c':
             proto_out_mem(&o, " c", 2);
-            proto_out_u64(&o, it.cas);
+            proto_out_u64(&o, cc->env->cas_disabled ? 0 : it.cas);
             break;
         case 'f':
             proto_out_mem(&o, " f", 2);
@@ -868,7 +874,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     for (i = 0; i < req->nmflags; i++) {
         if (req->mflags[i].flag == 'c') {
             proto_out_mem(&o, " c", 2);
-            proto_out_u64(&o, cas_out);
+            proto_out_u64(&o, cc->env->cas_disabled ? 0 : cas_out);
         } else {
             meta_common_flag(&o, req, &req->mflags[i]);
         }
@@ -1029,7 +1035,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
 
         if (f->flag == 'c') {
             proto_out_mem(&o, " c", 2);
-            proto_out_u64(&o, it.cas);
+            proto_out_u64(&o, cc->env->cas_disabled ? 0 : it.cas);
         } else if (f->flag == 't') {
             proto_out_mem(&o, " t", 2);
             out_ttl(&o, cc->env, exp);

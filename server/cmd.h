@@ -66,6 +66,8 @@ struct cmd_env {
     struct cask *store;
     uint32_t item_max;    /* -I: largest value accepted */
     bool enable_shutdown; /* --enable-shutdown (memcached's -A) */
+    bool cas_disabled;    /* -C: cas shown as 0, the cas command fails */
+    bool flush_disabled;  /* -F: flush_all refused */
     const char *version;  /* for `version` */
     /* Unix time in seconds, used to turn exptimes into absolute times; must
      * be the same clock the store was opened with. NULL means time(NULL). */

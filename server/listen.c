@@ -34,7 +34,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define LISTEN_BACKLOG        1024
 #define MAX_LISTENERS         64
 #define ACCEPT_BACKOFF_MIN_MS 10
 #define ACCEPT_BACKOFF_MAX_MS 1000
@@ -212,7 +211,7 @@ add_listener(struct server *srv, struct listeners *ls, int fd, bool is_unix)
     l->ev = evconnlistener_new(srv->main_base, on_accept, l,
                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED |
                                        LEV_OPT_CLOSE_ON_EXEC,
-                               LISTEN_BACKLOG, fd);
+                               srv->settings->mc.backlog, fd);
     if (l->ev == NULL) {
         close(fd);
         return ENOMEM;
@@ -222,21 +221,50 @@ add_listener(struct server *srv, struct listeners *ls, int fd, bool is_unix)
     return 0;
 }
 
-/* Strip [] from an IPv6 literal. */
-static void
-host_of(const char *addr, char *host, size_t cap)
+/* Split an -l entry as memcached does: "[v6]", "[v6]:port", "host:port",
+ * a bare IPv6 literal (more than one ':') or a bare host. *port keeps the -p
+ * value unless the entry names one. Returns 0, or -1 for a bad port or an
+ * unclosed '['. */
+static int
+split_addr(const char *addr, char *host, size_t cap, int *port)
 {
-    size_t n = strlen(addr);
+    const char *h = addr, *colon;
+    size_t n;
 
-    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') {
-        addr++;
-        n -= 2;
+    if (addr[0] == '[') {
+        const char *e = strchr(addr, ']');
+        if (e == NULL) {
+            fprintf(stderr, "Invalid IPV6 address: \"%s\"\n", addr);
+            return -1;
+        }
+        h = addr + 1;
+        n = (size_t)(e - h);
+        colon = e[1] == ':' ? e + 1 : NULL;
+    } else {
+        colon = strchr(addr, ':');
+        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+            colon = NULL; /* an IPv6 literal without a port */
+        }
+        n = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
+    }
+    if (colon != NULL) {
+        char *end;
+        long v;
+        errno = 0;
+        v = strtol(colon + 1, &end, 10);
+        if (errno != 0 || end == colon + 1 || *end != '\0' || v < 0 ||
+            v > 65535) {
+            fprintf(stderr, "Invalid port number: \"%s\"\n", colon + 1);
+            return -1;
+        }
+        *port = (int)v;
     }
     if (n >= cap) {
         n = cap - 1;
     }
-    memcpy(host, addr, n);
+    memcpy(host, h, n);
     host[n] = '\0';
+    return 0;
 }
 
 static int
@@ -246,7 +274,9 @@ open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
     char host[256], serv[16];
     int rc, bound = 0, err = 0;
 
-    host_of(addr, host, sizeof(host));
+    if (split_addr(addr, host, sizeof(host), &port) != 0) {
+        return EINVAL;
+    }
     snprintf(serv, sizeof(serv), "%d", port);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -273,7 +303,7 @@ open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         }
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
-            listen(fd, LISTEN_BACKLOG) != 0) {
+            listen(fd, srv->settings->mc.backlog) != 0) {
             err = errno;
             close(fd);
             continue;
@@ -321,7 +351,7 @@ open_unix(struct server *srv, struct listeners *ls, const char *path,
     sun.sun_family = AF_UNIX;
     strcpy(sun.sun_path, path);
     if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-        chmod(path, mask) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        chmod(path, mask) != 0 || listen(fd, srv->settings->mc.backlog) != 0) {
         err = errno;
         fprintf(stderr, "bitcached: cannot listen on unix socket %s: %s\n",
                 path, strerror(err));
@@ -354,7 +384,8 @@ listen_open(struct server *srv, struct listeners **out)
         log_msg(LOG_WARN, "cannot keep a spare descriptor: %s", strerror(rc));
         rc = 0;
     }
-    if (s->port != 0) {
+    /* As memcached: a unix socket replaces TCP (-s disables -p and -l). */
+    if (s->port != 0 && s->unix_socket == NULL) {
         for (unsigned i = 0; i < s->nlisten && rc == 0; i++) {
             rc = open_tcp(srv, ls, s->listen[i], s->port);
         }

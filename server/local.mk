@@ -5,6 +5,7 @@ bin_PROGRAMS += bitcached
 bitcached_SOURCES = \
 	server/main.c server/server.h \
 	server/settings.c server/settings.h \
+	server/settings_ext.c server/settings_ext.h \
 	server/listen.c server/listen.h \
 	server/worker.c server/worker.h \
 	server/conn.c server/conn.h \

@@ -318,6 +318,8 @@ main(int argc, char **argv)
     srv.env.store = srv.store;
     srv.env.item_max = settings.item_size_max;
     srv.env.enable_shutdown = settings.enable_shutdown;
+    srv.env.cas_disabled = settings.mc.cas_disabled;
+    srv.env.flush_disabled = settings.mc.flush_disabled;
     srv.env.version = SERVER_VERSION_STRING;
     srv.env.stats = stats_reply;
     srv.env.stats_arg = &srv;

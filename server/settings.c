@@ -4,6 +4,7 @@
 #include "server/settings.h"
 
 #include "server/config.h"
+#include "server/settings_ext.h"
 #include <config.h> /* autoconf's, not server/config.h */
 
 #include <errno.h>
@@ -28,7 +29,12 @@ enum {
     OPT_OUTPUT_BUDGET,
 };
 
-static const char short_opts[] = "p:l:t:c:I:U:s:a:P:du:vm:AMkrhVR:B:S";
+static const char short_opts[] =
+        "p:l:t:c:I:U:s:a:P:du:vm:AhVR:B:S" SETTINGS_EXT_SHORT;
+
+/* Exit code for the option error being reported (memcached exits 1 for
+ * most bad values, 64 for others). */
+static int fail_code = EX_USAGE;
 
 static const struct option long_opts[] = {
         {"port", required_argument, NULL, 'p'},
@@ -47,6 +53,21 @@ static const struct option long_opts[] = {
         {"verbose", no_argument, NULL, 'v'},
         {"memory-limit", required_argument, NULL, 'm'},
         {"enable-shutdown", no_argument, NULL, 'A'},
+        {"disable-evictions", no_argument, NULL, 'M'},
+        {"lock-memory", no_argument, NULL, 'k'},
+        {"enable-coredumps", no_argument, NULL, 'r'},
+        {"license", no_argument, NULL, 'i'},
+        {"slab-growth-factor", required_argument, NULL, 'f'},
+        {"slab-min-size", required_argument, NULL, 'n'},
+        {"enable-largepages", no_argument, NULL, 'L'},
+        {"disable-cas", no_argument, NULL, 'C'},
+        {"listen-backlog", required_argument, NULL, 'b'},
+        {"disable-flush-all", no_argument, NULL, 'F'},
+        {"disable-dumping", no_argument, NULL, 'X'},
+        {"disable-watch", no_argument, NULL, 'W'},
+        {"memory-file", required_argument, NULL, 'e'},
+        {"extended", required_argument, NULL, 'o'},
+        {"napi-ids", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -94,8 +115,17 @@ usage(FILE *f)
 "  -A, --enable-shutdown     allow the shutdown command\n"
 "  -R, --max-reqs-per-event=NUM  requests served from one connection before\n"
 "                            the next gets a turn (default 20)\n"
-"  -M, -k, -r                accepted for memcached.conf compatibility; no\n"
-"                            effect\n"
+"  -C, --disable-cas         gets and mg answer cas 0; cas never matches\n"
+"  -F, --disable-flush-all   refuse flush_all\n"
+"  -X, --disable-dumping     refuse lru_crawler metadump, stats cachedump\n"
+"  -W, --disable-watch       refuse watch\n"
+"  -b, --listen-backlog=NUM  listen queue length (default 1024)\n"
+"  -f, -n, -o slab_chunk_max size classes shown by stats items/slabs\n"
+"  -D CHAR                   shown in stats settings; no per-prefix stats\n"
+"  -o, --extended=OPT[,OPT]  memcached's extended options; idle_timeout\n"
+"                            works, the others are accepted and shown\n"
+"  -M, -k, -r, -L, -e, -N    accepted for memcached.conf compatibility; no\n"
+"                            effect (see bitcached(1))\n"
 "  -h, --help                this text\n"
 "  -V, --version             print the version\n"
 "\n"
@@ -136,6 +166,7 @@ set_defaults(struct settings *s)
     s->write_timeout_s = 60;
     s->reqs_per_event = 20;
     s->output_budget = 256ull * 1024 * 1024;
+    settings_ext_defaults(&s->mc);
 }
 
 static int
@@ -231,8 +262,8 @@ add_listen(struct settings *s, const char *arg)
     const char *p = arg;
 
     while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        /* memcached splits at ',' and ';' */
+        size_t n = strcspn(p, ",;");
         if (n == 0) {
             return bad_value("-l", arg, "empty address");
         }
@@ -241,11 +272,32 @@ add_listen(struct settings *s, const char *arg)
         }
         s->listen[s->nlisten++] = strndup(p, n);
         p += n;
-        if (*p == ',') {
+        if (*p == ',' || *p == ';') {
             p++;
         }
     }
     return 0;
+}
+
+/* -I as memcached reads it: a number with an optional k or m (either case)
+ * as its last character; anything else after the digits is ignored. The
+ * limits are checked once every option is read (settings_ext_check). */
+static uint32_t
+item_size_arg(const char *arg)
+{
+    size_t n = strlen(arg);
+    long long v = atoll(arg);
+    char unit = n > 0 ? arg[n - 1] : '\0';
+
+    if (unit == 'k' || unit == 'K') {
+        v *= 1024;
+    } else if (unit == 'm' || unit == 'M') {
+        v *= 1024 * 1024;
+    }
+    if (v < 0) {
+        return 0;
+    }
+    return v > (long long)UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
 static void
@@ -270,7 +322,11 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
 
     switch (opt) {
     case 'p':
-        if (parse_uint("-p", arg, 0, 65535, &v) < 0) {
+        if (parse_uint("-p", arg, 0, UINT32_MAX, &v) < 0) {
+            return -1;
+        }
+        if (v > 65535) {
+            fprintf(stderr, "ERROR: Invalid port number %llu.\n", v);
             return -1;
         }
         s->port = (int)v;
@@ -279,22 +335,29 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
     case 'l':
         return add_listen(s, arg);
     case 't':
+        if (atoi(arg) <= 0) {
+            fail_code = 1;
+            fprintf(stderr, "Number of threads must be greater than 0\n");
+            return -1;
+        }
         if (parse_uint("-t", arg, 1, 256, &v) < 0) {
             return -1;
         }
         s->threads = (unsigned)v;
         return 0;
     case 'c':
+        if (atoi(arg) <= 0) {
+            fail_code = 1;
+            fprintf(stderr, "Maximum connections must be greater than 0\n");
+            return -1;
+        }
         if (parse_uint("-c", arg, 1, 1000000, &v) < 0) {
             return -1;
         }
         s->maxconns = (unsigned)v;
         return 0;
     case 'I':
-        if (parse_size("-I", arg, 1, 1024, 1024ull * 1024 * 1024, &v) < 0) {
-            return -1;
-        }
-        s->item_size_max = (uint32_t)v;
+        s->item_size_max = item_size_arg(arg);
         return 0;
     case 'U':
         if (parse_uint("-U", arg, 0, 65535, &v) < 0) {
@@ -349,9 +412,10 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
     case 'A':
         s->enable_shutdown = true;
         return 0;
-    case 'M':
-    case 'k':
-    case 'r':
+    case 'o':
+        if (settings_ext_extended(s, arg, &fail_code) < 0) {
+            return -1;
+        }
         return 0;
     case 'h':
         usage(stdout);
@@ -442,6 +506,16 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
         replace_str(&s->log_file, arg);
         return 0;
     default:
+        switch (settings_ext_apply(s, opt, arg, &fail_code)) {
+        case 0:
+            return 0;
+        case 2:
+            return 1;
+        case -1:
+            return -1;
+        default:
+            break;
+        }
         fprintf(stderr,
                 "bitcached: unknown or incomplete option '%s' "
                 "(try --help)\n",
@@ -544,6 +618,7 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
     protocol_given = false;
     port_given = false;
     *exit_code = 0;
+    fail_code = EX_USAGE;
     cfg = find_config(argc, argv);
     if (cfg != NULL) {
         int cargc = 0;
@@ -558,7 +633,7 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
         rc = parse_vector(s, cargc, cargv, true);
         config_free(&cargv);
         if (rc < 0) {
-            *exit_code = EX_USAGE;
+            *exit_code = fail_code;
             return SETTINGS_EXIT_ERR;
         }
         /* Addresses on the command line replace the file's, as any other
@@ -578,11 +653,14 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
     }
     rc = parse_vector(s, argc, argv, false);
     if (rc < 0) {
-        *exit_code = EX_USAGE;
+        *exit_code = fail_code;
         return SETTINGS_EXIT_ERR;
     }
     if (rc > 0) {
         return SETTINGS_EXIT_OK;
+    }
+    if (settings_ext_check(s, exit_code) < 0) {
+        return SETTINGS_EXIT_ERR;
     }
     if (s->nlisten == 0) {
         s->listen[s->nlisten++] = strdup("127.0.0.1");
@@ -617,6 +695,7 @@ settings_deinit(struct settings *s)
     free(s->data_dir);
     free(s->config_file);
     free(s->log_file);
+    settings_ext_deinit(&s->mc);
     memset(s, 0, sizeof(*s));
 }
 

@@ -19,6 +19,55 @@ enum settings_proto {
     SETTINGS_PROTO_BINARY,
 };
 
+/* memcached's flags beyond the common ones, and its -o extended options
+ * (settings_ext.c). Those with an effect here say so; the rest are kept only
+ * to be shown in `stats settings`, as memcached shows them. */
+struct settings_mc {
+    bool cas_disabled;       /* -C: gets answers cas 0, cas never matches */
+    bool flush_disabled;     /* -F: flush_all refused */
+    bool dump_disabled;      /* -X: metadump and cachedump refused */
+    bool watch_disabled;     /* -W: watch refused */
+    bool detail_enabled;     /* -D given (no per-prefix stats are kept) */
+    char prefix_delimiter;   /* -D, default ':' */
+    int backlog;             /* -b: listen(2) backlog */
+    double factor;           /* -f: size-class growth factor (stats items) */
+    unsigned chunk_size;     /* -n: smallest size class is 48 + this */
+    int slab_chunk_max;      /* -o slab_chunk_max: largest size class */
+    bool slab_chunk_changed; /* given explicitly */
+    bool evictions_off;      /* -M (no effect) */
+    bool lock_memory;        /* -k (no effect) */
+    bool large_pages;        /* -L (no effect) */
+    bool coredumps;          /* -r (no effect) */
+    char *memory_file;       /* -e (no effect) */
+    int napi_ids;            /* -N (no effect) */
+    /* -o, without effect unless noted */
+    bool maxconns_fast;
+    int hashpower_init;
+    bool hashexpand;
+    bool slab_reassign;
+    int slab_automove;
+    double slab_automove_ratio;
+    unsigned slab_automove_window;
+    int tail_repair_time;
+    char hash_algorithm[8];
+    bool lru_crawler;
+    int lru_crawler_sleep;
+    unsigned long lru_crawler_tocrawl;
+    bool lru_maintainer;
+    bool lru_segmented;
+    int hot_lru_pct;
+    int warm_lru_pct;
+    double hot_max_factor;
+    double warm_max_factor;
+    bool temp_lru;
+    unsigned temporary_ttl;
+    unsigned watcher_logbuf_size; /* bytes */
+    unsigned worker_logbuf_size;  /* bytes */
+    unsigned read_buf_mem_limit;  /* bytes */
+    bool track_sizes;
+    bool drop_privileges;
+};
+
 struct settings {
     int port;                          /* -p; 0 = no TCP */
     char *listen[SETTINGS_MAX_LISTEN]; /* -l, split at commas */
@@ -51,6 +100,7 @@ struct settings {
     /* Binary protocol and SASL */
     enum settings_proto protocol; /* -B */
     bool sasl;                    /* -S */
+    struct settings_mc mc;        /* memcached's remaining flags and -o */
 };
 
 /* What settings_parse decided. */

@@ -251,28 +251,69 @@ stats_settings(struct server *srv, struct out_buf *b)
         }
         n += (size_t)k;
     }
+    const struct settings_mc *mc = &s->mc;
+
     stat_line(b, "maxbytes", "%llu", (unsigned long long)s->maxbytes);
     stat_line(b, "maxconns", "%u", s->maxconns);
     stat_line(b, "tcpport", "%d", s->port);
     stat_line(b, "udpport", "%d", s->udp_port);
     stat_line(b, "inter", "%s", inter);
     stat_line(b, "verbosity", "%d", log_get_level());
+    stat_line(b, "oldest", "0");
     stat_line(b, "evictions", "off");
     stat_line(b, "domain_socket", "%s",
               s->unix_socket ? s->unix_socket : "NULL");
     stat_line(b, "umask", "%o", s->unix_mask);
     stat_line(b, "shutdown_command", "%s", s->enable_shutdown ? "yes" : "no");
+    stat_line(b, "growth_factor", "%.2f", mc->factor);
+    stat_line(b, "chunk_size", "%u", mc->chunk_size);
     stat_line(b, "num_threads", "%u", s->threads);
-    stat_line(b, "cas_enabled", "yes");
+    stat_line(b, "stat_key_prefix", "%c", mc->prefix_delimiter);
+    stat_line(b, "detail_enabled", "%s", mc->detail_enabled ? "yes" : "no");
+    stat_line(b, "cas_enabled", "%s", mc->cas_disabled ? "no" : "yes");
+    stat_line(b, "tcp_backlog", "%d", mc->backlog);
     stat_line(b, "binding_protocol", "%s", settings_proto_name(s->protocol));
     stat_line(b, "auth_enabled_sasl", "%s", s->sasl ? "yes" : "no");
     stat_line(b, "item_size_max", "%u", s->item_size_max);
-    stat_line(b, "flush_enabled", "yes");
+    stat_line(b, "maxconns_fast", "%s", mc->maxconns_fast ? "yes" : "no");
+    stat_line(b, "hashpower_init", "%d", mc->hashpower_init);
+    stat_line(b, "slab_reassign", "%s", mc->slab_reassign ? "yes" : "no");
+    stat_line(b, "slab_automove", "%d", mc->slab_automove);
+    stat_line(b, "slab_automove_ratio", "%.2f", mc->slab_automove_ratio);
+    stat_line(b, "slab_automove_window", "%u", mc->slab_automove_window);
+    stat_line(b, "slab_chunk_max", "%d", mc->slab_chunk_max);
+    stat_line(b, "lru_crawler", "%s", mc->lru_crawler ? "yes" : "no");
+    stat_line(b, "lru_crawler_sleep", "%d", mc->lru_crawler_sleep);
+    stat_line(b, "lru_crawler_tocrawl", "%lu", mc->lru_crawler_tocrawl);
+    stat_line(b, "tail_repair_time", "%d", mc->tail_repair_time);
+    stat_line(b, "flush_enabled", "%s", mc->flush_disabled ? "no" : "yes");
+    stat_line(b, "dump_enabled", "%s", mc->dump_disabled ? "no" : "yes");
+    stat_line(b, "hash_algorithm", "%s", mc->hash_algorithm);
+    stat_line(b, "lru_maintainer_thread", "%s",
+              mc->lru_maintainer ? "yes" : "no");
+    stat_line(b, "lru_segmented", "%s", mc->lru_segmented ? "yes" : "no");
+    stat_line(b, "hot_lru_pct", "%d", mc->hot_lru_pct);
+    stat_line(b, "warm_lru_pct", "%d", mc->warm_lru_pct);
+    stat_line(b, "hot_max_factor", "%.2f", mc->hot_max_factor);
+    stat_line(b, "warm_max_factor", "%.2f", mc->warm_max_factor);
+    stat_line(b, "temp_lru", "%s", mc->temp_lru ? "yes" : "no");
+    stat_line(b, "temporary_ttl", "%u", mc->temporary_ttl);
     stat_line(b, "idle_timeout", "%u", s->idle_timeout_s);
     stat_line(b, "reqs_per_event", "%u", s->reqs_per_event);
-    stat_line(b, "maxconns_fast", "yes");
     stat_line(b, "write_timeout", "%u", s->write_timeout_s);
     stat_line(b, "output_budget", "%llu", (unsigned long long)s->output_budget);
+    stat_line(b, "watcher_logbuf_size", "%u", mc->watcher_logbuf_size);
+    stat_line(b, "worker_logbuf_size", "%u", mc->worker_logbuf_size);
+    stat_line(b, "read_buf_mem_limit", "%u", mc->read_buf_mem_limit);
+    stat_line(b, "track_sizes", "%s", mc->track_sizes ? "yes" : "no");
+    stat_line(b, "inline_ascii_response", "no");
+    stat_line(b, "drop_privileges", "%s", mc->drop_privileges ? "yes" : "no");
+    stat_line(b, "watch_enabled", "%s", mc->watch_disabled ? "no" : "yes");
+    stat_line(b, "lock_memory", "%s", mc->lock_memory ? "yes" : "no");
+    stat_line(b, "large_pages", "%s", mc->large_pages ? "yes" : "no");
+    stat_line(b, "memory_file", "%s",
+              mc->memory_file ? mc->memory_file : "NULL");
+    stat_line(b, "napi_ids", "%d", mc->napi_ids);
     stat_line(b, "data_dir", "%s", s->data_dir);
     stat_line(b, "shards", "%u", s->shards);
     stat_line(b, "sync", "%s", settings_sync_name(s->sync));
