@@ -8,7 +8,8 @@ libprotocol_a_SOURCES = protocol/proto.h protocol/proto_parse.c \
 libprotocol_a_CFLAGS = $(AM_CFLAGS)
 
 PROTOCOL_LIBS = libprotocol.a
-CMD_SOURCES = server/cmd.c server/cmd.h server/cmd_meta.c server/cmd_meta.h
+CMD_SOURCES = server/cmd.c server/cmd.h server/cmd_meta.c server/cmd_meta.h \
+	server/cmd_admin.c server/cmd_admin.h
 
 # The executor as a library too, so tests can link it against a fake store.
 noinst_LIBRARIES += libcmd.a

@@ -53,6 +53,10 @@ enum proto_cmd {
     PROTO_CMD_MA,
     PROTO_CMD_MN,
     PROTO_CMD_ME,
+    /* memcached's admin commands (lru_crawler, lru, slabs, cache_memlimit,
+     * watch): key/klen is the command word, args/args_len the rest of the
+     * line (may be empty); the server decides what they mean. */
+    PROTO_CMD_ADMIN,
 };
 
 enum proto_status {
@@ -94,7 +98,7 @@ struct proto_req {
     bool has_delay;
     unsigned level; /* verbosity */
     bool noreply;
-    const char *args; /* stats: text after "stats " */
+    const char *args; /* stats, shutdown, admin: text after the command */
     size_t args_len;
     const char *err; /* PROTO_ERROR/PROTO_CLOSE: whole line with CRLF */
     bool unlink;     /* too-large set: memcached drops the old key */

@@ -447,6 +447,19 @@ parse_update(struct proto_parser *p, struct proto_req *req,
     return take_data(p, req, buf, len, line_len, used);
 }
 
+/* args/args_len: the line after its first token and the blanks after it. */
+static void
+rest_of_line(struct proto_req *req, const struct line *l)
+{
+    if (l->n > 1) {
+        req->args = l->t[1].p;
+        req->args_len = (size_t)(l->end - l->t[1].p);
+    } else {
+        req->args = l->end;
+        req->args_len = 0;
+    }
+}
+
 static enum proto_status
 parse_classic(struct proto_parser *p, struct proto_req *req,
               const struct line *l, const char *buf, size_t len,
@@ -571,12 +584,7 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
     }
     if (tok_is(c, "stats")) {
         req->cmd = PROTO_CMD_STATS;
-        if (l->n > 1) {
-            req->args = l->t[1].p;
-            req->args_len = (size_t)(l->end - l->t[1].p);
-        } else {
-            req->args = l->end;
-        }
+        rest_of_line(req, l);
         return PROTO_OK;
     }
     if (tok_is(c, "version")) {
@@ -603,6 +611,15 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
     }
     if (tok_is(c, "shutdown")) {
         req->cmd = PROTO_CMD_SHUTDOWN;
+        rest_of_line(req, l);
+        return PROTO_OK;
+    }
+    if (tok_is(c, "lru_crawler") || tok_is(c, "lru") || tok_is(c, "slabs") ||
+        tok_is(c, "cache_memlimit") || tok_is(c, "watch")) {
+        req->cmd = PROTO_CMD_ADMIN;
+        req->key = req->raw_key = c->p;
+        req->klen = req->raw_klen = c->n;
+        rest_of_line(req, l);
         return PROTO_OK;
     }
     /* memcached hangs up on what looks like an HTTP request line */

@@ -9,6 +9,7 @@
 #include "server/cmd.h"
 
 #include "protocol/proto.h"
+#include "server/cmd_admin.h"
 #include "server/cmd_meta.h"
 #include "storage/cask.h"
 
@@ -44,8 +45,15 @@ cmd_conn_set_throttle(struct cmd_conn *cc, bool (*full)(void *arg), void *arg)
 void
 cmd_conn_deinit(struct cmd_conn *cc)
 {
+    cmd_admin_cancel(cc);
     memset(&cc->parser, 0, sizeof(cc->parser));
     cc->get_paused = false;
+}
+
+bool
+cmd_busy(const struct cmd_conn *cc)
+{
+    return cc->job != NULL;
 }
 
 size_t
@@ -1129,7 +1137,13 @@ run(struct cmd_conn *cc, const struct proto_req *req)
     case PROTO_CMD_FLUSH_ALL:
         do_flush(cc, req);
         break;
+    case PROTO_CMD_ADMIN:
+        cmd_admin_run(cc, req);
+        break;
     case PROTO_CMD_STATS:
+        if (cmd_admin_stats(cc, req->args, req->args_len)) {
+            break;
+        }
         if (env->stats != NULL) {
             env->stats(env->stats_arg, req->args, req->args_len, &cc->out);
         } else {
@@ -1150,10 +1164,16 @@ run(struct cmd_conn *cc, const struct proto_req *req)
     case PROTO_CMD_QUIT:
         return CMD_CLOSE;
     case PROTO_CMD_SHUTDOWN:
-        if (env->enable_shutdown) {
+        if (!env->enable_shutdown) {
+            emit_str(cc, "ERROR: shutdown not enabled\r\n");
+        } else if (req->args_len == 0 ||
+                   (req->args_len == 8 &&
+                    memcmp(req->args, "graceful", 8) == 0)) {
+            /* every stop here is graceful: connections drain first */
             return CMD_SHUTDOWN;
+        } else {
+            emit_str(cc, "CLIENT_ERROR invalid shutdown mode\r\n");
         }
-        emit_str(cc, "ERROR: shutdown not enabled\r\n");
         break;
     case PROTO_CMD_MG:
         cc->ctr->meta_cmds++;
@@ -1198,6 +1218,12 @@ cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
     struct proto_req req;
     enum proto_status st;
 
+    if (cc->job != NULL) {
+        /* a dump in progress goes first; the input waits */
+        *used = 0;
+        cmd_admin_continue(cc);
+        return CMD_DONE;
+    }
     st = proto_parse(&cc->parser, &req, buf, len, used);
     switch (st) {
     case PROTO_NEED_MORE:

@@ -7,6 +7,7 @@
 #ifndef BITCACHED_CMD_H
 #define BITCACHED_CMD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,12 @@ struct cmd_counters {
     uint64_t auth_errors; /* those that failed */
 };
 
+/* What admin commands switch at run time (lru_crawler enable/disable);
+ * shared by every connection. */
+struct cmd_admin_state {
+    atomic_bool lru_crawler;
+};
+
 /* Shared by every connection; set up once before the workers start and
  * read-only afterwards. */
 struct cmd_env {
@@ -68,7 +75,18 @@ struct cmd_env {
     bool enable_shutdown; /* --enable-shutdown (memcached's -A) */
     bool cas_disabled;    /* -C: cas shown as 0, the cas command fails */
     bool flush_disabled;  /* -F: flush_all refused */
-    const char *version;  /* for `version` */
+    bool dump_disabled;   /* -X: metadump and cachedump refused */
+    bool watch_disabled;  /* -W: watch refused */
+    /* memcached's size classes (its -f, -n, slab_chunk_max), which key
+     * dumps and stats items/slabs report: chunk sizes class_size[1..
+     * nclasses], growing. */
+    uint32_t class_size[65];
+    unsigned nclasses;
+    /* cache_memlimit N (megabytes): change -m; NULL refuses the command. */
+    void (*set_memlimit)(void *arg, uint64_t bytes);
+    void *set_memlimit_arg;
+    struct cmd_admin_state *admin; /* NULL: crawler always on */
+    const char *version;           /* for `version` */
     /* Unix time in seconds, used to turn exptimes into absolute times; must
      * be the same clock the store was opened with. NULL means time(NULL). */
     int64_t (*clock)(void *arg);
@@ -100,11 +118,13 @@ struct cmd_conn {
     /* A multi-get paused before the key at this offset of its key list. */
     bool get_paused;
     size_t get_pos;
+    struct cmd_admin_job *job;  /* a dump in progress (cmd_admin.c) */
 };
 
 enum cmd_status {
-    CMD_DONE = 0,  /* consumed *used > 0 bytes (a request ran, or bytes of
-                    * a swallowed data block were dropped); call again */
+    CMD_DONE = 0,  /* consumed *used bytes (a request ran, or bytes of a
+                    * swallowed data block were dropped, or, with *used 0,
+                    * a batch of a dump was written); call again */
     CMD_NEED_MORE, /* no complete request in buf: read more, then call again
                     * with the same unconsumed bytes first */
     CMD_CLOSE,     /* write out what is queued, then close (quit, or the
@@ -137,6 +157,11 @@ enum cmd_status cmd_execute(struct cmd_conn *cc, const char *buf, size_t len,
  * (cmd_bin.c), which shares them with the text commands. */
 int64_t cmd_now_s(const struct cmd_env *env);
 int64_t cmd_exp_abs(const struct cmd_env *env, int64_t exptime);
+
+/* True while a dump (lru_crawler metadump, stats cachedump/items/slabs) is
+ * being written: call cmd_execute again, even with no new input, once the
+ * output has drained; it writes the next batch and consumes nothing. */
+bool cmd_busy(const struct cmd_conn *cc);
 
 /* Hint for the read buffer: total bytes the request at the start of buf needs
  * (line and data block), or 0 when that is not yet known. Lets the

@@ -532,7 +532,8 @@ process(struct conn *c)
     unsigned served = 0;
 
     c->turn_written = 0;
-    while (!c->closing && c->rstart < c->rend) {
+    /* A dump in progress (cmd_busy) runs a batch per call, input or not. */
+    while (!c->closing && (c->rstart < c->rend || cmd_busy(&c->cc))) {
         size_t used = 0;
         enum cmd_status st;
 

@@ -10,6 +10,7 @@
 #include "server/sasl.h"
 #include "server/server.h"
 #include "server/settings.h"
+#include "server/settings_ext.h"
 #include "server/stats.h"
 #include "server/udp.h"
 #include "server/worker.h"
@@ -75,6 +76,16 @@ set_verbosity(void *arg, unsigned level)
 {
     (void)arg;
     log_set_level((int)level);
+}
+
+/* cache_memlimit: -m at run time. Only `stats` reads it (a racy read of a
+ * 64-bit word, as for the other figures stats shows). */
+static void
+set_memlimit(void *arg, uint64_t bytes)
+{
+    struct settings *s = arg;
+
+    s->maxbytes = bytes;
 }
 
 static int
@@ -229,6 +240,7 @@ main(int argc, char **argv)
 {
     static struct settings settings;
     static struct server srv;
+    static struct cmd_admin_state admin_state;
     struct listeners *listeners = NULL;
     struct udp *udp = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
@@ -320,7 +332,14 @@ main(int argc, char **argv)
     srv.env.enable_shutdown = settings.enable_shutdown;
     srv.env.cas_disabled = settings.mc.cas_disabled;
     srv.env.flush_disabled = settings.mc.flush_disabled;
-    srv.env.version = SERVER_VERSION_STRING;
+    srv.env.dump_disabled = settings.mc.dump_disabled;
+    srv.env.watch_disabled = settings.mc.watch_disabled;
+    srv.env.nclasses = settings_ext_classes(&settings.mc, srv.env.class_size);
+    srv.env.set_memlimit = set_memlimit;
+    srv.env.set_memlimit_arg = &settings;
+    atomic_store(&admin_state.lru_crawler, settings.mc.lru_crawler);
+    srv.env.admin = &admin_state;
+    srv.env.version = SERVER_PROTOCOL_VERSION;
     srv.env.stats = stats_reply;
     srv.env.stats_arg = &srv;
     srv.env.verbosity = set_verbosity;

@@ -12,14 +12,12 @@
 #include "server/cmd.h"
 #include "server/settings.h"
 
-/* What `version` and `stats` report: the memcached release whose text
- * protocol we follow, then our own version as semver build metadata.
- * Clients read the leading number as memcached's: libmemcached rejects a
- * major version of 0, and memcached's own conformance tool expects 1.6
- * behaviour only from a server that says 1.6 or later. */
+/* What `version` and `stats version` report: the memcached release whose
+ * protocol we follow, alone, since client libraries parse it (libmemcached
+ * rejects a major version of 0, node's memcached takes the last x.y.z it
+ * finds, memcached's conformance tool expects 1.6 behaviour only from 1.6 or
+ * later). `stats` says what the server is in its "server" line. */
 #define SERVER_PROTOCOL_VERSION "1.6.18"
-#define SERVER_VERSION_STRING                                                  \
-    SERVER_PROTOCOL_VERSION "+bitcached-" PACKAGE_VERSION
 
 struct worker;
 struct event_base;

@@ -185,7 +185,8 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "pid", "%ld", (long)getpid());
     stat_line(b, "uptime", "%ld", (long)(now - srv->started));
     stat_line(b, "time", "%ld", (long)now);
-    stat_line(b, "version", "%s", SERVER_VERSION_STRING);
+    stat_line(b, "version", "%s", SERVER_PROTOCOL_VERSION);
+    stat_line(b, "server", "bitcached-%s", PACKAGE_VERSION);
     stat_line(b, "libevent", "%s", event_get_version());
     stat_line(b, "pointer_size", "%zu", 8 * sizeof(void *));
     stat_line(b, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec,

@@ -351,3 +351,65 @@ cask_kd_bytes(const struct cask_keydir *kd)
     }
     return n;
 }
+
+/* A walk position is (stripe << 32 | the hash's top 32 bits). Within a
+ * stripe, entries sit in home-slot order and the home slot grows with the
+ * top 32 bits whatever the stripe's capacity; so a range of those bits is a
+ * stretch of slots (plus the probe run after it), and a walk by ranges sees
+ * every entry that stays put exactly once even if stripes grow between two
+ * calls. */
+uint64_t
+cask_kd_range_end(void)
+{
+    return (uint64_t)STRIPES << 32;
+}
+
+static size_t
+stripe_range(struct cask_keydir *kd, const struct stripe *t, uint64_t lo,
+             uint64_t hi, void (*fn)(void *arg, struct cask_kd_entry *e),
+             void *arg)
+{
+    uint32_t first, last;
+    size_t n = 0;
+
+    if (lo >= hi || t->count == 0) {
+        return 0;
+    }
+    first = (uint32_t)((lo * (uint64_t)t->cap) >> 32);
+    last = (uint32_t)(((hi - 1) * (uint64_t)t->cap) >> 32);
+    for (uint64_t k = 0; k < t->cap; k++) {
+        uint32_t j = (uint32_t)((first + k) % t->cap);
+        uint32_t s = t->slots[j];
+        if (s == 0) {
+            if (k >= (uint64_t)(last - first)) {
+                break; /* past the last home slot and its probe run */
+            }
+            continue;
+        }
+        struct cask_kd_entry *e = deref(kd, slot_ref(s));
+        uint64_t top = cask_kd_hash(e->key, e->klen) >> 32;
+        if (top >= lo && top < hi) {
+            fn(arg, e);
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t
+cask_kd_foreach_range(struct cask_keydir *kd, uint64_t lo, uint64_t hi,
+                      void (*fn)(void *arg, struct cask_kd_entry *e), void *arg)
+{
+    size_t n = 0;
+
+    if (hi > cask_kd_range_end()) {
+        hi = cask_kd_range_end();
+    }
+    for (uint64_t st = lo >> 32; st < STRIPES && (st << 32) < hi; st++) {
+        uint64_t a = st == lo >> 32 ? (lo & 0xffffffffu) : 0;
+        uint64_t b =
+                hi - (st << 32) < (1ull << 32) ? hi - (st << 32) : (1ull << 32);
+        n += stripe_range(kd, &kd->st[st], a, b, fn, arg);
+    }
+    return n;
+}

@@ -76,6 +76,15 @@ void cask_kd_remove(struct cask_keydir *kd, uint64_t h,
 void cask_kd_foreach(struct cask_keydir *kd,
                      void (*fn)(void *arg, struct cask_kd_entry *e), void *arg);
 
+/* Walk positions run from 0 to cask_kd_range_end(). Call fn on every entry
+ * whose position lies in [lo, hi); fn must not insert or remove. Returns how
+ * many it visited. An entry keeps its position while it exists, whatever
+ * else is inserted or removed. */
+uint64_t cask_kd_range_end(void);
+size_t cask_kd_foreach_range(struct cask_keydir *kd, uint64_t lo, uint64_t hi,
+                             void (*fn)(void *arg, struct cask_kd_entry *e),
+                             void *arg);
+
 size_t cask_kd_count(const struct cask_keydir *kd);
 
 /* Bytes of memory held (arena chunks, table, bookkeeping). */

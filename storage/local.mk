@@ -16,6 +16,8 @@ libstorage_a_SOURCES = \
 	storage/cask_segment.c \
 	storage/cask_keydir.h \
 	storage/cask_keydir.c \
+	storage/cask_walk.h \
+	storage/cask_walk.c \
 	storage/cask_hint.h \
 	storage/cask_hint.c \
 	storage/cask_retire.h \

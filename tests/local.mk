@@ -51,10 +51,12 @@ tests_integration_test_pipeline_LDADD = $(ITEST_LDADD)
 TESTS += tests/integration/test_pipeline
 
 dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
-	tests/compare/test_compare.py tests/integration/test_flags.py
+	tests/compare/test_compare.py tests/integration/test_flags.py \
+	tests/integration/test_dump.py
 EXTRA_DIST += tests/integration/bcserver.py
 TESTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
-	tests/compare/test_compare.py tests/integration/test_flags.py
+	tests/compare/test_compare.py tests/integration/test_flags.py \
+	tests/integration/test_dump.py
 
 # Server benchmark (not part of make check): tests/bench/bench_server.sh.
 noinst_PROGRAMS += tests/bench/bench_load

@@ -6,6 +6,7 @@
  * Must not be linked into the server.
  */
 #include "storage/cask.h"
+#include "storage/cask_walk.h"
 
 #include "tests/golden/fake_cask.h"
 
@@ -500,4 +501,37 @@ cask_shard_of(const struct cask *c, const void *key, size_t klen)
     (void)key;
     (void)klen;
     return 0;
+}
+
+/* One bucket per call; pos->hash is the bucket (a single shard). */
+bool
+cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
+          void (*fn)(void *arg, const struct cask_walk_entry *e), void *arg)
+{
+    int64_t now = now_s(c);
+
+    (void)batch;
+    if (pos->shard > 0 || pos->hash >= NBUCKETS) {
+        return false;
+    }
+    for (const struct fitem *f = c->b[pos->hash]; f != NULL; f = f->next) {
+        struct cask_walk_entry e;
+
+        if (f->cas <= c->flushed_cas ||
+            (f->exp_abs_s != 0 && f->exp_abs_s <= now)) {
+            continue;
+        }
+        e.key = f->key;
+        e.klen = f->klen;
+        e.flags = f->flags;
+        e.exp_abs_s = f->exp_abs_s;
+        e.cas = f->cas;
+        e.vlen = f->vlen;
+        fn(arg, &e);
+    }
+    if (++pos->hash == NBUCKETS) {
+        pos->shard = 1;
+        return false;
+    }
+    return true;
 }

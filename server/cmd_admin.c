@@ -1,0 +1,590 @@
+/* cmd_admin.c - memcached's admin commands and key dumps (see cmd_admin.h).
+ *
+ * Owns each connection's dump job: the walk position in the store, the
+ * class filter, the batch of text not yet handed to the sink, and the
+ * per-class sums of stats items/slabs. A batch is formatted while cask_walk
+ * holds one shard's lock (the callback only appends to the job's buffer)
+ * and written to the sink after the lock is released.
+ *
+ * bitcached keeps no per-item access time and no fetched bit: metadump's la
+ * is the time of the dump and fetch is "no"; size and cls are what memcached
+ * would give the same item (its 48-byte header, key, value, cas, flags). */
+#include "server/cmd_admin.h"
+
+#include "protocol/proto.h"
+#include "storage/cask_walk.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WALK_BATCH      1024u
+#define CACHEDUMP_LIMIT (2u * 1024 * 1024) /* memcached's cap on the reply */
+#define MAX_CLASSES     64u                /* memcached's class ids, 1..63 */
+#define PAGE_SIZE_MC    (1024u * 1024)
+
+enum job_kind { JOB_METADUMP, JOB_CACHEDUMP, JOB_ITEMS, JOB_SLABS };
+
+struct class_sum {
+    uint64_t number;
+    uint64_t bytes;
+};
+
+struct cmd_admin_job {
+    enum job_kind kind;
+    const struct cmd_env *env;
+    struct cask_walk_pos pos;
+    int64_t now;
+    bool all;               /* metadump: every class */
+    bool cls[MAX_CLASSES];  /* metadump: classes asked for */
+    unsigned cachedump_cls; /* cachedump: the class */
+    uint64_t limit;         /* cachedump: items, 0 = no limit */
+    uint64_t shown;
+    uint64_t written; /* cachedump: reply bytes so far */
+    bool full;        /* cachedump: limit reached */
+    struct class_sum sum[MAX_CLASSES];
+    char *buf;
+    size_t len, cap;
+};
+
+static void
+emit_str(struct cmd_conn *cc, const char *s)
+{
+    cc->out.bytes(cc->out.arg, s, strlen(s));
+}
+
+static int64_t
+now_s(const struct cmd_env *env)
+{
+    return env->clock != NULL ? env->clock(env->clock_arg)
+                              : (int64_t)time(NULL);
+}
+
+/* memcached's ITEM_ntotal for this item. */
+static uint64_t
+item_total(const struct cmd_env *env, size_t klen, uint32_t vlen,
+           uint32_t flags)
+{
+    return 48u + klen + 1 + vlen + 2 + (env->cas_disabled ? 0 : 8) +
+           (flags != 0 ? 4 : 0);
+}
+
+/* memcached's slabs_clsid. */
+static unsigned
+class_of(const struct cmd_env *env, uint64_t total)
+{
+    if (env->nclasses == 0 || total > env->item_max + 128u) {
+        return 0;
+    }
+    for (unsigned i = 1; i <= env->nclasses; i++) {
+        if (total <= env->class_size[i]) {
+            return i;
+        }
+    }
+    return env->nclasses;
+}
+
+static void
+job_append(struct cmd_admin_job *j, const char *p, size_t n)
+{
+    if (j->len + n > j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 64 * 1024;
+        while (cap < j->len + n) {
+            cap *= 2;
+        }
+        char *nb = realloc(j->buf, cap);
+        if (nb == NULL) {
+            return; /* the line is lost; the dump goes on */
+        }
+        j->buf = nb;
+        j->cap = cap;
+    }
+    memcpy(j->buf + j->len, p, n);
+    j->len += n;
+}
+
+/* memcached's uriencode: all but [A-Za-z0-9._~-] as %XX. */
+static size_t
+uriencode(const char *key, size_t klen, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+
+    for (size_t i = 0; i < klen; i++) {
+        unsigned char ch = (unsigned char)key[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+            (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+            ch == '~') {
+            out[n++] = (char)ch;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static void
+on_entry(void *arg, const struct cask_walk_entry *e)
+{
+    struct cmd_admin_job *j = arg;
+    uint64_t total = item_total(j->env, e->klen, e->vlen, e->flags);
+    unsigned cls = class_of(j->env, total);
+    char line[3 * 250 + 160];
+    char key[3 * 250 + 1];
+    int n;
+
+    switch (j->kind) {
+    case JOB_METADUMP:
+        if (!j->all && !j->cls[cls]) {
+            return;
+        }
+        uriencode(e->key, e->klen < 250 ? e->klen : 250, key);
+        n = snprintf(line, sizeof(line),
+                     "key=%s exp=%" PRId64 " la=%" PRId64 " cas=%" PRIu64
+                     " fetch=no cls=%u size=%" PRIu64 "\n",
+                     key, e->exp_abs_s == 0 ? -1 : e->exp_abs_s, j->now,
+                     j->env->cas_disabled ? 0 : e->cas, cls, total);
+        if (n > 0) {
+            job_append(j, line, (size_t)n);
+        }
+        break;
+    case JOB_CACHEDUMP:
+        if (cls != j->cachedump_cls || j->full) {
+            return;
+        }
+        n = snprintf(line, sizeof(line),
+                     "ITEM %.*s [%" PRIu32 " b; %" PRId64 " s]\r\n",
+                     (int)e->klen, e->key, e->vlen, e->exp_abs_s);
+        if (n <= 0 || j->written + (size_t)n + 6 > CACHEDUMP_LIMIT) {
+            j->full = true;
+            return;
+        }
+        job_append(j, line, (size_t)n);
+        j->written += (uint64_t)n;
+        if (j->limit != 0 && ++j->shown >= j->limit) {
+            j->full = true;
+        }
+        break;
+    case JOB_ITEMS:
+    case JOB_SLABS:
+        j->sum[cls].number++;
+        j->sum[cls].bytes += total;
+        break;
+    }
+}
+
+static void
+stat_u64(struct cmd_admin_job *j, const char *prefix, unsigned cls,
+         const char *name, uint64_t v)
+{
+    char line[128];
+    int n;
+
+    if (cls == 0) {
+        n = snprintf(line, sizeof(line), "STAT %s %" PRIu64 "\r\n", name, v);
+    } else {
+        n = snprintf(line, sizeof(line), "STAT %s%u:%s %" PRIu64 "\r\n", prefix,
+                     cls, name, v);
+    }
+    if (n > 0) {
+        job_append(j, line, (size_t)n);
+    }
+}
+
+static void
+finish_items(struct cmd_admin_job *j)
+{
+    static const char *const zeros[] = {
+            "evicted",           "evicted_nonzero",       "evicted_time",
+            "outofmemory",       "tailrepairs",           "reclaimed",
+            "expired_unfetched", "evicted_unfetched",     "evicted_active",
+            "crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked",
+            "moves_to_cold",     "moves_to_warm",         "moves_within_lru",
+            "direct_reclaims",   "hits_to_hot",           "hits_to_warm",
+            "hits_to_cold",      "hits_to_temp",
+    };
+    for (unsigned c = 1; c < MAX_CLASSES; c++) {
+        const struct class_sum *s = &j->sum[c];
+        if (s->number == 0) {
+            continue;
+        }
+        stat_u64(j, "items:", c, "number", s->number);
+        stat_u64(j, "items:", c, "number_hot", 0);
+        stat_u64(j, "items:", c, "number_warm", 0);
+        stat_u64(j, "items:", c, "number_cold", s->number);
+        stat_u64(j, "items:", c, "age_hot", 0);
+        stat_u64(j, "items:", c, "age_warm", 0);
+        stat_u64(j, "items:", c, "age", 0);
+        stat_u64(j, "items:", c, "mem_requested", s->bytes);
+        for (size_t k = 0; k < sizeof(zeros) / sizeof(zeros[0]); k++) {
+            stat_u64(j, "items:", c, zeros[k], 0);
+        }
+    }
+}
+
+static void
+finish_slabs(struct cmd_admin_job *j)
+{
+    static const char *const zeros[] = {
+            "free_chunks_end", "get_hits",   "cmd_set",
+            "delete_hits",     "incr_hits",  "decr_hits",
+            "cas_hits",        "cas_badval", "touch_hits",
+    };
+    uint64_t active = 0, malloced = 0;
+
+    for (unsigned c = 1; c < MAX_CLASSES && c <= j->env->nclasses; c++) {
+        const struct class_sum *s = &j->sum[c];
+        uint32_t size = j->env->class_size[c];
+        uint64_t per = size ? PAGE_SIZE_MC / size : 0;
+        uint64_t pages;
+
+        if (s->number == 0 || per == 0) {
+            continue;
+        }
+        pages = (s->number + per - 1) / per;
+        stat_u64(j, "", c, "chunk_size", size);
+        stat_u64(j, "", c, "chunks_per_page", per);
+        stat_u64(j, "", c, "total_pages", pages);
+        stat_u64(j, "", c, "total_chunks", pages * per);
+        stat_u64(j, "", c, "used_chunks", s->number);
+        stat_u64(j, "", c, "free_chunks", pages * per - s->number);
+        for (size_t k = 0; k < sizeof(zeros) / sizeof(zeros[0]); k++) {
+            stat_u64(j, "", c, zeros[k], 0);
+        }
+        active++;
+        malloced += pages * PAGE_SIZE_MC;
+    }
+    stat_u64(j, "", 0, "active_slabs", active);
+    stat_u64(j, "", 0, "total_malloced", malloced);
+}
+
+static void
+job_free(struct cmd_conn *cc)
+{
+    if (cc->job != NULL) {
+        free(cc->job->buf);
+        free(cc->job);
+        cc->job = NULL;
+    }
+}
+
+static void
+job_flush(struct cmd_conn *cc)
+{
+    struct cmd_admin_job *j = cc->job;
+
+    if (j->len > 0) {
+        cc->out.bytes(cc->out.arg, j->buf, j->len);
+        j->len = 0;
+    }
+}
+
+void
+cmd_admin_continue(struct cmd_conn *cc)
+{
+    struct cmd_admin_job *j = cc->job;
+    bool more;
+
+    if (j == NULL) {
+        return;
+    }
+    more = cask_walk(cc->env->store, &j->pos, WALK_BATCH, on_entry, j);
+    if (j->kind == JOB_CACHEDUMP && j->full) {
+        more = false;
+    }
+    if (!more) {
+        if (j->kind == JOB_ITEMS) {
+            finish_items(j);
+        } else if (j->kind == JOB_SLABS) {
+            finish_slabs(j);
+        }
+        job_append(j, "END\r\n", 5);
+    }
+    job_flush(cc);
+    if (!more) {
+        job_free(cc);
+    }
+}
+
+void
+cmd_admin_cancel(struct cmd_conn *cc)
+{
+    job_free(cc);
+}
+
+static struct cmd_admin_job *
+job_new(struct cmd_conn *cc, enum job_kind kind)
+{
+    struct cmd_admin_job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL) {
+        emit_str(cc, "SERVER_ERROR out of memory\r\n");
+        return NULL;
+    }
+    j->kind = kind;
+    j->env = cc->env;
+    j->now = now_s(cc->env);
+    job_free(cc);
+    cc->job = j;
+    return j;
+}
+
+/* ---- tokens ---- */
+
+struct toks {
+    const char *p[8];
+    size_t n[8];
+    unsigned count; /* tokens found, at most 8 (more: count 8, more set) */
+    bool more;
+};
+
+static void
+tokenize(const char *s, size_t len, struct toks *t)
+{
+    size_t i = 0;
+
+    memset(t, 0, sizeof(*t));
+    while (i < len) {
+        while (i < len && s[i] == ' ') {
+            i++;
+        }
+        if (i == len) {
+            break;
+        }
+        if (t->count == 8) {
+            t->more = true;
+            break;
+        }
+        t->p[t->count] = s + i;
+        while (i < len && s[i] != ' ') {
+            i++;
+        }
+        t->n[t->count] = (size_t)(s + i - t->p[t->count]);
+        t->count++;
+    }
+}
+
+static bool
+tok_is(const struct toks *t, unsigned i, const char *w)
+{
+    return i < t->count && t->n[i] == strlen(w) &&
+           memcmp(t->p[i], w, t->n[i]) == 0;
+}
+
+/* memcached's safe_strtoul on one token. */
+static bool
+tok_u32(const struct toks *t, unsigned i, uint32_t *out)
+{
+    uint64_t v;
+
+    if (i >= t->count || !proto_strtou64(t->p[i], t->n[i], &v) ||
+        v > UINT32_MAX || t->p[i][0] == '-') {
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* A class list as memcached's crawler reads it: "all", "hash" or ids
+ * 1..63 separated by commas. Returns false for a bad id. */
+static bool
+parse_classes(const char *p, size_t n, bool *all, bool cls[MAX_CLASSES])
+{
+    size_t i = 0;
+
+    if ((n == 3 && memcmp(p, "all", 3) == 0) ||
+        (n == 4 && memcmp(p, "hash", 4) == 0)) {
+        *all = true;
+        return true;
+    }
+    *all = false;
+    while (i < n) {
+        size_t start = i;
+        uint64_t v;
+        while (i < n && p[i] != ',') {
+            i++;
+        }
+        if (i > start) {
+            if (!proto_strtou64(p + start, i - start, &v) || v < 1 ||
+                v >= MAX_CLASSES || p[start] == '-') {
+                return false;
+            }
+            cls[v] = true;
+        }
+        i++;
+    }
+    return true;
+}
+
+/* ---- commands ---- */
+
+static bool
+crawler_on(const struct cmd_env *env)
+{
+    return env->admin == NULL || atomic_load(&env->admin->lru_crawler);
+}
+
+static void
+lru_crawler(struct cmd_conn *cc, const struct toks *t)
+{
+    const struct cmd_env *env = cc->env;
+    bool all, cls[MAX_CLASSES] = {false};
+    uint32_t v;
+
+    if (t->count == 3 && tok_is(t, 1, "crawl")) {
+        if (!crawler_on(env)) {
+            emit_str(cc, "CLIENT_ERROR lru crawler disabled\r\n");
+        } else if (!parse_classes(t->p[2], t->n[2], &all, cls)) {
+            emit_str(cc, "BADCLASS invalid class id\r\n");
+        } else {
+            /* What the crawler is for, reclaiming expired items, is the
+             * compactor's job here: ask it to run now. */
+            (void)cask_compact(env->store, -1, false);
+            emit_str(cc, "OK\r\n");
+        }
+    } else if (t->count == 3 && tok_is(t, 1, "metadump")) {
+        struct cmd_admin_job *j;
+        if (!crawler_on(env)) {
+            emit_str(cc, "CLIENT_ERROR lru crawler disabled\r\n");
+        } else if (env->dump_disabled) {
+            emit_str(cc, "ERROR metadump not allowed\r\n");
+        } else if (!parse_classes(t->p[2], t->n[2], &all, cls)) {
+            emit_str(cc, "BADCLASS invalid class id\r\n");
+        } else if ((j = job_new(cc, JOB_METADUMP)) != NULL) {
+            j->all = all;
+            memcpy(j->cls, cls, sizeof(cls));
+            cmd_admin_continue(cc);
+        }
+    } else if (t->count == 3 && tok_is(t, 1, "tocrawl")) {
+        emit_str(cc, tok_u32(t, 2, &v)
+                             ? "OK\r\n"
+                             : "CLIENT_ERROR bad command line format\r\n");
+    } else if (t->count == 3 && tok_is(t, 1, "sleep")) {
+        if (!tok_u32(t, 2, &v)) {
+            emit_str(cc, "CLIENT_ERROR bad command line format\r\n");
+        } else if (v > 1000000) {
+            emit_str(cc, "CLIENT_ERROR sleep must be one second or less\r\n");
+        } else {
+            emit_str(cc, "OK\r\n");
+        }
+    } else if (t->count == 2 && tok_is(t, 1, "enable")) {
+        if (env->admin == NULL ||
+            atomic_exchange(&env->admin->lru_crawler, true)) {
+            emit_str(cc, "ERROR failed to start lru crawler thread\r\n");
+        } else {
+            emit_str(cc, "OK\r\n");
+        }
+    } else if (t->count == 2 && tok_is(t, 1, "disable")) {
+        if (env->admin != NULL) {
+            atomic_store(&env->admin->lru_crawler, false);
+        }
+        emit_str(cc, "OK\r\n");
+    } else {
+        emit_str(cc, "ERROR\r\n");
+    }
+}
+
+void
+cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
+{
+    const struct cmd_env *env = cc->env;
+    struct toks t;
+    uint32_t v;
+
+    /* t.p[0] is the command word, as memcached's tokens[0] */
+    tokenize(req->key, (size_t)(req->args + req->args_len - req->key), &t);
+    if (t.more) {
+        emit_str(cc, "ERROR\r\n");
+    } else if (tok_is(&t, 0, "lru_crawler")) {
+        lru_crawler(cc, &t);
+    } else if (tok_is(&t, 0, "watch")) {
+        if (env->watch_disabled) {
+            emit_str(cc, "CLIENT_ERROR watch commands not allowed\r\n");
+        } else {
+            emit_str(cc, "SERVER_ERROR watch is not served by bitcached\r\n");
+        }
+    } else if (tok_is(&t, 0, "cache_memlimit")) {
+        if (t.count < 2 || t.count > 3 || !tok_u32(&t, 1, &v)) {
+            emit_str(cc, "ERROR\r\n");
+        } else if (v < 8) {
+            emit_str(cc, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less "
+                         "than 8m\r\n");
+        } else {
+            if (env->set_memlimit != NULL) {
+                env->set_memlimit(env->set_memlimit_arg,
+                                  (uint64_t)v * 1024 * 1024);
+            }
+            if (!(t.count == 3 && tok_is(&t, 2, "noreply"))) {
+                emit_str(cc, "OK\r\n");
+            }
+        }
+    } else if (tok_is(&t, 0, "slabs")) {
+        if (t.count == 3 && tok_is(&t, 1, "automove") && tok_u32(&t, 2, &v) &&
+            v <= 2) {
+            emit_str(cc, "OK\r\n");
+        } else if (t.count == 4 && tok_is(&t, 1, "reassign")) {
+            emit_str(cc, "NOSPARE source class has no spare pages\r\n");
+        } else {
+            emit_str(cc, "ERROR\r\n");
+        }
+    } else if (tok_is(&t, 0, "lru")) {
+        if (t.count == 3 && tok_is(&t, 1, "mode") &&
+            (tok_is(&t, 2, "flat") || tok_is(&t, 2, "segmented"))) {
+            emit_str(cc, "OK\r\n");
+        } else {
+            emit_str(cc, "ERROR\r\n");
+        }
+    } else {
+        emit_str(cc, "ERROR\r\n");
+    }
+}
+
+bool
+cmd_admin_stats(struct cmd_conn *cc, const char *args, size_t len)
+{
+    const struct cmd_env *env = cc->env;
+    struct cmd_admin_job *j;
+    struct toks t;
+    uint32_t id, limit;
+
+    tokenize(args, len, &t);
+    if (tok_is(&t, 0, "items") && t.count == 1) {
+        if ((j = job_new(cc, JOB_ITEMS)) != NULL) {
+            cmd_admin_continue(cc);
+        }
+        return true;
+    }
+    if (tok_is(&t, 0, "slabs") && t.count == 1) {
+        if ((j = job_new(cc, JOB_SLABS)) != NULL) {
+            cmd_admin_continue(cc);
+        }
+        return true;
+    }
+    if (tok_is(&t, 0, "extstore") && t.count == 1) {
+        /* memcached without an ext_path answers an empty list too */
+        emit_str(cc, "END\r\n");
+        return true;
+    }
+    if (!tok_is(&t, 0, "cachedump")) {
+        return false;
+    }
+    if (env->dump_disabled) {
+        emit_str(cc, "CLIENT_ERROR stats cachedump not allowed\r\n");
+    } else if (t.count < 3) {
+        emit_str(cc, "CLIENT_ERROR bad command line\r\n");
+    } else if (!tok_u32(&t, 1, &id) || !tok_u32(&t, 2, &limit)) {
+        emit_str(cc, "CLIENT_ERROR bad command line format\r\n");
+    } else if (id >= MAX_CLASSES) {
+        emit_str(cc, "CLIENT_ERROR Illegal slab id\r\n");
+    } else if ((j = job_new(cc, JOB_CACHEDUMP)) != NULL) {
+        j->cachedump_cls = id;
+        j->limit = limit;
+        cmd_admin_continue(cc);
+    }
+    return true;
+}

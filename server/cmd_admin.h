@@ -1,0 +1,30 @@
+/* cmd_admin.h - memcached's admin commands and key dumps for cmd.c:
+ * lru_crawler (metadump and the crawler switches), stats cachedump, stats
+ * items and stats slabs (by memcached's size classes), lru, slabs,
+ * cache_memlimit, watch and shutdown's modes. A dump or a per-class count
+ * walks the store in batches (cask_walk) as a job of its connection: each
+ * cmd_execute call runs one batch, so the worker serves its other
+ * connections between batches. */
+#ifndef BITCACHED_CMD_ADMIN_H
+#define BITCACHED_CMD_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "server/cmd.h"
+
+/* PROTO_CMD_ADMIN. */
+void cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req);
+
+/* stats subcommands served here (cachedump, items, slabs, conns,
+ * extstore); returns false for the others (left to env->stats). */
+bool cmd_admin_stats(struct cmd_conn *cc, const char *args, size_t len);
+
+/* Run the next batch of the connection's job and, when it is done, write
+ * its end and free it. */
+void cmd_admin_continue(struct cmd_conn *cc);
+
+/* Drop an unfinished job (connection closing). */
+void cmd_admin_cancel(struct cmd_conn *cc);
+
+#endif
