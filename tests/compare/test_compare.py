@@ -188,6 +188,26 @@ CASES = [
     ("big flags in cas", [b"set {k} 4294967295 0 1\r\na\r\n", b"gets {k}\r\n",
                           b"cas {k} 123 0 1 {cas}\r\nb\r\n", b"get {k}\r\n"]),
     ("value with crlf inside", [b"set {k} 0 0 6\r\na\r\nb\r\n\r\n", b"get {k}\r\n"]),
+    # --- admin commands (issue 11) ---
+    ("lru mode", [b"lru mode flat\r\n", b"lru mode segmented\r\n", b"lru mode foo\r\n",
+                  b"lru\r\n"]),
+    ("slabs automove", [b"slabs automove 1\r\n", b"slabs automove 5\r\n",
+                        b"slabs automove\r\n"]),
+    ("cache_memlimit", [b"cache_memlimit 64\r\n", b"cache_memlimit 0\r\n",
+                        b"cache_memlimit\r\n", b"cache_memlimit x\r\n"]),
+    ("lru_crawler subcommands", [b"lru_crawler\r\n", b"lru_crawler foo\r\n",
+                                 b"lru_crawler sleep 100\r\n",
+                                 b"lru_crawler sleep 2000000\r\n",
+                                 b"lru_crawler tocrawl 10\r\n", b"lru_crawler tocrawl x\r\n",
+                                 b"lru_crawler crawl 99\r\n", b"lru_crawler mgdump all\r\n",
+                                 b"lru_crawler enable\r\n"]),
+    ("metadump bad arguments", [b"lru_crawler metadump 99\r\n", b"lru_crawler metadump x\r\n",
+                                b"lru_crawler metadump\r\n", b"lru_crawler metadump a b\r\n"]),
+    ("stats cachedump errors", [b"stats cachedump\r\n", b"stats cachedump 1\r\n",
+                                b"stats cachedump 99 0\r\n", b"stats cachedump x y\r\n"]),
+    ("stats cachedump empty class", [b"stats cachedump 42 0\r\n"]),
+    ("stats extstore", [b"stats extstore\r\n"]),
+    ("shutdown modes disabled", [b"shutdown graceful\r\n", b"shutdown foo\r\n"]),
 ]
 
 VALUE_RE = re.compile(rb"^(VALUE \S+ \d+ \d+) (\d+)\r$", re.M)
