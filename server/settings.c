@@ -104,7 +104,7 @@ usage(FILE *f)
 "  -B, --protocol=PROTO      auto | ascii | binary (default auto)\n"
 "  -S, --enable-sasl         require SASL PLAIN (binary protocol; users in\n"
 "                            the file named by MEMCACHED_SASL_PWDB)\n"
-"  -s, --unix-socket=PATH    also listen on a unix socket\n"
+"  -s, --unix-socket=PATH    listen on a unix socket instead of TCP\n"
 "  -a, --unix-mask=MASK      unix socket permissions, octal (default 0700)\n"
 "  -P, --pidfile=FILE        write the process id to FILE\n"
 "  -d, --daemon              run in the background\n"
