@@ -773,7 +773,8 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
     }
     for (i = 0; i < req->nmflags; i++) {
         const struct proto_mflag *m = &req->mflags[i];
-        const char *modes = req->cmd == PROTO_CMD_MS ? "EeAaPpRrSs" : "IiDd+-";
+        /* memcached takes the mode letters in upper case only */
+        const char *modes = req->cmd == PROTO_CMD_MS ? "EAPRS" : "ID+-";
 
         if (m->flag == 'M' && (m->len != 1 || m->tok[0] == '\0' ||
                                strchr(modes, m->tok[0]) == NULL)) {
@@ -790,6 +791,8 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
     }
     if (req->cmd == PROTO_CMD_MS) {
         if (req->nbytes > p->item_max) {
+            /* as set: memcached drops the old value (any mode) */
+            req->unlink = true;
             return swallow(p, req, ERR_TOOBIG);
         }
         return take_data(p, req, buf, len, line_len, used);

@@ -13,6 +13,7 @@
 #include "server/cmd_meta.h"
 #include "storage/cask.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -164,10 +165,17 @@ emit_value(struct cmd_conn *cc, struct proto_out *o, char *val, size_t n)
     emit(cc, "\r\n", 2);
 }
 
+/* A miss: memcached 1.6.18 counts a touching lookup (gat, gats, mg T) as
+ * a touch only, and any lookup that meets an expired or flushed item in
+ * get_expired/get_flushed. */
 static void
-count_miss(struct cmd_conn *cc, const struct cask_item *it)
+count_miss(struct cmd_conn *cc, const struct cask_item *it, bool touch)
 {
-    cc->ctr->get_misses++;
+    if (touch) {
+        cc->ctr->touch_misses++;
+    } else {
+        cc->ctr->get_misses++;
+    }
     if (it->gone == CASK_GONE_EXPIRED) {
         cc->ctr->get_expired++;
     } else if (it->gone == CASK_GONE_FLUSHED) {
@@ -217,38 +225,37 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         }
         fetched++;
         memset(&it, 0, sizeof(it));
-        cc->ctr->cmd_get++;
         if (touch) {
             cc->ctr->cmd_touch++;
             rc = cask_touch(cc->env->store, key, klen, exp, &it, &val);
         } else {
+            cc->ctr->cmd_get++;
             rc = cask_get(cc->env->store, key, klen, &it, &val);
         }
         if (rc == CASK_OK) {
             struct proto_out o;
 
-            cc->ctr->get_hits++;
             if (touch) {
                 cc->ctr->touch_hits++;
+            } else {
+                cc->ctr->get_hits++;
             }
             proto_out_init(&o, line, sizeof(line));
             proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas,
                             cc->env->cas_disabled ? 0 : it.cas);
             emit_value(cc, &o, val, it.vlen);
         } else if (rc == CASK_ENOTFOUND) {
-            count_miss(cc, &it);
-            if (touch) {
-                cc->ctr->touch_misses++;
-            }
+            count_miss(cc, &it, touch);
         } else if (rc == CASK_ECORRUPT) {
             /* never hand out bytes that failed their checksum: the key
              * is a miss and the other keys and END still come */
             free(val);
-            cc->ctr->get_misses++;
-            cc->ctr->get_corrupt++;
             if (touch) {
                 cc->ctr->touch_misses++;
+            } else {
+                cc->ctr->get_misses++;
             }
+            cc->ctr->get_corrupt++;
         } else {
             /* an I/O error, or a touch that could not be written, is not
              * a miss: the client must not take the key for absent */
@@ -304,6 +311,11 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
     } else {
         rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
                         req->nbytes, req->flags, exp, req->cas, &cas_out);
+    }
+    if (rc == CASK_ETOOBIG && (mode == CASK_APPEND || mode == CASK_PREPEND)) {
+        /* memcached cannot allocate the longer item: NOT_STORED, the old
+         * value stays */
+        rc = CASK_ENOTSTORED;
     }
     switch (rc) {
     case CASK_OK:
@@ -611,13 +623,17 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         *old_exp = it->exp_abs_s;
     }
     if (rc == CASK_OK) {
-        cc->ctr->get_hits++;
+        if (has_T) {
+            cc->ctr->touch_hits++;
+        } else {
+            cc->ctr->get_hits++;
+        }
         return rc;
     }
     if (rc != CASK_ENOTFOUND) {
         return rc;
     }
-    count_miss(cc, it);
+    count_miss(cc, it, has_T);
     if (proto_mflag_find(req, 'N') == NULL) {
         return rc;
     }
@@ -655,7 +671,9 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     int rc;
 
     memset(&it, 0, sizeof(it));
-    cc->ctr->cmd_get++;
+    if (proto_mflag_find(req, 'T') == NULL) {
+        cc->ctr->cmd_get++; /* with T it counts as a touch (mg_lookup) */
+    }
     rc = mg_lookup(cc, req, want_val, &it, &val, &exp, &created);
     if (rc == CASK_ENOTFOUND) {
         if (!quiet) {
@@ -808,21 +826,17 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     int rc;
 
     if (m != NULL) {
-        switch (m->tok[0]) {
+        switch (m->tok[0]) { /* the parser let only these through */
         case 'E':
-        case 'e':
             mode = CASK_ADD;
             break;
         case 'A':
-        case 'a':
             mode = CASK_APPEND;
             break;
         case 'P':
-        case 'p':
             mode = CASK_PREPEND;
             break;
         case 'R':
-        case 'r':
             mode = CASK_REPLACE;
             break;
         default:
@@ -841,9 +855,9 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
                         req->nbytes, (uint32_t)mflag_u64(req, 'F', 0),
                         exp_abs(cc->env, mflag_exptime(req, 'T')), cas_in,
                         &cas_out);
-        if (rc == CASK_ENOTFOUND &&
+        if ((rc == CASK_ENOTFOUND || rc == CASK_ETOOBIG) &&
             (mode == CASK_APPEND || mode == CASK_PREPEND)) {
-            rc = CASK_ENOTSTORED;
+            rc = CASK_ENOTSTORED; /* too long a result too, as memcached */
         }
         if (rc == CASK_OK) {
             cmd_meta_forget(cc->env->meta, req->key, req->klen, cas_out);
@@ -964,6 +978,32 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
     }
 }
 
+/* ma N with C on a missing key: memcached creates the item with J (no
+ * compare: there is nothing to compare with). If another client creates
+ * it first, the ma runs on that item, C compared. */
+static int
+ma_create(struct cmd_conn *cc, const struct proto_req *req,
+          const struct cask_arith *a, uint64_t *v, struct cask_item *it)
+{
+    char num[24];
+    uint64_t cas = 0;
+    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)a->initial);
+    int rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, num,
+                        (size_t)n, 0, a->vivify_exp_abs_s, 0, &cas);
+
+    if (rc == CASK_ENOTSTORED) {
+        return cask_arith(cc->env->store, req->key, req->klen, a, v, it);
+    }
+    if (rc == CASK_OK) {
+        memset(it, 0, sizeof(*it));
+        it->exp_abs_s = a->vivify_exp_abs_s;
+        it->cas = cas;
+        it->vlen = (uint32_t)n;
+        *v = a->initial;
+    }
+    return rc;
+}
+
 static void
 do_ma(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -985,7 +1025,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
 
     memset(&a, 0, sizeof(a));
     memset(&it, 0, sizeof(it));
-    a.incr = m == NULL || strchr("Ii+", m->tok[0]) != NULL;
+    a.incr = m == NULL || strchr("I+", m->tok[0]) != NULL;
     a.delta = mflag_u64(req, 'D', 1);
     a.vivify = proto_mflag_find(req, 'N') != NULL;
     a.initial = mflag_u64(req, 'J', 0);
@@ -998,6 +1038,9 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     /* unlike ms and md, ma takes C0 as "no compare" (memcached) */
     carry_before(cc, req, &carry);
     rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    if (rc == CASK_ENOTFOUND && a.vivify && a.cas_in != 0) {
+        rc = ma_create(cc, req, &a, &v, &it);
+    }
     switch (rc) {
     case CASK_OK:
         carry_after(cc, req, &carry, &it);

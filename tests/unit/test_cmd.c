@@ -132,12 +132,17 @@ run(struct fixture *f, const char *s)
     enum cmd_status st = CMD_NEED_MORE;
 
     f->n = 0;
-    while (off < len) {
+    while (off < len || cmd_busy(&f->cc)) {
         size_t used = 0;
+        bool busy = cmd_busy(&f->cc);
 
         st = cmd_execute(&f->cc, s + off, len - off, &used);
         if (st != CMD_DONE) {
             break;
+        }
+        if (busy) {
+            assert_int_equal(used, 0); /* a dump writes a batch per call */
+            continue;
         }
         assert_true(used > 0);
         off += used;
@@ -249,6 +254,23 @@ test_counters(void **state)
     assert_int_equal(f->ctr.meta_cmds, 2);
 }
 
+/* memcached 1.6.18: gat, gats and mg with T count as touches only, not as
+ * gets (issue 11). */
+static void
+test_touch_counters(void **state)
+{
+    struct fixture *f = *state;
+
+    run(f, "set a 0 0 1\r\nx\r\ngat 100 a zz\r\ngats 100 a\r\n"
+           "mg a v T30\r\nmg zz T30\r\nmg a v\r\n");
+    assert_int_equal(f->ctr.cmd_get, 1);
+    assert_int_equal(f->ctr.get_hits, 1);
+    assert_int_equal(f->ctr.get_misses, 0);
+    assert_int_equal(f->ctr.cmd_touch, 5);
+    assert_int_equal(f->ctr.touch_hits, 3);
+    assert_int_equal(f->ctr.touch_misses, 2);
+}
+
 static void
 test_admin(void **state)
 {
@@ -267,6 +289,86 @@ test_admin(void **state)
     f->env.enable_shutdown = true;
     assert_int_equal(run(f, "shutdown\r\n"), CMD_SHUTDOWN);
     assert_int_equal(run(f, "GET / HTTP/1.1\r\n"), CMD_CLOSE);
+}
+
+/* lru_crawler metadump, stats cachedump and stats items over the fake
+ * store, in memcached's formats (issue 11). */
+static void
+test_dumps(void **state)
+{
+    struct fixture *f = *state;
+    char want[256];
+
+    f->env.class_size[1] = 96;
+    f->env.class_size[2] = 120;
+    f->env.nclasses = 2;
+    run(f, "set k1 5 0 3\r\nabc\r\nset k:2 0 100 1\r\nx\r\n"
+           "set k3 0 0 40\r\n0123456789012345678901234567890123456789\r\n");
+    run(f, "lru_crawler metadump all\r\n");
+    snprintf(want, sizeof(want),
+             "key=k1 exp=-1 la=%lld cas=1 fetch=no cls=1 size=68\n",
+             (long long)f->now);
+    assert_non_null(strstr(f->out, want));
+    snprintf(want, sizeof(want),
+             "key=k%%3A2 exp=%lld la=%lld cas=2 fetch=no cls=1 size=63\n",
+             (long long)f->now + 100, (long long)f->now);
+    assert_non_null(strstr(f->out, want));
+    assert_non_null(strstr(f->out, "key=k3 exp=-1"));
+    assert_non_null(strstr(f->out, "cls=2 size=101\n"));
+    assert_int_equal(f->n, strlen(f->out));
+    assert_string_equal(f->out + f->n - 5, "END\r\n");
+    run(f, "lru_crawler metadump 2\r\n");
+    snprintf(want, sizeof(want),
+             "key=k3 exp=-1 la=%lld cas=3 fetch=no cls=2 size=101\nEND\r\n",
+             (long long)f->now);
+    assert_string_equal(f->out, want);
+    expect(f, "lru_crawler metadump 64\r\n", "BADCLASS invalid class id\r\n");
+    expect(f, "stats cachedump 2 0\r\n", "ITEM k3 [40 b; 0 s]\r\nEND\r\n");
+    run(f, "stats cachedump 1 1\r\n");
+    assert_true(strncmp(f->out, "ITEM k", 6) == 0);
+    assert_non_null(strstr(f->out, "]\r\nEND\r\n"));
+    assert_null(strstr(f->out + 6, "ITEM"));
+    run(f, "stats items\r\n");
+    assert_non_null(strstr(f->out, "STAT items:1:number 2\r\n"));
+    assert_non_null(strstr(f->out, "STAT items:2:number 1\r\n"));
+    run(f, "stats slabs\r\n");
+    assert_non_null(strstr(f->out, "STAT 2:chunk_size 120\r\n"));
+    assert_non_null(strstr(f->out, "STAT active_slabs 2\r\n"));
+    /* a request after a dump runs once the dump is written */
+    strcat(want, "MN\r\n");
+    expect(f, "lru_crawler metadump 2\r\nmn\r\n", want);
+    f->env.dump_disabled = true;
+    expect(f, "lru_crawler metadump all\r\nstats cachedump 1 0\r\n",
+           "ERROR metadump not allowed\r\n"
+           "CLIENT_ERROR stats cachedump not allowed\r\n");
+    f->env.dump_disabled = false;
+    run(f, "flush_all\r\n");
+    expect(f, "lru_crawler metadump all\r\n", "END\r\n");
+    expect(f, "lru_crawler crawl all\r\nlru mode flat\r\nslabs automove 3\r\n",
+           "OK\r\nOK\r\nERROR\r\n");
+    f->env.enable_shutdown = true;
+    expect(f, "shutdown now\r\n", "CLIENT_ERROR invalid shutdown mode\r\n");
+    assert_int_equal(run(f, "shutdown graceful\r\n"), CMD_SHUTDOWN);
+}
+
+/* Meta differences fixed for issue 11, as memcached 1.6.18 answers. */
+static void
+test_meta_issue11(void **state)
+{
+    struct fixture *f = *state;
+    char big[ITEM_MAX + 200];
+
+    expect(f, "ms a 2 Ms\r\nhi\r\nms a 2 Ma\r\nhi\r\nma a Mi\r\n",
+           "CLIENT_ERROR invalid mode for ms M token\r\n"
+           "CLIENT_ERROR invalid mode for ms M token\r\n"
+           "CLIENT_ERROR invalid mode for ma M token\r\n");
+    expect(f, "ma n N0 C5 J13 v\r\nma n N0 C5\r\n", "VA 2\r\n13\r\nEX\r\n");
+    expect(f, "ms a 2\r\nhi\r\n", "HD\r\n");
+    snprintf(big, sizeof(big), "ms a %u T0\r\n", ITEM_MAX + 1);
+    memset(big + strlen(big), 'z', ITEM_MAX + 1);
+    memcpy(big + strlen("ms a 4097 T0\r\n") + ITEM_MAX + 1, "\r\n", 3);
+    expect(f, big, "SERVER_ERROR object too large for cache\r\n");
+    expect(f, "mg a v\r\n", "EN\r\n");
 }
 
 static void
@@ -290,8 +392,8 @@ test_store_errors(void **state)
     run(f, "mg a v\r\n");
     assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
     fake_cask_fail_rc = CASK_ETOOBIG;
-    expect(f, "append a 0 0 1\r\nx\r\n",
-           "SERVER_ERROR object too large for cache\r\n");
+    /* memcached: an append past the item limit is not stored */
+    expect(f, "append a 0 0 1\r\nx\r\n", "NOT_STORED\r\n");
     fake_cask_fail_rc = CASK_EFAILED;
     run(f, "set a 0 0 1\r\nx\r\n");
     assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
@@ -339,10 +441,12 @@ test_multiget_pause(void **state)
     assert_string_equal(f->out, "VALUE a 0 1\r\nx\r\nVALUE b 0 1\r\ny\r\n"
                                 "VALUE a 0 1\r\nx\r\nEND\r\n");
     assert_int_equal(asked, 3);
-    /* each key looked up and touched once, not once per call */
-    assert_int_equal(f->ctr.cmd_get, 4);
+    /* each key looked up and touched once, not once per call; memcached
+     * 1.6.18 counts gat keys as touches only */
+    assert_int_equal(f->ctr.cmd_get, 0);
     assert_int_equal(f->ctr.cmd_touch, 4);
-    assert_int_equal(f->ctr.get_hits, 3);
+    assert_int_equal(f->ctr.touch_hits, 3);
+    assert_int_equal(f->ctr.touch_misses, 1);
     /* a single-key get never pauses */
     asked = 0;
     expect(f, "get b\r\n", "VALUE b 0 1\r\ny\r\nEND\r\n");
@@ -620,6 +724,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_exptime, setup, teardown),
             cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
             cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_dumps, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_meta_issue11, setup, teardown),
             cmocka_unit_test_setup_teardown(test_store_errors, setup, teardown),
             cmocka_unit_test_setup_teardown(test_multiget_pause, setup,
                                             teardown),
@@ -628,6 +734,8 @@ main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_touch_counters, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_meta_corners, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta_state, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta_cas_checked, setup,
