@@ -124,11 +124,14 @@ proto_format_req(char *out, size_t cap, const struct proto_req *req)
     struct proto_out o;
     unsigned i;
 
-    if (name == NULL) {
-        return 0;
-    }
     proto_out_init(&o, out, cap);
-    proto_out_str(&o, name);
+    if (req->cmd == PROTO_CMD_ADMIN) {
+        proto_out_mem(&o, req->key, req->klen); /* the command word */
+    } else if (name == NULL) {
+        return 0;
+    } else {
+        proto_out_str(&o, name);
+    }
     switch (req->cmd) {
     case PROTO_CMD_GAT:
     case PROTO_CMD_GATS:
@@ -185,6 +188,8 @@ proto_format_req(char *out, size_t cap, const struct proto_req *req)
         }
         break;
     case PROTO_CMD_STATS:
+    case PROTO_CMD_SHUTDOWN:
+    case PROTO_CMD_ADMIN:
         if (req->args_len > 0) {
             proto_out_mem(&o, " ", 1);
             proto_out_mem(&o, req->args, req->args_len);
