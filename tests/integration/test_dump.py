@@ -105,6 +105,28 @@ def main():
         print("memcdump listed %d keys (%d written during the dump)"
               % (len(lines), len(written)))
 
+        # a dump far larger than the connection's output high-water mark
+        # (4 MiB) to a fast reader: it must be resumed after each pause
+        big = [b"big:%d" % i for i in range(120000)]
+        for i in range(0, len(big), 20000):
+            load(srv, big[i:i + 20000])
+        s = srv.connect(timeout=20)
+        s.sendall(b"lru_crawler metadump all\r\n")
+        lines, tail = 0, b""
+        while not tail.endswith(b"END\r\n"):
+            try:
+                chunk = s.recv(1 << 20)
+            except OSError:
+                fail("large metadump stalled after %d lines" % lines)
+                break
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+            tail = (tail + chunk)[-16:]
+        s.close()
+        if lines - 1 < len(big) + NKEYS:
+            fail("large metadump: %d lines" % (lines - 1))
+
         if os.path.exists(tool) and shutil.which("perl"):
             addr = "127.0.0.1:%d" % srv.port
             d = subprocess.run(["perl", tool, addr, "dump"], stdout=subprocess.PIPE,
