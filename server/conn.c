@@ -25,6 +25,7 @@
 #include "protocol/proto_bin.h"
 #include "server/cmd.h"
 #include "server/cmd_bin.h"
+#include "server/conn_table.h"
 #include "server/log.h"
 #include "server/outbudget.h"
 #include "server/server.h"
@@ -39,6 +40,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RBUF_INITIAL     (16u * 1024)
@@ -73,12 +75,13 @@ struct conn {
     struct cmd_bin bin; /* binary protocol state */
     /* AUTO until the first byte decides */
     enum settings_proto protocol;
-    bool reading; /* rev is added */
-    bool writing; /* wev is added (with the stall timeout) */
-    bool paused;  /* stopped reading for backpressure */
-    bool yielded; /* resume_ev is pending */
-    bool broken;  /* a write failed: close at the next chance */
-    bool closing; /* close once out is written */
+    bool reading;           /* rev is added */
+    bool writing;           /* wev is added (with the stall timeout) */
+    bool paused;            /* stopped reading for backpressure */
+    bool yielded;           /* resume_ev is pending */
+    bool broken;            /* a write failed: close at the next chance */
+    bool closing;           /* close once out is written */
+    struct conn_info *info; /* what stats conns shows */
     TAILQ_ENTRY(conn) link;
 };
 
@@ -291,6 +294,7 @@ conn_new(struct worker *w, int fd, bool is_unix)
     cmd_conn_set_throttle(&c->cc, out_full, c);
     cmd_bin_init(&c->bin, &c->cc, srv->sasl_pwdb);
     c->protocol = srv->settings->protocol;
+    c->info = conn_table_add(fd, 0, is_unix);
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->rbuf_count++;
     rbuf_account(c, 0);
@@ -328,6 +332,7 @@ conn_close(struct conn *c)
 
     log_msg(LOG_DEBUG, "<%d connection closed", c->fd);
     TAILQ_REMOVE(&w->conns, c, link);
+    conn_table_remove(&c->info);
     event_free(c->rev);
     event_free(c->wev);
     event_free(c->resume_ev);
@@ -532,6 +537,9 @@ process(struct conn *c)
     unsigned served = 0;
 
     c->turn_written = 0;
+    if (c->rstart < c->rend) {
+        conn_table_set(c->info, CONN_ST_PARSE_CMD, (int64_t)time(NULL));
+    }
     /* A dump in progress (cmd_busy) runs a batch per call, input or not. */
     while (!c->closing && (c->rstart < c->rend || cmd_busy(&c->cc))) {
         size_t used = 0;
@@ -623,6 +631,13 @@ process(struct conn *c)
     if (c->rstart == c->rend) {
         c->rstart = c->rend = 0;
     }
+    conn_table_set(c->info,
+                   c->paused                      ? CONN_ST_MWRITE
+                   : cmd_busy(&c->cc)             ? CONN_ST_WATCH
+                   : c->rstart == c->rend         ? CONN_ST_WAITING
+                   : cmd_bytes_wanted(&c->cc) > 0 ? CONN_ST_NREAD
+                                                  : CONN_ST_READ,
+                   0);
     if (!c->closing) {
         shrink_rbuf(c);
     }

@@ -15,6 +15,7 @@
 
 #include "server/listen.h"
 
+#include "server/conn_table.h"
 #include "server/fdlimit.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -45,6 +46,7 @@ struct listener {
     struct server *srv;
     struct listeners *ls;
     bool is_unix;
+    struct conn_info *info; /* for stats conns */
 };
 
 struct listeners {
@@ -217,6 +219,7 @@ add_listener(struct server *srv, struct listeners *ls, int fd, bool is_unix)
         return ENOMEM;
     }
     evconnlistener_set_error_cb(l->ev, on_accept_error);
+    l->info = conn_table_add(fd, 1, is_unix);
     ls->n++;
     return 0;
 }
@@ -422,6 +425,7 @@ listen_close(struct listeners **lp)
     }
     for (unsigned i = 0; i < ls->n; i++) {
         evconnlistener_free(ls->l[i].ev);
+        conn_table_remove(&ls->l[i].info);
     }
     if (ls->backoff != NULL) {
         event_free(ls->backoff);

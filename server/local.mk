@@ -11,6 +11,7 @@ bitcached_SOURCES = \
 	server/conn.c server/conn.h \
 	server/outbudget.c server/outbudget.h \
 	server/fdlimit.c server/fdlimit.h \
+	server/conn_table.c server/conn_table.h \
 	server/stats.c server/stats.h \
 	server/log.c server/log.h \
 	$(CMD_SOURCES) $(CONFIG_SOURCES) $(NOTIFY_SOURCES)

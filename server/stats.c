@@ -4,6 +4,7 @@
  * that `stats reset` subtracts. */
 #include "server/stats.h"
 
+#include "server/conn_table.h"
 #include "server/log.h"
 #include "server/outbudget.h"
 #include "server/server.h"
@@ -394,6 +395,12 @@ stats_reset(struct server *srv)
     pthread_mutex_unlock(&base_mu);
 }
 
+static void
+conn_line(void *arg, const char *name, const char *value)
+{
+    stat_line(arg, name, "%s", value);
+}
+
 static bool
 is(const char *args, size_t len, const char *word)
 {
@@ -429,6 +436,9 @@ stats_reply(void *arg, const char *args, size_t len, const struct cmd_sink *out)
         stats_storage(srv, &b);
     } else if (is(args, len, "items") || is(args, len, "slabs")) {
         /* No slab allocator: nothing per class to report. */
+        end_reply(&b);
+    } else if (is(args, len, "conns")) {
+        conn_table_stats((int64_t)time(NULL), conn_line, &b);
         end_reply(&b);
     } else if (is(args, len, "sizes")) {
         stat_line(&b, "sizes_status", "disabled");

@@ -3,7 +3,8 @@
 # server ($BITCACHED) or is refused with memcached 1.6.18's message and exit
 # code, as Debian's memcached ($MEMCACHED, when installed) is checked to do
 # too; -s alone opens no TCP port; -l host:port, -C, -F, -b and -o values
-# reach the server. Python 3 stdlib and tests/integration/bcserver.py.
+# reach the server; stats conns lists the listener and the client.
+# Python 3 stdlib and tests/integration/bcserver.py.
 import os
 import socket
 import subprocess
@@ -193,6 +194,14 @@ def main():
                      b"STAT tcp_backlog 77", b"STAT idle_timeout 33"):
             if line + b"\r\n" not in st:
                 fail("stats settings lacks %r" % line)
+        # stats conns: the listener (at the -l host:port) and this client
+        st = ask(port, b"stats conns\r\n")
+        want = [b":addr tcp:127.0.0.1:%d\r\n" % port, b":state conn_listening\r\n",
+                b":listen_addr tcp:127.0.0.1:%d\r\n" % port,
+                b":state conn_parse_cmd\r\n", b":secs_since_last_cmd 0\r\n"]
+        for w in want:
+            if w not in st:
+                fail("stats conns lacks %r: %r" % (w, st))
         r = ask(port, b"flush_all\r\n")
         if r != b"CLIENT_ERROR flush_all not allowed\r\n":
             fail("-F: flush_all gave %r" % r)

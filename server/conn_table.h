@@ -1,0 +1,42 @@
+/* conn_table.h - who is connected, for memcached's `stats conns`: one entry
+ * per listener and per client connection, with its addresses, a coarse
+ * state and the time of its last command. Entries are added and removed by
+ * the thread that owns the socket and read by whichever worker answers
+ * `stats conns`; a mutex covers the list, the state and time are atomics. */
+#ifndef BITCACHED_CONN_TABLE_H
+#define BITCACHED_CONN_TABLE_H
+
+#include <stdint.h>
+
+/* memcached's state names, as `stats conns` shows them. */
+enum conn_table_state {
+    CONN_ST_LISTENING = 0,
+    CONN_ST_WAITING,   /* idle, waiting for a command */
+    CONN_ST_READ,      /* part of a command line received */
+    CONN_ST_NREAD,     /* waiting for the rest of a data block */
+    CONN_ST_PARSE_CMD, /* running commands */
+    CONN_ST_MWRITE,    /* paused until the client reads its replies */
+    CONN_ST_WATCH,     /* writing a key dump */
+};
+
+struct conn_info;
+
+/* Register socket fd (a listener or an accepted client; is_unix for a
+ * unix stream socket). Reads its addresses now. NULL when out of memory:
+ * the connection then just does not show. */
+struct conn_info *conn_table_add(int fd, int is_listener, int is_unix);
+/* Unregister and free; sets *ci to NULL. NULL-safe. */
+void conn_table_remove(struct conn_info **ci);
+/* Publish the state, and with now_s != 0 the time of the last command.
+ * NULL-safe; lock-free. */
+void conn_table_set(struct conn_info *ci, enum conn_table_state st,
+                    int64_t now_s);
+
+/* Call line(arg, name, value) for every STAT line of `stats conns`, in fd
+ * order ("22:addr", "tcp:127.0.0.1:11211", ...). */
+void conn_table_stats(int64_t now_s,
+                      void (*line)(void *arg, const char *name,
+                                   const char *value),
+                      void *arg);
+
+#endif
