@@ -183,6 +183,95 @@ count_miss(struct cmd_conn *cc, const struct cask_item *it, bool touch)
     }
 }
 
+/* ---- watch ---- */
+
+static bool
+watching(const struct cmd_conn *cc)
+{
+    return cc->env->watch != NULL && cc->env->watchers != NULL &&
+           atomic_load_explicit(cc->env->watchers, memory_order_relaxed) != 0;
+}
+
+/* item_get for a lookup that returned rc (it filled on a hit, it->gone on
+ * a miss). */
+static void
+watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
+          const struct cask_item *it)
+{
+    struct cmd_watch_ev ev;
+
+    if (!watching(cc)) {
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.type = CMD_WATCH_GET;
+    ev.key = key;
+    ev.klen = klen;
+    ev.fd = cc->fd;
+    if (rc == CASK_OK) {
+        ev.status = 1;
+        ev.clsid = cmd_admin_class(cc->env, klen, it->vlen, it->flags);
+        ev.size = it->vlen;
+    } else {
+        ev.status = it->gone == CASK_GONE_FLUSHED   ? 2
+                    : it->gone == CASK_GONE_EXPIRED ? 3
+                                                    : 0;
+    }
+    cc->env->watch(cc->env->watch_arg, &ev);
+}
+
+/* memcached looks the old item up before every store, and that lookup is
+ * an item_get line too: log it (only while someone watches). */
+static void
+watch_pre_store(struct cmd_conn *cc, const struct proto_req *req)
+{
+    struct cask_item it;
+    int rc;
+
+    if (!watching(cc)) {
+        return;
+    }
+    memset(&it, 0, sizeof(it));
+    rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+    watch_get(cc, req->key, req->klen, rc, &it);
+}
+
+/* item_store for a store of req's key and data that returned rc. */
+static void
+watch_store(struct cmd_conn *cc, const struct proto_req *req,
+            enum cask_store_mode mode, bool is_cas, int rc, int64_t exp_abs_s,
+            uint32_t flags)
+{
+    static const unsigned cmd_of[] = {[CASK_SET] = 2,
+                                      [CASK_ADD] = 1,
+                                      [CASK_REPLACE] = 3,
+                                      [CASK_APPEND] = 4,
+                                      [CASK_PREPEND] = 5};
+    struct cmd_watch_ev ev;
+    int64_t now;
+
+    if (!watching(cc)) {
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.type = CMD_WATCH_STORE;
+    ev.key = req->key;
+    ev.klen = req->klen;
+    ev.fd = cc->fd;
+    ev.cmd = is_cas ? 6 : cmd_of[mode];
+    ev.status = rc == CASK_OK           ? 1
+                : rc == CASK_ENOTSTORED ? 0
+                : rc == CASK_EEXISTS    ? 2
+                : rc == CASK_ENOTFOUND  ? 3
+                : rc == CASK_ETOOBIG    ? 4
+                                        : 5;
+    now = now_s(cc->env);
+    ev.ttl_s = exp_abs_s > now ? exp_abs_s - now : 0;
+    ev.clsid = cmd_admin_class(cc->env, req->klen, req->nbytes, flags);
+    ev.size = req->nbytes;
+    cc->env->watch(cc->env->watch_arg, &ev);
+}
+
 /* ---- classic commands ---- */
 
 /* A multi-get fetches one key at a time and asks out_full before each
@@ -232,6 +321,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             cc->ctr->cmd_get++;
             rc = cask_get(cc->env->store, key, klen, &it, &val);
         }
+        watch_get(cc, key, klen, rc, &it);
         if (rc == CASK_OK) {
             struct proto_out o;
 
@@ -301,6 +391,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
         break;
     }
     cc->ctr->cmd_set++;
+    watch_pre_store(cc, req);
     if (req->cmd == PROTO_CMD_CAS && (req->cas == 0 || cc->env->cas_disabled)) {
         /* no item ever has cas 0, and the store reads 0 as "no check";
          * with -C memcached answers EXISTS for any unique */
@@ -317,6 +408,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
          * value stays */
         rc = CASK_ENOTSTORED;
     }
+    watch_store(cc, req, mode, req->cmd == PROTO_CMD_CAS, rc, exp, req->flags);
     switch (rc) {
     case CASK_OK:
         /* a new item: memcached's win/stale bits start clear */
@@ -622,6 +714,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
                       want_val ? val : NULL);
         *old_exp = it->exp_abs_s;
     }
+    watch_get(cc, req->key, req->klen, rc, it);
     if (rc == CASK_OK) {
         if (has_T) {
             cc->ctr->touch_hits++;
@@ -844,6 +937,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
         }
     }
     cc->ctr->cmd_set++;
+    watch_pre_store(cc, req);
     /* C as memcached's ms applies it: ignored by add; on set and replace a
      * compare like the cas command (C0 never matches); on append and
      * prepend C0 means no compare and a missing key is NS */
@@ -867,6 +961,10 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
             rc = store_older_cas(cc, req, mode, cas_in, &cas_out);
         }
     }
+    watch_store(cc, req, mode,
+                cas_in != 0 && (mode == CASK_SET || mode == CASK_REPLACE), rc,
+                exp_abs(cc->env, mflag_exptime(req, 'T')),
+                (uint32_t)mflag_u64(req, 'F', 0));
     switch (rc) {
     case CASK_OK:
         cc->ctr->total_items++;
@@ -1181,8 +1279,7 @@ run(struct cmd_conn *cc, const struct proto_req *req)
         do_flush(cc, req);
         break;
     case PROTO_CMD_ADMIN:
-        cmd_admin_run(cc, req);
-        break;
+        return cmd_admin_run(cc, req);
     case PROTO_CMD_STATS:
         if (cmd_admin_stats(cc, req->args, req->args_len)) {
             break;

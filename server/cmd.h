@@ -61,6 +61,27 @@ struct cmd_counters {
     uint64_t auth_errors; /* those that failed */
 };
 
+/* memcached's watch masks (cmd_conn.watch_mask) and the events cmd.c
+ * reports to watchers through cmd_env.watch. */
+#define CMD_WATCH_FETCHERS  1u
+#define CMD_WATCH_MUTATIONS 2u
+#define CMD_WATCH_OTHER     4u /* evictions, sysevents, ...: never logged */
+
+struct cmd_watch_ev {
+    enum { CMD_WATCH_GET, CMD_WATCH_STORE } type;
+    const char *key;
+    size_t klen;
+    /* item_get: not_found, found, flushed, expired; item_store:
+     * not_stored, stored, exists, not_found, too_large, no_memory (as
+     * memcached's maps) */
+    unsigned status;
+    unsigned cmd; /* item_store: null add set replace append prepend cas */
+    int64_t ttl_s;
+    unsigned clsid;
+    uint32_t size;
+    int fd;
+};
+
 /* What admin commands switch at run time (lru_crawler enable/disable);
  * shared by every connection. */
 struct cmd_admin_state {
@@ -86,7 +107,11 @@ struct cmd_env {
     void (*set_memlimit)(void *arg, uint64_t bytes);
     void *set_memlimit_arg;
     struct cmd_admin_state *admin; /* NULL: crawler always on */
-    const char *version;           /* for `version` */
+    /* watch: called for each event while *watchers != 0; may be NULL. */
+    void (*watch)(void *arg, const struct cmd_watch_ev *ev);
+    void *watch_arg;
+    const atomic_uint *watchers;
+    const char *version; /* for `version` */
     /* Unix time in seconds, used to turn exptimes into absolute times; must
      * be the same clock the store was opened with. NULL means time(NULL). */
     int64_t (*clock)(void *arg);
@@ -118,7 +143,9 @@ struct cmd_conn {
     /* A multi-get paused before the key at this offset of its key list. */
     bool get_paused;
     size_t get_pos;
-    struct cmd_admin_job *job;  /* a dump in progress (cmd_admin.c) */
+    struct cmd_admin_job *job; /* a dump in progress (cmd_admin.c) */
+    int fd;                    /* the client's socket, for watch lines */
+    unsigned watch_mask;       /* CMD_WATCH: what the client asked for */
 };
 
 enum cmd_status {
@@ -133,6 +160,9 @@ enum cmd_status {
     CMD_PAUSE,     /* a multi-get stopped because out_full said so; *used is
                     * 0: call again with the same bytes once the output has
                     * drained, and the reply goes on from the next key */
+    CMD_WATCH,     /* `watch` accepted ("OK" written): the connection now
+                    * only receives log lines (cc->watch_mask says which)
+                    * and reads no more commands */
 };
 
 /* Set up a connection's state. */

@@ -489,7 +489,56 @@ lru_crawler(struct cmd_conn *cc, const struct toks *t)
     }
 }
 
-void
+unsigned
+cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
+                uint32_t flags)
+{
+    return class_of(env, item_total(env, klen, vlen, flags));
+}
+
+/* watch [fetchers|mutations|evictions|...]*: memcached's names; without
+ * one, fetchers. */
+static enum cmd_status
+watch(struct cmd_conn *cc, const struct toks *t)
+{
+    static const char *const other[] = {
+            "rawcmds",   "evictions",   "sysevents", "connevents",
+            "proxyreqs", "proxyevents", "proxyuser"};
+    unsigned mask = t->count > 1 ? 0 : CMD_WATCH_FETCHERS;
+
+    if (cc->env->watch_disabled) {
+        emit_str(cc, "CLIENT_ERROR watch commands not allowed\r\n");
+        return CMD_DONE;
+    }
+    for (unsigned i = 1; i < t->count; i++) {
+        unsigned bit = 0;
+        if (tok_is(t, i, "fetchers")) {
+            bit = CMD_WATCH_FETCHERS;
+        } else if (tok_is(t, i, "mutations")) {
+            bit = CMD_WATCH_MUTATIONS;
+        } else {
+            for (size_t k = 0; k < sizeof(other) / sizeof(other[0]); k++) {
+                if (tok_is(t, i, other[k])) {
+                    bit = CMD_WATCH_OTHER;
+                }
+            }
+        }
+        if (bit == 0) {
+            emit_str(cc, "ERROR\r\n");
+            return CMD_DONE;
+        }
+        mask |= bit;
+    }
+    if (cc->env->watch == NULL) {
+        emit_str(cc, "WATCHER_FAILED failed to add log watcher\r\n");
+        return CMD_DONE;
+    }
+    cc->watch_mask = mask;
+    emit_str(cc, "OK\r\n");
+    return CMD_WATCH;
+}
+
+enum cmd_status
 cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
 {
     const struct cmd_env *env = cc->env;
@@ -503,11 +552,7 @@ cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
     } else if (tok_is(&t, 0, "lru_crawler")) {
         lru_crawler(cc, &t);
     } else if (tok_is(&t, 0, "watch")) {
-        if (env->watch_disabled) {
-            emit_str(cc, "CLIENT_ERROR watch commands not allowed\r\n");
-        } else {
-            emit_str(cc, "SERVER_ERROR watch is not served by bitcached\r\n");
-        }
+        return watch(cc, &t);
     } else if (tok_is(&t, 0, "cache_memlimit")) {
         if (t.count < 2 || t.count > 3 || !tok_u32(&t, 1, &v)) {
             emit_str(cc, "ERROR\r\n");
@@ -542,6 +587,7 @@ cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
     } else {
         emit_str(cc, "ERROR\r\n");
     }
+    return CMD_DONE;
 }
 
 bool

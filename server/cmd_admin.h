@@ -13,8 +13,13 @@
 
 #include "server/cmd.h"
 
-/* PROTO_CMD_ADMIN. */
-void cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req);
+/* PROTO_CMD_ADMIN. Returns CMD_WATCH after an accepted `watch`, else
+ * CMD_DONE. */
+enum cmd_status cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req);
+
+/* memcached's slab class of an item (0 when none fits). */
+unsigned cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
+                         uint32_t flags);
 
 /* stats subcommands served here (cachedump, items, slabs, conns,
  * extstore); returns false for the others (left to env->stats). */

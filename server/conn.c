@@ -29,6 +29,7 @@
 #include "server/log.h"
 #include "server/outbudget.h"
 #include "server/server.h"
+#include "server/watch.h"
 #include "server/worker.h"
 
 #include <errno.h>
@@ -75,13 +76,14 @@ struct conn {
     struct cmd_bin bin; /* binary protocol state */
     /* AUTO until the first byte decides */
     enum settings_proto protocol;
-    bool reading;           /* rev is added */
-    bool writing;           /* wev is added (with the stall timeout) */
-    bool paused;            /* stopped reading for backpressure */
-    bool yielded;           /* resume_ev is pending */
-    bool broken;            /* a write failed: close at the next chance */
-    bool closing;           /* close once out is written */
-    struct conn_info *info; /* what stats conns shows */
+    bool reading;             /* rev is added */
+    bool writing;             /* wev is added (with the stall timeout) */
+    bool paused;              /* stopped reading for backpressure */
+    bool yielded;             /* resume_ev is pending */
+    bool broken;              /* a write failed: close at the next chance */
+    bool closing;             /* close once out is written */
+    struct conn_info *info;   /* what stats conns shows */
+    struct watch_sink *watch; /* set once the client sent `watch` */
     TAILQ_ENTRY(conn) link;
 };
 
@@ -295,6 +297,7 @@ conn_new(struct worker *w, int fd, bool is_unix)
     cmd_bin_init(&c->bin, &c->cc, srv->sasl_pwdb);
     c->protocol = srv->settings->protocol;
     c->info = conn_table_add(fd, 0, is_unix);
+    c->cc.fd = fd;
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->rbuf_count++;
     rbuf_account(c, 0);
@@ -331,6 +334,7 @@ conn_close(struct conn *c)
     struct worker *w = c->w;
 
     log_msg(LOG_DEBUG, "<%d connection closed", c->fd);
+    watch_remove(&c->watch); /* first: other threads write into c->out */
     TAILQ_REMOVE(&w->conns, c, link);
     conn_table_remove(&c->info);
     event_free(c->rev);
@@ -527,6 +531,27 @@ log_request(int fd, const char *p, size_t n)
     log_msg(LOG_DEBUG, "<%d %s", fd, line);
 }
 
+/* `watch` accepted: from now on other workers append log lines to c->out
+ * (so it takes a lock) and wake c->wev; input is read and dropped. */
+static void
+start_watch(struct conn *c)
+{
+    const struct settings *s = c->w->srv->settings;
+
+    if (evbuffer_enable_locking(c->out, NULL) == 0) {
+        c->watch = watch_add(c->out, c->wev, c->cc.watch_mask,
+                             s->mc.watcher_logbuf_size);
+    }
+    if (c->watch == NULL) {
+        log_msg(LOG_WARN, "<%d cannot add a watcher; closing", c->fd);
+        c->closing = true;
+        set_reading(c, false);
+        return;
+    }
+    c->rstart = c->rend = 0;
+    conn_table_set(c->info, CONN_ST_WATCH, 0);
+}
+
 /* Execute the complete requests in the read buffer, as long as output
  * backpressure allows and at most -R of them before yielding. Returns -1 if
  * the connection was closed. */
@@ -537,6 +562,11 @@ process(struct conn *c)
     unsigned served = 0;
 
     c->turn_written = 0;
+    if (c->watch != NULL) {
+        /* a watcher only receives log lines; what it sends is dropped */
+        c->rstart = c->rend = 0;
+        return flush_out(c);
+    }
     if (c->rstart < c->rend) {
         conn_table_set(c->info, CONN_ST_PARSE_CMD, (int64_t)time(NULL));
     }
@@ -622,6 +652,10 @@ process(struct conn *c)
             }
             break;
         }
+        if (st == CMD_WATCH) {
+            start_watch(c);
+            break;
+        }
         if (st == CMD_SHUTDOWN) {
             server_request_stop(c->w->srv);
         }
@@ -633,7 +667,7 @@ process(struct conn *c)
     }
     conn_table_set(c->info,
                    c->paused                      ? CONN_ST_MWRITE
-                   : cmd_busy(&c->cc)             ? CONN_ST_WATCH
+                   : c->watch || cmd_busy(&c->cc) ? CONN_ST_WATCH
                    : c->rstart == c->rend         ? CONN_ST_WAITING
                    : cmd_bytes_wanted(&c->cc) > 0 ? CONN_ST_NREAD
                                                   : CONN_ST_READ,

@@ -12,6 +12,7 @@ bitcached_SOURCES = \
 	server/outbudget.c server/outbudget.h \
 	server/fdlimit.c server/fdlimit.h \
 	server/conn_table.c server/conn_table.h \
+	server/watch.c server/watch.h \
 	server/stats.c server/stats.h \
 	server/log.c server/log.h \
 	$(CMD_SOURCES) $(CONFIG_SOURCES) $(NOTIFY_SOURCES)

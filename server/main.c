@@ -13,6 +13,7 @@
 #include "server/settings_ext.h"
 #include "server/stats.h"
 #include "server/udp.h"
+#include "server/watch.h"
 #include "server/worker.h"
 #include <config.h> /* autoconf's, not server/config.h */
 
@@ -339,6 +340,8 @@ main(int argc, char **argv)
     srv.env.set_memlimit_arg = &settings;
     atomic_store(&admin_state.lru_crawler, settings.mc.lru_crawler);
     srv.env.admin = &admin_state;
+    srv.env.watch = watch_event;
+    srv.env.watchers = &watch_count;
     srv.env.version = SERVER_PROTOCOL_VERSION;
     srv.env.stats = stats_reply;
     srv.env.stats_arg = &srv;

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 # test_dump.py - key dumps and per-class stats through memcached's own tools:
 # memcdump lists exactly the keys set while another client keeps writing
-# (each once), lru_crawler metadump streams a large dump while a second
-# connection is still answered, memcached-tool dump/display and
-# memcstat --args=items show rows, and -X refuses the dumps. Python 3 stdlib
-# and tests/integration/bcserver.py; skips (77) without memcdump.
+# (each once), watch shows another client's gets and sets, lru_crawler
+# metadump streams a large dump while a second connection is answered,
+# memcached-tool dump/display and memcstat --args=items show rows, and -X
+# and -W refuse the dumps and watch. Python 3 stdlib and
+# tests/integration/bcserver.py; skips (77) without memcdump.
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,6 +66,21 @@ def main():
     srv = bcserver.Server(binary, args=["--shards=4"])
     srv.start()
     try:
+        # watch: another client's fetches and stores as memcached logs them
+        w = srv.connect()
+        w.sendall(b"watch fetchers mutations\r\n")
+        ok, _ = bcserver.recv_until(w, [b"\r\n"])
+        c = srv.connect()
+        c.sendall(b"set wkey 0 0 1\r\nx\r\nget wkey\r\n")
+        bcserver.recv_until(c, [b"END\r\n"])
+        c.close()
+        log, _ = bcserver.recv_until(w, [], quiet=0.5)
+        w.close()
+        for want in (rb"type=item_get key=wkey status=not_found clsid=0 cfd=\d+ size=0",
+                     rb"type=item_store key=wkey status=stored cmd=set ttl=0 clsid=1 cfd=\d+ size=1",
+                     rb"type=item_get key=wkey status=found clsid=1 cfd=\d+ size=1"):
+            if ok != b"OK\r\n" or not re.search(rb"ts=\d+\.\d+ gid=\d+ " + want, log):
+                fail("watch: no %r in %r" % (want, log))
         load(srv, keys)
         stop, written = threading.Event(), set()
         th = threading.Thread(target=writer, args=(srv, stop, written))
@@ -97,7 +114,8 @@ def main():
         lines = out.split()
         seen = set(lines)
         missing = [k for k in keys if k not in seen]
-        extra = [k for k in seen if k not in set(keys) and not k.startswith(b"w:")]
+        extra = [k for k in seen
+                 if k not in set(keys) and not k.startswith(b"w:") and k != b"wkey"]
         dups = len(lines) - len(seen)
         if missing or extra or dups:
             fail("memcdump: %d missing, %d unknown, %d duplicates"
@@ -148,14 +166,15 @@ def main():
     finally:
         srv.close()
 
-    srv = bcserver.Server(binary, args=["-X"])
+    srv = bcserver.Server(binary, args=["-X", "-W"])
     srv.start()
     try:
         s = srv.connect()
-        s.sendall(b"lru_crawler metadump all\r\nstats cachedump 1 0\r\n")
+        s.sendall(b"lru_crawler metadump all\r\nstats cachedump 1 0\r\nwatch\r\n")
         data, _ = bcserver.recv_until(s, [b"allowed\r\n"], quiet=0.5)
         if data != (b"ERROR metadump not allowed\r\n"
-                    b"CLIENT_ERROR stats cachedump not allowed\r\n"):
+                    b"CLIENT_ERROR stats cachedump not allowed\r\n"
+                    b"CLIENT_ERROR watch commands not allowed\r\n"):
             fail("-X: %r" % data)
         s.close()
     finally:

@@ -1,0 +1,142 @@
+/* watch.c - memcached's `watch` log streams (see watch.h). Owns the list of
+ * watchers, under one mutex that delivery holds while it appends a line to
+ * each; a watcher's buffer and wake event belong to its connection, which
+ * unregisters before freeing them. Lines are formatted as memcached 1.6.18's
+ * logger formats item_get and item_store. */
+#include "server/watch.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/time.h>
+
+atomic_uint watch_count;
+
+struct watch_sink {
+    struct evbuffer *out;
+    struct event *wake;
+    unsigned mask;
+    size_t cap;
+    struct watch_sink *next;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct watch_sink *head;
+static atomic_uint_fast64_t gid;
+
+struct watch_sink *
+watch_add(struct evbuffer *out, struct event *wake, unsigned mask, size_t cap)
+{
+    struct watch_sink *w = calloc(1, sizeof(*w));
+
+    if (w == NULL) {
+        return NULL;
+    }
+    w->out = out;
+    w->wake = wake;
+    w->mask = mask;
+    w->cap = cap;
+    pthread_mutex_lock(&mu);
+    w->next = head;
+    head = w;
+    atomic_fetch_add(&watch_count, 1);
+    pthread_mutex_unlock(&mu);
+    return w;
+}
+
+void
+watch_remove(struct watch_sink **wp)
+{
+    struct watch_sink *w = *wp;
+
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&mu);
+    for (struct watch_sink **pp = &head; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            atomic_fetch_sub(&watch_count, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    free(w);
+    *wp = NULL;
+}
+
+/* memcached's uriencode (as in metadump). */
+static void
+uriencode(const char *key, size_t klen, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+
+    for (size_t i = 0; i < klen; i++) {
+        unsigned char ch = (unsigned char)key[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+            (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+            ch == '~') {
+            out[n++] = (char)ch;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        }
+    }
+    out[n] = '\0';
+}
+
+void
+watch_event(void *arg, const struct cmd_watch_ev *ev)
+{
+    static const char *const get_status[] = {"not_found", "found", "flushed",
+                                             "expired"};
+    static const char *const store_status[] = {"not_stored", "stored",
+                                               "exists",     "not_found",
+                                               "too_large",  "no_memory"};
+    static const char *const cmds[] = {"null",   "add",     "set", "replace",
+                                       "append", "prepend", "cas"};
+    unsigned want = ev->type == CMD_WATCH_GET ? CMD_WATCH_FETCHERS
+                                              : CMD_WATCH_MUTATIONS;
+    char key[3 * 250 + 1];
+    char line[1024];
+    struct timeval tv;
+    int n;
+
+    (void)arg;
+    uriencode(ev->key, ev->klen < 250 ? ev->klen : 250, key);
+    gettimeofday(&tv, NULL);
+    if (ev->type == CMD_WATCH_GET) {
+        n = snprintf(line, sizeof(line),
+                     "ts=%lld.%d gid=%llu type=item_get key=%s status=%s "
+                     "clsid=%u cfd=%d size=%u\n",
+                     (long long)tv.tv_sec, (int)tv.tv_usec,
+                     (unsigned long long)atomic_fetch_add(&gid, 1) + 1, key,
+                     get_status[ev->status & 3], ev->clsid, ev->fd, ev->size);
+    } else {
+        n = snprintf(line, sizeof(line),
+                     "ts=%lld.%d gid=%llu type=item_store key=%s status=%s "
+                     "cmd=%s ttl=%u clsid=%u cfd=%d size=%u\n",
+                     (long long)tv.tv_sec, (int)tv.tv_usec,
+                     (unsigned long long)atomic_fetch_add(&gid, 1) + 1, key,
+                     store_status[ev->status < 6 ? ev->status : 5],
+                     cmds[ev->cmd < 7 ? ev->cmd : 0], (unsigned)ev->ttl_s,
+                     ev->clsid, ev->fd, ev->size);
+    }
+    if (n <= 0 || (size_t)n >= sizeof(line)) {
+        return;
+    }
+    pthread_mutex_lock(&mu);
+    for (struct watch_sink *w = head; w != NULL; w = w->next) {
+        if ((w->mask & want) == 0 ||
+            evbuffer_get_length(w->out) + (size_t)n > w->cap) {
+            continue; /* a slow watcher loses lines, as in memcached */
+        }
+        evbuffer_add(w->out, line, (size_t)n);
+        event_active(w->wake, EV_WRITE, 0);
+    }
+    pthread_mutex_unlock(&mu);
+}

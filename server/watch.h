@@ -1,0 +1,33 @@
+/* watch.h - memcached's `watch`: connections that asked for it receive a
+ * log line per fetch (item_get) or store (item_store) made by any worker.
+ * A line is appended to each matching watcher's output buffer (thread-safe
+ * evbuffers) and the watcher's own worker is woken to write it; a watcher
+ * that does not keep up loses lines past its watcher_logbuf_size. */
+#ifndef BITCACHED_WATCH_H
+#define BITCACHED_WATCH_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/cmd.h"
+
+struct evbuffer;
+struct event;
+struct watch_sink;
+
+/* Watchers registered now; cmd.c checks it before building an event. */
+extern atomic_uint watch_count;
+
+/* Register a watcher: lines go to out (whose locking must be enabled) and
+ * wake is made active after each. cap: most bytes queued before lines are
+ * dropped. NULL when out of memory. */
+struct watch_sink *watch_add(struct evbuffer *out, struct event *wake,
+                             unsigned mask, size_t cap);
+/* Unregister; after return no thread touches out or wake. NULL-safe. */
+void watch_remove(struct watch_sink **w);
+
+/* cmd_env.watch: format ev and hand it to the matching watchers. */
+void watch_event(void *arg, const struct cmd_watch_ev *ev);
+
+#endif
