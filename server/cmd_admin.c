@@ -71,11 +71,13 @@ item_total(const struct cmd_env *env, size_t klen, uint32_t vlen,
            (flags != 0 ? 4 : 0);
 }
 
-/* memcached's slabs_clsid. */
+/* memcached's slabs_clsid; an item memcached would refuse as too large
+ * (it counts the header against -I, bitcached only the value) goes in the
+ * largest class. */
 static unsigned
 class_of(const struct cmd_env *env, uint64_t total)
 {
-    if (env->nclasses == 0 || total > env->item_max + 128u) {
+    if (env->nclasses == 0) {
         return 0;
     }
     for (unsigned i = 1; i <= env->nclasses; i++) {
