@@ -479,6 +479,12 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
         s->idle_timeout_s = (unsigned)v;
         return 0;
     case 'R':
+        if (atoi(arg) == 0) {
+            fail_code = 1; /* memcached's message and exit code */
+            fprintf(stderr,
+                    "Number of requests per event must be greater than 0\n");
+            return -1;
+        }
         if (parse_uint("-R", arg, 1, 1000000, &v) < 0) {
             return -1;
         }

@@ -52,6 +52,8 @@ CASES = [
     ("-t 0", (1, "Number of threads must be greater than 0")),
     ("-c 0", (1, "Maximum connections must be greater than 0")),
     ("-p 70000", (64, "ERROR: Invalid port number 70000.")),
+    ("-R 0", (1, "Number of requests per event must be greater than 0")),
+    ("-R 5", None),
     ("-D ''", (1, "No delimiter specified")),
     ("-D #", None),
     ("-b 16", None),
