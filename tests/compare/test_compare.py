@@ -209,7 +209,7 @@ CASES = [
     ("stats extstore", [b"stats extstore\r\n"]),
     ("shutdown modes disabled", [b"shutdown graceful\r\n", b"shutdown foo\r\n"]),
     ("ms too large drops the old value", [b"ms {k} 2\r\nhi\r\n",
-                                          Raw(b"ms {k} 2000000 T0\r\n" + b"z" * 2000000 + b"\r\n"),
+                                          b"ms {k} 2000000 T0\r\n" + b"z" * 2000000 + b"\r\n",
                                           b"mg {k} v\r\n"]),
     ("ma N with C on a missing key", [b"ma {k} N0 C5 J13 v\r\n", b"ma {k2} N0 C5 J13\r\n",
                                       b"mg {k2} v\r\n", b"ma {k2} N0 C5\r\n"]),
