@@ -47,5 +47,3 @@ tests_fuzz_fuzz_bin_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
 endif
 EXTRA_DIST += tests/fuzz/fuzz_bin.c tests/fuzz/corpus_bin
 
-# Binary get-heavy throughput against memcached (not part of make check).
-EXTRA_DIST += tests/bench/bench_binary.sh

@@ -1,12 +1,15 @@
 #!/bin/sh
 # bench_server.sh - throughput of bitcached against Debian's memcached with
 # memaslap (memcaslap), alternating A B A B so drift hits both alike, and
-# bitcached's memory and restart time with 1,000,000 keys. Not part of make
+# bitcached's memory and restart time with 1,000,000 keys. Workloads (32-byte
+# keys, 100-byte values): get90 (90% get, text protocol), set100 (sets only),
+# bin_get90 (get90 over the binary protocol, memaslap -B). Not part of make
 # check: run it from the build tree after `make`. Prints name=value lines.
 #
 # Environment: BITCACHED (default ./bitcached), MEMCACHED, MEMASLAP,
 # BENCH_LOAD (default tests/bench/bench_load), ROUNDS (3), SECS (8 per run),
-# THREADS (server threads for both, 4), CONC (64), NKEYS (1000000).
+# THREADS (server threads for both, 4), CONC (64), NKEYS (1000000; 0 skips
+# the memory and restart part), WORKLOADS ("get90 set100 bin_get90").
 set -u
 
 top=${top_builddir:-.}
@@ -19,6 +22,7 @@ SECS=${SECS:-8}
 THREADS=${THREADS:-4}
 CONC=${CONC:-64}
 NKEYS=${NKEYS:-1000000}
+WORKLOADS=${WORKLOADS:-get90 set100 bin_get90}
 
 for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
     if [ -z "$tool" ] || [ ! -x "$tool" ]; then
@@ -81,12 +85,18 @@ write_cfg() {
 }
 write_cfg "$tmp/get90.cfg" 0.1 0.9
 write_cfg "$tmp/set100.cfg" 1.0 0.0
+cp "$tmp/get90.cfg" "$tmp/bin_get90.cfg"
 
-# run_one SERVER CFG: prints the TPS of one memaslap run against a fresh server.
+# run_one SERVER WORKLOAD: prints the TPS of one memaslap run against a
+# fresh server; a bin_ workload speaks the binary protocol.
 run_one() {
     rm -rf "$tmp/data"
     start_server "$1"
-    out=$("$MEMASLAP" -s "127.0.0.1:$port" -F "$2" -t "${SECS}s" -c "$CONC" -T 2 2>&1)
+    proto=
+    case $2 in bin_*) proto=-B ;; esac
+    # shellcheck disable=SC2086
+    out=$("$MEMASLAP" $proto -s "127.0.0.1:$port" -F "$tmp/$2.cfg" -t "${SECS}s" \
+        -c "$CONC" -T 2 2>&1)
     stop_server
     tps=$(printf '%s\n' "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
     if [ -z "$tps" ]; then
@@ -101,13 +111,13 @@ median() {
     tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-for workload in get90 set100; do
+for workload in $WORKLOADS; do
     bc_all=
     mc_all=
     r=0
     while [ $r -lt "$ROUNDS" ]; do
-        bc_all="$bc_all $(run_one bitcached "$tmp/$workload.cfg")"
-        mc_all="$mc_all $(run_one memcached "$tmp/$workload.cfg")"
+        bc_all="$bc_all $(run_one bitcached "$workload")"
+        mc_all="$mc_all $(run_one memcached "$workload")"
         r=$((r + 1))
     done
     bc=$(echo "$bc_all" | median)
@@ -121,6 +131,7 @@ for workload in get90 set100; do
 done
 
 # Memory and restart time with NKEYS keys of 100 bytes.
+[ "$NKEYS" -gt 0 ] || exit 0
 rm -rf "$tmp/data"
 start_server bitcached
 t0=$(date +%s.%N)
