@@ -46,6 +46,7 @@ tests_unit_test_cmd_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) $(PTHREAD_LIBS
 if ENABLE_FUZZ
 noinst_PROGRAMS += tests/fuzz/fuzz_proto
 tests_fuzz_fuzz_proto_SOURCES = tests/fuzz/fuzz_proto.c \
+	tests/fuzz/fuzz_exec.c tests/fuzz/fuzz_exec.h \
 	protocol/proto_parse.c protocol/proto_format.c protocol/proto.h \
 	$(CMD_SOURCES) tests/golden/fake_cask.c storage/cask_defaults.c \
 	tests/golden/fake_cask.h

@@ -11,6 +11,7 @@
 #include "server/cmd_bin.h"
 #include "server/cmd_meta.h"
 #include "storage/cask.h"
+#include "tests/fuzz/fuzz_exec.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,31 +20,6 @@
 #define ITEM_MAX 2048u
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-sink_bytes(void *arg, const void *p, size_t n)
-{
-    size_t *total = arg;
-
-    (void)p;
-    *total += n;
-}
-
-static void
-sink_value(void *arg, char *v, size_t n)
-{
-    size_t *total = arg;
-
-    *total += n;
-    free(v);
-}
-
-static int64_t
-fixed_clock(void *arg)
-{
-    (void)arg;
-    return 1700000000;
-}
 
 static void
 within(const char *p, size_t n, const char *buf, size_t len)
@@ -94,67 +70,25 @@ parse_all(const char *buf, size_t len, bool sasl)
     }
 }
 
+static enum cmd_status
+exec_bin(struct fuzz_exec *fx, void *arg, const char *buf, size_t len,
+         size_t *used)
+{
+    return cmd_bin_execute(&fx->cc, arg, buf, len, used);
+}
+
 static void
 execute_all(const char *buf, size_t len, size_t step, const char *pwdb)
 {
-    struct cask_options o;
-    struct cask *store = NULL;
-    struct cmd_counters ctr;
-    struct cmd_env env;
-    struct cmd_sink sink;
-    struct cmd_conn cc;
+    struct fuzz_exec fx;
     struct cmd_bin bin;
-    size_t total = 0;
-    size_t off = 0;
-    size_t avail = step < len ? step : len;
 
-    cask_options_init(&o);
-    o.value_max = ITEM_MAX;
-    o.clock = fixed_clock;
-    if (cask_open(&store, "unused", &o) != CASK_OK) {
+    if (fuzz_exec_open(&fx, ITEM_MAX) != 0) {
         return;
     }
-    memset(&ctr, 0, sizeof(ctr));
-    memset(&env, 0, sizeof(env));
-    env.store = store;
-    env.item_max = ITEM_MAX;
-    env.version = "fuzz";
-    env.clock = fixed_clock;
-    if (cmd_meta_create(&env.meta, 8) != 0) {
-        cask_close(&store);
-        return;
-    }
-    sink.bytes = sink_bytes;
-    sink.value = sink_value;
-    sink.arg = &total;
-    cmd_conn_init(&cc, &env, &ctr, &sink);
-    cmd_bin_init(&bin, &cc, pwdb);
-    for (;;) {
-        size_t used = 0;
-        enum cmd_status st =
-                cmd_bin_execute(&cc, &bin, buf + off, avail - off, &used);
-
-        if (used > avail - off) {
-            abort();
-        }
-        if (st == CMD_CLOSE || st == CMD_SHUTDOWN) {
-            break;
-        }
-        if (st == CMD_NEED_MORE) {
-            if (avail == len) {
-                break;
-            }
-            avail = avail + step < len ? avail + step : len;
-            continue;
-        }
-        if (used == 0) {
-            abort();
-        }
-        off += used;
-    }
-    cmd_conn_deinit(&cc);
-    cask_close(&store);
-    cmd_meta_destroy(&env.meta);
+    cmd_bin_init(&bin, &fx.cc, pwdb);
+    fuzz_exec_feed(&fx, buf, len, step, exec_bin, &bin);
+    fuzz_exec_close(&fx);
 }
 
 int
