@@ -164,6 +164,11 @@ void proto_fmt_value(struct proto_out *o, const char *key, size_t klen,
                      uint32_t flags, uint32_t vlen, bool with_cas,
                      uint64_t cas);
 
+/* memcached's uriencode, as metadump and watch print keys: every byte but
+ * [A-Za-z0-9._~-] as %XX. out must hold 3 * klen + 1 bytes; it is NUL
+ * terminated. Returns the length. */
+size_t proto_uriencode(const char *key, size_t klen, char *out);
+
 /* Write a request back as text (for round-trip tests). Returns the length,
  * or 0 if it does not fit. Data blocks are included. */
 size_t proto_format_req(char *out, size_t cap, const struct proto_req *req);

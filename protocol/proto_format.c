@@ -230,3 +230,25 @@ proto_format_req(char *out, size_t cap, const struct proto_req *req)
     }
     return o.overflow ? 0 : o.len;
 }
+
+size_t
+proto_uriencode(const char *key, size_t klen, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+
+    for (size_t i = 0; i < klen; i++) {
+        unsigned char ch = (unsigned char)key[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+            (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+            ch == '~') {
+            out[n++] = (char)ch;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}

@@ -107,29 +107,6 @@ job_append(struct cmd_admin_job *j, const char *p, size_t n)
     j->len += n;
 }
 
-/* memcached's uriencode: all but [A-Za-z0-9._~-] as %XX. */
-static size_t
-uriencode(const char *key, size_t klen, char *out)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-
-    for (size_t i = 0; i < klen; i++) {
-        unsigned char ch = (unsigned char)key[i];
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-            (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
-            ch == '~') {
-            out[n++] = (char)ch;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[ch >> 4];
-            out[n++] = hex[ch & 15];
-        }
-    }
-    out[n] = '\0';
-    return n;
-}
-
 static void
 on_entry(void *arg, const struct cask_walk_entry *e)
 {
@@ -145,7 +122,7 @@ on_entry(void *arg, const struct cask_walk_entry *e)
         if (!j->all && !j->cls[cls]) {
             return;
         }
-        uriencode(e->key, e->klen < 250 ? e->klen : 250, key);
+        proto_uriencode(e->key, e->klen < 250 ? e->klen : 250, key);
         n = snprintf(line, sizeof(line),
                      "key=%s exp=%" PRId64 " la=%" PRId64 " cas=%" PRIu64
                      " fetch=no cls=%u size=%" PRIu64 "\n",

@@ -5,6 +5,8 @@
  * logger formats item_get and item_store. */
 #include "server/watch.h"
 
+#include "protocol/proto.h"
+
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <pthread.h>
@@ -67,28 +69,6 @@ watch_remove(struct watch_sink **wp)
     *wp = NULL;
 }
 
-/* memcached's uriencode (as in metadump). */
-static void
-uriencode(const char *key, size_t klen, char *out)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-
-    for (size_t i = 0; i < klen; i++) {
-        unsigned char ch = (unsigned char)key[i];
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-            (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
-            ch == '~') {
-            out[n++] = (char)ch;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[ch >> 4];
-            out[n++] = hex[ch & 15];
-        }
-    }
-    out[n] = '\0';
-}
-
 void
 watch_event(void *arg, const struct cmd_watch_ev *ev)
 {
@@ -107,7 +87,7 @@ watch_event(void *arg, const struct cmd_watch_ev *ev)
     int n;
 
     (void)arg;
-    uriencode(ev->key, ev->klen < 250 ? ev->klen : 250, key);
+    proto_uriencode(ev->key, ev->klen < 250 ? ev->klen : 250, key);
     gettimeofday(&tv, NULL);
     if (ev->type == CMD_WATCH_GET) {
         n = snprintf(line, sizeof(line),
