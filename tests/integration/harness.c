@@ -401,6 +401,28 @@ harness_send_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+long
+harness_rss_kb(pid_t pid)
+{
+    char path[64];
+    char line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
 ssize_t
 harness_recv_until(int fd, char *out, size_t cap, const char *end)
 {

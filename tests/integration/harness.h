@@ -94,6 +94,9 @@ int harness_send_all(int fd, const void *buf, size_t len);
  * NUL-terminated), or -1 when nothing could be read. */
 ssize_t harness_recv_until(int fd, char *out, size_t cap, const char *end);
 
+/* The resident set size of process pid in KiB (VmRSS), or -1. */
+long harness_rss_kb(pid_t pid);
+
 /* Kill every server still running, remove their temp dirs, exit(1). */
 void harness_fail(void) __attribute__((noreturn));
 

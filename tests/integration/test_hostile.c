@@ -19,28 +19,6 @@
 
 #define BIG_VALUE 4000
 
-static long
-rss_kb(pid_t pid)
-{
-    char path[64];
-    char line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL) {
-        return -1;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) {
-            break;
-        }
-    }
-    fclose(f);
-    return kb;
-}
-
 /* Another connection still gets served. */
 static void
 check_others_work(struct harness_server *srv, const char *tag)
@@ -89,7 +67,7 @@ test_never_reads(struct harness_server *srv)
     for (size_t i = 0; i + 10 <= sizeof(reqs); i += 10) {
         memcpy(reqs + i, "get bigv\r\n", 10);
     }
-    rss_before = rss_kb(srv->pid);
+    rss_before = harness_rss_kb(srv->pid);
     fd = harness_connect(srv);
     HARNESS_CHECK(fd >= 0);
     HARNESS_CHECK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
@@ -122,7 +100,7 @@ test_never_reads(struct harness_server *srv)
         harness_fail();
     }
     check_others_work(srv, "while a client is not reading");
-    rss_after = rss_kb(srv->pid);
+    rss_after = harness_rss_kb(srv->pid);
     printf("non-reading client: sent %zu bytes, %s; rss %ld -> %ld kB\n", sent,
            blocked ? "server stopped reading" : "server closed it", rss_before,
            rss_after);

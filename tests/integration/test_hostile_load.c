@@ -52,28 +52,6 @@ now_ms(void)
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-static long
-rss_kb(pid_t pid)
-{
-    char path[64];
-    char line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL) {
-        return -1;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) {
-            break;
-        }
-    }
-    fclose(f);
-    return kb;
-}
-
 /* utime + stime of pid in clock ticks. */
 static long
 cpu_ticks(pid_t pid)
@@ -121,7 +99,7 @@ rss_main(void *arg)
     struct watch *w = arg;
 
     while (!atomic_load(&w->stop)) {
-        long kb = rss_kb(w->srv->pid);
+        long kb = harness_rss_kb(w->srv->pid);
         if (kb > w->rss_peak_kb) {
             w->rss_peak_kb = kb;
         }
@@ -184,7 +162,7 @@ watch_start(struct watch *w, struct harness_server *srv)
 {
     memset(w, 0, sizeof(*w));
     w->srv = srv;
-    w->rss_peak_kb = rss_kb(srv->pid);
+    w->rss_peak_kb = harness_rss_kb(srv->pid);
     HARNESS_CHECK(pthread_create(&w->rss_tid, NULL, rss_main, w) == 0);
     HARNESS_CHECK(pthread_create(&w->probe_tid, NULL, probe_main, w) == 0);
 }
@@ -317,7 +295,7 @@ test_big_multiget(void)
         HARNESS_CHECK(rbytes > 0 && rbytes <= 64 * 1024);
     }
     close(fd);
-    base_kb = rss_kb(srv->pid);
+    base_kb = harness_rss_kb(srv->pid);
 
     n = (size_t)snprintf(line, sizeof(line), "get");
     for (int i = 0; i < COPIES; i++) {
@@ -332,7 +310,7 @@ test_big_multiget(void)
     HARNESS_CHECK(harness_send_all(fd, line, n) == 0);
     /* Do not read for a while: the server must stop fetching. */
     usleep(1000 * 1000);
-    paused_kb = rss_kb(srv->pid);
+    paused_kb = harness_rss_kb(srv->pid);
     /* Now read it all and count: every copy, then END. */
     snprintf(head, sizeof(head), "VALUE a 0 %zu\r\n", vlen);
     want = COPIES * (strlen(head) + vlen + 2) + 5;
@@ -391,7 +369,7 @@ test_non_readers(void)
     }
     n += (size_t)snprintf(line + n, sizeof(line) - n, "\r\n");
     close(fd);
-    base_kb = rss_kb(srv->pid);
+    base_kb = harness_rss_kb(srv->pid);
 
     watch_start(&w, srv);
     for (int i = 0; i < CLIENTS; i++) {
@@ -420,7 +398,7 @@ test_non_readers(void)
         }
     }
     usleep(1200 * 1000); /* a trim period */
-    after_kb = rss_kb(srv->pid);
+    after_kb = harness_rss_kb(srv->pid);
     watch_stop(&w, "200 non-reading clients", 250.0);
     printf("200 non-reading clients: rss %ld kB before, peak %ld kB, %ld kB "
            "after they were closed; write_timeouts %lld\n",
