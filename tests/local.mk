@@ -50,6 +50,14 @@ tests_integration_test_pipeline_CFLAGS = $(ITEST_CFLAGS)
 tests_integration_test_pipeline_LDADD = $(ITEST_LDADD)
 TESTS += tests/integration/test_pipeline
 
+# Scale-out: three nodes behind libmemcached's ketama (README "Scaling out").
+check_PROGRAMS += tests/integration/test_scaleout_ketama
+tests_integration_test_scaleout_ketama_SOURCES = \
+	tests/integration/test_scaleout_ketama.c
+tests_integration_test_scaleout_ketama_CFLAGS = $(ITEST_CFLAGS)
+tests_integration_test_scaleout_ketama_LDADD = $(ITEST_LDADD)
+TESTS += tests/integration/test_scaleout_ketama
+
 dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py tests/integration/test_flags.py \
 	tests/integration/test_dump.py
