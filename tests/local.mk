@@ -58,8 +58,13 @@ tests_integration_test_scaleout_ketama_CFLAGS = $(ITEST_CFLAGS)
 tests_integration_test_scaleout_ketama_LDADD = $(ITEST_LDADD)
 TESTS += tests/integration/test_scaleout_ketama
 # and behind nutcracker (twemproxy) in a ketama pool; skips without it.
-dist_check_SCRIPTS += tests/integration/test_scaleout_nutcracker.py
-TESTS += tests/integration/test_scaleout_nutcracker.py
+# test_scaleout_clients.py checks README's client settings (pylibmc,
+# pymemcache) put keys where that ring (tests/integration/ketama.py) says.
+dist_check_SCRIPTS += tests/integration/test_scaleout_nutcracker.py \
+	tests/integration/test_scaleout_clients.py
+EXTRA_DIST += tests/integration/ketama.py
+TESTS += tests/integration/test_scaleout_nutcracker.py \
+	tests/integration/test_scaleout_clients.py
 
 dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py tests/integration/test_flags.py \

@@ -13,7 +13,6 @@
 #      stand-in node (the caveat README documents).
 # Prints what the client saw. Skips (77) without nutcracker ($NUTCRACKER or
 # PATH, /usr/sbin). Python standard library and bcserver.py only.
-import hashlib
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
 import bcserver  # noqa: E402
+import ketama  # noqa: E402
 
 fails = 0
 
@@ -35,31 +35,6 @@ def check(cond, what):
         print("FAIL: " + what)
         fails += 1
     return cond
-
-
-# libmemcached's weighted ketama (and twemproxy's): 40 MD5 digests of
-# "host:port-i" per server of equal weight, 4 points from each.
-def ketama_ring(names):
-    points = []
-    for idx, name in enumerate(names):
-        for i in range(40):
-            d = hashlib.md5(("%s-%d" % (name, i)).encode()).digest()
-            for x in range(4):
-                points.append((int.from_bytes(d[x * 4:x * 4 + 4], "little"), idx))
-    points.sort()
-    return points
-
-
-def ketama_node(ring, key):
-    h = int.from_bytes(hashlib.md5(key.encode()).digest()[:4], "little")
-    lo, hi = 0, len(ring)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ring[mid][0] < h:
-            lo = mid + 1
-        else:
-            hi = mid
-    return ring[lo % len(ring)][1]
 
 
 class Client:
@@ -242,7 +217,7 @@ def mixed_workload(proxy, nodes, ring):
     for i in range(0, n, 3):
         key = "mk:%d" % i
         found = where(nodes, key)
-        want = ketama_node(ring, key)
+        want = ring.node(key)
         if found != [want]:
             mismatched += 1
         if len(found) == 1:
@@ -276,7 +251,7 @@ def kill_under_load(proxy, nodes, ring):
             restarted = True
             t_restart = time.monotonic()
         key = "load:%d" % i
-        node = ketama_node(ring, key)
+        node = ring.node(key)
         try:
             r = c.cmd("set %s 0 0 %d" % (key, len(str(i))), str(i).encode())
             if r == "STORED":
@@ -284,7 +259,7 @@ def kill_under_load(proxy, nodes, ring):
             g = c.get("pre:%d" % (i % pre))
             if isinstance(g, str):
                 r = g
-                node = ketama_node(ring, "pre:%d" % (i % pre))
+                node = ring.node("pre:%d" % (i % pre))
             elif r == "STORED" and restarted:
                 ok_after += 1
         except (ConnectionError, socket.timeout, OSError) as e:
@@ -302,7 +277,7 @@ def kill_under_load(proxy, nodes, ring):
     # recovery time as the client saw it: first success on node 1 after restart
     back_at = None
     while time.monotonic() - t_restart < 5:
-        key = next(k for k in ("pre:%d" % j for j in range(pre)) if ketama_node(ring, k) == 1)
+        key = next(k for k in ("pre:%d" % j for j in range(pre)) if ring.node(k) == 1)
         if isinstance(c.get(key), dict) and c.get(key):
             back_at = time.monotonic() - t_restart
             break
@@ -323,8 +298,8 @@ def auto_eject(binary, nodes, tmp, ring):
     proxy = Proxy(binary, nodes, tmp, "eject", eject=True, failure_limit=2, retry_ms=1000)
     try:
         c = Client(proxy.port)
-        mine = [k for k in ("ej:%d" % j for j in range(400)) if ketama_node(ring, k) == 2]
-        others = [k for k in ("ej:%d" % j for j in range(400)) if ketama_node(ring, k) != 2]
+        mine = [k for k in ("ej:%d" % j for j in range(400)) if ring.node(k) == 2]
+        others = [k for k in ("ej:%d" % j for j in range(400)) if ring.node(k) != 2]
         for k in mine + others:
             check(c.cmd("set %s 0 0 3" % k, b"old") == "STORED", "set " + k)
         nodes[2].kill()
@@ -392,7 +367,7 @@ def main():
     try:
         for n in nodes:
             n.start()
-        ring = ketama_ring(["127.0.0.1:%d" % n.port for n in nodes])
+        ring = ketama.Ring([ketama.point_name("127.0.0.1", n.port) for n in nodes])
         proxy = Proxy(nutcracker, nodes, tmp, "pool", timeout=1000)
         mixed_workload(proxy, nodes, ring)
         kill_under_load(proxy, nodes, ring)
