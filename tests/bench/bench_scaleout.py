@@ -2,8 +2,8 @@
 # bench_scaleout.py - informal side-by-side: the same memaslap load (90 % get,
 # 10 % set, 100-byte values) against three bitcached nodes directly, then
 # through nutcracker in a ketama pool over the same nodes. Prints ops/s of
-# each and their ratio. Not part of make check; numbers depend on the host
-# (client, proxy and servers share its cores).
+# each and their ratio as name=value lines. Not part of make check; numbers
+# depend on the host (client, proxy and servers share its cores).
 #
 #   BITCACHED=./bitcached tests/bench/bench_scaleout.py [SECONDS] [CONCURRENCY]
 import os
@@ -45,8 +45,9 @@ def main():
         proxy = nc.Proxy(proxy_bin, nodes, nodes[0].tmp, "bench")
         direct = memaslap(tool, ["127.0.0.1:%d" % n.port for n in nodes], 4, conc, secs)
         via = memaslap(tool, ["127.0.0.1:%d" % proxy.port], 4, conc, secs)
-        print("direct to 3 nodes: %d ops/s; through nutcracker: %d ops/s (%.2f of direct)"
-              % (direct, via, via / direct))
+        print("scaleout_direct_ops=%d" % direct)
+        print("scaleout_nutcracker_ops=%d" % via)
+        print("scaleout_nutcracker_ratio=%.2f" % (via / direct))
     finally:
         if proxy is not None:
             proxy.stop()
