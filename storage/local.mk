@@ -23,7 +23,9 @@ libstorage_a_SOURCES = \
 	storage/cask_retire.h \
 	storage/cask_retire.c \
 	storage/cask_io.h \
-	storage/cask_io.c
+	storage/cask_io.c \
+	storage/cask_check.h \
+	storage/cask_check.c
 libstorage_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
 
 STORAGE_LIBS = libstorage.a $(XXHASH_LIBS) $(PTHREAD_LIBS)

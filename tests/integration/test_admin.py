@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+# test_admin.py - bitcached-admin on data directories built by the real
+# server ($BITCACHED): check on a clean directory, one held by a running
+# server (error names its PID), one with a byte flipped mid-segment, one with
+# a torn tail and one with a hint removed; dump | load round-trips every key,
+# flag, expiry and value exactly, in text and JSON, into other shard counts,
+# and a server started on the loaded directory serves them; dump --prefix
+# returns exactly the keys with that prefix. Python 3 stdlib and bcserver.py.
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
+import bcserver  # noqa: E402
+
+BIN = os.environ.get("BITCACHED", "")
+ADMIN = os.environ.get("BITCACHED_ADMIN", "")
+if not bcserver.executable(BIN) or not bcserver.executable(ADMIN):
+    bcserver.skip("no $BITCACHED or $BITCACHED_ADMIN")
+
+failures = []
+
+
+def expect(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL: " + what)
+
+
+def admin(*args, stdin=None):
+    p = subprocess.run([ADMIN, "--quiet"] + list(args), input=stdin,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+def cmd(sock, data, ends=(b"\r\n",)):
+    sock.sendall(data)
+    out, _ = bcserver.recv_until(sock, ends)
+    return out
+
+
+def parse_dump(out):
+    """{key: (flags, exp, value)} from a text dump."""
+    lines = out.split(b"\n")
+    assert lines[0] == b"bitcached-dump 1", lines[0]
+    items = {}
+    import base64
+
+    def field(f):
+        return f[2:] if f.startswith(b"t:") else base64.b64decode(f[2:])
+    for line in lines[1:]:
+        if not line:
+            continue
+        k, flags, exp, _cas, size, v = line.split(b" ", 5)
+        v = field(v)
+        assert len(v) == int(size)
+        items[field(k)] = (int(flags), int(exp), v)
+    return items
+
+
+def parse_json(out):
+    import base64
+    items = {}
+    for line in out.decode().splitlines():
+        o = json.loads(line)
+        k = o["key"].encode() if "key" in o else base64.b64decode(o["key_b64"])
+        v = o["value"].encode() if "value" in o else base64.b64decode(o["value_b64"])
+        assert len(v) == o["size"]
+        items[k] = (o["flags"], o["exp"], v)
+    return items
+
+
+# ---- build a directory with the real server -------------------------------
+srv = bcserver.Server(BIN, args=["--shards", "4"])
+srv.start()
+s = srv.connect()
+model = {}
+for i in range(400):
+    key = b"user:%d" % i if i % 2 else b"session:%d" % i
+    val = bytes((i + j) % 256 for j in range(i % 300)) if i % 5 == 0 else b"v %d x" % i
+    flags = i * 7919 % 4294967296
+    exp = 3600 if i % 4 == 0 else 0
+    r = cmd(s, b"set %s %d %d %d\r\n%s\r\n" % (key, flags, exp, len(val), val))
+    expect(r == b"STORED\r\n", "set %r: %r" % (key, r))
+    model[key] = (flags, exp, val)
+for key in (b"user:1", b"session:2"):
+    expect(cmd(s, b"delete %s\r\n" % key) == b"DELETED\r\n", "delete")
+    del model[key]
+expect(cmd(s, b"touch user:3 7200\r\n") == b"TOUCHED\r\n", "touch")
+model[b"user:3"] = (model[b"user:3"][0], 7200, model[b"user:3"][2])
+odd = "ключ:1".encode()
+expect(cmd(s, b"set %s 5 0 3\r\n\x00\r\n\r\n" % odd) == b"STORED\r\n", "odd key")
+model[odd] = (5, 0, b"\x00\r\n")
+
+data = os.path.join(srv.tmp, "data")
+rc, out, err = admin("check", data)
+expect(rc == 2, "check on a locked directory exits 2, got %d" % rc)
+expect(str(srv.proc.pid) in err, "locked: message names PID %d: %s" % (srv.proc.pid, err))
+rc, out, err = admin("dump", data)
+expect(rc == 2 and str(srv.proc.pid) in err, "dump on a locked directory: %d %s" % (rc, err))
+s.close()
+expect(srv.stop() == 0, "server stopped cleanly")
+
+work = tempfile.mkdtemp(prefix="bc-admin.")
+try:
+    # ---- check: clean ----------------------------------------------------
+    rc, out, err = admin("check", data)
+    text = out.decode()
+    expect(rc == 0, "check clean: rc %d: %s %s" % (rc, text, err))
+    expect(text.rstrip().endswith("clean"), "check says clean")
+    expect("total: %d keys," % len(model) in text, "check counts %d keys: %s" % (len(model), text))
+    expect("4 segments" in text or "segments" in text, "segments reported")
+
+    # ---- dump | load round trip -----------------------------------------
+    rc, dump, err = admin("dump", data)
+    expect(rc == 0, "dump rc %d %s" % (rc, err))
+    got = parse_dump(dump)
+    expect(set(got) == set(model), "dump has every key")
+    for k, (flags, exp, val) in model.items():
+        g = got.get(k)
+        if g is None:
+            continue
+        expect(g[0] == flags and g[2] == val, "dump %r flags/value" % k)
+        expect((g[1] == 0) == (exp == 0), "dump %r expiry set" % k)
+    t1 = os.path.join(work, "t1")
+    rc, out, err = admin("load", t1, "--shards", "3", stdin=dump)
+    expect(rc == 0, "load text rc %d %s" % (rc, err))
+    rc, dump2, err = admin("dump", t1)
+    expect(rc == 0 and parse_dump(dump2) == got,
+           "text round trip into 3 shards: keys, flags, expiry, values equal")
+    rc, out, err = admin("check", t1)
+    expect(rc == 0 and "3 shards" in out.decode(), "loaded directory checks clean")
+
+    rc, jdump, err = admin("dump", data, "--format", "json")
+    expect(rc == 0 and parse_json(jdump) == got, "json dump equals text dump")
+    t2 = os.path.join(work, "t2")
+    rc, out, err = admin("load", t2, "--shards", "1", stdin=jdump)
+    expect(rc == 0, "load json rc %d %s" % (rc, err))
+    rc, dump3, err = admin("dump", t2)
+    expect(rc == 0 and parse_dump(dump3) == got, "json round trip into 1 shard")
+    rc, out, err = admin("load", t2, "--shards", "2", stdin=jdump)
+    expect(rc == 2 and "1 shards" in err, "load refuses another shard count: %s" % err)
+
+    # A server started on a loaded directory serves every item.
+    srv2 = bcserver.Server(BIN, args=["--shards", "3"])
+    try:
+        rc, out, err = admin("load", os.path.join(srv2.tmp, "data"), "--shards", "3", stdin=dump)
+        expect(rc == 0, "load for server")
+        srv2.start()
+        s2 = srv2.connect()
+        for k, (flags, exp, val) in model.items():
+            r = cmd(s2, b"get %s\r\n" % k, (b"END\r\n",))
+            want = b"VALUE %s %d %d\r\n%s\r\nEND\r\n" % (k, flags, len(val), val)
+            expect(r == want, "server on loaded dir: get %r: %r" % (k, r[:80]))
+        s2.close()
+    finally:
+        srv2.close()
+
+    # ---- prefix and keys-only ---------------------------------------------
+    rc, out, err = admin("dump", data, "--prefix", "user:", "--keys-only")
+    lines = out.split(b"\n")[1:]
+    keys = {ln.split(b" ")[0][2:] for ln in lines if ln}
+    want = {k for k in model if k.startswith(b"user:")}
+    expect(rc == 0 and keys == want, "dump --prefix user: gives exactly those keys")
+    expect(all(len(ln.split(b" ")) == 5 for ln in lines if ln), "keys-only has no value")
+    rc, out, err = admin("load", os.path.join(work, "t3"), stdin=out)
+    expect(rc == 2, "a keys-only dump is refused by load")
+
+    # ---- damage ----------------------------------------------------------
+    def copy(name):
+        d = os.path.join(work, name)
+        shutil.copytree(data, d)
+        os.unlink(os.path.join(d, "LOCK"))
+        return d
+
+    def largest_segment(d):
+        return max(glob.glob(os.path.join(d, "shard-*", "*.seg")), key=os.path.getsize)
+
+    flip = copy("flip")
+    seg = largest_segment(flip)
+    with open(seg, "r+b") as f:
+        size = os.path.getsize(seg)
+        f.seek(size // 2)
+        b = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([b[0] ^ 0x40]))
+    rc, out, err = admin("check", flip)
+    text = out.decode()
+    expect(rc == 1, "flipped byte: check exits 1, got %d" % rc)
+    expect("damaged bytes at offset" in text and os.path.basename(seg) in text,
+           "flipped byte: names the segment and offset: %s" % text)
+
+    torn = copy("torn")
+    seg = largest_segment(torn)
+    with open(seg, "r+b") as f:
+        f.truncate(os.path.getsize(seg) - 3)
+    for h in glob.glob(os.path.join(torn, "shard-*", "*.hint")):
+        os.unlink(h)
+    rc, out, err = admin("check", torn)
+    expect(rc == 1 and "torn tail" in out.decode(), "torn tail found: %d %s" % (rc, out))
+
+    nohint = copy("nohint")
+    hints = glob.glob(os.path.join(nohint, "shard-*", "*.hint"))
+    expect(len(hints) > 0, "the server wrote hints")
+    os.unlink(hints[0])
+    rc, out, err = admin("check", nohint)
+    text = out.decode()
+    expect(rc == 0 and "1 missing" in text.splitlines()[-2],
+           "missing hint: clean, counted: %s" % text)
+
+    badhint = copy("badhint")
+    hint = glob.glob(os.path.join(badhint, "shard-*", "*.hint"))[0]
+    with open(hint, "r+b") as f:
+        f.seek(30)
+        b = f.read(1)
+        f.seek(30)
+        f.write(bytes([b[0] ^ 1]))
+    rc, out, err = admin("check", badhint)
+    expect(rc == 1 and ".hint: damaged" in out.decode(), "damaged hint found: %s" % out)
+
+    meta = copy("meta")
+    with open(os.path.join(meta, "meta"), "r+b") as f:
+        f.write(b"X")
+    rc, out, err = admin("check", meta)
+    expect(rc == 1 and "meta: slot 0 is damaged" in out.decode(), "damaged meta slot found")
+finally:
+    srv.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+if failures:
+    print("%d failure(s)" % len(failures))
+    sys.exit(1)
+print("ok")
