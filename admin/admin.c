@@ -175,6 +175,8 @@ usage(FILE *f)
           "       bitcached-admin [--quiet] dump DIR [--prefix P] "
           "[--keys-only] [--format text|json]\n"
           "       bitcached-admin [--quiet] load DIR [--shards N] < DUMP\n"
+          "       bitcached-admin [--quiet] stats DIR\n"
+          "       bitcached-admin [--quiet] compact DIR\n"
           "DIR is a data directory no server has open. See "
           "bitcached-admin(1).\n",
           f);
@@ -212,6 +214,12 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "load") == 0) {
         return admin_load(argc, argv);
+    }
+    if (strcmp(cmd, "stats") == 0) {
+        return admin_stats(argc, argv);
+    }
+    if (strcmp(cmd, "compact") == 0) {
+        return admin_compact(argc, argv);
     }
     admin_err("unknown command %s", cmd);
     usage(stderr);

@@ -45,5 +45,7 @@ void admin_progress_done(struct admin_progress *p);
 int admin_check(int argc, char **argv);
 int admin_dump(int argc, char **argv);
 int admin_load(int argc, char **argv);
+int admin_stats(int argc, char **argv);
+int admin_compact(int argc, char **argv);
 
 #endif

@@ -4,7 +4,8 @@ bin_PROGRAMS += bitcached-admin
 bitcached_admin_SOURCES = \
 	admin/admin.h admin/admin.c \
 	admin/admin_check.c \
-	admin/admin_dump.c
+	admin/admin_dump.c \
+	admin/admin_compact.c
 bitcached_admin_CFLAGS = $(AM_CFLAGS)
 bitcached_admin_LDADD = $(STORAGE_LIBS)
 dist_man1_MANS += admin/bitcached-admin.1

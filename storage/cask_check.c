@@ -497,6 +497,7 @@ check_segment(struct check *ck, const char *sdir, const char *name, uint32_t id,
             c->puts += r.type == CASK_REC_PUT;
             c->tombstones += r.type == CASK_REC_TOMB;
             c->touches += r.type == CASK_REC_TOUCH;
+            c->record_bytes += len;
             rc = ktab_add(kt, &r, rec + CASK_REC_HDR);
             if (rc != 0) {
                 goto out;
@@ -549,6 +550,7 @@ add_counts(struct cask_check_counts *t, const struct cask_check_counts *c)
     t->segments += c->segments;
     t->segment_bytes += c->segment_bytes;
     t->records += c->records;
+    t->record_bytes += c->record_bytes;
     t->puts += c->puts;
     t->tombstones += c->tombstones;
     t->touches += c->touches;
@@ -642,8 +644,7 @@ cask_check(const char *dir, int64_t now_s, const struct cask_check_hooks *h,
         free(ids);
         if (rc == 0) {
             ktab_count(&kt, rep->flush_cas, now_s, &c);
-            c.dead_bytes = c.segment_bytes - c.segments * CASK_SEG_HDR -
-                           c.torn_bytes - c.damaged_bytes - c.live_bytes;
+            c.dead_bytes = c.record_bytes - c.live_bytes;
         }
         ktab_free(&kt);
         if (rc != 0) {

@@ -19,6 +19,7 @@ struct cask_check_counts {
     uint64_t segments;
     uint64_t segment_bytes; /* sizes of the segment files */
     uint64_t records;       /* valid records of every type */
+    uint64_t record_bytes;  /* their bytes */
     uint64_t puts;
     uint64_t tombstones;
     uint64_t touches;

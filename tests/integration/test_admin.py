@@ -9,6 +9,7 @@
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,10 +77,16 @@ def parse_json(out):
 
 
 # ---- build a directory with the real server -------------------------------
-srv = bcserver.Server(BIN, args=["--shards", "4"])
+srv = bcserver.Server(BIN, args=["--shards", "4", "--segment-size=64k", "--compact-ratio=1"])
 srv.start()
 s = srv.connect()
 model = {}
+# Older values first, so that segments roll over and hold dead records.
+for rnd in range(2):
+    for i in range(400):
+        key = b"user:%d" % i if i % 2 else b"session:%d" % i
+        r = cmd(s, b"set %s 1 0 500\r\n%s\r\n" % (key, b"o" * 500))
+        expect(r == b"STORED\r\n", "set old %r: %r" % (key, r))
 for i in range(400):
     key = b"user:%d" % i if i % 2 else b"session:%d" % i
     val = bytes((i + j) % 256 for j in range(i % 300)) if i % 5 == 0 else b"v %d x" % i
@@ -160,6 +167,29 @@ try:
         s2.close()
     finally:
         srv2.close()
+
+    # ---- stats and compact ------------------------------------------------
+    comp = os.path.join(work, "comp")
+    shutil.copytree(data, comp)
+    rc, out, err = admin("stats", comp)
+    text = out.decode()
+    expect(rc == 0 and text.count("shard-") == 4, "stats: a line per shard: %s" % text)
+    expect("total: %d keys," % len(model) in text and "keydir bytes per key" in text,
+           "stats total: %s" % text)
+    live = re.search(r"total: \d+ keys, (\d+) live bytes, (\d+) dead", text).groups()
+    rc, out, err = admin("check", comp)
+    clive = re.search(r"total: \d+ keys, (\d+) live bytes, (\d+) dead", out.decode()).groups()
+    expect(live == clive, "check and stats agree on live/dead bytes: %s %s" % (live, clive))
+    rc, out, err = admin("compact", comp)
+    text = out.decode()
+    expect(rc == 0 and "reclaimed" in text, "compact: %d %s %s" % (rc, text, err))
+    before, after = [int(x) for x in text.split(": ")[1].split(" disk bytes before, ")[0:1]
+                     + [text.split(" disk bytes before, ")[1].split(" after")[0]]]
+    expect(after < before, "compact reclaims space: %d -> %d" % (before, after))
+    rc, dump4, err = admin("dump", comp)
+    expect(rc == 0 and parse_dump(dump4) == got, "compact keeps every item")
+    rc, out, err = admin("check", comp)
+    expect(rc == 0, "compacted directory checks clean: %s" % out)
 
     # ---- prefix and keys-only ---------------------------------------------
     rc, out, err = admin("dump", data, "--prefix", "user:", "--keys-only")
