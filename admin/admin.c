@@ -175,6 +175,7 @@ usage(FILE *f)
           "       bitcached-admin [--quiet] dump DIR [--prefix P] "
           "[--keys-only] [--format text|json]\n"
           "       bitcached-admin [--quiet] load DIR [--shards N] < DUMP\n"
+          "       bitcached-admin [--quiet] repair DIR\n"
           "       bitcached-admin [--quiet] stats DIR\n"
           "       bitcached-admin [--quiet] compact DIR\n"
           "DIR is a data directory no server has open. See "
@@ -217,6 +218,9 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "stats") == 0) {
         return admin_stats(argc, argv);
+    }
+    if (strcmp(cmd, "repair") == 0) {
+        return admin_repair(argc, argv);
     }
     if (strcmp(cmd, "compact") == 0) {
         return admin_compact(argc, argv);

@@ -47,5 +47,6 @@ int admin_dump(int argc, char **argv);
 int admin_load(int argc, char **argv);
 int admin_stats(int argc, char **argv);
 int admin_compact(int argc, char **argv);
+int admin_repair(int argc, char **argv);
 
 #endif

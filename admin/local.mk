@@ -5,7 +5,8 @@ bitcached_admin_SOURCES = \
 	admin/admin.h admin/admin.c \
 	admin/admin_check.c \
 	admin/admin_dump.c \
-	admin/admin_compact.c
+	admin/admin_compact.c \
+	admin/admin_repair.c
 bitcached_admin_CFLAGS = $(AM_CFLAGS)
 bitcached_admin_LDADD = $(STORAGE_LIBS)
 dist_man1_MANS += admin/bitcached-admin.1

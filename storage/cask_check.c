@@ -263,6 +263,15 @@ check_meta(struct check *ck, const char *dir)
     return rc;
 }
 
+bool
+cask_check_retired_valid(const char *buf, size_t len)
+{
+    return len >= 24 && memcmp(buf, "BCSKRET\n", 8) == 0 &&
+           cask_get32(buf + 8) == 1 &&
+           len == 16 + 4 * (size_t)cask_get32(buf + 12) + 8 &&
+           cask_get64(buf + len - 8) == XXH3_64bits(buf, len - 8);
+}
+
 /* Read-only counterpart of cask_retire_apply: verify the file and count
  * listed segments still present. */
 static int
@@ -292,9 +301,7 @@ check_retired(struct check *ck, const char *sdir, const char *name)
     }
     size_t len = (size_t)st.st_size;
     uint32_t n = buf ? cask_get32(buf + 12) : 0;
-    if (buf == NULL || memcmp(buf, "BCSKRET\n", 8) != 0 ||
-        cask_get32(buf + 8) != 1 || len != 16 + 4 * (size_t)n + 8 ||
-        cask_get64(buf + len - 8) != XXH3_64bits(buf, len - 8)) {
+    if (buf == NULL || !cask_check_retired_valid(buf, len)) {
         ck->rep->retired_bad++;
         note(ck, true,
              "%s/retired: damaged (ignored at open; deleted keys may return "
@@ -395,27 +402,39 @@ hint_entry(void *arg, const struct cask_rec *h, const char *key, uint64_t off)
     }
 }
 
-static int
-check_hint(struct check *ck, const char *sdir, const char *name,
-           struct cask_segment *s, struct cask_check_counts *c)
+int
+cask_check_hint(const char *sdir, struct cask_segment *s, uint64_t *bad_off)
 {
     struct hint_cmp hc = {.s = s, .bad_off = UINT64_MAX};
     uint64_t covered = 0;
     int rc = cask_hint_load(sdir, s, CASK_REC_VMAX, hint_entry, &hc, &covered,
                             NULL);
     cask_seg_reader_deinit(&hc.rd);
+    *bad_off = hc.bad_off;
     if (hc.err != 0) {
         return hc.err;
     }
+    if (rc == 0 && hc.bad_off != UINT64_MAX) {
+        return CASK_CHECK_HINT_DIFFERS;
+    }
+    return rc;
+}
+
+static int
+check_hint(struct check *ck, const char *sdir, const char *name,
+           struct cask_segment *s, struct cask_check_counts *c)
+{
+    uint64_t bad_off;
+    int rc = cask_check_hint(sdir, s, &bad_off);
     if (rc == ENOENT) {
         c->hints_missing++;
         return 0;
     }
-    if (rc == 0 && hc.bad_off == UINT64_MAX) {
+    if (rc == 0) {
         c->hints_ok++;
         return 0;
     }
-    if (rc != 0 && rc != EINVAL) {
+    if (rc != EINVAL && rc != CASK_CHECK_HINT_DIFFERS) {
         return rc;
     }
     c->hints_bad++;
@@ -425,13 +444,13 @@ check_hint(struct check *ck, const char *sdir, const char *name,
     } else {
         note(ck, true,
              "%s/%08x.hint: disagrees with the segment at offset %" PRIu64,
-             name, s->id, hc.bad_off);
+             name, s->id, bad_off);
     }
     return 0;
 }
 
-static bool
-seg_header_ok(const char *h, uint32_t id)
+bool
+cask_check_seg_header(const char *h, uint32_t id)
 {
     return memcmp(h, "BCSKSEG\n", 8) == 0 && cask_get32(h + 8) >= 1 &&
            cask_get32(h + 8) <= CASK_SEG_VERSION && cask_get32(h + 12) == id &&
@@ -479,7 +498,7 @@ check_segment(struct check *ck, const char *sdir, const char *name, uint32_t id,
     if (rc != 0) {
         goto out;
     }
-    if (!seg_header_ok(h, id)) {
+    if (!cask_check_seg_header(h, id)) {
         c->bad_headers++;
         note(ck, true, "%s/%08x.seg: damaged header", name, id);
     }

@@ -11,6 +11,7 @@
 #define BITCACHED_CASK_CHECK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -75,6 +76,26 @@ struct cask_check_hooks {
  * for damage). */
 int cask_check(const char *dir, int64_t now_s, const struct cask_check_hooks *h,
                struct cask_check_report *rep);
+
+struct cask_segment;
+
+/* Returned by cask_check_hint for a hint that loads but disagrees with the
+ * segment (not an errno). */
+#define CASK_CHECK_HINT_DIFFERS (-2)
+
+/* Verify the hint of segment s (in shard directory sdir) entry by entry
+ * against the records it names. Returns 0 when it matches, ENOENT when
+ * there is none, EINVAL when it is damaged or does not fit the segment,
+ * CASK_CHECK_HINT_DIFFERS (*bad_off: the first entry that differs), or the
+ * errno of a failed read. */
+int cask_check_hint(const char *sdir, struct cask_segment *s,
+                    uint64_t *bad_off);
+
+/* Whether buf[0..len) is a valid retired file (FORMAT.md). */
+bool cask_check_retired_valid(const char *buf, size_t len);
+
+/* Whether h[0..32) is a valid header for segment id (FORMAT.md). */
+bool cask_check_seg_header(const char *h, uint32_t id);
 
 /* The shard count recorded in dir/meta: 0 and *shards, ENOENT when there is
  * no meta file, EINVAL when no slot is valid, or an errno. */

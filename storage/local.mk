@@ -25,7 +25,9 @@ libstorage_a_SOURCES = \
 	storage/cask_io.h \
 	storage/cask_io.c \
 	storage/cask_check.h \
-	storage/cask_check.c
+	storage/cask_check.c \
+	storage/cask_repair.h \
+	storage/cask_repair.c
 libstorage_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
 
 STORAGE_LIBS = libstorage.a $(XXHASH_LIBS) $(PTHREAD_LIBS)
