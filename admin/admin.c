@@ -144,7 +144,11 @@ admin_progress(struct admin_progress *p, uint64_t done, uint64_t total)
     if (rate > 0 && total >= done) {
         snprintf(eta, sizeof(eta), "%.0fs", (double)(total - done) / rate);
     }
-    if (p->tty) {
+    if (total == 0) {
+        /* Unknown total (load reads a stream): count and rate only. */
+        fprintf(stderr, p->tty ? "\r%s %s, %s/s   " : "progress: %s %s, %s/s\n",
+                d, p->what, r);
+    } else if (p->tty) {
         char bar[21];
         int fill = total ? (int)(20.0 * (double)done / (double)total) : 0;
         for (int i = 0; i < 20; i++) {
