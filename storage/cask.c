@@ -14,6 +14,7 @@
 #include "storage/cask_record.h"
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
+#include "storage/cask_state.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,10 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
-
-#define META_NAME    "meta"
-#define META_TAG     "bitcached-meta"
-#define META_VERSION 3
 
 void
 cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt, ...)
@@ -59,94 +56,27 @@ cask_now(const struct cask *c)
 
 /* ---- meta file --------------------------------------------------------- */
 
-struct meta {
-    unsigned shards;
-    uint64_t cas_reserved;
-    uint64_t flush_cas;
-    int64_t flush_pending_at;
-};
-
-/* One slot of the meta file: the text below, NUL-padded. */
-#define META_SLOT 4096u
-
-/* Format m as a version 3 slot of generation gen into buf[META_SLOT]. */
-static void
-meta_format(char *buf, const struct meta *m, uint64_t gen)
-{
-    memset(buf, 0, META_SLOT);
-    int n = snprintf(buf, META_SLOT,
-                     "%s %d\ngeneration %" PRIu64 "\nshards %u\ncas_reserved "
-                     "%" PRIu64 "\nflush_cas %" PRIu64
-                     "\nflush_pending_at %" PRId64 "\n",
-                     META_TAG, META_VERSION, gen, m->shards, m->cas_reserved,
-                     m->flush_cas, m->flush_pending_at);
-    snprintf(buf + n, META_SLOT - (size_t)n, "checksum %016" PRIx64 "\n",
-             (uint64_t)XXH3_64bits(buf, (size_t)n));
-}
-
-/* Parse one slot (NUL-terminated text). Version 3 carries a generation and
- * a checksum; version 2 (one text file, replaced by rename) a checksum;
- * version 1 neither. Older versions count as generation 0. Returns 0 or
- * EINVAL. */
-static int
-meta_parse(const char *buf, struct meta *m, uint64_t *gen)
-{
-    char tag[32];
-    int version, n;
-    *gen = 0;
-    if (sscanf(buf, "%31s %d", tag, &version) != 2 ||
-        strcmp(tag, META_TAG) != 0 || version < 1 || version > META_VERSION) {
-        return EINVAL;
-    }
-    if (version >= 3) {
-        n = sscanf(buf,
-                   "%*s %*d generation %" SCNu64 " shards %u cas_reserved "
-                   "%" SCNu64 " flush_cas %" SCNu64
-                   " flush_pending_at %" SCNd64,
-                   gen, &m->shards, &m->cas_reserved, &m->flush_cas,
-                   &m->flush_pending_at);
-    } else {
-        n = 1 + sscanf(buf,
-                       "%*s %*d shards %u cas_reserved %" SCNu64
-                       " flush_cas %" SCNu64 " flush_pending_at %" SCNd64,
-                       &m->shards, &m->cas_reserved, &m->flush_cas,
-                       &m->flush_pending_at);
-    }
-    if (n != 5) {
-        return EINVAL;
-    }
-    if (version >= 2) {
-        const char *ck = strstr(buf, "\nchecksum ");
-        uint64_t want;
-        if (ck == NULL || sscanf(ck + 10, "%" SCNx64, &want) != 1 ||
-            want != (uint64_t)XXH3_64bits(buf, (size_t)(ck + 1 - buf))) {
-            return EINVAL;
-        }
-    }
-    return 0;
-}
-
-/* Persist m. The file holds two slots of META_SLOT bytes, each a complete
+/* Persist m. The file holds two slots of CASK_STATE_SLOT bytes, each a complete
  * state with a generation and a checksum; an update overwrites the older
  * slot in place (pwrite, fdatasync), so a torn write leaves the other one
  * intact, and an update needs no new disk blocks: it works on a full disk.
  * The file is created (both slots, temp + rename) the first time. */
 static int
-meta_write(struct cask *c, const struct meta *m)
+meta_write(struct cask *c, const struct cask_state *m)
 {
     char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
-    char *buf = malloc(2 * META_SLOT);
+    char *buf = malloc(2 * CASK_STATE_SLOT);
     int rc = 0;
     if (buf == NULL) {
         return ENOMEM;
     }
-    snprintf(path, sizeof(path), "%s/%s", c->dir, META_NAME);
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
     uint64_t gen = c->meta_gen + 1;
     if (c->meta_fd < 0) {
-        meta_format(buf, m, gen);
-        memcpy(buf + META_SLOT, buf, META_SLOT);
+        cask_state_format(buf, m, gen);
+        memcpy(buf + CASK_STATE_SLOT, buf, CASK_STATE_SLOT);
         snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        rc = cask_replace_file(c->dir, tmp, path, buf, 2 * META_SLOT);
+        rc = cask_replace_file(c->dir, tmp, path, buf, 2 * CASK_STATE_SLOT);
         if (rc == 0) {
             c->meta_fd = open(path, O_RDWR | O_CLOEXEC);
             if (c->meta_fd < 0) {
@@ -154,9 +84,9 @@ meta_write(struct cask *c, const struct meta *m)
             }
         }
     } else {
-        meta_format(buf, m, gen);
-        rc = cask_io_pwrite_all(c->meta_fd, buf, META_SLOT,
-                                (off_t)((gen & 1) * META_SLOT));
+        cask_state_format(buf, m, gen);
+        rc = cask_io_pwrite_all(c->meta_fd, buf, CASK_STATE_SLOT,
+                                (off_t)((gen & 1) * CASK_STATE_SLOT));
         if (rc == 0) {
             rc = cask_io_fdatasync(c->meta_fd);
         }
@@ -174,19 +104,19 @@ meta_write(struct cask *c, const struct meta *m)
  * it open for updates: 0, ENOENT when there is none, EINVAL when no slot is
  * valid (unparsable, or checksum mismatch), or an errno. */
 static int
-meta_read(struct cask *c, struct meta *m)
+meta_read(struct cask *c, struct cask_state *m)
 {
     char path[CASK_PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", c->dir, META_NAME);
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         return errno;
     }
-    char *buf = calloc(2, META_SLOT + 1);
+    char *buf = calloc(2, CASK_STATE_SLOT + 1);
     int rc = buf == NULL ? ENOMEM : 0;
     size_t len = 0;
-    while (rc == 0 && len < 2 * META_SLOT) {
-        ssize_t r = read(fd, buf + len, 2 * META_SLOT - len);
+    while (rc == 0 && len < 2 * CASK_STATE_SLOT) {
+        ssize_t r = read(fd, buf + len, 2 * CASK_STATE_SLOT - len);
         if (r < 0 && errno == EINTR) {
             continue;
         }
@@ -200,13 +130,13 @@ meta_read(struct cask *c, struct meta *m)
     }
     bool found = false;
     unsigned bad = 0;
-    for (unsigned i = 0; rc == 0 && i < 2 && i * META_SLOT < len; i++) {
-        char slot[META_SLOT + 1];
-        struct meta t;
+    for (unsigned i = 0; rc == 0 && i < 2 && i * CASK_STATE_SLOT < len; i++) {
+        char slot[CASK_STATE_SLOT + 1];
+        struct cask_state t;
         uint64_t gen;
-        memcpy(slot, buf + i * META_SLOT, META_SLOT);
-        slot[META_SLOT] = '\0';
-        if (meta_parse(slot, &t, &gen) != 0) {
+        memcpy(slot, buf + i * CASK_STATE_SLOT, CASK_STATE_SLOT);
+        slot[CASK_STATE_SLOT] = '\0';
+        if (cask_state_parse(slot, &t, &gen) != 0) {
             bad++;
         } else if (!found || gen > c->meta_gen) {
             *m = t;
@@ -229,7 +159,7 @@ meta_read(struct cask *c, struct meta *m)
         close(fd);
         return rc;
     }
-    if (len < 2 * META_SLOT) {
+    if (len < 2 * CASK_STATE_SLOT) {
         /* An older single-slot file: the next update rewrites it whole
          * (temp + rename) as two slots. */
         close(fd);
@@ -239,10 +169,10 @@ meta_read(struct cask *c, struct meta *m)
     return 0;
 }
 
-static struct meta
+static struct cask_state
 meta_now(struct cask *c)
 {
-    struct meta m = {
+    struct cask_state m = {
             .shards = c->nshards,
             .cas_reserved = atomic_load(&c->cas_reserved),
             .flush_cas = atomic_load(&c->flush_cas),
@@ -272,7 +202,7 @@ cask_cas_next(struct cask *c, uint64_t *out)
             /* Persist the new mark before any cas under it is used, so a
              * restart never hands one out again; publish it only once it
              * is on disk. A failure fails the caller's operation. */
-            struct meta m = meta_now(c);
+            struct cask_state m = meta_now(c);
             m.cas_reserved = v + CASK_CAS_BLOCK;
             rc = meta_write(c, &m);
             if (rc == 0) {
@@ -304,7 +234,7 @@ cask_flush_point(struct cask *c, int64_t now)
             /* Retry a failed write at most once a second. */
             if (atomic_load(&c->flush_err) == 0 || now != c->flush_tried_s) {
                 c->flush_tried_s = now;
-                struct meta m = meta_now(c);
+                struct cask_state m = meta_now(c);
                 m.flush_cas = atomic_load(&c->flush_soft_cas);
                 m.flush_pending_at = 0;
                 int rc = meta_write(c, &m);
@@ -340,7 +270,7 @@ cask_flush(struct cask *c, int64_t at_abs_s)
     pthread_mutex_lock(&c->meta_mu);
     /* Persist first, apply after: a flush_all that fails changes nothing,
      * and compaction never drops records by a point a restart forgets. */
-    struct meta m = meta_now(c);
+    struct cask_state m = meta_now(c);
     if (at_abs_s <= now) {
         m.flush_cas = atomic_load(&c->next_cas) - 1;
         m.flush_pending_at = 0;
@@ -555,7 +485,7 @@ int
 cask_open(struct cask **out, const char *dir, const struct cask_options *o)
 {
     struct cask_options defaults;
-    struct meta m;
+    struct cask_state m;
     int rc;
 
     *out = NULL;
@@ -606,7 +536,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
                   path);
         goto fail;
     }
-    snprintf(path, sizeof(path), "%s/%s.tmp", dir, META_NAME);
+    snprintf(path, sizeof(path), "%s/%s.tmp", dir, CASK_STATE_NAME);
     (void)unlink(path); /* a meta replacement cut short by a crash */
     rc = meta_read(c, &m);
     if (rc == 0) {

@@ -12,6 +12,7 @@
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segment.h"
+#include "storage/cask_state.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,8 +27,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include <xxhash.h>
-
-#define META_SLOT 4096u
 
 struct check {
     const struct cask_check_hooks *h;
@@ -175,47 +174,6 @@ ktab_count(const struct ktab *t, uint64_t flush_cas, int64_t now,
 
 /* ---- meta and retired -------------------------------------------------- */
 
-/* One meta slot (NUL-terminated): 0 and its fields, or EINVAL. The layout
- * is the one cask.c writes (FORMAT.md, meta); versions 1 and 2 count as
- * generation 0. */
-static int
-meta_slot(const char *buf, unsigned *shards, uint64_t *gen, uint64_t *flush)
-{
-    char tag[32];
-    int version, n;
-    uint64_t reserved;
-    int64_t pending;
-    *gen = 0;
-    if (sscanf(buf, "%31s %d", tag, &version) != 2 ||
-        strcmp(tag, "bitcached-meta") != 0 || version < 1 || version > 3) {
-        return EINVAL;
-    }
-    if (version == 3) {
-        n = sscanf(buf,
-                   "%*s %*d generation %" SCNu64 " shards %u cas_reserved "
-                   "%" SCNu64 " flush_cas %" SCNu64
-                   " flush_pending_at %" SCNd64,
-                   gen, shards, &reserved, flush, &pending);
-    } else {
-        n = 1 + sscanf(buf,
-                       "%*s %*d shards %u cas_reserved %" SCNu64
-                       " flush_cas %" SCNu64 " flush_pending_at %" SCNd64,
-                       shards, &reserved, flush, &pending);
-    }
-    if (n != 5) {
-        return EINVAL;
-    }
-    if (version >= 2) {
-        const char *p = strstr(buf, "\nchecksum ");
-        uint64_t want;
-        if (p == NULL || sscanf(p + 10, "%" SCNx64, &want) != 1 ||
-            want != (uint64_t)XXH3_64bits(buf, (size_t)(p + 1 - buf))) {
-            return EINVAL;
-        }
-    }
-    return 0;
-}
-
 static int
 check_meta(struct check *ck, const char *dir)
 {
@@ -231,29 +189,29 @@ check_meta(struct check *ck, const char *dir)
         return 0;
     }
     rep->meta_present = true;
-    char *buf = calloc(1, 2 * META_SLOT + 1);
+    char *buf = calloc(1, 2 * CASK_STATE_SLOT + 1);
     if (buf == NULL) {
         close(fd);
         return ENOMEM;
     }
-    ssize_t len = pread(fd, buf, 2 * META_SLOT, 0);
+    ssize_t len = pread(fd, buf, 2 * CASK_STATE_SLOT, 0);
     int rc = len < 0 ? errno : 0;
     close(fd);
-    unsigned slots = len > (ssize_t)META_SLOT ? 2 : 1;
+    unsigned slots = len > (ssize_t)CASK_STATE_SLOT ? 2 : 1;
     for (unsigned i = 0; rc == 0 && i < slots; i++) {
-        char slot[META_SLOT + 1];
-        unsigned shards = 0;
-        uint64_t gen, flush = 0;
-        memcpy(slot, buf + i * META_SLOT, META_SLOT);
-        slot[META_SLOT] = '\0';
-        if (meta_slot(slot, &shards, &gen, &flush) != 0) {
+        char slot[CASK_STATE_SLOT + 1];
+        struct cask_state st;
+        uint64_t gen;
+        memcpy(slot, buf + i * CASK_STATE_SLOT, CASK_STATE_SLOT);
+        slot[CASK_STATE_SLOT] = '\0';
+        if (cask_state_parse(slot, &st, &gen) != 0) {
             rep->meta_bad_slots++;
             note(ck, true, "meta: slot %u is damaged", i);
         } else if (!rep->meta_ok || gen > rep->meta_generation) {
             rep->meta_ok = true;
             rep->meta_generation = gen;
-            rep->shards = shards;
-            rep->flush_cas = flush;
+            rep->shards = st.shards;
+            rep->flush_cas = st.flush_cas;
         }
     }
     free(buf);
@@ -261,15 +219,6 @@ check_meta(struct check *ck, const char *dir)
         note(ck, true, "meta: no valid slot (the server refuses to open)");
     }
     return rc;
-}
-
-bool
-cask_check_retired_valid(const char *buf, size_t len)
-{
-    return len >= 24 && memcmp(buf, "BCSKRET\n", 8) == 0 &&
-           cask_get32(buf + 8) == 1 &&
-           len == 16 + 4 * (size_t)cask_get32(buf + 12) + 8 &&
-           cask_get64(buf + len - 8) == XXH3_64bits(buf, len - 8);
 }
 
 /* Read-only counterpart of cask_retire_apply: verify the file and count
@@ -301,7 +250,7 @@ check_retired(struct check *ck, const char *sdir, const char *name)
     }
     size_t len = (size_t)st.st_size;
     uint32_t n = buf ? cask_get32(buf + 12) : 0;
-    if (buf == NULL || !cask_check_retired_valid(buf, len)) {
+    if (buf == NULL || !cask_retire_valid(buf, len)) {
         ck->rep->retired_bad++;
         note(ck, true,
              "%s/retired: damaged (ignored at open; deleted keys may return "
@@ -449,14 +398,6 @@ check_hint(struct check *ck, const char *sdir, const char *name,
     return 0;
 }
 
-bool
-cask_check_seg_header(const char *h, uint32_t id)
-{
-    return memcmp(h, "BCSKSEG\n", 8) == 0 && cask_get32(h + 8) >= 1 &&
-           cask_get32(h + 8) <= CASK_SEG_VERSION && cask_get32(h + 12) == id &&
-           cask_get64(h + 24) == XXH3_64bits(h, 24);
-}
-
 static void
 progress(struct check *ck, uint64_t add)
 {
@@ -498,7 +439,7 @@ check_segment(struct check *ck, const char *sdir, const char *name, uint32_t id,
     if (rc != 0) {
         goto out;
     }
-    if (!cask_check_seg_header(h, id)) {
+    if (!cask_seg_header_ok(h, id)) {
         c->bad_headers++;
         note(ck, true, "%s/%08x.seg: damaged header", name, id);
     }

@@ -91,12 +91,6 @@ struct cask_segment;
 int cask_check_hint(const char *sdir, struct cask_segment *s,
                     uint64_t *bad_off);
 
-/* Whether buf[0..len) is a valid retired file (FORMAT.md). */
-bool cask_check_retired_valid(const char *buf, size_t len);
-
-/* Whether h[0..32) is a valid header for segment id (FORMAT.md). */
-bool cask_check_seg_header(const char *h, uint32_t id);
-
 /* The shard count recorded in dir/meta: 0 and *shards, ENOENT when there is
  * no meta file, EINVAL when no slot is valid, or an errno. */
 int cask_check_shards(const char *dir, unsigned *shards);

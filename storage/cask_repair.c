@@ -260,7 +260,7 @@ repair_segment(struct repair *r, const char *sdir, const char *name,
     }
     bool short_file = st.st_size < (off_t)CASK_SEG_HDR;
     rc = short_file ? 0 : cask_io_pread_all(fd, h, sizeof(h), 0);
-    if (rc == 0 && (short_file || !cask_check_seg_header(h, id))) {
+    if (rc == 0 && (short_file || !cask_seg_header_ok(h, id))) {
         /* cask_seg_open rewrites the header (or resets a file too short
          * for one): keep the original first. */
         rc = quarantine_dir(r, name, qdir, sizeof(qdir));
@@ -408,7 +408,7 @@ repair_shard(struct repair *r, const char *sdir, const char *name)
             char *b = malloc((size_t)st.st_size);
             if (b != NULL &&
                 cask_io_pread_all(fd, b, (size_t)st.st_size, 0) == 0) {
-                ok = cask_check_retired_valid(b, (size_t)st.st_size);
+                ok = cask_retire_valid(b, (size_t)st.st_size);
             }
             free(b);
         }

@@ -51,6 +51,19 @@ cask_retire_write(const char *dir, const uint32_t *ids, size_t n)
     return rc;
 }
 
+bool
+cask_retire_valid(const char *b, size_t len)
+{
+    if (len < RETIRE_HDR + 8 || len > RETIRE_HDR + 4 * RETIRE_MAX + 8 ||
+        (len - RETIRE_HDR - 8) % 4 != 0) {
+        return false;
+    }
+    return memcmp(b, retire_magic, 8) == 0 &&
+           cask_get32(b + 8) == RETIRE_VERSION &&
+           cask_get32(b + 12) == (len - RETIRE_HDR - 8) / 4 &&
+           cask_get64(b + len - 8) == XXH3_64bits(b, len - 8);
+}
+
 /* Read and check the file into a malloc'd array. */
 static int
 retire_read(const char *dir, uint32_t **ids, size_t *n)
@@ -84,9 +97,7 @@ retire_read(const char *dir, uint32_t **ids, size_t *n)
         goto out;
     }
     size_t cnt = (len - RETIRE_HDR - 8) / 4;
-    if (memcmp(b, retire_magic, 8) != 0 ||
-        cask_get32(b + 8) != RETIRE_VERSION || cask_get32(b + 12) != cnt ||
-        cask_get64(b + len - 8) != XXH3_64bits(b, len - 8)) {
+    if (!cask_retire_valid(b, len)) {
         rc = EINVAL;
         goto out;
     }

@@ -11,6 +11,7 @@
 #ifndef BITCACHED_CASK_RETIRE_H
 #define BITCACHED_CASK_RETIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,9 @@ int cask_retire_write(const char *dir, const uint32_t *ids, size_t n);
  * reuses a listed id; *removed the number of segment files removed.
  * Returns 0, ENOENT when there is no file, EINVAL when it is damaged
  * (nothing removed), or an errno. */
+/* Whether buf[0..len) is a whole, valid retired file. */
+bool cask_retire_valid(const char *buf, size_t len);
+
 int cask_retire_apply(const char *dir, uint32_t *max_id, unsigned *removed);
 
 #endif

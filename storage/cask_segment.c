@@ -76,8 +76,8 @@ encode_header(char *h, uint32_t id)
     cask_put64(h + 24, XXH3_64bits(h, 24));
 }
 
-static bool
-header_ok(const char *h, uint32_t id)
+bool
+cask_seg_header_ok(const char *h, uint32_t id)
 {
     return memcmp(h, seg_magic, 8) == 0 && cask_get32(h + 8) >= 1 &&
            cask_get32(h + 8) <= CASK_SEG_VERSION && cask_get32(h + 12) == id &&
@@ -174,7 +174,7 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
             goto fail;
         }
         st.st_size = CASK_SEG_HDR;
-    } else if (!header_ok(h, id)) {
+    } else if (!cask_seg_header_ok(h, id)) {
         /* A damaged header says nothing about the records after it (they
          * carry their own checksums): rewrite it and let the scan decide. */
         *bad_header = true;

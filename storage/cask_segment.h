@@ -55,6 +55,9 @@ void cask_seg_path(char *out, size_t cap, const char *dir, uint32_t id,
 /* Create a new segment file (header written, directory synced) that will take
  * appends through a buffer of buf_cap bytes (0: written through). Returns 0
  * or an errno. */
+/* Whether h[0..CASK_SEG_HDR) is a valid header for segment id. */
+bool cask_seg_header_ok(const char *h, uint32_t id);
+
 int cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
                     size_t buf_cap);
 

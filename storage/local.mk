@@ -20,6 +20,8 @@ libstorage_a_SOURCES = \
 	storage/cask_walk.c \
 	storage/cask_hint.h \
 	storage/cask_hint.c \
+	storage/cask_state.h \
+	storage/cask_state.c \
 	storage/cask_retire.h \
 	storage/cask_retire.c \
 	storage/cask_io.h \

@@ -1,0 +1,32 @@
+/* cask_state.h - the codec of the store's state file (DIR/meta: shard count,
+ * cas high-water mark, flush point): one slot formatted and parsed. Owns the
+ * slot layout only; cask.c reads and writes the file, cask_check.c verifies
+ * it. See FORMAT.md, "meta". */
+#ifndef BITCACHED_CASK_STATE_H
+#define BITCACHED_CASK_STATE_H
+
+#include <stdint.h>
+
+#define CASK_STATE_NAME    "meta"
+#define CASK_STATE_VERSION 3
+/* One slot of the file: text, NUL-padded; the file holds two. */
+#define CASK_STATE_SLOT 4096u
+
+struct cask_state {
+    unsigned shards;
+    uint64_t cas_reserved;
+    uint64_t flush_cas;
+    int64_t flush_pending_at;
+};
+
+/* Format st as a current-version slot of generation gen into
+ * buf[CASK_STATE_SLOT]. */
+void cask_state_format(char *buf, const struct cask_state *st, uint64_t gen);
+
+/* Parse one slot (NUL-terminated text). Version 3 carries a generation and
+ * a checksum; version 2 (one text file, replaced by rename) a checksum;
+ * version 1 neither. Older versions count as generation 0. Returns 0 or
+ * EINVAL. */
+int cask_state_parse(const char *buf, struct cask_state *st, uint64_t *gen);
+
+#endif
