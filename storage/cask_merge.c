@@ -115,6 +115,34 @@ out_append(struct merge *m, const char *rec, size_t len, uint64_t cas,
     return 0;
 }
 
+/* The keydir keeps no keys, and compaction reads none under the shard
+ * mutex: it asks for entries it can recognise without one. */
+struct at_place {
+    uint16_t slot;
+    uint32_t off;
+};
+
+/* The entry that indexes the record at this place (so is its key's). */
+static bool
+points_at(void *arg, const struct cask_kd_entry *e, const void *key,
+          size_t klen)
+{
+    const struct at_place *p = arg;
+    (void)key;
+    (void)klen;
+    return e->off != 0 && e->seg == p->slot && e->off == p->off;
+}
+
+/* The entry with this cas: a cas is handed out to one key's record only
+ * (copies and touches keep the cas of the same key). */
+static bool
+has_cas(void *arg, const struct cask_kd_entry *e, const void *key, size_t klen)
+{
+    (void)key;
+    (void)klen;
+    return e->off != 0 && cask_kd_cas(e) == *(const uint64_t *)arg;
+}
+
 /* With mu held: keep, move or drop one record of an input segment. */
 static int
 merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
@@ -123,16 +151,16 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
     struct cask_shard *sh = m->sh;
     const char *key = rec + CASK_REC_HDR;
     uint64_t h = cask_kd_hash(key, r->klen);
-    struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, r->klen);
+    struct cask_kd_entry *e;
     uint16_t slot;
     uint32_t noff;
 
     if (r->type == CASK_REC_TOMB) {
-        /* A live entry means a newer put; a flushed tombstone shadows only
-         * flushed records. Otherwise keep it while an older record of the
-         * key may survive elsewhere. */
-        if (e != NULL || r->cas <= m->flush_cas ||
-            !cask_shard_tomb_needed(sh, r->cas)) {
+        /* A flushed tombstone shadows only flushed records. Otherwise keep
+         * it while an older record of the key may survive elsewhere (also
+         * when a newer put of the key is live: telling that would take a
+         * read of its key, and keeping it is always safe). */
+        if (r->cas <= m->flush_cas || !cask_shard_tomb_needed(sh, r->cas)) {
             return 0;
         }
         int rc = out_append(m, rec, len, r->cas, &slot, &noff);
@@ -145,6 +173,8 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
         /* Still needed only while it carries the expiry in effect for a
          * put that stays where it is; a put this compaction copies gets
          * that expiry stamped into the copy instead. */
+        uint64_t cas = r->cas;
+        e = cask_kd_find_if(sh->kd, h, r->klen, has_cas, &cas);
         if (e == NULL || cask_kd_cas(e) != r->cas || r->cas <= m->flush_cas ||
             e->exp != cask_kd_exp32(r->exp_abs_s) ||
             sh->segs[e->seg]->compacting || sh->segs[e->seg]->is_output) {
@@ -156,7 +186,9 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
         }
         return rc;
     }
-    if (e == NULL || e->seg != s->slot || e->off != off) {
+    struct at_place here = {.slot = s->slot, .off = (uint32_t)off};
+    e = cask_kd_find_if(sh->kd, h, r->klen, points_at, &here);
+    if (e == NULL) {
         return 0; /* superseded */
     }
     if (cask_kd_cas(e) <= m->flush_cas) {
