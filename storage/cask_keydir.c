@@ -66,6 +66,7 @@ struct cask_keydir {
     uint32_t nchunks;
     uint32_t chunks_cap;
     uint32_t used;       /* bytes used in the last chunk */
+    size_t bytes;        /* what cask_kd_bytes reports */
     uint32_t freel[256]; /* per key length: ref + 1 of a free entry */
 };
 
@@ -163,6 +164,7 @@ create(bool keyed, cask_kd_match_fn match, void *match_arg)
     kd->keyed = keyed;
     kd->match = match;
     kd->match_arg = match_arg;
+    kd->bytes = sizeof(*kd) + (size_t)STRIPES * MIN_CAP * sizeof(uint32_t);
     for (uint32_t i = 0; i < STRIPES; i++) {
         kd->st[i].cap = MIN_CAP;
         kd->st[i].slots = calloc(MIN_CAP, sizeof(uint32_t));
@@ -280,6 +282,7 @@ grow(struct cask_keydir *kd, struct stripe *t)
     }
     free(t->slots);
     t->slots = ns;
+    kd->bytes += (size_t)(ncap - t->cap) * sizeof(uint32_t);
     t->cap = ncap;
     return true;
 }
@@ -304,6 +307,7 @@ alloc_entry(struct cask_keydir *kd, size_t klen, uint32_t *ref)
             if (n == NULL) {
                 return false;
             }
+            kd->bytes += (size_t)(nc - kd->chunks_cap) * sizeof(char *);
             kd->chunks = n;
             kd->chunks_cap = nc;
         }
@@ -313,6 +317,7 @@ alloc_entry(struct cask_keydir *kd, size_t klen, uint32_t *ref)
         }
         kd->chunks[kd->nchunks++] = c;
         kd->used = 0;
+        kd->bytes += CHUNK_SIZE;
     }
     *ref = (kd->nchunks - 1) << (CHUNK_BITS - 2) | kd->used >> 2;
     kd->used += sz;
@@ -419,12 +424,26 @@ cask_kd_count(const struct cask_keydir *kd)
 size_t
 cask_kd_bytes(const struct cask_keydir *kd)
 {
-    size_t n = sizeof(*kd) + (size_t)kd->chunks_cap * sizeof(char *) +
-               (size_t)kd->nchunks * CHUNK_SIZE;
-    for (uint32_t i = 0; i < STRIPES; i++) {
-        n += (size_t)kd->st[i].cap * sizeof(uint32_t);
+    return kd->bytes;
+}
+
+size_t
+cask_kd_insert_cost(const struct cask_keydir *kd, uint64_t h, size_t klen)
+{
+    size_t cost = 0;
+    const struct stripe *t = &kd->st[(h >> 16) & (STRIPES - 1)];
+    if ((uint64_t)(t->count + 1) * LOAD_DEN > (uint64_t)t->cap * LOAD_NUM) {
+        cost += (size_t)(t->cap / 2) * sizeof(uint32_t);
     }
-    return n;
+    if (kd->freel[free_idx(kd, klen)] == 0 &&
+        (kd->nchunks == 0 || kd->used + entry_size(kd, klen) > CHUNK_SIZE)) {
+        cost += CHUNK_SIZE;
+        if (kd->nchunks == kd->chunks_cap) {
+            cost += (size_t)(kd->chunks_cap ? kd->chunks_cap : 16) *
+                    sizeof(char *);
+        }
+    }
+    return cost;
 }
 
 /* A walk position is (stripe << 32 | fp << 16): fp, the hash's top 16 bits

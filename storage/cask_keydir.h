@@ -114,7 +114,13 @@ size_t cask_kd_foreach_range(struct cask_keydir *kd, uint64_t lo, uint64_t hi,
 
 size_t cask_kd_count(const struct cask_keydir *kd);
 
-/* Bytes of memory held (arena chunks, table, bookkeeping). */
+/* Bytes of memory held (arena chunks, table, bookkeeping). O(1). */
 size_t cask_kd_bytes(const struct cask_keydir *kd);
+
+/* Bytes cask_kd_insert(kd, h, key, klen) would allocate now (0 when it
+ * fits in memory already held: a free entry, room in the last chunk and
+ * in the stripe's table). */
+size_t cask_kd_insert_cost(const struct cask_keydir *kd, uint64_t h,
+                           size_t klen);
 
 #endif

@@ -711,6 +711,18 @@ index_put(struct cask_shard *sh, struct cask_kd_entry *e,
     sh->segs[slot]->live_bytes += cask_rec_len(r->klen, r->vlen);
 }
 
+/* Bring the store's keydir byte count up to date with this shard's keydir
+ * (mu held; a keydir never gives memory back while open). */
+static void
+kd_account(struct cask_shard *sh)
+{
+    size_t now = cask_kd_bytes(sh->kd);
+    if (now != sh->kd_counted) {
+        atomic_fetch_add(&sh->store->kd_bytes, now - sh->kd_counted);
+        sh->kd_counted = now;
+    }
+}
+
 /* Write a put record for key and index it. old is the current entry for the
  * key (live or not) or NULL. On success *indexed (when not NULL) is the
  * entry that now points at the record. */
@@ -740,11 +752,22 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
         return rc;
     }
     if (e == NULL) {
+        /* A new key within the budget (checked against the sum of all
+         * shards without their locks: concurrent inserts in other shards
+         * can pass it by one growth step each). */
+        uint64_t limit = sh->store->opt.mem_limit;
+        if (limit != 0) {
+            size_t cost = cask_kd_insert_cost(sh->kd, h, klen);
+            if (cost != 0 && atomic_load(&sh->store->kd_bytes) + cost > limit) {
+                return CASK_ENOMEM;
+            }
+        }
         /* Index first so an out-of-memory keydir writes nothing. */
         e = cask_kd_insert(sh->kd, h, key, klen);
         if (e == NULL) {
             return ENOMEM;
         }
+        kd_account(sh);
     }
     rc = append(sh, &r, key, v1, l1, v2, l2, &slot, &off);
     if (rc != 0) {
@@ -1651,6 +1674,7 @@ cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx)
     if (rc != 0) {
         goto fail;
     }
+    kd_account(sh); /* recovery is not held to mem_limit: nothing is lost */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     sh->recovery_s = (double)(t1.tv_sec - t0.tv_sec) +
                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -1730,6 +1754,9 @@ cask_shard_close(struct cask_shard **shp)
     }
     free(sh->segs);
     free(sh->scratch);
+    if (sh->kd != NULL) {
+        atomic_fetch_sub(&sh->store->kd_bytes, sh->kd_counted);
+    }
     cask_kd_destroy(&sh->kd);
     pthread_mutex_destroy(&sh->mu);
     pthread_mutex_destroy(&sh->maint_mu);

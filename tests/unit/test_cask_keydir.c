@@ -211,6 +211,33 @@ test_keyless_memory_per_key(void **state)
     cask_kd_destroy(&kd);
 }
 
+/* insert_cost says exactly what an insert adds to cask_kd_bytes. */
+static void
+test_insert_cost_exact(void **state)
+{
+    (void)state;
+    struct cask_keydir *kd = cask_kd_create();
+    char k[64];
+    unsigned grew = 0;
+    for (unsigned i = 0; i < 50000; i++) {
+        size_t n = mkkey(k, i);
+        uint64_t h = cask_kd_hash(k, n);
+        size_t before = cask_kd_bytes(kd);
+        size_t cost = cask_kd_insert_cost(kd, h, n);
+        assert_non_null(cask_kd_insert(kd, h, k, n));
+        assert_int_equal(cask_kd_bytes(kd) - before, cost);
+        grew += cost != 0;
+        if (i % 7 == 0) { /* a freed entry is reused at no cost */
+            struct cask_kd_entry *e = cask_kd_find(kd, h, k, n);
+            cask_kd_remove(kd, h, e);
+            assert_int_equal(cask_kd_insert_cost(kd, h, n), 0);
+            assert_non_null(cask_kd_insert(kd, h, k, n));
+        }
+    }
+    assert_true(grew > 0);
+    cask_kd_destroy(&kd);
+}
+
 static void
 test_exp_clamp(void **state)
 {
@@ -229,6 +256,7 @@ main(void)
             cmocka_unit_test(test_memory_per_key),
             cmocka_unit_test(test_keyless_collisions),
             cmocka_unit_test(test_keyless_memory_per_key),
+            cmocka_unit_test(test_insert_cost_exact),
             cmocka_unit_test(test_exp_clamp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
