@@ -95,6 +95,14 @@ def limited(bc):
         st = cmd(s, b"stats\r\n")
         st += bcserver.recv_until(s, [b"END\r\n"])[0]
         check(b"STAT limit_maxbytes 2097152\r\n" in st, "limit_maxbytes")
+        st = cmd(s, b"stats storage\r\n")
+        st += bcserver.recv_until(s, [b"END\r\n"])[0]
+        check(b"STAT memory_limit 2097152\r\n" in st, "memory_limit")
+        check(b"STAT memory_limit_enforced 1\r\n" in st, "enforced")
+        per = [float(l.split()[2]) for l in st.split(b"\r\n")
+               if l.startswith(b"STAT keydir_bytes_per_item ")]
+        print("keydir bytes per item: %s" % per)
+        check(len(per) == 1 and 0 < per[0] < 48, "keydir bytes per item")
         s.close()
     finally:
         srv.close()
