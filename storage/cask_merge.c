@@ -26,6 +26,11 @@
 #define MERGE_BATCH 256u           /* records per hold of the shard mutex */
 #define MERGE_BUF   (1024u * 1024) /* output append buffer */
 #define MERGE_SMALL 4u             /* this many small segments get merged */
+/* An active segment this big whose dead fraction passed compact_ratio is
+ * closed so compaction can take it: under overwrite churn a segment that
+ * never fills (a small store, a large segment_size) would otherwise keep
+ * its garbage for good. Bounds that garbage to about this much a shard. */
+#define ACTIVE_ROLL_MIN (2u * 1024 * 1024)
 
 struct merge {
     struct cask_shard *sh;
@@ -282,14 +287,24 @@ pick(struct cask_shard *sh, struct cask_segment *s, bool force,
 }
 
 /* Choose the inputs (mu held). Forced runs first close the active segment
- * when it holds dead bytes, so that everything can be reclaimed. */
+ * when it holds dead bytes, so that everything can be reclaimed; others
+ * when it is big enough (ACTIVE_ROLL_MIN) and mostly dead. */
 static int
 choose(struct merge *m, bool force)
 {
     struct cask_shard *sh = m->sh;
     struct cask_segment *a = sh->active;
-    if (force && a != NULL && a->size > CASK_SEG_HDR &&
-        a->size - CASK_SEG_HDR > a->live_bytes && !sh->failed) {
+    bool roll = false;
+    if (a != NULL && a->size > CASK_SEG_HDR && !sh->failed) {
+        uint64_t total = a->size - CASK_SEG_HDR;
+        uint64_t used = a->live_bytes + a->kept_bytes;
+        uint64_t dead = total > used ? total - used : 0;
+        roll = force ? total > a->live_bytes
+                     : total >= ACTIVE_ROLL_MIN &&
+                               (double)dead >= sh->store->opt.compact_ratio *
+                                                       (double)total;
+    }
+    if (roll) {
         int rc = cask_shard_roll(sh);
         if (rc != 0) {
             return rc;
