@@ -84,6 +84,10 @@ respond_store_error(struct cmd_conn *cc, const struct proto_bin_req *req,
 {
     const char *s = cask_strerror(err);
 
+    if (err == CASK_ENOMEM) { /* -M and a full cache: memcached's status */
+        respond_error(cc, req, PROTO_BIN_ENOMEM);
+        return;
+    }
     respond(cc, req, PROTO_BIN_EINTERNAL, NULL, 0, NULL, 0, s,
             (uint32_t)strlen(s), 0);
 }

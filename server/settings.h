@@ -34,7 +34,7 @@ struct settings_mc {
     unsigned chunk_size;     /* -n: smallest size class is 48 + this */
     int slab_chunk_max;      /* -o slab_chunk_max: largest size class */
     bool slab_chunk_changed; /* given explicitly */
-    bool evictions_off;      /* -M (no effect) */
+    bool evictions_off;      /* -M: new keys past -m are refused */
     bool lock_memory;        /* -k (no effect) */
     bool large_pages;        /* -L (no effect) */
     bool coredumps;          /* -r (no effect) */
@@ -82,7 +82,7 @@ struct settings {
     bool daemonize;            /* -d */
     char *user;                /* -u */
     int verbose;               /* -v count */
-    uint64_t maxbytes;         /* -m, in bytes; shown, not enforced */
+    uint64_t maxbytes;         /* -m, in bytes; enforced with -M only */
     bool enable_shutdown;      /* -A */
     char *data_dir;            /* --data-dir */
     unsigned shards;           /* --shards */

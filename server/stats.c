@@ -366,6 +366,14 @@ stats_storage(struct server *srv, struct out_buf *b)
     stat_line(b, "shards", "%u", n);
     stat_line(b, "sync", "%s", settings_sync_name(srv->settings->sync));
     storage_lines(b, "", &st);
+    /* the -m budget (held only with -M) against the keydirs it bounds */
+    stat_line(b, "memory_limit", "%llu",
+              (unsigned long long)srv->settings->maxbytes);
+    stat_line(b, "memory_limit_enforced", "%d",
+              srv->settings->mc.evictions_off ? 1 : 0);
+    stat_line(b, "keydir_bytes_per_item", "%.1f",
+              st.live_keys ? (double)st.keydir_bytes / (double)st.live_keys
+                           : 0.0);
     for (unsigned i = 0; i < n; i++) {
         char prefix[24];
         memset(&st, 0, sizeof(st));

@@ -195,6 +195,9 @@ cask_cas_next(struct cask *c, uint64_t *out)
         }
     }
     uint64_t v = atomic_fetch_add(&c->next_cas, 1);
+    if (v > CASK_KD_CAS_MAX) {
+        return EOVERFLOW; /* the keydir keeps 56 bits (centuries of writes) */
+    }
     if (v >= atomic_load(&c->cas_reserved)) {
         pthread_mutex_lock(&c->meta_mu);
         uint64_t r = atomic_load(&c->cas_reserved);

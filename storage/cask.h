@@ -42,6 +42,7 @@ enum cask_err {
     CASK_EFAILED,     /* shard latched read-only after an I/O error */
     CASK_ELOCKED,     /* data directory locked by another process */
     CASK_EINVAL,      /* bad argument or option */
+    CASK_ENOMEM,      /* a new key would take the keydir past mem_limit */
 };
 
 /* Text for any status above or errno; never NULL. */
@@ -72,6 +73,10 @@ struct cask_options {
     double compact_ratio;      /* dead fraction that makes a closed segment
                                 * a compaction candidate, 0 < r <= 1 */
     bool compact_background;   /* run per-shard background compaction */
+    /* Budget of the keydirs, bytes (0 = none): a write of a new key that
+     * would need more keydir memory than that fails with CASK_ENOMEM
+     * (nothing is evicted). Overwrites, deletes and reads are unaffected. */
+    uint64_t mem_limit;
     /* Clock in unix seconds; NULL means time(NULL). Tests set a fake one. */
     int64_t (*clock)(void *arg);
     void *clock_arg;

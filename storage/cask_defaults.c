@@ -31,6 +31,8 @@ cask_strerror(int err)
         return "data directory locked by another process";
     case CASK_EINVAL:
         return "invalid argument";
+    case CASK_ENOMEM:
+        return "out of memory storing object";
     default:
         break;
     }

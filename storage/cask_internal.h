@@ -50,6 +50,7 @@ struct cask {
     pthread_t maint_thread;
 
     double recovery_s;
+    _Atomic uint64_t kd_bytes; /* sum of the shards' keydir bytes */
 };
 
 /* A fresh cas (also used as record sequence number) in *out; never reused,

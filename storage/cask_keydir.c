@@ -1,5 +1,6 @@
 /* cask_keydir.c - the per-shard key index: open addressing over 32-bit
- * references into a chunked arena of entries with the key inline.
+ * references into a chunked arena of entries, keyed (the key inline) or
+ * keyless (the key stays in its record on disk).
  *
  * Owns its table and arena. Not thread-safe (the shard mutex covers it).
  * Depends on nothing in storage/ but xxHash.
@@ -18,6 +19,12 @@
  * probe skip most non-matching entries without touching them (a cache miss
  * each). Freed entries go on a free list per key length, so a key deleted
  * and re-added reuses its bytes.
+ *
+ * Every entry keeps 16 more hash bits (fp, the top ones); the home slot is
+ * computed from them alone, so growing and backward shifting never need
+ * the key. A keyless keydir compares tag, fp and klen, then asks its match
+ * function (which reads the key from the record) about the survivors:
+ * keys that share all those bits cost a read, never a wrong answer.
  */
 #include "storage/cask_keydir.h"
 
@@ -51,18 +58,38 @@ struct stripe {
 
 struct cask_keydir {
     struct stripe st[STRIPES];
+    bool keyed;
+    cask_kd_match_fn match; /* keyless only */
+    void *match_arg;
     uint32_t count;
     char **chunks;
     uint32_t nchunks;
     uint32_t chunks_cap;
     uint32_t used;       /* bytes used in the last chunk */
+    size_t bytes;        /* what cask_kd_bytes reports */
     uint32_t freel[256]; /* per key length: ref + 1 of a free entry */
 };
 
 static inline uint32_t
-entry_size(size_t klen)
+entry_size(const struct cask_keydir *kd, size_t klen)
 {
+    if (!kd->keyed) {
+        return (uint32_t)sizeof(struct cask_kd_entry);
+    }
     return (uint32_t)((sizeof(struct cask_kd_entry) + klen + 3) & ~(size_t)3);
+}
+
+/* Free list index of an entry for a klen-byte key. */
+static inline size_t
+free_idx(const struct cask_keydir *kd, size_t klen)
+{
+    return kd->keyed ? klen : 0;
+}
+
+static inline uint32_t
+fp_of(uint64_t h)
+{
+    return (uint32_t)(h >> 48);
 }
 
 static inline struct cask_kd_entry *
@@ -98,9 +125,9 @@ slot_ref(uint32_t s)
 }
 
 static inline uint32_t
-home(uint64_t h, uint32_t cap)
+home(uint32_t fp, uint32_t cap)
 {
-    return (uint32_t)(((h >> 32) * (uint64_t)cap) >> 32);
+    return (uint32_t)(((uint64_t)fp * cap) >> 16);
 }
 
 static uint64_t kd_seed;
@@ -127,13 +154,17 @@ cask_kd_hash(const void *key, size_t klen)
     return XXH3_64bits_withSeed(key, klen, kd_seed);
 }
 
-struct cask_keydir *
-cask_kd_create(void)
+static struct cask_keydir *
+create(bool keyed, cask_kd_match_fn match, void *match_arg)
 {
     struct cask_keydir *kd = calloc(1, sizeof(*kd));
     if (kd == NULL) {
         return NULL;
     }
+    kd->keyed = keyed;
+    kd->match = match;
+    kd->match_arg = match_arg;
+    kd->bytes = sizeof(*kd) + (size_t)STRIPES * MIN_CAP * sizeof(uint32_t);
     for (uint32_t i = 0; i < STRIPES; i++) {
         kd->st[i].cap = MIN_CAP;
         kd->st[i].slots = calloc(MIN_CAP, sizeof(uint32_t));
@@ -143,6 +174,19 @@ cask_kd_create(void)
         }
     }
     return kd;
+}
+
+struct cask_keydir *
+cask_kd_create(void)
+{
+    return create(true, NULL, NULL);
+}
+
+struct cask_keydir *
+cask_kd_create_keyless(cask_kd_match_fn match, void *match_arg)
+{
+    assert(match != NULL);
+    return create(false, match, match_arg);
 }
 
 void
@@ -164,10 +208,12 @@ cask_kd_destroy(struct cask_keydir **kdp)
 }
 
 struct cask_kd_entry *
-cask_kd_find(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
+cask_kd_find_if(struct cask_keydir *kd, uint64_t h, size_t klen,
+                cask_kd_match_fn match, void *arg)
 {
     struct stripe *t = stripe_of(kd, h);
-    uint32_t i = home(h, t->cap);
+    uint32_t fp = fp_of(h);
+    uint32_t i = home(fp, t->cap);
     uint32_t tag = tag_of(h);
     for (;;) {
         uint32_t s = t->slots[i];
@@ -176,7 +222,33 @@ cask_kd_find(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
         }
         if (s >> 28 == tag) {
             struct cask_kd_entry *e = deref(kd, slot_ref(s));
-            if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
+            if (e->fp == fp && e->klen == klen && match(arg, e, NULL, klen)) {
+                return e;
+            }
+        }
+        if (++i == t->cap) {
+            i = 0;
+        }
+    }
+}
+
+struct cask_kd_entry *
+cask_kd_find(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
+{
+    struct stripe *t = stripe_of(kd, h);
+    uint32_t fp = fp_of(h);
+    uint32_t i = home(fp, t->cap);
+    uint32_t tag = tag_of(h);
+    for (;;) {
+        uint32_t s = t->slots[i];
+        if (s == 0) {
+            return NULL;
+        }
+        if (s >> 28 == tag) {
+            struct cask_kd_entry *e = deref(kd, slot_ref(s));
+            if (e->fp == fp && e->klen == klen &&
+                (kd->keyed ? memcmp(e->key, key, klen) == 0
+                           : kd->match(kd->match_arg, e, key, klen))) {
                 return e;
             }
         }
@@ -200,7 +272,7 @@ grow(struct cask_keydir *kd, struct stripe *t)
             continue;
         }
         struct cask_kd_entry *e = deref(kd, slot_ref(s));
-        uint32_t i = home(cask_kd_hash(e->key, e->klen), ncap);
+        uint32_t i = home(e->fp, ncap);
         while (ns[i] != 0) {
             if (++i == ncap) {
                 i = 0;
@@ -210,6 +282,7 @@ grow(struct cask_keydir *kd, struct stripe *t)
     }
     free(t->slots);
     t->slots = ns;
+    kd->bytes += (size_t)(ncap - t->cap) * sizeof(uint32_t);
     t->cap = ncap;
     return true;
 }
@@ -217,10 +290,11 @@ grow(struct cask_keydir *kd, struct stripe *t)
 static bool
 alloc_entry(struct cask_keydir *kd, size_t klen, uint32_t *ref)
 {
-    uint32_t sz = entry_size(klen);
-    if (kd->freel[klen] != 0) {
-        *ref = kd->freel[klen] - 1;
-        kd->freel[klen] = deref(kd, *ref)->cas_lo;
+    uint32_t sz = entry_size(kd, klen);
+    size_t fi = free_idx(kd, klen);
+    if (kd->freel[fi] != 0) {
+        *ref = kd->freel[fi] - 1;
+        kd->freel[fi] = deref(kd, *ref)->cas_lo;
         return true;
     }
     if (kd->nchunks == 0 || kd->used + sz > CHUNK_SIZE) {
@@ -233,6 +307,7 @@ alloc_entry(struct cask_keydir *kd, size_t klen, uint32_t *ref)
             if (n == NULL) {
                 return false;
             }
+            kd->bytes += (size_t)(nc - kd->chunks_cap) * sizeof(char *);
             kd->chunks = n;
             kd->chunks_cap = nc;
         }
@@ -242,6 +317,7 @@ alloc_entry(struct cask_keydir *kd, size_t klen, uint32_t *ref)
         }
         kd->chunks[kd->nchunks++] = c;
         kd->used = 0;
+        kd->bytes += CHUNK_SIZE;
     }
     *ref = (kd->nchunks - 1) << (CHUNK_BITS - 2) | kd->used >> 2;
     kd->used += sz;
@@ -265,8 +341,11 @@ cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
     struct cask_kd_entry *e = deref(kd, ref);
     memset(e, 0, sizeof(*e));
     e->klen = (uint8_t)klen;
-    memcpy(e->key, key, klen);
-    uint32_t i = home(h, t->cap);
+    e->fp = fp_of(h) & 0xffffu;
+    if (kd->keyed) {
+        memcpy(e->key, key, klen);
+    }
+    uint32_t i = home(e->fp, t->cap);
     while (t->slots[i] != 0) {
         if (++i == t->cap) {
             i = 0;
@@ -282,7 +361,7 @@ void
 cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
 {
     struct stripe *t = stripe_of(kd, h);
-    uint32_t i = home(h, t->cap);
+    uint32_t i = home(e->fp, t->cap);
     for (;;) {
         uint32_t s = t->slots[i];
         assert(s != 0);
@@ -307,7 +386,7 @@ cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
             break;
         }
         struct cask_kd_entry *o = deref(kd, slot_ref(s));
-        uint32_t k = home(cask_kd_hash(o->key, o->klen), t->cap);
+        uint32_t k = home(o->fp, t->cap);
         bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
             t->slots[i] = s;
@@ -315,8 +394,9 @@ cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
             i = j;
         }
     }
-    e->cas_lo = kd->freel[e->klen];
-    kd->freel[e->klen] = ref + 1;
+    size_t fi = free_idx(kd, e->klen);
+    e->cas_lo = kd->freel[fi];
+    kd->freel[fi] = ref + 1;
     t->count--;
     kd->count--;
 }
@@ -344,17 +424,32 @@ cask_kd_count(const struct cask_keydir *kd)
 size_t
 cask_kd_bytes(const struct cask_keydir *kd)
 {
-    size_t n = sizeof(*kd) + (size_t)kd->chunks_cap * sizeof(char *) +
-               (size_t)kd->nchunks * CHUNK_SIZE;
-    for (uint32_t i = 0; i < STRIPES; i++) {
-        n += (size_t)kd->st[i].cap * sizeof(uint32_t);
-    }
-    return n;
+    return kd->bytes;
 }
 
-/* A walk position is (stripe << 32 | the hash's top 32 bits). Within a
- * stripe, entries sit in home-slot order and the home slot grows with the
- * top 32 bits whatever the stripe's capacity; so a range of those bits is a
+size_t
+cask_kd_insert_cost(const struct cask_keydir *kd, uint64_t h, size_t klen)
+{
+    size_t cost = 0;
+    const struct stripe *t = &kd->st[(h >> 16) & (STRIPES - 1)];
+    if ((uint64_t)(t->count + 1) * LOAD_DEN > (uint64_t)t->cap * LOAD_NUM) {
+        cost += (size_t)(t->cap / 2) * sizeof(uint32_t);
+    }
+    if (kd->freel[free_idx(kd, klen)] == 0 &&
+        (kd->nchunks == 0 || kd->used + entry_size(kd, klen) > CHUNK_SIZE)) {
+        cost += CHUNK_SIZE;
+        if (kd->nchunks == kd->chunks_cap) {
+            cost += (size_t)(kd->chunks_cap ? kd->chunks_cap : 16) *
+                    sizeof(char *);
+        }
+    }
+    return cost;
+}
+
+/* A walk position is (stripe << 32 | fp << 16): fp, the hash's top 16 bits
+ * an entry keeps, alone decides its home slot. Within a stripe, entries
+ * sit in home-slot order and the home slot grows with fp whatever the
+ * stripe's capacity; so a range of those bits is a
  * stretch of slots (plus the probe run after it), and a walk by ranges sees
  * every entry that stays put exactly once even if stripes grow between two
  * calls. */
@@ -387,7 +482,7 @@ stripe_range(struct cask_keydir *kd, const struct stripe *t, uint64_t lo,
             continue;
         }
         struct cask_kd_entry *e = deref(kd, slot_ref(s));
-        uint64_t top = cask_kd_hash(e->key, e->klen) >> 32;
+        uint64_t top = (uint64_t)e->fp << 16;
         if (top >= lo && top < hi) {
             fn(arg, e);
             n++;

@@ -2,30 +2,36 @@
  * record lives, plus the metadata a get without a value needs.
  *
  * An open-addressing table (linear probing, backward-shift deletion) of 32-bit
- * references into an arena of fixed-layout entries that carry the key inline:
- * no malloc per entry. Not thread-safe: the owning shard's mutex covers it.
- * Depends on nothing in storage/ but xxHash.
+ * references into an arena of fixed-layout entries, with the key inline
+ * (keyed) or left on disk (keyless, the shard's own index: 28 bytes an
+ * entry): no malloc per entry. Not thread-safe: the owning shard's mutex covers
+ * it. Depends on nothing in storage/ but xxHash.
  */
 #ifndef BITCACHED_CASK_KEYDIR_H
 #define BITCACHED_CASK_KEYDIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* One key. 28 bytes plus the key, rounded up to 4. Pointers stay valid until
- * the entry is removed (the arena never moves). */
+/* One key: 28 bytes, plus the key itself in a keyed keydir (rounded up to
+ * 4). Pointers stay valid until the entry is removed (the arena never
+ * moves). cas is limited to 56 bits (CASK_KD_CAS_MAX), vlen to 31. */
 struct cask_kd_entry {
     uint32_t cas_lo;
-    uint32_t cas_hi;
     uint32_t off; /* record offset in its segment */
-    uint32_t vlen;
     uint32_t flags;
-    uint32_t exp; /* absolute unix seconds, 0 = never (clamped to u32) */
-    uint16_t seg; /* slot in the shard's segment table */
-    uint8_t klen;
-    uint8_t mark; /* free for the owner's use (recovery) */
-    char key[];
+    uint32_t exp;         /* absolute unix seconds, 0 = never (clamped) */
+    uint32_t vlen : 31;   /* value bytes (at most 1 GiB) */
+    uint32_t mark : 1;    /* free for the owner's use */
+    uint32_t seg : 16;    /* slot in the shard's segment table */
+    uint32_t fp : 16;     /* hash bits (the keydir's own; do not touch) */
+    uint32_t klen : 8;    /* key bytes */
+    uint32_t cas_hi : 24; /* cas bits 32..55 */
+    char key[];           /* only in a keyed keydir (cask_kd_create) */
 };
+
+#define CASK_KD_CAS_MAX ((UINT64_C(1) << 56) - 1)
 
 static inline uint64_t
 cask_kd_cas(const struct cask_kd_entry *e)
@@ -37,7 +43,7 @@ static inline void
 cask_kd_set_cas(struct cask_kd_entry *e, uint64_t cas)
 {
     e->cas_lo = (uint32_t)cas;
-    e->cas_hi = (uint32_t)(cas >> 32);
+    e->cas_hi = (uint32_t)(cas >> 32) & 0xffffffu;
 }
 
 static inline uint32_t
@@ -51,8 +57,21 @@ cask_kd_exp32(int64_t exp_abs_s)
 
 struct cask_keydir;
 
-/* Allocate an empty keydir; NULL when out of memory. */
+/* Whether e is the entry of key (klen bytes): a keyless keydir keeps only
+ * 16 hash bits of a key, so two keys can share them; this reads what it
+ * needs (the key of e's record) to tell them apart. */
+typedef bool (*cask_kd_match_fn)(void *arg, const struct cask_kd_entry *e,
+                                 const void *key, size_t klen);
+
+/* Allocate an empty keydir that keeps every key in memory (e->key); NULL
+ * when out of memory. */
 struct cask_keydir *cask_kd_create(void);
+
+/* Allocate an empty keydir that keeps no keys (e->key does not exist):
+ * find asks match about each entry whose hash bits agree with the key's.
+ * NULL when out of memory. */
+struct cask_keydir *cask_kd_create_keyless(cask_kd_match_fn match,
+                                           void *match_arg);
 void cask_kd_destroy(struct cask_keydir **kd);
 
 /* The hash the keydir indexes by: XXH3 with a per-process random seed (not
@@ -63,8 +82,16 @@ uint64_t cask_kd_hash(const void *key, size_t klen);
 struct cask_kd_entry *cask_kd_find(struct cask_keydir *kd, uint64_t h,
                                    const void *key, size_t klen);
 
+/* The first entry whose hash bits (and klen) agree with the key's and for
+ * which match(arg, e, NULL, klen) says yes, or NULL: for callers that can
+ * tell an entry apart without its key (by where its record is, or by a cas
+ * only that key's records carry), or that verify the key in their own way. */
+struct cask_kd_entry *cask_kd_find_if(struct cask_keydir *kd, uint64_t h,
+                                      size_t klen, cask_kd_match_fn match,
+                                      void *arg);
+
 /* Add an entry for key, which must be absent; the caller fills every field
- * but key and klen. NULL when out of memory. */
+ * but key, klen and fp (which start at 0). NULL when out of memory. */
 struct cask_kd_entry *cask_kd_insert(struct cask_keydir *kd, uint64_t h,
                                      const void *key, size_t klen);
 
@@ -87,7 +114,13 @@ size_t cask_kd_foreach_range(struct cask_keydir *kd, uint64_t lo, uint64_t hi,
 
 size_t cask_kd_count(const struct cask_keydir *kd);
 
-/* Bytes of memory held (arena chunks, table, bookkeeping). */
+/* Bytes of memory held (arena chunks, table, bookkeeping). O(1). */
 size_t cask_kd_bytes(const struct cask_keydir *kd);
+
+/* Bytes cask_kd_insert(kd, h, key, klen) would allocate now (0 when it
+ * fits in memory already held: a free entry, room in the last chunk and
+ * in the stripe's table). */
+size_t cask_kd_insert_cost(const struct cask_keydir *kd, uint64_t h,
+                           size_t klen);
 
 #endif

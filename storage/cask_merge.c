@@ -26,6 +26,11 @@
 #define MERGE_BATCH 256u           /* records per hold of the shard mutex */
 #define MERGE_BUF   (1024u * 1024) /* output append buffer */
 #define MERGE_SMALL 4u             /* this many small segments get merged */
+/* An active segment this big whose dead fraction passed compact_ratio is
+ * closed so compaction can take it: under overwrite churn a segment that
+ * never fills (a small store, a large segment_size) would otherwise keep
+ * its garbage for good. Bounds that garbage to about this much a shard. */
+#define ACTIVE_ROLL_MIN (2u * 1024 * 1024)
 
 struct merge {
     struct cask_shard *sh;
@@ -115,6 +120,34 @@ out_append(struct merge *m, const char *rec, size_t len, uint64_t cas,
     return 0;
 }
 
+/* The keydir keeps no keys, and compaction reads none under the shard
+ * mutex: it asks for entries it can recognise without one. */
+struct at_place {
+    uint16_t slot;
+    uint32_t off;
+};
+
+/* The entry that indexes the record at this place (so is its key's). */
+static bool
+points_at(void *arg, const struct cask_kd_entry *e, const void *key,
+          size_t klen)
+{
+    const struct at_place *p = arg;
+    (void)key;
+    (void)klen;
+    return e->off != 0 && e->seg == p->slot && e->off == p->off;
+}
+
+/* The entry with this cas: a cas is handed out to one key's record only
+ * (copies and touches keep the cas of the same key). */
+static bool
+has_cas(void *arg, const struct cask_kd_entry *e, const void *key, size_t klen)
+{
+    (void)key;
+    (void)klen;
+    return e->off != 0 && cask_kd_cas(e) == *(const uint64_t *)arg;
+}
+
 /* With mu held: keep, move or drop one record of an input segment. */
 static int
 merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
@@ -123,16 +156,16 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
     struct cask_shard *sh = m->sh;
     const char *key = rec + CASK_REC_HDR;
     uint64_t h = cask_kd_hash(key, r->klen);
-    struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, r->klen);
+    struct cask_kd_entry *e;
     uint16_t slot;
     uint32_t noff;
 
     if (r->type == CASK_REC_TOMB) {
-        /* A live entry means a newer put; a flushed tombstone shadows only
-         * flushed records. Otherwise keep it while an older record of the
-         * key may survive elsewhere. */
-        if (e != NULL || r->cas <= m->flush_cas ||
-            !cask_shard_tomb_needed(sh, r->cas)) {
+        /* A flushed tombstone shadows only flushed records. Otherwise keep
+         * it while an older record of the key may survive elsewhere (also
+         * when a newer put of the key is live: telling that would take a
+         * read of its key, and keeping it is always safe). */
+        if (r->cas <= m->flush_cas || !cask_shard_tomb_needed(sh, r->cas)) {
             return 0;
         }
         int rc = out_append(m, rec, len, r->cas, &slot, &noff);
@@ -145,6 +178,8 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
         /* Still needed only while it carries the expiry in effect for a
          * put that stays where it is; a put this compaction copies gets
          * that expiry stamped into the copy instead. */
+        uint64_t cas = r->cas;
+        e = cask_kd_find_if(sh->kd, h, r->klen, has_cas, &cas);
         if (e == NULL || cask_kd_cas(e) != r->cas || r->cas <= m->flush_cas ||
             e->exp != cask_kd_exp32(r->exp_abs_s) ||
             sh->segs[e->seg]->compacting || sh->segs[e->seg]->is_output) {
@@ -156,7 +191,9 @@ merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
         }
         return rc;
     }
-    if (e == NULL || e->seg != s->slot || e->off != off) {
+    struct at_place here = {.slot = s->slot, .off = (uint32_t)off};
+    e = cask_kd_find_if(sh->kd, h, r->klen, points_at, &here);
+    if (e == NULL) {
         return 0; /* superseded */
     }
     if (cask_kd_cas(e) <= m->flush_cas) {
@@ -250,14 +287,24 @@ pick(struct cask_shard *sh, struct cask_segment *s, bool force,
 }
 
 /* Choose the inputs (mu held). Forced runs first close the active segment
- * when it holds dead bytes, so that everything can be reclaimed. */
+ * when it holds dead bytes, so that everything can be reclaimed; others
+ * when it is big enough (ACTIVE_ROLL_MIN) and mostly dead. */
 static int
 choose(struct merge *m, bool force)
 {
     struct cask_shard *sh = m->sh;
     struct cask_segment *a = sh->active;
-    if (force && a != NULL && a->size > CASK_SEG_HDR &&
-        a->size - CASK_SEG_HDR > a->live_bytes && !sh->failed) {
+    bool roll = false;
+    if (a != NULL && a->size > CASK_SEG_HDR && !sh->failed) {
+        uint64_t total = a->size - CASK_SEG_HDR;
+        uint64_t used = a->live_bytes + a->kept_bytes;
+        uint64_t dead = total > used ? total - used : 0;
+        roll = force ? total > a->live_bytes
+                     : total >= ACTIVE_ROLL_MIN &&
+                               (double)dead >= sh->store->opt.compact_ratio *
+                                                       (double)total;
+    }
+    if (roll) {
         int rc = cask_shard_roll(sh);
         if (rc != 0) {
             return rc;

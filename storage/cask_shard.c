@@ -139,6 +139,32 @@ cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas)
     return false;
 }
 
+/* The keydir's match function: the keydir keeps no keys, so whether e
+ * (whose hash bits agree with the key's) is key's entry is told by the key
+ * in its record. Called with mu held (e's record may sit in a compaction
+ * output's buffer, which cask_seg_pread reads). A record that cannot be
+ * read counts as a match: the caller's own read of the record then fails
+ * and reports it, where a false "no" would let a second entry for one key
+ * into the keydir. */
+static bool
+kd_match(void *arg, const struct cask_kd_entry *e, const void *key, size_t klen)
+{
+    struct cask_shard *sh = arg;
+    char hb[CASK_REC_HDR + CASK_KEY_MAX];
+    if (e->off == 0) {
+        return false; /* inserted, its record not yet appended */
+    }
+    int rc = cask_seg_pread(sh->segs[e->seg], e->off, CASK_REC_HDR + klen, hb);
+    if (rc != 0) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: read key in segment %08x at %" PRIu32 ": %s",
+                  sh->idx, sh->segs[e->seg]->id, (uint32_t)e->off,
+                  strerror(rc));
+        return true;
+    }
+    return memcmp(hb + CASK_REC_HDR, key, klen) == 0;
+}
+
 /* ---- validity ---------------------------------------------------------- */
 
 static int
@@ -153,20 +179,115 @@ entry_state(const struct cask_kd_entry *e, int64_t now, uint64_t flush_cas)
     return CASK_GONE_ABSENT; /* i.e. alive */
 }
 
+/* What one lookup learnt about the keys of candidate entries. A cas is
+ * handed out once, to one key's record (copies and touches keep the cas of
+ * the same key), so a cas seen to carry some key always carries it. */
+#define KC_SEEN 4
+struct kcheck {
+    const void *key;
+    unsigned nseen;
+    struct {
+        uint64_t cas;
+        bool same;
+    } seen[KC_SEEN];
+    struct cask_kd_entry *want; /* first candidate not yet checked */
+};
+
+static bool
+kcheck_match(void *arg, const struct cask_kd_entry *e, const void *key,
+             size_t klen)
+{
+    struct kcheck *kc = arg;
+    (void)key;
+    (void)klen;
+    if (e->off == 0) {
+        return false; /* inserted, its record not yet appended */
+    }
+    uint64_t cas = cask_kd_cas(e);
+    for (unsigned i = 0; i < kc->nseen; i++) {
+        if (kc->seen[i].cas == cas) {
+            return kc->seen[i].same;
+        }
+    }
+    if (kc->want == NULL) {
+        kc->want = (struct cask_kd_entry *)e;
+    }
+    return false;
+}
+
+/* Check whether kc->want is key's entry, with mu released for the read
+ * (segment pinned) unless the record is in a compaction output's buffer;
+ * a record that cannot be read counts as key's (see kd_match). */
+static void
+kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
+{
+    struct cask_kd_entry *e = kc->want;
+    struct cask_segment *s = sh->segs[e->seg];
+    uint32_t off = e->off;
+    uint64_t cas = cask_kd_cas(e);
+    char hb[CASK_REC_HDR + CASK_KEY_MAX];
+    int rc;
+    if (off + CASK_REC_HDR + klen > s->flushed) {
+        rc = cask_seg_pread(s, off, CASK_REC_HDR + klen, hb);
+    } else {
+        s->readers++;
+        pthread_mutex_unlock(&sh->mu);
+        rc = cask_seg_pread(s, off, CASK_REC_HDR + klen, hb);
+        pthread_mutex_lock(&sh->mu);
+        if (--s->readers == 0 && s->retired) {
+            cask_seg_close(&s);
+        }
+    }
+    bool same = true;
+    if (rc != 0) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: read key at %" PRIu32 ": %s", sh->idx, off,
+                  strerror(rc));
+    } else {
+        same = memcmp(hb + CASK_REC_HDR, kc->key, klen) == 0;
+    }
+    kc->seen[kc->nseen].cas = cas;
+    kc->seen[kc->nseen].same = same;
+    kc->nseen++;
+}
+
+/* The keydir entry of key, or NULL. The keydir keeps no keys: candidates
+ * are checked against the key in their records, read with mu released
+ * (so this may release and retake mu; callers look up first thing). */
+static struct cask_kd_entry *
+find_entry(struct cask_shard *sh, uint64_t h, const void *key, size_t klen)
+{
+    struct kcheck kc = {.key = key};
+    for (;;) {
+        kc.want = NULL;
+        struct cask_kd_entry *e =
+                cask_kd_find_if(sh->kd, h, klen, kcheck_match, &kc);
+        if (e != NULL || kc.want == NULL) {
+            return e;
+        }
+        if (kc.nseen == KC_SEEN) {
+            /* Many keys sharing these hash bits: check under mu. */
+            return cask_kd_find(sh->kd, h, key, klen);
+        }
+        kcheck_read(sh, &kc, klen);
+    }
+}
+
 /* The live entry for key, or NULL with *gone saying why. When raw is not
  * NULL it gets the keydir entry whether live or not (what a write must
- * overwrite), so a writer probes the keydir once. */
+ * overwrite), so a writer probes the keydir once. May release and retake
+ * mu (find_entry). */
 static struct cask_kd_entry *
 lookup(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
        int *gone, struct cask_kd_entry **raw)
 {
     struct cask *c = sh->store;
+    struct cask_kd_entry *e = find_entry(sh, h, key, klen);
     /* Always consult the flush point, even for a missing key: a delayed
      * flush that came due must become a threshold before this operation
      * takes a cas, or the item it writes would fall under it. */
     int64_t now = cask_now(c);
     uint64_t flush_cas = cask_flush_point(c, now);
-    struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, klen);
     if (raw != NULL) {
         *raw = e;
     }
@@ -231,11 +352,12 @@ read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     return 0;
 }
 
-/* Read and check the value of e (mu held). */
+/* Read and check the value of e, the entry of key (mu held). */
 static int
-read_value(struct cask_shard *sh, const struct cask_kd_entry *e, char **val)
+read_value(struct cask_shard *sh, const struct cask_kd_entry *e,
+           const void *key, char **val)
 {
-    return read_value_at(sh, sh->segs[e->seg], e->off, e->key, e->klen, e->vlen,
+    return read_value_at(sh, sh->segs[e->seg], e->off, key, e->klen, e->vlen,
                          val);
 }
 
@@ -253,7 +375,7 @@ struct readahead {
  * pinned) into ra and RETRY returned: the operation starts over from its
  * lookup and finds it here, if the entry still has that cas. */
 static int
-value_for(struct cask_shard *sh, const struct cask_kd_entry *e,
+value_for(struct cask_shard *sh, const struct cask_kd_entry *e, const void *key,
           struct readahead *ra, char **val)
 {
     uint64_t cas = cask_kd_cas(e);
@@ -269,12 +391,11 @@ value_for(struct cask_shard *sh, const struct cask_kd_entry *e,
     struct cask_segment *s = sh->segs[e->seg];
     uint32_t off = e->off;
     if (off + cask_rec_len(e->klen, e->vlen) > s->flushed) {
-        return read_value(sh, e, val); /* in a compaction output's buffer */
+        return read_value(sh, e, key,
+                          val); /* in a compaction output's buffer */
     }
-    char key[CASK_KEY_MAX];
     size_t klen = e->klen;
     uint32_t vlen = e->vlen;
-    memcpy(key, e->key, klen);
     free(ra->val);
     ra->val = NULL;
     s->readers++;
@@ -590,6 +711,18 @@ index_put(struct cask_shard *sh, struct cask_kd_entry *e,
     sh->segs[slot]->live_bytes += cask_rec_len(r->klen, r->vlen);
 }
 
+/* Bring the store's keydir byte count up to date with this shard's keydir
+ * (mu held; a keydir never gives memory back while open). */
+static void
+kd_account(struct cask_shard *sh)
+{
+    size_t now = cask_kd_bytes(sh->kd);
+    if (now != sh->kd_counted) {
+        atomic_fetch_add(&sh->store->kd_bytes, now - sh->kd_counted);
+        sh->kd_counted = now;
+    }
+}
+
 /* Write a put record for key and index it. old is the current entry for the
  * key (live or not) or NULL. On success *indexed (when not NULL) is the
  * entry that now points at the record. */
@@ -619,11 +752,22 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
         return rc;
     }
     if (e == NULL) {
+        /* A new key within the budget (checked against the sum of all
+         * shards without their locks: concurrent inserts in other shards
+         * can pass it by one growth step each). */
+        uint64_t limit = sh->store->opt.mem_limit;
+        if (limit != 0) {
+            size_t cost = cask_kd_insert_cost(sh->kd, h, klen);
+            if (cost != 0 && atomic_load(&sh->store->kd_bytes) + cost > limit) {
+                return CASK_ENOMEM;
+            }
+        }
         /* Index first so an out-of-memory keydir writes nothing. */
         e = cask_kd_insert(sh->kd, h, key, klen);
         if (e == NULL) {
             return ENOMEM;
         }
+        kd_account(sh);
     }
     rc = append(sh, &r, key, v1, l1, v2, l2, &slot, &off);
     if (rc != 0) {
@@ -675,7 +819,7 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     if (val != NULL &&
         off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
         /* In a compaction output's buffer: copy it under the mutex. */
-        rc = read_value(sh, e, val);
+        rc = read_value(sh, e, key, val);
     } else if (val != NULL) {
         /* Written records never change, and a pinned segment is not freed:
          * read without holding up the shard's other requests. */
@@ -711,7 +855,7 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         goto out;
     }
     if (val != NULL) {
-        rc = value_for(sh, e, ra, &v);
+        rc = value_for(sh, e, key, ra, &v);
         if (rc != 0) {
             goto out;
         }
@@ -818,7 +962,7 @@ store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
             rc = CASK_ETOOBIG;
             goto out;
         }
-        rc = value_for(sh, e, ra, &old);
+        rc = value_for(sh, e, key, ra, &old);
         if (rc != 0) {
             goto out;
         }
@@ -1002,7 +1146,7 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         rc = CASK_EEXISTS;
         goto out;
     }
-    rc = value_for(sh, e, ra, &old);
+    rc = value_for(sh, e, key, ra, &old);
     if (rc != 0) {
         goto out;
     }
@@ -1519,7 +1663,7 @@ cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx)
         cask_logf(c, CASK_LOG_ERROR, "mkdir %s: %s", sh->dir, strerror(rc));
         goto fail;
     }
-    sh->kd = cask_kd_create();
+    sh->kd = cask_kd_create_keyless(kd_match, sh);
     if (sh->kd == NULL) {
         rc = ENOMEM;
         goto fail;
@@ -1530,6 +1674,7 @@ cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx)
     if (rc != 0) {
         goto fail;
     }
+    kd_account(sh); /* recovery is not held to mem_limit: nothing is lost */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     sh->recovery_s = (double)(t1.tv_sec - t0.tv_sec) +
                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -1609,6 +1754,9 @@ cask_shard_close(struct cask_shard **shp)
     }
     free(sh->segs);
     free(sh->scratch);
+    if (sh->kd != NULL) {
+        atomic_fetch_sub(&sh->store->kd_bytes, sh->kd_counted);
+    }
     cask_kd_destroy(&sh->kd);
     pthread_mutex_destroy(&sh->mu);
     pthread_mutex_destroy(&sh->maint_mu);

@@ -1,5 +1,7 @@
 /* cask_walk.c - batched walks over the shards' keydirs (see cask_walk.h).
- * Holds a shard's mutex only for one batch: a batch is a range of the key
+ * Holds a shard's mutex only to collect one batch (the keys are then read
+ * from their records, segments pinned, and handed out without it): a batch
+ * is a range of the key
  * hash, which the keydir keeps in slot order (cask_kd_foreach_range), so a
  * walk needs no state in the shard and survives table growth between
  * batches. Owns nothing. */
@@ -7,34 +9,66 @@
 
 #include "storage/cask_internal.h"
 #include "storage/cask_keydir.h"
+#include "storage/cask_record.h"
+#include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
+
+/* One key of a batch: the keydir keeps no keys, so each is read from its
+ * record, after the batch is collected (segment pinned), without the
+ * shard mutex unless the record sits in a compaction output's buffer. */
+struct walk_item {
+    struct cask_segment *seg;
+    uint32_t off;
+    bool have_key; /* read under mu already */
+    struct cask_walk_entry we;
+    char key[CASK_KEY_MAX];
+};
 
 struct walk_ctx {
     int64_t now;
     uint64_t flush_cas;
-    void (*fn)(void *arg, const struct cask_walk_entry *e);
-    void *arg;
+    struct cask_shard *sh;
+    struct walk_item *items;
+    size_t n, cap;
 };
 
 static void
 visit(void *arg, struct cask_kd_entry *e)
 {
     struct walk_ctx *w = arg;
-    struct cask_walk_entry we;
 
     if (cask_kd_cas(e) <= w->flush_cas ||
-        (e->exp != 0 && (int64_t)e->exp <= w->now)) {
+        (e->exp != 0 && (int64_t)e->exp <= w->now) || e->off == 0) {
         return;
     }
-    we.key = e->key;
-    we.klen = e->klen;
-    we.flags = e->flags;
-    we.exp_abs_s = e->exp;
-    we.cas = cask_kd_cas(e);
-    we.vlen = e->vlen;
-    w->fn(w->arg, &we);
+    if (w->n == w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 64;
+        struct walk_item *ni = realloc(w->items, nc * sizeof(*ni));
+        if (ni == NULL) {
+            return; /* the walk sees fewer keys; it promises none */
+        }
+        w->items = ni;
+        w->cap = nc;
+    }
+    struct walk_item *it = &w->items[w->n++];
+    it->seg = w->sh->segs[e->seg];
+    it->off = e->off;
+    it->we.klen = e->klen;
+    it->we.flags = e->flags;
+    it->we.exp_abs_s = e->exp;
+    it->we.cas = cask_kd_cas(e);
+    it->we.vlen = e->vlen;
+    it->have_key = (uint64_t)e->off + CASK_REC_HDR + e->klen > it->seg->flushed;
+    if (it->have_key &&
+        cask_seg_pread(it->seg, e->off + CASK_REC_HDR, e->klen, it->key) != 0) {
+        w->n--;
+        return;
+    }
+    it->seg->readers++;
 }
 
 bool
@@ -50,9 +84,9 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
     }
     w.now = cask_now(c);
     w.flush_cas = cask_flush_point(c, w.now);
-    w.fn = fn;
-    w.arg = arg;
-    sh = c->shards[pos->shard];
+    w.sh = sh = c->shards[pos->shard];
+    w.items = NULL;
+    w.n = w.cap = 0;
     pthread_mutex_lock(&sh->mu);
     /* A range expected to hold about `batch` keys. */
     count = cask_kd_count(sh->kd);
@@ -65,6 +99,24 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
     }
     cask_kd_foreach_range(sh->kd, pos->hash, pos->hash + width, visit, &w);
     pthread_mutex_unlock(&sh->mu);
+    for (size_t i = 0; i < w.n; i++) {
+        struct walk_item *it = &w.items[i];
+        it->we.key = it->key; /* the array may have moved while it grew */
+        if (it->have_key ||
+            cask_seg_pread(it->seg, (uint64_t)it->off + CASK_REC_HDR,
+                           it->we.klen, it->key) == 0) {
+            fn(arg, &it->we);
+        }
+    }
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; i < w.n; i++) {
+        struct cask_segment *seg = w.items[i].seg;
+        if (--seg->readers == 0 && seg->retired) {
+            cask_seg_close(&seg);
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    free(w.items);
     pos->hash += width;
     if (pos->hash >= end) {
         pos->shard++;

@@ -29,11 +29,12 @@ struct cask_walk_pos {
 };
 
 /* Visit about `batch` live keys (not expired, not flushed) from *pos on,
- * with one shard's lock held while they are visited and released before
- * return; *pos advances past them. fn must be quick and must not call the
- * store. A key present and unchanged for the whole walk is visited exactly
- * once; one written, deleted or expiring during the walk may or may not be.
- * Returns true while keys may remain, false once every shard is done. */
+ * collected under one shard's lock and handed to fn after it is released
+ * (their keys are read from disk: this can block); *pos advances past
+ * them. fn must not call the store. A key present and unchanged for the whole
+ * walk is visited exactly once; one written, deleted or expiring during the
+ * walk may or may not be. Returns true while keys may remain, false once every
+ * shard is done. */
 bool cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
                void (*fn)(void *arg, const struct cask_walk_entry *e),
                void *arg);

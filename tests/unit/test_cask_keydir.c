@@ -1,6 +1,7 @@
 /* test_cask_keydir.c - the keydir: insert/find/remove against a shadow array,
  * growth, backward-shift deletion keeping every key reachable, entry reuse,
- * and the memory per key for 16-32 byte keys.
+ * and the memory per key for 16-32 byte keys; the keyless keydir with keys
+ * whose hash bits all agree (only the match function tells them apart).
  */
 #include "storage/cask_keydir.h"
 
@@ -114,6 +115,129 @@ test_memory_per_key(void **state)
     cask_kd_destroy(&kd);
 }
 
+/* The keyless tests keep their keys here; an entry's off is its index. */
+struct keytab {
+    char keys[4096][40];
+    size_t lens[4096];
+    unsigned calls, misses;
+};
+
+static bool
+tab_match(void *arg, const struct cask_kd_entry *e, const void *key,
+          size_t klen)
+{
+    struct keytab *t = arg;
+    t->calls++;
+    bool same =
+            t->lens[e->off] == klen && memcmp(t->keys[e->off], key, klen) == 0;
+    t->misses += !same;
+    return same;
+}
+
+static void
+test_keyless_collisions(void **state)
+{
+    (void)state;
+    struct keytab *t = calloc(1, sizeof(*t));
+    assert_non_null(t);
+    struct cask_keydir *kd = cask_kd_create_keyless(tab_match, t);
+    assert_non_null(kd);
+    enum { N = 3000 };
+    /* Every key gets the same stripe, tag and fp (only bits the keydir
+     * does not keep differ): one cluster, told apart by match alone. */
+    for (unsigned i = 0; i < N; i++) {
+        t->lens[i] = mkkey(t->keys[i], i);
+        uint64_t h = i & 0xffffu;
+        assert_null(cask_kd_find(kd, h, t->keys[i], t->lens[i]));
+        struct cask_kd_entry *e = cask_kd_insert(kd, h, t->keys[i], t->lens[i]);
+        assert_non_null(e);
+        e->off = i;
+        cask_kd_set_cas(e, (uint64_t)i + 7);
+    }
+    assert_true(t->misses > 0);
+    for (unsigned i = 0; i < N; i += 2) {
+        struct cask_kd_entry *e =
+                cask_kd_find(kd, i & 0xffffu, t->keys[i], t->lens[i]);
+        assert_non_null(e);
+        assert_int_equal(e->off, i);
+        cask_kd_remove(kd, i & 0xffffu, e);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        struct cask_kd_entry *e =
+                cask_kd_find(kd, i & 0xffffu, t->keys[i], t->lens[i]);
+        if (i % 2 == 0) {
+            assert_null(e);
+        } else {
+            assert_non_null(e);
+            assert_int_equal(e->off, i);
+            assert_int_equal(cask_kd_cas(e), (uint64_t)i + 7);
+        }
+    }
+    /* a key never inserted whose bits agree with all of them */
+    assert_null(cask_kd_find(kd, 0, "absent-key", 10));
+    assert_int_equal(cask_kd_count(kd), N / 2);
+    cask_kd_destroy(&kd);
+    free(t);
+}
+
+static bool
+never_called(void *arg, const struct cask_kd_entry *e, const void *key,
+             size_t klen)
+{
+    (void)arg;
+    (void)e;
+    (void)key;
+    (void)klen;
+    fail_msg("match called on an insert-only run");
+    return false;
+}
+
+static void
+test_keyless_memory_per_key(void **state)
+{
+    (void)state;
+    struct cask_keydir *kd = cask_kd_create_keyless(never_called, NULL);
+    enum { N = 200000 };
+    char k[64];
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = mkkey(k, i);
+        /* insert does not compare keys: match is never needed */
+        assert_non_null(cask_kd_insert(kd, cask_kd_hash(k, n), k, n));
+    }
+    double per = (double)cask_kd_bytes(kd) / N;
+    print_message("keyless keydir: %.1f bytes/key\n", per);
+    assert_true(sizeof(struct cask_kd_entry) == 28);
+    assert_true(per <= 36.0);
+    cask_kd_destroy(&kd);
+}
+
+/* insert_cost says exactly what an insert adds to cask_kd_bytes. */
+static void
+test_insert_cost_exact(void **state)
+{
+    (void)state;
+    struct cask_keydir *kd = cask_kd_create();
+    char k[64];
+    unsigned grew = 0;
+    for (unsigned i = 0; i < 50000; i++) {
+        size_t n = mkkey(k, i);
+        uint64_t h = cask_kd_hash(k, n);
+        size_t before = cask_kd_bytes(kd);
+        size_t cost = cask_kd_insert_cost(kd, h, n);
+        assert_non_null(cask_kd_insert(kd, h, k, n));
+        assert_int_equal(cask_kd_bytes(kd) - before, cost);
+        grew += cost != 0;
+        if (i % 7 == 0) { /* a freed entry is reused at no cost */
+            struct cask_kd_entry *e = cask_kd_find(kd, h, k, n);
+            cask_kd_remove(kd, h, e);
+            assert_int_equal(cask_kd_insert_cost(kd, h, n), 0);
+            assert_non_null(cask_kd_insert(kd, h, k, n));
+        }
+    }
+    assert_true(grew > 0);
+    cask_kd_destroy(&kd);
+}
+
 static void
 test_exp_clamp(void **state)
 {
@@ -130,6 +254,9 @@ main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_insert_find_remove),
             cmocka_unit_test(test_memory_per_key),
+            cmocka_unit_test(test_keyless_collisions),
+            cmocka_unit_test(test_keyless_memory_per_key),
+            cmocka_unit_test(test_insert_cost_exact),
             cmocka_unit_test(test_exp_clamp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

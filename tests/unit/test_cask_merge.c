@@ -364,10 +364,65 @@ test_background_compaction(void **state)
     }
 }
 
+/* Overwrite churn in a store too small to fill a segment: the active
+ * segments, mostly dead, are closed and compacted in the background, so the
+ * disk comes back down to about the live data. */
+static void
+test_churn_disk_tracks_live(void **state)
+{
+    struct fx *f = *state;
+    char k[32];
+    static char v[4096];
+    cask_close(&f->c);
+    f->o.segment_size = CASK_DEFAULT_SEGMENT;
+    f->o.compact_background = true;
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    for (int ver = 0; ver < 60; ver++) {
+        memset(v, 'a' + ver % 26, sizeof(v));
+        for (int i = 0; i < 100; i++) {
+            snprintf(k, sizeof(k), "churn%d", i);
+            assert_int_equal(cask_store(f->c, CASK_SET, k, strlen(k), v,
+                                        sizeof(v), 0, 0, 0, NULL),
+                             CASK_OK);
+        }
+    }
+    struct cask_stats st;
+    cask_stats(f->c, -1, &st);
+    uint64_t written = st.disk_bytes;
+    assert_true(written > 20u * 1024 * 1024);
+    uint64_t bound = 0;
+    for (int i = 0; i < 100; i++) { /* the background pass runs each second */
+        cask_stats(f->c, -1, &st);
+        bound = 2 * st.live_bytes > 4u * 1024 * 1024 ? 2 * st.live_bytes
+                                                     : 4u * 1024 * 1024;
+        if (st.disk_bytes <= bound) {
+            break;
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    print_message("churn: %llu bytes written, %llu on disk, %llu live\n",
+                  (unsigned long long)written,
+                  (unsigned long long)st.disk_bytes,
+                  (unsigned long long)st.live_bytes);
+    assert_true(st.disk_bytes <= bound);
+    memset(v, 'a' + 59 % 26, sizeof(v));
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof(k), "churn%d", i);
+        char *got = NULL;
+        struct cask_item it;
+        assert_int_equal(cask_get(f->c, k, strlen(k), &it, &got), CASK_OK);
+        assert_memory_equal(got, v, sizeof(v));
+        free(got);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_churn_disk_tracks_live, setup,
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_reclaims_and_keeps, setup,
                                             tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_no_resurrection, setup,

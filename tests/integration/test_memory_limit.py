@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""test_memory_limit.py - -m with -M: once the index of keys would outgrow
+-m, a new key is refused with memcached's SERVER_ERROR out of memory storing
+object, while overwrites, reads and deletes go on (and a deleted key's room
+takes a new one); the server's own memory (RssAnon) stays near -m; without
+-M the same load is stored. A small -m keeps it fast.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bcserver  # noqa: E402
+
+failures = []
+OOM = b"SERVER_ERROR out of memory storing object\r\n"
+KEY = b"key:%016d"
+VALUE = b"v" * 100
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL: " + what)
+
+
+def cmd(sock, line):
+    sock.sendall(line)
+    data, _ = bcserver.recv_until(sock, [b"\r\n"])
+    return data
+
+
+def rss_anon_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    return -1
+
+
+def sanitized(pid):
+    """AddressSanitizer's shadow memory and quarantine inflate RssAnon."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+def fill(sock, n, batch=500):
+    """set keys 0..n-1 in pipelined batches; returns (stored, first refused
+    index or -1, the refusal line)."""
+    stored, refused, why = 0, -1, b""
+    for start in range(0, n, batch):
+        req = b"".join(b"set " + KEY % i + b" 0 0 100\r\n" + VALUE + b"\r\n"
+                       for i in range(start, min(n, start + batch)))
+        sock.sendall(req)
+        want = min(n, start + batch) - start
+        data = b""
+        while data.count(b"\r\n") < want:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                raise RuntimeError("closed")
+            data += chunk
+        for j, line in enumerate(data.split(b"\r\n")[:want]):
+            if line == b"STORED":
+                stored += 1
+            elif refused < 0:
+                refused, why = start + j, line + b"\r\n"
+        if refused >= 0:
+            break
+    return stored, refused, why
+
+
+def limited(bc):
+    srv = bcserver.Server(bc, args=["-m", "2", "-M", "--shards", "4"])
+    srv.start()
+    try:
+        s = srv.connect(timeout=30)
+        rss0 = rss_anon_kib(srv.proc.pid)
+        stored, refused, why = fill(s, 200000)
+        print("-m 2 -M: %d keys stored, then %r" % (stored, why))
+        check(refused > 0, "a new key is refused once -m is used up")
+        check(why == OOM, "the refusal is memcached's text: %r" % why)
+        # 2 MiB at ~35 bytes a key, less the empty tables of 4 shards
+        check(stored > 20000, "-m 2 holds > 20000 keys (%d)" % stored)
+        rss = rss_anon_kib(srv.proc.pid)
+        print("RssAnon %d kB at start, %d kB full" % (rss0, rss))
+        # documented slack: buffers and libraries beside the 2 MiB index
+        if sanitized(srv.proc.pid):
+            print("note: AddressSanitizer build, RssAnon bound not checked")
+        else:
+            check(rss - rss0 < 2048 + 4096, "RssAnon grew %d kB" % (rss - rss0))
+        check(cmd(s, b"set " + KEY % refused + b" 0 0 1\r\nx\r\n") == OOM,
+              "still refused")
+        check(cmd(s, b"set " + KEY % 0 + b" 0 0 1\r\nx\r\n") == b"STORED\r\n",
+              "an overwrite is stored")
+        check(cmd(s, b"get " + KEY % 0 + b"\r\n").startswith(b"VALUE "),
+              "reads go on")
+        check(cmd(s, b"delete " + KEY % 1 + b"\r\n") == b"DELETED\r\n",
+              "deletes go on")
+        # room in every shard and stripe: the refused key's included
+        s.sendall(b"".join(b"delete " + KEY % i + b" noreply\r\n"
+                           for i in range(2, 8000)))
+        check(cmd(s, b"mn\r\n") == b"MN\r\n", "deletes done")
+        check(cmd(s, b"set " + KEY % refused + b" 0 0 1\r\nx\r\n") ==
+              b"STORED\r\n", "a deleted key's room takes a new key")
+        st = cmd(s, b"stats\r\n")
+        st += bcserver.recv_until(s, [b"END\r\n"])[0]
+        check(b"STAT limit_maxbytes 2097152\r\n" in st, "limit_maxbytes")
+        st = cmd(s, b"stats storage\r\n")
+        st += bcserver.recv_until(s, [b"END\r\n"])[0]
+        check(b"STAT memory_limit 2097152\r\n" in st, "memory_limit")
+        check(b"STAT memory_limit_enforced 1\r\n" in st, "enforced")
+        per = [float(l.split()[2]) for l in st.split(b"\r\n")
+               if l.startswith(b"STAT keydir_bytes_per_item ")]
+        print("keydir bytes per item: %s" % per)
+        check(len(per) == 1 and 0 < per[0] < 48, "keydir bytes per item")
+        s.close()
+    finally:
+        srv.close()
+
+
+def unlimited(bc):
+    srv = bcserver.Server(bc, args=["-m", "2", "--shards", "4"])
+    srv.start()
+    try:
+        s = srv.connect(timeout=30)
+        stored, refused, why = fill(s, 60000)
+        check(refused < 0 and stored == 60000,
+              "without -M every key is stored (%d, %r)" % (stored, why))
+        s.close()
+    finally:
+        srv.close()
+
+
+def main():
+    bc = os.environ.get("BITCACHED", "")
+    if not bcserver.executable(bc):
+        bcserver.skip("no server binary")
+    limited(bc)
+    unlimited(bc)
+    print("%d failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
