@@ -35,6 +35,8 @@
 /* append() had to release the shard mutex (a roll-over): the operation
  * starts over from its lookup. Never leaves this file. */
 #define RETRY (-2000)
+/* read_value_at: the record is sound but holds another key. */
+#define KEY_OTHER (-2001)
 
 /* Disk kept reserved in the active segment for deletes on a full disk, and
  * the step in which the reservation grows: segment_size / 4 and / 2 within
@@ -318,7 +320,9 @@ fill_item(struct cask_item *it, const struct cask_kd_entry *e)
 
 /* Read and check the record of key at off of s (vlen value bytes) and hand
  * its value out in a malloc'd buffer with a NUL after it. The record must
- * be flushed (or mu held, for a compaction output's buffered tail). */
+ * be flushed (or mu held, for a compaction output's buffered tail). A sound
+ * record of another key is KEY_OTHER (the keydir keeps no keys: see
+ * first_candidate). */
 static int
 read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
               const void *key, size_t klen, uint32_t vlen, char **val)
@@ -337,9 +341,14 @@ read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         return rc;
     }
     struct cask_rec r;
-    if (!cask_rec_verify(buf, len) || !cask_rec_decode(buf, UINT32_MAX, &r) ||
-        r.type != CASK_REC_PUT || r.klen != klen || r.vlen != vlen ||
-        memcmp(buf + CASK_REC_HDR, key, klen) != 0) {
+    bool ok = cask_rec_verify(buf, len) &&
+              cask_rec_decode(buf, UINT32_MAX, &r) && r.type == CASK_REC_PUT &&
+              r.klen == klen && r.vlen == vlen;
+    if (ok && memcmp(buf + CASK_REC_HDR, key, klen) != 0) {
+        free(buf);
+        return KEY_OTHER; /* a sound record of a key sharing the hash bits */
+    }
+    if (!ok) {
         cask_logf(sh->store, CASK_LOG_ERROR,
                   "shard %u: corrupt record in segment %08x at %" PRIu32,
                   sh->idx, s->id, off);
@@ -352,13 +361,26 @@ read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     return 0;
 }
 
+/* A record found by a careful lookup (its key checked) holds another key
+ * when read again: it cannot have changed, so the disk did. */
+static int
+other_key(struct cask_shard *sh, uint32_t seg_id, uint32_t off)
+{
+    cask_logf(sh->store, CASK_LOG_ERROR,
+              "shard %u: record in segment %08x at %" PRIu32
+              " holds another key",
+              sh->idx, seg_id, off);
+    return CASK_ECORRUPT;
+}
+
 /* Read and check the value of e, the entry of key (mu held). */
 static int
 read_value(struct cask_shard *sh, const struct cask_kd_entry *e,
            const void *key, char **val)
 {
-    return read_value_at(sh, sh->segs[e->seg], e->off, key, e->klen, e->vlen,
-                         val);
+    int rc = read_value_at(sh, sh->segs[e->seg], e->off, key, e->klen, e->vlen,
+                           val);
+    return rc == KEY_OTHER ? other_key(sh, sh->segs[e->seg]->id, e->off) : rc;
 }
 
 /* A value read for a read-modify-write operation (append, prepend, incr,
@@ -401,6 +423,9 @@ value_for(struct cask_shard *sh, const struct cask_kd_entry *e, const void *key,
     s->readers++;
     pthread_mutex_unlock(&sh->mu);
     ra->rc = read_value_at(sh, s, off, key, klen, vlen, &ra->val);
+    if (ra->rc == KEY_OTHER) {
+        ra->rc = other_key(sh, s->id, off);
+    }
     pthread_mutex_lock(&sh->mu);
     if (--s->readers == 0 && s->retired) {
         cask_seg_close(&s);
@@ -801,41 +826,103 @@ lookup_read(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     return e;
 }
 
+static bool
+any_written(void *arg, const struct cask_kd_entry *e, const void *key,
+            size_t klen)
+{
+    (void)arg;
+    (void)key;
+    (void)klen;
+    return e->off != 0; /* inserted, its record not yet appended: skip */
+}
+
+/* A get reads the whole record anyway, and the record holds the key, so it
+ * may take the first entry whose hash bits agree and let the value read
+ * check the key, instead of reading the key first (find_entry). Says
+ * FC_NONE when no entry shares the hash bits (a certain miss; *it says so),
+ * FC_LIVE with *ep when the first one is live, FC_UNSURE otherwise: then
+ * the careful lookup() decides. Shard mutex held. */
+enum { FC_NONE, FC_LIVE, FC_UNSURE };
+
+static int
+first_candidate(struct cask_shard *sh, uint64_t h, size_t klen,
+                struct cask_item *it, struct cask_kd_entry **ep)
+{
+    struct cask *c = sh->store;
+    struct cask_kd_entry *e =
+            cask_kd_find_if(sh->kd, h, klen, any_written, NULL);
+    /* Always consult the flush point, as lookup() does. */
+    int64_t now = cask_now(c);
+    uint64_t flush_cas = cask_flush_point(c, now);
+    if (e == NULL) {
+        if (it != NULL) {
+            memset(it, 0, sizeof(*it));
+            it->gone = CASK_GONE_ABSENT;
+        }
+        return FC_NONE;
+    }
+    if (entry_state(e, now, flush_cas) != CASK_GONE_ABSENT) {
+        return FC_UNSURE;
+    }
+    *ep = e;
+    return FC_LIVE;
+}
+
 int
 cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                struct cask_item *it, char **val)
 {
     struct cask_item snap;
+    bool careful = val == NULL; /* no value read to check the key with */
+    int rc;
     pthread_mutex_lock(&sh->mu);
-    struct cask_kd_entry *e = lookup_read(sh, h, key, klen, it);
-    if (e == NULL) {
-        pthread_mutex_unlock(&sh->mu);
-        return CASK_ENOTFOUND;
-    }
-    fill_item(&snap, e);
-    struct cask_segment *s = sh->segs[e->seg];
-    uint32_t off = e->off;
-    int rc = 0;
-    if (val != NULL &&
-        off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
-        /* In a compaction output's buffer: copy it under the mutex. */
-        rc = read_value(sh, e, key, val);
-    } else if (val != NULL) {
-        /* Written records never change, and a pinned segment is not freed:
-         * read without holding up the shard's other requests. */
-        s->readers++;
-        pthread_mutex_unlock(&sh->mu);
-        rc = read_value_at(sh, s, off, key, klen, snap.vlen, val);
-        pthread_mutex_lock(&sh->mu);
-        bool last = --s->readers == 0 && s->retired;
-        pthread_mutex_unlock(&sh->mu);
-        if (last) {
-            cask_seg_close(&s);
+    for (;;) {
+        struct cask_kd_entry *e = NULL;
+        if (!careful) {
+            int fc = first_candidate(sh, h, klen, it, &e);
+            if (fc == FC_NONE) {
+                pthread_mutex_unlock(&sh->mu);
+                return CASK_ENOTFOUND;
+            }
+            careful = fc == FC_UNSURE;
         }
-        goto done;
+        if (careful) {
+            e = lookup_read(sh, h, key, klen, it);
+            if (e == NULL) {
+                pthread_mutex_unlock(&sh->mu);
+                return CASK_ENOTFOUND;
+            }
+        }
+        fill_item(&snap, e);
+        struct cask_segment *s = sh->segs[e->seg];
+        uint32_t seg_id = s->id;
+        uint32_t off = e->off;
+        rc = 0;
+        if (val != NULL &&
+            off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
+            /* In a compaction output's buffer: copy it under the mutex. */
+            rc = read_value_at(sh, s, off, key, klen, snap.vlen, val);
+        } else if (val != NULL) {
+            /* Written records never change, and a pinned segment is not
+             * freed: read without holding up the shard's other requests. */
+            s->readers++;
+            pthread_mutex_unlock(&sh->mu);
+            rc = read_value_at(sh, s, off, key, klen, snap.vlen, val);
+            pthread_mutex_lock(&sh->mu);
+            if (--s->readers == 0 && s->retired) {
+                cask_seg_close(&s);
+            }
+        }
+        if (rc == KEY_OTHER && !careful) {
+            careful = true; /* another key's record: look it up properly */
+            continue;
+        }
+        if (rc == KEY_OTHER) {
+            rc = other_key(sh, seg_id, off);
+        }
+        break;
     }
     pthread_mutex_unlock(&sh->mu);
-done:
     if (rc == 0 && it != NULL) {
         *it = snap;
     }

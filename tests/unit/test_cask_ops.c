@@ -4,6 +4,8 @@
  * monotonicity across restarts, key and value limits, the shard-count check.
  */
 #include "storage/cask.h"
+#include "storage/cask_internal.h"
+#include "storage/cask_shard.h"
 
 #include "tests/unit/test_cask_util.h"
 
@@ -491,6 +493,76 @@ test_shard_count_recorded(void **state)
     assert_int_equal(cask_stats(f->c, 4, &st), CASK_EINVAL);
 }
 
+/* Keys that share one hash (forced through the shard API): the keydir
+ * keeps no keys, so a get that takes the first candidate must notice
+ * another key's record and look again, and a miss, a deleted key or an
+ * expired first candidate must not hide the others or hand out their
+ * values. */
+static void
+test_shared_hash(void **state)
+{
+    struct fx *f = *state;
+    struct cask_shard *sh = f->c->shards[0];
+    const uint64_t h = 0x5eed;
+    enum { N = 40 };
+    char key[16], val[16];
+    struct cask_item it;
+    char *v;
+
+    for (int i = 0; i < N; i++) {
+        int kl = snprintf(key, sizeof(key), "key%d", i);
+        int vl = snprintf(val, sizeof(val), "val%d", i);
+        int64_t exp = i == 0 ? tc_now + 10 : 0; /* the first one expires */
+        assert_int_equal(cask_shard_store(sh, h, CASK_SET, key, (size_t)kl, val,
+                                          (size_t)vl, (uint32_t)i, exp, 0,
+                                          NULL),
+                         CASK_OK);
+    }
+    for (int i = 0; i < N; i += 3) {
+        int kl = snprintf(key, sizeof(key), "key%d", i);
+        if (i != 0) {
+            assert_int_equal(cask_shard_delete(sh, h, key, (size_t)kl, 0),
+                             CASK_OK);
+        }
+    }
+    tc_now += 20;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            int kl = snprintf(key, sizeof(key), "key%d", i);
+            int vl = snprintf(val, sizeof(val), "val%d", i);
+            v = NULL;
+            int rc = cask_shard_get(sh, h, key, (size_t)kl, &it, &v);
+            if (i % 3 == 0) {
+                assert_int_equal(rc, CASK_ENOTFOUND);
+                assert_null(v);
+                continue;
+            }
+            assert_int_equal(rc, CASK_OK);
+            assert_int_equal(it.vlen, vl);
+            assert_int_equal(it.flags, i);
+            assert_memory_equal(v, val, (size_t)vl);
+            free(v);
+        }
+        /* absent keys with the same hash, with and without a value read */
+        v = NULL;
+        assert_int_equal(cask_shard_get(sh, h, "nokey", 5, &it, &v),
+                         CASK_ENOTFOUND);
+        assert_null(v);
+        assert_int_equal(cask_shard_get(sh, h, "nokey", 5, &it, NULL),
+                         CASK_ENOTFOUND);
+        /* and again once the remembered key checks are cold: a new
+         * value for every other live key moves its record */
+        for (int i = 1; i < N; i += 6) {
+            int kl = snprintf(key, sizeof(key), "key%d", i);
+            int vl = snprintf(val, sizeof(val), "val%d", i);
+            assert_int_equal(cask_shard_store(sh, h, CASK_SET, key, (size_t)kl,
+                                              val, (size_t)vl, (uint32_t)i, 0,
+                                              0, NULL),
+                             CASK_OK);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -514,6 +586,8 @@ main(void)
                     test_smaller_value_max_reads_old_records, setup,
                     tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_shard_count_recorded, setup,
+                                            tc_fx_teardown),
+            cmocka_unit_test_setup_teardown(test_shared_hash, setup,
                                             tc_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
