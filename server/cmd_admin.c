@@ -37,8 +37,10 @@ struct cmd_admin_job {
     const struct cmd_env *env;
     struct cask_walk_pos pos;
     int64_t now;
-    bool all;               /* metadump: every class */
-    bool cls[MAX_CLASSES];  /* metadump: classes asked for */
+    bool all;              /* metadump: every class */
+    bool cls[MAX_CLASSES]; /* metadump: classes asked for */
+    char prefix[250];      /* metadump: only keys starting with it */
+    size_t prefix_len;
     unsigned cachedump_cls; /* cachedump: the class */
     uint64_t limit;         /* cachedump: items, 0 = no limit */
     uint64_t shown;
@@ -119,7 +121,8 @@ on_entry(void *arg, const struct cask_walk_entry *e)
 
     switch (j->kind) {
     case JOB_METADUMP:
-        if (!j->all && !j->cls[cls]) {
+        if ((!j->all && !j->cls[cls]) || e->klen < j->prefix_len ||
+            memcmp(e->key, j->prefix, j->prefix_len) != 0) {
             return;
         }
         proto_uriencode(e->key, e->klen < 250 ? e->klen : 250, key);
@@ -426,7 +429,12 @@ lru_crawler(struct cmd_conn *cc, const struct toks *t)
             (void)cask_compact(env->store, -1, false);
             emit_str(cc, "OK\r\n");
         }
-    } else if (t->count == 3 && tok_is(t, 1, "metadump")) {
+    } else if ((t->count == 3 ||
+                (t->count == 4 && t->n[3] > 7 &&
+                 memcmp(t->p[3], "prefix=", 7) == 0 && t->n[3] - 7 <= 250)) &&
+               tok_is(t, 1, "metadump")) {
+        /* A fourth token prefix=P (bitcached's own) lists only the keys
+         * that start with P: the online prefix scan. */
         struct cmd_admin_job *j;
         if (!crawler_on(env)) {
             emit_str(cc, "CLIENT_ERROR lru crawler disabled\r\n");
@@ -437,6 +445,10 @@ lru_crawler(struct cmd_conn *cc, const struct toks *t)
         } else if ((j = job_new(cc, JOB_METADUMP)) != NULL) {
             j->all = all;
             memcpy(j->cls, cls, sizeof(cls));
+            if (t->count == 4) {
+                j->prefix_len = t->n[3] - 7;
+                memcpy(j->prefix, t->p[3] + 7, j->prefix_len);
+            }
             cmd_admin_continue(cc);
         }
     } else if (t->count == 3 && tok_is(t, 1, "tocrawl")) {

@@ -123,6 +123,27 @@ def main():
         print("memcdump listed %d keys (%d written during the dump)"
               % (len(lines), len(written)))
 
+        # the online prefix scan: exactly the keys that start with it,
+        # while another client keeps writing keys that do not
+        stop, written = threading.Event(), set()
+        th = threading.Thread(target=writer, args=(srv, stop, written))
+        th.start()
+        time.sleep(0.05)
+        s = srv.connect()
+        s.sendall(b"lru_crawler metadump all prefix=key:1\r\n")
+        data, _ = bcserver.recv_until(s, [b"END\r\n"])
+        s.close()
+        stop.set()
+        th.join()
+        got = [urllib.parse.unquote_to_bytes(l.split(b" ")[0][4:])
+               for l in data.split(b"\n") if l.startswith(b"key=")]
+        want = set(k for k in keys if k.startswith(b"key:1"))
+        if set(got) != want or len(got) != len(want):
+            fail("prefix scan: %d keys, want %d (%d unexpected)"
+                 % (len(got), len(want), len(set(got) - want)))
+        print("prefix scan listed %d keys (%d written meanwhile)"
+              % (len(got), len(written)))
+
         # a dump far larger than the connection's output high-water mark
         # (4 MiB) to a fast reader: it must be resumed after each pause
         big = [b"big:%d" % i for i in range(120000)]
