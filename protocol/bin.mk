@@ -4,7 +4,8 @@
 # sources, and their tests.
 
 libprotocol_a_SOURCES += protocol/proto_bin.c protocol/proto_bin.h
-CMD_SOURCES += server/cmd_bin.c server/cmd_bin.h server/sasl.c server/sasl.h
+CMD_SOURCES += server/cmd_bin.c server/cmd_bin.h server/sasl.c server/sasl.h \
+	server/auth_text.c server/auth_text.h
 bitcached_SOURCES += server/udp.c server/udp.h
 
 # Parser unit tests link the pure library only.

@@ -23,6 +23,7 @@
 #include "server/conn.h"
 
 #include "protocol/proto_bin.h"
+#include "server/auth_text.h"
 #include "server/cmd.h"
 #include "server/cmd_bin.h"
 #include "server/conn_table.h"
@@ -73,7 +74,8 @@ struct conn {
     size_t rheld;        /* rend - rstart as last reported to the worker */
     size_t turn_written; /* bytes written since this turn began */
     struct cmd_conn cc;
-    struct cmd_bin bin; /* binary protocol state */
+    struct cmd_bin bin;    /* binary protocol state */
+    struct auth_text auth; /* -Y: text requests wait for authentication */
     /* AUTO until the first byte decides */
     enum settings_proto protocol;
     bool reading;             /* rev is added */
@@ -295,6 +297,7 @@ conn_new(struct worker *w, int fd, bool is_unix)
     cmd_conn_init(&c->cc, &srv->env, &w->ctr, &sink);
     cmd_conn_set_throttle(&c->cc, out_full, c);
     cmd_bin_init(&c->bin, &c->cc, srv->sasl_pwdb);
+    auth_text_init(&c->auth, srv->settings->auth_file);
     c->protocol = srv->settings->protocol;
     c->info = conn_table_add(fd, 0, is_unix);
     c->cc.fd = fd;
@@ -419,6 +422,9 @@ bytes_wanted(const struct conn *c)
 {
     if (c->protocol == SETTINGS_PROTO_BINARY) {
         return cmd_bin_wanted(&c->bin);
+    }
+    if (auth_text_pending(&c->auth)) {
+        return auth_text_wanted(c->rbuf + c->rstart, c->rend - c->rstart);
     }
     return cmd_bytes_wanted(&c->cc);
 }
@@ -594,6 +600,9 @@ process(struct conn *c)
         if (c->protocol == SETTINGS_PROTO_BINARY) {
             st = cmd_bin_execute(&c->cc, &c->bin, c->rbuf + c->rstart,
                                  c->rend - c->rstart, &used);
+        } else if (auth_text_pending(&c->auth)) {
+            st = auth_text_execute(&c->auth, &c->cc, c->rbuf + c->rstart,
+                                   c->rend - c->rstart, &used);
         } else {
             st = cmd_execute(&c->cc, c->rbuf + c->rstart, c->rend - c->rstart,
                              &used);

@@ -6,6 +6,7 @@ bitcached_SOURCES = \
 	server/main.c server/server.h \
 	server/settings.c server/settings.h \
 	server/settings_ext.c server/settings_ext.h \
+	server/tls_settings.c server/tls_settings.h \
 	server/listen.c server/listen.h \
 	server/worker.c server/worker.h \
 	server/conn.c server/conn.h \

@@ -268,6 +268,11 @@ main(int argc, char **argv)
             return EX_CONFIG;
         }
     }
+    if (settings.auth_file != NULL && !sasl_pwdb_readable(settings.auth_file)) {
+        fprintf(stderr, "Could not open authfile [%s] for reading, error %s\n",
+                settings.auth_file, strerror(errno));
+        return EX_CONFIG;
+    }
     log_set_level(settings.verbose);
     dir = absolute_dir(settings.data_dir);
     if (dir == NULL) {

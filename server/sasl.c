@@ -1,6 +1,6 @@
-/* sasl.c - SASL PLAIN against a memcached-style password file (implements
- * sasl.h). Owns nothing between calls: the file is opened, scanned and
- * closed on each check. */
+/* sasl.c - SASL PLAIN against a memcached-style password file, and the
+ * password-file reader that -Y shares (implements sasl.h). Owns nothing between
+ * calls: the file is opened, scanned and closed on each check. */
 #include "server/sasl.h"
 
 #include <stdio.h>
@@ -20,10 +20,12 @@ same_bytes(const char *a, const char *b, size_t n)
     return d == 0;
 }
 
-/* The user's line in the file matches pass. */
+/* The user's line in the file matches pass. colon_ends: the password ends
+ * at a further ':' (MEMCACHED_SASL_PWDB); else it is the rest of the line
+ * (memcached's -Y file). */
 static bool
 pwdb_check(const char *path, const char *user, size_t ulen, const char *pass,
-           size_t plen)
+           size_t plen, bool colon_ends)
 {
     char line[SASL_ENTRY_MAX];
     bool ok = false;
@@ -46,12 +48,26 @@ pwdb_check(const char *path, const char *user, size_t ulen, const char *pass,
             continue;
         }
         pw = line + ulen + 1;
-        pwlen = strcspn(pw, ":");
+        pwlen = colon_ends ? strcspn(pw, ":") : strlen(pw);
         ok = pwlen == plen && same_bytes(pw, pass, plen);
         break;
     }
     fclose(f);
     return ok;
+}
+
+bool
+sasl_pwdb_check(const char *path, const char *user, size_t ulen,
+                const char *pass, size_t plen)
+{
+    return pwdb_check(path, user, ulen, pass, plen, true);
+}
+
+bool
+sasl_authfile_check(const char *path, const char *user, size_t ulen,
+                    const char *pass, size_t plen)
+{
+    return pwdb_check(path, user, ulen, pass, plen, false);
 }
 
 bool
@@ -84,7 +100,7 @@ sasl_plain_check(const char *path, const char *msg, size_t len)
     if (zlen > 0 && (zlen != ulen || memcmp(authz, user, ulen) != 0)) {
         return false;
     }
-    return pwdb_check(path, user, ulen, pass, plen);
+    return sasl_pwdb_check(path, user, ulen, pass, plen);
 }
 
 bool

@@ -19,6 +19,16 @@
  * match a line. */
 bool sasl_plain_check(const char *path, const char *msg, size_t len);
 
+/* Whether user/pass (not NUL-terminated) match a "user:password" line of
+ * the file at path: the one reader for SASL PLAIN and the text protocol's
+ * -Y. sasl_pwdb_check ends the password at a further ':', as
+ * MEMCACHED_SASL_PWDB files do; sasl_authfile_check takes the rest of the
+ * line, as memcached's -Y file does. Both block on the file read. */
+bool sasl_pwdb_check(const char *path, const char *user, size_t ulen,
+                     const char *pass, size_t plen);
+bool sasl_authfile_check(const char *path, const char *user, size_t ulen,
+                         const char *pass, size_t plen);
+
 /* Whether path names a readable password file (checked at start-up). */
 bool sasl_pwdb_readable(const char *path);
 

@@ -30,7 +30,7 @@ enum {
 };
 
 static const char short_opts[] =
-        "p:l:t:c:I:U:s:a:P:du:vm:AhVR:B:S" SETTINGS_EXT_SHORT;
+        "p:l:t:c:I:U:s:a:P:du:vm:AhVR:B:SY:Z" SETTINGS_EXT_SHORT;
 
 /* Exit code for the option error being reported (memcached exits 1 for
  * most bad values, 64 for others). */
@@ -45,6 +45,8 @@ static const struct option long_opts[] = {
         {"udp-port", required_argument, NULL, 'U'},
         {"protocol", required_argument, NULL, 'B'},
         {"enable-sasl", no_argument, NULL, 'S'},
+        {"auth-file", required_argument, NULL, 'Y'},
+        {"enable-ssl", no_argument, NULL, 'Z'},
         {"unix-socket", required_argument, NULL, 's'},
         {"unix-mask", required_argument, NULL, 'a'},
         {"pidfile", required_argument, NULL, 'P'},
@@ -104,6 +106,11 @@ usage(FILE *f)
 "  -B, --protocol=PROTO      auto | ascii | binary (default auto)\n"
 "  -S, --enable-sasl         require SASL PLAIN (binary protocol; users in\n"
 "                            the file named by MEMCACHED_SASL_PWDB)\n"
+"  -Y, --auth-file=FILE      text protocol clients must authenticate first\n"
+"                            (user:password lines; see bitcached(1))\n"
+"  -Z, --enable-ssl          TLS on every TCP listener (not notls:ADDR ones);\n"
+"                            -o ssl_chain_cert=FILE,ssl_key=FILE,... (see\n"
+"                            bitcached(1))\n"
 "  -s, --unix-socket=PATH    listen on a unix socket instead of TCP\n"
 "  -a, --unix-mask=MASK      unix socket permissions, octal (default 0700)\n"
 "  -P, --pidfile=FILE        write the process id to FILE\n"
@@ -169,6 +176,7 @@ set_defaults(struct settings *s)
     s->reqs_per_event = 20;
     s->output_budget = 256ull * 1024 * 1024;
     settings_ext_defaults(&s->mc);
+    tls_settings_defaults(&s->tls);
 }
 
 static int
@@ -381,6 +389,12 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
         return 0;
     case 'S':
         s->sasl = true;
+        return 0;
+    case 'Y':
+        replace_str(&s->auth_file, arg);
+        return 0;
+    case 'Z':
+        s->tls.enabled = true;
         return 0;
     case 's':
         replace_str(&s->unix_socket, arg);
@@ -616,6 +630,31 @@ check_sasl(struct settings *s)
     return 0;
 }
 
+/* memcached's -Y rules: text only (chosen when -B is not given), no UDP.
+ * With -S too, each protocol keeps its own check: text clients -Y, binary
+ * clients SASL (memcached has no such combination). */
+static int
+check_auth_file(struct settings *s)
+{
+    if (s->sasl) {
+        if (!protocol_given) {
+            s->protocol = SETTINGS_PROTO_AUTO;
+        }
+    } else if (!protocol_given) {
+        s->protocol = SETTINGS_PROTO_ASCII;
+    } else if (s->protocol != SETTINGS_PROTO_ASCII) {
+        fprintf(stderr, "ERROR: You cannot allow the BINARY protocol while "
+                        "using ascii authentication tokens.\n");
+        return -1;
+    }
+    if (s->udp_port != 0) {
+        fprintf(stderr, "Cannot use UDP with ascii authentication enabled "
+                        "(-U 0 to disable)\n");
+        return -1;
+    }
+    return 0;
+}
+
 enum settings_action
 settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
 {
@@ -683,6 +722,10 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
         *exit_code = EX_USAGE;
         return SETTINGS_EXIT_ERR;
     }
+    if (s->auth_file != NULL && check_auth_file(s) < 0) {
+        *exit_code = EX_USAGE;
+        return SETTINGS_EXIT_ERR;
+    }
     if (s->port == 0 && s->unix_socket == NULL) {
         fprintf(stderr, "bitcached: nothing to listen on: -p 0 and no -s\n");
         *exit_code = EX_USAGE;
@@ -704,6 +747,8 @@ settings_deinit(struct settings *s)
     free(s->config_file);
     free(s->log_file);
     settings_ext_deinit(&s->mc);
+    free(s->auth_file);
+    tls_settings_deinit(&s->tls);
     memset(s, 0, sizeof(*s));
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/tls_settings.h"
 #include "storage/cask.h"
 
 #define SETTINGS_MAX_LISTEN 16
@@ -101,6 +102,10 @@ struct settings {
     enum settings_proto protocol; /* -B */
     bool sasl;                    /* -S */
     struct settings_mc mc;        /* memcached's remaining flags and -o */
+
+    /* Text-protocol authentication and TLS */
+    char *auth_file;         /* -Y: user:password lines */
+    struct tls_settings tls; /* -Z and -o ssl_* */
 };
 
 /* What settings_parse decided. */

@@ -241,25 +241,6 @@ extstore_option(const char *name, const char *val, int *exit_code)
     return 1;
 }
 
-/* ssl_* (TLS is served only with -Z, which is not yet accepted): taken and
- * ignored, as memcached ignores them without -Z. */
-static bool
-ssl_option(const char *name)
-{
-    static const char *const names[] = {
-            "ssl_chain_cert",  "ssl_key",           "ssl_verify_mode",
-            "ssl_keyformat",   "ssl_ciphers",       "ssl_ca_cert",
-            "ssl_wbuf_size",   "ssl_session_cache", "ssl_kernel_tls",
-            "ssl_min_version",
-    };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(name, names[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 #define NEED_VALUE(msg)                                                        \
     do {                                                                       \
         if (val == NULL) {                                                     \
@@ -448,10 +429,15 @@ extended_one(struct settings *s, char *tok, int *exit_code)
                           "could not parse argument to read_buf_mem_limit");
         }
         mc->read_buf_mem_limit = (unsigned)ul * 1024 * 1024;
-    } else if (ssl_option(name)) {
+    } else if (tls_settings_is_option(name)) {
+        /* TLS (-Z): parsed and checked by tls_settings.c */
         if (val == NULL && strcmp(name, "ssl_session_cache") != 0 &&
             strcmp(name, "ssl_kernel_tls") != 0) {
             return refuse(exit_code, 1, "Missing %s argument", name);
+        }
+        if (tls_settings_apply(&s->tls, name, val) < 0) {
+            *exit_code = EX_USAGE;
+            return -1;
         }
     } else {
         int rc = extstore_option(name, val, exit_code);

@@ -276,6 +276,8 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "tcp_backlog", "%d", mc->backlog);
     stat_line(b, "binding_protocol", "%s", settings_proto_name(s->protocol));
     stat_line(b, "auth_enabled_sasl", "%s", s->sasl ? "yes" : "no");
+    stat_line(b, "auth_enabled_ascii", "%s",
+              s->auth_file != NULL ? s->auth_file : "no");
     stat_line(b, "item_size_max", "%u", s->item_size_max);
     stat_line(b, "maxconns_fast", "%s", mc->maxconns_fast ? "yes" : "no");
     stat_line(b, "hashpower_init", "%d", mc->hashpower_init);

@@ -1,0 +1,12 @@
+# server/tls.mk - TLS and text-protocol authentication (-Z, -o ssl_*, -Y):
+# their sources in the server, and their tests (included by Makefile.am).
+
+check_PROGRAMS += tests/unit/test_auth_text
+TESTS += tests/unit/test_auth_text
+tests_unit_test_auth_text_SOURCES = tests/unit/test_auth_text.c \
+	server/auth_text.c server/auth_text.h server/sasl.c server/sasl.h
+tests_unit_test_auth_text_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_auth_text_LDADD = $(CMOCKA_LIBS)
+
+dist_check_SCRIPTS += tests/integration/test_auth_text.py
+TESTS += tests/integration/test_auth_text.py
