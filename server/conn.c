@@ -30,6 +30,7 @@
 #include "server/log.h"
 #include "server/outbudget.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/watch.h"
 #include "server/worker.h"
 
@@ -76,6 +77,9 @@ struct conn {
     struct cmd_conn cc;
     struct cmd_bin bin;    /* binary protocol state */
     struct auth_text auth; /* -Y: text requests wait for authentication */
+    struct tls_conn *tls;  /* NULL: plain socket */
+    bool tls_read_blocked; /* the handshake waits for the socket to take
+                            * bytes: on_write reads again */
     /* AUTO until the first byte decides */
     enum settings_proto protocol;
     bool reading;             /* rev is added */
@@ -134,7 +138,8 @@ write_some(struct conn *c)
     size_t total = 0;
 
     while (!c->broken && evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+        int n = c->tls != NULL ? tls_conn_write(c->tls, c->out)
+                               : evbuffer_write(c->out, c->fd);
         if (n > 0) {
             c->w->bytes_written += (uint64_t)n;
             c->turn_written += (size_t)n;
@@ -262,7 +267,7 @@ set_reading(struct conn *c, bool on)
 }
 
 void
-conn_new(struct worker *w, int fd, bool is_unix)
+conn_new(struct worker *w, int fd, bool is_unix, bool tls)
 {
     struct server *srv = w->srv;
     struct conn *c = calloc(1, sizeof(*c));
@@ -281,6 +286,9 @@ conn_new(struct worker *w, int fd, bool is_unix)
     c->resume_ev = evtimer_new(w->base, on_resume, c);
     if (c->rbuf == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL ||
         c->resume_ev == NULL) {
+        goto fail;
+    }
+    if (tls && (c->tls = tls_conn_create(fd)) == NULL) {
         goto fail;
     }
     c->out_cap = OUT_CAP_MIN;
@@ -306,7 +314,7 @@ conn_new(struct worker *w, int fd, bool is_unix)
     rbuf_account(c, 0);
     set_reading(c, true);
     log_msg(LOG_DEBUG, "<%d new %s client connection", fd,
-            is_unix ? "unix" : "tcp");
+            is_unix ? "unix" : (tls ? "tls" : "tcp"));
     return;
 
 fail:
@@ -351,6 +359,7 @@ conn_close(struct conn *c)
     w->rbuf_bytes -= c->rsize;
     w->rbuf_held -= c->rheld;
     free(c->rbuf);
+    tls_conn_destroy(&c->tls);
     close(c->fd);
     atomic_fetch_sub(&w->srv->curr_conns, 1);
     free(c);
@@ -603,6 +612,10 @@ process(struct conn *c)
         } else if (auth_text_pending(&c->auth)) {
             st = auth_text_execute(&c->auth, &c->cc, c->rbuf + c->rstart,
                                    c->rend - c->rstart, &used);
+        } else if (c->rbuf[c->rstart] == 'r' &&
+                   tls_text_command(c->rbuf + c->rstart, c->rend - c->rstart,
+                                    &used, sink_bytes, c)) {
+            st = used > 0 ? CMD_DONE : CMD_NEED_MORE;
         } else {
             st = cmd_execute(&c->cc, c->rbuf + c->rstart, c->rend - c->rstart,
                              &used);
@@ -701,6 +714,35 @@ process(struct conn *c)
     return 0;
 }
 
+/* Bytes OpenSSL has decrypted and not handed over yet. */
+static bool
+tls_more(const struct conn *c)
+{
+    return c->tls != NULL && c->reading && !c->yielded &&
+           tls_conn_pending(c->tls);
+}
+
+/* read(2) on the socket, or through TLS. A TLS handshake that must write
+ * before it can read on arms the write event (on_write reads again). */
+static ssize_t
+conn_read(struct conn *c, char *buf, size_t room)
+{
+    bool want_write = false;
+    ssize_t n;
+
+    if (c->tls == NULL) {
+        return read(c->fd, buf, room);
+    }
+    n = tls_conn_read(c->tls, buf, room, &want_write);
+    if (n < 0 && want_write && !c->tls_read_blocked) {
+        c->tls_read_blocked = true;
+        if (!c->writing) {
+            event_add(c->wev, NULL);
+        }
+    }
+    return n;
+}
+
 static void
 on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -728,7 +770,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
             }
         }
         room = c->rsize - c->rend;
-        n = read(fd, c->rbuf + c->rend, room);
+        n = conn_read(c, c->rbuf + c->rend, room);
         if (n == 0) {
             conn_close(c);
             return;
@@ -749,9 +791,16 @@ on_read(evutil_socket_t fd, short what, void *arg)
         if (process(c) < 0) {
             return;
         }
-        if (!c->reading || c->yielded || (size_t)n < room) {
+        if (!c->reading || c->yielded) {
             return;
         }
+        if ((size_t)n < room && !tls_more(c)) {
+            return;
+        }
+    }
+    if (tls_more(c)) {
+        /* decrypted bytes wait inside OpenSSL: no socket event will come */
+        event_active(c->rev, EV_READ, 0);
     }
 }
 
@@ -769,6 +818,14 @@ on_write(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    if (c->tls_read_blocked) {
+        c->tls_read_blocked = false;
+        if (!c->writing) {
+            event_del(c->wev);
+        }
+        on_read(fd, EV_READ, c); /* may close c */
+        return;
+    }
     if (flush_out(c) < 0) {
         return;
     }
@@ -776,7 +833,9 @@ on_write(evutil_socket_t fd, short what, void *arg)
         c->paused = false;
         if (!c->closing && !c->w->stopping) {
             set_reading(c, true);
-            process(c);
+            if (process(c) == 0 && tls_more(c)) {
+                event_active(c->rev, EV_READ, 0);
+            }
         }
     }
 }
@@ -792,7 +851,9 @@ on_resume(evutil_socket_t fd, short what, void *arg)
     if (c->paused || c->closing || c->w->stopping) {
         return;
     }
-    process(c);
+    if (process(c) == 0 && tls_more(c)) {
+        event_active(c->rev, EV_READ, 0);
+    }
 }
 
 void

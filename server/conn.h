@@ -8,9 +8,9 @@
 
 struct worker;
 
-/* Take over an accepted, non-blocking socket. On failure the socket is
- * closed. Worker thread. */
-void conn_new(struct worker *w, int fd, bool is_unix);
+/* Take over an accepted, non-blocking socket; tls: speak TLS on it
+ * (tls.c). On failure the socket is closed. Worker thread. */
+void conn_new(struct worker *w, int fd, bool is_unix, bool tls);
 
 /* While all connections' queued replies are over the output budget, close
  * w's largest queue (at most one per call). The worker calls this on a

@@ -47,6 +47,7 @@ struct listener {
     struct listeners *ls;
     bool is_unix;
     struct conn_info *info; /* for stats conns */
+    bool tls;               /* -Z, and the address had no notls: prefix */
 };
 
 struct listeners {
@@ -167,7 +168,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
         return;
     }
     episode_end(l->ls);
-    worker_dispatch(srv, fd, l->is_unix);
+    worker_dispatch(srv, fd, l->is_unix, l->tls);
 }
 
 static void
@@ -270,13 +271,35 @@ split_addr(const char *addr, char *host, size_t cap, int *port)
     return 0;
 }
 
+/* Whether a bound address is reachable only from this host. */
+static bool
+is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return false;
+}
+
 static int
 open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
 {
+    const struct settings *s = srv->settings;
     struct addrinfo hints, *res = NULL, *ai;
     char host[256], serv[16];
     int rc, bound = 0, err = 0;
+    bool tls = s->tls.enabled, exposed = false;
 
+    /* memcached's per-listener opt-out of -Z */
+    if (strncmp(addr, "notls:", 6) == 0) {
+        addr += 6;
+        tls = false;
+    }
     if (split_addr(addr, host, sizeof(host), &port) != 0) {
         return EINVAL;
     }
@@ -315,6 +338,8 @@ open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
             err = rc;
             continue;
         }
+        ls->l[ls->n - 1].tls = tls;
+        exposed = exposed || !is_loopback(ai->ai_addr);
         bound++;
     }
     freeaddrinfo(res);
@@ -323,7 +348,15 @@ open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
                 port, strerror(err ? err : EADDRNOTAVAIL));
         return err ? err : EADDRNOTAVAIL;
     }
-    log_msg(LOG_INFO, "listening on %s port %d", addr, port);
+    log_msg(LOG_INFO, "listening on %s port %d%s", addr, port,
+            tls ? " (TLS)" : "");
+    if (exposed && !tls && s->auth_file == NULL && !s->sasl) {
+        log_msg(LOG_WARN,
+                "listening on %s port %d, beyond this host, without TLS or "
+                "authentication: anyone who reaches it can read, change and "
+                "flush the cache (see -Z, -Y and -S)",
+                addr, port);
+    }
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "server/settings.h"
 #include "server/settings_ext.h"
 #include "server/stats.h"
+#include "server/tls.h"
 #include "server/udp.h"
 #include "server/watch.h"
 #include "server/worker.h"
@@ -273,6 +274,13 @@ main(int argc, char **argv)
                 settings.auth_file, strerror(errno));
         return EX_CONFIG;
     }
+    if (settings.tls.enabled) {
+        char err[512];
+        if (tls_open(&settings.tls, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return EX_USAGE; /* memcached's code for it */
+        }
+    }
     log_set_level(settings.verbose);
     dir = absolute_dir(settings.data_dir);
     if (dir == NULL) {
@@ -428,6 +436,7 @@ out:
     if (exit_code == 0) {
         log_msg(LOG_INFO, "stopped");
     }
+    tls_close();
     settings_deinit(&settings);
     return exit_code;
 }

@@ -8,6 +8,7 @@
 #include "server/log.h"
 #include "server/outbudget.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/worker.h"
 #include <config.h> /* autoconf's, not server/config.h */
 
@@ -224,6 +225,20 @@ stats_general(struct server *srv, struct out_buf *b)
               (unsigned long long)c.store_too_large);
     stat_line(b, "auth_cmds", "%llu", (unsigned long long)c.auth_cmds);
     stat_line(b, "auth_errors", "%llu", (unsigned long long)c.auth_errors);
+    if (tls_enabled()) {
+        struct tls_stats ts;
+        tls_get_stats(&ts);
+        stat_line(b, "ssl_handshake_errors", "%llu",
+                  (unsigned long long)ts.handshake_errors);
+        stat_line(b, "ssl_proto_errors", "%llu",
+                  (unsigned long long)ts.proto_errors);
+        stat_line(b, "time_since_server_cert_refresh", "%lld",
+                  (long long)(time(NULL) - ts.refreshed_s));
+        if (srv->settings->tls.session_cache) {
+            stat_line(b, "ssl_new_sessions", "%llu",
+                      (unsigned long long)ts.new_sessions);
+        }
+    }
     stat_line(b, "bytes_read", "%llu", (unsigned long long)rd);
     stat_line(b, "bytes_written", "%llu", (unsigned long long)wr);
     stat_line(b, "limit_maxbytes", "%llu",
@@ -278,6 +293,20 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "auth_enabled_sasl", "%s", s->sasl ? "yes" : "no");
     stat_line(b, "auth_enabled_ascii", "%s",
               s->auth_file != NULL ? s->auth_file : "no");
+    stat_line(b, "ssl_enabled", "%s", s->tls.enabled ? "yes" : "no");
+    stat_line(b, "ssl_chain_cert", "%s",
+              s->tls.chain_cert ? s->tls.chain_cert : "NULL");
+    stat_line(b, "ssl_key", "%s", s->tls.key ? s->tls.key : "NULL");
+    stat_line(b, "ssl_verify_mode", "%d", s->tls.verify_mode);
+    stat_line(b, "ssl_keyformat", "%d", s->tls.keyformat);
+    stat_line(b, "ssl_ciphers", "%s", s->tls.ciphers ? s->tls.ciphers : "NULL");
+    stat_line(b, "ssl_ca_cert", "%s", s->tls.ca_cert ? s->tls.ca_cert : "NULL");
+    stat_line(b, "ssl_wbuf_size", "%u", s->tls.wbuf_size_kb * 1024);
+    stat_line(b, "ssl_session_cache", "%s",
+              s->tls.session_cache ? "yes" : "no");
+    stat_line(b, "ssl_kernel_tls", "%s", s->tls.kernel_tls ? "yes" : "no");
+    stat_line(b, "ssl_min_version", "%s",
+              tls_settings_version_name(s->tls.min_version));
     stat_line(b, "item_size_max", "%u", s->item_size_max);
     stat_line(b, "maxconns_fast", "%s", mc->maxconns_fast ? "yes" : "no");
     stat_line(b, "hashpower_init", "%d", mc->hashpower_init);

@@ -1,6 +1,10 @@
 # server/tls.mk - TLS and text-protocol authentication (-Z, -o ssl_*, -Y):
 # their sources in the server, and their tests (included by Makefile.am).
 
+bitcached_SOURCES += server/tls.c server/tls.h
+bitcached_CFLAGS += $(OPENSSL_CFLAGS)
+bitcached_LDADD += $(OPENSSL_LIBS)
+
 check_PROGRAMS += tests/unit/test_auth_text
 TESTS += tests/unit/test_auth_text
 tests_unit_test_auth_text_SOURCES = tests/unit/test_auth_text.c \
@@ -8,5 +12,6 @@ tests_unit_test_auth_text_SOURCES = tests/unit/test_auth_text.c \
 tests_unit_test_auth_text_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_auth_text_LDADD = $(CMOCKA_LIBS)
 
-dist_check_SCRIPTS += tests/integration/test_auth_text.py
-TESTS += tests/integration/test_auth_text.py
+dist_check_SCRIPTS += tests/integration/test_auth_text.py \
+	tests/integration/test_tls.py
+TESTS += tests/integration/test_auth_text.py tests/integration/test_tls.py

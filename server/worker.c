@@ -97,7 +97,7 @@ on_notify(evutil_socket_t fd, short what, void *arg)
                 close(it->fd);
                 atomic_fetch_sub(&w->srv->curr_conns, 1);
             } else {
-                conn_new(w, it->fd, it->is_unix);
+                conn_new(w, it->fd, it->is_unix, it->tls);
             }
             free(it);
         } else if (cmds[i] == 's') {
@@ -191,7 +191,7 @@ notify(struct worker *w, char cmd)
 }
 
 void
-worker_dispatch(struct server *srv, int fd, bool is_unix)
+worker_dispatch(struct server *srv, int fd, bool is_unix, bool tls)
 {
     static unsigned next;
     struct worker *w = &srv->workers[next++ % srv->nworkers];
@@ -204,6 +204,7 @@ worker_dispatch(struct server *srv, int fd, bool is_unix)
     }
     it->fd = fd;
     it->is_unix = is_unix;
+    it->tls = tls;
     it->next = NULL;
     pthread_mutex_lock(&w->qmu);
     if (w->qtail != NULL) {

@@ -19,6 +19,7 @@ struct event;
 struct worker_item {
     int fd;
     bool is_unix;
+    bool tls; /* serve TLS on it (a -Z listener without notls:) */
     struct worker_item *next;
 };
 
@@ -58,7 +59,7 @@ int worker_create_all(struct server *srv, unsigned n);
 /* Start their threads. */
 int worker_start_all(struct server *srv);
 /* Hand an accepted socket to the next worker, round robin. Main thread. */
-void worker_dispatch(struct server *srv, int fd, bool is_unix);
+void worker_dispatch(struct server *srv, int fd, bool is_unix, bool tls);
 /* Ask every worker to drain and stop, and join them. Main thread. */
 void worker_stop_all(struct server *srv);
 /* Free what worker_create_all made. */
