@@ -15,3 +15,10 @@ tests_unit_test_auth_text_LDADD = $(CMOCKA_LIBS)
 dist_check_SCRIPTS += tests/integration/test_auth_text.py \
 	tests/integration/test_tls.py
 TESTS += tests/integration/test_auth_text.py tests/integration/test_tls.py
+
+# TLS throughput benchmark (not part of make check): tests/bench/bench_tls.sh.
+noinst_PROGRAMS += tests/bench/bench_tls
+tests_bench_bench_tls_SOURCES = tests/bench/bench_tls.c
+tests_bench_bench_tls_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
+tests_bench_bench_tls_LDADD = $(OPENSSL_LIBS) $(PTHREAD_LIBS)
+EXTRA_DIST += tests/bench/bench_tls.sh
