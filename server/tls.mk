@@ -22,3 +22,10 @@ tests_bench_bench_tls_SOURCES = tests/bench/bench_tls.c
 tests_bench_bench_tls_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 tests_bench_bench_tls_LDADD = $(OPENSSL_LIBS) $(PTHREAD_LIBS)
 EXTRA_DIST += tests/bench/bench_tls.sh
+
+check_PROGRAMS += tests/unit/test_tls_settings
+TESTS += tests/unit/test_tls_settings
+tests_unit_test_tls_settings_SOURCES = tests/unit/test_tls_settings.c \
+	server/tls_settings.c server/tls_settings.h
+tests_unit_test_tls_settings_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_tls_settings_LDADD = $(CMOCKA_LIBS)

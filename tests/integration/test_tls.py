@@ -9,7 +9,9 @@
 # client stays connected, and a failed refresh that keeps the old one;
 # -Y and -Z together; the ssl stats and stats settings lines. Where the
 # installed memcached has TLS, the refresh_certs replies, the plain-client
-# refusal and the stats settings lines are compared with memcached -Z.
+# refusal and the stats settings lines are compared with memcached -Z. The
+# warning for a listener beyond loopback without TLS or auth is checked in
+# a network namespace of the test's own.
 # Python 3 stdlib and bcserver.py.
 import os
 import shutil
@@ -18,6 +20,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 
 sys.dont_write_bytecode = True
@@ -336,6 +339,52 @@ def startup(bc, p):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def start_log(argv, timeout=20):
+    """Start argv, read its log until it is ready, stop it: the log."""
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+    lines = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline().decode(errors="replace")
+            if not line:
+                break
+            lines.append(line)
+            if " ready" in line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return "".join(lines)
+
+
+def exposure_warning(bc, p):
+    """The warning for a listener beyond loopback without TLS or auth. The
+    wildcard address is bound inside a network namespace of our own, where
+    the only interface is lo, so nothing outside this host is reachable."""
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        print("note: cannot make a network namespace; exposure warning not checked")
+        return
+    tmp = tempfile.mkdtemp(prefix="bc-tls.")
+    users = p("users")
+    with open(users, "w") as f:
+        f.write("alice:secret\n")
+    warn = "without TLS or authentication"
+    try:
+        for extra, want in (([], True), (tls_args(p), False), (["-Y", users], False)):
+            argv = ["unshare", "-n", bc, "--data-dir=" + tmp + "/d", "-v", "-l", "0.0.0.0",
+                    "-p", "11211"] + extra
+            log = start_log(argv)
+            check(" ready" in log and (warn in log) == want,
+                  "0.0.0.0 %s: warning %s" % (" ".join(extra) or "plain",
+                                              "logged" if want else "not logged"))
+        log = start_log([bc, "--data-dir=" + tmp + "/d", "-v", "-l", "127.0.0.1",
+                         "-p", str(bcserver.free_port())])
+        check(" ready" in log and warn not in log, "127.0.0.1 plain: no warning")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def compare(bc, mc, p):
     got = {}
     for binary, kind in ((mc, "memcached"), (bc, "bitcached")):
@@ -384,6 +433,7 @@ def main():
         client_certs(bc, p)
         auth_and_tls(bc, p)
         startup(bc, p)
+        exposure_warning(bc, p)
         mc_tls = bcserver.executable(mc) and b"enable-ssl" in subprocess.run(
             [mc, "-h"], capture_output=True).stdout
         if mc_tls:
