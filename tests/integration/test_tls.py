@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -140,6 +141,11 @@ def plain_on_tls(port):
         s.close()
 
 
+def req_hdr(op):
+    """A binary request header without key, extras or value; opaque 5."""
+    return struct.pack(">BBHBBHIIQ", 0x80, op, 0, 0, 0, 0, 0, 5, 0)
+
+
 def tls_args(p, *extra):
     opts = "ssl_chain_cert=%s,ssl_key=%s" % (p("live.crt"), p("live.key"))
     return ["-Z", "-o", opts + "".join("," + e for e in extra)]
@@ -159,6 +165,16 @@ def basic(bc, p):
             check(r == b"STORED\r\nVALUE big 0 %d\r\n%s\r\nVALUE k 0 5\r\nhello\r\nEND\r\n"
                   % (len(big), big), "700 KB value there and back through TLS")
             base = stats(s)
+        finally:
+            s.close()
+
+        # the binary protocol rides TLS the same way: version and noop
+        s = tls_connect(port, client_ctx(p))
+        try:
+            noop_reply = struct.pack(">BBHBBHIIQ", 0x81, 0x0A, 0, 0, 0, 0, 0, 5, 0)
+            r = call(s, req_hdr(0x0B) + req_hdr(0x0A), (noop_reply,))
+            check(r[:2] == b"\x81\x0b" and b"1.6.18" in r and r.endswith(noop_reply),
+                  "binary version and noop through TLS: %r" % r)
         finally:
             s.close()
 
