@@ -19,6 +19,12 @@
  * Read buffers grow for large requests and shrink back to RBUF_INITIAL once
  * they hold little; freed memory is handed back to the OS by the worker's
  * trim timer (worker.c).
+ *
+ * TLS (-Z): the socket is read and written through tls.c instead of
+ * read(2) and evbuffer_write; all of the above is the same. Bytes OpenSSL
+ * has decrypted but not handed over announce themselves by no socket event,
+ * so the read event is made active by hand while any wait (tls_more). With
+ * -Y, text requests go to auth_text.c until the connection authenticates.
  */
 #include "server/conn.h"
 

@@ -10,7 +10,12 @@
  * given up to accept and answer one client the same way, and accepting
  * stops for a back-off that doubles from ACCEPT_BACKOFF_MIN_MS while the
  * condition lasts (memcached's listen_disabled_num counts these pauses).
- * Either episode is logged once when it starts and once when it ends. */
+ * Either episode is logged once when it starts and once when it ends.
+ *
+ * With -Z every TCP listener hands its connections over as TLS ones, except
+ * an address written notls:ADDR (memcached's opt-out); a TCP listener that
+ * reaches beyond loopback with neither TLS nor -Y/-S is logged as a
+ * warning. */
 #include <config.h> /* first: feature macros (accept4) */
 
 #include "server/listen.h"
