@@ -5,7 +5,7 @@
 # port, a client that does not trust the server's certificate, and client
 # certificates (ssl_verify_mode=2) from the right CA, a rogue CA and none,
 # refused cleanly while the server goes on; ssl_min_version; a notls:
-# listener beside a TLS one; refresh_certs with a new certificate while a
+# listener beside a TLS one; a forged record in an established session; refresh_certs with a new certificate while a
 # client stays connected, and a failed refresh that keeps the old one;
 # -Y and -Z together; the ssl stats and stats settings lines. Where the
 # installed memcached has TLS, the refresh_certs replies, the plain-client
@@ -210,9 +210,25 @@ def basic(bc, p):
         except (ValueError, ssl.SSLError) as e:
             print("note: this Python cannot offer TLS 1.1: %s" % e)
 
+        # garbage inside an established session: a protocol error, closed
+        s = tls_connect(port, client_ctx(p))
+        try:
+            check(call(s, b"get k\r\n", (b"END\r\n",)).startswith(b"VALUE k"), "session up")
+            os.write(s.fileno(), b"\x17\x03\x03\x00\x20" + b"\xee" * 32)
+            s.settimeout(5)
+            try:
+                closed = s.recv(100) == b""
+            except (ssl.SSLError, ConnectionError):
+                closed = True
+            check(closed, "a forged record closes the session")
+        finally:
+            s.close()
+
         s = tls_connect(port, client_ctx(p))
         try:
             st = stats(s)
+            check(int(st.get("ssl_proto_errors", 0)) == int(base["ssl_proto_errors"]) + 1,
+                  "ssl_proto_errors counted: %s" % st.get("ssl_proto_errors"))
             check(int(st.get("ssl_handshake_errors", -1)) >= int(base["ssl_handshake_errors"]) + 2,
                   "ssl_handshake_errors counted: %s -> %s"
                   % (base.get("ssl_handshake_errors"), st.get("ssl_handshake_errors")))
