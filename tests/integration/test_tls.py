@@ -5,7 +5,8 @@
 # port, a client that does not trust the server's certificate, and client
 # certificates (ssl_verify_mode=2) from the right CA, a rogue CA and none,
 # refused cleanly while the server goes on; ssl_min_version; a notls:
-# listener beside a TLS one; a forged record in an established session; refresh_certs with a new certificate while a
+# listener beside a TLS one; a forged record in an established session;
+# refresh_certs with a new certificate while a
 # client stays connected, and a failed refresh that keeps the old one;
 # -Y and -Z together; the ssl stats and stats settings lines. Where the
 # installed memcached has TLS, the refresh_certs replies, the plain-client
