@@ -8,7 +8,8 @@
 # listener beside a TLS one; a forged record in an established session;
 # refresh_certs with a new certificate while a
 # client stays connected, and a failed refresh that keeps the old one;
-# -Y and -Z together; the ssl stats and stats settings lines. Where the
+# -Y and -Z together; refresh_certs without -Z; the ssl stats and stats
+# settings lines. Where the
 # installed memcached has TLS, the refresh_certs replies, the plain-client
 # refusal and the stats settings lines are compared with memcached -Z. The
 # warning for a listener beyond loopback without TLS or auth is checked in
@@ -357,6 +358,27 @@ def auth_and_tls(bc, p):
         srv.close()
 
 
+def no_tls(bc):
+    """refresh_certs on a server without -Z: memcached's line, noreply or
+    not; a longer word is not the command."""
+    srv = bcserver.Server(bc, "bitcached", [])
+    try:
+        srv.start()
+        with srv.connect() as s:
+            s.sendall(b"refresh_certs\r\nrefresh_certs noreply\r\nrefresh_certsx\r\nversion\r\n")
+            s.settimeout(5)
+            r = b""
+            while not (b"VERSION" in r and r.endswith(b"\r\n")):
+                chunk = s.recv(1000)
+                if not chunk:
+                    break
+                r += chunk
+            check(r.startswith(b"Error TLS not enabled\r\nError TLS not enabled\r\nERROR\r\nVERSION "),
+                  "refresh_certs without -Z as memcached: %r" % r)
+    finally:
+        srv.close()
+
+
 def startup(bc, p):
     tmp = tempfile.mkdtemp(prefix="bc-tls.")
     for args, what in ((["-Z"], "-Z without a certificate"),
@@ -466,6 +488,7 @@ def main():
         client_certs(bc, p)
         auth_and_tls(bc, p)
         startup(bc, p)
+        no_tls(bc)
         exposure_warning(bc, p)
         mc_tls = bcserver.executable(mc) and b"enable-ssl" in subprocess.run(
             [mc, "-h"], capture_output=True).stdout
