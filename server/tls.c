@@ -131,6 +131,9 @@ build_ctx(const struct tls_settings *t, char *err, size_t errlen)
                                      | (t->kernel_tls ? SSL_OP_ENABLE_KTLS : 0)
 #endif
     );
+    /* one read(2) per batch of records rather than two per record; what
+     * OpenSSL holds ahead is seen by SSL_has_pending */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (t->ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, t->ciphers) &&
@@ -425,7 +428,7 @@ tls_conn_write(struct tls_conn *tc, struct evbuffer *out)
 bool
 tls_conn_pending(const struct tls_conn *tc)
 {
-    return SSL_pending(tc->ssl) > 0;
+    return SSL_has_pending(tc->ssl) == 1;
 }
 
 void

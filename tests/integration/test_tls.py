@@ -170,6 +170,34 @@ def basic(bc, p):
         finally:
             s.close()
 
+        # Requests in separate TLS records while the replies back up: the
+        # server pauses at its output cap with records still inside OpenSSL
+        # (no socket event will announce them), and must go on by itself
+        # once the client reads.
+        s = tls_connect(port, client_ctx(p))
+        try:
+            val = b"y" * 100000
+            check(call(s, b"set big2 0 0 %d\r\n%s\r\n" % (len(val), val)) == b"STORED\r\n",
+                  "100 KB value stored")
+            for _ in range(60):
+                s.sendall(b"get big2\r\n")
+            time.sleep(0.5)
+            s.settimeout(10)
+            data = b""
+            want = (b"VALUE big2 0 %d\r\n%s\r\nEND\r\n" % (len(val), val)) * 60
+            while len(data) < len(want):
+                try:
+                    chunk = s.recv(1 << 20)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            check(data == want, "60 pipelined records over the output cap all answered (%d of %d bytes)"
+                  % (len(data), len(want)))
+        finally:
+            s.close()
+
         # the binary protocol rides TLS the same way: version and noop
         s = tls_connect(port, client_ctx(p))
         try:
