@@ -430,13 +430,9 @@ extended_one(struct settings *s, char *tok, int *exit_code)
         }
         mc->read_buf_mem_limit = (unsigned)ul * 1024 * 1024;
     } else if (tls_settings_is_option(name)) {
-        /* TLS (-Z): parsed and checked by tls_settings.c */
-        if (val == NULL && strcmp(name, "ssl_session_cache") != 0 &&
-            strcmp(name, "ssl_kernel_tls") != 0) {
-            return refuse(exit_code, 1, "Missing %s argument", name);
-        }
+        /* TLS (-Z): checked and kept by tls_settings.c */
         if (tls_settings_apply(&s->tls, name, val) < 0) {
-            *exit_code = EX_USAGE;
+            *exit_code = 1;
             return -1;
         }
     } else {

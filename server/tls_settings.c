@@ -1,7 +1,8 @@
 /* tls_settings.c - parses memcached's ssl_* extended options into struct
- * tls_settings (implements tls_settings.h). Touches nothing else; the
- * checks that need the files (certificate, key) are tls.c's, at start-up.
- */
+ * tls_settings (implements tls_settings.h); settings_ext.c's -o parser hands
+ * each one over. Touches nothing else; the checks that need the files
+ * (certificate, key) are tls.c's, at start-up. Refusals print memcached's
+ * messages. */
 #include "server/tls_settings.h"
 
 #include <errno.h>
@@ -47,29 +48,44 @@ tls_settings_is_option(const char *name)
 }
 
 static int
-bad(const char *name, const char *value, const char *why)
+missing(const char *name)
 {
-    fprintf(stderr, "bitcached: -o %s%s%s: %s\n", name, value ? "=" : "",
-            value ? value : "", why);
+    fprintf(stderr, "Missing %s argument\n", name);
+    return -1;
+}
+
+/* memcached's two refusals of a bad value: "Invalid ssl_verify_mode. Use
+ * help to see valid options." for a number out of range (invalid), "could
+ * not parse argument to ssl_wbuf_size" for one that is not a number. */
+static int
+refused(const char *name, bool invalid)
+{
+    if (invalid) {
+        fprintf(stderr, "Invalid %s. Use help to see valid options.\n", name);
+    } else {
+        fprintf(stderr, "could not parse argument to %s\n", name);
+    }
     return -1;
 }
 
 /* A whole decimal number in [min, max]. */
 static int
-small_int(const char *name, const char *value, long min, long max, int *out)
+small_int(const char *name, const char *value, long min, long max,
+          bool range_is_invalid, int *out)
 {
     char *end;
     long v;
 
-    if (value == NULL || *value == '\0') {
-        return bad(name, value, "needs a value");
+    if (value == NULL) {
+        return missing(name);
     }
     errno = 0;
     v = strtol(value, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max) {
-        char why[64];
-        snprintf(why, sizeof(why), "not a number from %ld to %ld", min, max);
-        return bad(name, value, why);
+    if (errno != 0 || *end != '\0' || end == value) {
+        return refused(name, false);
+    }
+    if (v < min || v > max) {
+        return refused(name, range_is_invalid);
     }
     *out = (int)v;
     return 0;
@@ -79,11 +95,15 @@ static int
 path(const char *name, const char *value, char **dst)
 {
     if (value == NULL || *value == '\0') {
-        return bad(name, value, "needs a value");
+        return missing(name);
     }
     free(*dst);
     *dst = strdup(value);
-    return *dst == NULL ? bad(name, value, "out of memory") : 0;
+    if (*dst == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return -1;
+    }
+    return 0;
 }
 
 int
@@ -113,28 +133,28 @@ tls_settings_apply(struct tls_settings *t, const char *name, const char *value)
             t->keyformat = 2;
             return 0;
         }
-        if (small_int(name, value, 1, 2, &v) < 0) {
+        if (small_int(name, value, 1, 2, false, &v) < 0) {
             return -1;
         }
         t->keyformat = v;
         return 0;
     }
     if (strcmp(name, "ssl_verify_mode") == 0) {
-        if (small_int(name, value, 0, 3, &v) < 0) {
+        if (small_int(name, value, 0, 3, true, &v) < 0) {
             return -1;
         }
         t->verify_mode = v;
         return 0;
     }
     if (strcmp(name, "ssl_min_version") == 0) {
-        if (small_int(name, value, 0, 3, &v) < 0) {
+        if (small_int(name, value, 0, 3, true, &v) < 0) {
             return -1;
         }
         t->min_version = v;
         return 0;
     }
     if (strcmp(name, "ssl_wbuf_size") == 0) {
-        if (small_int(name, value, 1, 16 * 1024, &v) < 0) {
+        if (small_int(name, value, 1, 16 * 1024, false, &v) < 0) {
             return -1;
         }
         t->wbuf_size_kb = (unsigned)v;
@@ -148,34 +168,8 @@ tls_settings_apply(struct tls_settings *t, const char *name, const char *value)
         t->kernel_tls = true;
         return 0;
     }
-    return bad(name, value, "not a TLS option");
-}
-
-int
-tls_settings_extended(struct tls_settings *t, const char *arg)
-{
-    char *copy = strdup(arg);
-    char *save = NULL;
-    int rc = 0;
-
-    if (copy == NULL) {
-        return bad("", arg, "out of memory");
-    }
-    for (char *tok = strtok_r(copy, ",", &save); tok != NULL && rc == 0;
-         tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        if (eq != NULL) {
-            *eq = '\0';
-        }
-        if (!tls_settings_is_option(tok)) {
-            fprintf(stderr, "bitcached: -o %s: unknown extended option\n", tok);
-            rc = -1;
-            break;
-        }
-        rc = tls_settings_apply(t, tok, eq != NULL ? eq + 1 : NULL);
-    }
-    free(copy);
-    return rc;
+    fprintf(stderr, "Illegal suboption \"%s\"\n", name);
+    return -1;
 }
 
 const char *

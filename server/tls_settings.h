@@ -1,7 +1,6 @@
 /* tls_settings.h - memcached's TLS options (-Z and the -o ssl_* keys) as
- * one struct, parsed here so that any option parser can hand over one
- * key=value at a time. No OpenSSL here: tls.c turns these into a context.
- */
+ * one struct; the -o parser (settings_ext.c) hands each ssl_* key=value
+ * over. No OpenSSL here: tls.c turns these into a context. */
 #ifndef BITCACHED_TLS_SETTINGS_H
 #define BITCACHED_TLS_SETTINGS_H
 
@@ -27,15 +26,11 @@ void tls_settings_deinit(struct tls_settings *t);
 /* Whether name is one of memcached's ssl_* extended options. */
 bool tls_settings_is_option(const char *name);
 
-/* Apply one extended option: name (an ssl_* key) and its value (NULL when
- * the option was given without '='). Returns 0, or -1 after printing a
- * one-line error to stderr. */
+/* Apply one extended option of -o: name (an ssl_* key) and its value (NULL
+ * when given without '='). Returns 0, or -1 after printing memcached's
+ * one-line refusal to stderr (memcached then exits 1). */
 int tls_settings_apply(struct tls_settings *t, const char *name,
                        const char *value);
-
-/* memcached's -o list ("k=v,k2,k3=v3"), ssl_* keys only until the
- * general -o parser takes them over. Returns 0 or -1 (error printed). */
-int tls_settings_extended(struct tls_settings *t, const char *arg);
 
 /* The name stats settings shows for a min_version ("tlsv1.2"). */
 const char *tls_settings_version_name(int v);

@@ -409,16 +409,25 @@ def no_tls(bc):
 
 def startup(bc, p):
     tmp = tempfile.mkdtemp(prefix="bc-tls.")
-    for args, what in ((["-Z"], "-Z without a certificate"),
-                       (["-Z", "-o", "ssl_chain_cert=" + p("nonexistent")], "-Z with a missing file"),
-                       (["-Z", "-o", "ssl_chain_cert=%s,ssl_key=%s" % (p("srv1.crt"), p("srv2.key"))],
-                        "-Z with a key that does not match"),
-                       (["-o", "ssl_verify_mode=7"], "ssl_verify_mode out of range")):
+    for args, what, code in ((["-Z"], "-Z without a certificate", 64),
+                             (["-Z", "-o", "ssl_chain_cert=" + p("nonexistent")],
+                              "-Z with a missing file", 64),
+                             (["-Z", "-o", "ssl_chain_cert=%s,ssl_key=%s" % (p("srv1.crt"), p("srv2.key"))],
+                              "-Z with a key that does not match", 64),
+                             # memcached's messages and code (checked against
+                             # memcached 1.6.18)
+                             (["-o", "ssl_verify_mode=7"],
+                              "Invalid ssl_verify_mode. Use help to see valid options.", 1),
+                             (["-o", "ssl_min_version=x"],
+                              "could not parse argument to ssl_min_version", 1),
+                             (["-o", "ssl_wbuf_size=x"], "could not parse argument to ssl_wbuf_size", 1),
+                             (["-o", "ssl_chain_cert"], "Missing ssl_chain_cert argument", 1)):
         r = subprocess.run([bc, "--data-dir=" + tmp + "/d", "-l", "127.0.0.1",
                             "-p", str(bcserver.free_port())] + args,
                            capture_output=True, timeout=20)
-        check(r.returncode == 64, "%s refused at start-up: %d %s"
-              % (what, r.returncode, r.stderr.decode(errors="replace").strip()[:150]))
+        err = r.stderr.decode(errors="replace")
+        check(r.returncode == code and (code != 1 or what + "\n" in err),
+              "%s refused at start-up: %d %s" % (what, r.returncode, err.strip()[:150]))
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,6 +1,7 @@
 /* test_tls_settings.c - cmocka tests for server/tls_settings.c: memcached's
- * defaults, each ssl_* option and its bounds, the -o list form with and
- * without values, and the refusals. No OpenSSL, no files.
+ * defaults, each ssl_* option and its bounds, with and without values (fed
+ * as the -o parser feeds them, one key at a time), and the refusals. No
+ * OpenSSL, no files.
  */
 #include "server/tls_settings.h"
 
@@ -8,9 +9,31 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+
+/* Apply "k=v,k2,..." one key at a time, as settings_ext.c does. */
+static int
+apply_list(struct tls_settings *t, const char *list)
+{
+    char *copy = strdup(list);
+    char *save = NULL;
+    int rc = 0;
+
+    assert_non_null(copy);
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL && rc == 0;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq != NULL) {
+            *eq++ = '\0';
+        }
+        rc = tls_settings_apply(t, tok, eq);
+    }
+    free(copy);
+    return rc;
+}
 
 static void
 test_defaults(void **state)
@@ -36,16 +59,16 @@ test_list(void **state)
 
     (void)state;
     tls_settings_defaults(&t);
-    assert_int_equal(tls_settings_extended(&t, "ssl_chain_cert=/a/c.pem,"
-                                               "ssl_key=/a/k.pem,"
-                                               "ssl_ca_cert=/a/ca.pem,"
-                                               "ssl_verify_mode=3,"
-                                               "ssl_min_version=3,"
-                                               "ssl_keyformat=DER,"
-                                               "ssl_ciphers=HIGH:!aNULL,"
-                                               "ssl_wbuf_size=8,"
-                                               "ssl_session_cache,"
-                                               "ssl_kernel_tls"),
+    assert_int_equal(apply_list(&t, "ssl_chain_cert=/a/c.pem,"
+                                    "ssl_key=/a/k.pem,"
+                                    "ssl_ca_cert=/a/ca.pem,"
+                                    "ssl_verify_mode=3,"
+                                    "ssl_min_version=3,"
+                                    "ssl_keyformat=DER,"
+                                    "ssl_ciphers=HIGH:!aNULL,"
+                                    "ssl_wbuf_size=8,"
+                                    "ssl_session_cache,"
+                                    "ssl_kernel_tls"),
                      0);
     assert_string_equal(t.chain_cert, "/a/c.pem");
     assert_string_equal(t.key, "/a/k.pem");
@@ -82,7 +105,7 @@ test_refusals(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         tls_settings_defaults(&t);
-        assert_int_equal(tls_settings_extended(&t, bad[i]), -1);
+        assert_int_equal(apply_list(&t, bad[i]), -1);
         tls_settings_deinit(&t);
     }
     assert_true(tls_settings_is_option("ssl_ca_cert"));
