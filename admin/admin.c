@@ -47,6 +47,16 @@ admin_lock(const char *dir, int *fd)
     return rc == 0 ? 0 : ADMIN_FAIL;
 }
 
+int
+admin_lock_existing(const char *dir, int *fd)
+{
+    if (access(dir, F_OK) != 0) {
+        admin_err("%s: %s", dir, strerror(errno));
+        return ADMIN_FAIL;
+    }
+    return admin_lock(dir, fd);
+}
+
 static void
 store_log(void *arg, enum cask_log_level level, const char *msg)
 {

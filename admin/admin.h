@@ -25,6 +25,10 @@ void admin_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * LOCK file does not exist; close it to release), else ADMIN_FAIL. */
 int admin_lock(const char *dir, int *fd);
 
+/* admin_lock for a directory that must exist already (check, repair):
+ * ADMIN_FAIL with a message when it does not. */
+int admin_lock_existing(const char *dir, int *fd);
+
 /* Open dir as a store (recovery as at a server start) with its recorded
  * shard count, or `shards` when non-zero (for a new directory). The store
  * runs no background compaction. Returns 0 or ADMIN_FAIL (message said). */

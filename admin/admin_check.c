@@ -60,12 +60,8 @@ admin_check(int argc, char **argv)
         return ADMIN_USAGE;
     }
     const char *dir = argv[1];
-    if (access(dir, F_OK) != 0) {
-        admin_err("%s: %s", dir, strerror(errno));
-        return ADMIN_FAIL;
-    }
     int fd;
-    if (admin_lock(dir, &fd) != 0) {
+    if (admin_lock_existing(dir, &fd) != 0) {
         return ADMIN_FAIL;
     }
     struct admin_progress p;
