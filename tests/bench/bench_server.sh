@@ -31,53 +31,9 @@ for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
     fi
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bc-bench.XXXXXX") || exit 1
-pid=
-stop_server() {
-    if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null
-        i=0
-        while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        pid=
-    fi
-}
-cleanup() {
-    stop_server
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# start_server bitcached|memcached: sets pid and port; retries on a port race.
-start_server() {
-    for attempt in 1 2 3 4 5; do
-        port=$(free_port)
-        if [ "$1" = bitcached ]; then
-            "$BITCACHED" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
-                -l 127.0.0.1 -p "$port" 2>>"$tmp/server.log" &
-        else
-            user=
-            [ "$(id -u)" = 0 ] && user="-u root"
-            # shellcheck disable=SC2086
-            "$MEMCACHED" -U 0 -m 2048 -t "$THREADS" -l 127.0.0.1 -p "$port" $user \
-                2>>"$tmp/server.log" &
-        fi
-        pid=$!
-        if "$BENCH_LOAD" wait "$port" 60000 && kill -0 "$pid" 2>/dev/null; then
-            return 0
-        fi
-        stop_server
-    done
-    echo "bench_server.sh: $1 did not start" >&2
-    cat "$tmp/server.log" >&2
-    exit 1
-}
+bench_name=bench_server.sh
+server_ready() { "$BENCH_LOAD" wait "$1" 60000; }
+. "$(dirname "$0")/bench_lib.sh"
 
 # write_cfg FILE SET_PROPORTION GET_PROPORTION: 32-byte keys, 100-byte values.
 write_cfg() {

@@ -33,24 +33,18 @@ if ! "$MEMCACHED" -h | grep -q enable-ssl; then
     exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bc-benchtls.XXXXXX") || exit 1
-pid=
-stop_server() {
-    if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null
-        i=0
-        while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        pid=
-    fi
+bench_name=bench_tls.sh
+server_ready() {
+    i=0
+    while [ $i -lt 100 ]; do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1).close()" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
 }
-cleanup() {
-    stop_server
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. "$(dirname "$0")/bench_lib.sh"
 
 "$OPENSSL" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -days 1 -subj /CN=127.0.0.1 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null || exit 1
@@ -58,47 +52,13 @@ chmod 644 "$tmp/key.pem" "$tmp/cert.pem"
 chmod 755 "$tmp"
 tls_opts="ssl_chain_cert=$tmp/cert.pem,ssl_key=$tmp/key.pem"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# start_server bitcached|memcached tls|plain: sets pid and port.
-start_server() {
-    z=
-    [ "$2" = tls ] && z="-Z -o $tls_opts"
-    for attempt in 1 2 3 4 5; do
-        port=$(free_port)
-        if [ "$1" = bitcached ]; then
-            # shellcheck disable=SC2086
-            "$BITCACHED" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
-                -l 127.0.0.1 -p "$port" $z 2>>"$tmp/server.log" &
-        else
-            user=
-            [ "$(id -u)" = 0 ] && user="-u root"
-            # shellcheck disable=SC2086
-            "$MEMCACHED" -U 0 -m 1024 -t "$THREADS" -l 127.0.0.1 -p "$port" $user $z \
-                2>>"$tmp/server.log" &
-        fi
-        pid=$!
-        i=0
-        while [ $i -lt 100 ]; do
-            if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" 2>/dev/null; then
-                return 0
-            fi
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-            i=$((i + 1))
-        done
-        stop_server
-    done
-    echo "bench_tls.sh: $1 did not start" >&2
-    cat "$tmp/server.log" >&2
-    exit 1
-}
-
 # run_one SERVER MODE: ops/s of one run against a fresh server.
 run_one() {
-    start_server "$1" "$2"
+    if [ "$2" = tls ]; then
+        start_server "$1" -Z -o "$tls_opts"
+    else
+        start_server "$1"
+    fi
     out=$("$BENCH_TLS" "$port" "$SECS" "$CONC" "$KEYS" "$2")
     rc=$?
     stop_server
