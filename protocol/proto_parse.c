@@ -615,7 +615,8 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
         return PROTO_OK;
     }
     if (tok_is(c, "lru_crawler") || tok_is(c, "lru") || tok_is(c, "slabs") ||
-        tok_is(c, "cache_memlimit") || tok_is(c, "watch")) {
+        tok_is(c, "cache_memlimit") || tok_is(c, "watch") ||
+        tok_is(c, "refresh_certs")) {
         req->cmd = PROTO_CMD_ADMIN;
         req->key = req->raw_key = c->p;
         req->klen = req->raw_klen = c->n;

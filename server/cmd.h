@@ -106,6 +106,9 @@ struct cmd_env {
     /* cache_memlimit N (megabytes): change -m; NULL refuses the command. */
     void (*set_memlimit)(void *arg, uint64_t bytes);
     void *set_memlimit_arg;
+    /* refresh_certs: reload the TLS certificate and key; 0, or -1 with
+     * memcached's error text in err. NULL: "Error TLS not enabled". */
+    int (*refresh_certs)(char *err, size_t cap);
     struct cmd_admin_state *admin; /* NULL: crawler always on */
     /* watch: called for each event while *watchers != 0; may be NULL. */
     void (*watch)(void *arg, const struct cmd_watch_ev *ev);

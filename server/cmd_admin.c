@@ -529,6 +529,27 @@ watch(struct cmd_conn *cc, const struct toks *t)
     return CMD_WATCH;
 }
 
+/* refresh_certs [noreply]: OK, or memcached's error line. */
+static void
+refresh_certs(struct cmd_conn *cc, const struct toks *t)
+{
+    char err[512] = "Error TLS not enabled";
+    bool noreply = false;
+
+    for (unsigned i = 1; i < t->count; i++) {
+        noreply |= tok_is(t, i, "noreply");
+    }
+    if (cc->env->refresh_certs != NULL &&
+        cc->env->refresh_certs(err, sizeof(err)) == 0) {
+        if (!noreply) {
+            emit_str(cc, "OK\r\n");
+        }
+        return;
+    }
+    emit_str(cc, err);
+    emit_str(cc, "\r\n");
+}
+
 enum cmd_status
 cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -559,6 +580,8 @@ cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
                 emit_str(cc, "OK\r\n");
             }
         }
+    } else if (tok_is(&t, 0, "refresh_certs")) {
+        refresh_certs(cc, &t);
     } else if (tok_is(&t, 0, "slabs")) {
         if (t.count == 3 && tok_is(&t, 1, "automove") && tok_u32(&t, 2, &v) &&
             v <= 2) {

@@ -618,10 +618,6 @@ process(struct conn *c)
         } else if (auth_text_pending(&c->auth)) {
             st = auth_text_execute(&c->auth, &c->cc, c->rbuf + c->rstart,
                                    c->rend - c->rstart, &used);
-        } else if (c->rbuf[c->rstart] == 'r' &&
-                   tls_text_command(c->rbuf + c->rstart, c->rend - c->rstart,
-                                    &used, sink_bytes, c)) {
-            st = used > 0 ? CMD_DONE : CMD_NEED_MORE;
         } else {
             st = cmd_execute(&c->cc, c->rbuf + c->rstart, c->rend - c->rstart,
                              &used);

@@ -82,6 +82,19 @@ set_verbosity(void *arg, unsigned level)
 
 /* cache_memlimit: -m at run time. Only `stats` reads it (a racy read of a
  * 64-bit word, as for the other figures stats shows). */
+/* refresh_certs: reload the TLS certificate and key (tls.c), logging a
+ * failure. */
+static int
+refresh_certs(char *err, size_t cap)
+{
+    int rc = tls_refresh(err, cap);
+
+    if (rc != 0) {
+        log_msg(LOG_WARN, "refresh_certs: %s", err);
+    }
+    return rc;
+}
+
 static void
 set_memlimit(void *arg, uint64_t bytes)
 {
@@ -354,6 +367,7 @@ main(int argc, char **argv)
     srv.env.nclasses = settings_ext_classes(&settings.mc, srv.env.class_size);
     srv.env.set_memlimit = set_memlimit;
     srv.env.set_memlimit_arg = &settings;
+    srv.env.refresh_certs = refresh_certs;
     atomic_store(&admin_state.lru_crawler, settings.mc.lru_crawler);
     srv.env.admin = &admin_state;
     srv.env.watch = watch_event;

@@ -249,52 +249,6 @@ tls_refresh(char *err, size_t errlen)
     return 0;
 }
 
-bool
-tls_text_command(const char *buf, size_t len, size_t *used,
-                 void (*out)(void *arg, const void *p, size_t n), void *arg)
-{
-    static const char cmd[] = "refresh_certs";
-    const size_t clen = sizeof(cmd) - 1;
-    const char *nl, *p;
-    bool noreply = false;
-    char err[512];
-    size_t n;
-
-    *used = 0;
-    if (len < clen || memcmp(buf, cmd, clen) != 0) {
-        return false;
-    }
-    if (len > clen && buf[clen] != ' ' && buf[clen] != '\r' &&
-        buf[clen] != '\n') {
-        return false; /* another word that starts alike */
-    }
-    nl = memchr(buf, '\n', len);
-    if (nl == NULL) {
-        return len <= 2048; /* wait for the line; longer: the parser's */
-    }
-    for (p = buf + clen; p < nl; p++) {
-        if (*p == ' ' && (size_t)(nl - p) >= 8 &&
-            memcmp(p + 1, "noreply", 7) == 0) {
-            noreply = true;
-        }
-    }
-    *used = (size_t)(nl - buf) + 1;
-    if (tls_refresh(err, sizeof(err)) == 0) {
-        if (!noreply) {
-            out(arg, "OK\r\n", 4);
-        }
-        return true;
-    }
-    log_msg(LOG_WARN, "refresh_certs: %s", err);
-    n = strlen(err);
-    if (n + 2 < sizeof(err)) {
-        memcpy(err + n, "\r\n", 2);
-        n += 2;
-    }
-    out(arg, err, n);
-    return true;
-}
-
 struct tls_conn *
 tls_conn_create(int fd)
 {

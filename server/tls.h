@@ -31,15 +31,6 @@ bool tls_enabled(void);
  * -1 with the reason in err (the old context stays). */
 int tls_refresh(char *err, size_t errlen);
 
-/* The reply to a `refresh_certs` line, if buf[0..len) starts with one; it
- * is not a command of the text parser since only a TLS server has it.
- * Returns false if buf does not start with it; else *used is the line
- * length (0 while the line is incomplete) and the reply was written to
- * out(arg, ...). */
-bool tls_text_command(const char *buf, size_t len, size_t *used,
-                      void (*out)(void *arg, const void *p, size_t n),
-                      void *arg);
-
 /* A TLS connection over the accepted socket fd (server side). NULL on
  * failure (logged). Worker thread; the object belongs to that thread. */
 struct tls_conn *tls_conn_create(int fd);
