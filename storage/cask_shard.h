@@ -1,7 +1,7 @@
 /* cask_shard.h - one bitcask: a directory of segments, a keydir, a mutex.
  *
  * The shard owns its directory, segments, keydir and locks; nothing outside
- * cask_shard.c and cask_merge.c dereferences it. Lock order: maint_mu, then
+ * cask_shard.c and cask_compact.c dereferences it. Lock order: maint_mu, then
  * mu, then the store's meta_mu.
  */
 #ifndef BITCACHED_CASK_SHARD_H
@@ -84,13 +84,13 @@ int cask_shard_sync(struct cask_shard *sh);
 /* Write hint files for closed segments that lack an up-to-date one. */
 void cask_shard_write_hints(struct cask_shard *sh);
 
-/* Compact the shard (cask_merge.c): force = every closed segment with any
+/* Compact the shard (cask_compact.c): force = every closed segment with any
  * dead bytes, else those past compact_ratio. Blocks; returns 0 or an error. */
 int cask_shard_compact(struct cask_shard *sh, bool force);
 
 void cask_shard_stats(struct cask_shard *sh, struct cask_stats *st);
 
-/* Helpers shared with cask_merge.c; call with mu held. */
+/* Helpers shared with cask_compact.c; call with mu held. */
 int cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s);
 /* Create segment next_id with an append buffer of buf_cap bytes, mark it as
  * compaction output or not, give it a slot and advance next_id. Removes a

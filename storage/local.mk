@@ -9,7 +9,7 @@ libstorage_a_SOURCES = \
 	storage/cask_internal.h \
 	storage/cask_shard.h \
 	storage/cask_shard.c \
-	storage/cask_merge.c \
+	storage/cask_compact.c \
 	storage/cask_record.h \
 	storage/cask_record.c \
 	storage/cask_segment.h \
@@ -41,7 +41,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_keydir \
 	tests/unit/test_cask_ops \
 	tests/unit/test_cask_recovery \
-	tests/unit/test_cask_merge \
+	tests/unit/test_cask_compact \
 	tests/unit/test_cask_io \
 	tests/unit/test_cask_model \
 	tests/unit/test_cask_trust
@@ -67,9 +67,9 @@ tests_unit_test_cask_recovery_SOURCES = tests/unit/test_cask_recovery.c
 tests_unit_test_cask_recovery_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_recovery_LDADD = $(STORAGE_TEST_LDADD)
 
-tests_unit_test_cask_merge_SOURCES = tests/unit/test_cask_merge.c
-tests_unit_test_cask_merge_CFLAGS = $(STORAGE_TEST_CFLAGS)
-tests_unit_test_cask_merge_LDADD = $(STORAGE_TEST_LDADD)
+tests_unit_test_cask_compact_SOURCES = tests/unit/test_cask_compact.c
+tests_unit_test_cask_compact_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_compact_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_io_SOURCES = tests/unit/test_cask_io.c
 tests_unit_test_cask_io_CFLAGS = $(STORAGE_TEST_CFLAGS)

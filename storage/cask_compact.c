@@ -1,4 +1,4 @@
-/* cask_merge.c - compaction of one shard.
+/* cask_compact.c - compaction of one shard.
  *
  * Picks closed segments whose dead fraction passed compact_ratio (or any dead
  * bytes when forced), copies their live records to new segments, switches a
@@ -23,16 +23,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MERGE_BATCH 256u           /* records per hold of the shard mutex */
-#define MERGE_BUF   (1024u * 1024) /* output append buffer */
-#define MERGE_SMALL 4u             /* this many small segments get merged */
+#define COMPACT_BATCH 256u           /* records per hold of the shard mutex */
+#define COMPACT_BUF   (1024u * 1024) /* output append buffer */
+#define COMPACT_SMALL 4u             /* small segments compacted as one batch */
 /* An active segment this big whose dead fraction passed compact_ratio is
  * closed so compaction can take it: under overwrite churn a segment that
  * never fills (a small store, a large segment_size) would otherwise keep
  * its garbage for good. Bounds that garbage to about this much a shard. */
 #define ACTIVE_ROLL_MIN (2u * 1024 * 1024)
 
-struct merge {
+struct compaction {
     struct cask_shard *sh;
     struct cask_segment **in;
     size_t nin;
@@ -48,7 +48,7 @@ struct merge {
 };
 
 static int
-out_new(struct merge *m)
+out_new(struct compaction *m)
 {
     struct cask_shard *sh = m->sh;
     struct cask_segment *s = NULL;
@@ -61,7 +61,7 @@ out_new(struct merge *m)
         m->out = n;
         m->out_cap = nc;
     }
-    int rc = cask_shard_new_segment(sh, MERGE_BUF, true, &s);
+    int rc = cask_shard_new_segment(sh, COMPACT_BUF, true, &s);
     if (rc != 0) {
         return rc;
     }
@@ -71,7 +71,7 @@ out_new(struct merge *m)
 
 /* With mu held: copy an encoded record to the current output segment. */
 static int
-out_append(struct merge *m, const char *rec, size_t len, uint64_t cas,
+out_append(struct compaction *m, const char *rec, size_t len, uint64_t cas,
            uint16_t *slot, uint32_t *off)
 {
     struct cask *c = m->sh->store;
@@ -150,8 +150,8 @@ has_cas(void *arg, const struct cask_kd_entry *e, const void *key, size_t klen)
 
 /* With mu held: keep, move or drop one record of an input segment. */
 static int
-merge_one(struct merge *m, struct cask_segment *s, uint64_t off,
-          const struct cask_rec *r, const char *rec, size_t len)
+copy_record(struct compaction *m, struct cask_segment *s, uint64_t off,
+            const struct cask_rec *r, const char *rec, size_t len)
 {
     struct cask_shard *sh = m->sh;
     const char *key = rec + CASK_REC_HDR;
@@ -290,7 +290,7 @@ pick(struct cask_shard *sh, struct cask_segment *s, bool force,
  * when it holds dead bytes, so that everything can be reclaimed; others
  * when it is big enough (ACTIVE_ROLL_MIN) and mostly dead. */
 static int
-choose(struct merge *m, bool force)
+choose(struct compaction *m, bool force)
 {
     struct cask_shard *sh = m->sh;
     struct cask_segment *a = sh->active;
@@ -315,7 +315,8 @@ choose(struct merge *m, bool force)
         return ENOMEM;
     }
     /* Small closed segments (each clean restart starts a new one) are
-     * merged once there are several, so their number stays bounded. */
+     * compacted together once there are several, so their number stays bounded.
+     */
     uint64_t small = sh->store->opt.segment_size / 8;
     unsigned nsmall = 0;
     for (uint32_t i = 0; i < sh->nslots; i++) {
@@ -332,7 +333,7 @@ choose(struct merge *m, bool force)
             continue;
         }
         if (pick(sh, s, force, m->flush_cas) ||
-            (nsmall >= MERGE_SMALL && s->flushed < small)) {
+            (nsmall >= COMPACT_SMALL && s->flushed < small)) {
             s->compacting = true;
             m->in[m->nin++] = s;
         }
@@ -341,9 +342,9 @@ choose(struct merge *m, bool force)
     return 0;
 }
 
-/* Copy the live records of input s, MERGE_BATCH at a time under mu. */
+/* Copy the live records of input s, COMPACT_BATCH at a time under mu. */
 static int
-merge_segment(struct merge *m, struct cask_segment *s)
+compact_segment(struct compaction *m, struct cask_segment *s)
 {
     struct cask_shard *sh = m->sh;
     uint64_t off = CASK_SEG_HDR;
@@ -353,7 +354,7 @@ merge_segment(struct merge *m, struct cask_segment *s)
          * requests of the shard should not wait for its disk reads. */
         (void)cask_seg_reader_prefetch(s, &m->rd, off);
         pthread_mutex_lock(&sh->mu);
-        for (unsigned n = 0; n < MERGE_BATCH && off < s->flushed &&
+        for (unsigned n = 0; n < COMPACT_BATCH && off < s->flushed &&
                              (n == 0 || cask_seg_reader_covers(&m->rd, s, off));
              n++) {
             struct cask_rec r;
@@ -384,7 +385,7 @@ merge_segment(struct merge *m, struct cask_segment *s)
                 s->damaged = true;
                 break;
             }
-            rc = merge_one(m, s, off, &r, rec, len);
+            rc = copy_record(m, s, off, &r, rec, len);
             if (rc != 0) {
                 break;
             }
@@ -399,7 +400,7 @@ int
 cask_shard_compact(struct cask_shard *sh, bool force)
 {
     struct cask *c = sh->store;
-    struct merge m = {.sh = sh};
+    struct compaction m = {.sh = sh};
     uint64_t *cov = NULL;
     uint32_t *ids = NULL;
     int rc;
@@ -423,7 +424,7 @@ cask_shard_compact(struct cask_shard *sh, bool force)
         goto done;
     }
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
-        rc = merge_segment(&m, m.in[i]);
+        rc = compact_segment(&m, m.in[i]);
     }
     /* Make the outputs complete and durable before any input goes. */
     pthread_mutex_lock(&sh->mu);

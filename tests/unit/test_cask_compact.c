@@ -1,4 +1,4 @@
-/* test_cask_merge.c - compaction: space is reclaimed and every value stays,
+/* test_cask_compact.c - compaction: space is reclaimed and every value stays,
  * deletes and expiries are not resurrected by it (also across restarts), cas
  * stays monotonic, and reads and writes from several threads keep seeing
  * each key's latest value while compactions run.
@@ -191,7 +191,7 @@ test_partial_keeps_tombstone(void **state)
 /* Every clean restart starts a new segment; compaction folds the small
  * ones together so their number stays bounded. */
 static void
-test_small_segments_merged(void **state)
+test_small_segments_batched(void **state)
 {
     struct fx *f = *state;
     char k[32], v[96];
@@ -431,7 +431,7 @@ main(void)
                                             setup, tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_partial_keeps_tombstone, setup,
                                             tc_fx_teardown),
-            cmocka_unit_test_setup_teardown(test_small_segments_merged, setup,
+            cmocka_unit_test_setup_teardown(test_small_segments_batched, setup,
                                             tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_concurrent_compaction, setup,
                                             tc_fx_teardown),
