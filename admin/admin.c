@@ -84,7 +84,7 @@ admin_open(const char *dir, unsigned shards, struct cask **out)
         return ADMIN_FAIL;
     }
     if (rc != 0 && rc != ENOENT) {
-        admin_err("%s/meta: %s", dir,
+        admin_err("%s state file: %s", dir,
                   rc == EINVAL ? "damaged (run check)" : strerror(rc));
         return ADMIN_FAIL;
     }

@@ -82,11 +82,11 @@ admin_check(int argc, char **argv)
         admin_err("check %s: %s", dir, strerror(rc));
         return ADMIN_FAIL;
     }
-    if (rep.meta_ok) {
-        printf("meta: generation %" PRIu64 ", %u shards, flush_cas %" PRIu64
+    if (rep.state_ok) {
+        printf("state: generation %" PRIu64 ", %u shards, flush_cas %" PRIu64
                "%s\n",
-               rep.meta_generation, rep.shards, rep.flush_cas,
-               rep.meta_bad_slots ? " (one slot damaged)" : "");
+               rep.state_generation, rep.shards, rep.flush_cas,
+               rep.state_bad_slots ? " (one slot damaged)" : "");
     }
     print_counts("total", &rep.total);
     if (rep.problems != 0) {

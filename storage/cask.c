@@ -2,7 +2,7 @@
  * directory lock, the cas counter and its persisted high-water mark, the
  * flush point, the background sync and maintenance threads, stats totals.
  *
- * Owns the struct cask, the meta file and the LOCK file; the shards own
+ * Owns the struct cask, the state file and the LOCK file; the shards own
  * everything below their directories. Must not depend on anything above
  * storage/ (no protocol, no server).
  */
@@ -54,7 +54,7 @@ cask_now(const struct cask *c)
     return (int64_t)time(NULL);
 }
 
-/* ---- meta file --------------------------------------------------------- */
+/* ---- state file -------------------------------------------------------- */
 
 /* Persist m. The file holds two slots of CASK_STATE_SLOT bytes, each a complete
  * state with a generation and a checksum; an update overwrites the older
@@ -62,7 +62,7 @@ cask_now(const struct cask *c)
  * intact, and an update needs no new disk blocks: it works on a full disk.
  * The file is created (both slots, temp + rename) the first time. */
 static int
-meta_write(struct cask *c, const struct cask_state *m)
+state_write(struct cask *c, const struct cask_state *m)
 {
     char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
     char *buf = malloc(2 * CASK_STATE_SLOT);
@@ -71,24 +71,24 @@ meta_write(struct cask *c, const struct cask_state *m)
         return ENOMEM;
     }
     snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
-    uint64_t gen = c->meta_gen + 1;
-    if (c->meta_fd < 0) {
+    uint64_t gen = c->state_gen + 1;
+    if (c->state_fd < 0) {
         cask_state_format(buf, m, gen);
         memcpy(buf + CASK_STATE_SLOT, buf, CASK_STATE_SLOT);
         snprintf(tmp, sizeof(tmp), "%s.tmp", path);
         rc = cask_replace_file(c->dir, tmp, path, buf, 2 * CASK_STATE_SLOT);
         if (rc == 0) {
-            c->meta_fd = open(path, O_RDWR | O_CLOEXEC);
-            if (c->meta_fd < 0) {
+            c->state_fd = open(path, O_RDWR | O_CLOEXEC);
+            if (c->state_fd < 0) {
                 rc = errno;
             }
         }
     } else {
         cask_state_format(buf, m, gen);
-        rc = cask_io_pwrite_all(c->meta_fd, buf, CASK_STATE_SLOT,
+        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT,
                                 (off_t)((gen & 1) * CASK_STATE_SLOT));
         if (rc == 0) {
-            rc = cask_io_fdatasync(c->meta_fd);
+            rc = cask_io_fdatasync(c->state_fd);
         }
     }
     free(buf);
@@ -96,15 +96,39 @@ meta_write(struct cask *c, const struct cask_state *m)
         cask_logf(c, CASK_LOG_ERROR, "write %s: %s", path, strerror(rc));
         return rc;
     }
-    c->meta_gen = gen;
+    c->state_gen = gen;
     return 0;
 }
 
-/* Read the meta file (the valid slot with the highest generation) and keep
+/* A store written before the state file had its name keeps it in DIR/meta:
+ * rename that to DIR/state (and make the rename durable) so one name is
+ * used from here on. 0, or the errno of a rename that failed. */
+static int
+state_adopt_old_name(struct cask *c)
+{
+    char path[CASK_PATH_MAX], old[CASK_PATH_MAX];
+    snprintf(old, sizeof(old), "%s/%s.tmp", c->dir, CASK_STATE_OLD_NAME);
+    (void)unlink(old); /* that name's own cut-short replacement */
+    snprintf(old, sizeof(old), "%s/%s", c->dir, CASK_STATE_OLD_NAME);
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
+    if (access(path, F_OK) == 0 || access(old, F_OK) != 0) {
+        return 0;
+    }
+    int rc = rename(old, path) == 0 ? cask_fsync_dir(c->dir) : errno;
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR, "rename %s to %s: %s", old, path,
+                  strerror(rc));
+        return rc;
+    }
+    cask_logf(c, CASK_LOG_INFO, "state file %s renamed to %s", old, path);
+    return 0;
+}
+
+/* Read the state file (the valid slot with the highest generation) and keep
  * it open for updates: 0, ENOENT when there is none, EINVAL when no slot is
  * valid (unparsable, or checksum mismatch), or an errno. */
 static int
-meta_read(struct cask *c, struct cask_state *m)
+state_read(struct cask *c, struct cask_state *m)
 {
     char path[CASK_PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
@@ -138,9 +162,9 @@ meta_read(struct cask *c, struct cask_state *m)
         slot[CASK_STATE_SLOT] = '\0';
         if (cask_state_parse(slot, &t, &gen) != 0) {
             bad++;
-        } else if (!found || gen > c->meta_gen) {
+        } else if (!found || gen > c->state_gen) {
             *m = t;
-            c->meta_gen = gen;
+            c->state_gen = gen;
             found = true;
         }
     }
@@ -149,7 +173,7 @@ meta_read(struct cask *c, struct cask_state *m)
          * state before that update, which is what was in effect. */
         cask_logf(c, CASK_LOG_WARN,
                   "%s: one state slot is damaged; using generation %" PRIu64,
-                  path, c->meta_gen);
+                  path, c->state_gen);
     }
     free(buf);
     if (rc == 0 && !found) {
@@ -165,12 +189,12 @@ meta_read(struct cask *c, struct cask_state *m)
         close(fd);
         return 0;
     }
-    c->meta_fd = fd;
+    c->state_fd = fd;
     return 0;
 }
 
 static struct cask_state
-meta_now(struct cask *c)
+state_now(struct cask *c)
 {
     struct cask_state m = {
             .shards = c->nshards,
@@ -199,20 +223,20 @@ cask_cas_next(struct cask *c, uint64_t *out)
         return EOVERFLOW; /* the keydir keeps 56 bits (centuries of writes) */
     }
     if (v >= atomic_load(&c->cas_reserved)) {
-        pthread_mutex_lock(&c->meta_mu);
+        pthread_mutex_lock(&c->state_mu);
         uint64_t r = atomic_load(&c->cas_reserved);
         if (v >= r) {
             /* Persist the new mark before any cas under it is used, so a
              * restart never hands one out again; publish it only once it
              * is on disk. A failure fails the caller's operation. */
-            struct cask_state m = meta_now(c);
+            struct cask_state m = state_now(c);
             m.cas_reserved = v + CASK_CAS_BLOCK;
-            rc = meta_write(c, &m);
+            rc = state_write(c, &m);
             if (rc == 0) {
                 atomic_store(&c->cas_reserved, m.cas_reserved);
             }
         }
-        pthread_mutex_unlock(&c->meta_mu);
+        pthread_mutex_unlock(&c->state_mu);
         if (rc != 0) {
             return rc;
         }
@@ -226,7 +250,7 @@ cask_flush_point(struct cask *c, int64_t now)
 {
     int64_t at = atomic_load(&c->flush_pending_at);
     if (at != 0 && now >= at) {
-        pthread_mutex_lock(&c->meta_mu);
+        pthread_mutex_lock(&c->state_mu);
         if (atomic_load(&c->flush_pending_at) == at) {
             if (c->flush_due_at != at) {
                 /* Fix the threshold once: what was written before the
@@ -237,10 +261,10 @@ cask_flush_point(struct cask *c, int64_t now)
             /* Retry a failed write at most once a second. */
             if (atomic_load(&c->flush_err) == 0 || now != c->flush_tried_s) {
                 c->flush_tried_s = now;
-                struct cask_state m = meta_now(c);
+                struct cask_state m = state_now(c);
                 m.flush_cas = atomic_load(&c->flush_soft_cas);
                 m.flush_pending_at = 0;
-                int rc = meta_write(c, &m);
+                int rc = state_write(c, &m);
                 if (rc == 0) {
                     atomic_store(&c->flush_cas, m.flush_cas);
                     atomic_store(&c->flush_pending_at, 0);
@@ -248,7 +272,7 @@ cask_flush_point(struct cask *c, int64_t now)
                 atomic_store(&c->flush_err, rc);
             }
         }
-        pthread_mutex_unlock(&c->meta_mu);
+        pthread_mutex_unlock(&c->state_mu);
     }
     uint64_t fc = atomic_load(&c->flush_cas);
     if (atomic_load(&c->flush_err) != 0) {
@@ -270,22 +294,22 @@ cask_flush(struct cask *c, int64_t at_abs_s)
     if (rc != 0) {
         return rc;
     }
-    pthread_mutex_lock(&c->meta_mu);
+    pthread_mutex_lock(&c->state_mu);
     /* Persist first, apply after: a flush_all that fails changes nothing,
      * and compaction never drops records by a point a restart forgets. */
-    struct cask_state m = meta_now(c);
+    struct cask_state m = state_now(c);
     if (at_abs_s <= now) {
         m.flush_cas = atomic_load(&c->next_cas) - 1;
         m.flush_pending_at = 0;
     } else {
         m.flush_pending_at = at_abs_s;
     }
-    rc = meta_write(c, &m);
+    rc = state_write(c, &m);
     if (rc == 0) {
         atomic_store(&c->flush_cas, m.flush_cas);
         atomic_store(&c->flush_pending_at, m.flush_pending_at);
     }
-    pthread_mutex_unlock(&c->meta_mu);
+    pthread_mutex_unlock(&c->state_mu);
     return rc;
 }
 
@@ -415,7 +439,7 @@ mkdir_p(const char *dir)
     return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
 }
 
-/* Shard directories present (for a directory whose meta file is gone). */
+/* Shard directories present (for a directory whose state file is gone). */
 static unsigned
 count_shard_dirs(const char *dir)
 {
@@ -455,10 +479,10 @@ store_free(struct cask *c)
     if (c->lock_fd >= 0) {
         close(c->lock_fd);
     }
-    if (c->meta_fd >= 0) {
-        close(c->meta_fd);
+    if (c->state_fd >= 0) {
+        close(c->state_fd);
     }
-    pthread_mutex_destroy(&c->meta_mu);
+    pthread_mutex_destroy(&c->state_mu);
     pthread_mutex_destroy(&c->bg_mu);
     pthread_cond_destroy(&c->bg_cv);
     free(c->dir);
@@ -504,13 +528,13 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         return ENOMEM;
     }
     c->lock_fd = -1;
-    c->meta_fd = -1;
+    c->state_fd = -1;
     c->opt = *o;
     if (c->opt.sync_interval_ms == 0) {
         c->opt.sync_interval_ms = CASK_DEFAULT_SYNC_MS;
     }
     c->nshards = o->shards;
-    pthread_mutex_init(&c->meta_mu, NULL);
+    pthread_mutex_init(&c->state_mu, NULL);
     pthread_mutex_init(&c->bg_mu, NULL);
     pthread_cond_init(&c->bg_cv, NULL);
     c->dir = strdup(dir);
@@ -540,8 +564,12 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         goto fail;
     }
     snprintf(path, sizeof(path), "%s/%s.tmp", dir, CASK_STATE_NAME);
-    (void)unlink(path); /* a meta replacement cut short by a crash */
-    rc = meta_read(c, &m);
+    (void)unlink(path); /* a state file replacement cut short by a crash */
+    rc = state_adopt_old_name(c);
+    if (rc != 0) {
+        goto fail;
+    }
+    rc = state_read(c, &m);
     if (rc == 0) {
         if (m.shards != o->shards) {
             cask_logf(c, CASK_LOG_ERROR,
@@ -555,7 +583,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         unsigned found = count_shard_dirs(dir);
         if (found != 0 && found != o->shards) {
             cask_logf(c, CASK_LOG_ERROR,
-                      "data directory %s has %u shard directories but no meta "
+                      "data directory %s has %u shard directories but no state "
                       "file; refusing to open it with %u shards",
                       dir, found, o->shards);
             rc = CASK_EINVAL;
@@ -565,7 +593,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
             /* Say what the loss costs: the flush point is gone, and the cas
              * mark is rebuilt from the records on disk. */
             cask_logf(c, CASK_LOG_WARN,
-                      "data directory %s has shard directories but no meta "
+                      "data directory %s has shard directories but no state "
                       "file: a new one is made; items invalidated by an "
                       "earlier flush_all may be served again",
                       dir);
@@ -573,12 +601,12 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         memset(&m, 0, sizeof(m));
         m.shards = o->shards;
         m.cas_reserved = 1;
-        rc = meta_write(c, &m);
+        rc = state_write(c, &m);
         if (rc != 0) {
             goto fail;
         }
     } else {
-        cask_logf(c, CASK_LOG_ERROR, "meta file in %s is damaged", dir);
+        cask_logf(c, CASK_LOG_ERROR, "state file in %s is damaged", dir);
         rc = CASK_EINVAL;
         goto fail;
     }
@@ -605,7 +633,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         }
     }
     /* cas never goes backwards: start above both the persisted mark and
-     * anything found on disk. The next block is reserved (the meta file
+     * anything found on disk. The next block is reserved (the state file
      * rewritten) by the first write, not here: a store on a full disk
      * still opens and serves reads. A delayed flush that came due while
      * the store was closed becomes a threshold at the first lookup. */

@@ -2,7 +2,7 @@
  * cask_check.h). Records and hints are read through cask_segment, cask_record
  * and cask_hint; the segment struct is filled here from a read-only fd
  * instead of cask_seg_open, which repairs what it finds. Only the small
- * headers whose checks are private to their writers (meta slots, segment
+ * headers whose checks are private to their writers (state slots, segment
  * header, retired file) are checked here against storage/FORMAT.md.
  * Owns nothing between calls; depends on the storage files named above.
  */
@@ -172,23 +172,38 @@ ktab_count(const struct ktab *t, uint64_t flush_cas, int64_t now,
     }
 }
 
-/* ---- meta and retired -------------------------------------------------- */
+/* ---- state and retired ------------------------------------------------- */
+
+/* Put dir's state file into path: DIR/state, or DIR/meta when only that
+ * exists (a store of an older version, renamed when the server opens it). */
+static void
+state_path(const char *dir, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", dir, CASK_STATE_NAME);
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        char old[CASK_PATH_MAX];
+        snprintf(old, sizeof(old), "%s/%s", dir, CASK_STATE_OLD_NAME);
+        if (access(old, F_OK) == 0) {
+            snprintf(path, cap, "%s", old);
+        }
+    }
+}
 
 static int
-check_meta(struct check *ck, const char *dir)
+check_state(struct check *ck, const char *dir)
 {
     char path[CASK_PATH_MAX];
     struct cask_check_report *rep = ck->rep;
-    snprintf(path, sizeof(path), "%s/meta", dir);
+    state_path(dir, path, sizeof(path));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno != ENOENT) {
             return errno;
         }
-        note(ck, true, "meta: missing (the flush point is lost)");
+        note(ck, true, "state: missing (the flush point is lost)");
         return 0;
     }
-    rep->meta_present = true;
+    rep->state_present = true;
     char *buf = calloc(1, 2 * CASK_STATE_SLOT + 1);
     if (buf == NULL) {
         close(fd);
@@ -205,18 +220,18 @@ check_meta(struct check *ck, const char *dir)
         memcpy(slot, buf + i * CASK_STATE_SLOT, CASK_STATE_SLOT);
         slot[CASK_STATE_SLOT] = '\0';
         if (cask_state_parse(slot, &st, &gen) != 0) {
-            rep->meta_bad_slots++;
-            note(ck, true, "meta: slot %u is damaged", i);
-        } else if (!rep->meta_ok || gen > rep->meta_generation) {
-            rep->meta_ok = true;
-            rep->meta_generation = gen;
+            rep->state_bad_slots++;
+            note(ck, true, "state: slot %u is damaged", i);
+        } else if (!rep->state_ok || gen > rep->state_generation) {
+            rep->state_ok = true;
+            rep->state_generation = gen;
             rep->shards = st.shards;
             rep->flush_cas = st.flush_cas;
         }
     }
     free(buf);
-    if (rc == 0 && !rep->meta_ok) {
-        note(ck, true, "meta: no valid slot (the server refuses to open)");
+    if (rc == 0 && !rep->state_ok) {
+        note(ck, true, "state: no valid slot (the server refuses to open)");
     }
     return rc;
 }
@@ -570,15 +585,15 @@ cask_check(const char *dir, int64_t now_s, const struct cask_check_hooks *h,
 {
     struct check ck = {.h = h, .rep = rep, .now = now_s};
     memset(rep, 0, sizeof(*rep));
-    int rc = check_meta(&ck, dir);
+    int rc = check_state(&ck, dir);
     if (rc != 0) {
         return rc;
     }
     unsigned found = count_shard_dirs(dir);
-    if (!rep->meta_ok) {
+    if (!rep->state_ok) {
         rep->shards = found;
     } else if (found != rep->shards) {
-        note(&ck, true, "meta says %u shards, %u shard directories found",
+        note(&ck, true, "state says %u shards, %u shard directories found",
              rep->shards, found);
     }
     ck.total = total_bytes(dir, rep->shards);
@@ -625,12 +640,12 @@ cask_check_shards(const char *dir, unsigned *shards)
     struct check ck = {.rep = &rep};
     char path[CASK_PATH_MAX];
     memset(&rep, 0, sizeof(rep));
-    snprintf(path, sizeof(path), "%s/meta", dir);
+    state_path(dir, path, sizeof(path));
     if (access(path, F_OK) != 0) {
         return errno;
     }
-    int rc = check_meta(&ck, dir);
-    if (rc == 0 && !rep.meta_ok) {
+    int rc = check_state(&ck, dir);
+    if (rc == 0 && !rep.state_ok) {
         rc = EINVAL;
     }
     *shards = rep.shards;

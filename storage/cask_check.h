@@ -1,7 +1,7 @@
 /* cask_check.h - offline, read-only verification of a closed data directory
  * (for bitcached-admin check).
  *
- * Reads the meta file, every shard's retired file, segments and hints through
+ * Reads the state file, every shard's retired file, segments and hints through
  * the segment, record and hint code of the library, and changes nothing on
  * disk: no truncation, no header rewrite, no retired-file replay. The caller
  * makes sure no server has the directory open (see cask_check_lock). Owns no
@@ -37,11 +37,11 @@ struct cask_check_counts {
 };
 
 struct cask_check_report {
-    unsigned shards; /* from the meta file, else shard directories */
-    bool meta_present;
-    bool meta_ok; /* at least one valid slot */
-    unsigned meta_bad_slots;
-    uint64_t meta_generation;
+    unsigned shards; /* from the state file, else shard directories */
+    bool state_present;
+    bool state_ok; /* at least one valid slot */
+    unsigned state_bad_slots;
+    uint64_t state_generation;
     uint64_t flush_cas;
     uint64_t retired_bad;     /* retired files that fail their checksum */
     uint64_t retired_pending; /* listed segments still present (a
@@ -91,8 +91,8 @@ struct cask_segment;
 int cask_check_hint(const char *sdir, struct cask_segment *s,
                     uint64_t *bad_off);
 
-/* The shard count recorded in dir/meta: 0 and *shards, ENOENT when there is
- * no meta file, EINVAL when no slot is valid, or an errno. */
+/* The shard count recorded in the state file: 0 and *shards, ENOENT when there
+ * is no state file, EINVAL when no slot is valid, or an errno. */
 int cask_check_shards(const char *dir, unsigned *shards);
 
 /* Take a shared lock on dir/LOCK so that no server opens the directory while

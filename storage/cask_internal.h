@@ -14,7 +14,7 @@
 
 struct cask_shard;
 
-/* cas numbers reserved in the meta file at a time. */
+/* cas numbers reserved in the state file at a time. */
 #define CASK_CAS_BLOCK (1u << 20)
 
 /* The store. cask.c owns it; shards read opt, the clock and the flush point
@@ -31,14 +31,14 @@ struct cask {
     _Atomic uint64_t flush_cas;       /* items with cas <= it are flushed */
     _Atomic int64_t flush_pending_at; /* delayed flush time, 0 none */
     /* A delayed flush that came due but whose threshold is not yet in the
-     * meta file: flush_err is the write's error (0 = none pending). */
+     * state file: flush_err is the write's error (0 = none pending). */
     _Atomic uint64_t flush_soft_cas;
     _Atomic int flush_err;
-    int64_t flush_due_at;    /* meta_mu: flush_soft_cas is for this time */
-    int64_t flush_tried_s;   /* meta_mu: last persist attempt (clock) */
-    pthread_mutex_t meta_mu; /* covers meta file writes, meta_fd/gen */
-    int meta_fd;             /* the meta file, open for in-place updates */
-    uint64_t meta_gen;       /* generation of the newest slot on disk */
+    int64_t flush_due_at;     /* state_mu: flush_soft_cas is for this time */
+    int64_t flush_tried_s;    /* state_mu: last persist attempt (clock) */
+    pthread_mutex_t state_mu; /* covers state file writes, state_fd/gen */
+    int state_fd;             /* the state file, open for in-place updates */
+    uint64_t state_gen;       /* generation of the newest slot on disk */
 
     pthread_mutex_t bg_mu; /* covers stopping, compact_kick */
     pthread_cond_t bg_cv;
@@ -55,8 +55,8 @@ struct cask {
 
 /* A fresh cas (also used as record sequence number) in *out; never reused,
  * never below one handed out before a restart. Lock-free except once per
- * CASK_CAS_BLOCK numbers, when it writes the meta file. Returns 0, or the
- * errno of a meta file write that failed (the mark is then not advanced
+ * CASK_CAS_BLOCK numbers, when it writes the state file. Returns 0, or the
+ * errno of a state file write that failed (the mark is then not advanced
  * and the caller's operation must fail), or of a due flush_all that is not
  * yet persisted. */
 int cask_cas_next(struct cask *c, uint64_t *out);

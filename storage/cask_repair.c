@@ -475,7 +475,7 @@ cask_repair(const char *dir, cask_repair_note_fn note, void *arg,
     int rc = cask_check_shards(dir, &shards);
     if (rc != 0) {
         say(&r, false,
-            "meta: %s; not repaired (the shard count is taken from the "
+            "state: %s; not repaired (the shard count is taken from the "
             "shard directories)",
             rc == ENOENT ? "missing" : "no valid slot");
         shards = 0;

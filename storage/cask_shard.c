@@ -1467,7 +1467,7 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
         char ext[16];
         size_t nl = strlen(de->d_name);
         if (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0) {
-            /* A hint or meta temp file left by a crash. */
+            /* A hint or state temp file left by a crash. */
             unlinkat(dirfd(d), de->d_name, 0);
             continue;
         }

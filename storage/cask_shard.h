@@ -2,7 +2,7 @@
  *
  * The shard owns its directory, segments, keydir and locks; nothing outside
  * cask_shard.c and cask_compact.c dereferences it. Lock order: maint_mu, then
- * mu, then the store's meta_mu.
+ * mu, then the store's state_mu.
  */
 #ifndef BITCACHED_CASK_SHARD_H
 #define BITCACHED_CASK_SHARD_H

@@ -1,14 +1,16 @@
-/* cask_state.h - the codec of the store's state file (DIR/meta: shard count,
+/* cask_state.h - the codec of the store's state file (DIR/state: shard count,
  * cas high-water mark, flush point): one slot formatted and parsed. Owns the
  * slot layout only; cask.c reads and writes the file, cask_check.c verifies
- * it. See FORMAT.md, "meta". */
+ * it. See FORMAT.md, "state". */
 #ifndef BITCACHED_CASK_STATE_H
 #define BITCACHED_CASK_STATE_H
 
 #include <stdint.h>
 
-#define CASK_STATE_NAME    "meta"
-#define CASK_STATE_VERSION 3
+#define CASK_STATE_NAME "state"
+/* The file's name in stores written before 0.2 (same content). */
+#define CASK_STATE_OLD_NAME "meta"
+#define CASK_STATE_VERSION  3
 /* One slot of the file: text, NUL-padded; the file holds two. */
 #define CASK_STATE_SLOT 4096u
 

@@ -263,11 +263,11 @@ try:
     rc, out, err = admin("check", badhint)
     expect(rc == 1 and ".hint: damaged" in out.decode(), "damaged hint found: %s" % out)
 
-    meta = copy("meta")
-    with open(os.path.join(meta, "meta"), "r+b") as f:
+    state = copy("state")
+    with open(os.path.join(state, "state"), "r+b") as f:
         f.write(b"X")
-    rc, out, err = admin("check", meta)
-    expect(rc == 1 and "meta: slot 0 is damaged" in out.decode(), "damaged meta slot found")
+    rc, out, err = admin("check", state)
+    expect(rc == 1 and "state: slot 0 is damaged" in out.decode(), "damaged state slot found")
 
     # ---- repair ----------------------------------------------------------
     def served(d):

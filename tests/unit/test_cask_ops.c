@@ -468,11 +468,11 @@ test_shard_count_recorded(void **state)
     assert_non_null(strstr(tc_log, "shards"));
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
     assert_true(tc_is(f->c, "a", "1"));
-    /* without the meta file the shard directories still decide */
+    /* without the state file the shard directories still decide */
     cask_close(&f->c);
-    char meta[1100];
-    snprintf(meta, sizeof(meta), "%s/meta", f->dir);
-    assert_int_equal(unlink(meta), 0);
+    char state_path[1100];
+    snprintf(state_path, sizeof(state_path), "%s/state", f->dir);
+    assert_int_equal(unlink(state_path), 0);
     assert_int_equal(cask_open(&f->c, f->dir, &o), CASK_EINVAL);
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
     assert_true(tc_is(f->c, "a", "1"));
@@ -483,7 +483,7 @@ test_shard_count_recorded(void **state)
     struct cask *c2 = NULL;
     assert_int_equal(cask_open(&c2, nested, &f->o), CASK_OK);
     cask_close(&c2);
-    snprintf(nested, sizeof(nested), "%s/meta/x", f->dir);
+    snprintf(nested, sizeof(nested), "%s/state/x", f->dir);
     assert_int_equal(cask_open(&c2, nested, &f->o), ENOTDIR);
     assert_null(c2);
     assert_true(cask_shard_of(f->c, "a", 1) < 4);

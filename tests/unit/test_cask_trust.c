@@ -119,13 +119,13 @@ faulty_pread(int fd, void *buf, size_t n, off_t off)
 
 static void inject(int err, const char *suffix);
 
-/* Fail writes to the store's meta file (updated in place). */
+/* Fail writes to the store's state file (updated in place). */
 static void
-inject_meta(struct fx *f, int err)
+inject_state(struct fx *f, int err)
 {
     char path[4096];
     struct stat st;
-    snprintf(path, sizeof(path), "%s/meta", f->dir);
+    snprintf(path, sizeof(path), "%s/state", f->dir);
     assert_int_equal(stat(path, &st), 0);
     inject(err, NULL);
     fail_ino = st.st_ino;
@@ -267,7 +267,7 @@ test_failed_flush_changes_nothing(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
-    inject_meta(f, ENOSPC);
+    inject_state(f, ENOSPC);
     assert_int_equal(cask_flush(f->c, 0), ENOSPC);
     assert_true(tc_is(f->c, "k", "v"));
     assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
@@ -280,7 +280,7 @@ test_failed_flush_changes_nothing(void **state)
     assert_true(tc_absent(f->c, "k"));
 }
 
-/* When the meta file cannot take the next block of cas numbers, the write
+/* When the state file cannot take the next block of cas numbers, the write
  * that needed one fails instead of being acknowledged with a cas a restart
  * could hand out again. */
 static void
@@ -288,7 +288,7 @@ test_cas_reservation_failure_not_acked(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(tc_set(f->c, "k", "first"), CASK_OK);
-    inject_meta(f, ENOSPC);
+    inject_state(f, ENOSPC);
     int rc = CASK_OK;
     for (unsigned i = 0; i < (1u << 20) + 16 && rc == CASK_OK; i++) {
         rc = tc_set(f->c, "k", "again");
@@ -301,17 +301,17 @@ test_cas_reservation_failure_not_acked(void **state)
     assert_true(tc_is(f->c, "k", "after"));
 }
 
-/* An edited or damaged meta file is refused (and logged), not trusted: its
+/* An edited or damaged state file is refused (and logged), not trusted: its
  * flush_cas could silently hide every key. */
 static void
-test_meta_checksum(void **state)
+test_state_checksum(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
     cask_close(&f->c);
     char path[4096];
     static char buf[16384];
-    snprintf(path, sizeof(path), "%s/meta", f->dir);
+    snprintf(path, sizeof(path), "%s/state", f->dir);
     FILE *fp = fopen(path, "r+");
     assert_non_null(fp);
     size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
@@ -746,8 +746,9 @@ make_v1_header(const char *path)
     close(fd);
 }
 
-/* A store of the previous format (version 1 segments, a version 1 meta
- * file) opens, keeps its data and takes writes. */
+/* A store of the previous format (version 1 segments, a version 1 state
+ * file under its old name, meta) opens, keeps its data, renames the state
+ * file and takes writes. */
 static void
 test_previous_version_opens(void **state)
 {
@@ -761,6 +762,8 @@ test_previous_version_opens(void **state)
     make_v1_header(path);
     seg_path(f, 1, "hint", path, sizeof(path));
     unlink(path);
+    snprintf(path, sizeof(path), "%s/state", f->dir);
+    assert_int_equal(unlink(path), 0);
     snprintf(path, sizeof(path), "%s/meta", f->dir);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
@@ -768,6 +771,9 @@ test_previous_version_opens(void **state)
                 "flush_cas 0\nflush_pending_at 0\n");
     fclose(fp);
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof(path), "%s/state", f->dir);
+    assert_int_equal(access(path, F_OK), 0);
     assert_true(tc_absent(f->c, "k"));
     assert_true(tc_is(f->c, "j", "kept"));
     assert_int_equal(tc_set(f->c, "n", "new"), CASK_OK);
@@ -937,19 +943,19 @@ test_roll_over_stalls_only_writers(void **state)
     assert_true(tc_is(f->c, "w", "x"));
 }
 
-/* A missing meta file is logged at start with what it costs. */
+/* A missing state file is logged at start with what it costs. */
 static void
-test_missing_meta_logged(void **state)
+test_missing_state_logged(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
     cask_close(&f->c);
     char path[4096];
-    snprintf(path, sizeof(path), "%s/meta", f->dir);
+    snprintf(path, sizeof(path), "%s/state", f->dir);
     assert_int_equal(unlink(path), 0);
     tc_log[0] = '\0';
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
-    assert_non_null(strstr(tc_log, "no meta file"));
+    assert_non_null(strstr(tc_log, "no state file"));
     assert_true(tc_is(f->c, "k", "v"));
 }
 
@@ -1010,7 +1016,7 @@ main(void)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(
                     test_cas_reservation_failure_not_acked, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_meta_checksum, setup,
+            cmocka_unit_test_setup_teardown(test_state_checksum, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_opens_on_full_disk, setup,
                                             teardown),
@@ -1038,7 +1044,7 @@ main(void)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_roll_over_stalls_only_writers,
                                             setup, teardown),
-            cmocka_unit_test_setup_teardown(test_missing_meta_logged, setup,
+            cmocka_unit_test_setup_teardown(test_missing_state_logged, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(
                     test_slow_rmw_read_stalls_only_itself, setup, teardown),
