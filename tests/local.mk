@@ -66,6 +66,12 @@ EXTRA_DIST += tests/integration/ketama.py
 TESTS += tests/integration/test_scaleout_nutcracker.py \
 	tests/integration/test_scaleout_clients.py
 
+# Other languages' client libraries (Ruby's Dalli, php-memcached in both
+# protocols, php-memcache) give the same outcomes here as against memcached.
+dist_check_SCRIPTS += tests/clients/test_clients.py
+EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php
+TESTS += tests/clients/test_clients.py
+
 dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py tests/integration/test_flags.py \
 	tests/integration/test_dump.py
