@@ -67,6 +67,7 @@ struct settings_mc {
     unsigned read_buf_mem_limit;  /* bytes */
     bool track_sizes;
     bool drop_privileges;
+    bool relaxed_privileges; /* accepted, no effect (memcached-debug) */
 };
 
 struct settings {

@@ -419,6 +419,10 @@ extended_one(struct settings *s, char *tok, int *exit_code)
         mc->drop_privileges = false;
     } else if (strcmp(name, "drop_privileges") == 0) {
         mc->drop_privileges = true;
+    } else if (strcmp(name, "relaxed_privileges") == 0) {
+        /* memcached-debug's switch for its test suite (no seccomp filter
+         * here to relax); accepted so that suite can start bitcached. */
+        mc->relaxed_privileges = true;
     } else if (strcmp(name, "resp_obj_mem_limit") == 0) {
         fprintf(stderr, "DEPRECATED: resp_obj_mem_limit no longer used. See "
                         "read_buf_mem_limit,\n");

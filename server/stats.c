@@ -341,6 +341,9 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "track_sizes", "%s", mc->track_sizes ? "yes" : "no");
     stat_line(b, "inline_ascii_response", "no");
     stat_line(b, "drop_privileges", "%s", mc->drop_privileges ? "yes" : "no");
+    if (mc->relaxed_privileges) {
+        stat_line(b, "relaxed_privileges", "yes");
+    }
     stat_line(b, "watch_enabled", "%s", mc->watch_disabled ? "no" : "yes");
     stat_line(b, "lock_memory", "%s", mc->lock_memory ? "yes" : "no");
     stat_line(b, "large_pages", "%s", mc->large_pages ? "yes" : "no");

@@ -116,6 +116,18 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bc-flags.")
     user = ["-u", "root"] if os.geteuid() == 0 else []
 
+    # memcached-debug's -o relaxed_privileges (Debian's memcached is not a
+    # debug build and refuses it): memcached's own test suite passes it.
+    srv = bcserver.Server(binary, args=["-o", "relaxed_privileges"])
+    try:
+        srv.start()
+        if not ask(srv.port, b"version\r\n").startswith(b"VERSION "):
+            fail("-o relaxed_privileges: no version reply")
+    except RuntimeError as e:
+        fail("-o relaxed_privileges: %s" % e)
+    finally:
+        srv.close()
+
     started = []
     for args, want in CASES:
         extra = split(args, tmp)
