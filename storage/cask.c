@@ -8,6 +8,7 @@
  */
 #include "storage/cask.h"
 
+#include "storage/cask_commit.h"
 #include "storage/cask_internal.h"
 #include "storage/cask_io.h"
 #include "storage/cask_keydir.h"
@@ -506,6 +507,7 @@ stop_threads(struct cask *c)
         pthread_join(c->maint_thread, NULL);
         c->maint_thread_on = false;
     }
+    cask_commit_stop(c);
 }
 
 int
@@ -654,6 +656,8 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
             goto fail;
         }
         c->sync_thread_on = true;
+    } else if ((rc = cask_commit_start(c)) != 0) {
+        goto fail;
     }
     rc = pthread_create(&c->maint_thread, NULL, maint_main, c);
     if (rc != 0) {
@@ -848,6 +852,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->compactions += s.compactions;
         st->bytes_reclaimed += s.bytes_reclaimed;
         st->syncs += s.syncs;
+        st->synced_writes += s.synced_writes;
         st->write_errors += s.write_errors;
         st->records_recovered += s.records_recovered;
         st->bytes_truncated += s.bytes_truncated;
@@ -855,5 +860,6 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->failed = st->failed || s.failed;
     }
     st->recovery_s = c->recovery_s;
+    st->commits = cask_commit_passes(c);
     return 0;
 }

@@ -4,7 +4,9 @@
  * nothing of sockets, libevent or the memcached protocol. Every call is safe
  * from many threads at once. Calls may block on disk I/O (reads hit the page
  * cache in the common case); under CASK_SYNC_ALWAYS a modification blocks until
- * an fdatasync covers it (group commit: concurrent writers share one sync).
+ * an fdatasync covers it (group commit: one committer thread syncs every
+ * shard with pending appends in one pass, shared by all waiting writers),
+ * unless the calling thread defers that wait (cask_defer).
  *
  * Time: the store reads the clock through cask_options.clock (unix seconds).
  * An item with exp_abs_s != 0 and exp_abs_s <= now is expired: never returned,
@@ -193,6 +195,40 @@ int cask_flush(struct cask *c, int64_t at_abs_s);
  * through this call) and unlinks the old files. */
 int cask_compact(struct cask *c, int shard, bool wait);
 
+/* ---- commit tickets (CASK_SYNC_ALWAYS without blocking) ----------------
+ *
+ * A server thread that serves many clients must not sleep in a sync. It
+ * passes a ticket to cask_defer; until cask_defer(NULL), each modification
+ * it makes returns as soon as its record is in the kernel (pwrite), and
+ * notes in the ticket which commit covers it, instead of waiting. The
+ * thread holds back the reply until cask_ticket_done says the commit is
+ * done, and answers the error it returns if the sync failed. The new value
+ * is visible to every reader at once, before its sync, as without a ticket
+ * (read-uncommitted across connections; a crash of the machine can lose a
+ * value that was read but whose write was never acknowledged).
+ * Under the other sync modes a ticket stays empty. */
+struct cask_ticket {
+    uint64_t epoch; /* the commit pass that covers the writes; 0: none */
+    uint64_t seq;   /* the shard's append number of the last write */
+    int shard;      /* the shard written, or -1 when several were */
+};
+
+/* Defer the sync waits of this thread's modifications into *t (zeroed by
+ * the caller), or with t NULL stop deferring. Applies to every store the
+ * thread calls. The store writes *t until cask_defer(NULL). */
+void cask_defer(struct cask_ticket *t);
+
+/* Has t's commit finished? false: not yet. true: *rc is CASK_OK (every
+ * write t covers is on disk) or CASK_EFAILED (a sync failed and its shard
+ * is latched; for a ticket over several shards, any of them). Never
+ * blocks on I/O. An empty ticket is done. */
+bool cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc);
+
+/* fn(arg) is called from the committer thread after each commit pass (and
+ * may find tickets done); it must be quick and must not call the store.
+ * fn NULL removes it; returns only once no call of the old hook runs. */
+void cask_commit_hook(struct cask *c, void (*fn)(void *arg), void *arg);
+
 /* Figures for `stats storage`. */
 struct cask_stats {
     uint64_t live_keys;         /* keys in the keydir (expired ones not yet
@@ -205,6 +241,9 @@ struct cask_stats {
     uint64_t compactions;       /* compaction runs completed */
     uint64_t bytes_reclaimed;   /* disk bytes freed by compaction */
     uint64_t syncs;             /* fdatasync calls on segments */
+    uint64_t synced_writes;     /* records those syncs covered */
+    uint64_t commits;           /* commit passes (CASK_SYNC_ALWAYS; store
+                                 * total only) */
     uint64_t write_errors;      /* writes that failed (not acknowledged) */
     uint64_t records_recovered; /* records (or hint entries) read at open */
     uint64_t bytes_truncated;   /* torn/corrupt tail bytes dropped at open */

@@ -13,6 +13,7 @@
 #include "storage/cask.h"
 
 struct cask_shard;
+struct cask_commit;
 
 /* cas numbers reserved in the state file at a time. */
 #define CASK_CAS_BLOCK (1u << 20)
@@ -48,6 +49,8 @@ struct cask {
     bool maint_thread_on;
     pthread_t sync_thread;
     pthread_t maint_thread;
+
+    struct cask_commit *commit; /* CASK_SYNC_ALWAYS: cask_commit.c */
 
     double recovery_s;
     _Atomic uint64_t kd_bytes; /* sum of the shards' keydir bytes */

@@ -4,14 +4,16 @@
  * Owns the shard's directory, segments, keydir and mutexes. Every operation
  * runs under the shard mutex, except the value read of a get: the segment
  * is pinned (readers) and read with the mutex released, so a cold or slow
- * read stalls only its own request. Under CASK_SYNC_ALWAYS a writer then
- * waits on sync_cv until a sync that started after its append has finished,
- * and one of the waiters does the fdatasync with the mutex released (group
- * commit).
+ * read stalls only its own request. Under CASK_SYNC_ALWAYS a writer joins
+ * a commit epoch after its append and, once it has released the mutex,
+ * waits for the committer (cask_commit.c) to sync that epoch, or hands the
+ * ticket to its caller (cask_defer). The fdatasync itself runs with the
+ * mutex released; other syncers wait for it on sync_cv.
  * Must not depend on anything above storage/.
  */
 #include "storage/cask_shard.h"
 
+#include "storage/cask_commit.h"
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_record.h"
@@ -496,6 +498,7 @@ cask_shard_roll(struct cask_shard *sh)
     }
     cask_seg_make_closed(old);
     sh->active = n;
+    sh->synced_writes += sh->app_seq - sh->synced_seq;
     sh->synced_seq = sh->app_seq;
     pthread_cond_broadcast(&sh->sync_cv);
     return 0;
@@ -673,11 +676,15 @@ wait_durable(struct cask_shard *sh, uint64_t seq)
             return rc;
         }
         uint64_t target = sh->app_seq;
-        int fd = s->fd;
         sh->syncing = true;
+        s->readers++; /* not closed under us by a roll-over + compaction */
         pthread_mutex_unlock(&sh->mu);
-        rc = cask_io_fdatasync(fd);
+        rc = cask_io_fdatasync(s->fd);
         pthread_mutex_lock(&sh->mu);
+        uint32_t sid = s->id;
+        if (--s->readers == 0 && s->retired) {
+            cask_seg_close(&s);
+        }
         sh->syncing = false;
         sh->syncs++;
         if (rc != 0) {
@@ -686,8 +693,9 @@ wait_durable(struct cask_shard *sh, uint64_t seq)
             cask_logf(sh->store, CASK_LOG_ERROR,
                       "shard %u: fdatasync seg %08x: %s; shard is now "
                       "read-only",
-                      sh->idx, s->id, strerror(rc));
+                      sh->idx, sid, strerror(rc));
         } else if (target > sh->synced_seq) {
+            sh->synced_writes += target - sh->synced_seq;
             sh->synced_seq = target;
         }
         pthread_cond_broadcast(&sh->sync_cv);
@@ -695,13 +703,35 @@ wait_durable(struct cask_shard *sh, uint64_t seq)
     return sh->failed && sh->synced_seq < seq ? CASK_EFAILED : 0;
 }
 
-static int
-durable(struct cask_shard *sh)
+/* With mu held, after an operation's append: under CASK_SYNC_ALWAYS note
+ * in *tk the commit that must cover it. The wait (or its deferral) comes
+ * in cask_commit_finish once mu is released. */
+static void
+durable(struct cask_shard *sh, struct cask_ticket *tk)
 {
-    if (sh->store->opt.sync != CASK_SYNC_ALWAYS) {
-        return 0;
+    struct cask *c = sh->store;
+    if (c->opt.sync != CASK_SYNC_ALWAYS || c->commit == NULL) {
+        return;
     }
-    return wait_durable(sh, sh->app_seq);
+    cask_ticket_add(tk, cask_commit_join(c), (int)sh->idx, sh->app_seq);
+}
+
+bool
+cask_shard_covered(struct cask_shard *sh, uint64_t seq)
+{
+    pthread_mutex_lock(&sh->mu);
+    bool ok = sh->synced_seq >= seq;
+    pthread_mutex_unlock(&sh->mu);
+    return ok;
+}
+
+bool
+cask_shard_failed(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    bool failed = sh->failed;
+    pthread_mutex_unlock(&sh->mu);
+    return failed;
 }
 
 int
@@ -932,7 +962,7 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
 static int
 touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
              int64_t exp_abs_s, struct cask_item *it, char **val,
-             struct readahead *ra)
+             struct readahead *ra, struct cask_ticket *tk)
 {
     int rc;
     char *v = NULL;
@@ -970,8 +1000,8 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     }
     e->exp = cask_kd_exp32(exp_abs_s);
     fill_item(it, e);
-    rc = durable(sh);
-    if (rc == 0 && val != NULL) {
+    durable(sh, tk);
+    if (val != NULL) {
         *val = v;
         v = NULL;
     }
@@ -987,12 +1017,20 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
 {
     int rc;
     struct readahead ra = {0};
+    struct cask_ticket tk = {0};
     pthread_mutex_lock(&sh->mu);
     do {
-        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val, &ra);
+        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val, &ra, &tk);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     free(ra.val);
+    if (rc == 0) {
+        rc = cask_commit_finish(sh->store, &tk);
+        if (rc != 0 && val != NULL) {
+            free(*val);
+            *val = NULL;
+        }
+    }
     return rc;
 }
 
@@ -1000,7 +1038,7 @@ static int
 store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
              const void *key, size_t klen, const void *val, size_t vlen,
              uint32_t flags, int64_t exp_abs_s, uint64_t cas_in,
-             uint64_t *cas_out, struct readahead *ra)
+             uint64_t *cas_out, struct readahead *ra, struct cask_ticket *tk)
 {
     struct cask *c = sh->store;
     int gone, rc;
@@ -1069,8 +1107,8 @@ store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
     if (rc != 0) {
         goto out;
     }
-    rc = durable(sh);
-    if (rc == 0 && cas_out != NULL) {
+    durable(sh, tk);
+    if (cas_out != NULL) {
         *cas_out = cas;
     }
 out:
@@ -1086,19 +1124,20 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
 {
     int rc;
     struct readahead ra = {0};
+    struct cask_ticket tk = {0};
     pthread_mutex_lock(&sh->mu);
     do {
         rc = store_locked(sh, h, mode, key, klen, val, vlen, flags, exp_abs_s,
-                          cas_in, cas_out, &ra);
+                          cas_in, cas_out, &ra, &tk);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     free(ra.val);
-    return rc;
+    return rc == 0 ? cask_commit_finish(sh->store, &tk) : rc;
 }
 
 static int
 delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-              uint64_t cas_in)
+              uint64_t cas_in, struct cask_ticket *tk)
 {
     int gone, rc;
     struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
@@ -1129,7 +1168,7 @@ delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     }
     sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
     cask_kd_remove(sh->kd, h, e);
-    rc = durable(sh);
+    durable(sh, tk);
 out:
     return rc;
 }
@@ -1139,12 +1178,13 @@ cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
                   size_t klen, uint64_t cas_in)
 {
     int rc;
+    struct cask_ticket tk = {0};
     pthread_mutex_lock(&sh->mu);
     do {
-        rc = delete_locked(sh, h, key, klen, cas_in);
+        rc = delete_locked(sh, h, key, klen, cas_in, &tk);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
-    return rc;
+    return rc == 0 ? cask_commit_finish(sh->store, &tk) : rc;
 }
 
 /* memcached's rule (strtoull, then a check on what follows): optional
@@ -1200,7 +1240,7 @@ parse_u64(const char *s, size_t n, uint64_t *out)
 static int
 arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
              const struct cask_arith *a, uint64_t *value_out,
-             struct cask_item *it, struct readahead *ra)
+             struct cask_item *it, struct readahead *ra, struct cask_ticket *tk)
 {
     struct cask *c = sh->store;
     int gone, rc;
@@ -1274,8 +1314,8 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     }
 done:
     fill_item(it, e);
-    rc = durable(sh);
-    if (rc == 0 && value_out != NULL) {
+    durable(sh, tk);
+    if (value_out != NULL) {
         *value_out = v;
     }
 out:
@@ -1290,13 +1330,14 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
 {
     int rc;
     struct readahead ra = {0};
+    struct cask_ticket tk = {0};
     pthread_mutex_lock(&sh->mu);
     do {
-        rc = arith_locked(sh, h, key, klen, a, value_out, it, &ra);
+        rc = arith_locked(sh, h, key, klen, a, value_out, it, &ra, &tk);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     free(ra.val);
-    return rc;
+    return rc == 0 ? cask_commit_finish(sh->store, &tk) : rc;
 }
 
 /* ---- recovery ---------------------------------------------------------- */
@@ -1872,6 +1913,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->compactions = sh->compactions;
     st->bytes_reclaimed = sh->bytes_reclaimed;
     st->syncs = sh->syncs;
+    st->synced_writes = sh->synced_writes;
     st->write_errors = sh->write_errors;
     st->records_recovered = sh->records_recovered;
     st->bytes_truncated = sh->bytes_truncated;

@@ -48,8 +48,9 @@ struct cask_shard {
     uint64_t compactions;
     uint64_t bytes_reclaimed;
     uint64_t syncs;
-    uint64_t write_errors; /* appends that failed to reach the kernel */
-    char *scratch;         /* encoding buffer for appends (mu) */
+    uint64_t synced_writes; /* appends covered by those syncs */
+    uint64_t write_errors;  /* appends that failed to reach the kernel */
+    char *scratch;          /* encoding buffer for appends (mu) */
     size_t scratch_cap;
     uint64_t records_recovered;
     uint64_t bytes_truncated;
@@ -78,8 +79,14 @@ int cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
                      size_t klen, const struct cask_arith *a,
                      uint64_t *value_out, struct cask_item *it);
 
-/* Make everything appended so far durable (INTERVAL thread, cask_sync). */
+/* Make everything appended so far durable (INTERVAL thread, the
+ * committer, cask_sync). */
 int cask_shard_sync(struct cask_shard *sh);
+
+/* Is append number seq covered by a finished sync? False once the shard
+ * latched failed before covering it. */
+bool cask_shard_covered(struct cask_shard *sh, uint64_t seq);
+bool cask_shard_failed(struct cask_shard *sh);
 
 /* Write hint files for closed segments that lack an up-to-date one. */
 void cask_shard_write_hints(struct cask_shard *sh);

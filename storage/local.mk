@@ -9,6 +9,8 @@ libstorage_a_SOURCES = \
 	storage/cask_internal.h \
 	storage/cask_shard.h \
 	storage/cask_shard.c \
+	storage/cask_commit.h \
+	storage/cask_commit.c \
 	storage/cask_compact.c \
 	storage/cask_record.h \
 	storage/cask_record.c \
@@ -44,7 +46,8 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_compact \
 	tests/unit/test_cask_io \
 	tests/unit/test_cask_model \
-	tests/unit/test_cask_trust
+	tests/unit/test_cask_trust \
+	tests/unit/test_cask_commit
 check_PROGRAMS += $(STORAGE_TESTS)
 TESTS += $(STORAGE_TESTS)
 EXTRA_DIST += tests/unit/test_cask_util.h
@@ -82,6 +85,10 @@ tests_unit_test_cask_model_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_trust_SOURCES = tests/unit/test_cask_trust.c
 tests_unit_test_cask_trust_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_trust_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_commit_SOURCES = tests/unit/test_cask_commit.c
+tests_unit_test_cask_commit_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_commit_LDADD = $(STORAGE_TEST_LDADD)
 
 # Crash test: SIGKILL a writer under sync=always, every ack must survive.
 check_PROGRAMS += tests/crash/test_kill9_always

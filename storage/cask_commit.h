@@ -1,0 +1,44 @@
+/* cask_commit.h - the store's committer under CASK_SYNC_ALWAYS: one thread
+ * that makes every shard's pending appends durable in one pass and then
+ * tells the waiting writers. Private to storage/.
+ *
+ * Commit order is counted in epochs. A writer that appended under a shard's
+ * mutex joins the epoch open at that moment (cask_commit_join); the
+ * committer closes an epoch (new appends join the next one) before it takes
+ * any shard's mutex, then syncs each shard up to its newest append. So an
+ * append that joined epoch E is covered once pass E is done.
+ */
+#ifndef BITCACHED_CASK_COMMIT_H
+#define BITCACHED_CASK_COMMIT_H
+
+#include <stdint.h>
+
+#include "storage/cask.h"
+#include "storage/cask_internal.h"
+
+/* Start the committer thread (CASK_SYNC_ALWAYS only). 0 or an errno. */
+int cask_commit_start(struct cask *c);
+
+/* Finish the passes asked for, stop and free the committer. Safe when it
+ * was never started. */
+void cask_commit_stop(struct cask *c);
+
+/* Called with a shard's mutex held, right after an append: the epoch whose
+ * pass will cover it, and the committer is asked to run that pass. */
+uint64_t cask_commit_join(struct cask *c);
+
+/* After an operation released its shard's mutex: nothing to do when t has
+ * no epoch; hand t to the thread's deferred ticket (cask_defer) when there
+ * is one; else block until t's pass is done and return its outcome
+ * (CASK_OK or CASK_EFAILED). */
+int cask_commit_finish(struct cask *c, const struct cask_ticket *t);
+
+/* Fold what one write needs into t: the epoch that covers it, the shard it
+ * went to and that shard's append number. */
+void cask_ticket_add(struct cask_ticket *t, uint64_t epoch, int shard,
+                     uint64_t seq);
+
+/* Commit passes run so far (stats). */
+uint64_t cask_commit_passes(const struct cask *c);
+
+#endif
