@@ -1365,6 +1365,8 @@ cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
         return CMD_DONE;
     }
     st = proto_parse(&cc->parser, &req, buf, len, used);
+    memset(&cc->tag, 0, sizeof(cc->tag));
+    cc->tag.silent = req.noreply && !is_meta(req.cmd);
     switch (st) {
     case PROTO_NEED_MORE:
         return CMD_NEED_MORE;

@@ -133,6 +133,16 @@ struct cmd_env {
     struct cmd_meta *meta;
 };
 
+/* What it takes to answer a request's error after its reply was already
+ * written (a write whose deferred commit then failed: cmd_late_error).
+ * cmd_execute and cmd_bin_execute set it for each request they run. */
+struct cmd_req_tag {
+    bool bin;        /* binary: an error packet echoing opcode and opaque */
+    bool silent;     /* text with noreply: its errors are not sent */
+    uint8_t opcode;  /* binary */
+    uint32_t opaque; /* binary, as sent */
+};
+
 /* Per connection. Owned by the connection; touched only by its thread. */
 struct cmd_conn {
     const struct cmd_env *env;
@@ -149,6 +159,7 @@ struct cmd_conn {
     struct cmd_admin_job *job; /* a dump in progress (cmd_admin.c) */
     int fd;                    /* the client's socket, for watch lines */
     unsigned watch_mask;       /* CMD_WATCH: what the client asked for */
+    struct cmd_req_tag tag;    /* of the request run last */
 };
 
 enum cmd_status {
@@ -184,6 +195,13 @@ void cmd_conn_deinit(struct cmd_conn *cc);
  * Blocks while the store does (see cask.h). Never aborts on any input. */
 enum cmd_status cmd_execute(struct cmd_conn *cc, const char *buf, size_t len,
                             size_t *used);
+
+/* Write to out what a request tagged tag answers for the store error err
+ * (memcached's SERVER_ERROR line, or a binary error packet; nothing for a
+ * silent one), in place of the reply it was given before its commit
+ * failed. Implemented in cmd_late.c. */
+void cmd_late_error(const struct cmd_req_tag *tag, int err,
+                    const struct cmd_sink *out);
 
 /* The env's clock (unix seconds), and an exptime as sent turned into the
  * store's absolute expiry by memcached's rules; for the binary protocol

@@ -546,6 +546,8 @@ cmd_bin_execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf,
 
     b->parser.auth_needed = b->sasl_pwdb != NULL && !b->authenticated;
     st = proto_bin_parse(&b->parser, &req, buf, len, used);
+    cc->tag = (struct cmd_req_tag){
+            .bin = true, .opcode = req.opcode, .opaque = req.opaque};
     switch (st) {
     case PROTO_BIN_NEED_MORE:
         return CMD_NEED_MORE;

@@ -20,6 +20,17 @@
  * they hold little; freed memory is handed back to the OS by the worker's
  * trim timer (worker.c).
  *
+ * --sync=always: replies are written into a staging buffer first. A
+ * request whose write awaits its commit (the store's committer syncs it:
+ * cask_defer) leaves its reply there, and so does everything after it;
+ * the connection is parked (it reads no more from its socket, though
+ * requests already read still run, so pipelined writes share a commit)
+ * and the worker serves its other connections. The store's commit hook
+ * wakes the worker (conn_commit_done), which moves the replies of the
+ * writes now durable to the output queue in order, or answers a failed
+ * commit's writes with their error instead, and unparks the connection
+ * once nothing waits.
+ *
  * TLS (-Z): the socket is read and written through tls.c instead of
  * read(2) and evbuffer_write; all of the above is the same. Bytes OpenSSL
  * has decrypted but not handed over announce themselves by no socket event,
@@ -64,6 +75,18 @@
  * this much, as a connection does after -R requests. */
 #define TURN_BYTES     (512u * 1024)
 #define BUDGET_SCAN_MS 10 /* at most one worst-offender walk this often */
+/* Writes of one connection that may wait for their commit at once; past
+ * that it runs no more requests until a commit frees some. */
+#define PEND_MAX 1024
+
+/* A request whose write waits for its commit. Its reply is the len bytes
+ * of stage that follow the pre bytes of replies before it. */
+struct pend {
+    struct cask_ticket t;
+    struct cmd_req_tag tag;
+    size_t pre;
+    size_t len;
+};
 
 struct conn {
     int fd;
@@ -97,6 +120,15 @@ struct conn {
     struct conn_info *info;   /* what stats conns shows */
     struct watch_sink *watch; /* set once the client sent `watch` */
     TAILQ_ENTRY(conn) link;
+    /* --sync=always only (stage NULL otherwise): replies not yet released
+     * to out, the writes they wait for (pend[phead..pend_n)), and the
+     * stage bytes up to the end of the last waiting reply. */
+    struct evbuffer *stage;
+    struct pend *pend;
+    size_t phead, pend_n, pend_cap;
+    size_t stage_mark;
+    bool parked; /* on the worker's parked list; not reading */
+    TAILQ_ENTRY(conn) park_link;
 };
 
 static void conn_close(struct conn *c);
@@ -105,11 +137,19 @@ static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_resume(evutil_socket_t fd, short what, void *arg);
 static int process(struct conn *c);
 
+/* Where replies go as they are made: the staging buffer under
+ * --sync=always, else the output queue. */
+static struct evbuffer *
+sink_buf(const struct conn *c)
+{
+    return c->stage != NULL ? c->stage : c->out;
+}
+
 static void
 sink_bytes(void *arg, const void *p, size_t n)
 {
     struct conn *c = arg;
-    evbuffer_add(c->out, p, n);
+    evbuffer_add(sink_buf(c), p, n);
 }
 
 static void
@@ -127,11 +167,11 @@ sink_value(void *arg, char *buf, size_t n)
 
     /* Small values are cheaper to copy than to track as references. */
     if (n <= 512) {
-        evbuffer_add(c->out, buf, n);
+        evbuffer_add(sink_buf(c), buf, n);
         free(buf);
         return;
     }
-    if (evbuffer_add_reference(c->out, buf, n, free_value, NULL) != 0) {
+    if (evbuffer_add_reference(sink_buf(c), buf, n, free_value, NULL) != 0) {
         free(buf);
     }
 }
@@ -163,12 +203,21 @@ write_some(struct conn *c)
     return total;
 }
 
+/* Replies queued and staged. */
+static size_t
+out_len(const struct conn *c)
+{
+    size_t len = evbuffer_get_length(c->out);
+
+    return c->stage != NULL ? len + evbuffer_get_length(c->stage) : len;
+}
+
 /* Should the connection stop producing replies? Over OUT_HIGH, or over
  * OUT_LOW while all connections together are over the output budget. */
 static bool
 over_high(const struct conn *c)
 {
-    size_t len = evbuffer_get_length(c->out);
+    size_t len = out_len(c);
 
     return c->broken || len >= OUT_HIGH || (len > OUT_LOW && outbudget_over());
 }
@@ -193,6 +242,9 @@ out_full(void *arg)
     }
     if (!over_high(c)) {
         return false;
+    }
+    if (c->stage != NULL && c->pend_n == 0) {
+        evbuffer_add_buffer(c->out, c->stage); /* nothing waits: release */
     }
     write_some(c);
     return over_high(c) || turn_over(c);
@@ -247,7 +299,7 @@ rbuf_account(struct conn *c, size_t old_size)
 static void
 out_account(struct conn *c)
 {
-    size_t len = evbuffer_get_length(c->out);
+    size_t len = out_len(c);
 
     if (len != c->out_counted) {
         /* a shared cache line: touched only when the size changed */
@@ -259,6 +311,9 @@ out_account(struct conn *c)
 static void
 set_reading(struct conn *c, bool on)
 {
+    if (c->parked) {
+        on = false; /* unpark turns it back on */
+    }
     if (on == c->reading) {
         return;
     }
@@ -290,6 +345,12 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     c->resume_ev = evtimer_new(w->base, on_resume, c);
+    if (srv->settings->sync == CASK_SYNC_ALWAYS) {
+        c->stage = evbuffer_new();
+        if (c->stage == NULL) {
+            goto fail;
+        }
+    }
     if (c->rbuf == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL ||
         c->resume_ev == NULL) {
         goto fail;
@@ -338,11 +399,24 @@ fail:
         if (c->out) {
             evbuffer_free(c->out);
         }
+        if (c->stage) {
+            evbuffer_free(c->stage);
+        }
         free(c->rbuf);
         free(c);
     }
     close(fd);
     atomic_fetch_sub(&srv->curr_conns, 1);
+}
+
+static void
+unpark(struct conn *c)
+{
+    if (c->parked) {
+        TAILQ_REMOVE(&c->w->parked, c, park_link);
+        atomic_fetch_sub(&c->w->nparked, 1);
+        c->parked = false;
+    }
 }
 
 static void
@@ -353,14 +427,19 @@ conn_close(struct conn *c)
     log_msg(LOG_DEBUG, "<%d connection closed", c->fd);
     watch_remove(&c->watch); /* first: other threads write into c->out */
     TAILQ_REMOVE(&w->conns, c, link);
+    unpark(c); /* replies still waiting for a commit are never sent */
     conn_table_remove(&c->info);
     event_free(c->rev);
     event_free(c->wev);
     event_free(c->resume_ev);
     cmd_conn_deinit(&c->cc);
     outbudget_add(-(int64_t)c->out_counted);
-    w->trim_credit += evbuffer_get_length(c->out) + c->rsize;
+    w->trim_credit += out_len(c) + c->rsize;
     evbuffer_free(c->out);
+    if (c->stage != NULL) {
+        evbuffer_free(c->stage);
+    }
+    free(c->pend);
     w->rbuf_count--;
     w->rbuf_bytes -= c->rsize;
     w->rbuf_held -= c->rheld;
@@ -407,7 +486,7 @@ flush_out(struct conn *c)
         event_del(c->wev);
         c->writing = false;
     }
-    if (c->closing) {
+    if (c->closing && c->pend_n == c->phead) {
         conn_close(c);
         return -1;
     }
@@ -573,6 +652,112 @@ start_watch(struct conn *c)
     conn_table_set(c->info, CONN_ST_WATCH, 0);
 }
 
+/* ---- --sync=always: replies held for their commit ---------------------- */
+
+static void
+late_bytes(void *arg, const void *p, size_t n)
+{
+    evbuffer_add(arg, p, n);
+}
+
+/* Move the replies of every waiting write whose commit is done to out, in
+ * order (a failed commit's writes answer their error instead), and with
+ * them the replies between. Once nothing waits, the rest of stage too. */
+static void
+release(struct conn *c)
+{
+    struct cask *store = c->w->srv->store;
+
+    while (c->phead < c->pend_n) {
+        struct pend *p = &c->pend[c->phead];
+        int rc;
+
+        if (!cask_ticket_done(store, &p->t, &rc)) {
+            break;
+        }
+        evbuffer_remove_buffer(c->stage, c->out, p->pre);
+        if (rc == CASK_OK) {
+            evbuffer_remove_buffer(c->stage, c->out, p->len);
+        } else {
+            struct cmd_sink sink = {.bytes = late_bytes, .arg = c->out};
+
+            evbuffer_drain(c->stage, p->len);
+            cmd_late_error(&p->tag, rc, &sink);
+        }
+        c->stage_mark -= p->pre + p->len;
+        c->phead++;
+    }
+    if (c->phead == c->pend_n) {
+        c->phead = c->pend_n = 0;
+        c->stage_mark = 0;
+        evbuffer_add_buffer(c->out, c->stage);
+    }
+}
+
+/* After a request ran with its sync waits deferred into t: its reply is
+ * the stage bytes from s0 on. Returns -1 when out of memory. */
+static int
+staged(struct conn *c, const struct cask_ticket *t, size_t s0)
+{
+    size_t now = evbuffer_get_length(c->stage);
+
+    if (t->epoch == 0) {
+        if (c->pend_n == 0) {
+            evbuffer_add_buffer(c->out, c->stage); /* nothing to wait for */
+        }
+        return 0;
+    }
+    if (c->pend_n == c->pend_cap) {
+        if (c->phead > 0) {
+            memmove(c->pend, c->pend + c->phead,
+                    (c->pend_n - c->phead) * sizeof(*c->pend));
+            c->pend_n -= c->phead;
+            c->phead = 0;
+        } else {
+            size_t ncap = c->pend_cap ? 2 * c->pend_cap : 8;
+            struct pend *np = realloc(c->pend, ncap * sizeof(*np));
+            if (np == NULL) {
+                return -1;
+            }
+            c->pend = np;
+            c->pend_cap = ncap;
+        }
+    }
+    c->pend[c->pend_n++] = (struct pend){.t = *t,
+                                         .tag = c->cc.tag,
+                                         .pre = s0 - c->stage_mark,
+                                         .len = now - s0};
+    c->stage_mark = now;
+    return 0;
+}
+
+/* Writes wait: stop reading until they are committed. Checks once more
+ * after joining the parked list, so that a commit that finished before
+ * the worker could be told is not missed. */
+static void
+park(struct conn *c)
+{
+    if (c->pend_n == 0) {
+        return;
+    }
+    if (!c->parked) {
+        set_reading(c, false);
+        c->parked = true;
+        TAILQ_INSERT_TAIL(&c->w->parked, c, park_link);
+        atomic_fetch_add(&c->w->nparked, 1);
+    }
+    release(c);
+    if (c->pend_n == 0) {
+        unpark(c);
+        if (!c->paused && !c->closing && !c->w->stopping) {
+            set_reading(c, true);
+            if (!c->yielded && c->rstart < c->rend) {
+                next_turn(c); /* process stopped at PEND_MAX */
+            }
+        }
+    }
+}
+
 /* Execute the complete requests in the read buffer, as long as output
  * backpressure allows and at most -R of them before yielding. Returns -1 if
  * the connection was closed. */
@@ -605,12 +790,21 @@ process(struct conn *c)
             yield(c);
             break;
         }
+        if (c->pend_n - c->phead >= PEND_MAX) {
+            break; /* conn_commit_done goes on */
+        }
         if (c->protocol == SETTINGS_PROTO_AUTO) {
             /* memcached: a connection speaks binary if its first byte is
              * the request magic, text otherwise, for good */
             c->protocol = (unsigned char)c->rbuf[c->rstart] == PROTO_BIN_REQ
                                   ? SETTINGS_PROTO_BINARY
                                   : SETTINGS_PROTO_ASCII;
+        }
+        struct cask_ticket tk = {0};
+        size_t s0 = 0;
+        if (c->stage != NULL) {
+            s0 = evbuffer_get_length(c->stage);
+            cask_defer(&tk);
         }
         if (c->protocol == SETTINGS_PROTO_BINARY) {
             st = cmd_bin_execute(&c->cc, &c->bin, c->rbuf + c->rstart,
@@ -621,6 +815,15 @@ process(struct conn *c)
         } else {
             st = cmd_execute(&c->cc, c->rbuf + c->rstart, c->rend - c->rstart,
                              &used);
+        }
+        if (c->stage != NULL) {
+            cask_defer(NULL);
+            if (staged(c, &tk, s0) < 0) {
+                log_msg(LOG_WARN, "<%d no memory to hold a reply; closing",
+                        c->fd);
+                conn_close(c);
+                return -1;
+            }
         }
         if (st == CMD_PAUSE) {
             /* A multi-get stopped between keys: on_write resumes it when
@@ -642,7 +845,7 @@ process(struct conn *c)
             }
             c->rstart += used;
         }
-        if (evbuffer_get_length(c->out) > c->out_cap) {
+        if (out_len(c) > c->out_cap) {
             log_msg(LOG_INFO, "<%d output queue above %zu bytes; closing",
                     c->fd, c->out_cap);
             conn_close(c);
@@ -700,6 +903,7 @@ process(struct conn *c)
         shrink_rbuf(c);
     }
     rbuf_account(c, c->rsize);
+    park(c);
     if (flush_out(c) < 0) {
         return -1;
     }
@@ -756,9 +960,9 @@ on_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    if (c->yielded || c->paused) {
+    if (c->yielded || c->paused || c->parked) {
         /* Buffered requests come first; reading more now would only grow
-         * the buffer. resume_ev or on_write carries on. */
+         * the buffer. resume_ev, on_write or conn_commit_done carries on. */
         return;
     }
     for (int i = 0; i < READS_PER_EVENT; i++) {
@@ -855,6 +1059,47 @@ on_resume(evutil_socket_t fd, short what, void *arg)
     }
     if (process(c) == 0 && tls_more(c)) {
         event_active(c->rev, EV_READ, 0);
+    }
+}
+
+void
+conn_commit_done(struct worker *w)
+{
+    struct conn *c, *next;
+
+    /* process and flush_out may free c: walk with a saved next. */
+    for (c = TAILQ_FIRST(&w->parked); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, park_link);
+        release(c);
+        if (c->pend_n != 0) {
+            if (flush_out(c) < 0) {
+                continue;
+            }
+            if (c->pend_n - c->phead < PEND_MAX && !c->yielded && !c->paused &&
+                c->rstart < c->rend) {
+                next_turn(c); /* it stopped at PEND_MAX */
+            }
+            continue;
+        }
+        unpark(c);
+        if (c->closing || w->stopping) {
+            flush_out(c);
+            continue;
+        }
+        if (c->paused && !over_high(c) &&
+            evbuffer_get_length(c->out) <= OUT_LOW) {
+            c->paused = false; /* as on_write would */
+        }
+        if (!c->paused) {
+            set_reading(c, true);
+        }
+        if (c->yielded || c->paused) {
+            flush_out(c); /* resume_ev or on_write runs the rest */
+            continue;
+        }
+        if (process(c) == 0 && tls_more(c)) {
+            event_active(c->rev, EV_READ, 0);
+        }
     }
 }
 

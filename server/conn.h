@@ -18,6 +18,11 @@ void conn_new(struct worker *w, int fd, bool is_unix, bool tls);
  * Worker thread. */
 void conn_budget_tick(struct worker *w);
 
+/* A commit of the store finished: send the replies of w's connections
+ * whose writes it made durable (or their errors, if it failed) and let
+ * those connections go on. Worker thread. */
+void conn_commit_done(struct worker *w);
+
 /* Every connection of w: stop reading; close now if nothing is queued, else
  * once the queue has been written. For graceful shutdown. Worker thread. */
 void conn_drain_all(struct worker *w);

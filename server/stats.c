@@ -378,6 +378,7 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(compactions);
     STORAGE_STAT(bytes_reclaimed);
     STORAGE_STAT(syncs);
+    STORAGE_STAT(synced_writes);
     STORAGE_STAT(write_errors);
     STORAGE_STAT(records_recovered);
     STORAGE_STAT(bytes_truncated);
@@ -400,6 +401,10 @@ stats_storage(struct server *srv, struct out_buf *b)
     stat_line(b, "shards", "%u", n);
     stat_line(b, "sync", "%s", settings_sync_name(srv->settings->sync));
     storage_lines(b, "", &st);
+    /* group commit: records per fdatasync, and the committer's passes */
+    stat_line(b, "writes_per_sync", "%.2f",
+              st.syncs ? (double)st.synced_writes / (double)st.syncs : 0.0);
+    stat_line(b, "commits", "%llu", (unsigned long long)st.commits);
     /* the -m budget (held only with -M) against the keydirs it bounds */
     stat_line(b, "memory_limit", "%llu",
               (unsigned long long)srv->settings->maxbytes);

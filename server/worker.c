@@ -106,6 +106,29 @@ on_notify(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The store's commit hook, on its committer thread: wake the workers
+ * that have connections waiting for a commit. */
+static void
+on_store_commit(void *arg)
+{
+    struct server *srv = arg;
+
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (atomic_load(&w->nparked) != 0) {
+            event_active(w->commit_ev, EV_READ, 0);
+        }
+    }
+}
+
+static void
+on_commit_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_commit_done(arg);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -131,6 +154,7 @@ worker_create_all(struct server *srv, unsigned n)
         w->srv = srv;
         w->id = i;
         TAILQ_INIT(&w->conns);
+        TAILQ_INIT(&w->parked);
         pthread_mutex_init(&w->qmu, NULL);
         if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
             return errno;
@@ -145,8 +169,10 @@ worker_create_all(struct server *srv, unsigned n)
                                  on_notify, w);
         w->stop_timer = evtimer_new(w->base, on_stop_timer, w);
         w->tick_timer = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+        w->commit_ev = event_new(w->base, -1, 0, on_commit_ev, w);
         if (w->notify_ev == NULL || w->stop_timer == NULL ||
-            w->tick_timer == NULL || event_add(w->notify_ev, NULL) != 0) {
+            w->tick_timer == NULL || w->commit_ev == NULL ||
+            event_add(w->notify_ev, NULL) != 0) {
             return ENOMEM;
         }
         {
@@ -154,6 +180,9 @@ worker_create_all(struct server *srv, unsigned n)
                                  .tv_usec = (TICK_MS % 1000) * 1000};
             event_add(w->tick_timer, &tv);
         }
+    }
+    if (srv->store != NULL) {
+        cask_commit_hook(srv->store, on_store_commit, srv);
     }
     return 0;
 }
@@ -231,6 +260,10 @@ worker_stop_all(struct server *srv)
 void
 worker_destroy_all(struct server *srv)
 {
+    if (srv->store != NULL) {
+        /* returns once no call of on_store_commit runs */
+        cask_commit_hook(srv->store, NULL, NULL);
+    }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         struct worker_item *it;
@@ -249,6 +282,9 @@ worker_destroy_all(struct server *srv)
         }
         if (w->tick_timer) {
             event_free(w->tick_timer);
+        }
+        if (w->commit_ev) {
+            event_free(w->commit_ev);
         }
         if (w->base) {
             event_base_free(w->base);

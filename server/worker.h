@@ -5,6 +5,7 @@
 #define BITCACHED_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -35,6 +36,12 @@ struct worker {
     struct worker_item *qhead, *qtail;
     bool stopping;
     TAILQ_HEAD(conn_list, conn) conns; /* this worker's connections */
+    /* --sync=always: connections whose replies wait for a commit (conn.c),
+     * and the event the store's committer activates after each commit
+     * while nparked is not 0 (from its thread: libevent is thread-safe). */
+    TAILQ_HEAD(conn_park_list, conn) parked;
+    atomic_uint nparked;
+    struct event *commit_ev;
     /* Counters written only by this worker's thread; stats.c sums them and
      * may read a slightly stale value. */
     struct cmd_counters ctr;
