@@ -104,3 +104,8 @@ dist_check_SCRIPTS += tests/crash/test_crashshim.py \
 	tests/crash/test_crash_model.py tests/crash/test_fault_model.py
 TESTS += tests/crash/test_crashshim.py \
 	tests/crash/test_crash_model.py tests/crash/test_fault_model.py
+
+# --sync=always parks a connection instead of its worker (issue 8 item 2):
+# a slow or failing fdatasync through the crash shim; skips without it.
+dist_check_SCRIPTS += tests/integration/test_sync_always.py
+TESTS += tests/integration/test_sync_always.py

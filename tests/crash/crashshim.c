@@ -28,6 +28,10 @@
  *                               most COUNT calls (0 or absent: no limit)
  *   CRASHSHIM_FAIL_WHILE=FILE   fail only while FILE exists, so a test can
  *                               stop the fault by removing it
+ *   CRASHSHIM_DELAY=NAMES:MS    sleep MS milliseconds before each call of
+ *                               NAMES (a slow disk: e.g. fdatasync:200)
+ *   CRASHSHIM_DELAY_WHILE=FILE  delay only while FILE exists (so that
+ *                               start-up is not slowed down)
  */
 #include "config.h"
 
@@ -46,6 +50,7 @@
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { SLOTS = 64, NAME_LEN = 24, FD_TRACK = 65536, SPEC_NAMES = 24 };
@@ -73,6 +78,8 @@ static struct slot *stats;
 static struct slot local_stats[SLOTS];
 static struct spec kill_spec;
 static struct spec fail_spec;
+static struct spec delay_spec; /* n: the delay in ms */
+static char delay_while[PATH_MAX];
 static char fail_while[PATH_MAX];
 static unsigned char tracked[FD_TRACK];
 static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -178,6 +185,14 @@ shim_init(void)
         if (fail_spec.err <= 0) {
             fail_spec.on = false;
         }
+    }
+    const char *dl = getenv("CRASHSHIM_DELAY");
+    if (dl != NULL && dl[0] != '\0') {
+        (void)parse_spec(&delay_spec, dl, fields);
+    }
+    const char *dw = getenv("CRASHSHIM_DELAY_WHILE");
+    if (dw != NULL) {
+        snprintf(delay_while, sizeof(delay_while), "%s", dw);
     }
     const char *w = getenv("CRASHSHIM_FAIL_WHILE");
     if (w != NULL) {
@@ -286,6 +301,14 @@ static enum verdict
 judge(const char *name, int *err)
 {
     count(name);
+    if (delay_spec.on && spec_names(&delay_spec, name) &&
+        (delay_while[0] == '\0' || access(delay_while, F_OK) == 0)) {
+        struct timespec ts = {.tv_sec = (time_t)(delay_spec.n / 1000),
+                              .tv_nsec =
+                                      (long)(delay_spec.n % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
     if (kill_spec.on && spec_names(&kill_spec, name)) {
         uint64_t i = __atomic_add_fetch(&kill_spec.seen, 1, __ATOMIC_SEQ_CST);
         if (i == kill_spec.n) {
