@@ -109,3 +109,9 @@ TESTS += tests/crash/test_crashshim.py \
 # a slow or failing fdatasync through the crash shim; skips without it.
 dist_check_SCRIPTS += tests/integration/test_sync_always.py
 TESTS += tests/integration/test_sync_always.py
+
+# --sync=always figures (not part of make check): tests/bench/bench_sync.sh
+# with its load client, which speaks memcached text and Redis RESP.
+noinst_PROGRAMS += tests/bench/bench_setload
+tests_bench_bench_setload_SOURCES = tests/bench/bench_setload.c
+EXTRA_DIST += tests/bench/bench_sync.sh
