@@ -21,29 +21,40 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-/* Sync helpers: a pass syncs the shards in parallel, each fdatasync on a
+/* Sync helpers: a pass syncs its shards in parallel, each fdatasync on a
  * thread of its own (the committer takes part), so that one pass costs
  * about one device flush (the file system merges concurrent journal
  * commits) instead of one per dirty shard. */
 #define SYNC_HELPERS_MAX 15
 
 struct cask_commit {
-    pthread_mutex_t mu;     /* covers want, stop, passes, the pass state */
-    pthread_cond_t work_cv; /* the committer: a pass is wanted */
-    pthread_cond_t done_cv; /* blocked writers: an epoch is done */
-    _Atomic uint64_t epoch; /* the epoch new appends join (from 1) */
-    _Atomic uint64_t done;  /* every epoch up to this one is durable */
-    uint64_t want;          /* highest epoch a writer joined */
-    uint64_t passes;        /* passes run */
+    /* Writers join without a lock: they mark their shard dirty, read the
+     * epoch and raise want; only a sleeping committer costs them mu. */
+    _Atomic uint64_t epoch;       /* the epoch new appends join (from 1) */
+    _Atomic uint64_t done;        /* every epoch up to this one is durable */
+    _Atomic uint64_t want;        /* highest epoch a writer joined */
+    _Atomic bool sleeping;        /* the committer waits on work_cv */
+    _Atomic unsigned char *dirty; /* per shard: appended since the flag
+                                   * was last taken by a pass */
+    pthread_mutex_t mu;           /* covers stop, passes; work_cv, done_cv */
+    pthread_cond_t work_cv;       /* the committer: a pass is wanted */
+    pthread_cond_t done_cv;       /* blocked writers: an epoch is done */
+    uint64_t passes;
     bool stop;
     pthread_t thread;
-    /* The pass in progress, shared with the helpers: shards are handed
-     * out through next_shard; left counts those not yet synced. */
-    pthread_cond_t pass_cv; /* helpers: a pass began, or stop */
-    pthread_cond_t left_cv; /* the committer: left reached 0 */
-    uint64_t pass_gen;      /* bumped at each pass's start */
-    _Atomic unsigned next_shard;
-    unsigned left;
+    /* The pass in progress: todo[0..ntodo) are its shards, handed out
+     * through next; left of them are not synced yet. Set up by the
+     * committer while no helper is active. */
+    unsigned *todo;
+    unsigned ntodo;
+    _Atomic unsigned next;
+    _Atomic unsigned left;
+    pthread_mutex_t pass_mu; /* covers tokens, active, pass_stop */
+    pthread_cond_t pass_cv;  /* helpers: tokens to take, or stop */
+    pthread_cond_t idle_cv;  /* the committer: the pass is finished */
+    unsigned tokens;         /* helpers still asked to join the pass */
+    unsigned active;         /* helpers inside the pass */
+    bool pass_stop;
     unsigned nhelpers;
     pthread_t helpers[SYNC_HELPERS_MAX];
     pthread_mutex_t hook_mu; /* covers hook, hook_arg; held while it runs */
@@ -81,20 +92,12 @@ static void
 sync_shards(struct cask *c)
 {
     struct cask_commit *cm = c->commit;
-    unsigned i, done = 0;
+    unsigned k;
 
-    while ((i = atomic_fetch_add(&cm->next_shard, 1)) < c->nshards) {
+    while ((k = atomic_fetch_add(&cm->next, 1)) < cm->ntodo) {
         /* A failure latches the shard; tickets read it from there. */
-        (void)cask_shard_sync(c->shards[i]);
-        done++;
-    }
-    if (done > 0) {
-        pthread_mutex_lock(&cm->mu);
-        cm->left -= done;
-        if (cm->left == 0) {
-            pthread_cond_signal(&cm->left_cv);
-        }
-        pthread_mutex_unlock(&cm->mu);
+        (void)cask_shard_sync(c->shards[cm->todo[k]]);
+        atomic_fetch_sub(&cm->left, 1);
     }
 }
 
@@ -103,23 +106,64 @@ helper_main(void *arg)
 {
     struct cask *c = arg;
     struct cask_commit *cm = c->commit;
-    uint64_t seen = 0;
 
-    pthread_mutex_lock(&cm->mu);
+    pthread_mutex_lock(&cm->pass_mu);
     for (;;) {
-        while (cm->pass_gen == seen && !cm->stop) {
-            pthread_cond_wait(&cm->pass_cv, &cm->mu);
+        while (cm->tokens == 0 && !cm->pass_stop) {
+            pthread_cond_wait(&cm->pass_cv, &cm->pass_mu);
         }
-        if (cm->pass_gen == seen) {
-            break; /* stopping, and no pass to help with */
+        if (cm->tokens == 0) {
+            break;
         }
-        seen = cm->pass_gen;
-        pthread_mutex_unlock(&cm->mu);
+        cm->tokens--;
+        cm->active++;
+        pthread_mutex_unlock(&cm->pass_mu);
         sync_shards(c);
-        pthread_mutex_lock(&cm->mu);
+        pthread_mutex_lock(&cm->pass_mu);
+        if (--cm->active == 0) {
+            pthread_cond_signal(&cm->idle_cv);
+        }
     }
-    pthread_mutex_unlock(&cm->mu);
+    pthread_mutex_unlock(&cm->pass_mu);
     return NULL;
+}
+
+/* One pass over the shards marked dirty. */
+static void
+run_pass(struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+
+    cm->ntodo = 0;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        if (atomic_exchange(&cm->dirty[i], 0)) {
+            cm->todo[cm->ntodo++] = i;
+        }
+    }
+    if (cm->ntodo == 0) {
+        return;
+    }
+    atomic_store(&cm->left, cm->ntodo);
+    atomic_store(&cm->next, 0);
+    unsigned ask = cm->ntodo - 1;
+    if (ask > cm->nhelpers) {
+        ask = cm->nhelpers;
+    }
+    if (ask > 0) {
+        pthread_mutex_lock(&cm->pass_mu);
+        cm->tokens = ask;
+        for (unsigned i = 0; i < ask; i++) {
+            pthread_cond_signal(&cm->pass_cv);
+        }
+        pthread_mutex_unlock(&cm->pass_mu);
+    }
+    sync_shards(c);
+    pthread_mutex_lock(&cm->pass_mu);
+    while (cm->active > 0 || atomic_load(&cm->left) > 0) {
+        pthread_cond_wait(&cm->idle_cv, &cm->pass_mu);
+    }
+    cm->tokens = 0; /* helpers that did not wake in time sit this out */
+    pthread_mutex_unlock(&cm->pass_mu);
 }
 
 static void *
@@ -128,30 +172,34 @@ commit_main(void *arg)
     struct cask *c = arg;
     struct cask_commit *cm = c->commit;
 
-    pthread_mutex_lock(&cm->mu);
     for (;;) {
         uint64_t e = atomic_load(&cm->epoch);
-        if (cm->want < e) {
-            if (cm->stop) {
+        if (atomic_load(&cm->want) < e) {
+            bool stop;
+            pthread_mutex_lock(&cm->mu);
+            /* Dekker with cask_commit_join: sleeping is set before want
+             * is read, want before sleeping is read. */
+            atomic_store(&cm->sleeping, true);
+            while (atomic_load(&cm->want) < e && !cm->stop) {
+                pthread_cond_wait(&cm->work_cv, &cm->mu);
+            }
+            atomic_store(&cm->sleeping, false);
+            stop = atomic_load(&cm->want) < e;
+            pthread_mutex_unlock(&cm->mu);
+            if (stop) {
                 break;
             }
-            pthread_cond_wait(&cm->work_cv, &cm->mu);
             continue;
         }
-        /* Close epoch e before touching any shard: a writer that joins e
-         * from here on has appended before we lock its shard below. */
+        /* Close epoch e before taking any dirty flag: a writer that
+         * joined e marked its shard before reading the epoch, so the
+         * flag is seen below; one whose flag is taken here although it
+         * joined e + 1 held the shard mutex then, so the sync below,
+         * which takes that mutex, covers it too. */
         atomic_store(&cm->epoch, e + 1);
-        atomic_store(&cm->next_shard, 0);
-        cm->left = c->nshards;
-        cm->pass_gen++;
-        pthread_cond_broadcast(&cm->pass_cv);
-        pthread_mutex_unlock(&cm->mu);
-        sync_shards(c);
-        pthread_mutex_lock(&cm->mu);
-        while (cm->left > 0) {
-            pthread_cond_wait(&cm->left_cv, &cm->mu);
-        }
+        run_pass(c);
         atomic_store(&cm->done, e);
+        pthread_mutex_lock(&cm->mu);
         cm->passes++;
         pthread_cond_broadcast(&cm->done_cv);
         pthread_mutex_unlock(&cm->mu);
@@ -160,9 +208,7 @@ commit_main(void *arg)
             cm->hook(cm->hook_arg);
         }
         pthread_mutex_unlock(&cm->hook_mu);
-        pthread_mutex_lock(&cm->mu);
     }
-    pthread_mutex_unlock(&cm->mu);
     return NULL;
 }
 
@@ -170,11 +216,14 @@ static void
 commit_free(struct cask_commit *cm)
 {
     pthread_mutex_destroy(&cm->mu);
+    pthread_mutex_destroy(&cm->pass_mu);
     pthread_mutex_destroy(&cm->hook_mu);
     pthread_cond_destroy(&cm->work_cv);
     pthread_cond_destroy(&cm->done_cv);
     pthread_cond_destroy(&cm->pass_cv);
-    pthread_cond_destroy(&cm->left_cv);
+    pthread_cond_destroy(&cm->idle_cv);
+    free((void *)cm->dirty);
+    free(cm->todo);
     free(cm);
 }
 
@@ -186,11 +235,18 @@ cask_commit_start(struct cask *c)
         return ENOMEM;
     }
     pthread_mutex_init(&cm->mu, NULL);
+    pthread_mutex_init(&cm->pass_mu, NULL);
     pthread_mutex_init(&cm->hook_mu, NULL);
     pthread_cond_init(&cm->work_cv, NULL);
     pthread_cond_init(&cm->done_cv, NULL);
     pthread_cond_init(&cm->pass_cv, NULL);
-    pthread_cond_init(&cm->left_cv, NULL);
+    pthread_cond_init(&cm->idle_cv, NULL);
+    cm->dirty = calloc(c->nshards, sizeof(*cm->dirty));
+    cm->todo = calloc(c->nshards, sizeof(*cm->todo));
+    if (cm->dirty == NULL || cm->todo == NULL) {
+        commit_free(cm);
+        return ENOMEM;
+    }
     atomic_store(&cm->epoch, 1);
     c->commit = cm;
     int rc = pthread_create(&cm->thread, NULL, commit_main, c);
@@ -221,9 +277,12 @@ cask_commit_stop(struct cask *c)
     pthread_mutex_lock(&cm->mu);
     cm->stop = true;
     pthread_cond_signal(&cm->work_cv);
-    pthread_cond_broadcast(&cm->pass_cv);
     pthread_mutex_unlock(&cm->mu);
-    pthread_join(cm->thread, NULL);
+    pthread_join(cm->thread, NULL); /* after the passes asked for */
+    pthread_mutex_lock(&cm->pass_mu);
+    cm->pass_stop = true;
+    pthread_cond_broadcast(&cm->pass_cv);
+    pthread_mutex_unlock(&cm->pass_mu);
     for (unsigned i = 0; i < cm->nhelpers; i++) {
         pthread_join(cm->helpers[i], NULL);
     }
@@ -232,16 +291,21 @@ cask_commit_stop(struct cask *c)
 }
 
 uint64_t
-cask_commit_join(struct cask *c)
+cask_commit_join(struct cask *c, unsigned shard)
 {
     struct cask_commit *cm = c->commit;
-    pthread_mutex_lock(&cm->mu);
+
+    /* The flag first: see commit_main. */
+    atomic_store(&cm->dirty[shard], 1);
     uint64_t e = atomic_load(&cm->epoch);
-    if (cm->want < e) {
-        cm->want = e;
-        pthread_cond_signal(&cm->work_cv);
+    uint64_t w = atomic_load(&cm->want);
+    while (w < e && !atomic_compare_exchange_weak(&cm->want, &w, e)) {
     }
-    pthread_mutex_unlock(&cm->mu);
+    if (w < e && atomic_load(&cm->sleeping)) {
+        pthread_mutex_lock(&cm->mu);
+        pthread_cond_signal(&cm->work_cv);
+        pthread_mutex_unlock(&cm->mu);
+    }
     return e;
 }
 

@@ -23,9 +23,10 @@ int cask_commit_start(struct cask *c);
  * was never started. */
 void cask_commit_stop(struct cask *c);
 
-/* Called with a shard's mutex held, right after an append: the epoch whose
- * pass will cover it, and the committer is asked to run that pass. */
-uint64_t cask_commit_join(struct cask *c);
+/* Called with shard's mutex held, right after an append to it: the epoch
+ * whose pass will cover it, and the committer is asked to run that pass.
+ * Takes no lock unless the committer sleeps. */
+uint64_t cask_commit_join(struct cask *c, unsigned shard);
 
 /* After an operation released its shard's mutex: nothing to do when t has
  * no epoch; hand t to the thread's deferred ticket (cask_defer) when there

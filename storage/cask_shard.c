@@ -713,7 +713,8 @@ durable(struct cask_shard *sh, struct cask_ticket *tk)
     if (c->opt.sync != CASK_SYNC_ALWAYS || c->commit == NULL) {
         return;
     }
-    cask_ticket_add(tk, cask_commit_join(c), (int)sh->idx, sh->app_seq);
+    cask_ticket_add(tk, cask_commit_join(c, sh->idx), (int)sh->idx,
+                    sh->app_seq);
 }
 
 bool
