@@ -11,7 +11,8 @@
 #   - an EIO from fdatasync answers SERVER_ERROR (binary: status 0x84) to
 #     the writes that waited for that sync, in their place in the reply
 #     stream, and latches the shard (stats storage: failed 1).
-# Skips (77) without the shim, or against a sanitizer build (no preload).
+# Without the shim, or against a sanitizer build (no preload), only the
+# parts that need no slow or failing disk run (order, quiet modes, kill -9).
 import os
 import socket
 import struct
@@ -115,6 +116,8 @@ def bin_read(sock, timeout=10.0):
 
 
 def test_no_stall(binary, shim):
+    """With shim None: the same requests without a slow disk, and no
+    timing checks."""
     srv = ShimServer(binary, shim, ["--sync=always", "-t", "1"], {})
     slow = os.path.join(srv.tmp, "slow")
     srv.shim_env = {"CRASHSHIM_DELAY": "fdatasync:%d" % DELAY_MS,
@@ -126,6 +129,7 @@ def test_no_stall(binary, shim):
         a.sendall(b"set g 0 0 3\r\nold\r\n")  # also reserves a cas block
         check("a set answers", recv_exact_lines(a, 1) == [b"STORED"])
         open(slow, "w").close()  # from now on every fdatasync is slow
+        timed = shim is not None
         done = {}
 
         def writer():
@@ -145,12 +149,13 @@ def test_no_stall(binary, shim):
         check("a get beside a waiting write is answered",
               got == [b"VALUE g 0 3", b"old", b"END",
                       b"VALUE slow 0 1", b"x", b"END"], got)
-        check("that get is not held up by the %d ms sync (%.0f ms)"
-              % (DELAY_MS, get_ms), get_ms < DELAY_MS / 2, get_ms)
+        if timed:
+            check("that get is not held up by the %d ms sync (%.0f ms)"
+                  % (DELAY_MS, get_ms), get_ms < DELAY_MS / 2, get_ms)
         check("the write is answered only after its sync (%.0f ms)"
               % done.get("ms", 0),
               done.get("reply") == [b"STORED"] and
-              done.get("ms", 0) >= DELAY_MS * 0.8, done)
+              (not timed or done.get("ms", 0) >= DELAY_MS * 0.8), done)
 
         # Pipelined on one connection: in order, few syncs.
         before = stats_storage(srv)
@@ -171,8 +176,8 @@ def test_no_stall(binary, shim):
         after = stats_storage(srv)
         commits = int(after["commits"]) - int(before["commits"])
         check("25 pipelined writes share a few commits (%d, %.0f ms)"
-              % (commits, ms), 1 <= commits <= 4 and ms < 5 * DELAY_MS,
-              commits)
+              % (commits, ms), 1 <= commits <= (4 if timed else 25) and
+              (not timed or ms < 5 * DELAY_MS), commits)
         check("writes_per_sync is shown",
               float(after.get("writes_per_sync", "0")) > 0, after)
 
@@ -188,7 +193,7 @@ def test_no_stall(binary, shim):
         ms = (time.monotonic() - t0) * 1000
         check("binary quiet sets: only the noop answers, after the sync",
               r is not None and r[0] == 0x0a and r[2] == 0xabc and
-              ms >= DELAY_MS * 0.8, (r, ms))
+              (not timed or ms >= DELAY_MS * 0.8), (r, ms))
         for s in (a, b, c):
             s.close()
     finally:
@@ -200,7 +205,7 @@ def test_no_stall(binary, shim):
 def test_kill9(binary, shim):
     srv = ShimServer(binary, shim, ["--sync=always", "-t", "2",
                                     "--segment-size=64k"],
-                     {"CRASHSHIM_DELAY": "fdatasync:2"})
+                     {"CRASHSHIM_DELAY": "fdatasync:2"} if shim else {})
     srv.start(timeout=30)
     acked = {}
     lock = threading.Lock()
@@ -314,14 +319,16 @@ def test_sync_eio(binary, shim):
 
 def main():
     binary = cm.binary()
-    shim = cm.shim_path()
-    if not shim:
-        bcserver.skip("no crash shim (tests/crash/crashshim.so)")
-    if cm.is_sanitized(binary):
-        bcserver.skip("sanitizer build: the shim cannot be preloaded")
+    shim = cm.shim_path() or None
+    if shim is not None and cm.is_sanitized(binary):
+        shim = None
+    if shim is None:
+        print("no crash shim, or a sanitizer build: no slow or failing "
+              "disk; order, quiet modes and kill -9 only")
     test_no_stall(binary, shim)
     test_kill9(binary, shim)
-    test_sync_eio(binary, shim)
+    if shim is not None:
+        test_sync_eio(binary, shim)
     if failures:
         print("%d check(s) failed" % len(failures))
         sys.exit(1)
