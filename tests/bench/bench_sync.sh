@@ -14,7 +14,8 @@
 # Environment: BITCACHED (default ./bitcached), MEMCACHED, REDIS
 # (redis-server), SETLOAD (default tests/bench/bench_setload), ROUNDS (3),
 # SECS (8), THREADS (server threads, 4), CONC (50), VALUE (100), KEYS
-# (100000), GETMIX (0).
+# (100000), GETMIX (0), GKEYS (keys of the get runs, 5000: sets overwrite
+# them often enough to make dead bytes for compaction, and gets hit).
 set -u
 
 top=${top_builddir:-.}
@@ -29,6 +30,7 @@ CONC=${CONC:-50}
 VALUE=${VALUE:-100}
 KEYS=${KEYS:-100000}
 GETMIX=${GETMIX:-0}
+GKEYS=${GKEYS:-5000}
 
 for tool in "$BITCACHED" "$MEMCACHED" "$REDIS" "$SETLOAD"; do
     if [ -z "$tool" ] || [ ! -x "$tool" ]; then
@@ -113,8 +115,11 @@ run_one() {
     "$SETLOAD" -P "$proto" -p "$port" -c "$CONC" -s "$SECS" -v "$VALUE" \
         -k "$KEYS" -g "$gp" > "$tmp/out" || { cat "$tmp/out" >&2; exit 1; }
     c1=$(cpu_ticks "$pid")
-    wps=
-    [ "$which" = bitcached ] && wps=$(storage_stat writes_per_sync)
+    wps= compactions=
+    if [ "$which" = bitcached ]; then
+        wps=$(storage_stat writes_per_sync)
+        compactions=$(storage_stat compactions)
+    fi
     stop_server
     ops_s=$(sed -n 's/^ops_s=//p' "$tmp/out")
     total=$(sed -n 's/^ops_total=//p' "$tmp/out")
@@ -162,12 +167,14 @@ if [ "$GETMIX" = 1 ]; then
     # p99.9 of gets (90% get, 10% set) under --sync=always: idle store vs
     # one that rolls over every 256 KiB and compacts at 10% dead.
     idle= busy=
+    KEYS=$GKEYS
     r=1
     while [ $r -le "$ROUNDS" ]; do
         run_one bitcached 90
         idle="$idle $p999"
         run_one bitcached 90 --segment-size=256k --compact-ratio=0.1
         busy="$busy $p999"
+        echo "round$r.compactions=$compactions"
         echo "round$r.get_p999_us idle=$(echo "$idle" | awk '{print $NF}') compacting=$p999"
         r=$((r + 1))
     done
