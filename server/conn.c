@@ -654,6 +654,10 @@ start_watch(struct conn *c)
 
 /* ---- --sync=always: replies held for their commit ---------------------- */
 
+/* conn_commit_done walks the parked list: process() must not close other
+ * connections meanwhile (close_worst; the budget tick does it instead). */
+static _Thread_local bool releasing;
+
 static void
 late_bytes(void *arg, const void *p, size_t n)
 {
@@ -914,7 +918,7 @@ process(struct conn *c)
         set_reading(c, true);
         next_turn(c);
     }
-    if (outbudget_over() && close_worst(c->w, c)) {
+    if (outbudget_over() && !releasing && close_worst(c->w, c)) {
         return -1;
     }
     return 0;
@@ -1067,7 +1071,9 @@ conn_commit_done(struct worker *w)
 {
     struct conn *c, *next;
 
-    /* process and flush_out may free c: walk with a saved next. */
+    /* process and flush_out may free c (and only c): walk with a saved
+     * next. */
+    releasing = true;
     for (c = TAILQ_FIRST(&w->parked); c != NULL; c = next) {
         next = TAILQ_NEXT(c, park_link);
         release(c);
@@ -1101,6 +1107,7 @@ conn_commit_done(struct worker *w)
             event_active(c->rev, EV_READ, 0);
         }
     }
+    releasing = false;
 }
 
 void
