@@ -127,6 +127,7 @@ struct conn {
     struct pend *pend;
     size_t phead, pend_n, pend_cap;
     size_t stage_mark;
+    const struct cask_ticket *cur_tk; /* of the request running, or NULL */
     bool parked; /* on the worker's parked list; not reading */
     TAILQ_ENTRY(conn) park_link;
 };
@@ -243,8 +244,10 @@ out_full(void *arg)
     if (!over_high(c)) {
         return false;
     }
-    if (c->stage != NULL && c->pend_n == 0) {
-        evbuffer_add_buffer(c->out, c->stage); /* nothing waits: release */
+    if (c->stage != NULL && c->pend_n == 0 &&
+        (c->cur_tk == NULL || c->cur_tk->epoch == 0)) {
+        /* nothing waits, this request (a gat) has not written yet */
+        evbuffer_add_buffer(c->out, c->stage);
     }
     write_some(c);
     return over_high(c) || turn_over(c);
@@ -809,6 +812,7 @@ process(struct conn *c)
         if (c->stage != NULL) {
             s0 = evbuffer_get_length(c->stage);
             cask_defer(&tk);
+            c->cur_tk = &tk;
         }
         if (c->protocol == SETTINGS_PROTO_BINARY) {
             st = cmd_bin_execute(&c->cc, &c->bin, c->rbuf + c->rstart,
@@ -822,6 +826,7 @@ process(struct conn *c)
         }
         if (c->stage != NULL) {
             cask_defer(NULL);
+            c->cur_tk = NULL;
             if (staged(c, &tk, s0) < 0) {
                 log_msg(LOG_WARN, "<%d no memory to hold a reply; closing",
                         c->fd);

@@ -128,8 +128,29 @@ def test_no_stall(binary, shim):
         b = srv.connect(timeout=10)
         a.sendall(b"set g 0 0 3\r\nold\r\n")  # also reserves a cas block
         check("a set answers", recv_exact_lines(a, 1) == [b"STORED"])
+        big = b"b" * 100000
+        a.sendall(b"".join(b"set big%d 0 0 %d\r\n%s\r\n" % (i, len(big), big)
+                           for i in range(8)))
+        check("large sets answer", recv_exact_lines(a, 8) == [b"STORED"] * 8)
         open(slow, "w").close()  # from now on every fdatasync is slow
         timed = shim is not None
+
+        # A gat's touches are writes: not a byte of its reply (large enough
+        # to pass the output cap between keys) before they are synced.
+        t0 = time.monotonic()
+        a.sendall(b"gat 0 " + b" ".join(b"big%d" % i for i in range(8)) +
+                  b"\r\n")
+        a.settimeout(10)
+        first = a.recv(1)
+        first_ms = (time.monotonic() - t0) * 1000
+        rest, _ = bcserver.recv_until(a, [b"END\r\n"])
+        check("gat of 8 large values answered whole",
+              (first + rest).count(b"VALUE ") == 8 and
+              (first + rest).endswith(b"END\r\n"), len(first + rest))
+        if timed:
+            check("no byte of the gat before its touches are synced "
+                  "(%.0f ms)" % first_ms, first_ms >= DELAY_MS * 0.8,
+                  first_ms)
         done = {}
 
         def writer():
