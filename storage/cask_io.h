@@ -1,7 +1,7 @@
 /* cask_io.h - the syscall seam of the storage engine.
  *
  * Every pread, pwrite, fdatasync, ftruncate, fallocate and unlink on
- * segment, hint and meta files goes through the function pointers below, so
+ * segment, hint and state files goes through the function pointers below, so
  * tests can inject ENOSPC, EIO or short writes and read errors. Owns nothing
  * but the table of pointers; must not depend on any other storage module.
  */

@@ -8,7 +8,7 @@
  * saved first), a damaged segment header is rewritten, a segment that cannot
  * be read is moved to the quarantine with its hint, a damaged retired file
  * is moved there, and hint files that are damaged, disagree with their
- * segment or are missing on a closed segment are rebuilt. The meta file is
+ * segment or are missing on a closed segment are rebuilt. The state file is
  * never changed. The caller makes sure no server has the directory open.
  * Knows nothing of the server or the protocol.
  */
