@@ -1,8 +1,8 @@
 /* cask_shard.h - one bitcask: a directory of segments, a keydir, a mutex.
  *
  * The shard owns its directory, segments, keydir and locks; nothing outside
- * cask_shard.c and cask_compact.c dereferences it. Lock order: maint_mu, then
- * mu, then the store's state_mu.
+ * cask_shard.c, cask_recover.c and cask_compact.c dereferences it. Lock
+ * order: maint_mu, then mu, then the store's state_mu.
  */
 #ifndef BITCACHED_CASK_SHARD_H
 #define BITCACHED_CASK_SHARD_H
@@ -17,6 +17,8 @@
 #include "storage/cask_segment.h"
 
 #define CASK_MAX_SLOTS 65535u
+
+struct cask_rec;
 
 struct cask_shard {
     struct cask *store;
@@ -110,5 +112,17 @@ bool cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas);
  * mu held; releases it while creating and syncing (appends wait), so the
  * caller must re-read what it needs afterwards. */
 int cask_shard_roll(struct cask_shard *sh);
+/* Point e (fresh, or indexing an older record) at the put r at slot/off and
+ * move its bytes between the segments' live counts. */
+void cask_shard_index_put(struct cask_shard *sh, struct cask_kd_entry *e,
+                          const struct cask_rec *r, uint16_t slot,
+                          uint32_t off);
+/* Give back the blocks reserved past the end of a segment that takes no
+ * more appends. */
+void cask_shard_release_reserve(struct cask_segment *s);
+
+/* Recover the shard from its directory (cask_recover.c): called once by
+ * cask_shard_open before the shard is shared, so without locks. */
+int cask_shard_recover(struct cask_shard *sh);
 
 #endif

@@ -11,6 +11,7 @@ libstorage_a_SOURCES = \
 	storage/cask_shard.c \
 	storage/cask_commit.h \
 	storage/cask_commit.c \
+	storage/cask_recover.c \
 	storage/cask_compact.c \
 	storage/cask_record.h \
 	storage/cask_record.c \
