@@ -4,8 +4,10 @@
  *
  * Owns the struct cask, the state file and the LOCK file; the shards own
  * everything below their directories. Must not depend on anything above
- * storage/ (no protocol, no server).
+ * storage/ (no protocol, no server). Shards are recovered in parallel at
+ * open (open_shards).
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "storage/cask.h"
 
 #include "storage/cask_commit.h"
@@ -21,6 +23,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,11 +43,16 @@ cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* Shards recover on several threads at once: callbacks are called one
+     * at a time, so a log function need not be thread-safe. */
+    static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&log_mu);
     if (c->opt.log != NULL) {
         c->opt.log(c->opt.log_arg, level, msg);
     } else if (level <= CASK_LOG_WARN) {
         fprintf(stderr, "cask: %s\n", msg);
     }
+    pthread_mutex_unlock(&log_mu);
 }
 
 int64_t
@@ -510,6 +519,106 @@ stop_threads(struct cask *c)
     cask_commit_stop(c);
 }
 
+/* ---- parallel recovery ------------------------------------------------ */
+
+/* Shards share nothing while they recover (each reads its own directory
+ * into its own keydir), so they are opened by a pool of threads, one per
+ * usable CPU at most, each taking the next shard index; the opening thread
+ * waits and reports progress. */
+struct open_pool {
+    struct cask *c;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a shard finished */
+    unsigned next;     /* next shard index to open */
+    unsigned done;     /* shards finished, opened or not */
+    int rc;            /* first error; once set, no new shard is started */
+};
+
+static void *
+open_worker(void *arg)
+{
+    struct open_pool *p = arg;
+    struct cask *c = p->c;
+    pthread_mutex_lock(&p->mu);
+    while (p->next < c->nshards && p->rc == 0) {
+        unsigned i = p->next++;
+        pthread_mutex_unlock(&p->mu);
+        int rc = cask_shard_open(&c->shards[i], c, i);
+        if (rc != 0) {
+            cask_logf(c, CASK_LOG_ERROR, "open shard %u of %s: %s", i, c->dir,
+                      cask_strerror(rc));
+        }
+        pthread_mutex_lock(&p->mu);
+        if (rc != 0 && p->rc == 0) {
+            p->rc = rc;
+        }
+        p->done++;
+        pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static unsigned
+usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+        return (unsigned)CPU_COUNT(&set);
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* Open (recover) every shard. On failure some shards may be open: the
+ * caller frees them with the store. */
+static int
+open_shards(struct cask *c)
+{
+    enum { MAX_THREADS = 64 };
+    struct open_pool p = {.c = c};
+    pthread_t tid[MAX_THREADS];
+    unsigned n = usable_cpus(), started = 0, reported = 0;
+    if (n > c->nshards) {
+        n = c->nshards;
+    }
+    if (n > MAX_THREADS) {
+        n = MAX_THREADS;
+    }
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    for (; n > 1 && started < n; started++) {
+        if (pthread_create(&tid[started], NULL, open_worker, &p) != 0) {
+            break; /* fewer threads; the ones started do the work */
+        }
+    }
+    if (started == 0) {
+        open_worker(&p); /* one CPU, or no thread could start */
+    }
+    pthread_mutex_lock(&p.mu);
+    for (;;) {
+        while (p.done > reported && c->opt.progress != NULL) {
+            reported = p.done;
+            pthread_mutex_unlock(&p.mu);
+            c->opt.progress(c->opt.progress_arg, reported, c->nshards);
+            pthread_mutex_lock(&p.mu);
+        }
+        /* Done when every shard finished, or after an error when every
+         * shard that was started finished. */
+        if (p.done == c->nshards || (p.rc != 0 && p.done == p.next)) {
+            break;
+        }
+        pthread_cond_wait(&p.cv, &p.mu);
+    }
+    pthread_mutex_unlock(&p.mu);
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(tid[i], NULL);
+    }
+    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p.cv);
+    return p.rc;
+}
+
 int
 cask_open(struct cask **out, const char *dir, const struct cask_options *o)
 {
@@ -619,19 +728,14 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         rc = ENOMEM;
         goto fail;
     }
+    rc = open_shards(c);
+    if (rc != 0) {
+        goto fail;
+    }
     uint64_t max_cas = 0;
     for (unsigned i = 0; i < c->nshards; i++) {
-        rc = cask_shard_open(&c->shards[i], c, i);
-        if (rc != 0) {
-            cask_logf(c, CASK_LOG_ERROR, "open shard %u of %s: %s", i, dir,
-                      cask_strerror(rc));
-            goto fail;
-        }
         if (c->shards[i]->max_cas > max_cas) {
             max_cas = c->shards[i]->max_cas;
-        }
-        if (o->progress != NULL) {
-            o->progress(o->progress_arg, i + 1, c->nshards);
         }
     }
     /* cas never goes backwards: start above both the persisted mark and

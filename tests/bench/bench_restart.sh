@@ -1,0 +1,94 @@
+#!/bin/sh
+# bench_restart.sh - time from starting bitcached to its first answer, with
+# NKEYS keys of 100 bytes on disk: after a clean stop (every segment has a
+# hint), with the page cache warm and then with the data files dropped from
+# it (cold; only this run's files are evicted, with posix_fadvise), and
+# after the hints are removed (a full scan of every segment, warm). Also the
+# store's own recovery time from its log line. Not part of make check: run
+# it from the build tree after `make`. Prints name=value lines.
+#
+# Environment: BITCACHED (default ./bitcached), BENCH_LOAD (default
+# tests/bench/bench_load), NKEYS ("1000000 5000000"), ROUNDS (3; medians are
+# printed), THREADS (server threads, 4), EXTRA (more server arguments).
+set -u
+
+top=${top_builddir:-.}
+BITCACHED=${BITCACHED:-$top/bitcached}
+BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
+NKEYS=${NKEYS:-1000000 5000000}
+ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-4}
+EXTRA=${EXTRA:-}
+MEMCACHED=unused
+
+for tool in "$BITCACHED" "$BENCH_LOAD"; do
+    if [ ! -x "$tool" ]; then
+        echo "bench_restart.sh: missing tool '$tool' (build with make)" >&2
+        exit 77
+    fi
+done
+
+bench_name=bench_restart.sh
+server_ready() { "$BENCH_LOAD" wait "$1" 60000; }
+. "$(dirname "$0")/bench_lib.sh"
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 0) }'; }
+
+evict() {
+    find "$tmp/data" -type f -print0 | xargs -0 python3 -c '
+import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+'
+}
+
+# restart KEY: start the server on the loaded data, write the seconds to
+# the first hit on KEY to $tmp/t; the server is left running (pid, port).
+restart() {
+    port=$(free_port)
+    : >"$tmp/restart.log"
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    "$BITCACHED" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
+        -l 127.0.0.1 -p "$port" -v $EXTRA 2>>"$tmp/restart.log" &
+    pid=$!
+    if ! "$BENCH_LOAD" probe "$port" "$1" 600000; then
+        echo "bench_restart.sh: $1 missing after restart" >&2
+        cat "$tmp/restart.log" >&2
+        exit 1
+    fi
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }' >"$tmp/t"
+}
+
+store_s() {
+    sed -n 's/.*opened .* \([0-9.]*\) s$/\1/p' "$tmp/restart.log" | tail -n 1
+}
+
+for n in $NKEYS; do
+    rm -rf "$tmp/data"
+    # shellcheck disable=SC2086
+    start_server bitcached $EXTRA
+    "$BENCH_LOAD" load "$port" "$n" 100 >/dev/null || exit 1
+    stop_server
+    key="bench:$((n / 2))"
+    for mode in warm cold scan; do
+        all= store=
+        for r in $(seq "$ROUNDS"); do
+            case $mode in
+            cold) evict ;;
+            scan) find "$tmp/data" -name '*.hint' -delete ;;
+            esac
+            restart "$key"
+            all="$all $(cat "$tmp/t")"
+            stop_server
+            store="$store $(store_s)"
+        done
+        echo "restart_${mode}_s_${n}=$(echo $all | tr ' ' '\n' | median)"
+        echo "restart_${mode}_runs_${n}=\"$(echo $all)\""
+        echo "recovery_${mode}_s_${n}=$(echo $store | tr ' ' '\n' | median)"
+    done
+done
+exit 0
