@@ -15,7 +15,12 @@
  * With -Z every TCP listener hands its connections over as TLS ones, except
  * an address written notls:ADDR (memcached's opt-out); a TCP listener that
  * reaches beyond loopback with neither TLS nor -Y/-S is logged as a
- * warning. */
+ * warning.
+ *
+ * The sockets are bound at start (a port clash fails at once) but listen()
+ * is called only by listen_enable, once the store is open: while it is
+ * being recovered a client's connect is refused, rather than accepted by
+ * the kernel and left without an answer until recovery ends. */
 #include <config.h> /* first: feature macros (accept4) */
 
 #include "server/listen.h"
@@ -62,6 +67,8 @@ struct listeners {
     struct event *backoff; /* re-enables accepting */
     unsigned backoff_ms;   /* next pause; doubles while out of fds */
     bool paused;           /* listeners disabled until backoff fires */
+    bool listening;        /* listen() done (listen_enable) */
+    int backlog;           /* -b */
     bool refusing;         /* an episode of refusals is going on */
     uint64_t refused_in_episode;
 };
@@ -216,10 +223,11 @@ add_listener(struct server *srv, struct listeners *ls, int fd, bool is_unix)
     l->srv = srv;
     l->ls = ls;
     l->is_unix = is_unix;
+    /* backlog 0: libevent leaves listen() to listen_enable */
     l->ev = evconnlistener_new(srv->main_base, on_accept, l,
                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED |
                                        LEV_OPT_CLOSE_ON_EXEC,
-                               srv->settings->mc.backlog, fd);
+                               0, fd);
     if (l->ev == NULL) {
         close(fd);
         return ENOMEM;
@@ -333,8 +341,7 @@ open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
             /* So that "0.0.0.0,::" can both be bound. */
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         }
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
-            listen(fd, srv->settings->mc.backlog) != 0) {
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
             err = errno;
             close(fd);
             continue;
@@ -392,7 +399,7 @@ open_unix(struct server *srv, struct listeners *ls, const char *path,
     sun.sun_family = AF_UNIX;
     strcpy(sun.sun_path, path);
     if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-        chmod(path, mask) != 0 || listen(fd, srv->settings->mc.backlog) != 0) {
+        chmod(path, mask) != 0) {
         err = errno;
         fprintf(stderr, "bitcached: cannot listen on unix socket %s: %s\n",
                 path, strerror(err));
@@ -415,6 +422,7 @@ listen_open(struct server *srv, struct listeners **out)
         return ENOMEM;
     }
     ls->backoff_ms = ACCEPT_BACKOFF_MIN_MS;
+    ls->backlog = s->mc.backlog;
     ls->backoff = evtimer_new(srv->main_base, on_backoff, ls);
     if (ls->backoff == NULL) {
         free(ls);
@@ -445,6 +453,15 @@ listen_open(struct server *srv, struct listeners **out)
 int
 listen_enable(struct listeners *ls)
 {
+    for (unsigned i = 0; i < ls->n && !ls->listening; i++) {
+        int fd = (int)evconnlistener_get_fd(ls->l[i].ev);
+        if (listen(fd, ls->backlog) != 0) {
+            int err = errno;
+            log_msg(LOG_ERR, "listen: %s", strerror(err));
+            return err;
+        }
+    }
+    ls->listening = true;
     for (unsigned i = 0; i < ls->n; i++) {
         if (evconnlistener_enable(ls->l[i].ev) != 0) {
             return EIO;

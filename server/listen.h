@@ -8,10 +8,11 @@
 struct server;
 struct listeners;
 
-/* Bind every configured address (not yet accepting). On failure prints a
- * line naming the address and returns an errno. */
+/* Bind every configured address, without listening yet: until
+ * listen_enable, a client's connect is refused. On failure prints a line
+ * naming the address and returns an errno. */
 int listen_open(struct server *srv, struct listeners **out);
-/* Start accepting. */
+/* Listen (the first time) and start accepting. */
 int listen_enable(struct listeners *l);
 /* Close every listener (and unlink the unix socket); sets *l to NULL. */
 void listen_close(struct listeners **l);

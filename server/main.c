@@ -344,8 +344,10 @@ main(int argc, char **argv)
         exit_code = EX_OSERR;
         goto out;
     }
-    /* Bind before the (possibly long) recovery so that a port clash fails
-     * at once; nothing is accepted until the store is open. */
+    /* Bind before the (possibly long) recovery so that a port clash with
+     * a running server fails at once; listen() waits for the store to be
+     * open (listen_enable), so meanwhile clients are refused, not left
+     * hanging. */
     if ((rc = listen_open(&srv, &listeners)) != 0) {
         exit_code = EX_CANTCREAT;
         goto out;

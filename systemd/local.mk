@@ -77,6 +77,7 @@ SYSTEMD_TESTS = \
 	tests/systemd/verify.sh \
 	tests/systemd/security.sh \
 	tests/systemd/readiness.py \
+	tests/systemd/recovery_gate.py \
 	tests/systemd/config_equiv.py
 dist_check_SCRIPTS += $(SYSTEMD_TESTS)
 TESTS += $(SYSTEMD_TESTS)
