@@ -14,17 +14,19 @@
  *
  * A reference is (chunk << 14 | offset / 4): entries are 4-byte aligned in
  * 64 KiB chunks (small, so a shard wastes little on its last one), at most
- * 16383 chunks (1 GiB) per keydir. A table slot holds
- * (4-bit hash tag << 28 | ref + 1), 0 marking an empty slot; the tag lets a
- * probe skip most non-matching entries without touching them (a cache miss
- * each). Freed entries go on a free list per key length, so a key deleted
- * and re-added reuses its bytes.
+ * 16383 chunks (1 GiB) per keydir. A table slot is 6 bytes: the entry's
+ * fp (the hash's top 16 bits) and (4-bit hash tag << 28 | ref + 1), 0
+ * marking an empty slot. Freed entries go on a free list per key length,
+ * so a key deleted and re-added reuses its bytes.
  *
- * Every entry keeps 16 more hash bits (fp, the top ones); the home slot is
- * computed from them alone, so growing and backward shifting never need
- * the key. A keyless keydir compares tag, fp and klen, then asks its match
- * function (which reads the key from the record) about the survivors:
- * keys that share all those bits cost a read, never a wrong answer.
+ * The home slot is computed from fp alone, and fp sits in the slot (the
+ * entry keeps a copy), so growing, backward shifting and range walks never
+ * touch an entry, and a lookup compares 20 hash bits (fp and tag) in the
+ * slot before it dereferences one: a probe past other keys' slots costs no
+ * cache miss of its own, only the entry it finds does. A keyless keydir
+ * then compares klen and asks its match function (which reads the key
+ * from the record) about the survivors: keys that share all those bits
+ * cost a read, never a wrong answer.
  */
 #include "storage/cask_keydir.h"
 
@@ -49,9 +51,15 @@
 #define STRIPE_BITS 8u
 #define STRIPES     (1u << STRIPE_BITS)
 
+/* A table slot: 2-byte aligned, so 6 bytes in an array. */
+struct slot {
+    uint16_t fp;     /* the entry's fp: gives its home slot */
+    uint16_t lo, hi; /* tag << 28 | ref + 1, 0 = empty */
+};
+
 /* One open-addressing table of the keydir. */
 struct stripe {
-    uint32_t *slots; /* tag << 28 | ref + 1, 0 = empty */
+    struct slot *slots;
     uint32_t cap;
     uint32_t count;
 };
@@ -118,10 +126,25 @@ slot_val(uint32_t tag, uint32_t ref)
     return tag << 28 | (ref + 1);
 }
 
+/* The tag << 28 | ref + 1 word of a slot; 0 for an empty one. */
 static inline uint32_t
-slot_ref(uint32_t s)
+slot_word(const struct slot *s)
 {
-    return (s & REF_MASK) - 1;
+    return (uint32_t)s->hi << 16 | s->lo;
+}
+
+static inline void
+slot_set(struct slot *s, uint32_t fp, uint32_t word)
+{
+    s->fp = (uint16_t)fp;
+    s->lo = (uint16_t)word;
+    s->hi = (uint16_t)(word >> 16);
+}
+
+static inline uint32_t
+slot_ref(uint32_t word)
+{
+    return (word & REF_MASK) - 1;
 }
 
 static inline uint32_t
@@ -164,10 +187,10 @@ create(bool keyed, cask_kd_match_fn match, void *match_arg)
     kd->keyed = keyed;
     kd->match = match;
     kd->match_arg = match_arg;
-    kd->bytes = sizeof(*kd) + (size_t)STRIPES * MIN_CAP * sizeof(uint32_t);
+    kd->bytes = sizeof(*kd) + (size_t)STRIPES * MIN_CAP * sizeof(struct slot);
     for (uint32_t i = 0; i < STRIPES; i++) {
         kd->st[i].cap = MIN_CAP;
-        kd->st[i].slots = calloc(MIN_CAP, sizeof(uint32_t));
+        kd->st[i].slots = calloc(MIN_CAP, sizeof(struct slot));
         if (kd->st[i].slots == NULL) {
             cask_kd_destroy(&kd);
             return NULL;
@@ -216,13 +239,14 @@ cask_kd_find_if(struct cask_keydir *kd, uint64_t h, size_t klen,
     uint32_t i = home(fp, t->cap);
     uint32_t tag = tag_of(h);
     for (;;) {
-        uint32_t s = t->slots[i];
+        const struct slot *sl = &t->slots[i];
+        uint32_t s = slot_word(sl);
         if (s == 0) {
             return NULL;
         }
-        if (s >> 28 == tag) {
+        if (sl->fp == fp && s >> 28 == tag) {
             struct cask_kd_entry *e = deref(kd, slot_ref(s));
-            if (e->fp == fp && e->klen == klen && match(arg, e, NULL, klen)) {
+            if (e->klen == klen && match(arg, e, NULL, klen)) {
                 return e;
             }
         }
@@ -240,13 +264,14 @@ cask_kd_find(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
     uint32_t i = home(fp, t->cap);
     uint32_t tag = tag_of(h);
     for (;;) {
-        uint32_t s = t->slots[i];
+        const struct slot *sl = &t->slots[i];
+        uint32_t s = slot_word(sl);
         if (s == 0) {
             return NULL;
         }
-        if (s >> 28 == tag) {
+        if (sl->fp == fp && s >> 28 == tag) {
             struct cask_kd_entry *e = deref(kd, slot_ref(s));
-            if (e->fp == fp && e->klen == klen &&
+            if (e->klen == klen &&
                 (kd->keyed ? memcmp(e->key, key, klen) == 0
                            : kd->match(kd->match_arg, e, key, klen))) {
                 return e;
@@ -262,27 +287,26 @@ static bool
 grow(struct cask_keydir *kd, struct stripe *t)
 {
     uint32_t ncap = t->cap + t->cap / 2;
-    uint32_t *ns = calloc(ncap, sizeof(uint32_t));
+    struct slot *ns = calloc(ncap, sizeof(struct slot));
     if (ns == NULL) {
         return false;
     }
     for (uint32_t j = 0; j < t->cap; j++) {
-        uint32_t s = t->slots[j];
-        if (s == 0) {
+        const struct slot *sl = &t->slots[j];
+        if (slot_word(sl) == 0) {
             continue;
         }
-        struct cask_kd_entry *e = deref(kd, slot_ref(s));
-        uint32_t i = home(e->fp, ncap);
-        while (ns[i] != 0) {
+        uint32_t i = home(sl->fp, ncap);
+        while (slot_word(&ns[i]) != 0) {
             if (++i == ncap) {
                 i = 0;
             }
         }
-        ns[i] = s;
+        ns[i] = *sl;
     }
     free(t->slots);
     t->slots = ns;
-    kd->bytes += (size_t)(ncap - t->cap) * sizeof(uint32_t);
+    kd->bytes += (size_t)(ncap - t->cap) * sizeof(struct slot);
     t->cap = ncap;
     return true;
 }
@@ -346,12 +370,12 @@ cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
         memcpy(e->key, key, klen);
     }
     uint32_t i = home(e->fp, t->cap);
-    while (t->slots[i] != 0) {
+    while (slot_word(&t->slots[i]) != 0) {
         if (++i == t->cap) {
             i = 0;
         }
     }
-    t->slots[i] = slot_val(tag_of(h), ref);
+    slot_set(&t->slots[i], e->fp, slot_val(tag_of(h), ref));
     t->count++;
     kd->count++;
     return e;
@@ -363,17 +387,17 @@ cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
     struct stripe *t = stripe_of(kd, h);
     uint32_t i = home(e->fp, t->cap);
     for (;;) {
-        uint32_t s = t->slots[i];
+        uint32_t s = slot_word(&t->slots[i]);
         assert(s != 0);
-        if (deref(kd, slot_ref(s)) == e) {
+        if (t->slots[i].fp == e->fp && deref(kd, slot_ref(s)) == e) {
             break;
         }
         if (++i == t->cap) {
             i = 0;
         }
     }
-    uint32_t ref = slot_ref(t->slots[i]);
-    t->slots[i] = 0;
+    uint32_t ref = slot_ref(slot_word(&t->slots[i]));
+    slot_set(&t->slots[i], 0, 0);
     /* Backward shift: pull later members of the cluster into the hole when
      * their home position does not lie cyclically in (hole, j]. */
     uint32_t j = i;
@@ -381,16 +405,15 @@ cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
         if (++j == t->cap) {
             j = 0;
         }
-        uint32_t s = t->slots[j];
-        if (s == 0) {
+        const struct slot *sl = &t->slots[j];
+        if (slot_word(sl) == 0) {
             break;
         }
-        struct cask_kd_entry *o = deref(kd, slot_ref(s));
-        uint32_t k = home(o->fp, t->cap);
+        uint32_t k = home(sl->fp, t->cap);
         bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
-            t->slots[i] = s;
-            t->slots[j] = 0;
+            t->slots[i] = *sl;
+            slot_set(&t->slots[j], 0, 0);
             i = j;
         }
     }
@@ -408,8 +431,9 @@ cask_kd_foreach(struct cask_keydir *kd,
     for (uint32_t i = 0; i < STRIPES; i++) {
         const struct stripe *t = &kd->st[i];
         for (uint32_t j = 0; j < t->cap; j++) {
-            if (t->slots[j] != 0) {
-                fn(arg, deref(kd, slot_ref(t->slots[j])));
+            uint32_t s = slot_word(&t->slots[j]);
+            if (s != 0) {
+                fn(arg, deref(kd, slot_ref(s)));
             }
         }
     }
@@ -433,7 +457,7 @@ cask_kd_insert_cost(const struct cask_keydir *kd, uint64_t h, size_t klen)
     size_t cost = 0;
     const struct stripe *t = &kd->st[(h >> 16) & (STRIPES - 1)];
     if ((uint64_t)(t->count + 1) * LOAD_DEN > (uint64_t)t->cap * LOAD_NUM) {
-        cost += (size_t)(t->cap / 2) * sizeof(uint32_t);
+        cost += (size_t)(t->cap / 2) * sizeof(struct slot);
     }
     if (kd->freel[free_idx(kd, klen)] == 0 &&
         (kd->nchunks == 0 || kd->used + entry_size(kd, klen) > CHUNK_SIZE)) {
@@ -474,17 +498,16 @@ stripe_range(struct cask_keydir *kd, const struct stripe *t, uint64_t lo,
     last = (uint32_t)(((hi - 1) * (uint64_t)t->cap) >> 32);
     for (uint64_t k = 0; k < t->cap; k++) {
         uint32_t j = (uint32_t)((first + k) % t->cap);
-        uint32_t s = t->slots[j];
+        uint32_t s = slot_word(&t->slots[j]);
         if (s == 0) {
             if (k >= (uint64_t)(last - first)) {
                 break; /* past the last home slot and its probe run */
             }
             continue;
         }
-        struct cask_kd_entry *e = deref(kd, slot_ref(s));
-        uint64_t top = (uint64_t)e->fp << 16;
+        uint64_t top = (uint64_t)t->slots[j].fp << 16;
         if (top >= lo && top < hi) {
-            fn(arg, e);
+            fn(arg, deref(kd, slot_ref(s)));
             n++;
         }
     }

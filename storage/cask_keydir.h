@@ -1,11 +1,12 @@
 /* cask_keydir.h - the in-memory index of one shard: key -> where its newest
  * record lives, plus the metadata a get without a value needs.
  *
- * An open-addressing table (linear probing, backward-shift deletion) of 32-bit
- * references into an arena of fixed-layout entries, with the key inline
- * (keyed) or left on disk (keyless, the shard's own index: 28 bytes an
- * entry): no malloc per entry. Not thread-safe: the owning shard's mutex covers
- * it. Depends on nothing in storage/ but xxHash.
+ * An open-addressing table (linear probing, backward-shift deletion) of 6-byte
+ * slots (16 hash bits beside a 32-bit reference, so a probe rejects other
+ * keys without touching their entries) into an arena of fixed-layout
+ * entries, with the key inline (keyed) or left on disk (keyless, the shard's
+ * own index: 28 bytes an entry): no malloc per entry. Not thread-safe: the
+ * owning shard's mutex covers it. Depends on nothing in storage/ but xxHash.
  */
 #ifndef BITCACHED_CASK_KEYDIR_H
 #define BITCACHED_CASK_KEYDIR_H

@@ -106,6 +106,10 @@ tests_crash_test_kill9_always_LDADD = $(STORAGE_LIBS)
 noinst_PROGRAMS += tests/bench/bench_storage
 tests_bench_bench_storage_SOURCES = tests/bench/bench_storage.c
 tests_bench_bench_storage_LDADD = $(STORAGE_LIBS)
+# Keydir alone: bytes per key, ns per insert and lookup (not in make check).
+noinst_PROGRAMS += tests/bench/bench_keydir
+tests_bench_bench_keydir_SOURCES = tests/bench/bench_keydir.c
+tests_bench_bench_keydir_LDADD = $(STORAGE_LIBS)
 
 # -m with -M against the built server: new keys refused past the budget.
 dist_check_SCRIPTS += tests/integration/test_memory_limit.py

@@ -111,7 +111,7 @@ test_memory_per_key(void **state)
     double per = (double)cask_kd_bytes(kd) / N;
     print_message("keydir: %.1f bytes/key (avg key %.1f bytes)\n", per,
                   (double)keybytes / N);
-    assert_true(per <= 64.0);
+    assert_true(per <= 66.0); /* 6-byte slots carry 16 fp bits */
     cask_kd_destroy(&kd);
 }
 
@@ -207,7 +207,7 @@ test_keyless_memory_per_key(void **state)
     double per = (double)cask_kd_bytes(kd) / N;
     print_message("keyless keydir: %.1f bytes/key\n", per);
     assert_true(sizeof(struct cask_kd_entry) == 28);
-    assert_true(per <= 36.0);
+    assert_true(per <= 40.0); /* 28 + a 6-byte slot at load 0.53..0.8 */
     cask_kd_destroy(&kd);
 }
 
