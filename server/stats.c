@@ -383,6 +383,10 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(records_recovered);
     STORAGE_STAT(bytes_truncated);
     STORAGE_STAT(bytes_damaged);
+    STORAGE_STAT(segments_missing);
+    STORAGE_STAT(records_missing);
+    STORAGE_STAT(quarantined);
+    STORAGE_STAT(records_lost);
 #undef STORAGE_STAT
     snprintf(name, sizeof(name), "%srecovery_s", prefix);
     stat_line(b, name, "%.6f", st->recovery_s);

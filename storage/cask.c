@@ -961,6 +961,10 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->records_recovered += s.records_recovered;
         st->bytes_truncated += s.bytes_truncated;
         st->bytes_damaged += s.bytes_damaged;
+        st->segments_missing += s.segments_missing;
+        st->records_missing += s.records_missing;
+        st->quarantined += s.quarantined;
+        st->records_lost += s.records_lost;
         st->failed = st->failed || s.failed;
     }
     st->recovery_s = c->recovery_s;

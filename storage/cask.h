@@ -250,6 +250,14 @@ struct cask_stats {
     uint64_t bytes_damaged;     /* damaged bytes skipped inside segments (at
                                  * open or by compaction); records after
                                  * them are kept */
+    uint64_t segments_missing;  /* at open: closed segments found gone (a
+                                 * hint left without its segment) */
+    uint64_t records_missing;   /* records those segments held */
+    uint64_t quarantined;       /* at open: closed segments with damage
+                                 * inside: the records still needed were
+                                 * copied, the file moved to quarantine/ */
+    uint64_t records_lost;      /* records lost in that damage (at least
+                                 * one per damaged stretch) */
     double recovery_s;          /* time cask_open spent recovering */
     bool failed;                /* shard latched read-only */
 };

@@ -10,6 +10,7 @@
 #include "storage/cask_shard.h"
 
 #include "storage/cask_hint.h"
+#include "storage/cask_io.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct recov {
@@ -170,6 +172,81 @@ cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Under the data directory: damaged segments moved aside, in one folder
+ * per shard (the same place bitcached-admin repair uses). */
+#define CASK_QUARANTINE_DIR "quarantine"
+
+/* DIR/quarantine/shard-NNN (created) and a name in it for segment id that
+ * is not taken yet: NNNNNNNN.seg, else NNNNNNNN.seg.1, ... */
+static int
+quarantine_path(struct cask_shard *sh, uint32_t id, char *qdir, size_t dcap,
+                char *qpath, size_t pcap)
+{
+    struct stat st;
+    snprintf(qdir, dcap, "%s/%s", sh->store->dir, CASK_QUARANTINE_DIR);
+    if (mkdir(qdir, 0755) != 0 && errno != EEXIST) {
+        return errno;
+    }
+    snprintf(qdir, dcap, "%s/%s/shard-%03u", sh->store->dir,
+             CASK_QUARANTINE_DIR, sh->idx);
+    if (mkdir(qdir, 0755) != 0 && errno != EEXIST) {
+        return errno;
+    }
+    for (unsigned i = 0; i < 1000; i++) {
+        if (i == 0) {
+            snprintf(qpath, pcap, "%s/%08x.seg", qdir, id);
+        } else {
+            snprintf(qpath, pcap, "%s/%08x.seg.%u", qdir, id, i);
+        }
+        if (stat(qpath, &st) != 0 && errno == ENOENT) {
+            return 0;
+        }
+    }
+    return EEXIST;
+}
+
+struct hint_cost {
+    uint64_t records, puts, tombs;
+};
+
+static void
+count_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
+{
+    struct hint_cost *hc = arg;
+    (void)key;
+    (void)off;
+    hc->records++;
+    hc->puts += r->type == CASK_REC_PUT;
+    hc->tombs += r->type == CASK_REC_TOMB;
+}
+
+/* A hint whose segment is gone: the segment was lost (compaction removes
+ * a hint before its segment, and a new segment removes a stale hint of its
+ * id first). Say what it cost, from what the hint lists, and count it. */
+static void
+missing_segment(struct cask_shard *sh, uint32_t id)
+{
+    struct cask_segment fake = {.id = id, .flushed = UINT64_MAX};
+    struct hint_cost hc = {0};
+    uint64_t cov = 0;
+    sh->segments_missing++;
+    if (cask_hint_load(sh->dir, &fake, CASK_REC_VMAX, count_rec, &hc, &cov,
+                       NULL) != 0) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: segment %08x is missing and its hint is "
+                  "unreadable: what it held is lost; hint removed",
+                  sh->idx, id);
+        return;
+    }
+    sh->records_missing += hc.records;
+    cask_logf(sh->store, CASK_LOG_ERROR,
+              "shard %u: segment %08x is missing (only its hint is left): "
+              "%" PRIu64 " records in %" PRIu64 " bytes lost (%" PRIu64
+              " puts, %" PRIu64 " tombstones): keys they held may be gone "
+              "or show older values; hint removed",
+              sh->idx, id, hc.records, cov - CASK_SEG_HDR, hc.puts, hc.tombs);
+}
+
 /* Segment ids in the shard directory, sorted; stale temp files removed. */
 static int
 list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
@@ -222,9 +299,7 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
         uint32_t key = id;
         if (*n == 0 ||
             bsearch(&key, *ids, *n, sizeof(uint32_t), cmp_u32) == NULL) {
-            cask_logf(sh->store, CASK_LOG_WARN,
-                      "shard %u: hint %s has no segment; removed", sh->idx,
-                      de->d_name);
+            missing_segment(sh, id);
             unlinkat(dirfd(d), de->d_name, 0);
         }
     }
@@ -285,6 +360,129 @@ recover_scan(struct cask_shard *sh, struct cask_segment *s, uint64_t cov,
     }
 }
 
+/* Copy what recovery kept of the damaged closed segment s (the puts the
+ * keydir points at, every tombstone and touch record: order does not
+ * matter, (cas, seq) decides) into a new segment, sync it, then move s to
+ * quarantine/ with its damage, for inspection. A crash in between leaves
+ * both: duplicates resolve by (cas, seq) and the next start does it again.
+ * Any failure leaves s where it is (nothing lost, logged). Returns 0 or an
+ * errno that must fail the open (a read error). */
+static int
+quarantine(struct cask_shard *sh, struct cask_segment *s)
+{
+    struct cask *c = sh->store;
+    struct cask_segment *out = NULL;
+    struct cask_seg_reader rd = {0};
+    uint64_t copied = 0, places = 0, bad = 0;
+    char qdir[CASK_PATH_MAX + 32], qpath[CASK_PATH_MAX + 64];
+    int rc = cask_shard_new_segment(sh, 0, false, &out);
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: no new segment to rescue damaged segment %08x "
+                  "into (%s); it stays in place",
+                  sh->idx, s->id, strerror(rc));
+        return 0;
+    }
+    for (uint64_t off = CASK_SEG_HDR; off < s->flushed;) {
+        struct cask_rec r;
+        size_t len;
+        const char *rec;
+        rc = cask_seg_read_record(s, &rd, off, CASK_REC_VMAX, &r, &len, &rec);
+        if (rc == CASK_SEG_EINVALID) {
+            uint64_t next = cask_seg_resync(s, off, CASK_REC_VMAX, &rc);
+            if (rc != 0) {
+                goto out;
+            }
+            places++;
+            bad += next - off;
+            off = next;
+            continue;
+        }
+        if (rc != 0) {
+            goto out;
+        }
+        struct cask_kd_entry *e = NULL;
+        if (r.type == CASK_REC_PUT) {
+            const char *key = rec + CASK_REC_HDR;
+            e = cask_kd_find(sh->kd, cask_kd_hash(key, r.klen), key, r.klen);
+            if (e == NULL || e->seg != s->slot || e->off != off) {
+                off += len;
+                continue; /* superseded, deleted or flushed */
+            }
+        }
+        uint64_t at = out->size;
+        rc = cask_seg_write_direct(out, rec, len);
+        if (rc != 0) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: write segment %08x: %s; damaged segment "
+                      "%08x stays in place",
+                      sh->idx, out->id, strerror(rc), s->id);
+            rc = 0;
+            goto out;
+        }
+        if (r.cas < out->min_cas) {
+            out->min_cas = r.cas;
+        }
+        if (r.cas > out->max_cas) {
+            out->max_cas = r.cas;
+        }
+        if (e != NULL) {
+            e->seg = out->slot;
+            e->off = (uint32_t)at;
+            s->live_bytes -= len;
+            out->live_bytes += len;
+        }
+        copied++;
+        off += len;
+    }
+    if (s->live_bytes != 0) {
+        /* An entry points at a record of s that no longer reads back (a
+         * hint described it): keep s rather than lose track of that. */
+        cask_logf(c, CASK_LOG_WARN,
+                  "shard %u: damaged segment %08x still holds indexed "
+                  "records; it stays in place",
+                  sh->idx, s->id);
+        goto out;
+    }
+    rc = cask_io_fdatasync(out->fd);
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: sync segment %08x: %s; damaged segment %08x "
+                  "stays in place",
+                  sh->idx, out->id, strerror(rc), s->id);
+        rc = 0;
+        goto out;
+    }
+    int qrc = quarantine_path(sh, s->id, qdir, sizeof(qdir), qpath,
+                              sizeof(qpath));
+    if (qrc == 0 && rename(s->path, qpath) != 0) {
+        qrc = errno;
+    }
+    if (qrc != 0) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: move damaged segment %08x to %s: %s; it stays "
+                  "in place",
+                  sh->idx, s->id, qdir, strerror(qrc));
+        goto out;
+    }
+    cask_hint_remove(sh->dir, s->id);
+    (void)cask_fsync_dir(qdir);
+    (void)cask_fsync_dir(sh->dir);
+    sh->quarantined++;
+    sh->records_lost += places;
+    cask_logf(c, CASK_LOG_ERROR,
+              "shard %u: segment %08x had %" PRIu64 " damaged bytes in %" PRIu64
+              " places (at least %" PRIu64 " records lost); its %" PRIu64
+              " valid records still needed were copied to segment %08x and "
+              "it was moved to %s",
+              sh->idx, s->id, bad, places, places, copied, out->id, qpath);
+    sh->segs[s->slot] = NULL;
+    cask_seg_close(&s);
+out:
+    cask_seg_reader_deinit(&rd);
+    return rc;
+}
+
 int
 cask_shard_recover(struct cask_shard *sh)
 {
@@ -292,6 +490,8 @@ cask_shard_recover(struct cask_shard *sh)
     uint32_t *ids = NULL;
     size_t n = 0;
     struct recov rv = {.sh = sh, .flush_cas = atomic_load(&c->flush_cas)};
+    struct cask_segment **damaged = NULL; /* closed, with damage inside */
+    size_t ndamaged = 0;
     uint32_t retired_max;
     unsigned removed;
     /* Finish a committed compaction before reading anything. */
@@ -321,7 +521,9 @@ cask_shard_recover(struct cask_shard *sh)
     }
     rv.tombs = cask_kd_create();
     rv.touches = cask_kd_create();
-    if (rv.tombs == NULL || rv.touches == NULL) {
+    damaged = calloc(n ? n : 1, sizeof(*damaged));
+    if (rv.tombs == NULL || rv.touches == NULL || damaged == NULL) {
+        free(damaged);
         cask_kd_destroy(&rv.tombs);
         cask_kd_destroy(&rv.touches);
         free(ids);
@@ -370,9 +572,13 @@ cask_shard_recover(struct cask_shard *sh)
             }
             cov = CASK_SEG_HDR;
         }
+        uint64_t before = sh->bytes_damaged;
         rc = recover_scan(sh, s, cov, &rv);
         if (rc != 0) {
             goto out;
+        }
+        if (sh->bytes_damaged > before) {
+            damaged[ndamaged++] = s;
         }
         if (rv.err != 0) {
             rc = rv.err;
@@ -383,6 +589,16 @@ cask_shard_recover(struct cask_shard *sh)
         }
     }
     cask_kd_foreach(rv.touches, touch_apply, &rv);
+    for (size_t i = 0; i < ndamaged; i++) {
+        rc = quarantine(sh, damaged[i]);
+        if (rc != 0) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: read segment %08x: %s; refusing to open "
+                      "rather than cut the data",
+                      sh->idx, damaged[i]->id, strerror(rc));
+            goto out;
+        }
+    }
     struct cask_segment *last = NULL;
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
@@ -446,6 +662,7 @@ cask_shard_recover(struct cask_shard *sh)
 out:
     cask_kd_destroy(&rv.tombs);
     cask_kd_destroy(&rv.touches);
+    free(damaged);
     free(ids);
     return rc;
 }

@@ -1487,6 +1487,10 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->records_recovered = sh->records_recovered;
     st->bytes_truncated = sh->bytes_truncated;
     st->bytes_damaged = sh->bytes_damaged;
+    st->segments_missing = sh->segments_missing;
+    st->records_missing = sh->records_missing;
+    st->quarantined = sh->quarantined;
+    st->records_lost = sh->records_lost;
     st->recovery_s = sh->recovery_s;
     st->failed = sh->failed;
     pthread_mutex_unlock(&sh->mu);

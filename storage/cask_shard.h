@@ -58,6 +58,12 @@ struct cask_shard {
     uint64_t bytes_truncated;
     uint64_t bytes_damaged; /* invalid bytes skipped inside segments */
     double recovery_s;      /* time spent recovering this shard */
+
+    /* What recovery found lost (see cask_recover.c) */
+    uint64_t segments_missing; /* hints without their segment */
+    uint64_t records_missing;  /* records those hints listed */
+    uint64_t quarantined;      /* damaged segments moved aside */
+    uint64_t records_lost;     /* in them: at least one per damage */
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */

@@ -1,7 +1,9 @@
 /* test_cask_recover.c - recovery as a whole: shards recovered in parallel
  * give the same store and per-shard figures as one after another, and a
  * shard that cannot be opened fails the open cleanly while the others are
- * being recovered.
+ * being recovered; a closed segment found missing (its hint left) or with
+ * damage inside (moved to quarantine/ once what it held that still counts
+ * is copied) is logged and counted, never silently dropped.
  */
 #include "config.h"
 
@@ -25,6 +27,7 @@
 
 #define NSHARDS 16
 #define NKEYS   4000
+#define NFILL   600 /* keys of the one-shard tests: several segments */
 
 static void
 many_shards(struct cask_options *o)
@@ -137,6 +140,164 @@ test_one_shard_fails(void **state)
     assert_true(found > 400 && found < 500); /* shard 9's keys are gone */
 }
 
+static void
+one_shard_small(struct cask_options *o)
+{
+    o->shards = 1;
+    o->segment_size = 8192;
+}
+
+static int
+setup_small(void **state)
+{
+    return tc_fx_setup(state, one_shard_small);
+}
+
+static void
+seg_path(struct fx *f, uint32_t id, const char *ext, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/shard-000/%08x.%s", f->dir, id, ext);
+}
+
+static bool
+exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Keys d0.. (NFILL / 10) written first, then a0.. (NFILL), deleting one d
+ * key every ten: the d puts sit in segment 1, their tombstones in every
+ * segment after it. */
+static void
+fill(struct fx *f)
+{
+    char k[32], v[96];
+    for (int i = 0; i < NFILL / 10; i++) {
+        snprintf(k, sizeof(k), "d%d", i);
+        assert_int_equal(tc_set(f->c, k, "doomed"), CASK_OK);
+    }
+    for (int i = 0; i < NFILL; i++) {
+        snprintf(k, sizeof(k), "a%d", i);
+        val_of(v, sizeof(v), i);
+        assert_int_equal(tc_set(f->c, k, v), CASK_OK);
+        if (i % 10 == 5) {
+            snprintf(k, sizeof(k), "d%d", i / 10);
+            assert_int_equal(cask_delete(f->c, k, strlen(k), 0), CASK_OK);
+        }
+    }
+}
+
+static void
+check_fill(struct fx *f, const char *lost_key)
+{
+    char k[32], v[96];
+    for (int i = 0; i < NFILL; i++) {
+        snprintf(k, sizeof(k), "a%d", i);
+        val_of(v, sizeof(v), i);
+        if (lost_key != NULL && strcmp(k, lost_key) == 0) {
+            assert_true(tc_absent(f->c, k));
+        } else {
+            assert_true(tc_is(f->c, k, v));
+        }
+    }
+    for (int i = 0; i < NFILL / 10; i++) {
+        snprintf(k, sizeof(k), "d%d", i);
+        assert_true(tc_absent(f->c, k));
+    }
+}
+
+/* A damaged record inside a closed segment: the segment's other records
+ * (puts and tombstones) survive, it is moved to quarantine/, and the
+ * figures say so; the next start finds nothing more to do. */
+static void
+test_damaged_segment_quarantined(void **state)
+{
+    struct fx *f = *state;
+    fill(f);
+    cask_close(&f->c);
+    /* Damage a value in the middle of segment 3 (closed, holds puts and
+     * tombstones), and drop its hint so that the scan meets it. */
+    char p[2048], h[2048];
+    seg_path(f, 3, "seg", p, sizeof(p));
+    seg_path(f, 3, "hint", h, sizeof(h));
+    unlink(h);
+    FILE *fp = fopen(p, "r+b");
+    assert_non_null(fp);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof(buf), fp);
+    assert_true(n > 4096);
+    char *at = NULL;
+    char lost[32];
+    for (int i = 0; i < NFILL && at == NULL; i++) {
+        snprintf(lost, sizeof(lost), "a%d", i);
+        char *q = memmem(buf + n / 3, n - n / 3, lost, strlen(lost));
+        if (q != NULL && q[strlen(lost)] == 'v') { /* key, then "value " */
+            at = q + strlen(lost) + 2;
+        }
+    }
+    assert_non_null(at);
+    assert_int_equal(fseek(fp, at - buf, SEEK_SET), 0);
+    assert_int_equal(fputc('X', fp), 'X');
+    fclose(fp);
+
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    struct cask_stats st;
+    assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+    assert_int_equal(st.quarantined, 1);
+    assert_true(st.records_lost >= 1);
+    assert_true(st.bytes_damaged > 0);
+    assert_non_null(strstr(tc_log, "moved to"));
+    assert_false(exists(p));
+    snprintf(h, sizeof(h), "%s/quarantine/shard-000/00000003.seg", f->dir);
+    assert_true(exists(h));
+    check_fill(f, lost);
+
+    tc_fx_reopen(f);
+    assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+    assert_int_equal(st.quarantined, 0);
+    assert_int_equal(st.bytes_damaged, 0);
+    check_fill(f, lost);
+}
+
+/* A closed segment gone but its hint left: logged with what the hint
+ * says it held, counted, and the hint removed. */
+static void
+test_missing_segment_counted(void **state)
+{
+    struct fx *f = *state;
+    fill(f);
+    cask_close(&f->c);
+    char p[2048], h[2048];
+    seg_path(f, 2, "seg", p, sizeof(p));
+    seg_path(f, 2, "hint", h, sizeof(h));
+    assert_true(exists(h));
+    assert_int_equal(unlink(p), 0);
+
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    struct cask_stats st;
+    assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+    assert_int_equal(st.segments_missing, 1);
+    assert_true(st.records_missing > 10);
+    assert_non_null(strstr(tc_log, "segment 00000002 is missing"));
+    assert_false(exists(h));
+    /* Keys of the other segments are still there. */
+    int found = 0;
+    char k[32], v[96];
+    for (int i = 0; i < NFILL; i++) {
+        snprintf(k, sizeof(k), "a%d", i);
+        val_of(v, sizeof(v), i);
+        found += tc_is(f->c, k, v);
+    }
+    assert_true(found >= NFILL - (int)st.records_missing && found < NFILL);
+
+    tc_fx_reopen(f);
+    assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+    assert_int_equal(st.segments_missing, 0);
+}
+
 int
 main(void)
 {
@@ -145,6 +306,10 @@ main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_one_shard_fails, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_damaged_segment_quarantined,
+                                            setup_small, teardown),
+            cmocka_unit_test_setup_teardown(test_missing_segment_counted,
+                                            setup_small, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
