@@ -17,10 +17,11 @@
  * reaches beyond loopback with neither TLS nor -Y/-S is logged as a
  * warning.
  *
- * The sockets are bound at start (a port clash fails at once) but listen()
- * is called only by listen_enable, once the store is open: while it is
- * being recovered a client's connect is refused, rather than accepted by
- * the kernel and left without an answer until recovery ends. */
+ * TCP sockets are bound at start (a port clash fails at once) but listen()
+ * is called only by listen_enable, once the store is open, and the unix
+ * socket is created only then: while the store is being recovered a
+ * client's connect is refused, rather than accepted by the kernel and left
+ * without an answer until recovery ends. */
 #include <config.h> /* first: feature macros (accept4) */
 
 #include "server/listen.h"
@@ -64,6 +65,9 @@ struct listeners {
     struct listener l[MAX_LISTENERS];
     unsigned n;
     char *unix_path;
+    char *unix_want;    /* -s, bound by listen_enable (see open_unix) */
+    unsigned unix_mask; /* -a */
+    struct server *srv;
     struct event *backoff; /* re-enables accepting */
     unsigned backoff_ms;   /* next pause; doubles while out of fds */
     bool paused;           /* listeners disabled until backoff fires */
@@ -399,7 +403,7 @@ open_unix(struct server *srv, struct listeners *ls, const char *path,
     sun.sun_family = AF_UNIX;
     strcpy(sun.sun_path, path);
     if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-        chmod(path, mask) != 0) {
+        chmod(path, mask) != 0 || listen(fd, ls->backlog) != 0) {
         err = errno;
         fprintf(stderr, "bitcached: cannot listen on unix socket %s: %s\n",
                 path, strerror(err));
@@ -439,8 +443,20 @@ listen_open(struct server *srv, struct listeners **out)
             rc = open_tcp(srv, ls, s->listen[i], s->port);
         }
     }
+    ls->srv = srv;
     if (rc == 0 && s->unix_socket != NULL) {
-        rc = open_unix(srv, ls, s->unix_socket, s->unix_mask);
+        /* Created by listen_enable: the file appears when it accepts (a
+         * stale one is replaced anyway, so binding early would guard
+         * against nothing). */
+        if (strlen(s->unix_socket) >=
+            sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            fprintf(stderr, "bitcached: unix socket path too long: %s\n",
+                    s->unix_socket);
+            rc = ENAMETOOLONG;
+        } else if ((ls->unix_want = strdup(s->unix_socket)) == NULL) {
+            rc = ENOMEM;
+        }
+        ls->unix_mask = s->unix_mask;
     }
     if (rc != 0) {
         listen_close(&ls);
@@ -453,6 +469,14 @@ listen_open(struct server *srv, struct listeners **out)
 int
 listen_enable(struct listeners *ls)
 {
+    if (ls->unix_want != NULL) {
+        int rc = open_unix(ls->srv, ls, ls->unix_want, ls->unix_mask);
+        free(ls->unix_want);
+        ls->unix_want = NULL;
+        if (rc != 0) {
+            return rc;
+        }
+    }
     for (unsigned i = 0; i < ls->n && !ls->listening; i++) {
         int fd = (int)evconnlistener_get_fd(ls->l[i].ev);
         if (listen(fd, ls->backlog) != 0) {
@@ -486,6 +510,7 @@ listen_close(struct listeners **lp)
         event_free(ls->backoff);
     }
     fdlimit_release();
+    free(ls->unix_want);
     if (ls->unix_path != NULL) {
         unlink(ls->unix_path);
         free(ls->unix_path);

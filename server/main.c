@@ -392,8 +392,12 @@ main(int argc, char **argv)
     sigterm = evsignal_new(srv.main_base, SIGTERM, on_stop_signal, &srv);
     sigint = evsignal_new(srv.main_base, SIGINT, on_stop_signal, &srv);
     if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) != 0 ||
-        event_add(sigint, NULL) != 0 || listen_enable(listeners) != 0) {
+        event_add(sigint, NULL) != 0) {
         exit_code = EX_OSERR;
+        goto out;
+    }
+    if (listen_enable(listeners) != 0) {
+        exit_code = EX_CANTCREAT; /* as a bind failure at start */
         goto out;
     }
     atomic_store(&srv.accepting, true);
