@@ -593,7 +593,19 @@ open_shards(struct cask *c)
         }
     }
     if (started == 0) {
-        open_worker(&p); /* one CPU, or no thread could start */
+        /* One CPU, or no thread could start: one shard after another. */
+        for (unsigned i = 0; i < c->nshards && p.rc == 0; i++) {
+            p.rc = cask_shard_open(&c->shards[i], c, i);
+            if (p.rc != 0) {
+                cask_logf(c, CASK_LOG_ERROR, "open shard %u of %s: %s", i,
+                          c->dir, cask_strerror(p.rc));
+            } else if (c->opt.progress != NULL) {
+                c->opt.progress(c->opt.progress_arg, i + 1, c->nshards);
+            }
+        }
+        pthread_mutex_destroy(&p.mu);
+        pthread_cond_destroy(&p.cv);
+        return p.rc;
     }
     pthread_mutex_lock(&p.mu);
     for (;;) {

@@ -5,13 +5,14 @@
  * damage inside (moved to quarantine/ once what it held that still counts
  * is copied) is logged and counted, never silently dropped.
  */
-#include "config.h"
+#include "config.h" /* first: _GNU_SOURCE (sched_setaffinity) */
 
 #include "storage/cask.h"
 
 #include "tests/unit/test_cask_util.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -101,6 +102,53 @@ test_parallel_reopen(void **state)
         assert_int_equal(records, all.records_recovered);
         assert_int_equal(keys, all.live_keys);
         assert_int_equal(keys, NKEYS - (NKEYS + 6) / 7);
+    }
+}
+
+/* Pinned to one CPU the shards are opened one after another, and progress
+ * is reported for each. */
+static unsigned progress_calls, progress_last;
+
+static void
+on_progress(void *arg, unsigned done, unsigned total)
+{
+    (void)arg;
+    assert_int_equal(total, NSHARDS);
+    assert_true(done > progress_last);
+    progress_last = done;
+    progress_calls++;
+}
+
+static void
+test_one_cpu_reopen(void **state)
+{
+    struct fx *f = *state;
+    char k[32], v[96];
+    for (int i = 0; i < 1000; i++) {
+        key_of(k, sizeof(k), i);
+        val_of(v, sizeof(v), i);
+        assert_int_equal(tc_set(f->c, k, v), CASK_OK);
+    }
+    cpu_set_t old, one;
+    assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
+    CPU_ZERO(&one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &old)) {
+            CPU_SET(cpu, &one);
+            break;
+        }
+    }
+    assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+    f->o.progress = on_progress;
+    progress_calls = progress_last = 0;
+    tc_fx_reopen(f);
+    assert_int_equal(sched_setaffinity(0, sizeof(old), &old), 0);
+    assert_int_equal(progress_calls, NSHARDS);
+    assert_int_equal(progress_last, NSHARDS);
+    for (int i = 0; i < 1000; i++) {
+        key_of(k, sizeof(k), i);
+        val_of(v, sizeof(v), i);
+        assert_true(tc_is(f->c, k, v));
     }
 }
 
@@ -305,6 +353,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_parallel_reopen, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_one_shard_fails, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_one_cpu_reopen, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_damaged_segment_quarantined,
                                             setup_small, teardown),
