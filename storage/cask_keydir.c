@@ -230,6 +230,13 @@ cask_kd_destroy(struct cask_keydir **kdp)
     *kdp = NULL;
 }
 
+void
+cask_kd_prefetch(const struct cask_keydir *kd, uint64_t h)
+{
+    const struct stripe *t = &kd->st[(h >> 16) & (STRIPES - 1)];
+    __builtin_prefetch(&t->slots[home(fp_of(h), t->cap)]);
+}
+
 struct cask_kd_entry *
 cask_kd_find_if(struct cask_keydir *kd, uint64_t h, size_t klen,
                 cask_kd_match_fn match, void *arg)

@@ -83,6 +83,10 @@ uint64_t cask_kd_hash(const void *key, size_t klen);
 struct cask_kd_entry *cask_kd_find(struct cask_keydir *kd, uint64_t h,
                                    const void *key, size_t klen);
 
+/* Start loading the table slot where a lookup of h begins (a hint: no
+ * effect on the keydir), for a caller that will look h up shortly. */
+void cask_kd_prefetch(const struct cask_keydir *kd, uint64_t h);
+
 /* The first entry whose hash bits (and klen) agree with the key's and for
  * which match(arg, e, NULL, klen) says yes, or NULL: for callers that can
  * tell an entry apart without its key (by where its record is, or by a cas

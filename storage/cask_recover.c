@@ -23,6 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Records in flight between reading and applying: enough to hide a cache
+ * miss on the keydir's table behind the decoding of the ones after it. */
+#define RECOVER_PIPE 8
+
 struct recov {
     struct cask_shard *sh;
     struct cask_segment *seg;
@@ -32,6 +36,15 @@ struct recov {
                                   * (in off/vlen) and exp */
     uint64_t flush_cas;
     int err;
+    /* Records read but not yet applied (recover_rec): their keydir slots
+     * are being prefetched. Applied in order, and all of them before the
+     * next segment is read. */
+    struct pending {
+        struct cask_rec r;
+        uint64_t off, h;
+        char key[CASK_KEY_MAX];
+    } pend[RECOVER_PIPE];
+    unsigned head, npend;
 };
 
 static uint64_t
@@ -67,9 +80,9 @@ tomb_covers(const struct cask_kd_entry *t, uint64_t cas, uint64_t seq)
 }
 
 static void
-recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
+apply_rec(struct recov *rv, const struct cask_rec *r, const char *key,
+          uint64_t off, uint64_t h)
 {
-    struct recov *rv = arg;
     struct cask_shard *sh = rv->sh;
     struct cask_segment *seg = rv->seg;
 
@@ -89,7 +102,6 @@ recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
     if (r->cas <= rv->flush_cas) {
         return; /* flushed, and so is every older record of the key */
     }
-    uint64_t h = cask_kd_hash(key, r->klen);
     if (r->type == CASK_REC_TOUCH) {
         /* Applied once every segment is read (touch_apply): the put it
          * belongs to may come later, from a higher-id compaction output. */
@@ -146,6 +158,43 @@ recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
         return;
     }
     cask_shard_index_put(sh, e, r, seg->slot, (uint32_t)off);
+}
+
+/* Apply the oldest record in flight. */
+static void
+apply_oldest(struct recov *rv)
+{
+    struct pending *p = &rv->pend[rv->head];
+    apply_rec(rv, &p->r, p->key, p->off, p->h);
+    rv->head = (rv->head + 1) % RECOVER_PIPE;
+    rv->npend--;
+}
+
+/* The scan and hint callback: queue the record and prefetch its keydir
+ * slot; apply the oldest once the queue is full. */
+static void
+recover_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
+{
+    struct recov *rv = arg;
+    if (rv->npend == RECOVER_PIPE) {
+        apply_oldest(rv);
+    }
+    struct pending *p = &rv->pend[(rv->head + rv->npend) % RECOVER_PIPE];
+    p->r = *r;
+    p->off = off;
+    memcpy(p->key, key, r->klen);
+    p->h = cask_kd_hash(key, r->klen);
+    cask_kd_prefetch(rv->sh->kd, p->h);
+    rv->npend++;
+}
+
+/* Apply every record in flight (before rv->seg changes). */
+static void
+recover_drain(struct recov *rv)
+{
+    while (rv->npend > 0) {
+        apply_oldest(rv);
+    }
 }
 
 /* A touch record sets the expiry of the put with its cas, unless that put
@@ -560,6 +609,7 @@ cask_shard_recover(struct cask_shard *sh)
         rv.seg = s;
         rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv, &cov,
                             &s->hint_bytes);
+        recover_drain(&rv);
         if (rc == 0) {
             s->hint_len = cov;
         } else {
@@ -574,6 +624,7 @@ cask_shard_recover(struct cask_shard *sh)
         }
         uint64_t before = sh->bytes_damaged;
         rc = recover_scan(sh, s, cov, &rv);
+        recover_drain(&rv);
         if (rc != 0) {
             goto out;
         }

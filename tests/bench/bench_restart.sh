@@ -5,7 +5,9 @@
 # it (cold; only this run's files are evicted, with posix_fadvise), and
 # after the hints are removed (a full scan of every segment, warm). Also the
 # store's own recovery time from its log line. Not part of make check: run
-# it from the build tree after `make`. Prints name=value lines.
+# it from the build tree after `make`. Prints name=value lines; cpu_s is the
+# server's CPU time (user + system, all threads) up to the first answer,
+# which a busy machine disturbs less than the wall time.
 #
 # Environment: BITCACHED (default ./bitcached), BENCH_LOAD (default
 # tests/bench/bench_load), NKEYS ("1000000 5000000"), ROUNDS (3; medians are
@@ -61,6 +63,9 @@ restart() {
     fi
     t1=$(date +%s.%N)
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }' >"$tmp/t"
+    # utime and stime, fields 14 and 15 after the ")" that ends the name
+    sed 's/.*) //' "/proc/$pid/stat" |
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($12 + $13) / hz }' >"$tmp/cpu"
 }
 
 store_s() {
@@ -75,7 +80,7 @@ for n in $NKEYS; do
     stop_server
     key="bench:$((n / 2))"
     for mode in warm cold scan; do
-        all= store=
+        all= store= cpu=
         for r in $(seq "$ROUNDS"); do
             case $mode in
             cold) evict ;;
@@ -83,12 +88,14 @@ for n in $NKEYS; do
             esac
             restart "$key"
             all="$all $(cat "$tmp/t")"
+            cpu="$cpu $(cat "$tmp/cpu")"
             stop_server
             store="$store $(store_s)"
         done
         echo "restart_${mode}_s_${n}=$(echo $all | tr ' ' '\n' | median)"
         echo "restart_${mode}_runs_${n}=\"$(echo $all)\""
         echo "recovery_${mode}_s_${n}=$(echo $store | tr ' ' '\n' | median)"
+        echo "restart_${mode}_cpu_s_${n}=$(echo $cpu | tr ' ' '\n' | median)"
     done
 done
 exit 0
