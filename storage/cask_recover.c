@@ -1,8 +1,11 @@
 /* cask_recover.c - recovery of one shard at open: finish a committed
- * compaction (the retired file), list the segments, load each one's hint and
- * scan the rest, rebuild the keydir with tombstones and touch records
- * applied, resynchronise over damage, truncate only a torn tail, and pick
- * the segment that takes appends.
+ * compaction (the retired file), list the segments (a hint left without its
+ * segment is logged with what was lost and counted), load each one's hint
+ * and scan the rest, rebuild the keydir with tombstones and touch records
+ * applied, resynchronise over damage, truncate only a torn tail, move a
+ * segment with damage inside to the quarantine once what it holds that
+ * still counts is copied out, and pick the segment that takes appends.
+ * Store-wide orchestration (shards in parallel) is in cask.c.
  *
  * Runs before the shard is shared with any other thread, so it takes no
  * lock. Must not depend on anything above storage/.
