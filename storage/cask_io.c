@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static ssize_t
@@ -117,6 +118,47 @@ cask_io_pread_all(int fd, void *buf, size_t n, off_t off)
         p += r;
         n -= (size_t)r;
         off += r;
+    }
+    return 0;
+}
+
+int
+cask_io_pread2_all(int fd, void *a, size_t alen, void *b, size_t blen,
+                   off_t off)
+{
+    if (cur_ops.pread != sys_pread) {
+        int rc = cask_io_pread_all(fd, a, alen, off);
+        return rc != 0 ? rc : cask_io_pread_all(fd, b, blen, off + (off_t)alen);
+    }
+    struct iovec iov[2] = {{a, alen}, {b, blen}};
+    struct iovec *v = iov;
+    int n = 2;
+    while (n > 0) {
+        if (v->iov_len == 0) {
+            v++;
+            n--;
+            continue;
+        }
+        ssize_t r = preadv(fd, v, n, off);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno != 0 ? errno : EIO;
+        }
+        if (r == 0) {
+            return EIO;
+        }
+        off += r;
+        while (n > 0 && (size_t)r >= v->iov_len) {
+            r -= (ssize_t)v->iov_len;
+            v++;
+            n--;
+        }
+        if (n > 0) {
+            v->iov_base = (char *)v->iov_base + r;
+            v->iov_len -= (size_t)r;
+        }
     }
     return 0;
 }

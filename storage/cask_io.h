@@ -43,6 +43,13 @@ int cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off);
  * the file ends first, or the errno of the failed read. */
 int cask_io_pread_all(int fd, void *buf, size_t n, off_t off);
 
+/* Read a[0..alen) then b[0..blen) from off on, as cask_io_pread_all would
+ * read one buffer: one preadv (and more for short reads) with the system
+ * calls, two preads through replaced operations (so tests see every read).
+ * Returns 0, EIO when the file ends first, or the errno of a failed read. */
+int cask_io_pread2_all(int fd, void *a, size_t alen, void *b, size_t blen,
+                       off_t off);
+
 /* fdatasync; returns 0 or an errno. Never retried by callers. */
 int cask_io_fdatasync(int fd);
 

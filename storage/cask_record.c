@@ -16,6 +16,7 @@
 #include "storage/cask_record.h"
 
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 void
@@ -75,6 +76,18 @@ cask_rec_verify(const char *buf, size_t len)
         return false;
     }
     return cask_get64(buf) == XXH3_64bits(buf + 8, len - 8);
+}
+
+bool
+cask_rec_verify2(const char *head, size_t hlen, const char *tail, size_t tlen)
+{
+    XXH3_state_t st;
+    if (hlen < CASK_REC_HDR || XXH3_64bits_reset(&st) != XXH_OK ||
+        XXH3_64bits_update(&st, head + 8, hlen - 8) != XXH_OK ||
+        XXH3_64bits_update(&st, tail, tlen) != XXH_OK) {
+        return false;
+    }
+    return cask_get64(head) == XXH3_64bits_digest(&st);
 }
 
 void

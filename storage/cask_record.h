@@ -55,6 +55,11 @@ bool cask_rec_decode(const char *buf, uint32_t vmax, struct cask_rec *r);
 /* True when the checksum of the whole record buf[0..len) is right. */
 bool cask_rec_verify(const char *buf, size_t len);
 
+/* The same for a record read in two parts: head[0..hlen) (at least the
+ * header) followed by tail[0..tlen). */
+bool cask_rec_verify2(const char *head, size_t hlen, const char *tail,
+                      size_t tlen);
+
 /* Re-stamp seq and expiry of an encoded record and fix its checksum (touch). */
 void cask_rec_restamp(char *buf, size_t len, uint64_t seq, int64_t exp_abs_s);
 

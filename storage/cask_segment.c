@@ -299,6 +299,19 @@ cask_seg_pread(const struct cask_segment *s, uint64_t off, size_t len,
 }
 
 int
+cask_seg_pread2(const struct cask_segment *s, uint64_t off, char *a,
+                size_t alen, char *b, size_t blen)
+{
+    const char *v = cask_seg_view(s, off, alen + blen);
+    if (v != NULL) {
+        memcpy(a, v, alen);
+        memcpy(b, v + alen, blen);
+        return 0;
+    }
+    return cask_io_pread2_all(s->fd, a, alen, b, blen, (off_t)off);
+}
+
+int
 cask_seg_truncate(struct cask_segment *s, uint64_t len)
 {
     int rc = cask_io_ftruncate(s->fd, (off_t)len);

@@ -99,6 +99,10 @@ const char *cask_seg_view(const struct cask_segment *s, uint64_t off,
 int cask_seg_pread(const struct cask_segment *s, uint64_t off, size_t len,
                    char *dst);
 
+/* Read [off, off+alen+blen) into a[0..alen) and b[0..blen). Returns 0 or
+ * an errno (EIO on short read). */
+int cask_seg_pread2(const struct cask_segment *s, uint64_t off, char *a,
+                    size_t alen, char *b, size_t blen);
 /* Truncate the file to len (recovery of a torn tail). Returns 0 or errno. */
 int cask_seg_truncate(struct cask_segment *s, uint64_t len);
 

@@ -1,0 +1,78 @@
+#!/bin/sh
+# bench_large.sh - large values: bitcached against Debian's memcached with
+# memaslap, 64 KiB values (32-byte keys), 90% gets, alternating A B A B.
+# Prints each server's throughput and its CPU time per operation (user +
+# system of the server process over the run, divided by the operations
+# memaslap counted), which a busy machine disturbs less than throughput.
+# Not part of make check: run it from the build tree after `make`.
+#
+# Environment: BITCACHED (default ./bitcached), MEMCACHED, MEMASLAP,
+# BENCH_LOAD (tests/bench/bench_load), ROUNDS (3), SECS (8), THREADS (4),
+# CONC (16), VALUE (65536).
+set -u
+
+top=${top_builddir:-.}
+BITCACHED=${BITCACHED:-$top/bitcached}
+MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
+MEMASLAP=${MEMASLAP:-$(command -v memcaslap || command -v memaslap || true)}
+BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-8}
+THREADS=${THREADS:-4}
+CONC=${CONC:-16}
+VALUE=${VALUE:-65536}
+
+for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
+    if [ -z "$tool" ] || [ ! -x "$tool" ]; then
+        echo "bench_large.sh: missing tool '$tool'" >&2
+        exit 77
+    fi
+done
+
+bench_name=bench_large.sh
+server_ready() { "$BENCH_LOAD" wait "$1" 60000; }
+. "$(dirname "$0")/bench_lib.sh"
+
+printf 'key\n32 32 1\nvalue\n%s %s 1\ncmd\n0 0.1\n1 0.9\n' "$VALUE" "$VALUE" >"$tmp/large.cfg"
+
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+# run_one SERVER: prints "TPS CPU_US_PER_OP" of one run on a fresh server.
+run_one() {
+    rm -rf "$tmp/data"
+    start_server "$1"
+    c0=$(cpu_ticks "$pid")
+    out=$("$MEMASLAP" -s "127.0.0.1:$port" -F "$tmp/large.cfg" -t "${SECS}s" \
+        -c "$CONC" -T 2 2>&1)
+    c1=$(cpu_ticks "$pid")
+    stop_server
+    tps=$(printf '%s\n' "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
+    if [ -z "$tps" ]; then
+        echo "bench_large.sh: no TPS from memaslap against $1:" >&2
+        printf '%s\n' "$out" | tail -5 >&2
+        tps=0
+    fi
+    awk -v t="$tps" -v a="$c0" -v b="$c1" -v s="$SECS" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%s %.1f\n", t, (t > 0 ? (b - a) / hz * 1e6 / (t * s) : 0) }'
+}
+
+median() {
+    tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+bc_tps= bc_cpu= mc_tps= mc_cpu=
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+    set -- $(run_one bitcached)
+    bc_tps="$bc_tps $1" bc_cpu="$bc_cpu $2"
+    set -- $(run_one memcached)
+    mc_tps="$mc_tps $1" mc_cpu="$mc_cpu $2"
+    r=$((r + 1))
+done
+echo "large_bitcached_ops_s=$(echo "$bc_tps" | median)"
+echo "large_memcached_ops_s=$(echo "$mc_tps" | median)"
+echo "large_bitcached_cpu_us_per_op=$(echo "$bc_cpu" | median)"
+echo "large_memcached_cpu_us_per_op=$(echo "$mc_cpu" | median)"
+echo "large_bitcached_runs=\"$(echo $bc_tps) / $(echo $bc_cpu)\""
+echo "large_memcached_runs=\"$(echo $mc_tps) / $(echo $mc_cpu)\""
+exit 0
