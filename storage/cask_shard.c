@@ -331,6 +331,9 @@ read_large_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
 {
     char head[CASK_REC_HDR + CASK_KEY_MAX];
     size_t hlen = CASK_REC_HDR + klen;
+    if (hlen > sizeof(head)) {
+        return CASK_EBADKEY; /* keys are checked long before this */
+    }
     char *buf = malloc((size_t)vlen + 1);
     if (buf == NULL) {
         return ENOMEM;
