@@ -7,6 +7,7 @@
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/notify.h"
+#include "server/repl.h"
 #include "server/sasl.h"
 #include "server/server.h"
 #include "server/settings.h"
@@ -82,6 +83,15 @@ set_verbosity(void *arg, unsigned level)
 
 /* cache_memlimit: -m at run time. Only `stats` reads it (a racy read of a
  * 64-bit word, as for the other figures stats shows). */
+/* cmd_env.replica_of: `replica_of none` promotes a replica. */
+static int
+replica_of(void *arg, const char *target, char *err, size_t cap)
+{
+    struct server *srv = arg;
+    (void)target; /* only "none" reaches here */
+    return repl_promote(srv->repl, err, cap);
+}
+
 /* refresh_certs: reload the TLS certificate and key (tls.c), logging a
  * failure. */
 static int
@@ -380,6 +390,20 @@ main(int argc, char **argv)
         exit_code = EX_OSERR;
         goto out;
     }
+    /* Replication before the workers: a replica is read-only from the
+     * first request on. */
+    struct repl_config rcfg = {
+            .listen_addr =
+                    settings.nlisten > 0 ? settings.listen[0] : "127.0.0.1",
+            .repl_port = settings.repl_port,
+            .replica_of = settings.replica_of,
+    };
+    if (repl_start(&srv.repl, srv.store, &rcfg) != 0) {
+        exit_code = EX_CONFIG;
+        goto out;
+    }
+    srv.env.replica_of = replica_of;
+    srv.env.replica_of_arg = &srv;
 
     if (worker_create_all(&srv, settings.threads) != 0 ||
         (udp != NULL && udp_enable(udp) != 0) || worker_start_all(&srv) != 0) {
@@ -416,6 +440,7 @@ out:
         worker_destroy_all(&srv);
     }
     listen_close(&listeners);
+    repl_stop(&srv.repl);
     if (srv.store != NULL) {
         int src = cask_sync(srv.store);
         if (src != CASK_OK) {

@@ -27,6 +27,8 @@ enum {
     OPT_LOG_FILE,
     OPT_WRITE_TIMEOUT,
     OPT_OUTPUT_BUDGET,
+    OPT_REPLICA_OF,
+    OPT_REPL_PORT,
 };
 
 static const char short_opts[] =
@@ -84,6 +86,8 @@ static const struct option long_opts[] = {
         {"max-reqs-per-event", required_argument, NULL, 'R'},
         {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
         {"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
+        {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
+        {"repl-port", required_argument, NULL, OPT_REPL_PORT},
         {NULL, 0, NULL, 0},
 };
 
@@ -153,7 +157,12 @@ usage(FILE *f)
 "                            past it the largest queue is closed (default\n"
 "                            256m; 0 = no budget)\n"
 "  --config=FILE             read options from FILE first, one per line\n"
-"  --log-file=FILE           append the log to FILE instead of stderr\n");
+"  --log-file=FILE           append the log to FILE instead of stderr\n"
+"\n"
+"Replication (storage/REPLICATION.md):\n"
+"  --repl-port=PORT          accept replicas on PORT (first -l address)\n"
+"  --replica-of=HOST:PORT    be a read-only replica of the primary whose\n"
+"                            --repl-port that is; none = a primary\n");
     /* clang-format on */
 }
 
@@ -527,6 +536,19 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
         }
         replace_str(&s->log_file, arg);
         return 0;
+    case OPT_REPLICA_OF:
+        if (strcmp(arg, "none") != 0 &&
+            (strchr(arg, ':') == NULL || arg[0] == ':')) {
+            return bad_value("--replica-of", arg, "want HOST:PORT or none");
+        }
+        replace_str(&s->replica_of, arg);
+        return 0;
+    case OPT_REPL_PORT:
+        if (parse_uint("--repl-port", arg, 1, 65535, &v) < 0) {
+            return -1;
+        }
+        s->repl_port = (int)v;
+        return 0;
     default:
         switch (settings_ext_apply(s, opt, arg, &fail_code)) {
         case 0:
@@ -746,6 +768,7 @@ settings_deinit(struct settings *s)
     free(s->data_dir);
     free(s->config_file);
     free(s->log_file);
+    free(s->replica_of);
     settings_ext_deinit(&s->mc);
     free(s->auth_file);
     tls_settings_deinit(&s->tls);

@@ -98,6 +98,8 @@ struct settings {
     uint64_t output_budget;    /* --output-budget, bytes; 0 = none */
     char *config_file;         /* --config */
     char *log_file;            /* --log-file: the log goes here */
+    char *replica_of;          /* --replica-of HOST:PORT, "none" or NULL */
+    int repl_port;             /* --repl-port; 0 = no replicas */
 
     /* Binary protocol and SASL */
     enum settings_proto protocol; /* -B */

@@ -16,6 +16,7 @@
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
 #include "storage/cask_state.h"
+#include "storage/cask_stream.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -246,6 +247,31 @@ cask_cas_next(struct cask *c, uint64_t *out)
     return 0;
 }
 
+int
+cask_cas_observe(struct cask *c, uint64_t v)
+{
+    uint64_t cur = atomic_load(&c->next_cas);
+    while (cur <= v &&
+           !atomic_compare_exchange_weak(&c->next_cas, &cur, v + 1)) {
+        /* cur now holds the counter's value: try again */
+    }
+    if (v < atomic_load(&c->cas_reserved)) {
+        return 0;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&c->state_mu);
+    if (v >= atomic_load(&c->cas_reserved)) {
+        struct cask_state m = state_now(c);
+        m.cas_reserved = v + CASK_CAS_BLOCK;
+        rc = state_write(c, &m);
+        if (rc == 0) {
+            atomic_store(&c->cas_reserved, m.cas_reserved);
+        }
+    }
+    pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
+
 uint64_t
 cask_flush_point(struct cask *c, int64_t now)
 {
@@ -288,6 +314,9 @@ cask_flush_point(struct cask *c, int64_t now)
 int
 cask_flush(struct cask *c, int64_t at_abs_s)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     int64_t now = cask_now(c);
     /* A pending flush that already came due happened before this call. */
     (void)cask_flush_point(c, now);
@@ -312,6 +341,54 @@ cask_flush(struct cask *c, int64_t at_abs_s)
     }
     pthread_mutex_unlock(&c->state_mu);
     return rc;
+}
+
+/* ---- replication (cask_stream.h) ---------------------------------------- */
+
+uint64_t
+cask_stream_flush_cas(struct cask *c)
+{
+    return cask_flush_point(c, cask_now(c));
+}
+
+int
+cask_stream_set_flush(struct cask *c, uint64_t flush_cas, bool exact)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->state_mu);
+    uint64_t cur = atomic_load(&c->flush_cas);
+    if (flush_cas != cur && (exact || flush_cas > cur)) {
+        /* The primary's threshold replaces any delayed flush of our own:
+         * the primary decides when that one comes due. */
+        struct cask_state m = state_now(c);
+        m.flush_cas = flush_cas;
+        m.flush_pending_at = 0;
+        rc = state_write(c, &m);
+        if (rc == 0) {
+            atomic_store(&c->flush_cas, flush_cas);
+            atomic_store(&c->flush_pending_at, 0);
+        }
+    }
+    pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
+
+void
+cask_set_read_only(struct cask *c, bool read_only)
+{
+    atomic_store(&c->read_only, read_only);
+}
+
+bool
+cask_read_only(const struct cask *c)
+{
+    return atomic_load(&c->read_only);
+}
+
+const char *
+cask_dir(const struct cask *c)
+{
+    return c->dir;
 }
 
 /* ---- background threads ----------------------------------------------- */
@@ -745,6 +822,9 @@ int
 cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
            struct cask_item *it, char **val)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     if (!key_ok(key, klen)) {
         return CASK_EBADKEY;
     }
@@ -758,6 +838,9 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
            size_t klen, const void *val, size_t vlen, uint32_t flags,
            int64_t exp_abs_s, uint64_t cas_in, uint64_t *cas_out)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     if (!key_ok(key, klen)) {
         return CASK_EBADKEY;
     }
@@ -775,6 +858,9 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
 int
 cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     if (!key_ok(key, klen)) {
         return CASK_EBADKEY;
     }
@@ -787,6 +873,9 @@ cask_arith(struct cask *c, const void *key, size_t klen,
            const struct cask_arith *arith, uint64_t *value_out,
            struct cask_item *it)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     if (!key_ok(key, klen)) {
         return CASK_EBADKEY;
     }

@@ -45,6 +45,7 @@ enum cask_err {
     CASK_ELOCKED,     /* data directory locked by another process */
     CASK_EINVAL,      /* bad argument or option */
     CASK_ENOMEM,      /* a new key would take the keydir past mem_limit */
+    CASK_EREADONLY,   /* a replica: writes go to its primary */
 };
 
 /* Text for any status above or errno; never NULL. */

@@ -33,6 +33,8 @@ cask_strerror(int err)
         return "invalid argument";
     case CASK_ENOMEM:
         return "out of memory storing object";
+    case CASK_EREADONLY:
+        return "read-only replica: writes go to the primary";
     default:
         break;
     }

@@ -15,6 +15,7 @@
 #include "storage/cask_internal.h"
 #include "storage/cask_keydir.h"
 #include "storage/cask_segment.h"
+#include "storage/cask_stream.h"
 
 #define CASK_MAX_SLOTS 65535u
 
@@ -56,6 +57,8 @@ struct cask_shard {
     uint64_t bytes_truncated;
     uint64_t bytes_damaged; /* invalid bytes skipped inside segments */
     double recovery_s;      /* time spent recovering this shard */
+    /* mu (appended also read without it): the log, for replication */
+    struct cask_stream_tail tail;
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */
@@ -96,6 +99,13 @@ void cask_shard_write_hints(struct cask_shard *sh);
 int cask_shard_compact(struct cask_shard *sh, bool force);
 
 void cask_shard_stats(struct cask_shard *sh, struct cask_stats *st);
+
+/* Replication (cask_stream.c): apply a primary's record verbatim, and drop
+ * every segment and key of the shard before a full copy. */
+int cask_shard_apply(struct cask_shard *sh, uint64_t h,
+                     const struct cask_rec *r, const char *key,
+                     const char *val);
+int cask_shard_wipe(struct cask_shard *sh);
 
 /* Helpers shared with cask_compact.c; call with mu held. */
 int cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s);

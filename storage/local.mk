@@ -20,6 +20,8 @@ libstorage_a_SOURCES = \
 	storage/cask_keydir.c \
 	storage/cask_walk.h \
 	storage/cask_walk.c \
+	storage/cask_stream.h \
+	storage/cask_stream.c \
 	storage/cask_hint.h \
 	storage/cask_hint.c \
 	storage/cask_state.h \

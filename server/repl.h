@@ -1,0 +1,44 @@
+/* repl.h - replication: a primary streams each shard's log to replicas
+ * connected to its --repl-port; a replica (--replica-of HOST:PORT) applies
+ * the records to its own store, serves reads and refuses writes until it is
+ * promoted. Stream format in storage/REPLICATION.md. Each side runs on
+ * threads of its own (never a worker's), reads segments through the
+ * storage library's stream calls, and talks blocking sockets. */
+#ifndef BITCACHED_REPL_H
+#define BITCACHED_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/cask.h"
+
+struct repl;
+
+struct repl_config {
+    const char *listen_addr; /* --repl-port's address (the first -l) */
+    int repl_port;           /* 0: accept no replicas */
+    const char *replica_of;  /* "HOST:PORT", or NULL: not a replica */
+};
+
+/* Start what cfg asks for: the replica's stream thread (the store is made
+ * read-only first) and the primary's listener. Nothing is started when
+ * neither is set, but *out is still made (for stats and promotion).
+ * Returns 0, or -1 after printing why (bad address, port in use). */
+int repl_start(struct repl **out, struct cask *store,
+               const struct repl_config *cfg);
+
+/* Stop every replication thread and free; safe on NULL. */
+void repl_stop(struct repl **r);
+
+/* `replica_of none`: stop following the primary (its position is kept on
+ * disk for nothing: a primary gets a new store id) and take writes.
+ * Returns 0, or -1 with a message in err. */
+int repl_promote(struct repl *r, char *err, size_t cap);
+
+/* `stats replication`: one line(name, value) per figure. */
+void repl_stats(struct repl *r,
+                void (*line)(void *arg, const char *name, const char *value),
+                void *arg);
+
+#endif
