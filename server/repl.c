@@ -56,14 +56,15 @@ repl_state_save(struct repl *r)
     char path[4096], tmp[4200];
     size_t cap = 256 + (size_t)r->nshards * 48, len = 0;
     char *b = malloc(cap);
+    if (b == NULL) {
+        return ENOMEM;
+    }
     int rc = cask_sync(r->store);
     if (rc != 0) {
         free(b);
         return rc > 0 ? rc : EIO;
     }
-    if (b == NULL) {
-        return ENOMEM;
-    }
+    pthread_mutex_lock(&r->state_mu);
     len += (size_t)snprintf(b + len, cap - len,
                             STATE_MAGIC "store_id %016" PRIx64
                                         "\nprimary_id %016" PRIx64 "\n",
@@ -75,6 +76,7 @@ repl_state_save(struct repl *r)
                                     r->pos[i].seg, r->pos[i].off);
         }
     }
+    pthread_mutex_unlock(&r->state_mu);
     len += (size_t)snprintf(b + len, cap - len, "checksum %016" PRIx64 "\n",
                             (uint64_t)XXH3_64bits(b, len));
     snprintf(path, sizeof(path), "%s/%s", dir, STATE_NAME);
@@ -289,8 +291,8 @@ repl_promote(struct repl *r, char *err, size_t cap)
     r->primary_id = 0;
     memset(r->pos, 0, r->nshards * sizeof(*r->pos));
     r->store_id = new_id();
-    int rc = repl_state_save(r);
     pthread_mutex_unlock(&r->state_mu);
+    int rc = repl_state_save(r);
     if (rc != 0) {
         /* Taking writes with the old primary's id on disk would let a
          * restart resume copying over them: stay read-only. */

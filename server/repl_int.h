@@ -70,8 +70,10 @@ struct repl {
     uint64_t hb_wall_ms; /* primary's clock in the last heartbeat */
 };
 
-/* Write DIR/replication from r's fields (caller holds state_mu), after a
- * cask_sync so no position runs ahead of durable data. 0 or an errno. */
+/* Write DIR/replication from r's fields (taking state_mu to read them),
+ * after a cask_sync so no position runs ahead of durable data: called only
+ * by whoever moves the positions (the replica thread, or with it stopped).
+ * Blocks on fsyncs. 0 or an errno. */
 int repl_state_save(struct repl *r);
 
 /* Primary: bind --repl-port and start accepting. -1 after logging. */

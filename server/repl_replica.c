@@ -111,9 +111,7 @@ apply_run(struct session *s, unsigned shard, const char *p, size_t len,
 static int
 save(struct session *s)
 {
-    pthread_mutex_lock(&s->r->state_mu);
     int rc = repl_state_save(s->r);
-    pthread_mutex_unlock(&s->r->state_mu);
     if (rc == 0) {
         s->dirty = false;
         s->last_save = repl_mono_ms();

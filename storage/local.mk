@@ -37,7 +37,7 @@ libstorage_a_SOURCES = \
 libstorage_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
 
 STORAGE_LIBS = libstorage.a $(XXHASH_LIBS) $(PTHREAD_LIBS)
-EXTRA_DIST += storage/FORMAT.md
+EXTRA_DIST += storage/FORMAT.md storage/REPLICATION.md
 
 # Unit tests: cmocka, linked against libstorage only.
 STORAGE_TESTS = \
