@@ -49,7 +49,8 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_io \
 	tests/unit/test_cask_model \
 	tests/unit/test_cask_trust \
-	tests/unit/test_cask_commit
+	tests/unit/test_cask_commit \
+	tests/unit/test_cask_stream
 check_PROGRAMS += $(STORAGE_TESTS)
 TESTS += $(STORAGE_TESTS)
 EXTRA_DIST += tests/unit/test_cask_util.h
@@ -91,6 +92,10 @@ tests_unit_test_cask_trust_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_commit_SOURCES = tests/unit/test_cask_commit.c
 tests_unit_test_cask_commit_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_commit_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_stream_SOURCES = tests/unit/test_cask_stream.c
+tests_unit_test_cask_stream_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_stream_LDADD = $(STORAGE_TEST_LDADD)
 
 # Crash test: SIGKILL a writer under sync=always, every ack must survive.
 check_PROGRAMS += tests/crash/test_kill9_always
