@@ -196,7 +196,7 @@ collect_acks(struct streamer *s, int wait_ms)
     while (poll(&p, 1, wait_ms) > 0) {
         struct repl_frame f;
         int rc = repl_recv(s->st->fd, &f, &s->rbuf, &s->rcap, &s->r->stopping,
-                           5000);
+                           5000, REPL_FROM_REPLICA_MAX);
         if (rc != 0) {
             return rc;
         }
@@ -216,8 +216,8 @@ static int
 handshake(struct streamer *s)
 {
     struct repl_frame f;
-    int rc =
-            repl_recv(s->st->fd, &f, &s->rbuf, &s->rcap, &s->r->stopping, 5000);
+    int rc = repl_recv(s->st->fd, &f, &s->rbuf, &s->rcap, &s->r->stopping, 5000,
+                       REPL_FROM_REPLICA_MAX);
     if (rc != 0) {
         return rc;
     }

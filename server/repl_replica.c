@@ -147,7 +147,8 @@ welcome(struct session *s)
 {
     struct repl *r = s->r;
     struct repl_frame f;
-    int rc = repl_recv(s->fd, &f, &s->buf, &s->cap, &r->rstop, IDLE_MS);
+    int rc = repl_recv(s->fd, &f, &s->buf, &s->cap, &r->rstop, IDLE_MS,
+                       REPL_FRAME_MAX);
     if (rc != 0) {
         return rc;
     }
@@ -316,7 +317,8 @@ session(struct session *s, bool *streamed)
     log_msg(LOG_INFO, "replication: streaming from %s:%s", r->host, r->port);
     while (!atomic_load(&r->rstop)) {
         struct repl_frame f;
-        rc = repl_recv(s->fd, &f, &s->buf, &s->cap, &r->rstop, IDLE_MS);
+        rc = repl_recv(s->fd, &f, &s->buf, &s->cap, &r->rstop, IDLE_MS,
+                       REPL_FRAME_MAX);
         if (rc != 0) {
             break;
         }

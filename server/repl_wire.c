@@ -126,7 +126,7 @@ read_full(int fd, char *p, size_t len, const atomic_bool *stop,
 
 int
 repl_recv(int fd, struct repl_frame *f, char **buf, size_t *cap,
-          const atomic_bool *stop, unsigned idle_ms)
+          const atomic_bool *stop, unsigned idle_ms, uint32_t max_len)
 {
     char hdr[REPL_FRAME_HDR];
     int rc = read_full(fd, hdr, sizeof(hdr), stop, idle_ms);
@@ -134,7 +134,7 @@ repl_recv(int fd, struct repl_frame *f, char **buf, size_t *cap,
         return rc;
     }
     uint32_t len = repl_get32(hdr);
-    if (len > REPL_FRAME_MAX || hdr[5] != 0) {
+    if (len > REPL_FRAME_MAX || len > max_len || hdr[5] != 0) {
         return EBADMSG;
     }
     size_t need = (size_t)len + REPL_FRAME_SUM;

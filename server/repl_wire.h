@@ -77,12 +77,16 @@ repl_get64(const char *p)
 int repl_send(int fd, uint8_t type, uint16_t shard, const void *p1, size_t l1,
               const void *p2, size_t l2);
 
-/* Receive one whole frame into *buf (grown as needed). The socket has a
- * receive timeout: each time it expires *stop is checked (stop: ECANCELED)
- * and idle_ms counted (no byte for that long: ETIMEDOUT). Returns 0, EPIPE
- * at end of stream, EBADMSG for a damaged frame, or an errno. */
+/* Receive one whole frame of at most max_len payload bytes into *buf
+ * (grown as needed). The socket has a receive timeout: each time it expires
+ * *stop is checked (stop: ECANCELED) and idle_ms counted (no byte for that
+ * long: ETIMEDOUT). Returns 0, EPIPE at end of stream, EBADMSG for a
+ * damaged or oversized frame, or an errno. */
 int repl_recv(int fd, struct repl_frame *f, char **buf, size_t *cap,
-              const atomic_bool *stop, unsigned idle_ms);
+              const atomic_bool *stop, unsigned idle_ms, uint32_t max_len);
+
+/* What a primary accepts from a replica (HELLO, ACK): small frames. */
+#define REPL_FROM_REPLICA_MAX (1u << 20)
 
 /* Milliseconds of CLOCK_REALTIME (heartbeats) and CLOCK_MONOTONIC. */
 uint64_t repl_wall_ms(void);

@@ -422,8 +422,11 @@ cask_stream_apply(struct cask *c, unsigned shard, const char *rec, size_t len)
         return CASK_ECORRUPT;
     }
     const char *key = rec + CASK_REC_HDR;
-    if (cask_shard_of(c, key, r.klen) != shard || r.vlen > c->opt.value_max) {
+    if (cask_shard_of(c, key, r.klen) != shard) {
         return CASK_ECORRUPT;
+    }
+    if (r.vlen > c->opt.value_max) {
+        return CASK_ETOOBIG; /* the replica's -I is below the primary's */
     }
     uint64_t h = cask_kd_hash(key, r.klen);
     return cask_shard_apply(c->shards[shard], h, &r, key, key + r.klen);

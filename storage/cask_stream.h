@@ -105,7 +105,8 @@ void cask_snap_destroy(struct cask_snap **s);
  * tombstone or touch, with its own seq and cas): written to the active
  * segment and indexed as the newest state of its key. The store's cas
  * counter is raised past it. Returns 0, CASK_ECORRUPT (bad record, or a key
- * of another shard), or an error of the append. */
+ * of another shard), CASK_ETOOBIG (value above value_max), or an error of
+ * the append. */
 int cask_stream_apply(struct cask *c, unsigned shard, const char *rec,
                       size_t len);
 
