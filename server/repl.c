@@ -215,20 +215,29 @@ repl_start(struct repl **out, struct cask *store, const struct repl_config *cfg)
         return -1;
     }
     bool replica = cfg->replica_of != NULL && strcmp(cfg->replica_of, "none");
-    if (!replica && cfg->repl_port == 0) {
-        return 0;
-    }
     state_load(r);
+    if (!replica && cfg->repl_port == 0 && r->primary_id == 0) {
+        return 0; /* no replication, and nothing to forget */
+    }
     bool dirty = false;
-    if (r->store_id == 0) {
-        r->store_id = new_id();
-        dirty = true;
+    struct cask_stats st;
+    if (cfg->repl_port != 0 && r->store_id != 0 &&
+        cask_stats(store, -1, &st) == CASK_OK && st.bytes_truncated > 0) {
+        /* Recovery cut a torn tail: the log may now go on differently
+         * from what replicas received before (at an offset that happens to
+         * start a record), so their positions must not be trusted. */
+        log_msg(LOG_WARN, "replication: the log was cut at start-up; "
+                          "replicas will be copied whole");
+        r->store_id = 0;
     }
     if (!replica && r->primary_id != 0) {
         /* A former replica now taking writes: its history leaves the old
          * primary's here, so it is a new store to its own replicas. */
         r->primary_id = 0;
         memset(r->pos, 0, r->nshards * sizeof(*r->pos));
+        r->store_id = 0;
+    }
+    if (r->store_id == 0) {
         r->store_id = new_id();
         dirty = true;
     }

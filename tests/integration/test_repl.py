@@ -294,6 +294,24 @@ def main():
         wait_in_step(r2s, ps)
         compare(ps, r2s, keys + keys2 + keys3, "late replica")
         r2s.close()
+        # Started once without --replica-of it takes writes of its own, so
+        # as a replica again it is copied whole: nothing of its own stays.
+        r2.stop()
+        r2.args = ["--shards=" + SHARDS]
+        r2.start()
+        r2s = r2.connect()
+        check(cmd(r2s, b"set k005001 0 0 4\r\nmine\r\n") == b"STORED\r\n",
+              "a former replica started alone takes writes")
+        r2s.close()
+        r2.stop()
+        served = int(stats(ps)["full_syncs_served"])
+        r2 = start_replica(bc, rport, r2.tmp)
+        r2s = r2.connect()
+        wait_in_step(r2s, ps)
+        check(int(stats(ps)["full_syncs_served"]) == served + int(SHARDS),
+              "a diverged former replica is copied whole")
+        compare(ps, r2s, keys + keys2 + keys3, "former replica again")
+        r2s.close()
         r2.close()
         r2 = None
 
