@@ -397,6 +397,9 @@ main(int argc, char **argv)
                     settings.nlisten > 0 ? settings.listen[0] : "127.0.0.1",
             .repl_port = settings.repl_port,
             .replica_of = settings.replica_of,
+            .auth_file = settings.auth_file,
+            .sasl_pwdb = settings.sasl ? srv.sasl_pwdb : NULL,
+            .replica_auth = settings.replica_auth,
     };
     if (repl_start(&srv.repl, srv.store, &rcfg) != 0) {
         exit_code = EX_CONFIG;

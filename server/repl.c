@@ -174,6 +174,40 @@ state_load(struct repl *r)
     free(b);
 }
 
+/* The first line of path, "user:password", into r->auth_user/pass. */
+static int
+read_credentials(struct repl *r, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        fprintf(stderr, "bitcached: --replica-auth: cannot read %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    fclose(f);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+        line[--n] = '\0';
+    }
+    char *colon = n > 0 ? strchr(line, ':') : NULL;
+    if (colon == NULL || colon == line || strlen(line) > 512) {
+        fprintf(stderr,
+                "bitcached: --replica-auth: %s must start with a "
+                "user:password line\n",
+                path);
+        free(line);
+        return -1;
+    }
+    *colon = '\0';
+    r->auth_user = strdup(line);
+    r->auth_pass = strdup(colon + 1);
+    explicit_bzero(line, cap);
+    free(line);
+    return r->auth_user != NULL && r->auth_pass != NULL ? 0 : -1;
+}
+
 /* Split "HOST:PORT" (or "[V6]:PORT"). */
 static int
 split_hostport(const char *s, char **host, char **port)
@@ -246,6 +280,16 @@ repl_start(struct repl **out, struct cask *store, const struct repl_config *cfg)
                         "the data directory\n");
         return -1;
     }
+    if (cfg->auth_file != NULL) {
+        r->auth_file = strdup(cfg->auth_file);
+    }
+    if (cfg->sasl_pwdb != NULL) {
+        r->sasl_pwdb = strdup(cfg->sasl_pwdb);
+    }
+    if (replica && cfg->replica_auth != NULL &&
+        read_credentials(r, cfg->replica_auth) != 0) {
+        return -1;
+    }
     if (replica) {
         if (split_hostport(cfg->replica_of, &r->host, &r->port) != 0) {
             fprintf(stderr,
@@ -283,6 +327,13 @@ repl_stop(struct repl **rp)
     free(r->n_known);
     free(r->host);
     free(r->port);
+    free(r->auth_file);
+    free(r->sasl_pwdb);
+    if (r->auth_pass != NULL) {
+        explicit_bzero(r->auth_pass, strlen(r->auth_pass));
+    }
+    free(r->auth_user);
+    free(r->auth_pass);
     pthread_mutex_destroy(&r->state_mu);
     pthread_mutex_destroy(&r->streams_mu);
     free(r);

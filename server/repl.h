@@ -19,6 +19,13 @@ struct repl_config {
     const char *listen_addr; /* --repl-port's address (the first -l) */
     int repl_port;           /* 0: accept no replicas */
     const char *replica_of;  /* "HOST:PORT", or NULL: not a replica */
+    /* Primary: replicas must log in as a user of one of these files
+     * (-Y's auth file, -S's MEMCACHED_SASL_PWDB) when set. */
+    const char *auth_file;
+    const char *sasl_pwdb;
+    /* Replica: a file whose first line is "user:password", sent to the
+     * primary (--replica-auth); NULL sends none. */
+    const char *replica_auth;
 };
 
 /* Start what cfg asks for: the replica's stream thread (the store is made

@@ -51,7 +51,13 @@ struct repl {
     _Atomic uint64_t records_streamed;
     _Atomic uint64_t full_syncs_served;
 
+    /* primary: where replicas' credentials are checked (NULL: none) */
+    char *auth_file;
+    char *sasl_pwdb;
+
     /* replica */
+    char *auth_user; /* --replica-auth credentials, or NULL */
+    char *auth_pass;
     atomic_bool is_replica;
     atomic_bool rstop;
     char *host;

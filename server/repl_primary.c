@@ -11,6 +11,7 @@
 #include "server/log.h"
 #include "server/repl_int.h"
 #include "server/repl_wire.h"
+#include "server/sasl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -212,6 +213,34 @@ collect_acks(struct streamer *s, int wait_ms)
     return 0;
 }
 
+/* Whether the credentials after HELLO's positions (u16 length, user, u16
+ * length, password) name a user of the primary's -Y or -S file; true
+ * when neither is set. */
+static bool
+logged_in(const struct repl *r, const char *p, size_t len)
+{
+    if (r->auth_file == NULL && r->sasl_pwdb == NULL) {
+        return true;
+    }
+    if (len < 2) {
+        return false;
+    }
+    size_t ul = (size_t)(unsigned char)p[0] | (size_t)(unsigned char)p[1] << 8;
+    if (len < 4 + ul) {
+        return false;
+    }
+    const char *user = p + 2, *q = p + 2 + ul;
+    size_t pl = (size_t)(unsigned char)q[0] | (size_t)(unsigned char)q[1] << 8;
+    if (len != 4 + ul + pl || ul == 0) {
+        return false;
+    }
+    const char *pass = q + 2;
+    return (r->auth_file != NULL &&
+            sasl_authfile_check(r->auth_file, user, ul, pass, pl)) ||
+           (r->sasl_pwdb != NULL &&
+            sasl_pwdb_check(r->sasl_pwdb, user, ul, pass, pl));
+}
+
 static int
 handshake(struct streamer *s)
 {
@@ -226,12 +255,19 @@ handshake(struct streamer *s)
         return EPROTO;
     }
     unsigned shards = repl_get32(f.p + 4);
-    if (shards != s->n || f.len != 16 + 12 * (size_t)shards) {
+    size_t fixed = 16 + 12 * (size_t)shards;
+    if (shards != s->n || f.len < fixed) {
         char msg[96];
         snprintf(msg, sizeof(msg),
                  "shard count %u differs from the primary's %u", shards, s->n);
         send_error(s->st->fd, msg);
         return EPROTO;
+    }
+    if (!logged_in(s->r, f.p + fixed, f.len - fixed)) {
+        log_msg(LOG_WARN, "replication: %s: authentication failed",
+                s->st->addr);
+        send_error(s->st->fd, "authentication failed");
+        return EACCES;
     }
     pthread_mutex_lock(&s->r->state_mu);
     uint64_t id = s->r->store_id;

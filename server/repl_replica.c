@@ -123,7 +123,10 @@ static int
 send_hello(struct session *s)
 {
     struct repl *r = s->r;
-    size_t len = 16 + 12 * (size_t)r->nshards;
+    size_t ul = r->auth_user ? strlen(r->auth_user) : 0;
+    size_t pl = r->auth_pass ? strlen(r->auth_pass) : 0;
+    size_t fixed = 16 + 12 * (size_t)r->nshards;
+    size_t len = fixed + (r->auth_user ? 4 + ul + pl : 0);
     char *b = malloc(len);
     if (b == NULL) {
         return ENOMEM;
@@ -137,7 +140,18 @@ send_hello(struct session *s)
         repl_put64(b + 20 + 12 * i, r->pos[i].off);
     }
     pthread_mutex_unlock(&r->state_mu);
+    if (r->auth_user != NULL) {
+        char *p = b + fixed;
+        p[0] = (char)(ul & 0xff);
+        p[1] = (char)(ul >> 8);
+        memcpy(p + 2, r->auth_user, ul);
+        p += 2 + ul;
+        p[0] = (char)(pl & 0xff);
+        p[1] = (char)(pl >> 8);
+        memcpy(p + 2, r->auth_pass, pl);
+    }
     int rc = repl_send(s->fd, REPL_HELLO, 0, b, len, NULL, 0);
+    explicit_bzero(b, len);
     free(b);
     return rc;
 }

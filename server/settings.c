@@ -29,6 +29,7 @@ enum {
     OPT_OUTPUT_BUDGET,
     OPT_REPLICA_OF,
     OPT_REPL_PORT,
+    OPT_REPLICA_AUTH,
 };
 
 static const char short_opts[] =
@@ -88,6 +89,7 @@ static const struct option long_opts[] = {
         {"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
         {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
         {"repl-port", required_argument, NULL, OPT_REPL_PORT},
+        {"replica-auth", required_argument, NULL, OPT_REPLICA_AUTH},
         {NULL, 0, NULL, 0},
 };
 
@@ -162,7 +164,10 @@ usage(FILE *f)
 "Replication (storage/REPLICATION.md):\n"
 "  --repl-port=PORT          accept replicas on PORT (first -l address)\n"
 "  --replica-of=HOST:PORT    be a read-only replica of the primary whose\n"
-"                            --repl-port that is; none = a primary\n");
+"                            --repl-port that is; none = a primary\n"
+"  --replica-auth=FILE       a replica logs in with FILE's first line,\n"
+"                            user:password (a primary with -Y or -S\n"
+"                            requires it)\n");
     /* clang-format on */
 }
 
@@ -543,6 +548,12 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
         }
         replace_str(&s->replica_of, arg);
         return 0;
+    case OPT_REPLICA_AUTH:
+        if (arg[0] == '\0') {
+            return bad_value("--replica-auth", arg, "empty path");
+        }
+        replace_str(&s->replica_auth, arg);
+        return 0;
     case OPT_REPL_PORT:
         if (parse_uint("--repl-port", arg, 1, 65535, &v) < 0) {
             return -1;
@@ -769,6 +780,7 @@ settings_deinit(struct settings *s)
     free(s->config_file);
     free(s->log_file);
     free(s->replica_of);
+    free(s->replica_auth);
     settings_ext_deinit(&s->mc);
     free(s->auth_file);
     tls_settings_deinit(&s->tls);

@@ -100,6 +100,7 @@ struct settings {
     char *log_file;            /* --log-file: the log goes here */
     char *replica_of;          /* --replica-of HOST:PORT, "none" or NULL */
     int repl_port;             /* --repl-port; 0 = no replicas */
+    char *replica_auth;        /* --replica-auth FILE (user:password) */
 
     /* Binary protocol and SASL */
     enum settings_proto protocol; /* -B */

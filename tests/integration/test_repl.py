@@ -220,6 +220,59 @@ def kill_under_load(bc):
         r.close()
 
 
+def auth_case(bc):
+    """With -Y on the primary a replica must log in (--replica-auth FILE
+    with user:password); without it, or with a wrong password, it gets no
+    data."""
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="bc-repl-auth.")
+    pw = os.path.join(tmp, "users")
+    with open(pw, "w") as f:
+        f.write("alice:secret\n")
+    good = os.path.join(tmp, "good")
+    with open(good, "w") as f:
+        f.write("alice:secret\n")
+    bad = os.path.join(tmp, "bad")
+    with open(bad, "w") as f:
+        f.write("alice:wrong\n")
+    p, rport = start_primary(bc, ["-Y", pw])
+    reps = []
+    try:
+        ps = p.connect()
+        check(cmd(ps, b"set x 0 0 12\r\nalice secret\r\n") == b"STORED\r\n",
+              "client logs in to the primary")
+        cmd(ps, b"set secret 0 0 2\r\nhi\r\n")
+        for creds in (None, bad):
+            r = start_replica(bc, rport)
+            if creds is not None:
+                r.args += ["--replica-auth", creds]
+                r.stop()
+                r.start()
+            reps.append(r)
+            time.sleep(0.5)
+            st = stats(r.connect())
+            check(st.get("primary_connected") == "0" and
+                  int(st.get("records_applied", "1")) == 0,
+                  "replica with %s credentials gets nothing"
+                  % ("no" if creds is None else "wrong"))
+            r.close()
+        r = start_replica(bc, rport)
+        r.args += ["--replica-auth", good]
+        r.stop()
+        r.start()
+        reps.append(r)
+        rs = r.connect()
+        wait_in_step(rs, ps)
+        check(cmd(rs, b"get secret\r\n") == b"VALUE secret 0 2\r\nhi\r\nEND\r\n",
+              "replica with the right credentials copies the primary")
+    finally:
+        p.close()
+        for r in reps:
+            r.close()
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     bc = os.environ.get("BITCACHED", "")
     if not bcserver.executable(bc):
@@ -343,6 +396,7 @@ def main():
         if r2 is not None:
             r2.close()
     kill_under_load(bc)
+    auth_case(bc)
     if failures:
         print("%d failure(s)" % len(failures))
         return 1
