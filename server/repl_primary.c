@@ -3,8 +3,8 @@
  * reads each shard's log from the replica's position (cask_stream_read:
  * pread, no shard mutex held for I/O), falls back to a full copy of a
  * shard (cask_snap_*) when the position is gone, and follows new appends by
- * polling the shards' append counters (a 1 ms poll of the socket when idle,
- * which also collects the replica's acks). Workers never wait for it.
+ * sleeping in cask_stream_wait until one comes (or 50 ms pass, for
+ * heartbeats). Workers never wait for it.
  * Owns the listening socket, the replica sockets and the streamers. */
 #include <config.h> /* first: feature macros (accept4) */
 
@@ -316,6 +316,7 @@ stream_main(void *arg)
     uint64_t flush_sent = cask_stream_flush_cas(s.c), last_hb = 0;
     while (!atomic_load(&r->stopping)) {
         bool progress = false;
+        uint64_t total = cask_stream_appended(s.c, -1);
         for (unsigned i = 0; i < s.n && rc == 0; i++) {
             rc = pump(&s, i, &progress);
         }
@@ -340,9 +341,14 @@ stream_main(void *arg)
             }
             last_hb = now;
         }
-        rc = collect_acks(&s, progress ? 0 : 1);
+        rc = collect_acks(&s, 0);
         if (rc != 0) {
             break;
+        }
+        if (!progress) {
+            /* Woken by the next append; the timeout keeps heartbeats,
+             * flush thresholds and the stop flag going. */
+            cask_stream_wait(s.c, total, REPL_HEARTBEAT_MS / 2);
         }
     }
     atomic_fetch_sub(&r->replicas, 1);

@@ -20,6 +20,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Readers waiting for appends (cask_stream_wait) sleep on one process-wide
+ * condition variable: the append hook signals it only while someone
+ * waits, so a store without replicas pays an atomic load per append. */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
+static atomic_uint waiters;
 
 /* Put seg_id at the end of the chain unless it is there already. */
 static void
@@ -40,20 +48,47 @@ void
 cask_stream_note(struct cask_shard *sh, uint32_t seg_id)
 {
     chain_push(&sh->tail, seg_id);
-    atomic_fetch_add_explicit(&sh->tail.appended, 1, memory_order_release);
+    /* seq_cst, as the waiter's count and check: either it sees this
+     * append, or this sees it waiting. */
+    atomic_fetch_add(&sh->tail.appended, 1);
+    if (atomic_load(&waiters) > 0) {
+        pthread_mutex_lock(&wake_mu);
+        pthread_cond_broadcast(&wake_cv);
+        pthread_mutex_unlock(&wake_mu);
+    }
+}
+
+void
+cask_stream_wait(struct cask *c, uint64_t seen, unsigned timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    atomic_fetch_add(&waiters, 1);
+    pthread_mutex_lock(&wake_mu);
+    while (cask_stream_appended(c, -1) == seen) {
+        if (pthread_cond_timedwait(&wake_cv, &wake_mu, &ts) != 0) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&wake_mu);
+    atomic_fetch_sub(&waiters, 1);
 }
 
 uint64_t
 cask_stream_appended(struct cask *c, int shard)
 {
     if (shard >= 0) {
-        return atomic_load_explicit(&c->shards[shard]->tail.appended,
-                                    memory_order_acquire);
+        return atomic_load(&c->shards[shard]->tail.appended);
     }
     uint64_t n = 0;
     for (unsigned i = 0; i < c->nshards; i++) {
-        n += atomic_load_explicit(&c->shards[i]->tail.appended,
-                                  memory_order_acquire);
+        n += atomic_load(&c->shards[i]->tail.appended);
     }
     return n;
 }

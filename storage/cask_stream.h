@@ -7,13 +7,14 @@
  * of it: their records are copies of records already in the log). A stream
  * position is (segment id, offset) in that chain. The append path tells
  * this module about every record (cask_stream_note, one call under the
- * shard mutex); readers poll the per-shard append counters and read the
- * records with pread, the segment pinned, never holding a shard mutex for
- * I/O. The chain is known for the segments that took appends since the
- * store was opened (and the one active at open): a position outside it, or
- * in a segment since compacted or removed, is lost, and the reader must fall
- * back to a snapshot (a consistent copy of the shard's live items at one
- * log position, read while writes continue).
+ * shard mutex: the chain, a per-shard append counter, and a wake-up of
+ * readers waiting in cask_stream_wait); readers read the records with
+ * pread, the segment pinned, never holding a shard mutex for I/O. The chain is
+ * known for the segments that took appends since the store was opened (and the
+ * one active at open): a position outside it, or in a segment since compacted
+ * or removed, is lost, and the reader must fall back to a snapshot (a
+ * consistent copy of the shard's live items at one log position, read while
+ * writes continue).
  *
  * Replica: records are applied verbatim (same seq, cas and expiry), so the
  * replica's own recovery and compaction see what the primary's would.
@@ -57,6 +58,10 @@ struct cask_pos {
 /* Records appended to shard (< 0: all shards) since the store was opened;
  * lock-free, for polling. */
 uint64_t cask_stream_appended(struct cask *c, int shard);
+
+/* Sleep until the store's append count (cask_stream_appended(c, -1)) is
+ * no longer seen, or timeout_ms passed. */
+void cask_stream_wait(struct cask *c, uint64_t seen, unsigned timeout_ms);
 
 /* The shard's current log end and its append count at that point. */
 void cask_stream_tail_pos(struct cask *c, unsigned shard, struct cask_pos *pos,
