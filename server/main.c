@@ -83,6 +83,15 @@ set_verbosity(void *arg, unsigned level)
 
 /* cache_memlimit: -m at run time. Only `stats` reads it (a racy read of a
  * 64-bit word, as for the other figures stats shows). */
+/* cask_options.committed: --min-replicas-ack (srv->repl is set before the
+ * first client write can arrive). */
+static int
+committed(void *arg, unsigned shard, uint64_t appended)
+{
+    struct server *srv = arg;
+    return repl_wait_acks(srv->repl, shard, appended);
+}
+
 /* cmd_env.replica_of: `replica_of none` promotes a replica. */
 static int
 replica_of(void *arg, const char *target, char *err, size_t cap)
@@ -247,6 +256,8 @@ open_store(struct server *srv)
     }
     o.log = cask_log;
     o.progress = cask_progress;
+    o.committed = committed;
+    o.committed_arg = srv;
     notify_status("Recovering data in %s", s->data_dir);
     rc = cask_open(&srv->store, s->data_dir, &o);
     if (rc == CASK_OK) {
@@ -400,6 +411,8 @@ main(int argc, char **argv)
             .auth_file = settings.auth_file,
             .sasl_pwdb = settings.sasl ? srv.sasl_pwdb : NULL,
             .replica_auth = settings.replica_auth,
+            .min_acks = settings.min_replicas_ack,
+            .ack_timeout_ms = settings.replica_ack_timeout_ms,
     };
     if (repl_start(&srv.repl, srv.store, &rcfg) != 0) {
         exit_code = EX_CONFIG;

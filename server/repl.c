@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -239,6 +240,10 @@ repl_start(struct repl **out, struct cask *store, const struct repl_config *cfg)
     r->lfd = -1;
     pthread_mutex_init(&r->state_mu, NULL);
     pthread_mutex_init(&r->streams_mu, NULL);
+    pthread_mutex_init(&r->ack_mu, NULL);
+    pthread_cond_init(&r->ack_cv, NULL);
+    r->min_acks = cfg->min_acks;
+    r->ack_timeout_ms = cfg->ack_timeout_ms;
     r->pos = calloc(r->nshards, sizeof(*r->pos));
     r->applied_n = calloc(r->nshards, sizeof(*r->applied_n));
     r->primary_n = calloc(r->nshards, sizeof(*r->primary_n));
@@ -336,8 +341,49 @@ repl_stop(struct repl **rp)
     free(r->auth_pass);
     pthread_mutex_destroy(&r->state_mu);
     pthread_mutex_destroy(&r->streams_mu);
+    pthread_mutex_destroy(&r->ack_mu);
+    pthread_cond_destroy(&r->ack_cv);
     free(r);
     *rp = NULL;
+}
+
+int
+repl_wait_acks(struct repl *r, unsigned shard, uint64_t appended)
+{
+    if (r == NULL || r->min_acks == 0 || atomic_load(&r->is_replica)) {
+        return 0;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += r->ack_timeout_ms / 1000;
+    ts.tv_nsec += (long)(r->ack_timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&r->ack_mu);
+    for (;;) {
+        unsigned have = 0;
+        pthread_mutex_lock(&r->streams_mu);
+        for (struct repl_stream *s = r->streams; s != NULL; s = s->next) {
+            if (s->counted && s->acked_n[shard] != UINT64_MAX &&
+                s->acked_n[shard] >= appended) {
+                have++;
+            }
+        }
+        pthread_mutex_unlock(&r->streams_mu);
+        if (have >= r->min_acks) {
+            break;
+        }
+        if (pthread_cond_timedwait(&r->ack_cv, &r->ack_mu, &ts) != 0) {
+            rc = CASK_ENOREPLICAS;
+            atomic_fetch_add(&r->ack_timeouts, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->ack_mu);
+    return rc;
 }
 
 int
@@ -446,6 +492,9 @@ repl_stats(struct repl *r,
           atomic_load(&r->full_syncs_served));
     linef(line, arg, "records_appended", "%" PRIu64,
           cask_stream_appended(r->store, -1));
+    linef(line, arg, "min_replicas_ack", "%u", r->min_acks);
+    linef(line, arg, "replica_ack_timeouts", "%" PRIu64,
+          atomic_load(&r->ack_timeouts));
     pthread_mutex_lock(&r->streams_mu);
     unsigned k = 0;
     for (struct repl_stream *s = r->streams; s != NULL; s = s->next) {

@@ -26,6 +26,11 @@ struct repl_config {
     /* Replica: a file whose first line is "user:password", sent to the
      * primary (--replica-auth); NULL sends none. */
     const char *replica_auth;
+    /* Primary: a write is acknowledged only once min_acks connected
+     * replicas have applied it, or fails with CASK_ENOREPLICAS after
+     * ack_timeout_ms (--min-replicas-ack, --replica-ack-timeout). */
+    unsigned min_acks;
+    unsigned ack_timeout_ms;
 };
 
 /* Start what cfg asks for: the replica's stream thread (the store is made
@@ -34,6 +39,11 @@ struct repl_config {
  * Returns 0, or -1 after printing why (bad address, port in use). */
 int repl_start(struct repl **out, struct cask *store,
                const struct repl_config *cfg);
+
+/* cask_options.committed for a primary: with --min-replicas-ack, block
+ * until enough replicas have applied shard's records up to append count
+ * `appended`. Returns 0 or CASK_ENOREPLICAS. Any thread. */
+int repl_wait_acks(struct repl *r, unsigned shard, uint64_t appended);
 
 /* Stop every replication thread and free; safe on NULL. */
 void repl_stop(struct repl **r);

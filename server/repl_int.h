@@ -25,6 +25,13 @@ struct repl_stream {
     char addr[64];
     _Atomic uint64_t bytes;
     _Atomic uint64_t acked; /* records the replica reported applied */
+    pthread_t ack_thr;      /* reads the replica's acks */
+    bool ack_on;
+    atomic_bool broken; /* the ack reader saw the connection end */
+    /* r->ack_mu: per shard, records the replica has applied (UINT64_MAX
+     * while it does not know); valid once counted is set */
+    uint64_t *acked_n;
+    bool counted;
     struct repl_stream *next;
 };
 
@@ -50,6 +57,11 @@ struct repl {
     _Atomic uint64_t bytes_streamed;
     _Atomic uint64_t records_streamed;
     _Atomic uint64_t full_syncs_served;
+    unsigned min_acks;
+    unsigned ack_timeout_ms;
+    pthread_mutex_t ack_mu; /* covers every stream's acked_n and counted */
+    pthread_cond_t ack_cv;  /* an ack arrived, or a replica went */
+    _Atomic uint64_t ack_timeouts;
 
     /* primary: where replicas' credentials are checked (NULL: none) */
     char *auth_file;

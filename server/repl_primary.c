@@ -188,29 +188,40 @@ heartbeat(struct streamer *s)
     return rc;
 }
 
-/* Read the replica's acks while waiting up to wait_ms for it to say
- * something. Returns 0, or an errno when the connection is over. */
-static int
-collect_acks(struct streamer *s, int wait_ms)
+/* The ack reader: one thread per replica reading its ACK frames (the
+ * streamer only writes), so a writer waiting in repl_wait_acks hears of an
+ * ack at once. Ends when the socket does. */
+static void *
+ack_main(void *arg)
 {
-    struct pollfd p = {.fd = s->st->fd, .events = POLLIN};
-    while (poll(&p, 1, wait_ms) > 0) {
+    struct repl_stream *st = arg;
+    struct repl *r = st->r;
+    char *buf = NULL;
+    size_t cap = 0;
+    for (;;) {
         struct repl_frame f;
-        int rc = repl_recv(s->st->fd, &f, &s->rbuf, &s->rcap, &s->r->stopping,
-                           5000, REPL_FROM_REPLICA_MAX);
+        int rc = repl_recv(st->fd, &f, &buf, &cap, &r->stopping, 0,
+                           REPL_FROM_REPLICA_MAX);
         if (rc != 0) {
-            return rc;
+            break;
         }
-        if (f.type == REPL_ACK && f.len >= 8) {
-            atomic_store(&s->st->acked, repl_get64(f.p));
+        if (f.type == REPL_ACK && f.len == 8 + 8 * (size_t)r->nshards) {
+            atomic_store(&st->acked, repl_get64(f.p));
+            pthread_mutex_lock(&r->ack_mu);
+            for (unsigned i = 0; i < r->nshards; i++) {
+                st->acked_n[i] = repl_get64(f.p + 8 + 8 * i);
+            }
+            pthread_cond_broadcast(&r->ack_cv);
+            pthread_mutex_unlock(&r->ack_mu);
         } else if (f.type == REPL_ERROR) {
-            log_msg(LOG_WARN, "replication: %s: replica says: %.*s",
-                    s->st->addr, (int)(f.len > 200 ? 200 : f.len), f.p);
-            return EPIPE;
+            log_msg(LOG_WARN, "replication: %s: replica says: %.*s", st->addr,
+                    (int)(f.len > 200 ? 200 : f.len), f.p);
+            break;
         }
-        wait_ms = 0;
     }
-    return 0;
+    free(buf);
+    atomic_store(&st->broken, true);
+    return NULL;
 }
 
 /* Whether the credentials after HELLO's positions (u16 length, user, u16
@@ -311,6 +322,22 @@ stream_main(void *arg)
     if (rc != 0) {
         goto out;
     }
+    st->acked_n = malloc(s.n * sizeof(*st->acked_n));
+    if (st->acked_n == NULL) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (unsigned i = 0; i < s.n; i++) {
+        st->acked_n[i] = UINT64_MAX;
+    }
+    if (pthread_create(&st->ack_thr, NULL, ack_main, st) != 0) {
+        rc = EAGAIN;
+        goto out;
+    }
+    st->ack_on = true;
+    pthread_mutex_lock(&r->ack_mu);
+    st->counted = true;
+    pthread_mutex_unlock(&r->ack_mu);
     atomic_fetch_add(&r->replicas, 1);
     log_msg(LOG_INFO, "replication: replica %s connected", st->addr);
     uint64_t flush_sent = cask_stream_flush_cas(s.c), last_hb = 0;
@@ -341,8 +368,8 @@ stream_main(void *arg)
             }
             last_hb = now;
         }
-        rc = collect_acks(&s, 0);
-        if (rc != 0) {
+        if (atomic_load(&st->broken)) {
+            rc = EPIPE;
             break;
         }
         if (!progress) {
@@ -358,7 +385,15 @@ out:
                 rc > 0 ? strerror(rc) : cask_strerror(rc));
     }
     log_msg(LOG_INFO, "replication: replica %s gone", st->addr);
+    pthread_mutex_lock(&r->ack_mu);
+    st->counted = false;
+    pthread_cond_broadcast(&r->ack_cv);
+    pthread_mutex_unlock(&r->ack_mu);
     shutdown(st->fd, SHUT_RDWR); /* closed by reap(), after the join */
+    if (st->ack_on) {
+        pthread_join(st->ack_thr, NULL);
+        st->ack_on = false;
+    }
     free(s.pos);
     free(s.need_full);
     free(s.seen);
@@ -389,6 +424,7 @@ reap(struct repl *r, bool all)
             pthread_mutex_unlock(&r->streams_mu);
             pthread_join(s->thr, NULL);
             close(s->fd);
+            free(s->acked_n);
             free(s);
             pthread_mutex_lock(&r->streams_mu);
         } else {

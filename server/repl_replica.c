@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #define BACKOFF_MAX_MS 5000u
 #define SAVE_MS        1000u
 #define ACK_MS         250u
+#define ACK_MIN_MS     5u
 #define IDLE_MS        10000u /* no frame for this long: reconnect */
 
 struct session {
@@ -297,20 +299,39 @@ on_frame(struct session *s, const struct repl_frame *f)
     }
 }
 
+/* ACK: the records applied, in total and per shard (UINT64_MAX for a
+ * shard whose count is not known yet). */
 static int
 send_ack(struct session *s)
 {
     struct repl *r = s->r;
-    char b[8];
+    size_t len = 8 + 8 * (size_t)r->nshards;
+    char *b = malloc(len);
     uint64_t n = 0;
+    if (b == NULL) {
+        return ENOMEM;
+    }
     pthread_mutex_lock(&r->state_mu);
     for (unsigned i = 0; i < r->nshards; i++) {
-        n += r->applied_n[i];
+        if (r->n_known[i]) {
+            n += r->applied_n[i];
+        }
+        repl_put64(b + 8 + 8 * i, r->n_known[i] ? r->applied_n[i] : UINT64_MAX);
     }
     pthread_mutex_unlock(&r->state_mu);
     repl_put64(b, n);
     s->last_ack = repl_mono_ms();
-    return repl_send(s->fd, REPL_ACK, 0, b, sizeof(b), NULL, 0);
+    int rc = repl_send(s->fd, REPL_ACK, 0, b, len, NULL, 0);
+    free(b);
+    return rc;
+}
+
+/* Whether more of the stream is waiting in the socket. */
+static bool
+pending(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
 }
 
 /* One connection: handshake, then frames until it ends. *streamed is set
@@ -346,7 +367,13 @@ session(struct session *s, bool *streamed)
         if (s->dirty && now - s->last_save >= SAVE_MS) {
             (void)save(s);
         }
-        if (now - s->last_ack >= ACK_MS) {
+        /* Ack as soon as the stream pauses (a primary with
+         * --min-replicas-ack waits for it), and at least every ACK_MS
+         * (ACK_MIN_MS while records keep coming). */
+        bool applied = f.type == REPL_RECORDS || f.type == REPL_SNAP_END ||
+                       f.type == REPL_HEARTBEAT;
+        if (now - s->last_ack >= ACK_MS ||
+            (applied && (now - s->last_ack >= ACK_MIN_MS || !pending(s->fd)))) {
             rc = send_ack(s);
             if (rc != 0) {
                 break;

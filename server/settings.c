@@ -30,6 +30,8 @@ enum {
     OPT_REPLICA_OF,
     OPT_REPL_PORT,
     OPT_REPLICA_AUTH,
+    OPT_MIN_REPLICAS_ACK,
+    OPT_REPLICA_ACK_TIMEOUT,
 };
 
 static const char short_opts[] =
@@ -90,6 +92,9 @@ static const struct option long_opts[] = {
         {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
         {"repl-port", required_argument, NULL, OPT_REPL_PORT},
         {"replica-auth", required_argument, NULL, OPT_REPLICA_AUTH},
+        {"min-replicas-ack", required_argument, NULL, OPT_MIN_REPLICAS_ACK},
+        {"replica-ack-timeout", required_argument, NULL,
+         OPT_REPLICA_ACK_TIMEOUT},
         {NULL, 0, NULL, 0},
 };
 
@@ -167,7 +172,11 @@ usage(FILE *f)
 "                            --repl-port that is; none = a primary\n"
 "  --replica-auth=FILE       a replica logs in with FILE's first line,\n"
 "                            user:password (a primary with -Y or -S\n"
-"                            requires it)\n");
+"                            requires it)\n"
+"  --min-replicas-ack=N      acknowledge a write only once N replicas have\n"
+"                            it (default 0)\n"
+"  --replica-ack-timeout=MS  else fail it with SERVER_ERROR after MS\n"
+"                            (default 1000)\n");
     /* clang-format on */
 }
 
@@ -187,6 +196,7 @@ set_defaults(struct settings *s)
     s->segment_size = CASK_DEFAULT_SEGMENT;
     s->compact_ratio = CASK_DEFAULT_COMPACT;
     s->write_timeout_s = 60;
+    s->replica_ack_timeout_ms = 1000;
     s->reqs_per_event = 20;
     s->output_budget = 256ull * 1024 * 1024;
     settings_ext_defaults(&s->mc);
@@ -553,6 +563,18 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
             return bad_value("--replica-auth", arg, "empty path");
         }
         replace_str(&s->replica_auth, arg);
+        return 0;
+    case OPT_MIN_REPLICAS_ACK:
+        if (parse_uint("--min-replicas-ack", arg, 0, 64, &v) < 0) {
+            return -1;
+        }
+        s->min_replicas_ack = (unsigned)v;
+        return 0;
+    case OPT_REPLICA_ACK_TIMEOUT:
+        if (parse_uint("--replica-ack-timeout", arg, 1, 3600000, &v) < 0) {
+            return -1;
+        }
+        s->replica_ack_timeout_ms = (unsigned)v;
         return 0;
     case OPT_REPL_PORT:
         if (parse_uint("--repl-port", arg, 1, 65535, &v) < 0) {

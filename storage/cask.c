@@ -807,6 +807,17 @@ key_ok(const void *key, size_t klen)
     return key != NULL && klen > 0 && klen <= CASK_KEY_MAX;
 }
 
+/* After a successful modification of shard sh: the committed hook. */
+static int
+committed(struct cask *c, struct cask_shard *sh, int rc)
+{
+    if (rc != CASK_OK || c->opt.committed == NULL) {
+        return rc;
+    }
+    return c->opt.committed(c->opt.committed_arg, sh->idx,
+                            atomic_load(&sh->tail.appended));
+}
+
 int
 cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
          char **val)
@@ -829,8 +840,9 @@ cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
         return CASK_EBADKEY;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_touch(shard_for(c, key, klen), h, key, klen, exp_abs_s,
-                            it, val);
+    struct cask_shard *sh = shard_for(c, key, klen);
+    return committed(c, sh,
+                     cask_shard_touch(sh, h, key, klen, exp_abs_s, it, val));
 }
 
 int
@@ -851,8 +863,10 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
         return CASK_EINVAL;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_store(shard_for(c, key, klen), h, mode, key, klen, val,
-                            vlen, flags, exp_abs_s, cas_in, cas_out);
+    struct cask_shard *sh = shard_for(c, key, klen);
+    return committed(c, sh,
+                     cask_shard_store(sh, h, mode, key, klen, val, vlen, flags,
+                                      exp_abs_s, cas_in, cas_out));
 }
 
 int
@@ -865,7 +879,8 @@ cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
         return CASK_EBADKEY;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_delete(shard_for(c, key, klen), h, key, klen, cas_in);
+    struct cask_shard *sh = shard_for(c, key, klen);
+    return committed(c, sh, cask_shard_delete(sh, h, key, klen, cas_in));
 }
 
 int
@@ -883,8 +898,9 @@ cask_arith(struct cask *c, const void *key, size_t klen,
         return CASK_EINVAL;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_arith(shard_for(c, key, klen), h, key, klen, arith,
-                            value_out, it);
+    struct cask_shard *sh = shard_for(c, key, klen);
+    return committed(c, sh,
+                     cask_shard_arith(sh, h, key, klen, arith, value_out, it));
 }
 
 int

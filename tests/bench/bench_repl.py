@@ -4,6 +4,7 @@ Run from the build tree after `make`; prints name=value lines.
 
   set100_no_replica_ops_s    memaslap set-only throughput of a primary alone
   set100_one_replica_ops_s   the same with one replica attached (and ratio)
+  set100_min_replicas_ack_1_ops_s  and with --min-replicas-ack 1
   repl_records_s, repl_mb_s  what the replica applied during that run
   repl_lag_s_median/max, repl_lag_records_median/max
                              the replica's lag sampled every 0.25 s
@@ -57,9 +58,9 @@ def memaslap(port, cfg):
     return int(tps[-1]) if tps else 0
 
 
-def set_only(cfg, with_replica):
+def set_only(cfg, with_replica, primary_args=()):
     rport = bcserver.free_port()
-    p = server(["--repl-port", str(rport)])
+    p = server(["--repl-port", str(rport)] + list(primary_args))
     r = None
     samples = []
     stop = threading.Event()
@@ -69,19 +70,20 @@ def set_only(cfg, with_replica):
             rs, ps = r.connect(), p.connect()
             tr.wait_in_step(rs, ps)
 
-            def sampler():
-                while not stop.is_set():
-                    st = tr.stats(rs)
-                    samples.append((time.monotonic(),
-                                    int(st["records_applied"]),
-                                    int(st["bytes_received"]),
-                                    float(st["lag_seconds"]),
-                                    int(st["lag_records"])))
-                    time.sleep(0.25)
+        def sampler():
+            while not stop.is_set():
+                st = tr.stats(rs)
+                samples.append((time.monotonic(),
+                                int(st["records_applied"]),
+                                int(st["bytes_received"]),
+                                float(st["lag_seconds"]),
+                                int(st["lag_records"])))
+                time.sleep(0.25)
+        if with_replica and not primary_args:
             th = threading.Thread(target=sampler)
             th.start()
         tps = memaslap(p.port, cfg)
-        if with_replica:
+        if with_replica and not primary_args:
             stop.set()
             th.join()
             t_load_end = time.monotonic()
@@ -140,10 +142,14 @@ def main():
             f.write("key\n32 32 1\nvalue\n100 100 1\ncmd\n0 1.0\n1 0.0\n")
         alone = set_only(cfg, False)
         attached = set_only(cfg, True)
+        acked = set_only(cfg, True, ["--min-replicas-ack", "1"])
         print("set100_no_replica_ops_s=%d" % alone)
         print("set100_one_replica_ops_s=%d" % attached)
         print("set100_one_replica_ratio=%.3f" % (attached / alone if alone
                                                  else 0))
+        print("set100_min_replicas_ack_1_ops_s=%d" % acked)
+        print("set100_min_replicas_ack_1_ratio=%.3f" % (acked / alone if alone
+                                                        else 0))
         if NKEYS > 0:
             full_copy()
     finally:

@@ -273,6 +273,48 @@ def auth_case(bc):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def min_acks_case(bc):
+    """--min-replicas-ack 1: the primary killed under load, every write it
+    acknowledged is on the promoted replica; with no replica a write fails
+    after --replica-ack-timeout."""
+    p, rport = start_primary(bc, ["--min-replicas-ack", "1",
+                                  "--replica-ack-timeout", "300"])
+    r = None
+    try:
+        ps = p.connect()
+        t0 = time.monotonic()
+        got = cmd(ps, b"set lonely 0 0 1\r\nx\r\n")
+        waited = time.monotonic() - t0
+        check(got == b"SERVER_ERROR stored, but not acknowledged by enough "
+              b"replicas in time\r\n" and waited >= 0.25,
+              "no replica: the write fails after the timeout (%r, %.2f s)"
+              % (got, waited))
+        r = start_replica(bc, rport)
+        rs = r.connect()
+        wait_in_step(rs, ps)
+        acked, n = [], 0
+        t_end = time.monotonic() + 1.0
+        while time.monotonic() < t_end:
+            keys = [b"ack%07d" % (n + i) for i in range(50)]
+            n += 50
+            replies = pipeline(ps, [b"set %s 0 0 8\r\n%s\r\n" % (k, k[-8:])
+                                    for k in keys], len(keys))
+            acked += [k for k, rep in zip(keys, replies) if rep == b"STORED"]
+        p.kill()
+        check(cmd(rs, b"replica_of none\r\n") == b"OK\r\n",
+              "promoted after the kill")
+        have = dump(rs, acked)
+        print("min-replicas-ack 1: %d writes acknowledged in 1 s, %d on the "
+              "promoted replica" % (len(acked), len(have)))
+        check(len(acked) > 0 and len(have) == len(acked),
+              "every acknowledged write is on the replica (%d of %d)"
+              % (len(have), len(acked)))
+    finally:
+        p.close()
+        if r is not None:
+            r.close()
+
+
 def main():
     bc = os.environ.get("BITCACHED", "")
     if not bcserver.executable(bc):
@@ -397,6 +439,7 @@ def main():
             r2.close()
     kill_under_load(bc)
     auth_case(bc)
+    min_acks_case(bc)
     if failures:
         print("%d failure(s)" % len(failures))
         return 1
