@@ -9,6 +9,8 @@ Run from the build tree after `make`; prints name=value lines.
   repl_lag_s_median/max, repl_lag_records_median/max
                              the replica's lag sampled every 0.25 s
   repl_catch_up_s            from the end of the load to lag 0
+  backlog_records_s          a replica restarted after missing NKEYS/2
+                             sets applies the log it missed at this rate
   full_copy_s_<N>_keys       a new replica of a store of N keys (100-byte
                              values) until every shard is copied, and MB/s
 
@@ -108,6 +110,40 @@ def set_only(cfg, with_replica, primary_args=()):
             r.close()
 
 
+def backlog():
+    """A replica stopped while NKEYS/2 sets land on the primary, then
+    restarted: how fast it applies the log it missed (no full copy)."""
+    rport = bcserver.free_port()
+    p = server(["--repl-port", str(rport)])
+    r = None
+    try:
+        r = server(["--replica-of", "127.0.0.1:%d" % rport])
+        rs, ps = r.connect(), p.connect()
+        tr.wait_in_step(rs, ps)
+        rs.close()
+        r.stop()
+        n = max(NKEYS // 2, 1000)
+        subprocess.run([BENCH_LOAD, "load", str(p.port), str(n), "100"],
+                       check=True, stdout=subprocess.DEVNULL)
+        full = int(tr.stats(ps)["full_syncs_served"])
+        t0 = time.monotonic()
+        r.start()
+        rs = r.connect()
+        st = tr.wait_in_step(rs, ps, timeout=600)
+        t = time.monotonic() - t0
+        applied = int(st["records_applied"])
+        print("backlog_records=%d" % applied)
+        print("backlog_catch_up_s=%.2f" % t)
+        print("backlog_records_s=%.0f" % (applied / t))
+        print("backlog_mb_s=%.1f" % (int(st["bytes_received"]) / t / 1e6))
+        print("backlog_full_copies=%d"
+              % (int(tr.stats(ps)["full_syncs_served"]) - full))
+    finally:
+        p.close()
+        if r is not None:
+            r.close()
+
+
 def full_copy():
     rport = bcserver.free_port()
     p = server(["--repl-port", str(rport)])
@@ -151,6 +187,7 @@ def main():
         print("set100_min_replicas_ack_1_ratio=%.3f" % (acked / alone if alone
                                                         else 0))
         if NKEYS > 0:
+            backlog()
             full_copy()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
