@@ -383,6 +383,26 @@ def main():
               "compaction cost the connected replica no full copy")
         every = compare(ps, rs, keys + keys2 + keys3, "after compaction")
 
+        # Stopped while compaction removes the segments its positions are
+        # in: those shards are copied whole, and nothing is lost.
+        r.kill()
+        before = int(stats(ps, b"storage")["compactions"])
+        for seed in (6, 7, 8):
+            keys3 += write_load(ps, 5000, 6000, seed)
+        cmd(ps, b"lru_crawler crawl all\r\n")
+        deadline = time.monotonic() + 10
+        while (int(stats(ps, b"storage")["compactions"]) == before and
+               time.monotonic() < deadline):
+            time.sleep(0.05)
+        r = start_replica(bc, rport, r.tmp)
+        rs = r.connect()
+        st = wait_in_step(rs, ps)
+        check(st.get("lag_records") == "0", "in step after a lost position")
+        check(int(stats(ps)["full_syncs_served"]) > served,
+              "a position compaction removed costs a full copy")
+        served = int(stats(ps)["full_syncs_served"])
+        every = compare(ps, rs, keys + keys2 + keys3, "after a lost position")
+
         # A second replica, started now: it copies the compacted store.
         r2 = start_replica(bc, rport)
         r2s = r2.connect()
