@@ -3,7 +3,8 @@
  * back-off, 100 ms to 5 s), sends its per-shard positions, applies the
  * records it receives with cask_stream_apply (verbatim: same seq, cas and
  * expiry), wipes and refills a shard for a full copy, and saves its
- * positions in the state file once a second (after syncing the store).
+ * positions in the state file (after syncing the store) once a second, and
+ * whenever one moves on to another segment.
  * Owns its socket; the store is read-only to clients meanwhile. */
 #include "server/log.h"
 #include "server/repl_int.h"
@@ -37,6 +38,9 @@ struct session {
     struct cask_pos *snap_pos; /* where each shard's copy continues */
     uint64_t *snap_n;
     bool dirty;
+    /* a position moved to another segment since the last save: saved at
+     * once, since the segment left behind may be compacted away */
+    bool seg_moved;
     uint64_t last_save, last_ack;
 };
 
@@ -227,6 +231,9 @@ on_frame(struct session *s, const struct repl_frame *f)
             return rc;
         }
         pthread_mutex_lock(&r->state_mu);
+        if (r->pos[sh].seg != repl_get32(f->p)) {
+            s->seg_moved = true;
+        }
         r->pos[sh].seg = repl_get32(f->p);
         r->pos[sh].off = repl_get64(f->p + 4) + (f->len - 12);
         r->applied_n[sh] += count;
@@ -364,7 +371,8 @@ session(struct session *s, bool *streamed)
             break;
         }
         uint64_t now = repl_mono_ms();
-        if (s->dirty && now - s->last_save >= SAVE_MS) {
+        if (s->dirty && (s->seg_moved || now - s->last_save >= SAVE_MS)) {
+            s->seg_moved = false;
             (void)save(s);
         }
         /* Ack as soon as the stream pauses (a primary with
