@@ -32,6 +32,7 @@ struct streamer {
     struct cask *c;
     unsigned n;
     struct cask_pos *pos;
+    struct cask_segment **pin; /* keeps each position's segment open */
     bool *need_full;
     uint64_t *seen;   /* append count when the shard was last found idle */
     uint64_t *sent_n; /* records of the shard sent, UINT64_MAX unknown */
@@ -129,8 +130,8 @@ pump(struct streamer *s, unsigned i, bool *progress)
     struct cask_pos at;
     size_t len, nrec;
     uint64_t end_n;
-    int rc = cask_stream_read(s->c, i, &s->pos[i], REPL_CHUNK, &s->buf, &s->cap,
-                              &len, &nrec, &at, &end_n);
+    int rc = cask_stream_read(s->c, i, &s->pos[i], &s->pin[i], REPL_CHUNK,
+                              &s->buf, &s->cap, &len, &nrec, &at, &end_n);
     if (rc == CASK_ENOTFOUND || rc == CASK_ECORRUPT) {
         log_msg(LOG_INFO,
                 "replication: %s: shard %u position %" PRIu32 ":%" PRIu64
@@ -308,13 +309,14 @@ stream_main(void *arg)
     struct repl *r = st->r;
     struct streamer s = {.st = st, .r = r, .c = r->store, .n = r->nshards};
     s.pos = calloc(s.n, sizeof(*s.pos));
+    s.pin = calloc(s.n, sizeof(*s.pin));
     s.need_full = calloc(s.n, sizeof(*s.need_full));
     s.seen = calloc(s.n, sizeof(*s.seen));
     s.sent_n = calloc(s.n, sizeof(*s.sent_n));
     s.told_seg = calloc(s.n, sizeof(*s.told_seg));
     int rc = ENOMEM;
-    if (s.pos == NULL || s.need_full == NULL || s.seen == NULL ||
-        s.sent_n == NULL || s.told_seg == NULL) {
+    if (s.pos == NULL || s.pin == NULL || s.need_full == NULL ||
+        s.seen == NULL || s.sent_n == NULL || s.told_seg == NULL) {
         goto out;
     }
     repl_sock_timeouts(st->fd, 100, 30000);
@@ -394,6 +396,10 @@ out:
         pthread_join(st->ack_thr, NULL);
         st->ack_on = false;
     }
+    for (unsigned i = 0; s.pin != NULL && i < s.n; i++) {
+        cask_stream_unpin(s.c, i, &s.pin[i]);
+    }
+    free(s.pin);
     free(s.pos);
     free(s.need_full);
     free(s.seen);

@@ -182,12 +182,69 @@ grow(char **buf, size_t *cap, size_t need)
     return 0;
 }
 
-/* Find the segment holding the next record at or after *pos and pin it;
+/* Move one hold from segment id from to id to (0: none), mu held. */
+static void
+hold_move(struct cask_stream_tail *t, uint32_t from, uint32_t to)
+{
+    for (unsigned k = 0; k < CASK_STREAM_HOLDS; k++) {
+        if (t->hold[k] == from) {
+            t->hold[k] = to;
+            return;
+        }
+    }
+}
+
+bool
+cask_stream_held(struct cask_shard *sh, const struct cask_segment *s)
+{
+    const struct cask_stream_tail *t = &sh->tail;
+    bool any = false;
+    for (unsigned k = 0; k < CASK_STREAM_HOLDS; k++) {
+        if (t->hold[k] != 0 && t->hold[k] <= s->id) {
+            any = true;
+            break;
+        }
+    }
+    /* log segments come in id order; compaction outputs are not held */
+    return any && chain_find(t, s->id) >= 0;
+}
+
+/* Make *pin hold s (mu held). */
+static void
+pin_to(struct cask_shard *sh, struct cask_segment **pin, struct cask_segment *s)
+{
+    if (*pin == s) {
+        return;
+    }
+    hold_move(&sh->tail, *pin != NULL ? (*pin)->id : 0, s->id);
+    if (*pin != NULL) {
+        unpin(sh, *pin);
+    }
+    s->readers++;
+    *pin = s;
+}
+
+void
+cask_stream_unpin(struct cask *c, unsigned shard, struct cask_segment **pin)
+{
+    if (*pin == NULL) {
+        return;
+    }
+    struct cask_shard *sh = c->shards[shard];
+    pthread_mutex_lock(&sh->mu);
+    hold_move(&sh->tail, (*pin)->id, 0);
+    unpin(sh, *pin);
+    pthread_mutex_unlock(&sh->mu);
+    *pin = NULL;
+}
+
+/* Find the segment holding the next record at or after *pos, pin it in
+ * *pin (the reader's, kept between calls) and once more for this read;
  * *end is how far it is written. Returns 0 (*segp NULL when nothing new),
  * or CASK_ENOTFOUND. mu held. */
 static int
-locate(struct cask_shard *sh, struct cask_pos *pos, struct cask_segment **segp,
-       uint64_t *end, uint64_t *end_n)
+locate(struct cask_shard *sh, struct cask_pos *pos, struct cask_segment **pin,
+       struct cask_segment **segp, uint64_t *end, uint64_t *end_n)
 {
     struct cask_stream_tail *t = &sh->tail;
     *segp = NULL;
@@ -202,9 +259,15 @@ locate(struct cask_shard *sh, struct cask_pos *pos, struct cask_segment **segp,
     }
     for (;;) {
         long i = chain_find(t, pos->seg);
-        struct cask_segment *s = i < 0 ? NULL : seg_by_id(sh, pos->seg);
-        if (s == NULL || s->is_output) {
-            return CASK_ENOTFOUND;
+        struct cask_segment *s;
+        if (*pin != NULL && (*pin)->id == pos->seg) {
+            s = *pin; /* still readable if compaction retired it since */
+        } else {
+            s = i < 0 ? NULL : seg_by_id(sh, pos->seg);
+            if (s == NULL || s->is_output) {
+                return CASK_ENOTFOUND;
+            }
+            pin_to(sh, pin, s);
         }
         if (pos->off < CASK_SEG_HDR) {
             pos->off = CASK_SEG_HDR;
@@ -219,8 +282,14 @@ locate(struct cask_shard *sh, struct cask_pos *pos, struct cask_segment **segp,
             *end = s->flushed;
             return 0;
         }
-        if (s == sh->active || i + 1 >= (long)t->nchain) {
+        if (s == sh->active) {
             return 0; /* at the end of the log */
+        }
+        if (i < 0) {
+            return CASK_ENOTFOUND; /* the chain forgot what follows */
+        }
+        if (i + 1 >= (long)t->nchain) {
+            return 0; /* rolled over, nothing appended yet */
         }
         pos->seg = chain_at(t, i + 1);
         pos->off = CASK_SEG_HDR;
@@ -255,8 +324,9 @@ record_at(const char *p, size_t avail, size_t *need, bool *bad)
 
 int
 cask_stream_read(struct cask *c, unsigned shard, struct cask_pos *pos,
-                 size_t max, char **buf, size_t *cap, size_t *len, size_t *nrec,
-                 struct cask_pos *at, uint64_t *end_n)
+                 struct cask_segment **pin, size_t max, char **buf, size_t *cap,
+                 size_t *len, size_t *nrec, struct cask_pos *at,
+                 uint64_t *end_n)
 {
     struct cask_shard *sh = c->shards[shard];
     struct cask_segment *s;
@@ -265,7 +335,7 @@ cask_stream_read(struct cask *c, unsigned shard, struct cask_pos *pos,
     *len = 0;
     *nrec = 0;
     pthread_mutex_lock(&sh->mu);
-    int rc = locate(sh, pos, &s, &end, end_n);
+    int rc = locate(sh, pos, pin, &s, &end, end_n);
     pthread_mutex_unlock(&sh->mu);
     *at = *pos;
     if (rc != 0 || s == NULL) {

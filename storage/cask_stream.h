@@ -33,6 +33,8 @@
 /* Segments of a shard's log remembered (a ring): a stream position in an
  * older one is lost. */
 #define CASK_STREAM_CHAIN 1024u
+/* Readers per shard whose position holds compaction back. */
+#define CASK_STREAM_HOLDS 16u
 
 /* Per-shard log state, embedded in struct cask_shard. chain and nchain are
  * covered by the shard mutex; appended is also read without it. */
@@ -41,6 +43,9 @@ struct cask_stream_tail {
     uint32_t first;                    /* index of the oldest in the ring */
     uint32_t nchain;
     _Atomic uint64_t appended; /* records appended since open */
+    /* The segment each pinned reader is in (0: free slot): compaction
+     * leaves that one and the log segments after it alone. */
+    uint32_t hold[CASK_STREAM_HOLDS];
 };
 
 struct cask_shard;
@@ -48,6 +53,11 @@ struct cask_shard;
 /* The append hook: one more record went into segment seg_id. Called by the
  * shard with its mutex held, after the record is written. */
 void cask_stream_note(struct cask_shard *sh, uint32_t seg_id);
+
+/* Whether compaction must leave segment s alone: a connected reader has
+ * not yet passed it (mu held). One call in compaction's choice of inputs. */
+struct cask_segment;
+bool cask_stream_held(struct cask_shard *sh, const struct cask_segment *s);
 
 /* A position in a shard's log. seg 0 means none. */
 struct cask_pos {
@@ -67,8 +77,14 @@ void cask_stream_wait(struct cask *c, uint64_t seen, unsigned timeout_ms);
 void cask_stream_tail_pos(struct cask *c, unsigned shard, struct cask_pos *pos,
                           uint64_t *appended);
 
+struct cask_segment;
+
 /* Read whole records from *pos on, about max bytes (at least one record when
  * any follows), into *buf (malloc'd, grown as needed; *cap its size).
+ * *pin (start with NULL) keeps the segment of *pos open between calls and
+ * holds compaction off it and the log after it (cask_stream_held), so a
+ * connected reader never loses its position to compaction (a stalled one
+ * keeps that part of the log on disk); release it with cask_stream_unpin.
  * *len gets the byte count (0: nothing new yet), *nrec the number of
  * records, *end_n the shard's append count when the read found the end of
  * the log (every record counted in it is at or before *pos), else
@@ -80,8 +96,14 @@ void cask_stream_tail_pos(struct cask *c, unsigned shard, struct cask_pos *pos,
  * shard's log, CASK_ECORRUPT when the bytes there are not a valid record,
  * or an errno. */
 int cask_stream_read(struct cask *c, unsigned shard, struct cask_pos *pos,
-                     size_t max, char **buf, size_t *cap, size_t *len,
-                     size_t *nrec, struct cask_pos *at, uint64_t *end_n);
+                     struct cask_segment **pin, size_t max, char **buf,
+                     size_t *cap, size_t *len, size_t *nrec,
+                     struct cask_pos *at, uint64_t *end_n);
+
+/* Drop the pin of a reader (the segment may then be freed); *pin = NULL.
+ * Safe on *pin == NULL. */
+void cask_stream_unpin(struct cask *c, unsigned shard,
+                       struct cask_segment **pin);
 
 /* A consistent copy of one shard: the live items at log position pos. */
 struct cask_snap;

@@ -16,6 +16,7 @@ struct pair {
     struct cask *a, *b; /* primary, replica */
     struct cask_options o;
     struct cask_pos pos[4];
+    struct cask_segment *pin[4];
     unsigned full_copies;
     char *buf;
     size_t cap;
@@ -66,8 +67,9 @@ pump(struct pair *p)
             struct cask_pos at;
             size_t len, nrec;
             uint64_t end_n;
-            int rc = cask_stream_read(p->a, i, &p->pos[i], 8192, &p->buf,
-                                      &p->cap, &len, &nrec, &at, &end_n);
+            int rc = cask_stream_read(p->a, i, &p->pos[i], &p->pin[i], 8192,
+                                      &p->buf, &p->cap, &len, &nrec, &at,
+                                      &end_n);
             if (rc == CASK_ENOTFOUND) {
                 full_copy(p, i);
                 continue;
@@ -183,6 +185,9 @@ static int
 teardown(void **state)
 {
     struct pair *p = *state;
+    for (unsigned i = 0; i < 4; i++) {
+        cask_stream_unpin(p->a, i, &p->pin[i]);
+    }
     cask_close(&p->a);
     cask_close(&p->b);
     tc_rmrf(p->dir_a);
@@ -229,8 +234,11 @@ test_compaction_loses_the_position(void **state)
     struct pair *p = *state;
     random_ops(p, 300, 7);
     pump(p);
-    /* The replica falls behind while compaction removes the segments its
-     * positions are in. */
+    /* The replica goes away (its pins with it) while compaction removes
+     * the segments its positions are in. */
+    for (unsigned i = 0; i < 4; i++) {
+        cask_stream_unpin(p->a, i, &p->pin[i]);
+    }
     random_ops(p, 3000, 8);
     assert_int_equal(cask_compact(p->a, -1, true), CASK_OK);
     random_ops(p, 300, 9);
@@ -244,6 +252,35 @@ test_compaction_loses_the_position(void **state)
     compare(p);
     cask_close(&p->b);
     open_b(p);
+    compare(p);
+}
+
+static void
+test_connected_reader_holds_compaction(void **state)
+{
+    struct pair *p = *state;
+    struct cask_stats st;
+    random_ops(p, 300, 20);
+    pump(p);
+    /* Behind by many segments while forced compactions run: the log it
+     * has not read yet is left alone, so it never needs a full copy. */
+    for (unsigned round = 0; round < 4; round++) {
+        random_ops(p, 1500, 21 + round);
+        assert_int_equal(cask_compact(p->a, -1, true), CASK_OK);
+    }
+    pump(p);
+    assert_int_equal(p->full_copies, 0);
+    compare(p);
+    /* Once it has read everything, compaction reclaims the rest. */
+    assert_int_equal(cask_stats(p->a, -1, &st), CASK_OK);
+    uint64_t before = st.bytes_reclaimed;
+    random_ops(p, 200, 30);
+    pump(p);
+    assert_int_equal(cask_compact(p->a, -1, true), CASK_OK);
+    assert_int_equal(cask_stats(p->a, -1, &st), CASK_OK);
+    assert_true(st.bytes_reclaimed > before);
+    pump(p);
+    assert_int_equal(p->full_copies, 0);
     compare(p);
 }
 
@@ -306,6 +343,8 @@ main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_compaction_loses_the_position,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_connected_reader_holds_compaction, setup, teardown),
             cmocka_unit_test_setup_teardown(test_snapshot_while_writing, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
