@@ -616,7 +616,7 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
     }
     if (tok_is(c, "lru_crawler") || tok_is(c, "lru") || tok_is(c, "slabs") ||
         tok_is(c, "cache_memlimit") || tok_is(c, "watch") ||
-        tok_is(c, "refresh_certs")) {
+        tok_is(c, "refresh_certs") || tok_is(c, "replica_of")) {
         req->cmd = PROTO_CMD_ADMIN;
         req->key = req->raw_key = c->p;
         req->klen = req->raw_klen = c->n;

@@ -109,6 +109,10 @@ struct cmd_env {
     /* refresh_certs: reload the TLS certificate and key; 0, or -1 with
      * memcached's error text in err. NULL: "Error TLS not enabled". */
     int (*refresh_certs)(char *err, size_t cap);
+    /* replica_of none: promote a replica; 0, or -1 with the reason in
+     * err. NULL refuses the command. */
+    int (*replica_of)(void *arg, const char *target, char *err, size_t cap);
+    void *replica_of_arg;
     struct cmd_admin_state *admin; /* NULL: crawler always on */
     /* watch: called for each event while *watchers != 0; may be NULL. */
     void (*watch)(void *arg, const struct cmd_watch_ev *ev);

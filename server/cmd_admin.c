@@ -550,6 +550,35 @@ refresh_certs(struct cmd_conn *cc, const struct toks *t)
     emit_str(cc, "\r\n");
 }
 
+/* replica_of none [noreply]: promote a replica (server/repl.h). Pointing
+ * a running server at another primary is not supported: restart it with
+ * --replica-of. */
+static void
+replica_of(struct cmd_conn *cc, const struct toks *t)
+{
+    char err[256];
+    bool noreply = t->count == 3 && tok_is(t, 2, "noreply");
+
+    if ((t->count != 2 && !noreply) || !tok_is(t, 1, "none")) {
+        emit_str(cc, "CLIENT_ERROR usage: replica_of none [noreply]\r\n");
+        return;
+    }
+    if (cc->env->replica_of == NULL) {
+        emit_str(cc, "SERVER_ERROR replication not available\r\n");
+        return;
+    }
+    if (cc->env->replica_of(cc->env->replica_of_arg, "none", err,
+                            sizeof(err)) != 0) {
+        emit_str(cc, "SERVER_ERROR ");
+        emit_str(cc, err);
+        emit_str(cc, "\r\n");
+        return;
+    }
+    if (!noreply) {
+        emit_str(cc, "OK\r\n");
+    }
+}
+
 enum cmd_status
 cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -582,6 +611,8 @@ cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
         }
     } else if (tok_is(&t, 0, "refresh_certs")) {
         refresh_certs(cc, &t);
+    } else if (tok_is(&t, 0, "replica_of")) {
+        replica_of(cc, &t);
     } else if (tok_is(&t, 0, "slabs")) {
         if (t.count == 3 && tok_is(&t, 1, "automove") && tok_u32(&t, 2, &v) &&
             v <= 2) {

@@ -15,8 +15,12 @@ bitcached_SOURCES = \
 	server/conn_table.c server/conn_table.h \
 	server/watch.c server/watch.h \
 	server/stats.c server/stats.h \
+	server/repl.c server/repl.h server/repl_int.h \
+	server/repl_primary.c server/repl_replica.c \
+	server/repl_wire.c server/repl_wire.h \
 	server/log.c server/log.h \
 	$(CMD_SOURCES) $(CONFIG_SOURCES) $(NOTIFY_SOURCES)
-bitcached_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBSYSTEMD_CFLAGS)
+bitcached_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBSYSTEMD_CFLAGS) \
+	$(XXHASH_CFLAGS)
 bitcached_LDADD = $(PROTOCOL_LIBS) $(STORAGE_LIBS) $(LIBEVENT_LIBS) \
 	$(LIBSYSTEMD_LIBS) $(PTHREAD_LIBS)

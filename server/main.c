@@ -7,6 +7,7 @@
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/notify.h"
+#include "server/repl.h"
 #include "server/sasl.h"
 #include "server/server.h"
 #include "server/settings.h"
@@ -82,6 +83,24 @@ set_verbosity(void *arg, unsigned level)
 
 /* cache_memlimit: -m at run time. Only `stats` reads it (a racy read of a
  * 64-bit word, as for the other figures stats shows). */
+/* cask_options.committed: --min-replicas-ack (srv->repl is set before the
+ * first client write can arrive). */
+static int
+committed(void *arg, unsigned shard, uint64_t appended)
+{
+    struct server *srv = arg;
+    return repl_wait_acks(srv->repl, shard, appended);
+}
+
+/* cmd_env.replica_of: `replica_of none` promotes a replica. */
+static int
+replica_of(void *arg, const char *target, char *err, size_t cap)
+{
+    struct server *srv = arg;
+    (void)target; /* only "none" reaches here */
+    return repl_promote(srv->repl, err, cap);
+}
+
 /* refresh_certs: reload the TLS certificate and key (tls.c), logging a
  * failure. */
 static int
@@ -237,6 +256,8 @@ open_store(struct server *srv)
     }
     o.log = cask_log;
     o.progress = cask_progress;
+    o.committed = committed;
+    o.committed_arg = srv;
     notify_status("Recovering data in %s", s->data_dir);
     rc = cask_open(&srv->store, s->data_dir, &o);
     if (rc == CASK_OK) {
@@ -382,6 +403,25 @@ main(int argc, char **argv)
         exit_code = EX_OSERR;
         goto out;
     }
+    /* Replication before the workers: a replica is read-only from the
+     * first request on. */
+    struct repl_config rcfg = {
+            .listen_addr =
+                    settings.nlisten > 0 ? settings.listen[0] : "127.0.0.1",
+            .repl_port = settings.repl_port,
+            .replica_of = settings.replica_of,
+            .auth_file = settings.auth_file,
+            .sasl_pwdb = settings.sasl ? srv.sasl_pwdb : NULL,
+            .replica_auth = settings.replica_auth,
+            .min_acks = settings.min_replicas_ack,
+            .ack_timeout_ms = settings.replica_ack_timeout_ms,
+    };
+    if (repl_start(&srv.repl, srv.store, &rcfg) != 0) {
+        exit_code = EX_CONFIG;
+        goto out;
+    }
+    srv.env.replica_of = replica_of;
+    srv.env.replica_of_arg = &srv;
 
     if (worker_create_all(&srv, settings.threads) != 0 ||
         (udp != NULL && udp_enable(udp) != 0) || worker_start_all(&srv) != 0) {
@@ -422,6 +462,7 @@ out:
         worker_destroy_all(&srv);
     }
     listen_close(&listeners);
+    repl_stop(&srv.repl);
     if (srv.store != NULL) {
         int src = cask_sync(srv.store);
         if (src != CASK_OK) {

@@ -25,6 +25,7 @@ struct event_base;
 struct server {
     struct settings *settings;
     struct cask *store;
+    struct repl *repl; /* replication (server/repl.h) */
     struct cmd_env env;
     struct event_base *main_base;
     struct worker *workers;

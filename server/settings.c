@@ -27,6 +27,11 @@ enum {
     OPT_LOG_FILE,
     OPT_WRITE_TIMEOUT,
     OPT_OUTPUT_BUDGET,
+    OPT_REPLICA_OF,
+    OPT_REPL_PORT,
+    OPT_REPLICA_AUTH,
+    OPT_MIN_REPLICAS_ACK,
+    OPT_REPLICA_ACK_TIMEOUT,
 };
 
 static const char short_opts[] =
@@ -84,6 +89,12 @@ static const struct option long_opts[] = {
         {"max-reqs-per-event", required_argument, NULL, 'R'},
         {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
         {"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
+        {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
+        {"repl-port", required_argument, NULL, OPT_REPL_PORT},
+        {"replica-auth", required_argument, NULL, OPT_REPLICA_AUTH},
+        {"min-replicas-ack", required_argument, NULL, OPT_MIN_REPLICAS_ACK},
+        {"replica-ack-timeout", required_argument, NULL,
+         OPT_REPLICA_ACK_TIMEOUT},
         {NULL, 0, NULL, 0},
 };
 
@@ -153,7 +164,19 @@ usage(FILE *f)
 "                            past it the largest queue is closed (default\n"
 "                            256m; 0 = no budget)\n"
 "  --config=FILE             read options from FILE first, one per line\n"
-"  --log-file=FILE           append the log to FILE instead of stderr\n");
+"  --log-file=FILE           append the log to FILE instead of stderr\n"
+"\n"
+"Replication (storage/REPLICATION.md):\n"
+"  --repl-port=PORT          accept replicas on PORT (first -l address)\n"
+"  --replica-of=HOST:PORT    be a read-only replica of the primary whose\n"
+"                            --repl-port that is; none = a primary\n"
+"  --replica-auth=FILE       a replica logs in with FILE's first line,\n"
+"                            user:password (a primary with -Y or -S\n"
+"                            requires it)\n"
+"  --min-replicas-ack=N      acknowledge a write only once N replicas have\n"
+"                            it (default 0)\n"
+"  --replica-ack-timeout=MS  else fail it with SERVER_ERROR after MS\n"
+"                            (default 1000)\n");
     /* clang-format on */
 }
 
@@ -173,6 +196,7 @@ set_defaults(struct settings *s)
     s->segment_size = CASK_DEFAULT_SEGMENT;
     s->compact_ratio = CASK_DEFAULT_COMPACT;
     s->write_timeout_s = 60;
+    s->replica_ack_timeout_ms = 1000;
     s->reqs_per_event = 20;
     s->output_budget = 256ull * 1024 * 1024;
     settings_ext_defaults(&s->mc);
@@ -527,6 +551,37 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
         }
         replace_str(&s->log_file, arg);
         return 0;
+    case OPT_REPLICA_OF:
+        if (strcmp(arg, "none") != 0 &&
+            (strchr(arg, ':') == NULL || arg[0] == ':')) {
+            return bad_value("--replica-of", arg, "want HOST:PORT or none");
+        }
+        replace_str(&s->replica_of, arg);
+        return 0;
+    case OPT_REPLICA_AUTH:
+        if (arg[0] == '\0') {
+            return bad_value("--replica-auth", arg, "empty path");
+        }
+        replace_str(&s->replica_auth, arg);
+        return 0;
+    case OPT_MIN_REPLICAS_ACK:
+        if (parse_uint("--min-replicas-ack", arg, 0, 64, &v) < 0) {
+            return -1;
+        }
+        s->min_replicas_ack = (unsigned)v;
+        return 0;
+    case OPT_REPLICA_ACK_TIMEOUT:
+        if (parse_uint("--replica-ack-timeout", arg, 1, 3600000, &v) < 0) {
+            return -1;
+        }
+        s->replica_ack_timeout_ms = (unsigned)v;
+        return 0;
+    case OPT_REPL_PORT:
+        if (parse_uint("--repl-port", arg, 1, 65535, &v) < 0) {
+            return -1;
+        }
+        s->repl_port = (int)v;
+        return 0;
     default:
         switch (settings_ext_apply(s, opt, arg, &fail_code)) {
         case 0:
@@ -746,6 +801,8 @@ settings_deinit(struct settings *s)
     free(s->data_dir);
     free(s->config_file);
     free(s->log_file);
+    free(s->replica_of);
+    free(s->replica_auth);
     settings_ext_deinit(&s->mc);
     free(s->auth_file);
     tls_settings_deinit(&s->tls);

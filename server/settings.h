@@ -98,6 +98,11 @@ struct settings {
     uint64_t output_budget;    /* --output-budget, bytes; 0 = none */
     char *config_file;         /* --config */
     char *log_file;            /* --log-file: the log goes here */
+    char *replica_of;          /* --replica-of HOST:PORT, "none" or NULL */
+    int repl_port;             /* --repl-port; 0 = no replicas */
+    char *replica_auth;        /* --replica-auth FILE (user:password) */
+    unsigned min_replicas_ack; /* --min-replicas-ack; 0 = none */
+    unsigned replica_ack_timeout_ms; /* --replica-ack-timeout */
 
     /* Binary protocol and SASL */
     enum settings_proto protocol; /* -B */

@@ -7,6 +7,7 @@
 #include "server/conn_table.h"
 #include "server/log.h"
 #include "server/outbudget.h"
+#include "server/repl.h"
 #include "server/server.h"
 #include "server/tls.h"
 #include "server/worker.h"
@@ -427,6 +428,13 @@ stats_storage(struct server *srv, struct out_buf *b)
     end_reply(b);
 }
 
+/* repl_stats' line callback. */
+static void
+repl_line(void *arg, const char *name, const char *value)
+{
+    stat_line(arg, name, "%s", value);
+}
+
 static void
 stats_reset(struct server *srv)
 {
@@ -485,6 +493,9 @@ stats_reply(void *arg, const char *args, size_t len, const struct cmd_sink *out)
         stats_settings(srv, &b);
     } else if (is(args, len, "storage")) {
         stats_storage(srv, &b);
+    } else if (is(args, len, "replication")) {
+        repl_stats(srv->repl, repl_line, &b);
+        end_reply(&b);
     } else if (is(args, len, "items") || is(args, len, "slabs")) {
         /* No slab allocator: nothing per class to report. */
         end_reply(&b);

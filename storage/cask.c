@@ -18,6 +18,7 @@
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
 #include "storage/cask_state.h"
+#include "storage/cask_stream.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -255,6 +256,31 @@ cask_cas_next(struct cask *c, uint64_t *out)
     return 0;
 }
 
+int
+cask_cas_observe(struct cask *c, uint64_t v)
+{
+    uint64_t cur = atomic_load(&c->next_cas);
+    while (cur <= v &&
+           !atomic_compare_exchange_weak(&c->next_cas, &cur, v + 1)) {
+        /* cur now holds the counter's value: try again */
+    }
+    if (v < atomic_load(&c->cas_reserved)) {
+        return 0;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&c->state_mu);
+    if (v >= atomic_load(&c->cas_reserved)) {
+        struct cask_state m = state_now(c);
+        m.cas_reserved = v + CASK_CAS_BLOCK;
+        rc = state_write(c, &m);
+        if (rc == 0) {
+            atomic_store(&c->cas_reserved, m.cas_reserved);
+        }
+    }
+    pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
+
 uint64_t
 cask_flush_point(struct cask *c, int64_t now)
 {
@@ -297,6 +323,9 @@ cask_flush_point(struct cask *c, int64_t now)
 int
 cask_flush(struct cask *c, int64_t at_abs_s)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     int64_t now = cask_now(c);
     /* A pending flush that already came due happened before this call. */
     (void)cask_flush_point(c, now);
@@ -321,6 +350,54 @@ cask_flush(struct cask *c, int64_t at_abs_s)
     }
     pthread_mutex_unlock(&c->state_mu);
     return rc;
+}
+
+/* ---- replication (cask_stream.h) ---------------------------------------- */
+
+uint64_t
+cask_stream_flush_cas(struct cask *c)
+{
+    return cask_flush_point(c, cask_now(c));
+}
+
+int
+cask_stream_set_flush(struct cask *c, uint64_t flush_cas, bool exact)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->state_mu);
+    uint64_t cur = atomic_load(&c->flush_cas);
+    if (flush_cas != cur && (exact || flush_cas > cur)) {
+        /* The primary's threshold replaces any delayed flush of our own:
+         * the primary decides when that one comes due. */
+        struct cask_state m = state_now(c);
+        m.flush_cas = flush_cas;
+        m.flush_pending_at = 0;
+        rc = state_write(c, &m);
+        if (rc == 0) {
+            atomic_store(&c->flush_cas, flush_cas);
+            atomic_store(&c->flush_pending_at, 0);
+        }
+    }
+    pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
+
+void
+cask_set_read_only(struct cask *c, bool read_only)
+{
+    atomic_store(&c->read_only, read_only);
+}
+
+bool
+cask_read_only(const struct cask *c)
+{
+    return atomic_load(&c->read_only);
+}
+
+const char *
+cask_dir(const struct cask *c)
+{
+    return c->dir;
 }
 
 /* ---- background threads ----------------------------------------------- */
@@ -846,6 +923,17 @@ key_ok(const void *key, size_t klen)
     return key != NULL && klen > 0 && klen <= CASK_KEY_MAX;
 }
 
+/* After a successful modification of shard sh: the committed hook. */
+static int
+committed(struct cask *c, struct cask_shard *sh, int rc)
+{
+    if (rc != CASK_OK || c->opt.committed == NULL) {
+        return rc;
+    }
+    return c->opt.committed(c->opt.committed_arg, sh->idx,
+                            atomic_load(&sh->tail.appended));
+}
+
 int
 cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
          char **val)
@@ -861,12 +949,16 @@ int
 cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
            struct cask_item *it, char **val)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     if (!key_ok(key, klen)) {
         return CASK_EBADKEY;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_touch(shard_for(c, key, klen), h, key, klen, exp_abs_s,
-                            it, val);
+    struct cask_shard *sh = shard_for(c, key, klen);
+    return committed(c, sh,
+                     cask_shard_touch(sh, h, key, klen, exp_abs_s, it, val));
 }
 
 int
@@ -874,6 +966,9 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
            size_t klen, const void *val, size_t vlen, uint32_t flags,
            int64_t exp_abs_s, uint64_t cas_in, uint64_t *cas_out)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     if (!key_ok(key, klen)) {
         return CASK_EBADKEY;
     }
@@ -884,18 +979,24 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
         return CASK_EINVAL;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_store(shard_for(c, key, klen), h, mode, key, klen, val,
-                            vlen, flags, exp_abs_s, cas_in, cas_out);
+    struct cask_shard *sh = shard_for(c, key, klen);
+    return committed(c, sh,
+                     cask_shard_store(sh, h, mode, key, klen, val, vlen, flags,
+                                      exp_abs_s, cas_in, cas_out));
 }
 
 int
 cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     if (!key_ok(key, klen)) {
         return CASK_EBADKEY;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_delete(shard_for(c, key, klen), h, key, klen, cas_in);
+    struct cask_shard *sh = shard_for(c, key, klen);
+    return committed(c, sh, cask_shard_delete(sh, h, key, klen, cas_in));
 }
 
 int
@@ -903,6 +1004,9 @@ cask_arith(struct cask *c, const void *key, size_t klen,
            const struct cask_arith *arith, uint64_t *value_out,
            struct cask_item *it)
 {
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
     if (!key_ok(key, klen)) {
         return CASK_EBADKEY;
     }
@@ -910,8 +1014,9 @@ cask_arith(struct cask *c, const void *key, size_t klen,
         return CASK_EINVAL;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_arith(shard_for(c, key, klen), h, key, klen, arith,
-                            value_out, it);
+    struct cask_shard *sh = shard_for(c, key, klen);
+    return committed(c, sh,
+                     cask_shard_arith(sh, h, key, klen, arith, value_out, it));
 }
 
 int

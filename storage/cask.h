@@ -45,6 +45,9 @@ enum cask_err {
     CASK_ELOCKED,     /* data directory locked by another process */
     CASK_EINVAL,      /* bad argument or option */
     CASK_ENOMEM,      /* a new key would take the keydir past mem_limit */
+    CASK_EREADONLY,   /* a replica: writes go to its primary */
+    CASK_ENOREPLICAS, /* written, but not acknowledged by enough replicas
+                       * in time (cask_options.committed) */
 };
 
 /* Text for any status above or errno; never NULL. */
@@ -86,6 +89,15 @@ struct cask_options {
      * May be called from any thread, including background threads. */
     void (*log)(void *arg, enum cask_log_level level, const char *msg);
     void *log_arg;
+    /* Called after a modification of a key (store, delete, arith, touch)
+     * is written (and synced as `sync` asks, unless the thread defers that
+     * with cask_defer), before the call returns, with
+     * the key's shard and that shard's append count once the record is in
+     * (cask_stream_appended). A non-zero return is what the call returns;
+     * the modification stays. May block (replication's
+     * --min-replicas-ack). May be NULL. */
+    int (*committed)(void *arg, unsigned shard, uint64_t appended);
+    void *committed_arg;
     /* Called during cask_open after each shard has recovered (for systemd's
      * STATUS=). May be NULL. */
     void (*progress)(void *arg, unsigned shards_done, unsigned shards_total);

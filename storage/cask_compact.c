@@ -329,7 +329,7 @@ choose(struct compaction *m, bool force)
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
         if (s == NULL || s == sh->active || s->is_output || s->compacting ||
-            s->damaged) {
+            s->damaged || cask_stream_held(sh, s)) {
             continue;
         }
         if (pick(sh, s, force, m->flush_cas) ||

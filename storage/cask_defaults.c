@@ -33,6 +33,10 @@ cask_strerror(int err)
         return "invalid argument";
     case CASK_ENOMEM:
         return "out of memory storing object";
+    case CASK_EREADONLY:
+        return "read-only replica: writes go to the primary";
+    case CASK_ENOREPLICAS:
+        return "stored, but not acknowledged by enough replicas in time";
     default:
         break;
     }

@@ -54,6 +54,7 @@ struct cask {
 
     double recovery_s;
     _Atomic uint64_t kd_bytes; /* sum of the shards' keydir bytes */
+    _Atomic bool read_only;    /* a replica: client writes refused */
 };
 
 /* A fresh cas (also used as record sequence number) in *out; never reused,
@@ -63,6 +64,11 @@ struct cask {
  * and the caller's operation must fail), or of a due flush_all that is not
  * yet persisted. */
 int cask_cas_next(struct cask *c, uint64_t *out);
+
+/* Make sure every cas handed out from now on is above v (a replica
+ * applying its primary's records): raises the counter, and the reserved
+ * mark in the state file when needed. Returns 0 or the write's errno. */
+int cask_cas_observe(struct cask *c, uint64_t v);
 
 /* The clock, in unix seconds. */
 int64_t cask_now(const struct cask *c);

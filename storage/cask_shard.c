@@ -18,6 +18,7 @@
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_record.h"
+#include "storage/cask_retire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -698,6 +699,7 @@ append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
         s->max_cas = r->cas;
     }
     sh->app_seq++;
+    cask_stream_note(sh, s->id); /* replication follows the log */
     *slot = s->slot;
     *off = (uint32_t)at;
     return 0;
@@ -1544,4 +1546,144 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->recovery_s = sh->recovery_s;
     st->failed = sh->failed;
     pthread_mutex_unlock(&sh->mu);
+}
+
+/* ---- replication: applying a primary's records (cask_stream.c) --------- */
+
+static int
+apply_locked(struct cask_shard *sh, uint64_t h, const struct cask_rec *r,
+             const char *key, const char *val)
+{
+    int gone;
+    struct cask_kd_entry *raw;
+    uint16_t slot;
+    uint32_t off;
+
+    (void)lookup(sh, h, key, r->klen, &gone, &raw);
+    /* Room first (it may release mu: then look up again). */
+    int rc = make_room(sh, cask_rec_len(r->klen, r->vlen),
+                       r->type == CASK_REC_TOMB);
+    if (rc != 0) {
+        return rc;
+    }
+    if (r->type == CASK_REC_PUT) {
+        /* The primary's keydir had room for it: mem_limit is not applied
+         * to a replica's copy. */
+        struct cask_kd_entry *e = raw;
+        if (e == NULL) {
+            e = cask_kd_insert(sh->kd, h, key, r->klen);
+            if (e == NULL) {
+                return ENOMEM;
+            }
+            kd_account(sh);
+        }
+        rc = append(sh, r, key, val, r->vlen, NULL, 0, &slot, &off);
+        if (rc != 0) {
+            if (raw == NULL) {
+                cask_kd_remove(sh->kd, h, e);
+            }
+            return rc;
+        }
+        cask_shard_index_put(sh, e, r, slot, off);
+    } else {
+        rc = append(sh, r, key, NULL, 0, NULL, 0, &slot, &off);
+        if (rc != 0) {
+            return rc;
+        }
+        if (raw != NULL && r->type == CASK_REC_TOMB) {
+            sh->segs[raw->seg]->live_bytes -= cask_shard_entry_len(raw);
+            cask_kd_remove(sh->kd, h, raw);
+        } else if (raw != NULL && cask_kd_cas(raw) == r->cas) {
+            raw->exp = cask_kd_exp32(r->exp_abs_s);
+        }
+    }
+    /* No sync per record, whatever --sync says: nobody is acknowledged
+     * here, and the replica saves a position only after syncing the store
+     * (cask_sync), so after a crash it applies again what was lost. */
+    return 0;
+}
+
+int
+cask_shard_apply(struct cask_shard *sh, uint64_t h, const struct cask_rec *r,
+                 const char *key, const char *val)
+{
+    int rc;
+    /* Whatever cas this replica hands out once promoted must be above the
+     * primary's. Raised before taking mu: it may write the state file. */
+    rc = cask_cas_observe(sh->store, r->cas > r->seq ? r->cas : r->seq);
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&sh->mu);
+    do {
+        rc = apply_locked(sh, h, r, key, val);
+    } while (rc == RETRY);
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+int
+cask_shard_wipe(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 0;
+
+    struct cask_keydir *kd = cask_kd_create_keyless(kd_match, sh);
+    if (kd == NULL) {
+        return ENOMEM;
+    }
+    pthread_mutex_lock(&sh->maint_mu);
+    pthread_mutex_lock(&sh->mu);
+    while (sh->rolling) {
+        pthread_cond_wait(&sh->sync_cv, &sh->mu);
+    }
+    ids = malloc((sh->nslots ? sh->nslots : 1) * sizeof(*ids));
+    if (ids == NULL) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        if (sh->segs[i] != NULL) {
+            ids[n++] = sh->segs[i]->id;
+        }
+    }
+    /* Compaction's commit: once the list is durable every segment in it
+     * is gone for good, even if the unlinks below are cut short. */
+    rc = cask_retire_write(sh->dir, ids, n);
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR, "shard %u: wipe: write retired: %s",
+                  sh->idx, strerror(rc));
+        goto out;
+    }
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s == NULL) {
+            continue;
+        }
+        sh->segs[i] = NULL;
+        cask_hint_remove(sh->dir, s->id);
+        (void)cask_io_unlink(s->path);
+        s->retired = true;
+        if (s->readers == 0) {
+            cask_seg_close(&s);
+        }
+    }
+    sh->active = NULL;
+    sh->synced_seq = sh->app_seq;
+    cask_kd_destroy(&sh->kd);
+    sh->kd = kd;
+    kd = NULL;
+    atomic_fetch_sub(&c->kd_bytes, sh->kd_counted);
+    sh->kd_counted = 0;
+    kd_account(sh);
+    sh->tail.nchain = 0; /* positions in the old log are gone */
+    (void)cask_fsync_dir(sh->dir);
+out:
+    pthread_mutex_unlock(&sh->mu);
+    pthread_mutex_unlock(&sh->maint_mu);
+    cask_kd_destroy(&kd);
+    free(ids);
+    return rc;
 }

@@ -15,6 +15,7 @@
 #include "storage/cask_internal.h"
 #include "storage/cask_keydir.h"
 #include "storage/cask_segment.h"
+#include "storage/cask_stream.h"
 
 #define CASK_MAX_SLOTS 65535u
 
@@ -64,6 +65,9 @@ struct cask_shard {
     uint64_t records_missing;  /* records those hints listed */
     uint64_t quarantined;      /* damaged segments moved aside */
     uint64_t records_lost;     /* in them: at least one per damage */
+
+    /* mu (appended also read without it): the log, for replication */
+    struct cask_stream_tail tail;
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */
@@ -104,6 +108,13 @@ void cask_shard_write_hints(struct cask_shard *sh);
 int cask_shard_compact(struct cask_shard *sh, bool force);
 
 void cask_shard_stats(struct cask_shard *sh, struct cask_stats *st);
+
+/* Replication (cask_stream.c): apply a primary's record verbatim, and drop
+ * every segment and key of the shard before a full copy. */
+int cask_shard_apply(struct cask_shard *sh, uint64_t h,
+                     const struct cask_rec *r, const char *key,
+                     const char *val);
+int cask_shard_wipe(struct cask_shard *sh);
 
 /* Helpers shared with cask_compact.c; call with mu held. */
 int cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s);

@@ -21,6 +21,8 @@ libstorage_a_SOURCES = \
 	storage/cask_keydir.c \
 	storage/cask_walk.h \
 	storage/cask_walk.c \
+	storage/cask_stream.h \
+	storage/cask_stream.c \
 	storage/cask_hint.h \
 	storage/cask_hint.c \
 	storage/cask_state.h \
@@ -36,7 +38,7 @@ libstorage_a_SOURCES = \
 libstorage_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
 
 STORAGE_LIBS = libstorage.a $(XXHASH_LIBS) $(PTHREAD_LIBS)
-EXTRA_DIST += storage/FORMAT.md
+EXTRA_DIST += storage/FORMAT.md storage/REPLICATION.md
 
 # Unit tests: cmocka, linked against libstorage only.
 STORAGE_TESTS = \
@@ -50,7 +52,8 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_io \
 	tests/unit/test_cask_model \
 	tests/unit/test_cask_trust \
-	tests/unit/test_cask_commit
+	tests/unit/test_cask_commit \
+	tests/unit/test_cask_stream
 check_PROGRAMS += $(STORAGE_TESTS)
 TESTS += $(STORAGE_TESTS)
 EXTRA_DIST += tests/unit/test_cask_util.h
@@ -100,6 +103,10 @@ tests_unit_test_cask_trust_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_commit_SOURCES = tests/unit/test_cask_commit.c
 tests_unit_test_cask_commit_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_commit_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_stream_SOURCES = tests/unit/test_cask_stream.c
+tests_unit_test_cask_stream_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_stream_LDADD = $(STORAGE_TEST_LDADD)
 
 # Crash test: SIGKILL a writer under sync=always, every ack must survive.
 check_PROGRAMS += tests/crash/test_kill9_always

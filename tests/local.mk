@@ -115,3 +115,7 @@ TESTS += tests/integration/test_sync_always.py
 noinst_PROGRAMS += tests/bench/bench_setload
 tests_bench_bench_setload_SOURCES = tests/bench/bench_setload.c
 EXTRA_DIST += tests/bench/bench_sync.sh
+
+# Replication (issue 14): a primary and replicas on loopback.
+dist_check_SCRIPTS += tests/integration/test_repl.py
+TESTS += tests/integration/test_repl.py
