@@ -966,6 +966,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
     if (what & EV_TIMEOUT) {
         log_msg(LOG_INFO, "<%d idle for %u s; closing", (int)fd,
                 c->w->srv->settings->idle_timeout_s);
+        c->w->idle_kicks++;
         conn_close(c);
         return;
     }

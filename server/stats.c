@@ -31,7 +31,7 @@ static uint64_t base_bytes_read, base_bytes_written, base_total_conns,
         base_rejected;
 /* the same for the connection-guarding counters (stats_conn_guard) */
 static uint64_t base_yields, base_wtimeouts, base_rbuf_oom,
-        base_listen_disabled, base_budget_closes;
+        base_listen_disabled, base_budget_closes, base_idle_kicks;
 
 /* Sum the workers' connection-guarding counters. */
 static void
@@ -45,6 +45,18 @@ sum_guard(struct server *srv, uint64_t *yields, uint64_t *wtimeouts,
         *wtimeouts += w->write_timeouts;
         *rbuf_oom += w->rbuf_oom;
     }
+}
+
+/* Connections closed by the idle timeout, over all workers. */
+static uint64_t
+sum_idle_kicks(struct server *srv)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        n += srv->workers[i].idle_kicks;
+    }
+    return n;
 }
 
 struct out_buf {
@@ -162,10 +174,11 @@ stats_general(struct server *srv, struct out_buf *b)
     struct cmd_counters c;
     struct cask_stats cs;
     struct rusage ru;
-    uint64_t rd, wr, total, rejected;
+    uint64_t rd, wr, total, rejected, kicks;
     time_t now = time(NULL);
 
     sum_workers(srv, &c, &rd, &wr);
+    kicks = sum_idle_kicks(srv);
     total = atomic_load(&srv->total_conns);
     rejected = atomic_load(&srv->rejected_conns);
     pthread_mutex_lock(&base_mu);
@@ -179,6 +192,7 @@ stats_general(struct server *srv, struct out_buf *b)
         wr -= base_bytes_written;
         total -= base_total_conns;
         rejected -= base_rejected;
+        kicks -= base_idle_kicks;
     }
     pthread_mutex_unlock(&base_mu);
     memset(&cs, 0, sizeof(cs));
@@ -226,6 +240,10 @@ stats_general(struct server *srv, struct out_buf *b)
               (unsigned long long)c.store_too_large);
     stat_line(b, "auth_cmds", "%llu", (unsigned long long)c.auth_cmds);
     stat_line(b, "auth_errors", "%llu", (unsigned long long)c.auth_errors);
+    if (srv->settings->idle_timeout_s != 0) {
+        /* memcached lists it only when an idle timeout is set */
+        stat_line(b, "idle_kicks", "%llu", (unsigned long long)kicks);
+    }
     if (tls_enabled()) {
         struct tls_stats ts;
         tls_get_stats(&ts);
@@ -451,6 +469,7 @@ stats_reset(struct server *srv)
     sum_guard(srv, &base_yields, &base_wtimeouts, &base_rbuf_oom);
     base_listen_disabled = atomic_load(&srv->listen_disabled_num);
     base_budget_closes = outbudget_closes();
+    base_idle_kicks = sum_idle_kicks(srv);
     pthread_mutex_unlock(&base_mu);
 }
 

@@ -49,6 +49,7 @@ struct worker {
     uint64_t bytes_written;
     uint64_t conn_yields;    /* turns given up after -R requests */
     uint64_t write_timeouts; /* connections closed for not reading */
+    uint64_t idle_kicks;     /* connections closed by the idle timeout */
     uint64_t rbuf_count;     /* read buffers (one per connection) */
     uint64_t rbuf_bytes;     /* their allocated size */
     uint64_t rbuf_held;      /* bytes of unprocessed requests in them */

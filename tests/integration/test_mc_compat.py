@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+# test_mc_compat.py - behaviours that need their own server options or timing,
+# so they do not fit tests/compare/test_compare.py's one-server byte
+# comparison: each check runs against Debian's memcached ($MEMCACHED, when
+# installed) and the server under test ($BITCACHED) and wants the same
+# outcome from both. Python 3 stdlib and tests/integration/bcserver.py.
+import os
+import socket
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
+import bcserver  # noqa: E402
+
+
+def command(sock, line, end=b"END\r\n"):
+    sock.sendall(line)
+    reply, _ = bcserver.recv_until(sock, (end,))
+    return reply
+
+
+def stats(sock, group=b""):
+    reply = command(sock, b"stats" + (b" " + group if group else b"") + b"\r\n")
+    out = {}
+    for line in reply.split(b"\r\n"):
+        parts = line.split(b" ", 2)
+        if len(parts) == 3 and parts[0] == b"STAT":
+            out[parts[1].decode()] = parts[2].decode()
+    return out
+
+
+def closed_by_peer(sock, wait_s):
+    """True once the peer has closed sock, waiting up to wait_s seconds."""
+    sock.settimeout(wait_s)
+    try:
+        return sock.recv(1) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def check_idle_kicks(srv):
+    """-o idle_timeout: stats lists idle_kicks (only then), and an idle
+    connection is closed and counted."""
+    errs = []
+    watcher = srv.connect()
+    st = stats(watcher)
+    if st.get("idle_kicks") != "0":
+        errs.append("idle_kicks at start: %r" % st.get("idle_kicks"))
+    victim = srv.connect()
+    if not closed_by_peer(victim, 6.0):
+        errs.append("idle connection not closed")
+    victim.close()
+    watcher.close()
+    watcher = srv.connect()
+    st = stats(watcher)
+    if st.get("idle_kicks", "0") == "0":
+        errs.append("idle_kicks after a kick: %r" % st.get("idle_kicks"))
+    command(watcher, b"stats reset\r\n", b"RESET\r\n")
+    st = stats(watcher)
+    if st.get("idle_kicks") != "0":
+        errs.append("idle_kicks after stats reset: %r" % st.get("idle_kicks"))
+    watcher.close()
+    return errs
+
+
+def check_no_idle_kicks_without_timeout(srv):
+    sock = srv.connect()
+    st = stats(sock)
+    sock.close()
+    return ["idle_kicks listed without an idle timeout"] if "idle_kicks" in st else []
+
+
+# (name, server arguments, check); a check returns a list of failures.
+CHECKS = [
+    ("idle_kicks", ["-o", "idle_timeout=1"], check_idle_kicks),
+    ("no idle_kicks", [], check_no_idle_kicks_without_timeout),
+]
+
+
+def main():
+    bc = os.environ.get("BITCACHED", "")
+    mc = os.environ.get("MEMCACHED", "")
+    if not bcserver.executable(bc):
+        bcserver.skip("BITCACHED (%s) is not an executable" % bc)
+    only = os.environ.get("COMPAT_ONLY")
+    servers = [("bitcached", bc, "bitcached")]
+    if bcserver.executable(mc):
+        servers.insert(0, ("memcached", mc, "memcached"))
+    fails = 0
+    for name, args, check in CHECKS:
+        if only and only not in name:
+            continue
+        for label, binary, kind in servers:
+            srv = bcserver.Server(binary, kind=kind, args=["-U", "0"] + args)
+            try:
+                srv.start()
+                errs = check(srv)
+            finally:
+                srv.close()
+            for e in errs:
+                fails += 1
+                print("FAIL %s (%s): %s" % (name, label, e))
+    print("mc_compat: %d checks, %d failures" % (len(CHECKS), fails))
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
