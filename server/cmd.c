@@ -436,6 +436,8 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
     default:
         if (rc == CASK_ETOOBIG) {
             cc->ctr->store_too_large++;
+        } else if (rc == CASK_ENOMEM) {
+            cc->ctr->store_no_memory++;
         }
         if (!req->noreply) {
             emit_server_error(cc, rc);
@@ -982,6 +984,8 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     default:
         if (rc == CASK_ETOOBIG) {
             cc->ctr->store_too_large++;
+        } else if (rc == CASK_ENOMEM) {
+            cc->ctr->store_no_memory++;
         }
         emit_server_error(cc, rc);
         return;

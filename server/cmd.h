@@ -52,7 +52,8 @@ struct cmd_counters {
     uint64_t touch_hits;
     uint64_t touch_misses;
     uint64_t store_too_large;
-    uint64_t total_items; /* items successfully stored */
+    uint64_t store_no_memory; /* stores refused with CASK_ENOMEM (-M) */
+    uint64_t total_items;     /* items successfully stored */
     uint64_t meta_cmds;
     uint64_t get_corrupt; /* keys of a get answered as a miss because their
                            * record failed its checksum (or could not be

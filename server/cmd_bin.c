@@ -255,6 +255,9 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
         }
         break;
     default:
+        if (rc == CASK_ENOMEM) {
+            cc->ctr->store_no_memory++;
+        }
         respond_store_error(cc, req, rc);
         return;
     }

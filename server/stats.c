@@ -238,6 +238,8 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "touch_misses", "%llu", (unsigned long long)c.touch_misses);
     stat_line(b, "store_too_large", "%llu",
               (unsigned long long)c.store_too_large);
+    stat_line(b, "store_no_memory", "%llu",
+              (unsigned long long)c.store_no_memory);
     stat_line(b, "auth_cmds", "%llu", (unsigned long long)c.auth_cmds);
     stat_line(b, "auth_errors", "%llu", (unsigned long long)c.auth_errors);
     if (srv->settings->idle_timeout_s != 0) {

@@ -73,10 +73,41 @@ def check_no_idle_kicks_without_timeout(srv):
     return ["idle_kicks listed without an idle timeout"] if "idle_kicks" in st else []
 
 
+def check_store_no_memory(srv):
+    """-M: a store refused for want of memory gets memcached's error and is
+    counted in store_no_memory."""
+    sock = srv.connect()
+    refused = 0
+    for batch in range(200):
+        req = b"".join(b"set nomem%d 0 0 1\r\nv\r\n" % (batch * 1000 + i) for i in range(1000))
+        sock.sendall(req)
+        reply = b""
+        while reply.count(b"\r\n") < 1000:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return ["connection closed"]
+            reply += chunk
+        lines = reply.split(b"\r\n")[:1000]
+        bad = [x for x in lines if x != b"STORED"]
+        if any(x != b"SERVER_ERROR out of memory storing object" for x in bad):
+            return ["unexpected reply %r" % bad[0]]
+        refused += len(bad)
+        if refused:
+            break
+    st = stats(sock)
+    sock.close()
+    if refused == 0:
+        return ["never refused a store"]
+    if st.get("store_no_memory") != str(refused):
+        return ["store_no_memory %r after %d refusals" % (st.get("store_no_memory"), refused)]
+    return []
+
+
 # (name, server arguments, check); a check returns a list of failures.
 CHECKS = [
     ("idle_kicks", ["-o", "idle_timeout=1"], check_idle_kicks),
     ("no idle_kicks", [], check_no_idle_kicks_without_timeout),
+    ("store_no_memory", ["-M", "-m", "2"], check_store_no_memory),
 ]
 
 
