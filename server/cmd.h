@@ -83,10 +83,12 @@ struct cmd_watch_ev {
     int fd;
 };
 
-/* What admin commands switch at run time (lru_crawler enable/disable);
- * shared by every connection. */
+/* What admin commands switch at run time (lru_crawler enable/disable,
+ * sleep, tocrawl: shown by stats settings); shared by every connection. */
 struct cmd_admin_state {
     atomic_bool lru_crawler;
+    atomic_uint lru_crawler_sleep;
+    atomic_ulong lru_crawler_tocrawl;
 };
 
 /* Shared by every connection; set up once before the workers start and

@@ -452,15 +452,24 @@ lru_crawler(struct cmd_conn *cc, const struct toks *t)
             cmd_admin_continue(cc);
         }
     } else if (t->count == 3 && tok_is(t, 1, "tocrawl")) {
-        emit_str(cc, tok_u32(t, 2, &v)
-                             ? "OK\r\n"
-                             : "CLIENT_ERROR bad command line format\r\n");
+        if (!tok_u32(t, 2, &v)) {
+            emit_str(cc, "CLIENT_ERROR bad command line format\r\n");
+        } else {
+            /* no crawler walks the LRU here; kept for stats settings */
+            if (env->admin != NULL) {
+                atomic_store(&env->admin->lru_crawler_tocrawl, v);
+            }
+            emit_str(cc, "OK\r\n");
+        }
     } else if (t->count == 3 && tok_is(t, 1, "sleep")) {
         if (!tok_u32(t, 2, &v)) {
             emit_str(cc, "CLIENT_ERROR bad command line format\r\n");
         } else if (v > 1000000) {
             emit_str(cc, "CLIENT_ERROR sleep must be one second or less\r\n");
         } else {
+            if (env->admin != NULL) {
+                atomic_store(&env->admin->lru_crawler_sleep, v);
+            }
             emit_str(cc, "OK\r\n");
         }
     } else if (t->count == 2 && tok_is(t, 1, "enable")) {

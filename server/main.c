@@ -392,6 +392,10 @@ main(int argc, char **argv)
     srv.env.set_memlimit_arg = &settings;
     srv.env.refresh_certs = refresh_certs;
     atomic_store(&admin_state.lru_crawler, settings.mc.lru_crawler);
+    atomic_store(&admin_state.lru_crawler_sleep,
+                 (unsigned)settings.mc.lru_crawler_sleep);
+    atomic_store(&admin_state.lru_crawler_tocrawl,
+                 settings.mc.lru_crawler_tocrawl);
     srv.env.admin = &admin_state;
     srv.env.watch = watch_event;
     srv.env.watchers = &watch_count;

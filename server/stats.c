@@ -290,6 +290,10 @@ stats_settings(struct server *srv, struct out_buf *b)
         n += (size_t)k;
     }
     const struct settings_mc *mc = &s->mc;
+    /* switched at run time by lru_crawler enable|disable */
+    bool crawler = srv->env.admin != NULL
+                           ? atomic_load(&srv->env.admin->lru_crawler)
+                           : mc->lru_crawler;
 
     stat_line(b, "maxbytes", "%llu", (unsigned long long)s->maxbytes);
     stat_line(b, "maxconns", "%u", s->maxconns);
@@ -336,9 +340,16 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "slab_automove_ratio", "%.2f", mc->slab_automove_ratio);
     stat_line(b, "slab_automove_window", "%u", mc->slab_automove_window);
     stat_line(b, "slab_chunk_max", "%d", mc->slab_chunk_max);
-    stat_line(b, "lru_crawler", "%s", mc->lru_crawler ? "yes" : "no");
-    stat_line(b, "lru_crawler_sleep", "%d", mc->lru_crawler_sleep);
-    stat_line(b, "lru_crawler_tocrawl", "%lu", mc->lru_crawler_tocrawl);
+    stat_line(b, "lru_crawler", "%s", crawler ? "yes" : "no");
+    if (srv->env.admin != NULL) {
+        stat_line(b, "lru_crawler_sleep", "%u",
+                  atomic_load(&srv->env.admin->lru_crawler_sleep));
+        stat_line(b, "lru_crawler_tocrawl", "%lu",
+                  atomic_load(&srv->env.admin->lru_crawler_tocrawl));
+    } else {
+        stat_line(b, "lru_crawler_sleep", "%d", mc->lru_crawler_sleep);
+        stat_line(b, "lru_crawler_tocrawl", "%lu", mc->lru_crawler_tocrawl);
+    }
     stat_line(b, "tail_repair_time", "%d", mc->tail_repair_time);
     stat_line(b, "flush_enabled", "%s", mc->flush_disabled ? "no" : "yes");
     stat_line(b, "dump_enabled", "%s", mc->dump_disabled ? "no" : "yes");

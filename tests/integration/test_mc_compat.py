@@ -103,11 +103,31 @@ def check_store_no_memory(srv):
     return []
 
 
+def check_crawler_settings(srv):
+    """lru_crawler disable|enable|sleep|tocrawl show in stats settings."""
+    errs = []
+    sock = srv.connect()
+    steps = [(b"lru_crawler disable", "lru_crawler", "no"),
+             (b"lru_crawler enable", "lru_crawler", "yes"),
+             (b"lru_crawler sleep 250", "lru_crawler_sleep", "250"),
+             (b"lru_crawler tocrawl 17", "lru_crawler_tocrawl", "17")]
+    for cmd, name, want in steps:
+        reply = command(sock, cmd + b"\r\n", b"\r\n")
+        if reply != b"OK\r\n":
+            errs.append("%r: %r" % (cmd, reply))
+        got = stats(sock, b"settings").get(name)
+        if got != want:
+            errs.append("after %r: %s %r, want %r" % (cmd, name, got, want))
+    sock.close()
+    return errs
+
+
 # (name, server arguments, check); a check returns a list of failures.
 CHECKS = [
     ("idle_kicks", ["-o", "idle_timeout=1"], check_idle_kicks),
     ("no idle_kicks", [], check_no_idle_kicks_without_timeout),
     ("store_no_memory", ["-M", "-m", "2"], check_store_no_memory),
+    ("crawler settings", [], check_crawler_settings),
 ]
 
 
