@@ -29,6 +29,7 @@
 #include "server/conn_table.h"
 #include "server/fdlimit.h"
 #include "server/log.h"
+#include "server/portfile.h"
 #include "server/server.h"
 #include "server/worker.h"
 
@@ -320,7 +321,8 @@ open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
     if (split_addr(addr, host, sizeof(host), &port) != 0) {
         return EINVAL;
     }
-    snprintf(serv, sizeof(serv), "%d", port);
+    /* -p -1: a port the kernel picks (see MEMCACHED_PORT_FILENAME) */
+    snprintf(serv, sizeof(serv), "%d", port < 0 ? 0 : port);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -350,6 +352,7 @@ open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
             close(fd);
             continue;
         }
+        portfile_note(fd, false);
         if ((rc = add_listener(srv, ls, fd, false)) != 0) {
             err = rc;
             continue;

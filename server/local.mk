@@ -8,6 +8,7 @@ bitcached_SOURCES = \
 	server/settings_ext.c server/settings_ext.h \
 	server/tls_settings.c server/tls_settings.h \
 	server/listen.c server/listen.h \
+	server/portfile.c server/portfile.h \
 	server/worker.c server/worker.h \
 	server/conn.c server/conn.h \
 	server/outbudget.c server/outbudget.h \

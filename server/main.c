@@ -7,6 +7,7 @@
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/notify.h"
+#include "server/portfile.h"
 #include "server/repl.h"
 #include "server/sasl.h"
 #include "server/server.h"
@@ -376,6 +377,9 @@ main(int argc, char **argv)
     if (settings.udp_port != 0 && (rc = udp_open(&srv, &udp)) != 0) {
         exit_code = EX_CANTCREAT;
         goto out;
+    }
+    if (settings.unix_socket == NULL) {
+        portfile_commit(); /* as memcached: not with -s */
     }
     if ((exit_code = open_store(&srv)) != 0) {
         goto out;

@@ -356,6 +356,12 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
 
     switch (opt) {
     case 'p':
+        if (strcmp(arg, "-1") == 0) {
+            /* memcached's "any free port" (MEMCACHED_PORT_FILENAME says) */
+            s->port = -1;
+            port_given = true;
+            return 0;
+        }
         if (parse_uint("-p", arg, 0, UINT32_MAX, &v) < 0) {
             return -1;
         }
@@ -394,6 +400,10 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
         s->item_size_max = item_size_arg(arg);
         return 0;
     case 'U':
+        if (strcmp(arg, "-1") == 0) {
+            s->udp_port = -1; /* any free port, as -p -1 */
+            return 0;
+        }
         if (parse_uint("-U", arg, 0, 65535, &v) < 0) {
             return -1;
         }
@@ -781,10 +791,10 @@ settings_parse(struct settings *s, int argc, char **argv, int *exit_code)
         *exit_code = EX_USAGE;
         return SETTINGS_EXIT_ERR;
     }
-    if (s->port == 0 && s->unix_socket == NULL) {
-        fprintf(stderr, "bitcached: nothing to listen on: -p 0 and no -s\n");
-        *exit_code = EX_USAGE;
-        return SETTINGS_EXIT_ERR;
+    if (s->port == 0 && s->unix_socket == NULL && s->udp_port == 0) {
+        /* memcached starts all the same (its tests do this); say so */
+        fprintf(stderr,
+                "bitcached: nothing to listen on: -p 0, no -U, no -s\n");
     }
     return SETTINGS_RUN;
 }

@@ -13,6 +13,7 @@
 #include "server/cmd.h"
 #include "server/cmd_bin.h"
 #include "server/log.h"
+#include "server/portfile.h"
 #include "server/server.h"
 #include "server/worker.h"
 
@@ -243,7 +244,8 @@ open_addr(struct udp *u, const char *addr, int port)
     }
     memcpy(host, addr, len);
     host[len] = '\0';
-    snprintf(serv, sizeof(serv), "%d", port);
+    /* -U -1: a port the kernel picks (see MEMCACHED_PORT_FILENAME) */
+    snprintf(serv, sizeof(serv), "%d", port < 0 ? 0 : port);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_DGRAM;
@@ -278,6 +280,7 @@ open_addr(struct udp *u, const char *addr, int port)
             close(fd);
             continue;
         }
+        portfile_note(fd, true);
         u->fds[u->nfds++] = fd;
         bound++;
     }

@@ -6,6 +6,7 @@
 # outcome from both. Python 3 stdlib and tests/integration/bcserver.py.
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -122,12 +123,65 @@ def check_crawler_settings(srv):
     return errs
 
 
+def port_file_run(srv, args):
+    """Start srv's binary with args and MEMCACHED_PORT_FILENAME set; return
+    the file's lines once it appears (None if it never does)."""
+    path = os.path.join(srv.tmp, "ports")
+    if os.path.exists(path):
+        os.unlink(path)
+    env = dict(os.environ, MEMCACHED_PORT_FILENAME=path)
+    srv.proc = subprocess.Popen(srv.argv() + args, env=env)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and srv.proc.poll() is None:
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read().splitlines()
+        time.sleep(0.02)
+    return None
+
+
+def check_port_file(srv):
+    """-p -1 and -U -1 bind ports the kernel picks; MEMCACHED_PORT_FILENAME
+    names the file that lists them; -p 0 alone still starts and writes an
+    empty list."""
+    errs = []
+    lines = port_file_run(srv, ["-p", "-1", "-U", "-1"])
+    if lines is None:
+        return ["no port file with -p -1 -U -1"]
+    ports = dict(line.split(": ") for line in lines)
+    if sorted(ports) != ["TCP INET", "UDP INET"]:
+        errs.append("port file lines %r" % lines)
+    else:
+        sock = socket.create_connection(("127.0.0.1", int(ports["TCP INET"])), 5)
+        if command(sock, b"version\r\n", b"\r\n")[:8] != b"VERSION ":
+            errs.append("no version on the listed TCP port")
+        sock.close()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.settimeout(5)
+        udp.sendto(b"\x00\x01\x00\x00\x00\x01\x00\x00version\r\n",
+                   ("127.0.0.1", int(ports["UDP INET"])))
+        try:
+            if udp.recv(2048)[8:16] != b"VERSION ":
+                errs.append("no version on the listed UDP port")
+        except socket.timeout:
+            errs.append("no reply on the listed UDP port")
+        udp.close()
+    srv.stop()
+    lines = port_file_run(srv, ["-p", "0"])
+    if lines != []:
+        errs.append("-p 0: port file %r" % lines)
+    srv.stop()
+    return errs
+
+
 # (name, server arguments, check); a check returns a list of failures.
+# With arguments None the check starts the server itself.
 CHECKS = [
     ("idle_kicks", ["-o", "idle_timeout=1"], check_idle_kicks),
     ("no idle_kicks", [], check_no_idle_kicks_without_timeout),
     ("store_no_memory", ["-M", "-m", "2"], check_store_no_memory),
     ("crawler settings", [], check_crawler_settings),
+    ("port file", None, check_port_file),
 ]
 
 
@@ -145,9 +199,10 @@ def main():
         if only and only not in name:
             continue
         for label, binary, kind in servers:
-            srv = bcserver.Server(binary, kind=kind, args=["-U", "0"] + args)
+            srv = bcserver.Server(binary, kind=kind, args=["-U", "0"] + (args or []))
             try:
-                srv.start()
+                if args is not None:
+                    srv.start()
                 errs = check(srv)
             finally:
                 srv.close()
