@@ -20,6 +20,7 @@
 struct conn_info {
     int fd;
     int is_listener;
+    int is_udp;
     char addr[ADDR_MAX];        /* the peer (a listener: its own address) */
     char listen_addr[ADDR_MAX]; /* a client: the address it connected to */
     _Atomic int state;
@@ -30,10 +31,11 @@ struct conn_info {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct conn_info *head;
 
-/* memcached's spelling: tcp:1.2.3.4:port, tcp6:[::1]:port, unix:path. */
+/* memcached's spelling: tcp:1.2.3.4:port, tcp6:[::1]:port, unix:path
+ * (udp and udp6 for a UDP socket). */
 static void
-format_addr(const struct sockaddr_storage *ss, socklen_t len, int is_unix,
-            char *out, size_t cap)
+format_addr_proto(const struct sockaddr_storage *ss, socklen_t len, int is_unix,
+                  const char *proto, char *out, size_t cap)
 {
     char host[INET6_ADDRSTRLEN];
 
@@ -47,14 +49,56 @@ format_addr(const struct sockaddr_storage *ss, socklen_t len, int is_unix,
     } else if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
         inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-        snprintf(out, cap, "tcp6:[%s]:%u", host, ntohs(s6->sin6_port));
+        snprintf(out, cap, "%s6:[%s]:%u", proto, host, ntohs(s6->sin6_port));
     } else if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
         inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-        snprintf(out, cap, "tcp:%s:%u", host, ntohs(s4->sin_port));
+        snprintf(out, cap, "%s:%s:%u", proto, host, ntohs(s4->sin_port));
     } else {
         snprintf(out, cap, "unknown");
     }
+}
+
+static void
+format_addr(const struct sockaddr_storage *ss, socklen_t len, int is_unix,
+            char *out, size_t cap)
+{
+    format_addr_proto(ss, len, is_unix, "tcp", out, cap);
+}
+
+static void
+link_entry(struct conn_info *ci)
+{
+    pthread_mutex_lock(&mu);
+    ci->next = head;
+    if (head != NULL) {
+        head->prev = ci;
+    }
+    head = ci;
+    pthread_mutex_unlock(&mu);
+}
+
+struct conn_info *
+conn_table_add_udp(int fd)
+{
+    struct conn_info *ci = calloc(1, sizeof(*ci));
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (ci == NULL) {
+        return NULL;
+    }
+    ci->fd = fd;
+    ci->is_listener = 1; /* no listen_addr line */
+    ci->is_udp = 1;
+    memset(&ss, 0, sizeof(ss));
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        format_addr_proto(&ss, len, 0, "udp", ci->addr, ADDR_MAX);
+    }
+    atomic_store(&ci->state, CONN_ST_READ);
+    atomic_store(&ci->last_cmd_s, (int64_t)time(NULL));
+    link_entry(ci);
+    return ci;
 }
 
 struct conn_info *
@@ -88,13 +132,7 @@ conn_table_add(int fd, int is_listener, int is_unix)
     }
     atomic_store(&ci->state, is_listener ? CONN_ST_LISTENING : CONN_ST_WAITING);
     atomic_store(&ci->last_cmd_s, (int64_t)time(NULL));
-    pthread_mutex_lock(&mu);
-    ci->next = head;
-    if (head != NULL) {
-        head->prev = ci;
-    }
-    head = ci;
-    pthread_mutex_unlock(&mu);
+    link_entry(ci);
     return ci;
 }
 
@@ -153,6 +191,7 @@ state_name(int st)
 struct snap {
     int fd;
     int is_listener;
+    int is_udp;
     int state;
     int64_t last_cmd_s;
     char addr[ADDR_MAX];
@@ -189,6 +228,7 @@ conn_table_stats(int64_t now_s,
         }
         v[n].fd = ci->fd;
         v[n].is_listener = ci->is_listener;
+        v[n].is_udp = ci->is_udp;
         v[n].state = atomic_load(&ci->state);
         v[n].last_cmd_s = atomic_load(&ci->last_cmd_s);
         memcpy(v[n].addr, ci->addr, ADDR_MAX);
@@ -200,6 +240,10 @@ conn_table_stats(int64_t now_s,
         qsort(v, n, sizeof(*v), by_fd);
     }
     for (size_t i = 0; i < n; i++) {
+        if (v[i].is_udp) {
+            snprintf(name, sizeof(name), "%d:UDP", v[i].fd);
+            line(arg, name, "UDP");
+        }
         snprintf(name, sizeof(name), "%d:addr", v[i].fd);
         line(arg, name, v[i].addr);
         if (!v[i].is_listener) {

@@ -25,6 +25,9 @@ struct conn_info;
  * unix stream socket). Reads its addresses now. NULL when out of memory:
  * the connection then just does not show. */
 struct conn_info *conn_table_add(int fd, int is_listener, int is_unix);
+/* Register a bound UDP socket (memcached lists each as "fd:UDP UDP", its
+ * address and conn_read). NULL when out of memory. */
+struct conn_info *conn_table_add_udp(int fd);
 /* Unregister and free; sets *ci to NULL. NULL-safe. */
 void conn_table_remove(struct conn_info **ci);
 /* Publish the state, and with now_s != 0 the time of the last command.

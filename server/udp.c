@@ -12,6 +12,7 @@
 #include "protocol/proto_bin.h"
 #include "server/cmd.h"
 #include "server/cmd_bin.h"
+#include "server/conn_table.h"
 #include "server/log.h"
 #include "server/portfile.h"
 #include "server/server.h"
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UDP_READ_MAX      65536u /* largest datagram read, as memcached */
@@ -38,6 +40,7 @@ struct udp_handler {
     struct udp *u;
     struct worker *w;
     int fd;
+    struct conn_info *ci; /* the socket's `stats conns` entry */
     struct event *ev;
     char *rbuf; /* UDP_READ_MAX bytes */
     char *out;  /* the reply being built */
@@ -51,6 +54,7 @@ struct udp_handler {
 struct udp {
     struct server *srv;
     int fds[UDP_SOCKS_MAX];
+    struct conn_info *ci[UDP_SOCKS_MAX]; /* their `stats conns` entries */
     unsigned nfds;
     size_t reply_max;
     struct udp_handler *h; /* nfds * nworkers, once enabled */
@@ -221,6 +225,7 @@ on_datagram(evutil_socket_t fd, short what, void *arg)
         if ((size_t)n <= UDP_HDR_LEN || proto_bin_get16(b + 4) != 1) {
             continue;
         }
+        conn_table_set(h->ci, CONN_ST_READ, (int64_t)time(NULL));
         serve(h, proto_bin_get16(b), h->rbuf + UDP_HDR_LEN,
               (size_t)n - UDP_HDR_LEN);
     }
@@ -281,6 +286,7 @@ open_addr(struct udp *u, const char *addr, int port)
             continue;
         }
         portfile_note(fd, true);
+        u->ci[u->nfds] = conn_table_add_udp(fd);
         u->fds[u->nfds++] = fd;
         bound++;
     }
@@ -340,6 +346,7 @@ udp_enable(struct udp *u)
             h->u = u;
             h->w = &srv->workers[j];
             h->fd = u->fds[i];
+            h->ci = u->ci[i];
             h->rbuf = malloc(UDP_READ_MAX);
             h->ev = event_new(h->w->base, h->fd, EV_READ | EV_PERSIST,
                               on_datagram, h);
@@ -370,6 +377,7 @@ udp_close(struct udp **up)
     }
     free(u->h);
     for (unsigned i = 0; i < u->nfds; i++) {
+        conn_table_remove(&u->ci[i]);
         close(u->fds[i]);
     }
     free(u);

@@ -174,6 +174,28 @@ def check_port_file(srv):
     return errs
 
 
+UDP_PORT = bcserver.free_port()
+
+
+def check_udp_in_stats_conns(srv):
+    """stats conns lists a UDP socket as memcached does: fd:UDP UDP, its
+    address as udp:HOST:PORT, state conn_read."""
+    sock = srv.connect()
+    reply = command(sock, b"stats conns\r\n")
+    sock.close()
+    fds = {}
+    for line in reply.decode().split("\r\n"):
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0] == "STAT" and ":" in parts[1]:
+            fd, name = parts[1].split(":", 1)
+            fds.setdefault(fd, {})[name] = parts[2]
+    want = {"UDP": "UDP", "addr": "udp:127.0.0.1:%d" % UDP_PORT, "state": "conn_read"}
+    for entry in fds.values():
+        if all(entry.get(k) == v for k, v in want.items()):
+            return []
+    return ["no UDP socket in stats conns: %r" % reply]
+
+
 # (name, server arguments, check); a check returns a list of failures.
 # With arguments None the check starts the server itself.
 CHECKS = [
@@ -182,6 +204,7 @@ CHECKS = [
     ("store_no_memory", ["-M", "-m", "2"], check_store_no_memory),
     ("crawler settings", [], check_crawler_settings),
     ("port file", None, check_port_file),
+    ("udp in stats conns", ["-U", str(UDP_PORT)], check_udp_in_stats_conns),
 ]
 
 
