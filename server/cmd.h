@@ -89,6 +89,9 @@ struct cmd_admin_state {
     atomic_bool lru_crawler;
     atomic_uint lru_crawler_sleep;
     atomic_ulong lru_crawler_tocrawl;
+    atomic_uint slab_automove;          /* slabs automove N */
+    _Atomic double slab_automove_ratio; /* slabs automove ratio R */
+    bool slab_reassign; /* -o slab_reassign; fixed at start-up */
 };
 
 /* Shared by every connection; set up once before the workers start and

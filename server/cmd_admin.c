@@ -14,6 +14,7 @@
 #include "protocol/proto.h"
 #include "storage/cask_walk.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,6 +490,94 @@ lru_crawler(struct cmd_conn *cc, const struct toks *t)
     }
 }
 
+/* memcached's safe_strtol on one token. */
+static bool
+tok_i32(const struct toks *t, unsigned i, int32_t *out)
+{
+    uint64_t v;
+    bool neg;
+
+    if (i >= t->count || t->n[i] == 0) {
+        return false;
+    }
+    neg = t->p[i][0] == '-';
+    if (!proto_strtou64(t->p[i] + neg, t->n[i] - neg, &v) ||
+        v > (neg ? (uint64_t)INT32_MAX + 1 : (uint64_t)INT32_MAX)) {
+        return false;
+    }
+    *out = neg ? (int32_t)(-(int64_t)v) : (int32_t)v;
+    return true;
+}
+
+/* memcached's safe_strtod on one token. */
+static bool
+tok_double(const struct toks *t, unsigned i, double *out)
+{
+    char buf[64], *end;
+
+    if (i >= t->count || t->n[i] == 0 || t->n[i] >= sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, t->p[i], t->n[i]);
+    buf[t->n[i]] = '\0';
+    errno = 0;
+    *out = strtod(buf, &end);
+    return errno == 0 && *end == '\0';
+}
+
+/* slabs automove|reassign: memcached's replies, down to which errors are
+ * CLIENT_ERROR. There is no slab mover here: automove only records its
+ * setting (stats settings shows it), and reassign, once its arguments
+ * pass memcached's checks, finds no spare page to move. */
+static void
+slabs(struct cmd_conn *cc, const struct toks *t)
+{
+    const struct cmd_env *env = cc->env;
+    bool noreply = t->count > 0 && tok_is(t, t->count - 1, "noreply");
+    const char *out = "OK\r\n";
+    uint32_t level;
+    int32_t src, dst;
+    double ratio;
+
+    if (t->count == 4 && tok_is(t, 1, "reassign")) {
+        if (env->admin != NULL && !env->admin->slab_reassign) {
+            out = "CLIENT_ERROR slab reassignment disabled\r\n";
+        } else if (!tok_i32(t, 2, &src) || !tok_i32(t, 3, &dst)) {
+            out = "CLIENT_ERROR bad command line format\r\n";
+        } else if (src == dst) {
+            out = "SAME src and dst class are identical\r\n";
+        } else if (src < 0 || dst < 0 || (unsigned)src > env->nclasses ||
+                   (unsigned)dst > env->nclasses) {
+            /* -1 ("any class") finds none with a spare page either */
+            out = "BADCLASS invalid src or dst class id\r\n";
+        } else {
+            out = "NOSPARE source class has no spare pages\r\n";
+        }
+        emit_str(cc, out); /* memcached: no noreply here */
+        return;
+    }
+    if (t->count < 3 || !tok_is(t, 1, "automove")) {
+        emit_str(cc, "ERROR\r\n");
+        return;
+    }
+    if (tok_is(t, 2, "ratio")) {
+        if (t->count < 4 || !tok_double(t, 3, &ratio)) {
+            out = "ERROR\r\n";
+        } else if (env->admin != NULL) {
+            atomic_store(&env->admin->slab_automove_ratio, ratio);
+        }
+    } else if (!tok_u32(t, 2, &level)) {
+        out = "CLIENT_ERROR bad command line format\r\n";
+    } else if (level > 2) {
+        out = "ERROR\r\n";
+    } else if (env->admin != NULL) {
+        atomic_store(&env->admin->slab_automove, level);
+    }
+    if (!noreply) {
+        emit_str(cc, out);
+    }
+}
+
 unsigned
 cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
                 uint32_t flags)
@@ -623,14 +712,7 @@ cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
     } else if (tok_is(&t, 0, "replica_of")) {
         replica_of(cc, &t);
     } else if (tok_is(&t, 0, "slabs")) {
-        if (t.count == 3 && tok_is(&t, 1, "automove") && tok_u32(&t, 2, &v) &&
-            v <= 2) {
-            emit_str(cc, "OK\r\n");
-        } else if (t.count == 4 && tok_is(&t, 1, "reassign")) {
-            emit_str(cc, "NOSPARE source class has no spare pages\r\n");
-        } else {
-            emit_str(cc, "ERROR\r\n");
-        }
+        slabs(cc, &t);
     } else if (tok_is(&t, 0, "lru")) {
         if (t.count == 3 && tok_is(&t, 1, "mode") &&
             (tok_is(&t, 2, "flat") || tok_is(&t, 2, "segmented"))) {

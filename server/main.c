@@ -400,6 +400,11 @@ main(int argc, char **argv)
                  (unsigned)settings.mc.lru_crawler_sleep);
     atomic_store(&admin_state.lru_crawler_tocrawl,
                  settings.mc.lru_crawler_tocrawl);
+    atomic_store(&admin_state.slab_automove,
+                 (unsigned)settings.mc.slab_automove);
+    atomic_store(&admin_state.slab_automove_ratio,
+                 settings.mc.slab_automove_ratio);
+    admin_state.slab_reassign = settings.mc.slab_reassign;
     srv.env.admin = &admin_state;
     srv.env.watch = watch_event;
     srv.env.watchers = &watch_count;

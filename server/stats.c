@@ -336,8 +336,15 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "maxconns_fast", "%s", mc->maxconns_fast ? "yes" : "no");
     stat_line(b, "hashpower_init", "%d", mc->hashpower_init);
     stat_line(b, "slab_reassign", "%s", mc->slab_reassign ? "yes" : "no");
-    stat_line(b, "slab_automove", "%d", mc->slab_automove);
-    stat_line(b, "slab_automove_ratio", "%.2f", mc->slab_automove_ratio);
+    if (srv->env.admin != NULL) { /* slabs automove changes them */
+        stat_line(b, "slab_automove", "%u",
+                  atomic_load(&srv->env.admin->slab_automove));
+        stat_line(b, "slab_automove_ratio", "%.2f",
+                  atomic_load(&srv->env.admin->slab_automove_ratio));
+    } else {
+        stat_line(b, "slab_automove", "%d", mc->slab_automove);
+        stat_line(b, "slab_automove_ratio", "%.2f", mc->slab_automove_ratio);
+    }
     stat_line(b, "slab_automove_window", "%u", mc->slab_automove_window);
     stat_line(b, "slab_chunk_max", "%d", mc->slab_chunk_max);
     stat_line(b, "lru_crawler", "%s", crawler ? "yes" : "no");

@@ -105,13 +105,16 @@ def check_store_no_memory(srv):
 
 
 def check_crawler_settings(srv):
-    """lru_crawler disable|enable|sleep|tocrawl show in stats settings."""
+    """lru_crawler disable|enable|sleep|tocrawl and slabs automove show in
+    stats settings."""
     errs = []
     sock = srv.connect()
     steps = [(b"lru_crawler disable", "lru_crawler", "no"),
              (b"lru_crawler enable", "lru_crawler", "yes"),
              (b"lru_crawler sleep 250", "lru_crawler_sleep", "250"),
-             (b"lru_crawler tocrawl 17", "lru_crawler_tocrawl", "17")]
+             (b"lru_crawler tocrawl 17", "lru_crawler_tocrawl", "17"),
+             (b"slabs automove 2", "slab_automove", "2"),
+             (b"slabs automove ratio 0.5", "slab_automove_ratio", "0.50")]
     for cmd, name, want in steps:
         reply = command(sock, cmd + b"\r\n", b"\r\n")
         if reply != b"OK\r\n":
