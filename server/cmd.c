@@ -11,6 +11,7 @@
 #include "protocol/proto.h"
 #include "server/cmd_admin.h"
 #include "server/cmd_meta.h"
+#include "server/prefix_stats.h"
 #include "storage/cask.h"
 
 #include <stdio.h>
@@ -322,6 +323,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             rc = cask_get(cc->env->store, key, klen, &it, &val);
         }
         watch_get(cc, key, klen, rc, &it);
+        prefix_stats_get(key, klen, rc == CASK_OK);
         if (rc == CASK_OK) {
             struct proto_out o;
 
@@ -391,6 +393,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
         break;
     }
     cc->ctr->cmd_set++;
+    prefix_stats_set(req->key, req->klen);
     watch_pre_store(cc, req);
     if (req->cmd == PROTO_CMD_CAS && (req->cas == 0 || cc->env->cas_disabled)) {
         /* no item ever has cas 0, and the store reads 0 as "no check";
@@ -449,7 +452,10 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
 static void
 do_delete(struct cmd_conn *cc, const struct proto_req *req)
 {
-    int rc = cask_delete(cc->env->store, req->key, req->klen, 0);
+    int rc;
+
+    prefix_stats_delete(req->key, req->klen);
+    rc = cask_delete(cc->env->store, req->key, req->klen, 0);
 
     if (rc == CASK_OK) {
         cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
@@ -1386,6 +1392,9 @@ cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
             /* memcached drops the old value rather than keep stale data */
             cc->ctr->cmd_set++;
             cc->ctr->store_too_large++;
+            if (!is_meta(req.cmd)) {
+                prefix_stats_set(req.key, req.klen);
+            }
             (void)cask_delete(cc->env->store, req.key, req.klen, 0);
             cmd_meta_forget(cc->env->meta, req.key, req.klen, 0);
         }

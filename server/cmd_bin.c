@@ -10,6 +10,7 @@
 #include "protocol/proto_bin.h"
 #include "server/cmd.h"
 #include "server/cmd_meta.h"
+#include "server/prefix_stats.h"
 #include "server/sasl.h"
 #include "storage/cask.h"
 
@@ -122,6 +123,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
         cc->ctr->cmd_get++;
         rc = cask_get(cc->env->store, req->key, req->klen, &it, &val);
     }
+    prefix_stats_get(req->key, req->klen, rc == CASK_OK);
     if (rc == CASK_OK) {
         unsigned char pkt[PROTO_BIN_HDR_LEN + 4 + PROTO_BIN_KEY_MAX +
                           INLINE_VALUE_MAX];
@@ -216,6 +218,7 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
         exp = cmd_exp_abs(cc->env, req->exptime);
     }
     cc->ctr->cmd_set++;
+    prefix_stats_set(req->key, req->klen);
     rc = cask_store(cc->env->store, mode, req->key, req->klen, req->val,
                     req->vlen, req->flags, exp, req->cas, &cas_out);
     switch (rc) {
@@ -267,7 +270,10 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
 static void
 do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
-    int rc = cask_delete(cc->env->store, req->key, req->klen, req->cas);
+    int rc;
+
+    prefix_stats_delete(req->key, req->klen);
+    rc = cask_delete(cc->env->store, req->key, req->klen, req->cas);
 
     switch (rc) {
     case CASK_OK:
@@ -565,6 +571,7 @@ cmd_bin_execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf,
         if (req.unlink) {
             cc->ctr->cmd_set++;
             cc->ctr->store_too_large++;
+            prefix_stats_set(req.key, req.klen);
             (void)cask_delete(cc->env->store, req.key, req.klen, 0);
             cmd_meta_forget(cc->env->meta, req.key, req.klen, 0);
         }

@@ -8,6 +8,7 @@
 #include "server/log.h"
 #include "server/notify.h"
 #include "server/portfile.h"
+#include "server/prefix_stats.h"
 #include "server/repl.h"
 #include "server/sasl.h"
 #include "server/server.h"
@@ -405,6 +406,8 @@ main(int argc, char **argv)
     atomic_store(&admin_state.slab_automove_ratio,
                  settings.mc.slab_automove_ratio);
     admin_state.slab_reassign = settings.mc.slab_reassign;
+    prefix_stats_configure(settings.mc.prefix_delimiter,
+                           settings.mc.detail_enabled);
     srv.env.admin = &admin_state;
     srv.env.watch = watch_event;
     srv.env.watchers = &watch_count;

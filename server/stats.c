@@ -7,6 +7,7 @@
 #include "server/conn_table.h"
 #include "server/log.h"
 #include "server/outbudget.h"
+#include "server/prefix_stats.h"
 #include "server/repl.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -17,6 +18,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -311,7 +313,7 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "chunk_size", "%u", mc->chunk_size);
     stat_line(b, "num_threads", "%u", s->threads);
     stat_line(b, "stat_key_prefix", "%c", mc->prefix_delimiter);
-    stat_line(b, "detail_enabled", "%s", mc->detail_enabled ? "yes" : "no");
+    stat_line(b, "detail_enabled", "%s", prefix_stats_enabled() ? "yes" : "no");
     stat_line(b, "cas_enabled", "%s", mc->cas_disabled ? "no" : "yes");
     stat_line(b, "tcp_backlog", "%d", mc->backlog);
     stat_line(b, "binding_protocol", "%s", settings_proto_name(s->protocol));
@@ -491,6 +493,7 @@ stats_reset(struct server *srv)
     base_budget_closes = outbudget_closes();
     base_idle_kicks = sum_idle_kicks(srv);
     pthread_mutex_unlock(&base_mu);
+    prefix_stats_clear(); /* as memcached's stats reset */
 }
 
 static void
@@ -548,9 +551,17 @@ stats_reply(void *arg, const char *args, size_t len, const struct cmd_sink *out)
         stats_reset(srv);
         send_str(out, "RESET\r\n");
     } else if (is(args, len, "detail on") || is(args, len, "detail off")) {
+        prefix_stats_enable(is(args, len, "detail on"));
         send_str(out, "OK\r\n");
     } else if (is(args, len, "detail dump")) {
-        send_str(out, "END\r\n");
+        size_t n;
+        char *dump = prefix_stats_dump(&n);
+        if (dump == NULL) {
+            send_str(out, "SERVER_ERROR out of memory writing stats\r\n");
+        } else {
+            out->bytes(out->arg, dump, n);
+            free(dump);
+        }
     } else if (len >= 6 && memcmp(args, "detail", 6) == 0) {
         send_str(out, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
     } else {
