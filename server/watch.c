@@ -21,6 +21,7 @@ struct watch_sink {
     struct event *wake;
     unsigned mask;
     size_t cap;
+    unsigned long long skipped; /* lines lost since the last one sent */
     struct watch_sink *next;
 };
 
@@ -111,9 +112,25 @@ watch_event(void *arg, const struct cmd_watch_ev *ev)
     }
     pthread_mutex_lock(&mu);
     for (struct watch_sink *w = head; w != NULL; w = w->next) {
-        if ((w->mask & want) == 0 ||
-            evbuffer_get_length(w->out) + (size_t)n > w->cap) {
-            continue; /* a slow watcher loses lines, as in memcached */
+        char skip[48];
+        int k = 0;
+
+        if ((w->mask & want) == 0) {
+            continue;
+        }
+        if (w->skipped > 0) {
+            k = snprintf(skip, sizeof(skip), "skipped=%llu\n", w->skipped);
+        }
+        /* memcached reserves room for a skipped= line beside each line */
+        if (evbuffer_get_length(w->out) + (size_t)n + 128 > w->cap) {
+            w->skipped++; /* a slow watcher loses lines, as in memcached */
+            continue;
+        }
+        if (k > 0) {
+            /* once there is room again memcached says how many were lost,
+             * then goes on */
+            evbuffer_add(w->out, skip, (size_t)k);
+            w->skipped = 0;
         }
         evbuffer_add(w->out, line, (size_t)n);
         event_active(w->wake, EV_WRITE, 0);

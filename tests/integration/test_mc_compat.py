@@ -199,6 +199,50 @@ def check_udp_in_stats_conns(srv):
     return ["no UDP socket in stats conns: %r" % reply]
 
 
+def check_watcher_skipped(srv):
+    """A watcher that does not keep up loses lines, and is told how many
+    with a skipped=N line once it catches up, as memcached does."""
+    watcher = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    watcher.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    watcher.connect(("127.0.0.1", srv.port))
+    if command(watcher, b"watch\r\n", b"\r\n") != b"OK\r\n":
+        return ["watch refused"]
+    client = srv.connect()
+    spacer = b"X" * 180
+    for batch in range(40):
+        req = b"".join(b"get foo%d%s\r\n" % (batch * 1000 + i, spacer) for i in range(1000))
+        client.sendall(req)
+        got = 0
+        while got < 1000:
+            got += client.recv(1 << 20).count(b"END\r\n")
+    watcher.settimeout(5)
+    data = b""
+    deadline = time.monotonic() + 20
+    try:
+        while b"skipped=" not in data:
+            chunk = watcher.recv(1 << 20)
+            if not chunk or time.monotonic() > deadline:
+                return ["no skipped= line in %d bytes of log" % len(data)]
+            data += chunk
+            # new lines make the server flush the skipped count
+            command(client, b"get foo\r\n")
+    except socket.timeout:
+        return ["no skipped= line after %d bytes of log" % len(data)]
+    rest = data[data.index(b"skipped="):]
+    while rest.count(b"\n") < 2:
+        command(client, b"get foo\r\n")
+        rest += watcher.recv(1 << 20)
+    skip, line = rest.split(b"\n")[:2]
+    client.close()
+    watcher.close()
+    errs = []
+    if not skip[8:].isdigit() or int(skip[8:]) <= 0:
+        errs.append("bad skipped line %r" % skip)
+    if not line.startswith(b"ts=") or b" type=item_get " not in line:
+        errs.append("after skipped=: %r" % line)
+    return errs
+
+
 # (name, server arguments, check); a check returns a list of failures.
 # With arguments None the check starts the server itself.
 CHECKS = [
@@ -208,6 +252,7 @@ CHECKS = [
     ("crawler settings", [], check_crawler_settings),
     ("port file", None, check_port_file),
     ("udp in stats conns", ["-U", str(UDP_PORT)], check_udp_in_stats_conns),
+    ("watcher skipped", ["-o", "watcher_logbuf_size=8"], check_watcher_skipped),
 ]
 
 
