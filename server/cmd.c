@@ -1312,6 +1312,7 @@ run(struct cmd_conn *cc, const struct proto_req *req)
         reply(cc, req, "OK\r\n");
         break;
     case PROTO_CMD_QUIT:
+        cc->quit = true;
         return CMD_CLOSE;
     case PROTO_CMD_SHUTDOWN:
         if (!env->enable_shutdown) {

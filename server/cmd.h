@@ -64,9 +64,10 @@ struct cmd_counters {
 
 /* memcached's watch masks (cmd_conn.watch_mask) and the events cmd.c
  * reports to watchers through cmd_env.watch. */
-#define CMD_WATCH_FETCHERS  1u
-#define CMD_WATCH_MUTATIONS 2u
-#define CMD_WATCH_OTHER     4u /* evictions, sysevents, ...: never logged */
+#define CMD_WATCH_FETCHERS   1u
+#define CMD_WATCH_MUTATIONS  2u
+#define CMD_WATCH_OTHER      4u /* evictions, sysevents, ...: never logged */
+#define CMD_WATCH_CONNEVENTS 8u /* conn_new, conn_close (watch.c) */
 
 struct cmd_watch_ev {
     enum { CMD_WATCH_GET, CMD_WATCH_STORE } type;
@@ -170,6 +171,7 @@ struct cmd_conn {
     int fd;                    /* the client's socket, for watch lines */
     unsigned watch_mask;       /* CMD_WATCH: what the client asked for */
     struct cmd_req_tag tag;    /* of the request run last */
+    bool quit;                 /* CMD_CLOSE came from quit: a normal close */
 };
 
 enum cmd_status {

@@ -532,6 +532,7 @@ run(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
         break;
     case PROTO_BIN_QUIT:
         respond_ok(cc, req, 0);
+        cc->quit = true;
         return CMD_CLOSE;
     case PROTO_BIN_SASL_LIST_MECHS:
     case PROTO_BIN_SASL_AUTH:

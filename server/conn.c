@@ -119,6 +119,8 @@ struct conn {
     bool closing;             /* close once out is written */
     struct conn_info *info;   /* what stats conns shows */
     struct watch_sink *watch; /* set once the client sent `watch` */
+    bool is_unix;
+    unsigned char close_reason; /* enum watch_conn_ev, for connevents */
     TAILQ_ENTRY(conn) link;
     /* --sync=always only (stage NULL otherwise): replies not yet released
      * to out, the writes they wait for (pend[phead..pend_n)), and the
@@ -379,6 +381,8 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
     c->protocol = srv->settings->protocol;
     c->info = conn_table_add(fd, 0, is_unix);
     c->cc.fd = fd;
+    c->is_unix = is_unix;
+    watch_conn(fd, is_unix, WATCH_CONN_NEW);
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->rbuf_count++;
     rbuf_account(c, 0);
@@ -429,6 +433,12 @@ conn_close(struct conn *c)
 
     log_msg(LOG_DEBUG, "<%d connection closed", c->fd);
     watch_remove(&c->watch); /* first: other threads write into c->out */
+    if (c->cc.quit) {
+        c->close_reason = WATCH_CLOSE_NORMAL;
+    } else if (w->stopping) {
+        c->close_reason = WATCH_CLOSE_SHUTDOWN;
+    }
+    watch_conn(c->fd, c->is_unix, (enum watch_conn_ev)c->close_reason);
     TAILQ_REMOVE(&w->conns, c, link);
     unpark(c); /* replies still waiting for a commit are never sent */
     conn_table_remove(&c->info);
@@ -967,6 +977,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
         log_msg(LOG_INFO, "<%d idle for %u s; closing", (int)fd,
                 c->w->srv->settings->idle_timeout_s);
         c->w->idle_kicks++;
+        c->close_reason = WATCH_CLOSE_IDLE;
         conn_close(c);
         return;
     }
@@ -988,6 +999,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
         room = c->rsize - c->rend;
         n = conn_read(c, c->rbuf + c->rend, room);
         if (n == 0) {
+            c->close_reason = WATCH_CLOSE_NORMAL; /* the client closed */
             conn_close(c);
             return;
         }

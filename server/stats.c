@@ -11,6 +11,7 @@
 #include "server/repl.h"
 #include "server/server.h"
 #include "server/tls.h"
+#include "server/watch.h"
 #include "server/worker.h"
 #include <config.h> /* autoconf's, not server/config.h */
 
@@ -33,7 +34,8 @@ static uint64_t base_bytes_read, base_bytes_written, base_total_conns,
         base_rejected;
 /* the same for the connection-guarding counters (stats_conn_guard) */
 static uint64_t base_yields, base_wtimeouts, base_rbuf_oom,
-        base_listen_disabled, base_budget_closes, base_idle_kicks;
+        base_listen_disabled, base_budget_closes, base_idle_kicks, base_wsent,
+        base_wskipped;
 
 /* Sum the workers' connection-guarding counters. */
 static void
@@ -176,11 +178,12 @@ stats_general(struct server *srv, struct out_buf *b)
     struct cmd_counters c;
     struct cask_stats cs;
     struct rusage ru;
-    uint64_t rd, wr, total, rejected, kicks;
+    uint64_t rd, wr, total, rejected, kicks, wsent, wskipped;
     time_t now = time(NULL);
 
     sum_workers(srv, &c, &rd, &wr);
     kicks = sum_idle_kicks(srv);
+    watch_counts(&wsent, &wskipped);
     total = atomic_load(&srv->total_conns);
     rejected = atomic_load(&srv->rejected_conns);
     pthread_mutex_lock(&base_mu);
@@ -195,6 +198,8 @@ stats_general(struct server *srv, struct out_buf *b)
         total -= base_total_conns;
         rejected -= base_rejected;
         kicks -= base_idle_kicks;
+        wsent -= base_wsent;
+        wskipped -= base_wskipped;
     }
     pthread_mutex_unlock(&base_mu);
     memset(&cs, 0, sizeof(cs));
@@ -268,6 +273,9 @@ stats_general(struct server *srv, struct out_buf *b)
               (unsigned long long)srv->settings->maxbytes);
     stat_line(b, "accepting_conns", "%d", atomic_load(&srv->accepting) ? 1 : 0);
     stat_line(b, "threads", "%u", srv->settings->threads);
+    stat_line(b, "log_watcher_skipped", "%llu", (unsigned long long)wskipped);
+    stat_line(b, "log_watcher_sent", "%llu", (unsigned long long)wsent);
+    stat_line(b, "log_watchers", "%u", atomic_load(&watch_count));
     stat_line(b, "bytes", "%llu", (unsigned long long)cs.live_bytes);
     stat_line(b, "curr_items", "%llu", (unsigned long long)cs.live_keys);
     stat_line(b, "total_items", "%llu", (unsigned long long)c.total_items);
@@ -492,6 +500,7 @@ stats_reset(struct server *srv)
     base_listen_disabled = atomic_load(&srv->listen_disabled_num);
     base_budget_closes = outbudget_closes();
     base_idle_kicks = sum_idle_kicks(srv);
+    watch_counts(&base_wsent, &base_wskipped);
     pthread_mutex_unlock(&base_mu);
     prefix_stats_clear(); /* as memcached's stats reset */
 }

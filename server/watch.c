@@ -7,11 +7,14 @@
 
 #include "protocol/proto.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 atomic_uint watch_count;
@@ -28,6 +31,7 @@ struct watch_sink {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct watch_sink *head;
 static atomic_uint_fast64_t gid;
+static uint64_t lines_sent, lines_skipped; /* under mu */
 
 struct watch_sink *
 watch_add(struct evbuffer *out, struct event *wake, unsigned mask, size_t cap)
@@ -70,6 +74,40 @@ watch_remove(struct watch_sink **wp)
     *wp = NULL;
 }
 
+/* Append one line to every watcher that asked for want. */
+static void
+deliver(const char *line, size_t n, unsigned want)
+{
+    pthread_mutex_lock(&mu);
+    for (struct watch_sink *w = head; w != NULL; w = w->next) {
+        char skip[48];
+        int k = 0;
+
+        if ((w->mask & want) == 0) {
+            continue;
+        }
+        if (w->skipped > 0) {
+            k = snprintf(skip, sizeof(skip), "skipped=%llu\n", w->skipped);
+        }
+        /* memcached reserves room for a skipped= line beside each line */
+        if (evbuffer_get_length(w->out) + n + 128 > w->cap) {
+            w->skipped++; /* a slow watcher loses lines, as in memcached */
+            lines_skipped++;
+            continue;
+        }
+        if (k > 0) {
+            /* once there is room again memcached says how many were lost,
+             * then goes on */
+            evbuffer_add(w->out, skip, (size_t)k);
+            w->skipped = 0;
+        }
+        evbuffer_add(w->out, line, n);
+        lines_sent++;
+        event_active(w->wake, EV_WRITE, 0);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
 void
 watch_event(void *arg, const struct cmd_watch_ev *ev)
 {
@@ -110,30 +148,62 @@ watch_event(void *arg, const struct cmd_watch_ev *ev)
     if (n <= 0 || (size_t)n >= sizeof(line)) {
         return;
     }
-    pthread_mutex_lock(&mu);
-    for (struct watch_sink *w = head; w != NULL; w = w->next) {
-        char skip[48];
-        int k = 0;
+    deliver(line, (size_t)n, want);
+}
 
-        if ((w->mask & want) == 0) {
-            continue;
-        }
-        if (w->skipped > 0) {
-            k = snprintf(skip, sizeof(skip), "skipped=%llu\n", w->skipped);
-        }
-        /* memcached reserves room for a skipped= line beside each line */
-        if (evbuffer_get_length(w->out) + (size_t)n + 128 > w->cap) {
-            w->skipped++; /* a slow watcher loses lines, as in memcached */
-            continue;
-        }
-        if (k > 0) {
-            /* once there is room again memcached says how many were lost,
-             * then goes on */
-            evbuffer_add(w->out, skip, (size_t)k);
-            w->skipped = 0;
-        }
-        evbuffer_add(w->out, line, (size_t)n);
-        event_active(w->wake, EV_WRITE, 0);
+void
+watch_conn(int fd, bool is_unix, enum watch_conn_ev ev)
+{
+    static const char *const reasons[] = {"error", "normal", "idle_timeout",
+                                          "shutdown"};
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char rip[INET6_ADDRSTRLEN] = "unix", line[256];
+    unsigned port = 0;
+    struct timeval tv;
+    int n;
+
+    if (atomic_load_explicit(&watch_count, memory_order_relaxed) == 0) {
+        return;
     }
+    memset(&ss, 0, sizeof(ss));
+    if (!is_unix && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &s4->sin_addr, rip, sizeof(rip));
+            port = ntohs(s4->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &s6->sin6_addr, rip, sizeof(rip));
+            port = ntohs(s6->sin6_port);
+        }
+    }
+    gettimeofday(&tv, NULL);
+    n = snprintf(line, sizeof(line),
+                 "ts=%lld.%d gid=%llu type=%s rip=%s "
+                 "rport=%u transport=%s",
+                 (long long)tv.tv_sec, (int)tv.tv_usec,
+                 (unsigned long long)atomic_fetch_add(&gid, 1) + 1,
+                 ev == WATCH_CONN_NEW ? "conn_new" : "conn_close", rip, port,
+                 is_unix ? "local" : "tcp");
+    if (n > 0 && ev != WATCH_CONN_NEW && (size_t)n < sizeof(line)) {
+        n += snprintf(line + n, sizeof(line) - (size_t)n, " reason=%s",
+                      reasons[ev]);
+    }
+    if (n > 0 && (size_t)n < sizeof(line)) {
+        n += snprintf(line + n, sizeof(line) - (size_t)n, " cfd=%d\n", fd);
+    }
+    if (n <= 0 || (size_t)n >= sizeof(line)) {
+        return;
+    }
+    deliver(line, (size_t)n, CMD_WATCH_CONNEVENTS);
+}
+
+void
+watch_counts(uint64_t *sent, uint64_t *skipped)
+{
+    pthread_mutex_lock(&mu);
+    *sent = lines_sent;
+    *skipped = lines_skipped;
     pthread_mutex_unlock(&mu);
 }

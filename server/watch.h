@@ -7,6 +7,7 @@
 #define BITCACHED_WATCH_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,5 +30,20 @@ void watch_remove(struct watch_sink **w);
 
 /* cmd_env.watch: format ev and hand it to the matching watchers. */
 void watch_event(void *arg, const struct cmd_watch_ev *ev);
+
+/* memcached's connevents: a client connection opened (WATCH_CONN_NEW) or
+ * closed, and why (memcached's reasons, in its order). */
+enum watch_conn_ev {
+    WATCH_CLOSE_ERROR = 0,
+    WATCH_CLOSE_NORMAL,   /* the client closed, or sent quit */
+    WATCH_CLOSE_IDLE,     /* -o idle_timeout */
+    WATCH_CLOSE_SHUTDOWN, /* the server is stopping */
+    WATCH_CONN_NEW,
+};
+/* fd is the client's socket, still open. Cheap without watchers. */
+void watch_conn(int fd, bool is_unix, enum watch_conn_ev ev);
+
+/* For stats: lines sent to watchers and lost by slow ones, since start. */
+void watch_counts(uint64_t *sent, uint64_t *skipped);
 
 #endif

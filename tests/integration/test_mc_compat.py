@@ -5,6 +5,7 @@
 # installed) and the server under test ($BITCACHED) and wants the same
 # outcome from both. Python 3 stdlib and tests/integration/bcserver.py.
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -243,6 +244,71 @@ def check_watcher_skipped(srv):
     return errs
 
 
+def conn_lines(sock, port, timeout=5.0):
+    """The connevents lines about the client on port (rport=port), read from
+    the watcher sock until that client's conn_close line (or timeout)."""
+    data = b""
+    mine = []
+    deadline = time.monotonic() + timeout
+    sock.settimeout(timeout)
+    try:
+        while time.monotonic() < deadline:
+            while b"\n" in data:
+                line, data = data.split(b"\n", 1)
+                line = line.decode(errors="replace")
+                if " rport=%d " % port in line:
+                    mine.append(line)
+                    if " type=conn_close " in line:
+                        return mine
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    return mine
+
+
+def check_connevents(srv):
+    """watch connevents: conn_new and conn_close lines with memcached's
+    fields and close reasons; stats counts the watchers."""
+    errs = []
+    watcher = srv.connect()
+    watcher.sendall(b"watch connevents\r\n")
+    reply = b""
+    while b"\r\n" not in reply:  # lines about earlier clients may follow
+        chunk = watcher.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    if not reply.startswith(b"OK\r\n"):
+        return ["watch connevents refused: %r" % reply]
+    stats_sock = srv.connect()
+    if stats(stats_sock).get("log_watchers") != "1":
+        errs.append("log_watchers %r with one watcher" % stats(stats_sock).get("log_watchers"))
+    stats_sock.close()
+    # quit, a protocol error, the client closing
+    cases = [(b"version\r\nquit\r\n", "normal"), (b"GET / HTTP/1.1\r\n", "error"),
+             (b"version\r\n", "normal")]
+    for req, reason in cases:
+        client = srv.connect()
+        port = client.getsockname()[1]
+        client.sendall(req)
+        bcserver.recv_until(client, (b"\r\n",))
+        if req == b"version\r\n":
+            client.close()
+        lines = conn_lines(watcher, port)
+        client.close()
+        new_re = re.compile(r"^ts=\d+\.\d+ gid=\d+ type=conn_new rip=127\.0\.0\.1 "
+                            r"rport=%d transport=tcp cfd=\d+$" % port)
+        close_re = re.compile(r"^ts=\d+\.\d+ gid=\d+ type=conn_close rip=127\.0\.0\.1 "
+                              r"rport=%d transport=tcp reason=%s cfd=\d+$" % (port, reason))
+        if len(lines) != 2 or not new_re.match(lines[0]) or not close_re.match(lines[1]):
+            errs.append("%r: %r" % (req, lines))
+    watcher.close()
+    return errs
+
+
 # (name, server arguments, check); a check returns a list of failures.
 # With arguments None the check starts the server itself.
 CHECKS = [
@@ -253,6 +319,7 @@ CHECKS = [
     ("port file", None, check_port_file),
     ("udp in stats conns", ["-U", str(UDP_PORT)], check_udp_in_stats_conns),
     ("watcher skipped", ["-o", "watcher_logbuf_size=8"], check_watcher_skipped),
+    ("connevents", [], check_connevents),
 ]
 
 
