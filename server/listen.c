@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_LISTENERS         64
@@ -76,6 +77,7 @@ struct listeners {
     int backlog;           /* -b */
     bool refusing;         /* an episode of refusals is going on */
     uint64_t refused_in_episode;
+    struct timespec paused_at; /* CLOCK_MONOTONIC, while paused */
 };
 
 static const char too_many[] = "ERROR Too many open connections\r\n";
@@ -121,6 +123,14 @@ on_backoff(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (ls->paused) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        atomic_fetch_add(
+                &srv->listen_disabled_us,
+                (uint64_t)((now.tv_sec - ls->paused_at.tv_sec) * 1000000 +
+                           (now.tv_nsec - ls->paused_at.tv_nsec) / 1000));
+    }
     ls->paused = false;
     if (atomic_load(&srv->stopping)) {
         return;
@@ -146,6 +156,7 @@ pause_accepting(struct listeners *ls)
         evconnlistener_disable(ls->l[i].ev);
     }
     ls->paused = true;
+    clock_gettime(CLOCK_MONOTONIC, &ls->paused_at);
     atomic_store(&srv->accepting, false);
     atomic_fetch_add(&srv->listen_disabled_num, 1);
     tv.tv_sec = ls->backoff_ms / 1000;

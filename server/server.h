@@ -35,6 +35,7 @@ struct server {
     atomic_uint_fast64_t total_conns;
     atomic_uint_fast64_t rejected_conns;
     atomic_uint_fast64_t listen_disabled_num; /* accept paused, out of fds */
+    atomic_uint_fast64_t listen_disabled_us;  /* their length, once over */
     /* -S: the MEMCACHED_SASL_PWDB password file; NULL without -S. */
     const char *sasl_pwdb;
     atomic_bool stopping;

@@ -34,8 +34,8 @@ static uint64_t base_bytes_read, base_bytes_written, base_total_conns,
         base_rejected;
 /* the same for the connection-guarding counters (stats_conn_guard) */
 static uint64_t base_yields, base_wtimeouts, base_rbuf_oom,
-        base_listen_disabled, base_budget_closes, base_idle_kicks, base_wsent,
-        base_wskipped;
+        base_listen_disabled, base_disabled_us, base_budget_closes,
+        base_idle_kicks, base_wsent, base_wskipped;
 
 /* Sum the workers' connection-guarding counters. */
 static void
@@ -139,11 +139,12 @@ sum_workers(struct server *srv, struct cmd_counters *ctr, uint64_t *rd,
 static void
 stats_conn_guard(struct server *srv, struct out_buf *b)
 {
-    uint64_t yields, wtimeouts, room, disabled, closes;
+    uint64_t yields, wtimeouts, room, disabled, disabled_us, closes;
     uint64_t rcount = 0, rbytes = 0, rheld = 0;
 
     sum_guard(srv, &yields, &wtimeouts, &room);
     disabled = atomic_load(&srv->listen_disabled_num);
+    disabled_us = atomic_load(&srv->listen_disabled_us);
     closes = outbudget_closes();
     for (unsigned i = 0; i < srv->nworkers; i++) {
         const struct worker *w = &srv->workers[i];
@@ -156,9 +157,12 @@ stats_conn_guard(struct server *srv, struct out_buf *b)
     wtimeouts -= base_wtimeouts;
     room -= base_rbuf_oom;
     disabled -= base_listen_disabled;
+    disabled_us -= base_disabled_us;
     closes -= base_budget_closes;
     pthread_mutex_unlock(&base_mu);
     stat_line(b, "listen_disabled_num", "%llu", (unsigned long long)disabled);
+    stat_line(b, "time_in_listen_disabled_us", "%llu",
+              (unsigned long long)disabled_us);
     stat_line(b, "conn_yields", "%llu", (unsigned long long)yields);
     stat_line(b, "read_buf_count", "%llu", (unsigned long long)rcount);
     stat_line(b, "read_buf_bytes", "%llu", (unsigned long long)rbytes);
@@ -498,6 +502,7 @@ stats_reset(struct server *srv)
     base_rejected = atomic_load(&srv->rejected_conns);
     sum_guard(srv, &base_yields, &base_wtimeouts, &base_rbuf_oom);
     base_listen_disabled = atomic_load(&srv->listen_disabled_num);
+    base_disabled_us = atomic_load(&srv->listen_disabled_us);
     base_budget_closes = outbudget_closes();
     base_idle_kicks = sum_idle_kicks(srv);
     watch_counts(&base_wsent, &base_wskipped);
