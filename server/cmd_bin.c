@@ -435,6 +435,13 @@ do_stat(struct cmd_conn *cc, const struct proto_bin_req *req)
         respond_error(cc, req, PROTO_BIN_KEY_ENOENT);
         return;
     }
+    if (req->klen == 11 && memcmp(req->key, "detail dump", 11) == 0) {
+        /* memcached sends the text dump whole, END included, as the value
+         * of one stat named "detailed" */
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, "detailed", 8, t.p,
+                (uint32_t)t.len, 0);
+        pos = t.len;
+    }
     while (pos < t.len) {
         const char *line = t.p + pos;
         const char *eol = memchr(line, '\n', t.len - pos);
