@@ -379,9 +379,6 @@ main(int argc, char **argv)
         exit_code = EX_CANTCREAT;
         goto out;
     }
-    if (settings.unix_socket == NULL) {
-        portfile_commit(); /* as memcached: not with -s */
-    }
     if ((exit_code = open_store(&srv)) != 0) {
         goto out;
     }
@@ -455,6 +452,11 @@ main(int argc, char **argv)
     if (listen_enable(listeners) != 0) {
         exit_code = EX_CANTCREAT; /* as a bind failure at start */
         goto out;
+    }
+    if (settings.unix_socket == NULL) {
+        /* once the listed ports take connections; as memcached, not with
+         * -s */
+        portfile_commit();
     }
     atomic_store(&srv.accepting, true);
     notify_ready();

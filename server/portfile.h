@@ -10,8 +10,9 @@
  * add a "TCP INET: PORT" (or UDP, INET6) line for it to NAME.lck. */
 void portfile_note(int fd, bool udp);
 
-/* Once every socket is bound: move NAME.lck to NAME (creating an empty
- * file when nothing was bound), so a reader never sees half a list. */
+/* Once every socket takes connections: move NAME.lck to NAME (creating
+ * an empty file when nothing was bound), so a reader never sees half a
+ * list, nor a port that refuses. */
 void portfile_commit(void);
 
 #endif

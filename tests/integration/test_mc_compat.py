@@ -160,10 +160,14 @@ def check_port_file(srv):
     if sorted(ports) != ["TCP INET", "UDP INET"]:
         errs.append("port file lines %r" % lines)
     else:
-        sock = socket.create_connection(("127.0.0.1", int(ports["TCP INET"])), 5)
-        if command(sock, b"version\r\n", b"\r\n")[:8] != b"VERSION ":
-            errs.append("no version on the listed TCP port")
-        sock.close()
+        try:
+            sock = socket.create_connection(("127.0.0.1", int(ports["TCP INET"])), 5)
+            if command(sock, b"version\r\n", b"\r\n")[:8] != b"VERSION ":
+                errs.append("no version on the listed TCP port")
+            sock.close()
+        except OSError as e:
+            errs.append("listed TCP port %s: %s (server exit status %r)"
+                        % (ports["TCP INET"], e, srv.proc.poll()))
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         udp.settimeout(5)
         udp.sendto(b"\x00\x01\x00\x00\x00\x01\x00\x00version\r\n",
