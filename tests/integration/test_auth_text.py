@@ -29,10 +29,21 @@ def check(cond, what):
 
 
 def talk(sock, req):
-    """Send one request and read its reply (until quiet for 0.3 s)."""
+    """Send one request and read its reply: wait up to 2 s for its first
+    byte (a loaded machine can take longer than the quiet window), then
+    until quiet for 0.3 s. A request that gets no reply costs the 2 s."""
     sock.sendall(req)
+    sock.settimeout(2.0)
+    try:
+        first = sock.recv(65536)
+    except socket.timeout:
+        return b""
+    except ConnectionResetError:
+        return b"<closed>"
+    if not first:
+        return b"<closed>"
     data, closed = bcserver.recv_until(sock, (), quiet=0.3)
-    return data + (b"<closed>" if closed else b"")
+    return first + data + (b"<closed>" if closed else b"")
 
 
 # Each session is a list of requests sent one after another on one
