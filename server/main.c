@@ -253,9 +253,8 @@ open_store(struct server *srv)
     o.segment_size = s->segment_size;
     o.value_max = s->item_size_max;
     o.compact_ratio = s->compact_ratio;
-    if (s->mc.evictions_off) {
-        o.mem_limit = s->maxbytes; /* no eviction yet: -M's refusal only */
-    }
+    o.mem_limit = s->maxbytes;
+    o.mem_evict = !s->mc.evictions_off; /* -M: refuse new keys instead */
     o.log = cask_log;
     o.progress = cask_progress;
     o.committed = committed;

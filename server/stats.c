@@ -283,7 +283,14 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "bytes", "%llu", (unsigned long long)cs.live_bytes);
     stat_line(b, "curr_items", "%llu", (unsigned long long)cs.live_keys);
     stat_line(b, "total_items", "%llu", (unsigned long long)c.total_items);
-    stat_line(b, "evictions", "0");
+    stat_line(b, "expired_unfetched", "%llu",
+              (unsigned long long)cs.expired_unfetched);
+    stat_line(b, "evicted_unfetched", "%llu",
+              (unsigned long long)cs.evicted_unfetched);
+    stat_line(b, "evicted_active", "%llu",
+              (unsigned long long)cs.evicted_active);
+    stat_line(b, "evictions", "%llu", (unsigned long long)cs.evictions);
+    stat_line(b, "reclaimed", "%llu", (unsigned long long)cs.reclaimed);
     end_reply(b);
 }
 
@@ -316,7 +323,7 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "inter", "%s", inter);
     stat_line(b, "verbosity", "%d", log_get_level());
     stat_line(b, "oldest", "0");
-    stat_line(b, "evictions", "off");
+    stat_line(b, "evictions", "%s", s->mc.evictions_off ? "off" : "on");
     stat_line(b, "domain_socket", "%s",
               s->unix_socket ? s->unix_socket : "NULL");
     stat_line(b, "umask", "%o", s->unix_mask);
@@ -440,6 +447,8 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(records_missing);
     STORAGE_STAT(quarantined);
     STORAGE_STAT(records_lost);
+    STORAGE_STAT(evictions);
+    STORAGE_STAT(evict_runs);
 #undef STORAGE_STAT
     snprintf(name, sizeof(name), "%srecovery_s", prefix);
     stat_line(b, name, "%.6f", st->recovery_s);
@@ -462,11 +471,13 @@ stats_storage(struct server *srv, struct out_buf *b)
     stat_line(b, "writes_per_sync", "%.2f",
               st.syncs ? (double)st.synced_writes / (double)st.syncs : 0.0);
     stat_line(b, "commits", "%llu", (unsigned long long)st.commits);
-    /* the -m budget (held only with -M) against the keydirs it bounds */
+    /* the -m budget against the keydirs it bounds: kept by eviction, or
+     * with -M by refusing new keys */
     stat_line(b, "memory_limit", "%llu",
               (unsigned long long)srv->settings->maxbytes);
-    stat_line(b, "memory_limit_enforced", "%d",
-              srv->settings->mc.evictions_off ? 1 : 0);
+    stat_line(b, "memory_limit_enforced", "1");
+    stat_line(b, "memory_limit_evicts", "%d",
+              srv->settings->mc.evictions_off ? 0 : 1);
     stat_line(b, "keydir_bytes_per_item", "%.1f",
               st.live_keys ? (double)st.keydir_bytes / (double)st.live_keys
                            : 0.0);

@@ -11,6 +11,7 @@
 #include "storage/cask.h"
 
 #include "storage/cask_commit.h"
+#include "storage/cask_evict.h"
 #include "storage/cask_internal.h"
 #include "storage/cask_io.h"
 #include "storage/cask_keydir.h"
@@ -460,6 +461,7 @@ maint_main(void *arg)
             pthread_mutex_unlock(&c->bg_mu);
             struct cask_shard *sh = c->shards[i];
             cask_shard_write_hints(sh);
+            cask_shard_evict(sh); /* before compaction: it frees memory */
             pthread_mutex_lock(&sh->mu);
             bool forced = sh->compact_req;
             sh->compact_req = false;
@@ -1083,6 +1085,12 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->quarantined += s.quarantined;
         st->records_lost += s.records_lost;
         st->failed = st->failed || s.failed;
+        st->evictions += s.evictions;
+        st->evicted_unfetched += s.evicted_unfetched;
+        st->evicted_active += s.evicted_active;
+        st->expired_unfetched += s.expired_unfetched;
+        st->reclaimed += s.reclaimed;
+        st->evict_runs += s.evict_runs;
     }
     st->recovery_s = c->recovery_s;
     st->commits = cask_commit_passes(c);

@@ -78,10 +78,16 @@ struct cask_options {
     double compact_ratio;      /* dead fraction that makes a closed segment
                                 * a compaction candidate, 0 < r <= 1 */
     bool compact_background;   /* run per-shard background compaction */
-    /* Budget of the keydirs, bytes (0 = none): a write of a new key that
-     * would need more keydir memory than that fails with CASK_ENOMEM
-     * (nothing is evicted). Overwrites, deletes and reads are unaffected. */
+    /* Budget of the keydirs, bytes (0 = none). Without mem_evict a write
+     * of a new key that would need more keydir memory than that fails with
+     * CASK_ENOMEM (nothing is evicted); overwrites, deletes and reads are
+     * unaffected. With mem_evict each shard keeps its keydir within its
+     * share, mem_limit / shards, plus 128 KiB, by evicting (cask_evict.h):
+     * its oldest segment goes, whole, except items read since they were
+     * written (a second chance); a new key waits for an eviction that is
+     * behind, and fails with CASK_ENOMEM only when none comes. */
     uint64_t mem_limit;
+    bool mem_evict;
     /* Clock in unix seconds; NULL means time(NULL). Tests set a fake one. */
     int64_t (*clock)(void *arg);
     void *clock_arg;
@@ -272,6 +278,14 @@ struct cask_stats {
                                  * one per damaged stretch) */
     double recovery_s;          /* time cask_open spent recovering */
     bool failed;                /* shard latched read-only */
+    /* Eviction and reclaiming, as memcached names them. */
+    uint64_t evictions;         /* live items evicted (whole segments) */
+    uint64_t evicted_unfetched; /* ... never read since written */
+    uint64_t evicted_active;    /* ... read, but past the second chance */
+    uint64_t expired_unfetched; /* expired items dropped, never read */
+    uint64_t reclaimed;         /* expired or flushed items dropped from
+                                 * the keydir without being read */
+    uint64_t evict_runs;        /* segments evicted */
 };
 
 unsigned cask_shards(const struct cask *c);

@@ -9,9 +9,19 @@
  * flowing; maint_mu keeps a second compaction (and the hint writer) out.
  * Owns nothing beyond one run; works on the shard's structures through the
  * helpers in cask_shard.h.
+ *
+ * An eviction (cask_shard_evict_oldest) is a compaction of the shard's
+ * oldest closed segment that copies forward only the items read since they
+ * were written (their second chance, as long as the unread ones free
+ * enough) and drops the others. Their keydir entries stay until the retired
+ * file has committed the run, so an evicted key is served until it can no
+ * longer come back; where a segment outside the run could hold an older record
+ * of such a key, a tombstone with the dropped put's cas (and a fresh seq) goes
+ * into the output first, as for an expired record.
  */
 #include "storage/cask_shard.h"
 
+#include "storage/cask_evict.h"
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_record.h"
@@ -45,6 +55,21 @@ struct compaction {
     struct cask_seg_reader rd; /* reads the input being copied */
     char *stamp;               /* a record re-stamped with a new expiry */
     size_t stamp_cap;
+
+    bool evict;         /* an eviction, not a compaction */
+    uint64_t need;      /* keys the eviction should free */
+    uint64_t keep_left; /* read items that may still be kept */
+    struct evicted *ev; /* items to drop once the run is committed */
+    size_t nev, ev_cap;
+};
+
+/* An item an eviction drops: found again after the commit by its place. */
+struct evicted {
+    uint64_t h;
+    uint32_t off;
+    uint32_t len;
+    uint16_t slot;
+    uint8_t klen;
 };
 
 static int
@@ -148,6 +173,110 @@ has_cas(void *arg, const struct cask_kd_entry *e, const void *key, size_t klen)
     return e->off != 0 && cask_kd_cas(e) == *(const uint64_t *)arg;
 }
 
+/* With mu held: dropping the put r (expired, or evicted) could uncover an
+ * older record of its key at recovery: leave a tombstone with its cas and
+ * a fresh seq where a segment outside the run could hold one. */
+static int
+drop_tomb(struct compaction *m, const struct cask_rec *r, const char *key)
+{
+    struct cask_shard *sh = m->sh;
+    char tb[CASK_REC_HDR + CASK_KEY_MAX];
+    uint16_t slot;
+    uint32_t noff;
+    uint64_t seq;
+    if (!cask_shard_tomb_needed(sh, r->cas)) {
+        return 0;
+    }
+    int rc = cask_cas_next(sh->store, &seq);
+    if (rc != 0) {
+        return rc;
+    }
+    struct cask_rec t = {
+            .seq = seq,
+            .cas = r->cas,
+            .klen = r->klen,
+            .type = CASK_REC_TOMB,
+    };
+    cask_rec_encode(tb, &t, key, NULL, 0, NULL, 0);
+    rc = out_append(m, tb, cask_rec_len(r->klen, 0), t.cas, &slot, &noff);
+    if (rc == 0) {
+        sh->segs[slot]->kept_bytes += cask_rec_len(r->klen, 0);
+    }
+    return rc;
+}
+
+/* With mu held: an eviction drops the live put r at off of s. Its entry
+ * stays (and is served) until the run is committed; see finish_evict. */
+static int
+evict_record(struct compaction *m, struct cask_segment *s, uint64_t off,
+             const struct cask_rec *r, const char *key, uint64_t h, size_t len)
+{
+    if (m->nev == m->ev_cap) {
+        size_t nc = m->ev_cap ? m->ev_cap * 2 : 256;
+        struct evicted *n = realloc(m->ev, nc * sizeof(*n));
+        if (n == NULL) {
+            return ENOMEM;
+        }
+        m->ev = n;
+        m->ev_cap = nc;
+    }
+    int rc = drop_tomb(m, r, key);
+    if (rc != 0) {
+        return rc;
+    }
+    m->ev[m->nev++] = (struct evicted){
+            .h = h,
+            .off = (uint32_t)off,
+            .len = (uint32_t)len,
+            .slot = s->slot,
+            .klen = r->klen,
+    };
+    return 0;
+}
+
+/* With mu held: the live bytes the evicted items still hold in input s
+ * (those not overwritten or deleted meanwhile). */
+static uint64_t
+evicted_live(struct compaction *m, const struct cask_segment *s)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < m->nev; i++) {
+        struct at_place p = {.slot = m->ev[i].slot, .off = m->ev[i].off};
+        if (p.slot == s->slot &&
+            cask_kd_find_if(m->sh->kd, m->ev[i].h, m->ev[i].klen, points_at,
+                            &p) != NULL) {
+            sum += m->ev[i].len;
+        }
+    }
+    return sum;
+}
+
+/* With mu held, once the run is committed: drop the evicted items' keydir
+ * entries (those still pointing at their records) and count them. */
+static void
+finish_evict(struct compaction *m)
+{
+    struct cask_shard *sh = m->sh;
+    for (size_t i = 0; i < m->nev; i++) {
+        struct at_place p = {.slot = m->ev[i].slot, .off = m->ev[i].off};
+        struct cask_kd_entry *e = cask_kd_find_if(sh->kd, m->ev[i].h,
+                                                  m->ev[i].klen, points_at, &p);
+        if (e == NULL) {
+            continue; /* overwritten or deleted since */
+        }
+        sh->evictions++;
+        if (e->fetched) {
+            sh->evicted_active++;
+        } else {
+            sh->evicted_unfetched++;
+        }
+        sh->segs[p.slot]->live_bytes -= m->ev[i].len;
+        cask_kd_remove(sh->kd, m->ev[i].h, e);
+    }
+    sh->evict_runs++;
+    pthread_cond_broadcast(&sh->sync_cv); /* writers in wait_evicted */
+}
+
 /* With mu held: keep, move or drop one record of an input segment. */
 static int
 copy_record(struct compaction *m, struct cask_segment *s, uint64_t off,
@@ -197,37 +326,30 @@ copy_record(struct compaction *m, struct cask_segment *s, uint64_t off,
         return 0; /* superseded */
     }
     if (cask_kd_cas(e) <= m->flush_cas) {
+        sh->reclaimed++;
         s->live_bytes -= len;
         cask_kd_remove(sh->kd, h, e);
         return 0;
     }
     if (e->exp != 0 && (int64_t)e->exp <= m->now) {
-        /* Dropping an expired record could uncover an older one of the same
-         * key on recovery: leave a tombstone with its cas where needed. */
-        if (cask_shard_tomb_needed(sh, r->cas)) {
-            char tb[CASK_REC_HDR + CASK_KEY_MAX];
-            uint64_t seq;
-            int rc = cask_cas_next(sh->store, &seq);
-            if (rc != 0) {
-                return rc;
-            }
-            struct cask_rec t = {
-                    .seq = seq,
-                    .cas = r->cas,
-                    .klen = r->klen,
-                    .type = CASK_REC_TOMB,
-            };
-            cask_rec_encode(tb, &t, key, NULL, 0, NULL, 0);
-            rc = out_append(m, tb, cask_rec_len(r->klen, 0), t.cas, &slot,
-                            &noff);
-            if (rc != 0) {
-                return rc;
-            }
-            sh->segs[slot]->kept_bytes += cask_rec_len(r->klen, 0);
+        int rc = drop_tomb(m, r, key);
+        if (rc != 0) {
+            return rc;
+        }
+        sh->reclaimed++;
+        if (!e->fetched) {
+            sh->expired_unfetched++;
         }
         s->live_bytes -= len;
         cask_kd_remove(sh->kd, h, e);
         return 0;
+    }
+    if (m->evict) {
+        if (e->fetched && m->keep_left > 0) {
+            m->keep_left--; /* a second chance: copied below */
+        } else {
+            return evict_record(m, s, off, r, key, h, len);
+        }
     }
     if (e->exp != cask_kd_exp32(r->exp_abs_s)) {
         /* Touched since it was written: the copy carries the expiry in
@@ -257,6 +379,7 @@ copy_record(struct compaction *m, struct cask_segment *s, uint64_t off,
     s->live_bytes -= len;
     e->seg = slot;
     e->off = noff;
+    e->fetched = 0; /* it must be read again to survive the next eviction */
     sh->segs[slot]->live_bytes += len;
     return 0;
 }
@@ -318,6 +441,10 @@ choose(struct compaction *m, bool force)
      * compacted together once there are several, so their number stays bounded.
      */
     uint64_t small = sh->store->opt.segment_size / 8;
+    uint64_t unit = cask_evict_unit(sh);
+    if (unit != 0 && unit / 2 < small) {
+        small = unit / 2; /* segments rolled for eviction stay apart */
+    }
     unsigned nsmall = 0;
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
@@ -340,6 +467,108 @@ choose(struct compaction *m, bool force)
     }
     qsort(m->in, m->nin, sizeof(*m->in), cmp_seg);
     return 0;
+}
+
+/* With mu held: the shard's oldest closed segment, or NULL. */
+static struct cask_segment *
+oldest_closed(struct cask_shard *sh)
+{
+    struct cask_segment *v = NULL;
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s == NULL || s == sh->active || s->is_output || s->compacting ||
+            s->damaged) {
+            continue;
+        }
+        if (v == NULL || s->id < v->id) {
+            v = s;
+        }
+    }
+    return v;
+}
+
+/* The input of an eviction (mu held): the oldest segment, the active one
+ * included (rolled first). A compaction's or an eviction's output is newer
+ * than the active segment of its time: what it copied forward waits behind
+ * what was written before. */
+static int
+choose_evict(struct compaction *m)
+{
+    struct cask_shard *sh = m->sh;
+    struct cask_segment *v = oldest_closed(sh);
+    struct cask_segment *a = sh->active;
+    if ((v == NULL || (a != NULL && a->id < v->id)) && a != NULL &&
+        a->size > CASK_SEG_HDR) {
+        int rc = cask_shard_roll(sh);
+        if (rc != 0) {
+            return rc;
+        }
+        v = oldest_closed(sh);
+    }
+    if (v == NULL) {
+        return 0;
+    }
+    m->in = calloc(1, sizeof(*m->in));
+    if (m->in == NULL) {
+        return ENOMEM;
+    }
+    v->compacting = true;
+    m->in[m->nin++] = v;
+    return 0;
+}
+
+/* Count the keys of an eviction's input (entries only leave it meanwhile)
+ * and of the whole shard by whether they were read since written. */
+struct seg_count {
+    uint16_t slot;
+    uint64_t fetched;
+    uint64_t unfetched;
+    uint64_t all_unfetched; /* in the whole shard */
+};
+
+static void
+count_entry(void *arg, struct cask_kd_entry *e)
+{
+    struct seg_count *sc = arg;
+    if (e->off == 0) {
+        return;
+    }
+    if (!e->fetched) {
+        sc->all_unfetched++;
+    }
+    if (e->seg == sc->slot) {
+        if (e->fetched) {
+            sc->fetched++;
+        } else {
+            sc->unfetched++;
+        }
+    }
+}
+
+/* How many read items the eviction may keep: all of them when the unread
+ * ones free enough, else as many as leave enough to drop. Walks the keydir
+ * in steps, mu taken for each. */
+static void
+plan_evict(struct compaction *m)
+{
+    struct cask_shard *sh = m->sh;
+    struct seg_count sc = {.slot = m->in[0]->slot};
+    uint64_t end = cask_kd_range_end(), step = end / 64;
+    for (uint64_t lo = 0; lo < end; lo += step) {
+        pthread_mutex_lock(&sh->mu);
+        (void)cask_kd_foreach_range(sh->kd, lo, lo + step, count_entry, &sc);
+        pthread_mutex_unlock(&sh->mu);
+    }
+    /* The unread keys of the whole shard free enough (this segment's now,
+     * the others' in the next evictions): every read one here is kept.
+     * Else the shard is mostly read: drop read ones too, oldest first, as
+     * many as the unread ones fall short by. */
+    if (sc.all_unfetched >= m->need) {
+        m->keep_left = sc.fetched;
+    } else {
+        uint64_t short_by = m->need - sc.unfetched;
+        m->keep_left = sc.fetched > short_by ? sc.fetched - short_by : 0;
+    }
 }
 
 /* Copy the live records of input s, COMPACT_BATCH at a time under mu. */
@@ -396,11 +625,12 @@ compact_segment(struct compaction *m, struct cask_segment *s)
     return rc;
 }
 
-int
-cask_shard_compact(struct cask_shard *sh, bool force)
+static int
+run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
+    uint64_t *evicted)
 {
     struct cask *c = sh->store;
-    struct compaction m = {.sh = sh};
+    struct compaction m = {.sh = sh, .evict = evict, .need = need};
     uint64_t *cov = NULL;
     uint32_t *ids = NULL;
     int rc;
@@ -418,10 +648,16 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     (void)cask_flush_point(c, m.now);
     /* Only a persisted flush point may drop records for good. */
     m.flush_cas = atomic_load(&c->flush_cas);
-    rc = choose(&m, force);
+    rc = evict ? choose_evict(&m) : choose(&m, force);
     pthread_mutex_unlock(&sh->mu);
+    if (rc == 0 && m.nin == 0 && evict) {
+        rc = CASK_ENOTFOUND;
+    }
     if (rc != 0 || m.nin == 0) {
         goto done;
+    }
+    if (evict) {
+        plan_evict(&m);
     }
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
         rc = compact_segment(&m, m.in[i]);
@@ -466,9 +702,10 @@ cask_shard_compact(struct cask_shard *sh, bool force)
         out_bytes += m.out[i]->size + m.out[i]->hint_bytes;
     }
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
-        if (m.in[i]->live_bytes != 0) {
-            /* Something still points there: keep every input, or a dropped
-             * tombstone could let an older record come back. */
+        /* Something still points there (but what an eviction drops once
+         * committed): keep every input, or a dropped tombstone could let
+         * an older record come back. */
+        if (m.in[i]->live_bytes != (evict ? evicted_live(&m, m.in[i]) : 0)) {
             rc = EAGAIN;
         }
     }
@@ -512,6 +749,11 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     while (sh->syncing) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
     }
+    if (evict) {
+        uint64_t before = sh->evictions;
+        finish_evict(&m);
+        *evicted = sh->evictions - before;
+    }
     for (size_t i = 0; i < m.nin; i++) {
         sh->segs[m.in[i]->slot] = NULL;
     }
@@ -544,7 +786,9 @@ cask_shard_compact(struct cask_shard *sh, bool force)
     }
     (void)cask_fsync_dir(sh->dir);
     pthread_mutex_lock(&sh->mu);
-    sh->compactions++;
+    if (!evict) {
+        sh->compactions++;
+    }
     if (in_bytes > out_bytes) {
         sh->bytes_reclaimed += in_bytes - out_bytes;
     }
@@ -556,6 +800,20 @@ done:
     free(m.out);
     cask_seg_reader_deinit(&m.rd);
     free(m.stamp);
+    free(m.ev);
     pthread_mutex_unlock(&sh->maint_mu);
     return rc == EAGAIN ? 0 : rc;
+}
+
+int
+cask_shard_compact(struct cask_shard *sh, bool force)
+{
+    return run(sh, force, false, 0, NULL);
+}
+
+int
+cask_shard_evict_oldest(struct cask_shard *sh, uint64_t need, uint64_t *evicted)
+{
+    *evicted = 0;
+    return run(sh, false, true, need, evicted);
 }

@@ -25,7 +25,9 @@ struct cask_kd_entry {
     uint32_t exp;         /* absolute unix seconds, 0 = never (clamped) */
     uint32_t vlen : 31;   /* value bytes (at most 1 GiB) */
     uint32_t mark : 1;    /* free for the owner's use */
-    uint32_t seg : 16;    /* slot in the shard's segment table */
+    uint32_t seg : 15;    /* slot in the shard's segment table */
+    uint32_t fetched : 1; /* read (get, touch) since written or since its
+                           * last second chance (eviction, cask_compact.c) */
     uint32_t fp : 16;     /* hash bits (the keydir's own; do not touch) */
     uint32_t klen : 8;    /* key bytes */
     uint32_t cas_hi : 24; /* cas bits 32..55 */

@@ -15,6 +15,7 @@
 #include "storage/cask_shard.h"
 
 #include "storage/cask_commit.h"
+#include "storage/cask_evict.h"
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_record.h"
@@ -815,6 +816,7 @@ cask_shard_index_put(struct cask_shard *sh, struct cask_kd_entry *e,
     e->flags = r->flags;
     e->exp = cask_kd_exp32(r->exp_abs_s);
     e->seg = slot;
+    e->fetched = 0; /* a new value has not been read yet */
     sh->segs[slot]->live_bytes += cask_rec_len(r->klen, r->vlen);
 }
 
@@ -862,11 +864,10 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
         /* A new key within the budget (checked against the sum of all
          * shards without their locks: concurrent inserts in other shards
          * can pass it by one growth step each). */
-        uint64_t limit = sh->store->opt.mem_limit;
-        if (limit != 0) {
-            size_t cost = cask_kd_insert_cost(sh->kd, h, klen);
-            if (cost != 0 && atomic_load(&sh->store->kd_bytes) + cost > limit) {
-                return CASK_ENOMEM;
+        if (sh->store->opt.mem_limit != 0) {
+            rc = cask_evict_admit(sh, cask_kd_insert_cost(sh->kd, h, klen));
+            if (rc != 0) {
+                return rc == CASK_EVICT_RETRY ? RETRY : rc;
             }
         }
         /* Index first so an out-of-memory keydir writes nothing. */
@@ -976,6 +977,7 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             }
         }
         fill_item(&snap, e);
+        e->fetched = 1; /* a hit (a candidate of another key is rare) */
         struct cask_segment *s = sh->segs[e->seg];
         uint32_t seg_id = s->id;
         uint32_t off = e->off;
@@ -1051,6 +1053,7 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         goto out;
     }
     e->exp = cask_kd_exp32(exp_abs_s);
+    e->fetched = 1;
     fill_item(it, e);
     durable(sh, tk);
     if (val != NULL) {
@@ -1545,6 +1548,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->records_lost = sh->records_lost;
     st->recovery_s = sh->recovery_s;
     st->failed = sh->failed;
+    cask_evict_stats(sh, st);
     pthread_mutex_unlock(&sh->mu);
 }
 

@@ -17,7 +17,8 @@
 #include "storage/cask_segment.h"
 #include "storage/cask_stream.h"
 
-#define CASK_MAX_SLOTS 65535u
+/* Slots a shard's segment table may have: cask_kd_entry.seg has 15 bits. */
+#define CASK_MAX_SLOTS 32767u
 
 struct cask_rec;
 
@@ -68,6 +69,19 @@ struct cask_shard {
 
     /* mu (appended also read without it): the log, for replication */
     struct cask_stream_tail tail;
+
+    /* Eviction (cask_evict.c, cask_compact.c), under mu. */
+    bool evict_on;      /* its keydir reached the watermark of its share
+                         * while this shard needed memory */
+    bool evict_req;     /* the maintenance thread was kicked for it */
+    uint64_t evict_cap; /* keys the shard held then: eviction keeps it
+                         * below 31/32 of that */
+    uint64_t evictions; /* stats, as cask_stats names them */
+    uint64_t evicted_unfetched;
+    uint64_t evicted_active;
+    uint64_t expired_unfetched;
+    uint64_t reclaimed;
+    uint64_t evict_runs;
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */
@@ -106,6 +120,18 @@ void cask_shard_write_hints(struct cask_shard *sh);
 /* Compact the shard (cask_compact.c): force = every closed segment with any
  * dead bytes, else those past compact_ratio. Blocks; returns 0 or an error. */
 int cask_shard_compact(struct cask_shard *sh, bool force);
+
+/* Evict the shard's oldest closed segment (cask_compact.c), rolling the
+ * active one first when there is no closed one: its items read since they
+ * were written are copied forward (a second chance) unless dropping only
+ * the unread ones would free fewer than need keys (then the oldest read
+ * ones go too), the others leave the keydir once the eviction is committed
+ * like a compaction (the retired file), with a tombstone where an older
+ * record of the key could otherwise come back. *evicted gets the number of
+ * keys evicted. Blocks; returns 0, CASK_ENOTFOUND when there was nothing
+ * to evict, or an error. */
+int cask_shard_evict_oldest(struct cask_shard *sh, uint64_t need,
+                            uint64_t *evicted);
 
 void cask_shard_stats(struct cask_shard *sh, struct cask_stats *st);
 

@@ -13,6 +13,8 @@ libstorage_a_SOURCES = \
 	storage/cask_commit.c \
 	storage/cask_recover.c \
 	storage/cask_compact.c \
+	storage/cask_evict.h \
+	storage/cask_evict.c \
 	storage/cask_record.h \
 	storage/cask_record.c \
 	storage/cask_segment.h \
@@ -126,3 +128,7 @@ tests_bench_bench_keydir_LDADD = $(STORAGE_LIBS)
 # -m with -M against the built server: new keys refused past the budget.
 dist_check_SCRIPTS += tests/integration/test_memory_limit.py
 TESTS += tests/integration/test_memory_limit.py
+
+# -m without -M: eviction keeps the budget (issue 9).
+dist_check_SCRIPTS += tests/integration/test_evict.py
+TESTS += tests/integration/test_evict.py

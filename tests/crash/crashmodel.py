@@ -358,6 +358,9 @@ class Key:
         self.states = {None: (0.0, 0.0)}
         self.written = set()
         self.hist = collections.deque(maxlen=6)  # the last operations
+        # Under eviction a key may be gone at any moment (a miss is always
+        # right), but never replaced by an older value.
+        self.evictable = False
 
     def note(self, text):
         self.hist.append("%s %s" % (time.strftime("%H:%M:%S"), text))
@@ -379,7 +382,7 @@ class Key:
                 if o is not None and tq < hi]
 
     def may_be_absent(self, tr):
-        if self.states is None:
+        if self.states is None or self.evictable:
             return True
         return any(o is None or tr >= lo
                    for o, (lo, hi) in self.states.items())
@@ -438,8 +441,11 @@ class RWLock:
 
 
 class Model:
-    def __init__(self, nkeys, sizes, rnd, strict_flush=False):
+    def __init__(self, nkeys, sizes, rnd, strict_flush=False,
+                 evicting=False):
         self.keys = [Key("k%03d" % i) for i in range(nkeys)]
+        for k in self.keys:
+            k.evictable = evicting
         self.sizes = sizes  # list of (weight, lo, hi)
         self.rw = RWLock()
         self.opid = 0

@@ -8,10 +8,13 @@
 # (before the call, after it, or with half a write done); it is restarted on
 # the same data dir and every key is checked against its history (see
 # crashmodel.py). All three --sync modes: a process crash must lose nothing
-# acknowledged in any of them.
+# acknowledged in any of them. A fourth mode, "evict", runs interval sync
+# with -m 64k, a budget below what one shard's index takes, so that eviction
+# runs all the time: there a key may read as a miss at any moment, but never
+# as an older value, before or after a crash.
 #
 # Environment: BITCACHED (binary under test), CRASH_ITER=N (N times the
-# rounds), CRASH_SEED (replay a run), CRASH_MODES (e.g. "always,never").
+# rounds), CRASH_SEED (replay a run), CRASH_MODES (e.g. "always,evict").
 # Against a sanitizer build only the random kills run (no shim).
 import os
 import shutil
@@ -30,8 +33,11 @@ SIZES = [(80, 10, 400), (15, 400, 4000), (5, 4000, 20000)]
 KILL_GROUPS = ["write", "sync", "rename", "unlink", "truncate", "alloc"]
 
 
-def server_args(sync):
-    return ["--sync=" + sync, "--segment-size=64k", "--compact-ratio=0.2",
+def server_args(mode):
+    if mode == "evict":
+        return server_args("interval") + [
+            "-m", "64k", "-I", "32k", "-o", "slab_chunk_max=16384"]
+    return ["--sync=" + mode, "--segment-size=64k", "--compact-ratio=0.2",
             "--shards=2", "--sync-interval-ms=200", "-t", "2"]
 
 
@@ -109,12 +115,42 @@ class Run:
         cm.say(self.lines[-1])
         return counters, True
 
+    def evictions(self, srv, model):
+        """The evict mode must evict: run the workload for a second on a
+        fresh start and read the server's evictions counter."""
+        if not srv.start():
+            self.hard.append("evict: start failed\n%s" % srv.log_tail())
+            return
+        t0 = time.monotonic()
+        stop, threads = model.run(srv.port, CLIENTS,
+                                  lambda: time.monotonic() - t0 > 1.0)
+        cm.stop_clients(stop, threads)
+        n = -1
+        try:
+            conn = cm.Conn(srv.port)
+            conn.send(b"stats\r\n")
+            while True:
+                line = conn.line()
+                if line == b"END" or not line.startswith(b"STAT "):
+                    break
+                if line.startswith(b"STAT evictions "):
+                    n = int(line.split()[2])
+            conn.close()
+        except cm.Dead:
+            pass
+        srv.stop()
+        cm.say("evict    evictions in a 1 s run: %d" % n)
+        if n <= 0:
+            self.hard.append("evict: the workload evicted nothing (%d)" % n)
+
     def mode(self, sync, rounds):
         d = os.path.join(self.tmp, sync)
         os.makedirs(d)
         srv = cm.Server(self.binary, os.path.join(d, "data"),
                         server_args(sync), os.path.join(d, "server.log"))
-        model = cm.Model(KEYS, SIZES, self.rnd)
+        model = cm.Model(KEYS, SIZES, self.rnd, evicting=sync == "evict")
+        if sync == "evict":
+            self.evictions(srv, model)
         for r in range(rounds):
             # A counting run that is also a kill at a random moment.
             t = self.rnd.uniform(0.2, RUN_S)
@@ -174,7 +210,8 @@ def main():
     rounds = cm.iterations()
     sanitized = cm.is_sanitized(binary)
     shim = "" if sanitized else cm.shim_path()
-    modes = os.environ.get("CRASH_MODES", "always,interval,never").split(",")
+    modes = os.environ.get("CRASH_MODES",
+                           "always,interval,never,evict").split(",")
     cm.say("crash model test: binary %s, seed %d (CRASH_SEED=%d replays), "
            "%d round(s) per mode" % (binary, seed, seed, rounds))
     if sanitized:

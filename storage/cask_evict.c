@@ -1,0 +1,192 @@
+/* cask_evict.c - the memory budget's eviction policy (see cask_evict.h).
+ *
+ * The keydirs never give memory back, so the budget is kept by making room
+ * inside them. Each shard keeps to its share (mem_limit / shards): once its
+ * keydir needs memory past 31/32 of that, it records how many keys it holds
+ * (its cap) and from then on evicts whole oldest segments whenever it holds
+ * more than 31/32 of that cap; new keys take the entries evicted keys
+ * left. Owns no state of its own beyond
+ * the shard's eviction fields; works on the shard through cask_shard.h.
+ */
+#include "storage/cask_evict.h"
+
+#include "storage/cask_internal.h"
+#include "storage/cask_keydir.h"
+#include "storage/cask_shard.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define EVICT_ROUNDS  16u           /* segments one pass evicts per shard */
+#define SLACK_SHARD   (128u * 1024) /* a shard may pass its share by this */
+#define UNIT_MIN      (64u * 1024)  /* smallest segment rolled for eviction */
+#define EVICT_WAIT_MS 500u          /* a writer waits this long for one */
+#define KD_CHUNK      (64u * 1024)  /* the keydir's arena grows by this */
+/* Eviction starts at 1 - 1/EVICT_FRAC of the budget, keeps a shard below
+ * 1 - 1/EVICT_FRAC of its cap, and takes about 1/EVICT_FRAC of its share a
+ * time: fine steps keep the cache nearly full. */
+#define EVICT_FRAC 32u
+
+static bool
+evicting(const struct cask *c)
+{
+    return c->opt.mem_evict && c->opt.mem_limit != 0;
+}
+
+/* Wake the maintenance thread for this shard (mu held; lock order: mu,
+ * then bg_mu, a leaf). Once until its next pass. */
+static void
+kick(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    if (sh->evict_req) {
+        return;
+    }
+    sh->evict_req = true;
+    pthread_mutex_lock(&c->bg_mu);
+    c->compact_kick = true;
+    pthread_cond_broadcast(&c->bg_cv);
+    pthread_mutex_unlock(&c->bg_mu);
+}
+
+/* The evictor is behind: wait (mu released) for it to finish an eviction
+ * in this shard. */
+static int
+wait_evicted(struct cask_shard *sh)
+{
+    struct timespec ts;
+    uint64_t runs = sh->evict_runs;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)EVICT_WAIT_MS * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    while (sh->evict_runs == runs && !sh->failed) {
+        /* finish_evict (cask_compact.c) broadcasts sync_cv; its other
+         * waiters re-check their own conditions. */
+        if (pthread_cond_timedwait(&sh->sync_cv, &sh->mu, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    return sh->evict_runs != runs ? CASK_EVICT_RETRY : CASK_ENOMEM;
+}
+
+/* A shard's share of the budget: keys spread evenly over the shards, so
+ * each keeps its own keydir inside mem_limit / shards. */
+static uint64_t
+share_of(const struct cask *c)
+{
+    return c->opt.mem_limit / c->nshards;
+}
+
+int
+cask_evict_admit(struct cask_shard *sh, size_t cost)
+{
+    struct cask *c = sh->store;
+    uint64_t limit = c->opt.mem_limit;
+    if (cost == 0 || limit == 0) {
+        return 0;
+    }
+    if (!c->opt.mem_evict) {
+        return atomic_load(&c->kd_bytes) + cost > limit ? CASK_ENOMEM : 0;
+    }
+    uint64_t share = share_of(c);
+    uint64_t held = cask_kd_bytes(sh->kd);
+    if (cost >= KD_CHUNK && held + cost > share - share / EVICT_FRAC) {
+        /* A new arena chunk is needed: every entry the keydir holds is in
+         * use, so the count now is what the shard can hold without
+         * growing. (A stripe's table alone can need to grow at any count:
+         * that says nothing about the capacity.) */
+        sh->evict_cap = cask_kd_count(sh->kd);
+        sh->evict_on = true;
+        kick(sh);
+    } else if (sh->active != NULL &&
+               sh->active->size - CASK_SEG_HDR >= cask_evict_unit(sh)) {
+        kick(sh); /* time to roll it, so evictions stay small */
+    }
+    /* Past the share by more than one growth step (an arena chunk, a
+     * stripe's table): the evictor is behind. */
+    if (held + cost <= share + SLACK_SHARD) {
+        return 0;
+    }
+    return wait_evicted(sh);
+}
+
+uint64_t
+cask_evict_unit(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    if (!evicting(c)) {
+        return 0;
+    }
+    uint64_t live = 0;
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        if (sh->segs[i] != NULL) {
+            live += sh->segs[i]->live_bytes;
+        }
+    }
+    size_t kd = cask_kd_bytes(sh->kd);
+    /* Disk bytes per keydir byte, times 1/EVICT_FRAC of the shard's share:
+     * the disk that fraction of the keys it can hold take. */
+    double share = (double)share_of(c) / (double)EVICT_FRAC;
+    double unit = kd != 0 ? share * (double)live / (double)kd : 0.0;
+    if (unit < UNIT_MIN) {
+        return UNIT_MIN;
+    }
+    if (unit > (double)c->opt.segment_size) {
+        return c->opt.segment_size;
+    }
+    return (uint64_t)unit;
+}
+
+/* How many keys the shard holds past what eviction lets it (mu held). */
+static uint64_t
+over(const struct cask_shard *sh)
+{
+    uint64_t target = sh->evict_cap - sh->evict_cap / EVICT_FRAC;
+    uint64_t n = cask_kd_count(sh->kd);
+    return sh->evict_on && n > target ? n - target : 0;
+}
+
+void
+cask_shard_evict(struct cask_shard *sh)
+{
+    if (!evicting(sh->store)) {
+        return;
+    }
+    pthread_mutex_lock(&sh->mu);
+    sh->evict_req = false;
+    uint64_t unit = cask_evict_unit(sh);
+    struct cask_segment *a = sh->active;
+    if (a != NULL && !sh->failed && !sh->rolling &&
+        a->size - CASK_SEG_HDR >= unit) {
+        (void)cask_shard_roll(sh); /* a failure is the writers' to report */
+    }
+    uint64_t more = over(sh);
+    pthread_mutex_unlock(&sh->mu);
+    for (unsigned r = 0; more != 0; r++) {
+        uint64_t n = 0;
+        if (cask_shard_evict_oldest(sh, more, &n) != 0) {
+            return;
+        }
+        pthread_mutex_lock(&sh->mu);
+        more = over(sh);
+        if (more != 0 && r + 1 == EVICT_ROUNDS) {
+            /* Still behind: come back right after the other shards. */
+            kick(sh);
+            more = 0;
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+}
+
+void
+cask_evict_stats(const struct cask_shard *sh, struct cask_stats *st)
+{
+    st->evictions = sh->evictions;
+    st->evicted_unfetched = sh->evicted_unfetched;
+    st->evicted_active = sh->evicted_active;
+    st->expired_unfetched = sh->expired_unfetched;
+    st->reclaimed = sh->reclaimed;
+    st->evict_runs = sh->evict_runs;
+}

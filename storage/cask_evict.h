@@ -1,0 +1,44 @@
+/* cask_evict.h - the memory budget's eviction policy (cask_options.mem_limit
+ * with mem_evict): when a shard starts evicting and down to where, how big
+ * its segments grow (an eviction takes a whole segment, so a segment is
+ * about 1/32 of a shard's share of the budget), and the maintenance
+ * pass that runs the evictions. The eviction itself, a compaction that
+ * drops the items nobody read, is cask_shard_evict_oldest (cask_compact.c).
+ */
+#ifndef BITCACHED_CASK_EVICT_H
+#define BITCACHED_CASK_EVICT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/cask.h"
+
+struct cask_shard;
+
+/* cask_evict_admit waited for an eviction with mu released: the caller's
+ * keydir entries may be stale, start the operation over. */
+#define CASK_EVICT_RETRY (-2100)
+
+/* A new key needs cost more keydir bytes (mu held). Returns 0 to go ahead,
+ * CASK_EVICT_RETRY, or CASK_ENOMEM: without mem_evict when the keydirs
+ * would pass mem_limit. With mem_evict, passing 31/32 of mem_limit makes
+ * this shard evict below 31/32 of the keys it holds now (the maintenance
+ * thread is woken); past the hard limit (mem_limit plus its slack) the
+ * caller waits, mu released, up to EVICT_WAIT_MS for an eviction in this
+ * shard (CASK_EVICT_RETRY) and gets CASK_ENOMEM when none came. */
+int cask_evict_admit(struct cask_shard *sh, size_t cost);
+
+/* Size at which the active segment is rolled so that one eviction takes
+ * about 1/32 of the shard's share of the budget; 0 without eviction.
+ * mu held. */
+uint64_t cask_evict_unit(struct cask_shard *sh);
+
+/* The maintenance thread's pass over one shard (no lock held): roll an
+ * active segment past cask_evict_unit, then evict oldest segments while
+ * the shard holds more keys than its target. Blocks on disk I/O. */
+void cask_shard_evict(struct cask_shard *sh);
+
+/* Add the shard's eviction counters to *st (mu held). */
+void cask_evict_stats(const struct cask_shard *sh, struct cask_stats *st);
+
+#endif
