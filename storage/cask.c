@@ -11,6 +11,7 @@
 #include "storage/cask.h"
 
 #include "storage/cask_commit.h"
+#include "storage/cask_crawl.h"
 #include "storage/cask_evict.h"
 #include "storage/cask_internal.h"
 #include "storage/cask_io.h"
@@ -461,7 +462,12 @@ maint_main(void *arg)
             pthread_mutex_unlock(&c->bg_mu);
             struct cask_shard *sh = c->shards[i];
             cask_shard_write_hints(sh);
-            cask_shard_evict(sh); /* before compaction: it frees memory */
+            /* Evictions first, every shard's (cheap when none is due):
+             * a writer may be waiting for one behind the slower work. */
+            for (unsigned j = 0; j < c->nshards; j++) {
+                cask_shard_evict(c->shards[j]);
+            }
+            cask_shard_crawl(sh);
             pthread_mutex_lock(&sh->mu);
             bool forced = sh->compact_req;
             sh->compact_req = false;

@@ -21,7 +21,7 @@
 #define EVICT_ROUNDS  16u           /* segments one pass evicts per shard */
 #define SLACK_SHARD   (128u * 1024) /* a shard may pass its share by this */
 #define UNIT_MIN      (64u * 1024)  /* smallest segment rolled for eviction */
-#define EVICT_WAIT_MS 500u          /* a writer waits this long for one */
+#define EVICT_WAIT_MS 1000u         /* a writer waits this long for one */
 #define KD_CHUNK      (64u * 1024)  /* the keydir's arena grows by this */
 /* Eviction starts at 1 - 1/EVICT_FRAC of the budget, keeps a shard below
  * 1 - 1/EVICT_FRAC of its cap, and takes about 1/EVICT_FRAC of its share a

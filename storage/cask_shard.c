@@ -1229,6 +1229,34 @@ out:
 }
 
 int
+cask_shard_forget(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *e,
+                  const char *key, bool tomb)
+{
+    if (tomb) {
+        uint64_t seq;
+        int rc = cask_cas_next(sh->store, &seq);
+        if (rc != 0) {
+            return rc;
+        }
+        struct cask_rec r = {
+                .seq = seq,
+                .cas = cask_kd_cas(e),
+                .klen = (uint8_t)e->klen,
+                .type = CASK_REC_TOMB,
+        };
+        uint16_t slot;
+        uint32_t off;
+        rc = append(sh, &r, key, NULL, 0, NULL, 0, &slot, &off);
+        if (rc != 0) {
+            return rc == RETRY ? EAGAIN : rc;
+        }
+    }
+    sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
+    cask_kd_remove(sh->kd, h, e);
+    return 0;
+}
+
+int
 cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
                   size_t klen, uint64_t cas_in)
 {

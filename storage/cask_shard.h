@@ -142,6 +142,14 @@ int cask_shard_apply(struct cask_shard *sh, uint64_t h,
                      const char *val);
 int cask_shard_wipe(struct cask_shard *sh);
 
+/* For the crawler (cask_crawl.c), mu held: remove e, the entry of key (h
+ * its hash), from the keydir; with tomb, first append a tombstone with its
+ * cas and a fresh seq. Returns 0, EAGAIN when the append had to release mu
+ * (nothing removed; other entries the caller holds may be stale), or an
+ * error (nothing removed). */
+int cask_shard_forget(struct cask_shard *sh, uint64_t h,
+                      struct cask_kd_entry *e, const char *key, bool tomb);
+
 /* Helpers shared with cask_compact.c; call with mu held. */
 int cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s);
 /* Create segment next_id with an append buffer of buf_cap bytes, mark it as

@@ -15,6 +15,8 @@ libstorage_a_SOURCES = \
 	storage/cask_compact.c \
 	storage/cask_evict.h \
 	storage/cask_evict.c \
+	storage/cask_crawl.h \
+	storage/cask_crawl.c \
 	storage/cask_record.h \
 	storage/cask_record.c \
 	storage/cask_segment.h \
@@ -132,3 +134,7 @@ TESTS += tests/integration/test_memory_limit.py
 # -m without -M: eviction keeps the budget (issue 9).
 dist_check_SCRIPTS += tests/integration/test_evict.py
 TESTS += tests/integration/test_evict.py
+
+# The crawler: flushed and expired keys reclaimed unread, never back.
+dist_check_SCRIPTS += tests/integration/test_crawl.py
+TESTS += tests/integration/test_crawl.py

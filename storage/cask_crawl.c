@@ -1,0 +1,122 @@
+/* cask_crawl.c - the background crawler (see cask_crawl.h).
+ *
+ * A flushed key (cas at or below the persisted flush point) leaves the
+ * keydir as it is: every older record of it is flushed too, so none can
+ * come back. An expired key first gets a tombstone with its cas and a fresh
+ * seq (cask_shard_forget): once its entry is gone, compaction takes its
+ * put for superseded and drops it, and without the tombstone an older put
+ * of the key in a segment not compacted could come back at a restart, as
+ * could the put itself were the touch record that expired it dropped. Keys
+ * are not kept in memory, so each dropped key's record header is read to
+ * find its hash. Owns nothing beyond one pass; works on the shard through
+ * cask_shard.h.
+ */
+#include "storage/cask_crawl.h"
+
+#include "storage/cask_internal.h"
+#include "storage/cask_keydir.h"
+#include "storage/cask_record.h"
+#include "storage/cask_shard.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+
+#define CRAWL_BATCH 64u  /* keys dropped per hold of the shard mutex */
+#define CRAWL_STEPS 256u /* position ranges a pass walks */
+
+struct batch {
+    int64_t now;
+    uint64_t flush_cas;
+    unsigned n;
+    struct cask_kd_entry *e[CRAWL_BATCH];
+};
+
+static void
+pick(void *arg, struct cask_kd_entry *e)
+{
+    struct batch *b = arg;
+    if (b->n == CRAWL_BATCH || e->off == 0) {
+        return;
+    }
+    if (cask_kd_cas(e) <= b->flush_cas ||
+        (e->exp != 0 && (int64_t)e->exp <= b->now)) {
+        b->e[b->n++] = e;
+    }
+}
+
+static bool
+is_entry(void *arg, const struct cask_kd_entry *e, const void *key, size_t klen)
+{
+    (void)key;
+    (void)klen;
+    return e == arg;
+}
+
+/* Drop one picked entry (mu held). Returns 0 (*dropped set, or not when
+ * its record cannot be read back to its entry), EAGAIN when mu was
+ * released (the batch's other entries are stale), or an error. */
+static int
+drop(struct cask_shard *sh, struct batch *b, struct cask_kd_entry *e,
+     unsigned *dropped)
+{
+    char hb[CASK_REC_HDR + CASK_KEY_MAX];
+    struct cask_rec r;
+    struct cask_segment *s = sh->segs[e->seg];
+    if (cask_seg_pread(s, e->off, CASK_REC_HDR + e->klen, hb) != 0 ||
+        !cask_rec_decode(hb, UINT32_MAX, &r) || r.klen != e->klen) {
+        return 0; /* a read of the key reports it */
+    }
+    const char *key = hb + CASK_REC_HDR;
+    uint64_t h = cask_kd_hash(key, e->klen);
+    if (cask_kd_find_if(sh->kd, h, e->klen, is_entry, e) != e) {
+        return 0;
+    }
+    bool flushed = cask_kd_cas(e) <= b->flush_cas;
+    bool unfetched = !e->fetched;
+    int rc = cask_shard_forget(sh, h, e, key, !flushed);
+    if (rc == 0) {
+        (*dropped)++;
+        /* memcached counts flushed keys reclaimed unread as
+         * expired_unfetched too. */
+        sh->reclaimed++;
+        if (unfetched) {
+            sh->expired_unfetched++;
+        }
+    }
+    return rc;
+}
+
+void
+cask_shard_crawl(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    uint64_t end = cask_kd_range_end(), step = end / CRAWL_STEPS;
+    uint64_t lo = 0;
+    while (lo < end) {
+        struct batch b = {.now = cask_now(c)};
+        int rc = 0;
+        unsigned dropped = 0;
+        pthread_mutex_lock(&sh->mu);
+        if (sh->failed) {
+            pthread_mutex_unlock(&sh->mu);
+            return;
+        }
+        (void)cask_flush_point(c, b.now);
+        /* Only a persisted flush point may drop keys for good. */
+        b.flush_cas = atomic_load(&c->flush_cas);
+        (void)cask_kd_foreach_range(sh->kd, lo, lo + step, pick, &b);
+        for (unsigned i = 0; i < b.n && rc == 0; i++) {
+            rc = drop(sh, &b, b.e[i], &dropped);
+        }
+        pthread_mutex_unlock(&sh->mu);
+        if (rc != 0 && rc != EAGAIN) {
+            return; /* a write failed: the next pass tries again */
+        }
+        /* A full or interrupted batch may have left more in this range:
+         * walk it again as long as that drops keys (dropped keys are not
+         * picked twice; skipped ones are, so without progress move on). */
+        if ((b.n < CRAWL_BATCH && rc == 0) || dropped == 0) {
+            lo += step;
+        }
+    }
+}
