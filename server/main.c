@@ -251,6 +251,17 @@ open_store(struct server *srv)
     o.sync = s->sync;
     o.sync_interval_ms = s->sync_interval_ms;
     o.segment_size = s->segment_size;
+    o.disk_limit = s->disk_limit;
+    if (s->disk_limit != 0) {
+        /* Segments of at most 1/16 of a shard's share of the disk: an
+         * eviction takes a whole one, and the one being written is the
+         * slack past the limit. */
+        uint64_t seg = s->disk_limit / s->shards / 16;
+        seg = seg < 64 * 1024 ? 64 * 1024 : seg;
+        if (seg < o.segment_size) {
+            o.segment_size = seg;
+        }
+    }
     o.value_max = s->item_size_max;
     o.compact_ratio = s->compact_ratio;
     o.mem_limit = s->maxbytes;

@@ -21,6 +21,7 @@ enum {
     OPT_SYNC,
     OPT_SYNC_INTERVAL,
     OPT_SEGMENT_SIZE,
+    OPT_DISK_LIMIT,
     OPT_COMPACT_RATIO,
     OPT_IDLE_TIMEOUT,
     OPT_CONFIG,
@@ -82,6 +83,7 @@ static const struct option long_opts[] = {
         {"sync", required_argument, NULL, OPT_SYNC},
         {"sync-interval-ms", required_argument, NULL, OPT_SYNC_INTERVAL},
         {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
+        {"disk-limit", required_argument, NULL, OPT_DISK_LIMIT},
         {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -155,6 +157,8 @@ usage(FILE *f)
 "  --sync=MODE               always | interval | never (default interval)\n"
 "  --sync-interval-ms=MS     sync period for --sync=interval (default 1000)\n"
 "  --segment-size=SIZE       segment roll-over size (default 64m)\n"
+"  --disk-limit=SIZE         bound on the data directory, kept by\n"
+"                            evicting (default 0 = none)\n"
 "  --compact-ratio=R         dead fraction that triggers compaction\n"
 "                            (default 0.5)\n"
 "  --idle-timeout=SECONDS    close idle clients (default 0 = never)\n"
@@ -509,6 +513,12 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
             return -1;
         }
         s->segment_size = v;
+        return 0;
+    case OPT_DISK_LIMIT:
+        if (parse_size("--disk-limit", arg, 1, 0, 1ull << 60, &v) < 0) {
+            return -1;
+        }
+        s->disk_limit = v;
         return 0;
     case OPT_COMPACT_RATIO: {
         double r;

@@ -415,6 +415,7 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "sync", "%s", settings_sync_name(s->sync));
     stat_line(b, "sync_interval_ms", "%u", s->sync_interval_ms);
     stat_line(b, "segment_size", "%llu", (unsigned long long)s->segment_size);
+    stat_line(b, "disk_limit", "%llu", (unsigned long long)s->disk_limit);
     stat_line(b, "compact_ratio", "%.2f", s->compact_ratio);
     end_reply(b);
 }

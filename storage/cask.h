@@ -88,6 +88,11 @@ struct cask_options {
      * behind, and fails with CASK_ENOMEM only when none comes. */
     uint64_t mem_limit;
     bool mem_evict;
+    /* Bound on the data directory's segment and hint files, bytes (0 =
+     * none): each shard keeps to its share, disk_limit / shards, by
+     * evicting its oldest segments as above (whatever mem_evict says),
+     * plus the segment it is writing and a compaction's output. */
+    uint64_t disk_limit;
     /* Clock in unix seconds; NULL means time(NULL). Tests set a fake one. */
     int64_t (*clock)(void *arg);
     void *clock_arg;

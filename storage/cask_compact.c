@@ -36,6 +36,7 @@
 #define COMPACT_BATCH 256u           /* records per hold of the shard mutex */
 #define COMPACT_BUF   (1024u * 1024) /* output append buffer */
 #define COMPACT_SMALL 4u             /* small segments compacted as one batch */
+#define EVICT_MAX_IN  64u            /* segments one eviction may take */
 /* An active segment this big whose dead fraction passed compact_ratio is
  * closed so compaction can take it: under overwrite churn a segment that
  * never fills (a small store, a large segment_size) would otherwise keep
@@ -487,12 +488,13 @@ oldest_closed(struct cask_shard *sh)
     return v;
 }
 
-/* The input of an eviction (mu held): the oldest segment, the active one
- * included (rolled first). A compaction's or an eviction's output is newer
- * than the active segment of its time: what it copied forward waits behind
- * what was written before. */
+/* The inputs of an eviction (mu held): the oldest segment, the active one
+ * included (rolled first), then, while they hold less than disk_bytes,
+ * the next oldest closed ones (up to EVICT_MAX_IN: one commit for all). A
+ * compaction's or an eviction's output is newer than the active segment of
+ * its time: what it copied forward waits behind what was written before. */
 static int
-choose_evict(struct compaction *m)
+choose_evict(struct compaction *m, uint64_t disk_bytes)
 {
     struct cask_shard *sh = m->sh;
     struct cask_segment *v = oldest_closed(sh);
@@ -508,19 +510,27 @@ choose_evict(struct compaction *m)
     if (v == NULL) {
         return 0;
     }
-    m->in = calloc(1, sizeof(*m->in));
+    m->in = calloc(EVICT_MAX_IN, sizeof(*m->in));
     if (m->in == NULL) {
         return ENOMEM;
     }
-    v->compacting = true;
-    m->in[m->nin++] = v;
+    uint64_t picked = 0;
+    while (v != NULL) {
+        v->compacting = true;
+        m->in[m->nin++] = v;
+        picked += v->size + v->hint_bytes;
+        if (picked >= disk_bytes || m->nin == EVICT_MAX_IN) {
+            break;
+        }
+        v = oldest_closed(sh);
+    }
     return 0;
 }
 
 /* Count the keys of an eviction's input (entries only leave it meanwhile)
  * and of the whole shard by whether they were read since written. */
 struct seg_count {
-    uint16_t slot;
+    struct cask_shard *sh;
     uint64_t fetched;
     uint64_t unfetched;
     uint64_t all_unfetched; /* in the whole shard */
@@ -536,7 +546,7 @@ count_entry(void *arg, struct cask_kd_entry *e)
     if (!e->fetched) {
         sc->all_unfetched++;
     }
-    if (e->seg == sc->slot) {
+    if (sc->sh->segs[e->seg]->compacting) {
         if (e->fetched) {
             sc->fetched++;
         } else {
@@ -552,7 +562,7 @@ static void
 plan_evict(struct compaction *m)
 {
     struct cask_shard *sh = m->sh;
-    struct seg_count sc = {.slot = m->in[0]->slot};
+    struct seg_count sc = {.sh = sh};
     uint64_t end = cask_kd_range_end(), step = end / 64;
     for (uint64_t lo = 0; lo < end; lo += step) {
         pthread_mutex_lock(&sh->mu);
@@ -627,7 +637,7 @@ compact_segment(struct compaction *m, struct cask_segment *s)
 
 static int
 run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
-    uint64_t *evicted)
+    uint64_t disk_bytes, uint64_t *evicted)
 {
     struct cask *c = sh->store;
     struct compaction m = {.sh = sh, .evict = evict, .need = need};
@@ -648,7 +658,7 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
     (void)cask_flush_point(c, m.now);
     /* Only a persisted flush point may drop records for good. */
     m.flush_cas = atomic_load(&c->flush_cas);
-    rc = evict ? choose_evict(&m) : choose(&m, force);
+    rc = evict ? choose_evict(&m, disk_bytes) : choose(&m, force);
     pthread_mutex_unlock(&sh->mu);
     if (rc == 0 && m.nin == 0 && evict) {
         rc = CASK_ENOTFOUND;
@@ -808,12 +818,13 @@ done:
 int
 cask_shard_compact(struct cask_shard *sh, bool force)
 {
-    return run(sh, force, false, 0, NULL);
+    return run(sh, force, false, 0, 0, NULL);
 }
 
 int
-cask_shard_evict_oldest(struct cask_shard *sh, uint64_t need, uint64_t *evicted)
+cask_shard_evict_oldest(struct cask_shard *sh, uint64_t need,
+                        uint64_t disk_bytes, uint64_t *evicted)
 {
     *evicted = 0;
-    return run(sh, false, true, need, evicted);
+    return run(sh, false, true, need, disk_bytes, evicted);
 }

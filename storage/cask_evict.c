@@ -27,11 +27,40 @@
  * 1 - 1/EVICT_FRAC of its cap, and takes about 1/EVICT_FRAC of its share a
  * time: fine steps keep the cache nearly full. */
 #define EVICT_FRAC 32u
+#define DISK_FRAC  16u /* segments are 1/DISK_FRAC of a disk share */
 
 static bool
 evicting(const struct cask *c)
 {
-    return c->opt.mem_evict && c->opt.mem_limit != 0;
+    return (c->opt.mem_evict && c->opt.mem_limit != 0) ||
+           c->opt.disk_limit != 0;
+}
+
+/* Bytes of disk the shard's files take (mu held): segments with what is
+ * reserved past their end, and hints. */
+static uint64_t
+disk_of(const struct cask_shard *sh)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        const struct cask_segment *s = sh->segs[i];
+        if (s != NULL) {
+            n += (s->prealloc_end > s->size ? s->prealloc_end : s->size) +
+                 s->hint_bytes;
+        }
+    }
+    return n;
+}
+
+/* Bytes the shard's files take past what its share of disk_limit lets
+ * them (mu held). */
+static uint64_t
+over_disk(const struct cask_shard *sh)
+{
+    const struct cask *c = sh->store;
+    uint64_t share = c->opt.disk_limit / c->nshards;
+    uint64_t target = share - share / EVICT_FRAC, n = disk_of(sh);
+    return c->opt.disk_limit != 0 && n > target ? n - target : 0;
 }
 
 /* Wake the maintenance thread for this shard (mu held; lock order: mu,
@@ -119,6 +148,16 @@ cask_evict_unit(struct cask_shard *sh)
     if (!evicting(c)) {
         return 0;
     }
+    /* Under a disk limit a segment is at most 1/16 of the shard's share
+     * (what the segment being written can add past it). */
+    uint64_t cap = c->opt.segment_size;
+    if (c->opt.disk_limit != 0 &&
+        c->opt.disk_limit / c->nshards / DISK_FRAC < cap) {
+        cap = c->opt.disk_limit / c->nshards / DISK_FRAC;
+    }
+    if (!(c->opt.mem_evict && c->opt.mem_limit != 0)) {
+        return cap < UNIT_MIN ? UNIT_MIN : cap;
+    }
     uint64_t live = 0;
     for (uint32_t i = 0; i < sh->nslots; i++) {
         if (sh->segs[i] != NULL) {
@@ -133,8 +172,8 @@ cask_evict_unit(struct cask_shard *sh)
     if (unit < UNIT_MIN) {
         return UNIT_MIN;
     }
-    if (unit > (double)c->opt.segment_size) {
-        return c->opt.segment_size;
+    if (unit > (double)cap) {
+        return cap < UNIT_MIN ? UNIT_MIN : cap;
     }
     return (uint64_t)unit;
 }
@@ -163,20 +202,33 @@ cask_shard_evict(struct cask_shard *sh)
         (void)cask_shard_roll(sh); /* a failure is the writers' to report */
     }
     uint64_t more = over(sh);
+    uint64_t disk = over_disk(sh);
     pthread_mutex_unlock(&sh->mu);
-    for (unsigned r = 0; more != 0; r++) {
+    for (unsigned r = 0; more != 0 || disk != 0; r++) {
         uint64_t n = 0;
-        if (cask_shard_evict_oldest(sh, more, &n) != 0) {
+        /* Over the disk share alone, read keys keep their second chance
+         * (need 0): what the eviction drops is what nobody read. */
+        if (cask_shard_evict_oldest(sh, more, disk, &n) != 0) {
             return;
         }
         pthread_mutex_lock(&sh->mu);
         more = over(sh);
-        if (more != 0 && r + 1 == EVICT_ROUNDS) {
+        disk = over_disk(sh);
+        if ((more != 0 || disk != 0) && r + 1 == EVICT_ROUNDS) {
             /* Still behind: come back right after the other shards. */
             kick(sh);
             more = 0;
+            disk = 0;
         }
         pthread_mutex_unlock(&sh->mu);
+    }
+}
+
+void
+cask_evict_rolled(struct cask_shard *sh)
+{
+    if (sh->store->opt.disk_limit != 0 && over_disk(sh) != 0) {
+        kick(sh);
     }
 }
 

@@ -38,6 +38,10 @@ uint64_t cask_evict_unit(struct cask_shard *sh);
  * the shard holds more keys than its target. Blocks on disk I/O. */
 void cask_shard_evict(struct cask_shard *sh);
 
+/* A segment was closed (mu held): wake the evictor when the shard's files
+ * pass its share of disk_limit. */
+void cask_evict_rolled(struct cask_shard *sh);
+
 /* Add the shard's eviction counters to *st (mu held). */
 void cask_evict_stats(const struct cask_shard *sh, struct cask_stats *st);
 

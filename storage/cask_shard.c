@@ -552,6 +552,7 @@ cask_shard_roll(struct cask_shard *sh)
     sh->synced_writes += sh->app_seq - sh->synced_seq;
     sh->synced_seq = sh->app_seq;
     pthread_cond_broadcast(&sh->sync_cv);
+    cask_evict_rolled(sh);
     return 0;
 }
 

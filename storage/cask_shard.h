@@ -127,11 +127,12 @@ int cask_shard_compact(struct cask_shard *sh, bool force);
  * the unread ones would free fewer than need keys (then the oldest read
  * ones go too), the others leave the keydir once the eviction is committed
  * like a compaction (the retired file), with a tombstone where an older
- * record of the key could otherwise come back. *evicted gets the number of
- * keys evicted. Blocks; returns 0, CASK_ENOTFOUND when there was nothing
- * to evict, or an error. */
+ * record of the key could otherwise come back. Further oldest segments go
+ * in the same run while those taken hold less than disk_bytes. *evicted
+ * gets the number of keys evicted. Blocks; returns 0, CASK_ENOTFOUND when
+ * there was nothing to evict, or an error. */
 int cask_shard_evict_oldest(struct cask_shard *sh, uint64_t need,
-                            uint64_t *evicted);
+                            uint64_t disk_bytes, uint64_t *evicted);
 
 void cask_shard_stats(struct cask_shard *sh, struct cask_stats *st);
 

@@ -138,3 +138,7 @@ TESTS += tests/integration/test_evict.py
 # The crawler: flushed and expired keys reclaimed unread, never back.
 dist_check_SCRIPTS += tests/integration/test_crawl.py
 TESTS += tests/integration/test_crawl.py
+
+# --disk-limit, and a full file system (a tmpfs, when run as root).
+dist_check_SCRIPTS += tests/integration/test_disk_limit.py
+TESTS += tests/integration/test_disk_limit.py

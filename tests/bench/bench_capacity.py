@@ -3,7 +3,9 @@
 
 Loads N items (20-byte keys, 100-byte values, pipelined noreply sets) into
 a server it starts on a free loopback port, then counts the keys that still
-hit and reads the server's RssAnon (/proc/PID/status). Not part of make check.
+hit and reads the server's RssAnon (/proc/PID/status; its peak is sampled
+every 50,000 sets). Not part of make check. With -m and more items than
+fit, both servers evict: compare items_held (issue 9).
 
     bench_capacity.py [-n N] bitcached ./bitcached [ARGS...]
     bench_capacity.py [-n N] memcached /usr/bin/memcached -m 64
@@ -60,8 +62,12 @@ def read_until(sock, buf, end):
     return buf
 
 
-def load(sock, n):
+def load(sock, n, pid):
+    """Returns the peak RssAnon (KiB) seen between batches."""
+    peak = 0
     for start in range(0, n, BATCH):
+        if start % (BATCH * 25) == 0:
+            peak = max(peak, rss_anon_kib(pid))
         parts = []
         for i in range(start, min(n, start + BATCH)):
             parts.append(b"set " + KEY % i + b" 0 0 100 noreply\r\n" + VALUE
@@ -70,6 +76,7 @@ def load(sock, n):
         # a round trip per batch keeps the server's input bounded
         sock.sendall(b"mn\r\n")
         read_until(sock, b"", b"MN\r\n")
+    return max(peak, rss_anon_kib(pid))
 
 
 def count_hits(sock, n):
@@ -110,7 +117,7 @@ def main():
         sock = connect(port)
         rss0 = rss_anon_kib(proc.pid)
         t0 = time.monotonic()
-        load(sock, a.n)
+        peak = load(sock, a.n, proc.pid)
         load_s = time.monotonic() - t0
         rss = rss_anon_kib(proc.pid)
         hits = count_hits(sock, a.n)
@@ -121,9 +128,11 @@ def main():
         print("load_s=%.1f" % load_s)
         print("rss_anon_start_kib=%d" % rss0)
         print("rss_anon_loaded_kib=%d" % rss)
+        print("rss_anon_peak_kib=%d" % peak)
         print("rss_anon_per_item_b=%.1f" % ((rss - rss0) * 1024.0 / max(hits, 1)))
         print("curr_items=%s" % st.get("curr_items"))
         print("evictions=%s" % st.get("evictions"))
+        print("limit_maxbytes=%s" % st.get("limit_maxbytes"))
         if a.kind == "bitcached":
             ss = stats(sock, b"storage")
             for k in sorted(ss):
