@@ -489,12 +489,13 @@ oldest_closed(struct cask_shard *sh)
 }
 
 /* The inputs of an eviction (mu held): the oldest segment, the active one
- * included (rolled first), then, while they hold less than disk_bytes,
- * the next oldest closed ones (up to EVICT_MAX_IN: one commit for all). A
+ * included (rolled first), then, while they hold less than disk_bytes or
+ * (by estimate) fewer than need keys, the next oldest closed ones (up to
+ * EVICT_MAX_IN: one commit for all). A
  * compaction's or an eviction's output is newer than the active segment of
  * its time: what it copied forward waits behind what was written before. */
 static int
-choose_evict(struct compaction *m, uint64_t disk_bytes)
+choose_evict(struct compaction *m, uint64_t need, uint64_t disk_bytes)
 {
     struct cask_shard *sh = m->sh;
     struct cask_segment *v = oldest_closed(sh);
@@ -514,12 +515,24 @@ choose_evict(struct compaction *m, uint64_t disk_bytes)
     if (m->in == NULL) {
         return ENOMEM;
     }
+    /* Keys a segment holds, estimated from its live bytes and the shard's
+     * bytes per key. */
+    uint64_t live = 0, keys = cask_kd_count(sh->kd);
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        if (sh->segs[i] != NULL) {
+            live += sh->segs[i]->live_bytes;
+        }
+    }
+    double per_key = keys != 0 && live != 0 ? (double)live / (double)keys : 1;
     uint64_t picked = 0;
+    double picked_keys = 0;
     while (v != NULL) {
         v->compacting = true;
         m->in[m->nin++] = v;
         picked += v->size + v->hint_bytes;
-        if (picked >= disk_bytes || m->nin == EVICT_MAX_IN) {
+        picked_keys += (double)v->live_bytes / per_key;
+        if ((picked >= disk_bytes && picked_keys >= (double)need) ||
+            m->nin == EVICT_MAX_IN) {
             break;
         }
         v = oldest_closed(sh);
@@ -658,7 +671,7 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
     (void)cask_flush_point(c, m.now);
     /* Only a persisted flush point may drop records for good. */
     m.flush_cas = atomic_load(&c->flush_cas);
-    rc = evict ? choose_evict(&m, disk_bytes) : choose(&m, force);
+    rc = evict ? choose_evict(&m, need, disk_bytes) : choose(&m, force);
     pthread_mutex_unlock(&sh->mu);
     if (rc == 0 && m.nin == 0 && evict) {
         rc = CASK_ENOTFOUND;

@@ -121,21 +121,28 @@ cask_evict_admit(struct cask_shard *sh, size_t cost)
     }
     uint64_t share = share_of(c);
     uint64_t held = cask_kd_bytes(sh->kd);
-    if (cost >= KD_CHUNK && held + cost > share - share / EVICT_FRAC) {
-        /* A new arena chunk is needed: every entry the keydir holds is in
-         * use, so the count now is what the shard can hold without
-         * growing. (A stripe's table alone can need to grow at any count:
-         * that says nothing about the capacity.) */
+    if (cost >= KD_CHUNK && held + cost > share - share / EVICT_FRAC &&
+        !sh->evict_on) {
+        /* The first new arena chunk needed near the share: every entry the
+         * keydir holds is in use, so the count now is what the shard holds
+         * within its share. (A stripe's table alone can need to grow at any
+         * count: that says nothing about the capacity.) Fixed from then on:
+         * raising it with each chunk taken in the slack would never let
+         * the shard be over it. */
         sh->evict_cap = cask_kd_count(sh->kd);
         sh->evict_on = true;
+        kick(sh);
+    } else if (sh->evict_on && held + cost > share - share / EVICT_FRAC) {
         kick(sh);
     } else if (sh->active != NULL &&
                sh->active->size - CASK_SEG_HDR >= cask_evict_unit(sh)) {
         kick(sh); /* time to roll it, so evictions stay small */
     }
-    /* Past the share by more than one growth step (an arena chunk, a
-     * stripe's table): the evictor is behind. */
-    if (held + cost <= share + SLACK_SHARD) {
+    /* A new chunk past the share by more than SLACK_SHARD: the evictor is
+     * behind (the shard holds every key its chunks can take, which is
+     * more than its cap). A stripe's table may still grow: the tables are
+     * a few bytes a key, and eviction bounds the keys. */
+    if (cost < KD_CHUNK || held + cost <= share + SLACK_SHARD) {
         return 0;
     }
     return wait_evicted(sh);
@@ -178,13 +185,16 @@ cask_evict_unit(struct cask_shard *sh)
     return (uint64_t)unit;
 }
 
-/* How many keys the shard holds past what eviction lets it (mu held). */
+/* How many keys to evict (mu held): none until the shard holds more than
+ * 1 - 1/EVICT_FRAC of its cap, then down to 1 - 2/EVICT_FRAC of it, so
+ * that one run (one commit) frees a useful amount. */
 static uint64_t
 over(const struct cask_shard *sh)
 {
-    uint64_t target = sh->evict_cap - sh->evict_cap / EVICT_FRAC;
+    uint64_t start = sh->evict_cap - sh->evict_cap / EVICT_FRAC;
+    uint64_t target = sh->evict_cap - 2 * (sh->evict_cap / EVICT_FRAC);
     uint64_t n = cask_kd_count(sh->kd);
-    return sh->evict_on && n > target ? n - target : 0;
+    return sh->evict_on && n > start ? n - target : 0;
 }
 
 void
