@@ -128,7 +128,8 @@ int cask_shard_compact(struct cask_shard *sh, bool force);
  * ones go too), the others leave the keydir once the eviction is committed
  * like a compaction (the retired file), with a tombstone where an older
  * record of the key could otherwise come back. Further oldest segments go
- * in the same run while those taken hold less than disk_bytes. *evicted
+ * in the same run while those taken hold less than disk_bytes or, by an
+ * estimate from their live bytes, fewer than need keys. *evicted
  * gets the number of keys evicted. Blocks; returns 0, CASK_ENOTFOUND when
  * there was nothing to evict, or an error. */
 int cask_shard_evict_oldest(struct cask_shard *sh, uint64_t need,

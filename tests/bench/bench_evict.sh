@@ -10,7 +10,8 @@
 # Environment: BITCACHED (default ./bitcached), MEMCACHED, MEMASLAP,
 # BENCH_LOAD (default tests/bench/bench_load), MB (-m, default 8), ROUNDS
 # (3), SECS (10 per run), THREADS (server threads for both, 4), CONC (64),
-# WIN (memaslap's task window per connection, 40k: CONC x WIN keys).
+# WIN (memaslap's task window per connection, 40k: CONC x WIN keys), WARM
+# (seconds of sets that fill each server past -m first, 10).
 set -u
 
 top=${top_builddir:-.}
@@ -24,6 +25,7 @@ SECS=${SECS:-10}
 THREADS=${THREADS:-4}
 CONC=${CONC:-64}
 WIN=${WIN:-40k}
+WARM=${WARM:-10}
 
 for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
     if [ -z "$tool" ] || [ ! -x "$tool" ]; then
@@ -37,6 +39,7 @@ server_ready() { "$BENCH_LOAD" wait "$1" 60000; }
 . "$(dirname "$0")/bench_lib.sh"
 
 printf 'key\n32 32 1\nvalue\n100 100 1\ncmd\n0 0.1\n1 0.9\n' > "$tmp/get90.cfg"
+printf 'key\n32 32 1\nvalue\n100 100 1\ncmd\n0 1.0\n1 0.0\n' > "$tmp/set100.cfg"
 
 # stat PORT NAME: one figure of the server's stats.
 stat() {
@@ -54,13 +57,18 @@ for line in buf.split(b"\r\n"):
 PY
 }
 
-# run_one SERVER: "TPS EVICTIONS" of one memaslap run against a fresh server.
+# run_one SERVER: "TPS EVICTIONS" of one memaslap run against a fresh server
+# filled past -m first (WARM seconds of sets), so that it evicts all along;
+# EVICTIONS counts those of the measured run only.
 run_one() {
     rm -rf "$tmp/data"
     start_server "$1" -m "$MB"
+    "$MEMASLAP" -s "127.0.0.1:$port" -F "$tmp/set100.cfg" -t "${WARM}s" \
+        -c "$CONC" -w "$WIN" -T 2 >/dev/null 2>&1
+    ev0=$(stat "$port" evictions)
     out=$("$MEMASLAP" -s "127.0.0.1:$port" -F "$tmp/get90.cfg" -t "${SECS}s" \
         -c "$CONC" -w "$WIN" -T 2 2>&1)
-    ev=$(stat "$port" evictions)
+    ev=$(($(stat "$port" evictions) - ${ev0:-0}))
     stop_server
     tps=$(printf '%s\n' "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
     echo "${tps:-0} ${ev:-0}"
