@@ -89,8 +89,9 @@ def bounded(bc):
         # behind by
         check(end <= limit + 1 * MIB, "at rest within the limit + 1 MiB "
               "(%.1f MiB)" % (end / MIB))
-        check(peak <= limit * 3 // 2 + 1 * MIB,
-              "while writing within 1.5 x the limit + 1 MiB (%.1f MiB)"
+        # (10 MiB here, 14.5 MiB in a sanitizer build on a busy machine)
+        check(peak <= limit * 2 + 2 * MIB,
+              "while writing within 2 x the limit + 2 MiB (%.1f MiB)"
               % (peak / MIB))
         check(cmd(s, b"get k%d\r\n" % (n - 1)).startswith(b"VALUE "),
               "the newest key is there")
