@@ -16,6 +16,7 @@
 #include "storage/cask_internal.h"
 #include "storage/cask_io.h"
 #include "storage/cask_keydir.h"
+#include "storage/cask_log.h"
 #include "storage/cask_record.h"
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
@@ -435,7 +436,7 @@ sync_main(void *arg)
         pthread_mutex_unlock(&c->bg_mu);
         for (unsigned i = 0; i < c->nshards; i++) {
             if (c->opt.sync == CASK_SYNC_INTERVAL) {
-                (void)cask_shard_sync(c->shards[i]);
+                (void)cask_log_sync(c->shards[i]);
             }
         }
         (void)cask_flush_point(c, cask_now(c));
@@ -894,7 +895,7 @@ cask_sync(struct cask *c)
 {
     int rc = 0;
     for (unsigned i = 0; i < c->nshards; i++) {
-        int r = cask_shard_sync(c->shards[i]);
+        int r = cask_log_sync(c->shards[i]);
         if (r != 0 && rc == 0) {
             rc = r;
         }

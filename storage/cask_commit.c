@@ -3,7 +3,7 @@
  *
  * Owns struct cask_commit (hung on the store), its thread and its sync
  * helpers. A pass closes the open epoch, then syncs every shard that has
- * appends not yet synced, the shards in parallel (cask_shard_sync:
+ * appends not yet synced, the shards in parallel (cask_log_sync:
  * fdatasync with the shard mutex released, so the shard keeps taking
  * appends meanwhile), marks the epoch done, wakes blocked
  * writers and calls the store's commit hook. One pass covers the writes of
@@ -13,6 +13,7 @@
  */
 #include "storage/cask_commit.h"
 
+#include "storage/cask_log.h"
 #include "storage/cask_shard.h"
 
 #include <errno.h>
@@ -96,7 +97,7 @@ sync_shards(struct cask *c)
 
     while ((k = atomic_fetch_add(&cm->next, 1)) < cm->ntodo) {
         /* A failure latches the shard; tickets read it from there. */
-        (void)cask_shard_sync(c->shards[cm->todo[k]]);
+        (void)cask_log_sync(c->shards[cm->todo[k]]);
         atomic_fetch_sub(&cm->left, 1);
     }
 }
@@ -341,7 +342,7 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
         return false;
     }
     if (t->shard >= 0) {
-        if (!cask_shard_covered(c->shards[t->shard], t->seq)) {
+        if (!cask_log_covered(c->shards[t->shard], t->seq)) {
             *rc = CASK_EFAILED;
         }
         return true;
@@ -350,7 +351,7 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
      * shard fails the ticket (an error for a write that may be durable,
      * never the reverse). */
     for (unsigned i = 0; i < c->nshards; i++) {
-        if (cask_shard_failed(c->shards[i])) {
+        if (cask_log_failed(c->shards[i])) {
             *rc = CASK_EFAILED;
             break;
         }

@@ -24,6 +24,7 @@
 #include "storage/cask_evict.h"
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
+#include "storage/cask_log.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 
@@ -429,7 +430,7 @@ choose(struct compaction *m, bool force)
                                                        (double)total;
     }
     if (roll) {
-        int rc = cask_shard_roll(sh);
+        int rc = cask_log_roll(sh);
         if (rc != 0) {
             return rc;
         }
@@ -502,7 +503,7 @@ choose_evict(struct compaction *m, uint64_t need, uint64_t disk_bytes)
     struct cask_segment *a = sh->active;
     if ((v == NULL || (a != NULL && a->id < v->id)) && a != NULL &&
         a->size > CASK_SEG_HDR) {
-        int rc = cask_shard_roll(sh);
+        int rc = cask_log_roll(sh);
         if (rc != 0) {
             return rc;
         }

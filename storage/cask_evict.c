@@ -12,6 +12,7 @@
 
 #include "storage/cask_internal.h"
 #include "storage/cask_keydir.h"
+#include "storage/cask_log.h"
 #include "storage/cask_shard.h"
 
 #include <errno.h>
@@ -209,7 +210,7 @@ cask_shard_evict(struct cask_shard *sh)
     struct cask_segment *a = sh->active;
     if (a != NULL && !sh->failed && !sh->rolling &&
         a->size - CASK_SEG_HDR >= unit) {
-        (void)cask_shard_roll(sh); /* a failure is the writers' to report */
+        (void)cask_log_roll(sh); /* a failure is the writers' to report */
     }
     uint64_t more = over(sh);
     uint64_t disk = over_disk(sh);

@@ -14,6 +14,7 @@
 
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
+#include "storage/cask_log.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 
@@ -679,7 +680,7 @@ cask_shard_recover(struct cask_shard *sh)
         if (rc == 0 && last != NULL) {
             /* The newest segment kept its reserve through the restart in
              * case the disk was full; it was not. */
-            cask_shard_release_reserve(last);
+            cask_log_release_reserve(last);
         }
         if (rc == ENOSPC || rc == EDQUOT) {
             /* A full disk must not keep the store from starting: serve

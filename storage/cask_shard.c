@@ -1,15 +1,15 @@
-/* cask_shard.c - one bitcask: the per-key operations, appends with group
- * commit, segment roll-over, hints for closed segments, stats. Recovery is
- * in cask_recover.c.
+/* cask_shard.c - one bitcask: the per-key operations, value reads, hints
+ * for closed segments, open/close and stats. The log (appends, roll-over,
+ * syncs) is cask_log.c, recovery cask_recover.c, compaction cask_compact.c;
+ * this file calls down into them and into segments, records and keydir.
  *
  * Owns the shard's directory, segments, keydir and mutexes. Every operation
  * runs under the shard mutex, except the value read of a get: the segment
  * is pinned (readers) and read with the mutex released, so a cold or slow
  * read stalls only its own request. Under CASK_SYNC_ALWAYS a writer joins
- * a commit epoch after its append and, once it has released the mutex,
- * waits for the committer (cask_commit.c) to sync that epoch, or hands the
- * ticket to its caller (cask_defer). The fdatasync itself runs with the
- * mutex released; other syncers wait for it on sync_cv.
+ * a commit epoch after its append (cask_log_join) and, once it has released
+ * the mutex, waits for the committer (cask_commit.c) to sync that epoch, or
+ * hands the ticket to its caller (cask_defer).
  * Must not depend on anything above storage/.
  */
 #include "storage/cask_shard.h"
@@ -18,6 +18,7 @@
 #include "storage/cask_evict.h"
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
+#include "storage/cask_log.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 
@@ -31,41 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Records up to this size are encoded in the shard's reusable scratch
- * buffer; larger ones in a buffer of their own. */
-#define SCRATCH_MAX (64u * 1024)
-
-/* append() had to release the shard mutex (a roll-over): the operation
- * starts over from its lookup. Never leaves this file. */
-#define RETRY (-2000)
+/* The operation starts over from its lookup (see CASK_LOG_RETRY; a get
+ * whose candidate moved uses it too). Never leaves this file. */
+#define RETRY CASK_LOG_RETRY
 /* read_value_at: the record is sound but holds another key. */
 #define KEY_OTHER (-2001)
-
-/* Disk kept reserved in the active segment for deletes on a full disk, and
- * the step in which the reservation grows: segment_size / 4 and / 2 within
- * these bounds (a few hundred tombstones at least; no more than a small
- * segment holds). */
-#define RESERVE_MIN (16u * 1024)
-#define RESERVE_MAX (256u * 1024)
-#define CHUNK_MIN   (16u * 1024)
-#define CHUNK_MAX   (1024u * 1024)
-
-static uint64_t
-clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
-/* Give back the blocks reserved past the end of a segment that takes no
- * more appends (truncating to the current size frees them). */
-void
-cask_shard_release_reserve(struct cask_segment *s)
-{
-    if (s->prealloc_end > s->size) {
-        (void)cask_io_ftruncate(s->fd, (off_t)s->size);
-        s->prealloc_end = s->size;
-    }
-}
 
 uint64_t
 cask_shard_entry_len(const struct cask_kd_entry *e)
@@ -488,321 +459,6 @@ value_for(struct cask_shard *sh, const struct cask_kd_entry *e, const void *key,
     return RETRY;
 }
 
-/* ---- appends, roll-over, group commit ---------------------------------- */
-
-int
-cask_shard_roll(struct cask_shard *sh)
-{
-    struct cask *c = sh->store;
-    struct cask_segment *old = sh->active, *n = NULL;
-    while (sh->rolling) {
-        pthread_cond_wait(&sh->sync_cv, &sh->mu);
-    }
-    if (sh->active != old) {
-        return 0; /* another writer rolled it meanwhile */
-    }
-    if (sh->failed) {
-        return CASK_EFAILED;
-    }
-    int rc = cask_seg_flush(old);
-    if (rc != 0) {
-        return rc;
-    }
-    /* Create the next segment and sync the old one with the mutex
-     * released: reads go on, writers wait in append() (so nothing lands in
-     * the old segment after its sync). The new segment first: when it
-     * cannot be made (a full disk), a retry must not cost a sync. */
-    uint32_t id = sh->next_id++;
-    sh->rolling = true;
-    pthread_mutex_unlock(&sh->mu);
-    cask_hint_remove(sh->dir, id); /* a stale hint of a compacted-away id */
-    rc = cask_seg_create(&n, sh->dir, id, 0);
-    int src = 0;
-    if (rc == 0) {
-        /* A closed segment is immutable and complete on disk: sync it now
-         * so a group-commit sync of the new one covers everything. */
-        src = cask_io_fdatasync(old->fd);
-        if (src == 0) {
-            cask_shard_release_reserve(old);
-        }
-    }
-    pthread_mutex_lock(&sh->mu);
-    sh->rolling = false;
-    pthread_cond_broadcast(&sh->sync_cv);
-    if (rc != 0) {
-        return rc;
-    }
-    sh->syncs++;
-    if (src == 0) {
-        src = cask_shard_add_slot(sh, n);
-    } else {
-        sh->failed = true;
-        cask_logf(c, CASK_LOG_ERROR,
-                  "shard %u: fdatasync seg %08x: %s; shard is now read-only",
-                  sh->idx, old->id, strerror(src));
-        src = CASK_EFAILED;
-    }
-    if (src != 0) {
-        (void)cask_io_unlink(n->path);
-        cask_seg_close(&n);
-        return src;
-    }
-    cask_seg_make_closed(old);
-    sh->active = n;
-    sh->synced_writes += sh->app_seq - sh->synced_seq;
-    sh->synced_seq = sh->app_seq;
-    pthread_cond_broadcast(&sh->sync_cv);
-    cask_evict_rolled(sh);
-    return 0;
-}
-
-/* Keep a reserve of disk blocks past what a put leaves behind, extended a chunk
- * at a time, so that deletes still work on a full disk: a put that cannot keep
- * the reserve fails with ENOSPC before writing anything, a tombstone may use
- * it. File systems without fallocate get no reserve. */
-static int
-reserve(struct cask_shard *sh, struct cask_segment *s, size_t len, bool tomb)
-{
-    uint64_t seg = sh->store->opt.segment_size;
-    uint64_t need = s->size + len +
-                    (tomb ? 0 : clamp_u64(seg / 4, RESERVE_MIN, RESERVE_MAX));
-    if (sh->no_prealloc || need <= s->prealloc_end) {
-        return 0;
-    }
-    uint64_t want = need + clamp_u64(seg / 2, CHUNK_MIN, CHUNK_MAX);
-    int rc = cask_io_fallocate(s->fd, (off_t)s->prealloc_end,
-                               (off_t)(want - s->prealloc_end));
-    if (rc == 0) {
-        s->prealloc_end = want;
-        return 0;
-    }
-    if (rc == EOPNOTSUPP || rc == ENOSYS) {
-        sh->no_prealloc = true;
-        return 0;
-    }
-    /* A tombstone still tries: it may fit in what is reserved. */
-    return tomb ? 0 : rc;
-}
-
-/* Count a write that failed and log it, once per run of failures (a full
- * disk would otherwise log every request). */
-static void
-write_failed(struct cask_shard *sh, const char *what, int rc)
-{
-    sh->write_errors++;
-    if (!sh->write_failing) {
-        sh->write_failing = true;
-        cask_logf(sh->store, CASK_LOG_ERROR,
-                  "shard %u: %s: %s; writes fail (and are counted in "
-                  "write_errors) until it succeeds again",
-                  sh->idx, what, strerror(rc));
-    }
-}
-
-/* Make sure the active segment can take a record of len bytes: wait for a
- * roll-over in progress, start a segment when there is none, roll over
- * when it is full. Returns 0 with mu held throughout, RETRY when mu had to
- * be released (keydir entries the caller holds may have been moved or
- * removed by compaction meanwhile: start over from the lookup), or an
- * error. */
-static int
-make_room(struct cask_shard *sh, size_t len, bool tomb)
-{
-    struct cask *c = sh->store;
-    int rc;
-
-    if (sh->rolling) {
-        while (sh->rolling) {
-            pthread_cond_wait(&sh->sync_cv, &sh->mu);
-        }
-        return RETRY;
-    }
-    if (sh->failed) {
-        return CASK_EFAILED;
-    }
-    if (sh->active == NULL) {
-        /* Opened on a full disk: start the active segment now. */
-        rc = cask_shard_new_segment(sh, 0, false, &sh->active);
-        if (rc != 0) {
-            write_failed(sh, "create segment", rc);
-            return rc;
-        }
-    }
-    /* A tombstone that fits in the reserve goes there, past the size
-     * limit if need be: on a full disk a new segment cannot be made. */
-    if (sh->active->size + len > c->opt.segment_size &&
-        sh->active->size > CASK_SEG_HDR &&
-        !(tomb && sh->active->size + len <= sh->active->prealloc_end)) {
-        rc = cask_shard_roll(sh);
-        if (rc != 0) {
-            write_failed(sh, "roll over to a new segment", rc);
-            return rc;
-        }
-        return RETRY;
-    }
-    return 0;
-}
-
-/* Append one record to the active segment, written with one pwrite before
- * returning: an acknowledgement always follows the kernel having the
- * record, so a process crash loses nothing acknowledged in any sync mode.
- * On success *slot and *off say where it went. A failed write is counted,
- * logged and returned, and leaves no partial record behind. */
-static int
-append(struct cask_shard *sh, const struct cask_rec *r, const void *key,
-       const void *v1, size_t l1, const void *v2, size_t l2, uint16_t *slot,
-       uint32_t *off)
-{
-    struct cask *c = sh->store;
-    size_t len = cask_rec_len(r->klen, l1 + l2);
-    int rc;
-
-    bool tomb = r->type == CASK_REC_TOMB;
-    rc = make_room(sh, len, tomb);
-    if (rc != 0) {
-        return rc;
-    }
-    struct cask_segment *s = sh->active;
-    rc = reserve(sh, s, len, tomb);
-    if (rc != 0) {
-        write_failed(sh, "reserve disk space", rc);
-        return rc;
-    }
-    char *buf = sh->scratch;
-    char *big = NULL;
-    if (len > SCRATCH_MAX) {
-        big = buf = malloc(len);
-    } else if (len > sh->scratch_cap) {
-        buf = realloc(sh->scratch, len);
-        if (buf != NULL) {
-            sh->scratch = buf;
-            sh->scratch_cap = len;
-        }
-    }
-    if (buf == NULL) {
-        return ENOMEM;
-    }
-    uint64_t at = s->size;
-    cask_rec_encode(buf, r, key, v1, l1, v2, l2);
-    rc = cask_seg_write_direct(s, buf, len);
-    free(big);
-    if (rc != 0) {
-        write_failed(sh, "write segment", rc);
-        return rc;
-    }
-    if (sh->write_failing) {
-        sh->write_failing = false;
-        cask_logf(c, CASK_LOG_WARN, "shard %u: writes succeed again", sh->idx);
-    }
-    if (r->cas < s->min_cas) {
-        s->min_cas = r->cas;
-    }
-    if (r->cas > s->max_cas) {
-        s->max_cas = r->cas;
-    }
-    sh->app_seq++;
-    cask_stream_note(sh, s->id); /* replication follows the log */
-    *slot = s->slot;
-    *off = (uint32_t)at;
-    return 0;
-}
-
-/* With mu held: return once a sync covering append number `seq` finished.
- * The caller that finds no sync running does it, with mu released. */
-static int
-wait_durable(struct cask_shard *sh, uint64_t seq)
-{
-    while (sh->synced_seq < seq && !sh->failed) {
-        if (sh->syncing) {
-            pthread_cond_wait(&sh->sync_cv, &sh->mu);
-            continue;
-        }
-        struct cask_segment *s = sh->active;
-        if (s == NULL) {
-            sh->synced_seq = sh->app_seq; /* nothing appended since open */
-            break;
-        }
-        int rc = cask_seg_flush(s);
-        if (rc != 0) {
-            cask_logf(sh->store, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
-                      sh->idx, s->id, strerror(rc));
-            return rc;
-        }
-        uint64_t target = sh->app_seq;
-        sh->syncing = true;
-        s->readers++; /* not closed under us by a roll-over + compaction */
-        pthread_mutex_unlock(&sh->mu);
-        rc = cask_io_fdatasync(s->fd);
-        pthread_mutex_lock(&sh->mu);
-        uint32_t sid = s->id;
-        if (--s->readers == 0 && s->retired) {
-            cask_seg_close(&s);
-        }
-        sh->syncing = false;
-        sh->syncs++;
-        if (rc != 0) {
-            /* Never retry: the kernel may have dropped the dirty pages. */
-            sh->failed = true;
-            cask_logf(sh->store, CASK_LOG_ERROR,
-                      "shard %u: fdatasync seg %08x: %s; shard is now "
-                      "read-only",
-                      sh->idx, sid, strerror(rc));
-        } else if (target > sh->synced_seq) {
-            sh->synced_writes += target - sh->synced_seq;
-            sh->synced_seq = target;
-        }
-        pthread_cond_broadcast(&sh->sync_cv);
-    }
-    return sh->failed && sh->synced_seq < seq ? CASK_EFAILED : 0;
-}
-
-/* With mu held, after an operation's append: under CASK_SYNC_ALWAYS note
- * in *tk the commit that must cover it. The wait (or its deferral) comes
- * in cask_commit_finish once mu is released. */
-static void
-durable(struct cask_shard *sh, struct cask_ticket *tk)
-{
-    struct cask *c = sh->store;
-    if (c->opt.sync != CASK_SYNC_ALWAYS || c->commit == NULL) {
-        return;
-    }
-    cask_ticket_add(tk, cask_commit_join(c, sh->idx), (int)sh->idx,
-                    sh->app_seq);
-}
-
-bool
-cask_shard_covered(struct cask_shard *sh, uint64_t seq)
-{
-    pthread_mutex_lock(&sh->mu);
-    bool ok = sh->synced_seq >= seq;
-    pthread_mutex_unlock(&sh->mu);
-    return ok;
-}
-
-bool
-cask_shard_failed(struct cask_shard *sh)
-{
-    pthread_mutex_lock(&sh->mu);
-    bool failed = sh->failed;
-    pthread_mutex_unlock(&sh->mu);
-    return failed;
-}
-
-int
-cask_shard_sync(struct cask_shard *sh)
-{
-    pthread_mutex_lock(&sh->mu);
-    int rc = 0;
-    if (sh->synced_seq < sh->app_seq) {
-        rc = wait_durable(sh, sh->app_seq);
-    }
-    if (rc == 0 && sh->failed) {
-        rc = CASK_EFAILED;
-    }
-    pthread_mutex_unlock(&sh->mu);
-    return rc;
-}
-
 /* Point key at a freshly appended put record (e may be NULL: insert). */
 void
 cask_shard_index_put(struct cask_shard *sh, struct cask_kd_entry *e,
@@ -857,7 +513,7 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
 
     /* Room first (it may release mu), so that no entry for a record not
      * yet written is ever visible to compaction or readers. */
-    int rc = make_room(sh, cask_rec_len(klen, l1 + l2), false);
+    int rc = cask_log_make_room(sh, cask_rec_len(klen, l1 + l2), false);
     if (rc != 0) {
         return rc;
     }
@@ -878,7 +534,7 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
         }
         kd_account(sh);
     }
-    rc = append(sh, &r, key, v1, l1, v2, l2, &slot, &off);
+    rc = cask_log_append(sh, &r, key, v1, l1, v2, l2, &slot, &off);
     if (rc != 0) {
         if (old == NULL) {
             cask_kd_remove(sh->kd, h, e);
@@ -1049,14 +705,14 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     };
     uint16_t slot;
     uint32_t off;
-    rc = append(sh, &r, key, NULL, 0, NULL, 0, &slot, &off);
+    rc = cask_log_append(sh, &r, key, NULL, 0, NULL, 0, &slot, &off);
     if (rc != 0) {
         goto out;
     }
     e->exp = cask_kd_exp32(exp_abs_s);
     e->fetched = 1;
     fill_item(it, e);
-    durable(sh, tk);
+    cask_log_join(sh, tk);
     if (val != NULL) {
         *val = v;
         v = NULL;
@@ -1163,7 +819,7 @@ store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
     if (rc != 0) {
         goto out;
     }
-    durable(sh, tk);
+    cask_log_join(sh, tk);
     if (cas_out != NULL) {
         *cas_out = cas;
     }
@@ -1218,13 +874,13 @@ delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     };
     uint16_t slot;
     uint32_t off;
-    rc = append(sh, &r, key, NULL, 0, NULL, 0, &slot, &off);
+    rc = cask_log_append(sh, &r, key, NULL, 0, NULL, 0, &slot, &off);
     if (rc != 0) {
         goto out;
     }
     sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
     cask_kd_remove(sh->kd, h, e);
-    durable(sh, tk);
+    cask_log_join(sh, tk);
 out:
     return rc;
 }
@@ -1247,7 +903,7 @@ cask_shard_forget(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *e,
         };
         uint16_t slot;
         uint32_t off;
-        rc = append(sh, &r, key, NULL, 0, NULL, 0, &slot, &off);
+        rc = cask_log_append(sh, &r, key, NULL, 0, NULL, 0, &slot, &off);
         if (rc != 0) {
             return rc == RETRY ? EAGAIN : rc;
         }
@@ -1398,7 +1054,7 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     }
 done:
     fill_item(it, e);
-    durable(sh, tk);
+    cask_log_join(sh, tk);
     if (value_out != NULL) {
         *value_out = v;
     }
@@ -1594,8 +1250,8 @@ apply_locked(struct cask_shard *sh, uint64_t h, const struct cask_rec *r,
 
     (void)lookup(sh, h, key, r->klen, &gone, &raw);
     /* Room first (it may release mu: then look up again). */
-    int rc = make_room(sh, cask_rec_len(r->klen, r->vlen),
-                       r->type == CASK_REC_TOMB);
+    int rc = cask_log_make_room(sh, cask_rec_len(r->klen, r->vlen),
+                                r->type == CASK_REC_TOMB);
     if (rc != 0) {
         return rc;
     }
@@ -1610,7 +1266,7 @@ apply_locked(struct cask_shard *sh, uint64_t h, const struct cask_rec *r,
             }
             kd_account(sh);
         }
-        rc = append(sh, r, key, val, r->vlen, NULL, 0, &slot, &off);
+        rc = cask_log_append(sh, r, key, val, r->vlen, NULL, 0, &slot, &off);
         if (rc != 0) {
             if (raw == NULL) {
                 cask_kd_remove(sh->kd, h, e);
@@ -1619,7 +1275,7 @@ apply_locked(struct cask_shard *sh, uint64_t h, const struct cask_rec *r,
         }
         cask_shard_index_put(sh, e, r, slot, off);
     } else {
-        rc = append(sh, r, key, NULL, 0, NULL, 0, &slot, &off);
+        rc = cask_log_append(sh, r, key, NULL, 0, NULL, 0, &slot, &off);
         if (rc != 0) {
             return rc;
         }

@@ -105,15 +105,6 @@ int cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
                      size_t klen, const struct cask_arith *a,
                      uint64_t *value_out, struct cask_item *it);
 
-/* Make everything appended so far durable (INTERVAL thread, the
- * committer, cask_sync). */
-int cask_shard_sync(struct cask_shard *sh);
-
-/* Is append number seq covered by a finished sync? False once the shard
- * latched failed before covering it. */
-bool cask_shard_covered(struct cask_shard *sh, uint64_t seq);
-bool cask_shard_failed(struct cask_shard *sh);
-
 /* Write hint files for closed segments that lack an up-to-date one. */
 void cask_shard_write_hints(struct cask_shard *sh);
 
@@ -161,18 +152,11 @@ int cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap,
                            bool is_output, struct cask_segment **out);
 uint64_t cask_shard_entry_len(const struct cask_kd_entry *e);
 bool cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas);
-/* Close the active segment (flush, sync) and start a new one. Called with
- * mu held; releases it while creating and syncing (appends wait), so the
- * caller must re-read what it needs afterwards. */
-int cask_shard_roll(struct cask_shard *sh);
 /* Point e (fresh, or indexing an older record) at the put r at slot/off and
  * move its bytes between the segments' live counts. */
 void cask_shard_index_put(struct cask_shard *sh, struct cask_kd_entry *e,
                           const struct cask_rec *r, uint16_t slot,
                           uint32_t off);
-/* Give back the blocks reserved past the end of a segment that takes no
- * more appends. */
-void cask_shard_release_reserve(struct cask_segment *s);
 
 /* Recover the shard from its directory (cask_recover.c): called once by
  * cask_shard_open before the shard is shared, so without locks. */

@@ -9,6 +9,7 @@ libstorage_a_SOURCES = \
 	storage/cask_internal.h \
 	storage/cask_shard.h \
 	storage/cask_shard.c \
+	storage/cask_log.c \
 	storage/cask_commit.h \
 	storage/cask_commit.c \
 	storage/cask_recover.c \

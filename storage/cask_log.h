@@ -1,0 +1,58 @@
+/* cask_log.h - a shard's log (cask_log.c): appends, roll-over, the disk
+ * reserve for deletes, and waiting for durability. Used by the shard's
+ * operations (cask_shard.c), compaction, recovery, the committer and the
+ * store; every function but the three taking the mutex themselves
+ * (cask_log_sync, _covered, _failed) is called with the shard's mu held.
+ */
+#ifndef BITCACHED_CASK_LOG_H
+#define BITCACHED_CASK_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/cask_shard.h"
+
+struct cask_rec;
+struct cask_ticket;
+
+/* Returned by cask_log_make_room and cask_log_append when mu had to be
+ * released (a roll-over): keydir entries the caller holds may have moved,
+ * so the operation starts over from its lookup. */
+#define CASK_LOG_RETRY (-2000)
+
+/* Make sure the active segment can take a record of len bytes (tomb: a
+ * tombstone, which may use the delete reserve): 0 with mu held throughout,
+ * CASK_LOG_RETRY, or an error (counted and logged). */
+int cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb);
+
+/* Append record r (key, then the value as v1 and v2 back to back) with one
+ * pwrite; *slot and *off say where it went. 0, CASK_LOG_RETRY, or an
+ * error that leaves no partial record. */
+int cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
+                    const void *key, const void *v1, size_t l1, const void *v2,
+                    size_t l2, uint16_t *slot, uint32_t *off);
+
+/* After an operation's append, under CASK_SYNC_ALWAYS: note in tk the
+ * commit that must cover it (the wait comes once mu is released). */
+void cask_log_join(struct cask_shard *sh, struct cask_ticket *tk);
+
+/* Close the active segment (flush, sync) and start a new one. Releases mu
+ * while creating and syncing (appends wait), so the caller must re-read
+ * what it needs afterwards. */
+int cask_log_roll(struct cask_shard *sh);
+
+/* Give back the blocks reserved past the end of a segment that takes no
+ * more appends. */
+void cask_log_release_reserve(struct cask_segment *s);
+
+/* Make everything appended so far durable (the INTERVAL thread, the
+ * committer, cask_sync). Takes mu. */
+int cask_log_sync(struct cask_shard *sh);
+
+/* Is append number seq covered by a finished sync? False once the shard
+ * latched failed before covering it. Takes mu. */
+bool cask_log_covered(struct cask_shard *sh, uint64_t seq);
+bool cask_log_failed(struct cask_shard *sh);
+
+#endif
