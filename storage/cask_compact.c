@@ -27,6 +27,7 @@
 #include "storage/cask_log.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
+#include "storage/cask_segtab.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -88,7 +89,7 @@ out_new(struct compaction *m)
         m->out = n;
         m->out_cap = nc;
     }
-    int rc = cask_shard_new_segment(sh, COMPACT_BUF, true, &s);
+    int rc = cask_segtab_new_segment(sh, COMPACT_BUF, true, &s);
     if (rc != 0) {
         return rc;
     }
@@ -186,7 +187,7 @@ drop_tomb(struct compaction *m, const struct cask_rec *r, const char *key)
     uint16_t slot;
     uint32_t noff;
     uint64_t seq;
-    if (!cask_shard_tomb_needed(sh, r->cas)) {
+    if (!cask_segtab_tomb_needed(sh, r->cas)) {
         return 0;
     }
     int rc = cask_cas_next(sh->store, &seq);
@@ -296,7 +297,7 @@ copy_record(struct compaction *m, struct cask_segment *s, uint64_t off,
          * it while an older record of the key may survive elsewhere (also
          * when a newer put of the key is live: telling that would take a
          * read of its key, and keeping it is always safe). */
-        if (r->cas <= m->flush_cas || !cask_shard_tomb_needed(sh, r->cas)) {
+        if (r->cas <= m->flush_cas || !cask_segtab_tomb_needed(sh, r->cas)) {
             return 0;
         }
         int rc = out_append(m, rec, len, r->cas, &slot, &noff);

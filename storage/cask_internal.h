@@ -1,6 +1,7 @@
-/* cask_internal.h - what the store (cask.c) shares with its shards and the
- * compactor: the store struct, the cas allocator, the clock, the flush point
- * and logging. Private to storage/; nothing outside it includes this.
+/* cask_internal.h - the store struct, and the store-wide context its shards
+ * work in (cask_ctx.c): the cas allocator, the clock, the flush point, the
+ * state file and logging. Private to storage/; nothing outside it includes
+ * this.
  */
 #ifndef BITCACHED_CASK_INTERNAL_H
 #define BITCACHED_CASK_INTERNAL_H
@@ -78,6 +79,16 @@ int64_t cask_now(const struct cask *c);
  * published (retried once a second while the write fails; meanwhile
  * readers see it and writers get the error from cask_cas_next). */
 uint64_t cask_flush_point(struct cask *c, int64_t now);
+
+struct cask_state;
+
+/* The state file (cask_ctx.c), for cask_open: rename a store's old DIR/meta
+ * to DIR/state; read the newest valid slot (0, ENOENT, EINVAL when no slot
+ * is valid, or an errno) and keep the file open; persist m (with state_mu
+ * held once the store is shared). */
+int cask_ctx_state_adopt_old_name(struct cask *c);
+int cask_ctx_state_read(struct cask *c, struct cask_state *m);
+int cask_ctx_state_write(struct cask *c, const struct cask_state *m);
 
 void cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt,
                ...) __attribute__((format(printf, 3, 4)));

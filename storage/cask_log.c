@@ -16,6 +16,7 @@
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_record.h"
+#include "storage/cask_segtab.h"
 #include "storage/cask_stream.h"
 
 #include <errno.h>
@@ -96,7 +97,7 @@ cask_log_roll(struct cask_shard *sh)
     }
     sh->syncs++;
     if (src == 0) {
-        src = cask_shard_add_slot(sh, n);
+        src = cask_segtab_add(sh, n);
     } else {
         sh->failed = true;
         cask_logf(c, CASK_LOG_ERROR,
@@ -184,7 +185,7 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
     }
     if (sh->active == NULL) {
         /* Opened on a full disk: start the active segment now. */
-        rc = cask_shard_new_segment(sh, 0, false, &sh->active);
+        rc = cask_segtab_new_segment(sh, 0, false, &sh->active);
         if (rc != 0) {
             write_failed(sh, "create segment", rc);
             return rc;

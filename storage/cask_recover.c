@@ -17,6 +17,7 @@
 #include "storage/cask_log.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
+#include "storage/cask_segtab.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -132,7 +133,7 @@ apply_rec(struct recov *rv, const struct cask_rec *r, const char *key,
             if (!newer_than(sh, r->cas, r->seq, e)) {
                 return;
             }
-            sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
+            sh->segs[e->seg]->live_bytes -= cask_segtab_entry_len(e);
             cask_kd_remove(sh->kd, h, e);
         }
         if (t == NULL) {
@@ -161,7 +162,7 @@ apply_rec(struct recov *rv, const struct cask_rec *r, const char *key,
     } else if (!newer_than(sh, r->cas, r->seq, e)) {
         return;
     }
-    cask_shard_index_put(sh, e, r, seg->slot, (uint32_t)off);
+    cask_segtab_index_put(sh, e, r, seg->slot, (uint32_t)off);
 }
 
 /* Apply the oldest record in flight. */
@@ -428,7 +429,7 @@ quarantine(struct cask_shard *sh, struct cask_segment *s)
     struct cask_seg_reader rd = {0};
     uint64_t copied = 0, places = 0, bad = 0;
     char qdir[CASK_PATH_MAX + 32], qpath[CASK_PATH_MAX + 64];
-    int rc = cask_shard_new_segment(sh, 0, false, &out);
+    int rc = cask_segtab_new_segment(sh, 0, false, &out);
     if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR,
                   "shard %u: no new segment to rescue damaged segment %08x "
@@ -605,7 +606,7 @@ cask_shard_recover(struct cask_shard *sh)
                       "rewritten, records checked one by one",
                       sh->idx, s->id);
         }
-        rc = cask_shard_add_slot(sh, s);
+        rc = cask_segtab_add(sh, s);
         if (rc != 0) {
             cask_seg_close(&s);
             goto out;
@@ -676,7 +677,7 @@ cask_shard_recover(struct cask_shard *sh)
         last->hint_bytes = 0;
         sh->active = last;
     } else {
-        rc = cask_shard_new_segment(sh, 0, false, &sh->active);
+        rc = cask_segtab_new_segment(sh, 0, false, &sh->active);
         if (rc == 0 && last != NULL) {
             /* The newest segment kept its reserve through the restart in
              * case the disk was full; it was not. */

@@ -21,6 +21,7 @@
 #include "storage/cask_log.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
+#include "storage/cask_segtab.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,83 +38,6 @@
 #define RETRY CASK_LOG_RETRY
 /* read_value_at: the record is sound but holds another key. */
 #define KEY_OTHER (-2001)
-
-uint64_t
-cask_shard_entry_len(const struct cask_kd_entry *e)
-{
-    return cask_rec_len(e->klen, e->vlen);
-}
-
-int
-cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s)
-{
-    for (uint32_t i = 0; i < sh->nslots; i++) {
-        if (sh->segs[i] == NULL) {
-            sh->segs[i] = s;
-            s->slot = (uint16_t)i;
-            return 0;
-        }
-    }
-    if (sh->nslots >= CASK_MAX_SLOTS) {
-        return EMFILE;
-    }
-    uint32_t n = sh->nslots ? sh->nslots * 2 : 16;
-    if (n > CASK_MAX_SLOTS) {
-        n = CASK_MAX_SLOTS;
-    }
-    struct cask_segment **ns = realloc(sh->segs, n * sizeof(*ns));
-    if (ns == NULL) {
-        return ENOMEM;
-    }
-    for (uint32_t i = sh->nslots; i < n; i++) {
-        ns[i] = NULL;
-    }
-    sh->segs = ns;
-    s->slot = (uint16_t)sh->nslots;
-    sh->segs[sh->nslots] = s;
-    sh->nslots = n;
-    return 0;
-}
-
-int
-cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap, bool is_output,
-                       struct cask_segment **out)
-{
-    struct cask_segment *s = NULL;
-    /* An id can come back after its segment was compacted away: never
-     * let a hint of that old file describe the new one. */
-    cask_hint_remove(sh->dir, sh->next_id);
-    int rc = cask_seg_create(&s, sh->dir, sh->next_id, buf_cap);
-    if (rc != 0) {
-        return rc;
-    }
-    s->is_output = is_output;
-    rc = cask_shard_add_slot(sh, s);
-    if (rc != 0) {
-        unlink(s->path);
-        cask_seg_close(&s);
-        return rc;
-    }
-    sh->next_id++;
-    *out = s;
-    return 0;
-}
-
-/* A tombstone (or expiry) for a key with this cas must stay on disk while a
- * segment outside the running compaction could hold a record it hides: one
- * with a lower cas, or with the same cas (a touch keeps the cas, so the put
- * it re-stamped carries exactly this cas). */
-bool
-cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas)
-{
-    for (uint32_t i = 0; i < sh->nslots; i++) {
-        struct cask_segment *s = sh->segs[i];
-        if (s != NULL && !s->compacting && !s->is_output && s->min_cas <= cas) {
-            return true;
-        }
-    }
-    return false;
-}
 
 /* The keydir's match function: the keydir keeps no keys, so whether e
  * (whose hash bits agree with the key's) is key's entry is told by the key
@@ -459,24 +383,6 @@ value_for(struct cask_shard *sh, const struct cask_kd_entry *e, const void *key,
     return RETRY;
 }
 
-/* Point key at a freshly appended put record (e may be NULL: insert). */
-void
-cask_shard_index_put(struct cask_shard *sh, struct cask_kd_entry *e,
-                     const struct cask_rec *r, uint16_t slot, uint32_t off)
-{
-    if (e->off != 0) { /* 0: a fresh entry (records start past the header) */
-        sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
-    }
-    cask_kd_set_cas(e, r->cas);
-    e->off = off;
-    e->vlen = r->vlen;
-    e->flags = r->flags;
-    e->exp = cask_kd_exp32(r->exp_abs_s);
-    e->seg = slot;
-    e->fetched = 0; /* a new value has not been read yet */
-    sh->segs[slot]->live_bytes += cask_rec_len(r->klen, r->vlen);
-}
-
 /* Bring the store's keydir byte count up to date with this shard's keydir
  * (mu held; a keydir never gives memory back while open). */
 static void
@@ -541,7 +447,7 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
         }
         return rc;
     }
-    cask_shard_index_put(sh, e, &r, slot, off);
+    cask_segtab_index_put(sh, e, &r, slot, off);
     if (indexed != NULL) {
         *indexed = e;
     }
@@ -878,7 +784,7 @@ delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     if (rc != 0) {
         goto out;
     }
-    sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
+    sh->segs[e->seg]->live_bytes -= cask_segtab_entry_len(e);
     cask_kd_remove(sh->kd, h, e);
     cask_log_join(sh, tk);
 out:
@@ -908,7 +814,7 @@ cask_shard_forget(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *e,
             return rc == RETRY ? EAGAIN : rc;
         }
     }
-    sh->segs[e->seg]->live_bytes -= cask_shard_entry_len(e);
+    sh->segs[e->seg]->live_bytes -= cask_segtab_entry_len(e);
     cask_kd_remove(sh->kd, h, e);
     return 0;
 }
@@ -1273,14 +1179,14 @@ apply_locked(struct cask_shard *sh, uint64_t h, const struct cask_rec *r,
             }
             return rc;
         }
-        cask_shard_index_put(sh, e, r, slot, off);
+        cask_segtab_index_put(sh, e, r, slot, off);
     } else {
         rc = cask_log_append(sh, r, key, NULL, 0, NULL, 0, &slot, &off);
         if (rc != 0) {
             return rc;
         }
         if (raw != NULL && r->type == CASK_REC_TOMB) {
-            sh->segs[raw->seg]->live_bytes -= cask_shard_entry_len(raw);
+            sh->segs[raw->seg]->live_bytes -= cask_segtab_entry_len(raw);
             cask_kd_remove(sh->kd, h, raw);
         } else if (raw != NULL && cask_kd_cas(raw) == r->cas) {
             raw->exp = cask_kd_exp32(r->exp_abs_s);

@@ -1,7 +1,8 @@
 /* cask_shard.h - one bitcask: a directory of segments, a keydir, a mutex.
  *
- * The shard owns its directory, segments, keydir and locks; nothing outside
- * cask_shard.c, cask_recover.c and cask_compact.c dereferences it. Lock
+ * The shard owns its directory, segments, keydir and locks; only the
+ * modules below the store in storage/LAYOUT.md (shard, recovery,
+ * compaction, log, segment table, replication tail) dereference it. Lock
  * order: maint_mu, then mu, then the store's state_mu.
  */
 #ifndef BITCACHED_CASK_SHARD_H
@@ -142,21 +143,6 @@ int cask_shard_wipe(struct cask_shard *sh);
  * error (nothing removed). */
 int cask_shard_forget(struct cask_shard *sh, uint64_t h,
                       struct cask_kd_entry *e, const char *key, bool tomb);
-
-/* Helpers shared with cask_compact.c; call with mu held. */
-int cask_shard_add_slot(struct cask_shard *sh, struct cask_segment *s);
-/* Create segment next_id with an append buffer of buf_cap bytes, mark it as
- * compaction output or not, give it a slot and advance next_id. Removes a
- * stale hint of that id first; leaves no file behind on failure. */
-int cask_shard_new_segment(struct cask_shard *sh, size_t buf_cap,
-                           bool is_output, struct cask_segment **out);
-uint64_t cask_shard_entry_len(const struct cask_kd_entry *e);
-bool cask_shard_tomb_needed(struct cask_shard *sh, uint64_t cas);
-/* Point e (fresh, or indexing an older record) at the put r at slot/off and
- * move its bytes between the segments' live counts. */
-void cask_shard_index_put(struct cask_shard *sh, struct cask_kd_entry *e,
-                          const struct cask_rec *r, uint16_t slot,
-                          uint32_t off);
 
 /* Recover the shard from its directory (cask_recover.c): called once by
  * cask_shard_open before the shard is shared, so without locks. */

@@ -10,6 +10,8 @@ libstorage_a_SOURCES = \
 	storage/cask_shard.h \
 	storage/cask_shard.c \
 	storage/cask_log.c \
+	storage/cask_ctx.c \
+	storage/cask_segtab.c \
 	storage/cask_commit.h \
 	storage/cask_commit.c \
 	storage/cask_recover.c \
@@ -43,7 +45,7 @@ libstorage_a_SOURCES = \
 libstorage_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
 
 STORAGE_LIBS = libstorage.a $(XXHASH_LIBS) $(PTHREAD_LIBS)
-EXTRA_DIST += storage/FORMAT.md storage/REPLICATION.md
+EXTRA_DIST += storage/FORMAT.md storage/REPLICATION.md storage/LAYOUT.md
 
 # Unit tests: cmocka, linked against libstorage only.
 STORAGE_TESTS = \

@@ -1,0 +1,373 @@
+/* cask_ctx.c - the store-wide context every shard works in: the state
+ * file (its two checksummed slots, read at open, updated in place), the
+ * cas allocator with its persisted high-water mark, the flush point
+ * (flush_all, delayed flushes, a replica's threshold from its primary), the
+ * clock and the log sink.
+ *
+ * Owns those fields of struct cask (cask_internal.h); the store (cask.c),
+ * its shards, the log, compaction and recovery call down into it, and it
+ * calls nothing of theirs. Must not depend on anything above storage/.
+ */
+#include "storage/cask_internal.h"
+
+#include "storage/cask_io.h"
+#include "storage/cask_keydir.h"
+#include "storage/cask_segment.h"
+#include "storage/cask_state.h"
+#include "storage/cask_stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void
+cask_logf(const struct cask *c, enum cask_log_level level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* Shards recover on several threads at once: callbacks are called one
+     * at a time, so a log function need not be thread-safe. */
+    static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&log_mu);
+    if (c->opt.log != NULL) {
+        c->opt.log(c->opt.log_arg, level, msg);
+    } else if (level <= CASK_LOG_WARN) {
+        fprintf(stderr, "cask: %s\n", msg);
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
+int64_t
+cask_now(const struct cask *c)
+{
+    if (c->opt.clock != NULL) {
+        return c->opt.clock(c->opt.clock_arg);
+    }
+    return (int64_t)time(NULL);
+}
+
+/* ---- state file -------------------------------------------------------- */
+
+/* Persist m. The file holds two slots of CASK_STATE_SLOT bytes, each a complete
+ * state with a generation and a checksum; an update overwrites the older
+ * slot in place (pwrite, fdatasync), so a torn write leaves the other one
+ * intact, and an update needs no new disk blocks: it works on a full disk.
+ * The file is created (both slots, temp + rename) the first time. */
+int
+cask_ctx_state_write(struct cask *c, const struct cask_state *m)
+{
+    char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
+    char *buf = malloc(2 * CASK_STATE_SLOT);
+    int rc = 0;
+    if (buf == NULL) {
+        return ENOMEM;
+    }
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
+    uint64_t gen = c->state_gen + 1;
+    if (c->state_fd < 0) {
+        cask_state_format(buf, m, gen);
+        memcpy(buf + CASK_STATE_SLOT, buf, CASK_STATE_SLOT);
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        rc = cask_replace_file(c->dir, tmp, path, buf, 2 * CASK_STATE_SLOT);
+        if (rc == 0) {
+            c->state_fd = open(path, O_RDWR | O_CLOEXEC);
+            if (c->state_fd < 0) {
+                rc = errno;
+            }
+        }
+    } else {
+        cask_state_format(buf, m, gen);
+        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT,
+                                (off_t)((gen & 1) * CASK_STATE_SLOT));
+        if (rc == 0) {
+            rc = cask_io_fdatasync(c->state_fd);
+        }
+    }
+    free(buf);
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR, "write %s: %s", path, strerror(rc));
+        return rc;
+    }
+    c->state_gen = gen;
+    return 0;
+}
+
+/* A store written before the state file had its name keeps it in DIR/meta:
+ * rename that to DIR/state (and make the rename durable) so one name is
+ * used from here on. 0, or the errno of a rename that failed. */
+int
+cask_ctx_state_adopt_old_name(struct cask *c)
+{
+    char path[CASK_PATH_MAX], old[CASK_PATH_MAX];
+    snprintf(old, sizeof(old), "%s/%s.tmp", c->dir, CASK_STATE_OLD_NAME);
+    (void)unlink(old); /* that name's own cut-short replacement */
+    snprintf(old, sizeof(old), "%s/%s", c->dir, CASK_STATE_OLD_NAME);
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
+    if (access(path, F_OK) == 0 || access(old, F_OK) != 0) {
+        return 0;
+    }
+    int rc = rename(old, path) == 0 ? cask_fsync_dir(c->dir) : errno;
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR, "rename %s to %s: %s", old, path,
+                  strerror(rc));
+        return rc;
+    }
+    cask_logf(c, CASK_LOG_INFO, "state file %s renamed to %s", old, path);
+    return 0;
+}
+
+/* Read the state file (the valid slot with the highest generation) and keep
+ * it open for updates: 0, ENOENT when there is none, EINVAL when no slot is
+ * valid (unparsable, or checksum mismatch), or an errno. */
+int
+cask_ctx_state_read(struct cask *c, struct cask_state *m)
+{
+    char path[CASK_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        return errno;
+    }
+    char *buf = calloc(2, CASK_STATE_SLOT + 1);
+    int rc = buf == NULL ? ENOMEM : 0;
+    size_t len = 0;
+    while (rc == 0 && len < 2 * CASK_STATE_SLOT) {
+        ssize_t r = read(fd, buf + len, 2 * CASK_STATE_SLOT - len);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            rc = errno;
+        } else if (r == 0) {
+            break;
+        } else {
+            len += (size_t)r;
+        }
+    }
+    bool found = false;
+    unsigned bad = 0;
+    for (unsigned i = 0; rc == 0 && i < 2 && i * CASK_STATE_SLOT < len; i++) {
+        char slot[CASK_STATE_SLOT + 1];
+        struct cask_state t;
+        uint64_t gen;
+        memcpy(slot, buf + i * CASK_STATE_SLOT, CASK_STATE_SLOT);
+        slot[CASK_STATE_SLOT] = '\0';
+        if (cask_state_parse(slot, &t, &gen) != 0) {
+            bad++;
+        } else if (!found || gen > c->state_gen) {
+            *m = t;
+            c->state_gen = gen;
+            found = true;
+        }
+    }
+    if (found && bad > 0) {
+        /* A torn update (or damage) in one slot: the other holds the
+         * state before that update, which is what was in effect. */
+        cask_logf(c, CASK_LOG_WARN,
+                  "%s: one state slot is damaged; using generation %" PRIu64,
+                  path, c->state_gen);
+    }
+    free(buf);
+    if (rc == 0 && !found) {
+        rc = EINVAL;
+    }
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    if (len < 2 * CASK_STATE_SLOT) {
+        /* An older single-slot file: the next update rewrites it whole
+         * (temp + rename) as two slots. */
+        close(fd);
+        return 0;
+    }
+    c->state_fd = fd;
+    return 0;
+}
+
+static struct cask_state
+state_now(struct cask *c)
+{
+    struct cask_state m = {
+            .shards = c->nshards,
+            .cas_reserved = atomic_load(&c->cas_reserved),
+            .flush_cas = atomic_load(&c->flush_cas),
+            .flush_pending_at = atomic_load(&c->flush_pending_at),
+    };
+    return m;
+}
+
+int
+cask_cas_next(struct cask *c, uint64_t *out)
+{
+    int rc = atomic_load(&c->flush_err);
+    if (rc != 0) {
+        /* A flush_all came due but could not be persisted: nothing new may
+         * be acknowledged until it is (see cask_flush_point). */
+        (void)cask_flush_point(c, cask_now(c));
+        rc = atomic_load(&c->flush_err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    uint64_t v = atomic_fetch_add(&c->next_cas, 1);
+    if (v > CASK_KD_CAS_MAX) {
+        return EOVERFLOW; /* the keydir keeps 56 bits (centuries of writes) */
+    }
+    if (v >= atomic_load(&c->cas_reserved)) {
+        pthread_mutex_lock(&c->state_mu);
+        uint64_t r = atomic_load(&c->cas_reserved);
+        if (v >= r) {
+            /* Persist the new mark before any cas under it is used, so a
+             * restart never hands one out again; publish it only once it
+             * is on disk. A failure fails the caller's operation. */
+            struct cask_state m = state_now(c);
+            m.cas_reserved = v + CASK_CAS_BLOCK;
+            rc = cask_ctx_state_write(c, &m);
+            if (rc == 0) {
+                atomic_store(&c->cas_reserved, m.cas_reserved);
+            }
+        }
+        pthread_mutex_unlock(&c->state_mu);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+int
+cask_cas_observe(struct cask *c, uint64_t v)
+{
+    uint64_t cur = atomic_load(&c->next_cas);
+    while (cur <= v &&
+           !atomic_compare_exchange_weak(&c->next_cas, &cur, v + 1)) {
+        /* cur now holds the counter's value: try again */
+    }
+    if (v < atomic_load(&c->cas_reserved)) {
+        return 0;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&c->state_mu);
+    if (v >= atomic_load(&c->cas_reserved)) {
+        struct cask_state m = state_now(c);
+        m.cas_reserved = v + CASK_CAS_BLOCK;
+        rc = cask_ctx_state_write(c, &m);
+        if (rc == 0) {
+            atomic_store(&c->cas_reserved, m.cas_reserved);
+        }
+    }
+    pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
+
+uint64_t
+cask_flush_point(struct cask *c, int64_t now)
+{
+    int64_t at = atomic_load(&c->flush_pending_at);
+    if (at != 0 && now >= at) {
+        pthread_mutex_lock(&c->state_mu);
+        if (atomic_load(&c->flush_pending_at) == at) {
+            if (c->flush_due_at != at) {
+                /* Fix the threshold once: what was written before the
+                 * flush came due. */
+                c->flush_due_at = at;
+                atomic_store(&c->flush_soft_cas, atomic_load(&c->next_cas) - 1);
+            }
+            /* Retry a failed write at most once a second. */
+            if (atomic_load(&c->flush_err) == 0 || now != c->flush_tried_s) {
+                c->flush_tried_s = now;
+                struct cask_state m = state_now(c);
+                m.flush_cas = atomic_load(&c->flush_soft_cas);
+                m.flush_pending_at = 0;
+                int rc = cask_ctx_state_write(c, &m);
+                if (rc == 0) {
+                    atomic_store(&c->flush_cas, m.flush_cas);
+                    atomic_store(&c->flush_pending_at, 0);
+                }
+                atomic_store(&c->flush_err, rc);
+            }
+        }
+        pthread_mutex_unlock(&c->state_mu);
+    }
+    uint64_t fc = atomic_load(&c->flush_cas);
+    if (atomic_load(&c->flush_err) != 0) {
+        /* Due but not yet persisted: readers already see it, writers are
+         * refused (cask_cas_next), compaction ignores it. */
+        uint64_t soft = atomic_load(&c->flush_soft_cas);
+        return soft > fc ? soft : fc;
+    }
+    return fc;
+}
+
+int
+cask_flush(struct cask *c, int64_t at_abs_s)
+{
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
+    int64_t now = cask_now(c);
+    /* A pending flush that already came due happened before this call. */
+    (void)cask_flush_point(c, now);
+    int rc = atomic_load(&c->flush_err);
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&c->state_mu);
+    /* Persist first, apply after: a flush_all that fails changes nothing,
+     * and compaction never drops records by a point a restart forgets. */
+    struct cask_state m = state_now(c);
+    if (at_abs_s <= now) {
+        m.flush_cas = atomic_load(&c->next_cas) - 1;
+        m.flush_pending_at = 0;
+    } else {
+        m.flush_pending_at = at_abs_s;
+    }
+    rc = cask_ctx_state_write(c, &m);
+    if (rc == 0) {
+        atomic_store(&c->flush_cas, m.flush_cas);
+        atomic_store(&c->flush_pending_at, m.flush_pending_at);
+    }
+    pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
+
+/* ---- replication (cask_stream.h) ---------------------------------------- */
+
+uint64_t
+cask_stream_flush_cas(struct cask *c)
+{
+    return cask_flush_point(c, cask_now(c));
+}
+
+int
+cask_stream_set_flush(struct cask *c, uint64_t flush_cas, bool exact)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->state_mu);
+    uint64_t cur = atomic_load(&c->flush_cas);
+    if (flush_cas != cur && (exact || flush_cas > cur)) {
+        /* The primary's threshold replaces any delayed flush of our own:
+         * the primary decides when that one comes due. */
+        struct cask_state m = state_now(c);
+        m.flush_cas = flush_cas;
+        m.flush_pending_at = 0;
+        rc = cask_ctx_state_write(c, &m);
+        if (rc == 0) {
+            atomic_store(&c->flush_cas, flush_cas);
+            atomic_store(&c->flush_pending_at, 0);
+        }
+    }
+    pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
