@@ -718,8 +718,10 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
                         exp_abs(cc->env, mflag_exptime(req, 'T')), it,
                         want_val ? val : NULL);
     } else {
-        rc = cask_get(cc->env->store, req->key, req->klen, it,
-                      want_val ? val : NULL);
+        /* a hit counts as a read (memcached's fetched bit) unless u */
+        rc = cask_get_fetch(cc->env->store, req->key, req->klen, it,
+                            want_val ? val : NULL,
+                            proto_mflag_find(req, 'u') == NULL);
         *old_exp = it->exp_abs_s;
     }
     watch_get(cc, req->key, req->klen, rc, it);
@@ -832,7 +834,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
             out_ttl(&o, cc->env, exp);
             break;
         case 'h':
-            proto_out_mem(&o, " h0", 3);
+            proto_out_mem(&o, it.fetched ? " h1" : " h0", 3);
             break;
         case 'l':
             proto_out_mem(&o, " l0", 3);
@@ -1240,7 +1242,7 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
         return;
     }
     /* memcached's item-internal figures (slab class, item size) have no
-     * meaning here; la and fetch are not tracked */
+     * meaning here; la is not tracked */
     proto_out_init(&o, line, sizeof(line));
     proto_out_mem(&o, "ME ", 3);
     proto_out_mem(&o, req->key, req->klen);
@@ -1248,7 +1250,8 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
     out_ttl(&o, cc->env, it.exp_abs_s);
     proto_out_str(&o, " la=0 cas=");
     proto_out_u64(&o, it.cas);
-    proto_out_str(&o, " fetch=no cls=1 size=");
+    proto_out_str(&o, it.fetched ? " fetch=yes cls=1 size="
+                                 : " fetch=no cls=1 size=");
     proto_out_u64(&o, 56 + req->klen + 1 + it.vlen + 2);
     proto_out_mem(&o, "\r\n", 2);
     emit_out(cc, &o);

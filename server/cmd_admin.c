@@ -6,8 +6,8 @@
  * holds one shard's lock (the callback only appends to the job's buffer)
  * and written to the sink after the lock is released.
  *
- * bitcached keeps no per-item access time and no fetched bit: metadump's la
- * is the time of the dump and fetch is "no"; size and cls are what memcached
+ * bitcached keeps no per-item access time: metadump's la is the time of the
+ * dump; fetch is the item's fetched bit; size and cls are what memcached
  * would give the same item (its 48-byte header, key, value, cas, flags). */
 #include "server/cmd_admin.h"
 
@@ -129,9 +129,10 @@ on_entry(void *arg, const struct cask_walk_entry *e)
         proto_uriencode(e->key, e->klen < 250 ? e->klen : 250, key);
         n = snprintf(line, sizeof(line),
                      "key=%s exp=%" PRId64 " la=%" PRId64 " cas=%" PRIu64
-                     " fetch=no cls=%u size=%" PRIu64 "\n",
+                     " fetch=%s cls=%u size=%" PRIu64 "\n",
                      key, e->exp_abs_s == 0 ? -1 : e->exp_abs_s, j->now,
-                     j->env->cas_disabled ? 0 : e->cas, cls, total);
+                     j->env->cas_disabled ? 0 : e->cas,
+                     e->fetched ? "yes" : "no", cls, total);
         if (n > 0) {
             job_append(j, line, (size_t)n);
         }

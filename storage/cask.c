@@ -606,7 +606,20 @@ cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
         return CASK_EBADKEY;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_get(shard_for(c, key, klen), h, key, klen, it, val);
+    return cask_shard_get(shard_for(c, key, klen), h, key, klen, it, val,
+                          val != NULL);
+}
+
+int
+cask_get_fetch(struct cask *c, const void *key, size_t klen,
+               struct cask_item *it, char **val, bool fetch)
+{
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    return cask_shard_get(shard_for(c, key, klen), h, key, klen, it, val,
+                          fetch);
 }
 
 int

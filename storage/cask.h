@@ -140,6 +140,7 @@ struct cask_item {
     int64_t exp_abs_s; /* 0 = never */
     uint64_t cas;      /* unique per modification, never reused */
     uint32_t vlen;     /* value length in bytes */
+    bool fetched;      /* read since it was written, before this call */
     /* Set only when a get/touch returns CASK_ENOTFOUND: why the key is not
      * there (for memcached's get_expired/get_flushed counters). */
     enum { CASK_GONE_ABSENT = 0, CASK_GONE_EXPIRED, CASK_GONE_FLUSHED } gone;
@@ -152,6 +153,13 @@ struct cask_item {
  * Returns CASK_OK, CASK_ENOTFOUND, CASK_ECORRUPT, or an errno. */
 int cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
              char **val);
+
+/* cask_get, saying whether this counts as the item being read (its fetched
+ * bit: memcached's "hit before", and eviction's second chance). cask_get
+ * counts a read only when it returns the value; a meta get without a value
+ * counts too, unless its client asked not to (mg's u flag). */
+int cask_get_fetch(struct cask *c, const void *key, size_t klen,
+                   struct cask_item *it, char **val, bool fetch);
 
 /* Like cask_get, and atomically set the item's expiry to exp_abs_s (gat, gats,
  * touch, mg with T). The cas does not change, as in memcached. it and val as

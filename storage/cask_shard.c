@@ -213,6 +213,7 @@ fill_item(struct cask_item *it, const struct cask_kd_entry *e)
     it->exp_abs_s = e->exp;
     it->cas = cask_kd_cas(e);
     it->vlen = e->vlen;
+    it->fetched = e->fetched;
     it->gone = CASK_GONE_ABSENT;
 }
 
@@ -516,7 +517,7 @@ first_candidate(struct cask_shard *sh, uint64_t h, size_t klen,
 
 int
 cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-               struct cask_item *it, char **val)
+               struct cask_item *it, char **val, bool fetch)
 {
     struct cask_item snap;
     bool careful = val == NULL; /* no value read to check the key with */
@@ -540,7 +541,9 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             }
         }
         fill_item(&snap, e);
-        e->fetched = 1; /* a hit (a candidate of another key is rare) */
+        if (fetch) {
+            e->fetched = 1; /* a hit (a candidate of another key is rare) */
+        }
         struct cask_segment *s = sh->segs[e->seg];
         uint32_t seg_id = s->id;
         uint32_t off = e->off;
@@ -616,8 +619,8 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         goto out;
     }
     e->exp = cask_kd_exp32(exp_abs_s);
+    fill_item(it, e); /* it->fetched: read before this touch */
     e->fetched = 1;
-    fill_item(it, e);
     cask_log_join(sh, tk);
     if (val != NULL) {
         *val = v;

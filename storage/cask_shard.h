@@ -92,7 +92,7 @@ int cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx);
 void cask_shard_close(struct cask_shard **sh);
 
 int cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key,
-                   size_t klen, struct cask_item *it, char **val);
+                   size_t klen, struct cask_item *it, char **val, bool fetch);
 int cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                      size_t klen, int64_t exp_abs_s, struct cask_item *it,
                      char **val);

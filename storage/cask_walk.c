@@ -62,6 +62,7 @@ visit(void *arg, struct cask_kd_entry *e)
     it->we.exp_abs_s = e->exp;
     it->we.cas = cask_kd_cas(e);
     it->we.vlen = e->vlen;
+    it->we.fetched = e->fetched;
     it->have_key = (uint64_t)e->off + CASK_REC_HDR + e->klen > it->seg->flushed;
     if (it->have_key &&
         cask_seg_pread(it->seg, e->off + CASK_REC_HDR, e->klen, it->key) != 0) {

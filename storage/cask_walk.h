@@ -20,6 +20,7 @@ struct cask_walk_entry {
     int64_t exp_abs_s; /* 0 = never */
     uint64_t cas;
     uint32_t vlen;
+    bool fetched; /* read since it was written */
 };
 
 /* Where a walk has got to: start with {0}. */

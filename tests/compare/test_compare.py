@@ -151,6 +151,13 @@ CASES = [
             b"ma {k} MD D2 v\r\n", b"ma {k} D100 MD v\r\n"]),
     ("ma autoviv", [b"ma {k} N0 J13 v\r\n", b"ma {k} v\r\n"]),
     ("ma non numeric", [b"ms {k} 1\r\nx\r\n", b"ma {k}\r\n"]),
+    # h: hit before (the fetched bit): a get of the value, a meta get, a
+    # touch count as reads; u leaves the bit as it was; a new value clears it
+    ("mg h", [b"set {k} 0 0 1\r\na\r\n", b"mg {k} h\r\n", b"mg {k} h\r\n",
+              b"set {k} 0 0 1\r\nb\r\n", b"mg {k} h u\r\n", b"mg {k} h u\r\n",
+              b"get {k}\r\n", b"mg {k} h v\r\n", b"set {k} 0 0 1\r\nc\r\n",
+              b"touch {k} 100\r\n", b"mg {k} h\r\n", b"ms {k} 1\r\nd\r\n",
+              b"mg {k} h T30\r\n", b"mg {k} h\r\n"]),
     ("mg base64 key", [b"ms {k} 1\r\nz\r\n", b"mg e2t9 b v k\r\n"]),
     ("meta quiet pipeline", [b"ms {k} 1 q\r\na\r\nmg {k} v q\r\nmg {k2} v q\r\nmd {k2} q\r\n"]),
     ("meta too long key", [b"mg " + LONGKEY + b" v\r\n"]),

@@ -28,6 +28,7 @@ struct fitem {
     int64_t exp_abs_s;
     uint64_t cas;
     int64_t stored_s;
+    bool fetched;
 };
 
 struct cask {
@@ -166,6 +167,7 @@ copy_out(const struct fitem *f, struct cask_item *it, char **val)
         it->exp_abs_s = f->exp_abs_s;
         it->cas = f->cas;
         it->vlen = f->vlen;
+        it->fetched = f->fetched;
         it->gone = CASK_GONE_ABSENT;
     }
     if (val != NULL) {
@@ -195,8 +197,8 @@ lookup_read(struct cask *c, const void *key, size_t klen, struct cask_item *it)
 }
 
 int
-cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
-         char **val)
+cask_get_fetch(struct cask *c, const void *key, size_t klen,
+               struct cask_item *it, char **val, bool fetch)
 {
     struct fitem *f = lookup_read(c, key, klen, it);
 
@@ -206,7 +208,18 @@ cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
     if (f == NULL) {
         return CASK_ENOTFOUND;
     }
-    return copy_out(f, it, val);
+    int rc = copy_out(f, it, val);
+    if (fetch) {
+        f->fetched = true;
+    }
+    return rc;
+}
+
+int
+cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
+         char **val)
+{
+    return cask_get_fetch(c, key, klen, it, val, val != NULL);
 }
 
 int
@@ -222,7 +235,9 @@ cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
         return CASK_ENOTFOUND;
     }
     f->exp_abs_s = exp_abs_s;
-    return copy_out(f, it, val);
+    int rc = copy_out(f, it, val);
+    f->fetched = true;
+    return rc;
 }
 
 /* Replace f's value (or create the item) with v; takes ownership of v. */
@@ -256,6 +271,7 @@ put(struct cask *c, const void *key, size_t klen, char *v, size_t vlen,
     f->exp_abs_s = exp_abs_s;
     f->cas = c->next_cas++;
     f->stored_s = now_s(c);
+    f->fetched = false;
     if (cas_out != NULL) {
         *cas_out = f->cas;
     }
@@ -527,6 +543,7 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
         e.exp_abs_s = f->exp_abs_s;
         e.cas = f->cas;
         e.vlen = f->vlen;
+        e.fetched = f->fetched;
         fn(arg, &e);
     }
     if (++pos->hash == NBUCKETS) {

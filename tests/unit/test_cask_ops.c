@@ -531,7 +531,7 @@ test_shared_hash(void **state)
             int kl = snprintf(key, sizeof(key), "key%d", i);
             int vl = snprintf(val, sizeof(val), "val%d", i);
             v = NULL;
-            int rc = cask_shard_get(sh, h, key, (size_t)kl, &it, &v);
+            int rc = cask_shard_get(sh, h, key, (size_t)kl, &it, &v, true);
             if (i % 3 == 0) {
                 assert_int_equal(rc, CASK_ENOTFOUND);
                 assert_null(v);
@@ -545,10 +545,10 @@ test_shared_hash(void **state)
         }
         /* absent keys with the same hash, with and without a value read */
         v = NULL;
-        assert_int_equal(cask_shard_get(sh, h, "nokey", 5, &it, &v),
+        assert_int_equal(cask_shard_get(sh, h, "nokey", 5, &it, &v, true),
                          CASK_ENOTFOUND);
         assert_null(v);
-        assert_int_equal(cask_shard_get(sh, h, "nokey", 5, &it, NULL),
+        assert_int_equal(cask_shard_get(sh, h, "nokey", 5, &it, NULL, true),
                          CASK_ENOTFOUND);
         /* and again once the remembered key checks are cold: a new
          * value for every other live key moves its record */
