@@ -602,12 +602,7 @@ int
 cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
          char **val)
 {
-    if (!key_ok(key, klen)) {
-        return CASK_EBADKEY;
-    }
-    uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_get(shard_for(c, key, klen), h, key, klen, it, val,
-                          val != NULL);
+    return cask_get_fetch(c, key, klen, it, val, val != NULL);
 }
 
 int

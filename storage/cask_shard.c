@@ -541,8 +541,10 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             }
         }
         fill_item(&snap, e);
-        if (fetch) {
-            e->fetched = 1; /* a hit (a candidate of another key is rare) */
+        if (fetch && !e->fetched) {
+            /* a hit (a candidate of another key is rare); written only when
+             * it changes, so hot keys' entries stay clean in the cache */
+            e->fetched = 1;
         }
         struct cask_segment *s = sh->segs[e->seg];
         uint32_t seg_id = s->id;
