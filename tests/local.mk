@@ -120,3 +120,7 @@ EXTRA_DIST += tests/bench/bench_sync.sh
 # Replication (issue 14): a primary and replicas on loopback.
 dist_check_SCRIPTS += tests/integration/test_repl.py
 TESTS += tests/integration/test_repl.py
+
+# Cold reads (issue 16): no read-around on value reads.
+dist_check_SCRIPTS += tests/integration/test_read_around.py
+TESTS += tests/integration/test_read_around.py
