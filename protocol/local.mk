@@ -10,6 +10,7 @@ libprotocol_a_CFLAGS = $(AM_CFLAGS)
 PROTOCOL_LIBS = libprotocol.a
 CMD_SOURCES = server/cmd.c server/cmd.h server/cmd_meta.c server/cmd_meta.h \
 	server/cmd_admin.c server/cmd_admin.h server/cmd_late.c \
+	server/cmd_read.c server/cmd_read.h \
 	server/prefix_stats.c server/prefix_stats.h
 
 # The executor as a library too, so tests can link it against a fake store.

@@ -48,6 +48,7 @@ void
 cmd_conn_deinit(struct cmd_conn *cc)
 {
     cmd_admin_cancel(cc);
+    cmd_read_reset(&cc->rd);
     memset(&cc->parser, 0, sizeof(cc->parser));
     cc->get_paused = false;
 }
@@ -275,6 +276,20 @@ watch_store(struct cmd_conn *cc, const struct proto_req *req,
 
 /* ---- classic commands ---- */
 
+/* A multi-get parked at a cold key: start the reads of the next keys of
+ * its line (from pos on) as well, so that they are read at once. */
+static void
+read_ahead(struct cmd_conn *cc, const struct proto_req *req, size_t pos)
+{
+    const char *key;
+    size_t klen;
+
+    for (unsigned i = 0;
+         i < CMD_READ_AHEAD && proto_key_next(req, &pos, &key, &klen); i++) {
+        cmd_read_ahead(cc, key, klen, true);
+    }
+}
+
 /* A multi-get fetches one key at a time and asks out_full before each
  * further key, so the queued reply never runs more than one value past the
  * connection's cap: when full, it remembers where it stopped and returns
@@ -313,15 +328,22 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             cc->get_pos = at;
             return CMD_PAUSE;
         }
-        fetched++;
         memset(&it, 0, sizeof(it));
         if (touch) {
             cc->ctr->cmd_touch++;
             rc = cask_touch(cc->env->store, key, klen, exp, &it, &val);
         } else {
+            rc = cmd_read_get(cc, key, klen, &it, &val, true);
+            if (rc == CMD_READ_PARK) {
+                /* resume here; meanwhile read the next keys too */
+                cc->get_paused = true;
+                cc->get_pos = at;
+                read_ahead(cc, req, pos);
+                return CMD_PARK;
+            }
             cc->ctr->cmd_get++;
-            rc = cask_get(cc->env->store, key, klen, &it, &val);
         }
+        fetched++;
         watch_get(cc, key, klen, rc, &it);
         prefix_stats_get(key, klen, rc == CASK_OK);
         if (rc == CASK_OK) {
@@ -717,12 +739,21 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         rc = cask_touch(cc->env->store, req->key, req->klen,
                         exp_abs(cc->env, mflag_exptime(req, 'T')), it,
                         want_val ? val : NULL);
-    } else {
+    } else if (want_val) {
         /* a hit counts as a read (memcached's fetched bit) unless u */
-        rc = cask_get_fetch(cc->env->store, req->key, req->klen, it,
-                            want_val ? val : NULL,
+        rc = cmd_read_get(cc, req->key, req->klen, it, val,
+                          proto_mflag_find(req, 'u') == NULL);
+        if (rc == CMD_READ_PARK) {
+            return rc; /* nothing counted yet: the request runs again */
+        }
+        *old_exp = it->exp_abs_s;
+    } else {
+        rc = cask_get_fetch(cc->env->store, req->key, req->klen, it, NULL,
                             proto_mflag_find(req, 'u') == NULL);
         *old_exp = it->exp_abs_s;
+    }
+    if (!has_T) {
+        cc->ctr->cmd_get++; /* with T it counts as a touch */
     }
     watch_get(cc, req->key, req->klen, rc, it);
     if (rc == CASK_OK) {
@@ -757,7 +788,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     return rc;
 }
 
-static void
+static enum cmd_status
 do_mg(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool want_val = proto_mflag_find(req, 'v') != NULL;
@@ -774,20 +805,21 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     int rc;
 
     memset(&it, 0, sizeof(it));
-    if (proto_mflag_find(req, 'T') == NULL) {
-        cc->ctr->cmd_get++; /* with T it counts as a touch (mg_lookup) */
-    }
     rc = mg_lookup(cc, req, want_val, &it, &val, &exp, &created);
+    if (rc == CMD_READ_PARK) {
+        return CMD_PARK;
+    }
+    cc->ctr->meta_cmds++;
     if (rc == CASK_ENOTFOUND) {
         if (!quiet) {
             meta_simple(cc, req, "EN");
         }
-        return;
+        return CMD_DONE;
     }
     if (rc != CASK_OK) {
         free(val);
         emit_server_error(cc, rc);
-        return;
+        return CMD_DONE;
     }
     proto_out_init(&o, line, sizeof(line));
     if (want_val) {
@@ -865,6 +897,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     } else {
         emit_out(cc, &o);
     }
+    return CMD_DONE;
 }
 
 /* Meta C0 on ms and md: the store reads cas 0 as "no check", but memcached
@@ -1330,9 +1363,7 @@ run(struct cmd_conn *cc, const struct proto_req *req)
         }
         break;
     case PROTO_CMD_MG:
-        cc->ctr->meta_cmds++;
-        do_mg(cc, req);
-        break;
+        return do_mg(cc, req); /* counts meta_cmds unless it parks */
     case PROTO_CMD_MS:
         cc->ctr->meta_cmds++;
         do_ms(cc, req);
@@ -1414,11 +1445,14 @@ cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
     if (cc->get_paused && req.keys == NULL) {
         /* Not the line that paused: the connection fed other bytes. */
         cc->get_paused = false;
+        cmd_read_reset(&cc->rd);
     }
     {
         enum cmd_status rs = run(cc, &req);
-        if (rs == CMD_PAUSE) {
+        if (rs == CMD_PAUSE || rs == CMD_PARK) {
             *used = 0;
+        } else {
+            cmd_read_reset(&cc->rd); /* reads belong to their request */
         }
         return rs;
     }

@@ -14,6 +14,7 @@
 
 #include "protocol/proto.h"
 #include "server/cmd_meta.h"
+#include "server/cmd_read.h"
 #include "storage/cask.h"
 
 /* Where replies go. Implemented by conn.c over its output queue, and by tests
@@ -171,6 +172,7 @@ struct cmd_conn {
     int fd;                    /* the client's socket, for watch lines */
     unsigned watch_mask;       /* CMD_WATCH: what the client asked for */
     struct cmd_req_tag tag;    /* of the request run last */
+    struct cmd_reader rd;      /* value reads off the thread (cmd_read.h) */
     bool quit;                 /* CMD_CLOSE came from quit: a normal close */
 };
 
@@ -189,6 +191,10 @@ enum cmd_status {
     CMD_WATCH,     /* `watch` accepted ("OK" written): the connection now
                     * only receives log lines (cc->watch_mask says which)
                     * and reads no more commands */
+    CMD_PARK,      /* a get waits for a value read off the thread (cc->rd);
+                    * *used is 0 and the replies of the keys before it are
+                    * written: call again with the same bytes once
+                    * cmd_read_complete names the connection */
 };
 
 /* Set up a connection's state. */

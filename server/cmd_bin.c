@@ -102,7 +102,7 @@ respond_ok(struct cmd_conn *cc, const struct proto_bin_req *req, uint64_t cas)
     }
 }
 
-static void
+static enum cmd_status
 do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
     bool touch = req->cmd == PROTO_BIN_TOUCH || req->cmd == PROTO_BIN_GAT ||
@@ -120,8 +120,11 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
                         cmd_exp_abs(cc->env, req->exptime), &it,
                         with_val ? &val : NULL);
     } else {
+        rc = cmd_read_get(cc, req->key, req->klen, &it, &val, true);
+        if (rc == CMD_READ_PARK) {
+            return CMD_PARK; /* nothing counted: it runs again */
+        }
         cc->ctr->cmd_get++;
-        rc = cask_get(cc->env->store, req->key, req->klen, &it, &val);
     }
     prefix_stats_get(req->key, req->klen, rc == CASK_OK);
     if (rc == CASK_OK) {
@@ -150,7 +153,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
             emit(cc, pkt, n);
             cc->out.value(cc->out.arg, val, vlen);
         }
-        return;
+        return CMD_DONE;
     }
     /* never hand out bytes that failed their checksum: a damaged record is
      * a miss, as the text get answers it; an I/O error (or a touch that
@@ -158,7 +161,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
     free(val);
     if (rc != CASK_ENOTFOUND && rc != CASK_ECORRUPT) {
         respond_store_error(cc, req, rc);
-        return;
+        return CMD_DONE;
     }
     if (touch) {
         cc->ctr->touch_misses++;
@@ -173,7 +176,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
         }
     }
     if (req->quiet) {
-        return;
+        return CMD_DONE;
     }
     if (with_key) {
         /* a keyed miss carries the key and no error text */
@@ -182,6 +185,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
     } else {
         respond_error(cc, req, PROTO_BIN_KEY_ENOENT);
     }
+    return CMD_DONE;
 }
 
 static void
@@ -508,8 +512,7 @@ run(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
     case PROTO_BIN_TOUCH:
     case PROTO_BIN_GAT:
     case PROTO_BIN_GATK:
-        do_get(cc, req);
-        break;
+        return do_get(cc, req);
     case PROTO_BIN_SET:
     case PROTO_BIN_ADD:
     case PROTO_BIN_REPLACE:
@@ -588,5 +591,11 @@ cmd_bin_execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf,
     case PROTO_BIN_OK:
         break;
     }
-    return run(cc, b, &req);
+    enum cmd_status rs = run(cc, b, &req);
+    if (rs == CMD_PARK) {
+        *used = 0; /* the same packet runs again once its read is done */
+    } else {
+        cmd_read_reset(&cc->rd);
+    }
+    return rs;
 }

@@ -46,6 +46,7 @@
 #include "server/conn_table.h"
 #include "server/log.h"
 #include "server/outbudget.h"
+#include "server/readq.h"
 #include "server/server.h"
 #include "server/tls.h"
 #include "server/watch.h"
@@ -132,6 +133,9 @@ struct conn {
     const struct cask_ticket *cur_tk; /* of the request running, or NULL */
     bool parked; /* on the worker's parked list; not reading */
     TAILQ_ENTRY(conn) park_link;
+    /* A get waits for a value read on an I/O thread (cmd_read.h): not
+     * reading, no request runs until conn_read_resume. */
+    bool read_wait;
 };
 
 static void conn_close(struct conn *c);
@@ -316,7 +320,7 @@ out_account(struct conn *c)
 static void
 set_reading(struct conn *c, bool on)
 {
-    if (c->parked) {
+    if (c->parked || c->read_wait) {
         on = false; /* unpark turns it back on */
     }
     if (on == c->reading) {
@@ -376,6 +380,11 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
     sink.arg = c;
     cmd_conn_init(&c->cc, &srv->env, &w->ctr, &sink);
     cmd_conn_set_throttle(&c->cc, out_full, c);
+    if (w->readq != NULL) {
+        c->cc.rd.submit = readq_submit;
+        c->cc.rd.submit_arg = w->readq;
+        c->cc.rd.owner = c;
+    }
     cmd_bin_init(&c->bin, &c->cc, srv->sasl_pwdb);
     auth_text_init(&c->auth, srv->settings->auth_file);
     c->protocol = srv->settings->protocol;
@@ -794,7 +803,8 @@ process(struct conn *c)
         conn_table_set(c->info, CONN_ST_PARSE_CMD, (int64_t)time(NULL));
     }
     /* A dump in progress (cmd_busy) runs a batch per call, input or not. */
-    while (!c->closing && (c->rstart < c->rend || cmd_busy(&c->cc))) {
+    while (!c->closing && !c->read_wait &&
+           (c->rstart < c->rend || cmd_busy(&c->cc))) {
         size_t used = 0;
         enum cmd_status st;
 
@@ -843,6 +853,13 @@ process(struct conn *c)
                 conn_close(c);
                 return -1;
             }
+        }
+        if (st == CMD_PARK) {
+            /* A get waits for its value from an I/O thread; the replies
+             * before it go out meanwhile. conn_read_resume goes on. */
+            c->read_wait = true;
+            set_reading(c, false);
+            break;
         }
         if (st == CMD_PAUSE) {
             /* A multi-get stopped between keys: on_write resumes it when
@@ -981,7 +998,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    if (c->yielded || c->paused || c->parked) {
+    if (c->yielded || c->paused || c->parked || c->read_wait) {
         /* Buffered requests come first; reading more now would only grow
          * the buffer. resume_ev, on_write or conn_commit_done carries on. */
         return;
@@ -1126,6 +1143,27 @@ conn_commit_done(struct worker *w)
         }
     }
     releasing = false;
+}
+
+void
+conn_read_resume(void *owner)
+{
+    struct conn *c = owner;
+
+    c->read_wait = false;
+    if (c->closing || c->w->stopping) {
+        flush_out(c);
+        return;
+    }
+    if (!c->paused) {
+        set_reading(c, true);
+    }
+    if (c->yielded || c->paused) {
+        return; /* resume_ev or on_write runs the rest */
+    }
+    if (process(c) == 0 && tls_more(c)) {
+        event_active(c->rev, EV_READ, 0);
+    }
 }
 
 void

@@ -23,6 +23,10 @@ void conn_budget_tick(struct worker *w);
  * those connections go on. Worker thread. */
 void conn_commit_done(struct worker *w);
 
+/* The value read that conn's parked request waited for is done (readq.c):
+ * run it again and go on. owner is the struct conn. Worker thread. */
+void conn_read_resume(void *owner);
+
 /* Every connection of w: stop reading; close now if nothing is queued, else
  * once the queue has been written. For graceful shutdown. Worker thread. */
 void conn_drain_all(struct worker *w);

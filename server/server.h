@@ -30,6 +30,7 @@ struct server {
     struct event_base *main_base;
     struct worker *workers;
     unsigned nworkers;
+    struct cask_aio *aio;   /* --io-threads: reads of values not cached */
     time_t started;         /* wall clock at start, for uptime */
     atomic_uint curr_conns; /* client connections open now */
     atomic_uint_fast64_t total_conns;

@@ -33,6 +33,7 @@ enum {
     OPT_REPLICA_AUTH,
     OPT_MIN_REPLICAS_ACK,
     OPT_REPLICA_ACK_TIMEOUT,
+    OPT_IO_THREADS,
 };
 
 static const char short_opts[] =
@@ -93,6 +94,7 @@ static const struct option long_opts[] = {
         {"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
         {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
         {"repl-port", required_argument, NULL, OPT_REPL_PORT},
+        {"io-threads", required_argument, NULL, OPT_IO_THREADS},
         {"replica-auth", required_argument, NULL, OPT_REPLICA_AUTH},
         {"min-replicas-ack", required_argument, NULL, OPT_MIN_REPLICAS_ACK},
         {"replica-ack-timeout", required_argument, NULL,
@@ -167,6 +169,9 @@ usage(FILE *f)
 "  --output-budget=SIZE      replies queued on all connections together;\n"
 "                            past it the largest queue is closed (default\n"
 "                            256m; 0 = no budget)\n"
+"  --io-threads=NUM          threads that read values not in the page\n"
+"                            cache, so workers never wait for the disk\n"
+"                            (default 16; 0 = workers read themselves)\n"
 "  --config=FILE             read options from FILE first, one per line\n"
 "  --log-file=FILE           append the log to FILE instead of stderr\n"
 "\n"
@@ -190,6 +195,7 @@ set_defaults(struct settings *s)
     memset(s, 0, sizeof(*s));
     s->port = 11211;
     s->threads = 4;
+    s->io_threads = 16;
     s->maxconns = 1024;
     s->item_size_max = CASK_DEFAULT_VALUE_MAX;
     s->unix_mask = 0700;
@@ -595,6 +601,12 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
             return -1;
         }
         s->replica_ack_timeout_ms = (unsigned)v;
+        return 0;
+    case OPT_IO_THREADS:
+        if (parse_uint("--io-threads", arg, 0, 1024, &v) < 0) {
+            return -1;
+        }
+        s->io_threads = (unsigned)v;
         return 0;
     case OPT_REPL_PORT:
         if (parse_uint("--repl-port", arg, 1, 65535, &v) < 0) {

@@ -75,6 +75,7 @@ struct settings {
     char *listen[SETTINGS_MAX_LISTEN]; /* -l, split at commas */
     unsigned nlisten;
     unsigned threads;          /* -t */
+    unsigned io_threads;       /* --io-threads: cold value reads; 0 none */
     unsigned maxconns;         /* -c */
     uint32_t item_size_max;    /* -I */
     int udp_port;              /* -U; 0 = no UDP */

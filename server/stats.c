@@ -482,6 +482,18 @@ stats_storage(struct server *srv, struct out_buf *b)
     stat_line(b, "keydir_bytes_per_item", "%.1f",
               st.live_keys ? (double)st.keydir_bytes / (double)st.live_keys
                            : 0.0);
+    {
+        /* values not in the page cache, read on the I/O threads while
+         * their requests waited (--io-threads) */
+        uint64_t active = 0, done = 0;
+        if (srv->aio != NULL) {
+            cask_aio_stats(srv->aio, &active, &done);
+        }
+        stat_line(b, "io_threads", "%u",
+                  srv->aio != NULL ? srv->settings->io_threads : 0);
+        stat_line(b, "cold_reads", "%llu", (unsigned long long)done);
+        stat_line(b, "cold_reads_active", "%llu", (unsigned long long)active);
+    }
     for (unsigned i = 0; i < n; i++) {
         char prefix[24];
         memset(&st, 0, sizeof(st));

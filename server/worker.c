@@ -8,6 +8,7 @@
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/outbudget.h"
+#include "server/readq.h"
 #include "server/server.h"
 
 #include <errno.h>
@@ -147,6 +148,13 @@ worker_create_all(struct server *srv, unsigned n)
     }
     srv->nworkers = n;
     outbudget_init(srv->settings->output_budget);
+    if (srv->store != NULL && srv->settings->io_threads > 0) {
+        int rc = cask_aio_create(&srv->aio, srv->store,
+                                 srv->settings->io_threads);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = &srv->workers[i];
         int fds[2];
@@ -173,6 +181,10 @@ worker_create_all(struct server *srv, unsigned n)
         if (w->notify_ev == NULL || w->stop_timer == NULL ||
             w->tick_timer == NULL || w->commit_ev == NULL ||
             event_add(w->notify_ev, NULL) != 0) {
+            return ENOMEM;
+        }
+        if (srv->aio != NULL &&
+            readq_create(&w->readq, w->base, srv->aio, conn_read_resume) != 0) {
             return ENOMEM;
         }
         {
@@ -255,6 +267,9 @@ worker_stop_all(struct server *srv)
     for (unsigned i = 0; i < srv->nworkers; i++) {
         pthread_join(srv->workers[i].tid, NULL);
     }
+    /* reads still running finish into the readqs, which nobody runs now:
+     * worker_destroy_all hands them back */
+    cask_aio_destroy(&srv->aio);
 }
 
 void
@@ -264,10 +279,12 @@ worker_destroy_all(struct server *srv)
         /* returns once no call of on_store_commit runs */
         cask_commit_hook(srv->store, NULL, NULL);
     }
+    cask_aio_destroy(&srv->aio); /* no-op after worker_stop_all */
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         struct worker_item *it;
 
+        readq_destroy(&w->readq); /* before the connections it names go */
         conn_close_all(w);
         while ((it = w->qhead) != NULL) {
             w->qhead = it->next;

@@ -42,6 +42,8 @@ struct worker {
     TAILQ_HEAD(conn_park_list, conn) parked;
     atomic_uint nparked;
     struct event *commit_ev;
+    /* --io-threads: value reads finished off the thread (readq.c) */
+    struct readq *readq;
     /* Counters written only by this worker's thread; stats.c sums them and
      * may read a slightly stale value. */
     struct cmd_counters ctr;

@@ -618,6 +618,18 @@ cask_get_fetch(struct cask *c, const void *key, size_t klen,
 }
 
 int
+cask_get_nowait(struct cask *c, const void *key, size_t klen,
+                struct cask_item *it, char **val, bool fetch)
+{
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    return cask_shard_get_nowait(shard_for(c, key, klen), h, key, klen, it, val,
+                                 fetch);
+}
+
+int
 cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
            struct cask_item *it, char **val)
 {

@@ -161,6 +161,17 @@ int cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
 int cask_get_fetch(struct cask *c, const void *key, size_t klen,
                    struct cask_item *it, char **val, bool fetch);
 
+/* cask_get_fetch for a thread that must not wait for the disk (an event
+ * loop): when the value is not all in the page cache, nothing is returned
+ * and the call says EAGAIN; read it then with cask_get_fetch on a thread
+ * that may block (cask_aio.h). On EAGAIN *it (if not NULL) holds the item
+ * as the try found it, its fetched bit as it was before: the try already
+ * set it (when fetch), so the read that follows finds it set. Finding the
+ * key itself may still read a candidate record's key from disk in the rare
+ * case of many keys sharing hash bits. */
+int cask_get_nowait(struct cask *c, const void *key, size_t klen,
+                    struct cask_item *it, char **val, bool fetch);
+
 /* Like cask_get, and atomically set the item's expiry to exp_abs_s (gat, gats,
  * touch, mg with T). The cas does not change, as in memcached. it and val as
  * for cask_get (both may be NULL). */

@@ -2,7 +2,7 @@
  * of function pointers that tests may replace. Owns that table only; depends on
  * no other storage module.
  */
-#define _GNU_SOURCE /* fallocate, FALLOC_FL_KEEP_SIZE */
+#define _GNU_SOURCE /* fallocate, FALLOC_FL_KEEP_SIZE, preadv2 */
 #include "storage/cask_io.h"
 
 #include <errno.h>
@@ -64,6 +64,37 @@ static struct cask_io_ops cur_ops = {
         .unlink = sys_unlink,
 };
 
+/* This thread's reads must not wait for the disk (cask_io_nowait). */
+static _Thread_local bool nowait;
+
+void
+cask_io_nowait(bool on)
+{
+    nowait = on;
+}
+
+/* A read that takes only what the page cache holds: all of it, or EAGAIN.
+ * Replaced operations (tests) cannot say what is cached: EAGAIN, so that
+ * the caller reads through them on a thread that may wait. So does a
+ * kernel without RWF_NOWAIT for this file, and a read that fails: the
+ * blocking read that follows reports it. */
+static int
+pread_nowait(int fd, struct iovec *iov, int cnt, off_t off)
+{
+    size_t want = 0;
+    for (int i = 0; i < cnt; i++) {
+        want += iov[i].iov_len;
+    }
+    if (cur_ops.pread != sys_pread) {
+        return EAGAIN;
+    }
+    ssize_t r;
+    do {
+        r = preadv2(fd, iov, cnt, off, RWF_NOWAIT);
+    } while (r < 0 && errno == EINTR);
+    return r >= 0 && (size_t)r == want ? 0 : EAGAIN;
+}
+
 void
 cask_io_set(const struct cask_io_ops *ops)
 {
@@ -104,6 +135,10 @@ cask_io_pread_all(int fd, void *buf, size_t n, off_t off)
 {
     char *p = buf;
 
+    if (nowait) {
+        struct iovec iov = {buf, n};
+        return pread_nowait(fd, &iov, 1, off);
+    }
     while (n > 0) {
         ssize_t r = cur_ops.pread(fd, p, n, off);
         if (r < 0) {
@@ -126,6 +161,10 @@ int
 cask_io_pread2_all(int fd, void *a, size_t alen, void *b, size_t blen,
                    off_t off)
 {
+    if (nowait) {
+        struct iovec v2[2] = {{a, alen}, {b, blen}};
+        return pread_nowait(fd, v2, 2, off);
+    }
     if (cur_ops.pread != sys_pread) {
         int rc = cask_io_pread_all(fd, a, alen, off);
         return rc != 0 ? rc : cask_io_pread_all(fd, b, blen, off + (off_t)alen);

@@ -8,6 +8,7 @@
 #ifndef BITCACHED_CASK_IO_H
 #define BITCACHED_CASK_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -49,6 +50,13 @@ int cask_io_pread_all(int fd, void *buf, size_t n, off_t off);
  * Returns 0, EIO when the file ends first, or the errno of a failed read. */
 int cask_io_pread2_all(int fd, void *a, size_t alen, void *b, size_t blen,
                        off_t off);
+
+/* While on, cask_io_pread_all and cask_io_pread2_all on this thread read
+ * only what the page cache already holds (preadv2 with RWF_NOWAIT): all of
+ * it, or nothing useful and EAGAIN. Through replaced operations they always
+ * say EAGAIN. For a worker thread's first try at a value (cask_get_nowait);
+ * switched off again right after that one read. */
+void cask_io_nowait(bool on);
 
 /* fdatasync; returns 0 or an errno. Never retried by callers. */
 int cask_io_fdatasync(int fd);

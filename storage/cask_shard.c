@@ -237,6 +237,10 @@ read_large_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         return ENOMEM;
     }
     int rc = cask_seg_pread2(s, off, head, hlen, buf, vlen);
+    if (rc == EAGAIN) { /* a try without waiting (cask_io_nowait) */
+        free(buf);
+        return rc;
+    }
     if (rc != 0) {
         cask_logf(sh->store, CASK_LOG_ERROR,
                   "shard %u: read segment %08x at %" PRIu32 ": %s", sh->idx,
@@ -282,6 +286,10 @@ read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         return ENOMEM;
     }
     int rc = cask_seg_pread(s, off, len, buf);
+    if (rc == EAGAIN) { /* a try without waiting (cask_io_nowait) */
+        free(buf);
+        return rc;
+    }
     if (rc != 0) {
         cask_logf(sh->store, CASK_LOG_ERROR,
                   "shard %u: read segment %08x at %" PRIu32 ": %s", sh->idx,
@@ -515,9 +523,9 @@ first_candidate(struct cask_shard *sh, uint64_t h, size_t klen,
     return FC_LIVE;
 }
 
-int
-cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-               struct cask_item *it, char **val, bool fetch)
+static int
+shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+          struct cask_item *it, char **val, bool fetch, bool nowait)
 {
     struct cask_item snap;
     bool careful = val == NULL; /* no value read to check the key with */
@@ -559,7 +567,9 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
              * freed: read without holding up the shard's other requests. */
             s->readers++;
             pthread_mutex_unlock(&sh->mu);
+            cask_io_nowait(nowait);
             rc = read_value_at(sh, s, off, key, klen, snap.vlen, val);
+            cask_io_nowait(false);
             pthread_mutex_lock(&sh->mu);
             if (--s->readers == 0 && s->retired) {
                 cask_seg_close(&s);
@@ -575,10 +585,24 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         break;
     }
     pthread_mutex_unlock(&sh->mu);
-    if (rc == 0 && it != NULL) {
-        *it = snap;
+    if ((rc == 0 || rc == EAGAIN) && it != NULL) {
+        *it = snap; /* EAGAIN: what the item was before this try */
     }
     return rc;
+}
+
+int
+cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+               struct cask_item *it, char **val, bool fetch)
+{
+    return shard_get(sh, h, key, klen, it, val, fetch, false);
+}
+
+int
+cask_shard_get_nowait(struct cask_shard *sh, uint64_t h, const void *key,
+                      size_t klen, struct cask_item *it, char **val, bool fetch)
+{
+    return shard_get(sh, h, key, klen, it, val, fetch, true);
 }
 
 static int

@@ -93,6 +93,11 @@ void cask_shard_close(struct cask_shard **sh);
 
 int cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key,
                    size_t klen, struct cask_item *it, char **val, bool fetch);
+/* cask_shard_get whose value read takes only what the page cache holds,
+ * else returns EAGAIN (cask_get_nowait). */
+int cask_shard_get_nowait(struct cask_shard *sh, uint64_t h, const void *key,
+                          size_t klen, struct cask_item *it, char **val,
+                          bool fetch);
 int cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                      size_t klen, int64_t exp_abs_s, struct cask_item *it,
                      char **val);

@@ -1,0 +1,195 @@
+#!/bin/sh
+# bench_coldread.sh - random 4 KB gets on a data set larger than the memory
+# the server may use (issue 16), against the disk's own random 4 KiB read
+# IOPS at the same queue depth (fio), and the first seconds after a cold
+# restart. Not part of make check: run it as root from the build tree after
+# `make` (it makes a memory cgroup, v1 or v2, and drops the page cache).
+#
+# The server runs in a memory cgroup of MEM_MB; KEYS keys of VALUE bytes
+# (default 150000 x 4096, about 2.4x a 256 MB cgroup) are loaded first. Each
+# variant then starts on that data with the page cache dropped, and CONNS
+# connections (one get in flight each: the queue depth) get random keys for
+# SECS seconds after WARM seconds of warm-up. Printed per variant: gets/s,
+# bytes read from disk per get (/proc/PID/io read_bytes over the run), and
+# get latency p50/p99. fio reads random 4 KiB blocks of a file as large as
+# the data set, O_DIRECT, libaio at iodepth CONNS: the disk's limit.
+#
+# Then RESTART_KEYS keys of 100 bytes (default 5000000): after a clean stop
+# and a drop of the page cache, the seconds to the first answer, and the
+# gets/s of the first RESTART_SECS (10) seconds of random gets.
+#
+# Environment: BITCACHED (./bitcached), BEFORE (another binary to compare,
+# e.g. a build of the commit before this work; optional), SETLOAD
+# (tests/bench/bench_setload), BENCH_LOAD (tests/bench/bench_load), FIO,
+# KEYS, VALUE, MEM_MB (256), CONNS (32), SECS (20), WARM (5), THREADS (4),
+# IO_THREADS ("0 16 32": the --io-threads of each run of BITCACHED),
+# RESTART_KEYS, RESTART_SECS.
+set -u
+
+top=${top_builddir:-.}
+BITCACHED=${BITCACHED:-$top/bitcached}
+BEFORE=${BEFORE:-}
+SETLOAD=${SETLOAD:-$top/tests/bench/bench_setload}
+BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
+FIO=${FIO:-$(command -v fio || true)}
+KEYS=${KEYS:-150000}
+VALUE=${VALUE:-4096}
+MEM_MB=${MEM_MB:-256}
+CONNS=${CONNS:-32}
+SECS=${SECS:-20}
+WARM=${WARM:-5}
+THREADS=${THREADS:-4}
+IO_THREADS=${IO_THREADS:-0 16 32}
+RESTART_KEYS=${RESTART_KEYS:-5000000}
+RESTART_SECS=${RESTART_SECS:-10}
+MEMCACHED=unused
+
+for tool in "$BITCACHED" "$SETLOAD" "$BENCH_LOAD"; do
+    if [ ! -x "$tool" ]; then
+        echo "bench_coldread.sh: missing tool '$tool' (build with make)" >&2
+        exit 77
+    fi
+done
+if [ "$(id -u)" != 0 ]; then
+    echo "bench_coldread.sh: needs root (cgroup, drop_caches)" >&2
+    exit 77
+fi
+
+bench_name=bench_coldread.sh
+server_ready() { "$BENCH_LOAD" wait "$1" 600000; }
+. "$(dirname "$0")/bench_lib.sh"
+
+# A memory cgroup for the server: v1 or v2.
+cg=
+if [ -w /sys/fs/cgroup/memory ]; then
+    cg=/sys/fs/cgroup/memory/bc-coldread.$$
+    mkdir "$cg" && echo $((MEM_MB * 1024 * 1024)) >"$cg/memory.limit_in_bytes"
+elif [ -w /sys/fs/cgroup/cgroup.subtree_control ]; then
+    cg=/sys/fs/cgroup/bc-coldread.$$
+    mkdir "$cg" && echo $((MEM_MB * 1024 * 1024)) >"$cg/memory.max"
+else
+    echo "bench_coldread.sh: no writable memory cgroup" >&2
+    exit 77
+fi
+cleanup_cg() {
+    stop_server
+    rmdir "$cg" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup_cg EXIT
+
+# load N VALUE_BYTES PORT: keys key:%012u, as bench_setload asks for them.
+load() {
+    python3 - "$1" "$2" "$3" <<'EOF'
+import socket, sys
+n, vlen, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port))
+v = b"v" * vlen
+for start in range(0, n, 1000):
+    s.sendall(b"".join(b"set key:%012d 0 0 %d noreply\r\n%s\r\n" % (i, vlen, v)
+                       for i in range(start, min(n, start + 1000))))
+s.sendall(b"mn\r\n")
+buf = b""
+while not buf.endswith(b"MN\r\n"):
+    buf += s.recv(65536)
+EOF
+}
+
+read_bytes() { awk '/^read_bytes:/ { print $2 }' "/proc/$1/io"; }
+
+drop() {
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+}
+
+# start BINARY ARG...: the server on the loaded data, in the cgroup.
+start_cg() {
+    bin=$1
+    shift
+    port=$(free_port)
+    "$bin" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
+        -l 127.0.0.1 -p "$port" "$@" 2>>"$tmp/server.log" &
+    pid=$!
+    echo "$pid" >"$cg/cgroup.procs"
+    server_ready "$port" || exit 1
+}
+
+# run NAME: random gets against the running server; prints its figures.
+run_gets() {
+    "$SETLOAD" -p "$port" -c "$CONNS" -s "$WARM" -k "$KEYS" -g 100 \
+        -v "$VALUE" >/dev/null
+    r0=$(read_bytes "$pid")
+    out=$("$SETLOAD" -p "$port" -c "$CONNS" -s "$SECS" -k "$KEYS" -g 100 \
+        -v "$VALUE")
+    r1=$(read_bytes "$pid")
+    ops=$(printf '%s\n' "$out" | sed -n 's/^gets=//p')
+    ops_s=$(printf '%s\n' "$out" | sed -n 's/^ops_s=//p')
+    p50=$(printf '%s\n' "$out" | sed -n 's/^get_p50_us=//p')
+    p99=$(printf '%s\n' "$out" | sed -n 's/^get_p99_us=//p')
+    awk -v n="$1" -v o="$ops" -v s="$ops_s" -v a="$r0" -v b="$r1" \
+        -v p="$p50" -v q="$p99" 'BEGIN {
+        printf "%s_gets_s=%s\n%s_read_bytes_per_get=%.0f\n", n, s, n,
+            (o > 0 ? (b - a) / o : 0)
+        printf "%s_get_p50_us=%s\n%s_get_p99_us=%s\n", n, p, n, q }'
+}
+
+rm -rf "$tmp/data"
+start_server bitcached
+load "$KEYS" "$VALUE" "$port"
+stop_server
+echo "data_set_mb=$(du -sm "$tmp/data" | cut -f1) memory_limit_mb=$MEM_MB"
+
+if [ -n "$FIO" ]; then
+    size_mb=$(du -sm "$tmp/data" | cut -f1)
+    "$FIO" --name=rr --directory="$tmp" --size="${size_mb}M" --rw=randread \
+        --bs=4k --direct=1 --ioengine=libaio --iodepth="$CONNS" \
+        --runtime="$SECS" --time_based --group_reporting >"$tmp/fio.out" 2>&1
+    iops=$(sed -n 's/.*IOPS=\([0-9.k]*\),.*/\1/p' "$tmp/fio.out" | head -1)
+    echo "fio_randread_4k_iodepth${CONNS}_iops=$iops"
+    rm -f "$tmp"/rr.*
+fi
+
+if [ -n "$BEFORE" ]; then
+    drop
+    start_cg "$BEFORE"
+    run_gets before
+    stop_server
+fi
+for io in $IO_THREADS; do
+    drop
+    start_cg "$BITCACHED" --io-threads="$io"
+    run_gets "io_threads_$io"
+    stop_server
+done
+
+# Cold restart with RESTART_KEYS small keys.
+if [ "$RESTART_KEYS" -gt 0 ]; then
+    rm -rf "$tmp/data"
+    start_server bitcached
+    load "$RESTART_KEYS" 100 "$port"
+    stop_server
+    for b in $BEFORE "$BITCACHED"; do
+        name=after
+        [ "$b" = "$BEFORE" ] && name=before
+        for mode in warm cold; do
+            [ $mode = cold ] && drop
+            t0=$(date +%s.%N)
+            port=$(free_port)
+            "$b" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
+                -l 127.0.0.1 -p "$port" 2>>"$tmp/server.log" &
+            pid=$!
+            "$BENCH_LOAD" probe "$port" "key:$(printf %012d $((RESTART_KEYS / 2)))" \
+                600000 || exit 1
+            t1=$(date +%s.%N)
+            awk -v n="$name" -v m="$mode" -v a="$t0" -v b="$t1" \
+                'BEGIN { printf "%s_restart_%s_first_answer_s=%.3f\n", n, m, b - a }'
+            if [ $mode = cold ]; then
+                out=$("$SETLOAD" -p "$port" -c "$CONNS" -s "$RESTART_SECS" \
+                    -k "$RESTART_KEYS" -g 100 -v 100)
+                echo "${name}_restart_cold_first_${RESTART_SECS}s_gets_s=$(printf '%s\n' "$out" | sed -n 's/^ops_s=//p')"
+            fi
+            stop_server
+        done
+    done
+fi
+exit 0
