@@ -128,3 +128,6 @@ dist_check_SCRIPTS += tests/integration/test_read_around.py \
 	tests/integration/test_cold_read.py
 TESTS += tests/integration/test_read_around.py \
 	tests/integration/test_cold_read.py
+# Their figures (not part of make check; root, a memory cgroup, fio):
+# tests/bench/bench_coldread.sh, with bench_setload -b and bench_load.
+EXTRA_DIST += tests/bench/bench_coldread.sh

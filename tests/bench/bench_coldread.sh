@@ -78,24 +78,17 @@ cleanup_cg() {
 }
 trap cleanup_cg EXIT
 
-# load N VALUE_BYTES PORT: keys key:%012u, as bench_setload asks for them.
+# load N VALUE_BYTES PORT: keys bench:0 .. bench:N-1 (bench_setload -b).
 load() {
-    python3 - "$1" "$2" "$3" <<'EOF'
-import socket, sys
-n, vlen, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-s = socket.create_connection(("127.0.0.1", port))
-v = b"v" * vlen
-for start in range(0, n, 1000):
-    s.sendall(b"".join(b"set key:%012d 0 0 %d noreply\r\n%s\r\n" % (i, vlen, v)
-                       for i in range(start, min(n, start + 1000))))
-s.sendall(b"mn\r\n")
-buf = b""
-while not buf.endswith(b"MN\r\n"):
-    buf += s.recv(65536)
-EOF
+    "$BENCH_LOAD" load "$3" "$1" "$2" >/dev/null || exit 1
 }
 
 read_bytes() { awk '/^read_bytes:/ { print $2 }' "/proc/$1/io"; }
+# user + system CPU seconds of process $1 (all threads)
+cpu_s() {
+    sed 's/.*) //' "/proc/$1/stat" |
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($12 + $13) / hz }'
+}
 
 drop() {
     sync
@@ -116,51 +109,57 @@ start_cg() {
 
 # run NAME: random gets against the running server; prints its figures.
 run_gets() {
-    "$SETLOAD" -p "$port" -c "$CONNS" -s "$WARM" -k "$KEYS" -g 100 \
-        -v "$VALUE" >/dev/null
+    "$SETLOAD" -b -p "$port" -c "$CONNS" -s "$WARM" -k "$KEYS" -g 100 \
+        >/dev/null
     r0=$(read_bytes "$pid")
-    out=$("$SETLOAD" -p "$port" -c "$CONNS" -s "$SECS" -k "$KEYS" -g 100 \
-        -v "$VALUE")
+    c0=$(cpu_s "$pid")
+    out=$("$SETLOAD" -b -p "$port" -c "$CONNS" -s "$SECS" -k "$KEYS" -g 100)
     r1=$(read_bytes "$pid")
+    c1=$(cpu_s "$pid")
     ops=$(printf '%s\n' "$out" | sed -n 's/^gets=//p')
     ops_s=$(printf '%s\n' "$out" | sed -n 's/^ops_s=//p')
     p50=$(printf '%s\n' "$out" | sed -n 's/^get_p50_us=//p')
     p99=$(printf '%s\n' "$out" | sed -n 's/^get_p99_us=//p')
     awk -v n="$1" -v o="$ops" -v s="$ops_s" -v a="$r0" -v b="$r1" \
-        -v p="$p50" -v q="$p99" 'BEGIN {
+        -v p="$p50" -v q="$p99" -v c="$c0" -v d="$c1" 'BEGIN {
         printf "%s_gets_s=%s\n%s_read_bytes_per_get=%.0f\n", n, s, n,
             (o > 0 ? (b - a) / o : 0)
+        printf "%s_server_cpu_us_per_get=%.1f\n", n,
+            (o > 0 ? (d - c) * 1e6 / o : 0)
         printf "%s_get_p50_us=%s\n%s_get_p99_us=%s\n", n, p, n, q }'
 }
 
-rm -rf "$tmp/data"
-start_server bitcached
-load "$KEYS" "$VALUE" "$port"
-stop_server
-echo "data_set_mb=$(du -sm "$tmp/data" | cut -f1) memory_limit_mb=$MEM_MB"
-
-if [ -n "$FIO" ]; then
-    size_mb=$(du -sm "$tmp/data" | cut -f1)
-    "$FIO" --name=rr --directory="$tmp" --size="${size_mb}M" --rw=randread \
-        --bs=4k --direct=1 --ioengine=libaio --iodepth="$CONNS" \
-        --runtime="$SECS" --time_based --group_reporting >"$tmp/fio.out" 2>&1
-    iops=$(sed -n 's/.*IOPS=\([0-9.k]*\),.*/\1/p' "$tmp/fio.out" | head -1)
-    echo "fio_randread_4k_iodepth${CONNS}_iops=$iops"
-    rm -f "$tmp"/rr.*
-fi
-
-if [ -n "$BEFORE" ]; then
-    drop
-    start_cg "$BEFORE"
-    run_gets before
+echo "cpus=$(nproc) loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
+if [ "$KEYS" -gt 0 ]; then
+    rm -rf "$tmp/data"
+    start_server bitcached
+    load "$KEYS" "$VALUE" "$port"
     stop_server
+    echo "data_set_mb=$(du -sm "$tmp/data" | cut -f1) memory_limit_mb=$MEM_MB"
+
+    if [ -n "$FIO" ]; then
+        size_mb=$(du -sm "$tmp/data" | cut -f1)
+        "$FIO" --name=rr --directory="$tmp" --size="${size_mb}M" --rw=randread \
+            --bs=4k --direct=1 --ioengine=libaio --iodepth="$CONNS" \
+            --runtime="$SECS" --time_based --group_reporting >"$tmp/fio.out" 2>&1
+        iops=$(sed -n 's/.*IOPS=\([0-9.k]*\),.*/\1/p' "$tmp/fio.out" | head -1)
+        echo "fio_randread_4k_iodepth${CONNS}_iops=$iops"
+        rm -f "$tmp"/rr.*
+    fi
+
+    if [ -n "$BEFORE" ]; then
+        drop
+        start_cg "$BEFORE"
+        run_gets before
+        stop_server
+    fi
+    for io in $IO_THREADS; do
+        drop
+        start_cg "$BITCACHED" --io-threads="$io"
+        run_gets "io_threads_$io"
+        stop_server
+    done
 fi
-for io in $IO_THREADS; do
-    drop
-    start_cg "$BITCACHED" --io-threads="$io"
-    run_gets "io_threads_$io"
-    stop_server
-done
 
 # Cold restart with RESTART_KEYS small keys.
 if [ "$RESTART_KEYS" -gt 0 ]; then
@@ -178,14 +177,14 @@ if [ "$RESTART_KEYS" -gt 0 ]; then
             "$b" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
                 -l 127.0.0.1 -p "$port" 2>>"$tmp/server.log" &
             pid=$!
-            "$BENCH_LOAD" probe "$port" "key:$(printf %012d $((RESTART_KEYS / 2)))" \
-                600000 || exit 1
+            "$BENCH_LOAD" probe "$port" "bench:$((RESTART_KEYS / 2))" 600000 ||
+                exit 1
             t1=$(date +%s.%N)
             awk -v n="$name" -v m="$mode" -v a="$t0" -v b="$t1" \
                 'BEGIN { printf "%s_restart_%s_first_answer_s=%.3f\n", n, m, b - a }'
             if [ $mode = cold ]; then
-                out=$("$SETLOAD" -p "$port" -c "$CONNS" -s "$RESTART_SECS" \
-                    -k "$RESTART_KEYS" -g 100 -v 100)
+                out=$("$SETLOAD" -b -p "$port" -c "$CONNS" \
+                    -s "$RESTART_SECS" -k "$RESTART_KEYS" -g 100)
                 echo "${name}_restart_cold_first_${RESTART_SECS}s_gets_s=$(printf '%s\n' "$out" | sed -n 's/^ops_s=//p')"
             fi
             stop_server

@@ -6,7 +6,9 @@
  * check; standard C and Linux only.
  *
  *   bench_setload [-P mc|redis] [-p PORT] [-c CONNS] [-s SECS] [-v VALUE]
- *                 [-k KEYS] [-g GET_PERCENT] [-w WARMUP_SECS]
+ *                 [-k KEYS] [-g GET_PERCENT] [-w WARMUP_SECS] [-b]
+ *
+ * Keys are "key:%012u"; with -b "bench:%u", as bench_load loads them.
  *
  * Prints name=value lines: ops_total (every reply, warm-up included), ops,
  * ops_s, sets, gets, errors, p50_us, p99_us,
@@ -52,6 +54,7 @@ static double secs = 10;
 static double warmup = 1;
 static size_t vlen = 100;
 static unsigned nkeys = 100000;
+static bool bench_keys; /* -b: bench_load's key names */
 static unsigned get_pct;
 static char *value;
 static uint64_t rng = 88172645463325252ull;
@@ -110,7 +113,7 @@ static void
 next_req(struct cn *c)
 {
     char key[48];
-    int klen = snprintf(key, sizeof(key), "key:%012u",
+    int klen = snprintf(key, sizeof(key), bench_keys ? "bench:%u" : "key:%012u",
                         (unsigned)(xorshift() % nkeys));
     c->is_get = get_pct > 0 && xorshift() % 100 < get_pct;
     int n;
@@ -222,7 +225,7 @@ int
 main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "P:p:c:s:v:k:g:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "P:p:c:s:v:k:g:w:b")) != -1) {
         switch (opt) {
         case 'P':
             proto = strcmp(optarg, "redis") == 0 ? REDIS : MC;
@@ -247,6 +250,9 @@ main(int argc, char **argv)
             break;
         case 'w':
             warmup = atof(optarg);
+            break;
+        case 'b':
+            bench_keys = true;
             break;
         default:
             fprintf(stderr, "usage: see the header of bench_setload.c\n");
