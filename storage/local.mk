@@ -148,3 +148,8 @@ TESTS += tests/integration/test_disk_limit.py
 
 # Value reads off the caller's thread (issue 16): the I/O thread pool.
 libstorage_a_SOURCES += storage/cask_aio.h storage/cask_aio.c
+check_PROGRAMS += tests/unit/test_cask_aio
+TESTS += tests/unit/test_cask_aio
+tests_unit_test_cask_aio_SOURCES = tests/unit/test_cask_aio.c
+tests_unit_test_cask_aio_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_aio_LDADD = $(STORAGE_TEST_LDADD)
