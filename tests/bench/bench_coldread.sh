@@ -164,7 +164,7 @@ fi
 # Cold restart with RESTART_KEYS small keys.
 if [ "$RESTART_KEYS" -gt 0 ]; then
     rm -rf "$tmp/data"
-    start_server bitcached
+    start_server bitcached -m 4096 # the keydir of 5M keys is over -m 64
     load "$RESTART_KEYS" 100 "$port"
     stop_server
     for b in $BEFORE "$BITCACHED"; do
@@ -175,7 +175,7 @@ if [ "$RESTART_KEYS" -gt 0 ]; then
             t0=$(date +%s.%N)
             port=$(free_port)
             "$b" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
-                -l 127.0.0.1 -p "$port" 2>>"$tmp/server.log" &
+                -m 4096 -l 127.0.0.1 -p "$port" 2>>"$tmp/server.log" &
             pid=$!
             "$BENCH_LOAD" probe "$port" "bench:$((RESTART_KEYS / 2))" 600000 ||
                 exit 1
