@@ -6,7 +6,9 @@
  * A connection's reader holds the reads its current request started: the
  * key it waits for and up to CMD_READ_AHEAD more keys of the same
  * multi-get, read ahead so that several cold keys are read at once. The
- * results belong to that request only: they are dropped when it ends. Knows
+ * results belong to that request only: they are dropped when it ends, so a
+ * connection holds at most CMD_READ_SLOTS values read ahead of its replies
+ * (each up to -I; the output cap does not count them). Knows
  * nothing of libevent or sockets: the server supplies the submit function
  * and tells the reader when a read is done (cmd_read_complete) on the
  * connection's thread.
