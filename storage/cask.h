@@ -141,6 +141,8 @@ struct cask_item {
     uint64_t cas;      /* unique per modification, never reused */
     uint32_t vlen;     /* value length in bytes */
     bool fetched;      /* read since it was written, before this call */
+    int64_t atime_s;   /* last access (unix seconds) before this call:
+                        * see cask_get_fetch */
     /* Set only when a get/touch returns CASK_ENOTFOUND: why the key is not
      * there (for memcached's get_expired/get_flushed counters). */
     enum { CASK_GONE_ABSENT = 0, CASK_GONE_EXPIRED, CASK_GONE_FLUSHED } gone;
@@ -157,7 +159,16 @@ int cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
 /* cask_get, saying whether this counts as the item being read (its fetched
  * bit: memcached's "hit before", and eviction's second chance). cask_get
  * counts a read only when it returns the value; a meta get without a value
- * counts too, unless its client asked not to (mg's u flag). */
+ * counts too, unless its client asked not to (mg's u flag).
+ *
+ * The access time (it->atime_s) follows memcached 1.6.18's it->time: a
+ * write sets it; the first read after a write only sets the fetched bit,
+ * and each read of an item already fetched (and each touch of one) sets it
+ * to now (memcached skips the bump while its LRU keeps the item marked
+ * active, which its background thread soon clears). It is kept in memory
+ * only, to the second for 4 hours and to 17 minutes after that (see
+ * cask_atime.h); after a restart every item's is the time it was
+ * recovered. */
 int cask_get_fetch(struct cask *c, const void *key, size_t klen,
                    struct cask_item *it, char **val, bool fetch);
 
