@@ -6,9 +6,10 @@
  * holds one shard's lock (the callback only appends to the job's buffer)
  * and written to the sink after the lock is released.
  *
- * bitcached keeps no per-item access time: metadump's la is the time of the
- * dump; fetch is the item's fetched bit; size and cls are what memcached
- * would give the same item (its 48-byte header, key, value, cas, flags). */
+ * metadump's la is the item's last access (unix seconds, as precise as the
+ * store keeps it); fetch is the item's fetched bit; size and cls are what
+ * memcached would give the same item (its 48-byte header, key, value, cas,
+ * flags). */
 #include "server/cmd_admin.h"
 
 #include "protocol/proto.h"
@@ -37,7 +38,6 @@ struct cmd_admin_job {
     enum job_kind kind;
     const struct cmd_env *env;
     struct cask_walk_pos pos;
-    int64_t now;
     bool all;              /* metadump: every class */
     bool cls[MAX_CLASSES]; /* metadump: classes asked for */
     char prefix[250];      /* metadump: only keys starting with it */
@@ -56,13 +56,6 @@ static void
 emit_str(struct cmd_conn *cc, const char *s)
 {
     cc->out.bytes(cc->out.arg, s, strlen(s));
-}
-
-static int64_t
-now_s(const struct cmd_env *env)
-{
-    return env->clock != NULL ? env->clock(env->clock_arg)
-                              : (int64_t)time(NULL);
 }
 
 /* memcached's ITEM_ntotal for this item. */
@@ -130,7 +123,7 @@ on_entry(void *arg, const struct cask_walk_entry *e)
         n = snprintf(line, sizeof(line),
                      "key=%s exp=%" PRId64 " la=%" PRId64 " cas=%" PRIu64
                      " fetch=%s cls=%u size=%" PRIu64 "\n",
-                     key, e->exp_abs_s == 0 ? -1 : e->exp_abs_s, j->now,
+                     key, e->exp_abs_s == 0 ? -1 : e->exp_abs_s, e->atime_s,
                      j->env->cas_disabled ? 0 : e->cas,
                      e->fetched ? "yes" : "no", cls, total);
         if (n > 0) {
@@ -312,7 +305,6 @@ job_new(struct cmd_conn *cc, enum job_kind kind)
     }
     j->kind = kind;
     j->env = cc->env;
-    j->now = now_s(cc->env);
     job_free(cc);
     cc->job = j;
     return j;
