@@ -67,6 +67,20 @@ enum cask_log_level {
     CASK_LOG_DEBUG,
 };
 
+/* An item an eviction dropped (cask_options.evicted). */
+struct cask_evicted {
+    const char *key;
+    size_t klen;
+    uint32_t flags;
+    uint32_t vlen;
+    int64_t exp_abs_s; /* 0 = never */
+    int64_t atime_s;   /* last access (cask_get_fetch) */
+    bool fetched;      /* read since it was written */
+};
+
+/* Most evicted items one eviction run describes to cask_options.evicted. */
+#define CASK_EVICTED_MAX 4096u
+
 struct cask_options {
     unsigned shards; /* number of shards; fixed when the directory
                       * is first created; reopening with another
@@ -109,6 +123,17 @@ struct cask_options {
      * --min-replicas-ack). May be NULL. */
     int (*committed)(void *arg, unsigned shard, uint64_t appended);
     void *committed_arg;
+    /* Told of the items an eviction dropped (memcached's `watch
+     * evictions`): once its run has committed, from the maintenance thread
+     * with no lock held, ev[0..n) (keys valid during the call only), and
+     * lost: the items of that run not described (past CASK_EVICTED_MAX in
+     * one run, or out of memory). Must be quick; must not call the store.
+     * evicted_wanted (may be NULL: always) is asked as each eviction run
+     * starts; when it says no, the run collects nothing. May be NULL. */
+    void (*evicted)(void *arg, const struct cask_evicted *ev, size_t n,
+                    uint64_t lost);
+    bool (*evicted_wanted)(void *arg);
+    void *evicted_arg;
     /* Called during cask_open after each shard has recovered (for systemd's
      * STATUS=). May be NULL. */
     void (*progress)(void *arg, unsigned shards_done, unsigned shards_total);

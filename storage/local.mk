@@ -18,6 +18,8 @@ libstorage_a_SOURCES = \
 	storage/cask_compact.c \
 	storage/cask_evict.h \
 	storage/cask_evict.c \
+	storage/cask_evnote.h \
+	storage/cask_evnote.c \
 	storage/cask_crawl.h \
 	storage/cask_crawl.c \
 	storage/cask_record.h \
