@@ -583,8 +583,7 @@ cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
 static enum cmd_status
 watch(struct cmd_conn *cc, const struct toks *t)
 {
-    static const char *const other[] = {"rawcmds",     "evictions",
-                                        "sysevents",   "proxyreqs",
+    static const char *const other[] = {"rawcmds", "sysevents", "proxyreqs",
                                         "proxyevents", "proxyuser"};
     unsigned mask = t->count > 1 ? 0 : CMD_WATCH_FETCHERS;
 
@@ -600,6 +599,8 @@ watch(struct cmd_conn *cc, const struct toks *t)
             bit = CMD_WATCH_MUTATIONS;
         } else if (tok_is(t, i, "connevents")) {
             bit = CMD_WATCH_CONNEVENTS;
+        } else if (tok_is(t, i, "evictions")) {
+            bit = CMD_WATCH_EVICTIONS;
         } else {
             for (size_t k = 0; k < sizeof(other) / sizeof(other[0]); k++) {
                 if (tok_is(t, i, other[k])) {

@@ -59,9 +59,10 @@ class Pair:
         return bc
 
     def ours(self, cmd, want):
-        """Only bitcached's reply is checked (memcached's is shown)."""
+        """Only bitcached's reply is checked (memcached's is shown); want is
+        a pattern."""
         mc, bc = self.both(cmd)
-        if bc != want:
+        if not re.fullmatch(want, bc):
             self.fails += 1
             print("FAIL %r: bitcached %r, want %r (memcached %r)" % (cmd, bc, want, mc))
 
@@ -117,11 +118,12 @@ def main():
             p.fails += 1
             print("FAIL metadump la of f: memcached %r, bitcached %r, set at %d"
                   % (la[0], la[1], t0))
-        # Reads that move the time: memcached may do it a moment later
-        # (from its LRU thread), bitcached does it at once.
-        p.ours(b"mg a h l\r\n", b"HD h1 l0\r\n")
-        p.ours(b"mg b h l\r\n", b"HD h1 l0\r\n")
-        p.ours(b"mg c h l\r\n", b"HD h1 l0\r\n")
+        # Reads that moved the time (under a second ago, against the
+        # pause): memcached may do it a moment later (from its LRU thread),
+        # bitcached does it at once.
+        p.ours(b"mg a h l\r\n", rb"HD h1 l[01]\r\n")
+        p.ours(b"mg b h l\r\n", rb"HD h1 l[01]\r\n")
+        p.ours(b"mg c h l\r\n", rb"HD h1 l[01]\r\n")
         print("compare atime: %d failures" % p.fails)
         return 1 if p.fails else 0
     finally:
