@@ -722,9 +722,11 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     }
     if (has_T) {
         cc->ctr->cmd_touch++;
-        rc = cask_touch(cc->env->store, req->key, req->klen,
-                        exp_abs(cc->env, mflag_exptime(req, 'T')), it,
-                        want_val ? val : NULL);
+        /* with u not a read either (memcached skips its bump) */
+        rc = cask_touch_fetch(cc->env->store, req->key, req->klen,
+                              exp_abs(cc->env, mflag_exptime(req, 'T')), it,
+                              want_val ? val : NULL,
+                              proto_mflag_find(req, 'u') == NULL);
     } else {
         /* a hit counts as a read (memcached's fetched bit) unless u */
         rc = cask_get_fetch(cc->env->store, req->key, req->klen, it,

@@ -203,6 +203,13 @@ int cask_get_fetch(struct cask *c, const void *key, size_t klen,
 int cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
                struct cask_item *it, char **val);
 
+/* cask_touch, saying whether it counts as a read (as for cask_get_fetch):
+ * cask_touch's always does; a meta get with T and u does not, as in
+ * memcached. */
+int cask_touch_fetch(struct cask *c, const void *key, size_t klen,
+                     int64_t exp_abs_s, struct cask_item *it, char **val,
+                     bool fetch);
+
 enum cask_store_mode {
     CASK_SET = 0, /* store unconditionally */
     CASK_ADD,     /* only if absent, else CASK_ENOTSTORED */

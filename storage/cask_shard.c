@@ -601,7 +601,7 @@ cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
 
 static int
 touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-             int64_t exp_abs_s, struct cask_item *it, char **val,
+             int64_t exp_abs_s, struct cask_item *it, char **val, bool fetch,
              struct readahead *ra, struct cask_ticket *tk)
 {
     int rc;
@@ -641,7 +641,9 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     e->exp = cask_kd_exp32(exp_abs_s);
     int64_t now = cask_now(sh->store);
     fill_item(it, e, now); /* it->fetched: read before this touch */
-    bump(e, now);
+    if (fetch) {
+        bump(e, now);
+    }
     cask_log_join(sh, tk);
     if (val != NULL) {
         *val = v;
@@ -655,14 +657,15 @@ out:
 int
 cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                  size_t klen, int64_t exp_abs_s, struct cask_item *it,
-                 char **val)
+                 char **val, bool fetch)
 {
     int rc;
     struct readahead ra = {0};
     struct cask_ticket tk = {0};
     pthread_mutex_lock(&sh->mu);
     do {
-        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val, &ra, &tk);
+        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val, fetch, &ra,
+                          &tk);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     free(ra.val);

@@ -239,6 +239,14 @@ int
 cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
            struct cask_item *it, char **val)
 {
+    return cask_touch_fetch(c, key, klen, exp_abs_s, it, val, true);
+}
+
+int
+cask_touch_fetch(struct cask *c, const void *key, size_t klen,
+                 int64_t exp_abs_s, struct cask_item *it, char **val,
+                 bool fetch)
+{
     struct fitem *f = lookup_read(c, key, klen, it);
 
     if (fake_cask_fail_rc != 0) {
@@ -249,7 +257,9 @@ cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
     }
     f->exp_abs_s = exp_abs_s;
     int rc = copy_out(f, it, val);
-    bump(c, f);
+    if (fetch) {
+        bump(c, f);
+    }
     return rc;
 }
 
