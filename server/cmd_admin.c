@@ -32,6 +32,7 @@ enum job_kind { JOB_METADUMP, JOB_CACHEDUMP, JOB_ITEMS, JOB_SLABS };
 struct class_sum {
     uint64_t number;
     uint64_t bytes;
+    int64_t oldest_s; /* the earliest last access (number > 0) */
 };
 
 struct cmd_admin_job {
@@ -149,6 +150,9 @@ on_entry(void *arg, const struct cask_walk_entry *e)
         break;
     case JOB_ITEMS:
     case JOB_SLABS:
+        if (j->sum[cls].number == 0 || e->atime_s < j->sum[cls].oldest_s) {
+            j->sum[cls].oldest_s = e->atime_s;
+        }
         j->sum[cls].number++;
         j->sum[cls].bytes += total;
         break;
@@ -185,6 +189,7 @@ finish_items(struct cmd_admin_job *j)
             "direct_reclaims",   "hits_to_hot",           "hits_to_warm",
             "hits_to_cold",      "hits_to_temp",
     };
+    int64_t now = cmd_now_s(j->env);
     for (unsigned c = 1; c < MAX_CLASSES; c++) {
         const struct class_sum *s = &j->sum[c];
         if (s->number == 0) {
@@ -196,7 +201,10 @@ finish_items(struct cmd_admin_job *j)
         stat_u64(j, "items:", c, "number_cold", s->number);
         stat_u64(j, "items:", c, "age_hot", 0);
         stat_u64(j, "items:", c, "age_warm", 0);
-        stat_u64(j, "items:", c, "age", 0);
+        /* every item counts as cold: the age of the class's least
+         * recently accessed one, as memcached's cold tail */
+        stat_u64(j, "items:", c, "age",
+                 now > s->oldest_s ? (uint64_t)(now - s->oldest_s) : 0);
         stat_u64(j, "items:", c, "mem_requested", s->bytes);
         for (size_t k = 0; k < sizeof(zeros) / sizeof(zeros[0]); k++) {
             stat_u64(j, "items:", c, zeros[k], 0);

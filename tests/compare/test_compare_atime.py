@@ -118,6 +118,14 @@ def main():
             p.fails += 1
             print("FAIL metadump la of f: memcached %r, bitcached %r, set at %d"
                   % (la[0], la[1], t0))
+        # stats items: the class's age is its least recently accessed
+        # item's (f's); memcached's is its cold tail's, wherever its LRU
+        # thread has moved the items, so bitcached's alone is checked
+        items = exchange(p.socks[1], b"stats items\r\n")
+        ages = [int(a) for a in re.findall(rb"STAT items:\d+:age (\d+)", items)]
+        if len(ages) != 1 or abs(ages[0] - late) > 1:
+            p.fails += 1
+            print("FAIL stats items age: %r, want %d" % (ages, late))
         # Reads that moved the time (under a second ago, against the
         # pause): memcached may do it a moment later (from its LRU thread),
         # bitcached does it at once.
