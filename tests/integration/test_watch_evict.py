@@ -92,7 +92,10 @@ def main():
     bc = os.environ.get("BITCACHED", "")
     if not bcserver.executable(bc):
         bcserver.skip("BITCACHED (%s) is not an executable" % bc)
-    srv = bcserver.Server(bc, args=["-m", "2", "--shards", "4"])
+    # a log buffer that holds every line, so a watcher slowed down by a
+    # loaded machine still gets most of them
+    srv = bcserver.Server(bc, args=["-m", "2", "--shards", "4",
+                                    "-o", "watcher_logbuf_size=16384"])
     srv.start()
     try:
         fast = watcher(srv, b"evictions")
