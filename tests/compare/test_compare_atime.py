@@ -2,8 +2,9 @@
 # test_compare_atime.py - items' last-access time against Debian's memcached
 # ($MEMCACHED): mg's h and l flags, me's la= and fetch=, metadump's la=, over
 # sequences with a pause in them. Both servers get each step at the same
-# moment; replies must match except that times may differ by one second
-# (memcached's clock ticks on its own). Where memcached's own answer depends
+# moment; replies must match except that times may differ by two seconds
+# (memcached's clock ticks on its own timer, which a loaded machine
+# delays), and bitcached's times must be within a second of the wall clock. Where memcached's own answer depends
 # on its LRU thread (the access time a read bumps can land a moment later),
 # only bitcached's answer is checked. Python 3 stdlib and bcserver.py.
 import os
@@ -43,12 +44,12 @@ class Pair:
         return tuple(exchange(s, cmd) for s in self.socks)
 
     def same(self, cmd, want_t=None):
-        """cmd's replies agree, times within a second of each other (and of
-        want_t, a list, when given)."""
+        """cmd's replies agree, times within two seconds of each other, and
+        bitcached's within one of want_t (a list), when given."""
         mc, bc = self.both(cmd)
         (mm, mt), (bm, bt) = times(mc), times(bc)
         ok = mm == bm and len(mt) == len(bt) and \
-            all(abs(a - b) <= 1 for a, b in zip(mt, bt))
+            all(abs(a - b) <= 2 for a, b in zip(mt, bt))
         if ok and want_t is not None:
             ok = len(bt) == len(want_t) and \
                 all(abs(a - b) <= 1 for a, b in zip(bt, want_t))
@@ -114,7 +115,7 @@ def main():
         p.same(b"mg d l h s\r\n", [0])
         # f was only written: metadump's la is its unix time
         la = [metadump_la(s, b"f") for s in p.socks]
-        if None in la or abs(la[0] - la[1]) > 1 or abs(la[1] - t0) > 1:
+        if None in la or abs(la[0] - la[1]) > 2 or abs(la[1] - t0) > 1:
             p.fails += 1
             print("FAIL metadump la of f: memcached %r, bitcached %r, set at %d"
                   % (la[0], la[1], t0))
