@@ -100,6 +100,14 @@ cmd_now_s(const struct cmd_env *env)
     return now_s(env);
 }
 
+/* Seconds from t (an item's last access) to now, never negative. */
+static uint64_t
+since_s(const struct cmd_env *env, int64_t t)
+{
+    int64_t now = now_s(env);
+    return now > t ? (uint64_t)(now - t) : 0;
+}
+
 int64_t
 cmd_exp_abs(const struct cmd_env *env, int64_t exptime)
 {
@@ -736,9 +744,11 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     }
     if (has_T) {
         cc->ctr->cmd_touch++;
-        rc = cask_touch(cc->env->store, req->key, req->klen,
-                        exp_abs(cc->env, mflag_exptime(req, 'T')), it,
-                        want_val ? val : NULL);
+        /* with u not a read either (memcached skips its bump) */
+        rc = cask_touch_fetch(cc->env->store, req->key, req->klen,
+                              exp_abs(cc->env, mflag_exptime(req, 'T')), it,
+                              want_val ? val : NULL,
+                              proto_mflag_find(req, 'u') == NULL);
     } else if (want_val) {
         /* a hit counts as a read (memcached's fetched bit) unless u */
         rc = cmd_read_get(cc, req->key, req->klen, it, val,
@@ -869,7 +879,9 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
             proto_out_mem(&o, it.fetched ? " h1" : " h0", 3);
             break;
         case 'l':
-            proto_out_mem(&o, " l0", 3);
+            /* seconds since the access before this one, as memcached */
+            proto_out_mem(&o, " l", 2);
+            proto_out_u64(&o, since_s(cc->env, it.atime_s));
             break;
         default:
             meta_common_flag(&o, req, m);
@@ -1275,13 +1287,15 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
         return;
     }
     /* memcached's item-internal figures (slab class, item size) have no
-     * meaning here; la is not tracked */
+     * meaning here; la is seconds since the last access */
     proto_out_init(&o, line, sizeof(line));
     proto_out_mem(&o, "ME ", 3);
     proto_out_mem(&o, req->key, req->klen);
     proto_out_str(&o, " exp=");
     out_ttl(&o, cc->env, it.exp_abs_s);
-    proto_out_str(&o, " la=0 cas=");
+    proto_out_str(&o, " la=");
+    proto_out_u64(&o, since_s(cc->env, it.atime_s));
+    proto_out_str(&o, " cas=");
     proto_out_u64(&o, it.cas);
     proto_out_str(&o, it.fetched ? " fetch=yes cls=1 size="
                                  : " fetch=no cls=1 size=");

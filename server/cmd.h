@@ -67,8 +67,9 @@ struct cmd_counters {
  * reports to watchers through cmd_env.watch. */
 #define CMD_WATCH_FETCHERS   1u
 #define CMD_WATCH_MUTATIONS  2u
-#define CMD_WATCH_OTHER      4u /* evictions, sysevents, ...: never logged */
-#define CMD_WATCH_CONNEVENTS 8u /* conn_new, conn_close (watch.c) */
+#define CMD_WATCH_OTHER      4u  /* sysevents, ...: never logged */
+#define CMD_WATCH_CONNEVENTS 8u  /* conn_new, conn_close (watch.c) */
+#define CMD_WATCH_EVICTIONS  16u /* items evicted (watch.c) */
 
 struct cmd_watch_ev {
     enum { CMD_WATCH_GET, CMD_WATCH_STORE } type;

@@ -6,9 +6,10 @@
  * holds one shard's lock (the callback only appends to the job's buffer)
  * and written to the sink after the lock is released.
  *
- * bitcached keeps no per-item access time: metadump's la is the time of the
- * dump; fetch is the item's fetched bit; size and cls are what memcached
- * would give the same item (its 48-byte header, key, value, cas, flags). */
+ * metadump's la is the item's last access (unix seconds, as precise as the
+ * store keeps it); fetch is the item's fetched bit; size and cls are what
+ * memcached would give the same item (its 48-byte header, key, value, cas,
+ * flags). */
 #include "server/cmd_admin.h"
 
 #include "protocol/proto.h"
@@ -31,13 +32,13 @@ enum job_kind { JOB_METADUMP, JOB_CACHEDUMP, JOB_ITEMS, JOB_SLABS };
 struct class_sum {
     uint64_t number;
     uint64_t bytes;
+    int64_t oldest_s; /* the earliest last access (number > 0) */
 };
 
 struct cmd_admin_job {
     enum job_kind kind;
     const struct cmd_env *env;
     struct cask_walk_pos pos;
-    int64_t now;
     bool all;              /* metadump: every class */
     bool cls[MAX_CLASSES]; /* metadump: classes asked for */
     char prefix[250];      /* metadump: only keys starting with it */
@@ -56,13 +57,6 @@ static void
 emit_str(struct cmd_conn *cc, const char *s)
 {
     cc->out.bytes(cc->out.arg, s, strlen(s));
-}
-
-static int64_t
-now_s(const struct cmd_env *env)
-{
-    return env->clock != NULL ? env->clock(env->clock_arg)
-                              : (int64_t)time(NULL);
 }
 
 /* memcached's ITEM_ntotal for this item. */
@@ -130,7 +124,7 @@ on_entry(void *arg, const struct cask_walk_entry *e)
         n = snprintf(line, sizeof(line),
                      "key=%s exp=%" PRId64 " la=%" PRId64 " cas=%" PRIu64
                      " fetch=%s cls=%u size=%" PRIu64 "\n",
-                     key, e->exp_abs_s == 0 ? -1 : e->exp_abs_s, j->now,
+                     key, e->exp_abs_s == 0 ? -1 : e->exp_abs_s, e->atime_s,
                      j->env->cas_disabled ? 0 : e->cas,
                      e->fetched ? "yes" : "no", cls, total);
         if (n > 0) {
@@ -156,6 +150,9 @@ on_entry(void *arg, const struct cask_walk_entry *e)
         break;
     case JOB_ITEMS:
     case JOB_SLABS:
+        if (j->sum[cls].number == 0 || e->atime_s < j->sum[cls].oldest_s) {
+            j->sum[cls].oldest_s = e->atime_s;
+        }
         j->sum[cls].number++;
         j->sum[cls].bytes += total;
         break;
@@ -192,6 +189,7 @@ finish_items(struct cmd_admin_job *j)
             "direct_reclaims",   "hits_to_hot",           "hits_to_warm",
             "hits_to_cold",      "hits_to_temp",
     };
+    int64_t now = cmd_now_s(j->env);
     for (unsigned c = 1; c < MAX_CLASSES; c++) {
         const struct class_sum *s = &j->sum[c];
         if (s->number == 0) {
@@ -203,7 +201,10 @@ finish_items(struct cmd_admin_job *j)
         stat_u64(j, "items:", c, "number_cold", s->number);
         stat_u64(j, "items:", c, "age_hot", 0);
         stat_u64(j, "items:", c, "age_warm", 0);
-        stat_u64(j, "items:", c, "age", 0);
+        /* every item counts as cold: the age of the class's least
+         * recently accessed one, as memcached's cold tail */
+        stat_u64(j, "items:", c, "age",
+                 now > s->oldest_s ? (uint64_t)(now - s->oldest_s) : 0);
         stat_u64(j, "items:", c, "mem_requested", s->bytes);
         for (size_t k = 0; k < sizeof(zeros) / sizeof(zeros[0]); k++) {
             stat_u64(j, "items:", c, zeros[k], 0);
@@ -312,7 +313,6 @@ job_new(struct cmd_conn *cc, enum job_kind kind)
     }
     j->kind = kind;
     j->env = cc->env;
-    j->now = now_s(cc->env);
     job_free(cc);
     cc->job = j;
     return j;
@@ -591,8 +591,7 @@ cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
 static enum cmd_status
 watch(struct cmd_conn *cc, const struct toks *t)
 {
-    static const char *const other[] = {"rawcmds",     "evictions",
-                                        "sysevents",   "proxyreqs",
+    static const char *const other[] = {"rawcmds", "sysevents", "proxyreqs",
                                         "proxyevents", "proxyuser"};
     unsigned mask = t->count > 1 ? 0 : CMD_WATCH_FETCHERS;
 
@@ -608,6 +607,8 @@ watch(struct cmd_conn *cc, const struct toks *t)
             bit = CMD_WATCH_MUTATIONS;
         } else if (tok_is(t, i, "connevents")) {
             bit = CMD_WATCH_CONNEVENTS;
+        } else if (tok_is(t, i, "evictions")) {
+            bit = CMD_WATCH_EVICTIONS;
         } else {
             for (size_t k = 0; k < sizeof(other) / sizeof(other[0]); k++) {
                 if (tok_is(t, i, other[k])) {

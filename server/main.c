@@ -270,6 +270,10 @@ open_store(struct server *srv)
     o.progress = cask_progress;
     o.committed = committed;
     o.committed_arg = srv;
+    /* srv->env is filled in before the first watcher can register */
+    o.evicted = watch_evicted;
+    o.evicted_wanted = watch_evictions_wanted;
+    o.evicted_arg = &srv->env;
     notify_status("Recovering data in %s", s->data_dir);
     rc = cask_open(&srv->store, s->data_dir, &o);
     if (rc == CASK_OK) {

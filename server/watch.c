@@ -2,10 +2,12 @@
  * watchers, under one mutex that delivery holds while it appends a line to
  * each; a watcher's buffer and wake event belong to its connection, which
  * unregisters before freeing them. Lines are formatted as memcached 1.6.18's
- * logger formats item_get and item_store. */
+ * logger formats item_get, item_store and eviction. */
 #include "server/watch.h"
 
 #include "protocol/proto.h"
+#include "server/cmd_admin.h"
+#include "storage/cask.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -18,6 +20,7 @@
 #include <sys/time.h>
 
 atomic_uint watch_count;
+static atomic_uint evict_watchers; /* those with CMD_WATCH_EVICTIONS */
 
 struct watch_sink {
     struct evbuffer *out;
@@ -49,6 +52,9 @@ watch_add(struct evbuffer *out, struct event *wake, unsigned mask, size_t cap)
     w->next = head;
     head = w;
     atomic_fetch_add(&watch_count, 1);
+    if (mask & CMD_WATCH_EVICTIONS) {
+        atomic_fetch_add(&evict_watchers, 1);
+    }
     pthread_mutex_unlock(&mu);
     return w;
 }
@@ -66,6 +72,9 @@ watch_remove(struct watch_sink **wp)
         if (*pp == w) {
             *pp = w->next;
             atomic_fetch_sub(&watch_count, 1);
+            if (w->mask & CMD_WATCH_EVICTIONS) {
+                atomic_fetch_sub(&evict_watchers, 1);
+            }
             break;
         }
     }
@@ -149,6 +158,64 @@ watch_event(void *arg, const struct cmd_watch_ev *ev)
         return;
     }
     deliver(line, (size_t)n, want);
+}
+
+/* Lines every watcher that asked for want lost before they were made. */
+static void
+lose(uint64_t n, unsigned want)
+{
+    pthread_mutex_lock(&mu);
+    for (struct watch_sink *w = head; w != NULL; w = w->next) {
+        if (w->mask & want) {
+            w->skipped += n;
+            lines_skipped += n;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+bool
+watch_evictions_wanted(void *arg)
+{
+    (void)arg;
+    return atomic_load_explicit(&evict_watchers, memory_order_relaxed) != 0;
+}
+
+void
+watch_evicted(void *arg, const struct cask_evicted *ev, size_t n, uint64_t lost)
+{
+    const struct cmd_env *env = arg;
+    char key[3 * 250 + 1];
+    char line[1024];
+    struct timeval tv;
+
+    if (lost > 0) {
+        lose(lost, CMD_WATCH_EVICTIONS);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct cask_evicted *e = &ev[i];
+        int64_t now, la;
+        int k;
+
+        gettimeofday(&tv, NULL);
+        now = cmd_now_s(env);
+        la = now > e->atime_s ? now - e->atime_s : 0;
+        proto_uriencode(e->key, e->klen < 250 ? e->klen : 250, key);
+        /* memcached's logger: ttl -1 for an item without expiry, la
+         * seconds since its last access, size its value's bytes */
+        k = snprintf(line, sizeof(line),
+                     "ts=%lld.%d gid=%llu type=eviction key=%s fetch=%s "
+                     "ttl=%lld la=%d clsid=%u size=%u\n",
+                     (long long)tv.tv_sec, (int)tv.tv_usec,
+                     (unsigned long long)atomic_fetch_add(&gid, 1) + 1, key,
+                     e->fetched ? "yes" : "no",
+                     e->exp_abs_s == 0 ? -1LL : (long long)(e->exp_abs_s - now),
+                     (int)la, cmd_admin_class(env, e->klen, e->vlen, e->flags),
+                     (unsigned)e->vlen);
+        if (k > 0 && (size_t)k < sizeof(line)) {
+            deliver(line, (size_t)k, CMD_WATCH_EVICTIONS);
+        }
+    }
 }
 
 void

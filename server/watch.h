@@ -1,5 +1,6 @@
 /* watch.h - memcached's `watch`: connections that asked for it receive a
- * log line per fetch (item_get) or store (item_store) made by any worker.
+ * log line per fetch (item_get) or store (item_store) made by any worker,
+ * and per item the store evicts (eviction).
  * A line is appended to each matching watcher's output buffer (thread-safe
  * evbuffers) and the watcher's own worker is woken to write it; a watcher
  * that does not keep up loses lines past its watcher_logbuf_size. */
@@ -42,6 +43,15 @@ enum watch_conn_ev {
 };
 /* fd is the client's socket, still open. Cheap without watchers. */
 void watch_conn(int fd, bool is_unix, enum watch_conn_ev ev);
+
+/* cask_options.evicted (arg: the cmd_env, for size classes): an eviction
+ * line per item, as memcached's logger writes it; lost items count as
+ * skipped lines of each evictions watcher. */
+struct cask_evicted;
+void watch_evicted(void *arg, const struct cask_evicted *ev, size_t n,
+                   uint64_t lost);
+/* cask_options.evicted_wanted: is any evictions watcher registered? */
+bool watch_evictions_wanted(void *arg);
 
 /* For stats: lines sent to watchers and lost by slow ones, since start. */
 void watch_counts(uint64_t *sent, uint64_t *skipped);

@@ -633,6 +633,14 @@ int
 cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
            struct cask_item *it, char **val)
 {
+    return cask_touch_fetch(c, key, klen, exp_abs_s, it, val, true);
+}
+
+int
+cask_touch_fetch(struct cask *c, const void *key, size_t klen,
+                 int64_t exp_abs_s, struct cask_item *it, char **val,
+                 bool fetch)
+{
     if (atomic_load(&c->read_only)) {
         return CASK_EREADONLY;
     }
@@ -641,8 +649,9 @@ cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
     }
     uint64_t h = cask_kd_hash(key, klen);
     struct cask_shard *sh = shard_for(c, key, klen);
-    return committed(c, sh,
-                     cask_shard_touch(sh, h, key, klen, exp_abs_s, it, val));
+    return committed(
+            c, sh,
+            cask_shard_touch(sh, h, key, klen, exp_abs_s, it, val, fetch));
 }
 
 int

@@ -67,6 +67,20 @@ enum cask_log_level {
     CASK_LOG_DEBUG,
 };
 
+/* An item an eviction dropped (cask_options.evicted). */
+struct cask_evicted {
+    const char *key;
+    size_t klen;
+    uint32_t flags;
+    uint32_t vlen;
+    int64_t exp_abs_s; /* 0 = never */
+    int64_t atime_s;   /* last access (cask_get_fetch) */
+    bool fetched;      /* read since it was written */
+};
+
+/* Most evicted items one eviction run describes to cask_options.evicted. */
+#define CASK_EVICTED_MAX 4096u
+
 struct cask_options {
     unsigned shards; /* number of shards; fixed when the directory
                       * is first created; reopening with another
@@ -109,6 +123,17 @@ struct cask_options {
      * --min-replicas-ack). May be NULL. */
     int (*committed)(void *arg, unsigned shard, uint64_t appended);
     void *committed_arg;
+    /* Told of the items an eviction dropped (memcached's `watch
+     * evictions`): once its run has committed, from the maintenance thread
+     * with no lock held, ev[0..n) (keys valid during the call only), and
+     * lost: the items of that run not described (past CASK_EVICTED_MAX in
+     * one run, or out of memory). Must be quick; must not call the store.
+     * evicted_wanted (may be NULL: always) is asked as each eviction run
+     * starts; when it says no, the run collects nothing. May be NULL. */
+    void (*evicted)(void *arg, const struct cask_evicted *ev, size_t n,
+                    uint64_t lost);
+    bool (*evicted_wanted)(void *arg);
+    void *evicted_arg;
     /* Called during cask_open after each shard has recovered (for systemd's
      * STATUS=). May be NULL. */
     void (*progress)(void *arg, unsigned shards_done, unsigned shards_total);
@@ -141,6 +166,8 @@ struct cask_item {
     uint64_t cas;      /* unique per modification, never reused */
     uint32_t vlen;     /* value length in bytes */
     bool fetched;      /* read since it was written, before this call */
+    int64_t atime_s;   /* last access (unix seconds) before this call:
+                        * see cask_get_fetch */
     /* Set only when a get/touch returns CASK_ENOTFOUND: why the key is not
      * there (for memcached's get_expired/get_flushed counters). */
     enum { CASK_GONE_ABSENT = 0, CASK_GONE_EXPIRED, CASK_GONE_FLUSHED } gone;
@@ -157,7 +184,16 @@ int cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
 /* cask_get, saying whether this counts as the item being read (its fetched
  * bit: memcached's "hit before", and eviction's second chance). cask_get
  * counts a read only when it returns the value; a meta get without a value
- * counts too, unless its client asked not to (mg's u flag). */
+ * counts too, unless its client asked not to (mg's u flag).
+ *
+ * The access time (it->atime_s) follows memcached 1.6.18's it->time: a
+ * write sets it; the first read after a write only sets the fetched bit,
+ * and each read of an item already fetched (and each touch of one) sets it
+ * to now (memcached skips the bump while its LRU keeps the item marked
+ * active, which its background thread soon clears). It is kept in memory
+ * only, to the second for 4 hours and to 17 minutes after that (see
+ * cask_atime.h); after a restart every item's is the time it was
+ * recovered. */
 int cask_get_fetch(struct cask *c, const void *key, size_t klen,
                    struct cask_item *it, char **val, bool fetch);
 
@@ -177,6 +213,13 @@ int cask_get_nowait(struct cask *c, const void *key, size_t klen,
  * for cask_get (both may be NULL). */
 int cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
                struct cask_item *it, char **val);
+
+/* cask_touch, saying whether it counts as a read (as for cask_get_fetch):
+ * cask_touch's always does; a meta get with T and u does not, as in
+ * memcached. */
+int cask_touch_fetch(struct cask *c, const void *key, size_t klen,
+                     int64_t exp_abs_s, struct cask_item *it, char **val,
+                     bool fetch);
 
 enum cask_store_mode {
     CASK_SET = 0, /* store unconditionally */

@@ -17,11 +17,13 @@
  * file has committed the run, so an evicted key is served until it can no
  * longer come back; where a segment outside the run could hold an older record
  * of such a key, a tombstone with the dropped put's cas (and a fresh seq) goes
- * into the output first, as for an expired record.
+ * into the output first, as for an expired record. The items dropped are
+ * told to cask_options.evicted once the run is over (cask_evnote.h).
  */
 #include "storage/cask_shard.h"
 
 #include "storage/cask_evict.h"
+#include "storage/cask_evnote.h"
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_log.h"
@@ -64,6 +66,7 @@ struct compaction {
     uint64_t keep_left; /* read items that may still be kept */
     struct evicted *ev; /* items to drop once the run is committed */
     size_t nev, ev_cap;
+    struct cask_evnote notes; /* what cask_options.evicted is told */
 };
 
 /* An item an eviction drops: found again after the commit by its place. */
@@ -73,6 +76,7 @@ struct evicted {
     uint32_t len;
     uint16_t slot;
     uint8_t klen;
+    uint32_t note; /* its key in m->notes */
 };
 
 static int
@@ -233,6 +237,7 @@ evict_record(struct compaction *m, struct cask_segment *s, uint64_t off,
             .len = (uint32_t)len,
             .slot = s->slot,
             .klen = r->klen,
+            .note = cask_evnote_key(&m->notes, key, r->klen),
     };
     return 0;
 }
@@ -260,6 +265,7 @@ static void
 finish_evict(struct compaction *m)
 {
     struct cask_shard *sh = m->sh;
+    int64_t now = cask_now(sh->store);
     for (size_t i = 0; i < m->nev; i++) {
         struct at_place p = {.slot = m->ev[i].slot, .off = m->ev[i].off};
         struct cask_kd_entry *e = cask_kd_find_if(sh->kd, m->ev[i].h,
@@ -274,6 +280,7 @@ finish_evict(struct compaction *m)
             sh->evicted_unfetched++;
         }
         sh->segs[p.slot]->live_bytes -= m->ev[i].len;
+        cask_evnote_dropped(&m->notes, m->ev[i].note, e, now);
         cask_kd_remove(sh->kd, m->ev[i].h, e);
     }
     sh->evict_runs++;
@@ -683,6 +690,7 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
     }
     if (evict) {
         plan_evict(&m);
+        cask_evnote_init(&m.notes, &c->opt);
     }
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
         rc = compact_segment(&m, m.in[i]);
@@ -827,6 +835,7 @@ done:
     free(m.stamp);
     free(m.ev);
     pthread_mutex_unlock(&sh->maint_mu);
+    cask_evnote_tell(&m.notes); /* no lock held: the hook may be slow */
     return rc == EAGAIN ? 0 : rc;
 }
 

@@ -8,11 +8,13 @@
  * of the key in a segment not compacted could come back at a restart, as
  * could the put itself were the touch record that expired it dropped. Keys
  * are not kept in memory, so each dropped key's record header is read to
- * find its hash. Owns nothing beyond one pass; works on the shard through
+ * find its hash. The same pass ages every entry's access stamp
+ * (cask_atime.h). Owns nothing beyond one pass; works on the shard through
  * cask_shard.h.
  */
 #include "storage/cask_crawl.h"
 
+#include "storage/cask_atime.h"
 #include "storage/cask_internal.h"
 #include "storage/cask_keydir.h"
 #include "storage/cask_record.h"
@@ -35,6 +37,12 @@ static void
 pick(void *arg, struct cask_kd_entry *e)
 {
     struct batch *b = arg;
+    /* Keep the access stamp readable (cask_atime.h): this pass is what
+     * visits every entry often enough. */
+    uint16_t at = cask_at_age(e->at, b->now);
+    if (at != e->at) {
+        e->at = at;
+    }
     if (b->n == CRAWL_BATCH || e->off == 0) {
         return;
     }

@@ -20,7 +20,7 @@
  * so a key deleted and re-added reuses its bytes.
  *
  * The home slot is computed from fp alone, and fp sits in the slot (the
- * entry keeps a copy), so growing, backward shifting and range walks never
+ * entry has none), so growing, backward shifting and range walks never
  * touch an entry, and a lookup compares 20 hash bits (fp and tag) in the
  * slot before it dereferences one: a probe past other keys' slots costs no
  * cache miss of its own, only the entry it finds does. A keyless keydir
@@ -372,17 +372,17 @@ cask_kd_insert(struct cask_keydir *kd, uint64_t h, const void *key, size_t klen)
     struct cask_kd_entry *e = deref(kd, ref);
     memset(e, 0, sizeof(*e));
     e->klen = (uint8_t)klen;
-    e->fp = fp_of(h) & 0xffffu;
     if (kd->keyed) {
         memcpy(e->key, key, klen);
     }
-    uint32_t i = home(e->fp, t->cap);
+    uint32_t fp = fp_of(h);
+    uint32_t i = home(fp, t->cap);
     while (slot_word(&t->slots[i]) != 0) {
         if (++i == t->cap) {
             i = 0;
         }
     }
-    slot_set(&t->slots[i], e->fp, slot_val(tag_of(h), ref));
+    slot_set(&t->slots[i], fp, slot_val(tag_of(h), ref));
     t->count++;
     kd->count++;
     return e;
@@ -392,11 +392,12 @@ void
 cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
 {
     struct stripe *t = stripe_of(kd, h);
-    uint32_t i = home(e->fp, t->cap);
+    uint32_t fp = fp_of(h);
+    uint32_t i = home(fp, t->cap);
     for (;;) {
         uint32_t s = slot_word(&t->slots[i]);
         assert(s != 0);
-        if (t->slots[i].fp == e->fp && deref(kd, slot_ref(s)) == e) {
+        if (t->slots[i].fp == fp && deref(kd, slot_ref(s)) == e) {
             break;
         }
         if (++i == t->cap) {

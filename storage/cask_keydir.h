@@ -28,7 +28,7 @@ struct cask_kd_entry {
     uint32_t seg : 15;    /* slot in the shard's segment table */
     uint32_t fetched : 1; /* read (get, touch) since written or since its
                            * last second chance (eviction, cask_compact.c) */
-    uint32_t fp : 16;     /* hash bits (the keydir's own; do not touch) */
+    uint32_t at : 16;     /* last access, coarse (cask_atime.h) */
     uint32_t klen : 8;    /* key bytes */
     uint32_t cas_hi : 24; /* cas bits 32..55 */
     char key[];           /* only in a keyed keydir (cask_kd_create) */
@@ -98,11 +98,12 @@ struct cask_kd_entry *cask_kd_find_if(struct cask_keydir *kd, uint64_t h,
                                       void *arg);
 
 /* Add an entry for key, which must be absent; the caller fills every field
- * but key, klen and fp (which start at 0). NULL when out of memory. */
+ * but key and klen (the others start at 0). NULL when out of memory. */
 struct cask_kd_entry *cask_kd_insert(struct cask_keydir *kd, uint64_t h,
                                      const void *key, size_t klen);
 
-/* Remove e (which must be in kd); e is invalid afterwards. */
+/* Remove e (which must be in kd, inserted with the same h); e is invalid
+ * afterwards. */
 void cask_kd_remove(struct cask_keydir *kd, uint64_t h,
                     struct cask_kd_entry *e);
 

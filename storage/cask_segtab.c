@@ -10,7 +10,9 @@
  */
 #include "storage/cask_segtab.h"
 
+#include "storage/cask_atime.h"
 #include "storage/cask_hint.h"
+#include "storage/cask_internal.h"
 #include "storage/cask_record.h"
 
 #include <errno.h>
@@ -109,5 +111,6 @@ cask_segtab_index_put(struct cask_shard *sh, struct cask_kd_entry *e,
     e->exp = cask_kd_exp32(r->exp_abs_s);
     e->seg = slot;
     e->fetched = 0; /* a new value has not been read yet */
+    e->at = cask_at_stamp(cask_now(sh->store)); /* written: accessed now */
     sh->segs[slot]->live_bytes += cask_rec_len(r->klen, r->vlen);
 }

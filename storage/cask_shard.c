@@ -14,6 +14,7 @@
  */
 #include "storage/cask_shard.h"
 
+#include "storage/cask_atime.h"
 #include "storage/cask_commit.h"
 #include "storage/cask_evict.h"
 #include "storage/cask_hint.h"
@@ -204,7 +205,7 @@ lookup(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
 }
 
 static void
-fill_item(struct cask_item *it, const struct cask_kd_entry *e)
+fill_item(struct cask_item *it, const struct cask_kd_entry *e, int64_t now)
 {
     if (it == NULL) {
         return;
@@ -214,7 +215,25 @@ fill_item(struct cask_item *it, const struct cask_kd_entry *e)
     it->cas = cask_kd_cas(e);
     it->vlen = e->vlen;
     it->fetched = e->fetched;
+    it->atime_s = cask_at_time(e->at, now);
     it->gone = CASK_GONE_ABSENT;
+}
+
+/* A read of e at now (memcached's do_item_bump without its LRU): the first
+ * since a write sets the fetched bit, later ones the access time. Each
+ * field is written only when it changes, so hot keys' entries stay clean
+ * in the cache. */
+static void
+bump(struct cask_kd_entry *e, int64_t now)
+{
+    if (!e->fetched) {
+        e->fetched = 1;
+        return;
+    }
+    uint16_t at = cask_at_stamp(now);
+    if (e->at != at) {
+        e->at = at;
+    }
 }
 
 /* Values from this size on are read straight into the buffer handed out
@@ -548,11 +567,10 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                 return CASK_ENOTFOUND;
             }
         }
-        fill_item(&snap, e);
-        if (fetch && !e->fetched) {
-            /* a hit (a candidate of another key is rare); written only when
-             * it changes, so hot keys' entries stay clean in the cache */
-            e->fetched = 1;
+        int64_t now = cask_now(sh->store);
+        fill_item(&snap, e, now);
+        if (fetch) {
+            bump(e, now); /* a hit (a candidate of another key is rare) */
         }
         struct cask_segment *s = sh->segs[e->seg];
         uint32_t seg_id = s->id;
@@ -607,7 +625,7 @@ cask_shard_get_nowait(struct cask_shard *sh, uint64_t h, const void *key,
 
 static int
 touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-             int64_t exp_abs_s, struct cask_item *it, char **val,
+             int64_t exp_abs_s, struct cask_item *it, char **val, bool fetch,
              struct readahead *ra, struct cask_ticket *tk)
 {
     int rc;
@@ -645,8 +663,11 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         goto out;
     }
     e->exp = cask_kd_exp32(exp_abs_s);
-    fill_item(it, e); /* it->fetched: read before this touch */
-    e->fetched = 1;
+    int64_t now = cask_now(sh->store);
+    fill_item(it, e, now); /* it->fetched: read before this touch */
+    if (fetch) {
+        bump(e, now);
+    }
     cask_log_join(sh, tk);
     if (val != NULL) {
         *val = v;
@@ -660,14 +681,15 @@ out:
 int
 cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                  size_t klen, int64_t exp_abs_s, struct cask_item *it,
-                 char **val)
+                 char **val, bool fetch)
 {
     int rc;
     struct readahead ra = {0};
     struct cask_ticket tk = {0};
     pthread_mutex_lock(&sh->mu);
     do {
-        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val, &ra, &tk);
+        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val, fetch, &ra,
+                          &tk);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     free(ra.val);
@@ -988,7 +1010,7 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         goto out;
     }
 done:
-    fill_item(it, e);
+    fill_item(it, e, cask_now(c));
     cask_log_join(sh, tk);
     if (value_out != NULL) {
         *value_out = v;

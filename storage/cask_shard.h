@@ -100,7 +100,7 @@ int cask_shard_get_nowait(struct cask_shard *sh, uint64_t h, const void *key,
                           bool fetch);
 int cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                      size_t klen, int64_t exp_abs_s, struct cask_item *it,
-                     char **val);
+                     char **val, bool fetch);
 int cask_shard_store(struct cask_shard *sh, uint64_t h,
                      enum cask_store_mode mode, const void *key, size_t klen,
                      const void *val, size_t vlen, uint32_t flags,

@@ -7,6 +7,7 @@
  * batches. Owns nothing. */
 #include "storage/cask_walk.h"
 
+#include "storage/cask_atime.h"
 #include "storage/cask_internal.h"
 #include "storage/cask_keydir.h"
 #include "storage/cask_record.h"
@@ -63,6 +64,7 @@ visit(void *arg, struct cask_kd_entry *e)
     it->we.cas = cask_kd_cas(e);
     it->we.vlen = e->vlen;
     it->we.fetched = e->fetched;
+    it->we.atime_s = cask_at_time(e->at, w->now);
     it->have_key = (uint64_t)e->off + CASK_REC_HDR + e->klen > it->seg->flushed;
     if (it->have_key &&
         cask_seg_pread(it->seg, e->off + CASK_REC_HDR, e->klen, it->key) != 0) {

@@ -20,7 +20,8 @@ struct cask_walk_entry {
     int64_t exp_abs_s; /* 0 = never */
     uint64_t cas;
     uint32_t vlen;
-    bool fetched; /* read since it was written */
+    bool fetched;    /* read since it was written */
+    int64_t atime_s; /* last access, unix seconds (cask_get_fetch) */
 };
 
 /* Where a walk has got to: start with {0}. */

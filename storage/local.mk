@@ -18,12 +18,15 @@ libstorage_a_SOURCES = \
 	storage/cask_compact.c \
 	storage/cask_evict.h \
 	storage/cask_evict.c \
+	storage/cask_evnote.h \
+	storage/cask_evnote.c \
 	storage/cask_crawl.h \
 	storage/cask_crawl.c \
 	storage/cask_record.h \
 	storage/cask_record.c \
 	storage/cask_segment.h \
 	storage/cask_segment.c \
+	storage/cask_atime.h \
 	storage/cask_keydir.h \
 	storage/cask_keydir.c \
 	storage/cask_walk.h \
@@ -52,6 +55,8 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_record \
 	tests/unit/test_cask_keydir \
 	tests/unit/test_cask_ops \
+	tests/unit/test_cask_atime \
+	tests/unit/test_cask_evnote \
 	tests/unit/test_cask_recovery \
 	tests/unit/test_cask_recover \
 	tests/unit/test_cask_large \
@@ -74,6 +79,12 @@ tests_unit_test_cask_record_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_ops_SOURCES = tests/unit/test_cask_ops.c
 tests_unit_test_cask_ops_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_ops_LDADD = $(STORAGE_TEST_LDADD)
+tests_unit_test_cask_atime_SOURCES = tests/unit/test_cask_atime.c
+tests_unit_test_cask_atime_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_atime_LDADD = $(STORAGE_TEST_LDADD)
+tests_unit_test_cask_evnote_SOURCES = tests/unit/test_cask_evnote.c
+tests_unit_test_cask_evnote_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_evnote_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_keydir_SOURCES = tests/unit/test_cask_keydir.c
 tests_unit_test_cask_keydir_CFLAGS = $(STORAGE_TEST_CFLAGS)

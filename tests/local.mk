@@ -72,6 +72,15 @@ dist_check_SCRIPTS += tests/clients/test_clients.py
 EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php
 TESTS += tests/clients/test_clients.py
 
+# test_watch_evict.py: `watch evictions` lines on a small -m server (issue 11).
+dist_check_SCRIPTS += tests/integration/test_watch_evict.py
+TESTS += tests/integration/test_watch_evict.py
+
+# test_compare_atime.py: mg h/l, me and metadump la= against memcached,
+# with a 2 s pause (issue 11).
+dist_check_SCRIPTS += tests/compare/test_compare_atime.py
+TESTS += tests/compare/test_compare_atime.py
+
 dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py tests/integration/test_flags.py \
 	tests/integration/test_dump.py tests/integration/test_mc_compat.py

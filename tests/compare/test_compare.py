@@ -158,6 +158,11 @@ CASES = [
               b"get {k}\r\n", b"mg {k} h v\r\n", b"set {k} 0 0 1\r\nc\r\n",
               b"touch {k} 100\r\n", b"mg {k} h\r\n", b"ms {k} 1\r\nd\r\n",
               b"mg {k} h T30\r\n", b"mg {k} h\r\n"]),
+    # with T and u a meta get is no read either; gat is one
+    ("mg T u", [b"set {k} 0 0 1\r\na\r\n", b"mg {k} T30 u h\r\n", b"mg {k} h u\r\n",
+                b"mg {k} T30 h v u\r\n", b"mg {k} h u\r\n", b"mg {k} T30 h\r\n",
+                b"mg {k} h u\r\n", b"set {k2} 0 0 1\r\nb\r\n", b"gat 0 {k2}\r\n",
+                b"mg {k2} h u\r\n"]),
     ("mg base64 key", [b"ms {k} 1\r\nz\r\n", b"mg e2t9 b v k\r\n"]),
     ("meta quiet pipeline", [b"ms {k} 1 q\r\na\r\nmg {k} v q\r\nmg {k2} v q\r\nmd {k2} q\r\n"]),
     ("meta too long key", [b"mg " + LONGKEY + b" v\r\n"]),

@@ -28,6 +28,7 @@ struct fitem {
     int64_t exp_abs_s;
     uint64_t cas;
     int64_t stored_s;
+    int64_t atime_s;
     bool fetched;
 };
 
@@ -168,6 +169,7 @@ copy_out(const struct fitem *f, struct cask_item *it, char **val)
         it->cas = f->cas;
         it->vlen = f->vlen;
         it->fetched = f->fetched;
+        it->atime_s = f->atime_s;
         it->gone = CASK_GONE_ABSENT;
     }
     if (val != NULL) {
@@ -179,6 +181,17 @@ copy_out(const struct fitem *f, struct cask_item *it, char **val)
         (*val)[f->vlen] = '\0';
     }
     return CASK_OK;
+}
+
+/* A read, as the real store counts it: the first since a write sets the
+ * fetched bit, later ones the access time. */
+static void
+bump(struct cask *c, struct fitem *f)
+{
+    if (f->fetched) {
+        f->atime_s = now_s(c);
+    }
+    f->fetched = true;
 }
 
 /* lookup() for a reader: on a miss, *it (if not NULL) is cleared and says
@@ -210,7 +223,7 @@ cask_get_fetch(struct cask *c, const void *key, size_t klen,
     }
     int rc = copy_out(f, it, val);
     if (fetch) {
-        f->fetched = true;
+        bump(c, f);
     }
     return rc;
 }
@@ -234,6 +247,14 @@ int
 cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
            struct cask_item *it, char **val)
 {
+    return cask_touch_fetch(c, key, klen, exp_abs_s, it, val, true);
+}
+
+int
+cask_touch_fetch(struct cask *c, const void *key, size_t klen,
+                 int64_t exp_abs_s, struct cask_item *it, char **val,
+                 bool fetch)
+{
     struct fitem *f = lookup_read(c, key, klen, it);
 
     if (fake_cask_fail_rc != 0) {
@@ -244,7 +265,9 @@ cask_touch(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
     }
     f->exp_abs_s = exp_abs_s;
     int rc = copy_out(f, it, val);
-    f->fetched = true;
+    if (fetch) {
+        bump(c, f);
+    }
     return rc;
 }
 
@@ -279,6 +302,7 @@ put(struct cask *c, const void *key, size_t klen, char *v, size_t vlen,
     f->exp_abs_s = exp_abs_s;
     f->cas = c->next_cas++;
     f->stored_s = now_s(c);
+    f->atime_s = f->stored_s;
     f->fetched = false;
     if (cas_out != NULL) {
         *cas_out = f->cas;
@@ -552,6 +576,7 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
         e.cas = f->cas;
         e.vlen = f->vlen;
         e.fetched = f->fetched;
+        e.atime_s = f->atime_s;
         fn(arg, &e);
     }
     if (++pos->hash == NBUCKETS) {
