@@ -138,11 +138,14 @@ def main():
                 break
         print("%d evictions, %d lines, %d skipped, tail %r (%.1f s)"
               % (evictions, len(seen), skipped, tail, time.time() - t0))
+        # an eviction is a line or counted in a later skipped=N; how many are
+        # lines depends on how many items each eviction run drops (at most
+        # 4096 are named per run), which depends on the machine's speed
         check(len(seen) + skipped <= evictions,
               "no more lines than evictions (%d + %d skipped > %d)"
               % (len(seen), skipped, evictions))
-        check(len(seen) >= evictions // 2,
-              "most evictions logged (%d of %d)" % (len(seen), evictions))
+        check(len(seen) >= min(evictions, 4096),
+              "evictions logged (%d of %d)" % (len(seen), evictions))
         took = int(time.time() - t0) + 2
         for key, (ttl, la, size, fetch) in seen.items():
             idx = int(key[5:])
