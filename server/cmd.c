@@ -1286,8 +1286,9 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
         emit_server_error(cc, rc);
         return;
     }
-    /* memcached's item-internal figures (slab class, item size) have no
-     * meaning here; la is seconds since the last access */
+    /* cls and size are the slab class and item size memcached would give
+     * this item (as stats items and metadump count them); la is seconds
+     * since the last access */
     proto_out_init(&o, line, sizeof(line));
     proto_out_mem(&o, "ME ", 3);
     proto_out_mem(&o, req->key, req->klen);
@@ -1297,9 +1298,11 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
     proto_out_u64(&o, since_s(cc->env, it.atime_s));
     proto_out_str(&o, " cas=");
     proto_out_u64(&o, it.cas);
-    proto_out_str(&o, it.fetched ? " fetch=yes cls=1 size="
-                                 : " fetch=no cls=1 size=");
-    proto_out_u64(&o, 56 + req->klen + 1 + it.vlen + 2);
+    proto_out_str(&o, it.fetched ? " fetch=yes cls=" : " fetch=no cls=");
+    proto_out_u64(&o, cmd_admin_class(cc->env, req->klen, it.vlen, it.flags));
+    proto_out_str(&o, " size=");
+    proto_out_u64(&o,
+                  cmd_admin_item_size(cc->env, req->klen, it.vlen, it.flags));
     proto_out_mem(&o, "\r\n", 2);
     emit_out(cc, &o);
 }

@@ -586,6 +586,13 @@ cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
     return class_of(env, item_total(env, klen, vlen, flags));
 }
 
+uint64_t
+cmd_admin_item_size(const struct cmd_env *env, size_t klen, uint32_t vlen,
+                    uint32_t flags)
+{
+    return item_total(env, klen, vlen, flags);
+}
+
 /* watch [fetchers|mutations|evictions|...]*: memcached's names; without
  * one, fetchers. */
 static enum cmd_status

@@ -21,6 +21,10 @@ enum cmd_status cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req);
 unsigned cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
                          uint32_t flags);
 
+/* memcached's ITEM_ntotal for such an item (me's size=, metadump's size=). */
+uint64_t cmd_admin_item_size(const struct cmd_env *env, size_t klen,
+                             uint32_t vlen, uint32_t flags);
+
 /* stats subcommands served here (cachedump, items, slabs, conns,
  * extstore); returns false for the others (left to env->stats). */
 bool cmd_admin_stats(struct cmd_conn *cc, const char *args, size_t len);

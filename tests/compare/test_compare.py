@@ -169,6 +169,9 @@ CASES = [
     ("meta no key", [b"mg\r\n", b"md\r\n", b"ma\r\n"]),
     ("meta bad flag", [b"mg {k} !\r\n"]),
     ("me", [b"me {k}\r\n"]),
+    ("me slab class and size", [b"set {k} 5 0 100\r\n" + b"v" * 100 + b"\r\n", b"me {k}\r\n",
+                                b"set {k} 0 0 5000\r\n" + b"w" * 5000 + b"\r\n", b"me {k}\r\n",
+                                b"get {k}\r\n", b"me {k}\r\n"]),
     # --- exptime rules, byte-at-a-time input, more odd corners ---
     ("exptime 30 days relative", [b"set {k} 0 2592000 1\r\na\r\n", b"get {k}\r\n"]),
     ("exptime absolute past", [b"set {k} 0 2592001 1\r\na\r\n", b"get {k}\r\n"]),

@@ -525,7 +525,7 @@ test_meta(void **state)
            "VA 2\r\n10\r\nVA 1\r\n5\r\nVA 1 t-1\r\n7\r\n");
     expect(f, "ms a2V5 2 b k\r\nhi\r\nget key\r\nme key\r\n",
            "HD ka2V5 b\r\nVALUE key 0 2\r\nhi\r\nEND\r\n"
-           "ME key exp=-1 la=0 cas=7 fetch=yes cls=1 size=64\r\n");
+           "ME key exp=-1 la=0 cas=7 fetch=yes cls=0 size=64\r\n");
 }
 
 /* Meta corners settled against memcached 1.6.18. */
