@@ -16,6 +16,7 @@
 #include "storage/cask_evict.h"
 #include "storage/cask_internal.h"
 #include "storage/cask_io.h"
+#include "storage/cask_journal.h"
 #include "storage/cask_keydir.h"
 #include "storage/cask_log.h"
 #include "storage/cask_record.h"
@@ -227,6 +228,7 @@ store_free(struct cask *c)
         }
         free(c->shards);
     }
+    cask_journal_close(&c->journal);
     if (c->lock_fd >= 0) {
         close(c->lock_fd);
     }
@@ -481,6 +483,17 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         rc = ENOMEM;
         goto fail;
     }
+    /* Journal frames go back into their segments before any shard reads
+     * them, in every mode (the store may have run under always before). */
+    rc = cask_journal_replay(c, NULL);
+    if (rc == 0 && c->opt.sync != CASK_SYNC_ALWAYS) {
+        rc = cask_journal_remove(c);
+    }
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR, "journal replay in %s: %s", dir,
+                  strerror(rc));
+        goto fail;
+    }
     rc = open_shards(c);
     if (rc != 0) {
         goto fail;
@@ -513,8 +526,14 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
             goto fail;
         }
         c->sync_thread_on = true;
-    } else if ((rc = cask_commit_start(c)) != 0) {
-        goto fail;
+    } else {
+        rc = cask_journal_open(c, c->opt.journal_size, &c->journal);
+        if (rc == 0) {
+            rc = cask_commit_start(c);
+        }
+        if (rc != 0) {
+            goto fail;
+        }
     }
     rc = pthread_create(&c->maint_thread, NULL, maint_main, c);
     if (rc != 0) {
@@ -538,6 +557,16 @@ cask_close(struct cask **cp)
         return;
     }
     stop_threads(c);
+    if (c->journal != NULL) {
+        /* Segments synced, a fresh generation: nothing left to replay. */
+        int rc = cask_commit_checkpoint(c);
+        if (rc != 0) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "close: journal checkpoint: %s; the next start "
+                      "replays it",
+                      cask_strerror(rc));
+        }
+    }
     for (unsigned i = 0; i < c->nshards; i++) {
         cask_shard_close(&c->shards[i]);
     }
@@ -783,6 +812,9 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->reclaimed += s.reclaimed;
         st->evict_runs += s.evict_runs;
     }
+    uint64_t jsyncs, jframes, jckpts;
+    cask_journal_counts(c->journal, &jsyncs, &jframes, &jckpts);
+    st->syncs += jsyncs; /* synced_writes counts what they covered */
     st->recovery_s = c->recovery_s;
     st->commits = cask_commit_passes(c);
     return 0;

@@ -138,6 +138,9 @@ struct cask_options {
      * STATUS=). May be NULL. */
     void (*progress)(void *arg, unsigned shards_done, unsigned shards_total);
     void *progress_arg;
+    /* CASK_SYNC_ALWAYS: bytes of each of the two commit journal files
+     * when they are created (0 = 8 MiB; storage/JOURNAL.md). */
+    uint64_t journal_size;
 };
 
 /* Fill *o with the defaults above (interval sync, background compaction on). */
@@ -325,7 +328,7 @@ struct cask_stats {
     uint64_t keydir_bytes;      /* memory used by the keydir */
     uint64_t compactions;       /* compaction runs completed */
     uint64_t bytes_reclaimed;   /* disk bytes freed by compaction */
-    uint64_t syncs;             /* fdatasync calls on segments */
+    uint64_t syncs;             /* fdatasync calls on segments, journal */
     uint64_t synced_writes;     /* records those syncs covered */
     uint64_t commits;           /* commit passes (CASK_SYNC_ALWAYS; store
                                  * total only) */

@@ -9,10 +9,18 @@
  * writers and calls the store's commit hook. One pass covers the writes of
  * every shard and every client that came in while the previous pass ran.
  * A failed sync latches its shard (cask_shard.c); the tickets it covered
- * then read CASK_EFAILED. Calls down into cask_shard.c only.
+ * then read CASK_EFAILED.
+ *
+ * With the shared journal (cask_journal.c) a pass instead writes the
+ * frames queued since the last pass to the journal with one fdatasync,
+ * whatever shards they came from; when the journal file is full it
+ * checkpoints (every shard's segment synced, in parallel as above) and
+ * switches to the other file. A journal or checkpoint failure latches
+ * every shard. Calls down into the log and the journal only.
  */
 #include "storage/cask_commit.h"
 
+#include "storage/cask_journal.h"
 #include "storage/cask_log.h"
 #include "storage/cask_shard.h"
 
@@ -58,6 +66,9 @@ struct cask_commit {
     bool pass_stop;
     unsigned nhelpers;
     pthread_t helpers[SYNC_HELPERS_MAX];
+    bool checkpoint;         /* the pass syncs segments for a journal switch */
+    uint64_t *seqs;          /* journal: per shard, the append number a batch
+                              * covers */
     pthread_mutex_t hook_mu; /* covers hook, hook_arg; held while it runs */
     void (*hook)(void *arg);
     void *hook_arg;
@@ -97,7 +108,11 @@ sync_shards(struct cask *c)
 
     while ((k = atomic_fetch_add(&cm->next, 1)) < cm->ntodo) {
         /* A failure latches the shard; tickets read it from there. */
-        (void)cask_log_sync(c->shards[cm->todo[k]]);
+        if (cm->checkpoint) {
+            (void)cask_log_checkpoint(c->shards[cm->todo[k]]);
+        } else {
+            (void)cask_log_sync(c->shards[cm->todo[k]]);
+        }
         atomic_fetch_sub(&cm->left, 1);
     }
 }
@@ -129,18 +144,11 @@ helper_main(void *arg)
     return NULL;
 }
 
-/* One pass over the shards marked dirty. */
+/* Sync todo[0..ntodo) in parallel: the committer and the helpers. */
 static void
-run_pass(struct cask *c)
+run_syncs(struct cask *c)
 {
     struct cask_commit *cm = c->commit;
-
-    cm->ntodo = 0;
-    for (unsigned i = 0; i < c->nshards; i++) {
-        if (atomic_exchange(&cm->dirty[i], 0)) {
-            cm->todo[cm->ntodo++] = i;
-        }
-    }
     if (cm->ntodo == 0) {
         return;
     }
@@ -165,6 +173,108 @@ run_pass(struct cask *c)
     }
     cm->tokens = 0; /* helpers that did not wake in time sit this out */
     pthread_mutex_unlock(&cm->pass_mu);
+}
+
+/* One pass over the shards marked dirty. */
+static void
+run_pass(struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+
+    cm->ntodo = 0;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        if (atomic_exchange(&cm->dirty[i], 0)) {
+            cm->todo[cm->ntodo++] = i;
+        }
+    }
+    cm->checkpoint = false;
+    run_syncs(c);
+}
+
+static void
+latch_all(struct cask *c, const char *why)
+{
+    for (unsigned i = 0; i < c->nshards; i++) {
+        cask_log_latch(c->shards[i], why);
+    }
+}
+
+/* A journal checkpoint: sync every shard's segment (all of them: what
+ * the journal file being retired covers may sit in any), then start the
+ * next generation. 0, or an error with every shard latched. */
+static int
+checkpoint(struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+
+    cm->ntodo = 0;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        cm->todo[cm->ntodo++] = i;
+    }
+    cm->checkpoint = true;
+    run_syncs(c);
+    cm->checkpoint = false;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        if (cask_log_failed(c->shards[i])) {
+            /* The frames of the full file stay needed: it cannot be
+             * reused, so no commit can follow. */
+            latch_all(c, "journal checkpoint failed (a segment sync)");
+            return CASK_EFAILED;
+        }
+    }
+    int rc = cask_journal_switch(c->journal);
+    if (rc != 0) {
+        latch_all(c, "journal checkpoint failed (new generation)");
+    }
+    return rc;
+}
+
+/* One pass with the journal: the queued frames of every shard, one write
+ * and one fdatasync (or a checkpoint when the file is full). */
+static void
+run_journal_pass(struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+
+    for (unsigned i = 0; i < c->nshards; i++) {
+        atomic_store(&cm->dirty[i], 0); /* the journal knows its shards */
+    }
+    if (!cask_journal_take(c->journal, cm->seqs)) {
+        return;
+    }
+    int rc = cask_journal_write(c->journal);
+    if (rc == CASK_JOURNAL_FULL) {
+        rc = checkpoint(c);
+    } else if (rc != 0) {
+        latch_all(c, "journal write failed");
+    }
+    if (rc != 0) {
+        return;
+    }
+    for (unsigned i = 0; i < c->nshards; i++) {
+        if (cm->seqs[i] != 0) {
+            cask_log_mark_covered(c->shards[i], cm->seqs[i]);
+        }
+    }
+}
+
+int
+cask_commit_checkpoint(struct cask *c)
+{
+    int rc = 0;
+    if (c->journal == NULL) {
+        return 0;
+    }
+    for (unsigned i = 0; i < c->nshards; i++) {
+        int r = cask_log_checkpoint(c->shards[i]);
+        if (r != 0 && rc == 0) {
+            rc = r;
+        }
+    }
+    if (rc == 0) {
+        rc = cask_journal_switch(c->journal);
+    }
+    return rc;
 }
 
 static void *
@@ -198,7 +308,11 @@ commit_main(void *arg)
          * joined e + 1 held the shard mutex then, so the sync below,
          * which takes that mutex, covers it too. */
         atomic_store(&cm->epoch, e + 1);
-        run_pass(c);
+        if (c->journal != NULL) {
+            run_journal_pass(c);
+        } else {
+            run_pass(c);
+        }
         atomic_store(&cm->done, e);
         pthread_mutex_lock(&cm->mu);
         cm->passes++;
@@ -225,6 +339,7 @@ commit_free(struct cask_commit *cm)
     pthread_cond_destroy(&cm->idle_cv);
     free((void *)cm->dirty);
     free(cm->todo);
+    free(cm->seqs);
     free(cm);
 }
 
@@ -244,7 +359,8 @@ cask_commit_start(struct cask *c)
     pthread_cond_init(&cm->idle_cv, NULL);
     cm->dirty = calloc(c->nshards, sizeof(*cm->dirty));
     cm->todo = calloc(c->nshards, sizeof(*cm->todo));
-    if (cm->dirty == NULL || cm->todo == NULL) {
+    cm->seqs = calloc(c->nshards, sizeof(*cm->seqs));
+    if (cm->dirty == NULL || cm->todo == NULL || cm->seqs == NULL) {
         commit_free(cm);
         return ENOMEM;
     }

@@ -39,6 +39,11 @@ int cask_commit_finish(struct cask *c, const struct cask_ticket *t);
 void cask_ticket_add(struct cask_ticket *t, uint64_t epoch, int shard,
                      uint64_t seq);
 
+/* With the journal, once the committer is stopped: sync every shard's
+ * segment and start a new journal generation, so that the next open has
+ * nothing to replay. 0 (also without a journal) or an error. */
+int cask_commit_checkpoint(struct cask *c);
+
 /* Commit passes run so far (stats). */
 uint64_t cask_commit_passes(const struct cask *c);
 

@@ -15,6 +15,7 @@
 
 struct cask_shard;
 struct cask_commit;
+struct cask_journal;
 
 /* cas numbers reserved in the state file at a time. */
 #define CASK_CAS_BLOCK (1u << 20)
@@ -51,7 +52,8 @@ struct cask {
     pthread_t sync_thread;
     pthread_t maint_thread;
 
-    struct cask_commit *commit; /* CASK_SYNC_ALWAYS: cask_commit.c */
+    struct cask_commit *commit;   /* CASK_SYNC_ALWAYS: cask_commit.c */
+    struct cask_journal *journal; /* CASK_SYNC_ALWAYS: cask_journal.c */
 
     double recovery_s;
     _Atomic uint64_t kd_bytes; /* sum of the shards' keydir bytes */

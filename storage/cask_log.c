@@ -15,6 +15,7 @@
 #include "storage/cask_evict.h"
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
+#include "storage/cask_journal.h"
 #include "storage/cask_record.h"
 #include "storage/cask_segtab.h"
 #include "storage/cask_stream.h"
@@ -112,8 +113,11 @@ cask_log_roll(struct cask_shard *sh)
     }
     cask_seg_make_closed(old);
     sh->active = n;
-    sh->synced_writes += sh->app_seq - sh->synced_seq;
-    sh->synced_seq = sh->app_seq;
+    if (sh->app_seq > sh->synced_seq) {
+        sh->synced_writes += sh->app_seq - sh->synced_seq;
+        sh->synced_seq = sh->app_seq;
+    }
+    sh->seg_seq = sh->app_seq;
     pthread_cond_broadcast(&sh->sync_cv);
     cask_evict_rolled(sh);
     return 0;
@@ -248,11 +252,19 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
     uint64_t at = s->size;
     cask_rec_encode(buf, r, key, v1, l1, v2, l2);
     rc = cask_seg_write_direct(s, buf, len);
-    free(big);
     if (rc != 0) {
+        free(big);
         write_failed(sh, "write segment", rc);
         return rc;
     }
+    sh->app_seq++;
+    if (c->journal != NULL) {
+        /* Under always: the record's durability comes from the journal's
+         * next commit; the segment is synced lazily (cask_journal.h). */
+        cask_journal_add(c->journal, sh->idx, s->id, (uint32_t)at, buf, len,
+                         sh->app_seq);
+    }
+    free(big);
     if (sh->write_failing) {
         sh->write_failing = false;
         cask_logf(c, CASK_LOG_WARN, "shard %u: writes succeed again", sh->idx);
@@ -263,26 +275,27 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
     if (r->cas > s->max_cas) {
         s->max_cas = r->cas;
     }
-    sh->app_seq++;
     cask_stream_note(sh, s->id); /* replication follows the log */
     *slot = s->slot;
     *off = (uint32_t)at;
     return 0;
 }
 
-/* With mu held: return once a sync covering append number `seq` finished.
- * The caller that finds no sync running does it, with mu released. */
+/* With mu held: return once a sync covering append number `seq` finished
+ * (seg: a sync of the segment itself, not the journal). The caller that
+ * finds no sync running does it, with mu released. */
 static int
-wait_durable(struct cask_shard *sh, uint64_t seq)
+wait_durable(struct cask_shard *sh, uint64_t seq, bool seg)
 {
-    while (sh->synced_seq < seq && !sh->failed) {
-        if (sh->syncing) {
+    while ((seg ? sh->seg_seq : sh->synced_seq) < seq && !sh->failed) {
+        if (sh->syncing || sh->rolling) {
             pthread_cond_wait(&sh->sync_cv, &sh->mu);
             continue;
         }
         struct cask_segment *s = sh->active;
         if (s == NULL) {
-            sh->synced_seq = sh->app_seq; /* nothing appended since open */
+            /* nothing appended since open or a wipe */
+            sh->synced_seq = sh->seg_seq = sh->app_seq;
             break;
         }
         int rc = cask_seg_flush(s);
@@ -310,13 +323,20 @@ wait_durable(struct cask_shard *sh, uint64_t seq)
                       "shard %u: fdatasync seg %08x: %s; shard is now "
                       "read-only",
                       sh->idx, sid, strerror(rc));
-        } else if (target > sh->synced_seq) {
-            sh->synced_writes += target - sh->synced_seq;
-            sh->synced_seq = target;
+        } else {
+            if (target > sh->synced_seq) {
+                sh->synced_writes += target - sh->synced_seq;
+                sh->synced_seq = target;
+            }
+            if (target > sh->seg_seq) {
+                sh->seg_seq = target;
+            }
         }
         pthread_cond_broadcast(&sh->sync_cv);
     }
-    return sh->failed && sh->synced_seq < seq ? CASK_EFAILED : 0;
+    return sh->failed && (seg ? sh->seg_seq : sh->synced_seq) < seq
+                   ? CASK_EFAILED
+                   : 0;
 }
 
 /* With mu held, after an operation's append: under CASK_SYNC_ALWAYS note
@@ -357,11 +377,48 @@ cask_log_sync(struct cask_shard *sh)
     pthread_mutex_lock(&sh->mu);
     int rc = 0;
     if (sh->synced_seq < sh->app_seq) {
-        rc = wait_durable(sh, sh->app_seq);
+        rc = wait_durable(sh, sh->app_seq, false);
     }
     if (rc == 0 && sh->failed) {
         rc = CASK_EFAILED;
     }
     pthread_mutex_unlock(&sh->mu);
     return rc;
+}
+
+int
+cask_log_checkpoint(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    int rc = wait_durable(sh, sh->app_seq, true);
+    if (rc == 0 && sh->failed) {
+        rc = CASK_EFAILED;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+void
+cask_log_mark_covered(struct cask_shard *sh, uint64_t seq)
+{
+    pthread_mutex_lock(&sh->mu);
+    if (seq > sh->synced_seq) {
+        sh->synced_writes += seq - sh->synced_seq;
+        sh->synced_seq = seq;
+        pthread_cond_broadcast(&sh->sync_cv);
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
+void
+cask_log_latch(struct cask_shard *sh, const char *why)
+{
+    pthread_mutex_lock(&sh->mu);
+    if (!sh->failed) {
+        sh->failed = true;
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: %s; shard is now read-only", sh->idx, why);
+    }
+    pthread_cond_broadcast(&sh->sync_cv);
+    pthread_mutex_unlock(&sh->mu);
 }

@@ -1,8 +1,9 @@
 /* cask_log.h - a shard's log (cask_log.c): appends, roll-over, the disk
  * reserve for deletes, and waiting for durability. Used by the shard's
  * operations (cask_shard.c), compaction, recovery, the committer and the
- * store; every function but the three taking the mutex themselves
- * (cask_log_sync, _covered, _failed) is called with the shard's mu held.
+ * store; every function but those that say they take the mutex
+ * (cask_log_sync, _checkpoint, _mark_covered, _latch, _covered, _failed)
+ * is called with the shard's mu held.
  */
 #ifndef BITCACHED_CASK_LOG_H
 #define BITCACHED_CASK_LOG_H
@@ -49,6 +50,18 @@ void cask_log_release_reserve(struct cask_segment *s);
 /* Make everything appended so far durable (the INTERVAL thread, the
  * committer, cask_sync). Takes mu. */
 int cask_log_sync(struct cask_shard *sh);
+
+/* Make everything appended so far durable in its segment itself, even
+ * what a journal commit already covers: a checkpoint before a journal
+ * file is reused. Takes mu; 0 or CASK_EFAILED (the shard latched). */
+int cask_log_checkpoint(struct cask_shard *sh);
+
+/* The journal made append numbers up to seq durable. Takes mu. */
+void cask_log_mark_covered(struct cask_shard *sh, uint64_t seq);
+
+/* Latch the shard failed (writes refused until restart), logging why
+ * once. Takes mu. */
+void cask_log_latch(struct cask_shard *sh, const char *why);
 
 /* Is append number seq covered by a finished sync? False once the shard
  * latched failed before covering it. Takes mu. */

@@ -132,7 +132,12 @@ cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
         goto fail;
     }
     s->size = s->flushed = s->prealloc_end = CASK_SEG_HDR;
-    rc = cask_fsync_dir(dir);
+    /* The header durable before the name: a segment that exists after a
+     * crash is whole, so a journal replay can write records into it. */
+    rc = cask_io_fdatasync(s->fd);
+    if (rc == 0) {
+        rc = cask_fsync_dir(dir);
+    }
     if (rc != 0) {
         unlink(s->path);
         goto fail;

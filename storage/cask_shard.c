@@ -1128,7 +1128,7 @@ cask_shard_close(struct cask_shard **shp)
         struct cask_segment *a = sh->active;
         int rc = cask_seg_flush(a);
         if (rc == 0 && !sh->failed &&
-            (sh->synced_seq < sh->app_seq || c->opt.sync != CASK_SYNC_ALWAYS)) {
+            (sh->seg_seq < sh->app_seq || c->opt.sync != CASK_SYNC_ALWAYS)) {
             rc = cask_io_fdatasync(a->fd);
             sh->syncs++;
         }

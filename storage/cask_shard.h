@@ -40,6 +40,8 @@ struct cask_shard {
 
     uint64_t app_seq;    /* appends so far */
     uint64_t synced_seq; /* appends covered by a finished sync */
+    uint64_t seg_seq;    /* appends synced in their segment itself
+                          * (under always the journal covers more) */
     bool syncing;        /* a thread is in fdatasync for the shard */
     bool failed;         /* latched after an fdatasync failure */
     bool no_prealloc;    /* the file system has no fallocate */

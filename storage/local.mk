@@ -14,6 +14,8 @@ libstorage_a_SOURCES = \
 	storage/cask_segtab.c \
 	storage/cask_commit.h \
 	storage/cask_commit.c \
+	storage/cask_journal.h \
+	storage/cask_journal.c \
 	storage/cask_recover.c \
 	storage/cask_compact.c \
 	storage/cask_evict.h \
@@ -65,6 +67,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_model \
 	tests/unit/test_cask_trust \
 	tests/unit/test_cask_commit \
+	tests/unit/test_cask_journal \
 	tests/unit/test_cask_stream
 check_PROGRAMS += $(STORAGE_TESTS)
 TESTS += $(STORAGE_TESTS)
@@ -121,6 +124,10 @@ tests_unit_test_cask_trust_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_commit_SOURCES = tests/unit/test_cask_commit.c
 tests_unit_test_cask_commit_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_commit_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_journal_SOURCES = tests/unit/test_cask_journal.c
+tests_unit_test_cask_journal_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_journal_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_stream_SOURCES = tests/unit/test_cask_stream.c
 tests_unit_test_cask_stream_CFLAGS = $(STORAGE_TEST_CFLAGS)

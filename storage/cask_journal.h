@@ -1,0 +1,101 @@
+/* cask_journal.h - the shared commit journal of CASK_SYNC_ALWAYS
+ * (cask_journal.c; format in storage/JOURNAL.md). Private to storage/.
+ *
+ * Every record the log appends to a segment is also queued here as a frame;
+ * the committer writes the queued frames to one journal file and makes them
+ * durable with one fdatasync, however many shards they came from. Segments
+ * are synced lazily: at roll-over, and at a checkpoint before a journal
+ * file is reused. Recovery replays the frames of the current generation
+ * into their segments before any shard is read.
+ *
+ * The journal knows segment ids and offsets, not shards' structures: the
+ * committer (cask_commit.c) drives checkpoints through the log.
+ */
+#ifndef BITCACHED_CASK_JOURNAL_H
+#define BITCACHED_CASK_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/cask_internal.h"
+
+/* Returned by cask_journal_write when the taken batch does not fit in the
+ * current file: the caller checkpoints (syncs every segment), then calls
+ * cask_journal_switch, which also makes the batch durable. */
+#define CASK_JOURNAL_FULL (-2100)
+
+/* Bytes at the start of a journal file that hold its header. */
+#define CASK_JOURNAL_HDR 4096u
+
+/* Frame header bytes before the record. */
+#define CASK_JOURNAL_FRAME_HDR 40u
+
+/* Default size of each of the two journal files. */
+#define CASK_JOURNAL_DEFAULT_SIZE (8u * 1024 * 1024)
+
+struct cask_journal;
+
+/* What a replay did (cask_journal_replay). */
+struct cask_journal_replay_stats {
+    uint64_t generation;     /* replayed generation, 0 = none */
+    uint64_t frames;         /* valid frames read */
+    uint64_t frames_written; /* frames whose bytes a segment lacked */
+    uint64_t frames_missing; /* frames of segments no longer present */
+    uint64_t bytes_written;
+};
+
+/* Before any shard is opened: replay the frames of the newest valid
+ * generation in dir (c->dir) into their segments, in order, stopping at the
+ * first invalid frame; a frame whose segment is gone (retired by a
+ * compaction or eviction: created segments are durable) is skipped. The
+ * segments written are fdatasynced. Returns 0 (also when there is no
+ * journal) or an errno (a read or write error: nothing must be opened on
+ * top of an incomplete replay). st may be NULL. Blocks. */
+int cask_journal_replay(struct cask *c, struct cask_journal_replay_stats *st);
+
+/* Under another sync mode, after a replay: remove the journal files (and
+ * fsync dir), so that a later start cannot replay frames over segments
+ * this run changes. 0 or an errno. */
+int cask_journal_remove(struct cask *c);
+
+/* After replay and shard recovery: create the two files when missing
+ * (written with zeros, so later writes change no metadata), then start a
+ * new generation, durable before this returns. size is the size of each
+ * file for new files (0 = default). Returns 0 or an errno. */
+int cask_journal_open(struct cask *c, uint64_t size, struct cask_journal **out);
+
+/* Free. Safe on NULL. The caller checkpoints first if it wants the next
+ * open to have nothing to replay (cask_journal_switch). */
+void cask_journal_close(struct cask_journal **j);
+
+/* Queue a frame for rec[0..len), just written to segment seg_id of shard at
+ * off, the shard's append number seq. Called with that shard's mutex
+ * held; takes the journal's own mutex briefly. When memory runs out the
+ * record is not queued but the next pass checkpoints instead, which covers
+ * it all the same. */
+void cask_journal_add(struct cask_journal *j, unsigned shard, uint32_t seg_id,
+                      uint32_t off, const void *rec, size_t len, uint64_t seq);
+
+/* Committer only. Take the queued frames as the batch of this pass; seqs
+ * (nshards entries) gets, per shard, the highest append number in it (0:
+ * none). Returns whether anything was taken. */
+bool cask_journal_take(struct cask_journal *j, uint64_t *seqs);
+
+/* Committer only: write the taken batch to the current file and fdatasync
+ * it. 0 (the batch is durable), CASK_JOURNAL_FULL (nothing written), or
+ * the errno of the failed write or sync (the journal is then failed:
+ * every later call fails too). */
+int cask_journal_write(struct cask_journal *j);
+
+/* Committer only, after a checkpoint synced every segment appended to so
+ * far: start the next generation in the other file (header written and
+ * synced) and drop the taken batch, which the checkpoint covered. 0 or an
+ * errno (the journal is then failed). */
+int cask_journal_switch(struct cask_journal *j);
+
+/* Stats: fdatasyncs of journal files, and frames they made durable. */
+void cask_journal_counts(struct cask_journal *j, uint64_t *syncs,
+                         uint64_t *frames, uint64_t *checkpoints);
+
+#endif

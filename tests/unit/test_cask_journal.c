@@ -1,0 +1,465 @@
+/* test_cask_journal.c - the shared commit journal of --sync=always
+ * (cask_journal.c): a writer process that dies without closing leaves
+ * frames; segments then lose bytes as a power loss would drop unsynced
+ * data (truncated here), and the replay must put back exactly the frames of
+ * the current generation, in order, up to the first torn one; never a
+ * stale generation's, never into a retired segment; and a journal write
+ * or sync error must fail the writes it covered.
+ */
+#include "test_cask_util.h"
+
+#include "storage/cask_internal.h"
+#include "storage/cask_io.h"
+#include "storage/cask_journal.h"
+#include "storage/cask_retire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <xxhash.h>
+
+#define SHARDS 2
+
+static void
+opts(struct cask_options *o, uint64_t journal_size)
+{
+    tc_options(o);
+    o->shards = SHARDS;
+    o->sync = CASK_SYNC_ALWAYS;
+    o->journal_size = journal_size;
+}
+
+/* A key of the given shard: prefix + the smallest number that lands
+ * there, every key the same length. */
+static void
+key_in(char *out, size_t cap, const char *prefix, unsigned shard, int *n)
+{
+    for (;; (*n)++) {
+        snprintf(out, cap, "%s%04d", prefix, *n);
+        if (XXH3_64bits(out, strlen(out)) % SHARDS == shard) {
+            (*n)++;
+            return;
+        }
+    }
+}
+
+/* Run fn on a store opened in dir in a child process that then exits
+ * without closing it: what a kill -9 leaves. */
+static void
+crash_after(const char *dir, uint64_t journal_size, bool close_first,
+            void (*fn)(struct cask *c))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct cask_options o;
+        struct cask *c;
+        opts(&o, journal_size);
+        if (cask_open(&c, dir, &o) != CASK_OK) {
+            _exit(2);
+        }
+        fn(c);
+        if (close_first) {
+            cask_close(&c);
+        }
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void
+seg_file(char *out, size_t cap, const char *dir, unsigned shard, uint32_t id)
+{
+    snprintf(out, cap, "%s/shard-%03u/%08x.seg", dir, shard, id);
+}
+
+static void
+truncate_seg(const char *dir, unsigned shard, off_t len)
+{
+    char p[4200];
+    seg_file(p, sizeof(p), dir, shard, 1);
+    assert_int_equal(truncate(p, len), 0);
+}
+
+static int
+replay(const char *dir, struct cask_journal_replay_stats *st)
+{
+    struct cask c;
+    memset(&c, 0, sizeof(c));
+    c.dir = (char *)dir;
+    c.nshards = SHARDS;
+    c.opt.log = tc_logger;
+    return cask_journal_replay(&c, st);
+}
+
+static struct cask *
+reopen(const char *dir)
+{
+    struct cask_options o;
+    struct cask *c = NULL;
+    opts(&o, 0);
+    assert_int_equal(cask_open(&c, dir, &o), CASK_OK);
+    return c;
+}
+
+static void
+val_of(char *out, size_t cap, int i)
+{
+    snprintf(out, cap, "value-%04d", i);
+}
+
+static void
+write_50(struct cask *c)
+{
+    char k[32], v[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof(k), "k%04d", i);
+        val_of(v, sizeof(v), i);
+        if (tc_set(c, k, v) != CASK_OK) {
+            _exit(3);
+        }
+    }
+}
+
+/* Every frame goes back into a segment that lost it, a whole segment's
+ * records or a torn tail. */
+static void
+test_replay_restores(void **state)
+{
+    (void)state;
+    char *dir = tc_mkdtemp();
+    crash_after(dir, 0, false, write_50);
+    truncate_seg(dir, 0, 32); /* all records gone, header kept */
+    char p[4200];
+    struct stat sb;
+    seg_file(p, sizeof(p), dir, 1, 1);
+    assert_int_equal(stat(p, &sb), 0);
+    truncate_seg(dir, 1, sb.st_size - 7); /* a torn last record */
+
+    struct cask_journal_replay_stats st;
+    assert_int_equal(replay(dir, &st), 0);
+    assert_int_equal(st.generation, 1);
+    assert_int_equal(st.frames, 50);
+    assert_true(st.frames_written > 1);
+    assert_int_equal(st.frames_missing, 0);
+    assert_int_equal(stat(p, &sb), 0);
+
+    struct cask *c = reopen(dir);
+    char k[32], v[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof(k), "k%04d", i);
+        val_of(v, sizeof(v), i);
+        assert_true(tc_is(c, k, v));
+    }
+    struct cask_stats cs;
+    assert_int_equal(cask_stats(c, -1, &cs), 0);
+    assert_int_equal(cs.bytes_truncated, 0);
+    cask_close(&c);
+    /* A clean close checkpoints: nothing is left to replay. */
+    assert_int_equal(replay(dir, &st), 0);
+    assert_int_equal(st.frames, 0);
+    tc_rmrf(dir);
+    free(dir);
+}
+
+/* Offset of frame n (0 = first) of the generation starting in file. */
+static off_t
+frame_at(int fd, int n)
+{
+    off_t at = CASK_JOURNAL_HDR;
+    for (int i = 0; i < n; i++) {
+        uint32_t len;
+        assert_int_equal(pread(fd, &len, 4, at + 12), 4);
+        at += CASK_JOURNAL_FRAME_HDR + len;
+    }
+    return at;
+}
+
+/* A damaged frame ends the replay: the frames after it, valid as they
+ * are, are not applied (their batch was never acknowledged). */
+static void
+test_torn_frame(void **state)
+{
+    (void)state;
+    char *dir = tc_mkdtemp();
+    crash_after(dir, 0, false, write_50);
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/journal.0", dir);
+    int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    off_t at = frame_at(fd, 20);
+    char b;
+    assert_int_equal(pread(fd, &b, 1, at + CASK_JOURNAL_FRAME_HDR + 50), 1);
+    b ^= 0x20;
+    assert_int_equal(pwrite(fd, &b, 1, at + CASK_JOURNAL_FRAME_HDR + 50), 1);
+    close(fd);
+    truncate_seg(dir, 0, 32);
+    truncate_seg(dir, 1, 32);
+
+    struct cask_journal_replay_stats st;
+    assert_int_equal(replay(dir, &st), 0);
+    assert_int_equal(st.frames, 20);
+    assert_int_equal(st.frames_written, 20);
+
+    struct cask *c = reopen(dir);
+    char k[32], v[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof(k), "k%04d", i);
+        val_of(v, sizeof(v), i);
+        if (i < 20) {
+            assert_true(tc_is(c, k, v));
+        } else {
+            assert_true(tc_absent(c, k));
+        }
+    }
+    cask_close(&c);
+    tc_rmrf(dir);
+    free(dir);
+}
+
+static char x_keys[10][32], y_key[32];
+
+static void
+write_x(struct cask *c)
+{
+    for (int i = 0; i < 10; i++) {
+        if (tc_set(c, x_keys[i], "xxxxxxxxxx") != CASK_OK) {
+            _exit(3);
+        }
+    }
+}
+
+static void
+write_y(struct cask *c)
+{
+    if (tc_set(c, y_key, "yyyyyyyyyy") != CASK_OK) {
+        _exit(3);
+    }
+}
+
+/* Frames of an older generation left in a reused file are never taken
+ * for new ones, even where a new frame ends exactly on an old one. */
+static void
+test_stale_generation(void **state)
+{
+    (void)state;
+    char *dir = tc_mkdtemp();
+    int n = 0;
+    for (int i = 0; i < 10; i++) {
+        key_in(x_keys[i], sizeof(x_keys[i]), "x", 0, &n);
+    }
+    n = 0;
+    key_in(y_key, sizeof(y_key), "y", 1, &n);
+    /* Generation 1 (journal.0) holds the x frames; the clean close
+     * starts 2 (journal.1); the next open starts 3 in journal.0 over
+     * the x frames, and writes one frame of the same size. */
+    crash_after(dir, 0, true, write_x);
+    crash_after(dir, 0, false, write_y);
+    truncate_seg(dir, 0, 32); /* would show any x frame replayed */
+
+    struct cask_journal_replay_stats st;
+    assert_int_equal(replay(dir, &st), 0);
+    assert_int_equal(st.generation, 3);
+    assert_int_equal(st.frames, 1);
+
+    struct cask *c = reopen(dir);
+    assert_true(tc_is(c, y_key, "yyyyyyyyyy"));
+    for (int i = 0; i < 10; i++) {
+        assert_true(tc_absent(c, x_keys[i]));
+    }
+    cask_close(&c);
+    tc_rmrf(dir);
+    free(dir);
+}
+
+/* A frame whose segment a compaction or eviction retired is skipped:
+ * the segment is neither recreated nor written. */
+static void
+test_retired_segment(void **state)
+{
+    (void)state;
+    char *dir = tc_mkdtemp();
+    crash_after(dir, 0, false, write_50);
+    char sdir[4200], p[4300];
+    snprintf(sdir, sizeof(sdir), "%s/shard-000", dir);
+    uint32_t id = 1;
+    assert_int_equal(cask_retire_write(sdir, &id, 1), 0);
+    seg_file(p, sizeof(p), dir, 0, 1);
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    off_t before = sb.st_size;
+    truncate_seg(dir, 0, 32);
+    /* shard 1's segment is gone as after the unlink of a retired one */
+    char sdir1[4200];
+    snprintf(sdir1, sizeof(sdir1), "%s/shard-001", dir);
+    assert_int_equal(cask_retire_write(sdir1, &id, 1), 0);
+    seg_file(p, sizeof(p), dir, 1, 1);
+    assert_int_equal(unlink(p), 0);
+
+    struct cask_journal_replay_stats st;
+    assert_int_equal(replay(dir, &st), 0);
+    assert_int_equal(st.frames, 50);
+    assert_int_equal(st.frames_missing, 50);
+    assert_int_equal(st.frames_written, 0);
+    assert_int_equal(stat(p, &sb), -1);
+    seg_file(p, sizeof(p), dir, 0, 1);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_size, 32);
+    assert_true(before > 32);
+
+    struct cask *c = reopen(dir);
+    char k[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof(k), "k%04d", i);
+        assert_true(tc_absent(c, k));
+    }
+    cask_close(&c);
+    tc_rmrf(dir);
+    free(dir);
+}
+
+static void
+write_400(struct cask *c)
+{
+    char k[32], v[200];
+    memset(v, 'v', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    for (int i = 0; i < 400; i++) {
+        snprintf(k, sizeof(k), "c%04d", i);
+        memcpy(v, k, 5);
+        if (tc_set(c, k, v) != CASK_OK) {
+            _exit(3);
+        }
+    }
+}
+
+/* Small journal files: many checkpoints (segments synced, generation
+ * switched) under load, and a crash after them loses nothing. */
+static void
+test_checkpoints(void **state)
+{
+    (void)state;
+    char *dir = tc_mkdtemp();
+    crash_after(dir, 16 * 1024, false, write_400);
+    struct cask_journal_replay_stats st;
+    assert_int_equal(replay(dir, &st), 0);
+    assert_true(st.generation > 5);
+
+    struct cask *c = reopen(dir);
+    char k[32], v[200];
+    memset(v, 'v', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    for (int i = 0; i < 400; i++) {
+        snprintf(k, sizeof(k), "c%04d", i);
+        memcpy(v, k, 5);
+        assert_true(tc_is(c, k, v));
+    }
+    cask_close(&c);
+    /* Another mode removes the journal after replaying it. */
+    struct cask_options o;
+    opts(&o, 0);
+    o.sync = CASK_SYNC_INTERVAL;
+    assert_int_equal(cask_open(&c, dir, &o), CASK_OK);
+    assert_true(tc_is(c, "c0399", v));
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/journal.0", dir);
+    assert_int_equal(access(p, F_OK), -1);
+    cask_close(&c);
+    tc_rmrf(dir);
+    free(dir);
+}
+
+/* Journal faults: a failed write or fdatasync of the journal answers an
+ * error to the writes it carried, never success, and latches the store. */
+static atomic_int fail_journal; /* 1: pwrite, 2: fdatasync */
+
+static bool
+is_journal(int fd)
+{
+    char l[64], t[4200];
+    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(l, t, sizeof(t) - 1);
+    if (n < 0) {
+        return false;
+    }
+    t[n] = '\0';
+    return strstr(t, "/journal.") != NULL;
+}
+
+static ssize_t
+j_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (atomic_load(&fail_journal) == 1 && is_journal(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return cask_io_default()->pwrite(fd, buf, n, off);
+}
+
+static int
+j_fdatasync(int fd)
+{
+    if (atomic_load(&fail_journal) == 2 && is_journal(fd)) {
+        return EIO;
+    }
+    return cask_io_default()->fdatasync(fd);
+}
+
+static void
+journal_fault(int which)
+{
+    char *dir = tc_mkdtemp();
+    struct cask_io_ops ops = *cask_io_default();
+    ops.pwrite = j_pwrite;
+    ops.fdatasync = j_fdatasync;
+    cask_io_set(&ops);
+    struct cask *c = reopen(dir);
+    assert_int_equal(tc_set(c, "before", "ok"), CASK_OK);
+    atomic_store(&fail_journal, which);
+    assert_int_not_equal(tc_set(c, "during", "x"), CASK_OK);
+    atomic_store(&fail_journal, 0);
+    /* Latched until a restart: no later write is acknowledged either. */
+    assert_int_not_equal(tc_set(c, "after", "x"), CASK_OK);
+    assert_true(tc_is(c, "before", "ok"));
+    cask_close(&c);
+    cask_io_set(NULL);
+    c = reopen(dir);
+    assert_true(tc_is(c, "before", "ok"));
+    assert_int_equal(tc_set(c, "again", "ok"), CASK_OK);
+    cask_close(&c);
+    tc_rmrf(dir);
+    free(dir);
+}
+
+static void
+test_journal_eio_write(void **state)
+{
+    (void)state;
+    journal_fault(1);
+}
+
+static void
+test_journal_eio_sync(void **state)
+{
+    (void)state;
+    journal_fault(2);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_replay_restores),
+            cmocka_unit_test(test_torn_frame),
+            cmocka_unit_test(test_stale_generation),
+            cmocka_unit_test(test_retired_segment),
+            cmocka_unit_test(test_checkpoints),
+            cmocka_unit_test(test_journal_eio_write),
+            cmocka_unit_test(test_journal_eio_sync),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
