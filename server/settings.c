@@ -21,6 +21,7 @@ enum {
     OPT_SYNC,
     OPT_SYNC_INTERVAL,
     OPT_SEGMENT_SIZE,
+    OPT_JOURNAL_SIZE,
     OPT_DISK_LIMIT,
     OPT_COMPACT_RATIO,
     OPT_IDLE_TIMEOUT,
@@ -84,6 +85,7 @@ static const struct option long_opts[] = {
         {"sync", required_argument, NULL, OPT_SYNC},
         {"sync-interval-ms", required_argument, NULL, OPT_SYNC_INTERVAL},
         {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
+        {"journal-size", required_argument, NULL, OPT_JOURNAL_SIZE},
         {"disk-limit", required_argument, NULL, OPT_DISK_LIMIT},
         {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
@@ -159,6 +161,8 @@ usage(FILE *f)
 "  --sync=MODE               always | interval | never (default interval)\n"
 "  --sync-interval-ms=MS     sync period for --sync=interval (default 1000)\n"
 "  --segment-size=SIZE       segment roll-over size (default 64m)\n"
+"  --journal-size=SIZE       each of the two --sync=always commit journal\n"
+"                            files, when created (default 8m)\n"
 "  --disk-limit=SIZE         bound on the data directory, kept by\n"
 "                            evicting (default 0 = none)\n"
 "  --compact-ratio=R         dead fraction that triggers compaction\n"
@@ -519,6 +523,13 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
             return -1;
         }
         s->segment_size = v;
+        return 0;
+    case OPT_JOURNAL_SIZE:
+        if (parse_size("--journal-size", arg, 1, 64 * 1024, 1ull << 32, &v) <
+            0) {
+            return -1;
+        }
+        s->journal_size = v;
         return 0;
     case OPT_DISK_LIMIT:
         if (parse_size("--disk-limit", arg, 1, 0, 1ull << 60, &v) < 0) {

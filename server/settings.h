@@ -92,6 +92,7 @@ struct settings {
     enum cask_sync sync;       /* --sync */
     unsigned sync_interval_ms; /* --sync-interval-ms */
     uint64_t segment_size;     /* --segment-size */
+    uint64_t journal_size;     /* --journal-size; 0 = the store's */
     uint64_t disk_limit;       /* --disk-limit, bytes; 0 = none */
     double compact_ratio;      /* --compact-ratio */
     unsigned idle_timeout_s;   /* --idle-timeout; 0 = never */

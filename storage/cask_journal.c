@@ -44,17 +44,13 @@ struct cask_journal {
     uint64_t *qseq;
     bool qlost; /* a frame could not be queued: checkpoint instead */
     uint64_t qframes;
-    /* The committer's batch (no lock: only the committer touches it). */
-    char *b;
-    size_t blen, bcap;
-    bool blost;
-    uint64_t bframes;
     int fd[2];
     uint64_t size[2];
-    unsigned cur; /* file holding generation gen */
+    unsigned cur; /* file holding generation gen (mu; fixed while a
+                   * batch is in flight) */
     uint64_t gen;
-    uint64_t off; /* where the next batch goes in fd[cur] */
-    bool failed;
+    uint64_t off; /* mu: where the next batch goes in fd[cur] */
+    _Atomic bool failed;
     _Atomic uint64_t syncs, frames, checkpoints;
 };
 
@@ -480,7 +476,6 @@ cask_journal_close(struct cask_journal **jp)
     }
     pthread_mutex_destroy(&j->mu);
     free(j->q);
-    free(j->b);
     free(j->qseq);
     free(j);
     *jp = NULL;
@@ -590,50 +585,53 @@ out:
     pthread_mutex_unlock(&j->mu);
 }
 
-bool
-cask_journal_take(struct cask_journal *j, uint64_t *seqs)
+int
+cask_journal_take(struct cask_journal *j, struct cask_journal_batch *b,
+                  uint64_t *seqs)
 {
     pthread_mutex_lock(&j->mu);
     char *q = j->q;
     size_t qcap = j->qcap;
-    j->q = j->b;
-    j->qcap = j->bcap;
-    j->b = q;
-    j->bcap = qcap;
-    j->blen = j->qlen;
+    j->q = b->buf;
+    j->qcap = b->cap;
+    b->buf = q;
+    b->cap = qcap;
+    b->len = j->qlen;
     j->qlen = 0;
-    j->blost = j->qlost;
+    b->lost = j->qlost;
     j->qlost = false;
-    j->bframes = j->qframes;
+    b->frames = j->qframes;
     j->qframes = 0;
-    bool any = j->blen > 0 || j->blost;
     for (unsigned i = 0; i < j->c->nshards; i++) {
         seqs[i] = j->qseq[i];
         j->qseq[i] = 0;
-        any = any || seqs[i] != 0;
+    }
+    int rc = 0;
+    if (atomic_load(&j->failed)) {
+        rc = EIO;
+    } else if (b->lost || j->off + b->len > j->size[j->cur]) {
+        rc = CASK_JOURNAL_FULL;
+    } else {
+        b->off = j->off;
+        j->off += b->len;
     }
     pthread_mutex_unlock(&j->mu);
-    return any;
+    return rc;
 }
 
 int
-cask_journal_write(struct cask_journal *j)
+cask_journal_write(struct cask_journal *j, struct cask_journal_batch *b)
 {
-    if (j->failed) {
-        return EIO;
-    }
-    if (j->blost || j->off + j->blen > j->size[j->cur]) {
-        return CASK_JOURNAL_FULL;
-    }
-    if (j->blen == 0) {
+    if (b->len == 0) {
         return 0;
     }
-    for (size_t at = 0; at < j->blen;) {
-        char *f = j->b + at;
+    /* cur and gen change only in a switch, with no batch in flight. */
+    for (size_t at = 0; at < b->len;) {
+        char *f = b->buf + at;
         seal_frame(f, j->gen);
         at += CASK_JOURNAL_FRAME_HDR + get32(f + 12);
     }
-    int rc = cask_io_pwrite_all(j->fd[j->cur], j->b, j->blen, (off_t)j->off);
+    int rc = cask_io_pwrite_all(j->fd[j->cur], b->buf, b->len, (off_t)b->off);
     const char *what = "write";
     if (rc == 0) {
         what = "fdatasync";
@@ -642,33 +640,39 @@ cask_journal_write(struct cask_journal *j)
     if (rc != 0) {
         /* Never retried: after a failed fdatasync the kernel may have
          * dropped the pages it could not write. */
-        j->failed = true;
+        atomic_store(&j->failed, true);
         cask_logf(j->c, CASK_LOG_ERROR, "journal: %s journal.%u: %s", what,
                   j->cur, strerror(rc));
         return rc;
     }
-    j->off += j->blen;
     atomic_fetch_add(&j->syncs, 1);
-    atomic_fetch_add(&j->frames, j->bframes);
-    j->blen = 0;
+    atomic_fetch_add(&j->frames, b->frames);
+    b->len = 0;
     return 0;
 }
 
 int
 cask_journal_switch(struct cask_journal *j)
 {
-    if (j->failed) {
+    if (atomic_load(&j->failed)) {
         return EIO;
     }
+    pthread_mutex_lock(&j->mu);
     int rc = start_generation(j, j->cur ^ 1, j->gen + 1);
     if (rc != 0) {
-        j->failed = true;
-        return rc;
+        atomic_store(&j->failed, true);
+    } else {
+        atomic_fetch_add(&j->checkpoints, 1);
     }
-    atomic_fetch_add(&j->checkpoints, 1);
-    j->blen = 0;
-    j->blost = false;
-    return 0;
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+void
+cask_journal_batch_free(struct cask_journal_batch *b)
+{
+    free(b->buf);
+    memset(b, 0, sizeof(*b));
 }
 
 void

@@ -77,22 +77,38 @@ void cask_journal_close(struct cask_journal **j);
 void cask_journal_add(struct cask_journal *j, unsigned shard, uint32_t seg_id,
                       uint32_t off, const void *rec, size_t len, uint64_t seq);
 
-/* Committer only. Take the queued frames as the batch of this pass; seqs
- * (nshards entries) gets, per shard, the highest append number in it (0:
- * none). Returns whether anything was taken. */
-bool cask_journal_take(struct cask_journal *j, uint64_t *seqs);
+/* A batch of frames a commit thread took; it owns buf. */
+struct cask_journal_batch {
+    char *buf;
+    size_t len, cap;
+    uint64_t frames;
+    bool lost;    /* a frame could not be queued: checkpoint instead */
+    uint64_t off; /* where it goes in the current file */
+};
 
-/* Committer only: write the taken batch to the current file and fdatasync
- * it. 0 (the batch is durable), CASK_JOURNAL_FULL (nothing written), or
- * the errno of the failed write or sync (the journal is then failed:
- * every later call fails too). */
-int cask_journal_write(struct cask_journal *j);
+/* Commit threads, one at a time (the committer's take lock): take the
+ * queued frames into b and reserve their place in the current file;
+ * seqs (nshards entries) gets, per shard, the highest append number in
+ * b (0: none). Returns 0 (b may be empty), CASK_JOURNAL_FULL (taken, but
+ * it does not fit: checkpoint once every earlier batch is done, then
+ * cask_journal_switch), or EIO once the journal failed. */
+int cask_journal_take(struct cask_journal *j, struct cask_journal_batch *b,
+                      uint64_t *seqs);
 
-/* Committer only, after a checkpoint synced every segment appended to so
- * far: start the next generation in the other file (header written and
- * synced) and drop the taken batch, which the checkpoint covered. 0 or an
- * errno (the journal is then failed). */
+/* Write batch b at its reserved place and fdatasync the file. Batches
+ * taken one after the other may be written concurrently: each is durable
+ * once its call returns 0. An error (the write's or the sync's errno)
+ * fails the journal: every later take fails too. */
+int cask_journal_write(struct cask_journal *j, struct cask_journal_batch *b);
+
+/* With no batch in flight, after a checkpoint synced every segment
+ * appended to so far: start the next generation in the other file
+ * (header written and synced). 0 or an errno (the journal is then
+ * failed). */
 int cask_journal_switch(struct cask_journal *j);
+
+/* Free a batch's buffer. */
+void cask_journal_batch_free(struct cask_journal_batch *b);
 
 /* Stats: fdatasyncs of journal files, and frames they made durable. */
 void cask_journal_counts(struct cask_journal *j, uint64_t *syncs,

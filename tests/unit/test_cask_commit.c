@@ -167,9 +167,12 @@ test_writes_share_passes(void **state)
     struct cask_stats st;
     cask_stats(f->c, -1, &st);
     assert_int_equal(st.synced_writes, 201); /* and the warm-up */
-    /* at most a handful of passes of at most 4 shard syncs each */
-    assert_true(st.commits <= 4);
-    assert_true(st.syncs <= 4 * st.commits);
+    /* A handful of passes (up to 4 in flight at once), each one journal
+     * fdatasync. */
+    fprintf(stderr, "passes %llu syncs %llu\n", (unsigned long long)st.commits,
+            (unsigned long long)st.syncs);
+    assert_true(st.commits <= 8);
+    assert_true(st.syncs <= st.commits);
 }
 
 /* A ticket over two writes of different shards. */
