@@ -37,7 +37,8 @@ def server_args(mode):
     if mode == "evict":
         return server_args("interval") + [
             "-m", "64k", "-I", "32k", "-o", "slab_chunk_max=16384"]
-    return ["--sync=" + mode, "--segment-size=64k", "--compact-ratio=0.2",
+    return ["--sync=" + mode, "--segment-size=64k", "--journal-size=64k",
+            "--compact-ratio=0.2",
             "--shards=2", "--sync-interval-ms=200", "-t", "2"]
 
 

@@ -51,7 +51,8 @@ FAULTS = [
 
 
 def server_args(sync):
-    return ["--sync=" + sync, "--segment-size=64k", "--compact-ratio=0.2",
+    return ["--sync=" + sync, "--segment-size=64k", "--journal-size=64k",
+            "--compact-ratio=0.2",
             "--shards=2", "--sync-interval-ms=200", "-t", "2"]
 
 
