@@ -814,7 +814,8 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
     }
     uint64_t jsyncs, jframes, jckpts;
     cask_journal_counts(c->journal, &jsyncs, &jframes, &jckpts);
-    st->syncs += jsyncs; /* synced_writes counts what they covered */
+    st->syncs += jsyncs;
+    st->synced_writes += jframes;
     st->recovery_s = c->recovery_s;
     st->commits = cask_commit_passes(c);
     return 0;

@@ -2,7 +2,8 @@
  * reserve for deletes, and waiting for durability. Used by the shard's
  * operations (cask_shard.c), compaction, recovery, the committer and the
  * store; every function but those that say they take the mutex
- * (cask_log_sync, _checkpoint, _mark_covered, _latch, _covered, _failed)
+ * (cask_log_sync, _checkpoint, _latch, _failed; _mark_covered and
+ * _covered take no lock)
  * is called with the shard's mu held.
  */
 #ifndef BITCACHED_CASK_LOG_H
@@ -56,7 +57,7 @@ int cask_log_sync(struct cask_shard *sh);
  * file is reused. Takes mu; 0 or CASK_EFAILED (the shard latched). */
 int cask_log_checkpoint(struct cask_shard *sh);
 
-/* The journal made append numbers up to seq durable. Takes mu. */
+/* The journal made append numbers up to seq durable. Lock-free. */
 void cask_log_mark_covered(struct cask_shard *sh, uint64_t seq);
 
 /* Latch the shard failed (writes refused until restart), logging why
@@ -64,7 +65,7 @@ void cask_log_mark_covered(struct cask_shard *sh, uint64_t seq);
 void cask_log_latch(struct cask_shard *sh, const char *why);
 
 /* Is append number seq covered by a finished sync? False once the shard
- * latched failed before covering it. Takes mu. */
+ * latched failed before covering it. Lock-free. */
 bool cask_log_covered(struct cask_shard *sh, uint64_t seq);
 bool cask_log_failed(struct cask_shard *sh);
 

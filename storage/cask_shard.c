@@ -1317,7 +1317,7 @@ cask_shard_wipe(struct cask_shard *sh)
         }
     }
     sh->active = NULL;
-    sh->synced_seq = sh->app_seq;
+    __atomic_store_n(&sh->synced_seq, sh->app_seq, __ATOMIC_RELEASE);
     cask_kd_destroy(&sh->kd);
     sh->kd = kd;
     kd = NULL;

@@ -39,7 +39,8 @@ struct cask_shard {
     uint32_t next_id;
 
     uint64_t app_seq;    /* appends so far */
-    uint64_t synced_seq; /* appends covered by a finished sync */
+    uint64_t synced_seq; /* appends covered by a finished sync; only
+                          * raised, by __atomic ops (cask_log.c) */
     uint64_t seg_seq;    /* appends synced in their segment itself
                           * (under always the journal covers more) */
     bool syncing;        /* a thread is in fdatasync for the shard */

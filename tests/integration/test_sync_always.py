@@ -196,8 +196,10 @@ def test_no_stall(binary, shim):
         check("pipelined writes answered in order", lines == want, lines)
         after = stats_storage(srv)
         commits = int(after["commits"]) - int(before["commits"])
+        # Up to four journal commits overlap, so a few more passes than
+        # one sync after another would take.
         check("25 pipelined writes share a few commits (%d, %.0f ms)"
-              % (commits, ms), 1 <= commits <= (4 if timed else 25) and
+              % (commits, ms), 1 <= commits <= (8 if timed else 25) and
               (not timed or ms < 5 * DELAY_MS), commits)
         check("writes_per_sync is shown",
               float(after.get("writes_per_sync", "0")) > 0, after)
