@@ -15,7 +15,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <xxhash.h>
 
@@ -449,6 +451,289 @@ test_journal_eio_sync(void **state)
     journal_fault(2);
 }
 
+/* ---- kill points with a power loss ------------------------------------
+ *
+ * A child process runs writers (sets and deletes) on a store with small
+ * segments and a small journal, so that roll-overs, checkpoints and
+ * generation switches happen all the time, and dies (_exit) at the Nth
+ * journal write, journal fdatasync or segment fdatasync, before or after
+ * the call. Through the syscall seam it records, per segment file, the
+ * size its last fdatasync covered; the parent then cuts every segment back
+ * to that size, as a power loss could, and opens the store: every
+ * acknowledged operation must be there, nothing deleted back, no value
+ * from another key. */
+
+#define KW        4   /* writer threads */
+#define KOPS      400 /* operations per writer */
+#define KSEGS     256
+#define KPATH_MAX 300
+
+enum kill_target { K_JWRITE, K_JSYNC, K_SEGSYNC };
+
+struct kshared {
+    int acked[KW]; /* operations acknowledged, per writer */
+    struct {
+        char path[KPATH_MAX];
+        long long synced;
+    } seg[KSEGS];
+    int nseg;
+};
+
+static struct kshared *ks;
+static pthread_mutex_t ks_mu = PTHREAD_MUTEX_INITIALIZER;
+static enum kill_target k_target;
+static int k_n, k_after;
+static atomic_int k_count;
+
+static bool
+fd_path(int fd, char *out, size_t cap)
+{
+    char l[64];
+    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(l, out, cap - 1);
+    if (n < 0) {
+        return false;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+static bool
+ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* The call numbered mine (from 1) of target t: die if it is the chosen
+ * one, at the chosen side of the call. */
+static void
+k_maybe_die(int mine, bool after)
+{
+    if (mine == k_n && after == (k_after != 0)) {
+        _exit(9);
+    }
+}
+
+static ssize_t
+k_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    char p[KPATH_MAX];
+    bool j = fd_path(fd, p, sizeof(p)) && strstr(p, "/journal.") != NULL;
+    int mine = 0;
+    if (j && k_target == K_JWRITE) {
+        mine = atomic_fetch_add(&k_count, 1) + 1;
+        k_maybe_die(mine, false);
+    }
+    ssize_t r = cask_io_default()->pwrite(fd, buf, n, off);
+    k_maybe_die(mine, true);
+    return r;
+}
+
+static int
+k_fdatasync(int fd)
+{
+    char p[KPATH_MAX];
+    if (!fd_path(fd, p, sizeof(p))) {
+        return cask_io_default()->fdatasync(fd);
+    }
+    bool j = strstr(p, "/journal.") != NULL;
+    bool seg = ends_with(p, ".seg");
+    enum kill_target t = j ? K_JSYNC : K_SEGSYNC;
+    int mine = 0;
+    if ((j || seg) && t == k_target) {
+        mine = atomic_fetch_add(&k_count, 1) + 1;
+        k_maybe_die(mine, false);
+    }
+    struct stat st;
+    bool sized = seg && fstat(fd, &st) == 0;
+    int rc = cask_io_default()->fdatasync(fd);
+    if (rc == 0 && sized) {
+        pthread_mutex_lock(&ks_mu);
+        int i;
+        for (i = 0; i < ks->nseg; i++) {
+            if (strcmp(ks->seg[i].path, p) == 0) {
+                break;
+            }
+        }
+        if (i == ks->nseg && i < KSEGS) {
+            snprintf(ks->seg[i].path, KPATH_MAX, "%s", p);
+            ks->nseg++;
+        }
+        if (i < KSEGS) {
+            ks->seg[i].synced = (long long)st.st_size;
+        }
+        pthread_mutex_unlock(&ks_mu);
+    }
+    k_maybe_die(mine, true);
+    return rc;
+}
+
+/* Operation i of writer w sets key (w, i), except every third one, which
+ * deletes the key of operation i - 2. */
+static void
+k_key(char *out, size_t cap, int w, int i)
+{
+    snprintf(out, cap, "kp-%d-%04d", w, i);
+}
+
+static void
+k_val(char *out, size_t cap, int w, int i)
+{
+    /* different lengths, so a value from another record shows */
+    int n = snprintf(out, cap, "v-%d-%04d-", w, i);
+    for (int k = 0; k < (i * 37) % 300 && n + 1 < (int)cap; k++) {
+        out[n++] = (char)('a' + (i + k) % 26);
+    }
+    out[n] = '\0';
+}
+
+static bool
+k_is_delete(int i)
+{
+    return i % 3 == 2;
+}
+
+struct kwriter {
+    struct cask *c;
+    int w;
+};
+
+static void *
+k_writer(void *arg)
+{
+    struct kwriter *kw = arg;
+    char k[64], v[400];
+    for (int i = 0; i < KOPS; i++) {
+        int rc;
+        if (k_is_delete(i)) {
+            k_key(k, sizeof(k), kw->w, i - 2);
+            rc = cask_delete(kw->c, k, strlen(k), 0);
+        } else {
+            k_key(k, sizeof(k), kw->w, i);
+            k_val(v, sizeof(v), kw->w, i);
+            rc = tc_set(kw->c, k, v);
+        }
+        if (rc != CASK_OK) {
+            _exit(4);
+        }
+        __atomic_store_n(&ks->acked[kw->w], i + 1, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
+}
+
+/* Whether key (w, j) must be present after the first n operations of w,
+ * and absent: its set is among them and no delete of it. */
+static int
+k_state(int w, int j, int n)
+{
+    (void)w;
+    if (k_is_delete(j) || j >= n) {
+        return 0; /* never set (a delete's own index), or not yet */
+    }
+    bool deleted = j + 2 < n && k_is_delete(j + 2);
+    return deleted ? 0 : 1;
+}
+
+static void
+kill_point(enum kill_target target, int n, int after)
+{
+    char *dir = tc_mkdtemp();
+    memset(ks, 0, sizeof(*ks));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct cask_io_ops ops = *cask_io_default();
+        ops.pwrite = k_pwrite;
+        ops.fdatasync = k_fdatasync;
+        k_target = target;
+        k_n = n;
+        k_after = after;
+        atomic_store(&k_count, 0);
+        cask_io_set(&ops);
+        struct cask_options o;
+        struct cask *c;
+        opts(&o, 16 * 1024);
+        o.segment_size = 16 * 1024;
+        if (cask_open(&c, dir, &o) != CASK_OK) {
+            _exit(2);
+        }
+        pthread_t th[KW];
+        struct kwriter kw[KW];
+        for (int w = 0; w < KW; w++) {
+            kw[w].c = c;
+            kw[w].w = w;
+            pthread_create(&th[w], NULL, k_writer, &kw[w]);
+        }
+        for (int w = 0; w < KW; w++) {
+            pthread_join(th[w], NULL);
+        }
+        _exit(0); /* no close: nothing more is synced */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    int code = WEXITSTATUS(status);
+    assert_true(code == 0 || code == 9);
+    fprintf(stderr, "kill %d at %d%s: %s, acked %d %d %d %d, %d segments\n",
+            (int)target, n, after ? " after" : "",
+            code == 9 ? "killed" : "ran out", ks->acked[0], ks->acked[1],
+            ks->acked[2], ks->acked[3], ks->nseg);
+    /* The power loss: each segment back to what its last sync covered. */
+    for (int i = 0; i < ks->nseg; i++) {
+        struct stat st;
+        if (stat(ks->seg[i].path, &st) == 0 && st.st_size > ks->seg[i].synced) {
+            assert_int_equal(truncate(ks->seg[i].path, ks->seg[i].synced), 0);
+        }
+    }
+    struct cask *c = reopen(dir);
+    int bad = 0;
+    char k[64], v[400];
+    for (int w = 0; w < KW; w++) {
+        int a = ks->acked[w];
+        for (int j = 0; j < KOPS; j++) {
+            k_key(k, sizeof(k), w, j);
+            k_val(v, sizeof(v), w, j);
+            int lo = k_state(w, j, a), hi = k_state(w, j, a + 1);
+            bool there = tc_is(c, k, v);
+            bool gone = tc_absent(c, k);
+            bool ok = (there && (lo || hi)) || (gone && (!lo || !hi));
+            if (!ok) {
+                if (bad++ < 5) {
+                    fprintf(stderr,
+                            "kill %d at %d%s: key %s: there %d gone %d, "
+                            "acked %d\n",
+                            (int)target, n, after ? " after" : "", k, there,
+                            gone, a);
+                }
+            }
+        }
+    }
+    cask_close(&c);
+    assert_int_equal(bad, 0);
+    tc_rmrf(dir);
+    free(dir);
+}
+
+static void
+test_kill_points(void **state)
+{
+    (void)state;
+    static const int ns[] = {1, 7, 40, 150, 600};
+    ks = mmap(NULL, sizeof(*ks), PROT_READ | PROT_WRITE,
+              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(ks != MAP_FAILED);
+    for (int t = K_JWRITE; t <= K_SEGSYNC; t++) {
+        for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+            kill_point((enum kill_target)t, ns[i], 0);
+            kill_point((enum kill_target)t, ns[i], 1);
+        }
+    }
+    /* and none at all: the whole run, then the power loss */
+    kill_point(K_JWRITE, -1, 0);
+    munmap(ks, sizeof(*ks));
+}
+
 int
 main(void)
 {
@@ -460,6 +745,7 @@ main(void)
             cmocka_unit_test(test_checkpoints),
             cmocka_unit_test(test_journal_eio_write),
             cmocka_unit_test(test_journal_eio_sync),
+            cmocka_unit_test(test_kill_points),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
