@@ -468,7 +468,7 @@ test_journal_eio_sync(void **state)
 #define KSEGS     256
 #define KPATH_MAX 300
 
-enum kill_target { K_JWRITE, K_JSYNC, K_SEGSYNC };
+enum kill_target { K_JWRITE, K_JSYNC, K_SEGSYNC, K_SEGWRITE };
 
 struct kshared {
     int acked[KW]; /* operations acknowledged, per writer */
@@ -519,9 +519,11 @@ static ssize_t
 k_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     char p[KPATH_MAX];
-    bool j = fd_path(fd, p, sizeof(p)) && strstr(p, "/journal.") != NULL;
+    bool known = fd_path(fd, p, sizeof(p));
+    bool j = known && strstr(p, "/journal.") != NULL;
     int mine = 0;
-    if (j && k_target == K_JWRITE) {
+    if ((j && k_target == K_JWRITE) ||
+        (known && ends_with(p, ".seg") && k_target == K_SEGWRITE)) {
         mine = atomic_fetch_add(&k_count, 1) + 1;
         k_maybe_die(mine, false);
     }
@@ -635,8 +637,20 @@ k_state(int w, int j, int n)
     return deleted ? 0 : 1;
 }
 
+/* Each segment back to what its last sync covered. */
 static void
-kill_point(enum kill_target target, int n, int after)
+power_loss(void)
+{
+    for (int i = 0; i < ks->nseg; i++) {
+        struct stat st;
+        if (stat(ks->seg[i].path, &st) == 0 && st.st_size > ks->seg[i].synced) {
+            assert_int_equal(truncate(ks->seg[i].path, ks->seg[i].synced), 0);
+        }
+    }
+}
+
+static void
+kill_point(enum kill_target target, int n, int after, int replay_n)
 {
     char *dir = tc_mkdtemp();
     memset(ks, 0, sizeof(*ks));
@@ -679,12 +693,33 @@ kill_point(enum kill_target target, int n, int after)
             (int)target, n, after ? " after" : "",
             code == 9 ? "killed" : "ran out", ks->acked[0], ks->acked[1],
             ks->acked[2], ks->acked[3], ks->nseg);
-    /* The power loss: each segment back to what its last sync covered. */
-    for (int i = 0; i < ks->nseg; i++) {
-        struct stat st;
-        if (stat(ks->seg[i].path, &st) == 0 && st.st_size > ks->seg[i].synced) {
-            assert_int_equal(truncate(ks->seg[i].path, ks->seg[i].synced), 0);
+    power_loss();
+    if (replay_n > 0) {
+        /* A second crash, at the replay's Nth segment write, and a
+         * second power loss: the next replay starts over. */
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct cask_io_ops ops = *cask_io_default();
+            ops.pwrite = k_pwrite;
+            ops.fdatasync = k_fdatasync;
+            k_target = K_SEGWRITE;
+            k_n = replay_n;
+            k_after = 0;
+            atomic_store(&k_count, 0);
+            cask_io_set(&ops);
+            struct cask_options o;
+            struct cask *c2;
+            opts(&o, 16 * 1024);
+            o.segment_size = 16 * 1024;
+            _exit(cask_open(&c2, dir, &o) == CASK_OK ? 0 : 2);
         }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        fprintf(stderr, "  replay killed at segment write %d: %s\n", replay_n,
+                WEXITSTATUS(status) == 9 ? "killed" : "ran out");
+        assert_true(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 9);
+        power_loss();
     }
     struct cask *c = reopen(dir);
     int bad = 0;
@@ -725,12 +760,16 @@ test_kill_points(void **state)
     assert_true(ks != MAP_FAILED);
     for (int t = K_JWRITE; t <= K_SEGSYNC; t++) {
         for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
-            kill_point((enum kill_target)t, ns[i], 0);
-            kill_point((enum kill_target)t, ns[i], 1);
+            kill_point((enum kill_target)t, ns[i], 0, 0);
+            kill_point((enum kill_target)t, ns[i], 1, 0);
         }
     }
     /* and none at all: the whole run, then the power loss */
-    kill_point(K_JWRITE, -1, 0);
+    kill_point(K_JWRITE, -1, 0, 0);
+    /* a crash during the replay that follows */
+    kill_point(K_JSYNC, 150, 0, 1);
+    kill_point(K_JSYNC, 150, 0, 5);
+    kill_point(K_SEGSYNC, 40, 0, 3);
     munmap(ks, sizeof(*ks));
 }
 
