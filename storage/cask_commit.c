@@ -36,6 +36,16 @@
  * commits) instead of one per dirty shard. */
 #define SYNC_HELPERS_MAX 15
 
+/* Concurrent journal commits: a sync of a batch overlaps the next
+ * batches' (on ext4 and a virtual disk, 2-4 syncs in flight give several
+ * times the syncs a second of one). A thread whose batch is written takes
+ * the next one at once; the slots keep the batches until they are
+ * completed in order. */
+#define JOURNAL_THREADS_MAX 4
+#define JOURNAL_SLOTS       16
+
+struct jslot;
+
 struct cask_commit {
     /* Writers join without a lock: they mark their shard dirty, read the
      * epoch and raise want; only a sleeping committer costs them mu. */
@@ -70,7 +80,7 @@ struct cask_commit {
     pthread_mutex_t hook_mu; /* covers hook, hook_arg; held while it runs */
     void (*hook)(void *arg);
     void *hook_arg;
-    /* With the journal: JOURNAL_THREADS commit threads instead of
+    /* With the journal: JOURNAL_THREADS_MAX commit threads instead of
      * `thread`. take_mu makes closing an epoch, taking its batch and a
      * checkpoint one step, so batches follow epoch order; batches are
      * then written and synced concurrently, and cmp_mu puts their
@@ -81,27 +91,22 @@ struct cask_commit {
     pthread_cond_t cmp_cv; /* a batch was completed in order */
     uint64_t completed;    /* cmp_mu: the done watermark being built */
     bool jfailed;          /* cmp_mu: a batch failed; nothing is marked after */
-    unsigned njw;
-    struct jworker *jw;
+    struct jslot *slots;   /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
+    unsigned njthreads;
+    pthread_t jthreads[JOURNAL_THREADS_MAX];
 };
 
-/* Concurrent journal commits: a sync of a batch overlaps the next
- * batch's (on ext4 and a virtual disk, 2-4 syncs in flight give several
- * times the syncs a second of one). */
-#define JOURNAL_THREADS 4
-
-/* One journal commit thread and the batch it has in flight. */
-struct jworker {
-    struct cask *c;
-    pthread_t thread;
-    bool started;
+/* A batch of the journal in flight, from its take until it is completed
+ * in epoch order. */
+struct jslot {
     struct cask_journal_batch b;
     uint64_t *seqs;
-    uint64_t epoch; /* cmp_mu: the epoch of the batch in flight */
-    bool busy;      /* cmp_mu: a batch is in flight */
-    bool finished;  /* cmp_mu: written (or failed), not yet in order */
-    int rc;
+    uint64_t epoch; /* cmp_mu */
+    int state;      /* cmp_mu: SLOT_FREE, SLOT_BUSY, SLOT_DONE */
+    int rc;         /* cmp_mu, once SLOT_DONE */
 };
+
+enum { SLOT_FREE = 0, SLOT_BUSY, SLOT_DONE };
 
 /* The ticket modifications of this thread are deferred into, or NULL. */
 static _Thread_local struct cask_ticket *deferred;
@@ -275,50 +280,41 @@ announce(struct cask *c, uint64_t npasses)
     pthread_mutex_unlock(&cm->hook_mu);
 }
 
-/* w's batch is written (rc 0) or failed: finish, in epoch order, every
- * batch that is now next in line. A batch's appends are marked covered
- * only when every earlier batch succeeded. */
+/* Slot sl's batch is written (rc 0) or failed: complete, in epoch order,
+ * every batch that is now next in line. A batch's appends are marked
+ * covered only when every earlier batch succeeded. */
 static void
-complete(struct cask *c, struct jworker *w, int rc)
+complete(struct cask *c, struct jslot *sl, int rc)
 {
     struct cask_commit *cm = c->commit;
     uint64_t n = 0;
 
     pthread_mutex_lock(&cm->cmp_mu);
-    w->rc = rc;
-    w->finished = true;
-    for (bool again = true; again;) {
-        again = false;
-        for (unsigned i = 0; i < cm->njw; i++) {
-            struct jworker *x = &cm->jw[i];
-            if (!x->busy || !x->finished || x->epoch != cm->completed + 1) {
-                continue;
-            }
-            if (x->rc != 0 && !cm->jfailed) {
-                cm->jfailed = true;
-                latch_all(c, "journal commit failed");
-            }
-            if (!cm->jfailed) {
-                for (unsigned k = 0; k < c->nshards; k++) {
-                    if (x->seqs[k] != 0) {
-                        cask_log_mark_covered(c->shards[k], x->seqs[k]);
-                    }
+    sl->rc = rc;
+    sl->state = SLOT_DONE;
+    for (;;) {
+        struct jslot *x = &cm->slots[(cm->completed + 1) % JOURNAL_SLOTS];
+        if (x->state != SLOT_DONE || x->epoch != cm->completed + 1) {
+            break;
+        }
+        if (x->rc != 0 && !cm->jfailed) {
+            cm->jfailed = true;
+            latch_all(c, "journal commit failed");
+        }
+        if (!cm->jfailed) {
+            for (unsigned k = 0; k < c->nshards; k++) {
+                if (x->seqs[k] != 0) {
+                    cask_log_mark_covered(c->shards[k], x->seqs[k]);
                 }
             }
-            x->busy = x->finished = false;
-            cm->completed = x->epoch;
-            atomic_store(&cm->done, x->epoch);
-            n++;
-            again = true;
         }
+        x->state = SLOT_FREE;
+        cm->completed = x->epoch;
+        atomic_store(&cm->done, x->epoch);
+        n++;
     }
     if (n > 0) {
         pthread_cond_broadcast(&cm->cmp_cv);
-    }
-    /* w's seqs and buffer are read until its batch is completed in
-     * order: it takes no other batch before. */
-    while (w->busy) {
-        pthread_cond_wait(&cm->cmp_cv, &cm->cmp_mu);
     }
     pthread_mutex_unlock(&cm->cmp_mu);
     if (n > 0) {
@@ -343,8 +339,7 @@ wait_done(struct cask_commit *cm, uint64_t e)
 static void *
 journal_main(void *arg)
 {
-    struct jworker *w = arg;
-    struct cask *c = w->c;
+    struct cask *c = arg;
     struct cask_commit *cm = c->commit;
 
     for (;;) {
@@ -367,61 +362,58 @@ journal_main(void *arg)
             pthread_mutex_unlock(&cm->take_mu);
             break;
         }
+        /* The slot of epoch e - JOURNAL_SLOTS must be completed first. */
+        struct jslot *sl = &cm->slots[e % JOURNAL_SLOTS];
+        pthread_mutex_lock(&cm->cmp_mu);
+        while (sl->state != SLOT_FREE) {
+            pthread_cond_wait(&cm->cmp_cv, &cm->cmp_mu);
+        }
+        sl->epoch = e;
+        sl->state = SLOT_BUSY;
+        pthread_mutex_unlock(&cm->cmp_mu);
         /* Close e before taking the queue: a writer that joined e queued
          * its frame before it read the epoch (see commit_main). */
         atomic_store(&cm->epoch, e + 1);
-        int rc = cask_journal_take(c->journal, &w->b, w->seqs);
-        pthread_mutex_lock(&cm->cmp_mu);
-        w->epoch = e;
-        w->busy = true;
-        w->finished = false;
-        pthread_mutex_unlock(&cm->cmp_mu);
+        int rc = cask_journal_take(c->journal, &sl->b, sl->seqs);
         if (rc == CASK_JOURNAL_FULL) {
             /* No batch may be in flight across a switch. */
             wait_done(cm, e - 1);
             rc = checkpoint(c);
-            w->b.len = 0;
+            sl->b.len = 0;
             pthread_mutex_unlock(&cm->take_mu);
         } else {
             pthread_mutex_unlock(&cm->take_mu);
             if (rc == 0) {
-                rc = cask_journal_write(c->journal, &w->b);
+                rc = cask_journal_write(c->journal, &sl->b);
             }
         }
-        complete(c, w, rc);
+        complete(c, sl, rc);
     }
     return NULL;
 }
 
-/* Start the journal commit threads (the first one is cm->thread). */
+/* Start the journal commit threads (instead of commit_main). */
 static int
 journal_start(struct cask *c)
 {
     struct cask_commit *cm = c->commit;
-    cm->jw = calloc(JOURNAL_THREADS, sizeof(*cm->jw));
-    if (cm->jw == NULL) {
+    cm->slots = calloc(JOURNAL_SLOTS, sizeof(*cm->slots));
+    if (cm->slots == NULL) {
         return ENOMEM;
     }
-    cm->njw = JOURNAL_THREADS;
-    for (unsigned i = 0; i < cm->njw; i++) {
-        cm->jw[i].c = c;
-        cm->jw[i].seqs = calloc(c->nshards, sizeof(uint64_t));
-        if (cm->jw[i].seqs == NULL) {
+    for (unsigned i = 0; i < JOURNAL_SLOTS; i++) {
+        cm->slots[i].seqs = calloc(c->nshards, sizeof(uint64_t));
+        if (cm->slots[i].seqs == NULL) {
             return ENOMEM;
         }
     }
-    for (unsigned i = 0; i < cm->njw; i++) {
-        int rc = pthread_create(&cm->jw[i].thread, NULL, journal_main,
-                                &cm->jw[i]);
-        if (rc != 0) {
-            if (i == 0) {
-                return rc;
-            }
-            break; /* fewer threads only make commits slower */
-        }
-        cm->jw[i].started = true;
+    while (cm->njthreads < JOURNAL_THREADS_MAX &&
+           pthread_create(&cm->jthreads[cm->njthreads], NULL, journal_main,
+                          c) == 0) {
+        cm->njthreads++;
     }
-    return 0;
+    /* Fewer threads only make commits slower; none is an error. */
+    return cm->njthreads > 0 ? 0 : EAGAIN;
 }
 
 int
@@ -504,12 +496,12 @@ commit_free(struct cask_commit *cm)
     pthread_cond_destroy(&cm->cmp_cv);
     free((void *)cm->dirty);
     free(cm->todo);
-    if (cm->jw != NULL) {
-        for (unsigned i = 0; i < cm->njw; i++) {
-            free(cm->jw[i].seqs);
-            cask_journal_batch_free(&cm->jw[i].b);
+    if (cm->slots != NULL) {
+        for (unsigned i = 0; i < JOURNAL_SLOTS; i++) {
+            free(cm->slots[i].seqs);
+            cask_journal_batch_free(&cm->slots[i].b);
         }
-        free(cm->jw);
+        free(cm->slots);
     }
     free(cm);
 }
@@ -571,11 +563,9 @@ cask_commit_stop(struct cask *c)
     pthread_cond_broadcast(&cm->work_cv);
     pthread_mutex_unlock(&cm->mu);
     /* After the passes asked for. */
-    if (cm->jw != NULL) {
-        for (unsigned i = 0; i < cm->njw; i++) {
-            if (cm->jw[i].started) {
-                pthread_join(cm->jw[i].thread, NULL);
-            }
+    if (cm->slots != NULL) {
+        for (unsigned i = 0; i < cm->njthreads; i++) {
+            pthread_join(cm->jthreads[i], NULL);
         }
     } else {
         pthread_join(cm->thread, NULL);
