@@ -1,9 +1,10 @@
 /* cask_io.h - the syscall seam of the storage engine.
  *
  * Every pread, pwrite, fdatasync, ftruncate, fallocate and unlink on
- * segment, hint and state files goes through the function pointers below, so
- * tests can inject ENOSPC, EIO or short writes and read errors. Owns nothing
- * but the table of pointers; must not depend on any other storage module.
+ * segment, hint, state and journal files goes through the function pointers
+ * below, so tests can inject ENOSPC, EIO or short writes and read errors.
+ * Owns nothing but the table of pointers; must not depend on any other
+ * storage module.
  */
 #ifndef BITCACHED_CASK_IO_H
 #define BITCACHED_CASK_IO_H
