@@ -528,6 +528,17 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         c->sync_thread_on = true;
     } else {
         rc = cask_journal_open(c, c->opt.journal_size, &c->journal);
+        if (rc == ENOSPC || rc == EDQUOT) {
+            /* A full disk must not keep the store from opening: commit by
+             * syncing each shard's segment this run, and leave no journal
+             * behind that a later start could replay over this run's
+             * writes. */
+            cask_logf(c, CASK_LOG_WARN,
+                      "no space for the commit journal in %s: commits sync "
+                      "each shard instead until a restart",
+                      dir);
+            rc = cask_journal_remove(c);
+        }
         if (rc == 0) {
             rc = cask_commit_start(c);
         }

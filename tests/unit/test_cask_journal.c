@@ -773,6 +773,48 @@ test_kill_points(void **state)
     munmap(ks, sizeof(*ks));
 }
 
+/* No space for the journal files: the store still opens under always,
+ * commits by syncing the shards, and leaves no journal behind. */
+static ssize_t
+nospace_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    char p[KPATH_MAX];
+    if (fd_path(fd, p, sizeof(p)) && strstr(p, "/journal.") != NULL) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return cask_io_default()->pwrite(fd, buf, n, off);
+}
+
+static void
+test_no_space_for_journal(void **state)
+{
+    (void)state;
+    char *dir = tc_mkdtemp();
+    struct cask_io_ops ops = *cask_io_default();
+    ops.pwrite = nospace_pwrite;
+    cask_io_set(&ops);
+    tc_log[0] = '\0';
+    struct cask *c = reopen(dir);
+    assert_non_null(strstr(tc_log, "no space for the commit journal"));
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/journal.0", dir);
+    assert_int_equal(access(p, F_OK), -1);
+    snprintf(p, sizeof(p), "%s/journal.0.tmp", dir);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(tc_set(c, "k", "v"), CASK_OK);
+    struct cask_stats st;
+    assert_int_equal(cask_stats(c, -1, &st), 0);
+    assert_true(st.syncs > 0 && st.synced_writes >= 1);
+    cask_close(&c);
+    cask_io_set(NULL);
+    c = reopen(dir);
+    assert_true(tc_is(c, "k", "v"));
+    cask_close(&c);
+    tc_rmrf(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -785,6 +827,7 @@ main(void)
             cmocka_unit_test(test_journal_eio_write),
             cmocka_unit_test(test_journal_eio_sync),
             cmocka_unit_test(test_kill_points),
+            cmocka_unit_test(test_no_space_for_journal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
