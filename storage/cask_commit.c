@@ -94,6 +94,13 @@ struct cask_commit {
     struct jslot *slots;   /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
     unsigned njthreads;
     pthread_t jthreads[JOURNAL_THREADS_MAX];
+    /* The early writeback thread: once a journal file is half full it
+     * syncs the shards' segments in the background, so the checkpoint
+     * that has to block commits finds little left to write. */
+    pthread_t early_thread;
+    bool early_on;
+    bool early_want; /* mu */
+    pthread_cond_t early_cv;
 };
 
 /* A batch of the journal in flight, from its take until it is completed
@@ -386,9 +393,44 @@ journal_main(void *arg)
             if (rc == 0) {
                 rc = cask_journal_write(c->journal, &sl->b);
             }
+            if (rc == 0 && cask_journal_half(c->journal)) {
+                pthread_mutex_lock(&cm->mu);
+                cm->early_want = true;
+                pthread_cond_signal(&cm->early_cv);
+                pthread_mutex_unlock(&cm->mu);
+            }
         }
         complete(c, sl, rc);
     }
+    return NULL;
+}
+
+/* Early writeback: sync every shard's segment when asked, outside any
+ * pass. Only makes data durable sooner; a checkpoint still syncs
+ * whatever came after. */
+static void *
+early_main(void *arg)
+{
+    struct cask *c = arg;
+    struct cask_commit *cm = c->commit;
+
+    pthread_mutex_lock(&cm->mu);
+    for (;;) {
+        while (!cm->early_want && !cm->stop) {
+            pthread_cond_wait(&cm->early_cv, &cm->mu);
+        }
+        if (cm->stop) {
+            break;
+        }
+        cm->early_want = false;
+        pthread_mutex_unlock(&cm->mu);
+        for (unsigned i = 0; i < c->nshards; i++) {
+            /* A failure latches the shard; the checkpoint sees it. */
+            (void)cask_log_checkpoint(c->shards[i]);
+        }
+        pthread_mutex_lock(&cm->mu);
+    }
+    pthread_mutex_unlock(&cm->mu);
     return NULL;
 }
 
@@ -413,7 +455,11 @@ journal_start(struct cask *c)
         cm->njthreads++;
     }
     /* Fewer threads only make commits slower; none is an error. */
-    return cm->njthreads > 0 ? 0 : EAGAIN;
+    if (cm->njthreads == 0) {
+        return EAGAIN;
+    }
+    cm->early_on = pthread_create(&cm->early_thread, NULL, early_main, c) == 0;
+    return 0;
 }
 
 int
@@ -494,6 +540,7 @@ commit_free(struct cask_commit *cm)
     pthread_mutex_destroy(&cm->take_mu);
     pthread_mutex_destroy(&cm->cmp_mu);
     pthread_cond_destroy(&cm->cmp_cv);
+    pthread_cond_destroy(&cm->early_cv);
     free((void *)cm->dirty);
     free(cm->todo);
     if (cm->slots != NULL) {
@@ -519,6 +566,7 @@ cask_commit_start(struct cask *c)
     pthread_mutex_init(&cm->take_mu, NULL);
     pthread_mutex_init(&cm->cmp_mu, NULL);
     pthread_cond_init(&cm->cmp_cv, NULL);
+    pthread_cond_init(&cm->early_cv, NULL);
     pthread_cond_init(&cm->work_cv, NULL);
     pthread_cond_init(&cm->done_cv, NULL);
     pthread_cond_init(&cm->pass_cv, NULL);
@@ -561,7 +609,11 @@ cask_commit_stop(struct cask *c)
     pthread_mutex_lock(&cm->mu);
     cm->stop = true;
     pthread_cond_broadcast(&cm->work_cv);
+    pthread_cond_signal(&cm->early_cv);
     pthread_mutex_unlock(&cm->mu);
+    if (cm->early_on) {
+        pthread_join(cm->early_thread, NULL);
+    }
     /* After the passes asked for. */
     if (cm->slots != NULL) {
         for (unsigned i = 0; i < cm->njthreads; i++) {

@@ -51,6 +51,7 @@ struct cask_journal {
     uint64_t gen;
     uint64_t off; /* mu: where the next batch goes in fd[cur] */
     _Atomic bool failed;
+    uint64_t half_gen; /* mu: generation whose half mark was reported */
     _Atomic uint64_t syncs, frames, checkpoints;
 };
 
@@ -666,6 +667,20 @@ cask_journal_switch(struct cask_journal *j)
     }
     pthread_mutex_unlock(&j->mu);
     return rc;
+}
+
+bool
+cask_journal_half(struct cask_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool half = j->off - CASK_JOURNAL_HDR >
+                        (j->size[j->cur] - CASK_JOURNAL_HDR) / 2 &&
+                j->half_gen != j->gen;
+    if (half) {
+        j->half_gen = j->gen;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return half;
 }
 
 void

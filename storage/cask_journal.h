@@ -107,6 +107,11 @@ int cask_journal_write(struct cask_journal *j, struct cask_journal_batch *b);
  * failed). */
 int cask_journal_switch(struct cask_journal *j);
 
+/* True once per generation, the first time it is called after the
+ * current file got more than half full: time to start writing segments
+ * back early. */
+bool cask_journal_half(struct cask_journal *j);
+
 /* Free a batch's buffer. */
 void cask_journal_batch_free(struct cask_journal_batch *b);
 
