@@ -562,7 +562,9 @@ k_fdatasync(int fd)
             snprintf(ks->seg[i].path, KPATH_MAX, "%s", p);
             ks->nseg++;
         }
-        if (i < KSEGS) {
+        /* The largest size a finished sync covered: syncs of one file
+         * may finish out of order (a roll-over's, a checkpoint's). */
+        if (i < KSEGS && (long long)st.st_size > ks->seg[i].synced) {
             ks->seg[i].synced = (long long)st.st_size;
         }
         pthread_mutex_unlock(&ks_mu);
