@@ -27,6 +27,7 @@
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_log.h"
+#include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segtab.h"
@@ -657,6 +658,16 @@ compact_segment(struct compaction *m, struct cask_segment *s)
     return rc;
 }
 
+/* A compaction that does not commit leaves its outputs in service, holding
+ * copies: the manifest lists them from its next write on. */
+static void
+note_outputs(struct compaction *m)
+{
+    for (size_t i = 0; i < m->nout; i++) {
+        (void)cask_manifest_note(m->sh->manifest, &m->out[i]->id, 1);
+    }
+}
+
 static int
 run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
     uint64_t disk_bytes, uint64_t *evicted)
@@ -750,6 +761,7 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
             m.in[i]->compacting = false;
         }
         pthread_mutex_unlock(&sh->mu);
+        note_outputs(&m);
         goto done;
     }
     pthread_mutex_unlock(&sh->mu);
@@ -759,13 +771,29 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
      * tombstones and the older puts they hid go together. Nothing can
      * point into the inputs any more (only compaction moves entries, and
      * maint_mu keeps other compactions out), so mu need not be held. */
-    ids = malloc((m.nin ? m.nin : 1) * sizeof(*ids));
+    ids = malloc((m.nin + m.nout + 1) * sizeof(*ids));
     rc = ids == NULL ? ENOMEM : 0;
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
         ids[i] = m.in[i]->id;
     }
+    for (size_t i = 0; i < m.nout && rc == 0; i++) {
+        ids[m.nin + i] = m.out[i]->id;
+    }
+    /* The manifest first lists the outputs instead of the inputs: from
+     * then on no file lists an input (a crash before the retired file
+     * leaves them unlisted but read, which is safe). */
+    if (rc == 0) {
+        rc = cask_manifest_replace(sh->manifest, ids, m.nin, ids + m.nin,
+                                   m.nout);
+    }
     if (rc == 0) {
         rc = cask_retire_write(sh->dir, ids, m.nin);
+        if (rc != 0) {
+            /* Still in service: listed again by the next write. */
+            (void)cask_manifest_note(sh->manifest, ids, m.nin);
+        }
+    } else {
+        note_outputs(&m);
     }
     pthread_mutex_lock(&sh->mu);
     if (rc != 0) {

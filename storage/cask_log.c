@@ -16,6 +16,7 @@
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_journal.h"
+#include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
 #include "storage/cask_segtab.h"
 #include "storage/cask_stream.h"
@@ -110,6 +111,16 @@ cask_log_roll(struct cask_shard *sh)
         src = cask_io_fdatasync(old->fd);
         if (src == 0) {
             cask_log_release_reserve(old);
+            /* List the new segment in the manifest, so that recovery can
+             * tell if it goes missing. A failed write is not the roll's
+             * failure: an unlisted segment is only not checked. */
+            int mrc = cask_manifest_add(sh->manifest, id);
+            if (mrc != 0) {
+                cask_logf(c, CASK_LOG_WARN,
+                          "shard %u: write manifest: %s; written again at "
+                          "the next roll-over",
+                          sh->idx, strerror(mrc));
+            }
         }
     }
     pthread_mutex_lock(&sh->mu);
@@ -129,6 +140,11 @@ cask_log_roll(struct cask_shard *sh)
         src = CASK_EFAILED;
     }
     if (src != 0) {
+        if (src != CASK_EFAILED) {
+            /* Listed above: unlist it before the file goes (rare: no slot
+             * for it). */
+            (void)cask_manifest_drop(sh->manifest, id);
+        }
         (void)cask_io_unlink(n->path);
         cask_seg_close(&n);
         return src;
@@ -213,6 +229,8 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
             write_failed(sh, "create segment", rc);
             return rc;
         }
+        /* Listed by the manifest's next write (not now: mu is held). */
+        (void)cask_manifest_note(sh->manifest, &sh->active->id, 1);
     }
     /* A tombstone that fits in the reserve goes there, past the size
      * limit if need be: on a full disk a new segment cannot be made. */

@@ -15,6 +15,7 @@
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_log.h"
+#include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segtab.h"
@@ -301,14 +302,36 @@ missing_segment(struct cask_shard *sh, uint32_t id)
               sh->idx, id, hc.records, cov - CASK_SEG_HDR, hc.puts, hc.tombs);
 }
 
-/* Segment ids in the shard directory, sorted; stale temp files removed. */
+/* Append id to the growing array *a of *n (capacity *cap). */
 static int
-list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
+push_id(uint32_t **a, size_t *n, size_t *cap, uint32_t id)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        uint32_t *na = realloc(*a, nc * sizeof(uint32_t));
+        if (na == NULL) {
+            return ENOMEM;
+        }
+        *a = na;
+        *cap = nc;
+    }
+    (*a)[(*n)++] = id;
+    return 0;
+}
+
+/* Segment ids in the shard directory, sorted; stale temp files removed.
+ * The ids of hints found without their segment (logged, counted and
+ * removed here) go to *orph (malloc'd) and *norph. */
+static int
+list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n, uint32_t **orph,
+              size_t *norph)
 {
     DIR *d = opendir(sh->dir);
-    size_t cap = 0;
+    size_t cap = 0, ocap = 0;
     *ids = NULL;
     *n = 0;
+    *orph = NULL;
+    *norph = 0;
     if (d == NULL) {
         return errno;
     }
@@ -326,16 +349,10 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
             strcmp(ext, "seg") != 0 || nl != 12) {
             continue;
         }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint32_t *ni = realloc(*ids, cap * sizeof(uint32_t));
-            if (ni == NULL) {
-                closedir(d);
-                return ENOMEM;
-            }
-            *ids = ni;
+        if (push_id(ids, n, &cap, id) != 0) {
+            closedir(d);
+            return ENOMEM;
         }
-        (*ids)[(*n)++] = id;
     }
     if (*n > 1) {
         qsort(*ids, *n, sizeof(uint32_t), cmp_u32);
@@ -355,10 +372,135 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n)
             bsearch(&key, *ids, *n, sizeof(uint32_t), cmp_u32) == NULL) {
             missing_segment(sh, id);
             unlinkat(dirfd(d), de->d_name, 0);
+            if (push_id(orph, norph, &ocap, id) != 0) {
+                closedir(d);
+                return ENOMEM;
+            }
         }
     }
     closedir(d);
     return 0;
+}
+
+static bool
+in_ids(const uint32_t *ids, size_t n, uint32_t id)
+{
+    return n > 0 && bsearch(&id, ids, n, sizeof(uint32_t), cmp_u32) != NULL;
+}
+
+/* Was segment id moved to the quarantine (by a recovery cut short before
+ * it rewrote the manifest, or by bitcached-admin repair)? */
+static bool
+quarantined_away(struct cask_shard *sh, uint32_t id)
+{
+    char p[CASK_PATH_MAX + 64];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/%s/shard-%03u/%08x.seg", sh->store->dir,
+             CASK_QUARANTINE_DIR, sh->idx, id);
+    return stat(p, &st) == 0;
+}
+
+/* The manifest of the shard against the segments found (ids[0..n), both
+ * sorted): a listed id that is not there, was not retired by the last
+ * compaction, nor moved to the quarantine, and whose hint did not already
+ * report it (orph), is a segment lost without a trace. Without its hint
+ * what it held is unknown, tombstones included: say what that can mean. */
+static int
+check_manifest(struct cask_shard *sh, const uint32_t *ids, size_t n,
+               uint32_t *orph, size_t norph)
+{
+    struct cask *c = sh->store;
+    uint32_t *listed = NULL, *retired = NULL;
+    size_t nlisted = 0, nretired = 0;
+    uint32_t next_id = 0;
+    int rc = cask_manifest_load(sh->dir, &listed, &nlisted, &next_id);
+    if (rc == ENOENT) {
+        cask_logf(c, CASK_LOG_INFO,
+                  "shard %u: no segment manifest yet (a store of an older "
+                  "version): created from the %zu segments present",
+                  sh->idx, n);
+        return 0;
+    }
+    if (rc == EINVAL) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: the segment manifest is damaged and ignored: "
+                  "a missing segment without a hint cannot be detected at "
+                  "this start; rewritten from the %zu segments present",
+                  sh->idx, n);
+        return 0;
+    }
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR, "shard %u: read segment manifest: %s",
+                  sh->idx, strerror(rc));
+        return rc;
+    }
+    if (next_id > sh->next_id) {
+        sh->next_id = next_id; /* an id is never handed out twice */
+    }
+    /* The last compaction's inputs may still be listed if it was cut short
+     * between its manifest and retired writes by another writer's list. */
+    if (cask_retire_ids(sh->dir, &retired, &nretired) == 0 && nretired > 1) {
+        qsort(retired, nretired, sizeof(uint32_t), cmp_u32);
+    }
+    if (norph > 1) {
+        qsort(orph, norph, sizeof(uint32_t), cmp_u32);
+    }
+    for (size_t i = 0; i < nlisted; i++) {
+        uint32_t id = listed[i];
+        if (in_ids(ids, n, id) || in_ids(retired, nretired, id) ||
+            in_ids(orph, norph, id) || quarantined_away(sh, id)) {
+            continue;
+        }
+        sh->segments_missing++;
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: segment %08x is missing, and no hint of it is "
+                  "left: the keys it held are gone or show older values, "
+                  "and keys it had deleted may have come back",
+                  sh->idx, id);
+    }
+    free(listed);
+    free(retired);
+    return 0;
+}
+
+/* Once recovery is done: the manifest in memory, and on disk when it must
+ * change (the segments now in service, the active one included). A failed
+ * write does not fail the open (a full disk must not): the list is written
+ * at the next roll-over or compaction, and until then not checked. */
+static int
+start_manifest(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    uint32_t *now = NULL, *on_disk = NULL;
+    size_t n = 0, nd = 0;
+    uint32_t nd_next = 0;
+    now = malloc((sh->nslots ? sh->nslots : 1) * sizeof(uint32_t));
+    if (now == NULL) {
+        return ENOMEM;
+    }
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        if (sh->segs[i] != NULL) {
+            now[n++] = sh->segs[i]->id;
+        }
+    }
+    if (n > 1) {
+        qsort(now, n, sizeof(uint32_t), cmp_u32);
+    }
+    bool same = cask_manifest_load(sh->dir, &on_disk, &nd, &nd_next) == 0 &&
+                nd == n && nd_next == sh->next_id &&
+                (n == 0 || memcmp(now, on_disk, n * sizeof(uint32_t)) == 0);
+    free(on_disk);
+    int wrc = 0;
+    int rc = cask_manifest_open(&sh->manifest, sh->dir, now, n, sh->next_id,
+                                !same, &wrc);
+    free(now);
+    if (wrc != 0) {
+        cask_logf(c, CASK_LOG_WARN,
+                  "shard %u: write segment manifest: %s; written again at "
+                  "the next roll-over or compaction",
+                  sh->idx, strerror(wrc));
+    }
+    return rc;
 }
 
 /* Scan segment s from cov. Invalid data followed by a valid record is
@@ -569,8 +711,15 @@ cask_shard_recover(struct cask_shard *sh)
     if (retired_max >= sh->next_id) {
         sh->next_id = retired_max + 1; /* never reuse a listed id */
     }
-    rc = list_segments(sh, &ids, &n);
+    uint32_t *orph = NULL;
+    size_t norph = 0;
+    rc = list_segments(sh, &ids, &n, &orph, &norph);
+    if (rc == 0) {
+        rc = check_manifest(sh, ids, n, orph, norph);
+    }
+    free(orph);
     if (rc != 0) {
+        free(ids);
         return rc;
     }
     rv.tombs = cask_kd_create();
@@ -714,6 +863,9 @@ cask_shard_recover(struct cask_shard *sh)
                 sh->active = best;
             }
         }
+    }
+    if (rc == 0) {
+        rc = start_manifest(sh);
     }
 out:
     cask_kd_destroy(&rv.tombs);

@@ -117,6 +117,14 @@ out:
 }
 
 int
+cask_retire_ids(const char *dir, uint32_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    return retire_read(dir, ids, n);
+}
+
+int
 cask_retire_apply(const char *dir, uint32_t *max_id, unsigned *removed)
 {
     uint32_t *ids = NULL;

@@ -33,4 +33,8 @@ bool cask_retire_valid(const char *buf, size_t len);
 
 int cask_retire_apply(const char *dir, uint32_t *max_id, unsigned *removed);
 
+/* The ids dir/retired lists, in *ids (malloc'd, the caller frees it) and
+ * *n. Returns 0, ENOENT, EINVAL when it is damaged, or an errno. */
+int cask_retire_ids(const char *dir, uint32_t **ids, size_t *n);
+
 #endif

@@ -20,6 +20,7 @@
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_log.h"
+#include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segtab.h"
@@ -1143,6 +1144,7 @@ cask_shard_close(struct cask_shard **shp)
             cask_shard_write_hints(sh);
         }
     }
+    cask_manifest_close(&sh->manifest);
     for (uint32_t i = 0; i < sh->nslots; i++) {
         cask_seg_close(&sh->segs[i]);
     }
@@ -1295,12 +1297,20 @@ cask_shard_wipe(struct cask_shard *sh)
             ids[n++] = sh->segs[i]->id;
         }
     }
-    /* Compaction's commit: once the list is durable every segment in it
-     * is gone for good, even if the unlinks below are cut short. */
+    /* As a compaction commits: the manifest stops listing the segments,
+     * then once the retired list is durable every segment in it is gone
+     * for good, even if the unlinks below are cut short. */
+    rc = cask_manifest_replace(sh->manifest, ids, n, NULL, 0);
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR, "shard %u: wipe: write manifest: %s",
+                  sh->idx, strerror(rc));
+        goto out;
+    }
     rc = cask_retire_write(sh->dir, ids, n);
     if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "shard %u: wipe: write retired: %s",
                   sh->idx, strerror(rc));
+        (void)cask_manifest_note(sh->manifest, ids, n); /* still there */
         goto out;
     }
     for (uint32_t i = 0; i < sh->nslots; i++) {

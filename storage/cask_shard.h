@@ -22,6 +22,7 @@
 #define CASK_MAX_SLOTS 32767u
 
 struct cask_rec;
+struct cask_manifest;
 
 struct cask_shard {
     struct cask *store;
@@ -37,6 +38,8 @@ struct cask_shard {
     uint32_t nslots;
     struct cask_segment *active; /* the only segment that takes appends */
     uint32_t next_id;
+    struct cask_manifest *manifest; /* the segments in service, on disk
+                                     * (cask_manifest.c; own mutex) */
 
     uint64_t app_seq;    /* appends so far */
     uint64_t synced_seq; /* appends covered by a finished sync; only
@@ -66,7 +69,7 @@ struct cask_shard {
     double recovery_s;      /* time spent recovering this shard */
 
     /* What recovery found lost (see cask_recover.c) */
-    uint64_t segments_missing; /* hints without their segment */
+    uint64_t segments_missing; /* listed or hinted, but not there */
     uint64_t records_missing;  /* records those hints listed */
     uint64_t quarantined;      /* damaged segments moved aside */
     uint64_t records_lost;     /* in them: at least one per damage */

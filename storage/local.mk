@@ -41,6 +41,8 @@ libstorage_a_SOURCES = \
 	storage/cask_state.c \
 	storage/cask_retire.h \
 	storage/cask_retire.c \
+	storage/cask_manifest.h \
+	storage/cask_manifest.c \
 	storage/cask_io.h \
 	storage/cask_io.c \
 	storage/cask_check.h \

@@ -3,11 +3,14 @@
  * shard that cannot be opened fails the open cleanly while the others are
  * being recovered; a closed segment found missing (its hint left) or with
  * damage inside (moved to quarantine/ once what it held that still counts
- * is copied) is logged and counted, never silently dropped.
+ * is copied) is logged and counted, never silently dropped; so is one
+ * gone with its hint, found through the shard's segment manifest, and a
+ * crash at any step of a manifest update reports nothing missing.
  */
 #include "config.h" /* first: _GNU_SOURCE (sched_setaffinity) */
 
 #include "storage/cask.h"
+#include "storage/cask_io.h"
 
 #include "tests/unit/test_cask_util.h"
 
@@ -22,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -346,6 +350,238 @@ test_missing_segment_counted(void **state)
     assert_int_equal(st.segments_missing, 0);
 }
 
+/* A closed segment gone together with its hint: the manifest still lists
+ * it, so it is logged (with what it can mean) and counted; the next start
+ * does not report it again. */
+static void
+test_missing_segment_without_hint(void **state)
+{
+    struct fx *f = *state;
+    fill(f);
+    cask_close(&f->c);
+    char p[2048], h[2048];
+    seg_path(f, 2, "seg", p, sizeof(p));
+    seg_path(f, 2, "hint", h, sizeof(h));
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(unlink(h), 0);
+
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    struct cask_stats st;
+    assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+    assert_int_equal(st.segments_missing, 1);
+    assert_int_equal(st.records_missing, 0); /* unknown without a hint */
+    assert_non_null(strstr(tc_log, "segment 00000002 is missing, and no "
+                                   "hint"));
+    assert_non_null(strstr(tc_log, "deleted may have come back"));
+
+    tc_fx_reopen(f);
+    assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+    assert_int_equal(st.segments_missing, 0);
+}
+
+/* A store written before the manifest existed opens without a false
+ * report and gets one, which then catches a lost segment. Compaction and
+ * its retired segments are no loss either. */
+static void
+test_manifest_created_for_old_store(void **state)
+{
+    struct fx *f = *state;
+    fill(f);
+    cask_close(&f->c);
+    char m[2048];
+    snprintf(m, sizeof(m), "%s/shard-000/manifest", f->dir);
+    assert_int_equal(unlink(m), 0);
+
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    struct cask_stats st;
+    assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+    assert_int_equal(st.segments_missing, 0);
+    assert_null(strstr(tc_log, "missing"));
+    assert_true(exists(m));
+    check_fill(f, NULL);
+
+    /* Compaction retires segments: not missing after a restart. */
+    assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
+    tc_log[0] = '\0';
+    tc_fx_reopen(f);
+    assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+    assert_int_equal(st.segments_missing, 0);
+    assert_null(strstr(tc_log, "missing"));
+    check_fill(f, NULL);
+
+    /* A damaged manifest is logged, ignored and rewritten. */
+    cask_close(&f->c);
+    FILE *fp = fopen(m, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 12, SEEK_SET), 0);
+    assert_int_equal(fputc(0x7f, fp), 0x7f);
+    fclose(fp);
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_non_null(strstr(tc_log, "manifest is damaged"));
+    check_fill(f, NULL);
+    tc_log[0] = '\0';
+    tc_fx_reopen(f);
+    assert_null(strstr(tc_log, "manifest"));
+}
+
+/* ---- a crash at every step of every manifest update: the child process
+ * _exits in place of the Nth write or sync of the manifest (its temp file,
+ * and the directory sync that makes its rename durable) ---- */
+
+static int crash_at; /* 0 = never */
+static int crash_calls;
+
+static bool
+manifest_fd(int fd)
+{
+    char link[64], path[4096];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0) {
+        return false;
+    }
+    path[n] = '\0';
+    size_t dl = strlen("shard-000");
+    return strstr(path, "/manifest") != NULL ||
+           ((size_t)n >= dl && strcmp(path + n - dl, "shard-000") == 0);
+}
+
+static void
+maybe_crash(int fd)
+{
+    if (crash_at != 0 && manifest_fd(fd) && ++crash_calls == crash_at) {
+        _exit(42);
+    }
+}
+
+static ssize_t
+crash_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    maybe_crash(fd);
+    return cask_io_default()->pwrite(fd, buf, n, off);
+}
+
+static int
+crash_fdatasync(int fd)
+{
+    maybe_crash(fd);
+    return cask_io_default()->fdatasync(fd);
+}
+
+/* The child: set a0.., delete d keys as fill() does, then compact, telling
+ * the parent (through fd out) how far it got once each call returned. */
+static void
+crash_child(struct fx *f, int out)
+{
+    struct cask_io_ops ops = *cask_io_default();
+    ops.pwrite = crash_pwrite;
+    ops.fdatasync = crash_fdatasync;
+    cask_io_set(&ops);
+    struct cask *c = NULL;
+    char k[32], v[96];
+    if (cask_open(&c, f->dir, &f->o) != CASK_OK) {
+        _exit(1);
+    }
+    for (int i = 0; i < NFILL / 10; i++) {
+        snprintf(k, sizeof(k), "d%d", i);
+        if (tc_set(c, k, "doomed") != CASK_OK) {
+            _exit(1);
+        }
+    }
+    for (int i = 0; i < NFILL; i++) {
+        snprintf(k, sizeof(k), "a%d", i);
+        val_of(v, sizeof(v), i);
+        if (tc_set(c, k, v) != CASK_OK) {
+            _exit(1);
+        }
+        if (i % 10 == 5) {
+            snprintf(k, sizeof(k), "d%d", i / 10);
+            if (cask_delete(c, k, strlen(k), 0) != CASK_OK) {
+                _exit(1);
+            }
+        }
+        if (write(out, &i, sizeof(i)) != sizeof(i)) {
+            _exit(1);
+        }
+    }
+    if (cask_compact(c, -1, true) != CASK_OK) {
+        _exit(1);
+    }
+    _exit(2); /* fewer manifest steps than crash_at */
+}
+
+static void
+test_crash_during_manifest_update(void **state)
+{
+    struct fx *f = *state;
+    cask_close(&f->c);
+    int points = 0;
+    for (int at = 1;; at++) {
+        tc_rmrf(f->dir);
+        assert_int_equal(mkdir(f->dir, 0700), 0);
+        int pfd[2];
+        assert_int_equal(pipe(pfd), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(pfd[0]);
+            crash_at = at;
+            crash_calls = 0;
+            crash_child(f, pfd[1]);
+        }
+        close(pfd[1]);
+        int i, acked = -1;
+        while (read(pfd[0], &i, sizeof(i)) == sizeof(i)) {
+            acked = i;
+        }
+        close(pfd[0]);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_not_equal(WEXITSTATUS(status), 1);
+        bool last = WEXITSTATUS(status) == 2;
+
+        tc_log[0] = '\0';
+        assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+        struct cask_stats st;
+        assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+        if (st.segments_missing != 0 || strstr(tc_log, "missing") != NULL) {
+            fail_msg("crash at manifest step %d: false report: %s", at, tc_log);
+        }
+        char k[32], v[96];
+        for (int j = 0; j <= acked; j++) {
+            snprintf(k, sizeof(k), "a%d", j);
+            val_of(v, sizeof(v), j);
+            if (!tc_is(f->c, k, v)) {
+                fail_msg("crash at manifest step %d: %s lost", at, k);
+            }
+            if (j % 10 == 5) {
+                snprintf(k, sizeof(k), "d%d", j / 10);
+                if (!tc_absent(f->c, k)) {
+                    fail_msg("crash at manifest step %d: %s back", at, k);
+                }
+            }
+        }
+        /* And the store it left detects a loss from here on. */
+        cask_close(&f->c);
+        assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+        assert_int_equal(cask_stats(f->c, -1, &st), CASK_OK);
+        assert_int_equal(st.segments_missing, 0);
+        cask_close(&f->c);
+        if (last) {
+            break;
+        }
+        points++;
+    }
+    /* Several roll-overs, the open and the compaction's commit: three
+     * steps each. */
+    assert_true(points >= 3 * 6);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+}
+
 int
 main(void)
 {
@@ -359,6 +595,12 @@ main(void)
             cmocka_unit_test_setup_teardown(test_damaged_segment_quarantined,
                                             setup_small, teardown),
             cmocka_unit_test_setup_teardown(test_missing_segment_counted,
+                                            setup_small, teardown),
+            cmocka_unit_test_setup_teardown(test_missing_segment_without_hint,
+                                            setup_small, teardown),
+            cmocka_unit_test_setup_teardown(test_manifest_created_for_old_store,
+                                            setup_small, teardown),
+            cmocka_unit_test_setup_teardown(test_crash_during_manifest_update,
                                             setup_small, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

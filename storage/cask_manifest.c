@@ -1,0 +1,359 @@
+/* cask_manifest.c - the per-shard segment manifest (see cask_manifest.h).
+ *
+ * Layout: magic "BCSKMAN\n", u32 version (1), u32 count, u32 next_id, u32
+ * reserved (0), count u32 segment ids in increasing order, u64 XXH3-64 of
+ * every byte before it. Owns that file and the in-memory list; depends on
+ * cask_segment (paths, file replacement), cask_record and cask_io only.
+ */
+#include "storage/cask_manifest.h"
+
+#include "storage/cask_io.h"
+#include "storage/cask_record.h"
+#include "storage/cask_segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define MANIFEST_VERSION 1u
+#define MANIFEST_HDR     24u
+#define MANIFEST_MAX     65536u /* ids in one file (a shard has fewer slots) */
+
+static const char manifest_magic[8] = {'B', 'C', 'S', 'K', 'M', 'A', 'N', '\n'};
+
+struct cask_manifest {
+    pthread_mutex_t mu; /* covers everything below and the file's writes */
+    char dir[CASK_PATH_MAX];
+    uint32_t *ids; /* sorted, no duplicates */
+    size_t n, cap;
+    uint32_t next_id;
+    bool dirty; /* the file does not match ids (a write is owed) */
+};
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+bool
+cask_manifest_valid(const char *b, size_t len)
+{
+    if (len < MANIFEST_HDR + 8 || len > MANIFEST_HDR + 4 * MANIFEST_MAX + 8 ||
+        (len - MANIFEST_HDR - 8) % 4 != 0) {
+        return false;
+    }
+    if (memcmp(b, manifest_magic, 8) != 0 ||
+        cask_get32(b + 8) != MANIFEST_VERSION ||
+        cask_get32(b + 12) != (len - MANIFEST_HDR - 8) / 4 ||
+        cask_get64(b + len - 8) != XXH3_64bits(b, len - 8)) {
+        return false;
+    }
+    /* Increasing ids, all below next_id. */
+    uint32_t next = cask_get32(b + 16);
+    size_t n = (len - MANIFEST_HDR - 8) / 4;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = cask_get32(b + MANIFEST_HDR + 4 * i);
+        if (id >= next ||
+            (i > 0 && id <= cask_get32(b + MANIFEST_HDR + 4 * (i - 1)))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+cask_manifest_load(const char *dir, uint32_t **ids, size_t *n,
+                   uint32_t *next_id)
+{
+    char path[CASK_PATH_MAX + 16];
+    struct stat st;
+    *ids = NULL;
+    *n = 0;
+    *next_id = 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, CASK_MANIFEST_NAME);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno;
+    }
+    int rc = 0;
+    char *b = NULL;
+    if (fstat(fd, &st) != 0) {
+        rc = errno;
+        goto out;
+    }
+    size_t len = (size_t)st.st_size;
+    if (len < MANIFEST_HDR + 8 || len > MANIFEST_HDR + 4 * MANIFEST_MAX + 8) {
+        rc = EINVAL;
+        goto out;
+    }
+    b = malloc(len);
+    if (b == NULL) {
+        rc = ENOMEM;
+        goto out;
+    }
+    rc = cask_io_pread_all(fd, b, len, 0);
+    if (rc != 0) {
+        goto out;
+    }
+    if (!cask_manifest_valid(b, len)) {
+        rc = EINVAL;
+        goto out;
+    }
+    size_t cnt = (len - MANIFEST_HDR - 8) / 4;
+    *ids = malloc(cnt ? cnt * sizeof(uint32_t) : 1);
+    if (*ids == NULL) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        (*ids)[i] = cask_get32(b + MANIFEST_HDR + 4 * i);
+    }
+    *n = cnt;
+    *next_id = cask_get32(b + 16);
+out:
+    free(b);
+    close(fd);
+    return rc;
+}
+
+int
+cask_manifest_write(const char *dir, const uint32_t *ids, size_t n,
+                    uint32_t next_id)
+{
+    char path[CASK_PATH_MAX + 16], tmp[CASK_PATH_MAX + 24];
+    if (n > MANIFEST_MAX) {
+        return EINVAL;
+    }
+    size_t len = MANIFEST_HDR + 4 * n + 8;
+    char *b = malloc(len);
+    uint32_t *sorted = malloc(n ? n * sizeof(*sorted) : 1);
+    if (b == NULL || sorted == NULL) {
+        free(b);
+        free(sorted);
+        return ENOMEM;
+    }
+    if (n > 0) {
+        memcpy(sorted, ids, n * sizeof(*sorted));
+    }
+    qsort(sorted, n, sizeof(*sorted), cmp_u32);
+    memcpy(b, manifest_magic, 8);
+    cask_put32(b + 8, MANIFEST_VERSION);
+    cask_put32(b + 12, (uint32_t)n);
+    cask_put32(b + 16, next_id);
+    cask_put32(b + 20, 0);
+    for (size_t i = 0; i < n; i++) {
+        cask_put32(b + MANIFEST_HDR + 4 * i, sorted[i]);
+    }
+    cask_put64(b + len - 8, XXH3_64bits(b, len - 8));
+    free(sorted);
+    snprintf(path, sizeof(path), "%s/%s", dir, CASK_MANIFEST_NAME);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int rc = cask_replace_file(dir, tmp, path, b, len);
+    free(b);
+    return rc;
+}
+
+/* ---- the in-memory list; m->mu held by every helper below ---- */
+
+static bool
+has(const struct cask_manifest *m, uint32_t id)
+{
+    return m->n > 0 &&
+           bsearch(&id, m->ids, m->n, sizeof(uint32_t), cmp_u32) != NULL;
+}
+
+static int
+insert(struct cask_manifest *m, uint32_t id)
+{
+    if (id >= m->next_id) {
+        m->next_id = id + 1;
+    }
+    if (has(m, id)) {
+        return 0;
+    }
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        uint32_t *ni = realloc(m->ids, cap * sizeof(uint32_t));
+        if (ni == NULL) {
+            return ENOMEM;
+        }
+        m->ids = ni;
+        m->cap = cap;
+    }
+    size_t i = m->n;
+    while (i > 0 && m->ids[i - 1] > id) {
+        m->ids[i] = m->ids[i - 1];
+        i--;
+    }
+    m->ids[i] = id;
+    m->n++;
+    m->dirty = true;
+    return 0;
+}
+
+static void
+erase(struct cask_manifest *m, uint32_t id)
+{
+    uint32_t *p =
+            m->n > 0 ? bsearch(&id, m->ids, m->n, sizeof(uint32_t), cmp_u32)
+                     : NULL;
+    if (p != NULL) {
+        size_t i = (size_t)(p - m->ids);
+        memmove(p, p + 1, (m->n - i - 1) * sizeof(uint32_t));
+        m->n--;
+        m->dirty = true;
+    }
+}
+
+static int
+persist(struct cask_manifest *m)
+{
+    int rc = cask_manifest_write(m->dir, m->ids, m->n, m->next_id);
+    if (rc == 0) {
+        m->dirty = false;
+    }
+    return rc;
+}
+
+int
+cask_manifest_open(struct cask_manifest **out, const char *dir,
+                   const uint32_t *ids, size_t n, uint32_t next_id, bool write,
+                   int *write_rc)
+{
+    struct cask_manifest *m = calloc(1, sizeof(*m));
+    *write_rc = 0;
+    if (m == NULL) {
+        return ENOMEM;
+    }
+    pthread_mutex_init(&m->mu, NULL);
+    snprintf(m->dir, sizeof(m->dir), "%s", dir);
+    m->next_id = next_id;
+    for (size_t i = 0; i < n; i++) {
+        if (insert(m, ids[i]) != 0) {
+            *out = m;
+            cask_manifest_close(out);
+            return ENOMEM;
+        }
+    }
+    m->dirty = write;
+    if (write) {
+        *write_rc = persist(m);
+    }
+    *out = m;
+    return 0;
+}
+
+void
+cask_manifest_close(struct cask_manifest **mp)
+{
+    struct cask_manifest *m = *mp;
+    if (m == NULL) {
+        return;
+    }
+    if (m->dirty) {
+        (void)persist(m);
+    }
+    pthread_mutex_destroy(&m->mu);
+    free(m->ids);
+    free(m);
+    *mp = NULL;
+}
+
+int
+cask_manifest_add(struct cask_manifest *m, uint32_t id)
+{
+    if (m == NULL) {
+        return 0; /* the shard is still being recovered */
+    }
+    pthread_mutex_lock(&m->mu);
+    int rc = insert(m, id);
+    if (rc == 0 && m->dirty) {
+        rc = persist(m);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int
+cask_manifest_note(struct cask_manifest *m, const uint32_t *ids, size_t n)
+{
+    if (m == NULL) {
+        return 0; /* the shard is still being recovered */
+    }
+    int rc = 0;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = insert(m, ids[i]);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int
+cask_manifest_replace(struct cask_manifest *m, const uint32_t *gone,
+                      size_t ngone, const uint32_t *added, size_t nadded)
+{
+    if (m == NULL) {
+        return 0; /* the shard is still being recovered */
+    }
+    int rc = 0;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < nadded && rc == 0; i++) {
+        rc = insert(m, added[i]);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    /* Write the list without the gone ids; drop them in memory only once
+     * that is on disk, so a failed commit keeps listing its inputs. */
+    uint32_t *keep = malloc(m->n ? m->n * sizeof(uint32_t) : 1);
+    if (keep == NULL) {
+        rc = ENOMEM;
+        goto out;
+    }
+    size_t nk = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        bool drop = false;
+        for (size_t j = 0; j < ngone && !drop; j++) {
+            drop = gone[j] == m->ids[i];
+        }
+        if (!drop) {
+            keep[nk++] = m->ids[i];
+        }
+    }
+    rc = cask_manifest_write(m->dir, keep, nk, m->next_id);
+    if (rc == 0) {
+        free(m->ids);
+        m->ids = keep;
+        m->cap = m->n ? m->n : 1;
+        m->n = nk;
+        m->dirty = false;
+    } else {
+        free(keep);
+        m->dirty = true;
+    }
+out:
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int
+cask_manifest_drop(struct cask_manifest *m, uint32_t id)
+{
+    if (m == NULL) {
+        return 0; /* the shard is still being recovered */
+    }
+    pthread_mutex_lock(&m->mu);
+    erase(m, id);
+    int rc = m->dirty ? persist(m) : 0;
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}

@@ -1,0 +1,76 @@
+/* cask_manifest.h - the per-shard segment manifest: the ids of the
+ * segments a shard has in service, so that recovery can tell a segment
+ * that disappeared (deleted by hand, lost by the file system) from one a
+ * compaction retired, even when no hint of it is left.
+ *
+ * The file (DIR/shard-NNN/manifest) is replaced whole (temp, fdatasync,
+ * rename, fsync dir) when a segment rolls over, when a compaction or an
+ * eviction commits, when a replica wipes the shard, and at open; never on
+ * the per-request write path. An id is listed only once its segment file
+ * exists and dropped before the segment is retired, so a crash at any
+ * step leaves a file that lists no segment that is not there, unless it
+ * was lost. Format in storage/FORMAT.md ("manifest"). Owns that file and
+ * the in-memory copy of the list; depends on cask_segment (paths, file
+ * replacement), cask_record (integer codec) and cask_io only.
+ */
+#ifndef BITCACHED_CASK_MANIFEST_H
+#define BITCACHED_CASK_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CASK_MANIFEST_NAME "manifest"
+
+/* Whether buf[0..len) is a whole, valid manifest file. */
+bool cask_manifest_valid(const char *buf, size_t len);
+
+/* Read dir/manifest: *ids (malloc'd, sorted, the caller frees it), *n and
+ * *next_id (every id below it has been handed out). Returns 0, ENOENT when
+ * there is none (a store written before the manifest existed), EINVAL when
+ * it is damaged, or an errno (a read error). */
+int cask_manifest_load(const char *dir, uint32_t **ids, size_t *n,
+                       uint32_t *next_id);
+
+/* Replace dir/manifest by the list ids[0..n) (any order) and next_id.
+ * Returns 0 or an errno (the old file is then intact). Blocks on
+ * fdatasync and a directory fsync. */
+int cask_manifest_write(const char *dir, const uint32_t *ids, size_t n,
+                        uint32_t next_id);
+
+/* A shard's manifest in memory, with its own mutex (taken inside any other
+ * lock of the shard, never the other way round). */
+struct cask_manifest;
+
+/* Create the in-memory list ids[0..n) of dir's manifest; with write, also
+ * persist it (a failed write is returned, the list is still created and
+ * marked for the next write). On ENOMEM nothing is created. */
+int cask_manifest_open(struct cask_manifest **out, const char *dir,
+                       const uint32_t *ids, size_t n, uint32_t next_id,
+                       bool write, int *write_rc);
+
+/* Persist the list if a write is still owed, then free it. Safe on NULL. */
+void cask_manifest_close(struct cask_manifest **m);
+
+/* A new segment id exists on disk and is in service: list it and persist.
+ * Returns 0 or the write's errno (the file then does not list it yet,
+ * which is safe: it is written again at the next change). */
+int cask_manifest_add(struct cask_manifest *m, uint32_t id);
+
+/* As cask_manifest_add, but only in memory: the id is listed by the next
+ * write (for segments started on a path that must not block on a file
+ * replacement). Returns 0 or ENOMEM. */
+int cask_manifest_note(struct cask_manifest *m, const uint32_t *ids, size_t n);
+
+/* Drop gone[0..ngone) and list added[0..nadded) in one write: the step of
+ * a compaction's commit that comes before its retired file. Returns 0 or
+ * the write's errno; on an error the file is unchanged and in memory
+ * nothing is dropped (the added ids are kept: their segments exist). */
+int cask_manifest_replace(struct cask_manifest *m, const uint32_t *gone,
+                          size_t ngone, const uint32_t *added, size_t nadded);
+
+/* Drop id in memory and persist (a segment listed by cask_manifest_add
+ * that could not be put in service after all). Returns 0 or an errno. */
+int cask_manifest_drop(struct cask_manifest *m, uint32_t id);
+
+#endif
