@@ -390,11 +390,15 @@ main(int argc, char **argv)
         exit_code = EX_CANTCREAT;
         goto out;
     }
-    if (settings.udp_port != 0 && (rc = udp_open(&srv, &udp)) != 0) {
-        exit_code = EX_CANTCREAT;
+    if ((exit_code = open_store(&srv)) != 0) {
         goto out;
     }
-    if ((exit_code = open_store(&srv)) != 0) {
+    /* UDP has no listen(): a socket bound during recovery would queue
+     * the datagrams sent meanwhile and answer them long after. Bound only
+     * now, a request sent during recovery is refused (port unreachable),
+     * as a TCP connect is; a clash on the UDP port shows after recovery. */
+    if (settings.udp_port != 0 && (rc = udp_open(&srv, &udp)) != 0) {
+        exit_code = EX_CANTCREAT;
         goto out;
     }
     srv.env.store = srv.store;

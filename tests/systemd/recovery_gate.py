@@ -7,7 +7,9 @@
 # A client connecting then must be refused, or get an error line: never a
 # connection that answers nothing until recovery ends. Once continued, the
 # server must send READY=1 only after its last progress report and then
-# serve the data. Skips (77) without the server binary or without libsystemd
+# serve the data. The same for UDP (-U): a request sent during recovery is
+# never answered (the socket is bound only once the store is open), one sent
+# after READY=1 is. Skips (77) without the server binary or without libsystemd
 # (the recovery reports are what tells the test recovery is under way).
 
 import os
@@ -100,14 +102,42 @@ def client_during_recovery(f, port):
         c.close()
 
 
+def udp_frame(rid, payload):
+    """memcached's 8-byte UDP frame header, then the request."""
+    return bytes([rid >> 8, rid & 0xff, 0, 0, 0, 1, 0, 0]) + payload
+
+
+def udp_replies(sock, timeout):
+    """Every datagram that arrives within timeout seconds: (rid, payload)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return got
+        sock.settimeout(left)
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            return got
+        except ConnectionRefusedError:
+            continue  # port unreachable: the request was refused
+        if len(d) >= 8:
+            got.append(((d[0] << 8) | d[1], d[8:]))
+
+
 def attempt(f, binary, tmp, data, n):
     """One start; returns False if the stop did not land mid-recovery."""
     notify_path = os.path.join(tmp, "gate%d.notify" % n)
     ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     ns.bind(notify_path)
     port = lib.free_port()
+    uport = lib.free_port()
+    us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    us.bind(("127.0.0.1", 0))
     server = lib.Server([binary, "--data-dir", data, "--shards", str(SHARDS),
-                         "-p", str(port), "-l", "127.0.0.1"], tmp,
+                         "-p", str(port), "-U", str(uport), "-l",
+                         "127.0.0.1"], tmp,
                         env={"NOTIFY_SOCKET": notify_path},
                         name="gate%d" % n)
     stopped = False
@@ -124,6 +154,7 @@ def attempt(f, binary, tmp, data, n):
             return False
         print("attempt %d: held at %r" % (n, msgs[-1]))
         client_during_recovery(f, port)
+        us.sendto(udp_frame(0x1111, b"version\r\n"), ("127.0.0.1", uport))
         os.kill(server.proc.pid, signal.SIGCONT)
         stopped = False
         ready, seen = recv_until(ns, server, "READY=1", 60)
@@ -142,6 +173,13 @@ def attempt(f, binary, tmp, data, n):
                     break
                 reply += chunk
             f.check(VALUE in reply, "data served after recovery")
+        us.sendto(udp_frame(0x2222, b"get rg:12345\r\n"),
+                  ("127.0.0.1", uport))
+        got = udp_replies(us, 2.0)
+        f.check(not any(rid == 0x1111 for rid, _ in got),
+                "a UDP request sent during recovery is not answered after it")
+        f.check(any(rid == 0x2222 and VALUE in d for rid, d in got),
+                "UDP served after recovery")
         f.check(server.stop() == 0, "clean stop")
         return True
     finally:
@@ -149,6 +187,7 @@ def attempt(f, binary, tmp, data, n):
             os.kill(server.proc.pid, signal.SIGCONT)
         server.kill()
         ns.close()
+        us.close()
 
 
 def main():
