@@ -9,6 +9,7 @@
 #include "storage/cask_check.h"
 
 #include "storage/cask_hint.h"
+#include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segment.h"
@@ -287,6 +288,58 @@ check_retired(struct check *ck, const char *sdir, const char *name)
         }
     }
     free(buf);
+    return 0;
+}
+
+/* Read-only counterpart of recovery's manifest check: verify the file, and
+ * report each listed segment that is not there, not retired (retired file)
+ * and not in the quarantine: lost, as the server will log at open. */
+static int
+check_manifest(struct check *ck, const char *dir, const char *sdir,
+               const char *name, unsigned shard)
+{
+    uint32_t *ids = NULL, *ret = NULL;
+    size_t n = 0, nret = 0;
+    uint32_t next_id;
+    int rc = cask_manifest_load(sdir, &ids, &n, &next_id);
+    if (rc == ENOENT) {
+        return 0; /* an older store: created at the next open */
+    }
+    if (rc == EINVAL) {
+        ck->rep->manifest_bad++;
+        note(ck, true,
+             "%s/manifest: damaged (ignored and rewritten at open; a lost "
+             "segment without its hint cannot be detected)",
+             name);
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    (void)cask_retire_ids(sdir, &ret, &nret);
+    for (size_t i = 0; i < n; i++) {
+        char p[CASK_PATH_MAX + 64];
+        bool retired = false;
+        for (size_t j = 0; j < nret && !retired; j++) {
+            retired = ret[j] == ids[i];
+        }
+        cask_seg_path(p, sizeof(p), sdir, ids[i], "seg");
+        if (retired || access(p, F_OK) == 0) {
+            continue;
+        }
+        snprintf(p, sizeof(p), "%s/quarantine/shard-%03u/%08x.seg", dir, shard,
+                 ids[i]);
+        if (access(p, F_OK) == 0) {
+            continue;
+        }
+        ck->rep->segments_missing++;
+        note(ck, true,
+             "%s/%08x.seg: missing (listed in the manifest): the keys it "
+             "held are lost or older, keys it deleted may be back",
+             name, ids[i]);
+    }
+    free(ids);
+    free(ret);
     return 0;
 }
 
@@ -606,6 +659,9 @@ cask_check(const char *dir, int64_t now_s, const struct cask_check_hooks *h,
         snprintf(name, sizeof(name), "shard-%03u", i);
         snprintf(sdir, sizeof(sdir), "%s/%s", dir, name);
         rc = check_retired(&ck, sdir, name);
+        if (rc == 0) {
+            rc = check_manifest(&ck, dir, sdir, name, i);
+        }
         if (rc == 0) {
             rc = list_segments(sdir, &ids, &n);
             if (rc == ENOENT) {

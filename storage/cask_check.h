@@ -43,10 +43,12 @@ struct cask_check_report {
     unsigned state_bad_slots;
     uint64_t state_generation;
     uint64_t flush_cas;
-    uint64_t retired_bad;     /* retired files that fail their checksum */
-    uint64_t retired_pending; /* listed segments still present (a
-                               * compaction cut short; finished at open) */
-    uint64_t problems;        /* findings that count as damage */
+    uint64_t retired_bad;      /* retired files that fail their checksum */
+    uint64_t retired_pending;  /* listed segments still present (a
+                                * compaction cut short; finished at open) */
+    uint64_t manifest_bad;     /* manifests that fail their checks */
+    uint64_t segments_missing; /* listed by a manifest, not there */
+    uint64_t problems;         /* findings that count as damage */
     struct cask_check_counts total;
 };
 

@@ -253,6 +253,14 @@ try:
     expect(rc == 0 and "1 missing" in text.splitlines()[-2],
            "missing hint: clean, counted: %s" % text)
 
+    lost = copy("lost")
+    seg = closed_hints(lost)[0][:-5] + ".seg"
+    os.unlink(seg)
+    os.unlink(seg[:-4] + ".hint")
+    rc, out, err = admin("check", lost)
+    expect(rc == 1 and "missing (listed in the manifest)" in out.decode(),
+           "segment lost with its hint found: %d %s" % (rc, out))
+
     badhint = copy("badhint")
     hint = closed_hints(badhint)[0]
     with open(hint, "r+b") as f:
