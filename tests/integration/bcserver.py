@@ -1,6 +1,10 @@
 # bcserver.py - start and stop a memcached-compatible server for the Python
-# tests: free port on 127.0.0.1, temp data dir, stop by PID. Owns the child
-# process and its temp dir. Python 3 standard library only.
+# tests: free port on 127.0.0.1, temp data dir, stop by PID; temp dirs and
+# servers a test leaves behind (an exception, a SIGTERM from the harness)
+# are removed and killed at exit; and the check/finish scaffold the tests
+# share. Owns the child processes and their temp dirs. Python 3 standard
+# library only.
+import atexit
 import os
 import pwd
 import shutil
@@ -15,6 +19,53 @@ import time
 def skip(msg):
     print("SKIP: " + msg)
     sys.exit(77)
+
+
+# Temp dirs to remove and servers to kill when the test exits, however it
+# exits (SIGTERM included, see below).
+_dirs = []
+_servers = []
+
+
+def _cleanup():
+    for srv in list(_servers):
+        srv.kill()
+    for d in _dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    # the harness's timeout: exit through atexit, not around it
+    signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(128 + sig))
+
+
+def mkdtemp(prefix):
+    """A temp dir removed when the test exits (or earlier by the caller)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _dirs.append(d)
+    return d
+
+
+class Checks:
+    """check(cond, what) records one expectation and prints FAIL lines (and
+    ok lines with verbose); finish() prints the count and returns the exit
+    status."""
+
+    def __init__(self, verbose=True):
+        self.verbose = verbose
+        self.failures = []
+
+    def __call__(self, cond, what):
+        if self.verbose or not cond:
+            print(("ok: " if cond else "FAIL: ") + what)
+        if not cond:
+            self.failures.append(what)
+        return cond
+
+    def finish(self):
+        print("%d failed" % len(self.failures))
+        return 1 if self.failures else 0
 
 
 def free_port():
@@ -37,7 +88,8 @@ class Server:
         self.binary = binary
         self.kind = kind
         self.args = list(args)
-        self.tmp = tempfile.mkdtemp(prefix="bc-pytest.")
+        self.tmp = mkdtemp("bc-pytest.")
+        _servers.append(self)
         self.proc = None
         self.port = 0
 

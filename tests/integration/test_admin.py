@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
@@ -116,7 +115,7 @@ expect(rc == 2 and str(srv.proc.pid) in err, "dump on a locked directory: %d %s"
 s.close()
 expect(srv.stop() == 0, "server stopped cleanly")
 
-work = tempfile.mkdtemp(prefix="bc-admin.")
+work = bcserver.mkdtemp("bc-admin.")
 try:
     # ---- check: clean ----------------------------------------------------
     rc, out, err = admin("check", data)

@@ -11,21 +11,14 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
 import bcserver  # noqa: E402
 
-failures = []
+check = bcserver.Checks(verbose=True)
 UNAUTH = b"CLIENT_ERROR unauthenticated\r\n"
 FAILURE = b"CLIENT_ERROR authentication failure\r\n"
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what)
-    if not cond:
-        failures.append(what)
 
 
 def talk(sock, req):
@@ -78,7 +71,7 @@ def run_sessions(srv):
 
 
 def start_exit(bc, args):
-    tmp = tempfile.mkdtemp(prefix="bc-auth.")
+    tmp = bcserver.mkdtemp("bc-auth.")
     p = subprocess.run([bc, "--data-dir=" + tmp + "/d", "-l", "127.0.0.1",
                         "-p", str(bcserver.free_port())] + args,
                        capture_output=True, timeout=20)
@@ -105,7 +98,7 @@ def main():
     mc = os.environ.get("MEMCACHED", "")
     if not bcserver.executable(bc):
         bcserver.skip("no server binary")
-    tmp = tempfile.mkdtemp(prefix="bc-auth.")
+    tmp = bcserver.mkdtemp("bc-auth.")
     pwfile = os.path.join(tmp, "users")
     with open(pwfile, "w") as f:
         f.write("alice:secret\nbob:hunter2:extra\n")
@@ -210,8 +203,7 @@ def main():
         srv.close()
         os.environ.pop("MEMCACHED_SASL_PWDB", None)
 
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return check.finish()
 
 
 if __name__ == "__main__":

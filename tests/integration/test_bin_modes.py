@@ -9,7 +9,6 @@ import os
 import struct
 import subprocess
 import sys
-import tempfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
@@ -19,13 +18,7 @@ GET, SET, NOOP, VERSION = 0x00, 0x01, 0x0A, 0x0B
 SASL_LIST, SASL_AUTH, SASL_STEP = 0x20, 0x21, 0x22
 AUTH_ERROR = 0x20
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what)
-    if not cond:
-        failures.append(what)
+check = bcserver.Checks(verbose=True)
 
 
 def pkt(op, key=b"", ext=b"", val=b"", opaque=7):
@@ -87,7 +80,7 @@ def compare_modes(mc, bc):
 
 
 def start_exit(bc, args, env=None):
-    tmp = tempfile.mkdtemp(prefix="bc-modes.")
+    tmp = bcserver.mkdtemp("bc-modes.")
     p = subprocess.run([bc, "--data-dir=" + tmp + "/d", "-l", "127.0.0.1",
                         "-p", str(bcserver.free_port())] + args,
                        env=env, capture_output=True, timeout=20)
@@ -95,7 +88,7 @@ def start_exit(bc, args, env=None):
 
 
 def sasl(bc):
-    tmp = tempfile.mkdtemp(prefix="bc-sasl.")
+    tmp = bcserver.mkdtemp("bc-sasl.")
     pwdb = os.path.join(tmp, "pwdb")
     with open(pwdb, "w") as f:
         f.write("alice:s3cret\nbob:hunter2:extra\n")
@@ -181,8 +174,7 @@ def main():
     else:
         print("note: no memcached; -B comparisons not run")
     sasl(bc)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return check.finish()
 
 
 if __name__ == "__main__":

@@ -13,14 +13,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bcserver  # noqa: E402
 
-failures = []
+check = bcserver.Checks(verbose=False)
 VALUE = b"v" * 100
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL: " + what)
 
 
 def replies(sock, n):
@@ -156,8 +150,7 @@ def main():
         bcserver.skip("no server binary")
     flushed_and_expired(bc)
     no_older_value(bc)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return check.finish()
 
 
 if __name__ == "__main__":

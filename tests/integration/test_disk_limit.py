@@ -18,15 +18,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bcserver  # noqa: E402
 
-failures = []
+check = bcserver.Checks(verbose=False)
 VALUE = b"x" * 1000
 MIB = 1024 * 1024
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL: " + what)
 
 
 def du(path):
@@ -173,8 +167,7 @@ def main():
         bcserver.skip("no server binary")
     bounded(bc)
     full_fs(bc)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return check.finish()
 
 
 if __name__ == "__main__":

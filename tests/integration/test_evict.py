@@ -14,7 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bcserver  # noqa: E402
 
-failures = []
+check = bcserver.Checks(verbose=False)
 KEY = b"key:%016d"
 HOT = b"hot:%016d"
 VALUE = b"v" * 100
@@ -25,12 +25,6 @@ ARGS = ["-m", "2", "--shards", "4"]
 # output buffer, a read-ahead window), the workers' connection buffers and
 # the allocator's arenas.
 SLACK_KIB = 512 + 4096
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL: " + what)
 
 
 def rss_anon_kib(pid):
@@ -216,8 +210,7 @@ def main():
         bcserver.skip("no server binary")
     steady(bc)
     hot_keys(bc)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return check.finish()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -113,7 +112,7 @@ def main():
         bcserver.skip("no server binary at %s" % binary)
     memcached = os.environ.get("MEMCACHED", "/usr/bin/memcached")
     have_mc = bcserver.executable(memcached)
-    tmp = tempfile.mkdtemp(prefix="bc-flags.")
+    tmp = bcserver.mkdtemp("bc-flags.")
     user = ["-u", "root"] if os.geteuid() == 0 else []
 
     # memcached-debug's -o relaxed_privileges (Debian's memcached is not a

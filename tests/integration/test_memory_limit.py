@@ -11,16 +11,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bcserver  # noqa: E402
 
-failures = []
+check = bcserver.Checks(verbose=False)
 OOM = b"SERVER_ERROR out of memory storing object\r\n"
 KEY = b"key:%016d"
 VALUE = b"v" * 100
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL: " + what)
 
 
 def cmd(sock, line):
@@ -136,8 +130,7 @@ def main():
         bcserver.skip("no server binary")
     limited(bc)
     unlimited(bc)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return check.finish()
 
 
 if __name__ == "__main__":

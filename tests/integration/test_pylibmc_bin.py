@@ -6,7 +6,6 @@
 import os
 import shutil
 import sys
-import tempfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
@@ -83,7 +82,7 @@ def exercise(mc):
 def sasl(bc):
     """-S with a password file: libmemcached's SASL PLAIN gets in with the
     right password and is refused with a wrong one."""
-    tmp = tempfile.mkdtemp(prefix="bc-pylibmc.")
+    tmp = bcserver.mkdtemp("bc-pylibmc.")
     pwdb = os.path.join(tmp, "pwdb")
     with open(pwdb, "w") as f:
         f.write("alice:s3cret\n")

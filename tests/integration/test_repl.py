@@ -225,7 +225,7 @@ def auth_case(bc):
     with user:password); without it, or with a wrong password, it gets no
     data."""
     import tempfile
-    tmp = tempfile.mkdtemp(prefix="bc-repl-auth.")
+    tmp = bcserver.mkdtemp("bc-repl-auth.")
     pw = os.path.join(tmp, "users")
     with open(pw, "w") as f:
         f.write("alice:secret\n")

@@ -22,7 +22,6 @@ import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 
@@ -30,16 +29,10 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
 import bcserver  # noqa: E402
 
-failures = []
+check = bcserver.Checks(verbose=True)
 # TLS 1.0/1.1 are named on purpose, to see them refused
 warnings.simplefilter("ignore", DeprecationWarning)
 OPENSSL = os.environ.get("OPENSSL_CLI") or shutil.which("openssl") or ""
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what)
-    if not cond:
-        failures.append(what)
 
 
 def openssl(*args):
@@ -408,7 +401,7 @@ def no_tls(bc):
 
 
 def startup(bc, p):
-    tmp = tempfile.mkdtemp(prefix="bc-tls.")
+    tmp = bcserver.mkdtemp("bc-tls.")
     for args, what, code in ((["-Z"], "-Z without a certificate", 64),
                              (["-Z", "-o", "ssl_chain_cert=" + p("nonexistent")],
                               "-Z with a missing file", 64),
@@ -457,7 +450,7 @@ def exposure_warning(bc, p):
     if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
         print("note: cannot make a network namespace; exposure warning not checked")
         return
-    tmp = tempfile.mkdtemp(prefix="bc-tls.")
+    tmp = bcserver.mkdtemp("bc-tls.")
     users = p("users")
     with open(users, "w") as f:
         f.write("alice:secret\n")
@@ -516,7 +509,7 @@ def main():
         bcserver.skip("no server binary")
     if not OPENSSL:
         bcserver.skip("no openssl command to make the test certificates")
-    d = tempfile.mkdtemp(prefix="bc-tls.")
+    d = bcserver.mkdtemp("bc-tls.")
     os.chmod(d, 0o755)
     try:
         p = make_certs(d)
@@ -535,8 +528,7 @@ def main():
             print("note: no memcached with TLS; comparison not run")
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return check.finish()
 
 
 if __name__ == "__main__":

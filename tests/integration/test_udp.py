@@ -12,20 +12,13 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
 import bcserver  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what)
-    if not cond:
-        failures.append(what)
+check = bcserver.Checks(verbose=True)
 
 
 class UdpServer(bcserver.Server):
@@ -173,7 +166,7 @@ def own(bc):
         check(srv.alive(), "server alive")
     finally:
         srv.close()
-    tmp = tempfile.mkdtemp(prefix="bc-udp.")
+    tmp = bcserver.mkdtemp("bc-udp.")
     # memcached: -U PORT without -p serves TCP on PORT as well
     port = bcserver.free_port()
     proc = subprocess.Popen([bc, "--data-dir=" + tmp + "/u", "-l", "127.0.0.1", "-U", str(port)],
@@ -214,8 +207,7 @@ def main():
     else:
         print("note: no memcached; comparisons not run")
     own(bc)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return check.finish()
 
 
 if __name__ == "__main__":
