@@ -14,11 +14,9 @@
 # (seconds of sets that fill each server past -m first, 10).
 set -u
 
-top=${top_builddir:-.}
-BITCACHED=${BITCACHED:-$top/bitcached}
-MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
-MEMASLAP=${MEMASLAP:-$(command -v memcaslap || command -v memaslap || true)}
-BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
+bench_name=bench_evict.sh
+. "$(dirname "$0")/bench_lib.sh"
+
 MB=${MB:-8}
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-10}
@@ -34,9 +32,7 @@ for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
     fi
 done
 
-bench_name=bench_evict.sh
 server_ready() { "$BENCH_LOAD" wait "$1" 60000; }
-. "$(dirname "$0")/bench_lib.sh"
 
 printf 'key\n32 32 1\nvalue\n100 100 1\ncmd\n0 0.1\n1 0.9\n' > "$tmp/get90.cfg"
 printf 'key\n32 32 1\nvalue\n100 100 1\ncmd\n0 1.0\n1 0.0\n' > "$tmp/set100.cfg"

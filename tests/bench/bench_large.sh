@@ -11,11 +11,9 @@
 # CONC (16), VALUE (65536).
 set -u
 
-top=${top_builddir:-.}
-BITCACHED=${BITCACHED:-$top/bitcached}
-MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
-MEMASLAP=${MEMASLAP:-$(command -v memcaslap || command -v memaslap || true)}
-BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
+bench_name=bench_large.sh
+. "$(dirname "$0")/bench_lib.sh"
+
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-8}
 THREADS=${THREADS:-4}
@@ -29,9 +27,7 @@ for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
     fi
 done
 
-bench_name=bench_large.sh
 server_ready() { "$BENCH_LOAD" wait "$1" 60000; }
-. "$(dirname "$0")/bench_lib.sh"
 
 printf 'key\n32 32 1\nvalue\n%s %s 1\ncmd\n0 0.1\n1 0.9\n' "$VALUE" "$VALUE" >"$tmp/large.cfg"
 

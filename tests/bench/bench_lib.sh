@@ -1,8 +1,17 @@
 # bench_lib.sh - sourced by the side-by-side server benchmarks
-# (bench_server.sh, bench_tls.sh): a temp dir removed at exit, bitcached or
-# Debian's memcached started on a free loopback port, and stopped by PID.
-# The caller sets BITCACHED, MEMCACHED, THREADS and bench_name first, and
-# defines server_ready PORT (true once a server on PORT answers).
+# (bench_server.sh, bench_tls.sh, ...): the tools' defaults, a temp dir
+# removed at exit, bitcached or Debian's memcached started on a free
+# loopback port, and stopped by PID. The caller sets bench_name before
+# sourcing it, THREADS before starting a server, and defines server_ready
+# PORT (true once a server on PORT answers).
+
+# Defaults of the tools (the environment overrides each), from the build
+# tree (top_builddir, else the current directory) or the PATH.
+top=${top_builddir:-.}
+BITCACHED=${BITCACHED:-$top/bitcached}
+MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
+MEMASLAP=${MEMASLAP:-$(command -v memcaslap || command -v memaslap || true)}
+BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bc-$bench_name.XXXXXX") || exit 1
 pid=

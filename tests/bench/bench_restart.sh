@@ -14,14 +14,13 @@
 # printed), THREADS (server threads, 4), EXTRA (more server arguments).
 set -u
 
-top=${top_builddir:-.}
-BITCACHED=${BITCACHED:-$top/bitcached}
-BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
+bench_name=bench_restart.sh
+. "$(dirname "$0")/bench_lib.sh"
+
 NKEYS=${NKEYS:-1000000 5000000}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-4}
 EXTRA=${EXTRA:-}
-MEMCACHED=unused
 
 for tool in "$BITCACHED" "$BENCH_LOAD"; do
     if [ ! -x "$tool" ]; then
@@ -30,9 +29,7 @@ for tool in "$BITCACHED" "$BENCH_LOAD"; do
     fi
 done
 
-bench_name=bench_restart.sh
 server_ready() { "$BENCH_LOAD" wait "$1" 60000; }
-. "$(dirname "$0")/bench_lib.sh"
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 0) }'; }
 

@@ -12,11 +12,9 @@
 # the memory and restart part), WORKLOADS ("get90 set100 bin_get90").
 set -u
 
-top=${top_builddir:-.}
-BITCACHED=${BITCACHED:-$top/bitcached}
-MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
-MEMASLAP=${MEMASLAP:-$(command -v memcaslap || command -v memaslap || true)}
-BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
+bench_name=bench_server.sh
+. "$(dirname "$0")/bench_lib.sh"
+
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-8}
 THREADS=${THREADS:-4}
@@ -31,9 +29,7 @@ for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
     fi
 done
 
-bench_name=bench_server.sh
 server_ready() { "$BENCH_LOAD" wait "$1" 60000; }
-. "$(dirname "$0")/bench_lib.sh"
 
 # write_cfg FILE SET_PROPORTION GET_PROPORTION: 32-byte keys, 100-byte values.
 write_cfg() {

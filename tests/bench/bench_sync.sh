@@ -18,9 +18,9 @@
 # them often enough to make dead bytes for compaction, and gets hit).
 set -u
 
-top=${top_builddir:-.}
-BITCACHED=${BITCACHED:-$top/bitcached}
-MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
+bench_name=bench_sync.sh
+. "$(dirname "$0")/bench_lib.sh"
+
 REDIS=${REDIS:-$(command -v redis-server || true)}
 SETLOAD=${SETLOAD:-$top/tests/bench/bench_setload}
 ROUNDS=${ROUNDS:-3}
@@ -39,7 +39,6 @@ for tool in "$BITCACHED" "$MEMCACHED" "$REDIS" "$SETLOAD"; do
     fi
 done
 
-bench_name=bench_sync.sh
 server_ready() {
     python3 - "$1" <<'EOF'
 import socket, sys, time
@@ -53,7 +52,6 @@ while time.monotonic() < end:
 sys.exit(1)
 EOF
 }
-. "$(dirname "$0")/bench_lib.sh"
 
 # start_redis: Redis with an fsync per write, on a free port, temp dir.
 start_redis() {

@@ -11,9 +11,9 @@
 # (server threads for both, 2), CONC (16), KEYS (10000).
 set -u
 
-top=${top_builddir:-.}
-BITCACHED=${BITCACHED:-$top/bitcached}
-MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
+bench_name=bench_tls.sh
+. "$(dirname "$0")/bench_lib.sh"
+
 BENCH_TLS=${BENCH_TLS:-$top/tests/bench/bench_tls}
 OPENSSL=$(command -v openssl || true)
 ROUNDS=${ROUNDS:-3}
@@ -33,7 +33,6 @@ if ! "$MEMCACHED" -h | grep -q enable-ssl; then
     exit 77
 fi
 
-bench_name=bench_tls.sh
 server_ready() {
     i=0
     while [ $i -lt 100 ]; do
@@ -44,7 +43,6 @@ server_ready() {
     done
     return 1
 }
-. "$(dirname "$0")/bench_lib.sh"
 
 "$OPENSSL" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -days 1 -subj /CN=127.0.0.1 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null || exit 1
