@@ -226,7 +226,7 @@ persist(struct cask_manifest *m)
 int
 cask_manifest_open(struct cask_manifest **out, const char *dir,
                    const uint32_t *ids, size_t n, uint32_t next_id, bool write,
-                   int *write_rc)
+                   bool owed, int *write_rc)
 {
     struct cask_manifest *m = calloc(1, sizeof(*m));
     *write_rc = 0;
@@ -243,7 +243,7 @@ cask_manifest_open(struct cask_manifest **out, const char *dir,
             return ENOMEM;
         }
     }
-    m->dirty = write;
+    m->dirty = write || owed;
     if (write) {
         *write_rc = persist(m);
     }

@@ -5,10 +5,10 @@
  *
  * The file (DIR/shard-NNN/manifest) is replaced whole (temp, fdatasync,
  * rename, fsync dir) when a segment rolls over, when a compaction or an
- * eviction commits, when a replica wipes the shard, and at open; never on
- * the per-request write path. An id is listed only once its segment file
- * exists and dropped before the segment is retired, so a crash at any
- * step leaves a file that lists no segment that is not there, unless it
+ * eviction commits, when a replica wipes the shard, at close, and at open
+ * when it must; never on the per-request write path. An id is listed only once
+ * its segment file exists and dropped before the segment is retired, so a crash
+ * at any step leaves a file that lists no segment that is not there, unless it
  * was lost. Format in storage/FORMAT.md ("manifest"). Owns that file and
  * the in-memory copy of the list; depends on cask_segment (paths, file
  * replacement), cask_record (integer codec) and cask_io only.
@@ -43,11 +43,12 @@ int cask_manifest_write(const char *dir, const uint32_t *ids, size_t n,
 struct cask_manifest;
 
 /* Create the in-memory list ids[0..n) of dir's manifest; with write, also
- * persist it (a failed write is returned, the list is still created and
- * marked for the next write). On ENOMEM nothing is created. */
+ * persist it now (its error goes to *write_rc; the list is still created
+ * and owes the write); with owed, only mark it for the next write. On
+ * ENOMEM nothing is created. */
 int cask_manifest_open(struct cask_manifest **out, const char *dir,
                        const uint32_t *ids, size_t n, uint32_t next_id,
-                       bool write, int *write_rc);
+                       bool write, bool owed, int *write_rc);
 
 /* Persist the list if a write is still owed, then free it. Safe on NULL. */
 void cask_manifest_close(struct cask_manifest **m);

@@ -463,10 +463,14 @@ check_manifest(struct cask_shard *sh, const uint32_t *ids, size_t n,
     return 0;
 }
 
-/* Once recovery is done: the manifest in memory, and on disk when it must
- * change (the segments now in service, the active one included). A failed
- * write does not fail the open (a full disk must not): the list is written
- * at the next roll-over or compaction, and until then not checked. */
+/* Once recovery is done: the manifest in memory (the segments now in
+ * service, the active one included). Written now only when the file is
+ * absent or damaged or lists a segment that is no longer there (reported,
+ * retired or quarantined: not to be reported again); segments merely added
+ * since (the new active one, outputs of a compaction cut short) are
+ * written by the next roll-over, compaction or close, which keeps a file
+ * replacement per shard off the restart time. A failed write does not fail
+ * the open (a full disk must not): it is retried at those points. */
 static int
 start_manifest(struct cask_shard *sh)
 {
@@ -486,13 +490,16 @@ start_manifest(struct cask_shard *sh)
     if (n > 1) {
         qsort(now, n, sizeof(uint32_t), cmp_u32);
     }
-    bool same = cask_manifest_load(sh->dir, &on_disk, &nd, &nd_next) == 0 &&
-                nd == n && nd_next == sh->next_id &&
-                (n == 0 || memcmp(now, on_disk, n * sizeof(uint32_t)) == 0);
+    int lrc = cask_manifest_load(sh->dir, &on_disk, &nd, &nd_next);
+    bool subset = lrc == 0;
+    for (size_t i = 0; i < nd && subset; i++) {
+        subset = in_ids(now, n, on_disk[i]);
+    }
+    bool same = subset && nd == n && nd_next == sh->next_id;
     free(on_disk);
     int wrc = 0;
     int rc = cask_manifest_open(&sh->manifest, sh->dir, now, n, sh->next_id,
-                                !same, &wrc);
+                                !subset, !same, &wrc);
     free(now);
     if (wrc != 0) {
         cask_logf(c, CASK_LOG_WARN,
