@@ -82,7 +82,7 @@ cask_log_roll(struct cask_shard *sh)
 {
     struct cask *c = sh->store;
     struct cask_segment *old = sh->active, *n = NULL;
-    while (sh->rolling) {
+    while (sh->rolling || sh->listing) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
     }
     if (sh->active != old) {
@@ -111,16 +111,6 @@ cask_log_roll(struct cask_shard *sh)
         src = cask_io_fdatasync(old->fd);
         if (src == 0) {
             cask_log_release_reserve(old);
-            /* List the new segment in the manifest, so that recovery can
-             * tell if it goes missing. A failed write is not the roll's
-             * failure: an unlisted segment is only not checked. */
-            int mrc = cask_manifest_add(sh->manifest, id);
-            if (mrc != 0) {
-                cask_logf(c, CASK_LOG_WARN,
-                          "shard %u: write manifest: %s; written again at "
-                          "the next roll-over",
-                          sh->idx, strerror(mrc));
-            }
         }
     }
     pthread_mutex_lock(&sh->mu);
@@ -140,11 +130,6 @@ cask_log_roll(struct cask_shard *sh)
         src = CASK_EFAILED;
     }
     if (src != 0) {
-        if (src != CASK_EFAILED) {
-            /* Listed above: unlist it before the file goes (rare: no slot
-             * for it). */
-            (void)cask_manifest_drop(sh->manifest, id);
-        }
         (void)cask_io_unlink(n->path);
         cask_seg_close(&n);
         return src;
@@ -155,6 +140,24 @@ cask_log_roll(struct cask_shard *sh)
     sh->seg_seq = sh->app_seq;
     pthread_cond_broadcast(&sh->sync_cv);
     cask_evict_rolled(sh);
+    /* List the new segment in the manifest, so that recovery can tell if
+     * it goes missing, with mu released: appends go on into it, only this
+     * caller waits. Until the write is done no other roll starts (so the
+     * segment cannot be closed and retired before it is listed). A failed
+     * write is not the roll's failure: an unlisted segment is only not
+     * checked, and the next write lists it. */
+    sh->listing = true;
+    pthread_mutex_unlock(&sh->mu);
+    int mrc = cask_manifest_add(sh->manifest, id);
+    if (mrc != 0) {
+        cask_logf(c, CASK_LOG_WARN,
+                  "shard %u: write manifest: %s; written again at the next "
+                  "roll-over",
+                  sh->idx, strerror(mrc));
+    }
+    pthread_mutex_lock(&sh->mu);
+    sh->listing = false;
+    pthread_cond_broadcast(&sh->sync_cv);
     return 0;
 }
 

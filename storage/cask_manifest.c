@@ -199,20 +199,6 @@ insert(struct cask_manifest *m, uint32_t id)
     return 0;
 }
 
-static void
-erase(struct cask_manifest *m, uint32_t id)
-{
-    uint32_t *p =
-            m->n > 0 ? bsearch(&id, m->ids, m->n, sizeof(uint32_t), cmp_u32)
-                     : NULL;
-    if (p != NULL) {
-        size_t i = (size_t)(p - m->ids);
-        memmove(p, p + 1, (m->n - i - 1) * sizeof(uint32_t));
-        m->n--;
-        m->dirty = true;
-    }
-}
-
 static int
 persist(struct cask_manifest *m)
 {
@@ -341,19 +327,6 @@ cask_manifest_replace(struct cask_manifest *m, const uint32_t *gone,
         m->dirty = true;
     }
 out:
-    pthread_mutex_unlock(&m->mu);
-    return rc;
-}
-
-int
-cask_manifest_drop(struct cask_manifest *m, uint32_t id)
-{
-    if (m == NULL) {
-        return 0; /* the shard is still being recovered */
-    }
-    pthread_mutex_lock(&m->mu);
-    erase(m, id);
-    int rc = m->dirty ? persist(m) : 0;
     pthread_mutex_unlock(&m->mu);
     return rc;
 }

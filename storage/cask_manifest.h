@@ -70,8 +70,4 @@ int cask_manifest_note(struct cask_manifest *m, const uint32_t *ids, size_t n);
 int cask_manifest_replace(struct cask_manifest *m, const uint32_t *gone,
                           size_t ngone, const uint32_t *added, size_t nadded);
 
-/* Drop id in memory and persist (a segment listed by cask_manifest_add
- * that could not be put in service after all). Returns 0 or an errno. */
-int cask_manifest_drop(struct cask_manifest *m, uint32_t id);
-
 #endif

@@ -1284,7 +1284,7 @@ cask_shard_wipe(struct cask_shard *sh)
     }
     pthread_mutex_lock(&sh->maint_mu);
     pthread_mutex_lock(&sh->mu);
-    while (sh->rolling) {
+    while (sh->rolling || sh->listing) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
     }
     ids = malloc((sh->nslots ? sh->nslots : 1) * sizeof(*ids));
