@@ -300,7 +300,8 @@ cask_manifest_replace(struct cask_manifest *m, const uint32_t *gone,
     }
     /* Write the list without the gone ids; drop them in memory only once
      * that is on disk, so a failed commit keeps listing its inputs. */
-    uint32_t *keep = malloc(m->n ? m->n * sizeof(uint32_t) : 1);
+    size_t kcap = m->n ? m->n : 1;
+    uint32_t *keep = malloc(kcap * sizeof(uint32_t));
     if (keep == NULL) {
         rc = ENOMEM;
         goto out;
@@ -319,7 +320,7 @@ cask_manifest_replace(struct cask_manifest *m, const uint32_t *gone,
     if (rc == 0) {
         free(m->ids);
         m->ids = keep;
-        m->cap = m->n ? m->n : 1;
+        m->cap = kcap;
         m->n = nk;
         m->dirty = false;
     } else {
