@@ -63,6 +63,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_evnote \
 	tests/unit/test_cask_recovery \
 	tests/unit/test_cask_recover \
+	tests/unit/test_cask_manifest \
 	tests/unit/test_cask_large \
 	tests/unit/test_cask_compact \
 	tests/unit/test_cask_io \
@@ -102,6 +103,10 @@ tests_unit_test_cask_recovery_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_recover_SOURCES = tests/unit/test_cask_recover.c
 tests_unit_test_cask_recover_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_recover_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_manifest_SOURCES = tests/unit/test_cask_manifest.c
+tests_unit_test_cask_manifest_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_manifest_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_large_SOURCES = tests/unit/test_cask_large.c
 tests_unit_test_cask_large_CFLAGS = $(STORAGE_TEST_CFLAGS)
