@@ -82,7 +82,7 @@ cask_log_roll(struct cask_shard *sh)
 {
     struct cask *c = sh->store;
     struct cask_segment *old = sh->active, *n = NULL;
-    while (sh->rolling || sh->listing) {
+    while (sh->rolling) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
     }
     if (sh->active != old) {
@@ -140,24 +140,15 @@ cask_log_roll(struct cask_shard *sh)
     sh->seg_seq = sh->app_seq;
     pthread_cond_broadcast(&sh->sync_cv);
     cask_evict_rolled(sh);
-    /* List the new segment in the manifest, so that recovery can tell if
-     * it goes missing, with mu released: appends go on into it, only this
-     * caller waits. Until the write is done no other roll starts (so the
-     * segment cannot be closed and retired before it is listed). A failed
-     * write is not the roll's failure: an unlisted segment is only not
-     * checked, and the next write lists it. */
-    sh->listing = true;
-    pthread_mutex_unlock(&sh->mu);
-    int mrc = cask_manifest_add(sh->manifest, id);
-    if (mrc != 0) {
+    /* List the new segment in the manifest (in memory: the maintenance
+     * thread's next hint pass writes the file), so that recovery can tell
+     * if it goes missing. */
+    if (cask_manifest_note(sh->manifest, &id, 1) != 0) {
         cask_logf(c, CASK_LOG_WARN,
-                  "shard %u: write manifest: %s; written again at the next "
-                  "roll-over",
-                  sh->idx, strerror(mrc));
+                  "shard %u: no memory to list segment %08x in the "
+                  "manifest; its loss would go unnoticed",
+                  sh->idx, id);
     }
-    pthread_mutex_lock(&sh->mu);
-    sh->listing = false;
-    pthread_cond_broadcast(&sh->sync_cv);
     return 0;
 }
 

@@ -28,12 +28,21 @@
 static const char manifest_magic[8] = {'B', 'C', 'S', 'K', 'M', 'A', 'N', '\n'};
 
 struct cask_manifest {
-    pthread_mutex_t mu; /* covers everything below and the file's writes */
+    /* write_mu serializes the file's replacements, each of a copy of the
+     * list taken while it is held, so the file only moves forward;
+     * list_mu covers the list and is never held across I/O (a roll-over
+     * notes its segment with the shard's mu held). Order: write_mu, then
+     * list_mu. */
+    pthread_mutex_t write_mu;
+    pthread_mutex_t list_mu;
     char dir[CASK_PATH_MAX];
     uint32_t *ids; /* sorted, no duplicates */
     size_t n, cap;
     uint32_t next_id;
-    bool dirty; /* the file does not match ids (a write is owed) */
+    uint64_t gen;         /* bumped by every change of the list */
+    uint64_t written_gen; /* the generation the file holds */
+    uint64_t failed_gen;  /* a generation whose write failed: a flush does
+                           * not retry it until the list changes again */
 };
 
 static int
@@ -156,12 +165,32 @@ cask_manifest_write(const char *dir, const uint32_t *ids, size_t n,
     free(sorted);
     snprintf(path, sizeof(path), "%s/%s", dir, CASK_MANIFEST_NAME);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int rc = cask_replace_file(dir, tmp, path, b, len);
+    /* temp, fdatasync, rename; no directory sync of its own: an older
+     * manifest is always safe (it lists no segment that a later retired
+     * file does not excuse), and the retired file written next at a
+     * commit syncs the directory, this rename with it. */
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = errno;
+    } else {
+        rc = cask_io_pwrite_all(fd, b, len, 0);
+        if (rc == 0) {
+            rc = cask_io_fdatasync(fd);
+        }
+        close(fd);
+        if (rc == 0 && rename(tmp, path) != 0) {
+            rc = errno;
+        }
+        if (rc != 0) {
+            unlink(tmp);
+        }
+    }
     free(b);
     return rc;
 }
 
-/* ---- the in-memory list; m->mu held by every helper below ---- */
+/* ---- the in-memory list: helpers with list_mu held ---- */
 
 static bool
 has(const struct cask_manifest *m, uint32_t id)
@@ -175,6 +204,7 @@ insert(struct cask_manifest *m, uint32_t id)
 {
     if (id >= m->next_id) {
         m->next_id = id + 1;
+        m->gen++;
     }
     if (has(m, id)) {
         return 0;
@@ -195,18 +225,78 @@ insert(struct cask_manifest *m, uint32_t id)
     }
     m->ids[i] = id;
     m->n++;
-    m->dirty = true;
+    m->gen++;
     return 0;
 }
 
-static int
-persist(struct cask_manifest *m)
+static void
+erase(struct cask_manifest *m, uint32_t id)
 {
-    int rc = cask_manifest_write(m->dir, m->ids, m->n, m->next_id);
-    if (rc == 0) {
-        m->dirty = false;
+    uint32_t *p =
+            m->n > 0 ? bsearch(&id, m->ids, m->n, sizeof(uint32_t), cmp_u32)
+                     : NULL;
+    if (p != NULL) {
+        size_t i = (size_t)(p - m->ids);
+        memmove(p, p + 1, (m->n - i - 1) * sizeof(uint32_t));
+        m->n--;
+        m->gen++;
     }
-    return rc;
+}
+
+static bool
+in(const uint32_t *a, size_t n, uint32_t id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* With write_mu held: write the list without gone[0..ngone) (when the list
+ * owes a write or something is to go); on success drop gone from the list.
+ * Returns 0 or the write's errno (the list is then unchanged). */
+static int
+persist(struct cask_manifest *m, const uint32_t *gone, size_t ngone)
+{
+    pthread_mutex_lock(&m->list_mu);
+    if (ngone == 0 && (m->written_gen == m->gen || m->failed_gen == m->gen)) {
+        pthread_mutex_unlock(&m->list_mu);
+        return 0;
+    }
+    uint32_t *copy = malloc((m->n ? m->n : 1) * sizeof(uint32_t));
+    if (copy == NULL) {
+        pthread_mutex_unlock(&m->list_mu);
+        return ENOMEM;
+    }
+    size_t nc = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        if (!in(gone, ngone, m->ids[i])) {
+            copy[nc++] = m->ids[i];
+        }
+    }
+    uint32_t next_id = m->next_id;
+    uint64_t gen = m->gen;
+    pthread_mutex_unlock(&m->list_mu);
+    int rc = cask_manifest_write(m->dir, copy, nc, next_id);
+    free(copy);
+    if (rc != 0) {
+        pthread_mutex_lock(&m->list_mu);
+        m->failed_gen = gen;
+        pthread_mutex_unlock(&m->list_mu);
+        return rc;
+    }
+    pthread_mutex_lock(&m->list_mu);
+    bool current = m->gen == gen; /* nothing noted meanwhile */
+    for (size_t i = 0; i < ngone; i++) {
+        erase(m, gone[i]);
+    }
+    if (current) {
+        m->written_gen = m->gen;
+    }
+    pthread_mutex_unlock(&m->list_mu);
+    return 0;
 }
 
 int
@@ -219,19 +309,24 @@ cask_manifest_open(struct cask_manifest **out, const char *dir,
     if (m == NULL) {
         return ENOMEM;
     }
-    pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->write_mu, NULL);
+    pthread_mutex_init(&m->list_mu, NULL);
     snprintf(m->dir, sizeof(m->dir), "%s", dir);
     m->next_id = next_id;
+    m->failed_gen = UINT64_MAX;
     for (size_t i = 0; i < n; i++) {
         if (insert(m, ids[i]) != 0) {
+            m->written_gen = m->gen;
             *out = m;
             cask_manifest_close(out);
             return ENOMEM;
         }
     }
-    m->dirty = write || owed;
+    m->written_gen = write || owed ? m->gen - 1 : m->gen;
     if (write) {
-        *write_rc = persist(m);
+        pthread_mutex_lock(&m->write_mu);
+        *write_rc = persist(m, NULL, 0);
+        pthread_mutex_unlock(&m->write_mu);
     }
     *out = m;
     return 0;
@@ -244,27 +339,23 @@ cask_manifest_close(struct cask_manifest **mp)
     if (m == NULL) {
         return;
     }
-    if (m->dirty) {
-        (void)persist(m);
-    }
-    pthread_mutex_destroy(&m->mu);
+    (void)cask_manifest_flush(m);
+    pthread_mutex_destroy(&m->write_mu);
+    pthread_mutex_destroy(&m->list_mu);
     free(m->ids);
     free(m);
     *mp = NULL;
 }
 
 int
-cask_manifest_add(struct cask_manifest *m, uint32_t id)
+cask_manifest_flush(struct cask_manifest *m)
 {
     if (m == NULL) {
         return 0; /* the shard is still being recovered */
     }
-    pthread_mutex_lock(&m->mu);
-    int rc = insert(m, id);
-    if (rc == 0 && m->dirty) {
-        rc = persist(m);
-    }
-    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_lock(&m->write_mu);
+    int rc = persist(m, NULL, 0);
+    pthread_mutex_unlock(&m->write_mu);
     return rc;
 }
 
@@ -275,11 +366,11 @@ cask_manifest_note(struct cask_manifest *m, const uint32_t *ids, size_t n)
         return 0; /* the shard is still being recovered */
     }
     int rc = 0;
-    pthread_mutex_lock(&m->mu);
+    pthread_mutex_lock(&m->list_mu);
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = insert(m, ids[i]);
     }
-    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&m->list_mu);
     return rc;
 }
 
@@ -290,44 +381,13 @@ cask_manifest_replace(struct cask_manifest *m, const uint32_t *gone,
     if (m == NULL) {
         return 0; /* the shard is still being recovered */
     }
-    int rc = 0;
-    pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; i < nadded && rc == 0; i++) {
-        rc = insert(m, added[i]);
-    }
-    if (rc != 0) {
-        goto out;
-    }
-    /* Write the list without the gone ids; drop them in memory only once
-     * that is on disk, so a failed commit keeps listing its inputs. */
-    size_t kcap = m->n ? m->n : 1;
-    uint32_t *keep = malloc(kcap * sizeof(uint32_t));
-    if (keep == NULL) {
-        rc = ENOMEM;
-        goto out;
-    }
-    size_t nk = 0;
-    for (size_t i = 0; i < m->n; i++) {
-        bool drop = false;
-        for (size_t j = 0; j < ngone && !drop; j++) {
-            drop = gone[j] == m->ids[i];
-        }
-        if (!drop) {
-            keep[nk++] = m->ids[i];
-        }
-    }
-    rc = cask_manifest_write(m->dir, keep, nk, m->next_id);
+    pthread_mutex_lock(&m->write_mu);
+    int rc = cask_manifest_note(m, added, nadded);
     if (rc == 0) {
-        free(m->ids);
-        m->ids = keep;
-        m->cap = kcap;
-        m->n = nk;
-        m->dirty = false;
-    } else {
-        free(keep);
-        m->dirty = true;
+        /* The gone ids leave the list only once the file is without
+         * them, so a failed commit keeps listing its inputs. */
+        rc = persist(m, gone, ngone);
     }
-out:
-    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&m->write_mu);
     return rc;
 }

@@ -4,9 +4,10 @@
  * compaction retired, even when no hint of it is left.
  *
  * The file (DIR/shard-NNN/manifest) is replaced whole (temp, fdatasync,
- * rename, fsync dir) when a segment rolls over, when a compaction or an
- * eviction commits, when a replica wipes the shard, at close, and at open
- * when it must; never on the per-request write path. An id is listed only once
+ * rename) when a compaction or an eviction commits, when a
+ * replica wipes the shard, by the maintenance thread's hint pass after a
+ * roll-over, at close, and at open when it must; never on the per-request
+ * write path. An id is listed only once
  * its segment file exists and dropped before the segment is retired, so a crash
  * at any step leaves a file that lists no segment that is not there, unless it
  * was lost. Format in storage/FORMAT.md ("manifest"). Owns that file and
@@ -34,12 +35,13 @@ int cask_manifest_load(const char *dir, uint32_t **ids, size_t *n,
 
 /* Replace dir/manifest by the list ids[0..n) (any order) and next_id.
  * Returns 0 or an errno (the old file is then intact). Blocks on
- * fdatasync and a directory fsync. */
+ * fdatasync; the directory is not synced (see FORMAT.md). */
 int cask_manifest_write(const char *dir, const uint32_t *ids, size_t n,
                         uint32_t next_id);
 
-/* A shard's manifest in memory, with its own mutex (taken inside any other
- * lock of the shard, never the other way round). */
+/* A shard's manifest in memory. Its list has a mutex of its own, held for
+ * no I/O, so it may be taken under any lock of the shard; its file writes
+ * are serialized by another, taken with no shard lock held. */
 struct cask_manifest;
 
 /* Create the in-memory list ids[0..n) of dir's manifest; with write, also
@@ -53,20 +55,21 @@ int cask_manifest_open(struct cask_manifest **out, const char *dir,
 /* Persist the list if a write is still owed, then free it. Safe on NULL. */
 void cask_manifest_close(struct cask_manifest **m);
 
-/* A new segment id exists on disk and is in service: list it and persist.
- * Returns 0 or the write's errno (the file then does not list it yet,
- * which is safe: it is written again at the next change). */
-int cask_manifest_add(struct cask_manifest *m, uint32_t id);
-
-/* As cask_manifest_add, but only in memory: the id is listed by the next
- * write (for segments started on a path that must not block on a file
- * replacement). Returns 0 or ENOMEM. */
+/* Segments now on disk and in service: list them in memory (no I/O; the
+ * next write persists them: a roll-over, a segment started on the write
+ * path). Until then they are only not checked. Returns 0 or ENOMEM. */
 int cask_manifest_note(struct cask_manifest *m, const uint32_t *ids, size_t n);
 
-/* Drop gone[0..ngone) and list added[0..nadded) in one write: the step of
- * a compaction's commit that comes before its retired file. Returns 0 or
- * the write's errno; on an error the file is unchanged and in memory
- * nothing is dropped (the added ids are kept: their segments exist). */
+/* Write the list if it changed since the file was last written (the
+ * maintenance thread's hint pass, close). Returns 0 or an errno. Blocks on
+ * fdatasync; call with no shard lock held. */
+int cask_manifest_flush(struct cask_manifest *m);
+
+/* List added[0..nadded) and write the list without gone[0..ngone): the
+ * step of a compaction's commit that comes before its retired file. Only
+ * once that write succeeded do the gone ids leave the list; on an error
+ * the file is unchanged and so is the list but for the added ids (their
+ * segments exist). Returns 0 or an errno. No shard lock held. */
 int cask_manifest_replace(struct cask_manifest *m, const uint32_t *gone,
                           size_t ngone, const uint32_t *added, size_t nadded);
 

@@ -1114,6 +1114,14 @@ cask_shard_write_hints(struct cask_shard *sh)
             }
         }
     }
+    /* Segments started since the manifest was last written (roll-overs)
+     * are listed on disk here, off the write path. A failure is retried
+     * only once the list changes again. */
+    int mrc = cask_manifest_flush(sh->manifest);
+    if (mrc != 0) {
+        cask_logf(sh->store, CASK_LOG_WARN, "shard %u: write manifest: %s",
+                  sh->idx, strerror(mrc));
+    }
     pthread_mutex_unlock(&sh->maint_mu);
 }
 
@@ -1284,7 +1292,7 @@ cask_shard_wipe(struct cask_shard *sh)
     }
     pthread_mutex_lock(&sh->maint_mu);
     pthread_mutex_lock(&sh->mu);
-    while (sh->rolling || sh->listing) {
+    while (sh->rolling) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
     }
     ids = malloc((sh->nslots ? sh->nslots : 1) * sizeof(*ids));

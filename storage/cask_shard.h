@@ -52,9 +52,6 @@ struct cask_shard {
     bool write_failing;  /* the last write failed (logged once) */
     bool rolling;        /* a roll-over runs with mu released: appends
                           * wait on sync_cv */
-    bool listing;        /* a roll-over lists its new segment in the
-                          * manifest with mu released: appends go on, the
-                          * next roll-over or a wipe waits on sync_cv */
     bool compact_req;    /* forced compaction asked for */
 
     uint64_t max_cas;  /* largest cas seen at recovery */
