@@ -97,13 +97,21 @@ def stats(sock, sub=b""):
 
 
 def settle(sock, want):
-    """Wait (up to 5 s) for the evictor to bring curr_items below want."""
-    deadline = time.monotonic() + 5
+    """Wait (up to 10 s) for the evictor to bring curr_items below want and
+    finish: an eviction still running at a kill -9 may have committed, and
+    then its keys are rightly gone after the restart."""
+    deadline = time.monotonic() + 10
+    last, calm = None, 0
     while time.monotonic() < deadline:
         st = stats(sock)
-        if int(st["curr_items"]) <= want:
-            return st
-        time.sleep(0.1)
+        if int(st["curr_items"]) <= want and st["evictions"] == last:
+            calm += 1
+            if calm == 3:
+                return st
+        else:
+            calm = 0
+        last = st["evictions"]
+        time.sleep(0.2)
     return stats(sock)
 
 
