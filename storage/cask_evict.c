@@ -24,6 +24,7 @@
 #define UNIT_MIN      (64u * 1024)  /* smallest segment rolled for eviction */
 #define EVICT_WAIT_MS 1000u         /* a writer waits this long for one */
 #define KD_CHUNK      (64u * 1024)  /* the keydir's arena grows by this */
+#define ROLL_BEHIND   4u /* a writer rolls a segment this many units big */
 /* Eviction takes about 1/EVICT_FRAC of a shard's share a time, down to
  * 1 - 1/EVICT_FRAC of its cap: fine steps keep the cache nearly full. */
 #define EVICT_FRAC 32u
@@ -141,10 +142,11 @@ cask_evict_admit(struct cask_shard *sh, size_t cost)
         kick(sh); /* time to roll it, so evictions stay small */
     }
     if (sh->active != NULL && !sh->rolling &&
-        sh->active->size - CASK_SEG_HDR >= 2 * sh->evict_unit) {
-        /* The maintenance thread is behind with the roll: an eviction
+        sh->active->size - CASK_SEG_HDR >= ROLL_BEHIND * sh->evict_unit) {
+        /* The maintenance thread is far behind with the roll: an eviction
          * takes the oldest segment whole, and one this big would drop
-         * many times what it needs. Roll here (mu released meanwhile). */
+         * many times what it needs. Roll here (mu released meanwhile; this
+         * worker waits for the old segment's sync, so not sooner). */
         int rc = cask_log_roll(sh);
         return rc != 0 ? rc : CASK_EVICT_RETRY;
     }
