@@ -242,7 +242,9 @@ cask_shard_evict(struct cask_shard *sh)
         return;
     }
     pthread_mutex_lock(&sh->mu);
-    sh->evict_req = false;
+    /* evict_req stays set until the pass ends: the writers' kicks while it
+     * runs would only make the maintenance thread start another pass over
+     * every shard; this one checks again after each eviction. */
     uint64_t unit = cask_evict_unit(sh);
     sh->evict_unit = unit;
     struct cask_segment *a = sh->active;
@@ -258,19 +260,23 @@ cask_shard_evict(struct cask_shard *sh)
         /* Over the disk share alone, read keys keep their second chance
          * (need 0): what the eviction drops is what nobody read. */
         if (cask_shard_evict_oldest(sh, more, disk, &n) != 0) {
-            return;
+            break;
         }
         pthread_mutex_lock(&sh->mu);
         more = over(sh);
         disk = over_disk(sh);
         if ((more != 0 || disk != 0) && r + 1 == EVICT_ROUNDS) {
             /* Still behind: come back right after the other shards. */
+            sh->evict_req = false;
             kick(sh);
             more = 0;
             disk = 0;
         }
         pthread_mutex_unlock(&sh->mu);
     }
+    pthread_mutex_lock(&sh->mu);
+    sh->evict_req = false;
+    pthread_mutex_unlock(&sh->mu);
 }
 
 void
