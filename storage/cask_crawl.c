@@ -22,9 +22,15 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #define CRAWL_BATCH 64u  /* keys dropped per hold of the shard mutex */
 #define CRAWL_STEPS 256u /* position ranges a pass walks */
+/* A pass at most this often per shard: expired keys leave within about a
+ * second (memcached's crawler is no faster), and evictions, which wake the
+ * maintenance thread many times a second, do not each cost a walk over
+ * every entry with the shard mutex taken 256 times. */
+#define CRAWL_EVERY_MS 1000u
 
 struct batch {
     int64_t now;
@@ -94,12 +100,24 @@ drop(struct cask_shard *sh, struct batch *b, struct cask_kd_entry *e,
     return rc;
 }
 
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void
 cask_shard_crawl(struct cask_shard *sh)
 {
     struct cask *c = sh->store;
     uint64_t end = cask_kd_range_end(), step = end / CRAWL_STEPS;
-    uint64_t lo = 0;
+    uint64_t lo = 0, now_ms = mono_ms();
+    if (now_ms < sh->crawl_after_ms) {
+        return;
+    }
+    sh->crawl_after_ms = now_ms + CRAWL_EVERY_MS;
     while (lo < end) {
         struct batch b = {.now = cask_now(c)};
         int rc = 0;

@@ -2,11 +2,11 @@
  *
  * The keydirs never give memory back, so the budget is kept by making room
  * inside them. Each shard keeps to its share (mem_limit / shards): once its
- * keydir needs memory past 31/32 of that, it records how many keys it holds
+ * keydir needs an arena chunk past that, it records how many keys it holds
  * (its cap) and from then on evicts whole oldest segments whenever it holds
- * more than 31/32 of that cap; new keys take the entries evicted keys
- * left. Owns no state of its own beyond
- * the shard's eviction fields; works on the shard through cask_shard.h.
+ * more than that cap, down to 31/32 of it; new keys take the entries
+ * evicted keys left. Owns no state of its own beyond the shard's eviction
+ * fields; works on the shard through cask_shard.h.
  */
 #include "storage/cask_evict.h"
 
@@ -24,9 +24,9 @@
 #define UNIT_MIN      (64u * 1024)  /* smallest segment rolled for eviction */
 #define EVICT_WAIT_MS 1000u         /* a writer waits this long for one */
 #define KD_CHUNK      (64u * 1024)  /* the keydir's arena grows by this */
-/* Eviction starts at 1 - 1/EVICT_FRAC of the budget, keeps a shard below
- * 1 - 1/EVICT_FRAC of its cap, and takes about 1/EVICT_FRAC of its share a
- * time: fine steps keep the cache nearly full. */
+#define ROLL_BEHIND   4u /* a writer rolls a segment this many units big */
+/* Eviction takes about 1/EVICT_FRAC of a shard's share a time, down to
+ * 1 - 1/EVICT_FRAC of its cap: fine steps keep the cache nearly full. */
 #define EVICT_FRAC 32u
 #define DISK_FRAC  16u /* segments are 1/DISK_FRAC of a disk share */
 
@@ -109,35 +109,69 @@ share_of(const struct cask *c)
     return c->opt.mem_limit / c->nshards;
 }
 
+/* The key count past which a shard evicts (mu held): a little below its
+ * cap, which leaves the evictor the time the writers take to use the last
+ * 1/(2 * EVICT_FRAC) of the cap before the keydir needs a new chunk (one
+ * pass of the maintenance thread may first evict in every other shard). */
+static uint64_t
+start_of(const struct cask_shard *sh)
+{
+    return sh->evict_cap - sh->evict_cap / (2 * EVICT_FRAC);
+}
+
 int
 cask_evict_admit(struct cask_shard *sh, size_t cost)
 {
     struct cask *c = sh->store;
     uint64_t limit = c->opt.mem_limit;
-    if (cost == 0 || limit == 0) {
+    if (limit == 0 || (cost == 0 && !c->opt.mem_evict)) {
         return 0;
     }
     if (!c->opt.mem_evict) {
         return atomic_load(&c->kd_bytes) + cost > limit ? CASK_ENOMEM : 0;
     }
-    uint64_t share = share_of(c);
-    uint64_t held = cask_kd_bytes(sh->kd);
-    if (cost >= KD_CHUNK && held + cost > share - share / EVICT_FRAC &&
-        !sh->evict_on) {
-        /* The first new arena chunk needed near the share: every entry the
-         * keydir holds is in use, so the count now is what the shard holds
-         * within its share. (A stripe's table alone can need to grow at any
-         * count: that says nothing about the capacity.) Fixed from then on:
-         * raising it with each chunk taken in the slack would never let
-         * the shard be over it. */
-        sh->evict_cap = cask_kd_count(sh->kd);
-        sh->evict_on = true;
-        kick(sh);
-    } else if (sh->evict_on && held + cost > share - share / EVICT_FRAC) {
+    if (cost != 0 || sh->evict_unit == 0) {
+        sh->evict_unit = cask_evict_unit(sh);
+    }
+    if (sh->evict_on && cask_kd_count(sh->kd) >= start_of(sh)) {
+        /* Evict before the free entries run out, so that the keydir
+         * stays inside its share while the evictor works. */
         kick(sh);
     } else if (sh->active != NULL &&
-               sh->active->size - CASK_SEG_HDR >= cask_evict_unit(sh)) {
+               sh->active->size - CASK_SEG_HDR >= sh->evict_unit) {
         kick(sh); /* time to roll it, so evictions stay small */
+    }
+    if (sh->active != NULL && !sh->rolling &&
+        sh->active->size - CASK_SEG_HDR >= ROLL_BEHIND * sh->evict_unit) {
+        /* The maintenance thread is far behind with the roll: an eviction
+         * takes the oldest segment whole, and one this big would drop
+         * many times what it needs. Roll here (mu released meanwhile; this
+         * worker waits for the old segment's sync, so not sooner). */
+        int rc = cask_log_roll(sh);
+        return rc != 0 ? rc : CASK_EVICT_RETRY;
+    }
+    if (cost == 0) {
+        return 0;
+    }
+    uint64_t share = share_of(c);
+    uint64_t held = cask_kd_bytes(sh->kd);
+    if (cost >= KD_CHUNK && held + cost + KD_CHUNK > share) {
+        /* The last arena chunk that fits in the share: every entry the
+         * keydir holds is in use (none is free), so the count now plus
+         * what this chunk takes is what the shard holds within its share.
+         * Fixed from then on: raising it with each chunk taken in the
+         * slack would never let the shard be over it. (A stripe's table
+         * alone can need to grow at any count: that says nothing about
+         * the capacity.) */
+        if (!sh->evict_on) {
+            /* with the new chunk's entries when it fits (a share too
+             * small for one chunk holds no key: each is over the cap) */
+            uint64_t room = held + cost <= share ? KD_CHUNK : 0;
+            sh->evict_cap =
+                    cask_kd_count(sh->kd) + room / sizeof(struct cask_kd_entry);
+            sh->evict_on = true;
+        }
+        kick(sh);
     }
     /* A new chunk past the share by more than SLACK_SHARD: the evictor is
      * behind (the shard holds every key its chunks can take, which is
@@ -187,13 +221,16 @@ cask_evict_unit(struct cask_shard *sh)
 }
 
 /* How many keys to evict (mu held): none until the shard holds more than
- * 1 - 1/EVICT_FRAC of its cap, then down to 1 - 2/EVICT_FRAC of it, so
- * that one run (one commit) frees a useful amount. */
+ * start_of, then half a segment of cask_evict_unit (1/EVICT_FRAC of the
+ * cap). An eviction takes whole segments, so one run (one commit) takes
+ * the oldest segment, about 1/EVICT_FRAC of the keys, and the shard holds
+ * 1 - 1/EVICT_FRAC of its cap on average; asking for a whole
+ * segment would take two whenever the oldest holds a few keys less. */
 static uint64_t
 over(const struct cask_shard *sh)
 {
-    uint64_t start = sh->evict_cap - sh->evict_cap / EVICT_FRAC;
-    uint64_t target = sh->evict_cap - 2 * (sh->evict_cap / EVICT_FRAC);
+    uint64_t start = start_of(sh);
+    uint64_t target = start - sh->evict_cap / (2 * EVICT_FRAC);
     uint64_t n = cask_kd_count(sh->kd);
     return sh->evict_on && n > start ? n - target : 0;
 }
@@ -205,8 +242,11 @@ cask_shard_evict(struct cask_shard *sh)
         return;
     }
     pthread_mutex_lock(&sh->mu);
-    sh->evict_req = false;
+    /* evict_req stays set until the pass ends: the writers' kicks while it
+     * runs would only make the maintenance thread start another pass over
+     * every shard; this one checks again after each eviction. */
     uint64_t unit = cask_evict_unit(sh);
+    sh->evict_unit = unit;
     struct cask_segment *a = sh->active;
     if (a != NULL && !sh->failed && !sh->rolling &&
         a->size - CASK_SEG_HDR >= unit) {
@@ -220,19 +260,23 @@ cask_shard_evict(struct cask_shard *sh)
         /* Over the disk share alone, read keys keep their second chance
          * (need 0): what the eviction drops is what nobody read. */
         if (cask_shard_evict_oldest(sh, more, disk, &n) != 0) {
-            return;
+            break;
         }
         pthread_mutex_lock(&sh->mu);
         more = over(sh);
         disk = over_disk(sh);
         if ((more != 0 || disk != 0) && r + 1 == EVICT_ROUNDS) {
             /* Still behind: come back right after the other shards. */
+            sh->evict_req = false;
             kick(sh);
             more = 0;
             disk = 0;
         }
         pthread_mutex_unlock(&sh->mu);
     }
+    pthread_mutex_lock(&sh->mu);
+    sh->evict_req = false;
+    pthread_mutex_unlock(&sh->mu);
 }
 
 void

@@ -21,10 +21,10 @@ struct cask_shard;
 
 /* A new key needs cost more keydir bytes (mu held). Returns 0 to go ahead,
  * CASK_EVICT_RETRY, or CASK_ENOMEM: without mem_evict when the keydirs
- * would pass mem_limit. With mem_evict, passing 31/32 of mem_limit makes
- * this shard evict below 31/32 of the keys it holds now (the maintenance
- * thread is woken); past the hard limit (mem_limit plus its slack) the
- * caller waits, mu released, up to EVICT_WAIT_MS for an eviction in this
+ * would pass mem_limit. With mem_evict, a new chunk past the shard's share
+ * of mem_limit makes it evict down to 31/32 of the keys it holds then (the
+ * maintenance thread is woken); past the hard limit (mem_limit plus its slack)
+ * the caller waits, mu released, up to EVICT_WAIT_MS for an eviction in this
  * shard (CASK_EVICT_RETRY) and gets CASK_ENOMEM when none came. */
 int cask_evict_admit(struct cask_shard *sh, size_t cost);
 

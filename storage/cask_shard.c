@@ -457,6 +457,7 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
          * shards without their locks: concurrent inserts in other shards
          * can pass it by one growth step each). */
         if (sh->store->opt.mem_limit != 0) {
+            /* also without a cost: the policy may start an eviction */
             rc = cask_evict_admit(sh, cask_kd_insert_cost(sh->kd, h, klen));
             if (rc != 0) {
                 return rc == CASK_EVICT_RETRY ? RETRY : rc;

@@ -78,17 +78,20 @@ struct cask_shard {
     struct cask_stream_tail tail;
 
     /* Eviction (cask_evict.c, cask_compact.c), under mu. */
-    bool evict_on;      /* its keydir reached the watermark of its share
-                         * while this shard needed memory */
-    bool evict_req;     /* the maintenance thread was kicked for it */
-    uint64_t evict_cap; /* keys the shard held then: eviction keeps it
-                         * below 31/32 of that */
-    uint64_t evictions; /* stats, as cask_stats names them */
+    bool evict_on;       /* its keydir needed a chunk past its share */
+    bool evict_req;      /* the maintenance thread was kicked for it */
+    uint64_t evict_cap;  /* keys the shard held then: eviction keeps it
+                          * between 31/32 of that and that */
+    uint64_t evict_unit; /* cask_evict_unit as of the last pass or new
+                          * keydir memory (cask_evict.c) */
+    uint64_t evictions;  /* stats, as cask_stats names them */
     uint64_t evicted_unfetched;
     uint64_t evicted_active;
     uint64_t expired_unfetched;
     uint64_t reclaimed;
     uint64_t evict_runs;
+    uint64_t crawl_after_ms; /* maintenance thread: no crawl before (CLOCK_
+                              * MONOTONIC ms; cask_crawl.c) */
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */
