@@ -121,8 +121,7 @@ struct conn {
     struct conn_info *info;   /* what stats conns shows */
     struct watch_sink *watch; /* set once the client sent `watch` */
     bool is_unix;
-    bool after_ref;       /* the last reply chain is a value's file segment */
-    unsigned refs_queued; /* values queued to be sent from their files */
+    bool after_ref; /* the last reply chain is a value's file segment */
     unsigned char close_reason; /* enum watch_conn_ev, for connevents */
     TAILQ_ENTRY(conn) link;
     /* --sync=always only (stage NULL otherwise): replies not yet released
@@ -214,20 +213,14 @@ sink_value(void *arg, char *buf, size_t n)
  * output is freed, and the store's pin goes with it. Only on connections
  * whose output goes straight to the socket (plain TCP or unix, no staging):
  * see conn_new. */
-struct held_ref {
-    struct cask_vref ref;
-    struct conn *c;
-};
-
 static void
 value_ref_done(struct evbuffer_file_segment const *seg, int flags, void *arg)
 {
-    struct held_ref *h = arg;
+    struct cask_vref *h = arg;
 
     (void)seg;
     (void)flags;
-    h->c->refs_queued--;
-    cask_vref_release(&h->ref);
+    cask_vref_release(h);
     free(h);
 }
 
@@ -235,12 +228,11 @@ static void
 sink_value_ref(void *arg, struct cask_vref *ref)
 {
     struct conn *c = arg;
-    struct held_ref *h = malloc(sizeof(*h));
+    struct cask_vref *h = malloc(sizeof(*h));
     struct evbuffer_file_segment *seg = NULL;
 
     if (h != NULL) {
-        h->ref = *ref;
-        h->c = c;
+        *h = *ref;
         seg = evbuffer_file_segment_new(
                 ref->fd, (ev_off_t)ref->off, (ev_off_t)ref->len,
                 EVBUF_FS_DISABLE_MMAP | EVBUF_FS_DISABLE_LOCKING);
@@ -252,9 +244,8 @@ sink_value_ref(void *arg, struct cask_vref *ref)
         c->broken = true;
         return;
     }
-    c->refs_queued++;
     evbuffer_file_segment_add_cleanup_cb(seg, value_ref_done, h);
-    if (evbuffer_add_file_segment(c->out, seg, 0, (ev_off_t)h->ref.len) != 0) {
+    if (evbuffer_add_file_segment(c->out, seg, 0, (ev_off_t)h->len) != 0) {
         c->broken = true;
     }
     c->after_ref = true;             /* see out_add */
@@ -268,6 +259,7 @@ static size_t
 write_some(struct conn *c)
 {
     size_t total = 0;
+
     while (!c->broken && evbuffer_get_length(c->out) > 0) {
         errno = 0;
         int n = c->tls != NULL ? tls_conn_write(c->tls, c->out)
