@@ -52,6 +52,7 @@ struct cask_segment {
     uint64_t ctime_ns; /* the file's change time after our last write */
     bool has_checked;  /* keydir entries of its records may be checked */
     bool changed;      /* written by someone else since ctime_ns */
+    bool change_told;  /* that was logged (once per segment) */
 };
 
 /* Build "dir/NNNNNNNN.ext". */

@@ -127,10 +127,13 @@ cask_verify_forget(struct cask_shard *sh, struct cask_segment *s)
 {
     struct forget f = {.slot = s->slot};
     cask_kd_foreach(sh->kd, forget_one, &f);
-    cask_logf(sh->store, CASK_LOG_WARN,
-              "shard %u: segment %08x was written by another process: its "
-              "values are checked again (%zu had been)",
-              sh->idx, s->id, f.n);
+    if (!s->change_told) {
+        s->change_told = true;
+        cask_logf(sh->store, CASK_LOG_WARN,
+                  "shard %u: segment %08x was written by another process: "
+                  "its values are checked again (%zu had been)",
+                  sh->idx, s->id, f.n);
+    }
     s->has_checked = false;
     s->changed = false;
     s->ctime_ns = cask_verify_ctime(s->fd);
