@@ -46,7 +46,9 @@ bool cask_verify_resident(int fd, uint64_t off, uint64_t len);
 /* Around every write of ours to s (data, truncate, fallocate; mu held, or
  * the segment not yet shared): begin notes a change by anyone else since
  * our last write (s->changed), end takes the file's new change time as
- * ours. No system call unless s has verified records. */
+ * ours. No system call unless s has checked records. A write path that
+ * leaves them out is taken for another process's write: the segment's
+ * values are checked again (slower, never wrong). */
 void cask_verify_write_begin(struct cask_segment *s);
 void cask_verify_write_end(struct cask_segment *s);
 
