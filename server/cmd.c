@@ -158,11 +158,29 @@ emit_server_error(struct cmd_conn *cc, int err)
     emit_out(cc, &o);
 }
 
-/* Send the value (ownership of val moves here), then CRLF. The line built
- * so far in o goes first. */
-static void
-emit_value(struct cmd_conn *cc, struct proto_out *o, char *val, size_t n)
+/* A get's value (cmd_read_get), as a reference into the store's files
+ * when the sink can send those (ref then set on success), else as a copy
+ * in *val. */
+static int
+get_value(struct cmd_conn *cc, const char *key, size_t klen,
+          struct cask_item *it, char **val, struct cask_vref *ref, bool fetch)
 {
+    return cmd_read_get_ref(cc, key, klen, it, val,
+                            cc->out.value_ref != NULL ? ref : NULL, fetch);
+}
+
+/* Send the value (ownership of val, or of ref when it is set, moves here),
+ * then CRLF. The line built so far in o goes first. */
+static void
+emit_value(struct cmd_conn *cc, struct proto_out *o, char *val,
+           struct cask_vref *ref, size_t n)
+{
+    if (ref != NULL && ref->seg != NULL) {
+        emit_out(cc, o);
+        cc->out.value_ref(cc->out.arg, ref);
+        emit(cc, "\r\n", 2);
+        return;
+    }
     if (n <= INLINE_VALUE_MAX && o->cap - o->len >= n + 2) {
         proto_out_mem(o, val, n);
         proto_out_mem(o, "\r\n", 2);
@@ -324,6 +342,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
     for (;;) {
         struct cask_item it;
         char *val = NULL;
+        struct cask_vref ref = {.fd = -1};
         size_t at = pos;
         int rc;
 
@@ -341,7 +360,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             cc->ctr->cmd_touch++;
             rc = cask_touch(cc->env->store, key, klen, exp, &it, &val);
         } else {
-            rc = cmd_read_get(cc, key, klen, &it, &val, true);
+            rc = get_value(cc, key, klen, &it, &val, &ref, true);
             if (rc == CMD_READ_PARK) {
                 /* resume here; meanwhile read the next keys too */
                 cc->get_paused = true;
@@ -365,7 +384,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             proto_out_init(&o, line, sizeof(line));
             proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas,
                             cc->env->cas_disabled ? 0 : it.cas);
-            emit_value(cc, &o, val, it.vlen);
+            emit_value(cc, &o, val, touch ? NULL : &ref, it.vlen);
         } else if (rc == CASK_ENOTFOUND) {
             count_miss(cc, &it, touch);
         } else if (rc == CASK_ECORRUPT) {
@@ -725,7 +744,8 @@ before_T(const struct proto_req *req, char f)
  * item it created) and *created says whether it did. */
 static int
 mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
-          struct cask_item *it, char **val, int64_t *old_exp, bool *created)
+          struct cask_item *it, char **val, struct cask_vref *ref,
+          int64_t *old_exp, bool *created)
 {
     bool has_T = proto_mflag_find(req, 'T') != NULL;
     int rc;
@@ -751,8 +771,8 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
                               proto_mflag_find(req, 'u') == NULL);
     } else if (want_val) {
         /* a hit counts as a read (memcached's fetched bit) unless u */
-        rc = cmd_read_get(cc, req->key, req->klen, it, val,
-                          proto_mflag_find(req, 'u') == NULL);
+        rc = get_value(cc, req->key, req->klen, it, val, ref,
+                       proto_mflag_find(req, 'u') == NULL);
         if (rc == CMD_READ_PARK) {
             return rc; /* nothing counted yet: the request runs again */
         }
@@ -805,6 +825,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     bool quiet = proto_mflag_find(req, 'q') != NULL;
     struct cask_item it;
     char *val = NULL;
+    struct cask_vref ref = {.fd = -1};
     char line[LINE_CAP];
     struct proto_out o;
     bool created;
@@ -815,7 +836,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     int rc;
 
     memset(&it, 0, sizeof(it));
-    rc = mg_lookup(cc, req, want_val, &it, &val, &exp, &created);
+    rc = mg_lookup(cc, req, want_val, &it, &val, &ref, &exp, &created);
     if (rc == CMD_READ_PARK) {
         return CMD_PARK;
     }
@@ -905,7 +926,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     }
     proto_out_mem(&o, "\r\n", 2);
     if (want_val) {
-        emit_value(cc, &o, val, it.vlen);
+        emit_value(cc, &o, val, &ref, it.vlen);
     } else {
         emit_out(cc, &o);
     }

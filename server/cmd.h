@@ -27,6 +27,11 @@ struct cmd_sink {
      * value read by cask_get reach the socket without another copy. */
     void (*value)(void *arg, char *buf, size_t n);
     void *arg;
+    /* Append the value ref names (a place in a segment file, cask_get_ref)
+     * and take over releasing it (cask_vref_release) once it is sent or
+     * the connection goes. NULL: the sink takes copies only, and gets ask
+     * the store for none (TLS, UDP, --sync=always staging, tests). */
+    void (*value_ref)(void *arg, struct cask_vref *ref);
 };
 
 /* Per-thread counters behind memcached's `stats`. Each worker owns one and

@@ -111,6 +111,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
     bool with_val = req->cmd != PROTO_BIN_TOUCH;
     struct cask_item it;
     char *val = NULL;
+    struct cask_vref ref = {.fd = -1};
     int rc;
 
     memset(&it, 0, sizeof(it));
@@ -120,7 +121,9 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
                         cmd_exp_abs(cc->env, req->exptime), &it,
                         with_val ? &val : NULL);
     } else {
-        rc = cmd_read_get(cc, req->key, req->klen, &it, &val, true);
+        /* a large value may come as a reference the sink sends as is */
+        rc = cmd_read_get_ref(cc, req->key, req->klen, &it, &val,
+                              cc->out.value_ref != NULL ? &ref : NULL, true);
         if (rc == CMD_READ_PARK) {
             return CMD_PARK; /* nothing counted: it runs again */
         }
@@ -143,7 +146,10 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
                           4 + klen + vlen, req->opaque, it.cas);
         proto_bin_put32(pkt + PROTO_BIN_HDR_LEN, it.flags);
         memcpy(pkt + PROTO_BIN_HDR_LEN + 4, req->key, klen);
-        if (vlen <= INLINE_VALUE_MAX) {
+        if (ref.seg != NULL) {
+            emit(cc, pkt, n);
+            cc->out.value_ref(cc->out.arg, &ref);
+        } else if (vlen <= INLINE_VALUE_MAX) {
             if (vlen > 0) {
                 memcpy(pkt + n, val, vlen);
             }
@@ -420,7 +426,7 @@ static void
 do_stat(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
     struct textbuf t = {0};
-    struct cmd_sink sink = {textbuf_bytes, textbuf_value, &t};
+    struct cmd_sink sink = {textbuf_bytes, textbuf_value, &t, NULL};
     size_t pos = 0;
 
     if (cc->env->stats == NULL) {

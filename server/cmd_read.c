@@ -79,11 +79,19 @@ int
 cmd_read_get(struct cmd_conn *cc, const char *key, size_t klen,
              struct cask_item *it, char **val, bool fetch)
 {
+    return cmd_read_get_ref(cc, key, klen, it, val, NULL, fetch);
+}
+
+int
+cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
+                 struct cask_item *it, char **val, struct cask_vref *ref,
+                 bool fetch)
+{
     struct cmd_reader *rd = &cc->rd;
     struct cask *store = cc->env->store;
 
     if (rd->submit == NULL) {
-        return cask_get_fetch(store, key, klen, it, val, fetch);
+        return cask_get_ref(store, key, klen, it, val, ref, fetch);
     }
     int i = find(rd, key, klen);
     if (i >= 0) {
@@ -104,7 +112,7 @@ cmd_read_get(struct cmd_conn *cc, const char *key, size_t klen,
         ent_free(e);
         return rc;
     }
-    int rc = cask_get_nowait(store, key, klen, it, val, fetch);
+    int rc = cask_get_nowait_ref(store, key, klen, it, val, ref, fetch);
     if (rc != EAGAIN) {
         return rc;
     }

@@ -53,6 +53,14 @@ struct cmd_conn;
 int cmd_read_get(struct cmd_conn *cc, const char *key, size_t klen,
                  struct cask_item *it, char **val, bool fetch);
 
+/* cmd_read_get that may hand a value read on this thread out as *ref
+ * (cask_get_ref: a large, checked, cached value, for the sink's
+ * value_ref); a value read off the thread is always a copy. ref NULL is
+ * cmd_read_get. */
+int cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
+                     struct cask_item *it, char **val, struct cask_vref *ref,
+                     bool fetch);
+
 /* Start reading key for a later part of the current request (a multi-get
  * parked before it), unless it is already read or the slots are full. */
 void cmd_read_ahead(struct cmd_conn *cc, const char *key, size_t klen,

@@ -121,6 +121,7 @@ struct conn {
     struct conn_info *info;   /* what stats conns shows */
     struct watch_sink *watch; /* set once the client sent `watch` */
     bool is_unix;
+    bool after_ref; /* the last reply chain is a value's file segment */
     unsigned char close_reason; /* enum watch_conn_ev, for connevents */
     TAILQ_ENTRY(conn) link;
     /* --sync=always only (stage NULL otherwise): replies not yet released
@@ -152,11 +153,33 @@ sink_buf(const struct conn *c)
     return c->stage != NULL ? c->stage : c->out;
 }
 
+/* Append bytes to the replies. After a value sent from its file
+ * (sink_value_ref) the first bytes get a chain of their own, sized for
+ * them: evbuffer_add would size it after the file segment's chain, whose
+ * length counts the value's offset in its file (megabytes a reply). */
+static void
+out_add(struct conn *c, const void *p, size_t n)
+{
+    if (c->after_ref && n > 0) {
+        struct evbuffer_iovec v;
+
+        if (evbuffer_reserve_space(c->out, n < 1024 ? 1024 : n, &v, 1) == 1 &&
+            v.iov_len >= n) {
+            memcpy(v.iov_base, p, n);
+            v.iov_len = n;
+            if (evbuffer_commit_space(c->out, &v, 1) == 0) {
+                c->after_ref = false;
+                return;
+            }
+        }
+    }
+    evbuffer_add(sink_buf(c), p, n);
+}
+
 static void
 sink_bytes(void *arg, const void *p, size_t n)
 {
-    struct conn *c = arg;
-    evbuffer_add(sink_buf(c), p, n);
+    out_add(arg, p, n);
 }
 
 static void
@@ -174,13 +197,60 @@ sink_value(void *arg, char *buf, size_t n)
 
     /* Small values are cheaper to copy than to track as references. */
     if (n <= 512) {
-        evbuffer_add(sink_buf(c), buf, n);
+        out_add(c, buf, n);
         free(buf);
         return;
     }
     if (evbuffer_add_reference(sink_buf(c), buf, n, free_value, NULL) != 0) {
         free(buf);
+        return;
     }
+    c->after_ref = false; /* the next bytes follow a chain of the size */
+}
+
+/* A value sent from its segment file (sendfile: no copy in this process):
+ * libevent holds the file segment until the bytes are written or the
+ * output is freed, and the store's pin goes with it. Only on connections
+ * whose output goes straight to the socket (plain TCP or unix, no staging):
+ * see conn_new. */
+static void
+value_ref_done(struct evbuffer_file_segment const *seg, int flags, void *arg)
+{
+    struct cask_vref *h = arg;
+
+    (void)seg;
+    (void)flags;
+    cask_vref_release(h);
+    free(h);
+}
+
+static void
+sink_value_ref(void *arg, struct cask_vref *ref)
+{
+    struct conn *c = arg;
+    struct cask_vref *h = malloc(sizeof(*h));
+    struct evbuffer_file_segment *seg = NULL;
+
+    if (h != NULL) {
+        *h = *ref;
+        seg = evbuffer_file_segment_new(
+                ref->fd, (ev_off_t)ref->off, (ev_off_t)ref->len,
+                EVBUF_FS_DISABLE_MMAP | EVBUF_FS_DISABLE_LOCKING);
+    }
+    if (seg == NULL) {
+        /* the reply is cut short: close rather than send it wrong */
+        free(h);
+        cask_vref_release(ref);
+        c->broken = true;
+        return;
+    }
+    evbuffer_file_segment_add_cleanup_cb(seg, value_ref_done, h);
+    if (evbuffer_add_file_segment(c->out, seg, 0, (ev_off_t)h->len) != 0) {
+        c->broken = true;
+    }
+    c->after_ref = true;             /* see out_add */
+    evbuffer_file_segment_free(seg); /* the buffer's chain holds it now */
+    memset(ref, 0, sizeof(*ref));
 }
 
 /* Write what the socket takes now. Returns the bytes written; on a write
@@ -191,6 +261,7 @@ write_some(struct conn *c)
     size_t total = 0;
 
     while (!c->broken && evbuffer_get_length(c->out) > 0) {
+        errno = 0;
         int n = c->tls != NULL ? tls_conn_write(c->tls, c->out)
                                : evbuffer_write(c->out, c->fd);
         if (n > 0) {
@@ -199,10 +270,13 @@ write_some(struct conn *c)
             total += (size_t)n;
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        /* libevent answers a sendfile that would block (a value sent from
+         * its file) with 0 and errno EAGAIN; 0 otherwise is a file that
+         * ended early, and the reply cannot be completed */
+        if (n <= 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             break;
         }
-        if (n < 0 && errno == EINTR) {
+        if (n <= 0 && errno == EINTR) {
             continue;
         }
         c->broken = true;
@@ -378,6 +452,14 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
     sink.bytes = sink_bytes;
     sink.value = sink_value;
     sink.arg = c;
+    sink.value_ref = NULL;
+    if (c->tls == NULL && c->stage == NULL &&
+        evbuffer_set_flags(c->out, EVBUFFER_FLAG_DRAINS_TO_FD) == 0) {
+        /* replies go to the socket as they are: large values may be sent
+         * from the store's files (TLS must encrypt them, and a staging
+         * buffer moves bytes between buffers) */
+        sink.value_ref = sink_value_ref;
+    }
     cmd_conn_init(&c->cc, &srv->env, &w->ctr, &sink);
     cmd_conn_set_throttle(&c->cc, out_full, c);
     if (w->readq != NULL) {

@@ -450,6 +450,8 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(records_lost);
     STORAGE_STAT(evictions);
     STORAGE_STAT(evict_runs);
+    STORAGE_STAT(unchecked_reads);
+    STORAGE_STAT(value_refs);
 #undef STORAGE_STAT
     snprintf(name, sizeof(name), "%srecovery_s", prefix);
     stat_line(b, name, "%.6f", st->recovery_s);

@@ -142,7 +142,7 @@ static void
 serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
 {
     struct server *srv = h->u->srv;
-    struct cmd_sink sink = {out_bytes, out_value, h};
+    struct cmd_sink sink = {out_bytes, out_value, h, NULL};
     struct cmd_conn cc;
     struct cmd_bin bin;
     enum cmd_status st;

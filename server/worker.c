@@ -148,6 +148,12 @@ worker_create_all(struct server *srv, unsigned n)
     }
     srv->nworkers = n;
     outbudget_init(srv->settings->output_budget);
+    /* Buffers of large requests and values come and go with every request:
+     * kept on the heap instead of mmap'd and unmapped each time (each unmap
+     * costs a TLB shootdown on every CPU), and handed back to the system by
+     * on_tick's malloc_trim rather than at every free. */
+    (void)mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    (void)mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     if (srv->store != NULL && srv->settings->io_threads > 0) {
         int rc = cask_aio_create(&srv->aio, srv->store,
                                  srv->settings->io_threads);

@@ -661,12 +661,49 @@ int
 cask_get_nowait(struct cask *c, const void *key, size_t klen,
                 struct cask_item *it, char **val, bool fetch)
 {
+    return cask_get_nowait_ref(c, key, klen, it, val, NULL, fetch);
+}
+
+static void
+vref_clear(struct cask_vref *ref)
+{
+    if (ref != NULL) {
+        memset(ref, 0, sizeof(*ref));
+        ref->fd = -1;
+    }
+}
+
+int
+cask_get_nowait_ref(struct cask *c, const void *key, size_t klen,
+                    struct cask_item *it, char **val, struct cask_vref *ref,
+                    bool fetch)
+{
+    vref_clear(ref);
     if (!key_ok(key, klen)) {
         return CASK_EBADKEY;
     }
     uint64_t h = cask_kd_hash(key, klen);
-    return cask_shard_get_nowait(shard_for(c, key, klen), h, key, klen, it, val,
-                                 fetch);
+    return cask_shard_get_nowait_ref(shard_for(c, key, klen), h, key, klen, it,
+                                     val, ref, fetch);
+}
+
+int
+cask_get_ref(struct cask *c, const void *key, size_t klen, struct cask_item *it,
+             char **val, struct cask_vref *ref, bool fetch)
+{
+    vref_clear(ref);
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    return cask_shard_get_ref(shard_for(c, key, klen), h, key, klen, it, val,
+                              ref, fetch);
+}
+
+void
+cask_vref_release(struct cask_vref *ref)
+{
+    cask_shard_vref_release(ref);
 }
 
 int
@@ -822,6 +859,8 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->expired_unfetched += s.expired_unfetched;
         st->reclaimed += s.reclaimed;
         st->evict_runs += s.evict_runs;
+        st->unchecked_reads += s.unchecked_reads;
+        st->value_refs += s.value_refs;
     }
     uint64_t jsyncs, jframes, jckpts;
     cask_journal_counts(c->journal, &jsyncs, &jframes, &jckpts);

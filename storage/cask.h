@@ -200,6 +200,32 @@ int cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
 int cask_get_fetch(struct cask *c, const void *key, size_t klen,
                    struct cask_item *it, char **val, bool fetch);
 
+/* A value left where it lies in its segment file, for zero-copy sending
+ * (sendfile): len bytes at off of fd. The segment file stays open, whatever
+ * compaction or eviction does, until cask_vref_release. The bytes are those
+ * of a record checked once since they were loaded (cask_verify.h). */
+struct cask_shard;
+struct cask_segment;
+struct cask_vref {
+    int fd;
+    uint64_t off;
+    uint32_t len;
+    struct cask_shard *sh;    /* opaque: the pin */
+    struct cask_segment *seg; /* opaque; NULL: no reference */
+};
+
+/* cask_get_fetch with val != NULL, which may hand a large, verified,
+ * cached value out as *ref (then *val stays NULL and ref->seg is set; the
+ * caller sends it and releases it) instead of a copy in *val; ref NULL is
+ * cask_get_fetch. Returns as cask_get. */
+int cask_get_ref(struct cask *c, const void *key, size_t klen,
+                 struct cask_item *it, char **val, struct cask_vref *ref,
+                 bool fetch);
+
+/* Unpin a value handed out by cask_get_ref (any thread, before cask_close)
+ * and clear *ref. Safe on a cleared one. */
+void cask_vref_release(struct cask_vref *ref);
+
 /* cask_get_fetch for a thread that must not wait for the disk (an event
  * loop): when the value is not all in the page cache, nothing is returned
  * and the call says EAGAIN; read it then with cask_get_fetch on a thread
@@ -210,6 +236,11 @@ int cask_get_fetch(struct cask *c, const void *key, size_t klen,
  * case of many keys sharing hash bits. */
 int cask_get_nowait(struct cask *c, const void *key, size_t klen,
                     struct cask_item *it, char **val, bool fetch);
+
+/* cask_get_nowait that may hand the value out as *ref, as cask_get_ref. */
+int cask_get_nowait_ref(struct cask *c, const void *key, size_t klen,
+                        struct cask_item *it, char **val, struct cask_vref *ref,
+                        bool fetch);
 
 /* Like cask_get, and atomically set the item's expiry to exp_abs_s (gat, gats,
  * touch, mg with T). The cas does not change, as in memcached. it and val as
@@ -346,6 +377,10 @@ struct cask_stats {
                                  * copied, the file moved to quarantine/ */
     uint64_t records_lost;      /* records lost in that damage (at least
                                  * one per damaged stretch) */
+    uint64_t unchecked_reads;   /* large values served without hashing
+                                 * them again (cask_verify.h) */
+    uint64_t value_refs;        /* ... of which handed out as references
+                                 * for zero-copy sending */
     double recovery_s;          /* time cask_open spent recovering */
     bool failed;                /* shard latched read-only */
     /* Eviction and reclaiming, as memcached names them. */

@@ -391,6 +391,7 @@ copy_record(struct compaction *m, struct cask_segment *s, uint64_t off,
     e->seg = slot;
     e->off = noff;
     e->fetched = 0; /* it must be read again to survive the next eviction */
+    e->checked = 0; /* the copy is checked anew (cask_verify.h) */
     sh->segs[slot]->live_bytes += len;
     return 0;
 }

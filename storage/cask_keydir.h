@@ -24,7 +24,8 @@ struct cask_kd_entry {
     uint32_t flags;
     uint32_t exp;         /* absolute unix seconds, 0 = never (clamped) */
     uint32_t vlen : 31;   /* value bytes (at most 1 GiB) */
-    uint32_t mark : 1;    /* free for the owner's use */
+    uint32_t checked : 1; /* its record passed its checksum while cached
+                           * (cask_verify.h) */
     uint32_t seg : 15;    /* slot in the shard's segment table */
     uint32_t fetched : 1; /* read (get, touch) since written or since its
                            * last second chance (eviction, cask_compact.c) */

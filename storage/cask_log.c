@@ -20,6 +20,7 @@
 #include "storage/cask_record.h"
 #include "storage/cask_segtab.h"
 #include "storage/cask_stream.h"
+#include "storage/cask_verify.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -101,6 +102,7 @@ cask_log_roll(struct cask_shard *sh)
      * cannot be made (a full disk), a retry must not cost a sync. */
     uint32_t id = sh->next_id++;
     sh->rolling = true;
+    cask_verify_write_begin(old); /* its reserve goes below, mu released */
     pthread_mutex_unlock(&sh->mu);
     cask_hint_remove(sh->dir, id); /* a stale hint of a compacted-away id */
     rc = cask_seg_create(&n, sh->dir, id, 0);
@@ -114,6 +116,7 @@ cask_log_roll(struct cask_shard *sh)
         }
     }
     pthread_mutex_lock(&sh->mu);
+    cask_verify_write_end(old);
     sh->rolling = false;
     pthread_cond_broadcast(&sh->sync_cv);
     if (rc != 0) {
@@ -166,8 +169,10 @@ reserve(struct cask_shard *sh, struct cask_segment *s, size_t len, bool tomb)
         return 0;
     }
     uint64_t want = need + clamp_u64(seg / 2, CHUNK_MIN, CHUNK_MAX);
+    cask_verify_write_begin(s);
     int rc = cask_io_fallocate(s->fd, (off_t)s->prealloc_end,
                                (off_t)(want - s->prealloc_end));
+    cask_verify_write_end(s);
     if (rc == 0) {
         s->prealloc_end = want;
         return 0;

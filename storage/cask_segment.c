@@ -4,12 +4,14 @@
  * resynchronisation used by recovery, hints and compaction.
  *
  * Owns the segment's fd and buffer. Not thread-safe: the shard mutex
- * covers it. Depends on cask_io and cask_record only. Writes go through the
- * cask_io seam so tests can inject faults.
+ * covers it. Depends on cask_io and cask_record only (and notes its own
+ * writes for cask_verify.c). Writes go through the cask_io seam so tests
+ * can inject faults.
  */
 #include "storage/cask_segment.h"
 
 #include "storage/cask_io.h"
+#include "storage/cask_verify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -268,12 +270,15 @@ cask_seg_flush(struct cask_segment *s)
     if (s->buf_len == 0) {
         return 0;
     }
+    cask_verify_write_begin(s);
     int rc = cask_io_pwrite_all(s->fd, s->buf, s->buf_len, (off_t)s->flushed);
     if (rc != 0) {
         /* Leave no partial record behind; keep the buffer for a retry. */
         (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
+        cask_verify_write_end(s);
         return rc;
     }
+    cask_verify_write_end(s);
     s->flushed += s->buf_len;
     s->buf_len = 0;
     return 0;
@@ -286,11 +291,14 @@ cask_seg_write_direct(struct cask_segment *s, const char *buf, size_t len)
     if (rc != 0) {
         return rc;
     }
+    cask_verify_write_begin(s);
     rc = cask_io_pwrite_all(s->fd, buf, len, (off_t)s->flushed);
     if (rc != 0) {
         (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
+        cask_verify_write_end(s);
         return rc;
     }
+    cask_verify_write_end(s);
     s->flushed += len;
     s->size = s->flushed;
     return 0;
@@ -333,7 +341,9 @@ cask_seg_pread2(const struct cask_segment *s, uint64_t off, char *a,
 int
 cask_seg_truncate(struct cask_segment *s, uint64_t len)
 {
+    cask_verify_write_begin(s);
     int rc = cask_io_ftruncate(s->fd, (off_t)len);
+    cask_verify_write_end(s);
     if (rc != 0) {
         return rc;
     }

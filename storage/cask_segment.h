@@ -46,6 +46,13 @@ struct cask_segment {
                             * scan that stops early or a failing disk would
                             * otherwise rewrite it every second) */
     char path[CASK_PATH_MAX];
+
+    /* Large values checked once (cask_verify.h); readers above also counts
+     * values handed out as references into the file. */
+    uint64_t ctime_ns; /* the file's change time after our last write */
+    bool has_checked;  /* keydir entries of its records may be checked */
+    bool changed;      /* written by someone else since ctime_ns */
+    bool change_told;  /* that was logged (once per segment) */
 };
 
 /* Build "dir/NNNNNNNN.ext". */

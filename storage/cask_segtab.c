@@ -112,5 +112,6 @@ cask_segtab_index_put(struct cask_shard *sh, struct cask_kd_entry *e,
     e->seg = slot;
     e->fetched = 0; /* a new value has not been read yet */
     e->at = cask_at_stamp(cask_now(sh->store)); /* written: accessed now */
+    e->checked = 0; /* not checked yet (cask_verify.h) */
     sh->segs[slot]->live_bytes += cask_rec_len(r->klen, r->vlen);
 }

@@ -24,6 +24,7 @@
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segtab.h"
+#include "storage/cask_verify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -288,15 +289,184 @@ read_large_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     return 0;
 }
 
+/* How a get reads a large value (cask_verify.h), decided under mu before
+ * the read and settled under mu after it. */
+struct vplan {
+    bool on;        /* a large value, in a segment that can be stamped */
+    bool trust;     /* its entry is verified: the hash may be skipped */
+    uint64_t stamp; /* the segment's change time when decided */
+    bool fast;      /* out: served without the hash */
+};
+
+/* Under mu, before the value of e (in s) is read with mu released. */
+static void
+plan_read(struct cask_shard *sh, struct cask_segment *s,
+          const struct cask_kd_entry *e, struct vplan *p)
+{
+    memset(p, 0, sizeof(*p));
+    if (e->vlen < CASK_VERIFY_MIN || s->is_output || s->retired ||
+        !cask_verify_available()) {
+        return;
+    }
+    if (s->changed) {
+        cask_verify_forget(sh, s);
+    }
+    if (!s->has_checked) {
+        /* no marks yet, so no stamp kept: the read that may set the
+         * first one needs the file's state from before it */
+        s->ctime_ns = cask_verify_ctime(s->fd);
+    }
+    p->on = true;
+    p->trust = e->checked && s->has_checked;
+    p->stamp = s->ctime_ns;
+}
+
+/* Under mu, after the read (rc its result), s still pinned: mark e (if it
+ * still names the record at off with that cas) verified when the read
+ * checked the record and the file did not change meanwhile; notice a
+ * change by someone else. */
+static void
+settle_read(struct cask_shard *sh, struct cask_segment *s,
+            struct cask_kd_entry *e, uint32_t off, uint64_t cas,
+            const struct vplan *p, int rc)
+{
+    if (!p->on || p->fast || s->retired) {
+        return;
+    }
+    uint64_t now = cask_verify_ctime(s->fd);
+    if (s->has_checked && now != s->ctime_ns && !sh->rolling) {
+        s->changed = true; /* our writes restamp it under mu */
+    }
+    if (s->changed) {
+        cask_verify_forget(sh, s);
+        return;
+    }
+    if (rc != 0 || now != p->stamp || e->seg != s->slot || e->off != off ||
+        cask_kd_cas(e) != cas) {
+        return;
+    }
+    e->checked = 1;
+    if (!s->has_checked) {
+        s->has_checked = true;
+        s->ctime_ns = now;
+    }
+}
+
+/* A record just written by us holds the bytes that were hashed: mark its
+ * entry verified (mu held). */
+static void
+mark_written(struct cask_shard *sh, struct cask_kd_entry *e)
+{
+    struct cask_segment *s = sh->segs[e->seg];
+    if (e->vlen < CASK_VERIFY_MIN || s->is_output || !cask_verify_available()) {
+        return;
+    }
+    if (s->changed) {
+        cask_verify_forget(sh, s);
+    }
+    if (!s->has_checked) {
+        s->has_checked = true;
+        s->ctime_ns = cask_verify_ctime(s->fd);
+    }
+    e->checked = 1;
+}
+
+/* The header and key of key's record at off of s, checked against what the
+ * keydir says (no checksum). Returns 0, KEY_OTHER, CASK_ECORRUPT or an
+ * errno. */
+static int
+read_head(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
+          const void *key, size_t klen, uint32_t vlen, const char *head)
+{
+    struct cask_rec r;
+    if (!cask_rec_decode(head, UINT32_MAX, &r) || r.type != CASK_REC_PUT ||
+        r.klen != klen || r.vlen != vlen) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: corrupt record in segment %08x at %" PRIu32,
+                  sh->idx, s->id, off);
+        return CASK_ECORRUPT;
+    }
+    if (memcmp(head + CASK_REC_HDR, key, klen) != 0) {
+        return KEY_OTHER;
+    }
+    return 0;
+}
+
+/* The fast path of a verified large value (p->trust), mu released and s
+ * pinned: when the file still has the stamp p took and every page of the
+ * record is cached, read the header and key, and hand the value out as a
+ * reference (ref not NULL: s stays pinned for it) or a copy, without the
+ * hash. Returns 0 with p->fast set, 1 when the checks fail (read it the
+ * checked way), KEY_OTHER, CASK_ECORRUPT or an errno. */
+static int
+read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
+             const void *key, size_t klen, uint32_t vlen, char **val,
+             struct cask_vref *ref, struct vplan *p)
+{
+    char head[CASK_REC_HDR + CASK_KEY_MAX];
+    size_t hlen = CASK_REC_HDR + klen;
+    if (cask_verify_ctime(s->fd) != p->stamp ||
+        !cask_verify_resident(s->fd, off, hlen + vlen)) {
+        return 1;
+    }
+    char *buf = NULL;
+    int rc;
+    if (ref != NULL) {
+        rc = cask_seg_pread(s, off, hlen, head);
+    } else {
+        buf = malloc((size_t)vlen + 1);
+        if (buf == NULL) {
+            return ENOMEM;
+        }
+        rc = cask_seg_pread2(s, off, head, hlen, buf, vlen);
+    }
+    if (rc != 0) {
+        if (rc != EAGAIN) { /* EAGAIN: cask_io_nowait, and not cached */
+            cask_logf(sh->store, CASK_LOG_ERROR,
+                      "shard %u: read segment %08x at %" PRIu32 ": %s", sh->idx,
+                      s->id, off, strerror(rc));
+        }
+        free(buf);
+        return rc;
+    }
+    rc = read_head(sh, s, off, key, klen, vlen, head);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    p->fast = true;
+    atomic_fetch_add_explicit(&sh->unchecked_reads, 1, memory_order_relaxed);
+    if (ref != NULL) {
+        ref->fd = s->fd;
+        ref->off = (uint64_t)off + hlen;
+        ref->len = vlen;
+        ref->sh = sh;
+        ref->seg = s;
+        atomic_fetch_add_explicit(&sh->value_refs, 1, memory_order_relaxed);
+        return 0;
+    }
+    buf[vlen] = '\0';
+    *val = buf;
+    return 0;
+}
+
 /* Read and check the record of key at off of s (vlen value bytes) and hand
- * its value out in a malloc'd buffer with a NUL after it. The record must
- * be flushed (or mu held, for a compaction output's buffered tail). A sound
- * record of another key is KEY_OTHER (the keydir keeps no keys: see
- * first_candidate). */
+ * its value out in a malloc'd buffer with a NUL after it, or, with p and
+ * ref not NULL, as a reference into the file (cask_vref; only a verified
+ * value, see read_trusted). The record must be flushed (or mu held, for a
+ * compaction output's buffered tail). A sound record of another key is
+ * KEY_OTHER (the keydir keeps no keys: see first_candidate). */
 static int
 read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
-              const void *key, size_t klen, uint32_t vlen, char **val)
+              const void *key, size_t klen, uint32_t vlen, char **val,
+              struct cask_vref *ref, struct vplan *p)
 {
+    if (p != NULL && p->trust) {
+        int rc = read_trusted(sh, s, off, key, klen, vlen, val, ref, p);
+        if (rc != 1) {
+            return rc;
+        }
+    }
     if (vlen >= SPLIT_READ_MIN) {
         return read_large_value_at(sh, s, off, key, klen, vlen, val);
     }
@@ -356,7 +526,7 @@ read_value(struct cask_shard *sh, const struct cask_kd_entry *e,
            const void *key, char **val)
 {
     int rc = read_value_at(sh, sh->segs[e->seg], e->off, key, e->klen, e->vlen,
-                           val);
+                           val, NULL, NULL);
     return rc == KEY_OTHER ? other_key(sh, sh->segs[e->seg]->id, e->off) : rc;
 }
 
@@ -399,7 +569,7 @@ value_for(struct cask_shard *sh, const struct cask_kd_entry *e, const void *key,
     ra->val = NULL;
     s->readers++;
     pthread_mutex_unlock(&sh->mu);
-    ra->rc = read_value_at(sh, s, off, key, klen, vlen, &ra->val);
+    ra->rc = read_value_at(sh, s, off, key, klen, vlen, &ra->val, NULL, NULL);
     if (ra->rc == KEY_OTHER) {
         ra->rc = other_key(sh, s->id, off);
     }
@@ -478,6 +648,7 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
         return rc;
     }
     cask_segtab_index_put(sh, e, &r, slot, off);
+    mark_written(sh, e);
     if (indexed != NULL) {
         *indexed = e;
     }
@@ -546,7 +717,8 @@ first_candidate(struct cask_shard *sh, uint64_t h, size_t klen,
 
 static int
 shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-          struct cask_item *it, char **val, bool fetch, bool nowait)
+          struct cask_item *it, char **val, struct cask_vref *ref, bool fetch,
+          bool nowait)
 {
     struct cask_item snap;
     bool careful = val == NULL; /* no value read to check the key with */
@@ -581,16 +753,28 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         if (val != NULL &&
             off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
             /* In a compaction output's buffer: copy it under the mutex. */
-            rc = read_value_at(sh, s, off, key, klen, snap.vlen, val);
+            rc = read_value_at(sh, s, off, key, klen, snap.vlen, val, NULL,
+                               NULL);
         } else if (val != NULL) {
             /* Written records never change, and a pinned segment is not
              * freed: read without holding up the shard's other requests. */
+            struct vplan plan;
+            plan_read(sh, s, e, &plan);
             s->readers++;
             pthread_mutex_unlock(&sh->mu);
             cask_io_nowait(nowait);
-            rc = read_value_at(sh, s, off, key, klen, snap.vlen, val);
+            rc = read_value_at(sh, s, off, key, klen, snap.vlen, val, ref,
+                               &plan);
             cask_io_nowait(false);
+            if (rc == 0 && ref != NULL && ref->seg != NULL) {
+                /* handed out: the pin goes with the reference */
+                if (it != NULL) {
+                    *it = snap;
+                }
+                return 0;
+            }
             pthread_mutex_lock(&sh->mu);
+            settle_read(sh, s, e, off, snap.cas, &plan, rc);
             if (--s->readers == 0 && s->retired) {
                 cask_seg_close(&s);
             }
@@ -615,14 +799,47 @@ int
 cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                struct cask_item *it, char **val, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, fetch, false);
+    return shard_get(sh, h, key, klen, it, val, NULL, fetch, false);
 }
 
 int
 cask_shard_get_nowait(struct cask_shard *sh, uint64_t h, const void *key,
                       size_t klen, struct cask_item *it, char **val, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, fetch, true);
+    return shard_get(sh, h, key, klen, it, val, NULL, fetch, true);
+}
+
+int
+cask_shard_get_ref(struct cask_shard *sh, uint64_t h, const void *key,
+                   size_t klen, struct cask_item *it, char **val,
+                   struct cask_vref *ref, bool fetch)
+{
+    return shard_get(sh, h, key, klen, it, val, ref, fetch, false);
+}
+
+int
+cask_shard_get_nowait_ref(struct cask_shard *sh, uint64_t h, const void *key,
+                          size_t klen, struct cask_item *it, char **val,
+                          struct cask_vref *ref, bool fetch)
+{
+    return shard_get(sh, h, key, klen, it, val, ref, fetch, true);
+}
+
+void
+cask_shard_vref_release(struct cask_vref *ref)
+{
+    struct cask_shard *sh = ref->sh;
+    struct cask_segment *s = ref->seg;
+    if (s == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&sh->mu);
+    if (--s->readers == 0 && s->retired) {
+        cask_seg_close(&s);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    memset(ref, 0, sizeof(*ref));
+    ref->fd = -1;
 }
 
 static int
@@ -1199,6 +1416,10 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->records_missing = sh->records_missing;
     st->quarantined = sh->quarantined;
     st->records_lost = sh->records_lost;
+    st->unchecked_reads =
+            atomic_load_explicit(&sh->unchecked_reads, memory_order_relaxed);
+    st->value_refs =
+            atomic_load_explicit(&sh->value_refs, memory_order_relaxed);
     st->recovery_s = sh->recovery_s;
     st->failed = sh->failed;
     cask_evict_stats(sh, st);

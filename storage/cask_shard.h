@@ -9,6 +9,7 @@
 #define BITCACHED_CASK_SHARD_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -64,6 +65,10 @@ struct cask_shard {
     char *scratch;          /* encoding buffer for appends (mu) */
     size_t scratch_cap;
     uint64_t records_recovered;
+    /* Large values read without the hash, and of those handed out as
+     * references (cask_verify.h); counted without mu. */
+    _Atomic uint64_t unchecked_reads;
+    _Atomic uint64_t value_refs;
     uint64_t bytes_truncated;
     uint64_t bytes_damaged; /* invalid bytes skipped inside segments */
     double recovery_s;      /* time spent recovering this shard */
@@ -107,6 +112,15 @@ int cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key,
 int cask_shard_get_nowait(struct cask_shard *sh, uint64_t h, const void *key,
                           size_t klen, struct cask_item *it, char **val,
                           bool fetch);
+/* cask_shard_get that may hand a value out as *ref (cask_get_ref). */
+int cask_shard_get_ref(struct cask_shard *sh, uint64_t h, const void *key,
+                       size_t klen, struct cask_item *it, char **val,
+                       struct cask_vref *ref, bool fetch);
+int cask_shard_get_nowait_ref(struct cask_shard *sh, uint64_t h,
+                              const void *key, size_t klen,
+                              struct cask_item *it, char **val,
+                              struct cask_vref *ref, bool fetch);
+void cask_shard_vref_release(struct cask_vref *ref);
 int cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                      size_t klen, int64_t exp_abs_s, struct cask_item *it,
                      char **val, bool fetch);

@@ -29,6 +29,8 @@ libstorage_a_SOURCES = \
 	storage/cask_segment.h \
 	storage/cask_segment.c \
 	storage/cask_atime.h \
+	storage/cask_verify.h \
+	storage/cask_verify.c \
 	storage/cask_keydir.h \
 	storage/cask_keydir.c \
 	storage/cask_walk.h \

@@ -83,11 +83,13 @@ TESTS += tests/compare/test_compare_atime.py
 
 dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py tests/integration/test_flags.py \
-	tests/integration/test_dump.py tests/integration/test_mc_compat.py
+	tests/integration/test_dump.py tests/integration/test_mc_compat.py \
+	tests/integration/test_issue_16.py
 EXTRA_DIST += tests/integration/bcserver.py
 TESTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py tests/integration/test_flags.py \
-	tests/integration/test_dump.py tests/integration/test_mc_compat.py
+	tests/integration/test_dump.py tests/integration/test_mc_compat.py \
+	tests/integration/test_issue_16.py
 
 # Server benchmark (not part of make check): tests/bench/bench_server.sh.
 noinst_PROGRAMS += tests/bench/bench_load

@@ -8,7 +8,9 @@
 #
 # Environment: BITCACHED (default ./bitcached), MEMCACHED, MEMASLAP,
 # BENCH_LOAD (tests/bench/bench_load), ROUNDS (3), SECS (8), THREADS (4),
-# CONC (16), VALUE (65536).
+# CONC (16), VALUE (65536). BITCACHED_BEFORE: another bitcached binary (an
+# older build) run in the same rounds, A B C A B C, for a before/after
+# figure measured side by side.
 set -u
 
 bench_name=bench_large.sh
@@ -20,7 +22,8 @@ THREADS=${THREADS:-4}
 CONC=${CONC:-16}
 VALUE=${VALUE:-65536}
 
-for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
+BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
+for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD" ${BITCACHED_BEFORE:+"$BITCACHED_BEFORE"}; do
     if [ -z "$tool" ] || [ ! -x "$tool" ]; then
         echo "bench_large.sh: missing tool '$tool'" >&2
         exit 77
@@ -56,13 +59,17 @@ median() {
     tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-bc_tps= bc_cpu= mc_tps= mc_cpu=
+bc_tps= bc_cpu= mc_tps= mc_cpu= old_tps= old_cpu=
 r=0
 while [ $r -lt "$ROUNDS" ]; do
     set -- $(run_one bitcached)
     bc_tps="$bc_tps $1" bc_cpu="$bc_cpu $2"
     set -- $(run_one memcached)
     mc_tps="$mc_tps $1" mc_cpu="$mc_cpu $2"
+    if [ -n "$BITCACHED_BEFORE" ]; then
+        set -- $(BITCACHED=$BITCACHED_BEFORE run_one bitcached)
+        old_tps="$old_tps $1" old_cpu="$old_cpu $2"
+    fi
     r=$((r + 1))
 done
 echo "large_bitcached_ops_s=$(echo "$bc_tps" | median)"
@@ -71,4 +78,9 @@ echo "large_bitcached_cpu_us_per_op=$(echo "$bc_cpu" | median)"
 echo "large_memcached_cpu_us_per_op=$(echo "$mc_cpu" | median)"
 echo "large_bitcached_runs=\"$(echo $bc_tps) / $(echo $bc_cpu)\""
 echo "large_memcached_runs=\"$(echo $mc_tps) / $(echo $mc_cpu)\""
+if [ -n "$BITCACHED_BEFORE" ]; then
+    echo "large_before_ops_s=$(echo "$old_tps" | median)"
+    echo "large_before_cpu_us_per_op=$(echo "$old_cpu" | median)"
+    echo "large_before_runs=\"$(echo $old_tps) / $(echo $old_cpu)\""
+fi
 exit 0

@@ -228,6 +228,25 @@ cask_get_fetch(struct cask *c, const void *key, size_t klen,
     return rc;
 }
 
+/* The fake hands out copies only. */
+int
+cask_get_ref(struct cask *c, const void *key, size_t klen, struct cask_item *it,
+             char **val, struct cask_vref *ref, bool fetch)
+{
+    if (ref != NULL) {
+        memset(ref, 0, sizeof(*ref));
+        ref->fd = -1;
+    }
+    return cask_get_fetch(c, key, klen, it, val, fetch);
+}
+
+void
+cask_vref_release(struct cask_vref *ref)
+{
+    memset(ref, 0, sizeof(*ref));
+    ref->fd = -1;
+}
+
 int
 cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
          char **val)
@@ -241,6 +260,14 @@ cask_get_nowait(struct cask *c, const void *key, size_t klen,
                 struct cask_item *it, char **val, bool fetch)
 {
     return cask_get_fetch(c, key, klen, it, val, fetch);
+}
+
+int
+cask_get_nowait_ref(struct cask *c, const void *key, size_t klen,
+                    struct cask_item *it, char **val, struct cask_vref *ref,
+                    bool fetch)
+{
+    return cask_get_ref(c, key, klen, it, val, ref, fetch);
 }
 
 int

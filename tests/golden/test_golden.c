@@ -145,7 +145,7 @@ run(const struct buf *req, size_t chunk, struct buf *out)
     struct cask *store = NULL;
     struct cmd_counters ctr;
     struct cmd_env env;
-    struct cmd_sink sink;
+    struct cmd_sink sink = {0};
     struct cmd_conn cc;
     size_t off = 0;
     size_t avail = chunk ? chunk : req->n;

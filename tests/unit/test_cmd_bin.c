@@ -94,7 +94,7 @@ setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct cask_options o;
-    struct cmd_sink sink;
+    struct cmd_sink sink = {0};
 
     assert_non_null(f);
     f->now = NOW_S;
