@@ -82,54 +82,25 @@ int
 cask_manifest_load(const char *dir, uint32_t **ids, size_t *n,
                    uint32_t *next_id)
 {
-    char path[CASK_PATH_MAX + 16];
-    struct stat st;
+    char *b;
+    size_t len;
     *ids = NULL;
     *n = 0;
     *next_id = 0;
-    snprintf(path, sizeof(path), "%s/%s", dir, CASK_MANIFEST_NAME);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno;
-    }
-    int rc = 0;
-    char *b = NULL;
-    if (fstat(fd, &st) != 0) {
-        rc = errno;
-        goto out;
-    }
-    size_t len = (size_t)st.st_size;
-    if (len < MANIFEST_HDR + 8 || len > MANIFEST_HDR + 4 * MANIFEST_MAX + 8) {
-        rc = EINVAL;
-        goto out;
-    }
-    b = malloc(len);
-    if (b == NULL) {
-        rc = ENOMEM;
-        goto out;
-    }
-    rc = cask_io_pread_all(fd, b, len, 0);
+    int rc =
+            cask_read_small_file(dir, CASK_MANIFEST_NAME, MANIFEST_HDR + 8,
+                                 MANIFEST_HDR + 4 * MANIFEST_MAX + 8, &b, &len);
     if (rc != 0) {
-        goto out;
+        return rc;
     }
     if (!cask_manifest_valid(b, len)) {
         rc = EINVAL;
-        goto out;
+    } else {
+        rc = cask_ids_decode(b + MANIFEST_HDR, (len - MANIFEST_HDR - 8) / 4,
+                             ids, n);
+        *next_id = rc == 0 ? cask_get32(b + 16) : 0;
     }
-    size_t cnt = (len - MANIFEST_HDR - 8) / 4;
-    *ids = malloc(cnt ? cnt * sizeof(uint32_t) : 1);
-    if (*ids == NULL) {
-        rc = ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < cnt; i++) {
-        (*ids)[i] = cask_get32(b + MANIFEST_HDR + 4 * i);
-    }
-    *n = cnt;
-    *next_id = cask_get32(b + 16);
-out:
     free(b);
-    close(fd);
     return rc;
 }
 

@@ -68,51 +68,20 @@ cask_retire_valid(const char *b, size_t len)
 static int
 retire_read(const char *dir, uint32_t **ids, size_t *n)
 {
-    char path[CASK_PATH_MAX];
-    struct stat st;
-    snprintf(path, sizeof(path), "%s/%s", dir, CASK_RETIRE_NAME);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno;
-    }
-    int rc = 0;
-    char *b = NULL;
-    if (fstat(fd, &st) != 0) {
-        rc = errno;
-        goto out;
-    }
-    size_t len = (size_t)st.st_size;
-    if (len < RETIRE_HDR + 8 || len > RETIRE_HDR + 4 * RETIRE_MAX + 8 ||
-        (len - RETIRE_HDR - 8) % 4 != 0) {
-        rc = EINVAL;
-        goto out;
-    }
-    b = malloc(len);
-    if (b == NULL) {
-        rc = ENOMEM;
-        goto out;
-    }
-    rc = cask_io_pread_all(fd, b, len, 0);
+    char *b;
+    size_t len;
+    int rc = cask_read_small_file(dir, CASK_RETIRE_NAME, RETIRE_HDR + 8,
+                                  RETIRE_HDR + 4 * RETIRE_MAX + 8, &b, &len);
     if (rc != 0) {
-        goto out;
+        return rc;
     }
-    size_t cnt = (len - RETIRE_HDR - 8) / 4;
-    if (!cask_retire_valid(b, len)) {
+    if ((len - RETIRE_HDR - 8) % 4 != 0 || !cask_retire_valid(b, len)) {
         rc = EINVAL;
-        goto out;
+    } else {
+        rc = cask_ids_decode(b + RETIRE_HDR, (len - RETIRE_HDR - 8) / 4, ids,
+                             n);
     }
-    *ids = malloc(cnt ? cnt * sizeof(uint32_t) : 1);
-    if (*ids == NULL) {
-        rc = ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < cnt; i++) {
-        (*ids)[i] = cask_get32(b + RETIRE_HDR + 4 * i);
-    }
-    *n = cnt;
-out:
     free(b);
-    close(fd);
     return rc;
 }
 

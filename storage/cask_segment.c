@@ -68,6 +68,56 @@ cask_replace_file(const char *dir, const char *tmp, const char *path,
     return rc;
 }
 
+int
+cask_read_small_file(const char *dir, const char *name, size_t min, size_t max,
+                     char **buf, size_t *len)
+{
+    char path[CASK_PATH_MAX + 32];
+    struct stat st;
+
+    *buf = NULL;
+    *len = 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno;
+    }
+    int rc = 0;
+    char *b = NULL;
+    if (fstat(fd, &st) != 0) {
+        rc = errno;
+    } else if ((uint64_t)st.st_size < min || (uint64_t)st.st_size > max) {
+        rc = EINVAL;
+    } else if ((b = malloc(st.st_size ? (size_t)st.st_size : 1)) == NULL) {
+        rc = ENOMEM;
+    } else {
+        rc = cask_io_pread_all(fd, b, (size_t)st.st_size, 0);
+    }
+    close(fd);
+    if (rc != 0) {
+        free(b);
+        return rc;
+    }
+    *buf = b;
+    *len = (size_t)st.st_size;
+    return 0;
+}
+
+int
+cask_ids_decode(const char *p, size_t cnt, uint32_t **ids, size_t *n)
+{
+    *ids = malloc(cnt ? cnt * sizeof(uint32_t) : 1);
+    if (*ids == NULL) {
+        *n = 0;
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        (*ids)[i] = cask_get32(p + 4 * i);
+    }
+    *n = cnt;
+    return 0;
+}
+
 static void
 encode_header(char *h, uint32_t id)
 {

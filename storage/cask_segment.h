@@ -173,4 +173,15 @@ int cask_fsync_dir(const char *dir);
 int cask_replace_file(const char *dir, const char *tmp, const char *path,
                       const void *buf, size_t len);
 
+/* Read the small file DIR/NAME whole into *buf (malloc'd; the caller frees
+ * it), its size in *len. A size outside [min, max] is EINVAL. Returns 0 or
+ * an errno (ENOENT when the file is absent); on error *buf is NULL. */
+int cask_read_small_file(const char *dir, const char *name, size_t min,
+                         size_t max, char **buf, size_t *len);
+
+/* Decode cnt segment ids stored as little-endian u32 at p (the manifest's
+ * and the retired file's lists) into a malloc'd array *ids of *n. Returns 0
+ * or ENOMEM. */
+int cask_ids_decode(const char *p, size_t cnt, uint32_t **ids, size_t *n);
+
 #endif
