@@ -340,6 +340,24 @@ wait_done(struct cask_commit *cm, uint64_t e)
     pthread_mutex_unlock(&cm->mu);
 }
 
+/* Sleep until epoch e is wanted (a writer joined it) or the committer
+ * stops; true when it stops with nothing wanted. Dekker with
+ * cask_commit_join: sleeping is set before want is read, want before
+ * sleeping is read. */
+static bool
+wait_for_work(struct cask_commit *cm, uint64_t e)
+{
+    pthread_mutex_lock(&cm->mu);
+    atomic_store(&cm->sleeping, true);
+    while (atomic_load(&cm->want) < e && !cm->stop) {
+        pthread_cond_wait(&cm->work_cv, &cm->mu);
+    }
+    atomic_store(&cm->sleeping, false);
+    bool stop = atomic_load(&cm->want) < e;
+    pthread_mutex_unlock(&cm->mu);
+    return stop;
+}
+
 /* A journal commit thread: close an epoch and take its frames (one
  * thread at a time), then write and sync them while the next thread
  * takes the next epoch. */
@@ -354,16 +372,7 @@ journal_main(void *arg)
         uint64_t e = atomic_load(&cm->epoch);
         bool stop = false;
         while (atomic_load(&cm->want) < e && !stop) {
-            pthread_mutex_lock(&cm->mu);
-            /* Dekker with cask_commit_join, as in commit_main; only the
-             * holder of take_mu sleeps here. */
-            atomic_store(&cm->sleeping, true);
-            while (atomic_load(&cm->want) < e && !cm->stop) {
-                pthread_cond_wait(&cm->work_cv, &cm->mu);
-            }
-            atomic_store(&cm->sleeping, false);
-            stop = atomic_load(&cm->want) < e;
-            pthread_mutex_unlock(&cm->mu);
+            stop = wait_for_work(cm, e); /* only take_mu's holder sleeps */
         }
         if (stop) {
             pthread_mutex_unlock(&cm->take_mu);
@@ -490,18 +499,7 @@ commit_main(void *arg)
     for (;;) {
         uint64_t e = atomic_load(&cm->epoch);
         if (atomic_load(&cm->want) < e) {
-            bool stop;
-            pthread_mutex_lock(&cm->mu);
-            /* Dekker with cask_commit_join: sleeping is set before want
-             * is read, want before sleeping is read. */
-            atomic_store(&cm->sleeping, true);
-            while (atomic_load(&cm->want) < e && !cm->stop) {
-                pthread_cond_wait(&cm->work_cv, &cm->mu);
-            }
-            atomic_store(&cm->sleeping, false);
-            stop = atomic_load(&cm->want) < e;
-            pthread_mutex_unlock(&cm->mu);
-            if (stop) {
+            if (wait_for_work(cm, e)) {
                 break;
             }
             continue;
