@@ -77,6 +77,7 @@ struct cask_keydir {
     uint32_t used;       /* bytes used in the last chunk */
     size_t bytes;        /* what cask_kd_bytes reports */
     uint32_t freel[256]; /* per key length: ref + 1 of a free entry */
+    bool bulk;           /* cask_kd_bulk: stripes grow by half */
 };
 
 static inline uint32_t
@@ -302,10 +303,10 @@ grown(uint32_t cap)
     return cap + (step < MIN_CAP ? MIN_CAP : step);
 }
 
+/* Rehash stripe t into ncap slots (at least its count / load). */
 static bool
-grow(struct cask_keydir *kd, struct stripe *t)
+resize(struct cask_keydir *kd, struct stripe *t, uint32_t ncap)
 {
-    uint32_t ncap = grown(t->cap);
     struct slot *ns = calloc(ncap, sizeof(struct slot));
     if (ns == NULL) {
         return false;
@@ -325,9 +326,46 @@ grow(struct cask_keydir *kd, struct stripe *t)
     }
     free(t->slots);
     t->slots = ns;
-    kd->bytes += (size_t)(ncap - t->cap) * sizeof(struct slot);
+    kd->bytes += (size_t)ncap * sizeof(struct slot);
+    kd->bytes -= (size_t)t->cap * sizeof(struct slot);
     t->cap = ncap;
     return true;
+}
+
+/* What a full stripe of cap slots grows to: by 1/8 (grown), or by half
+ * while bulk loading. */
+static inline uint32_t
+next_cap(const struct cask_keydir *kd, uint32_t cap)
+{
+    return kd->bulk ? cap + cap / 2 + MIN_CAP : grown(cap);
+}
+
+static bool
+grow(struct cask_keydir *kd, struct stripe *t)
+{
+    return resize(kd, t, next_cap(kd, t->cap));
+}
+
+void
+cask_kd_bulk(struct cask_keydir *kd, bool on)
+{
+    kd->bulk = on;
+    if (on) {
+        return;
+    }
+    /* Back to the small steps: a stripe left below 0.71 full by a half step
+     * shrinks to about 0.75 (one pass over its slots, never an entry). If
+     * memory runs out it just stays larger. */
+    for (unsigned i = 0; i < STRIPES; i++) {
+        struct stripe *t = &kd->st[i];
+        uint64_t want = (uint64_t)t->count * LOAD_DEN * 16 / (LOAD_NUM * 15);
+        if (want < MIN_CAP) {
+            want = MIN_CAP;
+        }
+        if (want + want / GROW_DIV < t->cap) {
+            (void)resize(kd, t, (uint32_t)want);
+        }
+    }
 }
 
 static bool
@@ -477,7 +515,7 @@ cask_kd_insert_cost(const struct cask_keydir *kd, uint64_t h, size_t klen)
     size_t cost = 0;
     const struct stripe *t = &kd->st[(h >> 16) & (STRIPES - 1)];
     if ((uint64_t)(t->count + 1) * LOAD_DEN > (uint64_t)t->cap * LOAD_NUM) {
-        cost += (size_t)(grown(t->cap) - t->cap) * sizeof(struct slot);
+        cost += (size_t)(next_cap(kd, t->cap) - t->cap) * sizeof(struct slot);
     }
     if (kd->freel[free_idx(kd, klen)] == 0 &&
         (kd->nchunks == 0 || kd->used + entry_size(kd, klen) > CHUNK_SIZE)) {

@@ -103,6 +103,11 @@ struct cask_kd_entry *cask_kd_find_if(struct cask_keydir *kd, uint64_t h,
 struct cask_kd_entry *cask_kd_insert(struct cask_keydir *kd, uint64_t h,
                                      const void *key, size_t klen);
 
+/* Bulk loading (recovery): while on, tables grow by half their size at a
+ * time instead of by 1/8 (fewer rehashes per key); turning it off shrinks
+ * each table back to the load the small steps keep. */
+void cask_kd_bulk(struct cask_keydir *kd, bool on);
+
 /* Remove e (which must be in kd, inserted with the same h); e is invalid
  * afterwards. */
 void cask_kd_remove(struct cask_keydir *kd, uint64_t h,

@@ -739,6 +739,11 @@ cask_shard_recover(struct cask_shard *sh)
         free(ids);
         return ENOMEM;
     }
+    /* fewer rehashes while every key arrives (the index is settled at the
+     * end; the two scratch tables are dropped) */
+    cask_kd_bulk(sh->kd, true);
+    cask_kd_bulk(rv.tombs, true);
+    cask_kd_bulk(rv.touches, true);
     for (size_t i = 0; i < n; i++) {
         struct cask_segment *s = NULL;
         uint64_t dropped = 0, cov = 0;
@@ -875,6 +880,7 @@ cask_shard_recover(struct cask_shard *sh)
         rc = start_manifest(sh);
     }
 out:
+    cask_kd_bulk(sh->kd, false);
     cask_kd_destroy(&rv.tombs);
     cask_kd_destroy(&rv.touches);
     free(damaged);

@@ -1,7 +1,8 @@
 /* test_cask_keydir.c - the keydir: insert/find/remove against a shadow array,
  * growth, backward-shift deletion keeping every key reachable, entry reuse,
  * and the memory per key for 16-32 byte keys; the keyless keydir with keys
- * whose hash bits all agree (only the match function tells them apart).
+ * whose hash bits all agree (only the match function tells them apart);
+ * bulk loading (recovery) and the settling after it.
  */
 #include "storage/cask_keydir.h"
 
@@ -238,6 +239,56 @@ test_insert_cost_exact(void **state)
     cask_kd_destroy(&kd);
 }
 
+/* Bulk loading grows by half and settles back to what the small steps
+ * keep: every key still found, the same count, no more bytes than a keydir
+ * filled key by key (within a stripe's last step), and insert_cost exact
+ * in both modes. */
+static void
+test_bulk_then_settle(void **state)
+{
+    (void)state;
+    struct cask_keydir *bulk = cask_kd_create();
+    struct cask_keydir *plain = cask_kd_create();
+    enum { N = 100000 };
+    char k[64];
+    cask_kd_bulk(bulk, true);
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = mkkey(k, i);
+        uint64_t h = cask_kd_hash(k, n);
+        size_t before = cask_kd_bytes(bulk);
+        size_t cost = cask_kd_insert_cost(bulk, h, n);
+        assert_non_null(cask_kd_insert(bulk, h, k, n));
+        assert_int_equal(cask_kd_bytes(bulk) - before, cost);
+        assert_non_null(cask_kd_insert(plain, h, k, n));
+    }
+    size_t loaded = cask_kd_bytes(bulk);
+    cask_kd_bulk(bulk, false);
+    size_t settled = cask_kd_bytes(bulk);
+    print_message("bulk: %zu bytes loaded, %zu settled, %zu key by key\n",
+                  loaded, settled, cask_kd_bytes(plain));
+    assert_true(settled < loaded);
+    assert_true(settled <= cask_kd_bytes(plain) + cask_kd_bytes(plain) / 50);
+    assert_int_equal(cask_kd_count(bulk), N);
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = mkkey(k, i);
+        struct cask_kd_entry *e = cask_kd_find(bulk, cask_kd_hash(k, n), k, n);
+        assert_non_null(e);
+        if (i % 3 == 0) { /* backward shift still keeps the rest reachable */
+            cask_kd_remove(bulk, cask_kd_hash(k, n), e);
+        }
+    }
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = mkkey(k, i);
+        struct cask_kd_entry *e = cask_kd_find(bulk, cask_kd_hash(k, n), k, n);
+        assert_true((e == NULL) == (i % 3 == 0));
+    }
+    unsigned walked = 0;
+    cask_kd_foreach(bulk, count, &walked);
+    assert_int_equal(walked, N - (N + 2) / 3);
+    cask_kd_destroy(&bulk);
+    cask_kd_destroy(&plain);
+}
+
 static void
 test_exp_clamp(void **state)
 {
@@ -258,6 +309,7 @@ main(void)
             cmocka_unit_test(test_keyless_memory_per_key),
             cmocka_unit_test(test_insert_cost_exact),
             cmocka_unit_test(test_exp_clamp),
+            cmocka_unit_test(test_bulk_then_settle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
