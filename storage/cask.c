@@ -124,7 +124,9 @@ maint_main(void *arg)
             for (unsigned j = 0; j < c->nshards; j++) {
                 cask_shard_evict(c->shards[j]);
             }
-            cask_shard_crawl(sh);
+            if (c->opt.crawl_background) {
+                cask_shard_crawl(sh);
+            }
             pthread_mutex_lock(&sh->mu);
             bool forced = sh->compact_req;
             sh->compact_req = false;

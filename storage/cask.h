@@ -92,6 +92,11 @@ struct cask_options {
     double compact_ratio;      /* dead fraction that makes a closed segment
                                 * a compaction candidate, 0 < r <= 1 */
     bool compact_background;   /* run per-shard background compaction */
+    /* Run the background crawler (cask_crawl.h), which drops expired and
+     * flushed keys, writing a tombstone for each expired one, about once a
+     * second. Default on; a test that moves a fake clock and counts the
+     * records appended turns it off so nothing appends behind its back. */
+    bool crawl_background;
     /* Budget of the keydirs, bytes (0 = none). Without mem_evict a write
      * of a new key that would need more keydir memory than that fails with
      * CASK_ENOMEM (nothing is evicted); overwrites, deletes and reads are
@@ -143,7 +148,8 @@ struct cask_options {
     uint64_t journal_size;
 };
 
-/* Fill *o with the defaults above (interval sync, background compaction on). */
+/* Fill *o with the defaults above (interval sync, background compaction and
+ * crawler on). */
 void cask_options_init(struct cask_options *o);
 
 struct cask; /* opaque */

@@ -57,4 +57,5 @@ cask_options_init(struct cask_options *o)
     o->value_max = CASK_DEFAULT_VALUE_MAX;
     o->compact_ratio = CASK_DEFAULT_COMPACT;
     o->compact_background = true;
+    o->crawl_background = true;
 }
