@@ -101,6 +101,23 @@ wait_evicted(struct cask_shard *sh)
     return sh->evict_runs != runs ? CASK_EVICT_RETRY : CASK_ENOMEM;
 }
 
+/* How far past its disk share a shard may get, 1/DISK_BEHIND of the share,
+ * before its writers wait for the evictor (without that a writer faster
+ * than the maintenance thread, as on a loaded machine, fills the disk). */
+#define DISK_BEHIND 8u
+
+int
+cask_evict_disk_admit(struct cask_shard *sh)
+{
+    const struct cask *c = sh->store;
+    if (c->opt.disk_limit == 0 ||
+        over_disk(sh) <= c->opt.disk_limit / c->nshards / DISK_BEHIND) {
+        return 0;
+    }
+    kick(sh);
+    return wait_evicted(sh) == CASK_EVICT_RETRY ? CASK_EVICT_RETRY : 0;
+}
+
 /* A shard's share of the budget: keys spread evenly over the shards, so
  * each keeps its own keydir inside mem_limit / shards. */
 static uint64_t

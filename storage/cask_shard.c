@@ -616,9 +616,14 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
     uint32_t off;
     struct cask_kd_entry *e = old;
 
-    /* Room first (it may release mu), so that no entry for a record not
-     * yet written is ever visible to compaction or readers. */
-    int rc = cask_log_make_room(sh, cask_rec_len(klen, l1 + l2), false);
+    /* Wait for an evictor that is behind a disk limit, then room (either
+     * may release mu), so that no entry for a record not yet written is
+     * ever visible to compaction or readers. */
+    int rc = cask_evict_disk_admit(sh);
+    if (rc != 0) {
+        return RETRY;
+    }
+    rc = cask_log_make_room(sh, cask_rec_len(klen, l1 + l2), false);
     if (rc != 0) {
         return rc;
     }
