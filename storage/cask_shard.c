@@ -243,6 +243,48 @@ bump(struct cask_kd_entry *e, int64_t now)
  * inside the process; the checksum covers both parts. */
 #define SPLIT_READ_MIN 4096u
 
+/* A value read that failed with rc: logged unless EAGAIN (a try without
+ * waiting, cask_io_nowait, that found the record not cached). Returns rc. */
+static int
+read_failed(struct cask_shard *sh, const struct cask_segment *s, uint32_t off,
+            int rc)
+{
+    if (rc != EAGAIN) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: read segment %08x at %" PRIu32 ": %s", sh->idx,
+                  s->id, off, strerror(rc));
+    }
+    return rc;
+}
+
+/* A record that fails its checks: logged. Returns CASK_ECORRUPT. */
+static int
+corrupt(struct cask_shard *sh, const struct cask_segment *s, uint32_t off)
+{
+    cask_logf(sh->store, CASK_LOG_ERROR,
+              "shard %u: corrupt record in segment %08x at %" PRIu32, sh->idx,
+              s->id, off);
+    return CASK_ECORRUPT;
+}
+
+/* The header and key of key's record at off of s, checked against what the
+ * keydir says (no checksum). Returns 0, KEY_OTHER, CASK_ECORRUPT or an
+ * errno. */
+static int
+read_head(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
+          const void *key, size_t klen, uint32_t vlen, const char *head)
+{
+    struct cask_rec r;
+    if (!cask_rec_decode(head, UINT32_MAX, &r) || r.type != CASK_REC_PUT ||
+        r.klen != klen || r.vlen != vlen) {
+        return corrupt(sh, s, off);
+    }
+    if (memcmp(head + CASK_REC_HDR, key, klen) != 0) {
+        return KEY_OTHER;
+    }
+    return 0;
+}
+
 /* read_value_at for a large value. */
 static int
 read_large_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
@@ -258,31 +300,19 @@ read_large_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         return ENOMEM;
     }
     int rc = cask_seg_pread2(s, off, head, hlen, buf, vlen);
-    if (rc == EAGAIN) { /* a try without waiting (cask_io_nowait) */
-        free(buf);
-        return rc;
+    if (rc == 0) {
+        /* the checksum first: a damaged record is corrupt, whatever key
+         * its header names; then a sound record of a key sharing the hash
+         * bits is KEY_OTHER */
+        rc = cask_rec_verify2(head, hlen, buf, vlen)
+                     ? read_head(sh, s, off, key, klen, vlen, head)
+                     : corrupt(sh, s, off);
+    } else {
+        read_failed(sh, s, off, rc);
     }
     if (rc != 0) {
-        cask_logf(sh->store, CASK_LOG_ERROR,
-                  "shard %u: read segment %08x at %" PRIu32 ": %s", sh->idx,
-                  s->id, off, strerror(rc));
         free(buf);
         return rc;
-    }
-    struct cask_rec r;
-    bool ok = cask_rec_decode(head, UINT32_MAX, &r) && r.type == CASK_REC_PUT &&
-              r.klen == klen && r.vlen == vlen &&
-              cask_rec_verify2(head, hlen, buf, vlen);
-    if (ok && memcmp(head + CASK_REC_HDR, key, klen) != 0) {
-        free(buf);
-        return KEY_OTHER; /* a sound record of a key sharing the hash bits */
-    }
-    if (!ok) {
-        cask_logf(sh->store, CASK_LOG_ERROR,
-                  "shard %u: corrupt record in segment %08x at %" PRIu32,
-                  sh->idx, s->id, off);
-        free(buf);
-        return CASK_ECORRUPT;
     }
     buf[vlen] = '\0';
     *val = buf;
@@ -371,27 +401,6 @@ mark_written(struct cask_shard *sh, struct cask_kd_entry *e)
     e->checked = 1;
 }
 
-/* The header and key of key's record at off of s, checked against what the
- * keydir says (no checksum). Returns 0, KEY_OTHER, CASK_ECORRUPT or an
- * errno. */
-static int
-read_head(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
-          const void *key, size_t klen, uint32_t vlen, const char *head)
-{
-    struct cask_rec r;
-    if (!cask_rec_decode(head, UINT32_MAX, &r) || r.type != CASK_REC_PUT ||
-        r.klen != klen || r.vlen != vlen) {
-        cask_logf(sh->store, CASK_LOG_ERROR,
-                  "shard %u: corrupt record in segment %08x at %" PRIu32,
-                  sh->idx, s->id, off);
-        return CASK_ECORRUPT;
-    }
-    if (memcmp(head + CASK_REC_HDR, key, klen) != 0) {
-        return KEY_OTHER;
-    }
-    return 0;
-}
-
 /* The fast path of a verified large value (p->trust), mu released and s
  * pinned: when the file still has the stamp p took and every page of the
  * record is cached, read the header and key, and hand the value out as a
@@ -421,13 +430,8 @@ read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         rc = cask_seg_pread2(s, off, head, hlen, buf, vlen);
     }
     if (rc != 0) {
-        if (rc != EAGAIN) { /* EAGAIN: cask_io_nowait, and not cached */
-            cask_logf(sh->store, CASK_LOG_ERROR,
-                      "shard %u: read segment %08x at %" PRIu32 ": %s", sh->idx,
-                      s->id, off, strerror(rc));
-        }
         free(buf);
-        return rc;
+        return read_failed(sh, s, off, rc);
     }
     rc = read_head(sh, s, off, key, klen, vlen, head);
     if (rc != 0) {
@@ -476,31 +480,16 @@ read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         return ENOMEM;
     }
     int rc = cask_seg_pread(s, off, len, buf);
-    if (rc == EAGAIN) { /* a try without waiting (cask_io_nowait) */
-        free(buf);
-        return rc;
+    if (rc == 0) {
+        rc = cask_rec_verify(buf, len) /* as in read_large_value_at */
+                     ? read_head(sh, s, off, key, klen, vlen, buf)
+                     : corrupt(sh, s, off);
+    } else {
+        read_failed(sh, s, off, rc);
     }
     if (rc != 0) {
-        cask_logf(sh->store, CASK_LOG_ERROR,
-                  "shard %u: read segment %08x at %" PRIu32 ": %s", sh->idx,
-                  s->id, off, strerror(rc));
         free(buf);
         return rc;
-    }
-    struct cask_rec r;
-    bool ok = cask_rec_verify(buf, len) &&
-              cask_rec_decode(buf, UINT32_MAX, &r) && r.type == CASK_REC_PUT &&
-              r.klen == klen && r.vlen == vlen;
-    if (ok && memcmp(buf + CASK_REC_HDR, key, klen) != 0) {
-        free(buf);
-        return KEY_OTHER; /* a sound record of a key sharing the hash bits */
-    }
-    if (!ok) {
-        cask_logf(sh->store, CASK_LOG_ERROR,
-                  "shard %u: corrupt record in segment %08x at %" PRIu32,
-                  sh->idx, s->id, off);
-        free(buf);
-        return CASK_ECORRUPT;
     }
     memmove(buf, buf + CASK_REC_HDR + klen, vlen);
     buf[vlen] = '\0';
