@@ -68,6 +68,22 @@ class Checks:
         return 1 if self.failures else 0
 
 
+def rss_anon_kib(pid):
+    """The process's own memory (RssAnon in /proc/PID/status), KiB; -1 when
+    the line is missing."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    return -1
+
+
+def sanitized(pid):
+    """AddressSanitizer's shadow memory and quarantine inflate RssAnon."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -27,20 +27,6 @@ ARGS = ["-m", "2", "--shards", "4"]
 SLACK_KIB = 512 + 4096
 
 
-def rss_anon_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return -1
-
-
-def sanitized(pid):
-    """AddressSanitizer's shadow memory and quarantine inflate RssAnon."""
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
-
-
 def replies(sock, n):
     data = b""
     while data.count(b"\r\n") < n:
@@ -113,13 +99,13 @@ def steady(bc):
     srv.start()
     try:
         s = srv.connect(timeout=30)
-        rss0 = rss_anon_kib(srv.proc.pid)
+        rss0 = bcserver.rss_anon_kib(srv.proc.pid)
         peak = rss0
         bad = {}
         for lo in range(0, n, 20000):
             for k, v in set_many(s, KEY, lo, lo + 20000).items():
                 bad[k] = bad.get(k, 0) + v
-            peak = max(peak, rss_anon_kib(srv.proc.pid))
+            peak = max(peak, bcserver.rss_anon_kib(srv.proc.pid))
         # A writer waits up to a second for an eviction that is behind; on
         # a machine busy with other work that can still run out.
         refused = bad.pop(OOM, 0)
@@ -145,7 +131,7 @@ def steady(bc):
               "the keydirs keep to -m plus 128 KiB a shard (%s)"
               % sto["keydir_bytes"])
         check(sto["memory_limit_evicts"] == "1", "memory_limit_evicts")
-        if sanitized(srv.proc.pid):
+        if bcserver.sanitized(srv.proc.pid):
             print("note: AddressSanitizer build, RssAnon bound not checked")
         else:
             check(peak - rss0 < 2048 + SLACK_KIB,
@@ -237,10 +223,10 @@ def rss_bound(bc):
     srv.start()
     try:
         s = srv.connect(timeout=30)
-        if sanitized(srv.proc.pid):
+        if bcserver.sanitized(srv.proc.pid):
             print("note: AddressSanitizer build, RssAnon bound not checked")
             return
-        rss0 = rss_anon_kib(srv.proc.pid)
+        rss0 = bcserver.rss_anon_kib(srv.proc.pid)
         peak = rss0
         n, batch = 600000, 2000
         for lo in range(0, n, batch):
@@ -250,8 +236,8 @@ def rss_bound(bc):
             s.sendall(b"mn\r\n")
             bcserver.recv_until(s, [b"MN\r\n"])
             if lo % 20000 == 0:
-                peak = max(peak, rss_anon_kib(srv.proc.pid))
-        peak = max(peak, rss_anon_kib(srv.proc.pid))
+                peak = max(peak, bcserver.rss_anon_kib(srv.proc.pid))
+        peak = max(peak, bcserver.rss_anon_kib(srv.proc.pid))
         st = stats(s)
         print("-m %d: %s items of %d, RssAnon %d kB at start, peak %d kB "
               "(%d kB over -m)" % (BIG_MB, st["curr_items"], n, rss0, peak,

@@ -23,20 +23,6 @@ def cmd(sock, line):
     return data
 
 
-def rss_anon_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return -1
-
-
-def sanitized(pid):
-    """AddressSanitizer's shadow memory and quarantine inflate RssAnon."""
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
-
-
 def fill(sock, n, batch=500):
     """set keys 0..n-1 in pipelined batches; returns (stored, first refused
     index or -1, the refusal line)."""
@@ -67,17 +53,17 @@ def limited(bc):
     srv.start()
     try:
         s = srv.connect(timeout=30)
-        rss0 = rss_anon_kib(srv.proc.pid)
+        rss0 = bcserver.rss_anon_kib(srv.proc.pid)
         stored, refused, why = fill(s, 200000)
         print("-m 2 -M: %d keys stored, then %r" % (stored, why))
         check(refused > 0, "a new key is refused once -m is used up")
         check(why == OOM, "the refusal is memcached's text: %r" % why)
         # 2 MiB at ~35 bytes a key, less the empty tables of 4 shards
         check(stored > 20000, "-m 2 holds > 20000 keys (%d)" % stored)
-        rss = rss_anon_kib(srv.proc.pid)
+        rss = bcserver.rss_anon_kib(srv.proc.pid)
         print("RssAnon %d kB at start, %d kB full" % (rss0, rss))
         # documented slack: buffers and libraries beside the 2 MiB index
-        if sanitized(srv.proc.pid):
+        if bcserver.sanitized(srv.proc.pid):
             print("note: AddressSanitizer build, RssAnon bound not checked")
         else:
             check(rss - rss0 < 2048 + 4096, "RssAnon grew %d kB" % (rss - rss0))
