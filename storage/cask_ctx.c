@@ -206,6 +206,30 @@ state_now(struct cask *c)
     return m;
 }
 
+/* Make sure cas v is below the reserved mark. The new mark is persisted
+ * before any cas under it is used, so a restart never hands one out again,
+ * and published only once it is on disk. A failure fails the caller's
+ * operation. */
+static int
+reserve_past(struct cask *c, uint64_t v)
+{
+    if (v < atomic_load(&c->cas_reserved)) {
+        return 0;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&c->state_mu);
+    if (v >= atomic_load(&c->cas_reserved)) {
+        struct cask_state m = state_now(c);
+        m.cas_reserved = v + CASK_CAS_BLOCK;
+        rc = cask_ctx_state_write(c, &m);
+        if (rc == 0) {
+            atomic_store(&c->cas_reserved, m.cas_reserved);
+        }
+    }
+    pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
+
 int
 cask_cas_next(struct cask *c, uint64_t *out)
 {
@@ -223,27 +247,11 @@ cask_cas_next(struct cask *c, uint64_t *out)
     if (v > CASK_KD_CAS_MAX) {
         return EOVERFLOW; /* the keydir keeps 56 bits (centuries of writes) */
     }
-    if (v >= atomic_load(&c->cas_reserved)) {
-        pthread_mutex_lock(&c->state_mu);
-        uint64_t r = atomic_load(&c->cas_reserved);
-        if (v >= r) {
-            /* Persist the new mark before any cas under it is used, so a
-             * restart never hands one out again; publish it only once it
-             * is on disk. A failure fails the caller's operation. */
-            struct cask_state m = state_now(c);
-            m.cas_reserved = v + CASK_CAS_BLOCK;
-            rc = cask_ctx_state_write(c, &m);
-            if (rc == 0) {
-                atomic_store(&c->cas_reserved, m.cas_reserved);
-            }
-        }
-        pthread_mutex_unlock(&c->state_mu);
-        if (rc != 0) {
-            return rc;
-        }
+    rc = reserve_past(c, v);
+    if (rc == 0) {
+        *out = v;
     }
-    *out = v;
-    return 0;
+    return rc;
 }
 
 int
@@ -254,21 +262,7 @@ cask_cas_observe(struct cask *c, uint64_t v)
            !atomic_compare_exchange_weak(&c->next_cas, &cur, v + 1)) {
         /* cur now holds the counter's value: try again */
     }
-    if (v < atomic_load(&c->cas_reserved)) {
-        return 0;
-    }
-    int rc = 0;
-    pthread_mutex_lock(&c->state_mu);
-    if (v >= atomic_load(&c->cas_reserved)) {
-        struct cask_state m = state_now(c);
-        m.cas_reserved = v + CASK_CAS_BLOCK;
-        rc = cask_ctx_state_write(c, &m);
-        if (rc == 0) {
-            atomic_store(&c->cas_reserved, m.cas_reserved);
-        }
-    }
-    pthread_mutex_unlock(&c->state_mu);
-    return rc;
+    return reserve_past(c, v);
 }
 
 uint64_t
