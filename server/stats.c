@@ -441,6 +441,7 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(syncs);
     STORAGE_STAT(synced_writes);
     STORAGE_STAT(write_errors);
+    STORAGE_STAT(writes_undone);
     STORAGE_STAT(records_recovered);
     STORAGE_STAT(bytes_truncated);
     STORAGE_STAT(bytes_damaged);
@@ -474,6 +475,10 @@ stats_storage(struct server *srv, struct out_buf *b)
     stat_line(b, "writes_per_sync", "%.2f",
               st.syncs ? (double)st.synced_writes / (double)st.syncs : 0.0);
     stat_line(b, "commits", "%llu", (unsigned long long)st.commits);
+    stat_line(b, "commit_failures", "%llu",
+              (unsigned long long)st.commit_failures);
+    stat_line(b, "commit_recoveries", "%llu",
+              (unsigned long long)st.commit_recoveries);
     /* the -m budget against the keydirs it bounds: kept by eviction, or
      * with -M by refusing new keys */
     stat_line(b, "memory_limit", "%llu",

@@ -847,6 +847,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->syncs += s.syncs;
         st->synced_writes += s.synced_writes;
         st->write_errors += s.write_errors;
+        st->writes_undone += s.writes_undone;
         st->records_recovered += s.records_recovered;
         st->bytes_truncated += s.bytes_truncated;
         st->bytes_damaged += s.bytes_damaged;
@@ -870,5 +871,6 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
     st->synced_writes += jframes;
     st->recovery_s = c->recovery_s;
     st->commits = cask_commit_passes(c);
+    cask_commit_failures(c, &st->commit_failures, &st->commit_recoveries);
     return 0;
 }

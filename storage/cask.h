@@ -370,6 +370,12 @@ struct cask_stats {
     uint64_t commits;           /* commit passes (CASK_SYNC_ALWAYS; store
                                  * total only) */
     uint64_t write_errors;      /* writes that failed (not acknowledged) */
+    uint64_t commit_failures;   /* journal commits that failed: their
+                                 * writes were answered with errors
+                                 * (store total only) */
+    uint64_t commit_recoveries; /* ... after which commits resumed */
+    uint64_t writes_undone;     /* keys deleted because their put was
+                                 * answered with an error */
     uint64_t records_recovered; /* records (or hint entries) read at open */
     uint64_t bytes_truncated;   /* torn/corrupt tail bytes dropped at open */
     uint64_t bytes_damaged;     /* damaged bytes skipped inside segments (at

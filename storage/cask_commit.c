@@ -15,20 +15,28 @@
  * frames queued since the last pass to the journal with one fdatasync,
  * whatever shards they came from; when the journal file is full it
  * checkpoints (every shard's segment synced, in parallel as above) and
- * switches to the other file. A journal or checkpoint failure latches
- * every shard. Calls down into the log and the journal only.
+ * switches to the other file. A failed journal write or sync (or
+ * generation switch) answers the writes it covered with errors and holds
+ * every shard's writes; the thread that saw it then recovers: the failed
+ * puts are undone (cask_lost.c), every segment is synced, and the
+ * journal resumes in its other file, retried every RECOVER_RETRY_MS
+ * while that fails. A failed segment sync latches every shard until a
+ * restart. Calls down into the log, the lost writes and the journal only.
  */
 #include "storage/cask_commit.h"
 
 #include "storage/cask_journal.h"
 #include "storage/cask_log.h"
+#include "storage/cask_lost.h"
 #include "storage/cask_shard.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* Sync helpers: a pass syncs its shards in parallel, each fdatasync on a
  * thread of its own (the committer takes part), so that one pass costs
@@ -43,6 +51,10 @@
  * completed in order. */
 #define JOURNAL_THREADS_MAX 4
 #define JOURNAL_SLOTS       16
+
+/* After a failed journal commit, how long to wait between attempts to
+ * resume the journal (a switch to its other file) while it fails. */
+#define RECOVER_RETRY_MS 100
 
 struct jslot;
 
@@ -90,8 +102,17 @@ struct cask_commit {
     pthread_mutex_t cmp_mu;
     pthread_cond_t cmp_cv; /* a batch was completed in order */
     uint64_t completed;    /* cmp_mu: the done watermark being built */
-    bool jfailed;          /* cmp_mu: a batch failed; nothing is marked after */
-    struct jslot *slots;   /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
+    bool jfailed;          /* cmp_mu: a batch failed; nothing is marked after,
+                            * until the journal recovers */
+    /* The epochs of the last failure: from the first failed batch to the
+     * first after the recovery (UINT64_MAX until then); 0: none. For
+     * tickets over several shards. */
+    _Atomic uint64_t fail_lo, fail_hi;
+    _Atomic bool recover_want;   /* a batch failed: the take_mu holder
+                                  * recovers the journal (recover) */
+    _Atomic uint64_t failures;   /* journal commits that failed */
+    _Atomic uint64_t recoveries; /* ... after which commits resumed */
+    struct jslot *slots; /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
     unsigned njthreads;
     pthread_t jthreads[JOURNAL_THREADS_MAX];
     /* The early writeback thread: once a journal file is half full it
@@ -263,11 +284,27 @@ checkpoint(struct cask *c)
             return CASK_EFAILED;
         }
     }
-    int rc = cask_journal_switch(c->journal);
-    if (rc != 0) {
-        latch_all(c, "journal checkpoint failed (new generation)");
+    /* A failed switch fails the journal: the batch is answered with
+     * errors and the journal recovers (recover). */
+    return cask_journal_switch(c->journal);
+}
+
+/* A journal batch of epoch e failed (cmp_mu held, before done reaches
+ * e): hold every shard's writes and mark what they appended since their
+ * last durable point as answered with errors. */
+static void
+hold_all(struct cask *c, uint64_t e)
+{
+    struct cask_commit *cm = c->commit;
+    atomic_store(&cm->fail_hi, UINT64_MAX);
+    atomic_store(&cm->fail_lo, e);
+    atomic_fetch_add(&cm->failures, 1);
+    for (unsigned i = 0; i < c->nshards; i++) {
+        cask_lost_hold(c->shards[i]);
     }
-    return rc;
+    cask_logf(c, CASK_LOG_ERROR,
+              "journal commit failed: its writes are answered with errors "
+              "and writes are refused until the journal recovers");
 }
 
 /* Wake blocked writers and call the commit hook: epochs up to done are
@@ -306,7 +343,7 @@ complete(struct cask *c, struct jslot *sl, int rc)
         }
         if (x->rc != 0 && !cm->jfailed) {
             cm->jfailed = true;
-            latch_all(c, "journal commit failed");
+            hold_all(c, x->epoch);
         }
         if (!cm->jfailed) {
             for (unsigned k = 0; k < c->nshards; k++) {
@@ -349,13 +386,134 @@ wait_for_work(struct cask_commit *cm, uint64_t e)
 {
     pthread_mutex_lock(&cm->mu);
     atomic_store(&cm->sleeping, true);
-    while (atomic_load(&cm->want) < e && !cm->stop) {
+    while (atomic_load(&cm->want) < e && !cm->stop &&
+           !atomic_load(&cm->recover_want)) {
         pthread_cond_wait(&cm->work_cv, &cm->mu);
     }
     atomic_store(&cm->sleeping, false);
-    bool stop = atomic_load(&cm->want) < e;
+    bool stop = atomic_load(&cm->want) < e && !atomic_load(&cm->recover_want);
     pthread_mutex_unlock(&cm->mu);
     return stop;
+}
+
+/* With take_mu held: close epoch e and take its queued frames into its
+ * slot. *rc as cask_journal_take's. */
+static struct jslot *
+take_epoch(struct cask *c, uint64_t e, int *rc)
+{
+    struct cask_commit *cm = c->commit;
+    /* The slot of epoch e - JOURNAL_SLOTS must be completed first. */
+    struct jslot *sl = &cm->slots[e % JOURNAL_SLOTS];
+    pthread_mutex_lock(&cm->cmp_mu);
+    while (sl->state != SLOT_FREE) {
+        pthread_cond_wait(&cm->cmp_cv, &cm->cmp_mu);
+    }
+    sl->epoch = e;
+    sl->state = SLOT_BUSY;
+    pthread_mutex_unlock(&cm->cmp_mu);
+    /* Close e before taking the queue: a writer that joined e queued
+     * its frame before it read the epoch (see commit_main). */
+    atomic_store(&cm->epoch, e + 1);
+    *rc = cask_journal_take(c->journal, &sl->b, sl->seqs);
+    return sl;
+}
+
+/* One attempt, with take_mu held and no batch in flight, to resume after
+ * a failed journal commit: undo the failed puts, sync every segment, start
+ * the journal's next generation, take writes again. 0; CASK_EFAILED when
+ * the store cannot recover (every shard latched: a restart replays the
+ * journal); or the journal's errno (try again later). */
+static int
+recover_once(struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+
+    for (unsigned i = 0; i < c->nshards; i++) {
+        if (cask_log_failed(c->shards[i])) {
+            latch_all(c, "journal commit failed after a segment sync did");
+            return CASK_EFAILED;
+        }
+    }
+    for (unsigned i = 0; i < c->nshards; i++) {
+        if (cask_lost_undo(c->shards[i]) != 0) {
+            latch_all(c, "failed writes could not be undone");
+            return CASK_EFAILED;
+        }
+    }
+    /* Every segment synced: the failed file's frames are no longer
+     * needed, nor are the frames still queued. */
+    cm->ntodo = 0;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        cm->todo[cm->ntodo++] = i;
+    }
+    cm->checkpoint = true;
+    run_syncs(c);
+    cm->checkpoint = false;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        if (cask_log_failed(c->shards[i])) {
+            latch_all(c, "segment sync failed while recovering the journal");
+            return CASK_EFAILED;
+        }
+    }
+    int rc = cask_journal_resume(c->journal);
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&cm->cmp_mu);
+    cm->jfailed = false;
+    pthread_mutex_unlock(&cm->cmp_mu);
+    atomic_store(&cm->fail_hi, atomic_load(&cm->epoch));
+    for (unsigned i = 0; i < c->nshards; i++) {
+        cask_lost_release(c->shards[i]);
+    }
+    atomic_fetch_add(&cm->recoveries, 1);
+    cask_logf(c, CASK_LOG_WARN,
+              "journal recovered from a failed commit: writes are taken "
+              "again");
+    return 0;
+}
+
+/* Sleep ms unless the committer stops; true when it stops. */
+static bool
+nap(struct cask_commit *cm, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&cm->mu);
+    while (!cm->stop &&
+           pthread_cond_timedwait(&cm->work_cv, &cm->mu, &ts) != ETIMEDOUT) {
+    }
+    bool stop = cm->stop;
+    pthread_mutex_unlock(&cm->mu);
+    return stop;
+}
+
+/* With take_mu held, after a batch failed: recover the journal
+ * (recover_once), retrying while the journal cannot resume. */
+static void
+recover(struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+
+    while (cask_journal_failed(c->journal)) {
+        /* Writers that joined the open epoch before the hold get their
+         * error now, not after the recovery. */
+        uint64_t e = atomic_load(&cm->epoch);
+        if (atomic_load(&cm->want) >= e) {
+            int rc;
+            struct jslot *sl = take_epoch(c, e, &rc);
+            complete(c, sl, rc != 0 ? rc : EIO);
+        }
+        wait_done(cm, atomic_load(&cm->epoch) - 1);
+        int rc = recover_once(c);
+        if (rc == 0 || rc == CASK_EFAILED || nap(cm, RECOVER_RETRY_MS)) {
+            break;
+        }
+    }
+    atomic_store(&cm->recover_want, false);
 }
 
 /* A journal commit thread: close an epoch and take its frames (one
@@ -371,26 +529,21 @@ journal_main(void *arg)
         pthread_mutex_lock(&cm->take_mu);
         uint64_t e = atomic_load(&cm->epoch);
         bool stop = false;
-        while (atomic_load(&cm->want) < e && !stop) {
+        while (atomic_load(&cm->want) < e && !stop &&
+               !atomic_load(&cm->recover_want)) {
             stop = wait_for_work(cm, e); /* only take_mu's holder sleeps */
+        }
+        if (atomic_load(&cm->recover_want)) {
+            recover(c);
+            pthread_mutex_unlock(&cm->take_mu);
+            continue;
         }
         if (stop) {
             pthread_mutex_unlock(&cm->take_mu);
             break;
         }
-        /* The slot of epoch e - JOURNAL_SLOTS must be completed first. */
-        struct jslot *sl = &cm->slots[e % JOURNAL_SLOTS];
-        pthread_mutex_lock(&cm->cmp_mu);
-        while (sl->state != SLOT_FREE) {
-            pthread_cond_wait(&cm->cmp_cv, &cm->cmp_mu);
-        }
-        sl->epoch = e;
-        sl->state = SLOT_BUSY;
-        pthread_mutex_unlock(&cm->cmp_mu);
-        /* Close e before taking the queue: a writer that joined e queued
-         * its frame before it read the epoch (see commit_main). */
-        atomic_store(&cm->epoch, e + 1);
-        int rc = cask_journal_take(c->journal, &sl->b, sl->seqs);
+        int rc;
+        struct jslot *sl = take_epoch(c, e, &rc);
         if (rc == CASK_JOURNAL_FULL) {
             /* No batch may be in flight across a switch. */
             wait_done(cm, e - 1);
@@ -410,6 +563,13 @@ journal_main(void *arg)
             }
         }
         complete(c, sl, rc);
+        if (rc != 0) {
+            /* Whoever holds take_mu next recovers, a sleeper woken. */
+            pthread_mutex_lock(&cm->mu);
+            atomic_store(&cm->recover_want, true);
+            pthread_cond_broadcast(&cm->work_cv);
+            pthread_mutex_unlock(&cm->mu);
+        }
     }
     return NULL;
 }
@@ -478,6 +638,11 @@ cask_commit_checkpoint(struct cask *c)
     if (c->journal == NULL) {
         return 0;
     }
+    /* Failed puts a recovery did not get to undo: undone here, so that
+     * the next open does not bring them back. */
+    for (unsigned i = 0; i < c->nshards && rc == 0; i++) {
+        rc = cask_lost_undo(c->shards[i]);
+    }
     for (unsigned i = 0; i < c->nshards; i++) {
         int r = cask_log_checkpoint(c->shards[i]);
         if (r != 0 && rc == 0) {
@@ -485,7 +650,7 @@ cask_commit_checkpoint(struct cask *c)
         }
     }
     if (rc == 0) {
-        rc = cask_journal_switch(c->journal);
+        rc = cask_journal_resume(c->journal);
     }
     return rc;
 }
@@ -688,8 +853,14 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
         return true;
     }
     /* Several shards: their append numbers are not kept, so any latched
-     * shard fails the ticket (an error for a write that may be durable,
-     * never the reverse). */
+     * shard, or a journal failure since its epoch, fails the ticket (an
+     * error for a write that may be durable, never the reverse). */
+    uint64_t flo = atomic_load(&c->commit->fail_lo);
+    if (flo != 0 && t->epoch >= flo &&
+        t->epoch <= atomic_load(&c->commit->fail_hi)) {
+        *rc = CASK_EFAILED;
+        return true;
+    }
     for (unsigned i = 0; i < c->nshards; i++) {
         if (cask_log_failed(c->shards[i])) {
             *rc = CASK_EFAILED;
@@ -710,6 +881,15 @@ cask_commit_hook(struct cask *c, void (*fn)(void *arg), void *arg)
     cm->hook = fn;
     cm->hook_arg = arg;
     pthread_mutex_unlock(&cm->hook_mu);
+}
+
+void
+cask_commit_failures(const struct cask *c, uint64_t *failures,
+                     uint64_t *recoveries)
+{
+    struct cask_commit *cm = c->commit;
+    *failures = cm ? atomic_load(&cm->failures) : 0;
+    *recoveries = cm ? atomic_load(&cm->recoveries) : 0;
 }
 
 uint64_t

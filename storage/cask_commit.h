@@ -39,10 +39,16 @@ int cask_commit_finish(struct cask *c, const struct cask_ticket *t);
 void cask_ticket_add(struct cask_ticket *t, uint64_t epoch, int shard,
                      uint64_t seq);
 
-/* With the journal, once the committer is stopped: sync every shard's
- * segment and start a new journal generation, so that the next open has
- * nothing to replay. 0 (also without a journal) or an error. */
+/* With the journal, once the committer is stopped: undo failed puts a
+ * recovery did not get to, sync every shard's segment and start a new
+ * journal generation, so that the next open has nothing to replay. 0
+ * (also without a journal) or an error. */
 int cask_commit_checkpoint(struct cask *c);
+
+/* Journal commits that failed (their writes answered with errors), and
+ * recoveries after which commits resumed (stats). */
+void cask_commit_failures(const struct cask *c, uint64_t *failures,
+                          uint64_t *recoveries);
 
 /* Commit passes run so far (stats). */
 uint64_t cask_commit_passes(const struct cask *c);

@@ -670,6 +670,33 @@ cask_journal_switch(struct cask_journal *j)
 }
 
 bool
+cask_journal_failed(struct cask_journal *j)
+{
+    return atomic_load(&j->failed);
+}
+
+int
+cask_journal_resume(struct cask_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->qlen = 0;
+    j->qframes = 0;
+    j->qlost = false;
+    memset(j->qseq, 0, j->c->nshards * sizeof(*j->qseq));
+    /* The header goes to the file not holding the current generation,
+     * rewritten whole: a failed attempt left nothing to rely on there. */
+    int rc = start_generation(j, j->cur ^ 1, j->gen + 1);
+    if (rc == 0) {
+        atomic_store(&j->failed, false);
+        atomic_fetch_add(&j->checkpoints, 1);
+    } else {
+        atomic_store(&j->failed, true);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+bool
 cask_journal_half(struct cask_journal *j)
 {
     pthread_mutex_lock(&j->mu);

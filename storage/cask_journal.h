@@ -107,6 +107,17 @@ int cask_journal_write(struct cask_journal *j, struct cask_journal_batch *b);
  * failed). */
 int cask_journal_switch(struct cask_journal *j);
 
+/* Has a write, sync or switch failed since the last resume? */
+bool cask_journal_failed(struct cask_journal *j);
+
+/* After a failure, with no batch in flight and once a checkpoint synced
+ * every segment appended to so far: drop the queued frames (that
+ * checkpoint covers them) and start the next generation in the other
+ * file, so that nothing of the failed file is needed; the journal then
+ * takes batches again. 0, or an errno (still failed: try again later).
+ * Also what a close does to leave nothing to replay. */
+int cask_journal_resume(struct cask_journal *j);
+
 /* True once per generation, the first time it is called after the
  * current file got more than half full: time to start writing segments
  * back early. */

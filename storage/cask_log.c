@@ -16,6 +16,7 @@
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
 #include "storage/cask_journal.h"
+#include "storage/cask_lost.h"
 #include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
 #include "storage/cask_segtab.h"
@@ -89,7 +90,7 @@ cask_log_roll(struct cask_shard *sh)
     if (sh->active != old) {
         return 0; /* another writer rolled it meanwhile */
     }
-    if (sh->failed) {
+    if (sh->failed || cask_lost_blocks(sh)) {
         return CASK_EFAILED;
     }
     int rc = cask_seg_flush(old);
@@ -218,7 +219,7 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
         }
         return CASK_LOG_RETRY;
     }
-    if (sh->failed) {
+    if (sh->failed || cask_lost_blocks(sh)) {
         return CASK_EFAILED;
     }
     if (sh->active == NULL) {
@@ -390,8 +391,9 @@ bool
 cask_log_covered(struct cask_shard *sh, uint64_t seq)
 {
     /* synced_seq only rises, and only over appends a sync or a journal
-     * commit made durable: no lock needed. */
-    return synced(sh) >= seq;
+     * commit made durable: no lock needed. A failed commit answered some
+     * with errors: they stay failed once a checkpoint covers them. */
+    return synced(sh) >= seq && !cask_lost_has(sh, seq);
 }
 
 bool

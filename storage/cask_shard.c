@@ -1415,7 +1415,9 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->value_refs =
             atomic_load_explicit(&sh->value_refs, memory_order_relaxed);
     st->recovery_s = sh->recovery_s;
-    st->failed = sh->failed;
+    st->failed = sh->failed || sh->held; /* held: until the journal
+                                          * recovers (cask_lost.c) */
+    st->writes_undone = sh->lost_undone;
     cask_evict_stats(sh, st);
     pthread_mutex_unlock(&sh->mu);
 }

@@ -22,6 +22,10 @@
 /* Slots a shard's segment table may have: cask_kd_entry.seg has 15 bits. */
 #define CASK_MAX_SLOTS 32767u
 
+/* Ranges of append numbers a failed commit answered with errors that a
+ * shard remembers (cask_lost.c): the newest ones. */
+#define CASK_LOST_RING 8u
+
 struct cask_rec;
 struct cask_manifest;
 
@@ -97,6 +101,19 @@ struct cask_shard {
     uint64_t evict_runs;
     uint64_t crawl_after_ms; /* maintenance thread: no crawl before (CLOCK_
                               * MONOTONIC ms; cask_crawl.c) */
+
+    /* A failed journal commit (cask_lost.c): writes are held (refused)
+     * until the store has recovered; the appends it answered with errors
+     * are remembered as ranges (lo, hi] so that their tickets read
+     * failed even once a checkpoint has made them durable, and the puts
+     * among them are undone. */
+    bool held;         /* mu: writes refused until the commit recovers */
+    bool undo_pending; /* mu: the newest range is not undone yet */
+    uint64_t lost_lo[CASK_LOST_RING]; /* __atomic; slot i % RING */
+    uint64_t lost_hi[CASK_LOST_RING];
+    unsigned lost_n;      /* __atomic: ranges recorded so far */
+    uint64_t lost_writes; /* mu: appends answered with errors by them */
+    uint64_t lost_undone; /* mu: keys deleted to undo failed puts */
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */

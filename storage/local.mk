@@ -16,6 +16,8 @@ libstorage_a_SOURCES = \
 	storage/cask_commit.c \
 	storage/cask_journal.h \
 	storage/cask_journal.c \
+	storage/cask_lost.h \
+	storage/cask_lost.c \
 	storage/cask_recover.c \
 	storage/cask_compact.c \
 	storage/cask_evict.h \

@@ -1,0 +1,186 @@
+/* cask_lost.c - writes a failed journal commit answered with errors. On a
+ * failed journal write or sync the committer holds every shard (writes
+ * refused), records per shard the appends that were not yet durable as
+ * lost, deletes the keys of the failed puts, checkpoints and resumes the
+ * journal (cask_commit.c); the ranges kept here make the tickets of those
+ * appends read failed for good, although the checkpoint made their bytes
+ * durable.
+ *
+ * Works on the shard it is handed, under its mutex; calls down into the
+ * keydir, segments, records and the shard's forget (a tombstone append).
+ * Knows nothing of the journal.
+ */
+#include "storage/cask_lost.h"
+
+#include "storage/cask_keydir.h"
+#include "storage/cask_record.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+/* This thread is undoing lost puts: its tombstones pass the hold. */
+static _Thread_local bool undoing;
+
+bool
+cask_lost_blocks(const struct cask_shard *sh)
+{
+    return sh->held && !undoing;
+}
+
+void
+cask_lost_hold(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    /* A roll-over syncs the old segment and then raises synced_seq: wait
+     * for it, so that every append after lo is in the active segment. */
+    while (sh->rolling) {
+        pthread_cond_wait(&sh->sync_cv, &sh->mu);
+    }
+    sh->held = true;
+    uint64_t lo = __atomic_load_n(&sh->synced_seq, __ATOMIC_ACQUIRE);
+    uint64_t hi = sh->app_seq;
+    if (hi > lo) {
+        unsigned n = __atomic_load_n(&sh->lost_n, __ATOMIC_RELAXED);
+        unsigned i = n % CASK_LOST_RING;
+        /* Readers check hi first: an empty slot while it is rewritten. */
+        __atomic_store_n(&sh->lost_hi[i], 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&sh->lost_lo[i], lo, __ATOMIC_RELEASE);
+        __atomic_store_n(&sh->lost_hi[i], hi, __ATOMIC_RELEASE);
+        __atomic_store_n(&sh->lost_n, n + 1, __ATOMIC_RELEASE);
+        sh->undo_pending = true;
+        sh->lost_writes += hi - lo;
+        sh->write_errors += hi - lo;
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
+bool
+cask_lost_has(struct cask_shard *sh, uint64_t seq)
+{
+    unsigned n = __atomic_load_n(&sh->lost_n, __ATOMIC_ACQUIRE);
+    unsigned k = n < CASK_LOST_RING ? n : CASK_LOST_RING;
+    for (unsigned i = 0; i < k; i++) {
+        uint64_t hi = __atomic_load_n(&sh->lost_hi[i], __ATOMIC_ACQUIRE);
+        uint64_t lo = __atomic_load_n(&sh->lost_lo[i], __ATOMIC_ACQUIRE);
+        if (seq > lo && seq <= hi) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The scan keeps the offsets of the last n records in a ring. */
+struct tail {
+    uint64_t *off;
+    uint64_t n, count;
+};
+
+static void
+note_record(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
+{
+    struct tail *t = arg;
+    (void)r;
+    (void)key;
+    t->off[t->count % t->n] = off;
+    t->count++;
+}
+
+/* Delete key (read from the record at off of s) when its record there is
+ * a put and the key is still in the keydir. mu held. */
+static int
+undo_record(struct cask_shard *sh, struct cask_segment *s, uint64_t off)
+{
+    char hb[CASK_REC_HDR + CASK_KEY_MAX];
+    struct cask_rec r;
+    int rc = cask_seg_pread(s, off, CASK_REC_HDR, hb);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!cask_rec_decode(hb, CASK_REC_VMAX, &r)) {
+        return CASK_ECORRUPT;
+    }
+    if (r.type != CASK_REC_PUT) {
+        return 0;
+    }
+    rc = cask_seg_pread(s, off + CASK_REC_HDR, r.klen, hb + CASK_REC_HDR);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *key = hb + CASK_REC_HDR;
+    uint64_t h = cask_kd_hash(key, r.klen);
+    for (;;) {
+        struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, r.klen);
+        if (e == NULL) {
+            return 0; /* deleted since, by a write that failed too */
+        }
+        rc = cask_shard_forget(sh, h, e, key, true);
+        if (rc != EAGAIN) {
+            if (rc == 0) {
+                sh->lost_undone++;
+            }
+            return rc;
+        }
+        /* A roll-over released mu: look the key up again. */
+    }
+}
+
+int
+cask_lost_undo(struct cask_shard *sh)
+{
+    int rc = 0;
+    pthread_mutex_lock(&sh->mu);
+    if (!sh->undo_pending) {
+        goto out;
+    }
+    unsigned i = (__atomic_load_n(&sh->lost_n, __ATOMIC_RELAXED) - 1) %
+                 CASK_LOST_RING;
+    struct tail t = {.n = sh->lost_hi[i] - sh->lost_lo[i]};
+    struct cask_segment *s = sh->active;
+    if (s == NULL || (t.off = malloc(t.n * sizeof(uint64_t))) == NULL) {
+        rc = s == NULL ? CASK_ECORRUPT : ENOMEM;
+        goto out;
+    }
+    /* The lost appends are the last n records of the active segment:
+     * only appends write it, and a roll-over makes every earlier segment
+     * durable (cask_lost_hold waited for one in progress). */
+    int err;
+    (void)cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, note_record, &t, &err);
+    if (err != 0 || t.count < t.n) {
+        rc = err != 0 ? err : CASK_ECORRUPT;
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: undo of failed writes: seg %08x holds %" PRIu64
+                  " records, %" PRIu64 " expected",
+                  sh->idx, s->id, t.count, t.n);
+        free(t.off);
+        goto out;
+    }
+    s->readers++; /* a tombstone may roll it over: keep it open */
+    undoing = true;
+    for (uint64_t k = t.count - t.n; rc == 0 && k < t.count; k++) {
+        rc = undo_record(sh, s, t.off[k % t.n]);
+    }
+    undoing = false;
+    if (--s->readers == 0 && s->retired) {
+        cask_seg_close(&s);
+    }
+    free(t.off);
+    if (rc == 0) {
+        sh->undo_pending = false;
+    } else {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: undo of failed writes: %s", sh->idx,
+                  cask_strerror(rc));
+    }
+out:
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+void
+cask_lost_release(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    sh->held = false;
+    pthread_mutex_unlock(&sh->mu);
+}

@@ -1,0 +1,41 @@
+/* cask_lost.h - what a shard does after a failed journal commit
+ * (cask_lost.c): hold its writes, remember which appends were answered
+ * with errors, and undo the puts among them before the store resumes.
+ * Private to storage/; driven by the committer (cask_commit.c).
+ */
+#ifndef BITCACHED_CASK_LOST_H
+#define BITCACHED_CASK_LOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "storage/cask_shard.h"
+
+/* A commit failed: wait for a roll-over in progress, then refuse every
+ * later write of the shard (CASK_EFAILED) and remember its appends not
+ * covered yet by a finished sync, (synced, app_seq], as answered with
+ * errors: their tickets read failed from now on, also once a later
+ * checkpoint makes them durable. Takes mu. */
+void cask_lost_hold(struct cask_shard *sh);
+
+/* Was append number seq answered with an error by a failed commit?
+ * Lock-free; remembers the last CASK_LOST_RING failures. */
+bool cask_lost_has(struct cask_shard *sh, uint64_t seq);
+
+/* With writes held: undo the puts of the newest lost range. Each key one
+ * of them wrote that is still in the keydir is deleted (a tombstone is
+ * appended), so that no later get returns a value whose write was
+ * answered with an error, and the next checkpoint makes that durable.
+ * Deletes and touches are left: after the checkpoint the disk agrees
+ * with what readers see. Reads the active segment under mu (a rare
+ * path). 0, or an error (the shard must then stay latched). Takes mu. */
+int cask_lost_undo(struct cask_shard *sh);
+
+/* The store recovered: writes are taken again. Takes mu. */
+void cask_lost_release(struct cask_shard *sh);
+
+/* For the log, mu held: are writes refused because the shard is held?
+ * Not for cask_lost_undo's own tombstones. */
+bool cask_lost_blocks(const struct cask_shard *sh);
+
+#endif
