@@ -121,6 +121,10 @@ TESTS += tests/crash/test_crashshim.py \
 # a slow or failing fdatasync through the crash shim; skips without it.
 dist_check_SCRIPTS += tests/integration/test_sync_always.py
 TESTS += tests/integration/test_sync_always.py
+# ... and recovers from a failed journal commit (issue 8): test_sync_always's
+# server helpers, a one-off fdatasync EIO through the crash shim.
+dist_check_SCRIPTS += tests/integration/test_journal_recover.py
+TESTS += tests/integration/test_journal_recover.py
 
 # --sync=always figures (not part of make check): tests/bench/bench_sync.sh
 # with its load client, which speaks memcached text and Redis RESP.
