@@ -401,6 +401,7 @@ main(int argc, char **argv)
         exit_code = EX_CANTCREAT;
         goto out;
     }
+    srv.udp = udp; /* its held replies are sent on commits (worker.c) */
     srv.env.store = srv.store;
     srv.env.item_max = settings.item_size_max;
     srv.env.enable_shutdown = settings.enable_shutdown;
@@ -494,6 +495,7 @@ main(int argc, char **argv)
 
 out:
     /* UDP events live on the workers' bases: free them first */
+    srv.udp = NULL;
     udp_close(&udp);
     if (srv.workers != NULL) {
         worker_destroy_all(&srv);

@@ -26,6 +26,7 @@ struct server {
     struct settings *settings;
     struct cask *store;
     struct repl *repl; /* replication (server/repl.h) */
+    struct udp *udp;   /* -U: the UDP sockets (server/udp.h), or NULL */
     struct cmd_env env;
     struct event_base *main_base;
     struct worker *workers;

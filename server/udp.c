@@ -6,6 +6,13 @@
  * first request is dropped), a request split over several datagrams is
  * dropped as memcached drops it, and a reply above UDP_REPLY_MAX is
  * replaced by a one-datagram error.
+ *
+ * --sync=always: a write's reply is held, with its commit ticket, its
+ * request id and its peer, until the store's commit covers the write (the
+ * worker goes on serving; the store's commit hook wakes it through
+ * udp_commit_done, as it wakes parked connections), then sent, or replaced
+ * by the error of a failed commit. A handler holding UDP_HELD_MAX replies
+ * reads no more datagrams until some are sent.
  */
 #include "server/udp.h"
 
@@ -34,6 +41,19 @@
 #define UDP_REPLY_FLOOR   (8u * 1024 * 1024)
 #define UDP_DGRAMS_MAX    65535u /* the frame's datagram count is 16 bits */
 #define UDP_READS_PER_EVT 16     /* fairness with the worker's TCP clients */
+#define UDP_HELD_MAX      1024u  /* replies one handler holds for commits */
+
+/* --sync=always: the reply of a write whose commit is not done yet. */
+struct udp_held {
+    struct cask_ticket t;
+    struct cmd_req_tag tag; /* for the error of a failed commit */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    unsigned rid;
+    bool bare; /* a silent binary command: a frame header of 0 datagrams */
+    size_t len;
+    char *bytes; /* the reply as formatted (len bytes; NULL when 0) */
+};
 
 /* One socket served by one worker. */
 struct udp_handler {
@@ -49,6 +69,10 @@ struct udp_handler {
     bool out_over; /* reply passed reply_max: replaced by an error */
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    /* Replies held for their commit, in arrival order: held[hhead..hn). */
+    struct udp_held *held;
+    size_t hhead, hn, hcap;
+    bool stalled; /* ev removed: UDP_HELD_MAX replies held */
 };
 
 struct udp {
@@ -137,7 +161,116 @@ send_dgram(void *arg, const void *d, size_t n)
     }
 }
 
-/* Run the one request in p[0..n) and send its reply. */
+/* Send the reply in h->out (bare: the frame header of a silent binary
+ * command instead) for request rid to h->peer. */
+static void
+send_reply(struct udp_handler *h, unsigned rid, bool bare)
+{
+    if (h->out_len > 0) {
+        udp_frame(h->out, h->out_len, rid, send_dgram, h);
+    } else if (bare) {
+        /* memcached answers a silent binary command (a quiet variant, or a
+         * getq miss) with a bare frame header counting 0 datagrams */
+        unsigned char d[UDP_HDR_LEN] = {0};
+
+        proto_bin_put16(d, (uint16_t)rid);
+        send_dgram(h, d, sizeof(d));
+    }
+}
+
+/* Send the reply of held write x: as formatted, or the error of its failed
+ * commit. */
+static void
+send_held(struct udp_handler *h, struct udp_held *x, int rc)
+{
+    memcpy(&h->peer, &x->peer, x->peer_len);
+    h->peer_len = x->peer_len;
+    h->out_len = 0;
+    h->out_over = false;
+    if (rc == CASK_OK) {
+        out_bytes(h, x->bytes, x->len);
+    } else {
+        struct cmd_sink sink = {.bytes = out_bytes, .arg = h};
+
+        cmd_late_error(&x->tag, rc, &sink);
+    }
+    send_reply(h, x->rid, rc == CASK_OK && x->bare);
+    free(x->bytes);
+    x->bytes = NULL;
+    atomic_fetch_sub(&h->w->nparked, 1);
+}
+
+/* Send the held replies whose commit is done, in order. */
+static void
+release_held(struct udp_handler *h)
+{
+    struct cask *store = h->u->srv->store;
+
+    while (h->hhead < h->hn) {
+        struct udp_held *x = &h->held[h->hhead];
+        int rc;
+
+        if (!cask_ticket_done(store, &x->t, &rc)) {
+            break;
+        }
+        send_held(h, x, rc);
+        h->hhead++;
+    }
+    if (h->hhead == h->hn) {
+        h->hhead = h->hn = 0;
+    }
+    if (h->stalled && h->hn - h->hhead < UDP_HELD_MAX) {
+        h->stalled = event_add(h->ev, NULL) != 0;
+    }
+}
+
+/* Hold the reply in h->out for request rid until t's commit is done.
+ * false when out of memory (the caller then waits for the commit). */
+static bool
+hold(struct udp_handler *h, const struct cask_ticket *t,
+     const struct cmd_req_tag *tag, unsigned rid, bool bare)
+{
+    if (h->hn == h->hcap) {
+        if (h->hhead > 0) {
+            memmove(h->held, h->held + h->hhead,
+                    (h->hn - h->hhead) * sizeof(*h->held));
+            h->hn -= h->hhead;
+            h->hhead = 0;
+        } else {
+            size_t ncap = h->hcap ? 2 * h->hcap : 16;
+            struct udp_held *np = realloc(h->held, ncap * sizeof(*np));
+            if (np == NULL) {
+                return false;
+            }
+            h->held = np;
+            h->hcap = ncap;
+        }
+    }
+    struct udp_held *x = &h->held[h->hn];
+    *x = (struct udp_held){.t = *t, .tag = *tag, .rid = rid, .bare = bare};
+    if (h->out_len > 0 && (x->bytes = malloc(h->out_len)) == NULL) {
+        return false;
+    }
+    memcpy(&x->peer, &h->peer, h->peer_len);
+    x->peer_len = h->peer_len;
+    if (x->bytes != NULL) {
+        memcpy(x->bytes, h->out, h->out_len);
+    }
+    x->len = h->out_len;
+    h->hn++;
+    /* Counted before the check below: a commit that ends from now on
+     * wakes the worker (on_store_commit reads nparked). */
+    atomic_fetch_add(&h->w->nparked, 1);
+    if (h->hn - h->hhead >= UDP_HELD_MAX && !h->stalled) {
+        event_del(h->ev);
+        h->stalled = true;
+    }
+    release_held(h);
+    return true;
+}
+
+/* Run the one request in p[0..n) and send its reply (under --sync=always
+ * once its writes are committed). */
 static void
 serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
 {
@@ -148,16 +281,26 @@ serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
     enum cmd_status st;
     size_t used = 0;
     bool binary = (unsigned char)p[0] == PROTO_BIN_REQ;
+    bool defer = srv->settings->sync == CASK_SYNC_ALWAYS;
+    struct cask_ticket tk = {0};
+    struct cmd_req_tag tag;
 
     h->out_len = 0;
     h->out_over = false;
     cmd_conn_init(&cc, &srv->env, &h->w->ctr, &sink);
+    if (defer) {
+        cask_defer(&tk); /* the commit waits come back in tk */
+    }
     if (binary) {
         cmd_bin_init(&bin, &cc, NULL);
         st = cmd_bin_execute(&cc, &bin, p, n, &used);
     } else {
         st = cmd_execute(&cc, p, n, &used);
     }
+    if (defer) {
+        cask_defer(NULL);
+    }
+    tag = cc.tag;
     cmd_conn_deinit(&cc);
     if (st == CMD_SHUTDOWN) {
         server_request_stop(srv);
@@ -178,20 +321,36 @@ serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
             proto_bin_fmt_hdr(pkt, (uint8_t)p[1], PROTO_BIN_ENOMEM, 0, 0, 13,
                               opaque, 0);
             memcpy(pkt + PROTO_BIN_HDR_LEN, "Out of memory", 13);
-            udp_frame((const char *)pkt, sizeof(pkt), rid, send_dgram, h);
+            h->out_len = 0;
+            h->out_over = false;
+            out_bytes(h, pkt, sizeof(pkt));
         } else {
-            udp_frame(text, sizeof(text) - 1, rid, send_dgram, h);
+            h->out_len = 0;
+            h->out_over = false;
+            out_bytes(h, text, sizeof(text) - 1);
         }
-    } else if (h->out_len > 0) {
-        udp_frame(h->out, h->out_len, rid, send_dgram, h);
-    } else if (binary && st != CMD_NEED_MORE) {
-        /* memcached answers a silent binary command (a quiet variant, or a
-         * getq miss) with a bare frame header counting 0 datagrams */
-        unsigned char d[UDP_HDR_LEN] = {0};
-
-        proto_bin_put16(d, (uint16_t)rid);
-        send_dgram(h, d, sizeof(d));
     }
+    bool bare = binary && st != CMD_NEED_MORE;
+    int rc = CASK_OK;
+    if (tk.epoch != 0 && !cask_ticket_done(srv->store, &tk, &rc)) {
+        if (hold(h, &tk, &tag, rid, bare)) {
+            goto out;
+        }
+        /* No memory to hold it: wait for the commit on this thread. */
+        while (!cask_ticket_done(srv->store, &tk, &rc)) {
+            struct timespec ms = {0, 1000000};
+            nanosleep(&ms, NULL);
+        }
+    }
+    if (rc != CASK_OK) {
+        struct cmd_sink esink = {.bytes = out_bytes, .arg = h};
+
+        h->out_len = 0;
+        h->out_over = false;
+        cmd_late_error(&tag, rc, &esink);
+    }
+    send_reply(h, rid, rc == CASK_OK && bare);
+out:
     if (h->out_cap > 1024 * 1024) {
         /* do not keep a large reply's buffer around */
         free(h->out);
@@ -361,6 +520,16 @@ udp_enable(struct udp *u)
 }
 
 void
+udp_commit_done(struct udp *u, struct worker *w)
+{
+    for (unsigned i = 0; i < u->nh; i++) {
+        if (u->h[i].w == w && u->h[i].hn > u->h[i].hhead) {
+            release_held(&u->h[i]);
+        }
+    }
+}
+
+void
 udp_close(struct udp **up)
 {
     struct udp *u = *up;
@@ -374,6 +543,11 @@ udp_close(struct udp **up)
         }
         free(u->h[i].rbuf);
         free(u->h[i].out);
+        /* Held at a stop: dropped, as UDP may drop any datagram. */
+        for (size_t k = u->h[i].hhead; k < u->h[i].hn; k++) {
+            free(u->h[i].held[k].bytes);
+        }
+        free(u->h[i].held);
     }
     free(u->h);
     for (unsigned i = 0; i < u->nfds; i++) {

@@ -3,7 +3,8 @@
  * reserved) and one request, text or binary; the reply goes back split
  * over datagrams of at most 1400 bytes with the same request id. Datagrams
  * are read and answered on the worker threads, with the workers' counters;
- * there is no per-client state. */
+ * there is no per-client state. Under --sync=always a write's reply waits
+ * for its commit without blocking the worker (udp_commit_done). */
 #ifndef BITCACHED_UDP_H
 #define BITCACHED_UDP_H
 
@@ -11,6 +12,7 @@
 
 struct server;
 struct udp; /* opaque */
+struct worker;
 
 #define UDP_HDR_LEN     8u
 #define UDP_PAYLOAD_MAX 1400u /* a reply datagram, frame header included */
@@ -23,6 +25,11 @@ int udp_open(struct server *srv, struct udp **out);
 
 /* Serve the sockets on every worker's event base (workers created). */
 int udp_enable(struct udp *u);
+
+/* --sync=always, on worker w's thread after a commit of the store: send
+ * the replies w's handlers held for writes now committed (or the error of
+ * a failed commit), in the order the requests came. */
+void udp_commit_done(struct udp *u, struct worker *w);
 
 /* Close the sockets and free u; sets *u to NULL. After the workers have
  * stopped. Safe on *u == NULL. */

@@ -10,6 +10,7 @@
 #include "server/outbudget.h"
 #include "server/readq.h"
 #include "server/server.h"
+#include "server/udp.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -125,9 +126,14 @@ on_store_commit(void *arg)
 static void
 on_commit_ev(evutil_socket_t fd, short what, void *arg)
 {
+    struct worker *w = arg;
+
     (void)fd;
     (void)what;
-    conn_commit_done(arg);
+    conn_commit_done(w);
+    if (w->srv->udp != NULL) {
+        udp_commit_done(w->srv->udp, w); /* UDP replies held likewise */
+    }
 }
 
 static void *

@@ -125,6 +125,9 @@ TESTS += tests/integration/test_sync_always.py
 # server helpers, a one-off fdatasync EIO through the crash shim.
 dist_check_SCRIPTS += tests/integration/test_journal_recover.py
 TESTS += tests/integration/test_journal_recover.py
+# ... and holds a UDP write's reply for its commit, not its worker.
+dist_check_SCRIPTS += tests/integration/test_udp_always.py
+TESTS += tests/integration/test_udp_always.py
 
 # --sync=always figures (not part of make check): tests/bench/bench_sync.sh
 # with its load client, which speaks memcached text and Redis RESP.

@@ -28,7 +28,7 @@ failures = []
 
 def check(what, ok, detail=""):
     print("%s: %s%s" % ("ok" if ok else "FAIL", what,
-                        "" if ok else " (%s)" % detail))
+                        "" if ok else " (%s)" % (detail,)))
     if not ok:
         failures.append(what)
 
