@@ -13,4 +13,7 @@ dist_man1_MANS += admin/bitcached-admin.1
 
 dist_check_SCRIPTS += tests/integration/test_admin.py
 TESTS += tests/integration/test_admin.py
+# ... on a directory a crash under --sync=always left (the commit journal).
+dist_check_SCRIPTS += tests/integration/test_admin_journal.py
+TESTS += tests/integration/test_admin_journal.py
 EXTRA_DIST += tests/bench/bench_admin.sh

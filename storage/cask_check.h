@@ -3,7 +3,8 @@
  *
  * Reads the state file, every shard's retired file, segments and hints through
  * the segment, record and hint code of the library, and changes nothing on
- * disk: no truncation, no header rewrite, no retired-file replay. The caller
+ * disk: no truncation, no header rewrite, no retired-file or journal replay
+ * (records a journal replay would restore are reported as damage). The caller
  * makes sure no server has the directory open (see cask_check_lock). Owns no
  * state between calls. Knows nothing of the server or the protocol.
  */
@@ -48,6 +49,8 @@ struct cask_check_report {
                                 * compaction cut short; finished at open) */
     uint64_t manifest_bad;     /* manifests that fail their checks */
     uint64_t segments_missing; /* listed by a manifest, not there */
+    uint64_t journal_pending;  /* records the commit journal holds that
+                                * their segments lack (replayed at open) */
     uint64_t problems;         /* findings that count as damage */
     struct cask_check_counts total;
 };

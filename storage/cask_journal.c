@@ -139,6 +139,7 @@ struct seg_fd {
 
 struct replay {
     struct cask *c;
+    bool dry; /* cask_journal_pending: read only, write nothing */
     struct seg_fd *segs;
     size_t nsegs, cap;
     uint32_t **retired; /* per shard: ids the retired file lists */
@@ -214,7 +215,9 @@ seg_lookup(struct replay *rp, unsigned shard, uint32_t id)
     cask_seg_path(s->path, sizeof(s->path), sdir, id, "seg");
     /* Never O_CREAT: a segment that is not there was retired (segment
      * creation is durable before any record goes into it). */
-    s->fd = is_retired(rp, shard, id) ? -1 : open(s->path, O_RDWR | O_CLOEXEC);
+    s->fd = is_retired(rp, shard, id)
+                    ? -1
+                    : open(s->path, (rp->dry ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     return s;
 }
 
@@ -242,11 +245,15 @@ replay_frame(struct replay *rp, struct seg_fd *s, uint64_t off, const char *rec,
         if (same) {
             return 0;
         }
-    } else if ((uint64_t)st.st_size < off) {
+    } else if ((uint64_t)st.st_size < off && !rp->dry) {
         cask_logf(rp->c, CASK_LOG_WARN,
                   "journal replay: %s ends at %" PRIu64
                   " before a journaled record at %" PRIu64,
                   s->path, (uint64_t)st.st_size, off);
+    }
+    if (rp->dry) {
+        *wrote = true; /* would be written */
+        return 0;
     }
     int rc = cask_io_pwrite_all(s->fd, rec, len, (off_t)off);
     *wrote = rc == 0;
@@ -268,11 +275,12 @@ read_header(struct cask *c, int fd, uint64_t *size)
     return header_gen(h, c->nshards);
 }
 
-int
-cask_journal_replay(struct cask *c, struct cask_journal_replay_stats *st)
+/* cask_journal_replay, or with dry its count of what it would write. */
+static int
+replay(struct cask *c, struct cask_journal_replay_stats *st, bool dry)
 {
     struct cask_journal_replay_stats local;
-    struct replay rp = {.c = c};
+    struct replay rp = {.c = c, .dry = dry};
     char path[CASK_PATH_MAX];
     int fds[2] = {-1, -1};
     uint64_t gens[2] = {0, 0}, sizes[2] = {0, 0};
@@ -345,7 +353,7 @@ cask_journal_replay(struct cask *c, struct cask_journal_replay_stats *st)
     /* Every segment a frame named, rewritten or not: after a process
      * crash its bytes may be in the page cache only, and the next
      * generation no longer covers them. */
-    for (size_t i = 0; i < rp.nsegs; i++) {
+    for (size_t i = 0; i < rp.nsegs && !dry; i++) {
         if (rp.segs[i].fd >= 0) {
             rc = cask_io_fdatasync(rp.segs[i].fd);
             if (rc != 0) {
@@ -355,7 +363,7 @@ cask_journal_replay(struct cask *c, struct cask_journal_replay_stats *st)
             }
         }
     }
-    if (st->frames_written > 0 || st->frames_missing > 0) {
+    if (!dry && (st->frames_written > 0 || st->frames_missing > 0)) {
         cask_logf(c, CASK_LOG_WARN,
                   "journal replay (generation %" PRIu64 "): %" PRIu64
                   " frames, %" PRIu64 " restored into segments (%" PRIu64
@@ -384,6 +392,18 @@ out:
         }
     }
     return rc;
+}
+
+int
+cask_journal_replay(struct cask *c, struct cask_journal_replay_stats *st)
+{
+    return replay(c, st, false);
+}
+
+int
+cask_journal_pending(struct cask *c, struct cask_journal_replay_stats *st)
+{
+    return replay(c, st, true);
 }
 
 int

@@ -54,6 +54,12 @@ struct cask_journal_replay_stats {
  * top of an incomplete replay). st may be NULL. Blocks. */
 int cask_journal_replay(struct cask *c, struct cask_journal_replay_stats *st);
 
+/* What cask_journal_replay would do, reading only (segments opened read
+ * only, nothing written or synced): st->frames_written counts the frames
+ * whose bytes their segment lacks. For offline tools that must not work on
+ * segments a restart would change. 0 or an errno. Blocks. */
+int cask_journal_pending(struct cask *c, struct cask_journal_replay_stats *st);
+
 /* Under another sync mode, after a replay: remove the journal files (and
  * fsync dir), so that a later start cannot replay frames over segments
  * this run changes. 0 or an errno. */

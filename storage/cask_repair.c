@@ -9,7 +9,9 @@
 
 #include "storage/cask_check.h"
 #include "storage/cask_hint.h"
+#include "storage/cask_internal.h"
 #include "storage/cask_io.h"
+#include "storage/cask_journal.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segment.h"
@@ -465,6 +467,49 @@ repair_shard(struct repair *r, const char *sdir, const char *name)
     return rc;
 }
 
+/* The journal's own log lines: errors are reported as problems left
+ * alone; its summary is the action repair_journal reports. */
+static void
+journal_log(void *arg, enum cask_log_level level, const char *msg)
+{
+    if (level == CASK_LOG_ERROR) {
+        say(arg, false, "%s", msg);
+    }
+}
+
+/* Before anything else, as a server's open does: replay what the commit
+ * journal of a crash under --sync=always holds into the segments (synced),
+ * then remove the journal, so that a later replay cannot write over
+ * segments this repair changes (the server creates new files). */
+static int
+repair_journal(struct repair *r, unsigned shards)
+{
+    struct cask jc;
+    struct cask_journal_replay_stats js;
+    memset(&jc, 0, sizeof(jc));
+    jc.dir = (char *)r->dir;
+    jc.nshards = shards;
+    jc.opt.log = journal_log;
+    jc.opt.log_arg = r;
+    int rc = cask_journal_replay(&jc, &js);
+    if (rc != 0) {
+        say(r, false, "journal: replay failed: %s", strerror(rc));
+        return rc;
+    }
+    if (js.frames_written > 0) {
+        r->rep->journal_replayed = js.frames_written;
+        say(r, true,
+            "journal: %" PRIu64 " records (%" PRIu64 " bytes) replayed into "
+            "their segments",
+            js.frames_written, js.bytes_written);
+    }
+    rc = cask_journal_remove(&jc);
+    if (rc != 0) {
+        say(r, false, "journal: remove: %s", strerror(rc));
+    }
+    return rc;
+}
+
 int
 cask_repair(const char *dir, cask_repair_note_fn note, void *arg,
             struct cask_repair_report *rep)
@@ -487,6 +532,10 @@ cask_repair(const char *dir, cask_repair_note_fn note, void *arg,
                 break;
             }
         }
+    }
+    rc = repair_journal(&r, shards);
+    if (rc != 0) {
+        return rc;
     }
     for (unsigned i = 0; i < shards; i++) {
         char sdir[CASK_PATH_MAX], name[24];

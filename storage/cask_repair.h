@@ -27,7 +27,9 @@ struct cask_repair_report {
     uint64_t segments_quarantined; /* unreadable: moved away whole */
     uint64_t hints_rebuilt;
     uint64_t retired_quarantined;
-    uint64_t actions; /* everything above that changed the directory */
+    uint64_t journal_replayed; /* records of a commit journal written back
+                                * into their segments (--sync=always) */
+    uint64_t actions;          /* everything above that changed the directory */
 };
 
 /* Called for each action taken (done true) or problem left alone. msg has
