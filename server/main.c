@@ -256,8 +256,15 @@ open_store(struct server *srv)
     if (s->disk_limit != 0) {
         /* Segments of at most 1/16 of a shard's share of the disk: an
          * eviction takes a whole one, and the one being written is the
-         * slack past the limit. */
-        uint64_t seg = s->disk_limit / s->shards / 16;
+         * slack past the limit. Under always the journal's two files
+         * come off the limit first (about: files already there keep
+         * their size; the store checks). */
+        uint64_t data = s->disk_limit;
+        uint64_t jb = 2 * (s->journal_size ? s->journal_size : 8u << 20);
+        if (s->sync == CASK_SYNC_ALWAYS && jb < data) {
+            data -= jb;
+        }
+        uint64_t seg = data / s->shards / 16;
         seg = seg < 64 * 1024 ? 64 * 1024 : seg;
         if (seg < o.segment_size) {
             o.segment_size = seg;

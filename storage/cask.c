@@ -376,6 +376,31 @@ open_shards(struct cask *c)
     return p.rc;
 }
 
+/* --disk-limit bounds the whole directory: under always the commit
+ * journal's two files (fixed in size) take their part first, and the
+ * shards share the rest (c->disk_shards, cask_evict.c). A journal taking
+ * more than half of the limit is refused. */
+static int
+disk_budget(struct cask *c)
+{
+    c->disk_shards = c->opt.disk_limit;
+    if (c->opt.disk_limit == 0 || c->opt.sync != CASK_SYNC_ALWAYS) {
+        return 0;
+    }
+    uint64_t jb = cask_journal_disk_bytes(c->dir, c->opt.journal_size);
+    if (jb > c->opt.disk_limit / 2) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "the commit journal's two files take %" PRIu64
+                  " bytes, more than half of the disk limit (%" PRIu64
+                  "): make each at most a quarter of it (--journal-size; "
+                  "files already there keep their size)",
+                  jb, c->opt.disk_limit);
+        return CASK_EINVAL;
+    }
+    c->disk_shards = c->opt.disk_limit - jb;
+    return 0;
+}
+
 int
 cask_open(struct cask **out, const char *dir, const struct cask_options *o)
 {
@@ -494,6 +519,10 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "journal replay in %s: %s", dir,
                   strerror(rc));
+        goto fail;
+    }
+    rc = disk_budget(c);
+    if (rc != 0) {
         goto fail;
     }
     rc = open_shards(c);

@@ -59,7 +59,7 @@ static uint64_t
 over_disk(const struct cask_shard *sh)
 {
     const struct cask *c = sh->store;
-    uint64_t share = c->opt.disk_limit / c->nshards;
+    uint64_t share = c->disk_shards / c->nshards;
     uint64_t target = share - share / EVICT_FRAC, n = disk_of(sh);
     return c->opt.disk_limit != 0 && n > target ? n - target : 0;
 }
@@ -111,7 +111,7 @@ cask_evict_disk_admit(struct cask_shard *sh)
 {
     const struct cask *c = sh->store;
     if (c->opt.disk_limit == 0 ||
-        over_disk(sh) <= c->opt.disk_limit / c->nshards / DISK_BEHIND) {
+        over_disk(sh) <= c->disk_shards / c->nshards / DISK_BEHIND) {
         return 0;
     }
     kick(sh);
@@ -211,8 +211,8 @@ cask_evict_unit(struct cask_shard *sh)
      * (what the segment being written can add past it). */
     uint64_t cap = c->opt.segment_size;
     if (c->opt.disk_limit != 0 &&
-        c->opt.disk_limit / c->nshards / DISK_FRAC < cap) {
-        cap = c->opt.disk_limit / c->nshards / DISK_FRAC;
+        c->disk_shards / c->nshards / DISK_FRAC < cap) {
+        cap = c->disk_shards / c->nshards / DISK_FRAC;
     }
     if (!(c->opt.mem_evict && c->opt.mem_limit != 0)) {
         return cap < UNIT_MIN ? UNIT_MIN : cap;

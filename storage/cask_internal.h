@@ -25,6 +25,8 @@ struct cask_journal;
 struct cask {
     char *dir;
     struct cask_options opt;
+    uint64_t disk_shards; /* opt.disk_limit less the commit journal's
+                           * files: what the shards' files may take */
     unsigned nshards;
     struct cask_shard **shards;
     int lock_fd;

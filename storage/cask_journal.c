@@ -406,6 +406,28 @@ cask_journal_pending(struct cask *c, struct cask_journal_replay_stats *st)
     return replay(c, st, true);
 }
 
+uint64_t
+cask_journal_disk_bytes(const char *dir, uint64_t size)
+{
+    char path[CASK_PATH_MAX];
+    uint64_t n = 0;
+    if (size == 0) {
+        size = CASK_JOURNAL_DEFAULT_SIZE;
+    }
+    if (size < MIN_SIZE) {
+        size = MIN_SIZE;
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        struct stat st;
+        journal_path(path, sizeof(path), dir, i, "");
+        /* As cask_journal_open: a file too short to use is made anew. */
+        n += stat(path, &st) == 0 && (uint64_t)st.st_size >= MIN_SIZE
+                     ? (uint64_t)st.st_size
+                     : size;
+    }
+    return n;
+}
+
 int
 cask_journal_remove(struct cask *c)
 {

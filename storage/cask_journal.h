@@ -65,6 +65,11 @@ int cask_journal_pending(struct cask *c, struct cask_journal_replay_stats *st);
  * this run changes. 0 or an errno. */
 int cask_journal_remove(struct cask *c);
 
+/* Bytes the two journal files of dir take once cask_journal_open(size)
+ * has run: the size of each file already there, size (0: the default)
+ * for each it creates. For --disk-limit. */
+uint64_t cask_journal_disk_bytes(const char *dir, uint64_t size);
+
 /* After replay and shard recovery: create the two files when missing
  * (written with zeros, so later writes change no metadata), then start a
  * new generation, durable before this returns. size is the size of each

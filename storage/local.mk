@@ -174,6 +174,9 @@ TESTS += tests/integration/test_crawl.py
 # --disk-limit, and a full file system (a tmpfs, when run as root).
 dist_check_SCRIPTS += tests/integration/test_disk_limit.py
 TESTS += tests/integration/test_disk_limit.py
+# ... with --sync=always, whose journal files count against the limit.
+dist_check_SCRIPTS += tests/integration/test_disk_limit_always.py
+TESTS += tests/integration/test_disk_limit_always.py
 
 # Value reads off the caller's thread (issue 16): the I/O thread pool.
 libstorage_a_SOURCES += storage/cask_aio.h storage/cask_aio.c
