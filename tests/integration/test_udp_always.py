@@ -10,7 +10,8 @@
 #     comes only after the slow commit that makes the set durable;
 #   - after kill -9 every set answered STORED is there;
 #   - with a failing fdatasync the waiting UDP set gets SERVER_ERROR.
-# Skips without the shim (or against a sanitizer build: no preload).
+# Without the shim (or against a sanitizer build: no preload) only the
+# replies and kill -9 parts run, with no timing checks.
 import os
 import socket
 import struct
@@ -90,10 +91,11 @@ def test_udp_sets_wait(binary, shim):
         t1 = time.monotonic()
         r = get(a, b"g")
         get_ms = (time.monotonic() - t1) * 1000
+        timed = shim is not None
         check("a TCP get on the same worker is not held up by the UDP "
               "sets waiting for their commit (%.0f ms)" % get_ms,
               r == b"VALUE g 0 3\r\nold\r\nEND\r\n" and
-              get_ms < DELAY_MS / 2, (r, get_ms))
+              (get_ms < DELAY_MS / 2 or not timed), (r, get_ms))
         got = recv_replies(u, NSETS, 10 + NSETS * DELAY_MS / 1000)
         check("every UDP set answered STORED under its own request id, in "
               "one datagram",
@@ -103,7 +105,7 @@ def test_udp_sets_wait(binary, shim):
         first = min((v[0] for v in got.values()), default=t0)
         check("no UDP reply before its commit's slow sync (first after "
               "%.0f ms)" % ((first - t0) * 1000),
-              got and (first - t0) * 1000 >= DELAY_MS * 0.8)
+              got and ((first - t0) * 1000 >= DELAY_MS * 0.8 or not timed))
         os.unlink(slow)
         srv.kill()
         srv.start(timeout=30)
@@ -150,10 +152,14 @@ def test_udp_set_error(binary, shim):
 def main():
     binary = cm.binary()
     shim = cm.shim_path() or None
-    if shim is None or cm.is_sanitized(binary):
-        bcserver.skip("needs the crash shim and a build without sanitizers")
+    if shim is not None and cm.is_sanitized(binary):
+        shim = None
+    if shim is None:
+        print("no crash shim, or a sanitizer build: no slow or failing "
+              "disk; replies and kill -9 only")
     test_udp_sets_wait(binary, shim)
-    test_udp_set_error(binary, shim)
+    if shim is not None:
+        test_udp_set_error(binary, shim)
     if failures:
         print("%d check(s) failed" % len(failures))
         sys.exit(1)
