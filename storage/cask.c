@@ -22,6 +22,7 @@
 #include "storage/cask_record.h"
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
+#include "storage/cask_split.h"
 #include "storage/cask_state.h"
 #include "storage/cask_stream.h"
 
@@ -729,6 +730,22 @@ cask_get_ref(struct cask *c, const void *key, size_t klen, struct cask_item *it,
     uint64_t h = cask_kd_hash(key, klen);
     return cask_shard_get_ref(shard_for(c, key, klen), h, key, klen, it, val,
                               ref, fetch);
+}
+
+int
+cask_get_begin(struct cask *c, struct cask_split *sp, char **val)
+{
+    if (!key_ok(sp->key, sp->klen)) {
+        return CASK_EBADKEY;
+    }
+    uint64_t h = cask_kd_hash(sp->key, sp->klen);
+    return cask_shard_get_begin(shard_for(c, sp->key, sp->klen), h, sp, val);
+}
+
+int
+cask_get_end(struct cask_split *sp, int io_rc, char **val)
+{
+    return cask_shard_get_end(sp, io_rc, val);
 }
 
 void

@@ -46,6 +46,21 @@ sys_fallocate(int fd, off_t off, off_t len)
     return fallocate(fd, FALLOC_FL_KEEP_SIZE, off, len);
 }
 
+static int
+sys_ring_setup(void)
+{
+    return 0;
+}
+
+static ssize_t
+sys_ring_done(int fd, size_t n, off_t off, ssize_t res)
+{
+    (void)fd;
+    (void)n;
+    (void)off;
+    return res;
+}
+
 static const struct cask_io_ops sys_ops = {
         .pwrite = sys_pwrite,
         .fdatasync = sys_fdatasync,
@@ -53,6 +68,8 @@ static const struct cask_io_ops sys_ops = {
         .fallocate = sys_fallocate,
         .pread = sys_pread,
         .unlink = sys_unlink,
+        .ring_setup = sys_ring_setup,
+        .ring_done = sys_ring_done,
 };
 
 static struct cask_io_ops cur_ops = {
@@ -62,6 +79,8 @@ static struct cask_io_ops cur_ops = {
         .fallocate = sys_fallocate,
         .pread = sys_pread,
         .unlink = sys_unlink,
+        .ring_setup = sys_ring_setup,
+        .ring_done = sys_ring_done,
 };
 
 /* This thread's reads must not wait for the disk (cask_io_nowait). */
@@ -218,6 +237,18 @@ cask_io_ftruncate(int fd, off_t len)
         return errno != 0 ? errno : EIO;
     }
     return 0;
+}
+
+int
+cask_io_ring_setup(void)
+{
+    return cur_ops.ring_setup != NULL ? cur_ops.ring_setup() : 0;
+}
+
+ssize_t
+cask_io_ring_done(int fd, size_t n, off_t off, ssize_t res)
+{
+    return cur_ops.ring_done != NULL ? cur_ops.ring_done(fd, n, off, res) : res;
 }
 
 int

@@ -3,6 +3,9 @@
  * Every pread, pwrite, fdatasync, ftruncate, fallocate and unlink on
  * segment, hint, state and journal files goes through the function pointers
  * below, so tests can inject ENOSPC, EIO or short writes and read errors.
+ * Reads through io_uring (cask_uring.c) are made by the kernel, not
+ * through pread: the seam sees them as they complete (ring_done), and can
+ * refuse the ring itself (ring_setup).
  * Owns nothing but the table of pointers; must not depend on any other
  * storage module.
  */
@@ -20,6 +23,13 @@ typedef int (*cask_io_fdatasync_fn)(int fd);
 typedef int (*cask_io_ftruncate_fn)(int fd, off_t len);
 typedef int (*cask_io_fallocate_fn)(int fd, off_t off, off_t len);
 typedef int (*cask_io_unlink_fn)(const char *path);
+/* Before an io_uring is set up: 0, or the errno to fail the setup with. */
+typedef int (*cask_io_ring_setup_fn)(void);
+/* A ring read of n bytes at off of fd completed with res (bytes read, or
+ * -errno): returns the result to act on (a fault: another one; a slow
+ * disk: sleep first). */
+typedef ssize_t (*cask_io_ring_done_fn)(int fd, size_t n, off_t off,
+                                        ssize_t res);
 
 struct cask_io_ops {
     cask_io_pwrite_fn pwrite;
@@ -28,6 +38,8 @@ struct cask_io_ops {
     cask_io_fallocate_fn fallocate;
     cask_io_pread_fn pread;
     cask_io_unlink_fn unlink;
+    cask_io_ring_setup_fn ring_setup; /* NULL: as the system's */
+    cask_io_ring_done_fn ring_done;   /* NULL: as the system's */
 };
 
 /* Replace the operations (NULL restores the system calls). Tests only: not
@@ -66,6 +78,12 @@ int cask_io_fdatasync(int fd);
  * (fallocate with FALLOC_FL_KEEP_SIZE). Returns 0 or an errno (EOPNOTSUPP
  * where the file system cannot). */
 int cask_io_fallocate(int fd, off_t off, off_t len);
+
+/* Whether an io_uring may be set up: 0 or an errno (ring_setup). */
+int cask_io_ring_setup(void);
+
+/* The result a ring read is to be taken as (ring_done). */
+ssize_t cask_io_ring_done(int fd, size_t n, off_t off, ssize_t res);
 
 /* unlink; returns 0 or an errno. */
 int cask_io_unlink(const char *path);

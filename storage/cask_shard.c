@@ -24,6 +24,7 @@
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segtab.h"
+#include "storage/cask_split.h"
 #include "storage/cask_verify.h"
 
 #include <errno.h>
@@ -285,6 +286,20 @@ read_head(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     return 0;
 }
 
+/* Check a record read in two parts: head (header and key) and its value
+ * buf[0..vlen). The checksum first: a damaged record is corrupt, whatever
+ * key its header names; then a sound record of a key sharing the hash
+ * bits is KEY_OTHER. */
+static int
+check_split(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
+            const void *key, size_t klen, uint32_t vlen, const char *head,
+            const char *buf)
+{
+    return cask_rec_verify2(head, CASK_REC_HDR + klen, buf, vlen)
+                   ? read_head(sh, s, off, key, klen, vlen, head)
+                   : corrupt(sh, s, off);
+}
+
 /* read_value_at for a large value. */
 static int
 read_large_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
@@ -301,12 +316,7 @@ read_large_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     }
     int rc = cask_seg_pread2(s, off, head, hlen, buf, vlen);
     if (rc == 0) {
-        /* the checksum first: a damaged record is corrupt, whatever key
-         * its header names; then a sound record of a key sharing the hash
-         * bits is KEY_OTHER */
-        rc = cask_rec_verify2(head, hlen, buf, vlen)
-                     ? read_head(sh, s, off, key, klen, vlen, head)
-                     : corrupt(sh, s, off);
+        rc = check_split(sh, s, off, key, klen, vlen, head, buf);
     } else {
         read_failed(sh, s, off, rc);
     }
@@ -709,13 +719,46 @@ first_candidate(struct cask_shard *sh, uint64_t h, size_t klen,
     return FC_LIVE;
 }
 
+/* shard_get found the record of a split get (sp) and pinned its segment;
+ * mu released. Hands the read to make out (cask_split.h). */
+static int
+split_out(struct cask_shard *sh, struct cask_segment *s,
+          struct cask_kd_entry *e, uint32_t off, const struct cask_item *snap,
+          const struct vplan *p, struct cask_split *sp)
+{
+    sp->it = *snap;
+    sp->val = malloc((size_t)snap->vlen + 1);
+    if (sp->val == NULL) {
+        pthread_mutex_lock(&sh->mu);
+        if (--s->readers == 0 && s->retired) {
+            cask_seg_close(&s);
+        }
+        pthread_mutex_unlock(&sh->mu);
+        return ENOMEM;
+    }
+    sp->fd = s->fd;
+    sp->off = off;
+    sp->hlen = CASK_REC_HDR + sp->klen;
+    sp->vlen = snap->vlen;
+    sp->sh = sh;
+    sp->seg = s;
+    sp->e = e;
+    sp->rec_off = off;
+    sp->plan_on = p->on;
+    sp->plan_stamp = p->stamp;
+    return CASK_SPLIT_READ;
+}
+
+/* A get. sp not NULL: a split get (cask_split.h) whose value read, when
+ * one is needed, is handed out instead of made. */
 static int
 shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
           struct cask_item *it, char **val, struct cask_vref *ref, bool fetch,
-          bool nowait)
+          bool nowait, struct cask_split *sp)
 {
     struct cask_item snap;
-    bool careful = val == NULL; /* no value read to check the key with */
+    /* no value read to check the key with, or a split get's second try */
+    bool careful = val == NULL || (sp != NULL && sp->careful);
     int rc;
     pthread_mutex_lock(&sh->mu);
     for (;;) {
@@ -756,6 +799,9 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             plan_read(sh, s, e, &plan);
             s->readers++;
             pthread_mutex_unlock(&sh->mu);
+            if (sp != NULL) {
+                return split_out(sh, s, e, off, &snap, &plan, sp);
+            }
             cask_io_nowait(nowait);
             rc = read_value_at(sh, s, off, key, klen, snap.vlen, val, ref,
                                &plan);
@@ -793,14 +839,14 @@ int
 cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                struct cask_item *it, char **val, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, NULL, fetch, false);
+    return shard_get(sh, h, key, klen, it, val, NULL, fetch, false, NULL);
 }
 
 int
 cask_shard_get_nowait(struct cask_shard *sh, uint64_t h, const void *key,
                       size_t klen, struct cask_item *it, char **val, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, NULL, fetch, true);
+    return shard_get(sh, h, key, klen, it, val, NULL, fetch, true, NULL);
 }
 
 int
@@ -808,7 +854,7 @@ cask_shard_get_ref(struct cask_shard *sh, uint64_t h, const void *key,
                    size_t klen, struct cask_item *it, char **val,
                    struct cask_vref *ref, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, ref, fetch, false);
+    return shard_get(sh, h, key, klen, it, val, ref, fetch, false, NULL);
 }
 
 int
@@ -816,7 +862,54 @@ cask_shard_get_nowait_ref(struct cask_shard *sh, uint64_t h, const void *key,
                           size_t klen, struct cask_item *it, char **val,
                           struct cask_vref *ref, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, ref, fetch, true);
+    return shard_get(sh, h, key, klen, it, val, ref, fetch, true, NULL);
+}
+
+int
+cask_shard_get_begin(struct cask_shard *sh, uint64_t h, struct cask_split *sp,
+                     char **val)
+{
+    sp->seg = NULL;
+    sp->val = NULL;
+    return shard_get(sh, h, sp->key, sp->klen, &sp->it, val, NULL, sp->fetch,
+                     false, sp);
+}
+
+int
+cask_shard_get_end(struct cask_split *sp, int io_rc, char **val)
+{
+    struct cask_shard *sh = sp->sh;
+    struct cask_segment *s = sp->seg;
+    uint32_t off = sp->rec_off;
+    uint32_t seg_id = s->id;
+    int rc = io_rc;
+
+    if (rc == 0) {
+        rc = check_split(sh, s, off, sp->key, sp->klen, sp->vlen, sp->head,
+                         sp->val);
+    } else {
+        read_failed(sh, s, off, rc);
+    }
+    struct vplan plan = {.on = sp->plan_on, .stamp = sp->plan_stamp};
+    pthread_mutex_lock(&sh->mu);
+    settle_read(sh, s, sp->e, off, sp->it.cas, &plan, rc);
+    if (--s->readers == 0 && s->retired) {
+        cask_seg_close(&s);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    sp->seg = NULL;
+    if (rc == KEY_OTHER) {
+        rc = sp->careful ? other_key(sh, seg_id, off) : CASK_SPLIT_AGAIN;
+    }
+    if (rc != 0) {
+        free(sp->val);
+        sp->val = NULL;
+        return rc;
+    }
+    sp->val[sp->vlen] = '\0';
+    *val = sp->val;
+    sp->val = NULL;
+    return CASK_OK;
 }
 
 void

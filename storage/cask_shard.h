@@ -137,6 +137,11 @@ int cask_shard_get_nowait_ref(struct cask_shard *sh, uint64_t h,
                               const void *key, size_t klen,
                               struct cask_item *it, char **val,
                               struct cask_vref *ref, bool fetch);
+/* The two halves of a split get (cask_split.h). */
+struct cask_split;
+int cask_shard_get_begin(struct cask_shard *sh, uint64_t h,
+                         struct cask_split *sp, char **val);
+int cask_shard_get_end(struct cask_split *sp, int io_rc, char **val);
 void cask_shard_vref_release(struct cask_vref *ref);
 int cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                      size_t klen, int64_t exp_abs_s, struct cask_item *it,

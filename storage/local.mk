@@ -49,13 +49,16 @@ libstorage_a_SOURCES = \
 	storage/cask_manifest.c \
 	storage/cask_io.h \
 	storage/cask_io.c \
+	storage/cask_split.h \
+	storage/cask_uring.h \
+	storage/cask_uring.c \
 	storage/cask_check.h \
 	storage/cask_check.c \
 	storage/cask_repair.h \
 	storage/cask_repair.c
-libstorage_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
+libstorage_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS) $(LIBURING_CFLAGS)
 
-STORAGE_LIBS = libstorage.a $(XXHASH_LIBS) $(PTHREAD_LIBS)
+STORAGE_LIBS = libstorage.a $(XXHASH_LIBS) $(LIBURING_LIBS) $(PTHREAD_LIBS)
 EXTRA_DIST += storage/FORMAT.md storage/REPLICATION.md storage/LAYOUT.md
 
 # Unit tests: cmocka, linked against libstorage only.
@@ -185,3 +188,8 @@ TESTS += tests/unit/test_cask_aio
 tests_unit_test_cask_aio_SOURCES = tests/unit/test_cask_aio.c
 tests_unit_test_cask_aio_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_aio_LDADD = $(STORAGE_TEST_LDADD)
+check_PROGRAMS += tests/unit/test_cask_uring
+TESTS += tests/unit/test_cask_uring
+tests_unit_test_cask_uring_SOURCES = tests/unit/test_cask_uring.c
+tests_unit_test_cask_uring_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_uring_LDADD = $(STORAGE_TEST_LDADD)
