@@ -462,9 +462,9 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
     }
     cmd_conn_init(&c->cc, &srv->env, &w->ctr, &sink);
     cmd_conn_set_throttle(&c->cc, out_full, c);
-    if (w->readq != NULL) {
-        c->cc.rd.submit = readq_submit;
-        c->cc.rd.submit_arg = w->readq;
+    if (w->read_submit != NULL) {
+        c->cc.rd.submit = w->read_submit;
+        c->cc.rd.submit_arg = w->read_arg;
         c->cc.rd.owner = c;
     }
     cmd_bin_init(&c->bin, &c->cc, srv->sasl_pwdb);

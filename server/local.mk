@@ -11,6 +11,7 @@ bitcached_SOURCES = \
 	server/portfile.c server/portfile.h \
 	server/worker.c server/worker.h \
 	server/readq.c server/readq.h \
+	server/readring.c server/readring.h \
 	server/conn.c server/conn.h \
 	server/outbudget.c server/outbudget.h \
 	server/fdlimit.c server/fdlimit.h \

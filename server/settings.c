@@ -35,6 +35,7 @@ enum {
     OPT_MIN_REPLICAS_ACK,
     OPT_REPLICA_ACK_TIMEOUT,
     OPT_IO_THREADS,
+    OPT_IO_ENGINE,
 };
 
 static const char short_opts[] =
@@ -97,6 +98,7 @@ static const struct option long_opts[] = {
         {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
         {"repl-port", required_argument, NULL, OPT_REPL_PORT},
         {"io-threads", required_argument, NULL, OPT_IO_THREADS},
+        {"io-engine", required_argument, NULL, OPT_IO_ENGINE},
         {"replica-auth", required_argument, NULL, OPT_REPLICA_AUTH},
         {"min-replicas-ack", required_argument, NULL, OPT_MIN_REPLICAS_ACK},
         {"replica-ack-timeout", required_argument, NULL,
@@ -176,6 +178,10 @@ usage(FILE *f)
 "  --io-threads=NUM          threads that read values not in the page\n"
 "                            cache, so workers never wait for the disk\n"
 "                            (default 16; 0 = workers read themselves)\n"
+"  --io-engine=uring|threads how workers read values not in the page cache:\n"
+"                            each through its own io_uring (default; the\n"
+"                            threads when io_uring is refused), or on the\n"
+"                            --io-threads\n"
 "  --config=FILE             read options from FILE first, one per line\n"
 "  --log-file=FILE           append the log to FILE instead of stderr\n"
 "\n"
@@ -200,6 +206,7 @@ set_defaults(struct settings *s)
     s->port = 11211;
     s->threads = 4;
     s->io_threads = 16;
+    s->io_engine = SETTINGS_IO_URING;
     s->maxconns = 1024;
     s->item_size_max = CASK_DEFAULT_VALUE_MAX;
     s->unix_mask = 0700;
@@ -618,6 +625,15 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
             return -1;
         }
         s->io_threads = (unsigned)v;
+        return 0;
+    case OPT_IO_ENGINE:
+        if (strcmp(arg, "uring") == 0) {
+            s->io_engine = SETTINGS_IO_URING;
+        } else if (strcmp(arg, "threads") == 0) {
+            s->io_engine = SETTINGS_IO_THREADS;
+        } else {
+            return bad_value("--io-engine", arg, "expected uring or threads");
+        }
         return 0;
     case OPT_REPL_PORT:
         if (parse_uint("--repl-port", arg, 1, 65535, &v) < 0) {

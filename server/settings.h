@@ -70,12 +70,21 @@ struct settings_mc {
     bool relaxed_privileges; /* accepted, no effect (memcached-debug) */
 };
 
+/* --io-engine: where reads of values not in the page cache run. */
+enum settings_io_engine {
+    SETTINGS_IO_URING = 0, /* each worker's io_uring; the threads where
+                            * io_uring is refused */
+    SETTINGS_IO_THREADS,   /* the --io-threads pool */
+};
+
 struct settings {
     int port;                          /* -p; 0 = no TCP */
     char *listen[SETTINGS_MAX_LISTEN]; /* -l, split at commas */
     unsigned nlisten;
     unsigned threads;          /* -t */
     unsigned io_threads;       /* --io-threads: cold value reads; 0 none */
+    /* --io-engine */
+    enum settings_io_engine io_engine;
     unsigned maxconns;         /* -c */
     uint32_t item_size_max;    /* -I */
     int udp_port;              /* -U; 0 = no UDP */

@@ -8,6 +8,7 @@
 #include "server/log.h"
 #include "server/outbudget.h"
 #include "server/prefix_stats.h"
+#include "server/readring.h"
 #include "server/repl.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -490,12 +491,24 @@ stats_storage(struct server *srv, struct out_buf *b)
               st.live_keys ? (double)st.keydir_bytes / (double)st.live_keys
                            : 0.0);
     {
-        /* values not in the page cache, read on the I/O threads while
-         * their requests waited (--io-threads) */
+        /* values not in the page cache, read through the workers'
+         * io_uring or on the I/O threads while their requests waited */
         uint64_t active = 0, done = 0;
+        const char *engine = "none";
         if (srv->aio != NULL) {
             cask_aio_stats(srv->aio, &active, &done);
+            engine = "threads";
         }
+        for (unsigned i = 0; i < srv->nworkers; i++) {
+            if (srv->workers[i].ring != NULL) {
+                uint64_t a, d;
+                readring_stats(srv->workers[i].ring, &a, &d);
+                active += a;
+                done += d;
+                engine = "uring";
+            }
+        }
+        stat_line(b, "io_engine", "%s", engine);
         stat_line(b, "io_threads", "%u",
                   srv->aio != NULL ? srv->settings->io_threads : 0);
         stat_line(b, "cold_reads", "%llu", (unsigned long long)done);

@@ -9,6 +9,7 @@
 #include "server/log.h"
 #include "server/outbudget.h"
 #include "server/readq.h"
+#include "server/readring.h"
 #include "server/server.h"
 #include "server/udp.h"
 
@@ -145,6 +146,59 @@ worker_main(void *arg)
     return NULL;
 }
 
+/* Where the workers' reads of values not in the page cache go: each
+ * worker's own io_uring (--io-engine=uring), else the I/O pool with a
+ * readq per worker (--io-engine=threads, or io_uring refused: an old
+ * kernel, a seccomp filter, kernel.io_uring_disabled), else, with
+ * --io-threads=0, nowhere: the workers read them. */
+static int
+setup_reads(struct server *srv)
+{
+    const struct settings *st = srv->settings;
+    int rc = 0;
+
+    if (srv->store == NULL) {
+        return 0;
+    }
+    if (st->io_engine == SETTINGS_IO_URING) {
+        for (unsigned i = 0; i < srv->nworkers && rc == 0; i++) {
+            struct worker *w = &srv->workers[i];
+            rc = readring_create(&w->ring, w->base, srv->store,
+                                 conn_read_resume);
+        }
+        if (rc == 0) {
+            for (unsigned i = 0; i < srv->nworkers; i++) {
+                srv->workers[i].read_submit = readring_submit;
+                srv->workers[i].read_arg = srv->workers[i].ring;
+            }
+            log_msg(LOG_INFO, "cold value reads: io_uring per worker");
+            return 0;
+        }
+        for (unsigned i = 0; i < srv->nworkers; i++) {
+            readring_destroy(&srv->workers[i].ring);
+        }
+        log_msg(LOG_WARN, "io_uring unavailable (%s): cold value reads on %s",
+                strerror(rc),
+                st->io_threads > 0 ? "the I/O threads" : "the workers");
+    }
+    if (st->io_threads == 0) {
+        return 0;
+    }
+    rc = cask_aio_create(&srv->aio, srv->store, st->io_threads);
+    if (rc != 0) {
+        return rc;
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (readq_create(&w->readq, w->base, srv->aio, conn_read_resume) != 0) {
+            return ENOMEM;
+        }
+        w->read_submit = readq_submit;
+        w->read_arg = w->readq;
+    }
+    return 0;
+}
+
 int
 worker_create_all(struct server *srv, unsigned n)
 {
@@ -160,13 +214,6 @@ worker_create_all(struct server *srv, unsigned n)
      * on_tick's malloc_trim rather than at every free. */
     (void)mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     (void)mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-    if (srv->store != NULL && srv->settings->io_threads > 0) {
-        int rc = cask_aio_create(&srv->aio, srv->store,
-                                 srv->settings->io_threads);
-        if (rc != 0) {
-            return rc;
-        }
-    }
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = &srv->workers[i];
         int fds[2];
@@ -195,15 +242,15 @@ worker_create_all(struct server *srv, unsigned n)
             event_add(w->notify_ev, NULL) != 0) {
             return ENOMEM;
         }
-        if (srv->aio != NULL &&
-            readq_create(&w->readq, w->base, srv->aio, conn_read_resume) != 0) {
-            return ENOMEM;
-        }
         {
             struct timeval tv = {.tv_sec = TICK_MS / 1000,
                                  .tv_usec = (TICK_MS % 1000) * 1000};
             event_add(w->tick_timer, &tv);
         }
+    }
+    int rc = setup_reads(srv);
+    if (rc != 0) {
+        return rc;
     }
     if (srv->store != NULL) {
         cask_commit_hook(srv->store, on_store_commit, srv);
@@ -297,6 +344,7 @@ worker_destroy_all(struct server *srv)
         struct worker_item *it;
 
         readq_destroy(&w->readq); /* before the connections it names go */
+        readring_destroy(&w->ring);
         conn_close_all(w);
         while ((it = w->qhead) != NULL) {
             w->qhead = it->next;

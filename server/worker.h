@@ -42,8 +42,14 @@ struct worker {
     TAILQ_HEAD(conn_park_list, conn) parked;
     atomic_uint nparked;
     struct event *commit_ev;
-    /* --io-threads: value reads finished off the thread (readq.c) */
+    /* Reads of values not in the page cache (worker.c setup_reads): the
+     * worker's io_uring (readring.c), or the I/O threads' results coming
+     * back (readq.c), and the submit function its connections use (NULL:
+     * they read on the worker) */
+    struct readring *ring;
     struct readq *readq;
+    void (*read_submit)(void *arg, struct cask_aio_req *r);
+    void *read_arg;
     /* Counters written only by this worker's thread; stats.c sums them and
      * may read a slightly stale value. */
     struct cmd_counters ctr;

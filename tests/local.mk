@@ -146,6 +146,14 @@ dist_check_SCRIPTS += tests/integration/test_read_around.py \
 	tests/integration/test_cold_read.py
 TESTS += tests/integration/test_read_around.py \
 	tests/integration/test_cold_read.py
+# Cold reads through each worker's io_uring: connections closed and a stop
+# with reads in flight, and the fallback to the I/O threads where io_uring
+# is refused (noring: io_uring_setup refused by a seccomp filter).
+check_PROGRAMS += tests/integration/noring
+tests_integration_noring_SOURCES = tests/integration/noring.c
+tests_integration_noring_CFLAGS = $(WARN_CFLAGS)
+dist_check_SCRIPTS += tests/integration/test_uring.py
+TESTS += tests/integration/test_uring.py
 # Their figures (not part of make check; root, a memory cgroup, fio):
 # tests/bench/bench_coldread.sh, with bench_setload -b and bench_load.
 EXTRA_DIST += tests/bench/bench_coldread.sh

@@ -22,8 +22,10 @@
 # e.g. a build of the commit before this work; optional), SETLOAD
 # (tests/bench/bench_setload), BENCH_LOAD (tests/bench/bench_load), FIO,
 # KEYS, VALUE, MEM_MB (256), CONNS (32), SECS (20), WARM (5), THREADS (4),
-# IO_THREADS ("0 16 32": the --io-threads of each run of BITCACHED),
-# RESTART_KEYS, RESTART_SECS.
+# URING (1: a run of BITCACHED with --io-engine=uring, named uring),
+# IO_THREADS ("0 16 32": a run of BITCACHED with --io-engine=threads and
+# each of these --io-threads, named io_threads_N), RESTART_KEYS,
+# RESTART_SECS.
 set -u
 
 top=${top_builddir:-.}
@@ -39,6 +41,7 @@ CONNS=${CONNS:-32}
 SECS=${SECS:-20}
 WARM=${WARM:-5}
 THREADS=${THREADS:-4}
+URING=${URING:-1}
 IO_THREADS=${IO_THREADS:-0 16 32}
 RESTART_KEYS=${RESTART_KEYS:-5000000}
 RESTART_SECS=${RESTART_SECS:-10}
@@ -153,9 +156,15 @@ if [ "$KEYS" -gt 0 ]; then
         run_gets before
         stop_server
     fi
+    if [ "$URING" = 1 ]; then
+        drop
+        start_cg "$BITCACHED" --io-engine=uring
+        run_gets uring
+        stop_server
+    fi
     for io in $IO_THREADS; do
         drop
-        start_cg "$BITCACHED" --io-threads="$io"
+        start_cg "$BITCACHED" --io-engine=threads --io-threads="$io"
         run_gets "io_threads_$io"
         stop_server
     done

@@ -92,6 +92,22 @@ def free_port():
     return port
 
 
+def uring_available():
+    """Whether this kernel lets this process set up an io_uring (the
+    server's default engine for cold reads; it falls back without)."""
+    import ctypes
+    nr = {"x86_64": 425, "aarch64": 425}.get(os.uname().machine)
+    if nr is None:
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(nr, 4, params)
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
+
+
 def executable(path):
     return bool(path) and os.path.isfile(path) and os.access(path, os.X_OK)
 

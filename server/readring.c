@@ -1,0 +1,140 @@
+/* readring.c - a worker's io_uring for cold value reads (readring.h).
+ * Owns the worker's ring (storage/cask_uring.h) and two events on the
+ * worker's event_base: the ring's completion eventfd, and the pass event
+ * that the first read of a loop pass activates, so that every read queued
+ * in that pass goes to the kernel in one io_uring_submit after the pass's
+ * other callbacks have run. The reads belong to the connections' readers
+ * (cmd_read.c); everything here runs on the worker's thread but
+ * readring_stats (and readring_destroy, after the loop).
+ */
+#include "server/readring.h"
+
+#include "server/cmd_read.h"
+#include "storage/cask_uring.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+struct readring {
+    struct cask_uring *u;
+    struct event *cq_ev;   /* the ring's eventfd: completions */
+    struct event *pass_ev; /* active while reads wait for their submit */
+    bool armed;            /* pass_ev is active */
+    bool stopping;         /* destroy: resume no one */
+    void (*resume)(void *owner);
+};
+
+/* A read's done call, on the worker's thread (from cask_uring_flush or
+ * cask_uring_reap). resume may close (free) the connection it names, and
+ * only that one; the read was unlinked from the ring before. */
+static void
+on_done(struct cask_aio_req *r, void *arg)
+{
+    struct readring *rr = arg;
+    void *owner = cmd_read_complete(r);
+
+    if (owner != NULL && !rr->stopping) {
+        rr->resume(owner);
+    }
+}
+
+static void
+on_pass(evutil_socket_t fd, short what, void *arg)
+{
+    struct readring *rr = arg;
+
+    (void)fd;
+    (void)what;
+    rr->armed = false;
+    cask_uring_flush(rr->u);
+}
+
+static void
+arm(struct readring *rr)
+{
+    if (!rr->armed) {
+        /* runs after the callbacks already active in this pass */
+        rr->armed = true;
+        event_active(rr->pass_ev, 0, 0);
+    }
+}
+
+static void
+on_cq(evutil_socket_t fd, short what, void *arg)
+{
+    struct readring *rr = arg;
+
+    (void)fd;
+    (void)what;
+    cask_uring_reap(rr->u);
+    if (cask_uring_pending(rr->u)) {
+        arm(rr); /* slots freed for waiting reads, or a short read */
+    }
+}
+
+int
+readring_create(struct readring **out, struct event_base *base,
+                struct cask *store, void (*resume)(void *owner))
+{
+    struct readring *rr = calloc(1, sizeof(*rr));
+    int rc;
+
+    if (rr == NULL) {
+        return ENOMEM;
+    }
+    rc = cask_uring_create(&rr->u, store);
+    if (rc != 0) {
+        free(rr);
+        return rc;
+    }
+    rr->resume = resume;
+    rr->cq_ev = event_new(base, cask_uring_fd(rr->u), EV_READ | EV_PERSIST,
+                          on_cq, rr);
+    rr->pass_ev = event_new(base, -1, 0, on_pass, rr);
+    if (rr->cq_ev == NULL || rr->pass_ev == NULL ||
+        event_add(rr->cq_ev, NULL) != 0) {
+        readring_destroy(&rr);
+        return ENOMEM;
+    }
+    *out = rr;
+    return 0;
+}
+
+void
+readring_submit(void *arg, struct cask_aio_req *r)
+{
+    struct readring *rr = arg;
+
+    r->done = on_done;
+    r->arg = rr;
+    cask_uring_submit(rr->u, r);
+    arm(rr);
+}
+
+void
+readring_stats(struct readring *rr, uint64_t *inflight, uint64_t *done)
+{
+    cask_uring_stats(rr->u, inflight, done);
+}
+
+void
+readring_destroy(struct readring **rrp)
+{
+    struct readring *rr = *rrp;
+
+    if (rr == NULL) {
+        return;
+    }
+    rr->stopping = true;
+    cask_uring_destroy(&rr->u);
+    if (rr->cq_ev != NULL) {
+        event_free(rr->cq_ev);
+    }
+    if (rr->pass_ev != NULL) {
+        event_free(rr->pass_ev);
+    }
+    free(rr);
+    *rrp = NULL;
+}
