@@ -749,6 +749,22 @@ split_out(struct cask_shard *sh, struct cask_segment *s,
     return CASK_SPLIT_READ;
 }
 
+/* Whether a get's try without waiting (cask_io_nowait) is worth making:
+ * a RWF_NOWAIT read of pages not cached still starts their read-ahead on
+ * the calling thread (page allocation, memory cgroup charge, the I/O
+ * submitted), most of a cold read's CPU, and one device notification per
+ * read. Where cachestat says some page of the record is not cached, the
+ * try is skipped, and the read that follows (an io_uring batch, under one
+ * block plug, or an I/O thread) starts it. Without cachestat (Linux before
+ * 6.5) the try is made. */
+static bool
+worth_trying(const struct cask_segment *s, uint32_t off, size_t klen,
+             uint32_t vlen)
+{
+    return !cask_verify_available() ||
+           cask_verify_resident(s->fd, off, cask_rec_len(klen, vlen));
+}
+
 /* A get. sp not NULL: a split get (cask_split.h) whose value read, when
  * one is needed, is handed out instead of made. */
 static int
@@ -802,10 +818,14 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             if (sp != NULL) {
                 return split_out(sh, s, e, off, &snap, &plan, sp);
             }
-            cask_io_nowait(nowait);
-            rc = read_value_at(sh, s, off, key, klen, snap.vlen, val, ref,
-                               &plan);
-            cask_io_nowait(false);
+            if (nowait && !worth_trying(s, off, klen, snap.vlen)) {
+                rc = EAGAIN;
+            } else {
+                cask_io_nowait(nowait);
+                rc = read_value_at(sh, s, off, key, klen, snap.vlen, val, ref,
+                                   &plan);
+                cask_io_nowait(false);
+            }
             if (rc == 0 && ref != NULL && ref->seg != NULL) {
                 /* handed out: the pin goes with the reference */
                 if (it != NULL) {
