@@ -385,7 +385,8 @@ cask_uring_create(struct cask_uring **out, struct cask *c)
 {
     (void)out;
     (void)c;
-    return ENOSYS;
+    int rc = cask_io_ring_setup();
+    return rc != 0 ? rc : ENOSYS;
 }
 
 int

@@ -4,6 +4,9 @@
 # `make check BITCACHED=/path/to/other/server` runs them against another
 # binary that takes the same options.
 AM_TESTS_ENVIRONMENT += test -z '$(BITCACHED)' || { BITCACHED='$(BITCACHED)'; export BITCACHED; };
+# Whether this build reads through io_uring (--with-liburing): the tests
+# expect the io_uring engine only then.
+AM_TESTS_ENVIRONMENT += BITCACHED_LIBURING='$(have_liburing)'; export BITCACHED_LIBURING;
 
 noinst_LIBRARIES += tests/integration/libharness.a
 tests_integration_libharness_a_SOURCES = \

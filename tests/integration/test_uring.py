@@ -229,7 +229,8 @@ def main():
     if not bcserver.executable(binary):
         bcserver.skip("no server binary at %s" % binary)
     if not bcserver.uring_available():
-        bcserver.skip("io_uring refused to this process")
+        bcserver.skip("a build without liburing, or io_uring refused to "
+                      "this process")
     noring = next((p for p in (os.path.join(HERE, "noring"),
                                os.path.join("tests", "integration", "noring"))
                    if bcserver.executable(p)), None)
