@@ -749,20 +749,41 @@ split_out(struct cask_shard *sh, struct cask_segment *s,
     return CASK_SPLIT_READ;
 }
 
+/* This thread's recent tries without waiting: while more than one in 8
+ * of a window missed the page cache, worth_trying asks cachestat first. */
+#define NOWAIT_WINDOW 256u
+static _Thread_local struct {
+    unsigned tries, misses;
+    bool check;
+} nowait_recent;
+
 /* Whether a get's try without waiting (cask_io_nowait) is worth making:
  * a RWF_NOWAIT read of pages not cached still starts their read-ahead on
  * the calling thread (page allocation, memory cgroup charge, the I/O
  * submitted), most of a cold read's CPU, and one device notification per
- * read. Where cachestat says some page of the record is not cached, the
- * try is skipped, and the read that follows (an io_uring batch, under one
- * block plug, or an I/O thread) starts it. Without cachestat (Linux before
- * 6.5) the try is made. */
+ * read. While this thread's tries often miss, and where cachestat (Linux
+ * 6.5) says some page of the record is not cached, the try is skipped and
+ * the read that follows (an io_uring batch, under one block plug, or an I/O
+ * thread) starts it. While they rarely miss no cachestat is spent. */
 static bool
 worth_trying(const struct cask_segment *s, uint32_t off, size_t klen,
              uint32_t vlen)
 {
-    return !cask_verify_available() ||
+    return !nowait_recent.check || !cask_verify_available() ||
            cask_verify_resident(s->fd, off, cask_rec_len(klen, vlen));
+}
+
+/* A try without waiting missed the page cache (or was skipped) or not. */
+static void
+nowait_note(bool missed)
+{
+    nowait_recent.tries++;
+    nowait_recent.misses += missed;
+    if (nowait_recent.tries == NOWAIT_WINDOW) {
+        nowait_recent.check = nowait_recent.misses * 8 > NOWAIT_WINDOW;
+        nowait_recent.tries = 0;
+        nowait_recent.misses = 0;
+    }
 }
 
 /* A get. sp not NULL: a split get (cask_split.h) whose value read, when
@@ -825,6 +846,9 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                 rc = read_value_at(sh, s, off, key, klen, snap.vlen, val, ref,
                                    &plan);
                 cask_io_nowait(false);
+            }
+            if (nowait) {
+                nowait_note(rc == EAGAIN);
             }
             if (rc == 0 && ref != NULL && ref->seg != NULL) {
                 /* handed out: the pin goes with the reference */
