@@ -235,9 +235,10 @@ void cask_vref_release(struct cask_vref *ref);
 /* cask_get_fetch for a thread that must not wait for the disk (an event
  * loop): when the value is not all in the page cache, nothing is returned
  * and the call says EAGAIN; read it then with cask_get_fetch on a thread
- * that may block (cask_aio.h) or through an io_uring (cask_uring.h). Where
- * cachestat tells, a record not all cached is not even tried (a no-wait
- * read would start its read-ahead here). On EAGAIN *it (if not NULL) holds the item
+ * that may block (cask_aio.h) or through an io_uring (cask_uring.h). While
+ * the thread's tries often miss, a record that cachestat says is not all
+ * cached is not even tried (a no-wait read would start its read-ahead
+ * here). On EAGAIN *it (if not NULL) holds the item
  * as the try found it, its fetched bit as it was before: the try already
  * set it (when fetch), so the read that follows finds it set. Finding the
  * key itself may still read a candidate record's key from disk in the rare
