@@ -225,12 +225,40 @@ value_ref_done(struct evbuffer_file_segment const *seg, int flags, void *arg)
 }
 
 static void
+value_map_done(const void *data, size_t len, void *arg)
+{
+    struct cask_vref *h = arg;
+
+    (void)data;
+    (void)len;
+    cask_vref_release(h);
+    free(h);
+}
+
+static void
 sink_value_ref(void *arg, struct cask_vref *ref)
 {
     struct conn *c = arg;
     struct cask_vref *h = malloc(sizeof(*h));
     struct evbuffer_file_segment *seg = NULL;
 
+    if (h != NULL && ref->ptr != NULL) {
+        /* Mapped: a chain like any other, so the reply line, the value
+         * and what follows leave in one writev (the kernel copies from
+         * the page cache; a file segment chain would take a write of its
+         * own). Nothing here reads the bytes (cask_vref). */
+        *h = *ref;
+        memset(ref, 0, sizeof(*ref));
+        ref->fd = -1;
+        if (evbuffer_add_reference(c->out, h->ptr, h->len, value_map_done, h) !=
+            0) {
+            value_map_done(NULL, 0, h);
+            c->broken = true;
+            return;
+        }
+        c->after_ref = false; /* the next bytes follow a chain of the size */
+        return;
+    }
     if (h != NULL) {
         *h = *ref;
         seg = evbuffer_file_segment_new(

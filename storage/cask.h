@@ -206,16 +206,22 @@ int cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
 int cask_get_fetch(struct cask *c, const void *key, size_t klen,
                    struct cask_item *it, char **val, bool fetch);
 
-/* A value left where it lies in its segment file, for zero-copy sending
- * (sendfile): len bytes at off of fd. The segment file stays open, whatever
- * compaction or eviction does, until cask_vref_release. The bytes are those
- * of a record checked once since they were loaded (cask_verify.h). */
+/* A value left where it lies in its segment file, for zero-copy sending:
+ * len bytes at off of fd (sendfile), and, when ptr is not NULL, the same
+ * bytes in a read-only mapping of the file, to be handed to the kernel
+ * only (writev, send): never read them in this process, since a file cut
+ * short by another process makes a read there raise SIGBUS where the
+ * kernel's copy fails with EFAULT. The segment file and mapping stay,
+ * whatever compaction or eviction does, until cask_vref_release. The bytes
+ * are those of a record checked once since they were loaded
+ * (cask_verify.h). */
 struct cask_shard;
 struct cask_segment;
 struct cask_vref {
     int fd;
     uint64_t off;
     uint32_t len;
+    const char *ptr;          /* NULL: send from fd */
     struct cask_shard *sh;    /* opaque: the pin */
     struct cask_segment *seg; /* opaque; NULL: no reference */
 };

@@ -12,6 +12,7 @@
 
 #include "storage/cask_io.h"
 #include "storage/cask_verify.h"
+#include "storage/cask_vmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -568,6 +569,7 @@ cask_seg_close(struct cask_segment **sp)
     if (s == NULL) {
         return;
     }
+    cask_vmap_close(s);
     if (s->fd >= 0) {
         close(s->fd);
     }

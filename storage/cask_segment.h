@@ -53,6 +53,12 @@ struct cask_segment {
     bool has_checked;  /* keydir entries of its records may be checked */
     bool changed;      /* written by someone else since ctime_ns */
     bool change_told;  /* that was logged (once per segment) */
+
+    /* Read-only mapping for handing verified values out (cask_vmap.h):
+     * set once under the shard mutex, unmapped when the segment is freed. */
+    const char *map;
+    uint64_t map_len;
+    bool map_tried; /* a failed mmap is not retried */
 };
 
 /* Build "dir/NNNNNNNN.ext". */

@@ -26,6 +26,7 @@
 #include "storage/cask_segtab.h"
 #include "storage/cask_split.h"
 #include "storage/cask_verify.h"
+#include "storage/cask_vmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -359,6 +360,9 @@ plan_read(struct cask_shard *sh, struct cask_segment *s,
     p->on = true;
     p->trust = e->checked && s->has_checked;
     p->stamp = s->ctime_ns;
+    if (p->trust) {
+        cask_vmap_open(s, sh->store->opt.segment_size);
+    }
 }
 
 /* Under mu, after the read (rc its result), s still pinned: mark e (if it
@@ -454,6 +458,7 @@ read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         ref->fd = s->fd;
         ref->off = (uint64_t)off + hlen;
         ref->len = vlen;
+        ref->ptr = cask_vmap_at(s, ref->off, vlen);
         ref->sh = sh;
         ref->seg = s;
         atomic_fetch_add_explicit(&sh->value_refs, 1, memory_order_relaxed);

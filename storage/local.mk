@@ -33,6 +33,8 @@ libstorage_a_SOURCES = \
 	storage/cask_atime.h \
 	storage/cask_verify.h \
 	storage/cask_verify.c \
+	storage/cask_vmap.h \
+	storage/cask_vmap.c \
 	storage/cask_keydir.h \
 	storage/cask_keydir.c \
 	storage/cask_walk.h \

@@ -1,0 +1,41 @@
+/* cask_vmap.h - read-only shared mappings of segment files, so that a
+ * verified large value (cask_verify.h) can be handed out as memory
+ * (cask_vref.ptr) and sent in one writev together with its reply line and
+ * the bytes after it, instead of a sendfile between two small writes.
+ *
+ * A segment is mapped once, on the first get that hands out one of its
+ * values, and unmapped when the segment is freed (after its last reader
+ * and reference: the mapping lives as long as the pin). The mapping
+ * covers the segment's size limit, so the active segment's later records
+ * are in it too (MAP_SHARED: the page cache, as pread sees it).
+ *
+ * Nothing in this process reads the mapped bytes: only the kernel, which
+ * copies them into the socket. A page that cannot be had (the file cut
+ * short by another process) fails that write (EFAULT), where a read in
+ * user space would raise SIGBUS. Advised MADV_RANDOM: a page missing from
+ * the page cache is read alone, never with read-around.
+ *
+ * Layer: beside the segment (fields in struct cask_segment), under the
+ * shard mutex for open, at segment free for close. Must not depend on
+ * anything above storage/.
+ */
+#ifndef BITCACHED_CASK_VMAP_H
+#define BITCACHED_CASK_VMAP_H
+
+#include <stdint.h>
+
+struct cask_segment;
+
+/* Mu held: map s for len bytes (at least its size), once; a failure is
+ * not retried and leaves s unmapped (its values go out by sendfile). */
+void cask_vmap_open(struct cask_segment *s, uint64_t len);
+
+/* The mapped bytes [off, off+len) of s, or NULL when s is not mapped or
+ * the mapping does not reach that far. s pinned (readers). */
+const char *cask_vmap_at(const struct cask_segment *s, uint64_t off,
+                         uint64_t len);
+
+/* Unmap s (from cask_seg_close; no reader or reference left). */
+void cask_vmap_close(struct cask_segment *s);
+
+#endif
