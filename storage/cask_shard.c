@@ -416,8 +416,10 @@ mark_written(struct cask_shard *sh, struct cask_kd_entry *e)
 }
 
 /* The fast path of a verified large value (p->trust), mu released and s
- * pinned: when the file still has the stamp p took and every page of the
- * record is cached, read the header and key, and hand the value out as a
+ * pinned: when every page of the record is cached and the file still has
+ * the stamp p took (compared when a page is dirty or the segment's last
+ * comparison is CASK_VERIFY_CTIME_MS old), read the header and key, and
+ * hand the value out as a
  * reference (ref not NULL: s stays pinned for it) or a copy, without the
  * hash. Returns 0 with p->fast set, 1 when the checks fail (read it the
  * checked way), KEY_OTHER, CASK_ECORRUPT or an errno. */
@@ -428,9 +430,15 @@ read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
 {
     char head[CASK_REC_HDR + CASK_KEY_MAX];
     size_t hlen = CASK_REC_HDR + klen;
-    if (cask_verify_ctime(s->fd) != p->stamp ||
-        !cask_verify_resident(s->fd, off, hlen + vlen)) {
+    enum cask_verify_pages pages = cask_verify_pages(s->fd, off, hlen + vlen);
+    if (pages == CASK_VERIFY_OUT) {
         return 1;
+    }
+    if (pages == CASK_VERIFY_DIRTY || cask_verify_ctime_due(s)) {
+        if (cask_verify_ctime(s->fd) != p->stamp) {
+            return 1;
+        }
+        cask_verify_ctime_seen(s);
     }
     char *buf = NULL;
     int rc;

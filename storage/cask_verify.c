@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* cachestat(2), Linux 6.5; one number on every architecture but alpha.
@@ -88,6 +89,51 @@ cask_verify_resident(int fd, uint64_t off, uint64_t len)
         return false;
     }
     return cs.nr_cache == last - first + 1;
+}
+
+enum cask_verify_pages
+cask_verify_pages(int fd, uint64_t off, uint64_t len)
+{
+    struct cstat cs;
+    if (len == 0) {
+        return CASK_VERIFY_CLEAN;
+    }
+    uint64_t first = off / PAGE_BYTES;
+    uint64_t last = (off + len - 1) / PAGE_BYTES;
+    if (cachestat(fd, first * PAGE_BYTES, (last - first + 1) * PAGE_BYTES,
+                  &cs) != 0 ||
+        cs.nr_cache != last - first + 1) {
+        return CASK_VERIFY_OUT;
+    }
+    return cs.nr_dirty != 0 || cs.nr_writeback != 0 ? CASK_VERIFY_DIRTY
+                                                    : CASK_VERIFY_CLEAN;
+}
+
+/* Milliseconds of a clock that never goes back, read without a system
+ * call (vDSO); coarse (a tick) is fine for a second's interval. */
+static uint64_t
+clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool
+cask_verify_ctime_due(const struct cask_segment *s)
+{
+    uint64_t seen =
+            atomic_load_explicit(&s->ctime_seen_ms, memory_order_relaxed);
+    /* 0: never compared; also a clock that started below the interval */
+    return seen == 0 || clock_ms() - seen >= CASK_VERIFY_CTIME_MS;
+}
+
+void
+cask_verify_ctime_seen(struct cask_segment *s)
+{
+    uint64_t now = clock_ms();
+    atomic_store_explicit(&s->ctime_seen_ms, now != 0 ? now : 1,
+                          memory_order_relaxed);
 }
 
 void

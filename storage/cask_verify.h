@@ -11,7 +11,9 @@
  *     that left it are read back and checked again, and
  *   - the segment file's change time is the one its last write by this
  *     process left (st_ctime): a write by anyone else drops the verified
- *     marks of the whole segment, logged.
+ *     marks of the whole segment, logged. A get compares it when the
+ *     record has dirty pages, else at most once a second per segment
+ *     (CASK_VERIFY_CTIME_MS).
  * Recovery, compaction and the offline check keep checking every record
  * they read; a restart starts with nothing verified. Where cachestat(2)
  * is missing (Linux before 6.5) every read is checked, as before.
@@ -42,6 +44,30 @@ uint64_t cask_verify_ctime(int fd);
 
 /* Whether every page of [off, off+len) of fd is in the page cache now. */
 bool cask_verify_resident(int fd, uint64_t off, uint64_t len);
+
+/* What the page cache holds of [off, off+len) of fd (one cachestat(2)):
+ * not every page (or the call failed), every page and all clean, or every
+ * page with some dirty or under writeback (a write not yet on disk:
+ * another process's, or one of ours next to the record). */
+enum cask_verify_pages {
+    CASK_VERIFY_OUT,
+    CASK_VERIFY_CLEAN,
+    CASK_VERIFY_DIRTY,
+};
+enum cask_verify_pages cask_verify_pages(int fd, uint64_t off, uint64_t len);
+
+/* A verified value's get compares the segment's change time with its
+ * stamp only when the record's pages are not all clean, or when the
+ * segment's last comparison is this old: a write by another process is
+ * seen at once while its pages are dirty, and within this long once they
+ * reached the disk. */
+#define CASK_VERIFY_CTIME_MS 1000u
+
+/* Whether s's change time is due for a comparison (any thread, s pinned). */
+bool cask_verify_ctime_due(const struct cask_segment *s);
+
+/* s's change time was found equal to its stamp just now (any thread). */
+void cask_verify_ctime_seen(struct cask_segment *s);
 
 /* Around every write of ours to s (data, truncate, fallocate; mu held, or
  * the segment not yet shared): begin notes a change by anyone else since
