@@ -1,6 +1,7 @@
 /* cask_segment.c - one append-only segment file: header, appends (buffered
- * only for compaction output), reads with pread (never a mapping: a media
- * error or a shortened file is an error, not a SIGBUS), and the scan and
+ * only for compaction output), reads with pread (not a mapping: a media
+ * error or a shortened file is an error, not a SIGBUS; cask_vmap.c maps
+ * segments only to hand verified values to the kernel), and the scan and
  * resynchronisation used by recovery, hints and compaction.
  *
  * Owns the segment's fd and buffer. Not thread-safe: the shard mutex

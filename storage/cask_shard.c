@@ -442,7 +442,16 @@ read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     }
     char *buf = NULL;
     int rc;
-    if (ref != NULL) {
+    const char *mapped = ref != NULL ? cask_vmap_at(s, off, hlen + vlen) : NULL;
+    if (mapped != NULL) {
+        /* cached a moment ago: no system call for the header; a page
+         * that could not be had after all goes the checked way, whose
+         * pread says what is wrong */
+        if (!cask_vmap_copy(head, mapped, hlen)) {
+            return 1;
+        }
+        rc = 0;
+    } else if (ref != NULL) {
         rc = cask_seg_pread(s, off, hlen, head);
     } else {
         buf = malloc((size_t)vlen + 1);

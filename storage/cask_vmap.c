@@ -6,8 +6,59 @@
 
 #include "storage/cask_segment.h"
 
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* The copy running on this thread, for the SIGBUS handler; NULL none. */
+static __thread sigjmp_buf *volatile copy_jb;
+/* What SIGBUS did before on_bus (never on_bus itself); bus_mu covers the
+ * installing. */
+static struct sigaction prev_bus;
+static pthread_mutex_t bus_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+on_bus(int sig, siginfo_t *si, void *uc)
+{
+    sigjmp_buf *jb = copy_jb;
+    if (jb != NULL) {
+        siglongjmp(*jb, 1);
+    }
+    if ((prev_bus.sa_flags & SA_SIGINFO) && prev_bus.sa_sigaction != NULL) {
+        prev_bus.sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (prev_bus.sa_handler != SIG_DFL && prev_bus.sa_handler != SIG_IGN) {
+        prev_bus.sa_handler(sig);
+        return;
+    }
+    /* not a guarded copy: the default action, as the fault repeats */
+    signal(SIGBUS, SIG_DFL);
+}
+
+/* Make on_bus SIGBUS's handler unless it is (whoever set another since
+ * keeps it as the one on_bus hands other faults to). */
+static void
+install_bus(void)
+{
+    struct sigaction cur, sa;
+    pthread_mutex_lock(&bus_mu);
+    if (sigaction(SIGBUS, NULL, &cur) == 0 &&
+        !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_bus)) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = on_bus;
+        /* SA_NODEFER: the jump out of the handler leaves SIGBUS unblocked
+         * without saving and restoring the mask (a system call a copy) */
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        prev_bus = cur;
+        (void)sigaction(SIGBUS, &sa, NULL);
+    }
+    pthread_mutex_unlock(&bus_mu);
+}
 
 void
 cask_vmap_open(struct cask_segment *s, uint64_t len)
@@ -16,6 +67,7 @@ cask_vmap_open(struct cask_segment *s, uint64_t len)
         return;
     }
     s->map_tried = true;
+    install_bus(); /* before any copy from the mapping */
     if (len < s->size) {
         len = s->size;
     }
@@ -45,6 +97,20 @@ cask_vmap_at(const struct cask_segment *s, uint64_t off, uint64_t len)
         return NULL;
     }
     return s->map + off;
+}
+
+bool
+cask_vmap_copy(void *dst, const char *src, size_t n)
+{
+    sigjmp_buf jb;
+    if (sigsetjmp(jb, 0) != 0) {
+        copy_jb = NULL;
+        return false;
+    }
+    copy_jb = &jb;
+    memcpy(dst, src, n);
+    copy_jb = NULL;
+    return true;
 }
 
 void

@@ -9,11 +9,12 @@
  * covers the segment's size limit, so the active segment's later records
  * are in it too (MAP_SHARED: the page cache, as pread sees it).
  *
- * Nothing in this process reads the mapped bytes: only the kernel, which
- * copies them into the socket. A page that cannot be had (the file cut
- * short by another process) fails that write (EFAULT), where a read in
- * user space would raise SIGBUS. Advised MADV_RANDOM: a page missing from
- * the page cache is read alone, never with read-around.
+ * Only the kernel reads the value bytes, as it copies them into the
+ * socket: a page that cannot be had (the file cut short by another
+ * process, a media error) fails that write (EFAULT), where a read in user
+ * space would raise SIGBUS. The header and key before them are read here,
+ * guarded (cask_vmap_copy). Advised MADV_RANDOM: a page missing from the
+ * page cache is read alone, never with read-around.
  *
  * Layer: beside the segment (fields in struct cask_segment), under the
  * shard mutex for open, at segment free for close. Must not depend on
@@ -22,6 +23,8 @@
 #ifndef BITCACHED_CASK_VMAP_H
 #define BITCACHED_CASK_VMAP_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct cask_segment;
@@ -34,6 +37,16 @@ void cask_vmap_open(struct cask_segment *s, uint64_t len);
  * the mapping does not reach that far. s pinned (readers). */
 const char *cask_vmap_at(const struct cask_segment *s, uint64_t off,
                          uint64_t len);
+
+/* Copy n bytes at src, inside a mapping made here, to dst: the one read
+ * of mapped bytes in this process (the header and key of a record whose
+ * pages were just found cached). Returns false, having copied part of
+ * them, when a page could not be had (SIGBUS: the file was cut short, or
+ * the page left the cache and the disk failed to read it back), instead
+ * of the signal killing the process. Thread-safe. cask_vmap_open installs
+ * the SIGBUS handler this needs (again, if something replaced it), which
+ * hands the faults of other code to the handler it found there. */
+bool cask_vmap_copy(void *dst, const char *src, size_t n);
 
 /* Unmap s (from cask_seg_close; no reader or reference left). */
 void cask_vmap_close(struct cask_segment *s);

@@ -5,8 +5,10 @@
  * value, whether reads go to the system calls or through the seam. Values
  * checked once (cask_verify.h) are served unhashed or as references into
  * their file only while cached and unchanged: a byte flipped under the
- * store, after they were served, is caught; a reference keeps its file
- * readable through a compaction that removes it.
+ * store, after they were served, is caught (at once while its page is
+ * dirty, within CASK_VERIFY_CTIME_MS once written back); a reference, also
+ * handed out mapped, keeps its file readable through a compaction that
+ * removes it.
  */
 #include "config.h"
 
@@ -320,6 +322,59 @@ test_checked_once(void **state)
     free(val);
 }
 
+/* poke, with the change written back: its pages are clean again. */
+static void
+poke_synced(const char *path, long at, int delta)
+{
+    poke(path, at, delta);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(fsync(fd), 0);
+    close(fd);
+}
+
+/* A verified value is handed out mapped too (sent in one writev), and a
+ * change by another writer that reached the disk, so that no dirty page
+ * gives it away, is seen once the segment's change time is compared
+ * again, CASK_VERIFY_CTIME_MS after the last comparison at most. */
+static void
+test_mapped_and_written_back(void **state)
+{
+    struct fx *f = *state;
+    static char v[BIG];
+    fill(v, sizeof(v), 13);
+    if (!cask_verify_available()) {
+        skip();
+    }
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "wb", 2, v, sizeof(v), 0, 0, 0, NULL),
+            CASK_OK);
+    struct cask_item it;
+    char *val = NULL;
+    struct cask_vref ref;
+    assert_int_equal(cask_get_ref(f->c, "wb", 2, &it, &val, &ref, true),
+                     CASK_OK);
+    assert_non_null(ref.seg);
+    assert_non_null(ref.ptr);
+    assert_memory_equal(ref.ptr, v, sizeof(v));
+    cask_vref_release(&ref);
+
+    char path[2048];
+    long at = find_marker(f, path, sizeof(path));
+    assert_true(at > 0);
+    assert_int_equal(cask_sync(f->c), CASK_OK);
+    poke_synced(path, at, 1);
+    usleep((CASK_VERIFY_CTIME_MS + 100) * 1000);
+    assert_int_equal(cask_get_ref(f->c, "wb", 2, &it, &val, &ref, true),
+                     CASK_ECORRUPT);
+    assert_null(val);
+    assert_null(ref.seg);
+    poke_synced(path, at, -1);
+    assert_int_equal(cask_get(f->c, "wb", 2, &it, &val), CASK_OK);
+    assert_memory_equal(val, v, sizeof(v));
+    free(val);
+}
+
 static void
 one_shard(struct cask_options *o)
 {
@@ -388,6 +443,8 @@ main(void)
             cmocka_unit_test_setup_teardown(
                     test_damaged_never_served_through_seam, setup, teardown),
             cmocka_unit_test_setup_teardown(test_checked_once, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_mapped_and_written_back, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_ref_survives_compaction,
                                             setup_one_shard, teardown),
     };
