@@ -5,12 +5,14 @@
 # value_refs counts it) as on the copying one (--sync=always); and a byte
 # flipped in a large value's record on disk, under the running server
 # after the value was served (so it is marked checked and in the page
-# cache), or before a restart, is never sent as a complete value: the text
+# cache; also once written back, a second later), or before a restart, is
+# never sent as a complete value: the text
 # get answers the other keys and END without it, the binary get a miss, mg
 # no VA. Python 3 stdlib and tests/integration/bcserver.py.
 import os
 import struct
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "integration"))
@@ -82,7 +84,7 @@ def find_in_segments(datadir, needle):
     return None, -1
 
 
-def flip(datadir, needle):
+def flip(datadir, needle, sync=False):
     path, at = find_in_segments(datadir, needle)
     check(path is not None, "found %r in a segment" % needle)
     if path is None:
@@ -91,6 +93,8 @@ def flip(datadir, needle):
     try:
         b = os.pread(fd, 1, at)
         os.pwrite(fd, bytes([b[0] ^ 0x20]), at)
+        if sync:
+            os.fsync(fd)  # written back: no dirty page gives it away
     finally:
         os.close(fd)
 
@@ -168,6 +172,16 @@ def run(binary, args, zero_copy):
         check(not got.startswith(b"VA"), "flipped byte: mg sends no value (%r)" % got[:40])
         # the others still come whole
         expect_values(srv, s, [items[0], items[2]], "beside the damage")
+
+        # a change already written back is seen once the segment's change
+        # time is compared again: at most a second after the last time
+        flip(srv.tmp, b"MARK-03-", sync=True)
+        time.sleep(1.2)
+        got = text_get(s, [b"big:1", b"big:3"])
+        want = b"VALUE big:1 5 %d\r\n%s\r\nEND\r\n" % (BIG, items[0][1])
+        check(got == want, "flipped and written back: big:3 left out a second "
+              "later (%d bytes)" % len(got))
+        flip(srv.tmp, b"mARK-03-", sync=True)
         s.close()
 
         # restored, then flipped again while the server is down
