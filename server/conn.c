@@ -156,7 +156,8 @@ sink_buf(const struct conn *c)
 /* Append bytes to the replies. After a value sent from its file
  * (sink_value_ref) the first bytes get a chain of their own, sized for
  * them: evbuffer_add would size it after the file segment's chain, whose
- * length counts the value's offset in its file (megabytes a reply). */
+ * length counts the value's offset in its file (megabytes a reply), or
+ * after the mapped value's chain (its length: 64 KiB for an END). */
 static void
 out_add(struct conn *c, const void *p, size_t n)
 {
@@ -256,7 +257,7 @@ sink_value_ref(void *arg, struct cask_vref *ref)
             c->broken = true;
             return;
         }
-        c->after_ref = false; /* the next bytes follow a chain of the size */
+        c->after_ref = true; /* see out_add */
         return;
     }
     if (h != NULL) {
