@@ -418,11 +418,11 @@ mark_written(struct cask_shard *sh, struct cask_kd_entry *e)
 /* The fast path of a verified large value (p->trust), mu released and s
  * pinned: when every page of the record is cached and the file still has
  * the stamp p took (compared when a page is dirty or the segment's last
- * comparison is CASK_VERIFY_CTIME_MS old), read the header and key, and
- * hand the value out as a
- * reference (ref not NULL: s stays pinned for it) or a copy, without the
- * hash. Returns 0 with p->fast set, 1 when the checks fail (read it the
- * checked way), KEY_OTHER, CASK_ECORRUPT or an errno. */
+ * comparison is CASK_VERIFY_CTIME_MS old), read the header and key (from
+ * the segment's mapping when it has one), and hand the value out as a
+ * reference (ref not NULL: s stays pinned for it; ptr set when mapped) or
+ * a copy, without the hash. Returns 0 with p->fast set, 1 when the checks
+ * fail (read it the checked way), KEY_OTHER, CASK_ECORRUPT or an errno. */
 static int
 read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
              const void *key, size_t klen, uint32_t vlen, char **val,

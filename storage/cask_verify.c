@@ -75,22 +75,6 @@ cask_verify_ctime(int fd)
            (uint64_t)st.st_ctim.tv_nsec;
 }
 
-bool
-cask_verify_resident(int fd, uint64_t off, uint64_t len)
-{
-    struct cstat cs;
-    if (len == 0) {
-        return true;
-    }
-    uint64_t first = off / PAGE_BYTES;
-    uint64_t last = (off + len - 1) / PAGE_BYTES;
-    if (cachestat(fd, first * PAGE_BYTES, (last - first + 1) * PAGE_BYTES,
-                  &cs) != 0) {
-        return false;
-    }
-    return cs.nr_cache == last - first + 1;
-}
-
 enum cask_verify_pages
 cask_verify_pages(int fd, uint64_t off, uint64_t len)
 {
@@ -107,6 +91,12 @@ cask_verify_pages(int fd, uint64_t off, uint64_t len)
     }
     return cs.nr_dirty != 0 || cs.nr_writeback != 0 ? CASK_VERIFY_DIRTY
                                                     : CASK_VERIFY_CLEAN;
+}
+
+bool
+cask_verify_resident(int fd, uint64_t off, uint64_t len)
+{
+    return cask_verify_pages(fd, off, len) != CASK_VERIFY_OUT;
 }
 
 /* Milliseconds of a clock that never goes back, read without a system

@@ -247,7 +247,7 @@ evict(struct fx *f, const char *path, long at, size_t len)
     int fd = open(path, O_RDONLY);
     assert_true(fd >= 0);
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    bool gone = !cask_verify_resident(fd, (uint64_t)at, len);
+    bool gone = cask_verify_pages(fd, (uint64_t)at, len) == CASK_VERIFY_OUT;
     close(fd);
     return gone;
 }
