@@ -126,6 +126,12 @@ cask_io_default(void)
     return &sys_ops;
 }
 
+bool
+cask_io_reads_replaced(void)
+{
+    return cur_ops.pread != sys_pread;
+}
+
 int
 cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off)
 {

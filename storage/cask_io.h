@@ -49,6 +49,10 @@ void cask_io_set(const struct cask_io_ops *ops);
 /* The system calls, for tests that wrap them. */
 const struct cask_io_ops *cask_io_default(void);
 
+/* Whether reads go through replaced operations: then nothing is read
+ * around them (from a mapping, cask_vmap.h), so tests see every read. */
+bool cask_io_reads_replaced(void);
+
 /* Write all n bytes at off, looping over short writes. Returns 0 or an errno;
  * on error some prefix may have been written (the caller truncates back). */
 int cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off);

@@ -442,7 +442,9 @@ read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     }
     char *buf = NULL;
     int rc;
-    const char *mapped = ref != NULL ? cask_vmap_at(s, off, hlen + vlen) : NULL;
+    const char *mapped = ref != NULL && !cask_io_reads_replaced()
+                                 ? cask_vmap_at(s, off, hlen + vlen)
+                                 : NULL;
     if (mapped != NULL) {
         /* cached a moment ago: no system call for the header; a page
          * that could not be had after all goes the checked way, whose
@@ -475,7 +477,7 @@ read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         ref->fd = s->fd;
         ref->off = (uint64_t)off + hlen;
         ref->len = vlen;
-        ref->ptr = cask_vmap_at(s, ref->off, vlen);
+        ref->ptr = mapped != NULL ? mapped + hlen : NULL;
         ref->sh = sh;
         ref->seg = s;
         atomic_fetch_add_explicit(&sh->value_refs, 1, memory_order_relaxed);

@@ -7,8 +7,8 @@
  * their file only while cached and unchanged: a byte flipped under the
  * store, after they were served, is caught (at once while its page is
  * dirty, within CASK_VERIFY_CTIME_MS once written back); a reference, also
- * handed out mapped, keeps its file readable through a compaction that
- * removes it.
+ * handed out mapped (but not through replaced reads, which see the header
+ * read), keeps its file readable through a compaction that removes it.
  */
 #include "config.h"
 
@@ -375,6 +375,55 @@ test_mapped_and_written_back(void **state)
     free(val);
 }
 
+static int seam_reads;
+
+static ssize_t
+counting_pread(int fd, void *buf, size_t n, off_t off)
+{
+    seam_reads++;
+    return pread(fd, buf, n, off);
+}
+
+/* Through replaced reads nothing is read from the mapping: the reference
+ * names its bytes in the file only (sent by sendfile), and the header
+ * read passes the seam. */
+static void
+test_ref_unmapped_through_seam(void **state)
+{
+    struct fx *f = *state;
+    static char v[BIG];
+    fill(v, sizeof(v), 14);
+    if (!cask_verify_available()) {
+        skip();
+    }
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "um", 2, v, sizeof(v), 0, 0, 0, NULL),
+            CASK_OK);
+    struct cask_io_ops ops = *cask_io_default();
+    ops.pread = counting_pread;
+    cask_io_set(&ops);
+    seam_reads = 0;
+    struct cask_item it;
+    char *val = NULL;
+    struct cask_vref ref;
+    assert_int_equal(cask_get_ref(f->c, "um", 2, &it, &val, &ref, true),
+                     CASK_OK);
+    assert_non_null(ref.seg);
+    assert_null(ref.ptr);
+    assert_true(seam_reads > 0);
+    static char back[BIG];
+    assert_int_equal(pread(ref.fd, back, sizeof(back), (off_t)ref.off),
+                     (ssize_t)sizeof(back));
+    assert_memory_equal(back, v, sizeof(v));
+    cask_vref_release(&ref);
+    cask_io_set(NULL);
+    /* and mapped again once the system calls are back */
+    assert_int_equal(cask_get_ref(f->c, "um", 2, &it, &val, &ref, true),
+                     CASK_OK);
+    assert_non_null(ref.ptr);
+    cask_vref_release(&ref);
+}
+
 static void
 one_shard(struct cask_options *o)
 {
@@ -445,6 +494,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_checked_once, setup, teardown),
             cmocka_unit_test_setup_teardown(test_mapped_and_written_back, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_ref_unmapped_through_seam,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(test_ref_survives_compaction,
                                             setup_one_shard, teardown),
     };
