@@ -766,6 +766,13 @@ cask_touch_fetch(struct cask *c, const void *key, size_t klen,
                  int64_t exp_abs_s, struct cask_item *it, char **val,
                  bool fetch)
 {
+    return cask_touch_cas(c, key, klen, exp_abs_s, 0, it, val, fetch);
+}
+
+int
+cask_touch_cas(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
+               uint64_t cas_in, struct cask_item *it, char **val, bool fetch)
+{
     if (atomic_load(&c->read_only)) {
         return CASK_EREADONLY;
     }
@@ -774,9 +781,9 @@ cask_touch_fetch(struct cask *c, const void *key, size_t klen,
     }
     uint64_t h = cask_kd_hash(key, klen);
     struct cask_shard *sh = shard_for(c, key, klen);
-    return committed(
-            c, sh,
-            cask_shard_touch(sh, h, key, klen, exp_abs_s, it, val, fetch));
+    return committed(c, sh,
+                     cask_shard_touch(sh, h, key, klen, exp_abs_s, cas_in, it,
+                                      val, fetch));
 }
 
 int

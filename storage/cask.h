@@ -270,6 +270,15 @@ int cask_touch_fetch(struct cask *c, const void *key, size_t klen,
                      int64_t exp_abs_s, struct cask_item *it, char **val,
                      bool fetch);
 
+/* cask_touch_fetch of the item whose cas is cas_in only (0: any): when the
+ * key now holds another item, nothing is written and the call says
+ * CASK_EEXISTS. Lets a caller that read the value first (off its thread,
+ * cask_aio.h) apply the touch to that very item, or learn that it must
+ * read again. */
+int cask_touch_cas(struct cask *c, const void *key, size_t klen,
+                   int64_t exp_abs_s, uint64_t cas_in, struct cask_item *it,
+                   char **val, bool fetch);
+
 enum cask_store_mode {
     CASK_SET = 0, /* store unconditionally */
     CASK_ADD,     /* only if absent, else CASK_ENOTSTORED */

@@ -999,14 +999,19 @@ cask_shard_vref_release(struct cask_vref *ref)
 
 static int
 touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-             int64_t exp_abs_s, struct cask_item *it, char **val, bool fetch,
-             struct readahead *ra, struct cask_ticket *tk)
+             int64_t exp_abs_s, uint64_t cas_in, struct cask_item *it,
+             char **val, bool fetch, struct readahead *ra,
+             struct cask_ticket *tk)
 {
     int rc;
     char *v = NULL;
     struct cask_kd_entry *e = lookup_read(sh, h, key, klen, it);
     if (e == NULL) {
         rc = CASK_ENOTFOUND;
+        goto out;
+    }
+    if (cas_in != 0 && cask_kd_cas(e) != cas_in) {
+        rc = CASK_EEXISTS;
         goto out;
     }
     if (val != NULL) {
@@ -1054,16 +1059,16 @@ out:
 
 int
 cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
-                 size_t klen, int64_t exp_abs_s, struct cask_item *it,
-                 char **val, bool fetch)
+                 size_t klen, int64_t exp_abs_s, uint64_t cas_in,
+                 struct cask_item *it, char **val, bool fetch)
 {
     int rc;
     struct readahead ra = {0};
     struct cask_ticket tk = {0};
     pthread_mutex_lock(&sh->mu);
     do {
-        rc = touch_locked(sh, h, key, klen, exp_abs_s, it, val, fetch, &ra,
-                          &tk);
+        rc = touch_locked(sh, h, key, klen, exp_abs_s, cas_in, it, val, fetch,
+                          &ra, &tk);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     free(ra.val);

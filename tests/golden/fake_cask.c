@@ -282,6 +282,13 @@ cask_touch_fetch(struct cask *c, const void *key, size_t klen,
                  int64_t exp_abs_s, struct cask_item *it, char **val,
                  bool fetch)
 {
+    return cask_touch_cas(c, key, klen, exp_abs_s, 0, it, val, fetch);
+}
+
+int
+cask_touch_cas(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
+               uint64_t cas_in, struct cask_item *it, char **val, bool fetch)
+{
     struct fitem *f = lookup_read(c, key, klen, it);
 
     if (fake_cask_fail_rc != 0) {
@@ -289,6 +296,9 @@ cask_touch_fetch(struct cask *c, const void *key, size_t klen,
     }
     if (f == NULL) {
         return CASK_ENOTFOUND;
+    }
+    if (cas_in != 0 && f->cas != cas_in) {
+        return CASK_EEXISTS;
     }
     f->exp_abs_s = exp_abs_s;
     int rc = copy_out(f, it, val);

@@ -240,6 +240,40 @@ test_arith(void **state)
     assert_int_equal(v, 43);
 }
 
+/* cask_touch_cas touches only the item with the cas given. */
+static void
+test_touch_cas(void **state)
+{
+    struct fx *f = *state;
+    struct cask_item it;
+    uint64_t cas, cas2;
+
+    assert_int_equal(cask_store(f->c, CASK_SET, "t", 1, "v1", 2, 0, 0, 0, &cas),
+                     CASK_OK);
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "t", 1, "v2", 2, 0, 0, 0, &cas2),
+            CASK_OK);
+    /* the item read first was replaced: nothing written */
+    assert_int_equal(
+            cask_touch_cas(f->c, "t", 1, tc_now + 100, cas, &it, NULL, true),
+            CASK_EEXISTS);
+    assert_int_equal(cask_get(f->c, "t", 1, &it, NULL), CASK_OK);
+    assert_int_equal(it.exp_abs_s, 0);
+    assert_int_equal(
+            cask_touch_cas(f->c, "t", 1, tc_now + 100, cas2, &it, NULL, true),
+            CASK_OK);
+    assert_int_equal(it.cas, cas2);
+    assert_int_equal(it.exp_abs_s, tc_now + 100);
+    assert_int_equal(
+            cask_touch_cas(f->c, "x", 1, tc_now, cas2, &it, NULL, true),
+            CASK_ENOTFOUND);
+    /* and it lasts */
+    tc_fx_reopen(f);
+    assert_int_equal(cask_get(f->c, "t", 1, &it, NULL), CASK_OK);
+    assert_int_equal(it.cas, cas2);
+    assert_int_equal(it.exp_abs_s, tc_now + 100);
+}
+
 static void
 test_touch_and_expiry(void **state)
 {
@@ -575,6 +609,8 @@ main(void)
                                             tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_arith, setup, tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_touch_and_expiry, setup,
+                                            tc_fx_teardown),
+            cmocka_unit_test_setup_teardown(test_touch_cas, setup,
                                             tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_flush, setup, tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_cas_monotonic, setup,
