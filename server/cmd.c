@@ -303,16 +303,18 @@ watch_store(struct cmd_conn *cc, const struct proto_req *req,
 /* ---- classic commands ---- */
 
 /* A multi-get parked at a cold key: start the reads of the next keys of
- * its line (from pos on) as well, so that they are read at once. */
+ * its line (from pos on) as well, so that they are read at once (a gat's
+ * without counting as reads: its touches do). */
 static void
-read_ahead(struct cmd_conn *cc, const struct proto_req *req, size_t pos)
+read_ahead(struct cmd_conn *cc, const struct proto_req *req, size_t pos,
+           bool fetch)
 {
     const char *key;
     size_t klen;
 
     for (unsigned i = 0;
          i < CMD_READ_AHEAD && proto_key_next(req, &pos, &key, &klen); i++) {
-        cmd_read_ahead(cc, key, klen, true);
+        cmd_read_ahead(cc, key, klen, fetch);
     }
 }
 
@@ -357,17 +359,21 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         }
         memset(&it, 0, sizeof(it));
         if (touch) {
-            cc->ctr->cmd_touch++;
-            rc = cask_touch(cc->env->store, key, klen, exp, &it, &val);
+            rc = cmd_read_touch(cc, key, klen, exp, &it, &val,
+                                cc->out.value_ref != NULL ? &ref : NULL, true);
         } else {
             rc = get_value(cc, key, klen, &it, &val, &ref, true);
-            if (rc == CMD_READ_PARK) {
-                /* resume here; meanwhile read the next keys too */
-                cc->get_paused = true;
-                cc->get_pos = at;
-                read_ahead(cc, req, pos);
-                return CMD_PARK;
-            }
+        }
+        if (rc == CMD_READ_PARK) {
+            /* resume here; meanwhile read the next keys too */
+            cc->get_paused = true;
+            cc->get_pos = at;
+            read_ahead(cc, req, pos, !touch);
+            return CMD_PARK;
+        }
+        if (touch) {
+            cc->ctr->cmd_touch++;
+        } else {
             cc->ctr->cmd_get++;
         }
         fetched++;
@@ -384,7 +390,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             proto_out_init(&o, line, sizeof(line));
             proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas,
                             cc->env->cas_disabled ? 0 : it.cas);
-            emit_value(cc, &o, val, touch ? NULL : &ref, it.vlen);
+            emit_value(cc, &o, val, &ref, it.vlen);
         } else if (rc == CASK_ENOTFOUND) {
             count_miss(cc, &it, touch);
         } else if (rc == CASK_ECORRUPT) {
@@ -763,12 +769,16 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         }
     }
     if (has_T) {
-        cc->ctr->cmd_touch++;
         /* with u not a read either (memcached skips its bump) */
-        rc = cask_touch_fetch(cc->env->store, req->key, req->klen,
-                              exp_abs(cc->env, mflag_exptime(req, 'T')), it,
-                              want_val ? val : NULL,
-                              proto_mflag_find(req, 'u') == NULL);
+        rc = cmd_read_touch(cc, req->key, req->klen,
+                            exp_abs(cc->env, mflag_exptime(req, 'T')), it,
+                            want_val ? val : NULL,
+                            want_val && cc->out.value_ref != NULL ? ref : NULL,
+                            proto_mflag_find(req, 'u') == NULL);
+        if (rc == CMD_READ_PARK) {
+            return rc; /* nothing touched or counted: it runs again */
+        }
+        cc->ctr->cmd_touch++;
     } else if (want_val) {
         /* a hit counts as a read (memcached's fetched bit) unless u */
         rc = get_value(cc, req->key, req->klen, it, val, ref,
@@ -1435,8 +1445,41 @@ is_meta(enum proto_cmd c)
     return c >= PROTO_CMD_MG;
 }
 
-enum cmd_status
-cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
+/* A get parked on a cold key, its request used bytes of buf[0..len): look
+ * at the requests pipelined after it and start the reads of their keys
+ * too, so that their cold reads overlap its own. Only plain gets: a
+ * request that changes anything stops the look (a read ahead of it could
+ * miss its change), and so do one not complete yet and full slots. */
+static void
+look_ahead(struct cmd_conn *cc, const char *buf, size_t len, size_t used)
+{
+    struct cmd_reader *rd = &cc->rd;
+    struct proto_parser p;
+    size_t off = rd->ahead_end > used ? rd->ahead_end : used;
+
+    proto_parser_init(&p, cc->env->item_max);
+    while (off < len) {
+        struct proto_req req;
+        size_t n = 0, pos = 0;
+        const char *key;
+        size_t klen;
+
+        if (proto_parse(&p, &req, buf + off, len - off, &n) != PROTO_OK ||
+            (req.cmd != PROTO_CMD_GET && req.cmd != PROTO_CMD_GETS)) {
+            return;
+        }
+        while (proto_key_next(&req, &pos, &key, &klen)) {
+            if (!cmd_read_ahead_at(cc, off, key, klen, true)) {
+                return; /* full: the rest of this line next time */
+            }
+        }
+        off += n;
+        rd->ahead_end = off;
+    }
+}
+
+static enum cmd_status
+execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
 {
     struct proto_req req;
     enum proto_status st;
@@ -1487,11 +1530,26 @@ cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
     }
     {
         enum cmd_status rs = run(cc, &req);
+        if (rs == CMD_PARK && cc->rd.submit != NULL &&
+            (req.cmd == PROTO_CMD_GET || req.cmd == PROTO_CMD_GETS)) {
+            look_ahead(cc, buf, len, *used);
+        }
         if (rs == CMD_PAUSE || rs == CMD_PARK) {
             *used = 0;
-        } else {
-            cmd_read_reset(&cc->rd); /* reads belong to their request */
         }
         return rs;
     }
+}
+
+enum cmd_status
+cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
+{
+    enum cmd_status rs = execute(cc, buf, len, used);
+
+    if (*used > 0) {
+        /* reads belong to their request; those read ahead for the next
+         * ones stay */
+        cmd_read_consumed(&cc->rd, *used);
+    }
+    return rs;
 }

@@ -116,10 +116,16 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
 
     memset(&it, 0, sizeof(it));
     if (touch) {
+        /* gat: the value read first, off the thread when cold, then the
+         * item read is touched */
+        rc = cmd_read_touch(
+                cc, req->key, req->klen, cmd_exp_abs(cc->env, req->exptime),
+                &it, with_val ? &val : NULL,
+                with_val && cc->out.value_ref != NULL ? &ref : NULL, true);
+        if (rc == CMD_READ_PARK) {
+            return CMD_PARK; /* nothing touched or counted: it runs again */
+        }
         cc->ctr->cmd_touch++;
-        rc = cask_touch(cc->env->store, req->key, req->klen,
-                        cmd_exp_abs(cc->env, req->exptime), &it,
-                        with_val ? &val : NULL);
     } else {
         /* a large value may come as a reference the sink sends as is */
         rc = cmd_read_get_ref(cc, req->key, req->klen, &it, &val,
@@ -563,9 +569,38 @@ run(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
     return CMD_DONE;
 }
 
-enum cmd_status
-cmd_bin_execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf,
-                size_t len, size_t *used)
+/* A get parked on a cold key, its packet used bytes of buf[0..len): start
+ * the reads of the keys of the plain gets (get, getk and their quiet
+ * variants) pipelined after it, up to the first other packet, an
+ * incomplete one or full slots (as cmd.c's look_ahead). */
+static void
+look_ahead(struct cmd_conn *cc, const struct cmd_bin *b, const char *buf,
+           size_t len, size_t used)
+{
+    struct cmd_reader *rd = &cc->rd;
+    struct proto_bin_parser p;
+    size_t off = rd->ahead_end > used ? rd->ahead_end : used;
+
+    proto_bin_parser_init(&p, cc->env->item_max);
+    p.sasl = b->parser.sasl;
+    while (off < len) {
+        struct proto_bin_req req;
+        size_t n = 0;
+
+        if (proto_bin_parse(&p, &req, buf + off, len - off, &n) !=
+                    PROTO_BIN_OK ||
+            (req.cmd != PROTO_BIN_GET && req.cmd != PROTO_BIN_GETK) ||
+            !cmd_read_ahead_at(cc, off, req.key, req.klen, true)) {
+            return;
+        }
+        off += n;
+        rd->ahead_end = off;
+    }
+}
+
+static enum cmd_status
+execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf, size_t len,
+        size_t *used)
 {
     struct proto_bin_req req;
     enum proto_bin_result st;
@@ -599,9 +634,24 @@ cmd_bin_execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf,
     }
     enum cmd_status rs = run(cc, b, &req);
     if (rs == CMD_PARK) {
+        if (req.cmd == PROTO_BIN_GET || req.cmd == PROTO_BIN_GETK) {
+            look_ahead(cc, b, buf, len, *used);
+        }
         *used = 0; /* the same packet runs again once its read is done */
-    } else {
-        cmd_read_reset(&cc->rd);
+    }
+    return rs;
+}
+
+enum cmd_status
+cmd_bin_execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf,
+                size_t len, size_t *used)
+{
+    enum cmd_status rs = execute(cc, b, buf, len, used);
+
+    if (*used > 0) {
+        /* reads belong to their packet; those read ahead for the next
+         * ones stay */
+        cmd_read_consumed(&cc->rd, *used);
     }
     return rs;
 }

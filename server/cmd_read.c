@@ -14,6 +14,8 @@
 struct cmd_read_ent {
     struct cask_aio_req req;  /* first: cmd_read_complete casts back */
     struct cmd_reader *owner; /* NULL: orphaned, freed when done */
+    size_t at; /* the request it is for: its offset from the current one's
+                * start in the connection's input (0: the current one) */
     bool done;
     bool tried;         /* the worker tried first (not a read ahead): */
     uint64_t tried_cas; /* the item its try found, and */
@@ -30,11 +32,12 @@ ent_free(struct cmd_read_ent *e)
 }
 
 static int
-find(const struct cmd_reader *rd, const char *key, size_t klen)
+find(const struct cmd_reader *rd, size_t at, const char *key, size_t klen)
 {
     for (unsigned i = 0; i < rd->n; i++) {
         const struct cask_aio_req *r = &rd->ents[i]->req;
-        if (r->klen == klen && memcmp(r->key, key, klen) == 0) {
+        if (rd->ents[i]->at == at && r->klen == klen &&
+            memcmp(r->key, key, klen) == 0) {
             return (int)i;
         }
     }
@@ -48,11 +51,27 @@ forget(struct cmd_reader *rd, unsigned i)
     rd->ents[rd->n] = NULL;
 }
 
-/* Start reading key off the thread. NULL when there is no room (the
- * caller reads it here instead). */
+/* Drop entry i (its request is over): a finished read is freed, one
+ * still running is orphaned and freed when it comes back. */
+static void
+drop(struct cmd_reader *rd, unsigned i)
+{
+    struct cmd_read_ent *e = rd->ents[i];
+
+    if (e->done) {
+        ent_free(e);
+    } else {
+        e->owner = NULL; /* its I/O thread still writes it */
+    }
+    forget(rd, i);
+}
+
+/* Start reading key off the thread for the request at offset at. NULL
+ * when there is no room (the caller reads it here instead). This is the
+ * one place a read is dispatched. */
 static struct cmd_read_ent *
-submit(struct cmd_reader *rd, const char *key, size_t klen, bool fetch,
-       const struct cask_item *tried)
+submit(struct cmd_reader *rd, size_t at, const char *key, size_t klen,
+       bool fetch, const struct cask_item *tried)
 {
     if (rd->n == CMD_READ_SLOTS || klen > CASK_KEY_MAX) {
         return NULL;
@@ -65,6 +84,7 @@ submit(struct cmd_reader *rd, const char *key, size_t klen, bool fetch,
     e->req.klen = klen;
     e->req.fetch = fetch;
     e->owner = rd;
+    e->at = at;
     if (tried != NULL) {
         e->tried = true;
         e->tried_cas = tried->cas;
@@ -93,7 +113,7 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
     if (rd->submit == NULL) {
         return cask_get_ref(store, key, klen, it, val, ref, fetch);
     }
-    int i = find(rd, key, klen);
+    int i = find(rd, 0, key, klen);
     if (i >= 0) {
         struct cmd_read_ent *e = rd->ents[i];
         if (!e->done) {
@@ -116,7 +136,7 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
     if (rc != EAGAIN) {
         return rc;
     }
-    struct cmd_read_ent *e = submit(rd, key, klen, fetch, it);
+    struct cmd_read_ent *e = submit(rd, 0, key, klen, fetch, it);
     if (e == NULL) {
         return cask_get_fetch(store, key, klen, it, val, fetch);
     }
@@ -125,30 +145,144 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
     return CMD_READ_PARK;
 }
 
+/* The value of key read for the current request without counting it as a
+ * read: a finished read of the pool, or a try on this thread. Returns
+ * what cask_get_nowait_ref returns, or CMD_READ_PARK once it is sent to
+ * the pool (or is still there). */
+static int
+touch_read(struct cmd_conn *cc, const char *key, size_t klen,
+           struct cask_item *it, char **val, struct cask_vref *ref)
+{
+    struct cmd_reader *rd = &cc->rd;
+    int i = find(rd, 0, key, klen);
+
+    if (i >= 0) {
+        struct cmd_read_ent *e = rd->ents[i];
+        if (!e->done) {
+            rd->waiting = e;
+            return CMD_READ_PARK;
+        }
+        int rc = e->req.rc;
+        *it = e->req.it;
+        *val = e->req.val;
+        e->req.val = NULL;
+        forget(rd, (unsigned)i);
+        ent_free(e);
+        return rc;
+    }
+    int rc =
+            cask_get_nowait_ref(cc->env->store, key, klen, it, val, ref, false);
+    if (rc != EAGAIN) {
+        return rc;
+    }
+    struct cmd_read_ent *e = submit(rd, 0, key, klen, false, NULL);
+    if (e == NULL) {
+        return EAGAIN;
+    }
+    rd->waiting = e;
+    rd->parked++;
+    return CMD_READ_PARK;
+}
+
+int
+cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
+               int64_t exp_abs_s, struct cask_item *it, char **val,
+               struct cask_vref *ref, bool fetch)
+{
+    struct cmd_reader *rd = &cc->rd;
+    struct cask *store = cc->env->store;
+
+    if (rd->submit == NULL || val == NULL) {
+        return cask_touch_fetch(store, key, klen, exp_abs_s, it, val, fetch);
+    }
+    for (;;) {
+        struct cask_item got;
+        char *v = NULL;
+
+        memset(&got, 0, sizeof(got));
+        int rc = touch_read(cc, key, klen, &got, &v, ref);
+        if (rc == CMD_READ_PARK) {
+            return rc;
+        }
+        if (rc == EAGAIN) {
+            break; /* no room in the reader: read and touch here */
+        }
+        if (rc != CASK_OK) {
+            /* a miss, a damaged record or an error: a touch reading the
+             * value would have written nothing either */
+            free(v);
+            *it = got;
+            return rc;
+        }
+        /* The value is that of the item with got.cas: touch that item
+         * only, so that the touch and the value belong together. */
+        rc = cask_touch_cas(store, key, klen, exp_abs_s, got.cas, it, NULL,
+                            fetch);
+        if (rc == CASK_OK) {
+            *val = v;
+            return rc;
+        }
+        free(v);
+        if (ref != NULL) {
+            cask_vref_release(ref);
+        }
+        if (rc != CASK_EEXISTS) {
+            return rc; /* deleted meanwhile (a miss), or an error */
+        }
+        /* replaced between the read and the touch: read the new item */
+        if (++rd->retries > CMD_READ_RETRIES) {
+            break;
+        }
+    }
+    return cask_touch_fetch(store, key, klen, exp_abs_s, it, val, fetch);
+}
+
 void
 cmd_read_ahead(struct cmd_conn *cc, const char *key, size_t klen, bool fetch)
 {
+    cmd_read_ahead_at(cc, 0, key, klen, fetch);
+}
+
+bool
+cmd_read_ahead_at(struct cmd_conn *cc, size_t at, const char *key, size_t klen,
+                  bool fetch)
+{
     struct cmd_reader *rd = &cc->rd;
 
-    if (rd->submit != NULL && find(rd, key, klen) < 0) {
-        (void)submit(rd, key, klen, fetch, NULL);
+    if (rd->submit == NULL || rd->n == CMD_READ_SLOTS) {
+        return false;
     }
+    if (find(rd, at, key, klen) < 0) {
+        (void)submit(rd, at, key, klen, fetch, NULL);
+    }
+    return true;
 }
 
 void
 cmd_read_reset(struct cmd_reader *rd)
 {
-    for (unsigned i = 0; i < rd->n; i++) {
-        struct cmd_read_ent *e = rd->ents[i];
-        if (e->done) {
-            ent_free(e);
-        } else {
-            e->owner = NULL; /* its I/O thread still writes it */
-        }
-        rd->ents[i] = NULL;
+    while (rd->n > 0) {
+        drop(rd, rd->n - 1);
     }
-    rd->n = 0;
     rd->waiting = NULL;
+    rd->retries = 0;
+    rd->ahead_end = 0;
+}
+
+void
+cmd_read_consumed(struct cmd_reader *rd, size_t used)
+{
+    for (unsigned i = rd->n; i-- > 0;) {
+        struct cmd_read_ent *e = rd->ents[i];
+        if (e->at < used) {
+            drop(rd, i);
+        } else {
+            e->at -= used;
+        }
+    }
+    rd->waiting = NULL;
+    rd->retries = 0;
+    rd->ahead_end = rd->ahead_end > used ? rd->ahead_end - used : 0;
 }
 
 bool
@@ -172,5 +306,9 @@ cmd_read_complete(struct cask_aio_req *r)
         return NULL;
     }
     rd->waiting = NULL;
+    if (rd->resume != NULL) {
+        rd->resume(rd->owner); /* a reader that resumes itself (UDP) */
+        return NULL;
+    }
     return rd->owner;
 }

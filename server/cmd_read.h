@@ -1,17 +1,21 @@
 /* cmd_read.h - where a get's value read runs: on the connection's thread
  * when the value is in the page cache, else on the store's I/O threads
  * (storage/cask_aio.h) while the request waits, parked, and the thread
- * serves other connections.
+ * serves other connections. A get-and-touch (gat, gats, mg with T and v,
+ * binary gat) reads its value the same way first and then touches the
+ * item it read, on the connection's thread (cmd_read_touch).
  *
- * A connection's reader holds the reads its current request started: the
- * key it waits for and up to CMD_READ_AHEAD more keys of the same
- * multi-get, read ahead so that several cold keys are read at once. The
- * results belong to that request only: they are dropped when it ends, so a
- * connection holds at most CMD_READ_SLOTS values read ahead of its replies
- * (each up to -I; the output cap does not count them). Knows
- * nothing of libevent or sockets: the server supplies the submit function
- * and tells the reader when a read is done (cmd_read_complete) on the
- * connection's thread.
+ * A connection's reader holds the reads its parked request started: the
+ * key it waits for, more keys of the same multi-get, and the keys of the
+ * plain gets pipelined after it (read ahead so that several cold keys are
+ * read at once), at most CMD_READ_SLOTS in all. Each read is tagged with
+ * the request it is for, by that request's offset in the connection's
+ * input, and belongs to it only: it is dropped when that request ends or
+ * is passed, so a connection holds at most CMD_READ_SLOTS values read
+ * ahead of its replies (each up to -I; the output cap does not count
+ * them). Knows nothing of libevent or sockets: the server supplies the
+ * submit function and tells the reader when a read is done
+ * (cmd_read_complete) on the connection's thread.
  */
 #ifndef BITCACHED_CMD_READ_H
 #define BITCACHED_CMD_READ_H
@@ -26,9 +30,13 @@
  * cmd_read_complete names this connection. */
 #define CMD_READ_PARK (-3001)
 
-/* Reads of one request at once: the one it waits for and read-ahead. */
+/* Reads of one connection at once: the one it waits for and read-ahead. */
 #define CMD_READ_SLOTS 16
 #define CMD_READ_AHEAD (CMD_READ_SLOTS - 1)
+/* A get-and-touch whose item was replaced between its value read and its
+ * touch reads again this many times, then reads and touches on the
+ * connection's thread. */
+#define CMD_READ_RETRIES 3
 
 struct cmd_read_ent;
 
@@ -39,10 +47,16 @@ struct cmd_reader {
     void (*submit)(void *arg, struct cask_aio_req *r);
     void *submit_arg;
     void *owner; /* what cmd_read_complete returns to resume */
+    /* Set: cmd_read_complete calls resume(owner) itself and returns NULL
+     * (a UDP request; it must not submit again while the worker stops). */
+    void (*resume)(void *owner);
     struct cmd_read_ent *ents[CMD_READ_SLOTS];
     unsigned n;
     struct cmd_read_ent *waiting; /* the read the request is parked on */
     unsigned long long parked;    /* requests parked on a read, ever */
+    unsigned retries;             /* cmd_read_touch's, this request */
+    size_t ahead_end; /* input looked ahead up to here (from the current
+                       * request's start) */
 };
 
 struct cmd_conn;
@@ -61,15 +75,39 @@ int cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
                      struct cask_item *it, char **val, struct cask_vref *ref,
                      bool fetch);
 
+/* cask_touch_fetch for a request of cc that wants the value (val not
+ * NULL): the value is read first, off the thread when it is cold
+ * (CMD_READ_PARK, nothing touched, counted or returned yet), without
+ * counting as a read; then the item with the cas read is touched
+ * (cask_touch_cas: exactly once, the cas kept, the fetched bit and access
+ * time as a touch sets them, *it as the touch returns it). A miss, a
+ * damaged record or an error of the read touches nothing. ref as for
+ * cmd_read_get_ref. Connection's thread. */
+int cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
+                   int64_t exp_abs_s, struct cask_item *it, char **val,
+                   struct cask_vref *ref, bool fetch);
+
 /* Start reading key for a later part of the current request (a multi-get
  * parked before it), unless it is already read or the slots are full. */
 void cmd_read_ahead(struct cmd_conn *cc, const char *key, size_t klen,
                     bool fetch);
 
-/* Drop what the current request read and did not use (its request is
- * over, or the connection goes). Reads still running are orphaned and
- * freed when they finish. */
+/* The same for the request that starts at offset at from the current
+ * one's start in the connection's input (a get pipelined after a parked
+ * request: only requests that change nothing may come between). Returns
+ * false when no more reads can start (slots full, or no pool). */
+bool cmd_read_ahead_at(struct cmd_conn *cc, size_t at, const char *key,
+                       size_t klen, bool fetch);
+
+/* Drop every read (the connection goes, or its input is not what was
+ * looked ahead at). Reads still running are orphaned and freed when they
+ * finish. */
 void cmd_read_reset(struct cmd_reader *rd);
+
+/* The current request ended and consumed used bytes of the input: drop
+ * its reads and those of requests it passed, and keep the ones read ahead
+ * for the requests after it. */
+void cmd_read_consumed(struct cmd_reader *rd, size_t used);
 
 /* Whether the request waits for a read. */
 bool cmd_read_waiting(const struct cmd_reader *rd);
