@@ -1,6 +1,8 @@
 /* udp.c - memcached's UDP transport (implements udp.h). Owns the UDP
- * sockets, one read event per socket per worker, and each handler's
- * receive and reply buffers (touched only by that worker's thread).
+ * sockets, one read event per socket per worker, each handler's receive
+ * buffer, its requests (a spare one, and those parked on a cold read with
+ * their datagram and reply buffer) and its held replies (touched only by
+ * that worker's thread).
  *
  * Amplification is bounded: one request per datagram (anything after the
  * first request is dropped), a request split over several datagrams is
@@ -13,6 +15,12 @@
  * udp_commit_done, as it wakes parked connections), then sent, or replaced
  * by the error of a failed commit. A handler holding UDP_HELD_MAX replies
  * reads no more datagrams until some are sent.
+ *
+ * A get whose value is not in the page cache (CMD_PARK) keeps its request,
+ * with a copy of its datagram, until its read comes back to the worker
+ * (readq or readring, cmd_reader.resume), and is answered then; the worker
+ * serves other datagrams and connections meanwhile. At most
+ * UDP_PARKED_MAX per handler; past that a request reads on the worker.
  */
 #include "server/udp.h"
 
@@ -32,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +51,7 @@
 #define UDP_DGRAMS_MAX    65535u /* the frame's datagram count is 16 bits */
 #define UDP_READS_PER_EVT 16     /* fairness with the worker's TCP clients */
 #define UDP_HELD_MAX      1024u  /* replies one handler holds for commits */
+#define UDP_PARKED_MAX    256u   /* requests one handler parks on reads */
 
 /* --sync=always: the reply of a write whose commit is not done yet. */
 struct udp_held {
@@ -55,6 +65,31 @@ struct udp_held {
     char *bytes; /* the reply as formatted (len bytes; NULL when 0) */
 };
 
+struct udp_handler;
+
+/* One request being served. The handler keeps one spare for the common
+ * case, a request answered at once; a request whose get waits for a cold
+ * read (CMD_PARK) keeps its own, with a copy of its datagram, until its
+ * reads come back and it is answered. */
+struct udp_req {
+    struct udp_handler *h;
+    struct cmd_conn cc;
+    struct cmd_bin bin;
+    bool binary;
+    unsigned rid;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    struct cask_ticket tk; /* --sync=always: what its writes wait for */
+    char *in;              /* a parked request's datagram (after the frame
+                            * header) */
+    size_t in_len;
+    char *out; /* the reply being built */
+    size_t out_len;
+    size_t out_cap;
+    bool out_over; /* reply passed reply_max: replaced by an error */
+    TAILQ_ENTRY(udp_req) link;
+};
+
 /* One socket served by one worker. */
 struct udp_handler {
     struct udp *u;
@@ -63,16 +98,15 @@ struct udp_handler {
     struct conn_info *ci; /* the socket's `stats conns` entry */
     struct event *ev;
     char *rbuf; /* UDP_READ_MAX bytes */
-    char *out;  /* the reply being built */
-    size_t out_len;
-    size_t out_cap;
-    bool out_over; /* reply passed reply_max: replaced by an error */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     /* Replies held for their commit, in arrival order: held[hhead..hn). */
     struct udp_held *held;
     size_t hhead, hn, hcap;
-    bool stalled; /* ev removed: UDP_HELD_MAX replies held */
+    bool stalled;                 /* ev removed: UDP_HELD_MAX replies held */
+    struct udp_req *spare;        /* reused while nothing parks */
+    TAILQ_HEAD(, udp_req) parked; /* waiting for cold reads */
+    unsigned nparked;
 };
 
 struct udp {
@@ -113,32 +147,32 @@ udp_frame(const char *reply, size_t len, unsigned rid,
 static void
 out_bytes(void *arg, const void *p, size_t n)
 {
-    struct udp_handler *h = arg;
+    struct udp_req *r = arg;
 
-    if (h->out_over || n == 0) {
+    if (r->out_over || n == 0) {
         return;
     }
-    if (h->out_len + n > h->u->reply_max) {
-        h->out_over = true;
+    if (r->out_len + n > r->h->u->reply_max) {
+        r->out_over = true;
         return;
     }
-    if (h->out_len + n > h->out_cap) {
-        size_t ncap = h->out_cap ? h->out_cap : 4096;
+    if (r->out_len + n > r->out_cap) {
+        size_t ncap = r->out_cap ? r->out_cap : 4096;
         char *np;
 
-        while (ncap < h->out_len + n) {
+        while (ncap < r->out_len + n) {
             ncap *= 2;
         }
-        np = realloc(h->out, ncap);
+        np = realloc(r->out, ncap);
         if (np == NULL) {
-            h->out_over = true;
+            r->out_over = true;
             return;
         }
-        h->out = np;
-        h->out_cap = ncap;
+        r->out = np;
+        r->out_cap = ncap;
     }
-    memcpy(h->out + h->out_len, p, n);
-    h->out_len += n;
+    memcpy(r->out + r->out_len, p, n);
+    r->out_len += n;
 }
 
 static void
@@ -151,30 +185,30 @@ out_value(void *arg, char *buf, size_t n)
 static void
 send_dgram(void *arg, const void *d, size_t n)
 {
-    struct udp_handler *h = arg;
+    struct udp_req *r = arg;
     ssize_t rc =
-            sendto(h->fd, d, n, 0, (struct sockaddr *)&h->peer, h->peer_len);
+            sendto(r->h->fd, d, n, 0, (struct sockaddr *)&r->peer, r->peer_len);
 
     /* UDP is lossy by contract: a full socket buffer drops the datagram */
     if (rc > 0) {
-        h->w->bytes_written += (uint64_t)rc;
+        r->h->w->bytes_written += (uint64_t)rc;
     }
 }
 
-/* Send the reply in h->out (bare: the frame header of a silent binary
- * command instead) for request rid to h->peer. */
+/* Send the reply in r->out (bare: the frame header of a silent binary
+ * command instead) for r's request id to r's peer. */
 static void
-send_reply(struct udp_handler *h, unsigned rid, bool bare)
+send_reply(struct udp_req *r, bool bare)
 {
-    if (h->out_len > 0) {
-        udp_frame(h->out, h->out_len, rid, send_dgram, h);
+    if (r->out_len > 0) {
+        udp_frame(r->out, r->out_len, r->rid, send_dgram, r);
     } else if (bare) {
         /* memcached answers a silent binary command (a quiet variant, or a
          * getq miss) with a bare frame header counting 0 datagrams */
         unsigned char d[UDP_HDR_LEN] = {0};
 
-        proto_bin_put16(d, (uint16_t)rid);
-        send_dgram(h, d, sizeof(d));
+        proto_bin_put16(d, (uint16_t)r->rid);
+        send_dgram(r, d, sizeof(d));
     }
 }
 
@@ -183,20 +217,25 @@ send_reply(struct udp_handler *h, unsigned rid, bool bare)
 static void
 send_held(struct udp_handler *h, struct udp_held *x, int rc)
 {
-    memcpy(&h->peer, &x->peer, x->peer_len);
-    h->peer_len = x->peer_len;
-    h->out_len = 0;
-    h->out_over = false;
-    if (rc == CASK_OK) {
-        out_bytes(h, x->bytes, x->len);
-    } else {
-        struct cmd_sink sink = {.bytes = out_bytes, .arg = h};
+    struct udp_req r;
 
+    memset(&r, 0, sizeof(r));
+    r.h = h;
+    r.rid = x->rid;
+    memcpy(&r.peer, &x->peer, x->peer_len);
+    r.peer_len = x->peer_len;
+    if (rc == CASK_OK) {
+        r.out = x->bytes; /* sent as is, freed below */
+        r.out_len = x->len;
+    } else {
+        struct cmd_sink sink = {.bytes = out_bytes, .arg = &r};
+
+        free(x->bytes);
         cmd_late_error(&x->tag, rc, &sink);
     }
-    send_reply(h, x->rid, rc == CASK_OK && x->bare);
-    free(x->bytes);
     x->bytes = NULL;
+    send_reply(&r, rc == CASK_OK && x->bare);
+    free(r.out);
     atomic_fetch_sub(&h->w->nparked, 1);
 }
 
@@ -224,12 +263,13 @@ release_held(struct udp_handler *h)
     }
 }
 
-/* Hold the reply in h->out for request rid until t's commit is done.
- * false when out of memory (the caller then waits for the commit). */
+/* Hold the reply in r->out until r->tk's commit is done. false when out
+ * of memory (the caller then waits for the commit). */
 static bool
-hold(struct udp_handler *h, const struct cask_ticket *t,
-     const struct cmd_req_tag *tag, unsigned rid, bool bare)
+hold(struct udp_req *r, const struct cmd_req_tag *tag, bool bare)
 {
+    struct udp_handler *h = r->h;
+
     if (h->hn == h->hcap) {
         if (h->hhead > 0) {
             memmove(h->held, h->held + h->hhead,
@@ -247,16 +287,17 @@ hold(struct udp_handler *h, const struct cask_ticket *t,
         }
     }
     struct udp_held *x = &h->held[h->hn];
-    *x = (struct udp_held){.t = *t, .tag = *tag, .rid = rid, .bare = bare};
-    if (h->out_len > 0 && (x->bytes = malloc(h->out_len)) == NULL) {
+    *x = (struct udp_held){
+            .t = r->tk, .tag = *tag, .rid = r->rid, .bare = bare};
+    if (r->out_len > 0 && (x->bytes = malloc(r->out_len)) == NULL) {
         return false;
     }
-    memcpy(&x->peer, &h->peer, h->peer_len);
-    x->peer_len = h->peer_len;
+    memcpy(&x->peer, &r->peer, r->peer_len);
+    x->peer_len = r->peer_len;
     if (x->bytes != NULL) {
-        memcpy(x->bytes, h->out, h->out_len);
+        memcpy(x->bytes, r->out, r->out_len);
     }
-    x->len = h->out_len;
+    x->len = r->out_len;
     h->hn++;
     /* Counted before the check below: a commit that ends from now on
      * wakes the worker (on_store_commit reads nparked). */
@@ -269,49 +310,62 @@ hold(struct udp_handler *h, const struct cask_ticket *t,
     return true;
 }
 
-/* Run the one request in p[0..n) and send its reply (under --sync=always
- * once its writes are committed). */
 static void
-serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
+req_free(struct udp_req *r)
 {
-    struct server *srv = h->u->srv;
-    struct cmd_sink sink = {out_bytes, out_value, h, NULL};
-    struct cmd_conn cc;
-    struct cmd_bin bin;
+    if (r != NULL) {
+        free(r->in);
+        free(r->out);
+        free(r);
+    }
+}
+
+/* Run r's request on p[0..n) (again, after a park: the same bytes), its
+ * commit waits deferred into r->tk under --sync=always. */
+static enum cmd_status
+run_req(struct udp_req *r, const char *p, size_t n)
+{
+    bool defer = r->h->u->srv->settings->sync == CASK_SYNC_ALWAYS;
     enum cmd_status st;
     size_t used = 0;
-    bool binary = (unsigned char)p[0] == PROTO_BIN_REQ;
-    bool defer = srv->settings->sync == CASK_SYNC_ALWAYS;
-    struct cask_ticket tk = {0};
-    struct cmd_req_tag tag;
 
-    h->out_len = 0;
-    h->out_over = false;
-    cmd_conn_init(&cc, &srv->env, &h->w->ctr, &sink);
     if (defer) {
-        cask_defer(&tk); /* the commit waits come back in tk */
+        cask_defer(&r->tk); /* the commit waits come back in tk */
     }
-    if (binary) {
-        cmd_bin_init(&bin, &cc, NULL);
-        st = cmd_bin_execute(&cc, &bin, p, n, &used);
+    if (r->binary) {
+        st = cmd_bin_execute(&r->cc, &r->bin, p, n, &used);
     } else {
-        st = cmd_execute(&cc, p, n, &used);
+        st = cmd_execute(&r->cc, p, n, &used);
     }
     if (defer) {
         cask_defer(NULL);
     }
-    tag = cc.tag;
-    cmd_conn_deinit(&cc);
+    return st;
+}
+
+/* Send r's reply (its request in p[0..n) ran to st; under --sync=always
+ * once its writes are committed) and retire r: kept as the handler's
+ * spare when it has none, else freed. */
+static void
+finish(struct udp_req *r, enum cmd_status st, const char *p, size_t n)
+{
+    struct udp_handler *h = r->h;
+    struct server *srv = h->u->srv;
+    struct cmd_req_tag tag = r->cc.tag;
+
+    cmd_conn_deinit(&r->cc);
     if (st == CMD_SHUTDOWN) {
         server_request_stop(srv);
     }
-    if (h->out_over) {
+    if (r->out_over) {
         /* memcached's words for a reply it cannot hold */
         static const char text[] =
                 "SERVER_ERROR out of memory writing get response\r\n";
         unsigned char pkt[PROTO_BIN_HDR_LEN + 13];
 
-        if (binary) {
+        r->out_len = 0;
+        r->out_over = false;
+        if (r->binary) {
             uint32_t opaque = 0;
 
             /* a reply means the 24-byte header was parsed */
@@ -321,42 +375,113 @@ serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
             proto_bin_fmt_hdr(pkt, (uint8_t)p[1], PROTO_BIN_ENOMEM, 0, 0, 13,
                               opaque, 0);
             memcpy(pkt + PROTO_BIN_HDR_LEN, "Out of memory", 13);
-            h->out_len = 0;
-            h->out_over = false;
-            out_bytes(h, pkt, sizeof(pkt));
+            out_bytes(r, pkt, sizeof(pkt));
         } else {
-            h->out_len = 0;
-            h->out_over = false;
-            out_bytes(h, text, sizeof(text) - 1);
+            out_bytes(r, text, sizeof(text) - 1);
         }
     }
-    bool bare = binary && st != CMD_NEED_MORE;
+    bool bare = r->binary && st != CMD_NEED_MORE;
     int rc = CASK_OK;
-    if (tk.epoch != 0 && !cask_ticket_done(srv->store, &tk, &rc)) {
-        if (hold(h, &tk, &tag, rid, bare)) {
+    if (r->tk.epoch != 0 && !cask_ticket_done(srv->store, &r->tk, &rc)) {
+        if (hold(r, &tag, bare)) {
             goto out;
         }
         /* No memory to hold it: wait for the commit on this thread. */
-        while (!cask_ticket_done(srv->store, &tk, &rc)) {
+        while (!cask_ticket_done(srv->store, &r->tk, &rc)) {
             struct timespec ms = {0, 1000000};
             nanosleep(&ms, NULL);
         }
     }
     if (rc != CASK_OK) {
-        struct cmd_sink esink = {.bytes = out_bytes, .arg = h};
+        struct cmd_sink esink = {.bytes = out_bytes, .arg = r};
 
-        h->out_len = 0;
-        h->out_over = false;
+        r->out_len = 0;
+        r->out_over = false;
         cmd_late_error(&tag, rc, &esink);
     }
-    send_reply(h, rid, rc == CASK_OK && bare);
+    send_reply(r, rc == CASK_OK && bare);
 out:
-    if (h->out_cap > 1024 * 1024) {
+    free(r->in);
+    r->in = NULL;
+    if (r->out_cap > 1024 * 1024) {
         /* do not keep a large reply's buffer around */
-        free(h->out);
-        h->out = NULL;
-        h->out_cap = 0;
+        free(r->out);
+        r->out = NULL;
+        r->out_cap = 0;
     }
+    if (h->spare == NULL) {
+        h->spare = r;
+    } else {
+        req_free(r);
+    }
+}
+
+/* cmd_read_complete of a parked request's read (worker thread): run it
+ * again from where it stopped; answer it once it is done. */
+static void
+udp_resume(void *owner)
+{
+    struct udp_req *r = owner;
+    struct udp_handler *h = r->h;
+    enum cmd_status st = run_req(r, r->in, r->in_len);
+
+    if (st == CMD_PARK) {
+        return; /* the next key is cold too */
+    }
+    TAILQ_REMOVE(&h->parked, r, link);
+    h->nparked--;
+    finish(r, st, r->in, r->in_len);
+}
+
+/* Run the one request in p[0..n) and send its reply: now, once its writes
+ * are committed (--sync=always), or once the cold read it waits for is
+ * back. */
+static void
+serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
+{
+    struct server *srv = h->u->srv;
+    struct udp_req *r = h->spare;
+    enum cmd_status st;
+
+    if (r == NULL && (r = calloc(1, sizeof(*r))) == NULL) {
+        return; /* no memory: dropped, as a lost datagram */
+    }
+    h->spare = NULL;
+    r->h = h;
+    r->rid = rid;
+    memcpy(&r->peer, &h->peer, h->peer_len);
+    r->peer_len = h->peer_len;
+    r->binary = (unsigned char)p[0] == PROTO_BIN_REQ;
+    r->out_len = 0;
+    r->out_over = false;
+    memset(&r->tk, 0, sizeof(r->tk));
+    struct cmd_sink sink = {out_bytes, out_value, r, NULL};
+    cmd_conn_init(&r->cc, &srv->env, &h->w->ctr, &sink);
+    if (r->binary) {
+        cmd_bin_init(&r->bin, &r->cc, NULL);
+    }
+    if (h->w->read_submit != NULL && h->nparked < UDP_PARKED_MAX) {
+        r->cc.rd.submit = h->w->read_submit;
+        r->cc.rd.submit_arg = h->w->read_arg;
+        r->cc.rd.owner = r;
+        r->cc.rd.resume = udp_resume;
+    }
+    st = run_req(r, p, n);
+    if (st != CMD_PARK) {
+        finish(r, st, p, n);
+        return;
+    }
+    /* the receive buffer takes the next datagram: keep this one */
+    r->in = malloc(n);
+    if (r->in == NULL) {
+        cmd_conn_deinit(&r->cc); /* its reads are orphaned */
+        req_free(r);
+        return; /* no memory: no reply, as a lost datagram */
+    }
+    memcpy(r->in, p, n);
+    r->in_len = n;
+    TAILQ_INSERT_TAIL(&h->parked, r, link);
+    h->nparked++;
 }
 
 static void
@@ -504,6 +629,7 @@ udp_enable(struct udp *u)
 
             h->u = u;
             h->w = &srv->workers[j];
+            TAILQ_INIT(&h->parked);
             h->fd = u->fds[i];
             h->ci = u->ci[i];
             h->rbuf = malloc(UDP_READ_MAX);
@@ -538,16 +664,26 @@ udp_close(struct udp **up)
         return;
     }
     for (unsigned i = 0; i < u->nh; i++) {
-        if (u->h[i].ev != NULL) {
-            event_free(u->h[i].ev);
+        struct udp_handler *h = &u->h[i];
+        struct udp_req *r;
+
+        if (h->ev != NULL) {
+            event_free(h->ev);
         }
-        free(u->h[i].rbuf);
-        free(u->h[i].out);
-        /* Held at a stop: dropped, as UDP may drop any datagram. */
-        for (size_t k = u->h[i].hhead; k < u->h[i].hn; k++) {
-            free(u->h[i].held[k].bytes);
+        free(h->rbuf);
+        req_free(h->spare);
+        /* Held or parked at a stop: dropped, as UDP may drop any
+         * datagram; the parked ones' reads, orphaned, are freed when the
+         * readqs hand them back. */
+        for (size_t k = h->hhead; k < h->hn; k++) {
+            free(h->held[k].bytes);
         }
-        free(u->h[i].held);
+        free(h->held);
+        while ((r = TAILQ_FIRST(&h->parked)) != NULL) {
+            TAILQ_REMOVE(&h->parked, r, link);
+            cmd_conn_deinit(&r->cc);
+            req_free(r);
+        }
     }
     free(u->h);
     for (unsigned i = 0; i < u->nfds; i++) {

@@ -271,10 +271,11 @@ int cask_touch_fetch(struct cask *c, const void *key, size_t klen,
                      bool fetch);
 
 /* cask_touch_fetch of the item whose cas is cas_in only (0: any): when the
- * key now holds another item, nothing is written and the call says
- * CASK_EEXISTS. Lets a caller that read the value first (off its thread,
- * cask_aio.h) apply the touch to that very item, or learn that it must
- * read again. */
+ * key no longer holds that item (replaced or deleted), nothing is written
+ * and the call says CASK_EEXISTS. Lets a caller that read the value first
+ * (off its thread, cask_aio.h) apply the touch to that very item, or learn
+ * that it must read again. With cas_in the key is found by its cas, never
+ * by reading a record's key from disk. */
 int cask_touch_cas(struct cask *c, const void *key, size_t klen,
                    int64_t exp_abs_s, uint64_t cas_in, struct cask_item *it,
                    char **val, bool fetch);

@@ -997,6 +997,43 @@ cask_shard_vref_release(struct cask_vref *ref)
     ref->fd = -1;
 }
 
+static bool
+cas_is(void *arg, const struct cask_kd_entry *e, const void *key, size_t klen)
+{
+    (void)key;
+    (void)klen;
+    return e->off != 0 && cask_kd_cas(e) == *(const uint64_t *)arg;
+}
+
+/* The live entry of the item with cas (a cas is never reused, and the
+ * caller read that item's record, whose key it checked: no key read
+ * here). CASK_EEXISTS when no entry with these hash bits has it (the key
+ * was replaced or deleted since), CASK_ENOTFOUND with it->gone when the
+ * item expired or was flushed. Shard mutex held. */
+static int
+lookup_cas(struct cask_shard *sh, uint64_t h, size_t klen, uint64_t cas,
+           struct cask_item *it, struct cask_kd_entry **ep)
+{
+    struct cask *c = sh->store;
+    /* consult the flush point first, as lookup() does */
+    int64_t now = cask_now(c);
+    uint64_t flush_cas = cask_flush_point(c, now);
+    struct cask_kd_entry *e = cask_kd_find_if(sh->kd, h, klen, cas_is, &cas);
+    if (e == NULL) {
+        return CASK_EEXISTS;
+    }
+    int st = entry_state(e, now, flush_cas);
+    if (st != CASK_GONE_ABSENT) {
+        if (it != NULL) {
+            memset(it, 0, sizeof(*it));
+            it->gone = st;
+        }
+        return CASK_ENOTFOUND;
+    }
+    *ep = e;
+    return 0;
+}
+
 static int
 touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
              int64_t exp_abs_s, uint64_t cas_in, struct cask_item *it,
@@ -1005,14 +1042,18 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
 {
     int rc;
     char *v = NULL;
-    struct cask_kd_entry *e = lookup_read(sh, h, key, klen, it);
-    if (e == NULL) {
-        rc = CASK_ENOTFOUND;
-        goto out;
-    }
-    if (cas_in != 0 && cask_kd_cas(e) != cas_in) {
-        rc = CASK_EEXISTS;
-        goto out;
+    struct cask_kd_entry *e;
+    if (cas_in != 0) {
+        rc = lookup_cas(sh, h, klen, cas_in, it, &e);
+        if (rc != 0) {
+            goto out;
+        }
+    } else {
+        e = lookup_read(sh, h, key, klen, it);
+        if (e == NULL) {
+            rc = CASK_ENOTFOUND;
+            goto out;
+        }
     }
     if (val != NULL) {
         rc = value_for(sh, e, key, ra, &v);

@@ -143,7 +143,8 @@ int cask_shard_get_begin(struct cask_shard *sh, uint64_t h,
                          struct cask_split *sp, char **val);
 int cask_shard_get_end(struct cask_split *sp, int io_rc, char **val);
 void cask_shard_vref_release(struct cask_vref *ref);
-/* cas_in != 0: touch only the item with that cas (else CASK_EEXISTS). */
+/* cas_in != 0: touch only the item with that cas (else CASK_EEXISTS),
+ * found by its cas without a disk read. */
 int cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
                      size_t klen, int64_t exp_abs_s, uint64_t cas_in,
                      struct cask_item *it, char **val, bool fetch);

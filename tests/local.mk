@@ -157,6 +157,10 @@ tests_integration_noring_SOURCES = tests/integration/noring.c
 tests_integration_noring_CFLAGS = $(WARN_CFLAGS)
 dist_check_SCRIPTS += tests/integration/test_uring.py
 TESTS += tests/integration/test_uring.py
+# gat, gats, mg T, binary gat and UDP gets park on a cold read too, and
+# pipelined cold gets overlap their reads (test_cold_park.py, same shim).
+dist_check_SCRIPTS += tests/integration/test_cold_park.py
+TESTS += tests/integration/test_cold_park.py
 # Their figures (not part of make check; root, a memory cgroup, fio):
 # tests/bench/bench_coldread.sh, with bench_setload -b and bench_load.
 EXTRA_DIST += tests/bench/bench_coldread.sh

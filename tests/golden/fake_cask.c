@@ -289,16 +289,22 @@ int
 cask_touch_cas(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
                uint64_t cas_in, struct cask_item *it, char **val, bool fetch)
 {
-    struct fitem *f = lookup_read(c, key, klen, it);
+    int gone;
+    struct fitem *f = lookup(c, key, klen, &gone);
 
     if (fake_cask_fail_rc != 0) {
         return injected();
     }
-    if (f == NULL) {
-        return CASK_ENOTFOUND;
+    if (cas_in != 0 &&
+        (f == NULL ? gone == CASK_GONE_ABSENT : f->cas != cas_in)) {
+        return CASK_EEXISTS; /* replaced or deleted since */
     }
-    if (cas_in != 0 && f->cas != cas_in) {
-        return CASK_EEXISTS;
+    if (f == NULL) {
+        if (it != NULL) {
+            memset(it, 0, sizeof(*it));
+            it->gone = gone;
+        }
+        return CASK_ENOTFOUND;
     }
     f->exp_abs_s = exp_abs_s;
     int rc = copy_out(f, it, val);

@@ -266,12 +266,24 @@ test_touch_cas(void **state)
     assert_int_equal(it.exp_abs_s, tc_now + 100);
     assert_int_equal(
             cask_touch_cas(f->c, "x", 1, tc_now, cas2, &it, NULL, true),
-            CASK_ENOTFOUND);
+            CASK_EEXISTS); /* no item of that key has that cas */
     /* and it lasts */
     tc_fx_reopen(f);
     assert_int_equal(cask_get(f->c, "t", 1, &it, NULL), CASK_OK);
     assert_int_equal(it.cas, cas2);
     assert_int_equal(it.exp_abs_s, tc_now + 100);
+    /* expired meanwhile: a miss that says why */
+    tc_now += 100;
+    assert_int_equal(
+            cask_touch_cas(f->c, "t", 1, tc_now + 5, cas2, &it, NULL, true),
+            CASK_ENOTFOUND);
+    assert_int_equal(it.gone, CASK_GONE_EXPIRED);
+    /* deleted: the item read is gone */
+    assert_int_equal(cask_store(f->c, CASK_SET, "d", 1, "v", 1, 0, 0, 0, &cas),
+                     CASK_OK);
+    assert_int_equal(cask_delete(f->c, "d", 1, 0), CASK_OK);
+    assert_int_equal(cask_touch_cas(f->c, "d", 1, 0, cas, &it, NULL, true),
+                     CASK_EEXISTS);
 }
 
 static void
