@@ -184,12 +184,16 @@ emit_value(struct cmd_conn *cc, struct proto_out *o, char *val,
     if (n <= INLINE_VALUE_MAX && o->cap - o->len >= n + 2) {
         proto_out_mem(o, val, n);
         proto_out_mem(o, "\r\n", 2);
-        free(val);
+        cmd_read_free(val);
         emit_out(cc, o);
         return;
     }
     emit_out(cc, o);
-    cc->out.value(cc->out.arg, val, n);
+    if (cmd_read_borrowed(val)) {
+        emit(cc, val, n); /* the sink keeps buffers of its own only */
+    } else {
+        cc->out.value(cc->out.arg, val, n);
+    }
     emit(cc, "\r\n", 2);
 }
 
@@ -396,7 +400,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         } else if (rc == CASK_ECORRUPT) {
             /* never hand out bytes that failed their checksum: the key
              * is a miss and the other keys and END still come */
-            free(val);
+            cmd_read_free(val);
             if (touch) {
                 cc->ctr->touch_misses++;
             } else {
@@ -406,7 +410,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         } else {
             /* an I/O error, or a touch that could not be written, is not
              * a miss: the client must not take the key for absent */
-            free(val);
+            cmd_read_free(val);
             emit_server_error(cc, rc);
             return CMD_DONE;
         }
@@ -858,7 +862,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
         return CMD_DONE;
     }
     if (rc != CASK_OK) {
-        free(val);
+        cmd_read_free(val);
         emit_server_error(cc, rc);
         return CMD_DONE;
     }

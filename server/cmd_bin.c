@@ -20,6 +20,8 @@
 /* Values up to this size are copied next to their header instead of being
  * handed to the sink as a buffer of their own. */
 #define INLINE_VALUE_MAX 512
+_Static_assert(CMD_READ_BORROW_MAX <= INLINE_VALUE_MAX,
+               "a borrowed value is copied next to its header");
 /* incr/decr: memcached's "do not create" expiry. */
 #define ARITH_NO_CREATE 0xffffffffu
 
@@ -160,7 +162,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
                 memcpy(pkt + n, val, vlen);
             }
             emit(cc, pkt, n + vlen);
-            free(val);
+            cmd_read_free(val);
         } else {
             emit(cc, pkt, n);
             cc->out.value(cc->out.arg, val, vlen);
@@ -170,7 +172,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
     /* never hand out bytes that failed their checksum: a damaged record is
      * a miss, as the text get answers it; an I/O error (or a touch that
      * could not be written) is an error, never taken for an absent key */
-    free(val);
+    cmd_read_free(val);
     if (rc != CASK_ENOTFOUND && rc != CASK_ECORRUPT) {
         respond_store_error(cc, req, rc);
         return CMD_DONE;

@@ -22,6 +22,49 @@ struct cmd_read_ent {
     bool fetched_was;   /* that item's fetched bit before the try set it */
 };
 
+/* Small values read on this thread land here instead of in a malloc'd
+ * buffer (cask_get_buf): a get's value is copied into its reply before
+ * the next one is read. Room for the largest key and a value a little
+ * above CMD_READ_BORROW_MAX with its record header. */
+#define SCRATCH_CAP 1024
+static _Thread_local char scratch[SCRATCH_CAP];
+
+bool
+cmd_read_borrowed(const char *val)
+{
+    return val == scratch;
+}
+
+void
+cmd_read_free(char *val)
+{
+    if (val != scratch) {
+        free(val);
+    }
+}
+
+/* cask_get_buf into this thread's scratch buffer; a value above
+ * CMD_READ_BORROW_MAX that fit there anyway is copied out (the sinks take
+ * those as buffers of their own). */
+static int
+get_small(struct cask *store, const char *key, size_t klen,
+          struct cask_item *it, char **val, struct cask_vref *ref, bool fetch,
+          bool nowait)
+{
+    int rc = cask_get_buf(store, key, klen, it, val, ref, fetch, nowait,
+                          scratch, sizeof(scratch));
+    if (rc == CASK_OK && *val == scratch && it->vlen > CMD_READ_BORROW_MAX) {
+        char *own = malloc((size_t)it->vlen + 1);
+        if (own == NULL) {
+            *val = NULL;
+            return ENOMEM;
+        }
+        memcpy(own, scratch, (size_t)it->vlen + 1);
+        *val = own;
+    }
+    return rc;
+}
+
 static void
 ent_free(struct cmd_read_ent *e)
 {
@@ -111,7 +154,7 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
     struct cask *store = cc->env->store;
 
     if (rd->submit == NULL) {
-        return cask_get_ref(store, key, klen, it, val, ref, fetch);
+        return get_small(store, key, klen, it, val, ref, fetch, false);
     }
     int i = find(rd, 0, key, klen);
     if (i >= 0) {
@@ -132,7 +175,7 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
         ent_free(e);
         return rc;
     }
-    int rc = cask_get_nowait_ref(store, key, klen, it, val, ref, fetch);
+    int rc = get_small(store, key, klen, it, val, ref, fetch, true);
     if (rc != EAGAIN) {
         return rc;
     }
@@ -147,7 +190,8 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
 
 /* The value of key read for the current request without counting it as a
  * read: a finished read of the pool, or a try on this thread. Returns
- * what cask_get_nowait_ref returns, or CMD_READ_PARK once it is sent to
+ * what cask_get_nowait_ref returns (a small value maybe borrowed, as
+ * cmd_read_get's), or CMD_READ_PARK once it is sent to
  * the pool (or is still there). */
 static int
 touch_read(struct cmd_conn *cc, const char *key, size_t klen,
@@ -170,8 +214,7 @@ touch_read(struct cmd_conn *cc, const char *key, size_t klen,
         ent_free(e);
         return rc;
     }
-    int rc =
-            cask_get_nowait_ref(cc->env->store, key, klen, it, val, ref, false);
+    int rc = get_small(cc->env->store, key, klen, it, val, ref, false, true);
     if (rc != EAGAIN) {
         return rc;
     }
@@ -210,7 +253,7 @@ cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
         if (rc != CASK_OK) {
             /* a miss, a damaged record or an error: a touch reading the
              * value would have written nothing either */
-            free(v);
+            cmd_read_free(v);
             *it = got;
             return rc;
         }
@@ -222,7 +265,7 @@ cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
             *val = v;
             return rc;
         }
-        free(v);
+        cmd_read_free(v);
         if (ref != NULL) {
             cask_vref_release(ref);
         }

@@ -61,9 +61,22 @@ struct cmd_reader {
 
 struct cmd_conn;
 
+/* A value of up to this many bytes read on the connection's thread may be
+ * handed out in the thread's own buffer instead of a malloc'd one
+ * (borrowed): the caller copies it into its reply before the next read
+ * and lets cmd_read_free drop it. Larger values are never borrowed. */
+#define CMD_READ_BORROW_MAX 512
+
+/* Whether val is borrowed (see CMD_READ_BORROW_MAX). */
+bool cmd_read_borrowed(const char *val);
+
+/* Free a value a read handed out (nothing for a borrowed one). */
+void cmd_read_free(char *val);
+
 /* cask_get_fetch for a request of cc: returns what it returns (the value in
- * *val, the caller's to free), or CMD_READ_PARK with nothing counted or
- * returned yet. Connection's thread. */
+ * *val, the caller's to free with cmd_read_free, maybe borrowed), or
+ * CMD_READ_PARK with nothing counted or returned yet. Connection's
+ * thread. */
 int cmd_read_get(struct cmd_conn *cc, const char *key, size_t klen,
                  struct cask_item *it, char **val, bool fetch);
 

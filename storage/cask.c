@@ -748,6 +748,25 @@ cask_get_end(struct cask_split *sp, int io_rc, char **val)
     return cask_shard_get_end(sp, io_rc, val);
 }
 
+int
+cask_get_buf(struct cask *c, const void *key, size_t klen, struct cask_item *it,
+             char **val, struct cask_vref *ref, bool fetch, bool nowait,
+             char *buf, size_t cap)
+{
+    vref_clear(ref);
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    struct cask_shard *sh = shard_for(c, key, klen);
+    cask_shard_scratch(buf, cap);
+    int rc = nowait ? cask_shard_get_nowait_ref(sh, h, key, klen, it, val, ref,
+                                                fetch)
+                    : cask_shard_get_ref(sh, h, key, klen, it, val, ref, fetch);
+    cask_shard_scratch(NULL, 0);
+    return rc;
+}
+
 void
 cask_vref_release(struct cask_vref *ref)
 {

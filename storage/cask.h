@@ -257,6 +257,16 @@ int cask_get_nowait_ref(struct cask *c, const void *key, size_t klen,
                         struct cask_item *it, char **val, struct cask_vref *ref,
                         bool fetch);
 
+/* cask_get_nowait_ref (nowait) or cask_get_ref for a caller with a buffer
+ * of its own: a value whose whole record (header and key included) fits
+ * in buf[0..cap) is read there, so on CASK_OK *val == buf (the value at
+ * its start, a NUL after it; the caller's, valid until it reuses buf) and
+ * no memory is allocated; a larger one comes malloc'd (or as *ref) as
+ * those calls give it. On an error nothing is left to free in buf. */
+int cask_get_buf(struct cask *c, const void *key, size_t klen,
+                 struct cask_item *it, char **val, struct cask_vref *ref,
+                 bool fetch, bool nowait, char *buf, size_t cap);
+
 /* Like cask_get, and atomically set the item's expiry to exp_abs_s (gat, gats,
  * touch, mg with T). The cas does not change, as in memcached. it and val as
  * for cask_get (both may be NULL). */

@@ -488,8 +488,21 @@ read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     return 0;
 }
 
+/* The caller's buffer that this thread's small value reads go into
+ * instead of a malloc'd one, set for one get only (cask_shard_scratch). */
+static _Thread_local char *scratch_buf;
+static _Thread_local size_t scratch_cap;
+
+void
+cask_shard_scratch(char *buf, size_t cap)
+{
+    scratch_buf = buf;
+    scratch_cap = buf != NULL ? cap : 0;
+}
+
 /* Read and check the record of key at off of s (vlen value bytes) and hand
- * its value out in a malloc'd buffer with a NUL after it, or, with p and
+ * its value out in a malloc'd buffer with a NUL after it (the scratch
+ * buffer instead when one is set and the record fits), or, with p and
  * ref not NULL, as a reference into the file (cask_vref; only a verified
  * value, see read_trusted). The record must be flushed (or mu held, for a
  * compaction output's buffered tail). A sound record of another key is
@@ -509,7 +522,8 @@ read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         return read_large_value_at(sh, s, off, key, klen, vlen, val);
     }
     size_t len = cask_rec_len(klen, vlen);
-    char *buf = malloc(len + 1);
+    bool own = len + 1 > scratch_cap;
+    char *buf = own ? malloc(len + 1) : scratch_buf;
     if (buf == NULL) {
         return ENOMEM;
     }
@@ -522,7 +536,9 @@ read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
         read_failed(sh, s, off, rc);
     }
     if (rc != 0) {
-        free(buf);
+        if (own) {
+            free(buf);
+        }
         return rc;
     }
     memmove(buf, buf + CASK_REC_HDR + klen, vlen);

@@ -143,6 +143,10 @@ int cask_shard_get_begin(struct cask_shard *sh, uint64_t h,
                          struct cask_split *sp, char **val);
 int cask_shard_get_end(struct cask_split *sp, int io_rc, char **val);
 void cask_shard_vref_release(struct cask_vref *ref);
+/* Until called again with NULL, this thread's value reads whose whole
+ * record fits in buf[0..cap) go there instead of a malloc'd buffer
+ * (cask_get_buf). */
+void cask_shard_scratch(char *buf, size_t cap);
 /* cas_in != 0: touch only the item with that cas (else CASK_EEXISTS),
  * found by its cas without a disk read. */
 int cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,

@@ -240,6 +240,22 @@ cask_get_ref(struct cask *c, const void *key, size_t klen, struct cask_item *it,
     return cask_get_fetch(c, key, klen, it, val, fetch);
 }
 
+/* Into the caller's buffer when the value fits, as the store does. */
+int
+cask_get_buf(struct cask *c, const void *key, size_t klen, struct cask_item *it,
+             char **val, struct cask_vref *ref, bool fetch, bool nowait,
+             char *buf, size_t cap)
+{
+    (void)nowait;
+    int rc = cask_get_ref(c, key, klen, it, val, ref, fetch);
+    if (rc == CASK_OK && *val != NULL && (size_t)it->vlen + 1 <= cap) {
+        memcpy(buf, *val, (size_t)it->vlen + 1);
+        free(*val);
+        *val = buf;
+    }
+    return rc;
+}
+
 void
 cask_vref_release(struct cask_vref *ref)
 {
