@@ -164,3 +164,10 @@ TESTS += tests/integration/test_cold_park.py
 # Their figures (not part of make check; root, a memory cgroup, fio):
 # tests/bench/bench_coldread.sh, with bench_setload -b and bench_load.
 EXTRA_DIST += tests/bench/bench_coldread.sh
+# Pipelined gets side by side with another build (CPU per get, warm; gets/s
+# of a cold pass): tests/bench/bench_pipeline.sh with its client.
+noinst_PROGRAMS += tests/bench/bench_pipeget
+tests_bench_bench_pipeget_SOURCES = tests/bench/bench_pipeget.c
+tests_bench_bench_pipeget_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+tests_bench_bench_pipeget_LDADD = $(PTHREAD_LIBS)
+EXTRA_DIST += tests/bench/bench_pipeline.sh
