@@ -109,6 +109,32 @@ drop(struct cmd_reader *rd, unsigned i)
     forget(rd, i);
 }
 
+/* The request waits for a key and every slot is taken: give it the slot of
+ * the read for the latest request after it (read ahead, to be read again
+ * when the look ahead comes by once more), rather than read on the
+ * thread. */
+static void
+make_room(struct cmd_reader *rd)
+{
+    unsigned last = 0;
+
+    if (rd->n < CMD_READ_SLOTS) {
+        return;
+    }
+    for (unsigned i = 1; i < rd->n; i++) {
+        if (rd->ents[i]->at > rd->ents[last]->at) {
+            last = i;
+        }
+    }
+    if (rd->ents[last]->at == 0) {
+        return; /* all the current request's */
+    }
+    if (rd->ahead_end > rd->ents[last]->at) {
+        rd->ahead_end = rd->ents[last]->at;
+    }
+    drop(rd, last);
+}
+
 /* Start reading key off the thread for the request at offset at. NULL
  * when there is no room (the caller reads it here instead). This is the
  * one place a read is dispatched. */
@@ -179,6 +205,7 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
     if (rc != EAGAIN) {
         return rc;
     }
+    make_room(rd);
     struct cmd_read_ent *e = submit(rd, 0, key, klen, fetch, it);
     if (e == NULL) {
         return cask_get_fetch(store, key, klen, it, val, fetch);
@@ -218,6 +245,7 @@ touch_read(struct cmd_conn *cc, const char *key, size_t klen,
     if (rc != EAGAIN) {
         return rc;
     }
+    make_room(rd);
     struct cmd_read_ent *e = submit(rd, 0, key, klen, false, NULL);
     if (e == NULL) {
         return EAGAIN;
