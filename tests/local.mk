@@ -157,6 +157,15 @@ tests_integration_noring_SOURCES = tests/integration/noring.c
 tests_integration_noring_CFLAGS = $(WARN_CFLAGS)
 dist_check_SCRIPTS += tests/integration/test_uring.py
 TESTS += tests/integration/test_uring.py
+# The reads a parked request sends off, and get-and-touch, over the fake
+# store with every value cold (cmd_read.c through cmd.c and cmd_bin.c).
+check_PROGRAMS += tests/unit/test_cmd_read
+TESTS += tests/unit/test_cmd_read
+tests_unit_test_cmd_read_SOURCES = tests/unit/test_cmd_read.c \
+	tests/golden/fake_cask.c storage/cask_defaults.c tests/golden/fake_cask.h
+tests_unit_test_cmd_read_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_cmd_read_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) \
+	$(PTHREAD_LIBS)
 # gat, gats, mg T, binary gat and UDP gets park on a cold read too, and
 # pipelined cold gets overlap their reads (test_cold_park.py, same shim).
 dist_check_SCRIPTS += tests/integration/test_cold_park.py

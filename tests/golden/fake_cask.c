@@ -42,6 +42,7 @@ struct cask {
 };
 
 int fake_cask_fail_rc;
+bool fake_cask_cold;
 
 /* Take the injected failure, if any. */
 static int
@@ -246,8 +247,8 @@ cask_get_buf(struct cask *c, const void *key, size_t klen, struct cask_item *it,
              char **val, struct cask_vref *ref, bool fetch, bool nowait,
              char *buf, size_t cap)
 {
-    (void)nowait;
-    int rc = cask_get_ref(c, key, klen, it, val, ref, fetch);
+    int rc = nowait ? cask_get_nowait_ref(c, key, klen, it, val, ref, fetch)
+                    : cask_get_ref(c, key, klen, it, val, ref, fetch);
     if (rc == CASK_OK && *val != NULL && (size_t)it->vlen + 1 <= cap) {
         memcpy(buf, *val, (size_t)it->vlen + 1);
         free(*val);
@@ -270,11 +271,25 @@ cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
     return cask_get_fetch(c, key, klen, it, val, val != NULL);
 }
 
-/* The fake store is all in memory: a read never has to wait. */
+/* The fake store is all in memory: a read never has to wait, unless a
+ * test says every value is cold (fake_cask_cold): then the try finds the
+ * item, counts the read and says EAGAIN, as the store's does. */
+static int
+try_cold(struct cask *c, const void *key, size_t klen, struct cask_item *it,
+         bool fetch)
+{
+    struct cask_item tmp;
+    int rc = cask_get_fetch(c, key, klen, it != NULL ? it : &tmp, NULL, fetch);
+    return rc == CASK_OK ? EAGAIN : rc;
+}
+
 int
 cask_get_nowait(struct cask *c, const void *key, size_t klen,
                 struct cask_item *it, char **val, bool fetch)
 {
+    if (fake_cask_cold && val != NULL) {
+        return try_cold(c, key, klen, it, fetch);
+    }
     return cask_get_fetch(c, key, klen, it, val, fetch);
 }
 
@@ -283,6 +298,13 @@ cask_get_nowait_ref(struct cask *c, const void *key, size_t klen,
                     struct cask_item *it, char **val, struct cask_vref *ref,
                     bool fetch)
 {
+    if (fake_cask_cold && val != NULL) {
+        if (ref != NULL) {
+            memset(ref, 0, sizeof(*ref));
+            ref->fd = -1;
+        }
+        return try_cold(c, key, klen, it, fetch);
+    }
     return cask_get_ref(c, key, klen, it, val, ref, fetch);
 }
 

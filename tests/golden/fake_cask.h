@@ -3,8 +3,15 @@
 #ifndef BITCACHED_FAKE_CASK_H
 #define BITCACHED_FAKE_CASK_H
 
+#include <stdbool.h>
+
 /* When not 0, the next store call (get, touch, store, delete, arith, flush)
  * returns this status instead of running, and the hook resets to 0. */
 extern int fake_cask_fail_rc;
+
+/* When true, every value is "not in the page cache": the calls that must
+ * not wait (cask_get_nowait*, cask_get_buf with nowait) find the item,
+ * count the read as the store's try does, and say EAGAIN. */
+extern bool fake_cask_cold;
 
 #endif
