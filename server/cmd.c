@@ -613,16 +613,19 @@ do_arith(struct cmd_conn *cc, const struct proto_req *req)
     }
 }
 
-static void
+static enum cmd_status
 do_touch(struct cmd_conn *cc, const struct proto_req *req)
 {
     struct cask_item it;
     int rc;
 
     memset(&it, 0, sizeof(it));
+    rc = cmd_read_touch(cc, req->key, req->klen, exp_abs(cc->env, req->exptime),
+                        &it, NULL, NULL, true);
+    if (rc == CMD_READ_PARK) {
+        return CMD_PARK; /* nothing touched or counted: it runs again */
+    }
     cc->ctr->cmd_touch++;
-    rc = cask_touch(cc->env->store, req->key, req->klen,
-                    exp_abs(cc->env, req->exptime), &it, NULL);
     if (rc == CASK_OK) {
         cc->ctr->touch_hits++;
         reply(cc, req, "TOUCHED\r\n");
@@ -632,6 +635,7 @@ do_touch(struct cmd_conn *cc, const struct proto_req *req)
     } else if (!req->noreply) {
         emit_server_error(cc, rc);
     }
+    return CMD_DONE;
 }
 
 static void
@@ -1371,8 +1375,7 @@ run(struct cmd_conn *cc, const struct proto_req *req)
         do_arith(cc, req);
         break;
     case PROTO_CMD_TOUCH:
-        do_touch(cc, req);
-        break;
+        return do_touch(cc, req);
     case PROTO_CMD_FLUSH_ALL:
         do_flush(cc, req);
         break;

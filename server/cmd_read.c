@@ -262,9 +262,17 @@ cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
 {
     struct cmd_reader *rd = &cc->rd;
     struct cask *store = cc->env->store;
+    bool want = val != NULL;
+    struct cask_vref own_ref = {.fd = -1};
 
-    if (rd->submit == NULL || val == NULL) {
+    if (rd->submit == NULL) {
         return cask_touch_fetch(store, key, klen, exp_abs_s, it, val, fetch);
+    }
+    if (!want) {
+        /* a touch alone reads the value too, to learn the item's cas
+         * without reading its key on this thread; a large one comes as
+         * a reference, pinned only until released here */
+        ref = &own_ref;
     }
     for (;;) {
         struct cask_item got;
@@ -279,9 +287,12 @@ cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
             break; /* no room in the reader: read and touch here */
         }
         if (rc != CASK_OK) {
+            cmd_read_free(v);
+            if (!want && rc != CASK_ENOTFOUND) {
+                break; /* a touch alone never needed the value */
+            }
             /* a miss, a damaged record or an error: a touch reading the
              * value would have written nothing either */
-            cmd_read_free(v);
             *it = got;
             return rc;
         }
@@ -289,7 +300,7 @@ cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
          * only, so that the touch and the value belong together. */
         rc = cask_touch_cas(store, key, klen, exp_abs_s, got.cas, it, NULL,
                             fetch);
-        if (rc == CASK_OK) {
+        if (rc == CASK_OK && want) {
             *val = v;
             return rc;
         }
@@ -298,7 +309,7 @@ cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
             cask_vref_release(ref);
         }
         if (rc != CASK_EEXISTS) {
-            return rc; /* deleted meanwhile (a miss), or an error */
+            return rc; /* done, deleted meanwhile (a miss), or an error */
         }
         /* replaced between the read and the touch: read the new item */
         if (++rd->retries > CMD_READ_RETRIES) {

@@ -88,14 +88,16 @@ int cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
                      struct cask_item *it, char **val, struct cask_vref *ref,
                      bool fetch);
 
-/* cask_touch_fetch for a request of cc that wants the value (val not
- * NULL): the value is read first, off the thread when it is cold
- * (CMD_READ_PARK, nothing touched, counted or returned yet), without
- * counting as a read; then the item with the cas read is touched
- * (cask_touch_cas: exactly once, the cas kept, the fetched bit and access
- * time as a touch sets them, *it as the touch returns it). A miss, a
- * damaged record or an error of the read touches nothing. ref as for
- * cmd_read_get_ref. Connection's thread. */
+/* cask_touch_fetch for a request of cc: the value is read first, off the
+ * thread when it is cold (CMD_READ_PARK, nothing touched, counted or
+ * returned yet), without counting as a read; then the item with the cas
+ * read is touched (cask_touch_cas: exactly once, the cas kept, the fetched
+ * bit and access time as a touch sets them, *it as the touch returns it).
+ * With val, a miss, a damaged record or an error of the read touches
+ * nothing (as cask_touch with a value); without (touch, mg T without v),
+ * the value read is dropped, and a record that cannot be read is touched
+ * by cask_touch_fetch on this thread. ref as for cmd_read_get_ref.
+ * Connection's thread. */
 int cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
                    int64_t exp_abs_s, struct cask_item *it, char **val,
                    struct cask_vref *ref, bool fetch);

@@ -3,8 +3,9 @@
 instead of blocking their worker (issue 16), with reads slowed by the crash
 shim as in test_cold_read.py (whose helpers this file uses):
 
-- gat, gats, mg with T and v, and binary gat of cold keys on one
-  connection do not stall another connection of the same worker (-t 1);
+- gat, gats, mg with T (with v or without), binary gat and touch of
+  cold keys on one connection do not stall another connection of the
+  same worker (-t 1);
   they return the right values, apply the touch once (the new TTL read
   back with mg t, the cas unchanged), and a set pipelined after a parked
   gat of the same key runs after it;
@@ -137,6 +138,10 @@ def test_gat(binary, shim):
         check("binary gat of a cold key: value", got[1] == 0 and
               got[4] == value(5) and got[2] == 9, got[:3])
         b.close()
+        # touch and mg T without v park too (the value read for its cas)
+        c.sendall(b"touch %s 6000\r\nmg %s T7000\r\n" % (key(8), key(9)))
+        got = recv_n(c, len(b"TOUCHED\r\nHD\r\n"))
+        check("touch and mg T of cold keys", got == b"TOUCHED\r\nHD\r\n", got)
         # a set pipelined after a parked gat of the same key runs after it
         c.sendall(b"gat 5000 %s\r\nset %s 0 0 3\r\nnew\r\nget %s\r\n"
                   % (key(6), key(6), key(6)))
@@ -148,13 +153,17 @@ def test_gat(binary, shim):
         probe.join()
         srv.slow(False)
         # the touches were applied, once, to the item read
-        ttl = {i: mg_meta(sock, key(i), b"t c") for i in range(8)}
+        ttl = {i: mg_meta(sock, key(i), b"t c") for i in range(10)}
         check("gat set the new TTL (cas kept)",
               all(ttl_near(ttl[i]["t"], 1000) and int(ttl[i]["c"]) == cas[i]
                   for i in (0, 1, 2)), [ttl[i] for i in (0, 1, 2)])
         check("gats, mg T, binary gat set their TTLs",
               ttl_near(ttl[3]["t"], 2000) and ttl_near(ttl[4]["t"], 3000) and
               ttl_near(ttl[5]["t"], 4000), [ttl[i]["t"] for i in (3, 4, 5)])
+        check("touch and mg T set their TTLs (cas kept)",
+              ttl_near(ttl[8]["t"], 6000) and ttl_near(ttl[9]["t"], 7000) and
+              int(ttl[8]["c"]) == cas[8] and int(ttl[9]["c"]) == cas[9],
+              [ttl[8], ttl[9]])
         check("the set after the gat left no TTL", ttl[6]["t"] == "-1",
               ttl[6])
         check("an untouched key keeps no TTL", ttl[7]["t"] == "-1", ttl[7])
@@ -162,12 +171,12 @@ def test_gat(binary, shim):
         touches = int(after["cmd_touch"]) - int(before["cmd_touch"])
         hits = int(after["touch_hits"]) - int(before["touch_hits"])
         misses = int(after["touch_misses"]) - int(before["touch_misses"])
-        check("each touch counted once (hits 7, misses 1)",
-              touches == 8 and hits == 7 and misses == 1,
+        check("each touch counted once (hits 9, misses 1)",
+              touches == 10 and hits == 9 and misses == 1,
               "cmd_touch %d hits %d misses %d" % (touches, hits, misses))
         st = cr.stats(srv, b"storage")
         check("the gats' reads ran on the I/O threads",
-              int(st.get("cold_reads", "0")) >= 7, st.get("cold_reads"))
+              int(st.get("cold_reads", "0")) >= 9, st.get("cold_reads"))
         print("gat of 3 cold keys: %.0f ms; hot gets meanwhile: %d, p99 "
               "%.1f ms" % (took * 1000, len(hot_times), p99_ms(hot_times)))
         check("hot gets answered right", not bad)

@@ -3,8 +3,8 @@
  * the reads a parked request sends off (its own, a multi-get's next keys,
  * the plain gets pipelined after it and no further than a write), the
  * order and content of the replies once the reads are completed by hand,
- * and a get-and-touch that reads first and touches the item it read (once,
- * again after a replace). No threads: the test plays the I/O pool.
+ * and a get-and-touch (or touch) that reads first and touches the item it
+ * read (once, again after a replace). No threads: the test plays the I/O pool.
  */
 #include "server/cmd_read.h"
 
@@ -334,6 +334,26 @@ test_mg_T_parks(void **state)
     assert_int_equal(it.exp_abs_s, NOW_S + 50);
 }
 
+/* touch reads the value off the thread too (its cas, without a key read
+ * on the thread), drops it, and touches the item read. */
+static void
+test_touch_parks(void **state)
+{
+    struct fixture *f = *state;
+    const char in[] = "touch a 100\r\ntouch nosuch 100\r\n";
+    struct cask_item it;
+
+    put(f, "a", "A");
+    fake_cask_cold = true;
+    assert_int_equal(run(f, in, sizeof(in) - 1, false), 1);
+    expect_out(f, "TOUCHED\r\nNOT_FOUND\r\n");
+    assert_int_equal(cask_get(f->store, "a", 1, &it, NULL), CASK_OK);
+    assert_int_equal(it.exp_abs_s, NOW_S + 100);
+    assert_int_equal(f->ctr.cmd_touch, 2);
+    assert_int_equal(f->ctr.touch_hits, 1);
+    assert_int_equal(f->ctr.touch_misses, 1);
+}
+
 static size_t
 bin_get(char *p, uint8_t op, const char *key, uint32_t opaque)
 {
@@ -450,6 +470,7 @@ main(void)
             cmocka_unit_test_setup_teardown(test_gat_item_replaced, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_mg_T_parks, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_touch_parks, setup, teardown),
             cmocka_unit_test_setup_teardown(test_binary_lookahead, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_resume_callback, setup,
