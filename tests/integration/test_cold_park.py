@@ -181,8 +181,11 @@ def test_gat(binary, shim):
               "%.1f ms" % (took * 1000, len(hot_times), p99_ms(hot_times)))
         check("hot gets answered right", not bad)
         if shim:
-            check("hot gets stay fast while gats park (p99 < 20 ms)",
-                  p99_ms(hot_times) < 20.0, "%.1f ms" % p99_ms(hot_times))
+            # a stall behind a read costs DELAY_MS; half of it leaves room
+            # for a loaded machine's scheduling
+            check("hot gets stay fast while gats park (p99 < %d ms)"
+                  % (DELAY_MS // 2), p99_ms(hot_times) < DELAY_MS / 2,
+                  "%.1f ms" % p99_ms(hot_times))
             check("the gat really waited for slow reads",
                   took >= DELAY_MS * 0.8 / 1000, "%.0f ms" % (took * 1000))
         c.close()

@@ -11,7 +11,8 @@ crash shim, makes every blocking read of the data directory slow
 cached pages, preadv2 with RWF_NOWAIT, is left alone):
 
 - with one worker (-t 1), gets of an in-memory key on another connection
-  stay fast (p99 under 20 ms) while several connections' cold gets run;
+  stay fast (p99 under half a slowed read) while several connections'
+  cold gets run;
 - pipelined text gets, multi-gets of hot and cold keys, meta mg with and
   without v, and binary get/getk/getq/getkq are answered in order and
   with the right values, and the server counts them right;
@@ -244,8 +245,11 @@ def test_latency(binary, shim, engine):
             check("cold gets were slow (the shim delayed their reads)",
                   cold_p50 >= DELAY_MS * 0.8, "p50 %.1f ms" % cold_p50)
         if shim:
-            check("hot gets stay fast while cold reads run (p99 < 20 ms)",
-                  p99 < 20.0, "p99 %.1f ms" % p99)
+            # a get stalled behind a read waits DELAY_MS; half of it
+            # leaves room for a loaded machine's scheduling (20 ms failed
+            # there with no stall)
+            check("hot gets stay fast while cold reads run (p99 < %d ms)"
+                  % (DELAY_MS // 2), p99 < DELAY_MS / 2, "p99 %.1f ms" % p99)
         st = stats(srv, b"storage")
         check("cold reads went off the worker",
               int(st.get("cold_reads", "0")) > 0, st.get("cold_reads"))
