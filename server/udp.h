@@ -4,7 +4,10 @@
  * over datagrams of at most 1400 bytes with the same request id. Datagrams
  * are read and answered on the worker threads, with the workers' counters;
  * there is no per-client state. Under --sync=always a write's reply waits
- * for its commit without blocking the worker (udp_commit_done). */
+ * for its commit without blocking the worker (udp_commit_done). A request
+ * whose value is not in the page cache waits for an I/O thread
+ * (cmd_read.h) with a copy of its datagram, and is answered when the read
+ * is back. */
 #ifndef BITCACHED_UDP_H
 #define BITCACHED_UDP_H
 
