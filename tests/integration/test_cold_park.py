@@ -11,7 +11,8 @@ shim as in test_cold_read.py (whose helpers this file uses):
   gat of the same key runs after it;
 - a UDP get of a cold key does not stall a TCP get on the same worker, and
   its reply (several datagrams, with the request id) comes once the read
-  is back;
+  is back; a UDP gat and touch under --sync=always are answered once the
+  read is back and the touch committed;
 - pipelined cold gets (text and binary) are answered in order and their
   reads overlap: the whole pipeline takes well under one delay per key; a
   write pipelined between gets is seen by the gets after it.
@@ -268,6 +269,41 @@ def test_udp(binary, shim):
         srv.close()
 
 
+def test_udp_gat_always(binary, shim):
+    """UDP gat and touch of cold keys under --sync=always: parked on the
+    read, then held for the commit of the touch; answered, TTLs set."""
+    srv = UdpShimServer(binary, shim, ["-t", "1", "--sync=always",
+                                       "--io-threads=4"])
+    try:
+        srv.start()
+        sock = srv.connect(timeout=30)
+        cas = prepare(srv, sock, 4)
+        srv.slow(True)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.sendto(struct.pack(">HHHH", 7, 0, 1, 0) +
+                 b"gat 500 %s %s\r\n" % (key(0), key(1)),
+                 ("127.0.0.1", srv.port))
+        u.sendto(struct.pack(">HHHH", 8, 0, 1, 0) +
+                 b"touch %s 600\r\n" % key(2), ("127.0.0.1", srv.port))
+        got = udp_replies(u, [7, 8], 10)
+        want = text_value(key(0), value(0)) + \
+            text_value(key(1), value(1)) + b"END\r\n"
+        check("UDP gat and touch of cold keys under --sync=always answered",
+              got.get(7) == want and got.get(8) == b"TOUCHED\r\n",
+              (got.get(7, b"")[:40], got.get(8)))
+        srv.slow(False)
+        ttl = [mg_meta(sock, key(i), b"t c") for i in range(4)]
+        check("their TTLs set, cas kept",
+              ttl_near(ttl[0]["t"], 500) and ttl_near(ttl[1]["t"], 500) and
+              ttl_near(ttl[2]["t"], 600) and ttl[3]["t"] == "-1" and
+              all(int(ttl[i]["c"]) == cas[i] for i in range(4)), ttl)
+        u.close()
+        sock.close()
+    finally:
+        srv.slow(False)
+        srv.close()
+
+
 def test_pipeline(binary, shim):
     srv = cr.ShimServer(binary, shim, ["-t", "1", "--sync=never",
                                        "--io-threads=16"])
@@ -339,6 +375,7 @@ def main():
               "slowed; no timing checks")
     test_gat(binary, shim)
     test_udp(binary, shim)
+    test_udp_gat_always(binary, shim)
     test_pipeline(binary, shim)
     if failures:
         print("%d check(s) failed" % len(failures))
