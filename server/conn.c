@@ -31,6 +31,15 @@
  * commit's writes with their error instead, and unparks the connection
  * once nothing waits.
  *
+ * Write batching (every sync mode): a write's record is staged in its
+ * shard's buffer (cask_ticket.batch) and its reply held in the staging
+ * buffer like a reply waiting for a commit; the connection joins the
+ * worker's held list. Once the worker's loop has run every ready
+ * connection (conn_pass_end), the worker writes the staged records of all
+ * of them, one write per shard, and releases the replies (or the error of
+ * a failed write instead). No byte of a write's reply reaches the socket
+ * before the kernel has its record.
+ *
  * TLS (-Z): the socket is read and written through tls.c instead of
  * read(2) and evbuffer_write; all of the above is the same. Bytes OpenSSL
  * has decrypted but not handed over announce themselves by no socket event,
@@ -124,8 +133,9 @@ struct conn {
     bool after_ref; /* the last reply chain is a value's file segment */
     unsigned char close_reason; /* enum watch_conn_ev, for connevents */
     TAILQ_ENTRY(conn) link;
-    /* --sync=always only (stage NULL otherwise): replies not yet released
-     * to out, the writes they wait for (pend[phead..pend_n)), and the
+    /* Replies not yet released to out (under --sync=always all of them;
+     * otherwise those from the first write waiting for the batch write
+     * on), the writes they wait for (pend[phead..pend_n)), and the
      * stage bytes up to the end of the last waiting reply. */
     struct evbuffer *stage;
     struct pend *pend;
@@ -134,6 +144,10 @@ struct conn {
     const struct cask_ticket *cur_tk; /* of the request running, or NULL */
     bool parked; /* on the worker's parked list; not reading */
     TAILQ_ENTRY(conn) park_link;
+    bool held; /* on the worker's held list: replies wait for the pass's
+                * batch write (conn_pass_end) */
+    TAILQ_ENTRY(conn) held_link;
+    bool always; /* --sync=always: every reply goes through stage */
     /* A get waits for a value read on an I/O thread (cmd_read.h): not
      * reading, no request runs until conn_read_resume. */
     bool read_wait;
@@ -145,12 +159,27 @@ static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_resume(evutil_socket_t fd, short what, void *arg);
 static int process(struct conn *c);
 
+/* Does the ticket wait for anything (a commit or a batch write)? */
+static bool
+ticket_waits(const struct cask_ticket *t)
+{
+    return t->epoch != 0 || t->wseq != 0;
+}
+
 /* Where replies go as they are made: the staging buffer under
- * --sync=always, else the output queue. */
+ * --sync=always and while a reply waits (or the running request's write
+ * does), else the output queue. */
 static struct evbuffer *
 sink_buf(const struct conn *c)
 {
-    return c->stage != NULL ? c->stage : c->out;
+    if (c->stage == NULL) {
+        return c->out;
+    }
+    if (c->always || c->pend_n > c->phead ||
+        (c->cur_tk != NULL && ticket_waits(c->cur_tk))) {
+        return c->stage;
+    }
+    return c->out;
 }
 
 /* Append bytes to the replies. After a value sent from its file
@@ -161,7 +190,7 @@ sink_buf(const struct conn *c)
 static void
 out_add(struct conn *c, const void *p, size_t n)
 {
-    if (c->after_ref && n > 0) {
+    if (c->after_ref && n > 0 && sink_buf(c) == c->out) {
         struct evbuffer_iovec v;
 
         if (evbuffer_reserve_space(c->out, n < 1024 ? 1024 : n, &v, 1) == 1 &&
@@ -240,9 +269,31 @@ static void
 sink_value_ref(void *arg, struct cask_vref *ref)
 {
     struct conn *c = arg;
-    struct cask_vref *h = malloc(sizeof(*h));
+    struct cask_vref *h = NULL;
     struct evbuffer_file_segment *seg = NULL;
 
+    if (sink_buf(c) != c->out) {
+        /* Held behind a write's reply: a staging buffer moves bytes, so
+         * copy the value instead of sending it from its file. */
+        size_t len = ref->len;
+        char *buf = malloc(len > 0 ? len : 1);
+        ssize_t n = -1;
+
+        if (buf != NULL) {
+            n = pread(ref->fd, buf, len, (off_t)ref->off);
+        }
+        cask_vref_release(ref);
+        memset(ref, 0, sizeof(*ref));
+        if (n < 0 || (size_t)n != len) {
+            /* the reply is cut short: close rather than send it wrong */
+            free(buf);
+            c->broken = true;
+            return;
+        }
+        sink_value(c, buf, len);
+        return;
+    }
+    h = malloc(sizeof(*h));
     if (h != NULL && ref->ptr != NULL) {
         /* Mapped: a chain like any other, so the reply line, the value
          * and what follows leave in one writev (the kernel copies from
@@ -354,7 +405,7 @@ out_full(void *arg)
         return false;
     }
     if (c->stage != NULL && c->pend_n == 0 &&
-        (c->cur_tk == NULL || c->cur_tk->epoch == 0)) {
+        (c->cur_tk == NULL || !ticket_waits(c->cur_tk))) {
         /* nothing waits, this request (a gat) has not written yet */
         evbuffer_add_buffer(c->out, c->stage);
     }
@@ -457,11 +508,10 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     c->resume_ev = evtimer_new(w->base, on_resume, c);
-    if (srv->settings->sync == CASK_SYNC_ALWAYS) {
-        c->stage = evbuffer_new();
-        if (c->stage == NULL) {
-            goto fail;
-        }
+    c->always = srv->settings->sync == CASK_SYNC_ALWAYS;
+    c->stage = evbuffer_new();
+    if (c->stage == NULL) {
+        goto fail;
     }
     if (c->rbuf == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL ||
         c->resume_ev == NULL) {
@@ -482,11 +532,12 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
     sink.value = sink_value;
     sink.arg = c;
     sink.value_ref = NULL;
-    if (c->tls == NULL && c->stage == NULL &&
+    if (c->tls == NULL && !c->always &&
         evbuffer_set_flags(c->out, EVBUFFER_FLAG_DRAINS_TO_FD) == 0) {
         /* replies go to the socket as they are: large values may be sent
          * from the store's files (TLS must encrypt them, and a staging
-         * buffer moves bytes between buffers) */
+         * buffer moves bytes between buffers: sink_value_ref copies a
+         * value held behind a write's reply) */
         sink.value_ref = sink_value_ref;
     }
     cmd_conn_init(&c->cc, &srv->env, &w->ctr, &sink);
@@ -561,6 +612,10 @@ conn_close(struct conn *c)
     watch_conn(c->fd, c->is_unix, (enum watch_conn_ev)c->close_reason);
     TAILQ_REMOVE(&w->conns, c, link);
     unpark(c); /* replies still waiting for a commit are never sent */
+    if (c->held) {
+        TAILQ_REMOVE(&w->held, c, held_link);
+        c->held = false;
+    }
     conn_table_remove(&c->info);
     event_free(c->rev);
     event_free(c->wev);
@@ -838,7 +893,7 @@ staged(struct conn *c, const struct cask_ticket *t, size_t s0)
 {
     size_t now = evbuffer_get_length(c->stage);
 
-    if (t->epoch == 0) {
+    if (!ticket_waits(t)) {
         if (c->pend_n == 0) {
             evbuffer_add_buffer(c->out, c->stage); /* nothing to wait for */
         }
@@ -874,8 +929,8 @@ staged(struct conn *c, const struct cask_ticket *t, size_t s0)
 static void
 park(struct conn *c)
 {
-    if (c->pend_n == 0) {
-        return;
+    if (c->pend_n == 0 || !c->always) {
+        return; /* a batch write is done before the loop polls again */
     }
     if (!c->parked) {
         set_reading(c, false);
@@ -942,6 +997,10 @@ process(struct conn *c)
         size_t s0 = 0;
         if (c->stage != NULL) {
             s0 = evbuffer_get_length(c->stage);
+            /* Not with --min-replicas-ack: a write waits for its replicas
+             * inside the store call, so its record must be written by
+             * then. UDP requests never batch (udp.c). */
+            tk.batch = c->w->srv->settings->min_replicas_ack == 0;
             cask_defer(&tk);
             c->cur_tk = &tk;
         }
@@ -1051,6 +1110,11 @@ process(struct conn *c)
     }
     rbuf_account(c, c->rsize);
     park(c);
+    if (c->pend_n > c->phead && !c->held && cask_batch_pending() > 0) {
+        /* its replies may wait for this pass's batch write */
+        c->held = true;
+        TAILQ_INSERT_TAIL(&c->w->held, c, held_link);
+    }
     if (flush_out(c) < 0) {
         return -1;
     }
@@ -1251,6 +1315,53 @@ conn_commit_done(struct worker *w)
         }
         if (process(c) == 0 && tls_more(c)) {
             event_active(c->rev, EV_READ, 0);
+        }
+    }
+    releasing = false;
+}
+
+void
+conn_pass_end(struct worker *w)
+{
+    struct conn *c;
+
+    if (cask_batch_pending() == 0) {
+        return;
+    }
+    /* A failed write answers its requests through their tickets. */
+    (void)cask_batch_flush();
+    releasing = true;
+    while ((c = TAILQ_FIRST(&w->held)) != NULL) {
+        TAILQ_REMOVE(&w->held, c, held_link);
+        c->held = false;
+        release(c);
+        if (c->parked && c->pend_n == 0) {
+            /* its commit came before its write: go on as after a commit */
+            unpark(c);
+            if (c->paused && !over_high(c) &&
+                evbuffer_get_length(c->out) <= OUT_LOW) {
+                c->paused = false;
+            }
+            if (!c->paused && !c->closing && !w->stopping) {
+                set_reading(c, true);
+            }
+        }
+        if (flush_out(c) < 0 || c->parked) {
+            continue;
+        }
+        if (c->paused && !over_high(c) &&
+            evbuffer_get_length(c->out) <= OUT_LOW) {
+            /* a multi-get paused behind held replies, and the socket
+             * took them all: no write event will resume it */
+            c->paused = false;
+            if (!c->closing && !w->stopping) {
+                set_reading(c, true);
+            }
+        }
+        if (!c->yielded && !c->paused && !c->closing && !c->read_wait &&
+            !w->stopping && (c->rstart < c->rend || cmd_busy(&c->cc))) {
+            next_turn(c); /* it stopped at PEND_MAX or a pause, or was
+                           * parked */
         }
     }
     releasing = false;

@@ -23,6 +23,12 @@ void conn_budget_tick(struct worker *w);
  * those connections go on. Worker thread. */
 void conn_commit_done(struct worker *w);
 
+/* The worker's loop ran its ready events: write the records its requests
+ * staged (one write per shard, cask_batch_flush) and send the replies
+ * that waited for them. Called before the loop polls again. Worker
+ * thread. */
+void conn_pass_end(struct worker *w);
+
 /* The value read that conn's parked request waited for is done (readq.c):
  * run it again and go on. owner is the struct conn. Worker thread. */
 void conn_read_resume(void *owner);

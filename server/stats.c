@@ -443,6 +443,8 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(synced_writes);
     STORAGE_STAT(write_errors);
     STORAGE_STAT(writes_undone);
+    STORAGE_STAT(batch_records);
+    STORAGE_STAT(batch_writes);
     STORAGE_STAT(records_recovered);
     STORAGE_STAT(bytes_truncated);
     STORAGE_STAT(bytes_damaged);

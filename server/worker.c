@@ -142,7 +142,17 @@ worker_main(void *arg)
 {
     struct worker *w = arg;
 
-    event_base_dispatch(w->base);
+    /* One pass of the loop at a time (libevent 2.1 has no hook that runs
+     * before it polls): after each, the writes its requests staged go
+     * out together and their replies with them. */
+    for (;;) {
+        int rc = event_base_loop(w->base, EVLOOP_ONCE);
+        conn_pass_end(w);
+        if (rc != 0 || event_base_got_break(w->base) ||
+            event_base_got_exit(w->base)) {
+            break;
+        }
+    }
     return NULL;
 }
 
@@ -222,6 +232,7 @@ worker_create_all(struct server *srv, unsigned n)
         w->id = i;
         TAILQ_INIT(&w->conns);
         TAILQ_INIT(&w->parked);
+        TAILQ_INIT(&w->held);
         pthread_mutex_init(&w->qmu, NULL);
         if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
             return errno;

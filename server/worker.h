@@ -40,6 +40,8 @@ struct worker {
      * and the event the store's committer activates after each commit
      * while nparked is not 0 (from its thread: libevent is thread-safe). */
     TAILQ_HEAD(conn_park_list, conn) parked;
+    /* connections whose replies wait for this pass's batch write */
+    TAILQ_HEAD(conn_held_list, conn) held;
     atomic_uint nparked;
     struct event *commit_ev;
     /* Reads of values not in the page cache (worker.c setup_reads): the

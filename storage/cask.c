@@ -11,6 +11,7 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "storage/cask.h"
 
+#include "storage/cask_batch.h"
 #include "storage/cask_commit.h"
 #include "storage/cask_crawl.h"
 #include "storage/cask_evict.h"
@@ -630,6 +631,23 @@ cask_sync(struct cask *c)
     return rc;
 }
 
+int
+cask_batch_flush(void)
+{
+    struct cask_shard *sh[CASK_BATCH_SHARDS];
+    unsigned n = cask_batch_take(sh);
+    int first = 0;
+    for (unsigned i = 0; i < n; i++) {
+        pthread_mutex_lock(&sh[i]->mu);
+        int rc = cask_log_write_out(sh[i]);
+        pthread_mutex_unlock(&sh[i]->mu);
+        if (rc != 0 && first == 0) {
+            first = rc;
+        }
+    }
+    return first;
+}
+
 /* ---- per-key entry points ---------------------------------------------- */
 
 /* Shard placement: unseeded XXH3-64 of the key, so a key stays in its
@@ -920,6 +938,8 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->synced_writes += s.synced_writes;
         st->write_errors += s.write_errors;
         st->writes_undone += s.writes_undone;
+        st->batch_records += s.batch_records;
+        st->batch_writes += s.batch_writes;
         st->records_recovered += s.records_recovered;
         st->bytes_truncated += s.bytes_truncated;
         st->bytes_damaged += s.bytes_damaged;

@@ -365,6 +365,14 @@ struct cask_ticket {
     uint64_t epoch; /* the commit pass that covers the writes; 0: none */
     uint64_t seq;   /* the shard's append number of the last write */
     int shard;      /* the shard written, or -1 when several were */
+    /* A write staged by a batch (cask_batch_flush): the shard and append
+     * number that must reach the kernel first; wseq 0: none. */
+    uint64_t wseq;
+    int wshard;
+    uint32_t wgen; /* the shard's failed writes when it was staged */
+    /* Set by the caller: it calls cask_batch_flush before it polls again,
+     * so writes under this ticket may be staged. */
+    bool batch;
 };
 
 /* Defer the sync waits of this thread's modifications into *t (zeroed by
@@ -374,9 +382,36 @@ void cask_defer(struct cask_ticket *t);
 
 /* Has t's commit finished? false: not yet. true: *rc is CASK_OK (every
  * write t covers is on disk) or CASK_EFAILED (a sync failed and its shard
- * is latched; for a ticket over several shards, any of them). Never
- * blocks on I/O. An empty ticket is done. */
+ * is latched; for a ticket over several shards, any of them), or the
+ * errno of the failed write of a staged record (see cask_batch_flush).
+ * Never blocks on I/O. An empty ticket is done. */
 bool cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc);
+
+/* ---- write batching (one write per shard per event-loop pass) ----------
+ *
+ * A server thread that runs the requests of many connections in one pass of
+ * its event loop sets batch in the ticket it defers its waits into
+ * (cask_defer). Each modification it makes under that ticket leaves its
+ * record in its shard's append buffer instead of writing it, and notes in
+ * the ticket (wseq) that the record must still reach the kernel. The
+ * record is visible at once: in the keydir, to the same thread's next
+ * requests, and to a get of another thread, which writes the buffer out
+ * first (a value is only served once the kernel has it). Records too large
+ * for the buffer, writes to a second shard under one ticket, and anything
+ * of other threads are written through, as without batching.
+ *
+ * cask_batch_flush writes out every shard this thread staged into, one
+ * pwrite per shard, and must run before the thread polls again: only then
+ * may the replies of the staged writes go out (cask_ticket_done says when).
+ * A failed write drops the records of the buffer (every thread's staged
+ * there) and puts the keydir back to what the disk holds: their tickets
+ * answer the error, and nothing of them is visible or written later.
+ * Returns 0, or the errno of the first failed write. */
+int cask_batch_flush(void);
+
+/* Records this thread staged since its last cask_batch_flush (0 when
+ * batching is off). */
+unsigned cask_batch_pending(void);
 
 /* fn(arg) is called from the committer thread after each commit pass (and
  * may find tickets done); it must be quick and must not call the store.
@@ -405,6 +440,8 @@ struct cask_stats {
     uint64_t commit_recoveries; /* ... after which commits resumed */
     uint64_t writes_undone;     /* keys deleted because their put was
                                  * answered with an error */
+    uint64_t batch_records;     /* records staged by write batches */
+    uint64_t batch_writes;      /* writes of staged records (one each) */
     uint64_t records_recovered; /* records (or hint entries) read at open */
     uint64_t bytes_truncated;   /* torn/corrupt tail bytes dropped at open */
     uint64_t bytes_damaged;     /* damaged bytes skipped inside segments (at

@@ -145,6 +145,12 @@ cask_defer(struct cask_ticket *t)
     deferred = t;
 }
 
+struct cask_ticket *
+cask_deferred(void)
+{
+    return deferred;
+}
+
 void
 cask_ticket_add(struct cask_ticket *t, uint64_t epoch, int shard, uint64_t seq)
 {
@@ -840,6 +846,30 @@ bool
 cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
 {
     *rc = CASK_OK;
+    if (t->wseq != 0) {
+        /* A staged record: in the kernel first, then the commit. */
+        int err;
+        if (!cask_log_written(c->shards[t->wshard], t->wseq, t->wgen, &err)) {
+            return false;
+        }
+        if (err != 0) {
+            *rc = err;
+            return true;
+        }
+        if (c->commit != NULL) {
+            /* Its journal frame was queued when it was written: the
+             * commit that covers it is the one after. */
+            struct cask_shard *sh = c->shards[t->wshard];
+            if (cask_lost_has(sh, t->wseq) ||
+                __atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE)) {
+                *rc = CASK_EFAILED; /* a failed commit, or a latch */
+                return true;
+            }
+            if (!cask_log_covered(sh, t->wseq)) {
+                return false;
+            }
+        }
+    }
     if (t->epoch == 0 || c->commit == NULL) {
         return true;
     }

@@ -34,6 +34,9 @@ uint64_t cask_commit_join(struct cask *c, unsigned shard);
  * (CASK_OK or CASK_EFAILED). */
 int cask_commit_finish(struct cask *c, const struct cask_ticket *t);
 
+/* The ticket this thread defers its waits into (cask_defer), or NULL. */
+struct cask_ticket *cask_deferred(void);
+
 /* Fold what one write needs into t: the epoch that covers it, the shard it
  * went to and that shard's append number. */
 void cask_ticket_add(struct cask_ticket *t, uint64_t epoch, int shard,

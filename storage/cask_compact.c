@@ -746,6 +746,12 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
         cask_seg_make_closed(m.out[i]);
         out_bytes += m.out[i]->size + m.out[i]->hint_bytes;
     }
+    if (rc == 0) {
+        /* Records a write batch staged go to disk first: a failed write
+         * puts keydir entries back, and none may point into an input
+         * once it is retired. */
+        rc = cask_log_write_out(sh);
+    }
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
         /* Something still points there (but what an eviction drops once
          * committed): keep every input, or a dropped tombstone could let

@@ -37,6 +37,11 @@ struct cask_kd_entry {
 
 #define CASK_KD_CAS_MAX ((UINT64_C(1) << 56) - 1)
 
+/* Bytes of an entry before its key: what a copy of its fields takes. */
+#define CASK_KD_ENTRY_FIXED 28u
+_Static_assert(offsetof(struct cask_kd_entry, key) == CASK_KD_ENTRY_FIXED,
+               "an entry's fields take CASK_KD_ENTRY_FIXED bytes");
+
 static inline uint64_t
 cask_kd_cas(const struct cask_kd_entry *e)
 {

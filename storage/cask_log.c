@@ -1,5 +1,7 @@
 /* cask_log.c - a shard's log: appends to the active segment (one pwrite
- * per record, before any acknowledgement), roll-over to a new segment, the
+ * per record, or per batch of records staged in the segment's append buffer
+ * by a thread's write batch, cask_batch.c; always before any
+ * acknowledgement), roll-over to a new segment, the
  * disk reserve that keeps deletes working on a full disk, and the waits for
  * durability (a shard's own fdatasync, or joining the store's commit under
  * CASK_SYNC_ALWAYS).
@@ -11,6 +13,7 @@
  */
 #include "storage/cask_log.h"
 
+#include "storage/cask_batch.h"
 #include "storage/cask_commit.h"
 #include "storage/cask_evict.h"
 #include "storage/cask_hint.h"
@@ -39,6 +42,10 @@
 #define RESERVE_MAX (256u * 1024)
 #define CHUNK_MIN   (16u * 1024)
 #define CHUNK_MAX   (1024u * 1024)
+
+/* The active segment's append buffer, where a batch stages its records
+ * (allocated at the first one; a roll-over frees it). */
+#define STAGE_BUF (128u * 1024)
 
 /* sh->synced_seq is read and raised with __atomic builtins (it is a
  * plain field of struct cask_shard): the journal's commit threads raise
@@ -93,7 +100,7 @@ cask_log_roll(struct cask_shard *sh)
     if (sh->failed || cask_lost_blocks(sh)) {
         return CASK_EFAILED;
     }
-    int rc = cask_seg_flush(old);
+    int rc = cask_log_write_out(sh);
     if (rc != 0) {
         return rc;
     }
@@ -201,6 +208,187 @@ write_failed(struct cask_shard *sh, const char *what, int rc)
     }
 }
 
+/* Room for one more entry in sh->staged. */
+static bool
+staged_room(struct cask_shard *sh)
+{
+    if (sh->nstaged < sh->staged_cap) {
+        return true;
+    }
+    size_t ncap = sh->staged_cap ? 2 * sh->staged_cap : 64;
+    struct cask_staged *n = realloc(sh->staged, ncap * sizeof(*n));
+    if (n == NULL) {
+        return false; /* written through instead */
+    }
+    sh->staged = n;
+    sh->staged_cap = ncap;
+    return true;
+}
+
+void
+cask_log_undo_note(struct cask_shard *sh, uint64_t h,
+                   const struct cask_kd_entry *old, uint32_t off)
+{
+    if (sh->nstaged == 0) {
+        return;
+    }
+    struct cask_staged *st = &sh->staged[sh->nstaged - 1];
+    if (st->off != off || st->seq != sh->app_seq || st->noted) {
+        return; /* that append was written through */
+    }
+    st->h = h;
+    st->noted = true;
+    st->had = old != NULL;
+    if (old != NULL) {
+        memcpy(st->old, old, CASK_KD_ENTRY_FIXED);
+        st->old_id = sh->segs[old->seg]->id;
+    }
+}
+
+/* A failed write of the buffer: put every entry its records changed back
+ * as it was, newest first, then drop the records. An entry whose old
+ * segment is gone meanwhile (an eviction committed) is dropped with it.
+ * False when an entry could not be put back (no memory, or an operation
+ * that did not say what it changed): the caller latches the shard. */
+static bool
+undo_staged(struct cask_shard *sh)
+{
+    struct cask_segment *s = sh->active;
+    bool ok = true;
+    for (size_t i = sh->nstaged; i-- > 0;) {
+        const struct cask_staged *st = &sh->staged[i];
+        if (!st->noted) {
+            ok = false;
+            continue;
+        }
+        const char *key = s->buf + (st->off - s->flushed) + CASK_REC_HDR;
+        struct cask_kd_entry *cur = cask_kd_find(sh->kd, st->h, key, st->klen);
+        if (cur != NULL && cur->off != 0) {
+            sh->segs[cur->seg]->live_bytes -= cask_segtab_entry_len(cur);
+        }
+        struct cask_kd_entry old;
+        memcpy(&old, st->old, CASK_KD_ENTRY_FIXED);
+        struct cask_segment *os = st->had ? sh->segs[old.seg] : NULL;
+        if (os == NULL || os->id != st->old_id || os->retired) {
+            if (cur != NULL) {
+                cask_kd_remove(sh->kd, st->h, cur);
+            }
+            continue;
+        }
+        if (cur == NULL) {
+            cur = cask_kd_insert(sh->kd, st->h, key, st->klen);
+            if (cur == NULL) {
+                ok = false;
+                continue;
+            }
+        }
+        memcpy(cur, &old, CASK_KD_ENTRY_FIXED);
+        os->live_bytes += cask_segtab_entry_len(cur);
+    }
+    cask_seg_unbuffer(s, s->flushed);
+    sh->nstaged = 0;
+    return ok;
+}
+
+static void
+write_ok(struct cask_shard *sh)
+{
+    if (sh->write_failing) {
+        sh->write_failing = false;
+        cask_logf(sh->store, CASK_LOG_WARN, "shard %u: writes succeed again",
+                  sh->idx);
+    }
+}
+
+/* Every append so far is in the kernel. */
+static void
+all_written(struct cask_shard *sh)
+{
+    __atomic_store_n(&sh->written_seq, sh->app_seq, __ATOMIC_RELEASE);
+}
+
+int
+cask_log_write_out(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    struct cask_segment *s = sh->active;
+    if (s != NULL && s->buf_len > 0) {
+        uint64_t base = s->flushed;
+        /* A latched shard writes nothing more: its staged records were
+         * never acknowledged. */
+        int rc = sh->failed ? CASK_EFAILED : cask_seg_flush(s);
+        if (rc != 0) {
+            /* Nothing of the batch is acknowledged, and nothing of it
+             * stays visible: the keydir goes back to what the disk has. */
+            if (rc != CASK_EFAILED) {
+                write_failed(sh, "write segment", rc);
+            }
+            if (!undo_staged(sh) && !sh->failed) {
+                sh->failed = true;
+                cask_logf(c, CASK_LOG_ERROR,
+                          "shard %u: a failed write could not be undone in "
+                          "memory; shard is now read-only",
+                          sh->idx);
+            }
+            if (s->prealloc_end > s->flushed) {
+                s->prealloc_end = s->flushed; /* the truncate freed it */
+            }
+            struct cask_wfail *f = &sh->wfail[sh->wfail_n % CASK_WFAIL_RING];
+            f->lo = __atomic_load_n(&sh->written_seq, __ATOMIC_RELAXED) + 1;
+            f->hi = sh->app_seq;
+            f->rc = rc;
+            __atomic_store_n(&sh->wfail_n, sh->wfail_n + 1, __ATOMIC_RELEASE);
+            /* The dropped appends' numbers are taken again by the next
+             * ones, so that append numbers keep counting records in the
+             * file (a failed commit's undo counts on it, cask_lost.c);
+             * their tickets tell the two apart by wfail_n. */
+            sh->app_seq = f->lo - 1;
+            return rc;
+        }
+        sh->batch_writes++;
+        write_ok(sh);
+        if (c->journal != NULL) {
+            /* Under always: the frames of the records now written, in
+             * offset order, and the next commit covers them. */
+            for (size_t i = 0; i < sh->nstaged; i++) {
+                const struct cask_staged *st = &sh->staged[i];
+                cask_journal_add(c->journal, sh->idx, s->id, st->off,
+                                 s->buf + (st->off - base), st->len, st->seq);
+            }
+            if (sh->nstaged > 0 && c->commit != NULL) {
+                (void)cask_commit_join(c, sh->idx);
+            }
+        }
+        /* replication follows the log, and counts its records */
+        cask_stream_note_n(sh, s->id, sh->nstaged);
+        sh->nstaged = 0;
+    }
+    all_written(sh);
+    return 0;
+}
+
+bool
+cask_log_written(struct cask_shard *sh, uint64_t seq, uint32_t gen, int *err)
+{
+    *err = 0;
+    /* written_seq first: a failure that dropped seq is counted before
+     * written_seq can pass it. */
+    uint64_t w = __atomic_load_n(&sh->written_seq, __ATOMIC_ACQUIRE);
+    uint32_t n = __atomic_load_n(&sh->wfail_n, __ATOMIC_ACQUIRE);
+    if (n - gen > CASK_WFAIL_RING) {
+        *err = EIO; /* too many failures since to tell: say it failed */
+        return true;
+    }
+    for (uint32_t g = gen; g != n; g++) {
+        const struct cask_wfail *f = &sh->wfail[g % CASK_WFAIL_RING];
+        if (seq >= f->lo && seq <= f->hi) {
+            *err = f->rc;
+            return true;
+        }
+    }
+    return w >= seq;
+}
+
 /* Make sure the active segment can take a record of len bytes: wait for a
  * roll-over in progress, start a segment when there is none, roll over
  * when it is full. Returns 0 with mu held throughout, CASK_LOG_RETRY when mu
@@ -272,7 +460,41 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
         write_failed(sh, "reserve disk space", rc);
         return rc;
     }
-    char *buf = sh->scratch;
+    uint64_t at = s->size;
+    char *buf = NULL;
+    if (cask_batch_stage(sh, len) && staged_room(sh) &&
+        cask_seg_make_active(s, STAGE_BUF) == 0) {
+        buf = cask_seg_reserve(s, len);
+        if (buf == NULL) {
+            /* The buffer is full: write it out, start it again. */
+            rc = cask_log_write_out(sh);
+            if (rc != 0) {
+                return rc;
+            }
+            buf = cask_seg_reserve(s, len);
+            at = s->size - len;
+        }
+    }
+    if (buf != NULL) {
+        cask_rec_encode(buf, r, key, v1, l1, v2, l2);
+        sh->app_seq++;
+        sh->batch_records++;
+        cask_batch_staged(sh);
+        /* Its journal frame is queued when it is written (write_out). */
+        sh->staged[sh->nstaged++] = (struct cask_staged){
+                .seq = sh->app_seq,
+                .off = (uint32_t)at,
+                .len = (uint32_t)len,
+                .klen = r->klen,
+        };
+        goto appended;
+    }
+    /* Written through: what a batch staged goes first. */
+    rc = cask_log_write_out(sh);
+    if (rc != 0) {
+        return rc;
+    }
+    buf = sh->scratch;
     char *big = NULL;
     if (len > SCRATCH_MAX) {
         big = buf = malloc(len);
@@ -286,7 +508,6 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
     if (buf == NULL) {
         return ENOMEM;
     }
-    uint64_t at = s->size;
     cask_rec_encode(buf, r, key, v1, l1, v2, l2);
     rc = cask_seg_write_direct(s, buf, len);
     if (rc != 0) {
@@ -295,6 +516,7 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
         return rc;
     }
     sh->app_seq++;
+    all_written(sh);
     if (c->journal != NULL) {
         /* Under always: the record's durability comes from the journal's
          * next commit; the segment is synced lazily (cask_journal.h). */
@@ -302,17 +524,15 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
                          sh->app_seq);
     }
     free(big);
-    if (sh->write_failing) {
-        sh->write_failing = false;
-        cask_logf(c, CASK_LOG_WARN, "shard %u: writes succeed again", sh->idx);
-    }
+    write_ok(sh);
+    cask_stream_note(sh, s->id); /* replication follows the log */
+appended:
     if (r->cas < s->min_cas) {
         s->min_cas = r->cas;
     }
     if (r->cas > s->max_cas) {
         s->max_cas = r->cas;
     }
-    cask_stream_note(sh, s->id); /* replication follows the log */
     *slot = s->slot;
     *off = (uint32_t)at;
     return 0;
@@ -336,10 +556,8 @@ wait_durable(struct cask_shard *sh, uint64_t seq, bool seg)
             sh->seg_seq = sh->app_seq;
             break;
         }
-        int rc = cask_seg_flush(s);
+        int rc = cask_log_write_out(sh);
         if (rc != 0) {
-            cask_logf(sh->store, CASK_LOG_ERROR, "shard %u: write seg %08x: %s",
-                      sh->idx, s->id, strerror(rc));
             return rc;
         }
         uint64_t target = sh->app_seq;
@@ -381,6 +599,11 @@ cask_log_join(struct cask_shard *sh, struct cask_ticket *tk)
 {
     struct cask *c = sh->store;
     if (c->opt.sync != CASK_SYNC_ALWAYS || c->commit == NULL) {
+        return;
+    }
+    if (sh->nstaged > 0 && sh->staged[sh->nstaged - 1].seq == sh->app_seq) {
+        /* Staged: the thread's ticket waits for its write, then for the
+         * commit its write joins (cask_ticket_done). */
         return;
     }
     cask_ticket_add(tk, cask_commit_join(c, sh->idx), (int)sh->idx,

@@ -15,6 +15,7 @@
 
 #include "storage/cask_shard.h"
 
+struct cask_kd_entry;
 struct cask_rec;
 struct cask_ticket;
 
@@ -34,6 +35,27 @@ int cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb);
 int cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
                     const void *key, const void *v1, size_t l1, const void *v2,
                     size_t l2, uint16_t *slot, uint32_t *off);
+
+/* Write out the records a batch staged in the active segment's buffer
+ * (one pwrite; under always their journal frames are queued then). 0, or
+ * the errno of the failed write (counted and logged) or CASK_EFAILED on a
+ * latched shard: the records are dropped, the keydir entries they changed
+ * are put back (cask_log_undo_note) and their tickets answer the error. */
+int cask_log_write_out(struct cask_shard *sh);
+
+/* With mu held, right after an append at off and before the operation
+ * changes the key's entry (old, or NULL when the key had none): when that
+ * record was staged by a write batch, remember the entry as it was, so
+ * that a failed write of the batch can put it back. */
+void cask_log_undo_note(struct cask_shard *sh, uint64_t h,
+                        const struct cask_kd_entry *old, uint32_t off);
+
+/* Lock-free: has append number seq, staged when the shard had counted gen
+ * failed writes, reached the kernel? true with *err 0 when it has, true
+ * with *err the errno when a failed write dropped it, false while it waits
+ * to be written. */
+bool cask_log_written(struct cask_shard *sh, uint64_t seq, uint32_t gen,
+                      int *err);
 
 /* After an operation's append, under CASK_SYNC_ALWAYS: note in tk the
  * commit that must cover it (the wait comes once mu is released). */

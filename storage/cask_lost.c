@@ -13,6 +13,7 @@
 #include "storage/cask_lost.h"
 
 #include "storage/cask_keydir.h"
+#include "storage/cask_log.h"
 #include "storage/cask_record.h"
 
 #include <errno.h>
@@ -131,6 +132,12 @@ cask_lost_undo(struct cask_shard *sh)
     int rc = 0;
     pthread_mutex_lock(&sh->mu);
     if (!sh->undo_pending) {
+        goto out;
+    }
+    /* Records a write batch staged (cask_batch.c) are lost appends too:
+     * in the file first, so that the scan below finds them all. */
+    rc = cask_log_write_out(sh);
+    if (rc != 0) {
         goto out;
     }
     unsigned i = (__atomic_load_n(&sh->lost_n, __ATOMIC_RELAXED) - 1) %

@@ -691,6 +691,7 @@ put(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *old,
         }
         return rc;
     }
+    cask_log_undo_note(sh, h, e->off != 0 ? e : NULL, off);
     cask_segtab_index_put(sh, e, &r, slot, off);
     mark_written(sh, e);
     if (indexed != NULL) {
@@ -864,6 +865,15 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         uint32_t seg_id = s->id;
         uint32_t off = e->off;
         rc = 0;
+        if (s == sh->active &&
+            off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
+            /* Staged by a write batch (cask_batch.c): served only once
+             * the kernel has it, as its writer's reply is. */
+            rc = cask_log_write_out(sh);
+            if (rc != 0) {
+                break;
+            }
+        }
         if (val != NULL &&
             off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
             /* In a compaction output's buffer: copy it under the mutex. */
@@ -1098,6 +1108,7 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     if (rc != 0) {
         goto out;
     }
+    cask_log_undo_note(sh, h, e, off);
     e->exp = cask_kd_exp32(exp_abs_s);
     int64_t now = cask_now(sh->store);
     fill_item(it, e, now); /* it->fetched: read before this touch */
@@ -1271,6 +1282,7 @@ delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     if (rc != 0) {
         goto out;
     }
+    cask_log_undo_note(sh, h, e, off);
     sh->segs[e->seg]->live_bytes -= cask_segtab_entry_len(e);
     cask_kd_remove(sh->kd, h, e);
     cask_log_join(sh, tk);
@@ -1570,7 +1582,7 @@ cask_shard_close(struct cask_shard **shp)
     struct cask *c = sh->store;
     if (sh->active != NULL) {
         struct cask_segment *a = sh->active;
-        int rc = cask_seg_flush(a);
+        int rc = cask_log_write_out(sh);
         if (rc == 0 && !sh->failed &&
             (sh->seg_seq < sh->app_seq || c->opt.sync != CASK_SYNC_ALWAYS)) {
             rc = cask_io_fdatasync(a->fd);
@@ -1593,6 +1605,7 @@ cask_shard_close(struct cask_shard **shp)
     }
     free(sh->segs);
     free(sh->scratch);
+    free(sh->staged);
     if (sh->kd != NULL) {
         atomic_fetch_sub(&sh->store->kd_bytes, sh->kd_counted);
     }
@@ -1626,6 +1639,8 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->syncs = sh->syncs;
     st->synced_writes = sh->synced_writes;
     st->write_errors = sh->write_errors;
+    st->batch_records = sh->batch_records;
+    st->batch_writes = sh->batch_writes;
     st->records_recovered = sh->records_recovered;
     st->bytes_truncated = sh->bytes_truncated;
     st->bytes_damaged = sh->bytes_damaged;
@@ -1777,6 +1792,8 @@ cask_shard_wipe(struct cask_shard *sh)
     }
     sh->active = NULL;
     __atomic_store_n(&sh->synced_seq, sh->app_seq, __ATOMIC_RELEASE);
+    /* staged records went with their segment: the wipe follows them */
+    __atomic_store_n(&sh->written_seq, sh->app_seq, __ATOMIC_RELEASE);
     cask_kd_destroy(&sh->kd);
     sh->kd = kd;
     kd = NULL;

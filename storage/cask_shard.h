@@ -19,6 +19,24 @@
 #include "storage/cask_segment.h"
 #include "storage/cask_stream.h"
 
+#define CASK_WFAIL_RING 16
+
+/* A record a write batch staged in the active segment's buffer, and what
+ * its operation changed in the keydir: a failed write of the buffer puts
+ * the key's entry back as it was (cask_log.c), so that memory never shows
+ * what the disk will not. */
+struct cask_staged {
+    uint64_t h;      /* the key's keydir hash */
+    uint64_t seq;    /* its append number */
+    uint32_t off;    /* where it is in the active segment */
+    uint32_t len;    /* record bytes */
+    uint32_t old_id; /* id of the segment the old entry pointed into */
+    uint8_t klen;
+    bool noted; /* the operation said what it changed */
+    bool had;   /* the key had an entry (old) before */
+    unsigned char old[CASK_KD_ENTRY_FIXED]; /* that entry's fields */
+};
+
 /* Slots a shard's segment table may have: cask_kd_entry.seg has 15 bits. */
 #define CASK_MAX_SLOTS 32767u
 
@@ -46,18 +64,34 @@ struct cask_shard {
     struct cask_manifest *manifest; /* the segments in service, on disk
                                      * (cask_manifest.c; own mutex) */
 
-    uint64_t app_seq;    /* appends so far */
-    uint64_t synced_seq; /* appends covered by a finished sync; only
-                          * raised, by __atomic ops (cask_log.c) */
-    uint64_t seg_seq;    /* appends synced in their segment itself
-                          * (under always the journal covers more) */
-    bool syncing;        /* a thread is in fdatasync for the shard */
-    bool failed;         /* latched after an fdatasync failure */
-    bool no_prealloc;    /* the file system has no fallocate */
-    bool write_failing;  /* the last write failed (logged once) */
-    bool rolling;        /* a roll-over runs with mu released: appends
-                          * wait on sync_cv */
-    bool compact_req;    /* forced compaction asked for */
+    uint64_t app_seq;     /* appends so far */
+    uint64_t synced_seq;  /* appends covered by a finished sync; only
+                           * raised, by __atomic ops (cask_log.c) */
+    uint64_t written_seq; /* appends in the kernel (the rest wait in the
+                           * active segment's buffer: cask_batch.c); read
+                           * and raised by __atomic ops */
+    /* Failed writes of that buffer: the n-th (from 0) dropped the appends
+     * wfail[n % CASK_WFAIL_RING] covers (their numbers are taken again by
+     * the appends that follow; a ticket staged before the failure is
+     * failed, one staged after it is not). wfail_n is read and raised by
+     * __atomic ops, after its ring entry is filled. */
+    struct cask_wfail {
+        uint64_t lo, hi; /* append numbers dropped */
+        int rc;          /* the write's errno */
+    } wfail[CASK_WFAIL_RING];
+    uint32_t wfail_n;
+    struct cask_staged *staged; /* the records in the active segment's
+                                 * buffer, in order (cask_log.c) */
+    size_t nstaged, staged_cap;
+    uint64_t seg_seq;   /* appends synced in their segment itself
+                         * (under always the journal covers more) */
+    bool syncing;       /* a thread is in fdatasync for the shard */
+    bool failed;        /* latched after an fdatasync failure */
+    bool no_prealloc;   /* the file system has no fallocate */
+    bool write_failing; /* the last write failed (logged once) */
+    bool rolling;       /* a roll-over runs with mu released: appends
+                         * wait on sync_cv */
+    bool compact_req;   /* forced compaction asked for */
 
     uint64_t max_cas;  /* largest cas seen at recovery */
     size_t kd_counted; /* mu: keydir bytes added to the store's kd_bytes */
@@ -66,6 +100,8 @@ struct cask_shard {
     uint64_t syncs;
     uint64_t synced_writes; /* appends covered by those syncs */
     uint64_t write_errors;  /* appends that failed to reach the kernel */
+    uint64_t batch_records; /* appends staged by write batches */
+    uint64_t batch_writes;  /* writes of staged records (each one pwrite) */
     char *scratch;          /* encoding buffer for appends (mu) */
     size_t scratch_cap;
     uint64_t records_recovered;

@@ -12,6 +12,7 @@
 
 #include "storage/cask_internal.h"
 #include "storage/cask_keydir.h"
+#include "storage/cask_log.h"
 #include "storage/cask_record.h"
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
@@ -47,10 +48,16 @@ chain_push(struct cask_stream_tail *t, uint32_t seg_id)
 void
 cask_stream_note(struct cask_shard *sh, uint32_t seg_id)
 {
+    cask_stream_note_n(sh, seg_id, 1);
+}
+
+void
+cask_stream_note_n(struct cask_shard *sh, uint32_t seg_id, uint64_t n)
+{
     chain_push(&sh->tail, seg_id);
     /* seq_cst, as the waiter's count and check: either it sees this
      * append, or this sees it waiting. */
-    atomic_fetch_add(&sh->tail.appended, 1);
+    atomic_fetch_add(&sh->tail.appended, n);
     if (atomic_load(&waiters) > 0) {
         pthread_mutex_lock(&wake_mu);
         pthread_cond_broadcast(&wake_cv);
@@ -449,7 +456,12 @@ cask_snap_create(struct cask_snap **out, struct cask *c, unsigned shard,
      * record collected is in its file. */
     pthread_mutex_lock(&s->sh->maint_mu);
     pthread_mutex_lock(&s->sh->mu);
-    cask_kd_foreach(s->sh->kd, snap_visit, s);
+    /* Records a write batch staged are read from the file too: write
+     * them out first (a failure fails the snapshot). */
+    s->err = cask_log_write_out(s->sh);
+    if (s->err == 0) {
+        cask_kd_foreach(s->sh->kd, snap_visit, s);
+    }
     tail_locked(s->sh, pos, appended);
     pthread_mutex_unlock(&s->sh->mu);
     pthread_mutex_unlock(&s->sh->maint_mu);

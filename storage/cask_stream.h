@@ -54,6 +54,9 @@ struct cask_shard;
  * shard with its mutex held, after the record is written. */
 void cask_stream_note(struct cask_shard *sh, uint32_t seg_id);
 
+/* The same for n records written together (a write batch's). */
+void cask_stream_note_n(struct cask_shard *sh, uint32_t seg_id, uint64_t n);
+
 /* Whether compaction must leave segment s alone: a connected reader has
  * not yet passed it (mu held). One call in compaction's choice of inputs. */
 struct cask_segment;

@@ -10,6 +10,8 @@ libstorage_a_SOURCES = \
 	storage/cask_shard.h \
 	storage/cask_shard.c \
 	storage/cask_log.c \
+	storage/cask_batch.h \
+	storage/cask_batch.c \
 	storage/cask_ctx.c \
 	storage/cask_segtab.c \
 	storage/cask_commit.h \

@@ -132,6 +132,12 @@ TESTS += tests/integration/test_journal_recover.py
 dist_check_SCRIPTS += tests/integration/test_udp_always.py
 TESTS += tests/integration/test_udp_always.py
 
+# Write batching per event-loop pass (issue 8, item 1): pipelined sets
+# share writes, a failed batch write answers SERVER_ERROR and leaves
+# nothing behind, set/delete order across connections (crash shim).
+dist_check_SCRIPTS += tests/integration/test_batch.py
+TESTS += tests/integration/test_batch.py
+
 # --sync=always figures (not part of make check): tests/bench/bench_sync.sh
 # with its load client, which speaks memcached text and Redis RESP.
 noinst_PROGRAMS += tests/bench/bench_setload
