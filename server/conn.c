@@ -23,8 +23,10 @@
  * --sync=always: replies are written into a staging buffer first. A
  * request whose write awaits its commit (the store's committer syncs it:
  * cask_defer) leaves its reply there, and so does everything after it;
- * the connection is parked (it reads no more from its socket, though
- * requests already read still run, so pipelined writes share a commit)
+ * the connection is parked (it runs no request it reads from now on,
+ * though requests already read still run, so pipelined writes share a
+ * commit; what it reads waits in the buffer, and only past PARK_READ_MAX
+ * does it stop reading, so parking costs no epoll_ctl)
  * and the worker serves its other connections. The store's commit hook
  * wakes the worker (conn_commit_done), which moves the replies of the
  * writes now durable to the output queue in order, or answers a failed
@@ -88,6 +90,10 @@
 /* Writes of one connection that may wait for their commit at once; past
  * that it runs no more requests until a commit frees some. */
 #define PEND_MAX 1024
+/* What a parked connection reads ahead (not run) before it stops reading:
+ * its read event stays registered while parked, so that parking and
+ * unparking cost no epoll_ctl unless a client sends this much. */
+#define PARK_READ_MAX (64u * 1024)
 
 /* A request whose write waits for its commit. Its reply is the len bytes
  * of stage that follow the pre bytes of replies before it. */
@@ -142,7 +148,9 @@ struct conn {
     size_t phead, pend_n, pend_cap;
     size_t stage_mark;
     const struct cask_ticket *cur_tk; /* of the request running, or NULL */
-    bool parked; /* on the worker's parked list; not reading */
+    bool parked;    /* on the worker's parked list: runs no new request */
+    bool park_full; /* parked with PARK_READ_MAX unprocessed bytes read:
+                     * stopped reading until unparked */
     TAILQ_ENTRY(conn) park_link;
     bool held; /* on the worker's held list: replies wait for the pass's
                 * batch write (conn_pass_end) */
@@ -474,7 +482,7 @@ out_account(struct conn *c)
 static void
 set_reading(struct conn *c, bool on)
 {
-    if (c->parked || c->read_wait) {
+    if ((c->parked && (c->tls != NULL || c->park_full)) || c->read_wait) {
         on = false; /* unpark turns it back on */
     }
     if (on == c->reading) {
@@ -594,6 +602,7 @@ unpark(struct conn *c)
         TAILQ_REMOVE(&c->w->parked, c, park_link);
         atomic_fetch_sub(&c->w->nparked, 1);
         c->parked = false;
+        c->park_full = false;
     }
 }
 
@@ -933,8 +942,13 @@ park(struct conn *c)
         return; /* a batch write is done before the loop polls again */
     }
     if (!c->parked) {
-        set_reading(c, false);
         c->parked = true;
+        /* A plain socket keeps its read event (read_parked): no
+         * epoll_ctl per commit. TLS stops reading (its buffered records
+         * announce themselves by no event). */
+        if (c->tls != NULL) {
+            set_reading(c, false);
+        }
         TAILQ_INSERT_TAIL(&c->w->parked, c, park_link);
         atomic_fetch_add(&c->w->nparked, 1);
     }
@@ -1160,17 +1174,71 @@ conn_read(struct conn *c, char *buf, size_t room)
     return n;
 }
 
+/* Parked (its writes wait for a commit): read what the client sends into
+ * the buffer without running it, up to PARK_READ_MAX unprocessed bytes;
+ * only then stop reading. Returns -1 if the connection was closed. */
+static int
+read_parked(struct conn *c)
+{
+    for (;;) {
+        size_t held = c->rend - c->rstart;
+        if (held >= PARK_READ_MAX) {
+            c->park_full = true;
+            set_reading(c, false);
+            return 0;
+        }
+        if (c->rsize - c->rend < 1024 && make_room(c, 0) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        size_t room = c->rsize - c->rend;
+        if (room > PARK_READ_MAX - held) {
+            room = PARK_READ_MAX - held;
+        }
+        ssize_t n = read(c->fd, c->rbuf + c->rend, room);
+        if (n == 0) {
+            c->close_reason = WATCH_CLOSE_NORMAL;
+            conn_close(c);
+            return -1;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return 0;
+            }
+            log_msg(LOG_DEBUG, "<%d read: %s", c->fd, strerror(errno));
+            conn_close(c);
+            return -1;
+        }
+        c->rend += (size_t)n;
+        c->w->bytes_read += (uint64_t)n;
+        if ((size_t)n < room) {
+            return 0;
+        }
+    }
+}
+
 static void
 on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
 
+    if ((what & EV_TIMEOUT) && c->parked) {
+        return; /* waiting for its commit is not idling */
+    }
     if (what & EV_TIMEOUT) {
         log_msg(LOG_INFO, "<%d idle for %u s; closing", (int)fd,
                 c->w->srv->settings->idle_timeout_s);
         c->w->idle_kicks++;
         c->close_reason = WATCH_CLOSE_IDLE;
         conn_close(c);
+        return;
+    }
+    if (c->parked && c->tls == NULL && !c->yielded && !c->paused &&
+        !c->read_wait) {
+        (void)read_parked(c);
         return;
     }
     if (c->yielded || c->paused || c->parked || c->read_wait) {

@@ -10,7 +10,9 @@
 #   - sets and deletes of the same keys from two connections, run in the
 #     same passes, end in the order they were acknowledged, live and after
 #     a SIGKILL and a restart;
-#   - a multi-get larger than the output cap behind a held write completes.
+#   - a multi-get larger than the output cap behind a held write completes;
+#   - under --sync=always with slow syncs, a parked connection that is sent
+#     more than its read-ahead limit runs it all, in order.
 # Without the shim (or against a sanitizer build, which cannot preload it)
 # the write count comes from `stats storage` (batch_writes) and the EIO
 # part is skipped.
@@ -286,6 +288,38 @@ def test_multiget_behind_write(binary, mode):
         srv.close()
 
 
+def test_parked_readahead(binary, shim):
+    """--sync=always with every fdatasync slowed down (the shim): a
+    connection parked for its commit keeps reading ahead, stops past its
+    read-ahead limit, and once its commits are done runs everything in
+    order."""
+    srv = ShimServer(binary, shim, ["--sync=always", "-t", "1"], {})
+    slow = os.path.join(srv.tmp, "slow")
+    srv.shim_env = {"CRASHSHIM_DELAY": "fdatasync:100",
+                    "CRASHSHIM_DELAY_WHILE": slow}
+    srv.start(timeout=30)
+    try:
+        s = srv.connect(timeout=30)
+        s.sendall(b"set warm 0 0 1\r\nw\r\n")
+        check("always: a set answers", recv_lines(s, 1) == [b"STORED"])
+        open(slow, "w").close()
+        s.sendall(b"set first 0 0 1\r\nf\r\n")
+        # while it is parked: about 300 KB more, past the read-ahead limit
+        n = 1500
+        val = b"p" * 180
+        s.sendall(b"".join(b"set p%d 0 0 %d\r\n%s\r\n" % (i, len(val), val)
+                           for i in range(n)) + b"get p%d\r\n" % (n - 1))
+        lines = recv_lines(s, n + 4, timeout=60)
+        os.unlink(slow)
+        check("always: a parked connection's read-ahead runs in order",
+              lines[:n + 1] == [b"STORED"] * (n + 1) and
+              lines[n + 1].startswith(b"VALUE p%d " % (n - 1)) and
+              lines[n + 3] == b"END", lines[:2] + lines[-4:])
+        s.close()
+    finally:
+        srv.close()
+
+
 def main():
     binary = cm.binary()
     shim = cm.shim_path()
@@ -298,6 +332,7 @@ def main():
         test_burst(binary, shim or None, mode)
         test_order(binary, shim or None, mode)
         test_multiget_behind_write(binary, mode)
+    test_parked_readahead(binary, shim or None)
     if shim:
         test_eio(binary, shim, "interval")
         test_eio(binary, shim, "never")
