@@ -267,11 +267,10 @@ latch_all(struct cask *c, const char *why)
     }
 }
 
-/* A journal checkpoint: sync every shard's segment (all of them: what
- * the journal file being retired covers may sit in any), then start the
- * next generation. 0, or an error with every shard latched. */
+/* Sync every shard's segments (a checkpoint pass of the sync helpers).
+ * 0, or -1 when a shard's sync failed. */
 static int
-checkpoint(struct cask *c)
+sync_every_shard(struct cask *c)
 {
     struct cask_commit *cm = c->commit;
 
@@ -284,11 +283,23 @@ checkpoint(struct cask *c)
     cm->checkpoint = false;
     for (unsigned i = 0; i < c->nshards; i++) {
         if (cask_log_failed(c->shards[i])) {
-            /* The frames of the full file stay needed: it cannot be
-             * reused, so no commit can follow. */
-            latch_all(c, "journal checkpoint failed (a segment sync)");
-            return CASK_EFAILED;
+            return -1;
         }
+    }
+    return 0;
+}
+
+/* A journal checkpoint: sync every shard's segment (all of them: what
+ * the journal file being retired covers may sit in any), then start the
+ * next generation. 0, or an error with every shard latched. */
+static int
+checkpoint(struct cask *c)
+{
+    if (sync_every_shard(c) != 0) {
+        /* The frames of the full file stay needed: it cannot be reused,
+         * so no commit can follow. */
+        latch_all(c, "journal checkpoint failed (a segment sync)");
+        return CASK_EFAILED;
     }
     /* A failed switch fails the journal: the batch is answered with
      * errors and the journal recovers (recover). */
@@ -448,18 +459,9 @@ recover_once(struct cask *c)
     }
     /* Every segment synced: the failed file's frames are no longer
      * needed, nor are the frames still queued. */
-    cm->ntodo = 0;
-    for (unsigned i = 0; i < c->nshards; i++) {
-        cm->todo[cm->ntodo++] = i;
-    }
-    cm->checkpoint = true;
-    run_syncs(c);
-    cm->checkpoint = false;
-    for (unsigned i = 0; i < c->nshards; i++) {
-        if (cask_log_failed(c->shards[i])) {
-            latch_all(c, "segment sync failed while recovering the journal");
-            return CASK_EFAILED;
-        }
+    if (sync_every_shard(c) != 0) {
+        latch_all(c, "segment sync failed while recovering the journal");
+        return CASK_EFAILED;
     }
     int rc = cask_journal_resume(c->journal);
     if (rc != 0) {
