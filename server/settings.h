@@ -81,8 +81,8 @@ struct settings {
     int port;                          /* -p; 0 = no TCP */
     char *listen[SETTINGS_MAX_LISTEN]; /* -l, split at commas */
     unsigned nlisten;
-    unsigned threads;          /* -t */
-    unsigned io_threads;       /* --io-threads: cold value reads; 0 none */
+    unsigned threads;    /* -t */
+    unsigned io_threads; /* --io-threads: cold value reads; 0 none */
     /* --io-engine */
     enum settings_io_engine io_engine;
     unsigned maxconns;         /* -c */
