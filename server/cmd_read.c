@@ -164,6 +164,31 @@ submit(struct cmd_reader *rd, size_t at, const char *key, size_t klen,
     return e;
 }
 
+/* The result of the read rd->ents[i] for the current request: the request
+ * waits on it (CMD_READ_PARK) while it runs; once done, its rc, item and
+ * value (handed over), and the entry is dropped. as_get: the item's
+ * fetched bit is the one from before this request's own try set it. */
+static int
+take(struct cmd_reader *rd, int i, struct cask_item *it, char **val,
+     bool as_get)
+{
+    struct cmd_read_ent *e = rd->ents[i];
+    if (!e->done) {
+        rd->waiting = e;
+        return CMD_READ_PARK;
+    }
+    int rc = e->req.rc;
+    *it = e->req.it;
+    if (as_get && e->tried && rc == CASK_OK && it->cas == e->tried_cas) {
+        it->fetched = e->fetched_was; /* "read before this request" */
+    }
+    *val = e->req.val;
+    e->req.val = NULL;
+    forget(rd, (unsigned)i);
+    ent_free(e);
+    return rc;
+}
+
 int
 cmd_read_get(struct cmd_conn *cc, const char *key, size_t klen,
              struct cask_item *it, char **val, bool fetch)
@@ -184,22 +209,8 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
     }
     int i = find(rd, 0, key, klen);
     if (i >= 0) {
-        struct cmd_read_ent *e = rd->ents[i];
-        if (!e->done) {
-            rd->waiting = e;
-            return CMD_READ_PARK;
-        }
         /* read for this very request: its result is the answer */
-        int rc = e->req.rc;
-        *it = e->req.it;
-        if (e->tried && rc == CASK_OK && it->cas == e->tried_cas) {
-            it->fetched = e->fetched_was; /* "read before this request" */
-        }
-        *val = e->req.val;
-        e->req.val = NULL;
-        forget(rd, (unsigned)i);
-        ent_free(e);
-        return rc;
+        return take(rd, i, it, val, true);
     }
     int rc = get_small(store, key, klen, it, val, ref, fetch, true);
     if (rc != EAGAIN) {
@@ -228,18 +239,7 @@ touch_read(struct cmd_conn *cc, const char *key, size_t klen,
     int i = find(rd, 0, key, klen);
 
     if (i >= 0) {
-        struct cmd_read_ent *e = rd->ents[i];
-        if (!e->done) {
-            rd->waiting = e;
-            return CMD_READ_PARK;
-        }
-        int rc = e->req.rc;
-        *it = e->req.it;
-        *val = e->req.val;
-        e->req.val = NULL;
-        forget(rd, (unsigned)i);
-        ent_free(e);
-        return rc;
+        return take(rd, i, it, val, false);
     }
     int rc = get_small(cc->env->store, key, klen, it, val, ref, false, true);
     if (rc != EAGAIN) {
