@@ -1452,11 +1452,43 @@ is_meta(enum proto_cmd c)
     return c >= PROTO_CMD_MG;
 }
 
-/* A get parked on a cold key, its request used bytes of buf[0..len): look
- * at the requests pipelined after it and start the reads of their keys
- * too, so that their cold reads overlap its own. Only plain gets: a
- * request that changes anything stops the look (a read ahead of it could
- * miss its change), and so do one not complete yet and full slots. */
+/* What a look ahead does with a request pipelined after a parked one:
+ * reads its keys ahead (a get, gets, or an mg with v that changes
+ * nothing), passes it (an mg without v and mn: they change nothing and
+ * read no value), or stops there. An mg with T or N changes the item, and
+ * one with h or l reports the fetched bit or access time that a read ahead
+ * of the same key for a later request could set before it runs. *fetch:
+ * whether its reads count as reads (not for mg u). */
+enum ahead_kind { AHEAD_STOP, AHEAD_READ, AHEAD_PASS };
+
+static enum ahead_kind
+ahead_kind(const struct proto_req *req, bool *fetch)
+{
+    *fetch = true;
+    switch (req->cmd) {
+    case PROTO_CMD_GET:
+    case PROTO_CMD_GETS:
+        return AHEAD_READ;
+    case PROTO_CMD_MN:
+        return AHEAD_PASS;
+    case PROTO_CMD_MG:
+        for (unsigned i = 0; i < req->nmflags; i++) {
+            if (strchr("TNhl", req->mflags[i].flag) != NULL) {
+                return AHEAD_STOP;
+            }
+        }
+        *fetch = proto_mflag_find(req, 'u') == NULL;
+        return proto_mflag_find(req, 'v') != NULL ? AHEAD_READ : AHEAD_PASS;
+    default:
+        return AHEAD_STOP;
+    }
+}
+
+/* A get or mg parked on a cold key, its request used bytes of
+ * buf[0..len): look at the requests pipelined after it and start the
+ * reads of their keys too, so that their cold reads overlap its own
+ * (ahead_kind says which requests; one not complete yet and full slots
+ * stop the look too). */
 static void
 look_ahead(struct cmd_conn *cc, const char *buf, size_t len, size_t used)
 {
@@ -1470,15 +1502,29 @@ look_ahead(struct cmd_conn *cc, const char *buf, size_t len, size_t used)
         size_t n = 0, pos = 0;
         const char *key;
         size_t klen;
+        bool fetch;
 
-        if (proto_parse(&p, &req, buf + off, len - off, &n) != PROTO_OK ||
-            (req.cmd != PROTO_CMD_GET && req.cmd != PROTO_CMD_GETS)) {
+        if (proto_parse(&p, &req, buf + off, len - off, &n) != PROTO_OK) {
             return;
         }
-        while (proto_key_next(&req, &pos, &key, &klen)) {
-            if (!cmd_read_ahead_at(cc, off, key, klen, true)) {
-                return; /* full: the rest of this line next time */
+        switch (ahead_kind(&req, &fetch)) {
+        case AHEAD_STOP:
+            return;
+        case AHEAD_PASS:
+            break;
+        case AHEAD_READ:
+            if (req.cmd == PROTO_CMD_MG) {
+                if (!cmd_read_ahead_at(cc, off, req.key, req.klen, fetch)) {
+                    return;
+                }
+                break;
             }
+            while (proto_key_next(&req, &pos, &key, &klen)) {
+                if (!cmd_read_ahead_at(cc, off, key, klen, fetch)) {
+                    return; /* full: the rest of this line next time */
+                }
+            }
+            break;
         }
         off += n;
         rd->ahead_end = off;
@@ -1537,8 +1583,9 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
     }
     {
         enum cmd_status rs = run(cc, &req);
+        bool fetch;
         if (rs == CMD_PARK && cc->rd.submit != NULL &&
-            (req.cmd == PROTO_CMD_GET || req.cmd == PROTO_CMD_GETS)) {
+            ahead_kind(&req, &fetch) == AHEAD_READ) {
             look_ahead(cc, buf, len, *used);
         }
         if (rs == CMD_PAUSE || rs == CMD_PARK) {

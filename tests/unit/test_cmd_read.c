@@ -214,6 +214,106 @@ test_pipelined_lookahead(void **state)
     assert_int_equal(f->cc.rd.n, 0);
 }
 
+/* A parked mg with v reads ahead for the mg with v and the gets pipelined
+ * after it, passes mg without v and mn, and the replies (flags k, f, c, s,
+ * t, q) come in order; mg u reads ahead without counting a read. */
+static void
+test_mg_lookahead(void **state)
+{
+    struct fixture *f = *state;
+    const char in[] = "mg a v\r\nmg b v s f\r\nmn\r\nmg c s\r\nget d\r\n"
+                      "mg e v k c t\r\nmg nosuch v q\r\nmg b v u\r\nmn\r\n";
+    size_t used = 0;
+
+    put(f, "a", "A");
+    put(f, "b", "B");
+    put(f, "c", "C");
+    put(f, "d", "D");
+    put(f, "e", "E");
+    fake_cask_cold = true;
+    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    /* a, then b, d, e, nosuch and b (u) for the later requests; not c */
+    assert_int_equal(f->nq, 6);
+    assert_memory_equal(f->q[1]->key, "b", 1);
+    assert_true(f->q[1]->fetch);
+    assert_memory_equal(f->q[2]->key, "d", 1);
+    assert_memory_equal(f->q[5]->key, "b", 1);
+    assert_false(f->q[5]->fetch);
+    complete_all(f);
+    assert_int_equal(run(f, in, sizeof(in) - 1, false), 0);
+    assert_int_equal(f->submitted, 6);
+    assert_int_equal(f->resumed, 1);
+    expect_out(f, "VA 1\r\nA\r\n"
+                  "VA 1 s1 f0\r\nB\r\n"
+                  "MN\r\n"
+                  "HD s1\r\n"
+                  "VALUE d 0 1\r\nD\r\nEND\r\n"
+                  "VA 1 ke c5 t-1\r\nE\r\n"
+                  "VA 1\r\nB\r\n"
+                  "MN\r\n");
+    assert_int_equal(f->ctr.get_hits, 6);
+    assert_int_equal(f->cc.rd.n, 0);
+}
+
+/* A parked get reads ahead for mg with v too (a base64 key decoded). */
+static void
+test_get_then_mg_lookahead(void **state)
+{
+    struct fixture *f = *state;
+    const char in[] = "get a\r\nmg Yg== b v\r\nget a\r\n";
+    size_t used = 0;
+
+    put(f, "a", "A");
+    put(f, "b", "B");
+    fake_cask_cold = true;
+    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(f->nq, 3);
+    assert_int_equal(f->q[1]->klen, 1);
+    assert_memory_equal(f->q[1]->key, "b", 1);
+    complete_all(f);
+    assert_int_equal(run(f, in, sizeof(in) - 1, false), 0);
+    assert_int_equal(f->submitted, 3);
+    f->out[f->n] = '\0';
+    assert_non_null(strstr(f->out, "\r\nB\r\n"));
+    f->n = 0;
+}
+
+/* The look-ahead of mg stops at an mg that changes the item (T, N) or
+ * reports its fetched bit or access time (h, l), and a parked mg of that
+ * kind reads nothing ahead. */
+static void
+test_mg_lookahead_stops(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const stops[] = {"mg b v T30\r\n", "mg b v N30\r\n",
+                                        "mg b v h\r\n", "mg b l\r\n"};
+
+    put(f, "a", "A");
+    put(f, "b", "B");
+    put(f, "c", "C");
+    fake_cask_cold = true;
+    for (unsigned i = 0; i < 4; i++) {
+        char in[128];
+        size_t used = 0;
+        int len = snprintf(in, sizeof(in), "mg a v\r\n%smg c v\r\n", stops[i]);
+        assert_int_equal(cmd_execute(&f->cc, in, (size_t)len, &used), CMD_PARK);
+        assert_int_equal(f->nq, 1); /* a only */
+        complete_all(f);
+        (void)run(f, in, (size_t)len, false);
+        f->n = 0;
+        cmd_read_reset(&f->cc.rd);
+    }
+    {
+        const char in[] = "mg a v T30\r\nmg c v\r\n";
+        size_t used = 0;
+        assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used),
+                         CMD_PARK);
+        assert_int_equal(f->nq, 1);
+        complete_all(f);
+        (void)run(f, in, sizeof(in) - 1, false);
+    }
+}
+
 /* The look-ahead stops at a write: the get after it reads after it. */
 static void
 test_lookahead_stops_at_write(void **state)
@@ -463,6 +563,11 @@ main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_lookahead_stops_at_write,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(test_mg_lookahead, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_get_then_mg_lookahead, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_mg_lookahead_stops, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_lookahead_dropped, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_gat_parks_then_touches, setup,
