@@ -796,8 +796,12 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         }
         *old_exp = it->exp_abs_s;
     } else {
-        rc = cask_get_fetch(cc->env->store, req->key, req->klen, it, NULL,
-                            proto_mflag_find(req, 'u') == NULL);
+        /* the item only: its record's header and key, maybe parked */
+        rc = cmd_read_head(cc, req->key, req->klen, it,
+                           proto_mflag_find(req, 'u') == NULL);
+        if (rc == CMD_READ_PARK) {
+            return rc;
+        }
         *old_exp = it->exp_abs_s;
     }
     if (!has_T) {
@@ -1454,12 +1458,13 @@ is_meta(enum proto_cmd c)
 
 /* What a look ahead does with a request pipelined after a parked one:
  * reads its keys ahead (a get, gets, or an mg with v that changes
- * nothing), passes it (an mg without v and mn: they change nothing and
- * read no value), or stops there. An mg with T or N changes the item, and
+ * nothing), reads the header and key of its key's record ahead (an mg
+ * without v that changes nothing: cmd_read_head), passes it (mn), or
+ * stops there. An mg with T or N changes the item, and
  * one with h or l reports the fetched bit or access time that a read ahead
  * of the same key for a later request could set before it runs. *fetch:
  * whether its reads count as reads (not for mg u). */
-enum ahead_kind { AHEAD_STOP, AHEAD_READ, AHEAD_PASS };
+enum ahead_kind { AHEAD_STOP, AHEAD_READ, AHEAD_HEAD, AHEAD_PASS };
 
 static enum ahead_kind
 ahead_kind(const struct proto_req *req, bool *fetch)
@@ -1478,7 +1483,7 @@ ahead_kind(const struct proto_req *req, bool *fetch)
             }
         }
         *fetch = proto_mflag_find(req, 'u') == NULL;
-        return proto_mflag_find(req, 'v') != NULL ? AHEAD_READ : AHEAD_PASS;
+        return proto_mflag_find(req, 'v') != NULL ? AHEAD_READ : AHEAD_HEAD;
     default:
         return AHEAD_STOP;
     }
@@ -1511,6 +1516,11 @@ look_ahead(struct cmd_conn *cc, const char *buf, size_t len, size_t used)
         case AHEAD_STOP:
             return;
         case AHEAD_PASS:
+            break;
+        case AHEAD_HEAD:
+            if (!cmd_read_ahead_head_at(cc, off, req.key, req.klen, fetch)) {
+                return;
+            }
             break;
         case AHEAD_READ:
             if (req.cmd == PROTO_CMD_MG) {
@@ -1584,8 +1594,9 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
     {
         enum cmd_status rs = run(cc, &req);
         bool fetch;
+        enum ahead_kind kind = ahead_kind(&req, &fetch);
         if (rs == CMD_PARK && cc->rd.submit != NULL &&
-            ahead_kind(&req, &fetch) == AHEAD_READ) {
+            (kind == AHEAD_READ || kind == AHEAD_HEAD)) {
             look_ahead(cc, buf, len, *used);
         }
         if (rs == CMD_PAUSE || rs == CMD_PARK) {

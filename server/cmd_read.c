@@ -140,7 +140,7 @@ make_room(struct cmd_reader *rd)
  * one place a read is dispatched. */
 static struct cmd_read_ent *
 submit(struct cmd_reader *rd, size_t at, const char *key, size_t klen,
-       bool fetch, const struct cask_item *tried)
+       bool fetch, bool head, const struct cask_item *tried)
 {
     if (rd->n == CMD_READ_SLOTS || klen > CASK_KEY_MAX) {
         return NULL;
@@ -152,6 +152,7 @@ submit(struct cmd_reader *rd, size_t at, const char *key, size_t klen,
     memcpy(e->req.key, key, klen);
     e->req.klen = klen;
     e->req.fetch = fetch;
+    e->req.head = head;
     e->owner = rd;
     e->at = at;
     if (tried != NULL) {
@@ -217,7 +218,7 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
         return rc;
     }
     make_room(rd);
-    struct cmd_read_ent *e = submit(rd, 0, key, klen, fetch, it);
+    struct cmd_read_ent *e = submit(rd, 0, key, klen, fetch, false, it);
     if (e == NULL) {
         return cask_get_fetch(store, key, klen, it, val, fetch);
     }
@@ -226,18 +227,71 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
     return CMD_READ_PARK;
 }
 
+/* The item of key for the current request, from its record's header and
+ * key only (cask_head_nowait): a finished read, or a try on this thread.
+ * Returns what cask_head_nowait returns (EAGAIN: no room in the reader),
+ * or CMD_READ_PARK once the read is sent off (or is still running).
+ * fetch: counts as a read, the fetched bit reported as before this
+ * request's own try set it. */
+static int
+head_read(struct cmd_conn *cc, const char *key, size_t klen,
+          struct cask_item *it, bool fetch)
+{
+    struct cmd_reader *rd = &cc->rd;
+    int i = find(rd, 0, key, klen);
+
+    if (i >= 0) {
+        char *v = NULL; /* none from a head read; a value read ahead */
+        int rc = take(rd, i, it, &v, fetch);
+        cmd_read_free(v);
+        return rc;
+    }
+    int rc = cask_head_nowait(cc->env->store, key, klen, it, fetch);
+    if (rc != EAGAIN) {
+        return rc;
+    }
+    make_room(rd);
+    struct cmd_read_ent *e =
+            submit(rd, 0, key, klen, fetch, true, fetch ? it : NULL);
+    if (e == NULL) {
+        return EAGAIN;
+    }
+    rd->waiting = e;
+    rd->parked++;
+    return CMD_READ_PARK;
+}
+
+int
+cmd_read_head(struct cmd_conn *cc, const char *key, size_t klen,
+              struct cask_item *it, bool fetch)
+{
+    int rc = CASK_OK;
+
+    if (cc->rd.submit != NULL) {
+        rc = head_read(cc, key, klen, it, fetch);
+    }
+    if (cc->rd.submit == NULL || rc == EAGAIN) {
+        rc = cask_get_fetch(cc->env->store, key, klen, it, NULL, fetch);
+    }
+    return rc;
+}
+
 /* The value of key read for the current request without counting it as a
- * read: a finished read of the pool, or a try on this thread. Returns
- * what cask_get_nowait_ref returns (a small value maybe borrowed, as
- * cmd_read_get's), or CMD_READ_PARK once it is sent to
- * the pool (or is still there). */
+ * read (val NULL: the item only, from its record's header and key): a
+ * finished read of the pool, or a try on this thread. Returns what
+ * cask_get_nowait_ref returns (a small value maybe borrowed, as
+ * cmd_read_get's; EAGAIN also when there is no room in the reader), or
+ * CMD_READ_PARK once it is sent to the pool (or is still there). */
 static int
 touch_read(struct cmd_conn *cc, const char *key, size_t klen,
            struct cask_item *it, char **val, struct cask_vref *ref)
 {
     struct cmd_reader *rd = &cc->rd;
-    int i = find(rd, 0, key, klen);
 
+    if (val == NULL) {
+        return head_read(cc, key, klen, it, false);
+    }
+    int i = find(rd, 0, key, klen);
     if (i >= 0) {
         return take(rd, i, it, val, false);
     }
@@ -246,7 +300,7 @@ touch_read(struct cmd_conn *cc, const char *key, size_t klen,
         return rc;
     }
     make_room(rd);
-    struct cmd_read_ent *e = submit(rd, 0, key, klen, false, NULL);
+    struct cmd_read_ent *e = submit(rd, 0, key, klen, false, false, NULL);
     if (e == NULL) {
         return EAGAIN;
     }
@@ -263,23 +317,19 @@ cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
     struct cmd_reader *rd = &cc->rd;
     struct cask *store = cc->env->store;
     bool want = val != NULL;
-    struct cask_vref own_ref = {.fd = -1};
 
     if (rd->submit == NULL) {
         return cask_touch_fetch(store, key, klen, exp_abs_s, it, val, fetch);
     }
     if (!want) {
-        /* a touch alone reads the value too, to learn the item's cas
-         * without reading its key on this thread; a large one comes as
-         * a reference, pinned only until released here */
-        ref = &own_ref;
+        ref = NULL; /* a touch alone reads the record's header and key */
     }
     for (;;) {
         struct cask_item got;
         char *v = NULL;
 
         memset(&got, 0, sizeof(got));
-        int rc = touch_read(cc, key, klen, &got, &v, ref);
+        int rc = touch_read(cc, key, klen, &got, want ? &v : NULL, ref);
         if (rc == CMD_READ_PARK) {
             return rc;
         }
@@ -335,7 +385,22 @@ cmd_read_ahead_at(struct cmd_conn *cc, size_t at, const char *key, size_t klen,
         return false;
     }
     if (find(rd, at, key, klen) < 0) {
-        (void)submit(rd, at, key, klen, fetch, NULL);
+        (void)submit(rd, at, key, klen, fetch, false, NULL);
+    }
+    return true;
+}
+
+bool
+cmd_read_ahead_head_at(struct cmd_conn *cc, size_t at, const char *key,
+                       size_t klen, bool fetch)
+{
+    struct cmd_reader *rd = &cc->rd;
+
+    if (rd->submit == NULL || rd->n == CMD_READ_SLOTS) {
+        return false;
+    }
+    if (find(rd, at, key, klen) < 0) {
+        (void)submit(rd, at, key, klen, fetch, true, NULL);
     }
     return true;
 }

@@ -7,7 +7,7 @@
  *
  * A connection's reader holds the reads its parked request started: the
  * key it waits for, more keys of the same multi-get, and the keys of the
- * plain gets pipelined after it (read ahead so that several cold keys are
+ * gets and mg pipelined after it (read ahead so that several cold keys are
  * read at once), at most CMD_READ_SLOTS in all. Each read is tagged with
  * the request it is for, by that request's offset in the connection's
  * input, and belongs to it only: it is dropped when that request ends or
@@ -88,6 +88,13 @@ int cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
                      struct cask_item *it, char **val, struct cask_vref *ref,
                      bool fetch);
 
+/* cask_get_fetch with val NULL for a request of cc that needs the item
+ * but not its value (mg without v): only the record's header and key are
+ * read, to check it is key's, off the thread when they are cold
+ * (CMD_READ_PARK, nothing counted or returned yet). Connection's thread. */
+int cmd_read_head(struct cmd_conn *cc, const char *key, size_t klen,
+                  struct cask_item *it, bool fetch);
+
 /* cask_touch_fetch for a request of cc: the value is read first, off the
  * thread when it is cold (CMD_READ_PARK, nothing touched, counted or
  * returned yet), without counting as a read; then the item with the cas
@@ -95,8 +102,9 @@ int cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
  * bit and access time as a touch sets them, *it as the touch returns it).
  * With val, a miss, a damaged record or an error of the read touches
  * nothing (as cask_touch with a value); without (touch, mg T without v),
- * the value read is dropped, and a record that cannot be read is touched
- * by cask_touch_fetch on this thread. ref as for cmd_read_get_ref.
+ * only the record's header and key are read (cmd_read_head), and a
+ * record that cannot be read is touched by cask_touch_fetch on this
+ * thread. ref as for cmd_read_get_ref.
  * Connection's thread. */
 int cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
                    int64_t exp_abs_s, struct cask_item *it, char **val,
@@ -113,6 +121,11 @@ void cmd_read_ahead(struct cmd_conn *cc, const char *key, size_t klen,
  * false when no more reads can start (slots full, or no pool). */
 bool cmd_read_ahead_at(struct cmd_conn *cc, size_t at, const char *key,
                        size_t klen, bool fetch);
+
+/* cmd_read_ahead_at for a request that needs the item only
+ * (cmd_read_head). */
+bool cmd_read_ahead_head_at(struct cmd_conn *cc, size_t at, const char *key,
+                            size_t klen, bool fetch);
 
 /* Drop every read (the connection goes, or its input is not what was
  * looked ahead at). Reads still running are orphaned and freed when they

@@ -738,6 +738,18 @@ cask_get_nowait_ref(struct cask *c, const void *key, size_t klen,
 }
 
 int
+cask_head_nowait(struct cask *c, const void *key, size_t klen,
+                 struct cask_item *it, bool fetch)
+{
+    if (!key_ok(key, klen)) {
+        return CASK_EBADKEY;
+    }
+    uint64_t h = cask_kd_hash(key, klen);
+    return cask_shard_head_nowait(shard_for(c, key, klen), h, key, klen, it,
+                                  fetch);
+}
+
+int
 cask_get_ref(struct cask *c, const void *key, size_t klen, struct cask_item *it,
              char **val, struct cask_vref *ref, bool fetch)
 {

@@ -252,6 +252,15 @@ void cask_vref_release(struct cask_vref *ref);
 int cask_get_nowait(struct cask *c, const void *key, size_t klen,
                     struct cask_item *it, char **val, bool fetch);
 
+/* cask_get_nowait for a caller that needs the item but not its value (a
+ * touch, an mg without v): reads the record's header and key only (a page,
+ * whatever the value's size) to check that it is key's, from the page
+ * cache only (EAGAIN when not there: then cask_get_fetch with val NULL on
+ * a thread that may block, or an io_uring's split read with head_only).
+ * *it as cask_get_fetch gives it; fetch counts a read. */
+int cask_head_nowait(struct cask *c, const void *key, size_t klen,
+                     struct cask_item *it, bool fetch);
+
 /* cask_get_nowait that may hand the value out as *ref, as cask_get_ref. */
 int cask_get_nowait_ref(struct cask *c, const void *key, size_t klen,
                         struct cask_item *it, char **val, struct cask_vref *ref,

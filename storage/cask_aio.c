@@ -45,8 +45,8 @@ io_main(void *arg)
         pthread_mutex_unlock(&a->mu);
 
         r->val = NULL;
-        r->rc = cask_get_fetch(a->store, r->key, r->klen, &r->it, &r->val,
-                               r->fetch);
+        r->rc = cask_get_fetch(a->store, r->key, r->klen, &r->it,
+                               r->head ? NULL : &r->val, r->fetch);
         atomic_fetch_sub(&a->inflight, 1);
         atomic_fetch_add(&a->done, 1);
         r->done(r, r->arg);

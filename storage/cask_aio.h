@@ -26,6 +26,8 @@ struct cask_aio_req {
     char key[CASK_KEY_MAX];
     size_t klen;
     bool fetch; /* counts as a read (cask_get_fetch) */
+    bool head;  /* the item only: the record's header and key are read,
+                 * to check it is the key's, and val stays NULL */
     void (*done)(struct cask_aio_req *r, void *arg);
     void *arg;
 

@@ -768,8 +768,8 @@ split_out(struct cask_shard *sh, struct cask_segment *s,
           const struct vplan *p, struct cask_split *sp)
 {
     sp->it = *snap;
-    sp->val = malloc((size_t)snap->vlen + 1);
-    if (sp->val == NULL) {
+    sp->val = sp->head_only ? NULL : malloc((size_t)snap->vlen + 1);
+    if (sp->val == NULL && !sp->head_only) {
         pthread_mutex_lock(&sh->mu);
         if (--s->readers == 0 && s->retired) {
             cask_seg_close(&s);
@@ -780,7 +780,7 @@ split_out(struct cask_shard *sh, struct cask_segment *s,
     sp->fd = s->fd;
     sp->off = off;
     sp->hlen = CASK_REC_HDR + sp->klen;
-    sp->vlen = snap->vlen;
+    sp->vlen = sp->head_only ? 0 : snap->vlen;
     sp->sh = sh;
     sp->seg = s;
     sp->e = e;
@@ -807,11 +807,10 @@ static _Thread_local struct {
  * the read that follows (an io_uring batch, under one block plug, or an I/O
  * thread) starts it. While they rarely miss no cachestat is spent. */
 static bool
-worth_trying(const struct cask_segment *s, uint32_t off, size_t klen,
-             uint32_t vlen)
+worth_trying(const struct cask_segment *s, uint32_t off, size_t len)
 {
     return !nowait_recent.check || !cask_verify_available() ||
-           cask_verify_resident(s->fd, off, cask_rec_len(klen, vlen));
+           cask_verify_resident(s->fd, off, len);
 }
 
 /* A try without waiting missed the page cache (or was skipped) or not. */
@@ -827,16 +826,46 @@ nowait_note(bool missed)
     }
 }
 
+/* The header and key of key's record at off of s (vlen value bytes),
+ * checked against the keydir (read_head): what a request that needs the
+ * item but not its value reads (touch, mg without v), a page where the
+ * whole record could be a megabyte. Only what the page cache holds when
+ * nowait (else EAGAIN). mu held when the record is in a compaction
+ * output's buffer, else released with s pinned. */
+static int
+read_head_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
+             const void *key, size_t klen, uint32_t vlen, bool nowait)
+{
+    char head[CASK_REC_HDR + CASK_KEY_MAX];
+    size_t hlen = CASK_REC_HDR + klen;
+    if (nowait && !worth_trying(s, off, hlen)) {
+        nowait_note(true);
+        return EAGAIN;
+    }
+    cask_io_nowait(nowait);
+    int rc = cask_seg_pread(s, off, hlen, head);
+    cask_io_nowait(false);
+    if (nowait) {
+        nowait_note(rc == EAGAIN);
+    }
+    if (rc != 0) {
+        return read_failed(sh, s, off, rc);
+    }
+    return read_head(sh, s, off, key, klen, vlen, head);
+}
+
 /* A get. sp not NULL: a split get (cask_split.h) whose value read, when
- * one is needed, is handed out instead of made. */
+ * one is needed, is handed out instead of made. head: read the record's
+ * header and key only, to check that it is key's (val NULL, or a split
+ * get with head_only; nothing in *val). */
 static int
 shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
           struct cask_item *it, char **val, struct cask_vref *ref, bool fetch,
-          bool nowait, struct cask_split *sp)
+          bool nowait, bool head, struct cask_split *sp)
 {
     struct cask_item snap;
-    /* no value read to check the key with, or a split get's second try */
-    bool careful = val == NULL || (sp != NULL && sp->careful);
+    /* no read to check the key with, or a split get's second try */
+    bool careful = (val == NULL && !head) || (sp != NULL && sp->careful);
     int rc;
     pthread_mutex_lock(&sh->mu);
     for (;;) {
@@ -874,8 +903,23 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                 break;
             }
         }
-        if (val != NULL &&
-            off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
+        if (head && sp == NULL) {
+            bool buffered =
+                    off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed;
+            if (!buffered) {
+                s->readers++;
+                pthread_mutex_unlock(&sh->mu);
+            }
+            rc = read_head_at(sh, s, off, key, klen, snap.vlen,
+                              nowait && !buffered);
+            if (!buffered) {
+                pthread_mutex_lock(&sh->mu);
+                if (--s->readers == 0 && s->retired) {
+                    cask_seg_close(&s);
+                }
+            }
+        } else if (val != NULL &&
+                   off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
             /* In a compaction output's buffer: copy it under the mutex. */
             rc = read_value_at(sh, s, off, key, klen, snap.vlen, val, NULL,
                                NULL);
@@ -883,13 +927,18 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             /* Written records never change, and a pinned segment is not
              * freed: read without holding up the shard's other requests. */
             struct vplan plan;
-            plan_read(sh, s, e, &plan);
+            if (head) {
+                memset(&plan, 0, sizeof(plan)); /* no value: no checksum */
+            } else {
+                plan_read(sh, s, e, &plan);
+            }
             s->readers++;
             pthread_mutex_unlock(&sh->mu);
             if (sp != NULL) {
                 return split_out(sh, s, e, off, &snap, &plan, sp);
             }
-            if (nowait && !worth_trying(s, off, klen, snap.vlen)) {
+            if (nowait &&
+                !worth_trying(s, off, cask_rec_len(klen, snap.vlen))) {
                 rc = EAGAIN;
             } else {
                 cask_io_nowait(nowait);
@@ -933,14 +982,15 @@ int
 cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                struct cask_item *it, char **val, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, NULL, fetch, false, NULL);
+    return shard_get(sh, h, key, klen, it, val, NULL, fetch, false, false,
+                     NULL);
 }
 
 int
 cask_shard_get_nowait(struct cask_shard *sh, uint64_t h, const void *key,
                       size_t klen, struct cask_item *it, char **val, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, NULL, fetch, true, NULL);
+    return shard_get(sh, h, key, klen, it, val, NULL, fetch, true, false, NULL);
 }
 
 int
@@ -948,7 +998,7 @@ cask_shard_get_ref(struct cask_shard *sh, uint64_t h, const void *key,
                    size_t klen, struct cask_item *it, char **val,
                    struct cask_vref *ref, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, ref, fetch, false, NULL);
+    return shard_get(sh, h, key, klen, it, val, ref, fetch, false, false, NULL);
 }
 
 int
@@ -956,7 +1006,14 @@ cask_shard_get_nowait_ref(struct cask_shard *sh, uint64_t h, const void *key,
                           size_t klen, struct cask_item *it, char **val,
                           struct cask_vref *ref, bool fetch)
 {
-    return shard_get(sh, h, key, klen, it, val, ref, fetch, true, NULL);
+    return shard_get(sh, h, key, klen, it, val, ref, fetch, true, false, NULL);
+}
+
+int
+cask_shard_head_nowait(struct cask_shard *sh, uint64_t h, const void *key,
+                       size_t klen, struct cask_item *it, bool fetch)
+{
+    return shard_get(sh, h, key, klen, it, NULL, NULL, fetch, true, true, NULL);
 }
 
 int
@@ -966,7 +1023,7 @@ cask_shard_get_begin(struct cask_shard *sh, uint64_t h, struct cask_split *sp,
     sp->seg = NULL;
     sp->val = NULL;
     return shard_get(sh, h, sp->key, sp->klen, &sp->it, val, NULL, sp->fetch,
-                     false, sp);
+                     false, sp->head_only, sp);
 }
 
 int
@@ -978,7 +1035,9 @@ cask_shard_get_end(struct cask_split *sp, int io_rc, char **val)
     uint32_t seg_id = s->id;
     int rc = io_rc;
 
-    if (rc == 0) {
+    if (rc == 0 && sp->head_only) {
+        rc = read_head(sh, s, off, sp->key, sp->klen, sp->it.vlen, sp->head);
+    } else if (rc == 0) {
         rc = check_split(sh, s, off, sp->key, sp->klen, sp->vlen, sp->head,
                          sp->val);
     } else {
@@ -999,6 +1058,10 @@ cask_shard_get_end(struct cask_split *sp, int io_rc, char **val)
         free(sp->val);
         sp->val = NULL;
         return rc;
+    }
+    if (sp->head_only) {
+        *val = NULL;
+        return CASK_OK;
     }
     sp->val[sp->vlen] = '\0';
     *val = sp->val;

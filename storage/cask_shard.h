@@ -173,6 +173,10 @@ int cask_shard_get_nowait_ref(struct cask_shard *sh, uint64_t h,
                               const void *key, size_t klen,
                               struct cask_item *it, char **val,
                               struct cask_vref *ref, bool fetch);
+/* cask_shard_get_nowait with no value: the record's header and key only
+ * (cask_head_nowait). */
+int cask_shard_head_nowait(struct cask_shard *sh, uint64_t h, const void *key,
+                           size_t klen, struct cask_item *it, bool fetch);
 /* The two halves of a split get (cask_split.h). */
 struct cask_split;
 int cask_shard_get_begin(struct cask_shard *sh, uint64_t h,

@@ -36,6 +36,10 @@ struct cask_split {
     size_t klen;
     bool fetch;
     bool careful;
+    /* Read the header and key only, to check that the record is the
+     * key's (no checksum: no value): vlen is then 0 and cask_get_end
+     * hands out no value (a touch, an mg without v). */
+    bool head_only;
 
     /* Set by cask_get_begin when it says CASK_SPLIT_READ: read hlen bytes
      * into head and then vlen bytes into val, from off of fd on. */

@@ -174,6 +174,7 @@ start(struct cask_uring *u, struct cask_aio_req *r)
     op->sp.key = r->key;
     op->sp.klen = r->klen;
     op->sp.fetch = r->fetch;
+    op->sp.head_only = r->head;
     op->sp.careful = false;
     begin(u, op);
 }

@@ -176,6 +176,10 @@ tests_unit_test_cmd_read_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) \
 # pipelined cold gets overlap their reads (test_cold_park.py, same shim).
 dist_check_SCRIPTS += tests/integration/test_cold_park.py
 TESTS += tests/integration/test_cold_park.py
+# A touch or an mg without v of a cold large value reads its record's
+# header and key, not the value (/proc/PID/io read_bytes).
+dist_check_SCRIPTS += tests/integration/test_touch_head.py
+TESTS += tests/integration/test_touch_head.py
 # Their figures (not part of make check; root, a memory cgroup, fio):
 # tests/bench/bench_coldread.sh, with bench_setload -b and bench_load.
 EXTRA_DIST += tests/bench/bench_coldread.sh

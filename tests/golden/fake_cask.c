@@ -294,6 +294,16 @@ cask_get_nowait(struct cask *c, const void *key, size_t klen,
 }
 
 int
+cask_head_nowait(struct cask *c, const void *key, size_t klen,
+                 struct cask_item *it, bool fetch)
+{
+    if (fake_cask_cold) {
+        return try_cold(c, key, klen, it, fetch);
+    }
+    return cask_get_fetch(c, key, klen, it, NULL, fetch);
+}
+
+int
 cask_get_nowait_ref(struct cask *c, const void *key, size_t klen,
                     struct cask_item *it, char **val, struct cask_vref *ref,
                     bool fetch)

@@ -15,7 +15,8 @@ shim as in test_cold_read.py (whose helpers this file uses):
   read is back and the touch committed;
 - pipelined cold gets (text and binary) are answered in order and their
   reads overlap: the whole pipeline takes well under one delay per key; a
-  write pipelined between gets is seen by the gets after it.
+  write pipelined between gets is seen by the gets after it; so are
+  pipelined cold mg with v (flags k, f, c, s, t, a quiet miss between).
 
 The servers read on the I/O threads (--io-engine=threads), whose reads the
 shim slows; test_uring.py covers the io_uring engine. Without the shim (or
@@ -313,7 +314,7 @@ def test_pipeline(binary, shim):
         srv.start()
         sock = srv.connect(timeout=60)
         n = 64
-        prepare(srv, sock, n + 40)
+        cas = prepare(srv, sock, n + 80)
         cr.set_many(sock, [(b"w", b"old")])
         srv.slow(True)
         req = b"".join(b"get %s\r\n" % key(i) for i in range(n))
@@ -348,6 +349,34 @@ def test_pipeline(binary, shim):
             check("binary reads overlap (under a quarter of serial)",
                   took < len(ks) * DELAY_MS / 1000 / 4, "%.2f s" % took)
         sock2.close()
+        # meta: pipelined mg with v and k f c s t (and a quiet miss, an mg
+        # without v, mn between them) read ahead like gets
+        ks = list(range(n + 40, n + 72))
+        req, want = b"", b""
+        for j, k in enumerate(ks):
+            if j % 2:
+                req += b"mg %s v k f c s t\r\n" % key(k)
+                want += b"VA %d k%s f0 c%d s%d t-1\r\n%s\r\n" % (
+                    len(value(k)), key(k), cas[k], len(value(k)), value(k))
+            else:
+                req += b"mg %s v\r\nmg nosuch%d v q\r\nmg hot s\r\n" % (
+                    key(k), k)
+                want += b"VA %d\r\n%s\r\nHD s100\r\n" % (len(value(k)),
+                                                          value(k))
+        req += b"mn\r\n"
+        want += b"MN\r\n"
+        t0 = time.monotonic()
+        sock.sendall(req)
+        got = recv_n(sock, len(want))
+        took = time.monotonic() - t0
+        check("pipelined cold mg answered in order", got == want,
+              "first difference at byte %d" %
+              next((i for i in range(min(len(got), len(want)))
+                    if got[i] != want[i]), min(len(got), len(want))))
+        print("%d pipelined cold mg: %.2f s" % (len(ks), took))
+        if shim:
+            check("mg reads overlap (under a quarter of serial)",
+                  took < len(ks) * DELAY_MS / 1000 / 4, "%.2f s" % took)
         # a write between pipelined gets: the gets after it see it
         k = key(n + 32)
         sock.sendall(b"get %s\r\nget w\r\nset w 0 0 3\r\nnew\r\nget w\r\n"

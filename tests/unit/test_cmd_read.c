@@ -84,8 +84,8 @@ complete_all(struct fixture *f)
     for (unsigned i = 0; i < f->nq; i++) {
         struct cask_aio_req *r = f->q[i];
         r->val = NULL;
-        r->rc = cask_get_fetch(f->store, r->key, r->klen, &r->it, &r->val,
-                               r->fetch);
+        r->rc = cask_get_fetch(f->store, r->key, r->klen, &r->it,
+                               r->head ? NULL : &r->val, r->fetch);
     }
     for (unsigned i = 0; i < f->nq; i++) {
         if (cmd_read_complete(f->q[i]) != NULL) {
@@ -215,8 +215,9 @@ test_pipelined_lookahead(void **state)
 }
 
 /* A parked mg with v reads ahead for the mg with v and the gets pipelined
- * after it, passes mg without v and mn, and the replies (flags k, f, c, s,
- * t, q) come in order; mg u reads ahead without counting a read. */
+ * after it, the header and key only for an mg without v, passes mn, and
+ * the replies (flags k, f, c, s, t, q) come in order; mg u reads ahead
+ * without counting a read. */
 static void
 test_mg_lookahead(void **state)
 {
@@ -232,16 +233,19 @@ test_mg_lookahead(void **state)
     put(f, "e", "E");
     fake_cask_cold = true;
     assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
-    /* a, then b, d, e, nosuch and b (u) for the later requests; not c */
-    assert_int_equal(f->nq, 6);
+    /* a, then b, c (its head), d, e, nosuch and b (u) */
+    assert_int_equal(f->nq, 7);
     assert_memory_equal(f->q[1]->key, "b", 1);
     assert_true(f->q[1]->fetch);
-    assert_memory_equal(f->q[2]->key, "d", 1);
-    assert_memory_equal(f->q[5]->key, "b", 1);
-    assert_false(f->q[5]->fetch);
+    assert_false(f->q[1]->head);
+    assert_memory_equal(f->q[2]->key, "c", 1);
+    assert_true(f->q[2]->head);
+    assert_memory_equal(f->q[3]->key, "d", 1);
+    assert_memory_equal(f->q[6]->key, "b", 1);
+    assert_false(f->q[6]->fetch);
     complete_all(f);
     assert_int_equal(run(f, in, sizeof(in) - 1, false), 0);
-    assert_int_equal(f->submitted, 6);
+    assert_int_equal(f->submitted, 7);
     assert_int_equal(f->resumed, 1);
     expect_out(f, "VA 1\r\nA\r\n"
                   "VA 1 s1 f0\r\nB\r\n"
@@ -434,24 +438,55 @@ test_mg_T_parks(void **state)
     assert_int_equal(it.exp_abs_s, NOW_S + 50);
 }
 
-/* touch reads the value off the thread too (its cas, without a key read
- * on the thread), drops it, and touches the item read. */
+/* touch reads its record's header and key off the thread (its cas,
+ * without a key read on the thread; no value), and touches the item
+ * read. */
 static void
 test_touch_parks(void **state)
 {
     struct fixture *f = *state;
     const char in[] = "touch a 100\r\ntouch nosuch 100\r\n";
     struct cask_item it;
+    size_t used = 0;
 
     put(f, "a", "A");
     fake_cask_cold = true;
-    assert_int_equal(run(f, in, sizeof(in) - 1, false), 1);
+    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(f->nq, 1);
+    assert_true(f->q[0]->head);
+    assert_false(f->q[0]->fetch);
+    struct cask_aio_req *r = f->q[0];
+    complete_all(f);
+    assert_null(r->val);
+    assert_int_equal(run(f, in, sizeof(in) - 1, false), 0);
     expect_out(f, "TOUCHED\r\nNOT_FOUND\r\n");
     assert_int_equal(cask_get(f->store, "a", 1, &it, NULL), CASK_OK);
     assert_int_equal(it.exp_abs_s, NOW_S + 100);
     assert_int_equal(f->ctr.cmd_touch, 2);
     assert_int_equal(f->ctr.touch_hits, 1);
     assert_int_equal(f->ctr.touch_misses, 1);
+}
+
+/* mg without v (with T or not) parks on a read of its record's header
+ * and key, and answers from the item it read. */
+static void
+test_mg_head_parks(void **state)
+{
+    struct fixture *f = *state;
+    const char in[] = "mg a s c h\r\nmg a T30 t\r\nmg a h\r\n";
+    size_t used = 0;
+
+    put(f, "a", "A");
+    fake_cask_cold = true;
+    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(f->nq, 1); /* h: no look ahead */
+    assert_true(f->q[0]->head);
+    assert_true(f->q[0]->fetch);
+    complete_all(f);
+    assert_int_equal(run(f, in, sizeof(in) - 1, false), 2);
+    expect_out(f, "HD s1 c1 h0\r\nHD t30\r\nHD h1\r\n");
+    assert_int_equal(f->ctr.get_hits, 2);
+    assert_int_equal(f->ctr.touch_hits, 1);
 }
 
 static size_t
@@ -576,6 +611,8 @@ main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_mg_T_parks, setup, teardown),
             cmocka_unit_test_setup_teardown(test_touch_parks, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_mg_head_parks, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_binary_lookahead, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_resume_callback, setup,
