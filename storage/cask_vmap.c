@@ -1,6 +1,7 @@
 /* cask_vmap.c - read-only shared mappings of segment files for sending
- * verified values without a copy in this process (cask_vmap.h). Owns no
- * state: the mapping lives in struct cask_segment.
+ * verified values without a copy in this process (cask_vmap.h). Owns the
+ * count of mappings made and their budget (process-wide); each mapping
+ * lives in its struct cask_segment.
  */
 #include "storage/cask_vmap.h"
 
@@ -9,6 +10,8 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -60,10 +63,65 @@ install_bus(void)
     pthread_mutex_unlock(&bus_mu);
 }
 
+/* Mappings made here and not yet unmapped, over all stores, and how many
+ * there may be (0: not yet worked out; cask_vmap_budget). */
+static atomic_uint nmaps;
+static atomic_uint map_cap;
+
+/* The kernel's limit on a process's mappings (vm.max_map_count), or its
+ * default where it cannot be read. */
+static unsigned
+max_map_count(void)
+{
+    unsigned n = CASK_VMAP_MAX_MAP_COUNT_DEFAULT;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f != NULL) {
+        unsigned v;
+        if (fscanf(f, "%u", &v) == 1 && v > 0) {
+            n = v;
+        }
+        fclose(f);
+    }
+    return n;
+}
+
+unsigned
+cask_vmap_budget(void)
+{
+    unsigned cap = atomic_load_explicit(&map_cap, memory_order_relaxed);
+    if (cap == 0) {
+        cap = max_map_count() / CASK_VMAP_SHARE;
+        if (cap == 0) {
+            cap = 1;
+        }
+        atomic_store_explicit(&map_cap, cap, memory_order_relaxed);
+    }
+    return cap;
+}
+
+void
+cask_vmap_set_budget(unsigned cap)
+{
+    atomic_store_explicit(&map_cap, cap, memory_order_relaxed);
+}
+
+unsigned
+cask_vmap_count(void)
+{
+    return atomic_load_explicit(&nmaps, memory_order_relaxed);
+}
+
 void
 cask_vmap_open(struct cask_segment *s, uint64_t len)
 {
     if (s->map != NULL || s->map_tried || s->fd < 0) {
+        return;
+    }
+    /* Over the budget: not mapped now (its values go out by sendfile),
+     * and not marked tried, so that it is mapped once others are gone. */
+    if (atomic_fetch_add_explicit(&nmaps, 1, memory_order_relaxed) >=
+        cask_vmap_budget()) {
+        atomic_fetch_sub_explicit(&nmaps, 1, memory_order_relaxed);
         return;
     }
     s->map_tried = true;
@@ -72,16 +130,17 @@ cask_vmap_open(struct cask_segment *s, uint64_t len)
         len = s->size;
     }
     long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) {
-        return;
+    void *p = MAP_FAILED;
+    if (page > 0) {
+        len = (len + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
+        if (len != 0 && len <= SIZE_MAX) {
+            p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, s->fd, 0);
+        }
     }
-    len = (len + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
-    if (len == 0 || len > SIZE_MAX) {
-        return;
-    }
-    void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, s->fd, 0);
     if (p == MAP_FAILED) {
-        return; /* address space or a file system without mmap: sendfile */
+        /* address space or a file system without mmap: sendfile */
+        atomic_fetch_sub_explicit(&nmaps, 1, memory_order_relaxed);
+        return;
     }
     /* a page that left the page cache is read alone, not with its
      * neighbours (the gets that use this check residency first anyway) */
@@ -120,5 +179,6 @@ cask_vmap_close(struct cask_segment *s)
         munmap((void *)s->map, (size_t)s->map_len);
         s->map = NULL;
         s->map_len = 0;
+        atomic_fetch_sub_explicit(&nmaps, 1, memory_order_relaxed);
     }
 }

@@ -16,6 +16,14 @@
  * guarded (cask_vmap_copy). Advised MADV_RANDOM: a page missing from the
  * page cache is read alone, never with read-around.
  *
+ * Mappings are bounded (cask_vmap_budget): every mapping is one of the
+ * process's vm.max_map_count (65530 by default), which malloc's large
+ * blocks, thread stacks and io_uring rings need too. A store of 1 TB in
+ * 64 MiB segments has 16384 segments, in 16 MiB ones 65536: mapped all,
+ * they would exhaust it and make malloc fail. Past the budget a segment
+ * is not mapped (its verified values go out by sendfile, one copy fewer
+ * saved, nothing else lost) until a mapping is freed with its segment.
+ *
  * Layer: beside the segment (fields in struct cask_segment), under the
  * shard mutex for open, at segment free for close. Must not depend on
  * anything above storage/.
@@ -29,8 +37,25 @@
 
 struct cask_segment;
 
+/* vm.max_map_count where /proc does not say, and the share of it the
+ * segment mappings may take: a quarter (16382 of the default), the rest
+ * left to everything else in the process. */
+#define CASK_VMAP_MAX_MAP_COUNT_DEFAULT 65530u
+#define CASK_VMAP_SHARE                 4u
+
+/* How many segments may be mapped at once (process-wide; read from
+ * vm.max_map_count on first use). Thread-safe. */
+unsigned cask_vmap_budget(void);
+
+/* Set that budget (tests; 0: worked out again on next use). */
+void cask_vmap_set_budget(unsigned cap);
+
+/* Segments mapped now (process-wide). */
+unsigned cask_vmap_count(void);
+
 /* Mu held: map s for len bytes (at least its size), once; a failure is
- * not retried and leaves s unmapped (its values go out by sendfile). */
+ * not retried and leaves s unmapped (its values go out by sendfile). Over
+ * the budget, s is left unmapped and may be mapped by a later call. */
 void cask_vmap_open(struct cask_segment *s, uint64_t len);
 
 /* The mapped bytes [off, off+len) of s, or NULL when s is not mapped or

@@ -2,8 +2,9 @@
  * from (cask_vmap.h): they cover what was asked and nothing past it; the
  * one read of mapped bytes in the process (cask_vmap_copy) survives a file
  * cut short under it and says so, any number of times, while a fault
- * outside it still ends the process as SIGBUS does; and the kernel's copy
- * of a page past the end fails the write (EFAULT) instead of sending.
+ * outside it still ends the process as SIGBUS does; the kernel's copy
+ * of a page past the end fails the write (EFAULT) instead of sending; and
+ * no more segments are mapped at once than the budget allows.
  */
 #include "config.h"
 
@@ -152,12 +153,46 @@ test_cut_short(void **state)
     free(s2);
 }
 
+/* Past the budget a segment is left unmapped, not marked tried, and
+ * mapped once another mapping is gone. */
+static void
+test_budget(void **state)
+{
+    struct vfx *f = *state;
+    unsigned base = cask_vmap_count();
+    assert_true(base >= 1);                  /* f's own */
+    assert_true(cask_vmap_budget() >= 1000); /* a quarter of the kernel's */
+    cask_vmap_set_budget(base + 1);
+    struct cask_segment *s2 = remap(f);
+    assert_int_equal(cask_vmap_count(), base + 1);
+    struct cask_segment *s3 = calloc(1, sizeof(*s3));
+    assert_non_null(s3);
+    s3->fd = f->s->fd;
+    s3->size = 2 * PG;
+    cask_vmap_open(s3, 3 * PG);
+    assert_null(s3->map);
+    assert_false(s3->map_tried);
+    assert_null(cask_vmap_at(s3, 0, 16));
+    assert_int_equal(cask_vmap_count(), base + 1);
+    cask_vmap_close(s2);
+    free(s2);
+    assert_int_equal(cask_vmap_count(), base);
+    cask_vmap_open(s3, 3 * PG);
+    assert_non_null(s3->map);
+    assert_int_equal(cask_vmap_count(), base + 1);
+    cask_vmap_close(s3);
+    free(s3);
+    cask_vmap_set_budget(0);
+    assert_true(cask_vmap_budget() >= 1000);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_covers, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cut_short, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
