@@ -9,6 +9,8 @@
  * dirty, within CASK_VERIFY_CTIME_MS once written back); a reference, also
  * handed out mapped (but not through replaced reads, which see the header
  * read), keeps its file readable through a compaction that removes it.
+ * A read of the item only takes the record's header and key, not the
+ * value.
  */
 #include "config.h"
 
@@ -16,9 +18,11 @@
 
 #include "storage/cask_io.h"
 #include "storage/cask_record.h"
+#include "storage/cask_split.h"
 #include "storage/cask_verify.h"
 #include "tests/unit/test_cask_util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 
 #include <setjmp.h>
@@ -322,6 +326,99 @@ test_checked_once(void **state)
     free(val);
 }
 
+/* A read of the item only (cask_head_nowait, a split read with
+ * head_only) takes the record's header and key, never the value: it
+ * answers from the page cache, says EAGAIN once the pages left it, and
+ * its split read is hlen bytes that leave the value's pages out; the
+ * record's key is still checked. No value is handed out, so a damaged
+ * value byte does not fail it (a get of the value still fails). */
+static void
+test_head_only(void **state)
+{
+    struct fx *f = *state;
+    static char v[BIG];
+    fill(v, sizeof(v), 11);
+    uint64_t cas = 0;
+    assert_int_equal(cask_store(f->c, CASK_SET, "headkey", 7, v, sizeof(v), 9,
+                                0, 0, &cas),
+                     CASK_OK);
+    struct cask_item it;
+    assert_int_equal(cask_head_nowait(f->c, "headkey", 7, &it, false), CASK_OK);
+    assert_int_equal(it.vlen, sizeof(v));
+    assert_int_equal(it.flags, 9);
+    assert_int_equal(it.cas, cas);
+    assert_false(it.fetched);
+    assert_int_equal(cask_head_nowait(f->c, "nosuch", 6, &it, false),
+                     CASK_ENOTFOUND);
+
+    char path[2048];
+    long at = find_marker(f, path, sizeof(path));
+    assert_true(at > 0);
+    long val_at = at - BIG / 2;
+    long rec_at = val_at - 7 - CASK_REC_HDR;
+    if (!cask_verify_available() || !evict(f, path, rec_at, CASK_REC_HDR)) {
+        printf("no cachestat, or the page cache kept the pages: the cold "
+               "case not checked\n");
+    } else {
+        assert_int_equal(cask_head_nowait(f->c, "headkey", 7, &it, true),
+                         EAGAIN);
+        assert_int_equal(it.cas, cas); /* the item as the try found it */
+        struct cask_split sp;
+        memset(&sp, 0, sizeof(sp));
+        sp.key = "headkey";
+        sp.klen = 7;
+        sp.head_only = true;
+        char *val = NULL;
+        assert_int_equal(cask_get_begin(f->c, &sp, &val), CASK_SPLIT_READ);
+        assert_int_equal(sp.vlen, 0);
+        assert_int_equal(sp.hlen, CASK_REC_HDR + 7);
+        assert_int_equal(sp.off, (uint64_t)rec_at);
+        assert_int_equal(pread(sp.fd, sp.head, sp.hlen, (off_t)sp.off),
+                         (ssize_t)sp.hlen);
+        assert_int_equal(cask_get_end(&sp, 0, &val), CASK_OK);
+        assert_null(val);
+        assert_int_equal(sp.it.vlen, sizeof(v));
+        assert_int_equal(sp.it.cas, cas);
+        assert_true(sp.it.fetched); /* the try counted the read */
+        /* the value's pages past the header's were never read */
+        int fd = open(path, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(
+                cask_verify_pages(fd, (uint64_t)val_at + 8192, BIG - 8192),
+                CASK_VERIFY_OUT);
+        close(fd);
+        assert_int_equal(cask_head_nowait(f->c, "headkey", 7, &it, false),
+                         CASK_OK);
+    }
+
+    /* the key is checked: another key's record is looked up again, a
+     * damaged header is corrupt */
+    for (int i = 0; i < 2; i++) {
+        struct cask_split sp;
+        memset(&sp, 0, sizeof(sp));
+        sp.key = "headkey";
+        sp.klen = 7;
+        sp.head_only = true;
+        char *val = NULL;
+        assert_int_equal(cask_get_begin(f->c, &sp, &val), CASK_SPLIT_READ);
+        assert_int_equal(pread(sp.fd, sp.head, sp.hlen, (off_t)sp.off),
+                         (ssize_t)sp.hlen);
+        /* a byte of the key, or a header byte that must be zero */
+        sp.head[i == 0 ? CASK_REC_HDR + 3 : 42] ^= 0x20;
+        assert_int_equal(cask_get_end(&sp, 0, &val),
+                         i == 0 ? CASK_SPLIT_AGAIN : CASK_ECORRUPT);
+        assert_null(val);
+    }
+
+    /* a damaged value byte: the value is never served, the item is */
+    poke(path, at, 1);
+    char *val = NULL;
+    assert_int_not_equal(cask_get(f->c, "headkey", 7, &it, &val), CASK_OK);
+    assert_null(val);
+    assert_int_equal(cask_head_nowait(f->c, "headkey", 7, &it, false), CASK_OK);
+    poke(path, at, -1);
+}
+
 /* poke, with the change written back: its pages are clean again. */
 static void
 poke_synced(const char *path, long at, int delta)
@@ -492,6 +589,7 @@ main(void)
             cmocka_unit_test_setup_teardown(
                     test_damaged_never_served_through_seam, setup, teardown),
             cmocka_unit_test_setup_teardown(test_checked_once, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_head_only, setup, teardown),
             cmocka_unit_test_setup_teardown(test_mapped_and_written_back, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_ref_unmapped_through_seam,
