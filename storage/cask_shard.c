@@ -337,6 +337,10 @@ struct vplan {
     bool trust;     /* its entry is verified: the hash may be skipped */
     uint64_t stamp; /* the segment's change time when decided */
     bool fast;      /* out: served without the hash */
+    /* Set when the try's cachestat (worth_trying) just found the record's
+     * pages so: read_trusted takes that instead of asking again. */
+    bool probed;
+    enum cask_verify_pages pages;
 };
 
 /* Under mu, before the value of e (in s) is read with mu released. */
@@ -430,7 +434,8 @@ read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
 {
     char head[CASK_REC_HDR + CASK_KEY_MAX];
     size_t hlen = CASK_REC_HDR + klen;
-    enum cask_verify_pages pages = cask_verify_pages(s->fd, off, hlen + vlen);
+    enum cask_verify_pages pages =
+            p->probed ? p->pages : cask_verify_pages(s->fd, off, hlen + vlen);
     if (pages == CASK_VERIFY_OUT) {
         return 1;
     }
@@ -807,10 +812,19 @@ static _Thread_local struct {
  * the read that follows (an io_uring batch, under one block plug, or an I/O
  * thread) starts it. While they rarely miss no cachestat is spent. */
 static bool
-worth_trying(const struct cask_segment *s, uint32_t off, size_t len)
+worth_trying(const struct cask_segment *s, uint32_t off, size_t len,
+             struct vplan *p)
 {
-    return !nowait_recent.check || !cask_verify_available() ||
-           cask_verify_resident(s->fd, off, len);
+    if (!nowait_recent.check || !cask_verify_available()) {
+        return true;
+    }
+    enum cask_verify_pages pages = cask_verify_pages(s->fd, off, len);
+    if (p != NULL) {
+        /* the same range read_trusted checks: one cachestat, not two */
+        p->probed = true;
+        p->pages = pages;
+    }
+    return pages != CASK_VERIFY_OUT;
 }
 
 /* A try without waiting missed the page cache (or was skipped) or not. */
@@ -838,7 +852,7 @@ read_head_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
 {
     char head[CASK_REC_HDR + CASK_KEY_MAX];
     size_t hlen = CASK_REC_HDR + klen;
-    if (nowait && !worth_trying(s, off, hlen)) {
+    if (nowait && !worth_trying(s, off, hlen, NULL)) {
         nowait_note(true);
         return EAGAIN;
     }
@@ -938,7 +952,7 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                 return split_out(sh, s, e, off, &snap, &plan, sp);
             }
             if (nowait &&
-                !worth_trying(s, off, cask_rec_len(klen, snap.vlen))) {
+                !worth_trying(s, off, cask_rec_len(klen, snap.vlen), &plan)) {
                 rc = EAGAIN;
             } else {
                 cask_io_nowait(nowait);
