@@ -482,6 +482,10 @@ stats_storage(struct server *srv, struct out_buf *b)
               (unsigned long long)st.commit_failures);
     stat_line(b, "commit_recoveries", "%llu",
               (unsigned long long)st.commit_recoveries);
+    stat_line(b, "segments_mapped", "%llu",
+              (unsigned long long)st.segments_mapped);
+    stat_line(b, "segments_map_budget", "%llu",
+              (unsigned long long)st.map_budget);
     /* the -m budget against the keydirs it bounds: kept by eviction, or
      * with -M by refusing new keys */
     stat_line(b, "memory_limit", "%llu",

@@ -26,6 +26,7 @@
 #include "storage/cask_split.h"
 #include "storage/cask_state.h"
 #include "storage/cask_stream.h"
+#include "storage/cask_vmap.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -974,6 +975,8 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
     st->syncs += jsyncs;
     st->synced_writes += jframes;
     st->recovery_s = c->recovery_s;
+    st->segments_mapped = cask_vmap_count();
+    st->map_budget = cask_vmap_budget();
     st->commits = cask_commit_passes(c);
     cask_commit_failures(c, &st->commit_failures, &st->commit_recoveries);
     return 0;

@@ -468,6 +468,9 @@ struct cask_stats {
                                  * them again (cask_verify.h) */
     uint64_t value_refs;        /* ... of which handed out as references
                                  * for zero-copy sending */
+    uint64_t segments_mapped;   /* segment files mapped for those, and */
+    uint64_t map_budget;        /* how many may be (cask_vmap.h; both
+                                 * process-wide, store total only) */
     double recovery_s;          /* time cask_open spent recovering */
     bool failed;                /* shard latched read-only */
     /* Eviction and reclaiming, as memcached names them. */

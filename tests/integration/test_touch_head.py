@@ -7,8 +7,10 @@ about a page from disk (/proc/PID/io read_bytes), where reading the value
 would read a megabyte; a gat of another such value (which needs it) reads
 the whole record, so the pages were really gone. The touches take effect
 (the new TTL read back) and the values stay right. Runs with both cold
-read engines. Skips where /proc/PID/io is not readable or the data
-directory sits on a file system without a block device.
+read engines. A verified value is then sent from a mapping of its
+segment, and `stats storage` shows the mappings within their budget.
+Skips where /proc/PID/io is not readable or the data directory sits on a
+file system without a block device.
 """
 import os
 import struct
@@ -165,6 +167,28 @@ def run(binary, engine):
             check(ttl - 10 <= t <= ttl and body[:-2] == value(i),
                   "%s: ttl %d (want %d), value intact" % (key(i).decode(), t,
                                                           ttl))
+        # a verified value is sent from a mapping of its segment, within
+        # the mapping budget (a quarter of vm.max_map_count)
+        for _ in range(2):
+            sock.sendall(b"get %s\r\n" % key(5))
+            want = b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key(5), VLEN,
+                                                        value(5))
+            check(sock.exact(len(want)) == want, "get of a large value")
+        sock.sendall(b"stats storage\r\n")
+        st = {}
+        while True:
+            ln = sock.line()
+            if ln == b"END\r\n":
+                break
+            p = ln.split()
+            st[p[1].decode()] = p[2].decode()
+        with open("/proc/sys/vm/max_map_count") as f:
+            budget = int(f.read()) // 4
+        check(st.get("segments_map_budget") == str(budget) and
+              1 <= int(st.get("segments_mapped", "0")) <= budget,
+              "stats storage: %s of %s segments mapped (budget %d)"
+              % (st.get("segments_mapped"), st.get("segments_map_budget"),
+                 budget))
         sock.close()
         bsock.close()
     finally:
