@@ -287,6 +287,7 @@ undo_staged(struct cask_shard *sh)
     }
     cask_seg_unbuffer(s, s->flushed);
     sh->nstaged = 0;
+    memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
     return ok;
 }
 
@@ -362,9 +363,33 @@ cask_log_write_out(struct cask_shard *sh)
         /* replication follows the log, and counts its records */
         cask_stream_note_n(sh, s->id, sh->nstaged);
         sh->nstaged = 0;
+        memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
     }
     all_written(sh);
     return 0;
+}
+
+/* The filter bit of keydir hash h in sh->staged_keys: word, mask. */
+static inline void
+staged_bit(uint64_t h, unsigned *w, uint64_t *m)
+{
+    unsigned b = (unsigned)(h >> 56);
+    *w = b >> 6;
+    *m = (uint64_t)1 << (b & 63);
+}
+
+int
+cask_log_settle(struct cask_shard *sh, uint64_t h)
+{
+    unsigned w;
+    uint64_t m;
+    staged_bit(h, &w, &m);
+    if (sh->nstaged == 0 || !(sh->staged_keys[w] & m)) {
+        return 0;
+    }
+    /* Whoever staged it (this thread or another worker) learns a failure
+     * through its ticket; this operation looks again at what is left. */
+    return cask_log_write_out(sh) == 0 ? 0 : CASK_LOG_RETRY;
 }
 
 bool
@@ -487,6 +512,10 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
                 .len = (uint32_t)len,
                 .klen = r->klen,
         };
+        unsigned w;
+        uint64_t m;
+        staged_bit(cask_kd_hash(key, r->klen), &w, &m);
+        sh->staged_keys[w] |= m;
         goto appended;
     }
     /* Written through: what a batch staged goes first. */

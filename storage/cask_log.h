@@ -43,6 +43,17 @@ int cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
  * are put back (cask_log_undo_note) and their tickets answer the error. */
 int cask_log_write_out(struct cask_shard *sh);
 
+/* With mu held, before an operation answers from the keydir for the key
+ * of keydir hash h without appending a record of its own (a miss,
+ * NOT_STORED, EXISTS, a value read): when a record of that key (or of
+ * one sharing its filter bits) waits in the active segment's buffer,
+ * staged by any thread, write the buffer out first, so that the answer
+ * rests only on records the kernel has. 0 when nothing needed writing or
+ * the write succeeded; CASK_LOG_RETRY when it failed: the staged records
+ * were dropped and the keydir put back as the disk has it, so the
+ * operation decides again from its lookup. */
+int cask_log_settle(struct cask_shard *sh, uint64_t h);
+
 /* With mu held, right after an append at off and before the operation
  * changes the key's entry (old, or NULL when the key had none): when that
  * record was staged by a write batch, remember the entry as it was, so

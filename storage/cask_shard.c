@@ -43,6 +43,9 @@
 #define RETRY CASK_LOG_RETRY
 /* read_value_at: the record is sound but holds another key. */
 #define KEY_OTHER (-2001)
+/* A get whose staged record failed to be written looks again this many
+ * times before it answers the error. */
+#define SETTLE_TRIES 3u
 
 /* The keydir's match function: the keydir keeps no keys, so whether e
  * (whose hash bits agree with the key's) is key's entry is told by the key
@@ -868,6 +871,28 @@ read_head_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     return read_head(sh, s, off, key, klen, vlen, head);
 }
 
+/* An answer that appends nothing (a miss, NOT_STORED, EXISTS, a value
+ * refused) rests on the key's records, and some may still wait in the
+ * append buffer, staged by this or another thread: they go to the kernel
+ * first (cask_log_settle). When that write failed they are gone and the
+ * keydir is back to what the disk has: RETRY, decide again. A write's
+ * answer needs none of this: its own record follows them in the buffer,
+ * or they are written before it, so it fails with them. mu held. */
+static int
+answer(struct cask_shard *sh, uint64_t h, int rc)
+{
+    switch (rc) {
+    case CASK_ENOTFOUND:
+    case CASK_EEXISTS:
+    case CASK_ENOTSTORED:
+    case CASK_ETOOBIG:
+    case CASK_ENONNUMERIC:
+        return cask_log_settle(sh, h) == RETRY ? RETRY : rc;
+    default:
+        return rc;
+    }
+}
+
 /* A get. sp not NULL: a split get (cask_split.h) whose value read, when
  * one is needed, is handed out instead of made. head: read the record's
  * header and key only, to check that it is key's (val NULL, or a split
@@ -880,6 +905,7 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     struct cask_item snap;
     /* no read to check the key with, or a split get's second try */
     bool careful = (val == NULL && !head) || (sp != NULL && sp->careful);
+    unsigned settle_tries = 0;
     int rc;
     pthread_mutex_lock(&sh->mu);
     for (;;) {
@@ -887,6 +913,9 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         if (!careful) {
             int fc = first_candidate(sh, h, klen, it, &e);
             if (fc == FC_NONE) {
+                if (answer(sh, h, CASK_ENOTFOUND) == RETRY) {
+                    continue;
+                }
                 pthread_mutex_unlock(&sh->mu);
                 return CASK_ENOTFOUND;
             }
@@ -895,6 +924,9 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         if (careful) {
             e = lookup_read(sh, h, key, klen, it);
             if (e == NULL) {
+                if (answer(sh, h, CASK_ENOTFOUND) == RETRY) {
+                    continue;
+                }
                 pthread_mutex_unlock(&sh->mu);
                 return CASK_ENOTFOUND;
             }
@@ -911,9 +943,13 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         if (s == sh->active &&
             off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
             /* Staged by a write batch (cask_batch.c): served only once
-             * the kernel has it, as its writer's reply is. */
+             * the kernel has it, as its writer's reply is. A failed write
+             * dropped it: what is left is what the disk has. */
             rc = cask_log_write_out(sh);
             if (rc != 0) {
+                if (settle_tries++ < SETTLE_TRIES) {
+                    continue;
+                }
                 break;
             }
         }
@@ -1199,7 +1235,7 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     }
 out:
     free(v);
-    return rc;
+    return answer(sh, h, rc);
 }
 
 int
@@ -1306,7 +1342,7 @@ store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
     }
 out:
     free(old);
-    return rc;
+    return answer(sh, h, rc);
 }
 
 int
@@ -1364,7 +1400,7 @@ delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     cask_kd_remove(sh->kd, h, e);
     cask_log_join(sh, tk);
 out:
-    return rc;
+    return answer(sh, h, rc);
 }
 
 int
@@ -1542,7 +1578,7 @@ done:
     }
 out:
     free(old);
-    return rc;
+    return answer(sh, h, rc);
 }
 
 int
@@ -1871,6 +1907,8 @@ cask_shard_wipe(struct cask_shard *sh)
     __atomic_store_n(&sh->synced_seq, sh->app_seq, __ATOMIC_RELEASE);
     /* staged records went with their segment: the wipe follows them */
     __atomic_store_n(&sh->written_seq, sh->app_seq, __ATOMIC_RELEASE);
+    sh->nstaged = 0;
+    memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
     cask_kd_destroy(&sh->kd);
     sh->kd = kd;
     kd = NULL;

@@ -137,6 +137,10 @@ TESTS += tests/integration/test_udp_always.py
 # nothing behind, set/delete order across connections (crash shim).
 dist_check_SCRIPTS += tests/integration/test_batch.py
 TESTS += tests/integration/test_batch.py
+# ... and an answer that writes nothing (miss, NOT_STORED, EXISTS) never
+# rests on another worker's staged record whose write then failed.
+dist_check_SCRIPTS += tests/integration/test_batch_decide.py
+TESTS += tests/integration/test_batch_decide.py
 
 # --sync=always figures (not part of make check): tests/bench/bench_sync.sh
 # with its load client, which speaks memcached text and Redis RESP.
