@@ -148,7 +148,7 @@ emit_server_error(struct cmd_conn *cc, int err)
         proto_out_str(&o, "SERVER_ERROR object too large for cache");
     } else {
         proto_out_str(&o, "SERVER_ERROR ");
-        proto_out_str(&o, cask_strerror(err));
+        proto_out_str(&o, cmd_error_text(&cc->tag, err));
     }
     o.overflow = false;
     if (o.len > sizeof(line) - 2) {
@@ -1556,6 +1556,7 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
     st = proto_parse(&cc->parser, &req, buf, len, used);
     memset(&cc->tag, 0, sizeof(cc->tag));
     cc->tag.silent = req.noreply && !is_meta(req.cmd);
+    cc->tag.cmd = (uint8_t)req.cmd;
     switch (st) {
     case PROTO_NEED_MORE:
         return CMD_NEED_MORE;

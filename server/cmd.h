@@ -157,6 +157,8 @@ struct cmd_env {
 struct cmd_req_tag {
     bool bin;        /* binary: an error packet echoing opcode and opaque */
     bool silent;     /* text with noreply: its errors are not sent */
+    uint8_t cmd;     /* text: the command (enum proto_cmd), for the text
+                      * of its errors (cmd_error_text) */
     uint8_t opcode;  /* binary */
     uint32_t opaque; /* binary, as sent */
 };
@@ -219,6 +221,15 @@ void cmd_conn_deinit(struct cmd_conn *cc);
  * Blocks while the store does (see cask.h). Never aborts on any input. */
 enum cmd_status cmd_execute(struct cmd_conn *cc, const char *buf, size_t len,
                             size_t *used);
+
+/* The text after "SERVER_ERROR " of the store error err for a request
+ * tagged tag: a write a failed commit undid while the store goes on
+ * (CASK_EUNDONE) reads as memcached words a store it could not make
+ * ("out of memory storing object" for a set, add, replace, append,
+ * prepend, cas or ms; "out of memory" otherwise), every other error as
+ * cask_strerror names it (a latched shard says "(read-only)").
+ * Implemented in cmd_late.c. */
+const char *cmd_error_text(const struct cmd_req_tag *tag, int err);
 
 /* Write to out what a request tagged tag answers for the store error err
  * (memcached's SERVER_ERROR line, or a binary error packet; nothing for a

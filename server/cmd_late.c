@@ -6,17 +6,38 @@
  */
 #include "server/cmd.h"
 
+#include "protocol/proto.h"
 #include "protocol/proto_bin.h"
 #include "storage/cask.h"
 
 #include <stdio.h>
 #include <string.h>
 
+const char *
+cmd_error_text(const struct cmd_req_tag *tag, int err)
+{
+    if (err != CASK_EUNDONE || tag->bin) {
+        return cask_strerror(err);
+    }
+    switch (tag->cmd) {
+    case PROTO_CMD_SET:
+    case PROTO_CMD_ADD:
+    case PROTO_CMD_REPLACE:
+    case PROTO_CMD_APPEND:
+    case PROTO_CMD_PREPEND:
+    case PROTO_CMD_CAS:
+    case PROTO_CMD_MS:
+        return "out of memory storing object";
+    default:
+        return "out of memory"; /* memcached's incr, decr and ma */
+    }
+}
+
 void
 cmd_late_error(const struct cmd_req_tag *tag, int err,
                const struct cmd_sink *out)
 {
-    const char *s = cask_strerror(err);
+    const char *s = cmd_error_text(tag, err);
     size_t n = strlen(s);
 
     if (tag->bin) {

@@ -48,6 +48,10 @@ enum cask_err {
     CASK_EREADONLY,   /* a replica: writes go to its primary */
     CASK_ENOREPLICAS, /* written, but not acknowledged by enough replicas
                        * in time (cask_options.committed) */
+    CASK_EUNDONE,     /* not done: a failed journal commit answered it, or
+                       * the shard refuses writes while it recovers from
+                       * one; the store goes on by itself (CASK_EFAILED
+                       * is the latch that lasts until a restart) */
 };
 
 /* Text for any status above or errno; never NULL. */

@@ -862,9 +862,14 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
             /* Its journal frame was queued when it was written: the
              * commit that covers it is the one after. */
             struct cask_shard *sh = c->shards[t->wshard];
-            if (cask_lost_has(sh, t->wseq) ||
-                __atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE)) {
-                *rc = CASK_EFAILED; /* a failed commit, or a latch */
+            /* A failed commit answered it (whether or not the store
+             * latched since), or a latch did. */
+            if (cask_lost_has(sh, t->wseq)) {
+                *rc = CASK_EUNDONE;
+                return true;
+            }
+            if (__atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE)) {
+                *rc = CASK_EFAILED;
                 return true;
             }
             if (!cask_log_covered(sh, t->wseq)) {
@@ -879,8 +884,10 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
         return false;
     }
     if (t->shard >= 0) {
-        if (!cask_log_covered(c->shards[t->shard], t->seq)) {
-            *rc = CASK_EFAILED;
+        struct cask_shard *sh = c->shards[t->shard];
+        if (!cask_log_covered(sh, t->seq)) {
+            /* a failed commit (the store goes on), or a latch */
+            *rc = cask_lost_has(sh, t->seq) ? CASK_EUNDONE : CASK_EFAILED;
         }
         return true;
     }
@@ -890,7 +897,7 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
     uint64_t flo = atomic_load(&c->commit->fail_lo);
     if (flo != 0 && t->epoch >= flo &&
         t->epoch <= atomic_load(&c->commit->fail_hi)) {
-        *rc = CASK_EFAILED;
+        *rc = CASK_EUNDONE;
         return true;
     }
     for (unsigned i = 0; i < c->nshards; i++) {

@@ -27,6 +27,8 @@ cask_strerror(int err)
         return "record failed its checksum";
     case CASK_EFAILED:
         return "shard failed after an I/O error (read-only)";
+    case CASK_EUNDONE:
+        return "write failed, not stored; the store is recovering";
     case CASK_ELOCKED:
         return "data directory locked by another process";
     case CASK_EINVAL:

@@ -98,7 +98,7 @@ cask_log_roll(struct cask_shard *sh)
         return 0; /* another writer rolled it meanwhile */
     }
     if (sh->failed || cask_lost_blocks(sh)) {
-        return CASK_EFAILED;
+        return sh->failed ? CASK_EFAILED : CASK_EUNDONE;
     }
     int rc = cask_log_write_out(sh);
     if (rc != 0) {
@@ -433,7 +433,8 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
         return CASK_LOG_RETRY;
     }
     if (sh->failed || cask_lost_blocks(sh)) {
-        return CASK_EFAILED;
+        /* held: the journal recovers by itself (cask_lost.c) */
+        return sh->failed ? CASK_EFAILED : CASK_EUNDONE;
     }
     if (sh->active == NULL) {
         /* Opened on a full disk: start the active segment now. */

@@ -3,7 +3,9 @@
 # (issue 8): the crash shim fails the next fdatasync (the journal's commit)
 # once, then the disk is fine again:
 #   - the write that commit carried is answered SERVER_ERROR, never STORED,
-#     and its value is never read back (its key misses);
+#     in memcached's words for a store it could not make ("out of memory
+#     storing object": the store is not read-only), and its value is never
+#     read back (its key misses);
 #   - the store recovers by itself: later writes are STORED (they used to
 #     be refused until a restart);
 #   - stats storage shows the failure and the recovery;
@@ -22,7 +24,7 @@ import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
 from test_sync_always import ShimServer, recv_exact_lines, stats_storage  # noqa: E402,E501
 
-ERR = b"SERVER_ERROR shard failed after an I/O error (read-only)"
+ERR = b"SERVER_ERROR out of memory storing object"
 failures = []
 
 

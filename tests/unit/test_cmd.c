@@ -406,6 +406,20 @@ test_store_errors(void **state)
     fake_cask_fail_rc = CASK_EFAILED;
     run(f, "flush_all\r\n");
     assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
+    /* a write a failed commit undid while the store goes on: memcached's
+     * words for a store or an incr it could not make; read-only only
+     * when the shard is latched */
+    fake_cask_fail_rc = CASK_EUNDONE;
+    expect(f, "set a 0 0 1\r\nx\r\n",
+           "SERVER_ERROR out of memory storing object\r\n");
+    fake_cask_fail_rc = CASK_EUNDONE;
+    expect(f, "ms a 1\r\nx\r\n",
+           "SERVER_ERROR out of memory storing object\r\n");
+    fake_cask_fail_rc = CASK_EUNDONE;
+    expect(f, "incr a 1\r\n", "SERVER_ERROR out of memory\r\n");
+    fake_cask_fail_rc = CASK_EFAILED;
+    expect(f, "set a 0 0 1\r\nx\r\n",
+           "SERVER_ERROR shard failed after an I/O error (read-only)\r\n");
     /* every line ends in CRLF */
     assert_memory_equal(f->out + f->n - 2, "\r\n", 2);
 }
