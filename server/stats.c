@@ -437,6 +437,7 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(segments);
     STORAGE_STAT(disk_bytes);
     STORAGE_STAT(keydir_bytes);
+    STORAGE_STAT(buffer_bytes);
     STORAGE_STAT(compactions);
     STORAGE_STAT(bytes_reclaimed);
     STORAGE_STAT(syncs);

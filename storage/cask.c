@@ -945,6 +945,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->segments += s.segments;
         st->disk_bytes += s.disk_bytes;
         st->keydir_bytes += s.keydir_bytes;
+        st->buffer_bytes += s.buffer_bytes;
         st->compactions += s.compactions;
         st->bytes_reclaimed += s.bytes_reclaimed;
         st->syncs += s.syncs;

@@ -440,6 +440,8 @@ struct cask_stats {
     uint64_t segments;          /* segment files */
     uint64_t disk_bytes;        /* bytes of segment and hint files */
     uint64_t keydir_bytes;      /* memory used by the keydir */
+    uint64_t buffer_bytes;      /* memory of the active segments' append
+                                 * buffers (counted in mem_limit too) */
     uint64_t compactions;       /* compaction runs completed */
     uint64_t bytes_reclaimed;   /* disk bytes freed by compaction */
     uint64_t syncs;             /* fdatasync calls on segments, journal */

@@ -145,7 +145,9 @@ cask_evict_admit(struct cask_shard *sh, size_t cost)
         return 0;
     }
     if (!c->opt.mem_evict) {
-        return atomic_load(&c->kd_bytes) + cost > limit ? CASK_ENOMEM : 0;
+        /* the append buffers count too (cask_log_buf_account) */
+        uint64_t used = atomic_load(&c->kd_bytes) + atomic_load(&c->buf_bytes);
+        return used + cost > limit ? CASK_ENOMEM : 0;
     }
     if (cost != 0 || sh->evict_unit == 0) {
         sh->evict_unit = cask_evict_unit(sh);
@@ -171,7 +173,8 @@ cask_evict_admit(struct cask_shard *sh, size_t cost)
         return 0;
     }
     uint64_t share = share_of(c);
-    uint64_t held = cask_kd_bytes(sh->kd);
+    /* the keydir and the active segment's append buffer */
+    uint64_t held = cask_kd_bytes(sh->kd) + sh->buf_counted;
     if (cost >= KD_CHUNK && held + cost + KD_CHUNK > share) {
         /* The last arena chunk that fits in the share: every entry the
          * keydir holds is in use (none is free), so the count now plus

@@ -59,7 +59,10 @@ struct cask {
 
     double recovery_s;
     _Atomic uint64_t kd_bytes; /* sum of the shards' keydir bytes */
-    _Atomic bool read_only;    /* a replica: client writes refused */
+    /* sum of the active segments' append buffers (cask_log.c): memory
+     * mem_limit bounds with the keydirs */
+    _Atomic uint64_t buf_bytes;
+    _Atomic bool read_only; /* a replica: client writes refused */
 };
 
 /* A fresh cas (also used as record sequence number) in *out; never reused,

@@ -44,8 +44,37 @@
 #define CHUNK_MAX   (1024u * 1024)
 
 /* The active segment's append buffer, where a batch stages its records
- * (allocated at the first one; a roll-over frees it). */
-#define STAGE_BUF (128u * 1024)
+ * (allocated at the first one; a roll-over frees it). Under a memory
+ * limit it is counted in it (cask_log_buf_account) and takes at most
+ * 1/STAGE_SHARE of the shard's share, down to STAGE_MIN (records that do
+ * not fit are written through). */
+#define STAGE_BUF   (128u * 1024)
+#define STAGE_MIN   (4u * 1024)
+#define STAGE_SHARE 16u
+
+static size_t
+stage_cap(const struct cask_shard *sh)
+{
+    const struct cask *c = sh->store;
+    if (c->opt.mem_limit == 0) {
+        return STAGE_BUF;
+    }
+    uint64_t cap = c->opt.mem_limit / c->nshards / STAGE_SHARE;
+    return cap < STAGE_MIN ? STAGE_MIN : cap > STAGE_BUF ? STAGE_BUF : cap;
+}
+
+void
+cask_log_buf_account(struct cask_shard *sh)
+{
+    const struct cask_segment *s = sh->active;
+    size_t now = s != NULL && s->buf != NULL ? s->buf_cap : 0;
+    if (now != sh->buf_counted) {
+        /* modulo 2^64: a smaller buffer subtracts */
+        atomic_fetch_add(&sh->store->buf_bytes,
+                         (uint64_t)now - (uint64_t)sh->buf_counted);
+        sh->buf_counted = now;
+    }
+}
 
 /* sh->synced_seq is read and raised with __atomic builtins (it is a
  * plain field of struct cask_shard): the journal's commit threads raise
@@ -147,6 +176,7 @@ cask_log_roll(struct cask_shard *sh)
     }
     cask_seg_make_closed(old);
     sh->active = n;
+    cask_log_buf_account(sh); /* the old buffer went; the new comes later */
     sh->synced_writes += raise_synced(sh, sh->app_seq);
     sh->seg_seq = sh->app_seq;
     pthread_cond_broadcast(&sh->sync_cv);
@@ -488,8 +518,11 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
     }
     uint64_t at = s->size;
     char *buf = NULL;
-    if (cask_batch_stage(sh, len) && staged_room(sh) &&
-        cask_seg_make_active(s, STAGE_BUF) == 0) {
+    if (len <= stage_cap(sh) && cask_batch_stage(sh, len) && staged_room(sh) &&
+        cask_seg_make_active(s, stage_cap(sh)) == 0) {
+        if (s->buf_cap != sh->buf_counted) {
+            cask_log_buf_account(sh); /* allocated just now */
+        }
         buf = cask_seg_reserve(s, len);
         if (buf == NULL) {
             /* The buffer is full: write it out, start it again. */
@@ -498,7 +531,9 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
                 return rc;
             }
             buf = cask_seg_reserve(s, len);
-            at = s->size - len;
+            if (buf != NULL) {
+                at = s->size - len;
+            }
         }
     }
     if (buf != NULL) {

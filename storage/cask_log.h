@@ -43,6 +43,11 @@ int cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
  * are put back (cask_log_undo_note) and their tickets answer the error. */
 int cask_log_write_out(struct cask_shard *sh);
 
+/* With mu held, after the active segment or its append buffer changed:
+ * bring the store's buf_bytes up to date (the buffers count in
+ * mem_limit). */
+void cask_log_buf_account(struct cask_shard *sh);
+
 /* With mu held, before an operation answers from the keydir for the key
  * of keydir hash h without appending a record of its own (a miss,
  * NOT_STORED, EXISTS, a value read): when a record of that key (or of

@@ -1708,6 +1708,7 @@ cask_shard_close(struct cask_shard **shp)
         /* From here on the active segment takes no appends: give it a hint
          * too, so the next start reads no segment in full. */
         sh->active = NULL; /* keeps its reserve: see recover() */
+        cask_log_buf_account(sh);
         if (rc == 0 && !sh->failed) {
             cask_shard_write_hints(sh);
         }
@@ -1737,6 +1738,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     pthread_mutex_lock(&sh->mu);
     st->live_keys = cask_kd_count(sh->kd);
     st->keydir_bytes = cask_kd_bytes(sh->kd);
+    st->buffer_bytes = sh->buf_counted;
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
         if (s == NULL) {
@@ -1904,6 +1906,7 @@ cask_shard_wipe(struct cask_shard *sh)
         }
     }
     sh->active = NULL;
+    cask_log_buf_account(sh);
     __atomic_store_n(&sh->synced_seq, sh->app_seq, __ATOMIC_RELEASE);
     /* staged records went with their segment: the wipe follows them */
     __atomic_store_n(&sh->written_seq, sh->app_seq, __ATOMIC_RELEASE);

@@ -96,8 +96,9 @@ struct cask_shard {
                          * wait on sync_cv */
     bool compact_req;   /* forced compaction asked for */
 
-    uint64_t max_cas;  /* largest cas seen at recovery */
-    size_t kd_counted; /* mu: keydir bytes added to the store's kd_bytes */
+    uint64_t max_cas;   /* largest cas seen at recovery */
+    size_t kd_counted;  /* mu: keydir bytes added to the store's kd_bytes */
+    size_t buf_counted; /* mu: append buffer bytes added to buf_bytes */
     uint64_t compactions;
     uint64_t bytes_reclaimed;
     uint64_t syncs;

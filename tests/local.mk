@@ -141,6 +141,9 @@ TESTS += tests/integration/test_batch.py
 # rests on another worker's staged record whose write then failed.
 dist_check_SCRIPTS += tests/integration/test_batch_decide.py
 TESTS += tests/integration/test_batch_decide.py
+# ... and the append buffers it stages in count in -m (stats storage).
+dist_check_SCRIPTS += tests/integration/test_batch_mem.py
+TESTS += tests/integration/test_batch_mem.py
 
 # --sync=always figures (not part of make check): tests/bench/bench_sync.sh
 # with its load client, which speaks memcached text and Redis RESP.

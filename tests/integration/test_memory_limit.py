@@ -91,7 +91,10 @@ def limited(bc):
         per = [float(l.split()[2]) for l in st.split(b"\r\n")
                if l.startswith(b"STAT keydir_bytes_per_item ")]
         print("keydir bytes per item: %s" % per)
-        check(len(per) == 1 and 0 < per[0] < 48, "keydir bytes per item")
+        # -m holds the shards' append buffers too (up to 128 KiB each):
+        # where the last stripe table growth no longer fits, the tables
+        # are sized for more keys than stored (about 43 to 49 bytes)
+        check(len(per) == 1 and 0 < per[0] < 52, "keydir bytes per item")
         s.close()
     finally:
         srv.close()
