@@ -482,7 +482,7 @@ out_account(struct conn *c)
 static void
 set_reading(struct conn *c, bool on)
 {
-    if ((c->parked && (c->tls != NULL || c->park_full)) || c->read_wait) {
+    if ((c->parked && c->park_full) || c->read_wait) {
         on = false; /* unpark turns it back on */
     }
     if (on == c->reading) {
@@ -943,12 +943,8 @@ park(struct conn *c)
     }
     if (!c->parked) {
         c->parked = true;
-        /* A plain socket keeps its read event (read_parked): no
-         * epoll_ctl per commit. TLS stops reading (its buffered records
-         * announce themselves by no event). */
-        if (c->tls != NULL) {
-            set_reading(c, false);
-        }
+        /* It keeps its read event (read_parked): no epoll_ctl per
+         * commit, TLS or not. */
         TAILQ_INSERT_TAIL(&c->w->parked, c, park_link);
         atomic_fetch_add(&c->w->nparked, 1);
     }
@@ -1195,7 +1191,7 @@ read_parked(struct conn *c)
         if (room > PARK_READ_MAX - held) {
             room = PARK_READ_MAX - held;
         }
-        ssize_t n = read(c->fd, c->rbuf + c->rend, room);
+        ssize_t n = conn_read(c, c->rbuf + c->rend, room);
         if (n == 0) {
             c->close_reason = WATCH_CLOSE_NORMAL;
             conn_close(c);
@@ -1214,7 +1210,11 @@ read_parked(struct conn *c)
         }
         c->rend += (size_t)n;
         c->w->bytes_read += (uint64_t)n;
-        if ((size_t)n < room) {
+        if ((size_t)n < room && !tls_more(c)) {
+            /* TLS: decrypted bytes left inside OpenSSL announce
+             * themselves by no event, so those are taken too (or, past
+             * PARK_READ_MAX, when the connection is unparked: its
+             * requests then run, and on_resume looks at tls_more) */
             return 0;
         }
     }
@@ -1236,8 +1236,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    if (c->parked && c->tls == NULL && !c->yielded && !c->paused &&
-        !c->read_wait) {
+    if (c->parked && !c->yielded && !c->paused && !c->read_wait) {
         (void)read_parked(c);
         return;
     }
