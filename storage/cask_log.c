@@ -238,6 +238,15 @@ write_failed(struct cask_shard *sh, const char *what, int rc)
     }
 }
 
+/* The filter bit of keydir hash h in sh->staged_keys: word, mask. */
+static inline void
+staged_bit(uint64_t h, unsigned *w, uint64_t *m)
+{
+    unsigned b = (unsigned)(h >> 54);
+    *w = b >> 6;
+    *m = (uint64_t)1 << (b & 63);
+}
+
 /* Room for one more entry in sh->staged. */
 static bool
 staged_room(struct cask_shard *sh)
@@ -268,6 +277,11 @@ cask_log_undo_note(struct cask_shard *sh, uint64_t h,
     }
     st->h = h;
     st->noted = true;
+    unsigned w;
+    uint64_t m;
+    staged_bit(h, &w, &m);
+    sh->staged_keys[w] |= m;
+    sh->staged_unnoted--;
     st->had = old != NULL;
     if (old != NULL) {
         memcpy(st->old, old, CASK_KD_ENTRY_FIXED);
@@ -318,6 +332,7 @@ undo_staged(struct cask_shard *sh)
     cask_seg_unbuffer(s, s->flushed);
     sh->nstaged = 0;
     memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
+    sh->staged_unnoted = 0;
     return ok;
 }
 
@@ -394,18 +409,10 @@ cask_log_write_out(struct cask_shard *sh)
         cask_stream_note_n(sh, s->id, sh->nstaged);
         sh->nstaged = 0;
         memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
+        sh->staged_unnoted = 0;
     }
     all_written(sh);
     return 0;
-}
-
-/* The filter bit of keydir hash h in sh->staged_keys: word, mask. */
-static inline void
-staged_bit(uint64_t h, unsigned *w, uint64_t *m)
-{
-    unsigned b = (unsigned)(h >> 56);
-    *w = b >> 6;
-    *m = (uint64_t)1 << (b & 63);
 }
 
 int
@@ -414,7 +421,8 @@ cask_log_settle(struct cask_shard *sh, uint64_t h)
     unsigned w;
     uint64_t m;
     staged_bit(h, &w, &m);
-    if (sh->nstaged == 0 || !(sh->staged_keys[w] & m)) {
+    if (sh->nstaged == 0 ||
+        (sh->staged_unnoted == 0 && !(sh->staged_keys[w] & m))) {
         return 0;
     }
     /* Whoever staged it (this thread or another worker) learns a failure
@@ -548,10 +556,7 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
                 .len = (uint32_t)len,
                 .klen = r->klen,
         };
-        unsigned w;
-        uint64_t m;
-        staged_bit(cask_kd_hash(key, r->klen), &w, &m);
-        sh->staged_keys[w] |= m;
+        sh->staged_unnoted++; /* its key's bit: cask_log_undo_note */
         goto appended;
     }
     /* Written through: what a batch staged goes first. */

@@ -1912,6 +1912,7 @@ cask_shard_wipe(struct cask_shard *sh)
     __atomic_store_n(&sh->written_seq, sh->app_seq, __ATOMIC_RELEASE);
     sh->nstaged = 0;
     memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
+    sh->staged_unnoted = 0;
     cask_kd_destroy(&sh->kd);
     sh->kd = kd;
     kd = NULL;

@@ -83,9 +83,12 @@ struct cask_shard {
     struct cask_staged *staged; /* the records in the active segment's
                                  * buffer, in order (cask_log.c) */
     size_t nstaged, staged_cap;
-    /* Which keys those records are for: bit (h >> 56) of each one's
-     * keydir hash h; cleared when the buffer is written or dropped. */
-    uint64_t staged_keys[4];
+    /* Which keys those records are for: bit (h >> 54) of each one's
+     * keydir hash h, set when its operation notes it (cask_log_undo_note);
+     * those not noted (yet) are counted instead. Both cleared when the
+     * buffer is written or dropped. */
+    uint64_t staged_keys[16];
+    size_t staged_unnoted;
     uint64_t seg_seq;   /* appends synced in their segment itself
                          * (under always the journal covers more) */
     bool syncing;       /* a thread is in fdatasync for the shard */
