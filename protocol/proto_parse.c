@@ -10,7 +10,8 @@
 
 /* memcached splits a line into at most this many tokens (the last one
  * keeping the rest of the line); commands check counts against it. */
-#define MAX_TOKENS 24
+#define MAX_TOKENS      24
+#define META_MAX_TOKENS 20
 
 struct tok {
     const char *p;
@@ -36,8 +37,15 @@ static const char ERR_DELETE[] = "CLIENT_ERROR bad command line format.  "
 static const char ERR_BADFLAG[] = "CLIENT_ERROR invalid flag\r\n";
 static const char ERR_DUPFLAG[] = "CLIENT_ERROR duplicate flag\r\n";
 static const char ERR_INVDUP[] = "CLIENT_ERROR invalid or duplicate flag\r\n";
-static const char ERR_TOOMANY[] = "CLIENT_ERROR options flags are too long\r\n";
+/* memcached's mg says "are too long", its ms, md and ma "too long" */
+static const char ERR_TOOMANY_MG[] =
+        "CLIENT_ERROR options flags are too long\r\n";
+static const char ERR_TOOMANY[] = "CLIENT_ERROR options flags too long\r\n";
 static const char ERR_OPAQUE[] = "CLIENT_ERROR opaque token too long\r\n";
+static const char ERR_INITIAL[] =
+        "CLIENT_ERROR invalid numeric initial value\r\n";
+static const char ERR_DELTAV[] = "CLIENT_ERROR invalid numeric delta value\r\n";
+static const char ERR_MLEN[] = "CLIENT_ERROR incorrect length for M token\r\n";
 static const char ERR_B64[] = "CLIENT_ERROR error decoding key\r\n";
 static const char ERR_BADTOK[] =
         "CLIENT_ERROR bad token in command line format\r\n";
@@ -225,44 +233,46 @@ int
 proto_b64_decode(const char *src, size_t n, char *dst, size_t cap)
 {
     size_t i;
+    size_t count = 0;
     size_t out = 0;
+    unsigned pad = 0;
+    int block[4];
 
-    if (n == 0 || n % 4 != 0) {
+    /* as memcached's base64_decode: bytes outside the alphabet are skipped,
+     * what is left must be whole blocks of four, and the first block with
+     * padding ('=' anywhere in it, at most two) ends the key */
+    for (i = 0; i < n; i++) {
+        if (src[i] == '=' || b64_val((unsigned char)src[i]) >= 0) {
+            count++;
+        }
+    }
+    if (count == 0 || count % 4 != 0 || count / 4 * 3 > cap) {
         return -1;
     }
-    for (i = 0; i < n; i += 4) {
-        int v[4];
-        unsigned pad = 0;
-        unsigned j;
-        uint32_t w;
+    count = 0;
+    for (i = 0; i < n; i++) {
+        int v = src[i] == '=' ? 0 : b64_val((unsigned char)src[i]);
 
-        for (j = 0; j < 4; j++) {
-            unsigned char c = (unsigned char)src[i + j];
-
-            if (c == '=' && i + 4 == n && j >= 2) {
-                v[j] = 0;
-                pad++;
-                continue;
-            }
-            if (pad > 0) {
-                return -1;
-            }
-            v[j] = b64_val(c);
-            if (v[j] < 0) {
-                return -1;
-            }
+        if (v < 0) {
+            continue;
         }
-        w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) |
-            ((uint32_t)v[2] << 6) | (uint32_t)v[3];
-        if (out + 3 - pad > cap) {
+        if (src[i] == '=') {
+            pad++;
+        }
+        block[count++] = v;
+        if (count < 4) {
+            continue;
+        }
+        dst[out++] = (char)((block[0] << 2) | (block[1] >> 4));
+        dst[out++] = (char)((block[1] << 4) | (block[2] >> 2));
+        dst[out++] = (char)((block[2] << 6) | block[3]);
+        count = 0;
+        if (pad > 2) {
             return -1;
         }
-        dst[out++] = (char)(w >> 16);
-        if (pad < 2) {
-            dst[out++] = (char)(w >> 8);
-        }
-        if (pad < 1) {
-            dst[out++] = (char)w;
+        if (pad > 0) {
+            out -= pad;
+            break;
         }
     }
     return (int)out;
@@ -521,9 +531,8 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
             return fail(req, ERR_ERROR);
         }
         set_key(req, &l->t[1]);
-        if (l->t[1].n > PROTO_KEY_MAX) {
-            return fail(req, ERR_FORMAT);
-        }
+        /* memcached checks the extra tokens (and sees noreply) before the
+         * key's length */
         if (l->n > 2) {
             bool zero = tok_is(&l->t[2], "0");
             bool valid;
@@ -534,6 +543,9 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
             if (!valid) {
                 return fail(req, ERR_DELETE);
             }
+        }
+        if (l->t[1].n > PROTO_KEY_MAX) {
+            return fail(req, ERR_FORMAT);
         }
         return PROTO_OK;
     }
@@ -633,23 +645,20 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
 
 /* ---- meta commands ---- */
 
-/* Which flags each meta command takes (memcached 1.6.18), and which of them
- * need a numeric token. */
-static const char MG_FLAGS[] = "bcfhklOqstuvNRT";
-static const char MS_FLAGS[] = "bcCFIkOqsTMN";
-static const char MD_FLAGS[] = "bCIkOqT";
-static const char MA_FLAGS[] = "bCkOqtcvNJDTM";
+/* The flags memcached 1.6.18 knows. Every meta command takes all of them
+ * (one shared pass checks them) and ignores those that mean nothing to it. */
+static const char META_FLAGS[] = "bNTRlOPLkstcfvhuqFCMJDI";
 
 static enum proto_status
 parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
            const char *buf, size_t len, size_t line_len, size_t *used)
 {
     char which = l->t[0].p[1];
-    const char *allowed;
     const char *dup_err = ERR_DUPFLAG;
     const char *bad_err = ERR_BADFLAG;
     const char *tok_err = ERR_BADTOK;
     const char *noted = NULL;
+    bool bad_F = false;
     unsigned first = 2;
     uint32_t seen[2] = {0, 0};
     unsigned i;
@@ -661,21 +670,17 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         return PROTO_OK;
     case 'g':
         req->cmd = PROTO_CMD_MG;
-        allowed = MG_FLAGS;
         break;
     case 's':
         req->cmd = PROTO_CMD_MS;
-        allowed = MS_FLAGS;
         first = 3;
         break;
     case 'd':
         req->cmd = PROTO_CMD_MD;
-        allowed = MD_FLAGS;
         dup_err = bad_err = tok_err = ERR_INVDUP;
         break;
     case 'a':
         req->cmd = PROTO_CMD_MA;
-        allowed = MA_FLAGS;
         dup_err = bad_err = tok_err = ERR_INVDUP;
         break;
     case 'e':
@@ -695,10 +700,19 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
     if (l->t[1].n > PROTO_KEY_MAX) {
         return fail(req, ERR_FORMAT);
     }
+    if (req->cmd == PROTO_CMD_MS && l->n < 3) {
+        return fail(req, ERR_FORMAT);
+    }
+    /* memcached refuses 20 tokens or more (its MFLAG_MAX_OPT_LENGTH), before
+     * it reads the ms length: no data block is dropped */
+    if (l->more || l->n >= META_MAX_TOKENS) {
+        return fail(req,
+                    req->cmd == PROTO_CMD_MG ? ERR_TOOMANY_MG : ERR_TOOMANY);
+    }
     if (req->cmd == PROTO_CMD_MS) {
         int64_t vlen;
 
-        if (l->n < 3 || !proto_strtoi64(l->t[2].p, l->t[2].n, &vlen)) {
+        if (!proto_strtoi64(l->t[2].p, l->t[2].n, &vlen)) {
             return fail(req, ERR_FORMAT);
         }
         vlen = (int32_t)(uint32_t)(uint64_t)vlen;
@@ -706,10 +720,6 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
             return fail(req, ERR_FORMAT);
         }
         req->nbytes = (uint32_t)vlen;
-    }
-    if (l->more || l->n == MAX_TOKENS) {
-        req->err = ERR_TOOMANY;
-        goto error;
     }
     /* memcached checks in stages, and the stage decides which error is
      * reported: one pass over the flags in order, where an unknown or
@@ -723,7 +733,12 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         int64_t v;
         uint64_t u;
 
-        if (f < 64 || f > 127 || strchr(allowed, f) == NULL) {
+        /* memcached's order: a byte from 127 up counts as a repeat */
+        if (f >= 127) {
+            req->err = dup_err;
+            goto error;
+        }
+        if (f < 64 || strchr(META_FLAGS, f) == NULL) {
             req->err = bad_err;
             goto error;
         }
@@ -740,9 +755,18 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         m->flag = (char)f;
         m->tok = t->p + 1;
         m->len = (uint8_t)(t->n - 1);
-        if ((strchr("CJD", f) != NULL && !proto_strtou64(m->tok, m->len, &u)) ||
+        if ((f == 'C' && !proto_strtou64(m->tok, m->len, &u)) ||
             (strchr("NRT", f) != NULL && !proto_strtoi64(m->tok, m->len, &v))) {
             noted = tok_err;
+        } else if (f == 'J' && !proto_strtou64(m->tok, m->len, &u)) {
+            noted = tok_err == ERR_BADTOK ? ERR_INITIAL : tok_err;
+        } else if (f == 'D' && !proto_strtou64(m->tok, m->len, &u)) {
+            noted = tok_err == ERR_BADTOK ? ERR_DELTAV : tok_err;
+        } else if (f == 'M' && m->len != 1) {
+            noted = tok_err == ERR_BADTOK ? ERR_MLEN : tok_err;
+        } else if (f == 'F' && !proto_strtou64(m->tok, m->len, &u)) {
+            /* noted without a message of its own: the command's default */
+            bad_F = true;
         } else if (f == 'q') {
             req->noreply = true;
         } else if (f == 'b') {
@@ -762,30 +786,27 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
         req->err = noted;
         goto error;
     }
-    for (i = 0; i < req->nmflags; i++) {
-        const struct proto_mflag *m = &req->mflags[i];
-        uint64_t u;
-
-        /* ms reads its client flags late, with the classic error */
-        if (m->flag == 'F' && !proto_strtou64(m->tok, m->len, &u)) {
-            req->err = ERR_FORMAT;
-            goto error;
-        }
+    if (bad_F) {
+        req->err = tok_err == ERR_BADTOK ? ERR_FORMAT : tok_err;
+        goto error;
     }
     for (i = 0; i < req->nmflags; i++) {
         const struct proto_mflag *m = &req->mflags[i];
-        /* memcached takes the mode letters in upper case only */
+        /* memcached takes the mode letters in upper case only; mg and md
+         * ignore a mode */
         const char *modes = req->cmd == PROTO_CMD_MS ? "EAPRS" : "ID+-";
 
-        if (m->flag == 'M' && (m->len != 1 || m->tok[0] == '\0' ||
-                               strchr(modes, m->tok[0]) == NULL)) {
+        if (m->flag == 'M' &&
+            (req->cmd == PROTO_CMD_MS || req->cmd == PROTO_CMD_MA) &&
+            (m->tok[0] == '\0' || strchr(modes, m->tok[0]) == NULL)) {
             req->err = req->cmd == PROTO_CMD_MS ? ERR_MSMODE : ERR_MAMODE;
             goto error;
         }
     }
     for (i = 0; i < req->nmflags; i++) {
+        /* memcached counts the O itself */
         if (req->mflags[i].flag == 'O' &&
-            req->mflags[i].len > PROTO_OPAQUE_MAX) {
+            req->mflags[i].len + 1u > PROTO_OPAQUE_MAX) {
             req->err = ERR_OPAQUE;
             goto error;
         }
@@ -837,6 +858,7 @@ proto_parse(struct proto_parser *p, struct proto_req *req, const char *buf,
             size_t len, size_t *used)
 {
     const char *nl;
+    const char *nul;
     const char *end;
     size_t line_len;
     struct line l;
@@ -878,6 +900,11 @@ proto_parse(struct proto_parser *p, struct proto_req *req, const char *buf,
     end = nl;
     if (end - buf > 1 && end[-1] == '\r') {
         end--;
+    }
+    /* memcached reads the line as a C string: a NUL ends it there */
+    nul = memchr(buf, '\0', (size_t)(end - buf));
+    if (nul != NULL) {
+        end = nul;
     }
     tokenize(&l, buf, end);
     /* every command has at least two letters */

@@ -65,6 +65,10 @@ cmd_bytes_wanted(const struct cmd_conn *cc)
     return cc->parser.wanted;
 }
 
+/* memcached's clock reads this many seconds at start-up (its
+ * process_started is set back by ITEM_UPDATE_INTERVAL + 2). */
+#define MC_CLOCK_START_S 62
+
 static int64_t
 now_s(const struct cmd_env *env)
 {
@@ -728,11 +732,24 @@ mflag_exptime(const struct proto_req *req, char f)
 static void
 out_ttl(struct proto_out *o, const struct cmd_env *env, int64_t exp)
 {
+    int64_t now = now_s(env);
+
     if (exp == 0) {
         proto_out_str(o, "-1");
         return;
     }
-    exp -= now_s(env);
+    if (exp <= now && env->started_s != 0) {
+        /* An item expired at once (T-1, N-1) is still answered. memcached
+         * prints its TTL as an unsigned difference of its own clock, which
+         * counts from MC_CLOCK_START_S at start-up; 1 is "expired". */
+        int64_t rel_now = now - env->started_s + MC_CLOCK_START_S;
+        int64_t rel_exp =
+                exp == 1 ? 1 : exp - env->started_s + MC_CLOCK_START_S;
+
+        proto_out_u64(o, (uint32_t)(rel_exp - rel_now));
+        return;
+    }
+    exp -= now;
     proto_out_i64(o, exp < 0 ? -1 : exp);
 }
 
@@ -762,6 +779,9 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
           int64_t *old_exp, bool *created)
 {
     bool has_T = proto_mflag_find(req, 'T') != NULL;
+    int64_t vivify_exp;
+    uint64_t cas = 0;
+    unsigned i;
     int rc;
 
     *old_exp = 0;
@@ -826,14 +846,32 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     /* autovivify: create an empty item; the client that created it wins
      * the right to fill it (W). If another client created it first, this
      * is a plain hit on that item. */
+    /* the item is made with the TTL it ends with: that of the later of N
+     * and T (do_mg shows each where it stands). An item made expired
+     * could not be touched afterwards. */
+    vivify_exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
+    for (i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == 'T' || req->mflags[i].flag == 'N') {
+            vivify_exp =
+                    exp_abs(cc->env, mflag_exptime(req, req->mflags[i].flag));
+        }
+    }
     rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
-                    exp_abs(cc->env, mflag_exptime(req, 'N')), 0, NULL);
+                    vivify_exp, 0, &cas);
     if (rc != CASK_OK && rc != CASK_ENOTSTORED) {
         return rc;
     }
     *created = rc == CASK_OK;
     rc = cask_get(cc->env->store, req->key, req->klen, it,
                   want_val ? val : NULL);
+    if (rc == CASK_ENOTFOUND && *created) {
+        /* N with a TTL already past (N-1): memcached answers with the item
+         * it just made, expired from the start */
+        memset(it, 0, sizeof(*it));
+        it->cas = cas;
+        it->exp_abs_s = vivify_exp;
+        rc = CASK_OK;
+    }
     if (rc == CASK_OK && !*created) {
         *old_exp = it->exp_abs_s;
     }

@@ -137,6 +137,9 @@ struct cmd_env {
      * be the same clock the store was opened with. NULL means time(NULL). */
     int64_t (*clock)(void *arg);
     void *clock_arg;
+    /* Unix time the server started (0: unknown): memcached's TTLs of an
+     * item expired at once count from its own start. */
+    int64_t started_s;
     /* `stats [args]`: write the whole reply (STAT lines and END, or an error
      * line) to out. args/len is the text after "stats " (may be empty). */
     void (*stats)(void *arg, const char *args, size_t len,

@@ -410,6 +410,7 @@ main(int argc, char **argv)
     }
     srv.udp = udp; /* its held replies are sent on commits (worker.c) */
     srv.env.store = srv.store;
+    srv.env.started_s = (int64_t)srv.started;
     srv.env.item_max = settings.item_size_max;
     srv.env.enable_shutdown = settings.enable_shutdown;
     srv.env.cas_disabled = settings.mc.cas_disabled;

@@ -59,6 +59,7 @@ class Step:
 
 
 NKEYS = 6
+B64_KEYS = 2  # keys 0 and 1 may be named in base64 by meta commands
 ALPHA = b"abcdefghijkl0123456789"  # no "m", "n": a value never reads as "mn"
 
 
@@ -149,6 +150,14 @@ def gen_store(r):
     elif c < 0.10:
         data = value + b"\n"
         length = b"%d" % (len(value) - 1) if value else b"0"
+    if not flags.isdigit() or not exp.lstrip(b"-").isdigit():
+        # refused before the length is read, so the block is read as a
+        # command line: keep it short. memcached closes a line over 2048
+        # bytes and drops the error it had not written yet; bitcached
+        # writes it first (protocol/PROTOCOL.md, binary framing errors)
+        value = value[:100]
+        length = b"%d" % len(value)
+        data = value + b"\r\n"
     line = b"%s %s %s %s %s" % (cmd, key, flags, exp, length)
     if cmd == b"cas" and r.random() > 0.03:
         line += b" " + rcas_token(r, key)
@@ -221,15 +230,19 @@ def gen_misc(r):
         b"verbosity 1 2 3\r\n", b"flush_all\r\n", b"flush_all 0\r\n", b"flush_all noreply\r\n",
         b"flush_all 0 noreply\r\n", b"flush_all -1\r\n", b"flush_all abc\r\n",
         b"flush_all 0 0\r\n", b"stats\r\n", b"stats settings\r\n", b"stats nosuch\r\n",
-        b"stats items\r\n", b"stats slabs\r\n", b"stats sizes\r\n",
+        # not stats items/slabs: memcached counts flushed and expired items
+        # there until its crawler reclaims them, bitcached within a second
+        # (README, "curr_items and bytes drop within about a second")
+        b"stats sizes\r\n",
         b"shutdown\r\n", b"quit x\r\n", b"version\r\nversion\r\n",
     ]), mns=0)
 
 
-META_MG = b"bcfhklOqstuvNRTE"
-META_MS = b"bcCFIkOqsTMNE"
-META_MD = b"bCIkOqTxE"
-META_MA = b"bCkOqtcvNJDTME"
+META_MG = b"bcfhklOqstuvNRT"
+META_MS = b"bcCFIkOqsTMN"
+META_MD = b"bCIkOqT"
+META_MA = b"bCkOqtcvNJDTM"
+META_ALL = b"bNTRlOPLkstcfvhuqFCMJDI"  # every command takes these
 
 
 def rmeta_flag(r, letter):
@@ -262,9 +275,10 @@ def rmeta_flag(r, letter):
 def rmeta_flags(r, letters):
     flags = []
     for _ in range(r.choice([0, 1, 2, 3, 4, 5, 8])):
-        flags.append(rmeta_flag(r, r.choice(letters)))
+        flags.append(rmeta_flag(r, r.choice(letters if r.random() < 0.8 else META_ALL)))
     if r.random() < 0.05:
-        flags.append(r.choice([b"!", b"z", b"Z", b"1", b"=", b"vv", b"\x01"]))
+        flags.append(r.choice([b"!", b"z", b"Z", b"1", b"=", b"vv", b"\x01", b"\x7f", b"\xc3",
+                               b"E5", b"x", b"W"]))
     if r.random() < 0.03 and flags:
         flags.append(flags[0])  # duplicate
     if r.random() < 0.02:
@@ -282,12 +296,16 @@ def gen_meta(r):
                b"me": b""}[cmd]
     flags = rmeta_flags(r, letters) if letters else []
     if any(f[:1] == b"b" for f in flags):
-        # memcached remembers whether an item was stored under a base64 key
-        # and decodes k for one that was not; bitcached returns k as sent
-        # (protocol/PROTOCOL.md, meta commands): no k with b
-        flags = [f for f in flags if f[:1] != b"k"]
-        if r.random() < 0.9:
+        if idx >= B64_KEYS:
+            flags = [f for f in flags if f[:1] != b"b"]
+        elif r.random() < 0.9:
             key = b"{b%d}" % idx
+    if idx < B64_KEYS:
+        # memcached remembers whether an item was stored under a base64 key
+        # and returns k encoded (or decoded) by that; bitcached returns k as
+        # sent (protocol/PROTOCOL.md, meta commands): no k on keys that may
+        # be stored under base64
+        flags = [f for f in flags if f[:1] != b"k"]
     if r.random() < 0.04:
         key = rbad_key(r)
     if r.random() < 0.02:
@@ -537,6 +555,9 @@ class Runner:
                     t = toks[j]
                     if t[:1] == b"c" and t[1:].isdigit():
                         toks[j] = b"c" + self.rename(int(t[1:]))
+                    elif t[:1] == b"t" and t[1:].isdigit() and int(t[1:]) >= 2 ** 31:
+                        # an item expired at once: memcached's clock wraps
+                        toks[j] = b"t<wrapped>"
                     elif t[:1] in (b"t", b"l") and t[1:].isdigit():
                         # seconds: the two servers' clocks tick apart
                         toks[j] = t[:1] + b"~%d" % ((int(t[1:]) + 50) // 100)
