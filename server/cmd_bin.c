@@ -14,6 +14,7 @@
 #include "server/sasl.h"
 #include "storage/cask.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -333,6 +334,26 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
         a.vivify_exp_abs_s = cmd_exp_abs(cc->env, req->exptime);
     }
     rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    if (rc == CASK_ENOTFOUND && a.vivify &&
+        (a.cas_in != 0 || a.vivify_exp_abs_s <= cmd_now_s(cc->env))) {
+        /* memcached creates a missing item with the initial value whatever
+         * the cas, and answers it (and the new cas) even when its expiry
+         * is already past, the item expired at once */
+        char num[24];
+        int n = snprintf(num, sizeof(num), "%llu",
+                         (unsigned long long)a.initial);
+        uint64_t cas = 0;
+
+        rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, num,
+                        (size_t)n, 0, a.vivify_exp_abs_s, 0, &cas);
+        if (rc == CASK_ENOTSTORED) {
+            /* another client made it first: the cas applies to that one */
+            rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+        } else if (rc == CASK_OK) {
+            it.cas = cas;
+            v = a.initial;
+        }
+    }
     switch (rc) {
     case CASK_OK:
         cmd_meta_forget(cc->env->meta, req->key, req->klen, it.cas);

