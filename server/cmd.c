@@ -1265,7 +1265,14 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.delta = mflag_u64(req, 'D', 1);
     a.vivify = proto_mflag_find(req, 'N') != NULL;
     a.initial = mflag_u64(req, 'J', 0);
-    a.vivify_exp_abs_s = exp_abs(cc->env, mflag_exptime(req, 'N'));
+    /* an item this call creates is made with the TTL it ends with (the
+     * later of N and T): one made expired (N-1) could not be touched later */
+    for (i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == 'T' || req->mflags[i].flag == 'N') {
+            a.vivify_exp_abs_s =
+                    exp_abs(cc->env, mflag_exptime(req, req->mflags[i].flag));
+        }
+    }
     a.cas_in = mflag_u64(req, 'C', 0);
     if (a.vivify &&
         cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
@@ -1329,7 +1336,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
         } else if (f->flag == 'T') {
             exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
         } else if (f->flag == 'N' && a.vivify && !existed) {
-            exp = a.vivify_exp_abs_s;
+            exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
         } else {
             meta_common_flag(&o, req, f);
         }

@@ -272,6 +272,8 @@ CASES = [
                                      b"delete {k}\x00 5\r\n", b"\x00\r\n", b"mg {k} v\x00 q\r\n"]),
     ("mg N-1 then T keeps the item", [b"mg {k} N-1 v T100000 c\r\n", b"gets {k}\r\n",
                                       b"cas {k} 0 0 1 {cas}\r\nx\r\n", b"get {k}\r\n"]),
+    ("ma N-1 then T keeps the item", [b"ma {k} N-1 t T100000 v\r\n", b"gets {k}\r\n",
+                                      b"ma {k2} N-1 v\r\n", b"get {k2}\r\n"]),
     ("meta flags of other commands", [b"mg {k} C5 F3 J1 D1 I P L Mx\r\n",
                                       b"ms {k} 1 J1 D1 P L l h t v f s\r\na\r\n",
                                       b"md {k} v f J1 D1 M F1 N5 R3 l h t\r\n",

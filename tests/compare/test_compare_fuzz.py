@@ -154,7 +154,10 @@ def gen_store(r):
     elif c < 0.10:
         data = value + b"\n"
         length = b"%d" % (len(value) - 1) if value else b"0"
-    if not flags.isdigit() or not exp.lstrip(b"-").isdigit():
+    token = rcas_token(r, key) if cmd == b"cas" and r.random() > 0.03 else None
+    bad_token = token is not None and not token.startswith(b"{") and \
+        (not token.isdigit() or len(token) > 19)
+    if not flags.isdigit() or not exp.lstrip(b"-").isdigit() or bad_token:
         # refused before the length is read, so the block is read as a
         # command line: keep it short. memcached closes a line over 2048
         # bytes and drops the error it had not written yet; bitcached
@@ -162,9 +165,10 @@ def gen_store(r):
         value = value[:100]
         length = b"%d" % len(value)
         data = value + b"\r\n"
+        chunks = None
     line = b"%s %s %s %s %s" % (cmd, key, flags, exp, length)
-    if cmd == b"cas" and r.random() > 0.03:
-        line += b" " + rcas_token(r, key)
+    if token is not None:
+        line += b" " + token
     line += maybe_noreply(r)
     if r.random() < 0.03:
         line += r.choice([b" extra", b" noreply extra", b" norepl", b"  "])
@@ -759,10 +763,11 @@ def shrink(pair, steps, first):
     a bounded number of reruns."""
     steps = steps[: first[0] + 1]
     budget = 400
+    give_up = time.monotonic() + float(os.environ.get("FUZZ_SHRINK_S", "60"))
     chunk = max(1, len(steps) // 2)
-    while chunk >= 1 and budget > 0:
+    while chunk >= 1 and budget > 0 and time.monotonic() < give_up:
         i = 0
-        while i < len(steps) and budget > 0:
+        while i < len(steps) and budget > 0 and time.monotonic() < give_up:
             trial = steps[:i] + steps[i + chunk:]
             budget -= 1
             if trial:
@@ -843,6 +848,8 @@ def main():
                 res = pair.compare(steps)
                 if res is not None:
                     fails += 1
+                    print("FAIL %s seed %d at step %d: %r; shrinking" % (mode, seed, res[0],
+                                                                         steps[res[0]]))
                     small, res = shrink(pair, steps, res)
                     print("FAIL %s seed %d (FUZZ_MODE=%s FUZZ_SEEDS=%d FUZZ_STEPS=%d), "
                           "shrunk to %d steps:" % (mode, seed, mode, seed, nsteps, len(small)))
