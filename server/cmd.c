@@ -870,6 +870,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         memset(it, 0, sizeof(*it));
         it->cas = cas;
         it->exp_abs_s = vivify_exp;
+        it->atime_s = now_s(cc->env);
         rc = CASK_OK;
     }
     if (rc == CASK_OK && !*created) {

@@ -260,7 +260,7 @@ CASES = [
                       b"stats detail dump\r\n"]),
     # found by test_compare_fuzz.py
     ("mg N with a past TTL", [b"mg {k} N-1 v c\r\n", b"mg {k} v\r\n", b"mg {k2} N-1\r\n",
-                              b"mg {k2} N-1 s v\r\n"]),
+                              b"mg {k2} N-1 s v l\r\n"]),
     ("meta 20 tokens are too many", [b"mg {k} " + b"v " * 17 + b"v\r\n",
                                      b"mg {k} " + b"v " * 16 + b"v\r\n",
                                      b"ms {k} 2 " + b"v " * 16 + b"v\r\nhi\r\n",
