@@ -834,8 +834,8 @@ def main():
         bcserver.skip("BITCACHED (%s) is not an executable" % bc)
     if not bcserver.executable(mc):
         bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
-    seeds = parse_seeds(os.environ.get("FUZZ_SEEDS"), list(range(1, 13)))
-    nsteps = int(os.environ.get("FUZZ_STEPS", "200"))
+    seeds = parse_seeds(os.environ.get("FUZZ_SEEDS"), list(range(1, 11)))
+    nsteps = int(os.environ.get("FUZZ_STEPS", "160"))
     modes = os.environ.get("FUZZ_MODE", "text,bin").split(",")
     keep_going = bool(os.environ.get("FUZZ_KEEP_GOING"))
     args = os.environ.get("FUZZ_ARGS", "").split()
