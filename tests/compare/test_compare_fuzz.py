@@ -303,11 +303,11 @@ def gen_meta(r):
     letters = {b"mg": META_MG, b"ms": META_MS, b"md": META_MD, b"ma": META_MA,
                b"me": b""}[cmd]
     flags = rmeta_flags(r, letters) if letters else []
-    if cmd == b"ma":
-        # memcached's ma checks the opaque's length only once the
-        # arithmetic is done (a non-numeric value's error wins, a hit is
-        # changed and then refused); bitcached refuses it first: a known
-        # difference, not yet copied
+    if cmd in (b"ma", b"mg"):
+        # memcached's ma and mg check the opaque's length only once the
+        # item was changed, made (N) or touched (T) (and a non-numeric
+        # value's error wins); bitcached refuses it first: a known
+        # difference, not yet copied (protocol/PROTOCOL.md, meta errors)
         flags = [f for f in flags if not (f[:1] == b"O" and len(f) > 32)]
     if any(f[:1] == b"b" for f in flags):
         if idx >= B64_KEYS:
@@ -491,7 +491,7 @@ def gen_bin_stream(seed, nsteps):
 # --------------------------------------------------------------------------
 # Running a stream on one server.
 
-VALUE_RE = re.compile(rb"^VALUE (\S+) (\d+) (\d+) (\d+)\r$", re.M)
+VALUE_RE = re.compile(rb"^VALUE ([^ \r\n]+) (\d+) (\d+) (\d+)\r$", re.M)
 META_LINE = (b"VA", b"HD", b"EN", b"NF", b"NS", b"EX")
 STATS_RE = re.compile(rb"(STAT [^\r\n]*\r\n)+")
 
