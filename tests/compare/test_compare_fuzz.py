@@ -13,7 +13,10 @@
 #   FUZZ_SEEDS=1-500 FUZZ_STEPS=400 tests/compare/test_compare_fuzz.py
 # FUZZ_SEEDS is a count ("50"), a range ("100-200") or a list ("3,17");
 # FUZZ_MODE=text|bin runs one protocol only; FUZZ_KEEP_GOING=1 reports
-# every failing seed instead of stopping at the first.
+# every failing seed instead of stopping at the first; FUZZ_SHRINK_S bounds
+# the shrinking (seconds); FUZZ_ARGS gives both servers more options, e.g.
+# FUZZ_ARGS="-I 2k -o slab_chunk_max=1024" (values within a few dozen bytes
+# of -I are not generated: memcached counts its item header against it).
 # Python 3 stdlib and tests/integration/bcserver.py.
 import base64
 import os
