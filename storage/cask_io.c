@@ -92,6 +92,12 @@ cask_io_nowait(bool on)
     nowait = on;
 }
 
+bool
+cask_io_nowait_on(void)
+{
+    return nowait;
+}
+
 /* A read that takes only what the page cache holds: all of it, or EAGAIN.
  * Replaced operations (tests) cannot say what is cached: EAGAIN, so that
  * the caller reads through them on a thread that may wait. So does a

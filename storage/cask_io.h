@@ -75,6 +75,11 @@ int cask_io_pread2_all(int fd, void *a, size_t alen, void *b, size_t blen,
  * switched off again right after that one read. */
 void cask_io_nowait(bool on);
 
+/* Is cask_io_nowait on for this thread? A reader that could take bytes
+ * from a mapping instead (which may wait for the disk) reads them through
+ * cask_io_pread_all then. */
+bool cask_io_nowait_on(void);
+
 /* fdatasync; returns 0 or an errno. Never retried by callers. */
 int cask_io_fdatasync(int fd);
 

@@ -99,6 +99,7 @@ struct kcheck {
         bool same;
     } seen[KC_SEEN];
     struct cask_kd_entry *want; /* first candidate not yet checked */
+    bool mapped;                /* may read keys through the mapping */
 };
 
 static bool
@@ -124,8 +125,16 @@ kcheck_match(void *arg, const struct cask_kd_entry *e, const void *key,
 }
 
 /* Check whether kc->want is key's entry, with mu released for the read
- * (segment pinned) unless the record is in a compaction output's buffer;
- * a record that cannot be read counts as key's (see kd_match). */
+ * (segment pinned) unless the record is in an append buffer; a record
+ * that cannot be read counts as key's (see kd_match). The key is copied
+ * from the segment's mapping (cask_vmap.h) where there is one: an
+ * overwrite checks the key of the record it replaces, and a pread per
+ * write was a tenth of a write's CPU. Only for writers (kc->mapped): a
+ * page not in the page cache blocks the copy as it would the pread, mu
+ * released all the same, but reads have their own way with cold pages
+ * (cask_io_nowait, the I/O threads) that goes through pread, and a page
+ * mapped here stays mapped (posix_fadvise cannot drop it). A page that
+ * cannot be had goes the pread way, which says what is wrong. */
 static void
 kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
 {
@@ -138,9 +147,18 @@ kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
     if (off + CASK_REC_HDR + klen > s->flushed) {
         rc = cask_seg_pread(s, off, CASK_REC_HDR + klen, hb);
     } else {
+        const char *mapped = NULL;
+        if (kc->mapped && !cask_io_reads_replaced() && !cask_io_nowait_on()) {
+            cask_vmap_open(s, sh->store->opt.segment_size);
+            mapped = cask_vmap_at(s, off + CASK_REC_HDR, klen);
+        }
         s->readers++;
         pthread_mutex_unlock(&sh->mu);
-        rc = cask_seg_pread(s, off, CASK_REC_HDR + klen, hb);
+        if (mapped != NULL && cask_vmap_copy(hb + CASK_REC_HDR, mapped, klen)) {
+            rc = 0;
+        } else {
+            rc = cask_seg_pread(s, off, CASK_REC_HDR + klen, hb);
+        }
         pthread_mutex_lock(&sh->mu);
         if (--s->readers == 0 && s->retired) {
             cask_seg_close(&s);
@@ -161,11 +179,13 @@ kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
 
 /* The keydir entry of key, or NULL. The keydir keeps no keys: candidates
  * are checked against the key in their records, read with mu released
- * (so this may release and retake mu; callers look up first thing). */
+ * (so this may release and retake mu; callers look up first thing), and
+ * through the segment's mapping when mapped (a writer's lookup). */
 static struct cask_kd_entry *
-find_entry(struct cask_shard *sh, uint64_t h, const void *key, size_t klen)
+find_entry(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
+           bool mapped)
 {
-    struct kcheck kc = {.key = key};
+    struct kcheck kc = {.key = key, .mapped = mapped};
     for (;;) {
         kc.want = NULL;
         struct cask_kd_entry *e =
@@ -183,14 +203,14 @@ find_entry(struct cask_shard *sh, uint64_t h, const void *key, size_t klen)
 
 /* The live entry for key, or NULL with *gone saying why. When raw is not
  * NULL it gets the keydir entry whether live or not (what a write must
- * overwrite), so a writer probes the keydir once. May release and retake
- * mu (find_entry). */
+ * overwrite), so a writer probes the keydir once, and its key checks read
+ * through the mapping (find_entry). May release and retake mu. */
 static struct cask_kd_entry *
 lookup(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
        int *gone, struct cask_kd_entry **raw)
 {
     struct cask *c = sh->store;
-    struct cask_kd_entry *e = find_entry(sh, h, key, klen);
+    struct cask_kd_entry *e = find_entry(sh, h, key, klen, raw != NULL);
     /* Always consult the flush point, even for a missing key: a delayed
      * flush that came due must become a threshold before this operation
      * takes a cas, or the item it writes would fall under it. */
