@@ -9,7 +9,9 @@
 # Environment: BITCACHED (default ./bitcached), MEMCACHED, MEMASLAP,
 # BENCH_LOAD (default tests/bench/bench_load), ROUNDS (3), SECS (8 per run),
 # THREADS (server threads for both, 4), CONC (64), NKEYS (1000000; 0 skips
-# the memory and restart part), WORKLOADS ("get90 set100 bin_get90").
+# the memory and restart part), WORKLOADS ("get90 set100 bin_get90"),
+# BITCACHED_BEFORE (another bitcached binary, e.g. a build of main: run in
+# each round too, with its ratio to memcached and this one's to it).
 set -u
 
 bench_name=bench_server.sh
@@ -21,8 +23,9 @@ THREADS=${THREADS:-4}
 CONC=${CONC:-64}
 NKEYS=${NKEYS:-1000000}
 WORKLOADS=${WORKLOADS:-get90 set100 bin_get90}
+BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
 
-for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD"; do
+for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD" ${BITCACHED_BEFORE:+"$BITCACHED_BEFORE"}; do
     if [ -z "$tool" ] || [ ! -x "$tool" ]; then
         echo "bench_server.sh: missing tool '$tool' (build with make; install memcached and libmemcached-tools)" >&2
         exit 77
@@ -39,11 +42,19 @@ write_cfg "$tmp/get90.cfg" 0.1 0.9
 write_cfg "$tmp/set100.cfg" 1.0 0.0
 cp "$tmp/get90.cfg" "$tmp/bin_get90.cfg"
 
-# run_one SERVER WORKLOAD: prints the TPS of one memaslap run against a
-# fresh server; a bin_ workload speaks the binary protocol.
+# run_one bitcached|before|memcached WORKLOAD: prints the TPS of one
+# memaslap run against a fresh server; a bin_ workload speaks the binary
+# protocol.
 run_one() {
     rm -rf "$tmp/data"
-    start_server "$1"
+    if [ "$1" = before ]; then
+        after_bin=$BITCACHED
+        BITCACHED=$BITCACHED_BEFORE
+        start_server bitcached
+        BITCACHED=$after_bin
+    else
+        start_server "$1"
+    fi
     proto=
     case $2 in bin_*) proto=-B ;; esac
     # shellcheck disable=SC2086
@@ -66,8 +77,12 @@ median() {
 for workload in $WORKLOADS; do
     bc_all=
     mc_all=
+    bf_all=
     r=0
     while [ $r -lt "$ROUNDS" ]; do
+        if [ -n "$BITCACHED_BEFORE" ]; then
+            bf_all="$bf_all $(run_one before "$workload")"
+        fi
         bc_all="$bc_all $(run_one bitcached "$workload")"
         mc_all="$mc_all $(run_one memcached "$workload")"
         r=$((r + 1))
@@ -80,6 +95,14 @@ for workload in $WORKLOADS; do
     echo "${workload}_memcached_runs=\"$(echo $mc_all)\""
     awk -v a="$bc" -v b="$mc" -v n="$workload" \
         'BEGIN { printf "%s_ratio=%.3f\n", n, (b > 0 ? a / b : 0) }'
+    if [ -n "$BITCACHED_BEFORE" ]; then
+        bf=$(echo "$bf_all" | median)
+        echo "${workload}_before_ops_s=$bf"
+        echo "${workload}_before_runs=\"$(echo $bf_all)\""
+        awk -v a="$bc" -v b="$mc" -v f="$bf" -v n="$workload" 'BEGIN {
+            printf "%s_before_ratio=%.3f\n%s_ratio_vs_before=%.3f\n",
+                n, (b > 0 ? f / b : 0), n, (f > 0 ? a / f : 0) }'
+    fi
 done
 
 # Memory and restart time with NKEYS keys of 100 bytes.

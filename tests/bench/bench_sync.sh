@@ -15,7 +15,9 @@
 # (redis-server), SETLOAD (default tests/bench/bench_setload), ROUNDS (3),
 # SECS (8), THREADS (server threads, 4), CONC (50), VALUE (100), KEYS
 # (100000), GETMIX (0), GKEYS (keys of the get runs, 5000: sets overwrite
-# them often enough to make dead bytes for compaction, and gets hit).
+# them often enough to make dead bytes for compaction, and gets hit),
+# BITCACHED_BEFORE (another bitcached binary, e.g. a build of main: run
+# in each round too, with its figures and its ratio to this one).
 set -u
 
 bench_name=bench_sync.sh
@@ -31,8 +33,9 @@ VALUE=${VALUE:-100}
 KEYS=${KEYS:-100000}
 GETMIX=${GETMIX:-0}
 GKEYS=${GKEYS:-5000}
+BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
 
-for tool in "$BITCACHED" "$MEMCACHED" "$REDIS" "$SETLOAD"; do
+for tool in "$BITCACHED" "$MEMCACHED" "$REDIS" "$SETLOAD" ${BITCACHED_BEFORE:+"$BITCACHED_BEFORE"}; do
     if [ -z "$tool" ] || [ ! -x "$tool" ]; then
         echo "bench_sync.sh: missing tool '$tool' (make; apt-get install memcached redis-server)" >&2
         exit 77
@@ -95,7 +98,7 @@ for line in d.decode().split("\r\n"):
 EOF
 }
 
-# run_one bitcached|memcached|redis [GET_PERCENT [SERVER ARGS...]]: one
+# run_one bitcached|before|memcached|redis [GET_PERCENT [SERVER ARGS...]]: one
 # run against a fresh server; sets ops_s, cpu_us, wps, p999.
 run_one() {
     which=$1
@@ -106,6 +109,12 @@ run_one() {
     proto=mc
     case $which in
     bitcached) start_server bitcached --sync=always "$@" ;;
+    before)
+        after_bin=$BITCACHED
+        BITCACHED=$BITCACHED_BEFORE
+        start_server bitcached --sync=always "$@"
+        BITCACHED=$after_bin
+        ;;
     memcached) start_server memcached ;;
     redis) start_redis; proto=redis ;;
     esac
@@ -114,7 +123,7 @@ run_one() {
         -k "$KEYS" -g "$gp" > "$tmp/out" || { cat "$tmp/out" >&2; exit 1; }
     c1=$(cpu_ticks "$pid")
     wps= compactions=
-    if [ "$which" = bitcached ]; then
+    if [ "$which" = bitcached ] || [ "$which" = before ]; then
         wps=$(storage_stat writes_per_sync)
         compactions=$(storage_stat compactions)
     fi
@@ -134,8 +143,14 @@ median() {
 }
 
 bc_all= mc_all= rd_all= bc_cpu= mc_cpu= rd_cpu= bc_wps=
+bf_all= bf_cpu= bf_wps=
 r=1
 while [ $r -le "$ROUNDS" ]; do
+    if [ -n "$BITCACHED_BEFORE" ]; then
+        run_one before
+        bf_all="$bf_all $ops_s"; bf_cpu="$bf_cpu $cpu_us"; bf_wps="$bf_wps $wps"
+        echo "round$r.before_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps"
+    fi
     run_one bitcached
     bc_all="$bc_all $ops_s"; bc_cpu="$bc_cpu $cpu_us"; bc_wps="$bc_wps $wps"
     echo "round$r.bitcached_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps"
@@ -160,6 +175,15 @@ echo "bitcached_writes_per_sync=$(echo "$bc_wps" | median)"
 echo "bitcached_cpu_us_per_op=$(echo "$bc_cpu" | median)"
 echo "memcached_cpu_us_per_op=$(echo "$mc_cpu" | median)"
 echo "redis_cpu_us_per_op=$(echo "$rd_cpu" | median)"
+if [ -n "$BITCACHED_BEFORE" ]; then
+    bf=$(echo "$bf_all" | median)
+    echo "before_always_sets_s=$bf"
+    echo "before_writes_per_sync=$(echo "$bf_wps" | median)"
+    echo "before_cpu_us_per_op=$(echo "$bf_cpu" | median)"
+    awk -v a="$bc" -v b="$bf" -v c="$mc" -v d="$rd" 'BEGIN {
+        printf "ratio_vs_before=%.2f\nbefore_ratio_vs_memcached=%.2f\nbefore_ratio_vs_redis=%.2f\n",
+            a / b, b / c, b / d }'
+fi
 
 if [ "$GETMIX" = 1 ]; then
     # p99.9 of gets (90% get, 10% set) under --sync=always: idle store vs
