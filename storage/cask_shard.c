@@ -133,8 +133,10 @@ kcheck_match(void *arg, const struct cask_kd_entry *e, const void *key,
  * page not in the page cache blocks the copy as it would the pread, mu
  * released all the same, but reads have their own way with cold pages
  * (cask_io_nowait, the I/O threads) that goes through pread, and a page
- * mapped here stays mapped (posix_fadvise cannot drop it). A page that
- * cannot be had goes the pread way, which says what is wrong. */
+ * mapped here stays mapped (posix_fadvise cannot drop it). The header is
+ * copied too and must be the one the entry names (key length, cas); a
+ * page that cannot be had, or other bytes, go the pread way, which says
+ * what is wrong. */
 static void
 kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
 {
@@ -150,13 +152,19 @@ kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
         const char *mapped = NULL;
         if (kc->mapped && !cask_io_reads_replaced() && !cask_io_nowait_on()) {
             cask_vmap_open(s, sh->store->opt.segment_size);
-            mapped = cask_vmap_at(s, off + CASK_REC_HDR, klen);
+            mapped = cask_vmap_at(s, off, CASK_REC_HDR + klen);
         }
         s->readers++;
         pthread_mutex_unlock(&sh->mu);
-        if (mapped != NULL && cask_vmap_copy(hb + CASK_REC_HDR, mapped, klen)) {
+        struct cask_rec r;
+        if (mapped != NULL && cask_vmap_copy(hb, mapped, CASK_REC_HDR + klen) &&
+            cask_rec_decode(hb, UINT32_MAX, &r) && r.klen == klen &&
+            r.cas == cas) {
             rc = 0;
         } else {
+            /* Not the header the entry names: the file was cut short
+             * under the mapping (the rest of its last page reads as
+             * zeros) or damaged; the pread says which. */
             rc = cask_seg_pread(s, off, CASK_REC_HDR + klen, hb);
         }
         pthread_mutex_lock(&sh->mu);
@@ -165,10 +173,16 @@ kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
         }
     }
     bool same = true;
+    struct cask_rec hr;
+    if (rc == 0 && (!cask_rec_decode(hb, UINT32_MAX, &hr) || hr.klen != klen)) {
+        /* no record's header (zeros where a file was cut short and
+         * grown again): unreadable, not another key's */
+        rc = CASK_ECORRUPT;
+    }
     if (rc != 0) {
         cask_logf(sh->store, CASK_LOG_ERROR,
                   "shard %u: read key at %" PRIu32 ": %s", sh->idx, off,
-                  strerror(rc));
+                  cask_strerror(rc));
     } else {
         same = memcmp(hb + CASK_REC_HDR, kc->key, klen) == 0;
     }

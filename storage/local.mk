@@ -77,6 +77,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_manifest \
 	tests/unit/test_cask_large \
 	tests/unit/test_cask_vmap \
+	tests/unit/test_cask_keycheck \
 	tests/unit/test_cask_compact \
 	tests/unit/test_cask_io \
 	tests/unit/test_cask_model \
@@ -127,6 +128,9 @@ tests_unit_test_cask_large_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_vmap_SOURCES = tests/unit/test_cask_vmap.c
 tests_unit_test_cask_vmap_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_vmap_LDADD = $(STORAGE_TEST_LDADD)
+tests_unit_test_cask_keycheck_SOURCES = tests/unit/test_cask_keycheck.c
+tests_unit_test_cask_keycheck_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_keycheck_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_compact_SOURCES = tests/unit/test_cask_compact.c
 tests_unit_test_cask_compact_CFLAGS = $(STORAGE_TEST_CFLAGS)
