@@ -108,8 +108,12 @@ struct cask_commit {
      * first after the recovery (UINT64_MAX until then); 0: none. For
      * tickets over several shards. */
     _Atomic uint64_t fail_lo, fail_hi;
-    _Atomic bool recover_want;   /* a batch failed: the take_mu holder
-                                  * recovers the journal (recover) */
+    _Atomic bool recover_want; /* a batch failed: the take_mu holder
+                                * recovers the journal (recover) */
+    /* A batch failed and its puts are not undone yet: the writes it
+     * failed are answered once they are (cask_ticket_done), so that no
+     * get between the error and the undo reads a failed put back. */
+    _Atomic bool undo_wait;
     _Atomic uint64_t failures;   /* journal commits that failed */
     _Atomic uint64_t recoveries; /* ... after which commits resumed */
     struct jslot *slots; /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
@@ -313,6 +317,7 @@ static void
 hold_all(struct cask *c, uint64_t e)
 {
     struct cask_commit *cm = c->commit;
+    atomic_store(&cm->undo_wait, true); /* before any ticket reads failed */
     atomic_store(&cm->fail_hi, UINT64_MAX);
     atomic_store(&cm->fail_lo, e);
     atomic_fetch_add(&cm->failures, 1);
@@ -339,6 +344,18 @@ announce(struct cask *c, uint64_t npasses)
         cm->hook(cm->hook_arg);
     }
     pthread_mutex_unlock(&cm->hook_mu);
+}
+
+/* The failed puts are undone, or their shards latched: the writes the
+ * failure answered with errors may be answered now. */
+static void
+undo_finished(struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+    if (!atomic_exchange(&cm->undo_wait, false)) {
+        return;
+    }
+    announce(c, 0);
 }
 
 /* Slot sl's batch is written (rc 0) or failed: complete, in epoch order,
@@ -448,15 +465,18 @@ recover_once(struct cask *c)
     for (unsigned i = 0; i < c->nshards; i++) {
         if (cask_log_failed(c->shards[i])) {
             latch_all(c, "journal commit failed after a segment sync did");
+            undo_finished(c);
             return CASK_EFAILED;
         }
     }
     for (unsigned i = 0; i < c->nshards; i++) {
         if (cask_lost_undo(c->shards[i]) != 0) {
             latch_all(c, "failed writes could not be undone");
+            undo_finished(c);
             return CASK_EFAILED;
         }
     }
+    undo_finished(c);
     /* Every segment synced: the failed file's frames are no longer
      * needed, nor are the frames still queued. */
     if (sync_every_shard(c) != 0) {
@@ -651,6 +671,9 @@ cask_commit_checkpoint(struct cask *c)
     for (unsigned i = 0; i < c->nshards && rc == 0; i++) {
         rc = cask_lost_undo(c->shards[i]);
     }
+    if (c->commit != NULL) {
+        atomic_store(&c->commit->undo_wait, false);
+    }
     for (unsigned i = 0; i < c->nshards; i++) {
         int r = cask_log_checkpoint(c->shards[i]);
         if (r != 0 && rc == 0) {
@@ -834,13 +857,22 @@ cask_commit_finish(struct cask *c, const struct cask_ticket *t)
         return CASK_OK;
     }
     struct cask_commit *cm = c->commit;
+    int rc;
     pthread_mutex_lock(&cm->mu);
     while (atomic_load(&cm->done) < t->epoch) {
         pthread_cond_wait(&cm->done_cv, &cm->mu);
     }
     pthread_mutex_unlock(&cm->mu);
-    int rc;
-    (void)cask_ticket_done(c, t, &rc);
+    /* Without mu (the ticket's checks may take a shard's): a write a
+     * failed commit answered waits for the undo of its put, whose end
+     * (undo_finished) broadcasts done_cv under mu. */
+    while (!cask_ticket_done(c, t, &rc)) {
+        pthread_mutex_lock(&cm->mu);
+        if (atomic_load(&cm->undo_wait)) {
+            pthread_cond_wait(&cm->done_cv, &cm->mu);
+        }
+        pthread_mutex_unlock(&cm->mu);
+    }
     return rc;
 }
 
@@ -863,12 +895,16 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
              * commit that covers it is the one after. */
             struct cask_shard *sh = c->shards[t->wshard];
             /* A failed commit answered it (whether or not the store
-             * latched since), or a latch did. */
+             * latched since), once its put is undone; or a latch did. */
+            bool latched = __atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE);
             if (cask_lost_has(sh, t->wseq)) {
+                if (!latched && atomic_load(&c->commit->undo_wait)) {
+                    return false; /* answered once its put is undone */
+                }
                 *rc = CASK_EUNDONE;
                 return true;
             }
-            if (__atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE)) {
+            if (latched) {
                 *rc = CASK_EFAILED;
                 return true;
             }
@@ -886,8 +922,14 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
     if (t->shard >= 0) {
         struct cask_shard *sh = c->shards[t->shard];
         if (!cask_log_covered(sh, t->seq)) {
-            /* a failed commit (the store goes on), or a latch */
-            *rc = cask_lost_has(sh, t->seq) ? CASK_EUNDONE : CASK_EFAILED;
+            /* a failed commit (the store goes on; answered once its put
+             * is undone), or a latch */
+            bool lost = cask_lost_has(sh, t->seq);
+            if (lost && atomic_load(&c->commit->undo_wait) &&
+                !__atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE)) {
+                return false;
+            }
+            *rc = lost ? CASK_EUNDONE : CASK_EFAILED;
         }
         return true;
     }
@@ -897,6 +939,9 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
     uint64_t flo = atomic_load(&c->commit->fail_lo);
     if (flo != 0 && t->epoch >= flo &&
         t->epoch <= atomic_load(&c->commit->fail_hi)) {
+        if (atomic_load(&c->commit->undo_wait)) {
+            return false; /* answered once the puts are undone */
+        }
         *rc = CASK_EUNDONE;
         return true;
     }
