@@ -574,6 +574,10 @@ cask_seg_close(struct cask_segment **sp)
     if (s->fd >= 0) {
         close(s->fd);
     }
+    int dio = atomic_load(&s->dio);
+    if (dio > 0) {
+        close(dio - 1);
+    }
     free(s->buf);
     free(s);
     *sp = NULL;

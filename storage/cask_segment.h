@@ -63,6 +63,14 @@ struct cask_segment {
     const char *map;
     uint64_t map_len;
     bool map_tried; /* a failed mmap is not retried */
+
+    /* O_DIRECT descriptor for reads the page cache cannot keep
+     * (cask_direct.c): fd + 1, 0 not opened yet, -1 none to be had; the
+     * offset alignment of its reads; set when the file system refused a
+     * direct read. Any thread, s pinned; closed when s is freed. */
+    _Atomic int dio;
+    _Atomic uint32_t dio_align;
+    _Atomic bool dio_off;
 };
 
 /* Build "dir/NNNNNNNN.ext". */

@@ -14,6 +14,7 @@
 
 #include "storage/cask_uring.h"
 
+#include "storage/cask_direct.h"
 #include "storage/cask_io.h"
 #include "storage/cask_split.h"
 
@@ -34,6 +35,11 @@
 #define IORING_SETUP_COOP_TASKRUN (1U << 8) /* liburing before 2.2 */
 #endif
 
+/* A slot keeps an aligned buffer this large for its direct reads (a
+ * 4 KB value's record and the alignment around it); larger ones are
+ * freed after their read. */
+#define DBUF_KEEP (16u * 1024)
+
 /* A read slot: one request's split get while its read is in flight. */
 struct rop {
     struct cask_split sp;
@@ -41,6 +47,11 @@ struct rop {
     size_t got; /* bytes of the record read so far */
     struct cask_aio_req *r;
     struct rop *next; /* free list */
+    /* a read bypassing the page cache (cask_direct.h) into dbuf */
+    bool direct;
+    struct cask_direct d;
+    char *dbuf; /* CASK_DIRECT_ALIGN-aligned, dcap bytes */
+    size_t dcap;
 };
 
 struct cask_uring {
@@ -116,19 +127,48 @@ get_sqe(struct cask_uring *u)
     return sqe;
 }
 
+/* Room in op's aligned buffer for its direct read; false when memory is
+ * short (the read goes through the page cache then). */
+static bool
+direct_buf(struct rop *op)
+{
+    if (op->dcap >= op->d.len) {
+        return true;
+    }
+    free(op->dbuf);
+    op->dbuf = NULL;
+    op->dcap = 0;
+    size_t cap = op->d.len > DBUF_KEEP ? op->d.len : DBUF_KEEP;
+    void *p;
+    if (posix_memalign(&p, CASK_DIRECT_ALIGN, cap) != 0) {
+        return false;
+    }
+    op->dbuf = p;
+    op->dcap = cap;
+    return true;
+}
+
 /* Queue the read of what op's record still lacks (all of it at first; the
- * rest after a short read). */
+ * rest after a short read), or its direct read. */
 static void
 queue_read(struct cask_uring *u, struct rop *op)
 {
     struct cask_split *sp = &op->sp;
     struct io_uring_sqe *sqe = get_sqe(u);
     if (sqe == NULL) {
+        op->direct = false;
         /* The kernel takes no more submissions (short of memory): read
          * here, waiting, rather than fail the get. */
         int io_rc = cask_io_pread2_all(sp->fd, sp->head, sp->hlen, sp->val,
                                        sp->vlen, (off_t)sp->off);
         finish(u, op, io_rc);
+        return;
+    }
+    if (op->direct) {
+        io_uring_prep_read(sqe, op->d.fd, op->dbuf, (unsigned)op->d.len,
+                           op->d.off);
+        io_uring_sqe_set_data(sqe, op);
+        u->unsubmitted++;
         return;
     }
     unsigned n = 0;
@@ -160,6 +200,7 @@ begin(struct cask_uring *u, struct rop *op)
         return;
     }
     op->got = 0;
+    op->direct = cask_direct_plan(&op->sp, &op->d) && direct_buf(op);
     queue_read(u, op);
 }
 
@@ -220,11 +261,43 @@ finish(struct cask_uring *u, struct rop *op, int io_rc)
     answer(u, op, rc, val);
 }
 
+/* op's direct read completed with res: the record's bytes taken from it,
+ * or read through the page cache where the direct read fell short or the
+ * file system refused it. */
+static void
+complete_direct(struct cask_uring *u, struct rop *op, int res)
+{
+    ssize_t got = cask_io_ring_done(op->d.fd, op->d.len, (off_t)op->d.off, res);
+    int rc = got < 0 ? (int)-got : 0;
+
+    op->direct = false;
+    if (rc == EINVAL) {
+        cask_direct_refused(&op->sp);
+        queue_read(u, op);
+        return;
+    }
+    if (rc == 0 &&
+        cask_direct_take(&op->sp, &op->d, op->dbuf, (size_t)got) != 0) {
+        queue_read(u, op); /* the file ended first: let a plain read tell */
+        return;
+    }
+    if (op->dcap > DBUF_KEEP) {
+        free(op->dbuf);
+        op->dbuf = NULL;
+        op->dcap = 0;
+    }
+    finish(u, op, rc);
+}
+
 /* A read of op completed with res. */
 static void
 complete(struct cask_uring *u, struct rop *op, int res)
 {
     struct cask_split *sp = &op->sp;
+    if (op->direct) {
+        complete_direct(u, op, res);
+        return;
+    }
     size_t want = sp->hlen + sp->vlen - op->got;
     ssize_t got =
             cask_io_ring_done(sp->fd, want, (off_t)(sp->off + op->got), res);
@@ -384,6 +457,9 @@ cask_uring_destroy(struct cask_uring **up)
     }
     io_uring_queue_exit(&u->ring);
     close(u->efd);
+    for (unsigned i = 0; i < CASK_URING_DEPTH; i++) {
+        free(u->ops[i].dbuf);
+    }
     free(u);
     *up = NULL;
 }

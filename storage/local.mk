@@ -54,6 +54,8 @@ libstorage_a_SOURCES = \
 	storage/cask_io.h \
 	storage/cask_io.c \
 	storage/cask_split.h \
+	storage/cask_direct.h \
+	storage/cask_direct.c \
 	storage/cask_uring.h \
 	storage/cask_uring.c \
 	storage/cask_check.h \
@@ -206,3 +208,11 @@ TESTS += tests/unit/test_cask_uring
 tests_unit_test_cask_uring_SOURCES = tests/unit/test_cask_uring.c
 tests_unit_test_cask_uring_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_uring_LDADD = $(STORAGE_TEST_LDADD)
+
+# Ring reads bypassing the page cache (O_DIRECT): values, a flipped byte,
+# a refusal, tmpfs, and none for records never evicted.
+check_PROGRAMS += tests/unit/test_cask_direct
+TESTS += tests/unit/test_cask_direct
+tests_unit_test_cask_direct_SOURCES = tests/unit/test_cask_direct.c
+tests_unit_test_cask_direct_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_direct_LDADD = $(STORAGE_TEST_LDADD)

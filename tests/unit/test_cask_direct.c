@@ -1,0 +1,376 @@
+/* test_cask_direct.c - ring reads that bypass the page cache
+ * (cask_direct.c through cask_uring.c): right values from unaligned
+ * records of several sizes, a byte flipped on disk never handed out as a
+ * value (CASK_ECORRUPT), a file system refusing a direct read (EINVAL
+ * through the seam) read through the page cache instead, none on tmpfs,
+ * and none under the default policy for records never evicted (a cold
+ * start that fits in memory warms the page cache up). Skips where the
+ * kernel refuses io_uring, and the O_DIRECT cases where the temporary
+ * directory has no direct I/O.
+ */
+#include <config.h>
+
+#include "storage/cask_direct.h"
+#include "storage/cask_io.h"
+#include "storage/cask_uring.h"
+
+#include "test_cask_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+static struct cask *
+open_store_in(char *dir)
+{
+    struct cask_options o;
+    struct cask *c = NULL;
+    tc_options(&o);
+    o.shards = 2;
+    o.segment_size = 256 * 1024;
+    assert_int_equal(cask_open(&c, dir, &o), CASK_OK);
+    return c;
+}
+
+static void
+close_store(struct cask **c, char *dir)
+{
+    cask_close(c);
+    cask_io_set(NULL);
+    cask_direct_set_policy(CASK_DIRECT_AUTO);
+    tc_rmrf(dir);
+    free(dir);
+}
+
+/* Keys of 2 to 5 digits and values of many lengths put records at every
+ * alignment. */
+static size_t
+vlen_of(unsigned i)
+{
+    static const size_t lens[] = {1, 100, 511, 512, 3000, 4096, 5000, 9000};
+    return lens[i % 8];
+}
+
+static void
+value_of(char *out, unsigned i)
+{
+    size_t len = vlen_of(i);
+    size_t n = (size_t)snprintf(out, len + 1, "value %u gen 0 ", i);
+    while (n < len) {
+        out[n] = (char)('a' + (i + n) % 26);
+        n++;
+    }
+    out[len] = '\0';
+}
+
+static void
+fill(struct cask *c, unsigned n)
+{
+    char k[16], v[9001];
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "k%u", i * 37);
+        value_of(v, i);
+        assert_int_equal(tc_set(c, k, v), CASK_OK);
+    }
+    assert_int_equal(cask_sync(c), CASK_OK);
+}
+
+struct reads {
+    unsigned done, right, corrupt;
+    int bad_key; /* -1 none: this key's read must say CASK_ECORRUPT */
+};
+
+static struct reads rs;
+
+static void
+on_done(struct cask_aio_req *r, void *arg)
+{
+    (void)arg;
+    unsigned i = (unsigned)atoi(r->key + 1) / 37;
+    char v[9001];
+    bool ok;
+
+    value_of(v, i);
+    if ((int)i == rs.bad_key) {
+        ok = r->rc == CASK_ECORRUPT && r->val == NULL;
+        rs.corrupt += ok;
+    } else {
+        ok = r->rc == CASK_OK && r->it.vlen == strlen(v) &&
+             r->val[r->it.vlen] == '\0' && memcmp(r->val, v, r->it.vlen) == 0;
+    }
+    free(r->val);
+    rs.done++;
+    rs.right += ok;
+    free(r);
+}
+
+static void
+read_all(struct cask_uring *u, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct cask_aio_req *r = calloc(1, sizeof(*r));
+        assert_non_null(r);
+        r->klen = (size_t)snprintf(r->key, sizeof(r->key), "k%u", i * 37);
+        r->fetch = true;
+        r->done = on_done;
+        cask_uring_submit(u, r);
+    }
+    for (int rounds = 0; rs.done < n && rounds < 10000; rounds++) {
+        cask_uring_flush(u);
+        struct pollfd p = {.fd = cask_uring_fd(u), .events = POLLIN};
+        (void)poll(&p, 1, 1000);
+        cask_uring_reap(u);
+    }
+    assert_int_equal(rs.done, n);
+}
+
+static struct cask_uring *
+ring_or_skip(struct cask *c, char *dir)
+{
+    struct cask_uring *u = NULL;
+    int rc = cask_uring_create(&u, c);
+    if (rc == ENOSYS || rc == EPERM || rc == ENOMEM) {
+        struct cask *cc = c;
+        close_store(&cc, dir);
+        print_message("io_uring refused here (%s): skipped\n", strerror(rc));
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    return u;
+}
+
+/* A store in the temporary directory, or skip where it has no O_DIRECT. */
+static char *
+direct_dir_or_skip(void)
+{
+    char *dir = tc_mkdtemp();
+    assert_non_null(dir);
+    struct statfs sf;
+    char probe[600];
+    snprintf(probe, sizeof(probe), "%s/probe", dir);
+    int fd = open(probe, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && fstatfs(fd, &sf) == 0 && sf.f_type != TMPFS_MAGIC &&
+              sf.f_type != RAMFS_MAGIC;
+    if (fd >= 0) {
+        close(fd);
+    }
+    unlink(probe);
+    if (!ok) {
+        print_message("%s has no direct I/O: skipped\n", dir);
+        tc_rmrf(dir);
+        free(dir);
+        skip();
+    }
+    return dir;
+}
+
+static void
+test_values(void **state)
+{
+    (void)state;
+    char *dir = direct_dir_or_skip();
+    struct cask *c = open_store_in(dir);
+
+    fill(c, 400);
+    struct cask_uring *u = ring_or_skip(c, dir);
+    cask_direct_set_policy(CASK_DIRECT_ALWAYS);
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    uint64_t before = cask_direct_reads();
+    read_all(u, 400);
+    assert_int_equal(rs.right, 400);
+    assert_true(cask_direct_reads() - before >= 400);
+    cask_uring_destroy(&u);
+    close_store(&c, dir);
+}
+
+static const char *flip_what;
+static bool flipped;
+
+/* nftw: flip a byte in the middle of the value flip_what names. */
+static int
+flip_in(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    size_t plen = strlen(path);
+    if (type != FTW_F || plen < 4 || strcmp(path + plen - 4, ".seg") != 0) {
+        return 0;
+    }
+    char *buf = malloc((size_t)st->st_size);
+    assert_non_null(buf);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, buf, (size_t)st->st_size, 0), st->st_size);
+    char *at = memmem(buf, (size_t)st->st_size, flip_what, strlen(flip_what));
+    if (at != NULL) {
+        off_t off = (off_t)(at - buf) + 2000;
+        char b = (char)(buf[off] ^ 0x20);
+        assert_int_equal(pwrite(fd, &b, 1, off), 1);
+        assert_int_equal(fdatasync(fd), 0);
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        flipped = true;
+    }
+    close(fd);
+    free(buf);
+    return at != NULL;
+}
+
+static void
+test_corrupt(void **state)
+{
+    (void)state;
+    char *dir = direct_dir_or_skip();
+    struct cask *c = open_store_in(dir);
+
+    fill(c, 80);
+    flip_what = "value 13 gen 0 "; /* 9000 bytes */
+    flipped = false;
+    nftw(dir, flip_in, 16, FTW_PHYS);
+    assert_true(flipped);
+    struct cask_uring *u = ring_or_skip(c, dir);
+    cask_direct_set_policy(CASK_DIRECT_ALWAYS);
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = 13;
+    uint64_t before = cask_direct_reads();
+    read_all(u, 80);
+    assert_int_equal(rs.right, 80);
+    assert_int_equal(rs.corrupt, 1);
+    assert_true(cask_direct_reads() - before >= 80);
+    assert_non_null(strstr(tc_log, "corrupt"));
+    cask_uring_destroy(&u);
+    close_store(&c, dir);
+}
+
+static atomic_int refused;
+
+/* The file system says EINVAL to direct reads (aligned lengths: the
+ * plain reads of these records never are). */
+static ssize_t
+refuse_direct(int fd, size_t n, off_t off, ssize_t res)
+{
+    (void)fd;
+    if (n % 512 == 0 && off % 512 == 0) {
+        atomic_fetch_add(&refused, 1);
+        return -EINVAL;
+    }
+    return res;
+}
+
+static void
+test_refused(void **state)
+{
+    (void)state;
+    char *dir = direct_dir_or_skip();
+    struct cask *c = open_store_in(dir);
+
+    fill(c, 200);
+    struct cask_uring *u = ring_or_skip(c, dir);
+    struct cask_io_ops ops = *cask_io_default();
+    ops.ring_done = refuse_direct;
+    cask_io_set(&ops);
+    cask_direct_set_policy(CASK_DIRECT_ALWAYS);
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    atomic_store(&refused, 0);
+    read_all(u, 200);
+    assert_int_equal(rs.right, 200);
+    assert_true(atomic_load(&refused) > 0);
+    /* each segment refuses once (its reads in flight then too), then
+     * reads through the page cache */
+    int first = atomic_load(&refused);
+    uint64_t before = cask_direct_reads();
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    read_all(u, 200);
+    assert_int_equal(rs.right, 200);
+    assert_int_equal(atomic_load(&refused), first);
+    assert_int_equal(cask_direct_reads(), before);
+    cask_uring_destroy(&u);
+    close_store(&c, dir);
+}
+
+static void
+test_tmpfs(void **state)
+{
+    (void)state;
+    char tmpl[] = "/dev/shm/cask-direct-XXXXXX";
+    struct statfs sf;
+    if (mkdtemp(tmpl) == NULL) {
+        print_message("no /dev/shm: skipped\n");
+        skip();
+    }
+    char *dir = strdup(tmpl);
+    assert_non_null(dir);
+    if (statfs(dir, &sf) != 0 || sf.f_type != TMPFS_MAGIC) {
+        print_message("/dev/shm is not tmpfs: skipped\n");
+        tc_rmrf(dir);
+        free(dir);
+        skip();
+    }
+    struct cask *c = open_store_in(dir);
+    fill(c, 200);
+    struct cask_uring *u = ring_or_skip(c, dir);
+    cask_direct_set_policy(CASK_DIRECT_ALWAYS);
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    uint64_t before = cask_direct_reads();
+    read_all(u, 200);
+    assert_int_equal(rs.right, 200);
+    assert_int_equal(cask_direct_reads(), before);
+    cask_uring_destroy(&u);
+    close_store(&c, dir);
+}
+
+/* nftw: drop a segment's pages without leaving shadow entries (unlike
+ * reclaim): as after a restart. */
+static int
+drop_seg(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    size_t plen = strlen(path);
+    if (type == FTW_F && plen > 4 && strcmp(path + plen - 4, ".seg") == 0) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+static void
+test_auto_warms(void **state)
+{
+    (void)state;
+    char *dir = direct_dir_or_skip();
+    struct cask *c = open_store_in(dir);
+
+    fill(c, 300);
+    nftw(dir, drop_seg, 16, FTW_PHYS);
+    struct cask_uring *u = ring_or_skip(c, dir);
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    uint64_t before = cask_direct_reads();
+    read_all(u, 300);
+    assert_int_equal(rs.right, 300);
+    assert_int_equal(cask_direct_reads(), before);
+    cask_uring_destroy(&u);
+    close_store(&c, dir);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_values),     cmocka_unit_test(test_corrupt),
+            cmocka_unit_test(test_refused),    cmocka_unit_test(test_tmpfs),
+            cmocka_unit_test(test_auto_warms),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
