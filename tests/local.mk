@@ -175,6 +175,10 @@ tests_integration_noring_SOURCES = tests/integration/noring.c
 tests_integration_noring_CFLAGS = $(WARN_CFLAGS)
 dist_check_SCRIPTS += tests/integration/test_uring.py
 TESTS += tests/integration/test_uring.py
+# Cold gets over a memory cgroup smaller than the data: evicted records
+# read with O_DIRECT, at most twice the record read from disk per get.
+dist_check_SCRIPTS += tests/integration/test_direct_read.py
+TESTS += tests/integration/test_direct_read.py
 # The reads a parked request sends off, and get-and-touch, over the fake
 # store with every value cold (cmd_read.c through cmd.c and cmd_bin.c).
 check_PROGRAMS += tests/unit/test_cmd_read
