@@ -9,6 +9,7 @@
 #include "storage/cask_direct.h"
 
 #include "storage/cask_segment.h"
+#include "storage/cask_verify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,35 +19,25 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-/* cachestat(2), Linux 6.5 (as in cask_verify.c) */
-#ifndef SYS_cachestat
-#define SYS_cachestat 451
-#endif
-
-struct dio_cstat_range {
-    uint64_t off;
-    uint64_t len;
-};
-
-struct dio_cstat {
-    uint64_t nr_cache;
-    uint64_t nr_dirty;
-    uint64_t nr_writeback;
-    uint64_t nr_evicted;
-    uint64_t nr_recently_evicted;
-};
-
-#define PAGE_BYTES 4096u
 
 /* A descriptor that could not be opened for want of descriptors is not
  * tried again for this long (by any segment). */
 #define RETRY_MS 1000u
 
 static atomic_int policy = CASK_DIRECT_AUTO;
+
+/* This thread's last probe (cask_direct_pages), kept for the plan of
+ * the read that usually follows it for the same record: one cachestat
+ * per cold get rather than two. A stale one (the fd number reused in
+ * between) only picks the other kind of read. */
+static _Thread_local struct {
+    bool valid;
+    bool evicted;
+    int fd;
+    uint64_t off, len;
+} last;
 static atomic_uint_fast64_t nreads;
 static _Atomic uint64_t retry_at_ms;
 
@@ -70,21 +61,31 @@ clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Whether some page of [off, off+len) of fd is out of the page cache after
- * having been in it (a shadow entry left by reclaim). False where
- * cachestat(2) is missing: reads stay buffered. */
+enum cask_verify_pages
+cask_direct_pages(int fd, uint64_t off, uint64_t len)
+{
+    bool ev;
+    enum cask_verify_pages pages = cask_verify_pages_ev(fd, off, len, &ev);
+    last.valid = true;
+    last.evicted = ev;
+    last.fd = fd;
+    last.off = off;
+    last.len = len;
+    return pages;
+}
+
+/* Whether the record at [off, off+len) of fd was evicted: this thread's
+ * last probe when it was of that record, else a new one. */
 static bool
 evicted(int fd, uint64_t off, uint64_t len)
 {
-    uint64_t first = off / PAGE_BYTES;
-    uint64_t last = (off + len - 1) / PAGE_BYTES;
-    struct dio_cstat_range r = {.off = first * PAGE_BYTES,
-                                .len = (last - first + 1) * PAGE_BYTES};
-    struct dio_cstat cs;
-    if (syscall(SYS_cachestat, fd, &r, &cs, 0u) != 0) {
-        return false;
+    bool ev;
+    if (last.valid && last.fd == fd && last.off == off && last.len == len) {
+        last.valid = false;
+        return last.evicted;
     }
-    return cs.nr_cache < last - first + 1 && cs.nr_evicted > 0;
+    (void)cask_verify_pages_ev(fd, off, len, &ev);
+    return ev;
 }
 
 /* The file system's offset alignment for direct reads of fd, 0 when it

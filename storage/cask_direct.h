@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "storage/cask_split.h"
+#include "storage/cask_verify.h"
 
 /* Buffers for direct reads are aligned to this (covers any memory
  * alignment a device asks for). */
@@ -55,6 +56,10 @@ enum cask_direct_policy {
 
 /* Set the policy of the process (default CASK_DIRECT_AUTO). Any thread. */
 void cask_direct_set_policy(enum cask_direct_policy p);
+
+/* cask_verify_pages (one cachestat(2)), the answer also kept for this
+ * thread's next cask_direct_plan of the same record. */
+enum cask_verify_pages cask_direct_pages(int fd, uint64_t off, uint64_t len);
 
 /* A direct read: len bytes (a multiple of the alignment) at off (aligned)
  * of fd; the record starts skip bytes into them. */

@@ -16,6 +16,7 @@
 
 #include "storage/cask_atime.h"
 #include "storage/cask_commit.h"
+#include "storage/cask_direct.h"
 #include "storage/cask_evict.h"
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
@@ -847,7 +848,8 @@ static _Thread_local struct {
  * read. While this thread's tries often miss, and where cachestat (Linux
  * 6.5) says some page of the record is not cached, the try is skipped and
  * the read that follows (an io_uring batch, under one block plug, or an I/O
- * thread) starts it. While they rarely miss no cachestat is spent. */
+ * thread) starts it. While they rarely miss no cachestat is spent. The
+ * probe also serves the ring's choice of a direct read (cask_direct.h). */
 static bool
 worth_trying(const struct cask_segment *s, uint32_t off, size_t len,
              struct vplan *p)
@@ -855,7 +857,7 @@ worth_trying(const struct cask_segment *s, uint32_t off, size_t len,
     if (!nowait_recent.check || !cask_verify_available()) {
         return true;
     }
-    enum cask_verify_pages pages = cask_verify_pages(s->fd, off, len);
+    enum cask_verify_pages pages = cask_direct_pages(s->fd, off, len);
     if (p != NULL) {
         /* the same range read_trusted checks: one cachestat, not two */
         p->probed = true;

@@ -76,21 +76,35 @@ cask_verify_ctime(int fd)
 }
 
 enum cask_verify_pages
-cask_verify_pages(int fd, uint64_t off, uint64_t len)
+cask_verify_pages_ev(int fd, uint64_t off, uint64_t len, bool *evicted)
 {
     struct cstat cs;
+    if (evicted != NULL) {
+        *evicted = false;
+    }
     if (len == 0) {
         return CASK_VERIFY_CLEAN;
     }
     uint64_t first = off / PAGE_BYTES;
     uint64_t last = (off + len - 1) / PAGE_BYTES;
     if (cachestat(fd, first * PAGE_BYTES, (last - first + 1) * PAGE_BYTES,
-                  &cs) != 0 ||
-        cs.nr_cache != last - first + 1) {
+                  &cs) != 0) {
+        return CASK_VERIFY_OUT;
+    }
+    if (cs.nr_cache != last - first + 1) {
+        if (evicted != NULL) {
+            *evicted = cs.nr_evicted > 0;
+        }
         return CASK_VERIFY_OUT;
     }
     return cs.nr_dirty != 0 || cs.nr_writeback != 0 ? CASK_VERIFY_DIRTY
                                                     : CASK_VERIFY_CLEAN;
+}
+
+enum cask_verify_pages
+cask_verify_pages(int fd, uint64_t off, uint64_t len)
+{
+    return cask_verify_pages_ev(fd, off, len, NULL);
 }
 
 bool

@@ -56,6 +56,12 @@ enum cask_verify_pages {
 };
 enum cask_verify_pages cask_verify_pages(int fd, uint64_t off, uint64_t len);
 
+/* cask_verify_pages, also saying in *evicted whether some page not cached
+ * was cached before and evicted since (a shadow entry left by reclaim;
+ * cask_direct.h reads such records around the page cache). */
+enum cask_verify_pages cask_verify_pages_ev(int fd, uint64_t off, uint64_t len,
+                                            bool *evicted);
+
 /* A verified value's get compares the segment's change time with its
  * stamp only when the record's pages are not all clean, or when the
  * segment's last comparison is this old: a write by another process is
