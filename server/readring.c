@@ -10,6 +10,7 @@
 #include "server/readring.h"
 
 #include "server/cmd_read.h"
+#include "storage/cask_direct.h"
 #include "storage/cask_uring.h"
 
 #include <errno.h>
@@ -117,6 +118,12 @@ void
 readring_stats(struct readring *rr, uint64_t *inflight, uint64_t *done)
 {
     cask_uring_stats(rr->u, inflight, done);
+}
+
+uint64_t
+readring_direct_reads(void)
+{
+    return cask_direct_reads();
 }
 
 void

@@ -26,6 +26,11 @@ void readring_submit(void *arg, struct cask_aio_req *r);
 /* Reads submitted and not yet done, and done since create. Any thread. */
 void readring_stats(struct readring *rr, uint64_t *inflight, uint64_t *done);
 
+/* Cold reads that bypassed the page cache (O_DIRECT: records the cache
+ * could not keep; storage/cask_direct.h), all rings together since start.
+ * Any thread. */
+uint64_t readring_direct_reads(void);
+
 /* Once the worker's loop has ended: wait for the reads still in flight
  * and hand them to their readers, resuming no one; free the ring and set
  * *rr to NULL. Safe on NULL. */

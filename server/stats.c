@@ -520,6 +520,8 @@ stats_storage(struct server *srv, struct out_buf *b)
                   srv->aio != NULL ? srv->settings->io_threads : 0);
         stat_line(b, "cold_reads", "%llu", (unsigned long long)done);
         stat_line(b, "cold_reads_active", "%llu", (unsigned long long)active);
+        stat_line(b, "cold_reads_direct", "%llu",
+                  (unsigned long long)readring_direct_reads());
     }
     for (unsigned i = 0; i < n; i++) {
         char prefix[24];

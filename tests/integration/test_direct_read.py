@@ -91,6 +91,17 @@ def direct_fds(pid):
     return n
 
 
+def storage_stats(sock):
+    sock.sendall(b"stats storage\r\n")
+    data, _ = bcserver.recv_until(sock, [b"END\r\n"])
+    st = {}
+    for line in data.decode().split("\r\n"):
+        p = line.split(" ")
+        if len(p) == 3 and p[0] == "STAT":
+            st[p[1]] = p[2]
+    return st
+
+
 def gets(sock, keys):
     bad = 0
     for i in keys:
@@ -135,6 +146,7 @@ def main():
         after = read_bytes(srv.proc.pid)
         per_get = (after - before) / NGETS
         ndirect = direct_fds(srv.proc.pid)
+        st = storage_stats(sock)
         print("%d cold gets of %d-byte records in a %d MB cgroup: %.0f bytes "
               "read per get, %d O_DIRECT descriptors"
               % (NGETS, REC, LIMIT >> 20, per_get, ndirect))
@@ -146,6 +158,9 @@ def main():
                % (per_get, REC))
         checks(ndirect > 0, "reads through O_DIRECT descriptors (%d open)"
                % ndirect)
+        checks(int(st.get("cold_reads_direct", "0")) > 0,
+               "cold_reads_direct counts them (%s of %s cold reads)"
+               % (st.get("cold_reads_direct"), st.get("cold_reads")))
         sock.close()
     finally:
         srv.close()
