@@ -149,15 +149,18 @@ struct conn {
     size_t stage_mark;
     const struct cask_ticket *cur_tk; /* of the request running, or NULL */
     bool parked;    /* on the worker's parked list: runs no new request */
-    bool park_full; /* parked with PARK_READ_MAX unprocessed bytes read:
-                     * stopped reading until unparked */
+    bool park_full; /* parked, or waiting for a value read, with
+                     * PARK_READ_MAX unprocessed bytes read: stopped
+                     * reading until unparked or resumed */
     TAILQ_ENTRY(conn) park_link;
     bool held; /* on the worker's held list: replies wait for the pass's
                 * batch write (conn_pass_end) */
     TAILQ_ENTRY(conn) held_link;
     bool always; /* --sync=always: every reply goes through stage */
-    /* A get waits for a value read on an I/O thread (cmd_read.h): not
-     * reading, no request runs until conn_read_resume. */
+    /* A get waits for a value read (cmd_read.h): no request runs until
+     * conn_read_resume; the read event stays registered (what arrives is
+     * read ahead as when parked) but with TLS, so a cold get costs no
+     * epoll_ctl. */
     bool read_wait;
 };
 
@@ -482,8 +485,9 @@ out_account(struct conn *c)
 static void
 set_reading(struct conn *c, bool on)
 {
-    if ((c->parked && c->park_full) || c->read_wait) {
-        on = false; /* unpark turns it back on */
+    if (((c->parked || c->read_wait) && c->park_full) ||
+        (c->read_wait && c->tls != NULL)) {
+        on = false; /* unpark or conn_read_resume turns it back on */
     }
     if (on == c->reading) {
         return;
@@ -1035,10 +1039,13 @@ process(struct conn *c)
             }
         }
         if (st == CMD_PARK) {
-            /* A get waits for its value from an I/O thread; the replies
-             * before it go out meanwhile. conn_read_resume goes on. */
+            /* A get waits for its value; the replies before it go out
+             * meanwhile. conn_read_resume goes on. Without TLS the read
+             * event stays (on_read reads ahead): no epoll_ctl. */
             c->read_wait = true;
-            set_reading(c, false);
+            if (c->tls != NULL) {
+                set_reading(c, false);
+            }
             break;
         }
         if (st == CMD_PAUSE) {
@@ -1170,9 +1177,10 @@ conn_read(struct conn *c, char *buf, size_t room)
     return n;
 }
 
-/* Parked (its writes wait for a commit): read what the client sends into
- * the buffer without running it, up to PARK_READ_MAX unprocessed bytes;
- * only then stop reading. Returns -1 if the connection was closed. */
+/* Parked (its writes wait for a commit) or waiting for a value read: read
+ * what the client sends into the buffer without running it, up to
+ * PARK_READ_MAX unprocessed bytes; only then stop reading. Returns -1 if
+ * the connection was closed. */
 static int
 read_parked(struct conn *c)
 {
@@ -1225,8 +1233,8 @@ on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
 
-    if ((what & EV_TIMEOUT) && c->parked) {
-        return; /* waiting for its commit is not idling */
+    if ((what & EV_TIMEOUT) && (c->parked || c->read_wait)) {
+        return; /* waiting for its commit or its value is not idling */
     }
     if (what & EV_TIMEOUT) {
         log_msg(LOG_INFO, "<%d idle for %u s; closing", (int)fd,
@@ -1236,7 +1244,8 @@ on_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    if (c->parked && !c->yielded && !c->paused && !c->read_wait) {
+    if ((c->parked || (c->read_wait && c->tls == NULL)) && !c->yielded &&
+        !c->paused) {
         (void)read_parked(c);
         return;
     }
@@ -1278,7 +1287,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
         if (process(c) < 0) {
             return;
         }
-        if (!c->reading || c->yielded) {
+        if (!c->reading || c->yielded || c->read_wait) {
             return;
         }
         if ((size_t)n < room && !tls_more(c)) {
@@ -1440,6 +1449,9 @@ conn_read_resume(void *owner)
     struct conn *c = owner;
 
     c->read_wait = false;
+    if (!c->parked) {
+        c->park_full = false;
+    }
     if (c->closing || c->w->stopping) {
         flush_out(c);
         return;

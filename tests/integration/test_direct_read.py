@@ -5,7 +5,9 @@ holding about 82 MB of 4 KB values, so the page cache cannot keep them and
 the worker's ring reads the evicted records with O_DIRECT. Checks that
 every value read back is right, that bytes read from disk per get stay
 within twice the record size (/proc/PID/io read_bytes), and that the
-server did read through O_DIRECT descriptors (/proc/PID/fdinfo flags).
+server did read through O_DIRECT descriptors (/proc/PID/fdinfo flags and
+cold_reads_direct), and that a get sent while another waits for its read
+is answered after it.
 Skips where no memory cgroup is writable (v1 or v2), /proc/PID/io is not
 readable, the data directory is not on a block device, io_uring is
 refused (the I/O threads read buffered), or in a sanitizer build (its
@@ -102,6 +104,23 @@ def storage_stats(sock):
     return st
 
 
+def split_pairs(sock, rnd, n):
+    """n pairs of gets of cold keys, each sent in two writes so that the
+    second often arrives while the first waits for its read (read ahead
+    into the buffer, its event left registered); both answered, in
+    order. Returns how many pairs were answered wrong."""
+    bad = 0
+    for _ in range(n):
+        a, b = rnd.randrange(NKEYS), rnd.randrange(NKEYS)
+        want = b"".join(b"VALUE " + KEY % i + b" 0 %d\r\n" % VLEN +
+                        value(i) + b"\r\nEND\r\n" for i in (a, b))
+        sock.sendall(b"get " + KEY % a + b"\r\n")
+        sock.sendall(b"get " + KEY % b + b"\r\n")
+        if recv_n(sock, len(want)) != want:
+            bad += 1
+    return bad
+
+
 def gets(sock, keys):
     bad = 0
     for i in keys:
@@ -161,6 +180,9 @@ def main():
         checks(int(st.get("cold_reads_direct", "0")) > 0,
                "cold_reads_direct counts them (%s of %s cold reads)"
                % (st.get("cold_reads_direct"), st.get("cold_reads")))
+        bad = split_pairs(sock, rnd, 300)
+        checks(bad == 0, "gets sent while another waits for its read are "
+               "answered in order (%d of 300 pairs wrong)" % bad)
         sock.close()
     finally:
         srv.close()
