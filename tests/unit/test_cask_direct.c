@@ -156,6 +156,16 @@ direct_dir_or_skip(void)
     int fd = open(probe, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
     bool ok = fd >= 0 && fstatfs(fd, &sf) == 0 && sf.f_type != TMPFS_MAGIC &&
               sf.f_type != RAMFS_MAGIC;
+#ifdef STATX_DIOALIGN
+    struct statx sx;
+    if (ok && statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+        (sx.stx_mask & STATX_DIOALIGN) != 0 &&
+        (sx.stx_dio_offset_align == 0 ||
+         sx.stx_dio_offset_align > CASK_DIRECT_ALIGN ||
+         sx.stx_dio_mem_align > CASK_DIRECT_ALIGN)) {
+        ok = false; /* the file system says it has no direct I/O */
+    }
+#endif
     if (fd >= 0) {
         close(fd);
     }
