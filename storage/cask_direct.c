@@ -212,7 +212,9 @@ cask_direct_take(struct cask_split *sp, const struct cask_direct *d,
         return EIO;
     }
     memcpy(sp->head, buf + d->skip, sp->hlen);
-    memcpy(sp->val, buf + d->skip + sp->hlen, sp->vlen);
+    if (sp->vlen > 0) { /* none for a header-only read */
+        memcpy(sp->val, buf + d->skip + sp->hlen, sp->vlen);
+    }
     return 0;
 }
 
