@@ -197,6 +197,23 @@ cmd_read_get(struct cmd_conn *cc, const char *key, size_t klen,
     return cmd_read_get_ref(cc, key, klen, it, val, NULL, fetch);
 }
 
+/* Sends the current request's read of key to the pool and parks the
+ * connection on it: CMD_READ_PARK, or EAGAIN when the reader has no room
+ * (the caller then reads on this thread). */
+static int
+park_on_read(struct cmd_reader *rd, const char *key, size_t klen, bool fetch,
+             bool head, const struct cask_item *tried)
+{
+    make_room(rd);
+    struct cmd_read_ent *e = submit(rd, 0, key, klen, fetch, head, tried);
+    if (e == NULL) {
+        return EAGAIN;
+    }
+    rd->waiting = e;
+    rd->parked++;
+    return CMD_READ_PARK;
+}
+
 int
 cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
                  struct cask_item *it, char **val, struct cask_vref *ref,
@@ -217,14 +234,11 @@ cmd_read_get_ref(struct cmd_conn *cc, const char *key, size_t klen,
     if (rc != EAGAIN) {
         return rc;
     }
-    make_room(rd);
-    struct cmd_read_ent *e = submit(rd, 0, key, klen, fetch, false, it);
-    if (e == NULL) {
+    rc = park_on_read(rd, key, klen, fetch, false, it);
+    if (rc == EAGAIN) {
         return cask_get_fetch(store, key, klen, it, val, fetch);
     }
-    rd->waiting = e;
-    rd->parked++;
-    return CMD_READ_PARK;
+    return rc;
 }
 
 /* The item of key for the current request, from its record's header and
@@ -250,15 +264,7 @@ head_read(struct cmd_conn *cc, const char *key, size_t klen,
     if (rc != EAGAIN) {
         return rc;
     }
-    make_room(rd);
-    struct cmd_read_ent *e =
-            submit(rd, 0, key, klen, fetch, true, fetch ? it : NULL);
-    if (e == NULL) {
-        return EAGAIN;
-    }
-    rd->waiting = e;
-    rd->parked++;
-    return CMD_READ_PARK;
+    return park_on_read(rd, key, klen, fetch, true, fetch ? it : NULL);
 }
 
 int
@@ -299,14 +305,7 @@ touch_read(struct cmd_conn *cc, const char *key, size_t klen,
     if (rc != EAGAIN) {
         return rc;
     }
-    make_room(rd);
-    struct cmd_read_ent *e = submit(rd, 0, key, klen, false, false, NULL);
-    if (e == NULL) {
-        return EAGAIN;
-    }
-    rd->waiting = e;
-    rd->parked++;
-    return CMD_READ_PARK;
+    return park_on_read(rd, key, klen, false, false, NULL);
 }
 
 int
