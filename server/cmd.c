@@ -770,6 +770,24 @@ before_T(const struct proto_req *req, char f)
     return false;
 }
 
+/* The absolute expiry of an item a meta command creates (N): the TTL it
+ * ends with, that of its last N or T flag (the response shows each where
+ * it stands). An item made expired (N-1) could not be touched later. */
+static int64_t
+vivify_exp(const struct cmd_env *env, const struct proto_req *req)
+{
+    int64_t exp = 0;
+
+    for (unsigned i = 0; i < req->nmflags; i++) {
+        char f = req->mflags[i].flag;
+
+        if (f == 'T' || f == 'N') {
+            exp = exp_abs(env, mflag_exptime(req, f));
+        }
+    }
+    return exp;
+}
+
 /* mg: fetch (or touch) the item, creating it for N on a miss. On CASK_OK,
  * *old_exp is the expiry the item had before this request's T (0 for an
  * item it created) and *created says whether it did. */
@@ -779,9 +797,8 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
           int64_t *old_exp, bool *created)
 {
     bool has_T = proto_mflag_find(req, 'T') != NULL;
-    int64_t vivify_exp;
+    int64_t exp;
     uint64_t cas = 0;
-    unsigned i;
     int rc;
 
     *old_exp = 0;
@@ -846,18 +863,9 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     /* autovivify: create an empty item; the client that created it wins
      * the right to fill it (W). If another client created it first, this
      * is a plain hit on that item. */
-    /* the item is made with the TTL it ends with: that of the later of N
-     * and T (do_mg shows each where it stands). An item made expired
-     * could not be touched afterwards. */
-    vivify_exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
-    for (i = 0; i < req->nmflags; i++) {
-        if (req->mflags[i].flag == 'T' || req->mflags[i].flag == 'N') {
-            vivify_exp =
-                    exp_abs(cc->env, mflag_exptime(req, req->mflags[i].flag));
-        }
-    }
+    exp = vivify_exp(cc->env, req);
     rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
-                    vivify_exp, 0, &cas);
+                    exp, 0, &cas);
     if (rc != CASK_OK && rc != CASK_ENOTSTORED) {
         return rc;
     }
@@ -869,7 +877,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
          * it just made, expired from the start */
         memset(it, 0, sizeof(*it));
         it->cas = cas;
-        it->exp_abs_s = vivify_exp;
+        it->exp_abs_s = exp;
         it->atime_s = now_s(cc->env);
         rc = CASK_OK;
     }
@@ -1266,14 +1274,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.delta = mflag_u64(req, 'D', 1);
     a.vivify = proto_mflag_find(req, 'N') != NULL;
     a.initial = mflag_u64(req, 'J', 0);
-    /* an item this call creates is made with the TTL it ends with (the
-     * later of N and T): one made expired (N-1) could not be touched later */
-    for (i = 0; i < req->nmflags; i++) {
-        if (req->mflags[i].flag == 'T' || req->mflags[i].flag == 'N') {
-            a.vivify_exp_abs_s =
-                    exp_abs(cc->env, mflag_exptime(req, req->mflags[i].flag));
-        }
-    }
+    a.vivify_exp_abs_s = vivify_exp(cc->env, req);
     a.cas_in = mflag_u64(req, 'C', 0);
     if (a.vivify &&
         cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
@@ -1640,11 +1641,12 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
     }
     {
         enum cmd_status rs = run(cc, &req);
-        bool fetch;
-        enum ahead_kind kind = ahead_kind(&req, &fetch);
-        if (rs == CMD_PARK && cc->rd.submit != NULL &&
-            (kind == AHEAD_READ || kind == AHEAD_HEAD)) {
-            look_ahead(cc, buf, len, *used);
+        if (rs == CMD_PARK && cc->rd.submit != NULL) {
+            bool fetch;
+            enum ahead_kind kind = ahead_kind(&req, &fetch);
+            if (kind == AHEAD_READ || kind == AHEAD_HEAD) {
+                look_ahead(cc, buf, len, *used);
+            }
         }
         if (rs == CMD_PAUSE || rs == CMD_PARK) {
             *used = 0;

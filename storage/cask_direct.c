@@ -53,14 +53,6 @@ cask_direct_reads(void)
     return atomic_load_explicit(&nreads, memory_order_relaxed);
 }
 
-static uint64_t
-clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 enum cask_verify_pages
 cask_direct_pages(int fd, uint64_t off, uint64_t len)
 {
@@ -153,12 +145,13 @@ dio_get(struct cask_segment *s)
     if (v != 0) {
         return v;
     }
-    if (clock_ms() < atomic_load_explicit(&retry_at_ms, memory_order_relaxed)) {
+    if (cask_verify_clock_ms() <
+        atomic_load_explicit(&retry_at_ms, memory_order_relaxed)) {
         return 0;
     }
     v = dio_open(s);
     if (v == 0) {
-        atomic_store_explicit(&retry_at_ms, clock_ms() + RETRY_MS,
+        atomic_store_explicit(&retry_at_ms, cask_verify_clock_ms() + RETRY_MS,
                               memory_order_relaxed);
         return 0;
     }

@@ -247,6 +247,14 @@ staged_bit(uint64_t h, unsigned *w, uint64_t *m)
     *m = (uint64_t)1 << (b & 63);
 }
 
+void
+cask_log_staged_forget(struct cask_shard *sh)
+{
+    sh->nstaged = 0;
+    memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
+    sh->staged_unnoted = 0;
+}
+
 /* Room for one more entry in sh->staged. */
 static bool
 staged_room(struct cask_shard *sh)
@@ -330,9 +338,7 @@ undo_staged(struct cask_shard *sh)
         os->live_bytes += cask_segtab_entry_len(cur);
     }
     cask_seg_unbuffer(s, s->flushed);
-    sh->nstaged = 0;
-    memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
-    sh->staged_unnoted = 0;
+    cask_log_staged_forget(sh);
     return ok;
 }
 
@@ -407,9 +413,7 @@ cask_log_write_out(struct cask_shard *sh)
         }
         /* replication follows the log, and counts its records */
         cask_stream_note_n(sh, s->id, sh->nstaged);
-        sh->nstaged = 0;
-        memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
-        sh->staged_unnoted = 0;
+        cask_log_staged_forget(sh);
     }
     all_written(sh);
     return 0;

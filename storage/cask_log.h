@@ -43,6 +43,10 @@ int cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
  * are put back (cask_log_undo_note) and their tickets answer the error. */
 int cask_log_write_out(struct cask_shard *sh);
 
+/* With mu held: no record is staged any more (written out, dropped, or
+ * gone with a wiped segment): clear the undo notes and the key filter. */
+void cask_log_staged_forget(struct cask_shard *sh);
+
 /* With mu held, after the active segment or its append buffer changed:
  * bring the store's buf_bytes up to date (the buffers count in
  * mem_limit). */

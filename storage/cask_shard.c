@@ -146,6 +146,7 @@ kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
     uint32_t off = e->off;
     uint64_t cas = cask_kd_cas(e);
     char hb[CASK_REC_HDR + CASK_KEY_MAX];
+    bool decoded = false; /* hb's header already checked (the mapping) */
     int rc;
     if (off + CASK_REC_HDR + klen > s->flushed) {
         rc = cask_seg_pread(s, off, CASK_REC_HDR + klen, hb);
@@ -162,6 +163,7 @@ kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
             cask_rec_decode(hb, UINT32_MAX, &r) && r.klen == klen &&
             r.cas == cas) {
             rc = 0;
+            decoded = true;
         } else {
             /* Not the header the entry names: the file was cut short
              * under the mapping (the rest of its last page reads as
@@ -175,7 +177,8 @@ kcheck_read(struct cask_shard *sh, struct kcheck *kc, size_t klen)
     }
     bool same = true;
     struct cask_rec hr;
-    if (rc == 0 && (!cask_rec_decode(hb, UINT32_MAX, &hr) || hr.klen != klen)) {
+    if (rc == 0 && !decoded &&
+        (!cask_rec_decode(hb, UINT32_MAX, &hr) || hr.klen != klen)) {
         /* no record's header (zeros where a file was cut short and
          * grown again): unreadable, not another key's */
         rc = CASK_ECORRUPT;
@@ -975,9 +978,10 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         struct cask_segment *s = sh->segs[e->seg];
         uint32_t seg_id = s->id;
         uint32_t off = e->off;
+        /* the record's end: past s->flushed it is still in a buffer */
+        uint64_t end = off + cask_rec_len(klen, snap.vlen);
         rc = 0;
-        if (s == sh->active &&
-            off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
+        if (s == sh->active && end > (uint64_t)s->flushed) {
             /* Staged by a write batch (cask_batch.c): served only once
              * the kernel has it, as its writer's reply is. A failed write
              * dropped it: what is left is what the disk has. */
@@ -990,8 +994,7 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             }
         }
         if (head && sp == NULL) {
-            bool buffered =
-                    off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed;
+            bool buffered = end > (uint64_t)s->flushed;
             if (!buffered) {
                 s->readers++;
                 pthread_mutex_unlock(&sh->mu);
@@ -1004,8 +1007,7 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                     cask_seg_close(&s);
                 }
             }
-        } else if (val != NULL &&
-                   off + cask_rec_len(klen, snap.vlen) > (uint64_t)s->flushed) {
+        } else if (val != NULL && end > (uint64_t)s->flushed) {
             /* In a compaction output's buffer: copy it under the mutex. */
             rc = read_value_at(sh, s, off, key, klen, snap.vlen, val, NULL,
                                NULL);
@@ -1023,8 +1025,7 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             if (sp != NULL) {
                 return split_out(sh, s, e, off, &snap, &plan, sp);
             }
-            if (nowait &&
-                !worth_trying(s, off, cask_rec_len(klen, snap.vlen), &plan)) {
+            if (nowait && !worth_trying(s, off, end - off, &plan)) {
                 rc = EAGAIN;
             } else {
                 cask_io_nowait(nowait);
@@ -1946,9 +1947,7 @@ cask_shard_wipe(struct cask_shard *sh)
     __atomic_store_n(&sh->synced_seq, sh->app_seq, __ATOMIC_RELEASE);
     /* staged records went with their segment: the wipe follows them */
     __atomic_store_n(&sh->written_seq, sh->app_seq, __ATOMIC_RELEASE);
-    sh->nstaged = 0;
-    memset(sh->staged_keys, 0, sizeof(sh->staged_keys));
-    sh->staged_unnoted = 0;
+    cask_log_staged_forget(sh);
     cask_kd_destroy(&sh->kd);
     sh->kd = kd;
     kd = NULL;

@@ -113,10 +113,8 @@ cask_verify_resident(int fd, uint64_t off, uint64_t len)
     return cask_verify_pages(fd, off, len) != CASK_VERIFY_OUT;
 }
 
-/* Milliseconds of a clock that never goes back, read without a system
- * call (vDSO); coarse (a tick) is fine for a second's interval. */
-static uint64_t
-clock_ms(void)
+uint64_t
+cask_verify_clock_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -129,13 +127,13 @@ cask_verify_ctime_due(const struct cask_segment *s)
     uint64_t seen =
             atomic_load_explicit(&s->ctime_seen_ms, memory_order_relaxed);
     /* 0: never compared; also a clock that started below the interval */
-    return seen == 0 || clock_ms() - seen >= CASK_VERIFY_CTIME_MS;
+    return seen == 0 || cask_verify_clock_ms() - seen >= CASK_VERIFY_CTIME_MS;
 }
 
 void
 cask_verify_ctime_seen(struct cask_segment *s)
 {
-    uint64_t now = clock_ms();
+    uint64_t now = cask_verify_clock_ms();
     atomic_store_explicit(&s->ctime_seen_ms, now != 0 ? now : 1,
                           memory_order_relaxed);
 }
