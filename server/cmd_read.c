@@ -374,9 +374,11 @@ cmd_read_ahead(struct cmd_conn *cc, const char *key, size_t klen, bool fetch)
     cmd_read_ahead_at(cc, 0, key, klen, fetch);
 }
 
-bool
-cmd_read_ahead_at(struct cmd_conn *cc, size_t at, const char *key, size_t klen,
-                  bool fetch)
+/* Starts the read (or the header read) of key for the request at buf
+ * offset at unless one is under way: false when there is no room. */
+static bool
+ahead_at(struct cmd_conn *cc, size_t at, const char *key, size_t klen,
+         bool fetch, bool head)
 {
     struct cmd_reader *rd = &cc->rd;
 
@@ -384,24 +386,23 @@ cmd_read_ahead_at(struct cmd_conn *cc, size_t at, const char *key, size_t klen,
         return false;
     }
     if (find(rd, at, key, klen) < 0) {
-        (void)submit(rd, at, key, klen, fetch, false, NULL);
+        (void)submit(rd, at, key, klen, fetch, head, NULL);
     }
     return true;
+}
+
+bool
+cmd_read_ahead_at(struct cmd_conn *cc, size_t at, const char *key, size_t klen,
+                  bool fetch)
+{
+    return ahead_at(cc, at, key, klen, fetch, false);
 }
 
 bool
 cmd_read_ahead_head_at(struct cmd_conn *cc, size_t at, const char *key,
                        size_t klen, bool fetch)
 {
-    struct cmd_reader *rd = &cc->rd;
-
-    if (rd->submit == NULL || rd->n == CMD_READ_SLOTS) {
-        return false;
-    }
-    if (find(rd, at, key, klen) < 0) {
-        (void)submit(rd, at, key, klen, fetch, true, NULL);
-    }
-    return true;
+    return ahead_at(cc, at, key, klen, fetch, true);
 }
 
 void
