@@ -159,8 +159,8 @@ struct conn {
     bool always; /* --sync=always: every reply goes through stage */
     /* A get waits for a value read (cmd_read.h): no request runs until
      * conn_read_resume; the read event stays registered (what arrives is
-     * read ahead as when parked) but with TLS, so a cold get costs no
-     * epoll_ctl. */
+     * read ahead as when parked, through OpenSSL with TLS), so a cold get
+     * costs no epoll_ctl. */
     bool read_wait;
 };
 
@@ -485,8 +485,7 @@ out_account(struct conn *c)
 static void
 set_reading(struct conn *c, bool on)
 {
-    if (((c->parked || c->read_wait) && c->park_full) ||
-        (c->read_wait && c->tls != NULL)) {
+    if ((c->parked || c->read_wait) && c->park_full) {
         on = false; /* unpark or conn_read_resume turns it back on */
     }
     if (on == c->reading) {
@@ -1040,12 +1039,9 @@ process(struct conn *c)
         }
         if (st == CMD_PARK) {
             /* A get waits for its value; the replies before it go out
-             * meanwhile. conn_read_resume goes on. Without TLS the read
-             * event stays (on_read reads ahead): no epoll_ctl. */
+             * meanwhile. conn_read_resume goes on. The read event stays
+             * (on_read reads ahead, through OpenSSL too): no epoll_ctl. */
             c->read_wait = true;
-            if (c->tls != NULL) {
-                set_reading(c, false);
-            }
             break;
         }
         if (st == CMD_PAUSE) {
@@ -1244,8 +1240,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    if ((c->parked || (c->read_wait && c->tls == NULL)) && !c->yielded &&
-        !c->paused) {
+    if ((c->parked || c->read_wait) && !c->yielded && !c->paused) {
         (void)read_parked(c);
         return;
     }

@@ -19,6 +19,10 @@ TESTS += tests/integration/test_auth_text.py tests/integration/test_tls.py
 # strace; skips without it).
 dist_check_SCRIPTS += tests/integration/test_tls_park.py
 TESTS += tests/integration/test_tls_park.py
+# So does a TLS connection waiting for a cold read (crash shim slows the
+# reads where there is one).
+dist_check_SCRIPTS += tests/integration/test_tls_cold.py
+TESTS += tests/integration/test_tls_cold.py
 
 # TLS throughput benchmark (not part of make check): tests/bench/bench_tls.sh.
 noinst_PROGRAMS += tests/bench/bench_tls
