@@ -6,9 +6,11 @@
 #ifndef BITCACHED_CASK_RECORD_H
 #define BITCACHED_CASK_RECORD_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define CASK_REC_VERSION 2u
 #define CASK_REC_HDR     44u /* fixed header bytes before key and value */
@@ -63,41 +65,37 @@ bool cask_rec_verify2(const char *head, size_t hlen, const char *tail,
 /* Re-stamp seq and expiry of an encoded record and fix its checksum (touch). */
 void cask_rec_restamp(char *buf, size_t len, uint64_t seq, int64_t exp_abs_s);
 
-/* Little-endian helpers shared with segment and hint headers. */
+/* Little-endian helpers shared with segment and hint headers. One load or
+ * store each: GCC at -O2 leaves a byte loop of 8 unrolled in place, and
+ * every record written or scanned goes through these several times. */
 static inline void
 cask_put64(char *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) {
-        p[i] = (char)(v >> (8 * i));
-    }
+    v = htole64(v);
+    memcpy(p, &v, sizeof(v));
 }
 
 static inline void
 cask_put32(char *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) {
-        p[i] = (char)(v >> (8 * i));
-    }
+    v = htole32(v);
+    memcpy(p, &v, sizeof(v));
 }
 
 static inline uint64_t
 cask_get64(const char *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)(unsigned char)p[i] << (8 * i);
-    }
-    return v;
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
 }
 
 static inline uint32_t
 cask_get32(const char *p)
 {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)(unsigned char)p[i] << (8 * i);
-    }
-    return v;
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return le32toh(v);
 }
 
 #endif
