@@ -876,6 +876,7 @@ static void
 release(struct conn *c)
 {
     struct cask *store = c->w->srv->store;
+    size_t run = 0; /* stage bytes of done, successful replies not moved */
 
     while (c->phead < c->pend_n) {
         struct pend *p = &c->pend[c->phead];
@@ -884,12 +885,15 @@ release(struct conn *c)
         if (!cask_ticket_done(store, &p->t, &rc)) {
             break;
         }
-        evbuffer_remove_buffer(c->stage, c->out, p->pre);
         if (rc == CASK_OK) {
-            evbuffer_remove_buffer(c->stage, c->out, p->len);
+            /* Moved together with the run of replies around it: at a pass
+             * end usually all of them, in one evbuffer call. */
+            run += p->pre + p->len;
         } else {
             struct cmd_sink sink = {.bytes = late_bytes, .arg = c->out};
 
+            evbuffer_remove_buffer(c->stage, c->out, run + p->pre);
+            run = 0;
             evbuffer_drain(c->stage, p->len);
             cmd_late_error(&p->tag, rc, &sink);
         }
@@ -900,6 +904,8 @@ release(struct conn *c)
         c->phead = c->pend_n = 0;
         c->stage_mark = 0;
         evbuffer_add_buffer(c->out, c->stage);
+    } else if (run > 0) {
+        evbuffer_remove_buffer(c->stage, c->out, run);
     }
 }
 
