@@ -11,7 +11,7 @@
  *    (17 min), modulo 2^15 (a 388-day cycle); read back as the middle of
  *    its unit, so within CASK_AT_UNIT_S / 2 seconds of the truth.
  * Neither form says which cycle it is in, so the shard's crawler, which
- * visits every entry about once a second, keeps ages inside them: a fine
+ * visits every entry at least once a minute, keeps ages inside them: a fine
  * stamp older than CASK_AT_FINE_S (4 h) becomes coarse, and a coarse one
  * older than CASK_AT_CAP_S + CASK_AT_SLACK_S (about 200 days) is set back
  * to CASK_AT_CAP_S (194 days), so an item untouched longer than that reads

@@ -31,10 +31,16 @@
  * maintenance thread many times a second, do not each cost a walk over
  * every entry with the shard mutex taken 256 times. */
 #define CRAWL_EVERY_MS 1000u
+/* With no entry that can expire and no new flush point, a pass drops
+ * nothing and only ages access stamps, which cask_atime.h lets wait for
+ * hours: then a pass this often, so that a store of keys without expiry
+ * is not walked (its shard mutex taken 256 times) every second. */
+#define CRAWL_AGE_MS (60u * 1000)
 
 struct batch {
     int64_t now;
     uint64_t flush_cas;
+    bool saw_exp; /* an entry with an expiry, dropped or not */
     unsigned n;
     struct cask_kd_entry *e[CRAWL_BATCH];
 };
@@ -48,6 +54,9 @@ pick(void *arg, struct cask_kd_entry *e)
     uint16_t at = cask_at_age(e->at, b->now);
     if (at != e->at) {
         e->at = at;
+    }
+    if (e->exp != 0) {
+        b->saw_exp = true;
     }
     if (b->n == CRAWL_BATCH || e->off == 0) {
         return;
@@ -118,12 +127,29 @@ cask_shard_crawl(struct cask_shard *sh)
         return;
     }
     sh->crawl_after_ms = now_ms + CRAWL_EVERY_MS;
+    pthread_mutex_lock(&sh->mu);
+    bool idle = sh->crawl_full_ms != 0 && !sh->crawl_exp &&
+                now_ms < sh->crawl_full_ms + CRAWL_AGE_MS &&
+                atomic_load(&c->flush_pending_at) == 0 &&
+                atomic_load(&c->flush_cas) == sh->crawl_flush_cas;
+    if (!idle) {
+        /* from here on, writers set it again for what the walk may miss */
+        sh->crawl_exp = false;
+        sh->crawl_flush_cas = atomic_load(&c->flush_cas);
+        sh->crawl_full_ms = now_ms;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (idle) {
+        return;
+    }
+    bool saw_exp = false;
     while (lo < end) {
         struct batch b = {.now = cask_now(c)};
         int rc = 0;
         unsigned dropped = 0;
         pthread_mutex_lock(&sh->mu);
         if (sh->failed) {
+            sh->crawl_exp = true; /* not walked */
             pthread_mutex_unlock(&sh->mu);
             return;
         }
@@ -134,15 +160,24 @@ cask_shard_crawl(struct cask_shard *sh)
         for (unsigned i = 0; i < b.n && rc == 0; i++) {
             rc = drop(sh, &b, b.e[i], &dropped);
         }
-        pthread_mutex_unlock(&sh->mu);
+        saw_exp = saw_exp || b.saw_exp;
         if (rc != 0 && rc != EAGAIN) {
-            return; /* a write failed: the next pass tries again */
+            sh->crawl_exp = true; /* a write failed: the next pass tries
+                                   * again */
+            pthread_mutex_unlock(&sh->mu);
+            return;
         }
+        pthread_mutex_unlock(&sh->mu);
         /* A full or interrupted batch may have left more in this range:
          * walk it again as long as that drops keys (dropped keys are not
          * picked twice; skipped ones are, so without progress move on). */
         if ((b.n < CRAWL_BATCH && rc == 0) || dropped == 0) {
             lo += step;
         }
+    }
+    if (saw_exp) {
+        pthread_mutex_lock(&sh->mu);
+        sh->crawl_exp = true;
+        pthread_mutex_unlock(&sh->mu);
     }
 }

@@ -109,6 +109,9 @@ cask_segtab_index_put(struct cask_shard *sh, struct cask_kd_entry *e,
     e->vlen = r->vlen;
     e->flags = r->flags;
     e->exp = cask_kd_exp32(r->exp_abs_s);
+    if (e->exp != 0) {
+        sh->crawl_exp = true;
+    }
     e->seg = slot;
     e->fetched = 0; /* a new value has not been read yet */
     e->at = cask_at_stamp(cask_now(sh->store)); /* written: accessed now */

@@ -1260,6 +1260,9 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     }
     cask_log_undo_note(sh, h, e, off);
     e->exp = cask_kd_exp32(exp_abs_s);
+    if (e->exp != 0) {
+        sh->crawl_exp = true;
+    }
     int64_t now = cask_now(sh->store);
     fill_item(it, e, now); /* it->fetched: read before this touch */
     if (fetch) {
@@ -1859,6 +1862,9 @@ apply_locked(struct cask_shard *sh, uint64_t h, const struct cask_rec *r,
             cask_kd_remove(sh->kd, h, raw);
         } else if (raw != NULL && cask_kd_cas(raw) == r->cas) {
             raw->exp = cask_kd_exp32(r->exp_abs_s);
+            if (raw->exp != 0) {
+                sh->crawl_exp = true;
+            }
         }
     }
     /* No sync per record, whatever --sync says: nobody is acknowledged
