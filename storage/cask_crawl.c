@@ -33,9 +33,10 @@
 #define CRAWL_EVERY_MS 1000u
 /* With no entry that can expire and no new flush point, a pass drops
  * nothing and only ages access stamps, which cask_atime.h lets wait for
- * hours: then a pass this often, so that a store of keys without expiry
- * is not walked (its shard mutex taken 256 times) every second. */
-#define CRAWL_AGE_MS (60u * 1000)
+ * hours: then a pass this often (store clock seconds, what the stamps
+ * count), so that a store of keys without expiry is not walked (its
+ * shard mutex taken 256 times) every second. */
+#define CRAWL_AGE_S 60
 
 struct batch {
     int64_t now;
@@ -127,16 +128,18 @@ cask_shard_crawl(struct cask_shard *sh)
         return;
     }
     sh->crawl_after_ms = now_ms + CRAWL_EVERY_MS;
+    int64_t now_s = cask_now(c);
     pthread_mutex_lock(&sh->mu);
-    bool idle = sh->crawl_full_ms != 0 && !sh->crawl_exp &&
-                now_ms < sh->crawl_full_ms + CRAWL_AGE_MS &&
+    bool idle = sh->crawl_full_s != 0 && !sh->crawl_exp &&
+                now_s >= sh->crawl_full_s &&
+                now_s - sh->crawl_full_s < CRAWL_AGE_S &&
                 atomic_load(&c->flush_pending_at) == 0 &&
                 atomic_load(&c->flush_cas) == sh->crawl_flush_cas;
     if (!idle) {
         /* from here on, writers set it again for what the walk may miss */
         sh->crawl_exp = false;
         sh->crawl_flush_cas = atomic_load(&c->flush_cas);
-        sh->crawl_full_ms = now_ms;
+        sh->crawl_full_s = now_s;
     }
     pthread_mutex_unlock(&sh->mu);
     if (idle) {

@@ -147,10 +147,11 @@ struct cask_shard {
     /* An entry may have an expiry: set (mu held) wherever one gets one,
      * cleared by a crawl pass that starts and set again if it saw one.
      * With it clear and the flush point as at the last pass, a pass would
-     * drop nothing, so the crawler only ages stamps, every CRAWL_AGE_MS. */
+     * drop nothing, so the crawler only ages stamps, every CRAWL_AGE_S. */
     bool crawl_exp;
     uint64_t crawl_flush_cas; /* flush point at the last pass (mu) */
-    uint64_t crawl_full_ms;   /* start of the last pass, 0 none (mu) */
+    int64_t crawl_full_s;     /* store clock at the start of the last pass,
+                               * 0 none (mu) */
 
     /* A failed journal commit (cask_lost.c): writes are held (refused)
      * until the store has recovered; the appends it answered with errors

@@ -73,6 +73,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_keydir \
 	tests/unit/test_cask_ops \
 	tests/unit/test_cask_atime \
+	tests/unit/test_cask_crawl \
 	tests/unit/test_cask_evnote \
 	tests/unit/test_cask_recovery \
 	tests/unit/test_cask_recover \
@@ -103,6 +104,9 @@ tests_unit_test_cask_ops_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_atime_SOURCES = tests/unit/test_cask_atime.c
 tests_unit_test_cask_atime_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_atime_LDADD = $(STORAGE_TEST_LDADD)
+tests_unit_test_cask_crawl_SOURCES = tests/unit/test_cask_crawl.c
+tests_unit_test_cask_crawl_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_crawl_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_evnote_SOURCES = tests/unit/test_cask_evnote.c
 tests_unit_test_cask_evnote_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_evnote_LDADD = $(STORAGE_TEST_LDADD)
