@@ -99,6 +99,10 @@
  * of stage that follow the pre bytes of replies before it. */
 struct pend {
     struct cask_ticket t;
+    /* The commit epoch whose end may release it; 0: not known yet (a
+     * staged write before its batch write) or at all (then any commit
+     * wakes the worker). */
+    uint64_t need;
     struct cmd_req_tag tag;
     size_t pre;
     size_t len;
@@ -939,6 +943,7 @@ staged(struct conn *c, const struct cask_ticket *t, size_t s0)
         }
     }
     c->pend[c->pend_n++] = (struct pend){.t = *t,
+                                         .need = t->wseq != 0 ? 0 : t->epoch,
                                          .tag = c->cc.tag,
                                          .pre = s0 - c->stage_mark,
                                          .len = now - s0};
@@ -961,6 +966,11 @@ park(struct conn *c)
          * commit, TLS or not. */
         TAILQ_INSERT_TAIL(&c->w->parked, c, park_link);
         atomic_fetch_add(&c->w->nparked, 1);
+    }
+    /* A staged write's need is known after the batch write, which
+     * publishes it (conn_pass_end); nothing commits it before. */
+    if (c->pend[c->phead].need != 0) {
+        worker_commit_wait(c->w, c->pend[c->phead].need);
     }
     release(c);
     if (c->pend_n == 0) {
@@ -1402,6 +1412,27 @@ conn_commit_done(struct worker *w)
     releasing = false;
 }
 
+uint64_t
+conn_commit_need(struct worker *w, unsigned *n)
+{
+    uint64_t need = UINT64_MAX;
+    struct conn *c;
+
+    *n = 0;
+    TAILQ_FOREACH(c, &w->parked, park_link) {
+        (*n)++;
+        if (c->phead < c->pend_n) {
+            /* 0: a write staged in this pass, on the held list:
+             * conn_pass_end publishes its need before the loop polls. */
+            uint64_t e = c->pend[c->phead].need;
+            if (e != 0 && e < need) {
+                need = e;
+            }
+        }
+    }
+    return need;
+}
+
 void
 conn_pass_end(struct worker *w)
 {
@@ -1412,6 +1443,20 @@ conn_pass_end(struct worker *w)
     }
     /* A failed write answers its requests through their tickets. */
     (void)cask_batch_flush();
+    /* The staged writes' commit is now known: wait for it before their
+     * tickets are checked below. Unknown: any commit wakes the worker. */
+    uint64_t e = cask_batch_epoch();
+    TAILQ_FOREACH(c, &w->held, held_link) {
+        for (size_t i = c->phead; i < c->pend_n; i++) {
+            struct pend *p = &c->pend[i];
+            if (p->need == 0) {
+                p->need = e == 0 ? 1 : e > p->t.epoch ? e : p->t.epoch;
+            }
+        }
+        if (c->parked && c->phead < c->pend_n) {
+            worker_commit_wait(w, c->pend[c->phead].need);
+        }
+    }
     releasing = true;
     while ((c = TAILQ_FIRST(&w->held)) != NULL) {
         TAILQ_REMOVE(&w->held, c, held_link);

@@ -302,6 +302,7 @@ hold(struct udp_req *r, const struct cmd_req_tag *tag, bool bare)
     /* Counted before the check below: a commit that ends from now on
      * wakes the worker (on_store_commit reads nparked). */
     atomic_fetch_add(&h->w->nparked, 1);
+    worker_commit_wait(h->w, 1); /* any commit: see on_commit_ev */
     if (h->hn - h->hhead >= UDP_HELD_MAX && !h->stalled) {
         event_del(h->ev);
         h->stalled = true;

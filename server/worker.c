@@ -110,17 +110,27 @@ on_notify(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The store's commit hook, on its committer thread: wake the workers
- * that have connections waiting for a commit. */
+ * whose parked replies the commits done so far may release, and only
+ * those: a worker woken for nothing costs two context switches. */
 static void
 on_store_commit(void *arg)
 {
     struct server *srv = arg;
+    uint64_t done = cask_commit_done(srv->store);
 
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
-        if (atomic_load(&w->nparked) != 0) {
+        if (atomic_load(&w->nparked) != 0 && atomic_load(&w->wake_at) <= done) {
             event_active(w->commit_ev, EV_READ, 0);
         }
+    }
+}
+
+void
+worker_commit_wait(struct worker *w, uint64_t need)
+{
+    if (need < atomic_load_explicit(&w->wake_at, memory_order_relaxed)) {
+        atomic_store(&w->wake_at, need); /* before the caller's check */
     }
 }
 
@@ -128,12 +138,29 @@ static void
 on_commit_ev(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
+    struct cask *store = w->srv->store;
+    uint64_t seen = cask_commit_announced(store);
 
     (void)fd;
     (void)what;
     conn_commit_done(w);
     if (w->srv->udp != NULL) {
         udp_commit_done(w->srv->udp, w); /* UDP replies held likewise */
+    }
+    /* What is left waits for wake_at. UDP's held replies count in nparked
+     * too: while any are held, every commit wakes the worker. */
+    unsigned n;
+    uint64_t need = conn_commit_need(w, &n);
+    if (atomic_load(&w->nparked) > n) {
+        need = 1;
+    }
+    atomic_store(&w->wake_at, need);
+    /* A commit that ended after the walk looked may have read the old
+     * wake_at (Dekker with on_store_commit: wake_at is stored before
+     * announced is read, announced raised before wake_at is read). */
+    if (cask_commit_announced(store) != seen &&
+        need <= cask_commit_done(store)) {
+        event_active(w->commit_ev, EV_READ, 0);
     }
 }
 
@@ -233,6 +260,7 @@ worker_create_all(struct server *srv, unsigned n)
         TAILQ_INIT(&w->conns);
         TAILQ_INIT(&w->parked);
         TAILQ_INIT(&w->held);
+        atomic_store(&w->wake_at, UINT64_MAX);
         pthread_mutex_init(&w->qmu, NULL);
         if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
             return errno;

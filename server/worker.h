@@ -44,6 +44,12 @@ struct worker {
     TAILQ_HEAD(conn_held_list, conn) held;
     atomic_uint nparked;
     struct event *commit_ev;
+    /* The lowest commit epoch whose end may release a parked reply
+     * (UINT64_MAX: none): the committer activates commit_ev only once
+     * cask_commit_done reaches it. Written by the worker only: lowered
+     * before it checks a new wait (worker_commit_wait), set anew after
+     * each release walk (worker.c on_commit_ev). */
+    _Atomic uint64_t wake_at;
     /* Reads of values not in the page cache (worker.c setup_reads): the
      * worker's io_uring (readring.c), or the I/O threads' results coming
      * back (readq.c), and the submit function its connections use (NULL:
@@ -82,5 +88,9 @@ void worker_dispatch(struct server *srv, int fd, bool is_unix, bool tls);
 void worker_stop_all(struct server *srv);
 /* Free what worker_create_all made. */
 void worker_destroy_all(struct server *srv);
+/* A reply of w now waits for commit epoch need (1: for any commit) to be
+ * done: wake w when it is. Called on w's thread before it checks whether
+ * the wait is already over, so no commit ending meanwhile is missed. */
+void worker_commit_wait(struct worker *w, uint64_t need);
 
 #endif

@@ -638,14 +638,26 @@ cask_batch_flush(void)
     struct cask_shard *sh[CASK_BATCH_SHARDS];
     unsigned n = cask_batch_take(sh);
     int first = 0;
+    uint64_t epoch = 0;
+    bool known = true;
     for (unsigned i = 0; i < n; i++) {
         pthread_mutex_lock(&sh[i]->mu);
         int rc = cask_log_write_out(sh[i]);
+        /* The latest write-out of the shard wrote this thread's records,
+         * or a later one did (another thread's flush or a get): their
+         * frames are in its epoch or an earlier one, which is wanted. */
+        uint64_t e = sh[i]->wjoin_epoch;
         pthread_mutex_unlock(&sh[i]->mu);
+        if (e == 0) {
+            known = false;
+        } else if (e > epoch) {
+            epoch = e;
+        }
         if (rc != 0 && first == 0) {
             first = rc;
         }
     }
+    cask_batch_set_epoch(known ? epoch : 0);
     return first;
 }
 

@@ -426,10 +426,32 @@ int cask_batch_flush(void);
  * batching is off). */
 unsigned cask_batch_pending(void);
 
+/* After cask_batch_flush under CASK_SYNC_ALWAYS: the commit epoch whose
+ * completion (cask_commit_done reaching it) lets the tickets of the
+ * records it wrote be done; a frame written while the epoch before was
+ * being closed rides in that one instead, and its ticket is done a commit
+ * earlier. 0 when unknown (no journal, or nothing staged). A thread that
+ * waits for one epoch to be done must never wait past this one: it is
+ * always committed. */
+uint64_t cask_batch_epoch(void);
+
 /* fn(arg) is called from the committer thread after each commit pass (and
  * may find tickets done); it must be quick and must not call the store.
  * fn NULL removes it; returns only once no call of the old hook runs. */
 void cask_commit_hook(struct cask *c, void (*fn)(void *arg), void *arg);
+
+/* Every commit epoch up to this one is finished (0: none yet, or not
+ * CASK_SYNC_ALWAYS). A ticket whose epoch (or the cask_batch_epoch of the
+ * flush that wrote its staged record) is above it is not done. Lock-free:
+ * for the commit hook, to skip threads with nothing to release. */
+uint64_t cask_commit_done(const struct cask *c);
+
+/* How many times the commit hook was called so far (each finished commit,
+ * and the end of a failed commit's undo, which lets its errors out). A
+ * thread that decided what to wait for from what it found done reads this
+ * before looking and after publishing its wait: if it changed, a call of
+ * the hook may have missed the new wait, so it looks again. */
+uint64_t cask_commit_announced(const struct cask *c);
 
 /* Figures for `stats storage`. */
 struct cask_stats {

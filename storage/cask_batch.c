@@ -19,6 +19,19 @@
 static _Thread_local struct cask_shard *batch_sh[CASK_BATCH_SHARDS];
 static _Thread_local unsigned batch_n;
 static _Thread_local unsigned batch_recs;
+static _Thread_local uint64_t batch_epoch; /* of the last flush; 0: unknown */
+
+uint64_t
+cask_batch_epoch(void)
+{
+    return batch_epoch;
+}
+
+void
+cask_batch_set_epoch(uint64_t epoch)
+{
+    batch_epoch = epoch;
+}
 
 unsigned
 cask_batch_pending(void)

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct cask_shard;
 
@@ -31,5 +32,10 @@ void cask_batch_staged(struct cask_shard *sh);
 /* Hand the shards this thread staged into to out[0..CASK_BATCH_SHARDS)
  * and forget them (the caller writes them out). Returns how many. */
 unsigned cask_batch_take(struct cask_shard **out);
+
+/* The flush that wrote out this thread's staged records: the highest
+ * commit epoch their shards' last write-outs joined, or 0 when a shard's
+ * is unknown (no journal). Read back through cask_batch_epoch. */
+void cask_batch_set_epoch(uint64_t epoch);
 
 #endif

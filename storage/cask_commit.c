@@ -65,6 +65,8 @@ struct cask_commit {
     _Atomic uint64_t done;        /* every epoch up to this one is durable */
     _Atomic uint64_t want;        /* highest epoch a writer joined */
     _Atomic bool sleeping;        /* the committer waits on work_cv */
+    _Atomic uint64_t announced;   /* calls of the hook (announce) so far,
+                                   * raised after done, before the hook */
     _Atomic unsigned char *dirty; /* per shard: appended since the flag
                                    * was last taken by a pass */
     pthread_mutex_t mu;           /* covers stop, passes; work_cv, done_cv */
@@ -339,6 +341,7 @@ announce(struct cask *c, uint64_t npasses)
     cm->passes += npasses;
     pthread_cond_broadcast(&cm->done_cv);
     pthread_mutex_unlock(&cm->mu);
+    atomic_fetch_add(&cm->announced, 1);
     pthread_mutex_lock(&cm->hook_mu);
     if (cm->hook != NULL) {
         cm->hook(cm->hook_arg);
@@ -712,6 +715,7 @@ commit_main(void *arg)
         cm->passes++;
         pthread_cond_broadcast(&cm->done_cv);
         pthread_mutex_unlock(&cm->mu);
+        atomic_fetch_add(&cm->announced, 1);
         pthread_mutex_lock(&cm->hook_mu);
         if (cm->hook != NULL) {
             cm->hook(cm->hook_arg);
@@ -974,6 +978,20 @@ cask_commit_failures(const struct cask *c, uint64_t *failures,
     struct cask_commit *cm = c->commit;
     *failures = cm ? atomic_load(&cm->failures) : 0;
     *recoveries = cm ? atomic_load(&cm->recoveries) : 0;
+}
+
+uint64_t
+cask_commit_done(const struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+    return cm ? atomic_load(&cm->done) : 0;
+}
+
+uint64_t
+cask_commit_announced(const struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+    return cm ? atomic_load(&cm->announced) : 0;
 }
 
 uint64_t

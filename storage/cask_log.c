@@ -408,7 +408,7 @@ cask_log_write_out(struct cask_shard *sh)
                                  s->buf + (st->off - base), st->len, st->seq);
             }
             if (sh->nstaged > 0 && c->commit != NULL) {
-                (void)cask_commit_join(c, sh->idx);
+                sh->wjoin_epoch = cask_commit_join(c, sh->idx);
             }
         }
         /* replication follows the log, and counts its records */

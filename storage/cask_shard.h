@@ -83,6 +83,10 @@ struct cask_shard {
     struct cask_staged *staged; /* the records in the active segment's
                                  * buffer, in order (cask_log.c) */
     size_t nstaged, staged_cap;
+    /* mu: the commit epoch the last write of staged records joined (under
+     * always with the journal; 0: none yet). Its records' frames ride in
+     * that epoch's batch or, rarely, in the one before. */
+    uint64_t wjoin_epoch;
     /* Which keys those records are for: bit (h >> 54) of each one's
      * keydir hash h, set when its operation notes it (cask_log_undo_note);
      * those not noted (yet) are counted instead. Both cleared when the
