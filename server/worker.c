@@ -109,6 +109,37 @@ on_notify(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Why no wake-up is lost (a parked reply whose commit is done while its
+ * worker sleeps would hang its connection for good once traffic stops).
+ *
+ * 1. Every need a reply publishes is an epoch a writer joined (the
+ *    ticket's, or its shard's write-out's: cask_commit_join raised want
+ *    to it), or 1. A joined epoch is always completed (done reaches it;
+ *    with errors if its commit fails), so a worker waiting for
+ *    done >= wake_at is woken eventually. A need that is too low (a
+ *    frame that rides in a later epoch than the one recorded) only
+ *    wakes the worker early: it finds the reply not done, publishes the
+ *    same need again, which every later commit's hook finds done, until
+ *    the reply goes out: the old wake-on-every-commit behaviour.
+ * 2. A new wait: the worker lowers wake_at, then (after a full fence)
+ *    checks the ticket. The committer makes a ticket done (covered
+ *    marks, done, undo_wait, ...) and then, after a full fence in
+ *    announce's hook below, reads nparked and wake_at. Of the two
+ *    fences one comes first: either the worker's check sees the ticket
+ *    done, or the hook sees the lowered wake_at (and nparked, raised
+ *    before it) and wakes the worker.
+ * 3. A release walk (on_commit_ev) raises wake_at to what is left: it
+ *    reads `announced` before the walk, stores wake_at, fences, reads
+ *    `announced` again. The committer raises `announced` after it made
+ *    tickets done, then fences, then reads wake_at. A commit whose hook
+ *    read wake_at before the new value either raised `announced` before
+ *    the first read (then the walk saw its tickets done) or after: then
+ *    the second read sees it and the worker wakes itself if its new
+ *    wake_at is done.
+ * 4. Replies of writes staged in this pass have need 0 (unknown) until
+ *    conn_pass_end knows their batch write's epoch and publishes it
+ *    (point 2) before the loop polls; UDP's held replies publish 1. */
+
 /* The store's commit hook, on its committer thread: wake the workers
  * whose parked replies the commits done so far may release, and only
  * those: a worker woken for nothing costs two context switches. */
@@ -118,6 +149,7 @@ on_store_commit(void *arg)
     struct server *srv = arg;
     uint64_t done = cask_commit_done(srv->store);
 
+    atomic_thread_fence(memory_order_seq_cst); /* point 2 above */
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         if (atomic_load(&w->nparked) != 0 && atomic_load(&w->wake_at) <= done) {
@@ -130,8 +162,10 @@ void
 worker_commit_wait(struct worker *w, uint64_t need)
 {
     if (need < atomic_load_explicit(&w->wake_at, memory_order_relaxed)) {
-        atomic_store(&w->wake_at, need); /* before the caller's check */
+        atomic_store_explicit(&w->wake_at, need, memory_order_relaxed);
     }
+    /* before the caller's check of its ticket: point 2 above */
+    atomic_thread_fence(memory_order_seq_cst);
 }
 
 static void
@@ -154,10 +188,10 @@ on_commit_ev(evutil_socket_t fd, short what, void *arg)
     if (atomic_load(&w->nparked) > n) {
         need = 1;
     }
-    atomic_store(&w->wake_at, need);
+    atomic_store_explicit(&w->wake_at, need, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
     /* A commit that ended after the walk looked may have read the old
-     * wake_at (Dekker with on_store_commit: wake_at is stored before
-     * announced is read, announced raised before wake_at is read). */
+     * wake_at: point 3 above. */
     if (cask_commit_announced(store) != seen &&
         need <= cask_commit_done(store)) {
         event_active(w->commit_ev, EV_READ, 0);
