@@ -133,6 +133,10 @@ TESTS += tests/integration/test_sync_always.py
 # server helpers, a one-off fdatasync EIO through the crash shim.
 dist_check_SCRIPTS += tests/integration/test_journal_recover.py
 TESTS += tests/integration/test_journal_recover.py
+# ... and loses no reply under load with slow and failing syncs: a worker is
+# woken only by a commit that may release its replies (about 15 s).
+dist_check_SCRIPTS += tests/integration/test_always_stress.py
+TESTS += tests/integration/test_always_stress.py
 # ... and holds a UDP write's reply for its commit, not its worker.
 dist_check_SCRIPTS += tests/integration/test_udp_always.py
 TESTS += tests/integration/test_udp_always.py
