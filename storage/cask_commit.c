@@ -64,15 +64,21 @@ struct cask_commit {
     _Atomic uint64_t epoch;       /* the epoch new appends join (from 1) */
     _Atomic uint64_t done;        /* every epoch up to this one is durable */
     _Atomic uint64_t want;        /* highest epoch a writer joined */
-    _Atomic bool sleeping;        /* the committer waits on work_cv */
+    _Atomic bool sleeping;        /* a writer raising want must signal
+                                   * work_cv: the committer waits on it
+                                   * (journal: no thread holds the turn) */
     _Atomic uint64_t announced;   /* calls of the hook (announce) so far,
                                    * raised after done, before the hook */
     _Atomic unsigned char *dirty; /* per shard: appended since the flag
                                    * was last taken by a pass */
-    pthread_mutex_t mu;           /* covers stop, passes; work_cv, done_cv */
+    pthread_mutex_t mu;           /* covers stop; work_cv, done_cv */
     pthread_cond_t work_cv;       /* the committer: a pass is wanted */
     pthread_cond_t done_cv;       /* blocked writers: an epoch is done */
-    uint64_t passes;
+    /* Threads waiting on done_cv, raised (under mu) before they check
+     * what they wait for: a commit that finds none skips mu (Dekker with
+     * the store of done or undo_wait before it is read). */
+    _Atomic unsigned done_waiters;
+    _Atomic uint64_t passes;
     bool stop;
     pthread_t thread;
     /* The pass in progress: todo[0..ntodo) are its shards, handed out
@@ -101,6 +107,11 @@ struct cask_commit {
      * completions back in order (covered marks, done). Lock order:
      * take_mu, cmp_mu, a shard's mu, mu. */
     pthread_mutex_t take_mu;
+    /* mu: a thread holds the turn to take the next epoch (it takes
+     * take_mu, uncontended, to do so); the others wait on work_cv, nidle
+     * of them, or write and sync their batches (see acquire_turn). */
+    bool turn_held;
+    unsigned nidle;
     pthread_mutex_t cmp_mu;
     pthread_cond_t cmp_cv; /* a batch was completed in order */
     uint64_t completed;    /* cmp_mu: the done watermark being built */
@@ -110,7 +121,7 @@ struct cask_commit {
      * first after the recovery (UINT64_MAX until then); 0: none. For
      * tickets over several shards. */
     _Atomic uint64_t fail_lo, fail_hi;
-    _Atomic bool recover_want; /* a batch failed: the take_mu holder
+    _Atomic bool recover_want; /* a batch failed: the turn's holder
                                 * recovers the journal (recover) */
     /* A batch failed and its puts are not undone yet: the writes it
      * failed are answered once they are (cask_ticket_done), so that no
@@ -337,10 +348,12 @@ static void
 announce(struct cask *c, uint64_t npasses)
 {
     struct cask_commit *cm = c->commit;
-    pthread_mutex_lock(&cm->mu);
-    cm->passes += npasses;
-    pthread_cond_broadcast(&cm->done_cv);
-    pthread_mutex_unlock(&cm->mu);
+    atomic_fetch_add(&cm->passes, npasses);
+    if (atomic_load(&cm->done_waiters) != 0) {
+        pthread_mutex_lock(&cm->mu);
+        pthread_cond_broadcast(&cm->done_cv);
+        pthread_mutex_unlock(&cm->mu);
+    }
     atomic_fetch_add(&cm->announced, 1);
     pthread_mutex_lock(&cm->hook_mu);
     if (cm->hook != NULL) {
@@ -403,14 +416,17 @@ complete(struct cask *c, struct jslot *sl, int rc)
     }
 }
 
-/* With take_mu held: block until every epoch up to e is done. */
+/* Block until every epoch up to e is done (the turn's holder, before a
+ * checkpoint or a recovery; a writer outside any worker). */
 static void
 wait_done(struct cask_commit *cm, uint64_t e)
 {
     pthread_mutex_lock(&cm->mu);
+    atomic_fetch_add(&cm->done_waiters, 1); /* before done is read */
     while (atomic_load(&cm->done) < e) {
         pthread_cond_wait(&cm->done_cv, &cm->mu);
     }
+    atomic_fetch_sub(&cm->done_waiters, 1);
     pthread_mutex_unlock(&cm->mu);
 }
 
@@ -547,32 +563,97 @@ recover(struct cask *c)
     atomic_store(&cm->recover_want, false);
 }
 
-/* A journal commit thread: close an epoch and take its frames (one
- * thread at a time), then write and sync them while the next thread
- * takes the next epoch. */
+/* The hand-off between the journal commit threads. One thread at a
+ * time holds the turn: it closes the next epoch and takes its frames
+ * (or checkpoints, or recovers), then gives the turn up and writes and
+ * syncs its batch. A thread whose batch is done takes the turn itself
+ * when it is free and work is wanted, without a wake-up; otherwise it
+ * waits on work_cv (idle). So a commit costs its thread one sleep in
+ * fdatasync and at most one as an idle thread, and no thread is ever
+ * woken only to find the turn taken and sleep again (as one blocked on
+ * take_mu was, when the turn's holder also waited there for work).
+ *
+ * No wanted epoch is left untaken: a writer raises want, then reads
+ * sleeping, and signals work_cv when it is set; sleeping is set (under
+ * mu) before a thread that gives up the turn, or finds it free, reads
+ * want. So either that thread sees the new want (and takes the turn, or
+ * wakes an idle thread to take it) or the writer sees sleeping and
+ * wakes one. A thread busy writing needs no wake-up: it comes back here
+ * when done. While the turn is held, sleeping may be clear: its holder
+ * reads want again when it gives the turn up. */
+
+/* Wait until this thread holds the turn with work to do (want reached
+ * the open epoch, or a failed batch asks for recovery). false when the
+ * committer stops with nothing wanted. */
+static bool
+acquire_turn(struct cask_commit *cm)
+{
+    pthread_mutex_lock(&cm->mu);
+    for (;;) {
+        if (!cm->turn_held) {
+            atomic_store(&cm->sleeping, true); /* before want is read */
+        }
+        bool work = atomic_load(&cm->want) >= atomic_load(&cm->epoch) ||
+                    atomic_load(&cm->recover_want);
+        if (!cm->turn_held && work) {
+            cm->turn_held = true;
+            atomic_store(&cm->sleeping, false);
+            pthread_mutex_unlock(&cm->mu);
+            return true;
+        }
+        if (cm->stop && !work) {
+            /* The turn's holder, if any, finishes what is wanted; the
+             * other idle threads see the stop too. */
+            pthread_cond_broadcast(&cm->work_cv);
+            pthread_mutex_unlock(&cm->mu);
+            return false;
+        }
+        cm->nidle++;
+        pthread_cond_wait(&cm->work_cv, &cm->mu);
+        cm->nidle--;
+    }
+}
+
+/* Give the turn up; wake an idle thread when work is already wanted
+ * (this one goes on to write its batch). */
+static void
+release_turn(struct cask_commit *cm)
+{
+    pthread_mutex_lock(&cm->mu);
+    cm->turn_held = false;
+    atomic_store(&cm->sleeping, true); /* before want is read */
+    bool all = cm->stop;
+    bool one = (atomic_load(&cm->want) >= atomic_load(&cm->epoch) ||
+                atomic_load(&cm->recover_want)) &&
+               cm->nidle > 0;
+    pthread_mutex_unlock(&cm->mu);
+    /* After the unlock: the woken thread does not block on mu at once. */
+    if (all) {
+        pthread_cond_broadcast(&cm->work_cv);
+    } else if (one) {
+        pthread_cond_signal(&cm->work_cv);
+    }
+}
+
+/* A journal commit thread: with the turn, close an epoch and take its
+ * frames, then write and sync them while another thread takes the next
+ * epoch. */
 static void *
 journal_main(void *arg)
 {
     struct cask *c = arg;
     struct cask_commit *cm = c->commit;
 
-    for (;;) {
+    while (acquire_turn(cm)) {
         pthread_mutex_lock(&cm->take_mu);
-        uint64_t e = atomic_load(&cm->epoch);
-        bool stop = false;
-        while (atomic_load(&cm->want) < e && !stop &&
-               !atomic_load(&cm->recover_want)) {
-            stop = wait_for_work(cm, e); /* only take_mu's holder sleeps */
-        }
         if (atomic_load(&cm->recover_want)) {
             recover(c);
             pthread_mutex_unlock(&cm->take_mu);
+            release_turn(cm);
             continue;
         }
-        if (stop) {
-            pthread_mutex_unlock(&cm->take_mu);
-            break;
-        }
+        /* Only the turn's holder moves the epoch: want still reaches it. */
+        uint64_t e = atomic_load(&cm->epoch);
         int rc;
         struct jslot *sl = take_epoch(c, e, &rc);
         if (rc == CASK_JOURNAL_FULL) {
@@ -581,8 +662,10 @@ journal_main(void *arg)
             rc = checkpoint(c);
             sl->b.len = 0;
             pthread_mutex_unlock(&cm->take_mu);
+            release_turn(cm);
         } else {
             pthread_mutex_unlock(&cm->take_mu);
+            release_turn(cm);
             if (rc == 0) {
                 rc = cask_journal_write(c->journal, &sl->b);
             }
@@ -595,7 +678,7 @@ journal_main(void *arg)
         }
         complete(c, sl, rc);
         if (rc != 0) {
-            /* Whoever holds take_mu next recovers, a sleeper woken. */
+            /* Whoever holds the turn next recovers, a sleeper woken. */
             pthread_mutex_lock(&cm->mu);
             atomic_store(&cm->recover_want, true);
             pthread_cond_broadcast(&cm->work_cv);
@@ -712,7 +795,7 @@ commit_main(void *arg)
         run_pass(c);
         atomic_store(&cm->done, e);
         pthread_mutex_lock(&cm->mu);
-        cm->passes++;
+        atomic_fetch_add(&cm->passes, 1);
         pthread_cond_broadcast(&cm->done_cv);
         pthread_mutex_unlock(&cm->mu);
         atomic_fetch_add(&cm->announced, 1);
@@ -843,9 +926,13 @@ cask_commit_join(struct cask *c, unsigned shard)
     while (w < e && !atomic_compare_exchange_weak(&cm->want, &w, e)) {
     }
     if (w < e && atomic_load(&cm->sleeping)) {
+        /* The sleeper sets sleeping, reads want and waits with mu held:
+         * once mu is taken here, it either waits (the signal wakes it)
+         * or will read the new want. Signalled after the unlock, so the
+         * woken thread does not block on mu held here. */
         pthread_mutex_lock(&cm->mu);
-        pthread_cond_signal(&cm->work_cv);
         pthread_mutex_unlock(&cm->mu);
+        pthread_cond_signal(&cm->work_cv);
     }
     return e;
 }
@@ -862,19 +949,17 @@ cask_commit_finish(struct cask *c, const struct cask_ticket *t)
     }
     struct cask_commit *cm = c->commit;
     int rc;
-    pthread_mutex_lock(&cm->mu);
-    while (atomic_load(&cm->done) < t->epoch) {
-        pthread_cond_wait(&cm->done_cv, &cm->mu);
-    }
-    pthread_mutex_unlock(&cm->mu);
+    wait_done(cm, t->epoch);
     /* Without mu (the ticket's checks may take a shard's): a write a
      * failed commit answered waits for the undo of its put, whose end
      * (undo_finished) broadcasts done_cv under mu. */
     while (!cask_ticket_done(c, t, &rc)) {
         pthread_mutex_lock(&cm->mu);
+        atomic_fetch_add(&cm->done_waiters, 1); /* before undo_wait is read */
         if (atomic_load(&cm->undo_wait)) {
             pthread_cond_wait(&cm->done_cv, &cm->mu);
         }
+        atomic_fetch_sub(&cm->done_waiters, 1);
         pthread_mutex_unlock(&cm->mu);
     }
     return rc;
@@ -1001,8 +1086,5 @@ cask_commit_passes(const struct cask *c)
     if (cm == NULL) {
         return 0;
     }
-    pthread_mutex_lock(&cm->mu);
-    uint64_t n = cm->passes;
-    pthread_mutex_unlock(&cm->mu);
-    return n;
+    return atomic_load(&cm->passes);
 }
