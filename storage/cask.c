@@ -640,6 +640,9 @@ cask_batch_flush(void)
     int first = 0;
     uint64_t epoch = 0;
     bool known = true;
+    if (n > 0) {
+        cask_commit_hold_kick(); /* one wake-up for all the shards */
+    }
     for (unsigned i = 0; i < n; i++) {
         pthread_mutex_lock(&sh[i]->mu);
         int rc = cask_log_write_out(sh[i]);
@@ -656,6 +659,9 @@ cask_batch_flush(void)
         if (rc != 0 && first == 0) {
             first = rc;
         }
+    }
+    if (n > 0) {
+        cask_commit_kick(sh[0]->store);
     }
     cask_batch_set_epoch(known ? epoch : 0);
     return first;

@@ -914,6 +914,23 @@ cask_commit_stop(struct cask *c)
     commit_free(cm);
 }
 
+/* Between cask_commit_hold_kick and cask_commit_kick: a join of this
+ * thread found the committer asleep and left waking it to the kick. */
+static _Thread_local bool kick_held, kick_owed;
+
+/* Wake a committer thread that sleeps (or is about to) for want to rise. */
+static void
+wake_committer(struct cask_commit *cm)
+{
+    /* The sleeper sets sleeping, reads want and waits with mu held: once
+     * mu is taken here, it either waits (the signal wakes it) or will
+     * read the new want. Signalled after the unlock, so the woken thread
+     * does not block on mu held here. */
+    pthread_mutex_lock(&cm->mu);
+    pthread_mutex_unlock(&cm->mu);
+    pthread_cond_signal(&cm->work_cv);
+}
+
 uint64_t
 cask_commit_join(struct cask *c, unsigned shard)
 {
@@ -926,15 +943,31 @@ cask_commit_join(struct cask *c, unsigned shard)
     while (w < e && !atomic_compare_exchange_weak(&cm->want, &w, e)) {
     }
     if (w < e && atomic_load(&cm->sleeping)) {
-        /* The sleeper sets sleeping, reads want and waits with mu held:
-         * once mu is taken here, it either waits (the signal wakes it)
-         * or will read the new want. Signalled after the unlock, so the
-         * woken thread does not block on mu held here. */
-        pthread_mutex_lock(&cm->mu);
-        pthread_mutex_unlock(&cm->mu);
-        pthread_cond_signal(&cm->work_cv);
+        if (kick_held) {
+            kick_owed = true;
+        } else {
+            wake_committer(cm);
+        }
     }
     return e;
+}
+
+void
+cask_commit_hold_kick(void)
+{
+    kick_held = true;
+}
+
+void
+cask_commit_kick(struct cask *c)
+{
+    kick_held = false;
+    if (kick_owed) {
+        kick_owed = false;
+        if (c->commit != NULL) {
+            wake_committer(c->commit);
+        }
+    }
 }
 
 int

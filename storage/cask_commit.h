@@ -28,6 +28,16 @@ void cask_commit_stop(struct cask *c);
  * Takes no lock unless the committer sleeps. */
 uint64_t cask_commit_join(struct cask *c, unsigned shard);
 
+/* Until cask_commit_kick, the joins of this thread wake no committer
+ * thread: a write of several shards' records (cask_batch_flush) wakes it
+ * once, after the last of them, so that one commit takes them all (a
+ * committer woken by the first would take that shard's frames alone,
+ * and on a busy machine preempt the writer to do so). */
+void cask_commit_hold_kick(void);
+
+/* Wake the committer if a join since cask_commit_hold_kick asked to. */
+void cask_commit_kick(struct cask *c);
+
 /* After an operation released its shard's mutex: nothing to do when t has
  * no epoch; hand t to the thread's deferred ticket (cask_defer) when there
  * is one; else block until t's pass is done and return its outcome
