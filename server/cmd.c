@@ -1286,6 +1286,9 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     if (rc == CASK_ENOTFOUND && a.vivify && a.cas_in != 0) {
         rc = ma_create(cc, req, &a, &v, &it);
     }
+    if (rc == CASK_EEXISTS && cmd_admin_chunked(cc->env, req->key, req->klen)) {
+        rc = CASK_ENONNUMERIC;
+    }
     switch (rc) {
     case CASK_OK:
         carry_after(cc, req, &carry, &it);

@@ -593,6 +593,19 @@ cmd_admin_item_size(const struct cmd_env *env, size_t klen, uint32_t vlen,
     return item_total(env, klen, vlen, flags);
 }
 
+bool
+cmd_admin_chunked(const struct cmd_env *env, const void *key, size_t klen)
+{
+    struct cask_item it;
+
+    if (env->nclasses == 0 ||
+        cask_get(env->store, key, klen, &it, NULL) != CASK_OK) {
+        return false;
+    }
+    return item_total(env, klen, it.vlen, it.flags) >
+           env->class_size[env->nclasses];
+}
+
 /* watch [fetchers|mutations|evictions|...]*: memcached's names; without
  * one, fetchers. */
 static enum cmd_status

@@ -25,6 +25,12 @@ unsigned cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
 uint64_t cmd_admin_item_size(const struct cmd_env *env, size_t klen,
                              uint32_t vlen, uint32_t flags);
 
+/* Whether memcached would hold key's item in chunks (its total past
+ * slab_chunk_max); false when the key is missing. memcached's incr and
+ * decr refuse such an item as non-numeric before comparing a cas. Reads
+ * the item's metadata only (no disk read, no access recorded). */
+bool cmd_admin_chunked(const struct cmd_env *env, const void *key, size_t klen);
+
 /* stats subcommands served here (cachedump, items, slabs, conns,
  * extstore); returns false for the others (left to env->stats). */
 bool cmd_admin_stats(struct cmd_conn *cc, const char *args, size_t len);

@@ -9,6 +9,7 @@
 
 #include "protocol/proto_bin.h"
 #include "server/cmd.h"
+#include "server/cmd_admin.h"
 #include "server/cmd_meta.h"
 #include "server/prefix_stats.h"
 #include "server/sasl.h"
@@ -353,6 +354,9 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
             it.cas = cas;
             v = a.initial;
         }
+    }
+    if (rc == CASK_EEXISTS && cmd_admin_chunked(cc->env, req->key, req->klen)) {
+        rc = CASK_ENONNUMERIC;
     }
     switch (rc) {
     case CASK_OK:

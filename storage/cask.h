@@ -335,7 +335,10 @@ int cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in);
  *   arith->vivify: on a miss, create the item with value arith->initial,
  *                  flags 0, expiry arith->vivify_exp_abs_s (meta ma N/J);
  *                  without it a miss is CASK_ENOTFOUND.
- *   arith->cas_in: != 0 requires a match (meta ma C).
+ *   arith->cas_in: != 0 requires a match (meta ma C), else CASK_EEXISTS;
+ *                  an empty value is CASK_ENONNUMERIC before that compare.
+ * A number that fits in the old length keeps the item's fetched bit
+ * (memcached rewrites it in place); a longer one clears it.
  * On CASK_OK: *value_out = the new number, *it (if not NULL) = the new item. */
 struct cask_arith {
     bool incr; /* true: incr, false: decr */

@@ -1567,6 +1567,11 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         }
         goto done;
     }
+    /* memcached refuses an empty value before it compares the cas */
+    if (e->vlen == 0) {
+        rc = CASK_ENONNUMERIC;
+        goto out;
+    }
     if (a->cas_in != 0 && cask_kd_cas(e) != a->cas_in) {
         rc = CASK_EEXISTS;
         goto out;
@@ -1598,6 +1603,11 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         memset(pad + nlen, ' ', e->vlen - nlen);
         nlen = e->vlen;
     }
+    /* A number that fits is rewritten in place by memcached (do_add_delta):
+     * the item keeps its fetched bit, and its access time becomes now. A
+     * longer one is a new item, not fetched yet, as put leaves it. */
+    bool in_place = nlen == e->vlen;
+    bool was_fetched = e->fetched;
     uint64_t cas;
     rc = cask_cas_next(c, &cas);
     if (rc != 0) {
@@ -1609,6 +1619,9 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     free(pad);
     if (rc != 0) {
         goto out;
+    }
+    if (in_place && was_fetched) {
+        e->fetched = 1;
     }
 done:
     fill_item(it, e, cask_now(c));

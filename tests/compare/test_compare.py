@@ -294,6 +294,23 @@ CASES = [
     ("delete long key noreply", [b"delete " + LONGKEY + b" noreply\r\n",
                                  b"delete " + LONGKEY + b" 0 noreply\r\n",
                                  b"delete " + LONGKEY + b" 5\r\n", b"delete " + LONGKEY + b"\r\n"]),
+    # memcached rewrites a number that fits in place: the fetched bit stays
+    # (and l restarts); a longer number is a new item, not fetched yet
+    ("incr decr ma keep the fetched bit when the number fits",
+     [b"set {k} 0 0 2\r\n10\r\n", b"mg {k} h\r\n", b"decr {k} 1\r\n", b"mg {k} h l\r\n",
+      b"incr {k} 1\r\n", b"mg {k} h l\r\n", b"ma {k} MD\r\n", b"mg {k} h l\r\n",
+      b"ma {k} D1000\r\n", b"mg {k} h l\r\n", b"mg {k} h\r\n", b"incr {k} 99999\r\n",
+      b"mg {k} h\r\n", b"set {k2} 0 0 2\r\n10\r\n", b"decr {k2} 1\r\n", b"mg {k2} h\r\n"]),
+    # memcached's ma checks in this order: missing (NF, or N creates),
+    # an empty value (non-numeric), the C compare (EX), then the number
+    ("ma check order", [b"mg {k} N30\r\n", b"ma {k} C987654321012\r\n",
+                        b"ma {k} C987654321012 q N0\r\n", b"set {k} 0 0 0\r\n\r\n",
+                        b"ma {k} C987654321012 v\r\n", b"set {k} 0 0 1\r\nx\r\n",
+                        b"ma {k} C987654321012 q\r\n", b"ma {k} q\r\n", b"ma {k} N0 q\r\n",
+                        b"ma {k2} C987654321012 q O1 k\r\n", b"ma {k2} q\r\n",
+                        b"ma {k2} N0 C987654321012 q O1 k\r\n",
+                        b"ma {k2} N0 C987654321012 q O1 k\r\n", b"ma {k2} C0 q\r\n",
+                        b"mg {k2} v\r\n"]),
     ("gat and gats counted as touches", [b"set {k} 0 0 1\r\nx\r\n", b"gat 100 {k} {k2}\r\n",
                                          b"gats 100 {k}\r\n"]),
 ]

@@ -105,6 +105,13 @@ CASES = [
                                  req(INCRQ, b"K2", incx(1, 3, 100000), cas=5),
                                  req(DECR, b"K2", incx(1, 3, 100000), cas=5),
                                  req(GET, b"K"), req(GET, b"K2")], False),
+    # an empty or chunked value is non-numeric before the cas is compared
+    ("incr cas on an empty or chunked value",
+     [req(SET, b"K", setx(), b""), req(INCR, b"K", incx(1, 0, 0xFFFFFFFF), cas=987654321012),
+      req(SET, b"K2", setx(), b" " * 600000 + b"1"),
+      req(DECR, b"K2", incx(1, 0, 0xFFFFFFFF), cas=987654321012),
+      req(SET, b"K2", setx(), b"x"), req(DECR, b"K2", incx(1, 0, 0xFFFFFFFF), cas=987654321012)],
+     False),
     ("incr quiet", [req(INCRQ, b"K", incx(3, 7)), req(INCRQ, b"K", incx(3, 7)),
                     req(DECRQ, b"K", incx(1, 7)), req(GET, b"K")], False),
     ("incr wrap", [req(SET, b"K", setx(), b"18446744073709551615"), req(INCR, b"K", incx(2))], False),

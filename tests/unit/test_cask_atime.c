@@ -148,6 +148,12 @@ test_which_ops_set_it(void **state)
     tc_now += 5;
     assert_int_equal(cask_arith(f->c, "a", 1, &ar, &v, &it), CASK_OK);
     assert_int_equal(it.atime_s, T0 + 30);
+    /* a number that fits is rewritten in place (memcached): still fetched */
+    assert_true(it.fetched);
+    /* one that grows is a new item */
+    ar.delta = 100;
+    assert_int_equal(cask_arith(f->c, "a", 1, &ar, &v, &it), CASK_OK);
+    assert_int_equal(v, 113);
     assert_false(it.fetched);
 }
 
