@@ -88,6 +88,10 @@ struct proto_req {
      * validated; walk them with proto_key_next(). */
     const char *keys;
     size_t keys_len;
+    /* get-like: a key after these was too long. Look them up (gat: touch
+     * them) as usual, then answer "CLIENT_ERROR bad command line format"
+     * instead of their values, as memcached does. */
+    bool keys_cut;
     uint32_t flags;
     int64_t exptime;  /* as sent; cmd.c converts it */
     uint32_t nbytes;  /* data block length (without CRLF) */
@@ -134,6 +138,13 @@ bool proto_key_next(const struct proto_req *req, size_t *pos, const char **key,
  * value wraps (so "-0" is 0 but "-1" fails); both fail on overflow. */
 bool proto_strtou64(const char *p, size_t n, uint64_t *out);
 bool proto_strtoi64(const char *p, size_t n, int64_t *out);
+
+/* The index of req's O flag when its token (with the O) passes
+ * PROTO_OPAQUE_MAX, else -1. The parser refuses such a request
+ * ("CLIENT_ERROR opaque token too long") except an mg or ma: memcached
+ * refuses those as it writes the reply, after their work, so the executor
+ * does too. */
+int proto_mflag_opaque_long(const struct proto_req *req);
 
 /* Meta flag lookup: the first flag f of req, or NULL. */
 const struct proto_mflag *proto_mflag_find(const struct proto_req *req, char f);

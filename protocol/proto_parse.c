@@ -340,11 +340,16 @@ proto_key_next(const struct proto_req *req, size_t *pos, const char **key,
     return true;
 }
 
-/* Keys of a get-like line start at `from`; every one must fit. */
+/* Keys of a get-like line start at `from`. A first key that is too long
+ * is an error. memcached looks each key up before it reads the next one,
+ * so a later key that is too long leaves the keys before it looked up (and
+ * touched) and their replies dropped: the request then holds those keys
+ * and keys_cut. */
 static enum proto_status
 parse_keys(struct proto_req *req, const char *from, const char *end)
 {
     size_t pos = 0;
+    size_t before = 0;
     const char *k;
     size_t kn;
 
@@ -359,8 +364,14 @@ parse_keys(struct proto_req *req, const char *from, const char *end)
     req->raw_klen = kn;
     do {
         if (kn > PROTO_KEY_MAX) {
-            return fail(req, ERR_FORMAT);
+            if (before == 0) {
+                return fail(req, ERR_FORMAT);
+            }
+            req->keys_len = before;
+            req->keys_cut = true;
+            return PROTO_OK;
         }
+        before = pos;
     } while (proto_key_next(req, &pos, &k, &kn));
     return PROTO_OK;
 }
@@ -803,13 +814,12 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
             goto error;
         }
     }
-    for (i = 0; i < req->nmflags; i++) {
-        /* memcached counts the O itself */
-        if (req->mflags[i].flag == 'O' &&
-            req->mflags[i].len + 1u > PROTO_OPAQUE_MAX) {
-            req->err = ERR_OPAQUE;
-            goto error;
-        }
+    /* memcached's mg and ma check the opaque only as they write their
+     * reply, after their work: the server does (proto_mflag_opaque_long) */
+    if (req->cmd != PROTO_CMD_MG && req->cmd != PROTO_CMD_MA &&
+        proto_mflag_opaque_long(req) >= 0) {
+        req->err = ERR_OPAQUE;
+        goto error;
     }
     if (req->cmd == PROTO_CMD_MS) {
         if (req->nbytes > p->item_max) {
@@ -867,6 +877,7 @@ proto_parse(struct proto_parser *p, struct proto_req *req, const char *buf,
     req->err = NULL;
     req->noreply = false;
     req->unlink = false;
+    req->keys_cut = false;
     req->key = req->raw_key = req->keys = req->data = req->args = NULL;
     req->klen = req->raw_klen = req->keys_len = req->args_len = 0;
     req->nbytes = 0;
@@ -916,6 +927,19 @@ proto_parse(struct proto_parser *p, struct proto_req *req, const char *buf,
         return parse_meta(p, req, &l, buf, len, line_len, used);
     }
     return parse_classic(p, req, &l, buf, len, line_len, used);
+}
+
+int
+proto_mflag_opaque_long(const struct proto_req *req)
+{
+    for (unsigned i = 0; i < req->nmflags; i++) {
+        /* memcached counts the O itself */
+        if (req->mflags[i].flag == 'O' &&
+            req->mflags[i].len + 1u > PROTO_OPAQUE_MAX) {
+            return (int)i;
+        }
+    }
+    return -1;
 }
 
 const struct proto_mflag *

@@ -366,11 +366,13 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             return CMD_PAUSE;
         }
         memset(&it, 0, sizeof(it));
+        /* a cut line sends no value: a copy is read, then dropped */
+        struct cask_vref *refp = req->keys_cut ? NULL : &ref;
         if (touch) {
             rc = cmd_read_touch(cc, key, klen, exp, &it, &val,
-                                cc->out.value_ref != NULL ? &ref : NULL, true);
+                                cc->out.value_ref != NULL ? refp : NULL, true);
         } else {
-            rc = get_value(cc, key, klen, &it, &val, &ref, true);
+            rc = get_value(cc, key, klen, &it, &val, refp, true);
         }
         if (rc == CMD_READ_PARK) {
             /* resume here; meanwhile read the next keys too */
@@ -395,6 +397,10 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             } else {
                 cc->ctr->get_hits++;
             }
+            if (req->keys_cut) {
+                cmd_read_free(val);
+                continue;
+            }
             proto_out_init(&o, line, sizeof(line));
             proto_fmt_value(&o, key, klen, it.flags, it.vlen, with_cas,
                             cc->env->cas_disabled ? 0 : it.cas);
@@ -418,6 +424,10 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             emit_server_error(cc, rc);
             return CMD_DONE;
         }
+    }
+    if (req->keys_cut) {
+        emit_str(cc, "CLIENT_ERROR bad command line format\r\n");
+        return CMD_DONE;
     }
     emit(cc, "END\r\n", 5);
     return CMD_DONE;
@@ -685,7 +695,12 @@ meta_common_flag(struct proto_out *o, const struct proto_req *req,
     }
 }
 
-/* A reply with just a code and the O/k flags (misses, HD of ms/md). */
+/* An mg or ma whose opaque is too long (proto_mflag_opaque_long) does its
+ * work, then answers this instead of its reply, as memcached does. */
+static const char ERR_OPAQUE_LONG[] = "CLIENT_ERROR opaque token too long\r\n";
+
+/* A reply with just a code and the O/k flags (misses, HD of ms/md); the
+ * opaque error instead when the opaque is too long. */
 static void
 meta_simple(struct cmd_conn *cc, const struct proto_req *req, const char *code)
 {
@@ -693,6 +708,10 @@ meta_simple(struct cmd_conn *cc, const struct proto_req *req, const char *code)
     struct proto_out o;
     unsigned i;
 
+    if (proto_mflag_opaque_long(req) >= 0) {
+        emit_str(cc, ERR_OPAQUE_LONG);
+        return;
+    }
     proto_out_init(&o, line, sizeof(line));
     proto_out_str(&o, code);
     for (i = 0; i < req->nmflags; i++) {
@@ -887,6 +906,58 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     return rc;
 }
 
+/* mg with an opaque too long, before which flags io stand: memcached
+ * looks the item up (a read unless u, or unless a flag that makes it
+ * delay its bump, N T R l h, is there: the error skips that bump), makes
+ * it on a miss with N (no TTL yet), applies the T and N before the O,
+ * then refuses. Nothing is counted as won (no W). */
+static void
+mg_opaque_long(struct cmd_conn *cc, const struct proto_req *req, unsigned io)
+{
+    bool fetch = true;
+    bool created = false;
+    struct cask_item it;
+    int64_t exp;
+    uint64_t cas = 0;
+    int rc;
+
+    for (unsigned i = 0; i < req->nmflags; i++) {
+        if (strchr("uNTRlh", req->mflags[i].flag) != NULL) {
+            fetch = false;
+        }
+    }
+    memset(&it, 0, sizeof(it));
+    rc = cask_get_fetch(cc->env->store, req->key, req->klen, &it, NULL, fetch);
+    if (rc == CASK_ENOTFOUND && proto_mflag_find(req, 'N') != NULL) {
+        rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
+                        0, 0, &cas);
+        created = rc == CASK_OK;
+        if (rc == CASK_ENOTSTORED) {
+            rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+        }
+    }
+    if (rc == CASK_OK) {
+        int64_t was = created ? 0 : it.exp_abs_s;
+
+        exp = was;
+        for (unsigned i = 0; i < io; i++) {
+            char f = req->mflags[i].flag;
+
+            if (f == 'T' || (f == 'N' && created)) {
+                exp = exp_abs(cc->env, mflag_exptime(req, f));
+            }
+        }
+        if (exp != was) {
+            (void)cask_touch_fetch(cc->env->store, req->key, req->klen, exp,
+                                   NULL, NULL, false);
+        }
+    } else if (rc != CASK_ENOTFOUND) {
+        emit_server_error(cc, rc);
+        return;
+    }
+    emit_str(cc, ERR_OPAQUE_LONG);
+}
+
 static enum cmd_status
 do_mg(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -904,6 +975,12 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     unsigned i;
     int rc;
 
+    int io = proto_mflag_opaque_long(req);
+    if (io >= 0) {
+        cc->ctr->meta_cmds++;
+        mg_opaque_long(cc, req, (unsigned)io);
+        return CMD_DONE;
+    }
     memset(&it, 0, sizeof(it));
     rc = mg_lookup(cc, req, want_val, &it, &val, &ref, &exp, &created);
     if (rc == CMD_READ_PARK) {
@@ -1329,7 +1406,8 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     } else {
         proto_out_mem(&o, "HD", 2);
     }
-    for (i = 0; i < req->nmflags; i++) {
+    int io = proto_mflag_opaque_long(req);
+    for (i = 0; i < req->nmflags && (int)i != io; i++) {
         const struct proto_mflag *f = &req->mflags[i];
 
         if (f->flag == 'c') {
@@ -1347,7 +1425,14 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
         }
     }
     if (exp != it.exp_abs_s) {
-        (void)cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL);
+        /* memcached sets the TTL on the item: no read (fetched bit) */
+        (void)cask_touch_fetch(cc->env->store, req->key, req->klen, exp, NULL,
+                               NULL, false);
+    }
+    if (io >= 0) {
+        /* the number changed and the flags before O applied (memcached) */
+        emit_str(cc, ERR_OPAQUE_LONG);
+        return;
     }
     /* q hides HD and VA, except for an item this call created (memcached) */
     if (quiet && (existed || !a.vivify)) {
@@ -1531,6 +1616,9 @@ ahead_kind(const struct proto_req *req, bool *fetch)
             if (strchr("TNhl", req->mflags[i].flag) != NULL) {
                 return AHEAD_STOP;
             }
+        }
+        if (proto_mflag_opaque_long(req) >= 0) {
+            return AHEAD_STOP; /* refused after a lookup of its own */
         }
         *fetch = proto_mflag_find(req, 'u') == NULL;
         return proto_mflag_find(req, 'v') != NULL ? AHEAD_READ : AHEAD_HEAD;

@@ -311,6 +311,29 @@ CASES = [
                         b"ma {k2} N0 C987654321012 q O1 k\r\n",
                         b"ma {k2} N0 C987654321012 q O1 k\r\n", b"ma {k2} C0 q\r\n",
                         b"mg {k2} v\r\n"]),
+    # memcached looks each key up (gat: touches it) before it meets a key
+    # that is too long; then it drops their replies and says only the error
+    ("too long key in a gat list", [b"set {k} 0 0 1\r\na\r\n", b"set {k2} 0 0 1\r\nb\r\n",
+                                    b"gat 100 {k} " + LONGKEY + b" {k2}\r\n",
+                                    b"mg {k} t h\r\n", b"mg {k2} t h\r\n",
+                                    b"gets {k2} {k2} " + LONGKEY + b"\r\n", b"mg {k2} h\r\n",
+                                    b"gats 300 {k2} nokey " + LONGKEY + b" {k}\r\n",
+                                    b"mg {k} t\r\n", b"mg {k2} t\r\n"]),
+    # memcached's mg and ma refuse a long opaque only as they write the
+    # reply: the work is done, with the T and N before the O
+    ("mg and ma do their work before a long opaque", [
+        b"set {k} 0 0 1\r\n5\r\n", b"ma {k} D3 T100 O" + b"o" * 32 + b" T200\r\n",
+        b"mg {k} v t h\r\n", b"ma {k} O" + b"o" * 32 + b" q\r\n", b"mg {k} v t\r\n",
+        b"mg {k} T300 O" + b"o" * 32 + b"\r\n", b"mg {k} t\r\n",
+        b"mg {k} O" + b"o" * 32 + b" T400\r\n", b"mg {k} t\r\n",
+        b"set {k} 0 0 1\r\n5\r\n", b"ma {k} T100\r\n", b"mg {k} h\r\n",
+        b"set {k} 0 0 1\r\n5\r\n", b"mg {k} v O" + b"o" * 32 + b"\r\n", b"mg {k} h\r\n",
+        b"mg {k2} N30 O" + b"o" * 32 + b"\r\n", b"mg {k2} s t v\r\n", b"md {k2}\r\n",
+        b"mg {k2} N30 T50 O" + b"o" * 32 + b" q\r\n", b"mg {k2} s t\r\n", b"md {k2}\r\n",
+        b"ma {k2} O" + b"o" * 32 + b"\r\n", b"mg {k2} O" + b"o" * 32 + b" q\r\n",
+        b"ma {k2} N0 J7 O" + b"o" * 32 + b"\r\n", b"mg {k2} v t\r\n",
+        b"ma {k2} C987654321012 O" + b"o" * 32 + b"\r\n",
+        b"set {k2} 0 0 1\r\nx\r\n", b"ma {k2} O" + b"o" * 32 + b"\r\n"]),
     ("gat and gats counted as touches", [b"set {k} 0 0 1\r\nx\r\n", b"gat 100 {k} {k2}\r\n",
                                          b"gats 100 {k}\r\n"]),
 ]

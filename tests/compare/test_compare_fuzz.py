@@ -306,12 +306,6 @@ def gen_meta(r):
     letters = {b"mg": META_MG, b"ms": META_MS, b"md": META_MD, b"ma": META_MA,
                b"me": b""}[cmd]
     flags = rmeta_flags(r, letters) if letters else []
-    if cmd in (b"ma", b"mg"):
-        # memcached's ma and mg check the opaque's length only once the
-        # item was changed, made (N) or touched (T) (and a non-numeric
-        # value's error wins); bitcached refuses it first: a known
-        # difference, not yet copied (protocol/PROTOCOL.md, meta errors)
-        flags = [f for f in flags if not (f[:1] == b"O" and len(f) > 32)]
     if any(f[:1] == b"b" for f in flags):
         if idx >= B64_KEYS:
             flags = [f for f in flags if f[:1] != b"b"]

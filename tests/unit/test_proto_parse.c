@@ -144,7 +144,7 @@ static const struct err_case ERR_CASES[] = {
         {"ms a 1 x\r\n", "CLIENT_ERROR invalid flag\r\n", 0, 3},
         {"ms a\r\n", E_FORMAT, 0, 0},
         {"ms a x\r\n", E_FORMAT, 0, 0},
-        {"mg a O123456789012345678901234567890123\r\n",
+        {"md a O123456789012345678901234567890123\r\n",
          "CLIENT_ERROR opaque token too long\r\n", 0, 0},
         {"mg a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n",
          "CLIENT_ERROR options flags are too long\r\n", 0, 0},
@@ -432,7 +432,23 @@ test_key_limits(void **state)
     proto_parser_init(&p, ITEM_MAX);
     n = snprintf(line, sizeof(line), "get a %.250s\r\n", K251);
     assert_int_equal(proto_parse(&p, &req, line, (size_t)n, &used), PROTO_OK);
-    n = snprintf(line, sizeof(line), "get a %s\r\n", K251);
+    assert_false(req.keys_cut);
+    /* mg and ma with a long opaque are the executor's to refuse */
+    n = snprintf(line, sizeof(line), "ma a T1 O%s q\r\n", K251 + 219);
+    assert_int_equal(proto_parse(&p, &req, line, (size_t)n, &used), PROTO_OK);
+    assert_int_equal(proto_mflag_opaque_long(&req), 1);
+    n = snprintf(line, sizeof(line), "mg a O%s\r\n", K251 + 220);
+    assert_int_equal(proto_parse(&p, &req, line, (size_t)n, &used), PROTO_OK);
+    assert_int_equal(proto_mflag_opaque_long(&req), -1);
+    /* a later key too long: the keys before it, cut there (memcached
+     * looks them up before it meets the long one) */
+    n = snprintf(line, sizeof(line), "gat 5 a bc %s d\r\n", K251);
+    assert_int_equal(proto_parse(&p, &req, line, (size_t)n, &used), PROTO_OK);
+    assert_true(req.keys_cut);
+    assert_int_equal(req.cmd, PROTO_CMD_GAT);
+    assert_int_equal(req.keys_len, 4);
+    assert_memory_equal(req.keys, "a bc", 4);
+    n = snprintf(line, sizeof(line), "get %s a\r\n", K251);
     assert_int_equal(proto_parse(&p, &req, line, (size_t)n, &used),
                      PROTO_ERROR);
     assert_string_equal(req.err, E_FORMAT);
