@@ -491,9 +491,11 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
     const char *s = c->p;
 
     *used = line_len;
+    /* bget: memcached's ancient name for get, still served */
     if ((n == 3 && memcmp(s, "get", 3) == 0) ||
-        (n == 4 && memcmp(s, "gets", 4) == 0)) {
-        req->cmd = n == 3 ? PROTO_CMD_GET : PROTO_CMD_GETS;
+        (n == 4 && memcmp(s, "gets", 4) == 0) ||
+        (n == 4 && memcmp(s, "bget", 4) == 0)) {
+        req->cmd = n == 3 || s[0] == 'b' ? PROTO_CMD_GET : PROTO_CMD_GETS;
         if (l->n < 2) {
             return fail(req, ERR_ERROR);
         }

@@ -366,8 +366,9 @@ tok_u32(const struct toks *t, unsigned i, uint32_t *out)
 {
     uint64_t v;
 
-    if (i >= t->count || !proto_strtou64(t->p[i], t->n[i], &v) ||
-        v > UINT32_MAX || t->p[i][0] == '-') {
+    /* memcached's safe_strtoul: a strtoul kept to its low 32 bits; "-0"
+     * is 0, other negatives fail */
+    if (i >= t->count || !proto_strtou64(t->p[i], t->n[i], &v)) {
         return false;
     }
     *out = (uint32_t)v;
@@ -495,18 +496,13 @@ lru_crawler(struct cmd_conn *cc, const struct toks *t)
 static bool
 tok_i32(const struct toks *t, unsigned i, int32_t *out)
 {
-    uint64_t v;
-    bool neg;
+    int64_t v;
 
-    if (i >= t->count || t->n[i] == 0) {
+    /* memcached's safe_strtol: a strtol kept to its low 32 bits */
+    if (i >= t->count || !proto_strtoi64(t->p[i], t->n[i], &v)) {
         return false;
     }
-    neg = t->p[i][0] == '-';
-    if (!proto_strtou64(t->p[i] + neg, t->n[i] - neg, &v) ||
-        v > (neg ? (uint64_t)INT32_MAX + 1 : (uint64_t)INT32_MAX)) {
-        return false;
-    }
-    *out = neg ? (int32_t)(-(int64_t)v) : (int32_t)v;
+    *out = (int32_t)(uint32_t)(uint64_t)v;
     return true;
 }
 
@@ -701,6 +697,43 @@ replica_of(struct cmd_conn *cc, const struct toks *t)
     }
 }
 
+/* lru tune|mode|temp_ttl: memcached's checks and replies (a last word
+ * noreply silences them all). There is no segmented LRU here: nothing
+ * changes. */
+static void
+lru(struct cmd_conn *cc, const struct toks *t)
+{
+    bool noreply = tok_is(t, t->count - 1, "noreply");
+    const char *out = "ERROR\r\n";
+    uint32_t hot, warm;
+    double hot_factor, factor;
+    int32_t ttl;
+
+    if (tok_is(t, 1, "tune") && t->count >= 6) {
+        if (!tok_u32(t, 2, &hot) || !tok_u32(t, 3, &warm) ||
+            !tok_double(t, 4, &hot_factor) || !tok_double(t, 5, &factor)) {
+            out = "ERROR\r\n";
+        } else if (hot + warm > 80) { /* 32-bit sum, as memcached */
+            out = "ERROR hot and warm pcts must not exceed 80\r\n";
+        } else if (factor <= 0 || hot_factor <= 0) {
+            out = "ERROR hot/warm age factors must be greater than 0\r\n";
+        } else {
+            out = "OK\r\n";
+        }
+    } else if (tok_is(t, 1, "mode") && t->count >= 3) {
+        if (tok_is(t, 2, "flat") || tok_is(t, 2, "segmented")) {
+            out = "OK\r\n";
+        }
+    } else if (tok_is(t, 1, "temp_ttl") && t->count >= 3) {
+        if (tok_i32(t, 2, &ttl)) {
+            out = "OK\r\n";
+        }
+    }
+    if (!noreply) {
+        emit_str(cc, out);
+    }
+}
+
 enum cmd_status
 cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -717,19 +750,25 @@ cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
     } else if (tok_is(&t, 0, "watch")) {
         return watch(cc, &t);
     } else if (tok_is(&t, 0, "cache_memlimit")) {
-        if (t.count < 2 || t.count > 3 || !tok_u32(&t, 1, &v)) {
+        /* past the token count check, noreply silences every answer */
+        const char *out = "OK\r\n";
+
+        if (t.count < 2 || t.count > 3) {
             emit_str(cc, "ERROR\r\n");
+            return CMD_DONE;
+        }
+        if (!tok_u32(&t, 1, &v)) {
+            out = "ERROR\r\n";
         } else if (v < 8) {
-            emit_str(cc, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less "
-                         "than 8m\r\n");
-        } else {
-            if (env->set_memlimit != NULL) {
-                env->set_memlimit(env->set_memlimit_arg,
-                                  (uint64_t)v * 1024 * 1024);
-            }
-            if (!(t.count == 3 && tok_is(&t, 2, "noreply"))) {
-                emit_str(cc, "OK\r\n");
-            }
+            out = "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
+        } else if (v > 1000000000) {
+            out = "MEMLIMIT_ADJUST_FAILED input value is megabytes not "
+                  "bytes\r\n";
+        } else if (env->set_memlimit != NULL) {
+            env->set_memlimit(env->set_memlimit_arg, (uint64_t)v * 1024 * 1024);
+        }
+        if (!(t.count == 3 && tok_is(&t, 2, "noreply"))) {
+            emit_str(cc, out);
         }
     } else if (tok_is(&t, 0, "refresh_certs")) {
         refresh_certs(cc, &t);
@@ -738,12 +777,7 @@ cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
     } else if (tok_is(&t, 0, "slabs")) {
         slabs(cc, &t);
     } else if (tok_is(&t, 0, "lru")) {
-        if (t.count == 3 && tok_is(&t, 1, "mode") &&
-            (tok_is(&t, 2, "flat") || tok_is(&t, 2, "segmented"))) {
-            emit_str(cc, "OK\r\n");
-        } else {
-            emit_str(cc, "ERROR\r\n");
-        }
+        lru(cc, &t);
     } else {
         emit_str(cc, "ERROR\r\n");
     }
@@ -758,20 +792,21 @@ cmd_admin_stats(struct cmd_conn *cc, const char *args, size_t len)
     struct toks t;
     uint32_t id, limit;
 
+    /* memcached reads the group's name and ignores the words after it */
     tokenize(args, len, &t);
-    if (tok_is(&t, 0, "items") && t.count == 1) {
+    if (tok_is(&t, 0, "items")) {
         if ((j = job_new(cc, JOB_ITEMS)) != NULL) {
             cmd_admin_continue(cc);
         }
         return true;
     }
-    if (tok_is(&t, 0, "slabs") && t.count == 1) {
+    if (tok_is(&t, 0, "slabs")) {
         if ((j = job_new(cc, JOB_SLABS)) != NULL) {
             cmd_admin_continue(cc);
         }
         return true;
     }
-    if (tok_is(&t, 0, "extstore") && t.count == 1) {
+    if (tok_is(&t, 0, "extstore")) {
         /* memcached without an ext_path answers an empty list too */
         emit_str(cc, "END\r\n");
         return true;

@@ -587,14 +587,32 @@ stats_reply(void *arg, const char *args, size_t len, const struct cmd_sink *out)
     struct server *srv = arg;
     struct out_buf b;
 
+    const char *arg2;
+    size_t len2;
+
     b.len = 0;
     b.out = out;
-    while (len > 0 && args[len - 1] == ' ') {
-        len--;
-    }
+    /* memcached reads the group from the first word and ignores the
+     * words after it (detail reads the second) */
     while (len > 0 && args[0] == ' ') {
         args++;
         len--;
+    }
+    arg2 = memchr(args, ' ', len);
+    if (arg2 != NULL) {
+        const char *end = args + len;
+
+        len = (size_t)(arg2 - args);
+        while (arg2 < end && *arg2 == ' ') {
+            arg2++;
+        }
+        len2 = 0;
+        while (arg2 + len2 < end && arg2[len2] != ' ') {
+            len2++;
+        }
+    } else {
+        arg2 = "";
+        len2 = 0;
     }
     if (len == 0) {
         stats_general(srv, &b);
@@ -617,10 +635,14 @@ stats_reply(void *arg, const char *args, size_t len, const struct cmd_sink *out)
     } else if (is(args, len, "reset")) {
         stats_reset(srv);
         send_str(out, "RESET\r\n");
-    } else if (is(args, len, "detail on") || is(args, len, "detail off")) {
-        prefix_stats_enable(is(args, len, "detail on"));
+    } else if (is(args, len, "sizes_disable")) {
+        /* there is no size histogram to turn off; as memcached, no END */
+        send_str(out, "STAT sizes_status disabled\r\n");
+    } else if (is(args, len, "detail") &&
+               (is(arg2, len2, "on") || is(arg2, len2, "off"))) {
+        prefix_stats_enable(is(arg2, len2, "on"));
         send_str(out, "OK\r\n");
-    } else if (is(args, len, "detail dump")) {
+    } else if (is(args, len, "detail") && is(arg2, len2, "dump")) {
         size_t n;
         char *dump = prefix_stats_dump(&n);
         if (dump == NULL) {
@@ -629,7 +651,7 @@ stats_reply(void *arg, const char *args, size_t len, const struct cmd_sink *out)
             out->bytes(out->arg, dump, n);
             free(dump);
         }
-    } else if (len >= 6 && memcmp(args, "detail", 6) == 0) {
+    } else if (is(args, len, "detail")) {
         send_str(out, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
     } else {
         send_str(out, "ERROR\r\n");

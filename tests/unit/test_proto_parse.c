@@ -433,6 +433,11 @@ test_key_limits(void **state)
     n = snprintf(line, sizeof(line), "get a %.250s\r\n", K251);
     assert_int_equal(proto_parse(&p, &req, line, (size_t)n, &used), PROTO_OK);
     assert_false(req.keys_cut);
+    /* bget is memcached's old name for get */
+    n = snprintf(line, sizeof(line), "bget a b\r\n");
+    assert_int_equal(proto_parse(&p, &req, line, (size_t)n, &used), PROTO_OK);
+    assert_int_equal(req.cmd, PROTO_CMD_GET);
+    assert_int_equal(req.keys_len, 3);
     /* mg and ma with a long opaque are the executor's to refuse */
     n = snprintf(line, sizeof(line), "ma a T1 O%s q\r\n", K251 + 219);
     assert_int_equal(proto_parse(&p, &req, line, (size_t)n, &used), PROTO_OK);
