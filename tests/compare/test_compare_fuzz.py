@@ -14,7 +14,10 @@
 # FUZZ_SEEDS is a count ("50"), a range ("100-200") or a list ("3,17");
 # FUZZ_MODE=text|bin runs one protocol only; FUZZ_KEEP_GOING=1 reports
 # every failing seed instead of stopping at the first; FUZZ_SHRINK_S bounds
-# the shrinking (seconds); FUZZ_ARGS gives both servers more options, e.g.
+# the shrinking (seconds); FUZZ_NO_RERUN=1 fails a mismatch at once (by
+# default one that two reruns of the stream do not show again is reported
+# as unstable: memcached's timing); FUZZ_ARGS gives both servers more
+# options, e.g.
 # FUZZ_ARGS="-I 2k -o slab_chunk_max=1024" (values within a few dozen bytes
 # of -I are not generated: memcached counts its item header against it).
 # Python 3 stdlib and tests/integration/bcserver.py.
@@ -160,7 +163,8 @@ def gen_store(r):
     token = rcas_token(r, key) if cmd == b"cas" and r.random() > 0.03 else None
     bad_token = token is not None and not token.startswith(b"{") and \
         (not token.isdigit() or len(token) > 19)
-    if not flags.isdigit() or not exp.lstrip(b"-").isdigit() or bad_token:
+    if not key.startswith(b"{k") or not flags.isdigit() or int(flags) >= 2 ** 64 or \
+            not exp.lstrip(b"-").isdigit() or bad_token:
         # refused before the length is read, so the block is read as a
         # command line: keep it short. memcached closes a line over 2048
         # bytes and drops the error it had not written yet; bitcached
@@ -839,6 +843,7 @@ def main():
     ref = QuietServer(mc, kind="memcached", args=["-U", "0"] + args)
     sut = QuietServer(bc, args=args)
     fails = 0
+    unstable = 0
     runs = 0
     started = time.monotonic()
     try:
@@ -850,6 +855,22 @@ def main():
                 steps = (gen_text_stream if mode == "text" else gen_bin_stream)(seed, nsteps)
                 runs += 1
                 res = pair.compare(steps)
+                if res is not None and not os.environ.get("FUZZ_NO_RERUN"):
+                    # memcached's own timing can change a reply: an incr on
+                    # an item its LRU maintainer still holds (a read of an
+                    # item in its cold LRU queues an asynchronous bump that
+                    # holds a reference) copies the item instead of
+                    # rewriting it in place (protocol/PROTOCOL.md). A
+                    # mismatch that does not come back in two more runs is
+                    # reported, not failed.
+                    again = [pair.compare(steps[: res[0] + 1]) for _ in range(2)]
+                    if None in again:
+                        unstable += 1
+                        print("UNSTABLE %s seed %d at step %d (not in %d of 2 reruns): %r\n"
+                              "  memcached: %s\n  bitcached: %s"
+                              % (mode, seed, res[0], again.count(None), steps[res[0]],
+                                 show(res[1]), show(res[2])))
+                        res = None
                 if res is not None:
                     fails += 1
                     print("FAIL %s seed %d at step %d: %r; shrinking" % (mode, seed, res[0],
@@ -872,8 +893,8 @@ def main():
     finally:
         ref.close()
         sut.close()
-    print("compare fuzz: %d streams of %d steps, %d failures, %.1f s"
-          % (runs, nsteps, fails, time.monotonic() - started))
+    print("compare fuzz: %d streams of %d steps, %d failures, %d unstable, %.1f s"
+          % (runs, nsteps, fails, unstable, time.monotonic() - started))
     return 1 if fails else 0
 
 
