@@ -164,7 +164,8 @@ def gen_store(r):
     bad_token = token is not None and not token.startswith(b"{") and \
         (not token.isdigit() or len(token) > 19)
     if not key.startswith(b"{k") or not flags.isdigit() or int(flags) >= 2 ** 64 or \
-            not exp.lstrip(b"-").isdigit() or bad_token:
+            not exp.lstrip(b"-").isdigit() or not -2 ** 63 <= int(exp) < 2 ** 63 or \
+            bad_token:
         # refused before the length is read, so the block is read as a
         # command line: keep it short. memcached closes a line over 2048
         # bytes and drops the error it had not written yet; bitcached
