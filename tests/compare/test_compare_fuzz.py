@@ -163,9 +163,12 @@ def gen_store(r):
     token = rcas_token(r, key) if cmd == b"cas" and r.random() > 0.03 else None
     bad_token = token is not None and not token.startswith(b"{") and \
         (not token.isdigit() or len(token) > 19)
+    noreply = maybe_noreply(r)
+    extra = r.choice([b" extra", b" noreply extra", b" norepl", b"  "]) \
+        if r.random() < 0.03 else b""
     if not key.startswith(b"{k") or not flags.isdigit() or int(flags) >= 2 ** 64 or \
             not exp.lstrip(b"-").isdigit() or not -2 ** 63 <= int(exp) < 2 ** 63 or \
-            bad_token:
+            bad_token or extra:
         # refused before the length is read, so the block is read as a
         # command line: keep it short. memcached closes a line over 2048
         # bytes and drops the error it had not written yet; bitcached
@@ -177,9 +180,7 @@ def gen_store(r):
     line = b"%s %s %s %s %s" % (cmd, key, flags, exp, length)
     if token is not None:
         line += b" " + token
-    line += maybe_noreply(r)
-    if r.random() < 0.03:
-        line += r.choice([b" extra", b" noreply extra", b" norepl", b"  "])
+    line += noreply + extra
     if c < 0.06 and length != b"%d" % len(value):
         return Step(line + b"\r\n")
     if chunks:
