@@ -488,7 +488,14 @@ def gen_bin_step(r):
 
 def gen_bin_stream(seed, nsteps):
     r = random.Random(seed)
-    return [gen_bin_step(r) for _ in range(nsteps)]
+    steps = [gen_bin_step(r) for _ in range(nsteps)]
+    if steps and steps[0].chunks[0][1] != 0x80:
+        # a first byte other than 0x80 makes the connection a text one,
+        # waiting for a newline: keep the stream binary
+        spec = list(steps[0].chunks[0])
+        spec[1] = 0x80
+        steps[0] = Step([tuple(spec)], binary=True)
+    return steps
 
 
 # --------------------------------------------------------------------------
@@ -740,6 +747,13 @@ class Runner:
             for step in steps:
                 out.append(self.run_bin(step) if step.binary else self.run_text(step))
                 if self.closed:
+                    break
+                data = out[-1][0]
+                if (data[-1:] == [b"<timeout>"]) if step.binary else \
+                        data.endswith(b"<timeout>"):
+                    # the server waits for more bytes (a binary stream
+                    # whose first byte made it text, a block never
+                    # completed): each later step would wait WAIT_S too
                     break
         finally:
             self.sock.close()
