@@ -889,8 +889,10 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         return rc;
     }
     *created = rc == CASK_OK;
-    rc = cask_get(cc->env->store, req->key, req->klen, it,
-                  want_val ? val : NULL);
+    /* memcached bumps the item it made too (marked fetched), unless u */
+    rc = cask_get_fetch(cc->env->store, req->key, req->klen, it,
+                        want_val ? val : NULL,
+                        proto_mflag_find(req, 'u') == NULL);
     if (rc == CASK_ENOTFOUND && *created) {
         /* N with a TTL already past (N-1): memcached answers with the item
          * it just made, expired from the start */

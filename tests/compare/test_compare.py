@@ -364,6 +364,12 @@ CASES = [
                                               b"slabs reassign 4294967297 2\r\n",
                                               b"slabs automove 0\r\n"]),
     ("bget", [b"set {k} 3 0 1\r\na\r\n", b"bget {k} {k2}\r\n", b"bget\r\n"]),
+    # found by test_compare_fuzz.py seeds 2020 and 2093: an item mg N makes
+    # is read by that mg (fetched), unless u
+    ("mg N marks the item it made fetched unless u",
+     [b"mg {k} N2592000 t v u\r\n", b"mg {k} f h\r\n", b"mg {k2} T-1 q h N0\r\n",
+      b"mg {k2} h s t v\r\n", b"md {k}\r\n", b"mg {k} N0\r\n", b"mg {k} h\r\n",
+      b"md {k}\r\n", b"mg {k} N0 v h\r\n", b"mg {k} h\r\n"]),
     ("gat and gats counted as touches", [b"set {k} 0 0 1\r\nx\r\n", b"gat 100 {k} {k2}\r\n",
                                          b"gats 100 {k}\r\n"]),
 ]
