@@ -332,28 +332,16 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "growth_factor", "%.2f", mc->factor);
     stat_line(b, "chunk_size", "%u", mc->chunk_size);
     stat_line(b, "num_threads", "%u", s->threads);
+    stat_line(b, "num_threads_per_udp", "%u", s->threads);
     stat_line(b, "stat_key_prefix", "%c", mc->prefix_delimiter);
     stat_line(b, "detail_enabled", "%s", prefix_stats_enabled() ? "yes" : "no");
+    stat_line(b, "reqs_per_event", "%u", s->reqs_per_event);
     stat_line(b, "cas_enabled", "%s", mc->cas_disabled ? "no" : "yes");
     stat_line(b, "tcp_backlog", "%d", mc->backlog);
     stat_line(b, "binding_protocol", "%s", settings_proto_name(s->protocol));
     stat_line(b, "auth_enabled_sasl", "%s", s->sasl ? "yes" : "no");
     stat_line(b, "auth_enabled_ascii", "%s",
               s->auth_file != NULL ? s->auth_file : "no");
-    stat_line(b, "ssl_enabled", "%s", s->tls.enabled ? "yes" : "no");
-    stat_line(b, "ssl_chain_cert", "%s",
-              s->tls.chain_cert ? s->tls.chain_cert : "NULL");
-    stat_line(b, "ssl_key", "%s", s->tls.key ? s->tls.key : "NULL");
-    stat_line(b, "ssl_verify_mode", "%d", s->tls.verify_mode);
-    stat_line(b, "ssl_keyformat", "%d", s->tls.keyformat);
-    stat_line(b, "ssl_ciphers", "%s", s->tls.ciphers ? s->tls.ciphers : "NULL");
-    stat_line(b, "ssl_ca_cert", "%s", s->tls.ca_cert ? s->tls.ca_cert : "NULL");
-    stat_line(b, "ssl_wbuf_size", "%u", s->tls.wbuf_size_kb * 1024);
-    stat_line(b, "ssl_session_cache", "%s",
-              s->tls.session_cache ? "yes" : "no");
-    stat_line(b, "ssl_kernel_tls", "%s", s->tls.kernel_tls ? "yes" : "no");
-    stat_line(b, "ssl_min_version", "%s",
-              tls_settings_version_name(s->tls.min_version));
     stat_line(b, "item_size_max", "%u", s->item_size_max);
     stat_line(b, "maxconns_fast", "%s", mc->maxconns_fast ? "yes" : "no");
     stat_line(b, "hashpower_init", "%d", mc->hashpower_init);
@@ -393,14 +381,35 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "temp_lru", "%s", mc->temp_lru ? "yes" : "no");
     stat_line(b, "temporary_ttl", "%u", mc->temporary_ttl);
     stat_line(b, "idle_timeout", "%u", s->idle_timeout_s);
-    stat_line(b, "reqs_per_event", "%u", s->reqs_per_event);
-    stat_line(b, "write_timeout", "%u", s->write_timeout_s);
-    stat_line(b, "output_budget", "%llu", (unsigned long long)s->output_budget);
     stat_line(b, "watcher_logbuf_size", "%u", mc->watcher_logbuf_size);
     stat_line(b, "worker_logbuf_size", "%u", mc->worker_logbuf_size);
     stat_line(b, "read_buf_mem_limit", "%u", mc->read_buf_mem_limit);
     stat_line(b, "track_sizes", "%s", mc->track_sizes ? "yes" : "no");
     stat_line(b, "inline_ascii_response", "no");
+    stat_line(b, "ssl_enabled", "%s", s->tls.enabled ? "yes" : "no");
+    stat_line(b, "ssl_chain_cert", "%s",
+              s->tls.chain_cert ? s->tls.chain_cert : "(null)");
+    stat_line(b, "ssl_key", "%s", s->tls.key ? s->tls.key : "(null)");
+    stat_line(b, "ssl_verify_mode", "%d", s->tls.verify_mode);
+    stat_line(b, "ssl_keyformat", "%d", s->tls.keyformat);
+    stat_line(b, "ssl_ciphers", "%s", s->tls.ciphers ? s->tls.ciphers : "NULL");
+    stat_line(b, "ssl_ca_cert", "%s", s->tls.ca_cert ? s->tls.ca_cert : "NULL");
+    stat_line(b, "ssl_wbuf_size", "%u", s->tls.wbuf_size_kb * 1024);
+    stat_line(b, "ssl_session_cache", "%s",
+              s->tls.session_cache ? "yes" : "no");
+    stat_line(b, "ssl_kernel_tls", "%s", s->tls.kernel_tls ? "yes" : "no");
+    stat_line(b, "ssl_min_version", "%s",
+              tls_settings_version_name(s->tls.min_version));
+    if (mc->napi_ids > 0) {
+        stat_line(b, "num_napi_ids", "%d", mc->napi_ids);
+    } else {
+        stat_line(b, "num_napi_ids", "(null)");
+    }
+    stat_line(b, "memory_file", "%s",
+              mc->memory_file ? mc->memory_file : "(null)");
+    /* Ours from here on; memcached's own fields above, in its order. */
+    stat_line(b, "write_timeout", "%u", s->write_timeout_s);
+    stat_line(b, "output_budget", "%llu", (unsigned long long)s->output_budget);
     stat_line(b, "drop_privileges", "%s", mc->drop_privileges ? "yes" : "no");
     if (mc->relaxed_privileges) {
         stat_line(b, "relaxed_privileges", "yes");
@@ -408,9 +417,6 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "watch_enabled", "%s", mc->watch_disabled ? "no" : "yes");
     stat_line(b, "lock_memory", "%s", mc->lock_memory ? "yes" : "no");
     stat_line(b, "large_pages", "%s", mc->large_pages ? "yes" : "no");
-    stat_line(b, "memory_file", "%s",
-              mc->memory_file ? mc->memory_file : "NULL");
-    stat_line(b, "napi_ids", "%d", mc->napi_ids);
     stat_line(b, "data_dir", "%s", s->data_dir);
     stat_line(b, "shards", "%u", s->shards);
     stat_line(b, "sync", "%s", settings_sync_name(s->sync));

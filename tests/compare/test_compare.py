@@ -6,6 +6,7 @@
 # servers start each case equal. Python 3 stdlib and tests/integration/bcserver.py.
 import os
 import re
+import socket
 import sys
 
 sys.dont_write_bytecode = True
@@ -462,6 +463,38 @@ def joined(replies):
     return (b"".join(r for r, _ in replies), replies[-1][1] if replies else "open")
 
 
+def settings_names(srv):
+    """The field names of `stats settings`, in order."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(b"stats settings\r\n")
+    data = b""
+    while not data.endswith(b"END\r\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return [line.split(b" ")[1] for line in data.split(b"\r\n") if line.startswith(b"STAT ")]
+
+
+def compare_settings(ref, sut):
+    """memcached's `stats settings` fields come first and in its order
+    (tools read them by position too); ours follow. The extstore block
+    (ext_*, slab_automove_freeratio) is left out: there is no extstore."""
+    want = [n for n in settings_names(ref)
+            if not n.startswith(b"ext_") and n != b"slab_automove_freeratio"]
+    got = settings_names(sut)
+    if got[:len(want)] != want:
+        for i, (w, g) in enumerate(zip(want, got)):
+            if w != g:
+                print("FAIL stats settings field %d: memcached %r, bitcached %r" % (i, w, g))
+                break
+        else:
+            print("FAIL stats settings: bitcached has fewer fields")
+        return 1
+    return 0
+
+
 def main():
     bc = os.environ.get("BITCACHED", "")
     mc = os.environ.get("MEMCACHED", "")
@@ -497,6 +530,8 @@ def main():
                 print("FAIL case %r: server under test died" % name)
                 fails += 1
                 break
+        if not only:
+            fails += compare_settings(ref, sut)
     finally:
         ref.close()
         sut.close()
