@@ -4,11 +4,14 @@
  * then per record (in file order, offsets implied) a flag byte, klen, varint
  * seq, [varint cas], [varint exp], varint vlen, [varint flags], key; then
  * u64 XXH3-64 of everything before it.
- * Owns no state; depends on cask_segment, cask_record and cask_io.
+ * Owns no state; depends on cask_segment, cask_record, cask_io, and
+ * cask_hintscan with cask_verify for the hint of a freshly closed segment.
  */
 #include "storage/cask_hint.h"
 
+#include "storage/cask_hintscan.h"
 #include "storage/cask_io.h"
+#include "storage/cask_verify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -184,41 +187,80 @@ decode_entry(const char *p, const char *end, struct cask_rec *r,
     return (size_t)(q + r->klen - p);
 }
 
-int
-cask_hint_write(const char *dir, const struct cask_segment *s, uint32_t vmax,
-                uint64_t *covered, uint64_t *bytes)
+/* Encode the header and the entries of s's records into b: by a full scan,
+ * or (heads) by cask_hintscan. Returns 0 with *end, or an errno. */
+static int
+hint_build(struct hbuf *b, const struct cask_segment *s, uint32_t vmax,
+           bool heads, uint64_t *end)
 {
-    char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
-    struct hbuf b = {.next_off = CASK_SEG_HDR};
-    int rc = 0;
-
-    cask_seg_path(path, sizeof(path), dir, s->id, "hint");
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    char *h = hbuf_grow(&b, HINT_HDR);
+    int err;
+    *b = (struct hbuf){.next_off = CASK_SEG_HDR};
+    char *h = hbuf_grow(b, HINT_HDR);
     if (h == NULL) {
         return ENOMEM;
     }
     memcpy(h, hint_magic, 8);
     cask_put32(h + 8, CASK_HINT_VERSION);
     cask_put32(h + 12, s->id);
-    int err;
-    uint64_t end = cask_seg_scan((struct cask_segment *)s, CASK_SEG_HDR, vmax,
-                                 add_entry, &b, &err);
+    struct cask_segment *sw = (struct cask_segment *)s;
+    if (heads) {
+        *end = cask_hintscan(sw, CASK_SEG_HDR, vmax, CASK_VERIFY_MIN, add_entry,
+                             b, &err);
+    } else {
+        *end = cask_seg_scan(sw, CASK_SEG_HDR, vmax, add_entry, b, &err);
+    }
     if (err != 0) {
-        rc = err;
+        return err;
+    }
+    char *t = hbuf_grow(b, 8);
+    if (b->oom || t == NULL) {
+        return ENOMEM;
+    }
+    if (b->gap) {
+        return EINVAL;
+    }
+    cask_put64(b->p + 16, *end);
+    cask_put64(t, XXH3_64bits(b->p, b->len - 8));
+    return 0;
+}
+
+/* Whether s's large values are still in the state in which a get sends
+ * them unhashed: the file changed by no one since our last write (stamp)
+ * and every page of it cached. */
+static bool
+values_trusted(const struct cask_segment *s, uint64_t stamp)
+{
+    return stamp != 0 && cask_verify_ctime(s->fd) == stamp &&
+           cask_verify_resident(s->fd, 0, s->flushed);
+}
+
+int
+cask_hint_write_fresh(const char *dir, const struct cask_segment *s,
+                      uint32_t vmax, uint64_t stamp, uint64_t *covered,
+                      uint64_t *bytes, bool *heads)
+{
+    char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
+    struct hbuf b = {0};
+    uint64_t end = 0;
+    int rc = EINVAL;
+
+    *heads = false;
+    if (values_trusted(s, stamp)) {
+        rc = hint_build(&b, s, vmax, true, &end);
+        /* Checked again after: a write by anyone else, or a page that
+         * left the cache, during the scan sends it the full way. A scan
+         * that stopped short met damage the full scan reports as usual. */
+        *heads = rc == 0 && end == s->flushed && values_trusted(s, stamp);
+    }
+    if (!*heads) {
+        free(b.p);
+        rc = hint_build(&b, s, vmax, false, &end);
+    }
+    if (rc != 0) {
         goto out;
     }
-    char *t = hbuf_grow(&b, 8);
-    if (b.oom || t == NULL) {
-        rc = ENOMEM;
-        goto out;
-    }
-    if (b.gap) {
-        rc = EINVAL;
-        goto out;
-    }
-    cask_put64(b.p + 16, end);
-    cask_put64(t, XXH3_64bits(b.p, b.len - 8));
+    cask_seg_path(path, sizeof(path), dir, s->id, "hint");
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     rc = cask_replace_file(dir, tmp, path, b.p, b.len);
     if (rc != 0) {
         goto out;
@@ -228,6 +270,14 @@ cask_hint_write(const char *dir, const struct cask_segment *s, uint32_t vmax,
 out:
     free(b.p);
     return rc;
+}
+
+int
+cask_hint_write(const char *dir, const struct cask_segment *s, uint32_t vmax,
+                uint64_t *covered, uint64_t *bytes)
+{
+    bool heads;
+    return cask_hint_write_fresh(dir, s, vmax, 0, covered, bytes, &heads);
 }
 
 int

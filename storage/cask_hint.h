@@ -7,6 +7,7 @@
 #ifndef BITCACHED_CASK_HINT_H
 #define BITCACHED_CASK_HINT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "storage/cask_segment.h"
@@ -20,6 +21,18 @@
  * errno. */
 int cask_hint_write(const char *dir, const struct cask_segment *s,
                     uint32_t vmax, uint64_t *covered, uint64_t *bytes);
+
+/* cask_hint_write for a segment this process wrote and just closed. stamp
+ * is its change-time stamp (struct cask_segment ctime_ns), taken under the
+ * shard mutex while it has checked values and no outside change was seen
+ * (has_checked and not changed), else 0. While the file still has that
+ * change time and every page of it is cached, the records of large values
+ * (CASK_VERIFY_MIN) are read without their values (cask_hintscan.h;
+ * FORMAT.md says why the hint is the same); *heads then says so. Any other
+ * case, or a scan that stops short, reads the segment in full. */
+int cask_hint_write_fresh(const char *dir, const struct cask_segment *s,
+                          uint32_t vmax, uint64_t stamp, uint64_t *covered,
+                          uint64_t *bytes, bool *heads);
 
 /* Load dir/<id>.hint for s: fn(arg, rec, key, off) per entry. Returns 0,
  * *covered (bytes of the segment it describes) and *bytes (the hint file's

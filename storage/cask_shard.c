@@ -1706,15 +1706,24 @@ cask_shard_write_hints(struct cask_shard *sh)
         struct cask_segment *s = sh->segs[i];
         bool need = s != NULL && s != sh->active && !s->is_output &&
                     !s->hint_tried && s->hint_len != s->flushed;
+        uint64_t stamp = 0;
         if (need) {
             s->hint_tried = true;
+            /* Large values checked once per load skip their hash here too,
+             * while a get would (cask_hint_write_fresh). */
+            if (s->has_checked && !s->changed && !s->change_told &&
+                !s->is_output) {
+                stamp = s->ctime_ns;
+            }
         }
         pthread_mutex_unlock(&sh->mu);
         /* Closed segments are immutable and only freed under maint_mu, so
          * the scan runs without the shard mutex. */
         if (need) {
             uint64_t cov, bytes;
-            int rc = cask_hint_write(sh->dir, s, CASK_REC_VMAX, &cov, &bytes);
+            bool heads;
+            int rc = cask_hint_write_fresh(sh->dir, s, CASK_REC_VMAX, stamp,
+                                           &cov, &bytes, &heads);
             if (rc != 0) {
                 cask_logf(sh->store, CASK_LOG_WARN,
                           "shard %u: write hint %08x: %s", sh->idx, s->id,
