@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -157,6 +159,63 @@ cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off)
         p += w;
         n -= (size_t)w;
         off += w;
+    }
+    return 0;
+}
+
+int
+cask_io_pwritev_all(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    size_t n = 0;
+    for (int i = 0; i < cnt; i++) {
+        n += iov[i].iov_len;
+    }
+    if (cur_ops.pwrite != sys_pwrite) {
+        char *buf = malloc(n ? n : 1);
+        if (buf == NULL) {
+            return ENOMEM;
+        }
+        size_t at = 0;
+        for (int i = 0; i < cnt; i++) {
+            memcpy(buf + at, iov[i].iov_base, iov[i].iov_len);
+            at += iov[i].iov_len;
+        }
+        int rc = cask_io_pwrite_all(fd, buf, n, off);
+        free(buf);
+        return rc;
+    }
+    struct iovec v[8];
+    if (cnt > 8) {
+        return EINVAL;
+    }
+    for (int i = 0; i < cnt; i++) {
+        v[i] = iov[i];
+    }
+    struct iovec *p = v;
+    while (n > 0) {
+        ssize_t w = pwritev(fd, p, cnt, off);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno != 0 ? errno : EIO;
+        }
+        if (w == 0) {
+            return ENOSPC;
+        }
+        n -= (size_t)w;
+        off += w;
+        /* a short write: go on after the bytes that went */
+        size_t done = (size_t)w;
+        while (cnt > 0 && done >= p->iov_len) {
+            done -= p->iov_len;
+            p++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            p->iov_base = (char *)p->iov_base + done;
+            p->iov_len -= done;
+        }
     }
     return 0;
 }

@@ -57,6 +57,14 @@ bool cask_io_reads_replaced(void);
  * on error some prefix may have been written (the caller truncates back). */
 int cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 
+/* Write the cnt buffers of iov back to back from off on, as
+ * cask_io_pwrite_all would write them joined: one pwritev (more for short
+ * writes) with the system calls; through replaced operations they are
+ * joined in a buffer and written with one pwrite, so tests see one write
+ * as before. Returns 0 or an errno (a prefix may have been written). */
+struct iovec;
+int cask_io_pwritev_all(int fd, const struct iovec *iov, int cnt, off_t off);
+
 /* Read all n bytes at off, looping over short reads. Returns 0, EIO when
  * the file ends first, or the errno of the failed read. */
 int cask_io_pread_all(int fd, void *buf, size_t n, off_t off);

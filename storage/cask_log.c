@@ -25,6 +25,7 @@
 #include "storage/cask_segtab.h"
 #include "storage/cask_stream.h"
 #include "storage/cask_verify.h"
+#include "storage/cask_vwrite.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -530,6 +531,25 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
     }
     uint64_t at = s->size;
     char *buf = NULL;
+    if (l1 + l2 >= CASK_VWRITE_MIN && c->journal == NULL) {
+        /* A large value goes out from where it lies, uncopied, after
+         * what a batch staged (the journal needs records whole). */
+        rc = cask_log_write_out(sh);
+        if (rc == 0) {
+            rc = cask_vwrite_append(s, r, key, v1, l1, v2, l2);
+            if (rc != 0) {
+                write_failed(sh, "write segment", rc);
+            }
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        sh->app_seq++;
+        all_written(sh);
+        write_ok(sh);
+        cask_stream_note(sh, s->id); /* replication follows the log */
+        goto appended;
+    }
     if (len <= stage_cap(sh) && cask_batch_stage(sh, len) && staged_room(sh) &&
         cask_seg_make_active(s, stage_cap(sh)) == 0) {
         if (s->buf_cap != sh->buf_counted) {

@@ -19,20 +19,43 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
-void
-cask_rec_encode(char *out, const struct cask_rec *r, const void *key,
-                const void *v1, size_t l1, const void *v2, size_t l2)
+static void
+encode_fields(char *out, const struct cask_rec *r, const void *key, size_t vlen)
 {
     cask_put64(out + 8, r->seq);
     cask_put64(out + 16, r->cas);
     cask_put64(out + 24, (uint64_t)r->exp_abs_s);
-    cask_put32(out + 32, (uint32_t)(l1 + l2));
+    cask_put32(out + 32, (uint32_t)vlen);
     cask_put32(out + 36, r->flags);
     out[40] = (char)r->klen;
     out[41] = (char)r->type;
     out[42] = 0;
     out[43] = 0;
     memcpy(out + CASK_REC_HDR, key, r->klen);
+}
+
+void
+cask_rec_encode_head(char *out, const struct cask_rec *r, const void *key,
+                     const void *v1, size_t l1, const void *v2, size_t l2)
+{
+    XXH3_state_t st;
+    encode_fields(out, r, key, l1 + l2);
+    (void)XXH3_64bits_reset(&st);
+    (void)XXH3_64bits_update(&st, out + 8, CASK_REC_HDR - 8 + r->klen);
+    if (l1 > 0) {
+        (void)XXH3_64bits_update(&st, v1, l1);
+    }
+    if (l2 > 0) {
+        (void)XXH3_64bits_update(&st, v2, l2);
+    }
+    cask_put64(out, XXH3_64bits_digest(&st));
+}
+
+void
+cask_rec_encode(char *out, const struct cask_rec *r, const void *key,
+                const void *v1, size_t l1, const void *v2, size_t l2)
+{
+    encode_fields(out, r, key, l1 + l2);
     if (l1 > 0) {
         memcpy(out + CASK_REC_HDR + r->klen, v1, l1);
     }

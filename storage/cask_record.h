@@ -49,6 +49,13 @@ cask_rec_len(size_t klen, size_t vlen)
 void cask_rec_encode(char *out, const struct cask_rec *r, const void *key,
                      const void *v1, size_t l1, const void *v2, size_t l2);
 
+/* Encode only the header and key of that record into out (CASK_REC_HDR +
+ * klen bytes), its checksum taken over the value where it lies: the record
+ * is then out[0..CASK_REC_HDR + klen) || v1 || v2, for a vectored write
+ * that copies no value in the process. */
+void cask_rec_encode_head(char *out, const struct cask_rec *r, const void *key,
+                          const void *v1, size_t l1, const void *v2, size_t l2);
+
 /* Decode the header in buf[0..CASK_REC_HDR). Returns false when the fields
  * are impossible (klen 0, unknown type, vlen above vmax). Does not check the
  * checksum. */

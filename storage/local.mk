@@ -47,6 +47,8 @@ libstorage_a_SOURCES = \
 	storage/cask_hint.c \
 	storage/cask_hintscan.h \
 	storage/cask_hintscan.c \
+	storage/cask_vwrite.h \
+	storage/cask_vwrite.c \
 	storage/cask_state.h \
 	storage/cask_state.c \
 	storage/cask_retire.h \
@@ -83,6 +85,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_large \
 	tests/unit/test_cask_vmap \
 	tests/unit/test_cask_hintscan \
+	tests/unit/test_cask_vwrite \
 	tests/unit/test_cask_keycheck \
 	tests/unit/test_cask_compact \
 	tests/unit/test_cask_io \
@@ -141,6 +144,10 @@ tests_unit_test_cask_vmap_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_hintscan_SOURCES = tests/unit/test_cask_hintscan.c
 tests_unit_test_cask_hintscan_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_hintscan_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_vwrite_SOURCES = tests/unit/test_cask_vwrite.c
+tests_unit_test_cask_vwrite_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_vwrite_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_keycheck_SOURCES = tests/unit/test_cask_keycheck.c
 tests_unit_test_cask_keycheck_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_keycheck_LDADD = $(STORAGE_TEST_LDADD)
