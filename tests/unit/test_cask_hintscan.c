@@ -122,7 +122,7 @@ test_same_as_full_scan(void **state)
     fill_mixed(f, 120);
     cask_close(&f->c);
     shard_dir(f, d, sizeof(d));
-    int compared = 0, with_big = 0;
+    int compared = 0, with_big = 0, nheads = 0;
     for (uint32_t id = 1; id < 1000; id++) {
         char p[2048], h[2100];
         cask_seg_path(p, sizeof(p), d, id, "seg");
@@ -161,8 +161,11 @@ test_same_as_full_scan(void **state)
                          0);
         char *fresh = read_file(h, &lb);
         /* just written and read: cached, unless the kernel has no
-         * cachestat(2) (then every hint is written the full way) */
-        assert_int_equal(heads, cask_verify_available());
+         * cachestat(2) (then every hint is written the full way) or
+         * memory pressure took pages meanwhile */
+        assert_true(heads == cask_verify_available() ||
+                    !cask_verify_resident(s->fd, 0, s->flushed));
+        nheads += heads;
         assert_int_equal(cov, s->flushed);
         assert_int_equal(la, lb);
         assert_memory_equal(full, fresh, la);
@@ -173,6 +176,7 @@ test_same_as_full_scan(void **state)
     }
     assert_true(compared >= 5);
     assert_true(with_big > 20);
+    assert_true(nheads > 0 || !cask_verify_available());
     /* the store opens through those hints and reads every value */
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
     for (int i = 0; i < 23; i++) {
