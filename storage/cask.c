@@ -21,6 +21,7 @@
 #include "storage/cask_keydir.h"
 #include "storage/cask_log.h"
 #include "storage/cask_record.h"
+#include "storage/cask_resync.h"
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
 #include "storage/cask_split.h"
@@ -121,6 +122,8 @@ maint_main(void *arg)
         for (unsigned i = 0; i < c->nshards && !c->stopping; i++) {
             pthread_mutex_unlock(&c->bg_mu);
             struct cask_shard *sh = c->shards[i];
+            /* A failed segment sync: writes wait for this rewrite. */
+            cask_resync_maint(sh);
             cask_shard_write_hints(sh);
             /* Evictions first, every shard's (cheap when none is due):
              * a writer may be waiting for one behind the slower work. */
@@ -979,6 +982,8 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->records_missing += s.records_missing;
         st->quarantined += s.quarantined;
         st->records_lost += s.records_lost;
+        st->sync_failures += s.sync_failures;
+        st->sync_recoveries += s.sync_recoveries;
         st->failed = st->failed || s.failed;
         st->evictions += s.evictions;
         st->evicted_unfetched += s.evicted_unfetched;

@@ -41,7 +41,9 @@ enum cask_err {
     CASK_EBADKEY,     /* key length 0 or above CASK_KEY_MAX */
     CASK_ENONNUMERIC, /* incr/decr on a value that is not a decimal u64 */
     CASK_ECORRUPT,    /* a record failed its checksum on read */
-    CASK_EFAILED,     /* shard latched read-only after an I/O error */
+    CASK_EFAILED,     /* shard refuses writes after a failed fdatasync:
+                       * until its segment is rewritten (cask_resync.h),
+                       * or latched until a restart */
     CASK_ELOCKED,     /* data directory locked by another process */
     CASK_EINVAL,      /* bad argument or option */
     CASK_ENOMEM,      /* a new key would take the keydir past mem_limit */
@@ -51,7 +53,7 @@ enum cask_err {
     CASK_EUNDONE,     /* not done: a failed journal commit answered it, or
                        * the shard refuses writes while it recovers from
                        * one; the store goes on by itself (CASK_EFAILED
-                       * is the latch that lasts until a restart) */
+                       * is the refusal after a failed segment sync) */
 };
 
 /* Text for any status above or errno; never NULL. */
@@ -503,7 +505,12 @@ struct cask_stats {
     uint64_t map_budget;        /* how many may be (cask_vmap.h; both
                                  * process-wide, store total only) */
     double recovery_s;          /* time cask_open spent recovering */
-    bool failed;                /* shard latched read-only */
+    uint64_t sync_failures;     /* segment fdatasyncs that failed */
+    uint64_t sync_recoveries;   /* ... after which the records still
+                                 * needed were rewritten and writes taken
+                                 * again (no restart) */
+    bool failed;                /* writes refused after a failed sync:
+                                 * until the rewrite, or a restart */
     /* Eviction and reclaiming, as memcached names them. */
     uint64_t evictions;         /* live items evicted (whole segments) */
     uint64_t evicted_unfetched; /* ... never read since written */

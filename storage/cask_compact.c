@@ -29,6 +29,7 @@
 #include "storage/cask_log.h"
 #include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
+#include "storage/cask_resync.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segtab.h"
 
@@ -62,6 +63,10 @@ struct compaction {
     char *stamp;               /* a record re-stamped with a new expiry */
     size_t stamp_cap;
 
+    bool resync;        /* a rewrite after failed syncs (cask_resync.c) */
+    uint64_t lost;      /* resync: puts of the inputs no longer readable */
+    uint64_t restored;  /* resync: tombstones and touch records written
+                         * again for records that may have been lost */
     bool evict;         /* an eviction, not a compaction */
     uint64_t need;      /* keys the eviction should free */
     uint64_t keep_left; /* read items that may still be kept */
@@ -551,6 +556,204 @@ choose_evict(struct compaction *m, uint64_t need, uint64_t disk_bytes)
     return 0;
 }
 
+/* The inputs of a rewrite after failed syncs (mu held): the queued
+ * segments still in service (one compacted away meanwhile was read back
+ * verified by that compaction, whose outputs were synced); the active one
+ * among them is closed first and a new one started. */
+static int
+choose_resync(struct compaction *m)
+{
+    struct cask_shard *sh = m->sh;
+    int rc = cask_resync_roll(sh);
+    if (rc != 0) {
+        return rc;
+    }
+    m->in = calloc(sh->nresync ? sh->nresync : 1, sizeof(*m->in));
+    if (m->in == NULL) {
+        return ENOMEM;
+    }
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s != NULL && s != sh->active && !s->is_output &&
+            cask_resync_queued(sh, s->id)) {
+            s->compacting = true;
+            m->in[m->nin++] = s;
+        }
+    }
+    qsort(m->in, m->nin, sizeof(*m->in), cmp_seg);
+    return 0;
+}
+
+struct lost_walk {
+    struct cask_shard *sh;
+    uint64_t n;
+};
+
+/* An entry still pointing into an input once a rewrite has copied every
+ * record that reads back whole: its record is lost. */
+static bool
+lost_entry(void *arg, const struct cask_kd_entry *e)
+{
+    struct lost_walk *w = arg;
+    if (e->off == 0 || !w->sh->segs[e->seg]->compacting) {
+        return false;
+    }
+    w->sh->segs[e->seg]->live_bytes -= cask_segtab_entry_len(e);
+    w->n++;
+    return true;
+}
+
+/* With mu held: append the record r (no value) for key to the output,
+ * kept there like a carried-over tombstone. */
+static int
+out_small(struct compaction *m, const struct cask_rec *r, const char *key)
+{
+    char tb[CASK_REC_HDR + CASK_KEY_MAX];
+    uint16_t slot;
+    uint32_t noff;
+    size_t len = cask_rec_len(r->klen, 0);
+    cask_rec_encode(tb, r, key, NULL, 0, NULL, 0);
+    int rc = out_append(m, tb, len, r->cas, &slot, &noff);
+    if (rc == 0) {
+        m->sh->segs[slot]->kept_bytes += len;
+        m->restored++;
+    }
+    return rc;
+}
+
+/* With mu held, a rewrite that lost records: make the put r at off of s
+ * (a segment outside the run) say on disk what memory says of its key.
+ * The key is a miss in memory (deleted by a tombstone that may have been
+ * lost, or its newer put was lost): a tombstone with r's cas and a fresh
+ * seq hides r after a restart. r is the key's live put but its expiry
+ * was changed by a touch record that may have been lost: a touch record
+ * with the expiry in effect. Redundant records cost space only. */
+static int
+restore_put(struct compaction *m, struct cask_segment *s, uint64_t off,
+            const struct cask_rec *r, const char *rec)
+{
+    struct cask_shard *sh = m->sh;
+    const char *key = rec + CASK_REC_HDR;
+    uint64_t h = cask_kd_hash(key, r->klen);
+    if (r->cas <= m->flush_cas) {
+        return 0; /* flushed: gone after a restart too */
+    }
+    struct cask_kd_entry *e = cask_kd_find(sh->kd, h, key, r->klen);
+    struct cask_rec t = {.cas = r->cas, .klen = r->klen};
+    if (e == NULL) {
+        t.type = CASK_REC_TOMB;
+    } else if (e->seg == s->slot && e->off == off &&
+               e->exp != cask_kd_exp32(r->exp_abs_s)) {
+        t.type = CASK_REC_TOUCH;
+        t.exp_abs_s = (int64_t)e->exp;
+    } else {
+        return 0;
+    }
+    int rc = cask_cas_next(sh->store, &t.seq);
+    return rc != 0 ? rc : out_small(m, &t, key);
+}
+
+/* Walk segment s (outside the run) with restore_put, COMPACT_BATCH
+ * records at a time under mu. */
+static int
+restore_segment(struct compaction *m, struct cask_segment *s)
+{
+    struct cask_shard *sh = m->sh;
+    uint64_t off = CASK_SEG_HDR;
+    int rc = 0;
+    while (rc == 0 && off < s->flushed) {
+        (void)cask_seg_reader_prefetch(s, &m->rd, off);
+        pthread_mutex_lock(&sh->mu);
+        for (unsigned n = 0; n < COMPACT_BATCH && off < s->flushed &&
+                             (n == 0 || cask_seg_reader_covers(&m->rd, s, off));
+             n++) {
+            struct cask_rec r;
+            size_t len;
+            const char *rec = NULL;
+            rc = cask_seg_read_record(s, &m->rd, off, CASK_REC_VMAX, &r, &len,
+                                      &rec);
+            if (rc == CASK_SEG_EINVALID) {
+                /* its damage is compaction's and recovery's to report */
+                off = cask_seg_resync(s, off, CASK_REC_VMAX, &rc);
+                continue;
+            }
+            if (rc != 0) {
+                cask_logf(sh->store, CASK_LOG_ERROR,
+                          "shard %u: rewrite after a failed sync: read "
+                          "segment %08x at %" PRIu64 ": %s",
+                          sh->idx, s->id, off, cask_strerror(rc));
+                break;
+            }
+            if (r.type == CASK_REC_PUT) {
+                rc = restore_put(m, s, off, &r, rec);
+            }
+            off += len;
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return rc;
+}
+
+/* A rewrite has copied what reads back of its inputs. The keydir entries
+ * still pointing into them are of puts lost (their bytes no longer pass
+ * the checksum, or lay in a damaged stretch): removed, so that the key
+ * misses. When anything was lost (such a put, or damaged bytes that may
+ * have held tombstones and touch records), every other segment is walked
+ * so that after a restart no older put of a key comes back where memory
+ * has none, and no older expiry where a touch changed it. */
+static int
+resync_losses(struct compaction *m, uint64_t damaged)
+{
+    struct cask_shard *sh = m->sh;
+    struct lost_walk w = {.sh = sh};
+    pthread_mutex_lock(&sh->mu);
+    cask_kd_remove_if(sh->kd, lost_entry, &w);
+    sh->records_lost += w.n;
+    m->lost = w.n;
+    size_t nseg = 0;
+    uint32_t *ids = NULL;
+    if (w.n != 0 || damaged != 0) {
+        ids = malloc((sh->nslots ? sh->nslots : 1) * sizeof(*ids));
+        for (uint32_t i = 0; ids != NULL && i < sh->nslots; i++) {
+            struct cask_segment *s = sh->segs[i];
+            if (s != NULL && !s->compacting && !s->is_output) {
+                ids[nseg++] = s->id;
+            }
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (w.n == 0 && damaged == 0) {
+        return 0;
+    }
+    if (ids == NULL) {
+        return ENOMEM;
+    }
+    cask_logf(sh->store, CASK_LOG_ERROR,
+              "shard %u: rewrite after a failed sync: %" PRIu64
+              " records lost (no longer read back whole), %" PRIu64
+              " damaged bytes skipped: their keys now miss, and other "
+              "segments get tombstones and touch records where those may "
+              "have been lost",
+              sh->idx, w.n, damaged);
+    int rc = 0;
+    for (size_t i = 0; i < nseg && rc == 0; i++) {
+        /* Segments only leave the table under maint_mu, which is ours. */
+        pthread_mutex_lock(&sh->mu);
+        struct cask_segment *s = NULL;
+        for (uint32_t j = 0; j < sh->nslots && s == NULL; j++) {
+            if (sh->segs[j] != NULL && sh->segs[j]->id == ids[i]) {
+                s = sh->segs[j];
+            }
+        }
+        pthread_mutex_unlock(&sh->mu);
+        if (s != NULL) {
+            rc = restore_segment(m, s);
+        }
+    }
+    free(ids);
+    return rc;
+}
+
 /* Count the keys of an eviction's input (entries only leave it meanwhile)
  * and of the whole shard by whether they were read since written. */
 struct seg_count {
@@ -659,6 +862,21 @@ compact_segment(struct compaction *m, struct cask_segment *s)
     return rc;
 }
 
+/* With mu held: a rewrite that did not commit. Its outputs stay in
+ * service holding copies the keydir points at, never synced: they are
+ * rewritten with the inputs at the next attempt, after a back-off. */
+static void
+resync_failed(struct compaction *m)
+{
+    if (!m->resync) {
+        return;
+    }
+    for (size_t i = 0; i < m->nout; i++) {
+        cask_resync_add(m->sh, m->out[i]->id);
+    }
+    cask_resync_done(m->sh, NULL, 0, false);
+}
+
 /* A compaction that does not commit leaves its outputs in service, holding
  * copies: the manifest lists them from its next write on. */
 static void
@@ -670,11 +888,13 @@ note_outputs(struct compaction *m)
 }
 
 static int
-run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
+run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
     uint64_t disk_bytes, uint64_t *evicted)
 {
     struct cask *c = sh->store;
-    struct compaction m = {.sh = sh, .evict = evict, .need = need};
+    struct compaction m = {
+            .sh = sh, .evict = evict, .resync = resync, .need = need};
+    uint64_t damaged = 0;
     uint64_t *cov = NULL;
     uint32_t *ids = NULL;
     int rc;
@@ -682,17 +902,27 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
 
     pthread_mutex_lock(&sh->maint_mu);
     pthread_mutex_lock(&sh->mu);
-    if (sh->failed) {
-        /* A latched shard writes nothing more, compaction output included. */
+    if (resync ? sh->latched || sh->nresync == 0 : sh->failed) {
+        /* A failed shard writes nothing more, compaction output included,
+         * but the rewrite that clears it. */
         pthread_mutex_unlock(&sh->mu);
-        rc = CASK_EFAILED;
+        rc = resync && !sh->latched ? 0 : CASK_EFAILED;
         goto done;
     }
     m.now = cask_now(c);
     (void)cask_flush_point(c, m.now);
     /* Only a persisted flush point may drop records for good. */
     m.flush_cas = atomic_load(&c->flush_cas);
-    rc = evict ? choose_evict(&m, need, disk_bytes) : choose(&m, force);
+    rc = resync  ? choose_resync(&m)
+         : evict ? choose_evict(&m, need, disk_bytes)
+                 : choose(&m, force);
+    if (resync && rc == 0 && m.nin == 0) {
+        /* every queued segment was compacted away meanwhile */
+        sh->nresync = 0;
+        cask_resync_done(sh, NULL, 0, true);
+    } else if (resync && rc != 0) {
+        cask_resync_done(sh, NULL, 0, false);
+    }
     pthread_mutex_unlock(&sh->mu);
     if (rc == 0 && m.nin == 0 && evict) {
         rc = CASK_ENOTFOUND;
@@ -700,12 +930,21 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
     if (rc != 0 || m.nin == 0) {
         goto done;
     }
+    pthread_mutex_lock(&sh->mu);
+    damaged = sh->bytes_damaged;
+    pthread_mutex_unlock(&sh->mu);
     if (evict) {
         plan_evict(&m);
         cask_evnote_init(&m.notes, &c->opt);
     }
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
         rc = compact_segment(&m, m.in[i]);
+    }
+    if (resync && rc == 0) {
+        pthread_mutex_lock(&sh->mu);
+        damaged = sh->bytes_damaged - damaged;
+        pthread_mutex_unlock(&sh->mu);
+        rc = resync_losses(&m, damaged);
     }
     /* Make the outputs complete and durable before any input goes. */
     pthread_mutex_lock(&sh->mu);
@@ -716,13 +955,17 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
     for (size_t i = 0; i < m.nout && rc == 0; i++) {
         rc = cask_io_fdatasync(m.out[i]->fd);
         if (rc != 0) {
+            /* The keydir points into the outputs now: this one and those
+             * not synced yet are rewritten like a failed active segment
+             * (a rewrite's own inputs stay queued). */
             pthread_mutex_lock(&sh->mu);
-            sh->failed = true;
+            cask_resync_note(sh, m.out[i]->id, rc,
+                             resync ? "rewrite: fdatasync"
+                                    : "compaction: fdatasync");
+            for (size_t j = i + 1; j < m.nout; j++) {
+                cask_resync_add(sh, m.out[j]->id);
+            }
             pthread_mutex_unlock(&sh->mu);
-            cask_logf(c, CASK_LOG_ERROR,
-                      "shard %u: fdatasync seg %08x: %s; shard is now "
-                      "read-only",
-                      sh->idx, m.out[i]->id, strerror(rc));
         }
     }
     cov = calloc(m.nout ? m.nout : 1, 2 * sizeof(uint64_t));
@@ -752,10 +995,11 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
          * once it is retired. */
         rc = cask_log_write_out(sh);
     }
-    for (size_t i = 0; i < m.nin && rc == 0; i++) {
+    for (size_t i = 0; i < m.nin && rc == 0 && !resync; i++) {
         /* Something still points there (but what an eviction drops once
          * committed): keep every input, or a dropped tombstone could let
-         * an older record come back. */
+         * an older record come back. (A rewrite removed what still
+         * pointed into its inputs: resync_losses.) */
         if (m.in[i]->live_bytes != (evict ? evicted_live(&m, m.in[i]) : 0)) {
             rc = EAGAIN;
         }
@@ -767,6 +1011,7 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
         for (size_t i = 0; i < m.nin; i++) {
             m.in[i]->compacting = false;
         }
+        resync_failed(&m);
         pthread_mutex_unlock(&sh->mu);
         note_outputs(&m);
         goto done;
@@ -810,6 +1055,7 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
         for (size_t i = 0; i < m.nin; i++) {
             m.in[i]->compacting = false;
         }
+        resync_failed(&m);
         pthread_mutex_unlock(&sh->mu);
         goto done;
     }
@@ -854,7 +1100,14 @@ run(struct cask_shard *sh, bool force, bool evict, uint64_t need,
     }
     (void)cask_fsync_dir(sh->dir);
     pthread_mutex_lock(&sh->mu);
-    if (!evict) {
+    if (resync) {
+        cask_logf(c, CASK_LOG_WARN,
+                  "shard %u: rewrite after a failed sync: %zu segments "
+                  "retired, %" PRIu64 " records lost, %" PRIu64
+                  " tombstones and touch records restored",
+                  sh->idx, m.nin, m.lost, m.restored);
+        cask_resync_done(sh, ids, m.nin, true);
+    } else if (!evict) {
         sh->compactions++;
     }
     if (in_bytes > out_bytes) {
@@ -877,7 +1130,13 @@ done:
 int
 cask_shard_compact(struct cask_shard *sh, bool force)
 {
-    return run(sh, force, false, 0, 0, NULL);
+    return run(sh, force, false, false, 0, 0, NULL);
+}
+
+int
+cask_shard_resync(struct cask_shard *sh)
+{
+    return run(sh, false, false, true, 0, 0, NULL);
 }
 
 int
@@ -885,5 +1144,5 @@ cask_shard_evict_oldest(struct cask_shard *sh, uint64_t need,
                         uint64_t disk_bytes, uint64_t *evicted)
 {
     *evicted = 0;
-    return run(sh, false, true, need, disk_bytes, evicted);
+    return run(sh, false, true, false, need, disk_bytes, evicted);
 }

@@ -482,6 +482,36 @@ cask_kd_remove(struct cask_keydir *kd, uint64_t h, struct cask_kd_entry *e)
     kd->count--;
 }
 
+size_t
+cask_kd_remove_if(struct cask_keydir *kd,
+                  bool (*pred)(void *arg, const struct cask_kd_entry *e),
+                  void *arg)
+{
+    size_t n = 0;
+    for (uint64_t st = 0; st < STRIPES; st++) {
+        struct stripe *t = &kd->st[st];
+        for (uint32_t i = 0; i < t->cap; i++) {
+            /* A removal shifts later members of the cluster back into
+             * slot i: look at it again. Only the stripe (bits 16..23) and
+             * fingerprint (48..63) of the hash locate an entry. */
+            for (;;) {
+                uint32_t w = slot_word(&t->slots[i]);
+                if (w == 0) {
+                    break;
+                }
+                struct cask_kd_entry *e = deref(kd, slot_ref(w));
+                if (!pred(arg, e)) {
+                    break;
+                }
+                uint64_t h = (uint64_t)t->slots[i].fp << 48 | st << 16;
+                cask_kd_remove(kd, h, e);
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
 void
 cask_kd_foreach(struct cask_keydir *kd,
                 void (*fn)(void *arg, struct cask_kd_entry *e), void *arg)

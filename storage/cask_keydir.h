@@ -131,6 +131,14 @@ size_t cask_kd_foreach_range(struct cask_keydir *kd, uint64_t lo, uint64_t hi,
                              void (*fn)(void *arg, struct cask_kd_entry *e),
                              void *arg);
 
+/* Remove every entry for which pred(arg, e) says yes (pred is asked
+ * before e goes, once yes; it must not insert or remove), without their
+ * keys or hashes: for entries whose keys can no longer be read. Walks the
+ * whole table. Returns how many went. */
+size_t cask_kd_remove_if(struct cask_keydir *kd,
+                         bool (*pred)(void *arg, const struct cask_kd_entry *e),
+                         void *arg);
+
 size_t cask_kd_count(const struct cask_keydir *kd);
 
 /* Bytes of memory held (arena chunks, table, bookkeeping). O(1). */

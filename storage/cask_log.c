@@ -22,6 +22,7 @@
 #include "storage/cask_lost.h"
 #include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
+#include "storage/cask_resync.h"
 #include "storage/cask_segtab.h"
 #include "storage/cask_stream.h"
 #include "storage/cask_verify.h"
@@ -164,10 +165,8 @@ cask_log_roll(struct cask_shard *sh)
     if (src == 0) {
         src = cask_segtab_add(sh, n);
     } else {
-        sh->failed = true;
-        cask_logf(c, CASK_LOG_ERROR,
-                  "shard %u: fdatasync seg %08x: %s; shard is now read-only",
-                  sh->idx, old->id, strerror(src));
+        /* The old segment stays active until the rewrite closes it. */
+        cask_resync_note(sh, old->id, src, "roll-over: fdatasync");
         src = CASK_EFAILED;
     }
     if (src != 0) {
@@ -376,8 +375,9 @@ cask_log_write_out(struct cask_shard *sh)
             if (rc != CASK_EFAILED) {
                 write_failed(sh, "write segment", rc);
             }
-            if (!undo_staged(sh) && !sh->failed) {
+            if (!undo_staged(sh) && !sh->latched) {
                 sh->failed = true;
+                sh->latched = true; /* memory and disk disagree */
                 cask_logf(c, CASK_LOG_ERROR,
                           "shard %u: a failed write could not be undone in "
                           "memory; shard is now read-only",
@@ -667,12 +667,9 @@ wait_durable(struct cask_shard *sh, uint64_t seq, bool seg)
         sh->syncing = false;
         sh->syncs++;
         if (rc != 0) {
-            /* Never retry: the kernel may have dropped the dirty pages. */
-            sh->failed = true;
-            cask_logf(sh->store, CASK_LOG_ERROR,
-                      "shard %u: fdatasync seg %08x: %s; shard is now "
-                      "read-only",
-                      sh->idx, sid, strerror(rc));
+            /* Never retry: the kernel may have dropped the dirty pages.
+             * The segment's records are rewritten instead (cask_resync.c). */
+            cask_resync_note(sh, sid, rc, "fdatasync");
         } else {
             sh->synced_writes += raise_synced(sh, target);
             if (target > sh->seg_seq) {
@@ -761,8 +758,9 @@ void
 cask_log_latch(struct cask_shard *sh, const char *why)
 {
     pthread_mutex_lock(&sh->mu);
-    if (!sh->failed) {
-        sh->failed = true;
+    if (!sh->latched) {
+        sh->latched = true;
+        __atomic_store_n(&sh->failed, true, __ATOMIC_RELEASE);
         cask_logf(sh->store, CASK_LOG_ERROR,
                   "shard %u: %s; shard is now read-only", sh->idx, why);
     }

@@ -1782,6 +1782,7 @@ cask_shard_close(struct cask_shard **shp)
     free(sh->segs);
     free(sh->scratch);
     free(sh->staged);
+    free(sh->resync_ids);
     if (sh->kd != NULL) {
         atomic_fetch_sub(&sh->store->kd_bytes, sh->kd_counted);
     }
@@ -1825,6 +1826,8 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->records_missing = sh->records_missing;
     st->quarantined = sh->quarantined;
     st->records_lost = sh->records_lost;
+    st->sync_failures = sh->sync_failures;
+    st->sync_recoveries = sh->sync_recoveries;
     st->unchecked_reads =
             atomic_load_explicit(&sh->unchecked_reads, memory_order_relaxed);
     st->value_refs =

@@ -96,7 +96,11 @@ struct cask_shard {
     uint64_t seg_seq;   /* appends synced in their segment itself
                          * (under always the journal covers more) */
     bool syncing;       /* a thread is in fdatasync for the shard */
-    bool failed;        /* latched after an fdatasync failure */
+    bool failed;        /* writes refused after an fdatasync failure:
+                         * until the rewrite below is done, or for good
+                         * (latched) */
+    bool latched;       /* failed until a restart (cask_log_latch, or a
+                         * failed segment sync under the journal) */
     bool no_prealloc;   /* the file system has no fallocate */
     bool write_failing; /* the last write failed (logged once) */
     bool rolling;       /* a roll-over runs with mu released: appends
@@ -129,6 +133,17 @@ struct cask_shard {
     uint64_t records_missing;  /* records those hints listed */
     uint64_t quarantined;      /* damaged segments moved aside */
     uint64_t records_lost;     /* in them: at least one per damage */
+
+    /* Segments whose fdatasync failed (cask_resync.c), under mu: their
+     * records still needed are rewritten into new segments by the
+     * maintenance thread, then they are retired; writes are refused
+     * (failed) until that is done. */
+    uint32_t *resync_ids;
+    size_t nresync, resync_cap;
+    unsigned resync_tries;    /* attempts that failed in a row */
+    uint64_t resync_after_ms; /* no attempt before (CLOCK_MONOTONIC ms) */
+    uint64_t sync_failures;   /* segment fdatasyncs that failed */
+    uint64_t sync_recoveries; /* rewrites that cleared failed again */
 
     /* mu (appended also read without it): the log, for replication */
     struct cask_stream_tail tail;
@@ -258,6 +273,13 @@ int cask_shard_wipe(struct cask_shard *sh);
  * error (nothing removed). */
 int cask_shard_forget(struct cask_shard *sh, uint64_t h,
                       struct cask_kd_entry *e, const char *key, bool tomb);
+
+/* Rewrite the records still needed of the segments whose fdatasync
+ * failed into new segments, sync them and retire the failed ones like a
+ * compaction (cask_compact.c); then writes are taken again. Records that
+ * no longer read back whole are lost: their keys read as misses, never
+ * as an older value. Blocks; 0 or an error (tried again later). */
+int cask_shard_resync(struct cask_shard *sh);
 
 /* Recover the shard from its directory (cask_recover.c): called once by
  * cask_shard_open before the shard is shared, so without locks. */

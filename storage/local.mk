@@ -22,6 +22,8 @@ libstorage_a_SOURCES = \
 	storage/cask_lost.c \
 	storage/cask_recover.c \
 	storage/cask_compact.c \
+	storage/cask_resync.h \
+	storage/cask_resync.c \
 	storage/cask_evict.h \
 	storage/cask_evict.c \
 	storage/cask_evnote.h \
@@ -89,6 +91,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_keycheck \
 	tests/unit/test_cask_compact \
 	tests/unit/test_cask_io \
+	tests/unit/test_cask_resync \
 	tests/unit/test_cask_model \
 	tests/unit/test_cask_trust \
 	tests/unit/test_cask_commit \
@@ -159,6 +162,10 @@ tests_unit_test_cask_compact_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_io_SOURCES = tests/unit/test_cask_io.c
 tests_unit_test_cask_io_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_io_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_resync_SOURCES = tests/unit/test_cask_resync.c
+tests_unit_test_cask_resync_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_resync_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_model_SOURCES = tests/unit/test_cask_model.c
 tests_unit_test_cask_model_CFLAGS = $(STORAGE_TEST_CFLAGS)

@@ -1,0 +1,184 @@
+/* cask_resync.c - recovery from a failed segment fdatasync without a
+ * restart. After a failed fdatasync the kernel may have dropped the
+ * segment's dirty pages (or marked them clean without writing them), so
+ * what the file holds on disk is unknown and a second fdatasync proves
+ * nothing. The shard refuses writes, stops appending to that segment and
+ * queues it; the maintenance thread then rewrites the records of it still
+ * needed, as they read back checksum-verified, into new segments, syncs
+ * them and retires the failed one through the manifest and the retired
+ * file, exactly like a compaction (cask_shard_resync in cask_compact.c,
+ * which owns that run). Once the queue is empty the shard takes writes
+ * again.
+ *
+ * Owns the queue and its back-off (fields of struct cask_shard, under
+ * its mu); calls the segment table, the manifest and the log's buffer
+ * accounting. Under the commit journal a failed segment sync still
+ * latches the shard until a restart (the journal's checkpoint, which the
+ * committer owns, cannot be retried), and so does cask_log_latch.
+ */
+#include "storage/cask_resync.h"
+
+#include "storage/cask_log.h"
+#include "storage/cask_manifest.h"
+#include "storage/cask_segtab.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Back-off between attempts that keep failing (the disk still refuses
+ * syncs): 1 s, doubling up to this. */
+#define RESYNC_BACKOFF_MAX_MS 60000u
+
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool
+cask_resync_queued(const struct cask_shard *sh, uint32_t id)
+{
+    for (size_t i = 0; i < sh->nresync; i++) {
+        if (sh->resync_ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+latch(struct cask_shard *sh)
+{
+    sh->latched = true;
+    __atomic_store_n(&sh->failed, true, __ATOMIC_RELEASE);
+}
+
+void
+cask_resync_add(struct cask_shard *sh, uint32_t id)
+{
+    if (cask_resync_queued(sh, id)) {
+        return;
+    }
+    if (sh->nresync == sh->resync_cap) {
+        size_t nc = sh->resync_cap ? 2 * sh->resync_cap : 4;
+        uint32_t *n = realloc(sh->resync_ids, nc * sizeof(*n));
+        if (n == NULL) {
+            latch(sh);
+            cask_logf(sh->store, CASK_LOG_ERROR,
+                      "shard %u: no memory to queue segment %08x for a "
+                      "rewrite; shard is now read-only until a restart",
+                      sh->idx, id);
+            return;
+        }
+        sh->resync_ids = n;
+        sh->resync_cap = nc;
+    }
+    sh->resync_ids[sh->nresync++] = id;
+}
+
+void
+cask_resync_note(struct cask_shard *sh, uint32_t id, int err, const char *what)
+{
+    struct cask *c = sh->store;
+    sh->sync_failures++;
+    __atomic_store_n(&sh->failed, true, __ATOMIC_RELEASE);
+    if (c->journal != NULL || sh->latched) {
+        /* The journal still holds the records the segment may have lost;
+         * a restart replays them. */
+        latch(sh);
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: %s seg %08x: %s; shard is now read-only", sh->idx,
+                  what, id, strerror(err));
+        return;
+    }
+    cask_resync_add(sh, id);
+    if (sh->latched) {
+        return;
+    }
+    sh->resync_tries = 0;
+    sh->resync_after_ms = 0;
+    cask_logf(c, CASK_LOG_ERROR,
+              "shard %u: %s seg %08x: %s; writes refused until its records "
+              "are rewritten to a new segment",
+              sh->idx, what, id, strerror(err));
+    pthread_cond_broadcast(&sh->sync_cv);
+}
+
+int
+cask_resync_roll(struct cask_shard *sh)
+{
+    while (sh->rolling) {
+        pthread_cond_wait(&sh->sync_cv, &sh->mu);
+    }
+    struct cask_segment *old = sh->active, *n = NULL;
+    if (old == NULL || !cask_resync_queued(sh, old->id)) {
+        return 0;
+    }
+    int rc = cask_segtab_new_segment(sh, 0, false, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    /* A latched shard wrote nothing of its staged records: the buffer
+     * holds none. Its disk reserve goes with the file. */
+    cask_seg_make_closed(old);
+    sh->active = n;
+    cask_log_buf_account(sh);
+    if (cask_manifest_note(sh->manifest, &n->id, 1) != 0) {
+        cask_logf(sh->store, CASK_LOG_WARN,
+                  "shard %u: no memory to list segment %08x in the "
+                  "manifest; its loss would go unnoticed",
+                  sh->idx, n->id);
+    }
+    return 0;
+}
+
+void
+cask_resync_done(struct cask_shard *sh, const uint32_t *ids, size_t n, bool ok)
+{
+    if (!ok) {
+        unsigned t = sh->resync_tries < 6 ? sh->resync_tries : 6;
+        uint64_t wait = (uint64_t)1000u << t;
+        if (wait > RESYNC_BACKOFF_MAX_MS) {
+            wait = RESYNC_BACKOFF_MAX_MS;
+        }
+        sh->resync_tries++;
+        sh->resync_after_ms = mono_ms() + wait;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < sh->nresync; j++) {
+            if (sh->resync_ids[j] == ids[i]) {
+                sh->resync_ids[j] = sh->resync_ids[--sh->nresync];
+                break;
+            }
+        }
+    }
+    if (sh->nresync != 0 || sh->latched) {
+        return;
+    }
+    sh->resync_tries = 0;
+    sh->sync_recoveries++;
+    __atomic_store_n(&sh->failed, false, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&sh->sync_cv);
+    cask_logf(sh->store, CASK_LOG_WARN,
+              "shard %u: the records of the segments whose sync failed are "
+              "rewritten and synced; writes are taken again",
+              sh->idx);
+}
+
+void
+cask_resync_maint(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    bool due =
+            sh->nresync > 0 && !sh->latched && mono_ms() >= sh->resync_after_ms;
+    pthread_mutex_unlock(&sh->mu);
+    if (due) {
+        (void)cask_shard_resync(sh);
+    }
+}

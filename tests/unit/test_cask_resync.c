@@ -1,0 +1,318 @@
+/* test_cask_resync.c - a failed segment fdatasync (injected through the
+ * cask_io seam) refuses writes until the maintenance thread has rewritten
+ * the failed segment's records into new, synced segments; then the shard
+ * takes writes again without a restart. A record of the failed segment
+ * that no longer reads back whole (its pages dropped: the seam's pread
+ * returns other bytes) is lost: its key misses, before and after a
+ * restart, and never shows an older value; a lost tombstone does not let
+ * the put it deleted back, and a lost touch does not undo its expiry.
+ */
+#include "storage/cask.h"
+
+#include "storage/cask_io.h"
+#include "tests/unit/test_cask_util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static int fail_sync;  /* __atomic: fdatasync returns EIO (see below) */
+static ino_t lost_ino; /* __atomic: reads of this file lose "LOST" bytes */
+static int lost_reads; /* __atomic: reads that lost bytes */
+static const char MARK[] = "LOST";
+
+/* fail_sync: 1 every fdatasync fails, 2 only those of files holding
+ * records (a new segment's header still syncs). */
+static int
+bad_fdatasync(int fd)
+{
+    int mode = __atomic_load_n(&fail_sync, __ATOMIC_SEQ_CST);
+    struct stat st;
+    if (mode == 2 && fstat(fd, &st) == 0 &&
+        (!S_ISREG(st.st_mode) || st.st_size <= 32)) {
+        mode = 0;
+    }
+    if (mode != 0) {
+        errno = EIO;
+        return -1;
+    }
+    return cask_io_default()->fdatasync(fd);
+}
+
+/* A page the kernel dropped after the failed sync reads back as whatever
+ * the disk held: every "LOST" in the file's bytes reads as zeros. */
+static ssize_t
+dropping_pread(int fd, void *buf, size_t n, off_t off)
+{
+    ssize_t got = cask_io_default()->pread(fd, buf, n, off);
+    ino_t ino = __atomic_load_n(&lost_ino, __ATOMIC_SEQ_CST);
+    struct stat st;
+    if (got <= 0 || ino == 0 || fstat(fd, &st) != 0 || st.st_ino != ino) {
+        return got;
+    }
+    char *p = buf;
+    for (ssize_t i = 0; i + (ssize_t)sizeof(MARK) - 1 <= got; i++) {
+        if (memcmp(p + i, MARK, sizeof(MARK) - 1) == 0) {
+            memset(p + i, 0, sizeof(MARK) - 1);
+            __atomic_fetch_add(&lost_reads, 1, __ATOMIC_SEQ_CST);
+        }
+    }
+    return got;
+}
+
+static void
+tune(struct cask_options *o)
+{
+    o->shards = 1;
+    o->sync = CASK_SYNC_INTERVAL;
+    o->sync_interval_ms = 600000; /* only the test's cask_sync syncs */
+    o->segment_size = 4096;
+}
+
+static int
+setup(void **state)
+{
+    struct cask_io_ops ops = *cask_io_default();
+    ops.fdatasync = bad_fdatasync;
+    ops.pread = dropping_pread;
+    cask_io_set(&ops);
+    fail_sync = 0;
+    lost_ino = 0;
+    lost_reads = 0;
+    tc_log[0] = '\0';
+    return tc_fx_setup(state, tune);
+}
+
+static int
+teardown(void **state)
+{
+    __atomic_store_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
+    int rc = tc_fx_teardown(state);
+    cask_io_set(NULL);
+    return rc;
+}
+
+/* Wait (up to 15 s: the maintenance thread looks once a second, backing
+ * off after a failed attempt) until the shard takes writes again. */
+static void
+wait_recovered(struct cask *c, uint64_t recoveries)
+{
+    struct cask_stats st;
+    for (int i = 0; i < 1500; i++) {
+        cask_stats(c, -1, &st);
+        if (!st.failed && st.sync_recoveries >= recoveries) {
+            return;
+        }
+        usleep(10 * 1000);
+    }
+    fail_msg("the shard did not recover (failed %d, recoveries %" PRIu64
+             "); log:\n%s",
+             st.failed, st.sync_recoveries, tc_log);
+}
+
+/* Fail the next segment fdatasync: the shard refuses writes, keeps
+ * serving reads, and the fault then stops. */
+static void
+fail_one_sync(struct fx *f)
+{
+    __atomic_store_n(&fail_sync, 1, __ATOMIC_SEQ_CST);
+    assert_int_equal(cask_sync(f->c), CASK_EFAILED);
+    __atomic_store_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
+    struct cask_stats st;
+    cask_stats(f->c, -1, &st);
+    assert_true(st.sync_failures >= 1);
+}
+
+static void
+test_recovers_without_restart(void **state)
+{
+    struct fx *f = *state;
+    char k[16], v[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        assert_int_equal(tc_set(f->c, k, v), CASK_OK);
+    }
+    assert_int_equal(cask_delete(f->c, "k3", 2, 0), CASK_OK);
+    __atomic_store_n(&fail_sync, 1, __ATOMIC_SEQ_CST);
+    assert_int_equal(cask_sync(f->c), CASK_EFAILED);
+    /* Until the rewrite: writes and deletes refused, reads served. Kept
+     * failing meanwhile, so that the first attempt fails too. */
+    assert_int_equal(tc_set(f->c, "new", "x"), CASK_EFAILED);
+    assert_int_equal(cask_delete(f->c, "k1", 2, 0), CASK_EFAILED);
+    assert_true(tc_is(f->c, "k2", "v2"));
+    usleep(1500 * 1000);
+    struct cask_stats st;
+    cask_stats(f->c, -1, &st);
+    assert_true(st.failed);
+    assert_int_equal(st.sync_recoveries, 0);
+    __atomic_store_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
+    wait_recovered(f->c, 1);
+    cask_stats(f->c, -1, &st);
+    assert_int_equal(st.records_lost, 0);
+    assert_int_equal(tc_set(f->c, "new", "x"), CASK_OK);
+    assert_int_equal(cask_delete(f->c, "k1", 2, 0), CASK_OK);
+    assert_int_equal(cask_sync(f->c), CASK_OK);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 40; i++) {
+            snprintf(k, sizeof(k), "k%d", i);
+            snprintf(v, sizeof(v), "v%d", i);
+            if (i == 1 || i == 3) {
+                assert_true(tc_absent(f->c, k));
+            } else {
+                assert_true(tc_is(f->c, k, v));
+            }
+        }
+        assert_true(tc_is(f->c, "new", "x"));
+        tc_fx_reopen(f);
+    }
+}
+
+/* The newest segment file of shard 0 (the active one when no compaction
+ * ran). */
+static void
+newest_segment(struct fx *f, char *path, size_t cap)
+{
+    char d[2048];
+    snprintf(d, sizeof(d), "%s/shard-000", f->dir);
+    DIR *dh = opendir(d);
+    assert_non_null(dh);
+    unsigned best = 0;
+    bool any = false;
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        unsigned id;
+        char ext[8];
+        if (sscanf(de->d_name, "%8x.%7s", &id, ext) == 2 &&
+            strcmp(ext, "seg") == 0 && (!any || id > best)) {
+            best = id;
+            any = true;
+        }
+    }
+    closedir(dh);
+    assert_true(any);
+    snprintf(path, cap, "%s/%08x.seg", d, best);
+}
+
+static void
+check_lost(struct fx *f, int64_t touched)
+{
+    /* lost put: a miss, not the older value of the segment before */
+    assert_true(tc_absent(f->c, "LOSTk"));
+    /* lost tombstone: the put it deleted stays deleted */
+    assert_true(tc_absent(f->c, "LOSTdel"));
+    /* lost touch: the expiry it set holds */
+    struct cask_item it;
+    char *val = NULL;
+    assert_int_equal(cask_get(f->c, "LOSTtouch", 9, &it, &val), CASK_OK);
+    assert_int_equal(it.exp_abs_s, touched);
+    free(val);
+    /* what read back whole was rewritten; older segments untouched */
+    assert_true(tc_is(f->c, "good", "fine"));
+    assert_true(tc_is(f->c, "a", "1"));
+}
+
+static void
+test_lost_record_is_a_miss(void **state)
+{
+    struct fx *f = *state;
+    char fill[3801];
+    memset(fill, 'f', sizeof(fill) - 1);
+    fill[sizeof(fill) - 1] = '\0';
+    assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "LOSTk", "old"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "LOSTdel", "gone"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "LOSTtouch", "t"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "fill", fill), CASK_OK);
+    char first[4096], failed[4096];
+    newest_segment(f, first, sizeof(first));
+    /* does not fit: a roll-over (which syncs the first segment) */
+    assert_int_equal(tc_set(f->c, "LOSTk", "LOST new value"), CASK_OK);
+    newest_segment(f, failed, sizeof(failed));
+    assert_string_not_equal(first, failed);
+    assert_int_equal(cask_delete(f->c, "LOSTdel", 7, 0), CASK_OK);
+    int64_t touched = tc_now + 5000;
+    struct cask_item it;
+    assert_int_equal(cask_touch(f->c, "LOSTtouch", 9, touched, &it, NULL),
+                     CASK_OK);
+    assert_int_equal(tc_set(f->c, "good", "fine"), CASK_OK);
+
+    /* The sync fails and the kernel drops the pages holding "LOST". */
+    struct stat st;
+    assert_int_equal(stat(failed, &st), 0);
+    __atomic_store_n(&lost_ino, st.st_ino, __ATOMIC_SEQ_CST);
+    fail_one_sync(f);
+    wait_recovered(f->c, 1);
+    assert_true(__atomic_load_n(&lost_reads, __ATOMIC_SEQ_CST) > 0);
+    struct cask_stats cs;
+    cask_stats(f->c, -1, &cs);
+    assert_true(cs.records_lost >= 1);
+    assert_int_equal(access(failed, F_OK), -1); /* retired */
+    check_lost(f, touched);
+    assert_int_equal(tc_set(f->c, "after", "x"), CASK_OK);
+    assert_int_equal(cask_sync(f->c), CASK_OK);
+
+    __atomic_store_n(&lost_ino, 0, __ATOMIC_SEQ_CST);
+    tc_fx_reopen(f);
+    check_lost(f, touched);
+    assert_true(tc_is(f->c, "after", "x"));
+    /* and compaction keeps what the rewrite restored */
+    assert_int_equal(cask_compact(f->c, -1, true), CASK_OK);
+    tc_fx_reopen(f);
+    check_lost(f, touched);
+}
+
+/* A compaction whose output fails its sync: the keydir points into the
+ * output, which is rewritten like a failed active segment. */
+static void
+test_compaction_output_sync_fails(void **state)
+{
+    struct fx *f = *state;
+    char k[16], v[16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof(k), "c%d", i % 50);
+        snprintf(v, sizeof(v), "w%d", i);
+        assert_int_equal(tc_set(f->c, k, v), CASK_OK);
+    }
+    assert_int_equal(cask_sync(f->c), CASK_OK);
+    __atomic_store_n(&fail_sync, 2, __ATOMIC_SEQ_CST);
+    int rc = cask_compact(f->c, -1, true);
+    assert_int_not_equal(rc, CASK_OK);
+    __atomic_store_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
+    wait_recovered(f->c, 1);
+    assert_int_equal(tc_set(f->c, "c0", "last"), CASK_OK);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 150; i < 200; i++) {
+            snprintf(k, sizeof(k), "c%d", i % 50);
+            snprintf(v, sizeof(v), "w%d", i);
+            assert_true(tc_is(f->c, k, i % 50 == 0 ? "last" : v));
+        }
+        tc_fx_reopen(f);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_recovers_without_restart,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_lost_record_is_a_miss, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_compaction_output_sync_fails,
+                                            setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
