@@ -124,6 +124,10 @@ dist_check_SCRIPTS += tests/crash/test_crashshim.py \
 	tests/crash/test_crash_model.py tests/crash/test_fault_model.py
 TESTS += tests/crash/test_crashshim.py \
 	tests/crash/test_crash_model.py tests/crash/test_fault_model.py
+# A failed segment sync recovered from without a restart, and crashes at
+# the Nth syscall of that recovery (issue 8).
+dist_check_SCRIPTS += tests/crash/test_sync_recover.py
+TESTS += tests/crash/test_sync_recover.py
 
 # --sync=always parks a connection instead of its worker (issue 8 item 2):
 # a slow or failing fdatasync through the crash shim; skips without it.

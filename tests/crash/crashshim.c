@@ -26,6 +26,9 @@
  *                               the call with ERRNO (EIO, ENOSPC, EMFILE,
  *                               EDQUOT or a number) without making it; at
  *                               most COUNT calls (0 or absent: no limit)
+ *   CRASHSHIM_KILL_WHILE=FILE   count calls for CRASHSHIM_KILL only while
+ *                               FILE exists, so a test can aim at the Nth call
+ *                               after some moment (a recovery's syscalls)
  *   CRASHSHIM_FAIL_WHILE=FILE   fail only while FILE exists, so a test can
  *                               stop the fault by removing it
  *   CRASHSHIM_DELAY=NAMES:MS    sleep MS milliseconds before each call of
@@ -81,6 +84,7 @@ static struct spec fail_spec;
 static struct spec delay_spec; /* n: the delay in ms */
 static char delay_while[PATH_MAX];
 static char fail_while[PATH_MAX];
+static char kill_while[PATH_MAX];
 static unsigned char tracked[FD_TRACK];
 static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -193,6 +197,10 @@ shim_init(void)
     const char *dw = getenv("CRASHSHIM_DELAY_WHILE");
     if (dw != NULL) {
         snprintf(delay_while, sizeof(delay_while), "%s", dw);
+    }
+    const char *kw = getenv("CRASHSHIM_KILL_WHILE");
+    if (kw != NULL) {
+        snprintf(kill_while, sizeof(kill_while), "%s", kw);
     }
     const char *w = getenv("CRASHSHIM_FAIL_WHILE");
     if (w != NULL) {
@@ -309,7 +317,8 @@ judge(const char *name, int *err)
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
     }
-    if (kill_spec.on && spec_names(&kill_spec, name)) {
+    if (kill_spec.on && spec_names(&kill_spec, name) &&
+        (kill_while[0] == '\0' || access(kill_while, F_OK) == 0)) {
         uint64_t i = __atomic_add_fetch(&kill_spec.seen, 1, __ATOMIC_SEQ_CST);
         if (i == kill_spec.n) {
             switch (kill_spec.when) {

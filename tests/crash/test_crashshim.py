@@ -148,6 +148,18 @@ def main():
                                      "CRASHSHIM_FAIL_WHILE": flag})
         check("failures while the flag file exists",
               steps.get("write0") == "EIO", steps)
+        os.unlink(flag)
+        rc, steps, st, _ = run(tmp, {"CRASHSHIM_KILL": "write:1",
+                                     "CRASHSHIM_KILL_WHILE": flag})
+        check("no kill count while the arming file is absent",
+              rc == 0 and "end" in steps and st.get("#fired") == 0,
+              (rc, steps))
+        open(flag, "w").close()
+        rc, steps, st, size = run(tmp, {"CRASHSHIM_KILL": "write:2",
+                                        "CRASHSHIM_KILL_WHILE": flag})
+        check("kill at the 2nd write once armed",
+              rc == -signal.SIGKILL and size == 10 and
+              st.get("#fired") == 1, (rc, steps, size))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d check(s) failed" % len(failures) if failures else "PASS")
