@@ -461,6 +461,7 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(records_lost);
     STORAGE_STAT(sync_failures);
     STORAGE_STAT(sync_recoveries);
+    STORAGE_STAT(segments_cut);
     STORAGE_STAT(evictions);
     STORAGE_STAT(evict_runs);
     STORAGE_STAT(unchecked_reads);

@@ -984,6 +984,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->records_lost += s.records_lost;
         st->sync_failures += s.sync_failures;
         st->sync_recoveries += s.sync_recoveries;
+        st->segments_cut += s.segments_cut;
         st->failed = st->failed || s.failed;
         st->evictions += s.evictions;
         st->evicted_unfetched += s.evicted_unfetched;

@@ -509,6 +509,9 @@ struct cask_stats {
     uint64_t sync_recoveries;   /* ... after which the records still
                                  * needed were rewritten and writes taken
                                  * again (no restart) */
+    uint64_t segments_cut;      /* segments found shorter than written
+                                 * (truncated by another process): what
+                                 * still read back was rewritten */
     bool failed;                /* writes refused after a failed sync:
                                  * until the rewrite, or a restart */
     /* Eviction and reclaiming, as memcached names them. */

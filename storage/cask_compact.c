@@ -37,6 +37,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define COMPACT_BATCH 256u           /* records per hold of the shard mutex */
@@ -564,13 +565,46 @@ static int
 choose_resync(struct compaction *m)
 {
     struct cask_shard *sh = m->sh;
+    /* Sizes first: a file cut short by another process (and not written
+     * past since) ends before what was written to it, and nothing can be
+     * read past its end. The active one must not be extended back by
+     * the roll-over giving its reserve back (the file goes anyway). */
+    size_t cap = sh->nresync ? sh->nresync : 1;
+    struct cask_segment **cut = calloc(cap, sizeof(*cut));
+    uint64_t *cut_len = calloc(cap, sizeof(*cut_len));
+    m->in = calloc(cap, sizeof(*m->in));
+    if (cut == NULL || cut_len == NULL || m->in == NULL) {
+        free(cut);
+        free(cut_len);
+        return ENOMEM;
+    }
+    size_t ncut = 0;
+    for (uint32_t i = 0; i < sh->nslots && ncut < cap; i++) {
+        struct cask_segment *s = sh->segs[i];
+        struct stat st;
+        if (s != NULL && !s->is_output && cask_resync_queued(sh, s->id) &&
+            fstat(s->fd, &st) == 0 && (uint64_t)st.st_size < s->flushed) {
+            cut[ncut] = s;
+            cut_len[ncut++] = (uint64_t)st.st_size < CASK_SEG_HDR
+                                      ? CASK_SEG_HDR
+                                      : (uint64_t)st.st_size;
+            if (s->prealloc_end > s->size) {
+                s->prealloc_end = s->size;
+            }
+        }
+    }
     int rc = cask_resync_roll(sh);
+    for (size_t i = 0; i < ncut && rc == 0; i++) {
+        /* closed now: what lay past the end is lost (resync_losses) */
+        if (cut[i] != sh->active && cut_len[i] < cut[i]->flushed) {
+            sh->bytes_damaged += cut[i]->flushed - cut_len[i];
+            cut[i]->flushed = cut[i]->size = cut_len[i];
+        }
+    }
+    free(cut);
+    free(cut_len);
     if (rc != 0) {
         return rc;
-    }
-    m->in = calloc(sh->nresync ? sh->nresync : 1, sizeof(*m->in));
-    if (m->in == NULL) {
-        return ENOMEM;
     }
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
@@ -692,6 +726,25 @@ restore_segment(struct compaction *m, struct cask_segment *s)
         pthread_mutex_unlock(&sh->mu);
     }
     return rc;
+}
+
+static void
+count_into_inputs(void *arg, struct cask_kd_entry *e)
+{
+    struct lost_walk *w = arg;
+    if (e->off != 0 && w->sh->segs[e->seg]->compacting) {
+        w->n++;
+    }
+}
+
+/* With mu held: does any keydir entry point into a running rewrite's
+ * inputs (one walk of the keydir)? */
+static bool
+points_into_inputs(struct cask_shard *sh)
+{
+    struct lost_walk w = {.sh = sh};
+    cask_kd_foreach(sh->kd, count_into_inputs, &w);
+    return w.n != 0;
 }
 
 /* A rewrite has copied what reads back of its inputs. The keydir entries
@@ -902,7 +955,7 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
 
     pthread_mutex_lock(&sh->maint_mu);
     pthread_mutex_lock(&sh->mu);
-    if (resync ? sh->latched || sh->nresync == 0 : sh->failed) {
+    if (resync ? sh->latched || sh->nresync == 0 : sh->failed || sh->nresync) {
         /* A failed shard writes nothing more, compaction output included,
          * but the rewrite that clears it. */
         pthread_mutex_unlock(&sh->mu);
@@ -913,6 +966,7 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
     (void)cask_flush_point(c, m.now);
     /* Only a persisted flush point may drop records for good. */
     m.flush_cas = atomic_load(&c->flush_cas);
+    damaged = sh->bytes_damaged; /* a rewrite's losses: what it adds */
     rc = resync  ? choose_resync(&m)
          : evict ? choose_evict(&m, need, disk_bytes)
                  : choose(&m, force);
@@ -930,9 +984,6 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
     if (rc != 0 || m.nin == 0) {
         goto done;
     }
-    pthread_mutex_lock(&sh->mu);
-    damaged = sh->bytes_damaged;
-    pthread_mutex_unlock(&sh->mu);
     if (evict) {
         plan_evict(&m);
         cask_evnote_init(&m.notes, &c->opt);
@@ -994,6 +1045,9 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
          * puts keydir entries back, and none may point into an input
          * once it is retired. */
         rc = cask_log_write_out(sh);
+    }
+    if (resync && rc == 0 && points_into_inputs(sh)) {
+        rc = EAGAIN; /* a failed write put an entry back there */
     }
     for (size_t i = 0; i < m.nin && rc == 0 && !resync; i++) {
         /* Something still points there (but what an eviction drops once

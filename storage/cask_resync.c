@@ -12,10 +12,17 @@
  *
  * Owns the queue and its back-off (fields of struct cask_shard, under
  * its mu); calls the segment table, the manifest and the log's buffer
- * accounting. Under the commit journal a failed segment sync still
+ * accounting. A segment found shorter than what was written to it
+ * (truncated by another process: appends then land past its end, behind
+ * a hole, and the records cut off are gone) is queued for the same
+ * rewrite, once a second at most (an fstat per segment), without
+ * refusing writes: what still reads back is kept, the keys of what was
+ * cut off miss from then on and never show an older value.
+ * Under the commit journal a failed segment sync still
  * latches the shard until a restart (the journal's checkpoint, which the
  * committer owns, cannot be retried), and so does cask_log_latch.
  */
+#define _GNU_SOURCE /* SEEK_HOLE */
 #include "storage/cask_resync.h"
 
 #include "storage/cask_log.h"
@@ -26,11 +33,17 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Back-off between attempts that keep failing (the disk still refuses
  * syncs): 1 s, doubling up to this. */
 #define RESYNC_BACKOFF_MAX_MS 60000u
+
+/* How often closed segments are checked for a cut (the active one: at
+ * every maintenance pass, once a second). */
+#define CUT_CHECK_ALL_MS 10000u
 
 static uint64_t
 mono_ms(void)
@@ -119,7 +132,15 @@ cask_resync_roll(struct cask_shard *sh)
     if (old == NULL || !cask_resync_queued(sh, old->id)) {
         return 0;
     }
-    int rc = cask_segtab_new_segment(sh, 0, false, &n);
+    if (!sh->failed) {
+        /* Only cut short: its sync is as good as any, and writes go on. */
+        return cask_log_roll(sh);
+    }
+    int rc = cask_log_write_out(sh); /* nothing staged once failed */
+    if (rc != 0) {
+        return rc;
+    }
+    rc = cask_segtab_new_segment(sh, 0, false, &n);
     if (rc != 0) {
         return rc;
     }
@@ -162,6 +183,9 @@ cask_resync_done(struct cask_shard *sh, const uint32_t *ids, size_t n, bool ok)
         return;
     }
     sh->resync_tries = 0;
+    if (!sh->failed) {
+        return; /* cut segments only: writes went on */
+    }
     sh->sync_recoveries++;
     __atomic_store_n(&sh->failed, false, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&sh->sync_cv);
@@ -171,9 +195,80 @@ cask_resync_done(struct cask_shard *sh, const uint32_t *ids, size_t n, bool ok)
               sh->idx);
 }
 
+/* One segment as the size check sees it (maint_mu held: no segment is
+ * retired meanwhile). */
+struct seen {
+    struct cask_segment *s;
+    int fd;
+    uint64_t written;
+};
+
+/* Queue the segments whose file is shorter than what was written to it.
+ * With maint_mu held (segments leave only under it), mu taken briefly. */
+static void
+find_cut(struct cask_shard *sh)
+{
+    uint64_t now = mono_ms();
+    pthread_mutex_lock(&sh->mu);
+    /* The active segment at every pass, the closed ones (which nothing of
+     * ours resizes) every CUT_CHECK_ALL_MS: two system calls a segment. */
+    bool all = now - sh->cut_all_ms >= CUT_CHECK_ALL_MS;
+    if (all) {
+        sh->cut_all_ms = now;
+    }
+    size_t n = 0;
+    struct seen *v = malloc((sh->nslots ? sh->nslots : 1) * sizeof(*v));
+    for (uint32_t i = 0; v != NULL && i < sh->nslots; i++) {
+        struct cask_segment *s = sh->segs[i];
+        if (s != NULL && (all || s == sh->active) && !s->is_output &&
+            !s->retired && !cask_resync_queued(sh, s->id)) {
+            v[n++] = (struct seen){.s = s, .fd = s->fd, .written = s->flushed};
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    for (size_t i = 0; i < n; i++) {
+        /* Only ever grows while we look (appends, a reserve given back
+         * to the size): smaller than written before is a cut. A cut
+         * followed by an append is seen as a hole below what was written
+         * (appends leave none), where the file system tells holes and
+         * the cut spans a block. */
+        struct stat st;
+        if (fstat(v[i].fd, &st) != 0) {
+            continue;
+        }
+        if ((uint64_t)st.st_size >= v[i].written) {
+            off_t hole = lseek(v[i].fd, 0, SEEK_HOLE);
+            if (hole < 0 || (uint64_t)hole >= v[i].written) {
+                continue;
+            }
+            st.st_size = hole;
+        }
+        pthread_mutex_lock(&sh->mu);
+        struct cask_segment *s = v[i].s;
+        if (!sh->latched && !cask_resync_queued(sh, s->id)) {
+            sh->segments_cut++;
+            s->damaged = true; /* no compaction or eviction picks it */
+            cask_resync_add(sh, s->id);
+            sh->resync_after_ms = 0;
+            cask_logf(sh->store, CASK_LOG_ERROR,
+                      "shard %u: segment %08x is %" PRIu64
+                      " bytes (up to a hole), shorter than the %" PRIu64
+                      " written to it (cut short by another process): "
+                      "what still reads back is rewritten to a new "
+                      "segment, the records cut off are lost",
+                      sh->idx, s->id, (uint64_t)st.st_size, v[i].written);
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+    free(v);
+}
+
 void
 cask_resync_maint(struct cask_shard *sh)
 {
+    pthread_mutex_lock(&sh->maint_mu);
+    find_cut(sh);
+    pthread_mutex_unlock(&sh->maint_mu);
     pthread_mutex_lock(&sh->mu);
     bool due =
             sh->nresync > 0 && !sh->latched && mono_ms() >= sh->resync_after_ms;

@@ -39,8 +39,10 @@ int cask_resync_roll(struct cask_shard *sh);
 void cask_resync_done(struct cask_shard *sh, const uint32_t *ids, size_t n,
                       bool ok);
 
-/* Maintenance thread, no lock held: run the shard's rewrite when one is
- * queued and due. */
+/* Maintenance thread, no lock held: look for segments cut short by
+ * another process (a file shorter than what was written to it: queued
+ * for the rewrite, writes go on), then run the shard's rewrite when one
+ * is queued and due. */
 void cask_resync_maint(struct cask_shard *sh);
 
 #endif

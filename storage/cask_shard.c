@@ -1828,6 +1828,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->records_lost = sh->records_lost;
     st->sync_failures = sh->sync_failures;
     st->sync_recoveries = sh->sync_recoveries;
+    st->segments_cut = sh->segments_cut;
     st->unchecked_reads =
             atomic_load_explicit(&sh->unchecked_reads, memory_order_relaxed);
     st->value_refs =

@@ -144,6 +144,10 @@ struct cask_shard {
     uint64_t resync_after_ms; /* no attempt before (CLOCK_MONOTONIC ms) */
     uint64_t sync_failures;   /* segment fdatasyncs that failed */
     uint64_t sync_recoveries; /* rewrites that cleared failed again */
+    uint64_t segments_cut;    /* found shorter than written (truncated by
+                               * another process) and rewritten too */
+    uint64_t cut_all_ms;      /* maint_mu: last check of every segment
+                               * for a cut (CLOCK_MONOTONIC ms) */
 
     /* mu (appended also read without it): the log, for replication */
     struct cask_stream_tail tail;
