@@ -2,7 +2,8 @@
  * growth, backward-shift deletion keeping every key reachable, entry reuse,
  * and the memory per key for 16-32 byte keys; the keyless keydir with keys
  * whose hash bits all agree (only the match function tells them apart);
- * bulk loading (recovery) and the settling after it.
+ * bulk loading (recovery) and the settling after it; removal of the
+ * entries a predicate picks, without their keys.
  */
 #include "storage/cask_keydir.h"
 
@@ -94,6 +95,48 @@ test_insert_find_remove(void **state)
     cask_kd_destroy(&kd);
     assert_null(kd);
     free(present);
+}
+
+/* Removal without keys or hashes (entries whose records can no longer
+ * be read): the ones asked for go, every other one stays reachable. */
+static bool
+odd_fifth(void *arg, const struct cask_kd_entry *e)
+{
+    (*(unsigned *)arg)++;
+    return e->off % 5 == 1;
+}
+
+static void
+test_remove_if(void **state)
+{
+    (void)state;
+    struct cask_keydir *kd = cask_kd_create();
+    enum { N = 20000 };
+    char k[64];
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = mkkey(k, i);
+        struct cask_kd_entry *e = cask_kd_insert(kd, cask_kd_hash(k, n), k, n);
+        assert_non_null(e);
+        e->off = i;
+    }
+    unsigned asked = 0;
+    assert_int_equal(cask_kd_remove_if(kd, odd_fifth, &asked), N / 5);
+    assert_true(asked >= N);
+    assert_int_equal(cask_kd_count(kd), N - N / 5);
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = mkkey(k, i);
+        struct cask_kd_entry *e = cask_kd_find(kd, cask_kd_hash(k, n), k, n);
+        if (i % 5 == 1) {
+            assert_null(e);
+        } else {
+            assert_non_null(e);
+            assert_int_equal(e->off, i);
+        }
+    }
+    unsigned seen = 0;
+    cask_kd_foreach(kd, count, &seen);
+    assert_int_equal(seen, N - N / 5);
+    cask_kd_destroy(&kd);
 }
 
 static void
@@ -304,6 +347,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_insert_find_remove),
+            cmocka_unit_test(test_remove_if),
             cmocka_unit_test(test_memory_per_key),
             cmocka_unit_test(test_keyless_collisions),
             cmocka_unit_test(test_keyless_memory_per_key),
