@@ -496,7 +496,9 @@ struct cask_stats {
                                  * inside: the records still needed were
                                  * copied, the file moved to quarantine/ */
     uint64_t records_lost;      /* records lost in that damage (at least
-                                 * one per damaged stretch) */
+                                 * one per damaged stretch), and puts a
+                                 * rewrite after a failed sync or a cut
+                                 * could not read back */
     uint64_t unchecked_reads;   /* large values served without hashing
                                  * them again (cask_verify.h) */
     uint64_t value_refs;        /* ... of which handed out as references
