@@ -215,8 +215,13 @@ def main():
         srv.kill()
         srv.reap()
         rnd = cm.random.Random(seed + 1)
+        kills = KILLS
+        if os.environ.get("SYNC_RECOVER_KILLS"):  # e.g. sync:1,rename:2
+            kills = [(g, int(n)) for g, n in (
+                x.split(":") for x in
+                os.environ["SYNC_RECOVER_KILLS"].split(","))]
         for _ in range(cm.iterations()):
-            for group, n in KILLS:
+            for group, n in kills:
                 when = rnd.choice(["before", "after"] +
                                   (["torn"] if group == "write" else []))
                 crash_round(srv, model, shim, tmp, group, n, when, hard)
@@ -229,7 +234,17 @@ def main():
     finally:
         srv.kill()
         srv.reap()
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            with open(os.path.join(tmp, "server.log"), "rb") as f:
+                cuts = f.read().count(b"cut short by another process")
+            if cuts:
+                hard.append("%d segments taken for cut short, none was" % cuts)
+        except OSError:
+            pass
+        if hard and os.environ.get("KEEP_TMP"):
+            cm.say("kept " + tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     for h in hard:
         cm.say("FAIL: " + h)
     return 1 if hard else 0
