@@ -57,6 +57,32 @@ cask_now(const struct cask *c)
 
 /* ---- state file -------------------------------------------------------- */
 
+/* An update of the slot at off failed (its write or its fdatasync). The
+ * new slot may be in the page cache, and a start after a process crash
+ * would take it (the highest generation) as if the update answered with
+ * an error had succeeded: a failed flush_all applied. Write over it the
+ * state in effect, under a generation below the newest slot's, so the
+ * file says what it said before. Not synced: after a power loss the disk
+ * may hold either, as it may after any failed fdatasync. */
+static void
+undo_slot(struct cask *c, off_t off, const char *path)
+{
+    char *buf = malloc(CASK_STATE_SLOT);
+    int rc = buf == NULL ? ENOMEM : 0;
+    if (rc == 0) {
+        cask_state_format(buf, &c->state_cur,
+                          c->state_gen > 0 ? c->state_gen - 1 : 0);
+        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT, off);
+    }
+    free(buf);
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "write %s: could not undo a failed update (%s); a "
+                  "restart after a crash may take that update",
+                  path, strerror(rc));
+    }
+}
+
 /* Persist m. The file holds two slots of CASK_STATE_SLOT bytes, each a complete
  * state with a generation and a checksum; an update overwrites the older
  * slot in place (pwrite, fdatasync), so a torn write leaves the other one
@@ -85,11 +111,14 @@ cask_ctx_state_write(struct cask *c, const struct cask_state *m)
             }
         }
     } else {
+        off_t at = (off_t)((gen & 1) * CASK_STATE_SLOT);
         cask_state_format(buf, m, gen);
-        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT,
-                                (off_t)((gen & 1) * CASK_STATE_SLOT));
+        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT, at);
         if (rc == 0) {
             rc = cask_io_fdatasync(c->state_fd);
+        }
+        if (rc != 0) {
+            undo_slot(c, at, path);
         }
     }
     free(buf);
@@ -98,6 +127,7 @@ cask_ctx_state_write(struct cask *c, const struct cask_state *m)
         return rc;
     }
     c->state_gen = gen;
+    c->state_cur = *m;
     return 0;
 }
 
@@ -191,6 +221,7 @@ cask_ctx_state_read(struct cask *c, struct cask_state *m)
         return 0;
     }
     c->state_fd = fd;
+    c->state_cur = *m;
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "storage/cask.h"
+#include "storage/cask_state.h"
 
 struct cask_shard;
 struct cask_commit;
@@ -44,6 +45,8 @@ struct cask {
     pthread_mutex_t state_mu; /* covers state file writes, state_fd/gen */
     int state_fd;             /* the state file, open for in-place updates */
     uint64_t state_gen;       /* generation of the newest slot on disk */
+    /* state_mu: what that slot holds (written back over a failed update) */
+    struct cask_state state_cur;
 
     pthread_mutex_t bg_mu; /* covers stopping, compact_kick */
     pthread_cond_t bg_cv;
