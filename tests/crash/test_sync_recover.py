@@ -117,6 +117,11 @@ def crash_round(srv, model, shim, tmp, group, n, when, hard):
     srv.reap()
     os.unlink(arm)
     time.sleep(float(os.environ.get("SYNC_RECOVER_DELAY", "0")))
+    if os.environ.get("KEEP_TMP"):
+        # what the kill left, before the restart's recovery changes it
+        killed = os.path.join(tmp, "killed")
+        shutil.rmtree(killed, ignore_errors=True)
+        shutil.copytree(srv.datadir, killed)
     before = len(model.errors)
     if not srv.start():
         hard.append("%s: restart failed (status %s)\n%s" % (
@@ -242,6 +247,10 @@ def main():
                 when = rnd.choice(["before", "after"] +
                                   (["torn"] if group == "write" else []))
                 crash_round(srv, model, shim, tmp, group, n, when, hard)
+                if model.errors and os.environ.get("KEEP_TMP"):
+                    break  # keep what the failing round's kill left
+            if model.errors and os.environ.get("KEEP_TMP"):
+                break
         c = model.counts()
         cm.say("in all: lost %d resurrected %d foreign %d" % (
             c["LOST"], c["RESURRECTED"], c["FOREIGN"]))
