@@ -167,15 +167,25 @@ class Server:
                 self.proc = subprocess.Popen(argv, env=e, stdout=lf,
                                              stderr=lf)
             deadline = time.monotonic() + timeout
+            foreign = False
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
                 try:
                     socket.create_connection(("127.0.0.1", self.port),
                                              1).close()
-                    return True
                 except OSError:
                     time.sleep(0.01)
+                    continue
+                if self.answers_as_ours():
+                    return True
+                # Another test's server took the port between free_port()
+                # and our bind: ours exits (port in use); try another.
+                foreign = True
+                self.reap(timeout)
+                break
+            if foreign:
+                continue
             if self.proc.poll() is None:
                 self.kill()
                 raise RuntimeError("server did not start in %.0f s" % timeout)
@@ -183,6 +193,26 @@ class Server:
                 continue
             return False
         return False
+
+    def answers_as_ours(self):
+        """Whether the server on self.port is this one (its stats pid);
+        False when another process answers there, or nothing does."""
+        try:
+            conn = Conn(self.port, 10.0)
+        except Dead:
+            return False
+        try:
+            conn.send(b"stats\r\n")
+            while True:
+                parts = conn.line().split()
+                if parts == [b"END"]:
+                    return False
+                if len(parts) == 3 and parts[1] == b"pid":
+                    return int(parts[2]) == self.proc.pid
+        except (Dead, ValueError):
+            return False
+        finally:
+            conn.close()
 
     def port_taken(self):
         try:
