@@ -124,9 +124,9 @@ dist_check_SCRIPTS += tests/crash/test_crashshim.py \
 	tests/crash/test_crash_model.py tests/crash/test_fault_model.py
 TESTS += tests/crash/test_crashshim.py \
 	tests/crash/test_crash_model.py tests/crash/test_fault_model.py
-# A failed segment sync recovered from without a restart (issue 8); its
-# crash rounds (kills at the Nth syscall of the recovery) run with
-# SYNC_RECOVER_CRASH=1 only, see the test's header.
+# A failed segment sync recovered from without a restart (issue 8), and
+# crash rounds (kills at the Nth syscall of the recovery) at a few kill
+# points; SYNC_RECOVER_CRASH=1 runs them all, see the test's header.
 dist_check_SCRIPTS += tests/crash/test_sync_recover.py
 TESTS += tests/crash/test_sync_recover.py
 

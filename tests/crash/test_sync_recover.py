@@ -15,19 +15,19 @@
 # middle of the rewrite; restarted without the shim, every key must hold
 # its last acknowledged state or the one in flight.
 #
-# The crash rounds run only with SYNC_RECOVER_CRASH=1: under load (a
-# parallel make check) about one round in ten finds one key missing after
-# the restart that the model says must hold its last value (seen after
-# kills at the first open, sync or write of the recovery, with the restart
-# right after the kill; not with SYNC_RECOVER_DELAY=6, nor with the
-# previous binary killed 0.3 s after the fault). Not explained yet.
+# make check runs one round at each of a few kill points (QUICK_KILLS);
+# SYNC_RECOVER_CRASH=1 runs every kill point, CRASH_ITER times. (Under
+# load about one round in ten used to lose keys: a flush_all answered
+# SERVER_ERROR during the fault had left its state slot in the page
+# cache, and the restart applied it; fixed in the state file's update.)
 #
 # Environment: BITCACHED, CRASH_SEED (replay), CRASH_ITER=N (N times the
-# crash rounds), SYNC_RECOVER_CRASH=1 (run them), SYNC_RECOVER_KILLS=
+# crash rounds), SYNC_RECOVER_CRASH=1 (all kill points), SYNC_RECOVER_KILLS=
 # group:n,... (their kill points), SYNC_RECOVER_WAIT=s (how long a round
 # waits for a kill or the recovery, 10), SYNC_RECOVER_DELAY=s (pause
 # between the kill and the restart, 0), KEEP_TMP=1 (keep the data of a
-# failed run). Skips (77) without the shim or against a sanitizer build
+# failed run, stop at the first violation, and keep what its kill left in
+# killed/). Skips (77) without the shim or against a sanitizer build
 # (no preload).
 import os
 import shutil
@@ -49,6 +49,10 @@ KILLS = [("sync", 1), ("sync", 2), ("sync", 3), ("sync", 4), ("sync", 6),
          ("unlink", 1), ("unlink", 2), ("write", 1), ("write", 3),
          ("write", 12), ("sync", 12), ("unlink", 3), ("open", 1),
          ("open", 3)]
+# The kill points of make check (one round each): the first sync and
+# write of the recovery, its renames, unlinks and opens.
+QUICK_KILLS = [("sync", 1), ("sync", 3), ("write", 3), ("rename", 2),
+               ("unlink", 2), ("open", 1)]
 ARGS = ["--sync=interval", "--sync-interval-ms=100", "--segment-size=64k",
         "--compact-ratio=0.2", "--io-engine=threads", "--shards=2", "-t", "2"]
 
@@ -233,15 +237,13 @@ def main():
         srv.kill()
         srv.reap()
         rnd = cm.random.Random(seed + 1)
-        kills = KILLS
+        kills = KILLS if os.environ.get("SYNC_RECOVER_CRASH") \
+            else QUICK_KILLS
         if os.environ.get("SYNC_RECOVER_KILLS"):  # e.g. sync:1,rename:2
             kills = [(g, int(n)) for g, n in (
                 x.split(":") for x in
                 os.environ["SYNC_RECOVER_KILLS"].split(","))]
-        rounds = cm.iterations() if os.environ.get("SYNC_RECOVER_CRASH") \
-            else 0
-        if not rounds:
-            cm.say("crash rounds not run (SYNC_RECOVER_CRASH=1 runs them)")
+        rounds = cm.iterations()
         for _ in range(rounds):
             for group, n in kills:
                 when = rnd.choice(["before", "after"] +
