@@ -110,20 +110,12 @@ drop(struct cask_shard *sh, struct batch *b, struct cask_kd_entry *e,
     return rc;
 }
 
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void
 cask_shard_crawl(struct cask_shard *sh)
 {
     struct cask *c = sh->store;
     uint64_t end = cask_kd_range_end(), step = end / CRAWL_STEPS;
-    uint64_t lo = 0, now_ms = mono_ms();
+    uint64_t lo = 0, now_ms = cask_clock_ms();
     if (now_ms < sh->crawl_after_ms) {
         return;
     }

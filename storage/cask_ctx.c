@@ -55,6 +55,14 @@ cask_now(const struct cask *c)
     return (int64_t)time(NULL);
 }
 
+uint64_t
+cask_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* ---- state file -------------------------------------------------------- */
 
 /* An update of the slot at off failed (its write or its fdatasync). The

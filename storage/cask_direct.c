@@ -8,6 +8,7 @@
 
 #include "storage/cask_direct.h"
 
+#include "storage/cask_internal.h"
 #include "storage/cask_segment.h"
 #include "storage/cask_verify.h"
 
@@ -145,13 +146,13 @@ dio_get(struct cask_segment *s)
     if (v != 0) {
         return v;
     }
-    if (cask_verify_clock_ms() <
+    if (cask_clock_ms() <
         atomic_load_explicit(&retry_at_ms, memory_order_relaxed)) {
         return 0;
     }
     v = dio_open(s);
     if (v == 0) {
-        atomic_store_explicit(&retry_at_ms, cask_verify_clock_ms() + RETRY_MS,
+        atomic_store_explicit(&retry_at_ms, cask_clock_ms() + RETRY_MS,
                               memory_order_relaxed);
         return 0;
     }

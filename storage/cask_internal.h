@@ -84,6 +84,11 @@ int cask_cas_observe(struct cask *c, uint64_t v);
 /* The clock, in unix seconds. */
 int64_t cask_now(const struct cask *c);
 
+/* Milliseconds of a clock that never goes back, read without a system
+ * call (vDSO); coarse (a tick) is fine for intervals of a second: the
+ * maintenance passes' pacing, back-offs, change-time checks. */
+uint64_t cask_clock_ms(void);
+
 /* The flush threshold at time now, for lookups: a pending delayed flush
  * whose time has come becomes a threshold here, persisted before it is
  * published (retried once a second while the write fails; meanwhile

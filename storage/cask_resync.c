@@ -45,14 +45,6 @@
  * every maintenance pass, once a second). */
 #define CUT_CHECK_ALL_MS 10000u
 
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 bool
 cask_resync_queued(const struct cask_shard *sh, uint32_t id)
 {
@@ -168,7 +160,7 @@ cask_resync_done(struct cask_shard *sh, const uint32_t *ids, size_t n, bool ok)
             wait = RESYNC_BACKOFF_MAX_MS;
         }
         sh->resync_tries++;
-        sh->resync_after_ms = mono_ms() + wait;
+        sh->resync_after_ms = cask_clock_ms() + wait;
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -208,7 +200,7 @@ struct seen {
 static void
 find_cut(struct cask_shard *sh)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = cask_clock_ms();
     pthread_mutex_lock(&sh->mu);
     /* The active segment at every pass, the closed ones (which nothing of
      * ours resizes) every CUT_CHECK_ALL_MS: two system calls a segment. */
@@ -270,8 +262,8 @@ cask_resync_maint(struct cask_shard *sh)
     find_cut(sh);
     pthread_mutex_unlock(&sh->maint_mu);
     pthread_mutex_lock(&sh->mu);
-    bool due =
-            sh->nresync > 0 && !sh->latched && mono_ms() >= sh->resync_after_ms;
+    bool due = sh->nresync > 0 && !sh->latched &&
+               cask_clock_ms() >= sh->resync_after_ms;
     pthread_mutex_unlock(&sh->mu);
     if (due) {
         (void)cask_shard_resync(sh);

@@ -113,27 +113,19 @@ cask_verify_resident(int fd, uint64_t off, uint64_t len)
     return cask_verify_pages(fd, off, len) != CASK_VERIFY_OUT;
 }
 
-uint64_t
-cask_verify_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 bool
 cask_verify_ctime_due(const struct cask_segment *s)
 {
     uint64_t seen =
             atomic_load_explicit(&s->ctime_seen_ms, memory_order_relaxed);
     /* 0: never compared; also a clock that started below the interval */
-    return seen == 0 || cask_verify_clock_ms() - seen >= CASK_VERIFY_CTIME_MS;
+    return seen == 0 || cask_clock_ms() - seen >= CASK_VERIFY_CTIME_MS;
 }
 
 void
 cask_verify_ctime_seen(struct cask_segment *s)
 {
-    uint64_t now = cask_verify_clock_ms();
+    uint64_t now = cask_clock_ms();
     atomic_store_explicit(&s->ctime_seen_ms, now != 0 ? now : 1,
                           memory_order_relaxed);
 }

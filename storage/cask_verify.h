@@ -69,10 +69,6 @@ enum cask_verify_pages cask_verify_pages_ev(int fd, uint64_t off, uint64_t len,
  * reached the disk. */
 #define CASK_VERIFY_CTIME_MS 1000u
 
-/* Milliseconds of a clock that never goes back, read without a system
- * call (vDSO); coarse (a tick) is fine for intervals of a second. */
-uint64_t cask_verify_clock_ms(void);
-
 /* Whether s's change time is due for a comparison (any thread, s pinned). */
 bool cask_verify_ctime_due(const struct cask_segment *s);
 
