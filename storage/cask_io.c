@@ -163,9 +163,28 @@ cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off)
     return 0;
 }
 
+/* After a vectored read or write moved `done` bytes: step *v / *n past the
+ * parts it took whole and into the one it took in part. */
+static void
+iov_advance(struct iovec **v, int *n, size_t done)
+{
+    while (*n > 0 && done >= (*v)->iov_len) {
+        done -= (*v)->iov_len;
+        (*v)++;
+        (*n)--;
+    }
+    if (*n > 0) {
+        (*v)->iov_base = (char *)(*v)->iov_base + done;
+        (*v)->iov_len -= done;
+    }
+}
+
 int
 cask_io_pwritev_all(int fd, const struct iovec *iov, int cnt, off_t off)
 {
+    if (cnt == 1) {
+        return cask_io_pwrite_all(fd, iov[0].iov_base, iov[0].iov_len, off);
+    }
     size_t n = 0;
     for (int i = 0; i < cnt; i++) {
         n += iov[i].iov_len;
@@ -205,17 +224,7 @@ cask_io_pwritev_all(int fd, const struct iovec *iov, int cnt, off_t off)
         }
         n -= (size_t)w;
         off += w;
-        /* a short write: go on after the bytes that went */
-        size_t done = (size_t)w;
-        while (cnt > 0 && done >= p->iov_len) {
-            done -= p->iov_len;
-            p++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            p->iov_base = (char *)p->iov_base + done;
-            p->iov_len -= done;
-        }
+        iov_advance(&p, &cnt, (size_t)w); /* a short write: go on after it */
     }
     return 0;
 }
@@ -279,15 +288,7 @@ cask_io_pread2_all(int fd, void *a, size_t alen, void *b, size_t blen,
             return EIO;
         }
         off += r;
-        while (n > 0 && (size_t)r >= v->iov_len) {
-            r -= (ssize_t)v->iov_len;
-            v++;
-            n--;
-        }
-        if (n > 0) {
-            v->iov_base = (char *)v->iov_base + r;
-            v->iov_len -= (size_t)r;
-        }
+        iov_advance(&v, &n, (size_t)r);
     }
     return 0;
 }

@@ -337,14 +337,18 @@ cask_seg_flush(struct cask_segment *s)
 }
 
 int
-cask_seg_write_direct(struct cask_segment *s, const char *buf, size_t len)
+cask_seg_writev_direct(struct cask_segment *s, const struct iovec *iov, int cnt)
 {
     int rc = cask_seg_flush(s);
     if (rc != 0) {
         return rc;
     }
+    size_t len = 0;
+    for (int i = 0; i < cnt; i++) {
+        len += iov[i].iov_len;
+    }
     cask_verify_write_begin(s);
-    rc = cask_io_pwrite_all(s->fd, buf, len, (off_t)s->flushed);
+    rc = cask_io_pwritev_all(s->fd, iov, cnt, (off_t)s->flushed);
     if (rc != 0) {
         (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
         cask_verify_write_end(s);
@@ -354,6 +358,13 @@ cask_seg_write_direct(struct cask_segment *s, const char *buf, size_t len)
     s->flushed += len;
     s->size = s->flushed;
     return 0;
+}
+
+int
+cask_seg_write_direct(struct cask_segment *s, const char *buf, size_t len)
+{
+    struct iovec iov = {(void *)buf, len};
+    return cask_seg_writev_direct(s, &iov, 1);
 }
 
 const char *

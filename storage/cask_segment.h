@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "storage/cask_record.h"
 
@@ -111,6 +112,10 @@ int cask_seg_flush(struct cask_segment *s);
 /* Flush, then write buf[0..len) at the end of the file, bypassing the buffer.
  * Leaves no partial record on failure. Returns 0 or an errno. */
 int cask_seg_write_direct(struct cask_segment *s, const char *buf, size_t len);
+
+/* The same for a record in parts (at most 8), written with one pwritev. */
+int cask_seg_writev_direct(struct cask_segment *s, const struct iovec *iov,
+                           int cnt);
 
 /* Forget the buffered tail back to logical size `size` (>= flushed). */
 void cask_seg_unbuffer(struct cask_segment *s, uint64_t size);

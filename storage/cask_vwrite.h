@@ -5,8 +5,8 @@
  *
  * Called by the log layer with the shard mutex held, for puts whose value
  * is CASK_VWRITE_MIN bytes or more (smaller records are staged and written
- * a batch at a time). Owns no state; depends on cask_segment, cask_record,
- * cask_verify and cask_io.
+ * a batch at a time). Owns no state; depends on cask_segment and
+ * cask_record.
  */
 #ifndef BITCACHED_CASK_VWRITE_H
 #define BITCACHED_CASK_VWRITE_H
