@@ -1368,13 +1368,34 @@ on_resume(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void
-conn_commit_done(struct worker *w)
+/* With c still parked after its turn in the release walk: fold the
+ * epoch its first waiting reply needs into *need and count it in *n. */
+static void
+fold_need(const struct conn *c, uint64_t *need, unsigned *n)
+{
+    (*n)++;
+    if (c->phead < c->pend_n) {
+        /* 0: a write staged in this pass, on the held list:
+         * conn_pass_end publishes its need before the loop polls. */
+        uint64_t e = c->pend[c->phead].need;
+        if (e != 0 && e < *need) {
+            *need = e;
+        }
+    }
+}
+
+uint64_t
+conn_commit_done(struct worker *w, unsigned *n)
 {
     struct conn *c, *next;
+    uint64_t need = UINT64_MAX;
 
+    *n = 0;
     /* process and flush_out may free c (and only c): walk with a saved
-     * next. */
+     * next. Each connection still parked is folded into need after its
+     * last turn: where it stayed, or where process parked it again when
+     * the walk ends there (else it is at the tail, and its turn comes
+     * again). */
     releasing = true;
     for (c = TAILQ_FIRST(&w->parked); c != NULL; c = next) {
         next = TAILQ_NEXT(c, park_link);
@@ -1387,6 +1408,7 @@ conn_commit_done(struct worker *w)
                 c->rstart < c->rend) {
                 next_turn(c); /* it stopped at PEND_MAX */
             }
+            fold_need(c, &need, n);
             continue;
         }
         unpark(c);
@@ -1405,31 +1427,17 @@ conn_commit_done(struct worker *w)
             flush_out(c); /* resume_ev or on_write runs the rest */
             continue;
         }
-        if (process(c) == 0 && tls_more(c)) {
+        if (process(c) != 0) {
+            continue;
+        }
+        if (tls_more(c)) {
             event_active(c->rev, EV_READ, 0);
+        }
+        if (c->parked && next == NULL) {
+            fold_need(c, &need, n);
         }
     }
     releasing = false;
-}
-
-uint64_t
-conn_commit_need(struct worker *w, unsigned *n)
-{
-    uint64_t need = UINT64_MAX;
-    struct conn *c;
-
-    *n = 0;
-    TAILQ_FOREACH(c, &w->parked, park_link) {
-        (*n)++;
-        if (c->phead < c->pend_n) {
-            /* 0: a write staged in this pass, on the held list:
-             * conn_pass_end publishes its need before the loop polls. */
-            uint64_t e = c->pend[c->phead].need;
-            if (e != 0 && e < need) {
-                need = e;
-            }
-        }
-    }
     return need;
 }
 

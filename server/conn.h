@@ -21,14 +21,12 @@ void conn_budget_tick(struct worker *w);
 
 /* A commit of the store finished: send the replies of w's connections
  * whose writes it made durable (or their errors, if it failed) and let
- * those connections go on. Worker thread. */
-void conn_commit_done(struct worker *w);
-
-/* The lowest commit epoch whose end may release a reply of w's parked
- * connections (UINT64_MAX: none; 1: one waits for something else than an
- * epoch, any commit may release it; a write staged in this pass is left
- * to conn_pass_end), and in *n how many are parked. Worker thread. */
-uint64_t conn_commit_need(struct worker *w, unsigned *n);
+ * those connections go on. Returns the lowest commit epoch whose end may
+ * release a reply of the connections still parked (UINT64_MAX: none; 1:
+ * one waits for something else than an epoch, any commit may release it;
+ * a write staged in this pass is left to conn_pass_end), and in *n how
+ * many are parked. Worker thread. */
+uint64_t conn_commit_done(struct worker *w, unsigned *n);
 
 /* The worker's loop ran its ready events: write the records its requests
  * staged (one write per shard, cask_batch_flush) and send the replies

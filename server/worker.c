@@ -177,14 +177,14 @@ on_commit_ev(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    conn_commit_done(w);
+    /* The release walk returns the need of what it left parked: that
+     * waits for wake_at. UDP's held replies count in nparked too: while
+     * any are held, every commit wakes the worker. */
+    unsigned n;
+    uint64_t need = conn_commit_done(w, &n);
     if (w->srv->udp != NULL) {
         udp_commit_done(w->srv->udp, w); /* UDP replies held likewise */
     }
-    /* What is left waits for wake_at. UDP's held replies count in nparked
-     * too: while any are held, every commit wakes the worker. */
-    unsigned n;
-    uint64_t need = conn_commit_need(w, &n);
     if (atomic_load(&w->nparked) > n) {
         need = 1;
     }
