@@ -151,32 +151,56 @@ def test_no_stall(binary, shim):
             check("no byte of the gat before its touches are synced "
                   "(%.0f ms)" % first_ms, first_ms >= DELAY_MS * 0.8,
                   first_ms)
-        done = {}
 
-        def writer():
+        def beside_write(key):
+            """A set of key on a, whose sync is slow, and once it is in (a
+            get on b sees it), a get of g and of key on b: returns the get's
+            lines and milliseconds, and the set's reply and milliseconds."""
+            done = {}
+
+            def writer():
+                t0 = time.monotonic()
+                a.sendall(b"set %s 0 0 1\r\nx\r\n" % key)
+                done["reply"] = recv_exact_lines(a, 1)
+                done["ms"] = (time.monotonic() - t0) * 1000
+
+            th = threading.Thread(target=writer)
+            th.start()
+            # the set is in, its sync under way: no fixed pause, which a
+            # busy machine can outlast before the writer thread runs
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                b.sendall(b"get %s\r\n" % key)
+                seen, _ = bcserver.recv_until(b, [b"END\r\n"])
+                if seen.startswith(b"VALUE "):
+                    break
+                time.sleep(0.005)
             t0 = time.monotonic()
-            a.sendall(b"set slow 0 0 1\r\nx\r\n")
-            done["reply"] = recv_exact_lines(a, 1)
-            done["ms"] = (time.monotonic() - t0) * 1000
+            b.sendall(b"get g\r\nget %s\r\n" % key)
+            got = recv_exact_lines(b, 6)
+            get_ms = (time.monotonic() - t0) * 1000
+            th.join()
+            return got, get_ms, done.get("reply"), done.get("ms", 0)
 
-        th = threading.Thread(target=writer)
-        th.start()
-        time.sleep(0.05)  # the set is in, its sync is under way
-        t0 = time.monotonic()
-        b.sendall(b"get g\r\nget slow\r\n")
-        got = recv_exact_lines(b, 6)
-        get_ms = (time.monotonic() - t0) * 1000
-        th.join()
-        check("a get beside a waiting write is answered",
-              got == [b"VALUE g 0 3", b"old", b"END",
-                      b"VALUE slow 0 1", b"x", b"END"], got)
+        # A get held up by the sync would wait for it every time; one that
+        # is not can still wait for the CPU on a loaded machine: a slow
+        # measurement is taken again, up to three times.
+        for n in range(3):
+            key = b"slow%d" % n
+            got, get_ms, reply, set_ms = beside_write(key)
+            check("a get beside a waiting write is answered",
+                  got == [b"VALUE g 0 3", b"old", b"END",
+                          b"VALUE %s 0 1" % key, b"x", b"END"], got)
+            check("the write is answered only after its sync (%.0f ms)"
+                  % set_ms, reply == [b"STORED"] and
+                  (not timed or set_ms >= DELAY_MS * 0.8), (reply, set_ms))
+            if not timed or get_ms < DELAY_MS / 2:
+                break
+            print("a get beside a waiting write took %.0f ms: again"
+                  % get_ms)
         if timed:
             check("that get is not held up by the %d ms sync (%.0f ms)"
                   % (DELAY_MS, get_ms), get_ms < DELAY_MS / 2, get_ms)
-        check("the write is answered only after its sync (%.0f ms)"
-              % done.get("ms", 0),
-              done.get("reply") == [b"STORED"] and
-              (not timed or done.get("ms", 0) >= DELAY_MS * 0.8), done)
 
         # Pipelined on one connection: in order, few syncs.
         before = stats_storage(srv)
