@@ -826,6 +826,14 @@ mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The tests below time a request beside a slow one (an injected stall
+ * of a few hundred ms) against a bound well below the stall. A loaded
+ * machine can keep the timed thread off the CPU for that long now and
+ * then; a request really held up by the slow one is over the bound every
+ * time. So a measurement over its bound is taken again, up to TRIES
+ * times. */
+#define TRIES 3
+
 static void *
 slow_get(void *arg)
 {
@@ -847,18 +855,21 @@ test_slow_read_stalls_only_itself(void **state)
     inject(0, NULL);
     slow_read_ms = 600;
     fast_key = "other"; /* its own key check is not what is measured */
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, slow_get, f->c), 0);
-    usleep(100 * 1000);
-    double t0 = mono_now();
-    assert_int_equal(tc_set(f->c, "other", "x"), CASK_OK);
-    struct cask_item it;
-    assert_int_equal(cask_get(f->c, "other", 5, &it, NULL), CASK_OK);
-    double dt = mono_now() - t0;
-    void *res;
-    pthread_join(t, &res);
+    double dt = 1;
+    for (int i = 0; i < TRIES && dt >= 0.3; i++) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, slow_get, f->c), 0);
+        usleep(100 * 1000);
+        double t0 = mono_now();
+        assert_int_equal(tc_set(f->c, "other", "x"), CASK_OK);
+        struct cask_item it;
+        assert_int_equal(cask_get(f->c, "other", 5, &it, NULL), CASK_OK);
+        dt = mono_now() - t0;
+        void *res;
+        pthread_join(t, &res);
+        assert_int_equal((int)(intptr_t)res, CASK_OK);
+    }
     slow_read_ms = 0;
-    assert_int_equal((int)(intptr_t)res, CASK_OK);
     assert_true(dt < 0.3);
 }
 
@@ -874,34 +885,37 @@ static void
 test_compaction_reads_outside_mutex(void **state)
 {
     struct fx *f = *state;
-    for (int i = 0; i < 200; i++) {
-        char k[16];
-        snprintf(k, sizeof(k), "k%d", i % 50);
-        set_big(f->c, k, (char)('a' + i % 26));
-    }
-    tc_fx_reopen(f); /* one closed segment, three quarters dead */
-    inject(0, NULL);
-    slow_read_ms = 150;
-    fast_key = "w"; /* the writer's own key check is not what is measured */
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, compact_thread, f->c), 0);
-    double worst = 0;
-    for (int i = 0; i < 20; i++) {
-        usleep(20 * 1000);
-        double t0 = mono_now();
-        assert_int_equal(tc_set(f->c, "w", "x"), CASK_OK);
-        double dt = mono_now() - t0;
-        if (dt > worst) {
-            worst = dt;
+    double worst = 1;
+    for (int n = 0; n < TRIES && worst >= 0.1; n++) {
+        for (int i = 0; i < 200; i++) {
+            char k[16];
+            snprintf(k, sizeof(k), "k%d", i % 50);
+            set_big(f->c, k, (char)('a' + i % 26));
         }
+        tc_fx_reopen(f); /* a closed segment, three quarters dead */
+        inject(0, NULL);
+        slow_read_ms = 150;
+        fast_key = "w"; /* the writer's own key check is not measured */
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, compact_thread, f->c), 0);
+        worst = 0;
+        for (int i = 0; i < 20; i++) {
+            usleep(20 * 1000);
+            double t0 = mono_now();
+            assert_int_equal(tc_set(f->c, "w", "x"), CASK_OK);
+            double dt = mono_now() - t0;
+            if (dt > worst) {
+                worst = dt;
+            }
+        }
+        void *res;
+        pthread_join(t, &res);
+        slow_read_ms = 0;
+        assert_int_equal((int)(intptr_t)res, CASK_OK);
+        struct cask_stats st;
+        cask_stats(f->c, -1, &st);
+        assert_true(st.compactions > 0); /* counted since the reopen */
     }
-    void *res;
-    pthread_join(t, &res);
-    slow_read_ms = 0;
-    assert_int_equal((int)(intptr_t)res, CASK_OK);
-    struct cask_stats st;
-    cask_stats(f->c, -1, &st);
-    assert_true(st.compactions > 0);
     assert_true(worst < 0.1);
     tc_fx_reopen(f);
     for (int i = 150; i < 200; i++) {
@@ -927,22 +941,25 @@ test_roll_over_stalls_only_writers(void **state)
     cask_close(&f->c);
     f->o.segment_size = 4096;
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
-    set_big(f->c, "k0", 'r'); /* the next write rolls over */
-    inject(0, NULL);
-    slow_sync_ms = 300;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, rolling_set, f->c), 0);
-    usleep(100 * 1000);
-    double t0 = mono_now();
-    char *v = NULL;
-    struct cask_item it;
-    assert_int_equal(cask_get(f->c, "k0", 2, &it, &v), CASK_OK);
-    double dt = mono_now() - t0;
-    free(v);
-    void *res;
-    pthread_join(t, &res);
-    slow_sync_ms = 0;
-    assert_int_equal((int)(intptr_t)res, CASK_OK);
+    double dt = 1;
+    for (int i = 0; i < TRIES && dt >= 0.1; i++) {
+        set_big(f->c, "k0", 'r'); /* the next write rolls over */
+        inject(0, NULL);
+        slow_sync_ms = 300;
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, rolling_set, f->c), 0);
+        usleep(100 * 1000);
+        double t0 = mono_now();
+        char *v = NULL;
+        struct cask_item it;
+        assert_int_equal(cask_get(f->c, "k0", 2, &it, &v), CASK_OK);
+        dt = mono_now() - t0;
+        free(v);
+        void *res;
+        pthread_join(t, &res);
+        slow_sync_ms = 0;
+        assert_int_equal((int)(intptr_t)res, CASK_OK);
+    }
     assert_true(dt < 0.1);
     tc_fx_reopen(f);
     assert_true(tc_is(f->c, "w", "x"));
@@ -977,20 +994,23 @@ static void
 test_slow_rmw_read_stalls_only_itself(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(tc_set(f->c, "cold", "value"), CASK_OK);
     assert_int_equal(tc_set(f->c, "n", "41"), CASK_OK);
     inject(0, NULL);
-    slow_read_ms = 600;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, slow_append, f->c), 0);
-    usleep(100 * 1000);
-    double t0 = mono_now();
-    assert_int_equal(tc_set(f->c, "other", "x"), CASK_OK);
-    double dt = mono_now() - t0;
-    void *res;
-    pthread_join(t, &res);
-    slow_read_ms = 0;
-    assert_int_equal((int)(intptr_t)res, CASK_OK);
+    double dt = 1;
+    for (int i = 0; i < TRIES && dt >= 0.3; i++) {
+        assert_int_equal(tc_set(f->c, "cold", "value"), CASK_OK);
+        slow_read_ms = 600;
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, slow_append, f->c), 0);
+        usleep(100 * 1000);
+        double t0 = mono_now();
+        assert_int_equal(tc_set(f->c, "other", "x"), CASK_OK);
+        dt = mono_now() - t0;
+        void *res;
+        pthread_join(t, &res);
+        slow_read_ms = 0;
+        assert_int_equal((int)(intptr_t)res, CASK_OK);
+    }
     assert_true(dt < 0.3);
     assert_true(tc_is(f->c, "cold", "value+"));
     struct cask_arith a = {.incr = true, .delta = 1};
