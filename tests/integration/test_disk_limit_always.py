@@ -10,12 +10,11 @@ message naming it.
 import os
 import subprocess
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bcserver  # noqa: E402
-from test_disk_limit import MIB, du, set_batch  # noqa: E402
+from test_disk_limit import MIB, at_rest, du, set_batch  # noqa: E402
 
 check = bcserver.Checks(verbose=True)
 
@@ -34,8 +33,7 @@ def bounded(bc):
                 replies[k] = replies.get(k, 0) + v
             if lo % 2500 == 0:
                 peak = max(peak, du(data))
-        time.sleep(1.5)
-        end = du(data)
+        end = at_rest(data, limit + 1 * MIB)
         journal = sum(os.stat(os.path.join(data, "journal.%d" % i)).st_blocks
                       * 512 for i in range(2))
         print("--sync=always --disk-limit 8m --journal-size 1m: %d MB "
