@@ -114,11 +114,23 @@ def main():
             if now == ev and fast_lines(readers[0]) >= 1:
                 break
             ev = now
-        time.sleep(0.5)
-        evictions = stat(c, "evictions")
+        # The lines are taken before the count is read: a line follows its
+        # eviction's count, so lines taken first are never more than a
+        # count read after them, even while evictions still go on (a
+        # loaded machine can hold the evictor back past any pause); the
+        # lines that lag behind the count are waited for.
+        deadline = time.monotonic() + 30
+        while True:
+            data = readers[0].data
+            evictions = stat(c, "evictions")
+            named = sum(1 for ln in data.split(b"\n")[:-1]
+                        if not ln.startswith(b"skipped="))
+            if named >= min(evictions, 4096) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         check(evictions > 1000, "evictions happened (%d)" % evictions)
 
-        lines = readers[0].data.split(b"\n")
+        lines = data.split(b"\n")
         tail = lines.pop()  # an incomplete last line, if any
         seen, skipped = {}, 0
         for line in lines:
