@@ -230,41 +230,51 @@ def test_udp(binary, shim):
     try:
         srv.start()
         sock = srv.connect(timeout=30)
-        prepare(srv, sock, 10)
+        prepare(srv, sock, 12)
         srv.slow(True)
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        t0 = time.monotonic()
-        for i in range(3):
-            u.sendto(struct.pack(">HHHH", 0x100 + i, 0, 1, 0) +
-                     b"get %s\r\n" % key(i), ("127.0.0.1", srv.port))
-        # binary get over UDP too
-        u.sendto(struct.pack(">HHHH", 0x200, 0, 1, 0) +
-                 cr.bin_req(0x00, key(3), 77), ("127.0.0.1", srv.port))
-        time.sleep(0.01)
-        t1 = time.monotonic()
-        sock.sendall(b"get hot\r\n")
-        recv_n(sock, len(text_value(b"hot", b"h" * 100) + b"END\r\n"))
-        tcp_ms = (time.monotonic() - t1) * 1000
-        replies = udp_replies(u, [0x100, 0x101, 0x102, 0x200], 10)
-        got = [replies.get(0x100 + i) for i in range(3)]
-        bgot = replies.get(0x200)
-        udp_ms = (time.monotonic() - t0) * 1000
-        check("UDP gets of cold keys answered right, with their ids",
-              all(got[i] == text_value(key(i), value(i)) + b"END\r\n"
-                  for i in range(3)), [g[:30] if g else g for g in got])
-        check("UDP binary get of a cold key answered right",
-              bgot is not None and len(bgot) >= 24 and
-              bgot[24 + 4:] == value(3) and
-              struct.unpack(">I", bgot[12:16])[0] == 77,
-              bgot[:24] if bgot else bgot)
-        print("UDP cold gets: %.0f ms; a TCP get meanwhile: %.1f ms"
-              % (udp_ms, tcp_ms))
+        # A TCP get stalled by the UDP gets is slow every time; one that is
+        # not can still wait for a CPU on a loaded machine: a slow one is
+        # measured again (other cold keys, ids), up to three times.
+        for n in range(3):
+            ks = [4 * n + i for i in range(4)]
+            ids = [0x100 + 0x10 * n + i for i in range(3)] + [0x200 + n]
+            t0 = time.monotonic()
+            for i in range(3):
+                u.sendto(struct.pack(">HHHH", ids[i], 0, 1, 0) +
+                         b"get %s\r\n" % key(ks[i]), ("127.0.0.1", srv.port))
+            # binary get over UDP too
+            u.sendto(struct.pack(">HHHH", ids[3], 0, 1, 0) +
+                     cr.bin_req(0x00, key(ks[3]), 77), ("127.0.0.1", srv.port))
+            time.sleep(0.01)
+            t1 = time.monotonic()
+            sock.sendall(b"get hot\r\n")
+            recv_n(sock, len(text_value(b"hot", b"h" * 100) + b"END\r\n"))
+            tcp_ms = (time.monotonic() - t1) * 1000
+            replies = udp_replies(u, ids, 10)
+            got = [replies.get(ids[i]) for i in range(3)]
+            bgot = replies.get(ids[3])
+            udp_ms = (time.monotonic() - t0) * 1000
+            check("UDP gets of cold keys answered right, with their ids",
+                  all(got[i] == text_value(key(ks[i]), value(ks[i])) +
+                      b"END\r\n" for i in range(3)),
+                  [g[:30] if g else g for g in got])
+            check("UDP binary get of a cold key answered right",
+                  bgot is not None and len(bgot) >= 24 and
+                  bgot[24 + 4:] == value(ks[3]) and
+                  struct.unpack(">I", bgot[12:16])[0] == 77,
+                  bgot[:24] if bgot else bgot)
+            print("UDP cold gets: %.0f ms; a TCP get meanwhile: %.1f ms"
+                  % (udp_ms, tcp_ms))
+            if shim:
+                check("the UDP gets waited for slow reads",
+                      udp_ms >= DELAY_MS * 0.8, "%.0f ms" % udp_ms)
+            if not shim or tcp_ms < DELAY_MS / 3:
+                break
         if shim:
             check("a TCP get is not stalled by UDP cold gets (< %d ms)"
                   % (DELAY_MS // 3), tcp_ms < DELAY_MS / 3, "%.1f" % tcp_ms)
-            check("the UDP gets waited for slow reads",
-                  udp_ms >= DELAY_MS * 0.8, "%.0f ms" % udp_ms)
         u.close()
         sock.close()
     finally:
