@@ -83,37 +83,48 @@ def test_udp_sets_wait(binary, shim):
         check("a TCP set before the slow disk", recv_exact_lines(a, 1) ==
               [b"STORED"])
         open(slow, "w").close()  # every fdatasync now takes DELAY_MS
-        t0 = time.monotonic()
-        for i in range(NSETS):
-            u.sendto(frame(100 + i) + b"set u%d 0 0 2\r\nv%d\r\n" % (i, i),
-                     ("127.0.0.1", srv.port))
-        time.sleep(0.05)  # the datagrams are read first
-        t1 = time.monotonic()
-        r = get(a, b"g")
-        get_ms = (time.monotonic() - t1) * 1000
         timed = shim is not None
+        # A get held up by the waiting sets is slow every time; one that is
+        # not can still wait for a CPU on a loaded machine: a slow one is
+        # measured again (new sets, ids), up to three times.
+        acked = []
+        for n in range(3):
+            base = 100 + 10 * n
+            t0 = time.monotonic()
+            for i in range(NSETS):
+                u.sendto(frame(base + i) + b"set u%d 0 0 2\r\nv%d\r\n"
+                         % (base + i, i), ("127.0.0.1", srv.port))
+            time.sleep(0.05)  # the datagrams are read first
+            t1 = time.monotonic()
+            r = get(a, b"g")
+            get_ms = (time.monotonic() - t1) * 1000
+            check("a TCP get beside UDP sets waiting for their commit is "
+                  "answered (%.0f ms)" % get_ms,
+                  r == b"VALUE g 0 3\r\nold\r\nEND\r\n", r)
+            got = recv_replies(u, NSETS, 10 + NSETS * DELAY_MS / 1000)
+            check("every UDP set answered STORED under its own request id, "
+                  "in one datagram",
+                  sorted(got) == list(range(base, base + NSETS)) and
+                  all(v[1] == (0, 1) and v[2] == b"STORED\r\n"
+                      for v in got.values()), got)
+            acked += [(rid, rid - base) for rid in got]
+            first = min((v[0] for v in got.values()), default=t0)
+            check("no UDP reply before its commit's slow sync (first after "
+                  "%.0f ms)" % ((first - t0) * 1000),
+                  got and ((first - t0) * 1000 >= DELAY_MS * 0.8 or
+                           not timed))
+            if not timed or get_ms < DELAY_MS / 2:
+                break
+            print("the TCP get took %.0f ms: again" % get_ms)
         check("a TCP get on the same worker is not held up by the UDP "
               "sets waiting for their commit (%.0f ms)" % get_ms,
-              r == b"VALUE g 0 3\r\nold\r\nEND\r\n" and
-              (get_ms < DELAY_MS / 2 or not timed), (r, get_ms))
-        got = recv_replies(u, NSETS, 10 + NSETS * DELAY_MS / 1000)
-        check("every UDP set answered STORED under its own request id, in "
-              "one datagram",
-              sorted(got) == list(range(100, 100 + NSETS)) and
-              all(v[1] == (0, 1) and v[2] == b"STORED\r\n"
-                  for v in got.values()), got)
-        first = min((v[0] for v in got.values()), default=t0)
-        check("no UDP reply before its commit's slow sync (first after "
-              "%.0f ms)" % ((first - t0) * 1000),
-              got and ((first - t0) * 1000 >= DELAY_MS * 0.8 or not timed))
+              get_ms < DELAY_MS / 2 or not timed, get_ms)
         os.unlink(slow)
         srv.kill()
         srv.start(timeout=30)
         b = srv.connect(timeout=10)
-        lost = [i for i in range(NSETS)
-                if 100 + i in got and
-                get(b, b"u%d" % i) != b"VALUE u%d 0 2\r\nv%d\r\nEND\r\n" %
-                (i, i)]
+        lost = [rid for rid, i in acked if get(b, b"u%d" % rid) !=
+                b"VALUE u%d 0 2\r\nv%d\r\nEND\r\n" % (rid, i)]
         check("after kill -9 every set answered STORED is there", not lost,
               lost)
         b.close()
