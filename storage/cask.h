@@ -105,12 +105,14 @@ struct cask_options {
     bool crawl_background;
     /* Budget of the keydirs, bytes (0 = none). Without mem_evict a write
      * of a new key that would need more keydir memory than that fails with
-     * CASK_ENOMEM (nothing is evicted); overwrites, deletes and reads are
-     * unaffected. With mem_evict each shard keeps its keydir within its
-     * share, mem_limit / shards, plus 128 KiB, by evicting (cask_evict.h):
-     * its oldest segment goes, whole, except items read since they were
-     * written (a second chance); a new key waits for an eviction that is
-     * behind, and fails with CASK_ENOMEM only when none comes. */
+     * CASK_ENOMEM (nothing is evicted), and from then on so does every new
+     * key but one that takes the place of a key gone from its shard;
+     * overwrites, deletes and reads are unaffected. With mem_evict each
+     * shard keeps its keydir within its share, mem_limit / shards, plus
+     * 128 KiB, by evicting (cask_evict.h): its oldest segment goes, whole,
+     * except items read since they were written (a second chance); a new
+     * key waits for an eviction that is behind, and fails with CASK_ENOMEM
+     * only when none comes. */
     uint64_t mem_limit;
     bool mem_evict;
     /* Bound on the data directory's segment and hint files, bytes (0 =

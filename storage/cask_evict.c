@@ -136,18 +136,48 @@ start_of(const struct cask_shard *sh)
     return sh->evict_cap - sh->evict_cap / (2 * EVICT_FRAC);
 }
 
+/* A new key without mem_evict (-M: refuse, never evict). Until the budget
+ * is first found full, it is admitted while the keydirs and append buffers
+ * stay within mem_limit. From then on (as memcached's -M, which refuses
+ * every item of a slab class once the class has no free chunk and no page
+ * is left) a new key is admitted only where keys went since: while its
+ * shard holds fewer keys than the most it ever held. Free room at the end
+ * of other shards' keydir chunks is not handed out then, so one refusal is
+ * followed by refusals, whatever shard the next key goes to, until keys
+ * are deleted, expire or are flushed. */
+static int
+admit_full(struct cask_shard *sh, size_t cost)
+{
+    struct cask *c = sh->store;
+    uint64_t n = cask_kd_count(sh->kd);
+    if (n > sh->kd_peak) {
+        sh->kd_peak = n; /* keys recovered at open come in without admit */
+    }
+    if (atomic_load(&c->mem_full) && n >= sh->kd_peak) {
+        return CASK_ENOMEM;
+    }
+    if (cost != 0) {
+        /* the append buffers count too (cask_log_buf_account) */
+        uint64_t used = atomic_load(&c->kd_bytes) + atomic_load(&c->buf_bytes);
+        if (used + cost > c->opt.mem_limit) {
+            atomic_store(&c->mem_full, true);
+            return CASK_ENOMEM;
+        }
+    }
+    sh->kd_peak = n + 1 > sh->kd_peak ? n + 1 : sh->kd_peak;
+    return 0;
+}
+
 int
 cask_evict_admit(struct cask_shard *sh, size_t cost)
 {
     struct cask *c = sh->store;
     uint64_t limit = c->opt.mem_limit;
-    if (limit == 0 || (cost == 0 && !c->opt.mem_evict)) {
+    if (limit == 0) {
         return 0;
     }
     if (!c->opt.mem_evict) {
-        /* the append buffers count too (cask_log_buf_account) */
-        uint64_t used = atomic_load(&c->kd_bytes) + atomic_load(&c->buf_bytes);
-        return used + cost > limit ? CASK_ENOMEM : 0;
+        return admit_full(sh, cost);
     }
     if (cost != 0 || sh->evict_unit == 0) {
         sh->evict_unit = cask_evict_unit(sh);

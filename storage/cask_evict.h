@@ -21,7 +21,8 @@ struct cask_shard;
 
 /* A new key needs cost more keydir bytes (mu held). Returns 0 to go ahead,
  * CASK_EVICT_RETRY, or CASK_ENOMEM: without mem_evict when the keydirs
- * would pass mem_limit. With mem_evict, a new chunk past the shard's share
+ * would pass mem_limit, and after that unless the shard holds fewer keys
+ * than it once did. With mem_evict, a new chunk past the shard's share
  * of mem_limit makes it evict down to 31/32 of the keys it holds then (the
  * maintenance thread is woken); past the hard limit (mem_limit plus its slack)
  * the caller waits, mu released, up to EVICT_WAIT_MS for an eviction in this

@@ -65,6 +65,9 @@ struct cask {
     /* sum of the active segments' append buffers (cask_log.c): memory
      * mem_limit bounds with the keydirs */
     _Atomic uint64_t buf_bytes;
+    /* Without mem_evict: a new key was refused for memory; from then on
+     * a new key only takes the place of one that went (cask_evict.c). */
+    _Atomic bool mem_full;
     _Atomic bool read_only; /* a replica: client writes refused */
 };
 

@@ -159,6 +159,7 @@ struct cask_shard {
                           * between 31/32 of that and that */
     uint64_t evict_unit; /* cask_evict_unit as of the last pass or new
                           * keydir memory (cask_evict.c) */
+    uint64_t kd_peak;    /* most keys seen held (cask_evict_admit, -M) */
     uint64_t evictions;  /* stats, as cask_stats names them */
     uint64_t evicted_unfetched;
     uint64_t evicted_active;

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """test_memory_limit.py - -m with -M: once the index of keys would outgrow
 -m, a new key is refused with memcached's SERVER_ERROR out of memory storing
-object, while overwrites, reads and deletes go on (and a deleted key's room
-takes a new one); the server's own memory (RssAnon) stays near -m; without
+object, and so is every new key after it (as memcached's -M once a slab
+class is full), while overwrites, reads and deletes go on (and a deleted
+key's room takes a new one); the server's own memory (RssAnon) stays near -m; without
 -M the same load is stored. A small -m keeps it fast.
 """
 import os
@@ -21,6 +22,15 @@ def cmd(sock, line):
     sock.sendall(line)
     data, _ = bcserver.recv_until(sock, [b"\r\n"])
     return data
+
+
+def stat(sock, name):
+    sock.sendall(b"stats\r\n")
+    data, _ = bcserver.recv_until(sock, [b"END\r\n"])
+    for line in data.split(b"\r\n"):
+        if line.startswith(b"STAT " + name + b" "):
+            return line.split()[2]
+    return None
 
 
 def fill(sock, n, batch=500):
@@ -69,6 +79,17 @@ def limited(bc):
             check(rss - rss0 < 2048 + 4096, "RssAnon grew %d kB" % (rss - rss0))
         check(cmd(s, b"set " + KEY % refused + b" 0 0 1\r\nx\r\n") == OOM,
               "still refused")
+        # as memcached's -M once a slab class is full: every new key after
+        # the first refusal is refused too, whichever shard it falls in
+        # (room left at the end of other shards' keydir chunks is not used)
+        before = int(stat(s, b"store_no_memory"))
+        later = [cmd(s, b"set " + KEY % (refused + i) + b" 0 0 1\r\nx\r\n")
+                 for i in range(1, 201)]
+        check(later == [OOM] * 200, "the next 200 new keys are refused: %d"
+              % later.count(OOM))
+        after = int(stat(s, b"store_no_memory"))
+        check(after - before == 200,
+              "store_no_memory counts each refusal: %d" % (after - before))
         check(cmd(s, b"set " + KEY % 0 + b" 0 0 1\r\nx\r\n") == b"STORED\r\n",
               "an overwrite is stored")
         check(cmd(s, b"get " + KEY % 0 + b"\r\n").startswith(b"VALUE "),
