@@ -583,6 +583,7 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
     return;
 
 fail:
+    w->malloc_fails++;
     log_msg(LOG_WARN, "out of memory for a new connection; closing it");
     if (c != NULL) {
         if (c->rev) {

@@ -30,6 +30,7 @@ struct conn_info {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct conn_info *head;
+static unsigned nentries; /* under mu */
 
 /* memcached's spelling: tcp:1.2.3.4:port, tcp6:[::1]:port, unix:path
  * (udp and udp6 for a UDP socket). */
@@ -75,7 +76,17 @@ link_entry(struct conn_info *ci)
         head->prev = ci;
     }
     head = ci;
+    nentries++;
     pthread_mutex_unlock(&mu);
+}
+
+unsigned
+conn_table_count(void)
+{
+    pthread_mutex_lock(&mu);
+    unsigned n = nentries;
+    pthread_mutex_unlock(&mu);
+    return n;
 }
 
 struct conn_info *
@@ -153,6 +164,7 @@ conn_table_remove(struct conn_info **cip)
     if (ci->next != NULL) {
         ci->next->prev = ci->prev;
     }
+    nentries--;
     pthread_mutex_unlock(&mu);
     free(ci);
     *cip = NULL;

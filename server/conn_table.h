@@ -35,6 +35,10 @@ void conn_table_remove(struct conn_info **ci);
 void conn_table_set(struct conn_info *ci, enum conn_table_state st,
                     int64_t now_s);
 
+/* Entries registered now: listeners, UDP sockets and client connections
+ * (memcached's connection_structures). */
+unsigned conn_table_count(void);
+
 /* Call line(arg, name, value) for every STAT line of `stats conns`, in fd
  * order ("22:addr", "tcp:127.0.0.1:11211", ...). */
 void conn_table_stats(int64_t now_s,

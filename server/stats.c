@@ -5,6 +5,7 @@
 #include "server/stats.h"
 
 #include "server/conn_table.h"
+#include "server/fdlimit.h"
 #include "server/log.h"
 #include "server/outbudget.h"
 #include "server/prefix_stats.h"
@@ -36,7 +37,7 @@ static uint64_t base_bytes_read, base_bytes_written, base_total_conns,
 /* the same for the connection-guarding counters (stats_conn_guard) */
 static uint64_t base_yields, base_wtimeouts, base_rbuf_oom,
         base_listen_disabled, base_disabled_us, base_budget_closes,
-        base_idle_kicks, base_wsent, base_wskipped;
+        base_idle_kicks, base_wsent, base_wskipped, base_malloc_fails;
 
 /* Sum the workers' connection-guarding counters. */
 static void
@@ -133,60 +134,67 @@ sum_workers(struct server *srv, struct cmd_counters *ctr, uint64_t *rd,
     }
 }
 
-/* The connection-guarding figures: memcached's names where it has one
- * (conn_yields, listen_disabled_num, read_buf_*), own ones for the output
- * budget. Counters count from the last `stats reset`, as memcached's do;
- * gauges are as of now. */
-static void
-stats_conn_guard(struct server *srv, struct out_buf *b)
-{
-    uint64_t yields, wtimeouts, room, disabled, disabled_us, closes;
-    uint64_t rcount = 0, rbytes = 0, rheld = 0;
+/* The connection-guarding figures, counted from the last `stats reset`
+ * as memcached's counters are (gauges are as of now). */
+struct guard {
+    uint64_t yields, wtimeouts, rbuf_oom, disabled, disabled_us, closes;
+    uint64_t malloc_fails;
+    uint64_t rcount, rbytes, rheld;
+};
 
-    sum_guard(srv, &yields, &wtimeouts, &room);
-    disabled = atomic_load(&srv->listen_disabled_num);
-    disabled_us = atomic_load(&srv->listen_disabled_us);
-    closes = outbudget_closes();
+static void
+sum_guard_all(struct server *srv, struct guard *g)
+{
+    memset(g, 0, sizeof(*g));
+    sum_guard(srv, &g->yields, &g->wtimeouts, &g->rbuf_oom);
+    g->disabled = atomic_load(&srv->listen_disabled_num);
+    g->disabled_us = atomic_load(&srv->listen_disabled_us);
+    g->closes = outbudget_closes();
     for (unsigned i = 0; i < srv->nworkers; i++) {
         const struct worker *w = &srv->workers[i];
-        rcount += w->rbuf_count;
-        rbytes += w->rbuf_bytes;
-        rheld += w->rbuf_held;
+        g->rcount += w->rbuf_count;
+        g->rbytes += w->rbuf_bytes;
+        g->rheld += w->rbuf_held;
+        g->malloc_fails += w->malloc_fails;
     }
     pthread_mutex_lock(&base_mu);
-    yields -= base_yields;
-    wtimeouts -= base_wtimeouts;
-    room -= base_rbuf_oom;
-    disabled -= base_listen_disabled;
-    disabled_us -= base_disabled_us;
-    closes -= base_budget_closes;
+    g->yields -= base_yields;
+    g->wtimeouts -= base_wtimeouts;
+    g->rbuf_oom -= base_rbuf_oom;
+    g->disabled -= base_listen_disabled;
+    g->disabled_us -= base_disabled_us;
+    g->closes -= base_budget_closes;
+    g->malloc_fails -= base_malloc_fails;
     pthread_mutex_unlock(&base_mu);
-    stat_line(b, "listen_disabled_num", "%llu", (unsigned long long)disabled);
-    stat_line(b, "time_in_listen_disabled_us", "%llu",
-              (unsigned long long)disabled_us);
-    stat_line(b, "conn_yields", "%llu", (unsigned long long)yields);
-    stat_line(b, "read_buf_count", "%llu", (unsigned long long)rcount);
-    stat_line(b, "read_buf_bytes", "%llu", (unsigned long long)rbytes);
-    stat_line(b, "read_buf_bytes_free", "%llu",
-              (unsigned long long)(rbytes > rheld ? rbytes - rheld : 0));
-    stat_line(b, "read_buf_oom", "%llu", (unsigned long long)room);
-    stat_line(b, "output_bytes", "%llu", (unsigned long long)outbudget_used());
-    stat_line(b, "output_budget", "%llu",
-              (unsigned long long)outbudget_limit());
-    stat_line(b, "output_budget_closes", "%llu", (unsigned long long)closes);
-    stat_line(b, "write_timeouts", "%llu", (unsigned long long)wtimeouts);
 }
 
+#define U(x) ((unsigned long long)(x))
+
+/* `stats`: memcached 1.6.18's fields, in its order, shown under the same
+ * settings as it shows them (rejected_connections with maxconns_fast, the
+ * slab mover's with slab_reassign, the crawler's while it is enabled, the
+ * LRU maintainer's with lru_maintainer). Where memcached reports a part
+ * bitcached does not have, the figure is what is true here (README,
+ * "Compatibility with memcached"): no slab page is ever moved, no item is
+ * ever moved between LRUs. bitcached's own figures are in `stats
+ * bitcached`. */
 static void
 stats_general(struct server *srv, struct out_buf *b)
 {
+    const struct settings_mc *mc = &srv->settings->mc;
     struct cmd_counters c;
     struct cask_stats cs;
+    struct guard g;
     struct rusage ru;
-    uint64_t rd, wr, total, rejected, kicks, wsent, wskipped;
+    uint64_t rd, wr, total, rejected, kicks, wsent, wskipped, clients;
     time_t now = time(NULL);
+    /* switched at run time by lru_crawler enable|disable */
+    bool crawler = srv->env.admin != NULL
+                           ? atomic_load(&srv->env.admin->lru_crawler)
+                           : mc->lru_crawler;
 
     sum_workers(srv, &c, &rd, &wr);
+    sum_guard_all(srv, &g);
     kicks = sum_idle_kicks(srv);
     watch_counts(&wsent, &wskipped);
     total = atomic_load(&srv->total_conns);
@@ -210,12 +218,12 @@ stats_general(struct server *srv, struct out_buf *b)
     memset(&cs, 0, sizeof(cs));
     cask_stats(srv->store, -1, &cs);
     getrusage(RUSAGE_SELF, &ru);
+    clients = atomic_load(&srv->curr_conns);
 
     stat_line(b, "pid", "%ld", (long)getpid());
     stat_line(b, "uptime", "%ld", (long)(now - srv->started));
     stat_line(b, "time", "%ld", (long)now);
     stat_line(b, "version", "%s", SERVER_PROTOCOL_VERSION);
-    stat_line(b, "server", "bitcached-%s", PACKAGE_VERSION);
     stat_line(b, "libevent", "%s", event_get_version());
     stat_line(b, "pointer_size", "%zu", 8 * sizeof(void *));
     stat_line(b, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec,
@@ -223,75 +231,167 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec,
               (long)ru.ru_stime.tv_usec);
     stat_line(b, "max_connections", "%u", srv->settings->maxconns);
-    stat_line(b, "curr_connections", "%u", atomic_load(&srv->curr_conns));
-    stat_line(b, "total_connections", "%llu", (unsigned long long)total);
-    stat_line(b, "rejected_connections", "%llu", (unsigned long long)rejected);
-    stats_conn_guard(srv, b);
-    stat_line(b, "cmd_get", "%llu", (unsigned long long)c.cmd_get);
-    stat_line(b, "cmd_set", "%llu", (unsigned long long)c.cmd_set);
-    stat_line(b, "cmd_flush", "%llu", (unsigned long long)c.cmd_flush);
-    stat_line(b, "cmd_touch", "%llu", (unsigned long long)c.cmd_touch);
-    stat_line(b, "cmd_meta", "%llu", (unsigned long long)c.meta_cmds);
-    stat_line(b, "get_hits", "%llu", (unsigned long long)c.get_hits);
-    stat_line(b, "get_misses", "%llu", (unsigned long long)c.get_misses);
-    stat_line(b, "get_expired", "%llu", (unsigned long long)c.get_expired);
-    stat_line(b, "get_flushed", "%llu", (unsigned long long)c.get_flushed);
-    stat_line(b, "get_corrupt", "%llu", (unsigned long long)c.get_corrupt);
-    stat_line(b, "delete_misses", "%llu", (unsigned long long)c.delete_misses);
-    stat_line(b, "delete_hits", "%llu", (unsigned long long)c.delete_hits);
-    stat_line(b, "incr_misses", "%llu", (unsigned long long)c.incr_misses);
-    stat_line(b, "incr_hits", "%llu", (unsigned long long)c.incr_hits);
-    stat_line(b, "decr_misses", "%llu", (unsigned long long)c.decr_misses);
-    stat_line(b, "decr_hits", "%llu", (unsigned long long)c.decr_hits);
-    stat_line(b, "cas_misses", "%llu", (unsigned long long)c.cas_misses);
-    stat_line(b, "cas_hits", "%llu", (unsigned long long)c.cas_hits);
-    stat_line(b, "cas_badval", "%llu", (unsigned long long)c.cas_badval);
-    stat_line(b, "touch_hits", "%llu", (unsigned long long)c.touch_hits);
-    stat_line(b, "touch_misses", "%llu", (unsigned long long)c.touch_misses);
-    stat_line(b, "store_too_large", "%llu",
-              (unsigned long long)c.store_too_large);
-    stat_line(b, "store_no_memory", "%llu",
-              (unsigned long long)c.store_no_memory);
-    stat_line(b, "auth_cmds", "%llu", (unsigned long long)c.auth_cmds);
-    stat_line(b, "auth_errors", "%llu", (unsigned long long)c.auth_errors);
+    stat_line(b, "curr_connections", "%llu", U(clients));
+    stat_line(b, "total_connections", "%llu", U(total));
+    if (mc->maxconns_fast) {
+        stat_line(b, "rejected_connections", "%llu", U(rejected));
+    }
+    /* listeners and clients, each with its connection structure */
+    stat_line(b, "connection_structures", "%u", conn_table_count());
+    /* Replies wait in one queue per client connection; one that cannot
+     * be held within the output budget closes the connection, as a
+     * response memcached cannot allocate does. */
+    stat_line(b, "response_obj_oom", "%llu", U(g.closes));
+    stat_line(b, "response_obj_count", "%llu", U(clients));
+    stat_line(b, "response_obj_bytes", "%llu", U(outbudget_used()));
+    stat_line(b, "read_buf_count", "%llu", U(g.rcount));
+    stat_line(b, "read_buf_bytes", "%llu", U(g.rbytes));
+    stat_line(b, "read_buf_bytes_free", "%llu",
+              U(g.rbytes > g.rheld ? g.rbytes - g.rheld : 0));
+    stat_line(b, "read_buf_oom", "%llu", U(g.rbuf_oom));
+    /* kept from clients: the store's and workers' headroom, and the spare
+     * that answers "Too many open connections" */
+    stat_line(b, "reserved_fds", "%d", FDLIMIT_HEADROOM + 1);
+    stat_line(b, "cmd_get", "%llu", U(c.cmd_get));
+    stat_line(b, "cmd_set", "%llu", U(c.cmd_set));
+    stat_line(b, "cmd_flush", "%llu", U(c.cmd_flush));
+    stat_line(b, "cmd_touch", "%llu", U(c.cmd_touch));
+    stat_line(b, "cmd_meta", "%llu", U(c.meta_cmds));
+    stat_line(b, "get_hits", "%llu", U(c.get_hits));
+    stat_line(b, "get_misses", "%llu", U(c.get_misses));
+    stat_line(b, "get_expired", "%llu", U(c.get_expired));
+    stat_line(b, "get_flushed", "%llu", U(c.get_flushed));
+    stat_line(b, "delete_misses", "%llu", U(c.delete_misses));
+    stat_line(b, "delete_hits", "%llu", U(c.delete_hits));
+    stat_line(b, "incr_misses", "%llu", U(c.incr_misses));
+    stat_line(b, "incr_hits", "%llu", U(c.incr_hits));
+    stat_line(b, "decr_misses", "%llu", U(c.decr_misses));
+    stat_line(b, "decr_hits", "%llu", U(c.decr_hits));
+    stat_line(b, "cas_misses", "%llu", U(c.cas_misses));
+    stat_line(b, "cas_hits", "%llu", U(c.cas_hits));
+    stat_line(b, "cas_badval", "%llu", U(c.cas_badval));
+    stat_line(b, "touch_hits", "%llu", U(c.touch_hits));
+    stat_line(b, "touch_misses", "%llu", U(c.touch_misses));
+    stat_line(b, "store_too_large", "%llu", U(c.store_too_large));
+    stat_line(b, "store_no_memory", "%llu", U(c.store_no_memory));
+    stat_line(b, "auth_cmds", "%llu", U(c.auth_cmds));
+    stat_line(b, "auth_errors", "%llu", U(c.auth_errors));
     if (srv->settings->idle_timeout_s != 0) {
         /* memcached lists it only when an idle timeout is set */
-        stat_line(b, "idle_kicks", "%llu", (unsigned long long)kicks);
+        stat_line(b, "idle_kicks", "%llu", U(kicks));
     }
     if (tls_enabled()) {
         struct tls_stats ts;
         tls_get_stats(&ts);
-        stat_line(b, "ssl_handshake_errors", "%llu",
-                  (unsigned long long)ts.handshake_errors);
-        stat_line(b, "ssl_proto_errors", "%llu",
-                  (unsigned long long)ts.proto_errors);
+        stat_line(b, "ssl_handshake_errors", "%llu", U(ts.handshake_errors));
+        stat_line(b, "ssl_proto_errors", "%llu", U(ts.proto_errors));
         stat_line(b, "time_since_server_cert_refresh", "%lld",
                   (long long)(time(NULL) - ts.refreshed_s));
         if (srv->settings->tls.session_cache) {
-            stat_line(b, "ssl_new_sessions", "%llu",
-                      (unsigned long long)ts.new_sessions);
+            stat_line(b, "ssl_new_sessions", "%llu", U(ts.new_sessions));
         }
     }
-    stat_line(b, "bytes_read", "%llu", (unsigned long long)rd);
-    stat_line(b, "bytes_written", "%llu", (unsigned long long)wr);
-    stat_line(b, "limit_maxbytes", "%llu",
-              (unsigned long long)srv->settings->maxbytes);
+    stat_line(b, "bytes_read", "%llu", U(rd));
+    stat_line(b, "bytes_written", "%llu", U(wr));
+    stat_line(b, "limit_maxbytes", "%llu", U(srv->settings->maxbytes));
     stat_line(b, "accepting_conns", "%d", atomic_load(&srv->accepting) ? 1 : 0);
+    stat_line(b, "listen_disabled_num", "%llu", U(g.disabled));
+    stat_line(b, "time_in_listen_disabled_us", "%llu", U(g.disabled_us));
     stat_line(b, "threads", "%u", srv->settings->threads);
-    stat_line(b, "log_watcher_skipped", "%llu", (unsigned long long)wskipped);
-    stat_line(b, "log_watcher_sent", "%llu", (unsigned long long)wsent);
+    stat_line(b, "conn_yields", "%llu", U(g.yields));
+    {
+        /* The keydirs' hash tables: 6-byte slots, grown a stripe at a
+         * time within one insert, so never caught expanding. The level
+         * is the power of two at or below the slot count (16 shards
+         * start with 65536 slots: memcached's default 16). */
+        unsigned level = 0;
+        while (level < 63 && (cs.keydir_slots >> (level + 1)) != 0) {
+            level++;
+        }
+        stat_line(b, "hash_power_level", "%u", level);
+        stat_line(b, "hash_bytes", "%llu", U(cs.keydir_slots * 6));
+        stat_line(b, "hash_is_expanding", "0");
+    }
+    if (mc->slab_reassign) {
+        /* no slab pages, so none is ever moved */
+        static const char *const mover[] = {
+                "slab_reassign_rescues",         "slab_reassign_chunk_rescues",
+                "slab_reassign_evictions_nomem", "slab_reassign_inline_reclaim",
+                "slab_reassign_busy_items",      "slab_reassign_busy_deletes",
+                "slab_reassign_running",         "slabs_moved"};
+        for (size_t i = 0; i < sizeof(mover) / sizeof(mover[0]); i++) {
+            stat_line(b, mover[i], "0");
+        }
+    }
+    if (crawler) {
+        /* the background crawler that drops expired and flushed keys */
+        stat_line(b, "lru_crawler_running", "%d", cs.crawling ? 1 : 0);
+        stat_line(b, "lru_crawler_starts", "%llu", U(cs.crawls));
+    }
+    if (mc->lru_maintainer) {
+        /* the maintenance thread's passes (evictions, crawls, hints) */
+        stat_line(b, "lru_maintainer_juggles", "%llu", U(cs.maint_passes));
+    }
+    stat_line(b, "malloc_fails", "%llu", U(g.malloc_fails));
+    /* watch lines are formatted straight into each watcher's buffer: a
+     * line a slow watcher cannot take is skipped, none is dropped before */
+    stat_line(b, "log_worker_dropped", "0");
+    stat_line(b, "log_worker_written", "%llu", U(wsent + wskipped));
+    stat_line(b, "log_watcher_skipped", "%llu", U(wskipped));
+    stat_line(b, "log_watcher_sent", "%llu", U(wsent));
     stat_line(b, "log_watchers", "%u", atomic_load(&watch_count));
-    stat_line(b, "bytes", "%llu", (unsigned long long)cs.live_bytes);
-    stat_line(b, "curr_items", "%llu", (unsigned long long)cs.live_keys);
-    stat_line(b, "total_items", "%llu", (unsigned long long)c.total_items);
-    stat_line(b, "expired_unfetched", "%llu",
-              (unsigned long long)cs.expired_unfetched);
-    stat_line(b, "evicted_unfetched", "%llu",
-              (unsigned long long)cs.evicted_unfetched);
-    stat_line(b, "evicted_active", "%llu",
-              (unsigned long long)cs.evicted_active);
-    stat_line(b, "evictions", "%llu", (unsigned long long)cs.evictions);
-    stat_line(b, "reclaimed", "%llu", (unsigned long long)cs.reclaimed);
+    /* -N is accepted without effect: connections are handed out round
+     * robin, never by NAPI id */
+    stat_line(b, "unexpected_napi_ids", "0");
+    stat_line(b, "round_robin_fallback", "0");
+    stat_line(b, "bytes", "%llu", U(cs.live_bytes));
+    stat_line(b, "curr_items", "%llu", U(cs.live_keys));
+    stat_line(b, "total_items", "%llu", U(c.total_items));
+    stat_line(b, "slab_global_page_pool", "0");
+    stat_line(b, "expired_unfetched", "%llu", U(cs.expired_unfetched));
+    stat_line(b, "evicted_unfetched", "%llu", U(cs.evicted_unfetched));
+    if (mc->lru_maintainer) {
+        stat_line(b, "evicted_active", "%llu", U(cs.evicted_active));
+    }
+    stat_line(b, "evictions", "%llu", U(cs.evictions));
+    stat_line(b, "reclaimed", "%llu", U(cs.reclaimed));
+    /* the crawler's drops count in reclaimed, as memcached's LRU
+     * maintainer counts the expired items it frees */
+    stat_line(b, "crawler_reclaimed", "0");
+    stat_line(b, "crawler_items_checked", "%llu", U(cs.crawl_checked));
+    /* no item references are held across requests, and there is one LRU
+     * order (segment age): nothing is locked at the tail or moved
+     * between LRUs; writers wait for the maintenance thread to evict */
+    stat_line(b, "lrutail_reflocked", "0");
+    if (mc->lru_maintainer) {
+        stat_line(b, "moves_to_cold", "0");
+        stat_line(b, "moves_to_warm", "0");
+        stat_line(b, "moves_within_lru", "0");
+        stat_line(b, "direct_reclaims", "0");
+        stat_line(b, "lru_bumps_dropped", "0");
+    }
+    end_reply(b);
+}
+
+/* `stats bitcached`: bitcached's own figures beside memcached's. */
+static void
+stats_own(struct server *srv, struct out_buf *b)
+{
+    struct cmd_counters c;
+    struct guard g;
+    uint64_t rd, wr;
+
+    sum_workers(srv, &c, &rd, &wr);
+    sum_guard_all(srv, &g);
+    pthread_mutex_lock(&base_mu);
+    c.get_corrupt -= base_ctr.get_corrupt;
+    pthread_mutex_unlock(&base_mu);
+    stat_line(b, "server", "bitcached-%s", PACKAGE_VERSION);
+    stat_line(b, "get_corrupt", "%llu", U(c.get_corrupt));
+    stat_line(b, "output_bytes", "%llu", U(outbudget_used()));
+    stat_line(b, "output_budget", "%llu", U(outbudget_limit()));
+    stat_line(b, "output_budget_closes", "%llu", U(g.closes));
+    stat_line(b, "write_timeouts", "%llu", U(g.wtimeouts));
     end_reply(b);
 }
 
@@ -566,6 +666,10 @@ stats_reset(struct server *srv)
     base_listen_disabled = atomic_load(&srv->listen_disabled_num);
     base_disabled_us = atomic_load(&srv->listen_disabled_us);
     base_budget_closes = outbudget_closes();
+    base_malloc_fails = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        base_malloc_fails += srv->workers[i].malloc_fails;
+    }
     base_idle_kicks = sum_idle_kicks(srv);
     watch_counts(&base_wsent, &base_wskipped);
     pthread_mutex_unlock(&base_mu);
@@ -627,6 +731,8 @@ stats_reply(void *arg, const char *args, size_t len, const struct cmd_sink *out)
         stats_general(srv, &b);
     } else if (is(args, len, "settings")) {
         stats_settings(srv, &b);
+    } else if (is(args, len, "bitcached")) {
+        stats_own(srv, &b);
     } else if (is(args, len, "storage")) {
         stats_storage(srv, &b);
     } else if (is(args, len, "replication")) {

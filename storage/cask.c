@@ -119,6 +119,7 @@ maint_main(void *arg)
             pthread_cond_timedwait(&c->bg_cv, &c->bg_mu, &ts);
         }
         c->compact_kick = false;
+        atomic_fetch_add(&c->maint_passes, 1);
         for (unsigned i = 0; i < c->nshards && !c->stopping; i++) {
             pthread_mutex_unlock(&c->bg_mu);
             struct cask_shard *sh = c->shards[i];
@@ -992,6 +993,9 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->expired_unfetched += s.expired_unfetched;
         st->reclaimed += s.reclaimed;
         st->evict_runs += s.evict_runs;
+        st->keydir_slots += s.keydir_slots;
+        st->crawls += s.crawls;
+        st->crawl_checked += s.crawl_checked;
         st->unchecked_reads += s.unchecked_reads;
         st->value_refs += s.value_refs;
     }
@@ -1000,6 +1004,8 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
     st->syncs += jsyncs;
     st->synced_writes += jframes;
     st->recovery_s = c->recovery_s;
+    st->maint_passes = atomic_load(&c->maint_passes);
+    st->crawling = atomic_load(&c->crawling) != 0;
     st->segments_mapped = cask_vmap_count();
     st->map_budget = cask_vmap_budget();
     st->commits = cask_commit_passes(c);

@@ -526,6 +526,13 @@ struct cask_stats {
     uint64_t reclaimed;         /* expired or flushed items dropped from
                                  * the keydir without being read */
     uint64_t evict_runs;        /* segments evicted */
+    /* The index and the background work, for memcached's hash_* and
+     * lru_crawler_* figures. */
+    uint64_t keydir_slots;  /* slots of the keydirs' hash tables */
+    uint64_t crawls;        /* crawler passes that walked a keydir */
+    uint64_t crawl_checked; /* entries they looked at */
+    uint64_t maint_passes;  /* maintenance thread passes (store total) */
+    bool crawling;          /* a crawler pass is under way (store total) */
 };
 
 unsigned cask_shards(const struct cask *c);

@@ -110,33 +110,14 @@ drop(struct cask_shard *sh, struct batch *b, struct cask_kd_entry *e,
     return rc;
 }
 
-void
-cask_shard_crawl(struct cask_shard *sh)
+/* One pass over the shard's keydir, range by range: drop the flushed and
+ * expired keys, age the access stamps. */
+static void
+walk(struct cask_shard *sh)
 {
     struct cask *c = sh->store;
     uint64_t end = cask_kd_range_end(), step = end / CRAWL_STEPS;
-    uint64_t lo = 0, now_ms = cask_clock_ms();
-    if (now_ms < sh->crawl_after_ms) {
-        return;
-    }
-    sh->crawl_after_ms = now_ms + CRAWL_EVERY_MS;
-    int64_t now_s = cask_now(c);
-    pthread_mutex_lock(&sh->mu);
-    bool idle = sh->crawl_full_s != 0 && !sh->crawl_exp &&
-                now_s >= sh->crawl_full_s &&
-                now_s - sh->crawl_full_s < CRAWL_AGE_S &&
-                atomic_load(&c->flush_pending_at) == 0 &&
-                atomic_load(&c->flush_cas) == sh->crawl_flush_cas;
-    if (!idle) {
-        /* from here on, writers set it again for what the walk may miss */
-        sh->crawl_exp = false;
-        sh->crawl_flush_cas = atomic_load(&c->flush_cas);
-        sh->crawl_full_s = now_s;
-    }
-    pthread_mutex_unlock(&sh->mu);
-    if (idle) {
-        return;
-    }
+    uint64_t lo = 0;
     bool saw_exp = false;
     while (lo < end) {
         struct batch b = {.now = cask_now(c)};
@@ -151,7 +132,8 @@ cask_shard_crawl(struct cask_shard *sh)
         (void)cask_flush_point(c, b.now);
         /* Only a persisted flush point may drop keys for good. */
         b.flush_cas = atomic_load(&c->flush_cas);
-        (void)cask_kd_foreach_range(sh->kd, lo, lo + step, pick, &b);
+        sh->crawl_checked +=
+                cask_kd_foreach_range(sh->kd, lo, lo + step, pick, &b);
         for (unsigned i = 0; i < b.n && rc == 0; i++) {
             rc = drop(sh, &b, b.e[i], &dropped);
         }
@@ -175,4 +157,36 @@ cask_shard_crawl(struct cask_shard *sh)
         sh->crawl_exp = true;
         pthread_mutex_unlock(&sh->mu);
     }
+}
+
+void
+cask_shard_crawl(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    uint64_t now_ms = cask_clock_ms();
+    if (now_ms < sh->crawl_after_ms) {
+        return;
+    }
+    sh->crawl_after_ms = now_ms + CRAWL_EVERY_MS;
+    int64_t now_s = cask_now(c);
+    pthread_mutex_lock(&sh->mu);
+    bool idle = sh->crawl_full_s != 0 && !sh->crawl_exp &&
+                now_s >= sh->crawl_full_s &&
+                now_s - sh->crawl_full_s < CRAWL_AGE_S &&
+                atomic_load(&c->flush_pending_at) == 0 &&
+                atomic_load(&c->flush_cas) == sh->crawl_flush_cas;
+    if (!idle) {
+        /* from here on, writers set it again for what the walk may miss */
+        sh->crawl_exp = false;
+        sh->crawl_flush_cas = atomic_load(&c->flush_cas);
+        sh->crawl_full_s = now_s;
+        sh->crawls++;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (idle) {
+        return;
+    }
+    atomic_fetch_add(&c->crawling, 1);
+    walk(sh);
+    atomic_fetch_sub(&c->crawling, 1);
 }

@@ -540,6 +540,16 @@ cask_kd_bytes(const struct cask_keydir *kd)
 }
 
 size_t
+cask_kd_slots(const struct cask_keydir *kd)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < STRIPES; i++) {
+        n += kd->st[i].cap;
+    }
+    return n;
+}
+
+size_t
 cask_kd_insert_cost(const struct cask_keydir *kd, uint64_t h, size_t klen)
 {
     size_t cost = 0;

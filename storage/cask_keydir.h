@@ -144,6 +144,9 @@ size_t cask_kd_count(const struct cask_keydir *kd);
 /* Bytes of memory held (arena chunks, table, bookkeeping). O(1). */
 size_t cask_kd_bytes(const struct cask_keydir *kd);
 
+/* Slots of the hash tables (every stripe's), 6 bytes each. */
+size_t cask_kd_slots(const struct cask_keydir *kd);
+
 /* Bytes cask_kd_insert(kd, h, key, klen) would allocate now (0 when it
  * fits in memory already held: a free entry, room in the last chunk and
  * in the stripe's table). */

@@ -1376,6 +1376,9 @@ store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
     if (rc != 0) {
         goto out;
     }
+    if (gone == CASK_GONE_EXPIRED || gone == CASK_GONE_FLUSHED) {
+        sh->reclaimed++; /* memcached's: stored in an expired item's room */
+    }
     cask_log_join(sh, tk);
     if (cas_out != NULL) {
         *cas_out = cas;
@@ -1837,6 +1840,9 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->failed = sh->failed || sh->held; /* held: until the journal
                                           * recovers (cask_lost.c) */
     st->writes_undone = sh->lost_undone;
+    st->keydir_slots = cask_kd_slots(sh->kd);
+    st->crawls = sh->crawls;
+    st->crawl_checked = sh->crawl_checked;
     cask_evict_stats(sh, st);
     pthread_mutex_unlock(&sh->mu);
 }

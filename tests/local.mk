@@ -75,6 +75,11 @@ dist_check_SCRIPTS += tests/clients/test_clients.py
 EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php
 TESTS += tests/clients/test_clients.py
 
+# test_stats_general.py: the figures `stats` shows for memcached's parts
+# bitcached does not have, and `stats bitcached`.
+dist_check_SCRIPTS += tests/integration/test_stats_general.py
+TESTS += tests/integration/test_stats_general.py
+
 # test_watch_evict.py: `watch evictions` lines on a small -m server (issue 11).
 dist_check_SCRIPTS += tests/integration/test_watch_evict.py
 TESTS += tests/integration/test_watch_evict.py

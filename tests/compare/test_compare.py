@@ -463,10 +463,10 @@ def joined(replies):
     return (b"".join(r for r, _ in replies), replies[-1][1] if replies else "open")
 
 
-def settings_names(srv):
-    """The field names of `stats settings`, in order."""
+def settings_names(srv, group=b"settings"):
+    """The field names of `stats settings` (or another group), in order."""
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-    s.sendall(b"stats settings\r\n")
+    s.sendall(b"stats " + group + b"\r\n" if group else b"stats\r\n")
     data = b""
     while not data.endswith(b"END\r\n"):
         chunk = s.recv(65536)
@@ -493,6 +493,42 @@ def compare_settings(ref, sut):
             print("FAIL stats settings: bitcached has fewer fields")
         return 1
     return 0
+
+
+# The options under which memcached shows or hides parts of `stats`.
+STATS_OPTIONS = [
+    [],
+    ["-o", "no_lru_crawler,no_lru_maintainer"],
+    ["-o", "no_modern"],
+    ["-o", "no_maxconns_fast,idle_timeout=5"],
+    ["-o", "no_slab_reassign"],
+]
+
+
+def compare_stats(mc, bc):
+    """`stats` lists memcached's fields, exactly, in its order, under each
+    set of options (memcached's own t/stats.t counts them)."""
+    fails = 0
+    for opts in STATS_OPTIONS:
+        ref = bcserver.Server(mc, kind="memcached", args=["-U", "0"] + opts)
+        sut = bcserver.Server(bc, args=opts)
+        try:
+            ref.start()
+            sut.start()
+            want = settings_names(ref, b"")
+            got = settings_names(sut, b"")
+        finally:
+            ref.close()
+            sut.close()
+        if want != got:
+            fails += 1
+            extra = [n for n in got if n not in want]
+            missing = [n for n in want if n not in got]
+            print("FAIL stats fields with %r: missing %r, extra %r, order %s"
+                  % (opts, missing, extra,
+                     "same" if [n for n in got if n in want] ==
+                     [n for n in want if n in got] else "differs"))
+    return fails
 
 
 def main():
@@ -535,6 +571,8 @@ def main():
     finally:
         ref.close()
         sut.close()
+    if not only:
+        fails += compare_stats(mc, bc)
     print("compare: %d cases, %d failures" % (len(CASES), fails))
     return 1 if fails else 0
 

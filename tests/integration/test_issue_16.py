@@ -157,12 +157,12 @@ def run(binary, args, zero_copy):
         # big:2 has been served, so it is checked and cached: flip a byte
         # of it under the running server
         flip(srv.tmp, b"MARK-02-")
-        corrupt0 = stat(s, b"", b"get_corrupt")
+        corrupt0 = stat(s, b"bitcached", b"get_corrupt")
         got = text_get(s, [b"big:1", b"big:2", b"big:3"])
         want = b"".join(b"VALUE %s 5 %d\r\n%s\r\n" % (k, len(v), v)
                         for k, v in (items[0], items[2])) + b"END\r\n"
         check(got == want, "flipped byte: the text get leaves big:2 out (%d bytes)" % len(got))
-        check(stat(s, b"", b"get_corrupt") == corrupt0 + 1, "get_corrupt counts it")
+        check(stat(s, b"bitcached", b"get_corrupt") == corrupt0 + 1, "get_corrupt counts it")
         b = srv.connect()
         b.settimeout(10)
         st, body = bin_get(b, b"big:2")
