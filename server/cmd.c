@@ -1751,8 +1751,30 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
 enum cmd_status
 cmd_execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
 {
+    bool job = cc->job != NULL;
+    if (cc->fresh) {
+        cc->since_flush = 0;
+    }
     enum cmd_status rs = execute(cc, buf, len, used);
 
+    if (rs == CMD_NEED_MORE) {
+        /* memcached writes its replies out while it waits for more */
+        cc->fresh = true;
+    } else if (*used > 0 && !job) {
+        /* the bytes after this request came in the same read */
+        cc->fresh = *used == len;
+        switch (cc->tag.cmd) {
+        case PROTO_CMD_GET:
+        case PROTO_CMD_GETS:
+        case PROTO_CMD_GAT:
+        case PROTO_CMD_GATS:
+        case PROTO_CMD_MN:
+            cc->since_flush = 0;
+            break;
+        default:
+            cc->since_flush++;
+        }
+    }
     if (*used > 0) {
         /* reads belong to their request; those read ahead for the next
          * ones stay */

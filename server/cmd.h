@@ -185,6 +185,11 @@ struct cmd_conn {
     struct cmd_req_tag tag;    /* of the request run last */
     struct cmd_reader rd;      /* value reads off the thread (cmd_read.h) */
     bool quit;                 /* CMD_CLOSE came from quit: a normal close */
+    /* Requests run since memcached would have written its replies out (a
+     * new read, a get's END, mn): metadump refuses to follow them in one
+     * read, as memcached's does. fresh: the next request starts a read. */
+    unsigned since_flush;
+    bool fresh;
 };
 
 enum cmd_status {

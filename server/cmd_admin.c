@@ -443,6 +443,10 @@ lru_crawler(struct cmd_conn *cc, const struct toks *t)
             emit_str(cc, "CLIENT_ERROR lru crawler disabled\r\n");
         } else if (env->dump_disabled) {
             emit_str(cc, "ERROR metadump not allowed\r\n");
+        } else if (cc->since_flush != 0) {
+            /* memcached's dump cannot follow replies it has not written */
+            emit_str(cc, "ERROR cannot pipeline other commands before "
+                         "metadump\r\n");
         } else if (!parse_classes(t->p[2], t->n[2], &all, cls)) {
             emit_str(cc, "BADCLASS invalid class id\r\n");
         } else if ((j = job_new(cc, JOB_METADUMP)) != NULL) {

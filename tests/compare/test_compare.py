@@ -217,6 +217,18 @@ CASES = [
                                  b"lru_crawler tocrawl 10\r\n", b"lru_crawler tocrawl x\r\n",
                                  b"lru_crawler crawl 99\r\n", b"lru_crawler mgdump all\r\n",
                                  b"lru_crawler enable\r\n"]),
+    # memcached's metadump refuses to follow, in the same read, requests
+    # whose replies it has not written out (a get's END and mn write them)
+    ("metadump after pipelined requests",
+     [b"mg {k} v\r\nlru_crawler metadump 99\r\n",
+      b"set {k} 0 0 1 noreply\r\nx\r\nlru_crawler metadump 99\r\n",
+      b"version\r\nlru_crawler metadump all\r\n",
+      b"md {k} q\r\nlru_crawler metadump hash\r\n"]),
+    ("metadump after get or mn",
+     [b"get {k}\r\nlru_crawler metadump 99\r\n",
+      b"mn\r\nlru_crawler metadump 99\r\n",
+      b"mg {k} v\r\nmn\r\nlru_crawler metadump 99\r\n",
+      b"mg {k} v\r\nget {k}\r\nlru_crawler metadump 99\r\n"]),
     ("metadump bad arguments", [b"lru_crawler metadump 99\r\n", b"lru_crawler metadump x\r\n",
                                 b"lru_crawler metadump\r\n", b"lru_crawler metadump a b\r\n"]),
     ("stats cachedump errors", [b"stats cachedump\r\n", b"stats cachedump 1\r\n",
