@@ -68,9 +68,11 @@ struct cask {
     /* Without mem_evict: a new key was refused for memory; from then on
      * a new key only takes the place of one that went (cask_evict.c). */
     _Atomic bool mem_full;
-    _Atomic uint64_t maint_passes; /* the maintenance thread's passes */
-    _Atomic unsigned crawling;     /* a crawler pass is walking a shard */
     _Atomic bool read_only; /* a replica: client writes refused */
+    /* stats: the maintenance thread's passes, and crawler passes under
+     * way (cask_crawl.c) */
+    _Atomic uint64_t maint_passes;
+    _Atomic unsigned crawling;
 };
 
 /* A fresh cas (also used as record sequence number) in *out; never reused,

@@ -166,8 +166,8 @@ struct cask_shard {
     uint64_t expired_unfetched;
     uint64_t reclaimed;
     uint64_t evict_runs;
-    uint64_t crawls;        /* crawler passes that walked the keydir */
-    uint64_t crawl_checked; /* entries those passes looked at */
+    uint64_t crawls;         /* crawler passes that walked the keydir */
+    uint64_t crawl_checked;  /* entries those passes looked at */
     uint64_t crawl_after_ms; /* maintenance thread: no crawl before (CLOCK_
                               * MONOTONIC ms; cask_crawl.c) */
     /* An entry may have an expiry: set (mu held) wherever one gets one,
