@@ -8,8 +8,9 @@
  * appends meanwhile), marks the epoch done, wakes blocked
  * writers and calls the store's commit hook. One pass covers the writes of
  * every shard and every client that came in while the previous pass ran.
- * A failed sync latches its shard (cask_shard.c); the tickets it covered
- * then read CASK_EFAILED.
+ * A failed sync makes its shard refuse writes until the segment is
+ * rewritten (cask_resync.c); the tickets it covered then read
+ * CASK_EFAILED.
  *
  * With the shared journal (cask_journal.c) a pass instead writes the
  * frames queued since the last pass to the journal with one fdatasync,
@@ -20,8 +21,12 @@
  * every shard's writes; the thread that saw it then recovers: the failed
  * puts are undone (cask_lost.c), every segment is synced, and the
  * journal resumes in its other file, retried every RECOVER_RETRY_MS
- * while that fails. A failed segment sync latches every shard until a
- * restart. Calls down into the log, the lost writes and the journal only.
+ * while that fails. A failed segment sync makes its shard rewrite the
+ * segment (cask_resync.c); until that is done the journal's current
+ * generation, which holds the segment's acknowledged records, is not
+ * replaced: a checkpoint or a recovery waits and tries again. A latched
+ * shard (cask_log_latch) latches every shard until a restart. Calls down
+ * into the log, the lost writes and the journal only.
  */
 #include "storage/cask_commit.h"
 
@@ -55,6 +60,10 @@
 /* After a failed journal commit, how long to wait between attempts to
  * resume the journal (a switch to its other file) while it fails. */
 #define RECOVER_RETRY_MS 100
+
+/* A checkpoint that waits for the rewrite of a segment whose sync failed
+ * tries again after RECOVER_RETRY_MS, doubling up to this. */
+#define CHECKPOINT_RETRY_MAX_MS 1000u
 
 struct jslot;
 
@@ -129,6 +138,13 @@ struct cask_commit {
     _Atomic bool undo_wait;
     _Atomic uint64_t failures;   /* journal commits that failed */
     _Atomic uint64_t recoveries; /* ... after which commits resumed */
+    /* Failed segment syncs (cask_commit_sync_failed), for tickets over
+     * several shards: shards rewriting a segment (mu), and the epochs
+     * from the oldest not done at a failure to the one open when the
+     * last rewrite finished (UINT64_MAX while one runs); 0: none. Never
+     * narrowed: a late ticket of an earlier window stays failed. */
+    unsigned sfail_open;
+    _Atomic uint64_t sfail_lo, sfail_hi;
     struct jslot *slots; /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
     unsigned njthreads;
     pthread_t jthreads[JOURNAL_THREADS_MAX];
@@ -306,17 +322,63 @@ sync_every_shard(struct cask *c)
     return 0;
 }
 
+/* Is any shard latched (read-only until a restart)? rewriting: or does
+ * any refuse writes until a segment whose sync failed is rewritten
+ * (cask_resync.c)? */
+static bool
+any_shard(struct cask *c, bool rewriting)
+{
+    for (unsigned i = 0; i < c->nshards; i++) {
+        struct cask_shard *sh = c->shards[i];
+        pthread_mutex_lock(&sh->mu);
+        bool hit = rewriting ? sh->failed && !sh->latched : sh->latched;
+        pthread_mutex_unlock(&sh->mu);
+        if (hit) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool nap(struct cask_commit *cm, unsigned ms);
+
 /* A journal checkpoint: sync every shard's segment (all of them: what
  * the journal file being retired covers may sit in any), then start the
- * next generation. 0, or an error with every shard latched. */
+ * next generation. A segment whose sync fails is rewritten by its shard
+ * (cask_resync.c); until then the full file's frames, its acknowledged
+ * records among them, stay needed, so the file is not replaced: the
+ * checkpoint is tried again, backing off, and commits wait. 0, or an
+ * error: every shard latched (a latch), or stopping (the next open
+ * replays the generation). */
 static int
 checkpoint(struct cask *c)
 {
-    if (sync_every_shard(c) != 0) {
-        /* The frames of the full file stay needed: it cannot be reused,
-         * so no commit can follow. */
-        latch_all(c, "journal checkpoint failed (a segment sync)");
-        return CASK_EFAILED;
+    struct cask_commit *cm = c->commit;
+    unsigned ms = RECOVER_RETRY_MS;
+    bool waited = false;
+    while (sync_every_shard(c) != 0) {
+        if (any_shard(c, false)) {
+            /* The frames of the full file stay needed: it cannot be
+             * reused, so no commit can follow. */
+            latch_all(c, "journal checkpoint failed (a segment sync)");
+            return CASK_EFAILED;
+        }
+        if (!waited) {
+            cask_logf(c, CASK_LOG_WARN,
+                      "journal checkpoint: a segment sync failed; commits "
+                      "wait until its records are rewritten");
+            waited = true;
+        }
+        if (nap(cm, ms)) {
+            return EIO;
+        }
+        ms = ms * 2 > CHECKPOINT_RETRY_MAX_MS ? CHECKPOINT_RETRY_MAX_MS
+                                              : ms * 2;
+    }
+    if (waited) {
+        cask_logf(c, CASK_LOG_WARN,
+                  "journal checkpoint done after the rewrite; commits go "
+                  "on");
     }
     /* A failed switch fails the journal: the batch is answered with
      * errors and the journal recovers (recover). */
@@ -475,18 +537,17 @@ take_epoch(struct cask *c, uint64_t e, int *rc)
  * a failed journal commit: undo the failed puts, sync every segment, start
  * the journal's next generation, take writes again. 0; CASK_EFAILED when
  * the store cannot recover (every shard latched: a restart replays the
- * journal); or the journal's errno (try again later). */
+ * journal); or an errno (try again later: the journal's, or EAGAIN while
+ * a shard rewrites a segment whose sync failed, cask_resync.c). */
 static int
 recover_once(struct cask *c)
 {
     struct cask_commit *cm = c->commit;
 
-    for (unsigned i = 0; i < c->nshards; i++) {
-        if (cask_log_failed(c->shards[i])) {
-            latch_all(c, "journal commit failed after a segment sync did");
-            undo_finished(c);
-            return CASK_EFAILED;
-        }
+    if (any_shard(c, false)) {
+        latch_all(c, "journal commit failed after a shard latched");
+        undo_finished(c);
+        return CASK_EFAILED;
     }
     for (unsigned i = 0; i < c->nshards; i++) {
         if (cask_lost_undo(c->shards[i]) != 0) {
@@ -496,11 +557,19 @@ recover_once(struct cask *c)
         }
     }
     undo_finished(c);
+    /* A segment whose sync failed is rewritten first: until then the
+     * failed file's frames may still hold its acknowledged records. */
+    if (any_shard(c, true)) {
+        return EAGAIN;
+    }
     /* Every segment synced: the failed file's frames are no longer
      * needed, nor are the frames still queued. */
     if (sync_every_shard(c) != 0) {
-        latch_all(c, "segment sync failed while recovering the journal");
-        return CASK_EFAILED;
+        if (any_shard(c, false)) {
+            latch_all(c, "segment sync failed while recovering the journal");
+            return CASK_EFAILED;
+        }
+        return EAGAIN; /* its rewrite, then again */
     }
     int rc = cask_journal_resume(c->journal);
     if (rc != 0) {
@@ -1026,11 +1095,14 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
                 *rc = CASK_EUNDONE;
                 return true;
             }
-            if (latched) {
-                *rc = CASK_EFAILED;
-                return true;
-            }
             if (!cask_log_covered(sh, t->wseq)) {
+                if (latched) {
+                    /* latched, or rewriting a segment whose sync
+                     * failed: what no commit covered by then reads as
+                     * lost above, so this one is latched */
+                    *rc = CASK_EFAILED;
+                    return true;
+                }
                 return false;
             }
         }
@@ -1056,8 +1128,15 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
         return true;
     }
     /* Several shards: their append numbers are not kept, so any latched
-     * shard, or a journal failure since its epoch, fails the ticket (an
-     * error for a write that may be durable, never the reverse). */
+     * shard, or a journal failure or segment sync failure since its epoch,
+     * fails the ticket (an error for a write that may be durable, never
+     * the reverse). */
+    uint64_t slo = atomic_load(&c->commit->sfail_lo);
+    if (slo != 0 && t->epoch >= slo &&
+        t->epoch <= atomic_load(&c->commit->sfail_hi)) {
+        *rc = c->journal != NULL ? CASK_EUNDONE : CASK_EFAILED;
+        return true;
+    }
     uint64_t flo = atomic_load(&c->commit->fail_lo);
     if (flo != 0 && t->epoch >= flo &&
         t->epoch <= atomic_load(&c->commit->fail_hi)) {
@@ -1087,6 +1166,40 @@ cask_commit_hook(struct cask *c, void (*fn)(void *arg), void *arg)
     cm->hook = fn;
     cm->hook_arg = arg;
     pthread_mutex_unlock(&cm->hook_mu);
+}
+
+void
+cask_commit_sync_failed(struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+    if (cm == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&cm->mu);
+    if (cm->sfail_open++ == 0) {
+        uint64_t lo = atomic_load(&cm->done) + 1;
+        uint64_t old = atomic_load(&cm->sfail_lo);
+        atomic_store(&cm->sfail_hi, UINT64_MAX);
+        if (old == 0 || lo < old) {
+            atomic_store(&cm->sfail_lo, lo);
+        }
+    }
+    pthread_mutex_unlock(&cm->mu);
+}
+
+void
+cask_commit_sync_recovered(struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+    if (cm == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&cm->mu);
+    if (cm->sfail_open > 0 && --cm->sfail_open == 0) {
+        /* Appends from now on were taken after the rewrite. */
+        atomic_store(&cm->sfail_hi, atomic_load(&cm->epoch));
+    }
+    pthread_mutex_unlock(&cm->mu);
 }
 
 void

@@ -58,6 +58,17 @@ void cask_ticket_add(struct cask_ticket *t, uint64_t epoch, int shard,
  * (also without a journal) or an error. */
 int cask_commit_checkpoint(struct cask *c);
 
+/* A shard's segment fdatasync failed (its mutex held; it refuses writes
+ * until cask_commit_sync_recovered): a ticket over several shards of an
+ * epoch from the oldest one not done until that recovery is answered
+ * with an error, since it does not tell which of its appends the failure
+ * undid. */
+void cask_commit_sync_failed(struct cask *c);
+
+/* The shard's rewrite is done and it takes writes again (its mutex
+ * held). */
+void cask_commit_sync_recovered(struct cask *c);
+
 /* Journal commits that failed (their writes answered with errors), and
  * recoveries after which commits resumed (stats). */
 void cask_commit_failures(const struct cask *c, uint64_t *failures,

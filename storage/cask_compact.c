@@ -751,11 +751,12 @@ points_into_inputs(struct cask_shard *sh)
  * still pointing into them are of puts lost (their bytes no longer pass
  * the checksum, or lay in a damaged stretch): removed, so that the key
  * misses. When anything was lost (such a put, or damaged bytes that may
- * have held tombstones and touch records), every other segment is walked
+ * have held tombstones and touch records), or failed puts were undone in
+ * memory only (untombed, cask_lost.c), every other segment is walked
  * so that after a restart no older put of a key comes back where memory
  * has none, and no older expiry where a touch changed it. */
 static int
-resync_losses(struct compaction *m, uint64_t damaged)
+resync_losses(struct compaction *m, uint64_t damaged, uint64_t untombed)
 {
     struct cask_shard *sh = m->sh;
     struct lost_walk w = {.sh = sh};
@@ -765,7 +766,7 @@ resync_losses(struct compaction *m, uint64_t damaged)
     m->lost = w.n;
     size_t nseg = 0;
     uint32_t *ids = NULL;
-    if (w.n != 0 || damaged != 0) {
+    if (w.n != 0 || damaged != 0 || untombed != 0) {
         ids = malloc((sh->nslots ? sh->nslots : 1) * sizeof(*ids));
         for (uint32_t i = 0; ids != NULL && i < sh->nslots; i++) {
             struct cask_segment *s = sh->segs[i];
@@ -775,19 +776,21 @@ resync_losses(struct compaction *m, uint64_t damaged)
         }
     }
     pthread_mutex_unlock(&sh->mu);
-    if (w.n == 0 && damaged == 0) {
+    if (w.n == 0 && damaged == 0 && untombed == 0) {
         return 0;
     }
     if (ids == NULL) {
         return ENOMEM;
     }
-    cask_logf(sh->store, CASK_LOG_ERROR,
+    cask_logf(sh->store,
+              w.n != 0 || damaged != 0 ? CASK_LOG_ERROR : CASK_LOG_WARN,
               "shard %u: rewrite after a failed sync: %" PRIu64
               " records lost (no longer read back whole), %" PRIu64
-              " damaged bytes skipped: their keys now miss, and other "
+              " damaged bytes skipped, %" PRIu64
+              " failed puts undone: their keys now miss, and other "
               "segments get tombstones and touch records where those may "
               "have been lost",
-              sh->idx, w.n, damaged);
+              sh->idx, w.n, damaged, untombed);
     int rc = 0;
     for (size_t i = 0; i < nseg && rc == 0; i++) {
         /* Segments only leave the table under maint_mu, which is ours. */
@@ -947,7 +950,7 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
     struct cask *c = sh->store;
     struct compaction m = {
             .sh = sh, .evict = evict, .resync = resync, .need = need};
-    uint64_t damaged = 0;
+    uint64_t damaged = 0, untombed = 0;
     uint64_t *cov = NULL;
     uint32_t *ids = NULL;
     int rc;
@@ -967,6 +970,7 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
     /* Only a persisted flush point may drop records for good. */
     m.flush_cas = atomic_load(&c->flush_cas);
     damaged = sh->bytes_damaged; /* a rewrite's losses: what it adds */
+    untombed = sh->dropped_untombed;
     rc = resync  ? choose_resync(&m)
          : evict ? choose_evict(&m, need, disk_bytes)
                  : choose(&m, force);
@@ -995,7 +999,7 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
         pthread_mutex_lock(&sh->mu);
         damaged = sh->bytes_damaged - damaged;
         pthread_mutex_unlock(&sh->mu);
-        rc = resync_losses(&m, damaged);
+        rc = resync_losses(&m, damaged, resync ? untombed : 0);
     }
     /* Make the outputs complete and durable before any input goes. */
     pthread_mutex_lock(&sh->mu);
@@ -1160,6 +1164,7 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
                   "retired, %" PRIu64 " records lost, %" PRIu64
                   " tombstones and touch records restored",
                   sh->idx, m.nin, m.lost, m.restored);
+        sh->dropped_untombed -= untombed; /* hidden on disk now */
         cask_resync_done(sh, ids, m.nin, true);
     } else if (!evict) {
         sh->compactions++;

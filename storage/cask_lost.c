@@ -4,7 +4,10 @@
  * lost, deletes the keys of the failed puts, checkpoints and resumes the
  * journal (cask_commit.c); the ranges kept here make the tickets of those
  * appends read failed for good, although the checkpoint made their bytes
- * durable.
+ * durable. A failed fdatasync of the active segment under the journal
+ * does the same for its shard alone (cask_resync.c), without tombstones:
+ * the shard appends nothing until the segment is rewritten, and that
+ * rewrite hides the failed puts on disk.
  *
  * Works on the shard it is handed, under its mutex; calls down into the
  * keydir, segments, records and the shard's forget (a tombstone append).
@@ -29,6 +32,44 @@ cask_lost_blocks(const struct cask_shard *sh)
     return sh->held && !undoing;
 }
 
+/* Remember (lo, hi] as answered with errors: a new newest range, or
+ * the newest one grown when it is not undone yet (it then starts at lo
+ * or below). mu held. */
+static void
+note_range(struct cask_shard *sh, uint64_t lo, uint64_t hi)
+{
+    unsigned n = __atomic_load_n(&sh->lost_n, __ATOMIC_RELAXED);
+    if (sh->undo_pending && n > 0) {
+        unsigned i = (n - 1) % CASK_LOST_RING;
+        uint64_t old = sh->lost_hi[i];
+        if (hi > old) {
+            /* Only rises: a reader that saw the old end waits for the
+             * ticket's next look. */
+            __atomic_store_n(&sh->lost_hi[i], hi, __ATOMIC_RELEASE);
+            sh->lost_writes += hi - old;
+            sh->write_errors += hi - old;
+        }
+        return;
+    }
+    unsigned i = n % CASK_LOST_RING;
+    /* Readers check hi first: an empty slot while it is rewritten. */
+    __atomic_store_n(&sh->lost_hi[i], 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&sh->lost_lo[i], lo, __ATOMIC_RELEASE);
+    __atomic_store_n(&sh->lost_hi[i], hi, __ATOMIC_RELEASE);
+    __atomic_store_n(&sh->lost_n, n + 1, __ATOMIC_RELEASE);
+    sh->undo_pending = true;
+    sh->lost_writes += hi - lo;
+    sh->write_errors += hi - lo;
+}
+
+/* The newest range's end, 0 when there is none. */
+static uint64_t
+newest_hi(const struct cask_shard *sh)
+{
+    unsigned n = __atomic_load_n(&sh->lost_n, __ATOMIC_RELAXED);
+    return n == 0 ? 0 : sh->lost_hi[(n - 1) % CASK_LOST_RING];
+}
+
 void
 cask_lost_hold(struct cask_shard *sh)
 {
@@ -41,17 +82,12 @@ cask_lost_hold(struct cask_shard *sh)
     sh->held = true;
     uint64_t lo = __atomic_load_n(&sh->synced_seq, __ATOMIC_ACQUIRE);
     uint64_t hi = sh->app_seq;
-    if (hi > lo) {
-        unsigned n = __atomic_load_n(&sh->lost_n, __ATOMIC_RELAXED);
-        unsigned i = n % CASK_LOST_RING;
-        /* Readers check hi first: an empty slot while it is rewritten. */
-        __atomic_store_n(&sh->lost_hi[i], 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&sh->lost_lo[i], lo, __ATOMIC_RELEASE);
-        __atomic_store_n(&sh->lost_hi[i], hi, __ATOMIC_RELEASE);
-        __atomic_store_n(&sh->lost_n, n + 1, __ATOMIC_RELEASE);
-        sh->undo_pending = true;
-        sh->lost_writes += hi - lo;
-        sh->write_errors += hi - lo;
+    /* A shard whose segment sync failed under the journal had its
+     * appends up to then answered with errors already (and it appended
+     * nothing since): the same range again counts nothing new. */
+    bool known = sh->failed && !sh->latched && newest_hi(sh) == hi;
+    if (hi > lo && !known) {
+        note_range(sh, lo, hi);
     }
     pthread_mutex_unlock(&sh->mu);
 }
@@ -88,9 +124,12 @@ note_record(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
 }
 
 /* Delete key (read from the record at off of s) when its record there is
- * a put and the key is still in the keydir. mu held. */
+ * a put and the key is still in the keydir: with a tombstone, or (tomb
+ * false: the shard cannot append) from memory only, left to the next
+ * rewrite to hide on disk. mu held. */
 static int
-undo_record(struct cask_shard *sh, struct cask_segment *s, uint64_t off)
+undo_record(struct cask_shard *sh, struct cask_segment *s, uint64_t off,
+            bool tomb)
 {
     char hb[CASK_REC_HDR + CASK_KEY_MAX];
     struct cask_rec r;
@@ -115,10 +154,11 @@ undo_record(struct cask_shard *sh, struct cask_segment *s, uint64_t off)
         if (e == NULL) {
             return 0; /* deleted since, by a write that failed too */
         }
-        rc = cask_shard_forget(sh, h, e, key, true);
+        rc = cask_shard_forget(sh, h, e, key, tomb);
         if (rc != EAGAIN) {
             if (rc == 0) {
                 sh->lost_undone++;
+                sh->dropped_untombed += tomb ? 0 : 1;
             }
             return rc;
         }
@@ -126,31 +166,41 @@ undo_record(struct cask_shard *sh, struct cask_segment *s, uint64_t off)
     }
 }
 
-int
-cask_lost_undo(struct cask_shard *sh)
+/* Undo the puts of the newest lost range (see cask_lost_undo); tomb:
+ * with tombstones, else from memory only. mu held. */
+static int
+undo_newest(struct cask_shard *sh, bool tomb)
 {
-    int rc = 0;
-    pthread_mutex_lock(&sh->mu);
-    if (!sh->undo_pending) {
-        goto out;
-    }
     /* Records a write batch staged (cask_batch.c) are lost appends too:
-     * in the file first, so that the scan below finds them all. */
-    rc = cask_log_write_out(sh);
-    if (rc != 0) {
-        goto out;
+     * in the file first, so that the scan below finds them all. (A
+     * failed shard writes nothing: they are dropped, and no longer
+     * counted in app_seq nor in the range.) */
+    int rc = cask_log_write_out(sh);
+    if (rc != 0 && !(rc == CASK_EFAILED && !tomb)) {
+        return rc;
     }
     unsigned i = (__atomic_load_n(&sh->lost_n, __ATOMIC_RELAXED) - 1) %
                  CASK_LOST_RING;
-    struct tail t = {.n = sh->lost_hi[i] - sh->lost_lo[i]};
+    uint64_t hi = sh->lost_hi[i];
+    if (hi > sh->app_seq) {
+        /* Dropped staged appends: their numbers are taken again by the
+         * next appends, which must not read as lost. Their own tickets
+         * learn the failure from the write's (cask_log_written). */
+        hi = sh->app_seq > sh->lost_lo[i] ? sh->app_seq : sh->lost_lo[i];
+        __atomic_store_n(&sh->lost_hi[i], hi, __ATOMIC_RELEASE);
+    }
+    if (hi <= sh->lost_lo[i]) {
+        return 0;
+    }
+    struct tail t = {.n = hi - sh->lost_lo[i]};
     struct cask_segment *s = sh->active;
     if (s == NULL || (t.off = malloc(t.n * sizeof(uint64_t))) == NULL) {
-        rc = s == NULL ? CASK_ECORRUPT : ENOMEM;
-        goto out;
+        return s == NULL ? CASK_ECORRUPT : ENOMEM;
     }
     /* The lost appends are the last n records of the active segment:
      * only appends write it, and a roll-over makes every earlier segment
-     * durable (cask_lost_hold waited for one in progress). */
+     * durable (cask_lost_hold waited for one in progress; one whose sync
+     * failed leaves its segment active, cask_log_roll). */
     int err;
     (void)cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, note_record, &t, &err);
     if (err != 0 || t.count < t.n) {
@@ -160,27 +210,69 @@ cask_lost_undo(struct cask_shard *sh)
                   " records, %" PRIu64 " expected",
                   sh->idx, s->id, t.count, t.n);
         free(t.off);
-        goto out;
+        return rc;
     }
     s->readers++; /* a tombstone may roll it over: keep it open */
     undoing = true;
     for (uint64_t k = t.count - t.n; rc == 0 && k < t.count; k++) {
-        rc = undo_record(sh, s, t.off[k % t.n]);
+        rc = undo_record(sh, s, t.off[k % t.n], tomb);
     }
     undoing = false;
     if (--s->readers == 0 && s->retired) {
         cask_seg_close(&s);
     }
     free(t.off);
+    return rc;
+}
+
+int
+cask_lost_undo(struct cask_shard *sh)
+{
+    int rc = 0;
+    pthread_mutex_lock(&sh->mu);
+    bool rewriting = sh->undo_pending && sh->failed && !sh->latched;
+    bool maint = rewriting;
+    if (maint) {
+        /* A shard rewriting a segment whose sync failed appends nothing,
+         * tombstones included: its failed puts leave memory now, and the
+         * next rewrite hides them on disk. Not while one runs (maint_mu,
+         * taken before mu): it counts what was dropped before it began. */
+        pthread_mutex_unlock(&sh->mu);
+        pthread_mutex_lock(&sh->maint_mu);
+        pthread_mutex_lock(&sh->mu);
+        rewriting = sh->failed && !sh->latched;
+    }
+    if (sh->undo_pending) {
+        rc = undo_newest(sh, !rewriting);
+        if (rc == 0) {
+            sh->undo_pending = false;
+        } else {
+            cask_logf(sh->store, CASK_LOG_ERROR,
+                      "shard %u: undo of failed writes: %s", sh->idx,
+                      cask_strerror(rc));
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (maint) {
+        pthread_mutex_unlock(&sh->maint_mu);
+    }
+    return rc;
+}
+
+int
+cask_lost_fail_active(struct cask_shard *sh)
+{
+    uint64_t lo = __atomic_load_n(&sh->synced_seq, __ATOMIC_ACQUIRE);
+    if (sh->app_seq > lo) {
+        note_range(sh, lo, sh->app_seq);
+    }
+    if (!sh->undo_pending) {
+        return 0;
+    }
+    int rc = undo_newest(sh, false);
     if (rc == 0) {
         sh->undo_pending = false;
-    } else {
-        cask_logf(sh->store, CASK_LOG_ERROR,
-                  "shard %u: undo of failed writes: %s", sh->idx,
-                  cask_strerror(rc));
     }
-out:
-    pthread_mutex_unlock(&sh->mu);
     return rc;
 }
 

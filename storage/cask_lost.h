@@ -1,6 +1,7 @@
-/* cask_lost.h - what a shard does after a failed journal commit
- * (cask_lost.c): hold its writes, remember which appends were answered
- * with errors, and undo the puts among them before the store resumes.
+/* cask_lost.h - what a shard does after a failed journal commit, or a
+ * failed segment sync under the journal (cask_lost.c): hold its writes,
+ * remember which appends were answered with errors, and undo the puts
+ * among them before the store resumes.
  * Private to storage/; driven by the committer (cask_commit.c).
  */
 #ifndef BITCACHED_CASK_LOST_H
@@ -27,9 +28,23 @@ bool cask_lost_has(struct cask_shard *sh, uint64_t seq);
  * appended), so that no later get returns a value whose write was
  * answered with an error, and the next checkpoint makes that durable.
  * Deletes and touches are left: after the checkpoint the disk agrees
- * with what readers see. Reads the active segment under mu (a rare
- * path). 0, or an error (the shard must then stay latched). Takes mu. */
+ * with what readers see. A shard rewriting a segment whose sync failed
+ * (failed, not latched) appends nothing: the keys leave the keydir only,
+ * and that rewrite writes the tombstones (dropped_untombed). Reads the
+ * active segment under mu (a rare path). 0, or an error (the shard must
+ * then stay latched). Takes mu. */
 int cask_lost_undo(struct cask_shard *sh);
+
+/* With mu held, under the journal, when the active segment's fdatasync
+ * has just failed (before the shard is marked failed; staged records
+ * written out): its appends not covered by a journal commit, (synced,
+ * app_seq], are answered with errors from now on (their records may be
+ * among the pages the kernel dropped, and the checkpoint's batch is in
+ * no journal file), and their puts leave the keydir at once, so that no
+ * get reads back a value whose write failed; the rewrite of the segment
+ * writes the tombstones. 0, or an error (nothing could be undone: the
+ * shard must latch). */
+int cask_lost_fail_active(struct cask_shard *sh);
 
 /* The store recovered: writes are taken again. Takes mu. */
 void cask_lost_release(struct cask_shard *sh);

@@ -18,14 +18,19 @@
  * rewrite, once a second at most (an fstat per segment), without
  * refusing writes: what still reads back is kept, the keys of what was
  * cut off miss from then on and never show an older value.
- * Under the commit journal a failed segment sync still
- * latches the shard until a restart (the journal's checkpoint, which the
- * committer owns, cannot be retried), and so does cask_log_latch.
+ * Under the commit journal the same rewrite runs; the journal's
+ * generation holding the failed segment's acknowledged records is kept
+ * until it is done (the committer retries its checkpoint, cask_commit.c),
+ * and the appends its commits had not covered yet are answered with
+ * errors and undone (cask_lost_fail_active). cask_log_latch still latches
+ * until a restart.
  */
 #define _GNU_SOURCE /* SEEK_HOLE */
 #include "storage/cask_resync.h"
 
+#include "storage/cask_commit.h"
 #include "storage/cask_log.h"
+#include "storage/cask_lost.h"
 #include "storage/cask_manifest.h"
 #include "storage/cask_segtab.h"
 
@@ -91,19 +96,39 @@ cask_resync_note(struct cask_shard *sh, uint32_t id, int err, const char *what)
 {
     struct cask *c = sh->store;
     sh->sync_failures++;
-    __atomic_store_n(&sh->failed, true, __ATOMIC_RELEASE);
-    if (c->journal != NULL || sh->latched) {
-        /* The journal still holds the records the segment may have lost;
-         * a restart replays them. */
-        latch(sh);
+    if (sh->latched) {
         cask_logf(c, CASK_LOG_ERROR,
-                  "shard %u: %s seg %08x: %s; shard is now read-only", sh->idx,
+                  "shard %u: %s seg %08x: %s; shard is read-only", sh->idx,
                   what, id, strerror(err));
         return;
     }
+    bool was = sh->failed;
+    if (c->journal != NULL && sh->active != NULL && sh->active->id == id) {
+        /* Its appends not yet covered by a journal commit may be among
+         * the dropped pages (and a checkpoint's batch is in no journal
+         * file): answered with errors, their puts undone in memory. What
+         * was acknowledged stays in the journal's current generation,
+         * which is not replaced until the rewrite is done (cask_commit.c).
+         * Staged records first, while the shard still writes. */
+        (void)cask_log_write_out(sh);
+        if (!sh->latched && cask_lost_fail_active(sh) != 0) {
+            latch(sh);
+        }
+        if (sh->latched) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: %s seg %08x: %s, and its failed writes "
+                      "could not be undone; shard is now read-only",
+                      sh->idx, what, id, strerror(err));
+            return;
+        }
+    }
+    __atomic_store_n(&sh->failed, true, __ATOMIC_RELEASE);
     cask_resync_add(sh, id);
     if (sh->latched) {
         return;
+    }
+    if (!was && c->commit != NULL) {
+        cask_commit_sync_failed(c);
     }
     sh->resync_tries = 0;
     sh->resync_after_ms = 0;
@@ -180,6 +205,9 @@ cask_resync_done(struct cask_shard *sh, const uint32_t *ids, size_t n, bool ok)
     }
     sh->sync_recoveries++;
     __atomic_store_n(&sh->failed, false, __ATOMIC_RELEASE);
+    if (sh->store->commit != NULL) {
+        cask_commit_sync_recovered(sh->store);
+    }
     pthread_cond_broadcast(&sh->sync_cv);
     cask_logf(sh->store, CASK_LOG_WARN,
               "shard %u: the records of the segments whose sync failed are "

@@ -14,9 +14,12 @@
 
 /* The fdatasync of segment id failed with err (an errno; what = the step,
  * for the log): writes are refused from now on, and the segment is queued
- * for a rewrite, or, where none can help (under the commit journal, or no
- * memory for the queue), the shard is latched until a restart. Never
- * retries the sync: the kernel may have dropped the dirty pages. */
+ * for a rewrite, or, where none can help (no memory for the queue, or
+ * under the journal the failed writes of the active segment could not be
+ * undone), the shard is latched until a restart. Under the journal, when
+ * id is the active segment, its appends no commit covered yet are
+ * answered with errors and their puts undone (cask_lost_fail_active).
+ * Never retries the sync: the kernel may have dropped the dirty pages. */
 void cask_resync_note(struct cask_shard *sh, uint32_t id, int err,
                       const char *what);
 

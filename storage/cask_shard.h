@@ -191,6 +191,11 @@ struct cask_shard {
     unsigned lost_n;      /* __atomic: ranges recorded so far */
     uint64_t lost_writes; /* mu: appends answered with errors by them */
     uint64_t lost_undone; /* mu: keys deleted to undo failed puts */
+    /* mu: failed puts removed from the keydir without a tombstone (the
+     * shard could not append one: a segment sync had failed); the next
+     * rewrite (cask_compact.c) writes the tombstones that keep older
+     * records of those keys hidden after a restart. */
+    uint64_t dropped_untombed;
 };
 
 /* Open (create) shard idx under the store's directory and recover it. */
