@@ -134,6 +134,9 @@ TESTS += tests/crash/test_crashshim.py \
 # points; SYNC_RECOVER_CRASH=1 runs them all, see the test's header.
 dist_check_SCRIPTS += tests/crash/test_sync_recover.py
 TESTS += tests/crash/test_sync_recover.py
+# The same under --sync=always with the commit journal.
+dist_check_SCRIPTS += tests/crash/test_sync_recover_always.py
+TESTS += tests/crash/test_sync_recover_always.py
 
 # --sync=always parks a connection instead of its worker (issue 8 item 2):
 # a slow or failing fdatasync through the crash shim; skips without it.
