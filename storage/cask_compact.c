@@ -1097,10 +1097,19 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
                                    m.nout);
     }
     if (rc == 0) {
-        rc = cask_retire_write(sh->dir, ids, m.nin);
+        int dir_rc;
+        rc = cask_retire_write(sh->dir, ids, m.nin, &dir_rc);
         if (rc != 0) {
             /* Still in service: listed again by the next write. */
             (void)cask_manifest_note(sh->manifest, ids, m.nin);
+        } else if (dir_rc != 0) {
+            /* In place: a restart removes the inputs, so the run is
+             * committed here too. */
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: compaction commit: fsync %s: %s; committed, "
+                      "but after a power loss the old segments may be read "
+                      "again (their records are older than the outputs')",
+                      sh->idx, sh->dir, strerror(dir_rc));
         }
     } else {
         note_outputs(&m);

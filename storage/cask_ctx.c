@@ -111,7 +111,16 @@ cask_ctx_state_write(struct cask *c, const struct cask_state *m)
         cask_state_format(buf, m, gen);
         memcpy(buf + CASK_STATE_SLOT, buf, CASK_STATE_SLOT);
         snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        rc = cask_replace_file(c->dir, tmp, path, buf, 2 * CASK_STATE_SLOT);
+        int dir_rc;
+        rc = cask_replace_file(c->dir, tmp, path, buf, 2 * CASK_STATE_SLOT,
+                               &dir_rc);
+        if (rc == 0 && dir_rc != 0) {
+            /* In place: what a restart reads, so in effect here too. */
+            cask_logf(c, CASK_LOG_ERROR,
+                      "fsync %s after creating %s: %s; in effect, but a "
+                      "power loss may leave no state file (FORMAT.md)",
+                      c->dir, path, strerror(dir_rc));
+        }
         if (rc == 0) {
             c->state_fd = open(path, O_RDWR | O_CLOEXEC);
             if (c->state_fd < 0) {

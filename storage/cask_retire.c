@@ -26,8 +26,9 @@
 static const char retire_magic[8] = {'B', 'C', 'S', 'K', 'R', 'E', 'T', '\n'};
 
 int
-cask_retire_write(const char *dir, const uint32_t *ids, size_t n)
+cask_retire_write(const char *dir, const uint32_t *ids, size_t n, int *dir_rc)
 {
+    *dir_rc = 0;
     char path[CASK_PATH_MAX], tmp[CASK_PATH_MAX + 8];
     if (n > RETIRE_MAX) {
         return EINVAL;
@@ -46,7 +47,7 @@ cask_retire_write(const char *dir, const uint32_t *ids, size_t n)
     cask_put64(b + len - 8, XXH3_64bits(b, len - 8));
     snprintf(path, sizeof(path), "%s/%s", dir, CASK_RETIRE_NAME);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int rc = cask_replace_file(dir, tmp, path, b, len);
+    int rc = cask_replace_file(dir, tmp, path, b, len, dir_rc);
     free(b);
     return rc;
 }

@@ -17,10 +17,14 @@
 
 #define CASK_RETIRE_NAME "retired"
 
-/* Commit: replace dir/retired by the list ids[0..n). Returns 0 or an errno
- * (the file is then unchanged and the inputs must be kept). Blocks on
- * fdatasync and a directory fsync. */
-int cask_retire_write(const char *dir, const uint32_t *ids, size_t n);
+/* Commit: replace dir/retired by the list ids[0..n). Returns 0 once the
+ * new file is in place (a restart removes the inputs from then on, so the
+ * commit is done): *dir_rc is the directory fsync's result, non-zero when
+ * a power loss may bring the old file back (the caller logs it); or an
+ * errno (the file is then unchanged and the inputs must be kept). Blocks
+ * on fdatasync and a directory fsync. */
+int cask_retire_write(const char *dir, const uint32_t *ids, size_t n,
+                      int *dir_rc);
 
 /* At open, before the segments are listed: unlink every listed segment (and
  * its hint) still present, and fsync dir when something was removed.

@@ -47,8 +47,9 @@ cask_fsync_dir(const char *dir)
 
 int
 cask_replace_file(const char *dir, const char *tmp, const char *path,
-                  const void *buf, size_t len)
+                  const void *buf, size_t len, int *dir_rc)
 {
+    *dir_rc = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         return errno;
@@ -61,13 +62,16 @@ cask_replace_file(const char *dir, const char *tmp, const char *path,
     if (rc == 0 && rename(tmp, path) != 0) {
         rc = errno;
     }
-    if (rc == 0) {
-        rc = cask_fsync_dir(dir);
-    }
     if (rc != 0) {
         unlink(tmp);
+        return rc;
     }
-    return rc;
+    /* Renamed: the new file is what every later open reads (but after a
+     * power loss), so it is done, whatever the directory's sync says; an
+     * error there would leave memory and disk disagreeing if reported as
+     * a failure to replace. */
+    *dir_rc = cask_fsync_dir(dir);
+    return 0;
 }
 
 int

@@ -192,9 +192,13 @@ int cask_fsync_dir(const char *dir);
 
 /* Replace the file at path (in directory dir) by buf[0..len) so that a crash
  * leaves either the old or the new file: write tmp, fdatasync, rename over
- * path, fsync dir. tmp is removed on failure. Returns 0 or an errno. */
+ * path, fsync dir. Returns 0 once the rename is done: the new file is what
+ * a restart reads from then on; *dir_rc then gets the directory fsync's
+ * result, non-zero when the rename may not survive a power loss (the old
+ * file may then be back: the caller logs it). Otherwise an errno, with
+ * the old file untouched and tmp removed. */
 int cask_replace_file(const char *dir, const char *tmp, const char *path,
-                      const void *buf, size_t len);
+                      const void *buf, size_t len, int *dir_rc);
 
 /* Read the small file DIR/NAME whole into *buf (malloc'd; the caller frees
  * it), its size in *len. A size outside [min, max] is EINVAL. Returns 0 or

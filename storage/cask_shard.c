@@ -1960,12 +1960,19 @@ cask_shard_wipe(struct cask_shard *sh)
                   sh->idx, strerror(rc));
         goto out;
     }
-    rc = cask_retire_write(sh->dir, ids, n);
+    int dir_rc;
+    rc = cask_retire_write(sh->dir, ids, n, &dir_rc);
     if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "shard %u: wipe: write retired: %s",
                   sh->idx, strerror(rc));
         (void)cask_manifest_note(sh->manifest, ids, n); /* still there */
         goto out;
+    }
+    if (dir_rc != 0) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: wipe: fsync %s after writing retired: %s; done, "
+                  "but a power loss may bring the segments back",
+                  sh->idx, sh->dir, strerror(dir_rc));
     }
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];

@@ -93,6 +93,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_io \
 	tests/unit/test_cask_resync \
 	tests/unit/test_cask_resync_journal \
+	tests/unit/test_cask_replace \
 	tests/unit/test_cask_state_sync \
 	tests/unit/test_cask_model \
 	tests/unit/test_cask_trust \
@@ -172,6 +173,10 @@ tests_unit_test_cask_resync_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_resync_journal_SOURCES = tests/unit/test_cask_resync_journal.c
 tests_unit_test_cask_resync_journal_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_resync_journal_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_replace_SOURCES = tests/unit/test_cask_replace.c
+tests_unit_test_cask_replace_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_replace_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_state_sync_SOURCES = tests/unit/test_cask_state_sync.c
 tests_unit_test_cask_state_sync_CFLAGS = $(STORAGE_TEST_CFLAGS)

@@ -289,7 +289,8 @@ test_retired_segment(void **state)
     char sdir[4200], p[4300];
     snprintf(sdir, sizeof(sdir), "%s/shard-000", dir);
     uint32_t id = 1;
-    assert_int_equal(cask_retire_write(sdir, &id, 1), 0);
+    int dir_rc;
+    assert_int_equal(cask_retire_write(sdir, &id, 1, &dir_rc), 0);
     seg_file(p, sizeof(p), dir, 0, 1);
     struct stat sb;
     assert_int_equal(stat(p, &sb), 0);
@@ -298,7 +299,7 @@ test_retired_segment(void **state)
     /* shard 1's segment is gone as after the unlink of a retired one */
     char sdir1[4200];
     snprintf(sdir1, sizeof(sdir1), "%s/shard-001", dir);
-    assert_int_equal(cask_retire_write(sdir1, &id, 1), 0);
+    assert_int_equal(cask_retire_write(sdir1, &id, 1, &dir_rc), 0);
     seg_file(p, sizeof(p), dir, 1, 1);
     assert_int_equal(unlink(p), 0);
 
