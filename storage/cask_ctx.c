@@ -65,19 +65,34 @@ cask_clock_ms(void)
 
 /* ---- state file -------------------------------------------------------- */
 
-/* An update of the slot at off failed (its write or its fdatasync). The
- * new slot may be in the page cache, and a start after a process crash
- * would take it (the highest generation) as if the update answered with
- * an error had succeeded: a failed flush_all applied. Write over it the
- * state in effect, under a generation below the newest slot's, so the
- * file says what it said before. Not synced: after a power loss the disk
- * may hold either, as it may after any failed fdatasync. */
-static void
-undo_slot(struct cask *c, off_t off, const char *path)
+/* An update of the slot at off, generation gen, failed (its write or its
+ * fdatasync). The new slot may be in the page cache, and a start after a
+ * process crash would take it (the highest generation) as if the update
+ * answered with an error had succeeded: a failed flush_all applied; after
+ * a power loss the disk may hold it too. First try to make the state in
+ * effect durable in its place, under the same generation: the whole slot
+ * (a page of its own) is written again, so a sync that succeeds now
+ * covers these bytes, unlike a second sync of pages written before the
+ * failure. Then that slot is the newest (1 is returned). If that fails
+ * too, write the state in effect over it under a generation below the
+ * newest slot's, so the file says what it said before, unsynced: a power
+ * loss before the next update that succeeds may leave the failed one on
+ * disk (FORMAT.md). 0 then. */
+static int
+undo_slot(struct cask *c, off_t off, uint64_t gen, const char *path)
 {
     char *buf = malloc(CASK_STATE_SLOT);
     int rc = buf == NULL ? ENOMEM : 0;
     if (rc == 0) {
+        cask_state_format(buf, &c->state_cur, gen);
+        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT, off);
+        if (rc == 0) {
+            rc = cask_io_fdatasync(c->state_fd);
+        }
+        if (rc == 0) {
+            free(buf);
+            return 1;
+        }
         cask_state_format(buf, &c->state_cur,
                           c->state_gen > 0 ? c->state_gen - 1 : 0);
         rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT, off);
@@ -88,7 +103,13 @@ undo_slot(struct cask *c, off_t off, const char *path)
                   "write %s: could not undo a failed update (%s); a "
                   "restart after a crash may take that update",
                   path, strerror(rc));
+    } else {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "write %s: a failed update is undone, unsynced; a power "
+                  "loss before the next update may leave it on disk",
+                  path);
     }
+    return 0;
 }
 
 /* Persist m. The file holds two slots of CASK_STATE_SLOT bytes, each a complete
@@ -134,8 +155,13 @@ cask_ctx_state_write(struct cask *c, const struct cask_state *m)
         if (rc == 0) {
             rc = cask_io_fdatasync(c->state_fd);
         }
-        if (rc != 0) {
-            undo_slot(c, at, path);
+        if (rc != 0 && undo_slot(c, at, gen, path) == 1) {
+            /* the state in effect, durable under gen */
+            cask_logf(c, CASK_LOG_ERROR, "write %s: %s; not applied", path,
+                      strerror(rc));
+            c->state_gen = gen;
+            free(buf);
+            return rc;
         }
     }
     free(buf);

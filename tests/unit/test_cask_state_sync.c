@@ -6,10 +6,13 @@
  * and the next start would read that slot. Here a copy of the data
  * directory taken right after the failure (what a crash would leave: the
  * files as the page cache holds them) is opened instead of the store.
+ * When only the update's own sync fails, the state in effect is made
+ * durable over it, so that a power loss cannot apply it either.
  */
 #include "storage/cask.h"
 
 #include "storage/cask_io.h"
+#include "storage/cask_state.h"
 #include "tests/unit/test_cask_util.h"
 
 #include <dirent.h>
@@ -28,13 +31,18 @@
 
 #include <cmocka.h>
 
-static int fail_sync;  /* __atomic: every fdatasync returns EIO */
+static int fail_sync;  /* __atomic: every fdatasync returns EIO; 2: the
+                        * next one only */
 static int fail_write; /* __atomic: every pwrite returns EIO */
 
 static int
 bad_fdatasync(int fd)
 {
-    if (__atomic_load_n(&fail_sync, __ATOMIC_SEQ_CST)) {
+    int f = __atomic_load_n(&fail_sync, __ATOMIC_SEQ_CST);
+    if (f == 2) {
+        f = __atomic_exchange_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
+    }
+    if (f != 0) {
         errno = EIO;
         return -1;
     }
@@ -237,6 +245,68 @@ test_failed_delayed_flush_not_applied_after_crash(void **state)
     assert_true(none_there(f->c));
 }
 
+/* The newest valid slot of dir's state file, as the disk would give it
+ * (read through the page cache here). */
+static uint64_t
+newest_slot(const char *dir, struct cask_state *st)
+{
+    char p[2048];
+    snprintf(p, sizeof(p), "%s/state", dir);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    char buf[2 * CASK_STATE_SLOT + 1];
+    assert_int_equal(read(fd, buf, 2 * CASK_STATE_SLOT),
+                     (ssize_t)(2 * CASK_STATE_SLOT));
+    close(fd);
+    uint64_t best = 0;
+    for (unsigned i = 0; i < 2; i++) {
+        char slot[CASK_STATE_SLOT + 1];
+        memcpy(slot, buf + i * CASK_STATE_SLOT, CASK_STATE_SLOT);
+        slot[CASK_STATE_SLOT] = '\0';
+        struct cask_state t;
+        uint64_t gen;
+        if (cask_state_parse(slot, &t, &gen) == 0 && gen >= best) {
+            best = gen;
+            *st = t;
+        }
+    }
+    return best;
+}
+
+/* Only the update's own fdatasync fails: the state in effect is written
+ * over it under its generation and synced, so the disk holds a newer
+ * slot that says what memory says (a power loss cannot leave the failed
+ * update as the newest), and the next update goes to the other slot. */
+static void
+test_failed_update_undone_durably(void **state)
+{
+    struct fx *f = *state;
+    fill(f);
+    struct cask_state before, after;
+    uint64_t g0 = newest_slot(f->dir, &before);
+    __atomic_store_n(&fail_sync, 2, __ATOMIC_SEQ_CST);
+    assert_int_not_equal(cask_flush(f->c, 0), CASK_OK);
+    assert_int_equal(__atomic_load_n(&fail_sync, __ATOMIC_SEQ_CST), 0);
+    assert_true(all_there(f->c));
+    uint64_t g1 = newest_slot(f->dir, &after);
+    assert_int_equal(g1, g0 + 1);
+    assert_int_equal(after.flush_cas, before.flush_cas);
+    assert_int_equal(after.flush_pending_at, before.flush_pending_at);
+    assert_int_equal(after.cas_reserved, before.cas_reserved);
+    assert_non_null(strstr(tc_log, "not applied"));
+    char *dir = NULL;
+    struct cask *c = open_crashed(f, &dir);
+    assert_true(all_there(c));
+    close_crashed(&c, &dir);
+    /* the next update takes the other slot, and holds */
+    assert_int_equal(cask_flush(f->c, 0), CASK_OK);
+    assert_int_equal(newest_slot(f->dir, &after), g0 + 2);
+    assert_true(none_there(f->c));
+    c = open_crashed(f, &dir);
+    assert_true(none_there(c));
+    close_crashed(&c, &dir);
+}
+
 int
 main(void)
 {
@@ -246,6 +316,8 @@ main(void)
             cmocka_unit_test_setup_teardown(
                     test_failed_delayed_flush_not_applied_after_crash, setup,
                     teardown),
+            cmocka_unit_test_setup_teardown(test_failed_update_undone_durably,
+                                            setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
