@@ -701,6 +701,26 @@ cask_log_join(struct cask_shard *sh, struct cask_ticket *tk)
                     sh->app_seq);
 }
 
+void
+cask_log_rely(struct cask_shard *sh, struct cask_ticket *tk)
+{
+    struct cask *c = sh->store;
+    if (c->opt.sync != CASK_SYNC_ALWAYS || c->commit == NULL) {
+        return;
+    }
+    /* Not app_seq: staged records not written yet may be dropped, and
+     * their numbers taken again. Their journal frames are queued when
+     * written, before the epoch is read below. */
+    uint64_t w = __atomic_load_n(&sh->written_seq, __ATOMIC_ACQUIRE);
+    /* Appends a failure answered with errors were undone (cask_lost.c):
+     * nothing rests on them, and no commit covers them any more; every
+     * one before them was covered then. */
+    if (synced(sh) >= w || cask_lost_has(sh, w)) {
+        return;
+    }
+    cask_ticket_add(tk, cask_commit_join(c, sh->idx), (int)sh->idx, w);
+}
+
 bool
 cask_log_covered(struct cask_shard *sh, uint64_t seq)
 {

@@ -81,6 +81,15 @@ bool cask_log_written(struct cask_shard *sh, uint64_t seq, uint32_t gen,
  * commit that must cover it (the wait comes once mu is released). */
 void cask_log_join(struct cask_shard *sh, struct cask_ticket *tk);
 
+/* With mu held, under CASK_SYNC_ALWAYS, for an answer that writes nothing
+ * but states a fact the shard's records make (NOT_STORED, EXISTS,
+ * NOT_FOUND): when an append written to the kernel is not covered by a
+ * commit yet, note in tk the commit that covers every one so far, so that
+ * the answer waits for it (and fails if it fails: the record it rested on
+ * may be undone). Staged records are the caller's to write out first
+ * (cask_log_settle). Costs nothing when all is committed. */
+void cask_log_rely(struct cask_shard *sh, struct cask_ticket *tk);
+
 /* Close the active segment (flush, sync) and start a new one. Releases mu
  * while creating and syncing (appends wait), so the caller must re-read
  * what it needs afterwards. */

@@ -916,20 +916,45 @@ read_head_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
  * first (cask_log_settle). When that write failed they are gone and the
  * keydir is back to what the disk has: RETRY, decide again. A write's
  * answer needs none of this: its own record follows them in the buffer,
- * or they are written before it, so it fails with them. mu held. */
+ * or they are written before it, so it fails with them. tk: a modifying
+ * operation's ticket (NULL for reads): under --sync=always its answer
+ * also waits for the commit of the records it may rest on (cask_log_rely;
+ * a read may return what is not durable yet, as memcached's do, but
+ * NOT_STORED or NOT_FOUND after a write whose commit then fails would
+ * state what never was). mu held. */
 static int
-answer(struct cask_shard *sh, uint64_t h, int rc)
+answer(struct cask_shard *sh, uint64_t h, int rc, struct cask_ticket *tk)
 {
     switch (rc) {
     case CASK_ENOTFOUND:
     case CASK_EEXISTS:
     case CASK_ENOTSTORED:
-    case CASK_ETOOBIG:
     case CASK_ENONNUMERIC:
+        if (cask_log_settle(sh, h) == RETRY) {
+            return RETRY;
+        }
+        if (tk != NULL) {
+            cask_log_rely(sh, tk);
+        }
+        return rc;
+    case CASK_ETOOBIG:
         return cask_log_settle(sh, h) == RETRY ? RETRY : rc;
     default:
         return rc;
     }
+}
+
+/* A modifying operation's status rc and ticket: its wait for the commit
+ * (deferred or blocking), for a write or for an answer that rests on
+ * records not committed yet (answer). */
+static int
+finish(struct cask_shard *sh, const struct cask_ticket *tk, int rc)
+{
+    if (rc != 0 && tk->epoch == 0) {
+        return rc;
+    }
+    int frc = cask_commit_finish(sh->store, tk);
+    return frc != 0 ? frc : rc;
 }
 
 /* A get. sp not NULL: a split get (cask_split.h) whose value read, when
@@ -952,7 +977,7 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         if (!careful) {
             int fc = first_candidate(sh, h, klen, it, &e);
             if (fc == FC_NONE) {
-                if (answer(sh, h, CASK_ENOTFOUND) == RETRY) {
+                if (answer(sh, h, CASK_ENOTFOUND, NULL) == RETRY) {
                     continue;
                 }
                 pthread_mutex_unlock(&sh->mu);
@@ -963,7 +988,7 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         if (careful) {
             e = lookup_read(sh, h, key, klen, it);
             if (e == NULL) {
-                if (answer(sh, h, CASK_ENOTFOUND) == RETRY) {
+                if (answer(sh, h, CASK_ENOTFOUND, NULL) == RETRY) {
                     continue;
                 }
                 pthread_mutex_unlock(&sh->mu);
@@ -1275,7 +1300,7 @@ touch_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     }
 out:
     free(v);
-    return answer(sh, h, rc);
+    return answer(sh, h, rc, tk);
 }
 
 int
@@ -1299,6 +1324,8 @@ cask_shard_touch(struct cask_shard *sh, uint64_t h, const void *key,
             free(*val);
             *val = NULL;
         }
+    } else {
+        rc = finish(sh, &tk, rc);
     }
     return rc;
 }
@@ -1385,7 +1412,7 @@ store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
     }
 out:
     free(old);
-    return answer(sh, h, rc);
+    return answer(sh, h, rc, tk);
 }
 
 int
@@ -1404,7 +1431,7 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     free(ra.val);
-    return rc == 0 ? cask_commit_finish(sh->store, &tk) : rc;
+    return finish(sh, &tk, rc);
 }
 
 static int
@@ -1443,7 +1470,7 @@ delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     cask_kd_remove(sh->kd, h, e);
     cask_log_join(sh, tk);
 out:
-    return answer(sh, h, rc);
+    return answer(sh, h, rc, tk);
 }
 
 int
@@ -1485,7 +1512,7 @@ cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
         rc = delete_locked(sh, h, key, klen, cas_in, &tk);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
-    return rc == 0 ? cask_commit_finish(sh->store, &tk) : rc;
+    return finish(sh, &tk, rc);
 }
 
 /* memcached's rule (strtoull, then a check on what follows): optional
@@ -1634,7 +1661,7 @@ done:
     }
 out:
     free(old);
-    return answer(sh, h, rc);
+    return answer(sh, h, rc, tk);
 }
 
 int
@@ -1651,7 +1678,7 @@ cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     free(ra.val);
-    return rc == 0 ? cask_commit_finish(sh->store, &tk) : rc;
+    return finish(sh, &tk, rc);
 }
 
 int

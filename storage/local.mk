@@ -94,6 +94,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_resync \
 	tests/unit/test_cask_resync_journal \
 	tests/unit/test_cask_replace \
+	tests/unit/test_cask_rely \
 	tests/unit/test_cask_state_sync \
 	tests/unit/test_cask_model \
 	tests/unit/test_cask_trust \
@@ -177,6 +178,10 @@ tests_unit_test_cask_resync_journal_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_replace_SOURCES = tests/unit/test_cask_replace.c
 tests_unit_test_cask_replace_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_replace_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_rely_SOURCES = tests/unit/test_cask_rely.c
+tests_unit_test_cask_rely_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_rely_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_state_sync_SOURCES = tests/unit/test_cask_state_sync.c
 tests_unit_test_cask_state_sync_CFLAGS = $(STORAGE_TEST_CFLAGS)
