@@ -26,6 +26,7 @@
 #include "storage/cask_evnote.h"
 #include "storage/cask_hint.h"
 #include "storage/cask_io.h"
+#include "storage/cask_journal.h"
 #include "storage/cask_log.h"
 #include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
@@ -918,6 +919,35 @@ compact_segment(struct compaction *m, struct cask_segment *s)
     return rc;
 }
 
+/* A rewrite under the commit journal (maint_mu held): the journal's
+ * current generation, which no checkpoint replaces while the shard
+ * rewrites, holds every acknowledged record of the inputs since their
+ * last sync. Write back those whose bytes the kernel dropped, so that the
+ * copy reads them whole instead of counting them lost. */
+static void
+restore_journaled(struct compaction *m)
+{
+    struct cask_shard *sh = m->sh;
+    for (size_t i = 0; i < m->nin; i++) {
+        uint64_t n = 0;
+        int rc = cask_journal_restore(sh->store->journal, sh->idx, m->in[i]->id,
+                                      m->in[i]->fd, &n);
+        if (rc != 0) {
+            cask_logf(sh->store, CASK_LOG_ERROR,
+                      "shard %u: rewrite after a failed sync: restore "
+                      "segment %08x from the journal: %s; what does not "
+                      "read back whole is lost",
+                      sh->idx, m->in[i]->id, strerror(rc));
+        } else if (n > 0) {
+            cask_logf(sh->store, CASK_LOG_WARN,
+                      "shard %u: rewrite after a failed sync: %" PRIu64
+                      " records of segment %08x written back from the "
+                      "journal (their pages were dropped)",
+                      sh->idx, n, m->in[i]->id);
+        }
+    }
+}
+
 /* With mu held: a rewrite that did not commit. Its outputs stay in
  * service holding copies the keydir points at, never synced: they are
  * rewritten with the inputs at the next attempt, after a back-off. */
@@ -991,6 +1021,9 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
     if (evict) {
         plan_evict(&m);
         cask_evnote_init(&m.notes, &c->opt);
+    }
+    if (resync && c->journal != NULL) {
+        restore_journaled(&m);
     }
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
         rc = compact_segment(&m, m.in[i]);

@@ -711,6 +711,62 @@ cask_journal_switch(struct cask_journal *j)
     return rc;
 }
 
+int
+cask_journal_restore(struct cask_journal *j, unsigned shard, uint32_t seg_id,
+                     int fd, uint64_t *restored)
+{
+    *restored = 0;
+    pthread_mutex_lock(&j->mu);
+    unsigned cur = j->cur;
+    uint64_t gen = j->gen, end = j->off;
+    pthread_mutex_unlock(&j->mu);
+    if (end <= CASK_JOURNAL_HDR) {
+        return 0;
+    }
+    size_t n = (size_t)(end - CASK_JOURNAL_HDR);
+    char *buf = malloc(n);
+    char *cur_rec = NULL;
+    size_t cur_cap = 0;
+    if (buf == NULL) {
+        return ENOMEM;
+    }
+    int rc = cask_io_pread_all(j->fd[cur], buf, n, CASK_JOURNAL_HDR);
+    for (size_t pos = 0; rc == 0 && pos + CASK_JOURNAL_FRAME_HDR <= n;) {
+        const char *f = buf + pos;
+        uint32_t len = get32(f + 12);
+        if (get32(f + 8) != FRAME_MAGIC || len == 0 ||
+            len > n - pos - CASK_JOURNAL_FRAME_HDR || get64(f + 16) != gen ||
+            get64(f) != XXH3_64bits(f + 8, CASK_JOURNAL_FRAME_HDR - 8 + len)) {
+            break; /* the end of what is written */
+        }
+        pos += CASK_JOURNAL_FRAME_HDR + len;
+        if (get32(f + 24) != shard || get32(f + 28) != seg_id) {
+            continue;
+        }
+        if (len > cur_cap) {
+            char *p = realloc(cur_rec, len);
+            if (p == NULL) {
+                rc = ENOMEM;
+                break;
+            }
+            cur_rec = p;
+            cur_cap = len;
+        }
+        const char *rec = f + CASK_JOURNAL_FRAME_HDR;
+        off_t off = (off_t)get32(f + 32);
+        int r = cask_io_pread_all(fd, cur_rec, len, off);
+        if (r != 0 || memcmp(cur_rec, rec, len) != 0) {
+            rc = cask_io_pwrite_all(fd, rec, len, off);
+            if (rc == 0) {
+                (*restored)++;
+            }
+        }
+    }
+    free(cur_rec);
+    free(buf);
+    return rc;
+}
+
 bool
 cask_journal_failed(struct cask_journal *j)
 {

@@ -118,6 +118,18 @@ int cask_journal_write(struct cask_journal *j, struct cask_journal_batch *b);
  * failed). */
 int cask_journal_switch(struct cask_journal *j);
 
+/* While shard's segment seg_id is rewritten after its fdatasync failed
+ * (cask_resync.c; no generation switch can happen meanwhile): write back
+ * into that segment, through fd, the bytes of every frame of the current
+ * generation that names it and that the segment no longer holds (its
+ * pages dropped by the kernel read back as other bytes), so that the
+ * rewrite reads every journaled record whole. Reads the file up to the
+ * first invalid frame (a batch still being written ends it: its records
+ * were not acknowledged). *restored counts the frames written back. 0 or
+ * an errno. Blocks. */
+int cask_journal_restore(struct cask_journal *j, unsigned shard,
+                         uint32_t seg_id, int fd, uint64_t *restored);
+
 /* Has a write, sync or switch failed since the last resume? */
 bool cask_journal_failed(struct cask_journal *j);
 

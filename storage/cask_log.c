@@ -106,6 +106,25 @@ clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Under the journal, with mu held, right after append number app_seq went
+ * to offset at of the active segment: remember where (cask_lost.c finds
+ * there the appends a failed segment sync leaves uncovered). */
+static void
+note_off(struct cask_shard *sh, uint64_t at)
+{
+    if (sh->store->journal == NULL) {
+        return;
+    }
+    if (sh->app_off == NULL) {
+        sh->app_off = calloc(CASK_APPEND_OFFS, sizeof(*sh->app_off));
+        if (sh->app_off == NULL) {
+            return; /* such a failure then latches the shard instead */
+        }
+        sh->app_off_from = sh->app_seq;
+    }
+    sh->app_off[sh->app_seq % CASK_APPEND_OFFS] = (uint32_t)at;
+}
+
 /* Give back the blocks reserved past the end of a segment that takes no
  * more appends (truncating to the current size frees them). */
 void
@@ -545,6 +564,7 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
             return rc;
         }
         sh->app_seq++;
+        note_off(sh, at);
         all_written(sh);
         write_ok(sh);
         cask_stream_note(sh, s->id); /* replication follows the log */
@@ -571,6 +591,7 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
     if (buf != NULL) {
         cask_rec_encode(buf, r, key, v1, l1, v2, l2);
         sh->app_seq++;
+        note_off(sh, at);
         sh->batch_records++;
         cask_batch_staged(sh);
         /* Its journal frame is queued when it is written (write_out). */
@@ -610,6 +631,7 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
         return rc;
     }
     sh->app_seq++;
+    note_off(sh, at);
     all_written(sh);
     if (c->journal != NULL) {
         /* Under always: the record's durability comes from the journal's

@@ -18,6 +18,7 @@
 #include "storage/cask_keydir.h"
 #include "storage/cask_log.h"
 #include "storage/cask_record.h"
+#include "storage/cask_segtab.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -166,6 +167,82 @@ undo_record(struct cask_shard *sh, struct cask_segment *s, uint64_t off,
     }
 }
 
+/* The newest range, slot i, once staged records were written out or
+ * dropped: dropped appends' numbers are taken again by the next appends,
+ * which must not read as lost (their own tickets learn the failure from
+ * the write's, cask_log_written). mu held. */
+static void
+clamp_newest(struct cask_shard *sh, unsigned i)
+{
+    if (sh->lost_hi[i] > sh->app_seq) {
+        uint64_t hi =
+                sh->app_seq > sh->lost_lo[i] ? sh->app_seq : sh->lost_lo[i];
+        __atomic_store_n(&sh->lost_hi[i], hi, __ATOMIC_RELEASE);
+    }
+}
+
+struct drop {
+    struct cask_shard *sh;
+    uint16_t slot;
+    uint32_t from;
+    uint64_t n;
+};
+
+/* An entry of a put at or past the first lost append of the segment. */
+static bool
+drop_entry(void *arg, const struct cask_kd_entry *e)
+{
+    struct drop *d = arg;
+    if (e->off == 0 || e->seg != d->slot || e->off < d->from) {
+        return false;
+    }
+    d->sh->segs[e->seg]->live_bytes -= cask_segtab_entry_len(e);
+    d->n++;
+    return true;
+}
+
+/* Drop from the keydir the puts of the newest range (a failed commit's
+ * not undone yet, or a failed segment sync's), which are the last appends
+ * of the active segment: where its first one went is known (note_off in
+ * cask_log.c), and every keydir entry at or past it is a put of the range
+ * still in effect. Found without reading the segment, whose pages may be
+ * what the kernel dropped. No tombstone: the next rewrite writes them
+ * (dropped_untombed). mu held. 0, or CASK_ECORRUPT when the offsets kept
+ * do not reach that far back. */
+static int
+drop_newest(struct cask_shard *sh)
+{
+    /* Staged records first: written, or (a failed shard) dropped and put
+     * back in the keydir as the disk has it. */
+    int rc = cask_log_write_out(sh);
+    if (rc != 0 && rc != CASK_EFAILED) {
+        return rc;
+    }
+    unsigned i = (__atomic_load_n(&sh->lost_n, __ATOMIC_RELAXED) - 1) %
+                 CASK_LOST_RING;
+    clamp_newest(sh, i);
+    if (sh->lost_hi[i] <= sh->lost_lo[i]) {
+        return 0;
+    }
+    uint64_t first = sh->lost_lo[i] + 1;
+    struct cask_segment *s = sh->active;
+    if (s == NULL || sh->app_off == NULL || first < sh->app_off_from ||
+        sh->app_seq - first >= CASK_APPEND_OFFS) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: the appends a failure left uncovered cannot be "
+                  "found (%" PRIu64 " of them)",
+                  sh->idx, sh->app_seq - sh->lost_lo[i]);
+        return CASK_ECORRUPT;
+    }
+    struct drop d = {.sh = sh,
+                     .slot = s->slot,
+                     .from = sh->app_off[first % CASK_APPEND_OFFS]};
+    (void)cask_kd_remove_if(sh->kd, drop_entry, &d);
+    sh->lost_undone += d.n;
+    sh->dropped_untombed += d.n;
+    return 0;
+}
+
 /* Undo the puts of the newest lost range (see cask_lost_undo); tomb:
  * with tombstones, else from memory only. mu held. */
 static int
@@ -181,14 +258,8 @@ undo_newest(struct cask_shard *sh, bool tomb)
     }
     unsigned i = (__atomic_load_n(&sh->lost_n, __ATOMIC_RELAXED) - 1) %
                  CASK_LOST_RING;
+    clamp_newest(sh, i);
     uint64_t hi = sh->lost_hi[i];
-    if (hi > sh->app_seq) {
-        /* Dropped staged appends: their numbers are taken again by the
-         * next appends, which must not read as lost. Their own tickets
-         * learn the failure from the write's (cask_log_written). */
-        hi = sh->app_seq > sh->lost_lo[i] ? sh->app_seq : sh->lost_lo[i];
-        __atomic_store_n(&sh->lost_hi[i], hi, __ATOMIC_RELEASE);
-    }
     if (hi <= sh->lost_lo[i]) {
         return 0;
     }
@@ -243,7 +314,10 @@ cask_lost_undo(struct cask_shard *sh)
         rewriting = sh->failed && !sh->latched;
     }
     if (sh->undo_pending) {
-        rc = undo_newest(sh, !rewriting);
+        /* in memory only: by the offsets kept, else by a scan of the
+         * active segment (not the failed one: it holds no lost append) */
+        rc = rewriting && drop_newest(sh) == 0 ? 0
+                                               : undo_newest(sh, !rewriting);
         if (rc == 0) {
             sh->undo_pending = false;
         } else {
@@ -269,7 +343,7 @@ cask_lost_fail_active(struct cask_shard *sh)
     if (!sh->undo_pending) {
         return 0;
     }
-    int rc = undo_newest(sh, false);
+    int rc = drop_newest(sh);
     if (rc == 0) {
         sh->undo_pending = false;
     }

@@ -1813,6 +1813,7 @@ cask_shard_close(struct cask_shard **shp)
     free(sh->scratch);
     free(sh->staged);
     free(sh->resync_ids);
+    free(sh->app_off);
     if (sh->kd != NULL) {
         atomic_fetch_sub(&sh->store->kd_bytes, sh->kd_counted);
     }
