@@ -145,7 +145,8 @@ struct cask_commit {
      * narrowed: a late ticket of an earlier window stays failed. */
     unsigned sfail_open;
     _Atomic uint64_t sfail_lo, sfail_hi;
-    struct jslot *slots; /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
+    pthread_cond_t sfail_cv; /* mu: sfail_open fell to 0 */
+    struct jslot *slots;     /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
     unsigned njthreads;
     pthread_t jthreads[JOURNAL_THREADS_MAX];
     /* The early writeback thread: once a journal file is half full it
@@ -340,7 +341,24 @@ any_shard(struct cask *c, bool rewriting)
     return false;
 }
 
-static bool nap(struct cask_commit *cm, unsigned ms);
+/* Wait until no shard rewrites a segment whose sync failed, ms at most,
+ * or the committer stops; true when it stops. */
+static bool
+wait_rewrites(struct cask_commit *cm, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&cm->mu);
+    while (!cm->stop && cm->sfail_open > 0 &&
+           pthread_cond_timedwait(&cm->sfail_cv, &cm->mu, &ts) != ETIMEDOUT) {
+    }
+    bool stop = cm->stop;
+    pthread_mutex_unlock(&cm->mu);
+    return stop;
+}
 
 /* A journal checkpoint: sync every shard's segment (all of them: what
  * the journal file being retired covers may sit in any), then start the
@@ -369,7 +387,7 @@ checkpoint(struct cask *c)
                       "wait until its records are rewritten");
             waited = true;
         }
-        if (nap(cm, ms)) {
+        if (wait_rewrites(cm, ms)) {
             return EIO;
         }
         ms = ms * 2 > CHECKPOINT_RETRY_MAX_MS ? CHECKPOINT_RETRY_MAX_MS
@@ -891,6 +909,7 @@ commit_free(struct cask_commit *cm)
     pthread_mutex_destroy(&cm->cmp_mu);
     pthread_cond_destroy(&cm->cmp_cv);
     pthread_cond_destroy(&cm->early_cv);
+    pthread_cond_destroy(&cm->sfail_cv);
     free((void *)cm->dirty);
     free(cm->todo);
     if (cm->slots != NULL) {
@@ -917,6 +936,7 @@ cask_commit_start(struct cask *c)
     pthread_mutex_init(&cm->cmp_mu, NULL);
     pthread_cond_init(&cm->cmp_cv, NULL);
     pthread_cond_init(&cm->early_cv, NULL);
+    pthread_cond_init(&cm->sfail_cv, NULL);
     pthread_cond_init(&cm->work_cv, NULL);
     pthread_cond_init(&cm->done_cv, NULL);
     pthread_cond_init(&cm->pass_cv, NULL);
@@ -959,6 +979,7 @@ cask_commit_stop(struct cask *c)
     pthread_mutex_lock(&cm->mu);
     cm->stop = true;
     pthread_cond_broadcast(&cm->work_cv);
+    pthread_cond_broadcast(&cm->sfail_cv);
     pthread_cond_signal(&cm->early_cv);
     pthread_mutex_unlock(&cm->mu);
     if (cm->early_on) {
@@ -1198,6 +1219,7 @@ cask_commit_sync_recovered(struct cask *c)
     if (cm->sfail_open > 0 && --cm->sfail_open == 0) {
         /* Appends from now on were taken after the rewrite. */
         atomic_store(&cm->sfail_hi, atomic_load(&cm->epoch));
+        pthread_cond_broadcast(&cm->sfail_cv); /* a waiting checkpoint */
     }
     pthread_mutex_unlock(&cm->mu);
 }
