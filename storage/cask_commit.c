@@ -62,7 +62,8 @@
 #define RECOVER_RETRY_MS 100
 
 /* A checkpoint that waits for the rewrite of a segment whose sync failed
- * tries again after RECOVER_RETRY_MS, doubling up to this. */
+ * tries again once the last rewrite is done, or after RECOVER_RETRY_MS,
+ * doubling up to this. */
 #define CHECKPOINT_RETRY_MAX_MS 1000u
 
 struct jslot;
