@@ -252,6 +252,7 @@ open_store(struct server *srv)
     o.sync_interval_ms = s->sync_interval_ms;
     o.segment_size = s->segment_size;
     o.journal_size = s->journal_size;
+    o.write_map = s->write_map;
     o.disk_limit = s->disk_limit;
     if (s->disk_limit != 0) {
         /* Segments of at most 1/16 of a shard's share of the disk: an

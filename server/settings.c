@@ -36,6 +36,7 @@ enum {
     OPT_REPLICA_ACK_TIMEOUT,
     OPT_IO_THREADS,
     OPT_IO_ENGINE,
+    OPT_WRITE_MAP,
 };
 
 static const char short_opts[] =
@@ -99,6 +100,7 @@ static const struct option long_opts[] = {
         {"repl-port", required_argument, NULL, OPT_REPL_PORT},
         {"io-threads", required_argument, NULL, OPT_IO_THREADS},
         {"io-engine", required_argument, NULL, OPT_IO_ENGINE},
+        {"write-map", required_argument, NULL, OPT_WRITE_MAP},
         {"replica-auth", required_argument, NULL, OPT_REPLICA_AUTH},
         {"min-replicas-ack", required_argument, NULL, OPT_MIN_REPLICAS_ACK},
         {"replica-ack-timeout", required_argument, NULL,
@@ -182,6 +184,10 @@ usage(FILE *f)
 "                            each through its own io_uring (default; the\n"
 "                            threads when io_uring is refused), or on the\n"
 "                            --io-threads\n"
+"  --write-map=yes|no        copy small records into a shared mapping of\n"
+"                            the segment being written instead of one\n"
+"                            pwrite per pass (default yes; not under\n"
+"                            --sync=always)\n"
 "  --config=FILE             read options from FILE first, one per line\n"
 "  --log-file=FILE           append the log to FILE instead of stderr\n"
 "\n"
@@ -207,6 +213,7 @@ set_defaults(struct settings *s)
     s->threads = 4;
     s->io_threads = 16;
     s->io_engine = SETTINGS_IO_URING;
+    s->write_map = true;
     s->maxconns = 1024;
     s->item_size_max = CASK_DEFAULT_VALUE_MAX;
     s->unix_mask = 0700;
@@ -633,6 +640,15 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
             s->io_engine = SETTINGS_IO_THREADS;
         } else {
             return bad_value("--io-engine", arg, "expected uring or threads");
+        }
+        return 0;
+    case OPT_WRITE_MAP:
+        if (strcmp(arg, "yes") == 0) {
+            s->write_map = true;
+        } else if (strcmp(arg, "no") == 0) {
+            s->write_map = false;
+        } else {
+            return bad_value("--write-map", arg, "expected yes or no");
         }
         return 0;
     case OPT_REPL_PORT:

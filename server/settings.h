@@ -85,6 +85,7 @@ struct settings {
     unsigned io_threads; /* --io-threads: cold value reads; 0 none */
     /* --io-engine */
     enum settings_io_engine io_engine;
+    bool write_map;            /* --write-map */
     unsigned maxconns;         /* -c */
     uint32_t item_size_max;    /* -I */
     int udp_port;              /* -U; 0 = no UDP */

@@ -154,6 +154,13 @@ struct cask_options {
     /* CASK_SYNC_ALWAYS: bytes of each of the two commit journal files
      * when they are created (0 = 8 MiB; storage/JOURNAL.md). */
     uint64_t journal_size;
+    /* Copy small appends into a shared mapping of the active segment
+     * (no system call; storage/FORMAT.md, "Appends through a mapping")
+     * instead of writing each pass's records with pwrite. Default on; off
+     * for file systems where shared writable mappings are slow or absent,
+     * and for tests that inject write errors at pwrite. Not used under
+     * CASK_SYNC_ALWAYS (the journal takes its frames from the buffer). */
+    bool write_map;
 };
 
 /* Fill *o with the defaults above (interval sync, background compaction and

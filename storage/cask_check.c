@@ -535,6 +535,22 @@ check_segment(struct check *ck, const char *sdir, const char *name, uint32_t id,
             off += len;
         } else if (rc == CASK_SEG_EINVALID) {
             int err;
+            bool zero;
+            rc = cask_seg_zero_tail(s, off, &zero);
+            if (rc != 0) {
+                goto out;
+            }
+            if (zero) {
+                /* the active segment's extension ahead of its appends
+                 * (a running server, or one that stopped without cutting
+                 * it; the next start cuts it): no damage */
+                note(ck, false,
+                     "%s/%08x.seg: %" PRIu64 " zero bytes past the last "
+                     "record at offset %" PRIu64 " (extended ahead of appends)",
+                     name, id, s->size - off, off);
+                off = s->size;
+                continue;
+            }
             uint64_t next = cask_seg_resync(s, off, CASK_REC_VMAX, &err);
             rc = err;
             if (rc != 0) {

@@ -60,4 +60,5 @@ cask_options_init(struct cask_options *o)
     o->compact_ratio = CASK_DEFAULT_COMPACT;
     o->compact_background = true;
     o->crawl_background = true;
+    o->write_map = true;
 }

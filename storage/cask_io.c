@@ -140,6 +140,18 @@ cask_io_reads_replaced(void)
     return cur_ops.pread != sys_pread;
 }
 
+bool
+cask_io_map_writes_ok(void)
+{
+    return cur_ops.pwrite == sys_pwrite || cur_ops.map_write != NULL;
+}
+
+int
+cask_io_map_write(int fd, size_t n, off_t off)
+{
+    return cur_ops.map_write != NULL ? cur_ops.map_write(fd, n, off) : 0;
+}
+
 int
 cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off)
 {

@@ -31,6 +31,12 @@ typedef int (*cask_io_ring_setup_fn)(void);
 typedef ssize_t (*cask_io_ring_done_fn)(int fd, size_t n, off_t off,
                                         ssize_t res);
 
+/* Before a copy of n bytes into a writable shared mapping of fd at off
+ * (appends through the active segment's mapping, cask_segment.h): 0 lets
+ * the copy go ahead, an errno makes it fail as a fault would (SIGBUS:
+ * the file cut under the mapping). */
+typedef int (*cask_io_map_write_fn)(int fd, size_t n, off_t off);
+
 struct cask_io_ops {
     cask_io_pwrite_fn pwrite;
     cask_io_fdatasync_fn fdatasync;
@@ -40,6 +46,7 @@ struct cask_io_ops {
     cask_io_unlink_fn unlink;
     cask_io_ring_setup_fn ring_setup; /* NULL: as the system's */
     cask_io_ring_done_fn ring_done;   /* NULL: as the system's */
+    cask_io_map_write_fn map_write;   /* NULL: as the system's */
 };
 
 /* Replace the operations (NULL restores the system calls). Tests only: not
@@ -52,6 +59,16 @@ const struct cask_io_ops *cask_io_default(void);
 /* Whether reads go through replaced operations: then nothing is read
  * around them (from a mapping, cask_vmap.h), so tests see every read. */
 bool cask_io_reads_replaced(void);
+
+/* Whether appends may be copied into a mapping of the file instead of
+ * written with pwrite: with the system calls, or when replaced operations
+ * say so (map_write set). A test that replaced pwrite alone watches every
+ * write: they all go through it then. */
+bool cask_io_map_writes_ok(void);
+
+/* Ask map_write whether a copy of n bytes into fd's mapping at off may go
+ * ahead: 0 or the errno to fail it with. */
+int cask_io_map_write(int fd, size_t n, off_t off);
 
 /* Write all n bytes at off, looping over short writes. Returns 0 or an errno;
  * on error some prefix may have been written (the caller truncates back). */

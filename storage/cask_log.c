@@ -29,6 +29,7 @@
 #include "storage/cask_vwrite.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,6 +167,13 @@ cask_log_roll(struct cask_shard *sh)
     rc = cask_seg_create(&n, sh->dir, id, 0);
     int src = 0;
     if (rc == 0) {
+        /* Cut back to its records first (it was extended ahead of them
+         * for its mapping), so that the sync makes that length durable
+         * and its hint covers the whole file. A crash before leaves a zero
+         * tail recovery cuts. */
+        src = cask_seg_cut_ahead(old, false);
+    }
+    if (rc == 0 && src == 0) {
         /* A closed segment is immutable and complete on disk: sync it now
          * so a group-commit sync of the new one covers everything. */
         src = cask_io_fdatasync(old->fd);
@@ -255,6 +263,30 @@ write_failed(struct cask_shard *sh, const char *what, int rc)
                   "write_errors) until it succeeds again",
                   sh->idx, what, strerror(rc));
     }
+}
+
+/* After a failed write to s: when a copy into its mapping faulted (the
+ * file was cut short under it by another process, or a page of it could
+ * not be read back), queue its rewrite as the cut check does
+ * (cask_resync.c): what still reads back goes to a new segment, which
+ * takes the appends from then on; no compaction or eviction picks s
+ * meanwhile. The write itself failed like a failed pwrite. */
+static void
+map_faulted(struct cask_shard *sh, struct cask_segment *s)
+{
+    if (!s->wmap_fault || sh->latched || cask_resync_queued(sh, s->id)) {
+        return;
+    }
+    sh->segments_cut++;
+    s->damaged = true;
+    cask_resync_add(sh, s->id);
+    sh->resync_after_ms = 0;
+    cask_logf(sh->store, CASK_LOG_ERROR,
+              "shard %u: segment %08x: a write into its mapping faulted at "
+              "offset %" PRIu64 " (cut short by another process, or a "
+              "page that could not be read back): what still reads back "
+              "is rewritten to a new segment",
+              sh->idx, s->id, s->flushed);
 }
 
 /* The filter bit of keydir hash h in sh->staged_keys: word, mask. */
@@ -371,6 +403,25 @@ write_ok(struct cask_shard *sh)
     }
 }
 
+/* Before the first write to the active segment s: copy its appends into
+ * a shared mapping of it from now on (cask_seg_wmap_open), unless the
+ * journal needs them written (--sync=always keeps pwrite: its frames are
+ * copied from the buffer as it is written) or the file system reserves no
+ * blocks ahead. The mapping spans what a segment can grow to: its size
+ * limit, a record past it, the reserve a tombstone may use. */
+static void
+map_active(struct cask_shard *sh, struct cask_segment *s)
+{
+    if (s->wmap_tried || sh->no_prealloc || sh->store->journal != NULL ||
+        !sh->store->opt.write_map) {
+        return;
+    }
+    uint64_t seg = sh->store->opt.segment_size;
+    (void)cask_seg_wmap_open(s,
+                             seg + RESERVE_MAX + CHUNK_MAX +
+                                     clamp_u64(seg / 2, CHUNK_MIN, CHUNK_MAX));
+}
+
 /* Every append so far is in the kernel. */
 static void
 all_written(struct cask_shard *sh)
@@ -387,12 +438,14 @@ cask_log_write_out(struct cask_shard *sh)
         uint64_t base = s->flushed;
         /* A latched shard writes nothing more: its staged records were
          * never acknowledged. */
+        map_active(sh, s);
         int rc = sh->failed ? CASK_EFAILED : cask_seg_flush(s);
         if (rc != 0) {
             /* Nothing of the batch is acknowledged, and nothing of it
              * stays visible: the keydir goes back to what the disk has. */
             if (rc != CASK_EFAILED) {
                 write_failed(sh, "write segment", rc);
+                map_faulted(sh, s);
             }
             if (!undo_staged(sh) && !sh->latched) {
                 sh->failed = true;
@@ -555,6 +608,7 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
          * what a batch staged (the journal needs records whole). */
         rc = cask_log_write_out(sh);
         if (rc == 0) {
+            map_active(sh, s);
             rc = cask_vwrite_append(s, r, key, v1, l1, v2, l2);
             if (rc != 0) {
                 write_failed(sh, "write segment", rc);
@@ -624,10 +678,12 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
         return ENOMEM;
     }
     cask_rec_encode(buf, r, key, v1, l1, v2, l2);
+    map_active(sh, s);
     rc = cask_seg_write_direct(s, buf, len);
     if (rc != 0) {
         free(big);
         write_failed(sh, "write segment", rc);
+        map_faulted(sh, s);
         return rc;
     }
     sh->app_seq++;

@@ -517,7 +517,7 @@ start_manifest(struct cask_shard *sh)
  * about the data, so nothing is cut. */
 static int
 recover_scan(struct cask_shard *sh, struct cask_segment *s, uint64_t cov,
-             struct recov *rv)
+             struct recov *rv, bool newest)
 {
     struct cask *c = sh->store;
     uint64_t pos = cov;
@@ -526,6 +526,28 @@ recover_scan(struct cask_shard *sh, struct cask_segment *s, uint64_t cov,
     for (;;) {
         uint64_t end =
                 cask_seg_scan(s, pos, CASK_REC_VMAX, recover_rec, rv, &err);
+        bool zero = false;
+        if (err == 0 && end < s->flushed) {
+            err = cask_seg_zero_tail(s, end, &zero);
+        }
+        if (err == 0 && zero) {
+            /* The active segment's file is extended ahead of its records
+             * (written through a mapping) and cut back when it closes: a
+             * stop without that leaves zeros past the last record, which
+             * are no damage. Cut them; the newest segment keeps its disk
+             * reserve, as it would have without the extension. */
+            cask_logf(c, CASK_LOG_INFO,
+                      "shard %u: segment %08x: %" PRIu64
+                      " zero bytes past its last record (extended ahead "
+                      "of its appends) cut",
+                      sh->idx, s->id, s->flushed - end);
+            err = cask_seg_cut_tail(s, end, newest);
+            if (err != 0) {
+                cask_logf(c, CASK_LOG_ERROR, "shard %u: truncate %08x: %s",
+                          sh->idx, s->id, strerror(err));
+            }
+            return err;
+        }
         if (err == 0 && end < s->flushed) {
             uint64_t next = cask_seg_resync(s, end, CASK_REC_VMAX, &err);
             if (err == 0 && next < s->flushed) {
@@ -789,7 +811,7 @@ cask_shard_recover(struct cask_shard *sh)
             cov = CASK_SEG_HDR;
         }
         uint64_t before = sh->bytes_damaged;
-        rc = recover_scan(sh, s, cov, &rv);
+        rc = recover_scan(sh, s, cov, &rv, i + 1 == n);
         recover_drain(&rv);
         if (rc != 0) {
             goto out;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -321,9 +322,159 @@ cask_seg_unbuffer(struct cask_segment *s, uint64_t size)
 }
 
 int
+cask_seg_wmap_open(struct cask_segment *s, uint64_t len)
+{
+    struct stat st;
+    if (s->wmap_tried) {
+        return s->wmap != NULL ? 0 : EALREADY;
+    }
+    s->wmap_tried = true;
+    if (!cask_io_map_writes_ok()) {
+        return EPERM;
+    }
+    /* The file ends where the records do (a segment just made, or one
+     * whose tail recovery cut): the extension starts from there. */
+    if (fstat(s->fd, &st) != 0) {
+        return errno;
+    }
+    if ((uint64_t)st.st_size != s->flushed) {
+        return EINVAL;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) {
+        return EINVAL;
+    }
+    len = (len + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
+    if (len == 0 || len > SIZE_MAX) {
+        return EINVAL;
+    }
+    cask_vmap_guard(); /* before the first copy into it */
+    void *p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd,
+                   0);
+    if (p == MAP_FAILED) {
+        return errno;
+    }
+    s->wmap = p;
+    s->wmap_len = len;
+    s->ext_end = s->flushed;
+    return 0;
+}
+
+bool
+cask_seg_wmapped(const struct cask_segment *s)
+{
+    return s->wmap != NULL;
+}
+
+static void
+wmap_close(struct cask_segment *s)
+{
+    if (s->wmap != NULL) {
+        munmap(s->wmap, (size_t)s->wmap_len);
+        s->wmap = NULL;
+        s->wmap_len = 0;
+    }
+}
+
+/* Whether [flushed, end) may be copied into the mapping: inside it, inside
+ * the disk blocks reserved, and inside the file, which is extended to the
+ * end of the reservation when it must be (one ftruncate per reservation
+ * chunk). A file whose size is not the one we set was cut (or grown) by
+ * another process: it is not extended over the cut, which would hide it
+ * from the cut check (cask_resync.c); the write goes through pwrite. */
+static bool
+map_room(struct cask_segment *s, uint64_t end)
+{
+    if (s->wmap == NULL || end > s->wmap_len || end > s->prealloc_end) {
+        return false;
+    }
+    if (end <= s->ext_end) {
+        return true;
+    }
+    struct stat st;
+    if (fstat(s->fd, &st) != 0 || (uint64_t)st.st_size != s->ext_end) {
+        return false;
+    }
+    uint64_t to = s->prealloc_end < s->wmap_len ? s->prealloc_end : s->wmap_len;
+    cask_verify_write_begin(s);
+    int rc = cask_io_ftruncate(s->fd, (off_t)to);
+    cask_verify_write_end(s);
+    if (rc != 0) {
+        return false;
+    }
+    s->ext_end = to;
+    return true;
+}
+
+/* Copy the cnt parts of iov (len bytes) into the mapping at flushed, as a
+ * pwrite would write them: all, or an errno. A fault (the file cut under
+ * the mapping, or a page that could not be read in) fails it like a
+ * failed pwrite: the file is cut back to flushed if it is longer, the
+ * mapping is dropped (the segment writes with pwrite from then on) and
+ * wmap_fault tells the log to queue the segment's rewrite. */
+static int
+map_copy(struct cask_segment *s, const struct iovec *iov, int cnt, size_t len)
+{
+    int rc = cask_io_map_write(s->fd, len, (off_t)s->flushed);
+    char *dst = s->wmap + s->flushed;
+    for (int i = 0; rc == 0 && i < cnt; i++) {
+        if (!cask_vmap_copy(dst, iov[i].iov_base, iov[i].iov_len)) {
+            rc = EIO;
+        }
+        dst += iov[i].iov_len;
+    }
+    if (rc != 0) {
+        struct stat st;
+        s->wmap_fault = true;
+        wmap_close(s);
+        if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size > s->flushed) {
+            (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
+        }
+        s->ext_end = s->flushed;
+    }
+    return rc;
+}
+
+int
+cask_seg_cut_ahead(struct cask_segment *s, bool keep_reserve)
+{
+    int rc = 0;
+    wmap_close(s);
+    if (s->ext_end > s->flushed) {
+        cask_verify_write_begin(s);
+        rc = cask_io_ftruncate(s->fd, (off_t)s->flushed);
+        if (rc == 0) {
+            s->ext_end = s->flushed;
+            /* The cut gave back the blocks past it: reserve them again
+             * where asked, else say they are gone. */
+            if (!keep_reserve || s->prealloc_end <= s->flushed ||
+                cask_io_fallocate(s->fd, (off_t)s->flushed,
+                                  (off_t)(s->prealloc_end - s->flushed)) != 0) {
+                s->prealloc_end = s->flushed;
+            }
+        }
+        cask_verify_write_end(s);
+    }
+    return rc;
+}
+
+int
 cask_seg_flush(struct cask_segment *s)
 {
     if (s->buf_len == 0) {
+        return 0;
+    }
+    if (s->buf_len <= CASK_SEG_MAP_COPY_MAX &&
+        map_room(s, s->flushed + s->buf_len)) {
+        struct iovec iov = {s->buf, s->buf_len};
+        cask_verify_write_begin(s);
+        int rc = map_copy(s, &iov, 1, s->buf_len);
+        cask_verify_write_end(s);
+        if (rc != 0) {
+            return rc;
+        }
+        s->flushed += s->buf_len;
+        s->buf_len = 0;
         return 0;
     }
     cask_verify_write_begin(s);
@@ -332,11 +483,17 @@ cask_seg_flush(struct cask_segment *s)
         /* Leave no partial record behind; keep the buffer for a retry. */
         (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
         cask_verify_write_end(s);
+        if (s->ext_end > s->flushed) {
+            s->ext_end = s->flushed;
+        }
         return rc;
     }
     cask_verify_write_end(s);
     s->flushed += s->buf_len;
     s->buf_len = 0;
+    if (s->ext_end < s->flushed && s->wmap != NULL) {
+        s->ext_end = s->flushed;
+    }
     return 0;
 }
 
@@ -351,16 +508,33 @@ cask_seg_writev_direct(struct cask_segment *s, const struct iovec *iov, int cnt)
     for (int i = 0; i < cnt; i++) {
         len += iov[i].iov_len;
     }
+    if (len <= CASK_SEG_MAP_COPY_MAX && map_room(s, s->flushed + len)) {
+        cask_verify_write_begin(s);
+        rc = map_copy(s, iov, cnt, len);
+        cask_verify_write_end(s);
+        if (rc != 0) {
+            return rc;
+        }
+        s->flushed += len;
+        s->size = s->flushed;
+        return 0;
+    }
     cask_verify_write_begin(s);
     rc = cask_io_pwritev_all(s->fd, iov, cnt, (off_t)s->flushed);
     if (rc != 0) {
         (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
         cask_verify_write_end(s);
+        if (s->ext_end > s->flushed) {
+            s->ext_end = s->flushed;
+        }
         return rc;
     }
     cask_verify_write_end(s);
     s->flushed += len;
     s->size = s->flushed;
+    if (s->ext_end < s->flushed && s->wmap != NULL) {
+        s->ext_end = s->flushed;
+    }
     return 0;
 }
 
@@ -416,6 +590,49 @@ cask_seg_truncate(struct cask_segment *s, uint64_t len)
     }
     s->size = s->flushed = len;
     s->buf_len = 0;
+    return 0;
+}
+
+int
+cask_seg_zero_tail(struct cask_segment *s, uint64_t off, bool *zero)
+{
+    char buf[16384];
+    *zero = true;
+    while (off < s->flushed && *zero) {
+        size_t n = s->flushed - off < sizeof(buf) ? (size_t)(s->flushed - off)
+                                                  : sizeof(buf);
+        int rc = cask_seg_pread(s, off, n, buf);
+        if (rc != 0) {
+            return rc;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (buf[i] != 0) {
+                *zero = false;
+                break;
+            }
+        }
+        off += n;
+    }
+    return 0;
+}
+
+int
+cask_seg_cut_tail(struct cask_segment *s, uint64_t len, bool keep_reserve)
+{
+    uint64_t reserved = s->prealloc_end;
+    int rc = cask_seg_truncate(s, len);
+    if (rc != 0) {
+        return rc;
+    }
+    s->prealloc_end = len;
+    if (keep_reserve && reserved > len) {
+        cask_verify_write_begin(s);
+        if (cask_io_fallocate(s->fd, (off_t)len, (off_t)(reserved - len)) ==
+            0) {
+            s->prealloc_end = reserved;
+        }
+        cask_verify_write_end(s);
+    }
     return 0;
 }
 
@@ -586,6 +803,7 @@ cask_seg_close(struct cask_segment **sp)
         return;
     }
     cask_vmap_close(s);
+    wmap_close(s);
     if (s->fd >= 0) {
         close(s->fd);
     }

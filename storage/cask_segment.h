@@ -22,6 +22,15 @@
 #define CASK_SEG_VERSION 2u /* 2: may hold touch records; 1 still read */
 #define CASK_PATH_MAX    4096
 
+/* A write of at most this many bytes is copied into the active segment's
+ * mapping (cask_seg_wmap_open); a larger one goes out with pwrite. A copy
+ * saves the system call but pays a page fault for every page it is the
+ * first to write since that page was last written back (several µs on
+ * ext4 each, measured: more than the pwrite of a page), so it pays for a
+ * pass's few small records (which share pages), not for a value of a
+ * page or more. */
+#define CASK_SEG_MAP_COPY_MAX 1024u
+
 struct cask_segment {
     uint32_t id;   /* file name; larger = created later */
     uint16_t slot; /* index in the shard's segment table */
@@ -64,6 +73,18 @@ struct cask_segment {
     const char *map;
     uint64_t map_len;
     bool map_tried; /* a failed mmap is not retried */
+
+    /* Writable shared mapping the appends of the active segment are
+     * copied into (cask_seg_wmap_open): wmap_len bytes of address space
+     * from offset 0; the file is extended to ext_end (never past
+     * prealloc_end, so that every page written has its blocks) ahead of
+     * the appends and cut back to the records' end when the segment stops
+     * taking them (cask_seg_cut_ahead). Mu held. */
+    char *wmap;
+    uint64_t wmap_len;
+    uint64_t ext_end; /* the file's size as we set it: >= flushed */
+    bool wmap_tried;  /* opened once; a failure or a fault is final */
+    bool wmap_fault;  /* a copy faulted (the file was cut under it) */
 
     /* O_DIRECT descriptor for reads the page cache cannot keep
      * (cask_direct.c): fd + 1, 0 not opened yet, -1 none to be had; the
@@ -183,6 +204,36 @@ bool cask_seg_reader_covers(const struct cask_seg_reader *rd,
  * *err as for cask_seg_scan. */
 uint64_t cask_seg_resync(struct cask_segment *s, uint64_t off, uint32_t vmax,
                          int *err);
+
+/* Mu held, s the active segment: copy its later appends into a writable
+ * shared mapping of len bytes (records that do not fit in it, or past the
+ * blocks reserved, are written with pwrite as before). Only where disk
+ * blocks are reserved ahead (prealloc_end): a page written through the
+ * mapping must never need a block the disk does not have, which would be
+ * a SIGBUS at the copy instead of an ENOSPC. Returns 0 or an errno (then
+ * s keeps writing with pwrite). Tried once per segment. */
+int cask_seg_wmap_open(struct cask_segment *s, uint64_t len);
+
+/* Whether appends to s go through its mapping. */
+bool cask_seg_wmapped(const struct cask_segment *s);
+
+/* Mu held: s takes no more appends through its mapping. Unmap it and cut
+ * the file back to the records' end (flushed) when it was extended past
+ * it, keeping the disk blocks reserved past the end when keep_reserve
+ * (a clean close: see recovery), else giving them back. Returns 0 or the
+ * errno of the cut. */
+int cask_seg_cut_ahead(struct cask_segment *s, bool keep_reserve);
+
+/* Whether bytes [off, flushed) of s are all zero (what an extension
+ * ahead of the appends leaves past the last record when the process
+ * stopped without cutting it). Returns 0 with *zero set, or the errno of a
+ * failed read. */
+int cask_seg_zero_tail(struct cask_segment *s, uint64_t off, bool *zero);
+
+/* Cut s to len (a zero tail found by recovery), keeping the disk blocks
+ * reserved past it when keep_reserve, as a segment that takes appends
+ * keeps them. Returns 0 or an errno. */
+int cask_seg_cut_tail(struct cask_segment *s, uint64_t len, bool keep_reserve);
 
 /* Close fd, free. Safe on NULL. */
 void cask_seg_close(struct cask_segment **s);

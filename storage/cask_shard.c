@@ -1788,6 +1788,11 @@ cask_shard_close(struct cask_shard **shp)
     if (sh->active != NULL) {
         struct cask_segment *a = sh->active;
         int rc = cask_log_write_out(sh);
+        if (rc == 0) {
+            /* to its records' end before the sync and the hint (its
+             * reserve kept: see recover()) */
+            rc = cask_seg_cut_ahead(a, true);
+        }
         if (rc == 0 && !sh->failed &&
             (sh->seg_seq < sh->app_seq || c->opt.sync != CASK_SYNC_ALWAYS)) {
             rc = cask_io_fdatasync(a->fd);

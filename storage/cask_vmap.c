@@ -158,6 +158,12 @@ cask_vmap_at(const struct cask_segment *s, uint64_t off, uint64_t len)
     return s->map + off;
 }
 
+void
+cask_vmap_guard(void)
+{
+    install_bus();
+}
+
 bool
 cask_vmap_copy(void *dst, const char *src, size_t n)
 {

@@ -73,6 +73,11 @@ const char *cask_vmap_at(const struct cask_segment *s, uint64_t off,
  * hands the faults of other code to the handler it found there. */
 bool cask_vmap_copy(void *dst, const char *src, size_t n);
 
+/* Install the SIGBUS handler cask_vmap_copy needs (again, if something
+ * replaced it), for copies into mappings not made by cask_vmap_open (the
+ * active segment's writable one). Thread-safe. */
+void cask_vmap_guard(void);
+
 /* Unmap s (from cask_seg_close; no reader or reference left). */
 void cask_vmap_close(struct cask_segment *s);
 

@@ -95,6 +95,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_resync_journal \
 	tests/unit/test_cask_replace \
 	tests/unit/test_cask_rely \
+	tests/unit/test_cask_mapwrite \
 	tests/unit/test_cask_state_sync \
 	tests/unit/test_cask_model \
 	tests/unit/test_cask_trust \
@@ -170,6 +171,9 @@ tests_unit_test_cask_io_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_resync_SOURCES = tests/unit/test_cask_resync.c
 tests_unit_test_cask_resync_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_resync_LDADD = $(STORAGE_TEST_LDADD)
+tests_unit_test_cask_mapwrite_SOURCES = tests/unit/test_cask_mapwrite.c
+tests_unit_test_cask_mapwrite_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_mapwrite_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_resync_journal_SOURCES = tests/unit/test_cask_resync_journal.c
 tests_unit_test_cask_resync_journal_CFLAGS = $(STORAGE_TEST_CFLAGS)

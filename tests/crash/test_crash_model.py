@@ -11,7 +11,11 @@
 # acknowledged in any of them. A fourth mode, "evict", runs interval sync
 # with -m 64k, a budget below what one shard's index takes, so that eviction
 # runs all the time: there a key may read as a miss at any moment, but never
-# as an older value, before or after a crash.
+# as an older value, before or after a crash. A fifth, "mapped", runs
+# interval sync with small values only, so that every record is copied
+# into the mapping of the active segment (--write-map, the default; larger
+# ones go out with pwrite): kills land in the copies, the extensions ahead
+# of them (truncate) and the cuts back at roll-over.
 #
 # Environment: BITCACHED (binary under test), CRASH_ITER=N (N times the
 # rounds), CRASH_SEED (replay a run), CRASH_MODES (e.g. "always,evict").
@@ -30,6 +34,7 @@ KEYS = 48
 CLIENTS = 4
 RUN_S = 1.2
 SIZES = [(80, 10, 400), (15, 400, 4000), (5, 4000, 20000)]
+SMALL_SIZES = [(80, 10, 200), (20, 200, 600)]
 KILL_GROUPS = ["write", "sync", "rename", "unlink", "truncate", "alloc"]
 
 
@@ -37,6 +42,8 @@ def server_args(mode):
     if mode == "evict":
         return server_args("interval") + [
             "-m", "64k", "-I", "32k", "-o", "slab_chunk_max=16384"]
+    if mode == "mapped":
+        return server_args("interval") + ["--write-map=yes"]
     return ["--sync=" + mode, "--segment-size=64k", "--journal-size=64k",
             "--compact-ratio=0.2",
             "--shards=2", "--sync-interval-ms=200", "-t", "2"]
@@ -149,7 +156,8 @@ class Run:
         os.makedirs(d)
         srv = cm.Server(self.binary, os.path.join(d, "data"),
                         server_args(sync), os.path.join(d, "server.log"))
-        model = cm.Model(KEYS, SIZES, self.rnd, evicting=sync == "evict")
+        model = cm.Model(KEYS, SMALL_SIZES if sync == "mapped" else SIZES,
+                         self.rnd, evicting=sync == "evict")
         if sync == "evict":
             self.evictions(srv, model)
         for r in range(rounds):
@@ -212,7 +220,7 @@ def main():
     sanitized = cm.is_sanitized(binary)
     shim = "" if sanitized else cm.shim_path()
     modes = os.environ.get("CRASH_MODES",
-                           "always,interval,never,evict").split(",")
+                           "always,interval,never,evict,mapped").split(",")
     cm.say("crash model test: binary %s, seed %d (CRASH_SEED=%d replays), "
            "%d round(s) per mode" % (binary, seed, seed, rounds))
     if sanitized:

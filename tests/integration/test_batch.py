@@ -178,8 +178,10 @@ def test_burst(binary, shim, mode):
 
 
 def test_eio(binary, shim, mode):
+    # --write-map=no: the failure is injected at pwrite (the mapped path's
+    # faults: tests/unit/test_cask_mapwrite.c)
     srv = ShimServer(binary, shim, ["--sync=" + mode, "-t", "1",
-                                    "--shards=1"], {})
+                                    "--shards=1", "--write-map=no"], {})
     flag = os.path.join(srv.tmp, "fail")
     srv.shim_env = {"CRASHSHIM_FAIL": "pwrite:1:EIO",
                     "CRASHSHIM_FAIL_WHILE": flag}

@@ -146,8 +146,9 @@ def gets_cas(srv, key):
 def run(binary, shim, name, setup, a_req, b_req, judge):
     """One interleaving; True when it was the one aimed at (A's change of
     kx failed while B's request ran)."""
+    # --write-map=no: writes fail (and wait) at pwrite, where the shim is
     srv = ShimServer(binary, shim, ["--sync=interval", "-t", "2",
-                                    "--shards=2"], {})
+                                    "--shards=2", "--write-map=no"], {})
     failflag = os.path.join(srv.tmp, "fail")
     delayflag = os.path.join(srv.tmp, "delay")
     srv.shim_env = {"CRASHSHIM_FAIL": "pwrite:1:EIO:2",
@@ -200,7 +201,7 @@ def run_same_conn(binary, shim):
     """Same worker, same pass: a set whose batch write fails, then an add
     of the key pipelined behind it."""
     srv = ShimServer(binary, shim, ["--sync=interval", "-t", "1",
-                                    "--shards=1"], {})
+                                    "--shards=1", "--write-map=no"], {})
     failflag = os.path.join(srv.tmp, "fail")
     srv.shim_env = {"CRASHSHIM_FAIL": "pwrite:1:EIO:1",
                     "CRASHSHIM_FAIL_WHILE": failflag}

@@ -327,8 +327,10 @@ test_cut_segment(void **state)
     assert_int_equal(tc_set(f->c, "old", "v-new"), CASK_OK);
     struct stat st;
     assert_int_equal(stat(cut, &st), 0);
-    /* header 32, then k1's record (44 + 2 + 2 bytes): cut "old" off */
-    assert_int_equal(st.st_size, 32 + 48 + 52);
+    /* header 32, then k1's record (44 + 2 + 2 bytes): cut "old" off (the
+     * file may be longer: extended ahead of its appends for the mapping
+     * they are copied into) */
+    assert_true(st.st_size >= 32 + 48 + 52);
     assert_int_equal(truncate(cut, 32 + 48), 0);
     int rc = CASK_EFAILED;
     for (int i = 0; i < 1000 && (rc != CASK_OK || access(cut, F_OK) == 0);
@@ -372,6 +374,9 @@ test_cut_segment_written_after(void **state)
         skip(); /* a cut followed by a write goes unnoticed there */
     }
     f->o.segment_size = 65536;
+    /* Written with pwrite past the cut: a copy into the mapping would
+     * fault there instead (test_cask_mapwrite.c covers that). */
+    f->o.write_map = false;
     tc_fx_reopen(f);
     char *fill = malloc(65461), *big = malloc(9001);
     assert_non_null(fill);
