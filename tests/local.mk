@@ -111,6 +111,7 @@ tests_bench_bench_load_CFLAGS = $(AM_CFLAGS) $(LIBMEMCACHED_CFLAGS)
 tests_bench_bench_load_LDADD = $(LIBMEMCACHED_LIBS)
 EXTRA_DIST += tests/bench/bench_server.sh tests/bench/bench_restart.sh tests/bench/bench_large.sh tests/bench/bench_lib.sh tests/bench/bench_dump.py \
 	tests/bench/bench_evict.sh \
+	tests/bench/bench_setcpu.sh \
 	tests/bench/bench_scaleout.py
 
 # Model-based crash and fault tests against the real binary (tests/crash/).
