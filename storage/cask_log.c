@@ -1,6 +1,7 @@
 /* cask_log.c - a shard's log: appends to the active segment (one pwrite
  * per record, or per batch of records staged in the segment's append buffer
- * by a thread's write batch, cask_batch.c; always before any
+ * by a thread's write batch, cask_batch.c, or a copy of a small one into
+ * the segment's mapping, map_active; always before any
  * acknowledgement), roll-over to a new segment, the
  * disk reserve that keeps deletes working on a full disk, and the waits for
  * durability (a shard's own fdatasync, or joining the store's commit under
@@ -166,12 +167,16 @@ cask_log_roll(struct cask_shard *sh)
     cask_hint_remove(sh->dir, id); /* a stale hint of a compacted-away id */
     rc = cask_seg_create(&n, sh->dir, id, 0);
     int src = 0;
+    const char *what = "roll-over: fdatasync";
     if (rc == 0) {
         /* Cut back to its records first (it was extended ahead of them
          * for its mapping), so that the sync makes that length durable
          * and its hint covers the whole file. A crash before leaves a zero
          * tail recovery cuts. */
         src = cask_seg_cut_ahead(old, false);
+        if (src != 0) {
+            what = "roll-over: cut back to its records";
+        }
     }
     if (rc == 0 && src == 0) {
         /* A closed segment is immutable and complete on disk: sync it now
@@ -193,7 +198,7 @@ cask_log_roll(struct cask_shard *sh)
         src = cask_segtab_add(sh, n);
     } else {
         /* The old segment stays active until the rewrite closes it. */
-        cask_resync_note(sh, old->id, src, "roll-over: fdatasync");
+        cask_resync_note(sh, old->id, src, what);
         src = CASK_EFAILED;
     }
     if (src != 0) {

@@ -1,13 +1,17 @@
 /* cask_segment.c - one append-only segment file: header, appends (buffered
- * only for compaction output), reads with pread (not a mapping: a media
- * error or a shortened file is an error, not a SIGBUS; cask_vmap.c maps
- * segments only to hand verified values to the kernel), and the scan and
- * resynchronisation used by recovery, hints and compaction.
+ * only for compaction output; the active segment's small ones copied into
+ * a writable shared mapping, its file extended ahead of them into the
+ * disk reserve and cut back when it closes), reads with pread (not a
+ * mapping: a media error or a shortened file is an error, not a SIGBUS;
+ * cask_vmap.c maps segments only to hand verified values to the kernel),
+ * and the scan and resynchronisation used by recovery, hints and
+ * compaction.
  *
- * Owns the segment's fd and buffer. Not thread-safe: the shard mutex
- * covers it. Depends on cask_io and cask_record only (and notes its own
- * writes for cask_verify.c). Writes go through the cask_io seam so tests
- * can inject faults.
+ * Owns the segment's fd, buffer and writable mapping. Not thread-safe:
+ * the shard mutex covers it. Depends on cask_io and cask_record only (and
+ * notes its own writes for cask_verify.c, and guards its copies into the
+ * mapping with cask_vmap's SIGBUS guard). Writes go through the cask_io
+ * seam so tests can inject faults.
  */
 #include "storage/cask_segment.h"
 
