@@ -173,7 +173,14 @@ scan(struct cask_segment *s, struct span **spans, size_t *n, uint64_t *tail,
         if (rc != CASK_SEG_EINVALID) {
             break;
         }
-        rc = 0;
+        bool zero;
+        rc = cask_seg_zero_tail(s, off, &zero);
+        if (rc != 0 || zero) {
+            /* zeros to the end: the extension ahead of the appends of a
+             * segment that was being written (FORMAT.md), no damage; the
+             * next start cuts it */
+            break;
+        }
         int err;
         uint64_t next = cask_seg_resync(s, off, CASK_REC_VMAX, &err);
         if (err != 0) {
