@@ -57,6 +57,16 @@
 #define JOURNAL_THREADS_MAX 4
 #define JOURNAL_SLOTS       16
 
+/* A batch is written while another is in flight only once the newest in
+ * flight has taken this long (a quiet disk's write and flush take about
+ * 100 us): until then the writes wait for the thread in flight, which
+ * takes them all in one batch when it is back. Every sync costs its
+ * thread a sleep, device kicks and file system work, and every batch a
+ * wake-up of each worker whose replies it releases, so on a fast device
+ * fewer, larger batches cost less CPU per write; on a slow one the syncs
+ * still overlap, a batch every OVERLAP_AFTER_NS at most. */
+#define OVERLAP_AFTER_NS 300000ull
+
 /* After a failed journal commit, how long to wait between attempts to
  * resume the journal (a switch to its other file) while it fails. */
 #define RECOVER_RETRY_MS 100
@@ -122,6 +132,18 @@ struct cask_commit {
      * of them, or write and sync their batches (see acquire_turn). */
     bool turn_held;
     unsigned nidle;
+    /* Batches taken and not yet completed, and when the newest of them
+     * was taken (CLOCK_MONOTONIC ns); written under mu, read by writers
+     * without it. A new batch waits while the newest is young (see
+     * acquire_turn). */
+    _Atomic unsigned nflight;
+    _Atomic uint64_t flight_ns;
+    bool timer_armed; /* mu: an idle thread waits for the newest batch in
+                       * flight to get old (see acquire_turn) */
+    /* How long recent batches took to write and sync (ns, a moving
+     * average): the timer is armed only while it is over
+     * OVERLAP_AFTER_NS. */
+    _Atomic uint64_t sync_avg_ns;
     pthread_mutex_t cmp_mu;
     pthread_cond_t cmp_cv; /* a batch was completed in order */
     uint64_t completed;    /* cmp_mu: the done watermark being built */
@@ -668,11 +690,73 @@ recover(struct cask *c)
  * wakes an idle thread to take it) or the writer sees sleeping and
  * wakes one. A thread busy writing needs no wake-up: it comes back here
  * when done. While the turn is held, sleeping may be clear: its holder
- * reads want again when it gives the turn up. */
+ * reads want again when it gives the turn up. A writer that sees a
+ * young batch in flight wakes no one either (see acquire_turn): that
+ * batch's thread lowers nflight only after it is done, then reads want
+ * here, so it takes what the writer wanted (or leaves it to another
+ * thread in flight, which does the same when back). */
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* How much longer the newest batch in flight is young (no batch may
+ * overlap it yet), in ns; 0 when none is in flight or it is old. */
+static uint64_t
+young_ns(struct cask_commit *cm)
+{
+    if (atomic_load(&cm->nflight) == 0) {
+        return 0;
+    }
+    uint64_t start = atomic_load(&cm->flight_ns);
+    uint64_t now = now_ns();
+    uint64_t age = now > start ? now - start : 0;
+    return age < OVERLAP_AFTER_NS ? OVERLAP_AFTER_NS - age : 0;
+}
+
+/* Recent syncs were slow: a batch in flight likely gets old before it
+ * is back, so a timer is worth its wake-ups. */
+static bool
+syncs_slow(struct cask_commit *cm)
+{
+    return atomic_load(&cm->sync_avg_ns) >= OVERLAP_AFTER_NS;
+}
+
+/* Wait on work_cv (mu held), at most ns when ns is not 0. */
+static void
+wait_work(struct cask_commit *cm, uint64_t ns)
+{
+    if (ns == 0) {
+        pthread_cond_wait(&cm->work_cv, &cm->mu);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* work_cv's clock */
+    ts.tv_sec += (time_t)(ns / 1000000000ull);
+    ts.tv_nsec += (long)(ns % 1000000000ull);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    (void)pthread_cond_timedwait(&cm->work_cv, &cm->mu, &ts);
+}
 
 /* Wait until this thread holds the turn with work to do (want reached
  * the open epoch, or a failed batch asks for recovery). false when the
- * committer stops with nothing wanted. */
+ * committer stops with nothing wanted.
+ *
+ * While the newest batch in flight is young (OVERLAP_AFTER_NS), wanted
+ * work waits: the thread in flight takes it when it is back (it always
+ * comes here, and reads want after lowering nflight), and a writer
+ * raising want then wakes no one (cask_commit_join). One idle thread,
+ * the timer, sleeps until that batch gets old, then takes the turn if
+ * work is still wanted: a second batch overlaps a slow sync. A timer
+ * that finds the batch old and nothing wanted sleeps with sleeping set,
+ * so the next writer wakes it. */
 static bool
 acquire_turn(struct cask_commit *cm)
 {
@@ -681,13 +765,18 @@ acquire_turn(struct cask_commit *cm)
         if (!cm->turn_held) {
             atomic_store(&cm->sleeping, true); /* before want is read */
         }
-        bool work = atomic_load(&cm->want) >= atomic_load(&cm->epoch) ||
-                    atomic_load(&cm->recover_want);
-        if (!cm->turn_held && work) {
-            cm->turn_held = true;
-            atomic_store(&cm->sleeping, false);
-            pthread_mutex_unlock(&cm->mu);
-            return true;
+        bool recovering = atomic_load(&cm->recover_want);
+        bool work =
+                atomic_load(&cm->want) >= atomic_load(&cm->epoch) || recovering;
+        uint64_t young = 0;
+        if (!cm->turn_held) {
+            young = recovering ? 0 : young_ns(cm);
+            if (work && young == 0) {
+                cm->turn_held = true;
+                atomic_store(&cm->sleeping, false);
+                pthread_mutex_unlock(&cm->mu);
+                return true;
+            }
         }
         if (cm->stop && !work) {
             /* The turn's holder, if any, finishes what is wanted; the
@@ -697,23 +786,44 @@ acquire_turn(struct cask_commit *cm)
             return false;
         }
         cm->nidle++;
-        pthread_cond_wait(&cm->work_cv, &cm->mu);
+        if (young != 0 && !cm->timer_armed && syncs_slow(cm)) {
+            cm->timer_armed = true;
+            wait_work(cm, young);
+            cm->timer_armed = false;
+        } else {
+            wait_work(cm, 0);
+        }
         cm->nidle--;
     }
 }
 
-/* Give the turn up; wake an idle thread when work is already wanted
- * (this one goes on to write its batch). */
+/* Give the turn up; flying: this thread goes on to write and sync the
+ * batch it took, which is then the newest in flight. Wakes an idle
+ * thread when work is wanted that may be taken now, or when a batch is
+ * in flight and no idle thread is the timer (see acquire_turn). */
 static void
-release_turn(struct cask_commit *cm)
+release_turn(struct cask_commit *cm, bool flying)
 {
     pthread_mutex_lock(&cm->mu);
     cm->turn_held = false;
+    if (flying) {
+        atomic_store(&cm->flight_ns, now_ns());
+        atomic_fetch_add(&cm->nflight, 1);
+    }
     atomic_store(&cm->sleeping, true); /* before want is read */
     bool all = cm->stop;
-    bool one = (atomic_load(&cm->want) >= atomic_load(&cm->epoch) ||
-                atomic_load(&cm->recover_want)) &&
-               cm->nidle > 0;
+    bool one = false;
+    if (cm->nidle > 0) {
+        if (atomic_load(&cm->recover_want)) {
+            one = true;
+        } else if (atomic_load(&cm->want) >= atomic_load(&cm->epoch) &&
+                   young_ns(cm) == 0) {
+            one = true;
+        } else if (!cm->timer_armed && atomic_load(&cm->nflight) > 0 &&
+                   syncs_slow(cm)) {
+            one = true; /* it becomes the timer */
+        }
+    }
     pthread_mutex_unlock(&cm->mu);
     /* After the unlock: the woken thread does not block on mu at once. */
     if (all) {
@@ -737,11 +847,12 @@ journal_main(void *arg)
         if (atomic_load(&cm->recover_want)) {
             recover(c);
             pthread_mutex_unlock(&cm->take_mu);
-            release_turn(cm);
+            release_turn(cm, false);
             continue;
         }
         /* Only the turn's holder moves the epoch: want still reaches it. */
         uint64_t e = atomic_load(&cm->epoch);
+        bool flying = false;
         int rc;
         struct jslot *sl = take_epoch(c, e, &rc);
         if (rc == CASK_JOURNAL_FULL) {
@@ -750,12 +861,17 @@ journal_main(void *arg)
             rc = checkpoint(c);
             sl->b.len = 0;
             pthread_mutex_unlock(&cm->take_mu);
-            release_turn(cm);
+            release_turn(cm, false);
         } else {
+            flying = true;
             pthread_mutex_unlock(&cm->take_mu);
-            release_turn(cm);
+            release_turn(cm, true);
             if (rc == 0) {
+                uint64_t t0 = now_ns();
                 rc = cask_journal_write(c->journal, &sl->b);
+                uint64_t avg = atomic_load(&cm->sync_avg_ns);
+                atomic_store(&cm->sync_avg_ns,
+                             avg - avg / 4 + (now_ns() - t0) / 4);
             }
             if (rc == 0 && cask_journal_half(c->journal)) {
                 pthread_mutex_lock(&cm->mu);
@@ -765,6 +881,11 @@ journal_main(void *arg)
             }
         }
         complete(c, sl, rc);
+        if (flying) {
+            /* Before this thread reads want again (acquire_turn): a
+             * writer that saw this batch in flight woke no one. */
+            atomic_fetch_sub(&cm->nflight, 1);
+        }
         if (rc != 0) {
             /* Whoever holds the turn next recovers, a sleeper woken. */
             pthread_mutex_lock(&cm->mu);
@@ -1033,7 +1154,10 @@ cask_commit_join(struct cask *c, unsigned shard)
     uint64_t w = atomic_load(&cm->want);
     while (w < e && !atomic_compare_exchange_weak(&cm->want, &w, e)) {
     }
-    if (w < e && atomic_load(&cm->sleeping)) {
+    /* While a young journal batch is in flight its thread takes this
+     * epoch when it is back, or the timer when it gets old: no wake-up
+     * (see acquire_turn). */
+    if (w < e && atomic_load(&cm->sleeping) && young_ns(cm) == 0) {
         if (kick_held) {
             kick_owed = true;
         } else {

@@ -4,6 +4,9 @@
  * done only after a sync covered it; writes of many shards share one
  * pass; an EIO from fdatasync fails the tickets it covered and latches the
  * shard; blocking writers still wait; other modes leave tickets empty.
+ * A batch overlaps the journal sync in flight only once that sync has
+ * run a while: right after it starts a write waits for it, and while
+ * syncs are slow the next batch starts next to it.
  */
 #include "test_cask_util.h"
 
@@ -12,16 +15,50 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static atomic_int sync_delay_ms; /* added to every fdatasync */
 static atomic_int sync_eio;      /* fdatasync fails with EIO */
+static atomic_int sync_fake;     /* no real fdatasync: a fast device */
 static atomic_int syncs_made;
 static atomic_int hook_calls;
+/* Journal fdatasyncs in progress and the most at once; when the first
+ * two journal pwrites since jwrites was cleared started (mono_ms;
+ * timed_pwrite). */
+static atomic_int jsync_now, jsync_max;
+static atomic_int jwrites;
+static _Atomic double jwrite_ms[2];
+
+static double mono_ms(void);
+
+static bool
+is_journal(int fd)
+{
+    char link[64], path[4096];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0) {
+        return false;
+    }
+    path[n] = '\0';
+    const char *base = strrchr(path, '/');
+    return base != NULL && strncmp(base + 1, "journal.", 8) == 0;
+}
 
 static int
 slow_fdatasync(int fd)
 {
+    bool journal = is_journal(fd);
+    if (journal) {
+        int now = atomic_fetch_add(&jsync_now, 1) + 1;
+        int max = atomic_load(&jsync_max);
+        while (now > max &&
+               !atomic_compare_exchange_weak(&jsync_max, &max, now)) {
+        }
+    }
     int ms = atomic_load(&sync_delay_ms);
     if (ms > 0) {
         struct timespec ts = {.tv_sec = ms / 1000,
@@ -29,10 +66,28 @@ slow_fdatasync(int fd)
         nanosleep(&ts, NULL);
     }
     atomic_fetch_add(&syncs_made, 1);
+    int rc = 0;
     if (atomic_load(&sync_eio)) {
-        return EIO;
+        rc = EIO;
+    } else if (!atomic_load(&sync_fake)) {
+        rc = cask_io_default()->fdatasync(fd);
     }
-    return cask_io_default()->fdatasync(fd);
+    if (journal) {
+        atomic_fetch_sub(&jsync_now, 1);
+    }
+    return rc;
+}
+
+static ssize_t
+timed_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (is_journal(fd)) {
+        int i = atomic_fetch_add(&jwrites, 1);
+        if (i < 2) {
+            atomic_store(&jwrite_ms[i], mono_ms());
+        }
+    }
+    return cask_io_default()->pwrite(fd, buf, n, off);
 }
 
 static double
@@ -66,6 +121,7 @@ setup(void **state)
     cask_io_set(&ops);
     atomic_store(&sync_delay_ms, 0);
     atomic_store(&sync_eio, 0);
+    atomic_store(&sync_fake, 0);
     atomic_store(&hook_calls, 0);
     f->dir = tc_mkdtemp();
     tc_options(&o);
@@ -254,6 +310,100 @@ test_blocking_waits(void **state)
     assert_int_equal(cask_delete(f->c, "b", 1, 0), CASK_EUNDONE);
 }
 
+/* Wait until a journal fdatasync is in progress. */
+static void
+wait_jsync(void)
+{
+    double t0 = mono_ms();
+    while (atomic_load(&jsync_now) == 0) {
+        assert_true(mono_ms() - t0 < 5000);
+        usleep(100);
+    }
+}
+
+/* Right after a journal batch started, a write of a later epoch waits
+ * for it (its thread takes the write when back) instead of a second
+ * batch starting next to it: with fast syncs that second sync would cost
+ * as much as the wait. The second batch may start once the first has
+ * run 300 us (any thread that wakes then takes it); one that starts
+ * within 200 us of the first is a failure, allowed once in five
+ * attempts for a thread preempted between taking its batch and writing
+ * it on a loaded machine. */
+static void
+test_young_sync_not_overlapped(void **state)
+{
+    struct cfx *f = *state;
+    char k[16];
+    int early = 0;
+    struct cask_io_ops ops = *cask_io_default();
+
+    ops.fdatasync = slow_fdatasync;
+    ops.pwrite = timed_pwrite;
+    cask_io_set(&ops);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        /* Fast syncs first: no timer overlaps a slow one. */
+        atomic_store(&sync_fake, 1);
+        atomic_store(&sync_delay_ms, 0);
+        for (int i = 0; i < 24; i++) {
+            snprintf(k, sizeof(k), "fast%d", i);
+            assert_int_equal(cask_store(f->c, CASK_SET, k, strlen(k), "x", 1, 0,
+                                        0, 0, NULL),
+                             CASK_OK);
+        }
+        atomic_store(&sync_delay_ms, 30);
+        atomic_store(&jwrites, 0);
+        struct cask_ticket t1 = {0}, t2 = {0};
+        cask_defer(&t1);
+        assert_int_equal(
+                cask_store(f->c, CASK_SET, "a", 1, "1", 1, 0, 0, 0, NULL),
+                CASK_OK);
+        cask_defer(NULL);
+        wait_jsync();
+        cask_defer(&t2);
+        assert_int_equal(
+                cask_store(f->c, CASK_SET, "b", 1, "2", 1, 0, 0, 0, NULL),
+                CASK_OK);
+        cask_defer(NULL);
+        assert_true(t2.epoch > t1.epoch);
+        assert_int_equal(wait_ticket(f->c, &t1, 5000), CASK_OK);
+        assert_int_equal(wait_ticket(f->c, &t2, 5000), CASK_OK);
+        assert_true(atomic_load(&jwrites) >= 2);
+        if (atomic_load(&jwrite_ms[1]) - atomic_load(&jwrite_ms[0]) < 0.2) {
+            early++;
+        }
+    }
+    assert_true(early <= 1);
+}
+
+/* While syncs are slow, a write that comes while one is in flight gets
+ * a sync of its own next to it, once the first has run 300 us. */
+static void
+test_slow_sync_overlapped(void **state)
+{
+    struct cfx *f = *state;
+    struct cask_ticket t1 = {0}, t2 = {0};
+
+    atomic_store(&sync_fake, 1);
+    atomic_store(&sync_delay_ms, 100);
+    /* A blocking write: its 100 ms sync makes syncs slow. */
+    assert_int_equal(cask_store(f->c, CASK_SET, "s", 1, "0", 1, 0, 0, 0, NULL),
+                     CASK_OK);
+    atomic_store(&jsync_max, 0);
+    cask_defer(&t1);
+    assert_int_equal(cask_store(f->c, CASK_SET, "a", 1, "1", 1, 0, 0, 0, NULL),
+                     CASK_OK);
+    cask_defer(NULL);
+    wait_jsync();
+    cask_defer(&t2);
+    assert_int_equal(cask_store(f->c, CASK_SET, "b", 1, "2", 1, 0, 0, 0, NULL),
+                     CASK_OK);
+    cask_defer(NULL);
+    assert_true(t2.epoch > t1.epoch);
+    assert_int_equal(wait_ticket(f->c, &t1, 5000), CASK_OK);
+    assert_int_equal(wait_ticket(f->c, &t2, 5000), CASK_OK);
+    assert_int_equal(atomic_load(&jsync_max), 2);
+}
+
 static void
 test_other_modes_no_ticket(void **state)
 {
@@ -292,6 +442,10 @@ main(void)
             cmocka_unit_test_setup_teardown(test_sync_eio_fails_ticket, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_blocking_waits, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_young_sync_not_overlapped,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_slow_sync_overlapped, setup,
                                             teardown),
             cmocka_unit_test(test_other_modes_no_ticket),
     };
