@@ -19,6 +19,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #define STOP_DRAIN_S     3 /* how long a stopping worker waits for slow readers */
@@ -138,7 +139,12 @@ on_notify(evutil_socket_t fd, short what, void *arg)
  *    wake_at is done.
  * 4. Replies of writes staged in this pass have need 0 (unknown) until
  *    conn_pass_end knows their batch write's epoch and publishes it
- *    (point 2) before the loop polls; UDP's held replies publish 1. */
+ *    (point 2) before the loop polls; UDP's held replies publish 1.
+ * 5. A hook that wakes the worker skips its eventfd write when
+ *    commit_kicked is already set: the hook that set it writes (after
+ *    the exchange), and the walk that follows that write clears the flag
+ *    (then fences) before it reads any ticket, so it sees the tickets
+ *    the skipping commit made done before its exchange. */
 
 /* The store's commit hook, on its committer thread: wake the workers
  * whose parked replies the commits done so far may release, and only
@@ -152,8 +158,12 @@ on_store_commit(void *arg)
     atomic_thread_fence(memory_order_seq_cst); /* point 2 above */
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
-        if (atomic_load(&w->nparked) != 0 && atomic_load(&w->wake_at) <= done) {
-            event_active(w->commit_ev, EV_READ, 0);
+        if (atomic_load(&w->nparked) != 0 && atomic_load(&w->wake_at) <= done &&
+            !atomic_exchange(&w->commit_kicked, true)) {
+            /* Not kicked yet: the worker clears the flag before its walk,
+             * so a kick left out is one its coming walk covers. */
+            uint64_t one = 1;
+            (void)!write(w->commit_fd, &one, sizeof(one));
         }
     }
 }
@@ -175,8 +185,15 @@ on_commit_ev(evutil_socket_t fd, short what, void *arg)
     struct cask *store = w->srv->store;
     uint64_t seen = cask_commit_announced(store);
 
-    (void)fd;
     (void)what;
+    uint64_t kicks;
+    /* Drained (nonblocking; nothing to read when the worker activated
+     * the event itself), then the flag cleared before the walk: a commit
+     * that finds it set has its tickets done before this walk reads
+     * them. */
+    (void)!read(fd, &kicks, sizeof(kicks));
+    atomic_store(&w->commit_kicked, false);
+    atomic_thread_fence(memory_order_seq_cst);
     /* The release walk returns the need of what it left parked: that
      * waits for wake_at. UDP's held replies count in nparked too: while
      * any are held, every commit wakes the worker. */
@@ -309,10 +326,19 @@ worker_create_all(struct server *srv, unsigned n)
                                  on_notify, w);
         w->stop_timer = evtimer_new(w->base, on_stop_timer, w);
         w->tick_timer = event_new(w->base, -1, EV_PERSIST, on_tick, w);
-        w->commit_ev = event_new(w->base, -1, 0, on_commit_ev, w);
+        w->commit_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->commit_fd < 0) {
+            return errno;
+        }
+        w->commit_ev = event_new(w->base, w->commit_fd, EV_READ | EV_PERSIST,
+                                 on_commit_ev, w);
+        if (w->commit_ev == NULL) {
+            close(w->commit_fd);
+            return ENOMEM;
+        }
         if (w->notify_ev == NULL || w->stop_timer == NULL ||
-            w->tick_timer == NULL || w->commit_ev == NULL ||
-            event_add(w->notify_ev, NULL) != 0) {
+            w->tick_timer == NULL || event_add(w->notify_ev, NULL) != 0 ||
+            event_add(w->commit_ev, NULL) != 0) {
             return ENOMEM;
         }
         {
@@ -435,6 +461,7 @@ worker_destroy_all(struct server *srv)
         }
         if (w->commit_ev) {
             event_free(w->commit_ev);
+            close(w->commit_fd);
         }
         if (w->base) {
             event_base_free(w->base);

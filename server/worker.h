@@ -37,13 +37,19 @@ struct worker {
     bool stopping;
     TAILQ_HEAD(conn_list, conn) conns; /* this worker's connections */
     /* --sync=always: connections whose replies wait for a commit (conn.c),
-     * and the event the store's committer activates after each commit
-     * while nparked is not 0 (from its thread: libevent is thread-safe). */
+     * and the event the store's committer wakes after a commit while
+     * nparked is not 0: commit_ev reads commit_fd, an eventfd the
+     * committer writes (not event_active: that takes the worker's base
+     * lock, which the worker holds while it runs its loop). */
     TAILQ_HEAD(conn_park_list, conn) parked;
     /* connections whose replies wait for this pass's batch write */
     TAILQ_HEAD(conn_held_list, conn) held;
     atomic_uint nparked;
     struct event *commit_ev;
+    int commit_fd;
+    /* Set by the committer when it writes commit_fd, cleared by the
+     * worker when it reads it: one write until the worker has woken. */
+    atomic_bool commit_kicked;
     /* The lowest commit epoch whose end may release a parked reply
      * (UINT64_MAX: none): the committer activates commit_ev only once
      * cask_commit_done reaches it. Written by the worker only: lowered
