@@ -140,10 +140,12 @@ struct cask_commit {
     _Atomic uint64_t flight_ns;
     bool timer_armed; /* mu: an idle thread waits for the newest batch in
                        * flight to get old (see acquire_turn) */
-    /* How long recent batches took to write and sync (ns, a moving
-     * average): the timer is armed only while it is over
-     * OVERLAP_AFTER_NS. */
-    _Atomic uint64_t sync_avg_ns;
+    /* How long recent batches took to write and sync (ns): the longest,
+     * decaying by an eighth per batch, so a disk whose syncs are mostly
+     * fast but now and then slow counts as slow. The timer is armed only
+     * while it is over OVERLAP_AFTER_NS. Updated without a lock (a lost
+     * update only delays the figure by a batch). */
+    _Atomic uint64_t sync_slow_ns;
     pthread_mutex_t cmp_mu;
     pthread_cond_t cmp_cv; /* a batch was completed in order */
     uint64_t completed;    /* cmp_mu: the done watermark being built */
@@ -723,7 +725,7 @@ young_ns(struct cask_commit *cm)
 static bool
 syncs_slow(struct cask_commit *cm)
 {
-    return atomic_load(&cm->sync_avg_ns) >= OVERLAP_AFTER_NS;
+    return atomic_load(&cm->sync_slow_ns) >= OVERLAP_AFTER_NS;
 }
 
 /* Wait on work_cv (mu held), at most ns when ns is not 0. */
@@ -869,9 +871,9 @@ journal_main(void *arg)
             if (rc == 0) {
                 uint64_t t0 = now_ns();
                 rc = cask_journal_write(c->journal, &sl->b);
-                uint64_t avg = atomic_load(&cm->sync_avg_ns);
-                atomic_store(&cm->sync_avg_ns,
-                             avg - avg / 4 + (now_ns() - t0) / 4);
+                uint64_t d = now_ns() - t0;
+                uint64_t slow = atomic_load(&cm->sync_slow_ns);
+                atomic_store(&cm->sync_slow_ns, d > slow ? d : slow - slow / 8);
             }
             if (rc == 0 && cask_journal_half(c->journal)) {
                 pthread_mutex_lock(&cm->mu);
