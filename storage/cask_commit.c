@@ -57,14 +57,16 @@
 #define JOURNAL_THREADS_MAX 4
 #define JOURNAL_SLOTS       16
 
-/* A batch is written while another is in flight only once the newest in
- * flight has taken this long (a quiet disk's write and flush take about
- * 100 us): until then the writes wait for the thread in flight, which
- * takes them all in one batch when it is back. Every sync costs its
- * thread a sleep, device kicks and file system work, and every batch a
- * wake-up of each worker whose replies it releases, so on a fast device
- * fewer, larger batches cost less CPU per write; on a slow one the syncs
- * still overlap, a batch every OVERLAP_AFTER_NS at most. */
+/* While syncs are fast (the longest recent one under this: a quiet
+ * disk's write and flush take about 100 us), a batch is written while
+ * another is in flight only once the newest in flight has taken this
+ * long: until then the writes wait for the thread in flight, which takes
+ * them all in one batch when it is back. Every sync costs its thread a
+ * sleep, device kicks and file system work, and every batch a wake-up of
+ * each worker whose replies it releases, so on a fast device fewer,
+ * larger batches cost less CPU per write. On a slow device the wait
+ * would add to every write's latency, so there batches overlap as soon
+ * as writes wait. */
 #define OVERLAP_AFTER_NS 300000ull
 
 /* After a failed journal commit, how long to wait between attempts to
@@ -138,13 +140,11 @@ struct cask_commit {
      * acquire_turn). */
     _Atomic unsigned nflight;
     _Atomic uint64_t flight_ns;
-    bool timer_armed; /* mu: an idle thread waits for the newest batch in
-                       * flight to get old (see acquire_turn) */
     /* How long recent batches took to write and sync (ns): the longest,
      * decaying by an eighth per batch, so a disk whose syncs are mostly
-     * fast but now and then slow counts as slow. The timer is armed only
-     * while it is over OVERLAP_AFTER_NS. Updated without a lock (a lost
-     * update only delays the figure by a batch). */
+     * fast but now and then slow counts as slow: batches then overlap
+     * at once. Updated without a lock (a lost update only delays the
+     * figure by a batch). */
     _Atomic uint64_t sync_slow_ns;
     pthread_mutex_t cmp_mu;
     pthread_cond_t cmp_cv; /* a batch was completed in order */
@@ -706,59 +706,36 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* How much longer the newest batch in flight is young (no batch may
- * overlap it yet), in ns; 0 when none is in flight or it is old. */
-static uint64_t
-young_ns(struct cask_commit *cm)
-{
-    if (atomic_load(&cm->nflight) == 0) {
-        return 0;
-    }
-    uint64_t start = atomic_load(&cm->flight_ns);
-    uint64_t now = now_ns();
-    uint64_t age = now > start ? now - start : 0;
-    return age < OVERLAP_AFTER_NS ? OVERLAP_AFTER_NS - age : 0;
-}
-
-/* Recent syncs were slow: a batch in flight likely gets old before it
- * is back, so a timer is worth its wake-ups. */
+/* Recent syncs were slow: batches overlap as soon as writes wait. */
 static bool
 syncs_slow(struct cask_commit *cm)
 {
     return atomic_load(&cm->sync_slow_ns) >= OVERLAP_AFTER_NS;
 }
 
-/* Wait on work_cv (mu held), at most ns when ns is not 0. */
-static void
-wait_work(struct cask_commit *cm, uint64_t ns)
+/* Whether no batch may overlap the newest in flight yet: syncs are fast
+ * and it has not run OVERLAP_AFTER_NS. */
+static bool
+young(struct cask_commit *cm)
 {
-    if (ns == 0) {
-        pthread_cond_wait(&cm->work_cv, &cm->mu);
-        return;
+    if (atomic_load(&cm->nflight) == 0 || syncs_slow(cm)) {
+        return false;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts); /* work_cv's clock */
-    ts.tv_sec += (time_t)(ns / 1000000000ull);
-    ts.tv_nsec += (long)(ns % 1000000000ull);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    (void)pthread_cond_timedwait(&cm->work_cv, &cm->mu, &ts);
+    uint64_t start = atomic_load(&cm->flight_ns);
+    uint64_t now = now_ns();
+    return now < start || now - start < OVERLAP_AFTER_NS;
 }
 
 /* Wait until this thread holds the turn with work to do (want reached
  * the open epoch, or a failed batch asks for recovery). false when the
  * committer stops with nothing wanted.
  *
- * While the newest batch in flight is young (OVERLAP_AFTER_NS), wanted
- * work waits: the thread in flight takes it when it is back (it always
- * comes here, and reads want after lowering nflight), and a writer
- * raising want then wakes no one (cask_commit_join). One idle thread,
- * the timer, sleeps until that batch gets old, then takes the turn if
- * work is still wanted: a second batch overlaps a slow sync. A timer
- * that finds the batch old and nothing wanted sleeps with sleeping set,
- * so the next writer wakes it. */
+ * While the newest batch in flight is young (see young), wanted work
+ * waits: the thread in flight takes it when it is back (it always comes
+ * here, and reads want after lowering nflight), and a writer raising
+ * want then wakes no one (cask_commit_join). A writer that comes once
+ * the batch is old wakes an idle thread, which takes it next to the one
+ * in flight. */
 static bool
 acquire_turn(struct cask_commit *cm)
 {
@@ -770,15 +747,11 @@ acquire_turn(struct cask_commit *cm)
         bool recovering = atomic_load(&cm->recover_want);
         bool work =
                 atomic_load(&cm->want) >= atomic_load(&cm->epoch) || recovering;
-        uint64_t young = 0;
-        if (!cm->turn_held) {
-            young = recovering ? 0 : young_ns(cm);
-            if (work && young == 0) {
-                cm->turn_held = true;
-                atomic_store(&cm->sleeping, false);
-                pthread_mutex_unlock(&cm->mu);
-                return true;
-            }
+        if (!cm->turn_held && work && (recovering || !young(cm))) {
+            cm->turn_held = true;
+            atomic_store(&cm->sleeping, false);
+            pthread_mutex_unlock(&cm->mu);
+            return true;
         }
         if (cm->stop && !work) {
             /* The turn's holder, if any, finishes what is wanted; the
@@ -788,21 +761,14 @@ acquire_turn(struct cask_commit *cm)
             return false;
         }
         cm->nidle++;
-        if (young != 0 && !cm->timer_armed && syncs_slow(cm)) {
-            cm->timer_armed = true;
-            wait_work(cm, young);
-            cm->timer_armed = false;
-        } else {
-            wait_work(cm, 0);
-        }
+        pthread_cond_wait(&cm->work_cv, &cm->mu);
         cm->nidle--;
     }
 }
 
 /* Give the turn up; flying: this thread goes on to write and sync the
  * batch it took, which is then the newest in flight. Wakes an idle
- * thread when work is wanted that may be taken now, or when a batch is
- * in flight and no idle thread is the timer (see acquire_turn). */
+ * thread when work is wanted that may be taken now. */
 static void
 release_turn(struct cask_commit *cm, bool flying)
 {
@@ -814,18 +780,10 @@ release_turn(struct cask_commit *cm, bool flying)
     }
     atomic_store(&cm->sleeping, true); /* before want is read */
     bool all = cm->stop;
-    bool one = false;
-    if (cm->nidle > 0) {
-        if (atomic_load(&cm->recover_want)) {
-            one = true;
-        } else if (atomic_load(&cm->want) >= atomic_load(&cm->epoch) &&
-                   young_ns(cm) == 0) {
-            one = true;
-        } else if (!cm->timer_armed && atomic_load(&cm->nflight) > 0 &&
-                   syncs_slow(cm)) {
-            one = true; /* it becomes the timer */
-        }
-    }
+    bool one =
+            cm->nidle > 0 &&
+            (atomic_load(&cm->recover_want) ||
+             (atomic_load(&cm->want) >= atomic_load(&cm->epoch) && !young(cm)));
     pthread_mutex_unlock(&cm->mu);
     /* After the unlock: the woken thread does not block on mu at once. */
     if (all) {
@@ -1157,9 +1115,8 @@ cask_commit_join(struct cask *c, unsigned shard)
     while (w < e && !atomic_compare_exchange_weak(&cm->want, &w, e)) {
     }
     /* While a young journal batch is in flight its thread takes this
-     * epoch when it is back, or the timer when it gets old: no wake-up
-     * (see acquire_turn). */
-    if (w < e && atomic_load(&cm->sleeping) && young_ns(cm) == 0) {
+     * epoch when it is back: no wake-up (see acquire_turn). */
+    if (w < e && atomic_load(&cm->sleeping) && !young(cm)) {
         if (kick_held) {
             kick_owed = true;
         } else {

@@ -4,9 +4,9 @@
  * done only after a sync covered it; writes of many shards share one
  * pass; an EIO from fdatasync fails the tickets it covered and latches the
  * shard; blocking writers still wait; other modes leave tickets empty.
- * A batch overlaps the journal sync in flight only once that sync has
- * run a while: right after it starts a write waits for it, and while
- * syncs are slow the next batch starts next to it.
+ * While syncs are fast a batch overlaps the journal sync in flight only
+ * once that sync has run a while (right after it starts a write waits
+ * for it); while they are slow the next batch starts next to it.
  */
 #include "test_cask_util.h"
 
@@ -341,7 +341,7 @@ test_young_sync_not_overlapped(void **state)
     ops.pwrite = timed_pwrite;
     cask_io_set(&ops);
     for (int attempt = 0; attempt < 5; attempt++) {
-        /* Fast syncs first (the last slow one fades): no timer. */
+        /* Fast syncs first, so that the last slow one fades. */
         atomic_store(&sync_fake, 1);
         atomic_store(&sync_delay_ms, 0);
         for (int i = 0; i < 64; i++) {
@@ -376,7 +376,7 @@ test_young_sync_not_overlapped(void **state)
 }
 
 /* While syncs are slow, a write that comes while one is in flight gets
- * a sync of its own next to it, once the first has run 300 us. */
+ * a sync of its own next to it at once. */
 static void
 test_slow_sync_overlapped(void **state)
 {
