@@ -503,6 +503,14 @@ main(int argc, char **argv)
     worker_stop_all(&srv);
 
 out:
+    /* A start-up failure after worker_start_all (listen_enable: a port
+     * another process bound too and listened on first, a unix socket path
+     * that cannot be made) comes here with the workers' loops running:
+     * stop them before anything of theirs is freed (a no-op after the
+     * stop above). */
+    if (srv.workers != NULL) {
+        worker_stop_all(&srv);
+    }
     /* UDP events live on the workers' bases: free them first */
     srv.udp = NULL;
     udp_close(&udp);

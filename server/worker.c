@@ -366,6 +366,7 @@ worker_start_all(struct server *srv)
         if (rc != 0) {
             return rc;
         }
+        srv->workers[i].running = true;
     }
     return 0;
 }
@@ -419,11 +420,18 @@ worker_dispatch(struct server *srv, int fd, bool is_unix, bool tls)
 void
 worker_stop_all(struct server *srv)
 {
+    /* Also on a start-up failure after worker_start_all (a listen() that
+     * fails, a partial start): a base must not be freed under its loop. */
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        notify(&srv->workers[i], 's');
+        if (srv->workers[i].running) {
+            notify(&srv->workers[i], 's');
+        }
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        pthread_join(srv->workers[i].tid, NULL);
+        if (srv->workers[i].running) {
+            pthread_join(srv->workers[i].tid, NULL);
+            srv->workers[i].running = false;
+        }
     }
     /* reads still running finish into the readqs, which nobody runs now:
      * worker_destroy_all hands them back */

@@ -28,6 +28,7 @@ struct worker {
     struct server *srv;
     unsigned id;
     pthread_t tid;
+    bool running; /* tid was started and not joined yet (main thread) */
     struct event_base *base;
     int notify_rd, notify_wr; /* pipe: 'c' new connection, 's' stop */
     struct event *notify_ev;
@@ -87,13 +88,16 @@ struct worker {
 
 /* Create n workers (event bases and pipes); no threads yet. */
 int worker_create_all(struct server *srv, unsigned n);
-/* Start their threads. */
+/* Start their threads. On a failure the threads already started keep
+ * running: worker_stop_all stops them. */
 int worker_start_all(struct server *srv);
 /* Hand an accepted socket to the next worker, round robin. Main thread. */
 void worker_dispatch(struct server *srv, int fd, bool is_unix, bool tls);
-/* Ask every worker to drain and stop, and join them. Main thread. */
+/* Ask every running worker to drain and stop, and join them. Main thread;
+ * a second call does nothing. */
 void worker_stop_all(struct server *srv);
-/* Free what worker_create_all made. */
+/* Free what worker_create_all made; only once no worker runs (after
+ * worker_stop_all, whenever worker_start_all was called). */
 void worker_destroy_all(struct server *srv);
 /* A reply of w now waits for commit epoch need (1: for any commit) to be
  * done: wake w when it is. Called on w's thread before it checks whether

@@ -178,6 +178,11 @@ EXTRA_DIST += tests/bench/bench_sync.sh
 dist_check_SCRIPTS += tests/integration/test_repl.py
 TESTS += tests/integration/test_repl.py
 
+# A start-up that fails at listen() (after the workers started) exits with
+# 73, never by a signal (a port clash, a unix socket that cannot be made).
+dist_check_SCRIPTS += tests/integration/test_start_fail.py
+TESTS += tests/integration/test_start_fail.py
+
 # Cold reads (issue 16): no read-around on value reads; values not in the
 # page cache read on I/O threads while the worker serves others (the crash
 # shim makes those reads slow; without it the latency check is skipped).
