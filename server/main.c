@@ -445,6 +445,17 @@ main(int argc, char **argv)
         exit_code = EX_OSERR;
         goto out;
     }
+    /* listen() now that the store is open, but before any thread starts:
+     * a port another process bound too and listened on first (two servers
+     * started at once on the same port), or a unix socket that cannot be
+     * made, fails here, before a replica connects to its primary (a retry
+     * would cost the primary a second full copy) or a worker runs. The
+     * connections that arrive meanwhile wait in the backlog until the main
+     * loop runs, after the workers started. */
+    if (listen_enable(listeners) != 0) {
+        exit_code = EX_CANTCREAT; /* as a bind failure at start */
+        goto out;
+    }
     /* Replication before the workers: a replica is read-only from the
      * first request on. */
     struct repl_config rcfg = {
@@ -478,10 +489,6 @@ main(int argc, char **argv)
         exit_code = EX_OSERR;
         goto out;
     }
-    if (listen_enable(listeners) != 0) {
-        exit_code = EX_CANTCREAT; /* as a bind failure at start */
-        goto out;
-    }
     if (settings.unix_socket == NULL) {
         /* once the listed ports take connections; as memcached, not with
          * -s */
@@ -503,11 +510,9 @@ main(int argc, char **argv)
     worker_stop_all(&srv);
 
 out:
-    /* A start-up failure after worker_start_all (listen_enable: a port
-     * another process bound too and listened on first, a unix socket path
-     * that cannot be made) comes here with the workers' loops running:
-     * stop them before anything of theirs is freed (a no-op after the
-     * stop above). */
+    /* A start-up failure after worker_start_all (a partial start, the
+     * signal events) comes here with workers' loops running: stop them
+     * before anything of theirs is freed (a no-op after the stop above). */
     if (srv.workers != NULL) {
         worker_stop_all(&srv);
     }

@@ -9,6 +9,8 @@ its listen(): "Address already in use" at listen, as when two servers
 started at once pick the same port. Before the fix the freed bases were
 still in use by the workers (libevent's "epoll.c: Assertion res <=
 epollop->nevents failed", a crash, or AddressSanitizer's use-after-free).
+A replica whose listen() fails has not connected to its primary yet: the
+primary served no full copy (a retried start would cost it a second one).
 """
 import os
 import signal
@@ -98,6 +100,36 @@ def tcp_case(bc, tmp):
     print("port clash: %d of %d tries refused at listen()" % (hits, tries))
 
 
+def replica_case(bc, tmp):
+    """A replica that cannot listen exits before it connects to its
+    primary: a start that is retried costs the primary one full copy, not
+    two."""
+    rport = bcserver.free_port()
+    p = bcserver.Server(bc, args=["--repl-port", str(rport)])
+    p.start()
+    try:
+        ps = p.connect()
+        sock = os.path.join(tmp, "missing", "sock")
+        for i in range(5):
+            rc, err = run(bc, tmp, 200 + i,
+                          ["-p", "0", "-s", sock, "--replica-of",
+                           "127.0.0.1:%d" % rport])
+            if not check(rc == EX_CANTCREAT and sane(err),
+                         "replica that cannot listen, run %d: exit %r, "
+                         "stderr %r" % (i, rc, err)):
+                break
+        time.sleep(0.2)  # a stream the replica began would be counted now
+        ps.sendall(b"stats replication\r\n")
+        data, _ = bcserver.recv_until(ps, [b"END\r\n"])
+        served = [ln for ln in data.split(b"\r\n")
+                  if ln.startswith(b"STAT full_syncs_served ")]
+        check(served == [b"STAT full_syncs_served 0"],
+              "no replica reached the primary: %r" % served)
+        ps.close()
+    finally:
+        p.close()
+
+
 def main():
     bc = os.environ.get("BITCACHED", "")
     if not bcserver.executable(bc):
@@ -108,6 +140,7 @@ def main():
     tmp = bcserver.mkdtemp("bc-startfail.")
     unix_case(bc, tmp)
     tcp_case(bc, tmp)
+    replica_case(bc, tmp)
     return check.finish()
 
 
