@@ -35,15 +35,30 @@ def sane(err):
                                       "runtime error", "LeakSanitizer"))
 
 
+def port_of(extra):
+    return int(extra[extra.index("-p") + 1])
+
+
 def run(bc, tmp, i, extra, wait=10.0, between=None):
     """Start the server with extra arguments, call between() while it
-    starts, and return (exit status, stderr). A server that did not fail
-    is stopped with SIGTERM; its status is then ("ran", code)."""
+    starts (False: the server is not going to fail), and return (exit
+    status, stderr). A server that did not fail is stopped with SIGTERM;
+    its status is then ("ran", code)."""
     p = subprocess.Popen([bc, "--data-dir=" + os.path.join(tmp, "d%d" % i),
                           "-l", "127.0.0.1", "-t", THREADS] + extra,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if between is not None:
-        between()
+    if between is not None and not between():
+        # It listened first: it runs. Once it answers (its main loop and
+        # signal handling are up), stop it.
+        wait = 0
+        try:
+            s = socket.create_connection(("127.0.0.1", port_of(extra)), 10)
+            s.settimeout(10)
+            s.sendall(b"version\r\n")
+            s.recv(100)
+            s.close()
+        except OSError:
+            pass  # the status says what happened
     try:
         rc = p.wait(wait)
     except subprocess.TimeoutExpired:
@@ -81,9 +96,10 @@ def tcp_case(bc, tmp):
             try:
                 other.listen(1)
             except OSError:
-                pass  # the server listened first: it runs
+                return False  # the server listened first: it runs
+            return True
 
-        rc, err = run(bc, tmp, 100 + tries, ["-p", str(port)], wait=5.0,
+        rc, err = run(bc, tmp, 100 + tries, ["-p", str(port)],
                       between=listen_other)
         other.close()
         if "listen: Address already in use" in err:
