@@ -1,8 +1,9 @@
 /* cask_direct.c - direct reads of records the page cache cannot keep
- * (cask_direct.h): the policy, each segment's O_DIRECT descriptor and the
- * aligned span of a record. Owns the policy, a count of direct reads and
- * a back-off after a descriptor could not be opened; the descriptors live
- * in their segments (atomics, no lock: a segment is pinned while read).
+ * (cask_direct.h): the policy, each segment's O_DIRECT descriptor, its
+ * marks of cold pages and the aligned span of a record. Owns the policy,
+ * a count of direct reads and a back-off after a descriptor could not be
+ * opened; the descriptors and marks live in their segments (atomics, no
+ * lock: a segment is pinned while read).
  */
 #include <config.h>
 
@@ -16,6 +17,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -36,6 +38,7 @@ static atomic_int policy = CASK_DIRECT_AUTO;
 static _Thread_local struct {
     bool valid;
     bool evicted;
+    bool none; /* no page of it cached */
     int fd;
     uint64_t off, len;
 } last;
@@ -54,30 +57,140 @@ cask_direct_reads(void)
     return atomic_load_explicit(&nreads, memory_order_relaxed);
 }
 
-enum cask_verify_pages
-cask_direct_pages(int fd, uint64_t off, uint64_t len)
+/* Cold marks: one bit per page of the segment's file, in words after
+ * word 0 (the page count). A hint only: a wrong mark costs a direct read
+ * of cached bytes or a probe, never a wrong byte (direct reads are
+ * coherent with the page cache). */
+#define COLD_PAGE 4096u
+
+static _Thread_local unsigned recheck;
+
+/* Whether bits p0..p1 of map are all set. */
+static bool
+all_set(uint64_t *map, uint64_t p0, uint64_t p1)
 {
-    bool ev;
-    enum cask_verify_pages pages = cask_verify_pages_ev(fd, off, len, &ev);
+    for (uint64_t p = p0; p <= p1; p++) {
+        uint64_t w = atomic_load_explicit((_Atomic uint64_t *)&map[1 + p / 64],
+                                          memory_order_relaxed);
+        if ((w & (UINT64_C(1) << (p % 64))) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* s's marks covering [off, off+len), pages in *p0..*p1; NULL when there
+ * are none (no map yet, or the range is past what the map covers). */
+static uint64_t *
+cold_map(const struct cask_segment *s, uint64_t off, uint64_t len, uint64_t *p0,
+         uint64_t *p1)
+{
+    uint64_t *map = atomic_load_explicit(&((struct cask_segment *)s)->cold,
+                                         memory_order_acquire);
+    if (map == NULL || len == 0) {
+        return NULL;
+    }
+    *p0 = off / COLD_PAGE;
+    *p1 = (off + len - 1) / COLD_PAGE;
+    return *p1 < map[0] ? map : NULL;
+}
+
+/* Mark (on) or unmark the pages of [off, off+len) of s. A map is made
+ * for marking only, sized for the file as it is now. */
+static void
+set_cold(struct cask_segment *s, uint64_t off, uint64_t len, bool on)
+{
+    uint64_t p0, p1;
+    uint64_t *map = cold_map(s, off, len, &p0, &p1);
+    if (map == NULL && on && len > 0 &&
+        atomic_load_explicit(&s->cold, memory_order_acquire) == NULL) {
+        struct stat st;
+        if (fstat(s->fd, &st) != 0 || st.st_size <= 0) {
+            return;
+        }
+        uint64_t pages = ((uint64_t)st.st_size + COLD_PAGE - 1) / COLD_PAGE;
+        uint64_t *fresh = calloc(1 + (pages + 63) / 64, sizeof(uint64_t));
+        if (fresh == NULL) {
+            return;
+        }
+        fresh[0] = pages;
+        uint64_t *seen = NULL;
+        if (!atomic_compare_exchange_strong_explicit(&s->cold, &seen, fresh,
+                                                     memory_order_acq_rel,
+                                                     memory_order_acquire)) {
+            free(fresh); /* another thread's came first */
+        }
+        map = cold_map(s, off, len, &p0, &p1);
+    }
+    if (map == NULL) {
+        return;
+    }
+    for (uint64_t p = p0; p <= p1; p++) {
+        _Atomic uint64_t *w = (_Atomic uint64_t *)&map[1 + p / 64];
+        uint64_t bit = UINT64_C(1) << (p % 64);
+        if (on) {
+            atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
+        } else if (atomic_load_explicit(w, memory_order_relaxed) & bit) {
+            atomic_fetch_and_explicit(w, ~bit, memory_order_relaxed);
+        }
+    }
+}
+
+bool
+cask_direct_cold(const struct cask_segment *s, uint64_t off, uint64_t len)
+{
+    uint64_t p0, p1;
+    uint64_t *map = cold_map(s, off, len, &p0, &p1);
+    if (map == NULL || !all_set(map, p0, p1)) {
+        return false;
+    }
+    return ++recheck % CASK_DIRECT_RECHECK != 0;
+}
+
+enum cask_verify_pages
+cask_direct_pages(struct cask_segment *s, uint64_t off, uint64_t len)
+{
+    bool ev, none;
+    enum cask_verify_pages pages =
+            cask_verify_pages_none(s->fd, off, len, &ev, &none);
     last.valid = true;
     last.evicted = ev;
-    last.fd = fd;
+    last.none = none;
+    last.fd = s->fd;
     last.off = off;
     last.len = len;
+    if (!none) {
+        set_cold(s, off, len, false);
+    }
     return pages;
 }
 
-/* Whether the record at [off, off+len) of fd was evicted: this thread's
- * last probe when it was of that record, else a new one. */
+/* Whether the record at [off, off+len) of s was evicted: this thread's
+ * last probe when it was of that record, else its cold marks (*mark
+ * false: nothing to mark), else a new probe. *mark: no page of it is
+ * cached, so its pages may be marked cold once it is read direct. A
+ * record some page of which a probe found cached is unmarked. */
 static bool
-evicted(int fd, uint64_t off, uint64_t len)
+evicted(struct cask_segment *s, uint64_t off, uint64_t len, bool *mark)
 {
-    bool ev;
-    if (last.valid && last.fd == fd && last.off == off && last.len == len) {
+    bool ev, none;
+    uint64_t p0, p1;
+    *mark = false;
+    if (last.valid && last.fd == s->fd && last.off == off && last.len == len) {
         last.valid = false;
-        return last.evicted;
+        ev = last.evicted;
+        none = last.none;
+    } else {
+        uint64_t *map = cold_map(s, off, len, &p0, &p1);
+        if (map != NULL && all_set(map, p0, p1)) {
+            return true;
+        }
+        (void)cask_verify_pages_none(s->fd, off, len, &ev, &none);
     }
-    (void)cask_verify_pages_ev(fd, off, len, &ev);
+    if (!none) {
+        set_cold(s, off, len, false);
+    }
+    *mark = ev && none;
     return ev;
 }
 
@@ -174,17 +287,21 @@ cask_direct_plan(struct cask_split *sp, struct cask_direct *d)
     int pol = atomic_load_explicit(&policy, memory_order_relaxed);
     struct cask_segment *s = sp->seg;
     uint64_t len = sp->hlen + sp->vlen;
+    bool mark = false;
 
     if (pol == CASK_DIRECT_NEVER ||
         atomic_load_explicit(&s->dio_off, memory_order_relaxed)) {
         return false;
     }
-    if (pol == CASK_DIRECT_AUTO && !evicted(sp->fd, sp->off, len)) {
+    if (pol == CASK_DIRECT_AUTO && !evicted(s, sp->off, len, &mark)) {
         return false;
     }
     int v = dio_get(s);
     if (v <= 0) {
         return false;
+    }
+    if (mark) {
+        set_cold(s, sp->off, len, true); /* read around the cache: stays out */
     }
     uint64_t align = atomic_load_explicit(&s->dio_align, memory_order_relaxed);
     uint64_t start = sp->off / align * align;

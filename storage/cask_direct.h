@@ -38,6 +38,8 @@
 #include "storage/cask_split.h"
 #include "storage/cask_verify.h"
 
+struct cask_segment;
+
 /* Buffers for direct reads are aligned to this (covers any memory
  * alignment a device asks for). */
 #define CASK_DIRECT_ALIGN 4096u
@@ -57,9 +59,23 @@ enum cask_direct_policy {
 /* Set the policy of the process (default CASK_DIRECT_AUTO). Any thread. */
 void cask_direct_set_policy(enum cask_direct_policy p);
 
-/* cask_verify_pages (one cachestat(2)), the answer also kept for this
- * thread's next cask_direct_plan of the same record. */
-enum cask_verify_pages cask_direct_pages(int fd, uint64_t off, uint64_t len);
+/* cask_verify_pages of [off, off+len) of s (one cachestat(2)), the answer
+ * also kept for this thread's next cask_direct_plan of the same record;
+ * pages found cached lose their cold mark (below). s pinned. */
+enum cask_verify_pages cask_direct_pages(struct cask_segment *s, uint64_t off,
+                                         uint64_t len);
+
+/* Whether every page of [off, off+len) of s is marked cold: found evicted
+ * by a probe and read around the page cache since, so most likely still
+ * not cached. A get then skips its probe and its try without waiting
+ * (both a system call) and goes to the ring, whose plan reads it direct
+ * without a cachestat. One such get in CASK_DIRECT_RECHECK says no all
+ * the same, so that its probe clears the marks of pages the page cache
+ * holds again (a neighbour's buffered read, a compaction's). s pinned. */
+bool cask_direct_cold(const struct cask_segment *s, uint64_t off, uint64_t len);
+
+/* One get in this many of a record marked cold probes it anyway. */
+#define CASK_DIRECT_RECHECK 16u
 
 /* A direct read: len bytes (a multiple of the alignment) at off (aligned)
  * of fd; the record starts skip bytes into them. */
@@ -72,7 +88,10 @@ struct cask_direct {
 
 /* Whether sp's read (cask_get_begin said CASK_SPLIT_READ) should bypass
  * the page cache; if so fills d. May open the segment's direct
- * descriptor, and makes one cachestat(2) call under the auto policy. */
+ * descriptor. Under the auto policy it takes this thread's last probe of
+ * the record, else the record's cold marks, else makes one cachestat(2)
+ * call; a record it reads direct because a probe found it evicted has
+ * its pages marked cold. */
 bool cask_direct_plan(struct cask_split *sp, struct cask_direct *d);
 
 /* The direct read d of sp's record gave got bytes of buf (got >= 0).

@@ -93,6 +93,10 @@ struct cask_segment {
     _Atomic int dio;
     _Atomic uint32_t dio_align;
     _Atomic bool dio_off;
+    /* Pages found evicted and read around the page cache since
+     * (cask_direct.c): a bitmap, word 0 its page count; NULL none yet.
+     * Any thread, s pinned; freed with s. */
+    _Atomic(uint64_t *) cold;
 };
 
 /* Build "dir/NNNNNNNN.ext". */

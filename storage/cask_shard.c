@@ -852,21 +852,32 @@ static _Thread_local struct {
  * 6.5) says some page of the record is not cached, the try is skipped and
  * the read that follows (an io_uring batch, under one block plug, or an I/O
  * thread) starts it. While they rarely miss no cachestat is spent. The
- * probe also serves the ring's choice of a direct read (cask_direct.h). */
-static bool
-worth_trying(const struct cask_segment *s, uint32_t off, size_t len,
-             struct vplan *p)
+ * probe also serves the ring's choice of a direct read (cask_direct.h).
+ * A record whose pages are marked cold (read direct since a probe found
+ * them evicted) is neither probed nor tried, nor counted as a try: the
+ * tries left decide whether probes are worth their system call. */
+enum try_verdict {
+    TRY_READ, /* try it */
+    TRY_SKIP, /* a probe says some page is not cached */
+    TRY_COLD, /* its pages are marked cold */
+};
+
+static enum try_verdict
+worth_trying(struct cask_segment *s, uint32_t off, size_t len, struct vplan *p)
 {
-    if (!nowait_recent.check || !cask_verify_available()) {
-        return true;
+    if (cask_direct_cold(s, off, len)) {
+        return TRY_COLD;
     }
-    enum cask_verify_pages pages = cask_direct_pages(s->fd, off, len);
+    if (!nowait_recent.check || !cask_verify_available()) {
+        return TRY_READ;
+    }
+    enum cask_verify_pages pages = cask_direct_pages(s, off, len);
     if (p != NULL) {
         /* the same range read_trusted checks: one cachestat, not two */
         p->probed = true;
         p->pages = pages;
     }
-    return pages != CASK_VERIFY_OUT;
+    return pages != CASK_VERIFY_OUT ? TRY_READ : TRY_SKIP;
 }
 
 /* A try without waiting missed the page cache (or was skipped) or not. */
@@ -894,8 +905,11 @@ read_head_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
 {
     char head[CASK_REC_HDR + CASK_KEY_MAX];
     size_t hlen = CASK_REC_HDR + klen;
-    if (nowait && !worth_trying(s, off, hlen, NULL)) {
-        nowait_note(true);
+    enum try_verdict tv = nowait ? worth_trying(s, off, hlen, NULL) : TRY_READ;
+    if (tv != TRY_READ) {
+        if (tv == TRY_SKIP) {
+            nowait_note(true);
+        }
         return EAGAIN;
     }
     cask_io_nowait(nowait);
@@ -1050,7 +1064,9 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             if (sp != NULL) {
                 return split_out(sh, s, e, off, &snap, &plan, sp);
             }
-            if (nowait && !worth_trying(s, off, end - off, &plan)) {
+            enum try_verdict tv =
+                    nowait ? worth_trying(s, off, end - off, &plan) : TRY_READ;
+            if (tv != TRY_READ) {
                 rc = EAGAIN;
             } else {
                 cask_io_nowait(nowait);
@@ -1058,7 +1074,7 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
                                    &plan);
                 cask_io_nowait(false);
             }
-            if (nowait) {
+            if (nowait && tv != TRY_COLD) {
                 nowait_note(rc == EAGAIN);
             }
             if (rc == 0 && ref != NULL && ref->seg != NULL) {

@@ -78,9 +78,19 @@ cask_verify_ctime(int fd)
 enum cask_verify_pages
 cask_verify_pages_ev(int fd, uint64_t off, uint64_t len, bool *evicted)
 {
+    return cask_verify_pages_none(fd, off, len, evicted, NULL);
+}
+
+enum cask_verify_pages
+cask_verify_pages_none(int fd, uint64_t off, uint64_t len, bool *evicted,
+                       bool *none)
+{
     struct cstat cs;
     if (evicted != NULL) {
         *evicted = false;
+    }
+    if (none != NULL) {
+        *none = false;
     }
     if (len == 0) {
         return CASK_VERIFY_CLEAN;
@@ -94,6 +104,9 @@ cask_verify_pages_ev(int fd, uint64_t off, uint64_t len, bool *evicted)
     if (cs.nr_cache != last - first + 1) {
         if (evicted != NULL) {
             *evicted = cs.nr_evicted > 0;
+        }
+        if (none != NULL) {
+            *none = cs.nr_cache == 0;
         }
         return CASK_VERIFY_OUT;
     }

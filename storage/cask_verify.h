@@ -62,6 +62,12 @@ enum cask_verify_pages cask_verify_pages(int fd, uint64_t off, uint64_t len);
 enum cask_verify_pages cask_verify_pages_ev(int fd, uint64_t off, uint64_t len,
                                             bool *evicted);
 
+/* cask_verify_pages_ev, also saying in *none (when not NULL) whether no
+ * page of the range is cached at all. */
+enum cask_verify_pages cask_verify_pages_none(int fd, uint64_t off,
+                                              uint64_t len, bool *evicted,
+                                              bool *none);
+
 /* A verified value's get compares the segment's change time with its
  * stamp only when the record's pages are not all clean, or when the
  * segment's last comparison is this old: a write by another process is
