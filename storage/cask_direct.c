@@ -136,6 +136,12 @@ set_cold(struct cask_segment *s, uint64_t off, uint64_t len, bool on)
     }
 }
 
+void
+cask_direct_mark_cold(struct cask_segment *s, uint64_t off, uint64_t len)
+{
+    set_cold(s, off, len, true);
+}
+
 bool
 cask_direct_cold(const struct cask_segment *s, uint64_t off, uint64_t len)
 {
@@ -301,7 +307,7 @@ cask_direct_plan(struct cask_split *sp, struct cask_direct *d)
         return false;
     }
     if (mark) {
-        set_cold(s, sp->off, len, true); /* read around the cache: stays out */
+        cask_direct_mark_cold(s, sp->off, len); /* read around the cache */
     }
     uint64_t align = atomic_load_explicit(&s->dio_align, memory_order_relaxed);
     uint64_t start = sp->off / align * align;

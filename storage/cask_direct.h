@@ -74,6 +74,10 @@ enum cask_verify_pages cask_direct_pages(struct cask_segment *s, uint64_t off,
  * holds again (a neighbour's buffered read, a compaction's). s pinned. */
 bool cask_direct_cold(const struct cask_segment *s, uint64_t off, uint64_t len);
 
+/* Mark the pages of [off, off+len) of s cold, as a plan does once a probe
+ * found none of them cached and it reads them direct. s pinned. */
+void cask_direct_mark_cold(struct cask_segment *s, uint64_t off, uint64_t len);
+
 /* One get in this many of a record marked cold probes it anyway. */
 #define CASK_DIRECT_RECHECK 16u
 

@@ -3,8 +3,9 @@
  * records of several sizes, a byte flipped on disk never handed out as a
  * value (CASK_ECORRUPT), a file system refusing a direct read (EINVAL
  * through the seam) read through the page cache instead, none on tmpfs,
- * and none under the default policy for records never evicted (a cold
- * start that fits in memory warms the page cache up). Skips where the
+ * none under the default policy for records never evicted (a cold start
+ * that fits in memory warms the page cache up), and the cold marks that
+ * spare a get of an evicted record its probe. Skips where the
  * kernel refuses io_uring, and the O_DIRECT cases where the temporary
  * directory has no direct I/O.
  */
@@ -12,6 +13,7 @@
 
 #include "storage/cask_direct.h"
 #include "storage/cask_io.h"
+#include "storage/cask_segment.h"
 #include "storage/cask_uring.h"
 
 #include "test_cask_util.h"
@@ -386,13 +388,64 @@ test_auto_warms(void **state)
     close_store(&c, dir);
 }
 
+/* Of n asks whether [off, off+len) of s is cold, how many say yes. */
+static unsigned
+cold_count(struct cask_segment *s, uint64_t off, uint64_t len, unsigned n)
+{
+    unsigned yes = 0;
+    for (unsigned i = 0; i < n; i++) {
+        yes += cask_direct_cold(s, off, len);
+    }
+    return yes;
+}
+
+/* Cold marks: none before any; a marked record is cold but for one ask
+ * in CASK_DIRECT_RECHECK; a record with one page unmarked, or past what
+ * the marks cover, is not; a probe finding the pages cached (they were
+ * just written) clears the marks. */
+static void
+test_cold_marks(void **state)
+{
+    (void)state;
+    char *dir = tc_mkdtemp();
+    struct cask_segment *s = NULL;
+    assert_non_null(dir);
+    assert_int_equal(cask_seg_create(&s, dir, 1, 0), 0);
+    static char block[64 * 1024];
+    memset(block, 'v', sizeof(block));
+    assert_int_equal(pwrite(s->fd, block, sizeof(block), 4096),
+                     (ssize_t)sizeof(block));
+    const unsigned n = 4 * CASK_DIRECT_RECHECK;
+
+    assert_int_equal(cold_count(s, 5000, 4200, n), 0);
+    cask_direct_mark_cold(s, 5000, 4200); /* pages 1 and 2 */
+    assert_int_equal(cold_count(s, 5000, 4200, n), n - 4);
+    assert_int_equal(cold_count(s, 8192, 4096, n), n - 4); /* page 2 */
+    assert_int_equal(cold_count(s, 100, 4200, n), 0);      /* pages 0, 1 */
+    assert_int_equal(cold_count(s, 9000, 4200, n), 0);     /* pages 2, 3 */
+    assert_int_equal(cold_count(s, 1u << 30, 100, n), 0);  /* past the map */
+    assert_int_equal(cold_count(s, 5000, 0, n), 0);
+
+    if (cask_verify_available()) {
+        (void)cask_direct_pages(s, 5000, 4200);
+        assert_int_equal(cold_count(s, 5000, 4200, n), 0);
+        assert_int_equal(cold_count(s, 8192, 4096, n), 0);
+    }
+    cask_seg_close(&s);
+    tc_rmrf(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_values),     cmocka_unit_test(test_corrupt),
-            cmocka_unit_test(test_refused),    cmocka_unit_test(test_tmpfs),
+            cmocka_unit_test(test_values),
+            cmocka_unit_test(test_corrupt),
+            cmocka_unit_test(test_refused),
+            cmocka_unit_test(test_tmpfs),
             cmocka_unit_test(test_auto_warms),
+            cmocka_unit_test(test_cold_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
