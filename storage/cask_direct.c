@@ -67,11 +67,11 @@ static _Thread_local unsigned recheck;
 
 /* Whether bits p0..p1 of map are all set. */
 static bool
-all_set(uint64_t *map, uint64_t p0, uint64_t p1)
+all_set(_Atomic uint64_t *map, uint64_t p0, uint64_t p1)
 {
     for (uint64_t p = p0; p <= p1; p++) {
-        uint64_t w = atomic_load_explicit((_Atomic uint64_t *)&map[1 + p / 64],
-                                          memory_order_relaxed);
+        uint64_t w =
+                atomic_load_explicit(&map[1 + p / 64], memory_order_relaxed);
         if ((w & (UINT64_C(1) << (p % 64))) == 0) {
             return false;
         }
@@ -81,18 +81,19 @@ all_set(uint64_t *map, uint64_t p0, uint64_t p1)
 
 /* s's marks covering [off, off+len), pages in *p0..*p1; NULL when there
  * are none (no map yet, or the range is past what the map covers). */
-static uint64_t *
+static _Atomic uint64_t *
 cold_map(const struct cask_segment *s, uint64_t off, uint64_t len, uint64_t *p0,
          uint64_t *p1)
 {
-    uint64_t *map = atomic_load_explicit(&((struct cask_segment *)s)->cold,
-                                         memory_order_acquire);
+    _Atomic uint64_t *map = atomic_load_explicit(
+            &((struct cask_segment *)s)->cold, memory_order_acquire);
     if (map == NULL || len == 0) {
         return NULL;
     }
     *p0 = off / COLD_PAGE;
     *p1 = (off + len - 1) / COLD_PAGE;
-    return *p1 < map[0] ? map : NULL;
+    return *p1 < atomic_load_explicit(&map[0], memory_order_relaxed) ? map
+                                                                     : NULL;
 }
 
 /* Mark (on) or unmark the pages of [off, off+len) of s. A map is made
@@ -101,7 +102,7 @@ static void
 set_cold(struct cask_segment *s, uint64_t off, uint64_t len, bool on)
 {
     uint64_t p0, p1;
-    uint64_t *map = cold_map(s, off, len, &p0, &p1);
+    _Atomic uint64_t *map = cold_map(s, off, len, &p0, &p1);
     if (map == NULL && on && len > 0 &&
         atomic_load_explicit(&s->cold, memory_order_acquire) == NULL) {
         struct stat st;
@@ -109,16 +110,17 @@ set_cold(struct cask_segment *s, uint64_t off, uint64_t len, bool on)
             return;
         }
         uint64_t pages = ((uint64_t)st.st_size + COLD_PAGE - 1) / COLD_PAGE;
-        uint64_t *fresh = calloc(1 + (pages + 63) / 64, sizeof(uint64_t));
+        _Atomic uint64_t *fresh =
+                calloc(1 + (pages + 63) / 64, sizeof(_Atomic uint64_t));
         if (fresh == NULL) {
             return;
         }
-        fresh[0] = pages;
-        uint64_t *seen = NULL;
+        atomic_init(&fresh[0], pages); /* the rest: calloc's zeros */
+        _Atomic uint64_t *seen = NULL;
         if (!atomic_compare_exchange_strong_explicit(&s->cold, &seen, fresh,
                                                      memory_order_acq_rel,
                                                      memory_order_acquire)) {
-            free(fresh); /* another thread's came first */
+            free((void *)fresh); /* another thread's came first */
         }
         map = cold_map(s, off, len, &p0, &p1);
     }
@@ -126,7 +128,7 @@ set_cold(struct cask_segment *s, uint64_t off, uint64_t len, bool on)
         return;
     }
     for (uint64_t p = p0; p <= p1; p++) {
-        _Atomic uint64_t *w = (_Atomic uint64_t *)&map[1 + p / 64];
+        _Atomic uint64_t *w = &map[1 + p / 64];
         uint64_t bit = UINT64_C(1) << (p % 64);
         if (on) {
             atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
@@ -146,7 +148,7 @@ bool
 cask_direct_cold(const struct cask_segment *s, uint64_t off, uint64_t len)
 {
     uint64_t p0, p1;
-    uint64_t *map = cold_map(s, off, len, &p0, &p1);
+    _Atomic uint64_t *map = cold_map(s, off, len, &p0, &p1);
     if (map == NULL || !all_set(map, p0, p1)) {
         return false;
     }
@@ -187,7 +189,7 @@ evicted(struct cask_segment *s, uint64_t off, uint64_t len, bool *mark)
         ev = last.evicted;
         none = last.none;
     } else {
-        uint64_t *map = cold_map(s, off, len, &p0, &p1);
+        _Atomic uint64_t *map = cold_map(s, off, len, &p0, &p1);
         if (map != NULL && all_set(map, p0, p1)) {
             return true;
         }

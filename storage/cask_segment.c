@@ -815,7 +815,7 @@ cask_seg_close(struct cask_segment **sp)
     if (dio > 0) {
         close(dio - 1);
     }
-    free(atomic_load(&s->cold));
+    free((void *)atomic_load(&s->cold));
     free(s->buf);
     free(s);
     *sp = NULL;

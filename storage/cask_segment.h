@@ -96,7 +96,7 @@ struct cask_segment {
     /* Pages found evicted and read around the page cache since
      * (cask_direct.c): a bitmap, word 0 its page count; NULL none yet.
      * Any thread, s pinned; freed with s. */
-    _Atomic(uint64_t *) cold;
+    _Atomic(_Atomic uint64_t *) cold;
 };
 
 /* Build "dir/NNNNNNNN.ext". */
