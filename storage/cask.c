@@ -65,18 +65,6 @@ cask_dir(const struct cask *c)
 
 /* ---- background threads ----------------------------------------------- */
 
-static void
-deadline_in(struct timespec *ts, unsigned ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* INTERVAL: fdatasync every shard each sync_interval_ms. Both INTERVAL and
  * NEVER: let a delayed flush_all that came due take effect. Appends are
  * already in the kernel when acknowledged; there is no buffer to push. */
@@ -88,7 +76,7 @@ sync_main(void *arg)
     pthread_mutex_lock(&c->bg_mu);
     while (!c->stopping) {
         struct timespec ts;
-        deadline_in(&ts, ms);
+        cask_deadline_in(&ts, ms);
         pthread_cond_timedwait(&c->bg_cv, &c->bg_mu, &ts);
         if (c->stopping) {
             break;
@@ -115,7 +103,7 @@ maint_main(void *arg)
     while (!c->stopping) {
         if (!c->compact_kick) {
             struct timespec ts;
-            deadline_in(&ts, 1000);
+            cask_deadline_in(&ts, 1000);
             pthread_cond_timedwait(&c->bg_cv, &c->bg_mu, &ts);
         }
         c->compact_kick = false;

@@ -372,10 +372,7 @@ static bool
 wait_rewrites(struct cask_commit *cm, unsigned ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    cask_deadline_in(&ts, ms);
     pthread_mutex_lock(&cm->mu);
     while (!cm->stop && cm->sfail_open > 0 &&
            pthread_cond_timedwait(&cm->sfail_cv, &cm->mu, &ts) != ETIMEDOUT) {
@@ -637,10 +634,7 @@ static bool
 nap(struct cask_commit *cm, unsigned ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    cask_deadline_in(&ts, ms);
     pthread_mutex_lock(&cm->mu);
     while (!cm->stop &&
            pthread_cond_timedwait(&cm->work_cv, &cm->mu, &ts) != ETIMEDOUT) {

@@ -2,7 +2,8 @@
  * file (its two checksummed slots, read at open, updated in place), the
  * cas allocator with its persisted high-water mark, the flush point
  * (flush_all, delayed flushes, a replica's threshold from its primary), the
- * clock and the log sink.
+ * clocks (a coarse monotonic one, condition-wait deadlines) and the log
+ * sink.
  *
  * Owns those fields of struct cask (cask_internal.h); the store (cask.c),
  * its shards, the log, compaction and recovery call down into it, and it
@@ -61,6 +62,18 @@ cask_clock_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void
+cask_deadline_in(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
 }
 
 /* ---- state file -------------------------------------------------------- */

@@ -87,10 +87,7 @@ wait_evicted(struct cask_shard *sh)
 {
     struct timespec ts;
     uint64_t runs = sh->evict_runs;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)EVICT_WAIT_MS * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    cask_deadline_in(&ts, EVICT_WAIT_MS);
     while (sh->evict_runs == runs && !sh->failed) {
         /* finish_evict (cask_compact.c) broadcasts sync_cv; its other
          * waiters re-check their own conditions. */

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "storage/cask.h"
 #include "storage/cask_state.h"
@@ -95,6 +96,10 @@ int64_t cask_now(const struct cask *c);
  * call (vDSO); coarse (a tick) is fine for intervals of a second: the
  * maintenance passes' pacing, back-offs, change-time checks. */
 uint64_t cask_clock_ms(void);
+
+/* *ts = CLOCK_REALTIME now + ms: an absolute pthread_cond_timedwait
+ * deadline. */
+void cask_deadline_in(struct timespec *ts, unsigned ms);
 
 /* The flush threshold at time now, for lookups: a pending delayed flush
  * whose time has come becomes a threshold here, persisted before it is

@@ -69,13 +69,7 @@ void
 cask_stream_wait(struct cask *c, uint64_t seen, unsigned timeout_ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    cask_deadline_in(&ts, timeout_ms);
     atomic_fetch_add(&waiters, 1);
     pthread_mutex_lock(&wake_mu);
     while (cask_stream_appended(c, -1) == seen) {
