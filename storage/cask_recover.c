@@ -535,8 +535,10 @@ recover_scan(struct cask_shard *sh, struct cask_segment *s, uint64_t cov,
              * (written through a mapping) and cut back when it closes: a
              * stop without that leaves zeros past the last record, which
              * are no damage. Cut them; the newest segment keeps its disk
-             * reserve, as it would have without the extension. */
-            cask_logf(c, CASK_LOG_INFO,
+             * reserve, as it would have without the extension. An older
+             * segment has them only after a crash inside its roll-over
+             * (or zeroed blocks): said louder. */
+            cask_logf(c, newest ? CASK_LOG_INFO : CASK_LOG_WARN,
                       "shard %u: segment %08x: %" PRIu64
                       " zero bytes past its last record (extended ahead "
                       "of its appends) cut",
