@@ -24,7 +24,7 @@
 # KEYS, VALUE, MEM_MB (256), CONNS (32), SECS (20), WARM (5), THREADS (4),
 # URING (1: a run of BITCACHED with --io-engine=uring, named uring),
 # IO_THREADS ("0 16 32": a run of BITCACHED with --io-engine=threads and
-# each of these --io-threads, named io_threads_N), RESTART_KEYS,
+# each of these --io-threads, named io_threads_N; empty: none), RESTART_KEYS,
 # RESTART_SECS.
 set -u
 
@@ -42,7 +42,7 @@ SECS=${SECS:-20}
 WARM=${WARM:-5}
 THREADS=${THREADS:-4}
 URING=${URING:-1}
-IO_THREADS=${IO_THREADS:-0 16 32}
+IO_THREADS=${IO_THREADS-0 16 32}
 RESTART_KEYS=${RESTART_KEYS:-5000000}
 RESTART_SECS=${RESTART_SECS:-10}
 MEMCACHED=unused
