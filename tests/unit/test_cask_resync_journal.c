@@ -284,9 +284,13 @@ scenario(const struct shape *sp)
         fail_msg("run failed with %d (acked %d, failed %d); log:\n%s", rc,
                  out->acked_during, out->failed_during, tc_log);
     }
+    /* A sync that was in flight when the fault ended can still fail
+     * after run() saw the store recovered: that shard recovers too. */
+    if (!recovered(c)) {
+        fail_msg("writes refused after the run; log:\n%s", tc_log);
+    }
     struct cask_stats st;
     cask_stats(c, -1, &st);
-    assert_false(st.failed);
     assert_true(st.sync_recoveries >= 1);
     if (sp->logged != NULL && strstr(tc_log, sp->logged) == NULL) {
         fail_msg("not in the log: %s; log:\n%s", sp->logged, tc_log);
