@@ -403,6 +403,73 @@ copy_record(struct compaction *m, struct cask_segment *s, uint64_t off,
     return 0;
 }
 
+/* One record of a segment walk, with mu held: 0 goes on. */
+typedef int (*walk_fn)(struct compaction *m, struct cask_segment *s,
+                       uint64_t off, const struct cask_rec *r, const char *rec,
+                       size_t len);
+
+/* Walk closed segment s with fn, COMPACT_BATCH records at a time under
+ * mu, reading ahead without it (s is immutable, and the requests of the
+ * shard should not wait for its disk reads). Damage inside s is skipped
+ * to the next valid record (what lies between is unreadable anyway):
+ * compaction logs and counts it, and a read error keeps s as damaged; a
+ * rewrite after a failed sync leaves both to compaction and recovery. */
+static int
+walk_segment(struct compaction *m, struct cask_segment *s, bool rewrite,
+             walk_fn fn)
+{
+    struct cask_shard *sh = m->sh;
+    const char *what = rewrite ? "rewrite after a failed sync" : "compaction";
+    uint64_t off = CASK_SEG_HDR;
+    int rc = 0;
+    while (rc == 0 && off < s->flushed) {
+        (void)cask_seg_reader_prefetch(s, &m->rd, off);
+        pthread_mutex_lock(&sh->mu);
+        for (unsigned n = 0; n < COMPACT_BATCH && off < s->flushed &&
+                             (n == 0 || cask_seg_reader_covers(&m->rd, s, off));
+             n++) {
+            struct cask_rec r;
+            size_t len;
+            const char *rec = NULL;
+            rc = cask_seg_read_record(s, &m->rd, off, CASK_REC_VMAX, &r, &len,
+                                      &rec);
+            if (rc == CASK_SEG_EINVALID) {
+                uint64_t next = cask_seg_resync(s, off, CASK_REC_VMAX, &rc);
+                if (rc == 0) {
+                    if (!rewrite) {
+                        cask_logf(sh->store, CASK_LOG_WARN,
+                                  "shard %u: compaction: %" PRIu64
+                                  " damaged bytes in segment %08x at %" PRIu64
+                                  " skipped",
+                                  sh->idx, next - off, s->id, off);
+                        sh->bytes_damaged += next - off;
+                    }
+                    off = next;
+                    continue;
+                }
+            }
+            if (rc != 0) {
+                cask_logf(sh->store, CASK_LOG_ERROR,
+                          "shard %u: %s: read segment %08x at %" PRIu64
+                          ": %s%s",
+                          sh->idx, what, s->id, off, cask_strerror(rc),
+                          rewrite ? "" : "; segment kept");
+                if (!rewrite) {
+                    s->damaged = true;
+                }
+                break;
+            }
+            rc = fn(m, s, off, &r, rec, len);
+            if (rc != 0) {
+                break;
+            }
+            off += len;
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return rc;
+}
+
 static int
 cmp_seg(const void *a, const void *b)
 {
@@ -657,7 +724,8 @@ out_small(struct compaction *m, const struct cask_rec *r, const char *key)
 }
 
 /* With mu held, a rewrite that lost records: make the put r at off of s
- * (a segment outside the run) say on disk what memory says of its key.
+ * (a segment outside the run; other records are passed over) say on disk
+ * what memory says of its key.
  * The key is a miss in memory (deleted by a tombstone that may have been
  * lost, or its newer put was lost): a tombstone with r's cas and a fresh
  * seq hides r after a restart. r is the key's live put but its expiry
@@ -665,8 +733,12 @@ out_small(struct compaction *m, const struct cask_rec *r, const char *key)
  * with the expiry in effect. Redundant records cost space only. */
 static int
 restore_put(struct compaction *m, struct cask_segment *s, uint64_t off,
-            const struct cask_rec *r, const char *rec)
+            const struct cask_rec *r, const char *rec, size_t len)
 {
+    (void)len;
+    if (r->type != CASK_REC_PUT) {
+        return 0;
+    }
     struct cask_shard *sh = m->sh;
     const char *key = rec + CASK_REC_HDR;
     uint64_t h = cask_kd_hash(key, r->klen);
@@ -688,45 +760,11 @@ restore_put(struct compaction *m, struct cask_segment *s, uint64_t off,
     return rc != 0 ? rc : out_small(m, &t, key);
 }
 
-/* Walk segment s (outside the run) with restore_put, COMPACT_BATCH
- * records at a time under mu. */
+/* Walk segment s (outside the run) with restore_put. */
 static int
 restore_segment(struct compaction *m, struct cask_segment *s)
 {
-    struct cask_shard *sh = m->sh;
-    uint64_t off = CASK_SEG_HDR;
-    int rc = 0;
-    while (rc == 0 && off < s->flushed) {
-        (void)cask_seg_reader_prefetch(s, &m->rd, off);
-        pthread_mutex_lock(&sh->mu);
-        for (unsigned n = 0; n < COMPACT_BATCH && off < s->flushed &&
-                             (n == 0 || cask_seg_reader_covers(&m->rd, s, off));
-             n++) {
-            struct cask_rec r;
-            size_t len;
-            const char *rec = NULL;
-            rc = cask_seg_read_record(s, &m->rd, off, CASK_REC_VMAX, &r, &len,
-                                      &rec);
-            if (rc == CASK_SEG_EINVALID) {
-                /* its damage is compaction's and recovery's to report */
-                off = cask_seg_resync(s, off, CASK_REC_VMAX, &rc);
-                continue;
-            }
-            if (rc != 0) {
-                cask_logf(sh->store, CASK_LOG_ERROR,
-                          "shard %u: rewrite after a failed sync: read "
-                          "segment %08x at %" PRIu64 ": %s",
-                          sh->idx, s->id, off, cask_strerror(rc));
-                break;
-            }
-            if (r.type == CASK_REC_PUT) {
-                rc = restore_put(m, s, off, &r, rec);
-            }
-            off += len;
-        }
-        pthread_mutex_unlock(&sh->mu);
-    }
-    return rc;
+    return walk_segment(m, s, true, restore_put);
 }
 
 static void
@@ -865,58 +903,11 @@ plan_evict(struct compaction *m)
     }
 }
 
-/* Copy the live records of input s, COMPACT_BATCH at a time under mu. */
+/* Copy the live records of input s. */
 static int
 compact_segment(struct compaction *m, struct cask_segment *s)
 {
-    struct cask_shard *sh = m->sh;
-    uint64_t off = CASK_SEG_HDR;
-    int rc = 0;
-    while (rc == 0 && off < s->flushed) {
-        /* Read ahead without the mutex: the input is immutable, and the
-         * requests of the shard should not wait for its disk reads. */
-        (void)cask_seg_reader_prefetch(s, &m->rd, off);
-        pthread_mutex_lock(&sh->mu);
-        for (unsigned n = 0; n < COMPACT_BATCH && off < s->flushed &&
-                             (n == 0 || cask_seg_reader_covers(&m->rd, s, off));
-             n++) {
-            struct cask_rec r;
-            size_t len;
-            const char *rec = NULL;
-            rc = cask_seg_read_record(s, &m->rd, off, CASK_REC_VMAX, &r, &len,
-                                      &rec);
-            if (rc == CASK_SEG_EINVALID) {
-                /* Damage inside a closed segment: skip to the next valid
-                 * record; what lies between is unreadable anyway. */
-                uint64_t next = cask_seg_resync(s, off, CASK_REC_VMAX, &rc);
-                if (rc == 0) {
-                    cask_logf(sh->store, CASK_LOG_WARN,
-                              "shard %u: compaction: %" PRIu64
-                              " damaged bytes in segment %08x at %" PRIu64
-                              " skipped",
-                              sh->idx, next - off, s->id, off);
-                    sh->bytes_damaged += next - off;
-                    off = next;
-                    continue;
-                }
-            }
-            if (rc != 0) {
-                cask_logf(sh->store, CASK_LOG_ERROR,
-                          "shard %u: compaction: read segment %08x at "
-                          "%" PRIu64 ": %s; segment kept",
-                          sh->idx, s->id, off, cask_strerror(rc));
-                s->damaged = true;
-                break;
-            }
-            rc = copy_record(m, s, off, &r, rec, len);
-            if (rc != 0) {
-                break;
-            }
-            off += len;
-        }
-        pthread_mutex_unlock(&sh->mu);
-    }
-    return rc;
+    return walk_segment(m, s, false, copy_record);
 }
 
 /* A rewrite under the commit journal (maint_mu held): the journal's
