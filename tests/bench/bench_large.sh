@@ -10,7 +10,11 @@
 # BENCH_LOAD (tests/bench/bench_load), ROUNDS (3), SECS (8), THREADS (4),
 # CONC (16), VALUE (65536). BITCACHED_BEFORE: another bitcached binary (an
 # older build) run in the same rounds, A B C A B C, for a before/after
-# figure measured side by side.
+# figure measured side by side. BITCACHED_ARGS: extra arguments for both
+# bitcached builds; MEMASLAP_ARGS: extra memaslap arguments for every
+# server (e.g. "--overwrite=0.9" with BITCACHED_ARGS=--segment-size=16m and
+# SECS=20 for a steady state where sets overwrite keys and compaction
+# retires segments all along, instead of a store that only grows).
 set -u
 
 bench_name=bench_large.sh
@@ -21,6 +25,8 @@ SECS=${SECS:-8}
 THREADS=${THREADS:-4}
 CONC=${CONC:-16}
 VALUE=${VALUE:-65536}
+BITCACHED_ARGS=${BITCACHED_ARGS:-}
+MEMASLAP_ARGS=${MEMASLAP_ARGS:-}
 
 BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
 for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD" ${BITCACHED_BEFORE:+"$BITCACHED_BEFORE"}; do
@@ -39,10 +45,16 @@ cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 # run_one SERVER: prints "TPS CPU_US_PER_OP" of one run on a fresh server.
 run_one() {
     rm -rf "$tmp/data"
-    start_server "$1"
+    if [ "$1" = bitcached ]; then
+        # shellcheck disable=SC2086
+        start_server "$1" $BITCACHED_ARGS
+    else
+        start_server "$1"
+    fi
     c0=$(cpu_ticks "$pid")
+    # shellcheck disable=SC2086
     out=$("$MEMASLAP" -s "127.0.0.1:$port" -F "$tmp/large.cfg" -t "${SECS}s" \
-        -c "$CONC" -T 2 2>&1)
+        -c "$CONC" -T 2 $MEMASLAP_ARGS 2>&1)
     c1=$(cpu_ticks "$pid")
     stop_server
     tps=$(printf '%s\n' "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
