@@ -773,6 +773,14 @@ cask_shard_recover(struct cask_shard *sh)
         uint64_t dropped = 0, cov = 0;
         bool bad_header;
         rc = cask_seg_open(&s, sh->dir, ids[i], &dropped, &bad_header);
+        if (rc == CASK_SEG_ENEWER) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: segment %08x was written by a newer "
+                      "bitcached (this build reads segment formats up to "
+                      "%u); not opening the store, nothing changed",
+                      sh->idx, ids[i], CASK_SEG_VERSION);
+            goto out;
+        }
         if (rc != 0) {
             cask_logf(c, CASK_LOG_ERROR, "shard %u: open segment %08x: %s",
                       sh->idx, ids[i], strerror(rc));

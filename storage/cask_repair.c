@@ -269,6 +269,16 @@ repair_segment(struct repair *r, const char *sdir, const char *name,
     }
     bool short_file = st.st_size < (off_t)CASK_SEG_HDR;
     rc = short_file ? 0 : cask_io_pread_all(fd, h, sizeof(h), 0);
+    if (rc == 0 && !short_file && cask_seg_header_newer(h, id) != 0) {
+        /* Not damage: a newer build's segment, left as it is, and the
+         * repair stops there. */
+        say(r, false,
+            "%s/%s: written by a newer bitcached (segment format %u; this "
+            "build reads up to %u): not repaired, nothing changed",
+            name, file, cask_seg_header_newer(h, id), CASK_SEG_VERSION);
+        close(fd);
+        return CASK_SEG_ENEWER;
+    }
     if (rc == 0 && (short_file || !cask_seg_header_ok(h, id))) {
         /* cask_seg_open rewrites the header (or resets a file too short
          * for one): keep the original first. */

@@ -147,6 +147,15 @@ cask_seg_header_ok(const char *h, uint32_t id)
            cask_get64(h + 24) == XXH3_64bits(h, 24);
 }
 
+uint32_t
+cask_seg_header_newer(const char *h, uint32_t id)
+{
+    uint32_t v = cask_get32(h + 8);
+    bool whole = memcmp(h, seg_magic, 8) == 0 && cask_get32(h + 12) == id &&
+                 cask_get64(h + 24) == XXH3_64bits(h, 24);
+    return whole && v > CASK_SEG_VERSION ? v : 0;
+}
+
 /* A get reads one record at a random place: tell the kernel not to read
  * around it (read-ahead would fill the page cache with neighbours nobody
  * asked for and cost disk bandwidth per get). The sequential readers of a
@@ -255,6 +264,11 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
             goto fail;
         }
         st.st_size = CASK_SEG_HDR;
+    } else if (cask_seg_header_newer(h, id) != 0) {
+        /* Written by a newer build: rewriting its header and scanning its
+         * records by this build's rules could destroy them. */
+        rc = CASK_SEG_ENEWER;
+        goto fail;
     } else if (!cask_seg_header_ok(h, id)) {
         /* A damaged header says nothing about the records after it (they
          * carry their own checksums): rewrite it and let the scan decide. */

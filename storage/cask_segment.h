@@ -10,6 +10,7 @@
 #ifndef BITCACHED_CASK_SEGMENT_H
 #define BITCACHED_CASK_SEGMENT_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -103,19 +104,30 @@ struct cask_segment {
 void cask_seg_path(char *out, size_t cap, const char *dir, uint32_t id,
                    const char *ext);
 
-/* Create a new segment file (header written, directory synced) that will take
- * appends through a buffer of buf_cap bytes (0: written through). Returns 0
- * or an errno. */
 /* Whether h[0..CASK_SEG_HDR) is a valid header for segment id. */
 bool cask_seg_header_ok(const char *h, uint32_t id);
 
+/* The format version of h when it is a whole, valid header for segment id
+ * written by a newer build (a version above CASK_SEG_VERSION), else 0.
+ * Such a segment is neither damage to repair nor records to read: its
+ * records may follow rules this build does not know. */
+uint32_t cask_seg_header_newer(const char *h, uint32_t id);
+
+/* cask_seg_open's answer for a segment of a newer format (nothing is
+ * changed in it). */
+#define CASK_SEG_ENEWER EPROTONOSUPPORT
+
+/* Create a new segment file (header written, directory synced) that will take
+ * appends through a buffer of buf_cap bytes (0: written through). Returns 0
+ * or an errno. */
 int cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
                     size_t buf_cap);
 
 /* Open an existing segment. A file too short for its header is reset to an
  * empty segment (bytes dropped in *dropped); a damaged header is rewritten
  * in place (*bad_header set) and the records after it are left to the scan.
- * Returns 0 or an errno (a read error changes nothing). */
+ * Returns 0 or an errno (a read error changes nothing); CASK_SEG_ENEWER,
+ * changing nothing, for a segment of a newer format. */
 int cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
                   uint64_t *dropped, bool *bad_header);
 

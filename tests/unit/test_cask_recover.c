@@ -5,12 +5,17 @@
  * damage inside (moved to quarantine/ once what it held that still counts
  * is copied) is logged and counted, never silently dropped; so is one
  * gone with its hint, found through the shard's segment manifest, and a
- * crash at any step of a manifest update reports nothing missing.
+ * crash at any step of a manifest update reports nothing missing; a
+ * segment written by a newer build is refused by open, check and repair,
+ * byte for byte unchanged.
  */
 #include "config.h" /* first: _GNU_SOURCE (sched_setaffinity) */
 
 #include "storage/cask.h"
+#include "storage/cask_check.h"
 #include "storage/cask_io.h"
+#include "storage/cask_repair.h"
+#include "storage/cask_segment.h"
 
 #include "tests/unit/test_cask_util.h"
 
@@ -27,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <cmocka.h>
 
@@ -588,6 +594,93 @@ test_crash_during_manifest_update(void **state)
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
 }
 
+static char *
+slurp(const char *p, size_t *n)
+{
+    FILE *fp = fopen(p, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long len = ftell(fp);
+    assert_true(len > 0);
+    rewind(fp);
+    char *b = malloc((size_t)len);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)len, fp), (size_t)len);
+    fclose(fp);
+    *n = (size_t)len;
+    return b;
+}
+
+static void
+repair_note(void *arg, bool done, const char *msg)
+{
+    (void)done;
+    size_t used = strlen(arg);
+    snprintf((char *)arg + used, 2048 - used, "%s\n", msg);
+}
+
+/* A segment whose header is whole and valid but carries a format version
+ * above this build's (a store that a newer bitcached wrote, opened again
+ * by this one after a downgrade) is not damage: open, check and repair
+ * refuse it and change no byte of it, instead of rewriting its header and
+ * cutting records they cannot read as a torn tail. */
+static void
+test_newer_segment_refused(void **state)
+{
+    struct fx *f = *state;
+    fill(f);
+    cask_close(&f->c);
+    char p[2048];
+    seg_path(f, 2, "seg", p, sizeof(p));
+    int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char h[CASK_SEG_HDR];
+    assert_int_equal(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    uint32_t v = CASK_SEG_VERSION + 1;
+    memcpy(h + 8, &v, 4); /* little-endian, as the format */
+    uint64_t sum = XXH3_64bits(h, 24);
+    memcpy(h + 24, &sum, 8);
+    assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    close(fd);
+    size_t n0, n1;
+    char *before = slurp(p, &n0);
+
+    tc_log[0] = '\0';
+    assert_int_not_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_null(f->c);
+    assert_non_null(strstr(tc_log, "written by a newer bitcached"));
+
+    struct cask_check_report ck;
+    memset(&ck, 0, sizeof(ck));
+    assert_int_equal(cask_check(f->dir, tc_now, NULL, &ck), 0);
+    assert_true(ck.problems > 0);
+
+    struct cask_repair_report rp;
+    char said[2048] = "";
+    memset(&rp, 0, sizeof(rp));
+    assert_int_not_equal(cask_repair(f->dir, repair_note, said, &rp), 0);
+    assert_int_equal(rp.headers_rewritten, 0);
+    assert_non_null(strstr(said, "newer bitcached"));
+
+    char *after = slurp(p, &n1);
+    assert_int_equal(n1, n0);
+    assert_memory_equal(after, before, n0);
+    free(before);
+    free(after);
+
+    /* Back to this build's version: the store opens with everything. */
+    fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    v = CASK_SEG_VERSION;
+    memcpy(h + 8, &v, 4);
+    sum = XXH3_64bits(h, 24);
+    memcpy(h + 24, &sum, 8);
+    assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    close(fd);
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    check_fill(f, NULL);
+}
+
 int
 main(void)
 {
@@ -605,6 +698,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_missing_segment_without_hint,
                                             setup_small, teardown),
             cmocka_unit_test_setup_teardown(test_manifest_created_for_old_store,
+                                            setup_small, teardown),
+            cmocka_unit_test_setup_teardown(test_newer_segment_refused,
                                             setup_small, teardown),
             cmocka_unit_test_setup_teardown(test_crash_during_manifest_update,
                                             setup_small, teardown),
