@@ -63,3 +63,22 @@ start_server() {
     cat "$tmp/server.log" >&2
     exit 1
 }
+
+# rotate "A B C" N: the words turned left N times ("B C A" for N = 1), so
+# that each round of a side-by-side bench starts with another server.
+rotate() {
+    rot_n=$2
+    set -- $1
+    rot_n=$((rot_n % $#))
+    rot_head=
+    rot_tail=
+    for w in "$@"; do
+        if [ "$rot_n" -gt 0 ]; then
+            rot_tail="$rot_tail $w"
+            rot_n=$((rot_n - 1))
+        else
+            rot_head="$rot_head $w"
+        fi
+    done
+    echo $rot_head $rot_tail
+}

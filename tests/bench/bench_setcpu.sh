@@ -106,7 +106,9 @@ for n in $names; do
 done
 r=0
 while [ $r -lt "$ROUNDS" ]; do
-    for n in $names; do
+    # Each round starts with another server (on a busy machine the first
+    # run of a round tends to do better).
+    for n in $(rotate "$names" $r); do
         run_one "$n" >>"$tmp/res.$n"
     done
     r=$((r + 1))

@@ -144,22 +144,35 @@ median() {
 
 bc_all= mc_all= rd_all= bc_cpu= mc_cpu= rd_cpu= bc_wps=
 bf_all= bf_cpu= bf_wps=
+
+# one_kind KIND: one run of KIND, its figures added and printed.
+one_kind() {
+    run_one "$1"
+    case $1 in
+    before)
+        bf_all="$bf_all $ops_s"; bf_cpu="$bf_cpu $cpu_us"; bf_wps="$bf_wps $wps"
+        echo "round$r.before_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps" ;;
+    bitcached)
+        bc_all="$bc_all $ops_s"; bc_cpu="$bc_cpu $cpu_us"; bc_wps="$bc_wps $wps"
+        echo "round$r.bitcached_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps" ;;
+    memcached)
+        mc_all="$mc_all $ops_s"; mc_cpu="$mc_cpu $cpu_us"
+        echo "round$r.memcached_sets_s=$ops_s cpu_us_per_op=$cpu_us" ;;
+    redis)
+        rd_all="$rd_all $ops_s"; rd_cpu="$rd_cpu $cpu_us"
+        echo "round$r.redis_always_sets_s=$ops_s cpu_us_per_op=$cpu_us" ;;
+    esac
+}
+
+kinds="bitcached memcached redis"
+[ -n "$BITCACHED_BEFORE" ] && kinds="before $kinds"
 r=1
 while [ $r -le "$ROUNDS" ]; do
-    if [ -n "$BITCACHED_BEFORE" ]; then
-        run_one before
-        bf_all="$bf_all $ops_s"; bf_cpu="$bf_cpu $cpu_us"; bf_wps="$bf_wps $wps"
-        echo "round$r.before_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps"
-    fi
-    run_one bitcached
-    bc_all="$bc_all $ops_s"; bc_cpu="$bc_cpu $cpu_us"; bc_wps="$bc_wps $wps"
-    echo "round$r.bitcached_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps"
-    run_one memcached
-    mc_all="$mc_all $ops_s"; mc_cpu="$mc_cpu $cpu_us"
-    echo "round$r.memcached_sets_s=$ops_s cpu_us_per_op=$cpu_us"
-    run_one redis
-    rd_all="$rd_all $ops_s"; rd_cpu="$rd_cpu $cpu_us"
-    echo "round$r.redis_always_sets_s=$ops_s cpu_us_per_op=$cpu_us"
+    # Each round starts with another server (on a busy machine the first
+    # run of a round tends to do better).
+    for k in $(rotate "$kinds" $((r - 1))); do
+        one_kind "$k"
+    done
     r=$((r + 1))
 done
 bc=$(echo "$bc_all" | median)
