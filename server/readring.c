@@ -91,8 +91,15 @@ readring_create(struct readring **out, struct event_base *base,
         return rc;
     }
     rr->resume = resume;
-    rr->cq_ev = event_new(base, cask_uring_fd(rr->u), EV_READ | EV_PERSIST,
-                          on_cq, rr);
+    /* Edge-triggered where the backend can (epoll): each batch of
+     * completions signals the eventfd anew, so it need not be read back
+     * at every wake-up. */
+    short what = EV_READ | EV_PERSIST;
+    if ((event_base_get_features(base) & EV_FEATURE_ET) != 0) {
+        what |= EV_ET;
+        cask_uring_set_edge(rr->u, true);
+    }
+    rr->cq_ev = event_new(base, cask_uring_fd(rr->u), what, on_cq, rr);
     rr->pass_ev = event_new(base, -1, 0, on_pass, rr);
     if (rr->cq_ev == NULL || rr->pass_ev == NULL ||
         event_add(rr->cq_ev, NULL) != 0) {

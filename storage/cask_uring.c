@@ -5,7 +5,9 @@
  *
  * Owns the ring, its eventfd and a fixed set of read slots (one per read
  * in flight, at most CASK_URING_DEPTH, so the completion queue cannot
- * overflow); requests beyond them wait in a FIFO for a slot. The lookup
+ * overflow), each with an aligned buffer for direct reads registered with
+ * the ring where it can be; requests beyond them wait in a FIFO for a
+ * slot. The lookup
  * and the record's checks are the shard's (cask_split.h); each completion
  * passes the seam (cask_io_ring_done) so fault tests can fail or slow it.
  * Depends on the store through cask.h and cask_split.h only.
@@ -40,6 +42,17 @@
  * freed after their read. */
 #define DBUF_KEEP (16u * 1024)
 
+/* Registered (fixed) buffers: a slot's kept buffer is registered with
+ * the ring the first time the slot reads direct, at the slot's index in
+ * a sparse table made at create (liburing 2.2, Linux 5.19), and its
+ * direct reads are then IORING_OP_READ_FIXED: the kernel pinned its
+ * pages once rather than pinning and unpinning them around every read.
+ * Where the table cannot be had (an older kernel or liburing, the locked
+ * memory limit) reads are made as before. */
+#ifdef IORING_RSRC_REGISTER_SPARSE
+#define HAVE_FIXED_BUFS 1
+#endif
+
 /* A read slot: one request's split get while its read is in flight. */
 struct rop {
     struct cask_split sp;
@@ -47,11 +60,13 @@ struct rop {
     size_t got; /* bytes of the record read so far */
     struct cask_aio_req *r;
     struct rop *next; /* free list */
-    /* a read bypassing the page cache (cask_direct.h) into dbuf */
+    /* a read bypassing the page cache (cask_direct.h) into dbuf: the
+     * kept buffer, or a larger one freed after the read */
     bool direct;
     struct cask_direct d;
-    char *dbuf; /* CASK_DIRECT_ALIGN-aligned, dcap bytes */
-    size_t dcap;
+    char *dbuf;
+    char *kbuf;  /* DBUF_KEEP bytes, CASK_DIRECT_ALIGN-aligned, or NULL */
+    bool kfixed; /* kbuf is registered (at this slot's index) */
 };
 
 struct cask_uring {
@@ -66,6 +81,9 @@ struct cask_uring {
     struct cask_aio_req *ready_head, *ready_tail;
     unsigned unsubmitted; /* SQEs made since the last io_uring_submit */
     unsigned busy;        /* slots in use */
+    bool fixed;           /* a sparse table for the slots' kept buffers */
+    bool edge;            /* the eventfd is watched edge-triggered */
+    unsigned nfixed;      /* slots whose kept buffer is registered */
     atomic_uint_fast64_t inflight;
     atomic_uint_fast64_t done;
 };
@@ -127,25 +145,61 @@ get_sqe(struct cask_uring *u)
     return sqe;
 }
 
-/* Room in op's aligned buffer for its direct read; false when memory is
- * short (the read goes through the page cache then). */
-static bool
-direct_buf(struct rop *op)
+/* Register op's kept buffer at its slot's index, once; a refusal (the
+ * locked memory limit: ENOMEM) ends the registrations of this ring. */
+static void
+fix_buf(struct cask_uring *u, struct rop *op)
 {
-    if (op->dcap >= op->d.len) {
+#ifdef HAVE_FIXED_BUFS
+    if (!u->fixed || op->kfixed) {
+        return;
+    }
+    struct iovec iov = {.iov_base = op->kbuf, .iov_len = DBUF_KEEP};
+    if (io_uring_register_buffers_update_tag(&u->ring, (unsigned)(op - u->ops),
+                                             &iov, NULL, 1) == 1) {
+        op->kfixed = true;
+        u->nfixed++;
+    } else {
+        u->fixed = false;
+    }
+#else
+    (void)u;
+    (void)op;
+#endif
+}
+
+/* An aligned buffer for op's direct read in op->dbuf; false when memory
+ * is short (the read goes through the page cache then). */
+static bool
+direct_buf(struct cask_uring *u, struct rop *op)
+{
+    void *p;
+    if (op->d.len > DBUF_KEEP) {
+        if (posix_memalign(&p, CASK_DIRECT_ALIGN, op->d.len) != 0) {
+            return false;
+        }
+        op->dbuf = p;
         return true;
     }
-    free(op->dbuf);
-    op->dbuf = NULL;
-    op->dcap = 0;
-    size_t cap = op->d.len > DBUF_KEEP ? op->d.len : DBUF_KEEP;
-    void *p;
-    if (posix_memalign(&p, CASK_DIRECT_ALIGN, cap) != 0) {
-        return false;
+    if (op->kbuf == NULL) {
+        if (posix_memalign(&p, CASK_DIRECT_ALIGN, DBUF_KEEP) != 0) {
+            return false;
+        }
+        op->kbuf = p;
     }
-    op->dbuf = p;
-    op->dcap = cap;
+    fix_buf(u, op);
+    op->dbuf = op->kbuf;
     return true;
+}
+
+/* op's direct read is over: a larger buffer than the kept one is freed. */
+static void
+direct_buf_done(struct rop *op)
+{
+    if (op->dbuf != op->kbuf) {
+        free(op->dbuf);
+    }
+    op->dbuf = NULL;
 }
 
 /* Queue the read of what op's record still lacks (all of it at first; the
@@ -156,12 +210,22 @@ queue_read(struct cask_uring *u, struct rop *op)
     struct cask_split *sp = &op->sp;
     struct io_uring_sqe *sqe = get_sqe(u);
     if (sqe == NULL) {
+        if (op->direct) {
+            direct_buf_done(op);
+        }
         op->direct = false;
         /* The kernel takes no more submissions (short of memory): read
          * here, waiting, rather than fail the get. */
         int io_rc = cask_io_pread2_all(sp->fd, sp->head, sp->hlen, sp->val,
                                        sp->vlen, (off_t)sp->off);
         finish(u, op, io_rc);
+        return;
+    }
+    if (op->direct && op->dbuf == op->kbuf && op->kfixed) {
+        io_uring_prep_read_fixed(sqe, op->d.fd, op->dbuf, (unsigned)op->d.len,
+                                 op->d.off, (int)(op - u->ops));
+        io_uring_sqe_set_data(sqe, op);
+        u->unsubmitted++;
         return;
     }
     if (op->direct) {
@@ -200,7 +264,7 @@ begin(struct cask_uring *u, struct rop *op)
         return;
     }
     op->got = 0;
-    op->direct = cask_direct_plan(&op->sp, &op->d) && direct_buf(op);
+    op->direct = cask_direct_plan(&op->sp, &op->d) && direct_buf(u, op);
     queue_read(u, op);
 }
 
@@ -270,21 +334,20 @@ complete_direct(struct cask_uring *u, struct rop *op, int res)
     ssize_t got = cask_io_ring_done(op->d.fd, op->d.len, (off_t)op->d.off, res);
     int rc = got < 0 ? (int)-got : 0;
 
+    bool again = false; /* read it through the page cache */
+
     op->direct = false;
     if (rc == EINVAL) {
         cask_direct_refused(&op->sp);
+        again = true;
+    } else if (rc == 0 &&
+               cask_direct_take(&op->sp, &op->d, op->dbuf, (size_t)got) != 0) {
+        again = true; /* the file ended first: let a plain read tell */
+    }
+    direct_buf_done(op);
+    if (again) {
         queue_read(u, op);
         return;
-    }
-    if (rc == 0 &&
-        cask_direct_take(&op->sp, &op->d, op->dbuf, (size_t)got) != 0) {
-        queue_read(u, op); /* the file ended first: let a plain read tell */
-        return;
-    }
-    if (op->dcap > DBUF_KEEP) {
-        free(op->dbuf);
-        op->dbuf = NULL;
-        op->dcap = 0;
     }
     finish(u, op, rc);
 }
@@ -349,6 +412,10 @@ cask_uring_create(struct cask_uring **out, struct cask *c)
         free(u);
         return rc;
     }
+#ifdef HAVE_FIXED_BUFS
+    u->fixed =
+            io_uring_register_buffers_sparse(&u->ring, CASK_URING_DEPTH) == 0;
+#endif
     for (unsigned i = CASK_URING_DEPTH; i-- > 0;) {
         u->ops[i].next = u->free;
         u->free = &u->ops[i];
@@ -361,6 +428,12 @@ int
 cask_uring_fd(const struct cask_uring *u)
 {
     return u->efd;
+}
+
+void
+cask_uring_set_edge(struct cask_uring *u, bool on)
+{
+    u->edge = on;
 }
 
 void
@@ -395,7 +468,7 @@ cask_uring_reap(struct cask_uring *u)
     uint64_t ticks;
     struct io_uring_cqe *cqes[32];
 
-    if (read(u->efd, &ticks, sizeof(ticks)) < 0) {
+    if (!u->edge && read(u->efd, &ticks, sizeof(ticks)) < 0) {
         /* EAGAIN: nothing signalled since the last reap */
     }
     for (;;) {
@@ -433,6 +506,12 @@ cask_uring_stats(struct cask_uring *u, uint64_t *inflight, uint64_t *done)
     *done = atomic_load(&u->done);
 }
 
+int
+cask_uring_fixed_bufs(const struct cask_uring *u)
+{
+    return u->fixed ? (int)u->nfixed : -1;
+}
+
 void
 cask_uring_destroy(struct cask_uring **up)
 {
@@ -458,7 +537,7 @@ cask_uring_destroy(struct cask_uring **up)
     io_uring_queue_exit(&u->ring);
     close(u->efd);
     for (unsigned i = 0; i < CASK_URING_DEPTH; i++) {
-        free(u->ops[i].dbuf);
+        free(u->ops[i].kbuf); /* unregistered by the ring's exit */
     }
     free(u);
     *up = NULL;
@@ -484,6 +563,13 @@ cask_uring_fd(const struct cask_uring *u)
 {
     (void)u;
     return -1;
+}
+
+void
+cask_uring_set_edge(struct cask_uring *u, bool on)
+{
+    (void)u;
+    (void)on;
 }
 
 void
@@ -519,6 +605,13 @@ cask_uring_stats(struct cask_uring *u, uint64_t *inflight, uint64_t *done)
     (void)u;
     *inflight = 0;
     *done = 0;
+}
+
+int
+cask_uring_fixed_bufs(const struct cask_uring *u)
+{
+    (void)u;
+    return -1;
 }
 
 void

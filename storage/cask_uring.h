@@ -38,6 +38,12 @@ int cask_uring_create(struct cask_uring **out, struct cask *c);
  * and call cask_uring_reap. */
 int cask_uring_fd(const struct cask_uring *u);
 
+/* Whether the owner watches the eventfd edge-triggered (EPOLLET): then
+ * cask_uring_reap leaves it unread, as every completion posted signals it
+ * anew, and a wake-up costs no read(2). Off at create: a level-triggered
+ * watcher needs the eventfd emptied. */
+void cask_uring_set_edge(struct cask_uring *u, bool on);
+
 /* Start reading r's key (r->key, r->klen, r->fetch). The read goes to the
  * kernel at the next cask_uring_flush; r->done(r, r->arg) is called from
  * a later cask_uring_flush or cask_uring_reap, never from this call, with
@@ -50,8 +56,9 @@ void cask_uring_submit(struct cask_uring *u, struct cask_aio_req *r);
  * the loop after a submit. */
 void cask_uring_flush(struct cask_uring *u);
 
-/* Finish the reads that completed (emptying the eventfd), calling their
- * done functions. May queue reads: see cask_uring_pending. */
+/* Finish the reads that completed (emptying the eventfd unless it is
+ * watched edge-triggered), calling their done functions. May queue reads: see
+ * cask_uring_pending. */
 void cask_uring_reap(struct cask_uring *u);
 
 /* Whether reads wait for a cask_uring_flush (queued by the reap itself:
@@ -61,6 +68,11 @@ bool cask_uring_pending(const struct cask_uring *u);
 /* Requests submitted and not yet done; requests done since create. Any
  * thread. */
 void cask_uring_stats(struct cask_uring *u, uint64_t *inflight, uint64_t *done);
+
+/* How many read slots' buffers are registered with the ring (fixed
+ * buffers for direct reads), or -1 when the ring has none to register
+ * (an older kernel or liburing, the locked memory limit). */
+int cask_uring_fixed_bufs(const struct cask_uring *u);
 
 /* Run every request still queued or in flight to its done call (waiting
  * for the disk), free the ring and set *u to NULL. The owner thread's loop

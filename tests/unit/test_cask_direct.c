@@ -5,7 +5,8 @@
  * through the seam) read through the page cache instead, none on tmpfs,
  * none under the default policy for records never evicted (a cold start
  * that fits in memory warms the page cache up), and the cold marks that
- * spare a get of an evicted record its probe. Skips where the
+ * spare a get of an evicted record its probe; the slots' registered
+ * buffers, and larger reads beside them in the same slots. Skips where the
  * kernel refuses io_uring, and the O_DIRECT cases where the temporary
  * directory has no direct I/O.
  */
@@ -27,6 +28,9 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#define BIG_VALUE 20000u
+static bool big_values; /* vlen_of: some values larger than a kept buffer */
+
 static struct cask *
 open_store_in(char *dir)
 {
@@ -45,17 +49,19 @@ close_store(struct cask **c, char *dir)
     cask_close(c);
     cask_io_set(NULL);
     cask_direct_set_policy(CASK_DIRECT_AUTO);
+    big_values = false;
     tc_rmrf(dir);
     free(dir);
 }
 
 /* Keys of 2 to 5 digits and values of many lengths put records at every
- * alignment. */
+ * alignment; with big_values every third is larger than a slot's kept
+ * buffer. */
 static size_t
 vlen_of(unsigned i)
 {
     static const size_t lens[] = {1, 100, 511, 512, 3000, 4096, 5000, 9000};
-    return lens[i % 8];
+    return big_values && i % 3 == 0 ? BIG_VALUE : lens[i % 8];
 }
 
 static void
@@ -73,7 +79,7 @@ value_of(char *out, unsigned i)
 static void
 fill(struct cask *c, unsigned n)
 {
-    char k[16], v[9001];
+    char k[16], v[BIG_VALUE + 1];
     for (unsigned i = 0; i < n; i++) {
         snprintf(k, sizeof(k), "k%u", i * 37);
         value_of(v, i);
@@ -95,7 +101,7 @@ on_done(struct cask_aio_req *r, void *arg)
 {
     (void)arg;
     unsigned i = (unsigned)atoi(r->key + 1) / 37;
-    char v[9001];
+    char v[BIG_VALUE + 1];
     bool ok;
 
     value_of(v, i);
@@ -209,6 +215,39 @@ test_values(void **state)
     read_all(u, 400);
     assert_int_equal(rs.right, 400);
     assert_true(cask_direct_reads() - before >= 400);
+    cask_uring_destroy(&u);
+    close_store(&c, dir);
+}
+
+/* Direct reads of records larger than a slot's kept buffer go to a
+ * buffer of their own, the others to the kept one, registered with the
+ * ring where the kernel allows (READ_FIXED): every value right, rounds
+ * after rounds through the same slots. */
+static void
+test_fixed_buffers(void **state)
+{
+    (void)state;
+    char *dir = direct_dir_or_skip();
+    struct cask *c = open_store_in(dir);
+
+    big_values = true;
+    fill(c, 120);
+    struct cask_uring *u = ring_or_skip(c, dir);
+    cask_direct_set_policy(CASK_DIRECT_ALWAYS);
+    for (int round = 0; round < 3; round++) {
+        memset(&rs, 0, sizeof(rs));
+        rs.bad_key = -1;
+        uint64_t before = cask_direct_reads();
+        read_all(u, 120);
+        assert_int_equal(rs.right, 120);
+        assert_true(cask_direct_reads() - before >= 120);
+    }
+    int fixed = cask_uring_fixed_bufs(u);
+    if (fixed < 0) {
+        print_message("no registered buffers here: plain direct reads\n");
+    } else {
+        assert_true(fixed > 0);
+    }
     cask_uring_destroy(&u);
     close_store(&c, dir);
 }
@@ -441,6 +480,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_values),
+            cmocka_unit_test(test_fixed_buffers),
             cmocka_unit_test(test_corrupt),
             cmocka_unit_test(test_refused),
             cmocka_unit_test(test_tmpfs),
