@@ -70,8 +70,9 @@ bool cask_uring_pending(const struct cask_uring *u);
 void cask_uring_stats(struct cask_uring *u, uint64_t *inflight, uint64_t *done);
 
 /* How many read slots' buffers are registered with the ring (fixed
- * buffers for direct reads), or -1 when the ring has none to register
- * (an older kernel or liburing, the locked memory limit). */
+ * buffers for direct reads), or -1 when this ring registers no more: it
+ * has no table for them (an older kernel or liburing), or a registration
+ * was refused (the locked memory limit). Owner thread. */
 int cask_uring_fixed_bufs(const struct cask_uring *u);
 
 /* Run every request still queued or in flight to its done call (waiting
