@@ -11,7 +11,9 @@
 # connections (one get in flight each: the queue depth) get random keys for
 # SECS seconds after WARM seconds of warm-up. Printed per variant: gets/s,
 # bytes read from disk per get (/proc/PID/io read_bytes over the run), and
-# get latency p50/p99. fio reads random 4 KiB blocks of a file as large as
+# get latency p50/p99, and where perf(1) can count system calls, the
+# server's system calls and io_uring_enter calls per get (over every get
+# of the run, bench_setload's own warm-up included). fio reads random 4 KiB blocks of a file as large as
 # the data set, O_DIRECT, libaio at iodepth CONNS: the disk's limit.
 #
 # Then RESTART_KEYS keys of 100 bytes (default 5000000): after a clean stop
@@ -21,6 +23,7 @@
 # Environment: BITCACHED (./bitcached), BEFORE (another binary to compare,
 # e.g. a build of the commit before this work; optional), SETLOAD
 # (tests/bench/bench_setload), BENCH_LOAD (tests/bench/bench_load), FIO,
+# PERF (empty: no system call counts),
 # KEYS, VALUE, MEM_MB (256), CONNS (32), SECS (20), WARM (5), THREADS (4),
 # URING (1: a run of BITCACHED with --io-engine=uring, named uring),
 # IO_THREADS ("0 16 32": a run of BITCACHED with --io-engine=threads and
@@ -34,6 +37,7 @@ BEFORE=${BEFORE:-}
 SETLOAD=${SETLOAD:-$top/tests/bench/bench_setload}
 BENCH_LOAD=${BENCH_LOAD:-$top/tests/bench/bench_load}
 FIO=${FIO:-$(command -v fio || true)}
+PERF=${PERF-$(command -v perf || true)}
 KEYS=${KEYS:-150000}
 VALUE=${VALUE:-4096}
 MEM_MB=${MEM_MB:-256}
@@ -116,7 +120,19 @@ run_gets() {
         >/dev/null
     r0=$(read_bytes "$pid")
     c0=$(cpu_s "$pid")
+    perf_pid=
+    rm -f "$tmp/perf.out"
+    if [ -n "$PERF" ]; then
+        "$PERF" stat -x, -o "$tmp/perf.out" -p "$pid" \
+            -e raw_syscalls:sys_enter,syscalls:sys_enter_io_uring_enter \
+            2>/dev/null &
+        perf_pid=$!
+    fi
     out=$("$SETLOAD" -b -p "$port" -c "$CONNS" -s "$SECS" -k "$KEYS" -g 100)
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null
+        wait "$perf_pid" 2>/dev/null
+    fi
     r1=$(read_bytes "$pid")
     c1=$(cpu_s "$pid")
     ops=$(printf '%s\n' "$out" | sed -n 's/^gets=//p')
@@ -130,6 +146,15 @@ run_gets() {
         printf "%s_server_cpu_us_per_get=%.1f\n", n,
             (o > 0 ? (d - c) * 1e6 / o : 0)
         printf "%s_get_p50_us=%s\n%s_get_p99_us=%s\n", n, p, n, q }'
+    if [ -s "$tmp/perf.out" ]; then
+        total=$(printf '%s\n' "$out" | sed -n 's/^ops_total=//p')
+        awk -F, -v n="$1" -v t="$total" '
+            t > 0 && $3 == "raw_syscalls:sys_enter" {
+                printf "%s_syscalls_per_get=%.2f\n", n, $1 / t }
+            t > 0 && $3 == "syscalls:sys_enter_io_uring_enter" {
+                printf "%s_io_uring_enter_per_get=%.3f\n", n, $1 / t }' \
+            "$tmp/perf.out"
+    fi
 }
 
 echo "cpus=$(nproc) loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
