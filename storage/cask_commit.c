@@ -1176,6 +1176,16 @@ cask_commit_finish(struct cask *c, const struct cask_ticket *t)
     return rc;
 }
 
+/* The error of a write a failure answered for good (cask_lost_has):
+ * under the journal the store goes on by itself (CASK_EUNDONE); without
+ * it only a failed segment sync records such writes (CASK_EFAILED, as
+ * the shard's refusal until the rewrite). */
+static int
+lost_rc(const struct cask *c)
+{
+    return c->journal != NULL ? CASK_EUNDONE : CASK_EFAILED;
+}
+
 bool
 cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
 {
@@ -1201,7 +1211,7 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
                 if (!latched && atomic_load(&c->commit->undo_wait)) {
                     return false; /* answered once its put is undone */
                 }
-                *rc = CASK_EUNDONE;
+                *rc = lost_rc(c);
                 return true;
             }
             if (!cask_log_covered(sh, t->wseq)) {
@@ -1232,7 +1242,7 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
                 !__atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE)) {
                 return false;
             }
-            *rc = lost ? CASK_EUNDONE : CASK_EFAILED;
+            *rc = lost ? lost_rc(c) : CASK_EFAILED;
         }
         return true;
     }

@@ -108,13 +108,14 @@ clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* Under the journal, with mu held, right after append number app_seq went
- * to offset at of the active segment: remember where (cask_lost.c finds
- * there the appends a failed segment sync leaves uncovered). */
+/* Under CASK_SYNC_ALWAYS, with mu held, right after append number
+ * app_seq went to offset at of the active segment: remember where
+ * (cask_lost.c finds there the appends a failed segment sync leaves
+ * uncovered, and those of a failed journal commit). */
 static void
 note_off(struct cask_shard *sh, uint64_t at)
 {
-    if (sh->store->journal == NULL) {
+    if (sh->store->opt.sync != CASK_SYNC_ALWAYS) {
         return;
     }
     if (sh->app_off == NULL) {

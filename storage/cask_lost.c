@@ -4,8 +4,9 @@
  * lost, deletes the keys of the failed puts, checkpoints and resumes the
  * journal (cask_commit.c); the ranges kept here make the tickets of those
  * appends read failed for good, although the checkpoint made their bytes
- * durable. A failed fdatasync of the active segment under the journal
- * does the same for its shard alone (cask_resync.c), without tombstones:
+ * durable. A failed fdatasync of the active segment under always (with
+ * the journal or without) does the same for its shard alone
+ * (cask_resync.c), without tombstones:
  * the shard appends nothing until the segment is rewritten, and that
  * rewrite hides the failed puts on disk.
  *

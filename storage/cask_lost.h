@@ -35,12 +35,13 @@ bool cask_lost_has(struct cask_shard *sh, uint64_t seq);
  * then stay latched). Takes mu. */
 int cask_lost_undo(struct cask_shard *sh);
 
-/* With mu held, under the journal, when the active segment's fdatasync
- * has just failed (before the shard is marked failed; staged records
- * written out): its appends not covered by a journal commit, (synced,
- * app_seq], are answered with errors from now on (their records may be
- * among the pages the kernel dropped, and the checkpoint's batch is in
- * no journal file), and their puts leave the keydir at once, so that no
+/* With mu held, under always, when the active segment's fdatasync has
+ * just failed (before the shard is marked failed; staged records written
+ * out): its appends not covered by a journal commit (or, without the
+ * journal, a segment sync), (synced, app_seq], are answered with errors
+ * from now on (their records may be among the pages the kernel dropped,
+ * and the checkpoint's batch is in no journal file), and their puts leave
+ * the keydir at once, so that no
  * get reads back a value whose write failed; the rewrite of the segment
  * writes the tombstones. 0, or an error (nothing could be undone: the
  * shard must latch). */

@@ -22,8 +22,9 @@
  * generation holding the failed segment's acknowledged records is kept
  * until it is done (the committer retries its checkpoint, cask_commit.c),
  * and the appends its commits had not covered yet are answered with
- * errors and undone (cask_lost_fail_active). cask_log_latch still latches
- * until a restart.
+ * errors and undone (cask_lost_fail_active); so are, under always without
+ * the journal, the appends no segment sync had covered. cask_log_latch
+ * still latches until a restart.
  */
 #define _GNU_SOURCE /* SEEK_HOLE */
 #include "storage/cask_resync.h"
@@ -103,12 +104,14 @@ cask_resync_note(struct cask_shard *sh, uint32_t id, int err, const char *what)
         return;
     }
     bool was = sh->failed;
-    if (c->journal != NULL && sh->active != NULL && sh->active->id == id) {
-        /* Its appends not yet covered by a journal commit may be among
-         * the dropped pages (and a checkpoint's batch is in no journal
-         * file): answered with errors, their puts undone in memory. What
-         * was acknowledged stays in the journal's current generation,
-         * which is not replaced until the rewrite is done (cask_commit.c).
+    if (c->commit != NULL && sh->active != NULL && sh->active->id == id) {
+        /* Its appends not yet covered by a journal commit (or, without
+         * the journal, by a segment sync) may be among the dropped pages
+         * (and a checkpoint's batch is in no journal file): answered with
+         * errors for good, whatever the rewrite later reads back, and
+         * their puts undone in memory. What was acknowledged stays in the
+         * journal's current generation, which is not replaced until the
+         * rewrite is done (cask_commit.c), or was in a synced segment.
          * Staged records first, while the shard still writes. */
         (void)cask_log_write_out(sh);
         if (!sh->latched && cask_lost_fail_active(sh) != 0) {

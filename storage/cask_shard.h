@@ -44,8 +44,8 @@ struct cask_staged {
  * shard remembers (cask_lost.c): the newest ones. */
 #define CASK_LOST_RING 8u
 
-/* Under the journal, where the last this many appends of a shard went in
- * its active segment (cask_lost_fail_active). */
+/* Under CASK_SYNC_ALWAYS, where the last this many appends of a shard
+ * went in its active segment (cask_lost.c). */
 #define CASK_APPEND_OFFS 4096u
 
 struct cask_rec;
@@ -200,7 +200,7 @@ struct cask_shard {
      * rewrite (cask_compact.c) writes the tombstones that keep older
      * records of those keys hidden after a restart. */
     uint64_t dropped_untombed;
-    /* mu, under the journal: the offset in the active segment of append
+    /* mu, under always: the offset in the active segment of append
      * number n at app_off[n % CASK_APPEND_OFFS], for n from app_off_from
      * on (NULL: none kept, no memory). */
     uint32_t *app_off;

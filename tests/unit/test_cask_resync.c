@@ -424,6 +424,80 @@ test_cut_segment_written_after(void **state)
     free(big);
 }
 
+/* The journal's files cannot be created (ENOSPC): under always the
+ * store commits by syncing each shard's segment instead. */
+static ssize_t
+nojournal_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    char l[64], t[4200];
+    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
+    ssize_t k = readlink(l, t, sizeof(t) - 1);
+    if (k > 0) {
+        t[k] = '\0';
+        if (strstr(t, "/journal.") != NULL) {
+            errno = ENOSPC;
+            return -1;
+        }
+    }
+    return cask_io_default()->pwrite(fd, buf, n, off);
+}
+
+/* --sync=always without the journal: a write whose segment sync failed
+ * is answered with an error however late its ticket is read (after the
+ * rewrite, and after a later sync covered its append number), and its
+ * value is never read back: not before the rewrite, not after it, not
+ * after a restart, and neither is the value it replaced. */
+static void
+test_always_without_journal(void **state)
+{
+    struct fx *f = *state;
+    struct cask_io_ops ops = *cask_io_default();
+    ops.fdatasync = bad_fdatasync;
+    ops.pread = dropping_pread;
+    ops.pwrite = nojournal_pwrite;
+    cask_io_set(&ops);
+    f->o.sync = CASK_SYNC_ALWAYS;
+    tc_fx_reopen(f);
+    assert_non_null(strstr(tc_log, "no space for the commit journal"));
+    assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "k", "old"), CASK_OK);
+    char seg[4096];
+    newest_segment(f, seg, sizeof(seg));
+    struct stat st;
+    assert_int_equal(stat(seg, &st), 0);
+    /* The pages holding the write are dropped by the failed sync. */
+    __atomic_store_n(&lost_ino, st.st_ino, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&fail_sync, 1, __ATOMIC_SEQ_CST);
+    struct cask_ticket t = {0};
+    cask_defer(&t);
+    assert_int_equal(tc_set(f->c, "k", "LOST new value"), CASK_OK);
+    cask_defer(NULL);
+    assert_true(t.epoch != 0);
+    struct cask_stats cs;
+    cask_stats(f->c, -1, &cs);
+    for (int i = 0; i < 500 && cs.sync_failures == 0; i++) {
+        usleep(10 * 1000);
+        cask_stats(f->c, -1, &cs);
+    }
+    assert_true(cs.sync_failures >= 1);
+    assert_true(tc_absent(f->c, "k")); /* neither value */
+    __atomic_store_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
+    wait_recovered(f->c, 1);
+    assert_true(tc_absent(f->c, "k"));
+    /* A later write's sync covers the append numbers of the failed one. */
+    assert_int_equal(tc_set(f->c, "after", "x"), CASK_OK);
+    int rc = CASK_OK;
+    assert_true(cask_ticket_done(f->c, &t, &rc));
+    assert_int_equal(rc, CASK_EFAILED);
+    __atomic_store_n(&lost_ino, 0, __ATOMIC_SEQ_CST);
+    for (int round = 0; round < 2; round++) {
+        assert_true(tc_absent(f->c, "k"));
+        assert_true(tc_is(f->c, "a", "1"));
+        assert_true(tc_is(f->c, "after", "x"));
+        tc_fx_reopen(f);
+    }
+}
+
 int
 main(void)
 {
@@ -437,6 +511,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_cut_segment_written_after,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_cut_segment, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_always_without_journal, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
