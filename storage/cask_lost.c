@@ -182,6 +182,15 @@ clamp_newest(struct cask_shard *sh, unsigned i)
     }
 }
 
+/* Is where appends first..app_seq went in the active segment kept
+ * (note_off in cask_log.c)? mu held. */
+static bool
+kept_offsets(const struct cask_shard *sh, uint64_t first)
+{
+    return sh->app_off != NULL && first >= sh->app_off_from &&
+           first <= sh->app_seq && sh->app_seq - first < CASK_APPEND_OFFS;
+}
+
 struct drop {
     struct cask_shard *sh;
     uint16_t slot;
@@ -227,8 +236,7 @@ drop_newest(struct cask_shard *sh)
     }
     uint64_t first = sh->lost_lo[i] + 1;
     struct cask_segment *s = sh->active;
-    if (s == NULL || sh->app_off == NULL || first < sh->app_off_from ||
-        sh->app_seq - first >= CASK_APPEND_OFFS) {
+    if (s == NULL || !kept_offsets(sh, first)) {
         cask_logf(sh->store, CASK_LOG_ERROR,
                   "shard %u: the appends a failure left uncovered cannot be "
                   "found (%" PRIu64 " of them)",
@@ -272,17 +280,28 @@ undo_newest(struct cask_shard *sh, bool tomb)
     /* The lost appends are the last n records of the active segment:
      * only appends write it, and a roll-over makes every earlier segment
      * durable (cask_lost_hold waited for one in progress; one whose sync
-     * failed leaves its segment active, cask_log_roll). */
-    int err;
-    (void)cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, note_record, &t, &err);
-    if (err != 0 || t.count < t.n) {
-        rc = err != 0 ? err : CASK_ECORRUPT;
-        cask_logf(sh->store, CASK_LOG_ERROR,
-                  "shard %u: undo of failed writes: seg %08x holds %" PRIu64
-                  " records, %" PRIu64 " expected",
-                  sh->idx, s->id, t.count, t.n);
-        free(t.off);
-        return rc;
+     * failed leaves its segment active, cask_log_roll). Where they went
+     * is kept for the last CASK_APPEND_OFFS appends (copied: the
+     * tombstones below take new numbers); a longer run is found by a
+     * scan of the segment. */
+    if (kept_offsets(sh, sh->lost_lo[i] + 1)) {
+        for (uint64_t k = 0; k < t.n; k++) {
+            t.off[k] = sh->app_off[(sh->lost_lo[i] + 1 + k) % CASK_APPEND_OFFS];
+        }
+        t.count = t.n;
+    } else {
+        int err;
+        (void)cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, note_record, &t,
+                            &err);
+        if (err != 0 || t.count < t.n) {
+            rc = err != 0 ? err : CASK_ECORRUPT;
+            cask_logf(sh->store, CASK_LOG_ERROR,
+                      "shard %u: undo of failed writes: seg %08x holds %" PRIu64
+                      " records, %" PRIu64 " expected",
+                      sh->idx, s->id, t.count, t.n);
+            free(t.off);
+            return rc;
+        }
     }
     s->readers++; /* a tombstone may roll it over: keep it open */
     undoing = true;

@@ -531,6 +531,70 @@ test_journal_eio_sync(void **state)
     journal_fault(2);
 }
 
+/* The undo of a failed commit's puts finds them where the shard kept
+ * its last appends going, without reading the active segment through:
+ * the bytes read from segment files while the store recovers are a few
+ * records' headers and keys, not the segment's hundreds of KiB. */
+static atomic_llong seg_read_bytes;
+
+static ssize_t
+counting_pread(int fd, void *buf, size_t n, off_t off)
+{
+    ssize_t got = cask_io_default()->pread(fd, buf, n, off);
+    char l[64], t[4200];
+    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
+    ssize_t k = readlink(l, t, sizeof(t) - 1);
+    if (got > 0 && k > 4 && memcmp(t + k - 4, ".seg", 4) == 0) {
+        atomic_fetch_add(&seg_read_bytes, got);
+    }
+    return got;
+}
+
+static void
+test_undo_without_scan(void **state)
+{
+    (void)state;
+    char *dir = tc_mkdtemp();
+    struct cask_io_ops ops = *cask_io_default();
+    ops.pwrite = j_pwrite;
+    ops.fdatasync = j_fdatasync;
+    ops.pread = counting_pread;
+    cask_io_set(&ops);
+    struct cask *c = reopen(dir);
+    char k[32], v[200];
+    memset(v, 'v', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    /* about 380 KiB in each shard's active segment */
+    for (int i = 0; i < 3600; i++) {
+        snprintf(k, sizeof(k), "fill%04d", i);
+        assert_int_equal(tc_set(c, k, v), CASK_OK);
+    }
+    assert_int_equal(tc_set(c, "victim", "v1"), CASK_OK);
+    atomic_store(&seg_read_bytes, 0);
+    atomic_store(&journal_calls_failed, 0);
+    atomic_store(&fail_journal, 1);
+    assert_int_not_equal(tc_set(c, "victim", "v2"), CASK_OK);
+    atomic_store(&fail_journal, 0);
+    assert_int_equal(set_retrying(c, "after", "ok"), CASK_OK);
+    long long read = atomic_load(&seg_read_bytes);
+    struct cask_stats st;
+    assert_int_equal(cask_stats(c, -1, &st), CASK_OK);
+    assert_true(st.commit_recoveries >= 1 && st.writes_undone >= 1);
+    if (read > 16 * 1024) {
+        fail_msg("the undo read %lld bytes of segments", read);
+    }
+    assert_true(tc_absent(c, "victim"));
+    cask_close(&c);
+    cask_io_set(NULL);
+    c = reopen(dir);
+    assert_true(tc_absent(c, "victim"));
+    assert_true(tc_is(c, "after", "ok"));
+    assert_true(tc_is(c, "fill0042", v));
+    cask_close(&c);
+    tc_rmrf(dir);
+    free(dir);
+}
+
 /* ---- kill points with a power loss ------------------------------------
  *
  * A child process runs writers (sets and deletes) on a store with small
@@ -908,6 +972,7 @@ main(void)
             cmocka_unit_test(test_checkpoints),
             cmocka_unit_test(test_journal_eio_write),
             cmocka_unit_test(test_journal_eio_sync),
+            cmocka_unit_test(test_undo_without_scan),
             cmocka_unit_test(test_kill_points),
             cmocka_unit_test(test_no_space_for_journal),
     };
