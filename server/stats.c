@@ -524,6 +524,7 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "segment_size", "%llu", (unsigned long long)s->segment_size);
     stat_line(b, "disk_limit", "%llu", (unsigned long long)s->disk_limit);
     stat_line(b, "compact_ratio", "%.2f", s->compact_ratio);
+    stat_line(b, "write_map", "%s", s->write_map ? "yes" : "no");
     end_reply(b);
 }
 
@@ -552,6 +553,7 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(writes_undone);
     STORAGE_STAT(batch_records);
     STORAGE_STAT(batch_writes);
+    STORAGE_STAT(mapped_writes);
     STORAGE_STAT(records_recovered);
     STORAGE_STAT(bytes_truncated);
     STORAGE_STAT(bytes_damaged);

@@ -964,6 +964,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->writes_undone += s.writes_undone;
         st->batch_records += s.batch_records;
         st->batch_writes += s.batch_writes;
+        st->mapped_writes += s.mapped_writes;
         st->records_recovered += s.records_recovered;
         st->bytes_truncated += s.bytes_truncated;
         st->bytes_damaged += s.bytes_damaged;

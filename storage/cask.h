@@ -494,6 +494,8 @@ struct cask_stats {
                                  * answered with an error */
     uint64_t batch_records;     /* records staged by write batches */
     uint64_t batch_writes;      /* writes of staged records (one each) */
+    uint64_t mapped_writes;     /* records copied into a shared mapping
+                                 * of their segment (--write-map) */
     uint64_t records_recovered; /* records (or hint entries) read at open */
     uint64_t bytes_truncated;   /* torn/corrupt tail bytes dropped at open */
     uint64_t bytes_damaged;     /* damaged bytes skipped inside segments (at

@@ -454,6 +454,7 @@ cask_log_write_out(struct cask_shard *sh)
         /* A latched shard writes nothing more: its staged records were
          * never acknowledged. */
         map_active(sh, s);
+        uint64_t copies = s->wmap_copies;
         int rc = sh->failed ? CASK_EFAILED : cask_seg_flush(s);
         if (rc != 0) {
             /* Nothing of the batch is acknowledged, and nothing of it
@@ -486,6 +487,9 @@ cask_log_write_out(struct cask_shard *sh)
             return rc;
         }
         sh->batch_writes++;
+        if (s->wmap_copies != copies) {
+            sh->mapped_writes += sh->nstaged;
+        }
         write_ok(sh);
         if (c->journal != NULL) {
             /* Under always: the frames of the records now written, in
@@ -694,12 +698,16 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
     }
     cask_rec_encode(buf, r, key, v1, l1, v2, l2);
     map_active(sh, s);
+    uint64_t copies = s->wmap_copies;
     rc = cask_seg_write_direct(s, buf, len);
     if (rc != 0) {
         free(big);
         write_failed(sh, "write segment", rc);
         map_faulted(sh, s);
         return rc;
+    }
+    if (s->wmap_copies != copies) {
+        sh->mapped_writes++;
     }
     sh->app_seq++;
     note_off(sh, at);

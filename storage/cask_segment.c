@@ -441,7 +441,9 @@ map_copy(struct cask_segment *s, const struct iovec *iov, int cnt, size_t len)
         }
         dst += iov[i].iov_len;
     }
-    if (rc != 0) {
+    if (rc == 0) {
+        s->wmap_copies++;
+    } else {
         struct stat st;
         s->wmap_fault = true;
         wmap_close(s);

@@ -86,6 +86,8 @@ struct cask_segment {
     uint64_t ext_end; /* the file's size as we set it: >= flushed */
     bool wmap_tried;  /* opened once; a failure or a fault is final */
     bool wmap_fault;  /* a copy faulted (the file was cut under it) */
+    /* Copies into the mapping that succeeded (the log counts records). */
+    uint64_t wmap_copies;
 
     /* O_DIRECT descriptor for reads the page cache cannot keep
      * (cask_direct.c): fd + 1, 0 not opened yet, -1 none to be had; the

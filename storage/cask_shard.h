@@ -121,6 +121,8 @@ struct cask_shard {
     uint64_t write_errors;  /* appends that failed to reach the kernel */
     uint64_t batch_records; /* appends staged by write batches */
     uint64_t batch_writes;  /* writes of staged records (each one pwrite) */
+    uint64_t mapped_writes; /* records copied into the active segment's
+                             * mapping instead of written (cask_log.c) */
     char *scratch;          /* encoding buffer for appends (mu) */
     size_t scratch_cap;
     uint64_t records_recovered;

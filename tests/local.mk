@@ -167,6 +167,8 @@ TESTS += tests/integration/test_batch_decide.py
 # ... and the append buffers it stages in count in -m (stats storage).
 dist_check_SCRIPTS += tests/integration/test_batch_mem.py
 TESTS += tests/integration/test_batch_mem.py
+dist_check_SCRIPTS += tests/integration/test_write_map_stats.py
+TESTS += tests/integration/test_write_map_stats.py
 
 # --sync=always figures (not part of make check): tests/bench/bench_sync.sh
 # with its load client, which speaks memcached text and Redis RESP.

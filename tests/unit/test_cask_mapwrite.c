@@ -175,6 +175,8 @@ test_extended_then_cut_at_close(void **state)
     cask_stats(f->c, -1, &cs);
     uint64_t size = file_size(seg);
     assert_true(size > cs.disk_bytes); /* extended ahead */
+    /* one record a set */
+    assert_int_equal(cs.mapped_writes, 20);
     check_n(f, 0, 20, "v");
     tc_fx_reopen(f);
     struct cask_stats after;
@@ -585,6 +587,7 @@ test_replaced_pwrite_keeps_pwrite(void **state)
     cask_stats(f->c, -1, &cs);
     assert_int_equal(file_size(seg), cs.disk_bytes);
     assert_int_equal(__atomic_load_n(&map_calls, __ATOMIC_SEQ_CST), 0);
+    assert_int_equal(cs.mapped_writes, 0);
 }
 
 int
