@@ -139,6 +139,9 @@ cask_log_release_reserve(struct cask_segment *s)
     }
 }
 
+static void map_faulted(struct cask_shard *sh, struct cask_segment *s,
+                        bool found);
+
 int
 cask_log_roll(struct cask_shard *sh)
 {
@@ -169,6 +172,7 @@ cask_log_roll(struct cask_shard *sh)
     rc = cask_seg_create(&n, sh->dir, id, 0);
     int src = 0;
     const char *what = "roll-over: fdatasync";
+    bool was_cut = old->wmap_fault, cut = false;
     if (rc == 0) {
         /* Cut back to its records first (it was extended ahead of them
          * for its mapping), so that the sync makes that length durable
@@ -177,6 +181,15 @@ cask_log_roll(struct cask_shard *sh)
         src = cask_seg_cut_ahead(old, false);
         if (src != 0) {
             what = "roll-over: cut back to its records";
+        } else if (old->wmap_fault && !was_cut) {
+            /* Cut by another process (cask_seg_map_cut): under always
+             * its writes not synced yet wait for this sync, and those
+             * copied past the cut are lost: failed like a failed sync. */
+            cut = true;
+            if (c->commit != NULL) {
+                src = EIO;
+                what = "roll-over: found cut short under its mapping";
+            }
         }
     }
     if (rc == 0 && src == 0) {
@@ -193,6 +206,9 @@ cask_log_roll(struct cask_shard *sh)
     pthread_cond_broadcast(&sh->sync_cv);
     if (rc != 0) {
         return rc;
+    }
+    if (cut) {
+        map_faulted(sh, old, true);
     }
     sh->syncs++;
     if (src == 0) {
@@ -276,9 +292,11 @@ write_failed(struct cask_shard *sh, const char *what, int rc)
  * not be read back), queue its rewrite as the cut check does
  * (cask_resync.c): what still reads back goes to a new segment, which
  * takes the appends from then on; no compaction or eviction picks s
- * meanwhile. The write itself failed like a failed pwrite. */
+ * meanwhile. The write itself failed like a failed pwrite. Also after
+ * cask_seg_map_cut found the file cut (found: its size then), where the
+ * copies into the last page raised no fault. */
 static void
-map_faulted(struct cask_shard *sh, struct cask_segment *s)
+map_faulted(struct cask_shard *sh, struct cask_segment *s, bool found)
 {
     if (!s->wmap_fault || sh->latched || cask_resync_queued(sh, s->id)) {
         return;
@@ -287,6 +305,15 @@ map_faulted(struct cask_shard *sh, struct cask_segment *s)
     s->damaged = true;
     cask_resync_add(sh, s->id);
     sh->resync_after_ms = 0;
+    if (found) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: segment %08x is shorter than the store "
+                  "extended it to (cut short by another process under its "
+                  "mapping): records copied past the cut are lost; what "
+                  "still reads back is rewritten to a new segment",
+                  sh->idx, s->id);
+        return;
+    }
     cask_logf(sh->store, CASK_LOG_ERROR,
               "shard %u: segment %08x: a write into its mapping faulted at "
               "offset %" PRIu64 " (cut short by another process, or a "
@@ -461,7 +488,7 @@ cask_log_write_out(struct cask_shard *sh)
              * stays visible: the keydir goes back to what the disk has. */
             if (rc != CASK_EFAILED) {
                 write_failed(sh, "write segment", rc);
-                map_faulted(sh, s);
+                map_faulted(sh, s, false);
             }
             if (!undo_staged(sh) && !sh->latched) {
                 sh->failed = true;
@@ -703,7 +730,7 @@ cask_log_append(struct cask_shard *sh, const struct cask_rec *r,
     if (rc != 0) {
         free(big);
         write_failed(sh, "write segment", rc);
-        map_faulted(sh, s);
+        map_faulted(sh, s, false);
         return rc;
     }
     if (s->wmap_copies != copies) {
@@ -735,10 +762,13 @@ appended:
 
 /* With mu held: return once a sync covering append number `seq` finished
  * (seg: a sync of the segment itself, not the journal). The caller that
- * finds no sync running does it, with mu released. */
+ * finds no sync running does it, with mu released. 0; CASK_EFAILED; or
+ * EIO when the sync went on but the segment was found cut short under
+ * its mapping (records acknowledged before were lost). */
 static int
 wait_durable(struct cask_shard *sh, uint64_t seq, bool seg)
 {
+    int cut = 0;
     while ((seg ? sh->seg_seq : synced(sh)) < seq && !sh->failed) {
         if (sh->syncing || sh->rolling) {
             pthread_cond_wait(&sh->sync_cv, &sh->mu);
@@ -756,6 +786,19 @@ wait_durable(struct cask_shard *sh, uint64_t seq, bool seg)
             return rc;
         }
         uint64_t target = sh->app_seq;
+        if (cask_seg_map_cut(s)) {
+            /* Cut by another process inside the page the copies went
+             * to: no fault told us. Counted and rewritten as if one had;
+             * under always the writes this sync would answer include
+             * those copied past the cut: failed like a failed sync. */
+            map_faulted(sh, s, true);
+            if (sh->store->commit != NULL) {
+                cask_resync_note(sh, s->id, EIO,
+                                 "sync: found cut short under its mapping");
+                continue;
+            }
+            cut = EIO;
+        }
         sh->syncing = true;
         s->readers++; /* not closed under us by a roll-over + compaction */
         pthread_mutex_unlock(&sh->mu);
@@ -779,8 +822,10 @@ wait_durable(struct cask_shard *sh, uint64_t seq, bool seg)
         }
         pthread_cond_broadcast(&sh->sync_cv);
     }
-    return sh->failed && (seg ? sh->seg_seq : synced(sh)) < seq ? CASK_EFAILED
-                                                                : 0;
+    if (sh->failed && (seg ? sh->seg_seq : synced(sh)) < seq) {
+        return CASK_EFAILED;
+    }
+    return cut; /* synced, but records acknowledged before were cut off */
 }
 
 /* With mu held, after an operation's append: under CASK_SYNC_ALWAYS note

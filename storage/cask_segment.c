@@ -455,10 +455,36 @@ map_copy(struct cask_segment *s, const struct iovec *iov, int cnt, size_t len)
     return rc;
 }
 
+bool
+cask_seg_map_cut(struct cask_segment *s)
+{
+    struct stat st;
+    if (s->wmap == NULL || fstat(s->fd, &st) != 0 ||
+        (uint64_t)st.st_size >= s->ext_end) {
+        return false;
+    }
+    s->wmap_fault = true;
+    wmap_close(s);
+    if ((uint64_t)st.st_size > s->flushed) {
+        /* only the extension was cut: no record lost, none to hide */
+        cask_verify_write_begin(s);
+        (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
+        cask_verify_write_end(s);
+    }
+    s->ext_end = s->flushed;
+    if (s->prealloc_end > s->flushed) {
+        s->prealloc_end = s->flushed; /* the cut freed those blocks */
+    }
+    return true;
+}
+
 int
 cask_seg_cut_ahead(struct cask_segment *s, bool keep_reserve)
 {
     int rc = 0;
+    if (cask_seg_map_cut(s)) {
+        return 0; /* nothing past the records is ours to cut any more */
+    }
     wmap_close(s);
     if (s->ext_end > s->flushed) {
         cask_verify_write_begin(s);

@@ -238,9 +238,22 @@ bool cask_seg_wmapped(const struct cask_segment *s);
 /* Mu held: s takes no more appends through its mapping. Unmap it and cut
  * the file back to the records' end (flushed) when it was extended past
  * it, keeping the disk blocks reserved past the end when keep_reserve
- * (a clean close: see recovery), else giving them back. Returns 0 or the
- * errno of the cut. */
+ * (a clean close: see recovery), else giving them back. A file found
+ * shorter than it was extended to (cask_seg_map_cut) is not grown back
+ * over the cut: wmap_fault is set instead. Returns 0 or the errno of the
+ * cut. */
 int cask_seg_cut_ahead(struct cask_segment *s, bool keep_reserve);
+
+/* Mu held, s mapped for appends: is its file shorter than the store
+ * extended it to (cut by another process)? A cut inside the last page
+ * of the file raises no SIGBUS at the next copy: the records copied
+ * there are lost with the page at writeback, so the size is looked at
+ * (one fstat) before a sync, a roll-over or a close relies on them.
+ * When cut: the mapping is dropped (appends use pwrite from then on),
+ * wmap_fault is set as after a faulting copy (the log queues the
+ * segment's rewrite), the file is cut back to flushed if it is longer,
+ * and true is returned. */
+bool cask_seg_map_cut(struct cask_segment *s);
 
 /* Whether bytes [off, flushed) of s are all zero (what an extension
  * ahead of the appends leaves past the last record when the process

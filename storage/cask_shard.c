@@ -1803,6 +1803,7 @@ cask_shard_close(struct cask_shard **shp)
     struct cask *c = sh->store;
     if (sh->active != NULL) {
         struct cask_segment *a = sh->active;
+        bool was_cut = a->wmap_fault;
         int rc = cask_log_write_out(sh);
         /* A cut changes the file's size, which only a sync makes durable
          * (under always the records may all be synced already). */
@@ -1811,6 +1812,15 @@ cask_shard_close(struct cask_shard **shp)
             /* to its records' end before the sync and the hint (its
              * reserve kept: see recover()) */
             rc = cask_seg_cut_ahead(a, true);
+        }
+        if (rc == 0 && a->wmap_fault && !was_cut) {
+            sh->segments_cut++;
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: close: segment %08x is shorter than the "
+                      "store extended it to (cut short by another process "
+                      "under its mapping): records copied past the cut are "
+                      "lost",
+                      sh->idx, a->id);
         }
         if (rc == 0 && !sh->failed &&
             (sh->seg_seq < sh->app_seq || cut ||

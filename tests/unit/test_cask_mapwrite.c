@@ -384,6 +384,85 @@ test_real_sigbus(void **state)
     free(fill);
 }
 
+/* A file cut inside the page the copies go to: the next copy raises no
+ * SIGBUS (the page is still mapped) and its record is lost at writeback.
+ * The sync looks at the file's size first: the cut is counted, logged
+ * and reported (cask_sync: EIO) at once, the mapping is dropped and the
+ * segment rewritten; the keys cut off miss, never an older value. */
+static void
+cut_in_last_page(struct fx *f, char *seg, size_t cap)
+{
+    assert_int_equal(tc_set(f->c, "old", "v-old"), CASK_OK);
+    tc_fx_reopen(f); /* "old" now in a closed segment */
+    assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
+    assert_int_equal(tc_set(f->c, "old", "v-new"), CASK_OK);
+    newest_segment(f, seg, cap);
+    /* header 32, "a" 44 + 1 + 1, "old" 44 + 3 + 5 = 130: cut 5 bytes of
+     * "old" off, inside the first page */
+    assert_true(file_size(seg) > 130);
+    assert_int_equal(truncate(seg, 125), 0);
+    /* copied past the end of the file, inside its last page: no fault */
+    assert_int_equal(tc_set(f->c, "after", "y"), CASK_OK);
+}
+
+static void
+check_cut_in_last_page(struct fx *f, const char *seg)
+{
+    wait_rewritten(f, seg);
+    struct cask_stats cs;
+    cask_stats(f->c, -1, &cs);
+    assert_int_equal(cs.segments_cut, 1);
+    for (int round = 0; round < 2; round++) {
+        assert_true(tc_is(f->c, "a", "1"));
+        assert_true(tc_absent(f->c, "old")); /* not v-old */
+        assert_true(tc_absent(f->c, "after"));
+        assert_int_equal(tc_set(f->c, "b", "2"), CASK_OK);
+        assert_true(tc_is(f->c, "b", "2"));
+        tc_fx_reopen(f);
+    }
+}
+
+static void
+test_cut_in_last_page_seen_at_sync(void **state)
+{
+    struct fx *f = *state;
+    char seg[4096];
+    cut_in_last_page(f, seg, sizeof(seg));
+    tc_log[0] = '\0';
+    assert_int_equal(cask_sync(f->c), EIO);
+    struct cask_stats cs;
+    cask_stats(f->c, -1, &cs);
+    assert_int_equal(cs.segments_cut, 1);
+    assert_non_null(strstr(tc_log, "shorter than the store extended it to"));
+    check_cut_in_last_page(f, seg);
+}
+
+/* The same cut met by a roll-over: the file is not grown back over the
+ * cut (which hid it from every later check). */
+static void
+test_cut_in_last_page_seen_at_rollover(void **state)
+{
+    struct fx *f = *state;
+    char seg[4096];
+    cut_in_last_page(f, seg, sizeof(seg));
+    char *fill = malloc(65401);
+    assert_non_null(fill);
+    memset(fill, 'f', 65400);
+    fill[65400] = '\0';
+    tc_log[0] = '\0';
+    assert_int_equal(tc_set(f->c, "fill", fill), CASK_OK); /* rolls over */
+    char now[4096];
+    newest_segment(f, now, sizeof(now));
+    assert_string_not_equal(now, seg);
+    struct cask_stats cs;
+    cask_stats(f->c, -1, &cs);
+    assert_int_equal(cs.segments_cut, 1);
+    assert_non_null(strstr(tc_log, "shorter than the store extended it to"));
+    check_cut_in_last_page(f, seg);
+    assert_true(tc_is(f->c, "fill", fill));
+    free(fill);
+}
+
 /* cachestat(2) (Linux 6.5): dirty pages of a file. */
 struct cs_range {
     uint64_t off, len;
@@ -603,6 +682,10 @@ main(void)
             cmocka_unit_test_setup_teardown(test_map_fault_fails_the_write,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_sigbus, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_cut_in_last_page_seen_at_sync,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_cut_in_last_page_seen_at_rollover, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sync_writes_mapped_pages,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_replaced_pwrite_keeps_pwrite,
