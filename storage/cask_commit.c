@@ -24,7 +24,9 @@
  * while that fails. A failed segment sync makes its shard rewrite the
  * segment (cask_resync.c); until that is done the journal's current
  * generation, which holds the segment's acknowledged records, is not
- * replaced: a checkpoint or a recovery waits and tries again. A latched
+ * replaced: commits go on in the file's reserve (checkpoint), the
+ * journal fails after a bounded wait once that is full too, and a
+ * recovery waits and tries again. A latched
  * shard (cask_log_latch) latches every shard until a restart. Calls down
  * into the log, the lost writes and the journal only.
  */
@@ -82,10 +84,12 @@
  * resume the journal (a switch to its other file) while it fails. */
 #define RECOVER_RETRY_MS 100
 
-/* A checkpoint that waits for the rewrite of a segment whose sync failed
- * tries again once the last rewrite is done, or after RECOVER_RETRY_MS,
- * doubling up to this. */
-#define CHECKPOINT_RETRY_MAX_MS 1000u
+/* A batch that finds the journal's file full, reserve included, while a
+ * checkpoint cannot run (a segment whose sync failed is being rewritten)
+ * waits this long for the rewrites before the journal is failed: its
+ * writes, and those after until the journal recovers, are then answered
+ * with errors instead of waiting on a disk that may keep failing. */
+#define FULL_WAIT_MS 1000u
 
 struct jslot;
 
@@ -180,7 +184,10 @@ struct cask_commit {
     unsigned sfail_open;
     _Atomic uint64_t sfail_lo, sfail_hi;
     pthread_cond_t sfail_cv; /* mu: sfail_open fell to 0 */
-    struct jslot *slots;     /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
+    /* take_mu: a checkpoint found a rewrite running and batches go to
+     * the journal file's reserve (checkpoint; logged once) */
+    bool ckpt_waits;
+    struct jslot *slots; /* JOURNAL_SLOTS; epoch e uses e % JOURNAL_SLOTS */
     unsigned njthreads;
     pthread_t jthreads[JOURNAL_THREADS_MAX];
     /* The early writeback thread: once a journal file is half full it
@@ -375,6 +382,16 @@ any_shard(struct cask *c, bool rewriting)
     return false;
 }
 
+/* Does a shard rewrite a segment whose sync failed? */
+static bool
+rewriting(struct cask_commit *cm)
+{
+    pthread_mutex_lock(&cm->mu);
+    bool r = cm->sfail_open > 0;
+    pthread_mutex_unlock(&cm->mu);
+    return r;
+}
+
 /* Wait until no shard rewrites a segment whose sync failed, ms at most,
  * or the committer stops; true when it stops. */
 static bool
@@ -391,43 +408,71 @@ wait_rewrites(struct cask_commit *cm, unsigned ms)
     return stop;
 }
 
-/* A journal checkpoint: sync every shard's segment (all of them: what
- * the journal file being retired covers may sit in any), then start the
- * next generation. A segment whose sync fails is rewritten by its shard
- * (cask_resync.c); until then the full file's frames, its acknowledged
- * records among them, stay needed, so the file is not replaced: the
- * checkpoint is tried again, backing off, and commits wait. 0, or an
- * error: every shard latched (a latch), or stopping (the next open
- * replays the generation). */
+/* A journal checkpoint, for batch b that did not fit before the current
+ * file's reserve (cask_journal_take): sync every shard's segment (all of
+ * them: what the journal file being retired covers may sit in any), then
+ * start the next generation; the segments then cover b too (the caller
+ * drops it). A segment whose sync fails is rewritten by its shard
+ * (cask_resync.c); until then the file's frames, its acknowledged
+ * records among them, stay needed, so the file is not replaced. Commits
+ * go on meanwhile in the file's reserve: b is placed there (*placed;
+ * the caller writes it as any batch), and each batch past the reserve's
+ * start tries the checkpoint again once no rewrite runs. Only when the
+ * reserve is full too does it wait, FULL_WAIT_MS at most; then the
+ * journal is failed (EIO): b's writes and those after it are answered
+ * with errors, every shard refuses writes, and the journal recovers
+ * once the rewrites are done (recover). 0, or an error: every shard
+ * latched (a latch), or stopping (the next open replays the
+ * generation). */
 static int
-checkpoint(struct cask *c)
+checkpoint(struct cask *c, struct cask_journal_batch *b, bool *placed)
 {
     struct cask_commit *cm = c->commit;
-    unsigned ms = RECOVER_RETRY_MS;
     bool waited = false;
-    while (sync_every_shard(c) != 0) {
-        if (any_shard(c, false)) {
-            /* The frames of the full file stay needed: it cannot be
-             * reused, so no commit can follow. */
-            latch_all(c, "journal checkpoint failed (a segment sync)");
-            return CASK_EFAILED;
+    *placed = false;
+    for (;;) {
+        /* While a rewrite runs the sync would fail again: no sync of
+         * every shard for each batch that goes to the reserve. */
+        if (!rewriting(cm)) {
+            if (sync_every_shard(c) == 0) {
+                break;
+            }
+            if (any_shard(c, false)) {
+                /* The frames of the full file stay needed: it cannot be
+                 * reused, so no commit can follow. */
+                latch_all(c, "journal checkpoint failed (a segment sync)");
+                return CASK_EFAILED;
+            }
         }
-        if (!waited) {
-            cask_logf(c, CASK_LOG_WARN,
-                      "journal checkpoint: a segment sync failed; commits "
-                      "wait until its records are rewritten");
-            waited = true;
+        if (cask_journal_place(c->journal, b) == 0) {
+            if (!cm->ckpt_waits) {
+                cask_logf(c, CASK_LOG_WARN,
+                          "journal checkpoint: a segment sync failed; "
+                          "commits go on in the journal's reserve until its "
+                          "records are rewritten");
+                cm->ckpt_waits = true;
+            }
+            *placed = true;
+            return 0;
         }
-        if (wait_rewrites(cm, ms)) {
+        if (waited) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "journal full while a segment whose sync failed is "
+                      "rewritten: writes are answered with errors until "
+                      "the rewrite is done");
+            cask_journal_fail(c->journal);
             return EIO;
         }
-        ms = ms * 2 > CHECKPOINT_RETRY_MAX_MS ? CHECKPOINT_RETRY_MAX_MS
-                                              : ms * 2;
+        if (wait_rewrites(cm, FULL_WAIT_MS)) {
+            return EIO;
+        }
+        waited = true;
     }
-    if (waited) {
+    if (cm->ckpt_waits) {
         cask_logf(c, CASK_LOG_WARN,
                   "journal checkpoint done after the rewrite; commits go "
                   "on");
+        cm->ckpt_waits = false;
     }
     /* A failed switch fails the journal: the batch is answered with
      * errors and the journal recovers (recover). */
@@ -818,11 +863,15 @@ journal_main(void *arg)
         uint64_t e = atomic_load(&cm->epoch);
         bool flying = false;
         int rc;
+        bool placed = false;
         struct jslot *sl = take_epoch(c, e, &rc);
-        if (rc == CASK_JOURNAL_FULL) {
+        bool ckpt = rc == CASK_JOURNAL_FULL;
+        if (ckpt) {
             /* No batch may be in flight across a switch. */
             wait_done(cm, e - 1);
-            rc = checkpoint(c);
+            rc = checkpoint(c, &sl->b, &placed);
+        }
+        if (ckpt && !placed) {
             sl->b.len = 0;
             pthread_mutex_unlock(&cm->take_mu);
             release_turn(cm, false);

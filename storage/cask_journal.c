@@ -628,6 +628,16 @@ out:
     pthread_mutex_unlock(&j->mu);
 }
 
+/* Where the current file's reserve starts (j->mu held): its last
+ * quarter, which batches take only while a checkpoint cannot run
+ * (cask_journal_place). */
+static uint64_t
+reserve_start(const struct cask_journal *j)
+{
+    uint64_t room = j->size[j->cur] - CASK_JOURNAL_HDR;
+    return CASK_JOURNAL_HDR + room - room / 4;
+}
+
 int
 cask_journal_take(struct cask_journal *j, struct cask_journal_batch *b,
                   uint64_t *seqs)
@@ -652,6 +662,23 @@ cask_journal_take(struct cask_journal *j, struct cask_journal_batch *b,
     int rc = 0;
     if (atomic_load(&j->failed)) {
         rc = EIO;
+    } else if (b->lost || j->off + b->len > reserve_start(j)) {
+        rc = CASK_JOURNAL_FULL;
+    } else {
+        b->off = j->off;
+        j->off += b->len;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+int
+cask_journal_place(struct cask_journal *j, struct cask_journal_batch *b)
+{
+    pthread_mutex_lock(&j->mu);
+    int rc = 0;
+    if (atomic_load(&j->failed)) {
+        rc = EIO;
     } else if (b->lost || j->off + b->len > j->size[j->cur]) {
         rc = CASK_JOURNAL_FULL;
     } else {
@@ -660,6 +687,12 @@ cask_journal_take(struct cask_journal *j, struct cask_journal_batch *b,
     }
     pthread_mutex_unlock(&j->mu);
     return rc;
+}
+
+void
+cask_journal_fail(struct cask_journal *j)
+{
+    atomic_store(&j->failed, true);
 }
 
 int

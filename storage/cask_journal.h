@@ -20,9 +20,11 @@
 
 #include "storage/cask_internal.h"
 
-/* Returned by cask_journal_write when the taken batch does not fit in the
- * current file: the caller checkpoints (syncs every segment), then calls
- * cask_journal_switch, which also makes the batch durable. */
+/* Returned by cask_journal_take when the taken batch does not fit in the
+ * current file before its reserve: the caller checkpoints (syncs every
+ * segment), then calls cask_journal_switch, which also makes the batch
+ * durable; or, while a checkpoint cannot run, places it in the reserve
+ * (cask_journal_place). */
 #define CASK_JOURNAL_FULL (-2100)
 
 /* Bytes at the start of a journal file that hold its header. */
@@ -101,10 +103,24 @@ struct cask_journal_batch {
  * queued frames into b and reserve their place in the current file;
  * seqs (nshards entries) gets, per shard, the highest append number in
  * b (0: none). Returns 0 (b may be empty), CASK_JOURNAL_FULL (taken, but
- * it does not fit: checkpoint once every earlier batch is done, then
- * cask_journal_switch), or EIO once the journal failed. */
+ * it does not fit before the file's reserve, its last quarter: checkpoint
+ * once every earlier batch is done, then cask_journal_switch), or EIO
+ * once the journal failed. */
 int cask_journal_take(struct cask_journal *j, struct cask_journal_batch *b,
                       uint64_t *seqs);
+
+/* For a batch cask_journal_take found past the reserve's start, while a
+ * checkpoint cannot run (a segment whose sync failed is being rewritten):
+ * reserve its place in the rest of the current file, reserve included,
+ * so that commits go on meanwhile. 0 (write it as any batch),
+ * CASK_JOURNAL_FULL (no room even there, or a frame of it could not be
+ * queued: only a checkpoint covers it), or EIO once the journal failed. */
+int cask_journal_place(struct cask_journal *j, struct cask_journal_batch *b);
+
+/* Fail the journal as a failed write would (every later take fails; the
+ * committer recovers it, cask_journal_resume): for a batch that can be
+ * neither written nor checkpointed in time. The caller logs why. */
+void cask_journal_fail(struct cask_journal *j);
 
 /* Write batch b at its reserved place and fdatasync the file. Batches
  * taken one after the other may be written concurrently: each is durable

@@ -26,7 +26,7 @@
 #include <time.h>
 
 #define SHARDS 2
-#define NKEYS  4000
+#define NKEYS  8000
 
 /* 0: no fault; 1: fdatasync of segment files fails; 2: every fdatasync
  * fails (journal files too). */
@@ -77,6 +77,8 @@ struct shape {
     int fault;
     const char *logged;  /* the path taken says so in the log */
     bool journal_failed; /* a journal commit failed and recovered */
+    int fault_ms;        /* how long the fault lasts (0: 1000 ms) */
+    int max_write_ms;    /* no write waits longer (0: not checked) */
 };
 
 static void
@@ -96,6 +98,8 @@ opts(struct cask_options *o, const struct shape *sp)
 struct outcome {
     unsigned char st[NKEYS];
     int acked_during, failed_during;
+    int acked_while_failed; /* acknowledged while a shard refused writes */
+    int longest_ms;         /* the longest write during the fault */
 };
 
 static void
@@ -113,17 +117,27 @@ val_of(char *v, size_t cap, const char *what, int i)
             "................................................................");
 }
 
-/* End the fault a second after it first failed a call (10 s at most). */
+/* End the fault *ms (a second: NULL) after it first failed a call (10 s
+ * at most). */
 static void *
 fault_off(void *arg)
 {
-    (void)arg;
+    int ms = arg != NULL ? *(const int *)arg : 1000;
     for (int i = 0; i < 1000 && atomic_load(&failed_calls) == 0; i++) {
         usleep(10 * 1000);
     }
-    usleep(1000 * 1000);
+    usleep((useconds_t)ms * 1000);
     atomic_store(&fault, 0);
     return NULL;
+}
+
+static int
+ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int)((t.tv_sec - t0->tv_sec) * 1000 +
+                 (t.tv_nsec - t0->tv_nsec) / 1000000);
 }
 
 /* Wait (up to 20 s: a rewrite that failed backs off 1 s, then 2 s) until
@@ -171,7 +185,8 @@ run(struct cask *c, const struct shape *sp, struct outcome *out)
     tc_log[0] = '\0'; /* room for what the fault logs */
     atomic_store(&fault, sp->fault);
     pthread_t th;
-    if (pthread_create(&th, NULL, fault_off, NULL) != 0) {
+    int fault_ms = sp->fault_ms > 0 ? sp->fault_ms : 1000;
+    if (pthread_create(&th, NULL, fault_off, &fault_ms) != 0) {
         return 11;
     }
     /* Writes go on through the fault: the shard whose sync failed
@@ -183,10 +198,19 @@ run(struct cask *c, const struct shape *sp, struct outcome *out)
         val_of(v, sizeof(v), "new", i);
         /* Refused (CASK_EFAILED), undone (CASK_EUNDONE), or a new
          * segment whose header could not be synced (EIO). */
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         rc = tc_set(c, k, v);
+        int took = ms_since(&t0);
+        if (took > out->longest_ms) {
+            out->longest_ms = took;
+        }
         out->st[i] = rc == CASK_OK ? 1 : 2;
         if (rc == CASK_OK) {
             out->acked_during++;
+            struct cask_stats fs;
+            cask_stats(c, 0, &fs);
+            out->acked_while_failed += fs.failed ? 1 : 0;
         } else {
             out->failed_during++;
         }
@@ -201,6 +225,12 @@ run(struct cask *c, const struct shape *sp, struct outcome *out)
     }
     if (atomic_load(&failed_calls) == 0 || out->failed_during == 0) {
         return 13; /* the fault hit nothing: the test tests nothing */
+    }
+    if (sp->max_write_ms > 0 && out->longest_ms > sp->max_write_ms) {
+        return 17; /* a write hung on the shard whose sync failed */
+    }
+    if (sp->max_write_ms > 0 && out->acked_while_failed == 0) {
+        return 18; /* the healthy shard was not answered meanwhile */
     }
     if (!recovered(c)) {
         return 14;
@@ -281,8 +311,10 @@ scenario(const struct shape *sp)
     int rc = run(c, sp, out);
     cask_io_set(NULL);
     if (rc != 0) {
-        fail_msg("run failed with %d (acked %d, failed %d); log:\n%s", rc,
-                 out->acked_during, out->failed_during, tc_log);
+        fail_msg("run failed with %d (acked %d, failed %d, longest write %d "
+                 "ms); log:\n%s",
+                 rc, out->acked_during, out->failed_during, out->longest_ms,
+                 tc_log);
     }
     /* A sync that was in flight when the fault ended can still fail
      * after run() saw the store recovered: that shard recovers too. */
@@ -326,8 +358,10 @@ scenario(const struct shape *sp)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     if (WEXITSTATUS(status) != 0) {
-        fail_msg("child run failed with %d (acked %d, failed %d)",
-                 WEXITSTATUS(status), out->acked_during, out->failed_during);
+        fail_msg("child run failed with %d (acked %d, failed %d, longest "
+                 "write %d ms)",
+                 WEXITSTATUS(status), out->acked_during, out->failed_during,
+                 out->longest_ms);
     }
     assert_int_equal(cask_open(&c, dir, &o), CASK_OK);
     check(c, out, "after a crash");
@@ -348,8 +382,25 @@ test_checkpoint_sync_fails(void **state)
     struct shape sp = {.journal_size = 16 * 1024,
                        .segment_size = 64 * 1024 * 1024,
                        .fault = 4,
-                       .logged = "commits wait until its records are "
-                                 "rewritten"};
+                       .logged = "commits go on in the journal's reserve"};
+    scenario(&sp);
+}
+
+/* Shard 0's segment syncs keep failing for 5 s: the checkpoint cannot
+ * run, and shard 1's writes go on being answered, in the journal's
+ * reserve, then (the reserve full) with errors after a bounded wait,
+ * never held until the rewrite. What was acknowledged survives a crash
+ * (the scenario's child). */
+static void
+test_healthy_shard_answered(void **state)
+{
+    (void)state;
+    struct shape sp = {.journal_size = 64 * 1024,
+                       .segment_size = 64 * 1024 * 1024,
+                       .fault = 4,
+                       .fault_ms = 5000,
+                       .max_write_ms = 2500,
+                       .logged = "commits go on in the journal's reserve"};
     scenario(&sp);
 }
 
@@ -485,6 +536,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_checkpoint_sync_fails),
+            cmocka_unit_test(test_healthy_shard_answered),
             cmocka_unit_test(test_rollover_sync_fails),
             cmocka_unit_test(test_every_sync_fails),
             cmocka_unit_test(test_dropped_pages_restored_from_journal),
