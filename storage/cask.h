@@ -181,7 +181,9 @@ int cask_open(struct cask **out, const char *dir, const struct cask_options *o);
  * *c to NULL. Safe on *c == NULL. */
 void cask_close(struct cask **c);
 
-/* Sync every shard now, whatever the policy. Returns CASK_OK or an error. */
+/* Sync every shard now, whatever the policy. Returns CASK_OK or an error
+ * (EIO also when a segment was found cut short by another process: what
+ * it held past the cut is lost, though the rest is synced). */
 int cask_sync(struct cask *c);
 
 /* What the store keeps with a key. */

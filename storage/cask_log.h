@@ -100,7 +100,9 @@ int cask_log_roll(struct cask_shard *sh);
 void cask_log_release_reserve(struct cask_segment *s);
 
 /* Make everything appended so far durable (the INTERVAL thread, the
- * committer, cask_sync). Takes mu. */
+ * committer, cask_sync). Takes mu. 0, CASK_EFAILED, or EIO when the
+ * sync ran but found the segment cut short under its mapping by another
+ * process (records acknowledged before were lost; cask_seg_map_cut). */
 int cask_log_sync(struct cask_shard *sh);
 
 /* Make everything appended so far durable in its segment itself, even
