@@ -147,7 +147,12 @@ cask_log_roll(struct cask_shard *sh)
 {
     struct cask *c = sh->store;
     struct cask_segment *old = sh->active, *n = NULL;
-    while (sh->rolling) {
+    /* Under always without the journal a sync in flight decides the fate
+     * of the writes it covers: when it fails, this roll-over's own sync
+     * of the same file could report success over the pages the kernel
+     * dropped, and answer those writes. Wait for it. */
+    bool commit = c->commit != NULL && c->journal == NULL;
+    while (sh->rolling || (commit && sh->syncing)) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
     }
     if (sh->active != old) {

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 static int fail_sync;  /* __atomic: fdatasync returns EIO (see below) */
+static ino_t slow_ino; /* __atomic: its next fdatasync takes 300 ms, fails */
 static ino_t lost_ino; /* __atomic: reads of this file lose "LOST" bytes */
 static int lost_reads; /* __atomic: reads that lost bytes */
 static const char MARK[] = "LOST";
@@ -42,6 +43,14 @@ bad_fdatasync(int fd)
 {
     int mode = __atomic_load_n(&fail_sync, __ATOMIC_SEQ_CST);
     struct stat st;
+    ino_t slow = __atomic_load_n(&slow_ino, __ATOMIC_SEQ_CST);
+    if (slow != 0 && fstat(fd, &st) == 0 && st.st_ino == slow &&
+        __atomic_compare_exchange_n(&slow_ino, &slow, 0, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        usleep(300 * 1000);
+        errno = EIO;
+        return -1;
+    }
     if (mode == 2 && fstat(fd, &st) == 0 &&
         (!S_ISREG(st.st_mode) || st.st_size <= 32)) {
         mode = 0;
@@ -91,6 +100,7 @@ setup(void **state)
     ops.pread = dropping_pread;
     cask_io_set(&ops);
     fail_sync = 0;
+    slow_ino = 0;
     lost_ino = 0;
     lost_reads = 0;
     tc_log[0] = '\0';
@@ -498,6 +508,55 @@ test_always_without_journal(void **state)
     }
 }
 
+/* The same, with a roll-over while the failing sync is in flight: the
+ * roll-over's own sync of that file must not answer the writes the
+ * failed one covered (a second fdatasync may succeed over dropped
+ * pages): it waits for the sync in flight, and fails with it. */
+static void
+test_always_without_journal_rollover(void **state)
+{
+    struct fx *f = *state;
+    struct cask_io_ops ops = *cask_io_default();
+    ops.fdatasync = bad_fdatasync;
+    ops.pread = dropping_pread;
+    ops.pwrite = nojournal_pwrite;
+    cask_io_set(&ops);
+    f->o.sync = CASK_SYNC_ALWAYS;
+    tc_fx_reopen(f);
+    assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
+    char seg[4096];
+    newest_segment(f, seg, sizeof(seg));
+    struct stat st;
+    assert_int_equal(stat(seg, &st), 0);
+    __atomic_store_n(&slow_ino, st.st_ino, __ATOMIC_SEQ_CST);
+    struct cask_ticket t = {0};
+    cask_defer(&t);
+    assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
+    cask_defer(NULL);
+    usleep(100 * 1000); /* the commit's sync of seg is in flight */
+    char fill[4001];
+    memset(fill, 'f', sizeof(fill) - 1);
+    fill[sizeof(fill) - 1] = '\0';
+    /* does not fit in seg: a roll-over */
+    assert_int_not_equal(tc_set(f->c, "fill", fill), CASK_OK);
+    int rc = CASK_OK;
+    for (int i = 0; i < 500 && !cask_ticket_done(f->c, &t, &rc); i++) {
+        usleep(10 * 1000);
+    }
+    assert_int_equal(rc, CASK_EFAILED);
+    assert_true(tc_absent(f->c, "k"));
+    wait_recovered(f->c, 1);
+    assert_int_equal(tc_set(f->c, "after", "x"), CASK_OK);
+    assert_true(cask_ticket_done(f->c, &t, &rc));
+    assert_int_equal(rc, CASK_EFAILED);
+    for (int round = 0; round < 2; round++) {
+        assert_true(tc_absent(f->c, "k"));
+        assert_true(tc_is(f->c, "a", "1"));
+        assert_true(tc_is(f->c, "after", "x"));
+        tc_fx_reopen(f);
+    }
+}
+
 int
 main(void)
 {
@@ -513,6 +572,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_cut_segment, setup, teardown),
             cmocka_unit_test_setup_teardown(test_always_without_journal, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_always_without_journal_rollover, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
