@@ -19,10 +19,9 @@ tests_unit_test_proto_bin_LDADD = libprotocol.a $(CMOCKA_LIBS)
 check_PROGRAMS += tests/unit/test_cmd_bin
 TESTS += tests/unit/test_cmd_bin
 tests_unit_test_cmd_bin_SOURCES = tests/unit/test_cmd_bin.c \
-	tests/golden/fake_cask.c storage/cask_defaults.c tests/golden/fake_cask.h
-tests_unit_test_cmd_bin_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_cmd_bin_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) \
-	$(PTHREAD_LIBS)
+	$(CMD_TEST_SOURCES)
+tests_unit_test_cmd_bin_CFLAGS = $(CMD_TEST_CFLAGS)
+tests_unit_test_cmd_bin_LDADD = $(CMD_TEST_LDADD)
 
 # Against the built server: raw packets compared with memcached, pylibmc
 # in binary mode, -B and -S (SASL refused and accepted), UDP.

@@ -38,10 +38,9 @@ tests_unit_test_proto_parse_LDADD = libprotocol.a $(CMOCKA_LIBS)
 # cmd.c over the fake in-memory store.
 check_PROGRAMS += tests/unit/test_cmd
 TESTS += tests/unit/test_cmd
-tests_unit_test_cmd_SOURCES = tests/unit/test_cmd.c tests/golden/fake_cask.c \
-	storage/cask_defaults.c tests/golden/fake_cask.h
-tests_unit_test_cmd_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_cmd_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) $(PTHREAD_LIBS)
+tests_unit_test_cmd_SOURCES = tests/unit/test_cmd.c $(CMD_TEST_SOURCES)
+tests_unit_test_cmd_CFLAGS = $(CMD_TEST_CFLAGS)
+tests_unit_test_cmd_LDADD = $(CMD_TEST_LDADD)
 
 # libFuzzer target: parser and executor compiled with coverage
 # instrumentation (FUZZ_CFLAGS), over the fake store.

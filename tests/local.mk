@@ -8,6 +8,14 @@ AM_TESTS_ENVIRONMENT += test -z '$(BITCACHED)' || { BITCACHED='$(BITCACHED)'; ex
 # expect the io_uring engine only then.
 AM_TESTS_ENVIRONMENT += BITCACHED_LIBURING='$(have_liburing)'; export BITCACHED_LIBURING;
 
+# The executor's unit tests (test_cmd and test_cmd_bin in protocol/,
+# test_cmd_read below) share one fixture (tests/unit/cmd_fixture.h) over
+# the fake in-memory store.
+CMD_TEST_SOURCES = tests/unit/cmd_fixture.c tests/unit/cmd_fixture.h \
+	tests/golden/fake_cask.c tests/golden/fake_cask.h storage/cask_defaults.c
+CMD_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+CMD_TEST_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) $(PTHREAD_LIBS)
+
 noinst_LIBRARIES += tests/integration/libharness.a
 tests_integration_libharness_a_SOURCES = \
 	tests/integration/harness.c tests/integration/harness.h
@@ -209,10 +217,9 @@ TESTS += tests/integration/test_direct_read.py
 check_PROGRAMS += tests/unit/test_cmd_read
 TESTS += tests/unit/test_cmd_read
 tests_unit_test_cmd_read_SOURCES = tests/unit/test_cmd_read.c \
-	tests/golden/fake_cask.c storage/cask_defaults.c tests/golden/fake_cask.h
-tests_unit_test_cmd_read_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_cmd_read_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) \
-	$(PTHREAD_LIBS)
+	$(CMD_TEST_SOURCES)
+tests_unit_test_cmd_read_CFLAGS = $(CMD_TEST_CFLAGS)
+tests_unit_test_cmd_read_LDADD = $(CMD_TEST_LDADD)
 # gat, gats, mg T, binary gat and UDP gets park on a cold read too, and
 # pipelined cold gets overlap their reads (test_cold_park.py, same shim).
 dist_check_SCRIPTS += tests/integration/test_cold_park.py

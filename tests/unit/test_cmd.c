@@ -9,6 +9,7 @@
 #include "server/cmd_meta.h"
 #include "storage/cask.h"
 #include "tests/golden/fake_cask.h"
+#include "tests/unit/cmd_fixture.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -21,47 +22,14 @@
 
 #include <cmocka.h>
 
-#define NOW_S    1700000000
-#define ITEM_MAX 4096u
+#define NOW_S    CMD_FIXTURE_NOW_S
+#define ITEM_MAX CMD_FIXTURE_ITEM_MAX
 
 struct fixture {
-    struct cask *store;
-    struct cmd_env env;
-    struct cmd_counters ctr;
-    struct cmd_conn cc;
-    char out[65536];
-    size_t n;
-    unsigned values; /* buffers handed over through sink.value */
-    int64_t now;
+    struct cmd_fixture fx;
     char stats_args[64];
     unsigned verbosity;
 };
-
-static void
-sink_bytes(void *arg, const void *p, size_t n)
-{
-    struct fixture *f = arg;
-
-    assert_true(f->n + n <= sizeof(f->out));
-    memcpy(f->out + f->n, p, n);
-    f->n += n;
-}
-
-static void
-sink_value(void *arg, char *v, size_t n)
-{
-    struct fixture *f = arg;
-
-    sink_bytes(arg, v, n);
-    f->values++;
-    free(v);
-}
-
-static int64_t
-clock_fn(void *arg)
-{
-    return ((struct fixture *)arg)->now;
-}
 
 static void
 stats_fn(void *arg, const char *args, size_t len, const struct cmd_sink *out)
@@ -82,30 +50,13 @@ static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct cask_options o;
-    struct cmd_sink sink = {0};
 
     assert_non_null(f);
-    f->now = NOW_S;
-    cask_options_init(&o);
-    o.value_max = ITEM_MAX;
-    o.clock = clock_fn;
-    o.clock_arg = f;
-    assert_int_equal(cask_open(&f->store, "unused", &o), CASK_OK);
-    f->env.store = f->store;
-    f->env.item_max = ITEM_MAX;
-    f->env.version = "9.9.9";
-    f->env.clock = clock_fn;
-    f->env.clock_arg = f;
-    f->env.stats = stats_fn;
-    f->env.stats_arg = f;
-    f->env.verbosity = verbosity_fn;
-    f->env.verbosity_arg = f;
-    assert_int_equal(cmd_meta_create(&f->env.meta, 64), 0);
-    sink.bytes = sink_bytes;
-    sink.value = sink_value;
-    sink.arg = f;
-    cmd_conn_init(&f->cc, &f->env, &f->ctr, &sink);
+    cmd_fixture_init(&f->fx);
+    f->fx.env.stats = stats_fn;
+    f->fx.env.stats_arg = f;
+    f->fx.env.verbosity = verbosity_fn;
+    f->fx.env.verbosity_arg = f;
     *state = f;
     return 0;
 }
@@ -115,15 +66,12 @@ teardown(void **state)
 {
     struct fixture *f = *state;
 
-    cmd_conn_deinit(&f->cc);
-    cask_close(&f->store);
-    cmd_meta_destroy(&f->env.meta);
-    assert_null(f->env.meta);
+    cmd_fixture_deinit(&f->fx);
     free(f);
     return 0;
 }
 
-/* Run every request in s; return the last status. Output in f->out. */
+/* Run every request in s; return the last status. Output in f->fx.out. */
 static enum cmd_status
 run(struct fixture *f, const char *s)
 {
@@ -131,12 +79,12 @@ run(struct fixture *f, const char *s)
     size_t off = 0;
     enum cmd_status st = CMD_NEED_MORE;
 
-    f->n = 0;
-    while (off < len || cmd_busy(&f->cc)) {
+    f->fx.n = 0;
+    while (off < len || cmd_busy(&f->fx.cc)) {
         size_t used = 0;
-        bool busy = cmd_busy(&f->cc);
+        bool busy = cmd_busy(&f->fx.cc);
 
-        st = cmd_execute(&f->cc, s + off, len - off, &used);
+        st = cmd_execute(&f->fx.cc, s + off, len - off, &used);
         if (st != CMD_DONE) {
             break;
         }
@@ -147,7 +95,8 @@ run(struct fixture *f, const char *s)
         assert_true(used > 0);
         off += used;
     }
-    f->out[f->n < sizeof(f->out) ? f->n : sizeof(f->out) - 1] = '\0';
+    f->fx.out[f->fx.n < sizeof(f->fx.out) ? f->fx.n : sizeof(f->fx.out) - 1] =
+            '\0';
     return st;
 }
 
@@ -155,7 +104,7 @@ static void
 expect(struct fixture *f, const char *req, const char *rsp)
 {
     run(f, req);
-    assert_string_equal(f->out, rsp);
+    assert_string_equal(f->fx.out, rsp);
 }
 
 static void
@@ -219,10 +168,10 @@ test_exptime(void **state)
     expect(f, "touch a 50\r\nmg a t\r\n", "TOUCHED\r\nHD t50\r\n");
     expect(f, "gat 70 a\r\nmg a t\r\n",
            "VALUE a 0 1\r\nx\r\nEND\r\nHD t70\r\n");
-    f->now += 71;
+    f->fx.now += 71;
     expect(f, "get a\r\n", "END\r\n");
     /* the 2592001, NOW, -1 and touched items: all read as expired */
-    assert_int_equal(f->ctr.get_expired, 4);
+    assert_int_equal(f->fx.ctr.get_expired, 4);
 }
 
 static void
@@ -234,24 +183,24 @@ test_counters(void **state)
            "set n 0 0 1\r\n1\r\nincr n 1\r\ndecr n 1\r\nincr zz 1\r\n"
            "decr zz 1\r\ntouch a 0\r\ntouch zz 0\r\ncas a 0 0 1 999\r\nx\r\n"
            "cas zz 0 0 1 5\r\nx\r\nmg a v\r\nmn\r\nflush_all\r\nget a\r\n");
-    assert_int_equal(f->ctr.cmd_get, 5);
-    assert_int_equal(f->ctr.get_hits, 3);
-    assert_int_equal(f->ctr.get_misses, 2);
-    assert_int_equal(f->ctr.get_flushed, 1);
-    assert_int_equal(f->ctr.cmd_set, 4);
-    assert_int_equal(f->ctr.total_items, 2);
-    assert_int_equal(f->ctr.delete_misses, 1);
-    assert_int_equal(f->ctr.incr_hits, 1);
-    assert_int_equal(f->ctr.decr_hits, 1);
-    assert_int_equal(f->ctr.incr_misses, 1);
-    assert_int_equal(f->ctr.decr_misses, 1);
-    assert_int_equal(f->ctr.cmd_touch, 2);
-    assert_int_equal(f->ctr.touch_hits, 1);
-    assert_int_equal(f->ctr.touch_misses, 1);
-    assert_int_equal(f->ctr.cas_badval, 1);
-    assert_int_equal(f->ctr.cas_misses, 1);
-    assert_int_equal(f->ctr.cmd_flush, 1);
-    assert_int_equal(f->ctr.meta_cmds, 2);
+    assert_int_equal(f->fx.ctr.cmd_get, 5);
+    assert_int_equal(f->fx.ctr.get_hits, 3);
+    assert_int_equal(f->fx.ctr.get_misses, 2);
+    assert_int_equal(f->fx.ctr.get_flushed, 1);
+    assert_int_equal(f->fx.ctr.cmd_set, 4);
+    assert_int_equal(f->fx.ctr.total_items, 2);
+    assert_int_equal(f->fx.ctr.delete_misses, 1);
+    assert_int_equal(f->fx.ctr.incr_hits, 1);
+    assert_int_equal(f->fx.ctr.decr_hits, 1);
+    assert_int_equal(f->fx.ctr.incr_misses, 1);
+    assert_int_equal(f->fx.ctr.decr_misses, 1);
+    assert_int_equal(f->fx.ctr.cmd_touch, 2);
+    assert_int_equal(f->fx.ctr.touch_hits, 1);
+    assert_int_equal(f->fx.ctr.touch_misses, 1);
+    assert_int_equal(f->fx.ctr.cas_badval, 1);
+    assert_int_equal(f->fx.ctr.cas_misses, 1);
+    assert_int_equal(f->fx.ctr.cmd_flush, 1);
+    assert_int_equal(f->fx.ctr.meta_cmds, 2);
 }
 
 /* memcached 1.6.18: gat, gats and mg with T count as touches only, not as
@@ -263,12 +212,12 @@ test_touch_counters(void **state)
 
     run(f, "set a 0 0 1\r\nx\r\ngat 100 a zz\r\ngats 100 a\r\n"
            "mg a v T30\r\nmg zz T30\r\nmg a v\r\n");
-    assert_int_equal(f->ctr.cmd_get, 1);
-    assert_int_equal(f->ctr.get_hits, 1);
-    assert_int_equal(f->ctr.get_misses, 0);
-    assert_int_equal(f->ctr.cmd_touch, 5);
-    assert_int_equal(f->ctr.touch_hits, 3);
-    assert_int_equal(f->ctr.touch_misses, 2);
+    assert_int_equal(f->fx.ctr.cmd_get, 1);
+    assert_int_equal(f->fx.ctr.get_hits, 1);
+    assert_int_equal(f->fx.ctr.get_misses, 0);
+    assert_int_equal(f->fx.ctr.cmd_touch, 5);
+    assert_int_equal(f->fx.ctr.touch_hits, 3);
+    assert_int_equal(f->fx.ctr.touch_misses, 2);
 }
 
 static void
@@ -285,8 +234,8 @@ test_admin(void **state)
     assert_int_equal(f->verbosity, 3);
     expect(f, "shutdown\r\n", "ERROR: shutdown not enabled\r\n");
     assert_int_equal(run(f, "quit\r\nget a\r\n"), CMD_CLOSE);
-    assert_int_equal(f->n, 0);
-    f->env.enable_shutdown = true;
+    assert_int_equal(f->fx.n, 0);
+    f->fx.env.enable_shutdown = true;
     assert_int_equal(run(f, "shutdown\r\n"), CMD_SHUTDOWN);
     assert_int_equal(run(f, "GET / HTTP/1.1\r\n"), CMD_CLOSE);
 }
@@ -299,54 +248,54 @@ test_dumps(void **state)
     struct fixture *f = *state;
     char want[256];
 
-    f->env.class_size[1] = 96;
-    f->env.class_size[2] = 120;
-    f->env.nclasses = 2;
+    f->fx.env.class_size[1] = 96;
+    f->fx.env.class_size[2] = 120;
+    f->fx.env.nclasses = 2;
     run(f, "set k1 5 0 3\r\nabc\r\nset k:2 0 100 1\r\nx\r\n"
            "set k3 0 0 40\r\n0123456789012345678901234567890123456789\r\n");
     run(f, "lru_crawler metadump all\r\n");
     snprintf(want, sizeof(want),
              "key=k1 exp=-1 la=%lld cas=1 fetch=no cls=1 size=68\n",
-             (long long)f->now);
-    assert_non_null(strstr(f->out, want));
+             (long long)f->fx.now);
+    assert_non_null(strstr(f->fx.out, want));
     snprintf(want, sizeof(want),
              "key=k%%3A2 exp=%lld la=%lld cas=2 fetch=no cls=1 size=63\n",
-             (long long)f->now + 100, (long long)f->now);
-    assert_non_null(strstr(f->out, want));
-    assert_non_null(strstr(f->out, "key=k3 exp=-1"));
-    assert_non_null(strstr(f->out, "cls=2 size=101\n"));
-    assert_int_equal(f->n, strlen(f->out));
-    assert_string_equal(f->out + f->n - 5, "END\r\n");
+             (long long)f->fx.now + 100, (long long)f->fx.now);
+    assert_non_null(strstr(f->fx.out, want));
+    assert_non_null(strstr(f->fx.out, "key=k3 exp=-1"));
+    assert_non_null(strstr(f->fx.out, "cls=2 size=101\n"));
+    assert_int_equal(f->fx.n, strlen(f->fx.out));
+    assert_string_equal(f->fx.out + f->fx.n - 5, "END\r\n");
     run(f, "lru_crawler metadump 2\r\n");
     snprintf(want, sizeof(want),
              "key=k3 exp=-1 la=%lld cas=3 fetch=no cls=2 size=101\nEND\r\n",
-             (long long)f->now);
-    assert_string_equal(f->out, want);
+             (long long)f->fx.now);
+    assert_string_equal(f->fx.out, want);
     expect(f, "lru_crawler metadump 64\r\n", "BADCLASS invalid class id\r\n");
     expect(f, "stats cachedump 2 0\r\n", "ITEM k3 [40 b; 0 s]\r\nEND\r\n");
     run(f, "stats cachedump 1 1\r\n");
-    assert_true(strncmp(f->out, "ITEM k", 6) == 0);
-    assert_non_null(strstr(f->out, "]\r\nEND\r\n"));
-    assert_null(strstr(f->out + 6, "ITEM"));
+    assert_true(strncmp(f->fx.out, "ITEM k", 6) == 0);
+    assert_non_null(strstr(f->fx.out, "]\r\nEND\r\n"));
+    assert_null(strstr(f->fx.out + 6, "ITEM"));
     run(f, "stats items\r\n");
-    assert_non_null(strstr(f->out, "STAT items:1:number 2\r\n"));
-    assert_non_null(strstr(f->out, "STAT items:2:number 1\r\n"));
+    assert_non_null(strstr(f->fx.out, "STAT items:1:number 2\r\n"));
+    assert_non_null(strstr(f->fx.out, "STAT items:2:number 1\r\n"));
     run(f, "stats slabs\r\n");
-    assert_non_null(strstr(f->out, "STAT 2:chunk_size 120\r\n"));
-    assert_non_null(strstr(f->out, "STAT active_slabs 2\r\n"));
+    assert_non_null(strstr(f->fx.out, "STAT 2:chunk_size 120\r\n"));
+    assert_non_null(strstr(f->fx.out, "STAT active_slabs 2\r\n"));
     /* a request after a dump runs once the dump is written */
     strcat(want, "MN\r\n");
     expect(f, "lru_crawler metadump 2\r\nmn\r\n", want);
-    f->env.dump_disabled = true;
+    f->fx.env.dump_disabled = true;
     expect(f, "lru_crawler metadump all\r\nstats cachedump 1 0\r\n",
            "ERROR metadump not allowed\r\n"
            "CLIENT_ERROR stats cachedump not allowed\r\n");
-    f->env.dump_disabled = false;
+    f->fx.env.dump_disabled = false;
     run(f, "flush_all\r\n");
     expect(f, "lru_crawler metadump all\r\n", "END\r\n");
     expect(f, "lru_crawler crawl all\r\nlru mode flat\r\nslabs automove 3\r\n",
            "OK\r\nOK\r\nERROR\r\n");
-    f->env.enable_shutdown = true;
+    f->fx.env.enable_shutdown = true;
     expect(f, "shutdown now\r\n", "CLIENT_ERROR invalid shutdown mode\r\n");
     assert_int_equal(run(f, "shutdown graceful\r\n"), CMD_SHUTDOWN);
 }
@@ -381,31 +330,31 @@ test_store_errors(void **state)
     /* a damaged record is a miss; the other keys and END still come */
     fake_cask_fail_rc = CASK_ECORRUPT;
     expect(f, "get a b\r\n", "VALUE b 0 1\r\ny\r\nEND\r\n");
-    assert_int_equal(f->ctr.get_corrupt, 1);
-    assert_int_equal(f->ctr.get_misses, 1);
+    assert_int_equal(f->fx.ctr.get_corrupt, 1);
+    assert_int_equal(f->fx.ctr.get_misses, 1);
     /* a read error is not a miss: the client must not take it for one */
     fake_cask_fail_rc = 5; /* EIO */
     run(f, "get b a\r\n");
-    assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
-    assert_int_equal(f->ctr.get_corrupt, 1);
+    assert_true(strncmp(f->fx.out, "SERVER_ERROR ", 13) == 0);
+    assert_int_equal(f->fx.ctr.get_corrupt, 1);
     fake_cask_fail_rc = CASK_ECORRUPT;
     run(f, "mg a v\r\n");
-    assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
+    assert_true(strncmp(f->fx.out, "SERVER_ERROR ", 13) == 0);
     fake_cask_fail_rc = CASK_ETOOBIG;
     /* memcached: an append past the item limit is not stored */
     expect(f, "append a 0 0 1\r\nx\r\n", "NOT_STORED\r\n");
     fake_cask_fail_rc = CASK_EFAILED;
     run(f, "set a 0 0 1\r\nx\r\n");
-    assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
+    assert_true(strncmp(f->fx.out, "SERVER_ERROR ", 13) == 0);
     fake_cask_fail_rc = 5; /* EIO */
     run(f, "delete a\r\n");
-    assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
+    assert_true(strncmp(f->fx.out, "SERVER_ERROR ", 13) == 0);
     fake_cask_fail_rc = CASK_EFAILED;
     run(f, "incr a 1\r\n");
-    assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
+    assert_true(strncmp(f->fx.out, "SERVER_ERROR ", 13) == 0);
     fake_cask_fail_rc = CASK_EFAILED;
     run(f, "flush_all\r\n");
-    assert_true(strncmp(f->out, "SERVER_ERROR ", 13) == 0);
+    assert_true(strncmp(f->fx.out, "SERVER_ERROR ", 13) == 0);
     /* a write a failed commit undid while the store goes on: memcached's
      * words for a store or an incr it could not make; read-only only
      * when the shard is latched */
@@ -421,7 +370,7 @@ test_store_errors(void **state)
     expect(f, "set a 0 0 1\r\nx\r\n",
            "SERVER_ERROR shard failed after an I/O error (read-only)\r\n");
     /* every line ends in CRLF */
-    assert_memory_equal(f->out + f->n - 2, "\r\n", 2);
+    assert_memory_equal(f->fx.out + f->fx.n - 2, "\r\n", 2);
 }
 
 static bool
@@ -443,24 +392,28 @@ test_multiget_pause(void **state)
 
     expect(f, "set a 0 0 1\r\nx\r\n", "STORED\r\n");
     expect(f, "set b 0 0 1\r\ny\r\n", "STORED\r\n");
-    cmd_conn_set_throttle(&f->cc, full_always, &asked);
-    f->n = 0;
-    assert_int_equal(cmd_execute(&f->cc, line, strlen(line), &used), CMD_PAUSE);
+    cmd_conn_set_throttle(&f->fx.cc, full_always, &asked);
+    f->fx.n = 0;
+    assert_int_equal(cmd_execute(&f->fx.cc, line, strlen(line), &used),
+                     CMD_PAUSE);
     assert_int_equal(used, 0);
-    assert_int_equal(cmd_execute(&f->cc, line, strlen(line), &used), CMD_PAUSE);
-    assert_int_equal(cmd_execute(&f->cc, line, strlen(line), &used), CMD_PAUSE);
-    assert_int_equal(cmd_execute(&f->cc, line, strlen(line), &used), CMD_DONE);
+    assert_int_equal(cmd_execute(&f->fx.cc, line, strlen(line), &used),
+                     CMD_PAUSE);
+    assert_int_equal(cmd_execute(&f->fx.cc, line, strlen(line), &used),
+                     CMD_PAUSE);
+    assert_int_equal(cmd_execute(&f->fx.cc, line, strlen(line), &used),
+                     CMD_DONE);
     assert_int_equal(used, strlen(line));
-    f->out[f->n] = '\0';
-    assert_string_equal(f->out, "VALUE a 0 1\r\nx\r\nVALUE b 0 1\r\ny\r\n"
-                                "VALUE a 0 1\r\nx\r\nEND\r\n");
+    f->fx.out[f->fx.n] = '\0';
+    assert_string_equal(f->fx.out, "VALUE a 0 1\r\nx\r\nVALUE b 0 1\r\ny\r\n"
+                                   "VALUE a 0 1\r\nx\r\nEND\r\n");
     assert_int_equal(asked, 3);
     /* each key looked up and touched once, not once per call; memcached
      * 1.6.18 counts gat keys as touches only */
-    assert_int_equal(f->ctr.cmd_get, 0);
-    assert_int_equal(f->ctr.cmd_touch, 4);
-    assert_int_equal(f->ctr.touch_hits, 3);
-    assert_int_equal(f->ctr.touch_misses, 1);
+    assert_int_equal(f->fx.ctr.cmd_get, 0);
+    assert_int_equal(f->fx.ctr.cmd_touch, 4);
+    assert_int_equal(f->fx.ctr.touch_hits, 3);
+    assert_int_equal(f->fx.ctr.touch_misses, 1);
     /* a single-key get never pauses */
     asked = 0;
     expect(f, "get b\r\n", "VALUE b 0 1\r\ny\r\nEND\r\n");
@@ -481,7 +434,7 @@ test_too_large(void **state)
     memset(req + h, 'x', n);
     memcpy(req + h + n, "\r\nget big\r\n", 12);
     expect(f, req, "SERVER_ERROR object too large for cache\r\nEND\r\n");
-    assert_int_equal(f->ctr.store_too_large, 1);
+    assert_int_equal(f->fx.ctr.store_too_large, 1);
     free(req);
 }
 
@@ -496,13 +449,13 @@ test_value_handover(void **state)
     memset(req + h, 'v', 3000);
     memcpy(req + h + 3000, "\r\n", 3);
     expect(f, req, "STORED\r\n");
-    f->values = 0;
+    f->fx.values = 0;
     run(f, "get v\r\n");
-    assert_int_equal(f->values, 1);
-    assert_int_equal(f->n, strlen("VALUE v 0 3000\r\n") + 3000 + 2 + 5);
-    f->values = 0;
+    assert_int_equal(f->fx.values, 1);
+    assert_int_equal(f->fx.n, strlen("VALUE v 0 3000\r\n") + 3000 + 2 + 5);
+    f->fx.values = 0;
     run(f, "set s 0 0 2\r\nhi\r\nget s\r\n");
-    assert_int_equal(f->values, 0);
+    assert_int_equal(f->fx.values, 0);
 }
 
 static void
@@ -512,15 +465,15 @@ test_incremental(void **state)
     static const char req[] = "set k 0 0 10\r\n0123456789\r\n";
     size_t used = 99;
 
-    f->n = 0;
-    assert_int_equal(cmd_execute(&f->cc, req, 14, &used), CMD_NEED_MORE);
+    f->fx.n = 0;
+    assert_int_equal(cmd_execute(&f->fx.cc, req, 14, &used), CMD_NEED_MORE);
     assert_int_equal(used, 0);
-    assert_int_equal(cmd_bytes_wanted(&f->cc), sizeof(req) - 1);
-    assert_int_equal(cmd_execute(&f->cc, req, sizeof(req) - 1, &used),
+    assert_int_equal(cmd_bytes_wanted(&f->fx.cc), sizeof(req) - 1);
+    assert_int_equal(cmd_execute(&f->fx.cc, req, sizeof(req) - 1, &used),
                      CMD_DONE);
     assert_int_equal(used, sizeof(req) - 1);
-    assert_int_equal(f->n, 8);
-    assert_int_equal(cmd_execute(&f->cc, req, 0, &used), CMD_NEED_MORE);
+    assert_int_equal(f->fx.n, 8);
+    assert_int_equal(cmd_execute(&f->fx.cc, req, 0, &used), CMD_NEED_MORE);
 }
 
 static void
@@ -581,7 +534,7 @@ test_meta_state(void **state)
     expect(f, "mg b N30 T60 t\r\nmg b t\r\n", "HD t60 W\r\nHD t60 Z\r\n");
     expect(f, "set a 0 100 1\r\nx\r\nmg a v\r\nmg a R50\r\n",
            "STORED\r\nVA 1\r\nx\r\nHD\r\n");
-    f->now += 60;
+    f->fx.now += 60;
     expect(f, "mg a R50 t\r\nmg a R50\r\nmg a T500 R50\r\n",
            "HD t40 W\r\nHD Z\r\nHD Z\r\n");
     /* md I: stale, token cleared; touch keeps the state */
@@ -616,12 +569,12 @@ static void
 test_meta_cas_checked(void **state)
 {
     struct fixture *f = *state;
-    struct cmd_meta *m = f->env.meta;
+    struct cmd_meta *m = f->fx.env.meta;
     uint64_t cas = 0;
 
     expect(f, "mg a N30\r\n", "HD W\r\n");
     assert_int_equal(
-            cask_store(f->store, CASK_SET, "a", 1, "v", 1, 0, 0, 0, &cas),
+            cask_store(f->fx.store, CASK_SET, "a", 1, "v", 1, 0, 0, 0, &cas),
             CASK_OK);
     expect(f, "mg a\r\n", "HD\r\n");
     /* the stale entry was dropped on sight */

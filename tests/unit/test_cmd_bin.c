@@ -9,9 +9,9 @@
 
 #include "protocol/proto_bin.h"
 #include "server/cmd.h"
-#include "server/cmd_meta.h"
 #include "storage/cask.h"
 #include "tests/golden/fake_cask.h"
+#include "tests/unit/cmd_fixture.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,18 +24,8 @@
 
 #include <cmocka.h>
 
-#define NOW_S    1700000000
-#define ITEM_MAX 4096u
-
 struct fixture {
-    struct cask *store;
-    struct cmd_env env;
-    struct cmd_counters ctr;
-    struct cmd_conn cc;
-    struct cmd_bin bin;
-    char out[65536];
-    size_t n;
-    int64_t now;
+    struct cmd_fixture fx;
     char pwdb[64];
 };
 
@@ -54,29 +44,6 @@ struct rsp {
 };
 
 static void
-sink_bytes(void *arg, const void *p, size_t n)
-{
-    struct fixture *f = arg;
-
-    assert_true(f->n + n <= sizeof(f->out));
-    memcpy(f->out + f->n, p, n);
-    f->n += n;
-}
-
-static void
-sink_value(void *arg, char *v, size_t n)
-{
-    sink_bytes(arg, v, n);
-    free(v);
-}
-
-static int64_t
-clock_fn(void *arg)
-{
-    return ((struct fixture *)arg)->now;
-}
-
-static void
 stats_fn(void *arg, const char *args, size_t len, const struct cmd_sink *out)
 {
     (void)arg;
@@ -93,29 +60,11 @@ static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct cask_options o;
-    struct cmd_sink sink = {0};
 
     assert_non_null(f);
-    f->now = NOW_S;
-    cask_options_init(&o);
-    o.value_max = ITEM_MAX;
-    o.clock = clock_fn;
-    o.clock_arg = f;
-    assert_int_equal(cask_open(&f->store, "unused", &o), CASK_OK);
-    f->env.store = f->store;
-    f->env.item_max = ITEM_MAX;
-    f->env.version = "9.9.9";
-    f->env.clock = clock_fn;
-    f->env.clock_arg = f;
-    f->env.stats = stats_fn;
-    f->env.stats_arg = f;
-    assert_int_equal(cmd_meta_create(&f->env.meta, 64), 0);
-    sink.bytes = sink_bytes;
-    sink.value = sink_value;
-    sink.arg = f;
-    cmd_conn_init(&f->cc, &f->env, &f->ctr, &sink);
-    cmd_bin_init(&f->bin, &f->cc, NULL);
+    cmd_fixture_init(&f->fx);
+    f->fx.env.stats = stats_fn;
+    f->fx.env.stats_arg = f;
     *state = f;
     return 0;
 }
@@ -125,9 +74,7 @@ teardown(void **state)
 {
     struct fixture *f = *state;
 
-    cmd_conn_deinit(&f->cc);
-    cask_close(&f->store);
-    cmd_meta_destroy(&f->env.meta);
+    cmd_fixture_deinit(&f->fx);
     if (f->pwdb[0] != '\0') {
         unlink(f->pwdb);
     }
@@ -145,7 +92,8 @@ run_bytes(struct fixture *f, const char *buf, size_t len)
     while (off < len) {
         size_t used = 0;
 
-        st = cmd_bin_execute(&f->cc, &f->bin, buf + off, len - off, &used);
+        st = cmd_bin_execute(&f->fx.cc, &f->fx.bin, buf + off, len - off,
+                             &used);
         assert_true(used <= len - off);
         if (st == CMD_NEED_MORE || st == CMD_CLOSE) {
             break;
@@ -184,17 +132,17 @@ set(struct fixture *f, uint8_t op, const char *key, const char *val,
 static bool
 next_rsp(struct fixture *f, size_t *pos, struct rsp *r)
 {
-    const unsigned char *h = (const unsigned char *)f->out + *pos;
+    const unsigned char *h = (const unsigned char *)f->fx.out + *pos;
     uint32_t body;
 
-    if (*pos == f->n) {
+    if (*pos == f->fx.n) {
         return false;
     }
-    assert_true(f->n - *pos >= PROTO_BIN_HDR_LEN);
+    assert_true(f->fx.n - *pos >= PROTO_BIN_HDR_LEN);
     assert_int_equal(h[0], PROTO_BIN_RES);
     assert_int_equal(h[5], 0);
     body = proto_bin_get32(h + 8);
-    assert_true(f->n - *pos >= PROTO_BIN_HDR_LEN + body);
+    assert_true(f->fx.n - *pos >= PROTO_BIN_HDR_LEN + body);
     r->opcode = h[1];
     r->klen = proto_bin_get16(h + 2);
     r->extlen = h[4];
@@ -218,9 +166,9 @@ one(struct fixture *f)
     size_t pos = 0;
 
     assert_true(next_rsp(f, &pos, &r));
-    assert_int_equal(pos, f->n);
+    assert_int_equal(pos, f->fx.n);
     assert_int_equal(r.opaque, 0xcafef00d); /* echoed as sent */
-    f->n = 0;
+    f->fx.n = 0;
     return r;
 }
 
@@ -278,10 +226,10 @@ test_set_get_family(void **state)
     assert_int_equal(r.blen, 0);
     req(f, PROTO_BIN_GETQ, NULL, 0, "nope", NULL, 0, 0);
     req(f, PROTO_BIN_GETKQ, NULL, 0, "nope", NULL, 0, 0);
-    assert_int_equal(f->n, 0);
-    assert_int_equal(f->ctr.get_hits, 2);
-    assert_int_equal(f->ctr.get_misses, 4);
-    assert_int_equal(f->ctr.cmd_get, 6);
+    assert_int_equal(f->fx.n, 0);
+    assert_int_equal(f->fx.ctr.get_hits, 2);
+    assert_int_equal(f->fx.ctr.get_misses, 4);
+    assert_int_equal(f->fx.ctr.cmd_get, 6);
 }
 
 static void
@@ -302,7 +250,7 @@ test_store_modes_and_cas(void **state)
     set(f, PROTO_BIN_REPLACE, "b", "2", 0, 0, 0);
     expect_error(f, PROTO_BIN_REPLACE, PROTO_BIN_KEY_ENOENT, "Not found");
     set(f, PROTO_BIN_REPLACEQ, "a", "3", 0, 0, 0);
-    assert_int_equal(f->n, 0);
+    assert_int_equal(f->fx.n, 0);
     /* a cas that no longer matches, then a cas on a missing key */
     set(f, PROTO_BIN_SET, "a", "4", 0, 0, cas);
     expect_error(f, PROTO_BIN_SET, PROTO_BIN_KEY_EEXISTS,
@@ -314,7 +262,7 @@ test_store_modes_and_cas(void **state)
     expect_error(f, PROTO_BIN_APPEND, PROTO_BIN_NOT_STORED, "Not stored.");
     req(f, PROTO_BIN_APPENDQ, NULL, 0, "a", ">", 1, 0);
     req(f, PROTO_BIN_PREPENDQ, NULL, 0, "a", "<", 1, 0);
-    assert_int_equal(f->n, 0);
+    assert_int_equal(f->fx.n, 0);
     req(f, PROTO_BIN_GET, NULL, 0, "a", NULL, 0, 0);
     r = one(f);
     assert_int_equal(r.blen, 3);
@@ -348,11 +296,11 @@ test_arith(void **state)
     assert_int_equal(proto_bin_get64(r.body), 100);
     assert_true(r.cas != 0);
     req(f, PROTO_BIN_DECREMENTQ, ext, 20, "n", NULL, 0, 0);
-    assert_int_equal(f->n, 0);
+    assert_int_equal(f->fx.n, 0);
     req(f, PROTO_BIN_DECREMENT, ext, 20, "n", NULL, 0, 0);
     assert_int_equal(proto_bin_get64(one(f).body), 90);
     set(f, PROTO_BIN_SET, "t", "text", 0, 0, 0);
-    f->n = 0;
+    f->fx.n = 0;
     req(f, PROTO_BIN_INCREMENTQ, ext, 20, "t", NULL, 0, 0);
     expect_error(f, PROTO_BIN_INCREMENTQ, PROTO_BIN_DELTA_BADVAL,
                  "Non-numeric server-side value for incr or decr");
@@ -366,7 +314,7 @@ test_touch_gat_flush(void **state)
     struct rsp r;
 
     set(f, PROTO_BIN_SET, "k", "v", 7, 0, 0);
-    f->n = 0;
+    f->fx.n = 0;
     proto_bin_put32(exp, 10);
     req(f, PROTO_BIN_TOUCH, exp, 4, "k", NULL, 0, 0);
     r = one(f);
@@ -377,23 +325,23 @@ test_touch_gat_flush(void **state)
     r = one(f);
     assert_memory_equal(r.key, "k", 1);
     assert_memory_equal(r.body, "v", 1);
-    f->now += 11;
+    f->fx.now += 11;
     req(f, PROTO_BIN_GATQ, exp, 4, "k", NULL, 0, 0);
-    assert_int_equal(f->n, 0);
+    assert_int_equal(f->fx.n, 0);
     req(f, PROTO_BIN_TOUCH, exp, 4, "k", NULL, 0, 0);
     expect_error(f, PROTO_BIN_TOUCH, PROTO_BIN_KEY_ENOENT, "Not found");
 
     set(f, PROTO_BIN_SET, "k", "v", 0, 0, 0);
-    f->n = 0;
+    f->fx.n = 0;
     proto_bin_put32(exp, 5);
     req(f, PROTO_BIN_FLUSHQ, exp, 4, NULL, NULL, 0, 0);
-    assert_int_equal(f->n, 0);
+    assert_int_equal(f->fx.n, 0);
     req(f, PROTO_BIN_GET, NULL, 0, "k", NULL, 0, 0);
     assert_int_equal(one(f).status, 0);
-    f->now += 6;
+    f->fx.now += 6;
     req(f, PROTO_BIN_GET, NULL, 0, "k", NULL, 0, 0);
     assert_int_equal(one(f).status, PROTO_BIN_KEY_ENOENT);
-    assert_int_equal(f->ctr.cmd_flush, 1);
+    assert_int_equal(f->fx.ctr.cmd_flush, 1);
 }
 
 static void
@@ -419,7 +367,7 @@ test_misc_and_stat(void **state)
     assert_true(next_rsp(f, &pos, &r));
     assert_int_equal(r.klen + r.blen, 0);
     assert_false(next_rsp(f, &pos, &r));
-    f->n = 0;
+    f->fx.n = 0;
     req(f, PROTO_BIN_STAT, NULL, 0, "reset", NULL, 0, 0);
     r = one(f);
     assert_int_equal(r.klen + r.blen, 0);
@@ -427,7 +375,7 @@ test_misc_and_stat(void **state)
     expect_error(f, PROTO_BIN_STAT, PROTO_BIN_KEY_ENOENT, "Not found");
     assert_int_equal(req(f, PROTO_BIN_QUITQ, NULL, 0, NULL, NULL, 0, 0),
                      CMD_CLOSE);
-    assert_int_equal(f->n, 0);
+    assert_int_equal(f->fx.n, 0);
     assert_int_equal(req(f, PROTO_BIN_QUIT, NULL, 0, NULL, NULL, 0, 0),
                      CMD_CLOSE);
     assert_int_equal(one(f).status, 0);
@@ -450,8 +398,8 @@ test_store_failure(void **state)
     expect_error(f, PROTO_BIN_GET, PROTO_BIN_KEY_ENOENT, "Not found");
     fake_cask_fail_rc = CASK_ECORRUPT;
     req(f, PROTO_BIN_GETQ, NULL, 0, "k", NULL, 0, 0);
-    assert_int_equal(f->n, 0);
-    assert_int_equal(f->ctr.get_corrupt, 2);
+    assert_int_equal(f->fx.n, 0);
+    assert_int_equal(f->fx.ctr.get_corrupt, 2);
     fake_cask_fail_rc = CASK_EFAILED;
     req(f, PROTO_BIN_DELETE, NULL, 0, "k", NULL, 0, 0);
     assert_int_equal(one(f).status, PROTO_BIN_EINTERNAL);
@@ -467,14 +415,14 @@ test_text_inside_value(void **state)
 
     set(f, PROTO_BIN_SET, "keep", "safe", 0, 0, 0);
     set(f, PROTO_BIN_SET, "evil", evil, 0, 0, 0);
-    f->n = 0;
+    f->fx.n = 0;
     req(f, PROTO_BIN_GET, NULL, 0, "keep", NULL, 0, 0);
     r = one(f);
     assert_memory_equal(r.body, "safe", 4);
     req(f, PROTO_BIN_GET, NULL, 0, "evil", NULL, 0, 0);
     r = one(f);
     assert_int_equal(r.blen, sizeof(evil) - 1);
-    assert_int_equal(f->ctr.cmd_flush, 0);
+    assert_int_equal(f->fx.ctr.cmd_flush, 0);
 }
 
 /* Every packet fed one byte at a time gives the same replies. */
@@ -496,13 +444,13 @@ test_trickle(void **state)
     n += proto_bin_fmt_req(buf + n, sizeof(buf) - n, PROTO_BIN_NOOP, NULL, 0,
                            NULL, 0, NULL, 0, 4, 0);
     run_bytes(f, buf, n);
-    wn = f->n;
-    memcpy(whole, f->out, wn);
-    f->n = 0;
+    wn = f->fx.n;
+    memcpy(whole, f->fx.out, wn);
+    f->fx.n = 0;
     while (off < n) {
         size_t used = 0;
         enum cmd_status st =
-                cmd_bin_execute(&f->cc, &f->bin, buf + off, have, &used);
+                cmd_bin_execute(&f->fx.cc, &f->fx.bin, buf + off, have, &used);
 
         if (st == CMD_NEED_MORE) {
             assert_int_equal(used, 0);
@@ -515,11 +463,11 @@ test_trickle(void **state)
         have -= used;
     }
     /* cas values differ between the two runs; compare everything else */
-    assert_int_equal(f->n, wn);
+    assert_int_equal(f->fx.n, wn);
     for (size_t pos = 0, i = 0; pos < wn; i++) {
         uint32_t body = proto_bin_get32(whole + pos + 8);
-        assert_memory_equal(f->out + pos, whole + pos, 16);
-        assert_memory_equal(f->out + pos + 24, whole + pos + 24, body);
+        assert_memory_equal(f->fx.out + pos, whole + pos, 16);
+        assert_memory_equal(f->fx.out + pos + 24, whole + pos + 24, body);
         pos += 24 + body;
     }
 }
@@ -538,7 +486,7 @@ test_sasl(void **state)
     assert_non_null(pw);
     fputs("alice:secret\nbob:pw:more\n", pw);
     fclose(pw);
-    cmd_bin_init(&f->bin, &f->cc, f->pwdb);
+    cmd_bin_init(&f->fx.bin, &f->fx.cc, f->pwdb);
 
     assert_int_equal(req(f, PROTO_BIN_GET, NULL, 0, "k", NULL, 0, 0),
                      CMD_CLOSE);
@@ -553,9 +501,9 @@ test_sasl(void **state)
     expect_error(f, PROTO_BIN_SASL_AUTH, PROTO_BIN_AUTH_ERROR, "Auth failure.");
     req(f, PROTO_BIN_SASL_STEP, NULL, 0, "PLAIN", "\0alice\0secret", 13, 0);
     expect_error(f, PROTO_BIN_SASL_STEP, PROTO_BIN_AUTH_ERROR, "Auth failure.");
-    assert_false(f->bin.authenticated);
-    assert_int_equal(f->ctr.auth_cmds, 4);
-    assert_int_equal(f->ctr.auth_errors, 4);
+    assert_false(f->fx.bin.authenticated);
+    assert_int_equal(f->fx.ctr.auth_cmds, 4);
+    assert_int_equal(f->fx.ctr.auth_errors, 4);
     req(f, PROTO_BIN_SASL_AUTH, NULL, 0, "PLAIN", "\0bob\0pw", 7, 0);
     assert_memory_equal(one(f).body, "Authenticated", 13);
     assert_int_equal(req(f, PROTO_BIN_GET, NULL, 0, "k", NULL, 0, 0), CMD_DONE);

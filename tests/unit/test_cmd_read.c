@@ -13,6 +13,7 @@
 #include "server/cmd_bin.h"
 #include "storage/cask.h"
 #include "tests/golden/fake_cask.h"
+#include "tests/unit/cmd_fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -25,47 +26,16 @@
 
 #include <cmocka.h>
 
-#define NOW_S    1700000000
-#define ITEM_MAX 4096u
-#define QMAX     64
+#define NOW_S CMD_FIXTURE_NOW_S
+#define QMAX  64
 
 struct fixture {
-    struct cask *store;
-    struct cmd_env env;
-    struct cmd_counters ctr;
-    struct cmd_conn cc;
-    struct cmd_bin bin;
-    char out[65536];
-    size_t n;
-    int64_t now;
+    struct cmd_fixture fx;
     struct cask_aio_req *q[QMAX]; /* reads submitted, not completed */
     unsigned nq;
     unsigned submitted;
     unsigned resumed; /* cmd_read_complete named the connection */
 };
-
-static void
-sink_bytes(void *arg, const void *p, size_t n)
-{
-    struct fixture *f = arg;
-
-    assert_true(f->n + n <= sizeof(f->out));
-    memcpy(f->out + f->n, p, n);
-    f->n += n;
-}
-
-static void
-sink_value(void *arg, char *v, size_t n)
-{
-    sink_bytes(arg, v, n);
-    free(v);
-}
-
-static int64_t
-clock_fn(void *arg)
-{
-    return ((struct fixture *)arg)->now;
-}
 
 static void
 submit_fn(void *arg, struct cask_aio_req *r)
@@ -84,7 +54,7 @@ complete_all(struct fixture *f)
     for (unsigned i = 0; i < f->nq; i++) {
         struct cask_aio_req *r = f->q[i];
         r->val = NULL;
-        r->rc = cask_get_fetch(f->store, r->key, r->klen, &r->it,
+        r->rc = cask_get_fetch(f->fx.store, r->key, r->klen, &r->it,
                                r->head ? NULL : &r->val, r->fetch);
     }
     for (unsigned i = 0; i < f->nq; i++) {
@@ -99,29 +69,12 @@ static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct cask_options o;
-    struct cmd_sink sink = {0};
 
     assert_non_null(f);
-    f->now = NOW_S;
-    cask_options_init(&o);
-    o.value_max = ITEM_MAX;
-    o.clock = clock_fn;
-    o.clock_arg = f;
-    assert_int_equal(cask_open(&f->store, "unused", &o), CASK_OK);
-    f->env.store = f->store;
-    f->env.item_max = ITEM_MAX;
-    f->env.version = "1";
-    f->env.clock = clock_fn;
-    f->env.clock_arg = f;
-    sink.bytes = sink_bytes;
-    sink.value = sink_value;
-    sink.arg = f;
-    cmd_conn_init(&f->cc, &f->env, &f->ctr, &sink);
-    cmd_bin_init(&f->bin, &f->cc, NULL);
-    f->cc.rd.submit = submit_fn;
-    f->cc.rd.submit_arg = f;
-    f->cc.rd.owner = f;
+    cmd_fixture_init(&f->fx);
+    f->fx.cc.rd.submit = submit_fn;
+    f->fx.cc.rd.submit_arg = f;
+    f->fx.cc.rd.owner = f;
     *state = f;
     return 0;
 }
@@ -132,10 +85,10 @@ teardown(void **state)
     struct fixture *f = *state;
 
     complete_all(f); /* orphans are freed as they come back */
-    cmd_conn_deinit(&f->cc);
+    cmd_conn_deinit(&f->fx.cc);
     complete_all(f);
     fake_cask_cold = false;
-    cask_close(&f->store);
+    cmd_fixture_deinit(&f->fx);
     free(f);
     return 0;
 }
@@ -143,8 +96,8 @@ teardown(void **state)
 static void
 put(struct fixture *f, const char *k, const char *v)
 {
-    assert_int_equal(cask_store(f->store, CASK_SET, k, strlen(k), v, strlen(v),
-                                0, 0, 0, NULL),
+    assert_int_equal(cask_store(f->fx.store, CASK_SET, k, strlen(k), v,
+                                strlen(v), 0, 0, 0, NULL),
                      CASK_OK);
 }
 
@@ -159,9 +112,9 @@ run(struct fixture *f, const char *in, size_t len, bool bin)
     while (pos < len) {
         size_t used = 0;
         enum cmd_status st =
-                bin ? cmd_bin_execute(&f->cc, &f->bin, in + pos, len - pos,
-                                      &used)
-                    : cmd_execute(&f->cc, in + pos, len - pos, &used);
+                bin ? cmd_bin_execute(&f->fx.cc, &f->fx.bin, in + pos,
+                                      len - pos, &used)
+                    : cmd_execute(&f->fx.cc, in + pos, len - pos, &used);
         if (st == CMD_PARK) {
             assert_int_equal(used, 0);
             assert_true(f->nq > 0);
@@ -179,9 +132,9 @@ run(struct fixture *f, const char *in, size_t len, bool bin)
 static void
 expect_out(struct fixture *f, const char *want)
 {
-    f->out[f->n] = '\0';
-    assert_string_equal(f->out, want);
-    f->n = 0;
+    f->fx.out[f->fx.n] = '\0';
+    assert_string_equal(f->fx.out, want);
+    f->fx.n = 0;
 }
 
 /* A parked get starts the reads of the gets pipelined after it; the
@@ -198,7 +151,8 @@ test_pipelined_lookahead(void **state)
     put(f, "c", "C");
     put(f, "d", "D");
     fake_cask_cold = true;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     /* a, then b c d and a again for the later requests */
     assert_int_equal(f->nq, 5);
     complete_all(f);
@@ -209,9 +163,9 @@ test_pipelined_lookahead(void **state)
                   "VALUE b 0 1\r\nB\r\nVALUE c 0 1\r\nC\r\nEND\r\n"
                   "VALUE d 0 1 4\r\nD\r\nEND\r\n"
                   "VALUE a 0 1\r\nA\r\nEND\r\n");
-    assert_int_equal(f->ctr.cmd_get, 5);
-    assert_int_equal(f->ctr.get_hits, 5);
-    assert_int_equal(f->cc.rd.n, 0);
+    assert_int_equal(f->fx.ctr.cmd_get, 5);
+    assert_int_equal(f->fx.ctr.get_hits, 5);
+    assert_int_equal(f->fx.cc.rd.n, 0);
 }
 
 /* A parked mg with v reads ahead for the mg with v and the gets pipelined
@@ -232,7 +186,8 @@ test_mg_lookahead(void **state)
     put(f, "d", "D");
     put(f, "e", "E");
     fake_cask_cold = true;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     /* a, then b, c (its head), d, e, nosuch and b (u) */
     assert_int_equal(f->nq, 7);
     assert_memory_equal(f->q[1]->key, "b", 1);
@@ -255,8 +210,8 @@ test_mg_lookahead(void **state)
                   "VA 1 ke c5 t-1\r\nE\r\n"
                   "VA 1\r\nB\r\n"
                   "MN\r\n");
-    assert_int_equal(f->ctr.get_hits, 6);
-    assert_int_equal(f->cc.rd.n, 0);
+    assert_int_equal(f->fx.ctr.get_hits, 6);
+    assert_int_equal(f->fx.cc.rd.n, 0);
 }
 
 /* A parked get reads ahead for mg with v too (a base64 key decoded). */
@@ -270,16 +225,17 @@ test_get_then_mg_lookahead(void **state)
     put(f, "a", "A");
     put(f, "b", "B");
     fake_cask_cold = true;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     assert_int_equal(f->nq, 3);
     assert_int_equal(f->q[1]->klen, 1);
     assert_memory_equal(f->q[1]->key, "b", 1);
     complete_all(f);
     assert_int_equal(run(f, in, sizeof(in) - 1, false), 0);
     assert_int_equal(f->submitted, 3);
-    f->out[f->n] = '\0';
-    assert_non_null(strstr(f->out, "\r\nB\r\n"));
-    f->n = 0;
+    f->fx.out[f->fx.n] = '\0';
+    assert_non_null(strstr(f->fx.out, "\r\nB\r\n"));
+    f->fx.n = 0;
 }
 
 /* The look-ahead of mg stops at an mg that changes the item (T, N) or
@@ -300,17 +256,18 @@ test_mg_lookahead_stops(void **state)
         char in[128];
         size_t used = 0;
         int len = snprintf(in, sizeof(in), "mg a v\r\n%smg c v\r\n", stops[i]);
-        assert_int_equal(cmd_execute(&f->cc, in, (size_t)len, &used), CMD_PARK);
+        assert_int_equal(cmd_execute(&f->fx.cc, in, (size_t)len, &used),
+                         CMD_PARK);
         assert_int_equal(f->nq, 1); /* a only */
         complete_all(f);
         (void)run(f, in, (size_t)len, false);
-        f->n = 0;
-        cmd_read_reset(&f->cc.rd);
+        f->fx.n = 0;
+        cmd_read_reset(&f->fx.cc.rd);
     }
     {
         const char in[] = "mg a v T30\r\nmg c v\r\n";
         size_t used = 0;
-        assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used),
+        assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
                          CMD_PARK);
         assert_int_equal(f->nq, 1);
         complete_all(f);
@@ -329,7 +286,8 @@ test_lookahead_stops_at_write(void **state)
     put(f, "a", "A");
     put(f, "b", "B");
     fake_cask_cold = true;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     assert_int_equal(f->nq, 2); /* a and the first get b only */
     complete_all(f);
     assert_int_equal(run(f, in, sizeof(in) - 1, false), 1);
@@ -348,15 +306,17 @@ test_lookahead_dropped(void **state)
 
     put(f, "a", "A");
     fake_cask_cold = true;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     assert_int_equal(f->nq, 3);
     complete_all(f);
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_DONE);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_DONE);
     assert_int_equal(used, 7);
-    assert_int_equal(f->cc.rd.n, 2); /* b and c, misses, still ahead */
+    assert_int_equal(f->fx.cc.rd.n, 2); /* b and c, misses, still ahead */
     /* the connection passes them: a request that consumes them all */
-    cmd_read_consumed(&f->cc.rd, 14);
-    assert_int_equal(f->cc.rd.n, 0);
+    cmd_read_consumed(&f->fx.cc.rd, 14);
+    assert_int_equal(f->fx.cc.rd.n, 0);
 }
 
 /* gat reads first (not counted as a read), then touches the item it read. */
@@ -371,24 +331,25 @@ test_gat_parks_then_touches(void **state)
     put(f, "a", "A");
     put(f, "b", "B");
     fake_cask_cold = true;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     assert_int_equal(f->nq, 3); /* a, and the next keys read ahead */
     for (unsigned i = 0; i < f->nq; i++) {
         assert_false(f->q[i]->fetch);
     }
-    assert_int_equal(cask_get(f->store, "a", 1, &it, NULL), CASK_OK);
+    assert_int_equal(cask_get(f->fx.store, "a", 1, &it, NULL), CASK_OK);
     assert_int_equal(it.exp_abs_s, 0); /* nothing touched yet */
-    assert_int_equal(f->ctr.cmd_touch, 0);
+    assert_int_equal(f->fx.ctr.cmd_touch, 0);
     complete_all(f);
     assert_int_equal(run(f, in, sizeof(in) - 1, false), 0);
     expect_out(f, "VALUE a 0 1\r\nA\r\nVALUE b 0 1\r\nB\r\nEND\r\n");
-    assert_int_equal(cask_get(f->store, "a", 1, &it, NULL), CASK_OK);
+    assert_int_equal(cask_get(f->fx.store, "a", 1, &it, NULL), CASK_OK);
     assert_int_equal(it.exp_abs_s, NOW_S + 100);
-    assert_int_equal(cask_get(f->store, "b", 1, &it, NULL), CASK_OK);
+    assert_int_equal(cask_get(f->fx.store, "b", 1, &it, NULL), CASK_OK);
     assert_int_equal(it.exp_abs_s, NOW_S + 100);
-    assert_int_equal(f->ctr.cmd_touch, 3);
-    assert_int_equal(f->ctr.touch_hits, 2);
-    assert_int_equal(f->ctr.touch_misses, 1);
+    assert_int_equal(f->fx.ctr.cmd_touch, 3);
+    assert_int_equal(f->fx.ctr.touch_hits, 2);
+    assert_int_equal(f->fx.ctr.touch_misses, 1);
 }
 
 /* The key is replaced between the read and the touch: the new item is
@@ -405,21 +366,22 @@ test_gat_item_replaced(void **state)
 
     put(f, "a", "old");
     fake_cask_cold = true;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     complete_all(f); /* "old" read */
     assert_int_equal(
-            cask_store(f->store, CASK_SET, "a", 1, "new", 3, 7, 0, 0, &cas2),
+            cask_store(f->fx.store, CASK_SET, "a", 1, "new", 3, 7, 0, 0, &cas2),
             CASK_OK);
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used),
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
                      CMD_PARK); /* the touch missed it: read again */
     assert_int_equal(run(f, in, sizeof(in) - 1, false), 1);
     snprintf(want, sizeof(want), "VALUE a 7 3 %llu\r\nnew\r\nEND\r\n",
              (unsigned long long)cas2);
     expect_out(f, want);
-    assert_int_equal(cask_get(f->store, "a", 1, &it, NULL), CASK_OK);
+    assert_int_equal(cask_get(f->fx.store, "a", 1, &it, NULL), CASK_OK);
     assert_int_equal(it.cas, cas2);
     assert_int_equal(it.exp_abs_s, NOW_S + 100);
-    assert_int_equal(f->ctr.cmd_touch, 1);
+    assert_int_equal(f->fx.ctr.cmd_touch, 1);
 }
 
 /* mg with T and v parks like gat; the TTL it reports is the new one. */
@@ -434,7 +396,7 @@ test_mg_T_parks(void **state)
     fake_cask_cold = true;
     assert_int_equal(run(f, in, sizeof(in) - 1, false), 1);
     expect_out(f, "VA 1 t50\r\nA\r\n");
-    assert_int_equal(cask_get(f->store, "a", 1, &it, NULL), CASK_OK);
+    assert_int_equal(cask_get(f->fx.store, "a", 1, &it, NULL), CASK_OK);
     assert_int_equal(it.exp_abs_s, NOW_S + 50);
 }
 
@@ -451,7 +413,8 @@ test_touch_parks(void **state)
 
     put(f, "a", "A");
     fake_cask_cold = true;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     assert_int_equal(f->nq, 1);
     assert_true(f->q[0]->head);
     assert_false(f->q[0]->fetch);
@@ -460,11 +423,11 @@ test_touch_parks(void **state)
     assert_null(r->val);
     assert_int_equal(run(f, in, sizeof(in) - 1, false), 0);
     expect_out(f, "TOUCHED\r\nNOT_FOUND\r\n");
-    assert_int_equal(cask_get(f->store, "a", 1, &it, NULL), CASK_OK);
+    assert_int_equal(cask_get(f->fx.store, "a", 1, &it, NULL), CASK_OK);
     assert_int_equal(it.exp_abs_s, NOW_S + 100);
-    assert_int_equal(f->ctr.cmd_touch, 2);
-    assert_int_equal(f->ctr.touch_hits, 1);
-    assert_int_equal(f->ctr.touch_misses, 1);
+    assert_int_equal(f->fx.ctr.cmd_touch, 2);
+    assert_int_equal(f->fx.ctr.touch_hits, 1);
+    assert_int_equal(f->fx.ctr.touch_misses, 1);
 }
 
 /* mg without v (with T or not) parks on a read of its record's header
@@ -478,15 +441,16 @@ test_mg_head_parks(void **state)
 
     put(f, "a", "A");
     fake_cask_cold = true;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     assert_int_equal(f->nq, 1); /* h: no look ahead */
     assert_true(f->q[0]->head);
     assert_true(f->q[0]->fetch);
     complete_all(f);
     assert_int_equal(run(f, in, sizeof(in) - 1, false), 2);
     expect_out(f, "HD s1 c1 h0\r\nHD t30\r\nHD h1\r\n");
-    assert_int_equal(f->ctr.get_hits, 2);
-    assert_int_equal(f->ctr.touch_hits, 1);
+    assert_int_equal(f->fx.ctr.get_hits, 2);
+    assert_int_equal(f->fx.ctr.touch_hits, 1);
 }
 
 static size_t
@@ -520,7 +484,7 @@ test_binary_lookahead(void **state)
     len += bin_get(in + len, PROTO_BIN_NOOP, "", 3);
     len += bin_get(in + len, PROTO_BIN_GETK, "c", 4);
     fake_cask_cold = true;
-    assert_int_equal(cmd_bin_execute(&f->cc, &f->bin, in, len, &used),
+    assert_int_equal(cmd_bin_execute(&f->fx.cc, &f->fx.bin, in, len, &used),
                      CMD_PARK);
     assert_int_equal(f->nq, 2); /* a, b: the noop stops the look */
     complete_all(f);
@@ -530,13 +494,13 @@ test_binary_lookahead(void **state)
     size_t pos = 0;
     for (uint32_t want = 1; want <= 4; want++) {
         uint32_t opaque, blen;
-        assert_true(pos + PROTO_BIN_HDR_LEN <= f->n);
-        memcpy(&opaque, f->out + pos + 12, 4);
+        assert_true(pos + PROTO_BIN_HDR_LEN <= f->fx.n);
+        memcpy(&opaque, f->fx.out + pos + 12, 4);
         assert_int_equal(opaque, want);
-        blen = proto_bin_get32((unsigned char *)f->out + pos + 8);
+        blen = proto_bin_get32((unsigned char *)f->fx.out + pos + 8);
         pos += PROTO_BIN_HDR_LEN + blen;
     }
-    assert_int_equal(pos, f->n);
+    assert_int_equal(pos, f->fx.n);
 }
 
 /* A reader with its own resume (UDP) is resumed by cmd_read_complete. */
@@ -558,13 +522,15 @@ test_resume_callback(void **state)
 
     put(f, "a", "A");
     fake_cask_cold = true;
-    f->cc.rd.resume = resume_fn;
+    f->fx.cc.rd.resume = resume_fn;
     resumed_by_fn = 0;
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_PARK);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_PARK);
     complete_all(f);
     assert_int_equal(resumed_by_fn, 1);
     assert_int_equal(f->resumed, 0); /* returned NULL: nothing to do */
-    assert_int_equal(cmd_execute(&f->cc, in, sizeof(in) - 1, &used), CMD_DONE);
+    assert_int_equal(cmd_execute(&f->fx.cc, in, sizeof(in) - 1, &used),
+                     CMD_DONE);
     expect_out(f, "VALUE a 0 1\r\nA\r\nEND\r\n");
 }
 
@@ -581,11 +547,11 @@ test_small_value_borrowed(void **state)
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     put(f, "l", big);
-    assert_int_equal(cmd_read_get(&f->cc, "s", 1, &it, &val, true), CASK_OK);
+    assert_int_equal(cmd_read_get(&f->fx.cc, "s", 1, &it, &val, true), CASK_OK);
     assert_true(cmd_read_borrowed(val));
     assert_memory_equal(val, "small", 5);
     cmd_read_free(val);
-    assert_int_equal(cmd_read_get(&f->cc, "l", 1, &it, &val, true), CASK_OK);
+    assert_int_equal(cmd_read_get(&f->fx.cc, "l", 1, &it, &val, true), CASK_OK);
     assert_false(cmd_read_borrowed(val)); /* a sink may take it over */
     cmd_read_free(val);
 }
