@@ -16,6 +16,10 @@ CMD_TEST_SOURCES = tests/unit/cmd_fixture.c tests/unit/cmd_fixture.h \
 CMD_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 CMD_TEST_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) $(PTHREAD_LIBS)
 
+# The cold-read unit tests (test_cask_aio, test_cask_uring and
+# test_cask_direct in storage/) share tests/unit/test_cask_reads.h.
+EXTRA_DIST += tests/unit/test_cask_reads.h
+
 noinst_LIBRARIES += tests/integration/libharness.a
 tests_integration_libharness_a_SOURCES = \
 	tests/integration/harness.c tests/integration/harness.h

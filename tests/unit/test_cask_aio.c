@@ -7,7 +7,7 @@
 #include "storage/cask_aio.h"
 #include "storage/cask_io.h"
 
-#include "test_cask_util.h"
+#include "test_cask_reads.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,51 +29,17 @@ counting_pread(int fd, void *buf, size_t n, off_t off)
     return pread(fd, buf, n, off);
 }
 
-static struct cask *
-open_store(char **dir)
-{
-    struct cask_options o;
-    struct cask *c = NULL;
-    tc_options(&o);
-    o.shards = 2;
-    o.segment_size = 64 * 1024;
-    *dir = tc_mkdtemp();
-    assert_non_null(*dir);
-    assert_int_equal(cask_open(&c, *dir, &o), CASK_OK);
-    return c;
-}
-
-static void
-close_store(struct cask **c, char *dir)
-{
-    cask_close(c);
-    cask_io_set(NULL);
-    tc_rmrf(dir);
-    free(dir);
-}
-
-static void
-value_of(char *out, size_t cap, unsigned i, unsigned gen)
-{
-    size_t n = (size_t)snprintf(out, cap, "value %u gen %u ", i, gen);
-    while (n + 1 < cap) {
-        out[n] = (char)('a' + (i + n) % 26);
-        n++;
-    }
-    out[n] = '\0';
-}
-
 static void
 test_nowait(void **state)
 {
     (void)state;
     char *dir;
-    struct cask *c = open_store(&dir);
+    struct cask *c = tr_open(&dir, 64 * 1024);
     char v[6000];
     struct cask_item it;
     char *val = NULL;
 
-    value_of(v, sizeof(v), 1, 0);
+    tr_value(v, sizeof(v), 1, 0);
     assert_int_equal(tc_set(c, "big", v), CASK_OK);
     assert_int_equal(tc_set(c, "small", "tiny"), CASK_OK);
     /* just written: in the page cache, read without waiting */
@@ -107,7 +73,7 @@ test_nowait(void **state)
     assert_memory_equal(val, "tiny", 4);
     free(val);
     assert_true(strstr(tc_log, "Resource temporarily") == NULL);
-    close_store(&c, dir);
+    tr_close(&c, dir);
 }
 
 struct reads {
@@ -128,8 +94,8 @@ on_done(struct cask_aio_req *r, void *arg)
     if (i % 7 == 3) {
         ok = r->rc == CASK_ENOTFOUND && r->val == NULL;
     } else {
-        value_of(v, sizeof(v), i, 0);
-        value_of(w, sizeof(w), i, 1);
+        tr_value(v, sizeof(v), i, 0);
+        tr_value(w, sizeof(w), i, 1);
         ok = r->rc == CASK_OK && r->it.vlen == strlen(v) &&
              (memcmp(r->val, v, r->it.vlen) == 0 ||
               memcmp(r->val, w, r->it.vlen) == 0);
@@ -155,18 +121,12 @@ submit_all(struct cask_aio *a, unsigned n)
     }
 }
 
-static void
-fill(struct cask *c, unsigned n, unsigned gen, bool skip_kept)
+/* Values: 2999 bytes. */
+static size_t
+vcap(unsigned i)
 {
-    char k[16], v[3000];
-    for (unsigned i = 0; i < n; i++) {
-        if (i % 7 == 3 || (skip_kept && i % 10 == 0)) {
-            continue; /* never stored: the pool's misses */
-        }
-        snprintf(k, sizeof(k), "k%u", i);
-        value_of(v, sizeof(v), i, gen);
-        assert_int_equal(tc_set(c, k, v), CASK_OK);
-    }
+    (void)i;
+    return 3000;
 }
 
 static void
@@ -174,12 +134,12 @@ test_pool(void **state)
 {
     (void)state;
     char *dir;
-    struct cask *c = open_store(&dir);
+    struct cask *c = tr_open(&dir, 64 * 1024);
     struct cask_aio *a = NULL;
 
     memset(&rs, 0, sizeof(rs));
     pthread_mutex_init(&rs.mu, NULL);
-    fill(c, 400, 0, false);
+    tr_fill(c, 400, 0, false, vcap);
     assert_int_equal(cask_aio_create(&a, c, 3), 0);
     submit_all(a, 400);
     cask_aio_destroy(&a); /* runs what is queued, then joins */
@@ -187,7 +147,7 @@ test_pool(void **state)
     assert_int_equal(rs.done, 400);
     assert_int_equal(rs.right, 400);
     pthread_mutex_destroy(&rs.mu);
-    close_store(&c, dir);
+    tr_close(&c, dir);
 }
 
 /* Slow reads on the I/O threads while most records of the first segments
@@ -197,20 +157,20 @@ test_pool_compaction(void **state)
 {
     (void)state;
     char *dir;
-    struct cask *c = open_store(&dir);
+    struct cask *c = tr_open(&dir, 64 * 1024);
     struct cask_aio *a = NULL;
     uint64_t inflight, done;
 
     memset(&rs, 0, sizeof(rs));
     pthread_mutex_init(&rs.mu, NULL);
-    fill(c, 400, 0, false);
+    tr_fill(c, 400, 0, false, vcap);
     struct cask_io_ops ops = *cask_io_default();
     ops.pread = counting_pread;
     cask_io_set(&ops);
     atomic_store(&slow_ms, 2);
     assert_int_equal(cask_aio_create(&a, c, 4), 0);
     submit_all(a, 400);
-    fill(c, 400, 1, true); /* the others go dead in the old segments */
+    tr_fill(c, 400, 1, true, vcap); /* the others go dead in the old segments */
     assert_int_equal(cask_compact(c, -1, true), CASK_OK);
     submit_all(a, 400);
     cask_aio_stats(a, &inflight, &done);
@@ -223,7 +183,7 @@ test_pool_compaction(void **state)
     cask_stats(c, -1, &st);
     assert_true(st.compactions > 0);
     pthread_mutex_destroy(&rs.mu);
-    close_store(&c, dir);
+    tr_close(&c, dir);
 }
 
 int

@@ -17,13 +17,12 @@
 #include "storage/cask_segment.h"
 #include "storage/cask_uring.h"
 
-#include "test_cask_util.h"
+#include "test_cask_reads.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <linux/magic.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -31,27 +30,12 @@
 #define BIG_VALUE 20000u
 static bool big_values; /* vlen_of: some values larger than a kept buffer */
 
-static struct cask *
-open_store_in(char *dir)
-{
-    struct cask_options o;
-    struct cask *c = NULL;
-    tc_options(&o);
-    o.shards = 2;
-    o.segment_size = 256 * 1024;
-    assert_int_equal(cask_open(&c, dir, &o), CASK_OK);
-    return c;
-}
-
+/* tr_close, and the values back to their usual lengths. */
 static void
 close_store(struct cask **c, char *dir)
 {
-    cask_close(c);
-    cask_io_set(NULL);
-    cask_direct_set_policy(CASK_DIRECT_AUTO);
     big_values = false;
-    tc_rmrf(dir);
-    free(dir);
+    tr_close(c, dir);
 }
 
 /* Keys of 2 to 5 digits and values of many lengths put records at every
@@ -132,28 +116,7 @@ read_all(struct cask_uring *u, unsigned n)
         r->done = on_done;
         cask_uring_submit(u, r);
     }
-    for (int rounds = 0; rs.done < n && rounds < 10000; rounds++) {
-        cask_uring_flush(u);
-        struct pollfd p = {.fd = cask_uring_fd(u), .events = POLLIN};
-        (void)poll(&p, 1, 1000);
-        cask_uring_reap(u);
-    }
-    assert_int_equal(rs.done, n);
-}
-
-static struct cask_uring *
-ring_or_skip(struct cask *c, char *dir)
-{
-    struct cask_uring *u = NULL;
-    int rc = cask_uring_create(&u, c);
-    if (rc == ENOSYS || rc == EPERM || rc == ENOMEM) {
-        struct cask *cc = c;
-        close_store(&cc, dir);
-        print_message("io_uring refused here (%s): skipped\n", strerror(rc));
-        skip();
-    }
-    assert_int_equal(rc, 0);
-    return u;
+    tr_drive(u, &rs.done, n);
 }
 
 /* A store in the temporary directory, or skip where it has no O_DIRECT. */
@@ -196,10 +159,10 @@ test_values(void **state)
 {
     (void)state;
     char *dir = direct_dir_or_skip();
-    struct cask *c = open_store_in(dir);
+    struct cask *c = tr_open_in(dir, 256 * 1024);
 
     fill(c, 400);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     cask_direct_set_policy(CASK_DIRECT_ALWAYS);
     memset(&rs, 0, sizeof(rs));
     rs.bad_key = -1;
@@ -228,11 +191,11 @@ test_fixed_buffers(void **state)
 {
     (void)state;
     char *dir = direct_dir_or_skip();
-    struct cask *c = open_store_in(dir);
+    struct cask *c = tr_open_in(dir, 256 * 1024);
 
     big_values = true;
     fill(c, 120);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     cask_direct_set_policy(CASK_DIRECT_ALWAYS);
     for (int round = 0; round < 3; round++) {
         memset(&rs, 0, sizeof(rs));
@@ -288,14 +251,14 @@ test_corrupt(void **state)
 {
     (void)state;
     char *dir = direct_dir_or_skip();
-    struct cask *c = open_store_in(dir);
+    struct cask *c = tr_open_in(dir, 256 * 1024);
 
     fill(c, 80);
     flip_what = "value 13 gen 0 "; /* 9000 bytes */
     flipped = false;
     nftw(dir, flip_in, 16, FTW_PHYS);
     assert_true(flipped);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     cask_direct_set_policy(CASK_DIRECT_ALWAYS);
     memset(&rs, 0, sizeof(rs));
     rs.bad_key = 13;
@@ -329,10 +292,10 @@ test_refused(void **state)
 {
     (void)state;
     char *dir = direct_dir_or_skip();
-    struct cask *c = open_store_in(dir);
+    struct cask *c = tr_open_in(dir, 256 * 1024);
 
     fill(c, 200);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     struct cask_io_ops ops = *cask_io_default();
     ops.ring_done = refuse_direct;
     cask_io_set(&ops);
@@ -375,9 +338,9 @@ test_tmpfs(void **state)
         free(dir);
         skip();
     }
-    struct cask *c = open_store_in(dir);
+    struct cask *c = tr_open_in(dir, 256 * 1024);
     fill(c, 200);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     cask_direct_set_policy(CASK_DIRECT_ALWAYS);
     memset(&rs, 0, sizeof(rs));
     rs.bad_key = -1;
@@ -412,11 +375,11 @@ test_auto_warms(void **state)
 {
     (void)state;
     char *dir = direct_dir_or_skip();
-    struct cask *c = open_store_in(dir);
+    struct cask *c = tr_open_in(dir, 256 * 1024);
 
     fill(c, 300);
     nftw(dir, drop_seg, 16, FTW_PHYS);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     memset(&rs, 0, sizeof(rs));
     rs.bad_key = -1;
     uint64_t before = cask_direct_reads();

@@ -9,45 +9,10 @@
 #include "storage/cask_io.h"
 #include "storage/cask_uring.h"
 
-#include "test_cask_util.h"
+#include "test_cask_reads.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
-
-static struct cask *
-open_store(char **dir)
-{
-    struct cask_options o;
-    struct cask *c = NULL;
-    tc_options(&o);
-    o.shards = 2;
-    o.segment_size = 64 * 1024;
-    *dir = tc_mkdtemp();
-    assert_non_null(*dir);
-    assert_int_equal(cask_open(&c, *dir, &o), CASK_OK);
-    return c;
-}
-
-static void
-close_store(struct cask **c, char *dir)
-{
-    cask_close(c);
-    cask_io_set(NULL);
-    tc_rmrf(dir);
-    free(dir);
-}
-
-static void
-value_of(char *out, size_t cap, unsigned i, unsigned gen)
-{
-    size_t n = (size_t)snprintf(out, cap, "value %u gen %u ", i, gen);
-    while (n + 1 < cap) {
-        out[n] = (char)('a' + (i + n) % 26);
-        n++;
-    }
-    out[n] = '\0';
-}
 
 /* Values: 3000 bytes, but every 5th key 6000 (read in two parts either
  * way: header and key, then the value). */
@@ -55,20 +20,6 @@ static size_t
 vcap(unsigned i)
 {
     return i % 5 == 1 ? 6001 : 3001;
-}
-
-static void
-fill(struct cask *c, unsigned n, unsigned gen, bool skip_kept)
-{
-    char k[16], v[6001];
-    for (unsigned i = 0; i < n; i++) {
-        if (i % 7 == 3 || (skip_kept && i % 10 == 0)) {
-            continue; /* never stored: misses */
-        }
-        snprintf(k, sizeof(k), "k%u", i);
-        value_of(v, vcap(i), i, gen);
-        assert_int_equal(tc_set(c, k, v), CASK_OK);
-    }
 }
 
 struct reads {
@@ -92,8 +43,8 @@ on_done(struct cask_aio_req *r, void *arg)
     } else if (i % 7 == 3) {
         ok = r->rc == CASK_ENOTFOUND && r->val == NULL;
     } else {
-        value_of(v, vcap(i), i, 0);
-        value_of(w, vcap(i), i, 1);
+        tr_value(v, vcap(i), i, 0);
+        tr_value(w, vcap(i), i, 1);
         ok = r->rc == CASK_OK && r->it.vlen == strlen(v) &&
              r->val[r->it.vlen] == '\0' &&
              (memcmp(r->val, v, r->it.vlen) == 0 ||
@@ -118,51 +69,22 @@ submit_all(struct cask_uring *u, unsigned n)
     }
 }
 
-/* Run the ring as an event loop would until `want` reads are done. */
-static void
-drive(struct cask_uring *u, unsigned want)
-{
-    for (int rounds = 0; rs.done < want && rounds < 10000; rounds++) {
-        cask_uring_flush(u);
-        struct pollfd p = {.fd = cask_uring_fd(u), .events = POLLIN};
-        (void)poll(&p, 1, 1000);
-        cask_uring_reap(u);
-    }
-    assert_int_equal(rs.done, want);
-}
-
-/* A ring, or skip where the kernel refuses one. */
-static struct cask_uring *
-ring_or_skip(struct cask *c, char *dir)
-{
-    struct cask_uring *u = NULL;
-    int rc = cask_uring_create(&u, c);
-    if (rc == ENOSYS || rc == EPERM || rc == ENOMEM) {
-        struct cask *cc = c;
-        close_store(&cc, dir);
-        print_message("io_uring refused here (%s): skipped\n", strerror(rc));
-        skip();
-    }
-    assert_int_equal(rc, 0);
-    return u;
-}
-
 static void
 test_reads(void **state)
 {
     (void)state;
     char *dir;
-    struct cask *c = open_store(&dir);
+    struct cask *c = tr_open(&dir, 64 * 1024);
     uint64_t inflight, done;
 
     memset(&rs, 0, sizeof(rs));
-    fill(c, 600, 0, false);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    tr_fill(c, 600, 0, false, vcap);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     submit_all(u, 600); /* more than CASK_URING_DEPTH: some wait */
     cask_uring_stats(u, &inflight, &done);
     assert_int_equal(inflight, 600);
     assert_int_equal(rs.done, 0); /* never from submit */
-    drive(u, 600);
+    tr_drive(u, &rs.done, 600);
     assert_int_equal(rs.right, 600);
     cask_uring_stats(u, &inflight, &done);
     assert_int_equal(inflight, 0);
@@ -173,7 +95,7 @@ test_reads(void **state)
     assert_true(it.fetched);
     cask_uring_destroy(&u);
     assert_null(u);
-    close_store(&c, dir);
+    tr_close(&c, dir);
 }
 
 /* Reads in flight (submitted, not reaped: their segments pinned) while
@@ -184,20 +106,20 @@ test_compaction_race(void **state)
 {
     (void)state;
     char *dir;
-    struct cask *c = open_store(&dir);
+    struct cask *c = tr_open(&dir, 64 * 1024);
     struct cask_stats st;
 
     memset(&rs, 0, sizeof(rs));
-    fill(c, 400, 0, false);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    tr_fill(c, 400, 0, false, vcap);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     submit_all(u, 200);
     cask_uring_flush(u);
-    fill(c, 400, 1, true); /* the others go dead in the old segments */
+    tr_fill(c, 400, 1, true, vcap); /* the others go dead in the old segments */
     assert_int_equal(cask_compact(c, -1, true), CASK_OK);
     cask_stats(c, -1, &st);
     assert_true(st.compactions > 0);
     submit_all(u, 400); /* after the compaction: the new records */
-    drive(u, 600);
+    tr_drive(u, &rs.done, 600);
     assert_int_equal(rs.right, 600);
     cask_uring_destroy(&u);
     /* the kept records, moved by compaction, read back whole */
@@ -206,11 +128,11 @@ test_compaction_race(void **state)
         char k[16], v[6001];
         snprintf(k, sizeof(k), "k%u", i);
         if (i % 7 != 3) {
-            value_of(v, vcap(i), i, 0);
+            tr_value(v, vcap(i), i, 0);
             assert_true(tc_is(c, k, v));
         }
     }
-    close_store(&c, dir);
+    tr_close(&c, dir);
 }
 
 static atomic_int ring_reads;
@@ -239,11 +161,11 @@ test_faults(void **state)
 {
     (void)state;
     char *dir;
-    struct cask *c = open_store(&dir);
+    struct cask *c = tr_open(&dir, 64 * 1024);
 
     memset(&rs, 0, sizeof(rs));
-    fill(c, 300, 0, false);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    tr_fill(c, 300, 0, false, vcap);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     struct cask_io_ops ops = *cask_io_default();
     ops.ring_done = faulty_ring_done;
     cask_io_set(&ops);
@@ -253,7 +175,7 @@ test_faults(void **state)
     atomic_store(&fail_every, 4);
     rs.fail_rc = EIO;
     submit_all(u, 300);
-    drive(u, 300);
+    tr_drive(u, &rs.done, 300);
     assert_int_equal(rs.right, 300);
     assert_true(rs.failed > 30);
     assert_non_null(strstr(tc_log, "Input/output error"));
@@ -264,12 +186,12 @@ test_faults(void **state)
     atomic_store(&ring_reads, 0);
     atomic_store(&short_reads, 100);
     submit_all(u, 300);
-    drive(u, 300);
+    tr_drive(u, &rs.done, 300);
     assert_int_equal(rs.right, 300);
     assert_true(atomic_load(&short_reads) < 100);
     assert_true(atomic_load(&ring_reads) > 300 - 300 / 7);
     cask_uring_destroy(&u);
-    close_store(&c, dir);
+    tr_close(&c, dir);
 }
 
 static int
@@ -283,14 +205,14 @@ test_refused(void **state)
 {
     (void)state;
     char *dir;
-    struct cask *c = open_store(&dir);
+    struct cask *c = tr_open(&dir, 64 * 1024);
     struct cask_uring *u = NULL;
     struct cask_io_ops ops = *cask_io_default();
     ops.ring_setup = refuse_ring;
     cask_io_set(&ops);
     assert_int_equal(cask_uring_create(&u, c), EPERM);
     assert_null(u);
-    close_store(&c, dir);
+    tr_close(&c, dir);
 }
 
 /* Destroyed with reads queued, unsubmitted and in flight: each is done. */
@@ -299,11 +221,11 @@ test_destroy_inflight(void **state)
 {
     (void)state;
     char *dir;
-    struct cask *c = open_store(&dir);
+    struct cask *c = tr_open(&dir, 64 * 1024);
 
     memset(&rs, 0, sizeof(rs));
-    fill(c, 500, 0, false);
-    struct cask_uring *u = ring_or_skip(c, dir);
+    tr_fill(c, 500, 0, false, vcap);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
     submit_all(u, 200);
     cask_uring_flush(u); /* in flight */
     submit_all(u, 300);  /* queued, some waiting for a slot */
@@ -311,7 +233,7 @@ test_destroy_inflight(void **state)
     assert_null(u);
     assert_int_equal(rs.done, 500);
     assert_int_equal(rs.right, 500);
-    close_store(&c, dir); /* no segment left pinned */
+    tr_close(&c, dir); /* no segment left pinned */
 }
 
 int
