@@ -1,9 +1,10 @@
 # bcserver.py - start and stop a memcached-compatible server for the Python
 # tests: free port on 127.0.0.1, temp data dir, stop by PID; temp dirs and
 # servers a test leaves behind (an exception, a SIGTERM from the harness)
-# are removed and killed at exit; and the check/finish scaffold the tests
-# share. Owns the child processes and their temp dirs. Python 3 standard
-# library only.
+# are removed and killed at exit; a server under the crash shim; and what
+# the tests share around them: the check/finish scaffold, exact reads,
+# `stats` parsed, segments dropped from the page cache. Owns the child
+# processes and their temp dirs. Python 3 standard library only.
 import atexit
 import os
 import pwd
@@ -49,8 +50,9 @@ def mkdtemp(prefix):
 
 class Checks:
     """check(cond, what) records one expectation and prints FAIL lines (and
-    ok lines with verbose); finish() prints the count and returns the exit
-    status."""
+    ok lines with verbose); that(what, ok, detail) is the same with a
+    detail for the FAIL line; finish() prints the count and returns the
+    exit status."""
 
     def __init__(self, verbose=True):
         self.verbose = verbose
@@ -63,9 +65,21 @@ class Checks:
             self.failures.append(what)
         return cond
 
+    def that(self, what, ok, detail=""):
+        return self(ok, what if ok else "%s (%s)" % (what, detail))
+
     def finish(self):
         print("%d failed" % len(self.failures))
         return 1 if self.failures else 0
+
+
+# The checks of a test run, for tests that keep one list per process (a
+# test that reuses another test's parts then counts into the same one):
+# check(what, ok, detail), failures, finish().
+_run = Checks()
+check = _run.that
+failures = _run.failures
+finish = _run.finish
 
 
 def rss_anon_kib(pid):
@@ -124,14 +138,20 @@ class Server:
         self.kind = kind
         self.args = list(args)
         self.tmp = mkdtemp("bc-pytest.")
+        self.env = None  # the child's environment: None, as ours
         _servers.append(self)
         self.proc = None
         self.port = 0
 
+    @property
+    def data(self):
+        """The data directory (bitcached), in tmp."""
+        return os.path.join(self.tmp, "data")
+
     def argv(self):
         argv = [self.binary, "-l", "127.0.0.1", "-p", str(self.port)]
         if self.kind == "bitcached":
-            argv.insert(1, "--data-dir=" + os.path.join(self.tmp, "data"))
+            argv.insert(1, "--data-dir=" + self.data)
         elif os.geteuid() == 0:
             argv += ["-u", pwd.getpwuid(0).pw_name]
         return argv + self.args
@@ -140,7 +160,7 @@ class Server:
         # The port may be taken between picking and binding: retry.
         for _ in range(5):
             self.port = free_port()
-            self.proc = subprocess.Popen(self.argv())
+            self.proc = subprocess.Popen(self.argv(), env=self.env)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -183,6 +203,77 @@ class Server:
         s = socket.create_connection(("127.0.0.1", self.port), timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
+
+    def stats(self, group=b""):
+        """`stats GROUP` on a connection of its own (stats_on)."""
+        s = self.connect()
+        try:
+            return stats_on(s, group)
+        finally:
+            s.close()
+
+
+class ShimServer(Server):
+    """A bitcached under the crash shim (tests/crash/crashshim.c) when shim
+    is a path, its calls counted, failed or slowed as shim_env
+    (CRASHSHIM_* variables) says, on files under its data directory;
+    without a shim, a plain server. Restartable on the same directory."""
+
+    def __init__(self, binary, shim, args, shim_env):
+        super().__init__(binary, "bitcached", args)
+        self.shim = shim
+        self.shim_env = shim_env
+
+    def start(self, timeout=20.0):
+        os.makedirs(self.data, exist_ok=True)
+        self.env = None
+        if self.shim:
+            self.env = dict(os.environ, LD_PRELOAD=self.shim,
+                            CRASHSHIM_DIR=self.data, **self.shim_env)
+        super().start(timeout)
+
+
+def stats_on(sock, group=b""):
+    """`stats GROUP` on an open connection: {name: value}, as str."""
+    sock.sendall(b"stats " + group + b"\r\n" if group else b"stats\r\n")
+    data, _ = recv_until(sock, [b"END\r\n"])
+    out = {}
+    for line in data.decode().split("\r\n"):
+        p = line.split(" ")
+        if len(p) == 3 and p[0] == "STAT":
+            out[p[1]] = p[2]
+    return out
+
+
+def recv_n(sock, n):
+    """Exactly n bytes; RuntimeError when the peer closes first."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(min(n - len(data), 1 << 20))
+        if not chunk:
+            raise RuntimeError("closed after %d bytes: %r" % (len(data),
+                                                             data[-200:]))
+        data += chunk
+    return data
+
+
+def drop_cache(datadir):
+    """Write the segments under datadir out and drop their pages from the
+    page cache, so that the reads that follow go to the disk. A segment
+    compacted away meanwhile is passed over."""
+    for root, _, files in os.walk(datadir):
+        for name in files:
+            if not name.endswith(".seg"):
+                continue
+            try:
+                fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def recv_until(sock, ends, quiet=0.0):

@@ -32,13 +32,7 @@ if not bcserver.executable(BIN) or not bcserver.executable(ADMIN):
 
 SEG_HDR = 32
 N = 300
-failures = []
-
-
-def expect(cond, what):
-    print("%s: %s" % ("ok" if cond else "FAIL", what))
-    if not cond:
-        failures.append(what)
+expect = bcserver.Checks()
 
 
 def admin(*args):
@@ -170,10 +164,7 @@ def main():
             s2.close()
     finally:
         srv.close()
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
-    print("all passed")
+    sys.exit(expect.finish())
 
 
 if __name__ == "__main__":

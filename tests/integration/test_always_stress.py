@@ -24,7 +24,6 @@
 import os
 import random
 import select
-import socket
 import subprocess
 import sys
 import time
@@ -35,19 +34,12 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
 import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
-from test_sync_always import ShimServer, stats_storage  # noqa: E402
 
 NCONN = 48
 KEYS_PER_CONN = 24
 ROUND_TIMEOUT = 15.0  # seconds for every reply of a round to arrive
-failures = []
-
-
-def check(what, ok, detail=""):
-    print("%s: %s%s" % ("ok" if ok else "FAIL", what,
-                        "" if ok else " (%s)" % (detail,)))
-    if not ok:
-        failures.append(what)
+check = bcserver.check
+failures = bcserver.failures
 
 
 def preload(binary, shim):
@@ -228,7 +220,7 @@ def recovered(srv, timeout=3.0):
     as well: only a restart brings it back)."""
     deadline = time.monotonic() + timeout
     while True:
-        st = stats_storage(srv)
+        st = srv.stats(b"storage")
         if st.get("commit_failures") == st.get("commit_recoveries"):
             # every failure was counted before its replies went out
             return st.get("failed") == "0"
@@ -242,7 +234,7 @@ def server_life(binary, shim, name, delay_ms, fault_every, depth, t_end,
     """One server under the load until t_end, or until a failure latched
     its store (a segment sync failed too: writes are refused until a
     restart). Returns (rounds, replies, errors, latched)."""
-    srv = ShimServer(binary, shim, ["--sync=always", "-t", "4"], {})
+    srv = bcserver.ShimServer(binary, shim, ["--sync=always", "-t", "4"], {})
     stats_path = os.path.join(srv.tmp, "shim.stats")
     flag = os.path.join(srv.tmp, "fail-now")
     env = {"CRASHSHIM_STATS": stats_path,
@@ -261,7 +253,7 @@ def server_life(binary, shim, name, delay_ms, fault_every, depth, t_end,
             ok = s.round(fault, depth)
             if ok and fault:
                 latched = not recovered(srv)
-        st = stats_storage(srv) if ok else {}
+        st = srv.stats(b"storage") if ok else {}
         if ok and not latched:
             bad = s.verify()
             check("%s: every acknowledged last write reads back, no failed "
@@ -317,9 +309,7 @@ def main():
     phase(binary, shim, "fast sync", 0, 0, 8, seconds, rng)
     phase(binary, shim, "slow sync, deep pipelines, failures", 5, 6, 64,
           seconds, rng)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
+    sys.exit(bcserver.finish())
 
 
 if __name__ == "__main__":

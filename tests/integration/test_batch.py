@@ -28,40 +28,8 @@ import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
 
 N = 200
-failures = []
-
-
-def check(what, ok, detail=""):
-    print("%s: %s%s" % ("ok" if ok else "FAIL", what,
-                        "" if ok else " (%s)" % detail))
-    if not ok:
-        failures.append(what)
-
-
-class ShimServer(bcserver.Server):
-    """A bitcached under the crash shim (when given), scoped to its data
-    directory; restartable on the same directory."""
-
-    def __init__(self, binary, shim, args, shim_env):
-        super().__init__(binary, "bitcached", args)
-        self.shim = shim
-        self.shim_env = shim_env
-
-    def start(self, timeout=20.0):
-        os.makedirs(os.path.join(self.tmp, "data"), exist_ok=True)
-        env = dict(os.environ)
-        if self.shim:
-            env["LD_PRELOAD"] = self.shim
-            env["CRASHSHIM_DIR"] = os.path.join(self.tmp, "data")
-            env.update(self.shim_env)
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(env)
-        try:
-            super().start(timeout)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+check = bcserver.check
+ShimServer = bcserver.ShimServer
 
 
 def recv_lines(sock, n, timeout=15.0):
@@ -77,19 +45,6 @@ def recv_lines(sock, n, timeout=15.0):
             break
         data += chunk
     return data.split(b"\r\n")[:n]
-
-
-def stats_storage(srv):
-    s = srv.connect()
-    s.sendall(b"stats storage\r\n")
-    data, _ = bcserver.recv_until(s, [b"END\r\n"])
-    s.close()
-    out = {}
-    for line in data.decode().split("\r\n"):
-        p = line.split(" ")
-        if len(p) == 3 and p[0] == "STAT":
-            out[p[1]] = p[2]
-    return out
 
 
 def get_all(srv, keys):
@@ -135,7 +90,7 @@ def write_calls(srv, mode):
     if srv.shim:
         return cm.group_count(cm.read_stats(srv.shim_env["CRASHSHIM_STATS"]),
                               "write")
-    return int(stats_storage(srv).get("batch_writes", "0"))
+    return int(srv.stats(b"storage").get("batch_writes", "0"))
 
 
 def test_burst(binary, shim, mode):
@@ -338,11 +293,7 @@ def main():
     if shim:
         test_eio(binary, shim, "interval")
         test_eio(binary, shim, "never")
-    if failures:
-        print("%d FAILED" % len(failures))
-        return 1
-    print("all passed")
-    return 0
+    return bcserver.finish()
 
 
 if __name__ == "__main__":

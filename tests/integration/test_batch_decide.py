@@ -27,7 +27,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
 import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
-from test_batch import ShimServer, check, failures, recv_lines  # noqa: E402
+from test_batch import recv_lines  # noqa: E402
+
+check = bcserver.check
 
 DELAY_MS = 600
 BIG = 17 * 1024  # above CASK_BATCH_REC_MAX: written through, not staged
@@ -147,7 +149,7 @@ def run(binary, shim, name, setup, a_req, b_req, judge):
     """One interleaving; True when it was the one aimed at (A's change of
     kx failed while B's request ran)."""
     # --write-map=no: writes fail (and wait) at pwrite, where the shim is
-    srv = ShimServer(binary, shim, ["--sync=interval", "-t", "2",
+    srv = bcserver.ShimServer(binary, shim, ["--sync=interval", "-t", "2",
                                     "--shards=2", "--write-map=no"], {})
     failflag = os.path.join(srv.tmp, "fail")
     delayflag = os.path.join(srv.tmp, "delay")
@@ -200,7 +202,7 @@ def run(binary, shim, name, setup, a_req, b_req, judge):
 def run_same_conn(binary, shim):
     """Same worker, same pass: a set whose batch write fails, then an add
     of the key pipelined behind it."""
-    srv = ShimServer(binary, shim, ["--sync=interval", "-t", "1",
+    srv = bcserver.ShimServer(binary, shim, ["--sync=interval", "-t", "1",
                                     "--shards=1", "--write-map=no"], {})
     failflag = os.path.join(srv.tmp, "fail")
     srv.shim_env = {"CRASHSHIM_FAIL": "pwrite:1:EIO:1",
@@ -237,11 +239,7 @@ def main():
                 break
         check("%s: the fault hit A's staged change" % name, hit)
     run_same_conn(binary, shim)
-    if failures:
-        print("%d FAILED" % len(failures))
-        return 1
-    print("all passed")
-    return 0
+    return bcserver.finish()
 
 
 if __name__ == "__main__":

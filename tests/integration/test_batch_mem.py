@@ -20,17 +20,6 @@ OOM = b"SERVER_ERROR out of memory storing object"
 KEY = b"key:%016d"
 
 
-def stats_storage(s):
-    s.sendall(b"stats storage\r\n")
-    data, _ = bcserver.recv_until(s, [b"END\r\n"])
-    out = {}
-    for line in data.decode().split("\r\n"):
-        p = line.split(" ")
-        if len(p) == 3 and p[0] == "STAT":
-            out[p[1]] = p[2]
-    return out
-
-
 def burst(s, start, n):
     """n pipelined sets in one send; returns their reply lines."""
     s.sendall(b"".join(b"set " + KEY % i + b" 0 0 10\r\n0123456789\r\n"
@@ -53,12 +42,12 @@ def default_limit(bc):
     srv.start()
     try:
         s = srv.connect(timeout=30)
-        st = stats_storage(s)
+        st = bcserver.stats_on(s, b"storage")
         check(st.get("buffer_bytes") == "0",
               "no buffer before a write (%s)" % st.get("buffer_bytes"))
         r = burst(s, 0, 200)
         check(r == [b"STORED"] * 200, "a burst of sets is stored")
-        st = stats_storage(s)
+        st = bcserver.stats_on(s, b"storage")
         per = buffers(st, 4)
         check(all(b in (0, 128 * 1024) for b in per) and sum(per) > 0,
               "one 128 KiB buffer per shard that staged (%s)" % per)
@@ -78,7 +67,7 @@ def small_limit(bc):
         s = srv.connect(timeout=30)
         r = burst(s, 0, 200)
         check(r == [b"STORED"] * 200, "-m 2: a burst of sets is stored")
-        st = stats_storage(s)
+        st = bcserver.stats_on(s, b"storage")
         per = buffers(st, 8)
         # a share of 256 KiB: buffers of 16 KiB
         check(all(b in (0, 16 * 1024) for b in per) and sum(per) > 0,
@@ -93,7 +82,7 @@ def small_limit(bc):
                 why = bad[0]
                 break
         check(why == OOM, "-m 2 -M: new keys refused at last (%r)" % why)
-        st = stats_storage(s)
+        st = bcserver.stats_on(s, b"storage")
         kd = int(st["keydir_bytes"])
         buf = int(st["buffer_bytes"])
         print("-m 2 -M: %d keys, keydir %d + buffers %d bytes" %

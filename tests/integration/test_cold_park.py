@@ -39,8 +39,7 @@ import crashmodel as cm  # noqa: E402
 import test_cold_read as cr  # noqa: E402
 
 DELAY_MS = cr.DELAY_MS
-failures = cr.failures
-check = cr.check
+check = bcserver.check
 key, value, recv_n, text_value = cr.key, cr.value, cr.recv_n, cr.text_value
 
 
@@ -420,10 +419,7 @@ def main():
     test_udp(binary, shim)
     test_udp_gat_always(binary, shim)
     test_pipeline(binary, shim)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
-    print("all passed")
+    sys.exit(bcserver.finish())
 
 
 if __name__ == "__main__":

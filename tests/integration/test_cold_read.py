@@ -26,7 +26,6 @@ cold, not slow, and the check that they were slow is left out.
 """
 import os
 import random
-import socket
 import struct
 import sys
 import threading
@@ -41,41 +40,21 @@ import crashmodel as cm  # noqa: E402
 
 DELAY_MS = 150
 VLEN = 4096
-failures = []
+check = bcserver.check
+recv_n = bcserver.recv_n
+drop_cache = bcserver.drop_cache
 
 
-def check(what, ok, detail=""):
-    print("%s: %s%s" % ("ok" if ok else "FAIL", what,
-                        "" if ok else " (%s)" % (detail,)))
-    if not ok:
-        failures.append(what)
-
-
-class ShimServer(bcserver.Server):
+class ShimServer(bcserver.ShimServer):
     """A bitcached, under the crash shim when there is one (reads of its
     data directory slowed while the file `slow` exists)."""
 
     def __init__(self, binary, shim, args, delay_ms=DELAY_MS):
-        super().__init__(binary, "bitcached", args)
-        self.delay_ms = delay_ms
-        self.shim = shim
-        self.data = os.path.join(self.tmp, "data")
+        super().__init__(binary, shim, args, {})
         self.slow_flag = os.path.join(self.tmp, "slow")
-
-    def start(self, timeout=10.0):
-        os.makedirs(self.data, exist_ok=True)
-        saved = dict(os.environ)
-        if self.shim:
-            os.environ["LD_PRELOAD"] = self.shim
-            os.environ["CRASHSHIM_DIR"] = self.data
-            os.environ["CRASHSHIM_DELAY"] = "pread,pread64,preadv,preadv64:%d" \
-                % self.delay_ms
-            os.environ["CRASHSHIM_DELAY_WHILE"] = self.slow_flag
-        try:
-            super().start(timeout)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        self.shim_env = {
+            "CRASHSHIM_DELAY": "pread,pread64,preadv,preadv64:%d" % delay_ms,
+            "CRASHSHIM_DELAY_WHILE": self.slow_flag}
 
     def slow(self, on):
         if on:
@@ -92,16 +71,6 @@ def value(i, gen=0):
     return (b"%06d.%d|" % (i, gen)) * (VLEN // 9) + b"x" * (VLEN % 9)
 
 
-def recv_n(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            raise RuntimeError("closed after %r" % data[-200:])
-        data += chunk
-    return data
-
-
 def set_many(sock, items):
     items = list(items)
     for start in range(0, len(items), 200):
@@ -111,33 +80,8 @@ def set_many(sock, items):
         recv_n(sock, 8 * len(part))
 
 
-def drop_cache(datadir):
-    """Write the segments out and drop their pages from the page cache."""
-    for root, _, files in os.walk(datadir):
-        for name in files:
-            if name.endswith(".seg"):
-                try:
-                    fd = os.open(os.path.join(root, name), os.O_RDONLY)
-                except FileNotFoundError:
-                    continue  # compacted away meanwhile
-                try:
-                    os.fsync(fd)
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                finally:
-                    os.close(fd)
-
-
 def stats(srv, group=b""):
-    s = srv.connect()
-    s.sendall(b"stats " + group + b"\r\n")
-    data, _ = bcserver.recv_until(s, [b"END\r\n"])
-    s.close()
-    out = {}
-    for line in data.decode().split("\r\n"):
-        p = line.split(" ")
-        if len(p) == 3 and p[0] == "STAT":
-            out[p[1]] = p[2]
-    return out
+    return srv.stats(group)
 
 
 def text_value(k, v, cas=None):
@@ -442,10 +386,7 @@ def main():
         test_latency(binary, shim, engine)
         test_order(binary, shim, engine)
         test_compaction_race(binary, shim, engine)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
-    print("all passed")
+    sys.exit(bcserver.finish())
 
 
 if __name__ == "__main__":

@@ -93,17 +93,6 @@ def direct_fds(pid):
     return n
 
 
-def storage_stats(sock):
-    sock.sendall(b"stats storage\r\n")
-    data, _ = bcserver.recv_until(sock, [b"END\r\n"])
-    st = {}
-    for line in data.decode().split("\r\n"):
-        p = line.split(" ")
-        if len(p) == 3 and p[0] == "STAT":
-            st[p[1]] = p[2]
-    return st
-
-
 def split_pairs(sock, rnd, n):
     """n pairs of gets of cold keys, each sent in two writes so that the
     second often arrives while the first waits for its read (read ahead
@@ -165,7 +154,7 @@ def main():
         after = read_bytes(srv.proc.pid)
         per_get = (after - before) / NGETS
         ndirect = direct_fds(srv.proc.pid)
-        st = storage_stats(sock)
+        st = bcserver.stats_on(sock, b"storage")
         print("%d cold gets of %d-byte records in a %d MB cgroup: %.0f bytes "
               "read per get, %d O_DIRECT descriptors"
               % (NGETS, REC, LIMIT >> 20, per_get, ndirect))

@@ -22,17 +22,10 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
 import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
-from test_sync_always import ShimServer, recv_exact_lines, stats_storage  # noqa: E402,E501
+from test_sync_always import recv_exact_lines  # noqa: E402
 
 ERR = b"SERVER_ERROR out of memory storing object"
-failures = []
-
-
-def check(what, ok, detail=""):
-    print("%s: %s%s" % ("ok" if ok else "FAIL", what,
-                        "" if ok else " (%s)" % (detail,)))
-    if not ok:
-        failures.append(what)
+check = bcserver.check
 
 
 def get(sock, key):
@@ -42,7 +35,7 @@ def get(sock, key):
 
 
 def test_recover(binary, shim):
-    srv = ShimServer(binary, shim, ["--sync=always", "-t", "1"], {})
+    srv = bcserver.ShimServer(binary, shim, ["--sync=always", "-t", "1"], {})
     flag = os.path.join(srv.tmp, "fail-now")
     srv.shim_env = {"CRASHSHIM_FAIL": "fdatasync:1:EIO:1",
                     "CRASHSHIM_FAIL_WHILE": flag}
@@ -77,7 +70,7 @@ def test_recover(binary, shim):
         r = recv_exact_lines(a, n - 1)
         check("later writes are all stored", r == [b"STORED"] * (n - 1),
               r[:3])
-        st = stats_storage(srv)
+        st = srv.stats(b"storage")
         check("stats storage shows the failure and the recovery",
               st.get("commit_failures") == "1" and
               st.get("commit_recoveries") == "1" and
@@ -113,10 +106,7 @@ def main():
     if shim is None or cm.is_sanitized(binary):
         bcserver.skip("needs the crash shim and a build without sanitizers")
     test_recover(binary, shim)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
-    print("all passed")
+    sys.exit(bcserver.finish())
 
 
 if __name__ == "__main__":

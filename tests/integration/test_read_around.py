@@ -16,7 +16,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bcserver  # noqa: E402
 
-failures = []
 NKEYS = 12000
 NGETS = 1500
 VLEN = 4096
@@ -24,10 +23,9 @@ KEY = b"cold:%08d"
 REC = 44 + len(KEY % 0) + VLEN  # record header, key, value
 
 
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL: " + what)
+check = bcserver.Checks(verbose=False)
+recv_n = bcserver.recv_n
+drop_cache = bcserver.drop_cache
 
 
 def value(i):
@@ -42,16 +40,6 @@ def read_bytes(pid):
     return -1
 
 
-def recv_n(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            raise RuntimeError("closed")
-        data += chunk
-    return data
-
-
 def fill(sock):
     batch = 200
     for start in range(0, NKEYS, batch):
@@ -59,20 +47,6 @@ def fill(sock):
         sock.sendall(b"".join(b"set " + KEY % i + b" 0 0 %d\r\n" % VLEN +
                               value(i) + b"\r\n" for i in range(start, end)))
         recv_n(sock, len(b"STORED\r\n") * (end - start))
-
-
-def drop_cache(datadir):
-    """Write the segments out and drop their pages from the page cache."""
-    for root, _, files in os.walk(datadir):
-        for name in files:
-            if not name.endswith(".seg"):
-                continue
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
 
 
 def on_block_device(path):
@@ -94,23 +68,11 @@ def main():
         bcserver.skip("no server binary at %s" % binary)
     for engine in ("uring", "threads"):
         run(binary, engine)
-    if failures:
-        print("%d failure(s)" % len(failures))
-        return 1
-    print("PASS")
-    return 0
+    return check.finish()
 
 
 def io_engine(srv):
-    s = srv.connect()
-    s.sendall(b"stats storage\r\n")
-    data, _ = bcserver.recv_until(s, [b"END\r\n"])
-    s.close()
-    for line in data.decode().split("\r\n"):
-        p = line.split(" ")
-        if len(p) == 3 and p[1] == "io_engine":
-            return p[2]
-    return None
+    return srv.stats(b"storage").get("io_engine")
 
 
 def run(binary, engine):

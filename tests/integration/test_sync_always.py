@@ -14,7 +14,6 @@
 # Without the shim, or against a sanitizer build (no preload), only the
 # parts that need no slow or failing disk run (order, quiet modes, kill -9).
 import os
-import socket
 import struct
 import sys
 import threading
@@ -28,40 +27,8 @@ import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
 
 DELAY_MS = 300
-failures = []
-
-
-def check(what, ok, detail=""):
-    print("%s: %s%s" % ("ok" if ok else "FAIL", what,
-                        "" if ok else " (%s)" % detail))
-    if not ok:
-        failures.append(what)
-
-
-class ShimServer(bcserver.Server):
-    """A bitcached under the crash shim, scoped to its data directory."""
-
-    def __init__(self, binary, shim, args, shim_env):
-        super().__init__(binary, "bitcached", args)
-        self.shim = shim
-        self.shim_env = shim_env
-
-    def start(self, timeout=10.0):
-        data = os.path.join(self.tmp, "data")
-        os.makedirs(data, exist_ok=True)
-        env = dict(os.environ)
-        if self.shim:
-            env["LD_PRELOAD"] = self.shim
-            env["CRASHSHIM_DIR"] = data
-            env.update(self.shim_env)
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(env)
-        try:
-            super().start(timeout)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+check = bcserver.check
+ShimServer = bcserver.ShimServer
 
 
 def recv_exact_lines(sock, n, timeout=10.0):
@@ -74,19 +41,6 @@ def recv_exact_lines(sock, n, timeout=10.0):
             break
         data += chunk
     return data.split(b"\r\n")[:n]
-
-
-def stats_storage(srv):
-    s = srv.connect()
-    s.sendall(b"stats storage\r\n")
-    data, _ = bcserver.recv_until(s, [b"END\r\n"])
-    s.close()
-    out = {}
-    for line in data.decode().split("\r\n"):
-        p = line.split(" ")
-        if len(p) == 3 and p[0] == "STAT":
-            out[p[1]] = p[2]
-    return out
 
 
 def bin_req(opcode, key=b"", val=b"", extras=b"", opaque=0):
@@ -203,7 +157,7 @@ def test_no_stall(binary, shim):
                   % (DELAY_MS, get_ms), get_ms < DELAY_MS / 2, get_ms)
 
         # Pipelined on one connection: in order, few syncs.
-        before = stats_storage(srv)
+        before = srv.stats(b"storage")
         req = b"set n 0 0 1\r\n1\r\n"
         req += b"incr n 1\r\n" * 20
         req += b"set q1 0 0 1 noreply\r\na\r\n"
@@ -218,7 +172,7 @@ def test_no_stall(binary, shim):
         want = [b"STORED"] + [str(i).encode() for i in range(2, 22)] + \
             [b"HD O77", b"VALUE q2 0 1", b"b", b"END", b"MN"]
         check("pipelined writes answered in order", lines == want, lines)
-        after = stats_storage(srv)
+        after = srv.stats(b"storage")
         commits = int(after["commits"]) - int(before["commits"])
         # Up to four journal commits overlap, so a few more passes than
         # one sync after another would take.
@@ -356,7 +310,7 @@ def test_sync_eio(binary, shim):
               r1 is not None and r1[:3] == (0x01, 0x84, 0x1234) and
               r2 is not None and r2[:3] == (0x11, 0x84, 0x5678) and
               r3 is not None and r3[:3] == (0x0a, 0, 0x9abc), (r1, r2, r3))
-        st = stats_storage(srv)
+        st = srv.stats(b"storage")
         check("stats storage: failed 1", st.get("failed") == "1", st)
         # held while the store tries to recover, then latched: only then
         # does the reply say read-only
@@ -389,10 +343,7 @@ def main():
     test_kill9(binary, shim)
     if shim is not None:
         test_sync_eio(binary, shim)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
-    print("all passed")
+    sys.exit(bcserver.finish())
 
 
 if __name__ == "__main__":

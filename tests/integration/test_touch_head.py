@@ -26,13 +26,7 @@ VLEN = 1 << 20
 # a header and key read is a page, two when it straddles one; a value
 # read would be 256 pages
 HEAD_MAX = 4 * 4096
-failures = []
-
-
-def check(cond, what):
-    print("%s: %s" % ("ok" if cond else "FAIL", what))
-    if not cond:
-        failures.append(what)
+check = bcserver.Checks()
 
 
 def key(i):
@@ -110,7 +104,7 @@ def run(binary, engine):
         for i in (2, 3):
             sock.sendall(b"mg %s c\r\n" % key(i))
             cas[i] = sock.line().split()[1]
-        ra.drop_cache(os.path.join(srv.tmp, "data"))
+        bcserver.drop_cache(srv.data)
 
         def cost(what, send, want):
             before = ra.read_bytes(pid)
@@ -201,11 +195,7 @@ def main():
         bcserver.skip("no server binary at %s" % binary)
     for engine in ("uring", "threads"):
         run(binary, engine)
-    if failures:
-        print("%d failure(s)" % len(failures))
-        return 1
-    print("PASS")
-    return 0
+    return check.finish()
 
 
 if __name__ == "__main__":

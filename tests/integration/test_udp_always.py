@@ -24,21 +24,14 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
 import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
-from test_sync_always import ShimServer, recv_exact_lines  # noqa: E402
+from test_sync_always import recv_exact_lines  # noqa: E402
 
 DELAY_MS = 300
 NSETS = 6
-failures = []
+check = bcserver.check
 
 
-def check(what, ok, detail=""):
-    print("%s: %s%s" % ("ok" if ok else "FAIL", what,
-                        "" if ok else " (%s)" % (detail,)))
-    if not ok:
-        failures.append(what)
-
-
-class UdpShimServer(ShimServer):
+class UdpShimServer(bcserver.ShimServer):
     """Under the shim, with -U on its TCP port number."""
 
     def argv(self):
@@ -171,10 +164,7 @@ def main():
     test_udp_sets_wait(binary, shim)
     if shim is not None:
         test_udp_set_error(binary, shim)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
-    print("all passed")
+    sys.exit(bcserver.finish())
 
 
 if __name__ == "__main__":

@@ -28,14 +28,9 @@ import bcserver  # noqa: E402
 
 NKEYS = 3000
 VLEN = 4096
-failures = []
-
-
-def check(what, ok, detail=""):
-    print("%s: %s%s" % ("ok" if ok else "FAIL", what,
-                        "" if ok else " (%s)" % (detail,)))
-    if not ok:
-        failures.append(what)
+check = bcserver.check
+recv_n = bcserver.recv_n
+drop_cache = bcserver.drop_cache
 
 
 def key(i):
@@ -44,16 +39,6 @@ def key(i):
 
 def value(i):
     return (b"%06d|" % i) * (VLEN // 7) + b"v" * (VLEN % 7)
-
-
-def recv_n(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            raise RuntimeError("closed after %d bytes" % len(data))
-        data += chunk
-    return data
 
 
 def fill(srv):
@@ -67,32 +52,8 @@ def fill(srv):
     s.close()
 
 
-def drop_cache(datadir):
-    for root, _, files in os.walk(datadir):
-        for name in files:
-            if name.endswith(".seg"):
-                try:
-                    fd = os.open(os.path.join(root, name), os.O_RDONLY)
-                except FileNotFoundError:
-                    continue
-                try:
-                    os.fsync(fd)
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                finally:
-                    os.close(fd)
-
-
 def stats(srv):
-    s = srv.connect()
-    s.sendall(b"stats storage\r\n")
-    data, _ = bcserver.recv_until(s, [b"END\r\n"])
-    s.close()
-    out = {}
-    for line in data.decode().split("\r\n"):
-        p = line.split(" ")
-        if len(p) == 3 and p[0] == "STAT":
-            out[p[1]] = p[2]
-    return out
+    return srv.stats(b"storage")
 
 
 def get_right(srv, keys):
@@ -112,7 +73,6 @@ class Srv(bcserver.Server):
     def __init__(self, binary, args, prefix=()):
         super().__init__(binary, "bitcached", args)
         self.prefix = list(prefix)
-        self.data = os.path.join(self.tmp, "data")
         self.log = os.path.join(self.tmp, "log")
 
     def argv(self):
@@ -241,11 +201,7 @@ def main():
         test_refused(binary, noring, "ENOSYS", 0)
     else:
         check("noring helper built (make check builds it)", False)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        return 1
-    print("all passed")
-    return 0
+    return bcserver.finish()
 
 
 if __name__ == "__main__":
