@@ -63,27 +63,25 @@ sys_ring_done(int fd, size_t n, off_t off, ssize_t res)
     return res;
 }
 
-static const struct cask_io_ops sys_ops = {
-        .pwrite = sys_pwrite,
-        .fdatasync = sys_fdatasync,
-        .ftruncate = sys_ftruncate,
-        .fallocate = sys_fallocate,
-        .pread = sys_pread,
-        .unlink = sys_unlink,
-        .ring_setup = sys_ring_setup,
-        .ring_done = sys_ring_done,
-};
+/* The system's table: what cask_io_default hands out, and what the
+ * operations in use start as (and go back to on cask_io_set(NULL)). */
+#define SYS_OPS                                                                \
+    {                                                                          \
+        .pwrite = sys_pwrite, .fdatasync = sys_fdatasync,                      \
+        .ftruncate = sys_ftruncate, .fallocate = sys_fallocate,                \
+        .pread = sys_pread, .unlink = sys_unlink,                              \
+        .ring_setup = sys_ring_setup, .ring_done = sys_ring_done,              \
+    }
 
-static struct cask_io_ops cur_ops = {
-        .pwrite = sys_pwrite,
-        .fdatasync = sys_fdatasync,
-        .ftruncate = sys_ftruncate,
-        .fallocate = sys_fallocate,
-        .pread = sys_pread,
-        .unlink = sys_unlink,
-        .ring_setup = sys_ring_setup,
-        .ring_done = sys_ring_done,
-};
+static const struct cask_io_ops sys_ops = SYS_OPS;
+static struct cask_io_ops cur_ops = SYS_OPS;
+
+/* The status of a call that returns 0 or -1 with errno set. */
+static int
+status_of(int r)
+{
+    return r == 0 ? 0 : errno != 0 ? errno : EIO;
+}
 
 /* This thread's reads must not wait for the disk (cask_io_nowait). */
 static _Thread_local bool nowait;
@@ -152,29 +150,6 @@ cask_io_map_write(int fd, size_t n, off_t off)
     return cur_ops.map_write != NULL ? cur_ops.map_write(fd, n, off) : 0;
 }
 
-int
-cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off)
-{
-    const char *p = buf;
-
-    while (n > 0) {
-        ssize_t w = cur_ops.pwrite(fd, p, n, off);
-        if (w < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno != 0 ? errno : EIO;
-        }
-        if (w == 0) {
-            return ENOSPC;
-        }
-        p += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
 /* After a vectored read or write moved `done` bytes: step *v / *n past the
  * parts it took whole and into the one it took in part. */
 static void
@@ -189,6 +164,72 @@ iov_advance(struct iovec **v, int *n, size_t done)
         (*v)->iov_base = (char *)(*v)->iov_base + done;
         (*v)->iov_len -= done;
     }
+}
+
+/* One call of a transfer over v[0..n) at off: bytes moved, or -1 with
+ * errno. The seam's scalar calls move (part of) the first part only. */
+typedef ssize_t (*xfer_fn)(int fd, struct iovec *v, int n, off_t off);
+
+static ssize_t
+seam_pread(int fd, struct iovec *v, int n, off_t off)
+{
+    (void)n;
+    return cur_ops.pread(fd, v->iov_base, v->iov_len, off);
+}
+
+static ssize_t
+seam_pwrite(int fd, struct iovec *v, int n, off_t off)
+{
+    (void)n;
+    return cur_ops.pwrite(fd, v->iov_base, v->iov_len, off);
+}
+
+static ssize_t
+call_preadv(int fd, struct iovec *v, int n, off_t off)
+{
+    return preadv(fd, v, n, off);
+}
+
+static ssize_t
+call_pwritev(int fd, struct iovec *v, int n, off_t off)
+{
+    return pwritev(fd, v, n, off);
+}
+
+/* Move every byte of v[0..n) (the array is consumed) from off on through
+ * fn: EINTR is retried and a short transfer goes on after what it moved;
+ * a call that moves nothing ends it with at_end (a read: the file ended,
+ * EIO; a write: ENOSPC). 0 or an errno. */
+static int
+xfer_all(xfer_fn fn, int fd, struct iovec *v, int n, off_t off, int at_end)
+{
+    while (n > 0) {
+        if (v->iov_len == 0) {
+            v++;
+            n--;
+            continue;
+        }
+        ssize_t r = fn(fd, v, n, off);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno != 0 ? errno : EIO;
+        }
+        if (r == 0) {
+            return at_end;
+        }
+        off += r;
+        iov_advance(&v, &n, (size_t)r);
+    }
+    return 0;
+}
+
+int
+cask_io_pwrite_all(int fd, const void *buf, size_t n, off_t off)
+{
+    struct iovec iov = {(void *)buf, n};
+    return xfer_all(seam_pwrite, fd, &iov, 1, off, ENOSPC);
 }
 
 int
@@ -222,105 +263,47 @@ cask_io_pwritev_all(int fd, const struct iovec *iov, int cnt, off_t off)
     for (int i = 0; i < cnt; i++) {
         v[i] = iov[i];
     }
-    struct iovec *p = v;
-    while (n > 0) {
-        ssize_t w = pwritev(fd, p, cnt, off);
-        if (w < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno != 0 ? errno : EIO;
-        }
-        if (w == 0) {
-            return ENOSPC;
-        }
-        n -= (size_t)w;
-        off += w;
-        iov_advance(&p, &cnt, (size_t)w); /* a short write: go on after it */
+    return xfer_all(call_pwritev, fd, v, cnt, off, ENOSPC);
+}
+
+/* Read all of v[0..n): without waiting for the disk on a thread that
+ * asked so (cask_io_nowait), through the seam's pread where it is
+ * replaced, else with preadv. */
+static int
+readv_all(int fd, struct iovec *v, int n, off_t off)
+{
+    if (nowait) {
+        return pread_nowait(fd, v, n, off);
     }
-    return 0;
+    return xfer_all(cur_ops.pread != sys_pread ? seam_pread : call_preadv, fd,
+                    v, n, off, EIO);
 }
 
 int
 cask_io_pread_all(int fd, void *buf, size_t n, off_t off)
 {
-    char *p = buf;
-
-    if (nowait) {
-        struct iovec iov = {buf, n};
-        return pread_nowait(fd, &iov, 1, off);
-    }
-    while (n > 0) {
-        ssize_t r = cur_ops.pread(fd, p, n, off);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno != 0 ? errno : EIO;
-        }
-        if (r == 0) {
-            return EIO;
-        }
-        p += r;
-        n -= (size_t)r;
-        off += r;
-    }
-    return 0;
+    struct iovec iov = {buf, n};
+    return readv_all(fd, &iov, 1, off);
 }
 
 int
 cask_io_pread2_all(int fd, void *a, size_t alen, void *b, size_t blen,
                    off_t off)
 {
-    if (nowait) {
-        struct iovec v2[2] = {{a, alen}, {b, blen}};
-        return pread_nowait(fd, v2, 2, off);
-    }
-    if (cur_ops.pread != sys_pread) {
-        int rc = cask_io_pread_all(fd, a, alen, off);
-        return rc != 0 ? rc : cask_io_pread_all(fd, b, blen, off + (off_t)alen);
-    }
     struct iovec iov[2] = {{a, alen}, {b, blen}};
-    struct iovec *v = iov;
-    int n = 2;
-    while (n > 0) {
-        if (v->iov_len == 0) {
-            v++;
-            n--;
-            continue;
-        }
-        ssize_t r = preadv(fd, v, n, off);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno != 0 ? errno : EIO;
-        }
-        if (r == 0) {
-            return EIO;
-        }
-        off += r;
-        iov_advance(&v, &n, (size_t)r);
-    }
-    return 0;
+    return readv_all(fd, iov, 2, off);
 }
 
 int
 cask_io_fdatasync(int fd)
 {
-    if (cur_ops.fdatasync(fd) != 0) {
-        return errno != 0 ? errno : EIO;
-    }
-    return 0;
+    return status_of(cur_ops.fdatasync(fd));
 }
 
 int
 cask_io_ftruncate(int fd, off_t len)
 {
-    if (cur_ops.ftruncate(fd, len) != 0) {
-        return errno != 0 ? errno : EIO;
-    }
-    return 0;
+    return status_of(cur_ops.ftruncate(fd, len));
 }
 
 int
@@ -338,17 +321,11 @@ cask_io_ring_done(int fd, size_t n, off_t off, ssize_t res)
 int
 cask_io_unlink(const char *path)
 {
-    if (cur_ops.unlink(path) != 0) {
-        return errno != 0 ? errno : EIO;
-    }
-    return 0;
+    return status_of(cur_ops.unlink(path));
 }
 
 int
 cask_io_fallocate(int fd, off_t off, off_t len)
 {
-    if (cur_ops.fallocate(fd, off, len) != 0) {
-        return errno != 0 ? errno : EIO;
-    }
-    return 0;
+    return status_of(cur_ops.fallocate(fd, off, len));
 }
