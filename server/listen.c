@@ -315,12 +315,51 @@ is_loopback(const struct sockaddr *sa)
     return false;
 }
 
+int
+listen_resolve(const char *host, int port, int socktype, struct addrinfo **res)
+{
+    struct addrinfo hints;
+    char serv[16];
+
+    /* -p -1, -U -1: a port the kernel picks (MEMCACHED_PORT_FILENAME) */
+    snprintf(serv, sizeof(serv), "%d", port < 0 ? 0 : port);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = socktype;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    return getaddrinfo(host, serv, &hints, res);
+}
+
+int
+listen_bind(const struct addrinfo *ai, int *err)
+{
+    int one = 1;
+    int fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+
+    if (fd < 0) {
+        *err = errno;
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        *err = errno;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static int
 open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
 {
     const struct settings *s = srv->settings;
-    struct addrinfo hints, *res = NULL, *ai;
-    char host[256], serv[16];
+    struct addrinfo *res = NULL, *ai;
+    char host[256];
     int rc, bound = 0, err = 0;
     bool tls = s->tls.enabled, exposed = false;
 
@@ -332,35 +371,15 @@ open_tcp(struct server *srv, struct listeners *ls, const char *addr, int port)
     if (split_addr(addr, host, sizeof(host), &port) != 0) {
         return EINVAL;
     }
-    /* -p -1: a port the kernel picks (see MEMCACHED_PORT_FILENAME) */
-    snprintf(serv, sizeof(serv), "%d", port < 0 ? 0 : port);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host, serv, &hints, &res);
+    rc = listen_resolve(host, port, SOCK_STREAM, &res);
     if (rc != 0) {
         fprintf(stderr, "bitcached: cannot resolve listen address '%s': %s\n",
                 addr, gai_strerror(rc));
         return EINVAL;
     }
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        int one = 1;
-        int fd = socket(ai->ai_family,
-                        ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
+        int fd = listen_bind(ai, &err);
         if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (ai->ai_family == AF_INET6) {
-            /* So that "0.0.0.0,::" can both be bound. */
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        }
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-            err = errno;
-            close(fd);
             continue;
         }
         portfile_note(fd, false);

@@ -5,6 +5,7 @@
 #ifndef BITCACHED_LISTEN_H
 #define BITCACHED_LISTEN_H
 
+struct addrinfo;
 struct server;
 struct listeners;
 
@@ -16,5 +17,16 @@ int listen_open(struct server *srv, struct listeners **out);
 int listen_enable(struct listeners *l);
 /* Close every listener (and unlink the unix socket); sets *l to NULL. */
 void listen_close(struct listeners **l);
+
+/* The addresses of host to bind a socket of socktype (SOCK_STREAM,
+ * SOCK_DGRAM) to on port (a negative one: port 0, a port the kernel
+ * picks), into *res (freeaddrinfo); getaddrinfo's status. Shared with the
+ * UDP sockets (udp.c). */
+int listen_resolve(const char *host, int port, int socktype,
+                   struct addrinfo **res);
+/* A non-blocking, close-on-exec socket bound to ai's address (with
+ * SO_REUSEADDR, and IPv6 only for an IPv6 one, so that "0.0.0.0,::" can
+ * both be bound): its fd, or -1 with the errno in *err. */
+int listen_bind(const struct addrinfo *ai, int *err);
 
 #endif

@@ -28,6 +28,7 @@
 #include "server/cmd.h"
 #include "server/cmd_bin.h"
 #include "server/conn_table.h"
+#include "server/listen.h"
 #include "server/log.h"
 #include "server/portfile.h"
 #include "server/server.h"
@@ -519,8 +520,8 @@ on_datagram(evutil_socket_t fd, short what, void *arg)
 static int
 open_addr(struct udp *u, const char *addr, int port)
 {
-    struct addrinfo hints, *res = NULL, *ai;
-    char host[256], serv[16];
+    struct addrinfo *res = NULL, *ai;
+    char host[256];
     size_t len = strlen(addr);
     int rc, bound = 0, err = 0;
 
@@ -534,40 +535,21 @@ open_addr(struct udp *u, const char *addr, int port)
     }
     memcpy(host, addr, len);
     host[len] = '\0';
-    /* -U -1: a port the kernel picks (see MEMCACHED_PORT_FILENAME) */
-    snprintf(serv, sizeof(serv), "%d", port < 0 ? 0 : port);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host, serv, &hints, &res);
+    rc = listen_resolve(host, port, SOCK_DGRAM, &res);
     if (rc != 0) {
         fprintf(stderr, "bitcached: cannot resolve UDP address '%s': %s\n",
                 host, gai_strerror(rc));
         return EINVAL;
     }
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        int one = 1;
         int fd;
 
         if (u->nfds == UDP_SOCKS_MAX) {
             err = EMFILE;
             break;
         }
-        fd = socket(ai->ai_family,
-                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+        fd = listen_bind(ai, &err);
         if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (ai->ai_family == AF_INET6) {
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        }
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-            err = errno;
-            close(fd);
             continue;
         }
         portfile_note(fd, true);
