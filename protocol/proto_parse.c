@@ -427,6 +427,23 @@ set_key(struct proto_req *req, const struct tok *t)
     req->raw_klen = t->n;
 }
 
+/* What incr, decr and touch share, "<cmd> <key> <arg> [noreply]": the
+ * count of tokens, noreply and the key; the argument is the caller's.
+ * PROTO_OK, or the failure to return. */
+static enum proto_status
+key_and_arg(struct proto_req *req, const struct line *l)
+{
+    if (l->more || (l->n != 3 && l->n != 4)) {
+        return fail(req, ERR_ERROR);
+    }
+    req->noreply = last_is_noreply(l);
+    set_key(req, &l->t[1]);
+    if (l->t[1].n > PROTO_KEY_MAX) {
+        return fail(req, ERR_FORMAT);
+    }
+    return PROTO_OK;
+}
+
 static enum proto_status
 parse_update(struct proto_parser *p, struct proto_req *req,
              const struct line *l, const char *buf, size_t len, size_t line_len,
@@ -564,13 +581,9 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
     }
     if (tok_is(c, "incr") || tok_is(c, "decr")) {
         req->cmd = s[0] == 'i' ? PROTO_CMD_INCR : PROTO_CMD_DECR;
-        if (l->more || (l->n != 3 && l->n != 4)) {
-            return fail(req, ERR_ERROR);
-        }
-        req->noreply = last_is_noreply(l);
-        set_key(req, &l->t[1]);
-        if (l->t[1].n > PROTO_KEY_MAX) {
-            return fail(req, ERR_FORMAT);
+        enum proto_status st = key_and_arg(req, l);
+        if (st != PROTO_OK) {
+            return st;
         }
         if (!tok_u64(&l->t[2], &req->delta)) {
             return fail(req, ERR_DELTA);
@@ -579,13 +592,9 @@ parse_classic(struct proto_parser *p, struct proto_req *req,
     }
     if (tok_is(c, "touch")) {
         req->cmd = PROTO_CMD_TOUCH;
-        if (l->more || (l->n != 3 && l->n != 4)) {
-            return fail(req, ERR_ERROR);
-        }
-        req->noreply = last_is_noreply(l);
-        set_key(req, &l->t[1]);
-        if (l->t[1].n > PROTO_KEY_MAX) {
-            return fail(req, ERR_FORMAT);
+        enum proto_status st = key_and_arg(req, l);
+        if (st != PROTO_OK) {
+            return st;
         }
         if (!tok_exptime(&l->t[2], &req->exptime)) {
             return fail(req, ERR_EXPTIME);
