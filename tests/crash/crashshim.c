@@ -35,6 +35,11 @@
  *                               NAMES (a slow disk: e.g. fdatasync:200)
  *   CRASHSHIM_DELAY_WHILE=FILE  delay only while FILE exists (so that
  *                               start-up is not slowed down)
+ *   CRASHSHIM_HOLD_WHILE=FILE   a delayed call goes on waiting, MS at a
+ *                               time, while FILE exists: held until the
+ *                               test removes it (a disk that does not
+ *                               answer), so that a test waits on a
+ *                               condition instead of timing a delay
  */
 #include "config.h"
 
@@ -83,6 +88,7 @@ static struct spec kill_spec;
 static struct spec fail_spec;
 static struct spec delay_spec; /* n: the delay in ms */
 static char delay_while[PATH_MAX];
+static char hold_while[PATH_MAX];
 static char fail_while[PATH_MAX];
 static char kill_while[PATH_MAX];
 static unsigned char tracked[FD_TRACK];
@@ -198,6 +204,10 @@ shim_init(void)
     if (dw != NULL) {
         snprintf(delay_while, sizeof(delay_while), "%s", dw);
     }
+    const char *hw = getenv("CRASHSHIM_HOLD_WHILE");
+    if (hw != NULL) {
+        snprintf(hold_while, sizeof(hold_while), "%s", hw);
+    }
     const char *kw = getenv("CRASHSHIM_KILL_WHILE");
     if (kw != NULL) {
         snprintf(kill_while, sizeof(kill_while), "%s", kw);
@@ -311,11 +321,13 @@ judge(const char *name, int *err)
     count(name);
     if (delay_spec.on && spec_names(&delay_spec, name) &&
         (delay_while[0] == '\0' || access(delay_while, F_OK) == 0)) {
-        struct timespec ts = {.tv_sec = (time_t)(delay_spec.n / 1000),
-                              .tv_nsec =
-                                      (long)(delay_spec.n % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        }
+        do {
+            struct timespec ts = {.tv_sec = (time_t)(delay_spec.n / 1000),
+                                  .tv_nsec = (long)(delay_spec.n % 1000) *
+                                             1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+        } while (hold_while[0] != '\0' && access(hold_while, F_OK) == 0);
     }
     if (kill_spec.on && spec_names(&kill_spec, name) &&
         (kill_while[0] == '\0' || access(kill_while, F_OK) == 0)) {
