@@ -96,6 +96,13 @@ def is_sanitized(path):
         return b"__asan_init" in f.read()
 
 
+def usable_shim(binary):
+    """The shim's path for binary, or None where there is no shim or
+    binary is a sanitizer build (the shim cannot be preloaded into it)."""
+    shim = shim_path()
+    return shim if shim and not is_sanitized(binary) else None
+
+
 def shim_path():
     s = os.environ.get("CRASHSHIM", "")
     if s:

@@ -279,17 +279,15 @@ def test_parked_readahead(binary, shim):
 
 def main():
     binary = cm.binary()
-    shim = cm.shim_path()
-    if shim and cm.is_sanitized(binary):
-        shim = ""
+    shim = cm.usable_shim(binary)
     if not shim:
         print("no crash shim (or a sanitizer build): counting batch_writes, "
               "no injected EIO")
     for mode in ("interval", "always", "never"):
-        test_burst(binary, shim or None, mode)
-        test_order(binary, shim or None, mode)
+        test_burst(binary, shim, mode)
+        test_order(binary, shim, mode)
         test_multiget_behind_write(binary, mode)
-    test_parked_readahead(binary, shim or None)
+    test_parked_readahead(binary, shim)
     if shim:
         test_eio(binary, shim, "interval")
         test_eio(binary, shim, "never")

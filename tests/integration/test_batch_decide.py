@@ -227,8 +227,8 @@ def run_same_conn(binary, shim):
 
 def main():
     binary = cm.binary()
-    shim = cm.shim_path()
-    if not shim or cm.is_sanitized(binary):
+    shim = cm.usable_shim(binary)
+    if shim is None:
         print("SKIP: needs the crash shim and a build without sanitizers")
         return 77
     for name, setup, a_req, b_req, judge in scenarios():

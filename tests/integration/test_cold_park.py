@@ -409,9 +409,7 @@ def main():
     binary = cm.binary()
     if not bcserver.executable(binary):
         bcserver.skip("no server binary at %s" % binary)
-    shim = cm.shim_path() or None
-    if shim is not None and cm.is_sanitized(binary):
-        shim = None
+    shim = cm.usable_shim(binary)
     if shim is None:
         print("no crash shim, or a sanitizer build: cold reads are not "
               "slowed; no timing checks")

@@ -102,8 +102,8 @@ def test_recover(binary, shim):
 
 def main():
     binary = cm.binary()
-    shim = cm.shim_path() or None
-    if shim is None or cm.is_sanitized(binary):
+    shim = cm.usable_shim(binary)
+    if shim is None:
         bcserver.skip("needs the crash shim and a build without sanitizers")
     test_recover(binary, shim)
     sys.exit(bcserver.finish())

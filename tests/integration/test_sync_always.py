@@ -333,9 +333,7 @@ def test_sync_eio(binary, shim):
 
 def main():
     binary = cm.binary()
-    shim = cm.shim_path() or None
-    if shim is not None and cm.is_sanitized(binary):
-        shim = None
+    shim = cm.usable_shim(binary)
     if shim is None:
         print("no crash shim, or a sanitizer build: no slow or failing "
               "disk; order, quiet modes and kill -9 only")

@@ -152,9 +152,7 @@ def main():
         bcserver.skip("no openssl command to make the test certificates")
     if not shutil.which("strace"):
         bcserver.skip("no strace to count epoll_ctl")
-    shim = cm.shim_path() or None
-    if shim is not None and cm.is_sanitized(bc):
-        shim = None
+    shim = cm.usable_shim(bc)
     if shim is None:
         print("no crash shim, or a sanitizer build: cold reads are not "
               "slowed")

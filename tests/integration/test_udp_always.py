@@ -155,9 +155,7 @@ def test_udp_set_error(binary, shim):
 
 def main():
     binary = cm.binary()
-    shim = cm.shim_path() or None
-    if shim is not None and cm.is_sanitized(binary):
-        shim = None
+    shim = cm.usable_shim(binary)
     if shim is None:
         print("no crash shim, or a sanitizer build: no slow or failing "
               "disk; replies and kill -9 only")
