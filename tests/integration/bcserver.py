@@ -106,6 +106,35 @@ def free_port():
     return port
 
 
+def listens_on(pid, port):
+    """Whether process pid holds the socket listening on TCP port of this
+    host (its socket inodes against the LISTEN rows of /proc/net/tcp and
+    tcp6), as opposed to another process that took the port."""
+    inodes = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if len(f) > 9 and f[3] == "0A" and f[9] in inodes and \
+                    int(f[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
 def uring_available():
     """Whether the server reads through io_uring: built with liburing
     (make check says so in BITCACHED_LIBURING) and a kernel that lets this
@@ -157,7 +186,10 @@ class Server:
         return argv + self.args
 
     def start(self, timeout=10.0):
-        # The port may be taken between picking and binding: retry.
+        # The port may be taken between picking and binding: then this
+        # server exits, and another process answers on the port meanwhile
+        # (another test's server: make check runs several at once), so a
+        # connect alone does not say this one is up. Retry on another port.
         for _ in range(5):
             self.port = free_port()
             self.proc = subprocess.Popen(self.argv(), env=self.env)
@@ -167,9 +199,11 @@ class Server:
                     break
                 try:
                     socket.create_connection(("127.0.0.1", self.port), 1).close()
-                    return
+                    if listens_on(self.proc.pid, self.port):
+                        return
                 except OSError:
-                    time.sleep(0.02)
+                    pass
+                time.sleep(0.02)
             if self.proc.poll() is None:
                 self.kill()
                 raise RuntimeError("server did not start in time")
