@@ -7,12 +7,14 @@
 #include "tests/integration/harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -198,7 +200,66 @@ try_connect(const struct harness_server *srv)
     return fd;
 }
 
-/* 1 ready, 0 exited early (status in *status), -1 timed out. */
+/* Whether process pid holds the socket listening on TCP port: its socket
+ * inodes against the LISTEN rows (state 0A) of /proc/net/tcp and tcp6.
+ * A connect alone can reach another process that took the port first. */
+static bool
+listens_on(pid_t pid, int port)
+{
+    char path[64], link[64], line[512];
+    unsigned long inodes[256];
+    size_t n = 0;
+    bool found = false;
+    DIR *d;
+    struct dirent *de;
+
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    d = opendir(path);
+    if (d == NULL) {
+        return false;
+    }
+    while ((de = readdir(d)) != NULL && n < 256) {
+        char fdpath[320];
+        ssize_t len;
+
+        snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
+        len = readlink(fdpath, link, sizeof(link) - 1);
+        if (len > 0) {
+            link[len] = '\0';
+            if (sscanf(link, "socket:[%lu]", &inodes[n]) == 1) {
+                n++;
+            }
+        }
+    }
+    closedir(d);
+    for (int t = 0; t < 2 && !found; t++) {
+        FILE *f = fopen(t == 0 ? "/proc/net/tcp" : "/proc/net/tcp6", "r");
+
+        while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL) {
+            char local[64];
+            unsigned state, lport;
+            unsigned long inode;
+            const char *colon;
+
+            if (sscanf(line, "%*s %63s %*s %x %*s %*s %*s %*s %*s %lu", local,
+                       &state, &inode) != 3 ||
+                state != 0x0A || (colon = strrchr(local, ':')) == NULL ||
+                sscanf(colon + 1, "%x", &lport) != 1 || (int)lport != port) {
+                continue;
+            }
+            for (size_t i = 0; i < n; i++) {
+                found = found || inodes[i] == inode;
+            }
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+    return found;
+}
+
+/* 1 ready, 0 exited early (status in *status), -1 timed out. Ready: a
+ * connect succeeds and, over TCP, the listener is this server's. */
 static int
 wait_ready(struct harness_server *srv, int timeout_ms, int *status)
 {
@@ -209,7 +270,9 @@ wait_ready(struct harness_server *srv, int timeout_ms, int *status)
 
         if (fd >= 0) {
             close(fd);
-            return 1;
+            if (srv->use_unix || listens_on(srv->pid, srv->port)) {
+                return 1;
+            }
         }
         if (waitpid(srv->pid, status, WNOHANG) == srv->pid) {
             srv->pid = 0;
