@@ -547,10 +547,8 @@ def compare_stats(mc, bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
+    bc = bcserver.binary()
     mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("BITCACHED (%s) is not an executable" % bc)
     if not bcserver.executable(mc):
         bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
     only = os.environ.get("COMPARE_ONLY")

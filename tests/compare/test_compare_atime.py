@@ -78,10 +78,8 @@ def metadump_la(sock, key):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
+    bc = bcserver.binary()
     mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("BITCACHED (%s) is not an executable" % bc)
     if not bcserver.executable(mc):
         bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
     ref = bcserver.Server(mc, kind="memcached", args=["-U", "0"])

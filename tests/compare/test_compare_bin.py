@@ -242,11 +242,9 @@ def run_case(server, steps, expect_close, tag):
 
 def main():
     mc = os.environ.get("MEMCACHED", "")
-    bc = os.environ.get("BITCACHED", "")
+    bc = bcserver.binary()
     if not bcserver.executable(mc):
         bcserver.skip("no memcached to compare with")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
     ref = bcserver.Server(mc, "memcached")
     sut = bcserver.Server(bc, "bitcached")
     failures = 0

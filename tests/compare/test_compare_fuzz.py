@@ -851,10 +851,8 @@ def show(x):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
+    bc = bcserver.binary()
     mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("BITCACHED (%s) is not an executable" % bc)
     if not bcserver.executable(mc):
         bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
     seeds = parse_seeds(os.environ.get("FUZZ_SEEDS"), list(range(1, 11)))

@@ -80,14 +80,7 @@ def run_main(main):
 
 # ---- environment ---------------------------------------------------------
 
-def binary():
-    b = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(b):
-        top = os.environ.get("top_builddir", os.path.join(HERE, "..", ".."))
-        b = os.path.join(top, "bitcached")
-    if not bcserver.executable(b):
-        bcserver.skip("no bitcached binary (set BITCACHED)")
-    return os.path.abspath(b)
+binary = bcserver.binary
 
 
 def is_sanitized(path):

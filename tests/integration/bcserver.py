@@ -158,6 +158,20 @@ def executable(path):
     return bool(path) and os.path.isfile(path) and os.access(path, os.X_OK)
 
 
+def binary():
+    """The server under test: $BITCACHED, else bitcached at the top of the
+    build tree ($top_builddir, which make check sets, or this source tree);
+    the test skips when there is none."""
+    b = os.environ.get("BITCACHED", "")
+    if not executable(b):
+        top = os.environ.get("top_builddir", os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+        b = os.path.join(top, "bitcached")
+    if not executable(b):
+        skip("no bitcached binary (set BITCACHED)")
+    return os.path.abspath(b)
+
+
 class Server:
     """One server process. kind is "bitcached" (gets --data-dir) or
     "memcached" (gets -u when run as root, which memcached demands)."""

@@ -96,13 +96,7 @@ def small_limit(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        top = os.environ.get("top_builddir",
-                             os.path.join(os.path.dirname(__file__), "..", ".."))
-        bc = os.path.join(top, "bitcached")
-    if not bcserver.executable(bc):
-        bcserver.skip("no bitcached binary")
+    bc = bcserver.binary()
     default_limit(bc)
     small_limit(bc)
     return check.finish()

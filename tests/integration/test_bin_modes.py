@@ -165,10 +165,8 @@ def sasl(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
+    bc = bcserver.binary()
     mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
     if bcserver.executable(mc):
         compare_modes(mc, bc)
     else:

@@ -155,9 +155,7 @@ def no_older_value(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
+    bc = bcserver.binary()
     flushed_and_expired(bc)
     no_older_value(bc)
     return check.finish()

@@ -122,9 +122,7 @@ def gets(sock, keys):
 
 
 def main():
-    binary = os.environ.get("BITCACHED", "./bitcached")
-    if not bcserver.executable(binary):
-        bcserver.skip("no server binary at %s" % binary)
+    binary = bcserver.binary()
     if not bcserver.uring_available():
         bcserver.skip("io_uring refused here: cold reads go to I/O threads")
     srv = bcserver.Server(binary, args=["-t", "2", "--sync=never",

@@ -176,9 +176,7 @@ def full_fs(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
+    bc = bcserver.binary()
     bounded(bc)
     full_fs(bc)
     return check.finish()

@@ -67,9 +67,7 @@ def refused(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no $BITCACHED")
+    bc = bcserver.binary()
     bounded(bc)
     refused(bc)
     return check.finish()

@@ -54,9 +54,7 @@ def writer(srv, stop, written):
 
 
 def main():
-    binary = os.environ.get("BITCACHED", "./bitcached")
-    if not bcserver.executable(binary):
-        bcserver.skip("no server binary at %s" % binary)
+    binary = bcserver.binary()
     memcdump = shutil.which("memcdump")
     if memcdump is None:
         bcserver.skip("memcdump (libmemcached-tools) not installed")

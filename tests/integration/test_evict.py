@@ -252,9 +252,7 @@ def rss_bound(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
+    bc = bcserver.binary()
     steady(bc)
     hot_keys(bc)
     rss_bound(bc)

@@ -107,9 +107,7 @@ def ask(port, req, family=socket.AF_INET, addr=None):
 
 
 def main():
-    binary = os.environ.get("BITCACHED", "./bitcached")
-    if not bcserver.executable(binary):
-        bcserver.skip("no server binary at %s" % binary)
+    binary = bcserver.binary()
     memcached = os.environ.get("MEMCACHED", "/usr/bin/memcached")
     have_mc = bcserver.executable(memcached)
     tmp = bcserver.mkdtemp("bc-flags.")

@@ -205,9 +205,7 @@ def run(binary, args, zero_copy):
 
 
 def main():
-    binary = os.environ.get("BITCACHED", "./bitcached")
-    if not bcserver.executable(binary):
-        bcserver.skip("no bitcached binary at " + binary)
+    binary = bcserver.binary()
     run(binary, [], True)
     run(binary, ["--sync=always"], False)
     if failures:

@@ -348,10 +348,8 @@ CHECKS = [
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
+    bc = bcserver.binary()
     mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("BITCACHED (%s) is not an executable" % bc)
     only = os.environ.get("COMPAT_ONLY")
     servers = [("bitcached", bc, "bitcached")]
     if bcserver.executable(mc):

@@ -135,9 +135,7 @@ def unlimited(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
+    bc = bcserver.binary()
     limited(bc)
     unlimited(bc)
     return check.finish()

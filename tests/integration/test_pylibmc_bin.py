@@ -103,9 +103,7 @@ def sasl(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
+    bc = bcserver.binary()
     srv = bcserver.Server(bc, "bitcached")
     try:
         srv.start()

@@ -82,9 +82,7 @@ def placement(name, client, nodes, direct, ring, prefix):
 
 
 def main():
-    binary = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(binary):
-        bcserver.skip("BITCACHED (%s) is not an executable" % binary)
+    binary = bcserver.binary()
     nodes = [bcserver.Server(binary) for _ in range(3)]
     try:
         for n in nodes:

@@ -411,9 +411,7 @@ def auto_eject(binary, nodes, tmp, ring):
 
 
 def main():
-    binary = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(binary):
-        bcserver.skip("BITCACHED (%s) is not an executable" % binary)
+    binary = bcserver.binary()
     nutcracker = find_nutcracker()
     if not nutcracker:
         bcserver.skip("nutcracker (twemproxy) not found: apt-get install nutcracker")

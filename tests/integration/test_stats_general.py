@@ -38,9 +38,7 @@ def cmd(sock, line):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
+    bc = bcserver.binary()
     srv = bcserver.Server(bc, args=["--shards", "16"])
     srv.start()
     try:

@@ -503,10 +503,8 @@ def compare(bc, mc, p):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
+    bc = bcserver.binary()
     mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
     if not OPENSSL:
         bcserver.skip("no openssl command to make the test certificates")
     d = bcserver.mkdtemp("bc-tls.")

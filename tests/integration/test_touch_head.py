@@ -190,9 +190,7 @@ def run(binary, engine):
 
 
 def main():
-    binary = os.environ.get("BITCACHED", "./bitcached")
-    if not bcserver.executable(binary):
-        bcserver.skip("no server binary at %s" % binary)
+    binary = bcserver.binary()
     for engine in ("uring", "threads"):
         run(binary, engine)
     return check.finish()

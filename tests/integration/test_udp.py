@@ -198,10 +198,8 @@ def own(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
+    bc = bcserver.binary()
     mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
     if bcserver.executable(mc):
         compare(mc, bc)
     else:

@@ -185,9 +185,7 @@ def test_refused(binary, noring, err, io_threads):
 
 
 def main():
-    binary = os.environ.get("BITCACHED", "./bitcached")
-    if not bcserver.executable(binary):
-        bcserver.skip("no server binary at %s" % binary)
+    binary = bcserver.binary()
     if not bcserver.uring_available():
         bcserver.skip("a build without liburing, or io_uring refused to "
                       "this process")

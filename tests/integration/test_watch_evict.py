@@ -89,9 +89,7 @@ def watcher(srv, what, rcvbuf=None):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        bcserver.skip("BITCACHED (%s) is not an executable" % bc)
+    bc = bcserver.binary()
     # a log buffer that holds every line, so a watcher slowed down by a
     # loaded machine still gets most of them
     srv = bcserver.Server(bc, args=["-m", "2", "--shards", "4",

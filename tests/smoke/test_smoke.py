@@ -56,9 +56,7 @@ def session(srv, nl):
 
 
 def main():
-    binary = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(binary):
-        bcserver.skip("BITCACHED (%s) is not an executable" % binary)
+    binary = bcserver.binary()
     srv = bcserver.Server(binary)
     try:
         srv.start()
