@@ -372,6 +372,12 @@ cask_seg_wmap_open(struct cask_segment *s, uint64_t len)
     if (p == MAP_FAILED) {
         return errno;
     }
+    /* An append lands on a page of the extension, or on the tail page,
+     * which may have left the page cache since: read that page alone.
+     * Without the advice the fault reads around it, the device's whole
+     * read-ahead window of the records before (megabytes where
+     * read_ahead_kb is large), for one small record. Advice only. */
+    (void)madvise(p, (size_t)len, MADV_RANDOM);
     s->wmap = p;
     s->wmap_len = len;
     s->ext_end = s->flushed;
