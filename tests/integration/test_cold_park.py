@@ -5,7 +5,8 @@ shim as in test_cold_read.py (whose helpers this file uses):
 
 - gat, gats, mg with T (with v or without), binary gat and touch of
   cold keys on one connection do not stall another connection of the
-  same worker (-t 1);
+  same worker (-t 1): its gets are answered while gats' reads are held
+  (test_cold_read.held_reads);
   they return the right values, apply the touch once (the new TTL read
   back with mg t, the cas unchanged), and a set pipelined after a parked
   gat of the same key runs after it;
@@ -184,11 +185,10 @@ def test_gat(binary, shim):
               "%.1f ms" % (took * 1000, len(hot_times), p99_ms(hot_times)))
         check("hot gets answered right", not bad)
         if shim:
-            # a stall behind a read costs DELAY_MS; half of it leaves room
-            # for a loaded machine's scheduling
-            check("hot gets stay fast while gats park (p99 < %d ms)"
-                  % (DELAY_MS // 2), p99_ms(hot_times) < DELAY_MS / 2,
-                  "%.1f ms" % p99_ms(hot_times))
+            # hot gets answered while gats' reads are held: a condition,
+            # where a p99 bound failed on a loaded machine
+            cr.held_reads(srv, sock, "threads", range(10, 14),
+                          b"gat 1000 %s\r\n")
             check("the gat really waited for slow reads",
                   took >= DELAY_MS * 0.8 / 1000, "%.0f ms" % (took * 1000))
         c.close()

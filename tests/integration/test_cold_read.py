@@ -212,9 +212,10 @@ def unanswered(sock):
     return not select.select([sock], [], [], 0)[0]
 
 
-def held_reads(srv, hot, engine, keys):
-    """Cold gets of keys whose reads the shim holds (CRASHSHIM_HOLD_WHILE)
-    until the hot gets on hot are all answered. With the I/O threads the
+def held_reads(srv, hot, engine, keys, request=b"get %s\r\n"):
+    """Cold gets of keys (request: the line, a get or a gat) whose reads
+    the shim holds (CRASHSHIM_HOLD_WHILE) until the hot gets on hot are
+    all answered. With the I/O threads the
     reads are seen held (cold_reads_active, from the worker) and their gets
     still unanswered after the hot ones; through io_uring the kernel reads
     (the shim cannot hold those), and a read on the worker would be held."""
@@ -228,7 +229,7 @@ def held_reads(srv, hot, engine, keys):
     try:
         for i in keys:
             c = srv.connect(timeout=30)
-            c.sendall(b"get " + key(i) + b"\r\n")
+            c.sendall(request % key(i))
             colds.append((c, i))
         if engine == "threads":
             active = 0
