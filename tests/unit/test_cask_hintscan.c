@@ -66,32 +66,6 @@ fill_mixed(struct fx *f, int n)
     free(v);
 }
 
-struct rec_list {
-    char (*lines)[400];
-    size_t n;
-};
-
-static void
-collect(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
-{
-    struct rec_list *l = arg;
-    l->lines = realloc(l->lines, (l->n + 1) * sizeof(*l->lines));
-    snprintf(l->lines[l->n], sizeof(l->lines[0]),
-             "%llu %llu %lld %u %u %u %u %llu %.*s", (unsigned long long)r->seq,
-             (unsigned long long)r->cas, (long long)r->exp_abs_s, r->vlen,
-             r->flags, r->klen, r->type, (unsigned long long)off, r->klen, key);
-    l->n++;
-}
-
-static void
-assert_same(const struct rec_list *a, const struct rec_list *b)
-{
-    assert_int_equal(a->n, b->n);
-    for (size_t i = 0; i < a->n; i++) {
-        assert_string_equal(a->lines[i], b->lines[i]);
-    }
-}
-
 static void
 shard_dir(struct fx *f, char *d, size_t cap)
 {
@@ -134,15 +108,16 @@ test_same_as_full_scan(void **state)
         bool bad, heads;
         int err;
         assert_int_equal(cask_seg_open(&s, d, id, &dropped, &bad), 0);
-        struct rec_list a = {0}, b = {0};
+        struct tc_rec_list a = {0}, b = {0};
         assert_int_equal(cask_hintscan(s, CASK_SEG_HDR, CASK_REC_VMAX,
-                                       CASK_VERIFY_MIN, collect, &a, &err),
+                                       CASK_VERIFY_MIN, tc_rec_collect, &a,
+                                       &err),
                          s->flushed);
         assert_int_equal(err, 0);
-        assert_int_equal(cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect,
-                                       &b, &err),
+        assert_int_equal(cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX,
+                                       tc_rec_collect, &b, &err),
                          s->flushed);
-        assert_same(&a, &b);
+        tc_rec_same(&a, &b);
         for (size_t i = 0; i < a.n; i++) {
             unsigned vlen;
             assert_int_equal(sscanf(a.lines[i], "%*u %*u %*d %u", &vlen), 1);
@@ -243,18 +218,18 @@ test_changed_file_scans_in_full(void **state)
     /* make sure the change time moves past the stamp's tick */
     usleep(20000);
     flip(p, v + 100);
-    struct rec_list a = {0};
+    struct tc_rec_list a = {0};
     assert_int_equal(cask_hintscan(s, CASK_SEG_HDR, CASK_REC_VMAX,
-                                   CASK_VERIFY_MIN, collect, &a, &err),
+                                   CASK_VERIFY_MIN, tc_rec_collect, &a, &err),
                      s->flushed);
     free(a.lines);
     assert_int_equal(cask_hint_write_fresh(d, s, CASK_REC_VMAX, stamp, &cov,
                                            &bytes, &heads),
                      0);
     assert_false(heads);
-    struct rec_list b = {0};
-    uint64_t full =
-            cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect, &b, &err);
+    struct tc_rec_list b = {0};
+    uint64_t full = cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX,
+                                  tc_rec_collect, &b, &err);
     free(b.lines);
     assert_true(full < s->flushed);
     assert_int_equal(cov, full);
@@ -287,14 +262,14 @@ test_damaged_small_record(void **state)
     assert_true(v != 0);
     flip(p, v);
     uint64_t stamp = cask_verify_ctime(s->fd);
-    struct rec_list a = {0}, b = {0};
+    struct tc_rec_list a = {0}, b = {0};
     uint64_t e1 = cask_hintscan(s, CASK_SEG_HDR, CASK_REC_VMAX, CASK_VERIFY_MIN,
-                                collect, &a, &err);
-    uint64_t e2 =
-            cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect, &b, &err);
+                                tc_rec_collect, &a, &err);
+    uint64_t e2 = cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, tc_rec_collect,
+                                &b, &err);
     assert_true(e2 < s->flushed);
     assert_int_equal(e1, e2);
-    assert_same(&a, &b);
+    tc_rec_same(&a, &b);
     free(a.lines);
     free(b.lines);
     assert_int_equal(cask_hint_write_fresh(d, s, CASK_REC_VMAX, stamp, &cov,

@@ -204,23 +204,6 @@ test_corrupt_value_read(void **state)
     assert_int_equal(count_present(f, 10), 10);
 }
 
-struct rec_list {
-    char (*lines)[400];
-    size_t n;
-};
-
-static void
-collect(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
-{
-    struct rec_list *l = arg;
-    l->lines = realloc(l->lines, (l->n + 1) * sizeof(*l->lines));
-    snprintf(l->lines[l->n], sizeof(l->lines[0]),
-             "%llu %llu %lld %u %u %u %u %llu %.*s", (unsigned long long)r->seq,
-             (unsigned long long)r->cas, (long long)r->exp_abs_s, r->vlen,
-             r->flags, r->klen, r->type, (unsigned long long)off, r->klen, key);
-    l->n++;
-}
-
 static void
 test_hint_equals_scan(void **state)
 {
@@ -254,19 +237,16 @@ test_hint_equals_scan(void **state)
         int err;
         assert_int_equal(cask_seg_open(&s, d, id, &dropped, &bad), 0);
         assert_false(bad);
-        struct rec_list a = {0}, b = {0};
-        assert_int_equal(
-                cask_hint_load(d, s, CASK_REC_VMAX, collect, &a, &cov, NULL),
-                0);
+        struct tc_rec_list a = {0}, b = {0};
+        assert_int_equal(cask_hint_load(d, s, CASK_REC_VMAX, tc_rec_collect, &a,
+                                        &cov, NULL),
+                         0);
         assert_int_equal(cov, s->flushed);
-        assert_int_equal(cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX, collect,
-                                       &b, &err),
+        assert_int_equal(cask_seg_scan(s, CASK_SEG_HDR, CASK_REC_VMAX,
+                                       tc_rec_collect, &b, &err),
                          s->flushed);
         assert_int_equal(err, 0);
-        assert_int_equal(a.n, b.n);
-        for (size_t i = 0; i < a.n; i++) {
-            assert_string_equal(a.lines[i], b.lines[i]);
-        }
+        tc_rec_same(&a, &b);
         free(a.lines);
         free(b.lines);
         cask_seg_close(&s);

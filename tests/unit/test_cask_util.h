@@ -1,10 +1,12 @@
 /* test_cask_util.h - helpers shared by the storage unit tests: temporary
- * data directories, a fake clock, a quiet log sink. Header-only; test code.
+ * data directories, a fake clock, a quiet log sink, the records a scan or
+ * a hint load hands out as lines to compare. Header-only; test code.
  */
 #ifndef BITCACHED_TEST_CASK_UTIL_H
 #define BITCACHED_TEST_CASK_UTIL_H
 
 #include "storage/cask.h"
+#include "storage/cask_record.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -120,6 +122,38 @@ tc_absent(struct cask *c, const char *k)
 {
     struct cask_item it;
     return cask_get(c, k, strlen(k), &it, NULL) == CASK_ENOTFOUND;
+}
+
+/* The records a segment scan, a hint scan or a hint load hands out
+ * (tc_rec_collect as its callback), one line each: every field and the
+ * key, so that two ways of reading a segment can be compared. */
+struct tc_rec_list {
+    char (*lines)[400];
+    size_t n;
+};
+
+static inline void
+tc_rec_collect(void *arg, const struct cask_rec *r, const char *key,
+               uint64_t off)
+{
+    struct tc_rec_list *l = arg;
+    l->lines = realloc(l->lines, (l->n + 1) * sizeof(*l->lines));
+    assert_non_null(l->lines);
+    snprintf(l->lines[l->n], sizeof(l->lines[0]),
+             "%llu %llu %lld %u %u %u %u %llu %.*s", (unsigned long long)r->seq,
+             (unsigned long long)r->cas, (long long)r->exp_abs_s, r->vlen,
+             r->flags, r->klen, r->type, (unsigned long long)off, r->klen, key);
+    l->n++;
+}
+
+/* a and b hold the same records, in the same order. */
+static inline void
+tc_rec_same(const struct tc_rec_list *a, const struct tc_rec_list *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_string_equal(a->lines[i], b->lines[i]);
+    }
 }
 
 /* The fixture most storage tests share: a store in a fresh temporary
