@@ -25,6 +25,7 @@
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
 #include "storage/cask_split.h"
+#include "storage/cask_spread.h"
 #include "storage/cask_state.h"
 #include "storage/cask_stream.h"
 #include "storage/cask_vmap.h"
@@ -451,6 +452,9 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
                   path);
         goto fail;
     }
+    /* Before the shard directories are made: each in an allocation group
+     * of its own where the file system can (a hint; cask_spread.c). */
+    (void)cask_spread_dirs(dir);
     snprintf(path, sizeof(path), "%s/%s.tmp", dir, CASK_STATE_NAME);
     (void)unlink(path); /* a state file replacement cut short by a crash */
     rc = cask_ctx_state_adopt_old_name(c);

@@ -34,6 +34,8 @@ libstorage_a_SOURCES = \
 	storage/cask_record.c \
 	storage/cask_segment.h \
 	storage/cask_segment.c \
+	storage/cask_spread.h \
+	storage/cask_spread.c \
 	storage/cask_atime.h \
 	storage/cask_verify.h \
 	storage/cask_verify.c \
