@@ -6,8 +6,11 @@
 # A B C so that drift hits all alike. Per server and round: sets/s, CPU
 # time of the server process per set (user + system, /proc/PID/stat),
 # system calls per set (perf stat of raw_syscalls:sys_enter, when perf may
-# trace; else not printed) and page faults per set. CPU per set is the
-# figure a busy machine disturbs least. Not part of make check: run it
+# trace; else not printed), page faults per set, and the part of the CPU
+# per set spent outside the THREADS busiest threads (the workers): the
+# background threads' share (bitcached's sync and maintenance threads:
+# roll-over, hints, compaction). CPU per set is the figure a busy machine
+# disturbs least. Not part of make check: run it
 # from the build tree after `make`. Prints name=value lines, the median of
 # the rounds for each.
 #
@@ -49,8 +52,15 @@ proc_cpu_faults() {
     awk '{ print $14 + $15, $10 + $12 }' "/proc/$1/stat"
 }
 
-# run_one bitcached|before|memcached: one line "ops_s cpu_us syscalls faults"
-# per set, for a run against a fresh server.
+# thread_ticks PID: "tid ticks" per thread (utime+stime).
+thread_ticks() {
+    for t in /proc/"$1"/task/*; do
+        awk -v t="${t##*/}" '{ print t, $14 + $15 }' "$t/stat" 2>/dev/null
+    done | sort -n
+}
+
+# run_one bitcached|before|memcached: one line "ops_s cpu_us syscalls faults
+# bg_cpu_us" per set, for a run against a fresh server.
 run_one() {
     rm -rf "$tmp/data"
     case $1 in
@@ -71,6 +81,7 @@ run_one() {
     "$SETLOAD" -p "$port" -c "$CONC" -s 1 -v "$VALUE" -k 100000 >/dev/null
     set -- $(proc_cpu_faults "$pid")
     t0=$1 f0=$2
+    thread_ticks "$pid" >"$tmp/thr0"
     perf_pid=
     if [ "$perf_ok" = yes ]; then
         perf stat -e raw_syscalls:sys_enter -p "$pid" -o "$tmp/perf" \
@@ -81,18 +92,23 @@ run_one() {
     [ -n "$perf_pid" ] && wait "$perf_pid"
     set -- $(proc_cpu_faults "$pid")
     t1=$1 f1=$2
+    thread_ticks "$pid" >"$tmp/thr1"
+    # ticks of every thread but the THREADS busiest (threads that ended
+    # meanwhile count in neither: none do in a steady run)
+    bg=$(join "$tmp/thr0" "$tmp/thr1" | awk '{ print $3 - $2 }' | sort -rn |
+        awk -v n="$THREADS" 'NR > n { s += $1 } END { print s + 0 }')
     stop_server
     sc=-1
     if [ "$perf_ok" = yes ]; then
         sc=$(awk '/raw_syscalls/ { gsub(",", "", $1); print $1 }' "$tmp/perf")
     fi
     awk -v a="$t0" -v b="$t1" -v fa="$f0" -v fb="$f1" -v s="${sc:--1}" \
-        -v hz="$(getconf CLK_TCK)" \
+        -v hz="$(getconf CLK_TCK)" -v bg="$bg" \
         -v o="$(sed -n 's/^ops=//p' "$tmp/out")" \
         -v r="$(sed -n 's/^ops_s=//p' "$tmp/out")" 'BEGIN {
-        if (o <= 0) { print "0 0 0 0"; exit }
-        printf "%s %.2f %.2f %.3f\n", r, (b - a) / hz * 1e6 / o,
-            (s < 0 ? -1 : s / o), (fb - fa) / o }'
+        if (o <= 0) { print "0 0 0 0 0"; exit }
+        printf "%s %.2f %.2f %.3f %.2f\n", r, (b - a) / hz * 1e6 / o,
+            (s < 0 ? -1 : s / o), (fb - fa) / o, bg / hz * 1e6 / o }'
 }
 
 median() {
@@ -115,7 +131,8 @@ while [ $r -lt "$ROUNDS" ]; do
 done
 for n in $names; do
     i=1
-    for what in ops_s cpu_us_per_set syscalls_per_set faults_per_set; do
+    for what in ops_s cpu_us_per_set syscalls_per_set faults_per_set \
+        bg_cpu_us_per_set; do
         if [ "$what" = syscalls_per_set ] && [ "$perf_ok" = no ]; then
             i=$((i + 1))
             continue
