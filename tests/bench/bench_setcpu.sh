@@ -52,11 +52,12 @@ proc_cpu_faults() {
     awk '{ print $14 + $15, $10 + $12 }' "/proc/$1/stat"
 }
 
-# thread_ticks PID: "tid ticks" per thread (utime+stime).
+# thread_ticks PID: "tid ticks" per thread (utime+stime), in the order
+# join wants.
 thread_ticks() {
     for t in /proc/"$1"/task/*; do
         awk -v t="${t##*/}" '{ print t, $14 + $15 }' "$t/stat" 2>/dev/null
-    done | sort -n
+    done | LC_ALL=C sort
 }
 
 # run_one bitcached|before|memcached: one line "ops_s cpu_us syscalls faults
@@ -95,7 +96,7 @@ run_one() {
     thread_ticks "$pid" >"$tmp/thr1"
     # ticks of every thread but the THREADS busiest (threads that ended
     # meanwhile count in neither: none do in a steady run)
-    bg=$(join "$tmp/thr0" "$tmp/thr1" | awk '{ print $3 - $2 }' | sort -rn |
+    bg=$(LC_ALL=C join "$tmp/thr0" "$tmp/thr1" | awk '{ print $3 - $2 }' | sort -rn |
         awk -v n="$THREADS" 'NR > n { s += $1 } END { print s + 0 }')
     stop_server
     sc=-1
