@@ -1,11 +1,16 @@
 /* readring.c - a worker's io_uring for cold value reads (readring.h).
- * Owns the worker's ring (storage/cask_uring.h) and two events on the
- * worker's event_base: the ring's completion eventfd, and the pass event
+ * Owns the worker's ring (storage/cask_uring.h) and three events on the
+ * worker's event_base: the ring's completion eventfd; the pass event
  * that the first read of a loop pass activates, so that every read queued
  * in that pass goes to the kernel in one io_uring_submit after the pass's
- * other callbacks have run. The reads belong to the connections' readers
- * (cmd_read.c); everything here runs on the worker's thread but
- * readring_stats (and readring_destroy, after the loop).
+ * other callbacks have run; and a watchdog timer, pending while reads are
+ * in flight, that enters the ring for completions when none came for
+ * WATCH_MS (reads were seen held in the kernel, about once in 150 runs of
+ * a cold-read test on a loaded machine, until the worker entered its ring
+ * again with a new read: on a quiet server that could be never). The
+ * reads belong to the connections' readers (cmd_read.c); everything here
+ * runs on the worker's thread but readring_stats (and readring_destroy,
+ * after the loop).
  */
 #include "server/readring.h"
 
@@ -18,12 +23,18 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+/* The watchdog's period: far above a read's usual time (0.1-2 ms), and
+ * a poke when reads are only slow costs one system call. */
+#define WATCH_MS 100
+
 struct readring {
     struct cask_uring *u;
-    struct event *cq_ev;   /* the ring's eventfd: completions */
-    struct event *pass_ev; /* active while reads wait for their submit */
-    bool armed;            /* pass_ev is active */
-    bool stopping;         /* destroy: resume no one */
+    struct event *cq_ev;    /* the ring's eventfd: completions */
+    struct event *pass_ev;  /* active while reads wait for their submit */
+    struct event *watch_ev; /* pending while reads are in flight */
+    uint64_t watch_done;    /* reads done when it was last set */
+    bool armed;             /* pass_ev is active */
+    bool stopping;          /* destroy: resume no one */
     void (*resume)(void *owner);
 };
 
@@ -75,6 +86,40 @@ on_cq(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Set the watchdog if it is not pending: reads are in flight. */
+static void
+watch(struct readring *rr)
+{
+    if (!evtimer_pending(rr->watch_ev, NULL)) {
+        uint64_t inflight;
+        struct timeval tv = {0, WATCH_MS * 1000};
+        cask_uring_stats(rr->u, &inflight, &rr->watch_done);
+        evtimer_add(rr->watch_ev, &tv);
+    }
+}
+
+static void
+on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct readring *rr = arg;
+    uint64_t inflight, done;
+
+    (void)fd;
+    (void)what;
+    cask_uring_stats(rr->u, &inflight, &done);
+    if (inflight == 0) {
+        return; /* set again by the next read */
+    }
+    if (done == rr->watch_done) {
+        /* nothing completed for WATCH_MS: collect what the kernel holds */
+        cask_uring_poke(rr->u);
+        if (cask_uring_pending(rr->u)) {
+            arm(rr);
+        }
+    }
+    watch(rr);
+}
+
 int
 readring_create(struct readring **out, struct event_base *base,
                 struct cask *store, void (*resume)(void *owner))
@@ -101,7 +146,8 @@ readring_create(struct readring **out, struct event_base *base,
     }
     rr->cq_ev = event_new(base, cask_uring_fd(rr->u), what, on_cq, rr);
     rr->pass_ev = event_new(base, -1, 0, on_pass, rr);
-    if (rr->cq_ev == NULL || rr->pass_ev == NULL ||
+    rr->watch_ev = evtimer_new(base, on_watch, rr);
+    if (rr->cq_ev == NULL || rr->pass_ev == NULL || rr->watch_ev == NULL ||
         event_add(rr->cq_ev, NULL) != 0) {
         readring_destroy(&rr);
         return ENOMEM;
@@ -119,6 +165,7 @@ readring_submit(void *arg, struct cask_aio_req *r)
     r->arg = rr;
     cask_uring_submit(rr->u, r);
     arm(rr);
+    watch(rr);
 }
 
 void
@@ -148,6 +195,9 @@ readring_destroy(struct readring **rrp)
     }
     if (rr->pass_ev != NULL) {
         event_free(rr->pass_ev);
+    }
+    if (rr->watch_ev != NULL) {
+        event_free(rr->watch_ev);
     }
     free(rr);
     *rrp = NULL;

@@ -492,6 +492,13 @@ cask_uring_reap(struct cask_uring *u)
     hand_back(u);
 }
 
+void
+cask_uring_poke(struct cask_uring *u)
+{
+    (void)io_uring_enter(u->ring.ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL);
+    cask_uring_reap(u);
+}
+
 bool
 cask_uring_pending(const struct cask_uring *u)
 {
@@ -588,6 +595,12 @@ cask_uring_flush(struct cask_uring *u)
 
 void
 cask_uring_reap(struct cask_uring *u)
+{
+    (void)u;
+}
+
+void
+cask_uring_poke(struct cask_uring *u)
 {
     (void)u;
 }

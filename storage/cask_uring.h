@@ -61,6 +61,12 @@ void cask_uring_flush(struct cask_uring *u);
  * cask_uring_pending. */
 void cask_uring_reap(struct cask_uring *u);
 
+/* Enter the kernel for completions (io_uring_enter with GETEVENTS, nothing
+ * submitted: the ring's pending completion work runs, an overflowed
+ * completion queue is flushed), then reap what that posted. For a watchdog:
+ * reads in flight that made no progress for a while. */
+void cask_uring_poke(struct cask_uring *u);
+
 /* Whether reads wait for a cask_uring_flush (queued by the reap itself:
  * a waiting request given a slot, the rest of a short read). */
 bool cask_uring_pending(const struct cask_uring *u);
