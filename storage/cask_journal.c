@@ -638,6 +638,23 @@ reserve_start(const struct cask_journal *j)
     return CASK_JOURNAL_HDR + room - room / 4;
 }
 
+/* Give b its place in the current file when it fits below limit: 0,
+ * EIO after a failure, CASK_JOURNAL_FULL. With j->mu held. */
+static int
+place_locked(struct cask_journal *j, struct cask_journal_batch *b,
+             uint64_t limit)
+{
+    if (atomic_load(&j->failed)) {
+        return EIO;
+    }
+    if (b->lost || j->off + b->len > limit) {
+        return CASK_JOURNAL_FULL;
+    }
+    b->off = j->off;
+    j->off += b->len;
+    return 0;
+}
+
 int
 cask_journal_take(struct cask_journal *j, struct cask_journal_batch *b,
                   uint64_t *seqs)
@@ -659,15 +676,7 @@ cask_journal_take(struct cask_journal *j, struct cask_journal_batch *b,
         seqs[i] = j->qseq[i];
         j->qseq[i] = 0;
     }
-    int rc = 0;
-    if (atomic_load(&j->failed)) {
-        rc = EIO;
-    } else if (b->lost || j->off + b->len > reserve_start(j)) {
-        rc = CASK_JOURNAL_FULL;
-    } else {
-        b->off = j->off;
-        j->off += b->len;
-    }
+    int rc = place_locked(j, b, reserve_start(j));
     pthread_mutex_unlock(&j->mu);
     return rc;
 }
@@ -676,15 +685,7 @@ int
 cask_journal_place(struct cask_journal *j, struct cask_journal_batch *b)
 {
     pthread_mutex_lock(&j->mu);
-    int rc = 0;
-    if (atomic_load(&j->failed)) {
-        rc = EIO;
-    } else if (b->lost || j->off + b->len > j->size[j->cur]) {
-        rc = CASK_JOURNAL_FULL;
-    } else {
-        b->off = j->off;
-        j->off += b->len;
-    }
+    int rc = place_locked(j, b, j->size[j->cur]);
     pthread_mutex_unlock(&j->mu);
     return rc;
 }
