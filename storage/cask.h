@@ -158,9 +158,8 @@ struct cask_options {
      * (no system call; storage/FORMAT.md, "Appends through a mapping")
      * instead of writing each pass's records with pwrite. Default on; off
      * for file systems where shared writable mappings are slow or absent,
-     * and for tests that inject write errors at pwrite. Used under
-     * CASK_SYNC_ALWAYS too: the journal takes its frames from the staged
-     * buffer, and a segment's fdatasync covers the copied pages. */
+     * and for tests that inject write errors at pwrite. Not used under
+     * CASK_SYNC_ALWAYS (the journal takes its frames from the buffer). */
     bool write_map;
 };
 

@@ -442,25 +442,16 @@ write_ok(struct cask_shard *sh)
 }
 
 /* Before the first write to the active segment s: copy its appends into
- * a shared mapping of it from now on (cask_seg_wmap_open), unless the file
- * system reserves no blocks ahead. The mapping spans what a segment can
- * grow to: its size limit, a record past it, the reserve a tombstone may
- * use.
- *
- * In every sync mode. Under always the journal takes its frames from the
- * staged buffer or the encoded record, never from the file, so how the
- * record reached the segment does not matter to it; and where a segment
- * sync is what makes a record durable (a checkpoint, a roll-over, the
- * commits of an always run without the journal), fdatasync of the file
- * writes back the pages dirtied through a MAP_SHARED mapping as it does
- * those of a pwrite: on Linux both are the same page-cache pages, and a
- * write through the mapping marks its page dirty (the page is
- * write-protected again once written back, so a later copy marks it
- * again). */
+ * a shared mapping of it from now on (cask_seg_wmap_open), unless the
+ * journal needs them written (--sync=always keeps pwrite: its frames are
+ * copied from the buffer as it is written) or the file system reserves no
+ * blocks ahead. The mapping spans what a segment can grow to: its size
+ * limit, a record past it, the reserve a tombstone may use. */
 static void
 map_active(struct cask_shard *sh, struct cask_segment *s)
 {
-    if (s->wmap_tried || sh->no_prealloc || !sh->store->opt.write_map) {
+    if (s->wmap_tried || sh->no_prealloc || sh->store->journal != NULL ||
+        !sh->store->opt.write_map) {
         return;
     }
     uint64_t seg = sh->store->opt.segment_size;

@@ -1805,9 +1805,6 @@ cask_shard_close(struct cask_shard **shp)
         struct cask_segment *a = sh->active;
         bool was_cut = a->wmap_fault;
         int rc = cask_log_write_out(sh);
-        /* A cut changes the file's size, which only a sync makes durable
-         * (under always the records may all be synced already). */
-        bool cut = a->ext_end > a->flushed;
         if (rc == 0) {
             /* to its records' end before the sync and the hint (its
              * reserve kept: see recover()) */
@@ -1823,8 +1820,7 @@ cask_shard_close(struct cask_shard **shp)
                       sh->idx, a->id);
         }
         if (rc == 0 && !sh->failed &&
-            (sh->seg_seq < sh->app_seq || cut ||
-             c->opt.sync != CASK_SYNC_ALWAYS)) {
+            (sh->seg_seq < sh->app_seq || c->opt.sync != CASK_SYNC_ALWAYS)) {
             rc = cask_io_fdatasync(a->fd);
             sh->syncs++;
         }

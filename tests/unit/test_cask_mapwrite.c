@@ -6,12 +6,9 @@
  * faults (injected through the cask_io seam, or a real SIGBUS: the file
  * cut under the running store) fails that write like a failed pwrite,
  * changes nothing in memory and queues the segment's rewrite; the disk
- * accounting counts records, not the extension. Under --sync=always too:
- * records are copied, the cut at close is synced although the journal
- * made every record durable already, and the journal's frames of copied
- * records restore them into a segment whose pages never reached the disk;
- * an append whose page left the page cache reads that page back alone,
- * not the records around it.
+ * accounting counts records, not the extension; an append whose page
+ * left the page cache reads that page back alone, not the records
+ * around it.
  */
 #include "storage/cask.h"
 
@@ -75,27 +72,6 @@ setup(void **state)
     map_calls = 0;
     tc_log[0] = '\0';
     return tc_fx_setup(state, tune);
-}
-
-static void
-tune_always(struct cask_options *o)
-{
-    tune(o);
-    o->sync = CASK_SYNC_ALWAYS;
-    o->journal_size = 256 * 1024;
-}
-
-static int
-setup_always(void **state)
-{
-    int rc = setup(state);
-    if (rc != 0) {
-        return rc;
-    }
-    struct fx *f = *state;
-    cask_close(&f->c);
-    tune_always(&f->o);
-    return cask_open(&f->c, f->dir, &f->o) == CASK_OK ? 0 : -1;
 }
 
 static int
@@ -501,151 +477,6 @@ test_sync_writes_mapped_pages(void **state)
     check_n(f, 0, 40, "v");
 }
 
-/* The inode of the newest segment, watched by the seam below: whether it
- * was cut (ftruncate) and not synced since. */
-static ino_t watch_ino;
-static int cut_unsynced, cuts;
-
-static bool
-watched(int fd)
-{
-    struct stat st;
-    return fstat(fd, &st) == 0 && st.st_ino == watch_ino;
-}
-
-static int
-watch_ftruncate(int fd, off_t len)
-{
-    if (watched(fd)) {
-        __atomic_store_n(&cut_unsynced, 1, __ATOMIC_SEQ_CST);
-        __atomic_fetch_add(&cuts, 1, __ATOMIC_SEQ_CST);
-    }
-    return cask_io_default()->ftruncate(fd, len);
-}
-
-static int
-watch_fdatasync(int fd)
-{
-    int rc = cask_io_default()->fdatasync(fd);
-    if (rc == 0 && watched(fd)) {
-        __atomic_store_n(&cut_unsynced, 0, __ATOMIC_SEQ_CST);
-    }
-    return rc;
-}
-
-/* Under always the records are copied into the mapping as well; a clean
- * close cuts the file back to them and syncs that cut, although the
- * journal's checkpoint made every record durable before it: else a
- * power loss could leave the closed segment its zero tail. */
-static void
-test_always_copies_and_syncs_cut(void **state)
-{
-    struct fx *f = *state;
-    set_n(f, 0, 20, "v");
-    assert_true(__atomic_load_n(&map_calls, __ATOMIC_SEQ_CST) >= 20);
-    char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
-    struct cask_stats cs;
-    cask_stats(f->c, -1, &cs);
-    assert_true(file_size(seg) > cs.disk_bytes); /* extended ahead */
-    struct stat st;
-    assert_int_equal(stat(seg, &st), 0);
-    watch_ino = st.st_ino;
-    cut_unsynced = 0;
-    cuts = 0;
-    struct cask_io_ops ops = *cask_io_default();
-    ops.map_write = seam_map_write;
-    ops.ftruncate = watch_ftruncate;
-    ops.fdatasync = watch_fdatasync;
-    cask_io_set(&ops);
-    cask_close(&f->c);
-    assert_true(cuts > 0);
-    assert_int_equal(cut_unsynced, 0);
-    assert_true(file_size(seg) <= cs.disk_bytes);
-    tc_log[0] = '\0';
-    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
-    assert_null(strstr(tc_log, "torn"));
-    check_n(f, 0, 20, "v");
-}
-
-/* Overwrite every segment of shard 0 past its header with zeros: its
- * pages never reached the disk. */
-static void
-zero_segments(struct fx *f)
-{
-    char sdir[2048];
-    snprintf(sdir, sizeof(sdir), "%s/shard-000", f->dir);
-    DIR *d = opendir(sdir);
-    assert_non_null(d);
-    struct dirent *de;
-    int n = 0;
-    while ((de = readdir(d)) != NULL) {
-        size_t l = strlen(de->d_name);
-        if (l < 4 || strcmp(de->d_name + l - 4, ".seg") != 0) {
-            continue;
-        }
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/%s", sdir, de->d_name);
-        uint64_t size = file_size(path);
-        if (size <= 32) {
-            continue;
-        }
-        char *zero = calloc(1, (size_t)size - 32);
-        assert_non_null(zero);
-        int fd = open(path, O_WRONLY);
-        assert_true(fd >= 0);
-        assert_int_equal(pwrite(fd, zero, (size_t)size - 32, 32),
-                         (ssize_t)(size - 32));
-        close(fd);
-        free(zero);
-        n++;
-    }
-    closedir(d);
-    assert_true(n > 0);
-}
-
-/* Under always a process that dies after its copies (no close, no
- * checkpoint) and whose segment pages are then lost, as a power loss
- * would lose pages never written back: every acknowledged record comes
- * back from the journal's frames, which were taken from the staged
- * records, not from the file. */
-static void
-test_always_journal_restores_copies(void **state)
-{
-    struct fx *f = *state;
-    cask_close(&f->c); /* an empty store; the child writes it alone */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        struct cask *c = NULL;
-        if (cask_open(&c, f->dir, &f->o) != CASK_OK) {
-            _exit(2);
-        }
-        for (int i = 0; i < 30; i++) {
-            char k[16], v[32];
-            snprintf(k, sizeof(k), "k%02d", i);
-            snprintf(v, sizeof(v), "j%02d", i);
-            if (tc_set(c, k, v) != CASK_OK) {
-                _exit(3);
-            }
-        }
-        _exit(__atomic_load_n(&map_calls, __ATOMIC_SEQ_CST) >= 30 ? 0 : 4);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    zero_segments(f);
-    tc_log[0] = '\0';
-    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
-    struct cask_stats cs;
-    cask_stats(f->c, -1, &cs);
-    assert_int_equal(cs.bytes_damaged, 0);
-    check_n(f, 0, 30, "j");
-    tc_fx_reopen(f);
-    check_n(f, 0, 30, "j");
-}
-
 /* Bytes this process has had read from storage (/proc/self/io). */
 static uint64_t
 read_bytes(void)
@@ -767,10 +598,6 @@ main(void)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_replaced_pwrite_keeps_pwrite,
                                             setup, teardown),
-            cmocka_unit_test_setup_teardown(test_always_copies_and_syncs_cut,
-                                            setup_always, teardown),
-            cmocka_unit_test_setup_teardown(test_always_journal_restores_copies,
-                                            setup_always, teardown),
             cmocka_unit_test_setup_teardown(test_append_fault_reads_its_page,
                                             setup, teardown),
     };
