@@ -209,14 +209,6 @@ count_shard_dirs(const char *dir)
     return n;
 }
 
-static double
-mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 store_free(struct cask *c)
 {
@@ -431,7 +423,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         rc = ENOMEM;
         goto fail;
     }
-    double t0 = mono_s();
+    uint64_t t0 = cask_clock_ns();
     rc = mkdir_p(dir);
     if (rc != 0) {
         cask_logf(c, CASK_LOG_ERROR, "mkdir %s: %s", dir, strerror(rc));
@@ -542,7 +534,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     uint64_t next = m.cas_reserved > max_cas + 1 ? m.cas_reserved : max_cas + 1;
     atomic_store(&c->next_cas, next);
     atomic_store(&c->cas_reserved, m.cas_reserved);
-    c->recovery_s = mono_s() - t0;
+    c->recovery_s = (double)(cask_clock_ns() - t0) / 1e9;
     struct cask_stats st;
     (void)cask_stats(c, -1, &st);
     cask_logf(c, CASK_LOG_INFO,

@@ -746,14 +746,6 @@ recover(struct cask *c)
  * here, so it takes what the writer wanted (or leaves it to another
  * thread in flight, which does the same when back). */
 
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Recent syncs were slow (SLOW_SYNC_NS): batches overlap as soon as
  * writes wait. */
 static bool
@@ -771,7 +763,7 @@ young(struct cask_commit *cm)
         return false;
     }
     uint64_t start = atomic_load(&cm->flight_ns);
-    uint64_t now = now_ns();
+    uint64_t now = cask_clock_ns();
     return now < start || now - start < OVERLAP_AFTER_NS;
 }
 
@@ -824,7 +816,7 @@ release_turn(struct cask_commit *cm, bool flying)
     pthread_mutex_lock(&cm->mu);
     cm->turn_held = false;
     if (flying) {
-        atomic_store(&cm->flight_ns, now_ns());
+        atomic_store(&cm->flight_ns, cask_clock_ns());
         atomic_fetch_add(&cm->nflight, 1);
     }
     atomic_store(&cm->sleeping, true); /* before want is read */
@@ -880,9 +872,9 @@ journal_main(void *arg)
             pthread_mutex_unlock(&cm->take_mu);
             release_turn(cm, true);
             if (rc == 0) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = cask_clock_ns();
                 rc = cask_journal_write(c->journal, &sl->b);
-                uint64_t d = now_ns() - t0;
+                uint64_t d = cask_clock_ns() - t0;
                 uint64_t slow = atomic_load(&cm->sync_slow_ns);
                 atomic_store(&cm->sync_slow_ns, d > slow ? d : slow - slow / 8);
             }

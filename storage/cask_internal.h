@@ -97,6 +97,10 @@ int64_t cask_now(const struct cask *c);
  * maintenance passes' pacing, back-offs, change-time checks. */
 uint64_t cask_clock_ms(void);
 
+/* Nanoseconds of the same clock, not coarse: short durations (a sync's,
+ * a batch's time in flight, recovery's). */
+uint64_t cask_clock_ns(void);
+
 /* *ts = CLOCK_REALTIME now + ms: an absolute pthread_cond_timedwait
  * deadline. */
 void cask_deadline_in(struct timespec *ts, unsigned ms);
