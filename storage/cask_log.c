@@ -177,20 +177,20 @@ cask_log_roll(struct cask_shard *sh)
     rc = cask_seg_create(&n, sh->dir, id, 0);
     int src = 0;
     const char *what = "roll-over: fdatasync";
-    bool was_cut = old->wmap_fault, cut = false;
+    bool cut = false;
     if (rc == 0) {
         /* Cut back to its records first (it was extended ahead of them
          * for its mapping), so that the sync makes that length durable
          * and its hint covers the whole file. A crash before leaves a zero
-         * tail recovery cuts. */
+         * tail recovery cuts. Unless another process cut it already
+         * (cask_seg_map_cut): then under always its writes not synced
+         * yet, which wait for this sync, include those copied past the
+         * cut and lost: failed like a failed sync. */
+        cut = cask_seg_map_cut(old);
         src = cask_seg_cut_ahead(old, false);
         if (src != 0) {
             what = "roll-over: cut back to its records";
-        } else if (old->wmap_fault && !was_cut) {
-            /* Cut by another process (cask_seg_map_cut): under always
-             * its writes not synced yet wait for this sync, and those
-             * copied past the cut are lost: failed like a failed sync. */
-            cut = true;
+        } else if (cut) {
             if (c->commit != NULL) {
                 src = EIO;
                 what = "roll-over: found cut short under its mapping";

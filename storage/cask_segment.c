@@ -488,9 +488,6 @@ int
 cask_seg_cut_ahead(struct cask_segment *s, bool keep_reserve)
 {
     int rc = 0;
-    if (cask_seg_map_cut(s)) {
-        return 0; /* nothing past the records is ours to cut any more */
-    }
     wmap_close(s);
     if (s->ext_end > s->flushed) {
         cask_verify_write_begin(s);

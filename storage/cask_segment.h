@@ -238,10 +238,9 @@ bool cask_seg_wmapped(const struct cask_segment *s);
 /* Mu held: s takes no more appends through its mapping. Unmap it and cut
  * the file back to the records' end (flushed) when it was extended past
  * it, keeping the disk blocks reserved past the end when keep_reserve
- * (a clean close: see recovery), else giving them back. A file found
- * shorter than it was extended to (cask_seg_map_cut) is not grown back
- * over the cut: wmap_fault is set instead. Returns 0 or the errno of the
- * cut. */
+ * (a clean close: see recovery), else giving them back. Call
+ * cask_seg_map_cut first: a file another process cut is not grown back
+ * over the cut. Returns 0 or the errno of the cut. */
 int cask_seg_cut_ahead(struct cask_segment *s, bool keep_reserve);
 
 /* Mu held, s mapped for appends: is its file shorter than the store

@@ -1803,14 +1803,16 @@ cask_shard_close(struct cask_shard **shp)
     struct cask *c = sh->store;
     if (sh->active != NULL) {
         struct cask_segment *a = sh->active;
-        bool was_cut = a->wmap_fault;
         int rc = cask_log_write_out(sh);
+        bool cut = false;
         if (rc == 0) {
             /* to its records' end before the sync and the hint (its
-             * reserve kept: see recover()) */
+             * reserve kept: see recover()), unless another process cut
+             * it already */
+            cut = cask_seg_map_cut(a);
             rc = cask_seg_cut_ahead(a, true);
         }
-        if (rc == 0 && a->wmap_fault && !was_cut) {
+        if (rc == 0 && cut) {
             sh->segments_cut++;
             cask_logf(c, CASK_LOG_ERROR,
                       "shard %u: close: segment %08x is shorter than the "
