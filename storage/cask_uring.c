@@ -221,16 +221,15 @@ queue_read(struct cask_uring *u, struct rop *op)
         finish(u, op, io_rc);
         return;
     }
-    if (op->direct && op->dbuf == op->kbuf && op->kfixed) {
-        io_uring_prep_read_fixed(sqe, op->d.fd, op->dbuf, (unsigned)op->d.len,
-                                 op->d.off, (int)(op - u->ops));
-        io_uring_sqe_set_data(sqe, op);
-        u->unsubmitted++;
-        return;
-    }
     if (op->direct) {
-        io_uring_prep_read(sqe, op->d.fd, op->dbuf, (unsigned)op->d.len,
-                           op->d.off);
+        if (op->dbuf == op->kbuf && op->kfixed) {
+            io_uring_prep_read_fixed(sqe, op->d.fd, op->dbuf,
+                                     (unsigned)op->d.len, op->d.off,
+                                     (int)(op - u->ops));
+        } else {
+            io_uring_prep_read(sqe, op->d.fd, op->dbuf, (unsigned)op->d.len,
+                               op->d.off);
+        }
         io_uring_sqe_set_data(sqe, op);
         u->unsubmitted++;
         return;
