@@ -61,6 +61,9 @@ GROUPS = {
 
 CATEGORIES = ("LOST", "RESURRECTED", "FOREIGN")
 
+# Operations kept per key for the report of a violation.
+HIST = max(6, int(os.environ.get("CRASH_HIST", "6") or 6))
+
 
 def say(msg):
     print(msg, flush=True)
@@ -387,7 +390,8 @@ class Key:
         # states: {opid or None: (lo, hi)}; None = absent (window unused)
         self.states = {None: (0.0, 0.0)}
         self.written = set()
-        self.hist = collections.deque(maxlen=6)  # the last operations
+        # the last operations (CRASH_HIST of them, to debug a failure)
+        self.hist = collections.deque(maxlen=HIST)
         # Under eviction a key may be gone at any moment (a miss is always
         # right), but never replaced by an older value.
         self.evictable = False
@@ -794,7 +798,7 @@ def report_errors(model, limit=25):
             model.errors[:limit]):
         say("  %s key %s (%s): expected %s; got %s" % (
             cat, key, where, exp, got))
-        if i < 5:
+        if i < 5 or HIST > 6:
             for h in hist:
                 say("      history: " + h)
     if len(model.errors) > limit:

@@ -12,7 +12,12 @@
 #   - the server restarts on the same data dir (a full disk included) and,
 #     once the fault is gone, serves writes again without SERVER_ERROR.
 #
-# Environment: BITCACHED, CRASH_ITER=N (N rounds), CRASH_SEED (replay).
+# Environment: BITCACHED, CRASH_ITER=N (N rounds), CRASH_SEED (replay),
+# FAULT_ONLY=group:errno:sync (run only that FAULTS entry, e.g.
+# sync:EIO:always, and no tmpfs part), FAULT_TERM=1 or 0 (always or never
+# stop with SIGTERM during the fault), CRASH_KEEP=1 (on a failure keep the
+# temp dir: server logs, data dirs, and a copy of each data dir as the
+# stop left it, before the restart that judged it).
 # The shim part is skipped against a sanitizer build, the tmpfs part where
 # mounting is not allowed; with both skipped the test exits 77.
 import collections
@@ -161,6 +166,10 @@ class Faults:
         cm.stop_clients(stop, threads)
         if os.path.exists(flag):
             os.unlink(flag)
+        if os.environ.get("CRASH_KEEP"):
+            self.nsnap = getattr(self, "nsnap", 0) + 1
+            shutil.copytree(srv.datadir, "%s.stopped.%d" % (
+                srv.datadir, self.nsnap))
         failed_calls = cm.read_stats(stats).get("#failed", 0)
 
         def delta(a, b, k):
@@ -302,14 +311,24 @@ def main():
     elif not shim:
         cm.say("ERROR: crashshim.so not built (make check builds it)")
         return 99
+    only = os.environ.get("FAULT_ONLY", "")
+    faults = [x for x in FAULTS if not only or ":".join(x) == only]
+    if not faults:
+        cm.say("ERROR: FAULT_ONLY=%s names no FAULTS entry" % only)
+        return 99
+    force_term = os.environ.get("FAULT_TERM", "")
     tmp = os.path.realpath(tempfile.mkdtemp(prefix="bc-fault."))
     f = Faults(binary, shim, tmp, cm.random.Random(seed))
     ran = False
+    failed = True
     try:
         if shim:
             for r in range(rounds):
-                for group, err, sync in FAULTS:
-                    f.one(group, err, sync, term=f.rnd.random() < 0.3)
+                for group, err, sync in faults:
+                    term = f.rnd.random() < 0.3
+                    if force_term:
+                        term = force_term == "1"
+                    f.one(group, err, sync, term=term)
             ran = True
             for sync, model in f.models.items():
                 if model.errors or model.other:
@@ -320,12 +339,16 @@ def main():
                     f.hard.append("%s: %d requests got no reply within 15 s "
                                   "from a running server" % (
                                       sync, model.stats["timeout"]))
-        if f.tmpfs():
+        if not only and f.tmpfs():
             ran = True
+        failed = bool(f.hard)
     finally:
         for srv in f.servers.values():
             srv.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if failed and os.environ.get("CRASH_KEEP"):
+            cm.say("data kept in %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     if not ran:
         cm.say("SKIP: neither the shim nor a tmpfs mount is available")
         return 77
