@@ -6,12 +6,15 @@
  * appends read failed for good, although the checkpoint made their bytes
  * durable. A failed fdatasync of the active segment under always (with
  * the journal or without) does the same for its shard alone
- * (cask_resync.c), without tombstones:
- * the shard appends nothing until the segment is rewritten, and that
- * rewrite hides the failed puts on disk.
+ * (cask_resync.c): the shard appends nothing until the segment is
+ * rewritten, and that rewrite hides the failed puts on disk for good;
+ * until then tombstones written straight to the end of that segment
+ * (in the kernel, unsynced, outside the append numbers) hide them from
+ * a restart after a stop or a process crash.
  *
  * Works on the shard it is handed, under its mutex; calls down into the
- * keydir, segments, records and the shard's forget (a tombstone append).
+ * keydir, segments, records, the cas allocator and the shard's forget (a
+ * tombstone append).
  * Knows nothing of the journal.
  */
 #include "storage/cask_lost.h"
@@ -125,14 +128,112 @@ note_record(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
     t->count++;
 }
 
+/* Tombstones for failed puts of a shard that appends nothing (its active
+ * segment's sync failed), written straight to the end of that segment. */
+struct tombs {
+    char *buf;
+    size_t len, cap;
+    uint64_t n;
+    uint64_t missed; /* puts no tombstone could be made for */
+    int err;         /* why, the first time */
+};
+
+/* Add to t a tombstone hiding the put at off of s: its key and cas (read
+ * back from s) and a fresh seq, so that it hides that put and every older
+ * one of the key at the next start. 0, or an error (nothing added: a
+ * record that does not read back, no seq, no memory). mu held. */
+static int
+tomb_make(struct cask_shard *sh, struct cask_segment *s, uint64_t off,
+          struct tombs *t)
+{
+    char hb[CASK_REC_HDR + CASK_KEY_MAX];
+    struct cask_rec r;
+    int rc = cask_seg_pread(s, off, CASK_REC_HDR, hb);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!cask_rec_decode(hb, CASK_REC_VMAX, &r) || r.type != CASK_REC_PUT) {
+        return CASK_ECORRUPT;
+    }
+    rc = cask_seg_pread(s, off + CASK_REC_HDR, r.klen, hb + CASK_REC_HDR);
+    if (rc != 0) {
+        return rc;
+    }
+    struct cask_rec tr = {.cas = r.cas, .klen = r.klen, .type = CASK_REC_TOMB};
+    rc = cask_cas_next(sh->store, &tr.seq);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t len = cask_rec_len(r.klen, 0);
+    if (t->len + len > t->cap) {
+        size_t nc = t->cap ? 2 * t->cap : 64 * len;
+        while (nc < t->len + len) {
+            nc *= 2;
+        }
+        char *nb = realloc(t->buf, nc);
+        if (nb == NULL) {
+            return ENOMEM;
+        }
+        t->buf = nb;
+        t->cap = nc;
+    }
+    cask_rec_encode(t->buf + t->len, &tr, hb + CASK_REC_HDR, NULL, 0, NULL, 0);
+    t->len += len;
+    t->n++;
+    return 0;
+}
+
+/* tomb_make, counting a put it could not make one for in t. */
+static void
+tomb_add(struct cask_shard *sh, struct cask_segment *s, uint64_t off,
+         struct tombs *t)
+{
+    int rc = tomb_make(sh, s, off, t);
+    if (rc != 0) {
+        t->missed++;
+        t->err = t->err != 0 ? t->err : rc;
+    }
+}
+
+/* Write t's tombstones to the end of s, the active segment of a shard
+ * that appends nothing until s is rewritten: the failed puts they hide
+ * were dropped from the keydir only, and a stop or a process crash
+ * before the rewrite commits would otherwise bring them back at the next
+ * start (s, not retired yet, still holds them). One pwrite, not synced,
+ * no journal frame and no append number: s takes no appends any more,
+ * so nothing counts on them, nothing is written over them, and the
+ * rewrite reads them with the rest of s (it still writes the tombstones
+ * of its own, dropped_untombed, in case these pages are lost too).
+ * mu held. */
+static void
+tombs_write(struct cask_shard *sh, struct cask_segment *s, struct tombs *t)
+{
+    int rc = t->len == 0 ? 0 : cask_seg_write_direct(s, t->buf, t->len);
+    if (rc != 0) {
+        t->missed += t->n;
+        t->err = rc;
+    }
+    if (t->missed != 0) {
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: %" PRIu64 " failed puts left without a tombstone "
+                  "in seg %08x (%s): a stop before its rewrite commits may "
+                  "bring them back",
+                  sh->idx, t->missed, s->id, cask_strerror(t->err));
+    }
+    free(t->buf);
+    *t = (struct tombs){0};
+}
+
 /* Delete key (read from the record at off of s) when its record there is
- * a put and the key is still in the keydir: with a tombstone, or (tomb
- * false: the shard cannot append) from memory only, left to the next
- * rewrite to hide on disk. mu held. */
+ * a put and the key is still in the keydir: with a tombstone appended,
+ * or (direct non-NULL: the shard cannot append) from memory, with a
+ * tombstone added to direct (tombs_write), and left to the next rewrite
+ * to hide on disk for good. mu held. */
 static int
 undo_record(struct cask_shard *sh, struct cask_segment *s, uint64_t off,
-            bool tomb)
+            struct tombs *direct)
 {
+    bool tomb = direct == NULL;
     char hb[CASK_REC_HDR + CASK_KEY_MAX];
     struct cask_rec r;
     int rc = cask_seg_pread(s, off, CASK_REC_HDR, hb);
@@ -161,6 +262,9 @@ undo_record(struct cask_shard *sh, struct cask_segment *s, uint64_t off,
             if (rc == 0) {
                 sh->lost_undone++;
                 sh->dropped_untombed += tomb ? 0 : 1;
+                if (!tomb) {
+                    tomb_add(sh, s, off, direct);
+                }
             }
             return rc;
         }
@@ -196,6 +300,8 @@ struct drop {
     uint16_t slot;
     uint32_t from;
     uint64_t n;
+    uint32_t *offs; /* where the dropped puts lie (cap of them), or NULL */
+    uint64_t cap;
 };
 
 /* An entry of a put at or past the first lost append of the segment. */
@@ -207,6 +313,9 @@ drop_entry(void *arg, const struct cask_kd_entry *e)
         return false;
     }
     d->sh->segs[e->seg]->live_bytes -= cask_segtab_entry_len(e);
+    if (d->offs != NULL && d->n < d->cap) {
+        d->offs[d->n] = e->off;
+    }
     d->n++;
     return true;
 }
@@ -216,9 +325,11 @@ drop_entry(void *arg, const struct cask_kd_entry *e)
  * of the active segment: where its first one went is known (note_off in
  * cask_log.c), and every keydir entry at or past it is a put of the range
  * still in effect. Found without reading the segment, whose pages may be
- * what the kernel dropped. No tombstone: the next rewrite writes them
- * (dropped_untombed). mu held. 0, or CASK_ECORRUPT when the offsets kept
- * do not reach that far back. */
+ * what the kernel dropped. No tombstone is appended: the next rewrite
+ * writes them (dropped_untombed); until it commits, tombstones made from
+ * the records that read back are written straight to the segment's end
+ * (tombs_write). mu held. 0, or CASK_ECORRUPT when the offsets kept do
+ * not reach that far back. */
 static int
 drop_newest(struct cask_shard *sh)
 {
@@ -243,12 +354,27 @@ drop_newest(struct cask_shard *sh)
                   sh->idx, sh->app_seq - sh->lost_lo[i]);
         return CASK_ECORRUPT;
     }
+    /* At most one entry an append of the range. */
+    uint64_t cap = sh->lost_hi[i] - sh->lost_lo[i];
     struct drop d = {.sh = sh,
                      .slot = s->slot,
-                     .from = sh->app_off[first % CASK_APPEND_OFFS]};
+                     .from = sh->app_off[first % CASK_APPEND_OFFS],
+                     .offs = malloc(cap * sizeof(uint32_t)),
+                     .cap = cap};
     (void)cask_kd_remove_if(sh->kd, drop_entry, &d);
     sh->lost_undone += d.n;
     sh->dropped_untombed += d.n;
+    struct tombs t = {0};
+    for (uint64_t k = 0; k < d.n; k++) {
+        if (d.offs != NULL && k < d.cap) {
+            tomb_add(sh, s, d.offs[k], &t);
+        } else {
+            t.missed++;
+            t.err = ENOMEM;
+        }
+    }
+    free(d.offs);
+    tombs_write(sh, s, &t);
     return 0;
 }
 
@@ -305,10 +431,14 @@ undo_newest(struct cask_shard *sh, bool tomb)
     }
     s->readers++; /* a tombstone may roll it over: keep it open */
     undoing = true;
+    struct tombs direct = {0};
     for (uint64_t k = t.count - t.n; rc == 0 && k < t.count; k++) {
-        rc = undo_record(sh, s, t.off[k % t.n], tomb);
+        rc = undo_record(sh, s, t.off[k % t.n], tomb ? NULL : &direct);
     }
     undoing = false;
+    if (!tomb) {
+        tombs_write(sh, s, &direct);
+    }
     if (--s->readers == 0 && s->retired) {
         cask_seg_close(&s);
     }

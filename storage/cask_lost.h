@@ -29,8 +29,10 @@ bool cask_lost_has(struct cask_shard *sh, uint64_t seq);
  * answered with an error, and the next checkpoint makes that durable.
  * Deletes and touches are left: after the checkpoint the disk agrees
  * with what readers see. A shard rewriting a segment whose sync failed
- * (failed, not latched) appends nothing: the keys leave the keydir only,
- * and that rewrite writes the tombstones (dropped_untombed). Reads the
+ * (failed, not latched) appends nothing: the keys leave the keydir, and
+ * that rewrite writes the tombstones (dropped_untombed); until then
+ * tombstones written straight to the active segment's end (unsynced)
+ * keep a stop or a process crash from bringing them back. Reads the
  * active segment under mu (a rare path). 0, or an error (the shard must
  * then stay latched). Takes mu. */
 int cask_lost_undo(struct cask_shard *sh);
@@ -43,8 +45,9 @@ int cask_lost_undo(struct cask_shard *sh);
  * and the checkpoint's batch is in no journal file), and their puts leave
  * the keydir at once, so that no
  * get reads back a value whose write failed; the rewrite of the segment
- * writes the tombstones. 0, or an error (nothing could be undone: the
- * shard must latch). */
+ * writes the tombstones, and until it commits tombstones written straight
+ * to the segment's end hide them from a restart. 0, or an error (nothing
+ * could be undone: the shard must latch). */
 int cask_lost_fail_active(struct cask_shard *sh);
 
 /* The store recovered: writes are taken again. Takes mu. */
