@@ -141,6 +141,10 @@ struct conn {
     struct watch_sink *watch; /* set once the client sent `watch` */
     bool is_unix;
     bool after_ref; /* the last reply chain is a value's file segment */
+    /* Bytes of values queued in out as references to their segment (no
+     * heap of ours), since out was last empty: what draining them frees
+     * is not worth a malloc_trim (flush_out). */
+    size_t out_refs;
     unsigned char close_reason; /* enum watch_conn_ev, for connevents */
     TAILQ_ENTRY(conn) link;
     /* Replies not yet released to out (under --sync=always all of them;
@@ -329,6 +333,7 @@ sink_value_ref(void *arg, struct cask_vref *ref)
             return;
         }
         c->after_ref = true; /* see out_add */
+        c->out_refs += h->len;
         return;
     }
     if (h != NULL) {
@@ -348,7 +353,8 @@ sink_value_ref(void *arg, struct cask_vref *ref)
     if (evbuffer_add_file_segment(c->out, seg, 0, (ev_off_t)h->len) != 0) {
         c->broken = true;
     }
-    c->after_ref = true;             /* see out_add */
+    c->after_ref = true; /* see out_add */
+    c->out_refs += h->len;
     evbuffer_file_segment_free(seg); /* the buffer's chain holds it now */
     memset(ref, 0, sizeof(*ref));
 }
@@ -671,10 +677,15 @@ flush_out(struct conn *c)
 {
     size_t before = evbuffer_get_length(c->out);
     size_t wrote = write_some(c);
+    size_t heap = before > c->out_refs ? before - c->out_refs : 0;
 
-    if (before > OUT_LOW) {
-        /* draining a large queue frees memory worth trimming */
-        c->w->trim_credit += wrote;
+    if (heap > OUT_LOW) {
+        /* draining a large queue frees memory worth trimming; values sent
+         * from their segment's mapping or file free none of ours */
+        c->w->trim_credit += wrote < heap ? wrote : heap;
+    }
+    if (evbuffer_get_length(c->out) == 0) {
+        c->out_refs = 0;
     }
     out_account(c);
     if (c->broken) {

@@ -29,6 +29,25 @@
  * a malloc_trim worth its cost: glibc keeps freed heap memory otherwise, and
  * a burst of clients that never read would leave the process that big. */
 #define TRIM_CREDIT_MIN (8u * 1024 * 1024)
+/* ...and the free heap it would hand back. Below this the freed bytes are
+ * the churn of busy connections (a read buffer grown for each large set and
+ * shrunk after it), which the next requests take again: trimming it only
+ * makes them fault the pages back in, zeroed, every time. */
+#define TRIM_FREE_MIN (16u * 1024 * 1024)
+
+/* Whether the heap holds enough free memory for a malloc_trim to be worth
+ * it (every arena: glibc's mallinfo2 walks their free lists). */
+static bool
+heap_worth_trim(void)
+{
+#ifdef HAVE_MALLINFO2
+    struct mallinfo2 mi = mallinfo2();
+
+    return mi.fordblks >= TRIM_FREE_MIN;
+#else
+    return true;
+#endif
+}
 
 /* Housekeeping: the output budget, and handing freed memory back. */
 static void
@@ -42,7 +61,9 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     if (++w->ticks % TRIM_EVERY_TICKS == 0 &&
         w->trim_credit >= TRIM_CREDIT_MIN) {
         w->trim_credit = 0;
-        malloc_trim(0);
+        if (heap_worth_trim()) {
+            malloc_trim(0);
+        }
     }
 }
 
