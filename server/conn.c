@@ -17,8 +17,9 @@
  * connections, on a zero timer so that the loop polls sockets in between.
  *
  * Read buffers grow for large requests and shrink back to RBUF_INITIAL once
- * they hold little; freed memory is handed back to the OS by the worker's
- * trim timer (worker.c).
+ * they hold little, unless the connection keeps sending large requests
+ * (keep_rbuf: up to RBUF_KEPT_MAX of such buffers per worker); freed memory
+ * is handed back to the OS by the worker's trim timer (worker.c).
  *
  * --sync=always: replies are written into a staging buffer first. A
  * request whose write awaits its commit (the store's committer syncs it:
@@ -81,6 +82,14 @@
 #define OUT_LOW          (64u * 1024)
 #define OUT_CAP_MIN      (64u * 1024 * 1024)
 #define RBUF_LIMIT_SLACK (64u * 1024)
+/* A buffer grown for large requests (up to RBUF_BUSY_MAX) stays grown while
+ * its connection keeps sending them: shrinking it after each one and growing
+ * it again for the next cost a realloc each way and a second read per
+ * request. It shrinks after RBUF_COOL_PASSES passes without one, or at once
+ * when its worker already keeps RBUF_KEPT_MAX of such buffers. */
+#define RBUF_BUSY_MAX    (256u * 1024)
+#define RBUF_COOL_PASSES 64
+#define RBUF_KEPT_MAX    (4u * 1024 * 1024)
 #define READS_PER_EVENT  4 /* fairness between connections of a worker */
 /* Reply bytes one connection may write in one turn: a multi-get to a client
  * that reads fast (or a kernel buffer with room) yields between keys after
@@ -115,9 +124,12 @@ struct conn {
     struct event *wev;
     struct event *resume_ev; /* zero timer: the next turn after a yield */
     char *rbuf;
-    size_t rsize;  /* allocated */
-    size_t rstart; /* first unconsumed byte */
-    size_t rend;   /* end of data read */
+    size_t rsize;        /* allocated */
+    size_t rstart;       /* first unconsumed byte */
+    size_t rend;         /* end of data read */
+    size_t rkept;        /* rsize counted in the worker's rbuf_kept, or 0 */
+    bool rbig;           /* held more than RBUF_KEEP_MAX since the last pass */
+    unsigned char rcool; /* passes since the last one that held that much */
     struct evbuffer *out;
     size_t out_cap;
     size_t out_counted;  /* bytes of out reported to the output budget */
@@ -657,6 +669,7 @@ conn_close(struct conn *c)
     }
     free(c->pend);
     w->rbuf_count--;
+    w->rbuf_kept -= c->rkept;
     w->rbuf_bytes -= c->rsize;
     w->rbuf_held -= c->rheld;
     free(c->rbuf);
@@ -744,14 +757,43 @@ bytes_wanted(const struct conn *c)
     return cmd_bytes_wanted(&c->cc);
 }
 
-/* After a large request: give the memory back once little is held. */
+/* Should the grown read buffer stay as it is (big: this pass held a large
+ * request)? Counts it in the worker's kept bytes when it does. */
+static bool
+keep_rbuf(struct conn *c, bool big)
+{
+    struct worker *w = c->w;
+
+    if (big) {
+        c->rcool = 0;
+    } else if (c->rcool < RBUF_COOL_PASSES) {
+        c->rcool++;
+    }
+    if (c->rkept == c->rsize && c->rcool < RBUF_COOL_PASSES) {
+        return true;
+    }
+    w->rbuf_kept -= c->rkept;
+    c->rkept = 0;
+    if (c->rsize > RBUF_BUSY_MAX || c->rcool >= RBUF_COOL_PASSES ||
+        w->rbuf_kept + c->rsize > RBUF_KEPT_MAX) {
+        return false;
+    }
+    c->rkept = c->rsize;
+    w->rbuf_kept += c->rsize;
+    return true;
+}
+
+/* After a large request: give the memory back once little is held, unless
+ * the connection keeps sending large ones (keep_rbuf). */
 static void
 shrink_rbuf(struct conn *c)
 {
     size_t have = c->rend - c->rstart;
+    bool big = c->rbig;
 
+    c->rbig = false;
     if (c->rsize <= RBUF_KEEP_MAX || have > RBUF_INITIAL / 2 ||
-        bytes_wanted(c) > RBUF_INITIAL / 2) {
+        bytes_wanted(c) > RBUF_INITIAL / 2 || keep_rbuf(c, big)) {
         return;
     }
     memmove(c->rbuf, c->rbuf + c->rstart, have);
@@ -1312,6 +1354,9 @@ on_read(evutil_socket_t fd, short what, void *arg)
         }
         c->rend += (size_t)n;
         c->w->bytes_read += (uint64_t)n;
+        if (c->rend - c->rstart > RBUF_KEEP_MAX) {
+            c->rbig = true; /* see keep_rbuf */
+        }
         if (process(c) < 0) {
             return;
         }

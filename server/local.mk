@@ -27,3 +27,8 @@ bitcached_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBSYSTEMD_CFLAGS) \
 	$(XXHASH_CFLAGS)
 bitcached_LDADD = $(PROTOCOL_LIBS) $(STORAGE_LIBS) $(LIBEVENT_LIBS) \
 	$(LIBSYSTEMD_LIBS) $(PTHREAD_LIBS)
+
+# A read buffer grown for large requests stays grown while they keep coming,
+# within a bound per worker (conn.c keep_rbuf; issue 16).
+dist_check_SCRIPTS += tests/integration/test_rbuf_keep.py
+TESTS += tests/integration/test_rbuf_keep.py

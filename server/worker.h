@@ -77,7 +77,10 @@ struct worker {
     uint64_t rbuf_bytes;     /* their allocated size */
     uint64_t rbuf_held;      /* bytes of unprocessed requests in them */
     uint64_t rbuf_oom;       /* a read buffer could not grow */
-    uint64_t malloc_fails;   /* a new connection's allocations failed */
+    /* Bytes of grown read buffers kept (not shrunk) for connections that
+     * keep sending large requests, at most RBUF_KEPT_MAX (conn.c). */
+    uint64_t rbuf_kept;
+    uint64_t malloc_fails; /* a new connection's allocations failed */
     /* Bytes freed in large pieces since the last malloc_trim; the trim
      * timer hands memory back to the OS once this is worth it. */
     uint64_t trim_credit;
