@@ -85,7 +85,7 @@ admin_open(const char *dir, unsigned shards, struct cask **out)
     }
     if (rc != 0 && rc != ENOENT) {
         admin_err("%s state file: %s", dir,
-                  rc == EINVAL ? "damaged (run check)" : strerror(rc));
+                  rc == EINVAL ? "damaged (run check)" : cask_strerror(rc));
         return ADMIN_FAIL;
     }
     cask_options_init(&o);

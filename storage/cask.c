@@ -20,6 +20,7 @@
 #include "storage/cask_journal.h"
 #include "storage/cask_keydir.h"
 #include "storage/cask_log.h"
+#include "storage/cask_newer.h"
 #include "storage/cask_record.h"
 #include "storage/cask_resync.h"
 #include "storage/cask_segment.h"
@@ -489,6 +490,8 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         if (rc != 0) {
             goto fail;
         }
+    } else if (rc == CASK_ENEWER) {
+        goto fail; /* logged; nothing written */
     } else {
         cask_logf(c, CASK_LOG_ERROR, "state file in %s is damaged", dir);
         rc = CASK_EINVAL;
@@ -507,9 +510,11 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     if (rc == 0 && c->opt.sync != CASK_SYNC_ALWAYS) {
         rc = cask_journal_remove(c);
     }
-    if (rc != 0) {
+    if (rc != 0 && rc != CASK_ENEWER) { /* that one is logged */
         cask_logf(c, CASK_LOG_ERROR, "journal replay in %s: %s", dir,
                   strerror(rc));
+    }
+    if (rc != 0) {
         goto fail;
     }
     rc = disk_budget(c);

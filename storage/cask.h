@@ -172,7 +172,9 @@ struct cask; /* opaque */
 /* Open (creating if missing) the store in dir, lock it against other
  * processes, and recover every shard: hint files first, then the log tail.
  * A torn or corrupt tail is truncated and logged, never a refusal to open.
- * Returns CASK_OK and *out, or CASK_ELOCKED, CASK_EINVAL, or an errno. */
+ * Returns CASK_OK and *out, or CASK_ELOCKED, CASK_EINVAL, or an errno;
+ * EPROTONOSUPPORT (logged) when a file of the store was written by a newer
+ * format version, which is left as it is (storage/FORMAT.md). */
 int cask_open(struct cask **out, const char *dir, const struct cask_options *o);
 
 /* Stop background threads, sync every shard, write hints for the active

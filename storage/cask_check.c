@@ -222,7 +222,15 @@ check_state(struct check *ck, const char *dir)
         uint64_t gen;
         memcpy(slot, buf + i * CASK_STATE_SLOT, CASK_STATE_SLOT);
         slot[CASK_STATE_SLOT] = '\0';
-        if (cask_state_parse(slot, &st, &gen) != 0) {
+        int prc = cask_state_parse(slot, &st, &gen);
+        if (prc == CASK_ENEWER) {
+            rep->newer_files++;
+            note(ck, true,
+                 "state: slot %u was written by a newer bitcached (state "
+                 "format %u; this build reads up to %d): the server refuses "
+                 "to open the store, nothing is repaired",
+                 i, cask_state_newer(slot), CASK_STATE_VERSION);
+        } else if (prc != 0) {
             rep->state_bad_slots++;
             note(ck, true, "state: slot %u is damaged", i);
         } else if (!rep->state_ok || gen > rep->state_generation) {
@@ -233,7 +241,7 @@ check_state(struct check *ck, const char *dir)
         }
     }
     free(buf);
-    if (rc == 0 && !rep->state_ok) {
+    if (rc == 0 && !rep->state_ok && rep->newer_files == 0) {
         note(ck, true, "state: no valid slot (the server refuses to open)");
     }
     return rc;
@@ -268,6 +276,19 @@ check_retired(struct check *ck, const char *sdir, const char *name)
     }
     size_t len = (size_t)st.st_size;
     uint32_t n = buf ? cask_get32(buf + 12) : 0;
+    uint32_t newer = buf == NULL || !cask_retire_valid(buf, len)
+                             ? cask_retire_newer(sdir)
+                             : 0;
+    if (newer != 0) {
+        ck->rep->newer_files++;
+        note(ck, true,
+             "%s/retired: written by a newer bitcached (format %u; this "
+             "build reads up to %u): the server refuses to open the store, "
+             "nothing is repaired",
+             name, newer, CASK_RETIRE_VERSION);
+        free(buf);
+        return 0;
+    }
     if (buf == NULL || !cask_retire_valid(buf, len)) {
         ck->rep->retired_bad++;
         note(ck, true,
@@ -307,6 +328,15 @@ check_manifest(struct check *ck, const char *dir, const char *sdir,
     if (rc == ENOENT) {
         return 0; /* an older store: created at the next open */
     }
+    if (rc == CASK_ENEWER) {
+        ck->rep->newer_files++;
+        note(ck, true,
+             "%s/manifest: written by a newer bitcached (format %u; this "
+             "build reads up to %u): the server refuses to open the store, "
+             "nothing is repaired",
+             name, cask_manifest_newer(sdir), CASK_MANIFEST_VERSION);
+        return 0;
+    }
     if (rc == EINVAL) {
         ck->rep->manifest_bad++;
         note(ck, true,
@@ -328,6 +358,10 @@ check_manifest(struct check *ck, const char *dir, const char *sdir,
         cask_seg_path(p, sizeof(p), sdir, ids[i], "seg");
         if (retired || access(p, F_OK) == 0) {
             continue;
+        }
+        cask_seg_path(p, sizeof(p), sdir, ids[i], "hint");
+        if (access(p, F_OK) == 0) {
+            continue; /* reported by check_orphan_hints */
         }
         snprintf(p, sizeof(p), "%s/quarantine/shard-%03u/%08x.seg", dir, shard,
                  ids[i]);
@@ -453,6 +487,15 @@ check_hint(struct check *ck, const char *sdir, const char *name,
         c->hints_ok++;
         return 0;
     }
+    if (rc == CASK_ENEWER) {
+        ck->rep->newer_files++;
+        note(ck, true,
+             "%s/%08x.hint: written by a newer bitcached (hint format %u; "
+             "this build reads up to %u): the server refuses to open the "
+             "store, nothing is repaired",
+             name, s->id, cask_hint_newer(sdir, s->id), CASK_HINT_VERSION);
+        return 0;
+    }
     if (rc != EINVAL && rc != CASK_CHECK_HINT_DIFFERS) {
         return rc;
     }
@@ -465,6 +508,59 @@ check_hint(struct check *ck, const char *sdir, const char *name,
              "%s/%08x.hint: disagrees with the segment at offset %" PRIu64,
              name, s->id, bad_off);
     }
+    return 0;
+}
+
+static bool
+has_id(const uint32_t *ids, size_t n, uint32_t id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Hints left without their segment (ids[0..n) are the segments there):
+ * the server takes each for the trace of a lost segment, logs what it
+ * listed and removes it at open; one of a newer format version makes it
+ * refuse the store instead. */
+static int
+check_orphan_hints(struct check *ck, const char *sdir, const char *name,
+                   const uint32_t *ids, size_t n)
+{
+    DIR *d = opendir(sdir);
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : errno;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        unsigned id;
+        char ext[8];
+        if (strlen(de->d_name) != 13 ||
+            sscanf(de->d_name, "%8x.%4s", &id, ext) != 2 ||
+            strcmp(ext, "hint") != 0 || has_id(ids, n, id)) {
+            continue;
+        }
+        uint32_t v = cask_hint_newer(sdir, id);
+        if (v != 0) {
+            ck->rep->newer_files++;
+            note(ck, true,
+                 "%s/%08x.hint: written by a newer bitcached (hint format "
+                 "%u; this build reads up to %u): the server refuses to "
+                 "open the store, nothing is repaired",
+                 name, id, v, CASK_HINT_VERSION);
+            continue;
+        }
+        ck->rep->segments_missing++;
+        note(ck, true,
+             "%s/%08x.seg: missing (only its hint is left): the keys it "
+             "held are lost or older, keys it deleted may be back; the "
+             "server logs what the hint lists and removes it",
+             name, id);
+    }
+    closedir(d);
     return 0;
 }
 
@@ -512,6 +608,7 @@ check_segment(struct check *ck, const char *sdir, const char *name, uint32_t id,
     uint32_t newer = cask_seg_header_newer(h, id);
     if (newer != 0) {
         /* Its records may follow rules this build does not know. */
+        ck->rep->newer_files++;
         note(ck, true,
              "%s/%08x.seg: written by a newer bitcached (segment format %u; "
              "this build reads up to %u): not checked",
@@ -664,16 +761,36 @@ count_shard_dirs(const char *dir)
  * next open replays them. Checking the segments alone would then report
  * keys lost or deleted keys back, so say so, as damage (not repaired here:
  * the check writes nothing). */
+/* The journal's own log lines, kept for check_journal to report. */
+static void
+journal_log(void *arg, enum cask_log_level level, const char *msg)
+{
+    if (level <= CASK_LOG_WARN) {
+        snprintf(arg, 1024, "%s", msg);
+    }
+}
+
 static int
 check_journal(struct check *ck, const char *dir)
 {
     struct cask jc;
     struct cask_journal_replay_stats js;
+    char said[1024] = "";
     memset(&jc, 0, sizeof(jc));
     jc.dir = (char *)dir;
     jc.nshards = ck->rep->shards;
+    jc.opt.log = journal_log;
+    jc.opt.log_arg = said;
     int rc = cask_journal_pending(&jc, &js);
+    if (rc == CASK_ENEWER) {
+        ck->rep->newer_files++;
+        note(ck, true, "journal: %s; nothing is repaired", said);
+        return 0;
+    }
     if (rc != 0) {
+        if (said[0] != '\0') {
+            note(ck, false, "journal: %s", said);
+        }
         return rc;
     }
     if (js.frames_written > 0) {
@@ -728,6 +845,8 @@ cask_check(const char *dir, int64_t now_s, const struct cask_check_hooks *h,
             if (rc == ENOENT) {
                 note(&ck, true, "%s: missing", name);
                 rc = 0;
+            } else if (rc == 0) {
+                rc = check_orphan_hints(&ck, sdir, name, ids, n);
             }
         }
         for (size_t j = 0; rc == 0 && j < n; j++) {
@@ -762,7 +881,9 @@ cask_check_shards(const char *dir, unsigned *shards)
         return errno;
     }
     int rc = check_state(&ck, dir);
-    if (rc == 0 && !rep.state_ok) {
+    if (rc == 0 && rep.newer_files > 0) {
+        rc = CASK_ENEWER;
+    } else if (rc == 0 && !rep.state_ok) {
         rc = EINVAL;
     }
     *shards = rep.shards;

@@ -48,9 +48,12 @@ struct cask_check_report {
     uint64_t retired_pending;  /* listed segments still present (a
                                 * compaction cut short; finished at open) */
     uint64_t manifest_bad;     /* manifests that fail their checks */
-    uint64_t segments_missing; /* listed by a manifest, not there */
+    uint64_t segments_missing; /* listed by a manifest, not there, or
+                                * only their hint left */
     uint64_t journal_pending;  /* records the commit journal holds that
                                 * their segments lack (replayed at open) */
+    uint64_t newer_files;      /* files (state slots) of a newer format
+                                * version: the server refuses the store */
     uint64_t problems;         /* findings that count as damage */
     struct cask_check_counts total;
 };
@@ -97,7 +100,8 @@ int cask_check_hint(const char *sdir, struct cask_segment *s,
                     uint64_t *bad_off);
 
 /* The shard count recorded in the state file: 0 and *shards, ENOENT when there
- * is no state file, EINVAL when no slot is valid, or an errno. */
+ * is no state file, EINVAL when no slot is valid, CASK_ENEWER when a slot is
+ * of a newer format version, or an errno. */
 int cask_check_shards(const char *dir, unsigned *shards);
 
 /* Take a shared lock on dir/LOCK so that no server opens the directory while

@@ -221,7 +221,8 @@ cask_ctx_state_adopt_old_name(struct cask *c)
 
 /* Read the state file (the valid slot with the highest generation) and keep
  * it open for updates: 0, ENOENT when there is none, EINVAL when no slot is
- * valid (unparsable, or checksum mismatch), or an errno. */
+ * valid (unparsable, or checksum mismatch), CASK_ENEWER (logged) when a
+ * slot is a valid one of a newer format version, or an errno. */
 int
 cask_ctx_state_read(struct cask *c, struct cask_state *m)
 {
@@ -255,7 +256,17 @@ cask_ctx_state_read(struct cask *c, struct cask_state *m)
         uint64_t gen;
         memcpy(slot, buf + i * CASK_STATE_SLOT, CASK_STATE_SLOT);
         slot[CASK_STATE_SLOT] = '\0';
-        if (cask_state_parse(slot, &t, &gen) != 0) {
+        int prc = cask_state_parse(slot, &t, &gen);
+        if (prc == CASK_ENEWER) {
+            /* Not a damaged slot to write over: a newer build's state,
+             * which the other slot's older one must not replace. */
+            cask_logf(c, CASK_LOG_ERROR,
+                      "%s: slot %u was written by a newer bitcached (state "
+                      "format %u; this build reads up to %d); not opening "
+                      "the store, the file is left as it is",
+                      path, i, cask_state_newer(slot), CASK_STATE_VERSION);
+            rc = CASK_ENEWER;
+        } else if (prc != 0) {
             bad++;
         } else if (!found || gen > c->state_gen) {
             *m = t;

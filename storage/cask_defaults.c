@@ -3,6 +3,7 @@
  * implement storage/cask.h without the engine. */
 #include "storage/cask.h"
 
+#include <errno.h>
 #include <string.h>
 
 const char *
@@ -41,6 +42,12 @@ cask_strerror(int err)
         return "stored, but not acknowledged by enough replicas in time";
     default:
         break;
+    }
+    if (err == EPROTONOSUPPORT) {
+        /* CASK_ENEWER (cask_newer.h): the storage opens no sockets, so
+         * this errno means only that. */
+        return "a file in the data directory was written by a newer "
+               "bitcached (a newer format version)";
     }
     if (err > 0) {
         return strerror(err);

@@ -11,6 +11,7 @@
 
 #include "storage/cask_hintscan.h"
 #include "storage/cask_io.h"
+#include "storage/cask_newer.h"
 #include "storage/cask_verify.h"
 
 #include <errno.h>
@@ -299,7 +300,8 @@ cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
     if (fd < 0) {
         return errno == ENOENT ? ENOENT : EINVAL;
     }
-    if (fstat(fd, &st) != 0 || st.st_size < (off_t)(HINT_HDR + 8)) {
+    if (fstat(fd, &st) != 0 || st.st_size < 12 + 8 ||
+        (uint64_t)st.st_size > CASK_NEWER_READ_MAX) {
         rc = EINVAL;
         goto out;
     }
@@ -321,7 +323,13 @@ cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
         }
         got += (size_t)n;
     }
-    if (memcmp(p, hint_magic, 8) != 0 ||
+    if (cask_newer_tail_sum(p, len, hint_magic, CASK_HINT_VERSION) != 0) {
+        /* Not damage: a newer build's hint, whose entries may describe
+         * the segment by rules this build does not know. */
+        rc = CASK_ENEWER;
+        goto out;
+    }
+    if (len < HINT_HDR + 8 || memcmp(p, hint_magic, 8) != 0 ||
         cask_get32(p + 8) != CASK_HINT_VERSION || cask_get32(p + 12) != s->id ||
         cask_get64(p + len - 8) != XXH3_64bits(p, len - 8)) {
         rc = EINVAL;
@@ -373,6 +381,16 @@ out:
     close(fd);
     free(p);
     return rc;
+}
+
+uint32_t
+cask_hint_newer(const char *dir, uint32_t id)
+{
+    char path[CASK_PATH_MAX];
+    uint32_t v;
+    cask_seg_path(path, sizeof(path), dir, id, "hint");
+    return cask_newer_path(path, hint_magic, CASK_HINT_VERSION, &v) == 0 ? v
+                                                                         : 0;
 }
 
 void

@@ -36,12 +36,18 @@ int cask_hint_write_fresh(const char *dir, const struct cask_segment *s,
 
 /* Load dir/<id>.hint for s: fn(arg, rec, key, off) per entry. Returns 0,
  * *covered (bytes of the segment it describes) and *bytes (the hint file's
- * size; bytes may be NULL), ENOENT when there is none, or EINVAL when it is
+ * size; bytes may be NULL), ENOENT when there is none, EINVAL when it is
  * damaged or does not fit the segment (nothing was passed to fn then: the
- * caller scans instead). */
+ * caller scans instead), or CASK_ENEWER (cask_newer.h) when it is a valid
+ * hint of a newer format version (nothing passed to fn; not to be removed
+ * or rewritten). */
 int cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
                    cask_seg_scan_fn fn, void *arg, uint64_t *covered,
                    uint64_t *bytes);
+
+/* The format version of dir/<id>.hint when it is a whole hint of a newer
+ * version than this build's, else 0. */
+uint32_t cask_hint_newer(const char *dir, uint32_t id);
 
 /* Remove the hint of segment id (when it takes appends again or is gone). */
 void cask_hint_remove(const char *dir, uint32_t id);

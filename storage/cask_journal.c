@@ -11,6 +11,7 @@
 #include "storage/cask_journal.h"
 
 #include "storage/cask_io.h"
+#include "storage/cask_newer.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segment.h"
 
@@ -114,6 +115,19 @@ header_gen(const char *h, unsigned nshards)
         return 0;
     }
     return get64(h + 16);
+}
+
+/* The version of a whole header (magic, checksum) of a newer format than
+ * this build's, else 0. Every later version keeps the magic, the version
+ * at 8 and the checksum of bytes 0..32 at 32 (JOURNAL.md). */
+static uint32_t
+header_newer(const char *h)
+{
+    uint32_t v = get32(h + 8);
+    return memcmp(h, journal_magic, 8) == 0 && v > JOURNAL_VERSION &&
+                           get64(h + 32) == XXH3_64bits(h, 32)
+                   ? v
+                   : 0;
 }
 
 /* Frame: u64 XXH3 of bytes 8 .. end, u32 magic, u32 record length, u64
@@ -294,9 +308,24 @@ replay(struct cask *c, struct cask_journal_replay_stats *st, bool dry)
     for (unsigned i = 0; i < 2; i++) {
         journal_path(path, sizeof(path), c->dir, i, "");
         fds[i] = open(path, O_RDONLY | O_CLOEXEC);
-        if (fds[i] >= 0) {
-            gens[i] = read_header(c, fds[i], &sizes[i]);
+        if (fds[i] < 0) {
+            continue;
         }
+        char h[HDR_USED];
+        uint32_t v;
+        if (cask_io_pread_all(fds[i], h, sizeof(h), 0) == 0 &&
+            (v = header_newer(h)) != 0) {
+            /* Its frames may follow rules this build does not know:
+             * neither replayed nor removed, nor written over. */
+            cask_logf(c, CASK_LOG_ERROR,
+                      "%s was written by a newer bitcached (journal format "
+                      "%u; this build reads up to %u): this build does not "
+                      "open the store, and leaves the file as it is",
+                      path, v, JOURNAL_VERSION);
+            rc = CASK_ENEWER;
+            goto out;
+        }
+        gens[i] = read_header(c, fds[i], &sizes[i]);
     }
     unsigned k = gens[1] > gens[0] ? 1 : 0;
     if (gens[k] == 0) {

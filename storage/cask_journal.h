@@ -53,13 +53,15 @@ struct cask_journal_replay_stats {
  * compaction or eviction: created segments are durable) is skipped. The
  * segments written are fdatasynced. Returns 0 (also when there is no
  * journal) or an errno (a read or write error: nothing must be opened on
- * top of an incomplete replay). st may be NULL. Blocks. */
+ * top of an incomplete replay); CASK_ENEWER (cask_newer.h, logged) when
+ * a journal file is of a newer format version (nothing replayed, the
+ * files must be left as they are). st may be NULL. Blocks. */
 int cask_journal_replay(struct cask *c, struct cask_journal_replay_stats *st);
 
 /* What cask_journal_replay would do, reading only (segments opened read
  * only, nothing written or synced): st->frames_written counts the frames
  * whose bytes their segment lacks. For offline tools that must not work on
- * segments a restart would change. 0 or an errno. Blocks. */
+ * segments a restart would change. 0, CASK_ENEWER, or an errno. Blocks. */
 int cask_journal_pending(struct cask *c, struct cask_journal_replay_stats *st);
 
 /* Under another sync mode, after a replay: remove the journal files (and

@@ -8,6 +8,7 @@
 #include "storage/cask_manifest.h"
 
 #include "storage/cask_io.h"
+#include "storage/cask_newer.h"
 #include "storage/cask_record.h"
 #include "storage/cask_segment.h"
 
@@ -21,7 +22,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define MANIFEST_VERSION 1u
+#define MANIFEST_VERSION CASK_MANIFEST_VERSION
 #define MANIFEST_HDR     24u
 #define MANIFEST_MAX     65536u /* ids in one file (a shard has fewer slots) */
 
@@ -90,18 +91,28 @@ cask_manifest_load(const char *dir, uint32_t **ids, size_t *n,
     int rc =
             cask_read_small_file(dir, CASK_MANIFEST_NAME, MANIFEST_HDR + 8,
                                  MANIFEST_HDR + 4 * MANIFEST_MAX + 8, &b, &len);
-    if (rc != 0) {
-        return rc;
-    }
-    if (!cask_manifest_valid(b, len)) {
+    if (rc == 0 && !cask_manifest_valid(b, len)) {
         rc = EINVAL;
-    } else {
+    } else if (rc == 0) {
         rc = cask_ids_decode(b + MANIFEST_HDR, (len - MANIFEST_HDR - 8) / 4,
                              ids, n);
         *next_id = rc == 0 ? cask_get32(b + 16) : 0;
     }
     free(b);
+    if (rc == EINVAL && cask_manifest_newer(dir) != 0) {
+        rc = CASK_ENEWER; /* not damage: left as it is */
+    }
     return rc;
+}
+
+uint32_t
+cask_manifest_newer(const char *dir)
+{
+    char path[CASK_PATH_MAX + 16];
+    uint32_t v;
+    snprintf(path, sizeof(path), "%s/%s", dir, CASK_MANIFEST_NAME);
+    return cask_newer_path(path, manifest_magic, MANIFEST_VERSION, &v) == 0 ? v
+                                                                            : 0;
 }
 
 int

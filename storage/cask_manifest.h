@@ -21,6 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The format version this build writes (FORMAT.md). */
+#define CASK_MANIFEST_VERSION 1u
+
 #define CASK_MANIFEST_NAME "manifest"
 
 /* Whether buf[0..len) is a whole, valid manifest file. */
@@ -29,9 +32,14 @@ bool cask_manifest_valid(const char *buf, size_t len);
 /* Read dir/manifest: *ids (malloc'd, sorted, the caller frees it), *n and
  * *next_id (every id below it has been handed out). Returns 0, ENOENT when
  * there is none (a store written before the manifest existed), EINVAL when
- * it is damaged, or an errno (a read error). */
+ * it is damaged, CASK_ENEWER (cask_newer.h) when it is a valid file of a
+ * newer format version, or an errno (a read error). */
 int cask_manifest_load(const char *dir, uint32_t **ids, size_t *n,
                        uint32_t *next_id);
+
+/* The format version of dir/manifest when it is a whole file of a newer
+ * version than this build's, else 0. */
+uint32_t cask_manifest_newer(const char *dir);
 
 /* Replace dir/manifest by the list ids[0..n) (any order) and next_id.
  * Returns 0 or an errno (the old file is then intact). Blocks on

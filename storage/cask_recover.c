@@ -16,6 +16,7 @@
 #include "storage/cask_io.h"
 #include "storage/cask_log.h"
 #include "storage/cask_manifest.h"
+#include "storage/cask_newer.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segtab.h"
@@ -260,6 +261,20 @@ quarantine_path(struct cask_shard *sh, uint32_t id, char *qdir, size_t dcap,
     return EEXIST;
 }
 
+/* A file of the shard written by a newer format version (cask_newer.h):
+ * the store is not opened, and the file is left as it is. */
+static int
+refuse_newer(struct cask_shard *sh, const char *file, uint32_t version,
+             uint32_t known)
+{
+    cask_logf(sh->store, CASK_LOG_ERROR,
+              "shard %u: %s was written by a newer bitcached (format "
+              "version %u; this build reads up to %u); not opening the "
+              "store, the file is left as it is",
+              sh->idx, file, version, known);
+    return CASK_ENEWER;
+}
+
 struct hint_cost {
     uint64_t records, puts, tombs;
 };
@@ -370,6 +385,13 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n, uint32_t **orph,
         uint32_t key = id;
         if (*n == 0 ||
             bsearch(&key, *ids, *n, sizeof(uint32_t), cmp_u32) == NULL) {
+            uint32_t v = cask_hint_newer(sh->dir, id);
+            if (v != 0) {
+                char file[32];
+                snprintf(file, sizeof(file), "hint %08x", id);
+                closedir(d);
+                return refuse_newer(sh, file, v, CASK_HINT_VERSION);
+            }
             missing_segment(sh, id);
             unlinkat(dirfd(d), de->d_name, 0);
             if (push_id(orph, norph, &ocap, id) != 0) {
@@ -414,6 +436,11 @@ check_manifest(struct cask_shard *sh, const uint32_t *ids, size_t n,
     size_t nlisted = 0, nretired = 0;
     uint32_t next_id = 0;
     int rc = cask_manifest_load(sh->dir, &listed, &nlisted, &next_id);
+    if (rc == CASK_ENEWER) {
+        return refuse_newer(sh, "the segment manifest",
+                            cask_manifest_newer(sh->dir),
+                            CASK_MANIFEST_VERSION);
+    }
     if (rc == ENOENT) {
         cask_logf(c, CASK_LOG_INFO,
                   "shard %u: no segment manifest yet (a store of an older "
@@ -723,6 +750,10 @@ cask_shard_recover(struct cask_shard *sh)
     unsigned removed;
     /* Finish a committed compaction before reading anything. */
     int rc = cask_retire_apply(sh->dir, &retired_max, &removed);
+    if (rc == CASK_ENEWER) {
+        return refuse_newer(sh, "the retired-segments file",
+                            cask_retire_newer(sh->dir), CASK_RETIRE_VERSION);
+    }
     if (rc == EINVAL) {
         cask_logf(c, CASK_LOG_ERROR,
                   "shard %u: the retired-segments file is damaged and "
@@ -808,6 +839,13 @@ cask_shard_recover(struct cask_shard *sh)
         rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv, &cov,
                             &s->hint_bytes);
         recover_drain(&rv);
+        if (rc == CASK_ENEWER) {
+            char file[32];
+            snprintf(file, sizeof(file), "hint %08x", s->id);
+            rc = refuse_newer(sh, file, cask_hint_newer(sh->dir, s->id),
+                              CASK_HINT_VERSION);
+            goto out;
+        }
         if (rc == 0) {
             s->hint_len = cov;
         } else {

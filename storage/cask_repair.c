@@ -12,6 +12,8 @@
 #include "storage/cask_internal.h"
 #include "storage/cask_io.h"
 #include "storage/cask_journal.h"
+#include "storage/cask_manifest.h"
+#include "storage/cask_newer.h"
 #include "storage/cask_record.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segment.h"
@@ -527,19 +529,123 @@ repair_journal(struct repair *r, unsigned shards)
     return rc;
 }
 
+/* Report a file of a newer format version found by find_newer. */
+static void
+newer(struct repair *r, unsigned *found, const char *file, uint32_t version,
+      uint32_t known)
+{
+    (*found)++;
+    say(r, false,
+        "%s: written by a newer bitcached (format %u; this build reads up "
+        "to %u): not repaired, nothing changed",
+        file, version, known);
+}
+
+/* The files of shard directory sdir of a newer format version: the
+ * retired file, the manifest, every hint and segment header. */
+static int
+find_newer_shard(struct repair *r, const char *sdir, const char *name,
+                 unsigned *found)
+{
+    char file[24 + 256]; /* shard name, '/', a directory entry's name */
+    uint32_t v;
+    if ((v = cask_retire_newer(sdir)) != 0) {
+        snprintf(file, sizeof(file), "%s/%s", name, CASK_RETIRE_NAME);
+        newer(r, found, file, v, CASK_RETIRE_VERSION);
+    }
+    if ((v = cask_manifest_newer(sdir)) != 0) {
+        snprintf(file, sizeof(file), "%s/%s", name, CASK_MANIFEST_NAME);
+        newer(r, found, file, v, CASK_MANIFEST_VERSION);
+    }
+    DIR *d = opendir(sdir);
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : errno;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        unsigned id;
+        char ext[8];
+        size_t nl = strlen(de->d_name);
+        if ((nl != 12 && nl != 13) ||
+            sscanf(de->d_name, "%8x.%4s", &id, ext) != 2) {
+            continue;
+        }
+        snprintf(file, sizeof(file), "%s/%s", name, de->d_name);
+        if (strcmp(ext, "hint") == 0 && nl == 13) {
+            if ((v = cask_hint_newer(sdir, id)) != 0) {
+                newer(r, found, file, v, CASK_HINT_VERSION);
+            }
+        } else if (strcmp(ext, "seg") == 0 && nl == 12) {
+            char path[CASK_PATH_MAX], h[CASK_SEG_HDR];
+            cask_seg_path(path, sizeof(path), sdir, id, "seg");
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                rc = errno;
+                break;
+            }
+            struct stat st;
+            if (fstat(fd, &st) == 0 && st.st_size >= (off_t)CASK_SEG_HDR &&
+                cask_io_pread_all(fd, h, sizeof(h), 0) == 0 &&
+                (v = cask_seg_header_newer(h, id)) != 0) {
+                newer(r, found, file, v, CASK_SEG_VERSION);
+            }
+            close(fd);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Before anything is changed: every file of a newer format version (not
+ * damage: the store is not this build's to repair). *found counts them,
+ * each reported. Returns 0 or an errno. */
+static int
+find_newer(struct repair *r, unsigned shards, unsigned *found)
+{
+    struct cask jc;
+    struct cask_journal_replay_stats js;
+    memset(&jc, 0, sizeof(jc));
+    jc.dir = (char *)r->dir;
+    jc.nshards = shards;
+    jc.opt.log = journal_log; /* its refusal says which file and version */
+    jc.opt.log_arg = r;
+    *found = 0;
+    if (cask_journal_pending(&jc, &js) == CASK_ENEWER) {
+        (*found)++;
+    }
+    for (unsigned i = 0; i < shards; i++) {
+        char sdir[CASK_PATH_MAX], name[24];
+        snprintf(name, sizeof(name), "shard-%03u", i);
+        snprintf(sdir, sizeof(sdir), "%s/%s", r->dir, name);
+        int rc = find_newer_shard(r, sdir, name, found);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int
 cask_repair(const char *dir, cask_repair_note_fn note, void *arg,
             struct cask_repair_report *rep)
 {
     struct repair r = {.dir = dir, .fn = note, .arg = arg, .rep = rep};
-    unsigned shards;
+    unsigned shards, nnewer = 0;
     memset(rep, 0, sizeof(*rep));
     int rc = cask_check_shards(dir, &shards);
-    if (rc != 0) {
+    if (rc == CASK_ENEWER) {
+        nnewer++;
+        say(&r, false,
+            "state: written by a newer bitcached (a newer state format): "
+            "not repaired, nothing changed");
+    } else if (rc != 0) {
         say(&r, false,
             "state: %s; not repaired (the shard count is taken from the "
             "shard directories)",
             rc == ENOENT ? "missing" : "no valid slot");
+    }
+    if (rc != 0) {
         shards = 0;
         for (;; shards++) {
             char sdir[CASK_PATH_MAX];
@@ -549,6 +655,21 @@ cask_repair(const char *dir, cask_repair_note_fn note, void *arg,
                 break;
             }
         }
+    }
+    unsigned more = 0;
+    rc = find_newer(&r, shards, &more);
+    if (rc != 0) {
+        say(&r, false, "looking for files of a newer format: %s", strerror(rc));
+        return rc;
+    }
+    if (nnewer + more > 0) {
+        /* A newer build's store: nothing of it is this build's to
+         * change, not even the files it does read. */
+        say(&r, false,
+            "%u files of a newer format version: the directory is left "
+            "as it is (repair it with the bitcached that wrote it)",
+            nnewer + more);
+        return CASK_ENEWER;
     }
     rc = repair_journal(&r, shards);
     if (rc != 0) {

@@ -9,7 +9,10 @@
  * be read is moved to the quarantine with its hint, a damaged retired file
  * is moved there, and hint files that are damaged, disagree with their
  * segment or are missing on a closed segment are rebuilt. The state file is
- * never changed. The caller makes sure no server has the directory open.
+ * never changed. A directory holding a file of a newer format version
+ * (cask_newer.h) is not repaired at all: each such file is reported and
+ * nothing changed (CASK_ENEWER). The caller makes sure no server has the
+ * directory open.
  * Knows nothing of the server or the protocol.
  */
 #ifndef BITCACHED_CASK_REPAIR_H

@@ -7,6 +7,7 @@
 #include "storage/cask_retire.h"
 
 #include "storage/cask_io.h"
+#include "storage/cask_newer.h"
 #include "storage/cask_record.h"
 #include "storage/cask_segment.h"
 
@@ -19,7 +20,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define RETIRE_VERSION 1u
+#define RETIRE_VERSION CASK_RETIRE_VERSION
 #define RETIRE_HDR     16u
 #define RETIRE_MAX     65536u /* ids in one file (a shard has fewer slots) */
 
@@ -65,6 +66,23 @@ cask_retire_valid(const char *b, size_t len)
            cask_get64(b + len - 8) == XXH3_64bits(b, len - 8);
 }
 
+uint32_t
+cask_retire_newer(const char *dir)
+{
+    char path[CASK_PATH_MAX + 16];
+    uint32_t v;
+    snprintf(path, sizeof(path), "%s/%s", dir, CASK_RETIRE_NAME);
+    return cask_newer_path(path, retire_magic, RETIRE_VERSION, &v) == 0 ? v : 0;
+}
+
+/* EINVAL for a file that is not valid: CASK_ENEWER when it is one of a
+ * newer format version rather than damage. */
+static int
+retire_newer(const char *dir)
+{
+    return cask_retire_newer(dir) != 0 ? CASK_ENEWER : EINVAL;
+}
+
 /* Read and check the file into a malloc'd array. */
 static int
 retire_read(const char *dir, uint32_t **ids, size_t *n)
@@ -74,7 +92,7 @@ retire_read(const char *dir, uint32_t **ids, size_t *n)
     int rc = cask_read_small_file(dir, CASK_RETIRE_NAME, RETIRE_HDR + 8,
                                   RETIRE_HDR + 4 * RETIRE_MAX + 8, &b, &len);
     if (rc != 0) {
-        return rc;
+        return rc == EINVAL ? retire_newer(dir) : rc;
     }
     if ((len - RETIRE_HDR - 8) % 4 != 0 || !cask_retire_valid(b, len)) {
         rc = EINVAL;
@@ -83,7 +101,7 @@ retire_read(const char *dir, uint32_t **ids, size_t *n)
                              n);
     }
     free(b);
-    return rc;
+    return rc == EINVAL ? retire_newer(dir) : rc;
 }
 
 int

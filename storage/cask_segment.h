@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "storage/cask_newer.h"
 #include "storage/cask_record.h"
 
 #define CASK_SEG_HDR     32u
@@ -116,8 +117,8 @@ bool cask_seg_header_ok(const char *h, uint32_t id);
 uint32_t cask_seg_header_newer(const char *h, uint32_t id);
 
 /* cask_seg_open's answer for a segment of a newer format (nothing is
- * changed in it). */
-#define CASK_SEG_ENEWER EPROTONOSUPPORT
+ * changed in it): the one every file kind gives (cask_newer.h). */
+#define CASK_SEG_ENEWER CASK_ENEWER
 
 /* Create a new segment file (header written, directory synced) that will take
  * appends through a buffer of buf_cap bytes (0: written through). Returns 0

@@ -5,6 +5,8 @@
 #ifndef BITCACHED_CASK_STATE_H
 #define BITCACHED_CASK_STATE_H
 
+#include "storage/cask_newer.h"
+
 #include <stdint.h>
 
 #define CASK_STATE_NAME "state"
@@ -27,8 +29,15 @@ void cask_state_format(char *buf, const struct cask_state *st, uint64_t gen);
 
 /* Parse one slot (NUL-terminated text). Version 3 carries a generation and
  * a checksum; version 2 (one text file, replaced by rename) a checksum;
- * version 1 neither. Older versions count as generation 0. Returns 0 or
- * EINVAL. */
+ * version 1 neither. Older versions count as generation 0. Returns 0,
+ * EINVAL, or CASK_ENEWER for a slot of a newer version (cask_state_newer;
+ * *st untouched). */
 int cask_state_parse(const char *buf, struct cask_state *st, uint64_t *gen);
+
+/* The version of a slot written by a newer build: its first line is this
+ * file's tag with a version above CASK_STATE_VERSION, and a "checksum"
+ * line holds the XXH3-64 of every byte before it (FORMAT.md: every later
+ * version keeps both). 0 for any other slot. */
+unsigned cask_state_newer(const char *buf);
 
 #endif

@@ -57,6 +57,8 @@ libstorage_a_SOURCES = \
 	storage/cask_state.c \
 	storage/cask_retire.h \
 	storage/cask_retire.c \
+	storage/cask_newer.h \
+	storage/cask_newer.c \
 	storage/cask_manifest.h \
 	storage/cask_manifest.c \
 	storage/cask_io.h \
@@ -85,6 +87,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_evnote \
 	tests/unit/test_cask_recovery \
 	tests/unit/test_cask_recover \
+	tests/unit/test_cask_newer \
 	tests/unit/test_cask_manifest \
 	tests/unit/test_cask_large \
 	tests/unit/test_cask_vmap \
@@ -139,6 +142,10 @@ tests_unit_test_cask_recovery_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_recover_SOURCES = tests/unit/test_cask_recover.c
 tests_unit_test_cask_recover_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_recover_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_newer_SOURCES = tests/unit/test_cask_newer.c
+tests_unit_test_cask_newer_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_newer_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_manifest_SOURCES = tests/unit/test_cask_manifest.c
 tests_unit_test_cask_manifest_CFLAGS = $(STORAGE_TEST_CFLAGS)
