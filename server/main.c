@@ -538,7 +538,10 @@ out:
                 exit_code = EX_IOERR;
             }
         }
-        cask_close(&srv.store);
+        if (cask_close(&srv.store) != CASK_OK && exit_code == 0) {
+            /* logged: what the close could not make durable */
+            exit_code = EX_IOERR;
+        }
     }
     cmd_meta_destroy(&srv.env.meta);
     if (sigterm != NULL) {

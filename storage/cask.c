@@ -215,7 +215,7 @@ store_free(struct cask *c)
 {
     if (c->shards != NULL) {
         for (unsigned i = 0; i < c->nshards; i++) {
-            cask_shard_close(&c->shards[i]);
+            (void)cask_shard_close(&c->shards[i]); /* a failed open */
         }
         free(c->shards);
     }
@@ -587,12 +587,13 @@ fail:
     return rc;
 }
 
-void
+int
 cask_close(struct cask **cp)
 {
     struct cask *c = *cp;
+    int err = CASK_OK;
     if (c == NULL) {
-        return;
+        return CASK_OK;
     }
     stop_threads(c);
     if (c->journal != NULL) {
@@ -606,10 +607,14 @@ cask_close(struct cask **cp)
         }
     }
     for (unsigned i = 0; i < c->nshards; i++) {
-        cask_shard_close(&c->shards[i]);
+        int rc = cask_shard_close(&c->shards[i]);
+        if (rc != 0 && err == CASK_OK) {
+            err = rc;
+        }
     }
     store_free(c);
     *cp = NULL;
+    return err;
 }
 
 int

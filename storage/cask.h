@@ -179,8 +179,12 @@ int cask_open(struct cask **out, const char *dir, const struct cask_options *o);
 
 /* Stop background threads, sync every shard, write hints for the active
  * segments' successors as needed, release the lock, free everything, and set
- * *c to NULL. Safe on *c == NULL. */
-void cask_close(struct cask **c);
+ * *c to NULL. Safe on *c == NULL. A segment queued for a rewrite (found cut
+ * short by another process, or after a failed sync) is rewritten first.
+ * Returns CASK_OK, or an error when something acknowledged could not be
+ * made durable (logged, with what was lost): a stop should then not count
+ * as clean. */
+int cask_close(struct cask **c);
 
 /* Sync every shard now, whatever the policy. Returns CASK_OK or an error
  * (EIO also when a segment was found cut short by another process: what

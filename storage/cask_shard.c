@@ -23,6 +23,7 @@
 #include "storage/cask_log.h"
 #include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
+#include "storage/cask_resync.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segtab.h"
 #include "storage/cask_split.h"
@@ -1793,42 +1794,98 @@ cask_shard_write_hints(struct cask_shard *sh)
     pthread_mutex_unlock(&sh->maint_mu);
 }
 
-void
+/* At close, with the background threads stopped: run the rewrite of
+ * the segments queued for one (a cut found by the final sync or by the
+ * close itself, cask_resync.c), which no maintenance pass will serve any
+ * more. Without it a restart would read the cut segment as it is: the
+ * keys whose newest record was cut off would show an older value, and
+ * keys deleted there would be back. Returns 0, or an error when a
+ * segment stays queued (logged with what its records past the cut were:
+ * lost, and the keys they held may show older values after a restart).
+ * Under the journal, a shard failed after a segment sync stays as before:
+ * the next start replays the journal into it. */
+static int
+close_rewrite(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    if (sh->nresync == 0 || sh->latched || (sh->failed && c->commit != NULL)) {
+        return 0;
+    }
+    int rc = cask_shard_resync(sh);
+    for (size_t i = 0; i < sh->nresync; i++) {
+        struct cask_segment *s = NULL;
+        for (uint32_t j = 0; j < sh->nslots && s == NULL; j++) {
+            if (sh->segs[j] != NULL && sh->segs[j]->id == sh->resync_ids[i]) {
+                s = sh->segs[j];
+            }
+        }
+        struct stat st;
+        uint64_t now =
+                s != NULL && fstat(s->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+        cask_logf(c, CASK_LOG_ERROR,
+                  "shard %u: close: segment %08x could not be rewritten "
+                  "(%s): the records written to it past byte %" PRIu64
+                  " (up to %" PRIu64 ") are lost, and after a restart the "
+                  "keys they held may show older values and keys they "
+                  "deleted may be back",
+                  sh->idx, sh->resync_ids[i],
+                  rc != 0 ? cask_strerror(rc) : "still queued", now,
+                  s != NULL ? s->flushed : 0);
+    }
+    return sh->nresync > 0 ? (rc != 0 ? rc : EIO) : 0;
+}
+
+int
 cask_shard_close(struct cask_shard **shp)
 {
     struct cask_shard *sh = *shp;
     if (sh == NULL) {
-        return;
+        return 0;
     }
     struct cask *c = sh->store;
+    int err = 0;
     if (sh->active != NULL) {
         struct cask_segment *a = sh->active;
         int rc = cask_log_write_out(sh);
-        bool cut = false;
-        if (rc == 0) {
-            /* to its records' end before the sync and the hint (its
-             * reserve kept: see recover()), unless another process cut
-             * it already */
-            cut = cask_seg_map_cut(a);
-            rc = cask_seg_cut_ahead(a, true);
-        }
-        if (rc == 0 && cut) {
+        if (rc == 0 && cask_seg_map_cut(a) && !sh->latched &&
+            !cask_resync_queued(sh, a->id)) {
+            /* Another process cut it under its mapping, inside the page
+             * the last copies went to (no fault told us): queued for the
+             * rewrite as the sync's check queues it. */
             sh->segments_cut++;
+            a->damaged = true;
+            cask_resync_add(sh, a->id);
             cask_logf(c, CASK_LOG_ERROR,
                       "shard %u: close: segment %08x is shorter than the "
                       "store extended it to (cut short by another process "
                       "under its mapping): records copied past the cut are "
-                      "lost",
+                      "lost; what still reads back is rewritten to a new "
+                      "segment",
                       sh->idx, a->id);
         }
-        if (rc == 0 && !sh->failed &&
-            (sh->seg_seq < sh->app_seq || c->opt.sync != CASK_SYNC_ALWAYS)) {
+        if (rc == 0) {
+            err = close_rewrite(sh);
+            a = sh->active; /* a new one when the rewrite rolled it */
+        }
+        if (rc == 0 && a != NULL) {
+            /* to its records' end before the sync and the hint (its
+             * reserve kept: see recover()) */
+            rc = cask_seg_cut_ahead(a, true);
+        }
+        if (a == NULL) {
+            /* nothing left to close (a rewrite that could not roll) */
+        } else if (rc == 0 && !sh->failed &&
+                   (sh->seg_seq < sh->app_seq ||
+                    c->opt.sync != CASK_SYNC_ALWAYS)) {
             rc = cask_io_fdatasync(a->fd);
             sh->syncs++;
         }
         if (rc != 0) {
             cask_logf(c, CASK_LOG_ERROR, "shard %u: close seg %08x: %s",
-                      sh->idx, a->id, strerror(rc));
+                      sh->idx, a != NULL ? a->id : 0, strerror(rc));
+            if (err == 0) {
+                err = rc;
+            }
         }
         /* From here on the active segment takes no appends: give it a hint
          * too, so the next start reads no segment in full. */
@@ -1856,6 +1913,7 @@ cask_shard_close(struct cask_shard **shp)
     pthread_cond_destroy(&sh->sync_cv);
     free(sh);
     *shp = NULL;
+    return err;
 }
 
 void

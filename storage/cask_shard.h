@@ -212,8 +212,10 @@ struct cask_shard {
 /* Open (create) shard idx under the store's directory and recover it. */
 int cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx);
 
-/* Flush, sync, write the hints still missing, free. Safe on NULL. */
-void cask_shard_close(struct cask_shard **sh);
+/* Flush, run the rewrites still queued, sync, write the hints still
+ * missing, free. Safe on NULL. Returns 0, or the error of a rewrite or
+ * sync that failed (logged with what it cost). */
+int cask_shard_close(struct cask_shard **sh);
 
 int cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key,
                    size_t klen, struct cask_item *it, char **val, bool fetch);

@@ -77,14 +77,14 @@ free_item(struct fitem *it)
     free(it);
 }
 
-void
+int
 cask_close(struct cask **cp)
 {
     struct cask *c = *cp;
     unsigned i;
 
     if (c == NULL) {
-        return;
+        return CASK_OK;
     }
     for (i = 0; i < NBUCKETS; i++) {
         while (c->b[i] != NULL) {
@@ -96,6 +96,7 @@ cask_close(struct cask **cp)
     }
     free(c);
     *cp = NULL;
+    return CASK_OK;
 }
 
 int

@@ -441,6 +441,63 @@ test_cut_in_last_page_seen_at_rollover(void **state)
     free(fill);
 }
 
+/* The same cut found only at close (no sync or roll-over before it): the
+ * rewrite queue is served by the close itself before it returns, so a
+ * restart shows neither an older value of a key whose record was cut off
+ * ("v-old") nor the records past the cut. (The maintenance thread may get
+ * there first: the outcome is the same.) */
+static void
+test_cut_in_last_page_seen_at_close(void **state)
+{
+    struct fx *f = *state;
+    char seg[4096];
+    cut_in_last_page(f, seg, sizeof(seg));
+    assert_int_equal(cask_close(&f->c), CASK_OK);
+    assert_int_not_equal(access(seg, F_OK), 0); /* retired by the rewrite */
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    for (int round = 0; round < 2; round++) {
+        assert_true(tc_is(f->c, "a", "1"));
+        assert_true(tc_absent(f->c, "old")); /* not v-old */
+        assert_true(tc_absent(f->c, "after"));
+        assert_int_equal(tc_set(f->c, "b", "2"), CASK_OK);
+        assert_true(tc_is(f->c, "b", "2"));
+        tc_fx_reopen(f);
+    }
+}
+
+static int fail_syncs; /* __atomic: fdatasyncs still to fail */
+
+static int
+seam_fdatasync(int fd)
+{
+    if (__atomic_load_n(&fail_syncs, __ATOMIC_SEQ_CST) > 0) {
+        __atomic_fetch_sub(&fail_syncs, 1, __ATOMIC_SEQ_CST);
+        return EIO;
+    }
+    return cask_io_default()->fdatasync(fd);
+}
+
+/* When the close cannot rewrite the cut segment (every sync fails), it
+ * says what was lost (the segment and the bytes past the cut) and
+ * returns an error, so that the stop does not count as clean. */
+static void
+test_cut_at_close_not_rewritten(void **state)
+{
+    struct fx *f = *state;
+    char seg[4096];
+    cut_in_last_page(f, seg, sizeof(seg));
+    struct cask_io_ops ops = *cask_io_default();
+    ops.map_write = seam_map_write;
+    ops.fdatasync = seam_fdatasync;
+    cask_io_set(&ops);
+    fail_syncs = 1000;
+    tc_log[0] = '\0';
+    assert_int_not_equal(cask_close(&f->c), CASK_OK);
+    fail_syncs = 0;
+    assert_non_null(strstr(tc_log, "could not be rewritten"));
+    assert_non_null(strstr(tc_log, "past byte 125"));
+}
+
 /* cachestat(2) (Linux 6.5): dirty pages of a file. */
 struct cs_range {
     uint64_t off, len;
@@ -594,6 +651,10 @@ main(void)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(
                     test_cut_in_last_page_seen_at_rollover, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_cut_in_last_page_seen_at_close,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_cut_at_close_not_rewritten,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(test_sync_writes_mapped_pages,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_replaced_pwrite_keeps_pwrite,
