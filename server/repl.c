@@ -62,6 +62,13 @@ repl_state_save(struct repl *r)
     }
     int rc = cask_sync(r->store);
     if (rc != 0) {
+        /* Positions never run ahead of durable data: not written. (EIO
+         * also reports a segment found cut short, once: the rest was
+         * synced, and the caller's next save gets through.) */
+        log_msg(LOG_ERR,
+                "replication: sync the store before writing %s/%s: %s; "
+                "positions not saved",
+                dir, STATE_NAME, cask_strerror(rc));
         free(b);
         return rc > 0 ? rc : EIO;
     }

@@ -41,7 +41,11 @@ struct session {
     /* a position moved to another segment since the last save: saved at
      * once, since the segment left behind may be compacted away */
     bool seg_moved;
-    uint64_t last_save, last_ack;
+    /* saves failed in a row: after the first, tried again at the next
+     * frame (a heartbeat comes every REPL_HEARTBEAT_MS), not SAVE_MS after
+     * the last good one; after more, every SAVE_MS (last_try) */
+    unsigned save_fails;
+    uint64_t last_save, last_ack, last_try;
 };
 
 static void
@@ -114,15 +118,49 @@ apply_run(struct session *s, unsigned shard, const char *p, size_t len,
     return 0;
 }
 
+/* Save the positions (repl_state_save: the store synced first). A failed
+ * save leaves one owed (save_due): the store's sync reports a segment
+ * found cut short once (EIO) and syncs the rest, so the next one
+ * succeeds; a shard whose sync failed keeps refusing until its rewrite. */
 static int
 save(struct session *s)
 {
     int rc = repl_state_save(s->r);
     if (rc == 0) {
         s->dirty = false;
+        s->save_fails = 0;
         s->last_save = repl_mono_ms();
+    } else {
+        s->dirty = true;
+        s->save_fails++;
+        s->last_try = repl_mono_ms();
     }
     return rc;
+}
+
+/* Whether a save is due at this frame. */
+static bool
+save_due(const struct session *s, uint64_t now)
+{
+    if (!s->dirty) {
+        return false;
+    }
+    if (s->seg_moved || s->save_fails == 1) {
+        return true;
+    }
+    return now - (s->save_fails > 0 ? s->last_try : s->last_save) >= SAVE_MS;
+}
+
+/* A save the next step depends on (a new primary's positions forgotten, a
+ * shard's position dropped before it is emptied): tried again at once when
+ * it fails, since a failure that only reported a cut found by the store's
+ * sync is not one the next sync repeats; a second failure ends the session
+ * (the replica connects again). */
+static int
+save_now(struct session *s)
+{
+    int rc = save(s);
+    return rc != 0 ? save(s) : 0;
 }
 
 static int
@@ -199,7 +237,7 @@ welcome(struct session *s)
                 "replication: primary %s:%s is store %016" PRIx64
                 "; copying it whole",
                 r->host, r->port, id);
-        rc = save(s);
+        rc = save_now(s);
         if (rc != 0) {
             return rc;
         }
@@ -253,7 +291,7 @@ on_frame(struct session *s, const struct repl_frame *f)
         r->n_known[sh] = false;
         pthread_mutex_unlock(&r->state_mu);
         /* The shard has no position on disk before it is emptied. */
-        rc = save(s);
+        rc = save_now(s);
         if (rc == 0) {
             rc = cask_stream_wipe(r->store, sh);
         }
@@ -274,7 +312,11 @@ on_frame(struct session *s, const struct repl_frame *f)
         r->n_known[sh] = true;
         pthread_mutex_unlock(&r->state_mu);
         atomic_fetch_add(&r->full_syncs, 1);
-        return save(s);
+        /* A failure leaves the save owed (the next frame's): until then
+         * the shard's position on disk is none, so a restart would copy
+         * it whole again, which is safe; the stream goes on. */
+        (void)save(s);
+        return 0;
     case REPL_FLUSH:
         if (f->len < 8) {
             return EBADMSG;
@@ -371,7 +413,7 @@ session(struct session *s, bool *streamed)
             break;
         }
         uint64_t now = repl_mono_ms();
-        if (s->dirty && (s->seg_moved || now - s->last_save >= SAVE_MS)) {
+        if (save_due(s, now)) {
             s->seg_moved = false;
             (void)save(s);
         }

@@ -191,6 +191,8 @@ EXTRA_DIST += tests/bench/bench_sync.sh
 # Replication (issue 14): a primary and replicas on loopback.
 dist_check_SCRIPTS += tests/integration/test_repl.py
 TESTS += tests/integration/test_repl.py
+dist_check_SCRIPTS += tests/integration/test_repl_cut.py
+TESTS += tests/integration/test_repl_cut.py
 
 # A start-up that fails at listen() (after the workers started) exits with
 # 73, never by a signal (a port clash, a unix socket that cannot be made).
