@@ -469,8 +469,10 @@ main(int argc, char **argv)
             .min_acks = settings.min_replicas_ack,
             .ack_timeout_ms = settings.replica_ack_timeout_ms,
     };
-    if (repl_start(&srv.repl, srv.store, &rcfg) != 0) {
-        exit_code = EX_CONFIG;
+    rc = repl_start(&srv.repl, srv.store, &rcfg);
+    if (rc != 0) {
+        /* a newer build's file: as a newer file of the store */
+        exit_code = rc == REPL_START_NEWER ? EX_CANTCREAT : EX_CONFIG;
         goto out;
     }
     srv.env.replica_of = replica_of;

@@ -23,8 +23,10 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define STATE_NAME  "replication"
-#define STATE_MAGIC "bitcached-replication 1\n"
+#define STATE_NAME    "replication"
+#define STATE_TAG     "bitcached-replication"
+#define STATE_VERSION 1u
+#define STATE_MAGIC   "bitcached-replication 1\n"
 
 static uint64_t
 new_id(void)
@@ -128,15 +130,19 @@ out:
 }
 
 /* Read DIR/replication into r. A missing or damaged file leaves r empty
- * (a damaged one is logged: the replica then copies everything again). */
-static void
+ * (a damaged one is logged: the replica then copies everything again).
+ * Returns 0, or -1 (printed) for a file a newer bitcached wrote: its first
+ * line names a version above STATE_VERSION and its checksum line (which
+ * every later version keeps, REPLICATION.md) is good. That is not damage
+ * to write over. */
+static int
 state_load(struct repl *r)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", cask_dir(r->store), STATE_NAME);
     FILE *f = fopen(path, "re");
     if (f == NULL) {
-        return;
+        return 0;
     }
     char *b = NULL;
     size_t cap = 0;
@@ -144,20 +150,31 @@ state_load(struct repl *r)
     fclose(f);
     if (n <= 0) {
         free(b);
-        return;
+        return 0;
     }
     const char *cs = strstr(b, "checksum ");
     uint64_t want;
-    bool ok = strncmp(b, STATE_MAGIC, strlen(STATE_MAGIC)) == 0 && cs != NULL &&
-              sscanf(cs, "checksum %" SCNx64, &want) == 1 &&
-              want == XXH3_64bits(b, (size_t)(cs - b));
+    unsigned version = 0;
+    bool sum = cs != NULL && sscanf(cs, "checksum %" SCNx64, &want) == 1 &&
+               want == XXH3_64bits(b, (size_t)(cs - b));
+    if (sum && sscanf(b, STATE_TAG " %u\n", &version) == 1 &&
+        version > STATE_VERSION) {
+        fprintf(stderr,
+                "bitcached: %s was written by a newer bitcached (replication "
+                "state format %u; this build reads up to %u); not starting, "
+                "the file is left as it is\n",
+                path, version, STATE_VERSION);
+        free(b);
+        return -1;
+    }
+    bool ok = sum && strncmp(b, STATE_MAGIC, strlen(STATE_MAGIC)) == 0;
     if (!ok) {
         log_msg(LOG_WARN,
                 "replication: %s is damaged; ignored (a replica copies "
                 "everything again)",
                 path);
         free(b);
-        return;
+        return 0;
     }
     for (char *line = b; line < cs;) {
         char *nl = strchr(line, '\n');
@@ -180,6 +197,7 @@ state_load(struct repl *r)
         line = nl + 1;
     }
     free(b);
+    return 0;
 }
 
 /* The first line of path, "user:password", into r->auth_user/pass. */
@@ -261,7 +279,9 @@ repl_start(struct repl **out, struct cask *store, const struct repl_config *cfg)
         return -1;
     }
     bool replica = cfg->replica_of != NULL && strcmp(cfg->replica_of, "none");
-    state_load(r);
+    if (state_load(r) != 0) {
+        return REPL_START_NEWER;
+    }
     if (!replica && cfg->repl_port == 0 && r->primary_id == 0) {
         return 0; /* no replication, and nothing to forget */
     }

@@ -36,9 +36,12 @@ struct repl_config {
 /* Start what cfg asks for: the replica's stream thread (the store is made
  * read-only first) and the primary's listener. Nothing is started when
  * neither is set, but *out is still made (for stats and promotion).
- * Returns 0, or -1 after printing why (bad address, port in use). */
+ * Returns 0, or -1 after printing why (bad address, port in use), or
+ * REPL_START_NEWER (printed) when DIR/replication was written by a newer
+ * format version (left as it is). */
 int repl_start(struct repl **out, struct cask *store,
                const struct repl_config *cfg);
+#define REPL_START_NEWER (-2)
 
 /* cask_options.committed for a primary: with --min-replicas-ack, block
  * until enough replicas have applied shard's records up to append count

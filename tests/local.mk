@@ -193,6 +193,8 @@ dist_check_SCRIPTS += tests/integration/test_repl.py
 TESTS += tests/integration/test_repl.py
 dist_check_SCRIPTS += tests/integration/test_repl_cut.py
 TESTS += tests/integration/test_repl_cut.py
+dist_check_SCRIPTS += tests/integration/test_repl_newer.py
+TESTS += tests/integration/test_repl_newer.py
 
 # A start-up that fails at listen() (after the workers started) exits with
 # 73, never by a signal (a port clash, a unix socket that cannot be made).
