@@ -298,10 +298,13 @@ cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
     cask_seg_path(path, sizeof(path), dir, s->id, "hint");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return errno == ENOENT ? ENOENT : EINVAL;
+        return errno; /* ENOENT: none; anything else could not be read */
     }
-    if (fstat(fd, &st) != 0 || st.st_size < 12 + 8 ||
-        (uint64_t)st.st_size > CASK_NEWER_READ_MAX) {
+    if (fstat(fd, &st) != 0) {
+        rc = errno;
+        goto out;
+    }
+    if (st.st_size < 12 + 8 || (uint64_t)st.st_size > CASK_NEWER_READ_MAX) {
         rc = EINVAL;
         goto out;
     }
@@ -311,17 +314,9 @@ cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,
         rc = ENOMEM;
         goto out;
     }
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, p + got, len - got);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            rc = EINVAL;
-            goto out;
-        }
-        got += (size_t)n;
+    rc = cask_io_pread_all(fd, p, len, 0); /* an I/O error is not damage */
+    if (rc != 0) {
+        goto out;
     }
     if (cask_newer_tail_sum(p, len, hint_magic, CASK_HINT_VERSION) != 0) {
         /* Not damage: a newer build's hint, whose entries may describe

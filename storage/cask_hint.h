@@ -38,7 +38,9 @@ int cask_hint_write_fresh(const char *dir, const struct cask_segment *s,
  * *covered (bytes of the segment it describes) and *bytes (the hint file's
  * size; bytes may be NULL), ENOENT when there is none, EINVAL when it is
  * damaged or does not fit the segment (nothing was passed to fn then: the
- * caller scans instead), or CASK_ENEWER (cask_newer.h) when it is a valid
+ * caller scans instead), another errno when it could not be read (EIO,
+ * EMFILE, ...: not damage, the file is to be kept; nothing passed to fn
+ * either), or CASK_ENEWER (cask_newer.h) when it is a valid
  * hint of a newer format version (nothing passed to fn; not to be removed
  * or rewritten). */
 int cask_hint_load(const char *dir, const struct cask_segment *s, uint32_t vmax,

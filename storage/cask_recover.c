@@ -849,12 +849,18 @@ cask_shard_recover(struct cask_shard *sh)
         if (rc == 0) {
             s->hint_len = cov;
         } else {
-            if (rc != ENOENT) {
+            if (rc == EINVAL) {
                 cask_logf(c, CASK_LOG_WARN,
                           "shard %u: hint of segment %08x unusable; "
                           "scanning the segment",
                           sh->idx, s->id);
                 cask_hint_remove(sh->dir, s->id);
+            } else if (rc != ENOENT) {
+                /* not damage: the hint is kept for the next start */
+                cask_logf(c, CASK_LOG_WARN,
+                          "shard %u: hint of segment %08x could not be "
+                          "read (%s); scanning the segment",
+                          sh->idx, s->id, cask_strerror(rc));
             }
             cov = CASK_SEG_HDR;
         }

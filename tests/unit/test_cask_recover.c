@@ -6,6 +6,7 @@
  * is copied) is logged and counted, never silently dropped; so is one
  * gone with its hint, found through the shard's segment manifest, and a
  * crash at any step of a manifest update reports nothing missing; a
+ * hint that cannot be read is kept and its segment scanned; a
  * segment written by a newer build is refused by open, check and repair,
  * byte for byte unchanged.
  */
@@ -19,6 +20,7 @@
 
 #include "tests/unit/test_cask_util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -433,6 +435,62 @@ test_manifest_created_for_old_store(void **state)
     assert_null(strstr(tc_log, "manifest"));
 }
 
+/* ---- a hint that cannot be read (EIO) is not damage ---- */
+
+static bool
+hint_fd(int fd)
+{
+    char link[64], path[4096];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0) {
+        return false;
+    }
+    path[n] = '\0';
+    return n > 5 && strcmp(path + n - 5, ".hint") == 0;
+}
+
+static ssize_t
+hint_eio_pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (hint_fd(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return cask_io_default()->pread(fd, buf, n, off);
+}
+
+/* A hint whose read fails: the start logs it and scans the segment
+ * instead, with every key and delete as before, and keeps the hint (an
+ * I/O error says nothing of its bytes), which the next start uses. */
+static void
+test_hint_read_error_kept(void **state)
+{
+    struct fx *f = *state;
+    fill(f);
+    cask_close(&f->c);
+    char h[2048];
+    seg_path(f, 2, "hint", h, sizeof(h));
+    assert_true(exists(h));
+
+    struct cask_io_ops ops = *cask_io_default();
+    ops.pread = hint_eio_pread;
+    cask_io_set(&ops);
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    cask_io_set(NULL);
+    assert_non_null(strstr(tc_log, "hint of segment 00000002 could not be "
+                                   "read (Input/output error)"));
+    assert_null(strstr(tc_log, "unusable"));
+    assert_true(exists(h));
+    check_fill(f, NULL);
+
+    tc_log[0] = '\0';
+    tc_fx_reopen(f);
+    assert_null(strstr(tc_log, "hint of segment"));
+    check_fill(f, NULL);
+}
+
 /* ---- a crash at every step of every manifest update: the child process
  * _exits in place of the Nth write or sync of the manifest (its temp file,
  * and the directory sync that makes its rename durable) ---- */
@@ -696,6 +754,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_missing_segment_counted,
                                             setup_small, teardown),
             cmocka_unit_test_setup_teardown(test_missing_segment_without_hint,
+                                            setup_small, teardown),
+            cmocka_unit_test_setup_teardown(test_hint_read_error_kept,
                                             setup_small, teardown),
             cmocka_unit_test_setup_teardown(test_manifest_created_for_old_store,
                                             setup_small, teardown),
