@@ -19,6 +19,9 @@ CMD_TEST_LDADD = libcmd.a libprotocol.a $(CMOCKA_LIBS) $(PTHREAD_LIBS)
 # The cold-read unit tests (test_cask_aio, test_cask_uring and
 # test_cask_direct in storage/) share tests/unit/test_cask_reads.h.
 EXTRA_DIST += tests/unit/test_cask_reads.h
+# Unit tests that hook the cask_io seam or wait on commit tickets share
+# tests/unit/test_cask_seam.h.
+EXTRA_DIST += tests/unit/test_cask_seam.h
 
 noinst_LIBRARIES += tests/integration/libharness.a
 tests_integration_libharness_a_SOURCES = \

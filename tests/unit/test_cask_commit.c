@@ -9,6 +9,7 @@
  * for it), also when they take several hundred us; while they are slow
  * (a millisecond or more) the next batch starts next to it.
  */
+#include "test_cask_seam.h"
 #include "test_cask_util.h"
 
 #include "storage/cask_io.h"
@@ -34,26 +35,10 @@ static atomic_int jsync_now, jsync_max;
 static atomic_int jwrites;
 static _Atomic double jwrite_ms[2];
 
-static double mono_ms(void);
-
-static bool
-is_journal(int fd)
-{
-    char link[64], path[4096];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof(path) - 1);
-    if (n <= 0) {
-        return false;
-    }
-    path[n] = '\0';
-    const char *base = strrchr(path, '/');
-    return base != NULL && strncmp(base + 1, "journal.", 8) == 0;
-}
-
 static int
 slow_fdatasync(int fd)
 {
-    bool journal = is_journal(fd);
+    bool journal = tc_fd_is_journal(fd);
     if (journal) {
         int now = atomic_fetch_add(&jsync_now, 1) + 1;
         int max = atomic_load(&jsync_max);
@@ -85,21 +70,13 @@ slow_fdatasync(int fd)
 static ssize_t
 timed_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    if (is_journal(fd)) {
+    if (tc_fd_is_journal(fd)) {
         int i = atomic_fetch_add(&jwrites, 1);
         if (i < 2) {
-            atomic_store(&jwrite_ms[i], mono_ms());
+            atomic_store(&jwrite_ms[i], tc_mono_ms());
         }
     }
     return cask_io_default()->pwrite(fd, buf, n, off);
-}
-
-static double
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static void
@@ -157,19 +134,6 @@ teardown(void **state)
     return 0;
 }
 
-/* Poll a ticket until done (the hook would wake a server). */
-static int
-wait_ticket(struct cask *c, const struct cask_ticket *t, double max_ms)
-{
-    double t0 = mono_ms();
-    int rc = -1;
-    while (!cask_ticket_done(c, t, &rc)) {
-        assert_true(mono_ms() - t0 < max_ms);
-        usleep(1000);
-    }
-    return rc;
-}
-
 static void
 test_deferred_returns_before_sync(void **state)
 {
@@ -180,12 +144,10 @@ test_deferred_returns_before_sync(void **state)
     int rc;
 
     atomic_store(&sync_delay_ms, 300);
-    double t0 = mono_ms();
-    cask_defer(&t);
-    rc = cask_store(f->c, CASK_SET, "k", 1, "v1", 2, 0, 0, 0, NULL);
-    cask_defer(NULL);
+    double t0 = tc_mono_ms();
+    rc = tc_set_deferred(f->c, "k", "v1", &t);
     assert_int_equal(rc, CASK_OK);
-    assert_true(mono_ms() - t0 < 150); /* did not wait for the 300 ms sync */
+    assert_true(tc_mono_ms() - t0 < 150); /* did not wait for the 300 ms sync */
     assert_true(t.epoch != 0);
     assert_int_equal(t.shard, (int)cask_shard_of(f->c, "k", 1));
     /* visible before its sync */
@@ -193,8 +155,8 @@ test_deferred_returns_before_sync(void **state)
     assert_memory_equal(v, "v1", 2);
     free(v);
     assert_false(cask_ticket_done(f->c, &t, &rc));
-    assert_int_equal(wait_ticket(f->c, &t, 5000), CASK_OK);
-    assert_true(mono_ms() - t0 >= 290);
+    assert_int_equal(tc_wait_ticket(f->c, &t, 5000), CASK_OK);
+    assert_true(tc_mono_ms() - t0 >= 290);
     assert_true(atomic_load(&hook_calls) >= 1);
     struct cask_stats st;
     cask_stats(f->c, -1, &st);
@@ -214,16 +176,11 @@ test_writes_share_passes(void **state)
 
     atomic_store(&sync_delay_ms, 50);
     for (int i = 0; i < 200; i++) {
-        memset(&t[i], 0, sizeof(t[i]));
         snprintf(k, sizeof(k), "key%d", i);
-        cask_defer(&t[i]);
-        assert_int_equal(
-                cask_store(f->c, CASK_SET, k, strlen(k), "x", 1, 0, 0, 0, NULL),
-                CASK_OK);
-        cask_defer(NULL);
+        assert_int_equal(tc_set_deferred(f->c, k, "x", &t[i]), CASK_OK);
     }
     for (int i = 0; i < 200; i++) {
-        assert_int_equal(wait_ticket(f->c, &t[i], 10000), CASK_OK);
+        assert_int_equal(tc_wait_ticket(f->c, &t[i], 10000), CASK_OK);
     }
     struct cask_stats st;
     cask_stats(f->c, -1, &st);
@@ -260,7 +217,7 @@ test_multi_shard_ticket(void **state)
     cask_defer(NULL);
     assert_true(i < 64);
     assert_int_equal(t.shard, -1);
-    assert_int_equal(wait_ticket(f->c, &t, 5000), CASK_OK);
+    assert_int_equal(tc_wait_ticket(f->c, &t, 5000), CASK_OK);
 }
 
 static void
@@ -272,19 +229,15 @@ test_sync_eio_fails_ticket(void **state)
 
     atomic_store(&sync_delay_ms, 100);
     atomic_store(&sync_eio, 1);
-    cask_defer(&t);
-    rc = cask_store(f->c, CASK_SET, "a", 1, "v", 1, 0, 0, 0, NULL);
-    cask_defer(NULL);
+    rc = tc_set_deferred(f->c, "a", "v", &t);
     assert_int_equal(rc, CASK_OK);
     /* its commit failed: the store tries to go on */
-    assert_int_equal(wait_ticket(f->c, &t, 5000), CASK_EUNDONE);
+    assert_int_equal(tc_wait_ticket(f->c, &t, 5000), CASK_EUNDONE);
     /* held while it recovers, then latched (the segment syncs fail too):
      * the next write of that shard fails at once, and once latched it
      * says so */
     for (int i = 0;; i++) {
-        cask_defer(&t2);
-        rc = cask_store(f->c, CASK_SET, "a", 1, "w", 1, 0, 0, 0, NULL);
-        cask_defer(NULL);
+        rc = tc_set_deferred(f->c, "a", "w", &t2);
         if (rc != CASK_EUNDONE || i == 500) {
             break;
         }
@@ -305,12 +258,12 @@ test_blocking_waits(void **state)
     struct cfx *f = *state;
 
     atomic_store(&sync_delay_ms, 200);
-    double t0 = mono_ms();
+    double t0 = tc_mono_ms();
     assert_int_equal(cask_delete(f->c, "nope", 4, 0), CASK_ENOTFOUND);
-    assert_true(mono_ms() - t0 < 100); /* nothing written, nothing to wait */
+    assert_true(tc_mono_ms() - t0 < 100); /* nothing written, nothing to wait */
     assert_int_equal(cask_store(f->c, CASK_SET, "b", 1, "v", 1, 0, 0, 0, NULL),
                      CASK_OK);
-    assert_true(mono_ms() - t0 >= 190);
+    assert_true(tc_mono_ms() - t0 >= 190);
     atomic_store(&sync_eio, 1);
     assert_int_equal(cask_delete(f->c, "b", 1, 0), CASK_EUNDONE);
 }
@@ -319,9 +272,9 @@ test_blocking_waits(void **state)
 static void
 wait_jsync(void)
 {
-    double t0 = mono_ms();
+    double t0 = tc_mono_ms();
     while (atomic_load(&jsync_now) == 0) {
-        assert_true(mono_ms() - t0 < 5000);
+        assert_true(tc_mono_ms() - t0 < 5000);
         usleep(100);
     }
 }
@@ -358,20 +311,12 @@ test_young_sync_not_overlapped(void **state)
         atomic_store(&sync_delay_ms, 30);
         atomic_store(&jwrites, 0);
         struct cask_ticket t1 = {0}, t2 = {0};
-        cask_defer(&t1);
-        assert_int_equal(
-                cask_store(f->c, CASK_SET, "a", 1, "1", 1, 0, 0, 0, NULL),
-                CASK_OK);
-        cask_defer(NULL);
+        assert_int_equal(tc_set_deferred(f->c, "a", "1", &t1), CASK_OK);
         wait_jsync();
-        cask_defer(&t2);
-        assert_int_equal(
-                cask_store(f->c, CASK_SET, "b", 1, "2", 1, 0, 0, 0, NULL),
-                CASK_OK);
-        cask_defer(NULL);
+        assert_int_equal(tc_set_deferred(f->c, "b", "2", &t2), CASK_OK);
         assert_true(t2.epoch > t1.epoch);
-        assert_int_equal(wait_ticket(f->c, &t1, 5000), CASK_OK);
-        assert_int_equal(wait_ticket(f->c, &t2, 5000), CASK_OK);
+        assert_int_equal(tc_wait_ticket(f->c, &t1, 5000), CASK_OK);
+        assert_int_equal(tc_wait_ticket(f->c, &t2, 5000), CASK_OK);
         assert_true(atomic_load(&jwrites) >= 2);
         if (atomic_load(&jwrite_ms[1]) - atomic_load(&jwrite_ms[0]) < 0.2) {
             early++;
@@ -408,35 +353,27 @@ test_medium_sync_not_overlapped(void **state)
         bool quick = true;
         for (int i = 0; i < 32; i++) {
             snprintf(k, sizeof(k), "med%d", i);
-            double t0 = mono_ms();
+            double t0 = tc_mono_ms();
             assert_int_equal(cask_store(f->c, CASK_SET, k, strlen(k), "x", 1, 0,
                                         0, 0, NULL),
                              CASK_OK);
-            if (mono_ms() - t0 >= 0.9) {
+            if (tc_mono_ms() - t0 >= 0.9) {
                 quick = false;
             }
         }
         atomic_store(&jwrites, 0);
         struct cask_ticket t1 = {0}, t2 = {0};
-        cask_defer(&t1);
-        assert_int_equal(
-                cask_store(f->c, CASK_SET, "a", 1, "1", 1, 0, 0, 0, NULL),
-                CASK_OK);
-        cask_defer(NULL);
+        assert_int_equal(tc_set_deferred(f->c, "a", "1", &t1), CASK_OK);
         /* its batch written (its 350 us sync may be over before a
          * wait for it would look) */
-        double w0 = mono_ms();
+        double w0 = tc_mono_ms();
         while (atomic_load(&jwrites) == 0) {
-            assert_true(mono_ms() - w0 < 5000);
+            assert_true(tc_mono_ms() - w0 < 5000);
         }
-        cask_defer(&t2);
-        assert_int_equal(
-                cask_store(f->c, CASK_SET, "b", 1, "2", 1, 0, 0, 0, NULL),
-                CASK_OK);
-        cask_defer(NULL);
+        assert_int_equal(tc_set_deferred(f->c, "b", "2", &t2), CASK_OK);
         assert_true(t2.epoch > t1.epoch);
-        assert_int_equal(wait_ticket(f->c, &t1, 5000), CASK_OK);
-        assert_int_equal(wait_ticket(f->c, &t2, 5000), CASK_OK);
+        assert_int_equal(tc_wait_ticket(f->c, &t1, 5000), CASK_OK);
+        assert_int_equal(tc_wait_ticket(f->c, &t2, 5000), CASK_OK);
         assert_true(atomic_load(&jwrites) >= 2);
         if (!quick) {
             continue;
@@ -466,18 +403,12 @@ test_slow_sync_overlapped(void **state)
     assert_int_equal(cask_store(f->c, CASK_SET, "s", 1, "0", 1, 0, 0, 0, NULL),
                      CASK_OK);
     atomic_store(&jsync_max, 0);
-    cask_defer(&t1);
-    assert_int_equal(cask_store(f->c, CASK_SET, "a", 1, "1", 1, 0, 0, 0, NULL),
-                     CASK_OK);
-    cask_defer(NULL);
+    assert_int_equal(tc_set_deferred(f->c, "a", "1", &t1), CASK_OK);
     wait_jsync();
-    cask_defer(&t2);
-    assert_int_equal(cask_store(f->c, CASK_SET, "b", 1, "2", 1, 0, 0, 0, NULL),
-                     CASK_OK);
-    cask_defer(NULL);
+    assert_int_equal(tc_set_deferred(f->c, "b", "2", &t2), CASK_OK);
     assert_true(t2.epoch > t1.epoch);
-    assert_int_equal(wait_ticket(f->c, &t1, 5000), CASK_OK);
-    assert_int_equal(wait_ticket(f->c, &t2, 5000), CASK_OK);
+    assert_int_equal(tc_wait_ticket(f->c, &t1, 5000), CASK_OK);
+    assert_int_equal(tc_wait_ticket(f->c, &t2, 5000), CASK_OK);
     assert_int_equal(atomic_load(&jsync_max), 2);
 }
 
@@ -494,10 +425,7 @@ test_other_modes_no_ticket(void **state)
     tc_options(&o);
     o.sync = CASK_SYNC_INTERVAL;
     assert_int_equal(cask_open(&c, dir, &o), CASK_OK);
-    cask_defer(&t);
-    assert_int_equal(cask_store(c, CASK_SET, "k", 1, "v", 1, 0, 0, 0, NULL),
-                     CASK_OK);
-    cask_defer(NULL);
+    assert_int_equal(tc_set_deferred(c, "k", "v", &t), CASK_OK);
     assert_int_equal(t.epoch, 0);
     assert_true(cask_ticket_done(c, &t, &rc));
     assert_int_equal(rc, CASK_OK);

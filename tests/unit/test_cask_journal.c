@@ -6,6 +6,7 @@
  * stale generation's, never into a retired segment; and a journal write
  * or sync error must fail the writes it covered.
  */
+#include "test_cask_seam.h"
 #include "test_cask_util.h"
 
 #include "storage/cask_internal.h"
@@ -385,23 +386,10 @@ test_checkpoints(void **state)
 static atomic_int fail_journal; /* 1: pwrite, 2: fdatasync */
 static atomic_int journal_calls_failed;
 
-static bool
-is_journal(int fd)
-{
-    char l[64], t[4200];
-    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(l, t, sizeof(t) - 1);
-    if (n < 0) {
-        return false;
-    }
-    t[n] = '\0';
-    return strstr(t, "/journal.") != NULL;
-}
-
 static ssize_t
 j_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    if (atomic_load(&fail_journal) == 1 && is_journal(fd)) {
+    if (atomic_load(&fail_journal) == 1 && tc_fd_is_journal(fd)) {
         atomic_fetch_add(&journal_calls_failed, 1);
         errno = EIO;
         return -1;
@@ -412,7 +400,7 @@ j_pwrite(int fd, const void *buf, size_t n, off_t off)
 static int
 j_fdatasync(int fd)
 {
-    if (atomic_load(&fail_journal) == 2 && is_journal(fd)) {
+    if (atomic_load(&fail_journal) == 2 && tc_fd_is_journal(fd)) {
         atomic_fetch_add(&journal_calls_failed, 1);
         return EIO;
     }
@@ -541,10 +529,10 @@ static ssize_t
 counting_pread(int fd, void *buf, size_t n, off_t off)
 {
     ssize_t got = cask_io_default()->pread(fd, buf, n, off);
-    char l[64], t[4200];
-    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
-    ssize_t k = readlink(l, t, sizeof(t) - 1);
-    if (got > 0 && k > 4 && memcmp(t + k - 4, ".seg", 4) == 0) {
+    char t[4200];
+    size_t k;
+    if (got > 0 && tc_fd_path(fd, t, sizeof(t)) && (k = strlen(t)) > 4 &&
+        memcmp(t + k - 4, ".seg", 4) == 0) {
         atomic_fetch_add(&seg_read_bytes, got);
     }
     return got;
@@ -630,19 +618,6 @@ static int k_n, k_after;
 static atomic_int k_count;
 
 static bool
-fd_path(int fd, char *out, size_t cap)
-{
-    char l[64];
-    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(l, out, cap - 1);
-    if (n < 0) {
-        return false;
-    }
-    out[n] = '\0';
-    return true;
-}
-
-static bool
 ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -663,7 +638,7 @@ static ssize_t
 k_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     char p[KPATH_MAX];
-    bool known = fd_path(fd, p, sizeof(p));
+    bool known = tc_fd_path(fd, p, sizeof(p));
     bool j = known && strstr(p, "/journal.") != NULL;
     int mine = 0;
     if ((j && k_target == K_JWRITE) ||
@@ -680,7 +655,7 @@ static int
 k_fdatasync(int fd)
 {
     char p[KPATH_MAX];
-    if (!fd_path(fd, p, sizeof(p))) {
+    if (!tc_fd_path(fd, p, sizeof(p))) {
         return cask_io_default()->fdatasync(fd);
     }
     bool j = strstr(p, "/journal.") != NULL;
@@ -925,7 +900,7 @@ static ssize_t
 nospace_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     char p[KPATH_MAX];
-    if (fd_path(fd, p, sizeof(p)) && strstr(p, "/journal.") != NULL) {
+    if (tc_fd_path(fd, p, sizeof(p)) && strstr(p, "/journal.") != NULL) {
         errno = ENOSPC;
         return -1;
     }

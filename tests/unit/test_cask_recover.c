@@ -18,6 +18,7 @@
 #include "storage/cask_repair.h"
 #include "storage/cask_segment.h"
 
+#include "tests/unit/test_cask_seam.h"
 #include "tests/unit/test_cask_util.h"
 
 #include <errno.h>
@@ -501,16 +502,13 @@ static int crash_calls;
 static bool
 manifest_fd(int fd)
 {
-    char link[64], path[4096];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof(path) - 1);
-    if (n <= 0) {
+    char path[4096];
+    if (!tc_fd_path(fd, path, sizeof(path))) {
         return false;
     }
-    path[n] = '\0';
-    size_t dl = strlen("shard-000");
+    size_t n = strlen(path), dl = strlen("shard-000");
     return strstr(path, "/manifest") != NULL ||
-           ((size_t)n >= dl && strcmp(path + n - dl, "shard-000") == 0);
+           (n >= dl && strcmp(path + n - dl, "shard-000") == 0);
 }
 
 static void

@@ -6,6 +6,7 @@
  * committed records wait for nothing. Faults and delays through the
  * cask_io seam on the journal's fdatasync.
  */
+#include "test_cask_seam.h"
 #include "test_cask_util.h"
 
 #include "storage/cask_io.h"
@@ -17,23 +18,10 @@
 static atomic_int delay_ms; /* added to every journal fdatasync */
 static atomic_int fail;     /* journal fdatasyncs fail with EIO */
 
-static bool
-is_journal(int fd)
-{
-    char l[64], t[4200];
-    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(l, t, sizeof(t) - 1);
-    if (n < 0) {
-        return false;
-    }
-    t[n] = '\0';
-    return strstr(t, "/journal.") != NULL;
-}
-
 static int
 journal_fdatasync(int fd)
 {
-    if (is_journal(fd)) {
+    if (tc_fd_is_journal(fd)) {
         int ms = atomic_load(&delay_ms);
         if (ms > 0) {
             struct timespec ts = {.tv_sec = ms / 1000,
@@ -78,36 +66,12 @@ teardown(void **state)
     return rc;
 }
 
-static double
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Poll t until done; its status. */
-static int
-wait_ticket(struct cask *c, const struct cask_ticket *t)
-{
-    double t0 = mono_ms();
-    int rc = -1;
-    while (!cask_ticket_done(c, t, &rc)) {
-        assert_true(mono_ms() - t0 < 10000);
-        usleep(1000);
-    }
-    return rc;
-}
-
 /* A set whose commit is pending: its ticket. */
 static void
 set_deferred(struct cask *c, const char *k, const char *v,
              struct cask_ticket *t)
 {
-    memset(t, 0, sizeof(*t));
-    cask_defer(t);
-    assert_int_equal(tc_set(c, k, v), CASK_OK);
-    cask_defer(NULL);
+    assert_int_equal(tc_set_deferred(c, k, v, t), CASK_OK);
     assert_true(t->epoch != 0);
 }
 
@@ -135,9 +99,9 @@ test_waits_for_what_it_rests_on(void **state)
     cask_defer(NULL);
     assert_int_equal(rc, CASK_EEXISTS);
     assert_true(tc.epoch != 0);
-    assert_int_equal(wait_ticket(f->c, &ts), CASK_OK);
-    assert_int_equal(wait_ticket(f->c, &ta), CASK_OK);
-    assert_int_equal(wait_ticket(f->c, &tc), CASK_OK);
+    assert_int_equal(tc_wait_ticket(f->c, &ts, 10000), CASK_OK);
+    assert_int_equal(tc_wait_ticket(f->c, &ta, 10000), CASK_OK);
+    assert_int_equal(tc_wait_ticket(f->c, &tc, 10000), CASK_OK);
 
     /* a delete, then a delete of the same key: NOT_FOUND waits for the
      * first one's commit */
@@ -150,8 +114,8 @@ test_waits_for_what_it_rests_on(void **state)
     assert_int_equal(cask_delete(f->c, "k", 1, 0), CASK_ENOTFOUND);
     cask_defer(NULL);
     assert_true(tn.epoch != 0);
-    assert_int_equal(wait_ticket(f->c, &td), CASK_OK);
-    assert_int_equal(wait_ticket(f->c, &tn), CASK_OK);
+    assert_int_equal(tc_wait_ticket(f->c, &td, 10000), CASK_OK);
+    assert_int_equal(tc_wait_ticket(f->c, &tn, 10000), CASK_OK);
 
     /* everything committed: nothing to wait for */
     struct cask_ticket tz = {0};
@@ -165,11 +129,11 @@ test_waits_for_what_it_rests_on(void **state)
 
     /* a blocking caller waits in the call */
     set_deferred(f->c, "b", "1", &ts);
-    double t0 = mono_ms();
+    double t0 = tc_mono_ms();
     assert_int_equal(cask_store(f->c, CASK_ADD, "b", 1, "2", 1, 0, 0, 0, NULL),
                      CASK_ENOTSTORED);
-    assert_true(mono_ms() - t0 >= 100);
-    assert_int_equal(wait_ticket(f->c, &ts), CASK_OK);
+    assert_true(tc_mono_ms() - t0 >= 100);
+    assert_int_equal(tc_wait_ticket(f->c, &ts, 10000), CASK_OK);
 }
 
 /* The set an add's NOT_STORED rested on fails its commit and is undone:
@@ -190,8 +154,8 @@ test_fails_with_what_it_rests_on(void **state)
     cask_defer(NULL);
     assert_int_equal(rc, CASK_ENOTSTORED);
     assert_true(ta.epoch != 0);
-    assert_int_not_equal(wait_ticket(f->c, &ts), CASK_OK);
-    assert_int_not_equal(wait_ticket(f->c, &ta), CASK_OK);
+    assert_int_not_equal(tc_wait_ticket(f->c, &ts, 10000), CASK_OK);
+    assert_int_not_equal(tc_wait_ticket(f->c, &ta, 10000), CASK_OK);
     atomic_store(&fail, 0);
     atomic_store(&delay_ms, 0);
     /* the set was undone: k was never there */

@@ -8,6 +8,7 @@
  * missing after a restart, every key as before), and a state file created
  * that way is in effect. Faults through the cask_io seam.
  */
+#include "test_cask_seam.h"
 #include "test_cask_util.h"
 
 #include "storage/cask_io.h"
@@ -29,14 +30,11 @@ static ino_t watch_ino;
 static bool
 watched_replaced(int fd)
 {
-    char l[64], d[4200], p[4400];
-    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(l, d, sizeof(d) - 1);
+    char d[4200], p[4400];
     struct stat st;
-    if (n < 0) {
+    if (!tc_fd_path(fd, d, sizeof(d))) {
         return false;
     }
-    d[n] = '\0';
     snprintf(p, sizeof(p), "%s/%s", d, watch);
     if (stat(p, &st) != 0 || st.st_ino == watch_ino) {
         return false;

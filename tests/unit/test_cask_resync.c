@@ -11,6 +11,7 @@
 #include "storage/cask.h"
 
 #include "storage/cask_io.h"
+#include "tests/unit/test_cask_seam.h"
 #include "tests/unit/test_cask_util.h"
 
 #include <dirent.h>
@@ -439,17 +440,45 @@ test_cut_segment_written_after(void **state)
 static ssize_t
 nojournal_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    char l[64], t[4200];
-    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
-    ssize_t k = readlink(l, t, sizeof(t) - 1);
-    if (k > 0) {
-        t[k] = '\0';
-        if (strstr(t, "/journal.") != NULL) {
-            errno = ENOSPC;
-            return -1;
-        }
+    if (tc_fd_is_journal(fd)) {
+        errno = ENOSPC;
+        return -1;
     }
     return cask_io_default()->pwrite(fd, buf, n, off);
+}
+
+/* Reopen f under --sync=always without the journal (nojournal_pwrite),
+ * with fdatasyncs that fail and reads that see dropped pages on demand,
+ * and store a=1: the inode of the segment the next writes go to. */
+static ino_t
+open_without_journal(struct fx *f)
+{
+    struct cask_io_ops ops = *cask_io_default();
+    ops.fdatasync = bad_fdatasync;
+    ops.pread = dropping_pread;
+    ops.pwrite = nojournal_pwrite;
+    cask_io_set(&ops);
+    f->o.sync = CASK_SYNC_ALWAYS;
+    tc_fx_reopen(f);
+    assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
+    char seg[4096];
+    newest_segment(f, seg, sizeof(seg));
+    struct stat st;
+    assert_int_equal(stat(seg, &st), 0);
+    return st.st_ino;
+}
+
+/* After the rewrite, and after two restarts: k is gone (neither of its
+ * values), a=1 and after=x are there. */
+static void
+check_k_undone(struct fx *f)
+{
+    for (int round = 0; round < 2; round++) {
+        assert_true(tc_absent(f->c, "k"));
+        assert_true(tc_is(f->c, "a", "1"));
+        assert_true(tc_is(f->c, "after", "x"));
+        tc_fx_reopen(f);
+    }
 }
 
 /* --sync=always without the journal: a write whose segment sync failed
@@ -461,27 +490,14 @@ static void
 test_always_without_journal(void **state)
 {
     struct fx *f = *state;
-    struct cask_io_ops ops = *cask_io_default();
-    ops.fdatasync = bad_fdatasync;
-    ops.pread = dropping_pread;
-    ops.pwrite = nojournal_pwrite;
-    cask_io_set(&ops);
-    f->o.sync = CASK_SYNC_ALWAYS;
-    tc_fx_reopen(f);
+    ino_t ino = open_without_journal(f);
     assert_non_null(strstr(tc_log, "no space for the commit journal"));
-    assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
     assert_int_equal(tc_set(f->c, "k", "old"), CASK_OK);
-    char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
-    struct stat st;
-    assert_int_equal(stat(seg, &st), 0);
     /* The pages holding the write are dropped by the failed sync. */
-    __atomic_store_n(&lost_ino, st.st_ino, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&lost_ino, ino, __ATOMIC_SEQ_CST);
     __atomic_store_n(&fail_sync, 1, __ATOMIC_SEQ_CST);
-    struct cask_ticket t = {0};
-    cask_defer(&t);
-    assert_int_equal(tc_set(f->c, "k", "LOST new value"), CASK_OK);
-    cask_defer(NULL);
+    struct cask_ticket t;
+    assert_int_equal(tc_set_deferred(f->c, "k", "LOST new value", &t), CASK_OK);
     assert_true(t.epoch != 0);
     struct cask_stats cs;
     cask_stats(f->c, -1, &cs);
@@ -500,12 +516,7 @@ test_always_without_journal(void **state)
     assert_true(cask_ticket_done(f->c, &t, &rc));
     assert_int_equal(rc, CASK_EFAILED);
     __atomic_store_n(&lost_ino, 0, __ATOMIC_SEQ_CST);
-    for (int round = 0; round < 2; round++) {
-        assert_true(tc_absent(f->c, "k"));
-        assert_true(tc_is(f->c, "a", "1"));
-        assert_true(tc_is(f->c, "after", "x"));
-        tc_fx_reopen(f);
-    }
+    check_k_undone(f);
 }
 
 /* The same, with a roll-over while the failing sync is in flight: the
@@ -516,23 +527,9 @@ static void
 test_always_without_journal_rollover(void **state)
 {
     struct fx *f = *state;
-    struct cask_io_ops ops = *cask_io_default();
-    ops.fdatasync = bad_fdatasync;
-    ops.pread = dropping_pread;
-    ops.pwrite = nojournal_pwrite;
-    cask_io_set(&ops);
-    f->o.sync = CASK_SYNC_ALWAYS;
-    tc_fx_reopen(f);
-    assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
-    char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
-    struct stat st;
-    assert_int_equal(stat(seg, &st), 0);
-    __atomic_store_n(&slow_ino, st.st_ino, __ATOMIC_SEQ_CST);
-    struct cask_ticket t = {0};
-    cask_defer(&t);
-    assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
-    cask_defer(NULL);
+    __atomic_store_n(&slow_ino, open_without_journal(f), __ATOMIC_SEQ_CST);
+    struct cask_ticket t;
+    assert_int_equal(tc_set_deferred(f->c, "k", "v", &t), CASK_OK);
     usleep(100 * 1000); /* the commit's sync of seg is in flight */
     char fill[4001];
     memset(fill, 'f', sizeof(fill) - 1);
@@ -549,12 +546,7 @@ test_always_without_journal_rollover(void **state)
     assert_int_equal(tc_set(f->c, "after", "x"), CASK_OK);
     assert_true(cask_ticket_done(f->c, &t, &rc));
     assert_int_equal(rc, CASK_EFAILED);
-    for (int round = 0; round < 2; round++) {
-        assert_true(tc_absent(f->c, "k"));
-        assert_true(tc_is(f->c, "a", "1"));
-        assert_true(tc_is(f->c, "after", "x"));
-        tc_fx_reopen(f);
-    }
+    check_k_undone(f);
 }
 
 int

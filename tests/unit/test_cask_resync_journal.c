@@ -10,6 +10,7 @@
  * crash (a child that exits without closing); no write answered with an
  * error is ever read back.
  */
+#include "test_cask_seam.h"
 #include "test_cask_util.h"
 
 #include "storage/cask_io.h"
@@ -37,13 +38,11 @@ static atomic_int failed_calls;
 static bool
 is_segment(int fd, bool shard0)
 {
-    char l[64], t[4200];
-    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(l, t, sizeof(t) - 1);
-    if (n < 4) {
+    char t[4200];
+    size_t n;
+    if (!tc_fd_path(fd, t, sizeof(t)) || (n = strlen(t)) < 4) {
         return false;
     }
-    t[n] = '\0';
     return strcmp(t + n - 4, ".seg") == 0 &&
            (!shard0 || strstr(t, "/shard-000/") != NULL);
 }

@@ -10,6 +10,7 @@
 
 #include "storage/cask_io.h"
 #include "storage/cask_keydir.h"
+#include "tests/unit/test_cask_seam.h"
 #include "tests/unit/test_cask_util.h"
 
 #include <errno.h>
@@ -55,15 +56,12 @@ fd_matches(int fd)
     if (fail_on == NULL) {
         return true;
     }
-    char link[64], path[4096];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof(path) - 1);
-    if (n < 0) {
+    char path[4096];
+    if (!tc_fd_path(fd, path, sizeof(path))) {
         return false;
     }
-    path[n] = '\0';
-    size_t sl = strlen(fail_on);
-    return (size_t)n >= sl && strcmp(path + n - sl, fail_on) == 0;
+    size_t n = strlen(path), sl = strlen(fail_on);
+    return n >= sl && strcmp(path + n - sl, fail_on) == 0;
 }
 
 static ssize_t
