@@ -324,6 +324,29 @@ def drop_cache(datadir):
                 os.close(fd)
 
 
+def recv_lines(sock, n, timeout=15.0):
+    """Read until n CRLF-terminated lines arrived, the peer closes or the
+    socket times out; returns the first n lines (fewer if it stopped)."""
+    sock.settimeout(timeout)
+    data = b""
+    while data.count(b"\r\n") < n:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n")[:n]
+
+
+def get_text(sock, key):
+    """A text-protocol get of key: the reply, through its END line."""
+    sock.sendall(b"get %s\r\n" % key)
+    data, _ = recv_until(sock, [b"END\r\n"])
+    return data
+
+
 def recv_until(sock, ends, quiet=0.0):
     """Read until the data ends with one of ends (bytes), the peer closes, or
     the socket times out. With quiet > 0, instead read until nothing arrives

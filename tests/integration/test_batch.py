@@ -17,7 +17,6 @@
 # the write count comes from `stats storage` (batch_writes) and the EIO
 # part is skipped.
 import os
-import socket
 import sys
 
 sys.dont_write_bytecode = True  # the source tree may be read-only
@@ -29,22 +28,8 @@ import crashmodel as cm  # noqa: E402
 
 N = 200
 check = bcserver.check
+recv_lines = bcserver.recv_lines
 ShimServer = bcserver.ShimServer
-
-
-def recv_lines(sock, n, timeout=15.0):
-    """Read until n CRLF-terminated lines arrived; returns them."""
-    sock.settimeout(timeout)
-    data = b""
-    while data.count(b"\r\n") < n:
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data.split(b"\r\n")[:n]
 
 
 def get_all(srv, keys):

@@ -27,9 +27,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
 import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
-from test_batch import recv_lines  # noqa: E402
 
 check = bcserver.check
+recv_lines = bcserver.recv_lines
 
 DELAY_MS = 600
 BIG = 17 * 1024  # above CASK_BATCH_REC_MAX: written through, not staged

@@ -22,16 +22,11 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
 import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
-from test_sync_always import recv_exact_lines  # noqa: E402
 
 ERR = b"SERVER_ERROR out of memory storing object"
 check = bcserver.check
-
-
-def get(sock, key):
-    sock.sendall(b"get %s\r\n" % key)
-    data, _ = bcserver.recv_until(sock, [b"END\r\n"])
-    return data
+recv_lines = bcserver.recv_lines
+get = bcserver.get_text
 
 
 def test_recover(binary, shim):
@@ -44,10 +39,10 @@ def test_recover(binary, shim):
         a = srv.connect(timeout=10)
         a.sendall(b"set before 0 0 2\r\nok\r\nset victim 0 0 2\r\nv1\r\n")
         check("writes before the fault are stored",
-              recv_exact_lines(a, 2) == [b"STORED", b"STORED"])
+              recv_lines(a, 2) == [b"STORED", b"STORED"])
         open(flag, "w").close()  # the next fdatasync fails, once
         a.sendall(b"set victim 0 0 2\r\nv2\r\n")
-        r = recv_exact_lines(a, 1)
+        r = recv_lines(a, 1)
         check("the write of the failed commit gets SERVER_ERROR", r == [ERR],
               r)
         os.unlink(flag)
@@ -58,7 +53,7 @@ def test_recover(binary, shim):
         stored = False
         while not stored and time.monotonic() - t0 < 10:
             a.sendall(b"set after0 0 0 2\r\nok\r\n")
-            line = recv_exact_lines(a, 1)
+            line = recv_lines(a, 1)
             stored = line == [b"STORED"]
             if not stored:
                 time.sleep(0.02)
@@ -67,7 +62,7 @@ def test_recover(binary, shim):
         n = 200
         a.sendall(b"".join(b"set after%d 0 0 5\r\nv%04d\r\n" % (i, i)
                            for i in range(1, n)))
-        r = recv_exact_lines(a, n - 1)
+        r = recv_lines(a, n - 1)
         check("later writes are all stored", r == [b"STORED"] * (n - 1),
               r[:3])
         st = srv.stats(b"storage")

@@ -28,19 +28,8 @@ import crashmodel as cm  # noqa: E402
 
 DELAY_MS = 300
 check = bcserver.check
+recv_lines = bcserver.recv_lines
 ShimServer = bcserver.ShimServer
-
-
-def recv_exact_lines(sock, n, timeout=10.0):
-    """Read until n CRLF-terminated lines arrived; returns them."""
-    sock.settimeout(timeout)
-    data = b""
-    while data.count(b"\r\n") < n:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data.split(b"\r\n")[:n]
 
 
 def bin_req(opcode, key=b"", val=b"", extras=b"", opaque=0):
@@ -81,11 +70,11 @@ def test_no_stall(binary, shim):
         a = srv.connect(timeout=10)
         b = srv.connect(timeout=10)
         a.sendall(b"set g 0 0 3\r\nold\r\n")  # also reserves a cas block
-        check("a set answers", recv_exact_lines(a, 1) == [b"STORED"])
+        check("a set answers", recv_lines(a, 1) == [b"STORED"])
         big = b"b" * 100000
         a.sendall(b"".join(b"set big%d 0 0 %d\r\n%s\r\n" % (i, len(big), big)
                            for i in range(8)))
-        check("large sets answer", recv_exact_lines(a, 8) == [b"STORED"] * 8)
+        check("large sets answer", recv_lines(a, 8) == [b"STORED"] * 8)
         open(slow, "w").close()  # from now on every fdatasync is slow
         timed = shim is not None
 
@@ -115,7 +104,7 @@ def test_no_stall(binary, shim):
             def writer():
                 t0 = time.monotonic()
                 a.sendall(b"set %s 0 0 1\r\nx\r\n" % key)
-                done["reply"] = recv_exact_lines(a, 1)
+                done["reply"] = recv_lines(a, 1)
                 done["ms"] = (time.monotonic() - t0) * 1000
 
             th = threading.Thread(target=writer)
@@ -131,7 +120,7 @@ def test_no_stall(binary, shim):
                 time.sleep(0.005)
             t0 = time.monotonic()
             b.sendall(b"get g\r\nget %s\r\n" % key)
-            got = recv_exact_lines(b, 6)
+            got = recv_lines(b, 6)
             get_ms = (time.monotonic() - t0) * 1000
             th.join()
             return got, get_ms, done.get("reply"), done.get("ms", 0)
@@ -167,7 +156,7 @@ def test_no_stall(binary, shim):
         req += b"get q2\r\nmn\r\n"
         t0 = time.monotonic()
         a.sendall(req)
-        lines = recv_exact_lines(a, 1 + 20 + 1 + 3 + 1)
+        lines = recv_lines(a, 1 + 20 + 1 + 3 + 1)
         ms = (time.monotonic() - t0) * 1000
         want = [b"STORED"] + [str(i).encode() for i in range(2, 22)] + \
             [b"HD O77", b"VALUE q2 0 1", b"b", b"END", b"MN"]
@@ -221,7 +210,7 @@ def test_kill9(binary, shim):
                 v = "v%d-%d" % (cid, i)
                 s.sendall(("set %s 0 0 %d\r\n%s\r\n"
                            % (k, len(v), v)).encode())
-                if recv_exact_lines(s, 1, 5) != [b"STORED"]:
+                if recv_lines(s, 1, 5) != [b"STORED"]:
                     break
                 with lock:
                     acked[k] = v
@@ -277,7 +266,7 @@ def test_sync_eio(binary, shim):
         b = srv.connect(timeout=10)
         a.sendall(b"set warm 0 0 1\r\nx\r\n")  # reserves a cas block
         check("a write before the fault succeeds",
-              recv_exact_lines(a, 1) == [b"STORED"])
+              recv_lines(a, 1) == [b"STORED"])
         open(flag, "w").close()
         t0 = time.monotonic()
         a.sendall(b"set e1 0 0 1\r\nx\r\n"
@@ -289,7 +278,7 @@ def test_sync_eio(binary, shim):
         b.sendall(bin_req(0x01, b"e4", b"w", ext, opaque=0x1234) +
                   bin_req(0x11, b"e5", b"w", ext, opaque=0x5678) +
                   bin_req(0x0a, opaque=0x9abc))
-        lines = recv_exact_lines(a, 4)
+        lines = recv_lines(a, 4)
         ms = (time.monotonic() - t0) * 1000
         # the journal's commit failed: the store recovers by itself unless
         # a segment sync fails too, which latches it read-only (here every
@@ -317,7 +306,7 @@ def test_sync_eio(binary, shim):
         t0 = time.monotonic()
         while True:
             a.sendall(b"set e1 0 0 1\r\nx\r\n")
-            r = recv_exact_lines(a, 1)
+            r = recv_lines(a, 1)
             if r != [undone] or time.monotonic() - t0 > 20:
                 break
             time.sleep(0.05)

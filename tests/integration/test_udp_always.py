@@ -24,11 +24,12 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
 import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
-from test_sync_always import recv_exact_lines  # noqa: E402
 
 DELAY_MS = 300
 NSETS = 6
 check = bcserver.check
+recv_lines = bcserver.recv_lines
+get = bcserver.get_text
 
 
 class UdpShimServer(bcserver.ShimServer):
@@ -57,12 +58,6 @@ def recv_replies(u, n, timeout):
     return got
 
 
-def get(sock, key):
-    sock.sendall(b"get %s\r\n" % key)
-    data, _ = bcserver.recv_until(sock, [b"END\r\n"])
-    return data
-
-
 def test_udp_sets_wait(binary, shim):
     srv = UdpShimServer(binary, shim, ["--sync=always", "-t", "1"], {})
     slow = os.path.join(srv.tmp, "slow")
@@ -73,7 +68,7 @@ def test_udp_sets_wait(binary, shim):
     try:
         a = srv.connect(timeout=10)
         a.sendall(b"set g 0 0 3\r\nold\r\n")
-        check("a TCP set before the slow disk", recv_exact_lines(a, 1) ==
+        check("a TCP set before the slow disk", recv_lines(a, 1) ==
               [b"STORED"])
         open(slow, "w").close()  # every fdatasync now takes DELAY_MS
         timed = shim is not None
