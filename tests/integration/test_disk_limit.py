@@ -62,6 +62,18 @@ def set_batch(sock, lo, hi):
     return out
 
 
+def fill(sock, data, n):
+    """Sets k0..k(n-1), 500 pipelined at a time, measuring the data
+    directory every 2500: (its peak size, the count of each reply)."""
+    peak, replies = 0, {}
+    for lo in range(0, n, 500):
+        for k, v in set_batch(sock, lo, lo + 500).items():
+            replies[k] = replies.get(k, 0) + v
+        if lo % 2500 == 0:
+            peak = max(peak, du(data))
+    return peak, replies
+
+
 def cmd(sock, line):
     sock.sendall(line)
     return bcserver.recv_until(sock, [b"\r\n"])[0]
@@ -74,12 +86,8 @@ def bounded(bc):
     try:
         data = os.path.join(srv.tmp, "data")
         s = srv.connect(timeout=30)
-        n, peak, replies = 60000, 0, {}
-        for lo in range(0, n, 500):
-            for k, v in set_batch(s, lo, lo + 500).items():
-                replies[k] = replies.get(k, 0) + v
-            if lo % 2500 == 0:
-                peak = max(peak, du(data))
+        n = 60000
+        peak, replies = fill(s, data, n)
         end = at_rest(data, limit + 1 * MIB)
         s.sendall(b"stats\r\n")
         st, _ = bcserver.recv_until(s, [b"END\r\n"])

@@ -14,7 +14,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bcserver  # noqa: E402
-from test_disk_limit import MIB, at_rest, du, set_batch  # noqa: E402
+from test_disk_limit import MIB, at_rest, fill  # noqa: E402
 
 check = bcserver.Checks(verbose=True)
 
@@ -27,12 +27,8 @@ def bounded(bc):
     try:
         data = os.path.join(srv.tmp, "data")
         s = srv.connect(timeout=30)
-        n, peak, replies = 30000, 0, {}
-        for lo in range(0, n, 500):
-            for k, v in set_batch(s, lo, lo + 500).items():
-                replies[k] = replies.get(k, 0) + v
-            if lo % 2500 == 0:
-                peak = max(peak, du(data))
+        n = 30000
+        peak, replies = fill(s, data, n)
         end = at_rest(data, limit + 1 * MIB)
         journal = sum(os.stat(os.path.join(data, "journal.%d" % i)).st_blocks
                       * 512 for i in range(2))
