@@ -326,8 +326,10 @@ def drop_cache(datadir):
 
 def recv_lines(sock, n, timeout=15.0):
     """Read until n CRLF-terminated lines arrived, the peer closes or the
-    socket times out; returns the first n lines (fewer if it stopped)."""
-    sock.settimeout(timeout)
+    socket times out (after timeout seconds; None keeps the socket's own);
+    returns the first n lines (fewer if it stopped)."""
+    if timeout is not None:
+        sock.settimeout(timeout)
     data = b""
     while data.count(b"\r\n") < n:
         try:

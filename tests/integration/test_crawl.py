@@ -18,13 +18,7 @@ VALUE = b"v" * 100
 
 
 def replies(sock, n):
-    data = b""
-    while data.count(b"\r\n") < n:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise RuntimeError("closed")
-        data += chunk
-    return data.split(b"\r\n")[:n]
+    return bcserver.recv_lines(sock, n, None)
 
 
 def sets(sock, keys, ttl=0, value=VALUE):

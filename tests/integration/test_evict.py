@@ -28,13 +28,7 @@ SLACK_KIB = 512 + 4096
 
 
 def replies(sock, n):
-    data = b""
-    while data.count(b"\r\n") < n:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise RuntimeError("closed")
-        data += chunk
-    return data.split(b"\r\n")[:n]
+    return bcserver.recv_lines(sock, n, None)
 
 
 def set_many(sock, fmt, lo, hi, batch=500):

@@ -11,7 +11,6 @@ then holds every write the primary acknowledged before its reported lag
 was 0, and takes writes.
 """
 import os
-import socket
 import struct
 import sys
 import time
@@ -322,12 +321,7 @@ def min_acks_case(bc):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        here = os.path.dirname(os.path.abspath(__file__))
-        bc = os.path.join(here, "..", "..", "bitcached")
-    if not bcserver.executable(bc):
-        bcserver.skip("no bitcached binary")
+    bc = bcserver.binary()
 
     # Small segments: the load rolls many, and compaction has work.
     p, rport = start_primary(bc, ["--segment-size=64k"])

@@ -147,12 +147,7 @@ def replica_case(bc, tmp):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        here = os.path.dirname(os.path.abspath(__file__))
-        bc = os.path.join(here, "..", "..", "bitcached")
-    if not bcserver.executable(bc):
-        bcserver.skip("no bitcached binary")
+    bc = bcserver.binary()
     tmp = bcserver.mkdtemp("bc-startfail.")
     unix_case(bc, tmp)
     tcp_case(bc, tmp)

@@ -101,12 +101,7 @@ def run(bc, p):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        top = os.environ.get("top_builddir", os.path.join(HERE, "..", ".."))
-        bc = os.path.join(top, "bitcached")
-    if not bcserver.executable(bc):
-        bcserver.skip("no server binary")
+    bc = bcserver.binary()
     if not tt.OPENSSL:
         bcserver.skip("no openssl command to make the test certificates")
     if not shutil.which("strace"):

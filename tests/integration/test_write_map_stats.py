@@ -63,13 +63,7 @@ def run(bc, mode):
 
 
 def main():
-    bc = os.environ.get("BITCACHED", "")
-    if not bcserver.executable(bc):
-        top = os.environ.get("top_builddir",
-                             os.path.join(os.path.dirname(__file__), "..", ".."))
-        bc = os.path.join(top, "bitcached")
-    if not bcserver.executable(bc):
-        bcserver.skip("no bitcached binary")
+    bc = bcserver.binary()
     run(bc, "yes")
     run(bc, "no")
     return check.finish()
