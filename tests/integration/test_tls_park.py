@@ -35,10 +35,29 @@ def attach(pid, out):
     for t in tids:
         argv += ["-p", t]
     st = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)  # attached by then
-    if st.poll() is not None:
-        return None
-    return st
+    # Wait until strace traces every thread (a call made before would go
+    # uncounted and let the check below pass for the wrong reason).
+    deadline = time.monotonic() + 30
+    while st.poll() is None and time.monotonic() < deadline:
+        if all(traced(pid, t) for t in tids):
+            return st
+        time.sleep(0.05)
+    if st.poll() is None:
+        st.send_signal(signal.SIGINT)
+        st.wait(10)
+    return None
+
+
+def traced(pid, tid):
+    """Whether a tracer is attached to thread tid of pid."""
+    try:
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            for ln in f:
+                if ln.startswith("TracerPid:"):
+                    return int(ln.split()[1]) != 0
+    except FileNotFoundError:
+        return True  # the thread is gone: nothing of it to count
+    return False
 
 
 def calls(path):
