@@ -28,16 +28,10 @@
 
 #define NKEYS 2000
 
-static void
-one_shard(struct cask_options *o)
-{
-    o->shards = 1;
-}
-
 static int
 setup(void **state)
 {
-    return tc_fx_setup(state, one_shard);
+    return tc_fx_setup(state, tc_one_shard);
 }
 
 static int

@@ -82,29 +82,6 @@ teardown(void **state)
     return rc;
 }
 
-/* The path of the newest segment of shard 0. */
-static void
-newest_segment(struct fx *f, char *out, size_t cap)
-{
-    char sdir[2048];
-    snprintf(sdir, sizeof(sdir), "%s/shard-000", f->dir);
-    DIR *d = opendir(sdir);
-    assert_non_null(d);
-    struct dirent *de;
-    unsigned best = 0;
-    while ((de = readdir(d)) != NULL) {
-        unsigned id;
-        char ext[8];
-        if (sscanf(de->d_name, "%8x.%7s", &id, ext) == 2 &&
-            strcmp(ext, "seg") == 0 && id >= best) {
-            best = id;
-        }
-    }
-    closedir(d);
-    assert_true(best > 0);
-    snprintf(out, cap, "%s/%08x.seg", sdir, best);
-}
-
 static uint64_t
 file_size(const char *path)
 {
@@ -148,7 +125,7 @@ test_extended_then_cut_at_close(void **state)
     set_n(f, 0, 20, "v");
     assert_true(__atomic_load_n(&map_calls, __ATOMIC_SEQ_CST) >= 20);
     char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
+    tc_newest_segment(f, seg, sizeof(seg));
     struct cask_stats cs;
     cask_stats(f->c, -1, &cs);
     uint64_t size = file_size(seg);
@@ -200,7 +177,7 @@ test_zero_tail_after_crash(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
+    tc_newest_segment(f, seg, sizeof(seg));
     uint64_t crashed = file_size(seg);
     /* The offline check and repair take the zero tail for no damage. */
     struct cask_check_report ck;
@@ -238,7 +215,7 @@ test_closed_segment_zero_tail(void **state)
     struct fx *f = *state;
     set_n(f, 0, 10, "v");
     char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
+    tc_newest_segment(f, seg, sizeof(seg));
     tc_fx_reopen(f); /* cut, hinted, and a new segment takes appends */
     cask_close(&f->c);
     uint64_t real = file_size(seg);
@@ -295,7 +272,7 @@ test_map_fault_fails_the_write(void **state)
     struct fx *f = *state;
     set_n(f, 0, 10, "v");
     char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
+    tc_newest_segment(f, seg, sizeof(seg));
     __atomic_store_n(&fail_map, 1, __ATOMIC_SEQ_CST);
     assert_int_equal(tc_set(f->c, "k03", "new"), EIO);
     assert_true(tc_is(f->c, "k03", "v03")); /* undone */
@@ -333,7 +310,7 @@ test_real_sigbus(void **state)
     assert_int_equal(tc_set(f->c, "fill", fill), CASK_OK); /* pwrite */
     assert_int_equal(tc_set(f->c, "old", "v-new"), CASK_OK);
     char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
+    tc_newest_segment(f, seg, sizeof(seg));
     /* past "a": "fill" and the new "old" go, and the page the next copy
      * lands in is past the end of the file */
     assert_int_equal(truncate(seg, 32 + 48), 0);
@@ -374,7 +351,7 @@ cut_in_last_page(struct fx *f, char *seg, size_t cap)
     tc_fx_reopen(f); /* "old" now in a closed segment */
     assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
     assert_int_equal(tc_set(f->c, "old", "v-new"), CASK_OK);
-    newest_segment(f, seg, cap);
+    tc_newest_segment(f, seg, cap);
     /* header 32, "a" 44 + 1 + 1, "old" 44 + 3 + 5 = 130: cut 5 bytes of
      * "old" off, inside the first page */
     assert_true(file_size(seg) > 130);
@@ -430,7 +407,7 @@ test_cut_in_last_page_seen_at_rollover(void **state)
     tc_log[0] = '\0';
     assert_int_equal(tc_set(f->c, "fill", fill), CASK_OK); /* rolls over */
     char now[4096];
-    newest_segment(f, now, sizeof(now));
+    tc_newest_segment(f, now, sizeof(now));
     assert_string_not_equal(now, seg);
     struct cask_stats cs;
     cask_stats(f->c, -1, &cs);
@@ -514,7 +491,7 @@ test_sync_writes_mapped_pages(void **state)
     struct fx *f = *state;
     set_n(f, 0, 40, "v");
     char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
+    tc_newest_segment(f, seg, sizeof(seg));
     int fd = open(seg, O_RDONLY);
     assert_true(fd >= 0);
     struct cs_range r = {0, 0}; /* to the end of the file */
@@ -583,7 +560,7 @@ test_append_fault_reads_its_page(void **state)
     }
     assert_int_equal(cask_sync(f->c), CASK_OK);
     char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
+    tc_newest_segment(f, seg, sizeof(seg));
     drop_pages(seg); /* all but the mapped one the record went to */
     uint64_t before = read_bytes();
     set_n(f, 1, 99, "v"); /* about 5 KB: into pages not read before */
@@ -626,7 +603,7 @@ test_replaced_pwrite_keeps_pwrite(void **state)
     tc_fx_reopen(f);
     set_n(f, 0, 10, "v");
     char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
+    tc_newest_segment(f, seg, sizeof(seg));
     struct cask_stats cs;
     cask_stats(f->c, -1, &cs);
     assert_int_equal(file_size(seg), cs.disk_bytes);

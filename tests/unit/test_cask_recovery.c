@@ -30,41 +30,10 @@
 
 static const char *self_path;
 
-static void
-one_shard(struct cask_options *o)
-{
-    o->shards = 1;
-}
-
 static int
 setup(void **state)
 {
-    return tc_fx_setup(state, one_shard);
-}
-
-/* Path of the newest segment of shard 0 (and its id). */
-static void
-newest_segment(struct fx *f, char *out, size_t cap, uint32_t *id_out)
-{
-    char d[1024];
-    snprintf(d, sizeof(d), "%s/shard-000", f->dir);
-    DIR *dir = opendir(d);
-    struct dirent *de;
-    unsigned best = 0;
-    while ((de = readdir(dir)) != NULL) {
-        unsigned id;
-        char ext[8];
-        if (sscanf(de->d_name, "%8x.%7s", &id, ext) == 2 &&
-            strcmp(ext, "seg") == 0 && id > best) {
-            best = id;
-        }
-    }
-    closedir(dir);
-    assert_true(best > 0);
-    snprintf(out, cap, "%s/%08x.seg", d, best);
-    if (id_out != NULL) {
-        *id_out = best;
-    }
+    return tc_fx_setup(state, tc_one_shard);
 }
 
 static void
@@ -116,7 +85,7 @@ test_truncated_tail(void **state)
     struct stat st;
     fill(f, 100);
     cask_close(&f->c);
-    newest_segment(f, seg, sizeof(seg), NULL);
+    tc_newest_segment(f, seg, sizeof(seg));
     remove_hints(f);
     assert_int_equal(stat(seg, &st), 0);
     assert_int_equal(truncate(seg, st.st_size - 7), 0);
@@ -144,7 +113,7 @@ test_garbage_appended(void **state)
     char seg[2048];
     fill(f, 100);
     cask_close(&f->c);
-    newest_segment(f, seg, sizeof(seg), NULL);
+    tc_newest_segment(f, seg, sizeof(seg));
     /* keep the hint: the tail past it must still be scanned and cut */
     int fd = open(seg, O_WRONLY | O_APPEND);
     char junk[1000];
@@ -181,7 +150,7 @@ test_corrupt_value_read(void **state)
     assert_int_equal(tc_set(f->c, "victim", pattern), CASK_OK);
     fill(f, 10);
     cask_close(&f->c);
-    newest_segment(f, seg, sizeof(seg), NULL);
+    tc_newest_segment(f, seg, sizeof(seg));
     /* flip one value byte; the hint still describes the record */
     int fd = open(seg, O_RDWR);
     struct stat st;
@@ -277,7 +246,7 @@ test_damaged_hint_ignored(void **state)
     char seg[2048], hint[2100];
     fill(f, 100);
     cask_close(&f->c);
-    newest_segment(f, seg, sizeof(seg), NULL);
+    tc_newest_segment(f, seg, sizeof(seg));
     snprintf(hint, sizeof(hint), "%.*s.hint", (int)(strlen(seg) - 4), seg);
     int fd = open(hint, O_RDWR);
     assert_true(fd >= 0);

@@ -193,32 +193,6 @@ test_recovers_without_restart(void **state)
     }
 }
 
-/* The newest segment file of shard 0 (the active one when no compaction
- * ran). */
-static void
-newest_segment(struct fx *f, char *path, size_t cap)
-{
-    char d[2048];
-    snprintf(d, sizeof(d), "%s/shard-000", f->dir);
-    DIR *dh = opendir(d);
-    assert_non_null(dh);
-    unsigned best = 0;
-    bool any = false;
-    struct dirent *de;
-    while ((de = readdir(dh)) != NULL) {
-        unsigned id;
-        char ext[8];
-        if (sscanf(de->d_name, "%8x.%7s", &id, ext) == 2 &&
-            strcmp(ext, "seg") == 0 && (!any || id > best)) {
-            best = id;
-            any = true;
-        }
-    }
-    closedir(dh);
-    assert_true(any);
-    snprintf(path, cap, "%s/%08x.seg", d, best);
-}
-
 static void
 check_lost(struct fx *f, int64_t touched)
 {
@@ -250,10 +224,10 @@ test_lost_record_is_a_miss(void **state)
     assert_int_equal(tc_set(f->c, "LOSTtouch", "t"), CASK_OK);
     assert_int_equal(tc_set(f->c, "fill", fill), CASK_OK);
     char first[4096], failed[4096];
-    newest_segment(f, first, sizeof(first));
+    tc_newest_segment(f, first, sizeof(first));
     /* does not fit: a roll-over (which syncs the first segment) */
     assert_int_equal(tc_set(f->c, "LOSTk", "LOST new value"), CASK_OK);
-    newest_segment(f, failed, sizeof(failed));
+    tc_newest_segment(f, failed, sizeof(failed));
     assert_string_not_equal(first, failed);
     assert_int_equal(cask_delete(f->c, "LOSTdel", 7, 0), CASK_OK);
     int64_t touched = tc_now + 5000;
@@ -331,9 +305,9 @@ test_cut_segment(void **state)
     assert_int_equal(tc_set(f->c, "old", "v-old"), CASK_OK);
     assert_int_equal(tc_set(f->c, "fill", fill), CASK_OK);
     char first[4096], cut[4096];
-    newest_segment(f, first, sizeof(first));
+    tc_newest_segment(f, first, sizeof(first));
     assert_int_equal(tc_set(f->c, "k1", "v1"), CASK_OK); /* rolls over */
-    newest_segment(f, cut, sizeof(cut));
+    tc_newest_segment(f, cut, sizeof(cut));
     assert_string_not_equal(first, cut);
     assert_int_equal(tc_set(f->c, "old", "v-new"), CASK_OK);
     struct stat st;
@@ -400,9 +374,9 @@ test_cut_segment_written_after(void **state)
     assert_int_equal(tc_set(f->c, "old", "v-old"), CASK_OK);
     assert_int_equal(tc_set(f->c, "fill", fill), CASK_OK);
     char first[4096], cut[4096];
-    newest_segment(f, first, sizeof(first));
+    tc_newest_segment(f, first, sizeof(first));
     assert_int_equal(tc_set(f->c, "k1", "v1"), CASK_OK); /* rolls over */
-    newest_segment(f, cut, sizeof(cut));
+    tc_newest_segment(f, cut, sizeof(cut));
     assert_string_not_equal(first, cut);
     assert_int_equal(tc_set(f->c, "big", big), CASK_OK);
     assert_int_equal(tc_set(f->c, "old", "v-new"), CASK_OK);
@@ -462,7 +436,7 @@ open_without_journal(struct fx *f)
     tc_fx_reopen(f);
     assert_int_equal(tc_set(f->c, "a", "1"), CASK_OK);
     char seg[4096];
-    newest_segment(f, seg, sizeof(seg));
+    tc_newest_segment(f, seg, sizeof(seg));
     struct stat st;
     assert_int_equal(stat(seg, &st), 0);
     return st.st_ino;

@@ -144,16 +144,10 @@ inject(int err, const char *suffix)
     cask_io_set(&ops);
 }
 
-static void
-one_shard(struct cask_options *o)
-{
-    o->shards = 1;
-}
-
 static int
 setup(void **state)
 {
-    return tc_fx_setup(state, one_shard);
+    return tc_fx_setup(state, tc_one_shard);
 }
 
 static int

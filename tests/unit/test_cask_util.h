@@ -198,6 +198,40 @@ tc_fx_teardown(void **state)
     return 0;
 }
 
+/* The newest segment file of shard 0 (the active one when no compaction
+ * ran) into out[0..cap); its id. */
+static inline unsigned
+tc_newest_segment(struct fx *f, char *out, size_t cap)
+{
+    char d[1024];
+    snprintf(d, sizeof(d), "%s/shard-000", f->dir);
+    DIR *dh = opendir(d);
+    assert_non_null(dh);
+    unsigned best = 0;
+    int any = 0;
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        unsigned id;
+        char ext[8];
+        if (sscanf(de->d_name, "%8x.%7s", &id, ext) == 2 &&
+            strcmp(ext, "seg") == 0 && (!any || id > best)) {
+            best = id;
+            any = 1;
+        }
+    }
+    closedir(dh);
+    assert_true(any);
+    snprintf(out, cap, "%s/%08x.seg", d, best);
+    return best;
+}
+
+/* A tc_fx_setup tune: one shard, so a test knows where each key goes. */
+static inline void
+tc_one_shard(struct cask_options *o)
+{
+    o->shards = 1;
+}
+
 /* Close and open again with the same options; the store must open. */
 static inline void
 tc_fx_reopen(struct fx *f)
