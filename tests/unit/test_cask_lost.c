@@ -6,6 +6,7 @@
  * back either (issue 8: the fault model saw such keys resurrected after
  * a SIGTERM during the fault). With the commit journal and without it.
  */
+#include "test_cask_seam.h"
 #include "test_cask_util.h"
 
 #include "storage/cask_io.h"
@@ -21,24 +22,11 @@ static atomic_int fault;
 static atomic_int journal_entered; /* a journal sync is blocked */
 static atomic_int journal_release;
 
-static bool
-path_has(int fd, const char *what)
-{
-    char l[64], t[4200];
-    snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(l, t, sizeof(t) - 1);
-    if (n <= 0) {
-        return false;
-    }
-    t[n] = '\0';
-    return strstr(t, what) != NULL;
-}
-
 static int
 bad_fdatasync(int fd)
 {
     if (atomic_load(&fault) != 0) {
-        if (path_has(fd, "/journal.")) {
+        if (tc_fd_is_journal(fd)) {
             atomic_store(&journal_entered, 1);
             while (atomic_load(&journal_release) == 0) {
                 usleep(1000);
@@ -55,7 +43,7 @@ bad_fdatasync(int fd)
 static ssize_t
 nojournal_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    if (path_has(fd, "/journal.")) {
+    if (tc_fd_is_journal(fd)) {
         errno = ENOSPC;
         return -1;
     }
@@ -111,10 +99,8 @@ failed_put_stays_gone(bool journal)
     assert_int_equal(tc_set(c, "k", "old"), CASK_OK);
 
     atomic_store(&fault, 1);
-    struct cask_ticket t = {0};
-    cask_defer(&t);
-    assert_int_equal(tc_set(c, "k", "FAILED new value"), CASK_OK);
-    cask_defer(NULL);
+    struct cask_ticket t;
+    assert_int_equal(tc_set_deferred(c, "k", "FAILED new value", &t), CASK_OK);
     assert_true(t.epoch != 0 || t.wseq != 0);
     if (journal) {
         /* The journal commit of the new value is in flight (blocked);
