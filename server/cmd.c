@@ -369,8 +369,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         /* a cut line sends no value: a copy is read, then dropped */
         struct cask_vref *refp = req->keys_cut ? NULL : &ref;
         if (touch) {
-            rc = cmd_read_touch(cc, key, klen, exp, &it, &val,
-                                cc->out.value_ref != NULL ? refp : NULL, true);
+            rc = cmd_read_touch(cc, key, klen, exp, &it, &val, true);
         } else {
             rc = get_value(cc, key, klen, &it, &val, refp, true);
         }
@@ -635,7 +634,7 @@ do_touch(struct cmd_conn *cc, const struct proto_req *req)
 
     memset(&it, 0, sizeof(it));
     rc = cmd_read_touch(cc, req->key, req->klen, exp_abs(cc->env, req->exptime),
-                        &it, NULL, NULL, true);
+                        &it, NULL, true);
     if (rc == CMD_READ_PARK) {
         return CMD_PARK; /* nothing touched or counted: it runs again */
     }
@@ -837,7 +836,6 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         rc = cmd_read_touch(cc, req->key, req->klen,
                             exp_abs(cc->env, mflag_exptime(req, 'T')), it,
                             want_val ? val : NULL,
-                            want_val && cc->out.value_ref != NULL ? ref : NULL,
                             proto_mflag_find(req, 'u') == NULL);
         if (rc == CMD_READ_PARK) {
             return rc; /* nothing touched or counted: it runs again */

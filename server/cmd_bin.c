@@ -122,10 +122,9 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
     if (touch) {
         /* gat: the value read first, off the thread when cold, then the
          * item read is touched */
-        rc = cmd_read_touch(
-                cc, req->key, req->klen, cmd_exp_abs(cc->env, req->exptime),
-                &it, with_val ? &val : NULL,
-                with_val && cc->out.value_ref != NULL ? &ref : NULL, true);
+        rc = cmd_read_touch(cc, req->key, req->klen,
+                            cmd_exp_abs(cc->env, req->exptime), &it,
+                            with_val ? &val : NULL, true);
         if (rc == CMD_READ_PARK) {
             return CMD_PARK; /* nothing touched or counted: it runs again */
         }

@@ -290,7 +290,7 @@ cmd_read_head(struct cmd_conn *cc, const char *key, size_t klen,
  * CMD_READ_PARK once it is sent to the pool (or is still there). */
 static int
 touch_read(struct cmd_conn *cc, const char *key, size_t klen,
-           struct cask_item *it, char **val, struct cask_vref *ref)
+           struct cask_item *it, char **val)
 {
     struct cmd_reader *rd = &cc->rd;
 
@@ -301,7 +301,7 @@ touch_read(struct cmd_conn *cc, const char *key, size_t klen,
     if (i >= 0) {
         return take(rd, i, it, val, false);
     }
-    int rc = get_small(cc->env->store, key, klen, it, val, ref, false, true);
+    int rc = get_small(cc->env->store, key, klen, it, val, NULL, false, true);
     if (rc != EAGAIN) {
         return rc;
     }
@@ -310,8 +310,7 @@ touch_read(struct cmd_conn *cc, const char *key, size_t klen,
 
 int
 cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
-               int64_t exp_abs_s, struct cask_item *it, char **val,
-               struct cask_vref *ref, bool fetch)
+               int64_t exp_abs_s, struct cask_item *it, char **val, bool fetch)
 {
     struct cmd_reader *rd = &cc->rd;
     struct cask *store = cc->env->store;
@@ -320,15 +319,12 @@ cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
     if (rd->submit == NULL) {
         return cask_touch_fetch(store, key, klen, exp_abs_s, it, val, fetch);
     }
-    if (!want) {
-        ref = NULL; /* a touch alone reads the record's header and key */
-    }
     for (;;) {
         struct cask_item got;
         char *v = NULL;
 
         memset(&got, 0, sizeof(got));
-        int rc = touch_read(cc, key, klen, &got, want ? &v : NULL, ref);
+        int rc = touch_read(cc, key, klen, &got, want ? &v : NULL);
         if (rc == CMD_READ_PARK) {
             return rc;
         }
@@ -354,9 +350,6 @@ cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
             return rc;
         }
         cmd_read_free(v);
-        if (ref != NULL) {
-            cask_vref_release(ref);
-        }
         if (rc != CASK_EEXISTS) {
             return rc; /* done, deleted meanwhile (a miss), or an error */
         }

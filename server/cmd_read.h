@@ -104,11 +104,14 @@ int cmd_read_head(struct cmd_conn *cc, const char *key, size_t klen,
  * nothing (as cask_touch with a value); without (touch, mg T without v),
  * only the record's header and key are read (cmd_read_head), and a
  * record that cannot be read is touched by cask_touch_fetch on this
- * thread. ref as for cmd_read_get_ref.
- * Connection's thread. */
+ * thread. The value always comes as a copy in *val, never as a reference
+ * into the store's files: the touch is a write, so its reply waits behind
+ * it in the connection's staging buffer, which would have to read a
+ * reference's bytes on the connection's thread, too late to answer a read
+ * error with SERVER_ERROR. Connection's thread. */
 int cmd_read_touch(struct cmd_conn *cc, const char *key, size_t klen,
                    int64_t exp_abs_s, struct cask_item *it, char **val,
-                   struct cask_vref *ref, bool fetch);
+                   bool fetch);
 
 /* Start reading key for a later part of the current request (a multi-get
  * parked before it), unless it is already read or the slots are full. */

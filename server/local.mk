@@ -32,3 +32,8 @@ bitcached_LDADD = $(PROTOCOL_LIBS) $(STORAGE_LIBS) $(LIBEVENT_LIBS) \
 # within a bound per worker (conn.c keep_rbuf; issue 16).
 dist_check_SCRIPTS += tests/integration/test_rbuf_keep.py
 TESTS += tests/integration/test_rbuf_keep.py
+
+# A get-and-touch whose value the disk cannot read answers SERVER_ERROR and
+# keeps the connection, whatever the value's size (cmd_read_touch).
+dist_check_SCRIPTS += tests/integration/test_touch_read_error.py
+TESTS += tests/integration/test_touch_read_error.py
