@@ -28,7 +28,7 @@ struct settings_mc {
     bool flush_disabled;     /* -F: flush_all refused */
     bool dump_disabled;      /* -X: metadump and cachedump refused */
     bool watch_disabled;     /* -W: watch refused */
-    bool detail_enabled;     /* -D given (no per-prefix stats are kept) */
+    bool detail_enabled;     /* -D given: per-prefix stats from the start */
     char prefix_delimiter;   /* -D, default ':' */
     int backlog;             /* -b: listen(2) backlog */
     double factor;           /* -f: size-class growth factor (stats items) */

@@ -442,10 +442,12 @@ check_manifest(struct cask_shard *sh, const uint32_t *ids, size_t n,
                             CASK_MANIFEST_VERSION);
     }
     if (rc == ENOENT) {
-        cask_logf(c, CASK_LOG_INFO,
-                  "shard %u: no segment manifest yet (a store of an older "
-                  "version): created from the %zu segments present",
-                  sh->idx, n);
+        if (n > 0) { /* with no segment either, a new shard: nothing to say */
+            cask_logf(c, CASK_LOG_INFO,
+                      "shard %u: no segment manifest yet (a store of an "
+                      "older version): created from the %zu segments present",
+                      sh->idx, n);
+        }
         return 0;
     }
     if (rc == EINVAL) {
