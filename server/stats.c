@@ -568,6 +568,9 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(evict_runs);
     STORAGE_STAT(unchecked_reads);
     STORAGE_STAT(value_refs);
+    STORAGE_STAT(value_cache_bytes);
+    STORAGE_STAT(value_cache_hits);
+    STORAGE_STAT(value_cache_fills);
 #undef STORAGE_STAT
     snprintf(name, sizeof(name), "%srecovery_s", prefix);
     stat_line(b, name, "%.6f", st->recovery_s);

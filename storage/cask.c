@@ -993,6 +993,9 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->crawl_checked += s.crawl_checked;
         st->unchecked_reads += s.unchecked_reads;
         st->value_refs += s.value_refs;
+        st->value_cache_bytes += s.value_cache_bytes;
+        st->value_cache_hits += s.value_cache_hits;
+        st->value_cache_fills += s.value_cache_fills;
     }
     uint64_t jsyncs, jframes, jckpts;
     cask_journal_counts(c->journal, &jsyncs, &jframes, &jckpts);

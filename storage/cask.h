@@ -87,6 +87,9 @@ struct cask_evicted {
 /* Most evicted items one eviction run describes to cask_options.evicted. */
 #define CASK_EVICTED_MAX 4096u
 
+/* cask_options.value_cache: sized from mem_limit. */
+#define CASK_VALUE_CACHE_AUTO (-1)
+
 struct cask_options {
     unsigned shards; /* number of shards; fixed when the directory
                       * is first created; reopening with another
@@ -115,6 +118,13 @@ struct cask_options {
      * only when none comes. */
     uint64_t mem_limit;
     bool mem_evict;
+    /* Memory for the shards' caches of recently read small values
+     * (cask_vcache.h), bytes over all shards: CASK_VALUE_CACHE_AUTO (the
+     * default) gives each shard a quarter of its share of mem_limit, at
+     * most 4 MiB (4 MiB without mem_limit); 0 turns them off. Under
+     * mem_limit they take only memory the keydirs leave free, and give it
+     * back when the keydirs need it. */
+    int64_t value_cache;
     /* Bound on the data directory's segment and hint files, bytes (0 =
      * none): each shard keeps to its share, disk_limit / shards, by
      * evicting its oldest segments as above (whatever mem_evict says),
@@ -522,6 +532,10 @@ struct cask_stats {
                                  * them again (cask_verify.h) */
     uint64_t value_refs;        /* ... of which handed out as references
                                  * for zero-copy sending */
+    uint64_t value_cache_bytes; /* memory of the caches of recently read
+                                 * small values (counted in mem_limit) */
+    uint64_t value_cache_hits;  /* gets answered from them, no read */
+    uint64_t value_cache_fills; /* values put in them */
     uint64_t segments_mapped;   /* segment files mapped for those, and */
     uint64_t map_budget;        /* how many may be (cask_vmap.h; both
                                  * process-wide, store total only) */

@@ -68,4 +68,5 @@ cask_options_init(struct cask_options *o)
     o->compact_background = true;
     o->crawl_background = true;
     o->write_map = true;
+    o->value_cache = CASK_VALUE_CACHE_AUTO;
 }

@@ -173,6 +173,9 @@ cask_evict_admit(struct cask_shard *sh, size_t cost)
     if (limit == 0) {
         return 0;
     }
+    if (cost != 0) {
+        cask_shard_vc_yield(sh, cost);
+    }
     if (!c->opt.mem_evict) {
         return admit_full(sh, cost);
     }

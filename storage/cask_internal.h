@@ -66,6 +66,9 @@ struct cask {
     /* sum of the active segments' append buffers (cask_log.c): memory
      * mem_limit bounds with the keydirs */
     _Atomic uint64_t buf_bytes;
+    /* sum of the shards' value caches (cask_vcache.h): memory they take
+     * only while the keydirs and buffers leave it free */
+    _Atomic uint64_t vc_bytes;
     /* Without mem_evict: a new key was refused for memory; from then on
      * a new key only takes the place of one that went (cask_evict.c). */
     _Atomic bool mem_full;

@@ -594,6 +594,121 @@ read_value_at(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     return 0;
 }
 
+/* ---- the value cache (cask_vcache.h) ---------------------------------- */
+
+/* A shard's value cache by default may take 1/VC_SHARE of the shard's
+ * part of the memory budget, and VC_MAX at most (also without a budget). */
+#define VC_SHARE 4u
+#define VC_MAX   (4u * 1024 * 1024)
+
+static size_t
+vc_cap(const struct cask *c)
+{
+    if (c->opt.value_cache >= 0) {
+        return (size_t)((uint64_t)c->opt.value_cache / c->nshards);
+    }
+    uint64_t cap = c->opt.mem_limit != 0
+                           ? c->opt.mem_limit / c->nshards / VC_SHARE
+                           : VC_MAX;
+    return cap > VC_MAX ? VC_MAX : (size_t)cap;
+}
+
+/* Bring the store's vc_bytes up to date with this shard's cache (mu). */
+static void
+vc_account(struct cask_shard *sh)
+{
+    size_t now = cask_vcache_bytes(&sh->vc);
+    if (now != sh->vc_counted) {
+        /* modulo 2^64: a smaller cache subtracts */
+        atomic_fetch_add(&sh->store->vc_bytes,
+                         (uint64_t)now - (uint64_t)sh->vc_counted);
+        sh->vc_counted = now;
+    }
+}
+
+/* Whether the memory budget leaves need more bytes to the cache (mu):
+ * the store's keydirs, buffers and caches within mem_limit, and this
+ * shard's within its share of it. The cache takes only memory the keys
+ * do not use, and gives it back when they need it (cask_shard_vc_yield). */
+static bool
+vc_room(struct cask_shard *sh, size_t need)
+{
+    const struct cask *c = sh->store;
+    if (c->opt.mem_limit == 0) {
+        return true;
+    }
+    uint64_t used = atomic_load(&c->kd_bytes) + atomic_load(&c->buf_bytes) +
+                    atomic_load(&c->vc_bytes);
+    uint64_t held = cask_kd_bytes(sh->kd) + sh->buf_counted + sh->vc_counted;
+    return used + need <= c->opt.mem_limit &&
+           held + need <= c->opt.mem_limit / c->nshards;
+}
+
+void
+cask_shard_vc_yield(struct cask_shard *sh, size_t cost)
+{
+    const struct cask *c = sh->store;
+    if (sh->vc_counted == 0 || c->opt.mem_limit == 0) {
+        return;
+    }
+    uint64_t used = atomic_load(&c->kd_bytes) + atomic_load(&c->buf_bytes) +
+                    atomic_load(&c->vc_bytes);
+    uint64_t held = cask_kd_bytes(sh->kd) + sh->buf_counted + sh->vc_counted;
+    if (used + cost > c->opt.mem_limit ||
+        held + cost > c->opt.mem_limit / c->nshards) {
+        cask_vcache_deinit(&sh->vc);
+        vc_account(sh);
+    }
+}
+
+/* A get's value from the cache (mu held, the live entry found naming the
+ * record at off of s with snap's cas): into the scratch buffer or a
+ * malloc'd one, as read_value_at would hand it out. False: not cached
+ * (or no memory), read it. Not while reads go through replaced
+ * operations: tests see every read then. */
+static bool
+vc_serve(struct cask_shard *sh, uint64_t h, const struct cask_segment *s,
+         uint32_t off, const struct cask_item *snap, const void *key,
+         size_t klen, char **val)
+{
+    if (snap->vlen > CASK_VCACHE_VMAX || cask_io_reads_replaced()) {
+        return false;
+    }
+    const char *v = cask_vcache_find(&sh->vc, h, s->id, off, snap->cas, key,
+                                     klen, snap->vlen);
+    if (v == NULL) {
+        return false;
+    }
+    bool own = (size_t)snap->vlen + 1 > scratch_cap;
+    char *buf = own ? malloc((size_t)snap->vlen + 1) : scratch_buf;
+    if (buf == NULL) {
+        return false;
+    }
+    memcpy(buf, v, snap->vlen);
+    buf[snap->vlen] = '\0';
+    *val = buf;
+    return true;
+}
+
+/* A value just read and checked (read_value_at) for the record at off of
+ * segment seg_id: keep it in the cache (mu held). */
+static void
+vc_keep(struct cask_shard *sh, uint64_t h, uint32_t seg_id, uint32_t off,
+        const struct cask_item *snap, const void *key, size_t klen,
+        const char *val)
+{
+    if (snap->vlen > CASK_VCACHE_VMAX || sh->vc.cap == 0 ||
+        cask_io_reads_replaced()) {
+        return;
+    }
+    size_t need = cask_vcache_need(&sh->vc, klen, snap->vlen);
+    bool grow_ok = need == 0 || vc_room(sh, need);
+    if (cask_vcache_fill(&sh->vc, h, seg_id, off, snap->cas, key, klen, val,
+                         snap->vlen, grow_ok)) {
+        vc_account(sh);
+    }
+}
+
 /* A record found by a careful lookup (its key checked) holds another key
  * when read again: it cannot have changed, so the disk did. */
 static int
@@ -987,6 +1102,9 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     unsigned settle_tries = 0;
     int rc;
     pthread_mutex_lock(&sh->mu);
+    if (val != NULL && !head) {
+        cask_vcache_prefetch(&sh->vc, h); /* while the keydir is searched */
+    }
     for (;;) {
         struct cask_kd_entry *e = NULL;
         if (!careful) {
@@ -1051,6 +1169,9 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             /* In a compaction output's buffer: copy it under the mutex. */
             rc = read_value_at(sh, s, off, key, klen, snap.vlen, val, NULL,
                                NULL);
+        } else if (val != NULL && !head &&
+                   vc_serve(sh, h, s, off, &snap, key, klen, val)) {
+            rc = 0; /* a recent read's value, no read */
         } else if (val != NULL) {
             /* Written records never change, and a pinned segment is not
              * freed: read without holding up the shard's other requests. */
@@ -1087,6 +1208,9 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
             }
             pthread_mutex_lock(&sh->mu);
             settle_read(sh, s, e, off, snap.cas, &plan, rc);
+            if (rc == 0 && !head) {
+                vc_keep(sh, h, seg_id, off, &snap, key, klen, *val);
+            }
             if (--s->readers == 0 && s->retired) {
                 cask_seg_close(&s);
             }
@@ -1718,6 +1842,7 @@ cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx)
         cask_logf(c, CASK_LOG_ERROR, "mkdir %s: %s", sh->dir, strerror(rc));
         goto fail;
     }
+    cask_vcache_init(&sh->vc, vc_cap(c));
     sh->kd = cask_kd_create_keyless(kd_match, sh);
     if (sh->kd == NULL) {
         rc = ENOMEM;
@@ -1908,6 +2033,8 @@ cask_shard_close(struct cask_shard **shp)
         atomic_fetch_sub(&sh->store->kd_bytes, sh->kd_counted);
     }
     cask_kd_destroy(&sh->kd);
+    cask_vcache_deinit(&sh->vc);
+    vc_account(sh);
     pthread_mutex_destroy(&sh->mu);
     pthread_mutex_destroy(&sh->maint_mu);
     pthread_cond_destroy(&sh->sync_cv);
@@ -1956,6 +2083,9 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
             atomic_load_explicit(&sh->unchecked_reads, memory_order_relaxed);
     st->value_refs =
             atomic_load_explicit(&sh->value_refs, memory_order_relaxed);
+    st->value_cache_bytes = sh->vc_counted;
+    st->value_cache_hits = sh->vc.hits;
+    st->value_cache_fills = sh->vc.fills;
     st->recovery_s = sh->recovery_s;
     st->failed = sh->failed || sh->held; /* held: until the journal
                                           * recovers (cask_lost.c) */
@@ -2119,6 +2249,8 @@ cask_shard_wipe(struct cask_shard *sh)
     atomic_fetch_sub(&c->kd_bytes, sh->kd_counted);
     sh->kd_counted = 0;
     kd_account(sh);
+    cask_vcache_deinit(&sh->vc); /* its records are gone */
+    vc_account(sh);
     sh->tail.nchain = 0; /* positions in the old log are gone */
     (void)cask_fsync_dir(sh->dir);
 out:

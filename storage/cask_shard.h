@@ -18,6 +18,7 @@
 #include "storage/cask_keydir.h"
 #include "storage/cask_segment.h"
 #include "storage/cask_stream.h"
+#include "storage/cask_vcache.h"
 
 #define CASK_WFAIL_RING 16
 
@@ -114,6 +115,12 @@ struct cask_shard {
     uint64_t max_cas;   /* largest cas seen at recovery */
     size_t kd_counted;  /* mu: keydir bytes added to the store's kd_bytes */
     size_t buf_counted; /* mu: append buffer bytes added to buf_bytes */
+
+    /* mu: recently read small values (cask_vcache.h), and the bytes of
+     * it added to the store's vc_bytes */
+    struct cask_vcache vc;
+    size_t vc_counted;
+
     uint64_t compactions;
     uint64_t bytes_reclaimed;
     uint64_t syncs;
@@ -283,6 +290,12 @@ int cask_shard_evict_oldest(struct cask_shard *sh, uint64_t need,
                             uint64_t disk_bytes, uint64_t *evicted);
 
 void cask_shard_stats(struct cask_shard *sh, struct cask_stats *st);
+
+/* The keydir of sh needs cost more bytes (mu held, cask_evict_admit): its
+ * value cache (cask_vcache.h) gives back its memory when that cost would
+ * take the store past mem_limit or the shard past its share, counting the
+ * caches; keys come first. */
+void cask_shard_vc_yield(struct cask_shard *sh, size_t cost);
 
 /* Replication (cask_stream.c): apply a primary's record verbatim, and drop
  * every segment and key of the shard before a full copy. */

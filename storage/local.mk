@@ -41,6 +41,8 @@ libstorage_a_SOURCES = \
 	storage/cask_verify.c \
 	storage/cask_vmap.h \
 	storage/cask_vmap.c \
+	storage/cask_vcache.h \
+	storage/cask_vcache.c \
 	storage/cask_keydir.h \
 	storage/cask_keydir.c \
 	storage/cask_walk.h \
@@ -91,6 +93,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_manifest \
 	tests/unit/test_cask_large \
 	tests/unit/test_cask_vmap \
+	tests/unit/test_cask_vcache \
 	tests/unit/test_cask_hintscan \
 	tests/unit/test_cask_vwrite \
 	tests/unit/test_cask_keycheck \
@@ -158,6 +161,10 @@ tests_unit_test_cask_large_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_vmap_SOURCES = tests/unit/test_cask_vmap.c
 tests_unit_test_cask_vmap_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_vmap_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_vcache_SOURCES = tests/unit/test_cask_vcache.c
+tests_unit_test_cask_vcache_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_vcache_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_hintscan_SOURCES = tests/unit/test_cask_hintscan.c
 tests_unit_test_cask_hintscan_CFLAGS = $(STORAGE_TEST_CFLAGS)
