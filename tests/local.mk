@@ -184,6 +184,9 @@ dist_check_SCRIPTS += tests/integration/test_batch_mem.py
 TESTS += tests/integration/test_batch_mem.py
 dist_check_SCRIPTS += tests/integration/test_write_map_stats.py
 TESTS += tests/integration/test_write_map_stats.py
+# Hot small gets from the value caches never answer an old value.
+dist_check_SCRIPTS += tests/integration/test_value_cache.py
+TESTS += tests/integration/test_value_cache.py
 
 # --sync=always figures (not part of make check): tests/bench/bench_sync.sh
 # with its load client, which speaks memcached text and Redis RESP.
