@@ -29,6 +29,9 @@ struct ent {
  * 100-byte value with a 32-byte key takes 152). */
 #define RING_PER_SLOT 128u
 
+/* Doorkeeper bits per index slot. */
+#define DOOR_PER_SLOT 4u
+
 static size_t
 ent_len(size_t klen, uint32_t vlen)
 {
@@ -54,6 +57,7 @@ cask_vcache_deinit(struct cask_vcache *vc)
 {
     free(vc->ring);
     free(vc->slots);
+    free(vc->door);
     size_t cap = vc->cap;
     uint64_t hits = vc->hits, fills = vc->fills;
     memset(vc, 0, sizeof(*vc));
@@ -65,7 +69,7 @@ cask_vcache_deinit(struct cask_vcache *vc)
 size_t
 cask_vcache_bytes(const struct cask_vcache *vc)
 {
-    return vc->nbuckets * WAYS * sizeof(struct cask_vcache_slot) + vc->grown;
+    return vc->nbuckets == 0 ? 0 : index_bytes(vc->cap) + vc->grown;
 }
 
 /* The bucket of a key by its keydir hash h: known before the keydir is
@@ -141,10 +145,20 @@ buckets_for(size_t cap)
     return nb;
 }
 
+/* The doorkeeper's 64-bit words for nb buckets. */
+static size_t
+door_words(size_t nb)
+{
+    return nb * WAYS * DOOR_PER_SLOT / 64u + 1u;
+}
+
+/* The index and the doorkeeper of a ring of cap bytes. */
 static size_t
 index_bytes(size_t cap)
 {
-    return buckets_for(cap) * WAYS * sizeof(struct cask_vcache_slot);
+    size_t nb = buckets_for(cap);
+    return nb * WAYS * sizeof(struct cask_vcache_slot) +
+           door_words(nb) * sizeof(uint64_t);
 }
 
 /* Allocate the ring and the index (first fill). */
@@ -155,15 +169,37 @@ setup(struct cask_vcache *vc)
     /* malloc: pages are taken as the ring grows into them */
     vc->ring = malloc(vc->cap);
     vc->slots = calloc(nb * WAYS, sizeof(*vc->slots));
-    if (vc->ring == NULL || vc->slots == NULL) {
+    vc->door = calloc(door_words(nb), sizeof(*vc->door));
+    if (vc->ring == NULL || vc->slots == NULL || vc->door == NULL) {
         free(vc->ring);
         free(vc->slots);
+        free(vc->door);
         vc->ring = NULL;
         vc->slots = NULL;
+        vc->door = NULL;
         return false;
     }
     vc->nbuckets = nb;
     return true;
+}
+
+/* Whether the key with keydir hash h was read lately (its doorkeeper bit
+ * set); if not, it is now. */
+static bool
+door_open(struct cask_vcache *vc, uint64_t h)
+{
+    size_t bits = (door_words(vc->nbuckets) - 1u) * 64u;
+    size_t b = (size_t)((h >> 17) % bits);
+    uint64_t m = UINT64_C(1) << (b % 64u);
+    if (vc->door[b / 64u] & m) {
+        return true;
+    }
+    vc->door[b / 64u] |= m;
+    if (++vc->door_set > bits / 4u) {
+        memset(vc->door, 0, door_words(vc->nbuckets) * sizeof(*vc->door));
+        vc->door_set = 0;
+    }
+    return false;
 }
 
 size_t
@@ -201,6 +237,9 @@ cask_vcache_fill(struct cask_vcache *vc, uint64_t h, uint32_t seg_id,
         } else {
             vc->wrap = vc->grown; /* from now on it turns over */
         }
+    }
+    if (vc->wrap != 0 && !door_open(vc, h)) {
+        return changed; /* not read lately: not yet */
     }
     if (vc->wrap != 0 && vc->head % vc->wrap + len > vc->wrap) {
         vc->head += vc->wrap - vc->head % vc->wrap; /* to the ring's start */

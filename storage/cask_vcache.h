@@ -14,10 +14,12 @@
  * cache to keep it right; stale entries are overwritten as it turns over.
  * Values are cached only after their record passed its checksum.
  *
- * Memory: a ring of entries (oldest overwritten first) and an index of
- * 16-byte slots in buckets of one cache line, both allocated on the first
- * fill. The ring grows (its pages touched) up to the cache's size, a share
- * of the memory budget set at open; what it has taken is counted
+ * Memory: a ring of entries (oldest overwritten first), an index of
+ * 16-byte slots in buckets of one cache line and a doorkeeper of 4 bits a
+ * slot, allocated on the first fill. While the ring still grows, every
+ * value read is put in; once it turns over, only one whose key was read
+ * before not long ago. The ring grows (its pages touched) up to the cache's
+ * size, a share of the memory budget set at open; what it has taken is counted
  * (cask_vcache_bytes) and charged to that budget by the shard.
  *
  * Not thread-safe: every call with the owning shard's mu held. Must not
@@ -45,6 +47,12 @@ struct cask_vcache {
     uint64_t head; /* ring position of the next entry (monotonic) */
     struct cask_vcache_slot *slots;
     size_t nbuckets; /* power of two; 0 until the first fill */
+    /* Once the ring turns over, a value is put in only when its key was
+     * read recently before (a bit of door set by its hash: the
+     * doorkeeper), so that reads of keys read once do not push out the
+     * hot ones; the bits are cleared when a quarter of them is set. */
+    uint64_t *door;
+    size_t door_set; /* bits set */
     uint64_t hits;   /* values served from the cache */
     uint64_t fills;  /* values put in */
 };

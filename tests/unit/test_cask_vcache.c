@@ -78,8 +78,12 @@ test_ring_turns_over_bounded(void **state)
     for (unsigned i = 0; i < n; i++) {
         snprintf(key, sizeof(key), "key-%u", i);
         memset(val, 'a' + (int)(i % 26), sizeof(val));
-        cask_vcache_fill(&vc, i * 2654435761u, 3, i * 64, i + 1, key,
-                         strlen(key), val, sizeof(val), true);
+        /* twice: once the ring turns over, a key read once is not put
+         * in (the doorkeeper) */
+        for (int t = 0; t < 2; t++) {
+            cask_vcache_fill(&vc, (uint64_t)i * 0x9E3779B97F4A7C15u, 3, i * 64,
+                             i + 1, key, strlen(key), val, sizeof(val), true);
+        }
         assert_true(cask_vcache_bytes(&vc) <= cap);
     }
     assert_true(vc.grown == 2 * CASK_VCACHE_STEP); /* and its index */
@@ -90,8 +94,9 @@ test_ring_turns_over_bounded(void **state)
     unsigned found = 0;
     for (unsigned i = n - 100; i < n; i++) {
         snprintf(key, sizeof(key), "key-%u", i);
-        const char *v = cask_vcache_find(&vc, i * 2654435761u, 3, i * 64, i + 1,
-                                         key, strlen(key), sizeof(val));
+        const char *v =
+                cask_vcache_find(&vc, (uint64_t)i * 0x9E3779B97F4A7C15u, 3,
+                                 i * 64, i + 1, key, strlen(key), sizeof(val));
         if (v != NULL) {
             found++;
             for (size_t j = 0; j < sizeof(val); j++) {
@@ -103,13 +108,44 @@ test_ring_turns_over_bounded(void **state)
     /* every entry found is its own: none read from overwritten bytes */
     for (unsigned i = 0; i < n; i++) {
         snprintf(key, sizeof(key), "key-%u", i);
-        const char *v = cask_vcache_find(&vc, i * 2654435761u, 3, i * 64, i + 1,
-                                         key, strlen(key), sizeof(val));
+        const char *v =
+                cask_vcache_find(&vc, (uint64_t)i * 0x9E3779B97F4A7C15u, 3,
+                                 i * 64, i + 1, key, strlen(key), sizeof(val));
         if (v != NULL) {
             assert_int_equal(v[0], 'a' + (int)(i % 26));
             assert_int_equal(v[sizeof(val) - 1], 'a' + (int)(i % 26));
         }
     }
+    cask_vcache_deinit(&vc);
+}
+
+/* Once the ring turns over, a key's value goes in at its second read
+ * only; before, at its first. */
+static void
+test_doorkeeper(void **state)
+{
+    (void)state;
+    struct cask_vcache vc;
+    cask_vcache_init(&vc, 3 * CASK_VCACHE_STEP);
+    char val[500];
+    memset(val, 'd', sizeof(val));
+    assert_true(cask_vcache_fill(&vc, 1, 1, 0, 1, "first", 5, val, 100, true));
+    assert_non_null(cask_vcache_find(&vc, 1, 1, 0, 1, "first", 5, 100));
+    uint64_t fills = vc.fills;
+    unsigned i = 0;
+    while (vc.wrap == 0) {
+        i++;
+        cask_vcache_fill(&vc, (uint64_t)i << 20, 2, i * 1024, i + 1, "k", 1,
+                         val, sizeof(val), true);
+    }
+    fills = vc.fills;
+    uint64_t h = UINT64_C(0x5555) << 17;
+    cask_vcache_fill(&vc, h, 9, 64, 7777, "once", 4, val, 100, true);
+    assert_int_equal(vc.fills, fills);
+    assert_null(cask_vcache_find(&vc, h, 9, 64, 7777, "once", 4, 100));
+    cask_vcache_fill(&vc, h, 9, 64, 7777, "once", 4, val, 100, true);
+    assert_int_equal(vc.fills, fills + 1);
+    assert_non_null(cask_vcache_find(&vc, h, 9, 64, 7777, "once", 4, 100));
     cask_vcache_deinit(&vc);
 }
 
@@ -494,6 +530,7 @@ main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_find_matches_place_cas_key),
             cmocka_unit_test(test_ring_turns_over_bounded),
+            cmocka_unit_test(test_doorkeeper),
             cmocka_unit_test(test_grows_only_when_allowed),
             cmocka_unit_test_setup_teardown(test_store_never_stale, setup,
                                             teardown),
