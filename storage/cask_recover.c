@@ -810,7 +810,8 @@ cask_shard_recover(struct cask_shard *sh)
             cask_logf(c, CASK_LOG_ERROR,
                       "shard %u: segment %08x was written by a newer "
                       "bitcached (this build reads segment formats up to "
-                      "%u); not opening the store, nothing changed",
+                      "%u); not opening the store, the segment is left "
+                      "as it is",
                       sh->idx, ids[i], CASK_SEG_VERSION);
             goto out;
         }
