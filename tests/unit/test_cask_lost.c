@@ -38,18 +38,6 @@ bad_fdatasync(int fd)
     return cask_io_default()->fdatasync(fd);
 }
 
-/* The journal's files cannot be created: the store commits by syncing
- * each shard's segment instead. */
-static ssize_t
-nojournal_pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-    if (tc_fd_is_journal(fd)) {
-        errno = ENOSPC;
-        return -1;
-    }
-    return cask_io_default()->pwrite(fd, buf, n, off);
-}
-
 static void
 opts(struct cask_options *o)
 {
@@ -84,7 +72,7 @@ failed_put_stays_gone(bool journal)
     struct cask_io_ops ops = *cask_io_default();
     ops.fdatasync = bad_fdatasync;
     if (!journal) {
-        ops.pwrite = nojournal_pwrite;
+        ops.pwrite = tc_nojournal_pwrite;
     }
     cask_io_set(&ops);
     atomic_store(&fault, 0);

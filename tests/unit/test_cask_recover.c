@@ -441,13 +441,11 @@ test_manifest_created_for_old_store(void **state)
 static bool
 hint_fd(int fd)
 {
-    char link[64], path[4096];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof(path) - 1);
-    if (n <= 0) {
+    char path[4096];
+    if (!tc_fd_path(fd, path, sizeof(path))) {
         return false;
     }
-    path[n] = '\0';
+    size_t n = strlen(path);
     return n > 5 && strcmp(path + n - 5, ".hint") == 0;
 }
 

@@ -409,19 +409,7 @@ test_cut_segment_written_after(void **state)
     free(big);
 }
 
-/* The journal's files cannot be created (ENOSPC): under always the
- * store commits by syncing each shard's segment instead. */
-static ssize_t
-nojournal_pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-    if (tc_fd_is_journal(fd)) {
-        errno = ENOSPC;
-        return -1;
-    }
-    return cask_io_default()->pwrite(fd, buf, n, off);
-}
-
-/* Reopen f under --sync=always without the journal (nojournal_pwrite),
+/* Reopen f under --sync=always without the journal (tc_nojournal_pwrite),
  * with fdatasyncs that fail and reads that see dropped pages on demand,
  * and store a=1: the inode of the segment the next writes go to. */
 static ino_t
@@ -430,7 +418,7 @@ open_without_journal(struct fx *f)
     struct cask_io_ops ops = *cask_io_default();
     ops.fdatasync = bad_fdatasync;
     ops.pread = dropping_pread;
-    ops.pwrite = nojournal_pwrite;
+    ops.pwrite = tc_nojournal_pwrite;
     cask_io_set(&ops);
     f->o.sync = CASK_SYNC_ALWAYS;
     tc_fx_reopen(f);

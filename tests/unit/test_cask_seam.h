@@ -7,8 +7,10 @@
 #ifndef BITCACHED_TEST_CASK_SEAM_H
 #define BITCACHED_TEST_CASK_SEAM_H
 
+#include "storage/cask_io.h"
 #include "test_cask_util.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -32,6 +34,18 @@ tc_fd_is_journal(int fd)
 {
     char p[4200];
     return tc_fd_path(fd, p, sizeof(p)) && strstr(p, "/journal.") != NULL;
+}
+
+/* A pwrite hook for which the journal's files cannot be written (ENOSPC):
+ * under always the store then commits by syncing each shard's segment. */
+static inline ssize_t
+tc_nojournal_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (tc_fd_is_journal(fd)) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return cask_io_default()->pwrite(fd, buf, n, off);
 }
 
 static inline double
