@@ -626,12 +626,11 @@ vc_account(struct cask_shard *sh)
     }
 }
 
-/* Whether the memory budget leaves need more bytes to the cache (mu):
- * the store's keydirs, buffers and caches within mem_limit, and this
- * shard's within its share of it. The cache takes only memory the keys
- * do not use, and gives it back when they need it (cask_shard_vc_yield). */
+/* Whether the memory budget leaves more bytes (mu): the store's keydirs,
+ * buffers and caches within mem_limit, and this shard's within its share
+ * of it. */
 static bool
-vc_room(struct cask_shard *sh, size_t need)
+vc_fits(const struct cask_shard *sh, size_t more)
 {
     const struct cask *c = sh->store;
     if (c->opt.mem_limit == 0) {
@@ -640,22 +639,16 @@ vc_room(struct cask_shard *sh, size_t need)
     uint64_t used = atomic_load(&c->kd_bytes) + atomic_load(&c->buf_bytes) +
                     atomic_load(&c->vc_bytes);
     uint64_t held = cask_kd_bytes(sh->kd) + sh->buf_counted + sh->vc_counted;
-    return used + need <= c->opt.mem_limit &&
-           held + need <= c->opt.mem_limit / c->nshards;
+    return used + more <= c->opt.mem_limit &&
+           held + more <= c->opt.mem_limit / c->nshards;
 }
 
+/* The cache takes only memory the keys do not use (vc_fits), and gives it
+ * back when they need it. */
 void
 cask_shard_vc_yield(struct cask_shard *sh, size_t cost)
 {
-    const struct cask *c = sh->store;
-    if (sh->vc_counted == 0 || c->opt.mem_limit == 0) {
-        return;
-    }
-    uint64_t used = atomic_load(&c->kd_bytes) + atomic_load(&c->buf_bytes) +
-                    atomic_load(&c->vc_bytes);
-    uint64_t held = cask_kd_bytes(sh->kd) + sh->buf_counted + sh->vc_counted;
-    if (used + cost > c->opt.mem_limit ||
-        held + cost > c->opt.mem_limit / c->nshards) {
+    if (sh->vc_counted != 0 && !vc_fits(sh, cost)) {
         cask_vcache_deinit(&sh->vc);
         vc_account(sh);
     }
@@ -702,7 +695,7 @@ vc_keep(struct cask_shard *sh, uint64_t h, uint32_t seg_id, uint32_t off,
         return;
     }
     size_t need = cask_vcache_need(&sh->vc, klen, snap->vlen);
-    bool grow_ok = need == 0 || vc_room(sh, need);
+    bool grow_ok = need == 0 || vc_fits(sh, need);
     if (cask_vcache_fill(&sh->vc, h, seg_id, off, snap->cas, key, klen, val,
                          snap->vlen, grow_ok)) {
         vc_account(sh);
