@@ -7,7 +7,9 @@
  * While syncs are fast a batch overlaps the journal sync in flight only
  * once that sync has run a while (right after it starts a write waits
  * for it), also when they take several hundred us; while they are slow
- * (a millisecond or more) the next batch starts next to it.
+ * (a millisecond or more) the next batch starts next to it. Under
+ * concurrent load batches are spaced (COMMIT_DELAY_NS) so that more
+ * writes share a sync; a lone writer's batches are not.
  */
 #include "test_cask_seam.h"
 #include "test_cask_util.h"
@@ -412,6 +414,97 @@ test_slow_sync_overlapped(void **state)
     assert_int_equal(atomic_load(&jsync_max), 2);
 }
 
+/* Writer threads for the spacing test: deferred sets of a few keys, one
+ * every ~20 us each, until told to stop. */
+static atomic_int writers_stop;
+
+static void *
+writer_main(void *arg)
+{
+    struct cask *c = arg;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 20000};
+    char k[16];
+    unsigned n = 0;
+
+    while (!atomic_load(&writers_stop)) {
+        struct cask_ticket t;
+        snprintf(k, sizeof(k), "w%u", n++ % 512);
+        if (tc_set_deferred(c, k, "v", &t) != CASK_OK) {
+            break;
+        }
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+/* Under concurrent load (batches of several writes) the journal's
+ * batches are spaced 250 us apart, even while syncs are instant: the
+ * writes that come meanwhile share the next sync instead of a sync
+ * each. First a phase of slow syncs, where batches are large anyway;
+ * then, with instant syncs, the batches taken in 300 ms are counted.
+ * Without the spacing a commit thread takes a batch as soon as it is
+ * back, thousands in that time. */
+static void
+test_busy_batches_spaced(void **state)
+{
+    struct cfx *f = *state;
+    pthread_t th[4];
+    struct cask_stats st;
+
+    atomic_store(&sync_fake, 1);
+    atomic_store(&sync_delay_us, 2000);
+    atomic_store(&writers_stop, 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, f->c), 0);
+    }
+    usleep(50000);
+    atomic_store(&sync_delay_us, 0);
+    usleep(20000);
+    cask_stats(f->c, -1, &st);
+    uint64_t c0 = st.commits, w0 = st.synced_writes;
+    double t0 = tc_mono_ms();
+    usleep(300000);
+    cask_stats(f->c, -1, &st);
+    double ms = tc_mono_ms() - t0;
+    uint64_t commits = st.commits - c0, writes = st.synced_writes - w0;
+    atomic_store(&writers_stop, 1);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+    }
+    fprintf(stderr, "%.0f ms: %llu batches, %llu writes\n", ms,
+            (unsigned long long)commits, (unsigned long long)writes);
+    assert_true(commits > 0);
+    /* one batch per 250 us at most (and a few around the window) */
+    assert_true((double)commits <= ms * 4 + 8);
+    assert_true(writes >= 4 * commits);
+}
+
+/* A lone writer's batches wait for no one: of 100 blocking writes with
+ * instant syncs, the last 50 (long after a spacing would have set in)
+ * include several well under the 250 us a spaced batch waits; were
+ * its batches spaced, none would be. */
+static void
+test_lone_writer_not_delayed(void **state)
+{
+    struct cfx *f = *state;
+    char k[16];
+    int quick = 0;
+
+    atomic_store(&sync_fake, 1);
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof(k), "lone%d", i);
+        double t0 = tc_mono_ms();
+        assert_int_equal(
+                cask_store(f->c, CASK_SET, k, strlen(k), "x", 1, 0, 0, 0, NULL),
+                CASK_OK);
+        if (i >= 50 && tc_mono_ms() - t0 < 0.2) {
+            quick++;
+        }
+    }
+    fprintf(stderr, "blocking writes under 200 us: %d of 50\n", quick);
+    assert_true(quick >= 5);
+}
+
 static void
 test_other_modes_no_ticket(void **state)
 {
@@ -453,6 +546,10 @@ main(void)
             cmocka_unit_test_setup_teardown(test_medium_sync_not_overlapped,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_slow_sync_overlapped, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_busy_batches_spaced, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_lone_writer_not_delayed, setup,
                                             teardown),
             cmocka_unit_test(test_other_modes_no_ticket),
     };
