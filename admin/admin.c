@@ -1,17 +1,23 @@
 /* admin.c - bitcached-admin: offline tools for a data directory that no
  * server holds. This file owns the command line dispatch, messages, the
- * lock check and the progress display; subcommands are in admin_check.c and
+ * lock check, the opening of a store (to change it, or only to look at it)
+ * and the progress display; subcommands are in admin_check.c and
  * admin_dump.c. Depends on the storage library only. */
+#define _GNU_SOURCE /* nftw */
 #include "admin/admin.h"
 
 #include "storage/cask_check.h"
 #include "storage/cask_record.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,13 +72,160 @@ store_log(void *arg, enum cask_log_level level, const char *msg)
     }
 }
 
-int
-admin_open(const char *dir, unsigned shards, struct cask **out)
+/* A private copy of a directory being looked at, opened in its place
+ * when only a replay of its commit journal shows what it holds; removed
+ * by admin_close. Empty when there is none. */
+static char look_copy[4096];
+
+static int
+copy_file(const char *from, const char *to)
+{
+    char buf[1 << 16];
+    int rc = 0;
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        return errno;
+    }
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out < 0) {
+        rc = errno;
+        close(in);
+        return rc;
+    }
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            rc = n < 0 ? errno : 0;
+            break;
+        }
+        for (ssize_t w = 0; w < n;) {
+            ssize_t k = write(out, buf + w, (size_t)(n - w));
+            if (k < 0 && errno != EINTR) {
+                rc = errno;
+                break;
+            }
+            w += k > 0 ? k : 0;
+        }
+        if (rc != 0) {
+            break;
+        }
+    }
+    close(in);
+    if (close(out) != 0 && rc == 0) {
+        rc = errno;
+    }
+    return rc;
+}
+
+/* Copy the tree from into to (made), but its LOCK. 0 or an errno. */
+static int
+copy_tree(const char *from, const char *to)
+{
+    if (mkdir(to, 0700) != 0 && errno != EEXIST) {
+        return errno;
+    }
+    DIR *d = opendir(from);
+    if (d == NULL) {
+        return errno;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        char a[4096], b[4096];
+        struct stat st;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            strcmp(de->d_name, "LOCK") == 0) {
+            continue;
+        }
+        if ((size_t)snprintf(a, sizeof(a), "%s/%s", from, de->d_name) >=
+                    sizeof(a) ||
+            (size_t)snprintf(b, sizeof(b), "%s/%s", to, de->d_name) >=
+                    sizeof(b)) {
+            rc = ENAMETOOLONG;
+        } else if (lstat(a, &st) != 0) {
+            rc = errno;
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = copy_tree(a, b);
+        } else if (S_ISREG(st.st_mode)) {
+            rc = copy_file(a, b);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void
+drop_copy(void)
+{
+    if (look_copy[0] != '\0') {
+        (void)nftw(look_copy, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        look_copy[0] = '\0';
+    }
+}
+
+/* dir's commit journal must be replayed to show what dir holds: copy dir
+ * to a private folder under $TMPDIR and open that (replayed there), so
+ * that dir itself stays as it is. 0 or ADMIN_FAIL (message said). */
+static int
+open_copy(const char *dir, struct cask_options *o, struct cask **out)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(look_copy, sizeof(look_copy), "%s/bitcached-admin.XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (mkdtemp(look_copy) == NULL) {
+        admin_err("%s: %s", look_copy, strerror(errno));
+        look_copy[0] = '\0';
+        return ADMIN_FAIL;
+    }
+    if (!admin_quiet) {
+        admin_err("%s: its commit journal holds writes its segments lack; "
+                  "reading a copy in %s with them replayed (%s itself is "
+                  "not changed)",
+                  dir, look_copy, dir);
+    }
+    char data[sizeof(look_copy) + 8];
+    snprintf(data, sizeof(data), "%s/data", look_copy);
+    int rc = copy_tree(dir, data);
+    if (rc != 0) {
+        admin_err("copy %s to %s: %s", dir, data, strerror(rc));
+        drop_copy();
+        return ADMIN_FAIL;
+    }
+    o->inspect = false;
+    rc = cask_open(out, data, o);
+    if (rc != 0) {
+        admin_err("open a copy of %s: %s", dir, cask_strerror(rc));
+        drop_copy();
+        return ADMIN_FAIL;
+    }
+    return 0;
+}
+
+void
+admin_close(struct cask **c)
+{
+    cask_close(c);
+    drop_copy();
+}
+
+static int
+open_store(const char *dir, unsigned shards, bool look, struct cask **out)
 {
     struct cask_options o;
     unsigned have;
     int fd;
-    if (admin_lock(dir, &fd) != 0) {
+    if ((look ? admin_lock_existing(dir, &fd) : admin_lock(dir, &fd)) != 0) {
         return ADMIN_FAIL;
     }
     if (fd >= 0) {
@@ -94,7 +247,11 @@ admin_open(const char *dir, unsigned shards, struct cask **out)
     o.compact_background = false;
     o.value_max = CASK_REC_VMAX;
     o.log = store_log;
+    o.inspect = look;
     rc = cask_open(out, dir, &o);
+    if (rc == CASK_EREPLAY) {
+        return open_copy(dir, &o, out);
+    }
     if (rc == CASK_ELOCKED) {
         if (admin_lock(dir, &fd) == 0 && fd >= 0) {
             close(fd);
@@ -106,6 +263,18 @@ admin_open(const char *dir, unsigned shards, struct cask **out)
         return ADMIN_FAIL;
     }
     return 0;
+}
+
+int
+admin_open(const char *dir, unsigned shards, struct cask **out)
+{
+    return open_store(dir, shards, false, out);
+}
+
+int
+admin_open_look(const char *dir, struct cask **out)
+{
+    return open_store(dir, 0, true, out);
 }
 
 static double

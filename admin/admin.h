@@ -34,6 +34,16 @@ int admin_lock_existing(const char *dir, int *fd);
  * runs no background compaction. Returns 0 or ADMIN_FAIL (message said). */
 int admin_open(const char *dir, unsigned shards, struct cask **out);
 
+/* Open dir, which must exist, only to read it (stats, dump): recovery runs
+ * in memory and nothing in dir is created, changed or removed (cask_options
+ * inspect). Fails while a server holds it. Returns 0 or ADMIN_FAIL. */
+int admin_open_look(const char *dir, struct cask **out);
+
+/* Close a store admin_open or admin_open_look opened: when dir's commit
+ * journal had writes its segments lacked, admin_open_look read a private
+ * copy of dir with them replayed (dir is never written), removed here. */
+void admin_close(struct cask **c);
+
 /* Progress of a long operation: a bar on a terminal, a plain line every few
  * seconds otherwise, nothing with --quiet. what names the unit counted
  * ("bytes" or "keys"). done() ends the line. */

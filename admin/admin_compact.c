@@ -1,6 +1,7 @@
 /* admin_compact.c - `bitcached-admin stats DIR` and `compact DIR`: the
  * store's own figures per shard, and compaction run to completion, both
- * through the store API (cask_open, cask_stats, cask_compact). The oldest
+ * through the store API (cask_open, cask_stats, cask_compact); stats opens
+ * the store only to look, and changes nothing in it. The oldest
  * and newest record times are the modification times of a shard's oldest
  * and newest segment files (records carry no time of their own). */
 #include "admin/admin.h"
@@ -82,7 +83,7 @@ admin_stats(int argc, char **argv)
         return ADMIN_USAGE;
     }
     struct cask *c;
-    if (admin_open(argv[1], 0, &c) != 0) {
+    if (admin_open_look(argv[1], &c) != 0) {
         return ADMIN_FAIL;
     }
     struct cask_stats st;
@@ -100,7 +101,7 @@ admin_stats(int argc, char **argv)
     (void)cask_stats(c, -1, &st);
     print_stats("total", &st);
     putchar('\n');
-    cask_close(&c);
+    admin_close(&c);
     return ADMIN_OK;
 }
 

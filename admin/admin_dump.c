@@ -1,8 +1,10 @@
 /* admin_dump.c - `bitcached-admin dump` and `load`: stream the live items of
  * a data directory out as text or JSON lines, and read such a stream into a
  * directory (of any shard count). Both go through the store API (cask_open,
- * cask_walk, cask_get, cask_store), so dump sees exactly what a server
- * started on the directory would serve.
+ * cask_walk, cask_get, cask_store), so dump sees what a server started on
+ * the directory would serve. Dump opens the store only to look: nothing in
+ * it changes (frames a commit journal holds that their segments lack are
+ * reported, not replayed).
  *
  * Text format, after the line "bitcached-dump 1", one item per line:
  *   KEY FLAGS EXP CAS SIZE VALUE
@@ -221,7 +223,7 @@ admin_dump(int argc, char **argv)
         return ADMIN_USAGE;
     }
     struct cask *c;
-    if (admin_open(dir, 0, &c) != 0) {
+    if (admin_open_look(dir, &c) != 0) {
         return ADMIN_FAIL;
     }
     struct cask_stats st;
@@ -268,7 +270,7 @@ admin_dump(int argc, char **argv)
         admin_err("write: %s", strerror(errno));
         rc = rc ? rc : EIO;
     }
-    cask_close(&c);
+    admin_close(&c);
     if (rc != 0) {
         return ADMIN_FAIL;
     }

@@ -17,3 +17,6 @@ TESTS += tests/integration/test_admin.py
 dist_check_SCRIPTS += tests/integration/test_admin_journal.py
 TESTS += tests/integration/test_admin_journal.py
 EXTRA_DIST += tests/bench/bench_admin.sh
+# ... and stats, check and dump leave the directory as it was.
+dist_check_SCRIPTS += tests/integration/test_admin_look.py
+TESTS += tests/integration/test_admin_look.py

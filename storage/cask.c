@@ -253,6 +253,35 @@ stop_threads(struct cask *c)
     cask_commit_stop(c);
 }
 
+/* An inspected directory must be there already (it is not made). */
+static int
+inspect_dir(struct cask *c)
+{
+    struct stat st;
+    if (stat(c->dir, &st) != 0) {
+        return errno;
+    }
+    return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+/* To inspect: CASK_EREPLAY when a replay would write into the segments
+ * (what they hold alone would show older values), logged with the count. */
+static int
+inspect_journal(struct cask *c)
+{
+    struct cask_journal_replay_stats js;
+    int rc = cask_journal_pending(c, &js);
+    if (rc == 0 && js.frames_written > 0) {
+        cask_logf(c, CASK_LOG_INFO,
+                  "the commit journal holds %" PRIu64
+                  " frames that their segments lack (not closed cleanly "
+                  "under --sync=always): a replay is needed to read it",
+                  js.frames_written);
+        rc = CASK_EREPLAY;
+    }
+    return rc;
+}
+
 /* ---- parallel recovery ------------------------------------------------ */
 
 /* Shards share nothing while they recover (each reads its own directory
@@ -425,34 +454,42 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         goto fail;
     }
     uint64_t t0 = cask_clock_ns();
-    rc = mkdir_p(dir);
+    rc = o->inspect ? inspect_dir(c) : mkdir_p(dir);
     if (rc != 0) {
-        cask_logf(c, CASK_LOG_ERROR, "mkdir %s: %s", dir, strerror(rc));
+        cask_logf(c, CASK_LOG_ERROR, "%s %s: %s", o->inspect ? "open" : "mkdir",
+                  dir, strerror(rc));
         goto fail;
     }
     char path[CASK_PATH_MAX];
     snprintf(path, sizeof(path), "%s/LOCK", dir);
-    c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (c->lock_fd < 0) {
+    /* To inspect: a shared lock on a LOCK file that is there (none: no
+     * server has ever held the store, or it was removed; not created). */
+    c->lock_fd = o->inspect ? open(path, O_RDONLY | O_CLOEXEC)
+                            : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (c->lock_fd < 0 && !(o->inspect && errno == ENOENT)) {
         rc = errno;
         cask_logf(c, CASK_LOG_ERROR, "open %s: %s", path, strerror(rc));
         goto fail;
     }
-    if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (c->lock_fd >= 0 &&
+        flock(c->lock_fd, (o->inspect ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         rc = errno == EWOULDBLOCK ? CASK_ELOCKED : errno;
         cask_logf(c, CASK_LOG_ERROR,
                   "data directory %s is in use by another process (%s)", dir,
                   path);
         goto fail;
     }
-    /* Before the shard directories are made: each in an allocation group
-     * of its own where the file system can (a hint; cask_spread.c). */
-    (void)cask_spread_dirs(dir);
-    snprintf(path, sizeof(path), "%s/%s.tmp", dir, CASK_STATE_NAME);
-    (void)unlink(path); /* a state file replacement cut short by a crash */
-    rc = cask_ctx_state_adopt_old_name(c);
-    if (rc != 0) {
-        goto fail;
+    if (!o->inspect) {
+        /* Before the shard directories are made: each in an allocation
+         * group of its own where the file system can (a hint;
+         * cask_spread.c). */
+        (void)cask_spread_dirs(dir);
+        snprintf(path, sizeof(path), "%s/%s.tmp", dir, CASK_STATE_NAME);
+        (void)unlink(path); /* a state file replacement cut short */
+        rc = cask_ctx_state_adopt_old_name(c);
+        if (rc != 0) {
+            goto fail;
+        }
     }
     rc = cask_ctx_state_read(c, &m);
     if (rc == 0) {
@@ -486,7 +523,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         memset(&m, 0, sizeof(m));
         m.shards = o->shards;
         m.cas_reserved = 1;
-        rc = cask_ctx_state_write(c, &m);
+        rc = o->inspect ? 0 : cask_ctx_state_write(c, &m);
         if (rc != 0) {
             goto fail;
         }
@@ -506,11 +543,15 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     }
     /* Journal frames go back into their segments before any shard reads
      * them, in every mode (the store may have run under always before). */
-    rc = cask_journal_replay(c, NULL);
-    if (rc == 0 && c->opt.sync != CASK_SYNC_ALWAYS) {
+    if (o->inspect) {
+        rc = inspect_journal(c);
+    } else {
+        rc = cask_journal_replay(c, NULL);
+    }
+    if (rc == 0 && !o->inspect && c->opt.sync != CASK_SYNC_ALWAYS) {
         rc = cask_journal_remove(c);
     }
-    if (rc != 0 && rc != CASK_ENEWER) { /* that one is logged */
+    if (rc != 0 && rc != CASK_ENEWER && rc != CASK_EREPLAY) { /* logged */
         cask_logf(c, CASK_LOG_ERROR, "journal replay in %s: %s", dir,
                   strerror(rc));
     }
@@ -547,6 +588,13 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
               " records read, %" PRIu64 " bytes truncated, %.3f s",
               dir, c->nshards, st.live_keys, st.records_recovered,
               st.bytes_truncated, c->recovery_s);
+    if (o->inspect) {
+        /* Nothing runs behind the caller's back, and nothing is written:
+         * the replica's refusal answers every write. */
+        atomic_store(&c->read_only, true);
+        *out = c;
+        return 0;
+    }
     if (c->opt.sync != CASK_SYNC_ALWAYS) {
         rc = pthread_create(&c->sync_thread, NULL, sync_main, c);
         if (rc != 0) {
@@ -596,6 +644,11 @@ cask_close(struct cask **cp)
         return CASK_OK;
     }
     stop_threads(c);
+    if (c->opt.inspect) {
+        store_free(c); /* nothing was written: nothing to sync */
+        *cp = NULL;
+        return CASK_OK;
+    }
     if (c->journal != NULL) {
         /* Segments synced, a fresh generation: nothing left to replay. */
         int rc = cask_commit_checkpoint(c);

@@ -54,6 +54,9 @@ enum cask_err {
                        * the shard refuses writes while it recovers from
                        * one; the store goes on by itself (CASK_EFAILED
                        * is the refusal after a failed segment sync) */
+    CASK_EREPLAY,     /* opened to inspect (cask_options.inspect): the
+                       * commit journal holds writes its segments lack,
+                       * which only a replay (a writing open) shows */
 };
 
 /* Text for any status above or errno; never NULL. */
@@ -171,6 +174,17 @@ struct cask_options {
      * and for tests that inject write errors at pwrite. Not used under
      * CASK_SYNC_ALWAYS (the journal takes its frames from the buffer). */
     bool write_map;
+    /* Open only to look (bitcached-admin stats and dump): recovery runs in
+     * memory and nothing in dir is created, written, cut, renamed or
+     * removed (no LOCK file, state file, new segment, hint, manifest or
+     * quarantine; a torn tail is left on disk and ignored). The lock is
+     * taken shared, so a server holding the store makes the open fail
+     * with CASK_ELOCKED; a missing LOCK file is not created. When the
+     * commit journal holds frames their segments lack (a crash under
+     * --sync=always) the open fails with CASK_EREPLAY: they are not
+     * replayed in memory. No background thread runs, and every write
+     * fails with CASK_EREADONLY. dir must exist. */
+    bool inspect;
 };
 
 /* Fill *o with the defaults above (interval sync, background compaction and

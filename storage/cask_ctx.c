@@ -228,7 +228,7 @@ cask_ctx_state_read(struct cask *c, struct cask_state *m)
 {
     char path[CASK_PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = open(path, (c->opt.inspect ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (fd < 0) {
         return errno;
     }

@@ -40,6 +40,9 @@ cask_strerror(int err)
         return "read-only replica: writes go to the primary";
     case CASK_ENOREPLICAS:
         return "stored, but not acknowledged by enough replicas in time";
+    case CASK_EREPLAY:
+        return "the commit journal holds writes its segments lack (a "
+               "writing open replays them)";
     default:
         break;
     }

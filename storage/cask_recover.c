@@ -30,6 +30,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Opened only to look (cask_options.inspect): recovery runs in memory
+ * and leaves every file as it is. */
+static bool
+looking(const struct cask_shard *sh)
+{
+    return sh->store->opt.inspect;
+}
+
 /* Records in flight between reading and applying: enough to hide a cache
  * miss on the keydir's table behind the decoding of the ones after it. */
 #define RECOVER_PIPE 8
@@ -304,8 +312,8 @@ missing_segment(struct cask_shard *sh, uint32_t id)
                        NULL) != 0) {
         cask_logf(sh->store, CASK_LOG_ERROR,
                   "shard %u: segment %08x is missing and its hint is "
-                  "unreadable: what it held is lost; hint removed",
-                  sh->idx, id);
+                  "unreadable: what it held is lost%s",
+                  sh->idx, id, looking(sh) ? "" : "; hint removed");
         return;
     }
     sh->records_missing += hc.records;
@@ -313,8 +321,15 @@ missing_segment(struct cask_shard *sh, uint32_t id)
               "shard %u: segment %08x is missing (only its hint is left): "
               "%" PRIu64 " records in %" PRIu64 " bytes lost (%" PRIu64
               " puts, %" PRIu64 " tombstones): keys they held may be gone "
-              "or show older values; hint removed",
-              sh->idx, id, hc.records, cov - CASK_SEG_HDR, hc.puts, hc.tombs);
+              "or show older values%s",
+              sh->idx, id, hc.records, cov - CASK_SEG_HDR, hc.puts, hc.tombs,
+              looking(sh) ? "" : "; hint removed");
+}
+
+static bool
+in_ids(const uint32_t *ids, size_t n, uint32_t id)
+{
+    return n > 0 && bsearch(&id, ids, n, sizeof(uint32_t), cmp_u32) != NULL;
 }
 
 /* Append id to the growing array *a of *n (capacity *cap). */
@@ -339,7 +354,7 @@ push_id(uint32_t **a, size_t *n, size_t *cap, uint32_t id)
  * removed here) go to *orph (malloc'd) and *norph. */
 static int
 list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n, uint32_t **orph,
-              size_t *norph)
+              size_t *norph, const uint32_t *skip, size_t nskip)
 {
     DIR *d = opendir(sh->dir);
     size_t cap = 0, ocap = 0;
@@ -348,7 +363,8 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n, uint32_t **orph,
     *orph = NULL;
     *norph = 0;
     if (d == NULL) {
-        return errno;
+        /* looking: a shard no server ever opened (not made here) */
+        return looking(sh) && errno == ENOENT ? 0 : errno;
     }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
@@ -357,12 +373,17 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n, uint32_t **orph,
         size_t nl = strlen(de->d_name);
         if (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0) {
             /* A hint or state temp file left by a crash. */
-            unlinkat(dirfd(d), de->d_name, 0);
+            if (!looking(sh)) {
+                unlinkat(dirfd(d), de->d_name, 0);
+            }
             continue;
         }
         if (sscanf(de->d_name, "%8x.%15s", &id, ext) != 2 ||
             strcmp(ext, "seg") != 0 || nl != 12) {
             continue;
+        }
+        if (in_ids(skip, nskip, id)) {
+            continue; /* looking: retired, as if its removal was done */
         }
         if (push_id(ids, n, &cap, id) != 0) {
             closedir(d);
@@ -383,6 +404,9 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n, uint32_t **orph,
             continue;
         }
         uint32_t key = id;
+        if (in_ids(skip, nskip, id)) {
+            continue;
+        }
         if (*n == 0 ||
             bsearch(&key, *ids, *n, sizeof(uint32_t), cmp_u32) == NULL) {
             uint32_t v = cask_hint_newer(sh->dir, id);
@@ -393,7 +417,9 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n, uint32_t **orph,
                 return refuse_newer(sh, file, v, CASK_HINT_VERSION);
             }
             missing_segment(sh, id);
-            unlinkat(dirfd(d), de->d_name, 0);
+            if (!looking(sh)) {
+                unlinkat(dirfd(d), de->d_name, 0);
+            }
             if (push_id(orph, norph, &ocap, id) != 0) {
                 closedir(d);
                 return ENOMEM;
@@ -402,12 +428,6 @@ list_segments(struct cask_shard *sh, uint32_t **ids, size_t *n, uint32_t **orph,
     }
     closedir(d);
     return 0;
-}
-
-static bool
-in_ids(const uint32_t *ids, size_t n, uint32_t id)
-{
-    return n > 0 && bsearch(&id, ids, n, sizeof(uint32_t), cmp_u32) != NULL;
 }
 
 /* Was segment id moved to the quarantine (by a recovery cut short before
@@ -539,6 +559,14 @@ start_manifest(struct cask_shard *sh)
     return rc;
 }
 
+/* Looking: the segment ends at len in memory; the file keeps its bytes. */
+static int
+look_cut(struct cask_segment *s, uint64_t len)
+{
+    s->size = s->flushed = len;
+    return 0;
+}
+
 /* Scan segment s from cov. Invalid data followed by a valid record is
  * skipped (the scan resynchronises on that record; the bytes are logged
  * and counted); invalid data up to the end is a torn tail and truncated
@@ -572,7 +600,8 @@ recover_scan(struct cask_shard *sh, struct cask_segment *s, uint64_t cov,
                       " zero bytes past its last record (extended ahead "
                       "of its appends) cut",
                       sh->idx, s->id, s->flushed - end);
-            err = cask_seg_cut_tail(s, end, newest);
+            err = looking(sh) ? look_cut(s, end)
+                              : cask_seg_cut_tail(s, end, newest);
             if (err != 0) {
                 cask_logf(c, CASK_LOG_ERROR, "shard %u: truncate %08x: %s",
                           sh->idx, s->id, strerror(err));
@@ -595,10 +624,12 @@ recover_scan(struct cask_shard *sh, struct cask_segment *s, uint64_t cov,
                 uint64_t lost = s->flushed - end;
                 cask_logf(c, CASK_LOG_WARN,
                           "shard %u: segment %08x: torn or corrupt tail, "
-                          "truncated %" PRIu64 " bytes at offset %" PRIu64,
-                          sh->idx, s->id, lost, end);
+                          "%s %" PRIu64 " bytes at offset %" PRIu64,
+                          sh->idx, s->id,
+                          looking(sh) ? "ignoring" : "truncated", lost, end);
                 sh->bytes_truncated += lost;
-                err = cask_seg_truncate(s, end);
+                err = looking(sh) ? look_cut(s, end)
+                                  : cask_seg_truncate(s, end);
                 if (err != 0) {
                     cask_logf(c, CASK_LOG_ERROR, "shard %u: truncate %08x: %s",
                               sh->idx, s->id, strerror(err));
@@ -739,6 +770,25 @@ out:
     return rc;
 }
 
+/* Looking: the ids the retired file lists (a compaction committed, its
+ * inputs not all removed yet), sorted, and their highest in *max. 0, or
+ * as cask_retire_apply fails. */
+static int
+look_retired(struct cask_shard *sh, uint32_t **ids, size_t *n, uint32_t *max)
+{
+    int rc = cask_retire_ids(sh->dir, ids, n);
+    if (rc != 0) {
+        *ids = NULL;
+        *n = 0;
+        return rc;
+    }
+    if (*n > 1) {
+        qsort(*ids, *n, sizeof(uint32_t), cmp_u32);
+    }
+    *max = *n > 0 ? (*ids)[*n - 1] : 0;
+    return 0;
+}
+
 int
 cask_shard_recover(struct cask_shard *sh)
 {
@@ -748,10 +798,14 @@ cask_shard_recover(struct cask_shard *sh)
     struct recov rv = {.sh = sh, .flush_cas = atomic_load(&c->flush_cas)};
     struct cask_segment **damaged = NULL; /* closed, with damage inside */
     size_t ndamaged = 0;
-    uint32_t retired_max;
-    unsigned removed;
-    /* Finish a committed compaction before reading anything. */
-    int rc = cask_retire_apply(sh->dir, &retired_max, &removed);
+    uint32_t retired_max = 0;
+    unsigned removed = 0;
+    uint32_t *retired = NULL; /* looking: ids the retired file lists */
+    size_t nretired = 0;
+    /* Finish a committed compaction before reading anything (looking:
+     * leave its segments out, as if they were removed). */
+    int rc = looking(sh) ? look_retired(sh, &retired, &nretired, &retired_max)
+                         : cask_retire_apply(sh->dir, &retired_max, &removed);
     if (rc == CASK_ENEWER) {
         return refuse_newer(sh, "the retired-segments file",
                             cask_retire_newer(sh->dir), CASK_RETIRE_VERSION);
@@ -777,11 +831,12 @@ cask_shard_recover(struct cask_shard *sh)
     }
     uint32_t *orph = NULL;
     size_t norph = 0;
-    rc = list_segments(sh, &ids, &n, &orph, &norph);
+    rc = list_segments(sh, &ids, &n, &orph, &norph, retired, nretired);
     if (rc == 0) {
         rc = check_manifest(sh, ids, n, orph, norph);
     }
     free(orph);
+    free(retired);
     if (rc != 0) {
         free(ids);
         return rc;
@@ -805,7 +860,10 @@ cask_shard_recover(struct cask_shard *sh)
         struct cask_segment *s = NULL;
         uint64_t dropped = 0, cov = 0;
         bool bad_header;
-        rc = cask_seg_open(&s, sh->dir, ids[i], &dropped, &bad_header);
+        rc = looking(sh) ? cask_seg_open_look(&s, sh->dir, ids[i], &dropped,
+                                              &bad_header)
+                         : cask_seg_open(&s, sh->dir, ids[i], &dropped,
+                                         &bad_header);
         if (rc == CASK_SEG_ENEWER) {
             cask_logf(c, CASK_LOG_ERROR,
                       "shard %u: segment %08x was written by a newer "
@@ -857,7 +915,9 @@ cask_shard_recover(struct cask_shard *sh)
                           "shard %u: hint of segment %08x unusable; "
                           "scanning the segment",
                           sh->idx, s->id);
-                cask_hint_remove(sh->dir, s->id);
+                if (!looking(sh)) {
+                    cask_hint_remove(sh->dir, s->id);
+                }
             } else if (rc != ENOENT) {
                 /* not damage: the hint is kept for the next start */
                 cask_logf(c, CASK_LOG_WARN,
@@ -885,6 +945,11 @@ cask_shard_recover(struct cask_shard *sh)
         }
     }
     cask_kd_foreach(rv.touches, touch_apply, &rv);
+    if (looking(sh)) {
+        /* Damaged segments are read where they are; nothing takes
+         * appends, and the manifest stays as it is. */
+        goto out;
+    }
     for (size_t i = 0; i < ndamaged; i++) {
         rc = quarantine(sh, damaged[i]);
         if (rc != 0) {

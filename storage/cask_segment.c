@@ -227,9 +227,10 @@ fail:
     return rc;
 }
 
-int
-cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
-              uint64_t *dropped, bool *bad_header)
+/* cask_seg_open; look: read only, nothing written (cask_seg_open_look). */
+static int
+seg_open(struct cask_segment **out, const char *dir, uint32_t id,
+         uint64_t *dropped, bool *bad_header, bool look)
 {
     int rc;
     struct stat st;
@@ -239,7 +240,7 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
     if (s == NULL) {
         return ENOMEM;
     }
-    s->fd = open(s->path, O_RDWR | O_CLOEXEC);
+    s->fd = open(s->path, (look ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (s->fd < 0 || fstat(s->fd, &st) != 0) {
         rc = errno;
         goto fail;
@@ -252,7 +253,11 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
             goto fail;
         }
     }
-    if (st.st_size < (off_t)sizeof(h)) {
+    if (st.st_size < (off_t)sizeof(h) && look) {
+        /* Torn header: read as an empty segment, left as it is. */
+        *dropped = (uint64_t)st.st_size;
+        st.st_size = CASK_SEG_HDR;
+    } else if (st.st_size < (off_t)sizeof(h)) {
         /* Created just before a crash, header torn: nothing to keep. */
         *dropped = (uint64_t)st.st_size;
         encode_header(h, id);
@@ -274,7 +279,7 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
          * carry their own checksums): rewrite it and let the scan decide. */
         *bad_header = true;
         encode_header(h, id);
-        rc = cask_io_pwrite_all(s->fd, h, sizeof(h), 0);
+        rc = look ? 0 : cask_io_pwrite_all(s->fd, h, sizeof(h), 0);
         if (rc != 0) {
             goto fail;
         }
@@ -291,6 +296,20 @@ cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
 fail:
     cask_seg_close(&s);
     return rc;
+}
+
+int
+cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
+              uint64_t *dropped, bool *bad_header)
+{
+    return seg_open(out, dir, id, dropped, bad_header, false);
+}
+
+int
+cask_seg_open_look(struct cask_segment **out, const char *dir, uint32_t id,
+                   uint64_t *dropped, bool *bad_header)
+{
+    return seg_open(out, dir, id, dropped, bad_header, true);
 }
 
 int

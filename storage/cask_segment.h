@@ -134,6 +134,11 @@ int cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
 int cask_seg_open(struct cask_segment **out, const char *dir, uint32_t id,
                   uint64_t *dropped, bool *bad_header);
 
+/* cask_seg_open opened read only, writing nothing: a torn header reads as
+ * an empty segment, a damaged one is only reported. */
+int cask_seg_open_look(struct cask_segment **out, const char *dir, uint32_t id,
+                       uint64_t *dropped, bool *bad_header);
+
 /* Give an opened segment an append buffer of buf_cap bytes (0: none).
  * Returns 0 or an errno. */
 int cask_seg_make_active(struct cask_segment *s, size_t buf_cap);

@@ -1830,7 +1830,7 @@ cask_shard_open(struct cask_shard **out, struct cask *c, unsigned idx)
     pthread_mutex_init(&sh->maint_mu, NULL);
     pthread_cond_init(&sh->sync_cv, NULL);
     snprintf(sh->dir, sizeof(sh->dir), "%s/shard-%03u", c->dir, idx);
-    if (mkdir(sh->dir, 0755) != 0 && errno != EEXIST) {
+    if (!c->opt.inspect && mkdir(sh->dir, 0755) != 0 && errno != EEXIST) {
         rc = errno;
         cask_logf(c, CASK_LOG_ERROR, "mkdir %s: %s", sh->dir, strerror(rc));
         goto fail;
