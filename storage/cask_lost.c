@@ -8,19 +8,23 @@
  * the journal or without) does the same for its shard alone
  * (cask_resync.c): the shard appends nothing until the segment is
  * rewritten, and that rewrite hides the failed puts on disk for good;
- * until then tombstones written straight to the end of that segment
- * (in the kernel, unsynced, outside the append numbers) hide them from
- * a restart after a stop or a process crash.
+ * until then tombstones in a new segment of their own, synced before the
+ * errors go out, hide them from a restart after a stop, a process crash
+ * or a power loss (when the disk refuses that too: written unsynced to
+ * the end of the failed segment, which covers all but a power loss).
  *
  * Works on the shard it is handed, under its mutex; calls down into the
- * keydir, segments, records, the cas allocator and the shard's forget (a
+ * keydir, segments, records, the segment table and manifest (a new
+ * segment for tombstones), the cas allocator and the shard's forget (a
  * tombstone append).
  * Knows nothing of the journal.
  */
 #include "storage/cask_lost.h"
 
+#include "storage/cask_io.h"
 #include "storage/cask_keydir.h"
 #include "storage/cask_log.h"
+#include "storage/cask_manifest.h"
 #include "storage/cask_record.h"
 #include "storage/cask_segtab.h"
 
@@ -134,8 +138,9 @@ struct tombs {
     char *buf;
     size_t len, cap;
     uint64_t n;
-    uint64_t missed; /* puts no tombstone could be made for */
-    int err;         /* why, the first time */
+    uint64_t min_cas, max_cas; /* of the puts they hide (n > 0) */
+    uint64_t missed;           /* puts no tombstone could be made for */
+    int err;                   /* why, the first time */
 };
 
 /* Add to t a tombstone hiding the put at off of s: its key and cas (read
@@ -179,6 +184,8 @@ tomb_make(struct cask_shard *sh, struct cask_segment *s, uint64_t off,
     }
     cask_rec_encode(t->buf + t->len, &tr, hb + CASK_REC_HDR, NULL, 0, NULL, 0);
     t->len += len;
+    t->min_cas = t->n == 0 || r.cas < t->min_cas ? r.cas : t->min_cas;
+    t->max_cas = t->n == 0 || r.cas > t->max_cas ? r.cas : t->max_cas;
     t->n++;
     return 0;
 }
@@ -195,23 +202,74 @@ tomb_add(struct cask_shard *sh, struct cask_segment *s, uint64_t off,
     }
 }
 
-/* Write t's tombstones to the end of s, the active segment of a shard
- * that appends nothing until s is rewritten: the failed puts they hide
- * were dropped from the keydir only, and a stop or a process crash
- * before the rewrite commits would otherwise bring them back at the next
- * start (s, not retired yet, still holds them). One pwrite, not synced,
- * no journal frame and no append number: s takes no appends any more,
- * so nothing counts on them, nothing is written over them, and the
- * rewrite reads them with the rest of s (it still writes the tombstones
- * of its own, dropped_untombed, in case these pages are lost too).
+/* Write t's tombstones into a new segment and fdatasync it (cask_seg_create
+ * synced its header and directory entry): a file whose sync never failed,
+ * so that, once this returns 0, a power loss cannot take them. The new
+ * segment is a closed one (it takes no appends; the failed segment stays
+ * active until its rewrite rolls it), listed in the manifest, compacted as
+ * any other: its tombstones stay while an older segment may hold a put
+ * they hide (the failed segment first). Its id in *id (0 when none was
+ * made). 0, or an error: the tombstones are then not known to be durable
+ * (the segment, when made, stays, holding what was written of them: they
+ * hide only the failed puts and older values of their keys, all dropped
+ * from the keydir already). mu held. */
+static int
+tombs_durable(struct cask_shard *sh, struct tombs *t, uint32_t *id)
+{
+    struct cask_segment *n = NULL;
+    *id = 0;
+    int rc = cask_segtab_new_segment(sh, 0, false, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    *id = n->id;
+    if (cask_manifest_note(sh->manifest, &n->id, 1) != 0) {
+        cask_logf(sh->store, CASK_LOG_WARN,
+                  "shard %u: no memory to list segment %08x in the "
+                  "manifest; its loss would go unnoticed",
+                  sh->idx, n->id);
+    }
+    n->min_cas = t->min_cas;
+    n->max_cas = t->max_cas;
+    rc = cask_seg_write_direct(n, t->buf, t->len);
+    if (rc == 0) {
+        rc = cask_io_fdatasync(n->fd);
+        sh->syncs++;
+    }
+    return rc;
+}
+
+/* Make t's tombstones hide the failed puts of s, the active segment of a
+ * shard that appends nothing until s is rewritten: they were dropped from
+ * the keydir only, and a stop, a process crash or a power loss before the
+ * rewrite commits would otherwise bring them back at the next start (s,
+ * not retired yet, still holds them, and its failed sync may have written
+ * them to the disk). Into a new segment, synced, before the failed puts
+ * are answered (tombs_durable); when the disk refuses that too, written
+ * straight to the end of s (one pwrite, unsynced, no journal frame and no
+ * append number: s takes no appends any more, so nothing counts on them
+ * and nothing is written over them), which covers a stop and a process
+ * crash but not a power loss (logged). The rewrite still writes
+ * tombstones of its own (dropped_untombed), in case these are lost too.
  * mu held. */
 static void
 tombs_write(struct cask_shard *sh, struct cask_segment *s, struct tombs *t)
 {
-    int rc = t->len == 0 ? 0 : cask_seg_write_direct(s, t->buf, t->len);
+    uint32_t id = 0;
+    int rc = t->len == 0 ? 0 : tombs_durable(sh, t, &id);
     if (rc != 0) {
-        t->missed += t->n;
-        t->err = rc;
+        cask_logf(sh->store, CASK_LOG_ERROR,
+                  "shard %u: tombstones for %" PRIu64 " failed puts could "
+                  "not be made durable (%s %08x: %s): written unsynced to "
+                  "seg %08x, so a power loss before its rewrite commits "
+                  "may bring those puts back",
+                  sh->idx, t->n, id != 0 ? "segment" : "no new segment", id,
+                  cask_strerror(rc), s->id);
+        rc = cask_seg_write_direct(s, t->buf, t->len);
+        if (rc != 0) {
+            t->missed += t->n;
+            t->err = rc;
+        }
     }
     if (t->missed != 0) {
         cask_logf(sh->store, CASK_LOG_ERROR,

@@ -4,28 +4,159 @@
  * (cask_lost.c). A get then misses; a stop of the store while the syncs
  * still fail, and the start after it, must not bring the failed value
  * back either (issue 8: the fault model saw such keys resurrected after
- * a SIGTERM during the fault). With the commit journal and without it.
+ * a SIGTERM during the fault), nor must a power loss before the rewrite
+ * (modelled from what each file held at its last fdatasync, failed ones
+ * included). With the commit journal and without it.
  */
 #include "test_cask_seam.h"
 #include "test_cask_util.h"
 
 #include "storage/cask_io.h"
+#include "storage/cask_retire.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 
 /* 0: no fault. 1: fdatasync of segment files fails; one of a journal
- * file blocks until released, then fails too. */
+ * file blocks until released, then fails too. 2: as 1, but only for the
+ * first segment file synced once the fault began (bad_ino) and the
+ * retired file: others sync. */
 static atomic_int fault;
 static atomic_int journal_entered; /* a journal sync is blocked */
 static atomic_int journal_release;
+static atomic_ulong bad_ino;
+
+/* ---- a power loss ---------------------------------------------------------
+ * What a file may hold on disk after a power loss: its bytes as of its
+ * last fdatasync, failed ones included (a failed sync may well have
+ * written the pages; only what was written after it is surely lost), and
+ * nothing for a file never synced. Directories are taken as durable (the
+ * store fsyncs them after each create and rename). */
+#define IMAGES_MAX 256
+static struct image {
+    ino_t ino;
+    char *data;
+    size_t len;
+} images[IMAGES_MAX];
+static int nimages;
+static pthread_mutex_t images_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+images_reset(void)
+{
+    pthread_mutex_lock(&images_mu);
+    for (int i = 0; i < nimages; i++) {
+        free(images[i].data);
+    }
+    nimages = 0;
+    pthread_mutex_unlock(&images_mu);
+}
+
+/* Keep what fd's file holds now as its image. */
+static void
+image_take(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        return;
+    }
+    /* Through a descriptor of its own: fd may be open for writing only. */
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    int rfd = open(path, O_RDONLY);
+    assert_true(rfd >= 0);
+    char *data = malloc((size_t)st.st_size + 1);
+    assert_non_null(data);
+    ssize_t got = cask_io_default()->pread(rfd, data, (size_t)st.st_size, 0);
+    close(rfd);
+    assert_int_equal(got, st.st_size);
+    pthread_mutex_lock(&images_mu);
+    int i = 0;
+    while (i < nimages && images[i].ino != st.st_ino) {
+        i++;
+    }
+    assert_true(i < IMAGES_MAX);
+    if (i == nimages) {
+        nimages++;
+    } else {
+        free(images[i].data);
+    }
+    images[i] = (struct image){st.st_ino, data, (size_t)st.st_size};
+    pthread_mutex_unlock(&images_mu);
+}
+
+/* Copy the tree from into to as a power loss would leave it. */
+static void
+power_loss_copy(const char *from, const char *to)
+{
+    assert_int_equal(mkdir(to, 0755), 0);
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char a[4200], b[4200];
+        struct stat st;
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(a, sizeof(a), "%s/%s", from, de->d_name);
+        snprintf(b, sizeof(b), "%s/%s", to, de->d_name);
+        assert_int_equal(lstat(a, &st), 0);
+        if (S_ISDIR(st.st_mode)) {
+            power_loss_copy(a, b);
+            continue;
+        }
+        int out = open(b, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        assert_true(out >= 0);
+        pthread_mutex_lock(&images_mu);
+        for (int i = 0; i < nimages; i++) {
+            if (images[i].ino == st.st_ino) {
+                assert_int_equal(write(out, images[i].data, images[i].len),
+                                 (ssize_t)images[i].len);
+            }
+        }
+        pthread_mutex_unlock(&images_mu);
+        close(out);
+    }
+    closedir(d);
+}
+
+static bool
+is_segment(int fd)
+{
+    char p[4200];
+    size_t n;
+    return tc_fd_path(fd, p, sizeof(p)) && (n = strlen(p)) > 4 &&
+           strcmp(p + n - 4, ".seg") == 0;
+}
 
 static int
 bad_fdatasync(int fd)
 {
-    if (atomic_load(&fault) != 0) {
+    image_take(fd);
+    int f = atomic_load(&fault);
+    if (f == 2 && !tc_fd_is_journal(fd)) {
+        struct stat st;
+        unsigned long none = 0;
+        if (fstat(fd, &st) == 0 && is_segment(fd)) {
+            atomic_compare_exchange_strong(&bad_ino, &none, st.st_ino);
+        }
+        char p[4200];
+        /* The retired file's too: the rewrite of the failed segment
+         * cannot commit (and hide the failed put for good) meanwhile. */
+        bool retired = tc_fd_path(fd, p, sizeof(p)) &&
+                       strstr(p, "/" CASK_RETIRE_NAME) != NULL;
+        if (!retired &&
+            (fstat(fd, &st) != 0 || st.st_ino != atomic_load(&bad_ino))) {
+            f = 0;
+        }
+    }
+    if (f != 0) {
         if (tc_fd_is_journal(fd)) {
             atomic_store(&journal_entered, 1);
             while (atomic_load(&journal_release) == 0) {
@@ -129,6 +260,94 @@ failed_put_stays_gone(bool journal)
     free(dir);
 }
 
+/* "k" held "old"; its new value's segment sync fails (the disk may have
+ * written the pages all the same), and the set is answered with an
+ * error. A power loss then, before the failed segment's rewrite, must not
+ * bring the failed value back: what hides it must have been made durable
+ * (it was written unsynced to the end of the failed segment). Only that
+ * segment's syncs fail: a fresh file syncs. */
+static void
+failed_put_gone_after_power_loss(bool journal)
+{
+    struct cask_options o;
+    opts(&o);
+    o.compact_background = false;
+    char *dir = tc_mkdtemp();
+    char data[4200], lost[4200];
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(lost, sizeof(lost), "%s/after-power-loss", dir);
+    struct cask_io_ops ops = *cask_io_default();
+    ops.fdatasync = bad_fdatasync;
+    if (!journal) {
+        ops.pwrite = tc_nojournal_pwrite;
+    }
+    images_reset();
+    cask_io_set(&ops);
+    atomic_store(&fault, 0);
+    atomic_store(&bad_ino, 0);
+    atomic_store(&journal_entered, 0);
+    atomic_store(&journal_release, 0);
+    tc_log[0] = '\0';
+    struct cask *c = NULL;
+    assert_int_equal(cask_open(&c, data, &o), CASK_OK);
+    assert_int_equal(tc_set(c, "a", "1"), CASK_OK);
+    assert_int_equal(tc_set(c, "k", "old"), CASK_OK);
+
+    atomic_store(&fault, 2);
+    struct cask_ticket t;
+    assert_int_equal(tc_set_deferred(c, "k", "FAILED new value", &t), CASK_OK);
+    if (journal) {
+        for (int i = 0; i < 1000 && atomic_load(&journal_entered) == 0; i++) {
+            usleep(1000);
+        }
+        assert_int_equal(atomic_load(&journal_entered), 1);
+        assert_int_not_equal(cask_sync(c), CASK_OK);
+        atomic_store(&journal_release, 1);
+    }
+    assert_int_not_equal(answer(c, &t), CASK_OK);
+    if (strstr(tc_log, "writes refused until its records are rewritten") ==
+        NULL) {
+        fail_msg("no failed segment sync; log:\n%s", tc_log);
+    }
+    assert_true(tc_absent(c, "k"));
+
+    /* The power goes: the disk holds what the syncs so far left. */
+    power_loss_copy(data, lost);
+    atomic_store(&fault, 0);
+    struct cask *p = NULL;
+    assert_int_equal(cask_open(&p, lost, &o), CASK_OK);
+    char *v = NULL;
+    struct cask_item it;
+    int rc = cask_get(p, "k", 1, &it, &v);
+    if (rc == CASK_OK) {
+        fail_msg("after a power loss \"k\" is back as \"%.*s\" (a put "
+                 "answered with an error); log:\n%s",
+                 (int)it.vlen, v, tc_log);
+    }
+    assert_int_equal(rc, CASK_ENOTFOUND);
+    assert_true(tc_is(p, "a", "1"));
+    cask_close(&p);
+    cask_close(&c);
+    cask_io_set(NULL);
+    images_reset();
+    tc_rmrf(dir);
+    free(dir);
+}
+
+static void
+test_power_loss_journal(void **state)
+{
+    (void)state;
+    failed_put_gone_after_power_loss(true);
+}
+
+static void
+test_power_loss_without_journal(void **state)
+{
+    (void)state;
+    failed_put_gone_after_power_loss(false);
+}
+
 static void
 test_failed_put_stays_gone_journal(void **state)
 {
@@ -149,6 +368,8 @@ main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_failed_put_stays_gone_journal),
             cmocka_unit_test(test_failed_put_stays_gone_without_journal),
+            cmocka_unit_test(test_power_loss_without_journal),
+            cmocka_unit_test(test_power_loss_journal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
