@@ -580,6 +580,18 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     uint64_t next = m.cas_reserved > max_cas + 1 ? m.cas_reserved : max_cas + 1;
     atomic_store(&c->next_cas, next);
     atomic_store(&c->cas_reserved, m.cas_reserved);
+    /* Segments recovery found cut short while the store was stopped
+     * (cask_recover.c) are rewritten before it serves: until then a get
+     * of a key whose record was cut off would fail. One that fails now
+     * stays queued for the maintenance thread. */
+    for (unsigned i = 0; i < c->nshards && !o->inspect; i++) {
+        if (c->shards[i]->nresync > 0 && cask_shard_resync(c->shards[i]) != 0) {
+            cask_logf(c, CASK_LOG_WARN,
+                      "shard %u: rewrite of segments cut short: retried in "
+                      "the background; their lost keys fail until then",
+                      i);
+        }
+    }
     c->recovery_s = (double)(cask_clock_ns() - t0) / 1e9;
     struct cask_stats st;
     (void)cask_stats(c, -1, &st);

@@ -18,6 +18,7 @@
 #include "storage/cask_manifest.h"
 #include "storage/cask_newer.h"
 #include "storage/cask_record.h"
+#include "storage/cask_resync.h"
 #include "storage/cask_retire.h"
 #include "storage/cask_segtab.h"
 
@@ -332,6 +333,90 @@ in_ids(const uint32_t *ids, size_t n, uint32_t id)
     return n > 0 && bsearch(&id, ids, n, sizeof(uint32_t), cmp_u32) != NULL;
 }
 
+/* recover_cut's hint callback: records that lie within the file are
+ * recovered as usual; past its end (end), a tombstone or touch record
+ * needs none of its bytes (its hint entry says all it did), and a put
+ * that is gone becomes a tombstone of its own cas and seq: its key misses
+ * unless a newer record of it is found, and no older put comes back. */
+struct cut_load {
+    struct recov *rv;
+    uint64_t end;
+    uint64_t puts, others; /* records past the end */
+};
+
+static void
+cut_rec(void *arg, const struct cask_rec *r, const char *key, uint64_t off)
+{
+    struct cut_load *cl = arg;
+    if (off + cask_rec_len(r->klen, r->vlen) <= cl->end) {
+        recover_rec(cl->rv, r, key, off);
+        return;
+    }
+    struct cask_rec t = *r;
+    if (r->type == CASK_REC_PUT) {
+        t.type = CASK_REC_TOMB;
+        t.vlen = 0;
+        cl->puts++;
+    } else {
+        cl->others++;
+    }
+    recover_rec(cl->rv, &t, key, off);
+}
+
+/* Segment s is shorter than its hint says it was (its hint does not fit
+ * it: cask_hint_load said EINVAL). Not a torn tail, which no hint covers
+ * (a segment gets one only once it is closed and synced): something cut
+ * the file while the store was stopped. The hint still describes the
+ * records cut off, and without them a key whose newest record was there
+ * would show an older value, and a key deleted there would be back. When
+ * the hint is sound and covers more than the file: load it (cut_rec), so
+ * that the keydir says what the store said before the cut, less the
+ * values lost, and queue s for the rewrite that a cut found while running
+ * gets (cask_resync.c): it copies what reads back and writes tombstones
+ * and touch records where other segments would otherwise bring an older
+ * value back at a later start. Returns 0 (loaded, logged, queued), EINVAL
+ * (not that case: the caller scans), or what the load returned. Not when
+ * looking: the rewrite writes. */
+static int
+recover_cut(struct cask_shard *sh, struct cask_segment *s, struct recov *rv,
+            uint64_t *cov)
+{
+    struct cask_segment whole = {.id = s->id, .flushed = UINT64_MAX};
+    struct hint_cost hc = {0};
+    uint64_t want = 0;
+    if (looking(sh) ||
+        cask_hint_load(sh->dir, &whole, CASK_REC_VMAX, count_rec, &hc, &want,
+                       NULL) != 0 ||
+        want <= s->flushed) {
+        return EINVAL;
+    }
+    uint64_t had = s->flushed;
+    struct cut_load cl = {.rv = rv, .end = had};
+    /* As long as the hint says it was: what lies past the end of the file
+     * is lost (the rewrite counts it, and reads nothing there). */
+    s->flushed = s->size = want;
+    int rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, cut_rec, &cl, cov,
+                            &s->hint_bytes);
+    if (rc != 0) {
+        s->flushed = s->size = had;
+        return rc;
+    }
+    s->damaged = true; /* compaction leaves it to the rewrite */
+    cask_resync_add(sh, s->id);
+    sh->segments_cut++;
+    cask_logf(sh->store, CASK_LOG_ERROR,
+              "shard %u: segment %08x is %" PRIu64 " bytes long, shorter "
+              "than its hint says it was (%" PRIu64
+              "): cut while the store was stopped. %" PRIu64
+              " puts past the cut are lost: their keys miss unless written "
+              "again later (never an older value); %" PRIu64
+              " tombstones and touch records there still count, as its "
+              "hint gives them; what still reads back is rewritten to a "
+              "new segment",
+              sh->idx, s->id, had, want, cl.puts, cl.others);
+    return 0;
+}
+
 /* Append id to the growing array *a of *n (capacity *cap). */
 static int
 push_id(uint32_t **a, size_t *n, size_t *cap, uint32_t id)
@@ -622,11 +707,22 @@ recover_scan(struct cask_shard *sh, struct cask_segment *s, uint64_t cov,
             }
             if (err == 0) {
                 uint64_t lost = s->flushed - end;
-                cask_logf(c, CASK_LOG_WARN,
+                /* Only the newest segment is appended to: an older one
+                 * ending in a partial record was cut by something else,
+                 * after it was synced and closed, and what followed the
+                 * cut is lost with no hint to say what it was. */
+                cask_logf(c, newest ? CASK_LOG_WARN : CASK_LOG_ERROR,
                           "shard %u: segment %08x: torn or corrupt tail, "
-                          "%s %" PRIu64 " bytes at offset %" PRIu64,
+                          "%s %" PRIu64 " bytes at offset %" PRIu64 "%s",
                           sh->idx, s->id,
-                          looking(sh) ? "ignoring" : "truncated", lost, end);
+                          looking(sh) ? "ignoring" : "truncated", lost, end,
+                          newest ? ""
+                                 : "; it is not the newest segment, so "
+                                   "it was cut short after it was closed: "
+                                   "records past the cut are lost, keys "
+                                   "whose newest records they were may "
+                                   "show older values and keys they "
+                                   "deleted may be back");
                 sh->bytes_truncated += lost;
                 err = looking(sh) ? look_cut(s, end)
                                   : cask_seg_truncate(s, end);
@@ -899,6 +995,10 @@ cask_shard_recover(struct cask_shard *sh)
         rv.seg = s;
         rc = cask_hint_load(sh->dir, s, CASK_REC_VMAX, recover_rec, &rv, &cov,
                             &s->hint_bytes);
+        if (rc == EINVAL) {
+            rc = recover_cut(sh, s, &rv, &cov);
+            rc = rc == 0 ? 0 : EINVAL; /* else: as a hint that does not fit */
+        }
         recover_drain(&rv);
         if (rc == CASK_ENEWER) {
             char file[32];

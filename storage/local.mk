@@ -102,6 +102,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_resync \
 	tests/unit/test_cask_resync_journal \
 	tests/unit/test_cask_lost \
+	tests/unit/test_cask_recover_cut \
 	tests/unit/test_cask_replace \
 	tests/unit/test_cask_rely \
 	tests/unit/test_cask_mapwrite \
@@ -199,6 +200,9 @@ tests_unit_test_cask_resync_journal_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_lost_SOURCES = tests/unit/test_cask_lost.c
 tests_unit_test_cask_lost_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_lost_LDADD = $(STORAGE_TEST_LDADD)
+tests_unit_test_cask_recover_cut_SOURCES = tests/unit/test_cask_recover_cut.c
+tests_unit_test_cask_recover_cut_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_recover_cut_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_replace_SOURCES = tests/unit/test_cask_replace.c
 tests_unit_test_cask_replace_CFLAGS = $(STORAGE_TEST_CFLAGS)
