@@ -1919,14 +1919,17 @@ cask_shard_write_hints(struct cask_shard *sh)
  * keys whose newest record was cut off would show an older value, and
  * keys deleted there would be back. Returns 0, or an error when a
  * segment stays queued (logged with what its records past the cut were:
- * lost, and the keys they held may show older values after a restart).
- * Under the journal, a shard failed after a segment sync stays as before:
- * the next start replays the journal into it. */
+ * lost, and the keys they held may show older values after a restart;
+ * for a failed sync, what that leaves at risk, which under the journal is
+ * nothing acknowledged: the next start replays the journal into it). The
+ * store's commit thread is stopped by now (c->commit NULL): the rewrite
+ * takes what its pages lost from the journal, as the maintenance thread's
+ * would. */
 static int
 close_rewrite(struct cask_shard *sh)
 {
     struct cask *c = sh->store;
-    if (sh->nresync == 0 || sh->latched || (sh->failed && c->commit != NULL)) {
+    if (sh->nresync == 0 || sh->latched) {
         return 0;
     }
     int rc = cask_shard_resync(sh);
@@ -1940,15 +1943,46 @@ close_rewrite(struct cask_shard *sh)
         struct stat st;
         uint64_t now =
                 s != NULL && fstat(s->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-        cask_logf(c, CASK_LOG_ERROR,
-                  "shard %u: close: segment %08x could not be rewritten "
-                  "(%s): the records written to it past byte %" PRIu64
-                  " (up to %" PRIu64 ") are lost, and after a restart the "
-                  "keys they held may show older values and keys they "
-                  "deleted may be back",
-                  sh->idx, sh->resync_ids[i],
-                  rc != 0 ? cask_strerror(rc) : "still queued", now,
-                  s != NULL ? s->flushed : 0);
+        const char *why = rc != 0 ? cask_strerror(rc) : "still queued";
+        if (s == NULL || now < s->flushed) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: close: segment %08x could not be rewritten "
+                      "(%s): the records written to it past byte %" PRIu64
+                      " (up to %" PRIu64 ") are lost, and after a restart the "
+                      "keys they held may show older values and keys they "
+                      "deleted may be back",
+                      sh->idx, sh->resync_ids[i], why, now,
+                      s != NULL ? s->flushed : 0);
+        } else if (c->journal != NULL) {
+            /* Its fdatasync failed: what was acknowledged is in the
+             * journal's generation, kept until a rewrite is done. */
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: close: segment %08x, whose fdatasync "
+                      "failed, could not be rewritten (%s): the next start "
+                      "replays the commit journal into it, which holds every "
+                      "write acknowledged since its last good sync, so "
+                      "nothing acknowledged is lost while the journal's "
+                      "files are intact; writes answered with errors stay "
+                      "undone",
+                      sh->idx, sh->resync_ids[i], why);
+        } else if (c->opt.sync == CASK_SYNC_ALWAYS) {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: close: segment %08x, whose fdatasync "
+                      "failed, could not be rewritten (%s): every write "
+                      "acknowledged in it was synced before its reply, so "
+                      "nothing acknowledged is lost; writes answered with "
+                      "errors stay undone",
+                      sh->idx, sh->resync_ids[i], why);
+        } else {
+            cask_logf(c, CASK_LOG_ERROR,
+                      "shard %u: close: segment %08x, whose fdatasync "
+                      "failed, could not be rewritten (%s): the writes made "
+                      "to it since its last good sync are in the kernel but "
+                      "not known to be on disk: a power loss before the "
+                      "next start rewrites it may lose them (their keys "
+                      "then show older values, deleted keys may be back)",
+                      sh->idx, sh->resync_ids[i], why);
+        }
     }
     return sh->nresync > 0 ? (rc != 0 ? rc : EIO) : 0;
 }
