@@ -529,13 +529,18 @@ out:
     if (srv.store != NULL) {
         int src = cask_sync(srv.store);
         if (src != CASK_OK) {
-            /* Acknowledged writes are in the kernel but not known to be on
-             * disk: a power loss now could lose them. Say so, and do not
+            /* Under interval and never, acknowledged writes are in the
+             * kernel but not known to be on disk: a power loss now could
+             * lose them. Under always each was synced or journaled before
+             * its reply; the disk failed all the same. Say so, and do not
              * let the service manager take this for a clean stop. */
-            log_msg(LOG_ERR,
-                    "final sync failed: %s; writes since the last good sync "
-                    "may not be on disk",
-                    cask_strerror(src));
+            log_msg(LOG_ERR, "final sync failed: %s; %s", cask_strerror(src),
+                    settings.sync == CASK_SYNC_ALWAYS
+                            ? "every acknowledged write was synced or is in "
+                              "the commit journal, which the next start "
+                              "replays (the storage's lines say what else)"
+                            : "writes since the last good sync may not be on "
+                              "disk");
             if (exit_code == 0) {
                 exit_code = EX_IOERR;
             }

@@ -9,6 +9,8 @@
 #     LOST or RESURRECTED (SERVER_ERROR replies are fine; a failed flush_all
 #     must change nothing);
 #   - a SIGTERM while the fault lasts that exits 0 must have lost nothing;
+#     one under always that exits non-zero must not log a loss (nothing
+#     acknowledged is at risk there);
 #   - the server restarts on the same data dir (a full disk included) and,
 #     once the fault is gone, serves writes again without SERVER_ERROR.
 #
@@ -131,6 +133,7 @@ class Faults:
                "CRASHSHIM_FAIL": "%s:1:%s" % (",".join(cm.GROUPS[group]), err),
                "CRASHSHIM_FAIL_WHILE": flag}
         before = len(model.errors)
+        logpos = os.path.getsize(srv.log) if os.path.exists(srv.log) else 0
         if not srv.start(env):
             self.hard.append("%s: start failed (status %s)\n%s" % (
                 label, srv.proc.returncode, srv.log_tail()))
@@ -171,6 +174,18 @@ class Faults:
             shutil.copytree(srv.datadir, "%s.stopped.%d" % (
                 srv.datadir, self.nsnap))
         failed_calls = cm.read_stats(stats).get("#failed", 0)
+        if term and sync == "always" and phase.get("exit") not in (None, 0):
+            # A stop that could not sync says what that leaves at risk:
+            # under always nothing acknowledged (each reply waited for a
+            # sync or a journal commit), not a loss.
+            with open(srv.log, "rb") as f:
+                f.seek(logpos)
+                text = f.read().decode(errors="replace")
+            for claim in ("may not be on disk", "are lost, and after a"):
+                if claim in text:
+                    self.hard.append("%s: the stop logs %r, though nothing "
+                                     "acknowledged is at risk under always"
+                                     "\n%s" % (label, claim, text[-2000:]))
 
         def delta(a, b, k):
             return marks.get(b, {}).get(k, 0) - marks.get(a, {}).get(k, 0)
