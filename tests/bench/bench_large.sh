@@ -15,6 +15,12 @@
 # server (e.g. "--overwrite=0.9" with BITCACHED_ARGS=--segment-size=16m and
 # SECS=20 for a steady state where sets overwrite keys and compaction
 # retires segments all along, instead of a store that only grows).
+# SYSCALLS=1: also count each server's system calls over the run with
+# `perf stat` (tracepoints; needs perf and the right to trace the server)
+# and print them per operation: all of them, and the page cache probes
+# (cachestat) and change-time reads (fstat) of the large value checks
+# (storage/cask_verify.h). Counting costs the server a little CPU, so
+# compare CPU figures only between runs made the same way.
 set -u
 
 bench_name=bench_large.sh
@@ -27,6 +33,13 @@ CONC=${CONC:-16}
 VALUE=${VALUE:-65536}
 BITCACHED_ARGS=${BITCACHED_ARGS:-}
 MEMASLAP_ARGS=${MEMASLAP_ARGS:-}
+SYSCALLS=${SYSCALLS:-0}
+SC_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_cachestat,syscalls:sys_enter_newfstatat
+if [ "$SYSCALLS" = 1 ] &&
+    ! perf stat -e "$SC_EVENTS" -o /dev/null -- true >/dev/null 2>&1; then
+    echo "bench_large.sh: perf cannot count system calls here: SYSCALLS=1 ignored" >&2
+    SYSCALLS=0
+fi
 
 BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
 for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD" ${BITCACHED_BEFORE:+"$BITCACHED_BEFORE"}; do
@@ -42,20 +55,35 @@ printf 'key\n32 32 1\nvalue\n%s %s 1\ncmd\n0 0.1\n1 0.9\n' "$VALUE" "$VALUE" >"$
 
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
-# run_one SERVER: prints "TPS CPU_US_PER_OP" of one run on a fresh server.
+# sc_count FILE EVENT: the count perf stat -x, wrote for EVENT (0 if none).
+sc_count() {
+    awk -F, -v e="$2" '$3 == e && $1 ~ /^[0-9]+$/ { n = $1 } END { print n + 0 }' "$1"
+}
+
+# run_one SERVER: prints "TPS CPU_US_PER_OP" of one run on a fresh server
+# (with SYSCALLS=1 also "SYSCALLS CACHESTAT FSTAT", each per operation).
 run_one() {
-    rm -rf "$tmp/data"
+    rm -rf "$tmp/data" "$tmp/sc.txt"
     if [ "$1" = bitcached ]; then
         # shellcheck disable=SC2086
         start_server "$1" $BITCACHED_ARGS
     else
         start_server "$1"
     fi
+    scpid=
+    if [ "$SYSCALLS" = 1 ]; then
+        perf stat -x, -e "$SC_EVENTS" -o "$tmp/sc.txt" -p "$pid" \
+            -- sleep "$SECS" >/dev/null 2>&1 &
+        scpid=$!
+    fi
     c0=$(cpu_ticks "$pid")
     # shellcheck disable=SC2086
     out=$("$MEMASLAP" -s "127.0.0.1:$port" -F "$tmp/large.cfg" -t "${SECS}s" \
         -c "$CONC" -T 2 $MEMASLAP_ARGS 2>&1)
     c1=$(cpu_ticks "$pid")
+    if [ -n "$scpid" ]; then
+        wait "$scpid"
+    fi
     stop_server
     tps=$(printf '%s\n' "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
     if [ -z "$tps" ]; then
@@ -64,7 +92,17 @@ run_one() {
         tps=0
     fi
     awk -v t="$tps" -v a="$c0" -v b="$c1" -v s="$SECS" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { printf "%s %.1f\n", t, (t > 0 ? (b - a) / hz * 1e6 / (t * s) : 0) }'
+        'BEGIN { printf "%s %.1f", t, (t > 0 ? (b - a) / hz * 1e6 / (t * s) : 0) }'
+    if [ "$SYSCALLS" = 1 ] && [ -s "$tmp/sc.txt" ]; then
+        awk -v t="$tps" -v s="$SECS" -v n="$(sc_count "$tmp/sc.txt" raw_syscalls:sys_enter)" \
+            -v cs="$(sc_count "$tmp/sc.txt" syscalls:sys_enter_cachestat)" \
+            -v fs="$(sc_count "$tmp/sc.txt" syscalls:sys_enter_newfstatat)" \
+            'BEGIN { o = t * s; if (o == 0) o = 1
+                     printf " %.2f %.2f %.2f", n / o, cs / o, fs / o }'
+    elif [ "$SYSCALLS" = 1 ]; then
+        printf ' 0 0 0'
+    fi
+    echo
 }
 
 median() {
@@ -72,15 +110,19 @@ median() {
 }
 
 bc_tps= bc_cpu= mc_tps= mc_cpu= old_tps= old_cpu=
+bc_sc= bc_cs= bc_fs= mc_sc= mc_cs= mc_fs= old_sc= old_cs= old_fs=
 r=0
 while [ $r -lt "$ROUNDS" ]; do
     set -- $(run_one bitcached)
     bc_tps="$bc_tps $1" bc_cpu="$bc_cpu $2"
+    [ $# -ge 5 ] && bc_sc="$bc_sc $3" bc_cs="$bc_cs $4" bc_fs="$bc_fs $5"
     set -- $(run_one memcached)
     mc_tps="$mc_tps $1" mc_cpu="$mc_cpu $2"
+    [ $# -ge 5 ] && mc_sc="$mc_sc $3" mc_cs="$mc_cs $4" mc_fs="$mc_fs $5"
     if [ -n "$BITCACHED_BEFORE" ]; then
         set -- $(BITCACHED=$BITCACHED_BEFORE run_one bitcached)
         old_tps="$old_tps $1" old_cpu="$old_cpu $2"
+        [ $# -ge 5 ] && old_sc="$old_sc $3" old_cs="$old_cs $4" old_fs="$old_fs $5"
     fi
     r=$((r + 1))
 done
@@ -94,5 +136,18 @@ if [ -n "$BITCACHED_BEFORE" ]; then
     echo "large_before_ops_s=$(echo "$old_tps" | median)"
     echo "large_before_cpu_us_per_op=$(echo "$old_cpu" | median)"
     echo "large_before_runs=\"$(echo $old_tps) / $(echo $old_cpu)\""
+fi
+if [ "$SYSCALLS" = 1 ]; then
+    for who in bitcached memcached before; do
+        case $who in
+        bitcached) sc=$bc_sc cs=$bc_cs fs=$bc_fs ;;
+        memcached) sc=$mc_sc cs=$mc_cs fs=$mc_fs ;;
+        before) sc=$old_sc cs=$old_cs fs=$old_fs ;;
+        esac
+        [ -n "$sc" ] || continue
+        echo "large_${who}_syscalls_per_op=$(echo "$sc" | median)"
+        echo "large_${who}_cachestat_per_op=$(echo "$cs" | median)"
+        echo "large_${who}_fstat_per_op=$(echo "$fs" | median)"
+    done
 fi
 exit 0
