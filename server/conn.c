@@ -1,6 +1,7 @@
 /* conn.c - the connection state machine: read -> parse/execute (cmd.c) ->
  * queue replies -> write. Owns the connection's socket, read buffer, output
- * evbuffer and events; runs only on the owning worker's thread.
+ * evbuffer (with the reply held before it, struct direct) and events; runs
+ * only on the owning worker's thread.
  *
  * Backpressure: once the queued output passes OUT_HIGH the connection stops
  * executing requests and stops reading; it resumes when the client has read
@@ -73,6 +74,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,6 +119,24 @@ struct pend {
     size_t len;
 };
 
+/* A reply held out of the output evbuffer while that is empty: its bytes
+ * up to a value sent from its segment's mapping, that value, and the
+ * bytes after it, written with one writev (write_some). Through the
+ * evbuffer the same reply takes three chains and a holder for the value's
+ * pin, four mallocs and four frees. It is the front of what is queued:
+ * bytes queued once out holds any go to out, after it. Sized for a reply
+ * line with the longest key and a cas, and the bytes that end a reply. */
+#define DIRECT_HEAD 384
+#define DIRECT_TAIL 64
+struct direct {
+    size_t head_len;
+    size_t tail_len;
+    size_t sent;          /* bytes of head, value and tail written */
+    struct cask_vref ref; /* the value; seg NULL: none (yet) */
+    char head[DIRECT_HEAD];
+    char tail[DIRECT_TAIL];
+};
+
 struct conn {
     int fd;
     struct worker *w;
@@ -157,6 +177,8 @@ struct conn {
      * heap of ours), since out was last empty: what draining them frees
      * is not worth a malloc_trim (flush_out). */
     size_t out_refs;
+    bool direct_on; /* replies may be held in d (plain socket, no stage) */
+    struct direct d;
     unsigned char close_reason; /* enum watch_conn_ev, for connevents */
     TAILQ_ENTRY(conn) link;
     /* Replies not yet released to out (under --sync=always all of them;
@@ -213,6 +235,116 @@ sink_buf(const struct conn *c)
     return c->out;
 }
 
+/* Bytes of the reply held in c->d not yet written. */
+static size_t
+direct_len(const struct conn *c)
+{
+    const struct direct *d = &c->d;
+    size_t vlen = d->ref.seg != NULL ? d->ref.len : 0;
+
+    return d->head_len + vlen + d->tail_len - d->sent;
+}
+
+/* Empty c->d, unpinning its value. */
+static void
+direct_reset(struct conn *c)
+{
+    struct direct *d = &c->d;
+
+    if (d->ref.seg != NULL) {
+        cask_vref_release(&d->ref);
+    }
+    d->head_len = 0;
+    d->tail_len = 0;
+    d->sent = 0;
+}
+
+/* May bytes bound for out be held in c->d now? Only while out and the
+ * staging buffer are empty (what d holds goes first), and never once
+ * another thread may append to out (watch). */
+static bool
+direct_usable(const struct conn *c)
+{
+    return c->direct_on && c->watch == NULL && sink_buf(c) == c->out &&
+           evbuffer_get_length(c->out) == 0 &&
+           (c->stage == NULL || evbuffer_get_length(c->stage) == 0);
+}
+
+/* Hold n bytes in c->d: before its value while it has none, else after
+ * it. False when they do not fit (the caller queues them in out). */
+static bool
+direct_add(struct conn *c, const void *p, size_t n)
+{
+    struct direct *d = &c->d;
+
+    if (!direct_usable(c)) {
+        return false;
+    }
+    if (d->ref.seg == NULL && n <= sizeof(d->head) - d->head_len) {
+        memcpy(d->head + d->head_len, p, n);
+        d->head_len += n;
+        return true;
+    }
+    if (d->ref.seg != NULL && n <= sizeof(d->tail) - d->tail_len) {
+        memcpy(d->tail + d->tail_len, p, n);
+        d->tail_len += n;
+        return true;
+    }
+    return false;
+}
+
+/* Hold a mapped value in c->d after the bytes held there (*ref is taken
+ * and cleared). False when d already holds one. */
+static bool
+direct_ref(struct conn *c, struct cask_vref *ref)
+{
+    struct direct *d = &c->d;
+
+    if (!direct_usable(c) || d->ref.seg != NULL || ref->ptr == NULL) {
+        return false;
+    }
+    d->ref = *ref;
+    memset(ref, 0, sizeof(*ref));
+    ref->fd = -1;
+    return true;
+}
+
+/* One writev of what c->d holds. Returns the bytes written (d emptied
+ * once all are), or -1 with errno set. */
+static ssize_t
+direct_write(struct conn *c)
+{
+    struct direct *d = &c->d;
+    struct iovec iov[3];
+    int cnt = 0;
+    size_t skip = d->sent;
+    size_t vlen = d->ref.seg != NULL ? d->ref.len : 0;
+    const char *part[3] = {d->head, d->ref.ptr, d->tail};
+    size_t plen[3] = {d->head_len, vlen, d->tail_len};
+
+    for (int i = 0; i < 3; i++) {
+        if (skip >= plen[i]) {
+            skip -= plen[i];
+            continue;
+        }
+        iov[cnt].iov_base = (void *)(part[i] + skip);
+        iov[cnt].iov_len = plen[i] - skip;
+        skip = 0;
+        cnt++;
+    }
+    ssize_t n;
+    do {
+        n = writev(c->fd, iov, cnt);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        d->sent += (size_t)n;
+        if (direct_len(c) == 0) {
+            direct_reset(c);
+        }
+    }
+    return n;
+}
+
 /* Append bytes to the replies. After a value sent from its file
  * (sink_value_ref) the first bytes get a chain of their own, sized for
  * them: evbuffer_add would size it after the file segment's chain, whose
@@ -221,6 +353,9 @@ sink_buf(const struct conn *c)
 static void
 out_add(struct conn *c, const void *p, size_t n)
 {
+    if (direct_add(c, p, n)) {
+        return;
+    }
     if (c->after_ref && n > 0 && sink_buf(c) == c->out) {
         struct evbuffer_iovec v;
 
@@ -324,6 +459,9 @@ sink_value_ref(void *arg, struct cask_vref *ref)
         sink_value(c, buf, len);
         return;
     }
+    if (direct_ref(c, ref)) {
+        return; /* written with the bytes held before and after it */
+    }
     h = malloc(sizeof(*h));
     if (h != NULL && ref->ptr != NULL) {
         /* Mapped: a chain like any other, so the reply line, the value
@@ -378,6 +516,22 @@ write_some(struct conn *c)
 {
     size_t total = 0;
 
+    while (!c->broken && c->tls == NULL && direct_len(c) > 0) {
+        /* the front of the queue: out waits until it is all written */
+        ssize_t n = direct_write(c);
+        if (n > 0) {
+            c->w->bytes_written += (uint64_t)n;
+            c->turn_written += (size_t)n;
+            total += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return total;
+        }
+        /* EFAULT: the value's file was cut short under its mapping; the
+         * reply cannot be completed */
+        c->broken = true;
+    }
     while (!c->broken && evbuffer_get_length(c->out) > 0) {
         errno = 0;
         int n = c->tls != NULL ? tls_conn_write(c->tls, c->out)
@@ -402,11 +556,18 @@ write_some(struct conn *c)
     return total;
 }
 
+/* Replies queued for the socket (c->d and out). */
+static size_t
+out_queued(const struct conn *c)
+{
+    return evbuffer_get_length(c->out) + direct_len(c);
+}
+
 /* Replies queued and staged. */
 static size_t
 out_len(const struct conn *c)
 {
-    size_t len = evbuffer_get_length(c->out);
+    size_t len = evbuffer_get_length(c->out) + direct_len(c);
 
     return c->stage != NULL ? len + evbuffer_get_length(c->stage) : len;
 }
@@ -577,6 +738,7 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
          * buffer moves bytes between buffers: sink_value_ref copies a
          * value held behind a write's reply) */
         sink.value_ref = sink_value_ref;
+        c->direct_on = true;
     }
     cmd_conn_init(&c->cc, &srv->env, &w->ctr, &sink);
     cmd_conn_set_throttle(&c->cc, out_full, c);
@@ -663,6 +825,7 @@ conn_close(struct conn *c)
     cmd_conn_deinit(&c->cc);
     outbudget_add(-(int64_t)c->out_counted);
     w->trim_credit += out_len(c) + c->rsize;
+    direct_reset(c);
     evbuffer_free(c->out);
     if (c->stage != NULL) {
         evbuffer_free(c->stage);
@@ -705,7 +868,7 @@ flush_out(struct conn *c)
         conn_close(c);
         return -1;
     }
-    if (evbuffer_get_length(c->out) > 0) {
+    if (out_queued(c) > 0) {
         /* Re-arm only on progress, so that the timeout counts from the
          * last byte the client took. */
         if (!c->writing || wrote > 0) {
@@ -1206,7 +1369,7 @@ process(struct conn *c)
     if (flush_out(c) < 0) {
         return -1;
     }
-    if (c->paused && !c->yielded && evbuffer_get_length(c->out) <= OUT_LOW) {
+    if (c->paused && !c->yielded && out_queued(c) <= OUT_LOW) {
         /* The client read it all at once: no write event will come to
          * resume, so take another turn after the others. */
         c->paused = false;
@@ -1382,7 +1545,7 @@ on_write(evutil_socket_t fd, short what, void *arg)
         log_msg(LOG_INFO,
                 "<%d read none of its %zu queued reply bytes for "
                 "%u s; closing",
-                (int)fd, evbuffer_get_length(c->out), stall_timeout_s(c));
+                (int)fd, out_queued(c), stall_timeout_s(c));
         c->w->write_timeouts++;
         conn_close(c);
         return;
@@ -1398,7 +1561,7 @@ on_write(evutil_socket_t fd, short what, void *arg)
     if (flush_out(c) < 0) {
         return;
     }
-    if (c->paused && !over_high(c) && evbuffer_get_length(c->out) <= OUT_LOW) {
+    if (c->paused && !over_high(c) && out_queued(c) <= OUT_LOW) {
         c->paused = false;
         if (!c->closing && !c->w->stopping) {
             set_reading(c, true);
@@ -1473,8 +1636,7 @@ conn_commit_done(struct worker *w, unsigned *n)
             flush_out(c);
             continue;
         }
-        if (c->paused && !over_high(c) &&
-            evbuffer_get_length(c->out) <= OUT_LOW) {
+        if (c->paused && !over_high(c) && out_queued(c) <= OUT_LOW) {
             c->paused = false; /* as on_write would */
         }
         if (!c->paused) {
@@ -1530,8 +1692,7 @@ conn_pass_end(struct worker *w)
         if (c->parked && c->pend_n == 0) {
             /* its commit came before its write: go on as after a commit */
             unpark(c);
-            if (c->paused && !over_high(c) &&
-                evbuffer_get_length(c->out) <= OUT_LOW) {
+            if (c->paused && !over_high(c) && out_queued(c) <= OUT_LOW) {
                 c->paused = false;
             }
             if (!c->paused && !c->closing && !w->stopping) {
@@ -1541,8 +1702,7 @@ conn_pass_end(struct worker *w)
         if (flush_out(c) < 0 || c->parked) {
             continue;
         }
-        if (c->paused && !over_high(c) &&
-            evbuffer_get_length(c->out) <= OUT_LOW) {
+        if (c->paused && !over_high(c) && out_queued(c) <= OUT_LOW) {
             /* a multi-get paused behind held replies, and the socket
              * took them all: no write event will resume it */
             c->paused = false;

@@ -214,6 +214,13 @@ dist_check_SCRIPTS += tests/integration/test_read_around.py \
 	tests/integration/test_cold_read.py
 TESTS += tests/integration/test_read_around.py \
 	tests/integration/test_cold_read.py
+
+# Large gets' replies written from the connection's own hold (a reply line,
+# a value from its segment's mapping, the bytes after it, in one writev):
+# whole and in order to a client that reads slowly, and a client closing
+# mid-reply (issue 16).
+dist_check_SCRIPTS += tests/integration/test_direct_reply.py
+TESTS += tests/integration/test_direct_reply.py
 # Cold reads through each worker's io_uring: connections closed and a stop
 # with reads in flight, and the fallback to the I/O threads where io_uring
 # is refused (noring: io_uring_setup refused by a seccomp filter).
