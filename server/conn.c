@@ -124,8 +124,10 @@ struct pend {
  * bytes after it, written with one writev (write_some). Through the
  * evbuffer the same reply takes three chains and a holder for the value's
  * pin, four mallocs and four frees. It is the front of what is queued:
- * bytes queued once out holds any go to out, after it. Sized for a reply
- * line with the longest key and a cas, and the bytes that end a reply. */
+ * bytes queued once out holds any go to out, after it, and before the
+ * next write what is held moves to out's front (direct_spill), so that
+ * one write still takes it all. Sized for a reply line with the longest
+ * key and a cas, and the bytes that end a reply. */
 #define DIRECT_HEAD 384
 #define DIRECT_TAIL 64
 struct direct {
@@ -179,6 +181,7 @@ struct conn {
     size_t out_refs;
     bool direct_on; /* replies may be held in d (plain socket, no stage) */
     struct direct d;
+    struct evbuffer *front;     /* empty between uses: see direct_spill */
     unsigned char close_reason; /* enum watch_conn_ev, for connevents */
     TAILQ_ENTRY(conn) link;
     /* Replies not yet released to out (under --sync=always all of them;
@@ -509,6 +512,56 @@ sink_value_ref(void *arg, struct cask_vref *ref)
     memset(ref, 0, sizeof(*ref));
 }
 
+/* Move what c->d holds unwritten to the front of out, where bytes were
+ * queued after it (a value copied, or more than d takes), so that all of
+ * it leaves in one write as before. False when memory ran out (then the
+ * replies cannot be completed in order). */
+static bool
+direct_spill(struct conn *c)
+{
+    struct direct *d = &c->d;
+    size_t skip = d->sent;
+    size_t vlen = d->ref.seg != NULL ? d->ref.len : 0;
+    bool ok;
+
+    if (c->front == NULL) {
+        c->front = evbuffer_new();
+    }
+    ok = c->front != NULL;
+    if (ok && skip < d->head_len) {
+        ok = evbuffer_add(c->front, d->head + skip, d->head_len - skip) == 0;
+    }
+    skip = skip > d->head_len ? skip - d->head_len : 0;
+    if (ok && skip < vlen) {
+        struct cask_vref *h = malloc(sizeof(*h));
+        ok = h != NULL;
+        if (ok) {
+            *h = d->ref; /* the pin goes with the chain */
+            memset(&d->ref, 0, sizeof(d->ref));
+            if (evbuffer_add_reference(c->front, h->ptr + skip, h->len - skip,
+                                       value_map_done, h) != 0) {
+                value_map_done(NULL, 0, h);
+                ok = false;
+            } else {
+                c->out_refs += h->len - skip;
+            }
+        }
+    }
+    skip = skip > vlen ? skip - vlen : 0;
+    if (ok && skip < d->tail_len) {
+        ok = evbuffer_add(c->front, d->tail + skip, d->tail_len - skip) == 0;
+    }
+    if (ok) {
+        ok = evbuffer_prepend_buffer(c->out, c->front) == 0;
+    }
+    if (c->front != NULL) {
+        /* after a failure: unpins a value moved there */
+        evbuffer_drain(c->front, evbuffer_get_length(c->front));
+    }
+    direct_reset(c);
+    return ok;
+}
+
 /* Write what the socket takes now. Returns the bytes written; on a write
  * error marks the connection broken (the caller closes it). */
 static size_t
@@ -516,6 +569,10 @@ write_some(struct conn *c)
 {
     size_t total = 0;
 
+    if (direct_len(c) > 0 && evbuffer_get_length(c->out) > 0 &&
+        !direct_spill(c)) {
+        c->broken = true;
+    }
     while (!c->broken && c->tls == NULL && direct_len(c) > 0) {
         /* the front of the queue: out waits until it is all written */
         ssize_t n = direct_write(c);
@@ -826,6 +883,9 @@ conn_close(struct conn *c)
     outbudget_add(-(int64_t)c->out_counted);
     w->trim_credit += out_len(c) + c->rsize;
     direct_reset(c);
+    if (c->front != NULL) {
+        evbuffer_free(c->front);
+    }
     evbuffer_free(c->out);
     if (c->stage != NULL) {
         evbuffer_free(c->stage);

@@ -4,7 +4,9 @@ line, a large value sent from its segment's mapping and the bytes after
 it, written with one writev: server/conn.c, struct direct) come out whole
 and in order whatever the socket takes at a time: a client with a small
 receive buffer that reads slowly gets pipelined text gets, a multi-get and
-mg of large values among small replies byte for byte; a client that closes
+mg of large values among small replies byte for byte; a multi-get whose
+large value is held with its line while a smaller value is queued behind
+it comes out in order; a client that closes
 in the middle of such a reply costs no other client anything; and the
 values did go out as references (value_refs counts them) where cachestat(2)
 lets them (Linux 6.5).
@@ -101,6 +103,22 @@ def main():
               rest.endswith(text_value(b"big:3", big[3]) + b"END\r\n"),
               "the replies after them too")
         c.close()
+
+        # a value held with its line, then one queued behind it (copied,
+        # too small to be sent from its file): both in order
+        mid = value(4, 20 * 1024)
+        got = cmd(s, b"set mid 7 0 %d\r\n%s\r\n" % (len(mid), mid))
+        check(got == b"STORED\r\n", "set mid")
+        med = value(5, 3000)
+        got = cmd(s, b"set med 7 0 %d\r\n%s\r\n" % (len(med), med))
+        check(got == b"STORED\r\n", "set med")
+        for keys in (b"mid med", b"mid med mid", b"med mid small"):
+            want = b"".join(text_value(k, {b"mid": mid, b"med": med,
+                                           b"small": b"hello"}[k])
+                            for k in keys.split()) + b"END\r\n"
+            s.sendall(b"get " + keys + b"\r\n")
+            got = bcserver.recv_n(s, len(want))
+            check(got == want, "get %s: byte for byte" % keys.decode())
 
         # a client that goes away in the middle of a large reply
         for _ in range(3):
