@@ -711,6 +711,20 @@ parse_meta(struct proto_parser *p, struct proto_req *req, const struct line *l,
             return fail(req, ERR_FORMAT);
         }
         set_key(req, &l->t[1]);
+        /* memcached decodes the key when the token after it is exactly
+         * "b" (later tokens are ignored), and refuses one that does not
+         * decode with the command line error, not mg's */
+        if (l->n >= 3 && l->t[2].n == 1 && l->t[2].p[0] == 'b') {
+            int n = proto_b64_decode(req->raw_key, req->raw_klen, req->keybuf,
+                                     sizeof(req->keybuf) - 1);
+
+            if (n <= 0) {
+                return fail(req, ERR_FORMAT);
+            }
+            req->key = req->keybuf;
+            req->klen = (size_t)n;
+            req->key_b64 = true;
+        }
         return PROTO_OK;
     default:
         return fail(req, ERR_ERROR);

@@ -1469,7 +1469,16 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
      * since the last access */
     proto_out_init(&o, line, sizeof(line));
     proto_out_mem(&o, "ME ", 3);
-    proto_out_mem(&o, req->key, req->klen);
+    if (req->key_b64) {
+        /* as memcached: the key encoded again from its bytes (so "a2_V5"
+         * shows as "a2V5") */
+        char enc[(PROTO_KEY_MAX + 2) / 3 * 4 + 1];
+        int n = proto_b64_encode(req->key, req->klen, enc, sizeof(enc));
+
+        proto_out_mem(&o, enc, n > 0 ? (size_t)n : 0);
+    } else {
+        proto_out_mem(&o, req->key, req->klen);
+    }
     proto_out_str(&o, " exp=");
     out_ttl(&o, cc->env, it.exp_abs_s);
     proto_out_str(&o, " la=");

@@ -386,6 +386,13 @@ CASES = [
      [b"mg {k} N2592000 t v u\r\n", b"mg {k} f h\r\n", b"mg {k2} T-1 q h N0\r\n",
       b"mg {k2} h s t v\r\n", b"md {k}\r\n", b"mg {k} N0\r\n", b"mg {k} h\r\n",
       b"md {k}\r\n", b"mg {k} N0 v h\r\n", b"mg {k} h\r\n"]),
+    # me decodes its key when the next token is exactly "b", refuses one
+    # that does not decode with the command line error, and shows the key
+    # encoded again
+    ("me with a base64 key", [b"ms YQ== 1 b\r\nz\r\n", b"me YQ== b\r\n", b"me YQ b\r\n",
+                              b"me a b\r\n", b"me Y_Q== b\r\n", b"me YQ== b x\r\n",
+                              b"me YQ== bb\r\n", b"me YQ== x b\r\n", b"me a=== b\r\n",
+                              b"me abc b\r\n", b"md YQ== b\r\n", b"me YQ== b\r\n"]),
     ("gat and gats counted as touches", [b"set {k} 0 0 1\r\nx\r\n", b"gat 100 {k} {k2}\r\n",
                                          b"gats 100 {k}\r\n"]),
 ]
@@ -404,7 +411,7 @@ def mask(data):
     data = b"\r\n".join(lines)
     data = STATS_RE.sub(b"STAT <masked>\r\n", data)
     data = re.sub(rb"^VERSION [^\r\n]*", b"VERSION <masked>", data, flags=re.M)
-    data = re.sub(rb"^ME [^\r\n]*", b"ME <masked>", data, flags=re.M)
+    data = re.sub(rb"^ME (\S+) [^\r\n]*", rb"ME \1 <masked>", data, flags=re.M)
     return data
 
 
