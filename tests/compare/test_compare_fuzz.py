@@ -6,7 +6,8 @@
 # and every step's reply must be byte-identical once cas values (renamed in
 # order of appearance, so equal cas stay equal), TTLs (to 100 s), stats
 # bodies and version strings are masked. A close by one server must be a
-# close by the other. On a mismatch the stream is shrunk (steps dropped while
+# close by the other. A step whose replies differ only in an incr'd
+# number's space padding is counted as padded, not failed (see unpad). On a mismatch the stream is shrunk (steps dropped while
 # the mismatch stays) and printed with the seed and both replies.
 #
 # make check runs a fixed set of seeds. Longer runs:
@@ -209,7 +210,7 @@ def gen_get(r):
 
 
 def gen_touch(r):
-    key = rkey(r)
+    key = rkey(r) if r.random() > 0.04 else rbad_key(r)
     c = r.random()
     if c < 0.1:
         return Step(b"touch %s\r\n" % key)
@@ -227,7 +228,7 @@ def gen_delete(r):
 
 def gen_arith(r):
     cmd = r.choice([b"incr", b"decr"])
-    key = rkey(r)
+    key = rkey(r) if r.random() > 0.04 else rbad_key(r)
     c = r.random()
     if c < 0.7:
         delta = b"%d" % r.choice([0, 1, 1, 5, 100, 2 ** 32, 2 ** 63, 2 ** 64 - 1,
@@ -307,6 +308,11 @@ def gen_meta(r):
     cmd = r.choice([b"mg", b"mg", b"mg", b"ms", b"ms", b"md", b"ma", b"ma", b"me", b"mn"])
     if cmd == b"mn":
         return Step(b"mn\r\n", mns=1)
+    if cmd == b"me" and r.random() < 0.3:
+        # me decodes its key when "b" alone follows it; later tokens are
+        # ignored (the ME line is masked: its la and cas tick apart)
+        key = r.choice([b"{b0}", b"{b1}", b"{k2}", b"{b0}x", b"{L250}", b"{L251}"])
+        return Step(b"me %s %s\r\n" % (key, r.choice([b"b", b"b", b"b x", b"bb", b"x b"])))
     idx = r.randrange(NKEYS)
     key = b"{k%d}" % idx
     letters = {b"mg": META_MG, b"ms": META_MS, b"md": META_MD, b"ma": META_MA,
@@ -378,8 +384,48 @@ def gen_junk(r):
     return Step(r.choice([b"quit\r\n", b"GET / HTTP/1.1\r\n", b"mg {k0} v HTTP/1.0\r\n"]))
 
 
+def gen_admin(r):
+    """memcached's admin and debug commands, good and malformed, with and
+    without noreply. Not watch (the connection then only streams log
+    lines), not lru_crawler metadump or crawl (times and the crawler's
+    reclaiming tick apart), not cache_memlimit under 8 MB (memcached
+    starts evicting), not stats items/slabs (see gen_misc), not stats
+    sizes_enable (there is no size histogram: README), not a slabs
+    reassign or automove that could move a page (memcached evicts its
+    items)."""
+    line = r.choice([
+        b"stats detail on\r\n", b"stats detail off\r\n", b"stats detail dump\r\n",
+        b"stats detail\r\n", b"stats detail on x\r\n", b"stats detail foo\r\n",
+        b"stats reset\r\n", b"stats reset x\r\n", b"stats conns\r\n", b"stats extstore\r\n",
+        b"stats cachedump\r\n", b"stats cachedump 1\r\n", b"stats cachedump x y\r\n",
+        b"stats sizes_disable\r\n", b"stats  \r\n",
+        b"stats settings x\r\n", b"stats \x01\r\n",
+        b"lru mode flat\r\n", b"lru mode segmented\r\n", b"lru mode x\r\n",
+        b"lru tune 10 10 0.1 2\r\n", b"lru tune 1 1 1\r\n", b"lru temp_ttl 10\r\n",
+        b"lru temp_ttl x\r\n", b"lru\r\n", b"lru foo\r\n", b"lru mode flat noreply\r\n",
+        b"lru_crawler\r\n", b"lru_crawler foo\r\n", b"lru_crawler sleep 100\r\n",
+        b"lru_crawler sleep 2000000\r\n", b"lru_crawler tocrawl 10\r\n",
+        b"lru_crawler tocrawl x\r\n", b"lru_crawler enable\r\n",
+        b"lru_crawler metadump\r\n", b"lru_crawler metadump x\r\n",
+        b"slabs automove 0\r\n", b"slabs automove 3\r\n", b"slabs automove x noreply\r\n",
+        b"slabs reassign a 1\r\n", b"slabs reassign 1\r\n",
+        b"slabs\r\n", b"slabs foo\r\n",
+        b"cache_memlimit 64\r\n", b"cache_memlimit 1024 noreply\r\n", b"cache_memlimit\r\n",
+        b"cache_memlimit x\r\n", b"cache_memlimit -1\r\n", b"cache_memlimit 64 1\r\n",
+        b"misbehave\r\n", b"debugtime 10\r\n", b"extstore\r\n", b"shutdown graceful\r\n",
+        b"shutdown x\r\n", b"verbosity 1 noreply\r\n", b"verbosity noreply\r\n",
+        b"verbosity -1\r\n", b"verbosity 99999999999999999999\r\n", b"version 1 2\r\n",
+        b"flush_all 0 noreply x\r\n", b"flush_all noreply 0\r\n", b"flush_all -0\r\n",
+        b"flush_all 99999999999999999999\r\n", b"mn x\r\n", b"mn q O1\r\n",
+        b"gat 100 {k0} noreply\r\n", b"gats noreply {k1}\r\n", b"bget {k0} {k1}\r\n",
+        b"me\r\n", b"me {k0} x y\r\n", b"quit\r\n",
+    ])
+    return Step(line, mns=1 if line.startswith(b"mn") else 0)
+
+
 TEXT_GENERATORS = [(gen_store, 30), (gen_get, 20), (gen_touch, 5), (gen_delete, 8),
-                   (gen_arith, 10), (gen_misc, 4), (gen_meta, 25), (gen_junk, 4)]
+                   (gen_arith, 10), (gen_misc, 4), (gen_meta, 25), (gen_junk, 4),
+                   (gen_admin, 3)]
 
 
 def pick(r, table):
@@ -450,14 +496,19 @@ def gen_bin_step(r):
     if c < 0.9:
         op = r.choice(list(BIN_SHAPES))
     elif c < 0.95:
-        op = r.choice([0x1F, 0x20, 0x21, 0x22, 0x25, 0x30, 0x3D, 0x41, 0x89, 0xFF])
+        # the sasl commands (refused without -S), memcached's range and
+        # tap commands it does not serve, and others
+        op = r.choice([0x1F, 0x20, 0x21, 0x22, 0x25, 0x30, 0x3D, 0x41, 0x89, 0xFF,
+                       0x26, 0x27, 0x28, 0x40, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48])
     else:
         op = r.randrange(256)
     kind, want_key, want_val = BIN_SHAPES.get(op, ("", 1, 1))
     ext = bin_extras(r, kind)
     if want_key == 2:
         # not items/slabs: see gen_misc
-        key = r.choice([b"", b"", b"settings", b"sizes", b"nosuch", b"detail dump"])
+        key = r.choice([b"", b"", b"settings", b"sizes", b"nosuch", b"detail dump",
+                        b"detail on", b"detail off", b"detail", b"reset", b"conns",
+                        b"extstore", b"settings x", b"cachedump 1 0"])
     elif want_key:
         key = b"{k%d}" % r.randrange(NKEYS)
     else:
@@ -766,11 +817,31 @@ class Runner:
         return out
 
 
+PADDED_RE = re.compile(rb"((?:^VALUE \S+ \d+ |^VA ))(\d+)((?: [^\r\n]*)?\r\n)(\d+)( +)\r\n", re.M)
+
+
+def unpad(reply):
+    """A text reply with every number value that ends in spaces (an incr's
+    or decr's in-place rewrite) cut to its digits. memcached rewrites the
+    number in place, space-padded, only while nothing else holds the item;
+    a read of an item in its cold LRU queues an asynchronous LRU bump that
+    holds it until the LRU maintainer thread wakes (after up to a second),
+    and then the incr makes a new item of the number's own length
+    (protocol/PROTOCOL.md). A step whose replies differ only so is counted
+    as padded, not failed."""
+    def cut(m):
+        if int(m.group(2)) != len(m.group(4)) + len(m.group(5)):
+            return m.group(0)
+        return b"%s%d%s%s\r\n" % (m.group(1), len(m.group(4)), m.group(3), m.group(4))
+    return PADDED_RE.sub(cut, reply)
+
+
 class Pair:
     def __init__(self, ref, sut):
         self.ref = ref
         self.sut = sut
         self.runs = 0
+        self.padded = 0
 
     def compare(self, steps):
         """Run steps on both servers with a fresh key prefix. Returns None
@@ -783,8 +854,11 @@ class Pair:
         for i in range(max(len(want), len(got))):
             w = want[i] if i < len(want) else None
             g = got[i] if i < len(got) else None
-            if w != g:
+            if w != g and not (w and g and w[1] == g[1] and isinstance(w[0], bytes) and
+                               isinstance(g[0], bytes) and unpad(w[0]) == unpad(g[0])):
                 return (i, w, g)
+            if w != g:
+                self.padded += 1
         return None
 
 
@@ -866,6 +940,7 @@ def main():
     unstable = 0
     runs = 0
     started = time.monotonic()
+    pair = None
     try:
         ref.start()
         sut.start()
@@ -913,8 +988,9 @@ def main():
     finally:
         ref.close()
         sut.close()
-    print("compare fuzz: %d streams of %d steps, %d failures, %d unstable, %.1f s"
-          % (runs, nsteps, fails, unstable, time.monotonic() - started))
+    print("compare fuzz: %d streams of %d steps, %d failures, %d unstable, %d padded, %.1f s"
+          % (runs, nsteps, fails, unstable, pair.padded if pair else 0,
+             time.monotonic() - started))
     return 1 if fails else 0
 
 
