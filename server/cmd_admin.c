@@ -49,6 +49,8 @@ struct cmd_admin_job {
     uint64_t written; /* cachedump: reply bytes so far */
     bool full;        /* cachedump: limit reached */
     struct class_sum sum[MAX_CLASSES];
+    cmd_admin_done_fn done; /* the whole reply goes there, not the sink */
+    void *done_arg;
     char *buf;
     size_t len, cap;
 };
@@ -290,6 +292,13 @@ cmd_admin_continue(struct cmd_conn *cc)
         }
         job_append(j, "END\r\n", 5);
     }
+    if (j->done != NULL) {
+        if (!more) {
+            j->done(cc, j->done_arg, j->buf, j->len);
+            job_free(cc);
+        }
+        return;
+    }
     job_flush(cc);
     if (!more) {
         job_free(cc);
@@ -302,19 +311,30 @@ cmd_admin_cancel(struct cmd_conn *cc)
     job_free(cc);
 }
 
+/* The connection's new job, or NULL when out of memory (nothing said). */
 static struct cmd_admin_job *
-job_new(struct cmd_conn *cc, enum job_kind kind)
+job_create(struct cmd_conn *cc, enum job_kind kind)
 {
     struct cmd_admin_job *j = calloc(1, sizeof(*j));
 
     if (j == NULL) {
-        emit_str(cc, "SERVER_ERROR out of memory\r\n");
         return NULL;
     }
     j->kind = kind;
     j->env = cc->env;
     job_free(cc);
     cc->job = j;
+    return j;
+}
+
+static struct cmd_admin_job *
+job_new(struct cmd_conn *cc, enum job_kind kind)
+{
+    struct cmd_admin_job *j = job_create(cc, kind);
+
+    if (j == NULL) {
+        emit_str(cc, "SERVER_ERROR out of memory\r\n");
+    }
     return j;
 }
 
@@ -786,6 +806,30 @@ cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req)
         emit_str(cc, "ERROR\r\n");
     }
     return CMD_DONE;
+}
+
+bool
+cmd_admin_stats_whole(struct cmd_conn *cc, const char *group, size_t len,
+                      cmd_admin_done_fn done, void *arg)
+{
+    enum job_kind kind;
+    struct cmd_admin_job *j;
+
+    if (len == 5 && memcmp(group, "items", 5) == 0) {
+        kind = JOB_ITEMS;
+    } else if (len == 5 && memcmp(group, "slabs", 5) == 0) {
+        kind = JOB_SLABS;
+    } else {
+        return false;
+    }
+    if ((j = job_create(cc, kind)) == NULL) {
+        done(cc, arg, NULL, 0);
+        return true;
+    }
+    j->done = done;
+    j->done_arg = arg;
+    cmd_admin_continue(cc);
+    return true;
 }
 
 bool

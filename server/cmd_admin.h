@@ -35,6 +35,19 @@ bool cmd_admin_chunked(const struct cmd_env *env, const void *key, size_t klen);
  * extstore); returns false for the others (left to env->stats). */
 bool cmd_admin_stats(struct cmd_conn *cc, const char *args, size_t len);
 
+/* Where a whole finished reply goes instead of the connection's sink:
+ * text is the text protocol's reply (STAT lines, then END). */
+typedef void (*cmd_admin_done_fn)(struct cmd_conn *cc, void *arg,
+                                  const char *text, size_t len);
+
+/* The binary protocol's stat items and stat slabs: the same walk as the
+ * text commands' (a job of the connection, a batch per call), whose whole
+ * reply goes to done(cc, arg, ...) once the walk is over, instead of to the
+ * connection's sink (text NULL: out of memory). Returns false for another
+ * group (nothing started). */
+bool cmd_admin_stats_whole(struct cmd_conn *cc, const char *group, size_t len,
+                           cmd_admin_done_fn done, void *arg);
+
 /* Run the next batch of the connection's job and, when it is done, write
  * its end and free it. */
 void cmd_admin_continue(struct cmd_conn *cc);

@@ -451,43 +451,31 @@ textbuf_value(void *arg, char *buf, size_t n)
     free(buf);
 }
 
-/* stat [group]: the text reply of the same group, one packet per STAT line
- * (key = name, value = value), then an empty packet; a group the text
- * protocol refuses is "Not found", as memcached answers it. */
+/* The packets of a text stats reply: one per STAT line (key = name, value
+ * = value), then an empty one; a reply the text protocol refuses is "Not
+ * found". detail: the reply of stat detail dump, sent whole. */
 static void
-do_stat(struct cmd_conn *cc, const struct proto_bin_req *req)
+send_stats(struct cmd_conn *cc, const struct proto_bin_req *req,
+           const char *text, size_t len, bool detail)
 {
-    struct textbuf t = {0};
-    struct cmd_sink sink = {textbuf_bytes, textbuf_value, &t, NULL};
     size_t pos = 0;
 
-    if (cc->env->stats == NULL) {
-        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0);
-        return;
-    }
-    cc->env->stats(cc->env->stats_arg, req->key, req->klen, &sink);
-    if (t.oom) {
-        free(t.p);
-        respond_error(cc, req, PROTO_BIN_ENOMEM);
-        return;
-    }
-    if (t.len >= 5 &&
-        (memcmp(t.p, "ERROR", 5) == 0 || memcmp(t.p, "CLIENT_ERROR", 5) == 0)) {
-        free(t.p);
+    if (len >= 5 && (memcmp(text, "ERROR", 5) == 0 ||
+                     memcmp(text, "CLIENT_ERROR", 5) == 0)) {
         respond_error(cc, req, PROTO_BIN_KEY_ENOENT);
         return;
     }
-    if (req->klen == 11 && memcmp(req->key, "detail dump", 11) == 0) {
+    if (detail) {
         /* memcached sends the text dump whole, END included, as the value
          * of one stat named "detailed" */
-        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, "detailed", 8, t.p,
-                (uint32_t)t.len, 0);
-        pos = t.len;
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, "detailed", 8, text,
+                (uint32_t)len, 0);
+        pos = len;
     }
-    while (pos < t.len) {
-        const char *line = t.p + pos;
-        const char *eol = memchr(line, '\n', t.len - pos);
-        size_t n = eol != NULL ? (size_t)(eol - line) : t.len - pos;
+    while (pos < len) {
+        const char *line = text + pos;
+        const char *eol = memchr(line, '\n', len - pos);
+        size_t n = eol != NULL ? (size_t)(eol - line) : len - pos;
         const char *name, *sp, *end;
 
         pos += n + 1;
@@ -510,8 +498,88 @@ do_stat(struct cmd_conn *cc, const struct proto_bin_req *req)
                 (uint16_t)(sp - name), sp < end ? sp + 1 : sp,
                 (uint32_t)(sp < end ? end - sp - 1 : 0), 0);
     }
-    free(t.p);
     respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0);
+}
+
+static void
+stats_walked(struct cmd_conn *cc, void *arg, const char *text, size_t len)
+{
+    struct cmd_bin *b = arg;
+
+    if (text == NULL) {
+        respond_error(cc, &b->stat_req, PROTO_BIN_ENOMEM);
+        return;
+    }
+    send_stats(cc, &b->stat_req, text, len, false);
+}
+
+/* Whether key starts with the word w (memcached compares the key's first
+ * bytes only, so "settingsX" is settings). */
+static bool
+starts(const struct proto_bin_req *req, const char *w)
+{
+    size_t n = strlen(w);
+
+    return req->klen >= n && memcmp(req->key, w, n) == 0;
+}
+
+/* stat [group]: memcached's binary stat serves fewer groups than the text
+ * command, and matches them its own way: reset, settings and detail by
+ * their first bytes (detail's " on", " off" or " dump" too), items,
+ * slabs and the sizes ones whole; any other group (conns, extstore,
+ * cachedump...) is "Not found". */
+static void
+do_stat(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
+{
+    struct textbuf t = {0};
+    struct cmd_sink sink = {textbuf_bytes, textbuf_value, &t, NULL};
+    const char *group = req->key;
+    size_t glen = req->klen;
+    bool detail = false;
+
+    if (cc->env->stats == NULL) {
+        respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    if (glen == 0) {
+        /* every general stat */
+    } else if (starts(req, "reset")) {
+        group = "reset";
+    } else if (starts(req, "settings")) {
+        group = "settings";
+    } else if (starts(req, "detail dump")) {
+        group = "detail dump";
+        detail = true;
+    } else if (starts(req, "detail on")) {
+        group = "detail on";
+    } else if (starts(req, "detail off")) {
+        group = "detail off";
+    } else if ((glen == 5 && memcmp(group, "sizes", 5) == 0) ||
+               (glen == 12 && memcmp(group, "sizes_enable", 12) == 0) ||
+               (glen == 13 && memcmp(group, "sizes_disable", 13) == 0)) {
+        /* as the text command */
+    } else {
+        b->stat_req = *req;
+        b->stat_req.key = NULL;
+        b->stat_req.klen = 0;
+        b->stat_req.val = NULL;
+        b->stat_req.vlen = 0;
+        if (!cmd_admin_stats_whole(cc, group, glen, stats_walked, b)) {
+            respond_error(cc, req, PROTO_BIN_KEY_ENOENT);
+        }
+        return;
+    }
+    if (group != req->key) {
+        glen = strlen(group);
+    }
+    cc->env->stats(cc->env->stats_arg, group, glen, &sink);
+    if (t.oom) {
+        free(t.p);
+        respond_error(cc, req, PROTO_BIN_ENOMEM);
+        return;
+    }
+    send_stats(cc, req, t.p != NULL ? t.p : "", t.len, detail);
+    free(t.p);
 }
 
 static void
@@ -576,7 +644,7 @@ run(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
                 (uint32_t)strlen(version), 0);
         break;
     case PROTO_BIN_STAT:
-        do_stat(cc, req);
+        do_stat(cc, b, req);
         break;
     case PROTO_BIN_QUIT:
         respond_ok(cc, req, 0);
@@ -631,6 +699,12 @@ execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf, size_t len,
     struct proto_bin_req req;
     enum proto_bin_result st;
 
+    if (cc->job != NULL) {
+        /* a stat items or slabs walk goes first; the input waits */
+        *used = 0;
+        cmd_admin_continue(cc);
+        return CMD_DONE;
+    }
     b->parser.auth_needed = b->sasl_pwdb != NULL && !b->authenticated;
     st = proto_bin_parse(&b->parser, &req, buf, len, used);
     cc->tag = (struct cmd_req_tag){

@@ -21,6 +21,9 @@ struct cmd_bin {
      * when SASL is off. Not owned. */
     const char *sasl_pwdb;
     bool authenticated;
+    /* the stat items or stat slabs whose walk is under way (its opcode and
+     * opaque; no key), answered when the walk is over */
+    struct proto_bin_req stat_req;
 };
 
 /* Set up b for a connection of cc's server. sasl_pwdb as above. */
