@@ -523,11 +523,18 @@ starts(const struct proto_bin_req *req, const char *w)
     return req->klen >= n && memcmp(req->key, w, n) == 0;
 }
 
+static bool
+is_group(const struct proto_bin_req *req, const char *w)
+{
+    return req->klen == strlen(w) && memcmp(req->key, w, req->klen) == 0;
+}
+
 /* stat [group]: memcached's binary stat serves fewer groups than the text
  * command, and matches them its own way: reset, settings and detail by
  * their first bytes (detail's " on", " off" or " dump" too), items,
  * slabs and the sizes ones whole; any other group (conns, extstore,
- * cachedump...) is "Not found". */
+ * cachedump...) is "Not found", but bitcached's own (bitcached, storage,
+ * replication). */
 static void
 do_stat(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
 {
@@ -554,10 +561,10 @@ do_stat(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
         group = "detail on";
     } else if (starts(req, "detail off")) {
         group = "detail off";
-    } else if ((glen == 5 && memcmp(group, "sizes", 5) == 0) ||
-               (glen == 12 && memcmp(group, "sizes_enable", 12) == 0) ||
-               (glen == 13 && memcmp(group, "sizes_disable", 13) == 0)) {
-        /* as the text command */
+    } else if (is_group(req, "sizes") || is_group(req, "sizes_enable") ||
+               is_group(req, "sizes_disable") || is_group(req, "bitcached") ||
+               is_group(req, "storage") || is_group(req, "replication")) {
+        /* as the text command; the last three are bitcached's own */
     } else {
         b->stat_req = *req;
         b->stat_req.key = NULL;
