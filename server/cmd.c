@@ -1098,6 +1098,21 @@ cas_zero(struct cmd_conn *cc, const struct proto_req *req, int *rc)
     return true;
 }
 
+/* A meta C other than 0 under -C, where memcached's items all have cas 0:
+ * EX for an item (*rc), true; false when the key is missing (the command
+ * goes on: NF, or ma N creates it). */
+static bool
+cas_mismatch_disabled(struct cmd_conn *cc, const struct proto_req *req, int *rc)
+{
+    struct cask_item it;
+
+    if (cask_get(cc->env->store, req->key, req->klen, &it, NULL) != CASK_OK) {
+        return false;
+    }
+    *rc = CASK_EEXISTS;
+    return true;
+}
+
 /* ms I (set or replace with C) and a cas older than the item's: memcached
  * stores anyway, keeps the old TTL, and marks the new item stale, keeping
  * the old item's token-sent bit. */
@@ -1232,11 +1247,10 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
  * gets X and W. Rewriting the item bumps the cas; the stale mark goes to
  * the meta table. T, if given, sets the new TTL. */
 static int
-invalidate(struct cmd_conn *cc, const struct proto_req *req)
+invalidate(struct cmd_conn *cc, const struct proto_req *req, uint64_t cas_in)
 {
     struct cask_item it;
     char *val = NULL;
-    uint64_t cas_in = mflag_u64(req, 'C', 0);
     uint64_t cas_out = 0;
     int64_t exp;
     int rc;
@@ -1266,15 +1280,28 @@ static void
 do_md(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool quiet = proto_mflag_find(req, 'q') != NULL;
+    uint64_t cas_in = mflag_u64(req, 'C', 0);
     int rc;
 
-    if (cas_zero(cc, req, &rc)) {
+    if (cc->env->cas_disabled && proto_mflag_find(req, 'C') != NULL) {
+        /* with -C every item's cas is 0 (memcached): C0 matches any item,
+         * another C none */
+        if (cas_in != 0 && cas_mismatch_disabled(cc, req, &rc)) {
+            /* rc is set */
+        } else if (proto_mflag_find(req, 'I') != NULL) {
+            rc = invalidate(cc, req, 0);
+        } else {
+            rc = cask_delete(cc->env->store, req->key, req->klen, 0);
+            if (rc == CASK_OK) {
+                cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
+            }
+        }
+    } else if (cas_zero(cc, req, &rc)) {
         /* rc is set */
     } else if (proto_mflag_find(req, 'I') != NULL) {
-        rc = invalidate(cc, req);
+        rc = invalidate(cc, req, cas_in);
     } else {
-        rc = cask_delete(cc->env->store, req->key, req->klen,
-                         mflag_u64(req, 'C', 0));
+        rc = cask_delete(cc->env->store, req->key, req->klen, cas_in);
         if (rc == CASK_OK) {
             cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
         }
@@ -1359,7 +1386,23 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     }
     /* unlike ms and md, ma takes C0 as "no compare" (memcached) */
     carry_before(cc, req, &carry);
-    rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    if (cc->env->cas_disabled && a.cas_in != 0 &&
+        cas_mismatch_disabled(cc, req, &rc)) {
+        /* -C: no item matches a C other than 0; memcached finds an empty
+         * value non-numeric first */
+        struct cask_item cur;
+
+        if (cask_get(cc->env->store, req->key, req->klen, &cur, NULL) ==
+                    CASK_OK &&
+            cur.vlen == 0) {
+            rc = CASK_ENONNUMERIC;
+        }
+    } else {
+        if (cc->env->cas_disabled) {
+            a.cas_in = 0;
+        }
+        rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    }
     if (rc == CASK_ENOTFOUND && a.vivify && a.cas_in != 0) {
         rc = ma_create(cc, req, &a, &v, &it);
     }

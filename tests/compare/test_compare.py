@@ -397,6 +397,26 @@ CASES = [
                                          b"gats 100 {k}\r\n"]),
 ]
 
+# Cases run against both servers started with -C (no cas): memcached's
+# items then all have cas 0, which meta C compares with (found by
+# test_compare_fuzz.py with FUZZ_ARGS=-C).
+CASES_NO_CAS = [
+    # (the first case on a fresh server: its first item's own cas is 1)
+    ("ma C under -C", [b"set {k} 0 0 1\r\n1\r\n", b"ma {k} C1 v\r\n", b"ma {k} C2 v\r\n",
+                       b"ma {k} C0 v\r\n", b"ma {k} C5 v\r\n",
+                       b"ma {k} c v\r\n", b"ma {k} C18446744073709551615 v\r\n",
+                       b"set {k} 0 0 0\r\n\r\n", b"ma {k} C5 v\r\n", b"ma {k} C0 v\r\n",
+                       b"ma {k2} C5 N0 J3 v\r\n", b"ma {k2} C5 N0 J3 v\r\n",
+                       b"ma {k2} C0 N0 J3 v\r\n"]),
+    ("md C under -C", [b"set {k} 0 0 1\r\na\r\n", b"md {k} C0\r\n", b"set {k} 0 0 1\r\na\r\n",
+                       b"md {k} C5\r\n", b"md {k} C0 I\r\n", b"mg {k} v c\r\n",
+                       b"md {k} C7 I\r\n", b"md {k} C7 q\r\n", b"md {k} C0 q\r\n",
+                       b"md {k} C0\r\n", b"md {k} C5\r\n"]),
+    ("ms and cas under -C", [b"set {k} 0 0 1\r\na\r\n", b"ms {k} 1 C0\r\nb\r\n",
+                             b"ms {k} 1 C5\r\nc\r\n", b"mg {k} v c\r\n",
+                             b"cas {k} 0 0 1 0\r\nd\r\n", b"gets {k}\r\n"]),
+]
+
 VALUE_RE = re.compile(rb"^(VALUE \S+ \d+ \d+) (\d+)\r$", re.M)
 C_TOKEN_RE = re.compile(rb" c(\d+)")
 STATS_RE = re.compile(rb"(STAT [^\r\n]*\r\n)+")
@@ -559,13 +579,22 @@ def main():
     if not bcserver.executable(mc):
         bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
     only = os.environ.get("COMPARE_ONLY")
-    ref = bcserver.Server(mc, kind="memcached", args=["-U", "0"])
-    sut = bcserver.Server(bc)
+    fails = run_cases(mc, bc, CASES, [], only)
+    fails += run_cases(mc, bc, CASES_NO_CAS, ["-C"], only)
+    if not only:
+        fails += compare_stats(mc, bc)
+    print("compare: %d cases, %d failures" % (len(CASES) + len(CASES_NO_CAS), fails))
+    return 1 if fails else 0
+
+
+def run_cases(mc, bc, cases, args, only):
+    ref = bcserver.Server(mc, kind="memcached", args=["-U", "0"] + args)
+    sut = bcserver.Server(bc, args=args)
     fails = 0
     try:
         ref.start()
         sut.start()
-        for idx, (name, steps) in enumerate(CASES):
+        for idx, (name, steps) in enumerate(cases):
             if only and only not in name:
                 continue
             want = run_case(ref, idx, steps)
@@ -586,15 +615,12 @@ def main():
                 print("FAIL case %r: server under test died" % name)
                 fails += 1
                 break
-        if not only:
+        if not only and not args:
             fails += compare_settings(ref, sut)
     finally:
         ref.close()
         sut.close()
-    if not only:
-        fails += compare_stats(mc, bc)
-    print("compare: %d cases, %d failures" % (len(CASES), fails))
-    return 1 if fails else 0
+    return fails
 
 
 if __name__ == "__main__":
