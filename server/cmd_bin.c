@@ -57,6 +57,9 @@ respond(struct cmd_conn *cc, const struct proto_bin_req *req, uint16_t status,
 {
     unsigned char h[PROTO_BIN_HDR_LEN];
 
+    if (cc->env->cas_disabled) {
+        cas = 0; /* -C: memcached's items have none */
+    }
     proto_bin_fmt_hdr(h, req->opcode, status, extlen, klen,
                       (uint32_t)extlen + klen + blen, req->opaque, cas);
     emit(cc, h, sizeof(h));
@@ -152,7 +155,8 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
             cc->ctr->get_hits++;
         }
         proto_bin_fmt_hdr(pkt, req->opcode, PROTO_BIN_SUCCESS, 4, klen,
-                          4 + klen + vlen, req->opaque, it.cas);
+                          4 + klen + vlen, req->opaque,
+                          cc->env->cas_disabled ? 0 : it.cas);
         proto_bin_put32(pkt + PROTO_BIN_HDR_LEN, it.flags);
         memcpy(pkt + PROTO_BIN_HDR_LEN + 4, req->key, klen);
         if (ref.seg != NULL) {
@@ -207,6 +211,8 @@ static void
 do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
     enum cask_store_mode mode = CASK_SET;
+    /* -C: memcached's stores ignore a cas (its items have none) */
+    uint64_t cas_in = cc->env->cas_disabled ? 0 : req->cas;
     uint64_t cas_out = 0;
     int64_t exp = 0;
     uint16_t status;
@@ -230,7 +236,7 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
     }
     /* memcached: a cas on set, add or replace makes it a cas command;
      * append and prepend keep their mode and compare it too */
-    if (req->cas != 0 && (mode == CASK_ADD || mode == CASK_REPLACE)) {
+    if (cas_in != 0 && (mode == CASK_ADD || mode == CASK_REPLACE)) {
         mode = CASK_SET;
     }
     if (mode != CASK_APPEND && mode != CASK_PREPEND) {
@@ -239,12 +245,12 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
     cc->ctr->cmd_set++;
     prefix_stats_set(req->key, req->klen);
     rc = cask_store(cc->env->store, mode, req->key, req->klen, req->val,
-                    req->vlen, req->flags, exp, req->cas, &cas_out);
+                    req->vlen, req->flags, exp, cas_in, &cas_out);
     switch (rc) {
     case CASK_OK:
         cmd_meta_forget(cc->env->meta, req->key, req->klen, cas_out);
         cc->ctr->total_items++;
-        if (req->cas != 0) {
+        if (cas_in != 0) {
             cc->ctr->cas_hits++;
         }
         respond_ok(cc, req, cas_out);
@@ -286,13 +292,36 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
     respond_error(cc, req, status);
 }
 
+/* A delete's or an increment's cas other than 0 under -C: CASK_EEXISTS for
+ * an item (CASK_ENONNUMERIC for an increment of an empty value, which
+ * memcached checks first), else CASK_ENOTFOUND. */
+static int
+cas_mismatch(struct cmd_conn *cc, const struct proto_bin_req *req)
+{
+    struct cask_item it;
+    int rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+
+    if (rc != CASK_OK) {
+        return rc;
+    }
+    if (req->cmd != PROTO_BIN_DELETE && it.vlen == 0) {
+        return CASK_ENONNUMERIC;
+    }
+    return CASK_EEXISTS;
+}
+
 static void
 do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
     int rc;
 
     prefix_stats_delete(req->key, req->klen);
-    rc = cask_delete(cc->env->store, req->key, req->klen, req->cas);
+    if (cc->env->cas_disabled && req->cas != 0) {
+        /* -C: memcached's items have cas 0, which no other cas matches */
+        rc = cas_mismatch(cc, req);
+    } else {
+        rc = cask_delete(cc->env->store, req->key, req->klen, req->cas);
+    }
 
     switch (rc) {
     case CASK_OK:
@@ -333,7 +362,15 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
         a.initial = req->initial;
         a.vivify_exp_abs_s = cmd_exp_abs(cc->env, req->exptime);
     }
-    rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    rc = CASK_ENOTFOUND;
+    if (cc->env->cas_disabled && a.cas_in != 0) {
+        /* -C: a missing item is created (or not) as without a cas */
+        rc = cas_mismatch(cc, req);
+        a.cas_in = 0;
+    }
+    if (rc == CASK_ENOTFOUND) {
+        rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    }
     if (rc == CASK_ENOTFOUND && a.vivify &&
         (a.cas_in != 0 || a.vivify_exp_abs_s <= cmd_now_s(cc->env))) {
         /* memcached creates a missing item with the initial value whatever

@@ -176,6 +176,28 @@ CASES = [
 ]
 
 
+# Cases run against both servers started with -C (no cas): responses
+# carry cas 0, stores ignore a request's cas, and delete and increment
+# compare it with 0 (found by test_compare_fuzz.py, FUZZ_ARGS=-C).
+CASES_NO_CAS = [
+    ("set cas under -C", [req(SET, b"K", setx(), b"1"), req(SET, b"K", setx(), b"2", cas=12345),
+                          req(GET, b"K"), req(GETK, b"K"), req(GAT, b"K", u32(0)),
+                          req(TOUCH, b"K", u32(0))], False),
+    ("add replace append cas under -C", [req(SET, b"K", setx(), b"1"),
+                                         req(ADD, b"K", setx(), b"2", cas=12345),
+                                         req(ADD, b"K2", setx(), b"2", cas=12345),
+                                         req(REPLACE, b"K", setx(), b"3", cas=12345),
+                                         req(APPEND, b"K", b"", b"4", cas=12345),
+                                         req(PREPENDQ, b"K", b"", b"5", cas=12345),
+                                         req(GET, b"K")], False),
+    ("delete incr cas under -C", [req(SET, b"K", setx(), b"1"), req(DELETE, b"K", cas=12345),
+                                  req(INCR, b"K", incx(1, 5), cas=12345), req(INCR, b"K", incx(1, 5)),
+                                  req(INCR, b"K2", incx(1, 5), cas=12345),
+                                  req(SET, b"K", setx(), b""), req(DECR, b"K", incx(1, 5), cas=7),
+                                  req(DELETE, b"K", cas=0)], False),
+]
+
+
 def read_packets(sock, until_noop, limit=10.0):
     """Read response packets. Stop after the NOOP sentinel's response (when
     until_noop) or when the peer closes. Returns (packets, closed)."""
@@ -259,13 +281,20 @@ def main():
     bc = bcserver.binary()
     if not bcserver.executable(mc):
         bcserver.skip("no memcached to compare with")
-    ref = bcserver.Server(mc, "memcached")
-    sut = bcserver.Server(bc, "bitcached")
+    failures = run_cases(mc, bc, CASES, [])
+    failures += run_cases(mc, bc, CASES_NO_CAS, ["-C"])
+    print("%d cases, %d failed" % (len(CASES) + len(CASES_NO_CAS), failures))
+    return 1 if failures else 0
+
+
+def run_cases(mc, bc, cases, args):
+    ref = bcserver.Server(mc, "memcached", args=args)
+    sut = bcserver.Server(bc, "bitcached", args=args)
     failures = 0
     try:
         ref.start()
         sut.start()
-        for i, (name, steps, expect_close) in enumerate(CASES):
+        for i, (name, steps, expect_close) in enumerate(cases):
             a = run_case(ref, steps, expect_close, "%d" % i)
             b = run_case(sut, steps, expect_close, "%d" % i)
             if a != b:
@@ -281,8 +310,7 @@ def main():
     finally:
         ref.close()
         sut.close()
-    print("%d cases, %d failed" % (len(CASES), failures))
-    return 1 if failures else 0
+    return failures
 
 
 if __name__ == "__main__":
