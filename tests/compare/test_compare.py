@@ -573,6 +573,40 @@ def compare_stats(mc, bc):
     return fails
 
 
+def compare_group_names(mc, bc):
+    """`stats items`, `stats slabs` and `stats conns` list memcached's names
+    in its order, on fresh servers holding the same items (values, as
+    memcached's per-class counters of frees, are not compared: README);
+    conns' names are compared without their descriptor numbers."""
+    ref = bcserver.Server(mc, kind="memcached", args=["-U", "0"])
+    sut = bcserver.Server(bc)
+    fails = 0
+    try:
+        ref.start()
+        sut.start()
+        for srv in (ref, sut):
+            s = srv.connect(timeout=5)
+            s.sendall(b"set a 0 0 5\r\nhello\r\nset b 0 100000 3000\r\n" + b"x" * 3000 +
+                      b"\r\nget a b\r\n")
+            bcserver.recv_until(s, (b"END\r\n",))
+            s.close()
+        for group in (b"items", b"slabs", b"conns"):
+            want = settings_names(ref, group)
+            got = settings_names(sut, group)
+            if group == b"conns":
+                want = sorted(set(re.sub(rb"^\d+:", b"N:", n) for n in want))
+                got = sorted(set(re.sub(rb"^\d+:", b"N:", n) for n in got))
+            if want != got:
+                fails += 1
+                print("FAIL stats %s names: missing %r, extra %r" % (
+                    group.decode(), [n for n in want if n not in got],
+                    [n for n in got if n not in want]))
+    finally:
+        ref.close()
+        sut.close()
+    return fails
+
+
 def main():
     bc = bcserver.binary()
     mc = os.environ.get("MEMCACHED", "")
@@ -583,6 +617,7 @@ def main():
     fails += run_cases(mc, bc, CASES_NO_CAS, ["-C"], only)
     if not only:
         fails += compare_stats(mc, bc)
+        fails += compare_group_names(mc, bc)
     print("compare: %d cases, %d failures" % (len(CASES) + len(CASES_NO_CAS), fails))
     return 1 if fails else 0
 
