@@ -113,7 +113,7 @@ dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smo
 	tests/compare/test_compare.py tests/integration/test_flags.py \
 	tests/integration/test_dump.py tests/integration/test_mc_compat.py \
 	tests/integration/test_issue_16.py
-EXTRA_DIST += tests/integration/bcserver.py
+EXTRA_DIST += tests/integration/bcserver.py tests/compare/COVERAGE.md
 TESTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py tests/integration/test_flags.py \
 	tests/integration/test_dump.py tests/integration/test_mc_compat.py \

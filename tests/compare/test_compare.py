@@ -393,6 +393,8 @@ CASES = [
                               b"me a b\r\n", b"me Y_Q== b\r\n", b"me YQ== b x\r\n",
                               b"me YQ== bb\r\n", b"me YQ== x b\r\n", b"me a=== b\r\n",
                               b"me abc b\r\n", b"md YQ== b\r\n", b"me YQ== b\r\n"]),
+    # (the last step: the connection then only streams log lines)
+    ("watch", [b"watch foo\r\n", b"watch fetchers bogus\r\n", Raw(b"watch fetchers\r\n")]),
     ("gat and gats counted as touches", [b"set {k} 0 0 1\r\nx\r\n", b"gat 100 {k} {k2}\r\n",
                                          b"gats 100 {k}\r\n"]),
 ]
