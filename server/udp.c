@@ -339,6 +339,12 @@ run_req(struct udp_req *r, const char *p, size_t n)
     } else {
         st = cmd_execute(&r->cc, p, n, &used);
     }
+    /* a stats items or slabs walk runs a batch a call: here to its end,
+     * as the reply goes out once (the request is not run again) */
+    while (st == CMD_DONE && cmd_busy(&r->cc)) {
+        st = r->binary ? cmd_bin_execute(&r->cc, &r->bin, p, n, &used)
+                       : cmd_execute(&r->cc, p, n, &used);
+    }
     if (defer) {
         cask_defer(NULL);
     }

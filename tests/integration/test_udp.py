@@ -8,6 +8,7 @@
 # port as in memcached; -S with -U refused.
 # Python 3 stdlib and bcserver.py.
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -159,6 +160,19 @@ def own(bc):
         r = ask(srv.port, b"get" + b" huge" * 9 + b"\r\n", wait=3.0)
         check(reassemble(r) == b"SERVER_ERROR out of memory writing get response\r\n",
               "reply over the cap: one error datagram")
+        # stats items walks the store a batch of keys at a time: over UDP,
+        # all of it before the one reply
+        tcp(srv, b"".join(b"set w%d 0 0 1 noreply\r\nx\r\n" % i for i in range(3000)) +
+            b"set w 0 0 1\r\nx\r\n")
+        r = reassemble(ask(srv.port, b"stats items\r\n", wait=2.0)) or b""
+        n = re.search(rb"STAT items:1:number (\d+)\r\n", r)
+        check(r.endswith(b"END\r\n") and n and int(n.group(1)) >= 3001,
+              "stats items over UDP: the whole walk")
+        r = reassemble(ask(srv.port, binpkt(0x10, b"items"), wait=2.0)) or b""
+        n = re.search(rb"items:1:number(\d+)", r)
+        check(n and int(n.group(1)) >= 3001 and r[-24:-22] == b"\x81\x10" and
+              r[-22:-20] == b"\0\0" and r[-16:-12] == b"\0\0\0\0",
+              "binary stat items over UDP: the whole walk, then the empty packet")
         r = ask(srv.port, binpkt(0x01, b"k", b"\0" * 8, b"v"))
         check(len(r) == 1 and r[0][5][6:8] == b"\0\0", "binary set over UDP")
         r = ask(srv.port, b"get k\r\n")
