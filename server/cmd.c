@@ -790,13 +790,16 @@ before_T(const struct proto_req *req, char f)
 
 /* The absolute expiry of an item a meta command creates (N): the TTL it
  * ends with, that of its last N or T flag (the response shows each where
- * it stands). An item made expired (N-1) could not be touched later. */
+ * it stands). An item made expired (N-1) could not be touched later.
+ * end: the index of the flag where memcached stops (ma's overlong O: it
+ * applies N and T as it writes the flags, so an item made with neither
+ * before it never expires), or -1. */
 static int64_t
-vivify_exp(const struct cmd_env *env, const struct proto_req *req)
+vivify_exp(const struct cmd_env *env, const struct proto_req *req, int end)
 {
     int64_t exp = 0;
 
-    for (unsigned i = 0; i < req->nmflags; i++) {
+    for (unsigned i = 0; i < req->nmflags && (int)i != end; i++) {
         char f = req->mflags[i].flag;
 
         if (f == 'T' || f == 'N') {
@@ -880,7 +883,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     /* autovivify: create an empty item; the client that created it wins
      * the right to fill it (W). If another client created it first, this
      * is a plain hit on that item. */
-    exp = vivify_exp(cc->env, req);
+    exp = vivify_exp(cc->env, req, -1);
     rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
                     exp, 0, &cas);
     if (rc != CASK_OK && rc != CASK_ENOTSTORED) {
@@ -1378,7 +1381,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.delta = mflag_u64(req, 'D', 1);
     a.vivify = proto_mflag_find(req, 'N') != NULL;
     a.initial = mflag_u64(req, 'J', 0);
-    a.vivify_exp_abs_s = vivify_exp(cc->env, req);
+    a.vivify_exp_abs_s = vivify_exp(cc->env, req, proto_mflag_opaque_long(req));
     a.cas_in = mflag_u64(req, 'C', 0);
     if (a.vivify &&
         cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {

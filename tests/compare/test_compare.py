@@ -350,6 +350,13 @@ CASES = [
         b"ma {k2} N0 J7 O" + b"o" * 32 + b"\r\n", b"mg {k2} v t\r\n",
         b"ma {k2} C987654321012 O" + b"o" * 32 + b"\r\n",
         b"set {k2} 0 0 1\r\nx\r\n", b"ma {k2} O" + b"o" * 32 + b"\r\n"]),
+    # found by test_compare_fuzz.py (text seed 55, -C): memcached makes
+    # ma's item without a TTL and applies N and T as it writes the flags,
+    # so those after an overlong O never apply
+    ("ma N after a long opaque", [b"ma {k} O" + b"o" * 33 + b" T0 q N-1\r\n", b"gets {k}\r\n",
+                                  b"ma {k2} T100 O" + b"o" * 33 + b" N-1\r\n", b"mg {k2} v\r\n",
+                                  b"md {k}\r\n", b"ma {k} N-1 O" + b"o" * 33 + b"\r\n",
+                                  b"mg {k} v\r\n"]),
     # stats reads its group from the first word and ignores later ones
     ("stats extra words", [b"stats settings x\r\n", b"stats items x\r\n", b"stats slabs x y\r\n",
                            b"stats reset x\r\n", b"stats detail on off\r\n",
