@@ -99,7 +99,8 @@ struct cmd_admin_state {
     atomic_ulong lru_crawler_tocrawl;
     atomic_uint slab_automove;          /* slabs automove N */
     _Atomic double slab_automove_ratio; /* slabs automove ratio R */
-    bool slab_reassign; /* -o slab_reassign; fixed at start-up */
+    bool slab_reassign;  /* -o slab_reassign; fixed at start-up */
+    bool lru_maintainer; /* -o lru_maintainer (not no_modern); fixed too */
 };
 
 /* Shared by every connection; set up once before the workers start and

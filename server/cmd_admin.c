@@ -728,6 +728,7 @@ static void
 lru(struct cmd_conn *cc, const struct toks *t)
 {
     bool noreply = tok_is(t, t->count - 1, "noreply");
+    bool maintainer = cc->env->admin == NULL || cc->env->admin->lru_maintainer;
     const char *out = "ERROR\r\n";
     uint32_t hot, warm;
     double hot_factor, factor;
@@ -744,11 +745,12 @@ lru(struct cmd_conn *cc, const struct toks *t)
         } else {
             out = "OK\r\n";
         }
-    } else if (tok_is(t, 1, "mode") && t->count >= 3) {
+    } else if (tok_is(t, 1, "mode") && t->count >= 3 && maintainer) {
+        /* memcached: mode and temp_ttl only with its LRU maintainer */
         if (tok_is(t, 2, "flat") || tok_is(t, 2, "segmented")) {
             out = "OK\r\n";
         }
-    } else if (tok_is(t, 1, "temp_ttl") && t->count >= 3) {
+    } else if (tok_is(t, 1, "temp_ttl") && t->count >= 3 && maintainer) {
         if (tok_i32(t, 2, &ttl)) {
             out = "OK\r\n";
         }

@@ -432,6 +432,7 @@ main(int argc, char **argv)
     atomic_store(&admin_state.slab_automove_ratio,
                  settings.mc.slab_automove_ratio);
     admin_state.slab_reassign = settings.mc.slab_reassign;
+    admin_state.lru_maintainer = settings.mc.lru_maintainer;
     prefix_stats_configure(settings.mc.prefix_delimiter,
                            settings.mc.detail_enabled);
     srv.env.admin = &admin_state;

@@ -426,6 +426,16 @@ CASES_NO_CAS = [
                              b"cas {k} 0 0 1 0\r\nd\r\n", b"gets {k}\r\n"]),
 ]
 
+# Cases run against both servers started without memcached's LRU
+# maintainer (-o no_modern turns it off too): lru mode and temp_ttl are
+# refused (found by test_compare_fuzz.py with FUZZ_ARGS="-o no_modern").
+CASES_NO_MAINTAINER = [
+    ("lru without the maintainer", [b"lru mode flat\r\n", b"lru mode segmented\r\n",
+                                    b"lru temp_ttl 10\r\n", b"lru temp_ttl -1\r\n",
+                                    b"lru tune 10 10 0.1 2\r\n", b"lru mode x\r\n",
+                                    b"lru temp_ttl x\r\n", b"lru mode flat noreply\r\n"]),
+]
+
 VALUE_RE = re.compile(rb"^(VALUE \S+ \d+ \d+) (\d+)\r$", re.M)
 C_TOKEN_RE = re.compile(rb" c(\d+)")
 STATS_RE = re.compile(rb"(STAT [^\r\n]*\r\n)+")
@@ -624,10 +634,13 @@ def main():
     only = os.environ.get("COMPARE_ONLY")
     fails = run_cases(mc, bc, CASES, [], only)
     fails += run_cases(mc, bc, CASES_NO_CAS, ["-C"], only)
+    fails += run_cases(mc, bc, CASES_NO_MAINTAINER, ["-o", "no_lru_maintainer"], only)
+    fails += run_cases(mc, bc, CASES_NO_MAINTAINER, ["-o", "no_modern"], only)
     if not only:
         fails += compare_stats(mc, bc)
         fails += compare_group_names(mc, bc)
-    print("compare: %d cases, %d failures" % (len(CASES) + len(CASES_NO_CAS), fails))
+    print("compare: %d cases, %d failures"
+          % (len(CASES) + len(CASES_NO_CAS) + 2 * len(CASES_NO_MAINTAINER), fails))
     return 1 if fails else 0
 
 
