@@ -101,6 +101,15 @@ struct cmd_admin_state {
     _Atomic double slab_automove_ratio; /* slabs automove ratio R */
     bool slab_reassign;  /* -o slab_reassign; fixed at start-up */
     bool lru_maintainer; /* -o lru_maintainer (not no_modern); fixed too */
+    /* what lru mode, lru temp_ttl and lru tune set (stats settings shows
+     * them; memcached's LRU has no counterpart here) */
+    atomic_bool lru_segmented;
+    atomic_bool temp_lru;
+    atomic_uint temporary_ttl;
+    atomic_uint hot_lru_pct;
+    atomic_uint warm_lru_pct;
+    _Atomic double hot_max_factor;
+    _Atomic double warm_max_factor;
 };
 
 /* Shared by every connection; set up once before the workers start and

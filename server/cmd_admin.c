@@ -728,7 +728,8 @@ static void
 lru(struct cmd_conn *cc, const struct toks *t)
 {
     bool noreply = tok_is(t, t->count - 1, "noreply");
-    bool maintainer = cc->env->admin == NULL || cc->env->admin->lru_maintainer;
+    struct cmd_admin_state *st = cc->env->admin;
+    bool maintainer = st == NULL || st->lru_maintainer;
     const char *out = "ERROR\r\n";
     uint32_t hot, warm;
     double hot_factor, factor;
@@ -744,15 +745,31 @@ lru(struct cmd_conn *cc, const struct toks *t)
             out = "ERROR hot/warm age factors must be greater than 0\r\n";
         } else {
             out = "OK\r\n";
+            if (st != NULL) {
+                atomic_store(&st->hot_lru_pct, hot);
+                atomic_store(&st->warm_lru_pct, warm);
+                atomic_store(&st->hot_max_factor, hot_factor);
+                atomic_store(&st->warm_max_factor, factor);
+            }
         }
     } else if (tok_is(t, 1, "mode") && t->count >= 3 && maintainer) {
         /* memcached: mode and temp_ttl only with its LRU maintainer */
         if (tok_is(t, 2, "flat") || tok_is(t, 2, "segmented")) {
             out = "OK\r\n";
+            if (st != NULL) {
+                atomic_store(&st->lru_segmented, tok_is(t, 2, "segmented"));
+            }
         }
     } else if (tok_is(t, 1, "temp_ttl") && t->count >= 3 && maintainer) {
         if (tok_i32(t, 2, &ttl)) {
             out = "OK\r\n";
+            /* a negative TTL turns the temporary LRU off, keeping the TTL */
+            if (st != NULL && ttl < 0) {
+                atomic_store(&st->temp_lru, false);
+            } else if (st != NULL) {
+                atomic_store(&st->temp_lru, true);
+                atomic_store(&st->temporary_ttl, (unsigned)ttl);
+            }
         }
     }
     if (!noreply) {

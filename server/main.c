@@ -433,6 +433,14 @@ main(int argc, char **argv)
                  settings.mc.slab_automove_ratio);
     admin_state.slab_reassign = settings.mc.slab_reassign;
     admin_state.lru_maintainer = settings.mc.lru_maintainer;
+    atomic_store(&admin_state.lru_segmented, settings.mc.lru_segmented);
+    atomic_store(&admin_state.temp_lru, settings.mc.temp_lru);
+    atomic_store(&admin_state.temporary_ttl,
+                 (unsigned)settings.mc.temporary_ttl);
+    atomic_store(&admin_state.hot_lru_pct, (unsigned)settings.mc.hot_lru_pct);
+    atomic_store(&admin_state.warm_lru_pct, (unsigned)settings.mc.warm_lru_pct);
+    atomic_store(&admin_state.hot_max_factor, settings.mc.hot_max_factor);
+    atomic_store(&admin_state.warm_max_factor, settings.mc.warm_max_factor);
     prefix_stats_configure(settings.mc.prefix_delimiter,
                            settings.mc.detail_enabled);
     srv.env.admin = &admin_state;

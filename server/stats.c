@@ -473,13 +473,28 @@ stats_settings(struct server *srv, struct out_buf *b)
     stat_line(b, "hash_algorithm", "%s", mc->hash_algorithm);
     stat_line(b, "lru_maintainer_thread", "%s",
               mc->lru_maintainer ? "yes" : "no");
-    stat_line(b, "lru_segmented", "%s", mc->lru_segmented ? "yes" : "no");
-    stat_line(b, "hot_lru_pct", "%d", mc->hot_lru_pct);
-    stat_line(b, "warm_lru_pct", "%d", mc->warm_lru_pct);
-    stat_line(b, "hot_max_factor", "%.2f", mc->hot_max_factor);
-    stat_line(b, "warm_max_factor", "%.2f", mc->warm_max_factor);
-    stat_line(b, "temp_lru", "%s", mc->temp_lru ? "yes" : "no");
-    stat_line(b, "temporary_ttl", "%u", mc->temporary_ttl);
+    if (srv->env.admin != NULL) { /* lru mode, tune and temp_ttl set them */
+        const struct cmd_admin_state *a = srv->env.admin;
+
+        stat_line(b, "lru_segmented", "%s",
+                  atomic_load(&a->lru_segmented) ? "yes" : "no");
+        stat_line(b, "hot_lru_pct", "%u", atomic_load(&a->hot_lru_pct));
+        stat_line(b, "warm_lru_pct", "%u", atomic_load(&a->warm_lru_pct));
+        stat_line(b, "hot_max_factor", "%.2f", atomic_load(&a->hot_max_factor));
+        stat_line(b, "warm_max_factor", "%.2f",
+                  atomic_load(&a->warm_max_factor));
+        stat_line(b, "temp_lru", "%s",
+                  atomic_load(&a->temp_lru) ? "yes" : "no");
+        stat_line(b, "temporary_ttl", "%u", atomic_load(&a->temporary_ttl));
+    } else {
+        stat_line(b, "lru_segmented", "%s", mc->lru_segmented ? "yes" : "no");
+        stat_line(b, "hot_lru_pct", "%d", mc->hot_lru_pct);
+        stat_line(b, "warm_lru_pct", "%d", mc->warm_lru_pct);
+        stat_line(b, "hot_max_factor", "%.2f", mc->hot_max_factor);
+        stat_line(b, "warm_max_factor", "%.2f", mc->warm_max_factor);
+        stat_line(b, "temp_lru", "%s", mc->temp_lru ? "yes" : "no");
+        stat_line(b, "temporary_ttl", "%u", mc->temporary_ttl);
+    }
     stat_line(b, "idle_timeout", "%u", s->idle_timeout_s);
     stat_line(b, "watcher_logbuf_size", "%u", mc->watcher_logbuf_size);
     stat_line(b, "worker_logbuf_size", "%u", mc->worker_logbuf_size);

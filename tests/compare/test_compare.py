@@ -626,6 +626,48 @@ def compare_group_names(mc, bc):
     return fails
 
 
+LRU_SETTINGS = (b"lru_segmented", b"hot_lru_pct", b"warm_lru_pct", b"hot_max_factor",
+                b"warm_max_factor", b"temp_lru", b"temporary_ttl")
+
+
+def compare_lru_settings(mc, bc):
+    """lru mode, temp_ttl and tune change what stats settings shows, as in
+    memcached (values compared, after each command)."""
+    ref = bcserver.Server(mc, kind="memcached", args=["-U", "0"])
+    sut = bcserver.Server(bc)
+    fails = 0
+    cmds = [b"lru mode flat", b"lru temp_ttl 5", b"lru tune 10 15 0.1 2.5",
+            b"lru temp_ttl -1", b"lru mode segmented", b"lru tune 50 50 1 1",
+            b"lru temp_ttl x", b"lru temp_ttl 0"]
+
+    def values(srv):
+        s = srv.connect(timeout=5)
+        s.sendall(b"stats settings\r\n")
+        data, _ = bcserver.recv_until(s, (b"END\r\n",))
+        s.close()
+        return [line for line in data.split(b"\r\n")
+                if line.split(b" ")[1:2] and line.split(b" ")[1] in LRU_SETTINGS]
+    try:
+        ref.start()
+        sut.start()
+        for cmd in cmds:
+            for srv in (ref, sut):
+                s = srv.connect(timeout=5)
+                s.sendall(cmd + b"\r\n")
+                bcserver.recv_until(s, (b"\r\n",))
+                s.close()
+            want, got = values(ref), values(sut)
+            if want != got:
+                fails += 1
+                print("FAIL stats settings after %r:\n  memcached: %r\n  bitcached: %r"
+                      % (cmd, want, got))
+                break
+    finally:
+        ref.close()
+        sut.close()
+    return fails
+
+
 def main():
     bc = bcserver.binary()
     mc = os.environ.get("MEMCACHED", "")
@@ -639,6 +681,7 @@ def main():
     if not only:
         fails += compare_stats(mc, bc)
         fails += compare_group_names(mc, bc)
+        fails += compare_lru_settings(mc, bc)
     print("compare: %d cases, %d failures"
           % (len(CASES) + len(CASES_NO_CAS) + 2 * len(CASES_NO_MAINTAINER), fails))
     return 1 if fails else 0
