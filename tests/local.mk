@@ -85,9 +85,14 @@ TESTS += tests/integration/test_scaleout_nutcracker.py \
 	tests/integration/test_scaleout_clients.py
 
 # Other languages' client libraries (Ruby's Dalli, php-memcached in both
-# protocols, php-memcache) give the same outcomes here as against memcached.
+# protocols, php-memcache, spymemcached in both, python-binary-memcached,
+# python-memcached, Cache::Memcached::Fast, Cache::Memcached, gomemcache)
+# give the same outcomes here as against memcached.
 dist_check_SCRIPTS += tests/clients/test_clients.py
-EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php
+EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php \
+	tests/clients/SpyOps.java \
+	tests/clients/bmemcached_ops.py tests/clients/python_memcached_ops.py \
+	tests/clients/perl_ops.pl tests/clients/gomemcache_ops.go
 TESTS += tests/clients/test_clients.py
 
 # test_stats_general.py: the figures `stats` shows for memcached's parts
