@@ -87,13 +87,14 @@ TESTS += tests/integration/test_scaleout_nutcracker.py \
 # Other languages' client libraries (Ruby's Dalli, php-memcached in both
 # protocols, php-memcache, spymemcached in both, python-binary-memcached,
 # python-memcached, Cache::Memcached::Fast, Cache::Memcached, gomemcache)
-# give the same outcomes here as against memcached.
-dist_check_SCRIPTS += tests/clients/test_clients.py
+# give the same outcomes here as against memcached. test_spy_ketama.py runs
+# README's spymemcached ketama configuration against three servers.
+dist_check_SCRIPTS += tests/clients/test_clients.py tests/clients/test_spy_ketama.py
 EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php \
-	tests/clients/SpyOps.java \
+	tests/clients/SpyOps.java tests/clients/SpyKetama.java \
 	tests/clients/bmemcached_ops.py tests/clients/python_memcached_ops.py \
 	tests/clients/perl_ops.pl tests/clients/gomemcache_ops.go
-TESTS += tests/clients/test_clients.py
+TESTS += tests/clients/test_clients.py tests/clients/test_spy_ketama.py
 
 # test_stats_general.py: the figures `stats` shows for memcached's parts
 # bitcached does not have, and `stats bitcached`.
