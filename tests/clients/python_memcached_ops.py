@@ -2,7 +2,8 @@
 # text protocol) calls against HOST:PORT, one line per outcome, for
 # test_clients.py to compare between memcached and bitcached. Values that
 # differ between servers by design (cas numbers, stats figures) are printed
-# as their shape only.
+# as their shape only. get_slab_stats() and get_slabs() are left out: in
+# 1.59 they fail on Python 3 before reading the reply (str and bytes mixed).
 import sys
 import time
 
@@ -121,8 +122,6 @@ def main():
                            if k in ("pid", "uptime", "curr_items", "cmd_get", "get_hits", "version")))
     attempt("stats items shape",
             lambda: sorted(set(k.split(":")[2] for k in c.get_stats("items")[0][1]))[:5])
-    attempt("slab stats shape", lambda: sorted(next(iter(c.get_slab_stats().values())))[:5])
-    attempt("slabs shape", lambda: sorted(next(iter(c.get_slabs().values())))[:5])
     attempt("flush_all again", lambda: c.flush_all())
     attempt("get after flush", lambda: c.get("a"))
     attempt("get_multi after flush", lambda: c.get_multi(["i", "o"]))
