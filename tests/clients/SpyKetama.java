@@ -25,7 +25,7 @@ import net.spy.memcached.KetamaNodeKeyFormatter;
 import net.spy.memcached.MemcachedClient;
 
 public class SpyKetama {
-    // README's helper, as it is there.
+    // README's named(), as it is there.
     static InetSocketAddress named(String host, int port) throws UnknownHostException {
         byte[] ip = InetAddress.getByName(host).getAddress();
         return new InetSocketAddress(InetAddress.getByAddress(host, ip), port);
