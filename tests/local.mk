@@ -96,6 +96,12 @@ EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php \
 	tests/clients/perl_ops.pl tests/clients/gomemcache_ops.go
 TESTS += tests/clients/test_clients.py tests/clients/test_spy_ketama.py
 
+# test_bin_stat_groups.py: the binary protocol's stat items and slabs give
+# memcached's names and per-class counts, as the text protocol's do, and a
+# packet behind a walk of many keys is answered after it.
+dist_check_SCRIPTS += tests/integration/test_bin_stat_groups.py
+TESTS += tests/integration/test_bin_stat_groups.py
+
 # test_stats_general.py: the figures `stats` shows for memcached's parts
 # bitcached does not have, and `stats bitcached`.
 dist_check_SCRIPTS += tests/integration/test_stats_general.py
