@@ -32,7 +32,16 @@
  *   CRASHSHIM_FAIL_WHILE=FILE   fail only while FILE exists, so a test can
  *                               stop the fault by removing it
  *   CRASHSHIM_DELAY=NAMES:MS    sleep MS milliseconds before each call of
- *                               NAMES (a slow disk: e.g. fdatasync:200)
+ *                               NAMES (a slow disk: e.g. fdatasync:200).
+ *                               With pread or preadv among NAMES, a preadv2
+ *                               with RWF_NOWAIT (a read that may not wait)
+ *                               of pages not all in the page cache fails
+ *                               with EAGAIN at once, without the call: on a
+ *                               slow disk it never finds them read within
+ *                               it, where a fast one (a virtual disk backed
+ *                               by the host's cache) often does, which
+ *                               would let a cold read finish on the caller
+ *                               without the delay
  *   CRASHSHIM_DELAY_WHILE=FILE  delay only while FILE exists (so that
  *                               start-up is not slowed down)
  *   CRASHSHIM_HOLD_WHILE=FILE   a delayed call goes on waiting, MS at a
@@ -56,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -586,13 +596,68 @@ preadv64(int fd, const struct iovec *iov, int cnt, off64_t off)
     return read_ok("preadv64", fd, &r) ? real_preadv64(fd, iov, cnt, off) : r;
 }
 
+#ifndef SYS_cachestat
+#define SYS_cachestat                                                          \
+    451 /* Linux 6.5; one number on every architecture but alpha */
+#endif
+
+/* Whether every page of [off, off + len) of fd is in the page cache, by
+ * cachestat(2) (which reads nothing); true where it is not available, so
+ * that the call is then made as it would be without the shim. */
+static bool
+all_cached(int fd, off_t off, size_t len)
+{
+    struct {
+        uint64_t off, len;
+    } range;
+    struct {
+        uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted,
+                nr_recently_evicted;
+    } cs;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t first = (uint64_t)off / page;
+    uint64_t last = ((uint64_t)off + (len > 0 ? len : 1) - 1) / page;
+
+    range.off = first * page;
+    range.len = (last - first + 1) * page;
+    if (syscall(SYS_cachestat, fd, &range, &cs, 0u) != 0) {
+        return true;
+    }
+    return cs.nr_cache >= last - first + 1;
+}
+
+/* A read that may not wait, on the slow disk CRASHSHIM_DELAY models (its
+ * delay active for pread or preadv): pages not cached are not read within
+ * it. */
+static bool
+slow_nowait_miss(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+    if (!(flags & RWF_NOWAIT) || !delay_spec.on || !fd_under(fd) ||
+        !(spec_names(&delay_spec, "pread") ||
+          spec_names(&delay_spec, "preadv")) ||
+        (delay_while[0] != '\0' && access(delay_while, F_OK) != 0)) {
+        return false;
+    }
+    size_t len = 0;
+    for (int i = 0; i < cnt; i++) {
+        len += iov[i].iov_len;
+    }
+    return !all_cached(fd, off, len);
+}
+
 ssize_t
 preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
     REAL(ssize_t, preadv2, (int, const struct iovec *, int, off_t, int));
     ssize_t r;
-    return read_ok("preadv2", fd, &r) ? real_preadv2(fd, iov, cnt, off, flags)
-                                      : r;
+    if (!read_ok("preadv2", fd, &r)) {
+        return r;
+    }
+    if (slow_nowait_miss(fd, iov, cnt, off, flags)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return real_preadv2(fd, iov, cnt, off, flags);
 }
 
 /* ---- calls on one fd that return 0 or -1 ------------------------------- */

@@ -8,7 +8,9 @@ The test drops the segments' pages from the page cache (fsync, then
 POSIX_FADV_DONTNEED) so that the gets that follow are cold, and, under the
 crash shim, makes every blocking read of the data directory slow
 (CRASHSHIM_DELAY on pread and preadv; the worker's try that takes only
-cached pages, preadv2 with RWF_NOWAIT, is left alone):
+cached pages, preadv2 with RWF_NOWAIT, is not slowed, but while the delay
+is on the shim fails it at once where a page is not cached, as on a slow
+disk, where a fast virtual one often reads the page within the try):
 
 - with one worker (-t 1), gets of an in-memory key on another connection
   are answered while several connections' cold gets run, and while cold
