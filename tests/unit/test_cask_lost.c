@@ -190,6 +190,31 @@ answer(struct cask *c, const struct cask_ticket *t)
     return rc;
 }
 
+/* The deferred set t of "k" fails with its segment's sync (the fault is
+ * armed): with the journal, its commit is held in flight (blocked) while
+ * the segment's sync fails (an early writeback, a checkpoint or a
+ * roll-over would do the same). It is answered with an error, the log
+ * says the shard refuses writes, and "k" holds neither the failed value
+ * nor the one it replaced. */
+static void
+fail_deferred_k(struct cask *c, const struct cask_ticket *t, bool journal)
+{
+    if (journal) {
+        for (int i = 0; i < 1000 && atomic_load(&journal_entered) == 0; i++) {
+            usleep(1000);
+        }
+        assert_int_equal(atomic_load(&journal_entered), 1);
+        assert_int_not_equal(cask_sync(c), CASK_OK);
+        atomic_store(&journal_release, 1);
+    }
+    assert_int_not_equal(answer(c, t), CASK_OK);
+    if (strstr(tc_log, "writes refused until its records are rewritten") ==
+        NULL) {
+        fail_msg("no failed segment sync; log:\n%s", tc_log);
+    }
+    assert_true(tc_absent(c, "k"));
+}
+
 /* "k" held "old" (acknowledged); its new value's segment sync fails
  * before any commit covered it: the set is answered with an error, and
  * "k" misses from then on, live, after a close while the syncs still
@@ -221,24 +246,7 @@ failed_put_stays_gone(bool journal)
     struct cask_ticket t;
     assert_int_equal(tc_set_deferred(c, "k", "FAILED new value", &t), CASK_OK);
     assert_true(t.epoch != 0 || t.wseq != 0);
-    if (journal) {
-        /* The journal commit of the new value is in flight (blocked);
-         * the segment's sync fails meanwhile (an early writeback, a
-         * checkpoint or a roll-over would do the same). */
-        for (int i = 0; i < 1000 && atomic_load(&journal_entered) == 0; i++) {
-            usleep(1000);
-        }
-        assert_int_equal(atomic_load(&journal_entered), 1);
-        assert_int_not_equal(cask_sync(c), CASK_OK);
-        atomic_store(&journal_release, 1);
-    }
-    assert_int_not_equal(answer(c, &t), CASK_OK);
-    if (strstr(tc_log, "writes refused until its records are rewritten") ==
-        NULL) {
-        fail_msg("no failed segment sync; log:\n%s", tc_log);
-    }
-    /* Neither the failed value nor the one it replaced. */
-    assert_true(tc_absent(c, "k"));
+    fail_deferred_k(c, &t, journal);
     assert_true(tc_is(c, "a", "1"));
     /* Stopped while the syncs still fail: no rewrite got to hide the
      * failed put on disk. The stop is not clean, and says what that puts
@@ -305,20 +313,7 @@ failed_put_gone_after_power_loss(bool journal)
     atomic_store(&fault, 2);
     struct cask_ticket t;
     assert_int_equal(tc_set_deferred(c, "k", "FAILED new value", &t), CASK_OK);
-    if (journal) {
-        for (int i = 0; i < 1000 && atomic_load(&journal_entered) == 0; i++) {
-            usleep(1000);
-        }
-        assert_int_equal(atomic_load(&journal_entered), 1);
-        assert_int_not_equal(cask_sync(c), CASK_OK);
-        atomic_store(&journal_release, 1);
-    }
-    assert_int_not_equal(answer(c, &t), CASK_OK);
-    if (strstr(tc_log, "writes refused until its records are rewritten") ==
-        NULL) {
-        fail_msg("no failed segment sync; log:\n%s", tc_log);
-    }
-    assert_true(tc_absent(c, "k"));
+    fail_deferred_k(c, &t, journal);
 
     /* The power goes: the disk holds what the syncs so far left. */
     power_loss_copy(data, lost);
