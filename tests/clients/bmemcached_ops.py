@@ -5,25 +5,10 @@
 # stats figures) are printed as their shape only; an exception prints its
 # class and message, so the servers' error texts are compared too.
 import sys
-import time
 
 import bmemcached
 
-n = 0
-
-
-def out(what, val):
-    global n
-    n += 1
-    print("%d %s: %r" % (n, what, val), flush=True)
-
-
-def attempt(what, call):
-    try:
-        val = call()
-    except Exception as e:  # noqa: BLE001 - the outcome is what is compared
-        val = "raised %s %s" % (type(e).__name__, getattr(e, "message", e))
-    out(what, val)
+from ops_lines import attempt, expiry
 
 
 def gets_shape(c, key):
@@ -36,12 +21,6 @@ def cas_sequence(c, stale):
     if stale:
         c.set("a", "newer")
     return c.cas("a", "stale" if stale else "via-cas", cas)
-
-
-def expiry(c):
-    c.set("e", "soon", time=1)
-    time.sleep(2.1)
-    return c.get("e")
 
 
 def main():

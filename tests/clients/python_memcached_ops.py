@@ -5,31 +5,10 @@
 # as their shape only. get_slab_stats() and get_slabs() are left out: in
 # 1.59 they fail on Python 3 before reading the reply (str and bytes mixed).
 import sys
-import time
 
 import memcache
 
-n = 0
-
-
-def out(what, val):
-    global n
-    n += 1
-    print("%d %s: %r" % (n, what, val), flush=True)
-
-
-def attempt(what, call):
-    try:
-        val = call()
-    except Exception as e:  # noqa: BLE001 - the outcome is what is compared
-        val = "raised %s %s" % (type(e).__name__, e)
-    out(what, val)
-
-
-def expiry(c):
-    c.set("e", "soon", time=1)
-    time.sleep(2.1)
-    return c.get("e")
+from ops_lines import attempt, expiry
 
 
 def cas_stale(c):

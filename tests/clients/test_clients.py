@@ -8,6 +8,7 @@
 #   SpyOps.java       spymemcached (Java), text and binary connection factory
 #   bmemcached_ops.py python-binary-memcached, binary protocol
 #   python_memcached_ops.py python-memcached (module memcache), text protocol
+#   (ops_lines.py: what those two Python scripts share)
 #   perl_ops.pl       Cache::Memcached::Fast and Cache::Memcached, text
 #   gomemcache_ops.go bradfitz/gomemcache (Go), text protocol
 # Where bitcached deliberately does better, the line is listed in OWN_BETTER
