@@ -12,7 +12,10 @@
  *
  * Prints name=value lines: ops_total (every reply, warm-up included), ops,
  * ops_s, sets, gets, errors, p50_us, p99_us,
- * p999_us (all requests), get_p50_us, get_p99_us, get_p999_us.
+ * p999_us (all requests), get_p50_us, get_p99_us, get_p999_us, and
+ * client_cpu_us_per_op (this process's user and system CPU per reply of
+ * ops_total: on a machine the client shares with the server, what it
+ * leaves the server).
  */
 #include "config.h"
 
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -335,6 +339,13 @@ main(int argc, char **argv)
            pct(&all, 0.99), pct(&all, 0.999));
     printf("get_p50_us=%u\nget_p99_us=%u\nget_p999_us=%u\n", pct(&gets, 0.5),
            pct(&gets, 0.99), pct(&gets, 0.999));
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0 && total > 0) {
+        double us =
+                (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec +
+                (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
+        printf("client_cpu_us_per_op=%.1f\n", us / (double)total);
+    }
     for (int i = 0; i < nconns; i++) {
         close(cs[i].fd);
     }

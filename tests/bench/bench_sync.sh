@@ -6,7 +6,11 @@
 # request in flight each, 100-byte values), alternating the servers per
 # round so drift hits all alike. Reports sets/s, the ratios, bitcached's
 # writes per fdatasync, and each server's CPU per operation (utime+stime
-# from /proc/PID/stat around the run). With GETMIX=1 also p99.9 get latency
+# from /proc/PID/stat around the run), and per round the client's
+# (client_cpu_us_per_op) and the cores the two kept busy together
+# (cores_busy: both CPU figures times sets/s; near the machine's core
+# count the run was bound by CPU, well below it by latency, such as the
+# syncs' and the wake-ups'). With GETMIX=1 also p99.9 get latency
 # (90% get, 10% set) on an idle store against one where compaction and
 # roll-over run (tiny segments, low compact ratio). Not part of make check:
 # run from the build tree after `make`. Prints name=value lines.
@@ -132,9 +136,12 @@ run_one() {
     total=$(sed -n 's/^ops_total=//p' "$tmp/out")
     p999=$(sed -n 's/^get_p999_us=//p' "$tmp/out")
     errs=$(sed -n 's/^errors=//p' "$tmp/out")
+    ccpu=$(sed -n 's/^client_cpu_us_per_op=//p' "$tmp/out")
     hz=$(getconf CLK_TCK)
     cpu_us=$(awk -v d=$((c1 - c0)) -v hz="$hz" -v n="$total" \
         'BEGIN { printf "%.1f", n ? d / hz * 1e6 / n : 0 }')
+    cores=$(awk -v a="$cpu_us" -v b="${ccpu:-0}" -v r="${ops_s:-0}" \
+        'BEGIN { printf "%.2f", (a + b) * r / 1e6 }')
     [ "${errs:-0}" = 0 ] || echo "bench_sync.sh: $which: $errs error replies" >&2
 }
 
@@ -151,16 +158,16 @@ one_kind() {
     case $1 in
     before)
         bf_all="$bf_all $ops_s"; bf_cpu="$bf_cpu $cpu_us"; bf_wps="$bf_wps $wps"
-        echo "round$r.before_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps" ;;
+        echo "round$r.before_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores" ;;
     bitcached)
         bc_all="$bc_all $ops_s"; bc_cpu="$bc_cpu $cpu_us"; bc_wps="$bc_wps $wps"
-        echo "round$r.bitcached_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps" ;;
+        echo "round$r.bitcached_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores" ;;
     memcached)
         mc_all="$mc_all $ops_s"; mc_cpu="$mc_cpu $cpu_us"
-        echo "round$r.memcached_sets_s=$ops_s cpu_us_per_op=$cpu_us" ;;
+        echo "round$r.memcached_sets_s=$ops_s cpu_us_per_op=$cpu_us client_cpu_us_per_op=$ccpu cores_busy=$cores" ;;
     redis)
         rd_all="$rd_all $ops_s"; rd_cpu="$rd_cpu $cpu_us"
-        echo "round$r.redis_always_sets_s=$ops_s cpu_us_per_op=$cpu_us" ;;
+        echo "round$r.redis_always_sets_s=$ops_s cpu_us_per_op=$cpu_us client_cpu_us_per_op=$ccpu cores_busy=$cores" ;;
     esac
 }
 
