@@ -15,12 +15,19 @@
 # server (e.g. "--overwrite=0.9" with BITCACHED_ARGS=--segment-size=16m and
 # SECS=20 for a steady state where sets overwrite keys and compaction
 # retires segments all along, instead of a store that only grows).
+# WARMUP=N: run the same load for N seconds (default 0) on each fresh
+# server before the measured SECS. memcached takes new slab pages until
+# its -m 2048 is full (about 30 s of this load), and their page faults
+# (SYSCALLS=1 counts them: 1.6 an op) are part of its figure until then:
+# WARMUP=40 compares both stores in a steady state.
 # SYSCALLS=1: also count each server's system calls over the run with
 # `perf stat` (tracepoints; needs perf and the right to trace the server)
 # and print them per operation: all of them, and the page cache probes
 # (cachestat) and change-time reads (fstat) of the large value checks
-# (storage/cask_verify.h). Counting costs the server a little CPU, so
-# compare CPU figures only between runs made the same way.
+# (storage/cask_verify.h), and the page faults (first touches of a
+# segment's mapping by a zero-copy send, cask_vmap.h; memcached's are its
+# slab memory's). Counting costs the server a little CPU, so compare CPU
+# figures only between runs made the same way.
 set -u
 
 bench_name=bench_large.sh
@@ -34,7 +41,8 @@ VALUE=${VALUE:-65536}
 BITCACHED_ARGS=${BITCACHED_ARGS:-}
 MEMASLAP_ARGS=${MEMASLAP_ARGS:-}
 SYSCALLS=${SYSCALLS:-0}
-SC_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_cachestat,syscalls:sys_enter_newfstatat
+WARMUP=${WARMUP:-0}
+SC_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_cachestat,syscalls:sys_enter_newfstatat,page-faults
 if [ "$SYSCALLS" = 1 ] &&
     ! perf stat -e "$SC_EVENTS" -o /dev/null -- true >/dev/null 2>&1; then
     echo "bench_large.sh: perf cannot count system calls here: SYSCALLS=1 ignored" >&2
@@ -61,7 +69,8 @@ sc_count() {
 }
 
 # run_one SERVER: prints "TPS CPU_US_PER_OP" of one run on a fresh server
-# (with SYSCALLS=1 also "SYSCALLS CACHESTAT FSTAT", each per operation).
+# (with SYSCALLS=1 also "SYSCALLS CACHESTAT FSTAT FAULTS", each per
+# operation).
 run_one() {
     rm -rf "$tmp/data" "$tmp/sc.txt"
     if [ "$1" = bitcached ]; then
@@ -69,6 +78,11 @@ run_one() {
         start_server "$1" $BITCACHED_ARGS
     else
         start_server "$1"
+    fi
+    if [ "$WARMUP" -gt 0 ]; then
+        # shellcheck disable=SC2086
+        "$MEMASLAP" -s "127.0.0.1:$port" -F "$tmp/large.cfg" -t "${WARMUP}s" \
+            -c "$CONC" -T 2 $MEMASLAP_ARGS >/dev/null 2>&1
     fi
     scpid=
     if [ "$SYSCALLS" = 1 ]; then
@@ -97,10 +111,11 @@ run_one() {
         awk -v t="$tps" -v s="$SECS" -v n="$(sc_count "$tmp/sc.txt" raw_syscalls:sys_enter)" \
             -v cs="$(sc_count "$tmp/sc.txt" syscalls:sys_enter_cachestat)" \
             -v fs="$(sc_count "$tmp/sc.txt" syscalls:sys_enter_newfstatat)" \
+            -v pf="$(sc_count "$tmp/sc.txt" page-faults)" \
             'BEGIN { o = t * s; if (o == 0) o = 1
-                     printf " %.2f %.2f %.2f", n / o, cs / o, fs / o }'
+                     printf " %.2f %.2f %.2f %.3f", n / o, cs / o, fs / o, pf / o }'
     elif [ "$SYSCALLS" = 1 ]; then
-        printf ' 0 0 0'
+        printf ' 0 0 0 0'
     fi
     echo
 }
@@ -110,19 +125,19 @@ median() {
 }
 
 bc_tps= bc_cpu= mc_tps= mc_cpu= old_tps= old_cpu=
-bc_sc= bc_cs= bc_fs= mc_sc= mc_cs= mc_fs= old_sc= old_cs= old_fs=
+bc_sc= bc_cs= bc_fs= bc_pf= mc_sc= mc_cs= mc_fs= mc_pf= old_sc= old_cs= old_fs= old_pf=
 r=0
 while [ $r -lt "$ROUNDS" ]; do
     set -- $(run_one bitcached)
     bc_tps="$bc_tps $1" bc_cpu="$bc_cpu $2"
-    [ $# -ge 5 ] && bc_sc="$bc_sc $3" bc_cs="$bc_cs $4" bc_fs="$bc_fs $5"
+    [ $# -ge 6 ] && bc_sc="$bc_sc $3" bc_cs="$bc_cs $4" bc_fs="$bc_fs $5" bc_pf="$bc_pf $6"
     set -- $(run_one memcached)
     mc_tps="$mc_tps $1" mc_cpu="$mc_cpu $2"
-    [ $# -ge 5 ] && mc_sc="$mc_sc $3" mc_cs="$mc_cs $4" mc_fs="$mc_fs $5"
+    [ $# -ge 6 ] && mc_sc="$mc_sc $3" mc_cs="$mc_cs $4" mc_fs="$mc_fs $5" mc_pf="$mc_pf $6"
     if [ -n "$BITCACHED_BEFORE" ]; then
         set -- $(BITCACHED=$BITCACHED_BEFORE run_one bitcached)
         old_tps="$old_tps $1" old_cpu="$old_cpu $2"
-        [ $# -ge 5 ] && old_sc="$old_sc $3" old_cs="$old_cs $4" old_fs="$old_fs $5"
+        [ $# -ge 6 ] && old_sc="$old_sc $3" old_cs="$old_cs $4" old_fs="$old_fs $5" old_pf="$old_pf $6"
     fi
     r=$((r + 1))
 done
@@ -140,14 +155,15 @@ fi
 if [ "$SYSCALLS" = 1 ]; then
     for who in bitcached memcached before; do
         case $who in
-        bitcached) sc=$bc_sc cs=$bc_cs fs=$bc_fs ;;
-        memcached) sc=$mc_sc cs=$mc_cs fs=$mc_fs ;;
-        before) sc=$old_sc cs=$old_cs fs=$old_fs ;;
+        bitcached) sc=$bc_sc cs=$bc_cs fs=$bc_fs pf=$bc_pf ;;
+        memcached) sc=$mc_sc cs=$mc_cs fs=$mc_fs pf=$mc_pf ;;
+        before) sc=$old_sc cs=$old_cs fs=$old_fs pf=$old_pf ;;
         esac
         [ -n "$sc" ] || continue
         echo "large_${who}_syscalls_per_op=$(echo "$sc" | median)"
         echo "large_${who}_cachestat_per_op=$(echo "$cs" | median)"
         echo "large_${who}_fstat_per_op=$(echo "$fs" | median)"
+        echo "large_${who}_faults_per_op=$(echo "$pf" | median)"
     done
 fi
 exit 0
