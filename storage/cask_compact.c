@@ -66,6 +66,7 @@ struct compaction {
     size_t stamp_cap;
 
     bool resync;        /* a rewrite after failed syncs (cask_resync.c) */
+    const char *what;   /* the run for the log: why a rewrite runs */
     uint64_t lost;      /* resync: puts of the inputs no longer readable */
     uint64_t restored;  /* resync: tombstones and touch records written
                          * again for records that may have been lost */
@@ -413,13 +414,14 @@ typedef int (*walk_fn)(struct compaction *m, struct cask_segment *s,
  * shard should not wait for its disk reads). Damage inside s is skipped
  * to the next valid record (what lies between is unreadable anyway):
  * compaction logs and counts it, and a read error keeps s as damaged; a
- * rewrite after a failed sync leaves both to compaction and recovery. */
+ * rewrite (after a failed sync or a cut) leaves both to compaction and
+ * recovery. */
 static int
 walk_segment(struct compaction *m, struct cask_segment *s, bool rewrite,
              walk_fn fn)
 {
     struct cask_shard *sh = m->sh;
-    const char *what = rewrite ? "rewrite after a failed sync" : "compaction";
+    const char *what = m->what;
     uint64_t off = CASK_SEG_HDR;
     int rc = 0;
     while (rc == 0 && off < s->flushed) {
@@ -683,6 +685,16 @@ choose_resync(struct compaction *m)
         }
     }
     qsort(m->in, m->nin, sizeof(*m->in), cmp_seg);
+    /* Say why it runs: a failed sync refuses writes (sh->failed); a cut
+     * found by the size check or at open marks its segment damaged and
+     * lets writes go on. */
+    bool was_cut = ncut > 0;
+    for (size_t i = 0; i < m->nin; i++) {
+        was_cut = was_cut || m->in[i]->damaged;
+    }
+    m->what = !sh->failed ? "rewrite of segments cut short"
+              : was_cut   ? "rewrite after a failed sync and a cut"
+                          : "rewrite after a failed sync";
     return 0;
 }
 
@@ -823,13 +835,13 @@ resync_losses(struct compaction *m, uint64_t damaged, uint64_t untombed)
     }
     cask_logf(sh->store,
               w.n != 0 || damaged != 0 ? CASK_LOG_ERROR : CASK_LOG_WARN,
-              "shard %u: rewrite after a failed sync: %" PRIu64
+              "shard %u: %s: %" PRIu64
               " records lost (no longer read back whole), %" PRIu64
               " damaged bytes skipped, %" PRIu64
               " failed puts undone: their keys now miss, and other "
               "segments get tombstones and touch records where those may "
               "have been lost",
-              sh->idx, w.n, damaged, untombed);
+              sh->idx, m->what, w.n, damaged, untombed);
     int rc = 0;
     for (size_t i = 0; i < nseg && rc == 0; i++) {
         /* Segments only leave the table under maint_mu, which is ours. */
@@ -925,16 +937,15 @@ restore_journaled(struct compaction *m)
                                       m->in[i]->fd, &n);
         if (rc != 0) {
             cask_logf(sh->store, CASK_LOG_ERROR,
-                      "shard %u: rewrite after a failed sync: restore "
-                      "segment %08x from the journal: %s; what does not "
-                      "read back whole is lost",
-                      sh->idx, m->in[i]->id, strerror(rc));
+                      "shard %u: %s: restore segment %08x from the "
+                      "journal: %s; what does not read back whole is lost",
+                      sh->idx, m->what, m->in[i]->id, strerror(rc));
         } else if (n > 0) {
             cask_logf(sh->store, CASK_LOG_WARN,
-                      "shard %u: rewrite after a failed sync: %" PRIu64
+                      "shard %u: %s: %" PRIu64
                       " records of segment %08x written back from the "
                       "journal (their pages were dropped)",
-                      sh->idx, n, m->in[i]->id);
+                      sh->idx, m->what, n, m->in[i]->id);
         }
     }
 }
@@ -969,8 +980,11 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
     uint64_t disk_bytes, uint64_t *evicted)
 {
     struct cask *c = sh->store;
-    struct compaction m = {
-            .sh = sh, .evict = evict, .resync = resync, .need = need};
+    struct compaction m = {.sh = sh,
+                           .what = resync ? "rewrite" : "compaction",
+                           .evict = evict,
+                           .resync = resync,
+                           .need = need};
     uint64_t damaged = 0, untombed = 0;
     uint64_t *cov = NULL;
     uint32_t *ids = NULL;
@@ -1193,10 +1207,10 @@ run(struct cask_shard *sh, bool force, bool evict, bool resync, uint64_t need,
     pthread_mutex_lock(&sh->mu);
     if (resync) {
         cask_logf(c, CASK_LOG_WARN,
-                  "shard %u: rewrite after a failed sync: %zu segments "
-                  "retired, %" PRIu64 " records lost, %" PRIu64
+                  "shard %u: %s: %zu segments retired, %" PRIu64
+                  " records lost, %" PRIu64
                   " tombstones and touch records restored",
-                  sh->idx, m.nin, m.lost, m.restored);
+                  sh->idx, m.what, m.nin, m.lost, m.restored);
         sh->dropped_untombed -= untombed; /* hidden on disk now */
         cask_resync_done(sh, ids, m.nin, true);
     } else if (!evict) {

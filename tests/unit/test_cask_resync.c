@@ -173,6 +173,8 @@ test_recovers_without_restart(void **state)
     assert_int_equal(st.sync_recoveries, 0);
     __atomic_store_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
     wait_recovered(f->c, 1);
+    assert_non_null(strstr(tc_log, "rewrite after a failed sync: "));
+    assert_null(strstr(tc_log, "cut"));
     cask_stats(f->c, -1, &st);
     assert_int_equal(st.records_lost, 0);
     assert_int_equal(tc_set(f->c, "new", "x"), CASK_OK);
@@ -330,6 +332,13 @@ test_cut_segment(void **state)
     }
     assert_true(cs.records_lost >= 1);
     assert_false(cs.failed);
+    /* The log says what happened: a cut, and no sync failed. */
+    if (strstr(tc_log, "rewrite of segments cut short: ") == NULL ||
+        strstr(tc_log, "failed sync") != NULL) {
+        fail_msg("the rewrite of a cut segment logged as what it was "
+                 "not; log:\n%s",
+                 tc_log);
+    }
     for (int round = 0; round < 2; round++) {
         assert_true(tc_absent(f->c, "old")); /* not v-old */
         assert_true(tc_is(f->c, "k1", "v1"));
