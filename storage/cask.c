@@ -190,6 +190,58 @@ mkdir_p(const char *dir)
     return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
 }
 
+/* The state file holds no valid slot: keep it beside the store as
+ * DIR/state.damaged (one copy, the latest) for a look, before a new one is
+ * made in its place. */
+static void
+keep_damaged_state(struct cask *c)
+{
+    char path[CASK_PATH_MAX], kept[CASK_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_NAME);
+    snprintf(kept, sizeof(kept), "%s.damaged", path);
+    if (rename(path, kept) != 0) {
+        cask_logf(c, CASK_LOG_WARN, "rename %s to %s: %s", path, kept,
+                  strerror(errno));
+        return;
+    }
+    (void)cask_fsync_dir(c->dir);
+    cask_logf(c, CASK_LOG_WARN, "damaged state file kept as %s", kept);
+}
+
+/* The store holds data but its state file is missing or damaged (why):
+ * the flush point it kept is unknown, and any item on disk may be one an
+ * earlier flush_all invalidated. Nothing flushed may come back, so the
+ * new file's flush point is the highest cas on disk (max_cas): every item
+ * found is treated as flushed, and items written from now on are kept.
+ * A delayed flush_all still pending is forgotten with the file, and cas
+ * numbers restart above the highest on disk. Persisted before it takes
+ * effect, as any flush (not for an inspection, which writes nothing); the
+ * open fails if it cannot be written. What it cost is logged. */
+static int
+state_rebuild(struct cask *c, struct cask_state *m, uint64_t max_cas,
+              const char *why)
+{
+    struct cask_stats st;
+    (void)cask_stats(c, -1, &st);
+    m->flush_cas = max_cas;
+    m->flush_pending_at = 0;
+    m->cas_reserved = max_cas + 1;
+    int rc = c->opt.inspect ? 0 : cask_ctx_state_write(c, m);
+    if (rc != 0) {
+        return rc;
+    }
+    atomic_store(&c->flush_cas, m->flush_cas);
+    atomic_store(&c->flush_pending_at, 0);
+    cask_logf(c, CASK_LOG_ERROR,
+              "state file in %s %s: the flush point it kept is lost, so "
+              "the %" PRIu64 " items found on disk are treated as flushed "
+              "(an earlier flush_all may have invalidated any of them; "
+              "a delayed one still pending is forgotten); a new state file "
+              "starts above cas %" PRIu64,
+              c->dir, why, st.live_keys, max_cas);
+    return 0;
+}
+
 /* Shard directories present (for a directory whose state file is gone). */
 static unsigned
 count_shard_dirs(const char *dir)
@@ -424,6 +476,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
 {
     struct cask_options defaults;
     struct cask_state m;
+    const char *state_lost = NULL; /* why the state file was not read */
     int rc;
 
     *out = NULL;
@@ -501,37 +554,44 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
             rc = CASK_EINVAL;
             goto fail;
         }
-    } else if (rc == ENOENT) {
+    } else if (rc == ENOENT || rc == EINVAL) {
+        /* No state file, or none of its slots valid: the same loss. */
+        state_lost = rc == EINVAL ? "is damaged (no valid slot)" : "is missing";
         unsigned found = count_shard_dirs(dir);
         if (found != 0 && found != o->shards) {
             cask_logf(c, CASK_LOG_ERROR,
-                      "data directory %s has %u shard directories but no state "
-                      "file; refusing to open it with %u shards",
-                      dir, found, o->shards);
+                      "data directory %s has %u shard directories and its "
+                      "state file %s; refusing to open it with %u shards",
+                      dir, found, state_lost, o->shards);
             rc = CASK_EINVAL;
             goto fail;
         }
-        if (found != 0) {
-            /* Say what the loss costs: the flush point is gone, and the cas
-             * mark is rebuilt from the records on disk. */
-            cask_logf(c, CASK_LOG_WARN,
-                      "data directory %s has shard directories but no state "
-                      "file: a new one is made; items invalidated by an "
-                      "earlier flush_all may be served again",
-                      dir);
+        if (rc == EINVAL && !o->inspect) {
+            keep_damaged_state(c);
         }
         memset(&m, 0, sizeof(m));
         m.shards = o->shards;
         m.cas_reserved = 1;
-        rc = o->inspect ? 0 : cask_ctx_state_write(c, &m);
-        if (rc != 0) {
-            goto fail;
+        if (found == 0) {
+            /* Nothing stored yet: nothing to lose. */
+            if (rc == EINVAL) {
+                cask_logf(c, CASK_LOG_WARN,
+                          "state file in %s %s and no shard holds data: a "
+                          "new one is made",
+                          dir, state_lost);
+            }
+            state_lost = NULL;
+            rc = o->inspect ? 0 : cask_ctx_state_write(c, &m);
+            if (rc != 0) {
+                goto fail;
+            }
         }
+        rc = 0;
     } else if (rc == CASK_ENEWER) {
         goto fail; /* logged; nothing written */
     } else {
-        cask_logf(c, CASK_LOG_ERROR, "state file in %s is damaged", dir);
-        rc = CASK_EINVAL;
+        cask_logf(c, CASK_LOG_ERROR, "read the state file in %s: %s", dir,
+                  strerror(rc));
         goto fail;
     }
     atomic_store(&c->flush_cas, m.flush_cas);
@@ -577,6 +637,12 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
      * rewritten) by the first write, not here: a store on a full disk
      * still opens and serves reads. A delayed flush that came due while
      * the store was closed becomes a threshold at the first lookup. */
+    if (state_lost != NULL) {
+        rc = state_rebuild(c, &m, max_cas, state_lost);
+        if (rc != 0) {
+            goto fail;
+        }
+    }
     uint64_t next = m.cas_reserved > max_cas + 1 ? m.cas_reserved : max_cas + 1;
     atomic_store(&c->next_cas, next);
     atomic_store(&c->cas_reserved, m.cas_reserved);

@@ -293,17 +293,22 @@ test_cas_reservation_failure_not_acked(void **state)
     assert_true(tc_is(f->c, "k", "after"));
 }
 
-/* An edited or damaged state file is refused (and logged), not trusted: its
- * flush_cas could silently hide every key. */
+/* An edited or damaged state file (no valid slot) is not trusted: its
+ * flush_cas could silently hide every key. The store opens; the flush
+ * point is lost with the file, so every item on disk counts as flushed
+ * (a flush_all may have invalidated it), which the log says with its
+ * cost; the damaged file is kept beside the store; what is written from
+ * then on is kept. */
 static void
 test_state_checksum(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
     cask_close(&f->c);
-    char path[4096];
-    static char buf[16384];
+    char path[4096], kept[4200];
+    static char buf[16384], got[16384];
     snprintf(path, sizeof(path), "%s/state", f->dir);
+    snprintf(kept, sizeof(kept), "%s.damaged", path);
     FILE *fp = fopen(path, "r+");
     assert_non_null(fp);
     size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
@@ -319,17 +324,60 @@ test_state_checksum(void **state)
     assert_int_equal(fwrite(buf, 1, n, fp), n);
     fclose(fp);
     tc_log[0] = '\0';
-    assert_int_not_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
-    assert_null(f->c);
-    assert_non_null(strstr(tc_log, "damaged"));
-    p[10] = '0';
-    q[10] = '0';
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(buf, 1, n, fp), n);
-    fclose(fp);
     assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
-    assert_true(tc_is(f->c, "k", "v"));
+    if (strstr(tc_log, "is damaged (no valid slot)") == NULL ||
+        strstr(tc_log, "the 1 items found on disk are treated as flushed") ==
+                NULL) {
+        fail_msg("a damaged state file's cost not logged; log:\n%s", tc_log);
+    }
+    assert_true(tc_absent(f->c, "k"));
+    fp = fopen(kept, "r");
+    assert_non_null(fp);
+    assert_int_equal(fread(got, 1, sizeof(got), fp), n);
+    fclose(fp);
+    assert_memory_equal(got, buf, n);
+    assert_int_equal(tc_set(f->c, "n", "new"), CASK_OK);
+    for (int round = 0; round < 2; round++) {
+        tc_log[0] = '\0';
+        tc_fx_reopen(f);
+        assert_null(strstr(tc_log, "treated as flushed"));
+        assert_true(tc_absent(f->c, "k"));
+        assert_true(tc_is(f->c, "n", "new"));
+    }
+}
+
+/* A missing state file costs what a damaged one does: the flush point
+ * is gone, so nothing on disk can be told apart from what a flush_all
+ * invalidated. A flushed item must not come back; every item found is
+ * treated as flushed, logged with the count; new writes are kept. */
+static void
+test_state_missing_keeps_flush(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "old", "flushed"), CASK_OK);
+    assert_int_equal(cask_flush(f->c, tc_now), CASK_OK);
+    assert_int_equal(tc_set(f->c, "after", "kept"), CASK_OK);
+    assert_true(tc_absent(f->c, "old"));
+    cask_close(&f->c);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/state", f->dir);
+    assert_int_equal(unlink(path), 0);
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    assert_true(tc_absent(f->c, "old")); /* not "flushed" */
+    if (strstr(tc_log, "is missing") == NULL ||
+        strstr(tc_log, "items found on disk are treated as flushed") == NULL) {
+        fail_msg("a missing state file's cost not logged; log:\n%s", tc_log);
+    }
+    assert_true(tc_absent(f->c, "after")); /* the cost, logged */
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(tc_set(f->c, "n", "new"), CASK_OK);
+    for (int round = 0; round < 2; round++) {
+        tc_fx_reopen(f);
+        assert_true(tc_absent(f->c, "old"));
+        assert_true(tc_absent(f->c, "after"));
+        assert_true(tc_is(f->c, "n", "new"));
+    }
 }
 
 /* A store on a full disk opens and serves reads; writes fail until space
@@ -959,22 +1007,6 @@ test_roll_over_stalls_only_writers(void **state)
     assert_true(tc_is(f->c, "w", "x"));
 }
 
-/* A missing state file is logged at start with what it costs. */
-static void
-test_missing_state_logged(void **state)
-{
-    struct fx *f = *state;
-    assert_int_equal(tc_set(f->c, "k", "v"), CASK_OK);
-    cask_close(&f->c);
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/state", f->dir);
-    assert_int_equal(unlink(path), 0);
-    tc_log[0] = '\0';
-    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
-    assert_non_null(strstr(tc_log, "no state file"));
-    assert_true(tc_is(f->c, "k", "v"));
-}
-
 static void *
 slow_append(void *arg)
 {
@@ -1037,6 +1069,8 @@ main(void)
                     test_cas_reservation_failure_not_acked, setup, teardown),
             cmocka_unit_test_setup_teardown(test_state_checksum, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_state_missing_keeps_flush,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(test_opens_on_full_disk, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_short_segment_read_is_error,
@@ -1063,8 +1097,6 @@ main(void)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_roll_over_stalls_only_writers,
                                             setup, teardown),
-            cmocka_unit_test_setup_teardown(test_missing_state_logged, setup,
-                                            teardown),
             cmocka_unit_test_setup_teardown(
                     test_slow_rmw_read_stalls_only_itself, setup, teardown),
     };
