@@ -539,6 +539,14 @@ announce(struct cask *c, uint64_t npasses)
     pthread_mutex_unlock(&cm->hook_mu);
 }
 
+void
+cask_commit_wake(struct cask *c)
+{
+    if (c->commit != NULL) {
+        announce(c, 0);
+    }
+}
+
 /* The failed puts are undone, or their shards latched: the writes the
  * failure answered with errors may be answered now. */
 static void
@@ -1246,6 +1254,14 @@ cask_commit_kick(struct cask *c)
     }
 }
 
+/* Is a shard of t hiding a failed segment sync's puts (cask_lost_hiding)? */
+static bool
+ticket_hiding(struct cask *c, const struct cask_ticket *t)
+{
+    return (t->wseq != 0 && cask_lost_hiding(c->shards[t->wshard])) ||
+           (t->shard >= 0 && cask_lost_hiding(c->shards[t->shard]));
+}
+
 int
 cask_commit_finish(struct cask *c, const struct cask_ticket *t)
 {
@@ -1265,7 +1281,7 @@ cask_commit_finish(struct cask *c, const struct cask_ticket *t)
     while (!cask_ticket_done(c, t, &rc)) {
         pthread_mutex_lock(&cm->mu);
         atomic_fetch_add(&cm->done_waiters, 1); /* before undo_wait is read */
-        if (atomic_load(&cm->undo_wait)) {
+        if (atomic_load(&cm->undo_wait) || ticket_hiding(c, t)) {
             pthread_cond_wait(&cm->done_cv, &cm->mu);
         }
         atomic_fetch_sub(&cm->done_waiters, 1);
@@ -1306,6 +1322,9 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
              * latched since), once its put is undone; or a latch did. */
             bool latched = __atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE);
             if (cask_lost_has(sh, t->wseq)) {
+                if (cask_lost_hiding(sh)) {
+                    return false; /* answered once its tombstone is synced */
+                }
                 if (!latched && atomic_load(&c->commit->undo_wait)) {
                     return false; /* answered once its put is undone */
                 }
@@ -1336,6 +1355,9 @@ cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc)
             /* a failed commit (the store goes on; answered once its put
              * is undone), or a latch */
             bool lost = cask_lost_has(sh, t->seq);
+            if (lost && cask_lost_hiding(sh)) {
+                return false; /* answered once its tombstone is synced */
+            }
             if (lost && atomic_load(&c->commit->undo_wait) &&
                 !__atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE)) {
                 return false;

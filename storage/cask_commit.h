@@ -58,6 +58,11 @@ void cask_ticket_add(struct cask_ticket *t, uint64_t epoch, int shard,
  * (also without a journal) or an error. */
 int cask_commit_checkpoint(struct cask *c);
 
+/* Wake blocked writers and parked connections (the commit hook): a
+ * ticket held back by cask_lost_hiding may be answered now. Any lock but
+ * the committer's own may be held. */
+void cask_commit_wake(struct cask *c);
+
 /* A shard's segment fdatasync failed (its mutex held; it refuses writes
  * until cask_commit_sync_recovered): a ticket over several shards of an
  * epoch from the oldest one not done until that recovery is answered

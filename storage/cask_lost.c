@@ -9,7 +9,8 @@
  * (cask_resync.c): the shard appends nothing until the segment is
  * rewritten, and that rewrite hides the failed puts on disk for good;
  * until then tombstones in a new segment of their own, synced before the
- * errors go out, hide them from a restart after a stop, a process crash
+ * errors go out (lost_hiding holds the range's tickets back meanwhile:
+ * cask_lost_hiding), hide them from a restart after a stop, a process crash
  * or a power loss (when the disk refuses that too: written unsynced to
  * the end of the failed segment, which covers all but a power loss).
  *
@@ -541,20 +542,34 @@ cask_lost_undo(struct cask_shard *sh)
     return rc;
 }
 
+bool
+cask_lost_hiding(const struct cask_shard *sh)
+{
+    return __atomic_load_n(&sh->lost_hiding, __ATOMIC_SEQ_CST);
+}
+
 int
 cask_lost_fail_active(struct cask_shard *sh)
 {
+    /* Raised before the range is published and lowered once the
+     * tombstones are synced (or known not to be: logged), so that no
+     * ticket of the range reads its error in between: a power loss then
+     * could bring back the put it answered. The range itself is published
+     * at once: a ticket that finds no range could read success (a
+     * checkpoint covered the bytes). */
+    __atomic_store_n(&sh->lost_hiding, true, __ATOMIC_SEQ_CST);
     uint64_t lo = __atomic_load_n(&sh->synced_seq, __ATOMIC_ACQUIRE);
     if (sh->app_seq > lo) {
         note_range(sh, lo, sh->app_seq);
     }
-    if (!sh->undo_pending) {
-        return 0;
+    int rc = 0;
+    if (sh->undo_pending) {
+        rc = drop_newest(sh);
+        if (rc == 0) {
+            sh->undo_pending = false;
+        }
     }
-    int rc = drop_newest(sh);
-    if (rc == 0) {
-        sh->undo_pending = false;
-    }
+    __atomic_store_n(&sh->lost_hiding, false, __ATOMIC_SEQ_CST);
     return rc;
 }
 

@@ -50,6 +50,13 @@ int cask_lost_undo(struct cask_shard *sh);
  * could be undone: the shard must latch). */
 int cask_lost_fail_active(struct cask_shard *sh);
 
+/* Lock-free: is a failed segment sync's range being hidden right now
+ * (cask_lost_fail_active: its tombstones not synced yet)? Its tickets
+ * must wait: an error answered before then could come back as the
+ * failed value after a power loss. Who waits is woken once it ends
+ * (cask_commit_wake). */
+bool cask_lost_hiding(const struct cask_shard *sh);
+
 /* The store recovered: writes are taken again. Takes mu. */
 void cask_lost_release(struct cask_shard *sh);
 

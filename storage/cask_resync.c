@@ -118,6 +118,7 @@ cask_resync_note(struct cask_shard *sh, uint32_t id, int err, const char *what)
             latch(sh);
         }
         if (sh->latched) {
+            cask_commit_wake(c); /* tickets cask_lost_hiding held back */
             cask_logf(c, CASK_LOG_ERROR,
                       "shard %u: %s seg %08x: %s, and its failed writes "
                       "could not be undone; shard is now read-only",
@@ -126,6 +127,9 @@ cask_resync_note(struct cask_shard *sh, uint32_t id, int err, const char *what)
         }
     }
     __atomic_store_n(&sh->failed, true, __ATOMIC_RELEASE);
+    /* tickets cask_lost_hiding held back; those of other appends now read
+     * the refusal */
+    cask_commit_wake(c);
     cask_resync_add(sh, id);
     if (sh->latched) {
         return;

@@ -199,6 +199,10 @@ struct cask_shard {
      * among them are undone. */
     bool held;         /* mu: writes refused until the commit recovers */
     bool undo_pending; /* mu: the newest range is not undone yet */
+    /* __atomic: a failed segment sync's range is published and its puts
+     * are being hidden (tombstones written and synced, mu held): the
+     * range's tickets wait (cask_lost_hiding) */
+    bool lost_hiding;
     uint64_t lost_lo[CASK_LOST_RING]; /* __atomic; slot i % RING */
     uint64_t lost_hi[CASK_LOST_RING];
     unsigned lost_n;      /* __atomic: ranges recorded so far */

@@ -25,11 +25,18 @@
 /* 0: no fault. 1: fdatasync of segment files fails; one of a journal
  * file blocks until released, then fails too. 2: as 1, but only for the
  * first segment file synced once the fault began (bad_ino) and the
- * retired file: others sync. */
+ * retired file: others sync. 3: only bad_ino's sync fails; a journal
+ * sync blocks until released and then succeeds; a sync of another
+ * segment file once bad_ino failed (the tombstones that hide the failed
+ * puts) releases the journal and takes 300 ms. */
 static atomic_int fault;
 static atomic_int journal_entered; /* a journal sync is blocked */
 static atomic_int journal_release;
 static atomic_ulong bad_ino;
+/* fault 3: the deferred set's answer came while a sync of the tombstone
+ * segment had not returned yet */
+static atomic_int answered;
+static atomic_int answered_early;
 
 /* ---- a power loss ---------------------------------------------------------
  * What a file may hold on disk after a power loss: its bytes as of its
@@ -140,6 +147,33 @@ bad_fdatasync(int fd)
 {
     image_take(fd);
     int f = atomic_load(&fault);
+    if (f == 3) {
+        struct stat st;
+        unsigned long none = 0;
+        if (tc_fd_is_journal(fd)) {
+            atomic_store(&journal_entered, 1);
+            while (atomic_load(&journal_release) == 0) {
+                usleep(1000);
+            }
+            return cask_io_default()->fdatasync(fd);
+        }
+        if (fstat(fd, &st) != 0 || !is_segment(fd)) {
+            return cask_io_default()->fdatasync(fd);
+        }
+        if (atomic_compare_exchange_strong(&bad_ino, &none, st.st_ino) ||
+            st.st_ino == atomic_load(&bad_ino)) {
+            errno = EIO;
+            return -1;
+        }
+        /* The journal commit of the failed put succeeds meanwhile. */
+        atomic_store(&journal_release, 1);
+        usleep(300 * 1000);
+        int rc = cask_io_default()->fdatasync(fd);
+        if (atomic_load(&answered) != 0) {
+            atomic_store(&answered_early, 1);
+        }
+        return rc;
+    }
     if (f == 2 && !tc_fd_is_journal(fd)) {
         struct stat st;
         unsigned long none = 0;
@@ -338,6 +372,98 @@ failed_put_gone_after_power_loss(bool journal)
     free(dir);
 }
 
+struct poll {
+    struct cask *c;
+    const struct cask_ticket *t;
+    int rc;
+};
+
+/* What a parked connection does: look at its ticket until it is done. */
+static void *
+poll_ticket(void *arg)
+{
+    struct poll *p = arg;
+    for (int i = 0; i < 20000 && !cask_ticket_done(p->c, p->t, &p->rc); i++) {
+        usleep(200);
+    }
+    atomic_store(&answered, 1);
+    return NULL;
+}
+
+/* The active segment's sync fails while the journal commit that carries
+ * the put "k" is in flight, and that commit then succeeds: the put is
+ * answered with an error (its bytes may be among the pages the kernel
+ * dropped) and hidden by tombstones in a new segment, synced. The answer
+ * must not go out before that sync returns: a power loss in between
+ * would bring back (from the journal, or from what the failed sync did
+ * write) a put answered SERVER_ERROR. */
+static void
+test_answer_waits_for_tombstones(void **state)
+{
+    (void)state;
+    struct cask_options o;
+    opts(&o);
+    o.compact_background = false;
+    char *dir = tc_mkdtemp();
+    char data[4200], lost[4200];
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(lost, sizeof(lost), "%s/after-power-loss", dir);
+    struct cask_io_ops ops = *cask_io_default();
+    ops.fdatasync = bad_fdatasync;
+    images_reset();
+    cask_io_set(&ops);
+    atomic_store(&fault, 0);
+    atomic_store(&bad_ino, 0);
+    atomic_store(&journal_entered, 0);
+    atomic_store(&journal_release, 0);
+    atomic_store(&answered, 0);
+    atomic_store(&answered_early, 0);
+    tc_log[0] = '\0';
+    struct cask *c = NULL;
+    assert_int_equal(cask_open(&c, data, &o), CASK_OK);
+    assert_int_equal(tc_set(c, "a", "1"), CASK_OK);
+    assert_int_equal(tc_set(c, "k", "old"), CASK_OK);
+
+    atomic_store(&fault, 3);
+    struct cask_ticket t;
+    assert_int_equal(tc_set_deferred(c, "k", "FAILED new value", &t), CASK_OK);
+    struct poll p = {.c = c, .t = &t, .rc = CASK_OK};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, poll_ticket, &p), 0);
+    for (int i = 0; i < 1000 && atomic_load(&journal_entered) == 0; i++) {
+        usleep(1000);
+    }
+    assert_int_equal(atomic_load(&journal_entered), 1);
+    assert_int_not_equal(cask_sync(c), CASK_OK);
+    atomic_store(&journal_release, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&answered), 1);
+    assert_int_not_equal(p.rc, CASK_OK);
+    if (strstr(tc_log, "writes refused until its records are rewritten") ==
+        NULL) {
+        fail_msg("no failed segment sync; log:\n%s", tc_log);
+    }
+    if (atomic_load(&answered_early) != 0) {
+        fail_msg("the failed put was answered before the tombstones that "
+                 "hide it were synced; log:\n%s",
+                 tc_log);
+    }
+    assert_true(tc_absent(c, "k"));
+
+    power_loss_copy(data, lost);
+    atomic_store(&fault, 0);
+    struct cask *pl = NULL;
+    assert_int_equal(cask_open(&pl, lost, &o), CASK_OK);
+    assert_true(tc_absent(pl, "k"));
+    assert_true(tc_is(pl, "a", "1"));
+    cask_close(&pl);
+    cask_close(&c);
+    cask_io_set(NULL);
+    images_reset();
+    tc_rmrf(dir);
+    free(dir);
+}
+
 static void
 test_power_loss_journal(void **state)
 {
@@ -374,6 +500,7 @@ main(void)
             cmocka_unit_test(test_failed_put_stays_gone_without_journal),
             cmocka_unit_test(test_power_loss_without_journal),
             cmocka_unit_test(test_power_loss_journal),
+            cmocka_unit_test(test_answer_waits_for_tombstones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
