@@ -403,6 +403,17 @@ any_shard(struct cask *c, bool rewriting)
     return false;
 }
 
+/* How many shards refuse writes after a failed sync (latched or not)? */
+static unsigned
+failed_shards(struct cask *c)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        n += cask_log_failed(c->shards[i]) ? 1 : 0;
+    }
+    return n;
+}
+
 /* Does a shard rewrite a segment whose sync failed? */
 static bool
 rewriting(struct cask_commit *cm)
@@ -678,6 +689,20 @@ recover_once(struct cask *c)
             undo_finished(c);
             return CASK_EFAILED;
         }
+    }
+    /* The undo's tombstones durable before the errors go out: the disk
+     * may hold the failed batch's frames, which the next start replays,
+     * and the failed puts' own pages, so a power loss after an error
+     * reply would otherwise bring a failed put back. A shard rewriting a
+     * segment whose sync failed made its own durable already
+     * (cask_lost.c); one whose sync fails now is rewritten like any,
+     * and the errors go out all the same (logged). */
+    unsigned failed_before = failed_shards(c);
+    if (sync_every_shard(c) != 0 && failed_shards(c) > failed_before) {
+        cask_logf(c, CASK_LOG_ERROR,
+                  "journal commit failed, and the tombstones that undo its "
+                  "writes could not be synced: a power loss before the "
+                  "rewrite may bring back writes answered with errors");
     }
     undo_finished(c);
     /* A segment whose sync failed is rewritten first: until then the
@@ -1033,14 +1058,15 @@ cask_commit_checkpoint(struct cask *c)
     for (unsigned i = 0; i < c->nshards && rc == 0; i++) {
         rc = cask_lost_undo(c->shards[i]);
     }
-    if (c->commit != NULL) {
-        atomic_store(&c->commit->undo_wait, false);
-    }
     for (unsigned i = 0; i < c->nshards; i++) {
         int r = cask_log_checkpoint(c->shards[i]);
         if (r != 0 && rc == 0) {
             rc = r;
         }
+    }
+    /* after the syncs: the undo's tombstones are durable (recover_once) */
+    if (c->commit != NULL) {
+        atomic_store(&c->commit->undo_wait, false);
     }
     if (rc == 0) {
         rc = cask_journal_resume(c->journal);

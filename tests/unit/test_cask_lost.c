@@ -28,7 +28,10 @@
  * retired file: others sync. 3: only bad_ino's sync fails; a journal
  * sync blocks until released and then succeeds; a sync of another
  * segment file once bad_ino failed (the tombstones that hide the failed
- * puts) releases the journal and takes 300 ms. */
+ * puts) releases the journal and takes 300 ms. 4: every journal sync
+ * fails (a failed commit, not a segment sync); a segment's sync takes
+ * 50 ms, and once the failed put is answered (frozen) no sync counts
+ * any more: the power went at that instant. */
 static atomic_int fault;
 static atomic_int journal_entered; /* a journal sync is blocked */
 static atomic_int journal_release;
@@ -37,6 +40,7 @@ static atomic_ulong bad_ino;
  * segment had not returned yet */
 static atomic_int answered;
 static atomic_int answered_early;
+static atomic_int frozen;
 
 /* ---- a power loss ---------------------------------------------------------
  * What a file may hold on disk after a power loss: its bytes as of its
@@ -145,8 +149,20 @@ is_segment(int fd)
 static int
 bad_fdatasync(int fd)
 {
-    image_take(fd);
     int f = atomic_load(&fault);
+    if (f == 4) {
+        if (tc_fd_is_journal(fd)) {
+            image_take(fd);
+            errno = EIO;
+            return -1;
+        }
+        usleep(50 * 1000);
+        if (atomic_load(&frozen) == 0) {
+            image_take(fd);
+        }
+        return cask_io_default()->fdatasync(fd);
+    }
+    image_take(fd);
     if (f == 3) {
         struct stat st;
         unsigned long none = 0;
@@ -387,6 +403,7 @@ poll_ticket(void *arg)
         usleep(200);
     }
     atomic_store(&answered, 1);
+    atomic_store(&frozen, 1);
     return NULL;
 }
 
@@ -464,6 +481,73 @@ test_answer_waits_for_tombstones(void **state)
     free(dir);
 }
 
+/* A journal commit fails (not a segment sync): the put "k" it carried is
+ * answered with an error and undone (a tombstone appended). The disk may
+ * hold the failed batch's frames (the failed sync may have written them)
+ * and the journal replays them at the next start: a power loss the
+ * instant the error goes out must not bring the put back, so the
+ * tombstone must be durable by then. */
+static void
+test_failed_commit_power_loss(void **state)
+{
+    (void)state;
+    struct cask_options o;
+    opts(&o);
+    o.compact_background = false;
+    char *dir = tc_mkdtemp();
+    char data[4200], lost[4200];
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(lost, sizeof(lost), "%s/after-power-loss", dir);
+    struct cask_io_ops ops = *cask_io_default();
+    ops.fdatasync = bad_fdatasync;
+    images_reset();
+    cask_io_set(&ops);
+    atomic_store(&fault, 0);
+    atomic_store(&answered, 0);
+    atomic_store(&frozen, 0);
+    tc_log[0] = '\0';
+    struct cask *c = NULL;
+    assert_int_equal(cask_open(&c, data, &o), CASK_OK);
+    assert_int_equal(tc_set(c, "a", "1"), CASK_OK);
+    assert_int_equal(tc_set(c, "k", "old"), CASK_OK);
+
+    atomic_store(&fault, 4);
+    struct cask_ticket t;
+    assert_int_equal(tc_set_deferred(c, "k", "FAILED new value", &t), CASK_OK);
+    struct poll p = {.c = c, .t = &t, .rc = CASK_OK};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, poll_ticket, &p), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&answered), 1);
+    assert_int_not_equal(p.rc, CASK_OK);
+    if (strstr(tc_log, "journal commit failed") == NULL) {
+        fail_msg("no failed journal commit; log:\n%s", tc_log);
+    }
+    assert_true(tc_absent(c, "k"));
+
+    /* The power goes as the error is answered. */
+    power_loss_copy(data, lost);
+    atomic_store(&fault, 0);
+    struct cask *pl = NULL;
+    assert_int_equal(cask_open(&pl, lost, &o), CASK_OK);
+    char *v = NULL;
+    struct cask_item it;
+    int rc = cask_get(pl, "k", 1, &it, &v);
+    if (rc == CASK_OK) {
+        fail_msg("after a power loss \"k\" is back as \"%.*s\" (a put "
+                 "answered with an error); log:\n%s",
+                 (int)it.vlen, v, tc_log);
+    }
+    assert_int_equal(rc, CASK_ENOTFOUND);
+    assert_true(tc_is(pl, "a", "1"));
+    cask_close(&pl);
+    cask_close(&c);
+    cask_io_set(NULL);
+    images_reset();
+    tc_rmrf(dir);
+    free(dir);
+}
+
 static void
 test_power_loss_journal(void **state)
 {
@@ -501,6 +585,7 @@ main(void)
             cmocka_unit_test(test_power_loss_without_journal),
             cmocka_unit_test(test_power_loss_journal),
             cmocka_unit_test(test_answer_waits_for_tombstones),
+            cmocka_unit_test(test_failed_commit_power_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
