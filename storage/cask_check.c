@@ -203,7 +203,9 @@ check_state(struct check *ck, const char *dir)
         if (errno != ENOENT) {
             return errno;
         }
-        note(ck, true, "state: missing (the flush point is lost)");
+        note(ck, true,
+             "state: missing (the flush point is lost: the server starts "
+             "with every item on disk counted as flushed)");
         return 0;
     }
     rep->state_present = true;
@@ -242,7 +244,9 @@ check_state(struct check *ck, const char *dir)
     }
     free(buf);
     if (rc == 0 && !rep->state_ok && rep->newer_files == 0) {
-        note(ck, true, "state: no valid slot (the server refuses to open)");
+        note(ck, true,
+             "state: no valid slot (the flush point is lost: the server "
+             "starts with every item on disk counted as flushed)");
     }
     return rc;
 }
