@@ -632,17 +632,18 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
             max_cas = c->shards[i]->max_cas;
         }
     }
-    /* cas never goes backwards: start above both the persisted mark and
-     * anything found on disk. The next block is reserved (the state file
-     * rewritten) by the first write, not here: a store on a full disk
-     * still opens and serves reads. A delayed flush that came due while
-     * the store was closed becomes a threshold at the first lookup. */
+    /* A lost state file: everything on disk counts as flushed. */
     if (state_lost != NULL) {
         rc = state_rebuild(c, &m, max_cas, state_lost);
         if (rc != 0) {
             goto fail;
         }
     }
+    /* cas never goes backwards: start above both the persisted mark and
+     * anything found on disk. The next block is reserved (the state file
+     * rewritten) by the first write, not here: a store on a full disk
+     * still opens and serves reads. A delayed flush that came due while
+     * the store was closed becomes a threshold at the first lookup. */
     uint64_t next = m.cas_reserved > max_cas + 1 ? m.cas_reserved : max_cas + 1;
     atomic_store(&c->next_cas, next);
     atomic_store(&c->cas_reserved, m.cas_reserved);
