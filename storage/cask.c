@@ -232,7 +232,7 @@ state_rebuild(struct cask *c, struct cask_state *m, uint64_t max_cas,
     }
     atomic_store(&c->flush_cas, m->flush_cas);
     atomic_store(&c->flush_pending_at, 0);
-    cask_logf(c, CASK_LOG_ERROR,
+    cask_logf(c, st.live_keys != 0 ? CASK_LOG_ERROR : CASK_LOG_WARN,
               "state file in %s %s: the flush point it kept is lost, so "
               "the %" PRIu64 " items found on disk are treated as flushed "
               "(an earlier flush_all may have invalidated any of them; "
