@@ -5,6 +5,7 @@
  * it is replaced atomically (temp, fdatasync, rename, fsync dir) after the
  * store is synced, so a position never runs ahead of durable data. Format
  * in storage/REPLICATION.md. */
+#define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "server/repl.h"
 
 #include "server/log.h"
@@ -380,8 +381,10 @@ repl_wait_acks(struct repl *r, unsigned shard, uint64_t appended)
     if (r == NULL || r->min_acks == 0 || atomic_load(&r->is_replica)) {
         return 0;
     }
+    /* A monotonic deadline: a wall clock stepped back would stretch the
+     * wait by the step. */
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += r->ack_timeout_ms / 1000;
     ts.tv_nsec += (long)(r->ack_timeout_ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
@@ -403,7 +406,8 @@ repl_wait_acks(struct repl *r, unsigned shard, uint64_t appended)
         if (have >= r->min_acks) {
             break;
         }
-        if (pthread_cond_timedwait(&r->ack_cv, &r->ack_mu, &ts) != 0) {
+        if (pthread_cond_clockwait(&r->ack_cv, &r->ack_mu, CLOCK_MONOTONIC,
+                                   &ts) != 0) {
             rc = CASK_ENOREPLICAS;
             atomic_fetch_add(&r->ack_timeouts, 1);
             break;

@@ -79,7 +79,7 @@ sync_main(void *arg)
     while (!c->stopping) {
         struct timespec ts;
         cask_deadline_in(&ts, ms);
-        pthread_cond_timedwait(&c->bg_cv, &c->bg_mu, &ts);
+        cask_cond_wait_until(&c->bg_cv, &c->bg_mu, &ts);
         if (c->stopping) {
             break;
         }
@@ -106,7 +106,7 @@ maint_main(void *arg)
         if (!c->compact_kick) {
             struct timespec ts;
             cask_deadline_in(&ts, 1000);
-            pthread_cond_timedwait(&c->bg_cv, &c->bg_mu, &ts);
+            cask_cond_wait_until(&c->bg_cv, &c->bg_mu, &ts);
         }
         c->compact_kick = false;
         atomic_fetch_add(&c->maint_passes, 1);

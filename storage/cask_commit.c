@@ -433,7 +433,7 @@ wait_rewrites(struct cask_commit *cm, unsigned ms)
     cask_deadline_in(&ts, ms);
     pthread_mutex_lock(&cm->mu);
     while (!cm->stop && cm->sfail_open > 0 &&
-           pthread_cond_timedwait(&cm->sfail_cv, &cm->mu, &ts) != ETIMEDOUT) {
+           cask_cond_wait_until(&cm->sfail_cv, &cm->mu, &ts) != ETIMEDOUT) {
     }
     bool stop = cm->stop;
     pthread_mutex_unlock(&cm->mu);
@@ -745,7 +745,7 @@ nap(struct cask_commit *cm, unsigned ms)
     cask_deadline_in(&ts, ms);
     pthread_mutex_lock(&cm->mu);
     while (!cm->stop &&
-           pthread_cond_timedwait(&cm->work_cv, &cm->mu, &ts) != ETIMEDOUT) {
+           cask_cond_wait_until(&cm->work_cv, &cm->mu, &ts) != ETIMEDOUT) {
     }
     bool stop = cm->stop;
     pthread_mutex_unlock(&cm->mu);
@@ -899,13 +899,10 @@ space_batches(struct cask_commit *cm)
         return;
     }
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + COMMIT_DELAY_NS;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
+    cask_deadline_in_ns(&ts, COMMIT_DELAY_NS);
     pthread_mutex_lock(&cm->mu);
     while (!cm->stop &&
-           pthread_cond_timedwait(&cm->delay_cv, &cm->mu, &ts) != ETIMEDOUT) {
+           cask_cond_wait_until(&cm->delay_cv, &cm->mu, &ts) != ETIMEDOUT) {
     }
     pthread_mutex_unlock(&cm->mu);
 }

@@ -9,6 +9,7 @@
  * its shards, the log, compaction and recovery call down into it, and it
  * calls nothing of theirs. Must not depend on anything above storage/.
  */
+#define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "storage/cask_internal.h"
 
 #include "storage/cask_io.h"
@@ -73,15 +74,25 @@ cask_clock_ns(void)
 }
 
 void
+cask_deadline_in_ns(struct timespec *ts, uint64_t ns)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ns += (uint64_t)ts->tv_nsec;
+    ts->tv_sec += (time_t)(ns / 1000000000u);
+    ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
+void
 cask_deadline_in(struct timespec *ts, unsigned ms)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
+    cask_deadline_in_ns(ts, (uint64_t)ms * 1000000u);
+}
+
+int
+cask_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                     const struct timespec *deadline)
+{
+    return pthread_cond_clockwait(cv, mu, CLOCK_MONOTONIC, deadline);
 }
 
 /* ---- state file -------------------------------------------------------- */

@@ -91,7 +91,7 @@ wait_evicted(struct cask_shard *sh)
     while (sh->evict_runs == runs && !sh->failed) {
         /* finish_evict (cask_compact.c) broadcasts sync_cv; its other
          * waiters re-check their own conditions. */
-        if (pthread_cond_timedwait(&sh->sync_cv, &sh->mu, &ts) == ETIMEDOUT) {
+        if (cask_cond_wait_until(&sh->sync_cv, &sh->mu, &ts) == ETIMEDOUT) {
             break;
         }
     }

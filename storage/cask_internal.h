@@ -104,9 +104,17 @@ uint64_t cask_clock_ms(void);
  * a batch's time in flight, recovery's). */
 uint64_t cask_clock_ns(void);
 
-/* *ts = CLOCK_REALTIME now + ms: an absolute pthread_cond_timedwait
- * deadline. */
+/* *ts = CLOCK_MONOTONIC now + ms (or + ns): an absolute deadline for
+ * cask_cond_wait_until. Not the wall clock: a clock stepped back (an NTP
+ * correction at boot) would stretch every wait by the step, the interval
+ * sync's among them. */
 void cask_deadline_in(struct timespec *ts, unsigned ms);
+void cask_deadline_in_ns(struct timespec *ts, uint64_t ns);
+
+/* pthread_cond_timedwait against such a deadline: 0 when woken,
+ * ETIMEDOUT once it has passed. */
+int cask_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                         const struct timespec *deadline);
 
 /* The flush threshold at time now, for lookups: a pending delayed flush
  * whose time has come becomes a threshold here, persisted before it is

@@ -73,7 +73,7 @@ cask_stream_wait(struct cask *c, uint64_t seen, unsigned timeout_ms)
     atomic_fetch_add(&waiters, 1);
     pthread_mutex_lock(&wake_mu);
     while (cask_stream_appended(c, -1) == seen) {
-        if (pthread_cond_timedwait(&wake_cv, &wake_mu, &ts) != 0) {
+        if (cask_cond_wait_until(&wake_cv, &wake_mu, &ts) != 0) {
             break;
         }
     }

@@ -171,6 +171,16 @@ TESTS += tests/crash/test_sync_recover_always.py
 # a slow or failing fdatasync through the crash shim; skips without it.
 dist_check_SCRIPTS += tests/integration/test_sync_always.py
 TESTS += tests/integration/test_sync_always.py
+# A wall clock stepped back stretches no wait (interval syncs, spaced
+# commits): an LD_PRELOAD shim sets the server's wall clock an hour ahead
+# of the kernel's; skips against a sanitizer build.
+check_PROGRAMS += tests/integration/clockshim.so
+tests_integration_clockshim_so_SOURCES = tests/integration/clockshim.c
+tests_integration_clockshim_so_CFLAGS = $(WARN_CFLAGS) -fPIC
+tests_integration_clockshim_so_LDFLAGS = -shared
+tests_integration_clockshim_so_LDADD = -ldl
+dist_check_SCRIPTS += tests/integration/test_clock_step.py
+TESTS += tests/integration/test_clock_step.py
 # ... and recovers from a failed journal commit (issue 8): test_sync_always's
 # server helpers, a one-off fdatasync EIO through the crash shim.
 dist_check_SCRIPTS += tests/integration/test_journal_recover.py
