@@ -12,6 +12,14 @@
 # the memory and restart part), WORKLOADS ("get90 set100 bin_get90"),
 # BITCACHED_BEFORE (another bitcached binary, e.g. a build of main: run in
 # each round too, with its ratio to memcached and this one's to it).
+# Each server's CPU time per operation (user + system of the server process
+# over the memaslap run, divided by the operations memaslap counted) is
+# printed beside its throughput: the client shares the machine's cores, so
+# the server's CPU per operation decides throughput and a busy machine
+# disturbs it less. SYSCALLS=1: also count each server's system calls over
+# the run with `perf stat` (a tracepoint; needs perf and the right to trace
+# the server) and print them per operation; counting costs the server a
+# little CPU, so compare CPU figures only between runs made the same way.
 set -u
 
 bench_name=bench_server.sh
@@ -24,6 +32,12 @@ CONC=${CONC:-64}
 NKEYS=${NKEYS:-1000000}
 WORKLOADS=${WORKLOADS:-get90 set100 bin_get90}
 BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
+SYSCALLS=${SYSCALLS:-0}
+if [ "$SYSCALLS" = 1 ] &&
+    ! perf stat -e raw_syscalls:sys_enter -o /dev/null -- true >/dev/null 2>&1; then
+    echo "bench_server.sh: perf cannot count system calls here: SYSCALLS=1 ignored" >&2
+    SYSCALLS=0
+fi
 
 for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD" ${BITCACHED_BEFORE:+"$BITCACHED_BEFORE"}; do
     if [ -z "$tool" ] || [ ! -x "$tool" ]; then
@@ -42,11 +56,22 @@ write_cfg "$tmp/get90.cfg" 0.1 0.9
 write_cfg "$tmp/set100.cfg" 1.0 0.0
 cp "$tmp/get90.cfg" "$tmp/bin_get90.cfg"
 
-# run_one bitcached|before|memcached WORKLOAD: prints the TPS of one
-# memaslap run against a fresh server; a bin_ workload speaks the binary
-# protocol.
+# Server CPU time in clock ticks (utime + stime; the fields after the
+# command name, which may hold spaces).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+hz=$(getconf CLK_TCK)
+
+# sc_count FILE: the system calls perf stat -x, counted (0 if none).
+sc_count() {
+    awk -F, '$3 == "raw_syscalls:sys_enter" && $1 ~ /^[0-9]+$/ { n = $1 }
+             END { print n + 0 }' "$1"
+}
+
+# run_one bitcached|before|memcached WORKLOAD: prints "TPS CPU_US_PER_OP"
+# of one memaslap run against a fresh server (with SYSCALLS=1 also
+# SYSCALLS_PER_OP); a bin_ workload speaks the binary protocol.
 run_one() {
-    rm -rf "$tmp/data"
+    rm -rf "$tmp/data" "$tmp/sc.txt"
     if [ "$1" = before ]; then
         after_bin=$BITCACHED
         BITCACHED=$BITCACHED_BEFORE
@@ -57,9 +82,20 @@ run_one() {
     fi
     proto=
     case $2 in bin_*) proto=-B ;; esac
+    scpid=
+    if [ "$SYSCALLS" = 1 ]; then
+        perf stat -x, -e raw_syscalls:sys_enter -o "$tmp/sc.txt" -p "$pid" \
+            -- sleep "$SECS" >/dev/null 2>&1 &
+        scpid=$!
+    fi
+    c0=$(cpu_ticks "$pid")
     # shellcheck disable=SC2086
     out=$("$MEMASLAP" $proto -s "127.0.0.1:$port" -F "$tmp/$2.cfg" -t "${SECS}s" \
         -c "$CONC" -T 2 2>&1)
+    c1=$(cpu_ticks "$pid")
+    if [ -n "$scpid" ]; then
+        wait "$scpid"
+    fi
     stop_server
     tps=$(printf '%s\n' "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
     if [ -z "$tps" ]; then
@@ -67,41 +103,67 @@ run_one() {
         printf '%s\n' "$out" | tail -5 >&2
         tps=0
     fi
-    echo "$tps"
+    awk -v t="$tps" -v a="$c0" -v b="$c1" -v s="$SECS" -v hz="$hz" \
+        'BEGIN { printf "%s %.2f", t, (t > 0 ? (b - a) / hz * 1e6 / (t * s) : 0) }'
+    if [ "$SYSCALLS" = 1 ]; then
+        n=0
+        [ -s "$tmp/sc.txt" ] && n=$(sc_count "$tmp/sc.txt")
+        awk -v t="$tps" -v s="$SECS" -v n="$n" \
+            'BEGIN { o = t * s; if (o == 0) o = 1; printf " %.2f", n / o }'
+    fi
+    echo
 }
 
 median() {
     tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
+# report WORKLOAD WHO "TPS..." "CPU..." "SYSCALLS...": one server's medians
+# and runs.
+report() {
+    echo "${1}_${2}_ops_s=$(echo "$3" | median)"
+    echo "${1}_${2}_cpu_us_per_op=$(echo "$4" | median)"
+    echo "${1}_${2}_runs=\"$(echo $3) / $(echo $4)\""
+    if [ -n "$5" ]; then
+        echo "${1}_${2}_syscalls_per_op=$(echo "$5" | median)"
+    fi
+}
+
 for workload in $WORKLOADS; do
-    bc_all=
-    mc_all=
-    bf_all=
+    bc_all= bc_cpu= bc_sc=
+    mc_all= mc_cpu= mc_sc=
+    bf_all= bf_cpu= bf_sc=
     r=0
     while [ $r -lt "$ROUNDS" ]; do
         if [ -n "$BITCACHED_BEFORE" ]; then
-            bf_all="$bf_all $(run_one before "$workload")"
+            set -- $(run_one before "$workload")
+            bf_all="$bf_all $1" bf_cpu="$bf_cpu $2" bf_sc="$bf_sc ${3:-}"
         fi
-        bc_all="$bc_all $(run_one bitcached "$workload")"
-        mc_all="$mc_all $(run_one memcached "$workload")"
+        set -- $(run_one bitcached "$workload")
+        bc_all="$bc_all $1" bc_cpu="$bc_cpu $2" bc_sc="$bc_sc ${3:-}"
+        set -- $(run_one memcached "$workload")
+        mc_all="$mc_all $1" mc_cpu="$mc_cpu $2" mc_sc="$mc_sc ${3:-}"
         r=$((r + 1))
     done
     bc=$(echo "$bc_all" | median)
     mc=$(echo "$mc_all" | median)
-    echo "${workload}_bitcached_ops_s=$bc"
-    echo "${workload}_memcached_ops_s=$mc"
-    echo "${workload}_bitcached_runs=\"$(echo $bc_all)\""
-    echo "${workload}_memcached_runs=\"$(echo $mc_all)\""
-    awk -v a="$bc" -v b="$mc" -v n="$workload" \
-        'BEGIN { printf "%s_ratio=%.3f\n", n, (b > 0 ? a / b : 0) }'
+    bcc=$(echo "$bc_cpu" | median)
+    mcc=$(echo "$mc_cpu" | median)
+    report "$workload" bitcached "$bc_all" "$bc_cpu" "$(echo $bc_sc)"
+    report "$workload" memcached "$mc_all" "$mc_cpu" "$(echo $mc_sc)"
+    awk -v a="$bc" -v b="$mc" -v ca="$bcc" -v cb="$mcc" -v n="$workload" 'BEGIN {
+        printf "%s_ratio=%.3f\n", n, (b > 0 ? a / b : 0)
+        printf "%s_cpu_ratio=%.3f\n", n, (cb > 0 ? ca / cb : 0) }'
     if [ -n "$BITCACHED_BEFORE" ]; then
         bf=$(echo "$bf_all" | median)
-        echo "${workload}_before_ops_s=$bf"
-        echo "${workload}_before_runs=\"$(echo $bf_all)\""
-        awk -v a="$bc" -v b="$mc" -v f="$bf" -v n="$workload" 'BEGIN {
+        bfc=$(echo "$bf_cpu" | median)
+        report "$workload" before "$bf_all" "$bf_cpu" "$(echo $bf_sc)"
+        awk -v a="$bc" -v b="$mc" -v f="$bf" -v ca="$bcc" -v cb="$mcc" \
+            -v cf="$bfc" -v n="$workload" 'BEGIN {
             printf "%s_before_ratio=%.3f\n%s_ratio_vs_before=%.3f\n",
-                n, (b > 0 ? f / b : 0), n, (f > 0 ? a / f : 0) }'
+                n, (b > 0 ? f / b : 0), n, (f > 0 ? a / f : 0)
+            printf "%s_before_cpu_ratio=%.3f\n%s_cpu_ratio_vs_before=%.3f\n",
+                n, (cb > 0 ? cf / cb : 0), n, (cf > 0 ? ca / cf : 0) }'
     fi
 done
 
