@@ -856,6 +856,14 @@ cask_get_fetch(struct cask *c, const void *key, size_t klen,
                           fetch);
 }
 
+void
+cask_prefetch(struct cask *c, const void *key, size_t klen)
+{
+    if (key_ok(key, klen)) {
+        cask_shard_prefetch(shard_for(c, key, klen), cask_kd_hash(key, klen));
+    }
+}
+
 int
 cask_get_nowait(struct cask *c, const void *key, size_t klen,
                 struct cask_item *it, char **val, bool fetch)

@@ -253,6 +253,13 @@ int cask_get(struct cask *c, const void *key, size_t klen, struct cask_item *it,
 int cask_get_fetch(struct cask *c, const void *key, size_t klen,
                    struct cask_item *it, char **val, bool fetch);
 
+/* A hint that a get of key comes soon (the next request pipelined after
+ * the current one, the next key of a multi-get): starts loading the index
+ * lines its lookup reads first into the CPU cache, so that their misses
+ * overlap the work before it. Changes nothing, takes no lock, cannot
+ * fail; any thread. */
+void cask_prefetch(struct cask *c, const void *key, size_t klen);
+
 /* A value left where it lies in its segment file, for zero-copy sending:
  * len bytes at off of fd (sendfile), and, when ptr is not NULL, the same
  * bytes in a read-only mapping of the file, to be handed to the kernel

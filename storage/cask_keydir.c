@@ -33,6 +33,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -233,10 +234,32 @@ cask_kd_destroy(struct cask_keydir **kdp)
 }
 
 void
+cask_kd_swap(struct cask_keydir *a, struct cask_keydir *b)
+{
+    static_assert(offsetof(struct cask_keydir, st) == 0, "st comes first");
+    struct cask_keydir t = *b;
+    *b = *a;
+    for (uint32_t i = 0; i < STRIPES; i++) {
+        /* atomic: cask_kd_prefetch may read them without the lock */
+        __atomic_store_n(&a->st[i].slots, t.st[i].slots, __ATOMIC_RELAXED);
+        __atomic_store_n(&a->st[i].cap, t.st[i].cap, __ATOMIC_RELAXED);
+        a->st[i].count = t.st[i].count;
+    }
+    memcpy((char *)a + sizeof(a->st), (const char *)&t + sizeof(t.st),
+           sizeof(*a) - sizeof(a->st));
+}
+
+void
 cask_kd_prefetch(const struct cask_keydir *kd, uint64_t h)
 {
+    /* Callers need not hold the owner's lock: the stripe's table pointer
+     * and size are read (and written, by resize) atomically, and a pair
+     * from either side of a resize only prefetches a stale line, which
+     * cannot fault. */
     const struct stripe *t = &kd->st[(h >> 16) & (STRIPES - 1)];
-    __builtin_prefetch(&t->slots[home(fp_of(h), t->cap)]);
+    struct slot *slots = __atomic_load_n(&t->slots, __ATOMIC_RELAXED);
+    uint32_t cap = __atomic_load_n(&t->cap, __ATOMIC_RELAXED);
+    __builtin_prefetch(&slots[home(fp_of(h), cap)]);
 }
 
 struct cask_kd_entry *
@@ -325,10 +348,11 @@ resize(struct cask_keydir *kd, struct stripe *t, uint32_t ncap)
         ns[i] = *sl;
     }
     free(t->slots);
-    t->slots = ns;
+    /* atomic: cask_kd_prefetch may read them without the owner's lock */
+    __atomic_store_n(&t->slots, ns, __ATOMIC_RELAXED);
     kd->bytes += (size_t)ncap * sizeof(struct slot);
     kd->bytes -= (size_t)t->cap * sizeof(struct slot);
-    t->cap = ncap;
+    __atomic_store_n(&t->cap, ncap, __ATOMIC_RELAXED);
     return true;
 }
 

@@ -91,8 +91,15 @@ uint64_t cask_kd_hash(const void *key, size_t klen);
 struct cask_kd_entry *cask_kd_find(struct cask_keydir *kd, uint64_t h,
                                    const void *key, size_t klen);
 
+/* Exchange the contents of a and b (same kind: keyed or keyless). a stays
+ * at its address, so a caller that prefetches through it without the lock
+ * that covers it (cask_kd_prefetch) never reads freed memory; both under
+ * that lock otherwise. */
+void cask_kd_swap(struct cask_keydir *a, struct cask_keydir *b);
+
 /* Start loading the table slot where a lookup of h begins (a hint: no
- * effect on the keydir), for a caller that will look h up shortly. */
+ * effect on the keydir), for a caller that will look h up shortly. Safe
+ * without the lock that covers kd (it may then fetch a stale line). */
 void cask_kd_prefetch(const struct cask_keydir *kd, uint64_t h);
 
 /* The first entry whose hash bits (and klen) agree with the key's and for

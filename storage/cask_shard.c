@@ -1094,10 +1094,13 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     bool careful = (val == NULL && !head) || (sp != NULL && sp->careful);
     unsigned settle_tries = 0;
     int rc;
-    pthread_mutex_lock(&sh->mu);
+    /* Before the mutex: the lines the lookup needs first load while it is
+     * taken (its cache line often comes from another worker's core). */
+    cask_kd_prefetch(sh->kd, h);
     if (val != NULL && !head) {
-        cask_vcache_prefetch(&sh->vc, h); /* while the keydir is searched */
+        cask_vcache_prefetch(&sh->vc, h);
     }
+    pthread_mutex_lock(&sh->mu);
     for (;;) {
         struct cask_kd_entry *e = NULL;
         if (!careful) {
@@ -1222,6 +1225,13 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         *it = snap; /* EAGAIN: what the item was before this try */
     }
     return rc;
+}
+
+void
+cask_shard_prefetch(struct cask_shard *sh, uint64_t h)
+{
+    cask_kd_prefetch(sh->kd, h);
+    cask_vcache_prefetch(&sh->vc, h);
 }
 
 int
@@ -2270,9 +2280,8 @@ cask_shard_wipe(struct cask_shard *sh)
     /* staged records went with their segment: the wipe follows them */
     __atomic_store_n(&sh->written_seq, sh->app_seq, __ATOMIC_RELEASE);
     cask_log_staged_forget(sh);
-    cask_kd_destroy(&sh->kd);
-    sh->kd = kd;
-    kd = NULL;
+    /* swapped, not replaced: cask_shard_prefetch reads sh->kd without mu */
+    cask_kd_swap(sh->kd, kd);
     atomic_fetch_sub(&c->kd_bytes, sh->kd_counted);
     sh->kd_counted = 0;
     kd_account(sh);

@@ -230,6 +230,9 @@ int cask_shard_close(struct cask_shard **sh);
 
 int cask_shard_get(struct cask_shard *sh, uint64_t h, const void *key,
                    size_t klen, struct cask_item *it, char **val, bool fetch);
+/* Start loading the keydir slot and value cache bucket a get of the key
+ * with keydir hash h looks at first (cask_prefetch). Without mu. */
+void cask_shard_prefetch(struct cask_shard *sh, uint64_t h);
 /* cask_shard_get whose value read takes only what the page cache holds,
  * else returns EAGAIN (cask_get_nowait). */
 int cask_shard_get_nowait(struct cask_shard *sh, uint64_t h, const void *key,

@@ -40,6 +40,15 @@ ent_len(size_t klen, uint32_t vlen)
 
 static size_t index_bytes(size_t cap);
 
+/* Publish the index (or its absence) for cask_vcache_prefetch, which may
+ * read it without the shard's mutex. */
+static void
+set_index(struct cask_vcache *vc, struct cask_vcache_slot *slots, size_t nb)
+{
+    __atomic_store_n(&vc->slots, slots, __ATOMIC_RELAXED);
+    __atomic_store_n(&vc->nbuckets, nb, __ATOMIC_RELAXED);
+}
+
 void
 cask_vcache_init(struct cask_vcache *vc, size_t cap)
 {
@@ -55,15 +64,17 @@ cask_vcache_init(struct cask_vcache *vc, size_t cap)
 void
 cask_vcache_deinit(struct cask_vcache *vc)
 {
+    struct cask_vcache_slot *slots = vc->slots;
+    set_index(vc, NULL, 0);
+    free(slots);
     free(vc->ring);
-    free(vc->slots);
     free(vc->door);
-    size_t cap = vc->cap;
-    uint64_t hits = vc->hits, fills = vc->fills;
-    memset(vc, 0, sizeof(*vc));
-    vc->cap = cap;
-    vc->hits = hits;
-    vc->fills = fills;
+    vc->ring = NULL;
+    vc->grown = 0;
+    vc->wrap = 0;
+    vc->head = 0;
+    vc->door = NULL;
+    vc->door_set = 0;
 }
 
 size_t
@@ -85,8 +96,14 @@ bucket(const struct cask_vcache *vc, uint64_t h)
 void
 cask_vcache_prefetch(const struct cask_vcache *vc, uint64_t h)
 {
-    if (vc->nbuckets != 0) {
-        __builtin_prefetch(bucket(vc, h));
+    /* The index pointer and size are read (and written, by setup and
+     * deinit) atomically, so that this may run without the shard's mutex:
+     * a pair from either side of a change only fetches a stale line. */
+    struct cask_vcache_slot *slots =
+            __atomic_load_n(&vc->slots, __ATOMIC_RELAXED);
+    size_t nb = __atomic_load_n(&vc->nbuckets, __ATOMIC_RELAXED);
+    if (slots != NULL && nb != 0) {
+        __builtin_prefetch(slots + ((h ^ h >> 29) & (nb - 1)) * WAYS);
     }
 }
 
@@ -168,18 +185,17 @@ setup(struct cask_vcache *vc)
     size_t nb = buckets_for(vc->cap);
     /* malloc: pages are taken as the ring grows into them */
     vc->ring = malloc(vc->cap);
-    vc->slots = calloc(nb * WAYS, sizeof(*vc->slots));
+    struct cask_vcache_slot *slots = calloc(nb * WAYS, sizeof(*slots));
     vc->door = calloc(door_words(nb), sizeof(*vc->door));
-    if (vc->ring == NULL || vc->slots == NULL || vc->door == NULL) {
+    if (vc->ring == NULL || slots == NULL || vc->door == NULL) {
         free(vc->ring);
-        free(vc->slots);
+        free(slots);
         free(vc->door);
         vc->ring = NULL;
-        vc->slots = NULL;
         vc->door = NULL;
         return false;
     }
-    vc->nbuckets = nb;
+    set_index(vc, slots, nb);
     return true;
 }
 

@@ -22,7 +22,8 @@
  * size, a share of the memory budget set at open; what it has taken is counted
  * (cask_vcache_bytes) and charged to that budget by the shard.
  *
- * Not thread-safe: every call with the owning shard's mu held. Must not
+ * Not thread-safe: every call with the owning shard's mu held, but for
+ * cask_vcache_prefetch, a hint that may run without it. Must not
  * depend on anything above storage/, nor on the shard.
  */
 #ifndef BITCACHED_CASK_VCACHE_H
@@ -75,7 +76,8 @@ const char *cask_vcache_find(struct cask_vcache *vc, uint64_t h,
                              const void *key, size_t klen, uint32_t vlen);
 
 /* Start fetching the index bucket of the key whose keydir hash is h into
- * the CPU cache, before the keydir is searched for it. */
+ * the CPU cache, before the keydir is searched for it. Safe without the
+ * shard's mu (it may then fetch a stale line; nothing else happens). */
 void cask_vcache_prefetch(const struct cask_vcache *vc, uint64_t h);
 
 /* Put the value of the record at off of segment seg_id (cas, key; its

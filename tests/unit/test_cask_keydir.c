@@ -342,6 +342,67 @@ test_exp_clamp(void **state)
     assert_int_equal(cask_kd_exp32(INT64_MAX), UINT32_MAX);
 }
 
+/* cask_kd_swap exchanges two keydirs' contents in place: each address
+ * keeps working, with the other's keys, and prefetches through either are
+ * harmless. */
+static void
+test_swap(void **state)
+{
+    (void)state;
+    struct cask_keydir *a = cask_kd_create();
+    struct cask_keydir *b = cask_kd_create();
+    enum { NA = 5000, NB = 300 };
+    char k[64];
+    for (unsigned i = 0; i < NA; i++) {
+        size_t n = mkkey(k, i);
+        struct cask_kd_entry *e = cask_kd_insert(a, cask_kd_hash(k, n), k, n);
+        assert_non_null(e);
+        e->off = i;
+    }
+    for (unsigned i = NA; i < NA + NB; i++) {
+        size_t n = mkkey(k, i);
+        struct cask_kd_entry *e = cask_kd_insert(b, cask_kd_hash(k, n), k, n);
+        assert_non_null(e);
+        e->off = i;
+    }
+    size_t bytes_a = cask_kd_bytes(a), bytes_b = cask_kd_bytes(b);
+    struct cask_keydir *a_was = a;
+    cask_kd_swap(a, b);
+    assert_ptr_equal(a, a_was);
+    assert_int_equal(cask_kd_count(a), NB);
+    assert_int_equal(cask_kd_count(b), NA);
+    assert_int_equal(cask_kd_bytes(a), bytes_b);
+    assert_int_equal(cask_kd_bytes(b), bytes_a);
+    for (unsigned i = 0; i < NA + NB; i++) {
+        size_t n = mkkey(k, i);
+        uint64_t h = cask_kd_hash(k, n);
+        cask_kd_prefetch(a, h);
+        cask_kd_prefetch(b, h);
+        struct cask_kd_entry *in_a = cask_kd_find(a, h, k, n);
+        struct cask_kd_entry *in_b = cask_kd_find(b, h, k, n);
+        if (i < NA) {
+            assert_null(in_a);
+            assert_non_null(in_b);
+            assert_int_equal(in_b->off, i);
+        } else {
+            assert_null(in_b);
+            assert_non_null(in_a);
+            assert_int_equal(in_a->off, i);
+        }
+    }
+    /* both go on working: inserts into a (its tables grow), removals */
+    for (unsigned i = 0; i < NA; i++) {
+        size_t n = mkkey(k, i);
+        assert_non_null(cask_kd_insert(a, cask_kd_hash(k, n), k, n));
+    }
+    assert_int_equal(cask_kd_count(a), NA + NB);
+    unsigned seen = 0;
+    cask_kd_foreach(b, count, &seen);
+    assert_int_equal(seen, NA);
+    cask_kd_destroy(&b);
+    cask_kd_destroy(&a);
+}
+
 int
 main(void)
 {
@@ -354,6 +415,7 @@ main(void)
             cmocka_unit_test(test_insert_cost_exact),
             cmocka_unit_test(test_exp_clamp),
             cmocka_unit_test(test_bulk_then_settle),
+            cmocka_unit_test(test_swap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include "storage/cask.h"
 #include "storage/cask_io.h"
+#include "storage/cask_stream.h"
 
 #include "tests/unit/test_cask_util.h"
 
@@ -524,6 +525,116 @@ test_store_race(void **state)
     assert_true(hits(f->c) > 0);
 }
 
+/* cask_prefetch takes no lock: it runs beside writes that grow the
+ * keydir's tables and fill the value cache, and beside wipes that drop
+ * both (a replica's resync), and must never read memory they freed (a
+ * sanitizer build checks that) nor change what gets see. */
+struct pf_race {
+    struct cask *c;
+    atomic_bool stop;
+    atomic_ulong prefetches;
+};
+
+#define PF_KEYS 3000u
+
+static void *
+pf_prefetcher(void *arg)
+{
+    struct pf_race *r = arg;
+    char k[24];
+    unsigned long n = 0;
+    while (!atomic_load(&r->stop)) {
+        int len = snprintf(k, sizeof(k), "pf-%u", (unsigned)(n % PF_KEYS));
+        cask_prefetch(r->c, k, (size_t)len);
+        n++;
+    }
+    cask_prefetch(r->c, NULL, 0); /* no key: nothing */
+    cask_prefetch(r->c, k, CASK_KEY_MAX + 1);
+    atomic_store(&r->prefetches, n);
+    return NULL;
+}
+
+static void
+test_store_prefetch_race(void **state)
+{
+    struct fx *f = *state;
+    struct pf_race r = {.c = f->c};
+    pthread_t t[2];
+    for (unsigned i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, pf_prefetcher, &r), 0);
+    }
+    char k[24], v[100];
+    memset(v, 'p', sizeof(v));
+    unsigned shards = cask_shards(f->c);
+    for (unsigned round = 0; round < 4; round++) {
+        for (unsigned i = 0; i < PF_KEYS; i++) {
+            int len = snprintf(k, sizeof(k), "pf-%u", i);
+            assert_int_equal(cask_store(f->c, CASK_SET, k, (size_t)len, v,
+                                        sizeof(v), round, 0, 0, NULL),
+                             CASK_OK);
+        }
+        for (unsigned i = 0; i < PF_KEYS; i++) {
+            /* twice: the second read is served from the value cache */
+            for (int twice = 0; twice < 2; twice++) {
+                int len = snprintf(k, sizeof(k), "pf-%u", i);
+                struct cask_item it;
+                char *got = NULL;
+                assert_int_equal(cask_get(f->c, k, (size_t)len, &it, &got),
+                                 CASK_OK);
+                assert_int_equal(it.flags, round);
+                assert_memory_equal(got, v, sizeof(v));
+                free(got);
+            }
+        }
+        for (unsigned s = 0; s < shards; s++) {
+            assert_int_equal(cask_stream_wipe(f->c, s), CASK_OK);
+        }
+        for (unsigned i = 0; i < PF_KEYS; i += 97) {
+            int len = snprintf(k, sizeof(k), "pf-%u", i);
+            struct cask_item it;
+            assert_int_equal(cask_get(f->c, k, (size_t)len, &it, NULL),
+                             CASK_ENOTFOUND);
+        }
+    }
+    atomic_store(&r.stop, true);
+    for (unsigned i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+    }
+    assert_true(atomic_load(&r.prefetches) > 0);
+}
+
+/* deinit drops the entries and the index, keeps the size and counters,
+ * and the cache fills again afterwards. */
+static void
+test_deinit_then_refill(void **state)
+{
+    (void)state;
+    struct cask_vcache vc;
+    cask_vcache_init(&vc, 4 * CASK_VCACHE_STEP);
+    size_t cap = vc.cap;
+    cask_vcache_prefetch(&vc, 7); /* before the first fill: no index */
+    assert_true(cask_vcache_fill(&vc, 7, 1, 100, 5, "key", 3, "hello", 5,
+                                 true));
+    cask_vcache_prefetch(&vc, 7);
+    assert_non_null(cask_vcache_find(&vc, 7, 1, 100, 5, "key", 3, 5));
+    cask_vcache_deinit(&vc);
+    assert_null(vc.slots);
+    assert_int_equal(vc.nbuckets, 0);
+    assert_int_equal(vc.cap, cap);
+    assert_int_equal(vc.hits, 1);
+    assert_int_equal(vc.fills, 1);
+    assert_int_equal(cask_vcache_bytes(&vc), 0);
+    cask_vcache_prefetch(&vc, 7);
+    assert_null(cask_vcache_find(&vc, 7, 1, 100, 5, "key", 3, 5));
+    assert_true(cask_vcache_fill(&vc, 7, 1, 200, 6, "key", 3, "again", 5,
+                                 true));
+    const char *got = cask_vcache_find(&vc, 7, 1, 200, 6, "key", 3, 5);
+    assert_non_null(got);
+    assert_memory_equal(got, "again", 5);
+    assert_int_equal(vc.hits, 2);
+    cask_vcache_deinit(&vc);
+}
+
 int
 main(void)
 {
@@ -541,6 +652,9 @@ main(void)
             cmocka_unit_test(test_store_off),
             cmocka_unit_test(test_store_memory_charged),
             cmocka_unit_test_setup_teardown(test_store_race, setup, teardown),
+            cmocka_unit_test(test_deinit_then_refill),
+            cmocka_unit_test_setup_teardown(test_store_prefetch_race, setup,
+                                            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
