@@ -359,6 +359,13 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         if (!proto_key_next(req, &pos, &key, &klen)) {
             break;
         }
+        size_t npos = pos;
+        const char *nkey;
+        size_t nklen;
+        if (proto_key_next(req, &npos, &nkey, &nklen)) {
+            /* the next key's index lines load while this one is served */
+            cask_prefetch(cc->env->store, nkey, nklen);
+        }
         if (fetched > 0 && cc->out_full != NULL &&
             cc->out_full(cc->out_full_arg)) {
             cc->get_paused = true;
@@ -1734,6 +1741,35 @@ look_ahead(struct cmd_conn *cc, const char *buf, size_t len, size_t used)
     }
 }
 
+/* The request after the current one, in p[0..n), when it is a whole
+ * classic get or gets: the index lines of its first key start loading
+ * (cask_prefetch) while the current one runs. A peek, not a parse: what
+ * it takes for a key is only a hint, and the parser decides later. */
+static void
+prefetch_next(struct cmd_conn *cc, const char *p, size_t n)
+{
+    size_t i;
+
+    if (n > 5 && memcmp(p, "gets ", 5) == 0) {
+        i = 5;
+    } else if (n > 4 && memcmp(p, "get ", 4) == 0) {
+        i = 4;
+    } else {
+        return;
+    }
+    while (i < n && p[i] == ' ') {
+        i++;
+    }
+    size_t k = i;
+    size_t end = n - i > PROTO_KEY_MAX ? i + PROTO_KEY_MAX + 1 : n;
+    while (k < end && p[k] != ' ' && p[k] != '\r' && p[k] != '\n') {
+        k++;
+    }
+    if (k > i && k < end) {
+        cask_prefetch(cc->env->store, p + i, k - i);
+    }
+}
+
 static enum cmd_status
 execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
 {
@@ -1784,6 +1820,10 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
         /* Not the line that paused: the connection fed other bytes. */
         cc->get_paused = false;
         cmd_read_reset(&cc->rd);
+    }
+    if (req.keys != NULL && *used < len) {
+        /* a stream of gets (pipelined): the next one's lookup overlaps */
+        prefetch_next(cc, buf + *used, len - *used);
     }
     {
         enum cmd_status rs = run(cc, &req);

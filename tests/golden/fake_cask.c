@@ -230,6 +230,21 @@ cask_get_fetch(struct cask *c, const void *key, size_t klen,
     return rc;
 }
 
+unsigned fake_cask_prefetches;
+char fake_cask_prefetched[CASK_KEY_MAX + 1];
+
+void
+cask_prefetch(struct cask *c, const void *key, size_t klen)
+{
+    (void)c;
+    if (key == NULL || klen == 0 || klen > CASK_KEY_MAX) {
+        return;
+    }
+    fake_cask_prefetches++;
+    memcpy(fake_cask_prefetched, key, klen);
+    fake_cask_prefetched[klen] = '\0';
+}
+
 /* The fake hands out copies only. */
 int
 cask_get_ref(struct cask *c, const void *key, size_t klen, struct cask_item *it,

@@ -14,4 +14,9 @@ extern int fake_cask_fail_rc;
  * count the read as the store's try does, and say EAGAIN. */
 extern bool fake_cask_cold;
 
+/* What cask_prefetch was told: how many keys, and the last one (as a
+ * string). The fake does nothing else with them. */
+extern unsigned fake_cask_prefetches;
+extern char fake_cask_prefetched[];
+
 #endif

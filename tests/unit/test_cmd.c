@@ -682,11 +682,74 @@ test_meta_threads(void **state)
     cmd_meta_destroy(&m);
 }
 
+/* A get announces the key it serves next to the store (cask_prefetch):
+ * the next key of a multi-get, and the first key of the next request when
+ * that is a whole get or gets line already in the buffer; nothing else,
+ * and the replies are the same. */
+static void
+test_prefetch_next(void **state)
+{
+    struct fixture *f = *state;
+
+    expect(f, "set a 0 0 1\r\nA\r\nset bb 0 0 1\r\nB\r\n",
+           "STORED\r\nSTORED\r\n");
+    fake_cask_prefetches = 0;
+    expect(f, "get a\r\nget bb\r\n",
+           "VALUE a 0 1\r\nA\r\nEND\r\nVALUE bb 0 1\r\nB\r\nEND\r\n");
+    assert_int_equal(fake_cask_prefetches, 1);
+    assert_string_equal(fake_cask_prefetched, "bb");
+    fake_cask_prefetches = 0;
+    expect(f, "get a bb zz\r\n",
+           "VALUE a 0 1\r\nA\r\nVALUE bb 0 1\r\nB\r\nEND\r\n");
+    assert_int_equal(fake_cask_prefetches, 2);
+    assert_string_equal(fake_cask_prefetched, "zz");
+    fake_cask_prefetches = 0;
+    expect(f, "get a\r\ngets   bb\r\n",
+           "VALUE a 0 1\r\nA\r\nEND\r\nVALUE bb 0 1 2\r\nB\r\nEND\r\n");
+    assert_int_equal(fake_cask_prefetches, 1);
+    assert_string_equal(fake_cask_prefetched, "bb");
+    /* not after a set, not before one, not a key not ended yet, not one
+     * longer than a key can be */
+    fake_cask_prefetches = 0;
+    expect(f, "set c 0 0 1\r\nC\r\nget c\r\nset d 0 0 1\r\nD\r\n",
+           "STORED\r\nVALUE c 0 1\r\nC\r\nEND\r\nSTORED\r\n");
+    assert_int_equal(fake_cask_prefetches, 0);
+    size_t used = 0;
+    f->fx.n = 0;
+    assert_int_equal(cmd_execute(&f->fx.cc, "get a\r\nget bb", 13, &used),
+                     CMD_DONE);
+    assert_int_equal(used, 7);
+    assert_int_equal(fake_cask_prefetches, 0);
+    char line[600];
+    memcpy(line, "get a\r\nget ", 11);
+    memset(line + 11, 'k', PROTO_KEY_MAX + 1);
+    memcpy(line + 11 + PROTO_KEY_MAX + 1, "\r\n", 3);
+    f->fx.n = 0;
+    used = 0;
+    assert_int_equal(
+            cmd_execute(&f->fx.cc, line, 11 + PROTO_KEY_MAX + 4, &used),
+            CMD_DONE);
+    assert_int_equal(used, 7);
+    assert_int_equal(fake_cask_prefetches, 0);
+    /* the longest key there can be is announced */
+    memset(line + 11, 'k', PROTO_KEY_MAX);
+    memcpy(line + 11 + PROTO_KEY_MAX, "\r\n", 2);
+    f->fx.n = 0;
+    used = 0;
+    assert_int_equal(
+            cmd_execute(&f->fx.cc, line, 11 + PROTO_KEY_MAX + 2, &used),
+            CMD_DONE);
+    assert_int_equal(fake_cask_prefetches, 1);
+    assert_int_equal(strlen(fake_cask_prefetched), PROTO_KEY_MAX);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_basic, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_prefetch_next, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_noreply, setup, teardown),
             cmocka_unit_test_setup_teardown(test_exptime, setup, teardown),
             cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
