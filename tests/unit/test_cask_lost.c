@@ -333,17 +333,28 @@ failed_put_stays_gone(bool journal)
  * bring the failed value back: what hides it must have been made durable
  * (it was written unsynced to the end of the failed segment). Only that
  * segment's syncs fail: a fresh file syncs. */
-static void
-failed_put_gone_after_power_loss(bool journal)
-{
+/* A store for the power-loss tests: "a" holds "1" and "k" holds "old";
+ * the syncs go through bad_fdatasync (fault 0: none fails yet), and with
+ * journal false no journal is written. pl_end then cuts the power (the
+ * disk holds what the syncs so far left), opens that copy and checks that
+ * "k" is gone and "a" still there, and closes everything. */
+struct pl_case {
     struct cask_options o;
-    opts(&o);
-    o.compact_background = false;
-    char *dir = tc_mkdtemp();
+    char *dir;
     char data[4200], lost[4200];
-    snprintf(data, sizeof(data), "%s/data", dir);
-    snprintf(lost, sizeof(lost), "%s/after-power-loss", dir);
-    struct cask_io_ops ops = *cask_io_default();
+    struct cask *c;
+};
+
+static void
+pl_begin(struct pl_case *pc, bool journal)
+{
+    opts(&pc->o);
+    pc->o.compact_background = false;
+    pc->dir = tc_mkdtemp();
+    snprintf(pc->data, sizeof(pc->data), "%s/data", pc->dir);
+    snprintf(pc->lost, sizeof(pc->lost), "%s/after-power-loss", pc->dir);
+    static struct cask_io_ops ops;
+    ops = *cask_io_default();
     ops.fdatasync = bad_fdatasync;
     if (!journal) {
         ops.pwrite = tc_nojournal_pwrite;
@@ -354,22 +365,23 @@ failed_put_gone_after_power_loss(bool journal)
     atomic_store(&bad_ino, 0);
     atomic_store(&journal_entered, 0);
     atomic_store(&journal_release, 0);
+    atomic_store(&answered, 0);
+    atomic_store(&answered_early, 0);
+    atomic_store(&frozen, 0);
     tc_log[0] = '\0';
-    struct cask *c = NULL;
-    assert_int_equal(cask_open(&c, data, &o), CASK_OK);
-    assert_int_equal(tc_set(c, "a", "1"), CASK_OK);
-    assert_int_equal(tc_set(c, "k", "old"), CASK_OK);
+    pc->c = NULL;
+    assert_int_equal(cask_open(&pc->c, pc->data, &pc->o), CASK_OK);
+    assert_int_equal(tc_set(pc->c, "a", "1"), CASK_OK);
+    assert_int_equal(tc_set(pc->c, "k", "old"), CASK_OK);
+}
 
-    atomic_store(&fault, 2);
-    struct cask_ticket t;
-    assert_int_equal(tc_set_deferred(c, "k", "FAILED new value", &t), CASK_OK);
-    fail_deferred_k(c, &t, journal);
-
-    /* The power goes: the disk holds what the syncs so far left. */
-    power_loss_copy(data, lost);
+static void
+pl_end(struct pl_case *pc)
+{
+    power_loss_copy(pc->data, pc->lost);
     atomic_store(&fault, 0);
     struct cask *p = NULL;
-    assert_int_equal(cask_open(&p, lost, &o), CASK_OK);
+    assert_int_equal(cask_open(&p, pc->lost, &pc->o), CASK_OK);
     char *v = NULL;
     struct cask_item it;
     int rc = cask_get(p, "k", 1, &it, &v);
@@ -381,11 +393,24 @@ failed_put_gone_after_power_loss(bool journal)
     assert_int_equal(rc, CASK_ENOTFOUND);
     assert_true(tc_is(p, "a", "1"));
     cask_close(&p);
-    cask_close(&c);
+    cask_close(&pc->c);
     cask_io_set(NULL);
     images_reset();
-    tc_rmrf(dir);
-    free(dir);
+    tc_rmrf(pc->dir);
+    free(pc->dir);
+}
+
+static void
+failed_put_gone_after_power_loss(bool journal)
+{
+    struct pl_case pc;
+    pl_begin(&pc, journal);
+    atomic_store(&fault, 2);
+    struct cask_ticket t;
+    assert_int_equal(tc_set_deferred(pc.c, "k", "FAILED new value", &t),
+                     CASK_OK);
+    fail_deferred_k(pc.c, &t, journal);
+    pl_end(&pc);
 }
 
 struct poll {
@@ -418,40 +443,20 @@ static void
 test_answer_waits_for_tombstones(void **state)
 {
     (void)state;
-    struct cask_options o;
-    opts(&o);
-    o.compact_background = false;
-    char *dir = tc_mkdtemp();
-    char data[4200], lost[4200];
-    snprintf(data, sizeof(data), "%s/data", dir);
-    snprintf(lost, sizeof(lost), "%s/after-power-loss", dir);
-    struct cask_io_ops ops = *cask_io_default();
-    ops.fdatasync = bad_fdatasync;
-    images_reset();
-    cask_io_set(&ops);
-    atomic_store(&fault, 0);
-    atomic_store(&bad_ino, 0);
-    atomic_store(&journal_entered, 0);
-    atomic_store(&journal_release, 0);
-    atomic_store(&answered, 0);
-    atomic_store(&answered_early, 0);
-    tc_log[0] = '\0';
-    struct cask *c = NULL;
-    assert_int_equal(cask_open(&c, data, &o), CASK_OK);
-    assert_int_equal(tc_set(c, "a", "1"), CASK_OK);
-    assert_int_equal(tc_set(c, "k", "old"), CASK_OK);
-
+    struct pl_case pc;
+    pl_begin(&pc, true);
     atomic_store(&fault, 3);
     struct cask_ticket t;
-    assert_int_equal(tc_set_deferred(c, "k", "FAILED new value", &t), CASK_OK);
-    struct poll p = {.c = c, .t = &t, .rc = CASK_OK};
+    assert_int_equal(tc_set_deferred(pc.c, "k", "FAILED new value", &t),
+                     CASK_OK);
+    struct poll p = {.c = pc.c, .t = &t, .rc = CASK_OK};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, poll_ticket, &p), 0);
     for (int i = 0; i < 1000 && atomic_load(&journal_entered) == 0; i++) {
         usleep(1000);
     }
     assert_int_equal(atomic_load(&journal_entered), 1);
-    assert_int_not_equal(cask_sync(c), CASK_OK);
+    assert_int_not_equal(cask_sync(pc.c), CASK_OK);
     atomic_store(&journal_release, 1);
     pthread_join(th, NULL);
     assert_int_equal(atomic_load(&answered), 1);
@@ -465,20 +470,8 @@ test_answer_waits_for_tombstones(void **state)
                  "hide it were synced; log:\n%s",
                  tc_log);
     }
-    assert_true(tc_absent(c, "k"));
-
-    power_loss_copy(data, lost);
-    atomic_store(&fault, 0);
-    struct cask *pl = NULL;
-    assert_int_equal(cask_open(&pl, lost, &o), CASK_OK);
-    assert_true(tc_absent(pl, "k"));
-    assert_true(tc_is(pl, "a", "1"));
-    cask_close(&pl);
-    cask_close(&c);
-    cask_io_set(NULL);
-    images_reset();
-    tc_rmrf(dir);
-    free(dir);
+    assert_true(tc_absent(pc.c, "k"));
+    pl_end(&pc);
 }
 
 /* A journal commit fails (not a segment sync): the put "k" it carried is
@@ -491,30 +484,13 @@ static void
 test_failed_commit_power_loss(void **state)
 {
     (void)state;
-    struct cask_options o;
-    opts(&o);
-    o.compact_background = false;
-    char *dir = tc_mkdtemp();
-    char data[4200], lost[4200];
-    snprintf(data, sizeof(data), "%s/data", dir);
-    snprintf(lost, sizeof(lost), "%s/after-power-loss", dir);
-    struct cask_io_ops ops = *cask_io_default();
-    ops.fdatasync = bad_fdatasync;
-    images_reset();
-    cask_io_set(&ops);
-    atomic_store(&fault, 0);
-    atomic_store(&answered, 0);
-    atomic_store(&frozen, 0);
-    tc_log[0] = '\0';
-    struct cask *c = NULL;
-    assert_int_equal(cask_open(&c, data, &o), CASK_OK);
-    assert_int_equal(tc_set(c, "a", "1"), CASK_OK);
-    assert_int_equal(tc_set(c, "k", "old"), CASK_OK);
-
+    struct pl_case pc;
+    pl_begin(&pc, true);
     atomic_store(&fault, 4);
     struct cask_ticket t;
-    assert_int_equal(tc_set_deferred(c, "k", "FAILED new value", &t), CASK_OK);
-    struct poll p = {.c = c, .t = &t, .rc = CASK_OK};
+    assert_int_equal(tc_set_deferred(pc.c, "k", "FAILED new value", &t),
+                     CASK_OK);
+    struct poll p = {.c = pc.c, .t = &t, .rc = CASK_OK};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, poll_ticket, &p), 0);
     pthread_join(th, NULL);
@@ -523,29 +499,9 @@ test_failed_commit_power_loss(void **state)
     if (strstr(tc_log, "journal commit failed") == NULL) {
         fail_msg("no failed journal commit; log:\n%s", tc_log);
     }
-    assert_true(tc_absent(c, "k"));
-
+    assert_true(tc_absent(pc.c, "k"));
     /* The power goes as the error is answered. */
-    power_loss_copy(data, lost);
-    atomic_store(&fault, 0);
-    struct cask *pl = NULL;
-    assert_int_equal(cask_open(&pl, lost, &o), CASK_OK);
-    char *v = NULL;
-    struct cask_item it;
-    int rc = cask_get(pl, "k", 1, &it, &v);
-    if (rc == CASK_OK) {
-        fail_msg("after a power loss \"k\" is back as \"%.*s\" (a put "
-                 "answered with an error); log:\n%s",
-                 (int)it.vlen, v, tc_log);
-    }
-    assert_int_equal(rc, CASK_ENOTFOUND);
-    assert_true(tc_is(pl, "a", "1"));
-    cask_close(&pl);
-    cask_close(&c);
-    cask_io_set(NULL);
-    images_reset();
-    tc_rmrf(dir);
-    free(dir);
+    pl_end(&pc);
 }
 
 static void
