@@ -214,7 +214,8 @@ keep_damaged_state(struct cask *c)
  * new file's flush point is the highest cas on disk (max_cas): every item
  * found is treated as flushed, and items written from now on are kept.
  * A delayed flush_all still pending is forgotten with the file, and cas
- * numbers restart above the highest on disk. Persisted before it takes
+ * numbers restart CASK_CAS_LOST_GAP above the highest on disk (numbers
+ * of records compacted away may lie above it). Persisted before it takes
  * effect, as any flush (not for an inspection, which writes nothing); the
  * open fails if it cannot be written. What it cost is logged. */
 static int
@@ -225,7 +226,7 @@ state_rebuild(struct cask *c, struct cask_state *m, uint64_t max_cas,
     (void)cask_stats(c, -1, &st);
     m->flush_cas = max_cas;
     m->flush_pending_at = 0;
-    m->cas_reserved = max_cas + 1;
+    m->cas_reserved = max_cas + 1 + CASK_CAS_LOST_GAP;
     int rc = c->opt.inspect ? 0 : cask_ctx_state_write(c, m);
     if (rc != 0) {
         return rc;
@@ -236,9 +237,9 @@ state_rebuild(struct cask *c, struct cask_state *m, uint64_t max_cas,
               "state file in %s %s: the flush point it kept is lost, so "
               "the %" PRIu64 " items found on disk are treated as flushed "
               "(an earlier flush_all may have invalidated any of them; "
-              "a delayed one still pending is forgotten); a new state file "
-              "starts above cas %" PRIu64,
-              c->dir, why, st.live_keys, max_cas);
+              "a delayed one still pending is forgotten); cas numbers "
+              "go on from %" PRIu64,
+              c->dir, why, st.live_keys, m->cas_reserved);
     return 0;
 }
 

@@ -21,6 +21,12 @@ struct cask_journal;
 
 /* cas numbers reserved in the state file at a time. */
 #define CASK_CAS_BLOCK (1u << 20)
+/* How far cas numbers skip ahead when the state file, and with it the
+ * reservation mark, is lost: records compacted away (overwritten or
+ * deleted keys) may have held cas numbers above every one left on disk,
+ * and a cas is never handed out twice. 2^40 stays below 2^53, so clients
+ * that keep a cas in a double still see it exactly. */
+#define CASK_CAS_LOST_GAP (1ull << 40)
 
 /* The store. cask.c owns it; shards read opt, the clock and the flush point
  * through the functions below and never write its fields. */
