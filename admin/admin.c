@@ -236,13 +236,20 @@ open_store(const char *dir, unsigned shards, bool look, struct cask **out)
         admin_err("%s was created with %u shards, not %u", dir, have, shards);
         return ADMIN_FAIL;
     }
-    if (rc != 0 && rc != ENOENT) {
+    /* A look at a store whose state file is missing or has no valid slot
+     * sees what the server would serve from it (every item on disk counted
+     * as flushed; nothing written); the tools that write refuse a damaged
+     * one. Either way the shard count is that of the shard directories. */
+    if (rc != 0 && rc != ENOENT && !(rc == EINVAL && look)) {
         admin_err("%s state file: %s", dir,
                   rc == EINVAL ? "damaged (run check)" : cask_strerror(rc));
         return ADMIN_FAIL;
     }
     cask_options_init(&o);
-    o.shards = rc == 0 ? have : shards != 0 ? shards : CASK_DEFAULT_SHARDS;
+    o.shards = rc == 0       ? have
+               : shards != 0 ? shards
+               : have != 0   ? have
+                             : CASK_DEFAULT_SHARDS;
     o.sync = CASK_SYNC_NEVER; /* cask_close syncs every shard */
     o.compact_background = false;
     o.value_max = CASK_REC_VMAX;

@@ -882,7 +882,10 @@ cask_check_shards(const char *dir, unsigned *shards)
     memset(&rep, 0, sizeof(rep));
     state_path(dir, path, sizeof(path));
     if (access(path, F_OK) != 0) {
-        return errno;
+        /* the count a server would open it with */
+        int rc = errno;
+        *shards = count_shard_dirs(dir);
+        return rc;
     }
     int rc = check_state(&ck, dir);
     if (rc == 0 && rep.newer_files > 0) {
@@ -890,7 +893,7 @@ cask_check_shards(const char *dir, unsigned *shards)
     } else if (rc == 0 && !rep.state_ok) {
         rc = EINVAL;
     }
-    *shards = rep.shards;
+    *shards = rc == EINVAL ? count_shard_dirs(dir) : rep.shards;
     return rc;
 }
 

@@ -100,8 +100,9 @@ int cask_check_hint(const char *sdir, struct cask_segment *s,
                     uint64_t *bad_off);
 
 /* The shard count recorded in the state file: 0 and *shards, ENOENT when there
- * is no state file, EINVAL when no slot is valid, CASK_ENEWER when a slot is
- * of a newer format version, or an errno. */
+ * is no state file, EINVAL when no slot is valid (for both, *shards is the
+ * number of shard directories found), CASK_ENEWER when a slot is of a newer
+ * format version, or an errno. */
 int cask_check_shards(const char *dir, unsigned *shards);
 
 /* Take a shared lock on dir/LOCK so that no server opens the directory while

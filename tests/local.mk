@@ -122,6 +122,11 @@ TESTS += tests/compare/test_compare_fuzz.py
 dist_check_SCRIPTS += tests/compare/test_compare_atime.py
 TESTS += tests/compare/test_compare_atime.py
 
+# test_admin_lost_state.py: admin stats/dump/check and the server on a
+# store whose state file is missing, cut short or damaged in both slots.
+dist_check_SCRIPTS += tests/integration/test_admin_lost_state.py
+TESTS += tests/integration/test_admin_lost_state.py
+
 dist_check_SCRIPTS += tests/integration/test_memccapable.sh tests/smoke/test_smoke.py \
 	tests/compare/test_compare.py tests/integration/test_flags.py \
 	tests/integration/test_dump.py tests/integration/test_mc_compat.py \
