@@ -122,6 +122,12 @@ TESTS += tests/compare/test_compare_fuzz.py
 dist_check_SCRIPTS += tests/compare/test_compare_atime.py
 TESTS += tests/compare/test_compare_atime.py
 
+# test_compare_getpeek.py: pipelined get lines cut at every byte, long keys,
+# junk and a binary request after a get, against memcached (the server
+# peeks at the next get line to announce its key early).
+dist_check_SCRIPTS += tests/compare/test_compare_getpeek.py
+TESTS += tests/compare/test_compare_getpeek.py
+
 # test_admin_lost_state.py: admin stats/dump/check and the server on a
 # store whose state file is missing, cut short or damaged in both slots.
 dist_check_SCRIPTS += tests/integration/test_admin_lost_state.py
