@@ -149,6 +149,35 @@ undo_slot(struct cask *c, off_t off, uint64_t gen, const char *path)
  * slot in place (pwrite, fdatasync), so a torn write leaves the other one
  * intact, and an update needs no new disk blocks: it works on a full disk.
  * The file is created (both slots, temp + rename) the first time. */
+/* The update under gen is durable in its slot: write the same state
+ * into the other slot too, under gen + 1, so that both hold it. A slot
+ * damaged later (a flipped bit) then leaves the other with the state in
+ * effect, where it would leave the state before the update: after a
+ * flush_all, that brought flushed items back. Returns the generation in
+ * effect: gen + 1, or gen when the copy failed (logged; the update stands,
+ * and the next one takes that slot, whatever the failed write left in it
+ * being the same state or a torn slot that fails its checksum). */
+static uint64_t
+mirror_slot(struct cask *c, char *buf, const struct cask_state *m, uint64_t gen,
+            const char *path)
+{
+    uint64_t next = gen + 1;
+    cask_state_format(buf, m, next);
+    int rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT,
+                                (off_t)((next & 1) * CASK_STATE_SLOT));
+    if (rc == 0) {
+        rc = cask_io_fdatasync(c->state_fd);
+    }
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_WARN,
+                  "write %s (second copy): %s; the update stands in the "
+                  "first",
+                  path, strerror(rc));
+        return gen;
+    }
+    return next;
+}
+
 int
 cask_ctx_state_write(struct cask *c, const struct cask_state *m)
 {
@@ -194,6 +223,9 @@ cask_ctx_state_write(struct cask *c, const struct cask_state *m)
             c->state_gen = gen;
             free(buf);
             return rc;
+        }
+        if (rc == 0) {
+            gen = mirror_slot(c, buf, m, gen, path);
         }
     }
     free(buf);

@@ -347,6 +347,47 @@ test_state_checksum(void **state)
     }
 }
 
+/* A bit flipped in the state file's newest slot after a flush_all: the
+ * other slot must hold the same state (every update is written to both),
+ * not the one from before the flush, or the flushed item comes back. */
+static void
+test_state_newest_slot_damaged(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tc_set(f->c, "old", "flushed"), CASK_OK);
+    assert_int_equal(cask_flush(f->c, tc_now), CASK_OK);
+    assert_int_equal(tc_set(f->c, "after", "kept"), CASK_OK);
+    cask_close(&f->c);
+    char path[4096];
+    static char buf[8192];
+    snprintf(path, sizeof(path), "%s/state", f->dir);
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    assert_int_equal(fread(buf, 1, sizeof(buf), fp), sizeof(buf));
+    /* the slot with the highest generation */
+    unsigned long long gen[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        const char *g = strstr(buf + i * 4096, "generation ");
+        assert_non_null(g);
+        gen[i] = strtoull(g + 11, NULL, 10);
+    }
+    int newest = gen[1] > gen[0] ? 1 : 0;
+    char *fc = strstr(buf + newest * 4096, "flush_cas ");
+    assert_non_null(fc);
+    fc[10] ^= 0x01; /* a digit the checksum covers */
+    rewind(fp);
+    assert_int_equal(fwrite(buf, 1, sizeof(buf), fp), sizeof(buf));
+    fclose(fp);
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&f->c, f->dir, &f->o), CASK_OK);
+    if (!tc_absent(f->c, "old")) {
+        fail_msg("a flushed item is back after the newest state slot "
+                 "(generation %llu of %llu, %llu) was damaged; log:\n%s",
+                 gen[newest], gen[0], gen[1], tc_log);
+    }
+    assert_true(tc_is(f->c, "after", "kept"));
+}
+
 /* A missing state file costs what a damaged one does: the flush point
  * is gone, so nothing on disk can be told apart from what a flush_all
  * invalidated. A flushed item must not come back; every item found is
@@ -1083,6 +1124,8 @@ main(void)
                     test_cas_reservation_failure_not_acked, setup, teardown),
             cmocka_unit_test_setup_teardown(test_state_checksum, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_state_newest_slot_damaged,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(test_state_missing_keeps_flush,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_opens_on_full_disk, setup,
