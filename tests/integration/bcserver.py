@@ -6,6 +6,7 @@
 # `stats` parsed, segments dropped from the page cache. Owns the child
 # processes and their temp dirs. Python 3 standard library only.
 import atexit
+import hashlib
 import os
 import pwd
 import shutil
@@ -303,6 +304,23 @@ def recv_n(sock, n):
                                                              data[-200:]))
         data += chunk
     return data
+
+
+def dir_snapshot(d):
+    """{relative path: (kind, size, mtime_ns, sha256)} of d and below: two
+    snapshots compare equal when nothing under d was written."""
+    snap = {}
+    for root, dirs, files in os.walk(d):
+        for name in dirs:
+            p = os.path.join(root, name)
+            snap[os.path.relpath(p, d)] = ("dir",)
+        for name in files:
+            p = os.path.join(root, name)
+            st = os.stat(p)
+            with open(p, "rb") as f:
+                h = hashlib.sha256(f.read()).hexdigest()
+            snap[os.path.relpath(p, d)] = ("file", st.st_size, st.st_mtime_ns, h)
+    return snap
 
 
 def drop_cache(datadir):

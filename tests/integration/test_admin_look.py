@@ -12,7 +12,6 @@
 # Each refuses a directory a server holds (naming its PID) and one that
 # does not exist (which it does not create). Python 3 stdlib and bcserver.py.
 import glob
-import hashlib
 import os
 import shutil
 import subprocess
@@ -34,22 +33,6 @@ def admin(*args):
     p = subprocess.run([ADMIN, "--quiet"] + list(args), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=120)
     return p.returncode, p.stdout, p.stderr.decode(errors="replace")
-
-
-def snapshot(d):
-    """{relative path: (kind, size, mtime_ns, sha256)} of d and below."""
-    snap = {}
-    for root, dirs, files in os.walk(d):
-        for name in dirs:
-            p = os.path.join(root, name)
-            snap[os.path.relpath(p, d)] = ("dir",)
-        for name in files:
-            p = os.path.join(root, name)
-            st = os.stat(p)
-            with open(p, "rb") as f:
-                h = hashlib.sha256(f.read()).hexdigest()
-            snap[os.path.relpath(p, d)] = ("file", st.st_size, st.st_mtime_ns, h)
-    return snap
 
 
 def diff(a, b):
@@ -107,9 +90,9 @@ def look_all(data, what, model):
     items = None
     for args in (["stats"], ["check"], ["dump"], ["dump", "--keys-only"],
                  ["dump", "--format", "json"]):
-        before = snapshot(data)
+        before = bcserver.dir_snapshot(data)
         rc, out, err = admin(*(args[:1] + [data] + args[1:]))
-        after = snapshot(data)
+        after = bcserver.dir_snapshot(data)
         check.that("%s: %s changes nothing" % (what, " ".join(args)),
                    before == after, diff(before, after))
         ok = rc == 0 or (args[0] == "check" and rc == 1)

@@ -7,7 +7,6 @@
 # then the server starts on it, serves none of the items flushed or
 # written before, and keeps a write made afterwards across a restart.
 # Python 3 stdlib and bcserver.py.
-import hashlib
 import os
 import subprocess
 import sys
@@ -21,30 +20,13 @@ ADMIN = os.environ.get("BITCACHED_ADMIN", "")
 if not bcserver.executable(BIN) or not bcserver.executable(ADMIN):
     bcserver.skip("no $BITCACHED or $BITCACHED_ADMIN")
 
-failures = []
-
-
-def expect(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL: " + what)
+check = bcserver.Checks(verbose=False)
 
 
 def request(sock, data):
     sock.sendall(data + b"mn\r\n")
     reply, _ = bcserver.recv_until(sock, (b"MN\r\n",))
     return reply[:-4]
-
-
-def tree(d):
-    """Every file under d with its content hash and mtime."""
-    out = {}
-    for root, _, files in os.walk(d):
-        for f in files:
-            p = os.path.join(root, f)
-            with open(p, "rb") as fh:
-                out[p] = (hashlib.sha1(fh.read()).hexdigest(), os.stat(p).st_mtime_ns)
-    return out
 
 
 def damage(path, how):
@@ -75,34 +57,34 @@ def one(how):
         s.close()
         srv.stop()
         damage(os.path.join(srv.data, "state"), how)
-        before = tree(srv.data)
+        before = bcserver.dir_snapshot(srv.data)
         for cmd in ("check", "stats", "dump"):
             p = subprocess.run([ADMIN, cmd, srv.data], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, timeout=60)
             out = p.stdout + p.stderr
-            expect(tree(srv.data) == before, "%s: admin %s wrote to the store" % (how, cmd))
+            check(bcserver.dir_snapshot(srv.data) == before, "%s: admin %s wrote to the store" % (how, cmd))
             if cmd == "check":
-                expect(b"flushed" in out, "%s: check does not say the items count as "
+                check(b"flushed" in out, "%s: check does not say the items count as "
                        "flushed: %r" % (how, out[-300:]))
                 continue
-            expect(p.returncode == 0, "%s: admin %s exits %d: %r"
+            check(p.returncode == 0, "%s: admin %s exits %d: %r"
                    % (how, cmd, p.returncode, p.stderr[-300:]))
         p = subprocess.run([ADMIN, "dump", srv.data], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=60)
-        expect(b"old" not in p.stdout and b"kept" not in p.stdout,
+        check(b"old" not in p.stdout and b"kept" not in p.stdout,
                "%s: dump shows items the server counts as flushed" % how)
         srv.start()
         s = srv.connect()
         got = request(s, b"get " + b" ".join(b"old%d" % i for i in range(20)) + b" "
                       + b" ".join(b"kept%d" % i for i in range(20)) + b"\r\n")
-        expect(got == b"END\r\n", "%s: items from before the loss served: %r" % (how, got[:200]))
+        check(got == b"END\r\n", "%s: items from before the loss served: %r" % (how, got[:200]))
         request(s, b"set new 0 0 3\r\nnew\r\n")
         s.close()
         srv.stop()
         srv.start()
         s = srv.connect()
         got = request(s, b"get new\r\n")
-        expect(got == b"VALUE new 0 3\r\nnew\r\nEND\r\n", "%s: new write lost: %r" % (how, got))
+        check(got == b"VALUE new 0 3\r\nnew\r\nEND\r\n", "%s: new write lost: %r" % (how, got))
         s.close()
     finally:
         srv.close()
@@ -110,5 +92,4 @@ def one(how):
 
 for how in ("missing", "cut", "both slots"):
     one(how)
-print("test_admin_lost_state: %d failures" % len(failures))
-sys.exit(1 if failures else 0)
+sys.exit(check.finish())
