@@ -2,7 +2,9 @@
  * server, for bench_pipeline.sh: each connection sends DEPTH gets at once,
  * reads their DEPTH replies, and goes on. Keys are fixed width ("k:" and
  * eight digits) so that every hit's reply has a known length; a miss or a
- * wrong length stops the run with an error. Not a test; built with the
+ * wrong length stops the run with an error (a reply shorter than a hit's,
+ * such as a miss's END, once RECV_TIMEOUT_S pass without the bytes a hit
+ * would have sent). Not a test; built with the
  * tree so that it keeps compiling. Plain sockets and pthreads only.
  *
  *   bench_pipeget load PORT N VLEN
@@ -27,12 +29,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #define KEY_FMT   "k:%08lu"
 #define KEY_LEN   10
 #define DEPTH_MAX 1024
+/* far longer than a batch of cold reads takes, even from a slow disk */
+#define RECV_TIMEOUT_S 10
 
 static int port;
 static unsigned long nkeys;
@@ -72,6 +77,8 @@ dial(void)
         return -1;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct timeval tv = {.tv_sec = RECV_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return fd;
 }
 
