@@ -31,7 +31,6 @@
 #include "storage/cask_stream.h"
 #include "storage/cask_vmap.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -241,26 +240,6 @@ state_rebuild(struct cask *c, struct cask_state *m, uint64_t max_cas,
               "go on from %" PRIu64,
               c->dir, why, st.live_keys, m->cas_reserved);
     return 0;
-}
-
-/* Shard directories present (for a directory whose state file is gone). */
-static unsigned
-count_shard_dirs(const char *dir)
-{
-    DIR *d = opendir(dir);
-    unsigned n = 0;
-    if (d == NULL) {
-        return 0;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        unsigned idx;
-        if (sscanf(de->d_name, "shard-%u", &idx) == 1) {
-            n++;
-        }
-    }
-    closedir(d);
-    return n;
 }
 
 static void
@@ -558,7 +537,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     } else if (rc == ENOENT || rc == EINVAL) {
         /* No state file, or none of its slots valid: the same loss. */
         state_lost = rc == EINVAL ? "is damaged (no valid slot)" : "is missing";
-        unsigned found = count_shard_dirs(dir);
+        unsigned found = cask_count_shard_dirs(dir);
         if (found != 0 && found != o->shards) {
             cask_logf(c, CASK_LOG_ERROR,
                       "data directory %s has %u shard directories and its "

@@ -746,20 +746,6 @@ total_bytes(const char *dir, unsigned shards)
     return sum;
 }
 
-static unsigned
-count_shard_dirs(const char *dir)
-{
-    unsigned n = 0;
-    for (;; n++) {
-        char sdir[CASK_PATH_MAX];
-        struct stat st;
-        snprintf(sdir, sizeof(sdir), "%s/shard-%03u", dir, n);
-        if (stat(sdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            return n;
-        }
-    }
-}
-
 /* A store that crashed under --sync=always may have acknowledged records
  * in its commit journal that its segments lack (after a power loss): the
  * next open replays them. Checking the segments alone would then report
@@ -820,7 +806,7 @@ cask_check(const char *dir, int64_t now_s, const struct cask_check_hooks *h,
     if (rc != 0) {
         return rc;
     }
-    unsigned found = count_shard_dirs(dir);
+    unsigned found = cask_count_shard_dirs(dir);
     if (!rep->state_ok) {
         rep->shards = found;
     } else if (found != rep->shards) {
@@ -884,7 +870,7 @@ cask_check_shards(const char *dir, unsigned *shards)
     if (access(path, F_OK) != 0) {
         /* the count a server would open it with */
         int rc = errno;
-        *shards = count_shard_dirs(dir);
+        *shards = cask_count_shard_dirs(dir);
         return rc;
     }
     int rc = check_state(&ck, dir);
@@ -893,7 +879,7 @@ cask_check_shards(const char *dir, unsigned *shards)
     } else if (rc == 0 && !rep.state_ok) {
         rc = EINVAL;
     }
-    *shards = rc == EINVAL ? count_shard_dirs(dir) : rep.shards;
+    *shards = rc == EINVAL ? cask_count_shard_dirs(dir) : rep.shards;
     return rc;
 }
 

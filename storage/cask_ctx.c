@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +72,20 @@ cask_clock_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+unsigned
+cask_count_shard_dirs(const char *dir)
+{
+    unsigned n = 0;
+    for (;; n++) {
+        char sdir[CASK_PATH_MAX];
+        struct stat st;
+        snprintf(sdir, sizeof(sdir), "%s/shard-%03u", dir, n);
+        if (stat(sdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            return n;
+        }
+    }
 }
 
 void

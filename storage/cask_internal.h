@@ -110,6 +110,11 @@ uint64_t cask_clock_ms(void);
  * a batch's time in flight, recovery's). */
 uint64_t cask_clock_ns(void);
 
+/* How many shard directories (DIR/shard-000 on, without a gap) dir holds:
+ * the shard count of a store whose state file is gone, as the server
+ * opens it and the offline tools read it. */
+unsigned cask_count_shard_dirs(const char *dir);
+
 /* *ts = CLOCK_MONOTONIC now + ms (or + ns): an absolute deadline for
  * cask_cond_wait_until. Not the wall clock: a clock stepped back (an NTP
  * correction at boot) would stretch every wait by the step, the interval
