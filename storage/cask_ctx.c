@@ -112,7 +112,18 @@ cask_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
 
 /* ---- state file -------------------------------------------------------- */
 
-/* An update of the slot at off, generation gen, failed (its write or its
+/* Write m under generation gen into its slot ((gen & 1): the two alternate)
+ * in place, and fdatasync: 0 or the errno. */
+static int
+write_slot(struct cask *c, char *buf, const struct cask_state *m, uint64_t gen)
+{
+    cask_state_format(buf, m, gen);
+    int rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT,
+                                (off_t)((gen & 1) * CASK_STATE_SLOT));
+    return rc == 0 ? cask_io_fdatasync(c->state_fd) : rc;
+}
+
+/* An update of its slot under generation gen failed (its write or its
  * fdatasync). The new slot may be in the page cache, and a start after a
  * process crash would take it (the highest generation) as if the update
  * answered with an error had succeeded: a failed flush_all applied; after
@@ -126,23 +137,20 @@ cask_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
  * loss before the next update that succeeds may leave the failed one on
  * disk (FORMAT.md). 0 then. */
 static int
-undo_slot(struct cask *c, off_t off, uint64_t gen, const char *path)
+undo_slot(struct cask *c, uint64_t gen, const char *path)
 {
     char *buf = malloc(CASK_STATE_SLOT);
     int rc = buf == NULL ? ENOMEM : 0;
     if (rc == 0) {
-        cask_state_format(buf, &c->state_cur, gen);
-        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT, off);
-        if (rc == 0) {
-            rc = cask_io_fdatasync(c->state_fd);
-        }
+        rc = write_slot(c, buf, &c->state_cur, gen);
         if (rc == 0) {
             free(buf);
             return 1;
         }
         cask_state_format(buf, &c->state_cur,
                           c->state_gen > 0 ? c->state_gen - 1 : 0);
-        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT, off);
+        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT,
+                                (off_t)((gen & 1) * CASK_STATE_SLOT));
     }
     free(buf);
     if (rc != 0) {
@@ -159,11 +167,6 @@ undo_slot(struct cask *c, off_t off, uint64_t gen, const char *path)
     return 0;
 }
 
-/* Persist m. The file holds two slots of CASK_STATE_SLOT bytes, each a complete
- * state with a generation and a checksum; an update overwrites the older
- * slot in place (pwrite, fdatasync), so a torn write leaves the other one
- * intact, and an update needs no new disk blocks: it works on a full disk.
- * The file is created (both slots, temp + rename) the first time. */
 /* The update under gen is durable in its slot: write the same state
  * into the other slot too, under gen + 1, so that both hold it. A slot
  * damaged later (a flipped bit) then leaves the other with the state in
@@ -176,13 +179,7 @@ static uint64_t
 mirror_slot(struct cask *c, char *buf, const struct cask_state *m, uint64_t gen,
             const char *path)
 {
-    uint64_t next = gen + 1;
-    cask_state_format(buf, m, next);
-    int rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT,
-                                (off_t)((next & 1) * CASK_STATE_SLOT));
-    if (rc == 0) {
-        rc = cask_io_fdatasync(c->state_fd);
-    }
+    int rc = write_slot(c, buf, m, gen + 1);
     if (rc != 0) {
         cask_logf(c, CASK_LOG_WARN,
                   "write %s (second copy): %s; the update stands in the "
@@ -190,9 +187,15 @@ mirror_slot(struct cask *c, char *buf, const struct cask_state *m, uint64_t gen,
                   path, strerror(rc));
         return gen;
     }
-    return next;
+    return gen + 1;
 }
 
+/* Persist m. The file holds two slots of CASK_STATE_SLOT bytes, each a complete
+ * state with a generation and a checksum; an update overwrites the older
+ * slot in place (pwrite, fdatasync), so a torn write leaves the other one
+ * intact, and an update needs no new disk blocks: it works on a full disk;
+ * once it is durable the other slot gets a copy (mirror_slot). The file is
+ * created (both slots, temp + rename) the first time. */
 int
 cask_ctx_state_write(struct cask *c, const struct cask_state *m)
 {
@@ -225,13 +228,8 @@ cask_ctx_state_write(struct cask *c, const struct cask_state *m)
             }
         }
     } else {
-        off_t at = (off_t)((gen & 1) * CASK_STATE_SLOT);
-        cask_state_format(buf, m, gen);
-        rc = cask_io_pwrite_all(c->state_fd, buf, CASK_STATE_SLOT, at);
-        if (rc == 0) {
-            rc = cask_io_fdatasync(c->state_fd);
-        }
-        if (rc != 0 && undo_slot(c, at, gen, path) == 1) {
+        rc = write_slot(c, buf, m, gen);
+        if (rc != 0 && undo_slot(c, gen, path) == 1) {
             /* the state in effect, durable under gen */
             cask_logf(c, CASK_LOG_ERROR, "write %s: %s; not applied", path,
                       strerror(rc));
