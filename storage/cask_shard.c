@@ -1096,9 +1096,10 @@ shard_get(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     int rc;
     /* Before the mutex: the lines the lookup needs first load while it is
      * taken (its cache line often comes from another worker's core). */
-    cask_kd_prefetch(sh->kd, h);
     if (val != NULL && !head) {
-        cask_vcache_prefetch(&sh->vc, h);
+        cask_shard_prefetch(sh, h); /* the value cache may answer */
+    } else {
+        cask_kd_prefetch(sh->kd, h);
     }
     pthread_mutex_lock(&sh->mu);
     for (;;) {

@@ -88,9 +88,15 @@ cask_vcache_bytes(const struct cask_vcache *vc)
  * A key's records all share it; slots of its older ones are taken over
  * as the oldest. */
 static struct cask_vcache_slot *
+bucket_in(struct cask_vcache_slot *slots, size_t nbuckets, uint64_t h)
+{
+    return slots + ((h ^ h >> 29) & (nbuckets - 1)) * WAYS;
+}
+
+static struct cask_vcache_slot *
 bucket(const struct cask_vcache *vc, uint64_t h)
 {
-    return vc->slots + ((h ^ h >> 29) & (vc->nbuckets - 1)) * WAYS;
+    return bucket_in(vc->slots, vc->nbuckets, h);
 }
 
 void
@@ -103,7 +109,7 @@ cask_vcache_prefetch(const struct cask_vcache *vc, uint64_t h)
             __atomic_load_n(&vc->slots, __ATOMIC_RELAXED);
     size_t nb = __atomic_load_n(&vc->nbuckets, __ATOMIC_RELAXED);
     if (slots != NULL && nb != 0) {
-        __builtin_prefetch(slots + ((h ^ h >> 29) & (nb - 1)) * WAYS);
+        __builtin_prefetch(bucket_in(slots, nb, h));
     }
 }
 
