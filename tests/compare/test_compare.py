@@ -670,9 +670,7 @@ def compare_lru_settings(mc, bc):
 
 def main():
     bc = bcserver.binary()
-    mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(mc):
-        bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
+    mc = bcserver.memcached_binary()
     only = os.environ.get("COMPARE_ONLY")
     fails = run_cases(mc, bc, CASES, [], only)
     fails += run_cases(mc, bc, CASES_NO_CAS, ["-C"], only)

@@ -79,9 +79,7 @@ def metadump_la(sock, key):
 
 def main():
     bc = bcserver.binary()
-    mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(mc):
-        bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
+    mc = bcserver.memcached_binary()
     ref = bcserver.Server(mc, kind="memcached", args=["-U", "0"])
     sut = bcserver.Server(bc)
     try:

@@ -974,9 +974,7 @@ def show(x):
 
 def main():
     bc = bcserver.binary()
-    mc = os.environ.get("MEMCACHED", "")
-    if not bcserver.executable(mc):
-        bcserver.skip("MEMCACHED (%s) is not an executable" % mc)
+    mc = bcserver.memcached_binary()
     seeds = parse_seeds(os.environ.get("FUZZ_SEEDS"), list(range(1, 11)))
     nsteps = int(os.environ.get("FUZZ_STEPS", "160"))
     modes = os.environ.get("FUZZ_MODE", "text,bin").split(",")

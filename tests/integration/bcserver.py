@@ -173,6 +173,15 @@ def binary():
     return os.path.abspath(b)
 
 
+def memcached_binary():
+    """The reference memcached, $MEMCACHED; the test skips when it is not
+    an executable."""
+    mc = os.environ.get("MEMCACHED", "")
+    if not executable(mc):
+        skip("MEMCACHED (%s) is not an executable" % mc)
+    return mc
+
+
 class Server:
     """One server process. kind is "bitcached" (gets --data-dir) or
     "memcached" (gets -u when run as root, which memcached demands)."""
