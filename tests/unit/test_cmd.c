@@ -682,6 +682,18 @@ test_meta_threads(void **state)
     cmd_meta_destroy(&m);
 }
 
+/* expect() of in and out, during which the store was told of n coming
+ * gets (cask_prefetch), the last of key last. */
+static void
+expect_prefetch(struct fixture *f, const char *in, const char *out, int n,
+                const char *last)
+{
+    fake_cask_prefetches = 0;
+    expect(f, in, out);
+    assert_int_equal(fake_cask_prefetches, n);
+    assert_string_equal(fake_cask_prefetched, last);
+}
+
 /* A get announces the key it serves next to the store (cask_prefetch):
  * the next key of a multi-get, and the first key of the next request when
  * that is a whole get or gets line already in the buffer; nothing else,
@@ -693,21 +705,15 @@ test_prefetch_next(void **state)
 
     expect(f, "set a 0 0 1\r\nA\r\nset bb 0 0 1\r\nB\r\n",
            "STORED\r\nSTORED\r\n");
-    fake_cask_prefetches = 0;
-    expect(f, "get a\r\nget bb\r\n",
-           "VALUE a 0 1\r\nA\r\nEND\r\nVALUE bb 0 1\r\nB\r\nEND\r\n");
-    assert_int_equal(fake_cask_prefetches, 1);
-    assert_string_equal(fake_cask_prefetched, "bb");
-    fake_cask_prefetches = 0;
-    expect(f, "get a bb zz\r\n",
-           "VALUE a 0 1\r\nA\r\nVALUE bb 0 1\r\nB\r\nEND\r\n");
-    assert_int_equal(fake_cask_prefetches, 2);
-    assert_string_equal(fake_cask_prefetched, "zz");
-    fake_cask_prefetches = 0;
-    expect(f, "get a\r\ngets   bb\r\n",
-           "VALUE a 0 1\r\nA\r\nEND\r\nVALUE bb 0 1 2\r\nB\r\nEND\r\n");
-    assert_int_equal(fake_cask_prefetches, 1);
-    assert_string_equal(fake_cask_prefetched, "bb");
+    expect_prefetch(f, "get a\r\nget bb\r\n",
+                    "VALUE a 0 1\r\nA\r\nEND\r\nVALUE bb 0 1\r\nB\r\nEND\r\n",
+                    1, "bb");
+    expect_prefetch(f, "get a bb zz\r\n",
+                    "VALUE a 0 1\r\nA\r\nVALUE bb 0 1\r\nB\r\nEND\r\n", 2,
+                    "zz");
+    expect_prefetch(f, "get a\r\ngets   bb\r\n",
+                    "VALUE a 0 1\r\nA\r\nEND\r\nVALUE bb 0 1 2\r\nB\r\nEND\r\n",
+                    1, "bb");
     /* not after a set, not before one, not a key not ended yet, not one
      * longer than a key can be */
     fake_cask_prefetches = 0;
