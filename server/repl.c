@@ -288,14 +288,27 @@ repl_start(struct repl **out, struct cask *store, const struct repl_config *cfg)
     }
     bool dirty = false;
     struct cask_stats st;
-    if (cfg->repl_port != 0 && r->store_id != 0 &&
-        cask_stats(store, -1, &st) == CASK_OK && st.bytes_truncated > 0) {
+    bool have_st = cask_stats(store, -1, &st) == CASK_OK;
+    if (cfg->repl_port != 0 && r->store_id != 0 && have_st &&
+        st.bytes_truncated > 0) {
         /* Recovery cut a torn tail: the log may now go on differently
          * from what replicas received before (at an offset that happens to
          * start a record), so their positions must not be trusted. */
         log_msg(LOG_WARN, "replication: the log was cut at start-up; "
                           "replicas will be copied whole");
         r->store_id = 0;
+    }
+    if (replica && r->primary_id != 0 && have_st && st.state_lost) {
+        /* The store lost its state file: its flush point went with it, so
+         * everything copied so far now counts as flushed here. The
+         * primary's threshold is the true one: forget the primary (on disk
+         * before anything else) so that the handshake takes its threshold
+         * as it is and copies every shard again. */
+        log_msg(LOG_WARN, "replication: the store's state file was lost; "
+                          "the primary will copy it whole");
+        r->primary_id = 0;
+        memset(r->pos, 0, r->nshards * sizeof(*r->pos));
+        dirty = true;
     }
     if (!replica && r->primary_id != 0) {
         /* A former replica now taking writes: its history leaves the old

@@ -232,6 +232,7 @@ state_rebuild(struct cask *c, struct cask_state *m, uint64_t max_cas,
     }
     atomic_store(&c->flush_cas, m->flush_cas);
     atomic_store(&c->flush_pending_at, 0);
+    c->state_lost = true;
     cask_logf(c, st.live_keys != 0 ? CASK_LOG_ERROR : CASK_LOG_WARN,
               "state file in %s %s: the flush point it kept is lost, so "
               "the %" PRIu64 " items found on disk are treated as flushed "
@@ -1122,6 +1123,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
     st->syncs += jsyncs;
     st->synced_writes += jframes;
     st->recovery_s = c->recovery_s;
+    st->state_lost = c->state_lost;
     st->maint_passes = atomic_load(&c->maint_passes);
     st->crawling = atomic_load(&c->crawling) != 0;
     st->segments_mapped = cask_vmap_count();

@@ -561,6 +561,9 @@ struct cask_stats {
     uint64_t map_budget;        /* how many may be (cask_vmap.h; both
                                  * process-wide, store total only) */
     double recovery_s;          /* time cask_open spent recovering */
+    bool state_lost;            /* at open: the state file was missing or
+                                 * damaged, so everything found on disk
+                                 * counts as flushed (store total only) */
     uint64_t sync_failures;     /* segment fdatasyncs that failed */
     uint64_t sync_recoveries;   /* ... after which the records still
                                  * needed were rewritten and writes taken

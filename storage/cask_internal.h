@@ -68,6 +68,9 @@ struct cask {
     struct cask_journal *journal; /* CASK_SYNC_ALWAYS: cask_journal.c */
 
     double recovery_s;
+    /* The state file was missing or damaged at open: everything found on
+     * disk was treated as flushed (state_rebuild in cask.c). */
+    bool state_lost;
     _Atomic uint64_t kd_bytes; /* sum of the shards' keydir bytes */
     /* sum of the active segments' append buffers (cask_log.c): memory
      * mem_limit bounds with the keydirs */

@@ -233,6 +233,8 @@ dist_check_SCRIPTS += tests/integration/test_repl.py
 TESTS += tests/integration/test_repl.py
 dist_check_SCRIPTS += tests/integration/test_repl_cut.py
 TESTS += tests/integration/test_repl_cut.py
+dist_check_SCRIPTS += tests/integration/test_repl_state_lost.py
+TESTS += tests/integration/test_repl_state_lost.py
 dist_check_SCRIPTS += tests/integration/test_repl_newer.py
 TESTS += tests/integration/test_repl_newer.py
 
