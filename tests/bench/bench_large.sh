@@ -28,6 +28,17 @@
 # segment's mapping by a zero-copy send, cask_vmap.h; memcached's are its
 # slab memory's). Counting costs the server a little CPU, so compare CPU
 # figures only between runs made the same way.
+# Each server's get hit ratio (the measured run's gets that returned a
+# value, from memaslap's cmd_get and get_misses) is printed too: a miss
+# sends no 64 KiB value, so two servers' figures compare only at equal hit
+# ratios. memaslap gets only keys it set itself in the same run. In one
+# long run (SECS=50) memcached's -m 2048 fills and evicts keys memaslap
+# still gets: 56% of its gets hit, bitcached's all. After WARMUP the
+# measured run is a new memaslap whose keys are the newest, and both
+# servers hit them all. MEMCACHED_ARGS: extra memcached arguments, e.g.
+# "-m 16384" for a memcached that keeps taking new memory through the run
+# as bitcached's store keeps growing (with -m 2048 full, it reuses its
+# own).
 set -u
 
 bench_name=bench_large.sh
@@ -39,6 +50,7 @@ THREADS=${THREADS:-4}
 CONC=${CONC:-16}
 VALUE=${VALUE:-65536}
 BITCACHED_ARGS=${BITCACHED_ARGS:-}
+MEMCACHED_ARGS=${MEMCACHED_ARGS:-}
 MEMASLAP_ARGS=${MEMASLAP_ARGS:-}
 SYSCALLS=${SYSCALLS:-0}
 WARMUP=${WARMUP:-0}
@@ -68,8 +80,9 @@ sc_count() {
     awk -F, -v e="$2" '$3 == e && $1 ~ /^[0-9]+$/ { n = $1 } END { print n + 0 }' "$1"
 }
 
-# run_one SERVER: prints "TPS CPU_US_PER_OP" of one run on a fresh server
-# (with SYSCALLS=1 also "SYSCALLS CACHESTAT FSTAT FAULTS", each per
+# run_one SERVER: prints "TPS CPU_US_PER_OP HIT_PCT" of one run on a fresh
+# server, HIT_PCT the percentage of the measured run's gets that hit (with
+# SYSCALLS=1 also "SYSCALLS CACHESTAT FSTAT FAULTS", each per
 # operation).
 run_one() {
     rm -rf "$tmp/data" "$tmp/sc.txt"
@@ -77,7 +90,8 @@ run_one() {
         # shellcheck disable=SC2086
         start_server "$1" $BITCACHED_ARGS
     else
-        start_server "$1"
+        # shellcheck disable=SC2086
+        start_server "$1" $MEMCACHED_ARGS
     fi
     if [ "$WARMUP" -gt 0 ]; then
         # shellcheck disable=SC2086
@@ -105,8 +119,12 @@ run_one() {
         printf '%s\n' "$out" | tail -5 >&2
         tps=0
     fi
+    gets=$(printf '%s\n' "$out" | sed -n 's/^cmd_get: \([0-9]*\).*/\1/p' | tail -1)
+    miss=$(printf '%s\n' "$out" | sed -n 's/^get_misses: \([0-9]*\).*/\1/p' | tail -1)
     awk -v t="$tps" -v a="$c0" -v b="$c1" -v s="$SECS" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { printf "%s %.1f", t, (t > 0 ? (b - a) / hz * 1e6 / (t * s) : 0) }'
+        -v g="${gets:-0}" -v m="${miss:-0}" \
+        'BEGIN { printf "%s %.1f %.1f", t, (t > 0 ? (b - a) / hz * 1e6 / (t * s) : 0),
+                 (g > 0 ? 100 * (g - m) / g : 0) }'
     if [ "$SYSCALLS" = 1 ] && [ -s "$tmp/sc.txt" ]; then
         awk -v t="$tps" -v s="$SECS" -v n="$(sc_count "$tmp/sc.txt" raw_syscalls:sys_enter)" \
             -v cs="$(sc_count "$tmp/sc.txt" syscalls:sys_enter_cachestat)" \
@@ -124,20 +142,20 @@ median() {
     tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-bc_tps= bc_cpu= mc_tps= mc_cpu= old_tps= old_cpu=
+bc_tps= bc_cpu= mc_tps= mc_cpu= old_tps= old_cpu= bc_hit= mc_hit= old_hit=
 bc_sc= bc_cs= bc_fs= bc_pf= mc_sc= mc_cs= mc_fs= mc_pf= old_sc= old_cs= old_fs= old_pf=
 r=0
 while [ $r -lt "$ROUNDS" ]; do
     set -- $(run_one bitcached)
-    bc_tps="$bc_tps $1" bc_cpu="$bc_cpu $2"
-    [ $# -ge 6 ] && bc_sc="$bc_sc $3" bc_cs="$bc_cs $4" bc_fs="$bc_fs $5" bc_pf="$bc_pf $6"
+    bc_tps="$bc_tps $1" bc_cpu="$bc_cpu $2" bc_hit="$bc_hit $3"
+    [ $# -ge 7 ] && bc_sc="$bc_sc $4" bc_cs="$bc_cs $5" bc_fs="$bc_fs $6" bc_pf="$bc_pf $7"
     set -- $(run_one memcached)
-    mc_tps="$mc_tps $1" mc_cpu="$mc_cpu $2"
-    [ $# -ge 6 ] && mc_sc="$mc_sc $3" mc_cs="$mc_cs $4" mc_fs="$mc_fs $5" mc_pf="$mc_pf $6"
+    mc_tps="$mc_tps $1" mc_cpu="$mc_cpu $2" mc_hit="$mc_hit $3"
+    [ $# -ge 7 ] && mc_sc="$mc_sc $4" mc_cs="$mc_cs $5" mc_fs="$mc_fs $6" mc_pf="$mc_pf $7"
     if [ -n "$BITCACHED_BEFORE" ]; then
         set -- $(BITCACHED=$BITCACHED_BEFORE run_one bitcached)
-        old_tps="$old_tps $1" old_cpu="$old_cpu $2"
-        [ $# -ge 6 ] && old_sc="$old_sc $3" old_cs="$old_cs $4" old_fs="$old_fs $5" old_pf="$old_pf $6"
+        old_tps="$old_tps $1" old_cpu="$old_cpu $2" old_hit="$old_hit $3"
+        [ $# -ge 7 ] && old_sc="$old_sc $4" old_cs="$old_cs $5" old_fs="$old_fs $6" old_pf="$old_pf $7"
     fi
     r=$((r + 1))
 done
@@ -145,11 +163,14 @@ echo "large_bitcached_ops_s=$(echo "$bc_tps" | median)"
 echo "large_memcached_ops_s=$(echo "$mc_tps" | median)"
 echo "large_bitcached_cpu_us_per_op=$(echo "$bc_cpu" | median)"
 echo "large_memcached_cpu_us_per_op=$(echo "$mc_cpu" | median)"
+echo "large_bitcached_get_hit_pct=$(echo "$bc_hit" | median)"
+echo "large_memcached_get_hit_pct=$(echo "$mc_hit" | median)"
 echo "large_bitcached_runs=\"$(echo $bc_tps) / $(echo $bc_cpu)\""
 echo "large_memcached_runs=\"$(echo $mc_tps) / $(echo $mc_cpu)\""
 if [ -n "$BITCACHED_BEFORE" ]; then
     echo "large_before_ops_s=$(echo "$old_tps" | median)"
     echo "large_before_cpu_us_per_op=$(echo "$old_cpu" | median)"
+    echo "large_before_get_hit_pct=$(echo "$old_hit" | median)"
     echo "large_before_runs=\"$(echo $old_tps) / $(echo $old_cpu)\""
 fi
 if [ "$SYSCALLS" = 1 ]; then
