@@ -11,14 +11,25 @@
 # connections (one get in flight each: the queue depth) get random keys for
 # SECS seconds after WARM seconds of warm-up. Printed per variant: gets/s,
 # bytes read from disk per get (/proc/PID/io read_bytes over the run), and
-# get latency p50/p99, and where perf(1) can count system calls, the
+# get latency p50/p99, the reads the server made for values not in the
+# page cache per get (cold_reads, and of them direct ones, from `stats
+# storage`) and the mean of those in flight at once (sampled), and where
+# perf(1) can count system calls, the
 # server's system calls and io_uring_enter calls per get (over every get
 # of the run, bench_setload's own warm-up included). fio reads random 4 KiB blocks of a file as large as
-# the data set, O_DIRECT, libaio at iodepth CONNS: the disk's limit.
+# the data set, O_DIRECT, libaio at iodepth CONNS: the disk's limit. It
+# runs once before the variants and again just before each of them, and
+# each variant's gets/s is printed as a percentage of the fio run next to
+# it (NAME_pct_of_fio): on a shared machine whose load changes from one
+# minute to the next, a ratio of two runs minutes apart says little.
 #
 # Then RESTART_KEYS keys of 100 bytes (default 5000000): after a clean stop
 # and a drop of the page cache, the seconds to the first answer, and the
-# gets/s of the first RESTART_SECS (10) seconds of random gets.
+# gets/s of the first RESTART_SECS (10) seconds of random gets. The
+# loaded store is started and stopped once before the timed starts, so
+# that BEFORE, timed first, does not start right after the load alone
+# (its first start was seen at 5.3 s warm where the same binary's next
+# took 0.9 s, on a loaded machine).
 #
 # Environment: BITCACHED (./bitcached), BEFORE (another binary to compare,
 # e.g. a build of the commit before this work; optional), SETLOAD
@@ -120,6 +131,8 @@ run_gets() {
         >/dev/null
     r0=$(read_bytes "$pid")
     c0=$(cpu_s "$pid")
+    k0=$(storage_stat "$port" cold_reads)
+    d0=$(storage_stat "$port" cold_reads_direct)
     perf_pid=
     rm -f "$tmp/perf.out"
     if [ -n "$PERF" ]; then
@@ -128,13 +141,18 @@ run_gets() {
             2>/dev/null &
         perf_pid=$!
     fi
+    sample_active "$port" "$SECS" >"$tmp/active.out" &
+    sampler=$!
     out=$("$SETLOAD" -b -p "$port" -c "$CONNS" -s "$SECS" -k "$KEYS" -g 100)
+    wait "$sampler"
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null
         wait "$perf_pid" 2>/dev/null
     fi
     r1=$(read_bytes "$pid")
     c1=$(cpu_s "$pid")
+    k1=$(storage_stat "$port" cold_reads)
+    d1=$(storage_stat "$port" cold_reads_direct)
     ops=$(printf '%s\n' "$out" | sed -n 's/^gets=//p')
     ops_s=$(printf '%s\n' "$out" | sed -n 's/^ops_s=//p')
     p50=$(printf '%s\n' "$out" | sed -n 's/^get_p50_us=//p')
@@ -146,6 +164,13 @@ run_gets() {
         printf "%s_server_cpu_us_per_get=%.1f\n", n,
             (o > 0 ? (d - c) * 1e6 / o : 0)
         printf "%s_get_p50_us=%s\n%s_get_p99_us=%s\n", n, p, n, q }'
+    awk -v n="$1" -v o="$ops" -v a="$k0" -v b="$k1" -v c="$d0" -v d="$d1" '
+        NR == 1 && o > 0 && b != "" {
+            printf "%s_cold_reads_per_get=%.3f\n", n, (b - a) / o
+            printf "%s_direct_reads_per_get=%.3f\n", n, (d - c) / o
+            if ($1 != "")
+                printf "%s_cold_reads_in_flight_mean=%.1f\n", n, $1 }' \
+        "$tmp/active.out"
     if [ -s "$tmp/perf.out" ]; then
         total=$(printf '%s\n' "$out" | sed -n 's/^ops_total=//p')
         awk -F, -v n="$1" -v t="$total" '
@@ -157,6 +182,74 @@ run_gets() {
     fi
 }
 
+# storage_stat PORT NAME: the value of NAME in `stats storage` (empty
+# where the server has no such line).
+storage_stat() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"stats storage\r\n")
+buf = b""
+while not buf.endswith(b"END\r\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+for line in buf.decode(errors="replace").split("\r\n"):
+    f = line.split()
+    if len(f) == 3 and f[0] == "STAT" and f[1] == sys.argv[2]:
+        print(f[2])
+PY
+}
+
+# sample_active PORT SECS: the mean of cold_reads_active (reads in
+# flight or waiting for a slot, all workers) over SECS seconds, sampled
+# every 0.2 s: compare it with CONNS.
+sample_active() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+end = time.monotonic() + float(sys.argv[2])
+vals = []
+while time.monotonic() < end:
+    s.sendall(b"stats storage\r\n")
+    buf = b""
+    while not buf.endswith(b"END\r\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    for line in buf.decode(errors="replace").split("\r\n"):
+        f = line.split()
+        if len(f) == 3 and f[1] == "cold_reads_active":
+            vals.append(int(f[2]))
+    time.sleep(0.2)
+print("%.2f" % (sum(vals) / len(vals)) if vals else "")
+PY
+}
+
+# fio_run: fio's random 4 KiB reads at iodepth CONNS on a file as large
+# as the data set (size_mb), O_DIRECT: fio_iops (a plain number; empty
+# without fio). The file is laid out once and kept until the last run.
+fio_run() {
+    [ -n "$FIO" ] || return 0
+    "$FIO" --name=rr --directory="$tmp" --size="${size_mb}M" --rw=randread \
+        --bs=4k --direct=1 --ioengine=libaio --iodepth="$CONNS" \
+        --runtime="$SECS" --time_based --group_reporting >"$tmp/fio.out" 2>&1
+    fio_iops=$(sed -n 's/.*IOPS=\([0-9.]*[kM]*\),.*/\1/p' "$tmp/fio.out" |
+        head -1 | awk '/k$/ { printf "%.0f", $1 * 1000; next }
+            /M$/ { printf "%.0f", $1 * 1000000; next } { printf "%.0f", $1 }')
+}
+
+# pct NAME: NAME's gets/s (ops_s of its run_gets) against the fio run
+# just before it.
+pct() {
+    [ -n "$fio_iops" ] || return 0
+    awk -v n="$1" -v g="$ops_s" -v f="$fio_iops" 'BEGIN {
+        printf "%s_fio_iops=%s\n%s_pct_of_fio=%.1f\n", n, f, n,
+            (f > 0 ? 100 * g / f : 0) }'
+}
+
 echo "cpus=$(nproc) loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 if [ "$KEYS" -gt 0 ]; then
     rm -rf "$tmp/data"
@@ -165,34 +258,36 @@ if [ "$KEYS" -gt 0 ]; then
     stop_server
     echo "data_set_mb=$(du -sm "$tmp/data" | cut -f1) memory_limit_mb=$MEM_MB"
 
-    if [ -n "$FIO" ]; then
-        size_mb=$(du -sm "$tmp/data" | cut -f1)
-        "$FIO" --name=rr --directory="$tmp" --size="${size_mb}M" --rw=randread \
-            --bs=4k --direct=1 --ioengine=libaio --iodepth="$CONNS" \
-            --runtime="$SECS" --time_based --group_reporting >"$tmp/fio.out" 2>&1
-        iops=$(sed -n 's/.*IOPS=\([0-9.k]*\),.*/\1/p' "$tmp/fio.out" | head -1)
-        echo "fio_randread_4k_iodepth${CONNS}_iops=$iops"
-        rm -f "$tmp"/rr.*
-    fi
+    size_mb=$(du -sm "$tmp/data" | cut -f1)
+    fio_iops=
+    fio_run
+    [ -n "$fio_iops" ] && echo "fio_randread_4k_iodepth${CONNS}_iops=$fio_iops"
 
     if [ -n "$BEFORE" ]; then
+        fio_run
         drop
         start_cg "$BEFORE"
         run_gets before
         stop_server
+        pct before
     fi
     if [ "$URING" = 1 ]; then
+        fio_run
         drop
         start_cg "$BITCACHED" --io-engine=uring
         run_gets uring
         stop_server
+        pct uring
     fi
     for io in $IO_THREADS; do
+        fio_run
         drop
         start_cg "$BITCACHED" --io-engine=threads --io-threads="$io"
         run_gets "io_threads_$io"
         stop_server
+        pct "io_threads_$io"
     done
+    rm -f "$tmp"/rr.*
 fi
 
 # Cold restart with RESTART_KEYS small keys.
@@ -200,6 +295,8 @@ if [ "$RESTART_KEYS" -gt 0 ]; then
     rm -rf "$tmp/data"
     start_server bitcached -m 4096 # the keydir of 5M keys is over -m 64
     load "$RESTART_KEYS" 100 "$port"
+    stop_server
+    start_server bitcached -m 4096
     stop_server
     for b in $BEFORE "$BITCACHED"; do
         name=after
