@@ -37,6 +37,10 @@
 # PERF (empty: no system call counts),
 # KEYS, VALUE, MEM_MB (256), CONNS (32), SECS (20), WARM (5), THREADS (4),
 # URING (1: a run of BITCACHED with --io-engine=uring, named uring),
+# HOT (1: a run of BITCACHED, named hot, outside the cgroup with every
+# data file read into the page cache first: no disk read, the ceiling of
+# the get path itself on this machine, client and loopback included; each
+# variant's gets/s is also printed as NAME_pct_of_hot),
 # IO_THREADS ("0 16 32": a run of BITCACHED with --io-engine=threads and
 # each of these --io-threads, named io_threads_N; empty: none), RESTART_KEYS,
 # RESTART_SECS.
@@ -57,6 +61,7 @@ SECS=${SECS:-20}
 WARM=${WARM:-5}
 THREADS=${THREADS:-4}
 URING=${URING:-1}
+HOT=${HOT:-1}
 IO_THREADS=${IO_THREADS-0 16 32}
 RESTART_KEYS=${RESTART_KEYS:-5000000}
 RESTART_SECS=${RESTART_SECS:-10}
@@ -242,12 +247,17 @@ fio_run() {
 }
 
 # pct NAME: NAME's gets/s (ops_s of its run_gets) against the fio run
-# just before it.
+# just before it, and against the hot run.
 pct() {
-    [ -n "$fio_iops" ] || return 0
-    awk -v n="$1" -v g="$ops_s" -v f="$fio_iops" 'BEGIN {
-        printf "%s_fio_iops=%s\n%s_pct_of_fio=%.1f\n", n, f, n,
-            (f > 0 ? 100 * g / f : 0) }'
+    if [ -n "$fio_iops" ]; then
+        awk -v n="$1" -v g="$ops_s" -v f="$fio_iops" 'BEGIN {
+            printf "%s_fio_iops=%s\n%s_pct_of_fio=%.1f\n", n, f, n,
+                (f > 0 ? 100 * g / f : 0) }'
+    fi
+    if [ -n "$hot_s" ]; then
+        awk -v n="$1" -v g="$ops_s" -v h="$hot_s" 'BEGIN {
+            printf "%s_pct_of_hot=%.1f\n", n, (h > 0 ? 100 * g / h : 0) }'
+    fi
 }
 
 echo "cpus=$(nproc) loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
@@ -263,6 +273,18 @@ if [ "$KEYS" -gt 0 ]; then
     fio_run
     [ -n "$fio_iops" ] && echo "fio_randread_4k_iodepth${CONNS}_iops=$fio_iops"
 
+    hot_s=
+    if [ "$HOT" = 1 ]; then
+        find "$tmp/data" -type f -exec cat {} + >/dev/null
+        port=$(free_port)
+        "$BITCACHED" --data-dir="$tmp/data" --sync=interval -t "$THREADS" \
+            -l 127.0.0.1 -p "$port" 2>>"$tmp/server.log" &
+        pid=$!
+        server_ready "$port" || exit 1
+        run_gets hot
+        stop_server
+        hot_s=$ops_s
+    fi
     if [ -n "$BEFORE" ]; then
         fio_run
         drop
