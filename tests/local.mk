@@ -94,7 +94,8 @@ EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php \
 	tests/clients/SpyOps.java tests/clients/SpyKetama.java \
 	tests/clients/bmemcached_ops.py tests/clients/python_memcached_ops.py \
 	tests/clients/ops_lines.py \
-	tests/clients/perl_ops.pl tests/clients/gomemcache_ops.go
+	tests/clients/perl_ops.pl tests/clients/gomemcache_ops.go \
+	tests/clients/memjs_ops.js
 TESTS += tests/clients/test_clients.py tests/clients/test_spy_ketama.py
 
 # test_bin_stat_groups.py: the binary protocol's stat items and slabs give

@@ -11,6 +11,11 @@
 #   (ops_lines.py: what those two Python scripts share)
 #   perl_ops.pl       Cache::Memcached::Fast and Cache::Memcached, text
 #   gomemcache_ops.go bradfitz/gomemcache (Go), text protocol
+#   memjs_ops.js      memjs (Node.js), binary protocol
+# memjs is not packaged by Debian: it runs when node finds the module memjs,
+# through NODE_PATH or a node_modules directory named by MEMJS_MODULES, e.g.
+#   npm install --prefix "$HOME/memjs" memjs
+#   MEMJS_MODULES="$HOME/memjs/node_modules" make check TESTS=tests/clients/test_clients.py
 # Where bitcached deliberately does better, the line is listed in OWN_BETTER
 # with the outcome bitcached must give. A client whose runtime or library is
 # not installed is skipped with a message (Debian packages in
@@ -51,6 +56,10 @@ for name, stored, length in (("spymemcached text", "true", "1048575"),
                              ("gomemcache text", "ok", "1048575 bytes")):
     OWN_BETTER[(name, "value of 1 MiB-1")] = stored
     OWN_BETTER[(name, "get 1 MiB-1")] = length
+# the same for memjs, whose value of exactly 1 MiB (the -I limit) is a value
+# within the limit here
+OWN_BETTER[("memjs binary", "value of 1 MiB-1")] = "true"
+OWN_BETTER[("memjs binary", "value of 1 MiB")] = "true"
 
 
 def runs(argv, env=None):
@@ -162,7 +171,23 @@ def clients(tmp):
         out.append(("gomemcache text", lambda port: [exe, "127.0.0.1:%d" % port], None))
     else:
         print("SKIP gomemcache: " + why)
+    nodeenv = node_env()
+    if shutil.which("node") is None:
+        print("SKIP memjs: needs nodejs")
+    elif not runs(["node", "-e", "require('memjs')"], nodeenv):
+        print("SKIP memjs: not installed; npm install memjs and name its "
+              "node_modules in MEMJS_MODULES or NODE_PATH")
+    else:
+        out.append(("memjs binary",
+                    lambda port: ["node", os.path.join(HERE, "memjs_ops.js"),
+                                  "127.0.0.1:%d" % port], nodeenv))
     return out
+
+
+def node_env():
+    """The environment for node with MEMJS_MODULES put first on NODE_PATH."""
+    paths = [p for p in (os.environ.get("MEMJS_MODULES"), os.environ.get("NODE_PATH")) if p]
+    return dict(os.environ, NODE_PATH=os.pathsep.join(paths))
 
 
 def parse(r):
