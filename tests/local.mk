@@ -93,7 +93,8 @@ dist_check_SCRIPTS += tests/clients/test_clients.py tests/clients/test_spy_ketam
 EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php \
 	tests/clients/SpyOps.java tests/clients/SpyKetama.java \
 	tests/clients/bmemcached_ops.py tests/clients/python_memcached_ops.py \
-	tests/clients/ops_lines.py \
+	tests/clients/ops_lines.py tests/clients/pylibmc_ops.py \
+	tests/clients/pymemcache_ops.py \
 	tests/clients/perl_ops.pl tests/clients/gomemcache_ops.go \
 	tests/clients/memjs_ops.js
 TESTS += tests/clients/test_clients.py tests/clients/test_spy_ketama.py

@@ -8,7 +8,9 @@
 #   SpyOps.java       spymemcached (Java), text and binary connection factory
 #   bmemcached_ops.py python-binary-memcached, binary protocol
 #   python_memcached_ops.py python-memcached (module memcache), text protocol
-#   (ops_lines.py: what those two Python scripts share)
+#   pylibmc_ops.py    pylibmc (libmemcached), text and binary, with behaviours
+#   pymemcache_ops.py pymemcache's Client and HashClient, text protocol
+#   (ops_lines.py: what those four Python scripts share)
 #   perl_ops.pl       Cache::Memcached::Fast and Cache::Memcached, text
 #   gomemcache_ops.go bradfitz/gomemcache (Go), text protocol
 #   memjs_ops.js      memjs (Node.js), binary protocol
@@ -158,6 +160,19 @@ def clients(tmp):
                                   "127.0.0.1:%d" % port], pyenv))
     else:
         print("SKIP python-memcached: needs python3-memcache")
+    if have_python_module("pylibmc"):
+        for mode in ("text", "binary"):
+            out.append(("pylibmc " + mode,
+                        lambda port, m=mode: [sys.executable, os.path.join(HERE, "pylibmc_ops.py"),
+                                              "127.0.0.1:%d" % port, m], pyenv))
+    else:
+        print("SKIP pylibmc: needs python3-pylibmc")
+    if have_python_module("pymemcache"):
+        out.append(("pymemcache text",
+                    lambda port: [sys.executable, os.path.join(HERE, "pymemcache_ops.py"),
+                                  "127.0.0.1:%d" % port], pyenv))
+    else:
+        print("SKIP pymemcache: needs python3-pymemcache")
     perl = os.path.join(HERE, "perl_ops.pl")
     for mod, pkg in (("Cache::Memcached::Fast", "libcache-memcached-fast-perl"),
                      ("Cache::Memcached", "libcache-memcached-perl")):
