@@ -101,6 +101,8 @@ def main():
     attempt("touch to expire", lambda: c.set("te", "x") and c.touch("te", -1) and c.get("te"))
     attempt("value of 1000000", lambda: c.set("big", "x" * 1000000) and
             len(c.get("big")))
+    attempt("value of 1 MiB-1", lambda: c.set("big1", "w" * (1024 * 1024 - 1)))
+    attempt("get 1 MiB-1", lambda: len(c.get("big1") or ""))
     attempt("value of 1 MiB+1", lambda: c.set("big2", "x" * (1024 * 1024 + 1)))
     attempt("value of 2 MiB", lambda: c.set("big3", "y" * (2 * 1024 * 1024)))
     attempt("after too large", lambda: c.get("a"))

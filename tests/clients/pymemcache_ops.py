@@ -82,6 +82,8 @@ def run(c, tag, hashed):
     at("negative expire", lambda: c.set("neg", "x", expire=-1, noreply=False) and c.get("neg"))
     at("value of 1000000", lambda: c.set("big", "x" * 1000000, noreply=False) and
        len(c.get("big")))
+    at("value of 1 MiB-1", lambda: c.set("big1", "w" * (1024 * 1024 - 1), noreply=False))
+    at("get 1 MiB-1", lambda: len(c.get("big1") or b""))
     at("value of 2 MiB", lambda: c.set("big3", "y" * (2 * 1024 * 1024), noreply=False))
     at("after too large", lambda: c.get("a"))
     at("key of 250", lambda: c.set("k" * 250, "long", noreply=False) and c.get("k" * 250))
