@@ -134,6 +134,29 @@ def main():
     attempt("after delayed flush", lambda: __import__("time").sleep(3.1) or c.get("a"))
     attempt("flush_all", lambda: c.flush_all())
     attempt("get after flush", lambda: c.get("nb5"))
+    noreply(addr, mode)
+
+
+def noreply(addr, mode):
+    """libmemcached's noreply behaviour: "noreply" on text, the quiet
+    opcodes on binary, with nothing read back until a get on the same (one)
+    connection, which must see every write before it."""
+    c = pylibmc.Client([addr], binary=(mode == "binary"), behaviors={"_noreply": True})
+    attempt("noreply set", lambda: c.set("nr", "1"))
+    attempt("noreply add existing", lambda: c.add("nr", "2"))
+    attempt("noreply add", lambda: c.add("nr2", "2"))
+    attempt("noreply replace missing", lambda: c.replace("nope", "x"))
+    attempt("noreply append", lambda: c.append("nr", "0"))
+    attempt("noreply prepend", lambda: c.prepend("nr", "2"))
+    attempt("noreply set_multi", lambda: c.set_multi({"nx%d" % i: str(i) for i in range(50)}))
+    attempt("noreply delete_multi", lambda: c.delete_multi(["nx1", "nx2", "nope"]))
+    attempt("noreply delete", lambda: c.delete("nr2"))
+    attempt("noreply delete missing", lambda: c.delete("nope"))
+    attempt("noreply get", lambda: c.get("nr"))
+    attempt("noreply get_multi", lambda: sorted(c.get_multi(["nr", "nr2"] +
+                                                           ["nx%d" % i for i in range(50)])))
+    attempt("noreply flush_all", lambda: c.flush_all())
+    attempt("noreply get after flush", lambda: c.get("nr"))
 
 
 if __name__ == "__main__":
