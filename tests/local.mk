@@ -130,6 +130,11 @@ TESTS += tests/compare/test_compare_atime.py
 dist_check_SCRIPTS += tests/compare/test_compare_getpeek.py
 TESTS += tests/compare/test_compare_getpeek.py
 
+# test_memjs_sasl.py: memjs's SASL PLAIN against -S (skips without memjs,
+# which is installed with npm, not from Debian; see its header).
+dist_check_SCRIPTS += tests/integration/test_memjs_sasl.py
+TESTS += tests/integration/test_memjs_sasl.py
+
 # test_admin_lost_state.py: admin stats/dump/check and the server on a
 # store whose state file is missing, cut short or damaged in both slots.
 dist_check_SCRIPTS += tests/integration/test_admin_lost_state.py
