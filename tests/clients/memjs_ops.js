@@ -35,8 +35,10 @@ async function attempt(what, call) {
   out(what, val);
 }
 
-// A call on a client of its own, for requests after which a server may
-// close the connection (a key over 250 bytes).
+// A call on a client of its own, for requests after which both servers
+// close the connection (a key over 250 bytes or none, extras a command does
+// not take): memjs writes the next request into the closing socket, and
+// whether that one is answered, fails or hangs depends on timing.
 async function alone(call) {
   const c = memjs.Client.create(host, { retries: 1, timeout: 2, logger: { log() {} } });
   try {
@@ -242,8 +244,8 @@ async function main() {
   await attempt("delete key of 251", () => alone((c) => c.delete("k".repeat(251))));
   await attempt("incr key of 251", () => alone((c) => c.increment("k".repeat(251), 1, {})));
   await attempt("touch key of 251", () => alone((c) => c.touch("k".repeat(251), 1)));
-  await attempt("empty key set", () => mc.set("", "x", {}));
-  await attempt("empty key get", () => mc.get(""));
+  await attempt("empty key set", () => alone((c) => c.set("", "x", {})));
+  await attempt("empty key get", () => alone((c) => c.get("")));
   await attempt("key with space", async () => {
     await mc.set("has space", "sp", {});
     return str(await mc.get("has space"));
@@ -281,14 +283,14 @@ async function main() {
     const r = await raw(c, 0x3f, "k", "", "");
     return [r.header.status, r.val.toString()];
   }));
-  await attempt("get with extras", async () => {
-    const r = await raw(mc, 0x00, "a", "xxxx", "");
+  await attempt("get with extras", () => alone(async (c) => {
+    const r = await raw(c, 0x00, "a", "xxxx", "");
     return [r.header.status, r.val.toString()];
-  });
-  await attempt("set without extras", async () => {
-    const r = await raw(mc, 0x01, "nx", "", "v");
+  }));
+  await attempt("set without extras", () => alone(async (c) => {
+    const r = await raw(c, 0x01, "nx", "", "v");
     return [r.header.status, r.val.toString()];
-  });
+  }));
   await attempt("incr on 1000000 bytes", async () => {
     await mc.set("bign", "1".repeat(1000000), {});
     return await mc.increment("bign", 1, {});
