@@ -86,6 +86,10 @@ sync_main(void *arg)
         for (unsigned i = 0; i < c->nshards; i++) {
             if (c->opt.sync == CASK_SYNC_INTERVAL) {
                 (void)cask_log_sync(c->shards[i]);
+            } else {
+                /* Only the segments a roll-over closed (their hints and
+                 * compaction wait for it). */
+                cask_log_sync_closed(c->shards[i]);
             }
         }
         (void)cask_flush_point(c, cask_now(c));

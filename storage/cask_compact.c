@@ -521,6 +521,9 @@ choose(struct compaction *m, bool force)
             return rc;
         }
     }
+    /* Inputs are durable: closed segments whose roll-over left their
+     * sync to the sync thread are synced first (mu released). */
+    cask_log_sync_rolled(sh);
     m->in = calloc(sh->nslots ? sh->nslots : 1, sizeof(*m->in));
     if (m->in == NULL) {
         return ENOMEM;
@@ -537,14 +540,14 @@ choose(struct compaction *m, bool force)
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
         if (s != NULL && s != sh->active && !s->is_output && !s->compacting &&
-            !s->damaged && s->flushed < small) {
+            !s->damaged && !s->sync_pending && s->flushed < small) {
             nsmall++;
         }
     }
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
         if (s == NULL || s == sh->active || s->is_output || s->compacting ||
-            s->damaged || cask_stream_held(sh, s)) {
+            s->damaged || s->sync_pending || cask_stream_held(sh, s)) {
             continue;
         }
         if (pick(sh, s, force, m->flush_cas) ||
@@ -565,7 +568,7 @@ oldest_closed(struct cask_shard *sh)
     for (uint32_t i = 0; i < sh->nslots; i++) {
         struct cask_segment *s = sh->segs[i];
         if (s == NULL || s == sh->active || s->is_output || s->compacting ||
-            s->damaged) {
+            s->damaged || s->sync_pending) {
             continue;
         }
         if (v == NULL || s->id < v->id) {
@@ -585,6 +588,8 @@ static int
 choose_evict(struct compaction *m, uint64_t need, uint64_t disk_bytes)
 {
     struct cask_shard *sh = m->sh;
+    /* Inputs are durable (see choose); mu released meanwhile. */
+    cask_log_sync_rolled(sh);
     struct cask_segment *v = oldest_closed(sh);
     struct cask_segment *a = sh->active;
     if ((v == NULL || (a != NULL && a->id < v->id)) && a != NULL &&
@@ -593,6 +598,7 @@ choose_evict(struct compaction *m, uint64_t need, uint64_t disk_bytes)
         if (rc != 0) {
             return rc;
         }
+        cask_log_sync_rolled(sh);
         v = oldest_closed(sh);
     }
     if (v == NULL) {

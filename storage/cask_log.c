@@ -142,6 +142,110 @@ cask_log_release_reserve(struct cask_segment *s)
 static void map_faulted(struct cask_shard *sh, struct cask_segment *s,
                         bool found);
 
+/* Under interval and never a roll-over leaves the closed segment's
+ * fdatasync to the sync thread: the worker whose append filled it would
+ * otherwise wait for the whole sync with every other connection it serves
+ * (milliseconds per roll-over). Every earlier append is already in the
+ * kernel, so a process crash loses nothing; the sync thread's next pass
+ * syncs every closed segment before the active one (cask_log_sync), so a
+ * power loss loses no more than the sync interval says. Until then the
+ * segment gets no hint and is no input of a compaction or an eviction
+ * (they sync it first). Under always each write is acknowledged only once
+ * durable, and what cask_lost.c undoes after a failed commit is taken to
+ * lie in the active segment: the roll-over syncs as before.
+ *
+ * With mu held: room for one more entry in sh->unsynced. False without
+ * memory: the roll-over then syncs the segment itself. */
+static bool
+unsynced_room(struct cask_shard *sh)
+{
+    if (sh->nunsynced < sh->unsynced_cap) {
+        return true;
+    }
+    size_t ncap = sh->unsynced_cap ? 2 * sh->unsynced_cap : 8;
+    struct cask_segment **n = realloc(sh->unsynced, ncap * sizeof(*n));
+    if (n == NULL) {
+        return false;
+    }
+    sh->unsynced = n;
+    sh->unsynced_cap = ncap;
+    return true;
+}
+
+/* With mu held, no sync running and a closed segment waiting for its
+ * sync: take the oldest and fdatasync it with mu released (sh->syncing
+ * set meanwhile). A failure is what a failed roll-over sync was: the
+ * records of it still needed are rewritten to a new segment and writes
+ * are refused until then (cask_resync_note); the segment stays
+ * sync_pending, so it gets no hint and no compaction takes it. */
+static void
+sync_closed_one(struct cask_shard *sh)
+{
+    struct cask_segment *s = sh->unsynced[0];
+    sh->nunsynced--;
+    memmove(sh->unsynced, sh->unsynced + 1,
+            sh->nunsynced * sizeof(*sh->unsynced));
+    sh->syncing = true;
+    bool gone = s->retired; /* wiped or rewritten away: nothing to keep */
+    pthread_mutex_unlock(&sh->mu);
+    int rc = gone ? 0 : cask_io_fdatasync(s->fd);
+    pthread_mutex_lock(&sh->mu);
+    sh->syncing = false;
+    if (!gone) {
+        sh->syncs++;
+    }
+    if (rc == 0) {
+        s->sync_pending = false;
+    } else if (!s->retired) {
+        cask_resync_note(sh, s->id, rc, "roll-over: fdatasync");
+    }
+    if (--s->readers == 0 && s->retired) {
+        cask_seg_close(&s);
+    }
+    pthread_cond_broadcast(&sh->sync_cv);
+}
+
+/* With mu held (released while syncing): return once no closed segment
+ * waits for its sync, nor is in one. */
+static void
+sync_rolled(struct cask_shard *sh)
+{
+    while (sh->nunsynced > 0 || sh->syncing) {
+        if (sh->syncing) {
+            pthread_cond_wait(&sh->sync_cv, &sh->mu);
+            continue;
+        }
+        sync_closed_one(sh);
+    }
+}
+
+void
+cask_log_sync_rolled(struct cask_shard *sh)
+{
+    sync_rolled(sh);
+}
+
+void
+cask_log_sync_closed(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    sync_rolled(sh);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+void
+cask_log_forget_rolled(struct cask_shard *sh)
+{
+    for (size_t i = 0; i < sh->nunsynced; i++) {
+        struct cask_segment *s = sh->unsynced[i];
+        s->sync_pending = false;
+        if (--s->readers == 0 && s->retired) {
+            cask_seg_close(&s);
+        }
+    }
+    sh->nunsynced = 0;
+}
+
 int
 cask_log_roll(struct cask_shard *sh)
 {
@@ -165,10 +269,14 @@ cask_log_roll(struct cask_shard *sh)
     if (rc != 0) {
         return rc;
     }
-    /* Create the next segment and sync the old one with the mutex
-     * released: reads go on, writers wait in cask_log_append() (so nothing
-     * lands in the old segment after its sync). The new segment first: when it
-     * cannot be made (a full disk), a retry must not cost a sync. */
+    /* Its sync left to the sync thread (see unsynced_room), or done here
+     * when there is no room to remember it. */
+    bool defer = c->opt.sync != CASK_SYNC_ALWAYS && unsynced_room(sh);
+    /* Create the next segment (and, under always, sync the old one) with
+     * the mutex released: reads go on, writers wait in cask_log_append()
+     * (so nothing lands in the old segment after it is cut back and
+     * synced). The new segment first: when it cannot be made (a full
+     * disk), a retry must not cost a sync. */
     uint32_t id = sh->next_id++;
     sh->rolling = true;
     cask_verify_write_begin(old); /* its reserve goes below, mu released */
@@ -198,9 +306,14 @@ cask_log_roll(struct cask_shard *sh)
         }
     }
     if (rc == 0 && src == 0) {
-        /* A closed segment is immutable and complete on disk: sync it now
-         * so a group-commit sync of the new one covers everything. */
-        src = cask_io_fdatasync(old->fd);
+        /* A closed segment is immutable: under always sync it now, so
+         * that a group-commit sync of the new one covers everything;
+         * otherwise the sync thread does (sync_closed_one) before it
+         * syncs the new one. Its reserve goes either way (its size
+         * stays). */
+        if (!defer) {
+            src = cask_io_fdatasync(old->fd);
+        }
         if (src == 0) {
             cask_log_release_reserve(old);
         }
@@ -215,7 +328,9 @@ cask_log_roll(struct cask_shard *sh)
     if (cut) {
         map_faulted(sh, old, true);
     }
-    sh->syncs++;
+    if (!defer) {
+        sh->syncs++;
+    }
     if (src == 0) {
         src = cask_segtab_add(sh, n);
     } else {
@@ -231,8 +346,16 @@ cask_log_roll(struct cask_shard *sh)
     cask_seg_make_closed(old);
     sh->active = n;
     cask_log_buf_account(sh); /* the old buffer went; the new comes later */
-    sh->synced_writes += raise_synced(sh, sh->app_seq);
-    sh->seg_seq = sh->app_seq;
+    if (defer) {
+        /* Pinned until its sync: a compaction that retires it meanwhile
+         * (a cut found in it) leaves it to the sync to free. */
+        old->sync_pending = true;
+        old->readers++;
+        sh->unsynced[sh->nunsynced++] = old;
+    } else {
+        sh->synced_writes += raise_synced(sh, sh->app_seq);
+        sh->seg_seq = sh->app_seq;
+    }
     pthread_cond_broadcast(&sh->sync_cv);
     cask_evict_rolled(sh);
     /* List the new segment in the manifest (in memory: the maintenance
@@ -770,6 +893,12 @@ wait_durable(struct cask_shard *sh, uint64_t seq, bool seg)
             pthread_cond_wait(&sh->sync_cv, &sh->mu);
             continue;
         }
+        if (sh->nunsynced > 0) {
+            /* The closed segments first: a sync of the active one then
+             * covers every append up to its target. */
+            sync_closed_one(sh);
+            continue;
+        }
         struct cask_segment *s = sh->active;
         if (s == NULL) {
             /* nothing appended since open or a wipe */
@@ -886,6 +1015,9 @@ cask_log_sync(struct cask_shard *sh)
 {
     pthread_mutex_lock(&sh->mu);
     int rc = 0;
+    /* Closed segments too, even when a sync that began before their
+     * roll-over already covered their appends: their hints wait. */
+    sync_rolled(sh);
     if (synced(sh) < sh->app_seq) {
         rc = wait_durable(sh, sh->app_seq, false);
     }
@@ -900,6 +1032,7 @@ int
 cask_log_checkpoint(struct cask_shard *sh)
 {
     pthread_mutex_lock(&sh->mu);
+    sync_rolled(sh);
     int rc = wait_durable(sh, sh->app_seq, true);
     if (rc == 0 && sh->failed) {
         rc = CASK_EFAILED;

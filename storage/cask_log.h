@@ -90,10 +90,27 @@ void cask_log_join(struct cask_shard *sh, struct cask_ticket *tk);
  * (cask_log_settle). Costs nothing when all is committed. */
 void cask_log_rely(struct cask_shard *sh, struct cask_ticket *tk);
 
-/* Close the active segment (flush, sync) and start a new one. Releases mu
- * while creating and syncing (appends wait), so the caller must re-read
- * what it needs afterwards. */
+/* Close the active segment (flush, cut back to its records; under always
+ * sync it, otherwise leave its sync to the sync thread) and start a new
+ * one. Releases mu while creating (and syncing) (appends wait), so the
+ * caller must re-read what it needs afterwards. */
 int cask_log_roll(struct cask_shard *sh);
+
+/* Under interval and never a roll-over leaves the closed segment's
+ * fdatasync to the sync thread (sh->unsynced, each segment sync_pending
+ * until then). With mu held (released while syncing; the caller re-reads
+ * what it needs): return once no closed segment waits for its sync. A
+ * failed sync is noted for the rewrite (cask_resync_note) and leaves the
+ * segment sync_pending. For compaction and eviction, which take closed
+ * segments only once synced. */
+void cask_log_sync_rolled(struct cask_shard *sh);
+
+/* The same, taking mu: the sync thread under never. */
+void cask_log_sync_closed(struct cask_shard *sh);
+
+/* With mu held, after a wipe retired every segment: forget the closed
+ * segments waiting for their sync (the last pin frees each). */
+void cask_log_forget_rolled(struct cask_shard *sh);
 
 /* Give back the blocks reserved past the end of a segment that takes no
  * more appends. */

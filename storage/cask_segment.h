@@ -58,6 +58,9 @@ struct cask_segment {
     bool hint_tried;       /* a hint write was attempted: not retried (a
                             * scan that stops early or a failing disk would
                             * otherwise rewrite it every second) */
+    bool sync_pending;     /* closed by a roll-over that left its fdatasync
+                            * to the sync thread (cask_log.c): no hint yet,
+                            * not an input of compaction or eviction */
     char path[CASK_PATH_MAX];
 
     /* Large values checked once (cask_verify.h); readers above also counts

@@ -1880,8 +1880,11 @@ cask_shard_write_hints(struct cask_shard *sh)
             break;
         }
         struct cask_segment *s = sh->segs[i];
+        /* A hint only for a segment synced since its roll-over: one
+         * whose sync is pending or failed may lose records it lists. */
         bool need = s != NULL && s != sh->active && !s->is_output &&
-                    !s->hint_tried && s->hint_len != s->flushed;
+                    !s->sync_pending && !s->hint_tried &&
+                    s->hint_len != s->flushed;
         uint64_t stamp = 0;
         if (need) {
             s->hint_tried = true;
@@ -2007,6 +2010,11 @@ cask_shard_close(struct cask_shard **shp)
     }
     struct cask *c = sh->store;
     int err = 0;
+    /* Closed segments whose sync a roll-over left to the sync thread
+     * first: a failure queues the rewrite below. */
+    pthread_mutex_lock(&sh->mu);
+    cask_log_sync_rolled(sh);
+    pthread_mutex_unlock(&sh->mu);
     if (sh->active != NULL) {
         struct cask_segment *a = sh->active;
         int rc = cask_log_write_out(sh);
@@ -2066,6 +2074,7 @@ cask_shard_close(struct cask_shard **shp)
     free(sh->scratch);
     free(sh->staged);
     free(sh->resync_ids);
+    free(sh->unsynced);
     free(sh->app_off);
     if (sh->kd != NULL) {
         atomic_fetch_sub(&sh->store->kd_bytes, sh->kd_counted);
@@ -2275,6 +2284,7 @@ cask_shard_wipe(struct cask_shard *sh)
             cask_seg_close(&s);
         }
     }
+    cask_log_forget_rolled(sh); /* retired above: nothing left to sync */
     sh->active = NULL;
     cask_log_buf_account(sh);
     __atomic_store_n(&sh->synced_seq, sh->app_seq, __ATOMIC_RELEASE);

@@ -111,6 +111,11 @@ struct cask_shard {
     bool rolling;       /* a roll-over runs with mu released: appends
                          * wait on sync_cv */
     bool compact_req;   /* forced compaction asked for */
+    /* Closed segments whose roll-over left their fdatasync to the sync
+     * thread (interval and never), oldest first, each pinned (readers)
+     * until a sync takes it (cask_log.c). */
+    struct cask_segment **unsynced;
+    size_t nunsynced, unsynced_cap;
 
     uint64_t max_cas;   /* largest cas seen at recovery */
     size_t kd_counted;  /* mu: keydir bytes added to the store's kd_bytes */

@@ -102,6 +102,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_resync \
 	tests/unit/test_cask_resync_journal \
 	tests/unit/test_cask_lost \
+	tests/unit/test_cask_roll \
 	tests/unit/test_cask_recover_cut \
 	tests/unit/test_cask_replace \
 	tests/unit/test_cask_rely \
@@ -196,6 +197,10 @@ tests_unit_test_cask_mapwrite_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_resync_journal_SOURCES = tests/unit/test_cask_resync_journal.c
 tests_unit_test_cask_resync_journal_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_resync_journal_LDADD = $(STORAGE_TEST_LDADD)
+
+tests_unit_test_cask_roll_SOURCES = tests/unit/test_cask_roll.c
+tests_unit_test_cask_roll_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_roll_LDADD = $(STORAGE_TEST_LDADD)
 
 tests_unit_test_cask_lost_SOURCES = tests/unit/test_cask_lost.c
 tests_unit_test_cask_lost_CFLAGS = $(STORAGE_TEST_CFLAGS)

@@ -1,0 +1,444 @@
+/* test_cask_roll.c - under --sync=interval a roll-over does not wait for
+ * the closed segment's fdatasync (injected through the cask_io seam to
+ * block until released): the write that filled a segment returns while
+ * that sync is still held, no hint is written for a segment not yet
+ * synced, and the next interval sync makes every write durable (checked
+ * on a power-loss copy: each file as of its last good fdatasync). A
+ * failed background sync of a closed segment refuses writes until the
+ * maintenance thread has rewritten its records, and loses nothing
+ * acknowledged, even to a power loss after that sync dropped its pages.
+ */
+#include "storage/cask.h"
+
+#include "storage/cask_io.h"
+#include "tests/unit/test_cask_seam.h"
+#include "tests/unit/test_cask_util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define NKEYS 48
+#define VLEN  (8u * 1024)
+
+static atomic_int hold;      /* 1: syncs of segments with records block */
+static atomic_int held;      /* syncs blocked now */
+static atomic_int fail_next; /* 1: the next such sync fails, pages lost */
+static atomic_int failed_syncs;
+
+/* ---- a power loss ---------------------------------------------------------
+ * A file holds on disk its bytes as of its last successful fdatasync (a
+ * failed one is taken to have written nothing), nothing for a file never
+ * synced. Directories are taken as durable (the store fsyncs them after
+ * each create and rename). */
+#define IMAGES_MAX 512
+static struct image {
+    ino_t ino;
+    char *data;
+    size_t len;
+} images[IMAGES_MAX];
+static int nimages;
+static pthread_mutex_t images_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+images_reset(void)
+{
+    pthread_mutex_lock(&images_mu);
+    for (int i = 0; i < nimages; i++) {
+        free(images[i].data);
+    }
+    nimages = 0;
+    pthread_mutex_unlock(&images_mu);
+}
+
+static void
+image_take(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        return;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    int rfd = open(path, O_RDONLY);
+    assert_true(rfd >= 0);
+    char *data = malloc((size_t)st.st_size + 1);
+    assert_non_null(data);
+    ssize_t got = cask_io_default()->pread(rfd, data, (size_t)st.st_size, 0);
+    close(rfd);
+    assert_int_equal(got, st.st_size);
+    pthread_mutex_lock(&images_mu);
+    int i = 0;
+    while (i < nimages && images[i].ino != st.st_ino) {
+        i++;
+    }
+    assert_true(i < IMAGES_MAX);
+    if (i == nimages) {
+        nimages++;
+    } else {
+        free(images[i].data);
+    }
+    images[i] = (struct image){st.st_ino, data, (size_t)st.st_size};
+    pthread_mutex_unlock(&images_mu);
+}
+
+static void
+power_loss_copy(const char *from, const char *to)
+{
+    assert_int_equal(mkdir(to, 0755), 0);
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char a[4200], b[4200];
+        struct stat st;
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(a, sizeof(a), "%s/%s", from, de->d_name);
+        snprintf(b, sizeof(b), "%s/%s", to, de->d_name);
+        if (lstat(a, &st) != 0) {
+            assert_int_equal(errno, ENOENT); /* renamed or removed since */
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            power_loss_copy(a, b);
+            continue;
+        }
+        int out = open(b, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        assert_true(out >= 0);
+        pthread_mutex_lock(&images_mu);
+        for (int i = 0; i < nimages; i++) {
+            if (images[i].ino == st.st_ino) {
+                assert_int_equal(write(out, images[i].data, images[i].len),
+                                 (ssize_t)images[i].len);
+            }
+        }
+        pthread_mutex_unlock(&images_mu);
+        close(out);
+    }
+    closedir(d);
+}
+
+/* Files under dir whose names end in ext. */
+static int
+count_files(const char *dir, const char *ext)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    size_t el = strlen(ext);
+    while ((de = readdir(d)) != NULL) {
+        char p[4200];
+        struct stat st;
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            n += count_files(p, ext);
+            continue;
+        }
+        size_t l = strlen(de->d_name);
+        if (l > el && strcmp(de->d_name + l - el, ext) == 0) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* A segment file holding records (a new one's header sync goes through:
+ * it is part of creating the file). */
+static bool
+holds_records(int fd)
+{
+    char p[4200];
+    struct stat st;
+    size_t n;
+    return tc_fd_path(fd, p, sizeof(p)) && (n = strlen(p)) > 4 &&
+           strcmp(p + n - 4, ".seg") == 0 && fstat(fd, &st) == 0 &&
+           st.st_size > 32;
+}
+
+static int
+hook_fdatasync(int fd)
+{
+    if (holds_records(fd)) {
+        int one = 1;
+        if (atomic_compare_exchange_strong(&fail_next, &one, 0)) {
+            atomic_fetch_add(&failed_syncs, 1);
+            errno = EIO;
+            return -1;
+        }
+        if (atomic_load(&hold)) {
+            atomic_fetch_add(&held, 1);
+            while (atomic_load(&hold)) {
+                usleep(1000);
+            }
+            atomic_fetch_sub(&held, 1);
+        }
+    }
+    int rc = cask_io_default()->fdatasync(fd);
+    if (rc == 0) {
+        image_take(fd);
+    }
+    return rc;
+}
+
+static char value[VLEN];
+
+static void
+value_of(int i, char *out)
+{
+    memset(out, 'a' + i % 26, VLEN);
+    snprintf(out, 16, "v%d-", i);
+}
+
+static int
+put(struct cask *c, int i)
+{
+    char k[32];
+    snprintf(k, sizeof(k), "key%d", i);
+    value_of(i, value);
+    return cask_store(c, CASK_SET, k, strlen(k), value, VLEN, 0, 0, 0, NULL);
+}
+
+static bool
+has(struct cask *c, int i)
+{
+    char k[32], want[VLEN];
+    snprintf(k, sizeof(k), "key%d", i);
+    value_of(i, want);
+    struct cask_item it;
+    char *v = NULL;
+    int rc = cask_get(c, k, strlen(k), &it, &v);
+    bool ok = rc == CASK_OK && it.vlen == VLEN && memcmp(v, want, VLEN) == 0;
+    free(v);
+    return ok;
+}
+
+struct rfx {
+    struct cask_options o;
+    char *dir;
+    char data[4200], lost[4200];
+    struct cask *c;
+};
+
+static void
+fx_open(struct rfx *f, unsigned interval_ms)
+{
+    tc_options(&f->o);
+    f->o.shards = 1;
+    f->o.sync = CASK_SYNC_INTERVAL;
+    f->o.sync_interval_ms = interval_ms;
+    f->o.segment_size = 64 * 1024; /* a roll-over every 7 puts */
+    f->dir = tc_mkdtemp();
+    assert_non_null(f->dir);
+    snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
+    snprintf(f->lost, sizeof(f->lost), "%s/after-power-loss", f->dir);
+    static struct cask_io_ops ops;
+    ops = *cask_io_default();
+    ops.fdatasync = hook_fdatasync;
+    images_reset();
+    atomic_store(&hold, 0);
+    atomic_store(&held, 0);
+    atomic_store(&fail_next, 0);
+    atomic_store(&failed_syncs, 0);
+    cask_io_set(&ops);
+    tc_log[0] = '\0';
+    f->c = NULL;
+    assert_int_equal(cask_open(&f->c, f->data, &f->o), CASK_OK);
+}
+
+/* Cut the power, open what the disk holds, and check every key. */
+static void
+fx_power_loss(struct rfx *f, int nkeys)
+{
+    power_loss_copy(f->data, f->lost);
+    struct cask *p = NULL;
+    assert_int_equal(cask_open(&p, f->lost, &f->o), CASK_OK);
+    for (int i = 0; i < nkeys; i++) {
+        if (!has(p, i)) {
+            fail_msg("after a power loss key%d is not what was "
+                     "acknowledged (and synced); log:\n%s",
+                     i, tc_log);
+        }
+    }
+    cask_close(&p);
+}
+
+static void
+fx_close(struct rfx *f)
+{
+    atomic_store(&hold, 0);
+    cask_close(&f->c);
+    cask_io_set(NULL);
+    images_reset();
+    tc_rmrf(f->dir);
+    free(f->dir);
+}
+
+struct writer {
+    struct cask *c;
+    atomic_int done;
+    int rc;
+};
+
+static void *
+write_all(void *arg)
+{
+    struct writer *w = arg;
+    w->rc = 0;
+    for (int i = 0; i < NKEYS && w->rc == 0; i++) {
+        w->rc = put(w->c, i);
+    }
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* Every segment sync with records blocks: the writes still go through
+ * several roll-overs, and none is left waiting for a sync. Then no hint
+ * is written for a closed segment while its sync is held; once released,
+ * one interval sync makes all of it durable. */
+static void
+roll_over_does_not_wait_for_sync(void **state)
+{
+    (void)state;
+    struct rfx f;
+    fx_open(&f, 50);
+    atomic_store(&hold, 1);
+    struct writer w = {.c = f.c};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_all, &w), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&w.done); i++) {
+        usleep(1000);
+    }
+    bool done = atomic_load(&w.done);
+    int segs = count_files(f.data, ".seg");
+    atomic_store(&hold, 0); /* let a blocked writer finish, either way */
+    pthread_join(t, NULL);
+    if (!done) {
+        fail_msg("the writes waited for a closed segment's fdatasync: "
+                 "not done after 5 s with the syncs held (%d segments)",
+                 segs);
+    }
+    assert_int_equal(w.rc, CASK_OK);
+    assert_true(segs >= 5);
+    for (int i = 0; i < NKEYS; i++) {
+        assert_true(has(f.c, i));
+    }
+    /* The interval sync ran meanwhile, and is stuck in the first closed
+     * segment's sync. */
+    fx_close(&f);
+}
+
+static void
+no_hint_before_sync(void **state)
+{
+    (void)state;
+    struct rfx f;
+    fx_open(&f, 50);
+    atomic_store(&hold, 1);
+    struct writer w = {.c = f.c};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_all, &w), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&w.done); i++) {
+        usleep(1000);
+    }
+    if (!atomic_load(&w.done)) {
+        atomic_store(&hold, 0);
+        pthread_join(t, NULL);
+        fail_msg("the writes waited for a closed segment's fdatasync");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, CASK_OK);
+    /* The maintenance thread writes hints once a second: two passes. */
+    usleep(2200 * 1000);
+    int hints = count_files(f.data, ".hint");
+    int blocked = atomic_load(&held);
+    atomic_store(&hold, 0);
+    if (hints != 0) {
+        fail_msg("%d hints written for segments whose sync was still held "
+                 "(%d syncs held); log:\n%s",
+                 hints, blocked, tc_log);
+    }
+    assert_true(blocked >= 1); /* the interval sync waits in one */
+    assert_int_equal(cask_sync(f.c), CASK_OK);
+    /* Synced: the hints come at the next pass. */
+    for (int i = 0; i < 3000 && count_files(f.data, ".hint") == 0; i++) {
+        usleep(1000);
+    }
+    assert_true(count_files(f.data, ".hint") > 0);
+    fx_power_loss(&f, NKEYS);
+    fx_close(&f);
+}
+
+/* The sync of the oldest closed segment fails (its pages dropped: the
+ * power-loss copy has none of its records). Writes are refused until the
+ * maintenance thread has rewritten what it held; nothing acknowledged is
+ * lost, live or after a power loss then. */
+static void
+failed_background_sync_rewrites(void **state)
+{
+    (void)state;
+    struct rfx f;
+    fx_open(&f, 600000); /* the interval sync is the test's */
+    for (int i = 0; i < NKEYS; i++) {
+        assert_int_equal(put(f.c, i), CASK_OK);
+    }
+    atomic_store(&fail_next, 1);
+    assert_int_not_equal(cask_sync(f.c), CASK_OK);
+    assert_int_equal(atomic_load(&failed_syncs), 1);
+    if (strstr(tc_log, "roll-over: fdatasync seg") == NULL ||
+        strstr(tc_log, "writes refused until its records are rewritten") ==
+                NULL) {
+        fail_msg("no failed background sync of a closed segment; log:\n%s",
+                 tc_log);
+    }
+    for (int i = 0; i < NKEYS; i++) {
+        assert_true(has(f.c, i));
+    }
+    /* Refused until the rewrite is done (the maintenance thread). */
+    int rc = CASK_EFAILED;
+    for (int i = 0; i < 10000 && rc != CASK_OK; i++) {
+        rc = tc_set(f.c, "after", "x");
+        if (rc != CASK_OK) {
+            assert_int_equal(rc, CASK_EFAILED);
+            usleep(1000);
+        }
+    }
+    assert_int_equal(rc, CASK_OK);
+    for (int i = 0; i < NKEYS; i++) {
+        assert_true(has(f.c, i));
+    }
+    assert_int_equal(cask_sync(f.c), CASK_OK);
+    fx_power_loss(&f, NKEYS);
+    fx_close(&f);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(roll_over_does_not_wait_for_sync),
+            cmocka_unit_test(no_hint_before_sync),
+            cmocka_unit_test(failed_background_sync_rewrites),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
