@@ -68,23 +68,41 @@ cask_dir(const struct cask *c)
 
 /* INTERVAL: fdatasync every shard each sync_interval_ms. Both INTERVAL and
  * NEVER: let a delayed flush_all that came due take effect. Appends are
- * already in the kernel when acknowledged; there is no buffer to push. */
+ * already in the kernel when acknowledged; there is no buffer to push.
+ * Both: a roll-over leaves the closed segment's sync (and that of the
+ * directory entry of the segment that replaced it) here (cask_log.c):
+ * woken by it (roll_kick), sync the closed segments before the interval
+ * is up, so that they do not pile up unsynced. */
+static bool
+deadline_passed(const struct timespec *ts)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > ts->tv_sec ||
+           (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
+}
+
 static void *
 sync_main(void *arg)
 {
     struct cask *c = arg;
     unsigned ms = c->opt.sync_interval_ms ? c->opt.sync_interval_ms : 1000;
     pthread_mutex_lock(&c->bg_mu);
+    struct timespec ts;
+    cask_deadline_in(&ts, ms);
     while (!c->stopping) {
-        struct timespec ts;
-        cask_deadline_in(&ts, ms);
-        cask_cond_wait_until(&c->bg_cv, &c->bg_mu, &ts);
+        int w = 0;
+        if (!c->roll_kick) {
+            w = cask_cond_wait_until(&c->sync_cv, &c->bg_mu, &ts);
+        }
         if (c->stopping) {
             break;
         }
+        bool due = w == ETIMEDOUT || deadline_passed(&ts);
+        c->roll_kick = false;
         pthread_mutex_unlock(&c->bg_mu);
         for (unsigned i = 0; i < c->nshards; i++) {
-            if (c->opt.sync == CASK_SYNC_INTERVAL) {
+            if (due && c->opt.sync == CASK_SYNC_INTERVAL) {
                 (void)cask_log_sync(c->shards[i]);
             } else {
                 /* Only the segments a roll-over closed (their hints and
@@ -92,7 +110,10 @@ sync_main(void *arg)
                 cask_log_sync_closed(c->shards[i]);
             }
         }
-        (void)cask_flush_point(c, cask_now(c));
+        if (due) {
+            (void)cask_flush_point(c, cask_now(c));
+            cask_deadline_in(&ts, ms);
+        }
         pthread_mutex_lock(&c->bg_mu);
     }
     pthread_mutex_unlock(&c->bg_mu);
@@ -266,6 +287,7 @@ store_free(struct cask *c)
     pthread_mutex_destroy(&c->state_mu);
     pthread_mutex_destroy(&c->bg_mu);
     pthread_cond_destroy(&c->bg_cv);
+    pthread_cond_destroy(&c->sync_cv);
     free(c->dir);
     free(c);
 }
@@ -278,6 +300,7 @@ stop_threads(struct cask *c)
     pthread_mutex_lock(&c->bg_mu);
     c->stopping = true;
     pthread_cond_broadcast(&c->bg_cv);
+    pthread_cond_broadcast(&c->sync_cv);
     pthread_mutex_unlock(&c->bg_mu);
     if (c->sync_thread_on) {
         pthread_join(c->sync_thread, NULL);
@@ -486,6 +509,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     pthread_mutex_init(&c->state_mu, NULL);
     pthread_mutex_init(&c->bg_mu, NULL);
     pthread_cond_init(&c->bg_cv, NULL);
+    pthread_cond_init(&c->sync_cv, NULL);
     c->dir = strdup(dir);
     if (c->dir == NULL) {
         rc = ENOMEM;

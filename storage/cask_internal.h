@@ -55,8 +55,13 @@ struct cask {
     /* state_mu: what that slot holds (written back over a failed update) */
     struct cask_state state_cur;
 
-    pthread_mutex_t bg_mu; /* covers stopping, compact_kick */
+    pthread_mutex_t bg_mu; /* covers stopping, compact_kick, roll_kick */
     pthread_cond_t bg_cv;
+    /* bg_mu: a roll-over left a closed segment's sync to the sync thread:
+     * it wakes on sync_cv before its interval to sync that one
+     * (cask_log.c). */
+    pthread_cond_t sync_cv;
+    bool roll_kick;
     bool stopping;
     bool compact_kick;
     bool sync_thread_on;

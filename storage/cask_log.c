@@ -172,6 +172,19 @@ unsynced_room(struct cask_shard *sh)
     return true;
 }
 
+/* With mu held: is segment id in service? */
+static bool
+in_service(const struct cask_shard *sh, uint32_t id)
+{
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        if (sh->segs[i] != NULL && sh->segs[i]->id == id &&
+            !sh->segs[i]->retired) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* With mu held, no sync running and a closed segment waiting for its
  * sync: take the oldest and fdatasync it with mu released (sh->syncing
  * set meanwhile). A failure is what a failed roll-over sync was: the
@@ -188,7 +201,12 @@ sync_closed_one(struct cask_shard *sh)
     sh->syncing = true;
     bool gone = s->retired; /* wiped or rewritten away: nothing to keep */
     pthread_mutex_unlock(&sh->mu);
-    int rc = gone ? 0 : cask_io_fdatasync(s->fd);
+    int rc = 0, drc = 0;
+    if (!gone) {
+        rc = cask_io_fdatasync(s->fd);
+        /* and the name of the segment that replaced it */
+        drc = cask_fsync_dir(sh->dir);
+    }
     pthread_mutex_lock(&sh->mu);
     sh->syncing = false;
     if (!gone) {
@@ -198,6 +216,12 @@ sync_closed_one(struct cask_shard *sh)
         s->sync_pending = false;
     } else if (!s->retired) {
         cask_resync_note(sh, s->id, rc, "roll-over: fdatasync");
+    }
+    if (drc != 0 && !s->retired && in_service(sh, s->succ_id)) {
+        /* Its successor may be gone after a power loss, records and all:
+         * rewritten to a segment made durably, like a failed sync. */
+        cask_resync_note(sh, s->succ_id, drc,
+                         "roll-over: fsync of the directory, segment");
     }
     if (--s->readers == 0 && s->retired) {
         cask_seg_close(&s);
@@ -282,7 +306,9 @@ cask_log_roll(struct cask_shard *sh)
     cask_verify_write_begin(old); /* its reserve goes below, mu released */
     pthread_mutex_unlock(&sh->mu);
     cask_hint_remove(sh->dir, id); /* a stale hint of a compacted-away id */
-    rc = cask_seg_create(&n, sh->dir, id, 0);
+    /* Deferred: its header and name are synced with the old segment. */
+    rc = defer ? cask_seg_create_unsynced(&n, sh->dir, id)
+               : cask_seg_create(&n, sh->dir, id, 0);
     int src = 0;
     const char *what = "roll-over: fdatasync";
     bool cut = false;
@@ -350,8 +376,14 @@ cask_log_roll(struct cask_shard *sh)
         /* Pinned until its sync: a compaction that retires it meanwhile
          * (a cut found in it) leaves it to the sync to free. */
         old->sync_pending = true;
+        old->succ_id = id;
         old->readers++;
         sh->unsynced[sh->nunsynced++] = old;
+        /* the sync thread syncs it now rather than at its interval */
+        pthread_mutex_lock(&c->bg_mu);
+        c->roll_kick = true;
+        pthread_cond_signal(&c->sync_cv);
+        pthread_mutex_unlock(&c->bg_mu);
     } else {
         sh->synced_writes += raise_synced(sh, sh->app_seq);
         sh->seg_seq = sh->app_seq;

@@ -182,9 +182,9 @@ seg_alloc(const char *dir, uint32_t id)
     return s;
 }
 
-int
-cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
-                size_t buf_cap)
+static int
+create(struct cask_segment **out, const char *dir, uint32_t id, size_t buf_cap,
+       bool durable)
 {
     int rc;
     struct cask_segment *s = seg_alloc(dir, id);
@@ -206,8 +206,8 @@ cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
     s->size = s->flushed = s->prealloc_end = CASK_SEG_HDR;
     /* The header durable before the name: a segment that exists after a
      * crash is whole, so a journal replay can write records into it. */
-    rc = cask_io_fdatasync(s->fd);
-    if (rc == 0) {
+    rc = durable ? cask_io_fdatasync(s->fd) : 0;
+    if (rc == 0 && durable) {
         rc = cask_fsync_dir(dir);
     }
     if (rc != 0) {
@@ -225,6 +225,20 @@ cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
 fail:
     cask_seg_close(&s);
     return rc;
+}
+
+int
+cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
+                size_t buf_cap)
+{
+    return create(out, dir, id, buf_cap, true);
+}
+
+int
+cask_seg_create_unsynced(struct cask_segment **out, const char *dir,
+                         uint32_t id)
+{
+    return create(out, dir, id, 0, false);
 }
 
 /* cask_seg_open; look: read only, nothing written (cask_seg_open_look). */

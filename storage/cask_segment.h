@@ -61,6 +61,9 @@ struct cask_segment {
     bool sync_pending;     /* closed by a roll-over that left its fdatasync
                             * to the sync thread (cask_log.c): no hint yet,
                             * not an input of compaction or eviction */
+    uint32_t succ_id;      /* then: the segment created to replace it,
+                            * whose directory entry that sync makes
+                            * durable too */
     char path[CASK_PATH_MAX];
 
     /* Large values checked once (cask_verify.h); readers above also counts
@@ -128,6 +131,14 @@ uint32_t cask_seg_header_newer(const char *h, uint32_t id);
  * or an errno. */
 int cask_seg_create(struct cask_segment **out, const char *dir, uint32_t id,
                     size_t buf_cap);
+
+/* The same without a buffer, and with neither the header nor the
+ * directory entry synced: the caller syncs both before it counts on any
+ * record in it (a roll-over under interval or never: the sync thread,
+ * cask_log.c). A power loss before may leave it missing or with a torn
+ * header (recovery resets it to an empty segment). */
+int cask_seg_create_unsynced(struct cask_segment **out, const char *dir,
+                             uint32_t id);
 
 /* Open an existing segment. A file too short for its header is reset to an
  * empty segment (bytes dropped in *dropped); a damaged header is rewritten
