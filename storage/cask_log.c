@@ -294,8 +294,12 @@ cask_log_roll(struct cask_shard *sh)
         return rc;
     }
     /* Its sync left to the sync thread (see unsynced_room), or done here
-     * when there is no room to remember it. */
-    bool defer = c->opt.sync != CASK_SYNC_ALWAYS && unsynced_room(sh);
+     * when there is no room to remember it, and for a segment found cut
+     * short or damaged, queued for its rewrite: a disk that fails its
+     * syncs then keeps it as it was found (the rewrite, or the stop that
+     * cannot do it, says what the cut took). */
+    bool defer = c->opt.sync != CASK_SYNC_ALWAYS && !old->damaged &&
+                 !cask_resync_queued(sh, old->id) && unsynced_room(sh);
     /* Create the next segment (and, under always, sync the old one) with
      * the mutex released: reads go on, writers wait in cask_log_append()
      * (so nothing lands in the old segment after it is cut back and
@@ -307,11 +311,16 @@ cask_log_roll(struct cask_shard *sh)
     pthread_mutex_unlock(&sh->mu);
     cask_hint_remove(sh->dir, id); /* a stale hint of a compacted-away id */
     /* Deferred: its header and name are synced with the old segment. */
+    /* Cut short by another process (cask_seg_map_cut, below): not
+     * deferred either. */
+    bool cut = cask_seg_map_cut(old);
+    if (cut) {
+        defer = false;
+    }
     rc = defer ? cask_seg_create_unsynced(&n, sh->dir, id)
                : cask_seg_create(&n, sh->dir, id, 0);
     int src = 0;
     const char *what = "roll-over: fdatasync";
-    bool cut = false;
     if (rc == 0) {
         /* Cut back to its records first (it was extended ahead of them
          * for its mapping), so that the sync makes that length durable
@@ -320,7 +329,6 @@ cask_log_roll(struct cask_shard *sh)
          * (cask_seg_map_cut): then under always its writes not synced
          * yet, which wait for this sync, include those copied past the
          * cut and lost: failed like a failed sync. */
-        cut = cask_seg_map_cut(old);
         src = cask_seg_cut_ahead(old, false);
         if (src != 0) {
             what = "roll-over: cut back to its records";
@@ -348,11 +356,11 @@ cask_log_roll(struct cask_shard *sh)
     cask_verify_write_end(old);
     sh->rolling = false;
     pthread_cond_broadcast(&sh->sync_cv);
+    if (cut) {
+        map_faulted(sh, old, true); /* even if no new segment was made */
+    }
     if (rc != 0) {
         return rc;
-    }
-    if (cut) {
-        map_faulted(sh, old, true);
     }
     if (!defer) {
         sh->syncs++;
