@@ -235,6 +235,10 @@ noinst_PROGRAMS += tests/bench/bench_setload
 tests_bench_bench_setload_SOURCES = tests/bench/bench_setload.c
 EXTRA_DIST += tests/bench/bench_sync.sh
 
+# The latency of small gets on the worker that rolls segments over (not
+# part of make check): tests/bench/bench_rollget.py
+EXTRA_DIST += tests/bench/bench_rollget.py
+
 # Replication (issue 14): a primary and replicas on loopback.
 dist_check_SCRIPTS += tests/integration/test_repl.py
 TESTS += tests/integration/test_repl.py
