@@ -1136,6 +1136,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->evicted_active += s.evicted_active;
         st->expired_unfetched += s.expired_unfetched;
         st->reclaimed += s.reclaimed;
+        st->crawler_reclaimed += s.crawler_reclaimed;
         st->evict_runs += s.evict_runs;
         st->keydir_slots += s.keydir_slots;
         st->crawls += s.crawls;

@@ -109,6 +109,12 @@ struct cask_options {
      * second. Default on; a test that moves a fake clock and counts the
      * records appended turns it off so nothing appends behind its back. */
     bool crawl_background;
+    /* Which of memcached's threads the crawler's drops stand for in the
+     * counters: false (the default) its LRU crawler (crawler_reclaimed;
+     * expired_unfetched for expired items never read), true its LRU
+     * maintainer, which frees what it meets at the tails (reclaimed;
+     * expired_unfetched for flushed ones too). */
+    bool crawl_as_lru;
     /* Budget of the keydirs, bytes (0 = none). Without mem_evict a write
      * of a new key that would need more keydir memory than that fails with
      * CASK_ENOMEM (nothing is evicted), and from then on so does every new
@@ -185,6 +191,13 @@ struct cask_options {
      * replayed in memory. No background thread runs, and every write
      * fails with CASK_EREADONLY. dir must exist. */
     bool inspect;
+    /* memcached's slab class (1..CASK_CLASSES-1) of an item with a key
+     * of klen bytes, a value of vlen bytes and these flags: the class
+     * that the per-class counters (cask_class_stats) count it in. NULL:
+     * everything counts in class 0. Called with a shard mutex held: must
+     * be quick and must not call the store. */
+    unsigned (*class_of)(void *arg, size_t klen, uint32_t vlen, uint32_t flags);
+    void *class_arg;
 };
 
 /* Fill *o with the defaults above (interval sync, background compaction and
@@ -579,7 +592,9 @@ struct cask_stats {
     uint64_t evicted_active;    /* ... read, but past the second chance */
     uint64_t expired_unfetched; /* expired items dropped, never read */
     uint64_t reclaimed;         /* expired or flushed items dropped from
-                                 * the keydir without being read */
+                                 * the keydir while storing or by
+                                 * compaction */
+    uint64_t crawler_reclaimed; /* ... by the crawler */
     uint64_t evict_runs;        /* segments evicted */
     /* The index and the background work, for memcached's hash_* and
      * lru_crawler_* figures. */
@@ -591,6 +606,31 @@ struct cask_stats {
 };
 
 unsigned cask_shards(const struct cask *c);
+
+/* Per-class figures of the items the store dropped, by memcached's slab
+ * class (cask_options.class_of), with the meanings of memcached's `stats
+ * items`. Counted since open; cask_stats' totals are their sums (evicted
+ * there is evictions, crawler_reclaimed is not in reclaimed). */
+#define CASK_CLASSES 64
+struct cask_class_stats {
+    uint64_t evicted;               /* live items evicted */
+    uint64_t evicted_nonzero;       /* ... that had an expiry */
+    uint64_t evicted_unfetched;     /* ... never read since written */
+    uint64_t evicted_active;        /* ... read, but past the second chance */
+    uint64_t reclaimed;             /* expired or flushed items dropped while
+                                     * storing or by compaction */
+    uint64_t expired_unfetched;     /* expired items dropped, never read */
+    uint64_t crawler_reclaimed;     /* expired or flushed items the crawler
+                                     * dropped */
+    uint64_t crawler_items_checked; /* entries the crawler looked at */
+    uint64_t evicted_time; /* seconds between the last access of the last
+                            * item evicted and its eviction */
+    int64_t evicted_at_s;  /* when that eviction was (0: none) */
+};
+
+/* Sum the shards' per-class figures into out[0..CASK_CLASSES) (for
+ * evicted_time: the latest eviction's). Takes each shard mutex in turn. */
+void cask_class_stats(struct cask *c, struct cask_class_stats *out);
 
 /* Figures of one shard (0 <= shard < cask_shards) or, for shard < 0, the
  * total over all shards (recovery_s: the whole open). */

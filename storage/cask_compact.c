@@ -22,6 +22,7 @@
  */
 #include "storage/cask_shard.h"
 
+#include "storage/cask_atime.h"
 #include "storage/cask_evict.h"
 #include "storage/cask_evnote.h"
 #include "storage/cask_hint.h"
@@ -282,11 +283,21 @@ finish_evict(struct compaction *m)
         if (e == NULL) {
             continue; /* overwritten or deleted since */
         }
+        struct cask_class_stats *cs =
+                cask_shard_cls(sh, m->ev[i].klen, e->vlen, e->flags);
         sh->evictions++;
+        cs->evicted++;
+        if (e->exp != 0) {
+            cs->evicted_nonzero++;
+        }
+        cs->evicted_time = (uint64_t)(now - cask_at_time(e->at, now));
+        cs->evicted_at_s = now;
         if (e->fetched) {
             sh->evicted_active++;
+            cs->evicted_active++;
         } else {
             sh->evicted_unfetched++;
+            cs->evicted_unfetched++;
         }
         sh->segs[p.slot]->live_bytes -= m->ev[i].len;
         cask_evnote_dropped(&m->notes, m->ev[i].note, e, now);
@@ -346,6 +357,7 @@ copy_record(struct compaction *m, struct cask_segment *s, uint64_t off,
     }
     if (cask_kd_cas(e) <= m->flush_cas) {
         sh->reclaimed++;
+        cask_shard_cls(sh, r->klen, e->vlen, e->flags)->reclaimed++;
         s->live_bytes -= len;
         cask_kd_remove(sh->kd, h, e);
         return 0;
@@ -355,9 +367,13 @@ copy_record(struct compaction *m, struct cask_segment *s, uint64_t off,
         if (rc != 0) {
             return rc;
         }
+        struct cask_class_stats *cs =
+                cask_shard_cls(sh, r->klen, e->vlen, e->flags);
         sh->reclaimed++;
+        cs->reclaimed++;
         if (!e->fetched) {
             sh->expired_unfetched++;
+            cs->expired_unfetched++;
         }
         s->live_bytes -= len;
         cask_kd_remove(sh->kd, h, e);

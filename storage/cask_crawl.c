@@ -39,6 +39,7 @@
 #define CRAWL_AGE_S 60
 
 struct batch {
+    struct cask_shard *sh; /* its per-class crawler_items_checked */
     int64_t now;
     uint64_t flush_cas;
     bool saw_exp; /* an entry with an expiry, dropped or not */
@@ -50,6 +51,7 @@ static void
 pick(void *arg, struct cask_kd_entry *e)
 {
     struct batch *b = arg;
+    cask_shard_cls(b->sh, e->klen, e->vlen, e->flags)->crawler_items_checked++;
     /* Keep the access stamp readable (cask_atime.h): this pass is what
      * visits every entry often enough. */
     uint16_t at = cask_at_age(e->at, b->now);
@@ -97,14 +99,26 @@ drop(struct cask_shard *sh, struct batch *b, struct cask_kd_entry *e,
     }
     bool flushed = cask_kd_cas(e) <= b->flush_cas;
     bool unfetched = !e->fetched;
+    struct cask_class_stats *cs =
+            cask_shard_cls(sh, e->klen, e->vlen, e->flags);
     int rc = cask_shard_forget(sh, h, e, key, !flushed);
     if (rc == 0) {
         (*dropped)++;
-        /* memcached counts flushed keys reclaimed unread as
-         * expired_unfetched too. */
-        sh->reclaimed++;
+        if (sh->store->opt.crawl_as_lru) {
+            /* memcached's LRU maintainer: reclaimed, and flushed keys
+             * dropped unread count as expired_unfetched too */
+            sh->reclaimed++;
+            cs->reclaimed++;
+        } else {
+            /* memcached's LRU crawler: crawler_reclaimed; a flushed key
+             * is not an expired one */
+            sh->crawler_reclaimed++;
+            cs->crawler_reclaimed++;
+            unfetched = unfetched && !flushed;
+        }
         if (unfetched) {
             sh->expired_unfetched++;
+            cs->expired_unfetched++;
         }
     }
     return rc;
@@ -120,7 +134,7 @@ walk(struct cask_shard *sh)
     uint64_t lo = 0;
     bool saw_exp = false;
     while (lo < end) {
-        struct batch b = {.now = cask_now(c)};
+        struct batch b = {.sh = sh, .now = cask_now(c)};
         int rc = 0;
         unsigned dropped = 0;
         pthread_mutex_lock(&sh->mu);

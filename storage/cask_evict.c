@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <time.h>
 
 #define EVICT_ROUNDS  16u           /* segments one pass evicts per shard */
@@ -345,5 +346,33 @@ cask_evict_stats(const struct cask_shard *sh, struct cask_stats *st)
     st->evicted_active = sh->evicted_active;
     st->expired_unfetched = sh->expired_unfetched;
     st->reclaimed = sh->reclaimed;
+    st->crawler_reclaimed = sh->crawler_reclaimed;
     st->evict_runs = sh->evict_runs;
+}
+
+void
+cask_class_stats(struct cask *c, struct cask_class_stats *out)
+{
+    memset(out, 0, CASK_CLASSES * sizeof(*out));
+    for (unsigned i = 0; i < c->nshards; i++) {
+        struct cask_shard *sh = c->shards[i];
+        pthread_mutex_lock(&sh->mu);
+        for (unsigned k = 0; k < CASK_CLASSES; k++) {
+            const struct cask_class_stats *s = &sh->cls[k];
+            struct cask_class_stats *d = &out[k];
+            d->evicted += s->evicted;
+            d->evicted_nonzero += s->evicted_nonzero;
+            d->evicted_unfetched += s->evicted_unfetched;
+            d->evicted_active += s->evicted_active;
+            d->reclaimed += s->reclaimed;
+            d->expired_unfetched += s->expired_unfetched;
+            d->crawler_reclaimed += s->crawler_reclaimed;
+            d->crawler_items_checked += s->crawler_items_checked;
+            if (s->evicted_at_s > d->evicted_at_s) {
+                d->evicted_at_s = s->evicted_at_s;
+                d->evicted_time = s->evicted_time;
+            }
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
 }

@@ -1549,7 +1549,11 @@ store_locked(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
         goto out;
     }
     if (gone == CASK_GONE_EXPIRED || gone == CASK_GONE_FLUSHED) {
-        sh->reclaimed++; /* memcached's: stored in an expired item's room */
+        /* memcached's: stored in an expired item's room, counted in the
+         * class of the new item (only a set or add gets here: the others
+         * need a live item) */
+        sh->reclaimed++;
+        cask_shard_cls(sh, klen, (uint32_t)vlen, flags)->reclaimed++;
     }
     cask_log_join(sh, tk);
     if (cas_out != NULL) {

@@ -183,7 +183,11 @@ struct cask_shard {
     uint64_t evicted_active;
     uint64_t expired_unfetched;
     uint64_t reclaimed;
+    uint64_t crawler_reclaimed;
     uint64_t evict_runs;
+    /* The same figures by memcached's slab class (cask_class_stats), mu
+     * held: counted where the totals above are (cask_shard_cls). */
+    struct cask_class_stats cls[CASK_CLASSES];
     uint64_t crawls;         /* crawler passes that walked the keydir */
     uint64_t crawl_checked;  /* entries those passes looked at */
     uint64_t crawl_after_ms; /* maintenance thread: no crawl before (CLOCK_
@@ -302,6 +306,19 @@ int cask_shard_evict_oldest(struct cask_shard *sh, uint64_t need,
                             uint64_t disk_bytes, uint64_t *evicted);
 
 void cask_shard_stats(struct cask_shard *sh, struct cask_stats *st);
+
+/* The per-class figures of sh (mu held) for an item of this key length,
+ * value length and flags (cask_options.class_of). */
+static inline struct cask_class_stats *
+cask_shard_cls(struct cask_shard *sh, size_t klen, uint32_t vlen,
+               uint32_t flags)
+{
+    const struct cask_options *o = &sh->store->opt;
+    unsigned cls = o->class_of != NULL
+                           ? o->class_of(o->class_arg, klen, vlen, flags)
+                           : 0;
+    return &sh->cls[cls < CASK_CLASSES ? cls : 0];
+}
 
 /* The keydir of sh needs cost more bytes (mu held, cask_evict_admit): its
  * value cache (cask_vcache.h) gives back its memory when that cost would
