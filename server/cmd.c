@@ -398,10 +398,14 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         if (rc == CASK_OK) {
             struct proto_out o;
 
+            struct cmd_class_counters *k =
+                    cmd_admin_cls(cc, klen, it.vlen, it.flags);
             if (touch) {
                 cc->ctr->touch_hits++;
+                k->touch_hits++;
             } else {
                 cc->ctr->get_hits++;
+                k->get_hits++;
             }
             if (req->keys_cut) {
                 cmd_read_free(val);
@@ -471,7 +475,10 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
     default:
         break;
     }
+    struct cmd_class_counters *k =
+            cmd_admin_cls(cc, req->klen, (uint32_t)req->nbytes, req->flags);
     cc->ctr->cmd_set++;
+    k->cmd_set++;
     prefix_stats_set(req->key, req->klen);
     watch_pre_store(cc, req);
     if (req->cmd == PROTO_CMD_CAS && (req->cas == 0 || cc->env->cas_disabled)) {
@@ -498,6 +505,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
         cc->ctr->total_items++;
         if (req->cmd == PROTO_CMD_CAS) {
             cc->ctr->cas_hits++;
+            k->cas_hits++;
         }
         reply(cc, req, "STORED\r\n");
         break;
@@ -506,6 +514,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
         break;
     case CASK_EEXISTS:
         cc->ctr->cas_badval++;
+        k->cas_badval++;
         reply(cc, req, "EXISTS\r\n");
         break;
     case CASK_ENOTFOUND:
@@ -531,6 +540,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
 static void
 do_delete(struct cmd_conn *cc, const struct proto_req *req)
 {
+    unsigned cls = cmd_admin_key_class(cc->env, req->key, req->klen);
     int rc;
 
     prefix_stats_delete(req->key, req->klen);
@@ -539,6 +549,7 @@ do_delete(struct cmd_conn *cc, const struct proto_req *req)
     if (rc == CASK_OK) {
         cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
         cc->ctr->delete_hits++;
+        cc->ctr->cls[cls].delete_hits++;
         reply(cc, req, "DELETED\r\n");
     } else if (rc == CASK_ENOTFOUND) {
         cc->ctr->delete_misses++;
@@ -608,8 +619,10 @@ do_arith(struct cmd_conn *cc, const struct proto_req *req)
         carry_after(cc, req, &carry, &it);
         if (incr) {
             cc->ctr->incr_hits++;
+            cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;
         } else {
             cc->ctr->decr_hits++;
+            cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->decr_hits++;
         }
         if (!req->noreply) {
             proto_out_init(&o, line, sizeof(line));
@@ -648,6 +661,7 @@ do_touch(struct cmd_conn *cc, const struct proto_req *req)
     cc->ctr->cmd_touch++;
     if (rc == CASK_OK) {
         cc->ctr->touch_hits++;
+        cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->touch_hits++;
         reply(cc, req, "TOUCHED\r\n");
     } else if (rc == CASK_ENOTFOUND) {
         cc->ctr->touch_misses++;
@@ -873,10 +887,14 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     }
     watch_get(cc, req->key, req->klen, rc, it);
     if (rc == CASK_OK) {
+        struct cmd_class_counters *k =
+                cmd_admin_cls(cc, req->klen, it->vlen, it->flags);
         if (has_T) {
             cc->ctr->touch_hits++;
+            k->touch_hits++;
         } else {
             cc->ctr->get_hits++;
+            k->get_hits++;
         }
         return rc;
     }
@@ -1184,6 +1202,9 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
         }
     }
     cc->ctr->cmd_set++;
+    cmd_admin_cls(cc, req->klen, (uint32_t)req->nbytes,
+                  (uint32_t)mflag_u64(req, 'F', 0))
+            ->cmd_set++;
     watch_pre_store(cc, req);
     /* C as memcached's ms applies it: ignored by add; on set and replace a
      * compare like the cas command (C0 never matches); on append and
@@ -1291,6 +1312,7 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool quiet = proto_mflag_find(req, 'q') != NULL;
     uint64_t cas_in = mflag_u64(req, 'C', 0);
+    unsigned cls = cmd_admin_key_class(cc->env, req->key, req->klen);
     int rc;
 
     if (cc->env->cas_disabled && proto_mflag_find(req, 'C') != NULL) {
@@ -1320,6 +1342,7 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
     switch (rc) {
     case CASK_OK:
         cc->ctr->delete_hits++;
+        cc->ctr->cls[cls].delete_hits++;
         if (!quiet) {
             meta_simple(cc, req, "HD");
         }
@@ -1424,8 +1447,10 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
         carry_after(cc, req, &carry, &it);
         if (a.incr) {
             cc->ctr->incr_hits++;
+            cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;
         } else {
             cc->ctr->decr_hits++;
+            cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->decr_hits++;
         }
         break;
     case CASK_ENOTFOUND:
@@ -1798,8 +1823,8 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
         return CMD_CLOSE;
     case PROTO_ERROR:
         if (req.unlink) {
-            /* memcached drops the old value rather than keep stale data */
-            cc->ctr->cmd_set++;
+            /* memcached drops the old value rather than keep stale data;
+             * it allocated no item, so counts no cmd_set */
             cc->ctr->store_too_large++;
             if (!is_meta(req.cmd)) {
                 prefix_stats_set(req.key, req.klen);

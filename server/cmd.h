@@ -34,8 +34,25 @@ struct cmd_sink {
     void (*value_ref)(void *arg, struct cask_vref *ref);
 };
 
+/* memcached's slab class ids are 1..CMD_CLASSES-1 (cmd_admin_class). */
+#define CMD_CLASSES 64
+
+/* The counters of cmd_counters that memcached's `stats slabs` gives per
+ * class, counted in the class of the item answered (cmd_admin_cls). */
+struct cmd_class_counters {
+    uint64_t get_hits;
+    uint64_t cmd_set;
+    uint64_t delete_hits;
+    uint64_t incr_hits;
+    uint64_t decr_hits;
+    uint64_t cas_hits;
+    uint64_t cas_badval;
+    uint64_t touch_hits;
+};
+
 /* Per-thread counters behind memcached's `stats`. Each worker owns one and
  * only its thread writes it; stats.c sums them (reads may be slightly stale).
+ * Only uint64_t fields: stats.c sums them as an array.
  */
 struct cmd_counters {
     uint64_t cmd_get; /* keys looked up by get/gets/gat/gats/mg */
@@ -66,6 +83,9 @@ struct cmd_counters {
                            * read) */
     uint64_t auth_cmds;   /* SASL auth/step requests (binary, -S) */
     uint64_t auth_errors; /* those that failed */
+    /* get_hits, cmd_set, ... again by class: each total above is the sum
+     * of its column */
+    struct cmd_class_counters cls[CMD_CLASSES];
 };
 
 /* memcached's watch masks (cmd_conn.watch_mask) and the events cmd.c
@@ -96,6 +116,9 @@ struct cmd_watch_ev {
 struct cmd_admin_state {
     atomic_bool lru_crawler;
     atomic_uint lru_crawler_sleep;
+    /* bit c: stats items/slabs found class c holding items (memcached
+     * keeps a class's pages: it stays listed) */
+    _Atomic uint64_t classes_seen;
     atomic_ulong lru_crawler_tocrawl;
     atomic_uint slab_automove;          /* slabs automove N */
     _Atomic double slab_automove_ratio; /* slabs automove ratio R */
@@ -110,6 +133,15 @@ struct cmd_admin_state {
     atomic_uint warm_lru_pct;
     _Atomic double hot_max_factor;
     _Atomic double warm_max_factor;
+};
+
+/* What stats items/slabs report per class beyond what a walk of the store
+ * counts (cmd_env.class_figures). */
+struct cmd_class_figures {
+    struct cmd_class_counters srv[CMD_CLASSES]; /* the workers' */
+    struct cask_class_stats store[CMD_CLASSES]; /* the store's drops */
+    bool held[CMD_CLASSES]; /* the class has held an item since start
+                             * (whatever stats reset did) */
 };
 
 /* Shared by every connection; set up once before the workers start and
@@ -162,6 +194,11 @@ struct cmd_env {
      * every connection and locked inside. NULL: none is kept (mg N still
      * answers W, nothing ever answers Z or X). */
     struct cmd_meta *meta;
+    /* stats items/slabs: the per-class figures (cmd_admin.h) counted
+     * since the last `stats reset`. NULL: the workers' counters are not
+     * reachable, the store's are taken as they are. */
+    void (*class_figures)(void *arg, struct cmd_class_figures *out);
+    void *class_figures_arg;
 };
 
 /* What it takes to answer a request's error after its reply was already

@@ -6,6 +6,11 @@
  * holds one shard's lock (the callback only appends to the job's buffer)
  * and written to the sink after the lock is released.
  *
+ * stats items and stats slabs add to what the walk counts the per-class
+ * counters of the workers and of the store (cmd_env.class_figures); a
+ * class stays listed in stats slabs once it has held an item, as
+ * memcached never gives a class's pages back.
+ *
  * metadump's la is the item's last access (unix seconds, as precise as the
  * store keeps it); fetch is the item's fetched bit; size and cls are what
  * memcached would give the same item (its 48-byte header, key, value, cas,
@@ -24,7 +29,7 @@
 
 #define WALK_BATCH      1024u
 #define CACHEDUMP_LIMIT (2u * 1024 * 1024) /* memcached's cap on the reply */
-#define MAX_CLASSES     64u                /* memcached's class ids, 1..63 */
+#define MAX_CLASSES     CMD_CLASSES        /* memcached's class ids, 1..63 */
 #define PAGE_SIZE_MC    (1024u * 1024)
 
 enum job_kind { JOB_METADUMP, JOB_CACHEDUMP, JOB_ITEMS, JOB_SLABS };
@@ -49,7 +54,8 @@ struct cmd_admin_job {
     uint64_t written; /* cachedump: reply bytes so far */
     bool full;        /* cachedump: limit reached */
     struct class_sum sum[MAX_CLASSES];
-    cmd_admin_done_fn done; /* the whole reply goes there, not the sink */
+    struct cmd_class_figures fig; /* items, slabs: the counters */
+    cmd_admin_done_fn done;       /* the whole reply goes there, not the sink */
     void *done_arg;
     char *buf;
     size_t len, cap;
@@ -179,21 +185,44 @@ stat_u64(struct cmd_admin_job *j, const char *prefix, unsigned cls,
     }
 }
 
+/* The counters of stats items/slabs, and which classes stay listed. */
+static void
+gather(struct cmd_admin_job *j)
+{
+    const struct cmd_env *env = j->env;
+    uint64_t seen = 0;
+
+    if (env->class_figures != NULL) {
+        env->class_figures(env->class_figures_arg, &j->fig);
+    } else {
+        cask_class_stats(env->store, j->fig.store);
+    }
+    for (unsigned c = 1; c < MAX_CLASSES; c++) {
+        if (j->sum[c].number > 0) {
+            seen |= UINT64_C(1) << c;
+        }
+    }
+    if (env->admin != NULL) {
+        seen |= atomic_fetch_or(&env->admin->classes_seen, seen);
+    }
+    for (unsigned c = 1; c < MAX_CLASSES; c++) {
+        j->fig.held[c] = j->fig.held[c] || (seen >> c & 1) != 0;
+    }
+}
+
 static void
 finish_items(struct cmd_admin_job *j)
 {
     static const char *const zeros[] = {
-            "evicted",           "evicted_nonzero",       "evicted_time",
-            "outofmemory",       "tailrepairs",           "reclaimed",
-            "expired_unfetched", "evicted_unfetched",     "evicted_active",
-            "crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked",
-            "moves_to_cold",     "moves_to_warm",         "moves_within_lru",
-            "direct_reclaims",   "hits_to_hot",           "hits_to_warm",
-            "hits_to_cold",      "hits_to_temp",
+            "lrutail_reflocked", "moves_to_cold",   "moves_to_warm",
+            "moves_within_lru",  "direct_reclaims", "hits_to_hot",
+            "hits_to_warm",      "hits_to_cold",    "hits_to_temp",
     };
     int64_t now = cmd_now_s(j->env);
     for (unsigned c = 1; c < MAX_CLASSES; c++) {
         const struct class_sum *s = &j->sum[c];
+        const struct cask_class_stats *st = &j->fig.store[c];
+        /* memcached lists the classes holding items */
         if (s->number == 0) {
             continue;
         }
@@ -208,6 +237,22 @@ finish_items(struct cmd_admin_job *j)
         stat_u64(j, "items:", c, "age",
                  now > s->oldest_s ? (uint64_t)(now - s->oldest_s) : 0);
         stat_u64(j, "items:", c, "mem_requested", s->bytes);
+        stat_u64(j, "items:", c, "evicted", st->evicted);
+        stat_u64(j, "items:", c, "evicted_nonzero", st->evicted_nonzero);
+        stat_u64(j, "items:", c, "evicted_time", st->evicted_time);
+        /* a store refused for memory (-M) is counted by the server as a
+         * whole (store_no_memory), not by class */
+        stat_u64(j, "items:", c, "outofmemory", 0);
+        /* no item reference outlives a request: nothing to repair */
+        stat_u64(j, "items:", c, "tailrepairs", 0);
+        stat_u64(j, "items:", c, "reclaimed", st->reclaimed);
+        stat_u64(j, "items:", c, "expired_unfetched", st->expired_unfetched);
+        stat_u64(j, "items:", c, "evicted_unfetched", st->evicted_unfetched);
+        stat_u64(j, "items:", c, "evicted_active", st->evicted_active);
+        stat_u64(j, "items:", c, "crawler_reclaimed", st->crawler_reclaimed);
+        stat_u64(j, "items:", c, "crawler_items_checked",
+                 st->crawler_items_checked);
+        /* one LRU per class, no segments: nothing moves between them */
         for (size_t k = 0; k < sizeof(zeros) / sizeof(zeros[0]); k++) {
             stat_u64(j, "items:", c, zeros[k], 0);
         }
@@ -217,32 +262,35 @@ finish_items(struct cmd_admin_job *j)
 static void
 finish_slabs(struct cmd_admin_job *j)
 {
-    static const char *const zeros[] = {
-            "free_chunks_end", "get_hits",   "cmd_set",
-            "delete_hits",     "incr_hits",  "decr_hits",
-            "cas_hits",        "cas_badval", "touch_hits",
-    };
     uint64_t active = 0, malloced = 0;
 
     for (unsigned c = 1; c < MAX_CLASSES && c <= j->env->nclasses; c++) {
         const struct class_sum *s = &j->sum[c];
+        const struct cmd_class_counters *k = &j->fig.srv[c];
         uint32_t size = j->env->class_size[c];
         uint64_t per = size ? PAGE_SIZE_MC / size : 0;
         uint64_t pages;
 
-        if (s->number == 0 || per == 0) {
+        if (!j->fig.held[c] || per == 0) {
             continue;
         }
-        pages = (s->number + per - 1) / per;
+        /* a class keeps at least the page it had */
+        pages = s->number == 0 ? 1 : (s->number + per - 1) / per;
         stat_u64(j, "", c, "chunk_size", size);
         stat_u64(j, "", c, "chunks_per_page", per);
         stat_u64(j, "", c, "total_pages", pages);
         stat_u64(j, "", c, "total_chunks", pages * per);
         stat_u64(j, "", c, "used_chunks", s->number);
         stat_u64(j, "", c, "free_chunks", pages * per - s->number);
-        for (size_t k = 0; k < sizeof(zeros) / sizeof(zeros[0]); k++) {
-            stat_u64(j, "", c, zeros[k], 0);
-        }
+        stat_u64(j, "", c, "free_chunks_end", 0);
+        stat_u64(j, "", c, "get_hits", k->get_hits);
+        stat_u64(j, "", c, "cmd_set", k->cmd_set);
+        stat_u64(j, "", c, "delete_hits", k->delete_hits);
+        stat_u64(j, "", c, "incr_hits", k->incr_hits);
+        stat_u64(j, "", c, "decr_hits", k->decr_hits);
+        stat_u64(j, "", c, "cas_hits", k->cas_hits);
+        stat_u64(j, "", c, "cas_badval", k->cas_badval);
+        stat_u64(j, "", c, "touch_hits", k->touch_hits);
         active++;
         malloced += pages * PAGE_SIZE_MC;
     }
@@ -286,8 +334,10 @@ cmd_admin_continue(struct cmd_conn *cc)
     }
     if (!more) {
         if (j->kind == JOB_ITEMS) {
+            gather(j);
             finish_items(j);
         } else if (j->kind == JOB_SLABS) {
+            gather(j);
             finish_slabs(j);
         }
         job_append(j, "END\r\n", 5);
@@ -604,6 +654,24 @@ cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
                 uint32_t flags)
 {
     return class_of(env, item_total(env, klen, vlen, flags));
+}
+
+unsigned
+cmd_admin_key_class(const struct cmd_env *env, const void *key, size_t klen)
+{
+    struct cask_item it;
+
+    if (env->nclasses == 0 ||
+        cask_get(env->store, key, klen, &it, NULL) != CASK_OK) {
+        return 0;
+    }
+    return class_of(env, item_total(env, klen, it.vlen, it.flags));
+}
+
+unsigned
+cmd_admin_class_of(void *env, size_t klen, uint32_t vlen, uint32_t flags)
+{
+    return cmd_admin_class(env, klen, vlen, flags);
 }
 
 uint64_t

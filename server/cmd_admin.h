@@ -21,6 +21,25 @@ enum cmd_status cmd_admin_run(struct cmd_conn *cc, const struct proto_req *req);
 unsigned cmd_admin_class(const struct cmd_env *env, size_t klen, uint32_t vlen,
                          uint32_t flags);
 
+/* The per-class counters of cc's worker for such an item (cmd_admin_class):
+ * where cmd.c and cmd_bin.c count a hit, a set, a delete, ... */
+static inline struct cmd_class_counters *
+cmd_admin_cls(struct cmd_conn *cc, size_t klen, uint32_t vlen, uint32_t flags)
+{
+    unsigned c = cmd_admin_class(cc->env, klen, vlen, flags);
+    return &cc->ctr->cls[c < CMD_CLASSES ? c : 0];
+}
+
+/* The class of key's item as it is now (metadata only, no access
+ * recorded), 0 when missing: a delete's class, looked up before it. */
+unsigned cmd_admin_key_class(const struct cmd_env *env, const void *key,
+                             size_t klen);
+
+/* cask_options.class_of over env (a const struct cmd_env *): the store
+ * counts its drops by memcached's class. */
+unsigned cmd_admin_class_of(void *env, size_t klen, uint32_t vlen,
+                            uint32_t flags);
+
 /* memcached's ITEM_ntotal for such an item (me's size=, metadump's size=). */
 uint64_t cmd_admin_item_size(const struct cmd_env *env, size_t klen,
                              uint32_t vlen, uint32_t flags);

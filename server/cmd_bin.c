@@ -149,10 +149,14 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
         uint32_t vlen = with_val ? it.vlen : 0;
         size_t n = PROTO_BIN_HDR_LEN + 4 + klen;
 
+        struct cmd_class_counters *k =
+                cmd_admin_cls(cc, req->klen, it.vlen, it.flags);
         if (touch) {
             cc->ctr->touch_hits++;
+            k->touch_hits++;
         } else {
             cc->ctr->get_hits++;
+            k->get_hits++;
         }
         proto_bin_fmt_hdr(pkt, req->opcode, PROTO_BIN_SUCCESS, 4, klen,
                           4 + klen + vlen, req->opaque,
@@ -242,7 +246,10 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
     if (mode != CASK_APPEND && mode != CASK_PREPEND) {
         exp = cmd_exp_abs(cc->env, req->exptime);
     }
+    struct cmd_class_counters *k =
+            cmd_admin_cls(cc, req->klen, req->vlen, req->flags);
     cc->ctr->cmd_set++;
+    k->cmd_set++;
     prefix_stats_set(req->key, req->klen);
     rc = cask_store(cc->env->store, mode, req->key, req->klen, req->val,
                     req->vlen, req->flags, exp, cas_in, &cas_out);
@@ -252,11 +259,13 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
         cc->ctr->total_items++;
         if (cas_in != 0) {
             cc->ctr->cas_hits++;
+            k->cas_hits++;
         }
         respond_ok(cc, req, cas_out);
         return;
     case CASK_EEXISTS:
         cc->ctr->cas_badval++;
+        k->cas_badval++;
         status = PROTO_BIN_KEY_EEXISTS;
         break;
     case CASK_ENOTFOUND:
@@ -313,6 +322,7 @@ cas_mismatch(struct cmd_conn *cc, const struct proto_bin_req *req)
 static void
 do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
+    unsigned cls = cmd_admin_key_class(cc->env, req->key, req->klen);
     int rc;
 
     prefix_stats_delete(req->key, req->klen);
@@ -327,6 +337,7 @@ do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
     case CASK_OK:
         cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
         cc->ctr->delete_hits++;
+        cc->ctr->cls[cls].delete_hits++;
         respond_ok(cc, req, 0);
         break;
     case CASK_ENOTFOUND:
@@ -399,8 +410,10 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
         cmd_meta_forget(cc->env->meta, req->key, req->klen, it.cas);
         if (incr) {
             cc->ctr->incr_hits++;
+            cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;
         } else {
             cc->ctr->decr_hits++;
+            cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->decr_hits++;
         }
         if (!req->quiet) {
             proto_bin_put64(body, v);
@@ -765,7 +778,7 @@ execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf, size_t len,
         return CMD_CLOSE;
     case PROTO_BIN_ERROR:
         if (req.unlink) {
-            cc->ctr->cmd_set++;
+            /* memcached allocated no item: no cmd_set */
             cc->ctr->store_too_large++;
             prefix_stats_set(req.key, req.klen);
             (void)cask_delete(cc->env->store, req.key, req.klen, 0);

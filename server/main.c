@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT (or `shutdown`) stop in order: stop accepting, drain
  * connections, close the store, remove the pidfile. Owns struct server. */
 #include "server/cmd.h"
+#include "server/cmd_admin.h"
 #include "server/cmd_meta.h"
 #include "server/listen.h"
 #include "server/log.h"
@@ -283,6 +284,14 @@ open_store(struct server *srv)
     o.evicted = watch_evicted;
     o.evicted_wanted = watch_evictions_wanted;
     o.evicted_arg = &srv->env;
+    /* the store counts its drops by memcached's class: srv->env's
+     * classes are set before the store opens */
+    o.class_of = cmd_admin_class_of;
+    /* with memcached's LRU maintainer on (its default) the expired items
+     * the crawler drops count as that thread's (reclaimed), without it
+     * as its LRU crawler's (crawler_reclaimed) */
+    o.crawl_as_lru = s->mc.lru_maintainer;
+    o.class_arg = &srv->env;
     notify_status("Recovering data in %s", s->data_dir);
     rc = cask_open(&srv->store, s->data_dir, &o);
     if (rc == CASK_OK) {
@@ -398,6 +407,8 @@ main(int argc, char **argv)
         exit_code = EX_CANTCREAT;
         goto out;
     }
+    srv.env.cas_disabled = settings.mc.cas_disabled;
+    srv.env.nclasses = settings_ext_classes(&settings.mc, srv.env.class_size);
     if ((exit_code = open_store(&srv)) != 0) {
         goto out;
     }
@@ -414,11 +425,9 @@ main(int argc, char **argv)
     srv.env.started_s = (int64_t)srv.started;
     srv.env.item_max = settings.item_size_max;
     srv.env.enable_shutdown = settings.enable_shutdown;
-    srv.env.cas_disabled = settings.mc.cas_disabled;
     srv.env.flush_disabled = settings.mc.flush_disabled;
     srv.env.dump_disabled = settings.mc.dump_disabled;
     srv.env.watch_disabled = settings.mc.watch_disabled;
-    srv.env.nclasses = settings_ext_classes(&settings.mc, srv.env.class_size);
     srv.env.set_memlimit = set_memlimit;
     srv.env.set_memlimit_arg = &settings;
     srv.env.refresh_certs = refresh_certs;
@@ -449,6 +458,8 @@ main(int argc, char **argv)
     srv.env.version = SERVER_PROTOCOL_VERSION;
     srv.env.stats = stats_reply;
     srv.env.stats_arg = &srv;
+    srv.env.class_figures = stats_class_figures;
+    srv.env.class_figures_arg = &srv;
     srv.env.verbosity = set_verbosity;
     if (cmd_meta_create(&srv.env.meta, CMD_META_CAP) != 0) {
         exit_code = EX_OSERR;

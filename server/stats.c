@@ -1,7 +1,8 @@
 /* stats.c - formats the `stats` groups. Reads the workers' counters (owned
  * and written by each worker; read here without locks, so a figure may be a
  * moment stale), the server's atomics and cask_stats. Owns only the baseline
- * that `stats reset` subtracts. */
+ * that `stats reset` subtracts, and gives stats items/slabs their per-class
+ * counters (stats_class_figures). */
 #include "server/stats.h"
 
 #include "server/conn_table.h"
@@ -38,6 +39,10 @@ static uint64_t base_bytes_read, base_bytes_written, base_total_conns,
 static uint64_t base_yields, base_wtimeouts, base_rbuf_oom,
         base_listen_disabled, base_disabled_us, base_budget_closes,
         base_idle_kicks, base_wsent, base_wskipped, base_malloc_fails;
+/* the store's per-class counters at the last reset, and their sums (what
+ * the totals of `stats` subtract) */
+static struct cask_class_stats base_cls[CMD_CLASSES];
+static struct cask_class_stats base_cls_sum;
 
 /* Sum the workers' connection-guarding counters. */
 static void
@@ -217,6 +222,15 @@ stats_general(struct server *srv, struct out_buf *b)
     pthread_mutex_unlock(&base_mu);
     memset(&cs, 0, sizeof(cs));
     cask_stats(srv->store, -1, &cs);
+    pthread_mutex_lock(&base_mu);
+    cs.evictions -= base_cls_sum.evicted;
+    cs.evicted_unfetched -= base_cls_sum.evicted_unfetched;
+    cs.evicted_active -= base_cls_sum.evicted_active;
+    cs.expired_unfetched -= base_cls_sum.expired_unfetched;
+    cs.reclaimed -= base_cls_sum.reclaimed;
+    cs.crawler_reclaimed -= base_cls_sum.crawler_reclaimed;
+    cs.crawl_checked -= base_cls_sum.crawler_items_checked;
+    pthread_mutex_unlock(&base_mu);
     getrusage(RUSAGE_SELF, &ru);
     clients = atomic_load(&srv->curr_conns);
 
@@ -355,9 +369,8 @@ stats_general(struct server *srv, struct out_buf *b)
     }
     stat_line(b, "evictions", "%llu", U(cs.evictions));
     stat_line(b, "reclaimed", "%llu", U(cs.reclaimed));
-    /* the crawler's drops count in reclaimed, as memcached's LRU
-     * maintainer counts the expired items it frees */
-    stat_line(b, "crawler_reclaimed", "0");
+    /* the background crawler's drops, as memcached's LRU crawler's */
+    stat_line(b, "crawler_reclaimed", "%llu", U(cs.crawler_reclaimed));
     stat_line(b, "crawler_items_checked", "%llu", U(cs.crawl_checked));
     /* no item references are held across requests, and there is one LRU
      * order (segment age): nothing is locked at the tail or moved
@@ -669,15 +682,86 @@ repl_line(void *arg, const char *name, const char *value)
     stat_line(arg, name, "%s", value);
 }
 
+/* Whether a class's figures show it has held an item. */
+static bool
+class_held(const struct cmd_class_counters *k,
+           const struct cask_class_stats *st)
+{
+    return k->cmd_set != 0 || k->get_hits != 0 || k->touch_hits != 0 ||
+           k->delete_hits != 0 || st->evicted != 0 || st->reclaimed != 0 ||
+           st->crawler_items_checked != 0;
+}
+
+void
+stats_class_figures(void *arg, struct cmd_class_figures *out)
+{
+    struct server *srv = arg;
+    struct cmd_counters *c = malloc(sizeof(*c));
+    uint64_t rd, wr;
+
+    memset(out, 0, sizeof(*out));
+    if (c == NULL) {
+        return;
+    }
+    sum_workers(srv, c, &rd, &wr);
+    cask_class_stats(srv->store, out->store);
+    pthread_mutex_lock(&base_mu);
+    for (unsigned i = 0; i < CMD_CLASSES; i++) {
+        struct cmd_class_counters *k = &out->srv[i];
+        struct cask_class_stats *st = &out->store[i];
+        const struct cask_class_stats *bs = &base_cls[i];
+        uint64_t *dst = (uint64_t *)k;
+        const uint64_t *cur = (const uint64_t *)&c->cls[i];
+        const uint64_t *base = (const uint64_t *)&base_ctr.cls[i];
+
+        /* held goes by the counts since start */
+        out->held[i] = class_held(&c->cls[i], st);
+        for (size_t n = 0; n < sizeof(*k) / sizeof(uint64_t); n++) {
+            dst[n] = cur[n] - base[n];
+        }
+        st->evicted -= bs->evicted;
+        st->evicted_nonzero -= bs->evicted_nonzero;
+        st->evicted_unfetched -= bs->evicted_unfetched;
+        st->evicted_active -= bs->evicted_active;
+        st->reclaimed -= bs->reclaimed;
+        st->expired_unfetched -= bs->expired_unfetched;
+        st->crawler_reclaimed -= bs->crawler_reclaimed;
+        st->crawler_items_checked -= bs->crawler_items_checked;
+        if (st->evicted_at_s <= bs->evicted_at_s) {
+            st->evicted_time = 0; /* no eviction since the reset */
+        }
+    }
+    pthread_mutex_unlock(&base_mu);
+    free(c);
+}
+
 static void
 stats_reset(struct server *srv)
 {
-    struct cmd_counters c;
+    struct cmd_counters *c = malloc(sizeof(*c));
+    struct cask_class_stats cls[CMD_CLASSES], sum;
     uint64_t rd, wr;
 
-    sum_workers(srv, &c, &rd, &wr);
+    if (c == NULL) {
+        return; /* nothing reset; the reply says RESET all the same */
+    }
+    sum_workers(srv, c, &rd, &wr);
+    cask_class_stats(srv->store, cls);
+    memset(&sum, 0, sizeof(sum));
+    for (unsigned i = 0; i < CMD_CLASSES; i++) {
+        sum.evicted += cls[i].evicted;
+        sum.evicted_unfetched += cls[i].evicted_unfetched;
+        sum.evicted_active += cls[i].evicted_active;
+        sum.expired_unfetched += cls[i].expired_unfetched;
+        sum.reclaimed += cls[i].reclaimed;
+        sum.crawler_reclaimed += cls[i].crawler_reclaimed;
+        sum.crawler_items_checked += cls[i].crawler_items_checked;
+    }
     pthread_mutex_lock(&base_mu);
-    base_ctr = c;
+    memcpy(base_cls, cls, sizeof(cls));
+    base_cls_sum = sum;
+    base_ctr = *c;
+    free(c);
     base_bytes_read = rd;
     base_bytes_written = wr;
     base_total_conns = atomic_load(&srv->total_conns);

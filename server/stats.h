@@ -12,4 +12,8 @@
 void stats_reply(void *arg, const char *args, size_t len,
                  const struct cmd_sink *out);
 
+/* cmd_env.class_figures; arg is the struct server. The per-class counters
+ * since the last `stats reset`. Any worker thread. */
+void stats_class_figures(void *arg, struct cmd_class_figures *out);
+
 #endif
