@@ -110,6 +110,12 @@ TESTS += tests/integration/test_bin_stat_groups.py
 dist_check_SCRIPTS += tests/integration/test_stats_general.py
 TESTS += tests/integration/test_stats_general.py
 
+# test_class_stats.py: the per-class counters of stats items and stats slabs
+# (hits, sets, ... as memcached's; reclaimed, crawler and eviction counts),
+# and a class whose items are gone still listed in stats slabs.
+dist_check_SCRIPTS += tests/integration/test_class_stats.py
+TESTS += tests/integration/test_class_stats.py
+
 # test_watch_evict.py: `watch evictions` lines on a small -m server (issue 11).
 dist_check_SCRIPTS += tests/integration/test_watch_evict.py
 TESTS += tests/integration/test_watch_evict.py
