@@ -594,8 +594,8 @@ def compare_stats(mc, bc):
 
 def compare_group_names(mc, bc):
     """`stats items`, `stats slabs` and `stats conns` list memcached's names
-    in its order, on fresh servers holding the same items (values, as
-    memcached's per-class counters of frees, are not compared: README);
+    in its order, on fresh servers holding the same items (the per-class
+    counters' values are compared in tests/integration/test_class_stats.py);
     conns' names are compared without their descriptor numbers."""
     ref = bcserver.Server(mc, kind="memcached", args=["-U", "0"])
     sut = bcserver.Server(bc)
