@@ -642,6 +642,14 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
     return CASK_OK;
 }
 
+/* The fake evicts nothing and has no crawler: nothing counted by class. */
+void
+cask_class_stats(struct cask *c, struct cask_class_stats *out)
+{
+    (void)c;
+    memset(out, 0, CASK_CLASSES * sizeof(*out));
+}
+
 unsigned
 cask_shards(const struct cask *c)
 {
