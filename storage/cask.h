@@ -110,10 +110,10 @@ struct cask_options {
      * records appended turns it off so nothing appends behind its back. */
     bool crawl_background;
     /* Which of memcached's threads the crawler's drops stand for in the
-     * counters: false (the default) its LRU crawler (crawler_reclaimed;
-     * expired_unfetched for expired items never read), true its LRU
-     * maintainer, which frees what it meets at the tails (reclaimed;
-     * expired_unfetched for flushed ones too). */
+     * counters: true (the default) its LRU maintainer, which frees what
+     * it meets at the tails (reclaimed; expired_unfetched for flushed
+     * items never read too), false its LRU crawler (crawler_reclaimed;
+     * expired_unfetched for expired items never read). */
     bool crawl_as_lru;
     /* Budget of the keydirs, bytes (0 = none). Without mem_evict a write
      * of a new key that would need more keydir memory than that fails with

@@ -70,6 +70,7 @@ cask_options_init(struct cask_options *o)
     o->compact_ratio = CASK_DEFAULT_COMPACT;
     o->compact_background = true;
     o->crawl_background = true;
+    o->crawl_as_lru = true;
     o->write_map = true;
     o->value_cache = CASK_VALUE_CACHE_AUTO;
 }
