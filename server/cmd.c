@@ -1201,10 +1201,15 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
             break;
         }
     }
+    struct cmd_class_counters *k =
+            cmd_admin_cls(cc, req->klen, (uint32_t)req->nbytes,
+                          (uint32_t)mflag_u64(req, 'F', 0));
     cc->ctr->cmd_set++;
-    cmd_admin_cls(cc, req->klen, (uint32_t)req->nbytes,
-                  (uint32_t)mflag_u64(req, 'F', 0))
-            ->cmd_set++;
+    k->cmd_set++;
+    /* memcached counts a set or replace with C (C0 too) as a cas command:
+     * in cas_hits, cas_badval or cas_misses */
+    bool counts_cas = (mode == CASK_SET || mode == CASK_REPLACE) &&
+                      proto_mflag_find(req, 'C') != NULL;
     watch_pre_store(cc, req);
     /* C as memcached's ms applies it: ignored by add; on set and replace a
      * compare like the cas command (C0 never matches); on append and
@@ -1236,15 +1241,26 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     switch (rc) {
     case CASK_OK:
         cc->ctr->total_items++;
+        if (counts_cas) {
+            cc->ctr->cas_hits++;
+            k->cas_hits++;
+        }
         code = "HD";
         break;
     case CASK_ENOTSTORED:
         code = "NS";
         break;
     case CASK_EEXISTS:
+        if (counts_cas) {
+            cc->ctr->cas_badval++;
+            k->cas_badval++;
+        }
         code = "EX";
         break;
     case CASK_ENOTFOUND:
+        if (counts_cas) {
+            cc->ctr->cas_misses++;
+        }
         code = "NF";
         break;
     default:

@@ -66,6 +66,14 @@ def workload(srv):
     run(s, b"cas a 0 0 10 " + cas + b"\r\n" + small + b"\r\n", (b"EXISTS\r\n",))
     run(s, b"mg a v\r\n", (b"\r\n",))
     run(s, b"ms m 10\r\n" + small + b"\r\n", (b"HD\r\n",))
+    # ms with C on set and replace is a cas command (C0 too); on append
+    # it is not counted
+    cas = gets_cas(s, b"a")
+    run(s, b"ms a 10 C" + cas + b"\r\n" + small + b"\r\n", (b"HD\r\n",))
+    run(s, b"ms a 10 C999999\r\n" + small + b"\r\n", (b"EX\r\n",))
+    run(s, b"ms a 10 MR C0\r\n" + small + b"\r\n", (b"EX\r\n",))
+    run(s, b"ms nope 10 MR C5\r\n" + small + b"\r\n", (b"NF\r\n",))
+    run(s, b"ms a 10 MA C999999\r\n" + small + b"\r\n", (b"EX\r\n",))
     run(s, b"md m\r\n", (b"HD\r\n",))
     run(s, b"set huge 0 0 2000000\r\n" + b"z" * 2000000 + b"\r\n", (b"\r\n",))
     # binary, on a connection of its own: get (0x00), set (0x01), delete
@@ -91,7 +99,7 @@ def slab_counters(srv):
 
 def general(srv):
     st = srv.stats()
-    return {k: st[k] for k in SLAB_COUNTERS}
+    return {k: st[k] for k in SLAB_COUNTERS + ("cas_misses",)}
 
 
 def compare_memcached(bc, mc):
