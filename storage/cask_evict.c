@@ -195,8 +195,9 @@ cask_evict_admit(struct cask_shard *sh, size_t cost)
         sh->active->size - CASK_SEG_HDR >= ROLL_BEHIND * sh->evict_unit) {
         /* The maintenance thread is far behind with the roll: an eviction
          * takes the oldest segment whole, and one this big would drop
-         * many times what it needs. Roll here (mu released meanwhile; this
-         * worker waits for the old segment's sync, so not sooner). */
+         * many times what it needs. Roll here (mu released meanwhile;
+         * under always this worker waits for the old segment's sync, so
+         * not sooner; otherwise the sync thread syncs it). */
         int rc = cask_log_roll(sh);
         return rc != 0 ? rc : CASK_EVICT_RETRY;
     }
