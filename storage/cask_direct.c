@@ -44,11 +44,39 @@ static _Thread_local struct {
 } last;
 static atomic_uint_fast64_t nreads;
 static _Atomic uint64_t retry_at_ms;
+/* When a probe last found a page of a record evicted (cask_clock_ms; 0
+ * never): the page cache has been too small for the data since. */
+static _Atomic uint64_t evicted_at_ms;
 
 void
 cask_direct_set_policy(enum cask_direct_policy p)
 {
     atomic_store_explicit(&policy, (int)p, memory_order_relaxed);
+}
+
+/* A probe found a page evicted (a shadow entry) now. One store per
+ * second at most: probes of a cold read run on every worker. */
+static void
+note_evicted(void)
+{
+    uint64_t now = cask_clock_ms();
+    uint64_t at = atomic_load_explicit(&evicted_at_ms, memory_order_relaxed);
+    if (now != 0 && now - at >= 1000u) {
+        atomic_store_explicit(&evicted_at_ms, now, memory_order_relaxed);
+    }
+}
+
+bool
+cask_direct_pressure(void)
+{
+    uint64_t at = atomic_load_explicit(&evicted_at_ms, memory_order_relaxed);
+    return at != 0 && cask_clock_ms() - at < CASK_DIRECT_PRESSURE_MS;
+}
+
+void
+cask_direct_pressure_reset(void)
+{
+    atomic_store_explicit(&evicted_at_ms, 0, memory_order_relaxed);
 }
 
 uint64_t
@@ -167,19 +195,24 @@ cask_direct_pages(struct cask_segment *s, uint64_t off, uint64_t len)
     last.fd = s->fd;
     last.off = off;
     last.len = len;
+    if (ev) {
+        note_evicted();
+    }
     if (!none) {
         set_cold(s, off, len, false);
     }
     return pages;
 }
 
-/* Whether the record at [off, off+len) of s was evicted: this thread's
- * last probe when it was of that record, else its cold marks (*mark
- * false: nothing to mark), else a new probe. *mark: no page of it is
- * cached, so its pages may be marked cold once it is read direct. A
+/* Whether the record at [off, off+len) of s should be read around the
+ * page cache: some page of it was evicted, or none of it is cached while
+ * the page cache is under pressure (cask_direct_pressure). Asks this
+ * thread's last probe when it was of that record, else its cold marks
+ * (*mark false: nothing to mark), else a new probe. *mark: no page of it
+ * is cached, so its pages may be marked cold once it is read direct. A
  * record some page of which a probe found cached is unmarked. */
 static bool
-evicted(struct cask_segment *s, uint64_t off, uint64_t len, bool *mark)
+bypass(struct cask_segment *s, uint64_t off, uint64_t len, bool *mark)
 {
     bool ev, none;
     uint64_t p0, p1;
@@ -194,12 +227,16 @@ evicted(struct cask_segment *s, uint64_t off, uint64_t len, bool *mark)
             return true;
         }
         (void)cask_verify_pages_none(s->fd, off, len, &ev, &none);
+        if (ev) {
+            note_evicted();
+        }
     }
     if (!none) {
         set_cold(s, off, len, false);
     }
-    *mark = ev && none;
-    return ev;
+    bool direct = ev || (none && cask_direct_pressure());
+    *mark = direct && none;
+    return direct;
 }
 
 /* The file system's offset alignment for direct reads of fd, 0 when it
@@ -301,7 +338,7 @@ cask_direct_plan(struct cask_split *sp, struct cask_direct *d)
         atomic_load_explicit(&s->dio_off, memory_order_relaxed)) {
         return false;
     }
-    if (pol == CASK_DIRECT_AUTO && !evicted(s, sp->off, len, &mark)) {
+    if (pol == CASK_DIRECT_AUTO && !bypass(s, sp->off, len, &mark)) {
         return false;
     }
     int v = dio_get(s);

@@ -5,11 +5,18 @@
  * thread a page allocation, a memory cgroup charge and, once the cache is
  * full, the reclaim of another page, for bytes that are evicted again
  * before they are read a second time. A direct read costs none of that.
- * It is used only where the kernel says the record's pages were cached
- * before and have been evicted since (cachestat(2): shadow entries), that
- * is where the data set is larger than the cache may hold: a record never
- * cached (a cold start whose data fits) is read through the page cache so
- * that it warms up.
+ * It is used where the kernel says the record's pages were cached before
+ * and have been evicted since (cachestat(2): shadow entries), that is
+ * where the data set is larger than the cache may hold, and then, for
+ * CASK_DIRECT_PRESSURE_MS after any probe last saw such a page, also for
+ * records none of whose pages were ever cached: once reclaim runs, a
+ * buffered read of a never-cached record only evicts another page for
+ * bytes that will be evicted in turn (after a drop of the page cache,
+ * that was nearly half the cold reads, each about 2.5 times the CPU of
+ * a direct one). Until a first eviction is seen (a cold start whose data
+ * fits; drop_caches and POSIX_FADV_DONTNEED leave no shadow entries)
+ * records are read through the page cache, so that it warms up; a record
+ * partly cached is always read through it.
  *
  * The read covers the record's span rounded out to the file system's
  * direct I/O alignment (statx STATX_DIOALIGN: 512 bytes on most disks,
@@ -78,6 +85,20 @@ bool cask_direct_cold(const struct cask_segment *s, uint64_t off, uint64_t len);
  * found none of them cached and it reads them direct. s pinned. */
 void cask_direct_mark_cold(struct cask_segment *s, uint64_t off, uint64_t len);
 
+/* How long after a probe last found an evicted page a record none of
+ * whose pages is cached is read direct too. Long enough to bridge the
+ * gaps between probes that see shadow entries once most cold reads go
+ * direct (they leave none); once it lapses, buffered reads fill the
+ * page cache again until reclaim leaves new shadow entries. */
+#define CASK_DIRECT_PRESSURE_MS 30000u
+
+/* Whether a probe found an evicted page within CASK_DIRECT_PRESSURE_MS
+ * (any thread; process-wide, as the memory limit is). */
+bool cask_direct_pressure(void);
+
+/* Forget the evictions seen so far (tests). */
+void cask_direct_pressure_reset(void);
+
 /* One get in this many of a record marked cold probes it anyway. */
 #define CASK_DIRECT_RECHECK 16u
 
@@ -94,8 +115,8 @@ struct cask_direct {
  * the page cache; if so fills d. May open the segment's direct
  * descriptor. Under the auto policy it takes this thread's last probe of
  * the record, else the record's cold marks, else makes one cachestat(2)
- * call; a record it reads direct because a probe found it evicted has
- * its pages marked cold. */
+ * call; a record it reads direct with none of its pages cached has its
+ * pages marked cold. */
 bool cask_direct_plan(struct cask_split *sp, struct cask_direct *d);
 
 /* The direct read d of sp's record gave got bytes of buf (got >= 0).

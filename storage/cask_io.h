@@ -5,7 +5,8 @@
  * below, so tests can inject ENOSPC, EIO or short writes and read errors.
  * Reads through io_uring (cask_uring.c) are made by the kernel, not
  * through pread: the seam sees them as they complete (ring_done), and can
- * refuse the ring itself (ring_setup).
+ * refuse the ring itself (ring_setup). The page cache probes of the read
+ * path (cachestat, cask_verify.h) go through it too.
  * Owns nothing but the table of pointers; must not depend on any other
  * storage module.
  */
@@ -14,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef ssize_t (*cask_io_pread_fn)(int fd, void *buf, size_t n, off_t off);
@@ -37,6 +39,13 @@ typedef ssize_t (*cask_io_ring_done_fn)(int fd, size_t n, off_t off,
  * the file cut under the mapping). */
 typedef int (*cask_io_map_write_fn)(int fd, size_t n, off_t off);
 
+/* cachestat(2) of the len bytes at off of fd (page-aligned): fills cs
+ * with the pages of the range in the page cache, dirty, under writeback,
+ * evicted (a shadow entry left) and recently evicted, in that order;
+ * returns 0, or -1 with errno set. A test can make pages look evicted. */
+typedef int (*cask_io_cachestat_fn)(int fd, uint64_t off, uint64_t len,
+                                    uint64_t cs[5]);
+
 struct cask_io_ops {
     cask_io_pwrite_fn pwrite;
     cask_io_fdatasync_fn fdatasync;
@@ -47,6 +56,7 @@ struct cask_io_ops {
     cask_io_ring_setup_fn ring_setup; /* NULL: as the system's */
     cask_io_ring_done_fn ring_done;   /* NULL: as the system's */
     cask_io_map_write_fn map_write;   /* NULL: as the system's */
+    cask_io_cachestat_fn cachestat;   /* NULL: as the system's */
 };
 
 /* Replace the operations (NULL restores the system calls). Tests only: not
@@ -65,6 +75,10 @@ bool cask_io_reads_replaced(void);
  * say so (map_write set). A test that replaced pwrite alone watches every
  * write: they all go through it then. */
 bool cask_io_map_writes_ok(void);
+
+/* cachestat(2) through the seam (cask_io_cachestat_fn): 0, or -1 with
+ * errno set (ENOSYS before Linux 6.5). */
+int cask_io_cachestat(int fd, uint64_t off, uint64_t len, uint64_t cs[5]);
 
 /* Ask map_write whether a copy of n bytes into fd's mapping at off may go
  * ahead: 0 or the errno to fail it with. */

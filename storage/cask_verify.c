@@ -7,6 +7,7 @@
  */
 #include "storage/cask_verify.h"
 
+#include "storage/cask_io.h"
 #include "storage/cask_keydir.h"
 #include "storage/cask_segment.h"
 #include "storage/cask_shard.h"
@@ -15,20 +16,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-/* cachestat(2), Linux 6.5; one number on every architecture but alpha.
- * glibc before 2.39 has no wrapper. */
-#ifndef SYS_cachestat
-#define SYS_cachestat 451
-#endif
-
-struct cstat_range {
-    uint64_t off;
-    uint64_t len;
-};
 
 struct cstat {
     uint64_t nr_cache;
@@ -40,11 +29,20 @@ struct cstat {
 
 #define PAGE_BYTES 4096u
 
+/* Through the seam (cask_io.h), so that tests can show evicted pages. */
 static long
 cachestat(int fd, uint64_t off, uint64_t len, struct cstat *cs)
 {
-    struct cstat_range r = {.off = off, .len = len};
-    return syscall(SYS_cachestat, fd, &r, cs, 0u);
+    uint64_t v[5];
+    int rc = cask_io_cachestat(fd, off, len, v);
+    if (rc == 0) {
+        cs->nr_cache = v[0];
+        cs->nr_dirty = v[1];
+        cs->nr_writeback = v[2];
+        cs->nr_evicted = v[3];
+        cs->nr_recently_evicted = v[4];
+    }
+    return rc;
 }
 
 /* 0 not probed, 1 works, 2 does not */

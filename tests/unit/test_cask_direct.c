@@ -4,7 +4,8 @@
  * value (CASK_ECORRUPT), a file system refusing a direct read (EINVAL
  * through the seam) read through the page cache instead, none on tmpfs,
  * none under the default policy for records never evicted (a cold start
- * that fits in memory warms the page cache up), and the cold marks that
+ * that fits in memory warms the page cache up) but for every record not
+ * cached once a probe saw an evicted page, and the cold marks that
  * spare a get of an evicted record its probe; the slots' registered
  * buffers, and larger reads beside them in the same slots. Skips where the
  * kernel refuses io_uring, and the O_DIRECT cases where the temporary
@@ -79,6 +80,7 @@ struct reads {
 };
 
 static struct reads rs;
+static struct cask_io_ops evict_ops; /* test_pressure's seam */
 
 static void
 on_done(struct cask_aio_req *r, void *arg)
@@ -390,6 +392,56 @@ test_auto_warms(void **state)
     close_store(&c, dir);
 }
 
+/* A cachestat through the seam that shows the pages of [0, 4096) of
+ * every file as evicted (a shadow entry each) when none is cached: what
+ * reclaim leaves behind once the data outgrew the page cache. */
+static int
+evicted_page0(int fd, uint64_t off, uint64_t len, uint64_t cs[5])
+{
+    int rc = cask_io_default()->cachestat(fd, off, len, cs);
+    if (rc == 0 && off == 0 && cs[0] == 0) {
+        cs[3] = 1;
+    }
+    return rc;
+}
+
+/* Once a probe saw an evicted page, records never cached are read
+ * around the page cache too, not only the evicted one; before it, none
+ * (test_auto_warms). */
+static void
+test_pressure(void **state)
+{
+    (void)state;
+    if (!cask_verify_available()) {
+        skip();
+    }
+    char *dir = direct_dir_or_skip();
+    struct cask *c = tr_open_in(dir, 256 * 1024);
+
+    fill(c, 300);
+    nftw(dir, drop_seg, 16, FTW_PHYS);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
+    cask_direct_pressure_reset();
+    assert_false(cask_direct_pressure());
+    evict_ops = *cask_io_default();
+    evict_ops.cachestat = evicted_page0;
+    cask_io_set(&evict_ops);
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    uint64_t before = cask_direct_reads();
+    read_all(u, 300);
+    cask_io_set(NULL);
+    assert_int_equal(rs.right, 300);
+    assert_true(cask_direct_pressure());
+    /* Not only the few records in the first page of a segment (evicted)
+     * but those never cached too: most of them (the active segment's
+     * mapped pages stay cached). */
+    assert_true(cask_direct_reads() - before > 150);
+    cask_direct_pressure_reset();
+    cask_uring_destroy(&u);
+    close_store(&c, dir);
+}
+
 /* Of n asks whether [off, off+len) of s is cold, how many say yes. */
 static unsigned
 cold_count(struct cask_segment *s, uint64_t off, uint64_t len, unsigned n)
@@ -448,6 +500,7 @@ main(void)
             cmocka_unit_test(test_refused),
             cmocka_unit_test(test_tmpfs),
             cmocka_unit_test(test_auto_warms),
+            cmocka_unit_test(test_pressure),
             cmocka_unit_test(test_cold_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
