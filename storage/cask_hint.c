@@ -395,3 +395,75 @@ cask_hint_remove(const char *dir, uint32_t id)
     cask_seg_path(path, sizeof(path), dir, id, "hint");
     (void)cask_io_unlink(path);
 }
+
+/* Bytes of the first hint read to learn what an entry costs. */
+#define SAMPLE_BYTES (64u * 1024)
+
+/* Entries in the first SAMPLE_BYTES of the hint at path: their count in
+ * *ents, the hint bytes they took in *hbytes and the segment bytes they
+ * describe in *sbytes. False when there is no usable sample. */
+static bool
+sample_hint(const char *path, uint64_t *ents, uint64_t *hbytes,
+            uint64_t *sbytes)
+{
+    char *p = malloc(SAMPLE_BYTES);
+    if (p == NULL) {
+        return false;
+    }
+    bool ok = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t got = pread(fd, p, SAMPLE_BYTES, 0);
+        close(fd);
+        if (got > (ssize_t)(HINT_HDR + 8) && memcmp(p, hint_magic, 8) == 0) {
+            const char *end = p + got;
+            const char *q = p + HINT_HDR;
+            *ents = *hbytes = *sbytes = 0;
+            while (q < end) {
+                struct cask_rec r;
+                const char *key;
+                size_t n = decode_entry(q, end, &r, &key);
+                if (n == 0) {
+                    break; /* cut by the sample's end, or the checksum */
+                }
+                (*ents)++;
+                *hbytes += n;
+                *sbytes += cask_rec_len(r.klen, r.vlen);
+                q += n;
+            }
+            ok = *ents > 0;
+        }
+    }
+    free(p);
+    return ok;
+}
+
+uint64_t
+cask_hint_estimate(const char *dir, const uint32_t *ids, size_t n)
+{
+    char path[CASK_PATH_MAX];
+    struct stat st;
+    uint64_t ents = 0, hbytes = 0, sbytes = 0;
+    bool sampled = false;
+    uint64_t hint_total = 0, seg_total = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        cask_seg_path(path, sizeof(path), dir, ids[i], "hint");
+        if (stat(path, &st) == 0 && st.st_size > HINT_HDR + 8) {
+            if (!sampled) {
+                sampled = sample_hint(path, &ents, &hbytes, &sbytes);
+            }
+            hint_total += (uint64_t)st.st_size - HINT_HDR - 8;
+            continue;
+        }
+        cask_seg_path(path, sizeof(path), dir, ids[i], "seg");
+        if (stat(path, &st) == 0 && st.st_size > CASK_SEG_HDR) {
+            seg_total += (uint64_t)st.st_size - CASK_SEG_HDR;
+        }
+    }
+    if (!sampled) {
+        return 0;
+    }
+    return hint_total / hbytes * ents + hint_total % hbytes * ents / hbytes +
+           seg_total / sbytes * ents + seg_total % sbytes * ents / sbytes;
+}

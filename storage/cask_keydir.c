@@ -79,6 +79,7 @@ struct cask_keydir {
     size_t bytes;        /* what cask_kd_bytes reports */
     uint32_t freel[256]; /* per key length: ref + 1 of a free entry */
     bool bulk;           /* cask_kd_bulk: stripes grow by half */
+    uint64_t grows;      /* stripes grown by an insert (cask_kd_grows) */
 };
 
 static inline uint32_t
@@ -367,7 +368,53 @@ next_cap(const struct cask_keydir *kd, uint32_t cap)
 static bool
 grow(struct cask_keydir *kd, struct stripe *t)
 {
+    kd->grows++;
     return resize(kd, t, next_cap(kd, t->cap));
+}
+
+/* Integer square root (floor). */
+static uint64_t
+isqrt(uint64_t v)
+{
+    uint64_t r = 0;
+    for (uint64_t b = UINT64_C(1) << 62; b != 0; b >>= 2) {
+        if (v >= r + b) {
+            v -= r + b;
+            r = (r >> 1) + b;
+        } else {
+            r >>= 1;
+        }
+    }
+    return r;
+}
+
+bool
+cask_kd_reserve(struct cask_keydir *kd, size_t n)
+{
+    /* Hash bits spread n keys over the stripes binomially: room for the
+     * mean plus four standard deviations keeps all of them but about one
+     * in 30000 stripes from growing while n keys arrive; at the end of a
+     * bulk load a stripe left below 0.71 full shrinks back. */
+    uint64_t per = (uint64_t)n / STRIPES;
+    uint64_t want = per + 4 * isqrt(per) + MIN_CAP;
+    want = want * LOAD_DEN / LOAD_NUM + 1;
+    if (want > UINT32_MAX / 2) {
+        return false;
+    }
+    bool ok = true;
+    for (unsigned i = 0; i < STRIPES; i++) {
+        struct stripe *t = &kd->st[i];
+        if (t->cap < want && !resize(kd, t, (uint32_t)want)) {
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+uint64_t
+cask_kd_grows(const struct cask_keydir *kd)
+{
+    return kd->grows;
 }
 
 void

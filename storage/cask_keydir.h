@@ -120,6 +120,16 @@ struct cask_kd_entry *cask_kd_insert(struct cask_keydir *kd, uint64_t h,
  * each table back to the load the small steps keep. */
 void cask_kd_bulk(struct cask_keydir *kd, bool on);
 
+/* Make room for n entries in all (an estimate, as recovery has from its
+ * hint files), so that inserting them rehashes no table, or hardly one:
+ * each table is resized once, up front, never shrunk. False when memory
+ * ran out (tables that could not grow then grow as entries arrive). */
+bool cask_kd_reserve(struct cask_keydir *kd, size_t n);
+
+/* How many times an insert found its table full and grew it (tests and
+ * figures: a reserve that fit leaves it unchanged). */
+uint64_t cask_kd_grows(const struct cask_keydir *kd);
+
 /* Remove e (which must be in kd, inserted with the same h); e is invalid
  * afterwards. */
 void cask_kd_remove(struct cask_keydir *kd, uint64_t h,

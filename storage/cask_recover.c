@@ -1,6 +1,7 @@
 /* cask_recover.c - recovery of one shard at open: finish a committed
  * compaction (the retired file), list the segments (a hint left without its
- * segment is logged with what was lost and counted), load each one's hint
+ * segment is logged with what was lost and counted), size the keydir once
+ * for what the hints list, load each one's hint
  * and scan the rest, rebuild the keydir with tombstones and touch records
  * applied, resynchronise over damage, truncate only a torn tail, move a
  * segment with damage inside to the quarantine once what it holds that
@@ -947,8 +948,14 @@ cask_shard_recover(struct cask_shard *sh)
         free(ids);
         return ENOMEM;
     }
-    /* fewer rehashes while every key arrives (the index is settled at the
-     * end; the two scratch tables are dropped) */
+    /* The index sized once for what the hints list, rather than grown
+     * step by step as keys arrive (each step a rehash of a table); fewer
+     * rehashes while any more arrive (the index is settled at the end;
+     * the two scratch tables are dropped). */
+    uint64_t est = cask_hint_estimate(sh->dir, ids, n);
+    if (est > 0 && est <= SIZE_MAX) {
+        (void)cask_kd_reserve(sh->kd, (size_t)est);
+    }
     cask_kd_bulk(sh->kd, true);
     cask_kd_bulk(rv.tombs, true);
     cask_kd_bulk(rv.touches, true);

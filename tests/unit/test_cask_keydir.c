@@ -3,7 +3,8 @@
  * and the memory per key for 16-32 byte keys; the keyless keydir with keys
  * whose hash bits all agree (only the match function tells them apart);
  * bulk loading (recovery) and the settling after it; removal of the
- * entries a predicate picks, without their keys.
+ * entries a predicate picks, without their keys; a reserve that spares
+ * the inserts after it any growth.
  */
 #include "storage/cask_keydir.h"
 
@@ -403,6 +404,57 @@ test_swap(void **state)
     cask_kd_destroy(&a);
 }
 
+/* n keys k0.. into kd; returns how many times a table grew meanwhile. */
+static uint64_t
+insert_n(struct cask_keydir *kd, unsigned n)
+{
+    char k[32];
+    uint64_t before = cask_kd_grows(kd);
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = (size_t)snprintf(k, sizeof(k), "key:%u", i);
+        assert_non_null(cask_kd_insert(kd, cask_kd_hash(k, len), k, len));
+    }
+    return cask_kd_grows(kd) - before;
+}
+
+/* A reserve of n entries: n inserts then grow no table (without it they
+ * grow many); a reserve for more than arrives is given back by the end of
+ * a bulk load; every key is found. */
+static void
+test_reserve(void **state)
+{
+    (void)state;
+    const unsigned n = 200000;
+    struct cask_keydir *kd = cask_kd_create();
+    assert_non_null(kd);
+    assert_true(insert_n(kd, n) > 0);
+    cask_kd_destroy(&kd);
+
+    kd = cask_kd_create();
+    assert_non_null(kd);
+    cask_kd_bulk(kd, true);
+    assert_true(cask_kd_reserve(kd, n));
+    assert_int_equal(insert_n(kd, n), 0);
+    cask_kd_bulk(kd, false);
+    assert_int_equal(cask_kd_count(kd), n);
+    char k[32];
+    for (unsigned i = 0; i < n; i += 97) {
+        size_t len = (size_t)snprintf(k, sizeof(k), "key:%u", i);
+        assert_non_null(cask_kd_find(kd, cask_kd_hash(k, len), k, len));
+    }
+    cask_kd_destroy(&kd);
+
+    kd = cask_kd_create();
+    assert_non_null(kd);
+    cask_kd_bulk(kd, true);
+    assert_true(cask_kd_reserve(kd, 4 * n));
+    size_t reserved = cask_kd_slots(kd);
+    (void)insert_n(kd, n);
+    cask_kd_bulk(kd, false);
+    assert_true(cask_kd_slots(kd) < reserved / 2);
+    cask_kd_destroy(&kd);
+}
+
 int
 main(void)
 {
@@ -416,6 +468,7 @@ main(void)
             cmocka_unit_test(test_exp_clamp),
             cmocka_unit_test(test_bulk_then_settle),
             cmocka_unit_test(test_swap),
+            cmocka_unit_test(test_reserve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
