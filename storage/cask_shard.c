@@ -1301,8 +1301,17 @@ cask_shard_get_end(struct cask_split *sp, int io_rc, char **val)
         read_failed(sh, s, off, rc);
     }
     struct vplan plan = {.on = sp->plan_on, .stamp = sp->plan_stamp};
+    /* as a synchronous get does: the next get of a small value is served
+     * without a read, whether this one went through the page cache or
+     * around it (a direct read) */
+    uint64_t h = rc == 0 && !sp->head_only && sp->vlen <= CASK_VCACHE_VMAX
+                         ? cask_kd_hash(sp->key, sp->klen)
+                         : 0;
     pthread_mutex_lock(&sh->mu);
     settle_read(sh, s, sp->e, off, sp->it.cas, &plan, rc);
+    if (rc == 0 && !sp->head_only && sp->vlen <= CASK_VCACHE_VMAX) {
+        vc_keep(sh, h, seg_id, off, &sp->it, sp->key, sp->klen, sp->val);
+    }
     if (--s->readers == 0 && s->retired) {
         cask_seg_close(&s);
     }

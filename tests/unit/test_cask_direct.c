@@ -17,6 +17,7 @@
 #include "storage/cask_io.h"
 #include "storage/cask_segment.h"
 #include "storage/cask_uring.h"
+#include "storage/cask_vcache.h"
 
 #include "test_cask_reads.h"
 
@@ -392,6 +393,55 @@ test_auto_warms(void **state)
     close_store(&c, dir);
 }
 
+/* Small values read through the ring, around the page cache or through
+ * it, go to the value cache as a synchronous get's do, and the next get
+ * of each is answered from there. */
+static void
+test_value_cache(void **state)
+{
+    (void)state;
+    char *dir = direct_dir_or_skip();
+    struct cask_options o;
+    struct cask *c = NULL;
+    tc_options(&o);
+    o.shards = 2;
+    o.segment_size = 256 * 1024;
+    o.value_cache = 4 << 20;
+    assert_int_equal(cask_open(&c, dir, &o), CASK_OK);
+    fill(c, 300);
+    unsigned small = 0;
+    for (unsigned i = 0; i < 300; i++) {
+        small += vlen_of(i) <= CASK_VCACHE_VMAX;
+    }
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
+    struct cask_stats st0, st1, st2;
+    enum cask_direct_policy pols[] = {CASK_DIRECT_ALWAYS, CASK_DIRECT_NEVER};
+    for (unsigned p = 0; p < 2; p++) {
+        cask_direct_set_policy(pols[p]);
+        assert_int_equal(cask_stats(c, -1, &st0), CASK_OK);
+        uint64_t before = cask_direct_reads();
+        memset(&rs, 0, sizeof(rs));
+        rs.bad_key = -1;
+        read_all(u, 300);
+        assert_int_equal(rs.right, 300);
+        assert_int_equal(cask_stats(c, -1, &st1), CASK_OK);
+        assert_int_equal(st1.value_cache_fills - st0.value_cache_fills, small);
+        if (pols[p] == CASK_DIRECT_ALWAYS) {
+            assert_true(cask_direct_reads() - before >= 300 - small);
+        }
+        memset(&rs, 0, sizeof(rs));
+        rs.bad_key = -1;
+        read_all(u, 300);
+        assert_int_equal(rs.right, 300);
+        assert_int_equal(cask_stats(c, -1, &st2), CASK_OK);
+        assert_int_equal(st2.value_cache_hits - st1.value_cache_hits, small);
+        /* a new generation for the next round's fills */
+        fill(c, 300);
+    }
+    cask_uring_destroy(&u);
+    close_store(&c, dir);
+}
+
 /* A cachestat through the seam that shows the pages of [0, 4096) of
  * every file as evicted (a shadow entry each) when none is cached: what
  * reclaim leaves behind once the data outgrew the page cache. */
@@ -501,6 +551,7 @@ main(void)
             cmocka_unit_test(test_tmpfs),
             cmocka_unit_test(test_auto_warms),
             cmocka_unit_test(test_pressure),
+            cmocka_unit_test(test_value_cache),
             cmocka_unit_test(test_cold_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,7 +16,8 @@
 #include <errno.h>
 #include <poll.h>
 
-/* A two-shard store of segment_size segments in dir. */
+/* A two-shard store of segment_size segments in dir, without a value
+ * cache: every get of these tests is a read. */
 static inline struct cask *
 tr_open_in(char *dir, uint64_t segment_size)
 {
@@ -24,6 +25,7 @@ tr_open_in(char *dir, uint64_t segment_size)
     struct cask *c = NULL;
     tc_options(&o);
     o.shards = 2;
+    o.value_cache = 0;
     o.segment_size = segment_size;
     assert_int_equal(cask_open(&c, dir, &o), CASK_OK);
     return c;
