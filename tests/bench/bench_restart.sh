@@ -9,6 +9,13 @@
 # server's CPU time (user + system, all threads) up to the first answer,
 # which a busy machine disturbs less than the wall time.
 #
+# With BITCACHED_BEFORE (another binary, e.g. a build of the commit
+# before a change) each round restarts it and BITCACHED in turns on the
+# same files, the same way (its figures are printed with a before_
+# prefix): side by side, so that a machine whose load changes from one
+# minute to the next disturbs both alike (scan mode removes the hints
+# before every start, cold mode evicts before every start).
+#
 # Environment: BITCACHED (default ./bitcached), BENCH_LOAD (default
 # tests/bench/bench_load), NKEYS ("1000000 5000000"), ROUNDS (3; medians are
 # printed), THREADS (server threads, 4), MEM_MB (the server's -m, 4096: at
@@ -24,6 +31,7 @@ NKEYS=${NKEYS:-1000000 5000000}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-4}
 EXTRA=${EXTRA:-}
+BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
 MEM_MB=${MEM_MB:-4096}
 
 for tool in "$BITCACHED" "$BENCH_LOAD"; do
@@ -81,23 +89,43 @@ for n in $NKEYS; do
     "$BENCH_LOAD" load "$port" "$n" 100 >/dev/null || exit 1
     stop_server
     key="bench:$((n / 2))"
+    after=$BITCACHED
     for mode in warm cold scan; do
-        all= store= cpu=
+        all_a= store_a= cpu_a= all_b= store_b= cpu_b=
         for r in $(seq "$ROUNDS"); do
-            case $mode in
-            cold) evict ;;
-            scan) find "$tmp/data" -name '*.hint' -delete ;;
-            esac
-            restart "$key"
-            all="$all $(cat "$tmp/t")"
-            cpu="$cpu $(cat "$tmp/cpu")"
-            stop_server
-            store="$store $(store_s)"
+            # each round starts both binaries, in turns, on the same files
+            for which in b a; do
+                if [ "$which" = b ]; then
+                    [ -n "$BITCACHED_BEFORE" ] || continue
+                    BITCACHED=$BITCACHED_BEFORE
+                else
+                    BITCACHED=$after
+                fi
+                case $mode in
+                cold) evict ;;
+                scan) find "$tmp/data" -name '*.hint' -delete ;;
+                esac
+                restart "$key"
+                eval "all_$which=\"\$all_$which $(cat "$tmp/t")\""
+                eval "cpu_$which=\"\$cpu_$which $(cat "$tmp/cpu")\""
+                stop_server
+                eval "store_$which=\"\$store_$which $(store_s)\""
+            done
         done
-        echo "restart_${mode}_s_${n}=$(echo $all | tr ' ' '\n' | median)"
-        echo "restart_${mode}_runs_${n}=\"$(echo $all)\""
-        echo "recovery_${mode}_s_${n}=$(echo $store | tr ' ' '\n' | median)"
-        echo "restart_${mode}_cpu_s_${n}=$(echo $cpu | tr ' ' '\n' | median)"
+        BITCACHED=$after
+        for which in b a; do
+            pre=
+            if [ "$which" = b ]; then
+                [ -n "$BITCACHED_BEFORE" ] || continue
+                pre=before_
+            fi
+            eval "all=\$all_$which cpu=\$cpu_$which store=\$store_$which"
+            echo "${pre}restart_${mode}_s_${n}=$(echo $all | tr ' ' '\n' | median)"
+            echo "${pre}restart_${mode}_runs_${n}=\"$(echo $all)\""
+            echo "${pre}recovery_${mode}_s_${n}=$(echo $store | tr ' ' '\n' | median)"
+            echo "${pre}restart_${mode}_cpu_s_${n}=$(echo $cpu | tr ' ' '\n' | median)"
+            echo "${pre}restart_${mode}_cpu_runs_${n}=\"$(echo $cpu)\""
+        done
     done
 done
 exit 0
