@@ -39,6 +39,7 @@ static _Thread_local struct {
     bool valid;
     bool evicted;
     bool none; /* no page of it cached */
+    bool out;  /* not every page of it cached */
     int fd;
     uint64_t off, len;
 } last;
@@ -192,6 +193,7 @@ cask_direct_pages(struct cask_segment *s, uint64_t off, uint64_t len)
     last.valid = true;
     last.evicted = ev;
     last.none = none;
+    last.out = pages == CASK_VERIFY_OUT;
     last.fd = s->fd;
     last.off = off;
     last.len = len;
@@ -205,28 +207,33 @@ cask_direct_pages(struct cask_segment *s, uint64_t off, uint64_t len)
 }
 
 /* Whether the record at [off, off+len) of s should be read around the
- * page cache: some page of it was evicted, or none of it is cached while
- * the page cache is under pressure (cask_direct_pressure). Asks this
- * thread's last probe when it was of that record, else its cold marks
- * (*mark false: nothing to mark), else a new probe. *mark: no page of it
- * is cached, so its pages may be marked cold once it is read direct. A
- * record some page of which a probe found cached is unmarked. */
+ * page cache: some page of it was evicted, or some page of it is not
+ * cached while the page cache is under pressure (cask_direct_pressure:
+ * a buffered read would allocate, charge and reclaim for that page; a
+ * record of two pages, one cached by a neighbour's read, is the common
+ * case). Asks this thread's last probe when it was of that record, else
+ * its cold marks (*mark false: nothing to mark), else a new probe.
+ * *mark: no page of it is cached, so its pages may be marked cold once
+ * it is read direct. A record some page of which a probe found cached
+ * is unmarked. */
 static bool
 bypass(struct cask_segment *s, uint64_t off, uint64_t len, bool *mark)
 {
-    bool ev, none;
+    bool ev, none, out;
     uint64_t p0, p1;
     *mark = false;
     if (last.valid && last.fd == s->fd && last.off == off && last.len == len) {
         last.valid = false;
         ev = last.evicted;
         none = last.none;
+        out = last.out;
     } else {
         _Atomic uint64_t *map = cold_map(s, off, len, &p0, &p1);
         if (map != NULL && all_set(map, p0, p1)) {
             return true;
         }
-        (void)cask_verify_pages_none(s->fd, off, len, &ev, &none);
+        out = cask_verify_pages_none(s->fd, off, len, &ev, &none) ==
+              CASK_VERIFY_OUT;
         if (ev) {
             note_evicted();
         }
@@ -234,7 +241,7 @@ bypass(struct cask_segment *s, uint64_t off, uint64_t len, bool *mark)
     if (!none) {
         set_cold(s, off, len, false);
     }
-    bool direct = ev || (none && cask_direct_pressure());
+    bool direct = ev || (out && cask_direct_pressure());
     *mark = direct && none;
     return direct;
 }

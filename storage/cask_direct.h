@@ -9,14 +9,14 @@
  * and have been evicted since (cachestat(2): shadow entries), that is
  * where the data set is larger than the cache may hold, and then, for
  * CASK_DIRECT_PRESSURE_MS after any probe last saw such a page, also for
- * records none of whose pages were ever cached: once reclaim runs, a
- * buffered read of a never-cached record only evicts another page for
- * bytes that will be evicted in turn (after a drop of the page cache,
- * that was nearly half the cold reads, each about 2.5 times the CPU of
- * a direct one). Until a first eviction is seen (a cold start whose data
- * fits; drop_caches and POSIX_FADV_DONTNEED leave no shadow entries)
- * records are read through the page cache, so that it warms up; a record
- * partly cached is always read through it.
+ * records with pages never cached (all of them, or one of two, the other
+ * cached by a neighbour's read): once reclaim runs, a buffered read of a
+ * never-cached page only evicts another page for bytes that will be
+ * evicted in turn (after a drop of the page cache, that was nearly half
+ * the cold reads, each about 2.5 times the CPU of a direct one). Until a
+ * first eviction is seen (a cold start whose data fits; drop_caches and
+ * POSIX_FADV_DONTNEED leave no shadow entries) records are read through
+ * the page cache, so that it warms up.
  *
  * The read covers the record's span rounded out to the file system's
  * direct I/O alignment (statx STATX_DIOALIGN: 512 bytes on most disks,
@@ -85,8 +85,8 @@ bool cask_direct_cold(const struct cask_segment *s, uint64_t off, uint64_t len);
  * found none of them cached and it reads them direct. s pinned. */
 void cask_direct_mark_cold(struct cask_segment *s, uint64_t off, uint64_t len);
 
-/* How long after a probe last found an evicted page a record none of
- * whose pages is cached is read direct too. Long enough to bridge the
+/* How long after a probe last found an evicted page a record not wholly
+ * cached is read direct too. Long enough to bridge the
  * gaps between probes that see shadow entries once most cold reads go
  * direct (they leave none); once it lapses, buffered reads fill the
  * page cache again until reclaim leaves new shadow entries. */

@@ -393,6 +393,56 @@ test_auto_warms(void **state)
     close_store(&c, dir);
 }
 
+/* As evicted_page0, and every other range not cached shown as cached
+ * in one page: a record of one page looks wholly cached, one of more
+ * pages partly (its other page cached by a neighbour's read). */
+static int
+partly_cached(int fd, uint64_t off, uint64_t len, uint64_t cs[5])
+{
+    int rc = cask_io_default()->cachestat(fd, off, len, cs);
+    if (rc == 0 && cs[0] == 0) {
+        if (off == 0) {
+            cs[3] = 1;
+        } else {
+            cs[0] = 1;
+        }
+    }
+    return rc;
+}
+
+/* Under pressure a record partly cached is read direct too: those of
+ * more than one page (over a hundred of these records: every one of
+ * 4096 bytes or more), not only the few in a segment's first page. */
+static void
+test_pressure_partial(void **state)
+{
+    (void)state;
+    if (!cask_verify_available()) {
+        skip();
+    }
+    char *dir = direct_dir_or_skip();
+    struct cask *c = tr_open_in(dir, 256 * 1024);
+
+    fill(c, 300);
+    nftw(dir, drop_seg, 16, FTW_PHYS);
+    struct cask_uring *u = tr_ring_or_skip(c, dir);
+    cask_direct_pressure_reset();
+    evict_ops = *cask_io_default();
+    evict_ops.cachestat = partly_cached;
+    cask_io_set(&evict_ops);
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    uint64_t before = cask_direct_reads();
+    read_all(u, 300);
+    cask_io_set(NULL);
+    assert_int_equal(rs.right, 300);
+    assert_true(cask_direct_pressure());
+    assert_true(cask_direct_reads() - before > 100);
+    cask_direct_pressure_reset();
+    cask_uring_destroy(&u);
+    close_store(&c, dir);
+}
+
 /* Small values read through the ring, around the page cache or through
  * it, go to the value cache as a synchronous get's do, and the next get
  * of each is answered from there. */
@@ -551,6 +601,7 @@ main(void)
             cmocka_unit_test(test_tmpfs),
             cmocka_unit_test(test_auto_warms),
             cmocka_unit_test(test_pressure),
+            cmocka_unit_test(test_pressure_partial),
             cmocka_unit_test(test_value_cache),
             cmocka_unit_test(test_cold_marks),
     };
