@@ -21,7 +21,7 @@
 # printed), THREADS (server threads, 4), MEM_MB (the server's -m, 4096: at
 # the default -m 64 the keydir of 5M keys is over the limit and the load
 # evicts keys, so that it fails its own check), EXTRA (more server
-# arguments).
+# arguments), BITCACHED_BEFORE (none).
 set -u
 
 bench_name=bench_restart.sh
