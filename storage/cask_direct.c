@@ -45,8 +45,9 @@ static _Thread_local struct {
 } last;
 static atomic_uint_fast64_t nreads;
 static _Atomic uint64_t retry_at_ms;
-/* When a probe last found a page of a record evicted (cask_clock_ms; 0
- * never): the page cache has been too small for the data since. */
+/* When a window of probes last found enough pages evicted (note_probe;
+ * cask_clock_ms, 0 never): the page cache has been too small for the
+ * data since. */
 static _Atomic uint64_t evicted_at_ms;
 
 void
@@ -55,16 +56,39 @@ cask_direct_set_policy(enum cask_direct_policy p)
     atomic_store_explicit(&policy, (int)p, memory_order_relaxed);
 }
 
-/* A probe found a page evicted (a shadow entry) now. One store per
- * second at most: probes of a cold read run on every worker. */
+/* This thread's probes of records not wholly cached, and of them those
+ * that found a page evicted, over its current window. */
+static _Thread_local struct {
+    unsigned out, evicted;
+} window;
+
+/* A probe found the record not wholly cached (out), with some page of it
+ * evicted or not. Once a window of CASK_DIRECT_WINDOW such probes has
+ * seen enough evictions, pressure is (still) on from now: one in
+ * CASK_DIRECT_ENTER to turn it on, one in CASK_DIRECT_KEEP to keep it
+ * on. A lone eviction (another process's load reclaiming a few pages of
+ * a store that fits) does not turn it on. */
 static void
-note_evicted(void)
+note_probe(bool out, bool ev)
 {
-    uint64_t now = cask_clock_ms();
-    uint64_t at = atomic_load_explicit(&evicted_at_ms, memory_order_relaxed);
-    if (now != 0 && now - at >= 1000u) {
-        atomic_store_explicit(&evicted_at_ms, now, memory_order_relaxed);
+    if (!out) {
+        return;
     }
+    window.out++;
+    window.evicted += ev;
+    if (window.out < CASK_DIRECT_WINDOW) {
+        return;
+    }
+    unsigned need = cask_direct_pressure()
+                            ? CASK_DIRECT_WINDOW / CASK_DIRECT_KEEP
+                            : CASK_DIRECT_WINDOW / CASK_DIRECT_ENTER;
+    if (window.evicted >= need) {
+        uint64_t now = cask_clock_ms();
+        atomic_store_explicit(&evicted_at_ms, now != 0 ? now : 1,
+                              memory_order_relaxed);
+    }
+    window.out = 0;
+    window.evicted = 0;
 }
 
 bool
@@ -78,6 +102,8 @@ void
 cask_direct_pressure_reset(void)
 {
     atomic_store_explicit(&evicted_at_ms, 0, memory_order_relaxed);
+    window.out = 0;
+    window.evicted = 0;
 }
 
 uint64_t
@@ -197,9 +223,7 @@ cask_direct_pages(struct cask_segment *s, uint64_t off, uint64_t len)
     last.fd = s->fd;
     last.off = off;
     last.len = len;
-    if (ev) {
-        note_evicted();
-    }
+    note_probe(last.out, ev);
     if (!none) {
         set_cold(s, off, len, false);
     }
@@ -234,9 +258,7 @@ bypass(struct cask_segment *s, uint64_t off, uint64_t len, bool *mark)
         }
         out = cask_verify_pages_none(s->fd, off, len, &ev, &none) ==
               CASK_VERIFY_OUT;
-        if (ev) {
-            note_evicted();
-        }
+        note_probe(out, ev);
     }
     if (!none) {
         set_cold(s, off, len, false);

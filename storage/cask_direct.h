@@ -8,7 +8,8 @@
  * It is used where the kernel says the record's pages were cached before
  * and have been evicted since (cachestat(2): shadow entries), that is
  * where the data set is larger than the cache may hold, and then, for
- * CASK_DIRECT_PRESSURE_MS after any probe last saw such a page, also for
+ * CASK_DIRECT_PRESSURE_MS after a window of probes last saw such pages
+ * often enough (cask_direct_pressure), also for
  * records with pages never cached (all of them, or one of two, the other
  * cached by a neighbour's read): once reclaim runs, a buffered read of a
  * never-cached page only evicts another page for bytes that will be
@@ -85,18 +86,30 @@ bool cask_direct_cold(const struct cask_segment *s, uint64_t off, uint64_t len);
  * found none of them cached and it reads them direct. s pinned. */
 void cask_direct_mark_cold(struct cask_segment *s, uint64_t off, uint64_t len);
 
-/* How long after a probe last found an evicted page a record not wholly
+/* Pressure: of a thread's CASK_DIRECT_WINDOW probes of records not wholly
+ * cached, one in CASK_DIRECT_ENTER found a page evicted (one in
+ * CASK_DIRECT_KEEP while pressure is on). With the data n times the
+ * page cache, a random cold read finds a page evicted about once the
+ * evicted pages are an eighth of those not cached, a few seconds after
+ * reclaim started; a store that fits sees a few evictions at most
+ * (another process's load), which do not count. */
+#define CASK_DIRECT_WINDOW 64u
+#define CASK_DIRECT_ENTER  8u
+#define CASK_DIRECT_KEEP   32u
+
+/* How long after a window last showed pressure a record not wholly
  * cached is read direct too. Long enough to bridge the
  * gaps between probes that see shadow entries once most cold reads go
  * direct (they leave none); once it lapses, buffered reads fill the
  * page cache again until reclaim leaves new shadow entries. */
 #define CASK_DIRECT_PRESSURE_MS 30000u
 
-/* Whether a probe found an evicted page within CASK_DIRECT_PRESSURE_MS
- * (any thread; process-wide, as the memory limit is). */
+/* Whether a window of probes showed pressure within
+ * CASK_DIRECT_PRESSURE_MS (any thread; process-wide, as the memory limit
+ * is). */
 bool cask_direct_pressure(void);
 
-/* Forget the evictions seen so far (tests). */
+/* Forget the evictions seen so far, and this thread's window (tests). */
 void cask_direct_pressure_reset(void);
 
 /* One get in this many of a record marked cold probes it anyway. */

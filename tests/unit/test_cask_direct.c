@@ -393,54 +393,138 @@ test_auto_warms(void **state)
     close_store(&c, dir);
 }
 
-/* As evicted_page0, and every other range not cached shown as cached
- * in one page: a record of one page looks wholly cached, one of more
- * pages partly (its other page cached by a neighbour's read). */
+/* Keys from..to-1 of fill's, read through u. */
+static void
+read_range(struct cask_uring *u, unsigned from, unsigned to)
+{
+    for (unsigned i = from; i < to; i++) {
+        struct cask_aio_req *r = calloc(1, sizeof(*r));
+        assert_non_null(r);
+        r->klen = (size_t)snprintf(r->key, sizeof(r->key), "k%u", i * 37);
+        r->fetch = true;
+        r->done = on_done;
+        cask_uring_submit(u, r);
+    }
+    tr_drive(u, &rs.done, to - from);
+}
+
+/* How cachestat through the seam shows ranges none of whose pages is
+ * cached: as they are (none evicted), all evicted (reclaim has been
+ * at work: the data outgrew the page cache), only those at offset 0
+ * evicted (a lone eviction), or cached in one page (a record of one
+ * page looks wholly cached, one of more partly: its other page cached
+ * by a neighbour's read). */
+enum shown { SHOW_PLAIN, SHOW_EVICTED, SHOW_RARE, SHOW_PARTLY };
+static enum shown shown;
+
 static int
-partly_cached(int fd, uint64_t off, uint64_t len, uint64_t cs[5])
+show_cachestat(int fd, uint64_t off, uint64_t len, uint64_t cs[5])
 {
     int rc = cask_io_default()->cachestat(fd, off, len, cs);
-    if (rc == 0 && cs[0] == 0) {
-        if (off == 0) {
-            cs[3] = 1;
-        } else {
-            cs[0] = 1;
-        }
+    if (rc != 0 || cs[0] != 0) {
+        return rc;
+    }
+    if (shown == SHOW_EVICTED || (shown == SHOW_RARE && off == 0)) {
+        cs[3] = 1;
+    } else if (shown == SHOW_PARTLY) {
+        cs[0] = 1;
     }
     return rc;
 }
 
+/* A store of 600 records, none of them cached, read through a ring with
+ * cachestat through the seam (show_cachestat); NULL: skipped. */
+static struct cask_uring *
+pressure_store(struct cask **c, char **dir)
+{
+    if (!cask_verify_available()) {
+        skip();
+    }
+    *dir = direct_dir_or_skip();
+    *c = tr_open_in(*dir, 256 * 1024);
+    fill(*c, 600);
+    nftw(*dir, drop_seg, 16, FTW_PHYS);
+    struct cask_uring *u = tr_ring_or_skip(*c, *dir);
+    cask_direct_pressure_reset();
+    evict_ops = *cask_io_default();
+    evict_ops.cachestat = show_cachestat;
+    cask_io_set(&evict_ops);
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    return u;
+}
+
+static void
+pressure_done(struct cask_uring **u, struct cask **c, char *dir)
+{
+    cask_io_set(NULL);
+    cask_direct_pressure_reset();
+    cask_uring_destroy(u);
+    close_store(c, dir);
+}
+
+/* Once probes often found evicted pages, records never cached are read
+ * around the page cache too, not only evicted ones: after 200 reads of
+ * evicted records, most of 400 never cached (not those of the active
+ * segment, whose mapped pages stay cached). */
+static void
+test_pressure(void **state)
+{
+    (void)state;
+    struct cask *c;
+    char *dir;
+    struct cask_uring *u = pressure_store(&c, &dir);
+    shown = SHOW_EVICTED;
+    read_range(u, 0, 200);
+    assert_true(cask_direct_pressure());
+    shown = SHOW_PLAIN;
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    uint64_t before = cask_direct_reads();
+    read_range(u, 200, 600);
+    assert_int_equal(rs.right, 400);
+    assert_true(cask_direct_reads() - before > 200);
+    pressure_done(&u, &c, dir);
+}
+
+/* A lone eviction here and there (the first page of each segment) is no
+ * pressure: records never cached stay buffered, and warm the cache. */
+static void
+test_pressure_rare(void **state)
+{
+    (void)state;
+    struct cask *c;
+    char *dir;
+    struct cask_uring *u = pressure_store(&c, &dir);
+    shown = SHOW_RARE;
+    uint64_t before = cask_direct_reads();
+    read_range(u, 0, 600);
+    assert_int_equal(rs.right, 600);
+    assert_false(cask_direct_pressure());
+    assert_true(cask_direct_reads() - before < 30);
+    pressure_done(&u, &c, dir);
+}
+
 /* Under pressure a record partly cached is read direct too: those of
- * more than one page (over a hundred of these records: every one of
- * 4096 bytes or more), not only the few in a segment's first page. */
+ * more than one page (every one of 4096 bytes or more). */
 static void
 test_pressure_partial(void **state)
 {
     (void)state;
-    if (!cask_verify_available()) {
-        skip();
-    }
-    char *dir = direct_dir_or_skip();
-    struct cask *c = tr_open_in(dir, 256 * 1024);
-
-    fill(c, 300);
-    nftw(dir, drop_seg, 16, FTW_PHYS);
-    struct cask_uring *u = tr_ring_or_skip(c, dir);
-    cask_direct_pressure_reset();
-    evict_ops = *cask_io_default();
-    evict_ops.cachestat = partly_cached;
-    cask_io_set(&evict_ops);
+    struct cask *c;
+    char *dir;
+    struct cask_uring *u = pressure_store(&c, &dir);
+    shown = SHOW_EVICTED;
+    read_range(u, 0, 200);
+    assert_true(cask_direct_pressure());
+    shown = SHOW_PARTLY;
     memset(&rs, 0, sizeof(rs));
     rs.bad_key = -1;
     uint64_t before = cask_direct_reads();
-    read_all(u, 300);
-    cask_io_set(NULL);
-    assert_int_equal(rs.right, 300);
-    assert_true(cask_direct_pressure());
-    assert_true(cask_direct_reads() - before > 100);
-    cask_direct_pressure_reset();
-    cask_uring_destroy(&u);
-    close_store(&c, dir);
+    read_range(u, 200, 600);
+    assert_int_equal(rs.right, 400);
+    assert_true(cask_direct_reads() - before > 80);
+    pressure_done(&u, &c, dir);
 }
 
 /* Small values read through the ring, around the page cache or through
@@ -488,56 +572,6 @@ test_value_cache(void **state)
         /* a new generation for the next round's fills */
         fill(c, 300);
     }
-    cask_uring_destroy(&u);
-    close_store(&c, dir);
-}
-
-/* A cachestat through the seam that shows the pages of [0, 4096) of
- * every file as evicted (a shadow entry each) when none is cached: what
- * reclaim leaves behind once the data outgrew the page cache. */
-static int
-evicted_page0(int fd, uint64_t off, uint64_t len, uint64_t cs[5])
-{
-    int rc = cask_io_default()->cachestat(fd, off, len, cs);
-    if (rc == 0 && off == 0 && cs[0] == 0) {
-        cs[3] = 1;
-    }
-    return rc;
-}
-
-/* Once a probe saw an evicted page, records never cached are read
- * around the page cache too, not only the evicted one; before it, none
- * (test_auto_warms). */
-static void
-test_pressure(void **state)
-{
-    (void)state;
-    if (!cask_verify_available()) {
-        skip();
-    }
-    char *dir = direct_dir_or_skip();
-    struct cask *c = tr_open_in(dir, 256 * 1024);
-
-    fill(c, 300);
-    nftw(dir, drop_seg, 16, FTW_PHYS);
-    struct cask_uring *u = tr_ring_or_skip(c, dir);
-    cask_direct_pressure_reset();
-    assert_false(cask_direct_pressure());
-    evict_ops = *cask_io_default();
-    evict_ops.cachestat = evicted_page0;
-    cask_io_set(&evict_ops);
-    memset(&rs, 0, sizeof(rs));
-    rs.bad_key = -1;
-    uint64_t before = cask_direct_reads();
-    read_all(u, 300);
-    cask_io_set(NULL);
-    assert_int_equal(rs.right, 300);
-    assert_true(cask_direct_pressure());
-    /* Not only the few records in the first page of a segment (evicted)
-     * but those never cached too: most of them (the active segment's
-     * mapped pages stay cached). */
-    assert_true(cask_direct_reads() - before > 150);
-    cask_direct_pressure_reset();
     cask_uring_destroy(&u);
     close_store(&c, dir);
 }
@@ -601,6 +635,7 @@ main(void)
             cmocka_unit_test(test_tmpfs),
             cmocka_unit_test(test_auto_warms),
             cmocka_unit_test(test_pressure),
+            cmocka_unit_test(test_pressure_rare),
             cmocka_unit_test(test_pressure_partial),
             cmocka_unit_test(test_value_cache),
             cmocka_unit_test(test_cold_marks),
