@@ -712,17 +712,24 @@ recover_scan(struct cask_shard *sh, struct cask_segment *s, uint64_t cov,
             if (err == 0) {
                 uint64_t lost = s->flushed - end;
                 /* Only the newest segment is appended to: an older one
-                 * ending in a partial record was cut by something else,
-                 * after it was synced and closed, and what followed the
-                 * cut is lost with no hint to say what it was. */
+                 * ending in a partial record either lost a power race
+                 * with the sync that follows its roll-over (interval and
+                 * never sync a closed segment in the background: only
+                 * writes of the last interval are concerned), or was cut
+                 * by something else after it was synced and closed, and
+                 * what followed the cut is lost with no hint to say what
+                 * it was. */
                 cask_logf(c, newest ? CASK_LOG_WARN : CASK_LOG_ERROR,
                           "shard %u: segment %08x: torn or corrupt tail, "
                           "%s %" PRIu64 " bytes at offset %" PRIu64 "%s",
                           sh->idx, s->id,
                           looking(sh) ? "ignoring" : "truncated", lost, end,
                           newest ? ""
-                                 : "; it is not the newest segment, so "
-                                   "it was cut short after it was closed: "
+                                 : "; it is not the newest segment: a "
+                                   "power loss came before its sync after "
+                                   "a roll-over (--sync=interval or never: "
+                                   "writes of the last interval), or it "
+                                   "was cut short after it was closed; "
                                    "records past the cut are lost, keys "
                                    "whose newest records they were may "
                                    "show older values and keys they "
