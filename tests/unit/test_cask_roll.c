@@ -7,6 +7,10 @@
  * failed background sync of a closed segment refuses writes until the
  * maintenance thread has rewritten its records, and loses nothing
  * acknowledged, even to a power loss after that sync dropped its pages.
+ * A power loss while closed segments wait for their sync (the segments
+ * made after them present by name, empty) leaves a store that opens with
+ * every key as last synced or newer, and one after the sync, after hints
+ * and after a compaction keeps every change, deletes included.
  */
 #include "storage/cask.h"
 
@@ -446,6 +450,176 @@ failed_background_sync_rewrites(void **state)
     fx_close(&f);
 }
 
+/* ---- generations of a key, for the power-loss checks ---------------------
+ * A value says its key and generation; a miss is generation 0. */
+static void
+gen_value(int i, int gen, char *out)
+{
+    memset(out, 'a' + (i + gen) % 26, VLEN);
+    snprintf(out, 24, "v%d-g%d-", i, gen);
+}
+
+static int
+put_gen(struct cask *c, int i, int gen)
+{
+    char k[32];
+    snprintf(k, sizeof(k), "key%d", i);
+    gen_value(i, gen, value);
+    return cask_store(c, CASK_SET, k, strlen(k), value, VLEN, 0, 0, 0, NULL);
+}
+
+static int
+del_key(struct cask *c, int i)
+{
+    char k[32];
+    snprintf(k, sizeof(k), "key%d", i);
+    return cask_delete(c, k, strlen(k), 0);
+}
+
+/* The generation key i reads as in c: 0 for a miss, -1 for a value that
+ * is no generation of it (torn, foreign). */
+static int
+gen_of(struct cask *c, int i)
+{
+    char k[32], want[VLEN];
+    snprintf(k, sizeof(k), "key%d", i);
+    struct cask_item it;
+    char *v = NULL;
+    int rc = cask_get(c, k, strlen(k), &it, &v);
+    if (rc == CASK_ENOTFOUND) {
+        return 0;
+    }
+    int gen = -1;
+    if (rc == CASK_OK && it.vlen == VLEN) {
+        for (int g = 1; g <= 3; g++) {
+            gen_value(i, g, want);
+            if (memcmp(v, want, VLEN) == 0) {
+                gen = g;
+            }
+        }
+    }
+    free(v);
+    return gen;
+}
+
+/* Cut the power (into a directory named after what) and check each key
+ * against [lo[i], hi[i]]: the generation last synced and the newest
+ * acknowledged (0: deleted). A key deleted since may read as a miss,
+ * never as a generation older than lo. */
+static void
+power_loss_check(struct rfx *f, const char *what, const int *lo, const int *hi)
+{
+    char to[4300];
+    snprintf(to, sizeof(to), "%s-%s", f->lost, what);
+    power_loss_copy(f->data, to);
+    struct cask *p = NULL;
+    tc_log[0] = '\0';
+    int rc = cask_open(&p, to, &f->o);
+    if (rc != CASK_OK) {
+        fail_msg("%s: the power-loss copy does not open (%d); log:\n%s", what,
+                 rc, tc_log);
+    }
+    for (int i = 0; i < NKEYS; i++) {
+        int g = gen_of(p, i);
+        bool ok;
+        if (hi[i] == 0) {
+            /* deleted: a miss, or (delete not synced) not older than lo */
+            ok = g == 0 || (lo[i] >= 1 && g >= lo[i]);
+        } else {
+            ok = g >= 1 && g >= lo[i] && g <= hi[i];
+        }
+        if (!ok) {
+            fail_msg("%s: key%d reads as generation %d (synced %d, newest "
+                     "acknowledged %d; 0 = deleted); log:\n%s",
+                     what, i, g, lo[i], hi[i], tc_log);
+        }
+    }
+    cask_close(&p);
+}
+
+struct changer {
+    struct cask *c;
+    atomic_int done;
+    int rc;
+};
+
+/* Odd keys to generation 2, even keys deleted. */
+static void *
+change_all(void *arg)
+{
+    struct changer *w = arg;
+    w->rc = 0;
+    for (int i = 0; i < NKEYS && w->rc == 0; i++) {
+        w->rc = i % 2 ? put_gen(w->c, i, 2) : del_key(w->c, i);
+    }
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* A power loss while closed segments wait for their sync (their images
+ * and those of the segments made after them hold nothing, names and all
+ * present): the copy opens, and every key reads as what the last sync
+ * made durable or newer. After the sync a second power loss keeps every
+ * change, deletes included, and so does a third after a compaction of
+ * what the first writes left dead, with the hints the maintenance thread
+ * wrote meanwhile. */
+static void
+power_loss_while_closed_wait(void **state)
+{
+    (void)state;
+    struct rfx f;
+    int lo[NKEYS], hi[NKEYS];
+    fx_open(&f, 600000); /* the interval sync is the test's */
+    for (int i = 0; i < NKEYS; i++) {
+        assert_int_equal(put_gen(f.c, i, 1), CASK_OK);
+        lo[i] = hi[i] = 1;
+    }
+    assert_int_equal(cask_sync(f.c), CASK_OK);
+    int segs0 = count_files(f.data, ".seg");
+    atomic_store(&hold, 1);
+    struct changer w = {.c = f.c};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, change_all, &w), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&w.done); i++) {
+        usleep(1000);
+    }
+    if (!atomic_load(&w.done)) {
+        atomic_store(&hold, 0);
+        pthread_join(t, NULL);
+        fail_msg("the writes waited for a closed segment's fdatasync");
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, CASK_OK);
+    for (int i = 0; i < NKEYS; i++) {
+        hi[i] = i % 2 ? 2 : 0;
+    }
+    /* roll-overs happened, and the first closed segment's sync waits */
+    assert_true(count_files(f.data, ".seg") >= segs0 + 2);
+    for (int i = 0; i < 5000 && atomic_load(&held) == 0; i++) {
+        usleep(1000);
+    }
+    assert_true(atomic_load(&held) >= 1);
+    /* a maintenance pass (hints, manifest) while they wait */
+    usleep(1200 * 1000);
+    power_loss_check(&f, "held", lo, hi);
+    atomic_store(&hold, 0);
+    assert_int_equal(cask_sync(f.c), CASK_OK);
+    for (int i = 0; i < NKEYS; i++) {
+        lo[i] = hi[i];
+    }
+    power_loss_check(&f, "synced", lo, hi);
+    /* hints for the synced segments (the maintenance pass: once a
+     * second), then a compaction of the segments the changes left dead */
+    for (int i = 0; i < 3000 && count_files(f.data, ".hint") == 0; i++) {
+        usleep(1000);
+    }
+    assert_true(count_files(f.data, ".hint") > 0);
+    assert_int_equal(cask_compact(f.c, 0, true), CASK_OK);
+    assert_int_equal(cask_sync(f.c), CASK_OK);
+    power_loss_check(&f, "compacted", lo, hi);
+    fx_close(&f);
+}
+
 int
 main(void)
 {
@@ -453,6 +627,7 @@ main(void)
             cmocka_unit_test(roll_over_does_not_wait_for_sync),
             cmocka_unit_test(no_hint_before_sync),
             cmocka_unit_test(failed_background_sync_rewrites),
+            cmocka_unit_test(power_loss_while_closed_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
