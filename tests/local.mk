@@ -190,6 +190,11 @@ TESTS += tests/crash/test_sync_recover.py
 # The same under --sync=always with the commit journal.
 dist_check_SCRIPTS += tests/crash/test_sync_recover_always.py
 TESTS += tests/crash/test_sync_recover_always.py
+# Roll-over under interval and never with every sync held: writes go on,
+# a stop waits for the syncs and exits 0, a kill loses nothing; skips
+# without the shim.
+dist_check_SCRIPTS += tests/crash/test_roll_held_sync.py
+TESTS += tests/crash/test_roll_held_sync.py
 
 # --sync=always parks a connection instead of its worker (issue 8 item 2):
 # a slow or failing fdatasync through the crash shim; skips without it.
