@@ -54,6 +54,7 @@ FAULTS = [
     ("write", "ENOSPC", "always"),
     ("sync", "EIO", "always"),
     ("write", "EIO", "never"),
+    ("sync", "EIO", "never"),
 ]
 
 
