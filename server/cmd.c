@@ -1368,6 +1368,8 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
         meta_simple(cc, req, "NF");
         break;
     case CASK_EEXISTS:
+        /* memcached counts a C that does not match as a miss */
+        cc->ctr->delete_misses++;
         meta_simple(cc, req, "EX");
         break;
     default:

@@ -75,6 +75,11 @@ def workload(srv):
     run(s, b"ms nope 10 MR C5\r\n" + small + b"\r\n", (b"NF\r\n",))
     run(s, b"ms a 10 MA C999999\r\n" + small + b"\r\n", (b"EX\r\n",))
     run(s, b"md m\r\n", (b"HD\r\n",))
+    # md whose C does not match (C0 included) counts in delete_misses, as a
+    # missing key does
+    run(s, b"md a C999999\r\n", (b"EX\r\n",))
+    run(s, b"md a C0\r\n", (b"EX\r\n",))
+    run(s, b"md nope C5\r\n", (b"NF\r\n",))
     run(s, b"set huge 0 0 2000000\r\n" + b"z" * 2000000 + b"\r\n", (b"\r\n",))
     # binary, on a connection of its own: get (0x00), set (0x01), delete
     # (0x04)
@@ -99,7 +104,7 @@ def slab_counters(srv):
 
 def general(srv):
     st = srv.stats()
-    return {k: st[k] for k in SLAB_COUNTERS + ("cas_misses",)}
+    return {k: st[k] for k in SLAB_COUNTERS + ("cas_misses", "delete_misses")}
 
 
 def compare_memcached(bc, mc):
