@@ -168,13 +168,6 @@ def count_segs(d):
     return n
 
 
-def stat(srv, name):
-    try:
-        return int(srv.stats().get(name, "0"))
-    except (OSError, ValueError):
-        return -1
-
-
 def one(binary, shim, tmp, mode, limit, ending, rnd, failures):
     hold = os.path.join(tmp, "hold-%s-%s-%d" % (mode, ending, limit))
     srv = bcserver.ShimServer(binary, shim, args(mode, limit),
