@@ -495,6 +495,8 @@ main(int argc, char **argv)
         exit_code = rc == REPL_START_NEWER ? EX_CANTCREAT : EX_CONFIG;
         goto out;
     }
+    /* what a lost state file asked of replication is done (saved) */
+    (void)cask_state_lost_done(srv.store);
     srv.env.replica_of = replica_of;
     srv.env.replica_of_arg = &srv;
 

@@ -232,6 +232,54 @@ keep_damaged_state(struct cask *c)
     cask_logf(c, CASK_LOG_WARN, "damaged state file kept as %s", kept);
 }
 
+/* DIR/state.lost marks a loss of the state file the caller has not yet
+ * acted on (cask_state_lost_done): made, synced with the directory, before
+ * state_rebuild replaces the state file, so that a crash before the caller
+ * acts (a replica forgetting its primary) leaves the next open knowing of
+ * the loss. 0 or an errno. */
+static int
+lost_mark(struct cask *c)
+{
+    char path[CASK_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_LOST_NAME);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return errno;
+    }
+    int rc = cask_io_fdatasync(fd);
+    close(fd);
+    if (rc == 0) {
+        rc = cask_fsync_dir(c->dir);
+    }
+    return rc;
+}
+
+static bool
+lost_marked(const struct cask *c)
+{
+    char path[CASK_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_LOST_NAME);
+    return access(path, F_OK) == 0;
+}
+
+int
+cask_state_lost_done(struct cask *c)
+{
+    if (c->opt.inspect || !lost_marked(c)) {
+        return 0;
+    }
+    char path[CASK_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/%s", c->dir, CASK_STATE_LOST_NAME);
+    int rc = cask_io_unlink(path);
+    if (rc == 0) {
+        rc = cask_fsync_dir(c->dir);
+    }
+    if (rc != 0) {
+        cask_logf(c, CASK_LOG_WARN, "remove %s: %s", path, strerror(rc));
+    }
+    return rc;
+}
+
 /* The store holds data but its state file is missing or damaged (why):
  * the flush point it kept is unknown, and any item on disk may be one an
  * earlier flush_all invalidated. Nothing flushed may come back, so the
@@ -251,7 +299,10 @@ state_rebuild(struct cask *c, struct cask_state *m, uint64_t max_cas,
     m->flush_cas = max_cas;
     m->flush_pending_at = 0;
     m->cas_reserved = max_cas + 1 + CASK_CAS_LOST_GAP;
-    int rc = c->opt.inspect ? 0 : cask_ctx_state_write(c, m);
+    int rc = c->opt.inspect ? 0 : lost_mark(c);
+    if (rc == 0 && !c->opt.inspect) {
+        rc = cask_ctx_state_write(c, m);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -647,6 +698,14 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         if (rc != 0) {
             goto fail;
         }
+    } else if (lost_marked(c)) {
+        /* rebuilt at an earlier start that ended before its caller acted
+         * on the loss */
+        c->state_lost = true;
+        cask_logf(c, CASK_LOG_WARN,
+                  "state file in %s was rebuilt at an earlier start after it "
+                  "was lost (%s is still there): reported as lost again",
+                  c->dir, CASK_STATE_LOST_NAME);
     }
     /* cas never goes backwards: start above both the persisted mark and
      * anything found on disk. The next block is reserved (the state file

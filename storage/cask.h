@@ -607,6 +607,12 @@ struct cask_stats {
 
 unsigned cask_shards(const struct cask *c);
 
+/* The caller has acted on a lost state file (cask_stats' state_lost; a
+ * replica forgot its primary, saved): forget the mark that makes every
+ * later open report the loss again until then. 0, or an errno (logged;
+ * the next open reports the loss once more). */
+int cask_state_lost_done(struct cask *c);
+
 /* Per-class figures of the items the store dropped, by memcached's slab
  * class (cask_options.class_of), with the meanings of memcached's `stats
  * items`. Counted since open; cask_stats' totals are their sums (evicted

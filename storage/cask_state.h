@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #define CASK_STATE_NAME "state"
+/* Left while a lost state file's loss awaits cask_state_lost_done. */
+#define CASK_STATE_LOST_NAME "state.lost"
 /* The file's name in stores written before 0.2 (same content). */
 #define CASK_STATE_OLD_NAME "meta"
 #define CASK_STATE_VERSION  3

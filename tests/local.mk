@@ -258,11 +258,9 @@ TESTS += tests/integration/test_repl_cut.py
 dist_check_SCRIPTS += tests/integration/test_repl_state_lost.py
 TESTS += tests/integration/test_repl_state_lost.py
 # The same replica killed at start-up between the store's new state file
-# and the replication file that forgets the primary: known to fail (the
-# replica resumes and lacks what it held), see the test's header.
+# and the replication file that forgets the primary.
 dist_check_SCRIPTS += tests/integration/test_repl_state_lost_kill.py
 TESTS += tests/integration/test_repl_state_lost_kill.py
-XFAIL_TESTS = tests/integration/test_repl_state_lost_kill.py
 dist_check_SCRIPTS += tests/integration/test_repl_newer.py
 TESTS += tests/integration/test_repl_newer.py
 

@@ -7,11 +7,11 @@ directory, N = 1 .. 4). Restarted, it must still be copied whole and serve
 every key the primary serves, as test_repl_state_lost.py checks for a
 start that is not interrupted.
 
-Known to fail (listed in XFAIL_TESTS): cask_open rebuilds the state file
-durably, the server listens, and only then does repl_start write the
-replication file without the primary; a kill in between leaves a store
-that no longer knows it lost its state and a replica that still trusts its
-positions, so it resumes and lacks what was copied before. Skipped (77)
+The store leaves DIR/state.lost (made before its new state file) until
+the server has saved the replication file that forgets the primary
+(cask_state_lost_done), so a start cut short in between reports the loss
+again at the next. Without that mark the restarted replica resumes from
+its old positions and lacks what it held. Skipped (77)
 without the shim or against a sanitizer build.
 """
 import os
