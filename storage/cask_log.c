@@ -142,6 +142,10 @@ cask_log_release_reserve(struct cask_segment *s)
 static void map_faulted(struct cask_shard *sh, struct cask_segment *s,
                         bool found);
 
+/* Closed segments of a shard that may wait for the sync thread at once
+ * (interval and never; see unsynced_room). */
+#define CASK_UNSYNCED_MAX 2u
+
 /* Under interval and never a roll-over leaves the closed segment's
  * fdatasync to the sync thread: the worker whose append filled it would
  * otherwise wait for the whole sync with every other connection it serves
@@ -280,6 +284,14 @@ cask_log_roll(struct cask_shard *sh)
      * of the same file could report success over the pages the kernel
      * dropped, and answer those writes. Wait for it. */
     bool commit = c->commit != NULL && c->journal == NULL;
+    /* At most CASK_UNSYNCED_MAX closed segments wait for the sync thread:
+     * past that the writer waits for them, so that a disk slower than the
+     * writes slows the writes (as when every roll-over synced on the
+     * worker) instead of letting the unsynced data, and the files held
+     * open for it, grow without bound. */
+    if (c->opt.sync != CASK_SYNC_ALWAYS && sh->nunsynced >= CASK_UNSYNCED_MAX) {
+        sync_rolled(sh);
+    }
     while (sh->rolling || (commit && sh->syncing)) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
     }
