@@ -144,7 +144,7 @@ static void map_faulted(struct cask_shard *sh, struct cask_segment *s,
 
 /* Closed segments of a shard that may wait for the sync thread at once
  * (interval and never; see unsynced_room). */
-#define CASK_UNSYNCED_MAX 2u
+#define CASK_UNSYNCED_MAX 4u
 
 /* Under interval and never a roll-over leaves the closed segment's
  * fdatasync to the sync thread: the worker whose append filled it would

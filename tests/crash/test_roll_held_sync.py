@@ -43,9 +43,9 @@ KEYS_PER = 40
 SIZES = (20, 300, 2500, 9000)
 HOLD_S = float(os.environ.get("HOLD_S", "1.5") or 1.5)
 # Segments a held sync may see made: per shard (2 here) the closed ones
-# allowed to wait for the sync thread (2, cask_log.c CASK_UNSYNCED_MAX)
+# allowed to wait for the sync thread (4, cask_log.c CASK_UNSYNCED_MAX)
 # and the one each roll-over starts, with room for a compaction's output.
-UNSYNCED_BOUND = 2 * (2 + 1) + 4
+UNSYNCED_BOUND = 2 * (4 + 1) + 4
 
 
 def args(mode, limit):
