@@ -198,11 +198,13 @@ tests_unit_test_cask_resync_journal_SOURCES = tests/unit/test_cask_resync_journa
 tests_unit_test_cask_resync_journal_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_resync_journal_LDADD = $(STORAGE_TEST_LDADD)
 
-tests_unit_test_cask_roll_SOURCES = tests/unit/test_cask_roll.c
+# test_cask_roll and test_cask_lost share the power-loss model.
+POWERLOSS_SOURCES = tests/unit/powerloss.c tests/unit/powerloss.h
+tests_unit_test_cask_roll_SOURCES = tests/unit/test_cask_roll.c $(POWERLOSS_SOURCES)
 tests_unit_test_cask_roll_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_roll_LDADD = $(STORAGE_TEST_LDADD)
 
-tests_unit_test_cask_lost_SOURCES = tests/unit/test_cask_lost.c
+tests_unit_test_cask_lost_SOURCES = tests/unit/test_cask_lost.c $(POWERLOSS_SOURCES)
 tests_unit_test_cask_lost_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_lost_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_recover_cut_SOURCES = tests/unit/test_cask_recover_cut.c

@@ -8,6 +8,7 @@
  * (modelled from what each file held at its last fdatasync, failed ones
  * included). With the commit journal and without it.
  */
+#include "powerloss.h"
 #include "test_cask_seam.h"
 #include "test_cask_util.h"
 
@@ -47,95 +48,9 @@ static atomic_int frozen;
  * last fdatasync, failed ones included (a failed sync may well have
  * written the pages; only what was written after it is surely lost), and
  * nothing for a file never synced. Directories are taken as durable (the
- * store fsyncs them after each create and rename). */
-#define IMAGES_MAX 256
-static struct image {
-    ino_t ino;
-    char *data;
-    size_t len;
-} images[IMAGES_MAX];
-static int nimages;
-static pthread_mutex_t images_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void
-images_reset(void)
-{
-    pthread_mutex_lock(&images_mu);
-    for (int i = 0; i < nimages; i++) {
-        free(images[i].data);
-    }
-    nimages = 0;
-    pthread_mutex_unlock(&images_mu);
-}
-
-/* Keep what fd's file holds now as its image. */
-static void
-image_take(int fd)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        return;
-    }
-    /* Through a descriptor of its own: fd may be open for writing only. */
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    int rfd = open(path, O_RDONLY);
-    assert_true(rfd >= 0);
-    char *data = malloc((size_t)st.st_size + 1);
-    assert_non_null(data);
-    ssize_t got = cask_io_default()->pread(rfd, data, (size_t)st.st_size, 0);
-    close(rfd);
-    assert_int_equal(got, st.st_size);
-    pthread_mutex_lock(&images_mu);
-    int i = 0;
-    while (i < nimages && images[i].ino != st.st_ino) {
-        i++;
-    }
-    assert_true(i < IMAGES_MAX);
-    if (i == nimages) {
-        nimages++;
-    } else {
-        free(images[i].data);
-    }
-    images[i] = (struct image){st.st_ino, data, (size_t)st.st_size};
-    pthread_mutex_unlock(&images_mu);
-}
-
-/* Copy the tree from into to as a power loss would leave it. */
-static void
-power_loss_copy(const char *from, const char *to)
-{
-    assert_int_equal(mkdir(to, 0755), 0);
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char a[4200], b[4200];
-        struct stat st;
-        if (de->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(a, sizeof(a), "%s/%s", from, de->d_name);
-        snprintf(b, sizeof(b), "%s/%s", to, de->d_name);
-        assert_int_equal(lstat(a, &st), 0);
-        if (S_ISDIR(st.st_mode)) {
-            power_loss_copy(a, b);
-            continue;
-        }
-        int out = open(b, O_WRONLY | O_CREAT | O_EXCL, 0644);
-        assert_true(out >= 0);
-        pthread_mutex_lock(&images_mu);
-        for (int i = 0; i < nimages; i++) {
-            if (images[i].ino == st.st_ino) {
-                assert_int_equal(write(out, images[i].data, images[i].len),
-                                 (ssize_t)images[i].len);
-            }
-        }
-        pthread_mutex_unlock(&images_mu);
-        close(out);
-    }
-    closedir(d);
-}
+ * store fsyncs them after each create and rename). The images and the
+ * copy are tests/unit/powerloss.c's; bad_fdatasync below says when each
+ * file's image is taken. */
 
 static bool
 is_segment(int fd)
@@ -152,17 +67,17 @@ bad_fdatasync(int fd)
     int f = atomic_load(&fault);
     if (f == 4) {
         if (tc_fd_is_journal(fd)) {
-            image_take(fd);
+            powerloss_take(fd);
             errno = EIO;
             return -1;
         }
         usleep(50 * 1000);
         if (atomic_load(&frozen) == 0) {
-            image_take(fd);
+            powerloss_take(fd);
         }
         return cask_io_default()->fdatasync(fd);
     }
-    image_take(fd);
+    powerloss_take(fd);
     if (f == 3) {
         struct stat st;
         unsigned long none = 0;
@@ -359,7 +274,7 @@ pl_begin(struct pl_case *pc, bool journal)
     if (!journal) {
         ops.pwrite = tc_nojournal_pwrite;
     }
-    images_reset();
+    powerloss_reset();
     cask_io_set(&ops);
     atomic_store(&fault, 0);
     atomic_store(&bad_ino, 0);
@@ -378,7 +293,7 @@ pl_begin(struct pl_case *pc, bool journal)
 static void
 pl_end(struct pl_case *pc)
 {
-    power_loss_copy(pc->data, pc->lost);
+    powerloss_copy(pc->data, pc->lost, false);
     atomic_store(&fault, 0);
     struct cask *p = NULL;
     assert_int_equal(cask_open(&p, pc->lost, &pc->o), CASK_OK);
@@ -395,7 +310,7 @@ pl_end(struct pl_case *pc)
     cask_close(&p);
     cask_close(&pc->c);
     cask_io_set(NULL);
-    images_reset();
+    powerloss_reset();
     tc_rmrf(pc->dir);
     free(pc->dir);
 }

@@ -15,6 +15,7 @@
 #include "storage/cask.h"
 
 #include "storage/cask_io.h"
+#include "tests/unit/powerloss.h"
 #include "tests/unit/test_cask_seam.h"
 #include "tests/unit/test_cask_util.h"
 
@@ -48,95 +49,8 @@ static atomic_int failed_syncs;
  * A file holds on disk its bytes as of its last successful fdatasync (a
  * failed one is taken to have written nothing), nothing for a file never
  * synced. Directories are taken as durable (the store fsyncs them after
- * each create and rename). */
-#define IMAGES_MAX 512
-static struct image {
-    ino_t ino;
-    char *data;
-    size_t len;
-} images[IMAGES_MAX];
-static int nimages;
-static pthread_mutex_t images_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void
-images_reset(void)
-{
-    pthread_mutex_lock(&images_mu);
-    for (int i = 0; i < nimages; i++) {
-        free(images[i].data);
-    }
-    nimages = 0;
-    pthread_mutex_unlock(&images_mu);
-}
-
-static void
-image_take(int fd)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        return;
-    }
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    int rfd = open(path, O_RDONLY);
-    assert_true(rfd >= 0);
-    char *data = malloc((size_t)st.st_size + 1);
-    assert_non_null(data);
-    ssize_t got = cask_io_default()->pread(rfd, data, (size_t)st.st_size, 0);
-    close(rfd);
-    assert_int_equal(got, st.st_size);
-    pthread_mutex_lock(&images_mu);
-    int i = 0;
-    while (i < nimages && images[i].ino != st.st_ino) {
-        i++;
-    }
-    assert_true(i < IMAGES_MAX);
-    if (i == nimages) {
-        nimages++;
-    } else {
-        free(images[i].data);
-    }
-    images[i] = (struct image){st.st_ino, data, (size_t)st.st_size};
-    pthread_mutex_unlock(&images_mu);
-}
-
-static void
-power_loss_copy(const char *from, const char *to)
-{
-    assert_int_equal(mkdir(to, 0755), 0);
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char a[4200], b[4200];
-        struct stat st;
-        if (de->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(a, sizeof(a), "%s/%s", from, de->d_name);
-        snprintf(b, sizeof(b), "%s/%s", to, de->d_name);
-        if (lstat(a, &st) != 0) {
-            assert_int_equal(errno, ENOENT); /* renamed or removed since */
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            power_loss_copy(a, b);
-            continue;
-        }
-        int out = open(b, O_WRONLY | O_CREAT | O_EXCL, 0644);
-        assert_true(out >= 0);
-        pthread_mutex_lock(&images_mu);
-        for (int i = 0; i < nimages; i++) {
-            if (images[i].ino == st.st_ino) {
-                assert_int_equal(write(out, images[i].data, images[i].len),
-                                 (ssize_t)images[i].len);
-            }
-        }
-        pthread_mutex_unlock(&images_mu);
-        close(out);
-    }
-    closedir(d);
-}
+ * each create and rename). The images and the copy are
+ * tests/unit/powerloss.c's; hook_fdatasync below takes each image. */
 
 /* Files under dir whose names end in ext. */
 static int
@@ -200,7 +114,7 @@ hook_fdatasync(int fd)
     }
     int rc = cask_io_default()->fdatasync(fd);
     if (rc == 0) {
-        image_take(fd);
+        powerloss_take(fd);
     }
     return rc;
 }
@@ -259,7 +173,7 @@ fx_open(struct rfx *f, unsigned interval_ms)
     static struct cask_io_ops ops;
     ops = *cask_io_default();
     ops.fdatasync = hook_fdatasync;
-    images_reset();
+    powerloss_reset();
     atomic_store(&hold, 0);
     atomic_store(&held, 0);
     atomic_store(&fail_next, 0);
@@ -274,7 +188,7 @@ fx_open(struct rfx *f, unsigned interval_ms)
 static void
 fx_power_loss(struct rfx *f, int nkeys)
 {
-    power_loss_copy(f->data, f->lost);
+    powerloss_copy(f->data, f->lost, true);
     struct cask *p = NULL;
     assert_int_equal(cask_open(&p, f->lost, &f->o), CASK_OK);
     for (int i = 0; i < nkeys; i++) {
@@ -293,7 +207,7 @@ fx_close(struct rfx *f)
     atomic_store(&hold, 0);
     cask_close(&f->c);
     cask_io_set(NULL);
-    images_reset();
+    powerloss_reset();
     tc_rmrf(f->dir);
     free(f->dir);
 }
@@ -511,7 +425,7 @@ power_loss_check(struct rfx *f, const char *what, const int *lo, const int *hi)
 {
     char to[4300];
     snprintf(to, sizeof(to), "%s-%s", f->lost, what);
-    power_loss_copy(f->data, to);
+    powerloss_copy(f->data, to, true);
     struct cask *p = NULL;
     tc_log[0] = '\0';
     int rc = cask_open(&p, to, &f->o);
