@@ -212,6 +212,30 @@ fx_close(struct rfx *f)
     free(f->dir);
 }
 
+/* Whether a writer thread sets *done within 5 s. */
+static bool
+wait_done_5s(atomic_int *done)
+{
+    for (int i = 0; i < 5000 && !atomic_load(done); i++) {
+        usleep(1000);
+    }
+    return atomic_load(done);
+}
+
+/* Join writer thread t, which must set *done within 5 s with the segment
+ * syncs held (if not, the syncs are let go so that t can end, and the test
+ * fails). */
+static void
+join_within_5s(pthread_t t, atomic_int *done)
+{
+    if (!wait_done_5s(done)) {
+        atomic_store(&hold, 0);
+        pthread_join(t, NULL);
+        fail_msg("the writes waited for a closed segment's fdatasync");
+    }
+    pthread_join(t, NULL);
+}
+
 struct writer {
     struct cask *c;
     atomic_int done;
@@ -238,15 +262,7 @@ write_held(struct cask *c)
     struct writer w = {.c = c};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, write_all, &w), 0);
-    for (int i = 0; i < 5000 && !atomic_load(&w.done); i++) {
-        usleep(1000);
-    }
-    if (!atomic_load(&w.done)) {
-        atomic_store(&hold, 0);
-        pthread_join(t, NULL);
-        fail_msg("the writes waited for a closed segment's fdatasync");
-    }
-    pthread_join(t, NULL);
+    join_within_5s(t, &w.done);
     assert_int_equal(w.rc, CASK_OK);
 }
 
@@ -264,10 +280,7 @@ roll_over_does_not_wait_for_sync(void **state)
     struct writer w = {.c = f.c};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, write_all, &w), 0);
-    for (int i = 0; i < 5000 && !atomic_load(&w.done); i++) {
-        usleep(1000);
-    }
-    bool done = atomic_load(&w.done);
+    bool done = wait_done_5s(&w.done);
     int segs = count_files(f.data, ".seg");
     atomic_store(&hold, 0); /* let a blocked writer finish, either way */
     pthread_join(t, NULL);
@@ -494,15 +507,7 @@ power_loss_while_closed_wait(void **state)
     struct changer w = {.c = f.c};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, change_all, &w), 0);
-    for (int i = 0; i < 5000 && !atomic_load(&w.done); i++) {
-        usleep(1000);
-    }
-    if (!atomic_load(&w.done)) {
-        atomic_store(&hold, 0);
-        pthread_join(t, NULL);
-        fail_msg("the writes waited for a closed segment's fdatasync");
-    }
-    pthread_join(t, NULL);
+    join_within_5s(t, &w.done);
     assert_int_equal(w.rc, CASK_OK);
     for (int i = 0; i < NKEYS; i++) {
         hi[i] = i % 2 ? 2 : 0;
