@@ -463,6 +463,29 @@ pressure_done(struct cask_uring **u, struct cask **c, char *dir)
     close_store(c, dir);
 }
 
+/* Put a pressure store under pressure (200 reads of evicted records),
+ * then read the 400 records after those with their pages shown as then:
+ * every one must read right, more than min_direct of them around the page
+ * cache. */
+static void
+under_pressure_read(enum shown then, uint64_t min_direct)
+{
+    struct cask *c;
+    char *dir;
+    struct cask_uring *u = pressure_store(&c, &dir);
+    shown = SHOW_EVICTED;
+    read_range(u, 0, 200);
+    assert_true(cask_direct_pressure());
+    shown = then;
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    uint64_t before = cask_direct_reads();
+    read_range(u, 200, 600);
+    assert_int_equal(rs.right, 400);
+    assert_true(cask_direct_reads() - before > min_direct);
+    pressure_done(&u, &c, dir);
+}
+
 /* Once probes often found evicted pages, records never cached are read
  * around the page cache too, not only evicted ones: after 200 reads of
  * evicted records, most of 400 never cached (not those of the active
@@ -471,20 +494,7 @@ static void
 test_pressure(void **state)
 {
     (void)state;
-    struct cask *c;
-    char *dir;
-    struct cask_uring *u = pressure_store(&c, &dir);
-    shown = SHOW_EVICTED;
-    read_range(u, 0, 200);
-    assert_true(cask_direct_pressure());
-    shown = SHOW_PLAIN;
-    memset(&rs, 0, sizeof(rs));
-    rs.bad_key = -1;
-    uint64_t before = cask_direct_reads();
-    read_range(u, 200, 600);
-    assert_int_equal(rs.right, 400);
-    assert_true(cask_direct_reads() - before > 200);
-    pressure_done(&u, &c, dir);
+    under_pressure_read(SHOW_PLAIN, 200);
 }
 
 /* A lone eviction here and there (the first page of each segment) is no
@@ -511,20 +521,7 @@ static void
 test_pressure_partial(void **state)
 {
     (void)state;
-    struct cask *c;
-    char *dir;
-    struct cask_uring *u = pressure_store(&c, &dir);
-    shown = SHOW_EVICTED;
-    read_range(u, 0, 200);
-    assert_true(cask_direct_pressure());
-    shown = SHOW_PARTLY;
-    memset(&rs, 0, sizeof(rs));
-    rs.bad_key = -1;
-    uint64_t before = cask_direct_reads();
-    read_range(u, 200, 600);
-    assert_int_equal(rs.right, 400);
-    assert_true(cask_direct_reads() - before > 80);
-    pressure_done(&u, &c, dir);
+    under_pressure_read(SHOW_PARTLY, 80);
 }
 
 /* Small values read through the ring, around the page cache or through
