@@ -187,36 +187,12 @@ run_gets() {
     fi
 }
 
-# storage_stat PORT NAME: the value of NAME in `stats storage` (empty
-# where the server has no such line).
-storage_stat() {
-    python3 - "$1" "$2" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"stats storage\r\n")
-buf = b""
-while not buf.endswith(b"END\r\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-for line in buf.decode(errors="replace").split("\r\n"):
-    f = line.split()
-    if len(f) == 3 and f[0] == "STAT" and f[1] == sys.argv[2]:
-        print(f[2])
-PY
-}
-
-# sample_active PORT SECS: the mean of cold_reads_active (reads in
-# flight or waiting for a slot, all workers) over SECS seconds, sampled
-# every 0.2 s: compare it with CONNS.
-sample_active() {
-    python3 - "$1" "$2" <<'PY'
+# Python that storage_stat and sample_active start with: stats(s), the
+# `stats storage` lines on socket s as a dict of name to value.
+STATS_PY=$(
+    cat <<'PY'
 import socket, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-end = time.monotonic() + float(sys.argv[2])
-vals = []
-while time.monotonic() < end:
+def stats(s):
     s.sendall(b"stats storage\r\n")
     buf = b""
     while not buf.endswith(b"END\r\n"):
@@ -224,13 +200,39 @@ while time.monotonic() < end:
         if not chunk:
             break
         buf += chunk
+    out = {}
     for line in buf.decode(errors="replace").split("\r\n"):
         f = line.split()
-        if len(f) == 3 and f[1] == "cold_reads_active":
-            vals.append(int(f[2]))
-    time.sleep(0.2)
-print("%.2f" % (sum(vals) / len(vals)) if vals else "")
+        if len(f) == 3 and f[0] == "STAT":
+            out[f[1]] = f[2]
+    return out
 PY
+)
+
+# storage_stat PORT NAME: the value of NAME in `stats storage` (empty
+# where the server has no such line).
+storage_stat() {
+    python3 -c "$STATS_PY
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
+v = stats(s).get(sys.argv[2])
+if v is not None:
+    print(v)" "$1" "$2"
+}
+
+# sample_active PORT SECS: the mean of cold_reads_active (reads in
+# flight or waiting for a slot, all workers) over SECS seconds, sampled
+# every 0.2 s: compare it with CONNS.
+sample_active() {
+    python3 -c "$STATS_PY
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
+end = time.monotonic() + float(sys.argv[2])
+vals = []
+while time.monotonic() < end:
+    v = stats(s).get('cold_reads_active')
+    if v is not None:
+        vals.append(int(v))
+    time.sleep(0.2)
+print('%.2f' % (sum(vals) / len(vals)) if vals else '')" "$1" "$2"
 }
 
 # fio_run: fio's random 4 KiB reads at iodepth CONNS on a file as large
