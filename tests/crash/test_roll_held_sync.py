@@ -72,6 +72,21 @@ class Client(threading.Thread):
     def key(self, i):
         return b"c%dk%d" % (self.idx, i)
 
+    def settle(self, k, r, acks, state):
+        """Count answer r to a change of k: one of acks is acknowledged (k
+        becomes state, unless that is None), a SERVER_ERROR is an error;
+        False for any other answer."""
+        if r in acks:
+            if state is not None:
+                self.model[k] = state
+            self.unsure.discard(k)
+            self.acked += 1
+        elif r.startswith(b"SERVER_ERROR"):
+            self.errors += 1
+        else:
+            return False
+        return True
+
     def run(self):
         try:
             s = socket.create_connection(("127.0.0.1", self.port), 5)
@@ -91,36 +106,19 @@ class Client(threading.Thread):
                     tag = b"%s:%d:" % (k, seq)
                     v = (tag * (n // len(tag) + 1))[:n]
                     s.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (k, n, v))
-                    r = f.readline()
-                    if r == b"STORED\r\n":
-                        self.model[k] = ("v", v)
-                        self.unsure.discard(k)
-                        self.acked += 1
-                    elif r.startswith(b"SERVER_ERROR"):
-                        self.errors += 1
-                    else:
-                        return
+                    ok = self.settle(k, f.readline(), (b"STORED\r\n",), ("v", v))
                 elif op < 0.9:
                     s.sendall(b"delete %s\r\n" % k)
-                    r = f.readline()
-                    if r in (b"DELETED\r\n", b"NOT_FOUND\r\n"):
-                        self.model[k] = ("gone",)
-                        self.unsure.discard(k)
-                        self.acked += 1
-                    elif r.startswith(b"SERVER_ERROR"):
-                        self.errors += 1
-                    else:
-                        return
+                    ok = self.settle(
+                        k, f.readline(), (b"DELETED\r\n", b"NOT_FOUND\r\n"), ("gone",)
+                    )
                 else:
                     s.sendall(b"touch %s 0\r\n" % k)
-                    r = f.readline()
-                    if r in (b"TOUCHED\r\n", b"NOT_FOUND\r\n"):
-                        self.unsure.discard(k)
-                        self.acked += 1
-                    elif r.startswith(b"SERVER_ERROR"):
-                        self.errors += 1
-                    else:
-                        return
+                    ok = self.settle(
+                        k, f.readline(), (b"TOUCHED\r\n", b"NOT_FOUND\r\n"), None
+                    )
+                if not ok:
+                    return
         except OSError:
             return
         finally:
