@@ -159,17 +159,23 @@ def reclaimed_on_store(bc):
         srv.close()
 
 
+def five_expire(srv, s):
+    """Set five keys that expire in a second and one that stays, and wait
+    (10 s at most) until only that one is left."""
+    for i in range(5):
+        run(s, b"set s%d 0 1 2\r\nok\r\n" % i, (b"STORED\r\n",))
+    run(s, b"set keep 0 0 2\r\nok\r\n", (b"STORED\r\n",))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and srv.stats()["curr_items"] != "1":
+        time.sleep(0.2)
+
+
 def crawler(bc):
     srv = bcserver.Server(bc, args=["-o", "no_modern"])
     try:
         srv.start()
         s = srv.connect()
-        for i in range(5):
-            run(s, b"set s%d 0 1 2\r\nok\r\n" % i, (b"STORED\r\n",))
-        run(s, b"set keep 0 0 2\r\nok\r\n", (b"STORED\r\n",))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and srv.stats()["curr_items"] != "1":
-            time.sleep(0.2)
+        five_expire(srv, s)
         items, st = srv.stats(b"items"), srv.stats()
         check(items.get("items:1:crawler_reclaimed") == "5",
               "items:1:crawler_reclaimed 5: %r" % items)
@@ -194,12 +200,7 @@ def crawler(bc):
     try:
         srv.start()
         s = srv.connect()
-        for i in range(5):
-            run(s, b"set s%d 0 1 2\r\nok\r\n" % i, (b"STORED\r\n",))
-        run(s, b"set keep 0 0 2\r\nok\r\n", (b"STORED\r\n",))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and srv.stats()["curr_items"] != "1":
-            time.sleep(0.2)
+        five_expire(srv, s)
         items = srv.stats(b"items")
         check(items.get("items:1:reclaimed") == "5" and
               items.get("items:1:crawler_reclaimed") == "0",
