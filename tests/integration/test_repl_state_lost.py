@@ -13,17 +13,21 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bcserver  # noqa: E402
+from test_repl_cut import set_keys  # noqa: E402
 
 SHARDS = "2"
 
 
-def set_keys(sock, prefix, n):
-    for i in range(n):
-        sock.sendall(b"set %s%04d 0 0 8\r\nvalue-%02d\r\n" %
-                     (prefix, i, i % 100))
-        data, _ = bcserver.recv_until(sock, [b"\r\n"])
-        if data != b"STORED\r\n":
-            raise RuntimeError("set: %r" % data)
+def set_flush_set(p):
+    """On the primary p: set a0000..a0099, flush_all, set b0000..b0099.
+    Returns the answer to the flush_all."""
+    ps = p.connect()
+    set_keys(ps, b"a", 100)
+    ps.sendall(b"flush_all\r\n")
+    data, _ = bcserver.recv_until(ps, [b"\r\n"])
+    set_keys(ps, b"b", 100)
+    ps.close()
+    return data
 
 
 def serves(r, keys):
@@ -68,13 +72,8 @@ def main():
     old = [b"a%04d" % i for i in range(100)]
     new = [b"b%04d" % i for i in range(100)]
     try:
-        ps = p.connect()
-        set_keys(ps, b"a", 100)
-        ps.sendall(b"flush_all\r\n")
-        data, _ = bcserver.recv_until(ps, [b"\r\n"])
+        data = set_flush_set(p)
         check.that("flush_all on the primary", data == b"OK\r\n", repr(data))
-        set_keys(ps, b"b", 100)
-        ps.close()
         check.that("the replica serves the keys set after the flush",
                    until_served(r, p, new) == len(new))
         check.that("and none flushed", serves(r, old) == 0)

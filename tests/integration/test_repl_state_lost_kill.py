@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
 import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
-from test_repl_state_lost import serves, set_keys, until_served  # noqa: E402
+from test_repl_state_lost import serves, set_flush_set, until_served  # noqa: E402
 
 SHARDS = "2"
 
@@ -46,12 +46,7 @@ def main():
     old = [b"a%04d" % i for i in range(100)]
     new = [b"b%04d" % i for i in range(100)]
     try:
-        ps = p.connect()
-        set_keys(ps, b"a", 100)
-        ps.sendall(b"flush_all\r\n")
-        bcserver.recv_until(ps, [b"\r\n"])
-        set_keys(ps, b"b", 100)
-        ps.close()
+        set_flush_set(p)
         check.that("the replica serves the keys set after the flush",
                    until_served(r, p, new) == len(new))
         time.sleep(1.2)  # its positions saved
