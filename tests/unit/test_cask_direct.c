@@ -122,6 +122,16 @@ read_all(struct cask_uring *u, unsigned n)
     tr_drive(u, &rs.done, n);
 }
 
+/* read_all with the tallies reset first; every one must read right. */
+static void
+read_all_right(struct cask_uring *u, unsigned n)
+{
+    memset(&rs, 0, sizeof(rs));
+    rs.bad_key = -1;
+    read_all(u, n);
+    assert_int_equal(rs.right, n);
+}
+
 /* A store in the temporary directory, or skip where it has no O_DIRECT. */
 static char *
 direct_dir_or_skip(void)
@@ -383,11 +393,8 @@ test_auto_warms(void **state)
     fill(c, 300);
     nftw(dir, drop_seg, 16, FTW_PHYS);
     struct cask_uring *u = tr_ring_or_skip(c, dir);
-    memset(&rs, 0, sizeof(rs));
-    rs.bad_key = -1;
     uint64_t before = cask_direct_reads();
-    read_all(u, 300);
-    assert_int_equal(rs.right, 300);
+    read_all_right(u, 300);
     assert_int_equal(cask_direct_reads(), before);
     cask_uring_destroy(&u);
     close_store(&c, dir);
@@ -551,19 +558,13 @@ test_value_cache(void **state)
         cask_direct_set_policy(pols[p]);
         assert_int_equal(cask_stats(c, -1, &st0), CASK_OK);
         uint64_t before = cask_direct_reads();
-        memset(&rs, 0, sizeof(rs));
-        rs.bad_key = -1;
-        read_all(u, 300);
-        assert_int_equal(rs.right, 300);
+        read_all_right(u, 300);
         assert_int_equal(cask_stats(c, -1, &st1), CASK_OK);
         assert_int_equal(st1.value_cache_fills - st0.value_cache_fills, small);
         if (pols[p] == CASK_DIRECT_ALWAYS) {
             assert_true(cask_direct_reads() - before >= 300 - small);
         }
-        memset(&rs, 0, sizeof(rs));
-        rs.bad_key = -1;
-        read_all(u, 300);
-        assert_int_equal(rs.right, 300);
+        read_all_right(u, 300);
         assert_int_equal(cask_stats(c, -1, &st2), CASK_OK);
         assert_int_equal(st2.value_cache_hits - st1.value_cache_hits, small);
         /* a new generation for the next round's fills */
