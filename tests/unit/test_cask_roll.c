@@ -383,7 +383,7 @@ static void
 gen_value(int i, int gen, char *out)
 {
     memset(out, 'a' + (i + gen) % 26, VLEN);
-    snprintf(out, 24, "v%d-g%d-", i, gen);
+    snprintf(out, 32, "v%d-g%d-", i, gen);
 }
 
 static int
