@@ -134,7 +134,12 @@ def main():
     attempt("after delayed flush", lambda: __import__("time").sleep(3.1) or c.get("a"))
     attempt("flush_all", lambda: c.flush_all())
     attempt("get after flush", lambda: c.get("nb5"))
-    noreply(addr, mode)
+    # Text only: with the binary protocol's quiet opcodes libmemcached's
+    # reads after them came out differently from run to run against
+    # memcached itself (the get before the flush missing, the one after it
+    # hitting), so the comparison would measure the client's timing.
+    if mode == "text":
+        noreply(addr, mode)
 
 
 def noreply(addr, mode):
