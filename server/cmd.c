@@ -540,16 +540,16 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
 static void
 do_delete(struct cmd_conn *cc, const struct proto_req *req)
 {
-    unsigned cls = cmd_admin_key_class(cc->env, req->key, req->klen);
+    struct cask_item gone = {0};
     int rc;
 
     prefix_stats_delete(req->key, req->klen);
-    rc = cask_delete(cc->env->store, req->key, req->klen, 0);
+    rc = cask_delete_item(cc->env->store, req->key, req->klen, 0, &gone);
 
     if (rc == CASK_OK) {
         cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
         cc->ctr->delete_hits++;
-        cc->ctr->cls[cls].delete_hits++;
+        cmd_admin_cls(cc, req->klen, gone.vlen, gone.flags)->delete_hits++;
         reply(cc, req, "DELETED\r\n");
     } else if (rc == CASK_ENOTFOUND) {
         cc->ctr->delete_misses++;
@@ -1328,7 +1328,8 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool quiet = proto_mflag_find(req, 'q') != NULL;
     uint64_t cas_in = mflag_u64(req, 'C', 0);
-    unsigned cls = cmd_admin_key_class(cc->env, req->key, req->klen);
+    struct cask_item gone = {0};
+    bool kept = false; /* md I: the item stays, marked stale */
     int rc;
 
     if (cc->env->cas_disabled && proto_mflag_find(req, 'C') != NULL) {
@@ -1338,8 +1339,10 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
             /* rc is set */
         } else if (proto_mflag_find(req, 'I') != NULL) {
             rc = invalidate(cc, req, 0);
+            kept = true;
         } else {
-            rc = cask_delete(cc->env->store, req->key, req->klen, 0);
+            rc = cask_delete_item(cc->env->store, req->key, req->klen, 0,
+                                  &gone);
             if (rc == CASK_OK) {
                 cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
             }
@@ -1348,8 +1351,10 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
         /* rc is set */
     } else if (proto_mflag_find(req, 'I') != NULL) {
         rc = invalidate(cc, req, cas_in);
+        kept = true;
     } else {
-        rc = cask_delete(cc->env->store, req->key, req->klen, cas_in);
+        rc = cask_delete_item(cc->env->store, req->key, req->klen, cas_in,
+                              &gone);
         if (rc == CASK_OK) {
             cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
         }
@@ -1358,7 +1363,12 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
     switch (rc) {
     case CASK_OK:
         cc->ctr->delete_hits++;
-        cc->ctr->cls[cls].delete_hits++;
+        if (kept) {
+            cc->ctr->cls[cmd_admin_key_class(cc->env, req->key, req->klen)]
+                    .delete_hits++;
+        } else {
+            cmd_admin_cls(cc, req->klen, gone.vlen, gone.flags)->delete_hits++;
+        }
         if (!quiet) {
             meta_simple(cc, req, "HD");
         }

@@ -322,7 +322,7 @@ cas_mismatch(struct cmd_conn *cc, const struct proto_bin_req *req)
 static void
 do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
-    unsigned cls = cmd_admin_key_class(cc->env, req->key, req->klen);
+    struct cask_item gone = {0};
     int rc;
 
     prefix_stats_delete(req->key, req->klen);
@@ -330,14 +330,15 @@ do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
         /* -C: memcached's items have cas 0, which no other cas matches */
         rc = cas_mismatch(cc, req);
     } else {
-        rc = cask_delete(cc->env->store, req->key, req->klen, req->cas);
+        rc = cask_delete_item(cc->env->store, req->key, req->klen, req->cas,
+                              &gone);
     }
 
     switch (rc) {
     case CASK_OK:
         cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
         cc->ctr->delete_hits++;
-        cc->ctr->cls[cls].delete_hits++;
+        cmd_admin_cls(cc, req->klen, gone.vlen, gone.flags)->delete_hits++;
         respond_ok(cc, req, 0);
         break;
     case CASK_ENOTFOUND:

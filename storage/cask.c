@@ -1087,6 +1087,13 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
 int
 cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
 {
+    return cask_delete_item(c, key, klen, cas_in, NULL);
+}
+
+int
+cask_delete_item(struct cask *c, const void *key, size_t klen, uint64_t cas_in,
+                 struct cask_item *it)
+{
     if (atomic_load(&c->read_only)) {
         return CASK_EREADONLY;
     }
@@ -1095,7 +1102,7 @@ cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
     }
     uint64_t h = cask_kd_hash(key, klen);
     struct cask_shard *sh = shard_for(c, key, klen);
-    return committed(c, sh, cask_shard_delete(sh, h, key, klen, cas_in));
+    return committed(c, sh, cask_shard_delete(sh, h, key, klen, cas_in, it));
 }
 
 int

@@ -388,6 +388,12 @@ int cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
  * Returns CASK_OK, CASK_ENOTFOUND, CASK_EEXISTS, CASK_EFAILED or an errno. */
 int cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in);
 
+/* cask_delete, and on CASK_OK *it (when not NULL) describes the item the
+ * delete removed (its size and flags, for per-class counts), read in the
+ * same lookup. */
+int cask_delete_item(struct cask *c, const void *key, size_t klen,
+                     uint64_t cas_in, struct cask_item *it);
+
 /* incr/decr with memcached's semantics: the value must be a decimal u64 as
  * memcached reads it (strtoull: optional leading white space and sign,
  * digits, then white space or the end; "-0" is 0, other negatives are not

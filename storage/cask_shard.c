@@ -1594,7 +1594,7 @@ cask_shard_store(struct cask_shard *sh, uint64_t h, enum cask_store_mode mode,
 
 static int
 delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
-              uint64_t cas_in, struct cask_ticket *tk)
+              uint64_t cas_in, struct cask_item *it, struct cask_ticket *tk)
 {
     int gone, rc;
     struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, NULL);
@@ -1624,6 +1624,9 @@ delete_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         goto out;
     }
     cask_log_undo_note(sh, h, e, off);
+    if (it != NULL) {
+        fill_item(it, e, cask_now(sh->store));
+    }
     sh->segs[e->seg]->live_bytes -= cask_segtab_entry_len(e);
     cask_kd_remove(sh->kd, h, e);
     cask_log_join(sh, tk);
@@ -1661,13 +1664,13 @@ cask_shard_forget(struct cask_shard *sh, uint64_t h, struct cask_kd_entry *e,
 
 int
 cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
-                  size_t klen, uint64_t cas_in)
+                  size_t klen, uint64_t cas_in, struct cask_item *it)
 {
     int rc;
     struct cask_ticket tk = {0};
     pthread_mutex_lock(&sh->mu);
     do {
-        rc = delete_locked(sh, h, key, klen, cas_in, &tk);
+        rc = delete_locked(sh, h, key, klen, cas_in, it, &tk);
     } while (rc == RETRY);
     pthread_mutex_unlock(&sh->mu);
     return finish(sh, &tk, rc);

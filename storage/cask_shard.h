@@ -279,7 +279,7 @@ int cask_shard_store(struct cask_shard *sh, uint64_t h,
                      const void *val, size_t vlen, uint32_t flags,
                      int64_t exp_abs_s, uint64_t cas_in, uint64_t *cas_out);
 int cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
-                      size_t klen, uint64_t cas_in);
+                      size_t klen, uint64_t cas_in, struct cask_item *it);
 int cask_shard_arith(struct cask_shard *sh, uint64_t h, const void *key,
                      size_t klen, const struct cask_arith *a,
                      uint64_t *value_out, struct cask_item *it);

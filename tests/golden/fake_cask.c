@@ -477,6 +477,13 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
 int
 cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
 {
+    return cask_delete_item(c, key, klen, cas_in, NULL);
+}
+
+int
+cask_delete_item(struct cask *c, const void *key, size_t klen, uint64_t cas_in,
+                 struct cask_item *it)
+{
     int gone;
     struct fitem *f = lookup(c, key, klen, &gone);
     struct fitem **pp;
@@ -493,6 +500,7 @@ cask_delete(struct cask *c, const void *key, size_t klen, uint64_t cas_in)
     for (pp = &c->b[bucket(key, klen)]; *pp != f; pp = &(*pp)->next) {
     }
     *pp = f->next;
+    (void)copy_out(f, it, NULL);
     free_item(f);
     c->nkeys--;
     return CASK_OK;

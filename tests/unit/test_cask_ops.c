@@ -570,7 +570,7 @@ test_shared_hash(void **state)
     for (int i = 0; i < N; i += 3) {
         int kl = snprintf(key, sizeof(key), "key%d", i);
         if (i != 0) {
-            assert_int_equal(cask_shard_delete(sh, h, key, (size_t)kl, 0),
+            assert_int_equal(cask_shard_delete(sh, h, key, (size_t)kl, 0, NULL),
                              CASK_OK);
         }
     }
