@@ -529,6 +529,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
             cc->ctr->store_too_large++;
         } else if (rc == CASK_ENOMEM) {
             cc->ctr->store_no_memory++;
+            k->outofmemory++;
         }
         if (!req->noreply) {
             emit_server_error(cc, rc);
@@ -1268,6 +1269,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
             cc->ctr->store_too_large++;
         } else if (rc == CASK_ENOMEM) {
             cc->ctr->store_no_memory++;
+            k->outofmemory++;
         }
         emit_server_error(cc, rc);
         return;

@@ -48,6 +48,7 @@ struct cmd_class_counters {
     uint64_t cas_hits;
     uint64_t cas_badval;
     uint64_t touch_hits;
+    uint64_t outofmemory; /* stores refused for memory (-M) */
 };
 
 /* Per-thread counters behind memcached's `stats`. Each worker owns one and

@@ -240,9 +240,8 @@ finish_items(struct cmd_admin_job *j)
         stat_u64(j, "items:", c, "evicted", st->evicted);
         stat_u64(j, "items:", c, "evicted_nonzero", st->evicted_nonzero);
         stat_u64(j, "items:", c, "evicted_time", st->evicted_time);
-        /* a store refused for memory (-M) is counted by the server as a
-         * whole (store_no_memory), not by class */
-        stat_u64(j, "items:", c, "outofmemory", 0);
+        /* stores of this class's size refused for memory (-M) */
+        stat_u64(j, "items:", c, "outofmemory", j->fig.srv[c].outofmemory);
         /* no item reference outlives a request: nothing to repair */
         stat_u64(j, "items:", c, "tailrepairs", 0);
         stat_u64(j, "items:", c, "reclaimed", st->reclaimed);

@@ -294,6 +294,7 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
     default:
         if (rc == CASK_ENOMEM) {
             cc->ctr->store_no_memory++;
+            k->outofmemory++;
         }
         respond_store_error(cc, req, rc);
         return;

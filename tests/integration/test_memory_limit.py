@@ -90,6 +90,18 @@ def limited(bc):
         after = int(stat(s, b"store_no_memory"))
         check(after - before == 200,
               "store_no_memory counts each refusal: %d" % (after - before))
+        # as memcached's, each refusal counts in its size's class too
+        s.sendall(b"stats items\r\n")
+        items = bcserver.recv_until(s, [b"END\r\n"])[0]
+        oom = {}
+        for line in items.split(b"\r\n"):
+            f = line.split()
+            if len(f) == 3 and f[1].endswith(b":outofmemory"):
+                oom[f[1]] = int(f[2])
+        # the 1-byte refusals share a class with nothing stored: the 100-byte
+        # ones' class is listed and counts the first refusal of the fill
+        check(sum(oom.values()) >= 1,
+              "items:N:outofmemory counts refusals: %r" % oom)
         check(cmd(s, b"set " + KEY % 0 + b" 0 0 1\r\nx\r\n") == b"STORED\r\n",
               "an overwrite is stored")
         check(cmd(s, b"get " + KEY % 0 + b"\r\n").startswith(b"VALUE "),
