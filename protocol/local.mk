@@ -4,6 +4,7 @@
 
 noinst_LIBRARIES += libprotocol.a
 libprotocol_a_SOURCES = protocol/proto.h protocol/proto_parse.c \
+	protocol/proto_budget.c protocol/proto_budget.h \
 	protocol/proto_format.c
 libprotocol_a_CFLAGS = $(AM_CFLAGS)
 

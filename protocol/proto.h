@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/proto_budget.h"
+
 #define PROTO_KEY_MAX 250u
 /* A line without '\n' longer than this is a protocol violation unless it is
  * a get/gets (memcached's 2048-byte rule); the connection is closed. */
@@ -106,6 +108,7 @@ struct proto_req {
     size_t args_len;
     const char *err; /* PROTO_ERROR/PROTO_CLOSE: whole line with CRLF */
     bool unlink;     /* too-large set: memcached drops the old key */
+    bool nomem;      /* data block refused for the budget: out of memory */
     /* meta commands */
     bool key_b64;
     unsigned nmflags;
@@ -118,9 +121,16 @@ struct proto_parser {
     uint32_t item_max; /* largest data block accepted */
     uint64_t swallow;  /* bytes of a rejected data block still to drop */
     size_t wanted;     /* bytes the pending request needs, 0 = unknown */
+    /* Data blocks still arriving are taken from budget (NULL: none), held
+     * bytes of it for the pending request (proto_budget.h). */
+    struct proto_budget *budget;
+    uint64_t held;
 };
 
 void proto_parser_init(struct proto_parser *p, uint32_t item_max);
+
+/* Give back what the parser holds of its budget (the connection goes). */
+void proto_parser_release(struct proto_parser *p);
 
 /* Parse at most one request from buf[0..len). Never reads outside it and
  * never allocates. *used is the number of bytes consumed (0 on

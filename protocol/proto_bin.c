@@ -64,6 +64,15 @@ proto_bin_parser_init(struct proto_bin_parser *p, uint32_t item_max)
     p->item_max = item_max;
 }
 
+void
+proto_bin_parser_release(struct proto_bin_parser *p)
+{
+    if (p->held != 0) {
+        proto_budget_give(p->budget, p->held);
+        p->held = 0;
+    }
+}
+
 const char *
 proto_bin_errstr(uint16_t status)
 {
@@ -167,7 +176,9 @@ fail_close(struct proto_bin_req *req, uint16_t status, size_t consumed,
 
 /* A command with a value after extras and key: wait for the whole body,
  * unless it is too large (then answer E2BIG and drop the value as it comes,
- * as memcached does). */
+ * as memcached does) or the budget of values still arriving has no room for
+ * it (ENOMEM, dropped likewise: memcached's answer when it has no memory
+ * for the item). */
 static enum proto_bin_result
 with_value(struct proto_bin_parser *p, struct proto_bin_req *req,
            const char *buf, size_t len, size_t head, size_t *used)
@@ -186,10 +197,20 @@ with_value(struct proto_bin_parser *p, struct proto_bin_req *req,
         return fail_swallow(p, req, PROTO_BIN_E2BIG, head, vlen, used);
     }
     if (len < total) {
+        if (p->budget != NULL && p->held == 0 &&
+            req->cmd != PROTO_BIN_SASL_AUTH &&
+            req->cmd != PROTO_BIN_SASL_STEP) {
+            if (!proto_budget_take(p->budget, total)) {
+                req->unlink = req->cmd == PROTO_BIN_SET;
+                return fail_swallow(p, req, PROTO_BIN_ENOMEM, head, vlen, used);
+            }
+            p->held = total;
+        }
         p->wanted = (size_t)total;
         *used = 0;
         return PROTO_BIN_NEED_MORE;
     }
+    proto_bin_parser_release(p);
     req->val = buf + head;
     req->vlen = (size_t)vlen;
     *used = (size_t)total;

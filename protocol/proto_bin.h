@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/proto_budget.h"
+
 #define PROTO_BIN_REQ     0x80u /* request magic: first byte of a packet */
 #define PROTO_BIN_RES     0x81u /* response magic */
 #define PROTO_BIN_HDR_LEN 24u
@@ -123,9 +125,16 @@ struct proto_bin_parser {
     bool auth_needed;  /* SASL enabled and not authenticated yet */
     uint64_t swallow;  /* bytes of a rejected body still to drop */
     size_t wanted;     /* bytes the pending packet needs, 0 = unknown */
+    /* Values still arriving are taken from budget (NULL: none), held bytes
+     * of it for the pending packet (protocol/proto_budget.h). */
+    struct proto_budget *budget;
+    uint64_t held;
 };
 
 void proto_bin_parser_init(struct proto_bin_parser *p, uint32_t item_max);
+
+/* Give back what the parser holds of its budget (the connection goes). */
+void proto_bin_parser_release(struct proto_bin_parser *p);
 
 /* Parse at most one packet from buf[0..len). Never reads outside it and
  * never allocates. *used is the number of bytes consumed (0 on

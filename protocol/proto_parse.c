@@ -29,6 +29,7 @@ static const char ERR_ERROR[] = "ERROR\r\n";
 static const char ERR_FORMAT[] = "CLIENT_ERROR bad command line format\r\n";
 static const char ERR_CHUNK[] = "CLIENT_ERROR bad data chunk\r\n";
 static const char ERR_TOOBIG[] = "SERVER_ERROR object too large for cache\r\n";
+static const char ERR_NOMEM[] = "SERVER_ERROR out of memory storing object\r\n";
 static const char ERR_EXPTIME[] = "CLIENT_ERROR invalid exptime argument\r\n";
 static const char ERR_DELTA[] =
         "CLIENT_ERROR invalid numeric delta argument\r\n";
@@ -57,6 +58,15 @@ proto_parser_init(struct proto_parser *p, uint32_t item_max)
 {
     memset(p, 0, sizeof(*p));
     p->item_max = item_max;
+}
+
+void
+proto_parser_release(struct proto_parser *p)
+{
+    if (p->held != 0) {
+        proto_budget_give(p->budget, p->held);
+        p->held = 0;
+    }
 }
 
 static void
@@ -380,6 +390,12 @@ parse_keys(struct proto_req *req, const char *from, const char *end)
 
 /* The line (line_len bytes with its '\n') announced a data block of
  * req->nbytes: hand it over if all of it is here. */
+static enum proto_status swallow(struct proto_parser *p, struct proto_req *req,
+                                 const char *err);
+
+/* The data block after a storage command's line: wait for all of it, taking
+ * its size from the budget the first time (refused: memcached's out of
+ * memory, and the block dropped as it comes). */
 static enum proto_status
 take_data(struct proto_parser *p, struct proto_req *req, const char *buf,
           size_t len, size_t line_len, size_t *used)
@@ -388,10 +404,23 @@ take_data(struct proto_parser *p, struct proto_req *req, const char *buf,
     const char *d = buf + line_len;
 
     if (len < need) {
+        if (p->budget != NULL && p->held == 0) {
+            if (!proto_budget_take(p->budget, need)) {
+                /* as a refusal for size: memcached drops the old value of
+                 * a set, and of an ms in any mode */
+                *used = line_len;
+                req->unlink =
+                        req->cmd == PROTO_CMD_SET || req->cmd == PROTO_CMD_MS;
+                req->nomem = true;
+                return swallow(p, req, ERR_NOMEM);
+            }
+            p->held = need;
+        }
         p->wanted = need;
         *used = 0;
         return PROTO_NEED_MORE;
     }
+    proto_parser_release(p);
     p->wanted = 0;
     *used = need;
     if (d[req->nbytes] != '\r' || d[req->nbytes + 1] != '\n') {
@@ -902,6 +931,7 @@ proto_parse(struct proto_parser *p, struct proto_req *req, const char *buf,
     req->err = NULL;
     req->noreply = false;
     req->unlink = false;
+    req->nomem = false;
     req->keys_cut = false;
     req->key = req->raw_key = req->keys = req->data = req->args = NULL;
     req->klen = req->raw_klen = req->keys_len = req->args_len = 0;

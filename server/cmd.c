@@ -35,6 +35,7 @@ cmd_conn_init(struct cmd_conn *cc, const struct cmd_env *env,
     cc->ctr = ctr;
     cc->out = *out;
     proto_parser_init(&cc->parser, env->item_max);
+    cc->parser.budget = env->in_budget;
 }
 
 void
@@ -49,6 +50,7 @@ cmd_conn_deinit(struct cmd_conn *cc)
 {
     cmd_admin_cancel(cc);
     cmd_read_reset(&cc->rd);
+    proto_parser_release(&cc->parser);
     memset(&cc->parser, 0, sizeof(cc->parser));
     cc->get_paused = false;
 }
@@ -1852,10 +1854,16 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
         }
         return CMD_CLOSE;
     case PROTO_ERROR:
+        if (req.nomem) {
+            /* refused for the budget of values still arriving */
+            cc->ctr->store_no_memory++;
+        }
         if (req.unlink) {
             /* memcached drops the old value rather than keep stale data;
              * it allocated no item, so counts no cmd_set */
-            cc->ctr->store_too_large++;
+            if (!req.nomem) {
+                cc->ctr->store_too_large++;
+            }
             if (!is_meta(req.cmd)) {
                 prefix_stats_set(req.key, req.klen);
             }

@@ -149,7 +149,10 @@ struct cmd_class_figures {
  * read-only afterwards. */
 struct cmd_env {
     struct cask *store;
-    uint32_t item_max;    /* -I: largest value accepted */
+    uint32_t item_max; /* -I: largest value accepted */
+    /* values announced and still arriving, on all connections together
+     * (--input-budget; NULL: no bound) */
+    struct proto_budget *in_budget;
     bool enable_shutdown; /* --enable-shutdown (memcached's -A) */
     bool cas_disabled;    /* -C: cas shown as 0, the cas command fails */
     bool flush_disabled;  /* -F: flush_all refused */

@@ -33,8 +33,15 @@ cmd_bin_init(struct cmd_bin *b, const struct cmd_conn *cc,
 {
     memset(b, 0, sizeof(*b));
     proto_bin_parser_init(&b->parser, cc->env->item_max);
+    b->parser.budget = cc->env->in_budget;
     b->sasl_pwdb = sasl_pwdb;
     b->parser.sasl = sasl_pwdb != NULL;
+}
+
+void
+cmd_bin_deinit(struct cmd_bin *b)
+{
+    proto_bin_parser_release(&b->parser);
 }
 
 size_t
@@ -83,6 +90,24 @@ respond_error(struct cmd_conn *cc, const struct proto_bin_req *req,
     const char *s = proto_bin_errstr(status);
 
     respond(cc, req, status, NULL, 0, NULL, 0, s, (uint32_t)strlen(s), 0);
+}
+
+static bool
+is_store(uint8_t cmd)
+{
+    return cmd == PROTO_BIN_SET || cmd == PROTO_BIN_ADD ||
+           cmd == PROTO_BIN_REPLACE || cmd == PROTO_BIN_APPEND ||
+           cmd == PROTO_BIN_PREPEND;
+}
+
+/* A value memcached found no memory for: its status, and the body its
+ * binary storage commands give it. */
+static void
+respond_nomem_store(struct cmd_conn *cc, const struct proto_bin_req *req)
+{
+    static const char s[] = "Out of memory allocating item";
+
+    respond(cc, req, PROTO_BIN_ENOMEM, NULL, 0, NULL, 0, s, sizeof(s) - 1, 0);
 }
 
 /* A store error with no protocol meaning (I/O failure, corruption). */
@@ -295,6 +320,8 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
         if (rc == CASK_ENOMEM) {
             cc->ctr->store_no_memory++;
             k->outofmemory++;
+            respond_nomem_store(cc, req);
+            return;
         }
         respond_store_error(cc, req, rc);
         return;
@@ -781,12 +808,19 @@ execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf, size_t len,
     case PROTO_BIN_ERROR:
         if (req.unlink) {
             /* memcached allocated no item: no cmd_set */
-            cc->ctr->store_too_large++;
+            if (req.status == PROTO_BIN_E2BIG) {
+                cc->ctr->store_too_large++;
+            }
             prefix_stats_set(req.key, req.klen);
             (void)cask_delete(cc->env->store, req.key, req.klen, 0);
             cmd_meta_forget(cc->env->meta, req.key, req.klen, 0);
         }
-        respond_error(cc, &req, req.status);
+        if (req.status == PROTO_BIN_ENOMEM && is_store(req.cmd)) {
+            /* a value refused for the budget of values still arriving */
+            respond_nomem_store(cc, &req);
+        } else {
+            respond_error(cc, &req, req.status);
+        }
         return CMD_DONE;
     case PROTO_BIN_OK:
         break;

@@ -37,6 +37,9 @@ enum cmd_status cmd_bin_execute(struct cmd_conn *cc, struct cmd_bin *b,
                                 const char *buf, size_t len, size_t *used);
 
 /* Total bytes the packet at the start of the buffer needs, or 0. */
+/* Release what cmd_bin_init set up (the connection goes). */
+void cmd_bin_deinit(struct cmd_bin *b);
+
 size_t cmd_bin_wanted(const struct cmd_bin *b);
 
 #endif

@@ -880,6 +880,7 @@ conn_close(struct conn *c)
     event_free(c->wev);
     event_free(c->resume_ev);
     cmd_conn_deinit(&c->cc);
+    cmd_bin_deinit(&c->bin);
     outbudget_add(-(int64_t)c->out_counted);
     w->trim_credit += out_len(c) + c->rsize;
     direct_reset(c);

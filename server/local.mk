@@ -33,6 +33,11 @@ bitcached_LDADD = $(PROTOCOL_LIBS) $(STORAGE_LIBS) $(LIBEVENT_LIBS) \
 dist_check_SCRIPTS += tests/integration/test_rbuf_keep.py
 TESTS += tests/integration/test_rbuf_keep.py
 
+# Values announced and still arriving share one budget (--input-budget):
+# past it a value is refused as memcached refuses one it has no memory for.
+dist_check_SCRIPTS += tests/integration/test_input_budget.py
+TESTS += tests/integration/test_input_budget.py
+
 # A get-and-touch whose value the disk cannot read answers SERVER_ERROR and
 # keeps the connection, whatever the value's size (cmd_read_touch).
 dist_check_SCRIPTS += tests/integration/test_touch_read_error.py

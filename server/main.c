@@ -308,6 +308,10 @@ open_store(struct server *srv)
     return EX_CANTCREAT;
 }
 
+/* Values announced and still arriving (--input-budget): shared by every
+ * connection's parser. */
+static struct proto_budget in_budget;
+
 int
 main(int argc, char **argv)
 {
@@ -424,6 +428,10 @@ main(int argc, char **argv)
     srv.env.store = srv.store;
     srv.env.started_s = (int64_t)srv.started;
     srv.env.item_max = settings.item_size_max;
+    if (settings.input_budget != 0) {
+        in_budget.limit = settings.input_budget;
+        srv.env.in_budget = &in_budget;
+    }
     srv.env.enable_shutdown = settings.enable_shutdown;
     srv.env.flush_disabled = settings.mc.flush_disabled;
     srv.env.dump_disabled = settings.mc.dump_disabled;

@@ -29,6 +29,7 @@ enum {
     OPT_LOG_FILE,
     OPT_WRITE_TIMEOUT,
     OPT_OUTPUT_BUDGET,
+    OPT_INPUT_BUDGET,
     OPT_REPLICA_OF,
     OPT_REPL_PORT,
     OPT_REPLICA_AUTH,
@@ -96,6 +97,7 @@ static const struct option long_opts[] = {
         {"max-reqs-per-event", required_argument, NULL, 'R'},
         {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
         {"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
+        {"input-budget", required_argument, NULL, OPT_INPUT_BUDGET},
         {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
         {"repl-port", required_argument, NULL, OPT_REPL_PORT},
         {"io-threads", required_argument, NULL, OPT_IO_THREADS},
@@ -179,6 +181,10 @@ usage(FILE *f)
 "  --output-budget=SIZE      replies queued on all connections together;\n"
 "                            past it the largest queue is closed (default\n"
 "                            256m; 0 = no budget)\n"
+"  --input-budget=SIZE       values announced and still arriving, on all\n"
+"                            connections together; past it a value is\n"
+"                            refused (SERVER_ERROR out of memory storing\n"
+"                            object) and dropped (default 64m; 0 = none)\n"
 "  --io-threads=NUM          threads that read values not in the page\n"
 "                            cache, so workers never wait for the disk\n"
 "                            (default 16; 0 = workers read themselves)\n"
@@ -229,6 +235,7 @@ set_defaults(struct settings *s)
     s->replica_ack_timeout_ms = 1000;
     s->reqs_per_event = 20;
     s->output_budget = 256ull * 1024 * 1024;
+    s->input_budget = 64ull * 1024 * 1024;
     settings_ext_defaults(&s->mc);
     tls_settings_defaults(&s->tls);
 }
@@ -594,6 +601,12 @@ apply(struct settings *s, int opt, const char *arg, const char *flagname)
             return -1;
         }
         s->output_budget = v;
+        return 0;
+    case OPT_INPUT_BUDGET:
+        if (parse_size("--input-budget", arg, 1, 0, 1ull << 50, &v) < 0) {
+            return -1;
+        }
+        s->input_budget = v;
         return 0;
     case OPT_CONFIG:
         replace_str(&s->config_file, arg);

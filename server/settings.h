@@ -109,6 +109,7 @@ struct settings {
     unsigned write_timeout_s;  /* --write-timeout; 0 = never */
     unsigned reqs_per_event;   /* -R */
     uint64_t output_budget;    /* --output-budget, bytes; 0 = none */
+    uint64_t input_budget;     /* --input-budget, bytes; 0 = none */
     char *config_file;         /* --config */
     char *log_file;            /* --log-file: the log goes here */
     char *replica_of;          /* --replica-of HOST:PORT, "none" or NULL */

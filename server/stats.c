@@ -405,6 +405,14 @@ stats_own(struct server *srv, struct out_buf *b)
     stat_line(b, "output_budget", "%llu", U(outbudget_limit()));
     stat_line(b, "output_budget_closes", "%llu", U(g.closes));
     stat_line(b, "write_timeouts", "%llu", U(g.wtimeouts));
+    if (srv->env.in_budget != NULL) {
+        const struct proto_budget *ib = srv->env.in_budget;
+
+        stat_line(b, "input_bytes", "%llu", U(atomic_load(&ib->used)));
+        stat_line(b, "input_budget", "%llu", U(ib->limit));
+        stat_line(b, "input_budget_refusals", "%llu",
+                  U(atomic_load(&ib->refused)));
+    }
     end_reply(b);
 }
 
@@ -538,6 +546,7 @@ stats_settings(struct server *srv, struct out_buf *b)
     /* Ours from here on; memcached's own fields above, in its order. */
     stat_line(b, "write_timeout", "%u", s->write_timeout_s);
     stat_line(b, "output_budget", "%llu", (unsigned long long)s->output_budget);
+    stat_line(b, "input_budget", "%llu", (unsigned long long)s->input_budget);
     stat_line(b, "drop_privileges", "%s", mc->drop_privileges ? "yes" : "no");
     if (mc->relaxed_privileges) {
         stat_line(b, "relaxed_privileges", "yes");

@@ -468,6 +468,9 @@ serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
     if (r->binary) {
         cmd_bin_init(&r->bin, &r->cc, NULL);
     }
+    /* a datagram is a whole request: no value waits for more bytes */
+    r->cc.parser.budget = NULL;
+    r->bin.parser.budget = NULL;
     if (h->w->read_submit != NULL && h->nparked < UDP_PARKED_MAX) {
         r->cc.rd.submit = h->w->read_submit;
         r->cc.rd.submit_arg = h->w->read_arg;
