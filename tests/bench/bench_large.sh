@@ -39,6 +39,26 @@
 # "-m 16384" for a memcached that keeps taking new memory through the run
 # as bitcached's store keeps growing (with -m 2048 full, it reuses its
 # own).
+# PROFILE=1: also sample each server with `perf record -g` over the
+# measured run and print where its CPU per operation goes, in
+# microseconds an operation, one line a server and round
+# (large_WHO_split_rN): by the system call a sample is in (send: the
+# replies' writev, sendmsg or sendfile; recv: reading requests; pwrite:
+# bitcached's records written into the page cache; cachestat and fstat:
+# the large value checks; fsync: the interval sync; epoll; pread), else
+# fault (page faults of user code), kernel (interrupts and the like) or
+# user (the server's own code and its libraries). Sampling costs CPU too:
+# compare only runs made the same way.
+# PROBE=1: after the rounds, measure what this machine charges for
+# memory, which decides what a set costs bitcached: CPU time to write
+# 64 KiB into new page-cache pages (a new file, as a growing segment
+# takes them), to write them again over pages already cached, and to copy
+# 64 KiB into anonymous memory touched for the first time and again
+# (memcached's items, once its -m is full, are memory touched before).
+# PROBE_MB (256) of each. On a virtual machine whose host hands out a
+# guest page only when it is first touched, the first figures can be
+# several times the second; a store that keeps growing pays the first
+# for every set, memcached with its memory full pays neither.
 set -u
 
 bench_name=bench_large.sh
@@ -53,12 +73,21 @@ BITCACHED_ARGS=${BITCACHED_ARGS:-}
 MEMCACHED_ARGS=${MEMCACHED_ARGS:-}
 MEMASLAP_ARGS=${MEMASLAP_ARGS:-}
 SYSCALLS=${SYSCALLS:-0}
+PROFILE=${PROFILE:-0}
+PROBE=${PROBE:-0}
+PROBE_MB=${PROBE_MB:-256}
 WARMUP=${WARMUP:-0}
 SC_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_cachestat,syscalls:sys_enter_newfstatat,page-faults
 if [ "$SYSCALLS" = 1 ] &&
     ! perf stat -e "$SC_EVENTS" -o /dev/null -- true >/dev/null 2>&1; then
     echo "bench_large.sh: perf cannot count system calls here: SYSCALLS=1 ignored" >&2
     SYSCALLS=0
+fi
+
+if [ "$PROFILE" = 1 ] &&
+    ! perf record -g -o /dev/null -- true >/dev/null 2>&1; then
+    echo "bench_large.sh: perf cannot sample here: PROFILE=1 ignored" >&2
+    PROFILE=0
 fi
 
 BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
@@ -104,6 +133,13 @@ run_one() {
             -- sleep "$SECS" >/dev/null 2>&1 &
         scpid=$!
     fi
+    prpid=
+    if [ "$PROFILE" = 1 ]; then
+        rm -f "$tmp/prof.data"
+        perf record -g -o "$tmp/prof.data" -p "$pid" \
+            -- sleep "$SECS" >/dev/null 2>&1 &
+        prpid=$!
+    fi
     c0=$(cpu_ticks "$pid")
     # shellcheck disable=SC2086
     out=$("$MEMASLAP" -s "127.0.0.1:$port" -F "$tmp/large.cfg" -t "${SECS}s" \
@@ -111,6 +147,9 @@ run_one() {
     c1=$(cpu_ticks "$pid")
     if [ -n "$scpid" ]; then
         wait "$scpid"
+    fi
+    if [ -n "$prpid" ]; then
+        wait "$prpid"
     fi
     stop_server
     tps=$(printf '%s\n' "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
@@ -136,6 +175,98 @@ run_one() {
         printf ' 0 0 0 0'
     fi
     echo
+    if [ -n "$prpid" ] && [ -s "$tmp/prof.data" ]; then
+        cpu=$(awk -v t="$tps" -v a="$c0" -v b="$c1" -v s="$SECS" \
+            -v hz="$(getconf CLK_TCK)" \
+            'BEGIN { printf "%.1f", (t > 0 ? (b - a) / hz * 1e6 / (t * s) : 0) }')
+        echo "large_${LABEL:-$1}_split_r$r=\"$(prof_split "$tmp/prof.data" "$cpu")\"" \
+            >>"$tmp/split.txt"
+    fi
+}
+
+# prof_split FILE CPU_US_PER_OP: where the CPU of the samples in FILE (perf
+# record -g) went, in microseconds an operation, largest first (see
+# PROFILE above). A sample in a system call is named by the frame above
+# do_syscall_64 (the call's own function; through x64_sys_call where the
+# kernel dispatches by a table).
+prof_split() {
+    perf script -i "$1" -F ip,sym,dso 2>/dev/null | awk -v cpu="$2" '
+        function kind(s) {
+            sub(/^(__x64_sys_|__do_sys_|__se_sys_|ksys_|__sys_|do_)/, "", s)
+            if (s ~ /^(writev|sendmsg|sendto|sendfile|sendfile64|write)$/) return "send"
+            if (s ~ /^(pwritev|pwritev2|pwrite64)$/) return "pwrite"
+            if (s ~ /^(read|readv|recvfrom|recvmsg)$/) return "recv"
+            if (s ~ /^(preadv|preadv2|pread64)$/) return "pread"
+            if (s ~ /^(newfstatat|fstat|statx|vfs_fstatat)$/) return "fstat"
+            if (s ~ /^(fdatasync|fsync)$/) return "fsync"
+            if (s ~ /^(epoll_wait|epoll_pwait)$/) return "epoll"
+            return s
+        }
+        function flush() {
+            if (!have) return
+            c = cat != "" ? cat : fault ? "fault" : kern ? "kernel" : "user"
+            cnt[c]++
+            n++
+            have = 0; cat = ""; fault = 0; kern = 0; prev = ""; prev2 = ""
+        }
+        /^[ \t]*$/ { flush(); next }
+        {
+            if (!have && $0 ~ /kernel\.kallsyms/) kern = 1
+            have = 1
+            sym = $2
+            if (sym == "do_syscall_64" && cat == "")
+                cat = kind(prev == "x64_sys_call" ? prev2 : prev)
+            if (sym ~ /exc_page_fault/) fault = 1
+            prev2 = prev
+            prev = sym
+        }
+        END {
+            flush()
+            out = ""
+            while (n > 0) {
+                best = ""
+                for (k in cnt) if (best == "" || cnt[k] > cnt[best]) best = k
+                if (best == "" || cnt[best] / n * cpu < 0.05) break
+                out = out sprintf("%s%s=%.1f", out == "" ? "" : " ", best, cnt[best] / n * cpu)
+                delete cnt[best]
+            }
+            print out
+        }'
+}
+
+# probe: the PROBE=1 figures (see above), one key=value a line.
+probe() {
+    python3 - "$tmp/probe.dat" "$PROBE_MB" <<'EOF'
+import mmap, os, sys, time
+path, mb = sys.argv[1], int(sys.argv[2])
+rec = 65536 + 72  # a record: header, 32-byte key, 64 KiB value
+n = mb * 1024 * 1024 // rec
+buf = os.urandom(rec)
+def cpu_us(f):
+    t0 = time.process_time()
+    f()
+    return (time.process_time() - t0) * 1e6 / n
+fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+def writes():
+    for i in range(n):
+        os.pwrite(fd, buf, i * rec)
+new = cpu_us(writes)
+again = cpu_us(writes)
+os.close(fd)
+os.unlink(path)
+m = mmap.mmap(-1, n * 65536)
+val = buf[:65536]
+def copies():
+    for i in range(n):
+        m[i * 65536:(i + 1) * 65536] = val
+first = cpu_us(copies)
+second = cpu_us(copies)
+m.close()
+print("large_probe_pagecache_new_us_per_64k=%.1f" % new)
+print("large_probe_pagecache_again_us_per_64k=%.1f" % again)
+print("large_probe_anon_first_us_per_64k=%.1f" % first)
+print("large_probe_anon_again_us_per_64k=%.1f" % second)
+EOF
 }
 
 median() {
@@ -153,7 +284,7 @@ while [ $r -lt "$ROUNDS" ]; do
     mc_tps="$mc_tps $1" mc_cpu="$mc_cpu $2" mc_hit="$mc_hit $3"
     [ $# -ge 7 ] && mc_sc="$mc_sc $4" mc_cs="$mc_cs $5" mc_fs="$mc_fs $6" mc_pf="$mc_pf $7"
     if [ -n "$BITCACHED_BEFORE" ]; then
-        set -- $(BITCACHED=$BITCACHED_BEFORE run_one bitcached)
+        set -- $(LABEL=before BITCACHED=$BITCACHED_BEFORE run_one bitcached)
         old_tps="$old_tps $1" old_cpu="$old_cpu $2" old_hit="$old_hit $3"
         [ $# -ge 7 ] && old_sc="$old_sc $4" old_cs="$old_cs $5" old_fs="$old_fs $6" old_pf="$old_pf $7"
     fi
@@ -172,6 +303,12 @@ if [ -n "$BITCACHED_BEFORE" ]; then
     echo "large_before_cpu_us_per_op=$(echo "$old_cpu" | median)"
     echo "large_before_get_hit_pct=$(echo "$old_hit" | median)"
     echo "large_before_runs=\"$(echo $old_tps) / $(echo $old_cpu)\""
+fi
+if [ -s "$tmp/split.txt" ]; then
+    cat "$tmp/split.txt"
+fi
+if [ "$PROBE" = 1 ]; then
+    probe
 fi
 if [ "$SYSCALLS" = 1 ]; then
     for who in bitcached memcached before; do
