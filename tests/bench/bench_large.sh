@@ -49,6 +49,14 @@
 # fault (page faults of user code), kernel (interrupts and the like) or
 # user (the server's own code and its libraries). Sampling costs CPU too:
 # compare only runs made the same way.
+# GETS=1: after the rounds, a run of gets alone on each server, fresh:
+# GETS_KEYS (8192) keys of VALUE bytes loaded with PIPEGET (default
+# tests/bench/bench_pipeget), then random gets of them over CONC
+# connections, one at a time, for SECS; prints each server's CPU per get
+# and gets/s (large_WHO_get_cpu_us, large_WHO_gets_s), and the CPU per
+# set that the mixed rounds' median then leaves (large_WHO_set_cpu_us:
+# (mixed - 0.9 get) / 0.1, the mix being 90% gets): the two sides of the
+# gap apart. Every key hits (a miss stops bench_pipeget with an error).
 # PROBE=1: after the rounds, measure what this machine charges for
 # memory, which decides what a set costs bitcached: CPU time to write
 # 64 KiB into new page-cache pages (a new file, as a growing segment
@@ -76,6 +84,9 @@ SYSCALLS=${SYSCALLS:-0}
 PROFILE=${PROFILE:-0}
 PROBE=${PROBE:-0}
 PROBE_MB=${PROBE_MB:-256}
+GETS=${GETS:-0}
+GETS_KEYS=${GETS_KEYS:-8192}
+PIPEGET=${PIPEGET:-$top/tests/bench/bench_pipeget}
 WARMUP=${WARMUP:-0}
 SC_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_cachestat,syscalls:sys_enter_newfstatat,page-faults
 if [ "$SYSCALLS" = 1 ] &&
@@ -91,7 +102,9 @@ if [ "$PROFILE" = 1 ] &&
 fi
 
 BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
-for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD" ${BITCACHED_BEFORE:+"$BITCACHED_BEFORE"}; do
+[ "$GETS" = 1 ] || PIPEGET=
+for tool in "$BITCACHED" "$MEMCACHED" "$MEMASLAP" "$BENCH_LOAD" ${BITCACHED_BEFORE:+"$BITCACHED_BEFORE"} \
+    ${PIPEGET:+"$PIPEGET"}; do
     if [ -z "$tool" ] || [ ! -x "$tool" ]; then
         echo "bench_large.sh: missing tool '$tool'" >&2
         exit 77
@@ -182,6 +195,36 @@ run_one() {
         echo "large_${LABEL:-$1}_split_r$r=\"$(prof_split "$tmp/prof.data" "$cpu")\"" \
             >>"$tmp/split.txt"
     fi
+}
+
+# gets_one SERVER WHO MIXED_CPU: the GETS=1 run (see above) on a fresh
+# server; prints its key=value lines.
+gets_one() {
+    rm -rf "$tmp/data"
+    if [ "$1" = bitcached ]; then
+        # shellcheck disable=SC2086
+        start_server "$1" $BITCACHED_ARGS
+    else
+        # shellcheck disable=SC2086
+        start_server "$1" $MEMCACHED_ARGS
+    fi
+    if ! "$PIPEGET" load "$port" "$GETS_KEYS" "$VALUE" >/dev/null; then
+        echo "bench_large.sh: loading $GETS_KEYS keys into $2 failed" >&2
+        stop_server
+        return
+    fi
+    c0=$(cpu_ticks "$pid")
+    gout=$("$PIPEGET" run "$port" "$GETS_KEYS" "$VALUE" "$CONC" 1 "$SECS")
+    c1=$(cpu_ticks "$pid")
+    stop_server
+    n=$(printf '%s\n' "$gout" | sed -n 's/^gets=\([0-9]*\).*/\1/p')
+    rate=$(printf '%s\n' "$gout" | sed -n 's/^gets_per_s=\([0-9]*\).*/\1/p')
+    awk -v w="$2" -v n="${n:-0}" -v r="${rate:-0}" -v a="$c0" -v b="$c1" \
+        -v hz="$(getconf CLK_TCK)" -v m="$3" \
+        'BEGIN { g = n > 0 ? (b - a) / hz * 1e6 / n : 0
+                 printf "large_%s_gets_s=%s\nlarge_%s_get_cpu_us=%.1f\n", w, r, w, g
+                 if (n > 0 && m != "")
+                     printf "large_%s_set_cpu_us=%.1f\n", w, (m - 0.9 * g) / 0.1 }'
 }
 
 # prof_split FILE CPU_US_PER_OP: where the CPU of the samples in FILE (perf
@@ -306,6 +349,13 @@ if [ -n "$BITCACHED_BEFORE" ]; then
 fi
 if [ -s "$tmp/split.txt" ]; then
     cat "$tmp/split.txt"
+fi
+if [ "$GETS" = 1 ]; then
+    gets_one bitcached bitcached "$(echo "$bc_cpu" | median)"
+    gets_one memcached memcached "$(echo "$mc_cpu" | median)"
+    if [ -n "$BITCACHED_BEFORE" ]; then
+        (BITCACHED=$BITCACHED_BEFORE gets_one bitcached before "$(echo "$old_cpu" | median)")
+    fi
 fi
 if [ "$PROBE" = 1 ]; then
     probe
