@@ -1225,5 +1225,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
     st->map_budget = cask_vmap_budget();
     st->commits = cask_commit_passes(c);
     cask_commit_failures(c, &st->commit_failures, &st->commit_recoveries);
+    cask_commit_timing(c, &st->commit_wait_us, &st->commit_delay_us,
+                       &st->commit_sync_us);
     return 0;
 }

@@ -525,6 +525,10 @@ uint64_t cask_commit_done(const struct cask *c);
  * the hook may have missed the new wait, so it looks again. */
 uint64_t cask_commit_announced(const struct cask *c);
 
+/* When the commit hook was last called (CLOCK_MONOTONIC, ns; 0: never):
+ * a thread the hook woke measures its wake-up from it (stats). */
+uint64_t cask_commit_announced_ns(const struct cask *c);
+
 /* Figures for `stats storage`. */
 struct cask_stats {
     uint64_t live_keys;         /* keys in the keydir (expired ones not yet
@@ -547,6 +551,16 @@ struct cask_stats {
                                  * writes were answered with errors
                                  * (store total only) */
     uint64_t commit_recoveries; /* ... after which commits resumed */
+    /* Where a journal commit's time goes (CASK_SYNC_ALWAYS with the
+     * journal; store total only; means in us over the batches since the
+     * open, 0 before any): from the first write of a batch joining it to
+     * the batch being taken (commit_wait_us), the part of that from a
+     * commit thread holding the turn to the take, the spacing delay
+     * (commit_delay_us), and the batch's journal write and fdatasync
+     * (commit_sync_us). */
+    double commit_wait_us;
+    double commit_delay_us;
+    double commit_sync_us;
     uint64_t writes_undone;     /* keys deleted because their put was
                                  * answered with an error */
     uint64_t batch_records;     /* records staged by write batches */

@@ -218,6 +218,18 @@ struct cask_commit {
      * (mu) is only signalled at stop. */
     uint64_t frames_avg16;
     pthread_cond_t delay_cv;
+    /* Where the commits' time goes (cask_commit_timing): when the first
+     * write of the open epoch joined it (CLOCK_MONOTONIC ns; stored by
+     * that writer, after it raised want), when the turn's holder took
+     * the last batch (its own), and sums over the batches taken: the
+     * first write's wait until the take, the spacing delay within it,
+     * the journal write and sync. announced_ns: when the hook was last
+     * called. */
+    _Atomic uint64_t join_ns;
+    uint64_t last_take_ns;
+    _Atomic uint64_t t_batches, t_waited, t_wait_ns, t_delay_ns, t_syncs,
+            t_sync_ns;
+    _Atomic uint64_t announced_ns;
 };
 
 /* A batch of the journal in flight, from its take until it is completed
@@ -543,6 +555,8 @@ announce(struct cask *c, uint64_t npasses)
         pthread_mutex_unlock(&cm->mu);
     }
     atomic_fetch_add(&cm->announced, 1);
+    atomic_store_explicit(&cm->announced_ns, cask_clock_ns(),
+                          memory_order_relaxed);
     pthread_mutex_lock(&cm->hook_mu);
     if (cm->hook != NULL) {
         cm->hook(cm->hook_arg);
@@ -907,11 +921,26 @@ space_batches(struct cask_commit *cm)
     pthread_mutex_unlock(&cm->mu);
 }
 
-/* The turn's holder took a batch of frames: note how large. */
+/* The turn's holder took a batch of frames: note how large, and (stats)
+ * how long since its first write joined (turn_ns: since the turn was
+ * held). A first write's join time older than the last take is one whose
+ * writer was not done storing it when that batch was taken: not a wait
+ * of this batch, so it is left out. */
 static void
-note_take(struct cask_commit *cm, uint64_t frames)
+note_take(struct cask_commit *cm, uint64_t frames, uint64_t turn_ns)
 {
     cm->frames_avg16 = cm->frames_avg16 - cm->frames_avg16 / 8 + frames * 2;
+    uint64_t now = cask_clock_ns();
+    uint64_t join = atomic_load_explicit(&cm->join_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cm->t_batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cm->t_delay_ns, now - turn_ns,
+                              memory_order_relaxed);
+    if (frames > 0 && join >= cm->last_take_ns && join <= now) {
+        atomic_fetch_add_explicit(&cm->t_waited, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cm->t_wait_ns, now - join,
+                                  memory_order_relaxed);
+    }
+    cm->last_take_ns = now;
 }
 
 /* A journal commit thread: with the turn, close an epoch and take its
@@ -924,6 +953,7 @@ journal_main(void *arg)
     struct cask_commit *cm = c->commit;
 
     while (acquire_turn(cm)) {
+        uint64_t turn_ns = cask_clock_ns();
         if (!atomic_load(&cm->recover_want)) {
             space_batches(cm);
         }
@@ -940,7 +970,7 @@ journal_main(void *arg)
         int rc;
         bool placed = false;
         struct jslot *sl = take_epoch(c, e, &rc);
-        note_take(cm, sl->b.frames);
+        note_take(cm, sl->b.frames, turn_ns);
         bool ckpt = rc == CASK_JOURNAL_FULL;
         if (ckpt) {
             /* No batch may be in flight across a switch. */
@@ -959,6 +989,12 @@ journal_main(void *arg)
                 uint64_t t0 = cask_clock_ns();
                 rc = cask_journal_write(c->journal, &sl->b);
                 uint64_t d = cask_clock_ns() - t0;
+                if (rc == 0) {
+                    atomic_fetch_add_explicit(&cm->t_syncs, 1,
+                                              memory_order_relaxed);
+                    atomic_fetch_add_explicit(&cm->t_sync_ns, d,
+                                              memory_order_relaxed);
+                }
                 uint64_t slow = atomic_load(&cm->sync_slow_ns);
                 atomic_store(&cm->sync_slow_ns, d > slow ? d : slow - slow / 8);
             }
@@ -1247,6 +1283,11 @@ cask_commit_join(struct cask *c, unsigned shard)
     uint64_t w = atomic_load(&cm->want);
     while (w < e && !atomic_compare_exchange_weak(&cm->want, &w, e)) {
     }
+    if (w < e && c->journal != NULL) {
+        /* the first write of epoch e: its batch's wait starts (stats) */
+        atomic_store_explicit(&cm->join_ns, cask_clock_ns(),
+                              memory_order_relaxed);
+    }
     /* While a young journal batch is in flight its thread takes this
      * epoch when it is back: no wake-up (see acquire_turn). */
     if (w < e && atomic_load(&cm->sleeping) && !young(cm)) {
@@ -1486,6 +1527,37 @@ cask_commit_announced(const struct cask *c)
 {
     struct cask_commit *cm = c->commit;
     return cm ? atomic_load(&cm->announced) : 0;
+}
+
+uint64_t
+cask_commit_announced_ns(const struct cask *c)
+{
+    struct cask_commit *cm = c->commit;
+    return cm ? atomic_load_explicit(&cm->announced_ns, memory_order_relaxed)
+              : 0;
+}
+
+/* sum / n in us, 0 when n is 0 */
+static double
+mean_us(const _Atomic uint64_t *sum_ns, const _Atomic uint64_t *n)
+{
+    uint64_t k = atomic_load_explicit(n, memory_order_relaxed);
+    uint64_t s = atomic_load_explicit(sum_ns, memory_order_relaxed);
+    return k > 0 ? (double)s / (double)k / 1e3 : 0.0;
+}
+
+void
+cask_commit_timing(const struct cask *c, double *wait_us, double *delay_us,
+                   double *sync_us)
+{
+    struct cask_commit *cm = c->commit;
+    *wait_us = *delay_us = *sync_us = 0;
+    if (cm == NULL) {
+        return;
+    }
+    *wait_us = mean_us(&cm->t_wait_ns, &cm->t_waited);
+    *delay_us = mean_us(&cm->t_delay_ns, &cm->t_batches);
+    *sync_us = mean_us(&cm->t_sync_ns, &cm->t_syncs);
 }
 
 uint64_t

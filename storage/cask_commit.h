@@ -79,6 +79,12 @@ void cask_commit_sync_recovered(struct cask *c);
 void cask_commit_failures(const struct cask *c, uint64_t *failures,
                           uint64_t *recoveries);
 
+/* Where journal commits' time went (stats; see struct cask_stats), means
+ * in us over the batches taken so far: the wait of each one's first write
+ * until the take, the spacing delay within it, the write and sync. */
+void cask_commit_timing(const struct cask *c, double *wait_us, double *delay_us,
+                        double *sync_us);
+
 /* Commit passes run so far (stats). */
 uint64_t cask_commit_passes(const struct cask *c);
 

@@ -9,7 +9,8 @@
  * for it), also when they take several hundred us; while they are slow
  * (a millisecond or more) the next batch starts next to it. Under
  * concurrent load batches are spaced (COMMIT_DELAY_NS) so that more
- * writes share a sync; a lone writer's batches are not.
+ * writes share a sync; a lone writer's batches are not. The commit
+ * cycle's timing figures show the sync, the spacing and the wait.
  */
 #include "test_cask_seam.h"
 #include "test_cask_util.h"
@@ -479,6 +480,47 @@ test_busy_batches_spaced(void **state)
     assert_true(writes >= 4 * commits);
 }
 
+/* The commit cycle's figures (stats storage: commit_wait_us,
+ * commit_delay_us, commit_sync_us) say where a commit's time goes: with
+ * every journal sync taking 2 ms more and four writers at work, the
+ * mean sync is 2 ms or more, the batches are spaced (a mean delay near
+ * COMMIT_DELAY_NS, 250 us), and a batch's first write waited at least
+ * that delay before its batch was taken. (Without the journal they
+ * read 0: test_other_modes_no_ticket.) */
+static void
+test_commit_timing(void **state)
+{
+    struct cfx *f = *state;
+    pthread_t th[4];
+    struct cask_stats st;
+
+    cask_stats(f->c, -1, &st);
+    /* the warm-up write of setup was committed: a batch of one, no
+     * spacing, a real sync */
+    assert_true(st.commit_sync_us > 0);
+    assert_true(st.commit_delay_us < 200);
+    atomic_store(&sync_fake, 1);
+    atomic_store(&sync_delay_us, 2000);
+    atomic_store(&writers_stop, 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, f->c), 0);
+    }
+    usleep(300000);
+    atomic_store(&writers_stop, 1);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+    }
+    cask_stats(f->c, -1, &st);
+    fprintf(stderr, "wait %.0f us, delay %.0f us, sync %.0f us, %llu commits\n",
+            st.commit_wait_us, st.commit_delay_us, st.commit_sync_us,
+            (unsigned long long)st.commits);
+    assert_true(st.commits > 10);
+    assert_true(st.commit_sync_us >= 1800);
+    assert_true(st.commit_delay_us >= 150);
+    assert_true(st.commit_wait_us >= st.commit_delay_us * 0.9);
+    assert_true(st.commit_wait_us < 1e6);
+}
+
 /* A lone writer's batches wait for no one: of 100 blocking writes with
  * instant syncs, the last 50 (long after a spacing would have set in)
  * include several well under the 250 us a spaced batch waits; were
@@ -520,6 +562,9 @@ test_other_modes_no_ticket(void **state)
     assert_int_equal(cask_open(&c, dir, &o), CASK_OK);
     assert_int_equal(tc_set_deferred(c, "k", "v", &t), CASK_OK);
     assert_int_equal(t.epoch, 0);
+    struct cask_stats st;
+    cask_stats(c, -1, &st);
+    assert_true(st.commit_wait_us == 0 && st.commit_sync_us == 0);
     assert_true(cask_ticket_done(c, &t, &rc));
     assert_int_equal(rc, CASK_OK);
     cask_close(&c);
@@ -548,6 +593,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_slow_sync_overlapped, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_busy_batches_spaced, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_commit_timing, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_lone_writer_not_delayed, setup,
                                             teardown),
