@@ -70,6 +70,20 @@ sum_idle_kicks(struct server *srv)
     return n;
 }
 
+/* --sync=always: the mean time from a commit's hook call to the release
+ * walk of a worker it woke, over all workers (us; 0 before any). */
+static double
+commit_release_us(struct server *srv)
+{
+    uint64_t n = 0, ns = 0;
+
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        n += srv->workers[i].commit_wakes;
+        ns += srv->workers[i].commit_wake_ns;
+    }
+    return n > 0 ? (double)ns / (double)n / 1e3 : 0.0;
+}
+
 struct out_buf {
     char buf[16384];
     size_t len;
@@ -634,6 +648,13 @@ stats_storage(struct server *srv, struct out_buf *b)
               (unsigned long long)st.commit_failures);
     stat_line(b, "commit_recoveries", "%llu",
               (unsigned long long)st.commit_recoveries);
+    /* a journal commit's cycle, means in us: its first write's wait for
+     * the batch to be taken (the spacing delay part of it), the write
+     * and sync, and the wake-up of the workers it releases replies of */
+    stat_line(b, "commit_wait_us", "%.1f", st.commit_wait_us);
+    stat_line(b, "commit_delay_us", "%.1f", st.commit_delay_us);
+    stat_line(b, "commit_sync_us", "%.1f", st.commit_sync_us);
+    stat_line(b, "commit_release_us", "%.1f", commit_release_us(srv));
     stat_line(b, "segments_mapped", "%llu",
               (unsigned long long)st.segments_mapped);
     stat_line(b, "segments_map_budget", "%llu",

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STOP_DRAIN_S     3 /* how long a stopping worker waits for slow readers */
@@ -212,7 +213,18 @@ on_commit_ev(evutil_socket_t fd, short what, void *arg)
      * the event itself), then the flag cleared before the walk: a commit
      * that finds it set has its tickets done before this walk reads
      * them. */
-    (void)!read(fd, &kicks, sizeof(kicks));
+    if (read(fd, &kicks, sizeof(kicks)) == (ssize_t)sizeof(kicks)) {
+        /* woken by a commit's hook: how long that took (stats) */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now =
+                (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        uint64_t at = cask_commit_announced_ns(store);
+        if (at != 0 && at <= now) {
+            w->commit_wakes++;
+            w->commit_wake_ns += now - at;
+        }
+    }
     atomic_store(&w->commit_kicked, false);
     atomic_thread_fence(memory_order_seq_cst);
     /* The release walk returns the need of what it left parked: that

@@ -87,6 +87,12 @@ struct worker {
     struct event *tick_timer; /* housekeeping: budget, malloc_trim */
     unsigned ticks;
     uint64_t budget_scan_ms; /* last walk for the output budget (conn.c) */
+    /* --sync=always: wake-ups by the committer (commit_fd read), and the
+     * time from the commit's hook call to the release walk, summed (ns);
+     * written by this worker only, summed by stats.c as the counters
+     * above */
+    uint64_t commit_wakes;
+    uint64_t commit_wake_ns;
 };
 
 /* Create n workers (event bases and pipes); no threads yet. */

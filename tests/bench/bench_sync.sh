@@ -10,7 +10,9 @@
 # (client_cpu_us_per_op) and the cores the two kept busy together
 # (cores_busy: both CPU figures times sets/s; near the machine's core
 # count the run was bound by CPU, well below it by latency, such as the
-# syncs' and the wake-ups'). With GETMIX=1 also p99.9 get latency
+# syncs' and the wake-ups'), and for bitcached where a commit's time went
+# (stats storage: commit_wait_us, commit_delay_us, commit_sync_us,
+# commit_release_us). With GETMIX=1 also p99.9 get latency
 # (90% get, 10% set) on an idle store against one where compaction and
 # roll-over run (tiny segments, low compact ratio). Not part of make check:
 # run from the build tree after `make`. Prints name=value lines.
@@ -126,10 +128,15 @@ run_one() {
     "$SETLOAD" -P "$proto" -p "$port" -c "$CONC" -s "$SECS" -v "$VALUE" \
         -k "$KEYS" -g "$gp" > "$tmp/out" || { cat "$tmp/out" >&2; exit 1; }
     c1=$(cpu_ticks "$pid")
-    wps= compactions=
+    wps= compactions= cycle=
     if [ "$which" = bitcached ] || [ "$which" = before ]; then
         wps=$(storage_stat writes_per_sync)
         compactions=$(storage_stat compactions)
+        # where a commit's time went (a build without the figures: none)
+        for f in commit_wait_us commit_delay_us commit_sync_us commit_release_us; do
+            v=$(storage_stat $f)
+            [ -n "$v" ] && cycle="$cycle $f=$v"
+        done
     fi
     stop_server
     ops_s=$(sed -n 's/^ops_s=//p' "$tmp/out")
@@ -158,10 +165,10 @@ one_kind() {
     case $1 in
     before)
         bf_all="$bf_all $ops_s"; bf_cpu="$bf_cpu $cpu_us"; bf_wps="$bf_wps $wps"
-        echo "round$r.before_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores" ;;
+        echo "round$r.before_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores$cycle" ;;
     bitcached)
         bc_all="$bc_all $ops_s"; bc_cpu="$bc_cpu $cpu_us"; bc_wps="$bc_wps $wps"
-        echo "round$r.bitcached_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores" ;;
+        echo "round$r.bitcached_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores$cycle" ;;
     memcached)
         mc_all="$mc_all $ops_s"; mc_cpu="$mc_cpu $cpu_us"
         echo "round$r.memcached_sets_s=$ops_s cpu_us_per_op=$cpu_us client_cpu_us_per_op=$ccpu cores_busy=$cores" ;;

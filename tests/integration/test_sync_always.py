@@ -10,7 +10,9 @@
 #   - SIGKILL right after acknowledgements loses none of them;
 #   - an EIO from fdatasync answers SERVER_ERROR (binary: status 0x84) to
 #     the writes that waited for that sync, in their place in the reply
-#     stream, and latches the shard (stats storage: failed 1).
+#     stream, and latches the shard (stats storage: failed 1);
+#   - stats storage shows the commit cycle's figures (commit_sync_us long
+#     with the slow syncs, commit_release_us once commits woke the worker).
 # Without the shim, or against a sanitizer build (no preload), only the
 # parts that need no slow or failing disk run (order, quiet modes, kill -9).
 import os
@@ -170,6 +172,17 @@ def test_no_stall(binary, shim):
               (not timed or ms < 5 * DELAY_MS), commits)
         check("writes_per_sync is shown",
               float(after.get("writes_per_sync", "0")) > 0, after)
+        # The commit cycle's figures: syncs of 300 ms since the slow file
+        # (and only a few fast ones before) make the mean sync long; the
+        # worker was woken by commits to release the replies.
+        for name in ("commit_wait_us", "commit_delay_us", "commit_sync_us",
+                     "commit_release_us"):
+            check("%s is shown" % name, name in after, after)
+        sync_us = float(after.get("commit_sync_us", "0"))
+        check("commit_sync_us reflects the syncs (%.0f us)" % sync_us,
+              sync_us >= (10000 if timed else 1), after)
+        check("commit_release_us: commits woke the worker",
+              float(after.get("commit_release_us", "0")) > 0, after)
 
         # Binary, quiet sets then a noop: only the noop answers, after the
         # sync.
