@@ -1216,8 +1216,13 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     watch_pre_store(cc, req);
     /* C as memcached's ms applies it: ignored by add; on set and replace a
      * compare like the cas command (C0 never matches); on append and
-     * prepend C0 means no compare and a missing key is NS */
-    cas_in = mode == CASK_ADD ? 0 : mflag_u64(req, 'C', 0);
+     * prepend C0 means no compare and a missing key is NS. memcached's
+     * append and prepend compare C as the new item's own cas, which -C
+     * leaves 0: there C is ignored too. */
+    cas_in = mode == CASK_ADD || (cc->env->cas_disabled &&
+                                  (mode == CASK_APPEND || mode == CASK_PREPEND))
+                     ? 0
+                     : mflag_u64(req, 'C', 0);
     if ((mode == CASK_SET || mode == CASK_REPLACE) && cas_zero(cc, req, &rc)) {
         /* rc is set */
     } else {
@@ -1296,7 +1301,9 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
 /* md I: memcached keeps the item, bumps its cas and marks it stale (and
  * not yet won), so a later add fails, gets still see it and the next mg
  * gets X and W. Rewriting the item bumps the cas; the stale mark goes to
- * the meta table. T, if given, sets the new TTL. */
+ * the meta table. T, if given, sets the new TTL. memcached marks the item
+ * in place, so it stays fetched if it was: the rewrite, a write, cleared
+ * the bit, and a read without the value sets it again. */
 static int
 invalidate(struct cmd_conn *cc, const struct proto_req *req, uint64_t cas_in)
 {
@@ -1323,6 +1330,12 @@ invalidate(struct cmd_conn *cc, const struct proto_req *req, uint64_t cas_in)
     if (rc == CASK_OK) {
         cmd_meta_put(cc->env->meta, req->key, req->klen, cas_out,
                      CMD_META_STALE);
+        if (it.fetched) {
+            struct cask_item again;
+
+            (void)cask_get_fetch(cc->env->store, req->key, req->klen, &again,
+                                 NULL, true);
+        }
     }
     return rc;
 }

@@ -404,6 +404,13 @@ CASES = [
     ("watch", [b"watch foo\r\n", b"watch fetchers bogus\r\n", Raw(b"watch fetchers\r\n")]),
     ("gat and gats counted as touches", [b"set {k} 0 0 1\r\nx\r\n", b"gat 100 {k} {k2}\r\n",
                                          b"gats 100 {k}\r\n"]),
+    # found by test_compare_fuzz.py (text seed 22049, -C): md I keeps the
+    # item's fetched bit (memcached marks the item stale in place)
+    ("md I keeps the fetched bit", [b"set {k} 0 0 1\r\nx\r\n", b"get {k}\r\n",
+                                    b"md {k} I\r\n", b"mg {k} h\r\n", b"md {k} I T30\r\n",
+                                    b"mg {k} h t\r\n", b"set {k2} 0 0 1\r\ny\r\n",
+                                    b"md {k2} I q\r\n", b"mg {k2} h\r\n",
+                                    b"mg {k2} h v\r\n"]),
 ]
 
 # Cases run against both servers started with -C (no cas): memcached's
@@ -424,6 +431,16 @@ CASES_NO_CAS = [
     ("ms and cas under -C", [b"set {k} 0 0 1\r\na\r\n", b"ms {k} 1 C0\r\nb\r\n",
                              b"ms {k} 1 C5\r\nc\r\n", b"mg {k} v c\r\n",
                              b"cas {k} 0 0 1 0\r\nd\r\n", b"gets {k}\r\n"]),
+    # found by test_compare_fuzz.py (text seed 22004, -C): memcached's
+    # append and prepend compare C with the new item's own cas, which -C
+    # leaves 0, so they store whatever C says
+    ("ms MA and MP ignore C under -C", [b"set {k} 0 0 1\r\na\r\n", b"ms {k} 1 MA C5\r\nb\r\n",
+                                        b"ms {k} 1 MP C987654321012\r\nc\r\n",
+                                        b"ms {k} 1 MA C0\r\nd\r\n",
+                                        b"ms {k} 1 MA C1 q\r\ne\r\n", b"mg {k} v c\r\n",
+                                        b"ms {k2} 1 MA C5\r\nf\r\n", b"mg {k2} v\r\n",
+                                        b"ms {k} 1 MS C1\r\ng\r\n",
+                                        b"ms {k} 1 MR C2\r\nh\r\n", b"mg {k} v\r\n"]),
 ]
 
 # Cases run against both servers started without memcached's LRU
