@@ -1681,7 +1681,11 @@ cask_shard_delete(struct cask_shard *sh, uint64_t h, const void *key,
  * and then white space or the end of the value (a NUL ends it too);
  * whatever comes after that white space is ignored. A '-' is accepted only
  * when the negated result does not look negative as a signed number ("-0"
- * is 0). */
+ * is 0). A number that looks negative as a signed one (2^63 and up) is
+ * refused when a '-' follows anywhere before a NUL: memcached looks for a
+ * sign with strchr over the whole value ("18446744073709551609 -5" is not
+ * a number there; past the value it reads on into whatever memory follows
+ * the item, which has no counterpart here). */
 static bool
 is_space(char ch)
 {
@@ -1719,6 +1723,14 @@ parse_u64(const char *s, size_t n, uint64_t *out)
     if (neg) {
         v = (uint64_t)0 - v;
         if ((int64_t)v < 0) {
+            return false;
+        }
+    }
+    if ((int64_t)v < 0) {
+        const char *nul = memchr(s, '\0', n);
+        size_t len = nul != NULL ? (size_t)(nul - s) : n;
+
+        if (memchr(s, '-', len) != NULL) {
             return false;
         }
     }

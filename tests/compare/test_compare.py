@@ -404,6 +404,17 @@ CASES = [
     ("watch", [b"watch foo\r\n", b"watch fetchers bogus\r\n", Raw(b"watch fetchers\r\n")]),
     ("gat and gats counted as touches", [b"set {k} 0 0 1\r\nx\r\n", b"gat 100 {k} {k2}\r\n",
                                          b"gats 100 {k}\r\n"]),
+    # found by test_compare_fuzz.py (bin seed 22655, -C): for a number of
+    # 2^63 and up memcached looks for a '-' over the whole value, up to a
+    # NUL (a value without either: it reads on past the item, not compared)
+    ("incr of 2^63 and up with a '-' after it",
+     [b"set {k} 0 0 23\r\n18446744073709551609 -5\r\n", b"incr {k} 1\r\n",
+      b"decr {k} 1\r\n", b"ma {k} v\r\n", b"get {k}\r\n",
+      b"set {k} 0 0 22\r\n9223372036854775808\t-x\r\n", b"incr {k} 1\r\n",
+      b"set {k} 0 0 24\r\n18446744073709551609 \x00-5\r\n", b"incr {k} 1\r\n",
+      b"get {k}\r\n", b"set {k} 0 0 6\r\n100 -5\r\n", b"incr {k} 1\r\n",
+      b"get {k}\r\n", b"set {k} 0 0 1\r\n0\r\n", b"append {k} 0 0 20\r\n18446744073709551614\r\n",
+      b"incr {k} 5\r\n", b"append {k} 0 0 2\r\n-5\r\n", b"incr {k} 1\r\n", b"get {k}\r\n"]),
     # found by test_compare_fuzz.py (text seed 22049, -C): md I keeps the
     # item's fetched bit (memcached marks the item stale in place)
     ("md I keeps the fetched bit", [b"set {k} 0 0 1\r\nx\r\n", b"get {k}\r\n",
