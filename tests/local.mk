@@ -125,6 +125,12 @@ TESTS += tests/integration/test_watch_evict.py
 dist_check_SCRIPTS += tests/compare/test_compare_fuzz.py
 TESTS += tests/compare/test_compare_fuzz.py
 
+# test_compare_multiconn.py: seeded random steps over four connections
+# (text and binary) on the same keys against memcached: half-sent blocks,
+# quiet binary pipelines, values near -I; MC_SEEDS/MC_STEPS for more.
+dist_check_SCRIPTS += tests/compare/test_compare_multiconn.py
+TESTS += tests/compare/test_compare_multiconn.py
+
 # test_compare_atime.py: mg h/l, me and metadump la= against memcached,
 # with a 2 s pause (issue 11).
 dist_check_SCRIPTS += tests/compare/test_compare_atime.py
