@@ -131,6 +131,14 @@ TESTS += tests/compare/test_compare_fuzz.py
 dist_check_SCRIPTS += tests/compare/test_compare_multiconn.py
 TESTS += tests/compare/test_compare_multiconn.py
 
+# test_hostile_partial.py: 300 clients stalled in the middle of 1 MB
+# values; the memory they take must stay bounded as memcached's does.
+# Expected to fail until values being received have a bound across
+# connections (see its header).
+dist_check_SCRIPTS += tests/integration/test_hostile_partial.py
+TESTS += tests/integration/test_hostile_partial.py
+XFAIL_TESTS += tests/integration/test_hostile_partial.py
+
 # test_compare_atime.py: mg h/l, me and metadump la= against memcached,
 # with a 2 s pause (issue 11).
 dist_check_SCRIPTS += tests/compare/test_compare_atime.py
