@@ -139,6 +139,13 @@ dist_check_SCRIPTS += tests/integration/test_hostile_partial.py
 TESTS += tests/integration/test_hostile_partial.py
 XFAIL_TESTS += tests/integration/test_hostile_partial.py
 
+# test_compare_bin_held_incr.py: a binary get and a decr of the same key
+# in one write: memcached's decr then makes an unpadded item. Expected to
+# fail until the server tells the store (see its header).
+dist_check_SCRIPTS += tests/compare/test_compare_bin_held_incr.py
+TESTS += tests/compare/test_compare_bin_held_incr.py
+XFAIL_TESTS += tests/compare/test_compare_bin_held_incr.py
+
 # test_compare_atime.py: mg h/l, me and metadump la= against memcached,
 # with a 2 s pause (issue 11).
 dist_check_SCRIPTS += tests/compare/test_compare_atime.py
