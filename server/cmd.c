@@ -1446,6 +1446,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     struct proto_out o;
     struct proto_out no;
     bool existed = false;
+    int64_t old_vlen = -1; /* the value's length before, when T is given */
     int64_t exp;
     unsigned i;
     int rc;
@@ -1461,6 +1462,14 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     if (a.vivify &&
         cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
         existed = true;
+    }
+    if (proto_mflag_find(req, 'T') != NULL) {
+        struct cask_item before;
+
+        if (cask_get(cc->env->store, req->key, req->klen, &before, NULL) ==
+            CASK_OK) {
+            old_vlen = before.vlen;
+        }
     }
     /* unlike ms and md, ma takes C0 as "no compare" (memcached) */
     carry_before(cc, req, &carry);
@@ -1547,8 +1556,11 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             meta_common_flag(&o, req, f);
         }
     }
-    if (exp != it.exp_abs_s) {
-        /* memcached sets the TTL on the item: no read (fetched bit) */
+    /* memcached sets the TTL on the item: no read (fetched bit). A number
+     * longer than the value it replaces goes into a new item (with the old
+     * TTL), and memcached then sets T on the old one it still holds, so T
+     * is lost (and shown by a t after it all the same). */
+    if (exp != it.exp_abs_s && !(old_vlen >= 0 && (int64_t)no.len > old_vlen)) {
         (void)cask_touch_fetch(cc->env->store, req->key, req->klen, exp, NULL,
                                NULL, false);
     }

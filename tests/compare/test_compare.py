@@ -415,6 +415,14 @@ CASES = [
       b"get {k}\r\n", b"set {k} 0 0 6\r\n100 -5\r\n", b"incr {k} 1\r\n",
       b"get {k}\r\n", b"set {k} 0 0 1\r\n0\r\n", b"append {k} 0 0 20\r\n18446744073709551614\r\n",
       b"incr {k} 5\r\n", b"append {k} 0 0 2\r\n-5\r\n", b"incr {k} 1\r\n", b"get {k}\r\n"]),
+    # found by test_compare_multiconn.py (seed 2139): a number longer than
+    # the value it replaces goes into a new item with the old TTL, and
+    # memcached sets ma's T on the old item, so T is lost
+    ("ma T lost when the number grows",
+     [b"ma {k} N100000\r\n", b"ma {k} D18446744073709551615 T-1\r\n", b"mg {k} v\r\n",
+      b"ma {k2} N100000\r\n", b"ma {k2} D5 T-1 q\r\n", b"mg {k2} v\r\n",
+      b"set {k} 0 0 1\r\n9\r\n", b"ma {k} T-1 v\r\n", b"mg {k} v\r\n",
+      b"ma {k} T-1\r\n", b"mg {k} v\r\n"]),
     # found by test_compare_fuzz.py (text seed 22049, -C): md I keeps the
     # item's fetched bit (memcached marks the item stale in place)
     ("md I keeps the fetched bit", [b"set {k} 0 0 1\r\nx\r\n", b"get {k}\r\n",
