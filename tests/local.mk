@@ -132,12 +132,10 @@ dist_check_SCRIPTS += tests/compare/test_compare_multiconn.py
 TESTS += tests/compare/test_compare_multiconn.py
 
 # test_hostile_partial.py: 300 clients stalled in the middle of 1 MB
-# values; the memory they take must stay bounded as memcached's does.
-# Expected to fail until values being received have a bound across
-# connections (see its header).
+# values; the memory they take must stay bounded as memcached's does
+# (--input-budget).
 dist_check_SCRIPTS += tests/integration/test_hostile_partial.py
 TESTS += tests/integration/test_hostile_partial.py
-XFAIL_TESTS += tests/integration/test_hostile_partial.py
 
 # test_compare_bin_held_incr.py: a binary get and a decr of the same key
 # in one write: memcached's decr then makes an unpadded item. Expected to

@@ -11,12 +11,10 @@
 # HOSTILE_AGAINST=memcached runs the same checks against $MEMCACHED (it
 # passes them).
 #
-# Expected to fail for now (XFAIL_TESTS in tests/local.mk): a value being
-# received is buffered whole per connection, with no bound across
-# connections, so the 300 stalled clients take about 280 MiB (600 of them
-# 560 MiB, measured; memcached 71 MiB for 300). When the bound exists
-# this test passes and must leave XFAIL_TESTS. Against a sanitizer build
-# the memory check is skipped (ASan inflates RssAnon).
+# Without a bound across connections (before --input-budget) each value
+# being received was buffered whole, and the 300 stalled clients took
+# about 280 MiB (600 of them 560 MiB; memcached 71 MiB for 300). Against a
+# sanitizer build the memory check is skipped (ASan inflates RssAnon).
 #
 # Python 3 stdlib and tests/integration/bcserver.py.
 import os
