@@ -147,8 +147,10 @@ static void map_faulted(struct cask_shard *sh, struct cask_segment *s,
 #define CASK_UNSYNCED_MAX 4u
 
 /* Under interval and never a roll-over leaves the closed segment's
- * fdatasync to the sync thread: the worker whose append filled it would
- * otherwise wait for the whole sync with every other connection it serves
+ * fdatasync to the sync thread, and with it the ftruncates that cut the
+ * file back to its records and give back its disk reserve (each can wait
+ * on ext4 for a sync in progress): the worker whose append filled it would
+ * otherwise wait for them with every other connection it serves
  * (milliseconds per roll-over). Every earlier append is already in the
  * kernel, so a process crash loses nothing; the sync thread's next pass
  * syncs every closed segment before the active one (cask_log_sync), so a
@@ -190,8 +192,14 @@ in_service(const struct cask_shard *sh, uint32_t id)
 }
 
 /* With mu held, no sync running and a closed segment waiting for its
- * sync: take the oldest and fdatasync it with mu released (sh->syncing
- * set meanwhile). A failure is what a failed roll-over sync was: the
+ * sync: take the oldest and, with mu released (sh->syncing set
+ * meanwhile), do what its roll-over left undone on the file: cut it back
+ * to its records when it was extended ahead of them for its mapping (so
+ * that the sync makes that length durable and its hint covers the whole
+ * file), fdatasync it, and give back the blocks reserved past its end.
+ * The cut and the reserve's ftruncate wait on ext4 for a sync of the file
+ * system in progress (milliseconds): here they hold up no worker. A
+ * failure of the cut or the sync is what a failed roll-over sync was: the
  * records of it still needed are rewritten to a new segment and writes
  * are refused until then (cask_resync_note); the segment stays
  * sync_pending, so it gets no hint and no compaction takes it. */
@@ -204,14 +212,40 @@ sync_closed_one(struct cask_shard *sh)
             sh->nunsynced * sizeof(*sh->unsynced));
     sh->syncing = true;
     bool gone = s->retired; /* wiped or rewritten away: nothing to keep */
+    /* Read with mu held: a closed segment's size no longer changes. */
+    uint64_t end = s->size;
+    bool cut = !gone && s->ext_end > end;
+    bool give = !gone && s->prealloc_end > end;
+    if (cut || give) {
+        cask_verify_write_begin(s);
+    }
     pthread_mutex_unlock(&sh->mu);
     int rc = 0, drc = 0;
-    if (!gone) {
+    bool trimmed = false;
+    const char *what = "roll-over: fdatasync";
+    if (cut) {
+        rc = cask_seg_trim(s, end);
+        trimmed = rc == 0;
+        if (rc != 0) {
+            what = "roll-over: cut back to its records";
+        }
+    }
+    if (!gone && rc == 0) {
         rc = cask_io_fdatasync(s->fd);
         /* and the name of the segment that replaced it */
         drc = cask_fsync_dir(sh->dir);
     }
+    if (rc == 0 && give && !trimmed) {
+        /* Only blocks past the end: its size and records stay. */
+        trimmed = cask_seg_trim(s, end) == 0;
+    }
     pthread_mutex_lock(&sh->mu);
+    if (cut || give) {
+        cask_verify_write_end(s);
+    }
+    if (trimmed) {
+        cask_seg_trimmed(s, end);
+    }
     sh->syncing = false;
     if (!gone) {
         sh->syncs++;
@@ -219,7 +253,7 @@ sync_closed_one(struct cask_shard *sh)
     if (rc == 0) {
         s->sync_pending = false;
     } else if (!s->retired) {
-        cask_resync_note(sh, s->id, rc, "roll-over: fdatasync");
+        cask_resync_note(sh, s->id, rc, what);
     }
     if (drc != 0 && !s->retired && in_service(sh, s->succ_id)) {
         /* Its successor may be gone after a power loss, records and all:
@@ -319,7 +353,8 @@ cask_log_roll(struct cask_shard *sh)
      * disk), a retry must not cost a sync. */
     uint32_t id = sh->next_id++;
     sh->rolling = true;
-    cask_verify_write_begin(old); /* its reserve goes below, mu released */
+    cask_verify_write_begin(old); /* its cut and reserve (when not
+                                   * deferred) go below, mu released */
     pthread_mutex_unlock(&sh->mu);
     cask_hint_remove(sh->dir, id); /* a stale hint of a compacted-away id */
     /* Deferred: its header and name are synced with the old segment. */
@@ -341,7 +376,13 @@ cask_log_roll(struct cask_shard *sh)
          * (cask_seg_map_cut): then under always its writes not synced
          * yet, which wait for this sync, include those copied past the
          * cut and lost: failed like a failed sync. */
-        src = cask_seg_cut_ahead(old, false);
+        if (defer) {
+            /* The cut too is the sync thread's (sync_closed_one): the
+             * ftruncate may wait for a sync of the file system. */
+            cask_seg_wmap_close(old);
+        } else {
+            src = cask_seg_cut_ahead(old, false);
+        }
         if (src != 0) {
             what = "roll-over: cut back to its records";
         } else if (cut) {
@@ -351,15 +392,13 @@ cask_log_roll(struct cask_shard *sh)
             }
         }
     }
-    if (rc == 0 && src == 0) {
+    if (rc == 0 && src == 0 && !defer) {
         /* A closed segment is immutable: under always sync it now, so
-         * that a group-commit sync of the new one covers everything;
-         * otherwise the sync thread does (sync_closed_one) before it
-         * syncs the new one. Its reserve goes either way (its size
-         * stays). */
-        if (!defer) {
-            src = cask_io_fdatasync(old->fd);
-        }
+         * that a group-commit sync of the new one covers everything, and
+         * give back its reserve (its size stays). Otherwise the sync
+         * thread does both (sync_closed_one) before it syncs the new
+         * one. */
+        src = cask_io_fdatasync(old->fd);
         if (src == 0) {
             cask_log_release_reserve(old);
         }

@@ -540,6 +540,29 @@ cask_seg_cut_ahead(struct cask_segment *s, bool keep_reserve)
     return rc;
 }
 
+void
+cask_seg_wmap_close(struct cask_segment *s)
+{
+    wmap_close(s);
+}
+
+int
+cask_seg_trim(const struct cask_segment *s, uint64_t end)
+{
+    return cask_io_ftruncate(s->fd, (off_t)end);
+}
+
+void
+cask_seg_trimmed(struct cask_segment *s, uint64_t end)
+{
+    if (s->ext_end > end) {
+        s->ext_end = end;
+    }
+    if (s->prealloc_end > end) {
+        s->prealloc_end = end;
+    }
+}
+
 int
 cask_seg_flush(struct cask_segment *s)
 {

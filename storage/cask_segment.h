@@ -263,6 +263,24 @@ bool cask_seg_wmapped(const struct cask_segment *s);
  * over the cut. Returns 0 or the errno of the cut. */
 int cask_seg_cut_ahead(struct cask_segment *s, bool keep_reserve);
 
+/* Mu held: s takes no more appends; unmap it for appends, leaving the file
+ * as long as it is. Whoever then syncs s cuts it back to its records first
+ * (cask_seg_trim, cask_seg_trimmed): a roll-over leaves that to the sync
+ * thread. */
+void cask_seg_wmap_close(struct cask_segment *s);
+
+/* Mu released, s closed and pinned: cut its file back to end, its records'
+ * end (s->size, read with mu held), giving back what lies past it: the
+ * extension ahead of its appends and the disk blocks reserved past its
+ * end. Touches no field of s: cask_seg_trimmed does, mu held again (with
+ * cask_verify_write_begin and _end around the pair). Returns 0 or the
+ * errno of the ftruncate. Can block (ext4 makes it wait for a sync of the
+ * file system in progress). */
+int cask_seg_trim(const struct cask_segment *s, uint64_t end);
+
+/* Mu held: cask_seg_trim(s, end) succeeded. */
+void cask_seg_trimmed(struct cask_segment *s, uint64_t end);
+
 /* Mu held, s mapped for appends: is its file shorter than the store
  * extended it to (cut by another process)? A cut inside the last page
  * of the file raises no SIGBUS at the next copy: the records copied

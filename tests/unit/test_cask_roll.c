@@ -10,7 +10,11 @@
  * A power loss while closed segments wait for their sync (the segments
  * made after them present by name, empty) leaves a store that opens with
  * every key as last synced or newer, and one after the sync, after hints
- * and after a compaction keeps every change, deletes included.
+ * and after a compaction keeps every change, deletes included. The
+ * ftruncate that cuts a closed segment back to its records and gives back
+ * the disk reserved past its end (which ext4 makes wait for a sync in
+ * progress) is held too: the writes do not wait for it, and once let go
+ * every closed segment has its blocks back.
  */
 #include "storage/cask.h"
 
@@ -44,6 +48,8 @@ static atomic_int hold;      /* 1: syncs of segments with records block */
 static atomic_int held;      /* syncs blocked now */
 static atomic_int fail_next; /* 1: the next such sync fails, pages lost */
 static atomic_int failed_syncs;
+static atomic_int hold_trunc; /* 1: cuts of segments with records block */
+static atomic_int held_trunc; /* such cuts blocked now */
 
 /* ---- a power loss ---------------------------------------------------------
  * A file holds on disk its bytes as of its last successful fdatasync (a
@@ -119,6 +125,25 @@ hook_fdatasync(int fd)
     return rc;
 }
 
+/* A segment's ftruncate to no more than its size (its cut back to its
+ * records, or the reserve past its end given back) blocks while
+ * hold_trunc is set; one that extends it (ahead of appends copied into
+ * its mapping) does not. */
+static int
+hook_ftruncate(int fd, off_t len)
+{
+    struct stat st;
+    if (len > 32 && holds_records(fd) && fstat(fd, &st) == 0 &&
+        len <= st.st_size && atomic_load(&hold_trunc)) {
+        atomic_fetch_add(&held_trunc, 1);
+        while (atomic_load(&hold_trunc)) {
+            usleep(1000);
+        }
+        atomic_fetch_sub(&held_trunc, 1);
+    }
+    return cask_io_default()->ftruncate(fd, len);
+}
+
 static char value[VLEN];
 
 static void
@@ -159,9 +184,10 @@ struct rfx {
 };
 
 static void
-fx_open(struct rfx *f, unsigned interval_ms)
+fx_open_map(struct rfx *f, unsigned interval_ms, bool write_map)
 {
     tc_options(&f->o);
+    f->o.write_map = write_map;
     f->o.shards = 1;
     f->o.sync = CASK_SYNC_INTERVAL;
     f->o.sync_interval_ms = interval_ms;
@@ -173,8 +199,11 @@ fx_open(struct rfx *f, unsigned interval_ms)
     static struct cask_io_ops ops;
     ops = *cask_io_default();
     ops.fdatasync = hook_fdatasync;
+    ops.ftruncate = hook_ftruncate;
     powerloss_reset();
     atomic_store(&hold, 0);
+    atomic_store(&hold_trunc, 0);
+    atomic_store(&held_trunc, 0);
     atomic_store(&held, 0);
     atomic_store(&fail_next, 0);
     atomic_store(&failed_syncs, 0);
@@ -182,6 +211,12 @@ fx_open(struct rfx *f, unsigned interval_ms)
     tc_log[0] = '\0';
     f->c = NULL;
     assert_int_equal(cask_open(&f->c, f->data, &f->o), CASK_OK);
+}
+
+static void
+fx_open(struct rfx *f, unsigned interval_ms)
+{
+    fx_open_map(f, interval_ms, true);
 }
 
 /* Cut the power, open what the disk holds, and check every key. */
@@ -205,6 +240,7 @@ static void
 fx_close(struct rfx *f)
 {
     atomic_store(&hold, 0);
+    atomic_store(&hold_trunc, 0);
     cask_close(&f->c);
     cask_io_set(NULL);
     powerloss_reset();
@@ -539,6 +575,140 @@ power_loss_while_closed_wait(void **state)
     fx_close(&f);
 }
 
+/* The newest segment file under dir (the active one): its name. */
+static void
+newest_seg(const char *dir, char *out, size_t cap)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    out[0] = '\0';
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && strcmp(de->d_name + l - 4, ".seg") == 0 &&
+            strcmp(de->d_name, out) > 0) {
+            snprintf(out, cap, "%s", de->d_name);
+        }
+    }
+    closedir(d);
+}
+
+/* Closed segments (every .seg under dir but the newest) whose file takes
+ * more disk than its size rounded up to a block: a reserve not given
+ * back. Their count goes to *closed. */
+static int
+count_reserved(const char *dir, int *closed)
+{
+    char newest[256], p[4900];
+    newest_seg(dir, newest, sizeof(newest));
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    int n = 0;
+    *closed = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        struct stat st;
+        if (l <= 4 || strcmp(de->d_name + l - 4, ".seg") != 0 ||
+            strcmp(de->d_name, newest) == 0) {
+            continue;
+        }
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        assert_int_equal(stat(p, &st), 0);
+        (*closed)++;
+        uint64_t blocks = (uint64_t)st.st_blocks * 512;
+        uint64_t size = ((uint64_t)st.st_size + 4095) / 4096 * 4096;
+        if (blocks > size) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* The segment directory of the one shard under data. */
+static void
+shard_dir(const char *data, char *out, size_t cap)
+{
+    DIR *d = opendir(data);
+    assert_non_null(d);
+    struct dirent *de;
+    out[0] = '\0';
+    while ((de = readdir(d)) != NULL) {
+        char p[4600];
+        struct stat st;
+        snprintf(p, sizeof(p), "%s/%s", data, de->d_name);
+        if (de->d_name[0] != '.' && stat(p, &st) == 0 && S_ISDIR(st.st_mode) &&
+            count_files(p, ".seg") > 0) {
+            snprintf(out, cap, "%s", p);
+        }
+    }
+    closedir(d);
+    assert_true(out[0] != '\0');
+}
+
+/* Every cut of a closed segment back to its records, and every release of
+ * the disk reserved past its end, blocks (as ext4 makes an ftruncate wait
+ * for a sync of the file system in progress): the writes still go through
+ * several roll-overs without waiting for one. Let go, the sync thread
+ * gives every closed segment's reserve back (its allocated blocks no more
+ * than its size), and a power loss then keeps every write. With the
+ * write map the cut is that of the extension ahead of the appends; without
+ * it, the release of the reserve alone. */
+static void
+roll_over_does_not_wait_for_cut(bool write_map)
+{
+    struct rfx f;
+    fx_open_map(&f, 600000, write_map); /* the interval sync is the test's */
+    atomic_store(&hold_trunc, 1);
+    struct writer w = {.c = f.c};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_all, &w), 0);
+    bool done = wait_done_5s(&w.done);
+    /* the sync thread, woken by the first roll-over, comes to one */
+    for (int i = 0; i < 5000 && done && atomic_load(&held_trunc) == 0; i++) {
+        usleep(1000);
+    }
+    int blocked = atomic_load(&held_trunc);
+    atomic_store(&hold_trunc, 0); /* let a blocked writer finish */
+    pthread_join(t, NULL);
+    if (!done) {
+        fail_msg("the writes waited for a closed segment's ftruncate: not "
+                 "done after 5 s with the cuts held");
+    }
+    assert_int_equal(w.rc, CASK_OK);
+    assert_true(blocked >= 1); /* the sync thread waits in one */
+    assert_int_equal(cask_sync(f.c), CASK_OK);
+    char sd[4600];
+    shard_dir(f.data, sd, sizeof(sd));
+    int closed = 0, reserved = count_reserved(sd, &closed);
+    assert_true(closed >= 2);
+    if (reserved != 0) {
+        fail_msg("%d of %d closed segments keep disk reserved past their "
+                 "end after their sync",
+                 reserved, closed);
+    }
+    for (int i = 0; i < NKEYS; i++) {
+        assert_true(has(f.c, i));
+    }
+    fx_power_loss(&f, NKEYS);
+    fx_close(&f);
+}
+
+static void
+roll_over_does_not_wait_for_cut_mapped(void **state)
+{
+    (void)state;
+    roll_over_does_not_wait_for_cut(true);
+}
+
+static void
+roll_over_does_not_wait_for_reserve_release(void **state)
+{
+    (void)state;
+    roll_over_does_not_wait_for_cut(false);
+}
+
 int
 main(void)
 {
@@ -547,6 +717,8 @@ main(void)
             cmocka_unit_test(no_hint_before_sync),
             cmocka_unit_test(failed_background_sync_rewrites),
             cmocka_unit_test(power_loss_while_closed_wait),
+            cmocka_unit_test(roll_over_does_not_wait_for_cut_mapped),
+            cmocka_unit_test(roll_over_does_not_wait_for_reserve_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
