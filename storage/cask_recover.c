@@ -1138,6 +1138,17 @@ cask_shard_recover(struct cask_shard *sh)
         }
     }
     if (rc == 0) {
+        /* A segment that takes no appends but has blocks reserved past
+         * its end (more than its last block) lost a crash race with the
+         * sync thread, which gives a rolled-over segment's reserve back
+         * only after its sync: give it back now. */
+        for (uint32_t i = 0; i < sh->nslots; i++) {
+            struct cask_segment *s = sh->segs[i];
+            if (s != NULL && s != sh->active &&
+                s->prealloc_end > (s->size + 4095) / 4096 * 4096) {
+                cask_log_release_reserve(s);
+            }
+        }
         rc = start_manifest(sh);
     }
 out:
