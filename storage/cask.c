@@ -72,7 +72,9 @@ cask_dir(const struct cask *c)
  * Both: a roll-over leaves the closed segment's sync (and that of the
  * directory entry of the segment that replaced it) here (cask_log.c):
  * woken by it (roll_kick), sync the closed segments before the interval
- * is up, so that they do not pile up unsynced. */
+ * is up, so that they do not pile up unsynced. ALWAYS: only that, for a
+ * segment closed once every append in it was committed (the journal
+ * covers them; a checkpoint syncs what is left first). */
 static bool
 deadline_passed(const struct timespec *ts)
 {
@@ -106,12 +108,15 @@ sync_main(void *arg)
                 (void)cask_log_sync(c->shards[i]);
             } else {
                 /* Only the segments a roll-over closed (their hints and
-                 * compaction wait for it). */
+                 * compaction wait for it; under always, those whose
+                 * appends a commit covered already). */
                 cask_log_sync_closed(c->shards[i]);
             }
         }
         if (due) {
-            (void)cask_flush_point(c, cask_now(c));
+            if (c->opt.sync != CASK_SYNC_ALWAYS) {
+                (void)cask_flush_point(c, cask_now(c));
+            }
             cask_deadline_in(&ts, ms);
         }
         pthread_mutex_lock(&c->bg_mu);
@@ -742,13 +747,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         *out = c;
         return 0;
     }
-    if (c->opt.sync != CASK_SYNC_ALWAYS) {
-        rc = pthread_create(&c->sync_thread, NULL, sync_main, c);
-        if (rc != 0) {
-            goto fail;
-        }
-        c->sync_thread_on = true;
-    } else {
+    if (c->opt.sync == CASK_SYNC_ALWAYS) {
         rc = cask_journal_open(c, c->opt.journal_size, &c->journal);
         if (rc == ENOSPC || rc == EDQUOT) {
             /* A full disk must not keep the store from opening: commit by
@@ -768,6 +767,13 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
             goto fail;
         }
     }
+    /* Under always too: the segments a roll-over closed after every
+     * append in them was committed are synced there (cask_log.c). */
+    rc = pthread_create(&c->sync_thread, NULL, sync_main, c);
+    if (rc != 0) {
+        goto fail_threads;
+    }
+    c->sync_thread_on = true;
     rc = pthread_create(&c->maint_thread, NULL, maint_main, c);
     if (rc != 0) {
         goto fail_threads;

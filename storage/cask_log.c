@@ -156,9 +156,19 @@ static void map_faulted(struct cask_shard *sh, struct cask_segment *s,
  * syncs every closed segment before the active one (cask_log_sync), so a
  * power loss loses no more than the sync interval says. Until then the
  * segment gets no hint and is no input of a compaction or an eviction
- * (they sync it first). Under always each write is acknowledged only once
- * durable, and what cask_lost.c undoes after a failed commit is taken to
- * lie in the active segment: the roll-over syncs as before.
+ * (they sync it first).
+ *
+ * Under always with the journal the same holds once every append in the
+ * closed segment is covered by a commit (durable in the journal, whose
+ * generation a checkpoint replaces only after cask_log_checkpoint synced
+ * every closed segment): what cask_lost.c undoes after a failed commit
+ * or segment sync, every append not yet covered, then lies in the active
+ * segment as it assumes. A roll-over that finds appends not covered yet
+ * (several writers, or pipelined ones) syncs the segment itself as
+ * before, and so does one without the journal (its commits are segment
+ * syncs, which a failed sync of a closed one would fail without undoing
+ * anything). The next segment is created durably under always either
+ * way: a journal replay writes records only into a segment that exists.
  *
  * With mu held: room for one more entry in sh->unsynced. False without
  * memory: the roll-over then syncs the segment itself. */
@@ -232,8 +242,11 @@ sync_closed_one(struct cask_shard *sh)
     }
     if (!gone && rc == 0) {
         rc = cask_io_fdatasync(s->fd);
-        /* and the name of the segment that replaced it */
-        drc = cask_fsync_dir(sh->dir);
+        /* and the name of the segment that replaced it (under always the
+         * roll-over made that one durably) */
+        if (sh->store->opt.sync != CASK_SYNC_ALWAYS) {
+            drc = cask_fsync_dir(sh->dir);
+        }
     }
     if (rc == 0 && give && !trimmed) {
         /* Only blocks past the end: its size and records stay. */
@@ -323,7 +336,7 @@ cask_log_roll(struct cask_shard *sh)
      * writes slows the writes (as when every roll-over synced on the
      * worker) instead of letting the unsynced data, and the files held
      * open for it, grow without bound. */
-    if (c->opt.sync != CASK_SYNC_ALWAYS && sh->nunsynced >= CASK_UNSYNCED_MAX) {
+    if (sh->nunsynced >= CASK_UNSYNCED_MAX) {
         sync_rolled(sh);
     }
     while (sh->rolling || (commit && sh->syncing)) {
@@ -339,14 +352,18 @@ cask_log_roll(struct cask_shard *sh)
     if (rc != 0) {
         return rc;
     }
-    /* Its sync left to the sync thread (see unsynced_room), or done here
+    /* Its sync left to the sync thread (see unsynced_room: under always
+     * once every append in it is covered, with the journal), or done here
      * when there is no room to remember it, and for a segment found cut
      * short or damaged, queued for its rewrite: a disk that fails its
      * syncs then keeps it as it was found (the rewrite, or the stop that
      * cannot do it, says what the cut took). */
-    bool defer = c->opt.sync != CASK_SYNC_ALWAYS && !old->damaged &&
-                 !cask_resync_queued(sh, old->id) && unsynced_room(sh);
-    /* Create the next segment (and, under always, sync the old one) with
+    bool always = c->opt.sync == CASK_SYNC_ALWAYS;
+    bool defer = (!always || (c->journal != NULL && c->commit != NULL &&
+                              synced(sh) >= sh->app_seq)) &&
+                 !old->damaged && !cask_resync_queued(sh, old->id) &&
+                 unsynced_room(sh);
+    /* Create the next segment (and, when not deferred, sync the old one) with
      * the mutex released: reads go on, writers wait in cask_log_append()
      * (so nothing lands in the old segment after it is cut back and
      * synced). The new segment first: when it cannot be made (a full
@@ -357,15 +374,16 @@ cask_log_roll(struct cask_shard *sh)
                                    * deferred) go below, mu released */
     pthread_mutex_unlock(&sh->mu);
     cask_hint_remove(sh->dir, id); /* a stale hint of a compacted-away id */
-    /* Deferred: its header and name are synced with the old segment. */
+    /* Deferred under interval and never: its header and name are synced
+     * with the old segment. Under always it is made durable here. */
     /* Cut short by another process (cask_seg_map_cut, below): not
      * deferred either. */
     bool cut = cask_seg_map_cut(old);
     if (cut) {
         defer = false;
     }
-    rc = defer ? cask_seg_create_unsynced(&n, sh->dir, id)
-               : cask_seg_create(&n, sh->dir, id, 0);
+    rc = defer && !always ? cask_seg_create_unsynced(&n, sh->dir, id)
+                          : cask_seg_create(&n, sh->dir, id, 0);
     int src = 0;
     const char *what = "roll-over: fdatasync";
     if (rc == 0) {
@@ -393,7 +411,7 @@ cask_log_roll(struct cask_shard *sh)
         }
     }
     if (rc == 0 && src == 0 && !defer) {
-        /* A closed segment is immutable: under always sync it now, so
+        /* A closed segment is immutable: not deferred, sync it now, so
          * that a group-commit sync of the new one covers everything, and
          * give back its reserve (its size stays). Otherwise the sync
          * thread does both (sync_closed_one) before it syncs the new

@@ -16,6 +16,10 @@
  * progress) is held too: the writes do not wait for it, and once let go
  * every closed segment has its blocks back; so it has after an open that
  * found them still reserved (a crash before the sync thread's release).
+ * Under --sync=always a roll-over whose segment's appends are all
+ * committed leaves its sync to the sync thread too: the writes do not
+ * wait for it, a power loss meanwhile loses nothing (the journal has it
+ * all), and a journal commit that fails then undoes its own put alone.
  */
 #include "storage/cask.h"
 
@@ -49,8 +53,9 @@ static atomic_int hold;      /* 1: syncs of segments with records block */
 static atomic_int held;      /* syncs blocked now */
 static atomic_int fail_next; /* 1: the next such sync fails, pages lost */
 static atomic_int failed_syncs;
-static atomic_int hold_trunc; /* 1: cuts of segments with records block */
-static atomic_int held_trunc; /* such cuts blocked now */
+static atomic_int hold_trunc;   /* 1: cuts of segments with records block */
+static atomic_int held_trunc;   /* such cuts blocked now */
+static atomic_int fail_journal; /* 1: journal syncs fail (pages written) */
 
 /* ---- a power loss ---------------------------------------------------------
  * A file holds on disk its bytes as of its last successful fdatasync (a
@@ -104,6 +109,11 @@ holds_records(int fd)
 static int
 hook_fdatasync(int fd)
 {
+    if (atomic_load(&fail_journal) && tc_fd_is_journal(fd)) {
+        powerloss_take(fd); /* a failed sync may have written them */
+        errno = EIO;
+        return -1;
+    }
     if (holds_records(fd)) {
         int one = 1;
         if (atomic_compare_exchange_strong(&fail_next, &one, 0)) {
@@ -185,12 +195,14 @@ struct rfx {
 };
 
 static void
-fx_open_map(struct rfx *f, unsigned interval_ms, bool write_map)
+fx_open_mode(struct rfx *f, unsigned interval_ms, bool write_map,
+             enum cask_sync sync)
 {
     tc_options(&f->o);
     f->o.write_map = write_map;
     f->o.shards = 1;
-    f->o.sync = CASK_SYNC_INTERVAL;
+    f->o.sync = sync;
+    f->o.journal_size = 4 * 1024 * 1024; /* no checkpoint meanwhile */
     f->o.sync_interval_ms = interval_ms;
     f->o.segment_size = 64 * 1024; /* a roll-over every 7 puts */
     f->dir = tc_mkdtemp();
@@ -205,6 +217,7 @@ fx_open_map(struct rfx *f, unsigned interval_ms, bool write_map)
     atomic_store(&hold, 0);
     atomic_store(&hold_trunc, 0);
     atomic_store(&held_trunc, 0);
+    atomic_store(&fail_journal, 0);
     atomic_store(&held, 0);
     atomic_store(&fail_next, 0);
     atomic_store(&failed_syncs, 0);
@@ -212,6 +225,12 @@ fx_open_map(struct rfx *f, unsigned interval_ms, bool write_map)
     tc_log[0] = '\0';
     f->c = NULL;
     assert_int_equal(cask_open(&f->c, f->data, &f->o), CASK_OK);
+}
+
+static void
+fx_open_map(struct rfx *f, unsigned interval_ms, bool write_map)
+{
+    fx_open_mode(f, interval_ms, write_map, CASK_SYNC_INTERVAL);
 }
 
 static void
@@ -765,6 +784,144 @@ open_gives_back_reserve_left_by_crash(void **state)
     fx_close(&f);
 }
 
+/* ---- --sync=always ---------------------------------------------------------
+ * Each write is answered once its journal commit is durable; the segment
+ * is synced lazily. A roll-over that finds every append of the segment it
+ * closes committed leaves that segment's sync to the sync thread. */
+
+static void
+fx_open_always(struct rfx *f)
+{
+    fx_open_mode(f, 600000, true, CASK_SYNC_ALWAYS);
+}
+
+/* Every sync of a segment with records blocks: under always the writes
+ * (each waiting for its commit, which syncs the journal only) still go
+ * through several roll-overs, none waiting for the closed segment's
+ * sync; let go, a power loss keeps every write. */
+static void
+always_roll_over_does_not_wait_for_sync(void **state)
+{
+    (void)state;
+    struct rfx f;
+    fx_open_always(&f);
+    int segs0 = count_files(f.data, ".seg");
+    atomic_store(&hold, 1);
+    write_held(f.c);
+    assert_true(count_files(f.data, ".seg") >= segs0 + 2);
+    /* the sync thread, woken by the first roll-over, waits in one */
+    for (int i = 0; i < 5000 && atomic_load(&held) == 0; i++) {
+        usleep(1000);
+    }
+    assert_true(atomic_load(&held) >= 1);
+    for (int i = 0; i < NKEYS; i++) {
+        assert_true(has(f.c, i));
+    }
+    /* The power goes now (the journal has them all); the copy is opened
+     * once the syncs are let go (its recovery syncs too). */
+    char held_copy[4300];
+    snprintf(held_copy, sizeof(held_copy), "%s-held", f.lost);
+    powerloss_copy(f.data, held_copy, true);
+    atomic_store(&hold, 0);
+    struct cask *p = NULL;
+    assert_int_equal(cask_open(&p, held_copy, &f.o), CASK_OK);
+    for (int i = 0; i < NKEYS; i++) {
+        if (!has(p, i)) {
+            fail_msg("after a power loss with the closed segments unsynced "
+                     "key%d is not what was acknowledged; log:\n%s",
+                     i, tc_log);
+        }
+    }
+    cask_close(&p);
+    assert_int_equal(cask_sync(f.c), CASK_OK);
+    fx_power_loss(&f, NKEYS);
+    fx_close(&f);
+}
+
+struct one_put {
+    struct cask *c;
+    int rc;
+    atomic_int done;
+};
+
+static void *
+put_key0_gen2(void *arg)
+{
+    struct one_put *p = arg;
+    p->rc = put_gen(p->c, 0, 2);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+/* Under always, closed segments wait for their sync (held) after
+ * roll-overs, and a journal commit then fails: the one put it carried
+ * (key0's) is answered with an error and undone (key0 misses), and every
+ * other write, in the closed segments and in the active one, stays as
+ * acknowledged: live, once commits resume, and after a power loss. */
+static void
+always_failed_commit_after_roll_undoes_uncovered(void **state)
+{
+    (void)state;
+    struct rfx f;
+    fx_open_always(&f);
+    atomic_store(&hold, 1);
+    write_held(f.c);
+    for (int i = 0; i < 5000 && atomic_load(&held) == 0; i++) {
+        usleep(1000);
+    }
+    assert_true(atomic_load(&held) >= 1);
+    atomic_store(&fail_journal, 1);
+    struct one_put p = {.c = f.c};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, put_key0_gen2, &p), 0);
+    /* The recovery's checkpoint syncs the closed segments: let them go
+     * once the failure had time to be answered. */
+    for (int i = 0; i < 2000 && !atomic_load(&p.done); i++) {
+        usleep(1000);
+    }
+    atomic_store(&fail_journal, 0);
+    atomic_store(&hold, 0);
+    pthread_join(t, NULL);
+    assert_int_not_equal(p.rc, CASK_OK);
+    if (strstr(tc_log, "journal commit failed") == NULL) {
+        fail_msg("no failed journal commit; log:\n%s", tc_log);
+    }
+    /* the store goes on once the journal recovered */
+    int rc = CASK_EFAILED;
+    for (int i = 0; i < 10000 && rc != CASK_OK; i++) {
+        rc = tc_set(f.c, "after", "x");
+        if (rc != CASK_OK) {
+            usleep(1000);
+        }
+    }
+    assert_int_equal(rc, CASK_OK);
+    assert_int_equal(gen_of(f.c, 0), 0);
+    for (int i = 1; i < NKEYS; i++) {
+        assert_true(has(f.c, i));
+    }
+    assert_int_equal(cask_sync(f.c), CASK_OK);
+    /* after a power loss: key0 deleted (hi 0, nothing older allowed),
+     * the others as written (value_of is generation... checked by has) */
+    powerloss_copy(f.data, f.lost, true);
+    struct cask *pl = NULL;
+    tc_log[0] = '\0';
+    assert_int_equal(cask_open(&pl, f.lost, &f.o), CASK_OK);
+    if (gen_of(pl, 0) != 0) {
+        fail_msg("after a power loss the failed put of key0 (or the value "
+                 "it replaced) is back; log:\n%s",
+                 tc_log);
+    }
+    for (int i = 1; i < NKEYS; i++) {
+        if (!has(pl, i)) {
+            fail_msg("after a power loss key%d is not what was "
+                     "acknowledged; log:\n%s",
+                     i, tc_log);
+        }
+    }
+    cask_close(&pl);
+    fx_close(&f);
+}
+
 int
 main(void)
 {
@@ -776,6 +933,8 @@ main(void)
             cmocka_unit_test(roll_over_does_not_wait_for_cut_mapped),
             cmocka_unit_test(roll_over_does_not_wait_for_reserve_release),
             cmocka_unit_test(open_gives_back_reserve_left_by_crash),
+            cmocka_unit_test(always_roll_over_does_not_wait_for_sync),
+            cmocka_unit_test(always_failed_commit_after_roll_undoes_uncovered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
