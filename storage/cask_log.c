@@ -335,9 +335,14 @@ cask_log_roll(struct cask_shard *sh)
      * past that the writer waits for them, so that a disk slower than the
      * writes slows the writes (as when every roll-over synced on the
      * worker) instead of letting the unsynced data, and the files held
-     * open for it, grow without bound. */
-    if (sh->nunsynced >= CASK_UNSYNCED_MAX) {
-        sync_rolled(sh);
+     * open for it, grow without bound. Only until one is taken: waiting
+     * for all of them would hold the worker for several syncs at once. */
+    while (sh->nunsynced >= CASK_UNSYNCED_MAX) {
+        if (sh->syncing) {
+            pthread_cond_wait(&sh->sync_cv, &sh->mu);
+            continue;
+        }
+        sync_closed_one(sh);
     }
     while (sh->rolling || (commit && sh->syncing)) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
