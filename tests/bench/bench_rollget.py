@@ -13,7 +13,9 @@ Environment: BITCACHED (the build to measure, default ./bitcached),
 BITCACHED_BEFORE (a build to compare with, optional), SECONDS (per
 round, default 4), ROUNDS (default 3), SYNC (default interval),
 SHIM and SHIM_DELAY_MS: the crash shim (tests/crash/crashshim.so) and a
-delay of every fdatasync under the data directory (a slow disk).
+delay of every fdatasync under the data directory (a slow disk). RATE:
+sets per second at most (default: as fast as they are answered), so that
+builds that answer sets at different speeds are compared at the same load.
 """
 import multiprocessing
 import os
@@ -37,7 +39,13 @@ def cpu_s(pid):
 def writer(srv, stop, count):
     s = srv.connect()
     i = 0
+    rate = float(os.environ.get("RATE", "0") or 0)
+    t0 = time.monotonic()
     while not stop.is_set():
+        if rate > 0:
+            ahead = t0 + i / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
         key = b"big%d" % (i % 4096)
         s.sendall(b"set " + key + b" 0 0 %d\r\n" % len(VALUE) + VALUE +
                   b"\r\n")
