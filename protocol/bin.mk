@@ -40,6 +40,7 @@ noinst_PROGRAMS += tests/fuzz/fuzz_bin
 tests_fuzz_fuzz_bin_SOURCES = tests/fuzz/fuzz_bin.c \
 	tests/fuzz/fuzz_exec.c tests/fuzz/fuzz_exec.h \
 	protocol/proto_parse.c protocol/proto_format.c protocol/proto.h \
+	protocol/proto_budget.c protocol/proto_budget.h \
 	protocol/proto_bin.c protocol/proto_bin.h \
 	$(CMD_SOURCES) tests/golden/fake_cask.c storage/cask_defaults.c \
 	tests/golden/fake_cask.h

@@ -50,6 +50,7 @@ noinst_PROGRAMS += tests/fuzz/fuzz_proto
 tests_fuzz_fuzz_proto_SOURCES = tests/fuzz/fuzz_proto.c \
 	tests/fuzz/fuzz_exec.c tests/fuzz/fuzz_exec.h \
 	protocol/proto_parse.c protocol/proto_format.c protocol/proto.h \
+	protocol/proto_budget.c protocol/proto_budget.h \
 	$(CMD_SOURCES) tests/golden/fake_cask.c storage/cask_defaults.c \
 	tests/golden/fake_cask.h
 tests_fuzz_fuzz_proto_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)

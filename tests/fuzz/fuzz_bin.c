@@ -88,6 +88,7 @@ execute_all(const char *buf, size_t len, size_t step, const char *pwdb)
     }
     cmd_bin_init(&bin, &fx.cc, pwdb);
     fuzz_exec_feed(&fx, buf, len, step, exec_bin, &bin);
+    cmd_bin_deinit(&bin);
     fuzz_exec_close(&fx);
 }
 

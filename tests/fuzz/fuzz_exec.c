@@ -27,6 +27,11 @@ sink_value(void *arg, char *v, size_t n)
     free(v);
 }
 
+/* The budget of values still arriving, and the share another connection
+ * holds of it. */
+#define FUZZ_BUDGET       4096u
+#define FUZZ_BUDGET_OTHER 1u
+
 static int64_t
 fixed_clock(void *arg)
 {
@@ -50,6 +55,9 @@ fuzz_exec_open(struct fuzz_exec *fx, uint32_t item_max)
     fx->env.item_max = item_max;
     fx->env.version = "fuzz";
     fx->env.clock = fixed_clock;
+    fx->budget.limit = FUZZ_BUDGET;
+    atomic_store(&fx->budget.used, FUZZ_BUDGET_OTHER);
+    fx->env.in_budget = &fx->budget;
     /* a tiny meta table, so that eviction is exercised too */
     if (cmd_meta_create(&fx->env.meta, 8) != 0) {
         cask_close(&fx->store);
@@ -66,6 +74,9 @@ void
 fuzz_exec_close(struct fuzz_exec *fx)
 {
     cmd_conn_deinit(&fx->cc);
+    if (atomic_load(&fx->budget.used) != FUZZ_BUDGET_OTHER) {
+        abort(); /* a parser kept a share of the budget */
+    }
     cask_close(&fx->store);
     cmd_meta_destroy(&fx->env.meta);
 }

@@ -21,9 +21,15 @@ struct fuzz_exec {
     struct cmd_sink sink;
     struct cmd_conn cc;
     size_t total;
+    /* the budget of values still arriving: small, with a share held as if
+     * by another connection, so that values are refused too; the parsers
+     * must give back all they took (checked at close) */
+    struct proto_budget budget;
 };
 
-/* Returns 0, or -1 when the fake store or meta table cannot be made. */
+/* Returns 0, or -1 when the fake store or meta table cannot be made.
+ * fuzz_exec_close aborts when the parsers did not give back all they took
+ * of the budget (a binary parser must have been deinit'ed by then). */
 int fuzz_exec_open(struct fuzz_exec *fx, uint32_t item_max);
 void fuzz_exec_close(struct fuzz_exec *fx);
 
