@@ -1459,16 +1459,14 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.initial = mflag_u64(req, 'J', 0);
     a.vivify_exp_abs_s = vivify_exp(cc->env, req, proto_mflag_opaque_long(req));
     a.cas_in = mflag_u64(req, 'C', 0);
-    if (a.vivify &&
+    /* one lookup for both: whether N creates the item, and the length a
+     * T's item had (the arithmetic below fills it again) */
+    bool has_t = proto_mflag_find(req, 'T') != NULL;
+    if ((a.vivify || has_t) &&
         cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
-        existed = true;
-    }
-    if (proto_mflag_find(req, 'T') != NULL) {
-        struct cask_item before;
-
-        if (cask_get(cc->env->store, req->key, req->klen, &before, NULL) ==
-            CASK_OK) {
-            old_vlen = before.vlen;
+        existed = a.vivify;
+        if (has_t) {
+            old_vlen = it.vlen;
         }
     }
     /* unlike ms and md, ma takes C0 as "no compare" (memcached) */
