@@ -67,10 +67,7 @@ proto_bin_parser_init(struct proto_bin_parser *p, uint32_t item_max)
 void
 proto_bin_parser_release(struct proto_bin_parser *p)
 {
-    if (p->held != 0) {
-        proto_budget_give(p->budget, p->held);
-        p->held = 0;
-    }
+    proto_budget_drop(p->budget, &p->held);
 }
 
 const char *
@@ -197,14 +194,11 @@ with_value(struct proto_bin_parser *p, struct proto_bin_req *req,
         return fail_swallow(p, req, PROTO_BIN_E2BIG, head, vlen, used);
     }
     if (len < total) {
-        if (p->budget != NULL && p->held == 0 &&
-            req->cmd != PROTO_BIN_SASL_AUTH &&
-            req->cmd != PROTO_BIN_SASL_STEP) {
-            if (!proto_budget_take(p->budget, total)) {
-                req->unlink = req->cmd == PROTO_BIN_SET;
-                return fail_swallow(p, req, PROTO_BIN_ENOMEM, head, vlen, used);
-            }
-            p->held = total;
+        bool sasl = req->cmd == PROTO_BIN_SASL_AUTH ||
+                    req->cmd == PROTO_BIN_SASL_STEP;
+        if (!sasl && !proto_budget_hold(p->budget, &p->held, total)) {
+            req->unlink = req->cmd == PROTO_BIN_SET;
+            return fail_swallow(p, req, PROTO_BIN_ENOMEM, head, vlen, used);
         }
         p->wanted = (size_t)total;
         *used = 0;

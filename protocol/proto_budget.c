@@ -2,6 +2,8 @@
  * proto_budget.h). */
 #include "protocol/proto_budget.h"
 
+#include <stddef.h>
+
 bool
 proto_budget_take(struct proto_budget *b, uint64_t n)
 {
@@ -20,4 +22,26 @@ void
 proto_budget_give(struct proto_budget *b, uint64_t n)
 {
     atomic_fetch_sub(&b->used, n);
+}
+
+bool
+proto_budget_hold(struct proto_budget *b, uint64_t *held, uint64_t n)
+{
+    if (b == NULL || *held != 0) {
+        return true;
+    }
+    if (!proto_budget_take(b, n)) {
+        return false;
+    }
+    *held = n;
+    return true;
+}
+
+void
+proto_budget_drop(struct proto_budget *b, uint64_t *held)
+{
+    if (*held != 0) {
+        proto_budget_give(b, *held);
+        *held = 0;
+    }
 }

@@ -29,4 +29,13 @@ bool proto_budget_take(struct proto_budget *b, uint64_t n);
 /* Give back n bytes taken before. */
 void proto_budget_give(struct proto_budget *b, uint64_t n);
 
+/* What a parser does with its share *held of b (b NULL: no budget): hold
+ * n bytes for the pending data block unless it holds some already; false
+ * when the budget refuses them. */
+bool proto_budget_hold(struct proto_budget *b, uint64_t *held, uint64_t n);
+
+/* Give back the share *held (the block is whole, or the connection
+ * goes). */
+void proto_budget_drop(struct proto_budget *b, uint64_t *held);
+
 #endif

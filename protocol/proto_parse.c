@@ -63,10 +63,7 @@ proto_parser_init(struct proto_parser *p, uint32_t item_max)
 void
 proto_parser_release(struct proto_parser *p)
 {
-    if (p->held != 0) {
-        proto_budget_give(p->budget, p->held);
-        p->held = 0;
-    }
+    proto_budget_drop(p->budget, &p->held);
 }
 
 static void
@@ -404,17 +401,13 @@ take_data(struct proto_parser *p, struct proto_req *req, const char *buf,
     const char *d = buf + line_len;
 
     if (len < need) {
-        if (p->budget != NULL && p->held == 0) {
-            if (!proto_budget_take(p->budget, need)) {
-                /* as a refusal for size: memcached drops the old value of
-                 * a set, and of an ms in any mode */
-                *used = line_len;
-                req->unlink =
-                        req->cmd == PROTO_CMD_SET || req->cmd == PROTO_CMD_MS;
-                req->nomem = true;
-                return swallow(p, req, ERR_NOMEM);
-            }
-            p->held = need;
+        if (!proto_budget_hold(p->budget, &p->held, need)) {
+            /* as a refusal for size: memcached drops the old value of a
+             * set, and of an ms in any mode */
+            *used = line_len;
+            req->unlink = req->cmd == PROTO_CMD_SET || req->cmd == PROTO_CMD_MS;
+            req->nomem = true;
+            return swallow(p, req, ERR_NOMEM);
         }
         p->wanted = need;
         *used = 0;
