@@ -66,7 +66,10 @@ cask_dir(const struct cask *c)
 
 /* ---- background threads ----------------------------------------------- */
 
-/* INTERVAL: fdatasync every shard each sync_interval_ms. Both INTERVAL and
+/* Every mode: keep the reserved cas mark ahead of the counter, woken by
+ * the writer that passed half of the block (cask_cas_next), so that no
+ * request writes the state file for it.
+ * INTERVAL: fdatasync every shard each sync_interval_ms. Both INTERVAL and
  * NEVER: let a delayed flush_all that came due take effect. Appends are
  * already in the kernel when acknowledged; there is no buffer to push.
  * Both: a roll-over leaves the closed segment's sync (and that of the
@@ -94,15 +97,28 @@ sync_main(void *arg)
     cask_deadline_in(&ts, ms);
     while (!c->stopping) {
         int w = 0;
-        if (!c->roll_kick) {
+        if (!c->roll_kick && !c->cas_kick) {
             w = cask_cond_wait_until(&c->sync_cv, &c->bg_mu, &ts);
         }
         if (c->stopping) {
             break;
         }
         bool due = w == ETIMEDOUT || deadline_passed(&ts);
+        bool cas = c->cas_kick;
         c->roll_kick = false;
+        c->cas_kick = false;
         pthread_mutex_unlock(&c->bg_mu);
+        /* The next block of cas numbers, first: a writer that uses up the
+         * current one writes the state file itself, its shard's mutex
+         * held. Retried at the interval while the write fails. */
+        if (cas || (due && atomic_load(&c->cas_ahead_asked))) {
+            int rc = cask_cas_reserve_ahead(c);
+            if (rc != 0 && cas) {
+                cask_logf(c, CASK_LOG_WARN,
+                          "reserve cas numbers ahead in the state file: %s",
+                          strerror(rc));
+            }
+        }
         for (unsigned i = 0; i < c->nshards; i++) {
             if (due && c->opt.sync == CASK_SYNC_INTERVAL) {
                 (void)cask_log_sync(c->shards[i]);
@@ -713,13 +729,24 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
                   c->dir, CASK_STATE_LOST_NAME);
     }
     /* cas never goes backwards: start above both the persisted mark and
-     * anything found on disk. The next block is reserved (the state file
-     * rewritten) by the first write, not here: a store on a full disk
-     * still opens and serves reads. A delayed flush that came due while
-     * the store was closed becomes a threshold at the first lookup. */
+     * anything found on disk. The next block is reserved here, so that
+     * the first write does not wait for the state file; when that write
+     * fails (a full disk, a read-only file system) the store still opens
+     * and serves reads, and the first write tries again. A delayed flush
+     * that came due while the store was closed becomes a threshold at the
+     * first lookup. */
     uint64_t next = m.cas_reserved > max_cas + 1 ? m.cas_reserved : max_cas + 1;
     atomic_store(&c->next_cas, next);
     atomic_store(&c->cas_reserved, m.cas_reserved);
+    if (!o->inspect) {
+        int arc = cask_cas_reserve_ahead(c);
+        if (arc != 0) {
+            cask_logf(c, CASK_LOG_WARN,
+                      "reserve cas numbers in the state file in %s: %s (the "
+                      "first write tries again)",
+                      dir, strerror(arc));
+        }
+    }
     /* Segments recovery found cut short while the store was stopped
      * (cask_recover.c) are rewritten before it serves: until then a get
      * of a key whose record was cut off would fail. One that fails now

@@ -371,7 +371,8 @@ state_now(struct cask *c)
 /* Make sure cas v is below the reserved mark. The new mark is persisted
  * before any cas under it is used, so a restart never hands one out again,
  * and published only once it is on disk. A failure fails the caller's
- * operation. */
+ * operation. Reached by a request only when the mark kept ahead
+ * (cask_cas_reserve_ahead) was used up. */
 static int
 reserve_past(struct cask *c, uint64_t v)
 {
@@ -389,6 +390,52 @@ reserve_past(struct cask *c, uint64_t v)
         }
     }
     pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
+
+/* Whether less than half a block is left above cas v. */
+static bool
+reserve_low(struct cask *c, uint64_t v)
+{
+    return v + CASK_CAS_BLOCK / 2 >= atomic_load(&c->cas_reserved);
+}
+
+/* v was handed out: past half of the block, wake the sync thread (once
+ * until it has acted) to reserve the next block before a request must. */
+static void
+ask_ahead(struct cask *c, uint64_t v)
+{
+    if (!reserve_low(c, v) || atomic_load(&c->cas_ahead_asked) ||
+        atomic_exchange(&c->cas_ahead_asked, true)) {
+        return;
+    }
+    pthread_mutex_lock(&c->bg_mu);
+    c->cas_kick = true;
+    pthread_cond_signal(&c->sync_cv);
+    pthread_mutex_unlock(&c->bg_mu);
+}
+
+int
+cask_cas_reserve_ahead(struct cask *c)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->state_mu);
+    uint64_t v = atomic_load(&c->next_cas);
+    if (reserve_low(c, v)) {
+        struct cask_state m = state_now(c);
+        m.cas_reserved = v + CASK_CAS_BLOCK;
+        rc = cask_ctx_state_write(c, &m);
+        if (rc == 0) {
+            atomic_store(&c->cas_reserved, m.cas_reserved);
+        }
+    }
+    pthread_mutex_unlock(&c->state_mu);
+    if (rc == 0) {
+        /* Asked again once the counter passes half of the new block. A
+         * failed write stays asked: the sync thread retries at its
+         * interval, not at every cas handed out. */
+        atomic_store(&c->cas_ahead_asked, false);
+    }
     return rc;
 }
 
@@ -411,6 +458,7 @@ cask_cas_next(struct cask *c, uint64_t *out)
     }
     rc = reserve_past(c, v);
     if (rc == 0) {
+        ask_ahead(c, v);
         *out = v;
     }
     return rc;
@@ -424,7 +472,11 @@ cask_cas_observe(struct cask *c, uint64_t v)
            !atomic_compare_exchange_weak(&c->next_cas, &cur, v + 1)) {
         /* cur now holds the counter's value: try again */
     }
-    return reserve_past(c, v);
+    int rc = reserve_past(c, v);
+    if (rc == 0) {
+        ask_ahead(c, v);
+    }
+    return rc;
 }
 
 uint64_t

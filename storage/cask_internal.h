@@ -39,8 +39,11 @@ struct cask {
     struct cask_shard **shards;
     int lock_fd;
 
-    _Atomic uint64_t next_cas;        /* next cas/seq to hand out */
-    _Atomic uint64_t cas_reserved;    /* all cas below it may be in use */
+    _Atomic uint64_t next_cas;     /* next cas/seq to hand out */
+    _Atomic uint64_t cas_reserved; /* all cas below it may be in use */
+    /* the sync thread was asked to move cas_reserved ahead and has not
+     * done it yet: no second request until it has */
+    atomic_bool cas_ahead_asked;
     _Atomic uint64_t flush_cas;       /* items with cas <= it are flushed */
     _Atomic int64_t flush_pending_at; /* delayed flush time, 0 none */
     /* A delayed flush that came due but whose threshold is not yet in the
@@ -62,6 +65,9 @@ struct cask {
      * (cask_log.c). */
     pthread_cond_t sync_cv;
     bool roll_kick;
+    /* bg_mu: the cas counter passed half of its reserved block: the sync
+     * thread wakes to reserve the next one (cask_cas_reserve_ahead) */
+    bool cas_kick;
     bool stopping;
     bool compact_kick;
     bool sync_thread_on;
@@ -94,12 +100,21 @@ struct cask {
 };
 
 /* A fresh cas (also used as record sequence number) in *out; never reused,
- * never below one handed out before a restart. Lock-free except once per
- * CASK_CAS_BLOCK numbers, when it writes the state file. Returns 0, or the
- * errno of a state file write that failed (the mark is then not advanced
- * and the caller's operation must fail), or of a due flush_all that is not
- * yet persisted. */
+ * never below one handed out before a restart. Lock-free: the reserved mark
+ * in the state file is kept at least half a CASK_CAS_BLOCK ahead by the
+ * sync thread (cask_cas_reserve_ahead), which a call that passes half of
+ * the block wakes. Only when the counter reaches the mark anyway (the
+ * state file cannot be written, or the thread is behind) does the caller
+ * write it itself. Returns 0, or the errno of that write when it failed
+ * (the mark is then not advanced and the caller's operation must fail),
+ * or of a due flush_all that is not yet persisted. */
 int cask_cas_next(struct cask *c, uint64_t *out);
+
+/* Move the reserved mark a CASK_CAS_BLOCK past the counter when less than
+ * half a block is left (writes and syncs the state file, state_mu held,
+ * no shard mutex): the sync thread when woken by cask_cas_next, and at
+ * open. Returns 0 (also when nothing was needed) or the write's errno. */
+int cask_cas_reserve_ahead(struct cask *c);
 
 /* Make sure every cas handed out from now on is above v (a replica
  * applying its primary's records): raises the counter, and the reserved

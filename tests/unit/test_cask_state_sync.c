@@ -8,9 +8,15 @@
  * files as the page cache holds them) is opened instead of the store.
  * When only the update's own sync fails, the state in effect is made
  * durable over it, so that a power loss cannot apply it either.
+ *
+ * The cas mark the state file reserves is kept ahead of the counter by
+ * the sync thread: a writer (its shard's mutex held) never syncs the state
+ * file for it, unless the mark is used up because the thread's writes
+ * fail; then the writes fail too, until the state file can be written.
  */
 #include "storage/cask.h"
 
+#include "storage/cask_internal.h"
 #include "storage/cask_io.h"
 #include "storage/cask_state.h"
 #include "tests/unit/test_cask_util.h"
@@ -18,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -31,13 +38,43 @@
 
 #include <cmocka.h>
 
-static int fail_sync;  /* __atomic: every fdatasync returns EIO; 2: the
-                        * next one only */
-static int fail_write; /* __atomic: every pwrite returns EIO */
+static int fail_sync;       /* __atomic: every fdatasync returns EIO; 2: the
+                             * next one only */
+static int fail_write;      /* __atomic: every pwrite returns EIO */
+static int fail_state_sync; /* __atomic: the state file's fdatasync fails */
+/* State file fdatasyncs made on the test's own thread (a writer's), and on
+ * any other (the store's threads) */
+static pthread_t test_thread;
+static unsigned caller_state_syncs, bg_state_syncs; /* __atomic */
+
+static bool
+is_state_file(int fd)
+{
+    char link[64], path[2048];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0) {
+        return false;
+    }
+    path[n] = '\0';
+    size_t tail = strlen("/" CASK_STATE_NAME);
+    return (size_t)n > tail &&
+           strcmp(path + n - tail, "/" CASK_STATE_NAME) == 0;
+}
 
 static int
 bad_fdatasync(int fd)
 {
+    if (is_state_file(fd)) {
+        __atomic_add_fetch(pthread_equal(pthread_self(), test_thread)
+                                   ? &caller_state_syncs
+                                   : &bg_state_syncs,
+                           1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&fail_state_sync, __ATOMIC_SEQ_CST)) {
+            errno = EIO;
+            return -1;
+        }
+    }
     int f = __atomic_load_n(&fail_sync, __ATOMIC_SEQ_CST);
     if (f == 2) {
         f = __atomic_exchange_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
@@ -78,6 +115,8 @@ setup(void **state)
     cask_io_set(&ops);
     fail_sync = 0;
     fail_write = 0;
+    fail_state_sync = 0;
+    test_thread = pthread_self();
     tc_log[0] = '\0';
     return tc_fx_setup(state, tune);
 }
@@ -87,6 +126,7 @@ teardown(void **state)
 {
     __atomic_store_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&fail_write, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&fail_state_sync, 0, __ATOMIC_SEQ_CST);
     int rc = tc_fx_teardown(state);
     cask_io_set(NULL);
     return rc;
@@ -309,6 +349,98 @@ test_failed_update_undone_durably(void **state)
     close_crashed(&c, &dir);
 }
 
+/* Hand out cas numbers until fewer than half a block are left below the
+ * mark that was reserved when called; returns that mark. */
+static uint64_t
+use_half_block(struct cask *c)
+{
+    uint64_t mark = atomic_load(&c->cas_reserved), v = 0;
+    do {
+        assert_int_equal(cask_cas_next(c, &v), 0);
+    } while (v + CASK_CAS_BLOCK / 2 < mark);
+    return mark;
+}
+
+/* Wait up to 10 s for the reserved mark to pass mark. */
+static bool
+mark_passes(struct cask *c, uint64_t mark)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (atomic_load(&c->cas_reserved) > mark) {
+            return true;
+        }
+        usleep(10000);
+    }
+    return false;
+}
+
+/* The open reserves the first block: the first writes after a start do
+ * not sync the state file on the writer's thread. */
+static void
+test_cas_reserved_at_open(void **state)
+{
+    struct fx *f = *state;
+    tc_fx_reopen(f);
+    __atomic_store_n(&caller_state_syncs, 0, __ATOMIC_SEQ_CST);
+    fill(f);
+    assert_int_equal(__atomic_load_n(&caller_state_syncs, __ATOMIC_SEQ_CST), 0);
+    struct cask_state st;
+    (void)newest_slot(f->dir, &st);
+    assert_true(st.cas_reserved >=
+                atomic_load(&f->c->next_cas) + CASK_CAS_BLOCK / 2);
+}
+
+/* Past half of each block the sync thread reserves the next one, with no
+ * state file sync on the writer's thread, and the file's mark stays above
+ * every cas handed out. */
+static void
+test_cas_reserved_ahead_by_sync_thread(void **state)
+{
+    struct fx *f = *state;
+    __atomic_store_n(&caller_state_syncs, 0, __ATOMIC_SEQ_CST);
+    unsigned bg0 = __atomic_load_n(&bg_state_syncs, __ATOMIC_SEQ_CST);
+    for (int round = 0; round < 3; round++) {
+        uint64_t mark = use_half_block(f->c);
+        assert_true(mark_passes(f->c, mark));
+        fill(f);
+    }
+    assert_int_equal(__atomic_load_n(&caller_state_syncs, __ATOMIC_SEQ_CST), 0);
+    assert_true(__atomic_load_n(&bg_state_syncs, __ATOMIC_SEQ_CST) >= bg0 + 3);
+    struct cask_state st;
+    (void)newest_slot(f->dir, &st);
+    assert_int_equal(st.cas_reserved, atomic_load(&f->c->cas_reserved));
+    assert_true(st.cas_reserved > atomic_load(&f->c->next_cas));
+}
+
+/* The state file cannot be synced: the sync thread's reservation fails
+ * (logged), writes go on while the block lasts, then fail; once the file
+ * can be written again they succeed, under a mark on disk. */
+static void
+test_cas_ahead_fails_then_writes_fail(void **state)
+{
+    struct fx *f = *state;
+    __atomic_store_n(&fail_state_sync, 1, __ATOMIC_SEQ_CST);
+    uint64_t mark = use_half_block(f->c);
+    for (int i = 0; i < 1000 && strstr(tc_log, "ahead") == NULL; i++) {
+        usleep(10000);
+    }
+    assert_non_null(strstr(tc_log, "reserve cas numbers ahead"));
+    assert_int_equal(atomic_load(&f->c->cas_reserved), mark);
+    assert_int_equal(tc_set(f->c, "k0", "v0"), CASK_OK);
+    uint64_t v = 0;
+    while (cask_cas_next(f->c, &v) == 0) {
+        assert_true(v < mark);
+    }
+    assert_int_not_equal(tc_set(f->c, "k1", "new"), CASK_OK);
+    assert_true(tc_is(f->c, "k1", "v1") || tc_absent(f->c, "k1"));
+    __atomic_store_n(&fail_state_sync, 0, __ATOMIC_SEQ_CST);
+    assert_int_equal(tc_set(f->c, "k1", "new"), CASK_OK);
+    assert_true(tc_is(f->c, "k1", "new"));
+    struct cask_state st;
+    (void)newest_slot(f->dir, &st);
+    assert_true(st.cas_reserved > atomic_load(&f->c->next_cas));
+}
+
 int
 main(void)
 {
@@ -320,6 +452,12 @@ main(void)
                     teardown),
             cmocka_unit_test_setup_teardown(test_failed_update_undone_durably,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(test_cas_reserved_at_open, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_cas_reserved_ahead_by_sync_thread, setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_cas_ahead_fails_then_writes_fail, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
