@@ -72,9 +72,6 @@ struct cask_segment {
     bool has_checked;  /* keydir entries of its records may be checked */
     bool changed;      /* written by someone else since ctime_ns */
     bool change_told;  /* that was logged (once per segment) */
-    /* CLOCK_MONOTONIC_COARSE ms of the last get that found the change
-     * time equal to the stamp, 0 never (any thread, s pinned) */
-    _Atomic uint64_t ctime_seen_ms;
 
     /* Read-only mapping for handing verified values out (cask_vmap.h):
      * set once under the shard mutex, unmapped when the segment is freed. */

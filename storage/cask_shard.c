@@ -463,8 +463,7 @@ mark_written(struct cask_shard *sh, struct cask_kd_entry *e)
 
 /* The fast path of a verified large value (p->trust), mu released and s
  * pinned: when every page of the record is cached and the file still has
- * the stamp p took (compared when a page is dirty or the segment's last
- * comparison is CASK_VERIFY_CTIME_MS old), read the header and key (from
+ * the stamp p took, read the header and key (from
  * the segment's mapping when it has one), and hand the value out as a
  * reference (ref not NULL: s stays pinned for it; ptr set when mapped) or
  * a copy, without the hash. Returns 0 with p->fast set, 1 when the checks
@@ -481,11 +480,11 @@ read_trusted(struct cask_shard *sh, struct cask_segment *s, uint32_t off,
     if (pages == CASK_VERIFY_OUT) {
         return 1;
     }
-    if (pages == CASK_VERIFY_DIRTY || cask_verify_ctime_due(s)) {
-        if (cask_verify_ctime(s->fd) != p->stamp) {
-            return 1;
-        }
-        cask_verify_ctime_seen(s);
+    /* On every get: a write by another process whose pages are clean
+     * again (written back, or written around the page cache and read
+     * back) shows only in the change time. */
+    if (cask_verify_ctime(s->fd) != p->stamp) {
+        return 1;
     }
     char *buf = NULL;
     int rc;

@@ -124,23 +124,6 @@ cask_verify_resident(int fd, uint64_t off, uint64_t len)
     return cask_verify_pages(fd, off, len) != CASK_VERIFY_OUT;
 }
 
-bool
-cask_verify_ctime_due(const struct cask_segment *s)
-{
-    uint64_t seen =
-            atomic_load_explicit(&s->ctime_seen_ms, memory_order_relaxed);
-    /* 0: never compared; also a clock that started below the interval */
-    return seen == 0 || cask_clock_ms() - seen >= CASK_VERIFY_CTIME_MS;
-}
-
-void
-cask_verify_ctime_seen(struct cask_segment *s)
-{
-    uint64_t now = cask_clock_ms();
-    atomic_store_explicit(&s->ctime_seen_ms, now != 0 ? now : 1,
-                          memory_order_relaxed);
-}
-
 void
 cask_verify_write_begin(struct cask_segment *s)
 {

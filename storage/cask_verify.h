@@ -11,9 +11,8 @@
  *     that left it are read back and checked again, and
  *   - the segment file's change time is the one its last write by this
  *     process left (st_ctime): a write by anyone else drops the verified
- *     marks of the whole segment, logged. A get compares it when the
- *     record has dirty pages, else at most once a second per segment
- *     (CASK_VERIFY_CTIME_MS).
+ *     marks of the whole segment, logged. Every such get compares it (an
+ *     fstat): a write whose pages are clean again shows nowhere else.
  * Recovery, compaction and the offline check keep checking every record
  * they read; a restart starts with nothing verified. Where cachestat(2)
  * is missing (Linux before 6.5) every read is checked, as before.
@@ -67,19 +66,6 @@ enum cask_verify_pages cask_verify_pages_ev(int fd, uint64_t off, uint64_t len,
 enum cask_verify_pages cask_verify_pages_none(int fd, uint64_t off,
                                               uint64_t len, bool *evicted,
                                               bool *none);
-
-/* A verified value's get compares the segment's change time with its
- * stamp only when the record's pages are not all clean, or when the
- * segment's last comparison is this old: a write by another process is
- * seen at once while its pages are dirty, and within this long once they
- * reached the disk. */
-#define CASK_VERIFY_CTIME_MS 1000u
-
-/* Whether s's change time is due for a comparison (any thread, s pinned). */
-bool cask_verify_ctime_due(const struct cask_segment *s);
-
-/* s's change time was found equal to its stamp just now (any thread). */
-void cask_verify_ctime_seen(struct cask_segment *s);
 
 /* Around every write of ours to s (data, truncate, fallocate; mu held, or
  * the segment not yet shared): begin notes a change by anyone else since
