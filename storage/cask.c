@@ -64,6 +64,45 @@ cask_dir(const struct cask *c)
     return c->dir;
 }
 
+/* ---- writes that would wait for a roll-over (cask_park) --------------- */
+
+void
+cask_unblocked(struct cask *c)
+{
+    /* After the change that ended the wait (made under the shard's mutex
+     * or published before this), before the hook looks for waiters: a
+     * waiter that read the old count finds the new one once it published
+     * its wait, or the hook finds it (cask_blocked_gen). */
+    atomic_fetch_add(&c->unblock_gen, 1);
+    pthread_mutex_lock(&c->unblock_mu);
+    if (c->unblock_fn != NULL) {
+        c->unblock_fn(c->unblock_arg);
+    }
+    pthread_mutex_unlock(&c->unblock_mu);
+}
+
+uint64_t
+cask_unblock_gen(const struct cask *c)
+{
+    /* A commit may end an always-mode wait: its hook call counts too. */
+    return atomic_load(&c->unblock_gen) + cask_commit_announced(c);
+}
+
+void
+cask_unblock_hook(struct cask *c, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&c->unblock_mu);
+    c->unblock_fn = fn;
+    c->unblock_arg = arg;
+    pthread_mutex_unlock(&c->unblock_mu);
+}
+
+uint64_t
+cask_blocked_writes(const struct cask *c)
+{
+    return atomic_load_explicit(&c->blocked_writes, memory_order_relaxed);
+}
+
 /* ---- background threads ----------------------------------------------- */
 
 /* Every mode: keep the reserved cas mark ahead of the counter, woken by
@@ -360,6 +399,7 @@ store_free(struct cask *c)
     pthread_mutex_destroy(&c->bg_mu);
     pthread_cond_destroy(&c->bg_cv);
     pthread_cond_destroy(&c->sync_cv);
+    pthread_mutex_destroy(&c->unblock_mu);
     free(c->dir);
     free(c);
 }
@@ -582,6 +622,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     pthread_mutex_init(&c->bg_mu, NULL);
     pthread_cond_init(&c->bg_cv, NULL);
     pthread_cond_init(&c->sync_cv, NULL);
+    pthread_mutex_init(&c->unblock_mu, NULL);
     c->dir = strdup(dir);
     if (c->dir == NULL) {
         rc = ENOMEM;

@@ -57,6 +57,9 @@ enum cask_err {
     CASK_EREPLAY,     /* opened to inspect (cask_options.inspect): the
                        * commit journal holds writes its segments lack,
                        * which only a replay (a writing open) shows */
+    CASK_EBLOCKED,    /* not done, nothing changed: the write would have
+                       * waited for a roll-over (cask_park); make it again
+                       * once the unblock hook was called */
 };
 
 /* Text for any status above or errno; never NULL. */
@@ -471,6 +474,47 @@ void cask_defer(struct cask_ticket *t);
  * errno of the failed write of a staged record (see cask_batch_flush).
  * Never blocks on I/O. An empty ticket is done. */
 bool cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc);
+
+/* ---- writes that would wait for a roll-over ----------------------------
+ *
+ * A write that finds its shard's active segment full rolls over to a new
+ * one, and may have to wait first: for a roll-over another thread runs,
+ * for the sync thread when a few closed segments already wait for their
+ * fdatasync (a disk slower than the writes slows the writes), or
+ * under CASK_SYNC_ALWAYS with the journal for the commit of the full
+ * segment's appends (so that no segment sync runs on the writer's
+ * thread). A server thread that must not sleep there calls cask_park(true):
+ * until cask_park(false), such a write of this thread returns
+ * CASK_EBLOCKED instead, before it changed anything (a cas number may
+ * have been drawn and skipped), so that the same call made again later
+ * does what it would have done. The store calls the unblock hook each
+ * time such a wait may have ended (a closed segment's sync taken up, a
+ * roll-over ended), and the commit hook after each commit (which may
+ * cover the full segment): then make the call again. No one else sees
+ * any difference: without cask_park a write waits, as it always did. */
+
+/* Let this thread's writes return CASK_EBLOCKED (on) or wait (off).
+ * Returns the previous setting. */
+bool cask_park(bool on);
+
+/* A counter of the events that may end such a wait (the unblock hook's
+ * and the commit hook's calls). Lock-free. */
+uint64_t cask_unblock_gen(const struct cask *c);
+
+/* After CASK_EBLOCKED: cask_unblock_gen as the store read it before it
+ * found the obstacle. A caller that published its wait (where the hook
+ * looks) and then finds cask_unblock_gen moved on from this must make
+ * the call again itself: the hook may have run before it looked. */
+uint64_t cask_blocked_gen(void);
+
+/* fn(arg) is called, from whichever thread ended the wait (a worker's
+ * roll-over, the sync thread), with a shard's mutex held: it must be
+ * quick and must not call the store. fn NULL removes it; returns only
+ * once no call of the old hook runs. */
+void cask_unblock_hook(struct cask *c, void (*fn)(void *arg), void *arg);
+
+/* Writes that returned CASK_EBLOCKED so far (every shard). */
+uint64_t cask_blocked_writes(const struct cask *c);
 
 /* ---- write batching (one write per shard per event-loop pass) ----------
  *

@@ -43,6 +43,8 @@ cask_strerror(int err)
     case CASK_EREPLAY:
         return "the commit journal holds writes its segments lack (a "
                "writing open replays them)";
+    case CASK_EBLOCKED:
+        return "write would wait for a roll-over; not done";
     default:
         break;
     }

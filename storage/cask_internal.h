@@ -97,7 +97,20 @@ struct cask {
      * way (cask_crawl.c) */
     _Atomic uint64_t maint_passes;
     _Atomic unsigned crawling;
+    /* Writes that would wait for a roll-over (cask_park, cask_log.c):
+     * unblock_gen counts the events that may end such a wait, each
+     * followed by a call of unblock_fn; blocked_writes counts the writes
+     * that returned CASK_EBLOCKED. */
+    _Atomic uint64_t unblock_gen;
+    _Atomic uint64_t blocked_writes;
+    pthread_mutex_t unblock_mu; /* covers unblock_fn, unblock_arg */
+    void (*unblock_fn)(void *arg);
+    void *unblock_arg;
 };
+
+/* A wait a parked write may be in ended (cask_park): counts it in
+ * unblock_gen, then calls the unblock hook. Any thread, any lock. */
+void cask_unblocked(struct cask *c);
 
 /* A fresh cas (also used as record sequence number) in *out; never reused,
  * never below one handed out before a restart. Lock-free: the reserved mark

@@ -143,7 +143,9 @@ static void map_faulted(struct cask_shard *sh, struct cask_segment *s,
                         bool found);
 
 /* Closed segments of a shard that may wait for the sync thread at once
- * (interval and never; see unsynced_room). */
+ * (interval and never; see unsynced_room). A roll-over past it waits for
+ * the sync thread to take one, or, when the writer's thread parks its
+ * writes (cask_park), returns CASK_EBLOCKED instead (roll_waits). */
 #define CASK_UNSYNCED_MAX 4u
 
 /* Under interval and never a roll-over leaves the closed segment's
@@ -221,6 +223,9 @@ sync_closed_one(struct cask_shard *sh)
     memmove(sh->unsynced, sh->unsynced + 1,
             sh->nunsynced * sizeof(*sh->unsynced));
     sh->syncing = true;
+    if (sh->nunsynced + 1 >= CASK_UNSYNCED_MAX) {
+        cask_unblocked(sh->store); /* a parked roll-over may go on */
+    }
     bool gone = s->retired; /* wiped or rewritten away: nothing to keep */
     /* Read with mu held: a closed segment's size no longer changes. */
     uint64_t end = s->size;
@@ -318,7 +323,10 @@ cask_log_forget_rolled(struct cask_shard *sh)
             cask_seg_close(&s);
         }
     }
-    sh->nunsynced = 0;
+    if (sh->nunsynced > 0) {
+        sh->nunsynced = 0;
+        cask_unblocked(sh->store); /* a parked roll-over may go on */
+    }
 }
 
 int
@@ -430,6 +438,8 @@ cask_log_roll(struct cask_shard *sh)
     cask_verify_write_end(old);
     sh->rolling = false;
     pthread_cond_broadcast(&sh->sync_cv);
+    cask_unblocked(c); /* writes parked behind it try again (mu held: after
+                        * this roll-over's outcome is in place) */
     if (cut) {
         map_faulted(sh, old, true); /* even if no new segment was made */
     }
@@ -808,12 +818,83 @@ cask_log_written(struct cask_shard *sh, uint64_t seq, uint32_t gen, int *err)
     return w >= seq;
 }
 
+/* ---- writes that park instead of waiting for a roll-over (cask_park) -- */
+
+static _Thread_local bool park_on;
+static _Thread_local uint64_t park_gen;
+
+bool
+cask_park(bool on)
+{
+    bool was = park_on;
+    park_on = on;
+    return was;
+}
+
+uint64_t
+cask_blocked_gen(void)
+{
+    return park_gen;
+}
+
+/* With mu held, the active segment full: would its roll-over wait? For
+ * the sync thread to take one of CASK_UNSYNCED_MAX closed segments; or
+ * under always with the journal for the commit of appends not covered
+ * yet (*commit), whose roll-over would otherwise sync the segment on
+ * this thread (cask_log_roll's defer; a damaged segment, or one queued
+ * for its rewrite, is synced on the spot whatever the wait). A wait
+ * cask_log_roll has for a segment sync without the journal is not
+ * parked: that roll-over syncs on the writer anyway. */
+static bool
+roll_waits(struct cask_shard *sh, bool *commit)
+{
+    const struct cask *c = sh->store;
+    *commit = false;
+    if (sh->nunsynced >= CASK_UNSYNCED_MAX) {
+        return true;
+    }
+    if (c->opt.sync == CASK_SYNC_ALWAYS && c->journal != NULL &&
+        c->commit != NULL && synced(sh) < sh->app_seq && !sh->active->damaged &&
+        !cask_resync_queued(sh, sh->active->id)) {
+        *commit = true;
+        return true;
+    }
+    return false;
+}
+
+/* With mu held: this thread parks its writes, and one would wait. gen is
+ * cask_unblock_gen as read before the obstacle was found. Kick what ends
+ * the wait (the sync thread; for a commit, the write-out of what a batch
+ * staged, which joins it), and return CASK_EBLOCKED, or the error of
+ * that write-out (the roll-over would have returned it). */
+static int
+blocked(struct cask_shard *sh, uint64_t gen, bool commit)
+{
+    struct cask *c = sh->store;
+    if (commit) {
+        int rc = cask_log_write_out(sh);
+        if (rc != 0) {
+            return rc;
+        }
+    } else if (sh->nunsynced > 0) {
+        pthread_mutex_lock(&c->bg_mu);
+        c->roll_kick = true;
+        pthread_cond_signal(&c->sync_cv);
+        pthread_mutex_unlock(&c->bg_mu);
+    }
+    park_gen = gen;
+    atomic_fetch_add_explicit(&c->blocked_writes, 1, memory_order_relaxed);
+    return CASK_EBLOCKED;
+}
+
 /* Make sure the active segment can take a record of len bytes: wait for a
  * roll-over in progress, start a segment when there is none, roll over
  * when it is full. Returns 0 with mu held throughout, CASK_LOG_RETRY when mu
  * had to be released (keydir entries the caller holds may have been moved or
  * removed by compaction meanwhile: start over from the lookup), or an
- * error. */
+ * error. A thread that parks its writes (cask_park) gets CASK_EBLOCKED
+ * where it would wait for another roll-over or for its own roll-over's
+ * wait (roll_waits), with nothing changed. */
 int
 cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
 {
@@ -821,6 +902,10 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
     int rc;
 
     if (sh->rolling) {
+        if (park_on) {
+            /* Its end counts in cask_unblock_gen under mu: after this. */
+            return blocked(sh, cask_unblock_gen(c), false);
+        }
         while (sh->rolling) {
             pthread_cond_wait(&sh->sync_cv, &sh->mu);
         }
@@ -845,6 +930,13 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
     if (sh->active->size + len > c->opt.segment_size &&
         sh->active->size > CASK_SEG_HDR &&
         !(tomb && sh->active->size + len <= sh->active->prealloc_end)) {
+        bool commit;
+        /* Read before the obstacles are: an end of one that is not under
+         * mu (a commit) counts after it (cask_blocked_gen). */
+        uint64_t gen = park_on ? cask_unblock_gen(c) : 0;
+        if (park_on && roll_waits(sh, &commit)) {
+            return blocked(sh, gen, commit);
+        }
         rc = cask_log_roll(sh);
         if (rc != 0) {
             write_failed(sh, "roll over to a new segment", rc);
