@@ -453,7 +453,31 @@ reply(struct cmd_conn *cc, const struct proto_req *req, const char *s)
     }
 }
 
-static void
+bool
+cmd_park_begin(struct cmd_conn *cc)
+{
+    /* Not while watched: the watch lines logged before the write would
+     * be logged again when it runs again. */
+    return cask_park(cc->park_writes && !watching(cc));
+}
+
+void
+cmd_park_end(bool was)
+{
+    (void)cask_park(was);
+}
+
+bool
+cmd_parked(struct cmd_conn *cc, int rc)
+{
+    if (rc != CASK_EBLOCKED) {
+        return false;
+    }
+    cc->write_parked = true;
+    return true;
+}
+
+static enum cmd_status
 do_store(struct cmd_conn *cc, const struct proto_req *req)
 {
     enum cask_store_mode mode = CASK_SET;
@@ -479,9 +503,6 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
     }
     struct cmd_class_counters *k =
             cmd_admin_cls(cc, req->klen, (uint32_t)req->nbytes, req->flags);
-    cc->ctr->cmd_set++;
-    k->cmd_set++;
-    prefix_stats_set(req->key, req->klen);
     watch_pre_store(cc, req);
     if (req->cmd == PROTO_CMD_CAS && (req->cas == 0 || cc->env->cas_disabled)) {
         /* no item ever has cas 0, and the store reads 0 as "no check";
@@ -494,6 +515,12 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
         rc = cask_store(cc->env->store, mode, req->key, req->klen, req->data,
                         req->nbytes, req->flags, exp, req->cas, &cas_out);
     }
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK; /* nothing stored or counted: it runs again */
+    }
+    cc->ctr->cmd_set++;
+    k->cmd_set++;
+    prefix_stats_set(req->key, req->klen);
     if (rc == CASK_ETOOBIG && (mode == CASK_APPEND || mode == CASK_PREPEND)) {
         /* memcached cannot allocate the longer item: NOT_STORED, the old
          * value stays */
@@ -538,16 +565,20 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
         }
         break;
     }
+    return CMD_DONE;
 }
 
-static void
+static enum cmd_status
 do_delete(struct cmd_conn *cc, const struct proto_req *req)
 {
     struct cask_item gone = {0};
     int rc;
 
-    prefix_stats_delete(req->key, req->klen);
     rc = cask_delete_item(cc->env->store, req->key, req->klen, 0, &gone);
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK;
+    }
+    prefix_stats_delete(req->key, req->klen);
 
     if (rc == CASK_OK) {
         cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
@@ -560,6 +591,7 @@ do_delete(struct cmd_conn *cc, const struct proto_req *req)
     } else if (!req->noreply) {
         emit_server_error(cc, rc);
     }
+    return CMD_DONE;
 }
 
 /* incr, decr and ma: memcached rewrites the number in place when it fits
@@ -599,7 +631,7 @@ carry_after(struct cmd_conn *cc, const struct proto_req *req,
     }
 }
 
-static void
+static enum cmd_status
 do_arith(struct cmd_conn *cc, const struct proto_req *req)
 {
     struct cask_arith a;
@@ -615,6 +647,9 @@ do_arith(struct cmd_conn *cc, const struct proto_req *req)
     a.delta = req->delta;
     carry_before(cc, req, &carry);
     rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK;
+    }
     if (rc == CASK_OK) {
         char line[32];
         struct proto_out o;
@@ -647,6 +682,7 @@ do_arith(struct cmd_conn *cc, const struct proto_req *req)
     } else if (!req->noreply) {
         emit_server_error(cc, rc);
     }
+    return CMD_DONE;
 }
 
 static enum cmd_status
@@ -1172,7 +1208,7 @@ store_older_cas(struct cmd_conn *cc, const struct proto_req *req,
     return rc;
 }
 
-static void
+static enum cmd_status
 do_ms(struct cmd_conn *cc, const struct proto_req *req)
 {
     const struct proto_mflag *m = proto_mflag_find(req, 'M');
@@ -1207,8 +1243,6 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     struct cmd_class_counters *k =
             cmd_admin_cls(cc, req->klen, (uint32_t)req->nbytes,
                           (uint32_t)mflag_u64(req, 'F', 0));
-    cc->ctr->cmd_set++;
-    k->cmd_set++;
     /* memcached counts a set or replace with C (C0 too) as a cas command:
      * in cas_hits, cas_badval or cas_misses */
     bool counts_cas = (mode == CASK_SET || mode == CASK_REPLACE) &&
@@ -1242,6 +1276,11 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
             rc = store_older_cas(cc, req, mode, cas_in, &cas_out);
         }
     }
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK; /* nothing stored or counted: it runs again */
+    }
+    cc->ctr->cmd_set++;
+    k->cmd_set++;
     watch_store(cc, req, mode,
                 cas_in != 0 && (mode == CASK_SET || mode == CASK_REPLACE), rc,
                 exp_abs(cc->env, mflag_exptime(req, 'T')),
@@ -1279,10 +1318,10 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
             k->outofmemory++;
         }
         emit_server_error(cc, rc);
-        return;
+        return CMD_DONE;
     }
     if (rc == CASK_OK && quiet) {
-        return;
+        return CMD_DONE;
     }
     proto_out_init(&o, line, sizeof(line));
     proto_out_str(&o, code);
@@ -1296,6 +1335,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     }
     proto_out_mem(&o, "\r\n", 2);
     emit_out(cc, &o);
+    return CMD_DONE;
 }
 
 /* md I: memcached keeps the item, bumps its cas and marks it stale (and
@@ -1340,7 +1380,7 @@ invalidate(struct cmd_conn *cc, const struct proto_req *req, uint64_t cas_in)
     return rc;
 }
 
-static void
+static enum cmd_status
 do_md(struct cmd_conn *cc, const struct proto_req *req)
 {
     bool quiet = proto_mflag_find(req, 'q') != NULL;
@@ -1376,6 +1416,9 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
             cmd_meta_forget(cc->env->meta, req->key, req->klen, 0);
         }
     }
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK;
+    }
 
     switch (rc) {
     case CASK_OK:
@@ -1403,6 +1446,7 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
         emit_server_error(cc, rc);
         break;
     }
+    return CMD_DONE;
 }
 
 /* ma N with C on a missing key: memcached creates the item with J (no
@@ -1431,7 +1475,7 @@ ma_create(struct cmd_conn *cc, const struct proto_req *req,
     return rc;
 }
 
-static void
+static enum cmd_status
 do_ma(struct cmd_conn *cc, const struct proto_req *req)
 {
     const struct proto_mflag *m = proto_mflag_find(req, 'M');
@@ -1491,6 +1535,9 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     if (rc == CASK_ENOTFOUND && a.vivify && a.cas_in != 0) {
         rc = ma_create(cc, req, &a, &v, &it);
     }
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK;
+    }
     if (rc == CASK_EEXISTS && cmd_admin_chunked(cc->env, req->key, req->klen)) {
         rc = CASK_ENONNUMERIC;
     }
@@ -1512,17 +1559,17 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             cc->ctr->decr_misses++;
         }
         meta_simple(cc, req, "NF");
-        return;
+        return CMD_DONE;
     case CASK_EEXISTS:
         meta_simple(cc, req, "EX");
-        return;
+        return CMD_DONE;
     case CASK_ENONNUMERIC:
         emit_str(cc, "CLIENT_ERROR cannot increment or decrement "
                      "non-numeric value\r\n");
-        return;
+        return CMD_DONE;
     default:
         emit_server_error(cc, rc);
-        return;
+        return CMD_DONE;
     }
     /* memcached applies T (and, for a created item, N) while it writes
      * the return flags, so a t before them shows the earlier TTL */
@@ -1559,17 +1606,20 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
      * TTL), and memcached then sets T on the old one it still holds, so T
      * is lost (and shown by a t after it all the same). */
     if (exp != it.exp_abs_s && !(old_vlen >= 0 && (int64_t)no.len > old_vlen)) {
+        /* the change is made: this one waits rather than park */
+        bool was = cask_park(false);
         (void)cask_touch_fetch(cc->env->store, req->key, req->klen, exp, NULL,
                                NULL, false);
+        cask_park(was);
     }
     if (io >= 0) {
         /* the number changed and the flags before O applied (memcached) */
         emit_str(cc, ERR_OPAQUE_LONG);
-        return;
+        return CMD_DONE;
     }
     /* q hides HD and VA, except for an item this call created (memcached) */
     if (quiet && (existed || !a.vivify)) {
-        return;
+        return CMD_DONE;
     }
     proto_out_mem(&o, "\r\n", 2);
     if (want_val) {
@@ -1577,6 +1627,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
         proto_out_mem(&o, "\r\n", 2);
     }
     emit_out(cc, &o);
+    return CMD_DONE;
 }
 
 static void
@@ -1629,6 +1680,44 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
 
 /* ---- dispatch ---- */
 
+/* A write: its store calls may park (cmd_park_begin); a parked one has
+ * written, counted and answered nothing. */
+static enum cmd_status
+run_write(struct cmd_conn *cc, const struct proto_req *req)
+{
+    bool was = cmd_park_begin(cc);
+    enum cmd_status st = CMD_DONE;
+
+    switch (req->cmd) {
+    case PROTO_CMD_DELETE:
+        st = do_delete(cc, req);
+        break;
+    case PROTO_CMD_INCR:
+    case PROTO_CMD_DECR:
+        st = do_arith(cc, req);
+        break;
+    case PROTO_CMD_MS:
+        st = do_ms(cc, req);
+        break;
+    case PROTO_CMD_MD:
+        st = do_md(cc, req);
+        break;
+    case PROTO_CMD_MA:
+        st = do_ma(cc, req);
+        break;
+    default:
+        st = do_store(cc, req);
+        break;
+    }
+    cmd_park_end(was);
+    if (st != CMD_PARK &&
+        (req->cmd == PROTO_CMD_MS || req->cmd == PROTO_CMD_MD ||
+         req->cmd == PROTO_CMD_MA)) {
+        cc->ctr->meta_cmds++;
+    }
+    return st;
+}
+
 static enum cmd_status
 run(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -1646,15 +1735,13 @@ run(struct cmd_conn *cc, const struct proto_req *req)
     case PROTO_CMD_APPEND:
     case PROTO_CMD_PREPEND:
     case PROTO_CMD_CAS:
-        do_store(cc, req);
-        break;
     case PROTO_CMD_DELETE:
-        do_delete(cc, req);
-        break;
     case PROTO_CMD_INCR:
     case PROTO_CMD_DECR:
-        do_arith(cc, req);
-        break;
+    case PROTO_CMD_MS:
+    case PROTO_CMD_MD:
+    case PROTO_CMD_MA:
+        return run_write(cc, req);
     case PROTO_CMD_TOUCH:
         return do_touch(cc, req);
     case PROTO_CMD_FLUSH_ALL:
@@ -1700,18 +1787,6 @@ run(struct cmd_conn *cc, const struct proto_req *req)
         break;
     case PROTO_CMD_MG:
         return do_mg(cc, req); /* counts meta_cmds unless it parks */
-    case PROTO_CMD_MS:
-        cc->ctr->meta_cmds++;
-        do_ms(cc, req);
-        break;
-    case PROTO_CMD_MD:
-        cc->ctr->meta_cmds++;
-        do_md(cc, req);
-        break;
-    case PROTO_CMD_MA:
-        cc->ctr->meta_cmds++;
-        do_ma(cc, req);
-        break;
     case PROTO_CMD_MN:
         cc->ctr->meta_cmds++;
         emit(cc, "MN\r\n", 4);
@@ -1912,8 +1987,9 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
         prefetch_next(cc, buf + *used, len - *used);
     }
     {
+        cc->write_parked = false;
         enum cmd_status rs = run(cc, &req);
-        if (rs == CMD_PARK && cc->rd.submit != NULL) {
+        if (rs == CMD_PARK && !cc->write_parked && cc->rd.submit != NULL) {
             bool fetch;
             enum ahead_kind kind = ahead_kind(&req, &fetch);
             if (kind == AHEAD_READ || kind == AHEAD_HEAD) {

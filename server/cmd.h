@@ -241,6 +241,13 @@ struct cmd_conn {
      * read, as memcached's does. fresh: the next request starts a read. */
     unsigned since_flush;
     bool fresh;
+    /* Set by the server: a write of this connection that would wait for
+     * a roll-over returns CMD_PARK instead (cask_park), with
+     * write_parked set, nothing written, counted or answered; the server
+     * runs it again when the store says the wait may be over. Text, meta
+     * and binary writes except touch and get-and-touch (they wait). */
+    bool park_writes;
+    bool write_parked; /* the last CMD_PARK was such a write's */
 };
 
 enum cmd_status {
@@ -261,7 +268,10 @@ enum cmd_status {
     CMD_PARK,      /* a get waits for a value read off the thread (cc->rd);
                     * *used is 0 and the replies of the keys before it are
                     * written: call again with the same bytes once
-                    * cmd_read_complete names the connection */
+                    * cmd_read_complete names the connection. With
+                    * cc->write_parked: a write would wait for a roll-over
+                    * (park_writes); call again with the same bytes once
+                    * the store's unblock or commit hook ran */
 };
 
 /* Set up a connection's state. */
@@ -272,6 +282,14 @@ void cmd_conn_init(struct cmd_conn *cc, const struct cmd_env *env,
  * value (see CMD_PAUSE). */
 void cmd_conn_set_throttle(struct cmd_conn *cc, bool (*full)(void *arg),
                            void *arg);
+/* Around a write request of cc: let its store writes return
+ * CASK_EBLOCKED when cc->park_writes (cmd_park_end(was) puts back what
+ * cmd_park_begin returned). cmd_parked: true, and the request marked
+ * parked, when rc is CASK_EBLOCKED. */
+bool cmd_park_begin(struct cmd_conn *cc);
+void cmd_park_end(bool was);
+bool cmd_parked(struct cmd_conn *cc, int rc);
+
 /* Release whatever cmd_conn_init set up. */
 void cmd_conn_deinit(struct cmd_conn *cc);
 

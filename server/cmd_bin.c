@@ -236,7 +236,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
     return CMD_DONE;
 }
 
-static void
+static enum cmd_status
 do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
     enum cask_store_mode mode = CASK_SET;
@@ -273,11 +273,14 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
     }
     struct cmd_class_counters *k =
             cmd_admin_cls(cc, req->klen, req->vlen, req->flags);
+    rc = cask_store(cc->env->store, mode, req->key, req->klen, req->val,
+                    req->vlen, req->flags, exp, cas_in, &cas_out);
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK; /* nothing stored or counted: it runs again */
+    }
     cc->ctr->cmd_set++;
     k->cmd_set++;
     prefix_stats_set(req->key, req->klen);
-    rc = cask_store(cc->env->store, mode, req->key, req->klen, req->val,
-                    req->vlen, req->flags, exp, cas_in, &cas_out);
     switch (rc) {
     case CASK_OK:
         cmd_meta_forget(cc->env->meta, req->key, req->klen, cas_out);
@@ -287,7 +290,7 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
             k->cas_hits++;
         }
         respond_ok(cc, req, cas_out);
-        return;
+        return CMD_DONE;
     case CASK_EEXISTS:
         cc->ctr->cas_badval++;
         k->cas_badval++;
@@ -321,12 +324,13 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
             cc->ctr->store_no_memory++;
             k->outofmemory++;
             respond_nomem_store(cc, req);
-            return;
+            return CMD_DONE;
         }
         respond_store_error(cc, req, rc);
-        return;
+        return CMD_DONE;
     }
     respond_error(cc, req, status);
+    return CMD_DONE;
 }
 
 /* A delete's or an increment's cas other than 0 under -C: CASK_EEXISTS for
@@ -347,13 +351,12 @@ cas_mismatch(struct cmd_conn *cc, const struct proto_bin_req *req)
     return CASK_EEXISTS;
 }
 
-static void
+static enum cmd_status
 do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
     struct cask_item gone = {0};
     int rc;
 
-    prefix_stats_delete(req->key, req->klen);
     if (cc->env->cas_disabled && req->cas != 0) {
         /* -C: memcached's items have cas 0, which no other cas matches */
         rc = cas_mismatch(cc, req);
@@ -361,6 +364,10 @@ do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
         rc = cask_delete_item(cc->env->store, req->key, req->klen, req->cas,
                               &gone);
     }
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK;
+    }
+    prefix_stats_delete(req->key, req->klen);
 
     switch (rc) {
     case CASK_OK:
@@ -380,9 +387,10 @@ do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
         respond_store_error(cc, req, rc);
         break;
     }
+    return CMD_DONE;
 }
 
-static void
+static enum cmd_status
 do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
     bool incr = req->cmd == PROTO_BIN_INCREMENT;
@@ -431,6 +439,9 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
             v = a.initial;
         }
     }
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK;
+    }
     if (rc == CASK_EEXISTS && cmd_admin_chunked(cc->env, req->key, req->klen)) {
         rc = CASK_ENONNUMERIC;
     }
@@ -468,6 +479,7 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
         respond_store_error(cc, req, rc);
         break;
     }
+    return CMD_DONE;
 }
 
 static void
@@ -710,15 +722,19 @@ run(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
     case PROTO_BIN_REPLACE:
     case PROTO_BIN_APPEND:
     case PROTO_BIN_PREPEND:
-        do_store(cc, req);
-        break;
     case PROTO_BIN_DELETE:
-        do_delete(cc, req);
-        break;
     case PROTO_BIN_INCREMENT:
-    case PROTO_BIN_DECREMENT:
-        do_arith(cc, req);
-        break;
+    case PROTO_BIN_DECREMENT: {
+        /* a write: it may park (cmd_park_begin) */
+        bool was = cmd_park_begin(cc);
+        enum cmd_status st = req->cmd == PROTO_BIN_DELETE ? do_delete(cc, req)
+                             : req->cmd == PROTO_BIN_INCREMENT ||
+                                             req->cmd == PROTO_BIN_DECREMENT
+                                     ? do_arith(cc, req)
+                                     : do_store(cc, req);
+        cmd_park_end(was);
+        return st;
+    }
     case PROTO_BIN_FLUSH:
         do_flush(cc, req);
         break;
@@ -825,9 +841,11 @@ execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf, size_t len,
     case PROTO_BIN_OK:
         break;
     }
+    cc->write_parked = false;
     enum cmd_status rs = run(cc, b, &req);
     if (rs == CMD_PARK) {
-        if (req.cmd == PROTO_BIN_GET || req.cmd == PROTO_BIN_GETK) {
+        if (!cc->write_parked &&
+            (req.cmd == PROTO_BIN_GET || req.cmd == PROTO_BIN_GETK)) {
             look_ahead(cc, b, buf, len, *used);
         }
         *used = 0; /* the same packet runs again once its read is done */

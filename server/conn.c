@@ -207,7 +207,21 @@ struct conn {
      * read ahead as when parked, through OpenSSL with TLS), so a cold get
      * costs no epoll_ctl. */
     bool read_wait;
+    /* A write would wait for a roll-over (the store returned
+     * CASK_EBLOCKED: cmd.h park_writes): on the worker's blocked list, it
+     * runs no request (that one included) until conn_unblock_all runs it
+     * again; replies before it go out, those after it wait with it. The
+     * read event stays, as for read_wait. */
+    bool write_wait;
+    TAILQ_ENTRY(conn) block_link;
 };
+
+/* Waiting for a value read or for a roll-over: runs no request. */
+static bool
+waiting(const struct conn *c)
+{
+    return c->read_wait || c->write_wait;
+}
 
 static void conn_close(struct conn *c);
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -730,7 +744,7 @@ out_account(struct conn *c)
 static void
 set_reading(struct conn *c, bool on)
 {
-    if ((c->parked || c->read_wait) && c->park_full) {
+    if ((c->parked || waiting(c)) && c->park_full) {
         on = false; /* unpark or conn_read_resume turns it back on */
     }
     if (on == c->reading) {
@@ -799,6 +813,8 @@ conn_new(struct worker *w, int fd, bool is_unix, bool tls)
     }
     cmd_conn_init(&c->cc, &srv->env, &w->ctr, &sink);
     cmd_conn_set_throttle(&c->cc, out_full, c);
+    /* a write that would wait for a roll-over parks here (block) */
+    c->cc.park_writes = srv->store != NULL;
     if (w->read_submit != NULL) {
         c->cc.rd.submit = w->read_submit;
         c->cc.rd.submit_arg = w->read_arg;
@@ -856,6 +872,37 @@ unpark(struct conn *c)
     }
 }
 
+/* A write of c would wait for a roll-over: join the worker's blocked
+ * list. Publishes the wait, then looks whether the store ended it
+ * meanwhile (cask_blocked_gen): then the worker runs it again itself. */
+static void
+block(struct conn *c)
+{
+    struct worker *w = c->w;
+
+    c->write_wait = true;
+    TAILQ_INSERT_TAIL(&w->blocked, c, block_link);
+    atomic_fetch_add(&w->nblocked, 1);
+    w->write_parks++;
+    atomic_thread_fence(memory_order_seq_cst); /* worker.c kick_blocked */
+    if (cask_unblock_gen(w->srv->store) != cask_blocked_gen()) {
+        event_active(w->unblock_ev, EV_READ, 0);
+    }
+}
+
+static void
+unblock(struct conn *c)
+{
+    if (c->write_wait) {
+        TAILQ_REMOVE(&c->w->blocked, c, block_link);
+        atomic_fetch_sub(&c->w->nblocked, 1);
+        c->write_wait = false;
+        if (!c->parked && !c->read_wait) {
+            c->park_full = false;
+        }
+    }
+}
+
 static void
 conn_close(struct conn *c)
 {
@@ -870,7 +917,8 @@ conn_close(struct conn *c)
     }
     watch_conn(c->fd, c->is_unix, (enum watch_conn_ev)c->close_reason);
     TAILQ_REMOVE(&w->conns, c, link);
-    unpark(c); /* replies still waiting for a commit are never sent */
+    unpark(c);  /* replies still waiting for a commit are never sent */
+    unblock(c); /* nor is a write that waited for a roll-over made */
     if (c->held) {
         TAILQ_REMOVE(&w->held, c, held_link);
         c->held = false;
@@ -1281,7 +1329,7 @@ process(struct conn *c)
         conn_table_set(c->info, CONN_ST_PARSE_CMD, (int64_t)time(NULL));
     }
     /* A dump in progress (cmd_busy) runs a batch per call, input or not. */
-    while (!c->closing && !c->read_wait &&
+    while (!c->closing && !waiting(c) &&
            (c->rstart < c->rend || cmd_busy(&c->cc))) {
         size_t used = 0;
         enum cmd_status st;
@@ -1335,6 +1383,13 @@ process(struct conn *c)
                 conn_close(c);
                 return -1;
             }
+        }
+        if (st == CMD_PARK && c->cc.write_parked) {
+            /* A write would wait for a roll-over: it runs again when the
+             * store says (conn_unblock_all); the replies before it go out
+             * meanwhile. */
+            block(c);
+            break;
         }
         if (st == CMD_PARK) {
             /* A get waits for its value; the replies before it go out
@@ -1528,7 +1583,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
 
-    if ((what & EV_TIMEOUT) && (c->parked || c->read_wait)) {
+    if ((what & EV_TIMEOUT) && (c->parked || waiting(c))) {
         return; /* waiting for its commit or its value is not idling */
     }
     if (what & EV_TIMEOUT) {
@@ -1539,11 +1594,11 @@ on_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    if ((c->parked || c->read_wait) && !c->yielded && !c->paused) {
+    if ((c->parked || waiting(c)) && !c->yielded && !c->paused) {
         (void)read_parked(c);
         return;
     }
-    if (c->yielded || c->paused || c->parked || c->read_wait) {
+    if (c->yielded || c->paused || c->parked || waiting(c)) {
         /* Buffered requests come first; reading more now would only grow
          * the buffer. resume_ev, on_write or conn_commit_done carries on. */
         return;
@@ -1584,7 +1639,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
         if (process(c) < 0) {
             return;
         }
-        if (!c->reading || c->yielded || c->read_wait) {
+        if (!c->reading || c->yielded || waiting(c)) {
             return;
         }
         if ((size_t)n < room && !tls_more(c)) {
@@ -1771,10 +1826,43 @@ conn_pass_end(struct worker *w)
                 set_reading(c, true);
             }
         }
-        if (!c->yielded && !c->paused && !c->closing && !c->read_wait &&
+        if (!c->yielded && !c->paused && !c->closing && !waiting(c) &&
             !w->stopping && (c->rstart < c->rend || cmd_busy(&c->cc))) {
             next_turn(c); /* it stopped at PEND_MAX or a pause, or was
                            * parked */
+        }
+    }
+    releasing = false;
+}
+
+void
+conn_unblock_all(struct worker *w)
+{
+    struct conn_block_list again;
+    struct conn *c;
+
+    /* Those blocked again go back on w->blocked, not on this walk's list;
+     * process() must not close others meanwhile (close_worst), as in
+     * conn_commit_done. */
+    TAILQ_INIT(&again);
+    TAILQ_CONCAT(&again, &w->blocked, block_link);
+    releasing = true;
+    while ((c = TAILQ_FIRST(&again)) != NULL) {
+        TAILQ_REMOVE(&again, c, block_link);
+        TAILQ_INSERT_TAIL(&w->blocked, c, block_link); /* for unblock */
+        unblock(c);
+        if (c->closing || w->stopping) {
+            (void)flush_out(c);
+            continue;
+        }
+        if (!c->paused) {
+            set_reading(c, true);
+        }
+        if (c->yielded || c->paused) {
+            continue; /* resume_ev or on_write runs the rest */
+        }
+        if (process(c) == 0 && tls_more(c)) {
+            event_active(c->rev, EV_READ, 0);
         }
     }
     releasing = false;
@@ -1786,7 +1874,7 @@ conn_read_resume(void *owner)
     struct conn *c = owner;
 
     c->read_wait = false;
-    if (!c->parked) {
+    if (!c->parked && !c->write_wait) {
         c->park_full = false;
     }
     if (c->closing || c->w->stopping) {

@@ -38,6 +38,12 @@ void conn_pass_end(struct worker *w);
  * run it again and go on. owner is the struct conn. Worker thread. */
 void conn_read_resume(void *owner);
 
+/* The store's unblock or commit hook woke w: run again the request of
+ * every connection whose write would have waited for a roll-over
+ * (CASK_EBLOCKED); one that is still blocked waits again. Worker
+ * thread. */
+void conn_unblock_all(struct worker *w);
+
 /* Every connection of w: stop reading; close now if nothing is queued, else
  * once the queue has been written. For graceful shutdown. Worker thread. */
 void conn_drain_all(struct worker *w);

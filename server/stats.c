@@ -70,6 +70,22 @@ sum_idle_kicks(struct server *srv)
     return n;
 }
 
+/* Writes parked because they would have waited for a roll-over, ever
+ * (*total) and now (the return value), over all workers. */
+static unsigned
+write_parks(struct server *srv, uint64_t *total)
+{
+    unsigned now = 0;
+
+    *total = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        *total += srv->workers[i].write_parks;
+        now += atomic_load_explicit(&srv->workers[i].nblocked,
+                                    memory_order_relaxed);
+    }
+    return now;
+}
+
 /* --sync=always: the mean time from a commit's hook call to the release
  * walk of a worker it woke, over all workers (us; 0 before any). */
 static double
@@ -655,6 +671,12 @@ stats_storage(struct server *srv, struct out_buf *b)
     stat_line(b, "commit_delay_us", "%.1f", st.commit_delay_us);
     stat_line(b, "commit_sync_us", "%.1f", st.commit_sync_us);
     stat_line(b, "commit_release_us", "%.1f", commit_release_us(srv));
+    /* writes that would have waited for a roll-over (a busy sync thread,
+     * another roll-over, a commit): parked, the worker serving others */
+    uint64_t parks;
+    unsigned parked = write_parks(srv, &parks);
+    stat_line(b, "write_parks", "%llu", (unsigned long long)parks);
+    stat_line(b, "writes_parked", "%u", parked);
     stat_line(b, "segments_mapped", "%llu",
               (unsigned long long)st.segments_mapped);
     stat_line(b, "segments_map_budget", "%llu",

@@ -168,15 +168,59 @@ on_notify(evutil_socket_t fd, short what, void *arg)
  *    (then fences) before it reads any ticket, so it sees the tickets
  *    the skipping commit made done before its exchange. */
 
+/* Wake the workers with a connection whose write would wait for a
+ * roll-over (CASK_EBLOCKED): the wait may have ended. The store counted
+ * the event (cask_unblock_gen) before this looks at nblocked; a worker
+ * publishes nblocked before it reads that count again (conn.c
+ * park_write), so one of the two sees the other. A kick left out is one
+ * the worker's coming walk covers (it clears unblock_kicked first). */
+static void
+kick_blocked(struct server *srv)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (atomic_load(&w->nblocked) != 0 &&
+            !atomic_exchange(&w->unblock_kicked, true)) {
+            uint64_t one = 1;
+            (void)!write(w->unblock_fd, &one, sizeof(one));
+        }
+    }
+}
+
+/* The store's unblock hook: a roll-over ended, or the sync thread took
+ * up a closed segment's sync. */
+static void
+on_store_unblock(void *arg)
+{
+    kick_blocked(arg);
+}
+
+/* Runs the blocked connections' requests again. */
+static void
+on_unblock_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t kicks;
+
+    (void)what;
+    (void)!read(fd, &kicks, sizeof(kicks));
+    atomic_store(&w->unblock_kicked, false);
+    atomic_thread_fence(memory_order_seq_cst);
+    conn_unblock_all(w);
+}
+
 /* The store's commit hook, on its committer thread: wake the workers
  * whose parked replies the commits done so far may release, and only
- * those: a worker woken for nothing costs two context switches. */
+ * those: a worker woken for nothing costs two context switches. A commit
+ * may also end the wait of a write blocked on a roll-over (always). */
 static void
 on_store_commit(void *arg)
 {
     struct server *srv = arg;
     uint64_t done = cask_commit_done(srv->store);
 
+    kick_blocked(srv);
     atomic_thread_fence(memory_order_seq_cst); /* point 2 above */
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
@@ -344,6 +388,7 @@ worker_create_all(struct server *srv, unsigned n)
         TAILQ_INIT(&w->conns);
         TAILQ_INIT(&w->parked);
         TAILQ_INIT(&w->held);
+        TAILQ_INIT(&w->blocked);
         atomic_store(&w->wake_at, UINT64_MAX);
         pthread_mutex_init(&w->qmu, NULL);
         if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -369,6 +414,19 @@ worker_create_all(struct server *srv, unsigned n)
             close(w->commit_fd);
             return ENOMEM;
         }
+        w->unblock_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->unblock_fd < 0) {
+            return errno;
+        }
+        w->unblock_ev = event_new(w->base, w->unblock_fd, EV_READ | EV_PERSIST,
+                                  on_unblock_ev, w);
+        if (w->unblock_ev == NULL) {
+            close(w->unblock_fd);
+            return ENOMEM;
+        }
+        if (event_add(w->unblock_ev, NULL) != 0) {
+            return ENOMEM;
+        }
         if (w->notify_ev == NULL || w->stop_timer == NULL ||
             w->tick_timer == NULL || event_add(w->notify_ev, NULL) != 0 ||
             event_add(w->commit_ev, NULL) != 0) {
@@ -386,6 +444,7 @@ worker_create_all(struct server *srv, unsigned n)
     }
     if (srv->store != NULL) {
         cask_commit_hook(srv->store, on_store_commit, srv);
+        cask_unblock_hook(srv->store, on_store_unblock, srv);
     }
     return 0;
 }
@@ -477,6 +536,7 @@ worker_destroy_all(struct server *srv)
     if (srv->store != NULL) {
         /* returns once no call of on_store_commit runs */
         cask_commit_hook(srv->store, NULL, NULL);
+        cask_unblock_hook(srv->store, NULL, NULL);
     }
     cask_aio_destroy(&srv->aio); /* no-op after worker_stop_all */
     for (unsigned i = 0; i < srv->nworkers; i++) {
@@ -503,6 +563,10 @@ worker_destroy_all(struct server *srv)
         if (w->commit_ev) {
             event_free(w->commit_ev);
             close(w->commit_fd);
+        }
+        if (w->unblock_ev) {
+            event_free(w->unblock_ev);
+            close(w->unblock_fd);
         }
         if (w->base) {
             event_base_free(w->base);

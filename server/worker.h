@@ -93,6 +93,20 @@ struct worker {
      * above */
     uint64_t commit_wakes;
     uint64_t commit_wake_ns;
+    /* Connections whose write would wait for a roll-over (conn.c; the
+     * store returned CASK_EBLOCKED, cask_park): each stops at that
+     * request and runs it again when the store's unblock hook, or its
+     * commit hook, wakes the worker through unblock_fd (an eventfd, as
+     * commit_fd). nblocked counts them; unblock_kicked is set by the
+     * thread that writes unblock_fd, cleared by the worker before its
+     * walk (as commit_kicked). write_parks: such parks so far (stats),
+     * written by this worker only. */
+    TAILQ_HEAD(conn_block_list, conn) blocked;
+    atomic_uint nblocked;
+    struct event *unblock_ev;
+    int unblock_fd;
+    atomic_bool unblock_kicked;
+    uint64_t write_parks;
 };
 
 /* Create n workers (event bases and pipes); no threads yet. */
