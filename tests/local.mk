@@ -214,6 +214,12 @@ TESTS += tests/crash/test_sync_recover_always.py
 # without the shim.
 dist_check_SCRIPTS += tests/crash/test_roll_held_sync.py
 TESTS += tests/crash/test_roll_held_sync.py
+# A roll-over that would wait (the sync thread behind, a commit held)
+# parks its own connection: -t 1, syncs held, a get on another
+# connection is answered; replies in order once released; a kill -9
+# while parked loses nothing acknowledged; skips without the shim.
+dist_check_SCRIPTS += tests/crash/test_roll_park.py
+TESTS += tests/crash/test_roll_park.py
 
 # --sync=always parks a connection instead of its worker (issue 8 item 2):
 # a slow or failing fdatasync through the crash shim; skips without it.
