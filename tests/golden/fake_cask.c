@@ -43,6 +43,28 @@ struct cask {
 
 int fake_cask_fail_rc;
 bool fake_cask_cold;
+unsigned fake_cask_block_writes;
+static bool park_on;
+
+bool
+cask_park(bool on)
+{
+    bool was = park_on;
+
+    park_on = on;
+    return was;
+}
+
+/* A write that would wait for a roll-over: fake_cask_block_writes. */
+static bool
+blocks(void)
+{
+    if (!park_on || fake_cask_block_writes == 0) {
+        return false;
+    }
+    fake_cask_block_writes--;
+    return true;
+}
 
 /* Take the injected failure, if any. */
 static int
@@ -430,6 +452,9 @@ cask_store(struct cask *c, enum cask_store_mode mode, const void *key,
     if (fake_cask_fail_rc != 0) {
         return injected();
     }
+    if (blocks()) {
+        return CASK_EBLOCKED;
+    }
     if (klen == 0 || klen > CASK_KEY_MAX) {
         return CASK_EBADKEY;
     }
@@ -485,12 +510,15 @@ cask_delete_item(struct cask *c, const void *key, size_t klen, uint64_t cas_in,
                  struct cask_item *it)
 {
     int gone;
-    struct fitem *f = lookup(c, key, klen, &gone);
     struct fitem **pp;
 
     if (fake_cask_fail_rc != 0) {
         return injected();
     }
+    if (blocks()) {
+        return CASK_EBLOCKED;
+    }
+    struct fitem *f = lookup(c, key, klen, &gone);
     if (f == NULL) {
         return CASK_ENOTFOUND;
     }
@@ -560,6 +588,9 @@ cask_arith(struct cask *c, const void *key, size_t klen,
 
     if (fake_cask_fail_rc != 0) {
         return injected();
+    }
+    if (blocks()) {
+        return CASK_EBLOCKED;
     }
     if (f == NULL) {
         if (!a->vivify) {

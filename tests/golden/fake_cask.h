@@ -9,6 +9,11 @@
  * returns this status instead of running, and the hook resets to 0. */
 extern int fake_cask_fail_rc;
 
+/* While the calling thread parks its writes (cask_park) and this is not
+ * 0, a write (store, delete, arith) returns CASK_EBLOCKED instead of
+ * running, and this counts down. */
+extern unsigned fake_cask_block_writes;
+
 /* When true, every value is "not in the page cache": the calls that must
  * not wait (cask_get_nowait*, cask_get_buf with nowait) find the item,
  * count the read as the store's try does, and say EAGAIN. */

@@ -20,6 +20,9 @@
  * committed leaves its sync to the sync thread too: the writes do not
  * wait for it, a power loss meanwhile loses nothing (the journal has it
  * all), and a journal commit that fails then undoes its own put alone.
+ * A thread that parks its writes (cask_park) gets CASK_EBLOCKED at the
+ * bound of closed segments waiting for their sync, with nothing changed,
+ * and the unblock hook once the sync thread goes on.
  */
 #include "storage/cask.h"
 
@@ -922,6 +925,86 @@ always_failed_commit_after_roll_undoes_uncovered(void **state)
     fx_close(&f);
 }
 
+static atomic_int unblock_calls;
+
+static void
+count_unblock(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&unblock_calls, 1);
+}
+
+/* The store's obstacle gone (its unblock count moved on from gen): within
+ * 5 s, or false. */
+static bool
+unblocked_5s(struct cask *c, uint64_t gen)
+{
+    for (int i = 0; i < 5000 && cask_unblock_gen(c) == gen; i++) {
+        usleep(1000);
+    }
+    return cask_unblock_gen(c) != gen;
+}
+
+/* A thread that parks its writes (cask_park) and reaches the bound of
+ * closed segments waiting for a held sync gets CASK_EBLOCKED at once,
+ * with nothing changed: a new key stays absent, an overwrite leaves the
+ * old value, and asking again before anything moved blocks again. Once
+ * the syncs go, the unblock hook is called and the same writes succeed.
+ * A thread that does not park writes on as before (it waits). */
+static void
+parked_write_changes_nothing(void **state)
+{
+    (void)state;
+    struct rfx f;
+    fx_open(&f, 600000);
+    atomic_store(&unblock_calls, 0);
+    cask_unblock_hook(f.c, count_unblock, NULL);
+    assert_int_equal(put(f.c, 0), CASK_OK);
+    atomic_store(&hold, 1);
+    bool was = cask_park(true);
+    int i, rc = CASK_OK;
+    for (i = 1; i < 200 && rc == CASK_OK; i++) {
+        rc = put(f.c, i);
+    }
+    i--; /* the key that blocked */
+    assert_int_equal(rc, CASK_EBLOCKED);
+    assert_true(i > 7); /* several roll-overs went through first */
+    assert_int_equal(cask_blocked_writes(f.c), 1);
+    uint64_t gen = cask_blocked_gen();
+    char k[32];
+    snprintf(k, sizeof(k), "key%d", i);
+    struct cask_item it;
+    assert_int_equal(cask_get(f.c, k, strlen(k), &it, NULL), CASK_ENOTFOUND);
+    /* an overwrite of key0 with key i's value: blocked, key0 as it was */
+    value_of(i, value);
+    assert_int_equal(
+            cask_store(f.c, CASK_SET, "key0", 4, value, VLEN, 0, 0, 0, NULL),
+            CASK_EBLOCKED);
+    assert_true(has(f.c, 0));
+    assert_int_equal(put(f.c, i), CASK_EBLOCKED);
+    assert_int_equal(cask_blocked_writes(f.c), 3);
+    assert_int_equal(cask_unblock_gen(f.c), gen);
+    atomic_store(&hold, 0);
+    assert_true(unblocked_5s(f.c, gen));
+    assert_true(atomic_load(&unblock_calls) >= 1);
+    /* the same write again, until it goes (each retry after a change) */
+    for (int n = 0; n < 100; n++) {
+        rc = put(f.c, i);
+        if (rc != CASK_EBLOCKED) {
+            break;
+        }
+        assert_true(unblocked_5s(f.c, cask_blocked_gen()));
+    }
+    assert_int_equal(rc, CASK_OK);
+    assert_true(has(f.c, i));
+    (void)cask_park(was);
+    for (int j = 0; j <= i; j++) {
+        assert_true(has(f.c, j));
+    }
+    cask_unblock_hook(f.c, NULL, NULL);
+    fx_close(&f);
+}
+
 int
 main(void)
 {
@@ -935,6 +1018,7 @@ main(void)
             cmocka_unit_test(open_gives_back_reserve_left_by_crash),
             cmocka_unit_test(always_roll_over_does_not_wait_for_sync),
             cmocka_unit_test(always_failed_commit_after_roll_undoes_uncovered),
+            cmocka_unit_test(parked_write_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

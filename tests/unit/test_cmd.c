@@ -320,6 +320,59 @@ test_meta_issue11(void **state)
     expect(f, "mg a v\r\n", "EN\r\n");
 }
 
+/* A write the store says would wait for a roll-over (CASK_EBLOCKED, the
+ * connection parks its writes): CMD_PARK with nothing consumed, written
+ * or counted; the same bytes then run as if it had not happened. */
+static void
+parks_once(struct fixture *f, const char *req, const char *rsp)
+{
+    struct cmd_counters before = f->fx.ctr;
+    size_t used = 99;
+
+    f->fx.n = 0;
+    fake_cask_block_writes = 1;
+    assert_int_equal(cmd_execute(&f->fx.cc, req, strlen(req), &used), CMD_PARK);
+    assert_int_equal(used, 0);
+    assert_true(f->fx.cc.write_parked);
+    assert_int_equal(f->fx.n, 0);
+    assert_memory_equal(&before, &f->fx.ctr, sizeof(before));
+    assert_int_equal(fake_cask_block_writes, 0);
+    expect(f, req, rsp);
+    assert_false(f->fx.cc.write_parked);
+}
+
+static void
+test_write_parks(void **state)
+{
+    struct fixture *f = *state;
+
+    f->fx.cc.park_writes = true;
+    parks_once(f, "set a 0 0 1\r\nx\r\n", "STORED\r\n");
+    assert_int_equal(f->fx.ctr.cmd_set, 1);
+    parks_once(f, "set q 0 0 1 noreply\r\ny\r\n", "");
+    parks_once(f, "append a 0 0 1\r\ny\r\n", "STORED\r\n");
+    parks_once(f, "cas a 0 0 1 99\r\nz\r\n", "EXISTS\r\n");
+    assert_int_equal(f->fx.ctr.cas_badval, 1);
+    parks_once(f, "set n 0 0 1\r\n5\r\n", "STORED\r\n");
+    parks_once(f, "incr n 2\r\n", "7\r\n");
+    parks_once(f, "decr n 1 noreply\r\n", "");
+    parks_once(f, "delete q\r\n", "DELETED\r\n");
+    parks_once(f, "ms m 2 T0\r\nhi\r\n", "HD\r\n");
+    assert_int_equal(f->fx.ctr.meta_cmds, 1);
+    parks_once(f, "ma n D3 v\r\n", "VA 1\r\n9\r\n");
+    parks_once(f, "md m q\r\n", "");
+    expect(f, "get a n m q\r\n",
+           "VALUE a 0 2\r\nxy\r\nVALUE n 0 1\r\n9\r\nEND\r\n");
+    assert_int_equal(f->fx.ctr.meta_cmds, 3);
+    assert_int_equal(f->fx.ctr.delete_hits, 2);
+    /* a connection that does not park its writes never sees it */
+    f->fx.cc.park_writes = false;
+    fake_cask_block_writes = 1;
+    expect(f, "set b 0 0 1\r\nx\r\n", "STORED\r\n");
+    assert_int_equal(fake_cask_block_writes, 1);
+    fake_cask_block_writes = 0;
+}
+
 static void
 test_store_errors(void **state)
 {
@@ -763,6 +816,7 @@ main(void)
             cmocka_unit_test_setup_teardown(test_dumps, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta_issue11, setup, teardown),
             cmocka_unit_test_setup_teardown(test_store_errors, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_write_parks, setup, teardown),
             cmocka_unit_test_setup_teardown(test_multiget_pause, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
