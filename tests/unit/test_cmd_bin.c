@@ -306,6 +306,58 @@ test_arith(void **state)
                  "Non-numeric server-side value for incr or decr");
 }
 
+/* One packet whose write the store says would wait for a roll-over
+ * (CASK_EBLOCKED, the connection parks its writes): CMD_PARK, nothing
+ * consumed, answered or counted; then the same bytes run as new. */
+static void
+parks_once(struct fixture *f, uint8_t op, const void *ext, uint8_t extlen,
+           const char *key, const char *val)
+{
+    char buf[512];
+    size_t n = proto_bin_fmt_req(
+            buf, sizeof(buf), op, ext, extlen, key, (uint16_t)strlen(key), val,
+            (uint32_t)(val ? strlen(val) : 0), 0xcafef00d, 0);
+    struct cmd_counters before = f->fx.ctr;
+    size_t used = 99;
+
+    f->fx.n = 0;
+    fake_cask_block_writes = 1;
+    assert_int_equal(cmd_bin_execute(&f->fx.cc, &f->fx.bin, buf, n, &used),
+                     CMD_PARK);
+    assert_int_equal(used, 0);
+    assert_true(f->fx.cc.write_parked);
+    assert_int_equal(f->fx.n, 0);
+    assert_memory_equal(&before, &f->fx.ctr, sizeof(before));
+    assert_int_equal(run_bytes(f, buf, n), CMD_DONE);
+}
+
+static void
+test_write_parks(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char ext[20];
+
+    f->fx.cc.park_writes = true;
+    memset(ext, 0, sizeof(ext));
+    parks_once(f, PROTO_BIN_SET, ext, 8, "k", "v");
+    assert_int_equal(one(f).status, 0);
+    assert_int_equal(f->fx.ctr.cmd_set, 1);
+    parks_once(f, PROTO_BIN_SETQ, ext, 8, "q", "w");
+    assert_int_equal(f->fx.n, 0);
+    parks_once(f, PROTO_BIN_APPEND, NULL, 0, "k", "x");
+    assert_int_equal(one(f).status, 0);
+    proto_bin_put64(ext, 5);
+    proto_bin_put64(ext + 8, 100);
+    parks_once(f, PROTO_BIN_INCREMENT, ext, 20, "n", NULL);
+    assert_int_equal(proto_bin_get64(one(f).body), 100);
+    parks_once(f, PROTO_BIN_DELETEQ, NULL, 0, "q", NULL);
+    assert_int_equal(f->fx.n, 0);
+    assert_int_equal(f->fx.ctr.delete_hits, 1);
+    req(f, PROTO_BIN_GET, NULL, 0, "k", NULL, 0, 0);
+    assert_memory_equal(one(f).body, "vx", 2);
+    assert_int_equal(fake_cask_block_writes, 0);
+}
+
 static void
 test_touch_gat_flush(void **state)
 {
@@ -519,6 +571,7 @@ main(void)
             cmocka_unit_test_setup_teardown(test_store_modes_and_cas, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_arith, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_write_parks, setup, teardown),
             cmocka_unit_test_setup_teardown(test_touch_gat_flush, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_misc_and_stat, setup,
