@@ -78,8 +78,8 @@ def start(binary, shim, tmp, name):
                                "CRASHSHIM_HOLD_WHILE": hold})
     srv.start()
     s = srv.connect(timeout=15)
-    # Before the hold: the first write reserves a block of cas numbers,
-    # and that reservation's sync is made on the writer (cask_ctx.c).
+    # Keys written before the hold: they must read back as written after
+    # the kill below, and the deleted one stay deleted.
     s.sendall(b"set small 0 0 5\r\nhello\r\nset gone 0 0 4\r\ngone\r\n"
               b"delete gone\r\nset keep 0 0 4\r\nkeep\r\n")
     data, _ = bcserver.recv_until(s, [b"STORED\r\nDELETED\r\nSTORED\r\n"])
