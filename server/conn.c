@@ -35,6 +35,12 @@
  * commit's writes with their error instead, and unparks the connection
  * once nothing waits.
  *
+ * Roll-over (every sync mode): a write whose roll-over would wait (the
+ * store returns CASK_EBLOCKED; cmd.h park_writes) joins the worker's
+ * blocked list, its request not consumed: the connection runs nothing
+ * more, reads ahead as when parked, and the request runs again when the
+ * store's unblock or commit hook wakes the worker (conn_unblock_all).
+ *
  * Write batching (every sync mode): a write's record is staged in its
  * shard's buffer (cask_ticket.batch) and its reply held in the staging
  * buffer like a reply waiting for a commit; the connection joins the

@@ -1,7 +1,9 @@
 /* cask.c - the store: options, open/close, key -> shard (XXH3 % N), the data
  * directory lock, the background sync and maintenance threads, the per-key
- * entry points, stats totals. The state file, cas allocator, flush point
- * and clock are cask_ctx.c, below the shards.
+ * entry points, stats totals, and the unblock hook of writes that return
+ * CASK_EBLOCKED instead of waiting for a roll-over (cask_park, cask_log.c).
+ * The state file, cas allocator, flush point and clock are cask_ctx.c,
+ * below the shards.
  *
  * Owns the struct cask and the LOCK file; the shards own everything below
  * their directories. Must not depend on anything above

@@ -5,7 +5,8 @@
  * acknowledgement), roll-over to a new segment, the
  * disk reserve that keeps deletes working on a full disk, and the waits for
  * durability (a shard's own fdatasync, or joining the store's commit under
- * CASK_SYNC_ALWAYS).
+ * CASK_SYNC_ALWAYS). A thread that parks its writes (cask_park) is told
+ * CASK_EBLOCKED where a roll-over would make it wait.
  *
  * Works on the struct cask_shard it is handed, under its mutex (see each
  * function); calls into segments, records, the commit's tickets
