@@ -692,9 +692,11 @@ do_touch(struct cmd_conn *cc, const struct proto_req *req)
     int rc;
 
     memset(&it, 0, sizeof(it));
+    bool was = cmd_park_begin(cc);
     rc = cmd_read_touch(cc, req->key, req->klen, exp_abs(cc->env, req->exptime),
                         &it, NULL, true);
-    if (rc == CMD_READ_PARK) {
+    cmd_park_end(was);
+    if (rc == CMD_READ_PARK || cmd_parked(cc, rc)) {
         return CMD_PARK; /* nothing touched or counted: it runs again */
     }
     cc->ctr->cmd_touch++;

@@ -245,7 +245,9 @@ struct cmd_conn {
      * a roll-over returns CMD_PARK instead (cask_park), with
      * write_parked set, nothing written, counted or answered; the server
      * runs it again when the store says the wait may be over. Text, meta
-     * and binary writes except touch and get-and-touch (they wait). */
+     * and binary writes, touch and binary touch and gat; not text gat,
+     * gats, mg (T, N) nor the touch an ma makes after its change (they
+     * wait). */
     bool park_writes;
     bool write_parked; /* the last CMD_PARK was such a write's */
 };

@@ -150,10 +150,12 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
     if (touch) {
         /* gat: the value read first, off the thread when cold, then the
          * item read is touched */
+        bool was = cmd_park_begin(cc);
         rc = cmd_read_touch(cc, req->key, req->klen,
                             cmd_exp_abs(cc->env, req->exptime), &it,
                             with_val ? &val : NULL, true);
-        if (rc == CMD_READ_PARK) {
+        cmd_park_end(was);
+        if (rc == CMD_READ_PARK || cmd_parked(cc, rc)) {
             return CMD_PARK; /* nothing touched or counted: it runs again */
         }
         cc->ctr->cmd_touch++;

@@ -381,6 +381,9 @@ cask_touch_cas(struct cask *c, const void *key, size_t klen, int64_t exp_abs_s,
     if (fake_cask_fail_rc != 0) {
         return injected();
     }
+    if (blocks()) {
+        return CASK_EBLOCKED;
+    }
     if (cas_in != 0 &&
         (f == NULL ? gone == CASK_GONE_ABSENT : f->cas != cas_in)) {
         return CASK_EEXISTS; /* replaced or deleted since */

@@ -10,7 +10,7 @@
 extern int fake_cask_fail_rc;
 
 /* While the calling thread parks its writes (cask_park) and this is not
- * 0, a write (store, delete, arith) returns CASK_EBLOCKED instead of
+ * 0, a write (store, delete, arith, touch) returns CASK_EBLOCKED instead of
  * running, and this counts down. */
 extern unsigned fake_cask_block_writes;
 

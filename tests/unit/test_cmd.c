@@ -361,6 +361,8 @@ test_write_parks(void **state)
     assert_int_equal(f->fx.ctr.meta_cmds, 1);
     parks_once(f, "ma n D3 v\r\n", "VA 1\r\n9\r\n");
     parks_once(f, "md m q\r\n", "");
+    parks_once(f, "touch a 100\r\n", "TOUCHED\r\n");
+    assert_int_equal(f->fx.ctr.cmd_touch, 1);
     expect(f, "get a n m q\r\n",
            "VALUE a 0 2\r\nxy\r\nVALUE n 0 1\r\n9\r\nEND\r\n");
     assert_int_equal(f->fx.ctr.meta_cmds, 3);

@@ -353,6 +353,12 @@ test_write_parks(void **state)
     parks_once(f, PROTO_BIN_DELETEQ, NULL, 0, "q", NULL);
     assert_int_equal(f->fx.n, 0);
     assert_int_equal(f->fx.ctr.delete_hits, 1);
+    proto_bin_put32(ext, 100);
+    parks_once(f, PROTO_BIN_TOUCH, ext, 4, "k", NULL);
+    assert_int_equal(one(f).status, 0);
+    parks_once(f, PROTO_BIN_GATK, ext, 4, "k", NULL);
+    assert_memory_equal(one(f).body, "vx", 2);
+    assert_int_equal(f->fx.ctr.cmd_touch, 2);
     req(f, PROTO_BIN_GET, NULL, 0, "k", NULL, 0, 0);
     assert_memory_equal(one(f).body, "vx", 2);
     assert_int_equal(fake_cask_block_writes, 0);
