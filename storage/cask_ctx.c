@@ -373,6 +373,19 @@ state_now(struct cask *c)
  * and published only once it is on disk. A failure fails the caller's
  * operation. Reached by a request only when the mark kept ahead
  * (cask_cas_reserve_ahead) was used up. */
+/* With state_mu held: persist a mark a block past cas v, then publish it. */
+static int
+reserve_block(struct cask *c, uint64_t v)
+{
+    struct cask_state m = state_now(c);
+    m.cas_reserved = v + CASK_CAS_BLOCK;
+    int rc = cask_ctx_state_write(c, &m);
+    if (rc == 0) {
+        atomic_store(&c->cas_reserved, m.cas_reserved);
+    }
+    return rc;
+}
+
 static int
 reserve_past(struct cask *c, uint64_t v)
 {
@@ -382,12 +395,7 @@ reserve_past(struct cask *c, uint64_t v)
     int rc = 0;
     pthread_mutex_lock(&c->state_mu);
     if (v >= atomic_load(&c->cas_reserved)) {
-        struct cask_state m = state_now(c);
-        m.cas_reserved = v + CASK_CAS_BLOCK;
-        rc = cask_ctx_state_write(c, &m);
-        if (rc == 0) {
-            atomic_store(&c->cas_reserved, m.cas_reserved);
-        }
+        rc = reserve_block(c, v);
     }
     pthread_mutex_unlock(&c->state_mu);
     return rc;
@@ -422,12 +430,7 @@ cask_cas_reserve_ahead(struct cask *c)
     pthread_mutex_lock(&c->state_mu);
     uint64_t v = atomic_load(&c->next_cas);
     if (reserve_low(c, v)) {
-        struct cask_state m = state_now(c);
-        m.cas_reserved = v + CASK_CAS_BLOCK;
-        rc = cask_ctx_state_write(c, &m);
-        if (rc == 0) {
-            atomic_store(&c->cas_reserved, m.cas_reserved);
-        }
+        rc = reserve_block(c, v);
     }
     pthread_mutex_unlock(&c->state_mu);
     if (rc == 0) {
