@@ -98,6 +98,11 @@ EXTRA_DIST += tests/clients/dalli_ops.rb tests/clients/php_ops.php \
 	tests/clients/perl_ops.pl tests/clients/gomemcache_ops.go \
 	tests/clients/memjs_ops.js
 TESTS += tests/clients/test_clients.py tests/clients/test_spy_ketama.py
+# libmemcached's command-line tools (memccp, memccat, memcrm, memcflush,
+# memcexist, memctouch, memcping, memcdump, memcstat, memcslap), text and
+# --binary, give the same outcomes here as against memcached.
+dist_check_SCRIPTS += tests/clients/test_memc_tools.py
+TESTS += tests/clients/test_memc_tools.py
 
 # test_bin_stat_groups.py: the binary protocol's stat items and slabs give
 # memcached's names and per-class counts, as the text protocol's do, and a
@@ -220,6 +225,13 @@ TESTS += tests/crash/test_roll_held_sync.py
 # while parked loses nothing acknowledged; skips without the shim.
 dist_check_SCRIPTS += tests/crash/test_roll_park.py
 TESTS += tests/crash/test_roll_park.py
+# A stopped store's files damaged (a byte flipped in a closed segment, a
+# hint, the state file, a manifest, a retired file) and compactions killed
+# at each sync, rename, unlink and truncate (bitcached-admin compact, and
+# the server's own at start-up), each judged key by key against the crash
+# model; without the shim only the flips run.
+dist_check_SCRIPTS += tests/crash/test_crash_stopped.py
+TESTS += tests/crash/test_crash_stopped.py
 
 # --sync=always parks a connection instead of its worker (issue 8 item 2):
 # a slow or failing fdatasync through the crash shim; skips without it.
