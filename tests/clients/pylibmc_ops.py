@@ -31,6 +31,13 @@ def stats_shape(c, arg=None):
                               "item_size_max", "maxbytes") if k in s)
 
 
+def thousand(c):
+    """A get_multi of 1000 keys, every other one stored by the set_multi
+    before it: how many came back and whether each is its own value."""
+    got = c.get_multi(["thk%d" % i for i in range(1000)])
+    return len(got), all(v == "v%d" % int(k[3:]) for k, v in got.items())
+
+
 def main():
     addr, mode = sys.argv[1], sys.argv[2]
     behaviors = {"tcp_nodelay": True, "cas": True, "ketama": True}
@@ -121,6 +128,9 @@ def main():
     attempt("no_block set_multi", lambda: c.set_multi({"nb%d" % i: i for i in range(100)}))
     attempt("no_block get", lambda: c.get("nb"))
     attempt("no_block get_multi", lambda: sum(c.get_multi(["nb%d" % i for i in range(100)]).values()))
+    attempt("no_block set_multi 1000", lambda: c.set_multi(
+        {"thk%d" % i: "v%d" % i for i in range(0, 2000, 2)}))
+    attempt("no_block get_multi 1000", lambda: thousand(c))
     attempt("no_block delete", lambda: c.delete("nb") and c.get("nb"))
     attempt("no_block incr", lambda: c.incr("nb5", 10))
     attempt("behaviors", lambda: sorted((k, v) for k, v in c.get_behaviors().items()

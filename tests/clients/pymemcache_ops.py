@@ -73,6 +73,11 @@ def run(c, tag, hashed):
     at("delete_many", lambda: c.delete_many(["m1", "m2", "nope"], noreply=False))
     at("delete_many noreply", lambda: c.delete_many(["m3", "m4"]))
     at("get_many after delete", lambda: c.get_many(["m1", "m2", "m3", "m4", "m5"]))
+    at("set_many 1000", lambda: c.set_many({"thk%d" % i: "v%d" % i for i in range(0, 2000, 2)},
+                                           noreply=False))
+    at("get_many 1000", lambda: (lambda got: (len(got), all(
+        v == b"v%d" % int(k[3:]) for k, v in got.items())))(
+            c.get_many(["thk%d" % i for i in range(1000)])))
     at("delete", lambda: c.delete("b", noreply=False))
     at("delete missing", lambda: c.delete("b", noreply=False))
     at("touch", lambda: c.touch("a", 100, noreply=False))
