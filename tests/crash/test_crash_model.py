@@ -15,7 +15,9 @@
 # interval sync with small values only, so that every record is copied
 # into the mapping of the active segment (--write-map, the default; larger
 # ones go out with pwrite): kills land in the copies, the extensions ahead
-# of them (truncate) and the cuts back at roll-over.
+# of them (truncate) and the cuts back at roll-over. A sixth, "disk", runs
+# interval sync with --disk-limit=192k, a few segments a shard, so that
+# whole segments are evicted all the time: judged as "evict" is.
 #
 # Environment: BITCACHED (binary under test), CRASH_ITER=N (N times the
 # rounds), CRASH_SEED (replay a run), CRASH_MODES (e.g. "always,evict").
@@ -44,6 +46,8 @@ def server_args(mode):
             "-m", "64k", "-I", "32k", "-o", "slab_chunk_max=16384"]
     if mode == "mapped":
         return server_args("interval") + ["--write-map=yes"]
+    if mode == "disk":
+        return server_args("interval") + ["--disk-limit=192k"]
     return ["--sync=" + mode, "--segment-size=64k", "--journal-size=64k",
             "--compact-ratio=0.2",
             "--shards=2", "--sync-interval-ms=200", "-t", "2"]
@@ -124,8 +128,8 @@ class Run:
         return counters, True
 
     def evictions(self, srv, model):
-        """The evict mode must evict: run the workload for a second on a
-        fresh start and read the server's evictions counter."""
+        """The evict and disk modes must evict: run the workload for a
+        second on a fresh start and read the server's evictions counter."""
         if not srv.start():
             self.hard.append("evict: start failed\n%s" % srv.log_tail())
             return
@@ -147,9 +151,11 @@ class Run:
         except cm.Dead:
             pass
         srv.stop()
-        cm.say("evict    evictions in a 1 s run: %d" % n)
+        mode = "evict" if "-m" in srv.args else "disk"
+        cm.say("%-8s evictions in a 1 s run: %d" % (mode, n))
         if n <= 0:
-            self.hard.append("evict: the workload evicted nothing (%d)" % n)
+            self.hard.append("%s: the workload evicted nothing (%d)" % (
+                mode, n))
 
     def mode(self, sync, rounds):
         d = os.path.join(self.tmp, sync)
@@ -157,8 +163,8 @@ class Run:
         srv = cm.Server(self.binary, os.path.join(d, "data"),
                         server_args(sync), os.path.join(d, "server.log"))
         model = cm.Model(KEYS, SMALL_SIZES if sync == "mapped" else SIZES,
-                         self.rnd, evicting=sync == "evict")
-        if sync == "evict":
+                         self.rnd, evicting=sync in ("evict", "disk"))
+        if sync in ("evict", "disk"):
             self.evictions(srv, model)
         for r in range(rounds):
             # A counting run that is also a kill at a random moment.
@@ -220,7 +226,8 @@ def main():
     sanitized = cm.is_sanitized(binary)
     shim = "" if sanitized else cm.shim_path()
     modes = os.environ.get("CRASH_MODES",
-                           "always,interval,never,evict,mapped").split(",")
+                           "always,interval,never,evict,mapped,disk").split(
+                               ",")
     cm.say("crash model test: binary %s, seed %d (CRASH_SEED=%d replays), "
            "%d round(s) per mode" % (binary, seed, seed, rounds))
     if sanitized:
