@@ -5,17 +5,23 @@
 # The workload of the crash test runs against a server with tiny segments
 # and a compaction ratio so high that nothing is compacted, then stops
 # cleanly: a snapshot of a data directory full of dead records, closed
-# segments and their hints, a manifest per shard and the state file, and a
-# model that says what every key may read as. From a fresh copy of that
-# snapshot each time:
-#   - flip: one byte of a closed segment, of a hint, of the state file, of
-#     a manifest or of a retired file is flipped while no server runs; the
-#     server starts and every key is read. A flipped segment byte may cost
-#     the one record it lies in (that key may miss or read as an older
-#     value: nothing can tell a damaged newest record from none); anything
-#     else is a failure, and so is any cost of the other files (the state
-#     file has two copies, a hint is checked and ignored, a manifest only
-#     lists segments);
+# segments and their hints, a manifest per shard, the state file (and
+# under --sync=always the commit journal), and a model that says what every
+# key may read as. Once under --sync=interval, once under always. From a
+# fresh copy of that snapshot each time:
+#   - flip: one byte of a closed segment (anywhere; in a record that is the
+#     newest of its key; the same with the segment's hint removed, so that
+#     the start scans it), of a hint, of a state slot's text, of both state
+#     slots, of a manifest, of a retired file or of a journal file is
+#     flipped while no server runs; the server starts and every key is
+#     read. A flipped segment byte may cost the one record it lies in (that
+#     key may miss or read as an older value: nothing can tell a damaged
+#     newest record from none); both state slots damaged may cost every
+#     key, as a miss only (FORMAT.md: everything found is taken as
+#     flushed); anything else is a failure, and so is any cost of the other
+#     files (one state slot is a copy of the other, a hint is checked and
+#     ignored, a manifest only lists segments, a clean stop leaves nothing
+#     in the journal that the segments lack);
 #   - admin: `bitcached-admin compact` under the LD_PRELOAD shim, killed at
 #     each of its fdatasync/fsync, rename, unlink and ftruncate calls
 #     (before and after the call), then the server starts and every key is
@@ -27,11 +33,11 @@
 # Each violation is printed with the key's history; each scenario prints
 # a line with what it cost and what the server logged about the damage.
 #
-# Environment: BITCACHED, CRASH_SEED (replay), CRASH_ITER=N (N flips per
-# file kind; at most 24*N kill points per group and phase, spread evenly
-# over the calls the counting run made, all of them when fewer; 8*N for
-# the start phase),
-# STOPPED_ONLY=flip,admin,start (the phases to run), CRASH_KEEP=1 (keep the
+# Environment: BITCACHED, CRASH_SEED (replay), CRASH_ITER=N (4*N flips per
+# file kind; at most 12*N kill points per group in the admin phase and 6*N
+# in the start phase, spread evenly over the calls the counting run made,
+# all of them when fewer), STOPPED_ONLY=flip,admin,start (the phases to
+# run), STOPPED_SYNC=interval,always (the modes), CRASH_KEEP=1 (keep the
 # temp dir on a failure). Against a sanitizer build only the flip phase
 # runs (the shim cannot be preloaded).
 import copy
@@ -57,6 +63,12 @@ BASE = ["--segment-size=64k", "--shards=2", "-t", "2",
 DAMAGE_WORDS = re.compile(
     r"damag|unusable|corrupt|quarantin|missing|checksum|ignored|truncat|lost|invalid",
     re.I)
+
+
+# The cost a damaged state file (both slots) is documented to have: every
+# item on disk is treated as flushed, so any key may miss, none may show
+# another value.
+MISSES = "misses"
 
 
 def admin_binary(binary):
@@ -87,7 +99,8 @@ def segment_records(path):
 
 
 class Stopped:
-    def __init__(self, binary, shim, tmp, rnd):
+    def __init__(self, binary, shim, tmp, rnd, sync):
+        self.sync = "--sync=" + sync
         self.binary = binary
         self.admin = admin_binary(binary)
         self.shim = shim
@@ -105,7 +118,7 @@ class Stopped:
 
     def build(self):
         srv = cm.Server(self.binary, self.data,
-                        BASE + ["--sync=interval", "--compact-ratio=0.99"],
+                        BASE + [self.sync, "--compact-ratio=0.99"],
                         self.log)
         if not srv.start():
             raise RuntimeError("start failed\n" + srv.log_tail())
@@ -153,8 +166,8 @@ class Stopped:
         of keys not in allowed are failures. Logs what it cost."""
         mark = os.path.getsize(self.log) if os.path.exists(self.log) else 0
         srv = cm.Server(self.binary, self.data,
-                        BASE + (args or ["--sync=interval",
-                                         "--compact-ratio=0.99"]), self.log)
+                        BASE + (args or [self.sync, "--compact-ratio=0.99"]),
+                        self.log)
         if not srv.start():
             self.failures.append("%s: restart failed (status %s)\n%s" % (
                 label, srv.proc.returncode, srv.log_tail()))
@@ -173,8 +186,13 @@ class Stopped:
             f.seek(mark)
             logged = [ln for ln in f.read().decode(errors="replace")
                       .splitlines() if DAMAGE_WORDS.search(ln)]
-        cost = [e for e in self.model.errors if e[2] in allowed]
-        bad = [e for e in self.model.errors if e[2] not in allowed]
+        if allowed is MISSES:
+            ok = (lambda e: e[4] == "miss")
+            allowed = ()
+        else:
+            ok = (lambda e: e[2] in allowed)
+        cost = [e for e in self.model.errors if ok(e)]
+        bad = [e for e in self.model.errors if not ok(e)]
         other = [o for o in self.model.other
                  if not any(o.startswith("verify get %s " % k)
                             for k in allowed)]
@@ -202,17 +220,20 @@ class Stopped:
         off = where(p) if where else self.rnd.randrange(os.path.getsize(p))
         if off is None:
             return
-        bit = 1 << self.rnd.randrange(8)
-        allowed = allowed_of(p, off)
+        offs = off if isinstance(off, list) else [off]
+        allowed = allowed_of(p, offs[0])
         with open(p, "r+b") as f:
-            f.seek(off)
-            b = f.read(1)[0]
-            f.seek(off)
-            f.write(bytes([b ^ bit]))
+            for o in offs:
+                f.seek(o)
+                b = f.read(1)[0]
+                f.seek(o)
+                f.write(bytes([b ^ (1 << self.rnd.randrange(8))]))
+        off = ",".join(str(o) for o in offs)
         if drop_hint:
             os.unlink(p[:-len(".seg")] + ".hint")
-        self.judge("flip %s %s @%d" % (kind, os.path.relpath(p, self.data),
-                                       off), allowed)
+        self.judge("%s flip %s %s @%s" % (self.sync[7:], kind,
+                                          os.path.relpath(p, self.data), off),
+                   allowed)
 
     def phase_flip(self, n):
         def seg_allowed(p, off):
@@ -247,6 +268,20 @@ class Stopped:
             text = data[slot * 4096:(slot + 1) * 4096].split(b"\0", 1)[0]
             return slot * 4096 + self.rnd.randrange(max(1, len(text)))
 
+        def both_slots(p):
+            with open(p, "rb") as f:
+                data = f.read()
+            return [i * 4096 + self.rnd.randrange(max(1, len(
+                data[i * 4096:(i + 1) * 4096].split(b"\0", 1)[0])))
+                for i in range(len(data) // 4096)]
+
+        def journal_head(p):
+            # Half the flips in the journal's first page (its header and
+            # first frames), the rest anywhere in its length.
+            size = os.path.getsize(p)
+            return self.rnd.randrange(min(size, 4096) if
+                                      self.rnd.random() < 0.5 else size)
+
         none = (lambda p, off: set())
         segs = self.files(".seg")
         # Closed segments only: the newest one of each shard may take
@@ -263,14 +298,20 @@ class Stopped:
                   seg_allowed, newest_record, True),
                  ("hint", self.files(".hint"), none, None, False),
                  ("state", self.files("state"), none, slot_text, False),
+                 ("state-both-slots", self.files("state"),
+                  lambda p, off: MISSES, both_slots, False),
+                 ("journal", self.files("journal.0") +
+                  self.files("journal.1"), none, journal_head, False),
                  ("manifest", self.files("manifest"), none, None, False),
                  ("retired", self.files("retired"), none, None, False)]
         for kind, paths, allowed_of, where, drop in kinds:
             if not paths:
+                if kind == "journal" and self.sync != "--sync=always":
+                    continue
                 self.lines.append("flip %-39s no such file" % kind)
                 cm.say(self.lines[-1])
                 continue
-            for _ in range(n):
+            for _ in range(1 if kind == "state-both-slots" else n):
                 self.flip_one(kind, self.rnd.choice(paths), allowed_of,
                               where, drop)
 
@@ -298,7 +339,7 @@ class Stopped:
         (whether it came up, shim counters)."""
         stats = os.path.join(self.tmp, "shim.stats")
         srv = cm.Server(self.binary, self.data,
-                        BASE + ["--sync=interval", "--compact-ratio=0.1"],
+                        BASE + [self.sync, "--compact-ratio=0.1"],
                         self.log)
         up = srv.start(self.shim_env(spec, stats))
         t0 = time.monotonic()
@@ -320,13 +361,13 @@ class Stopped:
                 self.failures.append("admin compact of the snapshot exited "
                                      "%d" % st)
                 return
-            self.judge("admin compact, no kill")
+            self.judge("%s admin compact, no kill" % self.sync[7:])
         else:
             up, counters = self.run_start("", 3.0)
             if not up:
                 self.failures.append("start with the shim failed")
                 return
-            self.judge("start-up compaction, no kill")
+            self.judge("%s start-up compaction, no kill" % self.sync[7:])
         calls = {g: cm.group_count(counters, g) for g in KILL_GROUPS}
         cm.say("%s: calls in the counting run: %s" % (phase, " ".join(
             "%s %d" % kv for kv in sorted(calls.items()))))
@@ -343,8 +384,8 @@ class Stopped:
                     else:
                         _, c = self.run_start(spec, 3.0)
                     fired = c.get("#fired", 0) == 1
-                    self.judge("%s kill at %s %d/%d %s%s" % (
-                        phase, g, at, calls[g], when,
+                    self.judge("%s %s kill at %s %d/%d %s%s" % (
+                        self.sync[7:], phase, g, at, calls[g], when,
                         "" if fired else " (not reached)"))
 
 
@@ -360,25 +401,29 @@ def main():
     if not shim:
         cm.say("no usable shim (sanitizer build or not built): flips only")
         phases = [p for p in phases if p == "flip"]
-    tmp = os.path.realpath(tempfile.mkdtemp(prefix="bc-stopped."))
-    t = Stopped(binary, shim, tmp, cm.random.Random(seed))
-    try:
-        t.build()
-        if "flip" in phases:
-            t.phase_flip(4 * n)
-        for phase, cap in (("admin", 24), ("start", 8)):
-            if phase in phases:
-                t.phase_kill(phase, cap * n)
-        for f in t.failures:
-            cm.say("FAIL: " + f)
-    finally:
-        if t.failures and os.environ.get("CRASH_KEEP"):
-            cm.say("data kept in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    cm.say("%s (seed %d, %.0f s)" % ("FAIL" if t.failures else "PASS", seed,
+    failures = []
+    rnd = cm.random.Random(seed)
+    for sync in os.environ.get("STOPPED_SYNC", "interval,always").split(","):
+        tmp = os.path.realpath(tempfile.mkdtemp(prefix="bc-stopped."))
+        t = Stopped(binary, shim, tmp, rnd, sync)
+        try:
+            t.build()
+            if "flip" in phases:
+                t.phase_flip(4 * n)
+            for phase, cap in (("admin", 12), ("start", 6)):
+                if phase in phases:
+                    t.phase_kill(phase, cap * n)
+            for f in t.failures:
+                cm.say("FAIL: %s: %s" % (sync, f))
+            failures += t.failures
+        finally:
+            if t.failures and os.environ.get("CRASH_KEEP"):
+                cm.say("data kept in %s" % tmp)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+    cm.say("%s (seed %d, %.0f s)" % ("FAIL" if failures else "PASS", seed,
                                      time.monotonic() - t_start))
-    return 1 if t.failures else 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
