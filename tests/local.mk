@@ -232,6 +232,11 @@ TESTS += tests/crash/test_roll_park.py
 # model; without the shim only the flips run.
 dist_check_SCRIPTS += tests/crash/test_crash_stopped.py
 TESTS += tests/crash/test_crash_stopped.py
+# The writes the crash model does not send (incr, decr, append, prepend,
+# add, replace, cas, ms modes, ma, md, binary SET/APPEND/INCREMENT/DELETE),
+# each client's keys known exactly, killed and checked in every sync mode.
+dist_check_SCRIPTS += tests/crash/test_crash_rmw.py
+TESTS += tests/crash/test_crash_rmw.py
 
 # --sync=always parks a connection instead of its worker (issue 8 item 2):
 # a slow or failing fdatasync through the crash shim; skips without it.
