@@ -205,7 +205,17 @@ emit_value(struct cmd_conn *cc, struct proto_out *o, char *val,
 
 /* A miss: memcached 1.6.18 counts a touching lookup (gat, gats, mg T) as
  * a touch only, and any lookup that meets an expired or flushed item in
- * get_expired/get_flushed. */
+ * get_expired/get_flushed (count_gone). */
+static void
+count_gone(struct cmd_conn *cc, const struct cask_item *it)
+{
+    if (it->gone == CASK_GONE_EXPIRED) {
+        cc->ctr->get_expired++;
+    } else if (it->gone == CASK_GONE_FLUSHED) {
+        cc->ctr->get_flushed++;
+    }
+}
+
 static void
 count_miss(struct cmd_conn *cc, const struct cask_item *it, bool touch)
 {
@@ -214,10 +224,23 @@ count_miss(struct cmd_conn *cc, const struct cask_item *it, bool touch)
     } else {
         cc->ctr->get_misses++;
     }
-    if (it->gone == CASK_GONE_EXPIRED) {
-        cc->ctr->get_expired++;
-    } else if (it->gone == CASK_GONE_FLUSHED) {
-        cc->ctr->get_flushed++;
+    count_gone(cc, it);
+}
+
+/* A hit of a lookup: a touch only for a touching one (memcached 1.6.18). */
+static void
+count_hit(struct cmd_conn *cc, const struct proto_req *req,
+          const struct cask_item *it, bool touch)
+{
+    struct cmd_class_counters *k =
+            cmd_admin_cls(cc, req->klen, it->vlen, it->flags);
+
+    if (touch) {
+        cc->ctr->touch_hits++;
+        k->touch_hits++;
+    } else {
+        cc->ctr->get_hits++;
+        k->get_hits++;
     }
 }
 
@@ -928,34 +951,32 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     }
     watch_get(cc, req->key, req->klen, rc, it);
     if (rc == CASK_OK) {
-        struct cmd_class_counters *k =
-                cmd_admin_cls(cc, req->klen, it->vlen, it->flags);
-        if (has_T) {
-            cc->ctr->touch_hits++;
-            k->touch_hits++;
-        } else {
-            cc->ctr->get_hits++;
-            k->get_hits++;
-        }
+        count_hit(cc, req, it, has_T);
         return rc;
     }
     if (rc != CASK_ENOTFOUND) {
         return rc;
     }
-    count_miss(cc, it, has_T);
     if (proto_mflag_find(req, 'N') == NULL) {
+        count_miss(cc, it, has_T);
         return rc;
     }
     /* autovivify: create an empty item; the client that created it wins
      * the right to fill it (W). If another client created it first, this
-     * is a plain hit on that item. */
+     * is a plain hit on that item. memcached counts either as a hit, not a
+     * miss, and the item made in total_items. */
+    count_gone(cc, it);
     exp = vivify_exp(cc->env, req, -1);
     rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
                     exp, 0, &cas);
     if (rc != CASK_OK && rc != CASK_ENOTSTORED) {
+        count_miss(cc, &(struct cask_item){.gone = CASK_GONE_ABSENT}, has_T);
         return rc;
     }
     *created = rc == CASK_OK;
+    if (*created) {
+        cc->ctr->total_items++;
+    }
     /* memcached bumps the item it made too (marked fetched), unless u */
     rc = cask_get_fetch(cc->env->store, req->key, req->klen, it,
                         want_val ? val : NULL,
@@ -971,6 +992,11 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     }
     if (rc == CASK_OK && !*created) {
         *old_exp = it->exp_abs_s;
+    }
+    if (rc == CASK_OK) {
+        count_hit(cc, req, it, has_T);
+    } else if (rc == CASK_ENOTFOUND) {
+        count_miss(cc, &(struct cask_item){.gone = CASK_GONE_ABSENT}, has_T);
     }
     return rc;
 }
@@ -1046,7 +1072,6 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
 
     int io = proto_mflag_opaque_long(req);
     if (io >= 0) {
-        cc->ctr->meta_cmds++;
         mg_opaque_long(cc, req, (unsigned)io);
         return CMD_DONE;
     }
@@ -1055,7 +1080,6 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     if (rc == CMD_READ_PARK) {
         return CMD_PARK;
     }
-    cc->ctr->meta_cmds++;
     if (rc == CASK_ENOTFOUND) {
         if (!quiet) {
             meta_simple(cc, req, "EN");
@@ -1546,7 +1570,10 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     switch (rc) {
     case CASK_OK:
         carry_after(cc, req, &carry, &it);
-        if (a.incr) {
+        if (a.vivify && !existed) {
+            /* memcached: an item N made is stored, not incremented */
+            cc->ctr->total_items++;
+        } else if (a.incr) {
             cc->ctr->incr_hits++;
             cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;
         } else {
@@ -1665,8 +1692,14 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
     } else {
         proto_out_mem(&o, req->key, req->klen);
     }
+    /* memcached 1.6.18 prints its clock minus the expiry: the TTL left,
+     * negated (-1 for none) */
     proto_out_str(&o, " exp=");
-    out_ttl(&o, cc->env, it.exp_abs_s);
+    if (it.exp_abs_s == 0) {
+        proto_out_str(&o, "-1");
+    } else {
+        proto_out_i64(&o, now_s(cc->env) - it.exp_abs_s);
+    }
     proto_out_str(&o, " la=");
     proto_out_u64(&o, since_s(cc->env, it.atime_s));
     proto_out_str(&o, " cas=");
@@ -1712,11 +1745,6 @@ run_write(struct cmd_conn *cc, const struct proto_req *req)
         break;
     }
     cmd_park_end(was);
-    if (st != CMD_PARK &&
-        (req->cmd == PROTO_CMD_MS || req->cmd == PROTO_CMD_MD ||
-         req->cmd == PROTO_CMD_MA)) {
-        cc->ctr->meta_cmds++;
-    }
     return st;
 }
 
@@ -1787,10 +1815,10 @@ run(struct cmd_conn *cc, const struct proto_req *req)
             emit_str(cc, "CLIENT_ERROR invalid shutdown mode\r\n");
         }
         break;
+    /* memcached 1.6.18 counts only me in cmd_meta (its meta_cmds) */
     case PROTO_CMD_MG:
-        return do_mg(cc, req); /* counts meta_cmds unless it parks */
+        return do_mg(cc, req);
     case PROTO_CMD_MN:
-        cc->ctr->meta_cmds++;
         emit(cc, "MN\r\n", 4);
         break;
     case PROTO_CMD_ME:

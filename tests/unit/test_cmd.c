@@ -182,7 +182,8 @@ test_counters(void **state)
     run(f, "set a 0 0 1\r\nx\r\nget a b\r\ngets a\r\ndelete b\r\n"
            "set n 0 0 1\r\n1\r\nincr n 1\r\ndecr n 1\r\nincr zz 1\r\n"
            "decr zz 1\r\ntouch a 0\r\ntouch zz 0\r\ncas a 0 0 1 999\r\nx\r\n"
-           "cas zz 0 0 1 5\r\nx\r\nmg a v\r\nmn\r\nflush_all\r\nget a\r\n");
+           "cas zz 0 0 1 5\r\nx\r\nmg a v\r\nmn\r\nme a\r\nflush_all\r\n"
+           "get a\r\n");
     assert_int_equal(f->fx.ctr.cmd_get, 5);
     assert_int_equal(f->fx.ctr.get_hits, 3);
     assert_int_equal(f->fx.ctr.get_misses, 2);
@@ -200,7 +201,31 @@ test_counters(void **state)
     assert_int_equal(f->fx.ctr.cas_badval, 1);
     assert_int_equal(f->fx.ctr.cas_misses, 1);
     assert_int_equal(f->fx.ctr.cmd_flush, 1);
-    assert_int_equal(f->fx.ctr.meta_cmds, 2);
+    /* memcached 1.6.18 counts only me in cmd_meta */
+    assert_int_equal(f->fx.ctr.meta_cmds, 1);
+}
+
+/* memcached 1.6.18: an item mg N or ma N makes is a store (total_items)
+ * and, for mg, a hit, not a miss; for ma, not an incr hit either. Its me
+ * prints its clock minus the expiry. */
+static void
+test_created_counters(void **state)
+{
+    struct fixture *f = *state;
+
+    run(f, "mg v1 N30 v\r\nmg v2 N30 T30\r\nma m1 N0 J5\r\nma m1 N0\r\n"
+           "ma m2\r\n");
+    assert_int_equal(f->fx.ctr.total_items, 3);
+    assert_int_equal(f->fx.ctr.get_hits, 1);
+    assert_int_equal(f->fx.ctr.get_misses, 0);
+    assert_int_equal(f->fx.ctr.touch_hits, 1);
+    assert_int_equal(f->fx.ctr.touch_misses, 0);
+    assert_int_equal(f->fx.ctr.incr_hits, 1);
+    assert_int_equal(f->fx.ctr.incr_misses, 1);
+    assert_int_equal(f->fx.ctr.meta_cmds, 0);
+    expect(f, "ms e 1 T100\r\n1\r\nme e\r\n",
+           "HD\r\nME e exp=-100 la=0 cas=5 fetch=no cls=0 size=61\r\n");
+    assert_int_equal(f->fx.ctr.meta_cmds, 1);
 }
 
 /* memcached 1.6.18: gat, gats and mg with T count as touches only, not as
@@ -814,6 +839,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_noreply, setup, teardown),
             cmocka_unit_test_setup_teardown(test_exptime, setup, teardown),
             cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_created_counters, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
             cmocka_unit_test_setup_teardown(test_dumps, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta_issue11, setup, teardown),
