@@ -928,7 +928,6 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         if (rc == CMD_READ_PARK) {
             return rc; /* nothing touched or counted: it runs again */
         }
-        cc->ctr->cmd_touch++;
     } else if (want_val) {
         /* a hit counts as a read (memcached's fetched bit) unless u */
         rc = get_value(cc, req->key, req->klen, it, val, ref,
@@ -950,15 +949,21 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         cc->ctr->cmd_get++; /* with T it counts as a touch */
     }
     watch_get(cc, req->key, req->klen, rc, it);
+    /* memcached 1.6.18 counts an mg with T as a touch (cmd_touch,
+     * touch_hits) only when it finds or makes the item; a miss is a get
+     * miss (cmd_get, get_misses), the T never applied */
     if (rc == CASK_OK) {
+        cc->ctr->cmd_touch += has_T;
         count_hit(cc, req, it, has_T);
         return rc;
     }
     if (rc != CASK_ENOTFOUND) {
+        cc->ctr->cmd_touch += has_T;
         return rc;
     }
     if (proto_mflag_find(req, 'N') == NULL) {
-        count_miss(cc, it, has_T);
+        cc->ctr->cmd_get += has_T;
+        count_miss(cc, it, false);
         return rc;
     }
     /* autovivify: create an empty item; the client that created it wins
@@ -970,7 +975,8 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
                     exp, 0, &cas);
     if (rc != CASK_OK && rc != CASK_ENOTSTORED) {
-        count_miss(cc, &(struct cask_item){.gone = CASK_GONE_ABSENT}, has_T);
+        cc->ctr->cmd_get += has_T;
+        count_miss(cc, &(struct cask_item){.gone = CASK_GONE_ABSENT}, false);
         return rc;
     }
     *created = rc == CASK_OK;
@@ -994,9 +1000,11 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         *old_exp = it->exp_abs_s;
     }
     if (rc == CASK_OK) {
+        cc->ctr->cmd_touch += has_T;
         count_hit(cc, req, it, has_T);
     } else if (rc == CASK_ENOTFOUND) {
-        count_miss(cc, &(struct cask_item){.gone = CASK_GONE_ABSENT}, has_T);
+        cc->ctr->cmd_get += has_T;
+        count_miss(cc, &(struct cask_item){.gone = CASK_GONE_ABSENT}, false);
     }
     return rc;
 }

@@ -160,6 +160,17 @@ TESTS += tests/compare/test_compare_atime.py
 dist_check_SCRIPTS += tests/compare/test_compare_getpeek.py
 TESTS += tests/compare/test_compare_getpeek.py
 
+# test_compare_counters.py: what stats counts (cmd_get, hits and misses,
+# total_items, cmd_meta, ...) over text, meta and binary sequences, against
+# memcached. test_compare_counters_open.py runs the differences known and
+# not fixed (an incr whose result outgrows its value: memcached counts a new
+# item), expected to fail until they are.
+dist_check_SCRIPTS += tests/compare/test_compare_counters.py \
+	tests/compare/test_compare_counters_open.py
+TESTS += tests/compare/test_compare_counters.py \
+	tests/compare/test_compare_counters_open.py
+XFAIL_TESTS += tests/compare/test_compare_counters_open.py
+
 # test_memjs_sasl.py: memjs's SASL PLAIN against -S (skips without memjs,
 # which is installed with npm, not from Debian; see its header).
 dist_check_SCRIPTS += tests/integration/test_memjs_sasl.py

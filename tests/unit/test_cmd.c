@@ -229,7 +229,8 @@ test_created_counters(void **state)
 }
 
 /* memcached 1.6.18: gat, gats and mg with T count as touches only, not as
- * gets (issue 11). */
+ * gets (issue 11); but an mg with T that misses is a get miss (its T never
+ * applied), as Debian's memcached 1.6.18 counts it. */
 static void
 test_touch_counters(void **state)
 {
@@ -237,12 +238,12 @@ test_touch_counters(void **state)
 
     run(f, "set a 0 0 1\r\nx\r\ngat 100 a zz\r\ngats 100 a\r\n"
            "mg a v T30\r\nmg zz T30\r\nmg a v\r\n");
-    assert_int_equal(f->fx.ctr.cmd_get, 1);
+    assert_int_equal(f->fx.ctr.cmd_get, 2);
     assert_int_equal(f->fx.ctr.get_hits, 1);
-    assert_int_equal(f->fx.ctr.get_misses, 0);
-    assert_int_equal(f->fx.ctr.cmd_touch, 5);
+    assert_int_equal(f->fx.ctr.get_misses, 1);
+    assert_int_equal(f->fx.ctr.cmd_touch, 4);
     assert_int_equal(f->fx.ctr.touch_hits, 3);
-    assert_int_equal(f->fx.ctr.touch_misses, 2);
+    assert_int_equal(f->fx.ctr.touch_misses, 1);
 }
 
 static void
