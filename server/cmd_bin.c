@@ -400,7 +400,6 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
     struct cask_item it;
     unsigned char body[8];
     uint64_t v = 0;
-    bool existed = false;
     int rc;
 
     memset(&a, 0, sizeof(a));
@@ -412,11 +411,6 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
         a.vivify = true;
         a.initial = req->initial;
         a.vivify_exp_abs_s = cmd_exp_abs(cc->env, req->exptime);
-        /* whether the initial value makes the item: memcached counts that
-         * as a store (total_items), not as an incr or decr hit */
-        existed = cask_get(cc->env->store, req->key, req->klen, &it, NULL) ==
-                  CASK_OK;
-        memset(&it, 0, sizeof(it));
     }
     rc = CASK_ENOTFOUND;
     if (cc->env->cas_disabled && a.cas_in != 0) {
@@ -456,9 +450,7 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
     switch (rc) {
     case CASK_OK:
         cmd_meta_forget(cc->env->meta, req->key, req->klen, it.cas);
-        if (a.vivify && !existed) {
-            cc->ctr->total_items++;
-        } else if (incr) {
+        if (incr) {
             cc->ctr->incr_hits++;
             cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;
         } else {

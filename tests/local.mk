@@ -164,7 +164,8 @@ TESTS += tests/compare/test_compare_getpeek.py
 # total_items, cmd_meta, ...) over text, meta and binary sequences, against
 # memcached. test_compare_counters_open.py runs the differences known and
 # not fixed (an incr whose result outgrows its value: memcached counts a new
-# item), expected to fail until they are.
+# item; a binary incr's initial value: a store, not a hit), expected to fail
+# until they are.
 dist_check_SCRIPTS += tests/compare/test_compare_counters.py \
 	tests/compare/test_compare_counters_open.py
 TESTS += tests/compare/test_compare_counters.py \
