@@ -33,8 +33,8 @@
 # Each violation is printed with the key's history; each scenario prints
 # a line with what it cost and what the server logged about the damage.
 #
-# Environment: BITCACHED, CRASH_SEED (replay), CRASH_ITER=N (4*N flips per
-# file kind; at most 12*N kill points per group in the admin phase and 6*N
+# Environment: BITCACHED, CRASH_SEED (replay), CRASH_ITER=N (3*N flips per
+# file kind; at most 8*N kill points per group in the admin phase and 4*N
 # in the start phase, spread evenly over the calls the counting run made,
 # all of them when fewer), STOPPED_ONLY=flip,admin,start (the phases to
 # run), STOPPED_SYNC=interval,always (the modes), CRASH_KEEP=1 (keep the
@@ -409,8 +409,8 @@ def main():
         try:
             t.build()
             if "flip" in phases:
-                t.phase_flip(4 * n)
-            for phase, cap in (("admin", 12), ("start", 6)):
+                t.phase_flip(3 * n)
+            for phase, cap in (("admin", 8), ("start", 4)):
                 if phase in phases:
                     t.phase_kill(phase, cap * n)
             for f in t.failures:
