@@ -33,7 +33,8 @@
 # Each violation is printed with the key's history; each scenario prints
 # a line with what it cost and what the server logged about the damage.
 #
-# Environment: BITCACHED, CRASH_SEED (replay), CRASH_ITER=N (3*N flips per
+# Environment: BITCACHED, BITCACHED_ADMIN (default: bitcached-admin beside
+# BITCACHED; without it the admin phase is left out), CRASH_SEED (replay), CRASH_ITER=N (3*N flips per
 # file kind; at most 8*N kill points per group in the admin phase and 4*N
 # in the start phase, spread evenly over the calls the counting run made,
 # all of them when fewer), STOPPED_ONLY=flip,admin,start (the phases to
@@ -72,7 +73,9 @@ MISSES = "misses"
 
 
 def admin_binary(binary):
-    return os.path.join(os.path.dirname(binary), "bitcached-admin")
+    """$BITCACHED_ADMIN, else bitcached-admin beside the server binary."""
+    return os.environ.get("BITCACHED_ADMIN") or os.path.join(
+        os.path.dirname(binary), "bitcached-admin")
 
 
 def segment_records(path):
@@ -401,6 +404,9 @@ def main():
     if not shim:
         cm.say("no usable shim (sanitizer build or not built): flips only")
         phases = [p for p in phases if p == "flip"]
+    if "admin" in phases and not os.access(admin_binary(binary), os.X_OK):
+        cm.say("no %s: no admin phase" % admin_binary(binary))
+        phases.remove("admin")
     failures = []
     rnd = cm.random.Random(seed)
     for sync in os.environ.get("STOPPED_SYNC", "interval,always").split(","):
