@@ -34,12 +34,13 @@
 # a line with what it cost and what the server logged about the damage.
 #
 # Environment: BITCACHED, BITCACHED_ADMIN (default: bitcached-admin beside
-# BITCACHED; without it the admin phase is left out), CRASH_SEED (replay), CRASH_ITER=N (3*N flips per
-# file kind; at most 8*N kill points per group in the admin phase and 4*N
-# in the start phase, spread evenly over the calls the counting run made,
-# all of them when fewer), STOPPED_ONLY=flip,admin,start (the phases to
-# run), STOPPED_SYNC=interval,always (the modes), CRASH_KEEP=1 (keep the
-# temp dir on a failure). Against a sanitizer build only the flip phase
+# BITCACHED; without it the admin phase is left out), CRASH_SEED (replay),
+# CRASH_ITER=N (3*N flips per file kind; at most 8*N kill points per group
+# in the admin phase and 4*N in the start phase, spread evenly over the
+# calls the counting run made, all of them when fewer),
+# STOPPED_ONLY=flip,admin,start (the phases to run),
+# STOPPED_SYNC=interval,always (the modes), CRASH_KEEP=1 (keep the temp dir
+# on a failure). Against a sanitizer build only the flip phase
 # runs (the shim cannot be preloaded).
 import copy
 import os
