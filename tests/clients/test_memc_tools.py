@@ -7,9 +7,10 @@
 # every step's exit status and output (with the client-side pointer in
 # libmemcached's error messages and the port taken out) must be equal.
 # memcstat's figures differ between any two servers, so only its exit
-# status and its first line are compared (memcdump's keys sorted), and that it lists pid, uptime
-# and curr_items; memcslap's timings differ, so only its exit status,
-# and afterwards that a get of what it stored still works.
+# status and its first line are compared (memcdump's keys sorted), and
+# that it lists pid, uptime and curr_items; memcslap's timings differ, so
+# only its exit status, and afterwards that a get of what it stored still
+# works.
 # Skips (77) without the tools or memcached.
 import os
 import re

@@ -63,8 +63,8 @@ KILL_GROUPS = ["sync", "rename", "unlink", "truncate"]
 BASE = ["--segment-size=64k", "--shards=2", "-t", "2",
         "--sync-interval-ms=200"]
 DAMAGE_WORDS = re.compile(
-    r"damag|unusable|corrupt|quarantin|missing|checksum|ignored|truncat|lost|invalid",
-    re.I)
+    r"damag|unusable|corrupt|quarantin|missing|checksum|ignored|truncat"
+    r"|lost|invalid", re.I)
 
 
 # The cost a damaged state file (both slots) is documented to have: every
