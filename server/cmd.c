@@ -678,6 +678,10 @@ do_arith(struct cmd_conn *cc, const struct proto_req *req)
         struct proto_out o;
 
         carry_after(cc, req, &carry, &it);
+        if (it.arith_made == CASK_ARITH_GREW) {
+            /* memcached: a longer number is a new item replacing the old */
+            cc->ctr->total_items++;
+        }
         if (incr) {
             cc->ctr->incr_hits++;
             cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;
@@ -1578,9 +1582,13 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     switch (rc) {
     case CASK_OK:
         carry_after(cc, req, &carry, &it);
-        if (a.vivify && !existed) {
-            /* memcached: an item N made is stored, not incremented */
+        /* memcached: an item N made is stored, not incremented; a longer
+         * number is a new item replacing the old one, and a hit */
+        if ((a.vivify && !existed) || it.arith_made == CASK_ARITH_GREW) {
             cc->ctr->total_items++;
+        }
+        if (a.vivify && !existed) {
+            /* made, not incremented */
         } else if (a.incr) {
             cc->ctr->incr_hits++;
             cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;

@@ -438,6 +438,7 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
             rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
         } else if (rc == CASK_OK) {
             it.cas = cas;
+            it.arith_made = CASK_ARITH_CREATED;
             v = a.initial;
         }
     }
@@ -450,7 +451,14 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
     switch (rc) {
     case CASK_OK:
         cmd_meta_forget(cc->env->meta, req->key, req->klen, it.cas);
-        if (incr) {
+        /* memcached: an item made from the initial value is stored, not
+         * incremented; a longer number is a new item, and still a hit */
+        if (it.arith_made != CASK_ARITH_REWRITTEN) {
+            cc->ctr->total_items++;
+        }
+        if (it.arith_made == CASK_ARITH_CREATED) {
+            /* made, not incremented */
+        } else if (incr) {
             cc->ctr->incr_hits++;
             cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;
         } else {

@@ -243,6 +243,17 @@ struct cask_item {
     /* Set only when a get/touch returns CASK_ENOTFOUND: why the key is not
      * there (for memcached's get_expired/get_flushed counters). */
     enum { CASK_GONE_ABSENT = 0, CASK_GONE_EXPIRED, CASK_GONE_FLUSHED } gone;
+    /* Set only by cask_arith on CASK_OK: how the new number was stored, as
+     * memcached tells them apart in its counters. REWRITTEN: in place over
+     * the old value (padded); GREW: longer than the old value, a new item
+     * replacing it (memcached's total_items); CREATED: the key was missing
+     * and arith->vivify made it from arith->initial (total_items, and not
+     * an incr/decr hit). */
+    enum {
+        CASK_ARITH_REWRITTEN = 0,
+        CASK_ARITH_GREW,
+        CASK_ARITH_CREATED
+    } arith_made;
 };
 
 /* Look a key up. With val != NULL the value is read and checked against its
@@ -411,7 +422,8 @@ int cask_delete_item(struct cask *c, const void *key, size_t klen,
  *                  an empty value is CASK_ENONNUMERIC before that compare.
  * A number that fits in the old length keeps the item's fetched bit
  * (memcached rewrites it in place); a longer one clears it.
- * On CASK_OK: *value_out = the new number, *it (if not NULL) = the new item. */
+ * On CASK_OK: *value_out = the new number, *it (if not NULL) = the new item,
+ * it->arith_made saying whether it was created, grew or was rewritten. */
 struct cask_arith {
     bool incr; /* true: incr, false: decr */
     uint64_t delta;

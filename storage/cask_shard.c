@@ -263,6 +263,7 @@ fill_item(struct cask_item *it, const struct cask_kd_entry *e, int64_t now)
     it->fetched = e->fetched;
     it->atime_s = cask_at_time(e->at, now);
     it->gone = CASK_GONE_ABSENT;
+    it->arith_made = CASK_ARITH_REWRITTEN;
 }
 
 /* A read of e at now (memcached's do_item_bump without its LRU): the first
@@ -1747,6 +1748,7 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     char *old = NULL;
     char num[24];
     uint64_t v;
+    int made = CASK_ARITH_CREATED;
 
     struct cask_kd_entry *raw;
     struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, &raw);
@@ -1810,6 +1812,7 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
      * longer one is a new item, not fetched yet, as put leaves it. */
     bool in_place = nlen == e->vlen;
     bool was_fetched = e->fetched;
+    made = in_place ? CASK_ARITH_REWRITTEN : CASK_ARITH_GREW;
     uint64_t cas;
     rc = cask_cas_next(c, &cas);
     if (rc != 0) {
@@ -1827,6 +1830,9 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     }
 done:
     fill_item(it, e, cask_now(c));
+    if (it != NULL) {
+        it->arith_made = made;
+    }
     cask_log_join(sh, tk);
     if (value_out != NULL) {
         *value_out = v;

@@ -162,15 +162,9 @@ TESTS += tests/compare/test_compare_getpeek.py
 
 # test_compare_counters.py: what stats counts (cmd_get, hits and misses,
 # total_items, cmd_meta, ...) over text, meta and binary sequences, against
-# memcached. test_compare_counters_open.py runs the differences known and
-# not fixed (an incr whose result outgrows its value: memcached counts a new
-# item; a binary incr's initial value: a store, not a hit), expected to fail
-# until they are.
-dist_check_SCRIPTS += tests/compare/test_compare_counters.py \
-	tests/compare/test_compare_counters_open.py
-TESTS += tests/compare/test_compare_counters.py \
-	tests/compare/test_compare_counters_open.py
-XFAIL_TESTS += tests/compare/test_compare_counters_open.py
+# memcached.
+dist_check_SCRIPTS += tests/compare/test_compare_counters.py
+TESTS += tests/compare/test_compare_counters.py
 
 # test_memjs_sasl.py: memjs's SASL PLAIN against -S (skips without memjs,
 # which is installed with npm, not from Debian; see its header).

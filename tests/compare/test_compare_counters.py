@@ -7,10 +7,6 @@
 # get_flushed, cmd_set, total_items, the incr/decr/cas/touch/delete
 # hits and misses, cmd_touch, cmd_flush, cmd_meta) must be the same on
 # both, and so must the replies, cas values masked.
-#
-# Cases in OPEN are differences known and not fixed yet: run only by
-# test_compare_counters_open.py (an expected failure), which fails while
-# any of them still differs.
 import os
 import re
 import socket
@@ -73,22 +69,23 @@ CASES = [
      b(0x1c, k, struct.pack(">I", 10)) + b(0x1c, k + b"x",
                                            struct.pack(">I", 10)) +
      b(0x1d, k, struct.pack(">I", 10)) + b(0x0a)),
-]
-
-OPEN = [
-    # memcached counts an item a binary incr/decr makes from its initial
-    # value in total_items, not as an incr/decr hit; the store does not say
-    # whether cask_arith made the item, and a lookup first costs 1-2 us a
-    # request (tried)
+    # an item a binary incr/decr makes from its initial value counts in
+    # total_items, not as an incr/decr hit
     ("binary incr makes", lambda k: arith(0x05, k, 1, 5, 0) +
      arith(0x05, k, 1, 5, 0) + arith(0x06, k + b"d", 1, 5, 0) +
      arith(0x05, k + b"x", 1, 5, 0xffffffff) + b(0x0a)),
-    # memcached makes a new item when an incr's result is longer than the
-    # value it replaces (in place otherwise), and counts it in total_items
-    ("incr grows", b"set {k} 0 0 1\r\n9\r\nincr {k} 1\r\n"),
+    # made with a cas given, and with an expiry already past
+    ("binary incr makes cas", lambda k: b(0x05, k, struct.pack(
+        ">QQI", 1, 7, 0), cas=12345) + b(0x06, k + b"p", struct.pack(
+            ">QQI", 1, 7, 2592001), cas=0) + b(0x0a)),
+    # a result longer than the value it replaces is a new item
+    # (total_items); one that fits is rewritten in place
+    ("incr grows", b"set {k} 0 0 1\r\n9\r\nincr {k} 1\r\nincr {k} 1\r\n"),
     ("binary incr grows", lambda k: b(0x01, k, struct.pack(">II", 0, 0),
                                       b"9") + arith(0x05, k, 1, 0, 0) +
      b(0x0a)),
+    ("ma grows", b"ms {k} 1\r\n9\r\nma {k}\r\nma {k} MD D20\r\n"
+                 b"ma {k} N0 J99\r\n"),
 ]
 
 

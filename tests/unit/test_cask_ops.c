@@ -157,15 +157,29 @@ test_arith(void **state)
 
     assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, NULL), CASK_ENOTFOUND);
     assert_int_equal(tc_set(f->c, "n", "10"), CASK_OK);
+    it.arith_made = CASK_ARITH_CREATED;
     assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, &it), CASK_OK);
     assert_int_equal(v, 15);
+    assert_int_equal(it.arith_made, CASK_ARITH_REWRITTEN);
     assert_true(tc_is(f->c, "n", "15"));
     /* decr floors at 0 and pads to the old length */
     a.incr = false;
     a.delta = 6;
-    assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, NULL), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, &it), CASK_OK);
     assert_int_equal(v, 9);
+    assert_int_equal(it.arith_made, CASK_ARITH_REWRITTEN);
     assert_true(tc_is(f->c, "n", "9 "));
+    /* a longer number grows the item (memcached makes a new one) */
+    assert_int_equal(tc_set(f->c, "g", "9"), CASK_OK);
+    a.incr = true;
+    a.delta = 1;
+    assert_int_equal(cask_arith(f->c, "g", 1, &a, &v, &it), CASK_OK);
+    assert_int_equal(v, 10);
+    assert_int_equal(it.arith_made, CASK_ARITH_GREW);
+    assert_int_equal(cask_arith(f->c, "g", 1, &a, &v, &it), CASK_OK);
+    assert_int_equal(it.arith_made, CASK_ARITH_REWRITTEN);
+    a.incr = false;
+    a.delta = 6;
     a.delta = 100;
     assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, NULL), CASK_OK);
     assert_int_equal(v, 0);
@@ -235,9 +249,11 @@ test_arith(void **state)
     assert_int_equal(cask_arith(f->c, "v", 1, &viv, &v, &it), CASK_OK);
     assert_int_equal(v, 42);
     assert_int_equal(it.exp_abs_s, tc_now + 9);
+    assert_int_equal(it.arith_made, CASK_ARITH_CREATED);
     assert_true(tc_is(f->c, "v", "42"));
-    assert_int_equal(cask_arith(f->c, "v", 1, &viv, &v, NULL), CASK_OK);
+    assert_int_equal(cask_arith(f->c, "v", 1, &viv, &v, &it), CASK_OK);
     assert_int_equal(v, 43);
+    assert_int_equal(it.arith_made, CASK_ARITH_REWRITTEN);
 }
 
 /* cask_touch_cas touches only the item with the cas given. */
