@@ -67,6 +67,12 @@ cmd_bytes_wanted(const struct cmd_conn *cc)
     return cc->parser.wanted;
 }
 
+bool
+cmd_swallowing(const struct cmd_conn *cc)
+{
+    return cc->parser.swallow > 0;
+}
+
 /* memcached's clock reads this many seconds at start-up (its
  * process_started is set back by ITEM_UPDATE_INTERVAL + 2). */
 #define MC_CLOCK_START_S 62

@@ -333,6 +333,11 @@ bool cmd_busy(const struct cmd_conn *cc);
  * connection grow its buffer once for a large value. */
 size_t cmd_bytes_wanted(const struct cmd_conn *cc);
 
+/* True while the rest of a refused data block (too large, or over the
+ * input budget) is still to be read and dropped: memcached writes no reply
+ * until it has read all of it (conn_swallow). */
+bool cmd_swallowing(const struct cmd_conn *cc);
+
 /* The longest request line the parser waits for: a get/gets line may grow up
  * to this before the connection is closed (other lines: 2048 bytes, as in
  * memcached). cmd_bytes_wanted() is 0 while such a line is incomplete, so a

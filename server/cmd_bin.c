@@ -50,6 +50,12 @@ cmd_bin_wanted(const struct cmd_bin *b)
     return b->parser.wanted;
 }
 
+bool
+cmd_bin_swallowing(const struct cmd_bin *b)
+{
+    return b->parser.swallow > 0;
+}
+
 static void
 emit(struct cmd_conn *cc, const void *p, size_t n)
 {

@@ -42,4 +42,9 @@ void cmd_bin_deinit(struct cmd_bin *b);
 
 size_t cmd_bin_wanted(const struct cmd_bin *b);
 
+/* True while the rest of a refused packet's body is still to be read and
+ * dropped (an unknown opcode, a value too large, ...): memcached writes
+ * no reply until it has read all of it. */
+bool cmd_bin_swallowing(const struct cmd_bin *b);
+
 #endif

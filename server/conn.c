@@ -960,12 +960,34 @@ conn_close(struct conn *c)
     }
 }
 
+/* Is the rest of a refused data block or body still to be dropped? */
+static bool
+swallowing(const struct conn *c)
+{
+    if (c->protocol == SETTINGS_PROTO_BINARY) {
+        return cmd_bin_swallowing(&c->bin);
+    }
+    return c->protocol == SETTINGS_PROTO_ASCII && cmd_swallowing(&c->cc);
+}
+
 /* Write what is queued, keep the write event (and its stall timeout) armed
  * while anything is left, and report the queue to the output budget.
+ * While a refused data block is being dropped, the replies wait for its
+ * last byte, as memcached's do (a client that sends the body only once it
+ * has the answer sees the same order); only while they are few (OUT_LOW),
+ * so that a full queue is never held against a client that waits for it.
  * Returns -1 if the connection was closed. */
 static int
 flush_out(struct conn *c)
 {
+    if (swallowing(c) && !c->closing && !c->broken &&
+        out_queued(c) <= OUT_LOW) {
+        if (c->writing) {
+            event_del(c->wev); /* armed, it would fire at once, again */
+            c->writing = false;
+        }
+        return 0;
+    }
     size_t before = evbuffer_get_length(c->out);
     size_t wrote = write_some(c);
     size_t heap = before > c->out_refs ? before - c->out_refs : 0;

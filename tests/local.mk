@@ -166,6 +166,12 @@ TESTS += tests/compare/test_compare_getpeek.py
 dist_check_SCRIPTS += tests/compare/test_compare_counters.py
 TESTS += tests/compare/test_compare_counters.py
 
+# test_compare_swallow.py: a too-large set or ms, or a binary packet refused
+# with a body, is answered only once the whole block has been read and
+# dropped, as memcached answers it (head sent, reply awaited, then the rest).
+dist_check_SCRIPTS += tests/compare/test_compare_swallow.py
+TESTS += tests/compare/test_compare_swallow.py
+
 # test_memjs_sasl.py: memjs's SASL PLAIN against -S (skips without memjs,
 # which is installed with npm, not from Debian; see its header).
 dist_check_SCRIPTS += tests/integration/test_memjs_sasl.py
