@@ -20,7 +20,9 @@
  * a get/gets (memcached's 2048-byte rule); the connection is closed. */
 #define PROTO_LINE_MAX 2048u
 /* Multi-key get lines may be longer, up to this cap (about 4000 keys of 250
- * bytes); a longer one closes the connection. memcached has no cap. */
+ * bytes, 100000 of 9); a longer one is answered "SERVER_ERROR out of
+ * memory reading request" and closes the connection. memcached has no cap
+ * (it answers a 5.5 MB line of 700000 keys). */
 #define PROTO_MULTIGET_MAX (1024u * 1024)
 /* Meta flags accepted on one line (memcached's token limit). */
 #define PROTO_META_FLAGS_MAX 24u

@@ -30,6 +30,8 @@ static const char ERR_FORMAT[] = "CLIENT_ERROR bad command line format\r\n";
 static const char ERR_CHUNK[] = "CLIENT_ERROR bad data chunk\r\n";
 static const char ERR_TOOBIG[] = "SERVER_ERROR object too large for cache\r\n";
 static const char ERR_NOMEM[] = "SERVER_ERROR out of memory storing object\r\n";
+static const char ERR_NOMEM_READ[] =
+        "SERVER_ERROR out of memory reading request\r\n";
 static const char ERR_EXPTIME[] = "CLIENT_ERROR invalid exptime argument\r\n";
 static const char ERR_DELTA[] =
         "CLIENT_ERROR invalid numeric delta argument\r\n";
@@ -888,25 +890,37 @@ error:
 
 /* ---- entry point ---- */
 
-/* A line with no '\n' yet: wait, unless it is already longer than memcached
- * tolerates. Only get/gets lines may grow past PROTO_LINE_MAX. */
-static enum proto_status
-no_newline(struct proto_req *req, const char *buf, size_t len)
+/* Does buf[0..len) start a get/gets line, as memcached tells one (at most
+ * 100 spaces before it)? */
+static bool
+is_get_line(const char *buf, size_t len)
 {
     size_t i = 0;
 
-    if (len <= PROTO_LINE_MAX) {
-        return PROTO_NEED_MORE;
-    }
     while (i < len && buf[i] == ' ') {
         i++;
     }
-    if (i <= 100 && len <= PROTO_MULTIGET_MAX &&
-        ((len - i > 4 && memcmp(buf + i, "get ", 4) == 0) ||
-         (len - i > 5 && memcmp(buf + i, "gets ", 5) == 0))) {
+    return i <= 100 && ((len - i > 4 && memcmp(buf + i, "get ", 4) == 0) ||
+                        (len - i > 5 && memcmp(buf + i, "gets ", 5) == 0));
+}
+
+/* A line with no '\n' yet: wait, unless it is already longer than memcached
+ * tolerates. Only get/gets lines may grow past PROTO_LINE_MAX, up to
+ * PROTO_MULTIGET_MAX; past that the connection gets the line memcached
+ * writes when it cannot grow its read buffer for one, then is closed. */
+static enum proto_status
+no_newline(struct proto_req *req, const char *buf, size_t len)
+{
+    req->err = NULL;
+    if (len <= PROTO_LINE_MAX) {
         return PROTO_NEED_MORE;
     }
-    req->err = NULL;
+    if (is_get_line(buf, len)) {
+        if (len <= PROTO_MULTIGET_MAX) {
+            return PROTO_NEED_MORE;
+        }
+        req->err = ERR_NOMEM_READ;
+    }
     return PROTO_CLOSE;
 }
 
@@ -956,6 +970,11 @@ proto_parse(struct proto_parser *p, struct proto_req *req, const char *buf,
         return no_newline(req, buf, len);
     }
     line_len = (size_t)(nl - buf) + 1;
+    if (line_len > PROTO_MULTIGET_MAX && is_get_line(buf, line_len - 1)) {
+        /* the same limit whether the line came whole or in pieces */
+        req->err = ERR_NOMEM_READ;
+        return PROTO_CLOSE;
+    }
     end = nl;
     if (end - buf > 1 && end[-1] == '\r') {
         end--;

@@ -172,6 +172,12 @@ TESTS += tests/compare/test_compare_counters.py
 dist_check_SCRIPTS += tests/compare/test_compare_swallow.py
 TESTS += tests/compare/test_compare_swallow.py
 
+# test_compare_multiget_cap.py: a get line of 1 MiB is answered as by
+# memcached; a longer one, which memcached answers, gets "SERVER_ERROR out
+# of memory reading request" and a close, whole or in pieces.
+dist_check_SCRIPTS += tests/compare/test_compare_multiget_cap.py
+TESTS += tests/compare/test_compare_multiget_cap.py
+
 # test_memjs_sasl.py: memjs's SASL PLAIN against -S (skips without memjs,
 # which is installed with npm, not from Debian; see its header).
 dist_check_SCRIPTS += tests/integration/test_memjs_sasl.py

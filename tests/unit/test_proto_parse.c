@@ -490,11 +490,33 @@ test_long_lines(void **state)
                      PROTO_NEED_MORE);
     assert_int_equal(proto_parse(&p, &req, buf, PROTO_LINE_MAX + 1, &used),
                      PROTO_CLOSE);
-    /* a get line may grow, up to the cap */
+    assert_null(req.err);
+    /* a get line may grow, up to the cap; past it the client is told why
+     * it is closed, in memcached's words for a request it cannot hold */
     memcpy(buf, "get ", 4);
     assert_int_equal(proto_parse(&p, &req, buf, 100000, &used),
                      PROTO_NEED_MORE);
+    assert_int_equal(proto_parse(&p, &req, buf, PROTO_MULTIGET_MAX, &used),
+                     PROTO_NEED_MORE);
+    assert_int_equal(proto_parse(&p, &req, buf, PROTO_MULTIGET_MAX + 1, &used),
+                     PROTO_CLOSE);
+    assert_non_null(req.err);
+    assert_string_equal(req.err,
+                        "SERVER_ERROR out of memory reading request\r\n");
+    memcpy(buf, "  gets ", 7);
     assert_int_equal(proto_parse(&p, &req, buf, n, &used), PROTO_CLOSE);
+    assert_string_equal(req.err,
+                        "SERVER_ERROR out of memory reading request\r\n");
+    /* the same when the whole line is there at once */
+    buf[PROTO_MULTIGET_MAX + 1] = '\n';
+    assert_int_equal(proto_parse(&p, &req, buf, n, &used), PROTO_CLOSE);
+    assert_string_equal(req.err,
+                        "SERVER_ERROR out of memory reading request\r\n");
+    /* a line of PROTO_MULTIGET_MAX bytes with its "\r\n" is parsed (its
+     * one key is too long) */
+    memcpy(buf + PROTO_MULTIGET_MAX - 2, "\r\n", 2);
+    assert_int_equal(proto_parse(&p, &req, buf, n, &used), PROTO_ERROR);
+    assert_int_equal(used, PROTO_MULTIGET_MAX);
     /* a long multiget with a newline is fine */
     {
         size_t i;
