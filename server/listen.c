@@ -5,7 +5,11 @@
  *
  * Past -c, or when a new socket would leave fewer than FDLIMIT_HEADROOM
  * descriptors for the store, the client gets memcached's "ERROR Too many
- * open connections" and is closed (memcached's maxconns_fast). If accept
+ * open connections" and is closed (memcached's maxconns_fast). -c counts
+ * as memcached 1.6.18 counts it: that refuses a socket whose descriptor
+ * number reaches -c - 1, so its own descriptors (mc_own_fds) come off the
+ * clients it serves: 1000 under -c 1024 with 4 threads and one address. If
+ * accept
  * itself fails for want of descriptors, the spare one kept by fdlimit.c is
  * given up to accept and answer one client the same way, and accepting
  * stops for a back-off that doubles from ACCEPT_BACKOFF_MIN_MS while the
@@ -81,6 +85,34 @@ struct listeners {
 };
 
 static const char too_many[] = "ERROR Too many open connections\r\n";
+
+/* The descriptors memcached 1.6.18 has open before its first client, in a
+ * process started with only 0-2 open: 0-2, its main event base and a
+ * pipe (6), per worker thread an event base, an eventfd and a notify pipe
+ * (4), and a socket per TCP or unix listener and per UDP address. */
+static unsigned
+mc_own_fds(const struct listeners *ls)
+{
+    const struct settings *s = ls->srv->settings;
+    unsigned udp = 0;
+
+    if (s->udp_port != 0 && s->unix_socket == NULL) {
+        udp = s->nlisten;
+    }
+    return 6 + 4 * s->threads + ls->n + udp;
+}
+
+/* The clients -c lets in at once, as memcached's count leaves them (at
+ * least one: a -c that memcached would refuse to start with still
+ * serves one client here). */
+static unsigned
+client_cap(const struct listeners *ls)
+{
+    unsigned maxconns = ls->srv->settings->maxconns;
+    unsigned own = mc_own_fds(ls);
+
+    return maxconns > own + 2 ? maxconns - 1 - own : 1;
+}
 
 /* Answer a client we will not serve, and count it. */
 static void
@@ -189,7 +221,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
         return;
     }
     now = atomic_fetch_add(&srv->curr_conns, 1) + 1;
-    if (now > srv->settings->maxconns) {
+    if (now > client_cap(l->ls)) {
         atomic_fetch_sub(&srv->curr_conns, 1);
         refuse(srv, fd);
         episode_start(l->ls, "too many open connections (-c)");

@@ -178,6 +178,12 @@ TESTS += tests/compare/test_compare_swallow.py
 dist_check_SCRIPTS += tests/compare/test_compare_multiget_cap.py
 TESTS += tests/compare/test_compare_multiget_cap.py
 
+# test_compare_conn_limit.py: the clients -c lets in, the refusal, and
+# curr_connections and rejected_connections at the limit, against memcached
+# under four -c and -t.
+dist_check_SCRIPTS += tests/compare/test_compare_conn_limit.py
+TESTS += tests/compare/test_compare_conn_limit.py
+
 # test_memjs_sasl.py: memjs's SASL PLAIN against -S (skips without memjs,
 # which is installed with npm, not from Debian; see its header).
 dist_check_SCRIPTS += tests/integration/test_memjs_sasl.py

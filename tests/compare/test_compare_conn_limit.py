@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+# test_compare_conn_limit.py - how many clients -c lets in, beside
+# memcached ($MEMCACHED): memcached 1.6.18 refuses a socket whose
+# descriptor number reaches -c - 1, so its own descriptors (which grow
+# with -t and the listeners) come off the clients it serves. The server
+# under test ($BITCACHED) must serve as many, refuse the next one with the
+# same line at the same point, and show the same curr_connections and
+# rejected_connections in `stats`.
+import os
+import resource
+import socket
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests",
+                                "integration"))
+import bcserver  # noqa: E402
+
+BITCACHED = os.environ.get("BITCACHED", "./bitcached")
+MEMCACHED = bcserver.memcached_binary()
+CONFIGS = [["-c", "100", "-t", "2"], ["-c", "64", "-t", "1"],
+           ["-c", "1024", "-t", "4"], ["-c", "200", "-t", "3", "-U", "0"]]
+
+
+def stats(port):
+    with socket.create_connection(("127.0.0.1", port), 5) as s:
+        s.sendall(b"stats\r\n")
+        buf = b""
+        while not buf.endswith(b"END\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    out = {}
+    for line in buf.split(b"\r\n"):
+        p = line.split()
+        if len(p) == 3 and p[0] == b"STAT":
+            out[p[1].decode()] = p[2].decode()
+    return out
+
+
+def fill(port, most):
+    """Connect clients until one is refused; the served ones, the refusal."""
+    conns = []
+    refusal = b""
+    for _ in range(most):
+        s = socket.create_connection(("127.0.0.1", port), 5)
+        s.settimeout(5)
+        s.sendall(b"version\r\n")
+        try:
+            reply = s.recv(200)
+        except OSError as e:
+            reply = str(e).encode()
+        if not reply.startswith(b"VERSION "):
+            refusal = reply
+            s.close()
+            break
+        conns.append(s)
+    return conns, refusal
+
+
+def run(check, args):
+    ref = bcserver.Server(MEMCACHED, "memcached", args)
+    ours = bcserver.Server(BITCACHED, "bitcached", args)
+    got = {}
+    for srv in (ref, ours):
+        srv.start()
+        try:
+            before = stats(srv.port)
+            conns, refusal = fill(srv.port, int(args[1]) + 5)
+            # room for one: the stats connection
+            conns.pop().close()
+            conns[0].sendall(b"version\r\n")
+            conns[0].recv(200)  # the close above has been seen by now
+            after = stats(srv.port)
+            got[srv.kind] = (
+                len(conns) + 1, refusal, after.get("curr_connections"),
+                int(after.get("rejected_connections", "-1")) -
+                int(before.get("rejected_connections", "0")))
+            for s in conns:
+                s.close()
+        finally:
+            srv.close()
+    want, have = got["memcached"], got["bitcached"]
+    name = " ".join(args)
+    for i, what in enumerate(("clients served", "refusal line",
+                              "curr_connections at the limit - 1",
+                              "rejected_connections")):
+        check.that("%s: %s" % (name, what), want[i] == have[i],
+                   "memcached %r, bitcached %r" % (want[i], have[i]))
+    print("%s: memcached served %d, bitcached %d" % (name, want[0], have[0]))
+
+
+def main():
+    if not bcserver.executable(BITCACHED):
+        bcserver.skip("BITCACHED not found: %s" % BITCACHED)
+    if not bcserver.executable(MEMCACHED):
+        bcserver.skip("memcached not installed")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2200:
+        bcserver.skip("open file limit too low for 1024 clients: %d" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2200), hard))
+    check = bcserver.Checks(verbose=False)
+    for args in CONFIGS:
+        run(check, args)
+    return check.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
