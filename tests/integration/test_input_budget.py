@@ -74,18 +74,22 @@ def text(bc):
               "the pending value holds its size")
         oom0 = stat(srv, "store_no_memory")
         # b's value would pass the budget: refused, and its bytes dropped
+        # (answered once the value is all in, as memcached answers it)
         b.sendall(b"set old 0 0 %d\r\n" % BIG)
+        time.sleep(0.1)
+        b.sendall(b"y" * BIG + b"\r\n")
         check(bcserver.recv_until(b, [b"\r\n"])[0] == OOM,
               "a value past the budget gets memcached's out of memory")
-        b.sendall(b"y" * BIG + b"\r\n")
         check(cmd(b, b"get old\r\n", (b"END\r\n",)) == b"END\r\n",
               "the value was dropped, and the refused set dropped the old one")
         check(stat(srv, "store_no_memory") == oom0 + 1, "store_no_memory counts it")
         check(own_stat(srv, "input_budget_refusals") == 1, "refusals counted")
         # a noreply set is refused silently, an ms in any mode answers
         b.sendall(b"set n 0 0 %d noreply\r\n" % BIG + b"z" * BIG + b"\r\n")
-        check(cmd(b, b"ms k %d MA\r\n" % BIG) == OOM, "ms refused too")
+        b.sendall(b"ms k %d MA\r\n" % BIG)
+        time.sleep(0.1)
         b.sendall(b"w" * BIG + b"\r\n")
+        check(bcserver.recv_until(b, [b"\r\n"])[0] == OOM, "ms refused too")
         check(cmd(b, b"mn\r\n") == b"MN\r\n", "the noreply set said nothing")
         # small values that arrive whole take nothing
         check(cmd(b, b"set s 0 0 1\r\n1\r\n") == b"STORED\r\n", "small value stored")
@@ -97,6 +101,8 @@ def text(bc):
         time.sleep(0.1)
         # a connection that goes mid-value gives its share back
         c.sendall(b"set c 0 0 %d\r\n" % BIG + b"c" * 10)
+        time.sleep(0.1)
+        c.sendall(b"c" * (BIG - 10) + b"\r\n")
         check(bcserver.recv_until(c, [b"\r\n"])[0] == OOM, "c refused while b holds")
         b.close()
         check(settle(srv, "input_bytes", 0), "a closed connection gives its share back")
@@ -136,11 +142,12 @@ def binary(bc):
         check(settle(srv, "input_bytes", len(pkt)), "the pending packet holds its size")
         pkt2 = bin_set(b"old", b"y" * BIG)
         b.sendall(pkt2[:40])
+        time.sleep(0.1)
+        b.sendall(pkt2[40:])
         op, status, body, opaque = bin_reply(b)
         check(status == 0x82 and body == b"Out of memory allocating item"
               and opaque == 0xABCD,
               "binary: ENOMEM and memcached's body (%#x %r)" % (status, body))
-        b.sendall(pkt2[40:])
         # the value was swallowed: a get of the old key misses (unlinked)
         get = struct.pack(">BBHBBHIIQ", 0x80, 0x00, 3, 0, 0, 0, 3, 7, 0) + b"old"
         b.sendall(get)
