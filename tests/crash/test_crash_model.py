@@ -18,6 +18,8 @@
 # of them (truncate) and the cuts back at roll-over. A sixth, "disk", runs
 # interval sync with --disk-limit=192k, a few segments a shard, so that
 # whole segments are evicted all the time: judged as "evict" is.
+# "evict-always" and "disk-always" are those two under --sync=always
+# (not in the default list: CRASH_MODES names them).
 #
 # Environment: BITCACHED (binary under test), CRASH_ITER=N (N times the
 # rounds), CRASH_SEED (replay a run), CRASH_MODES (e.g. "always,evict").
@@ -40,14 +42,22 @@ SMALL_SIZES = [(80, 10, 200), (20, 200, 600)]
 KILL_GROUPS = ["write", "sync", "rename", "unlink", "truncate", "alloc"]
 
 
+def evicting(mode):
+    return mode.split("-")[0] in ("evict", "disk")
+
+
 def server_args(mode):
+    # evict-always and disk-always: the same under --sync=always, where
+    # eviction and the commit of each write meet
+    base = "always" if mode.endswith("-always") else "interval"
+    mode = mode.split("-")[0]
     if mode == "evict":
-        return server_args("interval") + [
+        return server_args(base) + [
             "-m", "64k", "-I", "32k", "-o", "slab_chunk_max=16384"]
     if mode == "mapped":
-        return server_args("interval") + ["--write-map=yes"]
+        return server_args(base) + ["--write-map=yes"]
     if mode == "disk":
-        return server_args("interval") + ["--disk-limit=192k"]
+        return server_args(base) + ["--disk-limit=192k"]
     return ["--sync=" + mode, "--segment-size=64k", "--journal-size=64k",
             "--compact-ratio=0.2",
             "--shards=2", "--sync-interval-ms=200", "-t", "2"]
@@ -163,8 +173,8 @@ class Run:
         srv = cm.Server(self.binary, os.path.join(d, "data"),
                         server_args(sync), os.path.join(d, "server.log"))
         model = cm.Model(KEYS, SMALL_SIZES if sync == "mapped" else SIZES,
-                         self.rnd, evicting=sync in ("evict", "disk"))
-        if sync in ("evict", "disk"):
+                         self.rnd, evicting=evicting(sync))
+        if evicting(sync):
             self.evictions(srv, model)
         for r in range(rounds):
             # A counting run that is also a kill at a random moment.
