@@ -20,7 +20,10 @@
 # as unstable: memcached's timing); FUZZ_ARGS gives both servers more
 # options, e.g.
 # FUZZ_ARGS="-I 2k -o slab_chunk_max=1024" (values within a few dozen bytes
-# of -I are not generated: memcached counts its item header against it).
+# of -I are not generated: memcached counts its item header against it);
+# FUZZ_BC_ARGS gives the server under test alone more, e.g.
+# FUZZ_BC_ARGS=--segment-size=64k (roll-overs, and writes parked at them,
+# all through the run).
 # Python 3 stdlib and tests/integration/bcserver.py.
 import base64
 import os
@@ -981,7 +984,7 @@ def main():
     keep_going = bool(os.environ.get("FUZZ_KEEP_GOING"))
     args = os.environ.get("FUZZ_ARGS", "").split()
     ref = QuietServer(mc, kind="memcached", args=["-U", "0"] + args)
-    sut = QuietServer(bc, args=args)
+    sut = QuietServer(bc, args=args + os.environ.get("FUZZ_BC_ARGS", "").split())
     fails = 0
     unstable = 0
     runs = 0
