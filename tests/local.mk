@@ -238,6 +238,12 @@ TESTS += tests/crash/test_sync_recover.py
 # The same under --sync=always with the commit journal.
 dist_check_SCRIPTS += tests/crash/test_sync_recover_always.py
 TESTS += tests/crash/test_sync_recover_always.py
+# Hostile runs through the parking of writes at roll-overs (64 KiB
+# segments): eight pipelining clients (text with noreply, binary quiet
+# sets, ms q, one that closes mid-batch), every reply checked, kill -9 and
+# every key checked after the restart, in each sync mode.
+dist_check_SCRIPTS += tests/crash/test_park_hostile.py
+TESTS += tests/crash/test_park_hostile.py
 # Roll-over under interval and never with every sync held: writes go on,
 # a stop waits for the syncs and exits 0, a kill loses nothing; skips
 # without the shim.
