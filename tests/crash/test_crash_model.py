@@ -57,7 +57,10 @@ def server_args(mode):
     if mode == "mapped":
         return server_args(base) + ["--write-map=yes"]
     if mode == "disk":
-        return server_args(base) + ["--disk-limit=192k"]
+        # each journal file (--sync=always, 64k at least) may take at most
+        # a quarter of the limit
+        return server_args(base) + [
+            "--disk-limit=256k" if base == "always" else "--disk-limit=192k"]
     return ["--sync=" + mode, "--segment-size=64k", "--journal-size=64k",
             "--compact-ratio=0.2",
             "--shards=2", "--sync-interval-ms=200", "-t", "2"]
