@@ -175,7 +175,10 @@ def gen_store(r):
     noreply = maybe_noreply(r)
     extra = r.choice([b" extra", b" noreply extra", b" norepl", b"  "]) \
         if r.random() < 0.03 else b""
-    if not key.startswith(b"{k") or not flags.isdigit() or int(flags) >= 2 ** 64 or \
+    # (a NUL ends the line for memcached, which reads it as a C string:
+    # the command is cut short, refused, and the block read as a line too)
+    if not key.startswith(b"{k") or b"\x00" in key or not flags.isdigit() or \
+            int(flags) >= 2 ** 64 or \
             not exp.lstrip(b"-").isdigit() or not -2 ** 63 <= int(exp) < 2 ** 63 or \
             bad_token or extra:
         # refused before the length is read, so the block is read as a
