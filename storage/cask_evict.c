@@ -104,16 +104,33 @@ wait_evicted(struct cask_shard *sh)
  * than the maintenance thread, as on a loaded machine, fills the disk). */
 #define DISK_BEHIND 8u
 
+/* This thread waited for the evictor, in vain, just before: its writer
+ * goes on without waiting again (once). */
+static _Thread_local bool disk_waited;
+
 int
 cask_evict_disk_admit(struct cask_shard *sh)
 {
     const struct cask *c = sh->store;
+    bool waited = disk_waited;
+    disk_waited = false;
     if (c->opt.disk_limit == 0 ||
         over_disk(sh) <= c->disk_shards / c->nshards / DISK_BEHIND) {
         return 0;
     }
+    if (waited) {
+        return 0; /* its wait ran out a moment ago: no second one */
+    }
     kick(sh);
-    return wait_evicted(sh) == CASK_EVICT_RETRY ? CASK_EVICT_RETRY : 0;
+    /* mu was released while waiting, whatever the outcome: an eviction
+     * under way may have dropped the caller's keydir entry meanwhile
+     * (its runs count only when it ends), so the caller starts over from
+     * its lookup. After a wait that ran out, that retry goes on without
+     * waiting again, as this call used to go on itself. */
+    if (wait_evicted(sh) != CASK_EVICT_RETRY) {
+        disk_waited = true;
+    }
+    return CASK_EVICT_RETRY;
 }
 
 /* A shard's share of the budget: keys spread evenly over the shards, so

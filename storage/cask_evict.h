@@ -32,9 +32,11 @@ int cask_evict_admit(struct cask_shard *sh, size_t cost);
 /* Before a write (mu held): when the shard's files are past its share of
  * disk_limit by more than 1/8 of that share, the evictor is behind the
  * writers; wait for it (woken), mu released, up to EVICT_WAIT_MS for an
- * eviction in this shard. Returns CASK_EVICT_RETRY when one came, else 0
- * (none in time: the write goes ahead, the limit is kept by eviction and
- * is never a reason to refuse one). */
+ * eviction in this shard. Returns CASK_EVICT_RETRY after any wait (mu was
+ * released: the caller starts over from its lookup), else 0. A wait that
+ * ran out is not repeated by the same thread's next call: the write then
+ * goes ahead (the limit is kept by eviction and is never a reason to
+ * refuse one). */
 int cask_evict_disk_admit(struct cask_shard *sh);
 
 /* Size at which the active segment is rolled so that one eviction takes
