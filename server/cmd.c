@@ -233,23 +233,6 @@ count_miss(struct cmd_conn *cc, const struct cask_item *it, bool touch)
     count_gone(cc, it);
 }
 
-/* A hit of a lookup: a touch only for a touching one (memcached 1.6.18). */
-static void
-count_hit(struct cmd_conn *cc, const struct proto_req *req,
-          const struct cask_item *it, bool touch)
-{
-    struct cmd_class_counters *k =
-            cmd_admin_cls(cc, req->klen, it->vlen, it->flags);
-
-    if (touch) {
-        cc->ctr->touch_hits++;
-        k->touch_hits++;
-    } else {
-        cc->ctr->get_hits++;
-        k->get_hits++;
-    }
-}
-
 /* ---- watch ---- */
 
 static bool
@@ -429,15 +412,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         if (rc == CASK_OK) {
             struct proto_out o;
 
-            struct cmd_class_counters *k =
-                    cmd_admin_cls(cc, klen, it.vlen, it.flags);
-            if (touch) {
-                cc->ctr->touch_hits++;
-                k->touch_hits++;
-            } else {
-                cc->ctr->get_hits++;
-                k->get_hits++;
-            }
+            cmd_admin_count_hit(cc, klen, &it, touch);
             if (req->keys_cut) {
                 cmd_read_free(val);
                 continue;
@@ -964,7 +939,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
      * miss (cmd_get, get_misses), the T never applied */
     if (rc == CASK_OK) {
         cc->ctr->cmd_touch += has_T;
-        count_hit(cc, req, it, has_T);
+        cmd_admin_count_hit(cc, req->klen, it, has_T);
         return rc;
     }
     if (rc != CASK_ENOTFOUND) {
@@ -1011,7 +986,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     }
     if (rc == CASK_OK) {
         cc->ctr->cmd_touch += has_T;
-        count_hit(cc, req, it, has_T);
+        cmd_admin_count_hit(cc, req->klen, it, has_T);
     } else if (rc == CASK_ENOTFOUND) {
         cc->ctr->cmd_get += has_T;
         count_miss(cc, &(struct cask_item){.gone = CASK_GONE_ABSENT}, false);

@@ -30,6 +30,23 @@ cmd_admin_cls(struct cmd_conn *cc, size_t klen, uint32_t vlen, uint32_t flags)
     return &cc->ctr->cls[c < CMD_CLASSES ? c : 0];
 }
 
+/* A lookup found it (of a key klen long): a get hit, or a touch hit for a
+ * touching lookup (memcached 1.6.18), in the totals and its class. */
+static inline void
+cmd_admin_count_hit(struct cmd_conn *cc, size_t klen,
+                    const struct cask_item *it, bool touch)
+{
+    struct cmd_class_counters *k = cmd_admin_cls(cc, klen, it->vlen, it->flags);
+
+    if (touch) {
+        cc->ctr->touch_hits++;
+        k->touch_hits++;
+    } else {
+        cc->ctr->get_hits++;
+        k->get_hits++;
+    }
+}
+
 /* The class of key's item as it is now (metadata only, no access
  * recorded), 0 when missing: a delete's class, looked up before it. */
 unsigned cmd_admin_key_class(const struct cmd_env *env, const void *key,

@@ -182,15 +182,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
         uint32_t vlen = with_val ? it.vlen : 0;
         size_t n = PROTO_BIN_HDR_LEN + 4 + klen;
 
-        struct cmd_class_counters *k =
-                cmd_admin_cls(cc, req->klen, it.vlen, it.flags);
-        if (touch) {
-            cc->ctr->touch_hits++;
-            k->touch_hits++;
-        } else {
-            cc->ctr->get_hits++;
-            k->get_hits++;
-        }
+        cmd_admin_count_hit(cc, req->klen, &it, touch);
         proto_bin_fmt_hdr(pkt, req->opcode, PROTO_BIN_SUCCESS, 4, klen,
                           4 + klen + vlen, req->opaque,
                           cc->env->cas_disabled ? 0 : it.cas);
