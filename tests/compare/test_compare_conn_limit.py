@@ -23,23 +23,6 @@ CONFIGS = [["-c", "100", "-t", "2"], ["-c", "64", "-t", "1"],
            ["-c", "1024", "-t", "4"], ["-c", "200", "-t", "3", "-U", "0"]]
 
 
-def stats(port):
-    with socket.create_connection(("127.0.0.1", port), 5) as s:
-        s.sendall(b"stats\r\n")
-        buf = b""
-        while not buf.endswith(b"END\r\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    out = {}
-    for line in buf.split(b"\r\n"):
-        p = line.split()
-        if len(p) == 3 and p[0] == b"STAT":
-            out[p[1].decode()] = p[2].decode()
-    return out
-
-
 def stats_when_room(port):
     """stats once the server has seen a client go (it closes it on its
     own time); the refusals met before, which rejected_connections
@@ -47,7 +30,7 @@ def stats_when_room(port):
     refused = 0
     for _ in range(100):
         try:
-            st = stats(port)
+            st = bcserver.stats_at(port)
             if st:
                 return st, refused
         except OSError:
@@ -84,7 +67,7 @@ def run(check, args):
     for srv in (ref, ours):
         srv.start()
         try:
-            before = stats(srv.port)
+            before = bcserver.stats_at(srv.port)
             conns, refusal = fill(srv.port, int(args[1]) + 5)
             # room for one: the stats connection
             conns.pop().close()

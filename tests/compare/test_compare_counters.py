@@ -89,23 +89,6 @@ CASES = [
 ]
 
 
-def stats(port):
-    with socket.create_connection(("127.0.0.1", port), 5) as s:
-        s.sendall(b"stats\r\n")
-        buf = b""
-        while not buf.endswith(b"END\r\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    out = {}
-    for line in buf.split(b"\r\n"):
-        p = line.split()
-        if len(p) == 3 and p[0] == b"STAT":
-            out[p[1].decode()] = p[2]
-    return out
-
-
 def talk(port, data):
     """Send data, read until the server has been quiet for 0.3 s."""
     with socket.create_connection(("127.0.0.1", port), 5) as s:
@@ -135,9 +118,9 @@ def run(cases):
             data = seq(key) if callable(seq) else seq.replace(b"{k}", key)
             got = {}
             for srv in (ref, ours):
-                before = stats(srv.port)
+                before = bcserver.stats_at(srv.port)
                 reply = talk(srv.port, data)
-                after = stats(srv.port)
+                after = bcserver.stats_at(srv.port)
                 deltas = {c: int(after[c]) - int(before[c])
                           for c in COUNTERS if c in after and c in before}
                 got[srv.kind] = (CAS.sub(rb"\1N", reply)

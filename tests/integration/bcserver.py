@@ -291,6 +291,12 @@ class ShimServer(Server):
         super().start(timeout)
 
 
+def stats_at(port, group=b"", timeout=5.0):
+    """`stats GROUP` on a new connection to port (stats_on)."""
+    with socket.create_connection(("127.0.0.1", port), timeout) as s:
+        return stats_on(s, group)
+
+
 def stats_on(sock, group=b""):
     """`stats GROUP` on an open connection: {name: value}, as str."""
     sock.sendall(b"stats " + group + b"\r\n" if group else b"stats\r\n")
