@@ -93,16 +93,7 @@ def talk(port, data):
     """Send data, read until the server has been quiet for 0.3 s."""
     with socket.create_connection(("127.0.0.1", port), 5) as s:
         s.sendall(data)
-        s.settimeout(0.3)
-        out = b""
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except socket.timeout:
-            pass
+        out, _ = bcserver.recv_until(s, [], quiet=0.3)
     return out
 
 
