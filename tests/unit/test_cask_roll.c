@@ -975,11 +975,14 @@ parked_write_changes_nothing(void **state)
     snprintf(k, sizeof(k), "key%d", i);
     struct cask_item it;
     assert_int_equal(cask_get(f.c, k, strlen(k), &it, NULL), CASK_ENOTFOUND);
-    /* an overwrite of key0 with key i's value: blocked, key0 as it was */
-    value_of(i, value);
-    assert_int_equal(
-            cask_store(f.c, CASK_SET, "key0", 4, value, VLEN, 0, 0, 0, NULL),
-            CASK_EBLOCKED);
+    /* an overwrite of key0, with a value longer than key i's so that its
+     * record cannot fit where key i's did not (key0 is the shorter key):
+     * blocked, key0 as it was */
+    static char longer[VLEN + 64];
+    memset(longer, 'L', sizeof(longer));
+    assert_int_equal(cask_store(f.c, CASK_SET, "key0", 4, longer,
+                                sizeof(longer), 0, 0, 0, NULL),
+                     CASK_EBLOCKED);
     assert_true(has(f.c, 0));
     assert_int_equal(put(f.c, i), CASK_EBLOCKED);
     assert_int_equal(cask_blocked_writes(f.c), 3);
