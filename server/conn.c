@@ -1863,6 +1863,28 @@ conn_pass_end(struct worker *w)
     releasing = false;
 }
 
+/* A connection that waited (for a roll-over, or a value read) goes on:
+ * read again and run its buffered requests, unless it is closing (its
+ * replies go out) or paused or yielded (resume_ev or on_write runs the
+ * rest). */
+static void
+run_again(struct conn *c)
+{
+    if (c->closing || c->w->stopping) {
+        (void)flush_out(c);
+        return;
+    }
+    if (!c->paused) {
+        set_reading(c, true);
+    }
+    if (c->yielded || c->paused) {
+        return;
+    }
+    if (process(c) == 0 && tls_more(c)) {
+        event_active(c->rev, EV_READ, 0);
+    }
+}
+
 void
 conn_unblock_all(struct worker *w)
 {
@@ -1879,19 +1901,7 @@ conn_unblock_all(struct worker *w)
         TAILQ_REMOVE(&again, c, block_link);
         TAILQ_INSERT_TAIL(&w->blocked, c, block_link); /* for unblock */
         unblock(c);
-        if (c->closing || w->stopping) {
-            (void)flush_out(c);
-            continue;
-        }
-        if (!c->paused) {
-            set_reading(c, true);
-        }
-        if (c->yielded || c->paused) {
-            continue; /* resume_ev or on_write runs the rest */
-        }
-        if (process(c) == 0 && tls_more(c)) {
-            event_active(c->rev, EV_READ, 0);
-        }
+        run_again(c);
     }
     releasing = false;
 }
@@ -1905,19 +1915,7 @@ conn_read_resume(void *owner)
     if (!c->parked && !c->write_wait) {
         c->park_full = false;
     }
-    if (c->closing || c->w->stopping) {
-        flush_out(c);
-        return;
-    }
-    if (!c->paused) {
-        set_reading(c, true);
-    }
-    if (c->yielded || c->paused) {
-        return; /* resume_ev or on_write runs the rest */
-    }
-    if (process(c) == 0 && tls_more(c)) {
-        event_active(c->rev, EV_READ, 0);
-    }
+    run_again(c);
 }
 
 void
