@@ -14,8 +14,13 @@
 # (stats storage: commit_wait_us, commit_delay_us, commit_sync_us,
 # commit_release_us). With GETMIX=1 also p99.9 get latency
 # (90% get, 10% set) on an idle store against one where compaction and
-# roll-over run (tiny segments, low compact ratio). Not part of make check:
-# run from the build tree after `make`. Prints name=value lines.
+# roll-over run (tiny segments, low compact ratio). With PERF=1 (and a
+# perf that may trace) also, per server and round, what one set costs in
+# kernel entries, from perf stat over the load's seconds divided by the
+# sets done meanwhile: system calls, context switches, and the calls that
+# tell the servers apart (read, write, writev, pwrite64, fdatasync,
+# epoll_wait, futex). Not part of make check: run from the build tree
+# after `make`. Prints name=value lines.
 #
 # Environment: BITCACHED (default ./bitcached), MEMCACHED, REDIS
 # (redis-server), SETLOAD (default tests/bench/bench_setload), ROUNDS (3),
@@ -23,7 +28,7 @@
 # (100000), GETMIX (0), GKEYS (keys of the get runs, 5000: sets overwrite
 # them often enough to make dead bytes for compaction, and gets hit),
 # BITCACHED_BEFORE (another bitcached binary, e.g. a build of main: run
-# in each round too, with its figures and its ratio to this one).
+# in each round too, with its figures and its ratio to this one), PERF (0).
 set -u
 
 bench_name=bench_sync.sh
@@ -40,6 +45,7 @@ KEYS=${KEYS:-100000}
 GETMIX=${GETMIX:-0}
 GKEYS=${GKEYS:-5000}
 BITCACHED_BEFORE=${BITCACHED_BEFORE:-}
+PERF=${PERF:-0}
 
 for tool in "$BITCACHED" "$MEMCACHED" "$REDIS" "$SETLOAD" ${BITCACHED_BEFORE:+"$BITCACHED_BEFORE"}; do
     if [ -z "$tool" ] || [ ! -x "$tool" ]; then
@@ -47,6 +53,16 @@ for tool in "$BITCACHED" "$MEMCACHED" "$REDIS" "$SETLOAD" ${BITCACHED_BEFORE:+"$
         exit 77
     fi
 done
+
+perf_events=raw_syscalls:sys_enter,context-switches
+for call in read write writev pwrite64 fdatasync epoll_wait futex; do
+    perf_events=$perf_events,syscalls:sys_enter_$call
+done
+if [ "$PERF" = 1 ] && ! { command -v perf >/dev/null 2>&1 &&
+    perf stat -e "$perf_events" -o /dev/null -- true >/dev/null 2>&1; }; then
+    echo "bench_sync.sh: PERF=1 but perf cannot trace system calls here" >&2
+    PERF=0
+fi
 
 server_ready() {
     python3 - "$1" <<'EOF'
@@ -125,8 +141,15 @@ run_one() {
     redis) start_redis; proto=redis ;;
     esac
     c0=$(cpu_ticks "$pid")
+    perf_pid=
+    if [ "$PERF" = 1 ]; then
+        perf stat -x, -e "$perf_events" -p "$pid" -o "$tmp/perf" \
+            -- sleep "$SECS" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     "$SETLOAD" -P "$proto" -p "$port" -c "$CONC" -s "$SECS" -v "$VALUE" \
         -k "$KEYS" -g "$gp" > "$tmp/out" || { cat "$tmp/out" >&2; exit 1; }
+    [ -n "$perf_pid" ] && wait "$perf_pid"
     c1=$(cpu_ticks "$pid")
     wps= compactions= cycle=
     if [ "$which" = bitcached ] || [ "$which" = before ]; then
@@ -149,6 +172,17 @@ run_one() {
         'BEGIN { printf "%.1f", n ? d / hz * 1e6 / n : 0 }')
     cores=$(awk -v a="$cpu_us" -v b="${ccpu:-0}" -v r="${ops_s:-0}" \
         'BEGIN { printf "%.2f", (a + b) * r / 1e6 }')
+    # per set: perf's counts over the sets of the same seconds
+    calls=
+    if [ -n "$perf_pid" ]; then
+        calls=$(awk -F, -v n="$(sed -n 's/^ops=//p' "$tmp/out")" '
+            $3 ~ /^(raw_syscalls|context-switches|syscalls)/ && n > 0 {
+                name = $3
+                sub(/^raw_syscalls:sys_enter$/, "syscalls", name)
+                sub(/^syscalls:sys_enter_/, "", name)
+                printf " %s_per_op=%.3f", name, $1 / n
+            }' "$tmp/perf")
+    fi
     [ "${errs:-0}" = 0 ] || echo "bench_sync.sh: $which: $errs error replies" >&2
 }
 
@@ -165,16 +199,16 @@ one_kind() {
     case $1 in
     before)
         bf_all="$bf_all $ops_s"; bf_cpu="$bf_cpu $cpu_us"; bf_wps="$bf_wps $wps"
-        echo "round$r.before_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores$cycle" ;;
+        echo "round$r.before_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores$cycle$calls" ;;
     bitcached)
         bc_all="$bc_all $ops_s"; bc_cpu="$bc_cpu $cpu_us"; bc_wps="$bc_wps $wps"
-        echo "round$r.bitcached_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores$cycle" ;;
+        echo "round$r.bitcached_always_sets_s=$ops_s cpu_us_per_op=$cpu_us writes_per_sync=$wps client_cpu_us_per_op=$ccpu cores_busy=$cores$cycle$calls" ;;
     memcached)
         mc_all="$mc_all $ops_s"; mc_cpu="$mc_cpu $cpu_us"
-        echo "round$r.memcached_sets_s=$ops_s cpu_us_per_op=$cpu_us client_cpu_us_per_op=$ccpu cores_busy=$cores" ;;
+        echo "round$r.memcached_sets_s=$ops_s cpu_us_per_op=$cpu_us client_cpu_us_per_op=$ccpu cores_busy=$cores$calls" ;;
     redis)
         rd_all="$rd_all $ops_s"; rd_cpu="$rd_cpu $cpu_us"
-        echo "round$r.redis_always_sets_s=$ops_s cpu_us_per_op=$cpu_us client_cpu_us_per_op=$ccpu cores_busy=$cores" ;;
+        echo "round$r.redis_always_sets_s=$ops_s cpu_us_per_op=$cpu_us client_cpu_us_per_op=$ccpu cores_busy=$cores$calls" ;;
     esac
 }
 
