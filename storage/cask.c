@@ -182,6 +182,32 @@ sync_main(void *arg)
     return NULL;
 }
 
+/* Roll-overs that parked writes asked for (cask_log.c, ask_roll): the
+ * file system calls of one (creating the next segment, removing a stale
+ * hint, under always syncing the old one) run here, not on the worker
+ * whose write filled the segment, which goes on serving its other
+ * connections meanwhile. */
+static void *
+roll_main(void *arg)
+{
+    struct cask *c = arg;
+    pthread_mutex_lock(&c->roll_mu);
+    while (!c->roll_stop) {
+        if (!c->roll_wanted) {
+            pthread_cond_wait(&c->roll_cv, &c->roll_mu);
+            continue;
+        }
+        c->roll_wanted = false;
+        pthread_mutex_unlock(&c->roll_mu);
+        for (unsigned i = 0; i < c->nshards; i++) {
+            cask_log_roll_asked(c->shards[i]);
+        }
+        pthread_mutex_lock(&c->roll_mu);
+    }
+    pthread_mutex_unlock(&c->roll_mu);
+    return NULL;
+}
+
 /* Hints for closed segments, then compaction, shard by shard. */
 static void *
 maint_main(void *arg)
@@ -401,6 +427,8 @@ store_free(struct cask *c)
     pthread_mutex_destroy(&c->bg_mu);
     pthread_cond_destroy(&c->bg_cv);
     pthread_cond_destroy(&c->sync_cv);
+    pthread_mutex_destroy(&c->roll_mu);
+    pthread_cond_destroy(&c->roll_cv);
     pthread_mutex_destroy(&c->unblock_mu);
     free(c->dir);
     free(c);
@@ -423,6 +451,14 @@ stop_threads(struct cask *c)
     if (c->maint_thread_on) {
         pthread_join(c->maint_thread, NULL);
         c->maint_thread_on = false;
+    }
+    pthread_mutex_lock(&c->roll_mu);
+    c->roll_stop = true;
+    pthread_cond_broadcast(&c->roll_cv);
+    pthread_mutex_unlock(&c->roll_mu);
+    if (c->roll_thread_on) {
+        pthread_join(c->roll_thread, NULL);
+        c->roll_thread_on = false;
     }
     cask_commit_stop(c);
 }
@@ -624,6 +660,8 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
     pthread_mutex_init(&c->bg_mu, NULL);
     pthread_cond_init(&c->bg_cv, NULL);
     pthread_cond_init(&c->sync_cv, NULL);
+    pthread_mutex_init(&c->roll_mu, NULL);
+    pthread_cond_init(&c->roll_cv, NULL);
     pthread_mutex_init(&c->unblock_mu, NULL);
     c->dir = strdup(dir);
     if (c->dir == NULL) {
@@ -849,6 +887,11 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         goto fail_threads;
     }
     c->maint_thread_on = true;
+    rc = pthread_create(&c->roll_thread, NULL, roll_main, c);
+    if (rc != 0) {
+        goto fail_threads;
+    }
+    c->roll_thread_on = true;
     *out = c;
     return 0;
 fail_threads:
@@ -1261,6 +1304,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->writes_undone += s.writes_undone;
         st->batch_records += s.batch_records;
         st->batch_writes += s.batch_writes;
+        st->rolls_handed += s.rolls_handed;
         st->mapped_writes += s.mapped_writes;
         st->records_recovered += s.records_recovered;
         st->bytes_truncated += s.bytes_truncated;

@@ -499,9 +499,12 @@ bool cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc);
  * until cask_park(false), such a write of this thread returns
  * CASK_EBLOCKED instead, before it changed anything (a cas number may
  * have been drawn and skipped), so that the same call made again later
- * does what it would have done. The store calls the unblock hook each
- * time such a wait may have ended (a closed segment's sync taken up, a
- * roll-over ended), and the commit hook after each commit (which may
+ * does what it would have done. Such a write that has nothing to wait for
+ * returns CASK_EBLOCKED too, its roll-over (file system calls: creating
+ * the next segment) handed to the store's roller thread. The store calls
+ * the unblock hook each time such a wait may have ended (a closed
+ * segment's sync taken up, a roll-over ended), and the commit hook after
+ * each commit (which may
  * cover the full segment): then make the call again. No one else sees
  * any difference: without cask_park a write waits, as it always did. */
 
@@ -621,6 +624,8 @@ struct cask_stats {
                                  * answered with an error */
     uint64_t batch_records;     /* records staged by write batches */
     uint64_t batch_writes;      /* writes of staged records (one each) */
+    uint64_t rolls_handed;      /* roll-overs made for parked writes by
+                                 * the roller thread */
     uint64_t mapped_writes;     /* records copied into a shared mapping
                                  * of their segment (--write-map) */
     uint64_t records_recovered; /* records (or hint entries) read at open */

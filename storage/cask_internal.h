@@ -74,6 +74,15 @@ struct cask {
     bool maint_thread_on;
     pthread_t sync_thread;
     pthread_t maint_thread;
+    /* roll_mu: a parked write asked the roller thread for its shard's
+     * roll-over (roll_wanted; the shard's roll_asked says which), or the
+     * store stops (roll_stop). */
+    pthread_mutex_t roll_mu;
+    pthread_cond_t roll_cv;
+    bool roll_wanted;
+    bool roll_stop;
+    bool roll_thread_on;
+    pthread_t roll_thread;
 
     struct cask_commit *commit;   /* CASK_SYNC_ALWAYS: cask_commit.c */
     struct cask_journal *journal; /* CASK_SYNC_ALWAYS: cask_journal.c */

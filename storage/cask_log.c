@@ -330,6 +330,23 @@ cask_log_forget_rolled(struct cask_shard *sh)
     }
 }
 
+/* A new segment's first disk reserve, made by its roll-over with mu
+ * released (the segment is not in service yet): what the first append's
+ * reserve() would allocate, so that the append need not wait for the file
+ * system. A failure is left for that append to meet. */
+static void
+reserve_fresh(const struct cask *c, struct cask_segment *s)
+{
+    uint64_t seg = c->opt.segment_size;
+    uint64_t want = s->size + clamp_u64(seg / 4, RESERVE_MIN, RESERVE_MAX) +
+                    clamp_u64(seg / 2, CHUNK_MIN, CHUNK_MAX);
+    if (want > s->prealloc_end &&
+        cask_io_fallocate(s->fd, (off_t)s->prealloc_end,
+                          (off_t)(want - s->prealloc_end)) == 0) {
+        s->prealloc_end = want;
+    }
+}
+
 int
 cask_log_roll(struct cask_shard *sh)
 {
@@ -383,6 +400,7 @@ cask_log_roll(struct cask_shard *sh)
      * synced). The new segment first: when it cannot be made (a full
      * disk), a retry must not cost a sync. */
     uint32_t id = sh->next_id++;
+    bool prealloc = !sh->no_prealloc;
     sh->rolling = true;
     cask_verify_write_begin(old); /* its cut and reserve (when not
                                    * deferred) go below, mu released */
@@ -400,6 +418,9 @@ cask_log_roll(struct cask_shard *sh)
                           : cask_seg_create(&n, sh->dir, id, 0);
     int src = 0;
     const char *what = "roll-over: fdatasync";
+    if (rc == 0 && prealloc) {
+        reserve_fresh(c, n);
+    }
     if (rc == 0) {
         /* Cut back to its records first (it was extended ahead of them
          * for its mapping), so that the sync makes that length durable
@@ -492,6 +513,7 @@ cask_log_roll(struct cask_shard *sh)
                   "manifest; its loss would go unnoticed",
                   sh->idx, id);
     }
+    sh->roll_err = 0; /* an earlier failure is no longer any write's */
     return 0;
 }
 
@@ -888,6 +910,55 @@ blocked(struct cask_shard *sh, uint64_t gen, bool commit)
     return CASK_EBLOCKED;
 }
 
+/* With mu held: this thread parks its writes and the active segment is
+ * full, with nothing to wait for first. Its roll-over creates a file (and
+ * removes a stale hint, and may sync the old segment): system calls that
+ * can take milliseconds on a busy disk, during which the worker would
+ * serve none of its other connections. Ask the roller thread for it
+ * instead (cask_log_roll_asked) and park: only the writes to this shard
+ * wait. */
+static int
+ask_roll(struct cask_shard *sh, uint64_t gen)
+{
+    struct cask *c = sh->store;
+    if (!sh->roll_asked) {
+        sh->roll_asked = true;
+        pthread_mutex_lock(&c->roll_mu);
+        c->roll_wanted = true;
+        pthread_cond_signal(&c->roll_cv);
+        pthread_mutex_unlock(&c->roll_mu);
+    }
+    park_gen = gen;
+    atomic_fetch_add_explicit(&c->blocked_writes, 1, memory_order_relaxed);
+    return CASK_EBLOCKED;
+}
+
+void
+cask_log_roll_asked(struct cask_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    if (!sh->roll_asked) {
+        pthread_mutex_unlock(&sh->mu);
+        return;
+    }
+    /* Still full for the write that asked? Another writer (one that does
+     * not park) may have rolled it meanwhile; a write of any size that
+     * finds it full asks again. */
+    if (sh->active != NULL && !sh->rolling && sh->active->size > CASK_SEG_HDR) {
+        int rc = cask_log_roll(sh);
+        if (rc != 0) {
+            write_failed(sh, "roll over to a new segment", rc);
+            sh->roll_err = rc;
+        } else {
+            sh->rolls_handed++;
+        }
+    }
+    sh->roll_asked = false;
+    pthread_cond_broadcast(&sh->sync_cv);
+    cask_unblocked(sh->store); /* mu held: after the outcome is in place */
+    pthread_mutex_unlock(&sh->mu);
+}
+
 /* Make sure the active segment can take a record of len bytes: wait for a
  * roll-over in progress, start a segment when there is none, roll over
  * when it is full. Returns 0 with mu held throughout, CASK_LOG_RETRY when mu
@@ -902,7 +973,7 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
     struct cask *c = sh->store;
     int rc;
 
-    if (sh->rolling) {
+    if (sh->rolling || (park_on && sh->roll_asked)) {
         if (park_on) {
             /* Its end counts in cask_unblock_gen under mu: after this. */
             return blocked(sh, cask_unblock_gen(c), false);
@@ -937,6 +1008,16 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
         uint64_t gen = park_on ? cask_unblock_gen(c) : 0;
         if (park_on && roll_waits(sh, &commit)) {
             return blocked(sh, gen, commit);
+        }
+        if (sh->roll_err != 0) {
+            /* The roller's roll-over this write parked for failed: its
+             * error is this write's (counted and logged there). */
+            rc = sh->roll_err;
+            sh->roll_err = 0;
+            return rc;
+        }
+        if (park_on) {
+            return ask_roll(sh, gen);
         }
         rc = cask_log_roll(sh);
         if (rc != 0) {

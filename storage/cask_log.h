@@ -96,6 +96,11 @@ void cask_log_rely(struct cask_shard *sh, struct cask_ticket *tk);
  * caller must re-read what it needs afterwards. */
 int cask_log_roll(struct cask_shard *sh);
 
+/* The roller thread (cask.c): takes mu; when a parked write asked for the
+ * shard's roll-over (its active segment full), roll it over, keep its
+ * error for the next write, and wake the parked writes. */
+void cask_log_roll_asked(struct cask_shard *sh);
+
 /* Under interval and never a roll-over leaves the closed segment's
  * fdatasync to the sync thread (sh->unsynced, each segment sync_pending
  * until then). With mu held (released while syncing; the caller re-reads

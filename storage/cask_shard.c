@@ -2148,6 +2148,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->write_errors = sh->write_errors;
     st->batch_records = sh->batch_records;
     st->batch_writes = sh->batch_writes;
+    st->rolls_handed = sh->rolls_handed;
     st->mapped_writes = sh->mapped_writes;
     st->records_recovered = sh->records_recovered;
     st->bytes_truncated = sh->bytes_truncated;

@@ -110,7 +110,12 @@ struct cask_shard {
     bool write_failing; /* the last write failed (logged once) */
     bool rolling;       /* a roll-over runs with mu released: appends
                          * wait on sync_cv */
-    bool compact_req;   /* forced compaction asked for */
+    /* A parked write found the active segment full and asked the roller
+     * thread to roll it over (cask_log.c): writes that park wait for it;
+     * roll_err is that roll-over's error, for the next write to return. */
+    bool roll_asked;
+    int roll_err;
+    bool compact_req; /* forced compaction asked for */
     /* Closed segments whose roll-over left their fdatasync to the sync
      * thread (interval and never), oldest first, each pinned (readers)
      * until a sync takes it (cask_log.c). */
@@ -133,6 +138,7 @@ struct cask_shard {
     uint64_t write_errors;  /* appends that failed to reach the kernel */
     uint64_t batch_records; /* appends staged by write batches */
     uint64_t batch_writes;  /* writes of staged records (each one pwrite) */
+    uint64_t rolls_handed;  /* roll-overs made by the roller thread */
     uint64_t mapped_writes; /* records copied into the active segment's
                              * mapping instead of written (cask_log.c) */
     char *scratch;          /* encoding buffer for appends (mu) */

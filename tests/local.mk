@@ -255,6 +255,8 @@ TESTS += tests/crash/test_roll_held_sync.py
 # while parked loses nothing acknowledged; skips without the shim.
 dist_check_SCRIPTS += tests/crash/test_roll_park.py
 TESTS += tests/crash/test_roll_park.py
+dist_check_SCRIPTS += tests/crash/test_roll_offload.py
+TESTS += tests/crash/test_roll_offload.py
 # A stopped store's files damaged (a byte flipped in a closed segment, a
 # hint, the state file, a manifest, a retired file) and compactions killed
 # at each sync, rename, unlink and truncate (bitcached-admin compact, and

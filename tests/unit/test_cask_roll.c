@@ -27,6 +27,7 @@
 #include "storage/cask.h"
 
 #include "storage/cask_io.h"
+#include "storage/cask_segment.h"
 #include "tests/unit/powerloss.h"
 #include "tests/unit/test_cask_seam.h"
 #include "tests/unit/test_cask_util.h"
@@ -158,6 +159,38 @@ hook_ftruncate(int fd, off_t len)
     return cask_io_default()->ftruncate(fd, len);
 }
 
+/* Roll-over calls made on one watched thread (the writer's): removals
+ * of a stale hint, and a new segment's first disk reserve. */
+static atomic_int watching;
+static pthread_t watched;
+static atomic_int watched_unlinks;
+static atomic_int watched_first_reserves;
+
+static bool
+on_watched(void)
+{
+    return atomic_load(&watching) && pthread_equal(pthread_self(), watched);
+}
+
+static int
+hook_unlink(const char *path)
+{
+    size_t n = strlen(path);
+    if (n > 5 && strcmp(path + n - 5, ".hint") == 0 && on_watched()) {
+        atomic_fetch_add(&watched_unlinks, 1);
+    }
+    return cask_io_default()->unlink(path);
+}
+
+static int
+hook_fallocate(int fd, off_t off, off_t len)
+{
+    if (off == CASK_SEG_HDR && on_watched()) {
+        atomic_fetch_add(&watched_first_reserves, 1);
+    }
+    return cask_io_default()->fallocate(fd, off, len);
+}
+
 static char value[VLEN];
 
 static void
@@ -216,6 +249,11 @@ fx_open_mode(struct rfx *f, unsigned interval_ms, bool write_map,
     ops = *cask_io_default();
     ops.fdatasync = hook_fdatasync;
     ops.ftruncate = hook_ftruncate;
+    ops.unlink = hook_unlink;
+    ops.fallocate = hook_fallocate;
+    atomic_store(&watching, 0);
+    atomic_store(&watched_unlinks, 0);
+    atomic_store(&watched_first_reserves, 0);
     powerloss_reset();
     atomic_store(&hold, 0);
     atomic_store(&hold_trunc, 0);
@@ -935,14 +973,20 @@ count_unblock(void *arg)
 }
 
 /* The store's obstacle gone (its unblock count moved on from gen): within
- * 5 s, or false. */
+ * ms milliseconds, or false. */
 static bool
-unblocked_5s(struct cask *c, uint64_t gen)
+unblocked_ms(struct cask *c, uint64_t gen, int ms)
 {
-    for (int i = 0; i < 5000 && cask_unblock_gen(c) == gen; i++) {
+    for (int i = 0; i < ms && cask_unblock_gen(c) == gen; i++) {
         usleep(1000);
     }
     return cask_unblock_gen(c) != gen;
+}
+
+static bool
+unblocked_5s(struct cask *c, uint64_t gen)
+{
+    return unblocked_ms(c, gen, 5000);
 }
 
 /* A thread that parks its writes (cask_park) and reaches the bound of
@@ -962,14 +1006,25 @@ parked_write_changes_nothing(void **state)
     assert_int_equal(put(f.c, 0), CASK_OK);
     atomic_store(&hold, 1);
     bool was = cask_park(true);
+    /* Each roll-over parks the write that fills the segment while the
+     * roller thread makes it (unblocked soon after: the same write again);
+     * the write that reaches the bound stays blocked. */
     int i, rc = CASK_OK;
-    for (i = 1; i < 200 && rc == CASK_OK; i++) {
+    uint64_t nblocked = 0;
+    for (i = 1; i < 200; i++) {
+        nblocked = cask_blocked_writes(f.c);
         rc = put(f.c, i);
+        if (rc == CASK_EBLOCKED && unblocked_ms(f.c, cask_blocked_gen(), 500)) {
+            rc = put(f.c, i);
+            nblocked = cask_blocked_writes(f.c) - 1;
+        }
+        if (rc != CASK_OK) {
+            break;
+        }
     }
-    i--; /* the key that blocked */
     assert_int_equal(rc, CASK_EBLOCKED);
     assert_true(i > 7); /* several roll-overs went through first */
-    assert_int_equal(cask_blocked_writes(f.c), 1);
+    assert_int_equal(cask_blocked_writes(f.c), nblocked + 1);
     uint64_t gen = cask_blocked_gen();
     char k[32];
     snprintf(k, sizeof(k), "key%d", i);
@@ -985,7 +1040,7 @@ parked_write_changes_nothing(void **state)
                      CASK_EBLOCKED);
     assert_true(has(f.c, 0));
     assert_int_equal(put(f.c, i), CASK_EBLOCKED);
-    assert_int_equal(cask_blocked_writes(f.c), 3);
+    assert_int_equal(cask_blocked_writes(f.c), nblocked + 3);
     assert_int_equal(cask_unblock_gen(f.c), gen);
     atomic_store(&hold, 0);
     assert_true(unblocked_5s(f.c, gen));
@@ -1008,6 +1063,57 @@ parked_write_changes_nothing(void **state)
     fx_close(&f);
 }
 
+/* A write that parks (cask_park) and fills the active segment is
+ * answered CASK_EBLOCKED and the roller thread makes the roll-over: the
+ * writer's thread removes no stale hint and makes no new segment's first
+ * reserve (the file's creation is the roller's too, outside the seam),
+ * the unblock hook ends each wait, and every write then lands. A thread
+ * that does not park rolls over itself, as before (which also shows
+ * that the hooks see those calls). */
+static void
+parked_roll_runs_on_roller(void **state)
+{
+    (void)state;
+    struct rfx f;
+    fx_open(&f, 600000);
+    assert_int_equal(put(f.c, 0), CASK_OK); /* the first segment's reserve */
+    watched = pthread_self();
+    atomic_store(&watching, 1);
+    bool was = cask_park(true);
+    uint64_t parks = 0;
+    for (int i = 1; i < 30; i++) {
+        int rc = put(f.c, i);
+        for (int n = 0; rc == CASK_EBLOCKED && n < 100; n++) {
+            parks++;
+            assert_true(unblocked_5s(f.c, cask_blocked_gen()));
+            rc = put(f.c, i);
+        }
+        assert_int_equal(rc, CASK_OK);
+    }
+    (void)cask_park(was);
+    struct cask_stats st;
+    memset(&st, 0, sizeof(st));
+    cask_stats(f.c, -1, &st);
+    assert_true(st.rolls_handed >= 3); /* 64 KiB, 9 KB values: every 7 */
+    assert_true(parks >= st.rolls_handed);
+    assert_int_equal(atomic_load(&watched_unlinks), 0);
+    assert_int_equal(atomic_load(&watched_first_reserves), 0);
+    for (int i = 0; i < 30; i++) {
+        assert_true(has(f.c, i));
+    }
+    /* not parking: the roll-overs are this thread's */
+    for (int i = 30; i < 60; i++) {
+        assert_int_equal(put(f.c, i), CASK_OK);
+    }
+    assert_true(atomic_load(&watched_unlinks) >= 3);
+    assert_true(atomic_load(&watched_first_reserves) >= 3);
+    atomic_store(&watching, 0);
+    for (int i = 0; i < 60; i++) {
+        assert_true(has(f.c, i));
+    }
+    fx_close(&f);
+}
+
 int
 main(void)
 {
@@ -1022,6 +1128,7 @@ main(void)
             cmocka_unit_test(always_roll_over_does_not_wait_for_sync),
             cmocka_unit_test(always_failed_commit_after_roll_undoes_uncovered),
             cmocka_unit_test(parked_write_changes_nothing),
+            cmocka_unit_test(parked_roll_runs_on_roller),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
