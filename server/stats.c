@@ -621,6 +621,7 @@ storage_lines(struct out_buf *b, const char *prefix,
     STORAGE_STAT(batch_records);
     STORAGE_STAT(batch_writes);
     STORAGE_STAT(rolls_handed);
+    STORAGE_STAT(reserves_handed);
     STORAGE_STAT(mapped_writes);
     STORAGE_STAT(records_recovered);
     STORAGE_STAT(bytes_truncated);

@@ -186,7 +186,8 @@ sync_main(void *arg)
  * file system calls of one (creating the next segment, removing a stale
  * hint, under always syncing the old one) run here, not on the worker
  * whose write filled the segment, which goes on serving its other
- * connections meanwhile. */
+ * connections meanwhile. So do the extensions of an active segment's
+ * disk reserve (ask_extend), made ahead of the appends. */
 static void *
 roll_main(void *arg)
 {
@@ -201,6 +202,7 @@ roll_main(void *arg)
         pthread_mutex_unlock(&c->roll_mu);
         for (unsigned i = 0; i < c->nshards; i++) {
             cask_log_roll_asked(c->shards[i]);
+            cask_log_extend_asked(c->shards[i]);
         }
         pthread_mutex_lock(&c->roll_mu);
     }
@@ -1305,6 +1307,7 @@ cask_stats(struct cask *c, int shard, struct cask_stats *st)
         st->batch_records += s.batch_records;
         st->batch_writes += s.batch_writes;
         st->rolls_handed += s.rolls_handed;
+        st->reserves_handed += s.reserves_handed;
         st->mapped_writes += s.mapped_writes;
         st->records_recovered += s.records_recovered;
         st->bytes_truncated += s.bytes_truncated;

@@ -626,6 +626,8 @@ struct cask_stats {
     uint64_t batch_writes;      /* writes of staged records (one each) */
     uint64_t rolls_handed;      /* roll-overs made for parked writes by
                                  * the roller thread */
+    uint64_t reserves_handed;   /* extensions of an active segment's disk
+                                 * reserve made by the roller thread */
     uint64_t mapped_writes;     /* records copied into a shared mapping
                                  * of their segment (--write-map) */
     uint64_t records_recovered; /* records (or hint entries) read at open */

@@ -75,8 +75,9 @@ struct cask {
     pthread_t sync_thread;
     pthread_t maint_thread;
     /* roll_mu: a parked write asked the roller thread for its shard's
-     * roll-over (roll_wanted; the shard's roll_asked says which), or the
-     * store stops (roll_stop). */
+     * roll-over, or a write for an extension of its shard's disk reserve
+     * (roll_wanted; the shard's roll_asked and extend_asked say which), or
+     * the store stops (roll_stop). */
     pthread_mutex_t roll_mu;
     pthread_cond_t roll_cv;
     bool roll_wanted;

@@ -109,6 +109,27 @@ clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* The reserve a put leaves past its record, and the step it grows in. */
+static uint64_t
+reserve_keep(const struct cask *c)
+{
+    return clamp_u64(c->opt.segment_size / 4, RESERVE_MIN, RESERVE_MAX);
+}
+
+static uint64_t
+reserve_chunk(const struct cask *c)
+{
+    return clamp_u64(c->opt.segment_size / 2, CHUNK_MIN, CHUNK_MAX);
+}
+
+/* Where a record of len bytes appended to s needs the reserve to reach. */
+static uint64_t
+reserve_need(const struct cask *c, const struct cask_segment *s, size_t len,
+             bool tomb)
+{
+    return s->size + len + (tomb ? 0 : reserve_keep(c));
+}
+
 /* Under CASK_SYNC_ALWAYS, with mu held, right after append number
  * app_seq went to offset at of the active segment: remember where
  * (cask_lost.c finds there the appends a failed segment sync leaves
@@ -137,6 +158,7 @@ cask_log_release_reserve(struct cask_segment *s)
     if (s->prealloc_end > s->size) {
         (void)cask_io_ftruncate(s->fd, (off_t)s->size);
         s->prealloc_end = s->size;
+        s->cuts++;
     }
 }
 
@@ -337,9 +359,7 @@ cask_log_forget_rolled(struct cask_shard *sh)
 static void
 reserve_fresh(const struct cask *c, struct cask_segment *s)
 {
-    uint64_t seg = c->opt.segment_size;
-    uint64_t want = s->size + clamp_u64(seg / 4, RESERVE_MIN, RESERVE_MAX) +
-                    clamp_u64(seg / 2, CHUNK_MIN, CHUNK_MAX);
+    uint64_t want = reserve_need(c, s, 0, false) + reserve_chunk(c);
     if (want > s->prealloc_end &&
         cask_io_fallocate(s->fd, (off_t)s->prealloc_end,
                           (off_t)(want - s->prealloc_end)) == 0) {
@@ -370,7 +390,9 @@ cask_log_roll(struct cask_shard *sh)
         }
         sync_closed_one(sh);
     }
-    while (sh->rolling || (commit && sh->syncing)) {
+    /* ... and for the roller's extension of its reserve (cut below). */
+    while (sh->rolling || (commit && sh->syncing) ||
+           (old != NULL && old->extending)) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
     }
     if (sh->active != old) {
@@ -524,19 +546,18 @@ cask_log_roll(struct cask_shard *sh)
 static int
 reserve(struct cask_shard *sh, struct cask_segment *s, size_t len, bool tomb)
 {
-    uint64_t seg = sh->store->opt.segment_size;
-    uint64_t need = s->size + len +
-                    (tomb ? 0 : clamp_u64(seg / 4, RESERVE_MIN, RESERVE_MAX));
+    uint64_t need = reserve_need(sh->store, s, len, tomb);
     if (sh->no_prealloc || need <= s->prealloc_end) {
         return 0;
     }
-    uint64_t want = need + clamp_u64(seg / 2, CHUNK_MIN, CHUNK_MAX);
+    uint64_t want = need + reserve_chunk(sh->store);
     cask_verify_write_begin(s);
     int rc = cask_io_fallocate(s->fd, (off_t)s->prealloc_end,
                                (off_t)(want - s->prealloc_end));
     cask_verify_write_end(s);
     if (rc == 0) {
         s->prealloc_end = want;
+        sh->extend_err = 0; /* the roller may take it up again */
         return 0;
     }
     if (rc == EOPNOTSUPP || rc == ENOSYS) {
@@ -724,10 +745,8 @@ map_active(struct cask_shard *sh, struct cask_segment *s)
         !sh->store->opt.write_map) {
         return;
     }
-    uint64_t seg = sh->store->opt.segment_size;
-    (void)cask_seg_wmap_open(s,
-                             seg + RESERVE_MAX + CHUNK_MAX +
-                                     clamp_u64(seg / 2, CHUNK_MIN, CHUNK_MAX));
+    (void)cask_seg_wmap_open(s, sh->store->opt.segment_size + RESERVE_MAX +
+                                        CHUNK_MAX + reserve_chunk(sh->store));
 }
 
 /* Every append so far is in the kernel. */
@@ -885,6 +904,16 @@ roll_waits(struct cask_shard *sh, bool *commit)
     return false;
 }
 
+/* This thread's write parks: the wait it would have made ends with a
+ * cask_unblocked() after gen. */
+static int
+parks(struct cask *c, uint64_t gen)
+{
+    park_gen = gen;
+    atomic_fetch_add_explicit(&c->blocked_writes, 1, memory_order_relaxed);
+    return CASK_EBLOCKED;
+}
+
 /* With mu held: this thread parks its writes, and one would wait. gen is
  * cask_unblock_gen as read before the obstacle was found. Kick what ends
  * the wait (the sync thread; for a commit, the write-out of what a batch
@@ -905,9 +934,7 @@ blocked(struct cask_shard *sh, uint64_t gen, bool commit)
         pthread_cond_signal(&c->sync_cv);
         pthread_mutex_unlock(&c->bg_mu);
     }
-    park_gen = gen;
-    atomic_fetch_add_explicit(&c->blocked_writes, 1, memory_order_relaxed);
-    return CASK_EBLOCKED;
+    return parks(c, gen);
 }
 
 /* With mu held: this thread parks its writes and the active segment is
@@ -928,9 +955,7 @@ ask_roll(struct cask_shard *sh, uint64_t gen)
         pthread_cond_signal(&c->roll_cv);
         pthread_mutex_unlock(&c->roll_mu);
     }
-    park_gen = gen;
-    atomic_fetch_add_explicit(&c->blocked_writes, 1, memory_order_relaxed);
-    return CASK_EBLOCKED;
+    return parks(c, gen);
 }
 
 void
@@ -956,6 +981,118 @@ cask_log_roll_asked(struct cask_shard *sh)
     sh->roll_asked = false;
     pthread_cond_broadcast(&sh->sync_cv);
     cask_unblocked(sh->store); /* mu held: after the outcome is in place */
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* With mu held: ask the roller thread to extend the active segment's
+ * disk reserve (cask_log_extend_asked). */
+static void
+ask_extend(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    if (!sh->extend_asked) {
+        sh->extend_asked = true;
+        pthread_mutex_lock(&c->roll_mu);
+        c->roll_wanted = true;
+        pthread_cond_signal(&c->roll_cv);
+        pthread_mutex_unlock(&c->roll_mu);
+    }
+}
+
+/* With mu held, for a thread that parks its writes, once the active
+ * segment can take a record of len bytes: its disk reserve (reserve())
+ * grows by a fallocate, which can take milliseconds on a busy disk. The
+ * roller thread makes it ahead of the appends instead: asked for the next
+ * chunk once less than half of one is left, so that writes find the
+ * reserve made. A write that finds it short all the same parks until
+ * the roller made it. After a failed extension (extend_err) writes make
+ * it themselves again (reserve(), which fails or reports), until one
+ * succeeds. */
+static int
+reserve_ahead(struct cask_shard *sh, size_t len, bool tomb)
+{
+    struct cask *c = sh->store;
+    struct cask_segment *s = sh->active;
+    if (sh->no_prealloc || sh->extend_err != 0) {
+        return 0;
+    }
+    uint64_t need = reserve_need(c, s, len, tomb);
+    uint64_t chunk = reserve_chunk(c);
+    if (need > s->prealloc_end) {
+        if (need > sh->extend_need) {
+            sh->extend_need = need;
+        }
+        ask_extend(sh);
+        /* its end is counted under mu, after this */
+        return parks(c, cask_unblock_gen(c));
+    }
+    if (need + chunk / 2 > s->prealloc_end &&
+        s->prealloc_end < c->opt.segment_size + reserve_keep(c)) {
+        ask_extend(sh);
+    }
+    return 0;
+}
+
+void
+cask_log_extend_asked(struct cask_shard *sh)
+{
+    struct cask *c = sh->store;
+    pthread_mutex_lock(&sh->mu);
+    if (!sh->extend_asked) {
+        pthread_mutex_unlock(&sh->mu);
+        return;
+    }
+    sh->extend_asked = false;
+    bool parked = sh->extend_need != 0; /* a write waits for it */
+    struct cask_segment *s = sh->active;
+    uint64_t from = 0, want = 0;
+    if (s != NULL && !sh->rolling && !sh->no_prealloc && !sh->failed) {
+        /* A chunk and a half past what the appends so far need: asked
+         * again after a chunk of appends, it grows a chunk at a time.
+         * Not past what the segment's records can need, unless a parked
+         * write needs more (a record larger than the segment). */
+        uint64_t chunk = reserve_chunk(c);
+        uint64_t top = c->opt.segment_size + reserve_keep(c);
+        want = reserve_need(c, s, 0, false) + chunk + chunk / 2;
+        if (want > top) {
+            want = top;
+        }
+        if (want < sh->extend_need) {
+            want = sh->extend_need;
+        }
+        if (want > s->prealloc_end) {
+            from = s->prealloc_end;
+        }
+    }
+    sh->extend_need = 0;
+    if (from != 0) {
+        /* Writes go on meanwhile, within what is reserved already; a
+         * roll-over waits for the end (s->extending); a cut of ours
+         * meanwhile (a failed write) may give the new blocks back
+         * (s->cuts): then they are not counted as reserved. */
+        uint32_t cuts = s->cuts;
+        cask_verify_write_begin(s);
+        s->extending = true;
+        pthread_mutex_unlock(&sh->mu);
+        int rc = cask_io_fallocate(s->fd, (off_t)from, (off_t)(want - from));
+        pthread_mutex_lock(&sh->mu);
+        s->extending = false;
+        cask_verify_write_end(s);
+        if (rc == 0) {
+            if (s->cuts == cuts && want > s->prealloc_end) {
+                s->prealloc_end = want;
+            }
+            sh->reserves_handed++;
+        } else if (rc == EOPNOTSUPP || rc == ENOSYS) {
+            sh->no_prealloc = true;
+        } else {
+            sh->extend_err = rc;
+        }
+        pthread_cond_broadcast(&sh->sync_cv);
+    }
+    if (parked) {
+        cask_unblocked(c); /* mu held: after the outcome is in place */
+    }
     pthread_mutex_unlock(&sh->mu);
 }
 
@@ -1026,7 +1163,7 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
         }
         return CASK_LOG_RETRY;
     }
-    return 0;
+    return park_on ? reserve_ahead(sh, len, tomb) : 0;
 }
 
 /* Append one record to the active segment, written with one pwrite before

@@ -101,6 +101,11 @@ int cask_log_roll(struct cask_shard *sh);
  * error for the next write, and wake the parked writes. */
 void cask_log_roll_asked(struct cask_shard *sh);
 
+/* The roller thread: extend the active segment's disk reserve when a
+ * write asked for it (ahead of need, or parked for it), with mu released
+ * for the fallocate; wake the parked writes. */
+void cask_log_extend_asked(struct cask_shard *sh);
+
 /* Under interval and never a roll-over leaves the closed segment's
  * fdatasync to the sync thread (sh->unsynced, each segment sync_pending
  * until then). With mu held (released while syncing; the caller re-reads

@@ -149,7 +149,7 @@ cask_resync_note(struct cask_shard *sh, uint32_t id, int err, const char *what)
 int
 cask_resync_roll(struct cask_shard *sh)
 {
-    while (sh->rolling) {
+    while (sh->rolling || (sh->active != NULL && sh->active->extending)) {
         pthread_cond_wait(&sh->sync_cv, &sh->mu);
     }
     struct cask_segment *old = sh->active, *n = NULL;

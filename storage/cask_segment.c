@@ -433,6 +433,20 @@ wmap_close(struct cask_segment *s)
     }
 }
 
+/* After a truncate of s to end (ours): blocks reserved past it may be
+ * gone, and the file ends there. */
+static void
+cut_to(struct cask_segment *s, uint64_t end)
+{
+    s->cuts++;
+    if (s->prealloc_end > end) {
+        s->prealloc_end = end;
+    }
+    if (s->ext_end > end) {
+        s->ext_end = end;
+    }
+}
+
 /* Whether [flushed, end) may be copied into the mapping: inside it, inside
  * the disk blocks reserved, and inside the file, which is extended to the
  * end of the reservation when it must be (one ftruncate per reservation
@@ -488,6 +502,7 @@ map_copy(struct cask_segment *s, const struct iovec *iov, int cnt, size_t len)
         wmap_close(s);
         if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size > s->flushed) {
             (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
+            cut_to(s, s->flushed);
         }
         s->ext_end = s->flushed;
     }
@@ -510,10 +525,7 @@ cask_seg_map_cut(struct cask_segment *s)
         (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
         cask_verify_write_end(s);
     }
-    s->ext_end = s->flushed;
-    if (s->prealloc_end > s->flushed) {
-        s->prealloc_end = s->flushed; /* the cut freed those blocks */
-    }
+    cut_to(s, s->flushed); /* the cut freed the blocks past it */
     return true;
 }
 
@@ -526,13 +538,14 @@ cask_seg_cut_ahead(struct cask_segment *s, bool keep_reserve)
         cask_verify_write_begin(s);
         rc = cask_io_ftruncate(s->fd, (off_t)s->flushed);
         if (rc == 0) {
-            s->ext_end = s->flushed;
             /* The cut gave back the blocks past it: reserve them again
              * where asked, else say they are gone. */
-            if (!keep_reserve || s->prealloc_end <= s->flushed ||
+            uint64_t reserved = s->prealloc_end;
+            cut_to(s, s->flushed);
+            if (keep_reserve && reserved > s->flushed &&
                 cask_io_fallocate(s->fd, (off_t)s->flushed,
-                                  (off_t)(s->prealloc_end - s->flushed)) != 0) {
-                s->prealloc_end = s->flushed;
+                                  (off_t)(reserved - s->flushed)) == 0) {
+                s->prealloc_end = reserved;
             }
         }
         cask_verify_write_end(s);
@@ -555,12 +568,7 @@ cask_seg_trim(const struct cask_segment *s, uint64_t end)
 void
 cask_seg_trimmed(struct cask_segment *s, uint64_t end)
 {
-    if (s->ext_end > end) {
-        s->ext_end = end;
-    }
-    if (s->prealloc_end > end) {
-        s->prealloc_end = end;
-    }
+    cut_to(s, end);
 }
 
 int
@@ -588,9 +596,7 @@ cask_seg_flush(struct cask_segment *s)
         /* Leave no partial record behind; keep the buffer for a retry. */
         (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
         cask_verify_write_end(s);
-        if (s->ext_end > s->flushed) {
-            s->ext_end = s->flushed;
-        }
+        cut_to(s, s->flushed);
         return rc;
     }
     cask_verify_write_end(s);
@@ -629,9 +635,7 @@ cask_seg_writev_direct(struct cask_segment *s, const struct iovec *iov, int cnt)
     if (rc != 0) {
         (void)cask_io_ftruncate(s->fd, (off_t)s->flushed);
         cask_verify_write_end(s);
-        if (s->ext_end > s->flushed) {
-            s->ext_end = s->flushed;
-        }
+        cut_to(s, s->flushed);
         return rc;
     }
     cask_verify_write_end(s);
@@ -695,6 +699,7 @@ cask_seg_truncate(struct cask_segment *s, uint64_t len)
     }
     s->size = s->flushed = len;
     s->buf_len = 0;
+    cut_to(s, len);
     return 0;
 }
 
@@ -729,7 +734,6 @@ cask_seg_cut_tail(struct cask_segment *s, uint64_t len, bool keep_reserve)
     if (rc != 0) {
         return rc;
     }
-    s->prealloc_end = len;
     if (keep_reserve && reserved > len) {
         cask_verify_write_begin(s);
         if (cask_io_fallocate(s->fd, (off_t)len, (off_t)(reserved - len)) ==

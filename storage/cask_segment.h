@@ -50,6 +50,10 @@ struct cask_segment {
     uint64_t hint_len;     /* bytes covered by the hint file on disk, 0 none */
     uint64_t prealloc_end; /* disk blocks are reserved up to here (beyond
                             * size: fallocate, keeping the file size) */
+    uint32_t cuts;         /* truncates of ours so far, each of which may
+                            * have given back blocks reserved past it */
+    bool extending;        /* the roller thread extends its reserve with
+                            * the shard mutex released (cask_log.c) */
     unsigned readers;      /* gets reading it without the shard mutex */
     bool retired;          /* compacted away: the last reader frees it */
     bool compacting;       /* input of a running compaction */

@@ -425,7 +425,7 @@ settle_read(struct cask_shard *sh, struct cask_segment *s,
         return;
     }
     uint64_t now = cask_verify_ctime(s->fd);
-    if (s->has_checked && now != s->ctime_ns && !sh->rolling) {
+    if (s->has_checked && now != s->ctime_ns && !sh->rolling && !s->extending) {
         s->changed = true; /* our writes restamp it under mu */
     }
     if (s->changed) {
@@ -2149,6 +2149,7 @@ cask_shard_stats(struct cask_shard *sh, struct cask_stats *st)
     st->batch_records = sh->batch_records;
     st->batch_writes = sh->batch_writes;
     st->rolls_handed = sh->rolls_handed;
+    st->reserves_handed = sh->reserves_handed;
     st->mapped_writes = sh->mapped_writes;
     st->records_recovered = sh->records_recovered;
     st->bytes_truncated = sh->bytes_truncated;

@@ -115,6 +115,14 @@ struct cask_shard {
      * roll_err is that roll-over's error, for the next write to return. */
     bool roll_asked;
     int roll_err;
+    /* The roller thread also extends the active segment's disk reserve
+     * ahead of the appends (cask_log.c): asked by extend_asked, with
+     * extend_need the reserve end a parked write needs (0: none, only
+     * ahead). extend_err is its last failure: writes then extend it on
+     * their own thread, as before, until one succeeds. */
+    bool extend_asked;
+    int extend_err;
+    uint64_t extend_need;
     bool compact_req; /* forced compaction asked for */
     /* Closed segments whose roll-over left their fdatasync to the sync
      * thread (interval and never), oldest first, each pinned (readers)
@@ -134,14 +142,15 @@ struct cask_shard {
     uint64_t compactions;
     uint64_t bytes_reclaimed;
     uint64_t syncs;
-    uint64_t synced_writes; /* appends covered by those syncs */
-    uint64_t write_errors;  /* appends that failed to reach the kernel */
-    uint64_t batch_records; /* appends staged by write batches */
-    uint64_t batch_writes;  /* writes of staged records (each one pwrite) */
-    uint64_t rolls_handed;  /* roll-overs made by the roller thread */
-    uint64_t mapped_writes; /* records copied into the active segment's
-                             * mapping instead of written (cask_log.c) */
-    char *scratch;          /* encoding buffer for appends (mu) */
+    uint64_t synced_writes;   /* appends covered by those syncs */
+    uint64_t write_errors;    /* appends that failed to reach the kernel */
+    uint64_t batch_records;   /* appends staged by write batches */
+    uint64_t batch_writes;    /* writes of staged records (each one pwrite) */
+    uint64_t rolls_handed;    /* roll-overs made by the roller thread */
+    uint64_t reserves_handed; /* its reserve extensions */
+    uint64_t mapped_writes;   /* records copied into the active segment's
+                               * mapping instead of written (cask_log.c) */
+    char *scratch;            /* encoding buffer for appends (mu) */
     size_t scratch_cap;
     uint64_t records_recovered;
     /* Large values read without the hash, and of those handed out as

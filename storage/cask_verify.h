@@ -72,7 +72,10 @@ enum cask_verify_pages cask_verify_pages_none(int fd, uint64_t off,
  * our last write (s->changed), end takes the file's new change time as
  * ours. No system call unless s has checked records. A write path that
  * leaves them out is taken for another process's write: the segment's
- * values are checked again (slower, never wrong). */
+ * values are checked again (slower, never wrong). The roller's extension
+ * of the active segment's reserve is bracketed too, with mu released
+ * for its fallocate (s->extending): begin makes no comparison meanwhile,
+ * so a write by another process at that very moment is taken for ours. */
 void cask_verify_write_begin(struct cask_segment *s);
 void cask_verify_write_end(struct cask_segment *s);
 

@@ -182,11 +182,32 @@ hook_unlink(const char *path)
     return cask_io_default()->unlink(path);
 }
 
+/* Disk reserve extensions: those made on the watched thread; hold_alloc
+ * holds those of any other thread (held_allocs counts them) until it is
+ * cleared; fail_alloc fails every one with that errno. */
+static atomic_int watched_fallocates;
+static atomic_int hold_alloc;
+static atomic_int held_allocs;
+static atomic_int fail_alloc;
+
 static int
 hook_fallocate(int fd, off_t off, off_t len)
 {
     if (off == CASK_SEG_HDR && on_watched()) {
         atomic_fetch_add(&watched_first_reserves, 1);
+    }
+    if (on_watched()) {
+        atomic_fetch_add(&watched_fallocates, 1);
+    } else if (atomic_load(&hold_alloc)) {
+        atomic_fetch_add(&held_allocs, 1);
+        while (atomic_load(&hold_alloc)) {
+            usleep(1000);
+        }
+    }
+    int e = atomic_load(&fail_alloc);
+    if (e != 0) {
+        errno = e;
+        return -1;
     }
     return cask_io_default()->fallocate(fd, off, len);
 }
@@ -223,6 +244,9 @@ has(struct cask *c, int i)
     return ok;
 }
 
+/* Segment size for the next fx_open (0: 64 KiB); fx_close resets it. */
+static uint64_t seg_size;
+
 struct rfx {
     struct cask_options o;
     char *dir;
@@ -240,7 +264,8 @@ fx_open_mode(struct rfx *f, unsigned interval_ms, bool write_map,
     f->o.sync = sync;
     f->o.journal_size = 4 * 1024 * 1024; /* no checkpoint meanwhile */
     f->o.sync_interval_ms = interval_ms;
-    f->o.segment_size = 64 * 1024; /* a roll-over every 7 puts */
+    /* a roll-over every 7 puts, unless a test asks for larger ones */
+    f->o.segment_size = seg_size != 0 ? seg_size : 64 * 1024;
     f->dir = tc_mkdtemp();
     assert_non_null(f->dir);
     snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
@@ -254,6 +279,10 @@ fx_open_mode(struct rfx *f, unsigned interval_ms, bool write_map,
     atomic_store(&watching, 0);
     atomic_store(&watched_unlinks, 0);
     atomic_store(&watched_first_reserves, 0);
+    atomic_store(&watched_fallocates, 0);
+    atomic_store(&hold_alloc, 0);
+    atomic_store(&held_allocs, 0);
+    atomic_store(&fail_alloc, 0);
     powerloss_reset();
     atomic_store(&hold, 0);
     atomic_store(&hold_trunc, 0);
@@ -302,6 +331,9 @@ fx_close(struct rfx *f)
 {
     atomic_store(&hold, 0);
     atomic_store(&hold_trunc, 0);
+    atomic_store(&hold_alloc, 0);
+    atomic_store(&fail_alloc, 0);
+    seg_size = 0;
     cask_close(&f->c);
     cask_io_set(NULL);
     powerloss_reset();
@@ -1114,6 +1146,149 @@ parked_roll_runs_on_roller(void **state)
     fx_close(&f);
 }
 
+/* Puts of key i (from i up to n), each retried while it parks, the
+ * unblock awaited in between. Returns how many parked. */
+static uint64_t
+put_parking(struct cask *c, int from, int n)
+{
+    uint64_t parks = 0;
+    for (int i = from; i < n; i++) {
+        int rc = put(c, i);
+        for (int t = 0; rc == CASK_EBLOCKED && t < 100; t++) {
+            parks++;
+            assert_true(unblocked_5s(c, cask_blocked_gen()));
+            rc = put(c, i);
+        }
+        assert_int_equal(rc, CASK_OK);
+    }
+    return parks;
+}
+
+/* A thread that parks its writes never extends the active segment's disk
+ * reserve itself (a fallocate that can take milliseconds on a busy disk):
+ * the roller thread keeps it ahead of the appends. A thread that does not
+ * park extends it itself, as before. */
+static void
+parked_reserve_runs_on_roller(void **state)
+{
+    (void)state;
+    struct rfx f;
+    seg_size = 16u << 20; /* no roll-over: a 1 MiB reserve chunk */
+    fx_open(&f, 600000);
+    assert_int_equal(put(f.c, 0), CASK_OK); /* the first reserve */
+    watched = pthread_self();
+    atomic_store(&watching, 1);
+    bool was = cask_park(true);
+    (void)put_parking(f.c, 1, 700); /* 5.6 MB of values */
+    (void)cask_park(was);
+    assert_int_equal(atomic_load(&watched_fallocates), 0);
+    struct cask_stats st;
+    memset(&st, 0, sizeof(st));
+    cask_stats(f.c, -1, &st);
+    assert_true(st.reserves_handed >= 4);
+    assert_int_equal(st.rolls_handed, 0);
+    for (int i = 0; i < 700; i++) {
+        assert_true(has(f.c, i));
+    }
+    /* not parking: the extensions are this thread's again */
+    for (int i = 700; i < 1400; i++) {
+        assert_int_equal(put(f.c, i), CASK_OK);
+    }
+    assert_true(atomic_load(&watched_fallocates) >= 1);
+    atomic_store(&watching, 0);
+    fx_close(&f);
+}
+
+/* The roller's extension held (a slow disk): a parked write whose record
+ * does not fit in the reserve gets CASK_EBLOCKED with nothing changed,
+ * reads go on meanwhile, and the same write succeeds once the extension
+ * is made. */
+static void
+held_reserve_parks_the_write(void **state)
+{
+    (void)state;
+    struct rfx f;
+    seg_size = 16u << 20;
+    fx_open(&f, 600000);
+    assert_int_equal(put(f.c, 0), CASK_OK);
+    watched = pthread_self(); /* its own fallocates are not held */
+    atomic_store(&watching, 1);
+    atomic_store(&hold_alloc, 1);
+    bool was = cask_park(true);
+    int i = 1, rc = CASK_OK;
+    for (; i < 400 && (rc = put(f.c, i)) == CASK_OK; i++) {
+    }
+    assert_int_equal(rc, CASK_EBLOCKED);
+    assert_int_equal(atomic_load(&watched_fallocates), 0);
+    assert_true(i > 100); /* the first 1.25 MB reserve was used first */
+    uint64_t gen = cask_blocked_gen();
+    for (int t = 0; t < 5000 && atomic_load(&held_allocs) == 0; t++) {
+        usleep(1000); /* the roller took it up, and is held */
+    }
+    assert_true(atomic_load(&held_allocs) >= 1);
+    assert_false(has(f.c, i)); /* nothing of it is stored */
+    assert_true(has(f.c, i - 1));
+    assert_true(has(f.c, 0));
+    assert_int_equal(put(f.c, i), CASK_EBLOCKED); /* still short */
+    assert_false(unblocked_ms(f.c, gen, 50));
+    atomic_store(&hold_alloc, 0);
+    assert_true(unblocked_5s(f.c, gen));
+    (void)put_parking(f.c, i, i + 200);
+    (void)cask_park(was);
+    atomic_store(&watching, 0);
+    for (int k = 0; k < i + 200; k++) {
+        assert_true(has(f.c, k));
+    }
+    fx_close(&f);
+}
+
+/* The roller's extension fails (a full disk): the parked write is woken,
+ * extends the reserve itself, and returns that error, storing nothing;
+ * a delete still works in what is reserved. Once the disk has room again
+ * writes succeed, and the roller takes the extensions up again. */
+static void
+failed_reserve_is_reported(void **state)
+{
+    (void)state;
+    struct rfx f;
+    seg_size = 16u << 20;
+    fx_open(&f, 600000);
+    assert_int_equal(put(f.c, 0), CASK_OK);
+    watched = pthread_self();
+    atomic_store(&watching, 1);
+    atomic_store(&fail_alloc, ENOSPC);
+    bool was = cask_park(true);
+    int i = 1, rc = CASK_OK;
+    for (int t = 0; i < 400 && t < 100;) {
+        rc = put(f.c, i);
+        if (rc == CASK_EBLOCKED) {
+            t++;
+            assert_true(unblocked_5s(f.c, cask_blocked_gen()));
+            continue;
+        }
+        if (rc != CASK_OK) {
+            break;
+        }
+        i++;
+    }
+    assert_int_equal(rc, ENOSPC);
+    assert_true(i > 100);
+    assert_false(has(f.c, i));
+    assert_true(atomic_load(&watched_fallocates) >= 1); /* its own try */
+    assert_int_equal(cask_delete(f.c, "key0", 4, 0), CASK_OK);
+    atomic_store(&fail_alloc, 0);
+    (void)put_parking(f.c, i, i + 1); /* extends it itself, once */
+    int own = atomic_load(&watched_fallocates);
+    (void)put_parking(f.c, i + 1, i + 600);
+    assert_int_equal(atomic_load(&watched_fallocates), own);
+    (void)cask_park(was);
+    atomic_store(&watching, 0);
+    for (int k = 1; k < i + 600; k++) {
+        assert_true(has(f.c, k));
+    }
+    fx_close(&f);
+}
+
 int
 main(void)
 {
@@ -1129,6 +1304,9 @@ main(void)
             cmocka_unit_test(always_failed_commit_after_roll_undoes_uncovered),
             cmocka_unit_test(parked_write_changes_nothing),
             cmocka_unit_test(parked_roll_runs_on_roller),
+            cmocka_unit_test(parked_reserve_runs_on_roller),
+            cmocka_unit_test(held_reserve_parks_the_write),
+            cmocka_unit_test(failed_reserve_is_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
