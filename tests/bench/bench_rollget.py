@@ -13,7 +13,9 @@ Environment: BITCACHED (the build to measure, default ./bitcached),
 BITCACHED_BEFORE (a build to compare with, optional), SECONDS (per
 round, default 4), ROUNDS (default 3), SYNC (default interval),
 SHIM and SHIM_DELAY_MS: the crash shim (tests/crash/crashshim.so) and a
-delay of every fdatasync under the data directory (a slow disk). RATE:
+delay of every fdatasync under the data directory (a slow disk), or of
+the calls SHIM_DELAY_CALLS names (the shim's CRASHSHIM_DELAY list, e.g.
+fallocate). SEGMENT: --segment-size (default 1m). RATE:
 sets per second at most (default: as fast as they are answered), so that
 builds that answer sets at different speeds are compared at the same load.
 """
@@ -69,12 +71,14 @@ def getter(srv, stop, lat):
 
 
 def one_round(binary, seconds):
-    args = ["-t", "1", "--segment-size=1m",
+    args = ["-t", "1", "--segment-size=" + os.environ.get("SEGMENT", "1m"),
             "--sync=" + os.environ.get("SYNC", "interval")]
     shim = os.environ.get("SHIM", "")
     env = {}
     if shim and os.environ.get("SHIM_DELAY_MS"):
-        env = {"CRASHSHIM_DELAY": "fdatasync:" + os.environ["SHIM_DELAY_MS"]}
+        env = {"CRASHSHIM_DELAY": os.environ.get("SHIM_DELAY_CALLS",
+                                                 "fdatasync") +
+               ":" + os.environ["SHIM_DELAY_MS"]}
     srv = bcserver.ShimServer(binary, shim, args, env)
     srv.start()
     try:
