@@ -127,7 +127,16 @@ def main():
             ours.close()
         proto = "binary" if binary else "text"
         for (label, w), (_, g) in zip(want, got):
-            check.that("%s %s" % (proto, label), w == g,
+            same = w == g
+            if label == "dump after flush":
+                # Flushed keys not read since stay listed until a crawler
+                # reclaims them, in each server on its own schedule
+                # (bitcached's within about a second, so a slow run of
+                # the steps before sees fewer): none may be listed that
+                # memcached does not list.
+                same = w[0] == g[0] and set(g[1].splitlines()) <= set(
+                    w[1].splitlines())
+            check.that("%s %s" % (proto, label), same,
                        "memcached %r, bitcached %r" % (w, g))
         print("%s: %d steps compared" % (proto, len(want)))
     return check.finish()

@@ -193,6 +193,10 @@ class Client:
                                                 self.sent.get(k)))
                 elif not got == value(self.cid, k, seq, len(got)):
                     errors.append("p%d_%d: damaged value" % (self.cid, k))
+                else:
+                    # a write sent but never answered may be what the
+                    # restart kept: from now on it is the value to keep
+                    self.acked[k] = seq
         finally:
             c.close()
         # what is there now is acknowledged
