@@ -22,6 +22,15 @@
 # each variant's gets/s is printed as a percentage of the fio run next to
 # it (NAME_pct_of_fio): on a shared machine whose load changes from one
 # minute to the next, a ratio of two runs minutes apart says little.
+# Each run's CPU is printed too: fio's per read (NAME_fio_cpu_us_per_read,
+# user + system), the server's and the client's per get and the cores the
+# two kept busy (NAME_cores_busy). Where fio itself is short of CPU (a
+# guest whose every device notification and interrupt is a costly exit)
+# its IOPS are a CPU figure as much as the disk's, and a variant whose
+# cores_busy is near cpus is bound by the CPU of server and client
+# together, not by the disk: compare server + client CPU per get with
+# fio's per read, and the hot run's gets/s (the get path without any disk
+# read) with fio's IOPS.
 #
 # Then RESTART_KEYS keys of 100 bytes (default 5000000): after a clean stop
 # and a drop of the page cache, the seconds to the first answer, and the
@@ -162,12 +171,15 @@ run_gets() {
     ops_s=$(printf '%s\n' "$out" | sed -n 's/^ops_s=//p')
     p50=$(printf '%s\n' "$out" | sed -n 's/^get_p50_us=//p')
     p99=$(printf '%s\n' "$out" | sed -n 's/^get_p99_us=//p')
+    ccpu=$(printf '%s\n' "$out" | sed -n 's/^client_cpu_us_per_op=//p')
     awk -v n="$1" -v o="$ops" -v s="$ops_s" -v a="$r0" -v b="$r1" \
-        -v p="$p50" -v q="$p99" -v c="$c0" -v d="$c1" 'BEGIN {
+        -v p="$p50" -v q="$p99" -v c="$c0" -v d="$c1" -v k="${ccpu:-0}" 'BEGIN {
         printf "%s_gets_s=%s\n%s_read_bytes_per_get=%.0f\n", n, s, n,
             (o > 0 ? (b - a) / o : 0)
-        printf "%s_server_cpu_us_per_get=%.1f\n", n,
-            (o > 0 ? (d - c) * 1e6 / o : 0)
+        srv = o > 0 ? (d - c) * 1e6 / o : 0
+        printf "%s_server_cpu_us_per_get=%.1f\n", n, srv
+        printf "%s_client_cpu_us_per_get=%.1f\n", n, k
+        printf "%s_cores_busy=%.2f\n", n, (srv + k) * s / 1e6
         printf "%s_get_p50_us=%s\n%s_get_p99_us=%s\n", n, p, n, q }'
     awk -v n="$1" -v o="$ops" -v a="$k0" -v b="$k1" -v c="$d0" -v d="$d1" '
         NR == 1 && o > 0 && b != "" {
@@ -246,15 +258,21 @@ fio_run() {
     fio_iops=$(sed -n 's/.*IOPS=\([0-9.]*[kM]*\),.*/\1/p' "$tmp/fio.out" |
         head -1 | awk '/k$/ { printf "%.0f", $1 * 1000; next }
             /M$/ { printf "%.0f", $1 * 1000000; next } { printf "%.0f", $1 }')
+    # its user + system CPU (percent of the run) per read
+    fio_cpu=$(sed -n 's/.*cpu *: *usr=\([0-9.]*\)%, *sys=\([0-9.]*\)%.*/\1 \2/p' \
+        "$tmp/fio.out" | head -1 | awk -v i="$fio_iops" \
+        'i > 0 { printf "%.1f", ($1 + $2) / 100 * 1e6 / i }')
 }
 
 # pct NAME: NAME's gets/s (ops_s of its run_gets) against the fio run
 # just before it, and against the hot run.
 pct() {
     if [ -n "$fio_iops" ]; then
-        awk -v n="$1" -v g="$ops_s" -v f="$fio_iops" 'BEGIN {
+        awk -v n="$1" -v g="$ops_s" -v f="$fio_iops" -v u="$fio_cpu" 'BEGIN {
             printf "%s_fio_iops=%s\n%s_pct_of_fio=%.1f\n", n, f, n,
-                (f > 0 ? 100 * g / f : 0) }'
+                (f > 0 ? 100 * g / f : 0)
+            if (u != "")
+                printf "%s_fio_cpu_us_per_read=%s\n", n, u }'
     fi
     if [ -n "$hot_s" ]; then
         awk -v n="$1" -v g="$ops_s" -v h="$hot_s" 'BEGIN {
@@ -272,8 +290,10 @@ if [ "$KEYS" -gt 0 ]; then
 
     size_mb=$(du -sm "$tmp/data" | cut -f1)
     fio_iops=
+    fio_cpu=
     fio_run
     [ -n "$fio_iops" ] && echo "fio_randread_4k_iodepth${CONNS}_iops=$fio_iops"
+    [ -n "${fio_cpu:-}" ] && echo "fio_cpu_us_per_read=$fio_cpu"
 
     hot_s=
     if [ "$HOT" = 1 ]; then
