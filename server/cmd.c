@@ -270,10 +270,15 @@ watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
     cc->env->watch(cc->env->watch_arg, &ev);
 }
 
-/* memcached looks the old item up before every store, and that lookup is
- * an item_get line too: log it (only while someone watches). */
-static void
-watch_pre_store(struct cmd_conn *cc, const struct proto_req *req)
+void
+cmd_watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
+              const struct cask_item *it)
+{
+    watch_get(cc, key, klen, rc, it);
+}
+
+void
+cmd_watch_lookup(struct cmd_conn *cc, const char *key, size_t klen)
 {
     struct cask_item it;
     int rc;
@@ -282,8 +287,16 @@ watch_pre_store(struct cmd_conn *cc, const struct proto_req *req)
         return;
     }
     memset(&it, 0, sizeof(it));
-    rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
-    watch_get(cc, req->key, req->klen, rc, &it);
+    rc = cask_get(cc->env->store, key, klen, &it, NULL);
+    watch_get(cc, key, klen, rc, &it);
+}
+
+/* memcached looks the old item up before every store, and that lookup is
+ * an item_get line too. */
+static void
+watch_pre_store(struct cmd_conn *cc, const struct proto_req *req)
+{
+    cmd_watch_lookup(cc, req->key, req->klen);
 }
 
 /* item_store for a store of req's key and data that returned rc. */
@@ -291,6 +304,15 @@ static void
 watch_store(struct cmd_conn *cc, const struct proto_req *req,
             enum cask_store_mode mode, bool is_cas, int rc, int64_t exp_abs_s,
             uint32_t flags)
+{
+    cmd_watch_store(cc, req->key, req->klen, req->nbytes, flags, mode, is_cas,
+                    rc, exp_abs_s);
+}
+
+void
+cmd_watch_store(struct cmd_conn *cc, const char *key, size_t klen,
+                size_t nbytes, uint32_t flags, enum cask_store_mode mode,
+                bool is_cas, int rc, int64_t exp_abs_s)
 {
     static const unsigned cmd_of[] = {[CASK_SET] = 2,
                                       [CASK_ADD] = 1,
@@ -305,8 +327,8 @@ watch_store(struct cmd_conn *cc, const struct proto_req *req,
     }
     memset(&ev, 0, sizeof(ev));
     ev.type = CMD_WATCH_STORE;
-    ev.key = req->key;
-    ev.klen = req->klen;
+    ev.key = key;
+    ev.klen = klen;
     ev.fd = cc->fd;
     ev.cmd = is_cas ? 6 : cmd_of[mode];
     ev.status = rc == CASK_OK           ? 1
@@ -317,9 +339,31 @@ watch_store(struct cmd_conn *cc, const struct proto_req *req,
                                         : 5;
     now = now_s(cc->env);
     ev.ttl_s = exp_abs_s > now ? exp_abs_s - now : 0;
-    ev.clsid = cmd_admin_class(cc->env, req->klen, req->nbytes, flags);
-    ev.size = req->nbytes;
+    if (rc == CASK_OK && (mode == CASK_APPEND || mode == CASK_PREPEND)) {
+        /* memcached logs the item the two values made */
+        struct cask_item it;
+
+        memset(&it, 0, sizeof(it));
+        if (cask_get(cc->env->store, key, klen, &it, NULL) == CASK_OK) {
+            nbytes = it.vlen;
+            flags = it.flags;
+        }
+    }
+    ev.clsid = cmd_admin_class(cc->env, klen, nbytes, flags);
+    ev.size = (uint32_t)nbytes;
     cc->env->watch(cc->env->watch_arg, &ev);
+}
+
+void
+cmd_watch_created(struct cmd_conn *cc, const char *key, size_t klen,
+                  size_t nbytes, int64_t exp_abs_s)
+{
+    struct cask_item none;
+
+    memset(&none, 0, sizeof(none));
+    watch_get(cc, key, klen, CASK_ENOTFOUND, &none);
+    cmd_watch_store(cc, key, klen, nbytes, 0, CASK_ADD, false, CASK_OK,
+                    exp_abs_s);
 }
 
 /* ---- classic commands ---- */
@@ -578,6 +622,7 @@ do_delete(struct cmd_conn *cc, const struct proto_req *req)
     struct cask_item gone = {0};
     int rc;
 
+    cmd_watch_lookup(cc, req->key, req->klen);
     rc = cask_delete_item(cc->env->store, req->key, req->klen, 0, &gone);
     if (cmd_parked(cc, rc)) {
         return CMD_PARK;
@@ -650,6 +695,7 @@ do_arith(struct cmd_conn *cc, const struct proto_req *req)
     a.incr = incr;
     a.delta = req->delta;
     carry_before(cc, req, &carry);
+    cmd_watch_lookup(cc, req->key, req->klen);
     rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
     if (cmd_parked(cc, rc)) {
         return CMD_PARK;
@@ -707,6 +753,7 @@ do_touch(struct cmd_conn *cc, const struct proto_req *req)
     if (rc == CMD_READ_PARK || cmd_parked(cc, rc)) {
         return CMD_PARK; /* nothing touched or counted: it runs again */
     }
+    watch_get(cc, req->key, req->klen, rc, &it);
     cc->ctr->cmd_touch++;
     if (rc == CASK_OK) {
         cc->ctr->touch_hits++;
@@ -1408,6 +1455,7 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
     bool kept = false; /* md I: the item stays, marked stale */
     int rc;
 
+    cmd_watch_lookup(cc, req->key, req->klen);
     if (cc->env->cas_disabled && proto_mflag_find(req, 'C') != NULL) {
         /* with -C every item's cas is 0 (memcached): C0 matches any item,
          * another C none */
@@ -1532,6 +1580,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             old_vlen = it.vlen;
         }
     }
+    cmd_watch_lookup(cc, req->key, req->klen);
     /* unlike ms and md, ma takes C0 as "no compare" (memcached) */
     carry_before(cc, req, &carry);
     if (cc->env->cas_disabled && a.cas_in != 0 &&
@@ -1569,7 +1618,9 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             cc->ctr->total_items++;
         }
         if (a.vivify && !existed) {
-            /* made, not incremented */
+            /* made, not incremented; memcached logs it before it gives
+             * it N's TTL */
+            cmd_watch_created(cc, req->key, req->klen, it.vlen, 0);
         } else if (a.incr) {
             cc->ctr->incr_hits++;
             cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;
@@ -1666,6 +1717,7 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
 
     memset(&it, 0, sizeof(it));
     rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
+    watch_get(cc, req->key, req->klen, rc, &it);
     if (rc == CASK_ENOTFOUND) {
         emit(cc, "EN\r\n", 4);
         return;

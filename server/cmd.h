@@ -292,6 +292,26 @@ bool cmd_park_begin(struct cmd_conn *cc);
 void cmd_park_end(bool was);
 bool cmd_parked(struct cmd_conn *cc, int rc);
 
+/* The lines memcached's `watch fetchers` and `watch mutations` show, for
+ * the binary protocol's commands as for the text ones; each does nothing
+ * while no one watches. cmd_watch_get: an item_get line for a lookup of
+ * key that returned rc (it filled on a hit, it->gone on a miss).
+ * cmd_watch_lookup: looks key up (metadata only, not counted as a read)
+ * and logs that: memcached's own lookup before a delete, an incr, a store.
+ * cmd_watch_store: an item_store line for a store of nbytes under mode
+ * (is_cas: a cas command) that returned rc; after an append or prepend,
+ * of the item made. cmd_watch_created: the lines of an item of nbytes
+ * that an incr or ma created from its initial value (memcached stores it
+ * as an add: a lookup and a store). */
+void cmd_watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
+                   const struct cask_item *it);
+void cmd_watch_lookup(struct cmd_conn *cc, const char *key, size_t klen);
+void cmd_watch_store(struct cmd_conn *cc, const char *key, size_t klen,
+                     size_t nbytes, uint32_t flags, enum cask_store_mode mode,
+                     bool is_cas, int rc, int64_t exp_abs_s);
+void cmd_watch_created(struct cmd_conn *cc, const char *key, size_t klen,
+                       size_t nbytes, int64_t exp_abs_s);
+
 /* Release whatever cmd_conn_init set up. */
 void cmd_conn_deinit(struct cmd_conn *cc);
 

@@ -165,6 +165,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
             return CMD_PARK; /* nothing touched or counted: it runs again */
         }
         cc->ctr->cmd_touch++;
+        cmd_watch_get(cc, req->key, req->klen, rc, &it);
     } else {
         /* a large value may come as a reference the sink sends as is */
         rc = cmd_read_get_ref(cc, req->key, req->klen, &it, &val,
@@ -173,6 +174,7 @@ do_get(struct cmd_conn *cc, const struct proto_bin_req *req)
             return CMD_PARK; /* nothing counted: it runs again */
         }
         cc->ctr->cmd_get++;
+        cmd_watch_get(cc, req->key, req->klen, rc, &it);
     }
     prefix_stats_get(req->key, req->klen, rc == CASK_OK);
     if (rc == CASK_OK) {
@@ -242,6 +244,7 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
     enum cask_store_mode mode = CASK_SET;
     /* -C: memcached's stores ignore a cas (its items have none) */
     uint64_t cas_in = cc->env->cas_disabled ? 0 : req->cas;
+    bool is_cas = false;
     uint64_t cas_out = 0;
     int64_t exp = 0;
     uint16_t status;
@@ -268,16 +271,22 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
     if (cas_in != 0 && (mode == CASK_ADD || mode == CASK_REPLACE)) {
         mode = CASK_SET;
     }
+    if (cas_in != 0 && mode == CASK_SET) {
+        is_cas = true;
+    }
     if (mode != CASK_APPEND && mode != CASK_PREPEND) {
         exp = cmd_exp_abs(cc->env, req->exptime);
     }
     struct cmd_class_counters *k =
             cmd_admin_cls(cc, req->klen, req->vlen, req->flags);
+    cmd_watch_lookup(cc, req->key, req->klen);
     rc = cask_store(cc->env->store, mode, req->key, req->klen, req->val,
                     req->vlen, req->flags, exp, cas_in, &cas_out);
     if (cmd_parked(cc, rc)) {
         return CMD_PARK; /* nothing stored or counted: it runs again */
     }
+    cmd_watch_store(cc, req->key, req->klen, req->vlen, req->flags, mode,
+                    is_cas, rc, exp);
     cc->ctr->cmd_set++;
     k->cmd_set++;
     prefix_stats_set(req->key, req->klen);
@@ -357,6 +366,7 @@ do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
     struct cask_item gone = {0};
     int rc;
 
+    cmd_watch_lookup(cc, req->key, req->klen);
     if (cc->env->cas_disabled && req->cas != 0) {
         /* -C: memcached's items have cas 0, which no other cas matches */
         rc = cas_mismatch(cc, req);
@@ -410,6 +420,7 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
         a.initial = req->initial;
         a.vivify_exp_abs_s = cmd_exp_abs(cc->env, req->exptime);
     }
+    cmd_watch_lookup(cc, req->key, req->klen);
     rc = CASK_ENOTFOUND;
     if (cc->env->cas_disabled && a.cas_in != 0) {
         /* -C: a missing item is created (or not) as without a cas */
@@ -436,6 +447,7 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
             rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
         } else if (rc == CASK_OK) {
             it.cas = cas;
+            it.vlen = (uint32_t)n;
             it.arith_made = CASK_ARITH_CREATED;
             v = a.initial;
         }
@@ -456,6 +468,8 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
         }
         if (it.arith_made == CASK_ARITH_CREATED) {
             /* made, not incremented */
+            cmd_watch_created(cc, req->key, req->klen, it.vlen,
+                              a.vivify_exp_abs_s);
         } else if (incr) {
             cc->ctr->incr_hits++;
             cmd_admin_cls(cc, req->klen, it.vlen, it.flags)->incr_hits++;

@@ -172,6 +172,11 @@ TESTS += tests/compare/test_compare_counters.py
 dist_check_SCRIPTS += tests/compare/test_compare_swallow.py
 TESTS += tests/compare/test_compare_swallow.py
 
+# test_compare_watch.py: the item_get and item_store lines `watch fetchers
+# mutations` shows for text, meta and binary commands, against memcached.
+dist_check_SCRIPTS += tests/compare/test_compare_watch.py
+TESTS += tests/compare/test_compare_watch.py
+
 # test_compare_multiget_cap.py: a get line of 1 MiB is answered as by
 # memcached; a longer one, which memcached answers, gets "SERVER_ERROR out
 # of memory reading request" and a close, whole or in pieces.
