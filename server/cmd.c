@@ -793,7 +793,7 @@ do_flush(struct cmd_conn *cc, const struct proto_req *req)
 /* ---- meta commands ---- */
 
 /* Return flags shared by every meta reply: O and k (a base64 key is
- * returned as sent, followed by b). */
+ * returned encoded again from its bytes, followed by b). */
 static void
 meta_common_flag(struct proto_out *o, const struct proto_req *req,
                  const struct proto_mflag *m)
@@ -803,10 +803,17 @@ meta_common_flag(struct proto_out *o, const struct proto_req *req,
         proto_out_mem(o, m->tok, m->len);
     } else if (m->flag == 'k') {
         proto_out_mem(o, " k", 2);
-        proto_out_mem(o, req->raw_key, req->raw_klen);
-        /* a base64 key comes back as sent, flagged right after it */
         if (req->key_b64) {
+            /* as memcached: encoded from the decoded bytes, so a key
+             * sent as "a2_V5" (the decoder skips the _) comes back as
+             * "a2V5"; flagged b right after it */
+            char enc[(PROTO_KEY_MAX + 2) / 3 * 4 + 1];
+            int n = proto_b64_encode(req->key, req->klen, enc, sizeof(enc));
+
+            proto_out_mem(o, enc, n > 0 ? (size_t)n : 0);
             proto_out_mem(o, " b", 2);
+        } else {
+            proto_out_mem(o, req->raw_key, req->raw_klen);
         }
     }
 }

@@ -307,6 +307,11 @@ CASES = [
     ("base64 key decoded as memcached", [b"ms a2V5 1 b\r\nz\r\n", b"mg a2_V5 b v\r\n",
                                          b"mg a2V5!! b v\r\n", b"md {k} b\r\n",
                                          b"mg a=== b v\r\n", b"mg a2V5 b v\r\n", b"md a2V5 b\r\n"]),
+    # k returns such a key encoded again from its bytes: a2_V5 as a2V5
+    ("base64 key returned by k encoded again",
+     [b"ms a2_V5 1 b k O1\r\n5\r\n", b"mg a2_V5 b k v\r\n", b"mg a2_V5 b k s q\r\n",
+      b"ma a2_V5 b k v\r\n", b"md a2_V5 b k q\r\n", b"md a2_V5 b k\r\n",
+      b"mg a2_V5 b k O2\r\n", b"ma Z_m9v b k N0 J1\r\n", b"md Z_m9v b k\r\n"]),
     ("delete long key noreply", [b"delete " + LONGKEY + b" noreply\r\n",
                                  b"delete " + LONGKEY + b" 0 noreply\r\n",
                                  b"delete " + LONGKEY + b" 5\r\n", b"delete " + LONGKEY + b"\r\n"]),
