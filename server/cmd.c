@@ -278,25 +278,42 @@ cmd_watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
 }
 
 void
-cmd_watch_lookup(struct cmd_conn *cc, const char *key, size_t klen)
+cmd_watch_take(struct cmd_conn *cc, const char *key, size_t klen,
+               struct cmd_watch_pre *pre)
 {
-    struct cask_item it;
-    int rc;
-
+    memset(pre, 0, sizeof(*pre));
     if (!watching(cc)) {
         return;
     }
-    memset(&it, 0, sizeof(it));
-    rc = cask_get(cc->env->store, key, klen, &it, NULL);
-    watch_get(cc, key, klen, rc, &it);
+    pre->taken = true;
+    pre->rc = cask_get(cc->env->store, key, klen, &pre->it, NULL);
+}
+
+void
+cmd_watch_log(struct cmd_conn *cc, const char *key, size_t klen,
+              const struct cmd_watch_pre *pre)
+{
+    if (pre->taken) {
+        watch_get(cc, key, klen, pre->rc, &pre->it);
+    }
 }
 
 /* memcached looks the old item up before every store, and that lookup is
- * an item_get line too. */
+ * an item_get line too (only while someone watches). Taken before the
+ * store and logged after it, once the store did not park: a parked store
+ * runs again and would log it twice. */
 static void
-watch_pre_store(struct cmd_conn *cc, const struct proto_req *req)
+watch_pre_take(struct cmd_conn *cc, const struct proto_req *req,
+               struct cmd_watch_pre *pre)
 {
-    cmd_watch_lookup(cc, req->key, req->klen);
+    cmd_watch_take(cc, req->key, req->klen, pre);
+}
+
+static void
+watch_pre_log(struct cmd_conn *cc, const struct proto_req *req,
+              const struct cmd_watch_pre *pre)
+{
+    cmd_watch_log(cc, req->key, req->klen, pre);
 }
 
 /* item_store for a store of req's key and data that returned rc. */
@@ -434,7 +451,9 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
         /* a cut line sends no value: a copy is read, then dropped */
         struct cask_vref *refp = req->keys_cut ? NULL : &ref;
         if (touch) {
+            bool was = cmd_park_begin(cc);
             rc = cmd_read_touch(cc, key, klen, exp, &it, &val, true);
+            cmd_park_end(was);
         } else {
             rc = get_value(cc, key, klen, &it, &val, refp, true);
         }
@@ -443,6 +462,13 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             cc->get_paused = true;
             cc->get_pos = at;
             read_ahead(cc, req, pos, !touch);
+            return CMD_PARK;
+        }
+        if (cmd_parked(cc, rc)) {
+            /* this key's touch would wait for a roll-over: the request
+             * runs again from here, the keys before it answered once */
+            cc->get_paused = true;
+            cc->get_pos = at;
             return CMD_PARK;
         }
         if (touch) {
@@ -504,9 +530,9 @@ reply(struct cmd_conn *cc, const struct proto_req *req, const char *s)
 bool
 cmd_park_begin(struct cmd_conn *cc)
 {
-    /* Not while watched: the watch lines logged before the write would
-     * be logged again when it runs again. */
-    return cask_park(cc->park_writes && !watching(cc));
+    /* Watched or not: a write logs its watch lines only once it ran
+     * (watch_pre_take), so a parked one has logged nothing. */
+    return cask_park(cc->park_writes);
 }
 
 void
@@ -551,7 +577,8 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
     }
     struct cmd_class_counters *k =
             cmd_admin_cls(cc, req->klen, (uint32_t)req->nbytes, req->flags);
-    watch_pre_store(cc, req);
+    struct cmd_watch_pre pre;
+    watch_pre_take(cc, req, &pre);
     if (req->cmd == PROTO_CMD_CAS && (req->cas == 0 || cc->env->cas_disabled)) {
         /* no item ever has cas 0, and the store reads 0 as "no check";
          * with -C memcached answers EXISTS for any unique */
@@ -566,6 +593,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
     if (cmd_parked(cc, rc)) {
         return CMD_PARK; /* nothing stored or counted: it runs again */
     }
+    watch_pre_log(cc, req, &pre);
     cc->ctr->cmd_set++;
     k->cmd_set++;
     prefix_stats_set(req->key, req->klen);
@@ -622,11 +650,13 @@ do_delete(struct cmd_conn *cc, const struct proto_req *req)
     struct cask_item gone = {0};
     int rc;
 
-    cmd_watch_lookup(cc, req->key, req->klen);
+    struct cmd_watch_pre wpre;
+    cmd_watch_take(cc, req->key, req->klen, &wpre);
     rc = cask_delete_item(cc->env->store, req->key, req->klen, 0, &gone);
     if (cmd_parked(cc, rc)) {
         return CMD_PARK;
     }
+    cmd_watch_log(cc, req->key, req->klen, &wpre);
     prefix_stats_delete(req->key, req->klen);
 
     if (rc == CASK_OK) {
@@ -695,11 +725,13 @@ do_arith(struct cmd_conn *cc, const struct proto_req *req)
     a.incr = incr;
     a.delta = req->delta;
     carry_before(cc, req, &carry);
-    cmd_watch_lookup(cc, req->key, req->klen);
+    struct cmd_watch_pre wpre;
+    cmd_watch_take(cc, req->key, req->klen, &wpre);
     rc = cask_arith(cc->env->store, req->key, req->klen, &a, &v, &it);
     if (cmd_parked(cc, rc)) {
         return CMD_PARK;
     }
+    cmd_watch_log(cc, req->key, req->klen, &wpre);
     if (rc == CASK_OK) {
         char line[32];
         struct proto_out o;
@@ -960,11 +992,13 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     }
     if (has_T) {
         /* with u not a read either (memcached skips its bump) */
+        bool was = cmd_park_begin(cc);
         rc = cmd_read_touch(cc, req->key, req->klen,
                             exp_abs(cc->env, mflag_exptime(req, 'T')), it,
                             want_val ? val : NULL,
                             proto_mflag_find(req, 'u') == NULL);
-        if (rc == CMD_READ_PARK) {
+        cmd_park_end(was);
+        if (rc == CMD_READ_PARK || rc == CASK_EBLOCKED) {
             return rc; /* nothing touched or counted: it runs again */
         }
     } else if (want_val) {
@@ -983,6 +1017,20 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
             return rc;
         }
         *old_exp = it->exp_abs_s;
+    }
+    int add_rc = CASK_ENOTFOUND;
+    if (rc == CASK_ENOTFOUND && proto_mflag_find(req, 'N') != NULL) {
+        /* autovivify: create an empty item; the client that created it
+         * wins the right to fill it (W). Made before anything is counted
+         * or logged, so that a parked add leaves nothing to take back. */
+        bool was = cmd_park_begin(cc);
+        exp = vivify_exp(cc->env, req, -1);
+        add_rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "",
+                            0, 0, exp, 0, &cas);
+        cmd_park_end(was);
+        if (add_rc == CASK_EBLOCKED) {
+            return add_rc; /* nothing made or counted: it runs again */
+        }
     }
     if (!has_T) {
         cc->ctr->cmd_get++; /* with T it counts as a touch */
@@ -1005,14 +1053,11 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
         count_miss(cc, it, false);
         return rc;
     }
-    /* autovivify: create an empty item; the client that created it wins
-     * the right to fill it (W). If another client created it first, this
-     * is a plain hit on that item. memcached counts either as a hit, not a
-     * miss, and the item made in total_items. */
+    /* If another client created it first, this is a plain hit on that
+     * item. memcached counts either as a hit, not a miss, and the item
+     * made in total_items. */
     count_gone(cc, it);
-    exp = vivify_exp(cc->env, req, -1);
-    rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
-                    exp, 0, &cas);
+    rc = add_rc;
     if (rc != CASK_OK && rc != CASK_ENOTSTORED) {
         cc->ctr->cmd_get += has_T;
         count_miss(cc, &(struct cask_item){.gone = CASK_GONE_ABSENT}, false);
@@ -1124,7 +1169,7 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     }
     memset(&it, 0, sizeof(it));
     rc = mg_lookup(cc, req, want_val, &it, &val, &ref, &exp, &created);
-    if (rc == CMD_READ_PARK) {
+    if (rc == CMD_READ_PARK || cmd_parked(cc, rc)) {
         return CMD_PARK;
     }
     if (rc == CASK_ENOTFOUND) {
@@ -1320,7 +1365,8 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
      * in cas_hits, cas_badval or cas_misses */
     bool counts_cas = (mode == CASK_SET || mode == CASK_REPLACE) &&
                       proto_mflag_find(req, 'C') != NULL;
-    watch_pre_store(cc, req);
+    struct cmd_watch_pre pre;
+    watch_pre_take(cc, req, &pre);
     /* C as memcached's ms applies it: ignored by add; on set and replace a
      * compare like the cas command (C0 never matches); on append and
      * prepend C0 means no compare and a missing key is NS. memcached's
@@ -1352,6 +1398,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     if (cmd_parked(cc, rc)) {
         return CMD_PARK; /* nothing stored or counted: it runs again */
     }
+    watch_pre_log(cc, req, &pre);
     cc->ctr->cmd_set++;
     k->cmd_set++;
     watch_store(cc, req, mode,
@@ -1462,7 +1509,8 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
     bool kept = false; /* md I: the item stays, marked stale */
     int rc;
 
-    cmd_watch_lookup(cc, req->key, req->klen);
+    struct cmd_watch_pre wpre;
+    cmd_watch_take(cc, req->key, req->klen, &wpre);
     if (cc->env->cas_disabled && proto_mflag_find(req, 'C') != NULL) {
         /* with -C every item's cas is 0 (memcached): C0 matches any item,
          * another C none */
@@ -1493,6 +1541,7 @@ do_md(struct cmd_conn *cc, const struct proto_req *req)
     if (cmd_parked(cc, rc)) {
         return CMD_PARK;
     }
+    cmd_watch_log(cc, req->key, req->klen, &wpre);
 
     switch (rc) {
     case CASK_OK:
@@ -1587,7 +1636,8 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             old_vlen = it.vlen;
         }
     }
-    cmd_watch_lookup(cc, req->key, req->klen);
+    struct cmd_watch_pre wpre;
+    cmd_watch_take(cc, req->key, req->klen, &wpre);
     /* unlike ms and md, ma takes C0 as "no compare" (memcached) */
     carry_before(cc, req, &carry);
     if (cc->env->cas_disabled && a.cas_in != 0 &&
@@ -1613,6 +1663,7 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     if (cmd_parked(cc, rc)) {
         return CMD_PARK;
     }
+    cmd_watch_log(cc, req->key, req->klen, &wpre);
     if (rc == CASK_EEXISTS && cmd_admin_chunked(cc->env, req->key, req->klen)) {
         rc = CASK_ENONNUMERIC;
     }

@@ -296,16 +296,25 @@ bool cmd_parked(struct cmd_conn *cc, int rc);
  * the binary protocol's commands as for the text ones; each does nothing
  * while no one watches. cmd_watch_get: an item_get line for a lookup of
  * key that returned rc (it filled on a hit, it->gone on a miss).
- * cmd_watch_lookup: looks key up (metadata only, not counted as a read)
- * and logs that: memcached's own lookup before a delete, an incr, a store.
- * cmd_watch_store: an item_store line for a store of nbytes under mode
- * (is_cas: a cas command) that returned rc; after an append or prepend,
- * of the item made. cmd_watch_created: the lines of an item of nbytes
- * that an incr or ma created from its initial value (memcached stores it
- * as an add: a lookup and a store). */
+ * cmd_watch_take: looks key up (metadata only, not counted as a read)
+ * before a write, for memcached's own lookup before a delete, an incr, a
+ * store; cmd_watch_log logs it once the write ran, so that a write that
+ * parks and runs again logs it once. cmd_watch_store: an item_store line for a
+ * store of nbytes under mode (is_cas: a cas command) that returned rc; after an
+ * append or prepend, of the item made. cmd_watch_created: the lines of an item
+ * of nbytes that an incr or ma created from its initial value (memcached stores
+ * it as an add: a lookup and a store). */
 void cmd_watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
                    const struct cask_item *it);
-void cmd_watch_lookup(struct cmd_conn *cc, const char *key, size_t klen);
+struct cmd_watch_pre {
+    bool taken;
+    int rc;
+    struct cask_item it;
+};
+void cmd_watch_take(struct cmd_conn *cc, const char *key, size_t klen,
+                    struct cmd_watch_pre *pre);
+void cmd_watch_log(struct cmd_conn *cc, const char *key, size_t klen,
+                   const struct cmd_watch_pre *pre);
 void cmd_watch_store(struct cmd_conn *cc, const char *key, size_t klen,
                      size_t nbytes, uint32_t flags, enum cask_store_mode mode,
                      bool is_cas, int rc, int64_t exp_abs_s);

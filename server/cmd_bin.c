@@ -279,12 +279,14 @@ do_store(struct cmd_conn *cc, const struct proto_bin_req *req)
     }
     struct cmd_class_counters *k =
             cmd_admin_cls(cc, req->klen, req->vlen, req->flags);
-    cmd_watch_lookup(cc, req->key, req->klen);
+    struct cmd_watch_pre wpre;
+    cmd_watch_take(cc, req->key, req->klen, &wpre);
     rc = cask_store(cc->env->store, mode, req->key, req->klen, req->val,
                     req->vlen, req->flags, exp, cas_in, &cas_out);
     if (cmd_parked(cc, rc)) {
         return CMD_PARK; /* nothing stored or counted: it runs again */
     }
+    cmd_watch_log(cc, req->key, req->klen, &wpre);
     cmd_watch_store(cc, req->key, req->klen, req->vlen, req->flags, mode,
                     is_cas, rc, exp);
     cc->ctr->cmd_set++;
@@ -366,7 +368,8 @@ do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
     struct cask_item gone = {0};
     int rc;
 
-    cmd_watch_lookup(cc, req->key, req->klen);
+    struct cmd_watch_pre wpre;
+    cmd_watch_take(cc, req->key, req->klen, &wpre);
     if (cc->env->cas_disabled && req->cas != 0) {
         /* -C: memcached's items have cas 0, which no other cas matches */
         rc = cas_mismatch(cc, req);
@@ -377,6 +380,7 @@ do_delete(struct cmd_conn *cc, const struct proto_bin_req *req)
     if (cmd_parked(cc, rc)) {
         return CMD_PARK;
     }
+    cmd_watch_log(cc, req->key, req->klen, &wpre);
     prefix_stats_delete(req->key, req->klen);
 
     switch (rc) {
@@ -420,7 +424,8 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
         a.initial = req->initial;
         a.vivify_exp_abs_s = cmd_exp_abs(cc->env, req->exptime);
     }
-    cmd_watch_lookup(cc, req->key, req->klen);
+    struct cmd_watch_pre wpre;
+    cmd_watch_take(cc, req->key, req->klen, &wpre);
     rc = CASK_ENOTFOUND;
     if (cc->env->cas_disabled && a.cas_in != 0) {
         /* -C: a missing item is created (or not) as without a cas */
@@ -455,6 +460,7 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
     if (cmd_parked(cc, rc)) {
         return CMD_PARK;
     }
+    cmd_watch_log(cc, req->key, req->klen, &wpre);
     if (rc == CASK_EEXISTS && cmd_admin_chunked(cc->env, req->key, req->klen)) {
         rc = CASK_ENONNUMERIC;
     }

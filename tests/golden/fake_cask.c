@@ -44,6 +44,7 @@ struct cask {
 int fake_cask_fail_rc;
 bool fake_cask_cold;
 unsigned fake_cask_block_writes;
+unsigned fake_cask_block_skip;
 static bool park_on;
 
 bool
@@ -60,6 +61,10 @@ static bool
 blocks(void)
 {
     if (!park_on || fake_cask_block_writes == 0) {
+        return false;
+    }
+    if (fake_cask_block_skip > 0) {
+        fake_cask_block_skip--;
         return false;
     }
     fake_cask_block_writes--;

@@ -13,6 +13,9 @@ extern int fake_cask_fail_rc;
  * 0, a write (store, delete, arith, touch) returns CASK_EBLOCKED instead of
  * running, and this counts down. */
 extern unsigned fake_cask_block_writes;
+/* Writes that run before fake_cask_block_writes starts to block (counts
+ * down with each write made while parking). */
+extern unsigned fake_cask_block_skip;
 
 /* When true, every value is "not in the page cache": the calls that must
  * not wait (cask_get_nowait*, cask_get_buf with nowait) find the item,

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -399,6 +400,116 @@ test_write_parks(void **state)
     expect(f, "set b 0 0 1\r\nx\r\n", "STORED\r\n");
     assert_int_equal(fake_cask_block_writes, 1);
     fake_cask_block_writes = 0;
+}
+
+/* A request that reads and touches (mg T, mg N, gat, gats) parks at the
+ * write that would wait, with nothing of that key touched, made, counted
+ * or answered; run again, it answers as if it had not parked. A multi-key
+ * gat parks at the key whose touch would wait: the keys before it are
+ * answered and counted once, and the request goes on from that key. */
+static void
+test_touch_reads_park(void **state)
+{
+    struct fixture *f = *state;
+    struct cmd_counters before;
+    size_t used = 99;
+    const char *gat = "gat 100 a b c\r\n";
+
+    f->fx.cc.park_writes = true;
+    expect(f, "set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\nset c 0 0 1\r\nz\r\n",
+           "STORED\r\nSTORED\r\nSTORED\r\n");
+    /* mg T: its touch is the write */
+    parks_once(f, "mg a T30 t v\r\n", "VA 1 t30\r\nx\r\n");
+    assert_int_equal(f->fx.ctr.cmd_touch, 1);
+    assert_int_equal(f->fx.ctr.touch_hits, 1);
+    /* mg N on a miss: the item it would make */
+    parks_once(f, "mg n N30 s t v\r\n", "VA 0 s0 t30 W\r\n\r\n");
+    assert_int_equal(f->fx.ctr.total_items, 4);
+    assert_int_equal(f->fx.ctr.cmd_get, 1);
+    assert_int_equal(f->fx.ctr.get_misses, 0);
+    /* mg T N on a miss: the touch finds nothing, then the add parks */
+    before = f->fx.ctr;
+    f->fx.n = 0;
+    fake_cask_block_skip = 1;
+    fake_cask_block_writes = 1;
+    assert_int_equal(cmd_execute(&f->fx.cc, "mg m T40 N30 t\r\n", 17, &used),
+                     CMD_PARK);
+    assert_int_equal(used, 0);
+    assert_int_equal(f->fx.n, 0);
+    assert_memory_equal(&before, &f->fx.ctr, sizeof(before));
+    expect(f, "mg m T40 N30 t\r\n", "HD t30 W\r\n");
+    assert_int_equal(f->fx.ctr.cmd_touch, 2);
+    /* gat over three keys: a is touched and answered, b parks */
+    before = f->fx.ctr;
+    f->fx.n = 0;
+    fake_cask_block_skip = 1;
+    fake_cask_block_writes = 1;
+    assert_int_equal(cmd_execute(&f->fx.cc, gat, strlen(gat), &used), CMD_PARK);
+    assert_int_equal(used, 0);
+    assert_true(f->fx.cc.write_parked);
+    f->fx.out[f->fx.n] = '\0';
+    assert_string_equal(f->fx.out, "VALUE a 0 1\r\nx\r\n");
+    assert_int_equal(f->fx.ctr.cmd_touch, before.cmd_touch + 1);
+    assert_int_equal(f->fx.ctr.touch_hits, before.touch_hits + 1);
+    /* run again: from b on, a neither answered nor counted again */
+    expect(f, gat, "VALUE b 0 1\r\ny\r\nVALUE c 0 1\r\nz\r\nEND\r\n");
+    assert_int_equal(f->fx.ctr.cmd_touch, before.cmd_touch + 3);
+    assert_int_equal(f->fx.ctr.touch_hits, before.touch_hits + 3);
+    /* gats parked at its first key; a miss after it still counted once */
+    parks_once(f, "gats 100 c nope\r\n", "VALUE c 0 1 3\r\nz\r\nEND\r\n");
+    assert_int_equal(f->fx.ctr.touch_misses, before.touch_misses + 1);
+    assert_int_equal(fake_cask_block_skip, 0);
+}
+
+/* Watch lines of a watched server (cmd_env.watch) logged by requests. */
+struct watched {
+    unsigned n;
+    char line[8][32]; /* type, status and key of each */
+};
+
+static void
+watch_fn(void *arg, const struct cmd_watch_ev *ev)
+{
+    struct watched *w = arg;
+
+    if (w->n < 8) {
+        snprintf(w->line[w->n], sizeof(w->line[0]), "%s %u %.*s",
+                 ev->type == CMD_WATCH_GET ? "get" : "store", ev->status,
+                 (int)ev->klen, ev->key);
+    }
+    w->n++;
+}
+
+/* A write parks while someone watches too, and its watch lines (the
+ * lookup memcached makes before a store, the store) are logged once, when
+ * it runs. */
+static void
+test_watched_write_parks(void **state)
+{
+    struct fixture *f = *state;
+    struct watched w = {0};
+    atomic_uint watchers = 1;
+
+    f->fx.env.watch = watch_fn;
+    f->fx.env.watch_arg = &w;
+    f->fx.env.watchers = &watchers;
+    f->fx.cc.park_writes = true;
+    parks_once(f, "set a 0 0 1\r\nx\r\n", "STORED\r\n");
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.line[0], "get 0 a");
+    assert_string_equal(w.line[1], "store 1 a");
+    parks_once(f, "ms a 2\r\nhi\r\n", "HD\r\n");
+    assert_int_equal(w.n, 4);
+    assert_string_equal(w.line[2], "get 1 a");
+    assert_string_equal(w.line[3], "store 1 a");
+    parks_once(f, "mg n N0 s\r\n", "HD s0 W\r\n");
+    assert_int_equal(w.n, 5);
+    assert_string_equal(w.line[4], "get 0 n");
+    parks_once(f, "gat 0 a\r\n", "VALUE a 0 2\r\nhi\r\nEND\r\n");
+    assert_int_equal(w.n, 6);
+    assert_string_equal(w.line[5], "get 1 a");
+    f->fx.env.watch = NULL;
+    f->fx.env.watchers = NULL;
 }
 
 static void
@@ -847,6 +958,10 @@ main(void)
             cmocka_unit_test_setup_teardown(test_meta_issue11, setup, teardown),
             cmocka_unit_test_setup_teardown(test_store_errors, setup, teardown),
             cmocka_unit_test_setup_teardown(test_write_parks, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_touch_reads_park, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_watched_write_parks, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_multiget_pause, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
