@@ -1593,6 +1593,7 @@ ma_create(struct cmd_conn *cc, const struct proto_req *req,
         it->exp_abs_s = a->vivify_exp_abs_s;
         it->cas = cas;
         it->vlen = (uint32_t)n;
+        it->arith_made = CASK_ARITH_CREATED;
         *v = a->initial;
     }
     return rc;
@@ -1613,10 +1614,13 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     struct proto_out o;
     struct proto_out no;
     bool existed = false;
-    int64_t old_vlen = -1; /* the value's length before, when T is given */
     int64_t exp;
     unsigned i;
     int rc;
+    int io = proto_mflag_opaque_long(req);
+    /* each TTL token read once: the item written and the t shown agree */
+    int64_t t_exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
+    int64_t n_exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
 
     memset(&a, 0, sizeof(a));
     memset(&it, 0, sizeof(it));
@@ -1624,17 +1628,25 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     a.delta = mflag_u64(req, 'D', 1);
     a.vivify = proto_mflag_find(req, 'N') != NULL;
     a.initial = mflag_u64(req, 'J', 0);
-    a.vivify_exp_abs_s = vivify_exp(cc->env, req, proto_mflag_opaque_long(req));
-    a.cas_in = mflag_u64(req, 'C', 0);
-    /* one lookup for both: whether N creates the item, and the length a
-     * T's item had (the arithmetic below fills it again) */
-    bool has_t = proto_mflag_find(req, 'T') != NULL;
-    if ((a.vivify || has_t) &&
-        cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
-        existed = a.vivify;
-        if (has_t) {
-            old_vlen = it.vlen;
+    /* memcached applies T and N where they stand among the flags before
+     * an overlong O: an item N makes takes the last of them; T on an item
+     * found is written with its new number, in one record (so the write
+     * parks whole, or is made whole), and lost when the number grew, as
+     * memcached sets it on the old item it still holds */
+    for (i = 0; i < req->nmflags && (int)i != io; i++) {
+        if (req->mflags[i].flag == 'T') {
+            a.set_exp = true;
+            a.exp_abs_s = t_exp;
+            a.vivify_exp_abs_s = t_exp;
+        } else if (req->mflags[i].flag == 'N') {
+            a.vivify_exp_abs_s = n_exp;
         }
+    }
+    a.cas_in = mflag_u64(req, 'C', 0);
+    /* whether N creates the item (the arithmetic below fills it again) */
+    if (a.vivify &&
+        cask_get(cc->env->store, req->key, req->klen, &it, NULL) == CASK_OK) {
+        existed = true;
     }
     struct cmd_watch_pre wpre;
     cmd_watch_take(cc, req->key, req->klen, &wpre);
@@ -1708,7 +1720,8 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     }
     /* memcached applies T (and, for a created item, N) while it writes
      * the return flags, so a t before them shows the earlier TTL */
-    exp = existed || !a.vivify ? it.exp_abs_s : 0;
+    bool made = it.arith_made == CASK_ARITH_CREATED;
+    exp = made ? 0 : it.arith_exp_was_abs_s;
     proto_out_init(&no, num, sizeof(num));
     proto_out_u64(&no, v);
     proto_out_init(&o, line, sizeof(line));
@@ -1718,7 +1731,6 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
     } else {
         proto_out_mem(&o, "HD", 2);
     }
-    int io = proto_mflag_opaque_long(req);
     for (i = 0; i < req->nmflags && (int)i != io; i++) {
         const struct proto_mflag *f = &req->mflags[i];
 
@@ -1729,23 +1741,12 @@ do_ma(struct cmd_conn *cc, const struct proto_req *req)
             proto_out_mem(&o, " t", 2);
             out_ttl(&o, cc->env, exp);
         } else if (f->flag == 'T') {
-            exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
-        } else if (f->flag == 'N' && a.vivify && !existed) {
-            exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
+            exp = t_exp;
+        } else if (f->flag == 'N' && made) {
+            exp = n_exp;
         } else {
             meta_common_flag(&o, req, f);
         }
-    }
-    /* memcached sets the TTL on the item: no read (fetched bit). A number
-     * longer than the value it replaces goes into a new item (with the old
-     * TTL), and memcached then sets T on the old one it still holds, so T
-     * is lost (and shown by a t after it all the same). */
-    if (exp != it.exp_abs_s && !(old_vlen >= 0 && (int64_t)no.len > old_vlen)) {
-        /* the change is made: this one waits rather than park */
-        bool was = cask_park(false);
-        (void)cask_touch_fetch(cc->env->store, req->key, req->klen, exp, NULL,
-                               NULL, false);
-        cask_park(was);
     }
     if (io >= 0) {
         /* the number changed and the flags before O applied (memcached) */

@@ -254,6 +254,7 @@ struct cask_item {
         CASK_ARITH_GREW,
         CASK_ARITH_CREATED
     } arith_made;
+    int64_t arith_exp_was_abs_s; /* cask_arith only: the expiry before */
 };
 
 /* Look a key up. With val != NULL the value is read and checked against its
@@ -420,10 +421,15 @@ int cask_delete_item(struct cask *c, const void *key, size_t klen,
  *                  without it a miss is CASK_ENOTFOUND.
  *   arith->cas_in: != 0 requires a match (meta ma C), else CASK_EEXISTS;
  *                  an empty value is CASK_ENONNUMERIC before that compare.
+ *   arith->set_exp: a number that fits in the old length takes the expiry
+ *                  arith->exp_abs_s in the same record (meta ma T: one
+ *                  write, not a change and then a touch); a longer one
+ *                  keeps the old expiry, as memcached loses T there.
  * A number that fits in the old length keeps the item's fetched bit
  * (memcached rewrites it in place); a longer one clears it.
  * On CASK_OK: *value_out = the new number, *it (if not NULL) = the new item,
- * it->arith_made saying whether it was created, grew or was rewritten. */
+ * it->arith_made saying whether it was created, grew or was rewritten, and
+ * it->arith_exp_was_abs_s the expiry it had before (0 when created). */
 struct cask_arith {
     bool incr; /* true: incr, false: decr */
     uint64_t delta;
@@ -431,6 +437,8 @@ struct cask_arith {
     uint64_t initial;
     int64_t vivify_exp_abs_s;
     uint64_t cas_in;
+    bool set_exp;
+    int64_t exp_abs_s;
 };
 int cask_arith(struct cask *c, const void *key, size_t klen,
                const struct cask_arith *arith, uint64_t *value_out,

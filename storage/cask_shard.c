@@ -264,6 +264,7 @@ fill_item(struct cask_item *it, const struct cask_kd_entry *e, int64_t now)
     it->atime_s = cask_at_time(e->at, now);
     it->gone = CASK_GONE_ABSENT;
     it->arith_made = CASK_ARITH_REWRITTEN;
+    it->arith_exp_was_abs_s = 0;
 }
 
 /* A read of e at now (memcached's do_item_bump without its LRU): the first
@@ -1749,6 +1750,7 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
     char num[24];
     uint64_t v;
     int made = CASK_ARITH_CREATED;
+    int64_t exp_was = 0;
 
     struct cask_kd_entry *raw;
     struct cask_kd_entry *e = lookup(sh, h, key, klen, &gone, &raw);
@@ -1812,6 +1814,7 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
      * longer one is a new item, not fetched yet, as put leaves it. */
     bool in_place = nlen == e->vlen;
     bool was_fetched = e->fetched;
+    exp_was = e->exp;
     made = in_place ? CASK_ARITH_REWRITTEN : CASK_ARITH_GREW;
     uint64_t cas;
     rc = cask_cas_next(c, &cas);
@@ -1819,7 +1822,8 @@ arith_locked(struct cask_shard *sh, uint64_t h, const void *key, size_t klen,
         free(pad);
         goto out;
     }
-    rc = put(sh, h, raw, key, klen, cas, e->flags, e->exp,
+    rc = put(sh, h, raw, key, klen, cas, e->flags,
+             in_place && a->set_exp ? a->exp_abs_s : e->exp,
              pad != NULL ? pad : num, nlen, NULL, 0, &e);
     free(pad);
     if (rc != 0) {
@@ -1832,6 +1836,7 @@ done:
     fill_item(it, e, cask_now(c));
     if (it != NULL) {
         it->arith_made = made;
+        it->arith_exp_was_abs_s = exp_was;
     }
     cask_log_join(sh, tk);
     if (value_out != NULL) {

@@ -45,6 +45,7 @@ int fake_cask_fail_rc;
 bool fake_cask_cold;
 unsigned fake_cask_block_writes;
 unsigned fake_cask_block_skip;
+unsigned fake_cask_writes;
 static bool park_on;
 
 bool
@@ -60,6 +61,7 @@ cask_park(bool on)
 static bool
 blocks(void)
 {
+    fake_cask_writes++;
     if (!park_on || fake_cask_block_writes == 0) {
         return false;
     }
@@ -643,15 +645,21 @@ cask_arith(struct cask *c, const void *key, size_t klen,
         return ENOMEM;
     }
     memcpy(nv, num, n);
+    bool in_place = n <= f->vlen; /* a longer number keeps its expiry */
+    int64_t was = f->exp_abs_s;
     if (n < f->vlen) {
         memset(nv + n, ' ', f->vlen - n);
         n = f->vlen;
     }
     nv[n] = '\0';
-    rc = put(c, key, klen, nv, n, f->flags, f->exp_abs_s, NULL);
+    rc = put(c, key, klen, nv, n, f->flags,
+             in_place && a->set_exp ? a->exp_abs_s : was, NULL);
     if (rc == CASK_OK) {
         *value_out = v;
         (void)copy_out(f, it, NULL);
+        if (it != NULL) {
+            it->arith_exp_was_abs_s = was;
+        }
     }
     return rc;
 }

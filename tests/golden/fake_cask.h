@@ -17,6 +17,9 @@ extern unsigned fake_cask_block_writes;
  * down with each write made while parking). */
 extern unsigned fake_cask_block_skip;
 
+/* Writes asked of the store so far (store, delete, arith, touch). */
+extern unsigned fake_cask_writes;
+
 /* When true, every value is "not in the page cache": the calls that must
  * not wait (cask_get_nowait*, cask_get_buf with nowait) find the item,
  * count the read as the store's try does, and say EAGAIN. */

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -300,6 +301,44 @@ test_touch_cas(void **state)
     assert_int_equal(cask_delete(f->c, "d", 1, 0), CASK_OK);
     assert_int_equal(cask_touch_cas(f->c, "d", 1, 0, cas, &it, NULL, true),
                      CASK_EEXISTS);
+}
+
+/* ma T: the new expiry goes into the arithmetic's own record when the
+ * number fits the old length (one write), survives a reopen, and the
+ * expiry from before is reported; a longer number keeps the old expiry. */
+static void
+test_arith_set_exp(void **state)
+{
+    struct fx *f = *state;
+    struct cask_arith a = {.incr = true, .delta = 1, .set_exp = true};
+    int64_t far = (int64_t)time(NULL) + 100000;
+    uint64_t v = 0;
+    struct cask_item it;
+
+    a.exp_abs_s = far;
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "n", 1, "10", 2, 0, far - 50, 0, NULL),
+            CASK_OK);
+    assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, &it), CASK_OK);
+    assert_int_equal(v, 11);
+    assert_int_equal(it.arith_made, CASK_ARITH_REWRITTEN);
+    assert_int_equal(it.exp_abs_s, far);
+    assert_int_equal(it.arith_exp_was_abs_s, far - 50);
+    tc_fx_reopen(f);
+    assert_int_equal(cask_get(f->c, "n", 1, &it, NULL), CASK_OK);
+    assert_int_equal(it.exp_abs_s, far);
+    /* grown: the old expiry stays */
+    assert_int_equal(
+            cask_store(f->c, CASK_SET, "g", 1, "9", 1, 0, far - 50, 0, NULL),
+            CASK_OK);
+    assert_int_equal(cask_arith(f->c, "g", 1, &a, &v, &it), CASK_OK);
+    assert_int_equal(it.arith_made, CASK_ARITH_GREW);
+    assert_int_equal(it.exp_abs_s, far - 50);
+    assert_int_equal(it.arith_exp_was_abs_s, far - 50);
+    /* without set_exp the expiry is kept */
+    a.set_exp = false;
+    assert_int_equal(cask_arith(f->c, "n", 1, &a, &v, &it), CASK_OK);
+    assert_int_equal(it.exp_abs_s, far);
 }
 
 static void
@@ -639,6 +678,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_append_prepend, setup,
                                             tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_arith, setup, tc_fx_teardown),
+            cmocka_unit_test_setup_teardown(test_arith_set_exp, setup,
+                                            tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_touch_and_expiry, setup,
                                             tc_fx_teardown),
             cmocka_unit_test_setup_teardown(test_touch_cas, setup,

@@ -54,6 +54,9 @@ setup(void **state)
 
     assert_non_null(f);
     cmd_fixture_init(&f->fx);
+    /* a test that failed half way may have left the store blocking */
+    fake_cask_block_writes = 0;
+    fake_cask_block_skip = 0;
     f->fx.env.stats = stats_fn;
     f->fx.env.stats_arg = f;
     f->fx.env.verbosity = verbosity_fn;
@@ -459,6 +462,36 @@ test_touch_reads_park(void **state)
     parks_once(f, "gats 100 c nope\r\n", "VALUE c 0 1 3\r\nz\r\nEND\r\n");
     assert_int_equal(f->fx.ctr.touch_misses, before.touch_misses + 1);
     assert_int_equal(fake_cask_block_skip, 0);
+}
+
+/* ma with T changes the number and the TTL in one write, so a ma parks
+ * whole or runs whole: nothing is left to wait after the change. */
+static void
+test_ma_touch_one_write(void **state)
+{
+    struct fixture *f = *state;
+    unsigned w0;
+
+    f->fx.cc.park_writes = true;
+    expect(f, "set n 0 0 2\r\n10\r\n", "STORED\r\n");
+    w0 = fake_cask_writes;
+    parks_once(f, "ma n T100 t v\r\n", "VA 2 t100\r\n11\r\n");
+    assert_int_equal(fake_cask_writes - w0, 2); /* the parked try, the run */
+    expect(f, "mg n t v\r\n", "VA 2 t100\r\n11\r\n");
+    /* a t before T shows the TTL from before; N on an item found is not
+     * applied */
+    w0 = fake_cask_writes;
+    expect(f, "ma n t T50 N9\r\n", "HD t100\r\n");
+    assert_int_equal(fake_cask_writes - w0, 1);
+    expect(f, "mg n t\r\n", "HD t50\r\n");
+    /* a longer number loses T, as in memcached (shown all the same) */
+    expect(f, "set g 0 0 1\r\n9\r\nma g T70 t\r\nmg g t\r\n",
+           "STORED\r\nHD t70\r\nHD t-1\r\n");
+    /* made by N: the last of N and T */
+    w0 = fake_cask_writes;
+    expect(f, "ma m N30 T40 J5 t v\r\nmg m t\r\n",
+           "VA 1 t40\r\n5\r\nHD t40\r\n");
+    assert_int_equal(fake_cask_writes - w0, 1);
 }
 
 /* Watch lines of a watched server (cmd_env.watch) logged by requests. */
@@ -961,6 +994,8 @@ main(void)
             cmocka_unit_test_setup_teardown(test_touch_reads_park, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_watched_write_parks, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_ma_touch_one_write, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_multiget_pause, setup,
                                             teardown),
