@@ -260,6 +260,8 @@ TESTS += tests/crash/test_roll_held_sync.py
 # while parked loses nothing acknowledged; skips without the shim.
 dist_check_SCRIPTS += tests/crash/test_roll_park.py
 TESTS += tests/crash/test_roll_park.py
+dist_check_SCRIPTS += tests/crash/test_roll_park_touch.py
+TESTS += tests/crash/test_roll_park_touch.py
 dist_check_SCRIPTS += tests/crash/test_roll_offload.py
 TESTS += tests/crash/test_roll_offload.py
 # A stopped store's files damaged (a byte flipped in a closed segment, a
