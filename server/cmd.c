@@ -951,15 +951,17 @@ before_T(const struct proto_req *req, char f)
  * applies N and T as it writes the flags, so an item made with neither
  * before it never expires), or -1. */
 static int64_t
-vivify_exp(const struct cmd_env *env, const struct proto_req *req, int end)
+vivify_exp(const struct proto_req *req, int end, int64_t t_exp, int64_t n_exp)
 {
     int64_t exp = 0;
 
     for (unsigned i = 0; i < req->nmflags && (int)i != end; i++) {
         char f = req->mflags[i].flag;
 
-        if (f == 'T' || f == 'N') {
-            exp = exp_abs(env, mflag_exptime(req, f));
+        if (f == 'T') {
+            exp = t_exp;
+        } else if (f == 'N') {
+            exp = n_exp;
         }
     }
     return exp;
@@ -970,8 +972,8 @@ vivify_exp(const struct cmd_env *env, const struct proto_req *req, int end)
  * item it created) and *created says whether it did. */
 static int
 mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
-          struct cask_item *it, char **val, struct cask_vref *ref,
-          int64_t *old_exp, bool *created)
+          int64_t t_exp, int64_t n_exp, struct cask_item *it, char **val,
+          struct cask_vref *ref, int64_t *old_exp, bool *created)
 {
     bool has_T = proto_mflag_find(req, 'T') != NULL;
     int64_t exp;
@@ -993,8 +995,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     if (has_T) {
         /* with u not a read either (memcached skips its bump) */
         bool was = cmd_park_begin(cc);
-        rc = cmd_read_touch(cc, req->key, req->klen,
-                            exp_abs(cc->env, mflag_exptime(req, 'T')), it,
+        rc = cmd_read_touch(cc, req->key, req->klen, t_exp, it,
                             want_val ? val : NULL,
                             proto_mflag_find(req, 'u') == NULL);
         cmd_park_end(was);
@@ -1024,7 +1025,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
          * wins the right to fill it (W). Made before anything is counted
          * or logged, so that a parked add leaves nothing to take back. */
         bool was = cmd_park_begin(cc);
-        exp = vivify_exp(cc->env, req, -1);
+        exp = vivify_exp(req, -1, t_exp, n_exp);
         add_rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "",
                             0, 0, exp, 0, &cas);
         cmd_park_end(was);
@@ -1096,16 +1097,18 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
 /* mg with an opaque too long, before which flags io stand: memcached
  * looks the item up (a read unless u, or unless a flag that makes it
  * delay its bump, N T R l h, is there: the error skips that bump), makes
- * it on a miss with N (no TTL yet), applies the T and N before the O,
- * then refuses. Nothing is counted as won (no W). */
-static void
-mg_opaque_long(struct cmd_conn *cc, const struct proto_req *req, unsigned io)
+ * it on a miss with N, applies the T and N before the O, then refuses.
+ * Nothing is counted as won (no W). One write at most (an item made takes
+ * its TTL with it), so a write that would wait parks the request. */
+static enum cmd_status
+mg_opaque_long(struct cmd_conn *cc, const struct proto_req *req, unsigned io,
+               int64_t t_exp, int64_t n_exp)
 {
     bool fetch = true;
     bool created = false;
     struct cask_item it;
-    int64_t exp;
     uint64_t cas = 0;
+    bool was;
     int rc;
 
     for (unsigned i = 0; i < req->nmflags; i++) {
@@ -1116,33 +1119,41 @@ mg_opaque_long(struct cmd_conn *cc, const struct proto_req *req, unsigned io)
     memset(&it, 0, sizeof(it));
     rc = cask_get_fetch(cc->env->store, req->key, req->klen, &it, NULL, fetch);
     if (rc == CASK_ENOTFOUND && proto_mflag_find(req, 'N') != NULL) {
+        was = cmd_park_begin(cc);
         rc = cask_store(cc->env->store, CASK_ADD, req->key, req->klen, "", 0, 0,
-                        0, 0, &cas);
+                        vivify_exp(req, (int)io, t_exp, n_exp), 0, &cas);
+        cmd_park_end(was);
+        if (cmd_parked(cc, rc)) {
+            return CMD_PARK; /* nothing made: it runs again */
+        }
         created = rc == CASK_OK;
         if (rc == CASK_ENOTSTORED) {
             rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
         }
     }
-    if (rc == CASK_OK) {
-        int64_t was = created ? 0 : it.exp_abs_s;
+    if (rc == CASK_OK && !created) {
+        int64_t exp = it.exp_abs_s;
 
-        exp = was;
         for (unsigned i = 0; i < io; i++) {
-            char f = req->mflags[i].flag;
-
-            if (f == 'T' || (f == 'N' && created)) {
-                exp = exp_abs(cc->env, mflag_exptime(req, f));
+            if (req->mflags[i].flag == 'T') {
+                exp = t_exp;
             }
         }
-        if (exp != was) {
-            (void)cask_touch_fetch(cc->env->store, req->key, req->klen, exp,
-                                   NULL, NULL, false);
+        if (exp != it.exp_abs_s) {
+            was = cmd_park_begin(cc);
+            rc = cask_touch_fetch(cc->env->store, req->key, req->klen, exp,
+                                  NULL, NULL, false);
+            cmd_park_end(was);
+            if (cmd_parked(cc, rc)) {
+                return CMD_PARK; /* nothing touched: it runs again */
+            }
         }
-    } else if (rc != CASK_ENOTFOUND) {
+    } else if (rc != CASK_OK && rc != CASK_ENOTFOUND) {
         emit_server_error(cc, rc);
-        return;
+        return CMD_DONE;
     }
     emit_str(cc, ERR_OPAQUE_LONG);
+    return CMD_DONE;
 }
 
 static enum cmd_status
@@ -1162,13 +1173,16 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
     unsigned i;
     int rc;
 
+    /* each TTL token read once: the item written and the t shown agree */
+    int64_t t_exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
+    int64_t n_exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
     int io = proto_mflag_opaque_long(req);
     if (io >= 0) {
-        mg_opaque_long(cc, req, (unsigned)io);
-        return CMD_DONE;
+        return mg_opaque_long(cc, req, (unsigned)io, t_exp, n_exp);
     }
     memset(&it, 0, sizeof(it));
-    rc = mg_lookup(cc, req, want_val, &it, &val, &ref, &exp, &created);
+    rc = mg_lookup(cc, req, want_val, t_exp, n_exp, &it, &val, &ref, &exp,
+                   &created);
     if (rc == CMD_READ_PARK || cmd_parked(cc, rc)) {
         return CMD_PARK;
     }
@@ -1196,11 +1210,11 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
 
         switch (m->flag) {
         case 'T':
-            exp = exp_abs(cc->env, mflag_exptime(req, 'T'));
+            exp = t_exp;
             break;
         case 'N':
             if (created) {
-                exp = exp_abs(cc->env, mflag_exptime(req, 'N'));
+                exp = n_exp;
                 win = true;
             }
             break;
@@ -1240,10 +1254,8 @@ do_mg(struct cmd_conn *cc, const struct proto_req *req)
             break;
         }
     }
-    if (created && exp != it.exp_abs_s) {
-        /* a T after N: memcached keeps the TTL set last */
-        (void)cask_touch(cc->env->store, req->key, req->klen, exp, NULL, NULL);
-    }
+    /* An item made took the TTL of its last T or N (vivify_exp), the one
+     * exp ends with here: nothing is left to write. */
     /* memcached appends these after the requested flags, in this order */
     state = cmd_meta_fetch(cc->env->meta, req->key, req->klen, it.cas, win);
     if (state & CMD_META_Z) {

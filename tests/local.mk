@@ -260,6 +260,9 @@ TESTS += tests/crash/test_roll_held_sync.py
 # while parked loses nothing acknowledged; skips without the shim.
 dist_check_SCRIPTS += tests/crash/test_roll_park.py
 TESTS += tests/crash/test_roll_park.py
+# The same for gat/gats over several keys, mg with T or N, ma with T, and
+# a write while someone watches: the roller's open held; skips without
+# the shim.
 dist_check_SCRIPTS += tests/crash/test_roll_park_touch.py
 TESTS += tests/crash/test_roll_park_touch.py
 dist_check_SCRIPTS += tests/crash/test_roll_offload.py

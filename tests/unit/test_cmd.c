@@ -462,6 +462,12 @@ test_touch_reads_park(void **state)
     parks_once(f, "gats 100 c nope\r\n", "VALUE c 0 1 3\r\nz\r\nEND\r\n");
     assert_int_equal(f->fx.ctr.touch_misses, before.touch_misses + 1);
     assert_int_equal(fake_cask_block_skip, 0);
+    /* an overlong opaque: memcached still applies T and N before it */
+    parks_once(f, "mg a T70 O0123456789012345678901234567890123456789\r\n",
+               "CLIENT_ERROR opaque token too long\r\n");
+    parks_once(f, "mg o N80 O0123456789012345678901234567890123456789\r\n",
+               "CLIENT_ERROR opaque token too long\r\n");
+    expect(f, "mg a t\r\nmg o t s\r\n", "HD t70\r\nHD t80 s0\r\n");
 }
 
 /* ma with T changes the number and the TTL in one write, so a ma parks
