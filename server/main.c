@@ -1,7 +1,8 @@
 /* main.c - bitcached's entry point: settings, daemon/pidfile/user, open the
  * store, bind listeners, start workers, tell systemd we are ready, and on
- * SIGTERM/SIGINT (or `shutdown`) stop in order: stop accepting, drain
- * connections, close the store, remove the pidfile. Owns struct server. */
+ * SIGTERM/SIGINT/SIGUSR1 (or `shutdown`) stop in order: stop accepting,
+ * drain connections, close the store, remove the pidfile. SIGHUP is
+ * ignored, as memcached ignores it. Owns struct server. */
 #include "server/cmd.h"
 #include "server/cmd_admin.h"
 #include "server/cmd_meta.h"
@@ -320,7 +321,7 @@ main(int argc, char **argv)
     static struct cmd_admin_state admin_state;
     struct listeners *listeners = NULL;
     struct udp *udp = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sigusr1 = NULL;
     int exit_code = 0, rc;
     char *dir;
 
@@ -373,6 +374,10 @@ main(int argc, char **argv)
         close(fd);
     }
     signal(SIGPIPE, SIG_IGN);
+    /* memcached takes SIGHUP as a cue to reload what it has to reload
+     * (nothing but a proxy's configuration) and goes on serving; closing
+     * the terminal of a server in the foreground must not stop it. */
+    signal(SIGHUP, SIG_IGN);
     if (settings.daemonize && (rc = daemonize()) != 0) {
         fprintf(stderr, "bitcached: cannot daemonize: %s\n", strerror(rc));
         return EX_OSERR;
@@ -516,8 +521,11 @@ main(int argc, char **argv)
     }
     sigterm = evsignal_new(srv.main_base, SIGTERM, on_stop_signal, &srv);
     sigint = evsignal_new(srv.main_base, SIGINT, on_stop_signal, &srv);
-    if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) != 0 ||
-        event_add(sigint, NULL) != 0) {
+    /* memcached's graceful stop (its restartable cache is stopped so) */
+    sigusr1 = evsignal_new(srv.main_base, SIGUSR1, on_stop_signal, &srv);
+    if (sigterm == NULL || sigint == NULL || sigusr1 == NULL ||
+        event_add(sigterm, NULL) != 0 || event_add(sigint, NULL) != 0 ||
+        event_add(sigusr1, NULL) != 0) {
         exit_code = EX_OSERR;
         goto out;
     }
@@ -586,6 +594,9 @@ out:
     }
     if (sigint != NULL) {
         event_free(sigint);
+    }
+    if (sigusr1 != NULL) {
+        event_free(sigusr1);
     }
     if (srv.main_base != NULL) {
         event_base_free(srv.main_base);

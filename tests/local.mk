@@ -352,6 +352,8 @@ TESTS += tests/integration/test_repl_newer.py
 # 73, never by a signal (a port clash, a unix socket that cannot be made).
 dist_check_SCRIPTS += tests/integration/test_start_fail.py
 TESTS += tests/integration/test_start_fail.py
+dist_check_SCRIPTS += tests/integration/test_signals.py
+TESTS += tests/integration/test_signals.py
 
 # Cold reads (issue 16): no read-around on value reads; values not in the
 # page cache read on I/O threads while the worker serves others (the crash
