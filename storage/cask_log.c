@@ -944,18 +944,23 @@ blocked(struct cask_shard *sh, uint64_t gen, bool commit)
  * serve none of its other connections. Ask the roller thread for it
  * instead (cask_log_roll_asked) and park: only the writes to this shard
  * wait. */
+static void
+wake_roller(struct cask *c)
+{
+    pthread_mutex_lock(&c->roll_mu);
+    c->roll_wanted = true;
+    pthread_cond_signal(&c->roll_cv);
+    pthread_mutex_unlock(&c->roll_mu);
+}
+
 static int
 ask_roll(struct cask_shard *sh, uint64_t gen)
 {
-    struct cask *c = sh->store;
     if (!sh->roll_asked) {
         sh->roll_asked = true;
-        pthread_mutex_lock(&c->roll_mu);
-        c->roll_wanted = true;
-        pthread_cond_signal(&c->roll_cv);
-        pthread_mutex_unlock(&c->roll_mu);
+        wake_roller(sh->store);
     }
-    return parks(c, gen);
+    return parks(sh->store, gen);
 }
 
 void
@@ -989,13 +994,9 @@ cask_log_roll_asked(struct cask_shard *sh)
 static void
 ask_extend(struct cask_shard *sh)
 {
-    struct cask *c = sh->store;
     if (!sh->extend_asked) {
         sh->extend_asked = true;
-        pthread_mutex_lock(&c->roll_mu);
-        c->roll_wanted = true;
-        pthread_cond_signal(&c->roll_cv);
-        pthread_mutex_unlock(&c->roll_mu);
+        wake_roller(sh->store);
     }
 }
 
