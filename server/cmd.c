@@ -976,7 +976,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
           struct cask_vref *ref, int64_t *old_exp, bool *created)
 {
     bool has_T = proto_mflag_find(req, 'T') != NULL;
-    int64_t exp;
+    int64_t exp = 0; /* set with the add N makes, read only after it */
     uint64_t cas = 0;
     int rc;
 
