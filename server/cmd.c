@@ -242,11 +242,9 @@ watching(const struct cmd_conn *cc)
            atomic_load_explicit(cc->env->watchers, memory_order_relaxed) != 0;
 }
 
-/* item_get for a lookup that returned rc (it filled on a hit, it->gone on
- * a miss). */
-static void
-watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
-          const struct cask_item *it)
+void
+cmd_watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
+              const struct cask_item *it)
 {
     struct cmd_watch_ev ev;
 
@@ -271,13 +269,6 @@ watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
 }
 
 void
-cmd_watch_get(struct cmd_conn *cc, const char *key, size_t klen, int rc,
-              const struct cask_item *it)
-{
-    watch_get(cc, key, klen, rc, it);
-}
-
-void
 cmd_watch_take(struct cmd_conn *cc, const char *key, size_t klen,
                struct cmd_watch_pre *pre)
 {
@@ -294,26 +285,8 @@ cmd_watch_log(struct cmd_conn *cc, const char *key, size_t klen,
               const struct cmd_watch_pre *pre)
 {
     if (pre->taken) {
-        watch_get(cc, key, klen, pre->rc, &pre->it);
+        cmd_watch_get(cc, key, klen, pre->rc, &pre->it);
     }
-}
-
-/* memcached looks the old item up before every store, and that lookup is
- * an item_get line too (only while someone watches). Taken before the
- * store and logged after it, once the store did not park: a parked store
- * runs again and would log it twice. */
-static void
-watch_pre_take(struct cmd_conn *cc, const struct proto_req *req,
-               struct cmd_watch_pre *pre)
-{
-    cmd_watch_take(cc, req->key, req->klen, pre);
-}
-
-static void
-watch_pre_log(struct cmd_conn *cc, const struct proto_req *req,
-              const struct cmd_watch_pre *pre)
-{
-    cmd_watch_log(cc, req->key, req->klen, pre);
 }
 
 /* item_store for a store of req's key and data that returned rc. */
@@ -378,7 +351,7 @@ cmd_watch_created(struct cmd_conn *cc, const char *key, size_t klen,
     struct cask_item none;
 
     memset(&none, 0, sizeof(none));
-    watch_get(cc, key, klen, CASK_ENOTFOUND, &none);
+    cmd_watch_get(cc, key, klen, CASK_ENOTFOUND, &none);
     cmd_watch_store(cc, key, klen, nbytes, 0, CASK_ADD, false, CASK_OK,
                     exp_abs_s);
 }
@@ -477,7 +450,7 @@ do_get(struct cmd_conn *cc, const struct proto_req *req)
             cc->ctr->cmd_get++;
         }
         fetched++;
-        watch_get(cc, key, klen, rc, &it);
+        cmd_watch_get(cc, key, klen, rc, &it);
         prefix_stats_get(key, klen, rc == CASK_OK);
         if (rc == CASK_OK) {
             struct proto_out o;
@@ -531,7 +504,7 @@ bool
 cmd_park_begin(struct cmd_conn *cc)
 {
     /* Watched or not: a write logs its watch lines only once it ran
-     * (watch_pre_take), so a parked one has logged nothing. */
+     * (cmd_watch_take), so a parked one has logged nothing. */
     return cask_park(cc->park_writes);
 }
 
@@ -578,7 +551,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
     struct cmd_class_counters *k =
             cmd_admin_cls(cc, req->klen, (uint32_t)req->nbytes, req->flags);
     struct cmd_watch_pre pre;
-    watch_pre_take(cc, req, &pre);
+    cmd_watch_take(cc, req->key, req->klen, &pre);
     if (req->cmd == PROTO_CMD_CAS && (req->cas == 0 || cc->env->cas_disabled)) {
         /* no item ever has cas 0, and the store reads 0 as "no check";
          * with -C memcached answers EXISTS for any unique */
@@ -593,7 +566,7 @@ do_store(struct cmd_conn *cc, const struct proto_req *req)
     if (cmd_parked(cc, rc)) {
         return CMD_PARK; /* nothing stored or counted: it runs again */
     }
-    watch_pre_log(cc, req, &pre);
+    cmd_watch_log(cc, req->key, req->klen, &pre);
     cc->ctr->cmd_set++;
     k->cmd_set++;
     prefix_stats_set(req->key, req->klen);
@@ -785,7 +758,7 @@ do_touch(struct cmd_conn *cc, const struct proto_req *req)
     if (rc == CMD_READ_PARK || cmd_parked(cc, rc)) {
         return CMD_PARK; /* nothing touched or counted: it runs again */
     }
-    watch_get(cc, req->key, req->klen, rc, &it);
+    cmd_watch_get(cc, req->key, req->klen, rc, &it);
     cc->ctr->cmd_touch++;
     if (rc == CASK_OK) {
         cc->ctr->touch_hits++;
@@ -1036,7 +1009,7 @@ mg_lookup(struct cmd_conn *cc, const struct proto_req *req, bool want_val,
     if (!has_T) {
         cc->ctr->cmd_get++; /* with T it counts as a touch */
     }
-    watch_get(cc, req->key, req->klen, rc, it);
+    cmd_watch_get(cc, req->key, req->klen, rc, it);
     /* memcached 1.6.18 counts an mg with T as a touch (cmd_touch,
      * touch_hits) only when it finds or makes the item; a miss is a get
      * miss (cmd_get, get_misses), the T never applied */
@@ -1378,7 +1351,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     bool counts_cas = (mode == CASK_SET || mode == CASK_REPLACE) &&
                       proto_mflag_find(req, 'C') != NULL;
     struct cmd_watch_pre pre;
-    watch_pre_take(cc, req, &pre);
+    cmd_watch_take(cc, req->key, req->klen, &pre);
     /* C as memcached's ms applies it: ignored by add; on set and replace a
      * compare like the cas command (C0 never matches); on append and
      * prepend C0 means no compare and a missing key is NS. memcached's
@@ -1410,7 +1383,7 @@ do_ms(struct cmd_conn *cc, const struct proto_req *req)
     if (cmd_parked(cc, rc)) {
         return CMD_PARK; /* nothing stored or counted: it runs again */
     }
-    watch_pre_log(cc, req, &pre);
+    cmd_watch_log(cc, req->key, req->klen, &pre);
     cc->ctr->cmd_set++;
     k->cmd_set++;
     watch_store(cc, req, mode,
@@ -1788,7 +1761,7 @@ do_me(struct cmd_conn *cc, const struct proto_req *req)
 
     memset(&it, 0, sizeof(it));
     rc = cask_get(cc->env->store, req->key, req->klen, &it, NULL);
-    watch_get(cc, req->key, req->klen, rc, &it);
+    cmd_watch_get(cc, req->key, req->klen, rc, &it);
     if (rc == CASK_ENOTFOUND) {
         emit(cc, "EN\r\n", 4);
         return;

@@ -157,8 +157,7 @@ cask_log_release_reserve(struct cask_segment *s)
 {
     if (s->prealloc_end > s->size) {
         (void)cask_io_ftruncate(s->fd, (off_t)s->size);
-        s->prealloc_end = s->size;
-        s->cuts++;
+        cask_seg_trimmed(s, s->size);
     }
 }
 
