@@ -351,12 +351,8 @@ cask_log_forget_rolled(struct cask_shard *sh)
     }
 }
 
-/* A new segment's first disk reserve, made by its roll-over with mu
- * released (the segment is not in service yet): what the first append's
- * reserve() would allocate, so that the append need not wait for the file
- * system. A failure is left for that append to meet. */
-static void
-reserve_fresh(const struct cask *c, struct cask_segment *s)
+void
+cask_log_reserve_fresh(const struct cask *c, struct cask_segment *s)
 {
     uint64_t want = reserve_need(c, s, 0, false) + reserve_chunk(c);
     if (want > s->prealloc_end &&
@@ -440,7 +436,7 @@ cask_log_roll(struct cask_shard *sh)
     int src = 0;
     const char *what = "roll-over: fdatasync";
     if (rc == 0 && prealloc) {
-        reserve_fresh(c, n);
+        cask_log_reserve_fresh(c, n);
     }
     if (rc == 0) {
         /* Cut back to its records first (it was extended ahead of them

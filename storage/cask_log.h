@@ -126,6 +126,12 @@ void cask_log_forget_rolled(struct cask_shard *sh);
  * more appends. */
 void cask_log_release_reserve(struct cask_segment *s);
 
+/* A segment's first disk reserve, made before it takes appends (by a
+ * roll-over with mu released, or at the end of recovery): what the first
+ * append's reserve would allocate, so that the append need not wait for
+ * the file system. A failure is left for that append to meet. */
+void cask_log_reserve_fresh(const struct cask *c, struct cask_segment *s);
+
 /* Make everything appended so far durable (the INTERVAL thread, the
  * committer, cask_sync). Takes mu. 0, CASK_EFAILED, or EIO when the
  * sync ran but found the segment cut short under its mapping by another

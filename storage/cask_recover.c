@@ -1149,6 +1149,10 @@ cask_shard_recover(struct cask_shard *sh)
                 cask_log_release_reserve(s);
             }
         }
+        if (sh->active != NULL) {
+            /* so that the first write after a start finds it made */
+            cask_log_reserve_fresh(c, sh->active);
+        }
         rc = start_manifest(sh);
     }
 out:
