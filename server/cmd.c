@@ -524,6 +524,15 @@ cmd_parked(struct cmd_conn *cc, int rc)
     return true;
 }
 
+bool
+cmd_unlink_parks(struct cmd_conn *cc, const char *key, size_t klen)
+{
+    bool was = cmd_park_begin(cc);
+    int rc = cask_delete(cc->env->store, key, klen, 0);
+    cmd_park_end(was);
+    return cmd_parked(cc, rc);
+}
+
 static enum cmd_status
 do_store(struct cmd_conn *cc, const struct proto_req *req)
 {
@@ -2081,14 +2090,21 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
         }
         if (req.unlink) {
             /* memcached drops the old value rather than keep stale data;
-             * it allocated no item, so counts no cmd_set */
+             * it allocated no item, so counts no cmd_set. A delete that
+             * would wait parks the request, the line not taken yet (the
+             * refusal only started to drop its data block): it runs again
+             * whole. */
+            if (cmd_unlink_parks(cc, req.key, req.klen)) {
+                cc->parser.swallow = 0;
+                *used = 0;
+                return CMD_PARK;
+            }
             if (!req.nomem) {
                 cc->ctr->store_too_large++;
             }
             if (!is_meta(req.cmd)) {
                 prefix_stats_set(req.key, req.klen);
             }
-            (void)cask_delete(cc->env->store, req.key, req.klen, 0);
             cmd_meta_forget(cc->env->meta, req.key, req.klen, 0);
         }
         /* noreply silences errors of classic commands; meta errors always

@@ -293,6 +293,11 @@ bool cmd_park_begin(struct cmd_conn *cc);
 void cmd_park_end(bool was);
 bool cmd_parked(struct cmd_conn *cc, int rc);
 
+/* A set refused as too large drops the key's old value, as memcached's
+ * does: true when that delete would wait (the request is marked parked
+ * and must run again whole), false once it is done. */
+bool cmd_unlink_parks(struct cmd_conn *cc, const char *key, size_t klen);
+
 /* The lines memcached's `watch fetchers` and `watch mutations` show, for
  * the binary protocol's commands as for the text ones; each does nothing
  * while no one watches. cmd_watch_get: an item_get line for a lookup of

@@ -851,12 +851,18 @@ execute(struct cmd_conn *cc, struct cmd_bin *b, const char *buf, size_t len,
         return CMD_CLOSE;
     case PROTO_BIN_ERROR:
         if (req.unlink) {
+            /* as text's (cmd.c): the packet runs again whole once the
+             * delete of the old value need not wait */
+            if (cmd_unlink_parks(cc, req.key, req.klen)) {
+                b->parser.swallow = 0;
+                *used = 0;
+                return CMD_PARK;
+            }
             /* memcached allocated no item: no cmd_set */
             if (req.status == PROTO_BIN_E2BIG) {
                 cc->ctr->store_too_large++;
             }
             prefix_stats_set(req.key, req.klen);
-            (void)cask_delete(cc->env->store, req.key, req.klen, 0);
             cmd_meta_forget(cc->env->meta, req.key, req.klen, 0);
         }
         if (req.status == PROTO_BIN_ENOMEM && is_store(req.cmd)) {

@@ -15,16 +15,21 @@
 #     missing key) and a ma with T (all of shard 1) park too;
 #   - round 2, a client watching (`watch fetchers mutations`): the writer
 #     and a set on another connection park;
+#   - round 3: a set, an ms and a binary set refused as too large park at
+#     the delete of their key's old value (memcached drops it);
 #   - a get on another connection of the same worker is answered.
 # Once the opens are released, every reply comes, in order, byte for byte
 # as memcached 1.6.18 answers the same requests; the touches are counted
 # once (cmd_touch, touch_hits), and the watcher sees the parked set's
-# item_get and item_store lines once each.
+# item_get and item_store lines once each, and the too-large sets' keys
+# are gone.
 # The shim cannot run under a sanitizer build: skipped there (77).
 #
 # Environment: BITCACHED.
 import os
+import struct
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # the source tree may be read-only
@@ -35,6 +40,7 @@ import bcserver  # noqa: E402
 import crashmodel as cm  # noqa: E402
 
 VLEN = 20000
+BIG = 1024 * 1024 + 1  # one byte over the default -I
 ANSWER_S = 5.0  # a get on another connection must be answered by then
 OPENS = "open,open64,openat,openat64"
 
@@ -95,7 +101,31 @@ REQS = {  # name: (request, memcached's reply) over the keys of setup()
     "mgn": (b"mg {vk} N30 s t\r\n", b"HD s0 t30 W\r\n"),
     "mat": (b"ma {n1} T100 t v\r\n", b"VA 2 t100\r\n11\r\n"),
     "set": (b"set {sk} 0 0 1\r\nq\r\n", b"STORED\r\n"),
+    "big": (b"set {t1} 0 0 %d\r\n" % BIG + b"x" * BIG + b"\r\n",
+            b"SERVER_ERROR object too large for cache\r\n"),
+    "bigms": (b"ms {t2} %d T0\r\n" % BIG + b"x" * BIG + b"\r\n",
+              b"SERVER_ERROR object too large for cache\r\n"),
+    "bigbin": None,  # binary: bin_big()
 }
+
+
+def bin_big(key):
+    """A binary SET of a value over -I, and memcached's E2BIG reply."""
+    hdr = struct.pack(">BBHBBHIIQ", 0x80, 0x01, len(key), 8, 0, 0,
+                      8 + len(key) + BIG, 0xdead, 0)
+    req = hdr + struct.pack(">II", 0, 0) + key + b"y" * BIG
+    body = b"Too large."
+    rep = struct.pack(">BBHBBHIIQ", 0x81, 0x01, 0, 0, 0, 3, len(body),
+                      0xdead, 0) + body
+    return req, rep
+
+
+def request(n, keys):
+    return bin_big(keys["t3"])[0] if n == "bigbin" else fill(REQS[n][0], keys)
+
+
+def reply(n, keys):
+    return bin_big(keys["t3"])[1] if n == "bigbin" else fill(REQS[n][1], keys)
 
 
 def fill(text, keys):
@@ -106,10 +136,10 @@ def fill(text, keys):
 
 def setup(s):
     """Keys of each shard, with their values set (a0 "x", b1 "y", c0 "z",
-    n1 the number 10; vk missing)."""
-    z, o = keys_by_shard(s, 5)  # z: shard 0, o: shard 1
+    n1 the number 10; vk missing; t1-t3 "x")."""
+    z, o = keys_by_shard(s, 8)  # z: shard 0, o: shard 1
     keys = dict(zip(("a0", "c0"), z[:2]))
-    keys.update(zip(("b1", "n1", "wk", "vk", "sk"), o))
+    keys.update(zip(("b1", "n1", "wk", "vk", "sk", "t1", "t2", "t3"), o))
     ask(s, fill(b"delete {vk}\r\nset {b1} 0 0 1\r\ny\r\n"
                 b"set {c0} 0 0 1\r\nz\r\nset {n1} 0 0 2\r\n10\r\n", keys),
         b"DELETED\r\n" + b"STORED\r\n" * 3)
@@ -117,7 +147,7 @@ def setup(s):
 
 
 def round_(binary, shim, tmp, names, watched, check):
-    tag = "watched" if watched else "unwatched"
+    tag = ("watched " if watched else "") + names[0]
     hold = os.path.join(tmp, "hold-" + tag)
     srv = bcserver.ShimServer(binary, shim, args(),
                               {"CRASHSHIM_DELAY": OPENS + ":5",
@@ -142,8 +172,13 @@ def round_(binary, shim, tmp, names, watched, check):
     w.sendall(b"".join(fill(b"set {wk} 0 0 %d\r\n" % VLEN, keys) +
                        b"v" * VLEN + b"\r\n" for _ in range(4)))
     check("%s: the writer parks" % tag, parked(g, 1) >= 1)
+    senders = []
     for n in names:
-        conns[n].sendall(fill(REQS[n][0], keys))
+        # a parked connection is not read: a megabyte waits in its socket
+        t = threading.Thread(target=conns[n].sendall, args=(request(n, keys),),
+                             daemon=True)
+        t.start()
+        senders.append(t)
     p = parked(g, 1 + len(names))
     check("%s: %s park too (writes_parked %d)" % (tag, " ".join(names), p),
           p >= 1 + len(names))
@@ -170,7 +205,7 @@ def round_(binary, shim, tmp, names, watched, check):
     check("%s: the writer's sets are answered" % tag,
           wr == b"STORED\r\n" * 4)
     for n in names:
-        want = fill(REQS[n][1], keys)
+        want = reply(n, keys)
         conns[n].settimeout(30)
         if got[n] != want:
             rest, _ = bcserver.recv_until(conns[n], [want[len(got[n]):]])
@@ -179,7 +214,12 @@ def round_(binary, shim, tmp, names, watched, check):
               % (tag, n, got[n]), got[n] == want)
     check("%s: nothing stays parked" % tag, parked(g, 0) == 0 and
           stat(g, "writes_parked") == 0)
-    if not watched:
+    if "big" in names:
+        g.sendall(fill(b"get {t1}\r\nget {t2}\r\nget {t3}\r\n", keys))
+        got, _ = bcserver.recv_until(g, [b"END\r\n" * 3])
+        check("the too-large sets dropped their keys' old values (%r)" % got,
+              got == b"END\r\n" * 3)
+    elif not watched:
         # gat: 3 touches, mg T: 1; each counted once
         check("touches counted once", stat(g, "cmd_touch", b"") - touches ==
               4 and stat(g, "touch_hits", b"") - hits == 4)
@@ -216,6 +256,7 @@ def main():
     check = bcserver.check
     round_(binary, shim, tmp, ("gat", "mgt", "mgn", "mat"), False, check)
     round_(binary, shim, tmp, ("set",), True, check)
+    round_(binary, shim, tmp, ("big", "bigms", "bigbin"), False, check)
     return bcserver.finish()
 
 
