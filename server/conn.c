@@ -1496,7 +1496,7 @@ process(struct conn *c)
     conn_table_set(c->info,
                    c->paused                      ? CONN_ST_MWRITE
                    : c->watch || cmd_busy(&c->cc) ? CONN_ST_WATCH
-                   : c->rstart == c->rend         ? CONN_ST_WAITING
+                   : cmd_swallowing(&c->cc)       ? CONN_ST_SWALLOW
                    : cmd_bytes_wanted(&c->cc) > 0 ? CONN_ST_NREAD
                                                   : CONN_ST_READ,
                    0);

@@ -31,6 +31,7 @@ struct conn_info {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct conn_info *head;
 static unsigned nentries; /* under mu */
+static unsigned npeak;    /* the most at once, under mu */
 
 /* memcached's spelling: tcp:1.2.3.4:port, tcp6:[::1]:port, unix:path
  * (udp and udp6 for a UDP socket). */
@@ -77,6 +78,9 @@ link_entry(struct conn_info *ci)
     }
     head = ci;
     nentries++;
+    if (nentries > npeak) {
+        npeak = nentries;
+    }
     pthread_mutex_unlock(&mu);
 }
 
@@ -84,7 +88,7 @@ unsigned
 conn_table_count(void)
 {
     pthread_mutex_lock(&mu);
-    unsigned n = nentries;
+    unsigned n = npeak;
     pthread_mutex_unlock(&mu);
     return n;
 }
@@ -141,7 +145,7 @@ conn_table_add(int fd, int is_listener, int is_unix)
             memcpy(ci->addr, ci->listen_addr, ADDR_MAX);
         }
     }
-    atomic_store(&ci->state, is_listener ? CONN_ST_LISTENING : CONN_ST_WAITING);
+    atomic_store(&ci->state, is_listener ? CONN_ST_LISTENING : CONN_ST_NEW_CMD);
     atomic_store(&ci->last_cmd_s, (int64_t)time(NULL));
     link_entry(ci);
     return ci;
@@ -187,9 +191,10 @@ state_name(int st)
 {
     static const char *const names[] = {
             [CONN_ST_LISTENING] = "conn_listening",
-            [CONN_ST_WAITING] = "conn_waiting",
+            [CONN_ST_NEW_CMD] = "conn_new_cmd",
             [CONN_ST_READ] = "conn_read",
             [CONN_ST_NREAD] = "conn_nread",
+            [CONN_ST_SWALLOW] = "conn_swallow",
             [CONN_ST_PARSE_CMD] = "conn_parse_cmd",
             [CONN_ST_MWRITE] = "conn_mwrite",
             [CONN_ST_WATCH] = "conn_watch",

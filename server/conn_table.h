@@ -11,9 +11,10 @@
 /* memcached's state names, as `stats conns` shows them. */
 enum conn_table_state {
     CONN_ST_LISTENING = 0,
-    CONN_ST_WAITING,   /* idle, waiting for a command */
-    CONN_ST_READ,      /* part of a command line received */
+    CONN_ST_NEW_CMD,   /* accepted, no command received yet */
+    CONN_ST_READ,      /* waiting for (the rest of) a command line */
     CONN_ST_NREAD,     /* waiting for the rest of a data block */
+    CONN_ST_SWALLOW,   /* dropping a refused data block as it comes */
     CONN_ST_PARSE_CMD, /* running commands */
     CONN_ST_MWRITE,    /* paused until the client reads its replies */
     CONN_ST_WATCH,     /* writing a key dump */
@@ -35,8 +36,9 @@ void conn_table_remove(struct conn_info **ci);
 void conn_table_set(struct conn_info *ci, enum conn_table_state st,
                     int64_t now_s);
 
-/* Entries registered now: listeners, UDP sockets and client connections
- * (memcached's connection_structures). */
+/* The most entries registered at once (listeners, UDP handlers and client
+ * connections): memcached's connection_structures, which counts the
+ * structures it made and keeps for reuse. */
 unsigned conn_table_count(void);
 
 /* Call line(arg, name, value) for every STAT line of `stats conns`, in fd

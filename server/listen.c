@@ -283,6 +283,8 @@ add_listener(struct server *srv, struct listeners *ls, int fd, bool is_unix)
     evconnlistener_set_error_cb(l->ev, on_accept_error);
     l->info = conn_table_add(fd, 1, is_unix);
     ls->n++;
+    atomic_fetch_add(&srv->own_conns, 1);
+    atomic_fetch_add(&srv->total_conns, 1);
     return 0;
 }
 

@@ -34,6 +34,9 @@ struct server {
     struct cask_aio *aio;   /* --io-threads: reads of values not cached */
     time_t started;         /* wall clock at start, for uptime */
     atomic_uint curr_conns; /* client connections open now */
+    /* Listening sockets and UDP handlers: memcached counts them as
+     * connections in curr_connections and total_connections. */
+    atomic_uint own_conns;
     atomic_uint_fast64_t total_conns;
     atomic_uint_fast64_t rejected_conns;
     atomic_uint_fast64_t listen_disabled_num; /* accept paused, out of fds */

@@ -221,7 +221,7 @@ stats_general(struct server *srv, struct out_buf *b)
     struct cask_stats cs;
     struct guard g;
     struct rusage ru;
-    uint64_t rd, wr, total, rejected, kicks, wsent, wskipped, clients;
+    uint64_t rd, wr, total, rejected, kicks, wsent, wskipped, clients, curr;
     time_t now = time(NULL);
     /* switched at run time by lru_crawler enable|disable */
     bool crawler = srv->env.admin != NULL
@@ -263,6 +263,10 @@ stats_general(struct server *srv, struct out_buf *b)
     pthread_mutex_unlock(&base_mu);
     getrusage(RUSAGE_SELF, &ru);
     clients = atomic_load(&srv->curr_conns);
+    /* memcached's count: clients, listening sockets and UDP handlers,
+     * less one */
+    curr = clients + atomic_load(&srv->own_conns);
+    curr = curr > 0 ? curr - 1 : 0;
 
     stat_line(b, "pid", "%ld", (long)getpid());
     stat_line(b, "uptime", "%ld", (long)(now - srv->started));
@@ -275,7 +279,7 @@ stats_general(struct server *srv, struct out_buf *b)
     stat_line(b, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec,
               (long)ru.ru_stime.tv_usec);
     stat_line(b, "max_connections", "%u", srv->settings->maxconns);
-    stat_line(b, "curr_connections", "%llu", U(clients));
+    stat_line(b, "curr_connections", "%llu", U(curr));
     stat_line(b, "total_connections", "%llu", U(total));
     if (mc->maxconns_fast) {
         stat_line(b, "rejected_connections", "%llu", U(rejected));

@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -95,8 +96,9 @@ struct udp_req {
 struct udp_handler {
     struct udp *u;
     struct worker *w;
-    int fd;
-    struct conn_info *ci; /* the socket's `stats conns` entry */
+    int fd;               /* the socket, or a dup of it of our own */
+    bool own_fd;          /* fd and ci are this handler's (closed here) */
+    struct conn_info *ci; /* its `stats conns` entry */
     struct event *ev;
     char *rbuf; /* UDP_READ_MAX bytes */
     struct sockaddr_storage peer;
@@ -624,10 +626,23 @@ udp_enable(struct udp *u)
             TAILQ_INIT(&h->parked);
             h->fd = u->fds[i];
             h->ci = u->ci[i];
+            if (j > 0) {
+                /* memcached gives each worker a descriptor of its own on
+                 * the socket, a connection in its counts and a line in
+                 * `stats conns`: the same here */
+                h->fd = fcntl(u->fds[i], F_DUPFD_CLOEXEC, 0);
+                if (h->fd < 0) {
+                    return errno;
+                }
+                h->own_fd = true;
+                h->ci = conn_table_add_udp(h->fd);
+            }
+            u->nh++;
+            atomic_fetch_add(&srv->own_conns, 1);
+            atomic_fetch_add(&srv->total_conns, 1);
             h->rbuf = malloc(UDP_READ_MAX);
             h->ev = event_new(h->w->base, h->fd, EV_READ | EV_PERSIST,
                               on_datagram, h);
-            u->nh++;
             if (h->rbuf == NULL || h->ev == NULL ||
                 event_add(h->ev, NULL) != 0) {
                 return ENOMEM;
@@ -676,6 +691,11 @@ udp_close(struct udp **up)
             cmd_conn_deinit(&r->cc);
             req_free(r);
         }
+        if (h->own_fd) {
+            conn_table_remove(&h->ci);
+            close(h->fd);
+        }
+        atomic_fetch_sub(&u->srv->own_conns, 1);
     }
     free(u->h);
     for (unsigned i = 0; i < u->nfds; i++) {

@@ -188,6 +188,11 @@ TESTS += tests/compare/test_compare_multiget_cap.py
 # under four -c and -t.
 dist_check_SCRIPTS += tests/compare/test_compare_conn_limit.py
 TESTS += tests/compare/test_compare_conn_limit.py
+# test_compare_conncount.py: curr_connections, total_connections,
+# connection_structures and the `stats conns` lines (UDP handlers, idle
+# client states) against memcached, with and without -U.
+dist_check_SCRIPTS += tests/compare/test_compare_conncount.py
+TESTS += tests/compare/test_compare_conncount.py
 
 # test_memjs_sasl.py: memjs's SASL PLAIN against -S (skips without memjs,
 # which is installed with npm, not from Debian; see its header).
