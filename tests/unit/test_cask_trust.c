@@ -677,8 +677,8 @@ alloc_end(int fd)
     /* first seen: what the real file system allocated to it already */
     uint64_t blocks = (uint64_t)st.st_blocks * 512;
     allocs[nallocs].ino = st.st_ino;
-    allocs[nallocs].end = blocks > (uint64_t)st.st_size ? blocks
-                                                         : (uint64_t)st.st_size;
+    allocs[nallocs].end =
+            blocks > (uint64_t)st.st_size ? blocks : (uint64_t)st.st_size;
     return &allocs[nallocs++].end;
 }
 
