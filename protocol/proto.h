@@ -111,6 +111,8 @@ struct proto_req {
     const char *err; /* PROTO_ERROR/PROTO_CLOSE: whole line with CRLF */
     bool unlink;     /* too-large set: memcached drops the old key */
     bool nomem;      /* data block refused for the budget: out of memory */
+    bool bad_chunk;  /* data block not ended by CRLF: memcached had made
+                      * the item, so counts the set (key, nbytes, flags) */
     /* meta commands */
     bool key_b64;
     unsigned nmflags;

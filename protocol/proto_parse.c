@@ -419,6 +419,7 @@ take_data(struct proto_parser *p, struct proto_req *req, const char *buf,
     p->wanted = 0;
     *used = need;
     if (d[req->nbytes] != '\r' || d[req->nbytes + 1] != '\n') {
+        req->bad_chunk = true;
         return fail(req, ERR_CHUNK);
     }
     req->data = d;
@@ -939,6 +940,7 @@ proto_parse(struct proto_parser *p, struct proto_req *req, const char *buf,
     req->noreply = false;
     req->unlink = false;
     req->nomem = false;
+    req->bad_chunk = false;
     req->keys_cut = false;
     req->key = req->raw_key = req->keys = req->data = req->args = NULL;
     req->klen = req->raw_klen = req->keys_len = req->args_len = 0;

@@ -2088,6 +2088,14 @@ execute(struct cmd_conn *cc, const char *buf, size_t len, size_t *used)
             /* refused for the budget of values still arriving */
             cc->ctr->store_no_memory++;
         }
+        if (req.bad_chunk) {
+            /* memcached made the item before it read the block */
+            cc->ctr->cmd_set++;
+            cmd_admin_cls(cc, req.klen, req.nbytes, req.flags)->cmd_set++;
+            if (!is_meta(req.cmd)) {
+                prefix_stats_set(req.key, req.klen);
+            }
+        }
         if (req.unlink) {
             /* memcached drops the old value rather than keep stale data;
              * it allocated no item, so counts no cmd_set. A delete that

@@ -6,7 +6,8 @@
 # counters over the case (cmd_get, get_hits, get_misses, get_expired,
 # get_flushed, cmd_set, total_items, the incr/decr/cas/touch/delete
 # hits and misses, cmd_touch, cmd_flush, cmd_meta) must be the same on
-# both, and so must the replies, cas values masked.
+# both, and so must the replies, cas values masked. A set whose data
+# block is not ended by CRLF counts (memcached made its item first).
 import os
 import re
 import socket
@@ -86,6 +87,11 @@ CASES = [
      b(0x0a)),
     ("ma grows", b"ms {k} 1\r\n9\r\nma {k}\r\nma {k} MD D20\r\n"
                  b"ma {k} N0 J99\r\n"),
+    # memcached makes the item before it reads the block: a block not
+    # ended by CRLF counts as a set
+    ("bad data chunk", b"set {k} 0 0 1\r\nabc\r\nappend {k} 0 0 2\r\nxyz\r\n"
+                       b"cas {k} 0 0 1 5\r\nab\r\nadd {k} 0 0 1\r\n1\r\n"),
+    ("ms bad data chunk", b"ms {k} 1\r\nabc\r\nms {k} 2 MA\r\nxyz\r\n"),
 ]
 
 
