@@ -19,8 +19,12 @@
  * A get whose value is not in the page cache (CMD_PARK) keeps its request,
  * with a copy of its datagram, until its read comes back to the worker
  * (readq or readring, cmd_reader.resume), and is answered then; the worker
- * serves other datagrams and connections meanwhile. At most
- * UDP_PARKED_MAX per handler; past that a request reads on the worker.
+ * serves other datagrams and connections meanwhile. A write that would
+ * wait for a roll-over or a disk reserve (CASK_EBLOCKED, cmd.h
+ * park_writes) is kept the same way on the handler's blocked list, counted
+ * in the worker's nblocked so that the store's unblock hook wakes it, and
+ * run again by udp_unblock_all. At most UDP_PARKED_MAX of both per
+ * handler; past that a request reads or waits on the worker.
  */
 #include "server/udp.h"
 
@@ -107,9 +111,10 @@ struct udp_handler {
     struct udp_held *held;
     size_t hhead, hn, hcap;
     bool stalled;                 /* ev removed: UDP_HELD_MAX replies held */
-    struct udp_req *spare;        /* reused while nothing parks */
-    TAILQ_HEAD(, udp_req) parked; /* waiting for cold reads */
-    unsigned nparked;
+    struct udp_req *spare;         /* reused while nothing parks */
+    TAILQ_HEAD(, udp_req) parked;  /* waiting for cold reads */
+    TAILQ_HEAD(, udp_req) blocked; /* writes waiting for the store */
+    unsigned nparked;              /* on either list */
 };
 
 struct udp {
@@ -426,6 +431,56 @@ out:
     }
 }
 
+/* Keep r, whose write would wait for the store (its datagram kept in
+ * r->in, counted in h->nparked), until udp_unblock_all runs it again. As
+ * conn.c's block(): counted before the store's generation is read again,
+ * so that an unblock in between is not missed. */
+static void
+block(struct udp_req *r)
+{
+    struct udp_handler *h = r->h;
+    struct worker *w = h->w;
+
+    TAILQ_INSERT_TAIL(&h->blocked, r, link);
+    atomic_fetch_add(&w->nblocked, 1);
+    w->write_parks++;
+    atomic_thread_fence(memory_order_seq_cst); /* worker.c kick_blocked */
+    if (cask_unblock_gen(h->u->srv->store) != cask_blocked_gen()) {
+        event_active(w->unblock_ev, EV_READ, 0);
+    }
+}
+
+void
+udp_unblock_all(struct udp *u, struct worker *w)
+{
+    for (unsigned i = 0; i < u->nh; i++) {
+        struct udp_handler *h = &u->h[i];
+        TAILQ_HEAD(, udp_req) again;
+        struct udp_req *r;
+
+        if (h->w != w || TAILQ_EMPTY(&h->blocked)) {
+            continue;
+        }
+        TAILQ_INIT(&again);
+        TAILQ_CONCAT(&again, &h->blocked, link);
+        while ((r = TAILQ_FIRST(&again)) != NULL) {
+            TAILQ_REMOVE(&again, r, link);
+            atomic_fetch_sub(&w->nblocked, 1);
+            enum cmd_status st = run_req(r, r->in, r->in_len);
+            if (st == CMD_PARK) {
+                if (r->cc.write_parked) {
+                    block(r);
+                } else {
+                    TAILQ_INSERT_TAIL(&h->parked, r, link);
+                }
+                continue;
+            }
+            h->nparked--;
+            finish(r, st, r->in, r->in_len);
+        }
+    }
+}
+
 /* cmd_read_complete of a parked request's read (worker thread): run it
  * again from where it stopped; answer it once it is done. */
 static void
@@ -435,10 +490,14 @@ udp_resume(void *owner)
     struct udp_handler *h = r->h;
     enum cmd_status st = run_req(r, r->in, r->in_len);
 
-    if (st == CMD_PARK) {
+    if (st == CMD_PARK && !r->cc.write_parked) {
         return; /* the next key is cold too */
     }
     TAILQ_REMOVE(&h->parked, r, link);
+    if (st == CMD_PARK) {
+        block(r); /* a touch of a gat's next key would wait */
+        return;
+    }
     h->nparked--;
     finish(r, st, r->in, r->in_len);
 }
@@ -479,6 +538,8 @@ serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
         r->cc.rd.owner = r;
         r->cc.rd.resume = udp_resume;
     }
+    /* a write that would wait parks the request, as a connection's */
+    r->cc.park_writes = srv->store != NULL && h->nparked < UDP_PARKED_MAX;
     st = run_req(r, p, n);
     if (st != CMD_PARK) {
         finish(r, st, p, n);
@@ -493,8 +554,12 @@ serve(struct udp_handler *h, unsigned rid, const char *p, size_t n)
     }
     memcpy(r->in, p, n);
     r->in_len = n;
-    TAILQ_INSERT_TAIL(&h->parked, r, link);
     h->nparked++;
+    if (r->cc.write_parked) {
+        block(r);
+    } else {
+        TAILQ_INSERT_TAIL(&h->parked, r, link);
+    }
 }
 
 static void
@@ -624,6 +689,7 @@ udp_enable(struct udp *u)
             h->u = u;
             h->w = &srv->workers[j];
             TAILQ_INIT(&h->parked);
+            TAILQ_INIT(&h->blocked);
             h->fd = u->fds[i];
             h->ci = u->ci[i];
             if (j > 0) {
@@ -688,6 +754,12 @@ udp_close(struct udp **up)
         free(h->held);
         while ((r = TAILQ_FIRST(&h->parked)) != NULL) {
             TAILQ_REMOVE(&h->parked, r, link);
+            cmd_conn_deinit(&r->cc);
+            req_free(r);
+        }
+        while ((r = TAILQ_FIRST(&h->blocked)) != NULL) {
+            TAILQ_REMOVE(&h->blocked, r, link);
+            atomic_fetch_sub(&h->w->nblocked, 1);
             cmd_conn_deinit(&r->cc);
             req_free(r);
         }

@@ -34,6 +34,11 @@ int udp_enable(struct udp *u);
  * a failed commit), in the order the requests came. */
 void udp_commit_done(struct udp *u, struct worker *w);
 
+/* On worker w's thread after the store's unblock hook: run again the
+ * requests of w's handlers whose writes would have waited for a
+ * roll-over or a disk reserve; answer those that now run. */
+void udp_unblock_all(struct udp *u, struct worker *w);
+
 /* Close the sockets and free u; sets *u to NULL. After the workers have
  * stopped. Safe on *u == NULL. */
 void udp_close(struct udp **u);

@@ -208,6 +208,9 @@ on_unblock_ev(evutil_socket_t fd, short what, void *arg)
     atomic_store(&w->unblock_kicked, false);
     atomic_thread_fence(memory_order_seq_cst);
     conn_unblock_all(w);
+    if (w->srv->udp != NULL) {
+        udp_unblock_all(w->srv->udp, w); /* UDP writes parked likewise */
+    }
 }
 
 /* The store's commit hook, on its committer thread: wake the workers

@@ -17,16 +17,18 @@
 #     and a set on another connection park;
 #   - round 3: a set, an ms and a binary set refused as too large park at
 #     the delete of their key's old value (memcached drops it);
+#   - round 4, over UDP (-U): a set and a touch park their datagrams;
 #   - a get on another connection of the same worker is answered.
 # Once the opens are released, every reply comes, in order, byte for byte
 # as memcached 1.6.18 answers the same requests; the touches are counted
 # once (cmd_touch, touch_hits), and the watcher sees the parked set's
-# item_get and item_store lines once each, and the too-large sets' keys
-# are gone.
+# item_get and item_store lines once each, the too-large sets' keys are
+# gone, and each UDP request gets its one reply, with its request id.
 # The shim cannot run under a sanitizer build: skipped there (77).
 #
 # Environment: BITCACHED.
 import os
+import socket
 import struct
 import sys
 import threading
@@ -91,6 +93,16 @@ def parked(sock, n, timeout=ANSWER_S):
         if p >= n or time.monotonic() > deadline:
             return p
         time.sleep(0.05)
+
+
+def roll_parked(w, g):
+    """The writer's first three sets fill its segment and are answered;
+    its fourth waits for the roll-over the shim holds: parked. (A park
+    seen before the three replies may be a short one, for a disk reserve
+    the roller makes at once.)"""
+    w.settimeout(30)
+    three, _ = bcserver.recv_until(w, [b"STORED\r\n" * 3])
+    return three == b"STORED\r\n" * 3 and parked(g, 1) >= 1
 
 
 REQS = {  # name: (request, memcached's reply) over the keys of setup()
@@ -171,14 +183,16 @@ def round_(binary, shim, tmp, names, watched, check):
     # the writer fills shard 1's segment: its roll-over hangs in the open
     w.sendall(b"".join(fill(b"set {wk} 0 0 %d\r\n" % VLEN, keys) +
                        b"v" * VLEN + b"\r\n" for _ in range(4)))
-    check("%s: the writer parks" % tag, parked(g, 1) >= 1)
-    senders = []
+    check("%s: the writer parks at the roll-over" % tag, roll_parked(w, g))
     for n in names:
+        req = request(n, keys)
+        if len(req) < 65536:
+            conns[n].sendall(req)  # in order: they park in this order
+            continue
         # a parked connection is not read: a megabyte waits in its socket
-        t = threading.Thread(target=conns[n].sendall, args=(request(n, keys),),
-                             daemon=True)
-        t.start()
-        senders.append(t)
+        threading.Thread(target=conns[n].sendall, args=(req,),
+                         daemon=True).start()
+        time.sleep(0.2)  # parked before the next one is sent
     p = parked(g, 1 + len(names))
     check("%s: %s park too (writes_parked %d)" % (tag, " ".join(names), p),
           p >= 1 + len(names))
@@ -201,9 +215,9 @@ def round_(binary, shim, tmp, names, watched, check):
           all(got[n] == b"" for n in names if n != "gat"))
     os.unlink(hold)
     w.settimeout(30)
-    wr, _ = bcserver.recv_until(w, [b"STORED\r\n" * 4])
-    check("%s: the writer's sets are answered" % tag,
-          wr == b"STORED\r\n" * 4)
+    wr, _ = bcserver.recv_until(w, [b"STORED\r\n"])
+    check("%s: the writer's last set is answered" % tag,
+          wr == b"STORED\r\n")
     for n in names:
         want = reply(n, keys)
         conns[n].settimeout(30)
@@ -247,6 +261,77 @@ def round_(binary, shim, tmp, names, watched, check):
     srv.close()
 
 
+class UdpShimServer(bcserver.ShimServer):
+    """Under the shim, with -U on its TCP port number."""
+
+    def argv(self):
+        return super().argv() + ["-U", str(self.port)]
+
+
+def udp_round(binary, shim, tmp, check):
+    hold = os.path.join(tmp, "hold-udp")
+    srv = UdpShimServer(binary, shim, args(),
+                        {"CRASHSHIM_DELAY": OPENS + ":5",
+                         "CRASHSHIM_DELAY_WHILE": hold,
+                         "CRASHSHIM_HOLD_WHILE": hold})
+    srv.start()
+    s = srv.connect(timeout=15)
+    keys = setup(s)
+    g = srv.connect(timeout=15)
+    w = srv.connect(timeout=30)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.connect(("127.0.0.1", srv.port))
+    open(hold, "w").close()
+    w.sendall(b"".join(fill(b"set {wk} 0 0 %d\r\n" % VLEN, keys) +
+                       b"v" * VLEN + b"\r\n" for _ in range(4)))
+    check("udp: the writer parks at the roll-over", roll_parked(w, g))
+    reqs = {0x71: (b"set {sk} 0 0 1\r\nq\r\n", b"STORED\r\n"),
+            0x72: (b"touch {b1} 50\r\n", b"TOUCHED\r\n")}
+    for rid, (req, _) in reqs.items():
+        u.send(struct.pack(">HHHH", rid, 0, 1, 0) + fill(req, keys))
+    p = parked(g, 3)
+    check("udp: the set and the touch park (writes_parked %d)" % p, p >= 3)
+    g.settimeout(ANSWER_S)
+    try:
+        ok = bcserver.get_text(g, keys["c0"]) == fill(
+            b"VALUE {c0} 0 1\r\nz\r\nEND\r\n", keys)
+    except OSError:
+        ok = False
+    check("udp: a get on another connection is answered while they wait",
+          ok)
+    u.settimeout(0.3)
+    try:
+        early = u.recv(65536)
+    except socket.timeout:
+        early = b""
+    check("udp: no reply yet (%r)" % early, early == b"")
+    os.unlink(hold)
+    w.settimeout(30)
+    wr, _ = bcserver.recv_until(w, [b"STORED\r\n"])
+    check("udp: the writer's last set is answered", wr == b"STORED\r\n")
+    got = {}
+    u.settimeout(10)
+    try:
+        while len(got) < len(reqs):
+            d = u.recv(65536)
+            rid, seq, total, _ = struct.unpack(">HHHH", d[:8])
+            got[rid] = ((seq, total), d[8:])
+    except socket.timeout:
+        pass
+    for rid, (_, want) in reqs.items():
+        check("udp: request %#x answered once, in one datagram (%r)"
+              % (rid, got.get(rid)), got.get(rid) == ((0, 1), want))
+    check("udp: the parked set is stored",
+          bcserver.get_text(g, keys["sk"]) == fill(
+              b"VALUE {sk} 0 1\r\nq\r\nEND\r\n", keys))
+    check("udp: nothing stays parked", parked(g, 0) == 0 and
+          stat(g, "writes_parked") == 0)
+    check("udp: the server lives", srv.alive())
+    for c in (s, g, w, u):
+        c.close()
+    srv.close()
+
+
 def main():
     binary = bcserver.binary()
     shim = cm.usable_shim(binary)
@@ -257,6 +342,7 @@ def main():
     round_(binary, shim, tmp, ("gat", "mgt", "mgn", "mat"), False, check)
     round_(binary, shim, tmp, ("set",), True, check)
     round_(binary, shim, tmp, ("big", "bigms", "bigbin"), False, check)
+    udp_round(binary, shim, tmp, check)
     return bcserver.finish()
 
 
