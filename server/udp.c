@@ -110,7 +110,7 @@ struct udp_handler {
     /* Replies held for their commit, in arrival order: held[hhead..hn). */
     struct udp_held *held;
     size_t hhead, hn, hcap;
-    bool stalled;                 /* ev removed: UDP_HELD_MAX replies held */
+    bool stalled;                  /* ev removed: UDP_HELD_MAX replies held */
     struct udp_req *spare;         /* reused while nothing parks */
     TAILQ_HEAD(, udp_req) parked;  /* waiting for cold reads */
     TAILQ_HEAD(, udp_req) blocked; /* writes waiting for the store */
