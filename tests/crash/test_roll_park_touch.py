@@ -95,14 +95,36 @@ def parked(sock, n, timeout=ANSWER_S):
         time.sleep(0.05)
 
 
-def roll_parked(w, g):
-    """The writer's first three sets fill its segment and are answered;
-    its fourth waits for the roll-over the shim holds: parked. (A park
-    seen before the three replies may be a short one, for a disk reserve
-    the roller makes at once.)"""
+def held_server(cls, binary, shim, hold):
+    """A started server of class cls whose opens in its data directory
+    the shim holds while the file hold exists."""
+    srv = cls(binary, shim, args(),
+              {"CRASHSHIM_DELAY": OPENS + ":5", "CRASHSHIM_DELAY_WHILE": hold,
+               "CRASHSHIM_HOLD_WHILE": hold})
+    srv.start()
+    return srv
+
+
+def roll_parked(w, g, keys):
+    """The writer w sends four sets of key wk (shard 1): the first three
+    fill its segment and are answered; the fourth waits for the roll-over
+    the shim holds: parked. (A park seen before the three replies may be
+    a short one, for a disk reserve the roller makes at once.)"""
+    w.sendall(b"".join(fill(b"set {wk} 0 0 %d\r\n" % VLEN, keys) +
+                       b"v" * VLEN + b"\r\n" for _ in range(4)))
     w.settimeout(30)
     three, _ = bcserver.recv_until(w, [b"STORED\r\n" * 3])
     return three == b"STORED\r\n" * 3 and parked(g, 1) >= 1
+
+
+def get_answered(g, keys):
+    """A get of c0 (shard 0) on g is answered within ANSWER_S."""
+    g.settimeout(ANSWER_S)
+    try:
+        return bcserver.get_text(g, keys["c0"]) == fill(
+            b"VALUE {c0} 0 1\r\nz\r\nEND\r\n", keys)
+    except OSError:
+        return False
 
 
 REQS = {  # name: (request, memcached's reply) over the keys of setup()
@@ -161,11 +183,7 @@ def setup(s):
 def round_(binary, shim, tmp, names, watched, check):
     tag = ("watched " if watched else "") + names[0]
     hold = os.path.join(tmp, "hold-" + tag)
-    srv = bcserver.ShimServer(binary, shim, args(),
-                              {"CRASHSHIM_DELAY": OPENS + ":5",
-                               "CRASHSHIM_DELAY_WHILE": hold,
-                               "CRASHSHIM_HOLD_WHILE": hold})
-    srv.start()
+    srv = held_server(bcserver.ShimServer, binary, shim, hold)
     s = srv.connect(timeout=15)
     keys = setup(s)
     touches = stat(s, "cmd_touch", b"")
@@ -181,9 +199,8 @@ def round_(binary, shim, tmp, names, watched, check):
     conns = {n: srv.connect(timeout=30) for n in names}
     open(hold, "w").close()
     # the writer fills shard 1's segment: its roll-over hangs in the open
-    w.sendall(b"".join(fill(b"set {wk} 0 0 %d\r\n" % VLEN, keys) +
-                       b"v" * VLEN + b"\r\n" for _ in range(4)))
-    check("%s: the writer parks at the roll-over" % tag, roll_parked(w, g))
+    check("%s: the writer parks at the roll-over" % tag,
+          roll_parked(w, g, keys))
     for n in names:
         req = request(n, keys)
         if len(req) < 65536:
@@ -196,14 +213,8 @@ def round_(binary, shim, tmp, names, watched, check):
     p = parked(g, 1 + len(names))
     check("%s: %s park too (writes_parked %d)" % (tag, " ".join(names), p),
           p >= 1 + len(names))
-    g.settimeout(ANSWER_S)
-    try:
-        ok = bcserver.get_text(g, keys["c0"]) == fill(
-            b"VALUE {c0} 0 1\r\nz\r\nEND\r\n", keys)
-    except OSError:
-        ok = False
     check("%s: a get on another connection is answered while they wait"
-          % tag, ok)
+          % tag, get_answered(g, keys))
     got = {}
     for n in names:
         got[n], _ = bcserver.recv_until(conns[n], [], quiet=0.3)
@@ -270,11 +281,7 @@ class UdpShimServer(bcserver.ShimServer):
 
 def udp_round(binary, shim, tmp, check):
     hold = os.path.join(tmp, "hold-udp")
-    srv = UdpShimServer(binary, shim, args(),
-                        {"CRASHSHIM_DELAY": OPENS + ":5",
-                         "CRASHSHIM_DELAY_WHILE": hold,
-                         "CRASHSHIM_HOLD_WHILE": hold})
-    srv.start()
+    srv = held_server(UdpShimServer, binary, shim, hold)
     s = srv.connect(timeout=15)
     keys = setup(s)
     g = srv.connect(timeout=15)
@@ -282,23 +289,15 @@ def udp_round(binary, shim, tmp, check):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.connect(("127.0.0.1", srv.port))
     open(hold, "w").close()
-    w.sendall(b"".join(fill(b"set {wk} 0 0 %d\r\n" % VLEN, keys) +
-                       b"v" * VLEN + b"\r\n" for _ in range(4)))
-    check("udp: the writer parks at the roll-over", roll_parked(w, g))
+    check("udp: the writer parks at the roll-over", roll_parked(w, g, keys))
     reqs = {0x71: (b"set {sk} 0 0 1\r\nq\r\n", b"STORED\r\n"),
             0x72: (b"touch {b1} 50\r\n", b"TOUCHED\r\n")}
     for rid, (req, _) in reqs.items():
         u.send(struct.pack(">HHHH", rid, 0, 1, 0) + fill(req, keys))
     p = parked(g, 3)
     check("udp: the set and the touch park (writes_parked %d)" % p, p >= 3)
-    g.settimeout(ANSWER_S)
-    try:
-        ok = bcserver.get_text(g, keys["c0"]) == fill(
-            b"VALUE {c0} 0 1\r\nz\r\nEND\r\n", keys)
-    except OSError:
-        ok = False
     check("udp: a get on another connection is answered while they wait",
-          ok)
+          get_answered(g, keys))
     u.settimeout(0.3)
     try:
         early = u.recv(65536)
