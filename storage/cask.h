@@ -526,10 +526,13 @@ bool cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc);
  * have been drawn and skipped), so that the same call made again later
  * does what it would have done. Such a write that has nothing to wait for
  * returns CASK_EBLOCKED too, its roll-over (file system calls: creating
- * the next segment) handed to the store's roller thread. The store calls
+ * the next segment) handed to the store's roller thread. So does any
+ * write while a delayed flush_all that came due is not yet persisted
+ * (the roller thread writes the state file; lookups see the flush
+ * meanwhile), and a flush_all made with cask_flush_park. The store calls
  * the unblock hook each time such a wait may have ended (a closed
- * segment's sync taken up, a roll-over ended), and the commit hook after
- * each commit (which may
+ * segment's sync taken up, a roll-over ended, the flush point written),
+ * and the commit hook after each commit (which may
  * cover the full segment): then make the call again. No one else sees
  * any difference: without cask_park a write waits, as it always did. */
 
