@@ -6,11 +6,12 @@
 # One worker thread (-t 1). The LD_PRELOAD shim (crashshim.c) holds every
 # fdatasync of the state file (and nothing else: its directory is the
 # state file's path) while a hold file exists: a disk that does not
-# answer. Two rounds on one data directory:
-#   - flush_all (text, then binary FLUSH): its connection gets no reply
-#     while the sync is held; gets on another connection keep being
-#     answered promptly, the items still there (nothing changed until
-#     durable); once released the flush answers OK and the items are gone;
+# answer. Rounds on one data directory:
+#   - flush_all (text, binary FLUSH, then text over UDP): its connection
+#     (or datagram) gets no reply while the sync is held; gets on another
+#     connection keep being answered promptly, the items still there
+#     (nothing changed until durable); once released the flush answers OK
+#     and the items are gone;
 #   - a delayed flush_all coming due while the sync is held: gets see the
 #     items gone at once; a set on another connection parks (nothing is
 #     acknowledged before the flush is persisted) and answers STORED once
@@ -21,6 +22,7 @@
 #
 # Environment: BITCACHED.
 import os
+import socket
 import struct
 import sys
 import time
@@ -37,7 +39,11 @@ NKEYS = 50
 
 
 class StateShimServer(bcserver.ShimServer):
-    """The shim acts on the state file only (DIR/state)."""
+    """The shim acts on the state file only (DIR/state). UDP is served on
+    the TCP port's number."""
+
+    def argv(self):
+        return super().argv() + ["-U", str(self.port)]
 
     def start(self, timeout=20.0):
         os.makedirs(self.data, exist_ok=True)
@@ -103,6 +109,24 @@ def bin_ok(opaque):
     return struct.pack(">BBHBBHIIQ", 0x81, 0x08, 0, 0, 0, 0, 0, opaque, 0)
 
 
+def udp_flush(port):
+    """flush_all in one datagram (request id 0x4242); the socket."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(struct.pack(">HHHH", 0x4242, 0, 1, 0) + b"flush_all\r\n",
+             ("127.0.0.1", port))
+    return u
+
+
+def udp_reply(u, timeout):
+    """The payload of the next reply datagram, b"" when none came."""
+    u.settimeout(timeout)
+    try:
+        d = u.recv(65536)
+    except socket.timeout:
+        return b""
+    return d[8:] if d[:6] == struct.pack(">HHH", 0x4242, 0, 1) else d
+
+
 def restart_check(srv, check, what, gone_tags, there):
     srv.kill()
     if os.path.exists(srv.hold):
@@ -124,28 +148,39 @@ def round_now(srv, check, proto):
     s = srv.connect(timeout=15)
     g = srv.connect(timeout=15)
     f = srv.connect(timeout=15)
-    tag = b"t" if proto == "text" else b"b"
+    tag = {"text": b"t", "binary": b"b", "udp": b"u"}[proto]
     fill(s, tag)
     before = syncs(srv.stats_path)
     open(srv.hold, "w").close()
+    u = None
     if proto == "text":
         f.sendall(b"flush_all\r\n")
         want = b"OK\r\n"
-    else:
+    elif proto == "binary":
         f.sendall(bin_flush(7))
         want = bin_ok(7)
+    else:
+        u = udp_flush(srv.port)
+        want = b"OK\r\n"
     check("%s: the state file's fdatasync is held" % proto,
           wait_syncs(srv.stats_path, before + 1))
     check("%s: gets on another connection are answered promptly while "
           "flush_all waits for the disk, the items still there" % proto,
           gets_answered(g, tag + b"3", b"VALUE %s3 0 2\r\nv3\r\nEND\r\n"
                         % tag))
-    got, _ = bcserver.recv_until(f, [], quiet=0.3)
+    if u is None:
+        got, _ = bcserver.recv_until(f, [], quiet=0.3)
+    else:
+        got = udp_reply(u, 0.3)
     check("%s: flush_all is not answered before its write is durable (%r)"
           % (proto, got), got == b"")
     os.unlink(srv.hold)
-    f.settimeout(30)
-    got, _ = bcserver.recv_until(f, [want])
+    if u is None:
+        f.settimeout(30)
+        got, _ = bcserver.recv_until(f, [want])
+    else:
+        got = udp_reply(u, 30)
+        u.close()
     check("%s: flush_all answers once durable (%r)" % (proto, got),
           got == want)
     check("%s: the items are gone" % proto, all_gone(g, tag))
@@ -215,6 +250,7 @@ def main():
     check = bcserver.check
     round_now(srv, check, "text")
     round_now(srv, check, "binary")
+    round_now(srv, check, "udp")
     round_delayed(srv, check)
     check("the server lives", srv.alive())
     srv.close()
