@@ -49,6 +49,10 @@ void
 cmd_conn_deinit(struct cmd_conn *cc)
 {
     cmd_admin_cancel(cc);
+    if (cc->flush_wait != NULL) {
+        /* a flush_all parked: it still happens, unanswered */
+        cask_flush_drop(cc->env->store, &cc->flush_wait);
+    }
     cmd_read_reset(&cc->rd);
     proto_parser_release(&cc->parser);
     memset(&cc->parser, 0, sizeof(cc->parser));
@@ -782,7 +786,10 @@ do_touch(struct cmd_conn *cc, const struct proto_req *req)
     return CMD_DONE;
 }
 
-static void
+/* The state file write runs on the store's roller thread: the
+ * connection parks meanwhile (cmd_parked), and answers once it is
+ * durable. */
+static enum cmd_status
 do_flush(struct cmd_conn *cc, const struct proto_req *req)
 {
     int64_t at = now_s(cc->env);
@@ -793,15 +800,21 @@ do_flush(struct cmd_conn *cc, const struct proto_req *req)
     }
     if (cc->env->flush_disabled) {
         reply(cc, req, "CLIENT_ERROR flush_all not allowed\r\n");
-        return;
+        return CMD_DONE;
+    }
+    bool was = cmd_park_begin(cc);
+    rc = cask_flush_park(cc->env->store, at, &cc->flush_wait);
+    cmd_park_end(was);
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK;
     }
     cc->ctr->cmd_flush++;
-    rc = cask_flush(cc->env->store, at);
     if (rc == CASK_OK) {
         reply(cc, req, "OK\r\n");
     } else if (!req->noreply) {
         emit_server_error(cc, rc);
     }
+    return CMD_DONE;
 }
 
 /* ---- meta commands ---- */
@@ -1877,8 +1890,7 @@ run(struct cmd_conn *cc, const struct proto_req *req)
     case PROTO_CMD_TOUCH:
         return do_touch(cc, req);
     case PROTO_CMD_FLUSH_ALL:
-        do_flush(cc, req);
-        break;
+        return do_flush(cc, req);
     case PROTO_CMD_ADMIN:
         return cmd_admin_run(cc, req);
     case PROTO_CMD_STATS:

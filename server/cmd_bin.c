@@ -510,7 +510,8 @@ do_arith(struct cmd_conn *cc, const struct proto_bin_req *req)
     return CMD_DONE;
 }
 
-static void
+/* Parks until the state file write is durable, as the text one does. */
+static enum cmd_status
 do_flush(struct cmd_conn *cc, const struct proto_bin_req *req)
 {
     int64_t at = cmd_now_s(cc->env);
@@ -519,13 +520,19 @@ do_flush(struct cmd_conn *cc, const struct proto_bin_req *req)
     if (req->exptime > 0) {
         at = cmd_exp_abs(cc->env, req->exptime);
     }
+    bool was = cmd_park_begin(cc);
+    rc = cask_flush_park(cc->env->store, at, &cc->flush_wait);
+    cmd_park_end(was);
+    if (cmd_parked(cc, rc)) {
+        return CMD_PARK;
+    }
     cc->ctr->cmd_flush++;
-    rc = cask_flush(cc->env->store, at);
     if (rc != CASK_OK) {
         respond_store_error(cc, req, rc);
-        return;
+        return CMD_DONE;
     }
     respond_ok(cc, req, 0);
+    return CMD_DONE;
 }
 
 /* A growable buffer to catch the text stats reply. */
@@ -764,8 +771,7 @@ run(struct cmd_conn *cc, struct cmd_bin *b, const struct proto_bin_req *req)
         return st;
     }
     case PROTO_BIN_FLUSH:
-        do_flush(cc, req);
-        break;
+        return do_flush(cc, req);
     case PROTO_BIN_NOOP:
         respond(cc, req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0);
         break;

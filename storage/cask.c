@@ -111,7 +111,8 @@ cask_blocked_writes(const struct cask *c)
  * the writer that passed half of the block (cask_cas_next), so that no
  * request writes the state file for it.
  * INTERVAL: fdatasync every shard each sync_interval_ms. Both INTERVAL and
- * NEVER: let a delayed flush_all that came due take effect. Appends are
+ * NEVER: let a delayed flush_all that came due take effect (its state file
+ * write is the roller thread's). Appends are
  * already in the kernel when acknowledged; there is no buffer to push.
  * Both: a roll-over leaves the closed segment's sync (and that of the
  * directory entry of the segment that replaced it) here (cask_log.c):
@@ -172,6 +173,7 @@ sync_main(void *arg)
         }
         if (due) {
             if (c->opt.sync != CASK_SYNC_ALWAYS) {
+                /* asks the roller thread to persist it */
                 (void)cask_flush_point(c, cask_now(c));
             }
             cask_deadline_in(&ts, ms);
@@ -187,7 +189,10 @@ sync_main(void *arg)
  * hint, under always syncing the old one) run here, not on the worker
  * whose write filled the segment, which goes on serving its other
  * connections meanwhile. So do the extensions of an active segment's
- * disk reserve (ask_extend), made ahead of the appends. */
+ * disk reserve (ask_extend), made ahead of the appends, and the state
+ * file writes of the flush point (cask_ctx.c, cask_flush_work): a
+ * flush_all of a parking thread, and a delayed flush that came due,
+ * which readers see at once and writers that park wait for. */
 static void *
 roll_main(void *arg)
 {
@@ -200,6 +205,9 @@ roll_main(void *arg)
         }
         c->roll_wanted = false;
         pthread_mutex_unlock(&c->roll_mu);
+        if (cask_flush_work(c)) {
+            cask_unblocked(c); /* the flush_all calls and writes parked */
+        }
         for (unsigned i = 0; i < c->nshards; i++) {
             cask_log_roll_asked(c->shards[i]);
             cask_log_extend_asked(c->shards[i]);
@@ -425,6 +433,8 @@ store_free(struct cask *c)
     if (c->state_fd >= 0) {
         close(c->state_fd);
     }
+    cask_ctx_flush_free(c);
+    pthread_mutex_destroy(&c->flush_mu);
     pthread_mutex_destroy(&c->state_mu);
     pthread_mutex_destroy(&c->bg_mu);
     pthread_cond_destroy(&c->bg_cv);
@@ -658,6 +668,7 @@ cask_open(struct cask **out, const char *dir, const struct cask_options *o)
         c->opt.sync_interval_ms = CASK_DEFAULT_SYNC_MS;
     }
     c->nshards = o->shards;
+    pthread_mutex_init(&c->flush_mu, NULL);
     pthread_mutex_init(&c->state_mu, NULL);
     pthread_mutex_init(&c->bg_mu, NULL);
     pthread_cond_init(&c->bg_cv, NULL);

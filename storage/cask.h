@@ -447,8 +447,25 @@ int cask_arith(struct cask *c, const void *key, size_t klen,
 /* flush_all: every item stored at or before time at_abs_s becomes invalid;
  * items stored after it stay. at_abs_s <= now flushes now. A later call
  * replaces a pending (future) flush, as in memcached. Durable: the flush
- * point survives a restart. Returns CASK_OK or an error. */
+ * point survives a restart. Returns CASK_OK or an error; an error changes
+ * nothing. Writes and syncs the state file on the caller's thread. */
 int cask_flush(struct cask *c, int64_t at_abs_s);
+
+/* The same for a thread that parks its writes (cask_park): instead of
+ * writing the state file itself, it hands the flush to the store's roller
+ * thread, sets *wait and returns CASK_EBLOCKED, nothing changed yet (the
+ * flush is in effect once persisted). Once the unblock hook was called,
+ * make the call again with the same *wait: CASK_EBLOCKED while the write
+ * is under way, else its outcome (*wait is then NULL again; at_abs_s is
+ * not read). Flushes asked for meanwhile share one write, in the order
+ * asked. Without cask_park, or with *wait NULL and a failure found before
+ * any write (read-only, a due flush that could not be persisted), it
+ * answers as cask_flush. A caller that gives up waiting (its connection
+ * closed) releases *wait with cask_flush_drop; the flush still happens. */
+struct cask_flush_wait;
+int cask_flush_park(struct cask *c, int64_t at_abs_s,
+                    struct cask_flush_wait **wait);
+void cask_flush_drop(struct cask *c, struct cask_flush_wait **wait);
 
 /* Ask for compaction of shard `shard` (or every shard when shard < 0).
  * wait: block until it has run; otherwise hand it to the background thread.
@@ -509,10 +526,13 @@ bool cask_ticket_done(struct cask *c, const struct cask_ticket *t, int *rc);
  * have been drawn and skipped), so that the same call made again later
  * does what it would have done. Such a write that has nothing to wait for
  * returns CASK_EBLOCKED too, its roll-over (file system calls: creating
- * the next segment) handed to the store's roller thread. The store calls
+ * the next segment) handed to the store's roller thread. So does any
+ * write while a delayed flush_all that came due is not yet persisted
+ * (the roller thread writes the state file; lookups see the flush
+ * meanwhile), and a flush_all made with cask_flush_park. The store calls
  * the unblock hook each time such a wait may have ended (a closed
- * segment's sync taken up, a roll-over ended), and the commit hook after
- * each commit (which may
+ * segment's sync taken up, a roll-over ended, the flush point written),
+ * and the commit hook after each commit (which may
  * cover the full segment): then make the call again. No one else sees
  * any difference: without cask_park a write waits, as it always did. */
 

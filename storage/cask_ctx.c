@@ -1,13 +1,17 @@
 /* cask_ctx.c - the store-wide context every shard works in: the state
  * file (its two checksummed slots, read at open, updated in place), the
  * cas allocator with its persisted high-water mark, the flush point
- * (flush_all, delayed flushes, a replica's threshold from its primary), the
+ * (flush_all, delayed flushes, a replica's threshold from its primary;
+ * for threads that park their writes, its state file writes are the
+ * roller thread's), which threads park their writes (cask_park), the
  * clocks (a coarse monotonic one, condition-wait deadlines) and the log
  * sink.
  *
  * Owns those fields of struct cask (cask_internal.h); the store (cask.c),
  * its shards, the log, compaction and recovery call down into it, and it
- * calls nothing of theirs. Must not depend on anything above storage/.
+ * calls nothing of theirs but cask_unblock_gen (a counter). It wakes the
+ * roller and sync threads through their fields. Must not depend on
+ * anything above storage/.
  */
 #define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "storage/cask_internal.h"
@@ -442,24 +446,231 @@ cask_cas_reserve_ahead(struct cask *c)
     return rc;
 }
 
+/* ---- threads that park their writes (cask_park, cask.h) --------------- */
+
+static _Thread_local bool park_on;
+static _Thread_local uint64_t park_gen;
+
+bool
+cask_park(bool on)
+{
+    bool was = park_on;
+    park_on = on;
+    return was;
+}
+
+uint64_t
+cask_blocked_gen(void)
+{
+    return park_gen;
+}
+
+bool
+cask_parking(void)
+{
+    return park_on;
+}
+
+int
+cask_parks(struct cask *c, uint64_t gen)
+{
+    park_gen = gen;
+    atomic_fetch_add_explicit(&c->blocked_writes, 1, memory_order_relaxed);
+    return CASK_EBLOCKED;
+}
+
+/* ---- the flush point ---------------------------------------------------- */
+
+/* flush_all calls of parking threads (cask_flush_park) that one state
+ * file write takes up, and what they make of the flush point, in the
+ * order they came: the cas the last one that flushed now saw, and the
+ * pending time the last one leaves (a later flush_all replaces a pending
+ * one; one that flushes now leaves none). flush_mu covers it. */
+struct cask_flush_wait {
+    unsigned refs; /* the callers waiting, and the store until done */
+    bool done;     /* written: rc is the outcome */
+    int rc;
+    bool now;        /* one flushed now: flush_cas becomes now_cas */
+    uint64_t now_cas;
+    int64_t pending_at; /* the last one's delayed time, or 0 */
+};
+
+/* A flush_all at at_abs_s, called at now, joins w. */
+static void
+add_call(struct cask *c, struct cask_flush_wait *w, int64_t at_abs_s,
+         int64_t now)
+{
+    if (at_abs_s <= now) {
+        w->now = true;
+        w->now_cas = atomic_load(&c->next_cas) - 1;
+        w->pending_at = 0;
+    } else {
+        w->pending_at = at_abs_s;
+    }
+}
+
+static void
+drop_locked(struct cask_flush_wait *w)
+{
+    if (--w->refs == 0) {
+        free(w);
+    }
+}
+
+/* With flush_mu held: the delayed flush pending at `at` is due. Its
+ * threshold is fixed once, at what was written before it came due:
+ * flush_due_at is published before the counter is read, so a writer that
+ * drew its cas before this is under the threshold, and one that draws
+ * after sees the flush due (cask_cas_next). */
+static uint64_t
+came_due(struct cask *c, int64_t at)
+{
+    if (atomic_load(&c->flush_due_at) != at) {
+        atomic_store(&c->flush_due_at, at);
+        atomic_store(&c->flush_soft_cas, atomic_load(&c->next_cas) - 1);
+    }
+    return atomic_load(&c->flush_soft_cas);
+}
+
+/* A delayed flush came due and its threshold is not persisted yet. */
+static bool
+due_unpersisted(struct cask *c)
+{
+    int64_t at = atomic_load(&c->flush_pending_at);
+    return at != 0 && atomic_load(&c->flush_due_at) == at;
+}
+
+/* With flush_mu held: ask the roller thread to persist a due flush,
+ * unless it is asked or at it already, or its last attempt failed this
+ * second. True: the caller wakes it (wake_roller) once flush_mu is
+ * released. */
+static bool
+ask_due(struct cask *c, int64_t now)
+{
+    if (c->flush_asked || c->flush_writing ||
+        (atomic_load(&c->flush_err) != 0 && now == c->flush_tried_s)) {
+        return false;
+    }
+    c->flush_asked = true;
+    return true;
+}
+
+static void
+wake_roller(struct cask *c)
+{
+    pthread_mutex_lock(&c->roll_mu);
+    c->roll_wanted = true;
+    pthread_cond_signal(&c->roll_cv);
+    pthread_mutex_unlock(&c->roll_mu);
+}
+
+/* With state_mu held: persist the flush point, a due delayed flush
+ * folded in and then the calls of w (NULL: none), and publish it once
+ * durable. 0 (also when there was nothing to write) or the write's errno;
+ * a failure publishes nothing (a due flush stays seen by readers, and its
+ * error refuses writers: flush_err). Persist first, apply after: a
+ * flush_all that fails changes nothing, and compaction never drops
+ * records by a point a restart forgets. */
+static int
+persist(struct cask *c, const struct cask_flush_wait *w)
+{
+    for (;;) {
+        int64_t now = cask_now(c);
+        pthread_mutex_lock(&c->flush_mu);
+        struct cask_state m = state_now(c);
+        int64_t was_at = m.flush_pending_at;
+        bool due = was_at != 0 &&
+                   (now >= was_at || atomic_load(&c->flush_due_at) == was_at);
+        if (due) {
+            uint64_t soft = came_due(c, was_at);
+            m.flush_cas = soft > m.flush_cas ? soft : m.flush_cas;
+            m.flush_pending_at = 0;
+        }
+        pthread_mutex_unlock(&c->flush_mu);
+        if (!due && w == NULL) {
+            return 0;
+        }
+        if (w != NULL) {
+            if (w->now && w->now_cas > m.flush_cas) {
+                m.flush_cas = w->now_cas;
+            }
+            m.flush_pending_at = w->pending_at;
+        }
+        int rc = cask_ctx_state_write(c, &m);
+        pthread_mutex_lock(&c->flush_mu);
+        if (rc == 0 && !due && was_at != 0 &&
+            atomic_load(&c->flush_due_at) == was_at) {
+            /* The pending flush this write replaces came due meanwhile,
+             * and readers see it: write again with it folded in. */
+            pthread_mutex_unlock(&c->flush_mu);
+            continue;
+        }
+        if (rc == 0) {
+            atomic_store(&c->flush_cas, m.flush_cas);
+            atomic_store(&c->flush_pending_at, m.flush_pending_at);
+            /* a new pending flush is not due (a clock stepped back could
+             * name the time of one that was) */
+            atomic_store(&c->flush_due_at, 0);
+        }
+        if (due) {
+            atomic_store(&c->flush_err, rc);
+            c->flush_tried_s = now;
+        }
+        pthread_mutex_unlock(&c->flush_mu);
+        return rc;
+    }
+}
+
+/* A write found a due flush not yet persisted (after drawing its cas):
+ * 0 when it is persisted by now; else, for a thread that parks, the
+ * roller thread is asked and the write parks; another writes it itself.
+ * The error of a failed write refuses the write meanwhile. */
+static int
+due_wait(struct cask *c)
+{
+    uint64_t gen = cask_unblock_gen(c); /* before the obstacle is seen */
+    int64_t now = cask_now(c);
+    pthread_mutex_lock(&c->flush_mu);
+    bool due = due_unpersisted(c);
+    int rc = due ? atomic_load(&c->flush_err) : 0;
+    bool wake = due && park_on && ask_due(c, now);
+    bool tried = rc != 0 && now == c->flush_tried_s;
+    pthread_mutex_unlock(&c->flush_mu);
+    if (wake) {
+        wake_roller(c);
+    }
+    if (!due) {
+        return 0;
+    }
+    if (park_on) {
+        return rc != 0 ? rc : cask_parks(c, gen);
+    }
+    if (tried) {
+        return rc; /* retried at most once a second */
+    }
+    pthread_mutex_lock(&c->state_mu);
+    rc = persist(c, NULL);
+    pthread_mutex_unlock(&c->state_mu);
+    return rc;
+}
+
 int
 cask_cas_next(struct cask *c, uint64_t *out)
 {
-    int rc = atomic_load(&c->flush_err);
-    if (rc != 0) {
-        /* A flush_all came due but could not be persisted: nothing new may
-         * be acknowledged until it is (see cask_flush_point). */
-        (void)cask_flush_point(c, cask_now(c));
-        rc = atomic_load(&c->flush_err);
+    uint64_t v = atomic_fetch_add(&c->next_cas, 1);
+    if (due_unpersisted(c)) {
+        /* Looked at after v was drawn (came_due): nothing new may be
+         * acknowledged before the flush is persisted, or a restart would
+         * take it as due again, its threshold past v. v is skipped. */
+        int rc = due_wait(c);
         if (rc != 0) {
             return rc;
         }
     }
-    uint64_t v = atomic_fetch_add(&c->next_cas, 1);
     if (v > CASK_KD_CAS_MAX) {
         return EOVERFLOW; /* the keydir keeps 56 bits (centuries of writes) */
     }
-    rc = reserve_past(c, v);
+    int rc = reserve_past(c, v);
     if (rc == 0) {
         ask_ahead(c, v);
         *out = v;
@@ -486,39 +697,61 @@ uint64_t
 cask_flush_point(struct cask *c, int64_t now)
 {
     int64_t at = atomic_load(&c->flush_pending_at);
-    if (at != 0 && now >= at) {
-        pthread_mutex_lock(&c->state_mu);
-        if (atomic_load(&c->flush_pending_at) == at) {
-            if (c->flush_due_at != at) {
-                /* Fix the threshold once: what was written before the
-                 * flush came due. */
-                c->flush_due_at = at;
-                atomic_store(&c->flush_soft_cas, atomic_load(&c->next_cas) - 1);
-            }
-            /* Retry a failed write at most once a second. */
-            if (atomic_load(&c->flush_err) == 0 || now != c->flush_tried_s) {
-                c->flush_tried_s = now;
-                struct cask_state m = state_now(c);
-                m.flush_cas = atomic_load(&c->flush_soft_cas);
-                m.flush_pending_at = 0;
-                int rc = cask_ctx_state_write(c, &m);
-                if (rc == 0) {
-                    atomic_store(&c->flush_cas, m.flush_cas);
-                    atomic_store(&c->flush_pending_at, 0);
-                }
-                atomic_store(&c->flush_err, rc);
-            }
-        }
-        pthread_mutex_unlock(&c->state_mu);
+    if (at == 0 || (now < at && atomic_load(&c->flush_due_at) != at)) {
+        return atomic_load(&c->flush_cas);
     }
+    pthread_mutex_lock(&c->flush_mu);
+    at = atomic_load(&c->flush_pending_at);
     uint64_t fc = atomic_load(&c->flush_cas);
-    if (atomic_load(&c->flush_err) != 0) {
-        /* Due but not yet persisted: readers already see it, writers are
-         * refused (cask_cas_next), compaction ignores it. */
-        uint64_t soft = atomic_load(&c->flush_soft_cas);
-        return soft > fc ? soft : fc;
+    bool wake = false;
+    if (at != 0 && (now >= at || atomic_load(&c->flush_due_at) == at)) {
+        /* Due: readers see it now; compaction ignores it (it reads
+         * flush_cas) until it is persisted. */
+        uint64_t soft = came_due(c, at);
+        fc = soft > fc ? soft : fc;
+        wake = ask_due(c, now);
+    }
+    pthread_mutex_unlock(&c->flush_mu);
+    if (wake) {
+        wake_roller(c);
     }
     return fc;
+}
+
+bool
+cask_flush_work(struct cask *c)
+{
+    pthread_mutex_lock(&c->flush_mu);
+    bool asked = c->flush_asked;
+    struct cask_flush_wait *w = c->flush_open;
+    c->flush_asked = false;
+    c->flush_open = NULL;
+    c->flush_writing = asked;
+    pthread_mutex_unlock(&c->flush_mu);
+    if (!asked) {
+        return false;
+    }
+    pthread_mutex_lock(&c->state_mu);
+    int rc = persist(c, w);
+    pthread_mutex_unlock(&c->state_mu);
+    pthread_mutex_lock(&c->flush_mu);
+    c->flush_writing = false;
+    if (w != NULL) {
+        w->rc = rc;
+        w->done = true;
+        drop_locked(w); /* the store's */
+    }
+    pthread_mutex_unlock(&c->flush_mu);
+    return true;
+}
+
+void
+cask_ctx_flush_free(struct cask *c)
+{
+    if (c->flush_open != NULL) {
+        drop_locked(c->flush_open); /* never written: no one waits now */
+        c->flush_open = NULL;
+    }
 }
 
 int
@@ -530,27 +763,70 @@ cask_flush(struct cask *c, int64_t at_abs_s)
     int64_t now = cask_now(c);
     /* A pending flush that already came due happened before this call. */
     (void)cask_flush_point(c, now);
-    int rc = atomic_load(&c->flush_err);
-    if (rc != 0) {
-        return rc;
-    }
+    struct cask_flush_wait w = {.refs = 1};
+    add_call(c, &w, at_abs_s, now);
     pthread_mutex_lock(&c->state_mu);
-    /* Persist first, apply after: a flush_all that fails changes nothing,
-     * and compaction never drops records by a point a restart forgets. */
-    struct cask_state m = state_now(c);
-    if (at_abs_s <= now) {
-        m.flush_cas = atomic_load(&c->next_cas) - 1;
-        m.flush_pending_at = 0;
-    } else {
-        m.flush_pending_at = at_abs_s;
-    }
-    rc = cask_ctx_state_write(c, &m);
-    if (rc == 0) {
-        atomic_store(&c->flush_cas, m.flush_cas);
-        atomic_store(&c->flush_pending_at, m.flush_pending_at);
-    }
+    int rc = persist(c, &w);
     pthread_mutex_unlock(&c->state_mu);
     return rc;
+}
+
+int
+cask_flush_park(struct cask *c, int64_t at_abs_s, struct cask_flush_wait **wait)
+{
+    struct cask_flush_wait *w = *wait;
+    if (w != NULL) {
+        /* Made again: done yet? */
+        uint64_t gen = cask_unblock_gen(c);
+        pthread_mutex_lock(&c->flush_mu);
+        bool done = w->done;
+        int rc = w->rc;
+        if (done) {
+            drop_locked(w);
+            *wait = NULL;
+        }
+        pthread_mutex_unlock(&c->flush_mu);
+        return done ? rc : cask_parks(c, gen);
+    }
+    if (!park_on) {
+        return cask_flush(c, at_abs_s);
+    }
+    if (atomic_load(&c->read_only)) {
+        return CASK_EREADONLY;
+    }
+    int64_t now = cask_now(c);
+    (void)cask_flush_point(c, now); /* as in cask_flush */
+    uint64_t gen = cask_unblock_gen(c);
+    pthread_mutex_lock(&c->flush_mu);
+    w = c->flush_open;
+    if (w == NULL) {
+        w = calloc(1, sizeof(*w));
+        if (w == NULL) {
+            pthread_mutex_unlock(&c->flush_mu);
+            return ENOMEM;
+        }
+        w->refs = 1; /* the store's, until written (cask_flush_work) */
+        c->flush_open = w;
+    }
+    w->refs++;
+    add_call(c, w, at_abs_s, now);
+    c->flush_asked = true;
+    pthread_mutex_unlock(&c->flush_mu);
+    wake_roller(c);
+    *wait = w;
+    return cask_parks(c, gen);
+}
+
+void
+cask_flush_drop(struct cask *c, struct cask_flush_wait **wait)
+{
+    if (*wait == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&c->flush_mu);
+    drop_locked(*wait);
+    pthread_mutex_unlock(&c->flush_mu);
+    *wait = NULL;
 }
 
 /* ---- replication (cask_stream.h) ---------------------------------------- */
@@ -575,8 +851,10 @@ cask_stream_set_flush(struct cask *c, uint64_t flush_cas, bool exact)
         m.flush_pending_at = 0;
         rc = cask_ctx_state_write(c, &m);
         if (rc == 0) {
+            pthread_mutex_lock(&c->flush_mu);
             atomic_store(&c->flush_cas, flush_cas);
             atomic_store(&c->flush_pending_at, 0);
+            pthread_mutex_unlock(&c->flush_mu);
         }
     }
     pthread_mutex_unlock(&c->state_mu);

@@ -47,11 +47,21 @@ struct cask {
     _Atomic uint64_t flush_cas;       /* items with cas <= it are flushed */
     _Atomic int64_t flush_pending_at; /* delayed flush time, 0 none */
     /* A delayed flush that came due but whose threshold is not yet in the
-     * state file: flush_err is the write's error (0 = none pending). */
+     * state file (flush_pending_at == flush_due_at): readers see
+     * flush_soft_cas, writers wait for the roller thread to persist it
+     * (cask_flush_work); flush_err is that write's error (0 = none). */
     _Atomic uint64_t flush_soft_cas;
     _Atomic int flush_err;
-    int64_t flush_due_at;     /* state_mu: flush_soft_cas is for this time */
-    int64_t flush_tried_s;    /* state_mu: last persist attempt (clock) */
+    _Atomic int64_t flush_due_at; /* flush_mu: flush_soft_cas is for it */
+    /* flush_mu covers the fields above it from flush_soft_cas on, the
+     * publication of flush_cas and flush_pending_at, and these; it is never
+     * held over I/O (state_mu is, and is taken first): */
+    pthread_mutex_t flush_mu;
+    int64_t flush_tried_s; /* last persist attempt of a due flush (clock) */
+    bool flush_asked;      /* the roller thread is asked to persist */
+    bool flush_writing;    /* it is writing (a due flush, flush_open's) */
+    /* flush_all calls of parking threads not yet taken up (cask_ctx.c) */
+    struct cask_flush_wait *flush_open;
     pthread_mutex_t state_mu; /* covers state file writes, state_fd/gen */
     int state_fd;             /* the state file, open for in-place updates */
     uint64_t state_gen;       /* generation of the newest slot on disk */
@@ -174,10 +184,29 @@ int cask_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
                          const struct timespec *deadline);
 
 /* The flush threshold at time now, for lookups: a pending delayed flush
- * whose time has come becomes a threshold here, persisted before it is
- * published (retried once a second while the write fails; meanwhile
- * readers see it and writers get the error from cask_cas_next). */
+ * whose time has come becomes a threshold here at once, without I/O; the
+ * roller thread is asked to persist it (cask_flush_work; asked again at
+ * most once a second while the write fails). Until it is persisted,
+ * readers see it and writers wait for it in cask_cas_next (a thread that
+ * parks its writes parks; the others write it themselves), or get the
+ * error of the failed write. Lock-free but while a due flush waits. */
 uint64_t cask_flush_point(struct cask *c, int64_t now);
+
+/* The roller thread's share of the flush point: persist a due delayed
+ * flush and the flush_all calls of parking threads (cask_flush_park) when
+ * asked, state_mu held, and publish them once durable. True when it was
+ * asked (the caller then calls cask_unblocked: the parked wait ended). */
+bool cask_flush_work(struct cask *c);
+
+/* At the store's end: release the flush_all calls never taken up. */
+void cask_ctx_flush_free(struct cask *c);
+
+/* Threads that park their writes (cask_park, cask.h). cask_parking: this
+ * thread does. cask_parks: its write parks; the wait it would have made
+ * ends with a cask_unblocked() after gen (cask_unblock_gen read before
+ * the obstacle was found). Counts the write, returns CASK_EBLOCKED. */
+bool cask_parking(void);
+int cask_parks(struct cask *c, uint64_t gen);
 
 struct cask_state;
 

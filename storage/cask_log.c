@@ -857,24 +857,9 @@ cask_log_written(struct cask_shard *sh, uint64_t seq, uint32_t gen, int *err)
 
 /* ---- writes that park instead of waiting for a roll-over (cask_park) -- */
 
-static _Thread_local bool park_on;
-static _Thread_local uint64_t park_gen;
-
-bool
-cask_park(bool on)
-{
-    bool was = park_on;
-    park_on = on;
-    return was;
-}
-
-uint64_t
-cask_blocked_gen(void)
-{
-    return park_gen;
-}
-
-/* With mu held, the active segment full: would its roll-over wait? For
+/* The thread's setting and cask_parks are the store context's (cask_ctx.c).
+ *
+ * With mu held, the active segment full: would its roll-over wait? For
  * the sync thread to take one of CASK_UNSYNCED_MAX closed segments; or
  * under always with the journal for the commit of appends not covered
  * yet (*commit), whose roll-over would otherwise sync the segment on
@@ -899,16 +884,6 @@ roll_waits(struct cask_shard *sh, bool *commit)
     return false;
 }
 
-/* This thread's write parks: the wait it would have made ends with a
- * cask_unblocked() after gen. */
-static int
-parks(struct cask *c, uint64_t gen)
-{
-    park_gen = gen;
-    atomic_fetch_add_explicit(&c->blocked_writes, 1, memory_order_relaxed);
-    return CASK_EBLOCKED;
-}
-
 /* With mu held: this thread parks its writes, and one would wait. gen is
  * cask_unblock_gen as read before the obstacle was found. Kick what ends
  * the wait (the sync thread; for a commit, the write-out of what a batch
@@ -929,7 +904,7 @@ blocked(struct cask_shard *sh, uint64_t gen, bool commit)
         pthread_cond_signal(&c->sync_cv);
         pthread_mutex_unlock(&c->bg_mu);
     }
-    return parks(c, gen);
+    return cask_parks(c, gen);
 }
 
 /* With mu held: this thread parks its writes and the active segment is
@@ -955,7 +930,7 @@ ask_roll(struct cask_shard *sh, uint64_t gen)
         sh->roll_asked = true;
         wake_roller(sh->store);
     }
-    return parks(sh->store, gen);
+    return cask_parks(sh->store, gen);
 }
 
 void
@@ -1020,7 +995,7 @@ reserve_ahead(struct cask_shard *sh, size_t len, bool tomb)
         }
         ask_extend(sh);
         /* its end is counted under mu, after this */
-        return parks(c, cask_unblock_gen(c));
+        return cask_parks(c, cask_unblock_gen(c));
     }
     if (need + chunk / 2 > s->prealloc_end &&
         s->prealloc_end < c->opt.segment_size + reserve_keep(c)) {
@@ -1106,8 +1081,8 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
     struct cask *c = sh->store;
     int rc;
 
-    if (sh->rolling || (park_on && sh->roll_asked)) {
-        if (park_on) {
+    if (sh->rolling || (cask_parking() && sh->roll_asked)) {
+        if (cask_parking()) {
             /* Its end counts in cask_unblock_gen under mu: after this. */
             return blocked(sh, cask_unblock_gen(c), false);
         }
@@ -1138,8 +1113,8 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
         bool commit;
         /* Read before the obstacles are: an end of one that is not under
          * mu (a commit) counts after it (cask_blocked_gen). */
-        uint64_t gen = park_on ? cask_unblock_gen(c) : 0;
-        if (park_on && roll_waits(sh, &commit)) {
+        uint64_t gen = cask_parking() ? cask_unblock_gen(c) : 0;
+        if (cask_parking() && roll_waits(sh, &commit)) {
             return blocked(sh, gen, commit);
         }
         if (sh->roll_err != 0) {
@@ -1149,7 +1124,7 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
             sh->roll_err = 0;
             return rc;
         }
-        if (park_on) {
+        if (cask_parking()) {
             return ask_roll(sh, gen);
         }
         rc = cask_log_roll(sh);
@@ -1159,7 +1134,7 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
         }
         return CASK_LOG_RETRY;
     }
-    return park_on ? reserve_ahead(sh, len, tomb) : 0;
+    return cask_parking() ? reserve_ahead(sh, len, tomb) : 0;
 }
 
 /* Append one record to the active segment, written with one pwrite before

@@ -272,6 +272,13 @@ dist_check_SCRIPTS += tests/crash/test_roll_park_touch.py
 TESTS += tests/crash/test_roll_park_touch.py
 dist_check_SCRIPTS += tests/crash/test_roll_offload.py
 TESTS += tests/crash/test_roll_offload.py
+# flush_all (text, binary, UDP) and a delayed flush coming due write the
+# state file on the roller thread: its fdatasync held, -t 1, gets on
+# another connection are answered, flush_all answers OK once released, a
+# set parks behind a due flush; a kill -9 after each keeps the flush;
+# skips without the shim.
+dist_check_SCRIPTS += tests/crash/test_flush_park.py
+TESTS += tests/crash/test_flush_park.py
 # A stopped store's files damaged (a byte flipped in a closed segment, a
 # hint, the state file, a manifest, a retired file) and compactions killed
 # at each sync, rename, unlink and truncate (bitcached-admin compact, and

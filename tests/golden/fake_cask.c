@@ -680,6 +680,20 @@ cask_flush(struct cask *c, int64_t at_abs_s)
 }
 
 int
+cask_flush_park(struct cask *c, int64_t at_abs_s, struct cask_flush_wait **wait)
+{
+    (void)wait; /* never parks */
+    return cask_flush(c, at_abs_s);
+}
+
+void
+cask_flush_drop(struct cask *c, struct cask_flush_wait **wait)
+{
+    (void)c;
+    *wait = NULL;
+}
+
+int
 cask_compact(struct cask *c, int shard, bool wait)
 {
     (void)c;

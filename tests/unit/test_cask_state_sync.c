@@ -13,6 +13,12 @@
  * the sync thread: a writer (its shard's mutex held) never syncs the state
  * file for it, unless the mark is used up because the thread's writes
  * fail; then the writes fail too, until the state file can be written.
+ *
+ * The flush point's writes are the roller thread's for a thread that
+ * parks its writes (a server worker): a flush_all parks until its write
+ * is durable (its state fdatasync held here), a delayed flush coming due
+ * is seen by lookups at once while the roller writes it, and writes park
+ * until it is durable; neither waits on the caller's thread.
  */
 #include "storage/cask.h"
 
@@ -34,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -62,14 +69,43 @@ is_state_file(int fd)
            strcmp(path + n - tail, "/" CASK_STATE_NAME) == 0;
 }
 
+/* __atomic: the state file's fdatasync on a store thread waits while
+ * set (a disk that does not answer), up to HOLD_MAX_MS; held counts the
+ * syncs that waited. */
+static int hold_state_sync;
+static unsigned held;
+#define HOLD_MAX_MS 10000
+
+static uint64_t
+ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 static int
 bad_fdatasync(int fd)
 {
     if (is_state_file(fd)) {
-        __atomic_add_fetch(pthread_equal(pthread_self(), test_thread)
-                                   ? &caller_state_syncs
-                                   : &bg_state_syncs,
-                           1, __ATOMIC_SEQ_CST);
+        bool caller = pthread_equal(pthread_self(), test_thread);
+        __atomic_add_fetch(caller ? &caller_state_syncs : &bg_state_syncs, 1,
+                           __ATOMIC_SEQ_CST);
+        if (!caller && __atomic_load_n(&hold_state_sync, __ATOMIC_SEQ_CST)) {
+            __atomic_add_fetch(&held, 1, __ATOMIC_SEQ_CST);
+            uint64_t t0 = ms_now();
+            while (__atomic_load_n(&hold_state_sync, __ATOMIC_SEQ_CST) &&
+                   ms_now() - t0 < HOLD_MAX_MS) {
+                sleep_ms(1);
+            }
+        }
         if (__atomic_load_n(&fail_state_sync, __ATOMIC_SEQ_CST)) {
             errno = EIO;
             return -1;
@@ -116,6 +152,10 @@ setup(void **state)
     fail_sync = 0;
     fail_write = 0;
     fail_state_sync = 0;
+    hold_state_sync = 0;
+    held = 0;
+    caller_state_syncs = 0;
+    bg_state_syncs = 0;
     test_thread = pthread_self();
     tc_log[0] = '\0';
     return tc_fx_setup(state, tune);
@@ -124,6 +164,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
+    __atomic_store_n(&hold_state_sync, 0, __ATOMIC_SEQ_CST);
+    (void)cask_park(false);
     __atomic_store_n(&fail_sync, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&fail_write, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&fail_state_sync, 0, __ATOMIC_SEQ_CST);
@@ -441,6 +483,166 @@ test_cas_ahead_fails_then_writes_fail(void **state)
     assert_true(st.cas_reserved > atomic_load(&f->c->next_cas));
 }
 
+/* Until the store's threads entered a held state file sync (n so far). */
+static void
+wait_held(unsigned n)
+{
+    uint64_t t0 = ms_now();
+    while (__atomic_load_n(&held, __ATOMIC_SEQ_CST) < n) {
+        assert_true(ms_now() - t0 < 5000);
+        sleep_ms(1);
+    }
+}
+
+/* Until the store called its unblock hook after a call parked. */
+static void
+wait_unblocked(struct cask *c)
+{
+    uint64_t t0 = ms_now();
+    while (cask_unblock_gen(c) == cask_blocked_gen()) {
+        assert_true(ms_now() - t0 < 5000);
+        sleep_ms(1);
+    }
+}
+
+/* A flush_all of a thread that parks its writes (the server's workers)
+ * writes no state file on that thread: it returns CASK_EBLOCKED at once,
+ * the roller thread writes it, and nothing changes until that write is
+ * durable. Meanwhile lookups and writes do not wait for it. Made again
+ * after the unblock hook, the call answers; a crash then keeps the
+ * flush. The flush point is the one when it was asked for: a key set
+ * while it was written stays. */
+static void
+test_parked_flush_written_by_roller(void **state)
+{
+    struct fx *f = *state;
+    char *dir = NULL;
+    fill(f);
+    unsigned mine = __atomic_load_n(&caller_state_syncs, __ATOMIC_SEQ_CST);
+    (void)cask_park(true);
+    __atomic_store_n(&hold_state_sync, 1, __ATOMIC_SEQ_CST);
+    struct cask_flush_wait *w = NULL;
+    assert_int_equal(cask_flush_park(f->c, tc_now, &w), CASK_EBLOCKED);
+    assert_non_null(w);
+    wait_held(1);
+    uint64_t t0 = ms_now();
+    assert_true(all_there(f->c));
+    assert_int_equal(tc_set(f->c, "later", "x"), CASK_OK);
+    assert_true(ms_now() - t0 < HOLD_MAX_MS / 2); /* not behind the sync */
+    /* not done yet: parks again, still unflushed (a crash now may leave
+     * the flush, unanswered, in the page cache: the slot is written) */
+    assert_int_equal(cask_flush_park(f->c, tc_now, &w), CASK_EBLOCKED);
+    assert_non_null(w);
+    assert_true(all_there(f->c));
+    __atomic_store_n(&hold_state_sync, 0, __ATOMIC_SEQ_CST);
+    wait_unblocked(f->c);
+    assert_int_equal(cask_flush_park(f->c, tc_now, &w), CASK_OK);
+    assert_null(w);
+    assert_true(none_there(f->c));
+    assert_true(tc_is(f->c, "later", "x"));
+    assert_int_equal(__atomic_load_n(&caller_state_syncs, __ATOMIC_SEQ_CST),
+                     mine);
+    (void)cask_park(false);
+    struct cask *c = open_crashed(f, &dir);
+    assert_true(none_there(c));
+    assert_true(tc_is(c, "later", "x"));
+    close_crashed(&c, &dir);
+}
+
+/* A parked flush_all whose write fails answers the error and changes
+ * nothing, in memory or after a crash. Two calls asked for while the
+ * roller is busy share one write, in their order: a delayed flush
+ * replaced by one that flushes now. A caller that gives up waiting
+ * (cask_flush_drop) leaves the flush to happen. */
+static void
+test_parked_flush_fails_or_shares(void **state)
+{
+    struct fx *f = *state;
+    char *dir = NULL;
+    fill(f);
+    (void)cask_park(true);
+    __atomic_store_n(&fail_state_sync, 1, __ATOMIC_SEQ_CST);
+    struct cask_flush_wait *w = NULL;
+    assert_int_equal(cask_flush_park(f->c, tc_now, &w), CASK_EBLOCKED);
+    wait_unblocked(f->c);
+    assert_int_equal(cask_flush_park(f->c, tc_now, &w), EIO);
+    assert_null(w);
+    __atomic_store_n(&fail_state_sync, 0, __ATOMIC_SEQ_CST);
+    assert_true(all_there(f->c));
+    struct cask *c = open_crashed(f, &dir);
+    assert_true(all_there(c));
+    close_crashed(&c, &dir);
+
+    /* the roller held in a write of its own (a delayed flush) */
+    __atomic_store_n(&hold_state_sync, 1, __ATOMIC_SEQ_CST);
+    struct cask_flush_wait *w1 = NULL, *w2 = NULL, *w3 = NULL;
+    assert_int_equal(cask_flush_park(f->c, tc_now + 100, &w1), CASK_EBLOCKED);
+    wait_held(1);
+    assert_int_equal(cask_flush_park(f->c, tc_now + 50, &w2), CASK_EBLOCKED);
+    assert_int_equal(cask_flush_park(f->c, tc_now, &w3), CASK_EBLOCKED);
+    assert_true(w2 == w3 && w1 != w2);
+    cask_flush_drop(f->c, &w3); /* its connection closed */
+    assert_null(w3);
+    assert_true(all_there(f->c));
+    __atomic_store_n(&hold_state_sync, 0, __ATOMIC_SEQ_CST);
+    uint64_t t0 = ms_now();
+    int rc;
+    while ((rc = cask_flush_park(f->c, 0, &w2)) == CASK_EBLOCKED) {
+        assert_true(ms_now() - t0 < 5000);
+        sleep_ms(1);
+    }
+    assert_int_equal(rc, CASK_OK);
+    assert_int_equal(cask_flush_park(f->c, 0, &w1), CASK_OK);
+    (void)cask_park(false);
+    assert_true(none_there(f->c));
+    assert_int_equal(atomic_load(&f->c->flush_pending_at), 0);
+    assert_int_equal(tc_set(f->c, "k0", "new"), CASK_OK);
+    tc_now += 200; /* neither delayed flush is pending any more */
+    assert_true(tc_is(f->c, "k0", "new"));
+    c = open_crashed(f, &dir);
+    assert_true(tc_is(c, "k0", "new"));
+    assert_true(tc_absent(c, "k1"));
+    close_crashed(&c, &dir);
+}
+
+/* A delayed flush_all coming due: the first lookup after its time sees
+ * it at once, and so does every other, without waiting for the state
+ * file (held) or writing it on the caller's thread; the roller thread
+ * writes it. A write of a thread that parks is not made before it is
+ * durable: it parks (CASK_EBLOCKED, nothing changed), and is made once
+ * the unblock hook ran. A crash then keeps the flush, and the write. */
+static void
+test_due_flush_written_by_roller(void **state)
+{
+    struct fx *f = *state;
+    char *dir = NULL;
+    fill(f);
+    assert_int_equal(cask_flush(f->c, tc_now + 10), CASK_OK);
+    assert_true(all_there(f->c));
+    unsigned mine = __atomic_load_n(&caller_state_syncs, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&hold_state_sync, 1, __ATOMIC_SEQ_CST);
+    tc_now += 20;
+    uint64_t t0 = ms_now();
+    assert_true(none_there(f->c));
+    wait_held(1);
+    assert_true(none_there(f->c));
+    assert_true(ms_now() - t0 < HOLD_MAX_MS / 2); /* not behind the sync */
+    (void)cask_park(true);
+    assert_int_equal(tc_set(f->c, "k0", "new"), CASK_EBLOCKED);
+    assert_true(tc_absent(f->c, "k0"));
+    assert_int_equal(__atomic_load_n(&caller_state_syncs, __ATOMIC_SEQ_CST),
+                     mine);
+    __atomic_store_n(&hold_state_sync, 0, __ATOMIC_SEQ_CST);
+    wait_unblocked(f->c);
+    assert_int_equal(tc_set(f->c, "k0", "new"), CASK_OK);
+    (void)cask_park(false);
+    assert_int_equal(atomic_load(&f->c->flush_pending_at), 0);
+    struct cask *c = open_crashed(f, &dir);
+    assert_true(tc_is(c, "k0", "new"));
+    assert_true(tc_absent(c, "k1"));
+    close_crashed(&c, &dir);
+}
+
 int
 main(void)
 {
@@ -458,6 +660,12 @@ main(void)
                     test_cas_reserved_ahead_by_sync_thread, setup, teardown),
             cmocka_unit_test_setup_teardown(
                     test_cas_ahead_fails_then_writes_fail, setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                    test_parked_flush_written_by_roller, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_parked_flush_fails_or_shares,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_due_flush_written_by_roller,
+                                            setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
