@@ -245,10 +245,10 @@ struct cmd_conn {
      * a roll-over returns CMD_PARK instead (cask_park), with
      * write_parked set, nothing written, counted or answered; the server
      * runs it again when the store says the wait may be over. Text, meta
-     * and binary writes, flush_all (its state file write), touch, mg with T or N, binary touch and gat, and
-     * text gat and gats (at the key whose touch would wait, resumed there
-     * through get_pos, the keys before it answered once); watched or not
-     * (a store's watch lines are logged once it ran). */
+     * and binary writes, flush_all (its state file write), touch, mg with T or
+     * N, binary touch and gat, and text gat and gats (at the key whose touch
+     * would wait, resumed there through get_pos, the keys before it answered
+     * once); watched or not (a store's watch lines are logged once it ran). */
     bool park_writes;
     bool write_parked; /* the last CMD_PARK was such a write's */
     /* A flush_all (text or binary) parked until the store persisted it

@@ -490,7 +490,7 @@ struct cask_flush_wait {
     unsigned refs; /* the callers waiting, and the store until done */
     bool done;     /* written: rc is the outcome */
     int rc;
-    bool now;        /* one flushed now: flush_cas becomes now_cas */
+    bool now; /* one flushed now: flush_cas becomes now_cas */
     uint64_t now_cas;
     int64_t pending_at; /* the last one's delayed time, or 0 */
 };

@@ -87,7 +87,8 @@ ms_now(void)
 static void
 sleep_ms(unsigned ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    struct timespec ts = {.tv_sec = ms / 1000,
+                          .tv_nsec = (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
@@ -660,8 +661,8 @@ main(void)
                     test_cas_reserved_ahead_by_sync_thread, setup, teardown),
             cmocka_unit_test_setup_teardown(
                     test_cas_ahead_fails_then_writes_fail, setup, teardown),
-            cmocka_unit_test_setup_teardown(
-                    test_parked_flush_written_by_roller, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_parked_flush_written_by_roller,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(test_parked_flush_fails_or_shares,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_due_flush_written_by_roller,
