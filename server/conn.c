@@ -220,6 +220,11 @@ struct conn {
      * read event stays, as for read_wait. */
     bool write_wait;
     TAILQ_ENTRY(conn) block_link;
+    /* The client closed its end while the connection waited (parked, or
+     * for a roll-over or a value read) with requests read and not run:
+     * they still run, as memcached runs what it read before it sees the
+     * end, and the connection closes once none is left. No more reads. */
+    bool peer_eof;
 };
 
 /* Waiting for a value read or for a roll-over: runs no request. */
@@ -752,6 +757,9 @@ set_reading(struct conn *c, bool on)
 {
     if ((c->parked || waiting(c)) && c->park_full) {
         on = false; /* unpark or conn_read_resume turns it back on */
+    }
+    if (c->peer_eof) {
+        on = false; /* nothing more will come */
     }
     if (on == c->reading) {
         return;
@@ -1346,6 +1354,7 @@ process(struct conn *c)
 {
     unsigned turn = c->w->srv->settings->reqs_per_event;
     unsigned served = 0;
+    bool starved = false; /* stopped for want of input */
 
     c->turn_written = 0;
     if (c->watch != NULL) {
@@ -1478,6 +1487,7 @@ process(struct conn *c)
                     return -1;
                 }
             }
+            starved = true;
             break;
         }
         if (st == CMD_WATCH) {
@@ -1492,6 +1502,13 @@ process(struct conn *c)
     }
     if (c->rstart == c->rend) {
         c->rstart = c->rend = 0;
+        starved = starved || !cmd_busy(&c->cc);
+    }
+    if (c->peer_eof && starved && !c->closing && !waiting(c) && !c->paused &&
+        !c->yielded) {
+        /* the client is gone and what it sent has run: its replies go
+         * out (those held for a commit once it is done), then it closes */
+        c->closing = true;
     }
     conn_table_set(c->info,
                    c->paused                      ? CONN_ST_MWRITE
@@ -1579,9 +1596,17 @@ read_parked(struct conn *c)
         }
         ssize_t n = conn_read(c, c->rbuf + c->rend, room);
         if (n == 0) {
+            /* What it sent before still runs (process closes it then);
+             * with nothing left to run it closes once its replies are
+             * out (those held for a commit, once it is done). */
             c->close_reason = WATCH_CLOSE_NORMAL;
-            conn_close(c);
-            return -1;
+            c->peer_eof = true;
+            set_reading(c, false);
+            if (!waiting(c) && c->rstart == c->rend && !cmd_busy(&c->cc)) {
+                c->closing = true;
+                return flush_out(c) < 0 ? -1 : 0;
+            }
+            return 0;
         }
         if (n < 0) {
             if (errno == EINTR) {

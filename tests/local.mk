@@ -323,6 +323,11 @@ TESTS += tests/integration/test_udp_always.py
 # nothing behind, set/delete order across connections (crash shim).
 dist_check_SCRIPTS += tests/integration/test_batch.py
 TESTS += tests/integration/test_batch.py
+# test_close_pending.py: writes a client pipelined with noreply before it
+# closed all run, also when its connection waited for a commit or a
+# roll-over meanwhile, in every sync mode.
+dist_check_SCRIPTS += tests/integration/test_close_pending.py
+TESTS += tests/integration/test_close_pending.py
 # ... and an answer that writes nothing (miss, NOT_STORED, EXISTS) never
 # rests on another worker's staged record whose write then failed.
 dist_check_SCRIPTS += tests/integration/test_batch_decide.py

@@ -12,7 +12,10 @@
 #   - Then the server is killed with SIGKILL while the clients pipeline,
 #     restarted, and every key is read: its value is the one of its last
 #     acknowledged write or of a write sent after it (no older one, and
-#     nothing lost that was acknowledged), whatever the sync mode.
+#     nothing lost that was acknowledged), whatever the sync mode, or of
+#     a write on a connection its client closed before the replies (the
+#     server runs what it read, possibly after later connections'
+#     writes, as memcached may).
 # Several rounds per mode. Environment: BITCACHED, PARK_SEED (replay),
 # PARK_ROUNDS (default 2), PARK_MODES (default always,interval,never).
 import os
@@ -65,6 +68,10 @@ class Client:
         self.seq = 0
         self.acked = {}  # k -> last acknowledged seq
         self.sent = {}   # k -> [seqs sent after the last acknowledged]
+        # k -> seqs sent on a connection closed before its replies: they
+        # may run at any time until the server restarts (as memcached runs
+        # what it read), after later acknowledged writes too
+        self.abandoned = {}
         self.errors = []
         self.batches = 0
 
@@ -136,6 +143,8 @@ class Client:
                     s.sendall(data[:len(data) // 2])
                     time.sleep(self.rnd.uniform(0, 0.02))
                     s.close()
+                    for k, seq in writes:
+                        self.abandoned.setdefault(k, []).append(seq)
                     continue
                 s.sendall(data)
                 expect = b"".join(want)
@@ -173,7 +182,8 @@ class Client:
                                                                r))
                     continue
                 got = None if r is None else r[0]
-                ok = [self.acked.get(k)] + self.sent.get(k, [])
+                ok = ([self.acked.get(k)] + self.sent.get(k, []) +
+                      self.abandoned.get(k, []))
                 ok = [s for s in ok if s is not None]
                 if got is None:
                     if self.acked.get(k) is not None:
@@ -199,9 +209,11 @@ class Client:
                     self.acked[k] = seq
         finally:
             c.close()
-        # what is there now is acknowledged
+        # what is there now is acknowledged; the server that held the
+        # abandoned requests is gone
         for k in range(KEYS):
             self.sent[k] = []
+        self.abandoned = {}
 
 
 def parks(port):
