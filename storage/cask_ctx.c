@@ -542,7 +542,7 @@ due_unpersisted(struct cask *c)
 
 /* With flush_mu held: ask the roller thread to persist a due flush,
  * unless it is asked or at it already, or its last attempt failed this
- * second. True: the caller wakes it (wake_roller) once flush_mu is
+ * second. True: the caller wakes it (cask_wake_roller) once flush_mu is
  * released. */
 static bool
 ask_due(struct cask *c, int64_t now)
@@ -555,8 +555,8 @@ ask_due(struct cask *c, int64_t now)
     return true;
 }
 
-static void
-wake_roller(struct cask *c)
+void
+cask_wake_roller(struct cask *c)
 {
     pthread_mutex_lock(&c->roll_mu);
     c->roll_wanted = true;
@@ -637,7 +637,7 @@ due_wait(struct cask *c)
     bool tried = rc != 0 && now == c->flush_tried_s;
     pthread_mutex_unlock(&c->flush_mu);
     if (wake) {
-        wake_roller(c);
+        cask_wake_roller(c);
     }
     if (!due) {
         return 0;
@@ -713,7 +713,7 @@ cask_flush_point(struct cask *c, int64_t now)
     }
     pthread_mutex_unlock(&c->flush_mu);
     if (wake) {
-        wake_roller(c);
+        cask_wake_roller(c);
     }
     return fc;
 }
@@ -812,7 +812,7 @@ cask_flush_park(struct cask *c, int64_t at_abs_s, struct cask_flush_wait **wait)
     add_call(c, w, at_abs_s, now);
     c->flush_asked = true;
     pthread_mutex_unlock(&c->flush_mu);
-    wake_roller(c);
+    cask_wake_roller(c);
     *wait = w;
     return cask_parks(c, gen);
 }

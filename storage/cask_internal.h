@@ -201,6 +201,10 @@ bool cask_flush_work(struct cask *c);
 /* At the store's end: release the flush_all calls never taken up. */
 void cask_ctx_flush_free(struct cask *c);
 
+/* Wake the roller thread (cask.c roll_main): work was asked of it (a
+ * roll-over, a reserve extension, a flush point to persist). */
+void cask_wake_roller(struct cask *c);
+
 /* Threads that park their writes (cask_park, cask.h). cask_parking: this
  * thread does. cask_parks: its write parks; the wait it would have made
  * ends with a cask_unblocked() after gen (cask_unblock_gen read before

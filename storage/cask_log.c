@@ -914,21 +914,12 @@ blocked(struct cask_shard *sh, uint64_t gen, bool commit)
  * serve none of its other connections. Ask the roller thread for it
  * instead (cask_log_roll_asked) and park: only the writes to this shard
  * wait. */
-static void
-wake_roller(struct cask *c)
-{
-    pthread_mutex_lock(&c->roll_mu);
-    c->roll_wanted = true;
-    pthread_cond_signal(&c->roll_cv);
-    pthread_mutex_unlock(&c->roll_mu);
-}
-
 static int
 ask_roll(struct cask_shard *sh, uint64_t gen)
 {
     if (!sh->roll_asked) {
         sh->roll_asked = true;
-        wake_roller(sh->store);
+        cask_wake_roller(sh->store);
     }
     return cask_parks(sh->store, gen);
 }
@@ -966,7 +957,7 @@ ask_extend(struct cask_shard *sh)
 {
     if (!sh->extend_asked) {
         sh->extend_asked = true;
-        wake_roller(sh->store);
+        cask_wake_roller(sh->store);
     }
 }
 
