@@ -896,12 +896,7 @@ block(struct conn *c)
 
     c->write_wait = true;
     TAILQ_INSERT_TAIL(&w->blocked, c, block_link);
-    atomic_fetch_add(&w->nblocked, 1);
-    w->write_parks++;
-    atomic_thread_fence(memory_order_seq_cst); /* worker.c kick_blocked */
-    if (cask_unblock_gen(w->srv->store) != cask_blocked_gen()) {
-        event_active(w->unblock_ev, EV_READ, 0);
-    }
+    worker_block_one(w);
 }
 
 static void

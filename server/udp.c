@@ -432,22 +432,12 @@ out:
 }
 
 /* Keep r, whose write would wait for the store (its datagram kept in
- * r->in, counted in h->nparked), until udp_unblock_all runs it again. As
- * conn.c's block(): counted before the store's generation is read again,
- * so that an unblock in between is not missed. */
+ * r->in, counted in h->nparked), until udp_unblock_all runs it again. */
 static void
 block(struct udp_req *r)
 {
-    struct udp_handler *h = r->h;
-    struct worker *w = h->w;
-
-    TAILQ_INSERT_TAIL(&h->blocked, r, link);
-    atomic_fetch_add(&w->nblocked, 1);
-    w->write_parks++;
-    atomic_thread_fence(memory_order_seq_cst); /* worker.c kick_blocked */
-    if (cask_unblock_gen(h->u->srv->store) != cask_blocked_gen()) {
-        event_active(w->unblock_ev, EV_READ, 0);
-    }
+    TAILQ_INSERT_TAIL(&r->h->blocked, r, link);
+    worker_block_one(r->h->w);
 }
 
 void
@@ -745,21 +735,16 @@ udp_close(struct udp **up)
         }
         free(h->rbuf);
         req_free(h->spare);
-        /* Held or parked at a stop: dropped, as UDP may drop any
-         * datagram; the parked ones' reads, orphaned, are freed when the
-         * readqs hand them back. */
+        /* Held, parked or blocked at a stop: dropped, as UDP may drop
+         * any datagram; the parked ones' reads, orphaned, are freed when
+         * the readqs hand them back. */
         for (size_t k = h->hhead; k < h->hn; k++) {
             free(h->held[k].bytes);
         }
         free(h->held);
+        TAILQ_CONCAT(&h->parked, &h->blocked, link);
         while ((r = TAILQ_FIRST(&h->parked)) != NULL) {
             TAILQ_REMOVE(&h->parked, r, link);
-            cmd_conn_deinit(&r->cc);
-            req_free(r);
-        }
-        while ((r = TAILQ_FIRST(&h->blocked)) != NULL) {
-            TAILQ_REMOVE(&h->blocked, r, link);
-            atomic_fetch_sub(&h->w->nblocked, 1);
             cmd_conn_deinit(&r->cc);
             req_free(r);
         }
@@ -767,7 +752,6 @@ udp_close(struct udp **up)
             conn_table_remove(&h->ci);
             close(h->fd);
         }
-        atomic_fetch_sub(&u->srv->own_conns, 1);
     }
     free(u->h);
     for (unsigned i = 0; i < u->nfds; i++) {

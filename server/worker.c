@@ -238,6 +238,17 @@ on_store_commit(void *arg)
 }
 
 void
+worker_block_one(struct worker *w)
+{
+    atomic_fetch_add(&w->nblocked, 1);
+    w->write_parks++;
+    atomic_thread_fence(memory_order_seq_cst); /* kick_blocked */
+    if (cask_unblock_gen(w->srv->store) != cask_blocked_gen()) {
+        event_active(w->unblock_ev, EV_READ, 0);
+    }
+}
+
+void
 worker_commit_wait(struct worker *w, uint64_t need)
 {
     if (need < atomic_load_explicit(&w->wake_at, memory_order_relaxed)) {

@@ -126,5 +126,12 @@ void worker_destroy_all(struct server *srv);
  * done: wake w when it is. Called on w's thread before it checks whether
  * the wait is already over, so no commit ending meanwhile is missed. */
 void worker_commit_wait(struct worker *w, uint64_t need);
+/* A request of w (a connection's, or a UDP datagram's) parked because its
+ * write would wait for the store (CASK_EBLOCKED): count it in nblocked
+ * and write_parks, then, as the store's unblock hook reads nblocked after
+ * it counted its event, look at the store's count again and run the walk
+ * at once when an unblock came since the write saw the obstacle. On w's
+ * thread; the caller has put the request on its list. */
+void worker_block_one(struct worker *w);
 
 #endif
