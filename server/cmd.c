@@ -529,6 +529,15 @@ cmd_parked(struct cmd_conn *cc, int rc)
 }
 
 bool
+cmd_flush_parks(struct cmd_conn *cc, int64_t at, int *rc)
+{
+    bool was = cmd_park_begin(cc);
+    *rc = cask_flush_park(cc->env->store, at, &cc->flush_wait);
+    cmd_park_end(was);
+    return cmd_parked(cc, *rc);
+}
+
+bool
 cmd_unlink_parks(struct cmd_conn *cc, const char *key, size_t klen)
 {
     bool was = cmd_park_begin(cc);
@@ -802,10 +811,7 @@ do_flush(struct cmd_conn *cc, const struct proto_req *req)
         reply(cc, req, "CLIENT_ERROR flush_all not allowed\r\n");
         return CMD_DONE;
     }
-    bool was = cmd_park_begin(cc);
-    rc = cask_flush_park(cc->env->store, at, &cc->flush_wait);
-    cmd_park_end(was);
-    if (cmd_parked(cc, rc)) {
+    if (cmd_flush_parks(cc, at, &rc)) {
         return CMD_PARK;
     }
     cc->ctr->cmd_flush++;

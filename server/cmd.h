@@ -296,6 +296,12 @@ bool cmd_park_begin(struct cmd_conn *cc);
 void cmd_park_end(bool was);
 bool cmd_parked(struct cmd_conn *cc, int rc);
 
+/* flush_all at time at (its state file written by the store's roller
+ * thread, cask_flush_park): true when the request parked until it is
+ * durable (it runs again and answers then), false with the outcome in
+ * *rc. */
+bool cmd_flush_parks(struct cmd_conn *cc, int64_t at, int *rc);
+
 /* A set refused as too large drops the key's old value, as memcached's
  * does: true when that delete would wait (the request is marked parked
  * and must run again whole), false once it is done. */

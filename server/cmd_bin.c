@@ -520,10 +520,7 @@ do_flush(struct cmd_conn *cc, const struct proto_bin_req *req)
     if (req->exptime > 0) {
         at = cmd_exp_abs(cc->env, req->exptime);
     }
-    bool was = cmd_park_begin(cc);
-    rc = cask_flush_park(cc->env->store, at, &cc->flush_wait);
-    cmd_park_end(was);
-    if (cmd_parked(cc, rc)) {
+    if (cmd_flush_parks(cc, at, &rc)) {
         return CMD_PARK;
     }
     cc->ctr->cmd_flush++;
