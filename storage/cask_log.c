@@ -1070,10 +1070,11 @@ int
 cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
 {
     struct cask *c = sh->store;
+    bool park_on = cask_parking(); /* this thread's, for the whole call */
     int rc;
 
-    if (sh->rolling || (cask_parking() && sh->roll_asked)) {
-        if (cask_parking()) {
+    if (sh->rolling || (park_on && sh->roll_asked)) {
+        if (park_on) {
             /* Its end counts in cask_unblock_gen under mu: after this. */
             return blocked(sh, cask_unblock_gen(c), false);
         }
@@ -1104,8 +1105,8 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
         bool commit;
         /* Read before the obstacles are: an end of one that is not under
          * mu (a commit) counts after it (cask_blocked_gen). */
-        uint64_t gen = cask_parking() ? cask_unblock_gen(c) : 0;
-        if (cask_parking() && roll_waits(sh, &commit)) {
+        uint64_t gen = park_on ? cask_unblock_gen(c) : 0;
+        if (park_on && roll_waits(sh, &commit)) {
             return blocked(sh, gen, commit);
         }
         if (sh->roll_err != 0) {
@@ -1115,7 +1116,7 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
             sh->roll_err = 0;
             return rc;
         }
-        if (cask_parking()) {
+        if (park_on) {
             return ask_roll(sh, gen);
         }
         rc = cask_log_roll(sh);
@@ -1125,7 +1126,7 @@ cask_log_make_room(struct cask_shard *sh, size_t len, bool tomb)
         }
         return CASK_LOG_RETRY;
     }
-    return cask_parking() ? reserve_ahead(sh, len, tomb) : 0;
+    return park_on ? reserve_ahead(sh, len, tomb) : 0;
 }
 
 /* Append one record to the active segment, written with one pwrite before
