@@ -103,33 +103,26 @@ def parked_now(sock):
     return int(bcserver.stats_on(sock, b"storage").get("writes_parked", "0"))
 
 
-def wait_unparked(sock, timeout=ANSWER_S):
+def wait_parked(sock, n=1, timeout=ANSWER_S, done=None):
+    """Until n connections are parked (or done(count) holds); their
+    count, or -1 when the server did not answer `stats` in time (its
+    worker is stuck)."""
+    done = done or (lambda p: p >= n)
+    deadline = time.monotonic() + timeout
+    sock.settimeout(timeout)
+    while True:
+        try:
+            p = parked_now(sock)
+        except OSError:
+            return -1
+        if done(p) or time.monotonic() > deadline:
+            return p
+        time.sleep(0.05)
+
+
+def wait_unparked(sock):
     """Until no connection is parked: the count left (-1: no answer)."""
-    deadline = time.monotonic() + timeout
-    sock.settimeout(timeout)
-    while True:
-        try:
-            p = parked_now(sock)
-        except OSError:
-            return -1
-        if p == 0 or time.monotonic() > deadline:
-            return p
-        time.sleep(0.05)
-
-
-def wait_parked(sock, n=1, timeout=ANSWER_S):
-    """Until n connections are parked; their count, or -1 when the server
-    did not answer `stats` in time (its worker is stuck)."""
-    deadline = time.monotonic() + timeout
-    sock.settimeout(timeout)
-    while True:
-        try:
-            p = parked_now(sock)
-        except OSError:
-            return -1
-        if p >= n or time.monotonic() > deadline:
-            return p
-        time.sleep(0.05)
+    return wait_parked(sock, done=lambda p: p == 0)
 
 
 def answered_get(sock):
