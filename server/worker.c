@@ -171,8 +171,8 @@ on_notify(evutil_socket_t fd, short what, void *arg)
 /* Wake the workers with a connection whose write would wait for a
  * roll-over (CASK_EBLOCKED): the wait may have ended. The store counted
  * the event (cask_unblock_gen) before this looks at nblocked; a worker
- * publishes nblocked before it reads that count again (conn.c
- * park_write), so one of the two sees the other. A kick left out is one
+ * publishes nblocked before it reads that count again
+ * (worker_block_one), so one of the two sees the other. A kick left out is one
  * the worker's coming walk covers (it clears unblock_kicked first). */
 static void
 kick_blocked(struct server *srv)
