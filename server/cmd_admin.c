@@ -327,7 +327,12 @@ cmd_admin_continue(struct cmd_conn *cc)
     if (j == NULL) {
         return;
     }
-    more = cask_walk(cc->env->store, &j->pos, WALK_BATCH, on_entry, j);
+    if (j->kind == JOB_ITEMS || j->kind == JOB_SLABS) {
+        /* sizes and times only: no key is read */
+        more = cask_walk_meta(cc->env->store, &j->pos, WALK_BATCH, on_entry, j);
+    } else {
+        more = cask_walk(cc->env->store, &j->pos, WALK_BATCH, on_entry, j);
+    }
     if (j->kind == JOB_CACHEDUMP && j->full) {
         more = false;
     }

@@ -4,7 +4,8 @@
  * is a range of the key
  * hash, which the keydir keeps in slot order (cask_kd_foreach_range), so a
  * walk needs no state in the shard and survives table growth between
- * batches. Owns nothing. */
+ * batches. A walk without keys (cask_walk_meta) reads no record and pins
+ * no segment. Owns nothing. */
 #include "storage/cask_walk.h"
 
 #include "storage/cask_atime.h"
@@ -30,6 +31,7 @@ struct walk_item {
 };
 
 struct walk_ctx {
+    bool keys; /* read each key from its record */
     int64_t now;
     uint64_t flush_cas;
     struct cask_shard *sh;
@@ -65,6 +67,9 @@ visit(void *arg, struct cask_kd_entry *e)
     it->we.vlen = e->vlen;
     it->we.fetched = e->fetched;
     it->we.atime_s = cask_at_time(e->at, w->now);
+    if (!w->keys) {
+        return;
+    }
     it->have_key = (uint64_t)e->off + CASK_REC_HDR + e->klen > it->seg->flushed;
     if (it->have_key &&
         cask_seg_pread(it->seg, e->off + CASK_REC_HDR, e->klen, it->key) != 0) {
@@ -74,9 +79,9 @@ visit(void *arg, struct cask_kd_entry *e)
     it->seg->readers++;
 }
 
-bool
-cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
-          void (*fn)(void *arg, const struct cask_walk_entry *e), void *arg)
+static bool
+walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch, bool keys,
+     void (*fn)(void *arg, const struct cask_walk_entry *e), void *arg)
 {
     struct walk_ctx w;
     struct cask_shard *sh;
@@ -85,6 +90,7 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
     if (pos->shard >= c->nshards) {
         return false;
     }
+    w.keys = keys;
     w.now = cask_now(c);
     w.flush_cas = cask_flush_point(c, w.now);
     w.sh = sh = c->shards[pos->shard];
@@ -104,6 +110,11 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
     pthread_mutex_unlock(&sh->mu);
     for (size_t i = 0; i < w.n; i++) {
         struct walk_item *it = &w.items[i];
+        if (!keys) {
+            it->we.key = NULL;
+            fn(arg, &it->we);
+            continue;
+        }
         it->we.key = it->key; /* the array may have moved while it grew */
         if (it->have_key ||
             cask_seg_pread(it->seg, (uint64_t)it->off + CASK_REC_HDR,
@@ -111,14 +122,16 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
             fn(arg, &it->we);
         }
     }
-    pthread_mutex_lock(&sh->mu);
-    for (size_t i = 0; i < w.n; i++) {
-        struct cask_segment *seg = w.items[i].seg;
-        if (--seg->readers == 0 && seg->retired) {
-            cask_seg_close(&seg);
+    if (keys && w.n > 0) {
+        pthread_mutex_lock(&sh->mu);
+        for (size_t i = 0; i < w.n; i++) {
+            struct cask_segment *seg = w.items[i].seg;
+            if (--seg->readers == 0 && seg->retired) {
+                cask_seg_close(&seg);
+            }
         }
+        pthread_mutex_unlock(&sh->mu);
     }
-    pthread_mutex_unlock(&sh->mu);
     free(w.items);
     pos->hash += width;
     if (pos->hash >= end) {
@@ -126,4 +139,19 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
         pos->hash = 0;
     }
     return pos->shard < c->nshards;
+}
+
+bool
+cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
+          void (*fn)(void *arg, const struct cask_walk_entry *e), void *arg)
+{
+    return walk(c, pos, batch, true, fn, arg);
+}
+
+bool
+cask_walk_meta(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
+               void (*fn)(void *arg, const struct cask_walk_entry *e),
+               void *arg)
+{
+    return walk(c, pos, batch, false, fn, arg);
 }

@@ -41,4 +41,12 @@ bool cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
                void (*fn)(void *arg, const struct cask_walk_entry *e),
                void *arg);
 
+/* cask_walk without the keys: e->key is NULL (klen is still set), and no
+ * record is read, so a batch costs no disk read and holds no segment.
+ * For per-size figures (memcached's stats items and stats slabs), which a
+ * walk that read every key made take a system call per key. */
+bool cask_walk_meta(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
+                    void (*fn)(void *arg, const struct cask_walk_entry *e),
+                    void *arg);
+
 #endif

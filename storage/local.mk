@@ -85,6 +85,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_keydir \
 	tests/unit/test_cask_ops \
 	tests/unit/test_cask_atime \
+	tests/unit/test_cask_walk \
 	tests/unit/test_cask_crawl \
 	tests/unit/test_cask_evnote \
 	tests/unit/test_cask_recovery \
@@ -129,6 +130,9 @@ tests_unit_test_cask_ops_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_atime_SOURCES = tests/unit/test_cask_atime.c
 tests_unit_test_cask_atime_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_atime_LDADD = $(STORAGE_TEST_LDADD)
+tests_unit_test_cask_walk_SOURCES = tests/unit/test_cask_walk.c
+tests_unit_test_cask_walk_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_walk_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_crawl_SOURCES = tests/unit/test_cask_crawl.c
 tests_unit_test_cask_crawl_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_crawl_LDADD = $(STORAGE_TEST_LDADD)

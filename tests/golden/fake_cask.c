@@ -769,3 +769,29 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
     }
     return true;
 }
+
+/* The keys are in memory here: the same walk, keys withheld. */
+struct meta_fwd {
+    void (*fn)(void *arg, const struct cask_walk_entry *e);
+    void *arg;
+};
+
+static void
+meta_entry(void *arg, const struct cask_walk_entry *e)
+{
+    const struct meta_fwd *m = arg;
+    struct cask_walk_entry copy = *e;
+
+    copy.key = NULL;
+    m->fn(m->arg, &copy);
+}
+
+bool
+cask_walk_meta(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
+               void (*fn)(void *arg, const struct cask_walk_entry *e),
+               void *arg)
+{
+    struct meta_fwd m = {fn, arg};
+
+    return cask_walk(c, pos, batch, meta_entry, &m);
+}
