@@ -112,6 +112,26 @@ job_append(struct cmd_admin_job *j, const char *p, size_t n)
     j->len += n;
 }
 
+/* Whether a dump wants e, from what the walk knows before it reads the key:
+ * the class (metadump's list, cachedump's one) and a key long enough for
+ * the prefix. The keys of the others are never read. */
+static bool
+keep_entry(void *arg, const struct cask_walk_entry *e)
+{
+    const struct cmd_admin_job *j = arg;
+    unsigned cls =
+            class_of(j->env, item_total(j->env, e->klen, e->vlen, e->flags));
+
+    switch (j->kind) {
+    case JOB_METADUMP:
+        return (j->all || j->cls[cls]) && e->klen >= j->prefix_len;
+    case JOB_CACHEDUMP:
+        return cls == j->cachedump_cls && !j->full;
+    default:
+        return true;
+    }
+}
+
 static void
 on_entry(void *arg, const struct cask_walk_entry *e)
 {
@@ -331,7 +351,8 @@ cmd_admin_continue(struct cmd_conn *cc)
         /* sizes and times only: no key is read */
         more = cask_walk_meta(cc->env->store, &j->pos, WALK_BATCH, on_entry, j);
     } else {
-        more = cask_walk(cc->env->store, &j->pos, WALK_BATCH, on_entry, j);
+        more = cask_walk_if(cc->env->store, &j->pos, WALK_BATCH, keep_entry,
+                            on_entry, j);
     }
     if (j->kind == JOB_CACHEDUMP && j->full) {
         more = false;

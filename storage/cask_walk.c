@@ -5,7 +5,8 @@
  * hash, which the keydir keeps in slot order (cask_kd_foreach_range), so a
  * walk needs no state in the shard and survives table growth between
  * batches. A walk without keys (cask_walk_meta) reads no record and pins
- * no segment. Owns nothing. */
+ * no segment; a filtered one (cask_walk_if) reads only the keys of the
+ * entries its filter keeps. Owns nothing. */
 #include "storage/cask_walk.h"
 
 #include "storage/cask_atime.h"
@@ -32,6 +33,8 @@ struct walk_item {
 
 struct walk_ctx {
     bool keys; /* read each key from its record */
+    bool (*keep)(void *arg, const struct cask_walk_entry *e);
+    void *arg;
     int64_t now;
     uint64_t flush_cas;
     struct cask_shard *sh;
@@ -67,6 +70,11 @@ visit(void *arg, struct cask_kd_entry *e)
     it->we.vlen = e->vlen;
     it->we.fetched = e->fetched;
     it->we.atime_s = cask_at_time(e->at, w->now);
+    it->we.key = NULL;
+    if (w->keep != NULL && !w->keep(w->arg, &it->we)) {
+        w->n--;
+        return;
+    }
     if (!w->keys) {
         return;
     }
@@ -81,6 +89,7 @@ visit(void *arg, struct cask_kd_entry *e)
 
 static bool
 walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch, bool keys,
+     bool (*keep)(void *arg, const struct cask_walk_entry *e),
      void (*fn)(void *arg, const struct cask_walk_entry *e), void *arg)
 {
     struct walk_ctx w;
@@ -91,6 +100,8 @@ walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch, bool keys,
         return false;
     }
     w.keys = keys;
+    w.keep = keep;
+    w.arg = arg;
     w.now = cask_now(c);
     w.flush_cas = cask_flush_point(c, w.now);
     w.sh = sh = c->shards[pos->shard];
@@ -145,7 +156,15 @@ bool
 cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
           void (*fn)(void *arg, const struct cask_walk_entry *e), void *arg)
 {
-    return walk(c, pos, batch, true, fn, arg);
+    return walk(c, pos, batch, true, NULL, fn, arg);
+}
+
+bool
+cask_walk_if(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
+             bool (*keep)(void *arg, const struct cask_walk_entry *e),
+             void (*fn)(void *arg, const struct cask_walk_entry *e), void *arg)
+{
+    return walk(c, pos, batch, true, keep, fn, arg);
 }
 
 bool
@@ -153,5 +172,5 @@ cask_walk_meta(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
                void (*fn)(void *arg, const struct cask_walk_entry *e),
                void *arg)
 {
-    return walk(c, pos, batch, false, fn, arg);
+    return walk(c, pos, batch, false, NULL, fn, arg);
 }

@@ -41,6 +41,15 @@ bool cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
                void (*fn)(void *arg, const struct cask_walk_entry *e),
                void *arg);
 
+/* cask_walk for the entries keep(arg, e) accepts, asked before their key is
+ * read (e->key is NULL then; every other field is set): the keys of the
+ * entries it refuses are never read. keep runs with the shard's lock held
+ * and must only look at e. */
+bool cask_walk_if(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
+                  bool (*keep)(void *arg, const struct cask_walk_entry *e),
+                  void (*fn)(void *arg, const struct cask_walk_entry *e),
+                  void *arg);
+
 /* cask_walk without the keys: e->key is NULL (klen is still set), and no
  * record is read, so a batch costs no disk read and holds no segment.
  * For per-size figures (memcached's stats items and stats slabs), which a

@@ -199,9 +199,10 @@ TESTS += tests/compare/test_compare_conncount.py
 dist_check_SCRIPTS += tests/integration/test_memjs_sasl.py
 TESTS += tests/integration/test_memjs_sasl.py
 
-# test_stats_items_cost.py: stats items/slabs read no record per key.
-dist_check_SCRIPTS += tests/integration/test_stats_items_cost.py
-TESTS += tests/integration/test_stats_items_cost.py
+# test_walk_cost.py: stats items/slabs, cachedump and metadump read no
+# record of a key they do not list.
+dist_check_SCRIPTS += tests/integration/test_walk_cost.py
+TESTS += tests/integration/test_walk_cost.py
 
 # test_admin_lost_state.py: admin stats/dump/check and the server on a
 # store whose state file is missing, cut short or damaged in both slots.

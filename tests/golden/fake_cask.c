@@ -786,6 +786,34 @@ meta_entry(void *arg, const struct cask_walk_entry *e)
     m->fn(m->arg, &copy);
 }
 
+struct if_fwd {
+    bool (*keep)(void *arg, const struct cask_walk_entry *e);
+    void (*fn)(void *arg, const struct cask_walk_entry *e);
+    void *arg;
+};
+
+static void
+if_entry(void *arg, const struct cask_walk_entry *e)
+{
+    const struct if_fwd *m = arg;
+    struct cask_walk_entry nokey = *e;
+
+    nokey.key = NULL;
+    if (m->keep(m->arg, &nokey)) {
+        m->fn(m->arg, e);
+    }
+}
+
+bool
+cask_walk_if(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
+             bool (*keep)(void *arg, const struct cask_walk_entry *e),
+             void (*fn)(void *arg, const struct cask_walk_entry *e), void *arg)
+{
+    struct if_fwd m = {keep, fn, arg};
+
+    return cask_walk(c, pos, batch, if_entry, &m);
+}
+
 bool
 cask_walk_meta(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
                void (*fn)(void *arg, const struct cask_walk_entry *e),

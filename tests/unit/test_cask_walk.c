@@ -1,7 +1,9 @@
 /* test_cask_walk.c - walks over the live keys (cask_walk.h): the walk
  * without keys (cask_walk_meta, behind stats items and stats slabs) hands
  * out the same entries as the walk with keys, reads no record for them,
- * and skips what the keyed walk skips (deleted, expired, flushed keys).
+ * and skips what the keyed walk skips (deleted, expired, flushed keys); a
+ * filtered walk (cask_walk_if, behind stats cachedump and metadump's class
+ * list) reads the keys of the entries its filter keeps and no other.
  */
 #include "storage/cask_walk.h"
 
@@ -73,6 +75,14 @@ on_entry(void *arg, const struct cask_walk_entry *e)
              "%zu %u %u %lld %llu %d %lld", e->klen, e->vlen, e->flags,
              (long long)e->exp_abs_s, (unsigned long long)e->cas, e->fetched,
              (long long)e->atime_s);
+}
+
+static bool
+keep_odd(void *arg, const struct cask_walk_entry *e)
+{
+    (void)arg;
+    assert_null(e->key); /* asked before the key is read */
+    return e->vlen % 2 == 1;
 }
 
 static int
@@ -150,6 +160,27 @@ test_meta_walk_matches_keyed_walk(void **state)
     /* the keyed walk reads each key from its record; the other reads none */
     assert_true(keyed_reads >= live);
     assert_int_equal(meta_reads, 0);
+
+    /* a filter that keeps the odd value lengths: their keys only */
+    struct seen odd;
+    odd.lines = calloc(NKEYS, sizeof(*odd.lines));
+    assert_non_null(odd.lines);
+    odd.n = odd.null_keys = 0;
+    struct cask_walk_pos pos = {0};
+    __atomic_store_n(&preads, 0, __ATOMIC_SEQ_CST);
+    while (cask_walk_if(f->c, &pos, 64, keep_odd, on_entry, &odd)) {
+    }
+    unsigned odd_reads = __atomic_load_n(&preads, __ATOMIC_SEQ_CST);
+    size_t want = 0;
+    for (size_t i = 0; i < live; i++) {
+        unsigned vlen = 0;
+        assert_int_equal(sscanf(keyed.lines[i], "%*u %u", &vlen), 1);
+        want += vlen % 2;
+    }
+    assert_int_equal(odd.n, want);
+    assert_int_equal(odd.null_keys, 0);
+    assert_int_equal(odd_reads, want);
+    free(odd.lines);
 
     /* a flush hides every key from both */
     assert_int_equal(cask_flush(f->c, 0), CASK_OK);
