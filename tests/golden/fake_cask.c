@@ -770,37 +770,24 @@ cask_walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
     return true;
 }
 
-/* The keys are in memory here: the same walk, keys withheld. */
-struct meta_fwd {
-    void (*fn)(void *arg, const struct cask_walk_entry *e);
-    void *arg;
-};
-
-static void
-meta_entry(void *arg, const struct cask_walk_entry *e)
-{
-    const struct meta_fwd *m = arg;
-    struct cask_walk_entry copy = *e;
-
-    copy.key = NULL;
-    m->fn(m->arg, &copy);
-}
-
-struct if_fwd {
+/* The keys are in memory here: cask_walk_if and cask_walk_meta are
+ * cask_walk with a filter shown no key, and the key withheld. */
+struct walk_fwd {
     bool (*keep)(void *arg, const struct cask_walk_entry *e);
     void (*fn)(void *arg, const struct cask_walk_entry *e);
     void *arg;
+    bool nokey;
 };
 
 static void
-if_entry(void *arg, const struct cask_walk_entry *e)
+fwd_entry(void *arg, const struct cask_walk_entry *e)
 {
-    const struct if_fwd *m = arg;
+    const struct walk_fwd *m = arg;
     struct cask_walk_entry nokey = *e;
 
     nokey.key = NULL;
-    if (m->keep(m->arg, &nokey)) {
-        m->fn(m->arg, e);
+    if (m->keep == NULL || m->keep(m->arg, &nokey)) {
+        m->fn(m->arg, m->nokey ? &nokey : e);
     }
 }
 
@@ -809,9 +796,9 @@ cask_walk_if(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
              bool (*keep)(void *arg, const struct cask_walk_entry *e),
              void (*fn)(void *arg, const struct cask_walk_entry *e), void *arg)
 {
-    struct if_fwd m = {keep, fn, arg};
+    struct walk_fwd m = {keep, fn, arg, false};
 
-    return cask_walk(c, pos, batch, if_entry, &m);
+    return cask_walk(c, pos, batch, fwd_entry, &m);
 }
 
 bool
@@ -819,7 +806,7 @@ cask_walk_meta(struct cask *c, struct cask_walk_pos *pos, unsigned batch,
                void (*fn)(void *arg, const struct cask_walk_entry *e),
                void *arg)
 {
-    struct meta_fwd m = {fn, arg};
+    struct walk_fwd m = {NULL, fn, arg, true};
 
-    return cask_walk(c, pos, batch, meta_entry, &m);
+    return cask_walk(c, pos, batch, fwd_entry, &m);
 }
