@@ -144,8 +144,8 @@ on_entry(void *arg, const struct cask_walk_entry *e)
 
     switch (j->kind) {
     case JOB_METADUMP:
-        if ((!j->all && !j->cls[cls]) || e->klen < j->prefix_len ||
-            memcmp(e->key, j->prefix, j->prefix_len) != 0) {
+        /* its class and length passed keep_entry */
+        if (memcmp(e->key, j->prefix, j->prefix_len) != 0) {
             return;
         }
         proto_uriencode(e->key, e->klen < 250 ? e->klen : 250, key);
@@ -160,7 +160,8 @@ on_entry(void *arg, const struct cask_walk_entry *e)
         }
         break;
     case JOB_CACHEDUMP:
-        if (cls != j->cachedump_cls || j->full) {
+        /* its class passed keep_entry; the reply may have filled since */
+        if (j->full) {
             return;
         }
         n = snprintf(line, sizeof(line),

@@ -122,8 +122,7 @@ walk(struct cask *c, struct cask_walk_pos *pos, unsigned batch, bool keys,
     for (size_t i = 0; i < w.n; i++) {
         struct walk_item *it = &w.items[i];
         if (!keys) {
-            it->we.key = NULL;
-            fn(arg, &it->we);
+            fn(arg, &it->we); /* key NULL since visit */
             continue;
         }
         it->we.key = it->key; /* the array may have moved while it grew */
