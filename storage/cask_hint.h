@@ -54,9 +54,10 @@ uint32_t cask_hint_newer(const char *dir, uint32_t id);
 /* An estimate of the records in segments ids[0..n) of dir, for sizing the
  * keydir before recovery loads them: the bytes of their hints (of their
  * segments where there is no hint) at the rate of entries per byte of
- * the first hint's first 64 KiB. Tombstones, touches and records
+ * the newest hint's first 64 KiB. Tombstones, touches and records
  * superseded later count too. 0 when no hint can be sampled. Reads one
- * block and stats each file; never fails. */
+ * block (another for each newest hint that cannot be) and stats each
+ * file; never fails. */
 uint64_t cask_hint_estimate(const char *dir, const uint32_t *ids, size_t n);
 
 /* Remove the hint of segment id (when it takes appends again or is gone). */

@@ -86,6 +86,7 @@ STORAGE_TESTS = \
 	tests/unit/test_cask_ops \
 	tests/unit/test_cask_atime \
 	tests/unit/test_cask_walk \
+	tests/unit/test_cask_hint_estimate \
 	tests/unit/test_cask_crawl \
 	tests/unit/test_cask_evnote \
 	tests/unit/test_cask_recovery \
@@ -133,6 +134,9 @@ tests_unit_test_cask_atime_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_walk_SOURCES = tests/unit/test_cask_walk.c
 tests_unit_test_cask_walk_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_walk_LDADD = $(STORAGE_TEST_LDADD)
+tests_unit_test_cask_hint_estimate_SOURCES = tests/unit/test_cask_hint_estimate.c
+tests_unit_test_cask_hint_estimate_CFLAGS = $(STORAGE_TEST_CFLAGS)
+tests_unit_test_cask_hint_estimate_LDADD = $(STORAGE_TEST_LDADD)
 tests_unit_test_cask_crawl_SOURCES = tests/unit/test_cask_crawl.c
 tests_unit_test_cask_crawl_CFLAGS = $(STORAGE_TEST_CFLAGS)
 tests_unit_test_cask_crawl_LDADD = $(STORAGE_TEST_LDADD)
