@@ -10,7 +10,6 @@
 #include "storage/cask.h"
 #include "tests/unit/test_cask_util.h"
 
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,35 +29,6 @@ tune(struct cask_options *o)
     o->segment_size = 64 * 1024; /* the first hint covers seqs below 2000 */
 }
 
-static int
-cmp_id(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The segment ids of dir, ascending, into ids[0..cap); their count. */
-static size_t
-segment_ids(const char *dir, uint32_t *ids, size_t cap)
-{
-    DIR *dh = opendir(dir);
-    assert_non_null(dh);
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(dh)) != NULL) {
-        unsigned id;
-        char ext[8];
-        if (sscanf(de->d_name, "%8x.%7s", &id, ext) == 2 &&
-            strcmp(ext, "seg") == 0) {
-            assert_true(n < cap);
-            ids[n++] = id;
-        }
-    }
-    closedir(dh);
-    qsort(ids, n, sizeof(*ids), cmp_id);
-    return n;
-}
-
 static void
 test_estimate_close_to_the_count(void **state)
 {
@@ -74,7 +44,8 @@ test_estimate_close_to_the_count(void **state)
     char dir[1024];
     snprintf(dir, sizeof(dir), "%s/shard-000", f->dir);
     static uint32_t ids[4096];
-    size_t n = segment_ids(dir, ids, 4096);
+    size_t n = tc_segment_ids(f->dir, ids, 4096);
+    assert_true(n < 4096);
     assert_true(n > 20);
 
     uint64_t est = cask_hint_estimate(dir, ids, n);

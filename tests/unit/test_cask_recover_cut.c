@@ -32,35 +32,6 @@ val(char *out, size_t cap, int i, int r)
     snprintf(out, cap, "k%d-round%d-%0200d", i, r, 0);
 }
 
-/* The ids of the shard's segments, sorted; their count. */
-static int
-segments(const char *dir, unsigned *ids, int cap)
-{
-    char p[4200];
-    snprintf(p, sizeof(p), "%s/shard-000", dir);
-    DIR *d = opendir(p);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        unsigned id;
-        char ext[8];
-        if (sscanf(de->d_name, "%8x.%7s", &id, ext) == 2 &&
-            strcmp(ext, "seg") == 0 && n < cap) {
-            ids[n++] = id;
-        }
-    }
-    closedir(d);
-    for (int i = 1; i < n; i++) {
-        for (int j = i; j > 0 && ids[j] < ids[j - 1]; j--) {
-            unsigned t = ids[j];
-            ids[j] = ids[j - 1];
-            ids[j - 1] = t;
-        }
-    }
-    return n;
-}
-
 /* Every key holds its newest value or misses, never an older one; a
  * deleted key misses. Returns how many miss that should not. */
 static int
@@ -119,10 +90,10 @@ cut_closed_segment(bool with_hint)
     assert_int_equal(cask_close(&c), CASK_OK);
 
     /* Cut a segment of the second round (not the newest) in half. */
-    unsigned ids[64];
-    int n = segments(dir, ids, 64);
+    uint32_t ids[64];
+    size_t n = tc_segment_ids(dir, ids, 64);
     assert_true(n >= 6);
-    unsigned victim = ids[n - 3];
+    uint32_t victim = ids[n - 3];
     char p[4200];
     snprintf(p, sizeof(p), "%s/shard-000/%08x.seg", dir, victim);
     struct stat st;

@@ -225,6 +225,36 @@ tc_newest_segment(struct fx *f, char *out, size_t cap)
     return best;
 }
 
+/* The ids of the segments of store dir's shard 0, ascending, into
+ * ids[0..cap) (more are left out); their count. */
+static inline size_t
+tc_segment_ids(const char *dir, uint32_t *ids, size_t cap)
+{
+    char d[1024];
+    snprintf(d, sizeof(d), "%s/shard-000", dir);
+    DIR *dh = opendir(d);
+    assert_non_null(dh);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        unsigned id;
+        char ext[8];
+        if (sscanf(de->d_name, "%8x.%7s", &id, ext) == 2 &&
+            strcmp(ext, "seg") == 0 && n < cap) {
+            ids[n++] = id;
+        }
+    }
+    closedir(dh);
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i; j > 0 && ids[j] < ids[j - 1]; j--) {
+            uint32_t t = ids[j];
+            ids[j] = ids[j - 1];
+            ids[j - 1] = t;
+        }
+    }
+    return n;
+}
+
 /* A tc_fx_setup tune: one shard, so a test knows where each key goes. */
 static inline void
 tc_one_shard(struct cask_options *o)
