@@ -190,6 +190,22 @@ def new_ids(d, before):
     return made, now
 
 
+def settle_syncs(port):
+    """Wait, writers paused, until the server's sync count stays still."""
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        last = None
+        still_since = time.monotonic()
+        while time.monotonic() - start < 20:
+            n = bcserver.stats_on(s, b"storage").get("syncs")
+            now = time.monotonic()
+            if n != last:
+                last, still_since = n, now
+            elif now - still_since >= 0.5 and now - start >= 1.0:
+                return
+            time.sleep(0.1)
+
+
 def one(binary, shim, tmp, mode, limit, ending, rnd, failures):
     hold = os.path.join(tmp, "hold-%s-%s-%d" % (mode, ending, limit))
     srv = bcserver.ShimServer(binary, shim, args(mode, limit),
@@ -210,11 +226,14 @@ def one(binary, shim, tmp, mode, limit, ending, rnd, failures):
         time.sleep(0.01)
     time.sleep(0.3)
     # Hold the syncs once the sync thread has caught up: the writers pause
-    # for a moment first. Otherwise, on a loaded machine, a shard may
-    # already have its four closed segments waiting when the hold begins,
-    # and its writers wait for their syncs at once, as they must.
+    # until it has made no sync for half a second (a second at least, 20
+    # at most). Otherwise, on a loaded machine, a shard may already have
+    # its four closed segments waiting when the hold begins, and its
+    # writers wait for their syncs at once, as they must (seen in a loaded
+    # make check: a fixed second's pause, 64 segments, one write answered
+    # while the syncs were held).
     go.clear()
-    time.sleep(1.0)
+    settle_syncs(srv.port)
     open(hold, "w").close()
     go.set()
     t0 = time.monotonic()
