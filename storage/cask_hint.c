@@ -445,11 +445,13 @@ cask_hint_estimate(const char *dir, const uint32_t *ids, size_t n)
     struct stat st;
     uint64_t ents = 0, hbytes = 0, sbytes = 0;
     uint64_t hint_total = 0, seg_total = 0;
+    size_t newest = 0; /* 1 + the index of the newest hint found */
 
     for (size_t i = 0; i < n; i++) {
         cask_seg_path(path, sizeof(path), dir, ids[i], "hint");
         if (stat(path, &st) == 0 && st.st_size > HINT_HDR + 8) {
             hint_total += (uint64_t)st.st_size - HINT_HDR - 8;
+            newest = i + 1;
             continue;
         }
         cask_seg_path(path, sizeof(path), dir, ids[i], "seg");
@@ -467,9 +469,11 @@ cask_hint_estimate(const char *dir, const uint32_t *ids, size_t n)
      * (cask_kd_reserve) takes; a stripe that fills anyway grows by a bulk
      * load's half step. */
     bool sampled = false;
-    for (size_t i = n; i-- > 0 && !sampled;) {
+    for (size_t i = newest; i-- > 0 && !sampled;) {
         cask_seg_path(path, sizeof(path), dir, ids[i], "hint");
-        if (stat(path, &st) == 0 && st.st_size > HINT_HDR + 8) {
+        /* the newest one was just seen; an older one only if it fails */
+        if (i + 1 == newest ||
+            (stat(path, &st) == 0 && st.st_size > HINT_HDR + 8)) {
             sampled = sample_hint(path, &ents, &hbytes, &sbytes);
         }
     }

@@ -56,8 +56,8 @@ uint32_t cask_hint_newer(const char *dir, uint32_t id);
  * segments where there is no hint) at the rate of entries per byte of
  * the newest hint's first 64 KiB. Tombstones, touches and records
  * superseded later count too. 0 when no hint can be sampled. Reads one
- * block (another for each newest hint that cannot be) and stats each
- * file; never fails. */
+ * block (another for each newest hint that cannot be sampled) and stats
+ * each file once; never fails. */
 uint64_t cask_hint_estimate(const char *dir, const uint32_t *ids, size_t n);
 
 /* Remove the hint of segment id (when it takes appends again or is gone). */

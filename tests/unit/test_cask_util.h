@@ -226,7 +226,8 @@ tc_newest_segment(struct fx *f, char *out, size_t cap)
 }
 
 /* The ids of the segments of store dir's shard 0, ascending, into
- * ids[0..cap) (more are left out); their count. */
+ * ids[0..cap); their count. Past cap, which ids are left out is
+ * arbitrary (directory order): callers size cap for all of them. */
 static inline size_t
 tc_segment_ids(const char *dir, uint32_t *ids, size_t cap)
 {
